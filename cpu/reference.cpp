@@ -1,0 +1,184 @@
+// Kernel registry and the reference interpreter that executes graphs node by node.
+#include "cpu/reference.h"
+
+#include <unordered_map>
+
+#include "cpu/kernels/families.h"
+
+namespace anvil::cpu {
+
+const Tensor& KernelContext::input(size_t i) const {
+  if (!hasInput(i)) fail("input " + std::to_string(i) + " is required but absent");
+  return *inputs_[i];
+}
+
+Tensor& KernelContext::allocOutput(size_t i, DataType dtype, std::vector<int64_t> dims) {
+  outputs_.at(i) = Tensor(dtype, std::move(dims));
+  return outputs_[i];
+}
+
+void KernelContext::fail(const std::string& message) const {
+  ANVIL_THROW(ErrorCode::kRuntimeError, node_.label(), ": ", message);
+}
+
+KernelRegistry& KernelRegistry::instance() {
+  static KernelRegistry* registry = [] {
+    auto* r = new KernelRegistry();
+    for (auto fn : kernels::kFamilies) fn(*r);
+    return r;
+  }();
+  return *registry;
+}
+
+void KernelRegistry::add(const std::string& op, const std::string& domain, RefKernel kernel) {
+  ANVIL_CHECK(kernels_.count({op, domain}) == 0, ErrorCode::kInternal, "kernel ", op, " registered twice");
+  kernels_[{op, domain}] = std::move(kernel);
+}
+
+const RefKernel* KernelRegistry::find(const std::string& op, const std::string& domain) const {
+  auto it = kernels_.find({op, domain});
+  return it == kernels_.end() ? nullptr : &it->second;
+}
+
+std::vector<std::pair<std::string, std::string>> KernelRegistry::ops() const {
+  std::vector<std::pair<std::string, std::string>> out;
+  for (const auto& [key, k] : kernels_) out.emplace_back(key.second, key.first);
+  return out;
+}
+
+namespace {
+
+struct Env {
+  std::unordered_map<const ir::Value*, Tensor> values;
+  const Env* parent = nullptr;
+  const Tensor* find(const ir::Value* v) const {
+    for (const Env* e = this; e; e = e->parent) {
+      auto it = e->values.find(v);
+      if (it != e->values.end()) return &it->second;
+    }
+    return nullptr;
+  }
+};
+
+void execGraph(const ir::Graph& g, Env& env);
+
+// A produced tensor must agree with what inference promised for its value.
+void checkAgainstInferred(const ir::Node& node, const ir::Value& v, const Tensor& t) {
+  const ir::TensorType& want = v.type();
+  if (want.dtype != DataType::kUndefined && want.dtype != t.dtype())
+    ANVIL_THROW(ErrorCode::kInternal, node.label(), ": output '", v.name(), "' is ", t.summary(),
+                " but inference said ", want.str());
+  if (!want.shape.rankKnown()) return;
+  bool ok = want.shape.rank() == t.rank();
+  for (size_t i = 0; ok && i < t.rank(); ++i)
+    if (want.shape[i].isStatic() && want.shape[i].value() != t.dim(i)) ok = false;
+  if (!ok)
+    ANVIL_THROW(ErrorCode::kInternal, node.label(), ": output '", v.name(), "' is ", t.summary(),
+                " but inference said ", want.str());
+}
+
+std::vector<Tensor> runNodeIn(const ir::Node& node, const std::vector<const Tensor*>& inputs, const Env* env) {
+  const RefKernel* kernel = KernelRegistry::instance().find(node.op(), node.domain());
+  ANVIL_CHECK(kernel != nullptr, ErrorCode::kUnsupported, node.label(), ": no reference kernel for this op");
+  SubgraphRunner runner = [env](const ir::Graph& body, const std::vector<Tensor>& ins) {
+    Env child;
+    child.parent = env;
+    ANVIL_CHECK(ins.size() <= body.inputs().size(), ErrorCode::kRuntimeError, "subgraph '", body.name(),
+                "' takes ", body.inputs().size(), " inputs, got ", ins.size());
+    for (size_t i = 0; i < ins.size(); ++i) child.values[body.inputs()[i]] = ins[i];
+    execGraph(body, child);
+    std::vector<Tensor> outs;
+    for (const ir::Value* o : body.outputs()) {
+      const Tensor* t = child.find(o);
+      ANVIL_CHECK(t != nullptr, ErrorCode::kRuntimeError, "subgraph '", body.name(), "' output '", o->name(),
+                  "' was not computed");
+      outs.push_back(*t);
+    }
+    return outs;
+  };
+  KernelContext ctx(node, inputs, runner);
+  try {
+    (*kernel)(ctx);
+  } catch (const Error& e) {
+    std::string msg = e.what();
+    if (msg.find(node.label()) == std::string::npos) msg = node.label() + ": " + msg;
+    throw Error(e.code(), msg);
+  } catch (const std::exception& e) {
+    ANVIL_THROW(ErrorCode::kRuntimeError, node.label(), ": ", e.what());
+  }
+  return std::move(ctx.outputs());
+}
+
+void execGraph(const ir::Graph& g, Env& env) {
+  for (const ir::Value* v : g.initializers())
+    if (!env.values.count(v)) env.values[v] = *v->initializer();
+  for (const auto& nodePtr : g.nodes()) {
+    const ir::Node& node = *nodePtr;
+    std::vector<const Tensor*> ins;
+    for (const ir::Value* in : node.inputs()) {
+      if (!in || in->name().empty()) {
+        ins.push_back(nullptr);
+        continue;
+      }
+      const Tensor* t = env.find(in);
+      ANVIL_CHECK(t != nullptr, ErrorCode::kInvalidModel, node.label(), ": input '", in->name(),
+                  "' is not computed by any earlier node");
+      ins.push_back(t);
+    }
+    std::vector<Tensor> outs = runNodeIn(node, ins, &env);
+    for (size_t i = 0; i < node.numOutputs(); ++i) {
+      const ir::Value* o = node.output(i);
+      if (o->name().empty()) continue;
+      ANVIL_CHECK(i < outs.size() && outs[i].defined(), ErrorCode::kInternal, node.label(),
+                  ": kernel did not produce output ", i, " ('", o->name(), "')");
+      checkAgainstInferred(node, *o, outs[i]);
+      env.values[o] = std::move(outs[i]);
+    }
+  }
+}
+
+}  // namespace
+
+std::vector<Tensor> Interpreter::run(const ir::Graph& graph, const std::map<std::string, Tensor>& inputs) {
+  Env env;
+  for (const ir::Value* in : graph.inputs()) {
+    auto it = inputs.find(in->name());
+    if (it == inputs.end()) {
+      ANVIL_CHECK(in->isInitializer(), ErrorCode::kInvalidArgument, "graph input '", in->name(),
+                  "' was not given");
+      continue;
+    }
+    const Tensor& t = it->second;
+    const ir::TensorType& want = in->type();
+    ANVIL_CHECK(want.dtype == DataType::kUndefined || want.dtype == t.dtype(), ErrorCode::kInvalidArgument,
+                "input '", in->name(), "' is ", t.summary(), ", the model expects ", want.str());
+    if (want.shape.rankKnown()) {
+      bool ok = want.shape.rank() == t.rank();
+      for (size_t i = 0; ok && i < t.rank(); ++i)
+        if (want.shape[i].isStatic() && want.shape[i].value() != t.dim(i)) ok = false;
+      ANVIL_CHECK(ok, ErrorCode::kShapeMismatch, "input '", in->name(), "' has shape ",
+                  ir::Shape::fromExtents(t.dims()).str(), ", the model expects ", want.shape.str());
+    }
+    env.values[in] = t;
+  }
+  for (const auto& [name, t] : inputs) {
+    bool known = false;
+    for (const ir::Value* in : graph.inputs()) known |= in->name() == name;
+    ANVIL_CHECK(known, ErrorCode::kInvalidArgument, "the model has no input named '", name, "'");
+  }
+  execGraph(graph, env);
+  std::vector<Tensor> outs;
+  for (const ir::Value* o : graph.outputs()) {
+    const Tensor* t = env.find(o);
+    ANVIL_CHECK(t != nullptr, ErrorCode::kInvalidModel, "graph output '", o->name(), "' is never computed");
+    outs.push_back(*t);
+  }
+  return outs;
+}
+
+std::vector<Tensor> Interpreter::runNode(const ir::Node& node, const std::vector<const Tensor*>& inputs) {
+  Env env;
+  return runNodeIn(node, inputs, &env);
+}
+
+}  // namespace anvil::cpu

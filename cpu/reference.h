@@ -1,0 +1,84 @@
+// Reference CPU kernels: one plain, obviously correct kernel per op, registered by
+// family (cpu/kernels/*.cpp). They define the numbers every faster tactic is checked
+// against, and they run constant folding and the conformance suite.
+#pragma once
+
+#include <functional>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "ir/graph.h"
+#include "ir/tensor.h"
+
+namespace anvil::cpu {
+
+using ir::DataType;
+using ir::Tensor;
+
+// Runs a subgraph (If/Loop/Scan bodies) with the given inputs; outer-scope values are
+// resolved through the calling context.
+using SubgraphRunner =
+    std::function<std::vector<Tensor>(const ir::Graph& body, const std::vector<Tensor>& inputs)>;
+
+class KernelContext {
+ public:
+  KernelContext(const ir::Node& node, std::vector<const Tensor*> inputs, SubgraphRunner runner)
+      : node_(node), inputs_(std::move(inputs)), outputs_(node.numOutputs()), runner_(std::move(runner)) {}
+
+  const ir::Node& node() const { return node_; }
+  const ir::Attributes& attrs() const { return node_.attrs(); }
+  size_t numInputs() const { return inputs_.size(); }
+  size_t numOutputs() const { return outputs_.size(); }
+  bool hasInput(size_t i) const { return i < inputs_.size() && inputs_[i] != nullptr; }
+  // Input i; throws naming the node when it is absent.
+  const Tensor& input(size_t i) const;
+  // Allocates output i (zero-filled) and returns it for writing.
+  Tensor& allocOutput(size_t i, DataType dtype, std::vector<int64_t> dims);
+  // Sets output i to an existing tensor (may share storage with an input: a view).
+  void setOutput(size_t i, Tensor t) { outputs_.at(i) = std::move(t); }
+  std::vector<Tensor>& outputs() { return outputs_; }
+  // Whether output i is consumed (optional outputs may be skipped).
+  bool outputWanted(size_t i) const { return i < node_.numOutputs() && node_.output(i) && !node_.output(i)->name().empty(); }
+
+  std::vector<Tensor> runSubgraph(const ir::Graph& body, const std::vector<Tensor>& inputs) const {
+    return runner_(body, inputs);
+  }
+  // Throws kRuntimeError naming the node.
+  [[noreturn]] void fail(const std::string& message) const;
+  void check(bool cond, const std::string& message) const {
+    if (!cond) fail(message);
+  }
+
+ private:
+  const ir::Node& node_;
+  std::vector<const Tensor*> inputs_;
+  std::vector<Tensor> outputs_;
+  SubgraphRunner runner_;
+};
+
+using RefKernel = std::function<void(KernelContext&)>;
+
+class KernelRegistry {
+ public:
+  static KernelRegistry& instance();  // filled on first use by every family
+  void add(const std::string& op, const std::string& domain, RefKernel kernel);
+  void add(const std::string& op, RefKernel kernel) { add(op, "", std::move(kernel)); }
+  const RefKernel* find(const std::string& op, const std::string& domain = "") const;
+  std::vector<std::pair<std::string, std::string>> ops() const;  // (domain, op), sorted
+
+ private:
+  std::map<std::pair<std::string, std::string>, RefKernel> kernels_;
+};
+
+// Executes graphs on the reference kernels. Stateless between runs; safe to share.
+class Interpreter {
+ public:
+  // Runs `graph` with inputs by graph-input name; returns the graph outputs in order.
+  // Missing inputs that have an initializer use it; other missing inputs are errors.
+  static std::vector<Tensor> run(const ir::Graph& graph, const std::map<std::string, Tensor>& inputs);
+  // Runs one node on concrete inputs (constant folding).
+  static std::vector<Tensor> runNode(const ir::Node& node, const std::vector<const Tensor*>& inputs);
+};
+
+}  // namespace anvil::cpu
