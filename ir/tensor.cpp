@@ -11,6 +11,8 @@ int64_t numelOf(const std::vector<int64_t>& dims) {
   int64_t n = 1;
   for (int64_t d : dims) {
     ANVIL_CHECK(d >= 0, ErrorCode::kShapeMismatch, "negative extent ", d);
+    ANVIL_CHECK(d == 0 || n <= (int64_t(1) << 42) / d, ErrorCode::kShapeMismatch, "tensor of ",
+                dims.size(), " dims is too large");
     n *= d;
   }
   return n;

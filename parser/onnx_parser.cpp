@@ -62,9 +62,25 @@ Tensor tensorFromProto(const onnx::TensorProto& p, const Ctx& ctx) {
   ANVIL_CHECK(dt != DataType::kC64 && dt != DataType::kC128, ErrorCode::kUnsupported, what,
               ": complex tensors are not supported");
   std::vector<int64_t> dims(p.dims().begin(), p.dims().end());
-  for (int64_t d : dims) ANVIL_CHECK(d >= 0, ErrorCode::kInvalidModel, what, ": negative dim ", d);
+  int64_t n = 1;
+  for (int64_t d : dims) {
+    ANVIL_CHECK(d >= 0, ErrorCode::kInvalidModel, what, ": negative dim ", d);
+    ANVIL_CHECK(d == 0 || n <= (int64_t(1) << 40) / d, ErrorCode::kInvalidModel, what, ": shape is too large");
+    n *= d;
+  }
+  // Check the data source holds the bytes before allocating, so a corrupt shape cannot
+  // make us allocate gigabytes.
+  if (p.data_location() != onnx::TensorProto::EXTERNAL && p.has_raw_data())
+    ANVIL_CHECK(p.raw_data().size() == ir::storageBytes(dt, n), ErrorCode::kInvalidModel, what, ": raw_data has ",
+                p.raw_data().size(), " bytes, its shape and type need ", ir::storageBytes(dt, n));
+  if (p.data_location() != onnx::TensorProto::EXTERNAL && !p.has_raw_data() && n > 0) {
+    const int64_t have = std::max({int64_t(p.float_data_size()), int64_t(p.int32_data_size()),
+                                   int64_t(p.int64_data_size()), int64_t(p.double_data_size()),
+                                   int64_t(p.uint64_data_size()), int64_t(p.string_data_size())});
+    const int64_t need = ir::bitWidth(dt) == 4 ? (n + 1) / 2 : n;
+    ANVIL_CHECK(have == need, ErrorCode::kInvalidModel, what, ": has ", have, " values, its shape needs ", need);
+  }
   Tensor t(dt, dims);
-  const int64_t n = t.numel();
   if (p.data_location() == onnx::TensorProto::EXTERNAL) {
     std::string location;
     int64_t offset = 0, length = -1;

@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Quick start: installs what is missing, builds the anvil CLI, and runs the bundled
+# example model (examples/models/) through it, printing the summary.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+cd "$ROOT"
+BUILD="${ANVIL_BUILD_DIR:-$ROOT/build}"
+
+ANVIL_SKIP_PYTHON=1 scripts/install_deps.sh
+cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+cmake --build "$BUILD" -j "$(nproc)" --target anvil
+MODEL=examples/models/tiny_cnn.onnx
+"$BUILD/tools/anvil" --onnx="$MODEL" --checkSupport
+"$BUILD/tools/anvil" --onnx="$MODEL" --loadInputs=input:examples/models/tiny_cnn.input.npy \
+  --saveOutputs="$BUILD/example_outputs" --verbose

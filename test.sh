@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Installs what is missing, builds anvil and runs the whole test suite (ctest).
+#   ./test.sh                 everything
+#   ./test.sh -R conformance  extra arguments go to ctest
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+cd "$ROOT"
+BUILD="${ANVIL_BUILD_DIR:-$ROOT/build}"
+JOBS="${ANVIL_JOBS:-$(nproc)}"
+
+scripts/install_deps.sh
+cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+cmake --build "$BUILD" -j "$JOBS"
+# The model set (random weights, fixed seeds) and its onnxruntime outputs, made offline.
+.venv/bin/python tests/models/export_models.py "$BUILD/models" >/dev/null
+cd "$BUILD"
+ctest --output-on-failure -j "$JOBS" "$@"
