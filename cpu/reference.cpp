@@ -1,6 +1,8 @@
 // Kernel registry and the reference interpreter that executes graphs node by node.
 #include "cpu/reference.h"
 
+#include <chrono>
+#include <cstring>
 #include <unordered_map>
 
 #include "cpu/kernels/families.h"
@@ -13,6 +15,14 @@ const Tensor& KernelContext::input(size_t i) const {
 }
 
 Tensor& KernelContext::allocOutput(size_t i, DataType dtype, std::vector<int64_t> dims) {
+  if (i < slots_.size() && slots_[i].data && dtype != DataType::kString) {
+    const size_t need = ir::storageBytes(dtype, ir::numelOf(dims));
+    if (need <= slots_[i].bytes) {
+      std::memset(slots_[i].data, 0, need);
+      outputs_.at(i) = Tensor::wrapMutable(dtype, std::move(dims), slots_[i].data);
+      return outputs_[i];
+    }
+  }
   outputs_.at(i) = Tensor(dtype, std::move(dims));
   return outputs_[i];
 }
@@ -60,7 +70,7 @@ struct Env {
   }
 };
 
-void execGraph(const ir::Graph& g, Env& env);
+void execGraph(const ir::Graph& g, Env& env, const ExecHooks* hooks = nullptr);
 
 // A produced tensor must agree with what inference promised for its value.
 void checkAgainstInferred(const ir::Node& node, const ir::Value& v, const Tensor& t) {
@@ -77,8 +87,10 @@ void checkAgainstInferred(const ir::Node& node, const ir::Value& v, const Tensor
                 " but inference said ", want.str());
 }
 
-std::vector<Tensor> runNodeIn(const ir::Node& node, const std::vector<const Tensor*>& inputs, const Env* env) {
-  const RefKernel* kernel = KernelRegistry::instance().find(node.op(), node.domain());
+std::vector<Tensor> runNodeIn(const ir::Node& node, const std::vector<const Tensor*>& inputs, const Env* env,
+                              const RefKernel* kernel = nullptr,
+                              std::vector<KernelContext::Slot> slots = {}) {
+  if (!kernel) kernel = KernelRegistry::instance().find(node.op(), node.domain());
   ANVIL_CHECK(kernel != nullptr, ErrorCode::kUnsupported, node.label(), ": no reference kernel for this op");
   SubgraphRunner runner = [env](const ir::Graph& body, const std::vector<Tensor>& ins) {
     Env child;
@@ -97,6 +109,7 @@ std::vector<Tensor> runNodeIn(const ir::Node& node, const std::vector<const Tens
     return outs;
   };
   KernelContext ctx(node, inputs, runner);
+  if (!slots.empty()) ctx.setOutputSlots(std::move(slots));
   try {
     (*kernel)(ctx);
   } catch (const Error& e) {
@@ -109,11 +122,11 @@ std::vector<Tensor> runNodeIn(const ir::Node& node, const std::vector<const Tens
   return std::move(ctx.outputs());
 }
 
-void execGraph(const ir::Graph& g, Env& env) {
+void execGraph(const ir::Graph& g, Env& env, const ExecHooks* hooks) {
   for (const ir::Value* v : g.initializers())
     if (!env.values.count(v)) env.values[v] = *v->initializer();
-  for (const auto& nodePtr : g.nodes()) {
-    const ir::Node& node = *nodePtr;
+  for (size_t index = 0; index < g.nodes().size(); ++index) {
+    const ir::Node& node = *g.nodes()[index];
     std::vector<const Tensor*> ins;
     for (const ir::Value* in : node.inputs()) {
       if (!in || in->name().empty()) {
@@ -125,21 +138,35 @@ void execGraph(const ir::Graph& g, Env& env) {
                   "' is not computed by any earlier node");
       ins.push_back(t);
     }
-    std::vector<Tensor> outs = runNodeIn(node, ins, &env);
+    const RefKernel* kernel = hooks && hooks->kernelFor ? hooks->kernelFor(index) : nullptr;
+    std::vector<KernelContext::Slot> slots;
+    if (hooks && hooks->slotsFor) slots = hooks->slotsFor(index);
+    auto t0 = std::chrono::steady_clock::now();
+    std::vector<Tensor> outs = runNodeIn(node, ins, &env, kernel, slots);
     for (size_t i = 0; i < node.numOutputs(); ++i) {
       const ir::Value* o = node.output(i);
       if (o->name().empty()) continue;
       ANVIL_CHECK(i < outs.size() && outs[i].defined(), ErrorCode::kInternal, node.label(),
                   ": kernel did not produce output ", i, " ('", o->name(), "')");
-      checkAgainstInferred(node, *o, outs[i]);
+      if (!hooks || hooks->checkInferred) checkAgainstInferred(node, *o, outs[i]);
+      // A planned output must live in its slot: views and heap results are copied in, so
+      // the slot they came from may be reused once it is dead.
+      if (i < slots.size() && slots[i].data && outs[i].raw() != slots[i].data &&
+          outs[i].dtype() != DataType::kString && outs[i].nbytes() <= slots[i].bytes) {
+        if (outs[i].nbytes()) std::memcpy(slots[i].data, outs[i].raw(), outs[i].nbytes());
+        outs[i] = Tensor::wrapMutable(outs[i].dtype(), outs[i].dims(), slots[i].data);
+      }
       env.values[o] = std::move(outs[i]);
     }
+    if (hooks && hooks->onNodeDone)
+      hooks->onNodeDone(index, std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
   }
 }
 
 }  // namespace
 
-std::vector<Tensor> Interpreter::run(const ir::Graph& graph, const std::map<std::string, Tensor>& inputs) {
+std::vector<Tensor> Interpreter::run(const ir::Graph& graph, const std::map<std::string, Tensor>& inputs,
+                                     const ExecHooks* hooks) {
   Env env;
   for (const ir::Value* in : graph.inputs()) {
     auto it = inputs.find(in->name());
@@ -166,7 +193,7 @@ std::vector<Tensor> Interpreter::run(const ir::Graph& graph, const std::map<std:
     for (const ir::Value* in : graph.inputs()) known |= in->name() == name;
     ANVIL_CHECK(known, ErrorCode::kInvalidArgument, "the model has no input named '", name, "'");
   }
-  execGraph(graph, env);
+  execGraph(graph, env, hooks);
   std::vector<Tensor> outs;
   for (const ir::Value* o : graph.outputs()) {
     const Tensor* t = env.find(o);

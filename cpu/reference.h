@@ -33,8 +33,15 @@ class KernelContext {
   bool hasInput(size_t i) const { return i < inputs_.size() && inputs_[i] != nullptr; }
   // Input i; throws naming the node when it is absent.
   const Tensor& input(size_t i) const;
-  // Allocates output i (zero-filled) and returns it for writing.
+  // Allocates output i (zero-filled) and returns it for writing. When the caller planned
+  // memory for output i (an arena slot of enough bytes), the tensor lives there.
   Tensor& allocOutput(size_t i, DataType dtype, std::vector<int64_t> dims);
+  // Planned memory for outputs (engine runtime): slot i = {pointer, capacity in bytes}.
+  struct Slot {
+    void* data = nullptr;
+    size_t bytes = 0;
+  };
+  void setOutputSlots(std::vector<Slot> slots) { slots_ = std::move(slots); }
   // Sets output i to an existing tensor (may share storage with an input: a view).
   void setOutput(size_t i, Tensor t) { outputs_.at(i) = std::move(t); }
   std::vector<Tensor>& outputs() { return outputs_; }
@@ -55,6 +62,7 @@ class KernelContext {
   std::vector<const Tensor*> inputs_;
   std::vector<Tensor> outputs_;
   SubgraphRunner runner_;
+  std::vector<Slot> slots_;
 };
 
 using RefKernel = std::function<void(KernelContext&)>;
@@ -71,12 +79,23 @@ class KernelRegistry {
   std::map<std::pair<std::string, std::string>, RefKernel> kernels_;
 };
 
+// How an engine steers execution of the top-level graph: which kernel (tactic) runs a
+// node, where its outputs live (arena slots), and a per-node timing callback. Nodes
+// inside subgraphs always run their reference kernels.
+struct ExecHooks {
+  std::function<const RefKernel*(size_t nodeIndex)> kernelFor;                  // null: reference
+  std::function<std::vector<KernelContext::Slot>(size_t nodeIndex)> slotsFor;   // null: heap
+  std::function<void(size_t nodeIndex, double milliseconds)> onNodeDone;         // profiler
+  bool checkInferred = true;  // compare outputs with inferred types (off in the lean runtime)
+};
+
 // Executes graphs on the reference kernels. Stateless between runs; safe to share.
 class Interpreter {
  public:
   // Runs `graph` with inputs by graph-input name; returns the graph outputs in order.
   // Missing inputs that have an initializer use it; other missing inputs are errors.
-  static std::vector<Tensor> run(const ir::Graph& graph, const std::map<std::string, Tensor>& inputs);
+  static std::vector<Tensor> run(const ir::Graph& graph, const std::map<std::string, Tensor>& inputs,
+                                 const ExecHooks* hooks = nullptr);
   // Runs one node on concrete inputs (constant folding).
   static std::vector<Tensor> runNode(const ir::Node& node, const std::vector<const Tensor*>& inputs);
 };

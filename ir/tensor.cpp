@@ -54,6 +54,12 @@ Tensor Tensor::view(DataType dtype, std::vector<int64_t> dims, std::shared_ptr<c
   return t;
 }
 
+Tensor Tensor::wrapMutable(DataType dtype, std::vector<int64_t> dims, void* data) {
+  Tensor t = view(dtype, std::move(dims), nullptr, data);
+  t.owned_ = true;
+  return t;
+}
+
 void* Tensor::mutableRaw() {
   if (!owned_) {
     Tensor copy = clone();

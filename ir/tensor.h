@@ -21,6 +21,8 @@ class Tensor {
   // Wraps memory owned by `holder` (an mmap, a buffer of the loader) without copying.
   static Tensor view(DataType dtype, std::vector<int64_t> dims, std::shared_ptr<const void> holder,
                      const void* data);
+  // Writable view of caller-owned memory (an arena slot); the caller keeps it alive.
+  static Tensor wrapMutable(DataType dtype, std::vector<int64_t> dims, void* data);
   template <typename T>
   static Tensor scalar(DataType dtype, T v) {
     Tensor t(dtype, {});
