@@ -1,0 +1,24 @@
+// The host entry points of the kernel .cu files: launch on a stream, return the launch's
+// cudaError_t. Arguments are already checked by cuda/device.cpp, which is what callers use.
+#pragma once
+
+#include <cuda_runtime_api.h>
+
+#include <cstdint>
+
+#include "cuda/types.h"
+
+namespace anvil::cuda::kernels {
+
+// Threads per block of the device launchers; the names below spell it.
+inline constexpr int kActivationBlock = 256;
+inline constexpr int kSoftmaxBlock = 256;
+
+// x and y point at n elements of `dtype` (float or __half) in device memory.
+cudaError_t launchActivation(Activation act, DType dtype, const void* x, void* y, std::int64_t n,
+                             cudaStream_t stream);
+
+cudaError_t launchSoftmaxRowsF32(const float* x, float* y, std::int64_t rows, std::int64_t cols,
+                                 cudaStream_t stream);
+
+}  // namespace anvil::cuda::kernels
