@@ -114,7 +114,7 @@ std::string formatFloat(double v, DataType t) {
   for (char c : mant)
     if (c != '.') digits += c;
   while (digits.size() > 1 && digits.back() == '0') digits.pop_back();
-  if (exp >= -4 && exp < 16) {
+  if (std::fabs(v) >= 1e-4 && std::fabs(v) < 1e16) {  // numpy compares the value itself
     std::string intPart, frac;
     if (exp >= 0) {
       for (int k = 0; k <= exp; ++k) intPart += size_t(k) < digits.size() ? digits[size_t(k)] : '0';
