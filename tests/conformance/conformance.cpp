@@ -126,6 +126,14 @@ void collectOps(const anvil::ir::Graph& g, std::set<std::string>& ops) {
     for (const auto& n : sub->nodes()) ops.insert(n->domain().empty() ? n->op() : n->domain() + "." + n->op());
 }
 
+// ONNX's test generator stores bf16 data as uint16 (the same bits): retag it where bf16 is meant.
+Tensor bf16FromU16(Tensor t, DataType meant) {
+  if (t.dtype() != DataType::kU16 || meant != DataType::kBF16) return t;
+  Tensor r(DataType::kBF16, t.dims());
+  if (t.nbytes() > 0) std::memcpy(r.mutableRaw(), t.raw(), t.nbytes());
+  return r;
+}
+
 // Runs one case; returns "" on success or the reason of failure. `ops` gets the op types.
 std::string runCase(const fs::path& dir, std::set<std::string>& ops, std::string& opsOut) {
   anvil::ir::Model model = anvil::parser::parseOnnxFile((dir / "model.onnx").string());
@@ -145,14 +153,14 @@ std::string runCase(const fs::path& dir, std::set<std::string>& ops, std::string
       fs::path p = set / ("input_" + std::to_string(i) + ".pb");
       if (!fs::exists(p)) break;
       if (i >= realInputs.size()) return "more input files than graph inputs";
-      inputs[realInputs[i]->name()] = anvil::parser::loadTensorProto(p.string());
+      inputs[realInputs[i]->name()] = bf16FromU16(anvil::parser::loadTensorProto(p.string()), realInputs[i]->dtype());
     }
     auto outs = anvil::cpu::Interpreter::run(*model.graph, inputs);
     for (size_t i = 0;; ++i) {
       fs::path p = set / ("output_" + std::to_string(i) + ".pb");
       if (!fs::exists(p)) break;
       if (i >= outs.size()) return "fewer outputs than expected";
-      Tensor want = anvil::parser::loadTensorProto(p.string());
+      Tensor want = bf16FromU16(anvil::parser::loadTensorProto(p.string()), outs[i].dtype());
       std::string diff = compare(outs[i], want, "output " + std::to_string(i) + " '" +
                                                     model.graph->outputs()[i]->name() + "'");
       if (!diff.empty()) return set.filename().string() + ": " + diff;
