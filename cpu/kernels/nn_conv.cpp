@@ -269,7 +269,8 @@ void qlinearConvKernel(KernelContext& ctx) {
       const float mult = xs * wsc[size_t(m)] / ys;
       for (int64_t p = 0; p < s.g.outSize; ++p) {
         const int64_t i = (n * s.M + m) * s.g.outSize + p;
-        setIntElement(out, i, roundSaturate(double(float(acc[size_t(i)]) * mult) + yzp, lo, hi));
+        // Round, then add the zero point (QuantizeLinear's order, as onnxruntime does).
+        setIntElement(out, i, roundSaturate(std::nearbyint(double(float(acc[size_t(i)]) * mult)) + yzp, lo, hi));
       }
     }
 }

@@ -177,7 +177,8 @@ void qlinearMatmulKernel(KernelContext& ctx) {
       for (int64_t n = 0; n < p.N; ++n) {
         const int64_t i = (bi * p.M + m) * p.N + n;
         const float mult = narrow(narrow(as[size_t(m)] * bs[size_t(n)]) / ys);
-        setIntElement(out, i, roundSaturate(double(acc[size_t(i)]) * double(mult) + double(yzp), lo, hi));
+        // Round, then add the zero point (QuantizeLinear's order, as onnxruntime does).
+        setIntElement(out, i, roundSaturate(std::nearbyint(double(acc[size_t(i)]) * double(mult)) + double(yzp), lo, hi));
       }
 }
 
