@@ -8,7 +8,7 @@ BUILD="${ANVIL_BUILD_DIR:-$ROOT/build}"
 
 ANVIL_SKIP_PYTHON=1 scripts/install_deps.sh
 cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-cmake --build "$BUILD" -j "$(nproc)" --target anvil
+cmake --build "$BUILD" -j "$(nproc)" --target anvil_cli
 MODEL=examples/models/tiny_cnn.onnx
 "$BUILD/tools/anvil" --onnx="$MODEL" --checkSupport
 "$BUILD/tools/anvil" --onnx="$MODEL" --loadInputs=input:examples/models/tiny_cnn.input.npy \

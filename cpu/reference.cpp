@@ -15,7 +15,7 @@ const Tensor& KernelContext::input(size_t i) const {
 }
 
 Tensor& KernelContext::allocOutput(size_t i, DataType dtype, std::vector<int64_t> dims) {
-  if (i < slots_.size() && slots_[i].data && dtype != DataType::kString) {
+  if (i < slots_.size() && slots_[i].data && slots_[i].allocate && dtype != DataType::kString) {
     const size_t need = ir::storageBytes(dtype, ir::numelOf(dims));
     if (need <= slots_[i].bytes) {
       std::memset(slots_[i].data, 0, need);

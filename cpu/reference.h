@@ -40,6 +40,7 @@ class KernelContext {
   struct Slot {
     void* data = nullptr;
     size_t bytes = 0;
+    bool allocate = true;  // false: the output must end up here, but allocOutput may not use it
   };
   void setOutputSlots(std::vector<Slot> slots) { slots_ = std::move(slots); }
   // Sets output i to an existing tensor (may share storage with an input: a view).

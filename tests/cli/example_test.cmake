@@ -3,6 +3,7 @@
 file(REMOVE_RECURSE ${OUT})
 execute_process(COMMAND ${ANVIL} --onnx=${SRC}/examples/models/tiny_cnn.onnx
                         --loadInputs=input:${SRC}/examples/models/tiny_cnn.input.npy --saveOutputs=${OUT}
+                        --iterations=1 --duration=0 --warmUp=0
                 RESULT_VARIABLE rc)
 if(NOT rc EQUAL 0)
   message(FATAL_ERROR "anvil failed on the example (${rc})")

@@ -67,7 +67,10 @@ def rel_error(actual, expected):
     return diff / max(span, TINY), ""
 
 
-def run_model(name, entry, base, anvil, extra, tol, timeout, keep, verbose):
+RUN_ONCE = ["--iterations=1", "--duration=0", "--warmUp=0"]
+
+
+def run_model(name, entry, base, anvil, extra, tol, timeout, keep, verbose, via_engine=False):
     """Returns (passed, err, detail, seconds)."""
     model_path = os.path.join(base, entry["file"])
     for f in [entry["file"]] + [i["file"] for i in entry["inputs"]] + \
@@ -76,8 +79,23 @@ def run_model(name, entry, base, anvil, extra, tol, timeout, keep, verbose):
             return False, float("inf"), f"missing file {f} (re-run export_models.py)", 0.0
     load = ",".join(f"{i['name']}:{os.path.join(base, i['file'])}" for i in entry["inputs"])
     tmp = tempfile.mkdtemp(prefix=f"anvil-cmp-{name}-")
-    cmd = [anvil, f"--onnx={model_path}", f"--loadInputs={load}", f"--saveOutputs={tmp}"]
-    cmd += extra
+    if via_engine:
+        # Build and save the engine first, then load it in a second process.
+        engine = os.path.join(tmp, name + ".engine")
+        build = [anvil, f"--onnx={model_path}", f"--saveEngine={engine}", "--skipInference"] + extra
+        if verbose:
+            print("  $ " + " ".join(shlex.quote(c) for c in build), flush=True)
+        try:
+            b = subprocess.run(build, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return False, float("inf"), f"engine build timed out after {timeout}s", 0.0
+        if b.returncode != 0:
+            tail = " | ".join(b.stdout.decode(errors="replace").strip().splitlines()[-5:])
+            return False, float("inf"), f"engine build exit code {b.returncode}: {tail}", 0.0
+        cmd = [anvil, f"--loadEngine={engine}", f"--loadInputs={load}", f"--saveOutputs={tmp}"] + RUN_ONCE
+    else:
+        cmd = [anvil, f"--onnx={model_path}", f"--loadInputs={load}", f"--saveOutputs={tmp}"] + RUN_ONCE
+        cmd += extra
     if verbose:
         print("  $ " + " ".join(shlex.quote(c) for c in cmd), flush=True)
     t0 = time.time()
@@ -136,6 +154,8 @@ def main(argv=None):
     ap.add_argument("--anvil", required=True, help="path to the anvil CLI binary")
     ap.add_argument("--models", default="", help="comma-separated subset (default: all)")
     ap.add_argument("--tol", type=float, default=1e-4, help="max relative error (1e-4)")
+    ap.add_argument("--via-engine", action="store_true",
+                    help="build with --saveEngine, then run with --loadEngine in a second process")
     ap.add_argument("--extra", action="append", default=[],
                     help="extra arguments passed through to anvil (shell-split; repeatable)")
     ap.add_argument("--timeout", type=float, default=600, help="seconds per model (600)")
@@ -184,7 +204,7 @@ def main(argv=None):
     width = max(len(n) for n in names) if names else 0
     for name in names:
         ok, err, detail, dt = run_model(name, models[name], base, anvil, extra, args.tol,
-                                        args.timeout, args.keep, args.verbose)
+                                        args.timeout, args.keep, args.verbose, args.via_engine)
         status = "PASS" if ok else "FAIL"
         print(f"{status} {name:<{width}}  rel_err={err:.3e}  time={dt:.2f}s  ({detail})",
               flush=True)

@@ -1,0 +1,31 @@
+// The optimization pipeline: one ordered list of passes per optimization level
+// (0 = none ... 3 = all). Each pass is a function Graph -> Graph (in place) with a name,
+// a one-line summary and statistics.
+#pragma once
+
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "ir/graph.h"
+
+namespace anvil::passes {
+
+struct PassResult {
+  int changed = 0;  // nodes removed, rewritten or fused
+  std::string stats;
+};
+
+struct Pass {
+  std::string name;
+  std::string summary;
+  int minLevel;  // runs at this optimization level and above
+  std::function<PassResult(ir::Graph&)> run;
+};
+
+// The passes in pipeline order.
+const std::vector<Pass>& pipeline();
+// Runs the pipeline for `level`; returns one log line per pass that ran.
+std::vector<std::string> optimize(ir::Graph& graph, int level);
+
+}  // namespace anvil::passes

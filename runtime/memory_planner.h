@@ -1,0 +1,41 @@
+// Activation memory planning: buffers with lifetimes [first, last] step get offsets in one
+// arena so that buffers alive at the same time never overlap. Greedy by size (largest
+// first, lowest fitting offset), which packs typical CNN/transformer graphs tightly.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+#include "ir/graph.h"
+
+namespace anvil::runtime {
+
+struct BufferRequest {
+  size_t bytes = 0;
+  int first = 0;  // step that writes it
+  int last = 0;   // last step that reads it (inclusive)
+};
+
+struct MemoryPlan {
+  std::vector<size_t> offsets;  // per request
+  size_t peakBytes = 0;
+};
+
+MemoryPlan planMemory(const std::vector<BufferRequest>& requests, size_t alignment = 64);
+
+// The arena layout of a graph's top-level node outputs for its current (static) types.
+// View ops (Reshape, Flatten, Squeeze, Unsqueeze, Identity, Dropout) share their input's
+// buffer. Values without a static shape get no slot (kernels allocate them).
+struct GraphMemory {
+  struct Slot {
+    int64_t offset = -1;  // -1: no slot
+    size_t bytes = 0;
+    bool alias = false;   // shares its input's buffer; the kernel must not write it
+  };
+  std::vector<std::vector<Slot>> nodeOutputs;  // [node][output]
+  size_t peakBytes = 0;
+};
+GraphMemory planGraphMemory(const ir::Graph& graph);
+
+}  // namespace anvil::runtime
