@@ -1,9 +1,8 @@
 // Importers of the elementwise family. The IR form is each op's newest opset; older
 // forms are upgraded here:
 // - opset 1 `consumed_inputs` (an optimization hint of the old in-place scheme) is dropped;
-// - the legacy broadcasting of binary ops before opset 7 (`broadcast`, `axis`) becomes
-//   numpy broadcasting: no broadcast or a suffix broadcast is the same thing; an `axis`
-//   broadcast reshapes a constant B with trailing ones, and is unsupported otherwise;
+// - binary ops are imported from opset 7, where numpy broadcasting began; their older
+//   forms (`broadcast`/`axis` attributes) are reported as unsupported for that opset;
 // - Clip before opset 11 moves its min/max attributes into constant inputs;
 // - Cast opset 1 names its target type as a string.
 #include <cfloat>
@@ -28,43 +27,6 @@ void unaryOp(ImporterRegistry& r, const char* op, int since) {
            dropConsumedInputs(ctx);
            ctx.emitAsIs();
          }});
-}
-
-// Binary ops before opset 7: legacy broadcast attributes to numpy broadcasting.
-void legacyBroadcast(ImportContext& ctx) {
-  dropConsumedInputs(ctx);
-  const int64_t broadcast = ctx.attrs().getInt("broadcast", 0);
-  const bool hasAxis = ctx.attrs().has("axis");
-  const int64_t axis = ctx.attrs().getInt("axis", -1);
-  ctx.attrs().erase("broadcast");
-  ctx.attrs().erase("axis");
-  if (broadcast == 0 || !hasAxis) {
-    // Equal shapes, or B's shape a suffix of A's: both are numpy broadcasts.
-    ctx.emitAsIs();
-    return;
-  }
-  ir::Value* a = ctx.input(0);
-  ir::Value* b = ctx.input(1);
-  if (!a || !b || !a->shape().rankKnown() || !b->isInitializer())
-    ctx.fail("legacy broadcasting with 'axis' needs a known rank of A and a constant B (opset " +
-             std::to_string(ctx.opset()) + "); re-export the model with opset 7 or newer");
-  const int64_t rankA = int64_t(a->shape().rank());
-  const Tensor& bt = *b->initializer();
-  const int64_t ax = axis < 0 ? axis + rankA : axis;
-  const int64_t trailing = rankA - ax - int64_t(bt.rank());
-  if (ax < 0 || trailing < 0)
-    ctx.fail("legacy broadcast axis " + std::to_string(axis) + " does not fit A of rank " + std::to_string(rankA) +
-             " and B of rank " + std::to_string(bt.rank()), false);
-  std::vector<int64_t> dims = bt.dims();
-  for (int64_t i = 0; i < trailing; ++i) dims.push_back(1);
-  ctx.inputs()[1] = ctx.addConstant("B", bt.reshaped(dims));
-  ctx.emitAsIs();
-}
-
-// Binary ops: legacy form for opsets [since, 6], generic from 7.
-void binaryOp(ImporterRegistry& r, const char* op, int since) {
-  if (since < 7) r.add({op, "", since, 6, legacyBroadcast});
-  r.generic(op, since < 7 ? 7 : since);
 }
 
 // A scalar of element type `t` holding v (clamped into an integer type's range).
@@ -130,9 +92,9 @@ void castV1(ImportContext& ctx) {
 }  // namespace
 
 void registerElementwiseImporters(ImporterRegistry& r) {
-  // Binary arithmetic, comparisons and logic with legacy broadcasting before opset 7.
+  // Binary arithmetic, comparisons and logic: numpy broadcasting from opset 7 on.
   for (const char* op : {"Add", "Sub", "Mul", "Div", "Pow", "And", "Or", "Xor", "Equal", "Greater", "Less"})
-    binaryOp(r, op, 1);
+    r.generic(op, 7);
   r.generic("GreaterOrEqual", 12);
   r.generic("LessOrEqual", 12);
   r.generic("Mod", 10);
