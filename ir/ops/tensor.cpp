@@ -115,37 +115,52 @@ void setIntElem(Tensor& t, int64_t k, int64_t v) {
 void publish(InferContext& ctx, size_t out, const std::vector<Dim>& v, DataType dt, bool scalar) {
   if (!isInteger(dt)) return;
   if (scalar && v.size() != 1) return;
-  bool all = true, any = false;
-  for (const Dim& d : v) {
-    bool k = intOf(d).has_value();
-    all &= k;
-    any |= k || d.isSymbolic();
-  }
+  bool all = true;
+  for (const Dim& d : v) all &= intOf(d).has_value();
   if (all && int64_t(v.size()) <= kMaxFold) {
     Tensor t(dt, scalar ? std::vector<int64_t>{} : std::vector<int64_t>{int64_t(v.size())});
     for (size_t k = 0; k < v.size(); ++k) setIntElem(t, int64_t(k), *intOf(v[k]));
     ctx.setOutputValue(out, std::move(t));
   }
-  if (any || v.empty()) ctx.setOutputShapeValue(out, v);
+  // Published even when nothing is known, so a Concat of it keeps its other parts.
+  ctx.setOutputShapeValue(out, v);
 }
 
 // Product of dims as (static coefficient, multiset of symbols); unknown if any dim is.
+// A product that is neither static nor one symbol is spelled as a composite symbol,
+// coefficient first and factors sorted ("4*N", "N*S"), and parsed back here, so that
+// batch*heads style dims survive a reshape there and back.
 struct SymProduct {
   int64_t coeff = 1;
   std::multiset<std::string> syms;
   bool unknown = false;
   void mul(const Dim& d) {
-    if (d.isStatic()) coeff *= d.value();
-    else if (d.isSymbolic()) syms.insert(d.symbolName());
-    else unknown = true;
+    if (d.isStatic()) {
+      coeff *= d.value();
+    } else if (d.isSymbolic() && !intOf(d)) {
+      const std::string& s = d.symbolName();
+      size_t start = 0;
+      while (true) {
+        size_t star = s.find('*', start);
+        std::string tok = s.substr(start, star == std::string::npos ? std::string::npos : star - start);
+        bool digits = !tok.empty() && std::all_of(tok.begin(), tok.end(), [](char c) { return c >= '0' && c <= '9'; });
+        if (digits && tok.size() < 18) coeff *= std::stoll(tok);
+        else syms.insert(tok);
+        if (star == std::string::npos) break;
+        start = star + 1;
+      }
+    } else {
+      unknown = true;
+    }
   }
-  // The product as one dim when it is static or exactly one symbol (times 1).
   Dim asDim() const {
+    if (coeff == 0) return Dim(0);  // zero times anything finite
     if (unknown) return Dim::unknown();
-    if (coeff == 0) return Dim(0);
     if (syms.empty()) return Dim(coeff);
     if (syms.size() == 1 && coeff == 1) return Dim::symbol(*syms.begin());
-    return Dim::unknown();
+    std::string name = coeff == 1 ? "" : str(coeff);
+    for (const auto& x : syms) name += (name.empty() ? "" : "*") + x;
+    return Dim::symbol(name);
   }
 };
 
@@ -299,6 +314,18 @@ void inferReshape(InferContext& ctx) {
     }
   }
   ctx.check(!(allowzero && hasZero && inferAt >= 0), "allowzero with both 0 and -1 in the shape is invalid");
+  // With no -1, a single unknown entry is still fixed by the element count.
+  bool solveUnknown = false;
+  if (inferAt < 0) {
+    int unknowns = 0;
+    for (size_t i = 0; i < out.size(); ++i)
+      if (out[i].isUnknown()) {
+        ++unknowns;
+        inferAt = int(i);
+      }
+    if (unknowns != 1) inferAt = -1;
+    solveUnknown = inferAt >= 0;
+  }
   if (in.rankKnown()) {
     SymProduct pin = productOf(in.dims(), 0, in.rank());
     if (inferAt >= 0) {
@@ -306,10 +333,11 @@ void inferReshape(InferContext& ctx) {
       for (size_t i = 0; i < out.size(); ++i)
         if (int(i) != inferAt) known.mul(out[i]);
       if (!known.unknown && !pin.unknown && known.syms.empty() && pin.syms.empty()) {
-        ctx.check(known.coeff != 0 ? pin.coeff % known.coeff == 0 : pin.coeff == 0,
+        ctx.check(known.coeff != 0 ? pin.coeff % known.coeff == 0 : pin.coeff == 0 || solveUnknown,
                   "cannot reshape " + in.str() + " to " + Shape(out).str());
-        out[size_t(inferAt)] = known.coeff == 0 ? Dim(0) : Dim(pin.coeff / known.coeff);
-      } else {
+        if (known.coeff != 0) out[size_t(inferAt)] = Dim(pin.coeff / known.coeff);
+        else if (!solveUnknown) out[size_t(inferAt)] = Dim(0);
+      } else if (known.coeff != 0) {
         out[size_t(inferAt)] = divide(pin, known);
       }
     } else {
@@ -774,11 +802,10 @@ void inferTile(InferContext& ctx) {
     for (size_t i = 0; i < in.rank(); ++i) {
       auto k = intOf((*rep)[i]);
       if (k) ctx.check(*k >= 0, "repeats must be >= 0, got " + str(*k));
-      if (k && in[i].isStatic()) out[i] = Dim(in[i].value() * *k);
-      else if (k && *k == 1) out[i] = in[i];
-      else if (k && *k == 0) out[i] = Dim(0);
-      else if (in[i].isStatic() && in[i].value() == 1) out[i] = extentOf((*rep)[i]);
-      else if (in[i].isStatic() && in[i].value() == 0) out[i] = Dim(0);
+      SymProduct p;
+      p.mul(in[i]);
+      p.mul(extentOf((*rep)[i]));
+      out[i] = p.asDim();
     }
   }
   ctx.setOutput(0, dt, Shape(out));
