@@ -43,6 +43,10 @@ void importSoftmaxCoerced(ImportContext& ctx) {
   ir::Value* x = ctx.input(0);
   if (!x) ctx.fail("input 0 is required", false);
   const ir::Shape& s = x->shape();
+  if (axis == -1) {  // the last axis whatever the rank: already the per-axis form
+    ctx.emitAsIs();
+    return;
+  }
   if (x->dtype() != DataType::kUndefined && s.rankKnown()) {
     const int64_t rank = int64_t(s.rank());
     if (axis < -rank || axis >= std::max<int64_t>(rank, 1))
