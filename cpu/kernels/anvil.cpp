@@ -1,12 +1,17 @@
-// Reference kernels of the anvil op family.
-#include "cpu/dispatch.h"
+// Reference kernels of anvil's own ops (domain "anvil"), one file per group (mirrors ir/ops/anvil*.cpp).
 #include "cpu/kernels/families.h"
 #include "cpu/reference.h"
 
 namespace anvil::cpu::kernels {
 
+void registerAnvilLinearKernels(KernelRegistry& r);       // cpu/kernels/anvil_linear.cpp
+void registerAnvilTransformerKernels(KernelRegistry& r);  // cpu/kernels/anvil_transformer.cpp
+void registerAnvilElementwiseKernels(KernelRegistry& r);  // cpu/kernels/anvil_elementwise.cpp
+
 void registerAnvilKernels(KernelRegistry& r) {
-  (void)r;
+  registerAnvilLinearKernels(r);
+  registerAnvilTransformerKernels(r);
+  registerAnvilElementwiseKernels(r);
 }
 
 }  // namespace anvil::cpu::kernels

@@ -1,12 +1,18 @@
-// Schemas and shape inference of the anvil op family.
+// Schemas of anvil's own ops (domain "anvil"): the fused and lowered ops that passes make.
+// One file per group so the groups can grow independently.
 #include "ir/op_schema.h"
 #include "ir/ops/families.h"
-#include "ir/ops/infer_util.h"
 
 namespace anvil::ir::ops {
 
+void registerAnvilLinearOps(OpRegistry& r);       // ir/ops/anvil_linear.cpp: fused Conv/Gemm/MatMul + epilogue
+void registerAnvilTransformerOps(OpRegistry& r);  // ir/ops/anvil_transformer.cpp: LayerNorm/GELU/Attention forms
+void registerAnvilElementwiseOps(OpRegistry& r);  // ir/ops/anvil_elementwise.cpp: fused elementwise chains
+
 void registerAnvilOps(OpRegistry& r) {
-  (void)r;
+  registerAnvilLinearOps(r);
+  registerAnvilTransformerOps(r);
+  registerAnvilElementwiseOps(r);
 }
 
 }  // namespace anvil::ir::ops
