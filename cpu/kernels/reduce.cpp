@@ -111,6 +111,8 @@ void reduceKernel(KernelContext& ctx, Reduction kind) {
   std::vector<int64_t> axes;
   if (ctx.hasInput(1)) axes = ctx.input(1).toInt64Vector();
   if (axes.empty() && noop) {
+    // The spec: "the output tensor would be equivalent to the input tensor" (onnx's
+    // reference agrees for every Reduce* but ReduceSumSquare, which squares).
     ctx.setOutput(0, x);
     return;
   }
