@@ -253,6 +253,9 @@ void maxRoiPoolKernel(KernelContext& ctx) {
       const int64_t b = int64_t(rois.getDouble(n * 5));
       ctx.check(b >= 0 && b < N, "roi " + std::to_string(n) + " has batch index " + std::to_string(b) +
                                      " outside [0, " + std::to_string(N) + ")");
+      for (int k = 1; k < 5; ++k)
+        ctx.check(std::isfinite(rois.getDouble(n * 5 + k) * scale) && std::fabs(rois.getDouble(n * 5 + k) * scale) < 1e15,
+                  "roi " + std::to_string(n) + " has a non-finite or huge coordinate");
       const int64_t x1 = int64_t(std::round(rois.getDouble(n * 5 + 1) * scale));
       const int64_t y1 = int64_t(std::round(rois.getDouble(n * 5 + 2) * scale));
       const int64_t x2 = int64_t(std::round(rois.getDouble(n * 5 + 3) * scale));
@@ -322,9 +325,16 @@ void roiAlignKernel(KernelContext& ctx) {
         rw = std::max(rw, 1.0);
         rh = std::max(rh, 1.0);
       }
+      ctx.check(std::isfinite(rw) && std::isfinite(rh) && std::isfinite(sw) && std::isfinite(sh),
+                "roi " + std::to_string(n) + " has a non-finite coordinate");
       const double binH = rh / double(PH), binW = rw / double(PW);
-      const int64_t gh = ratio > 0 ? ratio : int64_t(std::ceil(rh / double(PH)));
-      const int64_t gw = ratio > 0 ? ratio : int64_t(std::ceil(rw / double(PW)));
+      // A negative extent (half_pixel keeps malformed ROIs) samples nothing: the bin is 0.
+      const double gridH = ratio > 0 ? double(ratio) : std::max(0.0, std::ceil(rh / double(PH)));
+      const double gridW = ratio > 0 ? double(ratio) : std::max(0.0, std::ceil(rw / double(PW)));
+      // An adaptive grid grows with the ROI; refuse ROIs that would need absurd sample counts.
+      ctx.check(gridH * gridW * double(PH) * double(PW) <= double(1 << 26),
+                "roi " + std::to_string(n) + " needs more than 2^26 samples (is it far larger than the image?)");
+      const int64_t gh = H > 0 && W > 0 ? int64_t(gridH) : 0, gw = H > 0 && W > 0 ? int64_t(gridW) : 0;
       const double count = double(std::max<int64_t>(gh * gw, 1));
       // Bilinear sample positions and weights, shared by all channels.
       std::vector<Sample> samples;

@@ -103,6 +103,7 @@ Shape convShape(const InferContext& c, size_t xi, size_t wi) {
   std::vector<int64_t> kW;
   if (auto k = staticTail(wsh, 2); k && wsh.rankKnown()) kW = *k;
   Window w = readWindowOrFail(c, size_t(r), kW, false);
+  w.ceilMode = false;  // convolutions have no ceil_mode (the kernels ignore a stray one too)
   const int64_t group = groupAttr(c);
   Dim m;
   if (wsh.rankKnown()) {

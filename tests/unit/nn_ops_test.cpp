@@ -484,6 +484,21 @@ TEST(NnConv, ConvTransposeMatchesScatter) {
   }
 }
 
+TEST(NnConv, ConvTransposeSameCropsUpperOrLower) {
+  // x = [1,2], w = [1,1,1], stride 2: the full output is [1,1,3,2,2]; SAME wants 4 values.
+  auto run1 = [](const char* pad) {
+    return run("ConvTranspose", {{"x", f32({1, 1, 2}, {1, 2})}, {"w", f32({1, 1, 3}, {1, 1, 1})}},
+               attrs({{"strides", Ints{2}}, {"auto_pad", std::string(pad)}}))[0];
+  };
+  expectNear(run1("SAME_UPPER"), {1, 1, 3, 2});
+  expectNear(run1("SAME_LOWER"), {1, 3, 2, 2});
+  // output_shape one larger than the natural extent: total padding -1 split with floor
+  // division as the ONNX reference does (begin 0, end -1): a zero at the end.
+  auto big = run("ConvTranspose", {{"x", f32({1, 1, 2}, {1, 2})}, {"w", f32({1, 1, 3}, {1, 1, 1})}},
+                 attrs({{"strides", Ints{2}}, {"output_shape", Ints{6}}}));
+  expectNear(big[0], {1, 1, 3, 2, 2, 0});
+}
+
 TEST(NnConv, DeformConvWithZeroOffsetsIsConv) {
   ConvCase c{{1, 4, 6, 5}, {4, 2, 3, 3}, {1, 2}, {1, 1, 0, 1}, {1, 1}, 2};
   auto x = randomVec(prod(c.x), 7), w = randomVec(prod(c.w), 8);
@@ -649,6 +664,19 @@ TEST(NnPool, RoiAlignTransformationModes) {
   a.set("coordinate_transformation_mode", std::string("half_pixel"));
   got = run("RoiAlign", {{"x", f32({1, 1, 4, 4}, v)}, {"r", f32({1, 4}, {1, 1, 3, 3})}, {"b", i64({1}, {0})}}, a);
   expectNear(got[0], {1.5 * 4 + 1.5});  // centre shifted by -0.5
+}
+
+TEST(NnPool, RoiAlignBadAndMalformedRois) {
+  std::vector<float> v(16, 1.0f);
+  expectNodeError([&] {
+    run("RoiAlign", {{"x", f32({1, 1, 4, 4}, v)}, {"r", f32({1, 4}, {0, NAN, 1, 1})}, {"b", i64({1}, {0})}});
+  }, "RoiAlign", "non-finite");
+  expectNodeError([&] {
+    run("RoiAlign", {{"x", f32({1, 1, 4, 4}, v)}, {"r", f32({1, 4}, {0, 0, 1e30f, 1e30f})}, {"b", i64({1}, {0})}});
+  }, "RoiAlign", "samples");
+  // half_pixel keeps an inverted ROI as is: it samples nothing and gives 0.
+  auto got = run("RoiAlign", {{"x", f32({1, 1, 4, 4}, v)}, {"r", f32({1, 4}, {3, 3, 1, 1})}, {"b", i64({1}, {0})}});
+  expectNear(got[0], {0});
 }
 
 // ---------------------------------------------------------------- quantization
