@@ -94,10 +94,19 @@ T powT(T x, E y) {
   }
 }
 
+// Both inputs of a binary op have one element type (inference checks it; this guards
+// kernels run on inputs that bypassed inference).
+void requireSameType(const KernelContext& ctx) {
+  const DataType a = ctx.input(0).dtype(), b = ctx.input(1).dtype();
+  ctx.check(a == b, std::string("inputs must have one element type, got ") + ir::dtypeName(a) + " and " +
+                        ir::dtypeName(b));
+}
+
 // out = f(x, y) over numeric types with one type for both inputs and the output.
 template <typename Op>
 RefKernel sameTypeBinary(Op op) {
   return [op](KernelContext& ctx) {
+    requireSameType(ctx);
     dispatchNumeric(ctx.input(0).dtype(), [&](auto tag) {
       using T = typename decltype(tag)::type;
       binaryMap<T, T, T>(ctx, ctx.input(0).dtype(), [&](T x, T y) { return op(x, y); });
@@ -109,6 +118,7 @@ RefKernel sameTypeBinary(Op op) {
 template <typename Op>
 RefKernel comparison(Op op, bool strings) {
   return [op, strings](KernelContext& ctx) {
+    requireSameType(ctx);
     const DataType t = ctx.input(0).dtype();
     if (t == DataType::kString) {
       ctx.check(strings, "string inputs are not supported by this op");
@@ -137,6 +147,7 @@ RefKernel logical(Op op) {
 template <typename Op>
 RefKernel bitwise(Op op) {
   return [op](KernelContext& ctx) {
+    requireSameType(ctx);
     const DataType t = ctx.input(0).dtype();
     if (t == DataType::kBool) {
       binaryMap<bool, bool, bool>(ctx, t, [&](bool x, bool y) { return bool(op(uint8_t(x), uint8_t(y)) & 1); });
@@ -272,6 +283,7 @@ void bitShiftKernel(KernelContext& ctx) {
   const std::string dir = ctx.attrs().getString("direction", "");
   ctx.check(dir == "LEFT" || dir == "RIGHT", "attribute 'direction' is '" + dir + "', expected LEFT or RIGHT");
   const bool left = dir == "LEFT";
+  requireSameType(ctx);
   dispatchInt(ctx.input(0).dtype(), [&](auto tag) {
     using T = typename decltype(tag)::type;
     using U = std::make_unsigned_t<T>;

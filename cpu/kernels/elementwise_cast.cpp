@@ -10,6 +10,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <string>
 
 #include "cpu/dispatch.h"
@@ -204,8 +205,12 @@ void fromStrings(const KernelContext& ctx, const Tensor& x, Tensor& y) {
 void castInto(const KernelContext& ctx, const Tensor& x, Tensor& y, bool saturate) {
   const DataType from = x.dtype(), to = y.dtype();
   const int64_t n = x.numel();
-  if (from == to) {
-    y = x.clone();
+  if (from == to) {  // copy into y's storage (it may be a planned arena slot)
+    if (from == DataType::kString) {
+      for (int64_t i = 0; i < n; ++i) y.data<std::string>()[i] = x.str(i);
+    } else if (x.nbytes() > 0) {
+      std::memcpy(y.mutableRaw(), x.raw(), x.nbytes());
+    }
     return;
   }
   if (from == DataType::kString) {

@@ -425,6 +425,13 @@ TEST(ElementwiseKernels, CastPacked4BitAndF8) {
 
 TEST(ElementwiseKernels, RuntimeErrorsNameTheNode) {
   expectNodeError([] { run("Clip", {f32({2}, {1, 2}), f32({2}, {0, 1})}); }, "Clip", "scalar");
+  // Kernels run on inputs that bypassed inference (constant folding) check types too.
+  auto g = oneNode("Add", {{"a", tt(DataType::kF32, {2}), std::nullopt}, {"b", tt(DataType::kF32, {2}), std::nullopt}});
+  Tensor a = f32({2}, {1, 2});
+  Tensor b = i64({2}, {1, 2});
+  expectNodeError([&] { Interpreter::runNode(*g->nodes()[0], {&a, &b}); }, "Add", "one element type");
+  Tensor s = strings({1}, {"x"});
+  expectNodeError([&] { Interpreter::runNode(*g->nodes()[0], {&s, &s}); }, "Add", "string");
 }
 
 // ---------------------------------------------------------------- importers
