@@ -4,6 +4,7 @@
 // tensor_resize.cpp.
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <random>
 #include <set>
 
@@ -323,7 +324,7 @@ void slice(KernelContext& ctx) {
     const int64_t a = normAxis(ctx, axes[i], r);
     if (seen[size_t(a)]) ctx.fail("axes repeat axis " + std::to_string(a));
     seen[size_t(a)] = true;
-    if (steps[i] == 0) ctx.fail("steps must not be 0");
+    if (steps[i] == 0 || steps[i] == std::numeric_limits<int64_t>::min()) ctx.fail("steps must not be 0");
     const int64_t dim = x.dim(size_t(a));
     int64_t s = starts[i], e = ends[i];
     if (s < 0) s += dim;
@@ -471,7 +472,9 @@ void range(KernelContext& ctx) {
     using T = typename decltype(tag)::type;
     const T start = ctx.input(0).data<T>()[0], limit = ctx.input(1).data<T>()[0], delta = ctx.input(2).data<T>()[0];
     if (delta == T(0)) ctx.fail("delta must not be 0");
-    const int64_t n = std::max<int64_t>(int64_t(std::ceil((double(limit) - double(start)) / double(delta))), 0);
+    const double count = std::ceil((double(limit) - double(start)) / double(delta));
+    if (!(count < 1e12)) ctx.fail("range of " + std::to_string(count) + " elements is too large (or NaN)");
+    const int64_t n = std::max<int64_t>(int64_t(count), 0);
     Tensor& y = ctx.allocOutput(0, s.dtype(), {n});
     T* py = y.data<T>();
     for (int64_t i = 0; i < n; ++i) py[i] = T(start + T(i) * delta);
@@ -484,7 +487,7 @@ void depthSpace(KernelContext& ctx, bool toSpace) {
   const Tensor& x = ctx.input(0);
   if (x.rank() != 4) ctx.fail("input must be 4-D, got " + x.summary());
   const int64_t b = ctx.attrs().requireInt("blocksize");
-  if (b < 1) ctx.fail("blocksize must be >= 1");
+  if (b < 1 || b > (int64_t(1) << 20)) ctx.fail("blocksize must be in [1, 2^20]");
   const int64_t N = x.dim(0), C = x.dim(1), H = x.dim(2), W = x.dim(3);
   std::vector<int64_t> idx;
   std::vector<int64_t> dims;

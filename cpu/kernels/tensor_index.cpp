@@ -3,6 +3,7 @@
 // Every index read from a tensor is range-checked (negative indices count from the end
 // where ONNX allows them).
 #include <algorithm>
+#include <cmath>
 #include <functional>
 #include <numeric>
 
@@ -200,8 +201,9 @@ void oneHot(KernelContext& ctx) {
   if (dep.numel() != 1 || dep.dtype() == DataType::kString) ctx.fail("depth must be a numeric scalar");
   if (vals.rank() != 1 || vals.numel() != 2) ctx.fail("values must be [off, on], got " + vals.summary());
   if (ind.dtype() == DataType::kString) ctx.fail("indices must be numeric");
-  const int64_t depth = int64_t(dep.getDouble(0));
-  if (depth < 1) ctx.fail("depth must be >= 1");
+  const double dd = dep.getDouble(0);
+  if (!(dd >= 1 && dd < 1e12)) ctx.fail("depth must be >= 1, got " + std::to_string(dd));
+  const int64_t depth = int64_t(dd);
   const int64_t r = int64_t(ind.rank()) + 1;
   int64_t axis = ctx.attrs().getInt("axis", -1);
   axis = normAxis(ctx, axis, r);
@@ -212,7 +214,8 @@ void oneHot(KernelContext& ctx) {
   for (int64_t o = 0; o < outer; ++o)
     for (int64_t d = 0; d < depth; ++d)
       for (int64_t j = 0; j < inner; ++j) {
-        int64_t v = int64_t(ind.getDouble(o * inner + j));
+        const double raw = ind.getDouble(o * inner + j);
+        int64_t v = std::isfinite(raw) && std::abs(raw) < 1e15 ? int64_t(raw) : depth;  // out of range: all off
         if (v < 0) v += depth;
         idx[size_t((o * depth + d) * inner + j)] = v == d ? 1 : 0;
       }

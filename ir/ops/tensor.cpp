@@ -12,6 +12,7 @@
 // intOf() reads them back. No real dimension symbol starts with '-'.
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <map>
 #include <set>
 
@@ -250,7 +251,7 @@ void inferConstantOfShape(InferContext& ctx) {
   Shape out = *shapeFromInput(ctx, 0);
   ctx.setOutput(0, dt, out);
   // Tiny integer results are folded (ConstantOfShape -> Mul -> Where chains in exports).
-  if (out.isStatic() && out.numel() <= 64 && isInteger(dt) && out.rank() <= 1) {
+  if (out.rank() <= 1 && out.isStatic() && out.numel() <= 64 && isInteger(dt)) {
     int64_t v = value ? value->getInt(0) : 0;
     std::vector<Dim> elems(size_t(out.numel()), dimOfInt(v));
     publish(ctx, 0, elems, dt, out.rank() == 0);
@@ -648,7 +649,7 @@ void inferSlice(InferContext& ctx) {
   std::vector<SliceRange> ranges(n);
   bool allStatic = true;
   for (size_t i = 0; i < n; ++i) {
-    ctx.check(st[i] != 0, "steps must not be 0");
+    ctx.check(st[i] != 0 && st[i] != std::numeric_limits<int64_t>::min(), "steps must not be 0");
     const Dim& d = in[size_t(ax[i])];
     if (d.isStatic()) {
       ranges[i] = sliceRange((*starts)[i], (*ends)[i], st[i], d.value());
@@ -897,7 +898,9 @@ void inferRange(InferContext& ctx) {
   auto start = scalarVal(ctx, 0), limit = scalarVal(ctx, 1), delta = scalarVal(ctx, 2);
   if (delta) ctx.check(*delta != 0, "delta must not be 0");
   if (start && limit && delta) {
-    const int64_t n = std::max<int64_t>(int64_t(std::ceil((*limit - *start) / *delta)), 0);
+    const double count = std::ceil((*limit - *start) / *delta);
+    ctx.check(count < 1e12, "range of " + std::to_string(count) + " elements is too large (or NaN)");
+    const int64_t n = std::max<int64_t>(int64_t(count), 0);
     ctx.setOutput(0, dt, Shape{n});
     if (isInteger(dt) && n <= kMaxFold) {
       std::vector<Dim> v;
@@ -934,7 +937,7 @@ void inferOneHot(InferContext& ctx) {
   if (axis < 0) axis += r;
   Dim depth;
   if (auto d = scalarVal(ctx, 1)) {
-    ctx.check(*d >= 1, "depth must be >= 1, got " + std::to_string(*d));
+    ctx.check(*d >= 1 && *d < 1e12, "depth must be >= 1, got " + std::to_string(*d));
     depth = Dim(int64_t(*d));
   }
   std::vector<Dim> out = in.dims();
@@ -1046,7 +1049,7 @@ void inferDepthToSpace(InferContext& ctx, bool toSpace) {
   const Shape& in = ctx.inputShape(0);
   const DataType dt = ctx.inputDtype(0);
   const int64_t b = ctx.attrs().requireInt("blocksize");
-  ctx.check(b >= 1, "blocksize must be >= 1");
+  ctx.check(b >= 1 && b <= (int64_t(1) << 20), "blocksize must be in [1, 2^20], got " + str(b));
   if (toSpace) {
     std::string mode = ctx.attrs().getString("mode", "DCR");
     ctx.check(mode == "DCR" || mode == "CRD", "mode must be DCR or CRD, got '" + mode + "'");
