@@ -983,15 +983,24 @@ void inferResize(InferContext& ctx) {
     for (int64_t i = 0; i < r; ++i) axes.push_back(i);
   const size_t n = axes.size();
   std::vector<Dim> out = in.dims();
-  // Empty scales/sizes tensors count as absent (opset 11 models pass "" or []).
-  auto isEmpty = [&](size_t i) {
-    if (!ctx.hasInput(i)) return true;
+  // Empty scales/sizes tensors count as absent (opset 11 models pass "" or []). Where a
+  // shape is not static we may not know which one is used: the kernel decides, and the
+  // resized dims stay unknown.
+  auto extentOf1D = [&](size_t i) -> int64_t {  // -1: absent or 0; -2: unknown
+    if (!ctx.hasInput(i)) return -1;
     const Shape& s = ctx.inputShape(i);
-    return s.rankKnown() && s.rank() == 1 && s[0].isStatic() && s[0].value() == 0;
+    if (s.rankKnown() && s.rank() == 1 && s[0].isStatic()) return s[0].value() == 0 ? -1 : s[0].value();
+    return -2;
   };
-  const bool hasScales = !isEmpty(2), hasSizes = !isEmpty(3);
-  ctx.check(!(hasScales && hasSizes), "takes scales or sizes, not both");
-  ctx.check(hasScales || hasSizes, "needs scales or sizes");
+  const int64_t ns = extentOf1D(2), nz = extentOf1D(3);
+  ctx.check(!(ns > 0 && nz > 0), "takes scales or sizes, not both");
+  ctx.check(ns != -1 || nz != -1, "needs scales or sizes");
+  if (ns == -2 && nz == -2) {
+    for (int64_t ax : axes) out[size_t(ax)] = Dim::unknown();
+    ctx.setOutput(0, dt, Shape(out));
+    return;
+  }
+  const bool hasSizes = nz != -1 && ns <= 0;
   if (hasSizes) {
     ctx.check(ctx.inputDtype(3) == DataType::kI64, "sizes must be i64");
     auto sv = shapeVal(ctx, 3);
