@@ -91,6 +91,23 @@ void binaryMap(KernelContext& ctx, DataType outType, F&& f) {
   const A* x = a.data<A>();
   const B* y = b.data<B>();
   O* z = o.data<O>();
+  const int64_t n = o.numel();
+  // Plain loops for the common cases: equal shapes, or one side a single element.
+  const bool fullA = a.dims() == dims, fullB = b.dims() == dims;
+  if (fullA && fullB) {
+    for (int64_t i = 0; i < n; ++i) z[i] = f(x[i], y[i]);
+    return;
+  }
+  if (fullA && b.numel() == 1) {
+    const B s = y[0];
+    for (int64_t i = 0; i < n; ++i) z[i] = f(x[i], s);
+    return;
+  }
+  if (fullB && a.numel() == 1) {
+    const A s = x[0];
+    for (int64_t i = 0; i < n; ++i) z[i] = f(s, y[i]);
+    return;
+  }
   forEachBroadcast<2>(dims, {&a.dims(), &b.dims()},
                       [&](int64_t i, const std::array<int64_t, 2>& off) { z[i] = f(x[off[0]], y[off[1]]); });
 }
