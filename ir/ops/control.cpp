@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <cmath>
 #include <functional>
+#include <optional>
 
 #include "ir/op_schema.h"
 #include "ir/ops/families.h"
@@ -117,8 +118,11 @@ void inferIf(InferContext& ctx) {
   if (const Tensor* v = ctx.inputValue(0); v && v->numel() == 1) known = v->getInt(0) != 0;
   if (known) {
     // Only the branch taken matters (the other may not even be valid for these shapes).
-    const char* name = *known ? "then_branch" : "else_branch";
-    inferBody(ctx, name, {}, false);
+    inferBody(ctx, *known ? "then_branch" : "else_branch", {}, false);
+    try {
+      inferBody(ctx, *known ? "else_branch" : "then_branch", {}, false);  // typed where it can be
+    } catch (const Error&) {
+    }
     for (size_t i = 0; i < ctx.numOutputs(); ++i) ctx.setOutput(i, (*known ? t : e).outputs()[i]->type());
     return;
   }
@@ -207,15 +211,32 @@ void inferLoop(InferContext& ctx) {
   ctx.check(ctx.numOutputs() <= n + k, "has " + str(int64_t(ctx.numOutputs())) + " outputs, the body makes " +
                                            str(int64_t(n)) + " loop-carried values and " + str(int64_t(k)) +
                                            " scan outputs");
+  // The trip count is M when the body hands its condition through unchanged (a for loop)
+  // and the loop starts with a true (or absent) condition.
+  Dim trips = Dim::unknown();
+  const Value* condIn = g.inputs()[1];
+  const Value* co = g.outputs()[0];
+  const bool passThrough = co == condIn || (co->producer() && co->producer()->op() == "Identity" &&
+                                            co->producer()->numInputs() == 1 && co->producer()->input(0) == condIn);
+  std::optional<bool> startCond = true;
+  if (ctx.hasInput(1)) {
+    const Tensor* c = ctx.inputValue(1);
+    startCond = c && c->numel() == 1 ? std::optional<bool>(c->getInt(0) != 0) : std::nullopt;
+  }
+  if (startCond && !*startCond) {
+    trips = Dim(0);
+  } else if (startCond && passThrough && ctx.hasInput(0)) {
+    if (auto m = dimsOfInput(ctx, 0); m && m->size() == 1) trips = (*m)[0];
+  }
   for (size_t i = 0; i < ctx.numOutputs(); ++i) {
     if (i < n) {
-      ctx.setOutput(i, carried[i]);
+      ctx.setOutput(i, trips == Dim(0) ? TensorType(ctx.inputType(2 + i)) : carried[i]);
       continue;
     }
     const TensorType& s = g.outputs()[1 + i]->type();
     Shape sh = Shape::unknownRank();
     if (s.shape.rankKnown()) {
-      std::vector<Dim> d = {Dim::unknown()};
+      std::vector<Dim> d = {trips};
       d.insert(d.end(), s.shape.dims().begin(), s.shape.dims().end());
       sh = Shape(d);
     }

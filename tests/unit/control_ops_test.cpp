@@ -12,6 +12,7 @@
 
 #include "cpu/reference.h"
 #include "ir/op_schema.h"
+#include "ir/verifier.h"
 #include "parser/onnx_parser.h"
 
 using anvil::Error;
@@ -187,6 +188,7 @@ std::unique_ptr<Graph> loopGraph(bool withM, bool withCondStop) {
 
 TEST(ControlLoop, CarriesStateStacksScanOutputsAndReadsOuterScope) {
   auto g = loopGraph(true, false);
+  EXPECT_NO_THROW(verify(*g));
   EXPECT_EQ(g->outputs()[0]->type().str(), "f32[1]");
   EXPECT_EQ(g->outputs()[1]->type().str(), "f32[?,1]");
   auto out = Interpreter::run(*g, {{"M", Tensor::scalar<int64_t>(DataType::kI64, 4)},
@@ -390,6 +392,8 @@ TEST(ControlScan, Opset8WithSequenceLensPadsShortRowsWithZeros) {
   id->add_input("s2");
   id->add_output("y");
   Model model = anvil::parser::parseOnnxBytes(m.SerializeAsString(), "");
+  EXPECT_NO_THROW(verify(*model.graph));
+  EXPECT_EQ(model.graph->outputs()[0]->type().str(), "f32[2,1]");
   auto out = Interpreter::run(*model.graph, {{"lens", i32({2}, {3, 2})},
                                              {"init", f32({2, 1}, {0, 100})},
                                              {"x", f32({2, 3, 1}, {1, 2, 3, 10, 20, 30})}});
