@@ -87,7 +87,9 @@ void buildImpl(const std::string& onnxPath, const BuilderConfig& config, std::st
   const auto start = Clock::now();
   ir::Model model = parser::parseOnnxFile(onnxPath);
   report->nodesBefore = int(model.graph->nodes().size());
-  report->passLog = passes::optimize(*model.graph, config.optimizationLevel);
+  passes::OptimizeOptions popts;
+  popts.dumpDir = config.dumpGraphDir;
+  report->passLog = passes::optimize(*model.graph, config.optimizationLevel, popts);
   report->nodesAfter = int(model.graph->nodes().size());
 
   runtime::Plan plan;

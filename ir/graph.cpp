@@ -182,7 +182,9 @@ std::vector<Node*> Graph::users(const Value* v) const {
         if (auto* gs = std::get_if<std::vector<std::shared_ptr<Graph>>>(&attr.value))
           for (auto& g : *gs) subs.push_back(g.get());
         for (const Graph* g : subs)
-          if (!g->users(v).empty()) uses = true;
+          if (!g->users(v).empty() ||
+              std::find(g->outputs().begin(), g->outputs().end(), v) != g->outputs().end())
+            uses = true;
       }
     }
     if (uses) out.push_back(n.get());
@@ -198,9 +200,10 @@ void Graph::removeUnusedValues() {
     used.insert(n->outputs_.begin(), n->outputs_.end());
   }
   // Values used only from subgraphs (outer-scope references) must stay.
-  for (const Graph* g : subgraphs())
-    for (const auto& n : g->nodes())
-      used.insert(n->inputs().begin(), n->inputs().end());
+  for (const Graph* g : subgraphs()) {
+    for (const auto& n : g->nodes()) used.insert(n->inputs().begin(), n->inputs().end());
+    used.insert(g->outputs().begin(), g->outputs().end());  // a body may return an outer value
+  }
   std::vector<std::unique_ptr<Value>> kept;
   for (auto& v : values_) {
     if (used.count(v.get())) {
@@ -234,6 +237,7 @@ void Graph::topoSort() {
         for (auto& g : *gs) subs.push_back(g.get());
       for (size_t k = 0; k < subs.size(); ++k) {
         for (const auto& sn : subs[k]->nodes()) d.insert(d.end(), sn->inputs().begin(), sn->inputs().end());
+        d.insert(d.end(), subs[k]->outputs().begin(), subs[k]->outputs().end());
         for (const Graph* inner : subs[k]->subgraphs()) subs.push_back(inner);
       }
     }

@@ -23,9 +23,14 @@ struct Pass {
   std::function<PassResult(ir::Graph&)> run;
 };
 
+struct OptimizeOptions {
+  std::string dumpDir;  // write the IR text before and after each pass here ("" = off)
+  bool verify = true;   // run the verifier after every pass (cheap; always on in tests)
+};
+
 // The passes in pipeline order.
 const std::vector<Pass>& pipeline();
-// Runs the pipeline for `level`; returns one log line per pass that ran.
-std::vector<std::string> optimize(ir::Graph& graph, int level);
+// Runs the pipeline for `level`; returns one log line per pass that ran (its statistics).
+std::vector<std::string> optimize(ir::Graph& graph, int level, const OptimizeOptions& options = {});
 
 }  // namespace anvil::passes

@@ -60,6 +60,7 @@ constexpr Flag kFlags[] = {
     {"exportTimes", 1, "write per-iteration timings as JSON"},
     {"skipInference", 0, "build (and save) only"},
     {"checkSupport", 0, "list every unsupported node of --onnx and exit (builds nothing)"},
+    {"dumpGraph", 1, "DIR: write the IR text before and after each optimization pass"},
     {"verbose", 0, "more logging: passes, tactic choices, per-avgRuns latencies"},
     {"help", 0, "print this help"},
 };
@@ -294,6 +295,7 @@ int run(int argc, char** argv) {
     cfg.inputShapes = shapes;
     cfg.verbose = verbose;
     if (has("timingCacheFile")) cfg.timingCachePath = flags["timingCacheFile"];
+    if (has("dumpGraph")) cfg.dumpGraphDir = flags["dumpGraph"];
     if (has("builderOptimizationLevel")) {
       cfg.optimizationLevel = int(toInt("builderOptimizationLevel", flags["builderOptimizationLevel"], 0));
       ANVIL_CHECK(cfg.optimizationLevel <= 3, ErrorCode::kInvalidArgument, "--builderOptimizationLevel is 0..3");

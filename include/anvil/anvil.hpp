@@ -50,6 +50,7 @@ struct BuilderConfig {
   // entry here become 1.
   std::map<std::string, std::vector<int64_t>> inputShapes;
   bool verbose = false;
+  std::string dumpGraphDir;           // write the IR text before and after each pass ("" = off)
   // Called as tactics are timed: (done, total, current layer name).
   std::function<void(int, int, const std::string&)> progress;
 };

@@ -210,7 +210,7 @@ TEST_F(GraphApi, AddNodeAttachesSchemasAndNormalizesDomain) {
 // Graph::removeUnusedValues only counts reads by subgraph *nodes*, so it frees such a
 // value while the subgraph still points at it. Disabled until graph.cpp counts subgraph
 // outputs as uses (users() and topoSort() have the same blind spot).
-TEST_F(GraphApi, DISABLED_RemoveUnusedValuesKeepsValuesReturnedBySubgraphs) {
+TEST_F(GraphApi, RemoveUnusedValuesKeepsValuesReturnedBySubgraphs) {
   Model m = parseIrText(
       "graph @main(%c: bool[]) -> (%y) {\n"
       "  %w = const f32[1] [1]\n"

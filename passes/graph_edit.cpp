@@ -1,0 +1,150 @@
+// Shared graph edits and build-time facts of the cleanup passes.
+#include "passes/graph_edit.h"
+
+#include <algorithm>
+
+#include "ir/op_schema.h"
+
+namespace anvil::passes {
+
+bool isGraphInput(const ir::Graph& g, const ir::Value* v) {
+  return std::find(g.inputs().begin(), g.inputs().end(), v) != g.inputs().end();
+}
+
+const ir::Tensor* trueConstantOf(const ir::Graph& g, const ir::Value* v) {
+  if (!v || !v->isInitializer() || isGraphInput(g, v)) return nullptr;
+  return v->initializer();
+}
+
+bool hasSubgraphs(const ir::Node& n) {
+  for (const auto& [name, a] : n.attrs().all()) {
+    (void)name;
+    if (a.kind() == ir::Attribute::Kind::kGraph || a.kind() == ir::Attribute::Kind::kGraphs) return true;
+  }
+  return false;
+}
+
+std::string uniqueName(const ir::Graph& g, const std::string& base) {
+  std::string stem = base.empty() ? "v" : base;
+  if (!g.lookup(stem)) return stem;
+  for (int i = 1;; ++i) {
+    std::string s = stem + "_" + std::to_string(i);
+    if (!g.lookup(s)) return s;
+  }
+}
+
+ir::Value* addConstant(ir::Graph& g, const std::string& base, ir::Tensor t) {
+  return g.addInitializer(uniqueName(g, base), std::move(t));
+}
+
+void makeConstant(ir::Value* v, ir::Tensor t) {
+  v->setType(t.type());
+  v->setInitializer(std::move(t));
+}
+
+std::optional<int64_t> shapeValueInt(const ir::Dim& d) {
+  if (d.isStatic()) return d.value();
+  if (!d.isSymbolic()) return std::nullopt;
+  const std::string& s = d.symbolName();
+  if (s.size() < 2 || s[0] != '-') return std::nullopt;
+  for (size_t i = 1; i < s.size(); ++i)
+    if (s[i] < '0' || s[i] > '9') return std::nullopt;
+  try {
+    return std::stoll(s);
+  } catch (...) {
+    return std::nullopt;
+  }
+}
+
+KnownValues computeKnownValues(const ir::Graph& g) {
+  KnownValues kv;
+  for (ir::Value* v : g.initializers())
+    if (!isGraphInput(g, v)) kv.data[v] = *v->initializer();
+  for (const auto& np : g.nodes()) {
+    const ir::Node& n = *np;
+    const ir::OpSchema* schema = n.schema();
+    if (!schema || !schema->infer || hasSubgraphs(n)) continue;
+    std::vector<const ir::TensorType*> types;
+    std::vector<const ir::Tensor*> values;
+    std::vector<const std::vector<ir::Dim>*> shapeValues;
+    bool typed = true;
+    for (const ir::Value* in : n.inputs()) {
+      if (!in) {
+        types.push_back(nullptr);
+        values.push_back(nullptr);
+        shapeValues.push_back(nullptr);
+        continue;
+      }
+      typed = typed && in->dtype() != ir::DataType::kUndefined;
+      types.push_back(&in->type());
+      values.push_back(kv.dataOf(in));
+      shapeValues.push_back(kv.shapeValueOf(in));
+    }
+    if (!typed) continue;
+    ir::InferContext ctx(n, types, values, shapeValues);
+    try {
+      schema->infer(ctx);
+    } catch (const Error&) {
+      continue;  // what inference cannot prove stays unknown
+    }
+    for (size_t i = 0; i < n.numOutputs(); ++i) {
+      const ir::Value* out = n.output(i);
+      if (!out) continue;
+      // Folded data must agree with the value's type (dtype and static extents).
+      if (const auto& t = ctx.outputValues()[i]; t && t->dtype() == out->dtype() &&
+                                                 (!out->shape().rankKnown() || out->shape().isStatic()) &&
+                                                 (!out->shape().rankKnown() || out->shape().extents() == t->dims()))
+        kv.data[out] = *t;
+      if (const auto& sv = ctx.outputShapeValues()[i]) kv.shapeValues[out] = *sv;
+    }
+  }
+  return kv;
+}
+
+namespace {
+bool isGraphOutputValue(const ir::Graph& g, const ir::Value* v) {
+  return std::find(g.outputs().begin(), g.outputs().end(), v) != g.outputs().end();
+}
+}  // namespace
+
+bool forwardValue(ir::Graph& g, ir::Node* dead, ir::Value* from, ir::Value* to) {
+  // The dead node's other outputs must be unobserved.
+  for (ir::Value* o : dead->outputs())
+    if (o != from && (isGraphOutputValue(g, o) || !g.users(o).empty())) return false;
+  if (!isGraphOutputValue(g, from)) {
+    g.replaceAllUses(from, to);
+    g.removeNode(dead);
+    return true;
+  }
+  // `from` is a graph output: re-create `to`'s producer under `from`'s name.
+  ir::Node* p = to->producer();
+  if (!p || p == dead || hasSubgraphs(*p) || isGraphOutputValue(g, to)) return false;
+  auto users = g.users(to);
+  if (users.size() != 1 || users[0] != dead) return false;
+  size_t slot = 0;
+  for (size_t j = 0; j < p->numOutputs(); ++j) {
+    if (p->output(j) == to) slot = j;
+    else if (isGraphOutputValue(g, p->output(j))) return false;
+  }
+  const std::string fromName = from->name();
+  const ir::TensorType fromType = from->type();
+  g.replaceAllUses(from, to);
+  g.removeNode(dead);
+  g.removeUnusedValues();  // frees `from`'s name
+  std::vector<std::string> names;
+  for (size_t j = 0; j < p->numOutputs(); ++j) {
+    const std::string& old = p->output(j)->name();
+    names.push_back(j == slot ? fromName : old.empty() ? "" : uniqueName(g, old));
+  }
+  ir::Node* q = g.addNode(p->op(), p->domain(), p->name(), p->inputs(), names);
+  q->attrs() = p->attrs();
+  for (size_t j = 0; j < p->numOutputs(); ++j) {
+    q->output(j)->setType(j == slot ? fromType : p->output(j)->type());
+    g.replaceAllUses(p->output(j), q->output(j));
+  }
+  g.removeNode(p);
+  g.topoSort();
+  return true;
+}
+
+}  // namespace anvil::passes
