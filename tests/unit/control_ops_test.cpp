@@ -591,6 +591,52 @@ TEST(ControlRnn, LayoutOneMatchesLayoutZeroTransposed) {
   expectNear(a[1], values(b[1]), 1e-6);
 }
 
+TEST(ControlRnn, BidirectionalLstmIsForwardPlusReverseOnOddShapes) {
+  // seq 5, batch 3, input 13, hidden 7, sequence_lens [5, 1, 3]; weights from a fixed formula.
+  const int64_t S = 5, B = 3, I = 13, H = 7;
+  auto fill = [](int64_t n, double scale, double phase) {
+    std::vector<float> v(static_cast<size_t>(n));
+    for (int64_t i = 0; i < n; ++i) v[size_t(i)] = float(scale * std::sin(0.37 * double(i) + phase));
+    return v;
+  };
+  auto x = fill(S * B * I, 1.0, 0.1);
+  auto w = fill(2 * 4 * H * I, 0.3, 0.2), r = fill(2 * 4 * H * H, 0.3, 0.3), b = fill(2 * 8 * H, 0.1, 0.4);
+  auto h0 = fill(2 * B * H, 0.5, 0.5), c0 = fill(2 * B * H, 0.5, 0.6), p = fill(2 * 3 * H, 0.2, 0.7);
+  auto half = [](const std::vector<float>& v, int d) {
+    const size_t n = v.size() / 2;
+    return std::vector<float>(v.begin() + long(d * n), v.begin() + long((d + 1) * n));
+  };
+  auto lstm = [&](const std::string& dir, int d) {
+    const int64_t D = d < 0 ? 2 : 1;
+    auto pick = [&](const std::vector<float>& v) { return d < 0 ? v : half(v, d); };
+    return run("LSTM",
+               {{"X", f32({S, B, I}, x)},
+                {"W", f32({D, 4 * H, I}, pick(w))},
+                {"R", f32({D, 4 * H, H}, pick(r))},
+                {"B", f32({D, 8 * H}, pick(b))},
+                {"lens", i32({B}, {5, 1, 3})},
+                {"h0", f32({D, B, H}, pick(h0))},
+                {"c0", f32({D, B, H}, pick(c0))},
+                {"P", f32({D, 3 * H}, pick(p))}},
+               attrs({{"hidden_size", H}, {"direction", dir}}), 3);
+  };
+  auto both = lstm("bidirectional", -1), fwd = lstm("forward", 0), rev = lstm("reverse", 1);
+  for (int64_t t = 0; t < S; ++t)
+    for (int64_t bb = 0; bb < B; ++bb)
+      for (int64_t j = 0; j < H; ++j) {
+        EXPECT_NEAR(both[0].getDouble(((t * 2 + 0) * B + bb) * H + j), fwd[0].getDouble((t * B + bb) * H + j), 1e-6);
+        EXPECT_NEAR(both[0].getDouble(((t * 2 + 1) * B + bb) * H + j), rev[0].getDouble((t * B + bb) * H + j), 1e-6);
+      }
+  for (int k = 1; k < 3; ++k)
+    for (int64_t i = 0; i < B * H; ++i) {
+      EXPECT_NEAR(both[size_t(k)].getDouble(i), fwd[size_t(k)].getDouble(i), 1e-6);
+      EXPECT_NEAR(both[size_t(k)].getDouble(B * H + i), rev[size_t(k)].getDouble(i), 1e-6);
+    }
+  // Row 1 (length 1): Y is zero after the first step in both directions.
+  for (int64_t t = 1; t < S; ++t)
+    for (int64_t j = 0; j < H; ++j) EXPECT_EQ(both[0].getDouble(((t * 2 + 1) * B + 1) * H + j), 0.0);
+}
+
 // ---- signal -----------------------------------------------------------------------------
 
 TEST(ControlSignal, DftOfARealSignalOnesidedAndInverse) {
@@ -607,6 +653,23 @@ TEST(ControlSignal, DftOfARealSignalOnesidedAndInverse) {
   EXPECT_NEAR(out[0].getDouble(0), 2, 1e-6);
   out = run("DFT", {{"x", f32({2, 1, 1}, {3, 1})}, {"", {}}, {"axis", Tensor::scalar<int64_t>(DataType::kI64, 0)}});
   expectNear(out[0], {4, 0, 2, 0});
+}
+
+TEST(ControlSignal, DftInOtherFloatTypesRoundTrips) {
+  for (DataType dt : {DataType::kF64, DataType::kF16, DataType::kBF16}) {
+    Tensor x(dt, {1, 7, 1});
+    for (int64_t i = 0; i < 7; ++i) x.setDouble(i, double(i % 3) - 1);
+    auto fwd = run("DFT", {{"x", x}})[0];
+    EXPECT_EQ(fwd.dtype(), dt);
+    auto back = run("DFT", {{"x", fwd}}, attrs({{"inverse", int64_t(1)}}))[0];
+    const double tol = dt == DataType::kF64 ? 1e-12 : dt == DataType::kF16 ? 1e-2 : 5e-2;
+    for (int64_t i = 0; i < 7; ++i) {
+      EXPECT_NEAR(back.getDouble(2 * i), x.getDouble(i), tol) << dtypeName(dt);
+      EXPECT_NEAR(back.getDouble(2 * i + 1), 0, tol) << dtypeName(dt);
+    }
+  }
+  expectError([] { run("DFT", {{"x", f32({1, 4, 1}, {1, 2, 3, 4})}}, attrs({{"inverse", int64_t(1)}, {"onesided", int64_t(1)}})); },
+              {"DFT 'n0'", "onesided and inverse"});
 }
 
 TEST(ControlSignal, DftInferenceAndBadAxis) {
