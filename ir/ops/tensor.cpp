@@ -663,9 +663,9 @@ void inferSlice(InferContext& ctx) {
   }
   ctx.setOutput(0, dt, Shape(out));
   if (r == 1 && allStatic) {
-    if (auto v = shapeVal(ctx, 0)) {
+    if (auto v = shapeVal(ctx, 0); v && int64_t(v->size()) == in[0].value()) {
       std::vector<Dim> o;
-      const SliceRange& s = ranges[0];
+      const SliceRange s = n == 1 ? ranges[0] : SliceRange{0, in[0].value(), 1, in[0].value()};
       for (int64_t k = 0, i = s.start; k < s.len; ++k, i += s.step) o.push_back((*v)[size_t(i)]);
       publish(ctx, 0, o, dt, false);
     }
