@@ -46,6 +46,7 @@ void dftKernel(KernelContext& ctx) {
   const bool inverse = ctx.attrs().getInt("inverse", 0) != 0;
   const bool onesided = ctx.attrs().getInt("onesided", 0) != 0;
   ctx.check(!(inverse && onesided), "onesided and inverse cannot both be set");
+  ctx.check(!(onesided && comp == 2), "onesided output needs a real input (last dim 1)");
   const int64_t outLen = onesided ? len / 2 + 1 : len;
   std::vector<int64_t> od = x.dims();
   od[size_t(ax)] = outLen;

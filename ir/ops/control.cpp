@@ -377,7 +377,10 @@ void inferDft(InferContext& ctx) {
   const int64_t r = int64_t(x.shape.rank());
   ctx.check(r >= 2, "input must have rank >= 2 (signal dims then a last dim of 1 or 2)");
   const Dim& last = x.shape[size_t(r - 1)];
-  if (last.isStatic()) ctx.check(last.value() == 1 || last.value() == 2, "the last dim must be 1 (real) or 2 (complex)");
+  if (last.isStatic()) {
+    ctx.check(last.value() == 1 || last.value() == 2, "the last dim must be 1 (real) or 2 (complex)");
+    ctx.check(!(onesided && last.value() == 2), "onesided output needs a real input (last dim 1)");
+  }
   std::vector<Dim> d = x.shape.dims();
   d.back() = Dim(2);
   std::optional<int64_t> axis = -2;
