@@ -361,7 +361,12 @@ void packedGemm(PackedKernel kernel, int64_t M, int64_t N, int64_t K, float alph
 }
 
 // ---------------------------------------------------------------------------------------
-// Portable blocked GEMM
+// Portable blocked GEMM: B copied into 4-column panels, a 4x4 tile held in four 4-float
+// vectors (GCC vector extensions: SSE on x86, NEON on Arm, scalar code elsewhere).
+
+namespace {
+typedef float V4 __attribute__((vector_size(16)));
+}  // namespace
 
 void blockedGemm4x4(int64_t M, int64_t N, int64_t K, float alpha, StridedMatrix A, StridedMatrix B, float* C,
                     int64_t ldc, bool accumulate) {
@@ -370,34 +375,39 @@ void blockedGemm4x4(int64_t M, int64_t N, int64_t K, float alpha, StridedMatrix 
     if (!accumulate) zeroRows(M, N, C, ldc);
     return;
   }
-  constexpr int64_t kRowsPerTask = 64, kKBlock = 256;
+  constexpr int64_t kRowsPerTask = 64, kKBlock = 256, kNBlock = 256;
+  const StridedBPacker packer(B);
   parallelFor(ceilDiv(M, kRowsPerTask), [&](int64_t task) {
     const int64_t i0 = task * kRowsPerTask, i1 = std::min(M, i0 + kRowsPerTask);
-    for (int64_t kb = 0; kb < K; kb += kKBlock) {
-      const int64_t k1 = std::min(K, kb + kKBlock);
-      const bool acc = accumulate || kb > 0;
-      for (int64_t i = i0; i < i1; i += 4) {
-        const int rows = int(std::min<int64_t>(4, i1 - i));
-        for (int64_t j = 0; j < N; j += 4) {
-          const int cols = int(std::min<int64_t>(4, N - j));
-          float s[4][4] = {};
-          if (rows == 4 && cols == 4) {
-            for (int64_t k = kb; k < k1; ++k) {
-              const float a0 = A.at(i, k), a1 = A.at(i + 1, k), a2 = A.at(i + 2, k), a3 = A.at(i + 3, k);
-              const float b0 = B.at(k, j), b1 = B.at(k, j + 1), b2 = B.at(k, j + 2), b3 = B.at(k, j + 3);
-              s[0][0] += a0 * b0; s[0][1] += a0 * b1; s[0][2] += a0 * b2; s[0][3] += a0 * b3;
-              s[1][0] += a1 * b0; s[1][1] += a1 * b1; s[1][2] += a1 * b2; s[1][3] += a1 * b3;
-              s[2][0] += a2 * b0; s[2][1] += a2 * b1; s[2][2] += a2 * b2; s[2][3] += a2 * b3;
-              s[3][0] += a3 * b0; s[3][1] += a3 * b1; s[3][2] += a3 * b2; s[3][3] += a3 * b3;
+    float* bp = tPackB.get(kKBlock * kNBlock);
+    for (int64_t jb = 0; jb < N; jb += kNBlock) {
+      const int64_t nb = std::min(kNBlock, N - jb);
+      for (int64_t kb = 0; kb < K; kb += kKBlock) {
+        const int64_t kc = std::min(kKBlock, K - kb);
+        const bool acc = accumulate || kb > 0;
+        packer.pack(kb, kc, jb, nb, 4, bp);
+        for (int64_t i = i0; i < i1; i += 4) {
+          const int rows = int(std::min<int64_t>(4, i1 - i));
+          const float* ar[4];
+          for (int r = 0; r < 4; ++r) ar[r] = A.p + (i + std::min(r, rows - 1)) * A.rs + kb * A.cs;  // edge: repeat a row
+          for (int64_t q = 0; q * 4 < nb; ++q) {
+            const float* bq = bp + q * kc * 4;
+            V4 s0 = {}, s1 = {}, s2 = {}, s3 = {};
+            for (int64_t k = 0; k < kc; ++k) {
+              V4 b;
+              std::memcpy(&b, bq + k * 4, sizeof b);
+              const int64_t o = k * A.cs;
+              s0 += ar[0][o] * b;
+              s1 += ar[1][o] * b;
+              s2 += ar[2][o] * b;
+              s3 += ar[3][o] * b;
             }
-          } else {
-            for (int64_t k = kb; k < k1; ++k)
-              for (int r = 0; r < rows; ++r)
-                for (int c = 0; c < cols; ++c) s[r][c] += A.at(i + r, k) * B.at(k, j + c);
-          }
-          for (int r = 0; r < rows; ++r) {
-            float* cr = C + (i + r) * ldc + j;
-            for (int c = 0; c < cols; ++c) cr[c] = acc ? cr[c] + alpha * s[r][c] : alpha * s[r][c];
+            const V4 s[4] = {s0, s1, s2, s3};
+            const int cols = int(std::min<int64_t>(4, nb - q * 4));
+            for (int r = 0; r < rows; ++r) {
+              float* cr = C + (i + r) * ldc + jb + q * 4;
+              for (int c = 0; c < cols; ++c) cr[c] = acc ? cr[c] + alpha * s[r][c] : alpha * s[r][c];
+            }
           }
         }
       }
