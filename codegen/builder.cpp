@@ -85,6 +85,7 @@ void buildImpl(const std::string& onnxPath, const BuilderConfig& config, std::st
   ANVIL_CHECK(config.device == Device::kCPU, ErrorCode::kUnsupported,
               "the CUDA backend cannot build engines yet; use --device=cpu");
   const auto start = Clock::now();
+  if (config.threads > 0) setCpuThreads(config.threads);  // tune with the threads the user runs with
   ir::Model model = parser::parseOnnxFile(onnxPath);
   report->nodesBefore = int(model.graph->nodes().size());
   passes::OptimizeOptions popts;
@@ -133,7 +134,7 @@ void buildImpl(const std::string& onnxPath, const BuilderConfig& config, std::st
   ir::inferShapes(g);
 
   codegen::TimingCache cache(config.timingCachePath);
-  const std::string device = cpu::cpuSignature();
+  const std::string device = cpu::cpuSignature() + "|threads=" + std::to_string(cpuThreads());
   std::mt19937 rng(12345);
   std::set<std::string> isa;
   struct Work {

@@ -8,11 +8,15 @@
 #include "anvil/anvil.hpp"
 #include "cpu/reference.h"
 #include "cpu/tactics.h"
+#include "cpu/tactics/gemm_kernels.h"
 #include "ir/op_schema.h"
 #include "runtime/engine_format.h"
 #include "runtime/memory_planner.h"
 
 namespace anvil {
+
+void setCpuThreads(int n) { cpu::tactics::setNumThreads(n); }
+int cpuThreads() { return cpu::tactics::numThreads(); }
 
 const char* dataTypeName(DataType t) { return ir::dtypeName(ir::DataType(int32_t(t))); }
 size_t dataTypeSize(DataType t) { return ir::storageBytes(ir::DataType(int32_t(t)), 1); }

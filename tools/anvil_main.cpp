@@ -46,7 +46,7 @@ constexpr Flag kFlags[] = {
     {"duration", 1, "run for at least this many seconds (default 3)"},
     {"avgRuns", 1, "report the average of this many consecutive runs in --verbose (default 10)"},
     {"percentile", 1, "latency percentiles to report, e.g. 90,95,99 (default)"},
-    {"threads", 2, "CPU threads for tactics (--threads alone: all cores)"},
+    {"threads", 2, "CPU threads for tactics (default 1; --threads alone: all cores or ANVIL_NUM_THREADS)"},
     {"timingCacheFile", 1, "read and update this timing cache while building"},
     {"builderOptimizationLevel", 1, "graph optimization level 0..3 (default 3)"},
     {"loadInputs", 1, "name:file[,name:file...] input data (.npy with dtype/shape, or raw binary)"},
@@ -288,6 +288,10 @@ int run(int argc, char** argv) {
   std::map<std::string, std::vector<int64_t>> shapes;
   if (has("shapes")) shapes = parseShapes(flags["shapes"]);
 
+  if (has("threads"))
+    anvil::setCpuThreads(flags["threads"].empty() ? 0 : int(toInt("threads", flags["threads"], 1)));
+  else
+    anvil::setCpuThreads(1);  // trtexec runs single-threaded unless --threads is given
   std::shared_ptr<anvil::Engine> engine;
   if (has("onnx")) {
     anvil::BuilderConfig cfg;
@@ -300,9 +304,7 @@ int run(int argc, char** argv) {
       cfg.optimizationLevel = int(toInt("builderOptimizationLevel", flags["builderOptimizationLevel"], 0));
       ANVIL_CHECK(cfg.optimizationLevel <= 3, ErrorCode::kInvalidArgument, "--builderOptimizationLevel is 0..3");
     }
-    if (has("threads"))
-      cfg.threads = flags["threads"].empty() ? int(std::max(1u, std::thread::hardware_concurrency()))
-                                             : int(toInt("threads", flags["threads"], 1));
+    cfg.threads = anvil::cpuThreads();
     ProgressBar bar(isatty(STDERR_FILENO) != 0);
     cfg.progress = [&bar](int done, int total, const std::string& layer) { bar.update(done, total, layer); };
     std::string bytes;

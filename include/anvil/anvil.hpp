@@ -38,13 +38,18 @@ struct LayerInfo {
   std::vector<std::string> inputs, outputs;
 };
 
+// Worker threads the CPU tactics may use in this process (n <= 0: the default, which is
+// ANVIL_NUM_THREADS or every core). Results are bitwise identical for every count.
+void setCpuThreads(int n);
+int cpuThreads();
+
 // ---- building (library `anvil`) --------------------------------------------------------
 
 struct BuilderConfig {
   Device device = Device::kCPU;
   int optimizationLevel = 3;          // 0 = no graph passes ... 3 = all
   std::string timingCachePath;        // read before and written after tuning; "" = none
-  int threads = 1;                    // CPU worker threads for tactics
+  int threads = 0;                    // CPU worker threads for tactics (0 = default, see setCpuThreads)
   int timingIterations = 5;           // median of this many runs per candidate
   // Shapes to tune for (and the default run shapes), per input; dynamic dims without an
   // entry here become 1.
