@@ -1,0 +1,31 @@
+# Engine files mutated at random (truncated, bytes flipped, header fields changed, bytes
+# appended) are each rejected by `anvil --loadEngine` with an error and exit code 1 — never
+# a crash (a signal) and never a silent run.
+file(MAKE_DIRECTORY ${OUT})
+execute_process(COMMAND ${ANVIL} --onnx=${MODEL} --saveEngine=${OUT}/good.engine --skipInference
+                RESULT_VARIABLE rc OUTPUT_QUIET)
+if(NOT rc EQUAL 0)
+  message(FATAL_ERROR "building the engine failed")
+endif()
+execute_process(COMMAND ${PY} ${MUTATE} ${OUT}/good.engine ${OUT}/corpus 60 RESULT_VARIABLE rc)
+if(NOT rc EQUAL 0)
+  message(FATAL_ERROR "making the corpus failed")
+endif()
+file(GLOB corpus ${OUT}/corpus/*.engine)
+list(LENGTH corpus n)
+set(bad 0)
+foreach(f ${corpus})
+  execute_process(COMMAND ${ANVIL} --loadEngine=${f} --iterations=1 --duration=0 --warmUp=0
+                  RESULT_VARIABLE rc OUTPUT_QUIET ERROR_VARIABLE err)
+  if(NOT rc EQUAL 1)
+    message(SEND_ERROR "${f}: exit '${rc}' (want 1, a clean rejection)\n${err}")
+    math(EXPR bad "${bad} + 1")
+  elseif(NOT err MATCHES "invalid engine")
+    message(SEND_ERROR "${f}: unclear error: ${err}")
+    math(EXPR bad "${bad} + 1")
+  endif()
+endforeach()
+message(STATUS "${n} mutated engines, ${bad} not rejected cleanly")
+if(n LESS 50 OR bad GREATER 0)
+  message(FATAL_ERROR "engine corpus failed")
+endif()
