@@ -159,9 +159,10 @@ void im2col(const ConvGeom& g, const A* x, int64_t channels, A* col) {
           for (int64_t j = 0; j < outL; ++j) drow[j] = A(0);
           return;
         }
-        const A* srow = src + off + start;
+        // Index arithmetic, not a pointer to src + off + start: that may point before src.
+        const int64_t base = off + start;
         for (int64_t j = 0; j < lo; ++j) drow[j] = A(0);
-        for (int64_t j = lo; j < hi; ++j) drow[j] = srow[j * sL];
+        for (int64_t j = lo; j < hi; ++j) drow[j] = src[base + j * sL];
         for (int64_t j = hi; j < outL; ++j) drow[j] = A(0);
       });
     }
@@ -185,8 +186,8 @@ void col2im(const ConvGeom& g, const A* col, int64_t channels, A* y) {
       forEachOutputRow(g, kk, [&](int64_t o, int64_t off, bool valid) {
         if (!valid) return;
         const A* srow = src + o * outL;
-        A* drow = dst + off + start;
-        for (int64_t j = lo; j < hi; ++j) drow[j * sL] += srow[j];
+        const int64_t base = off + start;
+        for (int64_t j = lo; j < hi; ++j) dst[base + j * sL] += srow[j];
       });
     }
   }
