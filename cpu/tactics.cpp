@@ -11,6 +11,7 @@ TacticRegistry& TacticRegistry::instance() {
     auto* r = new TacticRegistry();
     tactics::registerGemmTactics(*r);
     tactics::registerConvTactics(*r);
+    tactics::registerFusedLinearTactics(*r);  // wraps the tactics above: keep it after them
     return r;
   }();
   return *registry;

@@ -54,6 +54,7 @@ std::string cpuSignature();
 namespace tactics {
 void registerGemmTactics(TacticRegistry& r);  // cpu/tactics/gemm.cpp: MatMul, Gemm
 void registerConvTactics(TacticRegistry& r);  // cpu/tactics/conv.cpp: Conv
+void registerFusedLinearTactics(TacticRegistry& r);  // cpu/tactics/fused_linear.cpp: anvil.Fused{Conv,Gemm,MatMul}
 }  // namespace tactics
 
 }  // namespace anvil::cpu

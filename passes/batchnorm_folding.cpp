@@ -32,7 +32,7 @@ bool bnAffine(const ir::Graph& g, const ir::Node& bn, int64_t channels, std::vec
       return false;
   const Tensor* p[4];
   for (size_t i = 0; i < 4; ++i) {
-    p[i] = constantOf(bn.input(i + 1));
+    p[i] = linear::fixedConstant(g, bn.input(i + 1));
     if (!p[i] || p[i]->numel() != channels) return false;
     if (p[i]->dtype() != DataType::kF32 && p[i]->dtype() != DataType::kF64 && p[i]->dtype() != DataType::kF16 &&
         p[i]->dtype() != DataType::kBF16)
@@ -53,9 +53,9 @@ bool bnAffine(const ir::Graph& g, const ir::Node& bn, int64_t channels, std::vec
 
 // Conv / ConvTranspose: scales W per output channel, returns the new (W, B) initializers.
 bool foldIntoConv(ir::Graph& g, ir::Node& conv, ir::Node& bn) {
-  const Tensor* w = constantOf(conv.input(1));
+  const Tensor* w = linear::fixedConstant(g, conv.input(1));
   if (!w || !foldableType(w->dtype()) || w->rank() < 3) return false;
-  const Tensor* bias = conv.input(2) ? constantOf(conv.input(2)) : nullptr;
+  const Tensor* bias = conv.input(2) ? linear::fixedConstant(g, conv.input(2)) : nullptr;
   if (conv.input(2) && (!bias || bias->dtype() != w->dtype())) return false;
   const bool transpose = conv.op() == "ConvTranspose";
   const int64_t group = conv.attrs().getInt("group", 1);
@@ -93,13 +93,13 @@ bool foldIntoConv(ir::Graph& g, ir::Node& conv, ir::Node& bn) {
 
 // Gemm [M, N] followed by BN over N: scales op(B)'s columns; C becomes beta*C*a + b.
 bool foldIntoGemm(ir::Graph& g, ir::Node& gemm, ir::Node& bn) {
-  const Tensor* bw = constantOf(gemm.input(1));
+  const Tensor* bw = linear::fixedConstant(g, gemm.input(1));
   if (!bw || !foldableType(bw->dtype()) || bw->rank() != 2) return false;
   const ir::Shape& ys = gemm.output(0)->shape();
   if (!ys.rankKnown() || ys.rank() != 2) return false;
   const bool transB = gemm.attrs().getInt("transB", 0) != 0;
   const int64_t N = transB ? bw->dim(0) : bw->dim(1), K = transB ? bw->dim(1) : bw->dim(0);
-  const Tensor* c = gemm.input(2) ? constantOf(gemm.input(2)) : nullptr;
+  const Tensor* c = gemm.input(2) ? linear::fixedConstant(g, gemm.input(2)) : nullptr;
   if (gemm.input(2) && (!c || c->dtype() != bw->dtype())) return false;
   // C must be a row vector (broadcast over M): scalar, [N], [1], [1, N] or [1, 1].
   if (c) {

@@ -22,6 +22,23 @@ inline std::string freshName(const ir::Graph& g, const std::string& base) {
   }
 }
 
+// Initializer data of v when it is fixed at build time: not also a graph input (ONNX
+// lets a caller override those), else null.
+inline const ir::Tensor* fixedConstant(const ir::Graph& g, const ir::Value* v) {
+  if (!v || !v->initializer()) return nullptr;
+  for (const ir::Value* in : g.inputs())
+    if (in == v) return nullptr;
+  return v->initializer();
+}
+
+// A fixed one-element numeric constant's value.
+inline bool fixedScalar(const ir::Graph& g, const ir::Value* v, double* out) {
+  const ir::Tensor* t = fixedConstant(g, v);
+  if (!t || t->numel() != 1 || t->dtype() == ir::DataType::kString) return false;
+  *out = t->getDouble(0);
+  return true;
+}
+
 inline ir::Value* addConstant(ir::Graph& g, const std::string& base, ir::Tensor t) {
   return g.addInitializer(freshName(g, base), std::move(t));
 }

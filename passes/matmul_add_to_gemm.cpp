@@ -23,13 +23,13 @@ bool toGemm(ir::Graph& g, ir::Node& add) {
     ir::Value* y = add.input(size_t(side));
     ir::Value* cv = add.input(size_t(1 - side));
     ir::Node* mm = producerIs(y, "MatMul");
-    const ir::Tensor* c = constantOf(cv);
+    const ir::Tensor* c = linear::fixedConstant(g, cv);
     if (!mm || !c || !hasSingleUse(g, y)) continue;
     const ir::DataType t = y->dtype();
     if ((t != ir::DataType::kF32 && t != ir::DataType::kF64) || c->dtype() != t) continue;
     ir::Value* a = mm->input(0);
     ir::Value* b = mm->input(1);
-    const ir::Tensor* bw = constantOf(b);
+    const ir::Tensor* bw = linear::fixedConstant(g, b);
     if (!rank2(a) || !bw || bw->rank() != 2 || !rank2(y)) continue;
     const ir::Dim& M = y->shape()[0];
     const int64_t N = bw->dim(1);

@@ -21,16 +21,16 @@ bool foldPad(ir::Graph& g, ir::Node& conv) {
   if (pad->attrs().getString("mode", "constant") != "constant") return false;
   if (pad->input(2)) {
     double v;
-    if (!scalarConstant(pad->input(2), &v) || v != 0.0) return false;
+    if (!linear::fixedScalar(g, pad->input(2), &v) || v != 0.0) return false;
   }
   const ir::Shape& xs = pad->input(0)->shape();
   if (!xs.rankKnown() || xs.rank() < 3) return false;
   const int64_t r = int64_t(xs.rank()), spatial = r - 2;
-  const ir::Tensor* padsT = constantOf(pad->input(1));
+  const ir::Tensor* padsT = linear::fixedConstant(g, pad->input(1));
   if (!padsT) return false;
   std::vector<int64_t> axes;
   if (pad->input(3)) {
-    const ir::Tensor* a = constantOf(pad->input(3));
+    const ir::Tensor* a = linear::fixedConstant(g, pad->input(3));
     if (!a) return false;
     for (int64_t v : a->toInt64Vector()) {
       if (v < -r || v >= r) return false;

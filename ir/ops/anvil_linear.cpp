@@ -1,9 +1,102 @@
-// Schemas of the anvil-domain linear ops.
+// Schemas of the anvil-domain linear ops: Conv / Gemm / MatMul with a fused epilogue
+// (bias, activation, residual Add; see ir/ops/anvil_linear.h). Each keeps its ONNX op's
+// inputs and attributes, adds the residual Z as input 3, and infers its output exactly
+// like the ONNX op (the ONNX op's own inference runs on the first inputs).
 #include "ir/op_schema.h"
+#include "ir/ops/anvil_linear.h"
 #include "ir/ops/infer_util.h"
 
 namespace anvil::ir::ops {
 
-void registerAnvilLinearOps(OpRegistry& r) { (void)r; }
+namespace {
+
+// Runs the ONNX op's inference on inputs [0, n) of the fused node.
+TensorType baseInference(const InferContext& c, const std::string& baseOp, size_t n) {
+  const OpSchema* base = OpRegistry::instance().find(baseOp);
+  c.check(base != nullptr, baseOp + " is not in the op table");
+  std::vector<const TensorType*> types;
+  std::vector<const Tensor*> values;
+  std::vector<const std::vector<Dim>*> shapeValues;
+  for (size_t i = 0; i < n; ++i) {
+    types.push_back(c.hasInput(i) ? &c.inputType(i) : nullptr);
+    values.push_back(c.inputValue(i));
+    shapeValues.push_back(c.inputShapeValue(i));
+  }
+  InferContext inner(c.node(), types, values, shapeValues);
+  base->infer(inner);
+  return inner.outputs()[0];
+}
+
+bool isComputeFloat(DataType t) {
+  return t == DataType::kF32 || t == DataType::kF64 || t == DataType::kF16 || t == DataType::kBF16;
+}
+
+void checkEpilogue(const InferContext& c, const TensorType& out) {
+  linear::Epilogue e;
+  const std::string err = linear::readEpilogue(c.attrs(), &e);
+  if (!err.empty()) c.fail(err);
+  c.check(isComputeFloat(out.dtype), std::string("fused linear ops take float types, got ") + dtypeName(out.dtype));
+  const bool hasZ = c.hasInput(linear::kResidualInput);
+  c.check(hasZ == e.residual, e.residual ? "has_residual=1 needs the residual input Z (input 3)"
+                                         : "input 3 (Z) is given but has_residual is 0");
+  if (!hasZ) return;
+  const TensorType& z = c.inputType(linear::kResidualInput);
+  c.check(z.dtype == out.dtype, std::string("Z must have the output's type ") + dtypeName(out.dtype) + ", got " +
+                                    dtypeName(z.dtype));
+  if (!z.shape.rankKnown() || !out.shape.rankKnown()) return;
+  c.check(z.shape.rank() == out.shape.rank(), "Z " + z.shape.str() + " must have the output's shape " + out.shape.str());
+  for (size_t i = 0; i < z.shape.rank(); ++i)
+    if (z.shape[i].isStatic() && out.shape[i].isStatic())
+      c.check(z.shape[i].value() == out.shape[i].value(),
+              "Z " + z.shape.str() + " must have the output's shape " + out.shape.str());
+}
+
+void inferFusedConv(InferContext& c) {
+  TensorType out = baseInference(c, "Conv", 3);
+  checkEpilogue(c, out);
+  c.setOutput(0, out);
+}
+
+void inferFusedGemm(InferContext& c) {
+  TensorType out = baseInference(c, "Gemm", 3);
+  checkEpilogue(c, out);
+  c.setOutput(0, out);
+}
+
+// MatMul, plus a bias of the output's last dim: [N] (or one value).
+void inferFusedMatMul(InferContext& c) {
+  TensorType out = baseInference(c, "MatMul", 2);
+  c.check(isComputeFloat(out.dtype), std::string("FusedMatMul takes float types, got ") + dtypeName(out.dtype));
+  if (c.hasInput(2)) {
+    const TensorType& b = c.inputType(2);
+    c.check(b.dtype == out.dtype, "bias must have the output's type");
+    if (b.shape.rankKnown()) {
+      c.check(b.shape.rank() == 1, "bias must be 1-D [N], got " + b.shape.str());
+      if (out.shape.rankKnown() && out.shape.rank() >= 1) {
+        const Dim& n = out.shape[out.shape.rank() - 1];
+        if (b.shape[0].isStatic() && n.isStatic())
+          c.check(b.shape[0].value() == n.value() || b.shape[0].value() == 1,
+                  "bias " + b.shape.str() + " does not match the output's last dim " + n.str());
+      }
+    }
+  }
+  checkEpilogue(c, out);
+  c.setOutput(0, out);
+}
+
+}  // namespace
+
+void registerAnvilLinearOps(OpRegistry& r) {
+  const uint32_t fused = kTraitLinear | kTraitFused;
+  r.add({.name = "FusedConv", .domain = "anvil", .minInputs = 2, .maxInputs = 4, .traits = fused,
+         .infer = inferFusedConv,
+         .summary = "Conv(X, W, B) then the epilogue: activation and residual Add of Z (input 3)"});
+  r.add({.name = "FusedGemm", .domain = "anvil", .minInputs = 2, .maxInputs = 4, .traits = fused,
+         .infer = inferFusedGemm,
+         .summary = "Gemm(A, B, C) then the epilogue: activation and residual Add of Z (input 3)"});
+  r.add({.name = "FusedMatMul", .domain = "anvil", .minInputs = 2, .maxInputs = 4, .traits = fused,
+         .infer = inferFusedMatMul,
+         .summary = "MatMul(A, B) + bias[N] (input 2) then the epilogue: activation and residual Add of Z"});
+}
 
 }  // namespace anvil::ir::ops

@@ -1,0 +1,148 @@
+// The epilogue of anvil's fused linear ops (anvil.FusedConv, anvil.FusedGemm,
+// anvil.FusedMatMul): what runs on the linear result y (bias already inside) before it is
+// stored. Shared by the schemas (ir/ops/anvil_linear.cpp), the fusion pass
+// (passes/linear_epilogue_fusion.cpp), the reference kernels (cpu/kernels/anvil_linear.cpp)
+// and the fast tactics (cpu/tactics/fused_linear.cpp).
+//
+// Attributes, besides the linear op's own:
+//   activation         string: "" (none), Relu, Clip, Sigmoid, Tanh, LeakyRelu, HardSigmoid,
+//                      HardSwish, Silu (x * sigmoid(x)), Gelu (erf form), GeluTanh
+//   activation_params  floats: Clip [min, max] (-inf/inf where absent), LeakyRelu [alpha],
+//                      HardSigmoid [alpha, beta]; empty for the others
+//   has_residual       int 0/1: input 3 (Z, the output's shape) is added
+//   residual_order     string: "add_then_activate"  y = act(y + Z)   (ResNet: conv+BN, +x, ReLU)
+//                              "activate_then_add"  y = act(y) + Z
+// Each step rounds to the element type, exactly like the unfused chain of ONNX nodes.
+#pragma once
+
+#include <cmath>
+#include <string>
+#include <vector>
+
+#include "ir/graph.h"
+
+namespace anvil::ir::linear {
+
+enum class Activation { kNone, kRelu, kClip, kSigmoid, kTanh, kLeakyRelu, kHardSigmoid, kHardSwish, kSilu, kGelu, kGeluTanh };
+
+inline constexpr size_t kResidualInput = 3;
+
+struct Epilogue {
+  Activation act = Activation::kNone;
+  float p0 = 0.0f, p1 = 0.0f;  // activation parameters (see above)
+  bool residual = false;
+  bool addFirst = true;  // residual_order == add_then_activate
+};
+
+inline const char* activationName(Activation a) {
+  switch (a) {
+    case Activation::kNone: return "";
+    case Activation::kRelu: return "Relu";
+    case Activation::kClip: return "Clip";
+    case Activation::kSigmoid: return "Sigmoid";
+    case Activation::kTanh: return "Tanh";
+    case Activation::kLeakyRelu: return "LeakyRelu";
+    case Activation::kHardSigmoid: return "HardSigmoid";
+    case Activation::kHardSwish: return "HardSwish";
+    case Activation::kSilu: return "Silu";
+    case Activation::kGelu: return "Gelu";
+    case Activation::kGeluTanh: return "GeluTanh";
+  }
+  return "";
+}
+
+// Number of activation_params each activation takes.
+inline size_t activationParamCount(Activation a) {
+  switch (a) {
+    case Activation::kClip: return 2;
+    case Activation::kLeakyRelu: return 1;
+    case Activation::kHardSigmoid: return 2;
+    default: return 0;
+  }
+}
+
+inline bool parseActivation(const std::string& s, Activation* out) {
+  for (int i = 0; i <= int(Activation::kGeluTanh); ++i)
+    if (s == activationName(Activation(i))) {
+      *out = Activation(i);
+      return true;
+    }
+  return false;
+}
+
+// Reads the epilogue attributes; returns "" or what is wrong with them.
+inline std::string readEpilogue(const Attributes& attrs, Epilogue* e) {
+  const std::string act = attrs.getString("activation", "");
+  if (!parseActivation(act, &e->act)) return "unknown activation '" + act + "'";
+  const std::vector<float> p = attrs.getFloats("activation_params");
+  if (p.size() != activationParamCount(e->act))
+    return "activation '" + act + "' takes " + std::to_string(activationParamCount(e->act)) +
+           " activation_params, got " + std::to_string(p.size());
+  if (p.size() > 0) e->p0 = p[0];
+  if (p.size() > 1) e->p1 = p[1];
+  const int64_t hr = attrs.getInt("has_residual", 0);
+  if (hr != 0 && hr != 1) return "has_residual must be 0 or 1";
+  e->residual = hr == 1;
+  const std::string order = attrs.getString("residual_order", "add_then_activate");
+  if (order != "add_then_activate" && order != "activate_then_add")
+    return "residual_order must be add_then_activate or activate_then_add, got '" + order + "'";
+  e->addFirst = order == "add_then_activate";
+  return "";
+}
+
+// Writes e into attrs (the inverse of readEpilogue; defaults are left out).
+inline void writeEpilogue(const Epilogue& e, Attributes* attrs) {
+  attrs->erase("activation");
+  attrs->erase("activation_params");
+  attrs->erase("has_residual");
+  attrs->erase("residual_order");
+  if (e.act != Activation::kNone) {
+    attrs->set("activation", std::string(activationName(e.act)));
+    std::vector<float> p;
+    if (activationParamCount(e.act) > 0) p.push_back(e.p0);
+    if (activationParamCount(e.act) > 1) p.push_back(e.p1);
+    if (!p.empty()) attrs->set("activation_params", p);
+  }
+  if (e.residual) {
+    attrs->set("has_residual", int64_t(1));
+    attrs->set("residual_order", std::string(e.addFirst ? "add_then_activate" : "activate_then_add"));
+  }
+}
+
+// The activation in compute type C, with the formulas of the reference elementwise kernels.
+template <typename C>
+inline C activate(const Epilogue& e, C x) {
+  switch (e.act) {
+    case Activation::kNone: return x;
+    case Activation::kRelu: return x < C(0) ? C(0) : x;  // NaN stays NaN
+    case Activation::kClip: {
+      C c = x;
+      if (c < C(e.p0)) c = C(e.p0);
+      if (c > C(e.p1)) c = C(e.p1);
+      return c;
+    }
+    case Activation::kSigmoid:
+      if (x >= C(0)) return C(1) / (C(1) + std::exp(-x));
+      else {
+        const C ex = std::exp(x);
+        return ex / (C(1) + ex);
+      }
+    case Activation::kTanh: return std::tanh(x);
+    case Activation::kLeakyRelu: return x < C(0) ? C(C(e.p0) * x) : x;
+    case Activation::kHardSigmoid: return std::fmax(C(0), std::fmin(C(1), C(e.p0) * x + C(e.p1)));
+    case Activation::kHardSwish: return x * std::fmax(C(0), std::fmin(C(1), x / C(6) + C(0.5)));
+    case Activation::kSilu: {
+      Epilogue s;
+      s.act = Activation::kSigmoid;
+      return x * activate(s, x);
+    }
+    case Activation::kGelu: return C(C(0.5) * x * (C(1) + std::erf(x * C(0.70710678118654752440))));
+    case Activation::kGeluTanh: {
+      const C k = C(0.79788456080286535588);  // sqrt(2 / pi)
+      return C(C(0.5) * x * (C(1) + std::tanh(k * (x + C(0.044715) * x * x * x))));
+    }
+  }
+  return x;
+}
+
+}  // namespace anvil::ir::linear
