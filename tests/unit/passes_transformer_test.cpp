@@ -1,0 +1,773 @@
+// The transformer fusions (layernorm-, gelu-, softmax-, attention-fusion): IR text in ->
+// pass -> IR text out, outputs before and after compared on the reference interpreter,
+// the forms they must decline; and the anvil.Attention op (schema errors, reference
+// kernel against a plain double-precision attention on odd shapes).
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <limits>
+#include <random>
+
+#include "anvil/error.h"
+#include "fusion_test_util.h"
+
+namespace anvil::passes {
+PassResult fuseLayerNorm(ir::Graph& g);
+PassResult fuseGelu(ir::Graph& g);
+PassResult fuseSoftmax(ir::Graph& g);
+PassResult fuseAttention(ir::Graph& g);
+}  // namespace anvil::passes
+
+using namespace anvil;
+using fusiontest::expectUnchanged;
+using fusiontest::runPass;
+
+namespace {
+
+// ---- layernorm-fusion ------------------------------------------------------------------
+
+// torch.nn.LayerNorm exported at opset 13.
+const char* kTorchLayerNorm = R"(graph @main(%x: f32[2,4,8]) -> (%y: f32[2,4,8]) {
+  %axes = const i64[1] [-1]
+  %two = const f32[] [2]
+  %eps = const f32[] [9.99999975e-06]
+  %gamma = const f32[8] [1, 2, 3, 4, 0.5, 0.25, -1, 1.5]
+  %beta = const f32[8] [0, 0.1, 0.2, 0.3, -0.4, 0.5, 0.6, 0.7]
+  %0 = ReduceMean(%x, %axes)
+  %1 = Sub(%x, %0)
+  %2 = Pow(%1, %two)
+  %3 = ReduceMean(%2, %axes)
+  %4 = Add(%3, %eps)
+  %5 = Sqrt(%4)
+  %6 = Div(%1, %5)
+  %7 = Mul(%6, %gamma)
+  %y = Add(%7, %beta)
+}
+)";
+
+TEST(LayerNormFusion, TorchForm) {
+  auto r = runPass(kTorchLayerNorm, passes::fuseLayerNorm);
+  EXPECT_EQ(r.changed, 1);
+  EXPECT_EQ(r.printed,
+            "graph @main(%x: f32[2,4,8]) -> (%y: f32[2,4,8]) {\n"
+            "  %gamma = const f32[8] [1, 2, 3, 4, 0.5, 0.25, -1, 1.5]\n"
+            "  %beta = const f32[8] [0, 0.100000001, 0.200000003, 0.300000012, -0.400000006, 0.5, 0.600000024, 0.699999988]\n"
+            "  %y = LayerNormalization(%x, %gamma, %beta) {axis=-1, epsilon=9.99999975e-06} : f32[2,4,8]\n"
+            "}\n");
+  EXPECT_LT(r.error, 1e-5);
+}
+
+// Mul(d, d), Reciprocal(Sqrt), gamma and beta first, two trailing axes, gamma broadcast
+// along one of them (expanded to the normalized shape).
+TEST(LayerNormFusion, VariantsOverTwoAxes) {
+  auto r = runPass(R"(graph @main(%x: f32[3,4,5]) -> (%y: f32[3,4,5]) {
+  %axes = const i64[2] [-1, 1]
+  %eps = const f32[1] [0.001]
+  %gamma = const f32[4,1] [1, 2, 3, 4]
+  %beta = const f32[5] [0.5, 0.25, 0, -0.25, -0.5]
+  %0 = ReduceMean(%x, %axes)
+  %1 = Sub(%x, %0)
+  %2 = Mul(%1, %1)
+  %3 = ReduceMean(%2, %axes)
+  %4 = Add(%eps, %3)
+  %5 = Sqrt(%4)
+  %6 = Reciprocal(%5)
+  %7 = Mul(%1, %6)
+  %8 = Mul(%gamma, %7)
+  %y = Add(%beta, %8)
+}
+)",
+                   passes::fuseLayerNorm);
+  EXPECT_EQ(r.changed, 1);
+  EXPECT_EQ(r.printed,
+            "graph @main(%x: f32[3,4,5]) -> (%y: f32[3,4,5]) {\n"
+            "  %layernorm_scale = const f32[4,5] @layernorm_scale\n"
+            "  %layernorm_bias = const f32[4,5] @layernorm_bias\n"
+            "  %y = LayerNormalization(%x, %layernorm_scale, %layernorm_bias) {axis=-2, epsilon=0.00100000005} : "
+            "f32[3,4,5]\n"
+            "}\n");
+  EXPECT_EQ(r.printed.find("ReduceMean"), std::string::npos) << r.printed;
+  EXPECT_LT(r.error, 1e-5);
+}
+
+// No affine part; Pow(var + eps, -0.5) as TF writes rsqrt: a ones Scale is added.
+TEST(LayerNormFusion, WithoutAffineAndRsqrtAsPow) {
+  auto r = runPass(R"(graph @main(%x: f32[2,6]) -> (%y: f32[2,6]) {
+  %axes = const i64[1] [1]
+  %eps = const f32[] [1e-05]
+  %half = const f32[] [-0.5]
+  %0 = ReduceMean(%x, %axes)
+  %1 = Sub(%x, %0)
+  %2 = Mul(%1, %1)
+  %3 = ReduceMean(%2, %axes)
+  %4 = Add(%3, %eps)
+  %5 = Pow(%4, %half)
+  %y = Mul(%1, %5)
+}
+)",
+                   passes::fuseLayerNorm);
+  EXPECT_EQ(r.changed, 1);
+  EXPECT_EQ(r.printed,
+            "graph @main(%x: f32[2,6]) -> (%y: f32[2,6]) {\n"
+            "  %layernorm_scale = const f32[6] [1, 1, 1, 1, 1, 1]\n"
+            "  %y = LayerNormalization(%x, %layernorm_scale) {axis=-1, epsilon=9.99999975e-06} : f32[2,6]\n"
+            "}\n");
+  EXPECT_LT(r.error, 1e-5);
+}
+
+TEST(LayerNormFusion, DeclinesNonTrailingAxesAndSharedIntermediates) {
+  // Normalizing over axis 1 of a rank-3 tensor is not a LayerNormalization.
+  std::string notTrailing = kTorchLayerNorm;
+  notTrailing.replace(notTrailing.find("[-1]"), 4, "[1]");
+  expectUnchanged(notTrailing, passes::fuseLayerNorm);
+  // The centered value is also a graph output.
+  expectUnchanged(R"(graph @main(%x: f32[2,6]) -> (%y: f32[2,6], %1: f32[2,6]) {
+  %axes = const i64[1] [-1]
+  %eps = const f32[] [1e-05]
+  %0 = ReduceMean(%x, %axes)
+  %1 = Sub(%x, %0)
+  %2 = Mul(%1, %1)
+  %3 = ReduceMean(%2, %axes)
+  %4 = Add(%3, %eps)
+  %5 = Sqrt(%4)
+  %y = Div(%1, %5)
+}
+)",
+                  passes::fuseLayerNorm);
+  // The two reductions disagree.
+  expectUnchanged(R"(graph @main(%x: f32[2,3,6]) -> (%y: f32[2,3,6]) {
+  %a1 = const i64[1] [-1]
+  %a2 = const i64[2] [-2, -1]
+  %eps = const f32[] [1e-05]
+  %0 = ReduceMean(%x, %a1)
+  %1 = Sub(%x, %0)
+  %2 = Mul(%1, %1)
+  %3 = ReduceMean(%2, %a2)
+  %4 = Add(%3, %eps)
+  %5 = Sqrt(%4)
+  %y = Div(%1, %5)
+}
+)",
+                  passes::fuseLayerNorm);
+  // epsilon is a graph input (a caller could override it): not a constant.
+  expectUnchanged(R"(graph @main(%x: f32[2,6], %eps: f32[]) -> (%y: f32[2,6]) {
+  %axes = const i64[1] [-1]
+  %0 = ReduceMean(%x, %axes)
+  %1 = Sub(%x, %0)
+  %2 = Mul(%1, %1)
+  %3 = ReduceMean(%2, %axes)
+  %4 = Add(%3, %eps)
+  %5 = Sqrt(%4)
+  %y = Div(%1, %5)
+}
+)",
+                  passes::fuseLayerNorm);
+}
+
+// gamma that is not a constant stays a Mul after the fused node.
+TEST(LayerNormFusion, RuntimeGammaStaysOutside) {
+  auto r = runPass(R"(graph @main(%x: f32[2,6], %g: f32[6]) -> (%y: f32[2,6]) {
+  %axes = const i64[1] [-1]
+  %eps = const f32[] [1e-05]
+  %0 = ReduceMean(%x, %axes)
+  %1 = Sub(%x, %0)
+  %2 = Mul(%1, %1)
+  %3 = ReduceMean(%2, %axes)
+  %4 = Add(%3, %eps)
+  %5 = Sqrt(%4)
+  %6 = Div(%1, %5)
+  %y = Mul(%6, %g)
+}
+)",
+                   passes::fuseLayerNorm);
+  EXPECT_EQ(r.changed, 1);
+  EXPECT_NE(r.printed.find("LayerNormalization(%x, "), std::string::npos) << r.printed;
+  EXPECT_NE(r.printed.find("%y = Mul(%0, %g)"), std::string::npos) << r.printed;
+  EXPECT_LT(r.error, 1e-5);
+}
+
+// ---- gelu-fusion -------------------------------------------------------------------------
+
+// F.gelu as torch exports it: Div by sqrt(2), Erf, +1, *x, *0.5.
+TEST(GeluFusion, TorchErfForm) {
+  auto r = runPass(R"(graph @main(%x: f32[3,7]) -> (%y: f32[3,7]) {
+  %s2 = const f32[] [1.41421354]
+  %one = const f32[] [1]
+  %half = const f32[] [0.5]
+  %0 = Div(%x, %s2)
+  %1 = Erf(%0)
+  %2 = Add(%1, %one)
+  %3 = Mul(%x, %2)
+  %y = Mul(%3, %half)
+}
+)",
+                   passes::fuseGelu);
+  EXPECT_EQ(r.changed, 1);
+  EXPECT_EQ(r.printed,
+            "graph @main(%x: f32[3,7]) -> (%y: f32[3,7]) {\n"
+            "  %y = Gelu(%x) {approximate=\"none\"} : f32[3,7]\n"
+            "}\n");
+  EXPECT_LT(r.error, 1e-6);
+}
+
+// Mul by 1/sqrt(2); the 0.5 applied to x first; operands commuted.
+TEST(GeluFusion, ErfFormHalfFirst) {
+  auto r = runPass(R"(graph @main(%x: f32[5]) -> (%y: f32[5]) {
+  %r2 = const f32[] [0.707106769]
+  %one = const f32[] [1]
+  %half = const f32[] [0.5]
+  %0 = Mul(%r2, %x)
+  %1 = Erf(%0)
+  %2 = Add(%one, %1)
+  %3 = Mul(%half, %x)
+  %y = Mul(%2, %3)
+}
+)",
+                   passes::fuseGelu);
+  EXPECT_EQ(r.changed, 1);
+  EXPECT_NE(r.printed.find("%y = Gelu(%x) {approximate=\"none\"}"), std::string::npos) << r.printed;
+  EXPECT_LT(r.error, 1e-6);
+}
+
+// 0.5 * (1 + erf) first, then times x.
+TEST(GeluFusion, ErfFormHalfOnSum) {
+  auto r = runPass(R"(graph @main(%x: f32[2,3]) -> (%y: f32[2,3]) {
+  %s2 = const f32[] [1.41421354]
+  %one = const f32[] [1]
+  %half = const f32[] [0.5]
+  %0 = Div(%x, %s2)
+  %1 = Erf(%0)
+  %2 = Add(%1, %one)
+  %3 = Mul(%2, %half)
+  %y = Mul(%3, %x)
+}
+)",
+                   passes::fuseGelu);
+  EXPECT_EQ(r.changed, 1);
+  EXPECT_NE(r.printed.find("%y = Gelu(%x) {approximate=\"none\"}"), std::string::npos) << r.printed;
+  EXPECT_LT(r.error, 1e-6);
+}
+
+// F.gelu(approximate='tanh') as torch exports it (x^3 as Mul(x, Mul(x, x))).
+TEST(GeluFusion, TorchTanhForm) {
+  auto r = runPass(R"(graph @main(%x: f32[4,6]) -> (%y: f32[4,6]) {
+  %c = const f32[] [0.0447149985]
+  %k = const f32[] [0.797884583]
+  %one = const f32[] [1]
+  %half = const f32[] [0.5]
+  %0 = Mul(%x, %x)
+  %1 = Mul(%x, %0)
+  %2 = Mul(%c, %1)
+  %3 = Add(%x, %2)
+  %4 = Mul(%k, %3)
+  %5 = Tanh(%4)
+  %6 = Add(%one, %5)
+  %7 = Mul(%x, %6)
+  %y = Mul(%half, %7)
+}
+)",
+                   passes::fuseGelu);
+  EXPECT_EQ(r.changed, 1);
+  EXPECT_EQ(r.printed,
+            "graph @main(%x: f32[4,6]) -> (%y: f32[4,6]) {\n"
+            "  %y = Gelu(%x) {approximate=\"tanh\"} : f32[4,6]\n"
+            "}\n");
+  EXPECT_LT(r.error, 1e-6);
+}
+
+// HF "gelu_new": 0.5 * x first, Pow(x, 3).
+TEST(GeluFusion, HuggingFaceTanhForm) {
+  auto r = runPass(R"(graph @main(%x: f32[2,9]) -> (%y: f32[2,9]) {
+  %half = const f32[] [0.5]
+  %three = const f32[] [3]
+  %c = const f32[] [0.0447149985]
+  %k = const f32[] [0.797884583]
+  %one = const f32[] [1]
+  %0 = Mul(%x, %half)
+  %1 = Pow(%x, %three)
+  %2 = Mul(%1, %c)
+  %3 = Add(%x, %2)
+  %4 = Mul(%3, %k)
+  %5 = Tanh(%4)
+  %6 = Add(%5, %one)
+  %y = Mul(%0, %6)
+}
+)",
+                   passes::fuseGelu);
+  EXPECT_EQ(r.changed, 1);
+  EXPECT_NE(r.printed.find("%y = Gelu(%x) {approximate=\"tanh\"}"), std::string::npos) << r.printed;
+  EXPECT_LT(r.error, 1e-6);
+}
+
+TEST(GeluFusion, DeclinesWrongConstantsAndSharedValues) {
+  // Div by 1.5 is not GELU.
+  expectUnchanged(R"(graph @main(%x: f32[5]) -> (%y: f32[5]) {
+  %s2 = const f32[] [1.5]
+  %one = const f32[] [1]
+  %half = const f32[] [0.5]
+  %0 = Div(%x, %s2)
+  %1 = Erf(%0)
+  %2 = Add(%1, %one)
+  %3 = Mul(%x, %2)
+  %y = Mul(%3, %half)
+}
+)",
+                  passes::fuseGelu);
+  // The erf is also read elsewhere.
+  expectUnchanged(R"(graph @main(%x: f32[5]) -> (%y: f32[5], %1: f32[5]) {
+  %s2 = const f32[] [1.41421354]
+  %one = const f32[] [1]
+  %half = const f32[] [0.5]
+  %0 = Div(%x, %s2)
+  %1 = Erf(%0)
+  %2 = Add(%1, %one)
+  %3 = Mul(%x, %2)
+  %y = Mul(%3, %half)
+}
+)",
+                  passes::fuseGelu);
+  // Multiplied by another value than the erf's argument.
+  expectUnchanged(R"(graph @main(%x: f32[5], %z: f32[5]) -> (%y: f32[5]) {
+  %s2 = const f32[] [1.41421354]
+  %one = const f32[] [1]
+  %half = const f32[] [0.5]
+  %0 = Div(%x, %s2)
+  %1 = Erf(%0)
+  %2 = Add(%1, %one)
+  %3 = Mul(%z, %2)
+  %y = Mul(%3, %half)
+}
+)",
+                  passes::fuseGelu);
+  // A [1,1] constant lifts x [5] to rank 2: not a GELU of x.
+  expectUnchanged(R"(graph @main(%x: f32[5]) -> (%y: f32[1,5]) {
+  %s2 = const f32[] [1.41421354]
+  %one = const f32[] [1]
+  %half = const f32[1,1] [0.5]
+  %0 = Div(%x, %s2)
+  %1 = Erf(%0)
+  %2 = Add(%1, %one)
+  %3 = Mul(%x, %2)
+  %y = Mul(%3, %half)
+}
+)",
+                  passes::fuseGelu);
+}
+
+// ---- softmax-fusion ----------------------------------------------------------------------
+
+TEST(SoftmaxFusion, MaxSubtractedForm) {
+  auto r = runPass(R"(graph @main(%x: f32[2,3,5]) -> (%y: f32[2,3,5]) {
+  %axes = const i64[1] [-1]
+  %0 = ReduceMax(%x, %axes) {keepdims=1}
+  %1 = Sub(%x, %0)
+  %2 = Exp(%1)
+  %3 = ReduceSum(%2, %axes) {keepdims=1}
+  %y = Div(%2, %3)
+}
+)",
+                   passes::fuseSoftmax);
+  EXPECT_EQ(r.changed, 1);
+  EXPECT_EQ(r.printed,
+            "graph @main(%x: f32[2,3,5]) -> (%y: f32[2,3,5]) {\n"
+            "  %y = Softmax(%x) {axis=2} : f32[2,3,5]\n"
+            "}\n");
+  EXPECT_LT(r.error, 1e-6);
+}
+
+TEST(SoftmaxFusion, ReciprocalFormOverMiddleAxis) {
+  auto r = runPass(R"(graph @main(%x: f32[2,7,3]) -> (%y: f32[2,7,3]) {
+  %axes = const i64[1] [1]
+  %0 = ReduceMax(%x, %axes)
+  %1 = Sub(%x, %0)
+  %2 = Exp(%1)
+  %3 = ReduceSum(%2, %axes)
+  %4 = Reciprocal(%3)
+  %y = Mul(%4, %2)
+}
+)",
+                   passes::fuseSoftmax, 3, 30.0);
+  EXPECT_EQ(r.changed, 1);
+  EXPECT_NE(r.printed.find("%y = Softmax(%x) {axis=1}"), std::string::npos) << r.printed;
+  EXPECT_LT(r.error, 1e-6);
+}
+
+TEST(SoftmaxFusion, DeclinesPlainFormAndMismatchedAxes) {
+  // Without the max subtracted (overflows where Softmax does not): documented decline.
+  expectUnchanged(R"(graph @main(%x: f32[2,5]) -> (%y: f32[2,5]) {
+  %axes = const i64[1] [-1]
+  %0 = Exp(%x)
+  %1 = ReduceSum(%0, %axes)
+  %y = Div(%0, %1)
+}
+)",
+                  passes::fuseSoftmax);
+  expectUnchanged(R"(graph @main(%x: f32[4,5]) -> (%y: f32[4,5]) {
+  %a0 = const i64[1] [0]
+  %a1 = const i64[1] [1]
+  %0 = ReduceMax(%x, %a0)
+  %1 = Sub(%x, %0)
+  %2 = Exp(%1)
+  %3 = ReduceSum(%2, %a1)
+  %y = Div(%2, %3)
+}
+)",
+                  passes::fuseSoftmax);
+  // The max over two axes is not a one-axis softmax.
+  expectUnchanged(R"(graph @main(%x: f32[4,5]) -> (%y: f32[4,5]) {
+  %a = const i64[2] [0, 1]
+  %0 = ReduceMax(%x, %a)
+  %1 = Sub(%x, %0)
+  %2 = Exp(%1)
+  %3 = ReduceSum(%2, %a)
+  %y = Div(%2, %3)
+}
+)",
+                  passes::fuseSoftmax);
+  // exp is also returned.
+  expectUnchanged(R"(graph @main(%x: f32[4,5]) -> (%y: f32[4,5], %2: f32[4,5]) {
+  %a = const i64[1] [1]
+  %0 = ReduceMax(%x, %a)
+  %1 = Sub(%x, %0)
+  %2 = Exp(%1)
+  %3 = ReduceSum(%2, %a)
+  %y = Div(%2, %3)
+}
+)",
+                  passes::fuseSoftmax);
+}
+
+// ---- attention-fusion --------------------------------------------------------------------
+
+// torch.nn.MultiheadAttention (opset 17): q, k, v [N*h, S, d] (k as [S, N*h, d] before its
+// Transpose [1,2,0]), q / sqrt(d), scores * 1, additive key-padding mask [N*h, 1, S].
+const char* kTorchMha = R"(graph @main(%q: f32[4,5,8], %kr: f32[5,4,8], %v: f32[4,5,8], %mask: f32[4,1,5]) -> (%y: f32[4,5,8]) {
+  %c = const f32[] [2.82842708]
+  %one = const f32[] [1]
+  %0 = Div(%q, %c)
+  %1 = Transpose(%kr) {perm=[1, 2, 0]}
+  %2 = MatMul(%0, %1)
+  %3 = Mul(%2, %one)
+  %4 = Add(%3, %mask)
+  %5 = Softmax(%4) {axis=-1}
+  %y = MatMul(%5, %v)
+}
+)";
+
+TEST(AttentionFusion, TorchMultiheadAttention) {
+  auto r = runPass(kTorchMha, passes::fuseAttention);
+  EXPECT_EQ(r.changed, 1);
+  EXPECT_EQ(r.printed,
+            "graph @main(%q: f32[4,5,8], %kr: f32[5,4,8], %v: f32[4,5,8], %mask: f32[4,1,5]) -> (%y: f32[4,5,8]) {\n"
+            "  %0 = Transpose(%kr) {perm=[1, 0, 2]} : f32[4,5,8]\n"
+            "  %y = anvil.Attention(%q, %0, %v, %mask) {mask_kind=\"add\", scale=0.353553385} : f32[4,5,8]\n"
+            "}\n");
+  EXPECT_LT(r.error, 1e-5);
+}
+
+// HF BERT: 4-D [N, h, S, d], k through Transpose [0,2,3,1] of [N, S, h, d], scores / sqrt(d),
+// extended mask [N, 1, 1, S].
+TEST(AttentionFusion, HuggingFaceBert) {
+  auto r = runPass(R"(graph @main(%q: f32[2,2,5,8], %k: f32[2,5,2,8], %v: f32[2,2,5,4], %m: f32[2,1,1,5]) -> (%y: f32[2,2,5,4]) {
+  %c = const f32[] [2.82842708]
+  %0 = Transpose(%k) {perm=[0, 2, 3, 1]}
+  %1 = MatMul(%q, %0)
+  %2 = Div(%1, %c)
+  %3 = Add(%2, %m)
+  %4 = Softmax(%3) {axis=3}
+  %y = MatMul(%4, %v)
+}
+)",
+                   passes::fuseAttention);
+  EXPECT_EQ(r.changed, 1);
+  EXPECT_NE(r.printed.find("%0 = Transpose(%k) {perm=[0, 2, 1, 3]} : f32[2,2,5,8]"), std::string::npos) << r.printed;
+  EXPECT_NE(r.printed.find("%y = anvil.Attention(%q, %0, %v, %m) {mask_kind=\"add\", scale=0.353553385}"),
+            std::string::npos)
+      << r.printed;
+  EXPECT_LT(r.error, 1e-5);
+}
+
+// Where(mask, -inf, scores): fill where true; K^T given directly (a Transpose is added);
+// the mask broadcasts over batch and heads.
+TEST(AttentionFusion, WhereMaskFillTrue) {
+  auto r = runPass(R"(graph @main(%q: f32[2,3,4,6], %kt: f32[2,3,6,5], %v: f32[2,3,5,7], %m: bool[4,5]) -> (%y: f32[2,3,4,7]) {
+  %ninf = const f32[] [-inf]
+  %c = const f32[] [0.5]
+  %0 = MatMul(%q, %kt)
+  %1 = Mul(%c, %0)
+  %2 = Where(%m, %ninf, %1)
+  %3 = Softmax(%2) {axis=-1}
+  %y = MatMul(%3, %v)
+}
+)",
+                   passes::fuseAttention);
+  EXPECT_EQ(r.changed, 1);
+  EXPECT_EQ(r.printed,
+            "graph @main(%q: f32[2,3,4,6], %kt: f32[2,3,6,5], %v: f32[2,3,5,7], %m: bool[4,5]) -> (%y: f32[2,3,4,7]) {\n"
+            "  %0 = Transpose(%kt) {perm=[0, 1, 3, 2]} : f32[2,3,5,6]\n"
+            "  %y = anvil.Attention(%q, %0, %v, %m) {mask_fill=-inf, mask_kind=\"fill_true\", scale=0.5} : f32[2,3,4,7]\n"
+            "}\n");
+  // Random masks may hide a whole row: both graphs then give NaN at the same places.
+  EXPECT_LT(r.error, 1e-5);
+}
+
+// Where(mask, scores, -1e9): fill where false; no scale; Transpose [0,2,1] cancels to K itself.
+TEST(AttentionFusion, WhereMaskFillFalseAndTransposeDropped) {
+  auto r = runPass(R"(graph @main(%q: f32[3,4,6], %k: f32[3,5,6], %v: f32[3,5,2], %m: bool[3,1,5]) -> (%y: f32[3,4,2]) {
+  %big = const f32[] [-1e+09]
+  %0 = Transpose(%k) {perm=[0, 2, 1]}
+  %1 = MatMul(%q, %0)
+  %2 = Where(%m, %1, %big)
+  %3 = Softmax(%2) {axis=2}
+  %y = MatMul(%3, %v)
+}
+)",
+                   passes::fuseAttention);
+  EXPECT_EQ(r.changed, 1);
+  EXPECT_EQ(r.printed,
+            "graph @main(%q: f32[3,4,6], %k: f32[3,5,6], %v: f32[3,5,2], %m: bool[3,1,5]) -> (%y: f32[3,4,2]) {\n"
+            "  %y = anvil.Attention(%q, %k, %v, %m) {mask_fill=-1e+09, mask_kind=\"fill_false\", scale=1.0} : f32[3,4,2]\n"
+            "}\n");
+  EXPECT_LT(r.error, 1e-5);
+}
+
+// No mask; scales on both Q and K^T (as torch 2's SDPA export writes sqrt(scale) twice).
+TEST(AttentionFusion, ScalesOnBothSidesNoMask) {
+  auto r = runPass(R"(graph @main(%q: f32[2,4,8], %k: f32[2,6,8], %v: f32[2,6,8]) -> (%y: f32[2,4,8]) {
+  %s = const f32[] [0.594603539]
+  %0 = Mul(%q, %s)
+  %1 = Transpose(%k) {perm=[0, 2, 1]}
+  %2 = Mul(%1, %s)
+  %3 = MatMul(%0, %2)
+  %4 = Softmax(%3) {axis=-1}
+  %y = MatMul(%4, %v)
+}
+)",
+                   passes::fuseAttention);
+  EXPECT_EQ(r.changed, 1);
+  EXPECT_EQ(r.printed,
+            "graph @main(%q: f32[2,4,8], %k: f32[2,6,8], %v: f32[2,6,8]) -> (%y: f32[2,4,8]) {\n"
+            "  %y = anvil.Attention(%q, %k, %v) {scale=0.353553355} : f32[2,4,8]\n"
+            "}\n");
+  EXPECT_LT(r.error, 1e-5);
+}
+
+TEST(AttentionFusion, Declines) {
+  // The attention weights are also returned.
+  expectUnchanged(R"(graph @main(%q: f32[2,4,8], %k: f32[2,6,8], %v: f32[2,6,8]) -> (%y: f32[2,4,8], %2: f32[2,4,6]) {
+  %0 = Transpose(%k) {perm=[0, 2, 1]}
+  %1 = MatMul(%q, %0)
+  %2 = Softmax(%1) {axis=-1}
+  %y = MatMul(%2, %v)
+}
+)",
+                  passes::fuseAttention);
+  // Softmax over the query axis.
+  expectUnchanged(R"(graph @main(%q: f32[2,4,8], %k: f32[2,6,8], %v: f32[2,4,8]) -> (%y: f32[2,6,8]) {
+  %0 = Transpose(%k) {perm=[0, 2, 1]}
+  %1 = MatMul(%q, %0)
+  %2 = Softmax(%1) {axis=1}
+  %3 = Transpose(%2) {perm=[0, 2, 1]}
+  %y = MatMul(%3, %v)
+}
+)",
+                  passes::fuseAttention);
+  // Scale after the mask (it would scale the mask too).
+  expectUnchanged(R"(graph @main(%q: f32[2,4,8], %k: f32[2,6,8], %v: f32[2,6,8], %m: f32[2,1,6]) -> (%y: f32[2,4,8]) {
+  %c = const f32[] [0.25]
+  %0 = Transpose(%k) {perm=[0, 2, 1]}
+  %1 = MatMul(%q, %0)
+  %2 = Add(%1, %m)
+  %3 = Mul(%2, %c)
+  %4 = Softmax(%3) {axis=-1}
+  %y = MatMul(%4, %v)
+}
+)",
+                  passes::fuseAttention);
+  // A mask that enlarges the scores ([2,4,6] -> [3,2,4,6]).
+  expectUnchanged(R"(graph @main(%q: f32[2,4,8], %k: f32[2,6,8], %v: f32[2,6,8], %m: f32[3,1,1,6]) -> (%y: f32[3,2,4,8]) {
+  %0 = Transpose(%k) {perm=[0, 2, 1]}
+  %1 = MatMul(%q, %0)
+  %2 = Add(%1, %m)
+  %3 = Softmax(%2) {axis=-1}
+  %y = MatMul(%3, %v)
+}
+)",
+                  passes::fuseAttention);
+  // f64 is left to the unfused ops.
+  expectUnchanged(R"(graph @main(%q: f64[2,4,8], %k: f64[2,6,8], %v: f64[2,6,8]) -> (%y: f64[2,4,8]) {
+  %0 = Transpose(%k) {perm=[0, 2, 1]}
+  %1 = MatMul(%q, %0)
+  %2 = Softmax(%1) {axis=-1}
+  %y = MatMul(%2, %v)
+}
+)",
+                  passes::fuseAttention);
+}
+
+// ---- the anvil.Attention op ------------------------------------------------------------
+
+// Plain double-precision attention with broadcasting batch dims and an optional mask.
+ir::Tensor naiveAttention(const ir::Tensor& q, const ir::Tensor& k, const ir::Tensor& v, const ir::Tensor* mask,
+                          const std::string& kind, double scale, double fill) {
+  const size_t r = q.rank();
+  const int64_t sq = q.dim(r - 2), d = q.dim(r - 1), sk = k.dim(r - 2), dv = v.dim(r - 1);
+  std::vector<int64_t> batch;
+  for (size_t i = 0; i + 2 < r; ++i) batch.push_back(std::max({q.dim(i), k.dim(i), v.dim(i)}));
+  std::vector<int64_t> outDims = batch;
+  outDims.push_back(sq);
+  outDims.push_back(dv);
+  ir::Tensor out(q.dtype(), outDims);
+  auto at = [](const ir::Tensor& t, const std::vector<int64_t>& idx) {  // broadcast read
+    int64_t off = 0;
+    const size_t tr = t.rank();
+    for (size_t i = 0; i < tr; ++i) {
+      const int64_t x = idx[idx.size() - tr + i];
+      off = off * t.dim(i) + (t.dim(i) == 1 ? 0 : x);
+    }
+    return t.getDouble(off);
+  };
+  const int64_t nb = ir::numelOf(batch);
+  std::vector<int64_t> bi(batch.size(), 0);
+  for (int64_t b = 0; b < nb; ++b) {
+    for (int64_t i = 0; i < sq; ++i) {
+      std::vector<double> s(static_cast<size_t>(sk), 0.0);
+      for (int64_t j = 0; j < sk; ++j) {
+        double dot = 0;
+        for (int64_t t = 0; t < d; ++t) {
+          auto qi = bi, ki = bi;
+          qi.insert(qi.end(), {i, t});
+          ki.insert(ki.end(), {j, t});
+          dot += at(q, qi) * at(k, ki);
+        }
+        double x = dot * scale;
+        if (mask) {
+          auto mi = bi;
+          mi.insert(mi.end(), {i, j});
+          const double mv = at(*mask, mi);
+          if (kind == "add") x += mv;
+          else if ((mv != 0) == (kind == "fill_true")) x = fill;
+        }
+        s[size_t(j)] = x;
+      }
+      const double m = *std::max_element(s.begin(), s.end());
+      double sum = 0;
+      for (double& x : s) sum += (x = std::exp(x - m));
+      for (int64_t t = 0; t < dv; ++t) {
+        double acc = 0;
+        for (int64_t j = 0; j < sk; ++j) {
+          auto vi = bi;
+          vi.insert(vi.end(), {j, t});
+          acc += s[size_t(j)] / sum * at(v, vi);
+        }
+        out.setDouble((b * sq + i) * dv + t, acc);
+      }
+    }
+    for (size_t a = batch.size(); a-- > 0;) {
+      if (++bi[a] < batch[a]) break;
+      bi[a] = 0;
+    }
+  }
+  return out;
+}
+
+ir::Tensor randomTensor(ir::DataType t, std::vector<int64_t> dims, std::mt19937& rng) {
+  ir::Tensor x(t, std::move(dims));
+  std::uniform_real_distribution<double> u(-1.5, 1.5);
+  for (int64_t i = 0; i < x.numel(); ++i) {
+    if (t == ir::DataType::kBool) x.data<bool>()[i] = rng() % 4 != 0;
+    else x.setDouble(i, u(rng));
+  }
+  return x;
+}
+
+struct AttnCase {
+  std::vector<int64_t> q, k, v, mask;
+  std::string kind;
+};
+
+TEST(AttentionOp, ReferenceKernelMatchesPlainAttention) {
+  const AttnCase cases[] = {
+      {{1, 1, 3}, {1, 1, 3}, {1, 1, 1}, {}, "none"},                     // one key
+      {{5, 7}, {11, 7}, {11, 13}, {5, 11}, "add"},                       // rank 2, odd sizes
+      {{2, 3, 7, 5}, {2, 3, 11, 5}, {2, 3, 11, 13}, {2, 1, 1, 11}, "add"},
+      {{2, 3, 7, 5}, {1, 3, 11, 5}, {2, 1, 11, 4}, {7, 11}, "fill_true"},  // batch broadcast
+      {{3, 4, 13, 8}, {3, 4, 5, 8}, {3, 4, 5, 8}, {3, 1, 13, 1}, "fill_false"},
+  };
+  std::mt19937 rng(7);
+  for (const AttnCase& c : cases) {
+    SCOPED_TRACE(c.kind + " q rank " + std::to_string(c.q.size()));
+    ir::Graph g;
+    auto input = [&](const char* name, ir::DataType t, const std::vector<int64_t>& dims) {
+      ir::Value* v = g.addValue(name, {t, ir::Shape::fromExtents(dims)});
+      g.addInput(v);
+      return v;
+    };
+    std::vector<ir::Value*> ins = {input("q", ir::DataType::kF32, c.q), input("k", ir::DataType::kF32, c.k),
+                                   input("v", ir::DataType::kF32, c.v)};
+    const bool hasMask = c.kind != "none";
+    const ir::DataType mt = c.kind == "add" ? ir::DataType::kF32 : ir::DataType::kBool;
+    if (hasMask) ins.push_back(input("m", mt, c.mask));
+    ir::Node* n = g.addNode("Attention", "anvil", "attn", ins, {"y"});
+    n->attrs().set("scale", 0.3f);
+    if (hasMask) n->attrs().set("mask_kind", c.kind);
+    if (hasMask && c.kind != "add") n->attrs().set("mask_fill", -1e4f);
+    g.addOutput(n->output(0));
+    ir::inferShapes(g);
+    ir::verify(g);
+    std::map<std::string, ir::Tensor> data = {{"q", randomTensor(ir::DataType::kF32, c.q, rng)},
+                                              {"k", randomTensor(ir::DataType::kF32, c.k, rng)},
+                                              {"v", randomTensor(ir::DataType::kF32, c.v, rng)}};
+    if (hasMask) data.emplace("m", randomTensor(mt, c.mask, rng));
+    auto out = cpu::Interpreter::run(g, data);
+    ir::Tensor want = naiveAttention(data.at("q"), data.at("k"), data.at("v"), hasMask ? &data.at("m") : nullptr,
+                                     c.kind, 0.3f, -1e4f);
+    ASSERT_EQ(out[0].dims(), want.dims());
+    EXPECT_LT(fusiontest::relError(out[0], want), 1e-5);
+  }
+}
+
+TEST(AttentionOp, InferenceNamesWhatIsWrong) {
+  auto expectError = [](const std::string& text, const std::string& what) {
+    try {
+      fusiontest::parseTyped(text);
+      ADD_FAILURE() << "no error for " << text;
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find(what), std::string::npos) << e.what();
+    }
+  };
+  expectError(R"(graph @main(%q: f32[2,4,8], %k: f32[2,6,7], %v: f32[2,6,8]) -> (%y) {
+  %y = anvil.Attention(%q, %k, %v)
+})",
+              "head size D");
+  expectError(R"(graph @main(%q: f32[2,4,8], %k: f32[2,6,8], %v: f32[2,5,8]) -> (%y) {
+  %y = anvil.Attention(%q, %k, %v)
+})",
+              "sequence length Sk");
+  expectError(R"(graph @main(%q: f32[2,4,8], %k: f32[2,6,8], %v: f32[2,6,8], %m: f32[2,4,6]) -> (%y) {
+  %y = anvil.Attention(%q, %k, %v, %m)
+})",
+              "needs mask_kind");
+  expectError(R"(graph @main(%q: f32[2,4,8], %k: f32[2,6,8], %v: f32[2,6,8], %m: f32[2,4,6]) -> (%y) {
+  %y = anvil.Attention(%q, %k, %v, %m) {mask_kind="fill_true"}
+})",
+              "must be bool");
+  expectError(R"(graph @main(%q: f32[2,4,8], %k: f32[2,6,8], %v: f32[2,6,8], %m: f32[2,5,6]) -> (%y) {
+  %y = anvil.Attention(%q, %k, %v, %m) {mask_kind="add"}
+})",
+              "does not broadcast");
+  expectError(R"(graph @main(%q: i32[2,4,8], %k: i32[2,6,8], %v: i32[2,6,8]) -> (%y) {
+  %y = anvil.Attention(%q, %k, %v)
+})",
+              "float type");
+}
+
+// Symbolic batch: inference keeps N.
+TEST(AttentionOp, SymbolicBatch) {
+  ir::Model m = fusiontest::parseTyped(R"(graph @main(%q: f32[N,4,8], %k: f32[N,6,8], %v: f32[N,6,3]) -> (%y) {
+  %y = anvil.Attention(%q, %k, %v)
+})");
+  EXPECT_EQ(m.graph->outputs()[0]->type().str(), "f32[N,4,3]");
+}
+
+}  // namespace
