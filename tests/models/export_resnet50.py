@@ -8,6 +8,8 @@ Usage:
 1. Exports resnet50 (random weights with the fixed seed and BatchNorm calibration of
    tests/models/export_models.py, opset 17, ~100 MB) into OUTDIR with its input, the
    onnxruntime output and a manifest.json that compare.py reads. Skipped when present.
+   Unlike export_models.py it keeps the 53 BatchNormalization nodes (torch would fold
+   them itself), so that anvil's batchnorm-folding is what removes them.
 2. Saves onnxruntime's ORT_ENABLE_ALL optimized graph (SessionOptions.optimized_model_filepath)
    and counts its nodes.
 3. Builds the anvil engine at --builderOptimizationLevel=3 with --exportLayerInfo and
@@ -40,7 +42,25 @@ import onnxruntime as ort  # noqa: E402
 NAME = "resnet50"
 
 
+def _keep_batchnorm():
+    """Exports keep BatchNormalization nodes (TrainingMode.PRESERVE on an eval() model):
+    torch's default EVAL export folds them into the convs itself, which would leave
+    anvil's batchnorm-folding nothing to do."""
+    import torch
+    if getattr(torch.onnx.export, "_keeps_bn", False):
+        return
+    original = torch.onnx.export
+
+    def export_keeping_bn(*args, **kwargs):
+        kwargs.setdefault("training", torch.onnx.TrainingMode.PRESERVE)
+        return original(*args, **kwargs)
+
+    export_keeping_bn._keeps_bn = True
+    torch.onnx.export = export_keeping_bn
+
+
 def export(outdir):
+    os.makedirs(outdir, exist_ok=True)
     manifest_path = os.path.join(outdir, "manifest.json")
     manifest = em.load_manifest(manifest_path)
     entry = manifest["models"].get(NAME)
@@ -48,7 +68,10 @@ def export(outdir):
         print(f"[skip] {NAME}: already exported in {outdir}")
         return entry
     print(f"[export] {NAME} ...", flush=True)
+    _keep_batchnorm()
     entry = em.export_one(NAME, em._vision(NAME), outdir)
+    if not entry["ops"].get("BatchNormalization"):
+        sys.exit("the export folded BatchNormalization away; the check needs it")
     manifest["models"][NAME] = entry
     em.write_manifest(manifest_path, manifest)
     return entry
