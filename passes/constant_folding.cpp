@@ -6,8 +6,8 @@
 // Not folded: random ops (kTraitRandom), nodes with subgraphs, results over
 // kMaxFoldElements elements (they would bloat the engine's weights), initializers that are
 // also graph inputs (a caller may override those), and nodes that produce a graph output
-// (a graph output stays computed by a node: engines bind outputs by name, and an output
-// that is a weight would be neither).
+// or a value a subgraph returns directly (a graph output stays computed by a node:
+// engines bind outputs by name, and an output that is a weight would be neither).
 #include <algorithm>
 
 #include "cpu/reference.h"
@@ -61,7 +61,7 @@ PassResult foldConstants(ir::Graph& g) {
       continue;
     bool producesOutput = false, tooLarge = false;
     for (const ir::Value* o : n->outputs()) {
-      producesOutput = producesOutput || isGraphOutput(g, o);
+      producesOutput = producesOutput || isObservedOutput(g, o);
       tooLarge = tooLarge || staticTooLarge(o);
     }
     if (producesOutput || tooLarge) continue;

@@ -24,6 +24,13 @@ bool hasSubgraphs(const ir::Node& n) {
   return false;
 }
 
+bool isObservedOutput(const ir::Graph& g, const ir::Value* v) {
+  if (std::find(g.outputs().begin(), g.outputs().end(), v) != g.outputs().end()) return true;
+  for (const ir::Graph* sub : g.subgraphs())
+    if (std::find(sub->outputs().begin(), sub->outputs().end(), v) != sub->outputs().end()) return true;
+  return false;
+}
+
 std::string uniqueName(const ir::Graph& g, const std::string& base) {
   std::string stem = base.empty() ? "v" : base;
   if (!g.lookup(stem)) return stem;
@@ -145,6 +152,64 @@ bool forwardValue(ir::Graph& g, ir::Node* dead, ir::Value* from, ir::Value* to) 
   g.removeNode(p);
   g.topoSort();
   return true;
+}
+
+ir::Node* replaceNode(ir::Graph& g, ir::Node* old, const std::string& op, const std::string& domain,
+                      const std::vector<ir::Value*>& inputs, const ir::Attributes& attrs) {
+  std::vector<std::string> names, tmpNames;
+  std::vector<ir::TensorType> types;
+  for (const ir::Value* o : old->outputs()) {
+    names.push_back(o->name());
+    types.push_back(o->type());
+    tmpNames.push_back(o->name().empty() ? "" : uniqueName(g, o->name() + "_tmp"));
+  }
+  // A temporary node holds the readers (and the new inputs) while the old names are freed.
+  ir::Node* tmp = g.addNode(op, domain, old->name(), inputs, tmpNames);
+  for (size_t i = 0; i < names.size(); ++i)
+    if (!names[i].empty()) g.replaceAllUses(old->output(i), tmp->output(i));
+  const std::string nodeName = old->name();
+  g.removeNode(old);
+  g.removeUnusedValues();
+  ir::Node* n = g.addNode(op, domain, nodeName, inputs, names);
+  n->attrs() = attrs;
+  for (size_t i = 0; i < names.size(); ++i) {
+    n->output(i)->setType(types[i]);
+    if (!names[i].empty()) g.replaceAllUses(tmp->output(i), n->output(i));
+  }
+  g.removeNode(tmp);
+  g.topoSort();
+  return n;
+}
+
+bool removeIfUnused(ir::Graph& g, ir::Node* n) {
+  for (const ir::Value* o : n->outputs())
+    if (isGraphOutputValue(g, o) || !g.users(o).empty()) return false;
+  g.removeNode(n);
+  return true;
+}
+
+std::optional<std::vector<int64_t>> constantReshapeTarget(const ir::Shape& in, const std::vector<ir::Dim>& want,
+                                                          bool allowzero) {
+  std::vector<int64_t> out(want.size(), 0);
+  std::vector<size_t> open;
+  bool hasMinusOne = false;
+  for (size_t i = 0; i < want.size(); ++i) {
+    if (auto v = shapeValueInt(want[i])) {
+      if (*v < -1 || (*v == 0 && !allowzero)) return std::nullopt;  // a literal 0 would mean "copy"
+      hasMinusOne = hasMinusOne || *v == -1;
+      out[i] = *v;
+    } else if (!allowzero && want[i].isSymbolic() && in.rankKnown() && i < in.rank() && in[i] == want[i]) {
+      out[i] = 0;  // copy the input's dim i, which is this very symbol
+    } else {
+      open.push_back(i);
+    }
+  }
+  if (open.empty()) return out;
+  if (open.size() > 1 || hasMinusOne) return std::nullopt;
+  for (size_t i = 0; i < out.size(); ++i)
+    if (i != open[0] && out[i] <= 0) return std::nullopt;  // only static positive extents beside a new -1
+  out[open[0]] = -1;
+  return out;
 }
 
 }  // namespace anvil::passes

@@ -4,8 +4,10 @@
 // value away without renaming a graph output.
 #pragma once
 
+#include <optional>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "ir/graph.h"
@@ -18,6 +20,10 @@ bool isGraphInput(const ir::Graph& g, const ir::Value* v);
 const ir::Tensor* trueConstantOf(const ir::Graph& g, const ir::Value* v);
 // Whether the node carries subgraphs (If/Loop/Scan bodies).
 bool hasSubgraphs(const ir::Node& n);
+// Whether `v` is a graph output, or is returned directly by a subgraph of `g` (an
+// outer-scope value as a branch result). Such values must stay node outputs: a graph
+// output is bound by name, and Graph::removeUnusedValues does not see subgraph outputs.
+bool isObservedOutput(const ir::Graph& g, const ir::Value* v);
 // A name not yet used in `g` nor in an enclosing graph, derived from `base`.
 std::string uniqueName(const ir::Graph& g, const std::string& base);
 // Adds an initializer under a fresh name derived from `base`.
@@ -57,5 +63,23 @@ std::optional<int64_t> shapeValueInt(const ir::Dim& d);
 // output). Returns false and changes nothing when that is impossible (e.g. `to` is a
 // graph input or an initializer: a graph output must stay computed by a node).
 bool forwardValue(ir::Graph& g, ir::Node* dead, ir::Value* from, ir::Value* to);
+
+// Replaces `old` by a new node (op, domain, inputs, attributes) that computes the same
+// outputs: same count, names and types, and every reader (graph outputs included) now
+// reads the new node's. Values unused at the time of the call are swept
+// (removeUnusedValues), so the caller must not hold pointers to unreferenced values.
+ir::Node* replaceNode(ir::Graph& g, ir::Node* old, const std::string& op, const std::string& domain,
+                      const std::vector<ir::Value*>& inputs, const ir::Attributes& attrs);
+
+// Removes `n` if none of its outputs is read or is a graph output; returns whether it did.
+bool removeIfUnused(ir::Graph& g, ir::Node* n);
+
+// A constant Reshape target (for input shape `in`) equivalent to the output dims `want`,
+// when that is exact for every value of the symbols: static extents stay; an element that
+// is the symbol of `in`'s dim at the same position becomes 0 (copy; needs allowzero=0);
+// at most one other element becomes -1, and only when every other element is then a
+// static positive extent. Known -1 elements of a shape value (the symbol "-1") stay.
+std::optional<std::vector<int64_t>> constantReshapeTarget(const ir::Shape& in, const std::vector<ir::Dim>& want,
+                                                          bool allowzero);
 
 }  // namespace anvil::passes

@@ -101,7 +101,7 @@ PassResult eliminateNoops(ir::Graph& g) {
     bool alive = false;
     for (const auto& m : g.nodes()) alive = alive || m.get() == n;
     if (!alive || !n->domain().empty() || n->numInputs() == 0 || !n->input(0)) continue;
-    const std::string& op = n->op();
+    const std::string op = n->op();  // a copy: forwardValue may delete n
     ir::Value* x = n->input(0);
     ir::Value* y = n->output(0);
     bool noop = false;

@@ -3,6 +3,8 @@
 // not the run) and is compared with the expected outputs at per-type tolerances.
 // Prints one line per case and a summary per data set; optionally writes
 // docs/operators.md from the importer table; fails below the recorded pass counts.
+// --opt-level=N runs passes::optimize at that level on each model first, so the same
+// cases check that the optimization passes keep every model's results.
 #include <poll.h>
 #include <signal.h>
 #include <sys/wait.h>
@@ -22,6 +24,7 @@
 #include "cpu/reference.h"
 #include "ir/op_schema.h"
 #include "parser/onnx_parser.h"
+#include "passes/pipeline.h"
 
 namespace fs = std::filesystem;
 using anvil::ir::DataType;
@@ -135,9 +138,10 @@ Tensor bf16FromU16(Tensor t, DataType meant) {
 }
 
 // Runs one case; returns "" on success or the reason of failure. `ops` gets the op types.
-std::string runCase(const fs::path& dir, std::set<std::string>& ops, std::string& opsOut) {
+std::string runCase(const fs::path& dir, int optLevel, std::set<std::string>& ops, std::string& opsOut) {
   anvil::ir::Model model = anvil::parser::parseOnnxFile((dir / "model.onnx").string());
   collectOps(*model.graph, ops);
+  if (optLevel > 0) anvil::passes::optimize(*model.graph, optLevel);
   for (const auto& o : ops) opsOut += o + ",";
   std::vector<fs::path> sets;
   for (const auto& e : fs::directory_iterator(dir))
@@ -176,7 +180,7 @@ struct Result {
 };
 
 // Fork so that a crash or a hang costs one case.
-Result runIsolated(const fs::path& dir, int timeoutSec) {
+Result runIsolated(const fs::path& dir, int optLevel, int timeoutSec) {
   int fds[2];
   if (pipe(fds) != 0) return {"FAIL", "pipe failed", {}};
   pid_t pid = fork();
@@ -186,7 +190,7 @@ Result runIsolated(const fs::path& dir, int timeoutSec) {
     std::string msg, ops;
     std::set<std::string> opset;
     try {
-      std::string why = runCase(dir, opset, ops);
+      std::string why = runCase(dir, optLevel, opset, ops);
       msg = why.empty() ? "PASS\n" : "FAIL\n" + why;
     } catch (const anvil::Error& e) {
       msg = std::string("FAIL\n") + anvil::errorCodeName(e.code()) + ": " + e.what();
@@ -275,6 +279,7 @@ int main(int argc, char** argv) {
   std::string excludeFile, docsPath, baselineFile, filter;
   bool quiet = false;
   int timeoutSec = 120;
+  int optLevel = 0;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     auto val = [&](const char* flag) -> std::string {
@@ -298,12 +303,18 @@ int main(int argc, char** argv) {
       filter = v5;
     } else if (auto v6 = val("--timeout"); !v6.empty()) {
       timeoutSec = std::stoi(v6);
+    } else if (auto v7 = val("--opt-level"); !v7.empty()) {
+      optLevel = std::stoi(v7);
+      if (optLevel < 0 || optLevel > 3) {
+        std::cerr << "--opt-level is 0..3\n";
+        return 2;
+      }
     } else if (a == "--quiet") {
       quiet = true;
     } else {
       std::cerr << "unknown argument " << a
                 << "\nusage: anvil_conformance --data=LABEL:DIR... [--exclude=FILE] [--baseline=FILE]"
-                   " [--write-docs=FILE] [--filter=REGEX] [--quiet]\n";
+                   " [--write-docs=FILE] [--filter=REGEX] [--opt-level=N] [--quiet]\n";
       return 2;
     }
   }
@@ -342,7 +353,7 @@ int main(int argc, char** argv) {
         if (!quiet) std::cout << "EXCL " << label << "/" << name << "  (" << ex->reason << ")\n";
         continue;
       }
-      Result r = runIsolated(c, timeoutSec);
+      Result r = runIsolated(c, optLevel, timeoutSec);
       bool passed = r.status == "PASS";
       passed ? ++pass : ++fail;
       for (const auto& op : r.ops) {
@@ -353,7 +364,7 @@ int main(int argc, char** argv) {
         std::cout << r.status << " " << label << "/" << name << (passed ? "" : "  " + r.reason) << "\n";
     }
     std::ostringstream s;
-    s << label << ": " << pass << "/" << total << " node-test cases pass ("
+    s << label << (optLevel ? " (opt-level " + std::to_string(optLevel) + ")" : std::string()) << ": " << pass << "/" << total << " node-test cases pass ("
       << (total ? 100.0 * pass / total : 0.0) << "%), " << fail << " fail, " << excluded << " excluded";
     summaries.push_back(s.str());
     if (baseline.count(label) && pass < baseline[label]) {
