@@ -247,7 +247,8 @@ class Im2colPacker final : public BPacker {
   std::vector<Im2colRow> rows_;
 };
 
-void runConvIm2col(KernelContext& ctx, PackedKernel kernel) {
+// With an epilogue, Y gets no bias prefill: the epilogue adds it (see gemm_kernels.h).
+void runConvIm2col(KernelContext& ctx, PackedKernel kernel, const ConvEpilogue* ep = nullptr) {
   const Tensor& x = ctx.input(0);
   const Tensor& w = ctx.input(1);
   const Conv2d g = resolve(ctx, x, w);
@@ -262,14 +263,21 @@ void runConvIm2col(KernelContext& ctx, PackedKernel kernel) {
   auto unit = [&](int64_t u) {
     const int64_t n = u / g.G, grp = u % g.G;
     float* yg = yp + (n * g.M + grp * g.Mg) * P;
-    if (bias)
+    if (bias && !ep)
       for (int64_t m = 0; m < g.Mg; ++m) std::fill(yg + m * P, yg + (m + 1) * P, bias[grp * g.Mg + m]);
     const float* xg = xp + (n * g.C + grp * g.Cg) * g.H * g.W;
     const StridedMatrix A{wp + grp * g.Mg * K, K, 1};
+    GemmEpilogue ge;
+    if (ep)
+      ge = [&](int64_t i0, int64_t rows, int64_t j0, int64_t cols, float* c, int64_t ldc) {
+        (*ep)(n, grp * g.Mg + i0, rows, j0, cols, c, ldc);
+      };
+    const bool acc = bias != nullptr && !ep;
     if (pointwise)
-      packedGemm(kernel, g.Mg, P, K, 1.0f, A, StridedBPacker({xg, P, 1}), yg, P, bias != nullptr);
+      packedGemm(kernel, g.Mg, P, K, 1.0f, A, StridedBPacker({xg, P, 1}), yg, P, acc, ep ? &ge : nullptr);
     else
-      packedGemm(kernel, g.Mg, P, K, 1.0f, A, Im2colPacker(xg, g, xp, xp + x.numel()), yg, P, bias != nullptr);
+      packedGemm(kernel, g.Mg, P, K, 1.0f, A, Im2colPacker(xg, g, xp, xp + x.numel()), yg, P, acc,
+                 ep ? &ge : nullptr);
   };
   const int64_t units = g.N * g.G;
   // Many groups or images: one GEMM per task; otherwise each GEMM uses the threads.
@@ -362,7 +370,7 @@ __attribute__((target("avx2,fma"))) void dwPlaneAvx2(const float* x, const float
   }
 }
 
-void runDepthwise(KernelContext& ctx) {
+void runDepthwiseWith(KernelContext& ctx, const ConvEpilogue* ep) {
   const Tensor& x = ctx.input(0);
   const Tensor& w = ctx.input(1);
   const Conv2d g = resolve(ctx, x, w);
@@ -379,7 +387,7 @@ void runDepthwise(KernelContext& ctx) {
     const int64_t n = t / g.M, m = t % g.M, c = m / g.Mg;
     const float* xc = xp + (n * g.C + c) * g.H * g.W;
     const float* wm = wp + m * g.kH * g.kW;
-    const float b = bias ? bias[m] : 0.0f;
+    const float b = bias && !ep ? bias[m] : 0.0f;  // an epilogue adds the bias itself
     float* ym = yp + t * g.OH * g.OW;
     if (g.sW == 1)
       dwPlaneAvx2<1>(xc, wm, b, ym, g, padded.data());
@@ -387,8 +395,11 @@ void runDepthwise(KernelContext& ctx) {
       dwPlaneAvx2<2>(xc, wm, b, ym, g, padded.data());
     else
       dwPlaneAvx2<0>(xc, wm, b, ym, g, padded.data());
+    if (ep) (*ep)(n, m, 1, 0, g.OH * g.OW, ym, g.OH * g.OW);
   });
 }
+
+void runDepthwise(KernelContext& ctx) { runDepthwiseWith(ctx, nullptr); }
 
 // ---------------------------------------------------------------------------------------
 // supports()
@@ -417,6 +428,12 @@ bool supportsDepthwise(const ir::Node& n, const std::vector<ir::TensorType>& in)
 }
 
 }  // namespace
+
+void runConv2dIm2colEpilogue(KernelContext& ctx, PackedKernel kernel, const ConvEpilogue& epilogue) {
+  runConvIm2col(ctx, kernel, &epilogue);
+}
+
+void runDepthwiseEpilogue(KernelContext& ctx, const ConvEpilogue& epilogue) { runDepthwiseWith(ctx, &epilogue); }
 
 void registerConvTactics(TacticRegistry& r) {
   r.add({"f32_conv2d_im2col_gemm__avx2", "Conv", "", "avx2",

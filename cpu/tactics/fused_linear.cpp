@@ -1,10 +1,13 @@
 // Fast CPU tactics for anvil.FusedConv / FusedGemm / FusedMatMul (ir/ops/anvil_linear.h).
-// Each wraps one f32 tactic of the ONNX op (the packed GEMM, im2col and depthwise conv
-// tactics of cpu/tactics/gemm.cpp and conv.cpp, and any registered later): that tactic
-// computes the linear result straight into the fused node's output, and the epilogue
-// (MatMul bias, residual Add, activation) then runs over the output in place, in parallel
-// row blocks with AVX2 for the common activations. The fused tactic is named after the
-// wrapped one plus "_epilogue" and needs the same ISA.
+// One per f32 tactic of the ONNX op, named after it plus "_epilogue", with its ISA:
+//  - the im2col and depthwise Conv tactics (cpu/tactics/conv.cpp) run the epilogue (bias,
+//    residual Add, activation) through their hook on each output block as soon as the
+//    packed GEMM (or the depthwise plane) has finished it, while it is in cache;
+//  - every other tactic (GEMM/MatMul, and any registered later) is wrapped: it computes
+//    straight into the fused node's output, and the epilogue (with FusedMatMul's bias)
+//    then runs over the output in place, in parallel row blocks.
+// The epilogue rows use AVX2 for the piecewise-linear activations and Sigmoid/Silu
+// (a vector exp), scalar code for Tanh and GELU.
 //
 // Against the unfused chain (the op's tactic, then Add and Relu nodes on the reference
 // kernels) this saves two full passes over the output and two output allocations; see
@@ -28,12 +31,13 @@ using ir::linear::Activation;
 using ir::linear::Epilogue;
 
 // ---------------------------------------------------------------------------------------
-// The epilogue over a row: y[j] = epilogue(y[j] + bias[j]) with residual z[j].
+// The epilogue over a row: y[j] = epilogue(y[j] + rowBias + bias[j]) with residual z[j]
+// (rowBias: a conv's per-channel bias; bias: a MatMul's per-column bias, may be null).
 
 // Scalar form, the reference kernel's formulas (f32 compute).
-void rowScalar(const Epilogue& e, float* y, const float* z, const float* bias, int64_t n) {
+void rowScalar(const Epilogue& e, float* y, const float* z, const float* bias, float rowBias, int64_t n) {
   for (int64_t j = 0; j < n; ++j) {
-    float v = y[j];
+    float v = y[j] + rowBias;
     if (bias) v += bias[j];
     if (z && e.addFirst) v += z[j];
     v = ir::linear::activate<float>(e, v);
@@ -94,21 +98,21 @@ __attribute__((target("avx2,fma"))) inline __m256 act8(__m256 v, __m256 p0, __m2
 
 template <Activation A>
 __attribute__((target("avx2,fma"))) void rowAvx2(const Epilogue& e, float* y, const float* z, const float* bias,
-                                                 int64_t n) {
-  const __m256 p0 = _mm256_set1_ps(e.p0), p1 = _mm256_set1_ps(e.p1);
+                                                 float rowBias, int64_t n) {
+  const __m256 p0 = _mm256_set1_ps(e.p0), p1 = _mm256_set1_ps(e.p1), rb = _mm256_set1_ps(rowBias);
   int64_t j = 0;
   for (; j + 8 <= n; j += 8) {
-    __m256 v = _mm256_loadu_ps(y + j);
+    __m256 v = _mm256_add_ps(_mm256_loadu_ps(y + j), rb);
     if (bias) v = _mm256_add_ps(v, _mm256_loadu_ps(bias + j));
     if (z && e.addFirst) v = _mm256_add_ps(v, _mm256_loadu_ps(z + j));
     v = act8<A>(v, p0, p1);
     if (z && !e.addFirst) v = _mm256_add_ps(v, _mm256_loadu_ps(z + j));
     _mm256_storeu_ps(y + j, v);
   }
-  if (j < n) rowScalar(e, y + j, z ? z + j : nullptr, bias ? bias + j : nullptr, n - j);
+  if (j < n) rowScalar(e, y + j, z ? z + j : nullptr, bias ? bias + j : nullptr, rowBias, n - j);
 }
 
-using RowFn = void (*)(const Epilogue&, float*, const float*, const float*, int64_t);
+using RowFn = void (*)(const Epilogue&, float*, const float*, const float*, float, int64_t);
 
 RowFn rowFunction(const Epilogue& e) {
   if (!cpuHas("avx2") || !cpuHas("fma") || !vectorized(e.act)) return rowScalar;
@@ -199,11 +203,55 @@ void runFused(KernelContext& ctx, const Tactic& inner, size_t nInner, bool matmu
   parallelFor(tasks, [&](int64_t t) {
     const int64_t r0 = t * rowsPerTask, r1 = std::min(rows, r0 + rowsPerTask);
     if (bias) {
-      for (int64_t i = r0; i < r1; ++i) row(e, yp + i * last, zp ? zp + i * last : nullptr, bias, last);
+      for (int64_t i = r0; i < r1; ++i) row(e, yp + i * last, zp ? zp + i * last : nullptr, bias, 0.0f, last);
     } else {  // contiguous: one call for the whole block
-      row(e, yp + r0 * last, zp ? zp + r0 * last : nullptr, nullptr, (r1 - r0) * last);
+      row(e, yp + r0 * last, zp ? zp + r0 * last : nullptr, nullptr, 0.0f, (r1 - r0) * last);
     }
   });
+}
+
+// FusedConv through a conv tactic with an epilogue hook (gemm_kernels.h): the epilogue
+// (bias, residual, activation) runs on each output block as soon as it is computed, while
+// it is still in cache, instead of in a second pass over the output.
+
+void runFusedConvHooked(KernelContext& ctx, const std::function<void(KernelContext&, const ConvEpilogue&)>& conv) {
+  Epilogue e;
+  const std::string err = ir::linear::readEpilogue(ctx.attrs(), &e);
+  if (!err.empty()) ctx.fail(err);
+  const std::vector<int64_t> dims = outputDims(ctx);
+  ctx.check(dims.size() == 4, "this tactic handles 2-D Conv only");
+  const int64_t M = dims[1], P = dims[2] * dims[3];
+  const float* bias = nullptr;
+  if (ctx.hasInput(2)) {
+    const Tensor& b = ctx.input(2);
+    ctx.check(b.dtype() == DataType::kF32 && b.numel() == M, "B must be f32[" + std::to_string(M) + "]");
+    bias = b.data<float>();
+  }
+  const float* zp = nullptr;
+  if (e.residual) {
+    const Tensor& z = ctx.input(ir::linear::kResidualInput);
+    ctx.check(z.dtype() == DataType::kF32 && z.dims() == dims, "Z must be f32 of the output's shape, got " + z.summary());
+    zp = z.data<float>();
+  }
+  const RowFn row = rowFunction(e);
+  conv(ctx, [&](int64_t n, int64_t m0, int64_t rows, int64_t p0, int64_t cols, float* y, int64_t ldy) {
+    for (int64_t r = 0; r < rows; ++r) {
+      const int64_t m = m0 + r;
+      row(e, y + r * ldy, zp ? zp + (n * M + m) * P + p0 : nullptr, nullptr, bias ? bias[m] : 0.0f, cols);
+    }
+  });
+  const Tensor& out = ctx.outputs()[0];
+  ctx.check(out.dims() == dims, "the conv produced " + out.summary() + ", expected " + ir::Shape::fromExtents(dims).str());
+}
+
+// The conv tactics with an epilogue hook, by name; others are wrapped (runFused).
+std::function<void(KernelContext&, const ConvEpilogue&)> hookedConv(const std::string& name) {
+  if (name == "f32_conv2d_im2col_gemm__avx2")
+    return [](KernelContext& c, const ConvEpilogue& ep) { runConv2dIm2colEpilogue(c, PackedKernel::kAvx2_6x16, ep); };
+  if (name == "f32_conv2d_im2col_gemm__avx512")
+    return [](KernelContext& c, const ConvEpilogue& ep) { runConv2dIm2colEpilogue(c, PackedKernel::kAvx512_14x32, ep); };
+  if (name == "f32_dwconv2d_direct_8w__avx2") return runDepthwiseEpilogue;
+  return nullptr;
 }
 
 bool epilogueSupported(const ir::Node& n, const std::vector<ir::TensorType>& in) {
@@ -245,7 +293,10 @@ void registerFusedLinearTactics(TacticRegistry& r) {
           return false;
         return innerSupports(n, base);
       };
-      f.run = [t, nInner, matmulBias](KernelContext& ctx) { runFused(ctx, *t, nInner, matmulBias); };
+      if (auto hooked = std::string(b.op) == "Conv" ? hookedConv(t->name) : nullptr)
+        f.run = [hooked](KernelContext& ctx) { runFusedConvHooked(ctx, hooked); };
+      else
+        f.run = [t, nInner, matmulBias](KernelContext& ctx) { runFused(ctx, *t, nInner, matmulBias); };
       r.add(std::move(f));
     }
   }

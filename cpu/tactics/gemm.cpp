@@ -313,10 +313,11 @@ void zeroRows(int64_t M, int64_t N, float* C, int64_t ldc) {
 }  // namespace
 
 void packedGemm(PackedKernel kernel, int64_t M, int64_t N, int64_t K, float alpha, StridedMatrix A,
-                const BPacker& B, float* C, int64_t ldc, bool accumulate) {
+                const BPacker& B, float* C, int64_t ldc, bool accumulate, const GemmEpilogue* epilogue) {
   if (M <= 0 || N <= 0) return;
   if (K <= 0) {
     if (!accumulate) zeroRows(M, N, C, ldc);
+    if (epilogue) (*epilogue)(0, M, 0, N, C, ldc);
     return;
   }
   const EngineConfig& cfg = engineConfig(kernel);
@@ -354,6 +355,10 @@ void packedGemm(PackedKernel kernel, int64_t M, int64_t N, int64_t K, float alph
             const int rows = int(std::min<int64_t>(mr, mc - ip));
             cfg.kernels[rows - 1](kc, ap + ip * kc, bq, cq + ip * ldc, ldc, ncols, acc);
           }
+        }
+        if (epilogue && pc + kc == K) {  // this task's mc x (panels q0..q1) block, still in L2
+          const int64_t j0 = jc + q0 * nr;
+          (*epilogue)(ic, mc, j0, std::min(nc, q1 * nr) - q0 * nr, C + ic * ldc + j0, ldc);
         }
       });
     }
