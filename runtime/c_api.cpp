@@ -54,6 +54,13 @@ int anvil_engine_io_is_input(const anvil_engine* engine, int index) {
   return engine->engine->io()[size_t(index)].isInput ? 1 : 0;
 }
 
+int anvil_engine_io_dtype(const anvil_engine* engine, int index) {
+  if (!engine || index < 0 || index >= int(engine->engine->io().size())) return 0;
+  return int(engine->engine->io()[size_t(index)].dtype);
+}
+
+size_t anvil_dtype_size(int dtype) { return dtype > 0 ? anvil::dataTypeSize(anvil::DataType(dtype)) : 0; }
+
 int anvil_context_create(const anvil_engine* engine, anvil_context** context) {
   if (!engine || !context) return failArg("anvil_context_create: null argument");
   std::unique_ptr<anvil::ExecutionContext> c;

@@ -22,6 +22,10 @@ void anvil_engine_destroy(anvil_engine* engine);
 int anvil_engine_num_io(const anvil_engine* engine);
 const char* anvil_engine_io_name(const anvil_engine* engine, int index);
 int anvil_engine_io_is_input(const anvil_engine* engine, int index);
+/* Element type of input/output `index` as an ONNX TensorProto data type (1 = float,
+ * 7 = int64, ...), and its size in bytes; 0 for a bad index. */
+int anvil_engine_io_dtype(const anvil_engine* engine, int index);
+size_t anvil_dtype_size(int dtype);
 
 int anvil_context_create(const anvil_engine* engine, anvil_context** context);
 void anvil_context_destroy(anvil_context* context);

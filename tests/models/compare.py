@@ -70,7 +70,11 @@ def rel_error(actual, expected):
 RUN_ONCE = ["--iterations=1", "--duration=0", "--warmUp=0"]
 
 
-def run_model(name, entry, base, anvil, extra, tol, timeout, keep, verbose, via_engine=False):
+ONNX_DTYPES = {1: np.float32, 2: np.uint8, 3: np.int8, 5: np.int16, 6: np.int32, 7: np.int64, 9: np.bool_,
+               10: np.float16, 11: np.float64}
+
+
+def run_model(name, entry, base, anvil, extra, tol, timeout, keep, verbose, via_engine=False, runner=None):
     """Returns (passed, err, detail, seconds)."""
     model_path = os.path.join(base, entry["file"])
     for f in [entry["file"]] + [i["file"] for i in entry["inputs"]] + \
@@ -92,7 +96,17 @@ def run_model(name, entry, base, anvil, extra, tol, timeout, keep, verbose, via_
         if b.returncode != 0:
             tail = " | ".join(b.stdout.decode(errors="replace").strip().splitlines()[-5:])
             return False, float("inf"), f"engine build exit code {b.returncode}: {tail}", 0.0
-        cmd = [anvil, f"--loadEngine={engine}", f"--loadInputs={load}", f"--saveOutputs={tmp}"] + RUN_ONCE
+        if runner:
+            # A program on the C API: raw inputs with their shapes; outputs k.bin + k.shape.
+            specs = []
+            for i in entry["inputs"]:
+                arr = np.load(os.path.join(base, i["file"]))
+                raw = os.path.join(tmp, sanitize(i["name"]) + ".bin")
+                arr.tofile(raw)
+                specs.append(f"{i['name']}:{'x'.join(str(d) for d in arr.shape)}:{raw}")
+            cmd = [runner, engine, tmp] + specs
+        else:
+            cmd = [anvil, f"--loadEngine={engine}", f"--loadInputs={load}", f"--saveOutputs={tmp}"] + RUN_ONCE
     else:
         cmd = [anvil, f"--onnx={model_path}", f"--loadInputs={load}", f"--saveOutputs={tmp}"] + RUN_ONCE
         cmd += extra
@@ -115,6 +129,14 @@ def run_model(name, entry, base, anvil, extra, tol, timeout, keep, verbose, via_
             tail = " | ".join(log.strip().splitlines()[-5:])
             return False, float("inf"), f"anvil exit code {p.returncode}: {tail}", dt
         worst, worst_name, notes = 0.0, "", []
+        if runner:  # convert the runner's raw outputs to .npy named like the CLI's
+            for k, o in enumerate(entry["outputs"]):
+                shape_file = os.path.join(tmp, f"{k}.shape")
+                if os.path.isfile(shape_file):
+                    dims, code = open(shape_file).read().split()
+                    shape = [int(d) for d in dims.split("x")] if dims else []
+                    arr = np.fromfile(os.path.join(tmp, f"{k}.bin"), dtype=ONNX_DTYPES[int(code)]).reshape(shape)
+                    np.save(os.path.join(tmp, sanitize(o["name"]) + ".npy"), arr)
         for o in entry["outputs"]:
             got_path = os.path.join(tmp, sanitize(o["name"]) + ".npy")
             if not os.path.isfile(got_path):
@@ -154,6 +176,8 @@ def main(argv=None):
     ap.add_argument("--anvil", required=True, help="path to the anvil CLI binary")
     ap.add_argument("--models", default="", help="comma-separated subset (default: all)")
     ap.add_argument("--tol", type=float, default=1e-4, help="max relative error (1e-4)")
+    ap.add_argument("--runner", default=None,
+                    help="run the saved engine with this C-API program (tests/runtime/capi_run.c) instead of the CLI")
     ap.add_argument("--via-engine", action="store_true",
                     help="build with --saveEngine, then run with --loadEngine in a second process")
     ap.add_argument("--extra", action="append", default=[],
@@ -204,7 +228,8 @@ def main(argv=None):
     width = max(len(n) for n in names) if names else 0
     for name in names:
         ok, err, detail, dt = run_model(name, models[name], base, anvil, extra, args.tol,
-                                        args.timeout, args.keep, args.verbose, args.via_engine)
+                                        args.timeout, args.keep, args.verbose, args.via_engine or bool(args.runner),
+                                        args.runner)
         status = "PASS" if ok else "FAIL"
         print(f"{status} {name:<{width}}  rel_err={err:.3e}  time={dt:.2f}s  ({detail})",
               flush=True)
