@@ -36,7 +36,8 @@ namespace ew = ir::ew;
 std::optional<ew::Instr> instrFor(const ir::Node& n) {
   if (!n.domain().empty() || n.numOutputs() != 1 || hasSubgraphs(n)) return std::nullopt;
   ew::Instr in;
-  if (!ew::opFromName(n.op(), &in.op)) return std::nullopt;
+  if (n.op() == "Sum" && n.numInputs() == 2) in.op = ew::Op::kAdd;  // variadic in ONNX
+  else if (!ew::opFromName(n.op(), &in.op)) return std::nullopt;
   const ew::OpInfo& info = ew::opInfo(in.op);
   const size_t nin = n.numInputs();
   if (in.op == ew::Op::kClip) {

@@ -6,7 +6,8 @@
 //              (x^3 as Pow(x, 3), Mul(x, Mul(x, x)) or Mul(Mul(x, x), x))
 //                                                       -> Gelu(x) {approximate="tanh"}
 //
-// Every operand order torch and TF emit is accepted: each Mul/Add commuted, and the 0.5
+// Every operand order torch, TF and ONNX's own Gelu function emit is accepted: each Mul/Add
+// commuted (a two-input Sum counts as Add), and the 0.5
 // applied to x first, to (1 + erf) first, or to the product last. Constants match within
 // a relative 1e-6 (exporters round them to f32). Every intermediate must have the chain as
 // its only reader. Declines for non-float types.
@@ -83,8 +84,8 @@ ir::Value* tanhArgument(ir::Graph& g, ir::Node& tanh, std::vector<ir::Node*>* de
   ir::Node* kMul = nullptr;
   ir::Value* inner = mulByScalar(g, in, kSqrt2OverPi, &kMul);
   if (!inner || !hasSingleUse(g, inner)) return nullptr;
-  ir::Node* add = producerIs(inner, "Add");
-  if (!add) return nullptr;
+  ir::Node* add = fusion::producerIn(inner, {"Add", "Sum"});
+  if (!add || add->numInputs() != 2) return nullptr;
   for (int i = 0; i < 2; ++i) {
     ir::Value* x = add->input(size_t(i));
     ir::Value* term = add->input(size_t(1 - i));
@@ -104,7 +105,7 @@ ir::Value* tanhArgument(ir::Graph& g, ir::Node& tanh, std::vector<ir::Node*>* de
 // association; returns the chain's final value and appends its nodes to dead.
 ir::Value* matchTail(ir::Graph& g, ir::Value* t, ir::Value* x, std::vector<ir::Node*>* dead) {
   ir::Node* add = soleUser(g, t);
-  if (!add || add->op() != "Add" || !add->domain().empty()) return nullptr;
+  if (!add || (add->op() != "Add" && add->op() != "Sum") || !add->domain().empty()) return nullptr;
   ir::Value* one = otherOperand(add, t);
   if (!one || !isScalar(g, one, 1.0) || !fusion::scalarKeepsShape(one, t)) return nullptr;
   ir::Value* p = add->output(0);  // 1 + t
