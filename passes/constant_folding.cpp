@@ -53,6 +53,7 @@ bool staticTooLarge(const ir::Value* v) {
 
 PassResult foldConstants(ir::Graph& g) {
   int constants = 0, folded = 0, shapes = 0, failed = 0;
+  const auto observed = observedOutputs(g);
   std::vector<ir::Node*> snapshot;
   for (const auto& n : g.nodes()) snapshot.push_back(n.get());
   for (ir::Node* n : snapshot) {
@@ -61,7 +62,7 @@ PassResult foldConstants(ir::Graph& g) {
       continue;
     bool producesOutput = false, tooLarge = false;
     for (const ir::Value* o : n->outputs()) {
-      producesOutput = producesOutput || isObservedOutput(g, o);
+      producesOutput = producesOutput || observed.count(o);
       tooLarge = tooLarge || staticTooLarge(o);
     }
     if (producesOutput || tooLarge) continue;

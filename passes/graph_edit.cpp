@@ -31,6 +31,12 @@ bool isObservedOutput(const ir::Graph& g, const ir::Value* v) {
   return false;
 }
 
+std::unordered_set<const ir::Value*> observedOutputs(const ir::Graph& g) {
+  std::unordered_set<const ir::Value*> out(g.outputs().begin(), g.outputs().end());
+  for (const ir::Graph* sub : g.subgraphs()) out.insert(sub->outputs().begin(), sub->outputs().end());
+  return out;
+}
+
 std::string uniqueName(const ir::Graph& g, const std::string& base) {
   std::string stem = base.empty() ? "v" : base;
   if (!g.lookup(stem)) return stem;

@@ -24,6 +24,8 @@ bool hasSubgraphs(const ir::Node& n);
 // outer-scope value as a branch result). Such values must stay node outputs: a graph
 // output is bound by name, and Graph::removeUnusedValues does not see subgraph outputs.
 bool isObservedOutput(const ir::Graph& g, const ir::Value* v);
+// The same for every value at once (graph outputs and values subgraphs return directly).
+std::unordered_set<const ir::Value*> observedOutputs(const ir::Graph& g);
 // A name not yet used in `g` nor in an enclosing graph, derived from `base`.
 std::string uniqueName(const ir::Graph& g, const std::string& base);
 // Adds an initializer under a fresh name derived from `base`.

@@ -97,10 +97,10 @@ PassResult eliminateNoops(ir::Graph& g) {
   int total = 0, kept = 0;
   std::vector<ir::Node*> snapshot;
   for (const auto& n : g.nodes()) snapshot.push_back(n.get());
+  // forwardValue removes only the node at hand and its data input's producer, both
+  // visited already, so every node still ahead in the snapshot is alive.
   for (ir::Node* n : snapshot) {
-    bool alive = false;
-    for (const auto& m : g.nodes()) alive = alive || m.get() == n;
-    if (!alive || !n->domain().empty() || n->numInputs() == 0 || !n->input(0)) continue;
+    if (!n->domain().empty() || n->numInputs() == 0 || !n->input(0)) continue;
     const std::string op = n->op();  // a copy: forwardValue may delete n
     ir::Value* x = n->input(0);
     ir::Value* y = n->output(0);

@@ -2,8 +2,8 @@
 // chains using what inference proves about shape values (passes/graph_edit.h
 // KnownValues), so the chains die (dead-code runs next).
 //
-//  - A node whose every output inference knows as data (e.g. Gather(Shape(x), 1) when dim
-//    1 of x is static while dim 0 is N) becomes initializers.
+//  - A node whose every output inference knows as integer data (e.g. Gather(Shape(x), 1)
+//    when dim 1 of x is static while dim 0 is N) becomes initializers.
 //  - Reshape(x, s) with s computed from shapes, its value known symbolically, gets a
 //    constant target when that is exact: a static element stays; a symbolic element equal
 //    to x's dim at the same position becomes 0 ("copy", allowzero=0); a known -1 stays;
@@ -117,6 +117,7 @@ int scalarizeFills(ir::Graph& g, ir::Node& n) {
 PassResult foldShapeChains(ir::Graph& g) {
   KnownValues kv = computeKnownValues(g);
   int values = 0, reshapes = 0, expands = 0, fills = 0;
+  const auto observed = observedOutputs(g);
   std::vector<ir::Node*> snapshot;
   for (const auto& n : g.nodes()) snapshot.push_back(n.get());
   for (ir::Node* n : snapshot) {
@@ -127,8 +128,11 @@ PassResult foldShapeChains(ir::Graph& g) {
     for (const ir::Value* o : n->outputs()) {
       if (o->name().empty()) continue;
       const ir::Tensor* t = kv.dataOf(o);
-      anyOutput = anyOutput || isObservedOutput(g, o);
-      allKnown = allKnown && t && t->numel() <= kMaxFoldElements;
+      anyOutput = anyOutput || observed.count(o);
+      // Integers only: float folds in inference need not round like the kernels; those
+      // nodes fold in the constant-folding sweep below once their inputs are constants.
+      allKnown = allKnown && t && t->numel() <= kMaxFoldElements &&
+                 (ir::isInteger(t->dtype()) || t->dtype() == ir::DataType::kBool);
     }
     if (allKnown && !anyOutput) {
       for (ir::Value* o : n->outputs())

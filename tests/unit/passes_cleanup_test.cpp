@@ -361,6 +361,23 @@ TEST(ShapeFolding, ExpandAndBroadcastFillsLoseTheirShapeChains) {
                 "}\n");
 }
 
+TEST(ShapeFolding, AllowzeroNeverCopies) {
+  // With allowzero=1 a 0 is a zero extent, so N is recovered by -1 instead.
+  expectRewrite(foldShapesThenDce,
+                "graph @main(%x: f32[N,12]) -> (%y: f32[N,3,4]) {\n"
+                "  %i0 = const i64[1] [0]\n"
+                "  %c = const i64[2] [3, 4]\n"
+                "  %0 = Shape(%x) : i64[2]\n"
+                "  %1 = Gather(%0, %i0) : i64[1]\n"
+                "  %2 = Concat(%1, %c) {axis=0} : i64[3]\n"
+                "  %y = Reshape(%x, %2) {allowzero=1} : f32[N,3,4]\n"
+                "}\n",
+                "graph @main(%x: f32[N,12]) -> (%y: f32[N,3,4]) {\n"
+                "  %y_shape = const i64[3] [-1, 3, 4]\n"
+                "  %y = Reshape(%x, %y_shape) {allowzero=1} : f32[N,3,4]\n"
+                "}\n");
+}
+
 TEST(ShapeFolding, LeavesWhatItCannotProve) {
   // Two symbolic elements that are not x's own dims at their positions.
   expectUnchanged(foldShapesThenDce,
