@@ -79,10 +79,22 @@ TEST(Engine, BuildSaveLoadRunMatchesReference) {
   EXPECT_TRUE(engine->io()[0].isInput);
   EXPECT_EQ(engine->io()[0].dims, (std::vector<int64_t>{-1, 1, 28, 28}));  // N stays dynamic
   EXPECT_EQ(engine->optShape("input"), (std::vector<int64_t>{1, 1, 28, 28}));
-  EXPECT_EQ(engine->layers().size(), 9u);
+  // Level 3 fuses Conv+Relu and Gemm's epilogue: fewer layers than the model's 9 nodes.
+  EXPECT_LT(engine->layers().size(), 9u);
+  EXPECT_GE(engine->layers().size(), 5u);
   auto x = input(1, 1);
   expectNear(runEngine(*engine, x, 1), runReference(x, 1));
   fs::remove(path);
+}
+
+TEST(Engine, OptimizationLevelZeroKeepsEveryNode) {
+  anvil::BuilderConfig cfg;
+  cfg.optimizationLevel = 0;
+  std::shared_ptr<anvil::Engine> engine;
+  ASSERT_TRUE(anvil::Engine::fromBytes(buildEngine(kModel, cfg), &engine).isOk());
+  EXPECT_EQ(engine->layers().size(), 9u);
+  auto x = input(2, 4);
+  expectNear(runEngine(*engine, x, 2), runReference(x, 2));
 }
 
 TEST(Engine, DynamicBatchReplansAndMatches) {
