@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Quick start: installs what is missing, builds the anvil CLI, and runs the bundled
-# example model (examples/models/) through it, printing the summary.
+# example model (examples/models/): builds an engine, loads it, runs it and prints the
+# performance summary.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 cd "$ROOT"
@@ -10,6 +11,9 @@ ANVIL_SKIP_PYTHON=1 scripts/install_deps.sh
 cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build "$BUILD" -j "$(nproc)" --target anvil_cli
 MODEL=examples/models/tiny_cnn.onnx
+ENGINE="$BUILD/tiny_cnn.engine"
 "$BUILD/tools/anvil" --onnx="$MODEL" --checkSupport
-"$BUILD/tools/anvil" --onnx="$MODEL" --loadInputs=input:examples/models/tiny_cnn.input.npy \
-  --saveOutputs="$BUILD/example_outputs" --verbose
+# Build an engine (graph passes, tactics timed on this CPU), then load it and run it.
+"$BUILD/tools/anvil" --onnx="$MODEL" --saveEngine="$ENGINE" --timingCacheFile="$BUILD/timing.cache" --skipInference
+"$BUILD/tools/anvil" --loadEngine="$ENGINE" --loadInputs=input:examples/models/tiny_cnn.input.npy \
+  --saveOutputs="$BUILD/example_outputs" --dumpLayerInfo --duration=2
