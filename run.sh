@@ -8,7 +8,8 @@ cd "$ROOT"
 BUILD="${ANVIL_BUILD_DIR:-$ROOT/build}"
 
 ANVIL_SKIP_PYTHON=1 scripts/install_deps.sh
-cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+# -O2 without debug info: a clean build on 2 cores is about a third faster than RelWithDebInfo.
+cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_CXX_FLAGS_RELEASE="-O2 -DNDEBUG" >/dev/null
 cmake --build "$BUILD" -j "$(nproc)" --target anvil_cli
 MODEL=examples/models/tiny_cnn.onnx
 ENGINE="$BUILD/tiny_cnn.engine"

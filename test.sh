@@ -9,7 +9,8 @@ BUILD="${ANVIL_BUILD_DIR:-$ROOT/build}"
 JOBS="${ANVIL_JOBS:-$(nproc)}"
 
 scripts/install_deps.sh
-cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+# -O2 without debug info: a clean build on 2 cores is about a third faster than RelWithDebInfo.
+cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_CXX_FLAGS_RELEASE="-O2 -DNDEBUG" >/dev/null
 cmake --build "$BUILD" -j "$JOBS"
 # The model set (random weights, fixed seeds) and its onnxruntime outputs, made offline.
 .venv/bin/python tests/models/export_models.py "$BUILD/models" >/dev/null
