@@ -78,11 +78,7 @@ void checkAgainstInferred(const ir::Node& node, const ir::Value& v, const Tensor
   if (want.dtype != DataType::kUndefined && want.dtype != t.dtype())
     ANVIL_THROW(ErrorCode::kInternal, node.label(), ": output '", v.name(), "' is ", t.summary(),
                 " but inference said ", want.str());
-  if (!want.shape.rankKnown()) return;
-  bool ok = want.shape.rank() == t.rank();
-  for (size_t i = 0; ok && i < t.rank(); ++i)
-    if (want.shape[i].isStatic() && want.shape[i].value() != t.dim(i)) ok = false;
-  if (!ok)
+  if (!want.shape.admits(t.dims()))
     ANVIL_THROW(ErrorCode::kInternal, node.label(), ": output '", v.name(), "' is ", t.summary(),
                 " but inference said ", want.str());
 }
@@ -179,13 +175,8 @@ std::vector<Tensor> Interpreter::run(const ir::Graph& graph, const std::map<std:
     const ir::TensorType& want = in->type();
     ANVIL_CHECK(want.dtype == DataType::kUndefined || want.dtype == t.dtype(), ErrorCode::kInvalidArgument,
                 "input '", in->name(), "' is ", t.summary(), ", the model expects ", want.str());
-    if (want.shape.rankKnown()) {
-      bool ok = want.shape.rank() == t.rank();
-      for (size_t i = 0; ok && i < t.rank(); ++i)
-        if (want.shape[i].isStatic() && want.shape[i].value() != t.dim(i)) ok = false;
-      ANVIL_CHECK(ok, ErrorCode::kShapeMismatch, "input '", in->name(), "' has shape ",
-                  ir::Shape::fromExtents(t.dims()).str(), ", the model expects ", want.shape.str());
-    }
+    ANVIL_CHECK(want.shape.admits(t.dims()), ErrorCode::kShapeMismatch, "input '", in->name(), "' has shape ",
+                ir::Shape::fromExtents(t.dims()).str(), ", the model expects ", want.shape.str());
     env.values[in] = t;
   }
   for (const auto& [name, t] : inputs) {

@@ -42,6 +42,14 @@ std::string Shape::str() const {
   return s + "]";
 }
 
+bool Shape::admits(const std::vector<int64_t>& extents) const {
+  if (!rankKnown_) return true;
+  if (dims_.size() != extents.size()) return false;
+  for (size_t i = 0; i < extents.size(); ++i)
+    if (dims_[i].isStatic() && dims_[i].value() != extents[i]) return false;
+  return true;
+}
+
 std::string TensorType::str() const { return std::string(dtypeName(dtype)) + shape.str(); }
 
 Shape broadcastShapes(const Shape& a, const Shape& b) {

@@ -62,6 +62,9 @@ class Shape {
   std::vector<int64_t> extents() const;  // requires isStatic()
   int64_t numel() const;                 // -1 unless static
   std::string str() const;               // "[N,3,224,224]", "[?]" ... "[*]" for unknown rank
+  // Whether concrete extents fit this shape: unknown rank, or the same rank with every
+  // static dim equal (symbolic and unknown dims take any extent).
+  bool admits(const std::vector<int64_t>& extents) const;
 
   bool operator==(const Shape& o) const { return rankKnown_ == o.rankKnown_ && dims_ == o.dims_; }
   bool operator!=(const Shape& o) const { return !(*this == o); }

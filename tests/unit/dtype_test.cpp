@@ -56,3 +56,12 @@ TEST(Shape, BroadcastKeepsSymbols) {
   EXPECT_EQ(broadcastShapes(Shape({Dim::symbol("N")}), Shape({Dim::symbol("M")})).str(), "[?]");
   EXPECT_THROW(broadcastShapes(Shape{2, 3}, Shape{4}), anvil::Error);
 }
+
+TEST(Shape, AdmitsConcreteExtents) {
+  Shape s({Dim::symbol("N"), Dim(3), Dim()});
+  EXPECT_TRUE(s.admits({5, 3, 7}));
+  EXPECT_FALSE(s.admits({5, 4, 7}));
+  EXPECT_FALSE(s.admits({5, 3}));
+  EXPECT_TRUE(Shape::unknownRank().admits({1, 2, 3}));
+  EXPECT_TRUE(Shape().admits({}));
+}
