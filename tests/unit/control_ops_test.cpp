@@ -10,6 +10,7 @@
 #include <cmath>
 #include <numeric>
 
+#include "tests/unit/op_test_util.h"
 #include "cpu/reference.h"
 #include "ir/op_schema.h"
 #include "ir/verifier.h"
@@ -42,33 +43,8 @@ Attributes attrs(std::initializer_list<std::pair<const char*, Attribute::Storage
   return a;
 }
 
-struct In {
-  std::string name;
-  TensorType type;
-  std::optional<Tensor> init;  // an initializer (known at build time)
-};
-
-// One node over the given inputs ("" = omitted); the graph after inference.
-std::unique_ptr<Graph> oneNode(const std::string& op, const std::vector<In>& ins, const Attributes& a, int nout = 1) {
-  auto g = std::make_unique<Graph>();
-  std::vector<Value*> vs;
-  for (const In& i : ins) {
-    if (i.name.empty()) {
-      vs.push_back(nullptr);
-      continue;
-    }
-    Value* v = i.init ? g->addInitializer(i.name, *i.init) : g->addValue(i.name, i.type);
-    if (!i.init) g->addInput(v);
-    vs.push_back(v);
-  }
-  std::vector<std::string> outs;
-  for (int k = 0; k < nout; ++k) outs.push_back("y" + std::to_string(k));
-  Node* n = g->addNode(op, "", "n0", vs, outs);
-  n->attrs() = a;
-  for (Value* o : n->outputs()) g->addOutput(o);
-  inferShapes(*g);
-  return g;
-}
+using anvil::testing::In;
+using anvil::testing::oneNode;
 
 // Runs one node on concrete inputs (all fed at run time).
 std::vector<Tensor> run(const std::string& op, const std::vector<std::pair<std::string, Tensor>>& ins,

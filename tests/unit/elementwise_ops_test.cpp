@@ -8,6 +8,7 @@
 #include <cmath>
 #include <limits>
 
+#include "tests/unit/op_test_util.h"
 #include "cpu/reference.h"
 #include "ir/op_schema.h"
 #include "parser/onnx_parser.h"
@@ -22,31 +23,8 @@ namespace {
 Dim sym(const char* s) { return Dim::symbol(s); }
 TensorType tt(DataType dt, std::vector<Dim> dims) { return {dt, Shape(std::move(dims))}; }
 
-struct In {
-  std::string name;
-  TensorType type;
-  std::optional<Tensor> init;  // an initializer (known at build time)
-};
-
-// One node n0 over the given inputs; returns the graph after inference.
-std::unique_ptr<Graph> oneNode(const std::string& op, const std::vector<In>& ins, const Attributes& attrs = {}) {
-  auto g = std::make_unique<Graph>();
-  std::vector<Value*> vs;
-  for (const In& i : ins) {
-    if (i.name.empty()) {
-      vs.push_back(nullptr);
-      continue;
-    }
-    Value* v = i.init ? g->addInitializer(i.name, *i.init) : g->addValue(i.name, i.type);
-    if (!i.init) g->addInput(v);
-    vs.push_back(v);
-  }
-  Node* n = g->addNode(op, "", "n0", vs, {"y"});
-  n->attrs() = attrs;
-  g->addOutput(n->output(0));
-  inferShapes(*g);
-  return g;
-}
+using anvil::testing::In;
+using anvil::testing::oneNode;
 
 TensorType inferOne(const std::string& op, const std::vector<TensorType>& ins, const Attributes& attrs = {}) {
   std::vector<In> decl;

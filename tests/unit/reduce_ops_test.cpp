@@ -8,6 +8,7 @@
 #include <cmath>
 #include <limits>
 
+#include "tests/unit/op_test_util.h"
 #include "cpu/reference.h"
 #include "ir/op_schema.h"
 #include "parser/onnx_parser.h"
@@ -21,34 +22,8 @@ namespace {
 
 Dim sym(const char* s) { return Dim::symbol(s); }
 
-struct In {
-  std::string name;
-  TensorType type;
-  std::optional<Tensor> init;  // an initializer (known at build time)
-};
-
-// One node over the given inputs; returns the graph after inference.
-std::unique_ptr<Graph> oneNode(const std::string& op, const std::vector<In>& ins, const Attributes& attrs,
-                               int nout = 1) {
-  auto g = std::make_unique<Graph>();
-  std::vector<Value*> vs;
-  for (const In& i : ins) {
-    if (i.name.empty()) {
-      vs.push_back(nullptr);
-      continue;
-    }
-    Value* v = i.init ? g->addInitializer(i.name, *i.init) : g->addValue(i.name, i.type);
-    if (!i.init) g->addInput(v);
-    vs.push_back(v);
-  }
-  std::vector<std::string> outs;
-  for (int k = 0; k < nout; ++k) outs.push_back("y" + std::to_string(k));
-  Node* n = g->addNode(op, "", "n0", vs, outs);
-  n->attrs() = attrs;
-  for (Value* o : n->outputs()) g->addOutput(o);
-  inferShapes(*g);
-  return g;
-}
+using anvil::testing::In;
+using anvil::testing::oneNode;
 
 TensorType tt(DataType dt, std::vector<Dim> dims) { return {dt, Shape(std::move(dims))}; }
 
