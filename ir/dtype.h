@@ -7,36 +7,13 @@
 #include <string>
 #include <string_view>
 
+#include "anvil/dtype.h"
+
 namespace anvil::ir {
 
 // Values match ONNX TensorProto.DataType so conversion is a range check.
-enum class DataType : int32_t {
-  kUndefined = 0,
-  kF32 = 1,
-  kU8 = 2,
-  kI8 = 3,
-  kU16 = 4,
-  kI16 = 5,
-  kI32 = 6,
-  kI64 = 7,
-  kString = 8,
-  kBool = 9,
-  kF16 = 10,
-  kF64 = 11,
-  kU32 = 12,
-  kU64 = 13,
-  kC64 = 14,
-  kC128 = 15,
-  kBF16 = 16,
-  kF8E4M3FN = 17,
-  kF8E4M3FNUZ = 18,
-  kF8E5M2 = 19,
-  kF8E5M2FNUZ = 20,
-  kU4 = 21,
-  kI4 = 22,
-  kF4E2M1 = 23,
-};
-constexpr int kMaxDataType = 23;
+using DataType = ::anvil::DataType;  // include/anvil/dtype.h
+using ::anvil::kMaxDataType;
 
 // Bits per element (4 for the packed 4-bit types, 0 for strings/undefined).
 int bitWidth(DataType t);

@@ -9,7 +9,7 @@ PKGS=(
   build-essential cmake ninja-build ccache pkg-config
   libprotobuf-dev protobuf-compiler libonnx-dev libonnx-testdata
   libgtest-dev libgmock-dev libflatbuffers-dev flatbuffers-compiler
-  libcli11-dev nlohmann-json3-dev libboost-context-dev
+  libcli11-dev nlohmann-json3-dev libboost-context-dev libxxhash-dev
   python3-venv python3-numpy python3-torch python3-torchvision
 )
 

@@ -10,17 +10,15 @@
 #include <string>
 #include <vector>
 
+#include "anvil/dtype.h"
 #include "anvil/error.h"
 
 namespace anvil {
 
 enum class Device { kCPU, kCUDA };
 
-// Element types of engine inputs and outputs (values match ONNX TensorProto.DataType).
-enum class DataType : int32_t {
-  kFloat = 1, kUInt8 = 2, kInt8 = 3, kUInt16 = 4, kInt16 = 5, kInt32 = 6, kInt64 = 7,
-  kBool = 9, kHalf = 10, kDouble = 11, kUInt32 = 12, kUInt64 = 13, kBFloat16 = 16,
-};
+// Element types: one enum for the public API, the IR (ir::DataType is this type) and the
+// backends; values match ONNX TensorProto.DataType (include/anvil/dtype.h).
 const char* dataTypeName(DataType t);
 size_t dataTypeSize(DataType t);
 
@@ -36,10 +34,24 @@ struct TensorDesc {
 struct LayerInfo {
   std::string name, type, tactic, precision;
   std::vector<std::string> inputs, outputs;
+  std::string device = "cpu";
+  int tacticVersion = 0;
+  bool timed = false;            // chosen by measurement among several candidates
+  int candidates = 1;            // tactics that served the whole profile
+  uint64_t workspaceBytes = 0;
+  uint64_t preparedBytes = 0;    // prepared weights (packed panels, ...) in the engine
+  std::vector<std::string> outputLayouts;  // per output: "NCHW", "NCHW8c", ...
 };
 
-// Worker threads the CPU tactics may use in this process (n <= 0: the default, which is
-// ANVIL_NUM_THREADS or every core). Results are bitwise identical for every count.
+// An optimization profile for one input (as TensorRT's): every run shape must lie within
+// [min, max] per dim; tactics are chosen to serve the whole range and timed at opt.
+struct InputProfile {
+  std::vector<int64_t> min, opt, max;
+};
+
+// Default intra-op threads of new contexts and of the builder's timing runs (n <= 0: the
+// default, ANVIL_NUM_THREADS or the machine's physical cores). Each context owns its own
+// pool (ContextOptions::threads). Results are bitwise identical for every count.
 void setCpuThreads(int n);
 int cpuThreads();
 
@@ -51,9 +63,12 @@ struct BuilderConfig {
   std::string timingCachePath;        // read before and written after tuning; "" = none
   int threads = 0;                    // CPU worker threads for tactics (0 = default, see setCpuThreads)
   int timingIterations = 5;           // median of this many runs per candidate
-  // Shapes to tune for (and the default run shapes), per input; dynamic dims without an
-  // entry here become 1.
+  // Shapes to tune for (and the default run shapes), per input (--shapes): alone, an entry
+  // means min = opt = max. Dynamic dims without any entry become 1.
   std::map<std::string, std::vector<int64_t>> inputShapes;
+  // Optimization profiles (--minShapes/--optShapes/--maxShapes); an input named here takes
+  // its range from here (opt defaults to inputShapes' entry, then to max).
+  std::map<std::string, InputProfile> profiles;
   bool verbose = false;
   std::string dumpGraphDir;           // write the IR text before and after each pass ("" = off)
   // Called as tactics are timed: (done, total, current layer name).
@@ -81,6 +96,22 @@ class Builder {
 
 class ExecutionContext;
 
+// Receives outputs whose size is known only after their step ran (NonZero, Unique, ...),
+// as TensorRT's IOutputAllocator: reallocateOutput returns memory of at least `bytes`
+// (it may return `current` when that is big enough; nullptr fails the run), and
+// notifyShape tells the final extents. The memory stays the caller's.
+class OutputAllocator {
+ public:
+  virtual ~OutputAllocator() = default;
+  virtual void* reallocateOutput(const char* name, void* current, uint64_t bytes, uint64_t alignment) = 0;
+  virtual void notifyShape(const char* name, const std::vector<int64_t>& dims) = 0;
+};
+
+// Per-context execution settings.
+struct ContextOptions {
+  int threads = 0;  // intra-op threads of this context's executor (0: physical cores, or ANVIL_NUM_THREADS)
+};
+
 // Per-layer timing, delivered after each step of a run when a profiler is set.
 struct LayerTiming {
   std::string name, type, tactic;
@@ -98,10 +129,12 @@ class Engine {
   const std::vector<TensorDesc>& io() const;  // inputs first, then outputs
   const TensorDesc* find(const std::string& name) const;
   std::vector<int64_t> optShape(const std::string& input) const;  // the shape it was tuned for
+  InputProfile profile(const std::string& input) const;           // min/opt/max of an input
   std::vector<LayerInfo> layers() const;
   uint64_t peakActivationBytes() const;  // at the tuned shapes
   std::string target() const;            // e.g. "cpu x86-64+avx2+fma"
   Status createContext(std::unique_ptr<ExecutionContext>* context) const;
+  Status createContext(std::unique_ptr<ExecutionContext>* context, const ContextOptions& options) const;
 
   struct Impl;
   explicit Engine(std::shared_ptr<Impl> impl);
@@ -114,10 +147,16 @@ class Engine {
 class ExecutionContext {
  public:
   ~ExecutionContext();
-  // Input shapes default to the engine's tuned shapes.
+  // Input shapes default to the engine's tuned (opt) shapes; a shape outside the input's
+  // profile is an error.
   Status setInputShape(const std::string& name, const std::vector<int64_t>& dims);
-  // Caller-owned buffers for inputs and outputs (outputs are written at the end of run()).
+  // Caller-owned buffers for inputs and outputs; steps write outputs straight into them.
+  // A tensor of zero elements may be bound to nullptr. String tensors bind std::string[].
   Status setTensorAddress(const std::string& name, void* data);
+  // For outputs whose size is only known after their step ran (see Engine::io(): dims
+  // -1 that no input shape decides). Without one, such outputs are kept by the context
+  // and read through outputData()/getTensorShape().
+  Status setOutputAllocator(const std::string& name, OutputAllocator* allocator);
   // Resolved shape of an input or output for the current input shapes.
   Status getTensorShape(const std::string& name, std::vector<int64_t>* dims);
   Status run();
@@ -125,6 +164,7 @@ class ExecutionContext {
   const void* outputData(const std::string& name) const;
   void setProfiler(Profiler profiler);
   uint64_t activationBytes() const;  // arena size for the current shapes
+  int threads() const;               // this context's intra-op threads
 
   struct Impl;
   explicit ExecutionContext(std::unique_ptr<Impl> impl);
