@@ -1,6 +1,7 @@
 // Kernel registry and the reference interpreter that executes graphs node by node.
 #include "cpu/reference.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cstring>
 #include <unordered_map>
@@ -197,6 +198,57 @@ std::vector<Tensor> Interpreter::run(const ir::Graph& graph, const std::map<std:
 std::vector<Tensor> Interpreter::runNode(const ir::Node& node, const std::vector<const Tensor*>& inputs) {
   Env env;
   return runNodeIn(node, inputs, &env);
+}
+
+}  // namespace anvil::cpu
+
+namespace anvil::cpu {
+
+std::vector<Tensor> Interpreter::runNodeScoped(const ir::Node& node, const std::vector<const Tensor*>& inputs,
+                                               const std::vector<std::pair<const ir::Value*, Tensor>>& outer,
+                                               const RefKernel* kernel, std::vector<KernelContext::Slot> slots) {
+  Env env;
+  for (const auto& [v, t] : outer) env.values[v] = t;
+  return runNodeIn(node, inputs, &env, kernel, std::move(slots));
+}
+
+namespace {
+void collectGraphs(const ir::Graph& g, std::vector<const ir::Graph*>& out) {
+  out.push_back(&g);
+  for (const auto& n : g.nodes())
+    for (const auto& [name, a] : n->attrs().all()) {
+      if (const auto* sg = std::get_if<std::shared_ptr<ir::Graph>>(&a.value)) {
+        if (*sg) collectGraphs(**sg, out);
+      } else if (const auto* gs = std::get_if<std::vector<std::shared_ptr<ir::Graph>>>(&a.value)) {
+        for (const auto& x : *gs)
+          if (x) collectGraphs(*x, out);
+      }
+    }
+}
+}  // namespace
+
+std::vector<const ir::Value*> outerScopeValues(const ir::Node& node) {
+  std::vector<const ir::Graph*> inner;
+  for (const auto& [name, a] : node.attrs().all()) {
+    if (const auto* sg = std::get_if<std::shared_ptr<ir::Graph>>(&a.value)) {
+      if (*sg) collectGraphs(**sg, inner);
+    } else if (const auto* gs = std::get_if<std::vector<std::shared_ptr<ir::Graph>>>(&a.value)) {
+      for (const auto& x : *gs)
+        if (x) collectGraphs(*x, inner);
+    }
+  }
+  std::vector<const ir::Value*> out;
+  auto consider = [&](const ir::Value* v) {
+    if (!v || v->name().empty()) return;
+    if (std::find(inner.begin(), inner.end(), v->owner()) != inner.end()) return;
+    if (std::find(out.begin(), out.end(), v) == out.end()) out.push_back(v);
+  };
+  for (const ir::Graph* g : inner) {
+    for (const auto& n : g->nodes())
+      for (const ir::Value* v : n->inputs()) consider(v);
+    for (const ir::Value* v : g->outputs()) consider(v);
+  }
+  return out;
 }
 
 }  // namespace anvil::cpu

@@ -99,6 +99,19 @@ class Interpreter {
                                  const ExecHooks* hooks = nullptr);
   // Runs one node on concrete inputs (constant folding).
   static std::vector<Tensor> runNode(const ir::Node& node, const std::vector<const Tensor*>& inputs);
+  // Runs one node with `outer` supplying the enclosing graph's values its subgraphs read
+  // (see outerScopeValues), `kernel` instead of the reference kernel (null: reference) and
+  // optional output slots. The engine runtime's adapter for reference and older tactics.
+  static std::vector<Tensor> runNodeScoped(const ir::Node& node, const std::vector<const Tensor*>& inputs,
+                                           const std::vector<std::pair<const ir::Value*, Tensor>>& outer,
+                                           const RefKernel* kernel = nullptr,
+                                           std::vector<KernelContext::Slot> slots = {});
 };
+
+// Values of enclosing graphs that a node's subgraphs read (If/Loop/Scan bodies reach
+// outer values by name), in a deterministic order; empty for nodes without subgraphs.
+std::vector<const ir::Value*> outerScopeValues(const ir::Node& node);
+
+
 
 }  // namespace anvil::cpu

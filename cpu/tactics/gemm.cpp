@@ -16,6 +16,7 @@
 
 #include "cpu/tactics.h"
 #include "cpu/tactics/gemm_kernels.h"
+#include "runtime/executor.h"
 
 namespace anvil::cpu::tactics {
 
@@ -117,6 +118,7 @@ int defaultThreads() {
 }  // namespace
 
 int numThreads() {
+  if (runtime::Executor* e = runtime::currentExecutor()) return e->threads();
   const int n = gThreads.load();
   if (n > 0) return n;
   static const int def = defaultThreads();
@@ -125,7 +127,11 @@ int numThreads() {
 
 void setNumThreads(int n) { gThreads.store(std::max(0, n)); }
 
-void parallelFor(int64_t n, const std::function<void(int64_t)>& fn) { pool().run(n, numThreads(), fn); }
+void parallelFor(int64_t n, const std::function<void(int64_t)>& fn) {
+  // Inside an engine step (or a builder timing run) the context's executor runs the region.
+  if (runtime::Executor* e = runtime::currentExecutor()) return e->parallelFor(n, fn);
+  pool().run(n, numThreads(), fn);
+}
 
 // ---------------------------------------------------------------------------------------
 // Packing

@@ -1,0 +1,17 @@
+// Native kernels of the CPU backend (runtime/kernel.h: prepare at build, run on views),
+// registered by family. Families replace their KernelContext tactics as they are ported.
+#include "runtime/kernel.h"
+
+namespace anvil::runtime {
+
+void registerNativeLinearKernels(Kernels& k);     // cpu/tactics/native_linear.cpp: MatMul, Gemm, Conv, fused linear
+void registerNativeOpKernels(Kernels& k);         // cpu/tactics/native_ops.cpp: pooling, elementwise, norms, movement
+void registerNativeSequenceKernels(Kernels& k);   // cpu/tactics/native_sequence.cpp: attention, fused chains, RNNs
+
+void registerNativeCpuKernels(Kernels& k) {
+  registerNativeLinearKernels(k);
+  registerNativeOpKernels(k);
+  registerNativeSequenceKernels(k);
+}
+
+}  // namespace anvil::runtime

@@ -1,0 +1,90 @@
+// The backend-neutral kernel registry and host-feature checks (runtime/kernel.h).
+#include "runtime/kernel.h"
+
+#include <algorithm>
+#include <fstream>
+
+namespace anvil::runtime {
+
+void TensorView::setExtents(const std::vector<int64_t>& e) {
+  ANVIL_CHECK(e.size() <= size_t(kMaxRank), ErrorCode::kUnsupported, "tensors of rank ", e.size(),
+              " exceed the runtime's limit of ", kMaxRank);
+  rank = int32_t(e.size());
+  std::copy(e.begin(), e.end(), dims);
+}
+
+void StepArgs::fail(const std::string& message) const {
+  ANVIL_THROW(ErrorCode::kRuntimeError, node ? node->label() : std::string("step"), ": ", message);
+}
+
+void Kernels::add(Kernel k) {
+  ANVIL_CHECK(k.run != nullptr, ErrorCode::kInternal, "kernel ", k.name, " for ", k.op, " has no run function");
+  std::lock_guard<std::mutex> lock(mu_);
+  for (const auto& o : kernels_)
+    ANVIL_CHECK(!(o->device == k.device && o->name == k.name && o->op == k.op && o->domain == k.domain),
+                ErrorCode::kInternal, "kernel ", k.name, " registered twice for ", k.op);
+  kernels_.push_back(std::make_unique<Kernel>(std::move(k)));
+}
+
+std::vector<const Kernel*> Kernels::forNode(Device device, const ir::Node& node) const {
+  std::vector<const Kernel*> out;
+  std::lock_guard<std::mutex> lock(mu_);
+  for (const auto& k : kernels_)
+    if (k->device == device && k->op == node.op() && k->domain == node.domain() && k->name == "ref")
+      out.push_back(k.get());
+  for (const auto& k : kernels_)
+    if (k->device == device && k->op == node.op() && k->domain == node.domain() && k->name != "ref" &&
+        hostHasAll(k->requirements))
+      out.push_back(k.get());
+  return out;
+}
+
+const Kernel* Kernels::find(Device device, const std::string& op, const std::string& domain,
+                            const std::string& name) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  for (const auto& k : kernels_)
+    if (k->device == device && k->op == op && k->domain == domain && k->name == name) return k.get();
+  return nullptr;
+}
+
+std::vector<const Kernel*> Kernels::all() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::vector<const Kernel*> out;
+  for (const auto& k : kernels_) out.push_back(k.get());
+  return out;
+}
+
+bool hostHas(const std::string& r) {
+  if (r.empty()) return true;
+#if defined(__x86_64__)
+  __builtin_cpu_init();
+  if (r == "avx2") return __builtin_cpu_supports("avx2");
+  if (r == "fma") return __builtin_cpu_supports("fma");
+  if (r == "f16c") return __builtin_cpu_supports("f16c");
+  if (r == "avx512f") return __builtin_cpu_supports("avx512f");
+  if (r == "avx512bw") return __builtin_cpu_supports("avx512bw");
+  if (r == "avx512vl") return __builtin_cpu_supports("avx512vl");
+  if (r == "avx512vnni") return __builtin_cpu_supports("avx512vnni");
+  if (r == "avx512bf16") return __builtin_cpu_supports("avx512bf16");
+#endif
+  // "sm_XY" (a CUDA compute capability) is met only where the CUDA backend is present and
+  // finds such a device; the lean CPU runtime has none.
+  return false;
+}
+
+bool hostHasAll(const std::vector<std::string>& rs) { return firstMissing(rs).empty(); }
+
+std::string firstMissing(const std::vector<std::string>& rs) {
+  for (const auto& r : rs)
+    if (!hostHas(r)) return r;
+  return "";
+}
+
+std::string hostCpuIsa() {
+  std::string s = "x86-64";
+  for (const char* f : {"avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512vnni"})
+    if (hostHas(f)) s += std::string("+") + f;
+  return s;
+}
+
+}  // namespace anvil::runtime
