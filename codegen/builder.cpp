@@ -1,6 +1,9 @@
 // The builder: ONNX → IR → (passes) → tactic choice by timing on the real shapes, with a
 // timing cache → memory plan → engine bytes.
 #include <algorithm>
+#include <cstdio>
+#include <cstring>
+#include <unordered_map>
 #include <chrono>
 #include <random>
 #include <set>
@@ -14,6 +17,8 @@
 #include "parser/onnx_parser.h"
 #include "passes/pipeline.h"
 #include "runtime/engine_format.h"
+#include "runtime/executor.h"
+#include "runtime/kernel.h"
 #include "runtime/memory_planner.h"
 
 namespace anvil {
@@ -66,15 +71,166 @@ ir::Tensor randomTensor(const ir::TensorType& t, std::mt19937& rng) {
   return x;  // integers stay zero: valid indices for any gather-like op
 }
 
-double timeTactic(const cpu::Tactic& tactic, const ir::Node& node, const std::vector<const ir::Tensor*>& inputs,
-                  int iterations) {
+// 64-byte-aligned owned bytes (prepared blobs and workspaces while timing).
+struct AlignedBuffer {
+  std::unique_ptr<uint8_t, void (*)(void*)> p{nullptr, std::free};
+  size_t n = 0;
+  explicit AlignedBuffer(size_t bytes = 0) : n(bytes) {
+    if (bytes) p.reset(static_cast<uint8_t*>(std::aligned_alloc(64, (bytes + 63) / 64 * 64)));
+  }
+  AlignedBuffer(const std::string& s) : AlignedBuffer(s.size()) {
+    if (n) std::memcpy(p.get(), s.data(), n);
+  }
+};
+
+runtime::TensorView viewOf(const ir::Tensor& t) {
+  runtime::TensorView v;
+  v.data = const_cast<void*>(t.raw());
+  v.dtype = t.dtype();
+  v.setExtents(t.dims());
+  return v;
+}
+
+// Types of every main-graph value at one set of input shapes.
+using TypeMap = std::unordered_map<const ir::Value*, ir::TensorType>;
+
+struct Profiles {
+  std::map<std::string, std::vector<int64_t>> min, opt, max;
+};
+
+std::string dimsStr(const std::vector<int64_t>& d) {
+  std::string s;
+  for (size_t i = 0; i < d.size(); ++i) s += (i ? "x" : "") + std::to_string(d[i]);
+  return s;
+}
+
+Profiles resolveProfiles(const ir::Graph& g, const BuilderConfig& config) {
+  auto isInput = [&](const std::string& name) {
+    for (const ir::Value* v : g.inputs())
+      if (!v->isInitializer() && v->name() == name) return true;
+    return false;
+  };
+  for (const auto& [name, dims] : config.inputShapes)
+    ANVIL_CHECK(isInput(name), ErrorCode::kInvalidArgument, "--shapes: the model has no input '", name, "'");
+  for (const auto& [name, p] : config.profiles)
+    ANVIL_CHECK(isInput(name), ErrorCode::kInvalidArgument, "--minShapes/--optShapes/--maxShapes: the model has no input '",
+                name, "'");
+  Profiles out;
+  for (const ir::Value* in : g.inputs()) {
+    if (in->isInitializer()) continue;
+    const std::string& name = in->name();
+    const ir::Shape& s = in->shape();
+    std::vector<int64_t> mn, op, mx;
+    auto given = config.inputShapes.find(name);
+    auto prof = config.profiles.find(name);
+    if (prof != config.profiles.end()) {
+      mn = prof->second.min;
+      mx = prof->second.max;
+      op = prof->second.opt;
+      if (op.empty() && given != config.inputShapes.end()) op = given->second;
+      if (op.empty()) op = mx;
+      ANVIL_CHECK(!mn.empty() && !mx.empty(), ErrorCode::kInvalidArgument, "input '", name,
+                  "': a profile needs both --minShapes and --maxShapes");
+    } else if (given != config.inputShapes.end()) {
+      mn = op = mx = given->second;
+    } else {
+      ANVIL_CHECK(s.rankKnown(), ErrorCode::kInvalidArgument, "input '", name,
+                  "' has unknown rank: give its shape with --shapes");
+      for (const ir::Dim& d : s.dims()) op.push_back(d.isStatic() ? d.value() : 1);
+      mn = mx = op;
+    }
+    for (const auto* dims : {&mn, &op, &mx}) {
+      ANVIL_CHECK(!s.rankKnown() || s.rank() == dims->size(), ErrorCode::kShapeMismatch, "input '", name,
+                  "' has rank ", s.rank(), " (", s.str(), "), got ", dims->size(), " dims (", dimsStr(*dims), ")");
+      ANVIL_CHECK(dims->size() == op.size(), ErrorCode::kShapeMismatch, "input '", name,
+                  "': min, opt and max shapes have different ranks");
+      for (size_t i = 0; i < dims->size(); ++i) {
+        ANVIL_CHECK((*dims)[i] >= 0, ErrorCode::kShapeMismatch, "input '", name, "': negative dim ", (*dims)[i]);
+        ANVIL_CHECK(!s.rankKnown() || !s[i].isStatic() || s[i].value() == (*dims)[i], ErrorCode::kShapeMismatch,
+                    "input '", name, "' dim ", i, " is fixed to ", s[i].value(), " (", s.str(), "), got ", (*dims)[i]);
+      }
+    }
+    for (size_t i = 0; i < op.size(); ++i)
+      ANVIL_CHECK(mn[i] <= op[i] && op[i] <= mx[i], ErrorCode::kInvalidArgument, "input '", name,
+                  "': the profile must satisfy min <= opt <= max in every dim (min ", dimsStr(mn), ", opt ",
+                  dimsStr(op), ", max ", dimsStr(mx), ")");
+    out.min[name] = mn;
+    out.opt[name] = op;
+    out.max[name] = mx;
+  }
+  return out;
+}
+
+// Infers the main graph at concrete input shapes and returns every value's type; the
+// graph keeps those types until the next call.
+TypeMap inferAt(ir::Graph& g, const std::vector<ir::TensorType>& declared,
+                const std::map<std::string, std::vector<int64_t>>& shapes) {
+  size_t k = 0;
+  for (const auto& v : g.values()) v->setType(declared[k++]);
+  for (ir::Value* in : g.inputs())
+    if (!in->isInitializer()) in->setType({in->dtype(), ir::Shape::fromExtents(shapes.at(in->name()))});
+  ir::inferShapes(g);
+  TypeMap out;
+  for (const auto& v : g.values()) out[v.get()] = v->type();
+  return out;
+}
+
+bool isStaticValue(const ir::Value* v) {
+  return !v || v->name().empty() || (v->shape().isStatic() && v->dtype() != ir::DataType::kString &&
+                                     v->dtype() != ir::DataType::kUndefined);
+}
+
+bool isViewNode(const ir::Node& n) {
+  static const char* kViews[] = {"Reshape", "Flatten", "Squeeze", "Unsqueeze", "Identity", "Dropout"};
+  if (!n.domain().empty() || !n.input(0)) return false;
+  bool view = false;
+  for (const char* v : kViews) view |= n.op() == v;
+  for (size_t k = 1; k < n.numOutputs(); ++k) view &= n.output(k)->name().empty();
+  return view;
+}
+
+std::vector<ir::TensorType> inputTypes(const ir::Node& n, const TypeMap& types) {
+  std::vector<ir::TensorType> out;
+  for (const ir::Value* v : n.inputs()) out.push_back(v ? types.at(v) : ir::TensorType{});
+  return out;
+}
+
+// One candidate prepared for a node: the kernel, its prepared state and timing buffers.
+struct Candidate {
+  const runtime::Kernel* kernel = nullptr;
+  runtime::Prepared prepared;
+  double ms = 0;
+};
+
+double timeCandidate(const Candidate& c, const ir::Node& node, const std::vector<ir::Tensor>& inputs,
+                     std::vector<ir::Tensor>& outputs, runtime::Executor& exec, int iterations) {
+  std::vector<runtime::TensorView> ins, outs;
+  for (const ir::Tensor& t : inputs) ins.push_back(t.defined() ? viewOf(t) : runtime::TensorView{});
+  for (ir::Tensor& t : outputs) outs.push_back(t.defined() ? viewOf(t) : runtime::TensorView{});
+  AlignedBuffer params(c.prepared.params), workspace(c.prepared.workspaceBytes);
+  std::vector<AlignedBuffer> blobs;
+  std::vector<runtime::Blob> blobViews;
+  for (const std::string& b : c.prepared.blobs) blobs.emplace_back(b);
+  for (const AlignedBuffer& b : blobs) blobViews.push_back({b.p.get(), b.n});
+  runtime::StepArgs a;
+  a.node = &node;
+  a.inputs = ins.data();
+  a.numInputs = int(ins.size());
+  a.outputs = outs.data();
+  a.numOutputs = int(outs.size());
+  a.params = {params.p.get(), params.n};
+  a.blobs = blobViews.data();
+  a.numBlobs = int(blobViews.size());
+  a.workspace = workspace.p.get();
+  a.workspaceBytes = workspace.n;
+  a.executor = &exec;
+  runtime::ScopedExecutor scope(&exec);
   auto once = [&] {
-    cpu::KernelContext ctx(node, inputs, nullptr);
     auto t0 = Clock::now();
-    tactic.run(ctx);
+    c.kernel->run(a);
     return std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
   };
-  once();  // warm-up (packing, caches)
+  once();  // warm-up (caches, lazily started workers)
   std::vector<double> times;
   for (int i = 0; i < std::max(iterations, 1); ++i) times.push_back(once());
   std::sort(times.begin(), times.end());
@@ -85,7 +241,7 @@ void buildImpl(const std::string& onnxPath, const BuilderConfig& config, std::st
   ANVIL_CHECK(config.device == Device::kCPU, ErrorCode::kUnsupported,
               "the CUDA backend cannot build engines yet; use --device=cpu");
   const auto start = Clock::now();
-  if (config.threads > 0) setCpuThreads(config.threads);  // tune with the threads the user runs with
+  const int threads = config.threads > 0 ? config.threads : cpuThreads();
   ir::Model model = parser::parseOnnxFile(onnxPath);
   report->nodesBefore = int(model.graph->nodes().size());
   passes::OptimizeOptions popts;
@@ -95,113 +251,189 @@ void buildImpl(const std::string& onnxPath, const BuilderConfig& config, std::st
 
   runtime::Plan plan;
   plan.graph = std::shared_ptr<ir::Graph>(std::move(model.graph));
-  plan.tactics.assign(plan.graph->nodes().size(), "ref");
-  plan.buildIsa = cpu::cpuIsaLevel();
+  ir::Graph& g = *plan.graph;
+  plan.tactics.assign(g.nodes().size(), "ref");
+  plan.buildIsa = runtime::hostCpuIsa();
   plan.optLevel = config.optimizationLevel;
   plan.producer = model.producerName + (model.producerVersion.empty() ? "" : " " + model.producerVersion);
   plan.metadata = model.metadata;
-  for (const auto& [name, dims] : config.inputShapes) {
-    const ir::Value* v = plan.graph->findValue(name);
-    ANVIL_CHECK(v && std::find(plan.graph->inputs().begin(), plan.graph->inputs().end(), v) != plan.graph->inputs().end(),
-                ErrorCode::kInvalidArgument, "--shapes: the model has no input '", name, "'");
-  }
-  for (const ir::Value* in : plan.graph->inputs()) {
-    if (in->isInitializer()) continue;
-    auto it = config.inputShapes.find(in->name());
-    std::vector<int64_t> dims;
-    if (it != config.inputShapes.end()) {
-      dims = it->second;
-      ANVIL_CHECK(!in->shape().rankKnown() || in->shape().rank() == dims.size(), ErrorCode::kShapeMismatch,
-                  "--shapes: input '", in->name(), "' has rank ", in->shape().rank(), " (", in->shape().str(),
-                  "), got ", dims.size(), " dims");
-      for (size_t i = 0; i < dims.size(); ++i)
-        ANVIL_CHECK(!in->shape().rankKnown() || !in->shape()[i].isStatic() || in->shape()[i].value() == dims[i],
-                    ErrorCode::kShapeMismatch, "--shapes: input '", in->name(), "' dim ", i, " is fixed to ",
-                    in->shape()[i].value(), ", got ", dims[i]);
-    } else {
-      ANVIL_CHECK(in->shape().rankKnown(), ErrorCode::kInvalidArgument, "input '", in->name(),
-                  "' has unknown rank: give its shape with --shapes");
-      for (const ir::Dim& d : in->shape().dims()) dims.push_back(d.isStatic() ? d.value() : 1);
-    }
-    plan.optShapes[in->name()] = dims;
-  }
+  const Profiles profiles = resolveProfiles(g, config);
+  plan.minShapes = profiles.min;
+  plan.optShapes = profiles.opt;
+  plan.maxShapes = profiles.max;
 
-  // A private copy of the graph at the tuning shapes (through the engine format itself).
-  runtime::Plan tune = runtime::deserializeEngine(runtime::engineBytesFromString(runtime::serializeEngine(plan)));
-  ir::Graph& g = *tune.graph;
-  for (ir::Value* in : g.inputs())
-    if (!in->isInitializer()) in->setType({in->dtype(), ir::Shape::fromExtents(plan.optShapes.at(in->name()))});
-  ir::inferShapes(g);
+  // Types at the profile's corners: kernels must serve all three; opt is timed.
+  std::vector<ir::TensorType> declared;
+  for (const auto& v : g.values()) declared.push_back(v->type());
+  const TypeMap atMin = inferAt(g, declared, profiles.min);
+  const TypeMap atMax = inferAt(g, declared, profiles.max);
+  const TypeMap atOpt = inferAt(g, declared, profiles.opt);  // the graph keeps opt types while tuning
 
   codegen::TimingCache cache(config.timingCachePath);
-  const std::string device = cpu::cpuSignature() + "|threads=" + std::to_string(cpuThreads());
+  const std::string device = runtime::hostCpuIsa() + "|" + cpu::cpuSignature() + "|threads=" + std::to_string(threads);
+  std::unique_ptr<runtime::Executor> exec = runtime::makeCpuExecutor(threads);
   std::mt19937 rng(12345);
-  std::set<std::string> isa;
+  std::set<std::string> requirements;
+
+  // Candidates per node.
   struct Work {
     size_t index;
-    std::vector<const cpu::Tactic*> candidates;
+    std::vector<Candidate> candidates;
+    bool view = false;
   };
-  std::vector<Work> work;
+  std::vector<Work> work(g.nodes().size());
+  int toTime = 0;
   for (size_t i = 0; i < g.nodes().size(); ++i) {
     const ir::Node& n = *g.nodes()[i];
-    std::vector<ir::TensorType> types;
-    bool allStatic = true;
-    for (const ir::Value* v : n.inputs()) {
-      types.push_back(v ? v->type() : ir::TensorType{});
-      if (v && !v->shape().isStatic()) allStatic = false;
+    Work& w = work[i];
+    w.index = i;
+    bool isStatic = true;
+    for (const ir::Value* v : n.inputs()) isStatic &= isStaticValue(v);
+    for (const ir::Value* v : n.outputs()) isStatic &= isStaticValue(v);
+    if (isStatic && isViewNode(n)) {
+      w.view = true;
+      continue;
     }
-    if (!allStatic) continue;
-    auto cands = cpu::TacticRegistry::instance().candidates(n, types);
-    if (cands.size() > 1) work.push_back({i, cands});
+    const auto minT = inputTypes(n, atMin), optT = inputTypes(n, atOpt), maxT = inputTypes(n, atMax);
+    for (const runtime::Kernel* k : runtime::Kernels::instance().forNode(Device::kCPU, n)) {
+      if (!isStatic && !k->dynamicShapes) continue;
+      if (k->supports && k->name != "ref") {
+        bool ok = false;
+        try {
+          ok = k->supports(n, minT) && k->supports(n, optT) && k->supports(n, maxT);
+        } catch (const Error&) {
+          ok = false;
+        }
+        if (!ok) continue;
+      }
+      Candidate c;
+      c.kernel = k;
+      w.candidates.push_back(std::move(c));
+    }
+    if (w.candidates.empty()) {
+      std::string types;
+      for (const auto& t : optT) types += (types.empty() ? "" : ", ") + t.str();
+      ANVIL_THROW(ErrorCode::kUnsupported, n.label(), ": no kernel of this runtime serves it (inputs ", types, ")");
+    }
+    if (w.candidates.size() > 1) ++toTime;
   }
-  report->layersTuned = int(work.size());
+  report->layersTuned = toTime;
+
+  auto prepare = [&](const ir::Node& n, Candidate& c) {
+    if (!c.kernel->prepare) return;
+    runtime::PrepareInfo info;
+    info.node = &n;
+    info.minTypes = inputTypes(n, atMin);
+    info.optTypes = inputTypes(n, atOpt);
+    info.maxTypes = inputTypes(n, atMax);
+    for (const ir::Value* v : n.outputs()) info.maxOutputTypes.push_back(atMax.at(v));
+    for (const ir::Value* v : n.inputs()) info.constants.push_back(v && v->isInitializer() ? v->initializer() : nullptr);
+    info.threads = threads;
+    c.kernel->prepare(info, &c.prepared);
+  };
+
   int done = 0;
-  for (const Work& w : work) {
+  for (Work& w : work) {
     const ir::Node& n = *g.nodes()[w.index];
-    if (config.progress) config.progress(done, int(work.size()), n.name());
-    const std::string key = device + "|" + opSignature(n);
-    const codegen::TimingCache::Entry* hit = cache.find(key);
-    const cpu::Tactic* best = nullptr;
-    if (hit) {
-      for (const cpu::Tactic* t : w.candidates)
-        if (t->name == hit->best) best = t;
+    runtime::StepPlan st;
+    st.node = int(w.index);
+    for (const ir::Value* v : n.inputs()) st.inputs.push_back(v);
+    for (const ir::Value* v : cpu::outerScopeValues(n)) st.inputs.push_back(v);
+    for (const ir::Value* v : n.outputs()) st.outputs.push_back(v->name().empty() ? nullptr : v);
+    if (w.view) {
+      st.kernel = "view";
+      st.kernelVersion = 1;
+      plan.tactics[w.index] = "view";
+      plan.steps.push_back(std::move(st));
+      continue;
     }
-    if (best) {
-      ++report->tacticsFromCache;
-    } else {
-      std::vector<ir::Tensor> data;
-      data.reserve(n.numInputs());
-      std::vector<const ir::Tensor*> inputs;
-      for (const ir::Value* v : n.inputs()) {
-        if (!v) {
-          inputs.push_back(nullptr);
-          continue;
+    size_t best = 0;
+    if (w.candidates.size() > 1) {
+      if (config.progress) config.progress(done, toTime, n.name());
+      std::string key = device + "|" + opSignature(n) + "|";
+      for (const Candidate& c : w.candidates) key += c.kernel->name + "@" + std::to_string(c.kernel->version) + ",";
+      const codegen::TimingCache::Entry* hit = cache.find(key);
+      bool found = false;
+      if (hit)
+        for (size_t k = 0; k < w.candidates.size(); ++k)
+          if (w.candidates[k].kernel->name == hit->best) {
+            best = k;
+            found = true;
+          }
+      if (found) {
+        ++report->tacticsFromCache;
+      } else {
+        std::vector<ir::Tensor> inputs;
+        for (const ir::Value* v : st.inputs)
+          inputs.push_back(!v ? ir::Tensor() : v->isInitializer() ? *v->initializer() : randomTensor(atOpt.at(v), rng));
+        std::vector<ir::Tensor> outputs;
+        for (const ir::Value* v : st.outputs)
+          outputs.push_back(v ? ir::Tensor(atOpt.at(v).dtype, atOpt.at(v).shape.extents()) : ir::Tensor());
+        codegen::TimingCache::Entry entry;
+        double bestMs = -1;
+        for (size_t k = 0; k < w.candidates.size(); ++k) {
+          Candidate& c = w.candidates[k];
+          try {
+            prepare(n, c);
+            c.ms = timeCandidate(c, n, inputs, outputs, *exec, config.timingIterations);
+          } catch (const Error& e) {
+            if (c.kernel->name == "ref") throw;
+            if (config.verbose) std::fprintf(stderr, "[build] %s: %s failed while timing: %s\n", n.label().c_str(),
+                                              c.kernel->name.c_str(), e.what());
+            continue;
+          }
+          ++report->tacticsTimed;
+          entry.milliseconds[c.kernel->name] = c.ms;
+          if (bestMs < 0 || c.ms < bestMs) {
+            best = k;
+            bestMs = c.ms;
+          }
         }
-        data.push_back(v->isInitializer() ? *v->initializer() : randomTensor(v->type(), rng));
-        inputs.push_back(&data.back());
+        entry.best = w.candidates[best].kernel->name;
+        cache.put(key, std::move(entry));
       }
-      codegen::TimingCache::Entry entry;
-      double bestMs = 0;
-      for (const cpu::Tactic* t : w.candidates) {
-        double ms = timeTactic(*t, n, inputs, config.timingIterations);
-        ++report->tacticsTimed;
-        entry.milliseconds[t->name] = ms;
-        if (!best || ms < bestMs) {
-          best = t;
-          bestMs = ms;
-        }
-      }
-      entry.best = best->name;
-      cache.put(key, std::move(entry));
+      ++done;
     }
-    plan.tactics[w.index] = best->name;
-    if (!best->isa.empty()) isa.insert(best->isa);
-    ++done;
+    Candidate& chosen = w.candidates[best];
+    if (chosen.prepared.params.empty() && chosen.prepared.blobs.empty() && chosen.prepared.workspaceBytes == 0)
+      prepare(n, chosen);
+    st.kernel = chosen.kernel->name;
+    st.kernelVersion = chosen.kernel->version;
+    st.device = chosen.kernel->device;
+    st.precision = chosen.kernel->precision;
+    st.requirements = chosen.kernel->requirements;
+    st.params = std::move(chosen.prepared.params);
+    st.blobs = std::move(chosen.prepared.blobs);
+    st.workspaceBytes = chosen.prepared.workspaceBytes;
+    st.packedInputs = chosen.prepared.packedInputs;
+    st.timed = w.candidates.size() > 1;
+    st.candidates = int(w.candidates.size());
+    for (const std::string& r : st.requirements) requirements.insert(r);
+    plan.tactics[w.index] = st.kernel;
+    if (config.verbose)
+      std::fprintf(stderr, "[build] %s -> %s (%d candidate%s)\n", n.label().c_str(), st.kernel.c_str(), st.candidates,
+                   st.candidates == 1 ? "" : "s");
+    plan.steps.push_back(std::move(st));
   }
-  if (config.progress) config.progress(done, int(work.size()), "");
-  for (const std::string& f : isa) plan.isaRequired += (plan.isaRequired.empty() ? "" : ",") + f;
-  plan.peakArenaBytes = runtime::planGraphMemory(g).peakBytes;
+  if (config.progress) config.progress(done, toTime, "");
+  plan.requirements.assign(requirements.begin(), requirements.end());
+  for (const std::string& f : plan.requirements) plan.isaRequired += (plan.isaRequired.empty() ? "" : ",") + f;
+
+  // Arena offsets at the profile's max shapes; smaller shapes of the profile fit in them.
+  inferAt(g, declared, profiles.max);
+  const runtime::GraphMemory memory = runtime::planGraphMemory(g);
+  for (size_t i = 0; i < g.nodes().size(); ++i) {
+    const ir::Node& n = *g.nodes()[i];
+    for (size_t k = 0; k < n.numOutputs(); ++k) {
+      const auto& slot = memory.nodeOutputs[i][k];
+      if (slot.offset >= 0 && isStaticValue(n.output(k)) && !(k == 0 && work[i].view))
+        plan.arena[n.output(k)] = {slot.offset, slot.bytes};
+    }
+  }
+  plan.peakArenaBytes = memory.peakBytes;
   report->peakActivationBytes = plan.peakArenaBytes;
+  size_t k = 0;
+  for (const auto& v : g.values()) v->setType(declared[k++]);  // the engine keeps the symbolic types
   cache.save();
   *engine = runtime::serializeEngine(plan);
   report->buildMilliseconds = std::chrono::duration<double, std::milli>(Clock::now() - start).count();

@@ -1,22 +1,34 @@
-// Engine (immutable, shared) and ExecutionContext (one per thread): I/O queries, input
-// shapes with re-inference and re-planning when they change, arena execution through the
-// chosen tactics, per-layer profiling.
+// Engine (immutable, shared) and ExecutionContext (one per thread). The engine binds each
+// step of the plan to its kernel once at load; a context walks the steps over its own
+// arena, workspace and executor: no allocation, no re-decoding, no re-inference while
+// input shapes stay the same; graph outputs are written straight into caller buffers.
+#include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstring>
 #include <mutex>
+#include <unordered_map>
 
 #include "anvil/anvil.hpp"
-#include "cpu/reference.h"
-#include "cpu/tactics.h"
 #include "cpu/tactics/gemm_kernels.h"
 #include "ir/op_schema.h"
 #include "runtime/engine_format.h"
-#include "runtime/memory_planner.h"
+#include "runtime/executor.h"
+#include "runtime/kernel.h"
 
 namespace anvil {
 
-void setCpuThreads(int n) { cpu::tactics::setNumThreads(n); }
-int cpuThreads() { return cpu::tactics::numThreads(); }
+namespace {
+std::atomic<int> gDefaultThreads{0};
+}
+void setCpuThreads(int n) {
+  gDefaultThreads.store(std::max(0, n));
+  cpu::tactics::setNumThreads(n);
+}
+int cpuThreads() {
+  const int n = gDefaultThreads.load();
+  return n > 0 ? n : runtime::defaultThreads();
+}
 
 const char* dataTypeName(DataType t) { return ir::dtypeName(ir::DataType(int32_t(t))); }
 size_t dataTypeSize(DataType t) { return ir::storageBytes(ir::DataType(int32_t(t)), 1); }
@@ -41,25 +53,155 @@ std::vector<int64_t> descDims(const ir::Shape& s) {
 }
 }  // namespace
 
+// One step as the runtime walks it: indices into the per-value tables.
+struct ExecStep {
+  const runtime::Kernel* kernel = nullptr;  // null for a view step
+  const runtime::StepPlan* plan = nullptr;
+  int node = -1;
+  std::vector<int> ins, outs;  // value indices (-1: absent)
+  bool view = false;
+};
+
+enum class ValueMode : uint8_t { kNone, kInput, kConst, kSlot, kDynamic, kView };
+
 struct Engine::Impl {
   runtime::EngineBytes bytes;
-  runtime::Plan plan;  // for queries; contexts build their own graph copy
+  runtime::Plan plan;  // graph (types inferred at the opt shapes), steps
   std::vector<TensorDesc> io;
+  std::vector<const ir::Value*> values;  // main-graph values; index = position
+  std::unordered_map<const ir::Value*, int> index;
+  std::vector<ir::TensorType> declared;  // as stored (symbolic)
+  std::vector<ir::TensorType> optTypes;  // at the opt shapes
+  std::vector<ValueMode> mode;
+  std::vector<runtime::ArenaSlot> slot;
+  std::vector<ExecStep> steps;
+  std::vector<int> inputIds, outputIds;  // graph inputs (not initializers) and outputs, in io() order
+  std::vector<char> producedByKernel;    // value written by a non-view step (may go straight to the caller)
+  uint64_t workspaceBytes = 0;
+  size_t maxArity = 0;
+
+  int id(const ir::Value* v) const {
+    auto it = index.find(v);
+    return it == index.end() ? -1 : it->second;
+  }
+  int ioIndex(const std::string& name, bool* isInput) const {
+    for (size_t i = 0; i < inputIds.size(); ++i)
+      if (values[size_t(inputIds[i])]->name() == name) {
+        *isInput = true;
+        return int(i);
+      }
+    for (size_t i = 0; i < outputIds.size(); ++i)
+      if (values[size_t(outputIds[i])]->name() == name) {
+        *isInput = false;
+        return int(i);
+      }
+    ANVIL_THROW(ErrorCode::kInvalidArgument, "the engine has no input or output named '", name, "'");
+  }
 };
 
 Engine::Engine(std::shared_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Engine::~Engine() = default;
+
+namespace {
+
+// Infers the main graph at the given input shapes and returns every value's type.
+std::vector<ir::TensorType> inferTypes(ir::Graph& g, const std::vector<ir::TensorType>& declared,
+                                       const std::map<std::string, std::vector<int64_t>>& shapes) {
+  size_t k = 0;
+  for (const auto& v : g.values()) v->setType(declared[k++]);
+  for (ir::Value* in : g.inputs()) {
+    if (in->isInitializer()) continue;
+    auto it = shapes.find(in->name());
+    ANVIL_CHECK(it != shapes.end(), ErrorCode::kInvalidArgument, "input '", in->name(), "' ", in->type().str(),
+                " has no shape: call setInputShape");
+    in->setType({in->dtype(), ir::Shape::fromExtents(it->second)});
+  }
+  ir::inferShapes(g);
+  std::vector<ir::TensorType> out;
+  for (const auto& v : g.values()) out.push_back(v->type());
+  return out;
+}
+
+bool staticType(const ir::TensorType& t) {
+  return t.shape.isStatic() && t.dtype != DataType::kString && t.dtype != DataType::kUndefined;
+}
+
+}  // namespace
 
 static Status makeEngine(runtime::EngineBytes bytes, std::shared_ptr<Engine>* engine) {
   return guarded([&] {
     auto impl = std::make_shared<Engine::Impl>();
     impl->plan = runtime::deserializeEngine(bytes);
     impl->bytes = std::move(bytes);
-    const ir::Graph& g = *impl->plan.graph;
+    Engine::Impl& e = *impl;
+    ir::Graph& g = *e.plan.graph;
+    for (const auto& v : g.values()) {
+      e.index[v.get()] = int(e.values.size());
+      e.values.push_back(v.get());
+      e.declared.push_back(v->type());
+    }
     for (const ir::Value* v : g.inputs())
-      if (!v->isInitializer()) impl->io.push_back({v->name(), DataType(int32_t(v->dtype())), descDims(v->shape()), true});
-    for (const ir::Value* v : g.outputs())
-      impl->io.push_back({v->name(), DataType(int32_t(v->dtype())), descDims(v->shape()), false});
+      if (!v->isInitializer()) {
+        e.io.push_back({v->name(), DataType(int32_t(v->dtype())), descDims(v->shape()), true});
+        e.inputIds.push_back(e.id(v));
+      }
+    for (const ir::Value* v : g.outputs()) {
+      e.io.push_back({v->name(), DataType(int32_t(v->dtype())), descDims(v->shape()), false});
+      e.outputIds.push_back(e.id(v));
+    }
+    const size_t nv = e.values.size();
+    e.mode.assign(nv, ValueMode::kNone);
+    e.slot.assign(nv, {});
+    e.producedByKernel.assign(nv, 0);
+    for (size_t i = 0; i < nv; ++i) {
+      if (e.values[i]->isInitializer()) e.mode[i] = ValueMode::kConst;
+      auto it = e.plan.arena.find(e.values[i]);
+      if (it != e.plan.arena.end()) {
+        e.mode[i] = ValueMode::kSlot;
+        e.slot[i] = it->second;
+      }
+    }
+    for (int id : e.inputIds) e.mode[size_t(id)] = ValueMode::kInput;
+    ANVIL_CHECK(e.plan.steps.size() == g.nodes().size(), ErrorCode::kInvalidEngine,
+                "invalid engine: the plan has ", e.plan.steps.size(), " steps for ", g.nodes().size(), " nodes");
+    for (const runtime::StepPlan& sp : e.plan.steps) {
+      ExecStep st;
+      st.plan = &sp;
+      st.node = sp.node;
+      const ir::Node& n = *g.nodes()[size_t(sp.node)];
+      for (const ir::Value* v : sp.inputs) st.ins.push_back(v ? e.id(v) : -1);
+      for (const ir::Value* v : sp.outputs) st.outs.push_back(v ? e.id(v) : -1);
+      st.view = sp.kernel == "view";
+      if (st.view) {
+        ANVIL_CHECK(!st.ins.empty() && st.ins[0] >= 0 && !st.outs.empty() && st.outs[0] >= 0, ErrorCode::kInvalidEngine,
+                    "invalid engine: ", n.label(), ": a view step needs input 0 and output 0");
+        e.mode[size_t(st.outs[0])] = ValueMode::kView;
+      } else {
+        st.kernel = runtime::Kernels::instance().find(sp.device, n.op(), n.domain(), sp.kernel);
+        ANVIL_CHECK(st.kernel != nullptr, ErrorCode::kInvalidEngine, "invalid engine: ", n.label(), " uses kernel '",
+                    sp.kernel, "', which this runtime does not have (rebuild the engine)");
+        ANVIL_CHECK(st.kernel->version == sp.kernelVersion, ErrorCode::kInvalidEngine, "invalid engine: ", n.label(),
+                    " was built with kernel '", sp.kernel, "' version ", sp.kernelVersion, ", this runtime has version ",
+                    st.kernel->version, " (rebuild the engine)");
+        const std::string missing = runtime::firstMissing(sp.requirements);
+        ANVIL_CHECK(missing.empty(), ErrorCode::kInvalidEngine, "invalid engine: ", n.label(), " uses kernel '",
+                    sp.kernel, "', which needs '", missing, "'; this host is ", runtime::hostCpuIsa());
+        for (int o : st.outs)
+          if (o >= 0) {
+            e.producedByKernel[size_t(o)] = 1;
+            if (e.mode[size_t(o)] != ValueMode::kSlot) e.mode[size_t(o)] = ValueMode::kDynamic;
+          }
+      }
+      e.workspaceBytes = std::max<uint64_t>(e.workspaceBytes, sp.workspaceBytes);
+      e.maxArity = std::max({e.maxArity, st.ins.size(), st.outs.size()});
+      e.steps.push_back(std::move(st));
+    }
+    try {
+      e.optTypes = inferTypes(g, e.declared, e.plan.optShapes);
+    } catch (const Error& err) {
+      // The plan passed its structural checks but does not describe a consistent graph.
+      ANVIL_THROW(ErrorCode::kInvalidEngine, "invalid engine: ", err.what());
+    }
     *engine = std::make_shared<Engine>(std::move(impl));
   });
 }
@@ -90,18 +232,41 @@ std::vector<int64_t> Engine::optShape(const std::string& input) const {
   return it == impl_->plan.optShapes.end() ? std::vector<int64_t>{} : it->second;
 }
 
+InputProfile Engine::profile(const std::string& input) const {
+  InputProfile p;
+  auto get = [&](const std::map<std::string, std::vector<int64_t>>& m) {
+    auto it = m.find(input);
+    return it == m.end() ? std::vector<int64_t>{} : it->second;
+  };
+  p.min = get(impl_->plan.minShapes);
+  p.opt = get(impl_->plan.optShapes);
+  p.max = get(impl_->plan.maxShapes);
+  return p;
+}
+
 std::vector<LayerInfo> Engine::layers() const {
   std::vector<LayerInfo> out;
   const ir::Graph& g = *impl_->plan.graph;
-  for (size_t i = 0; i < g.nodes().size(); ++i) {
-    const ir::Node& n = *g.nodes()[i];
+  for (const runtime::StepPlan& sp : impl_->plan.steps) {
+    const ir::Node& n = *g.nodes()[size_t(sp.node)];
     LayerInfo li;
-    li.name = n.name().empty() ? n.op() + "_" + std::to_string(i) : n.name();
+    li.name = n.name().empty() ? n.op() + "_" + std::to_string(sp.node) : n.name();
     li.type = n.domain().empty() ? n.op() : n.domain() + "." + n.op();
-    li.tactic = i < impl_->plan.tactics.size() ? impl_->plan.tactics[i] : "ref";
-    li.precision = n.numOutputs() ? ir::dtypeName(n.output(0)->dtype()) : "";
+    li.tactic = sp.kernel;
+    li.tacticVersion = sp.kernelVersion;
+    li.precision = sp.precision != DataType::kUndefined ? ir::dtypeName(sp.precision)
+                   : n.numOutputs()                     ? ir::dtypeName(n.output(0)->dtype())
+                                                        : "";
+    li.device = sp.device == Device::kCUDA ? "cuda" : "cpu";
+    li.timed = sp.timed;
+    li.candidates = sp.candidates;
+    li.workspaceBytes = sp.workspaceBytes;
+    for (const runtime::Blob& b : sp.blobViews) li.preparedBytes += b.bytes;
     for (const ir::Value* v : n.inputs()) li.inputs.push_back(v ? v->name() : "");
-    for (const ir::Value* v : n.outputs()) li.outputs.push_back(v->name());
+    for (const ir::Value* v : n.outputs()) {
+      li.outputs.push_back(v->name());
+      li.outputLayouts.push_back("plain");
+    }
     out.push_back(std::move(li));
   }
   return out;
@@ -116,101 +281,220 @@ std::string Engine::target() const {
 
 // ---- ExecutionContext --------------------------------------------------------------------
 
-struct ExecutionContext::Impl {
+namespace {
+
+// 64-byte-aligned heap bytes that only grow.
+struct Buffer {
+  uint8_t* p = nullptr;
+  size_t cap = 0;
+  Buffer() = default;
+  Buffer(const Buffer&) = delete;
+  Buffer& operator=(const Buffer&) = delete;
+  ~Buffer() { std::free(p); }
+  uint8_t* reserve(size_t bytes) {
+    if (bytes > cap) {
+      void* q = std::aligned_alloc(64, (bytes + 63) / 64 * 64);
+      ANVIL_CHECK(q != nullptr, ErrorCode::kRuntimeError, "cannot allocate ", bytes, " bytes");
+      std::free(p);
+      p = static_cast<uint8_t*>(q);
+      cap = (bytes + 63) / 64 * 64;
+    }
+    return p;
+  }
+};
+
+}  // namespace
+
+struct ExecutionContext::Impl final : runtime::DynamicOutputs {
   std::shared_ptr<const Engine::Impl> engine;
-  runtime::Plan plan;  // this context's own graph (weights shared with the engine mapping)
-  std::vector<ir::TensorType> declared;  // original types of every main-graph value, for re-inference
-  std::vector<const cpu::Tactic*> chosen;    // from the engine
-  std::vector<const cpu::Tactic*> active;    // after checking support at the current shapes
+  std::unique_ptr<runtime::Executor> exec;
+  std::vector<runtime::TensorView> views;  // per value
+  std::vector<ir::TensorType> types;       // per value at the current input shapes
+  std::vector<char> runtimeExtents;        // per value: extents known only when produced
   std::map<std::string, std::vector<int64_t>> shapes;
-  std::map<std::string, void*> addresses;
-  bool dirty = true;
-  runtime::GraphMemory memory;
-  std::shared_ptr<uint8_t> arena;
-  size_t arenaBytes = 0;
-  std::vector<ir::Tensor> outputs;
+  std::vector<void*> inputAddr, outputAddr;
+  std::vector<OutputAllocator*> allocators;
+  std::vector<int> outputIndexOf;          // per value: index in outputIds or -1
+  bool shapesDirty = false, bindDirty = true;
+  Buffer arena, workspace;
+  std::vector<std::unique_ptr<Buffer>> dynamicStore;  // per value, for run-time extents
+  std::vector<ir::Tensor> stringStore;               // per value, for string tensors
+  std::vector<std::unique_ptr<Buffer>> overflow;      // per value, when a shape outgrew its slot
+  std::unique_ptr<runtime::Plan> privatePlan;         // a graph of its own once shapes leave opt
+  std::vector<const ir::Node*> nodes;                 // per step: the node kernels see
+  std::vector<runtime::TensorView> stepIns, stepOuts;
+  const ExecStep* current = nullptr;
   Profiler profiler;
 
-  const ir::Value* ioValue(const std::string& name, bool* isInput) const {
-    const ir::Graph& g = *plan.graph;
-    for (const ir::Value* v : g.inputs())
-      if (v->name() == name && !v->isInitializer()) {
-        *isInput = true;
-        return v;
+  const Engine::Impl& e() const { return *engine; }
+
+  void applyShapes() {
+    const Engine::Impl& en = e();
+    if (shapes == en.plan.optShapes) {
+      types = en.optTypes;
+    } else {
+      if (!privatePlan) {
+        privatePlan = std::make_unique<runtime::Plan>(runtime::deserializeEngine(en.bytes));
+        for (size_t i = 0; i < nodes.size(); ++i)
+          nodes[i] = privatePlan->graph->nodes()[size_t(en.steps[i].node)].get();
       }
-    for (const ir::Value* v : g.outputs())
-      if (v->name() == name) {
-        *isInput = false;
-        return v;
+      types = inferTypes(*privatePlan->graph, en.declared, shapes);
+    }
+    const size_t nv = en.values.size();
+    for (size_t i = 0; i < nv; ++i) {
+      runtime::TensorView& v = views[i];
+      v.dtype = types[i].dtype;
+      const bool known = staticType(types[i]);
+      runtimeExtents[i] = en.mode[i] == ValueMode::kDynamic || (!known && en.mode[i] != ValueMode::kNone);
+      if (known) v.setExtents(types[i].shape.extents());
+      else v.rank = -1;
+      if (en.mode[i] == ValueMode::kSlot) {
+        ANVIL_CHECK(known, ErrorCode::kInternal, "value '", en.values[i]->name(), "' has a planned slot but type ",
+                    types[i].str());
+        const size_t need = v.bytes();
+        if (need > en.slot[i].bytes) {
+          // A profile shape that needs more than the max-shape plan (a non-monotone op):
+          // this value gets memory of its own.
+          if (!overflow[i]) overflow[i] = std::make_unique<Buffer>();
+          overflow[i]->reserve(need);
+        } else {
+          overflow[i].reset();
+        }
       }
-    ANVIL_THROW(ErrorCode::kInvalidArgument, "the engine has no input or output named '", name, "'");
+    }
+    for (int id : en.inputIds) runtimeExtents[size_t(id)] = 0;
+    shapesDirty = false;
+    bindDirty = true;
   }
 
-  void prepare() {
-    if (!dirty) return;
-    ir::Graph& g = *plan.graph;
-    size_t k = 0;
-    for (const auto& v : g.values()) v->setType(declared[k++]);
-    for (ir::Value* in : g.inputs()) {
-      if (in->isInitializer()) continue;
-      auto it = shapes.find(in->name());
-      ANVIL_CHECK(it != shapes.end(), ErrorCode::kInvalidArgument, "input '", in->name(), "' ", in->type().str(),
-                  " has no shape: call setInputShape");
-      in->setType({in->dtype(), ir::Shape::fromExtents(it->second)});
+  void bind() {
+    const Engine::Impl& en = e();
+    for (size_t i = 0; i < en.values.size(); ++i) {
+      runtime::TensorView& v = views[i];
+      switch (en.mode[i]) {
+        case ValueMode::kConst: {
+          const ir::Tensor* t = en.values[i]->initializer();
+          v.data = t ? const_cast<void*>(t->raw()) : nullptr;
+          break;
+        }
+        case ValueMode::kSlot:
+          v.data = overflow[i] ? overflow[i]->p : arena.p + en.slot[i].offset;
+          break;
+        default:
+          break;
+      }
     }
-    ir::inferShapes(g);
-    active = chosen;
-    for (size_t i = 0; i < g.nodes().size(); ++i) {
-      const ir::Node& n = *g.nodes()[i];
-      std::vector<ir::TensorType> types;
-      for (const ir::Value* v : n.inputs()) types.push_back(v ? v->type() : ir::TensorType{});
-      bool ok = true;
-      for (const auto& t : types) ok = ok && (t.dtype == ir::DataType::kUndefined || t.shape.isStatic());
-      if (active[i]->name != "ref" && (!ok || !active[i]->supports(n, types)))
-        active[i] = cpu::TacticRegistry::instance().find(n.op(), n.domain(), "ref");
+    for (size_t k = 0; k < en.inputIds.size(); ++k) views[size_t(en.inputIds[k])].data = inputAddr[k];
+    for (size_t k = 0; k < en.outputIds.size(); ++k) {
+      const int id = en.outputIds[k];
+      if (outputAddr[k] && en.mode[size_t(id)] == ValueMode::kSlot && en.producedByKernel[size_t(id)])
+        views[size_t(id)].data = outputAddr[k];
     }
-    memory = runtime::planGraphMemory(g);
-    if (memory.peakBytes > arenaBytes) {
-      void* p = std::aligned_alloc(64, (memory.peakBytes + 63) / 64 * 64);
-      ANVIL_CHECK(p != nullptr, ErrorCode::kRuntimeError, "cannot allocate ", memory.peakBytes, " bytes of activations");
-      arena = std::shared_ptr<uint8_t>(static_cast<uint8_t*>(p), [](uint8_t* q) { std::free(q); });
-      arenaBytes = memory.peakBytes;
+    bindDirty = false;
+  }
+
+  void* allocate(int output, DataType dtype, const int64_t* dims, int rank) override {
+    const int id = current->outs[size_t(output)];
+    ANVIL_CHECK(id >= 0, ErrorCode::kInternal, "allocate: output ", output, " is absent");
+    runtime::TensorView& v = views[size_t(id)];
+    v.dtype = dtype;
+    v.setExtents(std::vector<int64_t>(dims, dims + rank));
+    const size_t bytes = v.bytes();
+    const int outIndex = outputIndexOf[size_t(id)];
+    if (dtype == DataType::kString) {
+      stringStore[size_t(id)] = ir::Tensor(DataType::kString, std::vector<int64_t>(dims, dims + rank));
+      v.data = stringStore[size_t(id)].data<std::string>();
+    } else if (outIndex >= 0 && allocators[size_t(outIndex)]) {
+      OutputAllocator* a = allocators[size_t(outIndex)];
+      const char* name = e().values[size_t(id)]->name().c_str();
+      void* p = a->reallocateOutput(name, outputAddr[size_t(outIndex)], std::max<uint64_t>(bytes, 1), 64);
+      ANVIL_CHECK(p != nullptr, ErrorCode::kRuntimeError, "the output allocator of '", name, "' returned no memory for ",
+                  bytes, " bytes");
+      outputAddr[size_t(outIndex)] = p;
+      a->notifyShape(name, v.extents());
+      v.data = p;
+    } else {
+      if (!dynamicStore[size_t(id)]) dynamicStore[size_t(id)] = std::make_unique<Buffer>();
+      v.data = dynamicStore[size_t(id)]->reserve(std::max<size_t>(bytes, 64));
     }
-    dirty = false;
+    stepOuts[size_t(output)] = v;
+    return v.data;
   }
 
   void run() {
-    prepare();
-    ir::Graph& g = *plan.graph;
-    std::map<std::string, ir::Tensor> inputs;
-    for (const ir::Value* in : g.inputs()) {
-      if (in->isInitializer()) continue;
-      auto it = addresses.find(in->name());
-      ANVIL_CHECK(it != addresses.end() && it->second, ErrorCode::kInvalidArgument, "input '", in->name(),
-                  "' has no buffer: call setTensorAddress");
-      inputs[in->name()] = ir::Tensor::view(in->dtype(), in->shape().extents(), nullptr, it->second);
+    if (shapesDirty) applyShapes();
+    if (bindDirty) bind();
+    const Engine::Impl& en = e();
+    for (size_t k = 0; k < en.inputIds.size(); ++k) {
+      const runtime::TensorView& v = views[size_t(en.inputIds[k])];
+      ANVIL_CHECK(inputAddr[k] || v.numel() == 0, ErrorCode::kInvalidArgument, "input '",
+                  en.values[size_t(en.inputIds[k])]->name(), "' has no buffer: call setTensorAddress");
     }
-    cpu::ExecHooks hooks;
-    hooks.checkInferred = false;
-    hooks.kernelFor = [this](size_t i) { return &active[i]->run; };
-    hooks.slotsFor = [this](size_t i) {
-      std::vector<cpu::KernelContext::Slot> slots;
-      for (const auto& s : memory.nodeOutputs[i]) {
-        if (s.offset < 0) slots.push_back({});
-        else slots.push_back({arena.get() + s.offset, s.bytes, !s.alias});
+    for (size_t i = 0; i < views.size(); ++i)
+      if (runtimeExtents[i]) views[i].rank = -1;
+    using Clock = std::chrono::steady_clock;
+    for (size_t s = 0; s < en.steps.size(); ++s) {
+      const ExecStep& st = en.steps[s];
+      if (st.view) {
+        runtime::TensorView& out = views[size_t(st.outs[0])];
+        out.data = views[size_t(st.ins[0])].data;
+        if (profiler) {
+          const ir::Node& n = *nodes[s];
+          profiler({n.name().empty() ? n.op() + "_" + std::to_string(st.node) : n.name(), n.op(), "view", 0.0});
+        }
+        continue;
       }
-      return slots;
-    };
-    if (profiler)
-      hooks.onNodeDone = [this, &g](size_t i, double ms) {
-        const ir::Node& n = *g.nodes()[i];
-        profiler({n.name().empty() ? n.op() + "_" + std::to_string(i) : n.name(), n.op(), active[i]->name, ms});
-      };
-    outputs = cpu::Interpreter::run(g, inputs, &hooks);
-    for (size_t i = 0; i < g.outputs().size(); ++i) {
-      auto it = addresses.find(g.outputs()[i]->name());
-      if (it != addresses.end() && it->second && outputs[i].nbytes())
-        std::memcpy(it->second, outputs[i].raw(), outputs[i].nbytes());
+      for (size_t k = 0; k < st.ins.size(); ++k) stepIns[k] = st.ins[k] >= 0 ? views[size_t(st.ins[k])] : runtime::TensorView{};
+      for (size_t k = 0; k < st.outs.size(); ++k)
+        stepOuts[k] = st.outs[k] >= 0 ? views[size_t(st.outs[k])] : runtime::TensorView{};
+      runtime::StepArgs a;
+      a.node = nodes[s];
+      a.inputs = stepIns.data();
+      a.numInputs = int(st.ins.size());
+      a.outputs = stepOuts.data();
+      a.numOutputs = int(st.outs.size());
+      a.params = st.plan->paramsView;
+      a.blobs = st.plan->blobViews.data();
+      a.numBlobs = int(st.plan->blobViews.size());
+      a.workspace = workspace.p;
+      a.workspaceBytes = workspace.cap;
+      a.executor = exec.get();
+      a.dynamic = this;
+      current = &st;
+      runtime::ScopedExecutor scope(exec.get());
+      if (profiler) {
+        const auto t0 = Clock::now();
+        st.kernel->run(a);
+        const double ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+        const ir::Node& n = *nodes[s];
+        profiler({n.name().empty() ? n.op() + "_" + std::to_string(st.node) : n.name(), n.op(), st.kernel->name, ms});
+      } else {
+        st.kernel->run(a);
+      }
+      for (size_t k = 0; k < st.outs.size(); ++k)
+        if (st.outs[k] >= 0 && views[size_t(st.outs[k])].rank < 0)
+          ANVIL_THROW(ErrorCode::kInternal, nodes[s]->label(), ": kernel '", st.kernel->name,
+                      "' did not produce output ", k);
+    }
+    current = nullptr;
+    // Outputs that did not land in the caller's buffer (views, inputs, constants, run-time extents).
+    for (size_t k = 0; k < en.outputIds.size(); ++k) {
+      const int id = en.outputIds[k];
+      const runtime::TensorView& v = views[size_t(id)];
+      void* dst = outputAddr[k];
+      if (!dst || dst == v.data) continue;
+      if (allocators[k] && runtimeExtents[size_t(id)]) continue;  // delivered through the allocator
+      const std::string& name = en.values[size_t(id)]->name();
+      ANVIL_CHECK(!runtimeExtents[size_t(id)] || v.dtype == DataType::kString, ErrorCode::kInvalidArgument,
+                  "output '", name, "' has a size known only at run time: register an OutputAllocator "
+                  "(setOutputAllocator) or read it with outputData()");
+      if (v.dtype == DataType::kString) {
+        const auto* src = v.as<std::string>();
+        auto* out = static_cast<std::string*>(dst);
+        for (int64_t i = 0; i < v.numel(); ++i) out[i] = src[i];
+      } else if (v.bytes()) {
+        std::memcpy(dst, v.data, v.bytes());
+      }
     }
   }
 };
@@ -219,66 +503,96 @@ ExecutionContext::ExecutionContext(std::unique_ptr<Impl> impl) : impl_(std::move
 ExecutionContext::~ExecutionContext() = default;
 
 Status Engine::createContext(std::unique_ptr<ExecutionContext>* context) const {
+  return createContext(context, ContextOptions{});
+}
+
+Status Engine::createContext(std::unique_ptr<ExecutionContext>* context, const ContextOptions& options) const {
   return guarded([&] {
     auto impl = std::make_unique<ExecutionContext::Impl>();
+    const Engine::Impl& en = *impl_;
     impl->engine = impl_;
-    impl->plan = runtime::deserializeEngine(impl_->bytes);
-    for (const auto& v : impl->plan.graph->values()) impl->declared.push_back(v->type());
-    const ir::Graph& g = *impl->plan.graph;
-    for (size_t i = 0; i < g.nodes().size(); ++i) {
-      const ir::Node& n = *g.nodes()[i];
-      impl->chosen.push_back(cpu::TacticRegistry::instance().find(n.op(), n.domain(), impl->plan.tactics[i]));
-    }
-    for (const ir::Value* in : g.inputs()) {
-      if (in->isInitializer()) continue;
-      auto it = impl->plan.optShapes.find(in->name());
-      if (it != impl->plan.optShapes.end()) impl->shapes[in->name()] = it->second;
-      else if (in->shape().isStatic()) impl->shapes[in->name()] = in->shape().extents();
-    }
+    impl->exec = runtime::makeCpuExecutor(options.threads > 0 ? options.threads : cpuThreads());
+    const size_t nv = en.values.size();
+    impl->views.resize(nv);
+    impl->runtimeExtents.assign(nv, 0);
+    impl->dynamicStore.resize(nv);
+    impl->stringStore.resize(nv);
+    impl->overflow.resize(nv);
+    impl->outputIndexOf.assign(nv, -1);
+    for (size_t k = 0; k < en.outputIds.size(); ++k)
+      if (impl->outputIndexOf[size_t(en.outputIds[k])] < 0) impl->outputIndexOf[size_t(en.outputIds[k])] = int(k);
+    impl->inputAddr.assign(en.inputIds.size(), nullptr);
+    impl->outputAddr.assign(en.outputIds.size(), nullptr);
+    impl->allocators.assign(en.outputIds.size(), nullptr);
+    impl->shapes = en.plan.optShapes;
+    impl->arena.reserve(std::max<uint64_t>(en.plan.peakArenaBytes, 64));
+    impl->workspace.reserve(std::max<uint64_t>(en.workspaceBytes, 64));
+    impl->stepIns.resize(std::max<size_t>(en.maxArity, 1));
+    impl->stepOuts.resize(std::max<size_t>(en.maxArity, 1));
+    for (const ExecStep& st : en.steps) impl->nodes.push_back(en.plan.graph->nodes()[size_t(st.node)].get());
+    impl->applyShapes();
     *context = std::make_unique<ExecutionContext>(std::move(impl));
   });
 }
 
 Status ExecutionContext::setInputShape(const std::string& name, const std::vector<int64_t>& dims) {
   return guarded([&] {
+    const Engine::Impl& en = impl_->e();
     bool isInput = false;
-    const ir::Value* v = impl_->ioValue(name, &isInput);
+    en.ioIndex(name, &isInput);
     ANVIL_CHECK(isInput, ErrorCode::kInvalidArgument, "'", name, "' is an output; only input shapes can be set");
-    // Check against the declared (engine) type, not the current concrete one.
-    const ir::TensorType* declared = nullptr;
-    size_t k = 0;
-    for (const auto& val : impl_->plan.graph->values()) {
-      if (val.get() == v) declared = &impl_->declared[k];
-      ++k;
+    const auto& mn = en.plan.minShapes.at(name);
+    const auto& mx = en.plan.maxShapes.at(name);
+    auto str = [](const std::vector<int64_t>& d) {
+      std::string s;
+      for (size_t i = 0; i < d.size(); ++i) s += (i ? "x" : "") + std::to_string(d[i]);
+      return s;
+    };
+    ANVIL_CHECK(dims.size() == mx.size(), ErrorCode::kShapeMismatch, "input '", name, "' has rank ", mx.size(),
+                " (profile min ", str(mn), ", max ", str(mx), "), got ", dims.size(), " dims");
+    for (size_t i = 0; i < dims.size(); ++i)
+      ANVIL_CHECK(dims[i] >= mn[i] && dims[i] <= mx[i], ErrorCode::kShapeMismatch, "input '", name, "' dim ", i,
+                  " is ", dims[i], ", outside the engine's profile [", mn[i], ", ", mx[i], "] (min ", str(mn),
+                  ", max ", str(mx), "); rebuild with a wider --minShapes/--maxShapes");
+    auto& cur = impl_->shapes[name];
+    if (cur != dims) {
+      cur = dims;
+      impl_->shapesDirty = true;
     }
-    const ir::Shape& s = declared->shape;
-    if (s.rankKnown()) {
-      ANVIL_CHECK(s.rank() == dims.size(), ErrorCode::kShapeMismatch, "input '", name, "' has rank ", s.rank(),
-                  " (", s.str(), "), got ", dims.size(), " dims");
-      for (size_t i = 0; i < dims.size(); ++i)
-        ANVIL_CHECK(!s[i].isStatic() || s[i].value() == dims[i], ErrorCode::kShapeMismatch, "input '", name,
-                    "' dim ", i, " must be ", s[i].value(), " (", s.str(), "), got ", dims[i]);
-    }
-    for (int64_t d : dims) ANVIL_CHECK(d >= 0, ErrorCode::kShapeMismatch, "input '", name, "': negative dim ", d);
-    if (impl_->shapes[name] != dims) impl_->dirty = true;
-    impl_->shapes[name] = dims;
   });
 }
 
 Status ExecutionContext::setTensorAddress(const std::string& name, void* data) {
   return guarded([&] {
     bool isInput = false;
-    impl_->ioValue(name, &isInput);
-    impl_->addresses[name] = data;
+    const int k = impl_->e().ioIndex(name, &isInput);
+    auto& slot = isInput ? impl_->inputAddr[size_t(k)] : impl_->outputAddr[size_t(k)];
+    if (slot != data) {
+      slot = data;
+      impl_->bindDirty = true;
+    }
+  });
+}
+
+Status ExecutionContext::setOutputAllocator(const std::string& name, OutputAllocator* allocator) {
+  return guarded([&] {
+    bool isInput = false;
+    const int k = impl_->e().ioIndex(name, &isInput);
+    ANVIL_CHECK(!isInput, ErrorCode::kInvalidArgument, "'", name, "' is an input; output allocators are for outputs");
+    impl_->allocators[size_t(k)] = allocator;
   });
 }
 
 Status ExecutionContext::getTensorShape(const std::string& name, std::vector<int64_t>* dims) {
   return guarded([&] {
+    const Engine::Impl& en = impl_->e();
     bool isInput = false;
-    const ir::Value* v = impl_->ioValue(name, &isInput);
-    impl_->prepare();
-    *dims = descDims(v->shape());
+    const int k = en.ioIndex(name, &isInput);
+    if (impl_->shapesDirty) impl_->applyShapes();
+    const int id = isInput ? en.inputIds[size_t(k)] : en.outputIds[size_t(k)];
+    const runtime::TensorView& v = impl_->views[size_t(id)];
+    if (v.rank >= 0) *dims = v.extents();
+    else *dims = descDims(impl_->types[size_t(id)].shape);
   });
 }
 
@@ -287,14 +601,16 @@ Status ExecutionContext::run() {
 }
 
 const void* ExecutionContext::outputData(const std::string& name) const {
-  const auto& g = *impl_->plan.graph;
-  for (size_t i = 0; i < g.outputs().size() && i < impl_->outputs.size(); ++i)
-    if (g.outputs()[i]->name() == name) return impl_->outputs[i].raw();
+  const Engine::Impl& en = impl_->e();
+  for (size_t k = 0; k < en.outputIds.size(); ++k)
+    if (en.values[size_t(en.outputIds[k])]->name() == name) return impl_->views[size_t(en.outputIds[k])].data;
   return nullptr;
 }
 
 void ExecutionContext::setProfiler(Profiler profiler) { impl_->profiler = std::move(profiler); }
 
-uint64_t ExecutionContext::activationBytes() const { return impl_->arenaBytes; }
+uint64_t ExecutionContext::activationBytes() const { return impl_->engine->plan.peakArenaBytes; }
+
+int ExecutionContext::threads() const { return impl_->exec->threads(); }
 
 }  // namespace anvil

@@ -11,7 +11,12 @@
 #include <sstream>
 #include <unordered_map>
 
-#include "cpu/tactics.h"
+// Header-only use of Debian's libxxhash-dev: no shared library for the lean runtime to carry.
+#define XXH_INLINE_ALL
+#include <xxhash.h>
+
+#include <set>
+
 #include "engine_generated.h"
 #include "ir/op_schema.h"
 
@@ -22,14 +27,7 @@ using ir::Tensor;
 
 const char* anvilVersionString() { return "0.1.0"; }
 
-uint64_t fnv1a64(const uint8_t* data, size_t n) {
-  uint64_t h = 1469598103934665603ull;
-  for (size_t i = 0; i < n; ++i) {
-    h ^= data[i];
-    h *= 1099511628211ull;
-  }
-  return h;
-}
+uint64_t engineChecksum(const uint8_t* data, size_t n) { return XXH3_64bits(data, n); }
 
 namespace {
 
@@ -41,14 +39,21 @@ class Writer {
 
   std::string run() {
     collectGraph(*plan_.graph);
+    findElided();
     std::vector<flatbuffers::Offset<fb::ValueDef>> valueDefs;
     for (const ir::Value* v : values_) valueDefs.push_back(valueDef(*v));
     // Graphs are written in discovery order; graph 0 is main.
     std::vector<flatbuffers::Offset<fb::GraphDef>> graphDefs(graphs_.size());
     for (size_t gi = 0; gi < graphs_.size(); ++gi) graphDefs[gi] = graphDef(*graphs_[gi], gi == 0);
     std::vector<flatbuffers::Offset<fb::InputProfile>> profiles;
-    for (const auto& [name, dims] : plan_.optShapes)
-      profiles.push_back(fb::CreateInputProfile(fbb_, fbb_.CreateString(name), fbb_.CreateVector(dims)));
+    for (const auto& [name, dims] : plan_.optShapes) {
+      auto mn = plan_.minShapes.find(name), mx = plan_.maxShapes.find(name);
+      profiles.push_back(fb::CreateInputProfile(fbb_, fbb_.CreateString(name), fbb_.CreateVector(dims),
+                                                fbb_.CreateVector(mn == plan_.minShapes.end() ? dims : mn->second),
+                                                fbb_.CreateVector(mx == plan_.maxShapes.end() ? dims : mx->second)));
+    }
+    std::vector<flatbuffers::Offset<fb::StepDef>> steps;
+    for (const StepPlan& st : plan_.steps) steps.push_back(stepDef(st));
     std::vector<std::string> mk, mv;
     for (const auto& [k, v] : plan_.metadata) {
       mk.push_back(k);
@@ -59,7 +64,7 @@ class Writer {
         fbb_.CreateString(plan_.device), fbb_.CreateString(plan_.isaRequired), fbb_.CreateString(plan_.buildIsa),
         fbb_.CreateVector(graphDefs), fbb_.CreateVector(valueDefs), fbb_.CreateVector(profiles),
         plan_.peakArenaBytes, plan_.optLevel, fbb_.CreateString(plan_.producer), fbb_.CreateVectorOfStrings(mk),
-        fbb_.CreateVectorOfStrings(mv));
+        fbb_.CreateVectorOfStrings(mv), fbb_.CreateVector(steps), fbb_.CreateVectorOfStrings(plan_.requirements));
     fbb_.Finish(root, "ANVP");
 
     EngineHeader h{};
@@ -73,7 +78,7 @@ class Writer {
     std::string out(h.weightsOffset + h.weightsBytes, '\0');
     std::memcpy(out.data() + h.planOffset, fbb_.GetBufferPointer(), h.planBytes);
     if (!weights_.empty()) std::memcpy(out.data() + h.weightsOffset, weights_.data(), weights_.size());
-    h.checksum = fnv1a64(reinterpret_cast<const uint8_t*>(out.data()) + sizeof(EngineHeader),
+    h.checksum = engineChecksum(reinterpret_cast<const uint8_t*>(out.data()) + sizeof(EngineHeader),
                          out.size() - sizeof(EngineHeader));
     std::memcpy(out.data(), &h, sizeof h);
     return out;
@@ -94,6 +99,53 @@ class Writer {
         if (auto* gs = std::get_if<std::vector<std::shared_ptr<ir::Graph>>>(&a.value))
           for (const auto& sg2 : *gs) collectGraph(*sg2);
       }
+  }
+
+  // Constants that only prepared steps read (their kernels packed them into blobs) are
+  // not stored: the engine keeps the packed form only.
+  void findElided() {
+    std::map<const ir::Value*, int> uses, packed;
+    const ir::Graph& g = *plan_.graph;
+    for (const auto& n : g.nodes())
+      for (const ir::Value* v : n->inputs())
+        if (v) ++uses[v];
+    for (const ir::Value* v : g.outputs()) uses[v] += 1000;
+    for (const ir::Value* v : g.inputs()) uses[v] += 1000;
+    for (const StepPlan& st : plan_.steps) {
+      for (size_t k = 0; k < st.inputs.size(); ++k)
+        if (k >= g.nodes()[size_t(st.node)]->numInputs() && st.inputs[k]) uses[st.inputs[k]] += 1000;  // outer scope
+      for (int k : st.packedInputs)
+        if (k >= 0 && size_t(k) < st.inputs.size() && st.inputs[size_t(k)]) ++packed[st.inputs[size_t(k)]];
+    }
+    for (const auto& [v, n] : packed)
+      if (v->isInitializer() && uses[v] == n) elided_.insert(v);
+  }
+
+
+  fb::BlobRef blob(const std::string& bytes) {
+    size_t offset = (weights_.size() + kEngineAlignment - 1) / kEngineAlignment * kEngineAlignment;
+    weights_.resize(offset + bytes.size());
+    if (!bytes.empty()) std::memcpy(weights_.data() + offset, bytes.data(), bytes.size());
+    return fb::BlobRef(offset, bytes.size());
+  }
+
+  flatbuffers::Offset<fb::StepDef> stepDef(const StepPlan& st) {
+    std::vector<int32_t> ins, outs;
+    for (const ir::Value* v : st.inputs) ins.push_back(valueId(v));
+    for (const ir::Value* v : st.outputs) outs.push_back(valueId(v));
+    // A plan that was read from an engine carries views instead of owned bytes.
+    auto bytesOf = [](const Blob& b) { return std::string(static_cast<const char*>(b.data), b.bytes); };
+    const fb::BlobRef params = blob(st.params.empty() && st.paramsView.bytes ? bytesOf(st.paramsView) : st.params);
+    std::vector<fb::BlobRef> blobs;
+    if (st.blobs.empty())
+      for (const Blob& b : st.blobViews) blobs.push_back(blob(bytesOf(b)));
+    for (const std::string& b : st.blobs) blobs.push_back(blob(b));
+    return fb::CreateStepDef(fbb_, st.node, fbb_.CreateString(st.kernel), st.kernelVersion,
+                             fbb_.CreateString(st.device == Device::kCUDA ? "cuda" : "cpu"), int32_t(st.precision),
+                             fbb_.CreateVector(ins), fbb_.CreateVector(outs), &params,
+                             fbb_.CreateVectorOfStructs(blobs), st.workspaceBytes,
+                             fbb_.CreateVectorOfStrings(st.requirements), st.timed, st.candidates,
+                             fbb_.CreateVector(st.packedInputs));
   }
 
   int valueId(const ir::Value* v) const {
@@ -123,9 +175,13 @@ class Writer {
     for (const ir::Dim& d : v.shape().dims())
       dims.push_back(fb::CreateDimDef(fbb_, d.isStatic() ? d.value() : -1,
                                       d.isSymbolic() ? fbb_.CreateString(d.symbolName()) : 0));
-    flatbuffers::Offset<fb::TensorRef> init = v.isInitializer() ? tensorRef(*v.initializer()) : 0;
+    const bool elided = elided_.count(&v) != 0;
+    flatbuffers::Offset<fb::TensorRef> init = v.isInitializer() && !elided ? tensorRef(*v.initializer()) : 0;
+    ArenaSlot slot;
+    if (auto it = plan_.arena.find(&v); it != plan_.arena.end()) slot = it->second;
     return fb::CreateValueDef(fbb_, fbb_.CreateString(v.name()), int32_t(v.dtype()), v.shape().rankKnown(),
-                              fbb_.CreateVector(dims), init, v.producer() != nullptr);
+                              fbb_.CreateVector(dims), init, v.producer() != nullptr, slot.offset, slot.bytes, 0, 0, 0,
+                              elided);
   }
 
   flatbuffers::Offset<fb::AttrDef> attrDef(const std::string& name, const ir::Attribute& a) {
@@ -190,6 +246,7 @@ class Writer {
   std::unordered_map<const ir::Graph*, int> graphIndex_;
   std::vector<const ir::Value*> values_;
   std::unordered_map<const ir::Value*, int> valueIndex_;
+  std::set<const ir::Value*> elided_;
 };
 
 // ---- reading ---------------------------------------------------------------------------
@@ -211,7 +268,7 @@ const EngineHeader& checkHeader(const EngineBytes& b) {
       h.weightsBytes > b.size || h.weightsOffset > b.size - h.weightsBytes)
     bad("weights section is outside the file (truncated?)");
   if (h.weightsOffset + h.weightsBytes != b.size) bad("file size does not match its sections (truncated or padded)");
-  if (fnv1a64(b.data + sizeof(EngineHeader), b.size - sizeof(EngineHeader)) != h.checksum)
+  if (engineChecksum(b.data + sizeof(EngineHeader), b.size - sizeof(EngineHeader)) != h.checksum)
     bad("checksum mismatch (the file is corrupted)");
   return h;
 }
@@ -226,14 +283,11 @@ const fb::PlanDef& checkPlan(const EngineBytes& b, const EngineHeader& h) {
   const std::string device = plan->device() ? plan->device()->str() : "";
   if (device != "cpu")
     bad("the engine targets device '" + device + "'; this runtime runs 'cpu' engines");
-  if (plan->isa_required()) {
-    std::stringstream ss(plan->isa_required()->str());
-    std::string feature;
-    while (std::getline(ss, feature, ','))
-      if (!feature.empty() && !cpu::cpuHas(feature))
-        bad("the engine needs CPU feature '" + feature + "' (built on " +
-            (plan->build_isa() ? plan->build_isa()->str() : "?") + "), this CPU is " + cpu::cpuIsaLevel());
-  }
+  if (plan->requirements())
+    for (const auto* r : *plan->requirements())
+      if (!hostHas(r->str()))
+        bad("the engine needs host feature '" + r->str() + "' (built on " +
+            (plan->build_isa() ? plan->build_isa()->str() : "?") + "), this host is " + hostCpuIsa());
   return *plan;
 }
 
@@ -257,19 +311,93 @@ class Reader {
     }
     if (plan_.profiles())
       for (const auto* prof : *plan_.profiles()) {
-        std::vector<int64_t> dims;
-        if (prof->opt()) dims.assign(prof->opt()->begin(), prof->opt()->end());
-        out.optShapes[str(prof->name())] = dims;
+        auto vec = [](const flatbuffers::Vector<int64_t>* v) {
+          return v ? std::vector<int64_t>(v->begin(), v->end()) : std::vector<int64_t>{};
+        };
+        const std::string name = str(prof->name());
+        out.optShapes[name] = vec(prof->opt());
+        out.minShapes[name] = prof->min() ? vec(prof->min()) : out.optShapes[name];
+        out.maxShapes[name] = prof->max() ? vec(prof->max()) : out.optShapes[name];
+        const auto& mn = out.minShapes[name], &op = out.optShapes[name], &mx = out.maxShapes[name];
+        if (mn.size() != op.size() || mx.size() != op.size()) bad("profile of '" + name + "' has mismatched ranks");
+        for (size_t i = 0; i < op.size(); ++i)
+          if (mn[i] < 0 || mn[i] > op[i] || op[i] > mx[i]) bad("profile of '" + name + "' is not min <= opt <= max");
       }
+    if (plan_.requirements())
+      for (const auto* r : *plan_.requirements()) out.requirements.push_back(r->str());
+    for (const auto& r : out.requirements) out.isaRequired += (out.isaRequired.empty() ? "" : ",") + r;
     values_.assign(plan_.values()->size(), nullptr);
     building_.assign(plan_.graphs()->size(), false);
     out.graph = std::make_shared<ir::Graph>();
     buildGraph(0, *out.graph, &out.tactics);
+    for (size_t id = 0; id < values_.size(); ++id) {
+      const fb::ValueDef& vd = *plan_.values()->Get(unsigned(id));
+      if (vd.arena_offset() >= 0 && values_[id]) {
+        if (uint64_t(vd.arena_offset()) > out.peakArenaBytes || vd.arena_bytes() > out.peakArenaBytes - uint64_t(vd.arena_offset()))
+          bad("value '" + str(vd.name()) + "' has an arena slot outside the arena");
+        out.arena[values_[id]] = {vd.arena_offset(), vd.arena_bytes()};
+      }
+    }
+    if (plan_.steps())
+      for (const fb::StepDef* sd : *plan_.steps()) out.steps.push_back(step(*sd, *out.graph));
     return out;
   }
 
  private:
   static std::string str(const flatbuffers::String* s) { return s ? s->str() : std::string(); }
+
+  Blob blobView(const fb::BlobRef* r) const {
+    if (!r) return {};
+    if (r->offset() % kEngineAlignment != 0 || r->offset() > header_.weightsBytes ||
+        r->bytes() > header_.weightsBytes - r->offset())
+      bad("a step's prepared data lies outside the weights section");
+    return {bytes_.data + header_.weightsOffset + r->offset(), size_t(r->bytes())};
+  }
+
+  StepPlan step(const fb::StepDef& sd, const ir::Graph& g) const {
+    StepPlan st;
+    if (sd.node() < 0 || size_t(sd.node()) >= g.nodes().size()) bad("step names node " + std::to_string(sd.node()) + ", out of range");
+    st.node = sd.node();
+    const ir::Node& n = *g.nodes()[size_t(st.node)];
+    st.kernel = str(sd.kernel());
+    st.kernelVersion = sd.kernel_version();
+    const std::string dev = str(sd.device());
+    if (dev != "cpu" && dev != "cuda") bad(n.label() + ": step device '" + dev + "' is unknown");
+    st.device = dev == "cuda" ? Device::kCUDA : Device::kCPU;
+    if (sd.precision() < 0 || sd.precision() > ir::kMaxDataType) bad(n.label() + ": step precision is invalid");
+    st.precision = DataType(sd.precision());
+    if (sd.inputs())
+      for (int id : *sd.inputs()) st.inputs.push_back(id < 0 ? nullptr : mainValue(id, n));
+    if (sd.outputs())
+      for (int id : *sd.outputs()) st.outputs.push_back(id < 0 ? nullptr : mainValue(id, n));
+    if (st.inputs.size() < n.numInputs() || st.outputs.size() != n.numOutputs())
+      bad(n.label() + ": step bindings do not match the node");
+    for (size_t k = 0; k < n.numInputs(); ++k)
+      if (st.inputs[k] != n.input(k)) bad(n.label() + ": step input " + std::to_string(k) + " is not the node's");
+    for (size_t k = 0; k < n.numOutputs(); ++k)
+      if (st.outputs[k] && st.outputs[k] != n.output(k)) bad(n.label() + ": step output " + std::to_string(k) + " is not the node's");
+    st.paramsView = blobView(sd.params());
+    if (sd.blobs())
+      for (const fb::BlobRef* b : *sd.blobs()) st.blobViews.push_back(blobView(b));
+    st.workspaceBytes = sd.workspace();
+    if (st.workspaceBytes > (uint64_t(1) << 40)) bad(n.label() + ": absurd workspace size");
+    if (sd.requirements())
+      for (const auto* r : *sd.requirements()) st.requirements.push_back(r->str());
+    st.timed = sd.timed();
+    st.candidates = sd.candidates();
+    if (sd.packed_inputs())
+      for (int k : *sd.packed_inputs()) {
+        if (k < 0 || size_t(k) >= st.inputs.size()) bad(n.label() + ": packed input index out of range");
+        st.packedInputs.push_back(k);
+      }
+    return st;
+  }
+
+  const ir::Value* mainValue(int id, const ir::Node& n) const {
+    const ir::Value* v = value(id);
+    if (!v) bad(n.label() + ": step binds an absent value");
+    return v;
+  }
 
   const fb::ValueDef& valueDef(int id) const {
     if (id < 0 || id >= int(plan_.values()->size())) bad("value id " + std::to_string(id) + " is out of range");
@@ -338,6 +466,7 @@ class Reader {
         const fb::ValueDef& vd = valueDef(id);
         if (vd.produced()) bad("graph-owned value is marked as a node output");
         if (values_[size_t(id)]) bad("value " + std::to_string(id) + " is defined twice");
+        if (vd.elided() && !vd.initializer()) elidedIds_.push_back(id);
         ir::Value* v = vd.initializer() ? g.addInitializer(str(vd.name()), tensor(vd.initializer()))
                                         : g.addValue(str(vd.name()));
         v->setType(type(vd));
@@ -369,8 +498,6 @@ class Reader {
         if (nd->attrs())
           for (const fb::AttrDef* ad : *nd->attrs()) n->attrs().set(str(ad->name()), attr(*ad, g));
         const std::string tactic = nd->tactic() ? nd->tactic()->str() : "ref";
-        if (!cpu::TacticRegistry::instance().find(op, domain, tactic))
-          bad(n->label() + " uses tactic '" + tactic + "', which this runtime does not have");
         if (tactics) tactics->push_back(tactic);
       }
     if (gd.outputs())
@@ -421,6 +548,7 @@ class Reader {
   const fb::PlanDef& plan_;
   std::vector<ir::Value*> values_;
   std::vector<bool> building_;
+  std::vector<int> elidedIds_;
 };
 
 }  // namespace

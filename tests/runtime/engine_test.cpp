@@ -20,7 +20,9 @@ namespace {
 
 const std::string kModel = std::string(ANVIL_SOURCE_DIR) + "/examples/models/tiny_cnn.onnx";
 
+// Builds with a batch profile of 1..8 (opt 1) unless the caller gives shapes.
 std::string buildEngine(const std::string& model, anvil::BuilderConfig cfg = {}, anvil::BuildReport* report = nullptr) {
+  if (cfg.profiles.empty() && cfg.inputShapes.empty()) cfg.profiles["input"] = {{1, 1, 28, 28}, {1, 1, 28, 28}, {8, 1, 28, 28}};
   std::string bytes;
   anvil::Status s = anvil::Builder::buildFromOnnx(model, cfg, &bytes, report);
   EXPECT_TRUE(s.isOk()) << s.message();
@@ -228,7 +230,7 @@ TEST(Engine, CorruptedEngineCorpusIsRejected) {
   auto rechecksum = [](std::string& b) {
     anvil::runtime::EngineHeader h;
     std::memcpy(&h, b.data(), sizeof h);
-    h.checksum = anvil::runtime::fnv1a64(reinterpret_cast<const uint8_t*>(b.data()) + 64, b.size() - 64);
+    h.checksum = anvil::runtime::engineChecksum(reinterpret_cast<const uint8_t*>(b.data()) + 64, b.size() - 64);
     std::memcpy(b.data(), &h, sizeof h);
   };
   anvil::runtime::EngineHeader h0;
@@ -266,18 +268,59 @@ TEST(Engine, WrongVersionAndTargetAreRejected) {
   std::memcpy(&h, v.data(), sizeof h);
   h.formatVersion = 99;
   std::memcpy(v.data(), &h, sizeof h);
-  reject(v, "format version 99");
+  reject(v, "format version 99, this runtime reads version 2 (rebuild the engine)");
   // A plan for another device or a CPU feature this machine lacks.
   anvil::runtime::Plan plan = anvil::runtime::deserializeEngine(anvil::runtime::engineBytesFromString(good));
   plan.device = "cuda:sm_90";
   reject(anvil::runtime::serializeEngine(plan), "targets device 'cuda:sm_90'");
   plan.device = "cpu";
-  plan.isaRequired = "avx512fp16_imaginary";
-  reject(anvil::runtime::serializeEngine(plan), "needs CPU feature 'avx512fp16_imaginary'");
-  plan.isaRequired = "";
-  plan.tactics[0] = "no_such_tactic";
-  reject(anvil::runtime::serializeEngine(plan), "no_such_tactic");
+  plan.requirements = {"avx512fp16_imaginary"};
+  reject(anvil::runtime::serializeEngine(plan), "needs host feature 'avx512fp16_imaginary'");
+  plan.requirements.clear();
+  auto renamed = plan;
+  renamed.steps[0].kernel = "no_such_tactic";
+  reject(anvil::runtime::serializeEngine(renamed), "no_such_tactic");
+  auto bumped = plan;
+  bumped.steps[0].kernelVersion = 999;
+  reject(anvil::runtime::serializeEngine(bumped), "version 999");
+  // The unchanged plan still serializes to a working engine (prepared blobs survive).
+  std::shared_ptr<anvil::Engine> again;
+  ASSERT_TRUE(anvil::Engine::fromBytes(anvil::runtime::serializeEngine(plan), &again).isOk());
   std::shared_ptr<anvil::Engine> e;
   anvil::Status s = anvil::Engine::load("/nonexistent/x.engine", &e);
   EXPECT_EQ(s.code(), anvil::ErrorCode::kIoError);
+}
+
+// A shape outside the profile is a clear error that names the input and the range.
+TEST(Engine, ShapeOutsideProfileIsRejected) {
+  std::shared_ptr<anvil::Engine> engine;
+  ASSERT_TRUE(anvil::Engine::fromBytes(buildEngine(kModel), &engine).isOk());
+  EXPECT_EQ(engine->profile("input").max, (std::vector<int64_t>{8, 1, 28, 28}));
+  std::unique_ptr<anvil::ExecutionContext> ctx;
+  ASSERT_TRUE(engine->createContext(&ctx).isOk());
+  anvil::Status s = ctx->setInputShape("input", {9, 1, 28, 28});
+  EXPECT_EQ(s.code(), anvil::ErrorCode::kShapeMismatch);
+  EXPECT_NE(s.message().find("outside the engine's profile [1, 8]"), std::string::npos) << s.message();
+  EXPECT_TRUE(ctx->setInputShape("input", {8, 1, 28, 28}).isOk());
+}
+
+// Steps are prepared kernels: every layer names its kernel and version, views run no
+// kernel, and two contexts own their own executors.
+TEST(Engine, LayersDescribePreparedSteps) {
+  std::shared_ptr<anvil::Engine> engine;
+  ASSERT_TRUE(anvil::Engine::fromBytes(buildEngine(kModel), &engine).isOk());
+  bool sawView = false;
+  for (const auto& l : engine->layers()) {
+    EXPECT_FALSE(l.tactic.empty());
+    EXPECT_GE(l.tacticVersion, 1);
+    EXPECT_GE(l.candidates, 1);
+    EXPECT_EQ(l.timed, l.candidates > 1);
+    sawView |= l.tactic == "view";
+  }
+  EXPECT_TRUE(sawView);  // Flatten aliases its input
+  std::unique_ptr<anvil::ExecutionContext> a, b;
+  ASSERT_TRUE(engine->createContext(&a, anvil::ContextOptions{2}).isOk());
+  ASSERT_TRUE(engine->createContext(&b, anvil::ContextOptions{1}).isOk());
+  EXPECT_EQ(a->threads(), 2);
+  EXPECT_EQ(b->threads(), 1);
 }
