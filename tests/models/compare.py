@@ -82,11 +82,15 @@ def run_model(name, entry, base, anvil, extra, tol, timeout, keep, verbose, via_
         if not os.path.isfile(os.path.join(base, f)):
             return False, float("inf"), f"missing file {f} (re-run export_models.py)", 0.0
     load = ",".join(f"{i['name']}:{os.path.join(base, i['file'])}" for i in entry["inputs"])
+    # Engines are built for a profile (as trtexec's): the inputs' own shapes.
+    shapes = "--shapes=" + ",".join(
+        f"{i['name']}:{'x'.join(str(d) for d in np.load(os.path.join(base, i['file']), mmap_mode='r').shape)}"
+        for i in entry["inputs"])
     tmp = tempfile.mkdtemp(prefix=f"anvil-cmp-{name}-")
     if via_engine:
         # Build and save the engine first, then load it in a second process.
         engine = os.path.join(tmp, name + ".engine")
-        build = [anvil, f"--onnx={model_path}", f"--saveEngine={engine}", "--skipInference"] + extra
+        build = [anvil, f"--onnx={model_path}", f"--saveEngine={engine}", "--skipInference", shapes] + extra
         if verbose:
             print("  $ " + " ".join(shlex.quote(c) for c in build), flush=True)
         try:
@@ -108,7 +112,7 @@ def run_model(name, entry, base, anvil, extra, tol, timeout, keep, verbose, via_
         else:
             cmd = [anvil, f"--loadEngine={engine}", f"--loadInputs={load}", f"--saveOutputs={tmp}"] + RUN_ONCE
     else:
-        cmd = [anvil, f"--onnx={model_path}", f"--loadInputs={load}", f"--saveOutputs={tmp}"] + RUN_ONCE
+        cmd = [anvil, f"--onnx={model_path}", f"--loadInputs={load}", f"--saveOutputs={tmp}", shapes] + RUN_ONCE
         cmd += extra
     if verbose:
         print("  $ " + " ".join(shlex.quote(c) for c in cmd), flush=True)
