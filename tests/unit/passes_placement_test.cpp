@@ -109,6 +109,20 @@ TEST(Placement, CudaTargetPlacesEveryNodeAndValue) {
   EXPECT_EQ(r.stats, "on cuda: 2 nodes and 4 values moved, 0 nodes set to f32");
 }
 
+TEST(Placement, PlacedSubgraphsRoundTripThroughText) {
+  ir::Model m = parsed(kModel);
+  passes::PassContext ctx;
+  ctx.device = ir::Device::kCUDA;
+  passes::placeAndDefaultPrecision(*m.graph, ctx);
+  const std::string text = ir::printGraph(*m.graph);
+  // The branch body's nodes and the outer values it returns are placed too.
+  EXPECT_NE(text.find("%3 = Neg(%2) @precision=f32 @device=cuda : f32[18]{device=cuda}"), std::string::npos) << text;
+  EXPECT_NE(text.find("else_branch=graph @else() -> (%2: f32[18]{device=cuda})"), std::string::npos) << text;
+  ir::Model back = ir::parseIrText(text);
+  EXPECT_EQ(ir::printGraph(*back.graph), text);
+  EXPECT_TRUE(ir::verifyErrors(*back.graph).empty());
+}
+
 TEST(Placement, KeepsSetPrecisionsAndLeavesOverridesToThePrecisionPass) {
   passes::PassContext ctx;
   ctx.precision.overrides["head"] = ir::DataType::kF16;
