@@ -33,7 +33,7 @@ void checkDevice(int device) {
 bool validActivation(Activation a) {
   return static_cast<int>(a) < kActivationCount;  // the underlying type is unsigned
 }
-bool validDType(DType t) { return t == DType::kF32 || t == DType::kF16; }
+bool validDataType(DataType t) { return t == DataType::kF32 || t == DataType::kF16; }
 
 // Exact aliasing is fine for our elementwise-per-thread kernels; partial overlap races.
 bool partiallyOverlap(const void* x, const void* y, std::int64_t bytes) {
@@ -76,24 +76,25 @@ ComputeCapability computeCapability(int device) {
   return cc;
 }
 
-std::string activationKernelName(Activation act, DType dtype) {
+std::string activationKernelName(Activation act, DataType dtype) {
   return ::anvil::detail::concat(dtypeName(dtype), "_", activationName(act), "_gridstride_block",
                                  kernels::kActivationBlock);
 }
 
-std::string softmaxRowsKernelName(DType dtype) {
+std::string softmaxRowsKernelName(DataType dtype) {
   return ::anvil::detail::concat(dtypeName(dtype), "_softmax_row_block", kernels::kSoftmaxBlock);
 }
 
-void launchActivation(Activation act, DType dtype, const void* x, void* y, std::int64_t n,
+void launchActivation(Activation act, DataType dtype, const void* x, void* y, std::int64_t n,
                       cudaStream_t stream) {
   if (!validActivation(act)) {
     ANVIL_THROW(ErrorCode::kInvalidArgument, "launchActivation: unknown activation ",
                 static_cast<int>(act));
   }
-  if (!validDType(dtype)) {
+  if (!validDataType(dtype)) {
     ANVIL_THROW(ErrorCode::kInvalidArgument, "launchActivation(", activationName(act),
-                "): unsupported element type ", static_cast<int>(dtype), "; expected f32 or f16");
+                "): unsupported element type ", dtypeName(dtype), " (", static_cast<int>(dtype),
+                "); expected f32 or f16");
   }
   const std::string name = activationKernelName(act, dtype);
   if (n < 0) ANVIL_THROW(ErrorCode::kInvalidArgument, name, ": element count ", n, " is negative");
@@ -104,7 +105,7 @@ void launchActivation(Activation act, DType dtype, const void* x, void* y, std::
     ANVIL_THROW(ErrorCode::kInvalidArgument, name, ": null ", x == nullptr ? "input" : "output",
                 " pointer for ", n, " elements");
   }
-  const std::int64_t bytes = n * (dtype == DType::kF32 ? 4 : 2);
+  const std::int64_t bytes = n * (dtype == DataType::kF32 ? 4 : 2);
   if (partiallyOverlap(x, y, bytes)) {
     ANVIL_THROW(ErrorCode::kInvalidArgument, name,
                 ": input and output overlap partially; they must be equal (in place) or disjoint");
@@ -116,7 +117,7 @@ void launchActivation(Activation act, DType dtype, const void* x, void* y, std::
 
 void launchSoftmaxRows(const float* x, float* y, std::int64_t rows, std::int64_t cols,
                        cudaStream_t stream) {
-  const std::string name = softmaxRowsKernelName(DType::kF32);
+  const std::string name = softmaxRowsKernelName(DataType::kF32);
   if (rows < 0 || cols < 0) {
     ANVIL_THROW(ErrorCode::kInvalidArgument, name, ": shape [", rows, ", ", cols,
                 "] has a negative dimension");

@@ -29,14 +29,14 @@ struct ComputeCapability {
 ComputeCapability computeCapability(int device);
 
 // The kernel a launcher runs, for messages and profiles: "f16_gelu_erf_gridstride_block256".
-std::string activationKernelName(Activation act, DType dtype);
-std::string softmaxRowsKernelName(DType dtype);  // "f32_softmax_row_block256"
+std::string activationKernelName(Activation act, DataType dtype);
+std::string softmaxRowsKernelName(DataType dtype);  // "f32_softmax_row_block256"
 
 // y[i] = act(x[i]) for i < n; x and y are device pointers to n elements of dtype (float or
 // __half). x == y (in place) is allowed, partial overlap is not. Asynchronous on `stream`
 // (nullptr: the default stream); throws kInvalidArgument for bad arguments and
 // kRuntimeError if the launch fails (no GPU, bad pointer from an earlier failure, ...).
-void launchActivation(Activation act, DType dtype, const void* x, void* y, std::int64_t n,
+void launchActivation(Activation act, DataType dtype, const void* x, void* y, std::int64_t n,
                       cudaStream_t stream);
 
 // Softmax over each of `rows` contiguous rows of `cols` floats (ONNX Softmax with the last

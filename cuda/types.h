@@ -1,8 +1,12 @@
 // Plain enums shared by the CUDA launchers (cuda/device.h) and the kernel templates
-// (cuda/kernels/*.cuh); no CUDA headers here, so host code can name them.
+// (cuda/kernels/*.cuh); no CUDA headers here, so host code can name them. Element types
+// are anvil::DataType (include/anvil/dtype.h), the one enum of the API, the IR and the
+// backends.
 #pragma once
 
 #include <cstdint>
+
+#include "anvil/dtype.h"
 
 namespace anvil::cuda {
 
@@ -15,9 +19,6 @@ enum class Activation : std::uint8_t {
   kSilu,     // x * sigmoid(x), also called swish
 };
 inline constexpr int kActivationCount = 5;
-
-// Element types the CUDA kernels take.
-enum class DType : std::uint8_t { kF32, kF16 };
 
 inline const char* activationName(Activation a) {
   switch (a) {
@@ -35,6 +36,31 @@ inline const char* activationName(Activation a) {
   return "unknown_activation";
 }
 
-inline const char* dtypeName(DType t) { return t == DType::kF32 ? "f32" : "f16"; }
+// The short name kernel names start with ("f32_relu_..."); the IR's spelling, repeated
+// here because the CUDA library links nothing of the IR.
+inline const char* dtypeName(DataType t) {
+  switch (t) {
+    case DataType::kF32:
+      return "f32";
+    case DataType::kF16:
+      return "f16";
+    case DataType::kBF16:
+      return "bf16";
+    case DataType::kF64:
+      return "f64";
+    case DataType::kI8:
+      return "i8";
+    case DataType::kU8:
+      return "u8";
+    case DataType::kI32:
+      return "i32";
+    case DataType::kI64:
+      return "i64";
+    case DataType::kBool:
+      return "bool";
+    default:
+      return "unsupported_type";
+  }
+}
 
 }  // namespace anvil::cuda

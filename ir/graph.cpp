@@ -79,6 +79,11 @@ const Graph& Attributes::requireGraph(const std::string& name) const {
   return *g;
 }
 
+bool Quantization::operator==(const Quantization& o) const {
+  auto same = [](const Tensor& a, const Tensor& b) { return a.defined() == b.defined() && (!a.defined() || a.sameAs(b)); };
+  return axis == o.axis && same(scale, o.scale) && same(zeroPoint, o.zeroPoint);
+}
+
 std::string Node::label() const {
   std::string s = domain_.empty() ? op_ : domain_ + "." + op_;
   return s + " '" + name_ + "'";

@@ -11,6 +11,7 @@
 #include <variant>
 #include <vector>
 
+#include "ir/layout.h"
 #include "ir/shape.h"
 #include "ir/tensor.h"
 
@@ -57,6 +58,22 @@ class Attributes {
   std::map<std::string, Attribute> map_;
 };
 
+// Affine quantization of a value: real = scale * (q - zeroPoint). Per tensor when `axis`
+// is unset (scale a scalar), per axis when set (scale 1-D, one entry per index of that
+// axis of the value). The value's dtype is the quantized type (i8, u8, ...) once a
+// precision pass lowered it; before that it may be a float value annotated with the
+// parameters calibration chose for it.
+struct Quantization {
+  Tensor scale;                 // f32, f16 or bf16; rank 0 (per tensor) or 1 (per axis)
+  Tensor zeroPoint;             // an integer type, scale's shape; undefined: all zero
+  std::optional<int64_t> axis;  // the value's axis the scales run along (>= 0)
+
+  bool perTensor() const { return !axis.has_value(); }
+  // Bitwise on the tensors (Tensor::sameAs), exact on the axis.
+  bool operator==(const Quantization& o) const;
+  bool operator!=(const Quantization& o) const { return !(*this == o); }
+};
+
 class Value {
  public:
   const std::string& name() const { return name_; }
@@ -74,6 +91,24 @@ class Value {
   void setInitializer(Tensor t) { initializer_ = std::move(t); }
   Graph* owner() const { return owner_; }
 
+  // Storage metadata beside the logical type (see ir/layout.h); the defaults (plain, no
+  // quantization, CPU) are what every value has before layout/precision/placement passes.
+  const Layout& layout() const { return layout_; }
+  void setLayout(Layout l) { layout_ = std::move(l); }
+  const std::optional<Quantization>& quantization() const { return quant_; }
+  void setQuantization(std::optional<Quantization> q) { quant_ = std::move(q); }
+  Device device() const { return device_; }
+  void setDevice(Device d) { device_ = d; }
+  bool hasDefaultMeta() const { return layout_.isPlain() && !quant_ && device_ == Device::kCPU; }
+  // Copies layout, quantization and device (not name, type or data): for a pass that
+  // re-creates a value standing for the same data.
+  void copyMetaFrom(const Value& o) {
+    layout_ = o.layout_;
+    quant_ = o.quant_;
+    device_ = o.device_;
+  }
+  bool sameMeta(const Value& o) const { return layout_ == o.layout_ && quant_ == o.quant_ && device_ == o.device_; }
+
  private:
   friend class Graph;
   friend class Node;
@@ -82,6 +117,9 @@ class Value {
   Node* producer_ = nullptr;
   std::optional<Tensor> initializer_;
   Graph* owner_ = nullptr;
+  Layout layout_;
+  std::optional<Quantization> quant_;
+  Device device_ = Device::kCPU;
 };
 
 class Node {
@@ -107,6 +145,27 @@ class Node {
   const OpSchema* schema() const { return schema_; }  // null for ops unknown to the table
   Graph* owner() const { return owner_; }
 
+  // Execution metadata, decided by passes and read by codegen.
+  // The precision the node computes in; kUndefined: as its input and output types say.
+  DataType precision() const { return precision_; }
+  void setPrecision(DataType t) { precision_ = t; }
+  Device device() const { return device_; }
+  void setDevice(Device d) { device_ = d; }
+  // Free-form parameters a pass leaves for codegen (a preferred tile, a packing, ...):
+  // named like attributes, never read by inference or the reference kernels.
+  Attributes& tacticParams() { return tacticParams_; }
+  const Attributes& tacticParams() const { return tacticParams_; }
+  bool hasDefaultMeta() const {
+    return precision_ == DataType::kUndefined && device_ == Device::kCPU && tacticParams_.empty();
+  }
+  // Copies precision, device and tactic parameters: for a pass that re-creates a node
+  // doing the same computation (not for a fusion, whose tactic parameters no longer fit).
+  void copyMetaFrom(const Node& o) {
+    precision_ = o.precision_;
+    device_ = o.device_;
+    tacticParams_ = o.tacticParams_;
+  }
+
  private:
   friend class Graph;
   std::string op_, domain_, name_;
@@ -115,6 +174,9 @@ class Node {
   Attributes attrs_;
   const OpSchema* schema_ = nullptr;
   Graph* owner_ = nullptr;
+  DataType precision_ = DataType::kUndefined;
+  Device device_ = Device::kCPU;
+  Attributes tacticParams_;
 };
 
 class Graph {

@@ -3,6 +3,7 @@
 // graph header can name outputs defined further down.
 #include "ir/printer.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <set>
@@ -157,30 +158,47 @@ class Printer {
     return !opt_.inlineAll && t.defined() && t.numel() > opt_.inlineLimit;
   }
 
+  // Quantization scales and zero points printed by reference: "<value>.scale", "<value>.zp".
+  void nameMetaTensors(const Value* v) {
+    if (!v || !v->quantization()) return;
+    const Quantization& q = *v->quantization();
+    if (byReference(q.scale)) tensorRefs_[&q.scale] = uniqueRef(names_[v] + ".scale");
+    if (byReference(q.zeroPoint)) tensorRefs_[&q.zeroPoint] = uniqueRef(names_[v] + ".zp");
+  }
+
   void nameGraph(const Graph& g) {
     scopes_.emplace_back();
     for (const Value* v : g.inputs()) tryKeep(v);
     for (const Value* v : orderedInitializers(g)) tryKeep(v);
     for (const Value* v : g.outputs())
       if (v && v->owner() == &g) tryKeep(v);
-    for (const Value* v : g.inputs()) number(v);
+    for (const Value* v : g.inputs()) {
+      number(v);
+      nameMetaTensors(v);
+    }
     for (const Value* v : orderedInitializers(g)) {
       number(v);
       if (byReference(*v->initializer())) tensorRefs_[v->initializer()] = uniqueRef(v->name());
+      if (!std::count(g.inputs().begin(), g.inputs().end(), v)) nameMetaTensors(v);
     }
     for (const auto& n : g.nodes()) {
       if (opt_.keepAllNames)
         for (const Value* o : n->outputs()) tryKeep(o);
-      for (const Value* o : n->outputs()) number(o);
+      for (const Value* o : n->outputs()) {
+        number(o);
+        nameMetaTensors(o);
+      }
+      const std::string base = n->numOutputs() ? names_[n->output(0)]
+                               : !n->name().empty() ? n->name() : "node" + std::to_string(nodeCount_);
       for (const auto& [attrName, attr] : n->attrs().all()) {
-        if (auto* t = std::get_if<Tensor>(&attr.value); t && byReference(*t)) {
-          std::string base = n->numOutputs() ? names_[n->output(0)]
-                             : !n->name().empty() ? n->name() : "node" + std::to_string(nodeCount_);
+        if (auto* t = std::get_if<Tensor>(&attr.value); t && byReference(*t))
           tensorRefs_[t] = uniqueRef(base + "." + attrName);
-        }
         for (const Graph* sub : graphsOf(attr))
           if (sub) nameGraph(*sub);
       }
+      for (const auto& [paramName, param] : n->tacticParams().all())
+        if (auto* t = std::get_if<Tensor>(&param.value); t && byReference(*t))
+          tensorRefs_[t] = uniqueRef(base + ".tactic." + paramName);
       ++nodeCount_;
     }
     scopes_.pop_back();
@@ -196,7 +214,40 @@ class Printer {
 
   std::string typedRef(const Value* v) {
     std::string s = ref(v);
-    if (v && typeKnown(v->type())) s += ": " + typeText(v->type());
+    if (v && (typeKnown(v->type()) || !v->hasDefaultMeta())) s += ": " + typeText(v->type()) + metaText(*v);
+    return s;
+  }
+
+  // `{NCHW8c, device=cuda, scale=f32[] [0.5], zp=i8[] [3], axis=1}` after a value's type;
+  // nothing when every field has its default.
+  std::string metaText(const Value& v) {
+    if (v.hasDefaultMeta()) return "";
+    std::vector<std::string> items;
+    if (!v.layout().isPlain()) items.push_back(layoutName(v.layout()));
+    if (v.device() != Device::kCPU) items.push_back(std::string("device=") + deviceName(v.device()));
+    if (const auto& q = v.quantization()) {
+      items.push_back("scale=" + tensorText(q->scale));
+      if (q->zeroPoint.defined()) items.push_back("zp=" + tensorText(q->zeroPoint));
+      if (q->axis) items.push_back("axis=" + std::to_string(*q->axis));
+    }
+    std::string s = "{";
+    for (size_t i = 0; i < items.size(); ++i) s += (i ? ", " : "") + items[i];
+    return s + "}";
+  }
+
+  // ` @precision=f16 @device=cuda @tactic={tile=8}` after a node's attributes; nothing
+  // for the defaults.
+  std::string nodeMetaText(const Node& n, int indent) {
+    std::string s;
+    if (n.precision() != DataType::kUndefined) s += std::string(" @precision=") + dtypeName(n.precision());
+    if (n.device() != Device::kCPU) s += std::string(" @device=") + deviceName(n.device());
+    if (!n.tacticParams().empty()) {
+      s += " @tactic={";
+      size_t k = 0;
+      for (const auto& [name, a] : n.tacticParams().all())
+        s += (k++ ? ", " : "") + identText(name) + "=" + attrText(a, indent + 2);
+      s += "}";
+    }
     return s;
   }
 
@@ -217,8 +268,17 @@ class Printer {
     out += ")";
     if (!g.docString.empty()) out += " doc=" + quoteString(g.docString);
     out += " {\n";
-    for (const Value* v : orderedInitializers(g))
-      out += spaces(indent + 2) + ref(v) + " = const " + tensorText(*v->initializer()) + "\n";
+    for (const Value* v : orderedInitializers(g)) {
+      const Tensor& t = *v->initializer();
+      std::string text = tensorText(t);
+      // The metadata goes right after the type; a graph input's is in the graph header.
+      const bool isInput = std::count(g.inputs().begin(), g.inputs().end(), v) != 0;
+      if (t.defined() && !v->hasDefaultMeta() && !isInput) {
+        const size_t typeEnd = typeText(t.type()).size();
+        text = text.substr(0, typeEnd) + metaText(*v) + text.substr(typeEnd);
+      }
+      out += spaces(indent + 2) + ref(v) + " = const " + text + "\n";
+    }
     for (const auto& n : g.nodes()) printNode(*n, indent + 2, out);
     out += spaces(indent) + "}";
   }
@@ -246,11 +306,13 @@ class Printer {
       }
       out += multiline ? spaces(indent) + "}" : "}";
     }
+    out += nodeMetaText(n, indent);
     bool anyType = false;
-    for (const Value* o : n.outputs()) anyType |= typeKnown(o->type());
+    for (const Value* o : n.outputs()) anyType |= typeKnown(o->type()) || !o->hasDefaultMeta();
     if (anyType) {
       out += " : ";
-      for (size_t i = 0; i < n.numOutputs(); ++i) out += (i ? ", " : "") + typeText(n.output(i)->type());
+      for (size_t i = 0; i < n.numOutputs(); ++i)
+        out += (i ? ", " : "") + typeText(n.output(i)->type()) + metaText(*n.output(i));
     }
     if (opt_.nodeNames && !n.name().empty()) out += " loc(" + quoteString(n.name()) + ")";
     out += "\n";

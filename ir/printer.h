@@ -30,6 +30,19 @@
 // : types [loc("node name")]`), and `}`. Attributes holding graphs put one attribute per
 // line, the nested graph indented two more spaces.
 //
+// Metadata (ir/layout.h; each part printed only when it differs from its default):
+//   - a value's, in braces right after its type wherever the type is printed (graph
+//     header, node results, `const` lines; a graph input's only in the header): its
+//     layout name, `device=`, and the quantization fields `scale=`, `zp=` (tensors, inline
+//     or by reference `@<value>.scale` / `@<value>.zp` like any tensor) and `axis=` (per
+//     axis only), in that order:
+//       %w = const i8[8,4]{packed_gemm_b_16, scale=f32[] [0.05], zp=i8[] [0]} @w
+//       %3 = Conv(%x, %w) : f32[1,8,4,4]{NCHW8c, device=cuda}
+//     An unknown type with metadata prints as `?{NCHW8c}`.
+//   - a node's, after its attributes and before `:`, as `@precision=<dtype>`,
+//     `@device=<cpu|cuda>` and `@tactic={name=value, ...}` (attribute syntax, no graphs):
+//       %3 = Conv(%x, %w) {pads=[1, 1, 1, 1]} @precision=f16 @device=cuda @tactic={tile=8} : f16[1,8,4,4]
+//
 // Everything else is canonical too: attributes sorted by name; floats printed with
 // round-trip precision (%.9g, %.17g for f64) and always with a '.', 'e', inf or nan so
 // they read back as floats; strings quoted with C escapes; empty lists tagged with their

@@ -10,6 +10,7 @@
 #include <unordered_map>
 
 #include "ir/printer.h"
+#include "ir/verifier.h"
 
 namespace anvil::ir {
 
@@ -201,6 +202,38 @@ class Lexer {
 
 bool typeKnown(const TensorType& t) { return t.dtype != DataType::kUndefined || t.shape.rankKnown(); }
 
+// A value's metadata as read from `{...}` after its type; `where` is the '{' (for errors).
+struct ValueMeta {
+  Layout layout;
+  std::optional<Quantization> quant;
+  Device device = Device::kCPU;
+  bool given = false;
+  int line = 0, col = 0;
+
+  void applyTo(Value& v) const {
+    v.setLayout(layout);
+    v.setQuantization(quant);
+    v.setDevice(device);
+  }
+  bool sameAs(const Value& v) const { return layout == v.layout() && quant == v.quantization() && device == v.device(); }
+};
+
+std::string metaText(const ValueMeta& m) {
+  std::string s;
+  if (!m.layout.isPlain()) s += layoutName(m.layout);
+  if (m.device != Device::kCPU) s += std::string(s.empty() ? "" : ", ") + "device=" + deviceName(m.device);
+  if (m.quant) s += std::string(s.empty() ? "" : ", ") + (m.quant->axis ? "per-axis" : "per-tensor") + " quantization";
+  return s.empty() ? "no metadata" : "{" + s + "}";
+}
+
+std::string metaText(const Value& v) {
+  ValueMeta m;
+  m.layout = v.layout();
+  m.quant = v.quantization();
+  m.device = v.device();
+  return metaText(m);
+}
+
 constexpr int kMaxDepth = 200;
 
 class Parser {
@@ -332,26 +365,34 @@ class Parser {
     list(")", "after a graph input", [&] {
       Token t = expectKind(Token::kValue, "a graph input ('%x: f32[N,3]')");
       TensorType type;
+      ValueMeta meta;
       if (isPunct(":")) {
         next();
         type = parseType();
+        meta = valueMeta(type);
       }
       checkNewName(g, t);
       Value* v = g.addValue(t.text, type);
+      meta.applyTo(*v);
       defs_[v] = posText(t.line, t.col);
       g.addInput(v);
     });
     expectPunct("->", "between the inputs and outputs of graph @" + name.text);
     expectPunct("(", "to open the outputs of graph @" + name.text);
-    std::vector<std::pair<Token, std::optional<TensorType>>> outputs;
-    list(")", "after a graph output", [&] {
-      Token t = expectKind(Token::kValue, "a graph output ('%y: f32[N]')");
+    struct Output {
+      Token name;
       std::optional<TensorType> type;
+      ValueMeta meta;
+    };
+    std::vector<Output> outputs;
+    list(")", "after a graph output", [&] {
+      Output o{expectKind(Token::kValue, "a graph output ('%y: f32[N]')"), std::nullopt, {}};
       if (isPunct(":")) {
         next();
-        type = parseType();
+        o.type = parseType();
+        o.meta = valueMeta(*o.type);
       }
-      outputs.emplace_back(t, type);
+      outputs.push_back(std::move(o));
     });
     if (isIdent("doc")) {
       next();
@@ -365,7 +406,7 @@ class Parser {
       statement(g, depth);
     }
     next();
-    for (const auto& [t, type] : outputs) {
+    for (const auto& [t, type, meta] : outputs) {
       Value* v = g.lookup(t.text);
       if (!v) fail(t, "graph output " + describe(t) + " is not defined in graph @" + name.text);
       if (type && typeKnown(*type)) {
@@ -374,6 +415,16 @@ class Parser {
         } else if (v->type() != *type) {
           fail(t, "graph output " + describe(t) + " is declared " + typeText(*type) + " but defined as " +
                       typeText(v->type()));
+        }
+      }
+      // The header repeats the definition's metadata (or gives it where the definition has
+      // none); with a type given, it must agree.
+      if (type) {
+        if (v->hasDefaultMeta() && v->owner() == &g) {
+          meta.applyTo(*v);
+        } else if (!meta.sameAs(*v)) {
+          fail(t, "graph output " + describe(t) + " is declared with " + metaText(meta) + " but defined with " +
+                      metaText(*v));
         }
       }
       g.addOutput(v);
@@ -457,11 +508,14 @@ class Parser {
     });
     std::vector<std::pair<std::string, Attribute::Storage>> attrs;
     if (isPunct("{")) attrs = attributes(g, depth);
+    NodeMeta nodeMeta = nodeMetadata(g, depth);
     std::vector<TensorType> types;
+    std::vector<ValueMeta> metas;
     if (isPunct(":")) {
       Token colon = next();
       for (;;) {
         types.push_back(parseType());
+        metas.push_back(valueMeta(types.back()));
         if (!isPunct(",")) break;
         next();
       }
@@ -487,8 +541,109 @@ class Parser {
     for (size_t i = 0; i < results.size(); ++i) {
       defs_[n->output(i)] = posText(results[i].line, results[i].col);
       if (i < types.size()) n->output(i)->setType(types[i]);
+      if (i < metas.size()) metas[i].applyTo(*n->output(i));
     }
     for (auto& [name, value] : attrs) n->attrs().set(name, std::move(value));
+    n->setPrecision(nodeMeta.precision);
+    n->setDevice(nodeMeta.device);
+    for (auto& [name, value] : nodeMeta.tactic) n->tacticParams().set(name, std::move(value));
+  }
+
+  // ---- metadata ----------------------------------------------------------------------
+  struct NodeMeta {
+    DataType precision = DataType::kUndefined;
+    Device device = Device::kCPU;
+    std::vector<std::pair<std::string, Attribute::Storage>> tactic;
+  };
+
+  // ` @precision=f16 @device=cuda @tactic={...}`, each at most once, in any order.
+  NodeMeta nodeMetadata(Graph& g, int depth) {
+    NodeMeta m;
+    std::set<std::string> seen;
+    while (peek().kind == Token::kAt) {
+      const Token key = next();
+      if (key.text != "precision" && key.text != "device" && key.text != "tactic")
+        fail(key, "unknown node field " + describe(key) + ", expected @precision, @device or @tactic");
+      if (!seen.insert(key.text).second) fail(key, "node field " + describe(key) + " is given twice");
+      expectPunct("=", "after " + describe(key));
+      if (key.text == "tactic") {
+        if (!isPunct("{")) expected("'{' to open the tactic parameters");
+        m.tactic = attributes(g, depth);
+        for (const auto& [name, value] : m.tactic)
+          if (std::holds_alternative<std::shared_ptr<Graph>>(value) ||
+              std::holds_alternative<std::vector<std::shared_ptr<Graph>>>(value))
+            fail(key, "tactic parameter '" + name + "' holds a graph");
+        continue;
+      }
+      const Token v = expectKind(Token::kIdent, key.text == "device" ? "a device (cpu, cuda)" : "an element type (f32, f16, ...)");
+      if (key.text == "device") {
+        std::optional<Device> d = parseDevice(v.text);
+        if (!d) fail(v, "unknown device '" + v.text + "', expected cpu or cuda");
+        m.device = *d;
+      } else {
+        m.precision = dtypeFromName(v.text);
+        if (m.precision == DataType::kUndefined) fail(v, "unknown precision '" + v.text + "'");
+        if (!isFloat(m.precision) && !isInteger(m.precision))
+          fail(v, "precision '" + v.text + "' is not a numeric type");
+      }
+    }
+    return m;
+  }
+
+  // `{NCHW8c, device=cuda, scale=f32[] [0.5], zp=i8[] [3], axis=1}` after a value's type:
+  // a layout name and key=value fields, each at most once, in any order.
+  ValueMeta valueMeta(const TensorType& type) {
+    ValueMeta m;
+    if (!isPunct("{")) return m;
+    const Token open = next();
+    m.given = true;
+    m.line = open.line;
+    m.col = open.col;
+    std::set<std::string> seen;
+    std::optional<Token> scaleTok, zpTok, axisTok;
+    Tensor scale, zp;
+    std::optional<int64_t> axis;
+    list("}", "in value metadata", [&] {
+      const Token key = peek();
+      if (key.kind != Token::kIdent) expected("a layout name or a field (device=, scale=, zp=, axis=) in value metadata");
+      next();
+      if (!isPunct("=")) {  // a layout name
+        if (!seen.insert("layout").second) fail(key, "value metadata gives two layouts");
+        std::optional<Layout> l = parseLayout(key.text);
+        if (!l) fail(key, "malformed layout name '" + key.text + "'");
+        if (std::string d = layoutDefect(*l, type); !d.empty()) fail(key, d);
+        m.layout = *l;
+        return;
+      }
+      next();  // '='
+      if (!seen.insert(key.text).second) fail(key, "value field '" + key.text + "' is given twice");
+      if (key.text == "device") {
+        const Token v = expectKind(Token::kIdent, "a device (cpu, cuda)");
+        std::optional<Device> d = parseDevice(v.text);
+        if (!d) fail(v, "unknown device '" + v.text + "', expected cpu or cuda");
+        m.device = *d;
+      } else if (key.text == "scale" || key.text == "zp") {
+        const Token typeTok = peek();
+        TensorType tt = parseType();
+        if (tt.dtype == DataType::kUndefined || !tt.shape.isStatic())
+          fail(typeTok, "a quantization " + key.text + " needs a known element type and static shape, got " +
+                            typeText(tt));
+        (key.text == "scale" ? scale : zp) = tensorData(tt);
+        (key.text == "scale" ? scaleTok : zpTok) = key;
+      } else if (key.text == "axis") {
+        axisTok = key;
+        axis = toInt(next());
+      } else {
+        fail(key, "unknown value field '" + key.text + "', expected device, scale, zp or axis");
+      }
+    });
+    if (!scaleTok && (zpTok || axisTok)) fail(zpTok ? *zpTok : *axisTok, "quantization needs a scale");
+    if (scaleTok) {
+      Quantization q{std::move(scale), std::move(zp), axis};
+      if (std::string d = quantizationDefect(q, type); !d.empty()) fail(*scaleTok, d);
+      m.quant = std::move(q);
+    }
+    return m;
   }
 
   void constant(Graph& g, const Token& result) {
@@ -496,11 +651,15 @@ class Parser {
     TensorType type = parseType();
     if (type.dtype == DataType::kUndefined || !type.shape.isStatic())
       fail(typeTok, "an initializer needs a known element type and static shape, got " + typeText(type));
+    const ValueMeta meta = valueMeta(type);
     Tensor t = tensorData(type);
     Value* existing = g.findValue(result.text);
     bool isInput = false;
     for (Value* in : g.inputs()) isInput |= in == existing;
     if (existing && isInput && !existing->isInitializer()) {  // a graph input with a default
+      if (meta.given)
+        failAt(meta.line, meta.col, "the metadata of graph input " + describe(result) +
+                                        " belongs in the graph header, not on its default");
       // The input keeps its declared type (it may be looser than the default's, f32[?]).
       if (existing->dtype() != DataType::kUndefined && existing->dtype() != t.dtype())
         fail(typeTok, "initializer " + describe(result) + " is " + typeText(t.type()) +
@@ -511,6 +670,7 @@ class Parser {
     }
     checkNewName(g, result);
     Value* v = g.addInitializer(result.text, std::move(t));
+    meta.applyTo(*v);
     defs_[v] = posText(result.line, result.col);
   }
 

@@ -7,7 +7,9 @@
 // used (graph inputs, initializers, earlier nodes, or enclosing graphs for subgraphs), and
 // a name may not shadow one visible from an enclosing graph. Ops unknown to the op table
 // are accepted (their nodes have no schema; the verifier reports them). Temporaries keep
-// their printed number as their name ("%3" is the value named "3").
+// their printed number as their name ("%3" is the value named "3"). Metadata fields may
+// come in any order (each once); a layout, quantization or precision that does not fit
+// its value (ir/verifier.h's checks) is a parse error at the field.
 //
 // Every error is anvil::Error kInvalidModel with "line:column: expected ..., got ...".
 #pragma once

@@ -2,6 +2,7 @@
 // far and the sets of the enclosing graphs (as they were at the owning node) in scope.
 #include "ir/verifier.h"
 
+#include <cmath>
 #include <functional>
 #include <unordered_map>
 #include <unordered_set>
@@ -120,6 +121,23 @@ class Verifier {
     return false;
   }
 
+  void checkValueMeta(const Value* v, const std::string& where) {
+    if (std::string d = layoutDefect(v->layout(), v->type()); !d.empty())
+      error(where, "value " + valueText(v) + ": " + d);
+    if (v->quantization())
+      if (std::string d = quantizationDefect(*v->quantization(), v->type()); !d.empty())
+        error(where, "value " + valueText(v) + ": " + d);
+  }
+
+  void checkNodeMeta(const Node& n, const std::string& at) {
+    const DataType p = n.precision();
+    if (p != DataType::kUndefined && !isFloat(p) && !isInteger(p))
+      error(at, std::string("precision ") + dtypeName(p) + " is not a numeric type");
+    for (const auto& [name, a] : n.tacticParams().all())
+      if (a.kind() == Attribute::Kind::kGraph || a.kind() == Attribute::Kind::kGraphs)
+        error(at, "tactic parameter '" + name + "' holds a graph");
+  }
+
   void graph(const Graph& g, std::vector<const Scope*>& outer, const std::string& where) {
     Scope defined;
     std::unordered_map<const Value*, std::string> definedAs;
@@ -127,6 +145,7 @@ class Verifier {
       auto [it, inserted] = definedAs.emplace(v, as);
       if (!inserted) error(where, "value " + valueText(v) + " is defined twice: as " + it->second + " and as " + as);
       defined.insert(v);
+      if (inserted) checkValueMeta(v, where);
     };
 
     for (size_t i = 0; i < g.inputs().size(); ++i) {
@@ -155,6 +174,7 @@ class Verifier {
       const Node& n = *g.nodes()[i];
       const std::string at = where + ": " + nodeText(n, i);
       if (n.owner() != &g) error(at, "node belongs to graph " + graphText(n.owner()));
+      checkNodeMeta(n, at);
 
       const OpSchema* s = n.schema() ? n.schema() : OpRegistry::instance().find(n.op(), n.domain());
       if (!s && !opt_.allowUnknownOps) {
@@ -225,6 +245,53 @@ class Verifier {
 };
 
 }  // namespace
+
+std::string layoutDefect(const Layout& l, const TensorType& t) {
+  if (l.isPlain()) return "";
+  const std::string name = layoutName(l);
+  if (layoutNeedsBlock(l) && l.block() == 0) return "layout " + name + " needs a block size (" + name + "8...)";
+  if (knownLayoutRank(l) >= 0 && !layoutNeedsBlock(l) && l.block() != 0)
+    return "layout family " + l.family() + " takes no block size, got " + name;
+  const int rank = knownLayoutRank(l);
+  if (rank >= 0 && t.shape.rankKnown() && int(t.shape.rank()) != rank)
+    return "layout " + name + " needs rank " + std::to_string(rank) + ", the value is " + t.str();
+  return "";
+}
+
+std::string quantizationDefect(const Quantization& q, const TensorType& t) {
+  const Tensor& s = q.scale;
+  if (!s.defined()) return "quantization without a scale";
+  if (s.dtype() != DataType::kF32 && s.dtype() != DataType::kF16 && s.dtype() != DataType::kBF16)
+    return std::string("quantization scale is ") + s.summary() + ", expected f32, f16 or bf16";
+  if (!q.axis && s.rank() != 0)
+    return "per-tensor quantization needs a scalar scale, got " + s.summary() + " (per axis: give an axis)";
+  if (q.axis) {
+    if (s.rank() != 1) return "per-axis quantization needs a 1-D scale, got " + s.summary();
+    if (*q.axis < 0) return "quantization axis must be >= 0, got " + std::to_string(*q.axis);
+    if (t.shape.rankKnown()) {
+      if (*q.axis >= int64_t(t.shape.rank()))
+        return "quantization axis " + std::to_string(*q.axis) + " is out of range for " + t.str();
+      const Dim& d = t.shape[size_t(*q.axis)];
+      if (d.isStatic() && d.value() != s.dim(0))
+        return "quantization scale " + s.summary() + " does not match dim " + std::to_string(*q.axis) + " of " +
+               t.str();
+    }
+  }
+  for (int64_t i = 0; i < s.numel(); ++i) {
+    const double v = s.getDouble(i);
+    if (!(v > 0) || v == INFINITY)
+      return "quantization scale #" + std::to_string(i) + " is " + std::to_string(v) + ", expected finite and > 0";
+  }
+  const Tensor& z = q.zeroPoint;
+  if (z.defined()) {
+    if (!isInteger(z.dtype()) && !isFloat(z.dtype()))
+      return "quantization zero point is " + z.summary() + ", expected an integer or 8-bit float type";
+    if (z.dims() != s.dims()) return "quantization zero point " + z.summary() + " does not match scale " + s.summary();
+    if ((isInteger(t.dtype) || (isFloat(t.dtype) && bitWidth(t.dtype) <= 8)) && z.dtype() != t.dtype)
+      return "quantization zero point is " + z.summary() + " but the value is " + t.str();
+  }
+  return "";
+}
 
 std::vector<std::string> verifyErrors(const Graph& graph, const VerifyOptions& options) {
   return Verifier(options).run(graph);

@@ -11,7 +11,10 @@
 //  - the op is in the op table, and input/output counts are within its schema;
 //  - graph outputs are defined;
 //  - ownership is consistent: nodes and the values they define belong to the graph,
-//    each output records its producer, each subgraph's parent is the enclosing graph.
+//    each output records its producer, each subgraph's parent is the enclosing graph;
+//  - metadata fits: a value's layout suits its rank (layoutDefect), its quantization
+//    parameters its type (quantizationDefect); a node's precision is a numeric type and
+//    its tactic parameters hold no graphs.
 #pragma once
 
 #include <string>
@@ -24,6 +27,11 @@ namespace anvil::ir {
 struct VerifyOptions {
   bool allowUnknownOps = false;  // tolerate ops missing from the op table (pass tests)
 };
+
+// Metadata checks shared with the text parser: "" when the layout / quantization fits a
+// value of type `t`, else what is wrong ("NCHW8c needs rank 4, the value has rank 2").
+std::string layoutDefect(const Layout& l, const TensorType& t);
+std::string quantizationDefect(const Quantization& q, const TensorType& t);
 
 // Every defect found, one message each, naming the graph, the node and what is wrong;
 // empty when the graph is valid.

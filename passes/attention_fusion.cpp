@@ -24,7 +24,7 @@
 
 #include "passes/fusion_util.h"
 #include "passes/linear_rewrite.h"
-#include "passes/pipeline.h"
+#include "passes/passes.h"
 
 namespace anvil::passes {
 
@@ -194,7 +194,7 @@ bool fuseAt(ir::Graph& g, ir::Node& pv) {
 
 }  // namespace
 
-PassResult fuseAttention(ir::Graph& g) {
+PassResult fuseAttention(ir::Graph& g, const PassContext& /*ctx*/) {
   std::vector<Pattern> patterns = {
       {"attention", "MatMul", "", [](ir::Graph& gr, ir::Node& n) { return fuseAt(gr, n); }},
   };

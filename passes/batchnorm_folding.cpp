@@ -12,7 +12,7 @@
 
 #include "passes/linear_rewrite.h"
 #include "passes/pattern.h"
-#include "passes/pipeline.h"
+#include "passes/passes.h"
 
 namespace anvil::passes {
 
@@ -142,7 +142,7 @@ bool foldBn(ir::Graph& g, ir::Node& bn) {
 
 }  // namespace
 
-PassResult foldBatchNorm(ir::Graph& g) {
+PassResult foldBatchNorm(ir::Graph& g, const PassContext& /*ctx*/) {
   std::string stats;
   const int n = applyPatterns(g, {{"bn-into-linear", "BatchNormalization", "", foldBn}}, &stats);
   return {n, stats};

@@ -14,7 +14,7 @@
 #include "ir/op_schema.h"
 #include "passes/graph_edit.h"
 #include "passes/pattern.h"
-#include "passes/pipeline.h"
+#include "passes/passes.h"
 
 namespace anvil::passes {
 
@@ -51,7 +51,7 @@ bool staticTooLarge(const ir::Value* v) {
 
 }  // namespace
 
-PassResult foldConstants(ir::Graph& g) {
+PassResult foldConstants(ir::Graph& g, const PassContext& /*ctx*/) {
   int constants = 0, folded = 0, shapes = 0, failed = 0;
   const auto observed = observedOutputs(g);
   std::vector<ir::Node*> snapshot;

@@ -4,7 +4,7 @@
 // topological order merges whole duplicated chains (Shape(x) twice -> Gather twice ...).
 //
 // Not merged: random ops, nodes with subgraphs, initializers that are graph inputs or
-// outputs. When the later node produces a graph output the earlier one is dropped
+// outputs, values stored differently or nodes run differently (IR metadata). When the later node produces a graph output the earlier one is dropped
 // instead, so graph outputs keep their values; two graph outputs are never merged.
 #include <cstring>
 #include <map>
@@ -12,7 +12,7 @@
 #include "ir/op_schema.h"
 #include "passes/graph_edit.h"
 #include "passes/pattern.h"
-#include "passes/pipeline.h"
+#include "passes/passes.h"
 
 namespace anvil::passes {
 
@@ -69,12 +69,34 @@ std::optional<std::string> attrsKey(const ir::Attributes& attrs) {
   return k;
 }
 
+// Values merge only when stored alike (layout, device, quantization), nodes only when
+// they run alike (precision, device, tactic parameters) and produce values stored alike.
+std::string valueMetaKey(const ir::Value& v) {
+  if (v.hasDefaultMeta()) return "";
+  std::string k = ir::layoutName(v.layout()) + "/" + ir::deviceName(v.device());
+  if (const auto& q = v.quantization())
+    k += "/q" + (q->axis ? std::to_string(*q->axis) : std::string("-")) + ":" + tensorKey(q->scale) + ":" +
+         (q->zeroPoint.defined() ? tensorKey(q->zeroPoint) : std::string());
+  return k;
+}
+
+std::optional<std::string> nodeMetaKey(const ir::Node& n) {
+  std::string k = std::to_string(int(n.precision())) + "/" + ir::deviceName(n.device());
+  if (!n.tacticParams().empty()) {
+    auto tk = attrsKey(n.tacticParams());
+    if (!tk) return std::nullopt;
+    k += "/" + *tk;
+  }
+  for (const ir::Value* o : n.outputs()) k += "|" + valueMetaKey(*o);
+  return k;
+}
+
 int mergeInitializers(ir::Graph& g) {
   std::map<std::string, ir::Value*> seen;
   int merged = 0;
   for (ir::Value* v : g.initializers()) {
     if (isGraphInput(g, v) || isGraphOutput(g, v) || v->initializer()->numel() > kMaxMergeElements) continue;
-    auto [it, fresh] = seen.emplace(tensorKey(*v->initializer()), v);
+    auto [it, fresh] = seen.emplace(valueMetaKey(*v) + "|" + tensorKey(*v->initializer()), v);
     if (fresh) continue;
     g.replaceAllUses(v, it->second);
     ++merged;
@@ -84,7 +106,7 @@ int mergeInitializers(ir::Graph& g) {
 
 }  // namespace
 
-PassResult eliminateCommonSubexpressions(ir::Graph& g) {
+PassResult eliminateCommonSubexpressions(ir::Graph& g, const PassContext& /*ctx*/) {
   const int inits = mergeInitializers(g);
   std::map<std::string, ir::Node*> seen;
   int nodes = 0, skipped = 0;
@@ -94,11 +116,12 @@ PassResult eliminateCommonSubexpressions(ir::Graph& g) {
     const ir::OpSchema* schema = n->schema();
     if (!schema || schema->has(ir::kTraitRandom) || hasSubgraphs(*n)) continue;
     auto ak = attrsKey(n->attrs());
-    if (!ak) continue;
+    auto mk = nodeMetaKey(*n);
+    if (!ak || !mk) continue;
     // Inputs by identity (pointers are stable for the sweep; merged ones were rewired).
     std::string key = n->domain() + "|" + n->op() + "|" + std::to_string(n->numOutputs()) + "|";
     for (const ir::Value* in : n->inputs()) key += std::to_string(reinterpret_cast<uintptr_t>(in)) + ",";
-    key += "|" + *ak;
+    key += "|" + *ak + "|" + *mk;
     auto [it, fresh] = seen.emplace(key, n);
     if (fresh) continue;
     ir::Node* keep = it->second;

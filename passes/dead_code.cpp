@@ -2,7 +2,7 @@
 // (random ops included: their values are unobservable when unused).
 #include <unordered_set>
 
-#include "passes/pipeline.h"
+#include "passes/passes.h"
 
 namespace anvil::passes {
 
@@ -27,7 +27,7 @@ void markUsed(const ir::Graph& g, std::unordered_set<const ir::Value*>& live) {
 }
 }  // namespace
 
-PassResult eliminateDeadCode(ir::Graph& g) {
+PassResult eliminateDeadCode(ir::Graph& g, const PassContext& /*ctx*/) {
   std::unordered_set<const ir::Value*> live(g.outputs().begin(), g.outputs().end());
   std::vector<ir::Node*> dead;
   // Walk backwards: a node is live if any output is live.

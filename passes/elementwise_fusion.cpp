@@ -23,7 +23,7 @@
 #include "ir/ops/anvil_elementwise.h"
 #include "passes/fusion_util.h"
 #include "passes/linear_rewrite.h"
-#include "passes/pipeline.h"
+#include "passes/passes.h"
 
 namespace anvil::passes {
 
@@ -106,7 +106,7 @@ void collectSubgraphReads(const ir::Graph& g, std::unordered_set<const ir::Value
 
 }  // namespace
 
-PassResult fuseElementwiseChains(ir::Graph& g) {
+PassResult fuseElementwiseChains(ir::Graph& g, const PassContext& /*ctx*/) {
   // Readers of each value, by node (a node reading a value twice counts once).
   std::unordered_map<const ir::Value*, std::vector<ir::Node*>> readers;
   for (const auto& np : g.nodes()) {

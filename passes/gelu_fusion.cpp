@@ -13,7 +13,7 @@
 // its only reader. Declines for non-float types.
 #include "passes/fusion_util.h"
 #include "passes/linear_rewrite.h"
-#include "passes/pipeline.h"
+#include "passes/passes.h"
 
 namespace anvil::passes {
 
@@ -157,7 +157,7 @@ bool fuse(ir::Graph& g, ir::Node& act, bool tanh) {
 
 }  // namespace
 
-PassResult fuseGelu(ir::Graph& g) {
+PassResult fuseGelu(ir::Graph& g, const PassContext& /*ctx*/) {
   std::vector<Pattern> patterns = {
       {"gelu-erf", "Erf", "", [](ir::Graph& gr, ir::Node& n) { return fuse(gr, n, false); }},
       {"gelu-tanh", "Tanh", "", [](ir::Graph& gr, ir::Node& n) { return fuse(gr, n, true); }},

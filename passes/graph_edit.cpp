@@ -121,6 +121,9 @@ bool isGraphOutputValue(const ir::Graph& g, const ir::Value* v) {
 }  // namespace
 
 bool forwardValue(ir::Graph& g, ir::Node* dead, ir::Value* from, ir::Value* to) {
+  // Values stored differently (layout, device, quantization) are not interchangeable: the
+  // dead node converts between them.
+  if (!from->sameMeta(*to)) return false;
   // The dead node's other outputs must be unobserved.
   for (ir::Value* o : dead->outputs())
     if (o != from && (isGraphOutputValue(g, o) || !g.users(o).empty())) return false;
@@ -151,8 +154,10 @@ bool forwardValue(ir::Graph& g, ir::Node* dead, ir::Value* from, ir::Value* to) 
   }
   ir::Node* q = g.addNode(p->op(), p->domain(), p->name(), p->inputs(), names);
   q->attrs() = p->attrs();
+  q->copyMetaFrom(*p);
   for (size_t j = 0; j < p->numOutputs(); ++j) {
     q->output(j)->setType(j == slot ? fromType : p->output(j)->type());
+    q->output(j)->copyMetaFrom(*p->output(j));  // the slot's equals `from`'s (checked above)
     g.replaceAllUses(p->output(j), q->output(j));
   }
   g.removeNode(p);
@@ -164,11 +169,15 @@ ir::Node* replaceNode(ir::Graph& g, ir::Node* old, const std::string& op, const 
                       const std::vector<ir::Value*>& inputs, const ir::Attributes& attrs) {
   std::vector<std::string> names, tmpNames;
   std::vector<ir::TensorType> types;
+  std::vector<ir::Value> metas;  // holders of the outputs' layout, quantization and device
   for (const ir::Value* o : old->outputs()) {
     names.push_back(o->name());
     types.push_back(o->type());
+    metas.emplace_back().copyMetaFrom(*o);
     tmpNames.push_back(o->name().empty() ? "" : uniqueName(g, o->name() + "_tmp"));
   }
+  const ir::DataType precision = old->precision();
+  const ir::Device device = old->device();
   // A temporary node holds the readers (and the new inputs) while the old names are freed.
   ir::Node* tmp = g.addNode(op, domain, old->name(), inputs, tmpNames);
   for (size_t i = 0; i < names.size(); ++i)
@@ -178,8 +187,12 @@ ir::Node* replaceNode(ir::Graph& g, ir::Node* old, const std::string& op, const 
   g.removeUnusedValues();
   ir::Node* n = g.addNode(op, domain, nodeName, inputs, names);
   n->attrs() = attrs;
+  // Same outputs, same precision and device; the old op's tactic parameters do not carry.
+  n->setPrecision(precision);
+  n->setDevice(device);
   for (size_t i = 0; i < names.size(); ++i) {
     n->output(i)->setType(types[i]);
+    n->output(i)->copyMetaFrom(metas[i]);
     if (!names[i].empty()) g.replaceAllUses(tmp->output(i), n->output(i));
   }
   g.removeNode(tmp);

@@ -63,12 +63,14 @@ std::optional<int64_t> shapeValueInt(const ir::Dim& d);
 // that it produces a value named like `from` (legal only when `to` is an output of a
 // single-output-in-use node without subgraphs, read by nobody else and not a graph
 // output). Returns false and changes nothing when that is impossible (e.g. `to` is a
-// graph input or an initializer: a graph output must stay computed by a node).
+// graph input or an initializer: a graph output must stay computed by a node) or when
+// `from` and `to` carry different metadata (layout, device, quantization).
 bool forwardValue(ir::Graph& g, ir::Node* dead, ir::Value* from, ir::Value* to);
 
 // Replaces `old` by a new node (op, domain, inputs, attributes) that computes the same
 // outputs: same count, names and types, and every reader (graph outputs included) now
-// reads the new node's. Values unused at the time of the call are swept
+// reads the new node's; the outputs keep their metadata and the node its precision and
+// device (not its tactic parameters). Values unused at the time of the call are swept
 // (removeUnusedValues), so the caller must not hold pointers to unreferenced values.
 ir::Node* replaceNode(ir::Graph& g, ir::Node* old, const std::string& op, const std::string& domain,
                       const std::vector<ir::Value*>& inputs, const ir::Attributes& attrs);

@@ -15,7 +15,7 @@
 // normalized dims needed).
 #include "passes/fusion_util.h"
 #include "passes/linear_rewrite.h"
-#include "passes/pipeline.h"
+#include "passes/passes.h"
 
 namespace anvil::passes {
 
@@ -206,7 +206,7 @@ bool fuseAt(ir::Graph& g, ir::Node& norm) {
 
 }  // namespace
 
-PassResult fuseLayerNorm(ir::Graph& g) {
+PassResult fuseLayerNorm(ir::Graph& g, const PassContext& /*ctx*/) {
   std::vector<Pattern> patterns = {
       {"layernorm-div", "Div", "", [](ir::Graph& gr, ir::Node& n) { return fuseAt(gr, n); }},
       {"layernorm-mul", "Mul", "", [](ir::Graph& gr, ir::Node& n) { return fuseAt(gr, n); }},

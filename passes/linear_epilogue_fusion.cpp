@@ -18,7 +18,7 @@
 #include "ir/ops/anvil_linear.h"
 #include "passes/linear_rewrite.h"
 #include "passes/pattern.h"
-#include "passes/pipeline.h"
+#include "passes/passes.h"
 
 namespace anvil::passes {
 
@@ -263,7 +263,7 @@ bool fuse(ir::Graph& g, ir::Node& lin) {
 
 }  // namespace
 
-PassResult fuseLinearEpilogues(ir::Graph& g) {
+PassResult fuseLinearEpilogues(ir::Graph& g, const PassContext& /*ctx*/) {
   std::string stats;
   int n = 0;
   for (const char* op : {"Conv", "Gemm", "MatMul"}) {

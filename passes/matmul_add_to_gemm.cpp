@@ -9,7 +9,7 @@
 // instead of twice).
 #include "passes/linear_rewrite.h"
 #include "passes/pattern.h"
-#include "passes/pipeline.h"
+#include "passes/passes.h"
 
 namespace anvil::passes {
 
@@ -52,7 +52,7 @@ bool toGemm(ir::Graph& g, ir::Node& add) {
 
 }  // namespace
 
-PassResult fuseMatMulAdd(ir::Graph& g) {
+PassResult fuseMatMulAdd(ir::Graph& g, const PassContext& /*ctx*/) {
   std::string stats;
   const int n = applyPatterns(g, {{"matmul-add-to-gemm", "Add", "", toGemm}}, &stats);
   return {n, stats};

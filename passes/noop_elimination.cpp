@@ -19,7 +19,7 @@
 
 #include "passes/graph_edit.h"
 #include "passes/pattern.h"
-#include "passes/pipeline.h"
+#include "passes/passes.h"
 
 namespace anvil::passes {
 
@@ -92,7 +92,7 @@ bool dropoutInference(const ir::Graph& g, const ir::Node& n) {
 
 }  // namespace
 
-PassResult eliminateNoops(ir::Graph& g) {
+PassResult eliminateNoops(ir::Graph& g, const PassContext& /*ctx*/) {
   std::map<std::string, int> counts;
   int total = 0, kept = 0;
   std::vector<ir::Node*> snapshot;

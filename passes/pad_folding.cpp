@@ -8,7 +8,7 @@
 // has explicit pads or auto_pad NOTSET/VALID (SAME_* depends on the input extent).
 #include "passes/linear_rewrite.h"
 #include "passes/pattern.h"
-#include "passes/pipeline.h"
+#include "passes/passes.h"
 
 namespace anvil::passes {
 
@@ -76,7 +76,7 @@ bool foldPad(ir::Graph& g, ir::Node& conv) {
 
 }  // namespace
 
-PassResult foldPadIntoConv(ir::Graph& g) {
+PassResult foldPadIntoConv(ir::Graph& g, const PassContext& /*ctx*/) {
   std::string stats;
   const int n = applyPatterns(g, {{"pad-into-conv", "Conv", "", foldPad}}, &stats);
   return {n, stats};

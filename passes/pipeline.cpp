@@ -8,24 +8,9 @@
 #include "ir/op_schema.h"
 #include "ir/printer.h"
 #include "ir/verifier.h"
+#include "passes/passes.h"
 
 namespace anvil::passes {
-
-PassResult eliminateNoops(ir::Graph& g);  // passes/noop_elimination.cpp
-PassResult foldConstants(ir::Graph& g);  // passes/constant_folding.cpp
-PassResult foldShapeChains(ir::Graph& g);  // passes/shape_folding.cpp
-PassResult eliminateDeadCode(ir::Graph& g);  // passes/dead_code.cpp
-PassResult eliminateCommonSubexpressions(ir::Graph& g);  // passes/cse.cpp
-PassResult cancelTransposes(ir::Graph& g);  // passes/transpose_cancellation.cpp
-PassResult foldBatchNorm(ir::Graph& g);  // passes/batchnorm_folding.cpp
-PassResult foldPadIntoConv(ir::Graph& g);  // passes/pad_folding.cpp
-PassResult fuseMatMulAdd(ir::Graph& g);  // passes/matmul_add_to_gemm.cpp
-PassResult fuseLayerNorm(ir::Graph& g);  // passes/layernorm_fusion.cpp
-PassResult fuseGelu(ir::Graph& g);  // passes/gelu_fusion.cpp
-PassResult fuseSoftmax(ir::Graph& g);  // passes/softmax_fusion.cpp
-PassResult fuseAttention(ir::Graph& g);  // passes/attention_fusion.cpp
-PassResult fuseLinearEpilogues(ir::Graph& g);  // passes/linear_epilogue_fusion.cpp
-PassResult fuseElementwiseChains(ir::Graph& g);  // passes/elementwise_fusion.cpp
 
 const std::vector<Pass>& pipeline() {
   static const std::vector<Pass> passes = {
@@ -45,6 +30,8 @@ const std::vector<Pass>& pipeline() {
       {"linear-epilogue-fusion", "fuse Conv/Gemm/MatMul + bias + activation + residual Add", 3, fuseLinearEpilogues},
       {"elementwise-fusion", "fuse chains of elementwise ops into one FusedElementwise node", 3, fuseElementwiseChains},
       {"dead-code-final", "remove what the fusions left unread", 1, eliminateDeadCode},
+      // Decisions, not optimizations: every build places its nodes, whatever the level.
+      {"placement", "place every node and value on the target device; default float nodes to f32 when only f32 is allowed", 0, placeAndDefaultPrecision},
   };
   return passes;
 }
@@ -64,7 +51,7 @@ std::vector<std::string> optimize(ir::Graph& graph, int level, const OptimizeOpt
   for (const Pass& p : pipeline()) {
     if (level < p.minLevel) continue;
     const size_t before = graph.nodes().size();
-    PassResult r = p.run(graph);
+    PassResult r = p.run(graph, options.context);
     ir::inferShapes(graph);
     if (options.verify) {
       try {

@@ -20,11 +20,9 @@
 #include "ir/op_schema.h"
 #include "passes/graph_edit.h"
 #include "passes/pattern.h"
-#include "passes/pipeline.h"
+#include "passes/passes.h"
 
 namespace anvil::passes {
-
-PassResult foldConstants(ir::Graph& g);  // passes/constant_folding.cpp
 
 namespace {
 
@@ -114,7 +112,7 @@ int scalarizeFills(ir::Graph& g, ir::Node& n) {
 
 }  // namespace
 
-PassResult foldShapeChains(ir::Graph& g) {
+PassResult foldShapeChains(ir::Graph& g, const PassContext& ctx) {
   KnownValues kv = computeKnownValues(g);
   int values = 0, reshapes = 0, expands = 0, fills = 0;
   const auto observed = observedOutputs(g);
@@ -165,7 +163,7 @@ PassResult foldShapeChains(ir::Graph& g) {
   }
   g.removeUnusedValues();
   // What now has constant inputs only (ConstantOfShape of a folded shape, ...).
-  PassResult cf = foldConstants(g);
+  PassResult cf = foldConstants(g, ctx);
   std::string stats = "values=" + std::to_string(values) + ", Reshape=" + std::to_string(reshapes) +
                       ", Expand=" + std::to_string(expands) + ", fill-to-scalar=" + std::to_string(fills) +
                       ", then-folded=" + std::to_string(cf.changed);

@@ -14,7 +14,7 @@
 // must preserve the graph's results, not improve them).
 #include "passes/fusion_util.h"
 #include "passes/linear_rewrite.h"
-#include "passes/pipeline.h"
+#include "passes/passes.h"
 
 namespace anvil::passes {
 
@@ -76,7 +76,7 @@ bool fuseAt(ir::Graph& g, ir::Node& exp) {
 
 }  // namespace
 
-PassResult fuseSoftmax(ir::Graph& g) {
+PassResult fuseSoftmax(ir::Graph& g, const PassContext& /*ctx*/) {
   std::vector<Pattern> patterns = {
       {"softmax", "Exp", "", [](ir::Graph& gr, ir::Node& n) { return fuseAt(gr, n); }},
   };

@@ -8,7 +8,7 @@
 #include "ir/op_schema.h"
 #include "passes/graph_edit.h"
 #include "passes/pattern.h"
-#include "passes/pipeline.h"
+#include "passes/passes.h"
 
 namespace anvil::passes {
 
@@ -118,7 +118,7 @@ bool reshapeChain(ir::Graph& g, ir::Node& outer) {
 
 }  // namespace
 
-PassResult cancelTransposes(ir::Graph& g) {
+PassResult cancelTransposes(ir::Graph& g, const PassContext& /*ctx*/) {
   std::string stats;
   int n = applyPatterns(g,
                         {

@@ -38,11 +38,11 @@ cudaError_t dispatch(Activation act, const void* x, void* y, std::int64_t n, cud
 
 }  // namespace
 
-cudaError_t launchActivation(Activation act, DType dtype, const void* x, void* y, std::int64_t n,
-                             cudaStream_t stream) {
+cudaError_t launchActivation(Activation act, DataType dtype, const void* x, void* y,
+                             std::int64_t n, cudaStream_t stream) {
   if (n == 0) return cudaSuccess;
-  return dtype == DType::kF32 ? dispatch<float>(act, x, y, n, stream)
-                              : dispatch<__half>(act, x, y, n, stream);
+  return dtype == DataType::kF32 ? dispatch<float>(act, x, y, n, stream)
+                                 : dispatch<__half>(act, x, y, n, stream);
 }
 
 }  // namespace anvil::cuda::kernels

@@ -15,8 +15,8 @@ inline constexpr int kActivationBlock = 256;
 inline constexpr int kSoftmaxBlock = 256;
 
 // x and y point at n elements of `dtype` (float or __half) in device memory.
-cudaError_t launchActivation(Activation act, DType dtype, const void* x, void* y, std::int64_t n,
-                             cudaStream_t stream);
+cudaError_t launchActivation(Activation act, DataType dtype, const void* x, void* y,
+                             std::int64_t n, cudaStream_t stream);
 
 cudaError_t launchSoftmaxRowsF32(const float* x, float* y, std::int64_t rows, std::int64_t cols,
                                  cudaStream_t stream);

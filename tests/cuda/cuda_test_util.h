@@ -32,8 +32,8 @@ inline __half fromF<__half>(float x) {
 }
 
 template <typename T>
-constexpr DType dtypeOf() {
-  return std::is_same_v<T, float> ? DType::kF32 : DType::kF16;
+constexpr DataType dtypeOf() {
+  return std::is_same_v<T, float> ? DataType::kF32 : DataType::kF16;
 }
 
 inline double referenceActivation(Activation a, double x) {

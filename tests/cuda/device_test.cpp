@@ -53,28 +53,34 @@ TEST(CudaDevice, QueriesOfAMissingDeviceThrow) {
 }
 
 TEST(CudaDevice, KernelNames) {
-  EXPECT_EQ(activationKernelName(Activation::kGeluErf, DType::kF16),
+  EXPECT_EQ(activationKernelName(Activation::kGeluErf, DataType::kF16),
             "f16_gelu_erf_gridstride_block256");
-  EXPECT_EQ(activationKernelName(Activation::kRelu, DType::kF32), "f32_relu_gridstride_block256");
-  EXPECT_EQ(softmaxRowsKernelName(DType::kF32), "f32_softmax_row_block256");
+  EXPECT_EQ(activationKernelName(Activation::kRelu, DataType::kF32),
+            "f32_relu_gridstride_block256");
+  EXPECT_EQ(softmaxRowsKernelName(DataType::kF32), "f32_softmax_row_block256");
 }
 
 // Checked before any CUDA call, so the same with or without a GPU.
 TEST(CudaDevice, BadArgumentsAreRejected) {
   float buf[8];
-  expectError([&] { launchActivation(Activation::kSilu, DType::kF32, buf, buf, -1, nullptr); },
+  expectError([&] { launchActivation(Activation::kSilu, DataType::kF32, buf, buf, -1, nullptr); },
               ErrorCode::kInvalidArgument,
               "f32_silu_gridstride_block256: element count -1 is negative");
-  expectError([&] { launchActivation(Activation::kTanh, DType::kF16, nullptr, buf, 4, nullptr); },
-              ErrorCode::kInvalidArgument, "f16_tanh_gridstride_block256: null input pointer");
-  expectError([&] { launchActivation(Activation::kRelu, DType::kF32, buf, buf + 1, 4, nullptr); },
-              ErrorCode::kInvalidArgument, "overlap partially");
   expectError(
-      [&] { launchActivation(static_cast<Activation>(42), DType::kF32, buf, buf, 4, nullptr); },
+      [&] { launchActivation(Activation::kTanh, DataType::kF16, nullptr, buf, 4, nullptr); },
+      ErrorCode::kInvalidArgument, "f16_tanh_gridstride_block256: null input pointer");
+  expectError(
+      [&] { launchActivation(Activation::kRelu, DataType::kF32, buf, buf + 1, 4, nullptr); },
+      ErrorCode::kInvalidArgument, "overlap partially");
+  expectError(
+      [&] { launchActivation(static_cast<Activation>(42), DataType::kF32, buf, buf, 4, nullptr); },
       ErrorCode::kInvalidArgument, "unknown activation 42");
   expectError(
-      [&] { launchActivation(Activation::kRelu, static_cast<DType>(9), buf, buf, 4, nullptr); },
-      ErrorCode::kInvalidArgument, "unsupported element type 9");
+      [&] { launchActivation(Activation::kRelu, static_cast<DataType>(9), buf, buf, 4, nullptr); },
+      ErrorCode::kInvalidArgument, "unsupported element type bool (9)");
+  expectError([&] { launchActivation(Activation::kRelu, DataType::kBF16, buf, buf, 4, nullptr); },
+              ErrorCode::kInvalidArgument,
+              "launchActivation(relu): unsupported element type bf16 (16)");
   expectError([&] { launchSoftmaxRows(buf, buf, 2, -3, nullptr); }, ErrorCode::kInvalidArgument,
               "f32_softmax_row_block256: shape [2, -3] has a negative dimension");
   expectError([&] { launchSoftmaxRows(buf, nullptr, 2, 3, nullptr); }, ErrorCode::kInvalidArgument,
@@ -82,7 +88,8 @@ TEST(CudaDevice, BadArgumentsAreRejected) {
   expectError([&] { launchSoftmaxRows(buf, buf + 2, 2, 3, nullptr); }, ErrorCode::kInvalidArgument,
               "overlap partially");
   // Empty work is not an error and touches nothing.
-  EXPECT_NO_THROW(launchActivation(Activation::kRelu, DType::kF32, nullptr, nullptr, 0, nullptr));
+  EXPECT_NO_THROW(
+      launchActivation(Activation::kRelu, DataType::kF32, nullptr, nullptr, 0, nullptr));
   EXPECT_NO_THROW(launchSoftmaxRows(nullptr, nullptr, 0, 5, nullptr));
 }
 
@@ -90,9 +97,10 @@ TEST(CudaDevice, LaunchWithoutGpuIsAClearError) {
   if (deviceCount() != 0) GTEST_SKIP() << "a CUDA device is present";
   // Never dereferenced: the launch fails first.
   auto* fake = reinterpret_cast<float*>(std::uintptr_t{0x10000});
-  expectError([&] { launchActivation(Activation::kRelu, DType::kF32, fake, fake, 10, nullptr); },
-              ErrorCode::kRuntimeError,
-              "launching f32_relu_gridstride_block256 over 10 elements failed: cuda");
+  expectError(
+      [&] { launchActivation(Activation::kRelu, DataType::kF32, fake, fake, 10, nullptr); },
+      ErrorCode::kRuntimeError,
+      "launching f32_relu_gridstride_block256 over 10 elements failed: cuda");
   expectError([&] { launchSoftmaxRows(fake, fake, 2, 3, nullptr); }, ErrorCode::kRuntimeError,
               "launching f32_softmax_row_block256 over [2, 3] failed: cuda");
 }

@@ -17,11 +17,11 @@
 #include "ir/printer.h"
 #include "ir/text_parser.h"
 #include "ir/verifier.h"
-#include "passes/pipeline.h"
+#include "passes/passes.h"
 
 namespace anvil::fusiontest {
 
-using PassFn = std::function<passes::PassResult(ir::Graph&)>;
+using PassFn = std::function<passes::PassResult(ir::Graph&, const passes::PassContext&)>;
 
 inline ir::Model parseTyped(const std::string& text) {
   ir::Model m = ir::parseIrText(text);
@@ -86,7 +86,7 @@ inline PassRun runPass(const std::string& input, const PassFn& pass, int seeds =
   PassRun r;
   ir::Model before = parseTyped(input);
   ir::Model after = parseTyped(input);
-  r.changed = pass(*after.graph).changed;
+  r.changed = pass(*after.graph, {}).changed;
   ir::inferShapes(*after.graph);
   ir::verify(*after.graph);
   r.printed = ir::printGraph(*after.graph);

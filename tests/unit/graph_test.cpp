@@ -1,5 +1,6 @@
 // The Graph API: use replacement, node removal, topological sort, users across
-// subgraphs, dead value removal, name lookup through enclosing graphs.
+// subgraphs, dead value removal, name lookup through enclosing graphs; value and node
+// metadata (layouts, quantization, devices, precision) and the verifier's checks of it.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -224,6 +225,121 @@ TEST_F(GraphApi, RemoveUnusedValuesKeepsValuesReturnedBySubgraphs) {
   g.removeUnusedValues();
   ASSERT_NE(g.findValue("w"), nullptr);
   EXPECT_NO_THROW(verify(g, kUnknownOpsOk));
+}
+
+// ---- metadata ------------------------------------------------------------------------
+
+TEST_F(GraphApi, LayoutNamesReadBack) {
+  struct Case {
+    const char* name;
+    const char* family;
+    int32_t block;
+  };
+  const Case cases[] = {{"NCHW", "NCHW", 0},          {"NHWC", "NHWC", 0},
+                        {"NCHW8c", "NCHWc", 8},       {"NCHW16c", "NCHWc", 16},
+                        {"packed_gemm_b_16", "packed_gemm_b", 16}, {"NCDHW4c", "NCDHWc", 4},
+                        {"my_format", "my_format", 0}, {"OIHW", "OIHW", 0}};
+  for (const Case& c : cases) {
+    std::optional<Layout> l = parseLayout(c.name);
+    ASSERT_TRUE(l) << c.name;
+    EXPECT_EQ(l->family(), c.family) << c.name;
+    EXPECT_EQ(l->block(), c.block) << c.name;
+    EXPECT_EQ(layoutName(*l), c.name);
+    EXPECT_EQ(Layout::of(c.family, c.block), *l) << c.name;
+  }
+  EXPECT_EQ(parseLayout("plain"), Layout::plain());
+  EXPECT_EQ(parseLayout(""), Layout::plain());
+  EXPECT_EQ(layoutName(Layout()), "plain");
+  EXPECT_TRUE(Layout::nchw().isRowMajor());
+  EXPECT_FALSE(Layout::nchwc(8).isRowMajor());
+  for (const char* bad : {"8c", "NCHW0c", "NCHW08c", "NCHW99999c", "x_0", "a__3", "_1", "NC-HW", "N CHW",
+                          "NCHWc_8"})
+    EXPECT_FALSE(parseLayout(bad)) << bad;
+  // A family whose name would read back as another one cannot be made.
+  EXPECT_THROW(Layout::of("foo_3"), Error);
+  EXPECT_THROW(Layout::of("NCHWc_", 8), Error);
+  EXPECT_THROW(Layout::of("", 8), Error);
+  EXPECT_EQ(deviceName(Device::kCUDA), std::string("cuda"));
+  EXPECT_EQ(parseDevice("cpu"), Device::kCPU);
+  EXPECT_FALSE(parseDevice("gpu"));
+}
+
+TEST_F(GraphApi, MetadataDefaultsAndCopies) {
+  Graph g;
+  Value* x = g.addValue("x", {DataType::kF32, Shape({1, 8, 2, 2})});
+  EXPECT_TRUE(x->hasDefaultMeta());
+  Node* n = g.addNode("Relu", "", "r", {x}, {"y"});
+  EXPECT_TRUE(n->hasDefaultMeta());
+  EXPECT_EQ(n->precision(), DataType::kUndefined);
+
+  x->setLayout(Layout::nchwc(8));
+  x->setDevice(Device::kCUDA);
+  x->setQuantization(Quantization{Tensor::scalar<float>(DataType::kF32, 0.5f), Tensor(), std::nullopt});
+  EXPECT_FALSE(x->hasDefaultMeta());
+  Value* y = n->output(0);
+  EXPECT_FALSE(y->sameMeta(*x));
+  y->copyMetaFrom(*x);
+  EXPECT_TRUE(y->sameMeta(*x));
+  EXPECT_EQ(y->layout(), Layout::nchwc(8));
+  EXPECT_EQ(y->name(), "y");  // only metadata is copied
+
+  n->setPrecision(DataType::kF16);
+  n->setDevice(Device::kCUDA);
+  n->tacticParams().set("tile", int64_t(8));
+  Node* m = g.addNode("Relu", "", "r2", {y}, {"z"});
+  m->copyMetaFrom(*n);
+  EXPECT_EQ(m->precision(), DataType::kF16);
+  EXPECT_EQ(m->device(), Device::kCUDA);
+  EXPECT_EQ(m->tacticParams().getInt("tile", 0), 8);
+  EXPECT_EQ(m->name(), "r2");
+
+  Quantization a{Tensor::scalar<float>(DataType::kF32, 0.5f), Tensor::scalar<int8_t>(DataType::kI8, 1), std::nullopt};
+  Quantization b = a;
+  EXPECT_EQ(a, b);
+  b.zeroPoint = Tensor::scalar<int8_t>(DataType::kI8, 2);
+  EXPECT_NE(a, b);
+  b = a;
+  b.axis = 0;
+  EXPECT_NE(a, b);
+}
+
+TEST_F(GraphApi, VerifierChecksMetadata) {
+  Graph g;
+  Value* x = g.addValue("x", {DataType::kI8, Shape({2, 3})});
+  g.addInput(x);
+  Node* n = g.addNode("Relu", "", "r", {x}, {"y"});
+  n->output(0)->setType({DataType::kI8, Shape({2, 3})});
+  g.addOutput(n->output(0));
+  EXPECT_TRUE(verifyErrors(g).empty());
+
+  auto only = [&](const std::string& fragment) {
+    auto errors = verifyErrors(g);
+    ASSERT_EQ(errors.size(), 1u) << (errors.empty() ? "no error" : errors[0]);
+    EXPECT_NE(errors[0].find(fragment), std::string::npos) << errors[0];
+  };
+  x->setLayout(Layout::nchwc(8));
+  only("value 'x': layout NCHW8c needs rank 4, the value is i8[2,3]");
+  x->setLayout(Layout::packedGemmB(16));
+  EXPECT_TRUE(verifyErrors(g).empty());
+
+  Quantization q{Tensor::fromVector<float>(DataType::kF32, {3}, {1, 2, 3}),
+                 Tensor::fromVector<int8_t>(DataType::kI8, {3}, {0, 0, 0}), int64_t(1)};
+  n->output(0)->setQuantization(q);
+  EXPECT_TRUE(verifyErrors(g).empty());
+  q.axis = 0;
+  n->output(0)->setQuantization(q);
+  only("value 'y': quantization scale f32[3] does not match dim 0 of i8[2,3]");
+  q.axis = 1;
+  q.zeroPoint = Tensor::fromVector<uint8_t>(DataType::kU8, {3}, {0, 0, 0});
+  n->output(0)->setQuantization(q);
+  only("zero point is u8[3] but the value is i8[2,3]");
+  n->output(0)->setQuantization(std::nullopt);
+
+  n->setPrecision(DataType::kString);
+  only("Relu 'r' (node #0): precision string is not a numeric type");
+  n->setPrecision(DataType::kF32);
+  n->tacticParams().set("body", std::make_shared<Graph>("b", &g));
+  only("tactic parameter 'body' holds a graph");
 }
 
 }  // namespace

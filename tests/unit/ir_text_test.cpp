@@ -562,4 +562,198 @@ TEST_F(IrText, TruncatedAndMutatedTextNeverCrashes) {
   }
 }
 
+// ---- metadata: layout, quantization, device per value; precision, device, tactic per node
+
+TEST_F(IrText, MetadataRoundTripsEveryField) {
+  const std::string text =
+      "graph @main(%x: f32[1,8,4,4]{NCHW8c}, %s: f32[8]{device=cuda}) -> (%y: i8[1,8,4,4]{NCHW8c, device=cuda, "
+      "scale=f32[] [0.5], zp=i8[] [3]}) {\n"
+      "  %w = const i8[2,2]{packed_gemm_b_16, scale=f32[2] [0.25, 0.5], zp=i8[2] [0, -1], axis=1} [1, 2, 3, 4]\n"
+      "  %0 = Relu(%x) @precision=f16 @device=cuda @tactic={tile=[8, 8], variant=\"avx2\"} : f32[1,8,4,4]{NCHW16c}\n"
+      "  %1 = Foo(%0, %w) @precision=i8 : ?{NHWC}\n"
+      "  %y = TestQuant(%1) : i8[1,8,4,4]{NCHW8c, device=cuda, scale=f32[] [0.5], zp=i8[] [3]}\n"
+      "}\n";
+  Model m = parseIrText(text);
+  EXPECT_EQ(printGraph(*m.graph), text);
+  EXPECT_TRUE(verifyErrors(*m.graph, kUnknownOpsOk).empty());
+  const Graph& g = *m.graph;
+
+  const Value* x = g.inputs()[0];
+  EXPECT_EQ(x->layout(), Layout::nchwc(8));
+  EXPECT_EQ(x->device(), Device::kCPU);
+  EXPECT_FALSE(x->quantization());
+  EXPECT_EQ(g.inputs()[1]->device(), Device::kCUDA);
+  EXPECT_TRUE(g.inputs()[1]->layout().isPlain());
+
+  const Value* w = g.findValue("w");
+  EXPECT_EQ(w->layout(), Layout::packedGemmB(16));
+  ASSERT_TRUE(w->quantization());
+  EXPECT_EQ(w->quantization()->axis, std::optional<int64_t>(1));
+  EXPECT_FALSE(w->quantization()->perTensor());
+  EXPECT_TRUE(w->quantization()->scale.sameAs(Tensor::fromVector<float>(DataType::kF32, {2}, {0.25f, 0.5f})));
+  EXPECT_TRUE(w->quantization()->zeroPoint.sameAs(Tensor::fromVector<int8_t>(DataType::kI8, {2}, {0, -1})));
+
+  const Node& relu = *g.nodes()[0];
+  EXPECT_EQ(relu.precision(), DataType::kF16);
+  EXPECT_EQ(relu.device(), Device::kCUDA);
+  EXPECT_EQ(relu.tacticParams().getInts("tile"), (std::vector<int64_t>{8, 8}));
+  EXPECT_EQ(relu.tacticParams().getString("variant", ""), "avx2");
+  EXPECT_TRUE(relu.attrs().empty());  // tactic parameters are not attributes
+  EXPECT_EQ(relu.output(0)->layout(), Layout::nchwc(16));
+  EXPECT_EQ(g.nodes()[1]->precision(), DataType::kI8);
+  EXPECT_EQ(g.nodes()[1]->output(0)->layout(), Layout::nhwc());
+  EXPECT_EQ(g.nodes()[1]->output(0)->dtype(), DataType::kUndefined);
+
+  const Value* y = g.outputs()[0];
+  ASSERT_TRUE(y->quantization());
+  EXPECT_TRUE(y->quantization()->perTensor());
+  EXPECT_EQ(y->quantization()->scale.getDouble(0), 0.5);
+  EXPECT_EQ(y->quantization()->zeroPoint.getInt(0), 3);
+  EXPECT_EQ(y->device(), Device::kCUDA);
+
+  // Each field on its own, and in another order than the printer's: same graph.
+  for (const std::string& one : {
+           std::string("graph @main(%x: f32[1,2,3,4]{NHWC}) -> () {\n}\n"),
+           std::string("graph @main(%x: f32[2]{device=cuda}) -> () {\n}\n"),
+           std::string("graph @main(%x: u8[2]{scale=f32[] [0.125]}) -> () {\n}\n"),
+           std::string("graph @main(%x: u8[2]{scale=f32[] [0.125], zp=u8[] [128]}) -> () {\n}\n"),
+           std::string("graph @main(%x: u8[2]{scale=bf16[2] [1, 2], axis=0}) -> () {\n}\n"),
+           std::string("graph @main(%x: f32[2]) -> () {\n  Foo(%x) @precision=bf16\n}\n"),
+           std::string("graph @main(%x: f32[2]) -> () {\n  Foo(%x) @device=cuda\n}\n"),
+           std::string("graph @main(%x: f32[2]) -> () {\n  Foo(%x) @tactic={k=1.5}\n}\n"),
+       })
+    EXPECT_EQ(printGraph(*parseIrText(one).graph), one);
+  Model reordered = parseIrText(
+      "graph @main(%x: f32[1,8,4,4]{device=cuda, NCHW8c}) -> () {\n"
+      "  %w = const i8[2,2]{axis=1, zp=i8[2] [0, -1], scale=f32[2] [0.25, 0.5], packed_gemm_b_16} [1, 2, 3, 4]\n"
+      "  Foo(%x) @tactic={a=1} @device=cuda @precision=f32\n"
+      "}\n");
+  EXPECT_EQ(printGraph(*reordered.graph),
+            "graph @main(%x: f32[1,8,4,4]{NCHW8c, device=cuda}) -> () {\n"
+            "  %w = const i8[2,2]{packed_gemm_b_16, scale=f32[2] [0.25, 0.5], zp=i8[2] [0, -1], axis=1} [1, 2, 3, 4]\n"
+            "  Foo(%x) @precision=f32 @device=cuda @tactic={a=1}\n"
+            "}\n");
+  // The defaults print nothing, whether set explicitly or not.
+  Model defaults = parseIrText(
+      "graph @main(%x: f32[2]{plain, device=cpu}) -> () {\n  Foo(%x) @device=cpu\n}\n");
+  EXPECT_EQ(printGraph(*defaults.graph), "graph @main(%x: f32[2]) -> () {\n  Foo(%x)\n}\n");
+}
+
+TEST_F(IrText, MetadataTensorsPrintByReferenceAndGraphOutputsAgree) {
+  Graph g("main");
+  Value* x = g.addValue("x", {DataType::kI8, Shape({2, 32})});
+  g.addInput(x);
+  Quantization q;
+  q.scale = Tensor(DataType::kF32, {32});
+  q.zeroPoint = Tensor(DataType::kI8, {32});
+  for (int i = 0; i < 32; ++i) {
+    q.scale.setDouble(i, 0.5 + i);
+    q.zeroPoint.setDouble(i, i - 16);
+  }
+  q.axis = 1;
+  x->setQuantization(q);
+  Node* n = g.addNode("Relu", "", "", {x}, {"y"});
+  n->output(0)->setType({DataType::kI8, Shape({2, 32})});
+  n->output(0)->setQuantization(q);
+  n->output(0)->setDevice(Device::kCUDA);
+  g.addOutput(n->output(0));
+
+  WeightMap weights;
+  const std::string text = printGraph(g, {}, &weights);
+  EXPECT_EQ(text,
+            "graph @main(%x: i8[2,32]{scale=f32[32] @x.scale, zp=i8[32] @x.zp, axis=1}) -> (%y: i8[2,32]{device=cuda, "
+            "scale=f32[32] @y.scale, zp=i8[32] @y.zp, axis=1}) {\n"
+            "  %y = Relu(%x) : i8[2,32]{device=cuda, scale=f32[32] @y.scale, zp=i8[32] @y.zp, axis=1}\n"
+            "}\n");
+  ASSERT_EQ(weights.size(), 4u);
+  EXPECT_TRUE(weights.at("x.scale").sameAs(q.scale));
+  EXPECT_TRUE(weights.at("y.zp").sameAs(q.zeroPoint));
+  Model back = roundTrip(g);
+  EXPECT_EQ(*back.graph->outputs()[0]->quantization(), q);
+
+  // The header may give an output's metadata the definition left out; when both give it
+  // they must agree.
+  Model fromHeader = parseIrText(
+      "graph @main(%x: f32[2]) -> (%y: f32[2]{device=cuda}) {\n  %y = Relu(%x)\n}\n");
+  EXPECT_EQ(fromHeader.graph->outputs()[0]->device(), Device::kCUDA);
+  EXPECT_THROW(parseIrText("graph @main(%x: f32[2]) -> (%y: f32[2]{device=cuda}) {\n"
+                           "  %y = Relu(%x) : f32[2]{scale=f32[] [1]}\n}\n"),
+               Error);
+}
+
+TEST_F(IrText, MetadataParseErrorsNameLineColumn) {
+  const BadText corpus[] = {
+      {"graph @main(%x: f32[2]{NCHW8c}) -> () {}", "1:24", "layout NCHW8c needs rank 4, the value is f32[2]"},
+      {"graph @main(%x: f32[1,2,3,4]{NCHWc}) -> () {}", "1:30", "layout NCHWc needs a block size"},
+      {"graph @main(%x: f32[1,2,3,4]{NCHW_8}) -> () {}", "1:30", "layout family NCHW takes no block size"},
+      {"graph @main(%x: f32[2]{x_0}) -> () {}", "1:24", "malformed layout name 'x_0'"},
+      {"graph @main(%x: f32[1,2,3,4]{NCHW, NHWC}) -> () {}", "1:36", "value metadata gives two layouts"},
+      {"graph @main(%x: f32[2]{device=tpu}) -> () {}", "1:31", "unknown device 'tpu', expected cpu or cuda"},
+      {"graph @main(%x: f32[2]{colour=1}) -> () {}", "1:24", "unknown value field 'colour'"},
+      {"graph @main(%x: f32[2]{device=cuda, device=cpu}) -> () {}", "1:37", "value field 'device' is given twice"},
+      {"graph @main(%x: f32[2]{3}) -> () {}", "1:24", "expected a layout name or a field"},
+      {"graph @main(%x: i8[2]{zp=i8[] [0]}) -> () {}", "1:23", "quantization needs a scale"},
+      {"graph @main(%x: i8[2]{scale=f32[2] [1, 2]}) -> () {}", "1:23", "per-tensor quantization needs a scalar scale"},
+      {"graph @main(%x: i8[2]{scale=f32[2] [1, 2], axis=1}) -> () {}", "1:23",
+       "quantization axis 1 is out of range for i8[2]"},
+      {"graph @main(%x: i8[2]{scale=f32[3] [1, 2, 3], axis=0}) -> () {}", "1:23", "does not match dim 0 of i8[2]"},
+      {"graph @main(%x: i8[2]{scale=f32[] [-1]}) -> () {}", "1:23", "expected finite and > 0"},
+      {"graph @main(%x: i8[2]{scale=i32[] [1]}) -> () {}", "1:23", "expected f32, f16 or bf16"},
+      {"graph @main(%x: i8[2]{scale=f32[] [1], zp=u8[] [0]}) -> () {}", "1:23",
+       "zero point is u8[] but the value is i8[2]"},
+      {"graph @main(%x: i8[2]{scale=f32[N] [1]}) -> () {}", "1:29", "needs a known element type and static shape"},
+      {"graph @main() -> () {\n  Foo() @prec=f16\n}", "2:9", "unknown node field '@prec'"},
+      {"graph @main() -> () {\n  Foo() @precision=bool\n}", "2:20", "precision 'bool' is not a numeric type"},
+      {"graph @main() -> () {\n  Foo() @precision=f33\n}", "2:20", "unknown precision 'f33'"},
+      {"graph @main() -> () {\n  Foo() @device=cuda @device=cpu\n}", "2:22", "node field '@device' is given twice"},
+      {"graph @main() -> () {\n  Foo() @device=3\n}", "2:17", "expected a device (cpu, cuda), got '3'"},
+      {"graph @main() -> () {\n  Foo() @tactic=3\n}", "2:17", "expected '{' to open the tactic parameters"},
+      {"graph @main() -> () {\n  Foo() @tactic={g=graph @a() -> () {}}\n}", "2:9", "tactic parameter 'g' holds a graph"},
+      {"graph @main(%x: f32[2]) -> () {\n  %x = const f32[2]{device=cuda} [1, 2]\n}", "2:20",
+       "belongs in the graph header, not on its default"},
+      {"graph @main(%x: f32[2]) -> (%y: f32[2]) {\n  %y = Relu(%x) : f32[2]{device=cuda}\n}", "1:29",
+       "is declared with no metadata but defined with {device=cuda}"},
+  };
+  for (const BadText& bad : corpus) {
+    try {
+      parseIrText(bad.text);
+      ADD_FAILURE() << "parsed without error:\n" << bad.text;
+    } catch (const Error& e) {
+      const std::string msg = e.what();
+      EXPECT_EQ(e.code(), ErrorCode::kInvalidModel) << msg;
+      EXPECT_NE(msg.find(std::string("ir text ") + bad.position + ": "), std::string::npos)
+          << "want position " << bad.position << ", got: " << msg;
+      EXPECT_NE(msg.find(bad.message), std::string::npos) << "want '" << bad.message << "', got: " << msg;
+    }
+  }
+}
+
+TEST_F(IrText, MutatedMetadataTextNeverCrashes) {
+  const std::string text =
+      "graph @main(%x: f32[1,8,4,4]{NCHW8c}) -> (%y: i8[1,8,4,4]{NCHW8c, scale=f32[8] [1, 2, 3, 4, 5, 6, 7, 8], "
+      "zp=i8[8] [0, 1, 2, 3, 4, 5, 6, 7], axis=1}) {\n"
+      "  %0 = Relu(%x) @precision=f16 @device=cuda @tactic={t=[1, 2]} : f32[1,8,4,4]{NCHW16c, device=cuda}\n"
+      "  %y = TestQuant(%0) : i8[1,8,4,4]{NCHW8c, scale=f32[8] [1, 2, 3, 4, 5, 6, 7, 8], "
+      "zp=i8[8] [0, 1, 2, 3, 4, 5, 6, 7], axis=1}\n"
+      "}\n";
+  ASSERT_NO_THROW(parseIrText(text));
+  auto attempt = [](const std::string& s) {
+    try {
+      Model m = parseIrText(s);
+      (void)printModel(m);
+      (void)verifyErrors(*m.graph, kUnknownOpsOk);
+    } catch (const Error&) {
+    }
+  };
+  for (size_t n = 0; n < text.size(); ++n) attempt(text.substr(0, n));
+  const char replacements[] = {'{', '}', '[', ']', ',', '=', '@', '-', '0', '9', 'x', ' '};
+  for (size_t i = 0; i < text.size(); i += 2) {
+    for (char r : replacements) {
+      std::string s = text;
+      s[i] = r;
+      attempt(s);
+    }
+  }
+}
+
 }  // namespace

@@ -18,20 +18,11 @@
 #include "ir/text_parser.h"
 #include "ir/verifier.h"
 #include "parser/onnx_parser.h"
-#include "passes/pipeline.h"
-
-namespace anvil::passes {
-PassResult eliminateNoops(ir::Graph& g);
-PassResult foldConstants(ir::Graph& g);
-PassResult foldShapeChains(ir::Graph& g);
-PassResult eliminateDeadCode(ir::Graph& g);
-PassResult eliminateCommonSubexpressions(ir::Graph& g);
-PassResult cancelTransposes(ir::Graph& g);
-}  // namespace anvil::passes
+#include "passes/passes.h"
 
 using namespace anvil;
 using namespace anvil::ir;
-using PassFn = std::function<passes::PassResult(Graph&)>;
+using PassFn = std::function<passes::PassResult(Graph&, const passes::PassContext&)>;
 
 namespace {
 
@@ -84,7 +75,7 @@ void expectSameOutputs(const Graph& before, const Graph& after, const std::map<s
 passes::PassResult expectRewrite(const PassFn& pass, const std::string& input, const std::string& expected) {
   Model before = parsed(input);
   Model after = parsed(input);
-  passes::PassResult r = pass(*after.graph);
+  passes::PassResult r = pass(*after.graph, {});
   inferShapes(*after.graph);
   verify(*after.graph);
   EXPECT_EQ(printGraph(*after.graph), expected);
@@ -97,7 +88,7 @@ passes::PassResult expectRewrite(const PassFn& pass, const std::string& input, c
 void expectUnchanged(const PassFn& pass, const std::string& input) {
   Model m = parsed(input);
   const std::string text = printGraph(*m.graph);
-  pass(*m.graph);
+  pass(*m.graph, {});
   inferShapes(*m.graph);
   verify(*m.graph);
   EXPECT_EQ(printGraph(*m.graph), text);
@@ -270,7 +261,7 @@ TEST(ConstantFolding, KeepsValuesASubgraphReturnsDirectly) {
       "  } : f32[2]\n"
       "}\n");
   Model ref = parsed(printGraph(*m.graph));
-  passes::foldConstants(*m.graph);
+  passes::foldConstants(*m.graph, {});
   inferShapes(*m.graph);
   verify(*m.graph);
   EXPECT_EQ(countOp(*m.graph, "Neg"), 1u);
@@ -298,9 +289,9 @@ TEST(ConstantFolding, ShapeOfTheStaticDimsOfASymbolicInput) {
 
 // ---- shape folding -------------------------------------------------------------------
 
-passes::PassResult foldShapesThenDce(Graph& g) {
-  passes::PassResult r = passes::foldShapeChains(g);
-  passes::eliminateDeadCode(g);
+passes::PassResult foldShapesThenDce(Graph& g, const passes::PassContext&) {
+  passes::PassResult r = passes::foldShapeChains(g, {});
+  passes::eliminateDeadCode(g, {});
   return r;
 }
 

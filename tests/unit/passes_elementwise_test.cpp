@@ -14,10 +14,6 @@
 #include "fusion_test_util.h"
 #include "ir/ops/anvil_elementwise.h"
 
-namespace anvil::passes {
-PassResult fuseElementwiseChains(ir::Graph& g);
-}  // namespace anvil::passes
-
 using namespace anvil;
 using fusiontest::expectUnchanged;
 using fusiontest::runPass;
@@ -156,7 +152,7 @@ TEST(ElementwiseFusion, SymbolicDims) {
   %y = Tanh(%0)
 }
 )");
-  EXPECT_EQ(passes::fuseElementwiseChains(*m.graph).changed, 2);
+  EXPECT_EQ(passes::fuseElementwiseChains(*m.graph, {}).changed, 2);
   ir::inferShapes(*m.graph);
   ir::verify(*m.graph);
   EXPECT_EQ(ir::printGraph(*m.graph),
@@ -372,7 +368,7 @@ TEST(FusedElementwiseOp, DISABLED_Timing) {
 )"};
   for (const char* text : chains) {
     ir::Model before = fusiontest::parseTyped(text), after = fusiontest::parseTyped(text);
-    passes::fuseElementwiseChains(*after.graph);
+    passes::fuseElementwiseChains(*after.graph, {});
     ir::inferShapes(*after.graph);
     auto in = fusiontest::randomInputs(*before.graph, 5);
     auto time = [](auto&& f) {

@@ -19,14 +19,7 @@
 #include "ir/printer.h"
 #include "ir/text_parser.h"
 #include "ir/verifier.h"
-#include "passes/pipeline.h"
-
-namespace anvil::passes {
-PassResult foldBatchNorm(ir::Graph& g);
-PassResult foldPadIntoConv(ir::Graph& g);
-PassResult fuseMatMulAdd(ir::Graph& g);
-PassResult fuseLinearEpilogues(ir::Graph& g);
-}  // namespace anvil::passes
+#include "passes/passes.h"
 
 using namespace anvil;
 using anvil::ir::DataType;
@@ -35,7 +28,7 @@ using anvil::ir::Tensor;
 namespace {
 
 using Dims = std::vector<int64_t>;
-using PassFn = std::function<passes::PassResult(ir::Graph&)>;
+using PassFn = std::function<passes::PassResult(ir::Graph&, const passes::PassContext&)>;
 
 // Random tensors for weights and inputs: uniform in [lo, hi).
 Tensor randomTensor(DataType t, const Dims& dims, uint32_t seed, double lo = -1.0, double hi = 1.0) {
@@ -89,7 +82,7 @@ passes::PassResult checkPass(const PassFn& pass, const std::string& text, const 
   ir::inferShapes(*after.graph);
   std::vector<std::string> outNames;
   for (const ir::Value* v : after.graph->outputs()) outNames.push_back(v->name());
-  passes::PassResult r = pass(*after.graph);
+  passes::PassResult r = pass(*after.graph, {});
   ir::inferShapes(*after.graph);
   EXPECT_NO_THROW(ir::verify(*after.graph)) << print(*after.graph);
   if (!expected.empty()) {
@@ -107,7 +100,7 @@ void checkDeclines(const PassFn& pass, const std::string& text, const ir::Weight
   ir::inferShapes(*m.graph);
   m.graph->removeUnusedValues();  // the pattern driver sweeps unread constants
   const std::string before = print(*m.graph);
-  const passes::PassResult r = pass(*m.graph);
+  const passes::PassResult r = pass(*m.graph, {});
   ir::inferShapes(*m.graph);
   EXPECT_EQ(r.changed, 0);
   EXPECT_EQ(print(*m.graph), before);
@@ -542,7 +535,7 @@ TEST(LinearEpilogueFusion, EveryActivationMatchesTheUnfusedGraph) {
         EXPECT_EQ(r.changed, 1);
         ir::Model m = ir::parseIrText(text, w);
         ir::inferShapes(*m.graph);
-        passes::fuseLinearEpilogues(*m.graph);
+        passes::fuseLinearEpilogues(*m.graph, {});
         ASSERT_EQ(m.graph->nodes().size(), 1u) << print(*m.graph);
         EXPECT_EQ(m.graph->nodes()[0]->domain(), "anvil");
       }
