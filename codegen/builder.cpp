@@ -246,6 +246,9 @@ void buildImpl(const std::string& onnxPath, const BuilderConfig& config, std::st
   report->nodesBefore = int(model.graph->nodes().size());
   passes::OptimizeOptions popts;
   popts.dumpDir = config.dumpGraphDir;
+  popts.context.device = config.device == Device::kCUDA ? ir::Device::kCUDA : ir::Device::kCPU;
+  popts.context.cpuIsa = runtime::hostCpuIsa();
+  popts.context.threads = threads;
   report->passLog = passes::optimize(*model.graph, config.optimizationLevel, popts);
   report->nodesAfter = int(model.graph->nodes().size());
 

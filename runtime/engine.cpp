@@ -254,9 +254,10 @@ std::vector<LayerInfo> Engine::layers() const {
     li.type = n.domain().empty() ? n.op() : n.domain() + "." + n.op();
     li.tactic = sp.kernel;
     li.tacticVersion = sp.kernelVersion;
-    li.precision = sp.precision != DataType::kUndefined ? ir::dtypeName(sp.precision)
-                   : n.numOutputs()                     ? ir::dtypeName(n.output(0)->dtype())
-                                                        : "";
+    li.precision = n.precision() != DataType::kUndefined ? ir::dtypeName(n.precision())
+                   : sp.precision != DataType::kUndefined ? ir::dtypeName(sp.precision)
+                   : n.numOutputs()                       ? ir::dtypeName(n.output(0)->dtype())
+                                                          : "";
     li.device = sp.device == Device::kCUDA ? "cuda" : "cpu";
     li.timed = sp.timed;
     li.candidates = sp.candidates;
@@ -265,7 +266,7 @@ std::vector<LayerInfo> Engine::layers() const {
     for (const ir::Value* v : n.inputs()) li.inputs.push_back(v ? v->name() : "");
     for (const ir::Value* v : n.outputs()) {
       li.outputs.push_back(v->name());
-      li.outputLayouts.push_back("plain");
+      li.outputLayouts.push_back(ir::layoutName(v->layout()));
     }
     out.push_back(std::move(li));
   }

@@ -18,6 +18,7 @@
 #include <set>
 
 #include "engine_generated.h"
+#include "ir/layout.h"
 #include "ir/op_schema.h"
 
 namespace anvil::runtime {
@@ -179,9 +180,15 @@ class Writer {
     flatbuffers::Offset<fb::TensorRef> init = v.isInitializer() && !elided ? tensorRef(*v.initializer()) : 0;
     ArenaSlot slot;
     if (auto it = plan_.arena.find(&v); it != plan_.arena.end()) slot = it->second;
+    flatbuffers::Offset<fb::QuantDef> quant = 0;
+    if (const auto& q = v.quantization())
+      quant = fb::CreateQuantDef(fbb_, tensorRef(q->scale), q->zeroPoint.defined() ? tensorRef(q->zeroPoint) : 0,
+                                 q->axis ? int32_t(*q->axis) : -1);
+    auto layout = v.layout().isPlain() ? 0 : fbb_.CreateString(ir::layoutName(v.layout()));
+    auto device = v.device() == ir::Device::kCPU ? 0 : fbb_.CreateString(ir::deviceName(v.device()));
     return fb::CreateValueDef(fbb_, fbb_.CreateString(v.name()), int32_t(v.dtype()), v.shape().rankKnown(),
-                              fbb_.CreateVector(dims), init, v.producer() != nullptr, slot.offset, slot.bytes, 0, 0, 0,
-                              elided);
+                              fbb_.CreateVector(dims), init, v.producer() != nullptr, slot.offset, slot.bytes, layout,
+                              device, quant, elided);
   }
 
   flatbuffers::Offset<fb::AttrDef> attrDef(const std::string& name, const ir::Attribute& a) {
@@ -231,9 +238,13 @@ class Writer {
       std::vector<flatbuffers::Offset<fb::AttrDef>> attrs;
       for (const auto& [name, a] : n.attrs().all()) attrs.push_back(attrDef(name, a));
       std::string tactic = isMain && k < plan_.tactics.size() ? plan_.tactics[k] : "ref";
+      std::vector<flatbuffers::Offset<fb::AttrDef>> tparams;
+      for (const auto& [name, a] : n.tacticParams().all()) tparams.push_back(attrDef(name, a));
       nodes.push_back(fb::CreateNodeDef(fbb_, fbb_.CreateString(n.op()), fbb_.CreateString(n.domain()),
                                         fbb_.CreateString(n.name()), fbb_.CreateVector(ni), fbb_.CreateVector(no),
-                                        fbb_.CreateVector(attrs), fbb_.CreateString(tactic)));
+                                        fbb_.CreateVector(attrs), fbb_.CreateString(tactic), int32_t(n.precision()),
+                                        n.device() == ir::Device::kCPU ? 0 : fbb_.CreateString(ir::deviceName(n.device())),
+                                        fbb_.CreateVector(tparams)));
     }
     return fb::CreateGraphDef(fbb_, fbb_.CreateString(g.name()), fbb_.CreateVector(own), fbb_.CreateVector(ins),
                               fbb_.CreateVector(outs), fbb_.CreateVector(nodes));
@@ -393,6 +404,29 @@ class Reader {
     return st;
   }
 
+  static ir::Device device(const flatbuffers::String* s, const std::string& what) {
+    if (!s) return ir::Device::kCPU;
+    auto d = ir::parseDevice(s->str());
+    if (!d) bad(what + ": unknown device '" + s->str() + "'");
+    return *d;
+  }
+
+  void valueMeta(const fb::ValueDef& vd, ir::Value& v) const {
+    if (vd.layout()) {
+      auto l = ir::parseLayout(vd.layout()->str());
+      if (!l) bad("value '" + v.name() + "' has a malformed layout '" + vd.layout()->str() + "'");
+      v.setLayout(*l);
+    }
+    v.setDevice(device(vd.device(), "value '" + v.name() + "'"));
+    if (const fb::QuantDef* q = vd.quant()) {
+      ir::Quantization quant;
+      quant.scale = tensor(q->scale());
+      if (q->zero_point()) quant.zeroPoint = tensor(q->zero_point());
+      if (q->axis() >= 0) quant.axis = q->axis();
+      v.setQuantization(std::move(quant));
+    }
+  }
+
   const ir::Value* mainValue(int id, const ir::Node& n) const {
     const ir::Value* v = value(id);
     if (!v) bad(n.label() + ": step binds an absent value");
@@ -470,6 +504,7 @@ class Reader {
         ir::Value* v = vd.initializer() ? g.addInitializer(str(vd.name()), tensor(vd.initializer()))
                                         : g.addValue(str(vd.name()));
         v->setType(type(vd));
+        valueMeta(vd, *v);
         values_[size_t(id)] = v;
       }
     if (gd.inputs())
@@ -493,10 +528,16 @@ class Reader {
         ir::Node* n = g.addNode(op, domain, str(nd->name()), ins, outNames);
         for (size_t k = 0; k < outIds.size(); ++k) {
           n->output(k)->setType(type(valueDef(outIds[k])));
+          valueMeta(valueDef(outIds[k]), *n->output(k));
           values_[size_t(outIds[k])] = n->output(k);
         }
         if (nd->attrs())
           for (const fb::AttrDef* ad : *nd->attrs()) n->attrs().set(str(ad->name()), attr(*ad, g));
+        if (nd->tactic_params())
+          for (const fb::AttrDef* ad : *nd->tactic_params()) n->tacticParams().set(str(ad->name()), attr(*ad, g));
+        if (nd->precision() < 0 || nd->precision() > ir::kMaxDataType) bad(n->label() + ": invalid precision");
+        n->setPrecision(DataType(nd->precision()));
+        n->setDevice(device(nd->device(), n->label()));
         const std::string tactic = nd->tactic() ? nd->tactic()->str() : "ref";
         if (tactics) tactics->push_back(tactic);
       }
