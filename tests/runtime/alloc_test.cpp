@@ -14,6 +14,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <map>
 #include <memory>
@@ -190,8 +191,8 @@ namespace {
 std::string gModelsDir;  // argv[1]
 
 bool isDir(const std::string& path) {
-  std::ifstream f(path + "/.");
-  return !path.empty() && f.good();
+  std::error_code ec;
+  return !path.empty() && std::filesystem::is_directory(path, ec);
 }
 
 // A C-order little-endian .npy array: its dtype descriptor ("<f4", "<i8", ...), shape
