@@ -1,0 +1,381 @@
+// anvil_bench_runtime: the runtime's fixed costs, through the public API only: engine
+// load time, context creation time, per-call latency of a tiny MLP through the C API, and
+// how throughput scales from one context on one thread to two contexts on two threads.
+// The issue "Executable plan" sets a target for each (bench/README.md); --enforce turns a
+// missed target into exit code 1.
+//   anvil_bench_runtime [--onnx=FILE]... [--models=DIR] [--resnet50=FILE] [--mlp=FILE]
+//                       [--throughput=FILE] [--seconds=5] [--calls=20000] [--json=FILE] [--enforce]
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <map>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "anvil/anvil.h"
+#include "anvil/anvil.hpp"
+
+namespace fs = std::filesystem;
+using Clock = std::chrono::steady_clock;
+using nlohmann::json;
+
+namespace {
+
+// Targets of the issue; the measured side is what each row reports.
+constexpr double kLoadTargetMs = 20.0;          // Engine::load of resnet50 (~100 MB of weights)
+constexpr double kContextTargetMs = 1.0;        // createContext, every model
+constexpr double kCallTargetUs = 5.0;           // MLP 9-100-100-100-6, C API, one thread, median
+constexpr double kScalingTarget = 1.7;          // 2 contexts x 2 threads vs 1 x 1, resnet18
+
+double msSince(Clock::time_point t) { return std::chrono::duration<double, std::milli>(Clock::now() - t).count(); }
+
+// Sorted-sample statistics: the median and the value below which p% of samples fall.
+struct Summary {
+  double median = 0, p99 = 0, mean = 0, min = 0;
+  size_t n = 0;
+};
+Summary summarize(std::vector<double> v) {
+  Summary s;
+  if (v.empty()) return s;
+  std::sort(v.begin(), v.end());
+  s.n = v.size();
+  s.min = v.front();
+  s.median = v.size() % 2 ? v[v.size() / 2] : 0.5 * (v[v.size() / 2 - 1] + v[v.size() / 2]);
+  s.p99 = v[std::min(v.size() - 1, size_t(std::max(0.0, std::ceil(0.99 * double(v.size())) - 1)))];
+  double sum = 0;
+  for (double x : v) sum += x;
+  s.mean = sum / double(v.size());
+  return s;
+}
+
+[[noreturn]] void die(const std::string& what) {
+  std::cerr << "anvil_bench_runtime: " << what << "\n";
+  std::exit(2);
+}
+void check(const anvil::Status& s, const std::string& what) {
+  if (!s) die(what + ": " + anvil::errorCodeName(s.code()) + ": " + s.message());
+}
+
+// A model to measure: its .onnx and, for zoo models, the shapes of the saved inputs
+// (export_models.py's manifest), so the engine is tuned for what the tests run.
+struct Model {
+  std::string name, onnx;
+  std::map<std::string, std::vector<int64_t>> shapes;
+  std::string engine;  // engine file written by build()
+  uint64_t engineBytes = 0;
+  double buildMs = 0;
+};
+
+std::vector<Model> zooModels(const std::string& dir) {
+  std::vector<Model> out;
+  std::ifstream f(dir + "/manifest.json");
+  if (!f) return out;
+  json m = json::parse(f, nullptr, false);
+  if (m.is_discarded() || !m.contains("models")) return out;
+  for (const auto& [name, entry] : m["models"].items()) {
+    Model x{name, dir + "/" + entry["file"].get<std::string>()};
+    for (const auto& in : entry["inputs"]) x.shapes[in["name"].get<std::string>()] = in["shape"].get<std::vector<int64_t>>();
+    out.push_back(std::move(x));
+  }
+  return out;
+}
+
+void build(Model& m, const std::string& tmp) {
+  anvil::BuilderConfig cfg;
+  cfg.threads = 1;  // tuned for the one-thread contexts measured here
+  cfg.inputShapes = m.shapes;
+  std::string bytes;
+  anvil::BuildReport report;
+  check(anvil::Builder::buildFromOnnx(m.onnx, cfg, &bytes, &report), m.name + ": build");
+  m.buildMs = report.buildMilliseconds;
+  m.engine = tmp + "/" + m.name + ".engine";
+  std::ofstream(m.engine, std::ios::binary).write(bytes.data(), std::streamsize(bytes.size()));
+  m.engineBytes = fs::file_size(m.engine);
+}
+
+// (a) Engine::load, `loads` times; the page cache is warm after the first (the build just
+// wrote the file), so this is the runtime's own cost of mapping and validating.
+Summary loadTime(const Model& m, int loads) {
+  std::vector<double> t;
+  for (int i = 0; i < loads; ++i) {
+    std::shared_ptr<anvil::Engine> e;
+    auto t0 = Clock::now();
+    check(anvil::Engine::load(m.engine, &e), m.name + ": load");
+    t.push_back(msSince(t0));
+  }  // the engine is released outside the timed region
+  return summarize(t);
+}
+
+// (b) createContext with `threads` intra-op threads, `count` times.
+Summary contextTime(const anvil::Engine& e, const std::string& name, int threads, int count) {
+  std::vector<double> t;
+  for (int i = 0; i < count; ++i) {
+    std::unique_ptr<anvil::ExecutionContext> c;
+    auto t0 = Clock::now();
+    check(e.createContext(&c, anvil::ContextOptions{threads}), name + ": createContext");
+    t.push_back(msSince(t0));
+  }
+  return summarize(t);
+}
+
+// Caller-owned buffers for every input (zeros: run time does not depend on the values of
+// these models) and output of a C API context at the tuned shapes.
+struct CBuffers {
+  std::vector<std::vector<uint8_t>> data;
+};
+void bindC(anvil_engine* e, anvil_context* c, CBuffers* b, const std::string& name) {
+  const int n = anvil_engine_num_io(e);
+  b->data.resize(size_t(n));
+  for (int i = 0; i < n; ++i) {
+    const char* io = anvil_engine_io_name(e, i);
+    int64_t dims[16];
+    int rank = 0;
+    if (anvil_context_get_shape(c, io, dims, 16, &rank) != 0) die(name + ": " + anvil_last_error());
+    size_t bytes = anvil_dtype_size(anvil_engine_io_dtype(e, i));
+    for (int k = 0; k < rank; ++k) bytes *= size_t(std::max<int64_t>(dims[k], 0));
+    b->data[size_t(i)].assign(std::max<size_t>(bytes, 1), 0);
+    if (anvil_context_set_tensor(c, io, b->data[size_t(i)].data()) != 0) die(name + ": " + anvil_last_error());
+  }
+}
+
+// (c) Latency of anvil_context_run, one call at a time on this thread, after `warm` calls.
+Summary callLatency(const Model& m, int warm, int calls) {
+  anvil::setCpuThreads(1);  // the C API's contexts take the process default
+  anvil_engine* e = nullptr;
+  anvil_context* c = nullptr;
+  if (anvil_engine_load(m.engine.c_str(), &e) != 0 || anvil_context_create(e, &c) != 0)
+    die(m.name + ": " + anvil_last_error());
+  CBuffers b;
+  bindC(e, c, &b, m.name);
+  for (int i = 0; i < warm; ++i)
+    if (anvil_context_run(c) != 0) die(m.name + ": " + anvil_last_error());
+  std::vector<double> us(static_cast<size_t>(calls));
+  for (int i = 0; i < calls; ++i) {
+    auto t0 = Clock::now();
+    int rc = anvil_context_run(c);
+    us[size_t(i)] = std::chrono::duration<double, std::micro>(Clock::now() - t0).count();
+    if (rc != 0) die(m.name + ": " + anvil_last_error());
+  }
+  anvil_context_destroy(c);
+  anvil_engine_destroy(e);
+  return summarize(us);
+}
+
+// (d) Runs per second of `contexts` contexts (threads=1 each), each run back to back by its
+// own thread for `seconds`, after `warmSeconds` of the same untimed (first-touch page faults,
+// allocator growth and frequency ramp-up would otherwise fall on whichever case runs first).
+double throughput(const anvil::Engine& e, const std::string& name, int contexts, double seconds, double warmSeconds) {
+  std::vector<std::unique_ptr<anvil::ExecutionContext>> ctx(static_cast<size_t>(contexts));
+  std::vector<std::vector<std::vector<uint8_t>>> bufs(static_cast<size_t>(contexts));
+  for (int k = 0; k < contexts; ++k) {
+    check(e.createContext(&ctx[size_t(k)], anvil::ContextOptions{1}), name + ": createContext");
+    for (const auto& d : e.io()) {
+      std::vector<int64_t> dims;
+      check(ctx[size_t(k)]->getTensorShape(d.name, &dims), name + ": shape");
+      size_t n = anvil::dataTypeSize(d.dtype);
+      for (int64_t x : dims) n *= size_t(std::max<int64_t>(x, 0));
+      bufs[size_t(k)].emplace_back(std::max<size_t>(n, 1), 0);
+      check(ctx[size_t(k)]->setTensorAddress(d.name, bufs[size_t(k)].back().data()), name + ": bind");
+    }
+    check(ctx[size_t(k)]->run(), name + ": warm-up run");
+  }
+  std::atomic<int> ready{0};
+  std::atomic<bool> go{false};
+  std::vector<long> runs(size_t(contexts), 0);
+  std::vector<double> elapsed(size_t(contexts), 0);
+  std::vector<std::thread> threads;
+  for (int k = 0; k < contexts; ++k)
+    threads.emplace_back([&, k] {
+      ready.fetch_add(1);
+      while (!go.load()) std::this_thread::yield();
+      auto w0 = Clock::now();
+      while (msSince(w0) < warmSeconds * 1000.0)
+        if (!ctx[size_t(k)]->run()) break;
+      auto t0 = Clock::now();
+      long n = 0;
+      while (msSince(t0) < seconds * 1000.0) {
+        if (!ctx[size_t(k)]->run()) break;
+        ++n;
+      }
+      runs[size_t(k)] = n;
+      elapsed[size_t(k)] = msSince(t0) / 1000.0;
+    });
+  while (ready.load() < contexts) std::this_thread::yield();
+  go = true;
+  for (auto& t : threads) t.join();
+  double rate = 0;
+  for (int k = 0; k < contexts; ++k) rate += double(runs[size_t(k)]) / elapsed[size_t(k)];
+  return rate;
+}
+
+std::string flagValue(const std::string& arg, const char* name) {
+  const std::string prefix = std::string("--") + name + "=";
+  return arg.rfind(prefix, 0) == 0 ? arg.substr(prefix.size()) : std::string();
+}
+
+const char* verdict(bool met) { return met ? "met" : "MISSED"; }
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::vector<std::string> onnx;
+  std::string modelsDir = ANVIL_BINARY_DIR "/models";
+  std::string resnet50 = ANVIL_BINARY_DIR "/models-resnet50/resnet50.onnx";
+  std::string mlp = ANVIL_SOURCE_DIR "/bench/models/mlp_9_100_100_100_6.onnx";
+  std::string throughputModel = "resnet18", jsonPath;
+  double seconds = 5;
+  int calls = 20000, loads = 20, contexts = 200;
+  bool enforce = false;
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    if (a == "--help" || a == "-h") {
+      std::cout << "usage: anvil_bench_runtime [--onnx=FILE]... [--models=DIR] [--resnet50=FILE] [--mlp=FILE]\n"
+                   "       [--throughput=MODEL] [--seconds=5] [--calls=20000] [--loads=20] [--contexts=200]\n"
+                   "       [--json=FILE] [--enforce]   (see bench/README.md)\n";
+      return 0;
+    }
+    std::string v;
+    if (!(v = flagValue(a, "onnx")).empty()) onnx.push_back(v);
+    else if (!(v = flagValue(a, "models")).empty()) modelsDir = v;
+    else if (!(v = flagValue(a, "resnet50")).empty()) resnet50 = v;
+    else if (!(v = flagValue(a, "mlp")).empty()) mlp = v;
+    else if (!(v = flagValue(a, "throughput")).empty()) throughputModel = v;
+    else if (!(v = flagValue(a, "seconds")).empty()) seconds = std::atof(v.c_str());
+    else if (!(v = flagValue(a, "calls")).empty()) calls = std::atoi(v.c_str());
+    else if (!(v = flagValue(a, "loads")).empty()) loads = std::atoi(v.c_str());
+    else if (!(v = flagValue(a, "contexts")).empty()) contexts = std::atoi(v.c_str());
+    else if (!(v = flagValue(a, "json")).empty()) jsonPath = v;
+    else if (a == "--enforce") enforce = true;
+    else die("unknown argument '" + a + "' (see --help)");
+  }
+
+  // The models: --onnx files, else the zoo, resnet50 and the issue's MLP where present.
+  std::vector<Model> models;
+  if (!onnx.empty()) {
+    for (const auto& p : onnx) models.push_back({fs::path(p).stem().string(), p});
+  } else {
+    models = zooModels(modelsDir);
+    if (models.empty()) std::cerr << "[W] no zoo at " << modelsDir << " (tests/models/export_models.py writes it)\n";
+    if (fs::exists(resnet50)) models.push_back({"resnet50", resnet50});
+    else std::cerr << "[W] no " << resnet50 << " (tests/models/export_resnet50.py writes it): load target unchecked\n";
+  }
+  const bool haveMlp = fs::exists(mlp);
+  if (haveMlp) models.push_back({"mlp_9_100_100_100_6", mlp});
+  else std::cerr << "[W] no " << mlp << " (bench/make_mlp.py writes it): per-call target unchecked\n";
+  if (models.empty()) die("no models to measure");
+
+  char tmpl[] = "/tmp/anvil-bench-XXXXXX";
+  if (!mkdtemp(tmpl)) die("cannot make a temporary directory");
+  const std::string tmp = tmpl;
+
+  json out;
+  out["machine"] = {{"hardware_threads", std::thread::hardware_concurrency()}};
+  bool allMet = true;
+  std::printf("%-22s %9s %9s %10s %10s %11s %11s\n", "model", "engine MB", "build s", "load ms", "load p99",
+              "ctx t=1 ms", "ctx t=2 ms");
+  for (Model& m : models) {
+    build(m, tmp);
+    std::shared_ptr<anvil::Engine> engine;
+    check(anvil::Engine::load(m.engine, &engine), m.name + ": load");
+    m.engineBytes = fs::file_size(m.engine);
+    Summary load = loadTime(m, loads);
+    Summary ctx1 = contextTime(*engine, m.name, 1, contexts);
+    Summary ctx2 = contextTime(*engine, m.name, 2, contexts);
+    std::printf("%-22s %9.2f %9.2f %10.3f %10.3f %11.4f %11.4f\n", m.name.c_str(), double(m.engineBytes) / 1e6,
+                m.buildMs / 1000.0, load.median, load.p99, ctx1.median, ctx2.median);
+    std::fflush(stdout);
+    json r = {{"engine_bytes", m.engineBytes},
+              {"build_ms", m.buildMs},
+              {"load_ms", {{"median", load.median}, {"p99", load.p99}, {"min", load.min}, {"n", load.n}}},
+              {"context_ms_threads1", {{"median", ctx1.median}, {"p99", ctx1.p99}, {"n", ctx1.n}}},
+              {"context_ms_threads2", {{"median", ctx2.median}, {"p99", ctx2.p99}, {"n", ctx2.n}}}};
+    const bool ctxMet = ctx1.median <= kContextTargetMs && ctx2.median <= kContextTargetMs;
+    r["context_target_met"] = ctxMet;
+    allMet = allMet && ctxMet;
+    if (m.name == "resnet50") {
+      r["load_target_met"] = load.median <= kLoadTargetMs;
+      allMet = allMet && load.median <= kLoadTargetMs;
+    }
+    out["models"][m.name] = r;
+  }
+
+  // (c) per-call latency through the C API: the issue's MLP and the zoo's.
+  std::printf("\nper-call latency, anvil_context_run, one thread (%d calls after %d warm-up)\n", calls, calls / 10);
+  std::printf("%-22s %10s %10s %10s %10s\n", "model", "median us", "p99 us", "mean us", "min us");
+  for (const Model& m : models) {
+    if (m.name != "mlp_9_100_100_100_6" && m.name != "mlp") continue;
+    Summary s = callLatency(m, calls / 10, calls);
+    std::printf("%-22s %10.2f %10.2f %10.2f %10.2f\n", m.name.c_str(), s.median, s.p99, s.mean, s.min);
+    out["models"][m.name]["call_us"] = {{"median", s.median}, {"p99", s.p99}, {"mean", s.mean}, {"min", s.min}, {"n", s.n}};
+    if (m.name == "mlp_9_100_100_100_6") {
+      out["models"][m.name]["call_target_met"] = s.median <= kCallTargetUs;
+      allMet = allMet && s.median <= kCallTargetUs;
+    }
+  }
+
+  // (d) two contexts on two threads vs one on one.
+  for (const Model& m : models) {
+    if (m.name != throughputModel) continue;
+    std::shared_ptr<anvil::Engine> engine;
+    check(anvil::Engine::load(m.engine, &engine), m.name + ": load");
+    const double warm = std::min(1.0, seconds / 5);
+    const double one = throughput(*engine, m.name, 1, seconds, warm);
+    const double two = throughput(*engine, m.name, 2, seconds, warm);
+    const double ratio = two / one;
+    std::printf("\nthroughput %s, contexts with threads=1, %.0f s each after %.1f s warm-up: 1 context x 1 thread %.2f runs/s, "
+                "2 contexts x 2 threads %.2f runs/s, ratio %.2f (machine has %u hardware threads)\n",
+                m.name.c_str(), seconds, warm, one, two, ratio, std::thread::hardware_concurrency());
+    out["throughput"] = {{"model", m.name}, {"seconds", seconds}, {"one_context_runs_per_s", one},
+                         {"two_contexts_runs_per_s", two}, {"ratio", ratio}, {"target_met", ratio >= kScalingTarget}};
+    allMet = allMet && ratio >= kScalingTarget;
+  }
+
+  // The targets, each with what was measured.
+  std::printf("\ntargets (issue \"Executable plan\"):\n");
+  if (out["models"].contains("resnet50"))
+    std::printf("  engine load resnet50 <= %.0f ms: %.3f ms  %s\n", kLoadTargetMs,
+                out["models"]["resnet50"]["load_ms"]["median"].get<double>(),
+                verdict(out["models"]["resnet50"]["load_target_met"].get<bool>()));
+  else
+    std::printf("  engine load resnet50 <= %.0f ms: not measured (no resnet50.onnx)\n", kLoadTargetMs);
+  double worstCtx = 0;
+  std::string worstName;
+  for (const auto& [name, r] : out["models"].items()) {
+    double c = std::max(r["context_ms_threads1"]["median"].get<double>(), r["context_ms_threads2"]["median"].get<double>());
+    if (c >= worstCtx) worstCtx = c, worstName = name;
+  }
+  std::printf("  context creation <= %.0f ms (every model): worst %.4f ms (%s)  %s\n", kContextTargetMs, worstCtx,
+              worstName.c_str(), verdict(worstCtx <= kContextTargetMs));
+  if (out["models"].contains("mlp_9_100_100_100_6"))
+    std::printf("  MLP 9-100-100-100-6 per call <= %.0f us: %.2f us  %s\n", kCallTargetUs,
+                out["models"]["mlp_9_100_100_100_6"]["call_us"]["median"].get<double>(),
+                verdict(out["models"]["mlp_9_100_100_100_6"]["call_target_met"].get<bool>()));
+  else
+    std::printf("  MLP 9-100-100-100-6 per call <= %.0f us: not measured (run bench/make_mlp.py)\n", kCallTargetUs);
+  if (out.contains("throughput"))
+    std::printf("  2 contexts on 2 threads >= %.1fx 1 on 1: %.2fx  %s\n", kScalingTarget,
+                out["throughput"]["ratio"].get<double>(), verdict(out["throughput"]["target_met"].get<bool>()));
+  else
+    std::printf("  2 contexts on 2 threads >= %.1fx 1 on 1: not measured (no %s)\n", kScalingTarget,
+                throughputModel.c_str());
+  out["all_targets_met"] = allMet;
+
+  if (!jsonPath.empty()) {
+    std::ofstream(jsonPath) << out.dump(2) << "\n";
+    std::printf("wrote %s\n", jsonPath.c_str());
+  }
+  fs::remove_all(tmp);
+  return enforce && !allMet ? 1 : 0;
+}
