@@ -11,10 +11,6 @@
 #include <sstream>
 #include <unordered_map>
 
-// Header-only use of Debian's libxxhash-dev: no shared library for the lean runtime to carry.
-#define XXH_INLINE_ALL
-#include <xxhash.h>
-
 #include <set>
 
 #include "engine_generated.h"
@@ -28,7 +24,6 @@ using ir::Tensor;
 
 const char* anvilVersionString() { return "0.1.0"; }
 
-uint64_t engineChecksum(const uint8_t* data, size_t n) { return XXH3_64bits(data, n); }
 
 namespace {
 
