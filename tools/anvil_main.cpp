@@ -47,7 +47,7 @@ constexpr Flag kFlags[] = {
      "input shapes to run with: name:1x3x224x224[,name:dims...] (name:scalar for rank 0); an input without a "
      "profile is also built for exactly this shape"},
     {"minShapes", 1, "optimization profile: smallest shape per input, same syntax as --shapes"},
-    {"optShapes", 1, "optimization profile: the shape to tune for (default: --shapes, else --maxShapes)"},
+    {"optShapes", 1, "optimization profile: the shape to tune for (default: --shapes when inside, else --maxShapes)"},
     {"maxShapes", 1, "optimization profile: largest shape per input, same syntax as --shapes"},
     {"iterations", 1, "run at least this many inference iterations (default 10)"},
     {"warmUp", 1, "warm up for this many ms before measuring (default 200)"},
@@ -341,7 +341,7 @@ void checkNames(const char* flag, const ShapeMap& m, const InputDims& inputs) {
 std::string rangeStr(const anvil::InputProfile& p) { return "min " + dimsStr(p.min) + ", max " + dimsStr(p.max); }
 
 // The profiles of --minShapes/--optShapes/--maxShapes: min and max default to opt, opt to
-// the --shapes entry, then to max.
+// the --shapes entry (when inside min/max), then to max.
 std::map<std::string, anvil::InputProfile> makeProfiles(const ShapeMap& mins, const ShapeMap& opts,
                                                        const ShapeMap& maxs, const ShapeMap& shapes) {
   std::map<std::string, anvil::InputProfile> out;
@@ -350,8 +350,15 @@ std::map<std::string, anvil::InputProfile> makeProfiles(const ShapeMap& mins, co
     for (const auto& [n, d] : *m) names.insert(n);
   for (const std::string& n : names) {
     anvil::InputProfile p;
+    auto within = [&](const std::vector<int64_t>& d) {  // inside the bounds given so far
+      for (const ShapeMap* m : {&mins, &maxs})
+        if (m->count(n) && m->at(n).size() != d.size()) return false;
+      for (size_t i = 0; i < d.size(); ++i)
+        if ((mins.count(n) && d[i] < mins.at(n)[i]) || (maxs.count(n) && d[i] > maxs.at(n)[i])) return false;
+      return true;
+    };
     if (opts.count(n)) p.opt = opts.at(n);
-    else if (shapes.count(n)) p.opt = shapes.at(n);
+    else if (shapes.count(n) && within(shapes.at(n))) p.opt = shapes.at(n);
     else if (maxs.count(n)) p.opt = maxs.at(n);
     else p.opt = mins.at(n);
     p.min = mins.count(n) ? mins.at(n) : p.opt;
