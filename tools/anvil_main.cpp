@@ -59,7 +59,9 @@ constexpr Flag kFlags[] = {
      "alone: the machine's physical cores, or ANVIL_NUM_THREADS)"},
     {"timingCacheFile", 1, "read and update this timing cache while building"},
     {"builderOptimizationLevel", 1, "graph optimization level 0..3 (default 3)"},
-    {"loadInputs", 1, "name:file[,name:file...] input data (.npy with dtype/shape, or raw binary)"},
+    {"loadInputs", 1,
+     "name:file[,name:file...] input data: .npy (dtype and shape from the file; with --onnx also the build shape "
+     "of an input no shape flag names) or raw binary (shape from --shapes or the engine)"},
     {"saveOutputs", 1, "DIR: one .npy per output, named after the output ([^A-Za-z0-9._-] -> _)"},
     {"exportOutput", 1, "write the outputs of the last run as JSON"},
     {"dumpOutput", 0, "print the outputs of the last run"},
@@ -421,13 +423,32 @@ int run(int argc, char** argv) {
   for (const auto& [name, p] : profiles)
     if (shapes.count(name)) checkInProfile(name, shapes[name], p);
 
+  // --loadInputs: name -> file. A .npy input named in no shape flag is built for its
+  // file's shape (a build for the data it will run on, as --shapes would say).
+  std::map<std::string, std::string> files;
+  std::map<std::string, anvil::ir::Tensor> npyInputs;
+  ShapeMap npyShapes;
+  if (has("loadInputs"))
+    for (const std::string& item : split(flags["loadInputs"], ',')) {
+      size_t colon = item.rfind(':');
+      ANVIL_CHECK(colon != std::string::npos && colon > 0 && colon + 1 < item.size(), ErrorCode::kInvalidArgument,
+                  "--loadInputs entry '", item, "' is not name:file");
+      const std::string name = item.substr(0, colon), file = item.substr(colon + 1);
+      ANVIL_CHECK(!files.count(name), ErrorCode::kInvalidArgument, "--loadInputs names input '", name, "' twice");
+      files[name] = file;
+      if (std::filesystem::path(file).extension() == ".npy" && !shapes.count(name) && !profiles.count(name)) {
+        npyInputs[name] = anvil::tools::readNpy(file);
+        npyShapes[name] = npyInputs[name].dims();
+      }
+    }
+
   // Threads: this context's intra-op pool, and the builder's timing runs (0: the default).
   int threads = 0;
   if (has("threads") && !flags["threads"].empty()) threads = int(toInt("threads", flags["threads"], 1));
   if (threads > 0) anvil::setCpuThreads(threads);
   std::shared_ptr<anvil::Engine> engine;
   if (has("onnx")) {
-    if (!shapes.empty() || profileFlags) {  // names and ranks checked before a long build
+    if (!shapes.empty() || profileFlags || !npyShapes.empty()) {  // names and ranks checked before a long build
       anvil::parser::ParseOptions popts;
       popts.inferShapes = false;
       anvil::ir::Model m = anvil::parser::parseOnnxFile(flags["onnx"], popts);
@@ -438,11 +459,13 @@ int run(int argc, char** argv) {
       checkNames("minShapes", minShapes, inputs);
       checkNames("optShapes", optShapes, inputs);
       checkNames("maxShapes", maxShapes, inputs);
+      checkNames("loadInputs", npyShapes, inputs);
     }
     anvil::BuilderConfig cfg;
     cfg.device = device == "cuda" ? anvil::Device::kCUDA : anvil::Device::kCPU;
     for (const auto& [name, dims] : shapes)
       if (!profiles.count(name)) cfg.inputShapes[name] = dims;  // alone: min = opt = max
+    for (const auto& [name, dims] : npyShapes) cfg.inputShapes[name] = dims;
     cfg.profiles = profiles;
     cfg.verbose = verbose;
     if (has("timingCacheFile")) cfg.timingCachePath = flags["timingCacheFile"];
@@ -553,17 +576,10 @@ int run(int argc, char** argv) {
   std::cout << "[I] Inference threads: " << ctx->threads() << "\n";
   // Inputs: shapes from --shapes, else the .npy's, else the tuned shapes; data from
   // --loadInputs, else random.
-  std::map<std::string, std::string> files;
-  if (has("loadInputs"))
-    for (const std::string& item : split(flags["loadInputs"], ',')) {
-      size_t colon = item.rfind(':');
-      ANVIL_CHECK(colon != std::string::npos && colon > 0, ErrorCode::kInvalidArgument, "--loadInputs entry '", item,
-                  "' is not name:file");
-      const std::string name = item.substr(0, colon);
-      const anvil::TensorDesc* d = engine->find(name);
-      ANVIL_CHECK(d && d->isInput, ErrorCode::kInvalidArgument, "--loadInputs: the engine has no input '", name, "'");
-      files[name] = item.substr(colon + 1);
-    }
+  for (const auto& [name, file] : files) {
+    const anvil::TensorDesc* d = engine->find(name);
+    ANVIL_CHECK(d && d->isInput, ErrorCode::kInvalidArgument, "--loadInputs: the engine has no input '", name, "'");
+  }
   for (const auto& [name, dims] : shapes) {
     const anvil::TensorDesc* d = engine->find(name);
     ANVIL_CHECK(d && d->isInput, ErrorCode::kInvalidArgument, "--shapes: the engine has no input '", name, "'");
@@ -575,7 +591,10 @@ int run(int argc, char** argv) {
     std::vector<int64_t> dims = shapes.count(desc.name) ? shapes[desc.name] : engine->optShape(desc.name);
     anvil::ir::Tensor h;
     if (files.count(desc.name)) {
-      h = loadInput(files[desc.name], desc, dims);
+      h = npyInputs.count(desc.name) ? npyInputs[desc.name] : loadInput(files[desc.name], desc, dims);
+      ANVIL_CHECK(int32_t(h.dtype()) == int32_t(desc.dtype), ErrorCode::kInvalidArgument, "--loadInputs: '",
+                  files[desc.name], "' is ", h.summary(), " but input '", desc.name, "' is ",
+                  anvil::dataTypeName(desc.dtype));
       ANVIL_CHECK(!shapes.count(desc.name) || h.dims() == dims, ErrorCode::kShapeMismatch, "input '", desc.name,
                   "': --shapes says ", dimsStr(dims), " but '", files[desc.name], "' is ", dimsStr(h.dims()));
     } else {
