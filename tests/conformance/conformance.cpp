@@ -778,6 +778,11 @@ int main(int argc, char** argv) {
     s << label << " [" << path << (opt.optLevel ? ", opt-level " + std::to_string(opt.optLevel) : std::string())
       << "]: " << pass << "/" << total << " node-test cases pass (" << (total ? 100.0 * pass / total : 0.0) << "%), "
       << fail << " fail, " << crashed << " crashed, " << excluded << " excluded";
+    // The goal of the other paths: as many passes as the interpreter.
+    auto ib = baseline.find("interp " + label);
+    if (opt.path != Path::kInterp && ib != baseline.end())
+      s << "; the interp path passes " << ib->second << " (" << (pass >= ib->second ? "+" : "")
+        << pass - ib->second << ")";
     summaries.push_back(s.str());
     std::ostringstream d;  // docs/operators.md's line (interp path)
     d << label << ": " << pass << "/" << total << " node-test cases pass (" << (total ? 100.0 * pass / total : 0.0)
