@@ -84,11 +84,9 @@ def run_model(name, entry, base, anvil, extra, tol, timeout, keep, verbose, via_
     load = ",".join(f"{i['name']}:{os.path.join(base, i['file'])}" for i in entry["inputs"])
     tmp = tempfile.mkdtemp(prefix=f"anvil-cmp-{name}-")
     if via_engine:
-        # Build and save the engine first, then load it in a second process. The inputs'
-        # .npy files give the build shapes (an engine runs only shapes inside its profile).
+        # Build and save the engine first, then load it in a second process.
         engine = os.path.join(tmp, name + ".engine")
-        build = [anvil, f"--onnx={model_path}", f"--saveEngine={engine}", f"--loadInputs={load}",
-                 "--skipInference"] + extra
+        build = [anvil, f"--onnx={model_path}", f"--saveEngine={engine}", "--skipInference"] + extra
         if verbose:
             print("  $ " + " ".join(shlex.quote(c) for c in build), flush=True)
         try:
