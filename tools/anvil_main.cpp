@@ -1,6 +1,8 @@
 // The `anvil` command line: trtexec's flag names and meanings where they apply. Builds an
-// engine from --onnx (in memory, or --saveEngine), or loads one (--loadEngine), then runs
-// inference and prints trtexec's performance summary.
+// engine from --onnx (in memory, or --saveEngine) for the shapes or optimization profiles
+// given, or loads one (--loadEngine), then runs inference on one context and prints
+// trtexec's performance summary. Outputs whose size only the run decides come back through
+// an OutputAllocator.
 #include <unistd.h>
 
 #include <algorithm>
@@ -13,6 +15,7 @@
 #include <map>
 #include <numeric>
 #include <random>
+#include <set>
 #include <sstream>
 #include <cstring>
 #include <thread>
@@ -40,23 +43,34 @@ constexpr Flag kFlags[] = {
     {"saveEngine", 1, "write the built engine to this file"},
     {"loadEngine", 1, "load a serialized engine instead of building"},
     {"device", 1, "cpu (default) or cuda"},
-    {"shapes", 1, "input shapes to build for and run with: name:1x3x224x224[,name:dims...]"},
+    {"shapes", 1,
+     "input shapes to run with: name:1x3x224x224[,name:dims...] (name:scalar for rank 0); an input without a "
+     "profile is also built for exactly this shape"},
+    {"minShapes", 1, "optimization profile: smallest shape per input, same syntax as --shapes"},
+    {"optShapes", 1, "optimization profile: the shape to tune for (default: --shapes when inside, else --maxShapes)"},
+    {"maxShapes", 1, "optimization profile: largest shape per input, same syntax as --shapes"},
     {"iterations", 1, "run at least this many inference iterations (default 10)"},
     {"warmUp", 1, "warm up for this many ms before measuring (default 200)"},
     {"duration", 1, "run for at least this many seconds (default 3)"},
     {"avgRuns", 1, "report the average of this many consecutive runs in --verbose (default 10)"},
     {"percentile", 1, "latency percentiles to report, e.g. 90,95,99 (default)"},
-    {"threads", 2, "CPU threads for tactics (default 1; --threads alone: all cores or ANVIL_NUM_THREADS)"},
+    {"threads", 2,
+     "intra-op CPU threads of the inference context and of tactic timing while building (default, and --threads "
+     "alone: the machine's physical cores, or ANVIL_NUM_THREADS)"},
     {"timingCacheFile", 1, "read and update this timing cache while building"},
     {"builderOptimizationLevel", 1, "graph optimization level 0..3 (default 3)"},
-    {"loadInputs", 1, "name:file[,name:file...] input data (.npy with dtype/shape, or raw binary)"},
+    {"loadInputs", 1,
+     "name:file[,name:file...] input data: .npy (dtype and shape from the file; with --onnx also the build shape "
+     "of an input no shape flag names) or raw binary (shape from --shapes or the engine)"},
     {"saveOutputs", 1, "DIR: one .npy per output, named after the output ([^A-Za-z0-9._-] -> _)"},
     {"exportOutput", 1, "write the outputs of the last run as JSON"},
     {"dumpOutput", 0, "print the outputs of the last run"},
     {"dumpProfile", 0, "print per-layer timings"},
     {"exportProfile", 1, "write per-layer timings as JSON"},
-    {"dumpLayerInfo", 0, "print the engine's layers (type, tactic, precision, I/O)"},
-    {"exportLayerInfo", 1, "write the engine's layers and bindings as JSON"},
+    {"dumpLayerInfo", 0,
+     "print the engine's input profiles and layers (type, tactic and its version, how it was chosen, precision, "
+     "device, workspace, prepared weights, output layouts, I/O)"},
+    {"exportLayerInfo", 1, "write the engine's layers, input profiles and bindings as JSON"},
     {"exportTimes", 1, "write per-iteration timings as JSON"},
     {"skipInference", 0, "build (and save) only"},
     {"checkSupport", 0, "list every unsupported node of --onnx and exit (builds nothing)"},
@@ -122,16 +136,27 @@ std::vector<std::string> split(const std::string& s, char sep) {
   return out;
 }
 
-// name:AxBxC[,name:dims]; the name may contain ':' (the last one separates).
-std::map<std::string, std::vector<int64_t>> parseShapes(const std::string& spec) {
-  std::map<std::string, std::vector<int64_t>> out;
+using ShapeMap = std::map<std::string, std::vector<int64_t>>;
+
+// --shapes and the profile flags: name:AxBxC[,name:dims] ("name:scalar" for rank 0); the
+// name may contain ':' (the last one separates).
+ShapeMap parseShapes(const std::string& flag, const std::string& spec) {
+  ShapeMap out;
   for (const std::string& item : split(spec, ',')) {
     size_t colon = item.rfind(':');
-    ANVIL_CHECK(colon != std::string::npos && colon > 0 && colon + 1 < item.size(), ErrorCode::kInvalidArgument,
-                "--shapes entry '", item, "' is not name:AxBxC");
+    ANVIL_CHECK(colon != std::string::npos && colon > 0 && colon + 1 < item.size(), ErrorCode::kInvalidArgument, "--",
+                flag, " entry '", item, "' is not name:AxBxC (e.g. input:1x3x224x224, or input:scalar)");
+    const std::string name = item.substr(0, colon), body = item.substr(colon + 1);
+    ANVIL_CHECK(!out.count(name), ErrorCode::kInvalidArgument, "--", flag, " names input '", name, "' twice");
     std::vector<int64_t> dims;
-    for (const std::string& d : split(item.substr(colon + 1), 'x')) dims.push_back(toInt("shapes", d, 0));
-    out[item.substr(0, colon)] = dims;
+    if (body != "scalar")
+      for (const std::string& d : split(body + "x", 'x')) {
+        bool digits = !d.empty() && std::all_of(d.begin(), d.end(), [](char c) { return c >= '0' && c <= '9'; });
+        ANVIL_CHECK(digits && d.size() < 19, ErrorCode::kInvalidArgument, "--", flag, " entry '", item, "': '", d,
+                    "' is not a dimension (a non-negative integer; dims are separated by 'x')");
+        dims.push_back(std::stoll(d));
+      }
+    out[name] = dims;
   }
   return out;
 }
@@ -220,31 +245,22 @@ class ProgressBar {
   bool enabled_;
 };
 
-struct HostTensor {
-  std::vector<int64_t> dims;
-  anvil::DataType dtype;
-  std::vector<uint8_t> data;
-};
-
 // Reads a .npy (dtype/shape from the file) or raw file (dtype/shape from the engine).
-HostTensor loadInput(const std::string& file, const anvil::TensorDesc& desc, const std::vector<int64_t>& runDims) {
-  HostTensor h;
+anvil::ir::Tensor loadInput(const std::string& file, const anvil::TensorDesc& desc, const std::vector<int64_t>& runDims) {
+  const auto dtype = anvil::ir::DataType(int32_t(desc.dtype));
   if (std::filesystem::path(file).extension() == ".npy") {
     anvil::ir::Tensor t = anvil::tools::readNpy(file);
-    ANVIL_CHECK(int32_t(t.dtype()) == int32_t(desc.dtype), ErrorCode::kInvalidArgument, "--loadInputs: '", file, "' is ",
-                t.summary(), " but input '", desc.name, "' is ", anvil::dataTypeName(desc.dtype));
-    h.dims = t.dims();
-    h.dtype = desc.dtype;
-    h.data.assign(static_cast<const uint8_t*>(t.raw()), static_cast<const uint8_t*>(t.raw()) + t.nbytes());
-    return h;
+    ANVIL_CHECK(t.dtype() == dtype, ErrorCode::kInvalidArgument, "--loadInputs: '", file, "' is ", t.summary(),
+                " but input '", desc.name, "' is ", anvil::dataTypeName(desc.dtype));
+    return t;
   }
+  ANVIL_CHECK(dtype != anvil::ir::DataType::kString, ErrorCode::kInvalidArgument, "--loadInputs: string input '",
+              desc.name, "' needs a .npy file");
   for (int64_t d : runDims)
     ANVIL_CHECK(d >= 0, ErrorCode::kInvalidArgument, "--loadInputs: raw file for input '", desc.name,
                 "' needs its shape: give --shapes or use a .npy file");
-  h.dims = runDims;
-  h.dtype = desc.dtype;
-  size_t need = anvil::dataTypeSize(desc.dtype);
-  for (int64_t d : runDims) need *= size_t(d);
+  anvil::ir::Tensor t(dtype, runDims);
+  const size_t need = t.nbytes();
   std::ifstream f(file, std::ios::binary);
   ANVIL_CHECK(f.good(), ErrorCode::kIoError, "cannot open '", file, "'");
   f.seekg(0, std::ios::end);
@@ -252,13 +268,122 @@ HostTensor loadInput(const std::string& file, const anvil::TensorDesc& desc, con
   ANVIL_CHECK(size == need, ErrorCode::kInvalidArgument, "--loadInputs: '", file, "' has ", size, " bytes, input '",
               desc.name, "' of shape ", dimsStr(runDims), " needs ", need);
   f.seekg(0);
-  h.data.resize(need);
-  f.read(reinterpret_cast<char*>(h.data.data()), std::streamsize(need));
-  return h;
+  if (need) f.read(static_cast<char*>(t.mutableRaw()), std::streamsize(need));
+  return t;
 }
 
 void check(const anvil::Status& s) {
   if (!s) throw Error(s.code(), s.message());
+}
+
+// Receives an output whose size only the run decides (NonZero, Unique, shapes computed
+// from data): grows one buffer as asked and keeps the final extents.
+class HostOutputAllocator : public anvil::OutputAllocator {
+ public:
+  explicit HostOutputAllocator(anvil::DataType dtype) : dtype_(dtype) {}
+  void* reallocateOutput(const char*, void* current, uint64_t bytes, uint64_t alignment) override {
+    if (current && current == data() && bytes <= capacity_) return current;
+    if (dtype_ == anvil::DataType::kString) {  // string tensors are arrays of std::string
+      strings_.assign(size_t(bytes / sizeof(std::string)) + 1, std::string());
+      capacity_ = strings_.size() * sizeof(std::string);
+      return strings_.data();
+    }
+    const size_t align = std::max<size_t>(64, size_t(alignment));
+    const size_t size = std::max<size_t>(align, (size_t(bytes) + align - 1) / align * align);
+    void* p = std::aligned_alloc(align, size);
+    if (!p) return nullptr;
+    raw_.reset(p);
+    capacity_ = size;
+    return p;
+  }
+  void notifyShape(const char*, const std::vector<int64_t>& dims) override {
+    dims_ = dims;
+    notified_ = true;
+  }
+  bool notified() const { return notified_; }
+  const std::vector<int64_t>& dims() const { return dims_; }
+  const void* data() const {
+    return dtype_ == anvil::DataType::kString ? static_cast<const void*>(strings_.data()) : raw_.get();
+  }
+  uint64_t capacity() const { return capacity_; }
+
+ private:
+  struct Free {
+    void operator()(void* p) const { std::free(p); }
+  };
+  anvil::DataType dtype_;
+  std::unique_ptr<void, Free> raw_;
+  std::vector<std::string> strings_;
+  uint64_t capacity_ = 0;
+  std::vector<int64_t> dims_;
+  bool notified_ = false;
+};
+
+// Names in a shape flag must be inputs of the model; min <= opt <= max per dim, one rank.
+using InputDims = std::map<std::string, anvil::ir::Shape>;  // declared shape per model input
+
+void checkNames(const char* flag, const ShapeMap& m, const InputDims& inputs) {
+  for (const auto& [name, dims] : m) {
+    auto it = inputs.find(name);
+    if (it == inputs.end()) {
+      std::string known;
+      for (const auto& [n, s] : inputs) known += (known.empty() ? "" : ", ") + n;
+      ANVIL_THROW(ErrorCode::kInvalidArgument, "--", flag, ": the model has no input '", name, "' (inputs: ", known,
+                  ")");
+    }
+    const anvil::ir::Shape& s = it->second;
+    ANVIL_CHECK(!s.rankKnown() || s.rank() == dims.size(), ErrorCode::kShapeMismatch, "--", flag, ": input '", name,
+                "' has rank ", s.rank(), " ", s.str(), ", got ", dimsStr(dims));
+    for (size_t i = 0; s.rankKnown() && i < dims.size(); ++i)
+      ANVIL_CHECK(!s[i].isStatic() || s[i].value() == dims[i], ErrorCode::kShapeMismatch, "--", flag, ": input '",
+                  name, "' dim ", i, " is fixed to ", s[i].value(), " ", s.str(), ", got ", dimsStr(dims));
+  }
+}
+
+std::string rangeStr(const anvil::InputProfile& p) { return "min " + dimsStr(p.min) + ", max " + dimsStr(p.max); }
+
+// The profiles of --minShapes/--optShapes/--maxShapes: min and max default to opt, opt to
+// the --shapes entry (when inside min/max), then to max.
+std::map<std::string, anvil::InputProfile> makeProfiles(const ShapeMap& mins, const ShapeMap& opts,
+                                                       const ShapeMap& maxs, const ShapeMap& shapes) {
+  std::map<std::string, anvil::InputProfile> out;
+  std::set<std::string> names;
+  for (const ShapeMap* m : {&mins, &opts, &maxs})
+    for (const auto& [n, d] : *m) names.insert(n);
+  for (const std::string& n : names) {
+    anvil::InputProfile p;
+    auto within = [&](const std::vector<int64_t>& d) {  // inside the bounds given so far
+      for (const ShapeMap* m : {&mins, &maxs})
+        if (m->count(n) && m->at(n).size() != d.size()) return false;
+      for (size_t i = 0; i < d.size(); ++i)
+        if ((mins.count(n) && d[i] < mins.at(n)[i]) || (maxs.count(n) && d[i] > maxs.at(n)[i])) return false;
+      return true;
+    };
+    if (opts.count(n)) p.opt = opts.at(n);
+    else if (shapes.count(n) && within(shapes.at(n))) p.opt = shapes.at(n);
+    else if (maxs.count(n)) p.opt = maxs.at(n);
+    else p.opt = mins.at(n);
+    p.min = mins.count(n) ? mins.at(n) : p.opt;
+    p.max = maxs.count(n) ? maxs.at(n) : p.opt;
+    ANVIL_CHECK(p.min.size() == p.opt.size() && p.opt.size() == p.max.size(), ErrorCode::kInvalidArgument,
+                "input '", n, "': the profile's shapes differ in rank: min ", dimsStr(p.min), ", opt ", dimsStr(p.opt),
+                ", max ", dimsStr(p.max));
+    for (size_t i = 0; i < p.opt.size(); ++i)
+      ANVIL_CHECK(p.min[i] <= p.opt[i] && p.opt[i] <= p.max[i], ErrorCode::kInvalidArgument, "input '", n,
+                  "': the profile needs min <= opt <= max in every dim, got min ", dimsStr(p.min), ", opt ",
+                  dimsStr(p.opt), ", max ", dimsStr(p.max), " (dim ", i, ")");
+    out[n] = p;
+  }
+  return out;
+}
+
+// A run shape must lie within its input's profile (when the engine has one).
+void checkInProfile(const std::string& name, const std::vector<int64_t>& dims, const anvil::InputProfile& p) {
+  if (p.min.empty() && p.max.empty()) return;
+  bool inside = dims.size() == p.min.size() && dims.size() == p.max.size();
+  for (size_t i = 0; inside && i < dims.size(); ++i) inside = p.min[i] <= dims[i] && dims[i] <= p.max[i];
+  ANVIL_CHECK(inside, ErrorCode::kShapeMismatch, "input '", name, "': shape ", dimsStr(dims),
+              " is outside the engine's profile (", rangeStr(p), "); build with --minShapes/--maxShapes that cover it");
 }
 
 int run(int argc, char** argv) {
@@ -285,18 +410,63 @@ int run(int argc, char** argv) {
   const std::string device = has("device") ? flags["device"] : "cpu";
   ANVIL_CHECK(device == "cpu" || device == "cuda", ErrorCode::kInvalidArgument, "--device must be cpu or cuda, got '",
               device, "'");
-  std::map<std::string, std::vector<int64_t>> shapes;
-  if (has("shapes")) shapes = parseShapes(flags["shapes"]);
+  ShapeMap shapes, minShapes, optShapes, maxShapes;
+  if (has("shapes")) shapes = parseShapes("shapes", flags["shapes"]);
+  if (has("minShapes")) minShapes = parseShapes("minShapes", flags["minShapes"]);
+  if (has("optShapes")) optShapes = parseShapes("optShapes", flags["optShapes"]);
+  if (has("maxShapes")) maxShapes = parseShapes("maxShapes", flags["maxShapes"]);
+  const bool profileFlags = has("minShapes") || has("optShapes") || has("maxShapes");
+  ANVIL_CHECK(!profileFlags || has("onnx"), ErrorCode::kInvalidArgument,
+              "--minShapes/--optShapes/--maxShapes set the profiles of a build: use them with --onnx (a loaded "
+              "engine keeps the profiles it was built with)");
+  const std::map<std::string, anvil::InputProfile> profiles = makeProfiles(minShapes, optShapes, maxShapes, shapes);
+  for (const auto& [name, p] : profiles)
+    if (shapes.count(name)) checkInProfile(name, shapes[name], p);
 
-  if (has("threads"))
-    anvil::setCpuThreads(flags["threads"].empty() ? 0 : int(toInt("threads", flags["threads"], 1)));
-  else
-    anvil::setCpuThreads(1);  // trtexec runs single-threaded unless --threads is given
+  // --loadInputs: name -> file. A .npy input named in no shape flag is built for its
+  // file's shape (a build for the data it will run on, as --shapes would say).
+  std::map<std::string, std::string> files;
+  std::map<std::string, anvil::ir::Tensor> npyInputs;
+  ShapeMap npyShapes;
+  if (has("loadInputs"))
+    for (const std::string& item : split(flags["loadInputs"], ',')) {
+      size_t colon = item.rfind(':');
+      ANVIL_CHECK(colon != std::string::npos && colon > 0 && colon + 1 < item.size(), ErrorCode::kInvalidArgument,
+                  "--loadInputs entry '", item, "' is not name:file");
+      const std::string name = item.substr(0, colon), file = item.substr(colon + 1);
+      ANVIL_CHECK(!files.count(name), ErrorCode::kInvalidArgument, "--loadInputs names input '", name, "' twice");
+      files[name] = file;
+      if (std::filesystem::path(file).extension() == ".npy" && !shapes.count(name) && !profiles.count(name)) {
+        npyInputs[name] = anvil::tools::readNpy(file);
+        npyShapes[name] = npyInputs[name].dims();
+      }
+    }
+
+  // Threads: this context's intra-op pool, and the builder's timing runs (0: the default).
+  int threads = 0;
+  if (has("threads") && !flags["threads"].empty()) threads = int(toInt("threads", flags["threads"], 1));
+  if (threads > 0) anvil::setCpuThreads(threads);
   std::shared_ptr<anvil::Engine> engine;
   if (has("onnx")) {
+    if (!shapes.empty() || profileFlags || !npyShapes.empty()) {  // names and ranks checked before a long build
+      anvil::parser::ParseOptions popts;
+      popts.inferShapes = false;
+      anvil::ir::Model m = anvil::parser::parseOnnxFile(flags["onnx"], popts);
+      InputDims inputs;
+      for (const anvil::ir::Value* v : m.graph->inputs())
+        if (!v->isInitializer()) inputs[v->name()] = v->shape();
+      checkNames("shapes", shapes, inputs);
+      checkNames("minShapes", minShapes, inputs);
+      checkNames("optShapes", optShapes, inputs);
+      checkNames("maxShapes", maxShapes, inputs);
+      checkNames("loadInputs", npyShapes, inputs);
+    }
     anvil::BuilderConfig cfg;
     cfg.device = device == "cuda" ? anvil::Device::kCUDA : anvil::Device::kCPU;
-    cfg.inputShapes = shapes;
+    for (const auto& [name, dims] : shapes)
+      if (!profiles.count(name)) cfg.inputShapes[name] = dims;  // alone: min = opt = max
+    for (const auto& [name, dims] : npyShapes) cfg.inputShapes[name] = dims;
+    cfg.profiles = profiles;
     cfg.verbose = verbose;
     if (has("timingCacheFile")) cfg.timingCachePath = flags["timingCacheFile"];
     if (has("dumpGraph")) cfg.dumpGraphDir = flags["dumpGraph"];
@@ -304,12 +474,15 @@ int run(int argc, char** argv) {
       cfg.optimizationLevel = int(toInt("builderOptimizationLevel", flags["builderOptimizationLevel"], 0));
       ANVIL_CHECK(cfg.optimizationLevel <= 3, ErrorCode::kInvalidArgument, "--builderOptimizationLevel is 0..3");
     }
-    cfg.threads = anvil::cpuThreads();
+    cfg.threads = threads;
     ProgressBar bar(isatty(STDERR_FILENO) != 0);
     cfg.progress = [&bar](int done, int total, const std::string& layer) { bar.update(done, total, layer); };
     std::string bytes;
     anvil::BuildReport report;
     std::cout << "[I] Building an engine from " << flags["onnx"] << " for " << device << "\n";
+    for (const auto& [name, p] : profiles)
+      std::cout << "[I] Profile for input '" << name << "': min " << dimsStr(p.min) << ", opt " << dimsStr(p.opt)
+                << ", max " << dimsStr(p.max) << "\n";
     check(anvil::Builder::buildFromOnnx(flags["onnx"], cfg, &bytes, &report));
     if (verbose)
       for (const auto& l : report.passLog) std::cout << "[V] pass " << l << "\n";
@@ -335,26 +508,61 @@ int run(int argc, char** argv) {
 
   auto layers = engine->layers();
   if (has("dumpLayerInfo")) {
+    std::cout << "[I] Input profiles:\n";
+    for (const auto& d : engine->io()) {
+      if (!d.isInput) continue;
+      anvil::InputProfile p = engine->profile(d.name);
+      std::cout << "[I] " << d.name << " (" << anvil::dataTypeName(d.dtype) << "): min " << dimsStr(p.min) << ", opt "
+                << dimsStr(p.opt) << ", max " << dimsStr(p.max) << "\n";
+    }
     std::cout << "[I] Layer information:\n";
-    for (const auto& l : layers)
-      std::cout << "[I] " << l.name << " [" << l.type << "] tactic=" << l.tactic << " precision=" << l.precision << "\n";
+    for (const auto& l : layers) {
+      std::string layouts;
+      for (const auto& x : l.outputLayouts) layouts += (layouts.empty() ? "" : ",") + x;
+      std::cout << "[I] " << l.name << " [" << l.type << "] tactic=" << l.tactic << " precision=" << l.precision
+                << " device=" << l.device << " tacticVersion=" << l.tacticVersion << " chosen="
+                << (l.timed ? "timed" : "only-candidate") << " candidates=" << l.candidates
+                << " workspace=" << l.workspaceBytes << " prepared=" << l.preparedBytes
+                << " layouts=" << (layouts.empty() ? "-" : layouts) << "\n";
+    }
   }
   if (has("exportLayerInfo")) {
+    auto strList = [](const std::vector<std::string>& v) {
+      std::string o = "[";
+      for (size_t k = 0; k < v.size(); ++k) o += (k ? ", \"" : "\"") + jsonEscape(v[k]) + "\"";
+      return o + "]";
+    };
+    auto dimList = [](const std::vector<int64_t>& v) {
+      std::string o = "[";
+      for (size_t k = 0; k < v.size(); ++k) o += (k ? ", " : "") + std::to_string(v[k]);
+      return o + "]";
+    };
     std::ofstream f(flags["exportLayerInfo"]);
     ANVIL_CHECK(f.good(), ErrorCode::kIoError, "cannot write '", flags["exportLayerInfo"], "'");
     f << "{\"Layers\": [";
     for (size_t i = 0; i < layers.size(); ++i) {
       const auto& l = layers[i];
+      // The first six fields are the original format (scripts read them); the rest were added.
       f << (i ? ",\n" : "\n") << "{\"Name\": \"" << jsonEscape(l.name) << "\", \"LayerType\": \"" << jsonEscape(l.type)
-        << "\", \"Inputs\": [";
-      for (size_t k = 0; k < l.inputs.size(); ++k) f << (k ? ", " : "") << "\"" << jsonEscape(l.inputs[k]) << "\"";
-      f << "], \"Outputs\": [";
-      for (size_t k = 0; k < l.outputs.size(); ++k) f << (k ? ", " : "") << "\"" << jsonEscape(l.outputs[k]) << "\"";
-      f << "], \"TacticName\": \"" << jsonEscape(l.tactic) << "\", \"Precision\": \"" << jsonEscape(l.precision) << "\"}";
+        << "\", \"Inputs\": " << strList(l.inputs) << ", \"Outputs\": " << strList(l.outputs) << ", \"TacticName\": \""
+        << jsonEscape(l.tactic) << "\", \"Precision\": \"" << jsonEscape(l.precision) << "\", \"Device\": \""
+        << jsonEscape(l.device) << "\", \"TacticVersion\": " << l.tacticVersion
+        << ", \"Timed\": " << (l.timed ? "true" : "false") << ", \"Candidates\": " << l.candidates
+        << ", \"WorkspaceBytes\": " << l.workspaceBytes << ", \"PreparedBytes\": " << l.preparedBytes
+        << ", \"OutputLayouts\": " << strList(l.outputLayouts) << "}";
     }
     f << "\n], \"Bindings\": [";
     for (size_t i = 0; i < engine->io().size(); ++i) f << (i ? ", " : "") << "\"" << jsonEscape(engine->io()[i].name) << "\"";
-    f << "]}\n";
+    f << "], \"Profiles\": [";
+    bool first = true;
+    for (const auto& d : engine->io()) {
+      if (!d.isInput) continue;
+      anvil::InputProfile p = engine->profile(d.name);
+      f << (first ? "\n" : ",\n") << "{\"Name\": \"" << jsonEscape(d.name) << "\", \"Min\": " << dimList(p.min)
+        << ", \"Opt\": " << dimList(p.opt) << ", \"Max\": " << dimList(p.max) << "}";
+      first = false;
+    }
+    f << "\n]}\n";
   }
   if (has("skipInference")) {
     std::cout << "[I] Skipped inference (--skipInference)\n";
@@ -362,64 +570,63 @@ int run(int argc, char** argv) {
   }
 
   std::unique_ptr<anvil::ExecutionContext> ctx;
-  check(engine->createContext(&ctx));
-  // Inputs: shapes from --shapes, else the tuned shapes; data from --loadInputs, else random.
-  std::map<std::string, std::string> files;
-  if (has("loadInputs"))
-    for (const std::string& item : split(flags["loadInputs"], ',')) {
-      size_t colon = item.rfind(':');
-      ANVIL_CHECK(colon != std::string::npos && colon > 0, ErrorCode::kInvalidArgument, "--loadInputs entry '", item,
-                  "' is not name:file");
-      const std::string name = item.substr(0, colon);
-      const anvil::TensorDesc* d = engine->find(name);
-      ANVIL_CHECK(d && d->isInput, ErrorCode::kInvalidArgument, "--loadInputs: the engine has no input '", name, "'");
-      files[name] = item.substr(colon + 1);
-    }
+  anvil::ContextOptions copts;
+  copts.threads = threads;
+  check(engine->createContext(&ctx, copts));
+  std::cout << "[I] Inference threads: " << ctx->threads() << "\n";
+  // Inputs: shapes from --shapes, else the .npy's, else the tuned shapes; data from
+  // --loadInputs, else random.
+  for (const auto& [name, file] : files) {
+    const anvil::TensorDesc* d = engine->find(name);
+    ANVIL_CHECK(d && d->isInput, ErrorCode::kInvalidArgument, "--loadInputs: the engine has no input '", name, "'");
+  }
   for (const auto& [name, dims] : shapes) {
     const anvil::TensorDesc* d = engine->find(name);
     ANVIL_CHECK(d && d->isInput, ErrorCode::kInvalidArgument, "--shapes: the engine has no input '", name, "'");
   }
-  std::map<std::string, HostTensor> hostInputs;
+  std::map<std::string, anvil::ir::Tensor> hostInputs;
   std::mt19937 rng(42);
   for (const auto& desc : engine->io()) {
     if (!desc.isInput) continue;
     std::vector<int64_t> dims = shapes.count(desc.name) ? shapes[desc.name] : engine->optShape(desc.name);
-    HostTensor h;
+    anvil::ir::Tensor h;
     if (files.count(desc.name)) {
-      h = loadInput(files[desc.name], desc, dims);
+      h = npyInputs.count(desc.name) ? npyInputs[desc.name] : loadInput(files[desc.name], desc, dims);
+      ANVIL_CHECK(int32_t(h.dtype()) == int32_t(desc.dtype), ErrorCode::kInvalidArgument, "--loadInputs: '",
+                  files[desc.name], "' is ", h.summary(), " but input '", desc.name, "' is ",
+                  anvil::dataTypeName(desc.dtype));
+      ANVIL_CHECK(!shapes.count(desc.name) || h.dims() == dims, ErrorCode::kShapeMismatch, "input '", desc.name,
+                  "': --shapes says ", dimsStr(dims), " but '", files[desc.name], "' is ", dimsStr(h.dims()));
     } else {
-      h.dims = dims;
-      h.dtype = desc.dtype;
-      size_t n = 1;
-      for (int64_t d : dims) n *= size_t(d);
-      h.data.assign(n * anvil::dataTypeSize(desc.dtype), 0);
+      h = anvil::ir::Tensor(anvil::ir::DataType(int32_t(desc.dtype)), dims);
       if (desc.dtype == anvil::DataType::kFloat) {
         std::uniform_real_distribution<float> dist(-1.f, 1.f);
-        auto* p = reinterpret_cast<float*>(h.data.data());
-        for (size_t i = 0; i < n; ++i) p[i] = dist(rng);
+        for (int64_t i = 0; i < h.numel(); ++i) h.data<float>()[i] = dist(rng);
       }
     }
-    check(ctx->setInputShape(desc.name, h.dims));
+    checkInProfile(desc.name, h.dims(), engine->profile(desc.name));
+    check(ctx->setInputShape(desc.name, h.dims()));
     hostInputs[desc.name] = std::move(h);
   }
-  for (auto& [name, h] : hostInputs) check(ctx->setTensorAddress(name, h.data.data()));
-  std::map<std::string, HostTensor> hostOutputs;
+  // A zero-element input has no data to point at: it is bound to nullptr.
+  for (auto& [name, h] : hostInputs) check(ctx->setTensorAddress(name, h.numel() ? h.mutableRaw() : nullptr));
+  // Outputs: a buffer where the input shapes decide the size, an allocator where the run does.
+  std::map<std::string, anvil::ir::Tensor> hostOutputs;
+  std::map<std::string, std::unique_ptr<HostOutputAllocator>> allocators;
   for (const auto& desc : engine->io()) {
     if (desc.isInput) continue;
-    HostTensor h;
-    check(ctx->getTensorShape(desc.name, &h.dims));
-    h.dtype = desc.dtype;
-    size_t n = anvil::dataTypeSize(desc.dtype);
-    bool known = true;
-    for (int64_t d : h.dims) {
-      known = known && d >= 0;
-      n *= size_t(std::max<int64_t>(d, 0));
+    std::vector<int64_t> dims;
+    check(ctx->getTensorShape(desc.name, &dims));
+    if (std::all_of(dims.begin(), dims.end(), [](int64_t d) { return d >= 0; })) {
+      anvil::ir::Tensor t(anvil::ir::DataType(int32_t(desc.dtype)), dims);
+      check(ctx->setTensorAddress(desc.name, t.numel() ? t.mutableRaw() : nullptr));
+      hostOutputs[desc.name] = std::move(t);
+    } else {
+      auto a = std::make_unique<HostOutputAllocator>(desc.dtype);
+      check(ctx->setOutputAllocator(desc.name, a.get()));
+      if (verbose) std::cout << "[V] Output '" << desc.name << "' " << dimsStr(dims) << ": size known after the run\n";
+      allocators[desc.name] = std::move(a);
     }
-    if (known) {
-      h.data.assign(n, 0);
-      check(ctx->setTensorAddress(desc.name, h.data.data()));
-    }
-    hostOutputs[desc.name] = std::move(h);
   }
 
   // Profiling: per-layer totals over the measured iterations.
@@ -537,17 +744,26 @@ int run(int argc, char** argv) {
     }
   }
 
-  // Outputs of the last run.
+  // Outputs of the last run, at their final shapes.
   std::vector<std::pair<std::string, anvil::ir::Tensor>> outs;
   for (const auto& desc : engine->io()) {
     if (desc.isInput) continue;
-    std::vector<int64_t> dims;
-    check(ctx->getTensorShape(desc.name, &dims));
-    const void* data = ctx->outputData(desc.name);
-    ANVIL_CHECK(data != nullptr || anvil::ir::numelOf(dims) == 0, ErrorCode::kInternal, "output '", desc.name,
-                "' has no data");
-    anvil::ir::Tensor t(anvil::ir::DataType(int32_t(desc.dtype)), dims);
-    if (t.nbytes()) std::memcpy(t.mutableRaw(), data, t.nbytes());
+    if (hostOutputs.count(desc.name)) {
+      outs.emplace_back(desc.name, hostOutputs[desc.name]);
+      continue;
+    }
+    const HostOutputAllocator& a = *allocators.at(desc.name);
+    ANVIL_CHECK(a.notified(), ErrorCode::kInternal, "output '", desc.name,
+                "': the run never reported its shape to the output allocator");
+    anvil::ir::Tensor t(anvil::ir::DataType(int32_t(desc.dtype)), a.dims());
+    ANVIL_CHECK(t.numel() == 0 || (a.data() && a.capacity() >= t.nbytes()), ErrorCode::kInternal, "output '",
+                desc.name, "' of shape ", dimsStr(a.dims()), " needs ", t.nbytes(), " bytes, the allocator gave ",
+                a.capacity());
+    if (t.dtype() == anvil::ir::DataType::kString) {
+      for (int64_t i = 0; i < t.numel(); ++i) t.data<std::string>()[i] = static_cast<const std::string*>(a.data())[i];
+    } else if (t.nbytes()) {
+      std::memcpy(t.mutableRaw(), a.data(), t.nbytes());
+    }
     outs.emplace_back(desc.name, t);
   }
   if (has("saveOutputs")) {
@@ -562,7 +778,9 @@ int run(int argc, char** argv) {
     std::cout << "[I] Output Tensors:\n";
     for (const auto& [name, t] : outs) {
       std::cout << std::defaultfloat << std::setprecision(6) << "[I] " << name << ": (" << dimsStr(t.dims()) << ")\n[I]";
-      for (int64_t i = 0; i < t.numel(); ++i) std::cout << " " << t.getDouble(i);
+      for (int64_t i = 0; i < t.numel(); ++i)
+        if (t.dtype() == anvil::ir::DataType::kString) std::cout << " \"" << t.str(i) << "\"";
+        else std::cout << " " << t.getDouble(i);
       std::cout << "\n";
     }
   }
@@ -574,7 +792,9 @@ int run(int argc, char** argv) {
       const auto& [name, t] = outs[k];
       f << (k ? ",\n" : "\n") << "{ \"name\" : \"" << jsonEscape(name) << "\"\n, \"dimensions\" : \"" << dimsStr(t.dims())
         << "\"\n, \"values\" : [ ";
-      for (int64_t i = 0; i < t.numel(); ++i) f << (i ? ", " : "") << jsonNumber(t.getDouble(i));
+      for (int64_t i = 0; i < t.numel(); ++i)
+        f << (i ? ", " : "")
+          << (t.dtype() == anvil::ir::DataType::kString ? "\"" + jsonEscape(t.str(i)) + "\"" : jsonNumber(t.getDouble(i)));
       f << " ]\n}";
     }
     f << "\n]\n";

@@ -1,5 +1,7 @@
 // .npy files (NumPy format 1.0/2.0/3.0): read with dtype and shape from the header,
-// write little-endian C-order arrays. Used by --loadInputs and --saveOutputs.
+// write little-endian C-order arrays (strings as fixed-width unicode; bf16, f8 and f4
+// widened to f32, 4-bit integers to 8-bit).
+// Used by --loadInputs and --saveOutputs.
 #pragma once
 
 #include <string>

@@ -1,5 +1,6 @@
-/* anvil's C API: load an engine, create a context, run on float (or any) buffers, read
- * errors as strings. Enough to embed anvil in a C or Fortran program. Every function
+/* anvil's C API: load an engine, read its inputs' profiles, create a context (with its
+ * thread count), run on float (or any) buffers, receive outputs of data-dependent size
+ * through callbacks, read errors as strings. Enough to embed anvil in a C or Fortran program. Every function
  * returns 0 on success or an error code; anvil_last_error() describes the last failure
  * on the calling thread. */
 #ifndef ANVIL_ANVIL_H
@@ -27,7 +28,14 @@ int anvil_engine_io_is_input(const anvil_engine* engine, int index);
 int anvil_engine_io_dtype(const anvil_engine* engine, int index);
 size_t anvil_dtype_size(int dtype);
 
+/* Optimization profile of input `index`: which = 0 min, 1 opt, 2 max. *rank gets the rank,
+ * dims up to max_rank entries. Fails for an output or a bad index. */
+int anvil_engine_io_profile(const anvil_engine* engine, int index, int which, int64_t* dims, int max_rank, int* rank);
+
 int anvil_context_create(const anvil_engine* engine, anvil_context** context);
+/* A context whose executor uses `threads` intra-op threads (0: the default, the machine's
+ * physical cores or ANVIL_NUM_THREADS). */
+int anvil_context_create_with_threads(const anvil_engine* engine, int threads, anvil_context** context);
 void anvil_context_destroy(anvil_context* context);
 /* Sets an input's shape (defaults to the shape the engine was tuned for). */
 int anvil_context_set_input_shape(anvil_context* context, const char* name, const int64_t* dims, int rank);
@@ -37,6 +45,17 @@ int anvil_context_set_tensor(anvil_context* context, const char* name, void* dat
  * up to max_rank entries. */
 int anvil_context_get_shape(anvil_context* context, const char* name, int64_t* dims, int max_rank, int* rank);
 int anvil_context_run(anvil_context* context);
+
+/* For outputs whose size is known only after the run (anvil_context_get_shape reports -1
+ * dims): during anvil_context_run, `realloc_fn` is asked for memory of at least `bytes`
+ * (it may return `current` when that is big enough; NULL fails the run) and `notify_fn`
+ * receives the final extents. The memory stays the caller's; `user_data` is passed back.
+ * A NULL realloc_fn removes the output's allocator. */
+typedef void* (*anvil_realloc_fn)(void* user_data, const char* name, void* current, uint64_t bytes,
+                                  uint64_t alignment);
+typedef void (*anvil_notify_shape_fn)(void* user_data, const char* name, const int64_t* dims, int rank);
+int anvil_context_set_output_allocator(anvil_context* context, const char* name, anvil_realloc_fn realloc_fn,
+                                       anvil_notify_shape_fn notify_fn, void* user_data);
 
 /* The last error on this thread ("" if none). */
 const char* anvil_last_error(void);

@@ -1,16 +1,25 @@
-// ONNX backend node-test conformance: every case (model.onnx + test_data_set_*/) runs
-// through parser -> reference kernels in a forked child (a crash or hang fails one case,
-// not the run) and is compared with the expected outputs at per-type tolerances.
-// Prints one line per case and a summary per data set; optionally writes
-// docs/operators.md from the importer table; fails below the recorded pass counts.
-// --opt-level=N runs passes::optimize at that level on each model first, so the same
-// cases check that the optimization passes keep every model's results.
+// ONNX backend node-test conformance: every case (model.onnx + test_data_set_*/) runs in a
+// forked child (a crash or hang costs one case, not the run) and is compared with the
+// expected outputs at per-type tolerances. --path chooses how a case reaches the kernels:
+//   interp  parser -> (passes::optimize at --opt-level) -> reference interpreter (default);
+//   engine  Builder::buildFromOnnx at --opt-level -> engine bytes -> Engine -> context, as an
+//           application uses the C++ API (outputs of data-dependent size through an
+//           OutputAllocator, zero-element inputs bound to nullptr);
+//   cli     the `anvil` CLI (--anvil=PATH) as a child process: inputs as .npy files
+//           (raw bytes + --shapes for types NumPy lacks), outputs read back from --saveOutputs.
+// Prints one line per failing case (PASS/FAIL/CRASH, the first error line) and a summary
+// per data set: passed / failed / crashed / excluded. Exits non-zero when a case crashes or
+// a data set passes fewer cases than the baseline file records for this path (format in
+// loadBaseline and at the top of baseline.txt). --write-docs (interp path) writes
+// docs/operators.md from the importer table.
 #include <poll.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <chrono>
 #include <cmath>
 #include <cstring>
 #include <filesystem>
@@ -21,10 +30,12 @@
 #include <set>
 #include <sstream>
 
+#include "anvil/anvil.hpp"
 #include "cpu/reference.h"
 #include "ir/op_schema.h"
 #include "parser/onnx_parser.h"
 #include "passes/pipeline.h"
+#include "tools/npy.h"
 
 namespace fs = std::filesystem;
 using anvil::ir::DataType;
@@ -137,67 +148,396 @@ Tensor bf16FromU16(Tensor t, DataType meant) {
   return r;
 }
 
+// How a case reaches the kernels: the reference interpreter on the parsed graph, the
+// builder + runtime through the public C++ API, or the `anvil` CLI as a child process.
+enum class Path { kInterp, kEngine, kCli };
+const char* pathName(Path p) { return p == Path::kInterp ? "interp" : p == Path::kEngine ? "engine" : "cli"; }
+
+struct RunOptions {
+  Path path = Path::kInterp;
+  int optLevel = 0;
+  std::string anvil;  // the CLI binary (--path=cli)
+};
+
+// One test_data_set_N: inputs by graph-input name (in graph order) and expected outputs.
+struct DataSet {
+  std::string name;
+  std::vector<std::pair<std::string, Tensor>> inputs;
+  std::vector<Tensor> expected;
+};
+
+std::vector<DataSet> loadDataSets(const fs::path& dir, const anvil::ir::Graph& g) {
+  std::vector<fs::path> dirs;
+  for (const auto& e : fs::directory_iterator(dir))
+    if (e.is_directory() && e.path().filename().string().rfind("test_data_set_", 0) == 0) dirs.push_back(e.path());
+  std::sort(dirs.begin(), dirs.end());
+  std::vector<const anvil::ir::Value*> realInputs;
+  for (const auto* v : g.inputs())
+    if (!v->isInitializer()) realInputs.push_back(v);
+  std::vector<DataSet> sets;
+  for (const fs::path& d : dirs) {
+    DataSet s;
+    s.name = d.filename().string();
+    for (size_t i = 0;; ++i) {
+      fs::path p = d / ("input_" + std::to_string(i) + ".pb");
+      if (!fs::exists(p)) break;
+      ANVIL_CHECK(i < realInputs.size(), anvil::ErrorCode::kInvalidArgument, "more input files than graph inputs");
+      s.inputs.emplace_back(realInputs[i]->name(),
+                            bf16FromU16(anvil::parser::loadTensorProto(p.string()), realInputs[i]->dtype()));
+    }
+    for (size_t i = 0;; ++i) {
+      fs::path p = d / ("output_" + std::to_string(i) + ".pb");
+      if (!fs::exists(p)) break;
+      DataType meant = i < g.outputs().size() ? g.outputs()[i]->dtype() : DataType::kUndefined;
+      s.expected.push_back(bf16FromU16(anvil::parser::loadTensorProto(p.string()), meant));
+    }
+    sets.push_back(std::move(s));
+  }
+  return sets;
+}
+
+// Compares the outputs of one data set; "" when all match.
+std::string compareOutputs(const std::vector<Tensor>& got, const DataSet& set, const anvil::ir::Graph& g) {
+  for (size_t i = 0; i < set.expected.size(); ++i) {
+    if (i >= got.size()) return "fewer outputs than expected";
+    std::string diff = compare(got[i], set.expected[i], "output " + std::to_string(i) + " '" + g.outputs()[i]->name() + "'");
+    if (!diff.empty()) return set.name + ": " + diff;
+  }
+  return "";
+}
+
+// The shapes to build for: the first data set's, widened to a profile when later sets
+// use other extents of the same rank.
+void fillShapes(const std::vector<DataSet>& sets, anvil::BuilderConfig& cfg) {
+  if (sets.empty()) return;
+  for (const auto& [name, t] : sets[0].inputs) {
+    cfg.inputShapes[name] = t.dims();
+    anvil::InputProfile p{t.dims(), t.dims(), t.dims()};
+    bool differs = false, sameRank = true;
+    for (size_t k = 1; k < sets.size(); ++k)
+      for (const auto& [n2, t2] : sets[k].inputs) {
+        if (n2 != name) continue;
+        if (t2.rank() != t.rank()) sameRank = false;
+        if (t2.dims() != t.dims()) differs = true;
+        for (size_t d = 0; sameRank && d < t.rank(); ++d) {
+          p.min[d] = std::min(p.min[d], t2.dim(d));
+          p.max[d] = std::max(p.max[d], t2.dim(d));
+        }
+      }
+    if (differs && sameRank) cfg.profiles[name] = p;
+  }
+}
+
+// Receives outputs whose size only the run decides: keeps the memory and the final shape.
+class RecordingAllocator : public anvil::OutputAllocator {
+ public:
+  explicit RecordingAllocator(DataType dtype) : dtype_(dtype) {}
+  ~RecordingAllocator() override { std::free(raw_); }
+  void* reallocateOutput(const char*, void* current, uint64_t bytes, uint64_t alignment) override {
+    ++reallocations_;
+    if (current && current == data() && bytes <= capacity_) return current;
+    if (dtype_ == DataType::kString) {  // string tensors are arrays of std::string
+      strings_.assign(std::max<size_t>(1, size_t(bytes / sizeof(std::string)) + 1), std::string());
+      capacity_ = strings_.size() * sizeof(std::string);
+      return strings_.data();
+    }
+    const size_t align = std::max<size_t>(64, size_t(alignment));
+    const size_t size = std::max<size_t>(align, (size_t(bytes) + align - 1) / align * align);
+    std::free(raw_);
+    raw_ = std::aligned_alloc(align, size);
+    capacity_ = raw_ ? size : 0;
+    return raw_;
+  }
+  void notifyShape(const char*, const std::vector<int64_t>& dims) override {
+    dims_ = dims;
+    notified_ = true;
+  }
+  bool notified() const { return notified_; }
+  int reallocations() const { return reallocations_; }
+  const std::vector<int64_t>& dims() const { return dims_; }
+  const void* data() const { return dtype_ == DataType::kString ? static_cast<const void*>(strings_.data()) : raw_; }
+  uint64_t capacity() const { return capacity_; }
+
+ private:
+  DataType dtype_;
+  void* raw_ = nullptr;
+  std::vector<std::string> strings_;
+  uint64_t capacity_ = 0;
+  std::vector<int64_t> dims_;
+  bool notified_ = false;
+  int reallocations_ = 0;
+};
+
+// A copy of `n` elements of `dtype` at `data` as a tensor of `dims`.
+Tensor tensorFrom(DataType dtype, const std::vector<int64_t>& dims, const void* data) {
+  Tensor t(dtype, dims);
+  if (t.numel() == 0) return t;
+  if (dtype == DataType::kString) {
+    for (int64_t i = 0; i < t.numel(); ++i) t.data<std::string>()[i] = static_cast<const std::string*>(data)[i];
+  } else {
+    std::memcpy(t.mutableRaw(), data, t.nbytes());
+  }
+  return t;
+}
+
+std::string statusText(const anvil::Status& s) {
+  return std::string(anvil::errorCodeName(s.code())) + ": " + s.message();
+}
+
+// Builder -> engine bytes -> Engine -> one context run per data set, all through the
+// public API as an application would use it.
+std::string runEngineCase(const fs::path& dir, const anvil::ir::Graph& g, const std::vector<DataSet>& sets,
+                          const RunOptions& opt) {
+  anvil::BuilderConfig cfg;
+  cfg.optimizationLevel = opt.optLevel;
+  cfg.threads = 1;
+  cfg.timingIterations = 1;  // correctness, not speed: one timing per candidate is enough
+  fillShapes(sets, cfg);
+  std::string bytes;
+  anvil::Status s = anvil::Builder::buildFromOnnx((dir / "model.onnx").string(), cfg, &bytes);
+  if (!s) return "build: " + statusText(s);
+  std::shared_ptr<anvil::Engine> engine;
+  s = anvil::Engine::fromBytes(std::move(bytes), &engine);
+  if (!s) return "load: " + statusText(s);
+  std::unique_ptr<anvil::ExecutionContext> ctx;
+  anvil::ContextOptions copts;
+  copts.threads = 1;
+  s = engine->createContext(&ctx, copts);
+  if (!s) return "context: " + statusText(s);
+  std::vector<const anvil::TensorDesc*> outs;
+  for (const auto& d : engine->io())
+    if (!d.isInput) outs.push_back(&d);
+  for (size_t i = 0; i < outs.size() && i < g.outputs().size(); ++i)
+    if (outs[i]->name != g.outputs()[i]->name())
+      return "engine output " + std::to_string(i) + " is '" + outs[i]->name + "', the model's is '" +
+             g.outputs()[i]->name() + "'";
+  for (const DataSet& set : sets) {
+    for (const auto& [name, t] : set.inputs) {
+      const anvil::TensorDesc* d = engine->find(name);
+      if (!d) continue;  // an input the optimized graph no longer reads
+      if (!d->isInput) return "engine: '" + name + "' is not an input";
+      s = ctx->setInputShape(name, t.dims());
+      if (!s) return set.name + ": setInputShape('" + name + "'): " + statusText(s);
+      // The context only reads inputs; a zero-element input is bound to nullptr.
+      void* p = t.numel() == 0 ? nullptr : const_cast<void*>(t.raw());
+      s = ctx->setTensorAddress(name, p);
+      if (!s) return set.name + ": setTensorAddress('" + name + "'): " + statusText(s);
+    }
+    std::vector<Tensor> fixed(outs.size());
+    std::vector<std::unique_ptr<RecordingAllocator>> allocators(outs.size());
+    for (size_t i = 0; i < outs.size(); ++i) {
+      std::vector<int64_t> dims;
+      s = ctx->getTensorShape(outs[i]->name, &dims);
+      if (!s) return set.name + ": getTensorShape('" + outs[i]->name + "'): " + statusText(s);
+      bool known = std::all_of(dims.begin(), dims.end(), [](int64_t d) { return d >= 0; });
+      if (known) {
+        fixed[i] = Tensor(outs[i]->dtype, dims);
+        s = ctx->setTensorAddress(outs[i]->name, fixed[i].numel() ? fixed[i].mutableRaw() : nullptr);
+      } else {
+        allocators[i] = std::make_unique<RecordingAllocator>(outs[i]->dtype);
+        s = ctx->setOutputAllocator(outs[i]->name, allocators[i].get());
+      }
+      if (!s) return set.name + ": binding output '" + outs[i]->name + "': " + statusText(s);
+    }
+    s = ctx->run();
+    if (!s) return set.name + ": run: " + statusText(s);
+    std::vector<Tensor> got;
+    for (size_t i = 0; i < outs.size(); ++i) {
+      if (!allocators[i]) {
+        got.push_back(fixed[i]);
+        continue;
+      }
+      const RecordingAllocator& a = *allocators[i];
+      if (!a.notified())
+        return set.name + ": the output allocator of '" + outs[i]->name + "' was never told its shape";
+      const size_t need = anvil::ir::storageBytes(outs[i]->dtype, anvil::ir::numelOf(a.dims()));
+      if (need > 0 && (!a.data() || a.capacity() < need))
+        return set.name + ": output '" + outs[i]->name + "' needs " + std::to_string(need) +
+               " bytes, the allocator was asked for " + std::to_string(a.capacity());
+      got.push_back(tensorFrom(outs[i]->dtype, a.dims(), a.data()));
+    }
+    std::string diff = compareOutputs(got, set, g);
+    if (!diff.empty()) return diff;
+  }
+  return "";
+}
+
+// ---- the CLI path ------------------------------------------------------------------------
+
+// Types a .npy file carries; the others go to the CLI as raw bytes with --shapes.
+bool npyCarries(DataType t) {
+  switch (t) {
+    case DataType::kF32: case DataType::kF64: case DataType::kF16: case DataType::kI8: case DataType::kU8:
+    case DataType::kI16: case DataType::kU16: case DataType::kI32: case DataType::kU32: case DataType::kI64:
+    case DataType::kU64: case DataType::kBool: case DataType::kString:
+      return true;
+    default:
+      return false;
+  }
+}
+
+std::string shapeSpec(const std::vector<int64_t>& dims) {
+  std::string s;
+  for (size_t i = 0; i < dims.size(); ++i) s += (i ? "x" : "") + std::to_string(dims[i]);
+  return s;
+}
+
+std::string cliFileName(const std::string& name) {
+  std::string s = name;
+  for (char& c : s)
+    if (!(isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == '-')) c = '_';
+  return s;
+}
+
+// Thrown (in the forked child) when the CLI died of a signal: the case crashed.
+struct CliCrash {
+  std::string what;
+};
+
+// Runs argv with stdout/stderr to `log`; returns the exit status as waitpid reports it.
+int spawn(const std::vector<std::string>& args, const fs::path& log) {
+  pid_t pid = fork();
+  if (pid == 0) {
+    FILE* f = std::fopen(log.c_str(), "w");
+    if (f) {
+      dup2(fileno(f), 1);
+      dup2(fileno(f), 2);
+    }
+    std::vector<char*> argv;
+    for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+    argv.push_back(nullptr);
+    execv(argv[0], argv.data());
+    _exit(127);
+  }
+  int status = 0;
+  waitpid(pid, &status, 0);
+  return status;
+}
+
+// The first error line of the CLI's log ("[E] ..."), else its last line.
+std::string firstError(const fs::path& log) {
+  std::ifstream f(log);
+  std::string line, last;
+  while (std::getline(f, line)) {
+    if (line.rfind("[E]", 0) == 0) return line;
+    if (!line.empty()) last = line;
+  }
+  return last.empty() ? "(no output)" : last;
+}
+
+// Each data set: inputs written to files, one `anvil --onnx=...` run, outputs read back.
+std::string runCliCase(const fs::path& dir, const anvil::ir::Graph& g, const std::vector<DataSet>& sets,
+                       const RunOptions& opt, const fs::path& scratch) {
+  for (const DataSet& set : sets) {
+    fs::path work = scratch / set.name;
+    fs::create_directories(work);
+    std::string load, shapes;
+    for (size_t i = 0; i < set.inputs.size(); ++i) {
+      const auto& [name, t] = set.inputs[i];
+      const bool npy = npyCarries(t.dtype());
+      fs::path file = work / ("input_" + std::to_string(i) + (npy ? ".npy" : ".bin"));
+      if (npy) {
+        anvil::tools::writeNpy(file.string(), t);
+      } else {
+        std::ofstream f(file, std::ios::binary);
+        f.write(static_cast<const char*>(t.raw()), std::streamsize(t.nbytes()));
+      }
+      load += (load.empty() ? "" : ",") + name + ":" + file.string();
+      shapes += (shapes.empty() ? "" : ",") + name + ":" + (t.rank() ? shapeSpec(t.dims()) : "scalar");
+    }
+    fs::path outDir = work / "out";
+    std::vector<std::string> args = {opt.anvil, "--onnx=" + (dir / "model.onnx").string(),
+                                     "--saveOutputs=" + outDir.string(), "--iterations=1", "--duration=0",
+                                     "--warmUp=0", "--threads=1",
+                                     "--builderOptimizationLevel=" + std::to_string(opt.optLevel)};
+    if (!load.empty()) {
+      args.push_back("--loadInputs=" + load);
+      args.push_back("--shapes=" + shapes);
+    }
+    const fs::path log = work / "anvil.log";
+    int status = spawn(args, log);
+    if (WIFSIGNALED(status))
+      throw CliCrash{set.name + ": the CLI crashed with signal " + strsignal(WTERMSIG(status)) + ": " + firstError(log)};
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+      return set.name + ": the CLI exited " + std::to_string(WEXITSTATUS(status)) + ": " + firstError(log);
+    std::vector<Tensor> got;
+    for (size_t i = 0; i < set.expected.size() && i < g.outputs().size(); ++i) {
+      fs::path file = outDir / (cliFileName(g.outputs()[i]->name()) + ".npy");
+      if (!fs::exists(file)) return set.name + ": the CLI wrote no " + file.filename().string();
+      got.push_back(anvil::tools::readNpy(file.string()));
+    }
+    // Types NumPy lacks (bf16, f8, f4, 4-bit integers) reach the .npy widened, exactly, to
+    // f32/i8/u8. bf16 narrows back exactly (and keeps its tolerance); the others are
+    // compared widened (f8 saturates Inf on the way back).
+    DataSet widened = set;
+    for (size_t i = 0; i < got.size(); ++i) {
+      const Tensor& w = set.expected[i];
+      if (npyCarries(w.dtype()) || got[i].dtype() == w.dtype()) continue;
+      if (w.dtype() == DataType::kBF16) {
+        Tensor b(DataType::kBF16, got[i].dims());
+        for (int64_t k = 0; k < b.numel(); ++k) b.setDouble(k, got[i].getDouble(k));
+        got[i] = b;
+        continue;
+      }
+      Tensor t(got[i].dtype(), w.dims());
+      for (int64_t k = 0; k < w.numel(); ++k) t.setDouble(k, w.getDouble(k));
+      widened.expected[i] = t;
+    }
+    std::string diff = compareOutputs(got, widened, g);
+    if (!diff.empty()) return diff;
+  }
+  return "";
+}
+
 // Runs one case; returns "" on success or the reason of failure. `ops` gets the op types.
-std::string runCase(const fs::path& dir, int optLevel, std::set<std::string>& ops, std::string& opsOut) {
+std::string runCase(const fs::path& dir, const RunOptions& opt, const fs::path& scratch, std::set<std::string>& ops,
+                    std::string& opsOut) {
   anvil::ir::Model model = anvil::parser::parseOnnxFile((dir / "model.onnx").string());
   collectOps(*model.graph, ops);
-  if (optLevel > 0) anvil::passes::optimize(*model.graph, optLevel);
   for (const auto& o : ops) opsOut += o + ",";
-  std::vector<fs::path> sets;
-  for (const auto& e : fs::directory_iterator(dir))
-    if (e.is_directory() && e.path().filename().string().rfind("test_data_set_", 0) == 0) sets.push_back(e.path());
-  std::sort(sets.begin(), sets.end());
+  std::vector<DataSet> sets = loadDataSets(dir, *model.graph);
   if (sets.empty()) return "no test_data_set";
-  std::vector<const anvil::ir::Value*> realInputs;
-  for (const auto* v : model.graph->inputs())
-    if (!v->isInitializer()) realInputs.push_back(v);
-  for (const fs::path& set : sets) {
-    std::map<std::string, Tensor> inputs;
-    for (size_t i = 0;; ++i) {
-      fs::path p = set / ("input_" + std::to_string(i) + ".pb");
-      if (!fs::exists(p)) break;
-      if (i >= realInputs.size()) return "more input files than graph inputs";
-      inputs[realInputs[i]->name()] = bf16FromU16(anvil::parser::loadTensorProto(p.string()), realInputs[i]->dtype());
-    }
+  if (opt.path == Path::kEngine) return runEngineCase(dir, *model.graph, sets, opt);
+  if (opt.path == Path::kCli) return runCliCase(dir, *model.graph, sets, opt, scratch);
+  if (opt.optLevel > 0) anvil::passes::optimize(*model.graph, opt.optLevel);
+  for (const DataSet& set : sets) {
+    std::map<std::string, Tensor> inputs(set.inputs.begin(), set.inputs.end());
     auto outs = anvil::cpu::Interpreter::run(*model.graph, inputs);
-    for (size_t i = 0;; ++i) {
-      fs::path p = set / ("output_" + std::to_string(i) + ".pb");
-      if (!fs::exists(p)) break;
-      if (i >= outs.size()) return "fewer outputs than expected";
-      Tensor want = bf16FromU16(anvil::parser::loadTensorProto(p.string()), outs[i].dtype());
-      std::string diff = compare(outs[i], want, "output " + std::to_string(i) + " '" +
-                                                    model.graph->outputs()[i]->name() + "'");
-      if (!diff.empty()) return set.filename().string() + ": " + diff;
-    }
+    std::string diff = compareOutputs(outs, set, *model.graph);
+    if (!diff.empty()) return diff;
   }
   return "";
 }
 
 struct Result {
-  std::string status;  // PASS FAIL EXCL
+  std::string status;  // PASS FAIL CRASH
   std::string reason;
   std::vector<std::string> ops;
 };
 
-// Fork so that a crash or a hang costs one case.
-Result runIsolated(const fs::path& dir, int optLevel, int timeoutSec) {
+// Fork so that a crash or a hang costs one case. The child leads its own process group,
+// so a timeout also ends a CLI it started.
+Result runIsolated(const fs::path& dir, const RunOptions& opt, const fs::path& scratch, int timeoutSec) {
   int fds[2];
   if (pipe(fds) != 0) return {"FAIL", "pipe failed", {}};
   pid_t pid = fork();
   if (pid == 0) {
+    setpgid(0, 0);
     close(fds[0]);
-    alarm(unsigned(timeoutSec));
     std::string msg, ops;
     std::set<std::string> opset;
     try {
-      std::string why = runCase(dir, optLevel, opset, ops);
+      std::string why = runCase(dir, opt, scratch, opset, ops);
       msg = why.empty() ? "PASS\n" : "FAIL\n" + why;
+    } catch (const CliCrash& c) {
+      msg = "CRASH\n" + c.what;
     } catch (const anvil::Error& e) {
       msg = std::string("FAIL\n") + anvil::errorCodeName(e.code()) + ": " + e.what();
     } catch (const std::exception& e) {
       msg = std::string("FAIL\nexception: ") + e.what();
     }
-    std::replace(msg.begin() + 5, msg.end(), '\n', ' ');
+    size_t nl = msg.find('\n');
+    std::replace(msg.begin() + long(nl) + 1, msg.end(), '\n', ' ');
     msg = ops + "\n" + msg;
     size_t off = 0;
     while (off < msg.size()) {
@@ -207,14 +547,31 @@ Result runIsolated(const fs::path& dir, int optLevel, int timeoutSec) {
     }
     _exit(0);
   }
+  setpgid(pid, pid);
   close(fds[1]);
   std::string data;
   char buf[4096];
-  ssize_t r;
-  while ((r = read(fds[0], buf, sizeof buf)) > 0) data.append(buf, size_t(r));
+  bool timedOut = false;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(timeoutSec);
+  for (;;) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0) {
+      timedOut = true;
+      break;
+    }
+    pollfd p{fds[0], POLLIN, 0};
+    int n = poll(&p, 1, int(std::min<int64_t>(left.count(), 1000)));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) continue;
+    ssize_t r = read(fds[0], buf, sizeof buf);
+    if (r <= 0) break;
+    data.append(buf, size_t(r));
+  }
+  if (timedOut) kill(-pid, SIGKILL);
   close(fds[0]);
   int status = 0;
   waitpid(pid, &status, 0);
+  if (timedOut) kill(-pid, SIGKILL);  // anything the child left behind in its group
   Result res;
   size_t nl = data.find('\n');
   if (nl != std::string::npos) {
@@ -224,17 +581,17 @@ Result runIsolated(const fs::path& dir, int optLevel, int timeoutSec) {
       if (!op.empty()) res.ops.push_back(op);
     data = data.substr(nl + 1);
   }
+  if (timedOut) return {"FAIL", "timeout after " + std::to_string(timeoutSec) + " s", res.ops};
   if (WIFSIGNALED(status)) {
-    int sig = WTERMSIG(status);
-    res.status = "FAIL";
-    res.reason = sig == SIGALRM ? "timeout" : std::string("crashed with signal ") + strsignal(sig);
+    res.status = "CRASH";
+    res.reason = std::string("crashed with signal ") + strsignal(WTERMSIG(status));
     return res;
   }
   nl = data.find('\n');
   res.status = data.substr(0, nl);
   res.reason = nl == std::string::npos ? "" : data.substr(nl + 1);
-  if (res.status != "PASS" && res.status != "FAIL") {
-    res.status = "FAIL";
+  if (res.status != "PASS" && res.status != "FAIL" && res.status != "CRASH") {
+    res.status = "CRASH";
     res.reason = "child produced no result";
   }
   return res;
@@ -272,6 +629,28 @@ void writeDocs(const std::string& path, const std::map<std::string, std::pair<in
   if (!any) f << "None.\n";
 }
 
+// Baseline file: one line per path and data set, "PATH LABEL PASS_COUNT" (a line of two
+// words, "LABEL PASS_COUNT", is the interp path); '#' starts a comment.
+std::map<std::string, int> loadBaseline(const std::string& path) {
+  std::map<std::string, int> out;
+  if (path.empty()) return out;
+  std::ifstream f(path);
+  if (!f) throw std::runtime_error("cannot open baseline file " + path);
+  std::string line;
+  while (std::getline(f, line)) {
+    line = line.substr(0, line.find('#'));
+    std::stringstream ss(line);
+    std::vector<std::string> words;
+    std::string w;
+    while (ss >> w) words.push_back(w);
+    if (words.empty()) continue;
+    if (words.size() == 2) words.insert(words.begin(), "interp");
+    if (words.size() != 3) throw std::runtime_error("baseline line '" + line + "' is not 'PATH LABEL COUNT'");
+    out[words[0] + " " + words[1]] = std::stoi(words[2]);
+  }
+  return out;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -279,7 +658,10 @@ int main(int argc, char** argv) {
   std::string excludeFile, docsPath, baselineFile, filter;
   bool quiet = false;
   int timeoutSec = 120;
-  int optLevel = 0;
+  RunOptions opt;
+  const char* usage =
+      "usage: anvil_conformance --data=LABEL:DIR... [--path=interp|engine|cli] [--anvil=PATH] [--exclude=FILE]"
+      " [--baseline=FILE] [--write-docs=FILE] [--filter=REGEX] [--opt-level=N] [--timeout=S] [--quiet]\n";
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     auto val = [&](const char* flag) -> std::string {
@@ -304,30 +686,51 @@ int main(int argc, char** argv) {
     } else if (auto v6 = val("--timeout"); !v6.empty()) {
       timeoutSec = std::stoi(v6);
     } else if (auto v7 = val("--opt-level"); !v7.empty()) {
-      optLevel = std::stoi(v7);
-      if (optLevel < 0 || optLevel > 3) {
+      opt.optLevel = std::stoi(v7);
+      if (opt.optLevel < 0 || opt.optLevel > 3) {
         std::cerr << "--opt-level is 0..3\n";
         return 2;
       }
+    } else if (auto v8 = val("--path"); !v8.empty()) {
+      if (v8 == "interp") opt.path = Path::kInterp;
+      else if (v8 == "engine") opt.path = Path::kEngine;
+      else if (v8 == "cli") opt.path = Path::kCli;
+      else {
+        std::cerr << "--path is interp, engine or cli\n";
+        return 2;
+      }
+    } else if (auto v9 = val("--anvil"); !v9.empty()) {
+      opt.anvil = fs::absolute(v9).string();
     } else if (a == "--quiet") {
       quiet = true;
     } else {
-      std::cerr << "unknown argument " << a
-                << "\nusage: anvil_conformance --data=LABEL:DIR... [--exclude=FILE] [--baseline=FILE]"
-                   " [--write-docs=FILE] [--filter=REGEX] [--opt-level=N] [--quiet]\n";
+      std::cerr << "unknown argument " << a << "\n" << usage;
       return 2;
     }
   }
-  std::vector<Exclusion> excl = loadExclusions(excludeFile);
-  std::map<std::string, int> baseline;
-  if (!baselineFile.empty()) {
-    std::ifstream f(baselineFile);
-    std::string label;
-    int n;
-    while (f >> label >> n) baseline[label] = n;
+  if (opt.path == Path::kCli && (opt.anvil.empty() || !fs::exists(opt.anvil))) {
+    std::cerr << "--path=cli needs --anvil=PATH to the anvil CLI\n";
+    return 2;
   }
+  if (!docsPath.empty() && opt.path != Path::kInterp) {
+    std::cerr << "--write-docs describes the interp path; run it with --path=interp\n";
+    return 2;
+  }
+  std::vector<Exclusion> excl = loadExclusions(excludeFile);
+  std::map<std::string, int> baseline = loadBaseline(baselineFile);
+  // Scratch space for the CLI path's input and output files, one folder per case.
+  fs::path scratchRoot;
+  if (opt.path == Path::kCli) {
+    std::string tmpl = (fs::temp_directory_path() / "anvil_conformance_XXXXXX").string();
+    if (!mkdtemp(tmpl.data())) {
+      std::cerr << "cannot create a scratch directory\n";
+      return 2;
+    }
+    scratchRoot = tmpl;
+  }
+  const std::string path = pathName(opt.path);
   std::map<std::string, std::pair<int, int>> perOp;
-  std::vector<std::string> summaries;
+  std::vector<std::string> summaries, docSummaries;
   bool ok = true;
   std::regex filterRe(filter.empty() ? ".*" : filter);
   for (const auto& [label, dir] : datasets) {
@@ -340,7 +743,7 @@ int main(int argc, char** argv) {
     for (const auto& e : fs::directory_iterator(dir))
       if (e.is_directory() && fs::exists(e.path() / "model.onnx")) cases.push_back(e.path());
     std::sort(cases.begin(), cases.end());
-    int pass = 0, fail = 0, excluded = 0, total = 0;
+    int pass = 0, fail = 0, crashed = 0, excluded = 0, total = 0;
     for (const auto& c : cases) {
       const std::string name = c.filename().string();
       if (!std::regex_search(name, filterRe)) continue;
@@ -353,27 +756,54 @@ int main(int argc, char** argv) {
         if (!quiet) std::cout << "EXCL " << label << "/" << name << "  (" << ex->reason << ")\n";
         continue;
       }
-      Result r = runIsolated(c, optLevel, timeoutSec);
-      bool passed = r.status == "PASS";
-      passed ? ++pass : ++fail;
+      fs::path scratch = scratchRoot.empty() ? fs::path() : scratchRoot / name;
+      Result r = runIsolated(c, opt, scratch, timeoutSec);
+      if (!scratch.empty()) {
+        std::error_code ec;
+        fs::remove_all(scratch, ec);
+      }
+      const bool passed = r.status == "PASS";
+      if (passed) ++pass;
+      else if (r.status == "CRASH") ++crashed;
+      else ++fail;
       for (const auto& op : r.ops) {
         perOp[op].second++;
         if (passed) perOp[op].first++;
       }
+      if (r.reason.size() > 400) r.reason = r.reason.substr(0, 400) + " ...";
       if (!quiet || !passed)
-        std::cout << r.status << " " << label << "/" << name << (passed ? "" : "  " + r.reason) << "\n";
+        std::cout << r.status << " " << label << "/" << name << (passed ? "" : "  " + r.reason) << std::endl;
     }
     std::ostringstream s;
-    s << label << (optLevel ? " (opt-level " + std::to_string(optLevel) + ")" : std::string()) << ": " << pass << "/" << total << " node-test cases pass ("
-      << (total ? 100.0 * pass / total : 0.0) << "%), " << fail << " fail, " << excluded << " excluded";
+    s << label << " [" << path << (opt.optLevel ? ", opt-level " + std::to_string(opt.optLevel) : std::string())
+      << "]: " << pass << "/" << total << " node-test cases pass (" << (total ? 100.0 * pass / total : 0.0) << "%), "
+      << fail << " fail, " << crashed << " crashed, " << excluded << " excluded";
+    // The goal of the other paths: as many passes as the interpreter.
+    auto ib = baseline.find("interp " + label);
+    if (opt.path != Path::kInterp && ib != baseline.end())
+      s << "; the interp path passes " << ib->second << " (" << (pass >= ib->second ? "+" : "")
+        << pass - ib->second << ")";
     summaries.push_back(s.str());
-    if (baseline.count(label) && pass < baseline[label]) {
-      std::cout << "REGRESSION " << label << ": " << pass << " pass, the recorded baseline is " << baseline[label]
-                << "\n";
+    std::ostringstream d;  // docs/operators.md's line (interp path)
+    d << label << ": " << pass << "/" << total << " node-test cases pass (" << (total ? 100.0 * pass / total : 0.0)
+      << "%), " << fail + crashed << " fail, " << excluded << " excluded";
+    docSummaries.push_back(d.str());
+    if (crashed > 0) {
+      std::cout << "CRASHES " << label << " [" << path << "]: " << crashed << " case(s) crashed\n";
+      ok = false;
+    }
+    auto b = baseline.find(path + " " + label);
+    if (b != baseline.end() && pass < b->second) {
+      std::cout << "REGRESSION " << label << " [" << path << "]: " << pass << " pass, the recorded baseline is "
+                << b->second << "\n";
       ok = false;
     }
   }
-  if (!docsPath.empty()) writeDocs(docsPath, perOp, summaries);
+  if (!scratchRoot.empty()) {
+    std::error_code ec;
+    fs::remove_all(scratchRoot, ec);
+  }
+  if (!docsPath.empty()) writeDocs(docsPath, perOp, docSummaries);
   std::cout << "\n";
   for (const auto& s : summaries) std::cout << "conformance summary: " << s << "\n";
   return ok ? 0 : 1;
