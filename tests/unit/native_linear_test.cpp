@@ -405,50 +405,70 @@ struct RunResult {
   bool guardsIntact = true, workspaceIntact = true;
 };
 
+// A step ready to run: input views (packed inputs handed over as NaNs: run() must read its
+// blob instead), the output between sentinel guards, a workspace with a sentinel tail.
+class Step {
+ public:
+  Step(const runtime::Kernel& k, const PreparedKernel& pk, const Built& b, const Dims& outDims)
+      : k_(k), poisoned_(b.tensors.size()), ws_(size_t(pk.prepared.workspaceBytes)) {
+    for (size_t i = 0; i < b.tensors.size(); ++i) {
+      const auto& packedIn = pk.prepared.packedInputs;
+      if (std::find(packedIn.begin(), packedIn.end(), int(i)) != packedIn.end()) {
+        poisoned_[i] = Tensor(DataType::kF32, b.tensors[i].dims());
+        std::fill(poisoned_[i].data<float>(), poisoned_[i].data<float>() + poisoned_[i].numel(),
+                  std::numeric_limits<float>::quiet_NaN());
+        in_.push_back(viewOf(poisoned_[i]));
+      } else {
+        in_.push_back(viewOf(b.tensors[i]));
+      }
+    }
+    n_ = ir::numelOf(outDims);
+    buf_.assign(size_t(n_ + 2 * kGuard), kSentinel);
+    out_.data = buf_.data() + kGuard;
+    out_.dtype = DataType::kF32;
+    out_.setExtents(outDims);
+    a_.node = b.node;
+    a_.inputs = in_.data();
+    a_.numInputs = int(in_.size());
+    a_.outputs = &out_;
+    a_.numOutputs = 1;
+    a_.params = {pk.params->p, pk.prepared.params.size()};
+    a_.blobs = pk.views.data();
+    a_.numBlobs = int(pk.views.size());
+    a_.workspace = ws_.p;
+    a_.workspaceBytes = pk.prepared.workspaceBytes;
+  }
+
+  void run(runtime::Executor& ex) {
+    a_.executor = &ex;
+    k_.run(a_);
+  }
+
+  RunResult result() const {
+    RunResult r;
+    r.out.assign(buf_.begin() + kGuard, buf_.begin() + kGuard + n_);
+    for (int64_t i = 0; i < kGuard; ++i)
+      if (buf_[size_t(i)] != kSentinel || buf_[buf_.size() - 1 - size_t(i)] != kSentinel) r.guardsIntact = false;
+    r.workspaceIntact = ws_.tailIntact();
+    return r;
+  }
+
+ private:
+  const runtime::Kernel& k_;
+  std::vector<Tensor> poisoned_;
+  std::vector<runtime::TensorView> in_;
+  int64_t n_ = 0;
+  std::vector<uint32_t> buf_;
+  runtime::TensorView out_;
+  Aligned ws_;
+  runtime::StepArgs a_;
+};
+
 RunResult runKernel(const runtime::Kernel& k, const PreparedKernel& pk, const Built& b, const Dims& outDims,
                     runtime::Executor& ex) {
-  // Inputs the kernel packed are handed over as NaNs: run() must read its blob instead.
-  std::vector<Tensor> poisoned(b.tensors.size());
-  std::vector<runtime::TensorView> in;
-  for (size_t i = 0; i < b.tensors.size(); ++i) {
-    const bool packed = std::find(pk.prepared.packedInputs.begin(), pk.prepared.packedInputs.end(), int(i)) !=
-                        pk.prepared.packedInputs.end();
-    if (packed) {
-      poisoned[i] = Tensor(DataType::kF32, b.tensors[i].dims());
-      std::fill(poisoned[i].data<float>(), poisoned[i].data<float>() + poisoned[i].numel(),
-                std::numeric_limits<float>::quiet_NaN());
-      in.push_back(viewOf(poisoned[i]));
-    } else {
-      in.push_back(viewOf(b.tensors[i]));
-    }
-  }
-  const int64_t n = ir::numelOf(outDims);
-  std::vector<uint32_t> buf(size_t(n + 2 * kGuard), kSentinel);
-  runtime::TensorView out;
-  out.data = buf.data() + kGuard;
-  out.dtype = DataType::kF32;
-  out.setExtents(outDims);
-  Aligned ws(size_t(pk.prepared.workspaceBytes));
-  runtime::StepArgs a;
-  a.node = b.node;
-  a.inputs = in.data();
-  a.numInputs = int(in.size());
-  a.outputs = &out;
-  a.numOutputs = 1;
-  a.params = {pk.params->p, pk.prepared.params.size()};
-  a.blobs = pk.views.data();
-  a.numBlobs = int(pk.views.size());
-  a.workspace = ws.p;
-  a.workspaceBytes = pk.prepared.workspaceBytes;
-  a.executor = &ex;
-  k.run(a);
-  RunResult r;
-  r.out.resize(size_t(n));
-  std::memcpy(r.out.data(), buf.data() + kGuard, size_t(n) * 4);
-  for (int64_t i = 0; i < kGuard; ++i)
-    if (buf[size_t(i)] != kSentinel || buf[buf.size() - 1 - size_t(i)] != kSentinel) r.guardsIntact = false;
-  r.workspaceIntact = ws.tailIntact();
-  return r;
+  Step step(k, pk, b, outDims);
+  step.run(ex);
+  return step.result();
 }
 
 // Tolerance: max |got - want| <= 3e-5 * max |want|. Both accumulate in f32 but in different
@@ -683,7 +703,8 @@ void bench(const Case& c, double flops) {
     for (int threads : {1, 2}) {
       const PreparedKernel pk = prepare(*k, b, threads);
       auto ex = runtime::makeCpuExecutor(threads);
-      const double ms = medianMs([&] { runKernel(*k, pk, b, want.dims(), *ex); });
+      Step step(*k, pk, b, want.dims());
+      const double ms = medianMs([&] { step.run(*ex); });
       std::printf("  %-44s t=%d %9.3f ms %8.2f GFLOP/s\n", k->name.c_str(), threads, ms, flops / (ms * 1e6));
     }
   }
