@@ -448,7 +448,8 @@ class Step {
 
   RunResult result() const {
     RunResult r;
-    r.out.assign(buf_.begin() + kGuard, buf_.begin() + kGuard + n_);
+    r.out.resize(size_t(n_));
+    std::memcpy(r.out.data(), buf_.data() + kGuard, size_t(n_) * sizeof(float));
     for (int64_t i = 0; i < kGuard; ++i)
       if (buf_[size_t(i)] != kSentinel || buf_[buf_.size() - 1 - size_t(i)] != kSentinel) r.guardsIntact = false;
     r.workspaceIntact = ws_.tailIntact();
