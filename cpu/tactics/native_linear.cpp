@@ -563,19 +563,27 @@ void runConv(const StepArgs& a) {
     });
     ap = ws;
   }
-  // Work items: (image, group, column range); at least two per task where the shape allows.
-  const int64_t units = g.N * g.G;
-  int64_t chunks = std::max(ceilDiv(P, c.nc), ceilDiv(2 * T, units));
-  const int64_t width = roundUp(ceilDiv(P, std::min(chunks, ceilDiv(P, c.nr))), c.nr);
-  chunks = ceilDiv(P, width);
+  // Work items: (image, group, range of column panels), panels spread evenly over the
+  // ranges; at least two items per task where the shape allows, and while items are few a
+  // multiple of the task count, so that every task gets the same work.
+  const int64_t units = g.N * g.G, colPanels = ceilDiv(P, c.nr);
+  int64_t chunks = std::min(colPanels, std::max(ceilDiv(P, c.nc), ceilDiv(2 * T, units)));
+  if (units * chunks < 8 * T)
+    for (int64_t more = chunks; more <= std::min(colPanels, chunks + T); ++more)
+      if ((units * more) % T == 0) {
+        chunks = more;
+        break;
+      }
   const int64_t items = units * chunks, n = std::min<int64_t>(T, items);
   const bool pw = pointwise(g);
   const bool hasEpilogue = bias || act;
   a.executor->parallelFor(n, [&](int64_t t) {
     float* slot = slots.slot(t);
     for (int64_t it = rangeBegin(items, t, n); it < rangeBegin(items, t + 1, n); ++it) {
-      const int64_t u = it / chunks, img = u / g.G, grp = u % g.G, j0 = (it % chunks) * width;
-      const int64_t j1 = std::min(P, j0 + width);
+      const int64_t u = it / chunks, img = u / g.G, grp = u % g.G, ch = it % chunks;
+      const int64_t j0 = rangeBegin(colPanels, ch, chunks) * c.nr;
+      const int64_t j1 = std::min(P, rangeBegin(colPanels, ch + 1, chunks) * c.nr);
+      if (j0 >= j1) continue;
       const int64_t m0 = grp * g.Mg;
       float* yg = yp + (img * g.M + m0) * P;
       const float* xg = xp + (img * g.C + grp * g.Cg) * g.H * g.W;
