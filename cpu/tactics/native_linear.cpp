@@ -33,7 +33,24 @@ using runtime::TensorView;
 
 enum class LinOp : int32_t { kMatMul, kGemm, kConv, kDepthwise };
 
-// Everything run() needs besides the views; trivially copyable (the params blob).
+// The epilogue as params: ir::linear::Epilogue without its padding bytes.
+struct EpilogueParams {
+  int32_t act = 0;
+  float p0 = 0.0f, p1 = 0.0f;
+  int32_t residual = 0, addFirst = 1;
+  Epilogue get() const {
+    Epilogue e;
+    e.act = Activation(act);
+    e.p0 = p0;
+    e.p1 = p1;
+    e.residual = residual != 0;
+    e.addFirst = addFirst != 0;
+    return e;
+  }
+};
+
+// Everything run() needs besides the views; trivially copyable (the params blob) and
+// without padding, so that the engine's bytes are the same for the same build.
 struct LinearParams {
   LinOp op = LinOp::kMatMul;
   GemmIsa isa = GemmIsa::kPortable4x8;
@@ -42,10 +59,15 @@ struct LinearParams {
   int32_t fused = 0;   // 1: an anvil.Fused* op (epilogue below, FusedMatMul bias = input 2)
   int32_t transA = 0, transB = 0;
   float alpha = 1.0f, beta = 1.0f;
+  int32_t reserved0 = 0;
   int64_t wK = 0, wN = 0, wM = 0;  // extents of the prepared weight: B [wK x wN]; Conv filter wM x wK per group
   ConvAttrs conv;
-  Epilogue epi;
+  EpilogueParams epi;
+  int32_t reserved1 = 0;
 };
+static_assert(sizeof(EpilogueParams) == 20 && sizeof(ConvAttrs) == 96 &&
+                  sizeof(LinearParams) == 10 * 4 + 3 * 8 + sizeof(ConvAttrs) + sizeof(EpilogueParams) + 4,
+              "LinearParams must have no padding bytes");
 
 // A kernel's workspace: one shared region (a weight packed per run), then the task slots.
 struct Layout {
@@ -94,8 +116,14 @@ bool epilogueSupported(const ir::Node& n, const std::vector<ir::TensorType>& in)
 
 void readFused(const PrepareInfo& info, LinearParams* p) {
   p->fused = 1;
-  const std::string err = ir::linear::readEpilogue(info.node->attrs(), &p->epi);
+  Epilogue e;
+  const std::string err = ir::linear::readEpilogue(info.node->attrs(), &e);
   ANVIL_CHECK(err.empty(), ErrorCode::kInvalidModel, info.node->label(), ": ", err);
+  p->epi.act = int32_t(e.act);
+  p->epi.p0 = e.p0;
+  p->epi.p1 = e.p1;
+  p->epi.residual = e.residual;
+  p->epi.addFirst = e.addFirst;
 }
 
 // The residual Z of a fused op, or null.
@@ -226,11 +254,11 @@ void runMatMul(const StepArgs& a) {
     else a.fail("bias must have N values or one");
   }
   const float* zp = residualOf(a, p);
-  const EpilogueRow row = epilogueRow(p.epi);
-  const bool hasEpilogue = p.fused && (bias || rowBias != 0.0f || zp || p.epi.act != Activation::kNone);
+  const Epilogue epi = p.epi.get();
+  const EpilogueRow row = epilogueRow(epi);
+  const bool hasEpilogue = p.fused && (bias || rowBias != 0.0f || zp || epi.act != Activation::kNone);
   const int64_t N = d.N, M = d.M, K = d.K;
   // Rows i0.. of the product whose C starts at yBase (Z at zBase).
-  const Epilogue& epi = p.epi;
   auto epilogueFor = [&](const float* zBase) {
     return [&epi, row, zBase, bias, rowBias, N](int64_t i0, int64_t rows, int64_t j0, int64_t cols, float* cp,
                                                 int64_t ldc) {
@@ -373,8 +401,9 @@ void runGemm(const StepArgs& a) {
     csC = cN == 1 ? 0 : 1;
   }
   const float* zp = residualOf(a, p);
-  const EpilogueRow row = epilogueRow(p.epi);
-  const bool act = p.fused && (zp || p.epi.act != Activation::kNone);
+  const Epilogue epi = p.epi.get();
+  const EpilogueRow row = epilogueRow(epi);
+  const bool act = p.fused && (zp || epi.act != Activation::kNone);
   const float beta = p.beta;
   auto ep = [&](int64_t i0, int64_t rows, int64_t j0, int64_t cols, float* y, int64_t ldc) {
     for (int64_t r = 0; r < rows; ++r) {
@@ -383,7 +412,7 @@ void runGemm(const StepArgs& a) {
         const float* cr = cp + (i0 + r) * rsC + j0 * csC;
         for (int64_t j = 0; j < cols; ++j) yr[j] += beta * cr[j * csC];
       }
-      if (act) row(p.epi, yr, zp ? zp + (i0 + r) * N + j0 : nullptr, nullptr, 0.0f, cols);
+      if (act) row(epi, yr, zp ? zp + (i0 + r) * N + j0 : nullptr, nullptr, 0.0f, cols);
     }
   };
   const BlockEpilogue epRef(ep);
@@ -532,8 +561,9 @@ void runConv(const StepArgs& a) {
   const float* xp = X.as<float>();
   float* yp = Y.as<float>();
   const float* zp = residualOf(a, p);
-  const EpilogueRow row = epilogueRow(p.epi);
-  const bool act = p.fused && (zp || p.epi.act != Activation::kNone);
+  const Epilogue epi = p.epi.get();
+  const EpilogueRow row = epilogueRow(epi);
+  const bool act = p.fused && (zp || epi.act != Activation::kNone);
 
   if (depthwise) {
     const float* wp = p.packed ? a.blobs[0].as<float>() : W.as<float>();
@@ -545,7 +575,7 @@ void runConv(const StepArgs& a) {
         float* ym = yp + pl * P;
         depthwisePlaneAvx2(xp + (img * g.C + ch) * g.H * g.W, wp + m * g.kH * g.kW, bias ? bias[m] : 0.0f, ym, g,
                            padded);
-        if (act) row(p.epi, ym, zp ? zp + pl * P : nullptr, nullptr, 0.0f, P);
+        if (act) row(epi, ym, zp ? zp + pl * P : nullptr, nullptr, 0.0f, P);
       }
     });
     return;
@@ -592,7 +622,7 @@ void runConv(const StepArgs& a) {
           const int64_t m = m0 + i0 + r;
           const float* z = zp ? zp + (img * g.M + m) * P + jb : nullptr;
           if (act)
-            row(p.epi, y + r * ldy, z, nullptr, bias ? bias[m] : 0.0f, cols);
+            row(epi, y + r * ldy, z, nullptr, bias ? bias[m] : 0.0f, cols);
           else
             for (int64_t j = 0; j < cols; ++j) y[r * ldy + j] += bias[m];
         }

@@ -14,6 +14,7 @@ struct ConvAttrs {
   int64_t group = 1, kH = 1, kW = 1, sH = 1, sW = 1, dH = 1, dW = 1;
   int64_t pads[4] = {0, 0, 0, 0};  // top, left, bottom, right (auto_pad NOTSET)
   int32_t autoPad = 0;             // 0 NOTSET, 1 VALID, 2 SAME_UPPER, 3 SAME_LOWER
+  int32_t reserved = 0;            // no padding bytes: params are compared byte for byte
 };
 
 // One 2-D convolution's geometry with auto_pad resolved.

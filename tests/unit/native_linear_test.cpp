@@ -662,6 +662,76 @@ TEST(NativeLinearPrepare, WorkspaceScalesWithThreadsAndPacking) {
   EXPECT_GE(pv.prepared.workspaceBytes, p1.prepared.workspaceBytes + 300 * 40 * 4);
 }
 
+// Preparing twice gives the same bytes (the engine file is reproducible): params without
+// padding garbage, blobs fully written.
+TEST(NativeLinearPrepare, Deterministic) {
+  for (const Case& c : {Case{"m", "MatMul", "", {Dims{9, 70}, Dims{70, 45}}, {false, true}, {}},
+                        Case{"c", "Conv", "", {Dims{1, 6, 9, 9}, Dims{10, 3, 3, 3}, Dims{10}}, {false, true, true},
+                             [] {
+                               ir::Attributes a;
+                               a.set("group", int64_t(2));
+                               a.set("pads", Dims{1, 1, 1, 1});
+                               return a;
+                             }()}})
+    for (const runtime::Kernel* k : linearKernels()) {
+      const Built b = build(c, 5);
+      if (k->op != c.op || !k->supports(*b.node, b.types())) continue;
+      const PreparedKernel p1 = prepare(*k, b, 2), p2 = prepare(*k, b, 2);
+      EXPECT_EQ(p1.prepared.params, p2.prepared.params) << k->name;
+      EXPECT_EQ(p1.prepared.blobs, p2.prepared.blobs) << k->name;
+    }
+}
+
+// One preparation serves every shape of the profile: prepared (weights, workspace) at the
+// max shapes, run at smaller ones.
+TEST(NativeLinearRun, SmallerShapesThanPrepared) {
+  struct Pair {
+    Case max, run;
+  };
+  ir::Attributes pads;
+  pads.set("pads", Dims{1, 1, 1, 1});
+  ir::Attributes fused = pads;
+  fused.set("activation", std::string("Relu"));
+  const std::vector<Pair> pairs = {
+      {{"mm", "MatMul", "", {Dims{4, 130, 257}, Dims{257, 40}}, {false, true}, {}},
+       {"mm", "MatMul", "", {Dims{1, 7, 257}, Dims{257, 40}}, {false, true}, {}}},
+      {{"mmv", "MatMul", "", {Dims{2, 63, 33}, Dims{2, 33, 70}}, {false, false}, {}},
+       {"mmv", "MatMul", "", {Dims{2, 17, 33}, Dims{2, 33, 7}}, {false, false}, {}}},
+      {{"conv", "Conv", "", {Dims{2, 5, 30, 31}, Dims{7, 5, 3, 3}, Dims{7}}, {false, true, true}, pads},
+       {"conv", "Conv", "", {Dims{1, 5, 9, 4}, Dims{7, 5, 3, 3}, Dims{7}}, {false, true, true}, pads}},
+      {{"fconv", "FusedConv", "anvil", {Dims{2, 4, 20, 21}, Dims{4, 1, 3, 3}, Dims{4}}, {false, true, true},
+        [&] {
+          ir::Attributes a = fused;
+          a.set("group", int64_t(4));
+          return a;
+        }()},
+       {"fconv", "FusedConv", "anvil", {Dims{1, 4, 7, 9}, Dims{4, 1, 3, 3}, Dims{4}}, {false, true, true}, [&] {
+          ir::Attributes a = fused;
+          a.set("group", int64_t(4));
+          return a;
+        }()}},
+  };
+  int ran = 0;
+  for (const Pair& pr : pairs)
+    for (const runtime::Kernel* k : linearKernels()) {
+      const Built big = build(pr.max, 11);
+      Built small = build(pr.run, 12);
+      for (size_t i = 0; i < pr.run.constant.size(); ++i)  // the weights the kernel prepared
+        if (pr.run.constant[i]) small.tensors[i] = big.tensors[i];
+      if (k->op != pr.max.op || k->domain != pr.max.domain || !runtime::hostHasAll(k->requirements) ||
+          !k->supports(*big.node, big.types()) || !k->supports(*small.node, small.types()))
+        continue;
+      const PreparedKernel pk = prepare(*k, big, 2);
+      const Tensor want = reference(small);
+      auto ex = runtime::makeCpuExecutor(2);
+      const RunResult r = runKernel(*k, pk, small, want.dims(), *ex);
+      EXPECT_TRUE(r.guardsIntact && r.workspaceIntact) << k->name << " " << pr.run.name;
+      EXPECT_EQ(compare(r.out, want), "") << k->name << " " << pr.run.name;
+      ++ran;
+    }
+  EXPECT_GE(ran, 8);
+}
+
 // A run with more executor threads than prepared uses only the prepared task slots.
 TEST(NativeLinearRun, MoreThreadsThanPreparedStayInTheWorkspace) {
   for (const char* name : {"f32_gemm_prepacked_4x8", "f32_gemm_prepacked_6x16__avx2"}) {
