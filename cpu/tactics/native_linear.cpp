@@ -258,7 +258,7 @@ void runMatMul(const StepArgs& a) {
   const EpilogueRow row = epilogueRow(epi);
   const bool hasEpilogue = p.fused && (bias || rowBias != 0.0f || zp || epi.act != Activation::kNone);
   const int64_t N = d.N, M = d.M, K = d.K;
-  // Rows i0.. of the product whose C starts at yBase (Z at zBase).
+  // The epilogue of a product whose Z (same layout as its C) starts at zBase.
   auto epilogueFor = [&](const float* zBase) {
     return [&epi, row, zBase, bias, rowBias, N](int64_t i0, int64_t rows, int64_t j0, int64_t cols, float* cp,
                                                 int64_t ldc) {
@@ -281,11 +281,12 @@ void runMatMul(const StepArgs& a) {
   }
   // Broadcast strides (in matrices) of A's and B's batch dims against the output batch.
   int64_t sa[runtime::kMaxRank], sb[runtime::kMaxRank];
-  for (int i = d.rank - 1, pa = 1, pb = 1; i >= 0; --i) {
+  int64_t pa = 1, pb = 1;
+  for (int i = d.rank - 1; i >= 0; --i) {
     sa[i] = d.batchA[i] == 1 ? 0 : pa;
     sb[i] = d.batchB[i] == 1 ? 0 : pb;
-    pa *= int(d.batchA[i]);
-    pb *= int(d.batchB[i]);
+    pa *= d.batchA[i];
+    pb *= d.batchB[i];
   }
   auto offsets = [&](int64_t bi, int64_t* oa, int64_t* ob) {
     *oa = *ob = 0;
@@ -464,7 +465,7 @@ bool supportsConv(const ir::Node& n, const std::vector<ir::TensorType>& in) {
   return convAttrs(n, in[1].shape, &a);
 }
 
-// One input channel per group (W[:,1] == 1) and, where the channel count is known, group == C.
+// One input channel per group (W[:,1] == 1) and group == C (a static channel count).
 bool supportsDepthwise(const ir::Node& n, const std::vector<ir::TensorType>& in) {
   if (!supportsConv(n, in)) return false;
   const ir::Shape& x = in[0].shape;
