@@ -370,6 +370,10 @@ void gemmPackedB(const GemmConfig& c, int64_t M, int64_t N, int64_t K, float alp
   const int64_t mcEff = roundUp(ceilDiv(M, mBlocks), mr);
   mBlocks = ceilDiv(M, mcEff);
   const int64_t items = mBlocks * nSplit, tasks = std::min(T, items);
+  // Per item the A block (mc x kc) stays in L2 and B's panels stream past it from the
+  // prepacked weight. Against the BLIS order (a kc x nc block of B kept in L2 across the M
+  // blocks) this measured 96 vs 88 GFLOP/s (AVX2) and 143 vs 134 (AVX-512) on MatMul
+  // 784x1024x1024 and within 5% on 256x512x512, one thread, on the dev box (Xeon, AVX-512).
   auto task = [&](int64_t t) {
     float* ap = slots.slot(t);
     for (int64_t item = rangeBegin(items, t, tasks), end = rangeBegin(items, t + 1, tasks); item < end; ++item) {

@@ -805,6 +805,8 @@ TEST(NativeLinearBench, DISABLED_Timing) {
   bench({"MatMul_1x512x512", "MatMul", "", {Dims{1, 512}, Dims{512, 512}}, {false, true}, {}}, 2.0 * 512 * 512);
   bench({"MatMul_256x512x512", "MatMul", "", {Dims{256, 512}, Dims{512, 512}}, {false, true}, {}},
         2.0 * 256 * 512 * 512);
+  bench({"MatMul_784x1024x1024", "MatMul", "", {Dims{784, 1024}, Dims{1024, 1024}}, {false, true}, {}},
+        2.0 * 784 * 1024 * 1024);
   ir::Attributes pads;
   pads.set("pads", Dims{1, 1, 1, 1});
   bench({"Conv_64x56x56_3x3", "Conv", "", {Dims{1, 64, 56, 56}, Dims{64, 64, 3, 3}, Dims{64}}, {false, true, true}, pads},
