@@ -218,11 +218,13 @@ template <int MR, int R>
 void ukPortable_x8(int64_t kc, const float* __restrict a, const float* __restrict b, float* c, int64_t ldc,
                    int ncols, bool acc) {
   V4 c0[R], c1[R];
+#pragma GCC unroll 4
   for (int r = 0; r < R; ++r) c0[r] = c1[r] = V4{};
   for (int64_t k = 0; k < kc; ++k) {
     V4 b0, b1;
     std::memcpy(&b0, b, sizeof b0);
     std::memcpy(&b1, b + 4, sizeof b1);
+#pragma GCC unroll 4
     for (int r = 0; r < R; ++r) {
       c0[r] += a[r] * b0;
       c1[r] += a[r] * b1;
