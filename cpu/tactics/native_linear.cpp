@@ -105,7 +105,8 @@ float* workspace(const StepArgs& a, const Layout& l, int tasks) {
   return static_cast<float*>(a.workspace);
 }
 
-// The epilogue: fixed by the op (and for fused ops read from the node).
+// Whether a fused node's epilogue attributes are valid, with Z (f32) given exactly when
+// has_residual is 1.
 bool epilogueSupported(const ir::Node& n, const std::vector<ir::TensorType>& in) {
   Epilogue e;
   if (!ir::linear::readEpilogue(n.attrs(), &e).empty()) return false;
