@@ -9,9 +9,8 @@ namespace anvil::cpu {
 TacticRegistry& TacticRegistry::instance() {
   static TacticRegistry* registry = [] {
     auto* r = new TacticRegistry();
-    tactics::registerGemmTactics(*r);
-    tactics::registerConvTactics(*r);
-    tactics::registerFusedLinearTactics(*r);  // wraps the tactics above: keep it after them
+    // MatMul, Gemm, Conv and the fused linear ops are native kernels now
+    // (cpu/tactics/native_linear.cpp, registered in runtime::Kernels).
     tactics::registerAttentionTactics(*r);
     tactics::registerFusedElementwiseTactics(*r);
     return r;

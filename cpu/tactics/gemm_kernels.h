@@ -1,16 +1,16 @@
-// The f32 GEMM engine behind the MatMul, Gemm and Conv tactics (cpu/tactics/gemm.cpp):
-// BLIS-style loops (N blocks, K blocks, M blocks) over packed panels feeding
-// register-blocked FMA micro-kernels, a portable unpacked 4x4 blocked GEMM, and the small
-// thread pool they share. B is produced by a packer so that Conv can pack straight from
-// its input (implicit im2col) instead of materialising the column matrix.
+// The f32 GEMM engine behind the native MatMul, Gemm and Conv kernels
+// (cpu/tactics/native_linear.cpp): register-blocked micro-kernels (portable 4x8, AVX2 6x16,
+// AVX-512 14x32) over packed panels, the packers that lay operands out as panels (once at
+// build time for constant weights, per run into the workspace otherwise), and two
+// allocation-free drivers: B-stationary (MatMul/Gemm: B packed, A packed per task) and
+// A-stationary (Conv: the filter packed, the input packed per task, e.g. as implicit
+// im2col). Also the older tactics' thread pool (parallelFor), still used by other families.
 #pragma once
 
 #include <cstdint>
 #include <functional>
 
-namespace anvil::cpu {
-class KernelContext;
-}
+#include "runtime/executor.h"
 
 namespace anvil::cpu::tactics {
 
@@ -21,60 +21,106 @@ struct StridedMatrix {
   float at(int64_t r, int64_t c) const { return p[r * rs + c * cs]; }
 };
 
-// Writes the [kc x nc] block of B at (k0, j0) as panels of nr columns: panel q holds, for
-// each of the kc rows, nr floats (columns j0 + q*nr ...), zero past nc. Panel q starts at
-// dst + q * kc * nr. Must be safe to call concurrently for disjoint column ranges.
-class BPacker {
- public:
-  virtual ~BPacker() = default;
-  virtual void pack(int64_t k0, int64_t kc, int64_t j0, int64_t nc, int nr, float* dst) const = 0;
+// Micro-kernel families; MR x NR is the register tile. The value is stored in prepared
+// params: never renumber.
+enum class GemmIsa : int32_t {
+  kPortable4x8 = 0,   // GCC vector extensions (SSE on x86-64), any CPU
+  kAvx2_6x16 = 1,     // needs avx2 + fma
+  kAvx512_14x32 = 2,  // needs avx512f
 };
 
+// C[R x ncols] (+)= Apanel[kc x MR] (first R rows) * Bpanel[kc x NR], row stride ldc.
+using MicroKernel = void (*)(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, int ncols, bool acc);
+
+// Tiles and cache blocks of one family. kc fixes the K blocks, so it fixes the numerics;
+// mc and nc only bound the per-task buffers (work splits below them change nothing).
+struct GemmConfig {
+  int mr, nr;
+  int64_t mc, kc, nc;
+  const MicroKernel* kernels;  // kernels[R-1] computes R rows
+};
+const GemmConfig& gemmConfig(GemmIsa isa);
+
+inline int64_t ceilDiv(int64_t a, int64_t b) { return (a + b - 1) / b; }
+inline int64_t roundUp(int64_t a, int64_t b) { return ceilDiv(a, b) * b; }
+
+// Packed layouts. B [K x N]: K block p (rows k0..k0+kc) occupies k0 * Npad floats onwards
+// (Npad = N rounded up to nr), panel q of it kc * nr floats at + q * kc * nr, row-major
+// k then the nr columns (zeros past N). A [M x K] likewise: K block at k0 * Mpad, panel i
+// (mr rows) at + i * kc * mr, each k holding mr row values (zeros past M).
+inline int64_t packedBFloats(const GemmConfig& c, int64_t K, int64_t N) { return K * roundUp(N, c.nr); }
+inline int64_t packedAFloats(const GemmConfig& c, int64_t M, int64_t K) { return K * roundUp(M, c.mr); }
+
+// Panels [q0, q1) of B for every K block.
+void packBPanels(const GemmConfig& c, int64_t K, int64_t N, StridedMatrix B, int64_t q0, int64_t q1, float* dst);
+// Row panels [i0, i1) (in units of mr) of A * alpha for every K block.
+void packAPanels(const GemmConfig& c, int64_t M, int64_t K, StridedMatrix A, float alpha, int64_t i0, int64_t i1,
+                 float* dst);
+// [kc x nc] block of B at (k0, j0) as panels of nr columns (panel q at dst + q * kc * nr).
+void packBBlock(StridedMatrix B, int64_t k0, int64_t kc, int64_t j0, int64_t nc, int nr, float* dst);
+
+// Runs on each finished block of C (all of K accumulated), while it is in cache: rows
+// [i0, i0 + rows), columns [j0, j0 + cols), c = &C(i0, j0), row stride ldc. Blocks are
+// disjoint; several tasks may run it at once. Never allocates (a FunctionRef).
+using BlockEpilogue = runtime::FunctionRef<void(int64_t i0, int64_t rows, int64_t j0, int64_t cols, float* c, int64_t ldc)>;
+
+// Per-task scratch carved from a kernel's workspace: task t owns floats [t*stride, (t+1)*stride).
+struct TaskSlots {
+  float* base = nullptr;
+  int64_t stride = 0;  // floats, a multiple of 16 (64 bytes)
+  int tasks = 1;
+  float* slot(int64_t t) const { return base + t * stride; }
+};
+
+// Floats one task of gemmPackedB needs (its A block).
+int64_t gemmPackedBSlotFloats(const GemmConfig& c, int64_t K);
+
+// C[M,N] (row stride ldc) = alpha * A * B with B packed (packBPanels over all panels),
+// then the epilogue on each finished block. Up to slots.tasks tasks on `ex` (null: serial).
+// Every element of C is computed by one task in a fixed order: bitwise identical for any
+// task count.
+void gemmPackedB(const GemmConfig& c, int64_t M, int64_t N, int64_t K, float alpha, StridedMatrix A, const float* Bp,
+                 float* C, int64_t ldc, runtime::Executor* ex, const TaskSlots& slots, const BlockEpilogue* ep);
+
+// Packs the [kc x nc] block of B's columns j0.. at K offset k0 into panels of nr (panel q at
+// dst + q * kc * nr, zeros past nc); scratch: the task's own spare floats (scratchFloats).
+// Must not allocate; called concurrently by different tasks with different scratch.
+class BPacker {
+ public:
+  virtual void pack(int64_t k0, int64_t kc, int64_t j0, int64_t nc, int nr, float* dst, float* scratch) const = 0;
+
+ protected:
+  ~BPacker() = default;
+};
+
+// B from a strided matrix (scratch unused).
 class StridedBPacker final : public BPacker {
  public:
   explicit StridedBPacker(StridedMatrix b) : b_(b) {}
-  void pack(int64_t k0, int64_t kc, int64_t j0, int64_t nc, int nr, float* dst) const override;
+  void pack(int64_t k0, int64_t kc, int64_t j0, int64_t nc, int nr, float* dst, float*) const override {
+    packBBlock(b_, k0, kc, j0, nc, nr, dst);
+  }
 
  private:
   StridedMatrix b_;
 };
 
-// Micro-kernel families of the packed engine; MR x NR is the register tile.
-enum class PackedKernel {
-  kAvx2_6x16,     // needs avx2 + fma
-  kAvx512_14x32,  // needs avx512f
-};
+// Floats one task of gemmPackedA needs for its B block (plus the packer's scratch).
+int64_t gemmPackedASlotFloats(const GemmConfig& c, int64_t scratchFloats);
 
-// Runs on each finished block of C (every K block accumulated) while it is still in
-// cache: rows [i0, i0 + rows) and columns [j0, j0 + cols), c = &C(i0, j0), row stride
-// ldc. Blocks are disjoint and several threads may run it at once. The fused-epilogue
-// tactics (cpu/tactics/fused_linear.cpp) apply bias, residual and activation here.
-using GemmEpilogue = std::function<void(int64_t i0, int64_t rows, int64_t j0, int64_t cols, float* c, int64_t ldc)>;
+// One A-stationary product: C[M, N] (row stride ldc) = Ap * B, Ap packed (packAPanels),
+// B produced by the packer for columns [j0, j1). Runs serially in the calling task;
+// `slot` holds gemmPackedASlotFloats floats. The epilogue sees the block after all of K.
+void gemmPackedA(const GemmConfig& c, int64_t M, int64_t K, const float* Ap, const BPacker& B, int64_t j0, int64_t j1,
+                 float* C, int64_t ldc, float* slot, const BlockEpilogue* ep);
 
-// C[M,N] (row stride ldc) = alpha * A[M,K] * B[K,N] + (accumulate ? C : 0), then the
-// epilogue (if any) on each finished block.
-// Every element of C is computed by one task in a fixed order, so results are bitwise
-// identical for every thread count.
-void packedGemm(PackedKernel kernel, int64_t M, int64_t N, int64_t K, float alpha, StridedMatrix A,
-                const BPacker& B, float* C, int64_t ldc, bool accumulate, const GemmEpilogue* epilogue = nullptr);
+// Splits [0, n) into `tasks` contiguous ranges: range t is [n*t/tasks, n*(t+1)/tasks).
+inline int64_t rangeBegin(int64_t n, int64_t t, int64_t tasks) { return n * t / tasks; }
 
-// Portable 4x4 register-blocked GEMM straight on strided operands (no packing); same
-// contract as packedGemm.
-void blockedGemm4x4(int64_t M, int64_t N, int64_t K, float alpha, StridedMatrix A, StridedMatrix B, float* C,
-                    int64_t ldc, bool accumulate);
-
-// The 2-D f32 Conv tactics of cpu/tactics/conv.cpp with an epilogue instead of the bias
-// prefill: when it runs, Y holds the convolution WITHOUT its bias. epilogue(n, m0, rows,
-// p0, cols, y, ldy) covers output channels [m0, m0 + rows) and flat pixels [p0, p0 + cols)
-// of image n, y = &Y[n, m0, p0] with row stride ldy; blocks are disjoint, possibly
-// concurrent.
-using ConvEpilogue =
-    std::function<void(int64_t n, int64_t m0, int64_t rows, int64_t p0, int64_t cols, float* y, int64_t ldy)>;
-void runConv2dIm2colEpilogue(KernelContext& ctx, PackedKernel kernel, const ConvEpilogue& epilogue);
-void runDepthwiseEpilogue(KernelContext& ctx, const ConvEpilogue& epilogue);
-
-// Threads used by the tactics: ANVIL_NUM_THREADS, else the hardware's count. A parallel
-// region entered from inside another (or while another thread holds the pool) runs serially.
+// ---------------------------------------------------------------------------------------
+// The older tactics' threads (attention, fused elementwise): ANVIL_NUM_THREADS, else the
+// hardware's count; inside an engine step the context's executor. Native kernels use
+// StepArgs::executor instead.
 int numThreads();
 void setNumThreads(int n);  // n <= 0 restores the default
 // Runs fn(0..n-1) on up to numThreads() threads; tasks must write disjoint memory.

@@ -1,8 +1,710 @@
-// Native CPU kernels (runtime/kernel.h) of one family; see cpu/tactics/native.cpp.
+// Native CPU kernels (runtime/kernel.h) of the linear family: MatMul, Gemm, Conv (2-D) and
+// the fused anvil.FusedMatMul / FusedGemm / FusedConv, one kernel per micro-kernel family
+// (portable 4x8, AVX2 6x16, AVX-512 14x32) plus the AVX2 direct depthwise Conv.
+//  - prepare(): constant weights are packed once into the micro-kernel's panel layout
+//    (gemm_kernels.h): B of MatMul/Gemm, the Conv filter as A panels per group; attributes
+//    and the epilogue are decoded into LinearParams; the workspace holds the per-task
+//    panels of the activation side (and the per-run packing of non-constant weights).
+//  - run(): views, params, blobs and workspace only; threads from the step's executor with
+//    a work split that never changes an element's arithmetic (bitwise equal for any thread
+//    count); no allocation.
+#include <algorithm>
+#include <cstring>
+#include <string>
+
+#include "cpu/tactics/gemm_kernels.h"
+#include "cpu/tactics/native_linear_conv.h"
+#include "cpu/tactics/native_linear_epilogue.h"
+#include "ir/ops/anvil_linear.h"
 #include "runtime/kernel.h"
+
+namespace anvil::cpu::tactics {
+
+namespace {
+
+using ir::linear::Activation;
+using ir::linear::Epilogue;
+using runtime::Kernel;
+using runtime::Kernels;
+using runtime::PrepareInfo;
+using runtime::Prepared;
+using runtime::StepArgs;
+using runtime::TensorView;
+
+enum class LinOp : int32_t { kMatMul, kGemm, kConv, kDepthwise };
+
+// The epilogue as params: ir::linear::Epilogue without its padding bytes.
+struct EpilogueParams {
+  int32_t act = 0;
+  float p0 = 0.0f, p1 = 0.0f;
+  int32_t residual = 0, addFirst = 1;
+  Epilogue get() const {
+    Epilogue e;
+    e.act = Activation(act);
+    e.p0 = p0;
+    e.p1 = p1;
+    e.residual = residual != 0;
+    e.addFirst = addFirst != 0;
+    return e;
+  }
+};
+
+// Everything run() needs besides the views; trivially copyable (the params blob) and
+// without padding, so that the engine's bytes are the same for the same build.
+struct LinearParams {
+  LinOp op = LinOp::kMatMul;
+  GemmIsa isa = GemmIsa::kPortable4x8;
+  int32_t tasks = 1;   // workspace slots: the most tasks a run may use
+  int32_t packed = 0;  // 1: blobs[0] holds the prepared weight (input 1)
+  int32_t fused = 0;   // 1: an anvil.Fused* op (epilogue below, FusedMatMul bias = input 2)
+  int32_t transA = 0, transB = 0;
+  float alpha = 1.0f, beta = 1.0f;
+  int32_t reserved0 = 0;
+  int64_t wK = 0, wN = 0, wM = 0;  // extents of the prepared weight: B [wK x wN]; Conv filter wM x wK per group
+  ConvAttrs conv;
+  EpilogueParams epi;
+  int32_t reserved1 = 0;
+};
+static_assert(sizeof(EpilogueParams) == 20 && sizeof(ConvAttrs) == 96 &&
+                  sizeof(LinearParams) == 10 * 4 + 3 * 8 + sizeof(ConvAttrs) + sizeof(EpilogueParams) + 4,
+              "LinearParams must have no padding bytes");
+
+// A kernel's workspace: one shared region (a weight packed per run), then the task slots.
+struct Layout {
+  int64_t shared = 0, slot = 0;  // floats, multiples of 16
+  int64_t total(int64_t tasks) const { return shared + tasks * slot; }
+};
+
+bool isF32(const ir::TensorType& t) { return t.dtype == DataType::kF32; }
+bool absent(const std::vector<ir::TensorType>& in, size_t i) {
+  return i >= in.size() || in[i].dtype == DataType::kUndefined;
+}
+bool rankIs(const ir::TensorType& t, size_t lo, size_t hi) {
+  return t.shape.rankKnown() && t.shape.rank() >= lo && t.shape.rank() <= hi;
+}
+
+int64_t product(const int64_t* d, int n) {
+  int64_t p = 1;
+  for (int i = 0; i < n; ++i) p *= d[i];
+  return p;
+}
+
+std::vector<int64_t> staticExtents(const PrepareInfo& info, size_t i, const char* what) {
+  ANVIL_CHECK(i < info.maxTypes.size() && info.maxTypes[i].shape.isStatic(), ErrorCode::kInternal,
+              info.node->label(), ": ", what, " has no static extents at the profile's max shapes");
+  return info.maxTypes[i].shape.extents();
+}
+
+int tasksOf(const StepArgs& a, const LinearParams& p) {
+  return std::max(1, std::min(p.tasks, a.executor ? a.executor->threads() : 1));
+}
+
+float* workspace(const StepArgs& a, const Layout& l, int tasks) {
+  if (uint64_t(l.total(tasks)) * sizeof(float) > a.workspaceBytes)
+    a.fail("the shapes need a larger workspace than prepared (outside the profile?)");
+  return static_cast<float*>(a.workspace);
+}
+
+// Whether a fused node's epilogue attributes are valid, with Z (f32) given exactly when
+// has_residual is 1.
+bool epilogueSupported(const ir::Node& n, const std::vector<ir::TensorType>& in) {
+  Epilogue e;
+  if (!ir::linear::readEpilogue(n.attrs(), &e).empty()) return false;
+  const size_t zi = ir::linear::kResidualInput;
+  const bool hasZ = !absent(in, zi);
+  return hasZ == e.residual && (!hasZ || isF32(in[zi]));
+}
+
+void readFused(const PrepareInfo& info, LinearParams* p) {
+  p->fused = 1;
+  Epilogue e;
+  const std::string err = ir::linear::readEpilogue(info.node->attrs(), &e);
+  ANVIL_CHECK(err.empty(), ErrorCode::kInvalidModel, info.node->label(), ": ", err);
+  p->epi.act = int32_t(e.act);
+  p->epi.p0 = e.p0;
+  p->epi.p1 = e.p1;
+  p->epi.residual = e.residual;
+  p->epi.addFirst = e.addFirst;
+}
+
+// The residual Z of a fused op, or null.
+const float* residualOf(const StepArgs& a, const LinearParams& p) {
+  if (!p.fused || !p.epi.residual) return nullptr;
+  if (!a.hasInput(int(ir::linear::kResidualInput))) a.fail("has_residual is 1 but Z (input 3) is absent");
+  const TensorView& z = a.in(int(ir::linear::kResidualInput));
+  if (z.numel() != a.out(0).numel()) a.fail("Z must have the output's shape");
+  return z.as<float>();
+}
+
+// ---------------------------------------------------------------------------------------
+// MatMul / FusedMatMul
+
+struct MatMulDims {
+  int64_t M, K, N;
+  int64_t batchA[runtime::kMaxRank], batchB[runtime::kMaxRank], batch[runtime::kMaxRank];
+  int rank;  // batch rank (broadcast)
+  int64_t nbA, nbB, nb;
+};
+
+// numpy matmul: 1-D operands are promoted (the added dim dropped), batch dims broadcast.
+bool matmulDims(const int64_t* ad, int ar, const int64_t* bd, int br, MatMulDims* d) {
+  if (ar < 1 || br < 1) return false;
+  d->M = ar == 1 ? 1 : ad[ar - 2];
+  d->K = ad[ar - 1];
+  d->N = br == 1 ? 1 : bd[br - 1];
+  const int64_t kb = br == 1 ? bd[0] : bd[br - 2];
+  if (kb != d->K) return false;
+  const int ra = std::max(0, ar - 2), rb = std::max(0, br - 2);
+  d->rank = std::max(ra, rb);
+  if (d->rank > runtime::kMaxRank) return false;
+  for (int i = 0; i < d->rank; ++i) {
+    const int ia = i - (d->rank - ra), ib = i - (d->rank - rb);
+    d->batchA[i] = ia >= 0 ? ad[ia] : 1;
+    d->batchB[i] = ib >= 0 ? bd[ib] : 1;
+    if (d->batchA[i] != d->batchB[i] && d->batchA[i] != 1 && d->batchB[i] != 1) return false;
+    d->batch[i] = std::max(d->batchA[i], d->batchB[i]);
+    if (d->batchA[i] == 0 || d->batchB[i] == 0) d->batch[i] = 0;
+  }
+  d->nbA = product(d->batchA, d->rank);
+  d->nbB = product(d->batchB, d->rank);
+  d->nb = product(d->batch, d->rank);
+  return true;
+}
+
+StridedMatrix matrixB(const float* b, const MatMulDims& d) { return {b, d.N, 1}; }
+
+Layout matmulLayout(const GemmConfig& c, const MatMulDims& d, bool packed) {
+  Layout l;
+  l.slot = gemmPackedBSlotFloats(c, d.K);
+  if (!packed) {
+    const int64_t bFloats = roundUp(packedBFloats(c, d.K, d.N), 16);
+    l.shared = bFloats;
+    if (d.nbB > 1) l.slot += bFloats;  // batches in parallel each pack their own B
+  }
+  return l;
+}
+
+bool supportsMatMul(const ir::Node&, const std::vector<ir::TensorType>& in) {
+  return in.size() >= 2 && isF32(in[0]) && isF32(in[1]) && rankIs(in[0], 1, runtime::kMaxRank) &&
+         rankIs(in[1], 1, runtime::kMaxRank);
+}
+
+bool supportsFusedMatMul(const ir::Node& n, const std::vector<ir::TensorType>& in) {
+  if (!supportsMatMul(n, in) || !epilogueSupported(n, in)) return false;
+  return absent(in, 2) || (isF32(in[2]) && rankIs(in[2], 1, 1));
+}
+
+void prepareMatMul(GemmIsa isa, bool fused, const PrepareInfo& info, Prepared* out) {
+  LinearParams p;
+  p.op = LinOp::kMatMul;
+  p.isa = isa;
+  p.tasks = std::max(1, info.threads);
+  if (fused) readFused(info, &p);
+  const GemmConfig& c = gemmConfig(isa);
+  const std::vector<int64_t> ad = staticExtents(info, 0, "A"), bd = staticExtents(info, 1, "B");
+  MatMulDims d;
+  ANVIL_CHECK(matmulDims(ad.data(), int(ad.size()), bd.data(), int(bd.size()), &d), ErrorCode::kInvalidModel,
+              info.node->label(), ": MatMul operands do not match");
+  const ir::Tensor* w = info.constants.size() > 1 ? info.constants[1] : nullptr;
+  if (w && d.nbB == 1) {  // one constant B for every batch: pack it once
+    p.packed = 1;
+    p.wK = d.K;
+    p.wN = d.N;
+    std::string blob(size_t(packedBFloats(c, d.K, d.N)) * sizeof(float), '\0');
+    packBPanels(c, d.K, d.N, matrixB(w->data<float>(), d), 0, ceilDiv(d.N, c.nr), reinterpret_cast<float*>(blob.data()));
+    out->blobs.push_back(std::move(blob));
+    out->packedInputs.push_back(1);
+  }
+  out->workspaceBytes = uint64_t(matmulLayout(c, d, p.packed).total(p.tasks)) * sizeof(float);
+  out->setParams(p);
+}
+
+// Packs all of B's panels into dst, split over the executor.
+void packBParallel(const GemmConfig& c, int64_t K, int64_t N, StridedMatrix B, float* dst, runtime::Executor* ex,
+                   int tasks) {
+  const int64_t panels = ceilDiv(N, c.nr), n = std::min<int64_t>(tasks, panels);
+  auto pack = [&](int64_t t) { packBPanels(c, K, N, B, rangeBegin(panels, t, n), rangeBegin(panels, t + 1, n), dst); };
+  if (ex && n > 1)
+    ex->parallelFor(n, pack);
+  else
+    for (int64_t t = 0; t < n; ++t) pack(t);
+}
+
+void runMatMul(const StepArgs& a) {
+  const LinearParams& p = a.paramsAs<LinearParams>();
+  const GemmConfig& c = gemmConfig(p.isa);
+  const TensorView &A = a.in(0), &B = a.in(1);
+  TensorView& Y = a.out(0);
+  MatMulDims d;
+  if (!matmulDims(A.dims, A.rank, B.dims, B.rank, &d)) a.fail("MatMul operands do not match");
+  if (p.packed && (d.K != p.wK || d.N != p.wN || d.nbB != 1)) a.fail("B differs from the prepared weight");
+  if (Y.numel() == 0) return;
+  const int T = tasksOf(a, p);
+  const Layout l = matmulLayout(c, d, p.packed);
+  float* ws = workspace(a, l, T);
+  const TaskSlots slots{ws + l.shared, l.slot, T};
+  const float* ap = A.as<float>();
+  float* yp = Y.as<float>();
+  // FusedMatMul: bias [N] (or one value) per column, then the epilogue.
+  const float* bias = nullptr;
+  float rowBias = 0.0f;
+  if (p.fused && a.hasInput(2)) {
+    const TensorView& bv = a.in(2);
+    if (bv.numel() == d.N) bias = bv.as<float>();
+    else if (bv.numel() == 1) rowBias = bv.as<float>()[0];
+    else a.fail("bias must have N values or one");
+  }
+  const float* zp = residualOf(a, p);
+  const Epilogue epi = p.epi.get();
+  const EpilogueRow row = epilogueRow(epi);
+  const bool hasEpilogue = p.fused && (bias || rowBias != 0.0f || zp || epi.act != Activation::kNone);
+  const int64_t N = d.N, M = d.M, K = d.K;
+  // The epilogue of a product whose Z (same layout as its C) starts at zBase.
+  auto epilogueFor = [&](const float* zBase) {
+    return [&epi, row, zBase, bias, rowBias, N](int64_t i0, int64_t rows, int64_t j0, int64_t cols, float* cp,
+                                                int64_t ldc) {
+      for (int64_t r = 0; r < rows; ++r)
+        row(epi, cp + r * ldc, zBase ? zBase + (i0 + r) * N + j0 : nullptr, bias ? bias + j0 : nullptr, rowBias, cols);
+    };
+  };
+  if (d.nbB == 1) {  // one B: fold every batch of A into the rows
+    const float* bp;
+    if (p.packed) {
+      bp = a.blobs[0].as<float>();
+    } else {
+      packBParallel(c, K, N, matrixB(B.as<float>(), d), ws, a.executor, T);
+      bp = ws;
+    }
+    auto ep = epilogueFor(zp);
+    const BlockEpilogue epRef(ep);
+    gemmPackedB(c, d.nbA * M, N, K, 1.0f, {ap, K, 1}, bp, yp, N, a.executor, slots, hasEpilogue ? &epRef : nullptr);
+    return;
+  }
+  // Broadcast strides (in matrices) of A's and B's batch dims against the output batch.
+  int64_t sa[runtime::kMaxRank], sb[runtime::kMaxRank];
+  int64_t pa = 1, pb = 1;
+  for (int i = d.rank - 1; i >= 0; --i) {
+    sa[i] = d.batchA[i] == 1 ? 0 : pa;
+    sb[i] = d.batchB[i] == 1 ? 0 : pb;
+    pa *= d.batchA[i];
+    pb *= d.batchB[i];
+  }
+  auto offsets = [&](int64_t bi, int64_t* oa, int64_t* ob) {
+    *oa = *ob = 0;
+    for (int i = d.rank - 1; i >= 0; --i) {
+      const int64_t idx = bi % d.batch[i];
+      bi /= d.batch[i];
+      *oa += idx * sa[i];
+      *ob += idx * sb[i];
+    }
+  };
+  const int64_t bFloats = roundUp(packedBFloats(c, K, N), 16);
+  auto one = [&](int64_t bi, float* bBuf, runtime::Executor* ex, const TaskSlots& s) {
+    int64_t oa, ob;
+    offsets(bi, &oa, &ob);
+    packBParallel(c, K, N, matrixB(B.as<float>() + ob * K * N, d), bBuf, ex, s.tasks);
+    float* yb = yp + bi * M * N;
+    auto ep = epilogueFor(zp ? zp + bi * M * N : nullptr);
+    const BlockEpilogue epRef(ep);
+    gemmPackedB(c, M, N, K, 1.0f, {ap + oa * M * K, K, 1}, bBuf, yb, N, ex, s, hasEpilogue ? &epRef : nullptr);
+  };
+  if (d.nb >= 2 * T) {  // many small products: a range of batches per task, each serial
+    const int64_t n = std::min<int64_t>(T, d.nb);
+    a.executor->parallelFor(n, [&](int64_t t) {
+      float* slot = slots.slot(t);
+      const TaskSlots own{slot, l.slot, 1};
+      for (int64_t bi = rangeBegin(d.nb, t, n); bi < rangeBegin(d.nb, t + 1, n); ++bi)
+        one(bi, slot + (l.slot - bFloats), nullptr, own);
+    });
+  } else {
+    for (int64_t bi = 0; bi < d.nb; ++bi) one(bi, ws, a.executor, slots);
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+// Gemm / FusedGemm: Y = alpha * op(A) op(B) + beta * C, then the epilogue.
+
+bool supportsGemm(const ir::Node&, const std::vector<ir::TensorType>& in) {
+  if (in.size() < 2 || !isF32(in[0]) || !isF32(in[1]) || !rankIs(in[0], 2, 2) || !rankIs(in[1], 2, 2)) return false;
+  return absent(in, 2) || (isF32(in[2]) && rankIs(in[2], 0, 2));
+}
+
+bool supportsFusedGemm(const ir::Node& n, const std::vector<ir::TensorType>& in) {
+  return supportsGemm(n, in) && epilogueSupported(n, in);
+}
+
+Layout gemmLayout(const GemmConfig& c, int64_t K, int64_t N, bool packed) {
+  Layout l;
+  l.slot = gemmPackedBSlotFloats(c, K);
+  if (!packed) l.shared = roundUp(packedBFloats(c, K, N), 16);
+  return l;
+}
+
+void prepareGemm(GemmIsa isa, bool fused, const PrepareInfo& info, Prepared* out) {
+  LinearParams p;
+  p.op = LinOp::kGemm;
+  p.isa = isa;
+  p.tasks = std::max(1, info.threads);
+  if (fused) readFused(info, &p);
+  const ir::Attributes& at = info.node->attrs();
+  p.transA = at.getInt("transA", 0) != 0;
+  p.transB = at.getInt("transB", 0) != 0;
+  p.alpha = at.getFloat("alpha", 1.0f);
+  p.beta = at.getFloat("beta", 1.0f);
+  const GemmConfig& c = gemmConfig(isa);
+  const std::vector<int64_t> bd = staticExtents(info, 1, "B");
+  const int64_t K = p.transB ? bd[1] : bd[0], N = p.transB ? bd[0] : bd[1];
+  if (const ir::Tensor* w = info.constants.size() > 1 ? info.constants[1] : nullptr) {
+    p.packed = 1;
+    p.wK = K;
+    p.wN = N;
+    const StridedMatrix B = p.transB ? StridedMatrix{w->data<float>(), 1, K} : StridedMatrix{w->data<float>(), N, 1};
+    std::string blob(size_t(packedBFloats(c, K, N)) * sizeof(float), '\0');
+    packBPanels(c, K, N, B, 0, ceilDiv(N, c.nr), reinterpret_cast<float*>(blob.data()));
+    out->blobs.push_back(std::move(blob));
+    out->packedInputs.push_back(1);
+  }
+  out->workspaceBytes = uint64_t(gemmLayout(c, K, N, p.packed).total(p.tasks)) * sizeof(float);
+  out->setParams(p);
+}
+
+void runGemm(const StepArgs& a) {
+  const LinearParams& p = a.paramsAs<LinearParams>();
+  const GemmConfig& c = gemmConfig(p.isa);
+  const TensorView &A = a.in(0), &B = a.in(1);
+  if (A.rank != 2 || B.rank != 2) a.fail("Gemm operands must be 2-D");
+  const int64_t M = p.transA ? A.dims[1] : A.dims[0], K = p.transA ? A.dims[0] : A.dims[1];
+  const int64_t N = p.transB ? B.dims[0] : B.dims[1], Kb = p.transB ? B.dims[1] : B.dims[0];
+  if (K != Kb) a.fail("Gemm inner dimensions differ");
+  if (p.packed && (K != p.wK || N != p.wN)) a.fail("B differs from the prepared weight");
+  float* yp = a.out(0).as<float>();
+  if (M == 0 || N == 0) return;
+  const int T = tasksOf(a, p);
+  const Layout l = gemmLayout(c, K, N, p.packed);
+  float* ws = workspace(a, l, T);
+  const TaskSlots slots{ws + l.shared, l.slot, T};
+  const float* bp;
+  if (p.packed) {
+    bp = a.blobs[0].as<float>();
+  } else {
+    const StridedMatrix Bm = p.transB ? StridedMatrix{B.as<float>(), 1, K} : StridedMatrix{B.as<float>(), N, 1};
+    packBParallel(c, K, N, Bm, ws, a.executor, T);
+    bp = ws;
+  }
+  const float* cp = nullptr;
+  int64_t rsC = 0, csC = 0;
+  if (a.hasInput(2)) {
+    const TensorView& C = a.in(2);
+    if (C.rank > 2) a.fail("C must have rank <= 2");
+    const int64_t cM = C.rank == 2 ? C.dims[0] : 1, cN = C.rank >= 1 ? C.dims[C.rank - 1] : 1;
+    if ((cM != 1 && cM != M) || (cN != 1 && cN != N)) a.fail("C does not broadcast to [M, N]");
+    cp = C.as<float>();
+    rsC = cM == 1 ? 0 : cN;
+    csC = cN == 1 ? 0 : 1;
+  }
+  const float* zp = residualOf(a, p);
+  const Epilogue epi = p.epi.get();
+  const EpilogueRow row = epilogueRow(epi);
+  const bool act = p.fused && (zp || epi.act != Activation::kNone);
+  const float beta = p.beta;
+  auto ep = [&](int64_t i0, int64_t rows, int64_t j0, int64_t cols, float* y, int64_t ldc) {
+    for (int64_t r = 0; r < rows; ++r) {
+      float* yr = y + r * ldc;
+      if (cp) {
+        const float* cr = cp + (i0 + r) * rsC + j0 * csC;
+        for (int64_t j = 0; j < cols; ++j) yr[j] += beta * cr[j * csC];
+      }
+      if (act) row(epi, yr, zp ? zp + (i0 + r) * N + j0 : nullptr, nullptr, 0.0f, cols);
+    }
+  };
+  const BlockEpilogue epRef(ep);
+  const StridedMatrix Am = p.transA ? StridedMatrix{A.as<float>(), 1, M} : StridedMatrix{A.as<float>(), K, 1};
+  gemmPackedB(c, M, N, K, p.alpha, Am, bp, yp, N, a.executor, slots, cp || act ? &epRef : nullptr);
+}
+
+// ---------------------------------------------------------------------------------------
+// Conv / FusedConv (2-D)
+
+bool knownAutoPad(const ir::Node& n, int32_t* code) {
+  const std::string ap = n.attrs().getString("auto_pad", "NOTSET");
+  if (ap == "NOTSET" || ap.empty()) *code = 0;
+  else if (ap == "VALID") *code = 1;
+  else if (ap == "SAME_UPPER") *code = 2;
+  else if (ap == "SAME_LOWER") *code = 3;
+  else return false;
+  return true;
+}
+
+// Decodes the Conv attributes against the filter extents w; false when not a valid 2-D Conv.
+bool convAttrs(const ir::Node& n, const ir::Shape& w, ConvAttrs* a) {
+  if (!w.rankKnown() || w.rank() != 4 || !w[2].isStatic() || !w[3].isStatic()) return false;
+  const ir::Attributes& at = n.attrs();
+  a->group = at.getInt("group", 1);
+  a->kH = w[2].value();
+  a->kW = w[3].value();
+  const std::vector<int64_t> ks = at.getInts("kernel_shape", {a->kH, a->kW});
+  if (ks.size() != 2 || ks[0] != a->kH || ks[1] != a->kW) return false;
+  const std::vector<int64_t> s = at.getInts("strides", {1, 1}), d = at.getInts("dilations", {1, 1});
+  if (s.size() != 2 || d.size() != 2 || s[0] <= 0 || s[1] <= 0 || d[0] <= 0 || d[1] <= 0) return false;
+  a->sH = s[0], a->sW = s[1], a->dH = d[0], a->dW = d[1];
+  if (!knownAutoPad(n, &a->autoPad)) return false;
+  if (a->autoPad == 0) {
+    const std::vector<int64_t> p = at.getInts("pads", {0, 0, 0, 0});
+    if (p.size() != 4) return false;
+    for (int i = 0; i < 4; ++i) {
+      if (p[size_t(i)] < 0) return false;
+      a->pads[i] = p[size_t(i)];
+    }
+  }
+  return a->group >= 1;
+}
+
+bool supportsConv(const ir::Node& n, const std::vector<ir::TensorType>& in) {
+  if (in.size() < 2 || !isF32(in[0]) || !isF32(in[1]) || !rankIs(in[0], 4, 4) || !rankIs(in[1], 4, 4)) return false;
+  if (!absent(in, 2) && (!isF32(in[2]) || !rankIs(in[2], 1, 1))) return false;
+  ConvAttrs a;
+  return convAttrs(n, in[1].shape, &a);
+}
+
+// One input channel per group (W[:,1] == 1) and group == C (a static channel count).
+bool supportsDepthwise(const ir::Node& n, const std::vector<ir::TensorType>& in) {
+  if (!supportsConv(n, in)) return false;
+  const ir::Shape& x = in[0].shape;
+  const ir::Shape& w = in[1].shape;
+  const int64_t group = n.attrs().getInt("group", 1);
+  return w[1].isStatic() && w[1].value() == 1 && x[1].isStatic() && x[1].value() == group;
+}
+
+bool supportsFusedConv(const ir::Node& n, const std::vector<ir::TensorType>& in) {
+  return supportsConv(n, in) && epilogueSupported(n, in);
+}
+bool supportsFusedDepthwise(const ir::Node& n, const std::vector<ir::TensorType>& in) {
+  return supportsDepthwise(n, in) && epilogueSupported(n, in);
+}
+
+bool pointwise(const Conv2dGeom& g) {
+  return g.kH == 1 && g.kW == 1 && g.sH == 1 && g.sW == 1 && g.pt == 0 && g.pl == 0 && g.pb == 0 && g.pr == 0;
+}
+
+Layout convLayout(const GemmConfig& c, const Conv2dGeom& g, bool depthwise, bool packed) {
+  Layout l;
+  if (depthwise) {
+    l.slot = roundUp(depthwisePaddedFloats(g), 16);
+    return l;
+  }
+  const int64_t K = g.Cg * g.kH * g.kW;
+  l.slot = roundUp(gemmPackedASlotFloats(c, Im2colPacker::scratchFloats(c.kc, c.nc, c.nr)), 16);
+  if (!packed) l.shared = roundUp(g.G * packedAFloats(c, g.Mg, K), 16);
+  return l;
+}
+
+void prepareConv(GemmIsa isa, bool depthwise, bool fused, const PrepareInfo& info, Prepared* out) {
+  LinearParams p;
+  p.op = depthwise ? LinOp::kDepthwise : LinOp::kConv;
+  p.isa = isa;
+  p.tasks = std::max(1, info.threads);
+  if (fused) readFused(info, &p);
+  ANVIL_CHECK(convAttrs(*info.node, info.maxTypes[1].shape, &p.conv), ErrorCode::kInvalidModel, info.node->label(),
+              ": not a 2-D Conv this kernel handles");
+  const GemmConfig& c = gemmConfig(isa);
+  const std::vector<int64_t> xd = staticExtents(info, 0, "X"), wd = staticExtents(info, 1, "W");
+  Conv2dGeom g;
+  ANVIL_CHECK(conv2dGeometry(p.conv, xd.data(), wd[0], &g) && wd[1] == g.Cg, ErrorCode::kInvalidModel,
+              info.node->label(), ": X ", info.maxTypes[0].str(), " and W ", info.maxTypes[1].str(),
+              " do not fit the Conv attributes");
+  const int64_t K = g.Cg * g.kH * g.kW;
+  p.wM = g.Mg;
+  p.wK = K;
+  if (const ir::Tensor* w = info.constants.size() > 1 ? info.constants[1] : nullptr) {
+    p.packed = 1;
+    std::string blob;
+    if (depthwise) {  // the direct kernel reads the filter as it is
+      blob.assign(static_cast<const char*>(w->raw()), size_t(w->numel()) * sizeof(float));
+    } else {  // per group: the filter as A panels [Mg x K]
+      const int64_t per = packedAFloats(c, g.Mg, K);
+      blob.assign(size_t(g.G * per) * sizeof(float), '\0');
+      auto* dst = reinterpret_cast<float*>(blob.data());
+      for (int64_t grp = 0; grp < g.G; ++grp)
+        packAPanels(c, g.Mg, K, {w->data<float>() + grp * g.Mg * K, K, 1}, 1.0f, 0, ceilDiv(g.Mg, c.mr),
+                    dst + grp * per);
+    }
+    out->blobs.push_back(std::move(blob));
+    out->packedInputs.push_back(1);
+  }
+  out->workspaceBytes = uint64_t(convLayout(c, g, depthwise, p.packed).total(p.tasks)) * sizeof(float);
+  out->setParams(p);
+}
+
+void runConv(const StepArgs& a) {
+  const LinearParams& p = a.paramsAs<LinearParams>();
+  const GemmConfig& c = gemmConfig(p.isa);
+  const TensorView &X = a.in(0), &W = a.in(1);
+  TensorView& Y = a.out(0);
+  if (X.rank != 4) a.fail("this kernel handles 2-D Conv (rank-4 X) only");
+  const int64_t M = p.packed ? p.wM * p.conv.group : W.dims[0];
+  Conv2dGeom g;
+  if (!conv2dGeometry(p.conv, X.dims, M, &g)) a.fail("X does not fit the Conv attributes");
+  const int64_t K = g.Cg * g.kH * g.kW, P = g.OH * g.OW;
+  if (p.packed ? (g.Mg != p.wM || K != p.wK) : (W.rank != 4 || W.dims[1] != g.Cg))
+    a.fail("W does not fit X and the Conv attributes");
+  if (Y.rank != 4 || Y.dims[0] != g.N || Y.dims[1] != g.M || Y.dims[2] != g.OH || Y.dims[3] != g.OW)
+    a.fail("the output extents differ from the Conv's");
+  if (Y.numel() == 0) return;
+  const bool depthwise = p.op == LinOp::kDepthwise;
+  const int T = tasksOf(a, p);
+  const Layout l = convLayout(c, g, depthwise, p.packed);
+  float* ws = workspace(a, l, T);
+  const TaskSlots slots{ws + l.shared, l.slot, T};
+  const float* bias = nullptr;
+  if (a.hasInput(2)) {
+    if (a.in(2).numel() != g.M) a.fail("B must have one value per output channel");
+    bias = a.in(2).as<float>();
+  }
+  const float* xp = X.as<float>();
+  float* yp = Y.as<float>();
+  const float* zp = residualOf(a, p);
+  const Epilogue epi = p.epi.get();
+  const EpilogueRow row = epilogueRow(epi);
+  const bool act = p.fused && (zp || epi.act != Activation::kNone);
+
+  if (depthwise) {
+    const float* wp = p.packed ? a.blobs[0].as<float>() : W.as<float>();
+    const int64_t planes = g.N * g.M, n = std::min<int64_t>(T, planes);
+    a.executor->parallelFor(n, [&](int64_t t) {
+      float* padded = slots.slot(t);
+      for (int64_t pl = rangeBegin(planes, t, n); pl < rangeBegin(planes, t + 1, n); ++pl) {
+        const int64_t img = pl / g.M, m = pl % g.M, ch = m / g.Mg;
+        float* ym = yp + pl * P;
+        depthwisePlaneAvx2(xp + (img * g.C + ch) * g.H * g.W, wp + m * g.kH * g.kW, bias ? bias[m] : 0.0f, ym, g,
+                           padded);
+        if (act) row(epi, ym, zp ? zp + pl * P : nullptr, nullptr, 0.0f, P);
+      }
+    });
+    return;
+  }
+
+  const int64_t perGroup = packedAFloats(c, g.Mg, K);
+  const float* ap;
+  if (p.packed) {
+    ap = a.blobs[0].as<float>();
+  } else {  // a filter computed at run time: pack it into the shared region
+    const float* wp = W.as<float>();
+    const int64_t panels = ceilDiv(g.Mg, c.mr);
+    a.executor->parallelFor(g.G, [&](int64_t grp) {
+      packAPanels(c, g.Mg, K, {wp + grp * g.Mg * K, K, 1}, 1.0f, 0, panels, ws + grp * perGroup);
+    });
+    ap = ws;
+  }
+  // Work items: (image, group, range of column panels), panels spread evenly over the
+  // ranges; at least two items per task where the shape allows, and while items are few a
+  // multiple of the task count, so that every task gets the same work.
+  const int64_t units = g.N * g.G, colPanels = ceilDiv(P, c.nr);
+  int64_t chunks = std::min(colPanels, std::max(ceilDiv(P, c.nc), ceilDiv(2 * T, units)));
+  if (units * chunks < 8 * T)
+    for (int64_t more = chunks; more <= std::min(colPanels, chunks + T); ++more)
+      if ((units * more) % T == 0) {
+        chunks = more;
+        break;
+      }
+  const int64_t items = units * chunks, n = std::min<int64_t>(T, items);
+  const bool pw = pointwise(g);
+  const bool hasEpilogue = bias || act;
+  a.executor->parallelFor(n, [&](int64_t t) {
+    float* slot = slots.slot(t);
+    for (int64_t it = rangeBegin(items, t, n); it < rangeBegin(items, t + 1, n); ++it) {
+      const int64_t u = it / chunks, img = u / g.G, grp = u % g.G, ch = it % chunks;
+      const int64_t j0 = rangeBegin(colPanels, ch, chunks) * c.nr;
+      const int64_t j1 = std::min(P, rangeBegin(colPanels, ch + 1, chunks) * c.nr);
+      if (j0 >= j1) continue;
+      const int64_t m0 = grp * g.Mg;
+      float* yg = yp + (img * g.M + m0) * P;
+      const float* xg = xp + (img * g.C + grp * g.Cg) * g.H * g.W;
+      auto ep = [&](int64_t i0, int64_t rows, int64_t jb, int64_t cols, float* y, int64_t ldy) {
+        for (int64_t r = 0; r < rows; ++r) {
+          const int64_t m = m0 + i0 + r;
+          const float* z = zp ? zp + (img * g.M + m) * P + jb : nullptr;
+          if (act)
+            row(epi, y + r * ldy, z, nullptr, bias ? bias[m] : 0.0f, cols);
+          else
+            for (int64_t j = 0; j < cols; ++j) y[r * ldy + j] += bias[m];
+        }
+      };
+      const BlockEpilogue epRef(ep);
+      const float* apg = ap + grp * perGroup;
+      if (pw) {
+        const StridedBPacker packer({xg, P, 1});
+        gemmPackedA(c, g.Mg, K, apg, packer, j0, j1, yg, P, slot, hasEpilogue ? &epRef : nullptr);
+      } else {
+        const Im2colPacker packer(xg, g, xp, xp + X.numel());
+        gemmPackedA(c, g.Mg, K, apg, packer, j0, j1, yg, P, slot, hasEpilogue ? &epRef : nullptr);
+      }
+    }
+  });
+}
+
+// ---------------------------------------------------------------------------------------
+// Registration
+
+struct Variant {
+  GemmIsa isa;
+  const char* tile;  // "4x8"
+  const char* suffix;  // "" or "__avx2"
+  std::vector<std::string> requirements;
+};
+
+std::string kernelName(const char* base, const Variant& v, bool fused) {
+  return std::string(base) + "_" + v.tile + (fused ? "_epilogue" : "") + v.suffix;
+}
+
+Kernel makeKernel(std::string name, const char* op, const char* domain, std::vector<std::string> req,
+                  runtime::SupportsFn supports, runtime::PrepareFn prepare, runtime::RunFn run) {
+  Kernel k;
+  k.name = std::move(name);
+  k.version = 1;
+  k.op = op;
+  k.domain = domain;
+  k.precision = DataType::kF32;
+  k.requirements = std::move(req);
+  k.supports = std::move(supports);
+  k.prepare = std::move(prepare);
+  k.run = std::move(run);
+  return k;
+}
+
+}  // namespace
+
+}  // namespace anvil::cpu::tactics
 
 namespace anvil::runtime {
 
-void registerNativeLinearKernels(Kernels& k) { (void)k; }
+void registerNativeLinearKernels(Kernels& k) {
+  using namespace anvil::cpu::tactics;
+  const Variant variants[] = {{GemmIsa::kPortable4x8, "4x8", "", {}},
+                              {GemmIsa::kAvx2_6x16, "6x16", "__avx2", {"avx2", "fma"}},
+                              {GemmIsa::kAvx512_14x32, "14x32", "__avx512", {"avx512f"}}};
+  for (const Variant& v : variants) {
+    const GemmIsa isa = v.isa;
+    for (bool fused : {false, true}) {
+      k.add(makeKernel(kernelName("f32_gemm_prepacked", v, fused), fused ? "FusedMatMul" : "MatMul",
+                       fused ? "anvil" : "", v.requirements, fused ? supportsFusedMatMul : supportsMatMul,
+                       [isa, fused](const PrepareInfo& i, Prepared* o) { prepareMatMul(isa, fused, i, o); }, runMatMul));
+      k.add(makeKernel(kernelName("f32_gemm_prepacked", v, fused), fused ? "FusedGemm" : "Gemm", fused ? "anvil" : "",
+                       v.requirements, fused ? supportsFusedGemm : supportsGemm,
+                       [isa, fused](const PrepareInfo& i, Prepared* o) { prepareGemm(isa, fused, i, o); }, runGemm));
+      k.add(makeKernel(kernelName("f32_conv2d_prepacked", v, fused), fused ? "FusedConv" : "Conv", fused ? "anvil" : "",
+                       v.requirements, fused ? supportsFusedConv : supportsConv,
+                       [isa, fused](const PrepareInfo& i, Prepared* o) { prepareConv(isa, false, fused, i, o); },
+                       runConv));
+    }
+  }
+  for (bool fused : {false, true})
+    k.add(makeKernel(fused ? "f32_dwconv2d_direct_8w_epilogue__avx2" : "f32_dwconv2d_direct_8w__avx2",
+                     fused ? "FusedConv" : "Conv", fused ? "anvil" : "", {"avx2", "fma"},
+                     fused ? supportsFusedDepthwise : supportsDepthwise,
+                     [fused](const PrepareInfo& i, Prepared* o) {
+                       prepareConv(GemmIsa::kAvx2_6x16, true, fused, i, o);
+                     },
+                     runConv));
+}
 
 }  // namespace anvil::runtime

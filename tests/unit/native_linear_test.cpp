@@ -1,0 +1,820 @@
+// The native linear kernels (cpu/tactics/native_linear.cpp: MatMul, Gemm, Conv and the
+// fused anvil ops) against the reference kernels, through the kernel contract: a one-node
+// graph, supports(), prepare() (weights as initializers are packed; their raw input is then
+// replaced by NaNs to prove run() reads only the blob), run() on views with the output
+// between sentinel guards and a guarded workspace, with 1 and 2 executor threads, which
+// must agree bitwise. Shapes cover tile and K-block edges (M, N, K in 1, 7, 17, 63, 130;
+// K at and around the K blocks 192/256), batches, Gemm transposes/alpha/beta/C broadcast,
+// Conv pads/strides/dilations/groups/depthwise/1x1, each activation and residual order.
+// NativeLinearBench.DISABLED_Timing measures against the reference kernel.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <functional>
+#include <map>
+#include <array>
+#include <limits>
+#include <optional>
+#include <random>
+
+#include <time.h>
+
+#include "cpu/reference.h"
+#include "ir/ops/anvil_linear.h"
+#include "op_test_util.h"
+#include "runtime/kernel.h"
+
+namespace anvil::runtime {
+void registerNativeLinearKernels(Kernels& k);  // cpu/tactics/native_linear.cpp
+}  // namespace anvil::runtime
+
+using namespace anvil;
+using anvil::ir::DataType;
+using anvil::ir::Tensor;
+using anvil::testing::In;
+
+namespace {
+
+using Dims = std::vector<int64_t>;
+
+struct Case {
+  std::string name;  // [A-Za-z0-9_]
+  std::string op, domain;
+  std::vector<std::optional<Dims>> inputs;  // nullopt: omitted
+  std::vector<bool> constant;               // per input: an initializer
+  ir::Attributes attrs;
+};
+
+// ---------------------------------------------------------------------------------------
+// The cases
+
+std::vector<Case> matmulCases() {
+  std::vector<Case> c;
+  auto mm = [&](const std::string& name, Dims a, Dims b, bool constB) {
+    c.push_back({"MatMul_" + name + (constB ? "_constB" : "_varB"), "MatMul", "", {a, b}, {false, constB}, {}});
+  };
+  const int64_t sizes[] = {1, 7, 17, 63, 130};
+  for (int64_t m : sizes)
+    for (int64_t k : sizes)
+      for (int64_t n : sizes) {
+        const std::string s = std::to_string(m) + "x" + std::to_string(k) + "x" + std::to_string(n);
+        mm(s, {m, k}, {k, n}, true);
+        if (m == k || k == n) mm(s, {m, k}, {k, n}, false);
+      }
+  // K at, below and above the K blocks (192: AVX-512, 256: AVX2 and portable).
+  for (int64_t k : {191, 192, 193, 255, 256, 257, 513}) {
+    mm("17x" + std::to_string(k) + "x33", {17, k}, {k, 33}, true);
+    mm("130x" + std::to_string(k) + "x7", {130, k}, {k, 7}, false);
+  }
+  mm("1x512x512", {1, 512}, {512, 512}, true);
+  mm("200x64x1031", {200, 64}, {64, 1031}, true);
+  mm("3x0x5", {3, 0}, {0, 5}, true);
+  mm("0x5x3", {0, 5}, {5, 3}, true);
+  for (bool cb : {true, false}) {
+    mm("vec_mat", {13}, {13, 7}, cb);
+    mm("mat_vec", {5, 13}, {13}, cb);
+    mm("vec_vec", {13}, {13}, cb);
+    mm("batch_vec", {3, 5, 13}, {13}, cb);
+    mm("batchA_sharedB", {2, 3, 7, 13}, {13, 9}, cb);
+    mm("batch_ones_B", {3, 6, 17}, {1, 1, 17, 18}, cb);
+  }
+  mm("sharedA_batchB", {7, 13}, {2, 13, 5}, false);
+  mm("sharedA_batchB", {7, 13}, {2, 13, 5}, true);  // constant but batched: packed per run
+  mm("batch_same", {4, 5, 11}, {4, 11, 6}, false);
+  mm("batch_bcast_both", {2, 1, 7, 13}, {3, 13, 9}, false);
+  mm("batch_bcast_4d", {1, 3, 5, 8}, {2, 1, 8, 17}, false);
+  mm("batch_many_small", {24, 3, 5}, {24, 5, 4}, false);
+  mm("attention_scores", {2, 4, 17, 16}, {2, 4, 16, 17}, false);
+  return c;
+}
+
+std::vector<Case> gemmCases() {
+  std::vector<Case> c;
+  auto gemm = [&](const std::string& name, int64_t M, int64_t K, int64_t N, int tA, int tB, float alpha, float beta,
+                  std::optional<Dims> C, bool constB = true) {
+    const Dims a = tA ? Dims{K, M} : Dims{M, K}, b = tB ? Dims{N, K} : Dims{K, N};
+    ir::Attributes at;
+    if (tA) at.set("transA", int64_t(tA));
+    if (tB) at.set("transB", int64_t(tB));
+    if (alpha != 1.0f) at.set("alpha", alpha);
+    if (beta != 1.0f) at.set("beta", beta);
+    c.push_back({"Gemm_" + name + (constB ? "" : "_varB"), "Gemm", "", {a, b, C}, {false, constB, true}, at});
+  };
+  for (auto [M, K, N] : std::vector<std::array<int64_t, 3>>{{7, 13, 33}, {17, 63, 5}, {63, 257, 20}, {1, 1, 1}, {130, 17, 130}}) {
+    const std::string s = std::to_string(M) + "x" + std::to_string(K) + "x" + std::to_string(N);
+    for (int tA = 0; tA < 2; ++tA)
+      for (int tB = 0; tB < 2; ++tB) {
+        const std::string t = "_tA" + std::to_string(tA) + "tB" + std::to_string(tB);
+        gemm(s + t + "_noC", M, K, N, tA, tB, 1.0f, 1.0f, std::nullopt);
+        gemm(s + t + "_C_MN", M, K, N, tA, tB, 0.5f, 2.0f, Dims{M, N});
+        gemm(s + t + "_C_N", M, K, N, tA, tB, 1.5f, -1.0f, Dims{N}, false);
+      }
+    gemm(s + "_C_1N", M, K, N, 1, 0, 1.0f, 0.25f, Dims{1, N});
+    gemm(s + "_C_M1", M, K, N, 0, 1, -0.5f, 3.0f, Dims{M, 1});
+    gemm(s + "_C_11", M, K, N, 1, 1, 2.0f, 0.5f, Dims{1, 1});
+    gemm(s + "_C_scalar", M, K, N, 0, 0, 1.0f, 1.0f, Dims{});
+    gemm(s + "_C_1", M, K, N, 0, 0, 1.0f, 2.0f, Dims{1});
+  }
+  gemm("K0_C", 5, 0, 7, 0, 0, 1.0f, 2.0f, Dims{5, 7});
+  gemm("K0_noC", 5, 0, 7, 1, 1, 1.0f, 1.0f, std::nullopt);
+  gemm("alpha0", 6, 9, 17, 0, 0, 0.0f, 1.0f, Dims{17});
+  gemm("beta0", 6, 9, 17, 0, 1, 1.0f, 0.0f, Dims{6, 17});
+  gemm("big_tA", 90, 200, 70, 1, 0, 1.0f, 1.0f, Dims{70});
+  return c;
+}
+
+struct ConvSpec {
+  Dims x, w;
+  bool bias = true;
+  int64_t group = 1;
+  Dims strides, dilations, pads;
+  std::string autoPad;
+  bool constW = true;
+};
+
+ir::Attributes convAttrs(const ConvSpec& s) {
+  ir::Attributes at;
+  if (s.group != 1) at.set("group", s.group);
+  if (!s.strides.empty()) at.set("strides", s.strides);
+  if (!s.dilations.empty()) at.set("dilations", s.dilations);
+  if (!s.pads.empty()) at.set("pads", s.pads);
+  if (!s.autoPad.empty()) at.set("auto_pad", s.autoPad);
+  at.set("kernel_shape", Dims{s.w[2], s.w[3]});
+  return at;
+}
+
+std::vector<std::pair<std::string, ConvSpec>> convSpecs() {
+  return {
+      {"3x3_pad1", {{1, 3, 7, 9}, {5, 3, 3, 3}, true, 1, {}, {}, {1, 1, 1, 1}}},
+      {"3x3_nobias", {{2, 3, 7, 9}, {5, 3, 3, 3}, false, 1, {}, {}, {1, 1, 1, 1}}},
+      {"3x3_varW", {{2, 3, 7, 9}, {5, 3, 3, 3}, true, 1, {}, {}, {1, 1, 1, 1}, "", false}},
+      {"1x1", {{2, 8, 5, 6}, {13, 8, 1, 1}, false}},
+      {"1x1_wide", {{1, 17, 13, 11}, {63, 17, 1, 1}, true}},
+      {"1x1_bias_stride2", {{1, 8, 9, 7}, {4, 8, 1, 1}, true, 1, {2, 2}}},
+      {"1x1_pad", {{1, 5, 4, 3}, {3, 5, 1, 1}, true, 1, {}, {}, {1, 0, 0, 2}}},
+      {"3x3_stride2", {{1, 4, 11, 13}, {6, 4, 3, 3}, true, 1, {2, 2}, {}, {1, 1, 1, 1}}},
+      {"3x3_dilation2", {{1, 3, 12, 10}, {4, 3, 3, 3}, true, 1, {}, {2, 2}, {2, 2, 2, 2}}},
+      {"asym_pads", {{1, 2, 8, 8}, {3, 2, 3, 2}, true, 1, {}, {}, {0, 1, 2, 3}}},
+      {"asym_stride", {{1, 3, 9, 17}, {5, 3, 2, 3}, true, 1, {1, 3}, {2, 1}, {1, 0, 0, 1}}},
+      {"7x7_stride2", {{1, 3, 23, 19}, {8, 3, 7, 7}, true, 1, {2, 2}, {}, {3, 3, 3, 3}}},
+      {"groups3", {{2, 6, 9, 9}, {9, 2, 3, 3}, true, 3, {}, {}, {1, 1, 1, 1}}},
+      {"groups2_stride2_nobias", {{3, 4, 10, 7}, {6, 2, 3, 3}, false, 2, {2, 2}, {}, {0, 1, 1, 0}}},
+      {"wide_K", {{1, 32, 20, 20}, {40, 32, 3, 3}, true, 1, {}, {}, {1, 1, 1, 1}}},
+      {"K_above_blocks", {{1, 63, 9, 10}, {17, 63, 3, 3}, true, 1, {}, {}, {1, 1, 1, 1}}},
+      {"kernel_eq_input", {{1, 3, 5, 5}, {7, 3, 5, 5}, true}},
+      {"same_upper_s2", {{1, 3, 10, 11}, {4, 3, 3, 3}, true, 1, {2, 2}, {}, {}, "SAME_UPPER"}},
+      {"same_lower_even_k", {{1, 3, 10, 11}, {4, 3, 4, 4}, true, 1, {2, 1}, {}, {}, "SAME_LOWER"}},
+      {"same_upper_dil", {{1, 2, 9, 9}, {3, 2, 3, 3}, false, 1, {}, {2, 2}, {}, "SAME_UPPER"}},
+      {"valid", {{1, 3, 10, 11}, {4, 3, 3, 3}, true, 1, {}, {}, {}, "VALID"}},
+      {"big_image", {{1, 7, 40, 41}, {17, 7, 3, 3}, true, 1, {}, {}, {1, 1, 1, 1}}},
+      {"dw_3x3", {{1, 16, 10, 20}, {16, 1, 3, 3}, true, 16, {}, {}, {1, 1, 1, 1}}},
+      {"dw_3x3_varW", {{1, 16, 10, 20}, {16, 1, 3, 3}, true, 16, {}, {}, {1, 1, 1, 1}, "", false}},
+      {"dw_3x3_wide_row", {{1, 2, 6, 37}, {2, 1, 3, 3}, true, 2, {}, {}, {1, 1, 1, 1}}},
+      {"dw_3x3_stride2", {{2, 8, 17, 35}, {8, 1, 3, 3}, true, 8, {2, 2}, {}, {1, 1, 1, 1}}},
+      {"dw_stride2_nopad", {{1, 3, 16, 40}, {3, 1, 3, 3}, false, 3, {2, 2}}},
+      {"dw_multiplier2", {{1, 4, 9, 11}, {8, 1, 3, 3}, true, 4, {}, {}, {1, 1, 1, 1}}},
+      {"dw_5x5_s3_d2", {{1, 3, 29, 40}, {3, 1, 5, 5}, true, 3, {3, 3}, {2, 2}, {4, 4, 4, 4}}},
+      {"dw_7x7_asym", {{1, 5, 19, 27}, {5, 1, 7, 7}, false, 5, {}, {}, {3, 2, 1, 4}}},
+      {"dw_same_upper_s2", {{1, 6, 14, 33}, {6, 1, 3, 3}, true, 6, {2, 2}, {}, {}, "SAME_UPPER"}},
+      {"dw_narrow_row", {{1, 3, 5, 6}, {3, 1, 3, 3}, true, 3, {}, {}, {1, 1, 1, 1}}},
+  };
+}
+
+std::vector<Case> convCases() {
+  std::vector<Case> c;
+  for (const auto& [name, s] : convSpecs()) {
+    std::vector<std::optional<Dims>> in = {s.x, s.w};
+    if (s.bias) in.push_back(Dims{s.w[0]});
+    c.push_back({"Conv_" + name, "Conv", "", in, {false, s.constW, true}, convAttrs(s)});
+  }
+  return c;
+}
+
+// The epilogues: every activation (with parameters where it takes them) and both residual
+// orders.
+struct Epi {
+  const char* name;
+  const char* act;
+  std::vector<float> params;
+  int residual;  // 0 none, 1 add_then_activate, 2 activate_then_add
+};
+const std::vector<Epi>& epilogues() {
+  static const std::vector<Epi> e = {
+      {"none", "", {}, 0},          {"relu", "Relu", {}, 0},
+      {"clip", "Clip", {-0.5f, 0.75f}, 0}, {"sigmoid", "Sigmoid", {}, 0},
+      {"tanh", "Tanh", {}, 0},      {"leaky", "LeakyRelu", {0.1f}, 0},
+      {"hardsigmoid", "HardSigmoid", {0.2f, 0.5f}, 0}, {"hardswish", "HardSwish", {}, 0},
+      {"silu", "Silu", {}, 0},      {"gelu", "Gelu", {}, 0},
+      {"gelutanh", "GeluTanh", {}, 0}, {"res_add_relu", "Relu", {}, 1},
+      {"res_relu_add", "Relu", {}, 2}, {"res_only", "", {}, 1},
+      {"res_silu_add", "Silu", {}, 2},
+  };
+  return e;
+}
+
+void setEpilogue(const Epi& e, ir::Attributes& at) {
+  if (*e.act) at.set("activation", std::string(e.act));
+  if (!e.params.empty()) at.set("activation_params", e.params);
+  if (e.residual) {
+    at.set("has_residual", int64_t(1));
+    at.set("residual_order", std::string(e.residual == 1 ? "add_then_activate" : "activate_then_add"));
+  }
+}
+
+std::vector<Case> fusedCases() {
+  std::vector<Case> c;
+  auto add = [&](const std::string& name, const std::string& op, std::vector<std::optional<Dims>> in,
+                 std::vector<bool> constant, ir::Attributes at, const Dims& out, const Epi& e) {
+    setEpilogue(e, at);
+    if (e.residual) {
+      while (in.size() < 3) in.push_back(std::nullopt), constant.push_back(false);
+      in.push_back(out);
+      constant.resize(4, false);
+    }
+    c.push_back({op + "_" + name + "_" + e.name, op, "anvil", in, constant, at});
+  };
+  for (const Epi& e : epilogues()) {
+    add("7x17x130_biasN", "FusedMatMul", {Dims{7, 17}, Dims{17, 130}, Dims{130}}, {false, true, true}, {}, {7, 130}, e);
+    add("batch_2x63x7x17_bias1", "FusedMatMul", {Dims{2, 63, 7}, Dims{7, 17}, Dims{1}}, {false, true, true}, {},
+        {2, 63, 17}, e);
+    add("batchB_3x5x9x4_nobias", "FusedMatMul", {Dims{3, 5, 9}, Dims{3, 9, 4}}, {false, false}, {}, {3, 5, 4}, e);
+    ir::Attributes g;
+    g.set("transB", int64_t(1));
+    g.set("alpha", 0.5f);
+    add("17x63x33_tB_CN", "FusedGemm", {Dims{17, 63}, Dims{33, 63}, Dims{33}}, {false, true, true}, g, {17, 33}, e);
+    add("1x130x7_noC", "FusedGemm", {Dims{1, 130}, Dims{130, 7}}, {false, true}, {}, {1, 7}, e);
+    const ConvSpec s3{{2, 5, 9, 11}, {7, 5, 3, 3}, true, 1, {}, {}, {1, 1, 1, 1}};
+    add("3x3_pad1", "FusedConv", {s3.x, s3.w, Dims{7}}, {false, true, true}, convAttrs(s3), {2, 7, 9, 11}, e);
+    const ConvSpec s1{{1, 16, 7, 5}, {20, 16, 1, 1}, false};
+    add("1x1_nobias", "FusedConv", {s1.x, s1.w}, {false, true}, convAttrs(s1), {1, 20, 7, 5}, e);
+    const ConvSpec g2{{2, 4, 11, 13}, {6, 2, 3, 3}, true, 2, {2, 2}, {}, {1, 1, 1, 1}};
+    add("3x3_s2_g2", "FusedConv", {g2.x, g2.w, Dims{6}}, {false, true, true}, convAttrs(g2), {2, 6, 6, 7}, e);
+    const ConvSpec wide{{1, 32, 20, 21}, {40, 32, 3, 3}, false, 1, {}, {}, {1, 1, 1, 1}};
+    add("wide_nobias", "FusedConv", {wide.x, wide.w}, {false, true}, convAttrs(wide), {1, 40, 20, 21}, e);
+    ir::Attributes gt;
+    gt.set("transA", int64_t(1));
+    gt.set("beta", 0.5f);
+    gt.set("alpha", 1.25f);
+    add("33x257x20_tA_CMN_varB", "FusedGemm", {Dims{257, 33}, Dims{257, 20}, Dims{33, 20}}, {false, false, false}, gt,
+        {33, 20}, e);
+    const ConvSpec dw{{1, 6, 13, 21}, {6, 1, 3, 3}, true, 6, {2, 2}, {}, {1, 1, 1, 1}};
+    add("dw_3x3_s2", "FusedConv", {dw.x, dw.w, Dims{6}}, {false, true, true}, convAttrs(dw), {1, 6, 7, 11}, e);
+  }
+  return c;
+}
+
+const std::vector<Case>& allCases() {
+  static const std::vector<Case> cases = [] {
+    std::vector<Case> all;
+    for (auto f : {matmulCases, gemmCases, convCases, fusedCases})
+      for (Case& c : f()) all.push_back(std::move(c));
+    return all;
+  }();
+  return cases;
+}
+
+// ---------------------------------------------------------------------------------------
+// One node, its reference output, and the kernel run through the contract
+
+struct Built {
+  std::unique_ptr<ir::Graph> graph;
+  const ir::Node* node = nullptr;
+  std::vector<Tensor> tensors;  // undefined where omitted
+  std::vector<ir::TensorType> types() const {
+    std::vector<ir::TensorType> t;
+    for (const Tensor& x : tensors) t.push_back(x.defined() ? x.type() : ir::TensorType{});
+    return t;
+  }
+};
+
+Built build(const Case& c, uint32_t seed) {
+  Built b;
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
+  std::vector<In> ins;
+  for (size_t i = 0; i < c.inputs.size(); ++i) {
+    if (!c.inputs[i]) {
+      b.tensors.emplace_back();
+      ins.push_back({});
+      continue;
+    }
+    Tensor t(DataType::kF32, *c.inputs[i]);
+    for (int64_t j = 0; j < t.numel(); ++j) t.data<float>()[j] = dist(rng);
+    const bool constant = i < c.constant.size() && c.constant[i];
+    ins.push_back({"in" + std::to_string(i), t.type(), constant ? std::optional<Tensor>(t) : std::nullopt});
+    b.tensors.push_back(std::move(t));
+  }
+  if (c.domain.empty()) {
+    b.graph = anvil::testing::oneNode(c.op, ins, c.attrs);
+    b.node = b.graph->nodes().front().get();
+  } else {  // oneNode builds ai.onnx nodes
+    auto g = std::make_unique<ir::Graph>();
+    std::vector<ir::Value*> vs;
+    for (size_t i = 0; i < ins.size(); ++i) {
+      if (ins[i].name.empty()) {
+        vs.push_back(nullptr);
+        continue;
+      }
+      ir::Value* v = ins[i].init ? g->addInitializer(ins[i].name, *ins[i].init) : g->addValue(ins[i].name, ins[i].type);
+      if (!ins[i].init) g->addInput(v);
+      vs.push_back(v);
+    }
+    ir::Node* n = g->addNode(c.op, c.domain, "n0", vs, {"y0"});
+    n->attrs() = c.attrs;
+    g->addOutput(n->output(0));
+    ir::inferShapes(*g);
+    b.graph = std::move(g);
+    b.node = n;
+  }
+  return b;
+}
+
+Tensor reference(const Built& b) {
+  std::vector<const Tensor*> in;
+  for (const Tensor& t : b.tensors) in.push_back(t.defined() ? &t : nullptr);
+  return cpu::Interpreter::runNode(*b.node, in)[0];
+}
+
+// 64-byte aligned bytes with a sentinel tail (a run that writes past its workspace is caught).
+struct Aligned {
+  static constexpr size_t kTail = 256;
+  static constexpr unsigned char kMark = 0xa5;
+  void* p = nullptr;
+  size_t n = 0;
+  explicit Aligned(size_t bytes) : n(bytes) {
+    p = std::aligned_alloc(64, ((bytes + kTail + 63) / 64) * 64);
+    std::memset(static_cast<char*>(p) + bytes, kMark, kTail);
+  }
+  ~Aligned() { std::free(p); }
+  Aligned(const Aligned&) = delete;
+  Aligned& operator=(const Aligned&) = delete;
+  bool tailIntact() const {
+    for (size_t i = 0; i < kTail; ++i)
+      if (static_cast<const unsigned char*>(p)[n + i] != kMark) return false;
+    return true;
+  }
+};
+
+struct PreparedKernel {
+  runtime::Prepared prepared;
+  std::unique_ptr<Aligned> params;
+  std::vector<std::unique_ptr<Aligned>> blobs;
+  std::vector<runtime::Blob> views;
+};
+
+PreparedKernel prepare(const runtime::Kernel& k, const Built& b, int threads) {
+  PreparedKernel pk;
+  runtime::PrepareInfo info;
+  info.node = b.node;
+  info.minTypes = info.optTypes = info.maxTypes = b.types();
+  info.maxOutputTypes = {b.node->output(0)->type()};
+  for (size_t i = 0; i < b.tensors.size(); ++i) {
+    const ir::Value* v = b.node->input(i);
+    info.constants.push_back(v ? v->initializer() : nullptr);
+  }
+  info.threads = threads;
+  if (k.prepare) k.prepare(info, &pk.prepared);
+  // The engine stores params and blobs 64-byte aligned: so do we.
+  pk.params = std::make_unique<Aligned>(std::max<size_t>(1, pk.prepared.params.size()));
+  std::memcpy(pk.params->p, pk.prepared.params.data(), pk.prepared.params.size());
+  for (const std::string& s : pk.prepared.blobs) {
+    pk.blobs.push_back(std::make_unique<Aligned>(std::max<size_t>(1, s.size())));
+    std::memcpy(pk.blobs.back()->p, s.data(), s.size());
+    pk.views.push_back({pk.blobs.back()->p, s.size()});
+  }
+  return pk;
+}
+
+runtime::TensorView viewOf(const Tensor& t) {
+  runtime::TensorView v;
+  if (!t.defined()) return v;
+  v.data = const_cast<void*>(t.raw());
+  v.dtype = t.dtype();
+  v.setExtents(t.dims());
+  return v;
+}
+
+constexpr uint32_t kSentinel = 0x7fa5a5a5u;  // a NaN no kernel produces
+constexpr int64_t kGuard = 67;
+
+struct RunResult {
+  std::vector<float> out;
+  bool guardsIntact = true, workspaceIntact = true;
+};
+
+// A step ready to run: input views (packed inputs handed over as NaNs: run() must read its
+// blob instead), the output between sentinel guards, a workspace with a sentinel tail.
+class Step {
+ public:
+  Step(const runtime::Kernel& k, const PreparedKernel& pk, const Built& b, const Dims& outDims)
+      : k_(k), poisoned_(b.tensors.size()), ws_(size_t(pk.prepared.workspaceBytes)) {
+    for (size_t i = 0; i < b.tensors.size(); ++i) {
+      const auto& packedIn = pk.prepared.packedInputs;
+      if (std::find(packedIn.begin(), packedIn.end(), int(i)) != packedIn.end()) {
+        poisoned_[i] = Tensor(DataType::kF32, b.tensors[i].dims());
+        std::fill(poisoned_[i].data<float>(), poisoned_[i].data<float>() + poisoned_[i].numel(),
+                  std::numeric_limits<float>::quiet_NaN());
+        in_.push_back(viewOf(poisoned_[i]));
+      } else {
+        in_.push_back(viewOf(b.tensors[i]));
+      }
+    }
+    n_ = ir::numelOf(outDims);
+    buf_.assign(size_t(n_ + 2 * kGuard), kSentinel);
+    out_.data = buf_.data() + kGuard;
+    out_.dtype = DataType::kF32;
+    out_.setExtents(outDims);
+    a_.node = b.node;
+    a_.inputs = in_.data();
+    a_.numInputs = int(in_.size());
+    a_.outputs = &out_;
+    a_.numOutputs = 1;
+    a_.params = {pk.params->p, pk.prepared.params.size()};
+    a_.blobs = pk.views.data();
+    a_.numBlobs = int(pk.views.size());
+    a_.workspace = ws_.p;
+    a_.workspaceBytes = pk.prepared.workspaceBytes;
+  }
+
+  void run(runtime::Executor& ex) {
+    a_.executor = &ex;
+    k_.run(a_);
+  }
+
+  RunResult result() const {
+    RunResult r;
+    r.out.resize(size_t(n_));
+    std::memcpy(r.out.data(), buf_.data() + kGuard, size_t(n_) * sizeof(float));
+    for (int64_t i = 0; i < kGuard; ++i)
+      if (buf_[size_t(i)] != kSentinel || buf_[buf_.size() - 1 - size_t(i)] != kSentinel) r.guardsIntact = false;
+    r.workspaceIntact = ws_.tailIntact();
+    return r;
+  }
+
+ private:
+  const runtime::Kernel& k_;
+  std::vector<Tensor> poisoned_;
+  std::vector<runtime::TensorView> in_;
+  int64_t n_ = 0;
+  std::vector<uint32_t> buf_;
+  runtime::TensorView out_;
+  Aligned ws_;
+  runtime::StepArgs a_;
+};
+
+RunResult runKernel(const runtime::Kernel& k, const PreparedKernel& pk, const Built& b, const Dims& outDims,
+                    runtime::Executor& ex) {
+  Step step(k, pk, b, outDims);
+  step.run(ex);
+  return step.result();
+}
+
+// Tolerance: max |got - want| <= 3e-5 * max |want|. Both accumulate in f32 but in different
+// orders (K blocks, FMA vs separate multiply-add, alpha folded into A); for sums of up to
+// ~600 terms of magnitude <= 1 the rounding differences stay near sqrt(K) * 2^-24 relative
+// to the output's range (about 1.5e-6 at K = 600), and the epilogue's vector exp is within
+// 2 ulp; 3e-5 leaves a margin without letting an indexing mistake (an error of order 1) pass.
+std::string compare(const std::vector<float>& got, const Tensor& want) {
+  double maxRef = 0, maxErr = 0;
+  int64_t worst = -1;
+  for (int64_t i = 0; i < want.numel(); ++i) maxRef = std::max(maxRef, std::fabs(double(want.data<float>()[i])));
+  for (int64_t i = 0; i < want.numel(); ++i) {
+    const double e = std::fabs(double(got[size_t(i)]) - want.data<float>()[i]);
+    if (!(e <= maxErr)) {
+      maxErr = std::isnan(e) ? INFINITY : e;
+      worst = i;
+    }
+  }
+  if (maxErr <= 3e-5 * std::max(maxRef, 1e-6)) return "";
+  char msg[200];
+  std::snprintf(msg, sizeof msg, "max error %.3g at flat index %lld (got %.9g, want %.9g), max |ref| %.3g", maxErr,
+                (long long)worst, got[size_t(worst)], want.data<float>()[worst], maxRef);
+  return msg;
+}
+
+// ---------------------------------------------------------------------------------------
+// The parametrised test: every (native linear kernel, case) pair the kernel supports
+
+// The family's kernels in a registry of their own (unit_tests does not link the runtime,
+// whose Kernels::instance() gathers every backend).
+runtime::Kernels& registry() {
+  static runtime::Kernels* k = [] {
+    auto* r = new runtime::Kernels();
+    runtime::registerNativeLinearKernels(*r);
+    return r;
+  }();
+  return *k;
+}
+
+bool isLinearKernel(const runtime::Kernel& k) {
+  return k.name.rfind("f32_gemm_prepacked", 0) == 0 || k.name.rfind("f32_conv2d_prepacked", 0) == 0 ||
+         k.name.rfind("f32_dwconv2d_direct", 0) == 0;
+}
+
+std::vector<const runtime::Kernel*> linearKernels() {
+  std::vector<const runtime::Kernel*> out;
+  for (const runtime::Kernel* k : registry().all())
+    if (k->device == Device::kCPU && isLinearKernel(*k)) out.push_back(k);
+  return out;
+}
+
+struct Param {
+  std::string kernel;
+  size_t caseIndex;
+};
+void PrintTo(const Param& p, std::ostream* os) { *os << p.kernel << " on " << allCases()[p.caseIndex].name; }
+
+std::vector<Param> allParams() {
+  std::vector<Param> out;
+  const auto kernels = linearKernels();
+  for (size_t i = 0; i < allCases().size(); ++i) {
+    const Case& c = allCases()[i];
+    const Built b = build(c, 1);
+    for (const runtime::Kernel* k : kernels)
+      if (k->op == c.op && k->domain == c.domain && (!k->supports || k->supports(*b.node, b.types())))
+        out.push_back({k->name, i});
+  }
+  return out;
+}
+
+class NativeLinear : public ::testing::TestWithParam<Param> {};
+
+TEST_P(NativeLinear, MatchesReferenceBitwiseAcrossThreads) {
+  const Case& c = allCases()[GetParam().caseIndex];
+  const runtime::Kernel* k = registry().find(Device::kCPU, c.op, c.domain, GetParam().kernel);
+  ASSERT_NE(k, nullptr);
+  if (!runtime::hostHasAll(k->requirements))
+    GTEST_SKIP() << "skipped: this CPU lacks " << runtime::firstMissing(k->requirements);
+  const Built b = build(c, uint32_t(GetParam().caseIndex) * 7919u + 1);
+  const Tensor want = reference(b);
+  const PreparedKernel pk = prepare(*k, b, 2);
+  // A constant weight is prepared (MatMul: when one B serves every batch).
+  const bool matmul = c.op == "MatMul" || c.op == "FusedMatMul";
+  if (c.constant.size() > 1 && c.constant[1] && (!matmul || c.inputs[1]->size() <= 2)) {
+    EXPECT_EQ(pk.prepared.packedInputs, std::vector<int>{1}) << "the constant weight was not prepared";
+  }
+  std::vector<std::vector<float>> outs;
+  for (int threads : {1, 2}) {
+    auto ex = runtime::makeCpuExecutor(threads);
+    const RunResult r = runKernel(*k, pk, b, want.dims(), *ex);
+    EXPECT_TRUE(r.guardsIntact) << "wrote outside the output (threads=" << threads << ")";
+    EXPECT_TRUE(r.workspaceIntact) << "wrote past the workspace (threads=" << threads << ")";
+    EXPECT_EQ(compare(r.out, want), "") << k->name << " on " << c.name << " threads=" << threads;
+    outs.push_back(r.out);
+  }
+  EXPECT_EQ(std::memcmp(outs[0].data(), outs[1].data(), outs[0].size() * 4), 0)
+      << "1 and 2 threads differ bitwise";
+}
+
+INSTANTIATE_TEST_SUITE_P(Native, NativeLinear, ::testing::ValuesIn(allParams()),
+                         [](const ::testing::TestParamInfo<Param>& p) {
+                           return p.param.kernel + "__" + allCases()[p.param.caseIndex].name;
+                         });
+
+// ---------------------------------------------------------------------------------------
+// Registration and declines
+
+TEST(NativeLinearRegistration, EveryOpHasAPortableAndAnIsaKernel) {
+  for (const auto& [op, domain] : std::vector<std::pair<std::string, std::string>>{
+           {"MatMul", ""}, {"Gemm", ""}, {"Conv", ""}, {"FusedMatMul", "anvil"}, {"FusedGemm", "anvil"},
+           {"FusedConv", "anvil"}}) {
+    int portable = 0, avx2 = 0, avx512 = 0;
+    for (const runtime::Kernel* k : linearKernels()) {
+      if (k->op != op || k->domain != domain) continue;
+      EXPECT_EQ(k->precision, DataType::kF32) << k->name;
+      ASSERT_TRUE(k->prepare && k->run) << k->name;
+      if (k->requirements.empty()) ++portable;
+      if (k->requirements == std::vector<std::string>{"avx2", "fma"}) ++avx2;
+      if (k->requirements == std::vector<std::string>{"avx512f"}) ++avx512;
+    }
+    EXPECT_EQ(portable, 1) << op;
+    EXPECT_GE(avx2, 1) << op;
+    EXPECT_EQ(avx512, 1) << op;
+  }
+}
+
+TEST(NativeLinearRegistration, EveryKernelHasCases) {
+  std::map<std::string, int> covered;
+  for (const Param& p : allParams()) covered[allCases()[p.caseIndex].op + "/" + p.kernel]++;
+  for (const runtime::Kernel* k : linearKernels())
+    EXPECT_GE(covered[k->op + "/" + k->name], 8) << k->op << "/" << k->name << " is barely exercised";
+}
+
+TEST(NativeLinearSupports, DeclinesWhatItCannotRun) {
+  auto supports = [](const runtime::Kernel* k, const std::string& op, std::vector<ir::TensorType> types,
+                     ir::Attributes attrs = {}) {
+    ir::Graph g;
+    std::vector<ir::Value*> vals;
+    for (size_t i = 0; i < types.size(); ++i) vals.push_back(g.addValue("i" + std::to_string(i), types[i]));
+    ir::Node* n = g.addNode(op, "", "n", vals, {"y"});
+    n->attrs() = attrs;
+    return k->supports(*n, types);
+  };
+  const ir::TensorType f16m{DataType::kF16, ir::Shape{4, 4}}, f32m{DataType::kF32, ir::Shape{4, 4}};
+  const ir::TensorType x1d{DataType::kF32, ir::Shape{1, 4, 9}}, w1d{DataType::kF32, ir::Shape{4, 4, 3}};
+  const ir::TensorType x{DataType::kF32, ir::Shape{1, 4, 9, 9}}, w{DataType::kF32, ir::Shape{8, 4, 3, 3}};
+  const ir::TensorType wdw{DataType::kF32, ir::Shape{4, 1, 3, 3}};
+  ir::Attributes dwAttrs, badPad;
+  dwAttrs.set("group", int64_t(4));
+  badPad.set("auto_pad", std::string("SIDEWAYS"));
+  for (const runtime::Kernel* k : linearKernels()) {
+    if (k->domain != "") continue;
+    if (k->op == "MatMul") {
+      EXPECT_FALSE(supports(k, "MatMul", {f16m, f16m})) << k->name;
+    }
+    if (k->op == "Gemm") {
+      EXPECT_FALSE(supports(k, "Gemm", {f32m, {DataType::kF64, ir::Shape{4, 4}}})) << k->name;
+      EXPECT_FALSE(supports(k, "Gemm", {{DataType::kF32, ir::Shape{2, 4, 4}}, f32m})) << k->name;
+    }
+    if (k->op == "Conv") {
+      EXPECT_FALSE(supports(k, "Conv", {x1d, w1d})) << k->name << " took a 1-D Conv";
+      EXPECT_FALSE(supports(k, "Conv", {{DataType::kF16, x.shape}, {DataType::kF16, w.shape}})) << k->name;
+      EXPECT_FALSE(supports(k, "Conv", {x, w}, badPad)) << k->name;
+      EXPECT_TRUE(supports(k, "Conv", {x, wdw}, dwAttrs)) << k->name << " declined a depthwise Conv";
+      if (k->name.find("dwconv") != std::string::npos) {
+        EXPECT_FALSE(supports(k, "Conv", {x, w})) << k->name << " took a dense Conv";
+      } else {
+        EXPECT_TRUE(supports(k, "Conv", {x, w})) << k->name;
+      }
+    }
+  }
+}
+
+// The workspace grows with the prepared thread count (one slot per task) and a packed
+// weight leaves only the activation side in it.
+TEST(NativeLinearPrepare, WorkspaceScalesWithThreadsAndPacking) {
+  const runtime::Kernel* k = registry().find(Device::kCPU, "MatMul", "", "f32_gemm_prepacked_4x8");
+  ASSERT_NE(k, nullptr);
+  const Case constB{"c", "MatMul", "", {Dims{64, 300}, Dims{300, 40}}, {false, true}, {}};
+  const Case varB{"v", "MatMul", "", {Dims{64, 300}, Dims{300, 40}}, {false, false}, {}};
+  const Built bc = build(constB, 3), bv = build(varB, 3);
+  const PreparedKernel p1 = prepare(*k, bc, 1), p4 = prepare(*k, bc, 4), pv = prepare(*k, bv, 1);
+  EXPECT_EQ(p1.prepared.blobs.size(), 1u);
+  EXPECT_EQ(p1.prepared.blobs[0].size(), size_t(300 * 40 * 4));  // 40 columns = 5 panels of 8
+  EXPECT_EQ(p4.prepared.workspaceBytes, 4 * p1.prepared.workspaceBytes);
+  EXPECT_TRUE(pv.prepared.blobs.empty());
+  EXPECT_TRUE(pv.prepared.packedInputs.empty());
+  EXPECT_GE(pv.prepared.workspaceBytes, p1.prepared.workspaceBytes + 300 * 40 * 4);
+}
+
+// Preparing twice gives the same bytes (the engine file is reproducible): params without
+// padding garbage, blobs fully written.
+TEST(NativeLinearPrepare, Deterministic) {
+  for (const Case& c : {Case{"m", "MatMul", "", {Dims{9, 70}, Dims{70, 45}}, {false, true}, {}},
+                        Case{"c", "Conv", "", {Dims{1, 6, 9, 9}, Dims{10, 3, 3, 3}, Dims{10}}, {false, true, true},
+                             [] {
+                               ir::Attributes a;
+                               a.set("group", int64_t(2));
+                               a.set("pads", Dims{1, 1, 1, 1});
+                               return a;
+                             }()}})
+    for (const runtime::Kernel* k : linearKernels()) {
+      const Built b = build(c, 5);
+      if (k->op != c.op || !k->supports(*b.node, b.types())) continue;
+      const PreparedKernel p1 = prepare(*k, b, 2), p2 = prepare(*k, b, 2);
+      EXPECT_EQ(p1.prepared.params, p2.prepared.params) << k->name;
+      EXPECT_EQ(p1.prepared.blobs, p2.prepared.blobs) << k->name;
+    }
+}
+
+// One preparation serves every shape of the profile: prepared (weights, workspace) at the
+// max shapes, run at smaller ones.
+TEST(NativeLinearRun, SmallerShapesThanPrepared) {
+  struct Pair {
+    Case max, run;
+  };
+  ir::Attributes pads;
+  pads.set("pads", Dims{1, 1, 1, 1});
+  ir::Attributes fused = pads;
+  fused.set("activation", std::string("Relu"));
+  const std::vector<Pair> pairs = {
+      {{"mm", "MatMul", "", {Dims{4, 130, 257}, Dims{257, 40}}, {false, true}, {}},
+       {"mm", "MatMul", "", {Dims{1, 7, 257}, Dims{257, 40}}, {false, true}, {}}},
+      {{"mmv", "MatMul", "", {Dims{2, 63, 33}, Dims{2, 33, 70}}, {false, false}, {}},
+       {"mmv", "MatMul", "", {Dims{2, 17, 33}, Dims{2, 33, 7}}, {false, false}, {}}},
+      {{"conv", "Conv", "", {Dims{2, 5, 30, 31}, Dims{7, 5, 3, 3}, Dims{7}}, {false, true, true}, pads},
+       {"conv", "Conv", "", {Dims{1, 5, 9, 4}, Dims{7, 5, 3, 3}, Dims{7}}, {false, true, true}, pads}},
+      {{"fconv", "FusedConv", "anvil", {Dims{2, 4, 20, 21}, Dims{4, 1, 3, 3}, Dims{4}}, {false, true, true},
+        [&] {
+          ir::Attributes a = fused;
+          a.set("group", int64_t(4));
+          return a;
+        }()},
+       {"fconv", "FusedConv", "anvil", {Dims{1, 4, 7, 9}, Dims{4, 1, 3, 3}, Dims{4}}, {false, true, true}, [&] {
+          ir::Attributes a = fused;
+          a.set("group", int64_t(4));
+          return a;
+        }()}},
+  };
+  int ran = 0;
+  for (const Pair& pr : pairs)
+    for (const runtime::Kernel* k : linearKernels()) {
+      const Built big = build(pr.max, 11);
+      Built small = build(pr.run, 12);
+      for (size_t i = 0; i < pr.run.constant.size(); ++i)  // the weights the kernel prepared
+        if (pr.run.constant[i]) small.tensors[i] = big.tensors[i];
+      if (k->op != pr.max.op || k->domain != pr.max.domain || !runtime::hostHasAll(k->requirements) ||
+          !k->supports(*big.node, big.types()) || !k->supports(*small.node, small.types()))
+        continue;
+      const PreparedKernel pk = prepare(*k, big, 2);
+      const Tensor want = reference(small);
+      auto ex = runtime::makeCpuExecutor(2);
+      const RunResult r = runKernel(*k, pk, small, want.dims(), *ex);
+      EXPECT_TRUE(r.guardsIntact && r.workspaceIntact) << k->name << " " << pr.run.name;
+      EXPECT_EQ(compare(r.out, want), "") << k->name << " " << pr.run.name;
+      ++ran;
+    }
+  EXPECT_GE(ran, 8);
+}
+
+// A run with more executor threads than prepared uses only the prepared task slots.
+TEST(NativeLinearRun, MoreThreadsThanPreparedStayInTheWorkspace) {
+  for (const char* name : {"f32_gemm_prepacked_4x8", "f32_gemm_prepacked_6x16__avx2"}) {
+    const runtime::Kernel* k = registry().find(Device::kCPU, "MatMul", "", name);
+    ASSERT_NE(k, nullptr);
+    if (!runtime::hostHasAll(k->requirements)) continue;
+    const Case c{"c", "MatMul", "", {Dims{130, 257}, Dims{257, 63}}, {false, false}, {}};
+    const Built b = build(c, 9);
+    const Tensor want = reference(b);
+    const PreparedKernel pk = prepare(*k, b, 1);
+    auto ex = runtime::makeCpuExecutor(3);
+    const RunResult r = runKernel(*k, pk, b, want.dims(), *ex);
+    EXPECT_TRUE(r.workspaceIntact && r.guardsIntact) << name;
+    EXPECT_EQ(compare(r.out, want), "") << name;
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+// Timing (run with --gtest_also_run_disabled_tests): median of 20 runs per kernel, against
+// the reference kernel, with 1 and 2 executor threads.
+
+// Median wall time and median CPU time of the calling thread (what a one-thread run costs
+// even when the shared machine preempts it; with 2 threads only the wall time means much).
+struct Timing {
+  double wallMs, cpuMs;
+};
+
+Timing medianMs(const std::function<void()>& f, int reps = 20) {
+  auto cpuNow = [] {
+    timespec t;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
+    return t.tv_sec * 1e3 + t.tv_nsec * 1e-6;
+  };
+  f();
+  std::vector<double> wall, cpu;
+  for (int i = 0; i < reps; ++i) {
+    const auto t0 = std::chrono::steady_clock::now();
+    const double c0 = cpuNow();
+    f();
+    cpu.push_back(cpuNow() - c0);
+    wall.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+  }
+  std::sort(wall.begin(), wall.end());
+  std::sort(cpu.begin(), cpu.end());
+  return {wall[wall.size() / 2], cpu[cpu.size() / 2]};
+}
+
+void bench(const Case& c, double flops) {
+  const Built b = build(c, 1);
+  const Tensor want = reference(b);
+  std::printf("%s (%.4f GFLOP)\n", c.name.c_str(), flops * 1e-9);
+  const Timing ref = medianMs([&] { reference(b); });
+  std::printf("  %-40s     wall %8.3f ms %7.2f GFLOP/s | thread CPU %8.3f ms %7.2f GFLOP/s\n", "ref", ref.wallMs,
+              flops / (ref.wallMs * 1e6), ref.cpuMs, flops / (ref.cpuMs * 1e6));
+  for (const runtime::Kernel* k : linearKernels()) {
+    if (k->op != c.op || !runtime::hostHasAll(k->requirements) || !k->supports(*b.node, b.types())) continue;
+    for (int threads : {1, 2}) {
+      const PreparedKernel pk = prepare(*k, b, threads);
+      auto ex = runtime::makeCpuExecutor(threads);
+      Step step(*k, pk, b, want.dims());
+      const Timing t = medianMs([&] { step.run(*ex); });
+      std::printf("  %-40s t=%d wall %8.3f ms %7.2f GFLOP/s", k->name.c_str(), threads, t.wallMs,
+                  flops / (t.wallMs * 1e6));
+      if (threads == 1) std::printf(" | thread CPU %8.3f ms %7.2f GFLOP/s", t.cpuMs, flops / (t.cpuMs * 1e6));
+      std::printf("\n");
+    }
+  }
+}
+
+TEST(NativeLinearBench, DISABLED_Timing) {
+  bench({"MatMul_1x512x512", "MatMul", "", {Dims{1, 512}, Dims{512, 512}}, {false, true}, {}}, 2.0 * 512 * 512);
+  bench({"MatMul_256x512x512", "MatMul", "", {Dims{256, 512}, Dims{512, 512}}, {false, true}, {}},
+        2.0 * 256 * 512 * 512);
+  bench({"MatMul_784x1024x1024", "MatMul", "", {Dims{784, 1024}, Dims{1024, 1024}}, {false, true}, {}},
+        2.0 * 784 * 1024 * 1024);
+  ir::Attributes pads;
+  pads.set("pads", Dims{1, 1, 1, 1});
+  bench({"Conv_64x56x56_3x3", "Conv", "", {Dims{1, 64, 56, 56}, Dims{64, 64, 3, 3}, Dims{64}}, {false, true, true}, pads},
+        2.0 * 64 * 56 * 56 * 64 * 9);
+  ir::Attributes dw = pads;
+  dw.set("group", int64_t(144));
+  bench({"Conv_dw_144x56x56_3x3", "Conv", "", {Dims{1, 144, 56, 56}, Dims{144, 1, 3, 3}, Dims{144}}, {false, true, true}, dw},
+        2.0 * 144 * 56 * 56 * 9);
+}
+
+}  // namespace
