@@ -12,8 +12,6 @@ TacticRegistry& TacticRegistry::instance() {
     tactics::registerGemmTactics(*r);
     tactics::registerConvTactics(*r);
     tactics::registerFusedLinearTactics(*r);  // wraps the tactics above: keep it after them
-    tactics::registerAttentionTactics(*r);
-    tactics::registerFusedElementwiseTactics(*r);
     return r;
   }();
   return *registry;

@@ -55,8 +55,6 @@ namespace tactics {
 void registerGemmTactics(TacticRegistry& r);  // cpu/tactics/gemm.cpp: MatMul, Gemm
 void registerConvTactics(TacticRegistry& r);  // cpu/tactics/conv.cpp: Conv
 void registerFusedLinearTactics(TacticRegistry& r);  // cpu/tactics/fused_linear.cpp: anvil.Fused{Conv,Gemm,MatMul}
-void registerAttentionTactics(TacticRegistry& r);  // cpu/tactics/attention.cpp: anvil.Attention
-void registerFusedElementwiseTactics(TacticRegistry& r);  // cpu/tactics/fused_elementwise.cpp: anvil.FusedElementwise
 }  // namespace tactics
 
 }  // namespace anvil::cpu
