@@ -343,51 +343,70 @@ struct NativeRun {
   bool guardsIntact = true;
 };
 
+// A step ready to run: input views (packed constants as null pointers), guarded output
+// buffers, a workspace of NaN garbage (the kernel must not rely on zeros).
+class GuardedStep {
+ public:
+  GuardedStep(const runtime::Kernel& k, const PreparedStep& s, const Built& b, const std::vector<Tensor>& want,
+              runtime::Executor& ex)
+      : k_(k), want_(want), ins_(b.inputs.size()), outs_(b.node->numOutputs()), bufs_(outs_.size()),
+        ws_(s.prepared.workspaceBytes, 0xff) {
+    for (size_t i = 0; i < b.inputs.size(); ++i) {
+      if (!b.inputs[i]) continue;
+      const Tensor& t = *b.inputs[i];
+      ins_[i].dtype = t.dtype();
+      ins_[i].setExtents(t.dims());
+      const bool packed = std::count(s.prepared.packedInputs.begin(), s.prepared.packedInputs.end(), int(i)) != 0;
+      ins_[i].data = packed ? nullptr : const_cast<void*>(t.raw());
+    }
+    for (size_t o = 0; o < outs_.size(); ++o) {
+      if (b.node->output(o)->name().empty() || o >= want.size() || !want[o].defined()) continue;
+      bufs_[o].assign(size_t(want[o].numel() + 2 * kGuard), kSentinel);
+      outs_[o].dtype = want[o].dtype();
+      outs_[o].setExtents(want[o].dims());
+      outs_[o].data = bufs_[o].data() + kGuard;
+    }
+    a_.node = b.node;
+    a_.inputs = ins_.data();
+    a_.numInputs = int(ins_.size());
+    a_.outputs = outs_.data();
+    a_.numOutputs = int(outs_.size());
+    a_.params = {s.params->p.get(), s.prepared.params.size()};
+    a_.blobs = s.blobViews.data();
+    a_.numBlobs = int(s.blobViews.size());
+    a_.workspace = ws_.p.get();
+    a_.workspaceBytes = s.prepared.workspaceBytes;
+    a_.executor = &ex;
+  }
+  void run() { k_.run(a_); }
+  NativeRun result() const {
+    NativeRun r;
+    r.outputs.resize(outs_.size());
+    for (size_t o = 0; o < outs_.size(); ++o) {
+      if (!outs_[o].present()) continue;
+      const std::vector<uint32_t>& buf = bufs_[o];
+      for (int64_t g = 0; g < kGuard; ++g)
+        if (buf[size_t(g)] != kSentinel || buf[buf.size() - 1 - size_t(g)] != kSentinel) r.guardsIntact = false;
+      r.outputs[o] = Tensor(want_[o].dtype(), want_[o].dims());
+      if (want_[o].numel()) std::memcpy(r.outputs[o].mutableRaw(), buf.data() + kGuard, want_[o].nbytes());
+    }
+    return r;
+  }
+
+ private:
+  const runtime::Kernel& k_;
+  const std::vector<Tensor>& want_;
+  std::vector<runtime::TensorView> ins_, outs_;
+  std::vector<std::vector<uint32_t>> bufs_;
+  Aligned ws_;
+  runtime::StepArgs a_;
+};
+
 NativeRun runNative(const runtime::Kernel& k, const PreparedStep& s, const Built& b, const std::vector<Tensor>& want,
                     runtime::Executor& ex) {
-  std::vector<runtime::TensorView> ins(b.inputs.size());
-  for (size_t i = 0; i < b.inputs.size(); ++i) {
-    if (!b.inputs[i]) continue;
-    const Tensor& t = *b.inputs[i];
-    ins[i].dtype = t.dtype();
-    ins[i].setExtents(t.dims());
-    const bool packed = std::count(s.prepared.packedInputs.begin(), s.prepared.packedInputs.end(), int(i)) != 0;
-    ins[i].data = packed ? nullptr : const_cast<void*>(t.raw());
-  }
-  std::vector<runtime::TensorView> outs(b.node->numOutputs());
-  std::vector<std::vector<uint32_t>> bufs(outs.size());
-  for (size_t o = 0; o < outs.size(); ++o) {
-    if (b.node->output(o)->name().empty() || o >= want.size() || !want[o].defined()) continue;
-    bufs[o].assign(size_t(want[o].numel() + 2 * kGuard), kSentinel);
-    outs[o].dtype = want[o].dtype();
-    outs[o].setExtents(want[o].dims());
-    outs[o].data = bufs[o].data() + kGuard;
-  }
-  Aligned ws(s.prepared.workspaceBytes, 0xff);  // NaN garbage: the kernel must not rely on zeros
-  runtime::StepArgs a;
-  a.node = b.node;
-  a.inputs = ins.data();
-  a.numInputs = int(ins.size());
-  a.outputs = outs.data();
-  a.numOutputs = int(outs.size());
-  a.params = {s.params->p.get(), s.prepared.params.size()};
-  a.blobs = s.blobViews.data();
-  a.numBlobs = int(s.blobViews.size());
-  a.workspace = ws.p.get();
-  a.workspaceBytes = s.prepared.workspaceBytes;
-  a.executor = &ex;
-  k.run(a);
-  NativeRun r;
-  r.outputs.resize(outs.size());
-  for (size_t o = 0; o < outs.size(); ++o) {
-    if (!outs[o].present()) continue;
-    for (int64_t g = 0; g < kGuard; ++g)
-      if (bufs[o][size_t(g)] != kSentinel || bufs[o][bufs[o].size() - 1 - size_t(g)] != kSentinel)
-        r.guardsIntact = false;
-    r.outputs[o] = Tensor(want[o].dtype(), want[o].dims());
-    if (want[o].numel()) std::memcpy(r.outputs[o].mutableRaw(), bufs[o].data() + kGuard, want[o].nbytes());
-  }
-  return r;
+  GuardedStep step(k, s, b, want, ex);
+  step.run();
+  return step.result();
 }
 
 // max |got - want| / scale over finite elements, scale = the larger of want's range and
@@ -643,12 +662,15 @@ void bench(const std::vector<Case>& layers, const std::string& title) {
       auto ex = runtime::makeCpuExecutor(threads);
       std::vector<PreparedStep> steps;
       std::vector<std::vector<Tensor>> shapes;
+      std::vector<std::unique_ptr<GuardedStep>> ready;
       for (const Built& b : built) {
         steps.push_back(prepare(*k, b, threads));
         shapes.push_back(reference(b));
       }
+      for (size_t i = 0; i < built.size(); ++i)
+        ready.push_back(std::make_unique<GuardedStep>(*k, steps[i], built[i], shapes[i], *ex));
       const double ms = medianMs([&] {
-        for (size_t i = 0; i < built.size(); ++i) runNative(*k, steps[i], built[i], shapes[i], *ex);
+        for (auto& step : ready) step->run();
       });
       std::printf("[ timing ]   %-32s %d thread(s) %.3f ms (%.1fx)\n", k->name.c_str(), threads, ms, ref / ms);
     }
