@@ -176,30 +176,36 @@ struct LstmSpec {
   std::string direction = "forward";
   bool initial = false, lens = false;
   int64_t layout = 0;
-  std::vector<bool> outputs = {true, true, true};
+  std::vector<bool> outputs = {true, true, true};  // Y, Y_h, Y_c (LSTM only)
   bool bias = true;
+  std::string op = "LSTM";  // or GRU, RNN
+  bool linearBeforeReset = false;  // GRU
 };
 
 Case lstmCase(const LstmSpec& s, std::mt19937& rng) {
   const int64_t D = s.direction == "bidirectional" ? 2 : 1;
+  const bool lstm = s.op == "LSTM";
+  const int64_t G = lstm ? 4 : s.op == "GRU" ? 3 : 1;
   Case c;
-  c.op = "LSTM";
-  c.name = "LSTM_S" + std::to_string(s.S) + "_B" + std::to_string(s.B) + "_I" + std::to_string(s.I) + "_H" +
+  c.op = s.op;
+  c.name = s.op + "_S" + std::to_string(s.S) + "_B" + std::to_string(s.B) + "_I" + std::to_string(s.I) + "_H" +
            std::to_string(s.H) + "_" + s.direction + (s.initial ? "_init" : "") + (s.lens ? "_lens" : "") +
            (s.layout ? "_layout1" : "") + (s.bias ? "" : "_nobias");
-  std::string outs;
-  for (bool w : s.outputs) outs += w ? "1" : "0";
-  if (outs != "111") c.name += "_out" + outs;
-  c.tolerance = kLstmTol;
   c.outputs = s.outputs;
+  if (!lstm) c.outputs.resize(std::min<size_t>(c.outputs.size(), 2));
+  std::string outs;
+  for (bool w : c.outputs) outs += w ? "1" : "0";
+  if (outs != "111" && outs != "11") c.name += "_out" + outs;
+  if (s.linearBeforeReset) c.name += "_lbr";
+  c.tolerance = kLstmTol;
   // Weights like a trained layer's (|w| ~ 1/sqrt(H)) so the gates are not saturated.
   const double wr = 1.0 / std::sqrt(double(std::max<int64_t>(s.H, 4)));
   const Dims x = s.layout == 0 ? Dims{s.S, s.B, s.I} : Dims{s.B, s.S, s.I};
   const Dims state = s.layout == 0 ? Dims{D, s.B, s.H} : Dims{s.B, D, s.H};
   c.inputs.push_back({randomTensor(DataType::kF32, x, rng)});
-  c.inputs.push_back({randomTensor(DataType::kF32, {D, 4 * s.H, s.I}, rng, wr), true});
-  c.inputs.push_back({randomTensor(DataType::kF32, {D, 4 * s.H, s.H}, rng, wr), true});
-  c.inputs.push_back({s.bias ? randomTensor(DataType::kF32, {D, 8 * s.H}, rng, 0.5) : Tensor(), true});
+  c.inputs.push_back({randomTensor(DataType::kF32, {D, G * s.H, s.I}, rng, wr), true});
+  c.inputs.push_back({randomTensor(DataType::kF32, {D, G * s.H, s.H}, rng, wr), true});
+  c.inputs.push_back({s.bias ? randomTensor(DataType::kF32, {D, 2 * G * s.H}, rng, 0.5) : Tensor(), true});
   Tensor lens;
   if (s.lens) {
     lens = Tensor(DataType::kI32, {s.B});
@@ -207,14 +213,15 @@ Case lstmCase(const LstmSpec& s, std::mt19937& rng) {
   }
   c.inputs.push_back({lens});
   c.inputs.push_back({s.initial ? randomTensor(DataType::kF32, state, rng) : Tensor()});
-  c.inputs.push_back({s.initial ? randomTensor(DataType::kF32, state, rng) : Tensor()});
+  if (lstm) c.inputs.push_back({s.initial ? randomTensor(DataType::kF32, state, rng) : Tensor()});
   c.attrs.set("hidden_size", s.H);
+  if (s.linearBeforeReset) c.attrs.set("linear_before_reset", int64_t(1));
   if (s.direction != "forward") c.attrs.set("direction", s.direction);
   if (s.layout) c.attrs.set("layout", s.layout);
   return c;
 }
 
-std::vector<Case> lstmCases() {
+std::vector<Case> recurrentCases() {
   std::vector<Case> cs;
   std::mt19937 rng(5);
   int k = 0;
@@ -242,15 +249,43 @@ std::vector<Case> lstmCases() {
   cs.push_back(lstmCase(noBias, rng));
   LstmSpec wide{9, 5, 67, 33, "bidirectional", false, true};
   cs.push_back(lstmCase(wide, rng));
-  LstmSpec zoo{50, 8, 32, 64, "forward"};  // the zoo's lstm layer shape, batch 8
+  LstmSpec zoo{50, 8, 32, 64, "forward"};  // the brief's lstm layer shape, batch 8
   cs.push_back(lstmCase(zoo, rng));
+  // GRU (both linear_before_reset) and RNN: every direction, seq 1/7/50, batch 1/3,
+  // hidden 1/7/64 (fewer combinations: the driver is the LSTM's).
+  int j = 0;
+  for (const char* op : {"GRU", "RNN"})
+    for (int64_t S : {1, 7, 50})
+      for (int64_t H : {1, 7, 64})
+        for (const char* dir : {"forward", "reverse", "bidirectional"}) {
+          LstmSpec s{S, j % 2 ? 3 : 1, H == 64 ? 32 : 5, H, dir};
+          s.op = op;
+          s.initial = (j & 2) != 0;
+          s.lens = (j & 4) != 0;
+          s.linearBeforeReset = std::string(op) == "GRU" && (j & 1) != 0;
+          ++j;
+          cs.push_back(lstmCase(s, rng));
+        }
+  for (const char* op : {"GRU", "RNN"}) {
+    LstmSpec l1{7, 3, 6, 17, "bidirectional", true, true, 1};
+    l1.op = op;
+    cs.push_back(lstmCase(l1, rng));
+    LstmSpec onlyH{9, 5, 67, 33, "reverse", false, true, 0, {false, true}};
+    onlyH.op = op;
+    onlyH.linearBeforeReset = true;
+    cs.push_back(lstmCase(onlyH, rng));
+    LstmSpec noBias{17, 4, 3, 9, "forward", true, false};
+    noBias.op = op;
+    noBias.bias = false;
+    cs.push_back(lstmCase(noBias, rng));
+  }
   return cs;
 }
 
 const std::vector<Case>& allCases() {
   static const std::vector<Case> cases = [] {
     std::vector<Case> all;
-    for (auto f : {attentionCases, fusedElementwiseCases, lstmCases})
+    for (auto f : {attentionCases, fusedElementwiseCases, recurrentCases})
       for (Case& c : f()) all.push_back(std::move(c));
     return all;
   }();
@@ -500,9 +535,10 @@ INSTANTIATE_TEST_SUITE_P(Native, NativeSequence, ::testing::ValuesIn(allParams()
 TEST(NativeSequenceRegistration, EveryKernelHasCases) {
   std::map<std::string, int> covered;
   for (const Param& p : allParams()) covered[p.kernel]++;
-  const std::vector<std::string> names = {"f32_attention_rows__avx2", "f32_attention_rows",
-                                          "f32_fused_elementwise_chunked", "f32_lstm_packed_4x16__avx2",
-                                          "f32_lstm_packed_4x16"};
+  const std::vector<std::string> names = {
+      "f32_attention_rows__avx2", "f32_attention_rows", "f32_fused_elementwise_chunked",
+      "f32_lstm_packed_4x16__avx2", "f32_lstm_packed_4x16", "f32_gru_packed_4x16__avx2",
+      "f32_gru_packed_4x16", "f32_rnn_packed_4x16__avx2", "f32_rnn_packed_4x16"};
   for (const std::string& n : names) EXPECT_GE(covered[n], 10) << n;
   for (const runtime::Kernel* k : family().all()) {
     EXPECT_EQ(k->precision, DataType::kF32) << k->name;
@@ -540,6 +576,9 @@ TEST(NativeSequence, RunsSmallerShapesThanPreparedFor) {
                    lstmCase({50, 6, 5, 9, "bidirectional", true, true}, rng)});
   pairs.push_back({lstmCase({3, 1, 5, 9, "reverse", false, false, 1}, rng),
                    lstmCase({20, 4, 5, 9, "reverse", false, false, 1}, rng)});
+  LstmSpec gruSmall{5, 2, 5, 9, "bidirectional", true, true}, gruLarge{30, 7, 5, 9, "bidirectional", true, true};
+  gruSmall.op = gruLarge.op = "GRU";
+  pairs.push_back({lstmCase(gruSmall, rng), lstmCase(gruLarge, rng)});
   // Same weights in both cases: the kernel packs the small case's constants.
   for (Pair& p : pairs)
     for (size_t i = 1; i <= 3; ++i) p.large.inputs[i] = p.small.inputs[i];
@@ -591,6 +630,12 @@ TEST(NativeSequence, DeclinesWhatItDoesNotImplement) {
   Case defaultActs = lstmCase(base, rng);
   defaultActs.attrs.set("activations", std::vector<std::string>{"sigmoid", "TANH", "Tanh"});
   EXPECT_FALSE(declined(defaultActs)) << "the default activations spelled out are still the defaults";
+  LstmSpec gruBase = base;
+  gruBase.op = "GRU";
+  EXPECT_FALSE(declined(lstmCase(gruBase, rng)));
+  Case gruActs = lstmCase(gruBase, rng);
+  gruActs.attrs.set("activations", std::vector<std::string>{"Sigmoid", "Relu"});
+  EXPECT_TRUE(declined(gruActs));
   Case clip = lstmCase(base, rng);
   clip.attrs.set("clip", 3.0f);
   EXPECT_TRUE(declined(clip));
@@ -686,6 +731,9 @@ TEST(NativeSequenceBench, DISABLED_Timing) {
   bench({lstmCase({50, 1, 32, 64, "forward"}, rng), lstmCase({50, 1, 64, 64, "forward"}, rng)},
         "LSTM 2 layers, S 50, B 1, I 32, H 64");
   bench({lstmCase({50, 8, 32, 64, "bidirectional"}, rng)}, "LSTM bidirectional, S 50, B 8, I 32, H 64");
+  LstmSpec gru{50, 1, 32, 64, "forward"};
+  gru.op = "GRU";
+  bench({lstmCase(gru, rng)}, "GRU S 50, B 1, I 32, H 64");
   Case attn = attentionCases()[0];
   {
     std::mt19937 r2(2);
