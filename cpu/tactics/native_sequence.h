@@ -3,6 +3,7 @@
 // step's workspace without allocating.
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <vector>
@@ -36,6 +37,16 @@ class Carver {
   char* base_;
   size_t used_ = 0;
 };
+
+// How many tasks to split `work` (multiply-adds or element-ops) into: at most `most`, and
+// few enough that each gets about kMinTaskWork (waking a worker costs microseconds; a
+// tiny step runs faster on the caller alone). Bits never depend on it: every kernel
+// computes each element in one task, in a fixed order.
+constexpr int64_t kMinTaskWork = int64_t(1) << 15;
+inline int64_t taskCount(int64_t most, double work) {
+  const double byWork = work / double(kMinTaskWork);
+  return std::max<int64_t>(1, std::min<int64_t>(most, byWork < 1 ? 1 : int64_t(byWork)));
+}
 
 // Whether every type is statically shaped (the builder asks supports() per profile shape).
 inline bool allStatic(const std::vector<ir::TensorType>& types) {

@@ -14,6 +14,7 @@
 #include <string>
 
 #include "cpu/tactics/native_sequence.h"
+#include "cpu/tactics/native_sequence_math.h"
 
 namespace anvil::runtime::seq {
 
@@ -154,29 +155,102 @@ void rowsPortable(const Layout& L, const AttnParams& p, const Operands& o, float
 }
 
 // ---- AVX2 + FMA -----------------------------------------------------------------------
+// Scores four keys at a time (one load of q feeds four FMAs; the four sums reduce
+// together), the softmax over the row with the vector exp, and the output row in blocks
+// of 32 columns kept in registers across all keys.
 
-__attribute__((target("avx2,fma"))) inline float dot8(const float* a, const float* b, int64_t n) {
-  __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+__attribute__((target("avx2,fma"))) inline float hsum8(__m256 v) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
+}
+
+// dots[0..4) = q . k_i[0..d) for the four rows k0 + i * ldk.
+__attribute__((target("avx2,fma"))) inline void dot4(const float* q, const float* k0, int64_t ldk, int64_t d,
+                                                     float* dots) {
+  const float *k1 = k0 + ldk, *k2 = k1 + ldk, *k3 = k2 + ldk;
+  __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps(), a2 = _mm256_setzero_ps(), a3 = _mm256_setzero_ps();
   int64_t t = 0;
-  for (; t + 16 <= n; t += 16) {
-    acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + t), _mm256_loadu_ps(b + t), acc0);
-    acc1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + t + 8), _mm256_loadu_ps(b + t + 8), acc1);
+  for (; t + 8 <= d; t += 8) {
+    const __m256 qv = _mm256_loadu_ps(q + t);
+    a0 = _mm256_fmadd_ps(qv, _mm256_loadu_ps(k0 + t), a0);
+    a1 = _mm256_fmadd_ps(qv, _mm256_loadu_ps(k1 + t), a1);
+    a2 = _mm256_fmadd_ps(qv, _mm256_loadu_ps(k2 + t), a2);
+    a3 = _mm256_fmadd_ps(qv, _mm256_loadu_ps(k3 + t), a3);
   }
-  for (; t + 8 <= n; t += 8) acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + t), _mm256_loadu_ps(b + t), acc0);
-  acc0 = _mm256_add_ps(acc0, acc1);
-  __m128 r4 = _mm_add_ps(_mm256_castps256_ps128(acc0), _mm256_extractf128_ps(acc0, 1));
-  r4 = _mm_add_ps(r4, _mm_movehl_ps(r4, r4));
-  r4 = _mm_add_ss(r4, _mm_movehdup_ps(r4));
-  float r = _mm_cvtss_f32(r4);
+  // Pairwise horizontal adds: lane i of the result is the sum of a_i.
+  const __m256 h01 = _mm256_hadd_ps(a0, a1), h23 = _mm256_hadd_ps(a2, a3);
+  const __m256 h = _mm256_hadd_ps(h01, h23);
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
+  _mm_storeu_ps(dots, s);
+  for (; t < d; ++t) {
+    dots[0] += q[t] * k0[t];
+    dots[1] += q[t] * k1[t];
+    dots[2] += q[t] * k2[t];
+    dots[3] += q[t] * k3[t];
+  }
+}
+
+__attribute__((target("avx2,fma"))) inline float dot1(const float* a, const float* b, int64_t n) {
+  __m256 acc = _mm256_setzero_ps();
+  int64_t t = 0;
+  for (; t + 8 <= n; t += 8) acc = _mm256_fmadd_ps(_mm256_loadu_ps(a + t), _mm256_loadu_ps(b + t), acc);
+  float r = hsum8(acc);
   for (; t < n; ++t) r += a[t] * b[t];
   return r;
 }
 
-__attribute__((target("avx2,fma"))) inline void axpy8(float w, const float* x, float* y, int64_t n) {
-  const __m256 wv = _mm256_set1_ps(w);
-  int64_t t = 0;
-  for (; t + 8 <= n; t += 8) _mm256_storeu_ps(y + t, _mm256_fmadd_ps(wv, _mm256_loadu_ps(x + t), _mm256_loadu_ps(y + t)));
-  for (; t < n; ++t) y[t] += w * x[t];
+// s[0..n) = exp(s - max) / sum, max the first maximum; all -inf (or NaN) rows give NaN.
+__attribute__((target("avx2,fma"))) void softmaxAvx2(float* s, int64_t n) {
+  float m = s[0];
+  for (int64_t j = 1; j < n; ++j)
+    if (s[j] > m) m = s[j];
+  const __m256 mv = _mm256_set1_ps(m);
+  __m256 sv = _mm256_setzero_ps();
+  int64_t j = 0;
+  for (; j + 8 <= n; j += 8) {
+    const __m256 e = exp8(_mm256_sub_ps(_mm256_loadu_ps(s + j), mv));
+    _mm256_storeu_ps(s + j, e);
+    sv = _mm256_add_ps(sv, e);
+  }
+  float sum = hsum8(sv);
+  for (; j < n; ++j) sum += (s[j] = std::exp(s[j] - m));
+  const __m256 inv = _mm256_set1_ps(sum);
+  j = 0;
+  for (; j + 8 <= n; j += 8) _mm256_storeu_ps(s + j, _mm256_div_ps(_mm256_loadu_ps(s + j), inv));
+  for (; j < n; ++j) s[j] /= sum;
+}
+
+// y[0..dv) = sum_j w[j] v_j, v_j = v + j * dv.
+__attribute__((target("avx2,fma"))) void weightedRows(const float* w, const float* v, int64_t sk, int64_t dv,
+                                                      float* y) {
+  int64_t c = 0;
+  for (; c + 32 <= dv; c += 32) {
+    __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps(), a2 = _mm256_setzero_ps(), a3 = _mm256_setzero_ps();
+    for (int64_t j = 0; j < sk; ++j) {
+      const __m256 wj = _mm256_set1_ps(w[j]);
+      const float* vr = v + j * dv + c;
+      a0 = _mm256_fmadd_ps(wj, _mm256_loadu_ps(vr), a0);
+      a1 = _mm256_fmadd_ps(wj, _mm256_loadu_ps(vr + 8), a1);
+      a2 = _mm256_fmadd_ps(wj, _mm256_loadu_ps(vr + 16), a2);
+      a3 = _mm256_fmadd_ps(wj, _mm256_loadu_ps(vr + 24), a3);
+    }
+    _mm256_storeu_ps(y + c, a0);
+    _mm256_storeu_ps(y + c + 8, a1);
+    _mm256_storeu_ps(y + c + 16, a2);
+    _mm256_storeu_ps(y + c + 24, a3);
+  }
+  for (; c + 8 <= dv; c += 8) {
+    __m256 a = _mm256_setzero_ps();
+    for (int64_t j = 0; j < sk; ++j) a = _mm256_fmadd_ps(_mm256_set1_ps(w[j]), _mm256_loadu_ps(v + j * dv + c), a);
+    _mm256_storeu_ps(y + c, a);
+  }
+  for (; c < dv; ++c) {
+    float a = 0;
+    for (int64_t j = 0; j < sk; ++j) a += w[j] * v[j * dv + c];
+    y[c] = a;
+  }
 }
 
 __attribute__((target("avx2,fma"))) void rowsAvx2(const Layout& L, const AttnParams& p, const Operands& o, float* s,
@@ -186,12 +260,17 @@ __attribute__((target("avx2,fma"))) void rowsAvx2(const Layout& L, const AttnPar
     int64_t oq, ok, ov, om;
     L.offsets(b, &oq, &ok, &ov, &om);
     const float* qr = o.q + oq + i * L.d;
+    const float* kb = o.k + ok;
     const int64_t mrow = om + i * L.maskStepI;
-    for (int64_t j = 0; j < L.sk; ++j) s[j] = masked(dot8(qr, o.k + ok + j * L.d, L.d), p, o, mrow + j * L.maskStepJ);
-    const float sum = softmaxExp(s, L.sk);
-    float* yr = o.y + row * L.dv;
-    std::fill(yr, yr + L.dv, 0.0f);
-    for (int64_t j = 0; j < L.sk; ++j) axpy8(s[j] / sum, o.v + ov + j * L.dv, yr, L.dv);
+    int64_t j = 0;
+    for (; j + 4 <= L.sk; j += 4) {
+      float dots[4];
+      dot4(qr, kb + j * L.d, L.d, L.d, dots);
+      for (int u = 0; u < 4; ++u) s[j + u] = masked(dots[u], p, o, mrow + (j + u) * L.maskStepJ);
+    }
+    for (; j < L.sk; ++j) s[j] = masked(dot1(qr, kb + j * L.d, L.d), p, o, mrow + j * L.maskStepJ);
+    softmaxAvx2(s, L.sk);
+    weightedRows(s, o.v + ov, L.sk, L.dv, o.y + row * L.dv);
   }
 }
 
@@ -244,7 +323,7 @@ void run(const StepArgs& a) {
   if (slots < 1) a.fail("anvil.Attention: workspace too small for Sk = " + std::to_string(L.sk));
   // One block of rows per slot: a task owns its slot's score row; rows are independent,
   // so how they are split does not change any bit of the output.
-  const int64_t tasks = std::min(rows, slots);
+  const int64_t tasks = taskCount(std::min(rows, slots), double(rows) * double(L.sk) * double(L.d + L.dv));
   char* ws = static_cast<char*>(a.workspace);
   a.executor->parallelFor(tasks, [&](int64_t t) {
     float* s = reinterpret_cast<float*>(ws + size_t(t) * slot);

@@ -26,6 +26,7 @@
 #include <string>
 
 #include "cpu/tactics/native_sequence.h"
+#include "cpu/tactics/native_sequence_math.h"
 
 namespace anvil::runtime::seq {
 
@@ -128,41 +129,6 @@ void gruOutPortable(const float* g, int64_t Hp, const float* term, bool lbr, flo
     const float hh = std::tanh(g[2 * Hp + j] + (lbr ? r * term[j] : term[j]));
     h[j] = (1.0f - z) * hh + z * h[j];
   }
-}
-
-// e^x for 8 lanes: x = n ln2 + r, |r| <= ln2/2, e^r by a degree-6 polynomial (relative
-// error about 2 ulp), 2^n through the exponent bits. x is clamped so that 2^n stays a
-// normal float: e^x saturates at about 2.2e38 above and 1.2e-38 below.
-__attribute__((target("avx2,fma"))) inline __m256 exp8(__m256 x) {
-  x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(-87.3f)), _mm256_set1_ps(88.3f));
-  const __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
-                                   _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);  // ln2 = 0.693359375 - 2.12194440e-4
-  r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
-  __m256 p = _mm256_set1_ps(1.9875691500e-4f);
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
-  p = _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
-  const __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
-  return _mm256_mul_ps(p, _mm256_castsi256_ps(e));
-}
-
-__attribute__((target("avx2,fma"))) inline __m256 sigmoid8(__m256 x) {
-  const __m256 one = _mm256_set1_ps(1.0f);
-  return _mm256_div_ps(one, _mm256_add_ps(one, exp8(_mm256_sub_ps(_mm256_setzero_ps(), x))));
-}
-
-// tanh x = sign(x) (1 - e) / (1 + e), e = e^(-2|x|): no overflow, absolute error ~1e-7.
-__attribute__((target("avx2,fma"))) inline __m256 tanh8(__m256 x) {
-  const __m256 sign = _mm256_set1_ps(-0.0f);
-  const __m256 ax = _mm256_andnot_ps(sign, x);
-  const __m256 e = exp8(_mm256_mul_ps(ax, _mm256_set1_ps(-2.0f)));
-  const __m256 one = _mm256_set1_ps(1.0f);
-  const __m256 t = _mm256_div_ps(_mm256_sub_ps(one, e), _mm256_add_ps(one, e));
-  return _mm256_or_ps(t, _mm256_and_ps(sign, x));
 }
 
 __attribute__((target("avx2,fma"))) void lstmCellAvx2(const float* g, int64_t Hp, float* c, float* h) {
@@ -410,16 +376,20 @@ void runCell(const StepArgs& a) {
   Executor& ex = *a.executor;
   // Input projection: XW[d] = X x Wt[d] + bias[d], all steps at once, in blocks of rows.
   const int64_t M = S * B, blocks = (M + kProjRows - 1) / kProjRows;
+  const int64_t projTasks = taskCount(D * blocks, double(D * M) * double(I + 1) * double(Gp));
   if (M > 0)
-    ex.parallelFor(D * blocks, [&](int64_t task) {
-      const int64_t d = task / blocks, m0 = (task % blocks) * kProjRows, m1 = std::min(M, m0 + kProjRows);
-      float* xw = w.xw + (d * M + m0) * Gp;
-      for (int64_t m = m0; m < m1; ++m) std::memcpy(xw + (m - m0) * Gp, bias + d * Gp, size_t(Gp) * sizeof(float));
-      gemmAcc(isa, m1 - m0, I, x + m0 * I, I, wt + d * I * Gp, Gp, xw, Gp);
+    ex.parallelFor(projTasks, [&](int64_t task) {
+      // Tasks take whole blocks of rows, in order.
+      for (int64_t blk = D * blocks * task / projTasks, end = D * blocks * (task + 1) / projTasks; blk < end; ++blk) {
+        const int64_t d = blk / blocks, m0 = (blk % blocks) * kProjRows, m1 = std::min(M, m0 + kProjRows);
+        float* xw = w.xw + (d * M + m0) * Gp;
+        for (int64_t m = m0; m < m1; ++m) std::memcpy(xw + (m - m0) * Gp, bias + d * Gp, size_t(Gp) * sizeof(float));
+        gemmAcc(isa, m1 - m0, I, x + m0 * I, I, wt + d * I * Gp, Gp, xw, Gp);
+      }
     });
   // The recurrences: units u = d * B + b, split into contiguous runs, one per task.
   const int64_t units = D * B;
-  const int64_t tasks = std::min<int64_t>(units, ex.threads());
+  const int64_t tasks = taskCount(std::min<int64_t>(units, ex.threads()), double(units) * double(S) * double(H) * double(p.Rp + p.Hp));
   if (units > 0)
     ex.parallelFor(tasks, [&](int64_t task) {
       const int64_t u0 = units * task / tasks, u1 = units * (task + 1) / tasks;
