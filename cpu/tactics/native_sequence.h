@@ -42,7 +42,7 @@ class Carver {
 // few enough that each gets about kMinTaskWork (waking a worker costs microseconds; a
 // tiny step runs faster on the caller alone). Bits never depend on it: every kernel
 // computes each element in one task, in a fixed order.
-constexpr int64_t kMinTaskWork = int64_t(1) << 15;
+constexpr int64_t kMinTaskWork = int64_t(1) << 17;
 inline int64_t taskCount(int64_t most, double work) {
   const double byWork = work / double(kMinTaskWork);
   return std::max<int64_t>(1, std::min<int64_t>(most, byWork < 1 ? 1 : int64_t(byWork)));
