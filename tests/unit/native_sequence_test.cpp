@@ -548,6 +548,46 @@ TEST(NativeSequenceRegistration, EveryKernelHasCases) {
   }
 }
 
+// Forwards to a CPU executor and remembers the largest region it was asked to run.
+class CountingExecutor : public runtime::Executor {
+ public:
+  explicit CountingExecutor(int threads) : inner_(runtime::makeCpuExecutor(threads)) {}
+  int threads() const override { return inner_->threads(); }
+  void parallelFor(int64_t n, runtime::FunctionRef<void(int64_t)> fn) override {
+    maxTasks = std::max(maxTasks, n);
+    inner_->parallelFor(n, fn);
+  }
+  int64_t maxTasks = 0;
+
+ private:
+  std::unique_ptr<runtime::Executor> inner_;
+};
+
+// The thread-invariance check above means something only where the work is split: every
+// kernel splits its largest case over 2 threads.
+TEST(NativeSequenceRegistration, EveryKernelSplitsItsLargestCase) {
+  for (const runtime::Kernel* k : family().all()) {
+    if (!runtime::hostHasAll(k->requirements)) continue;
+    const Case* largest = nullptr;
+    int64_t most = -1;
+    for (const Case& c : allCases()) {
+      if (c.op != k->op) continue;
+      int64_t numel = 0;
+      for (const Input& in : c.inputs) numel += in.data.defined() ? in.data.numel() : 0;
+      if (numel > most && k->supports(*build(c).node, build(c).types)) {
+        most = numel;
+        largest = &c;
+      }
+    }
+    ASSERT_NE(largest, nullptr) << k->name;
+    const Built b = build(*largest);
+    const std::vector<Tensor> want = reference(b);
+    CountingExecutor ex(2);
+    runNative(*k, prepare(*k, b, 2), b, want, ex);
+    EXPECT_GE(ex.maxTasks, 2) << k->name << " on " << largest->name;
+  }
+}
+
 // The whole CPU registry (reference, older tactics, every native family) registers each
 // name once: the older Attention and FusedElementwise tactics are gone.
 TEST(NativeSequenceRegistration, NoDuplicateNamesInTheCpuRegistry) {
