@@ -84,8 +84,9 @@ Layout layoutOf(const StepArgs& a, const AttnParams& p) {
   L.d = q.dims[r - 1];
   L.sk = k.dims[r - 2];
   L.dv = v.dims[r - 1];
+  const TensorView& y = a.out(0);  // [batch..., Sq, Dv]: the broadcast batch dims (0 wins over 1)
   for (int i = 0; i < L.nb; ++i) {
-    L.batch[i] = std::max(q.dims[i], std::max(k.dims[i], v.dims[i]));
+    L.batch[i] = y.dims[i];
     L.batches *= L.batch[i];
   }
   batchSteps(q, r, L.nb, L.qs);
@@ -203,6 +204,7 @@ __attribute__((target("avx2,fma"))) inline float dot1(const float* a, const floa
 
 // s[0..n) = exp(s - max) / sum, max the first maximum; all -inf (or NaN) rows give NaN.
 __attribute__((target("avx2,fma"))) void softmaxAvx2(float* s, int64_t n) {
+  if (n == 0) return;
   float m = s[0];
   for (int64_t j = 1; j < n; ++j)
     if (s[j] > m) m = s[j];

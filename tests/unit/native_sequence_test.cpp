@@ -129,6 +129,8 @@ std::vector<Case> attentionCases() {
   add("mask_per_row", {3, 4, 13, 8}, {3, 4, 5, 8}, {3, 4, 5, 8}, "fill_false", {3, 1, 13, 1}, -1e4f);
   add("mask_inf", {2, 7, 9}, {2, 5, 9}, {2, 5, 9}, "fill_false", {2, 7, 5});  // -inf fill: rows may be NaN
   add("bert_tiny", {8, 16, 16}, {8, 16, 16}, {8, 16, 16}, "add", {8, 1, 16});
+  add("empty_batch", {0, 3, 4}, {1, 5, 4}, {1, 5, 4}, "none", {});
+  add("Sk0", {2, 3, 4}, {2, 0, 4}, {2, 0, 6}, "none", {});
   add("Sk_gt_threads_rows", {1, 1, 63, 64}, {1, 1, 17, 64}, {1, 1, 17, 33}, "none", {});
   return cs;
 }
