@@ -1,5 +1,6 @@
 // Native kernels of the ONNX recurrent layers (f32): LSTM, GRU and RNN, each as
-// f32_<cell>_packed_4x16__avx2 and the portable f32_<cell>_packed_4x16. Default
+// f32_<cell>_packed_4x32__avx512, f32_<cell>_packed_4x16__avx2 and the portable
+// f32_<cell>_packed_4x16. Default
 // activations only (LSTM sigmoid/tanh/tanh, GRU sigmoid/tanh, RNN tanh), no clip, no
 // peepholes, no input_forget: anything else is declined and the reference kernel
 // (cpu/kernels/control_rnn.cpp, in double) serves it. Every direction, both layouts,
@@ -162,6 +163,89 @@ __attribute__((target("avx2,fma"))) void gruOutAvx2(const float* g, int64_t Hp, 
   }
 }
 
+// ---- AVX-512F: the same GEMM (32 columns per step, a 16-column tail) and gate math on
+// 16 lanes; LSTM's Hp (a multiple of 8) ends in a masked half vector.
+
+template <int MR>
+ANVIL_AVX512 void gemmAccAvx512(int64_t K, const float* A, int64_t lda, const float* Bp, int64_t N, float* C,
+                               int64_t ldc) {
+  int64_t n0 = 0;
+  for (; n0 + 32 <= N; n0 += 32) {
+    __m512 acc[MR][2];
+    for (int m = 0; m < MR; ++m) {
+      acc[m][0] = _mm512_loadu_ps(C + m * ldc + n0);
+      acc[m][1] = _mm512_loadu_ps(C + m * ldc + n0 + 16);
+    }
+    for (int64_t k = 0; k < K; ++k) {
+      const __m512 b0 = _mm512_loadu_ps(Bp + k * N + n0), b1 = _mm512_loadu_ps(Bp + k * N + n0 + 16);
+      for (int m = 0; m < MR; ++m) {
+        const __m512 a = _mm512_set1_ps(A[m * lda + k]);
+        acc[m][0] = _mm512_fmadd_ps(a, b0, acc[m][0]);
+        acc[m][1] = _mm512_fmadd_ps(a, b1, acc[m][1]);
+      }
+    }
+    for (int m = 0; m < MR; ++m) {
+      _mm512_storeu_ps(C + m * ldc + n0, acc[m][0]);
+      _mm512_storeu_ps(C + m * ldc + n0 + 16, acc[m][1]);
+    }
+  }
+  for (; n0 < N; n0 += 16) {
+    __m512 acc[MR];
+    for (int m = 0; m < MR; ++m) acc[m] = _mm512_loadu_ps(C + m * ldc + n0);
+    for (int64_t k = 0; k < K; ++k) {
+      const __m512 b = _mm512_loadu_ps(Bp + k * N + n0);
+      for (int m = 0; m < MR; ++m) acc[m] = _mm512_fmadd_ps(_mm512_set1_ps(A[m * lda + k]), b, acc[m]);
+    }
+    for (int m = 0; m < MR; ++m) _mm512_storeu_ps(C + m * ldc + n0, acc[m]);
+  }
+}
+
+// Lanes j..j+16 of an Hp-long row, Hp a multiple of 8.
+ANVIL_AVX512 inline __mmask16 laneMask(int64_t Hp, int64_t j) { return Hp - j >= 16 ? __mmask16(0xffff) : __mmask16(0xff); }
+
+ANVIL_AVX512 void lstmCellAvx512(const float* g, int64_t Hp, float* c, float* h) {
+  for (int64_t j = 0; j < Hp; j += 16) {
+    const __mmask16 k = laneMask(Hp, j);
+    const __m512 i = sigmoid16(_mm512_maskz_loadu_ps(k, g + j)), o = sigmoid16(_mm512_maskz_loadu_ps(k, g + Hp + j));
+    const __m512 f = sigmoid16(_mm512_maskz_loadu_ps(k, g + 2 * Hp + j));
+    const __m512 cand = tanh16(_mm512_maskz_loadu_ps(k, g + 3 * Hp + j));
+    const __m512 cn = _mm512_fmadd_ps(f, _mm512_maskz_loadu_ps(k, c + j), _mm512_mul_ps(i, cand));
+    _mm512_mask_storeu_ps(c + j, k, cn);
+    _mm512_mask_storeu_ps(h + j, k, _mm512_mul_ps(o, tanh16(cn)));
+  }
+}
+
+ANVIL_AVX512 void rnnCellAvx512(const float* g, int64_t Hp, float*, float* h) {
+  for (int64_t j = 0; j < Hp; j += 16) {
+    const __mmask16 k = laneMask(Hp, j);
+    _mm512_mask_storeu_ps(h + j, k, tanh16(_mm512_maskz_loadu_ps(k, g + j)));
+  }
+}
+
+ANVIL_AVX512 void gruGatesAvx512(float* g, int64_t Hp, const float* h, float* rh) {
+  for (int64_t j = 0; j < 2 * Hp; j += 16) {
+    const __mmask16 k = laneMask(2 * Hp, j);
+    _mm512_mask_storeu_ps(g + j, k, sigmoid16(_mm512_maskz_loadu_ps(k, g + j)));
+  }
+  for (int64_t j = 0; j < Hp; j += 16) {
+    const __mmask16 k = laneMask(Hp, j);
+    _mm512_mask_storeu_ps(rh + j, k, _mm512_mul_ps(_mm512_maskz_loadu_ps(k, g + Hp + j), _mm512_maskz_loadu_ps(k, h + j)));
+  }
+}
+
+ANVIL_AVX512 void gruOutAvx512(const float* g, int64_t Hp, const float* term, bool lbr, float* h) {
+  const __m512 one = _mm512_set1_ps(1.0f);
+  for (int64_t j = 0; j < Hp; j += 16) {
+    const __mmask16 k = laneMask(Hp, j);
+    const __m512 z = _mm512_maskz_loadu_ps(k, g + j), r = _mm512_maskz_loadu_ps(k, g + Hp + j);
+    const __m512 t = _mm512_maskz_loadu_ps(k, term + j);
+    const __m512 x = _mm512_add_ps(_mm512_maskz_loadu_ps(k, g + 2 * Hp + j), lbr ? _mm512_mul_ps(r, t) : t);
+    const __m512 hh = tanh16(x);
+    _mm512_mask_storeu_ps(h + j, k,
+                          _mm512_fmadd_ps(z, _mm512_maskz_loadu_ps(k, h + j), _mm512_mul_ps(_mm512_sub_ps(one, z), hh)));
+  }
+}
+
 struct Isa {
   void (*gemm[kMR + 1])(int64_t, const float*, int64_t, const float*, int64_t, float*, int64_t);
   void (*lstmCell)(const float*, int64_t, float*, float*);
@@ -174,6 +258,8 @@ constexpr Isa kPortable = {{nullptr, gemmAccPortable<1>, gemmAccPortable<2>, gem
                            lstmCellPortable, rnnCellPortable, gruGatesPortable, gruOutPortable};
 constexpr Isa kAvx2 = {{nullptr, gemmAccAvx2<1>, gemmAccAvx2<2>, gemmAccAvx2<3>, gemmAccAvx2<4>},
                        lstmCellAvx2, rnnCellAvx2, gruGatesAvx2, gruOutAvx2};
+constexpr Isa kAvx512 = {{nullptr, gemmAccAvx512<1>, gemmAccAvx512<2>, gemmAccAvx512<3>, gemmAccAvx512<4>},
+                         lstmCellAvx512, rnnCellAvx512, gruGatesAvx512, gruOutAvx512};
 
 // C rows [0, M) += A x Bp (Bp: [K][N]), in blocks of kMR rows.
 void gemmAcc(const Isa& isa, int64_t M, int64_t K, const float* A, int64_t lda, const float* Bp, int64_t N, float* C,
@@ -460,18 +546,26 @@ void registerRecurrentKernels(Kernels& k) {
   const Op ops[] = {{"LSTM", "lstm", supportsFn<Cell::kLstm>, prepareFn<Cell::kLstm>},
                     {"GRU", "gru", supportsFn<Cell::kGru>, prepareFn<Cell::kGru>},
                     {"RNN", "rnn", supportsFn<Cell::kRnn>, prepareFn<Cell::kRnn>}};
+  struct Variant {
+    const char* suffix;
+    std::vector<std::string> requirements;
+    RunFn run;
+  };
+  const Variant variants[] = {{"_packed_4x32__avx512", {"avx512f"}, runCell<kAvx512>},
+                              {"_packed_4x16__avx2", {"avx2", "fma"}, runCell<kAvx2>},
+                              {"_packed_4x16", {}, runCell<kPortable>}};
   for (const Op& op : ops)
-    for (bool avx2 : {true, false}) {
+    for (const Variant& v : variants) {
       Kernel kn;
-      kn.name = std::string("f32_") + op.name + "_packed_4x16" + (avx2 ? "__avx2" : "");
+      kn.name = std::string("f32_") + op.name + v.suffix;
       kn.version = 1;
       kn.op = op.op;
       kn.domain = "";
       kn.precision = DataType::kF32;
-      if (avx2) kn.requirements = {"avx2", "fma"};
+      kn.requirements = v.requirements;
       kn.supports = op.supports;
       kn.prepare = op.prepare;
-      kn.run = avx2 ? RunFn(runCell<kAvx2>) : RunFn(runCell<kPortable>);
+      kn.run = v.run;
       k.add(std::move(kn));
     }
 }

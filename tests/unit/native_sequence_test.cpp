@@ -511,7 +511,10 @@ class NativeSequence : public ::testing::TestWithParam<Param> {};
 TEST_P(NativeSequence, MatchesReferenceGuardedAndThreadInvariant) {
   const Case& c = allCases()[GetParam().caseIndex];
   const runtime::Kernel& k = kernelNamed(c, GetParam().kernel);
-  if (!runtime::hostHasAll(k.requirements)) GTEST_SKIP() << "skipped: host lacks " << runtime::firstMissing(k.requirements);
+  if (!runtime::hostHasAll(k.requirements)) {
+    if (runtime::firstMissing(k.requirements) == "avx512f") GTEST_SKIP() << "skipped: no AVX-512";
+    GTEST_SKIP() << "skipped: host lacks " << runtime::firstMissing(k.requirements);
+  }
   const Built b = build(c);
   const std::vector<Tensor> want = reference(b);
   const PreparedStep s = prepare(k, b, 2);
@@ -539,14 +542,22 @@ TEST(NativeSequenceRegistration, EveryKernelHasCases) {
   for (const Param& p : allParams()) covered[p.kernel]++;
   const std::vector<std::string> names = {
       "f32_attention_rows__avx2", "f32_attention_rows", "f32_fused_elementwise_chunked",
-      "f32_lstm_packed_4x16__avx2", "f32_lstm_packed_4x16", "f32_gru_packed_4x16__avx2",
-      "f32_gru_packed_4x16", "f32_rnn_packed_4x16__avx2", "f32_rnn_packed_4x16"};
+      "f32_lstm_packed_4x32__avx512", "f32_lstm_packed_4x16__avx2", "f32_lstm_packed_4x16",
+      "f32_gru_packed_4x32__avx512", "f32_gru_packed_4x16__avx2", "f32_gru_packed_4x16",
+      "f32_rnn_packed_4x32__avx512", "f32_rnn_packed_4x16__avx2", "f32_rnn_packed_4x16"};
   for (const std::string& n : names) EXPECT_GE(covered[n], 10) << n;
   for (const runtime::Kernel* k : family().all()) {
     EXPECT_EQ(k->precision, DataType::kF32) << k->name;
     EXPECT_EQ(k->name.rfind("f32_", 0), 0u) << k->name;
     const bool avx2 = k->name.find("__avx2") != std::string::npos;
-    EXPECT_EQ(avx2, !k->requirements.empty()) << k->name << ": the name spells the ISA it requires";
+    const bool avx512 = k->name.find("__avx512") != std::string::npos;
+    EXPECT_EQ(avx2 || avx512, !k->requirements.empty()) << k->name << ": the name spells the ISA it requires";
+    if (avx512) {
+      EXPECT_EQ(k->requirements, std::vector<std::string>{"avx512f"}) << k->name;
+    }
+    if (avx2) {
+      EXPECT_EQ(k->requirements, (std::vector<std::string>{"avx2", "fma"})) << k->name;
+    }
   }
 }
 
