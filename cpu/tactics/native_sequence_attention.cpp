@@ -6,6 +6,10 @@
 // profile's longest Sk), never the [Sq, Sk] matrix. Every row is computed by one task in
 // a fixed order, so the result does not depend on the thread count.
 // Semantics: ir/ops/anvil_transformer.cpp; reference: cpu/kernels/anvil_transformer.cpp.
+// Measured (NativeSequenceBench.DISABLED_Timing, [12,128,64] without mask, one thread,
+// shared 2-core VM): avx2 1.45 ms, portable 20 ms, reference 17-35 ms (the older
+// KernelContext tactic: 6.9 ms). An AVX-512 variant of the same schedule measured no
+// faster (1.45 ms), so there is none.
 #include <immintrin.h>
 
 #include <algorithm>

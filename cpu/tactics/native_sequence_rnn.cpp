@@ -1,10 +1,10 @@
 // Native kernels of the ONNX recurrent layers (f32): LSTM, GRU and RNN, each as
 // f32_<cell>_packed_4x32__avx512, f32_<cell>_packed_4x16__avx2 and the portable
-// f32_<cell>_packed_4x16. Default
-// activations only (LSTM sigmoid/tanh/tanh, GRU sigmoid/tanh, RNN tanh), no clip, no
-// peepholes, no input_forget: anything else is declined and the reference kernel
-// (cpu/kernels/control_rnn.cpp, in double) serves it. Every direction, both layouts,
-// sequence_lens, initial states, GRU's linear_before_reset, and any subset of the outputs.
+// f32_<cell>_packed_4x16. Default activations only (LSTM sigmoid/tanh/tanh, GRU
+// sigmoid/tanh, RNN tanh), no clip, no peepholes, no input_forget: anything else is
+// declined and the reference kernel (cpu/kernels/control_rnn.cpp, in double) serves it.
+// Every direction, both layouts, sequence_lens, initial states, GRU's
+// linear_before_reset, and any subset of the outputs.
 //
 // Prepare packs W and R transposed, gate-major with each gate's H columns padded to Hp (a
 // multiple of 8, 16 for GRU and RNN so that every GEMM is whole 16-column panels):
@@ -14,10 +14,15 @@
 // hidden-gate Rb stays apart, inside the reset product). At run the input projection of
 // all time steps is one GEMM per direction (X[S*B, I] x Wt + bias) into the workspace;
 // then each (direction, batch row) runs its recurrence: per step gates = XW[t] + h x Rt
-// (the same GEMM micro-kernel, accumulating), then the fused gate math. The (direction, batch row) recurrences are independent and
-// are spread over the executor's threads; each output element is computed by one task in
-// a fixed order (the GEMM accumulates over k in order, whatever the row blocking), so the
-// bits do not depend on the thread count.
+// (the same GEMM micro-kernel, accumulating), then the fused gate math. The recurrences
+// are independent and spread over the executor's threads; each output element is
+// computed by one task in a fixed order (the GEMM accumulates over k in order, whatever
+// the row blocking), so the bits do not depend on the thread count.
+//
+// Measured (NativeSequenceBench.DISABLED_Timing, one thread, shared 2-core VM with
+// AVX-512): the zoo's lstm model (2 layers, S 10, B 2, I 16, H 32) 0.013 ms avx512 /
+// 0.019 ms avx2 / 0.09 ms portable vs 0.21 ms for the reference; 2 layers of S 50, B 1,
+// H 64: 0.13 / 0.19 / 0.72 ms vs 1.6 ms.
 #include <immintrin.h>
 
 #include <algorithm>
