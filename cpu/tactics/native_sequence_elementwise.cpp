@@ -17,7 +17,7 @@
 #include <string>
 #include <utility>
 
-#include "cpu/tactics/native_sequence.h"
+#include "cpu/tactics/native_sequence_util.h"
 #include "ir/ops/anvil_elementwise.h"
 
 namespace anvil::runtime::seq {

@@ -31,7 +31,7 @@
 #include <cstring>
 #include <string>
 
-#include "cpu/tactics/native_sequence.h"
+#include "cpu/tactics/native_sequence_util.h"
 #include "cpu/tactics/native_sequence_math.h"
 
 namespace anvil::runtime::seq {
