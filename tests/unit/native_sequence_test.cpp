@@ -799,6 +799,10 @@ TEST(NativeSequenceBench, DISABLED_Timing) {
   ew.inputs = {{randomTensor(DataType::kF32, {8, 64, 56, 56}, rng)}, {randomTensor(DataType::kF32, {8, 64, 56, 56}, rng)}};
   ew.attrs.set("program", std::vector<std::string>{"Sigmoid 0", "Mul 0 2", "Add 3 1"});
   bench({ew}, "FusedElementwise SiLU + residual [8,64,56,56]");
+  Case arith = ew;
+  arith.inputs.push_back({randomTensor(DataType::kF32, {1}, rng)});
+  arith.attrs.set("program", std::vector<std::string>{"Mul 0 2", "Add 3 2", "Add 4 1", "Clip 5 2 _", "Min 6 0"});
+  bench({arith}, "FusedElementwise scale, shift, residual, clip, min [8,64,56,56]");
 }
 
 }  // namespace
