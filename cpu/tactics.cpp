@@ -9,10 +9,8 @@ namespace anvil::cpu {
 TacticRegistry& TacticRegistry::instance() {
   static TacticRegistry* registry = [] {
     auto* r = new TacticRegistry();
-    // MatMul, Gemm, Conv and the fused linear ops are native kernels now
-    // (cpu/tactics/native_linear.cpp, registered in runtime::Kernels).
-    tactics::registerAttentionTactics(*r);
-    tactics::registerFusedElementwiseTactics(*r);
+    // Every fast implementation is a native kernel now (cpu/tactics/native*.cpp, registered
+    // in runtime::Kernels); this registry stays for KernelContext tactics still to come.
     return r;
   }();
   return *registry;

@@ -52,8 +52,6 @@ std::string cpuIsaLevel();
 std::string cpuSignature();
 
 namespace tactics {
-void registerAttentionTactics(TacticRegistry& r);  // cpu/tactics/attention.cpp: anvil.Attention
-void registerFusedElementwiseTactics(TacticRegistry& r);  // cpu/tactics/fused_elementwise.cpp: anvil.FusedElementwise
 }  // namespace tactics
 
 }  // namespace anvil::cpu

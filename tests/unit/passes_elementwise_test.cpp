@@ -285,66 +285,10 @@ TEST(FusedElementwiseOp, EveryOpMatchesItsOnnxKernelBitwise) {
   }
 }
 
-// Every FusedElementwise tactic against the reference kernel, bitwise, output in a guarded
-// slot: sizes around the chunk (511, 512, 513, 1025), each input mode (same shape,
-// one element, broadcast on an inner and an outer axis), every op of the program.
-TEST(FusedElementwiseOp, TacticsMatchReferenceBitwise) {
-  const auto tactics = fusiontest::anvilTactics("FusedElementwise");
-  ASSERT_FALSE(tactics.empty());
-  struct Case {
-    std::vector<std::vector<int64_t>> inputs;
-    std::vector<std::string> program;
-  };
-  const std::vector<std::string> all = {
-      "Add 0 1", "Sub 4 2", "Mul 5 3", "Div 6 1", "Pow 0 7", "Max 8 0", "Min 9 2", "PRelu 10 3", "Clip 11 _ 3",
-      "Abs 12", "Neg 13", "Exp 14", "Log 15", "Sqrt 16", "Reciprocal 17", "Sigmoid 18", "Tanh 19", "Relu 20",
-      "Erf 21", "Floor 22", "Ceil 23", "Round 24", "Sin 25", "Cos 26", "Softplus 27", "Softsign 28", "Sign 29",
-      "HardSwish 30", "Mish 31", "LeakyRelu 32 alpha=0.2", "Elu 33", "Selu 34", "Celu 35", "HardSigmoid 36",
-      "ThresholdedRelu 37", "Gelu 38", "Gelu 39 approximate=tanh", "Add 40 0"};
-  const Case cases[] = {
-      {{{511}, {511}, {1}, {1}}, all},
-      {{{512}, {1}, {512}, {1}}, all},
-      {{{3, 171}, {171}, {3, 1}, {1, 1}}, all},        // 513: inner and outer broadcast
-      {{{5, 1, 205}, {5, 1, 1}, {1, 205}, {205}}, all},  // 1025
-      {{{2, 3, 4}, {2, 3, 4}, {2, 3, 4}, {2, 3, 4}}, {"Mul 0 1", "Add 4 2", "Relu 5", "Sub 6 3"}},
-      {{{0, 3}, {3}, {1}, {1}}, {"Add 0 1"}},
-  };
-  std::mt19937 rng(3);
-  for (const Case& c : cases) {
-    ir::Graph g;
-    std::vector<ir::Value*> vals;
-    std::vector<ir::TensorType> types;
-    std::vector<ir::Tensor> data;
-    for (size_t i = 0; i < c.inputs.size(); ++i) {
-      types.push_back({ir::DataType::kF32, ir::Shape::fromExtents(c.inputs[i])});
-      vals.push_back(g.addValue("i" + std::to_string(i), types.back()));
-      ir::Tensor t(ir::DataType::kF32, c.inputs[i]);
-      std::uniform_real_distribution<double> u(-3, 3);
-      for (int64_t k = 0; k < t.numel(); ++k) t.setDouble(k, u(rng));
-      data.push_back(std::move(t));
-    }
-    ir::Node* n = g.addNode("FusedElementwise", "anvil", "ew", vals, {"y"});
-    n->attrs().set("program", c.program);
-    std::vector<const ir::Tensor*> in;
-    for (const ir::Tensor& t : data) in.push_back(&t);
-    const ir::Tensor want = cpu::Interpreter::runNode(*n, in)[0];
-    for (const cpu::Tactic* t : tactics) {
-      SCOPED_TRACE(t->name + " on " + ir::Shape::fromExtents(c.inputs[0]).str());
-      ASSERT_TRUE(t->supports(*n, types));
-      auto r = fusiontest::runTacticGuarded(*t, *n, in, want.numel());
-      EXPECT_TRUE(r.guardsIntact);
-      EXPECT_TRUE(r.inSlot);
-      ASSERT_EQ(r.out.dims(), want.dims());
-      for (int64_t i = 0; i < want.numel(); ++i) {
-        const float w = want.data<float>()[i], got = r.out.data<float>()[i];
-        if (std::isnan(w)) EXPECT_TRUE(std::isnan(got)) << i;
-        else EXPECT_EQ(got, w) << "element " << i;
-      }
-    }
-  }
-}
+// The native kernel of the fused node (f32_fused_elementwise_chunked) is tested against
+// the reference kernel in tests/unit/native_sequence_test.cpp.
 
-// The fused node (reference kernel and tactics) against the unfused chain on the reference
+// The fused node (reference kernel) against the unfused chain on the reference
 // kernels over [8,64,56,56]: an arithmetic chain (scale, shift, residual, clip: memory
 // bound) and SiLU + residual (exp bound). --gtest_also_run_disabled_tests.
 TEST(FusedElementwiseOp, DISABLED_Timing) {
@@ -385,17 +329,9 @@ TEST(FusedElementwiseOp, DISABLED_Timing) {
     const double unfused = time([&] { cpu::Interpreter::run(*before.graph, in); });
     const double fusedRef = time([&] { cpu::Interpreter::run(*after.graph, in); });
     const ir::Node& fused = *after.graph->nodes().back();
-    std::vector<const ir::Tensor*> ins;
-    for (const ir::Value* v : fused.inputs()) ins.push_back(v->isInitializer() ? v->initializer() : &in.at(v->name()));
+    // The native kernel's times: NativeSequenceBench.DISABLED_Timing (native_sequence_test.cpp).
     std::printf("[ timing ] %s: unfused reference chain %.2f ms, fused reference %.2f ms\n",
                 fused.attrs().getStrings("program")[0].c_str(), unfused, fusedRef);
-    for (const cpu::Tactic* t : fusiontest::anvilTactics("FusedElementwise")) {
-      const double ms = time([&] {
-        cpu::KernelContext ctx(fused, ins, nullptr);
-        t->run(ctx);
-      });
-      std::printf("[ timing ]   %s: %.2f ms (%.2fx the unfused chain)\n", t->name.c_str(), ms, unfused / ms);
-    }
   }
 }
 

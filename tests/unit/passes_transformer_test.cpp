@@ -762,64 +762,11 @@ TEST(AttentionOp, ReferenceKernelMatchesPlainAttention) {
   }
 }
 
-// Every anvil.Attention tactic against the reference kernel on the same odd shapes, output
-// in a guarded slot.
-TEST(AttentionOp, TacticsMatchReference) {
-  const auto tactics = fusiontest::anvilTactics("Attention");
-  ASSERT_FALSE(tactics.empty());
-  const AttnCase cases[] = {
-      {{1, 1, 3}, {1, 1, 3}, {1, 1, 1}, {}, "none"},
-      {{5, 7}, {11, 7}, {11, 13}, {5, 11}, "add"},
-      {{2, 3, 7, 17}, {2, 3, 11, 17}, {2, 3, 11, 9}, {2, 1, 1, 11}, "add"},
-      {{2, 3, 7, 5}, {1, 3, 11, 5}, {2, 1, 11, 4}, {7, 11}, "fill_true"},
-      {{3, 4, 13, 8}, {3, 4, 5, 8}, {3, 4, 5, 8}, {3, 1, 13, 1}, "fill_false"},
-      {{8, 16, 16}, {8, 16, 16}, {8, 16, 16}, {8, 1, 16}, "add"},  // bert_tiny
-      {{2, 4, 33, 64}, {2, 4, 33, 64}, {2, 4, 33, 64}, {}, "none"},
-  };
-  std::mt19937 rng(11);
-  for (const AttnCase& c : cases) {
-    const bool hasMask = c.kind != "none";
-    const ir::DataType mt = c.kind == "add" ? ir::DataType::kF32 : ir::DataType::kBool;
-    ir::Graph g;
-    std::vector<ir::Value*> vals;
-    std::vector<ir::TensorType> types = {{ir::DataType::kF32, ir::Shape::fromExtents(c.q)},
-                                         {ir::DataType::kF32, ir::Shape::fromExtents(c.k)},
-                                         {ir::DataType::kF32, ir::Shape::fromExtents(c.v)}};
-    if (hasMask) types.push_back({mt, ir::Shape::fromExtents(c.mask)});
-    for (size_t i = 0; i < types.size(); ++i) vals.push_back(g.addValue("i" + std::to_string(i), types[i]));
-    ir::Node* n = g.addNode("Attention", "anvil", "attn", vals, {"y"});
-    n->attrs().set("scale", 0.25f);
-    if (hasMask) n->attrs().set("mask_kind", c.kind);
-    std::vector<ir::Tensor> data = {randomTensor(ir::DataType::kF32, c.q, rng), randomTensor(ir::DataType::kF32, c.k, rng),
-                                    randomTensor(ir::DataType::kF32, c.v, rng)};
-    if (hasMask) data.push_back(randomTensor(mt, c.mask, rng));
-    std::vector<const ir::Tensor*> in;
-    for (const ir::Tensor& t : data) in.push_back(&t);
-    const ir::Tensor want = cpu::Interpreter::runNode(*n, in)[0];
-    for (const cpu::Tactic* t : tactics) {
-      SCOPED_TRACE(t->name + " " + c.kind + " q " + ir::Shape::fromExtents(c.q).str());
-      if (!cpu::cpuHas(t->isa)) continue;
-      ASSERT_TRUE(t->supports(*n, types));
-      auto r = fusiontest::runTacticGuarded(*t, *n, in, want.numel());
-      EXPECT_TRUE(r.guardsIntact);
-      EXPECT_TRUE(r.inSlot);
-      EXPECT_LT(fusiontest::relError(r.out, want), 1e-5);
-    }
-  }
-}
-
-TEST(AttentionOp, TacticDeclinesOtherTypes) {
-  for (const cpu::Tactic* t : fusiontest::anvilTactics("Attention")) {
-    ir::Graph g;
-    const ir::TensorType f64{ir::DataType::kF64, ir::Shape({2, 3, 4})};
-    std::vector<ir::Value*> vals = {g.addValue("q", f64), g.addValue("k", f64), g.addValue("v", f64)};
-    ir::Node* n = g.addNode("Attention", "anvil", "attn", vals, {"y"});
-    EXPECT_FALSE(t->supports(*n, {f64, f64, f64})) << t->name;
-  }
-}
+// The native anvil.Attention kernels are tested against the reference kernel in
+// tests/unit/native_sequence_test.cpp.
 
 // The fused node against the unfused chain it replaces (MatMul tactics not involved: both
-// on their reference kernels, plus the fast tactic): BERT-base-like head shapes.
+// on their reference kernels): BERT-base-like head shapes.
 // --gtest_also_run_disabled_tests to print the times.
 TEST(AttentionOp, DISABLED_Timing) {
   const std::string text = R"(graph @main(%q: f32[12,128,64], %k: f32[12,128,64], %v: f32[12,128,64], %m: f32[12,1,128]) -> (%y: f32[12,128,64]) {
@@ -849,18 +796,9 @@ TEST(AttentionOp, DISABLED_Timing) {
   };
   const double unfused = time([&] { cpu::Interpreter::run(*before.graph, in); });
   const double fusedRef = time([&] { cpu::Interpreter::run(*after.graph, in); });
-  const ir::Node& attn = *after.graph->nodes().back();
-  std::vector<const ir::Tensor*> ins;
-  for (const ir::Value* v : attn.inputs()) ins.push_back(v->isInitializer() ? v->initializer() : &in.at(v->name()));
-  for (const cpu::Tactic* t : fusiontest::anvilTactics("Attention")) {
-    if (!cpu::cpuHas(t->isa)) continue;
-    const double ms = time([&] {
-      cpu::KernelContext ctx(attn, ins, nullptr);
-      t->run(ctx);
-    });
-    std::printf("[ timing ] %s: %.3f ms (unfused reference chain %.3f ms: %.1fx; fused reference %.3f ms)\n",
-                t->name.c_str(), ms, unfused, unfused / ms, fusedRef);
-  }
+  // The native kernels' times: NativeSequenceBench.DISABLED_Timing (native_sequence_test.cpp).
+  std::printf("[ timing ] unfused reference chain %.3f ms, fused reference %.3f ms (%.1fx)\n", unfused, fusedRef,
+              unfused / fusedRef);
 }
 
 TEST(AttentionOp, InferenceNamesWhatIsWrong) {

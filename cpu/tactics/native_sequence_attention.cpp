@@ -1,0 +1,360 @@
+// Native kernels of anvil.Attention (f32): f32_attention_rows__avx2 and the portable
+// f32_attention_rows. The query rows are split into one block per workspace slot (one
+// slot per thread); per row the scores are dot products against the K rows, scaled,
+// masked, a max-subtracted softmax, and the output row is a weighted sum of V rows. Only
+// one score row per thread exists (its slot of the workspace, sized at prepare for the
+// profile's longest Sk), never the [Sq, Sk] matrix. Every row is computed by one task in
+// a fixed order, so the result does not depend on the thread count.
+// Semantics: ir/ops/anvil_transformer.cpp; reference: cpu/kernels/anvil_transformer.cpp.
+// Measured (NativeSequenceBench.DISABLED_Timing, [12,128,64] without mask, one thread,
+// shared 2-core VM): avx2 1.45 ms, portable 20 ms, reference 17-35 ms (the older
+// KernelContext tactic: 6.9 ms). An AVX-512 variant of the same schedule measured no
+// faster (1.45 ms), so there is none.
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <string>
+
+#include "cpu/tactics/native_sequence_util.h"
+#include "cpu/tactics/native_sequence_math.h"
+
+namespace anvil::runtime::seq {
+
+namespace {
+
+enum class MaskKind : int32_t { kNone, kAdd, kFillTrue, kFillFalse };
+
+struct AttnParams {
+  MaskKind kind = MaskKind::kNone;
+  float scale = 1.0f, fill = 0.0f;
+};
+
+bool maskKindOf(const std::string& s, MaskKind* k) {
+  if (s == "none") *k = MaskKind::kNone;
+  else if (s == "add") *k = MaskKind::kAdd;
+  else if (s == "fill_true") *k = MaskKind::kFillTrue;
+  else if (s == "fill_false") *k = MaskKind::kFillFalse;
+  else return false;
+  return true;
+}
+
+// Where each row's operands live: flat batch index -> element offsets of that batch's Q,
+// K, V matrices and mask [Sq, Sk] view, from the views' extents (numpy broadcast of the
+// batch dims: a dim of 1 does not advance).
+struct Layout {
+  int nb = 0;                    // batch axes
+  int64_t batch[kMaxRank] = {};  // broadcast batch extents
+  int64_t qs[kMaxRank] = {}, ks[kMaxRank] = {}, vs[kMaxRank] = {}, ms[kMaxRank] = {};
+  int64_t sq = 0, d = 0, sk = 0, dv = 0, batches = 1;
+  int64_t maskStepI = 0, maskStepJ = 0;
+
+  void offsets(int64_t b, int64_t* q, int64_t* k, int64_t* v, int64_t* m) const {
+    int64_t oq = 0, ok = 0, ov = 0, om = 0;
+    for (int i = nb; i-- > 0;) {
+      const int64_t c = b % batch[i];
+      b /= batch[i];
+      oq += c * qs[i];
+      ok += c * ks[i];
+      ov += c * vs[i];
+      om += c * ms[i];
+    }
+    *q = oq;
+    *k = ok;
+    *v = ov;
+    *m = om;
+  }
+};
+
+// Element steps of a tensor's batch axes (its dims right-aligned to rank `r`), 0 where
+// broadcast; `inner` is the element count of one matrix.
+void batchSteps(const TensorView& t, int r, int nb, int64_t* steps) {
+  int64_t stride = 1;
+  for (int i = r - 1; i >= 0; --i) {
+    const int ti = i - (r - t.rank);  // the tensor's axis, right-aligned
+    const int64_t ext = ti >= 0 ? t.dims[ti] : 1;
+    if (i < nb) steps[i] = ext == 1 ? 0 : stride;
+    stride *= ext;
+  }
+}
+
+Layout layoutOf(const StepArgs& a, const AttnParams& p) {
+  const TensorView &q = a.in(0), &k = a.in(1), &v = a.in(2);
+  Layout L;
+  const int r = q.rank;
+  L.nb = r - 2;
+  L.sq = q.dims[r - 2];
+  L.d = q.dims[r - 1];
+  L.sk = k.dims[r - 2];
+  L.dv = v.dims[r - 1];
+  const TensorView& y = a.out(0);  // [batch..., Sq, Dv]: the broadcast batch dims (0 wins over 1)
+  for (int i = 0; i < L.nb; ++i) {
+    L.batch[i] = y.dims[i];
+    L.batches *= L.batch[i];
+  }
+  batchSteps(q, r, L.nb, L.qs);
+  batchSteps(k, r, L.nb, L.ks);
+  batchSteps(v, r, L.nb, L.vs);
+  if (p.kind != MaskKind::kNone) {
+    const TensorView& m = a.in(3);
+    batchSteps(m, r, L.nb, L.ms);
+    // The mask's last two axes (right-aligned to [Sq, Sk]).
+    const int64_t mj = m.rank >= 1 ? m.dims[m.rank - 1] : 1;
+    const int64_t mi = m.rank >= 2 ? m.dims[m.rank - 2] : 1;
+    L.maskStepJ = mj == 1 ? 0 : 1;
+    L.maskStepI = mi == 1 ? 0 : mj;
+  }
+  return L;
+}
+
+struct Operands {
+  const float *q, *k, *v, *maskF;
+  const bool* maskB;
+  float* y;
+};
+
+// One row's masked score: scale * dot, then the mask (reference order: scale first).
+inline float masked(float dot, const AttnParams& p, const Operands& o, int64_t mo) {
+  float x = dot * p.scale;
+  if (o.maskF) x += o.maskF[mo];
+  else if (o.maskB && o.maskB[mo] == (p.kind == MaskKind::kFillTrue)) x = p.fill;
+  return x;
+}
+
+// Softmax of s[0..n) in place (max subtracted, first maximum as the reference takes it);
+// returns the sum of the exponentials.
+inline float softmaxExp(float* s, int64_t n) {
+  float m = -std::numeric_limits<float>::infinity();
+  for (int64_t j = 0; j < n; ++j)
+    if (j == 0 || s[j] > m) m = s[j];
+  float sum = 0;
+  for (int64_t j = 0; j < n; ++j) sum += (s[j] = std::exp(s[j] - m));
+  return sum;
+}
+
+// ---- portable -------------------------------------------------------------------------
+
+void rowsPortable(const Layout& L, const AttnParams& p, const Operands& o, float* s, int64_t row0, int64_t row1) {
+  for (int64_t row = row0; row < row1; ++row) {
+    const int64_t b = row / L.sq, i = row % L.sq;
+    int64_t oq, ok, ov, om;
+    L.offsets(b, &oq, &ok, &ov, &om);
+    const float* qr = o.q + oq + i * L.d;
+    const int64_t mrow = om + i * L.maskStepI;
+    for (int64_t j = 0; j < L.sk; ++j) {
+      const float* kr = o.k + ok + j * L.d;
+      float dot = 0;
+      for (int64_t t = 0; t < L.d; ++t) dot += qr[t] * kr[t];
+      s[j] = masked(dot, p, o, mrow + j * L.maskStepJ);
+    }
+    const float sum = softmaxExp(s, L.sk);
+    float* yr = o.y + row * L.dv;
+    std::fill(yr, yr + L.dv, 0.0f);
+    for (int64_t j = 0; j < L.sk; ++j) {
+      const float w = s[j] / sum;
+      const float* vr = o.v + ov + j * L.dv;
+      for (int64_t t = 0; t < L.dv; ++t) yr[t] += w * vr[t];
+    }
+  }
+}
+
+// ---- AVX2 + FMA -----------------------------------------------------------------------
+// Scores four keys at a time (one load of q feeds four FMAs; the four sums reduce
+// together), the softmax over the row with the vector exp, and the output row in blocks
+// of 32 columns kept in registers across all keys.
+
+__attribute__((target("avx2,fma"))) inline float hsum8(__m256 v) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
+}
+
+// dots[0..4) = q . k_i[0..d) for the four rows k0 + i * ldk.
+__attribute__((target("avx2,fma"))) inline void dot4(const float* q, const float* k0, int64_t ldk, int64_t d,
+                                                     float* dots) {
+  const float *k1 = k0 + ldk, *k2 = k1 + ldk, *k3 = k2 + ldk;
+  __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps(), a2 = _mm256_setzero_ps(), a3 = _mm256_setzero_ps();
+  int64_t t = 0;
+  for (; t + 8 <= d; t += 8) {
+    const __m256 qv = _mm256_loadu_ps(q + t);
+    a0 = _mm256_fmadd_ps(qv, _mm256_loadu_ps(k0 + t), a0);
+    a1 = _mm256_fmadd_ps(qv, _mm256_loadu_ps(k1 + t), a1);
+    a2 = _mm256_fmadd_ps(qv, _mm256_loadu_ps(k2 + t), a2);
+    a3 = _mm256_fmadd_ps(qv, _mm256_loadu_ps(k3 + t), a3);
+  }
+  // Pairwise horizontal adds: lane i of the result is the sum of a_i.
+  const __m256 h01 = _mm256_hadd_ps(a0, a1), h23 = _mm256_hadd_ps(a2, a3);
+  const __m256 h = _mm256_hadd_ps(h01, h23);
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
+  _mm_storeu_ps(dots, s);
+  for (; t < d; ++t) {
+    dots[0] += q[t] * k0[t];
+    dots[1] += q[t] * k1[t];
+    dots[2] += q[t] * k2[t];
+    dots[3] += q[t] * k3[t];
+  }
+}
+
+__attribute__((target("avx2,fma"))) inline float dot1(const float* a, const float* b, int64_t n) {
+  __m256 acc = _mm256_setzero_ps();
+  int64_t t = 0;
+  for (; t + 8 <= n; t += 8) acc = _mm256_fmadd_ps(_mm256_loadu_ps(a + t), _mm256_loadu_ps(b + t), acc);
+  float r = hsum8(acc);
+  for (; t < n; ++t) r += a[t] * b[t];
+  return r;
+}
+
+// s[0..n) = exp(s - max) / sum, max the first maximum; all -inf (or NaN) rows give NaN.
+__attribute__((target("avx2,fma"))) void softmaxAvx2(float* s, int64_t n) {
+  if (n == 0) return;
+  float m = s[0];
+  for (int64_t j = 1; j < n; ++j)
+    if (s[j] > m) m = s[j];
+  const __m256 mv = _mm256_set1_ps(m);
+  __m256 sv = _mm256_setzero_ps();
+  int64_t j = 0;
+  for (; j + 8 <= n; j += 8) {
+    const __m256 e = exp8(_mm256_sub_ps(_mm256_loadu_ps(s + j), mv));
+    _mm256_storeu_ps(s + j, e);
+    sv = _mm256_add_ps(sv, e);
+  }
+  float sum = hsum8(sv);
+  for (; j < n; ++j) sum += (s[j] = std::exp(s[j] - m));
+  const __m256 inv = _mm256_set1_ps(sum);
+  j = 0;
+  for (; j + 8 <= n; j += 8) _mm256_storeu_ps(s + j, _mm256_div_ps(_mm256_loadu_ps(s + j), inv));
+  for (; j < n; ++j) s[j] /= sum;
+}
+
+// y[0..dv) = sum_j w[j] v_j, v_j = v + j * dv.
+__attribute__((target("avx2,fma"))) void weightedRows(const float* w, const float* v, int64_t sk, int64_t dv,
+                                                      float* y) {
+  int64_t c = 0;
+  for (; c + 32 <= dv; c += 32) {
+    __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps(), a2 = _mm256_setzero_ps(), a3 = _mm256_setzero_ps();
+    for (int64_t j = 0; j < sk; ++j) {
+      const __m256 wj = _mm256_set1_ps(w[j]);
+      const float* vr = v + j * dv + c;
+      a0 = _mm256_fmadd_ps(wj, _mm256_loadu_ps(vr), a0);
+      a1 = _mm256_fmadd_ps(wj, _mm256_loadu_ps(vr + 8), a1);
+      a2 = _mm256_fmadd_ps(wj, _mm256_loadu_ps(vr + 16), a2);
+      a3 = _mm256_fmadd_ps(wj, _mm256_loadu_ps(vr + 24), a3);
+    }
+    _mm256_storeu_ps(y + c, a0);
+    _mm256_storeu_ps(y + c + 8, a1);
+    _mm256_storeu_ps(y + c + 16, a2);
+    _mm256_storeu_ps(y + c + 24, a3);
+  }
+  for (; c + 8 <= dv; c += 8) {
+    __m256 a = _mm256_setzero_ps();
+    for (int64_t j = 0; j < sk; ++j) a = _mm256_fmadd_ps(_mm256_set1_ps(w[j]), _mm256_loadu_ps(v + j * dv + c), a);
+    _mm256_storeu_ps(y + c, a);
+  }
+  for (; c < dv; ++c) {
+    float a = 0;
+    for (int64_t j = 0; j < sk; ++j) a += w[j] * v[j * dv + c];
+    y[c] = a;
+  }
+}
+
+__attribute__((target("avx2,fma"))) void rowsAvx2(const Layout& L, const AttnParams& p, const Operands& o, float* s,
+                                                  int64_t row0, int64_t row1) {
+  for (int64_t row = row0; row < row1; ++row) {
+    const int64_t b = row / L.sq, i = row % L.sq;
+    int64_t oq, ok, ov, om;
+    L.offsets(b, &oq, &ok, &ov, &om);
+    const float* qr = o.q + oq + i * L.d;
+    const float* kb = o.k + ok;
+    const int64_t mrow = om + i * L.maskStepI;
+    int64_t j = 0;
+    for (; j + 4 <= L.sk; j += 4) {
+      float dots[4];
+      dot4(qr, kb + j * L.d, L.d, L.d, dots);
+      for (int u = 0; u < 4; ++u) s[j + u] = masked(dots[u], p, o, mrow + (j + u) * L.maskStepJ);
+    }
+    for (; j < L.sk; ++j) s[j] = masked(dot1(qr, kb + j * L.d, L.d), p, o, mrow + j * L.maskStepJ);
+    softmaxAvx2(s, L.sk);
+    weightedRows(s, o.v + ov, L.sk, L.dv, o.y + row * L.dv);
+  }
+}
+
+// ---- the kernel -----------------------------------------------------------------------
+
+size_t slotBytes(int64_t sk) { return alignUp(size_t(std::max<int64_t>(sk, 1)) * sizeof(float)); }
+
+bool supports(const ir::Node& n, const std::vector<ir::TensorType>& in) {
+  if (in.size() < 3 || !allStatic(in)) return false;
+  for (size_t i = 0; i < 3; ++i)
+    if (in[i].dtype != DataType::kF32) return false;
+  const size_t r = in[0].shape.rank();
+  if (r < 2 || r > size_t(kMaxRank) || in[1].shape.rank() != r || in[2].shape.rank() != r) return false;
+  MaskKind kind;
+  if (!maskKindOf(n.attrs().getString("mask_kind", "none"), &kind)) return false;
+  const bool hasMask = in.size() > 3 && in[3].dtype != DataType::kUndefined;
+  if (hasMask != (kind != MaskKind::kNone)) return false;
+  if (hasMask) {
+    if (in[3].shape.rank() > r) return false;
+    return kind == MaskKind::kAdd ? in[3].dtype == DataType::kF32 : in[3].dtype == DataType::kBool;
+  }
+  return true;
+}
+
+void prepare(const PrepareInfo& info, Prepared* out) {
+  const ir::Node& n = *info.node;
+  AttnParams p;
+  ANVIL_CHECK(maskKindOf(n.attrs().getString("mask_kind", "none"), &p.kind), ErrorCode::kInvalidModel, n.label(),
+              ": anvil.Attention mask_kind must be none, add, fill_true or fill_false");
+  p.scale = n.attrs().getFloat("scale", 1.0f);
+  p.fill = n.attrs().getFloat("mask_fill", -std::numeric_limits<float>::infinity());
+  out->setParams(p);
+  // One score row per thread, for the longest Sk of the profile.
+  const ir::TensorType& k = info.maxTypes[1];
+  const int64_t sk = k.shape[k.shape.rank() - 2].value();
+  out->workspaceBytes = uint64_t(std::max(1, info.threads)) * slotBytes(sk);
+}
+
+template <bool kAvx2>
+void run(const StepArgs& a) {
+  const AttnParams& p = a.paramsAs<AttnParams>();
+  const Layout L = layoutOf(a, p);
+  const int64_t rows = L.batches * L.sq;
+  if (rows == 0 || L.dv == 0) return;
+  Operands o{a.in(0).as<float>(), a.in(1).as<float>(), a.in(2).as<float>(), nullptr, nullptr, a.out(0).as<float>()};
+  if (p.kind == MaskKind::kAdd) o.maskF = a.in(3).as<float>();
+  else if (p.kind != MaskKind::kNone) o.maskB = a.in(3).as<bool>();
+  const size_t slot = slotBytes(L.sk);
+  const int64_t slots = std::min<int64_t>(a.executor->threads(), int64_t(a.workspaceBytes / slot));
+  if (slots < 1) a.fail("anvil.Attention: workspace too small for Sk = " + std::to_string(L.sk));
+  // One block of rows per slot: a task owns its slot's score row; rows are independent,
+  // so how they are split does not change any bit of the output.
+  const int64_t tasks = taskCount(std::min(rows, slots), double(rows) * double(L.sk) * double(L.d + L.dv));
+  char* ws = static_cast<char*>(a.workspace);
+  a.executor->parallelFor(tasks, [&](int64_t t) {
+    float* s = reinterpret_cast<float*>(ws + size_t(t) * slot);
+    const int64_t r0 = rows * t / tasks, r1 = rows * (t + 1) / tasks;
+    if constexpr (kAvx2) rowsAvx2(L, p, o, s, r0, r1);
+    else rowsPortable(L, p, o, s, r0, r1);
+  });
+}
+
+}  // namespace
+
+void registerAttentionKernels(Kernels& k) {
+  for (bool avx2 : {true, false}) {
+    Kernel kn;
+    kn.name = avx2 ? "f32_attention_rows__avx2" : "f32_attention_rows";
+    kn.version = 1;
+    kn.op = "Attention";
+    kn.domain = "anvil";
+    kn.precision = DataType::kF32;
+    if (avx2) kn.requirements = {"avx2", "fma"};
+    kn.supports = supports;
+    kn.prepare = prepare;
+    kn.run = avx2 ? RunFn(run<true>) : RunFn(run<false>);
+    k.add(std::move(kn));
+  }
+}
+
+}  // namespace anvil::runtime::seq

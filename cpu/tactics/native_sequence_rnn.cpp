@@ -1,0 +1,578 @@
+// Native kernels of the ONNX recurrent layers (f32): LSTM, GRU and RNN, each as
+// f32_<cell>_packed_4x32__avx512, f32_<cell>_packed_4x16__avx2 and the portable
+// f32_<cell>_packed_4x16. Default activations only (LSTM sigmoid/tanh/tanh, GRU
+// sigmoid/tanh, RNN tanh), no clip, no peepholes, no input_forget: anything else is
+// declined and the reference kernel (cpu/kernels/control_rnn.cpp, in double) serves it.
+// Every direction, both layouts, sequence_lens, initial states, GRU's
+// linear_before_reset, and any subset of the outputs.
+//
+// Prepare packs W and R transposed, gate-major with each gate's H columns padded to Hp (a
+// multiple of 8, 16 for GRU and RNN so that every GEMM is whole 16-column panels):
+// Wt[d] is [I][G*Hp], Rt[d] is [H][G*Hp] (GRU: [H][2*Hp] for z and r, and [H][Hp] for
+// the hidden gate, which needs the reset gate first), so a row of gates is one contiguous
+// run and a gate's units are whole vectors; the biases Wb + Rb are summed once (GRU's
+// hidden-gate Rb stays apart, inside the reset product). At run the input projection of
+// all time steps is one GEMM per direction (X[S*B, I] x Wt + bias) into the workspace;
+// then each (direction, batch row) runs its recurrence: per step gates = XW[t] + h x Rt
+// (the same GEMM micro-kernel, accumulating), then the fused gate math. The recurrences
+// are independent and spread over the executor's threads; each output element is
+// computed by one task in a fixed order (the GEMM accumulates over k in order, whatever
+// the row blocking), so the bits do not depend on the thread count.
+//
+// Measured (NativeSequenceBench.DISABLED_Timing, one thread, shared 2-core VM with
+// AVX-512): the zoo's lstm model (2 layers, S 10, B 2, I 16, H 32) 0.013 ms avx512 /
+// 0.019 ms avx2 / 0.09 ms portable vs 0.21 ms for the reference; 2 layers of S 50, B 1,
+// H 64: 0.13 / 0.19 / 0.72 ms vs 1.6 ms.
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cctype>
+#include <cmath>
+#include <cstring>
+#include <string>
+
+#include "cpu/tactics/native_sequence_util.h"
+#include "cpu/tactics/native_sequence_math.h"
+
+namespace anvil::runtime::seq {
+
+namespace {
+
+constexpr int kMR = 4;    // rows per micro-kernel call
+constexpr int kNR = 16;   // columns per micro-kernel step (two AVX2 vectors)
+constexpr int64_t kProjRows = 32;  // rows of the input projection per task
+
+enum class Cell : int32_t { kRnn, kLstm, kGru };
+
+struct RnnParams {
+  Cell cell = Cell::kLstm;
+  int32_t dirs = 1;      // 1 or 2
+  int32_t reverse = 0;   // direction "reverse" (a single backward direction)
+  int32_t layout = 0;    // 0: X [S, B, I]; 1: X [B, S, I]
+  int32_t linearBeforeReset = 0;  // GRU
+  int32_t gates = 4;     // 1, 4 or 3
+  int64_t H = 0, Hp = 0, Gp = 0, I = 0;
+  int64_t Rp = 0;        // columns of Rt: Gp, or 2 * Hp for GRU (z and r only)
+};
+
+// ---- GEMM: C[m][0..Gp) += A[m][0..K) x Bp[K][Gp], rows m < MR ---------------------------
+// Each element accumulates over k in order from its value in C: the result of an element
+// does not depend on MR or on which other rows share the call.
+
+template <int MR>
+void gemmAccPortable(int64_t K, const float* A, int64_t lda, const float* Bp, int64_t N, float* C, int64_t ldc) {
+  for (int64_t n0 = 0; n0 < N; n0 += kNR) {
+    float acc[MR][kNR];
+    for (int m = 0; m < MR; ++m)
+      for (int j = 0; j < kNR; ++j) acc[m][j] = C[m * ldc + n0 + j];
+    for (int64_t k = 0; k < K; ++k) {
+      const float* b = Bp + k * N + n0;
+      for (int m = 0; m < MR; ++m) {
+        const float a = A[m * lda + k];
+        for (int j = 0; j < kNR; ++j) acc[m][j] += a * b[j];
+      }
+    }
+    for (int m = 0; m < MR; ++m)
+      for (int j = 0; j < kNR; ++j) C[m * ldc + n0 + j] = acc[m][j];
+  }
+}
+
+template <int MR>
+__attribute__((target("avx2,fma"))) void gemmAccAvx2(int64_t K, const float* A, int64_t lda, const float* Bp,
+                                                     int64_t N, float* C, int64_t ldc) {
+  for (int64_t n0 = 0; n0 < N; n0 += kNR) {
+    __m256 acc[MR][2];
+    for (int m = 0; m < MR; ++m) {
+      acc[m][0] = _mm256_loadu_ps(C + m * ldc + n0);
+      acc[m][1] = _mm256_loadu_ps(C + m * ldc + n0 + 8);
+    }
+    for (int64_t k = 0; k < K; ++k) {
+      const __m256 b0 = _mm256_loadu_ps(Bp + k * N + n0), b1 = _mm256_loadu_ps(Bp + k * N + n0 + 8);
+      for (int m = 0; m < MR; ++m) {
+        const __m256 a = _mm256_broadcast_ss(A + m * lda + k);
+        acc[m][0] = _mm256_fmadd_ps(a, b0, acc[m][0]);
+        acc[m][1] = _mm256_fmadd_ps(a, b1, acc[m][1]);
+      }
+    }
+    for (int m = 0; m < MR; ++m) {
+      _mm256_storeu_ps(C + m * ldc + n0, acc[m][0]);
+      _mm256_storeu_ps(C + m * ldc + n0 + 8, acc[m][1]);
+    }
+  }
+}
+
+// ---- gate math over one row of Hp units (Hp a multiple of 8) ------------------------------
+
+inline float sigmoidf(float x) { return 1.0f / (1.0f + std::exp(-x)); }
+
+// LSTM: gates [i | o | f | c~], each Hp wide; updates c and h.
+void lstmCellPortable(const float* g, int64_t Hp, float* c, float* h) {
+  for (int64_t j = 0; j < Hp; ++j) {
+    const float i = sigmoidf(g[j]), o = sigmoidf(g[Hp + j]), f = sigmoidf(g[2 * Hp + j]);
+    const float cand = std::tanh(g[3 * Hp + j]);
+    c[j] = f * c[j] + i * cand;
+    h[j] = o * std::tanh(c[j]);
+  }
+}
+
+// RNN: h = tanh(g).
+void rnnCellPortable(const float* g, int64_t Hp, float*, float* h) {
+  for (int64_t j = 0; j < Hp; ++j) h[j] = std::tanh(g[j]);
+}
+
+// GRU, first half: z and r (the first 2 * Hp gates) through the sigmoid, in place; rh =
+// r * h (the reset product, for linear_before_reset = 0).
+void gruGatesPortable(float* g, int64_t Hp, const float* h, float* rh) {
+  for (int64_t j = 0; j < 2 * Hp; ++j) g[j] = sigmoidf(g[j]);
+  for (int64_t j = 0; j < Hp; ++j) rh[j] = g[Hp + j] * h[j];
+}
+
+// GRU, second half: hh = tanh(xh + term) (term = Rh (r h) + Rbh) or, linear before reset,
+// tanh(xh + r term) (term = Rh h + Rbh); h = (1 - z) hh + z h.
+void gruOutPortable(const float* g, int64_t Hp, const float* term, bool lbr, float* h) {
+  for (int64_t j = 0; j < Hp; ++j) {
+    const float z = g[j], r = g[Hp + j];
+    const float hh = std::tanh(g[2 * Hp + j] + (lbr ? r * term[j] : term[j]));
+    h[j] = (1.0f - z) * hh + z * h[j];
+  }
+}
+
+__attribute__((target("avx2,fma"))) void lstmCellAvx2(const float* g, int64_t Hp, float* c, float* h) {
+  for (int64_t j = 0; j < Hp; j += 8) {
+    const __m256 i = sigmoid8(_mm256_loadu_ps(g + j)), o = sigmoid8(_mm256_loadu_ps(g + Hp + j));
+    const __m256 f = sigmoid8(_mm256_loadu_ps(g + 2 * Hp + j)), cand = tanh8(_mm256_loadu_ps(g + 3 * Hp + j));
+    const __m256 cn = _mm256_fmadd_ps(f, _mm256_loadu_ps(c + j), _mm256_mul_ps(i, cand));
+    _mm256_storeu_ps(c + j, cn);
+    _mm256_storeu_ps(h + j, _mm256_mul_ps(o, tanh8(cn)));
+  }
+}
+
+__attribute__((target("avx2,fma"))) void rnnCellAvx2(const float* g, int64_t Hp, float*, float* h) {
+  for (int64_t j = 0; j < Hp; j += 8) _mm256_storeu_ps(h + j, tanh8(_mm256_loadu_ps(g + j)));
+}
+
+__attribute__((target("avx2,fma"))) void gruGatesAvx2(float* g, int64_t Hp, const float* h, float* rh) {
+  for (int64_t j = 0; j < 2 * Hp; j += 8) _mm256_storeu_ps(g + j, sigmoid8(_mm256_loadu_ps(g + j)));
+  for (int64_t j = 0; j < Hp; j += 8)
+    _mm256_storeu_ps(rh + j, _mm256_mul_ps(_mm256_loadu_ps(g + Hp + j), _mm256_loadu_ps(h + j)));
+}
+
+__attribute__((target("avx2,fma"))) void gruOutAvx2(const float* g, int64_t Hp, const float* term, bool lbr,
+                                                    float* h) {
+  const __m256 one = _mm256_set1_ps(1.0f);
+  for (int64_t j = 0; j < Hp; j += 8) {
+    const __m256 z = _mm256_loadu_ps(g + j), r = _mm256_loadu_ps(g + Hp + j), t = _mm256_loadu_ps(term + j);
+    const __m256 x = _mm256_add_ps(_mm256_loadu_ps(g + 2 * Hp + j), lbr ? _mm256_mul_ps(r, t) : t);
+    const __m256 hh = tanh8(x);
+    _mm256_storeu_ps(h + j, _mm256_fmadd_ps(z, _mm256_loadu_ps(h + j), _mm256_mul_ps(_mm256_sub_ps(one, z), hh)));
+  }
+}
+
+// ---- AVX-512F: the same GEMM (32 columns per step, a 16-column tail) and gate math on
+// 16 lanes; LSTM's Hp (a multiple of 8) ends in a masked half vector.
+
+template <int MR>
+ANVIL_AVX512 void gemmAccAvx512(int64_t K, const float* A, int64_t lda, const float* Bp, int64_t N, float* C,
+                               int64_t ldc) {
+  int64_t n0 = 0;
+  for (; n0 + 32 <= N; n0 += 32) {
+    __m512 acc[MR][2];
+    for (int m = 0; m < MR; ++m) {
+      acc[m][0] = _mm512_loadu_ps(C + m * ldc + n0);
+      acc[m][1] = _mm512_loadu_ps(C + m * ldc + n0 + 16);
+    }
+    for (int64_t k = 0; k < K; ++k) {
+      const __m512 b0 = _mm512_loadu_ps(Bp + k * N + n0), b1 = _mm512_loadu_ps(Bp + k * N + n0 + 16);
+      for (int m = 0; m < MR; ++m) {
+        const __m512 a = _mm512_set1_ps(A[m * lda + k]);
+        acc[m][0] = _mm512_fmadd_ps(a, b0, acc[m][0]);
+        acc[m][1] = _mm512_fmadd_ps(a, b1, acc[m][1]);
+      }
+    }
+    for (int m = 0; m < MR; ++m) {
+      _mm512_storeu_ps(C + m * ldc + n0, acc[m][0]);
+      _mm512_storeu_ps(C + m * ldc + n0 + 16, acc[m][1]);
+    }
+  }
+  for (; n0 < N; n0 += 16) {
+    __m512 acc[MR];
+    for (int m = 0; m < MR; ++m) acc[m] = _mm512_loadu_ps(C + m * ldc + n0);
+    for (int64_t k = 0; k < K; ++k) {
+      const __m512 b = _mm512_loadu_ps(Bp + k * N + n0);
+      for (int m = 0; m < MR; ++m) acc[m] = _mm512_fmadd_ps(_mm512_set1_ps(A[m * lda + k]), b, acc[m]);
+    }
+    for (int m = 0; m < MR; ++m) _mm512_storeu_ps(C + m * ldc + n0, acc[m]);
+  }
+}
+
+// Lanes j..j+16 of an Hp-long row, Hp a multiple of 8.
+ANVIL_AVX512 inline __mmask16 laneMask(int64_t Hp, int64_t j) { return Hp - j >= 16 ? __mmask16(0xffff) : __mmask16(0xff); }
+
+ANVIL_AVX512 void lstmCellAvx512(const float* g, int64_t Hp, float* c, float* h) {
+  for (int64_t j = 0; j < Hp; j += 16) {
+    const __mmask16 k = laneMask(Hp, j);
+    const __m512 i = sigmoid16(_mm512_maskz_loadu_ps(k, g + j)), o = sigmoid16(_mm512_maskz_loadu_ps(k, g + Hp + j));
+    const __m512 f = sigmoid16(_mm512_maskz_loadu_ps(k, g + 2 * Hp + j));
+    const __m512 cand = tanh16(_mm512_maskz_loadu_ps(k, g + 3 * Hp + j));
+    const __m512 cn = _mm512_fmadd_ps(f, _mm512_maskz_loadu_ps(k, c + j), _mm512_mul_ps(i, cand));
+    _mm512_mask_storeu_ps(c + j, k, cn);
+    _mm512_mask_storeu_ps(h + j, k, _mm512_mul_ps(o, tanh16(cn)));
+  }
+}
+
+ANVIL_AVX512 void rnnCellAvx512(const float* g, int64_t Hp, float*, float* h) {
+  for (int64_t j = 0; j < Hp; j += 16) {
+    const __mmask16 k = laneMask(Hp, j);
+    _mm512_mask_storeu_ps(h + j, k, tanh16(_mm512_maskz_loadu_ps(k, g + j)));
+  }
+}
+
+ANVIL_AVX512 void gruGatesAvx512(float* g, int64_t Hp, const float* h, float* rh) {
+  for (int64_t j = 0; j < 2 * Hp; j += 16) {
+    const __mmask16 k = laneMask(2 * Hp, j);
+    _mm512_mask_storeu_ps(g + j, k, sigmoid16(_mm512_maskz_loadu_ps(k, g + j)));
+  }
+  for (int64_t j = 0; j < Hp; j += 16) {
+    const __mmask16 k = laneMask(Hp, j);
+    _mm512_mask_storeu_ps(rh + j, k, _mm512_mul_ps(_mm512_maskz_loadu_ps(k, g + Hp + j), _mm512_maskz_loadu_ps(k, h + j)));
+  }
+}
+
+ANVIL_AVX512 void gruOutAvx512(const float* g, int64_t Hp, const float* term, bool lbr, float* h) {
+  const __m512 one = _mm512_set1_ps(1.0f);
+  for (int64_t j = 0; j < Hp; j += 16) {
+    const __mmask16 k = laneMask(Hp, j);
+    const __m512 z = _mm512_maskz_loadu_ps(k, g + j), r = _mm512_maskz_loadu_ps(k, g + Hp + j);
+    const __m512 t = _mm512_maskz_loadu_ps(k, term + j);
+    const __m512 x = _mm512_add_ps(_mm512_maskz_loadu_ps(k, g + 2 * Hp + j), lbr ? _mm512_mul_ps(r, t) : t);
+    const __m512 hh = tanh16(x);
+    _mm512_mask_storeu_ps(h + j, k,
+                          _mm512_fmadd_ps(z, _mm512_maskz_loadu_ps(k, h + j), _mm512_mul_ps(_mm512_sub_ps(one, z), hh)));
+  }
+}
+
+struct Isa {
+  void (*gemm[kMR + 1])(int64_t, const float*, int64_t, const float*, int64_t, float*, int64_t);
+  void (*lstmCell)(const float*, int64_t, float*, float*);
+  void (*rnnCell)(const float*, int64_t, float*, float*);
+  void (*gruGates)(float*, int64_t, const float*, float*);
+  void (*gruOut)(const float*, int64_t, const float*, bool, float*);
+};
+
+constexpr Isa kPortable = {{nullptr, gemmAccPortable<1>, gemmAccPortable<2>, gemmAccPortable<3>, gemmAccPortable<4>},
+                           lstmCellPortable, rnnCellPortable, gruGatesPortable, gruOutPortable};
+constexpr Isa kAvx2 = {{nullptr, gemmAccAvx2<1>, gemmAccAvx2<2>, gemmAccAvx2<3>, gemmAccAvx2<4>},
+                       lstmCellAvx2, rnnCellAvx2, gruGatesAvx2, gruOutAvx2};
+constexpr Isa kAvx512 = {{nullptr, gemmAccAvx512<1>, gemmAccAvx512<2>, gemmAccAvx512<3>, gemmAccAvx512<4>},
+                         lstmCellAvx512, rnnCellAvx512, gruGatesAvx512, gruOutAvx512};
+
+// C rows [0, M) += A x Bp (Bp: [K][N]), in blocks of kMR rows.
+void gemmAcc(const Isa& isa, int64_t M, int64_t K, const float* A, int64_t lda, const float* Bp, int64_t N, float* C,
+             int64_t ldc) {
+  for (int64_t m = 0; m < M; m += kMR) {
+    const int mr = int(std::min<int64_t>(kMR, M - m));
+    isa.gemm[mr](K, A + m * lda, lda, Bp, N, C + m * ldc, ldc);
+  }
+}
+
+// ---- supports / prepare ---------------------------------------------------------------
+
+std::string lower(std::string s) {
+  for (char& c : s) c = char(std::tolower(static_cast<unsigned char>(c)));
+  return s;
+}
+
+int directionsOf(const std::string& dir) {
+  return dir == "bidirectional" ? 2 : dir == "forward" || dir == "reverse" ? 1 : 0;
+}
+
+int gatesOf(Cell c) { return c == Cell::kRnn ? 1 : c == Cell::kLstm ? 4 : 3; }
+
+bool isConstant(const ir::Node& n, size_t i) {
+  return i < n.numInputs() && n.inputs()[i] && n.inputs()[i]->isInitializer();
+}
+
+bool present(const std::vector<ir::TensorType>& in, size_t i) {
+  return i < in.size() && in[i].dtype != DataType::kUndefined;
+}
+
+bool supportsCell(Cell cell, const ir::Node& n, const std::vector<ir::TensorType>& in) {
+  const ir::Attributes& a = n.attrs();
+  const int D = directionsOf(a.getString("direction", "forward"));
+  if (D == 0 || a.has("clip") || a.getInt("input_forget", 0) != 0) return false;
+  const int64_t layout = a.getInt("layout", 0);
+  if (layout != 0 && layout != 1) return false;
+  // Default activations, also when spelled out (per direction, or once for both).
+  static const std::vector<std::string> kRnn = {"tanh"}, kLstm = {"sigmoid", "tanh", "tanh"}, kGru = {"sigmoid", "tanh"};
+  const std::vector<std::string>& defaults = cell == Cell::kRnn ? kRnn : cell == Cell::kLstm ? kLstm : kGru;
+  const std::vector<std::string> acts = a.getStrings("activations", {});
+  if (!acts.empty()) {
+    if (acts.size() != defaults.size() * size_t(D) && acts.size() != defaults.size()) return false;
+    for (size_t i = 0; i < acts.size(); ++i)
+      if (lower(acts[i]) != defaults[i % defaults.size()]) return false;
+  }
+  // Inputs: X W R B sequence_lens initial_h (LSTM: initial_c P).
+  const size_t maxInputs = cell == Cell::kLstm ? 7 : 6;  // LSTM's P (input 7) is declined
+  if (in.size() < 3 || !allStatic(in)) return false;
+  for (size_t i = maxInputs; i < in.size(); ++i)
+    if (present(in, i)) return false;
+  for (size_t i : {0, 1, 2, 3, 5, 6})
+    if (present(in, i) && (in[i].dtype != DataType::kF32)) return false;
+  if (present(in, 4) && in[4].dtype != DataType::kI32) return false;
+  // W, R and B are packed at build time.
+  if (!isConstant(n, 1) || !isConstant(n, 2) || (present(in, 3) && !isConstant(n, 3))) return false;
+  const ir::Shape &x = in[0].shape, &w = in[1].shape, &r = in[2].shape;
+  if (x.rank() != 3 || w.rank() != 3 || r.rank() != 3) return false;
+  const int64_t G = gatesOf(cell), H = r[2].value(), I = x[2].value();
+  if (H <= 0 || (a.has("hidden_size") && a.getInt("hidden_size", 0) != H)) return false;
+  if (w[0].value() != D || w[1].value() != G * H || w[2].value() != I) return false;
+  if (r[0].value() != D || r[1].value() != G * H) return false;
+  if (present(in, 3) && (in[3].shape.rank() != 2 || in[3].shape[0].value() != D || in[3].shape[1].value() != 2 * G * H))
+    return false;
+  return true;
+}
+
+std::string floatsBlob(int64_t n) { return std::string(size_t(n) * sizeof(float), '\0'); }
+
+// Workspace pieces, in order, for S steps and B batch rows; state row u = d * B + b.
+struct Work {
+  float *xw, *h, *c, *gates, *rh, *term;
+  int64_t* lens;
+};
+
+Work carve(Carver& cv, const RnnParams& p, int64_t S, int64_t B) {
+  Work w;
+  const int64_t rows = p.dirs * B;
+  w.xw = cv.take<float>(p.dirs * S * B * p.Gp);
+  w.h = cv.take<float>(rows * p.Hp);
+  w.c = cv.take<float>(p.cell == Cell::kLstm ? rows * p.Hp : 0);
+  w.gates = cv.take<float>(rows * p.Gp);
+  w.rh = cv.take<float>(p.cell == Cell::kGru ? rows * p.Hp : 0);
+  w.term = cv.take<float>(p.cell == Cell::kGru ? rows * p.Hp : 0);
+  w.lens = cv.take<int64_t>(B);
+  return w;
+}
+
+// Blobs: 0 Wt [D][I][Gp], 1 Rt [D][H][Rp], 2 bias [D][Gp] (Wb + Rb; GRU's hidden gate:
+// Wb only), and for GRU 3 Rh^t [D][H][Hp], 4 Rbh [D][Hp].
+void prepareCell(Cell cell, const PrepareInfo& info, Prepared* out) {
+  const ir::Node& n = *info.node;
+  const ir::Attributes& a = n.attrs();
+  RnnParams p;
+  p.cell = cell;
+  const std::string dir = a.getString("direction", "forward");
+  p.dirs = directionsOf(dir);
+  p.reverse = dir == "reverse";
+  p.layout = int32_t(a.getInt("layout", 0));
+  p.linearBeforeReset = cell == Cell::kGru && a.getInt("linear_before_reset", 0) != 0;
+  p.gates = gatesOf(cell);
+  const ir::Tensor* W = info.constants[1];
+  const ir::Tensor* R = info.constants[2];
+  const ir::Tensor* Bias = info.constants.size() > 3 ? info.constants[3] : nullptr;
+  ANVIL_CHECK(W && R && p.dirs > 0, ErrorCode::kInternal, n.label(), ": the native ", n.op(),
+              " needs constant W and R (supports() should have declined)");
+  p.H = R->dim(2);
+  p.I = W->dim(2);
+  p.Hp = roundUp(p.H, cell == Cell::kLstm ? 8 : 16);  // whole 16-column panels per GEMM
+  p.Gp = p.gates * p.Hp;
+  p.Rp = cell == Cell::kGru ? 2 * p.Hp : p.Gp;
+  out->setParams(p);
+  const int64_t D = p.dirs, H = p.H, I = p.I, Hp = p.Hp, Gp = p.Gp, G = p.gates, Rp = p.Rp;
+  auto col = [&](int64_t row) { return (row / H) * Hp + row % H; };  // gate g, unit j -> packed column
+  std::string wt = floatsBlob(D * I * Gp), rt = floatsBlob(D * H * Rp), bias = floatsBlob(D * Gp);
+  std::string rht = floatsBlob(cell == Cell::kGru ? D * H * Hp : 0), rbh = floatsBlob(cell == Cell::kGru ? D * Hp : 0);
+  float* wp = reinterpret_cast<float*>(wt.data());
+  float* rp = reinterpret_cast<float*>(rt.data());
+  float* bp = reinterpret_cast<float*>(bias.data());
+  float* rhp = reinterpret_cast<float*>(rht.data());
+  float* rbhp = reinterpret_cast<float*>(rbh.data());
+  const float* w = W->data<float>();
+  const float* r = R->data<float>();
+  for (int64_t d = 0; d < D; ++d)
+    for (int64_t row = 0; row < G * H; ++row) {
+      const bool gruHidden = cell == Cell::kGru && row >= 2 * H;
+      for (int64_t k = 0; k < I; ++k) wp[(d * I + k) * Gp + col(row)] = w[(d * G * H + row) * I + k];
+      for (int64_t k = 0; k < H; ++k) {
+        const float v = r[(d * G * H + row) * H + k];
+        if (gruHidden) rhp[(d * H + k) * Hp + row - 2 * H] = v;
+        else rp[(d * H + k) * Rp + col(row)] = v;
+      }
+      if (Bias) {
+        const float* b = Bias->data<float>() + d * 2 * G * H;
+        bp[d * Gp + col(row)] = gruHidden ? b[row] : b[row] + b[G * H + row];
+        if (gruHidden) rbhp[d * Hp + row - 2 * H] = b[G * H + row];
+      }
+    }
+  out->blobs = {std::move(wt), std::move(rt), std::move(bias)};
+  if (cell == Cell::kGru) {
+    out->blobs.push_back(std::move(rht));
+    out->blobs.push_back(std::move(rbh));
+  }
+  out->packedInputs = {1, 2};
+  if (Bias) out->packedInputs.push_back(3);
+  // The longest sequence and the largest batch of the profile.
+  const ir::Shape& x = info.maxTypes[0].shape;
+  const int64_t S = x[p.layout == 0 ? 0 : 1].value(), B = x[p.layout == 0 ? 1 : 0].value();
+  Carver cv;
+  carve(cv, p, S, B);
+  out->workspaceBytes = cv.used();
+}
+
+// ---- run --------------------------------------------------------------------------------
+
+template <const Isa& isa>
+void runCell(const StepArgs& a) {
+  const RnnParams& p = a.paramsAs<RnnParams>();
+  const TensorView& X = a.in(0);
+  const int64_t D = p.dirs, H = p.H, Hp = p.Hp, Gp = p.Gp, I = p.I;
+  if (X.rank != 3 || X.dims[2] != I) a.fail("X does not match the packed W");
+  const int64_t S = X.dims[p.layout == 0 ? 0 : 1], B = X.dims[p.layout == 0 ? 1 : 0];
+  Carver cv(a.workspace);
+  const Work w = carve(cv, p, S, B);
+  if (cv.used() > a.workspaceBytes) a.fail("X is larger than the profile the step was built for");
+  const float* wt = a.blobs[0].as<float>();
+  const float* rt = a.blobs[1].as<float>();
+  const float* bias = a.blobs[2].as<float>();
+  const float* rht = p.cell == Cell::kGru ? a.blobs[3].as<float>() : nullptr;
+  const float* rbh = p.cell == Cell::kGru ? a.blobs[4].as<float>() : nullptr;
+  const float* x = X.as<float>();
+  for (int64_t b = 0; b < B; ++b) {
+    w.lens[b] = a.hasInput(4) ? a.in(4).as<int32_t>()[b] : S;
+    if (w.lens[b] < 0 || w.lens[b] > S) a.fail("sequence_lens[" + std::to_string(b) + "] is outside [0, S]");
+  }
+  const bool lay0 = p.layout == 0;
+  auto stateIdx = [&](int64_t d, int64_t b) { return lay0 ? (d * B + b) * H : (b * D + d) * H; };
+  auto xRow = [&](int64_t t, int64_t b) { return lay0 ? t * B + b : b * S + t; };
+  auto yIdx = [&](int64_t t, int64_t d, int64_t b) {
+    return lay0 ? ((t * D + d) * B + b) * H : ((b * S + t) * D + d) * H;
+  };
+  const float* h0 = a.hasInput(5) ? a.in(5).as<float>() : nullptr;
+  const float* c0 = p.cell == Cell::kLstm && a.hasInput(6) ? a.in(6).as<float>() : nullptr;
+  auto output = [&](int i) { return a.numOutputs > i && a.out(i).present() ? a.out(i).as<float>() : nullptr; };
+  float* Y = output(0);
+  float* Yh = output(1);
+  float* Yc = p.cell == Cell::kLstm ? output(2) : nullptr;
+  // States padded to Hp with zeros (the padding lanes stay 0: their gates are 0).
+  for (int64_t d = 0; d < D; ++d)
+    for (int64_t b = 0; b < B; ++b) {
+      float* h = w.h + (d * B + b) * Hp;
+      std::fill(h, h + Hp, 0.0f);
+      if (h0) std::memcpy(h, h0 + stateIdx(d, b), size_t(H) * sizeof(float));
+      if (p.cell == Cell::kLstm) {
+        float* c = w.c + (d * B + b) * Hp;
+        std::fill(c, c + Hp, 0.0f);
+        if (c0) std::memcpy(c, c0 + stateIdx(d, b), size_t(H) * sizeof(float));
+      }
+    }
+  Executor& ex = *a.executor;
+  // Input projection: XW[d] = X x Wt[d] + bias[d], all steps at once, in blocks of rows.
+  const int64_t M = S * B, blocks = (M + kProjRows - 1) / kProjRows;
+  const int64_t projTasks = taskCount(D * blocks, double(D * M) * double(I + 1) * double(Gp));
+  if (M > 0)
+    ex.parallelFor(projTasks, [&](int64_t task) {
+      // Tasks take whole blocks of rows, in order.
+      for (int64_t blk = D * blocks * task / projTasks, end = D * blocks * (task + 1) / projTasks; blk < end; ++blk) {
+        const int64_t d = blk / blocks, m0 = (blk % blocks) * kProjRows, m1 = std::min(M, m0 + kProjRows);
+        float* xw = w.xw + (d * M + m0) * Gp;
+        for (int64_t m = m0; m < m1; ++m) std::memcpy(xw + (m - m0) * Gp, bias + d * Gp, size_t(Gp) * sizeof(float));
+        gemmAcc(isa, m1 - m0, I, x + m0 * I, I, wt + d * I * Gp, Gp, xw, Gp);
+      }
+    });
+  // The recurrences: units u = d * B + b, split into contiguous runs, one per task.
+  const int64_t units = D * B;
+  const int64_t tasks = taskCount(std::min<int64_t>(units, ex.threads()), double(units) * double(S) * double(H) * double(p.Rp + p.Hp));
+  if (units > 0)
+    ex.parallelFor(tasks, [&](int64_t task) {
+      const int64_t u0 = units * task / tasks, u1 = units * (task + 1) / tasks;
+      for (int64_t g0 = u0; g0 < u1;) {
+        // A run of units of one direction: state rows g0..g1.
+        const int64_t d = g0 / B, g1 = std::min(u1, (d + 1) * B), rows = g1 - g0;
+        const bool reverse = p.reverse || d == 1;
+        const float* r = rt + d * H * p.Rp;
+        const float* xw = w.xw + d * M * Gp;
+        auto active = [&](int64_t u, int64_t s) { return s < w.lens[u - d * B]; };
+        auto timeOf = [&](int64_t u, int64_t s) { return reverse ? w.lens[u - d * B] - 1 - s : s; };
+        int64_t steps = 0;
+        for (int64_t u = g0; u < g1; ++u) steps = std::max(steps, w.lens[u - d * B]);
+        for (int64_t s = 0; s < steps; ++s) {
+          for (int64_t u = g0; u < g1; ++u)
+            if (active(u, s))
+              std::memcpy(w.gates + u * Gp, xw + xRow(timeOf(u, s), u - d * B) * Gp, size_t(Gp) * sizeof(float));
+          // Rows whose sequence has ended ride along in the GEMMs; their state is not updated.
+          gemmAcc(isa, rows, H, w.h + g0 * Hp, Hp, r, p.Rp, w.gates + g0 * Gp, Gp);
+          if (p.cell == Cell::kGru) {
+            for (int64_t u = g0; u < g1; ++u) {
+              if (!active(u, s)) continue;
+              isa.gruGates(w.gates + u * Gp, Hp, w.h + u * Hp, w.rh + u * Hp);
+              std::memcpy(w.term + u * Hp, rbh + d * Hp, size_t(Hp) * sizeof(float));
+            }
+            const float* hin = p.linearBeforeReset ? w.h : w.rh;
+            gemmAcc(isa, rows, H, hin + g0 * Hp, Hp, rht + d * H * Hp, Hp, w.term + g0 * Hp, Hp);
+          }
+          for (int64_t u = g0; u < g1; ++u) {
+            if (!active(u, s)) continue;
+            float* h = w.h + u * Hp;
+            const float* g = w.gates + u * Gp;
+            if (p.cell == Cell::kLstm) isa.lstmCell(g, Hp, w.c + u * Hp, h);
+            else if (p.cell == Cell::kRnn) isa.rnnCell(g, Hp, nullptr, h);
+            else isa.gruOut(g, Hp, w.term + u * Hp, p.linearBeforeReset != 0, h);
+            if (Y) std::memcpy(Y + yIdx(timeOf(u, s), d, u - d * B), h, size_t(H) * sizeof(float));
+          }
+        }
+        for (int64_t u = g0; u < g1; ++u) {
+          const int64_t b = u - d * B;
+          if (Y)  // steps past the row's length are zeros
+            for (int64_t t = w.lens[b]; t < S; ++t) std::fill_n(Y + yIdx(t, d, b), H, 0.0f);
+          if (Yh) std::memcpy(Yh + stateIdx(d, b), w.h + u * Hp, size_t(H) * sizeof(float));
+          if (Yc) std::memcpy(Yc + stateIdx(d, b), w.c + u * Hp, size_t(H) * sizeof(float));
+        }
+        g0 = g1;
+      }
+    });
+}
+
+template <Cell C>
+bool supportsFn(const ir::Node& n, const std::vector<ir::TensorType>& in) {
+  return supportsCell(C, n, in);
+}
+template <Cell C>
+void prepareFn(const PrepareInfo& info, Prepared* out) {
+  prepareCell(C, info, out);
+}
+
+}  // namespace
+
+void registerRecurrentKernels(Kernels& k) {
+  struct Op {
+    const char *op, *name;
+    SupportsFn supports;
+    PrepareFn prepare;
+  };
+  const Op ops[] = {{"LSTM", "lstm", supportsFn<Cell::kLstm>, prepareFn<Cell::kLstm>},
+                    {"GRU", "gru", supportsFn<Cell::kGru>, prepareFn<Cell::kGru>},
+                    {"RNN", "rnn", supportsFn<Cell::kRnn>, prepareFn<Cell::kRnn>}};
+  struct Variant {
+    const char* suffix;
+    std::vector<std::string> requirements;
+    RunFn run;
+  };
+  const Variant variants[] = {{"_packed_4x32__avx512", {"avx512f"}, runCell<kAvx512>},
+                              {"_packed_4x16__avx2", {"avx2", "fma"}, runCell<kAvx2>},
+                              {"_packed_4x16", {}, runCell<kPortable>}};
+  for (const Op& op : ops)
+    for (const Variant& v : variants) {
+      Kernel kn;
+      kn.name = std::string("f32_") + op.name + v.suffix;
+      kn.version = 1;
+      kn.op = op.op;
+      kn.domain = "";
+      kn.precision = DataType::kF32;
+      kn.requirements = v.requirements;
+      kn.supports = op.supports;
+      kn.prepare = op.prepare;
+      kn.run = v.run;
+      k.add(std::move(kn));
+    }
+}
+
+}  // namespace anvil::runtime::seq

@@ -1,0 +1,58 @@
+// Shared by the native sequence-family kernels (attention, fused elementwise chains,
+// recurrent layers): their registration hooks and the small helpers they use to carve a
+// step's workspace without allocating.
+#pragma once
+
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+#include "runtime/kernel.h"
+
+namespace anvil::runtime::seq {
+
+void registerAttentionKernels(Kernels& k);          // native_sequence_attention.cpp
+void registerFusedElementwiseKernels(Kernels& k);   // native_sequence_elementwise.cpp
+void registerRecurrentKernels(Kernels& k);          // native_sequence_rnn.cpp
+
+constexpr size_t kAlign = 64;
+inline constexpr size_t alignUp(size_t n, size_t a = kAlign) { return (n + a - 1) / a * a; }
+inline constexpr int64_t roundUp(int64_t n, int64_t m) { return (n + m - 1) / m * m; }
+
+// Hands out 64-byte aligned pieces of a workspace in order; the same sequence of takes
+// at prepare (base null) gives the byte count run() will need.
+class Carver {
+ public:
+  explicit Carver(void* base = nullptr) : base_(static_cast<char*>(base)) {}
+  template <typename T>
+  T* take(int64_t count) {
+    T* p = base_ ? reinterpret_cast<T*>(base_ + used_) : nullptr;
+    used_ += alignUp(size_t(count) * sizeof(T));
+    return p;
+  }
+  size_t used() const { return used_; }
+
+ private:
+  char* base_;
+  size_t used_ = 0;
+};
+
+// How many tasks to split `work` (multiply-adds or element-ops) into: at most `most`, and
+// few enough that each gets about kMinTaskWork (waking a worker costs microseconds; a
+// tiny step runs faster on the caller alone). Bits never depend on it: every kernel
+// computes each element in one task, in a fixed order.
+constexpr int64_t kMinTaskWork = int64_t(1) << 17;
+inline int64_t taskCount(int64_t most, double work) {
+  const double byWork = work / double(kMinTaskWork);
+  return std::max<int64_t>(1, std::min<int64_t>(most, byWork < 1 ? 1 : int64_t(byWork)));
+}
+
+// Whether every type is statically shaped (the builder asks supports() per profile shape).
+inline bool allStatic(const std::vector<ir::TensorType>& types) {
+  for (const ir::TensorType& t : types)
+    if (t.dtype != DataType::kUndefined && !t.shape.isStatic()) return false;
+  return true;
+}
+
+}  // namespace anvil::runtime::seq
