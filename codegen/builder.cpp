@@ -186,6 +186,11 @@ bool isViewNode(const ir::Node& n) {
   bool view = false;
   for (const char* v : kViews) view |= n.op() == v;
   for (size_t k = 1; k < n.numOutputs(); ++k) view &= n.output(k)->name().empty();
+  if (n.op() == "Dropout" && n.input(2)) {
+    // Only inference-mode Dropout is the identity: training_mode must be a constant false.
+    const ir::Tensor* t = n.input(2)->initializer();
+    view &= t != nullptr && t->numel() == 1 && t->getInt(0) == 0;
+  }
   return view;
 }
 

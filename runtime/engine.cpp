@@ -345,8 +345,11 @@ struct ExecutionContext::Impl final : runtime::DynamicOutputs {
     for (size_t i = 0; i < nv; ++i) {
       runtime::TensorView& v = views[i];
       v.dtype = types[i].dtype;
-      const bool known = staticType(types[i]);
-      runtimeExtents[i] = en.mode[i] == ValueMode::kDynamic || (!known && en.mode[i] != ValueMode::kNone);
+      // Inputs and constants always have extents (strings too); produced strings and values
+      // whose extents depend on data learn them when their step runs.
+      const bool known = types[i].shape.isStatic() && types[i].dtype != DataType::kUndefined;
+      const bool given = en.mode[i] == ValueMode::kInput || en.mode[i] == ValueMode::kConst;
+      runtimeExtents[i] = en.mode[i] == ValueMode::kDynamic || (!known && en.mode[i] != ValueMode::kNone && !given);
       if (known) v.setExtents(types[i].shape.extents());
       else v.rank = -1;
       if (en.mode[i] == ValueMode::kSlot) {
@@ -363,8 +366,7 @@ struct ExecutionContext::Impl final : runtime::DynamicOutputs {
         }
       }
     }
-    for (int id : en.inputIds) runtimeExtents[size_t(id)] = 0;
-    shapesDirty = false;
+      shapesDirty = false;
     bindDirty = true;
   }
 
@@ -400,12 +402,13 @@ struct ExecutionContext::Impl final : runtime::DynamicOutputs {
     runtime::TensorView& v = views[size_t(id)];
     v.dtype = dtype;
     v.setExtents(std::vector<int64_t>(dims, dims + rank));
-    const size_t bytes = v.bytes();
+    const size_t bytes = dtype == DataType::kString ? size_t(v.numel()) * sizeof(std::string) : v.bytes();
     const int outIndex = outputIndexOf[size_t(id)];
-    if (dtype == DataType::kString) {
+    if (dtype == DataType::kString && !(outIndex >= 0 && allocators[size_t(outIndex)])) {
       stringStore[size_t(id)] = ir::Tensor(DataType::kString, std::vector<int64_t>(dims, dims + rank));
       v.data = stringStore[size_t(id)].data<std::string>();
     } else if (outIndex >= 0 && allocators[size_t(outIndex)]) {
+      // Strings: the caller's memory holds constructed std::string objects (see anvil.hpp).
       OutputAllocator* a = allocators[size_t(outIndex)];
       const char* name = e().values[size_t(id)]->name().c_str();
       void* p = a->reallocateOutput(name, outputAddr[size_t(outIndex)], std::max<uint64_t>(bytes, 1), 64);
