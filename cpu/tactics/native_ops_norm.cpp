@@ -1,0 +1,161 @@
+// Native normalization kernels on f32: Softmax / LogSoftmax over any axis and
+// LayerNormalization (Y only) over the trailing dims from its axis. Both accumulate in
+// double with the reference's order and formulas (cpu/kernels/reduce.cpp,
+// reduce_norm.cpp), so their outputs equal the reference's bit for bit; a row (or a
+// column, for an inner softmax axis) is one task's, so threads never change a result.
+#include <cmath>
+
+#include "cpu/tactics/native_ops_util.h"
+
+namespace anvil::runtime::nops {
+
+namespace {
+
+// ---- Softmax -------------------------------------------------------------------------
+
+struct SoftmaxParams {
+  int32_t axis = 0;
+  int32_t log = 0;
+};
+
+void softmaxKernel(const StepArgs& a) {
+  const SoftmaxParams& p = a.paramsAs<SoftmaxParams>();
+  const TensorView& x = a.in(0);
+  int64_t outer = 1, n = x.dims[p.axis], inner = 1;
+  for (int i = 0; i < p.axis; ++i) outer *= x.dims[i];
+  for (int i = p.axis + 1; i < x.rank; ++i) inner *= x.dims[i];
+  const float* xp = x.as<const float>();
+  float* yp = a.out(0).as<float>();
+  const bool log = p.log != 0;
+  parallelRange(a.executor, outer * inner, std::max<int64_t>(1, 2048 / std::max<int64_t>(n, 1)), [&](int64_t b, int64_t e) {
+    for (int64_t col = b; col < e; ++col) {
+      const int64_t base = (col / inner) * n * inner + col % inner;
+      const float* v = xp + base;
+      float* y = yp + base;
+      double m = 0;
+      for (int64_t k = 0; k < n; ++k)
+        if (k == 0 || double(v[k * inner]) > m) m = double(v[k * inner]);  // first max, as the reference
+      double sum = 0;
+      for (int64_t k = 0; k < n; ++k) sum += std::exp(double(v[k * inner]) - m);
+      if (log) {
+        const double logSum = std::log(sum);
+        for (int64_t k = 0; k < n; ++k) y[k * inner] = float(double(v[k * inner]) - m - logSum);
+      } else {
+        for (int64_t k = 0; k < n; ++k) y[k * inner] = float(std::exp(double(v[k * inner]) - m) / sum);
+      }
+    }
+  });
+}
+
+// ---- LayerNormalization --------------------------------------------------------------
+
+struct LayerNormParams {
+  int32_t axis = 0;
+  int32_t hasBias = 0;
+  double eps = 0;
+};
+
+void layerNormKernel(const StepArgs& a) {
+  const LayerNormParams& p = a.paramsAs<LayerNormParams>();
+  const TensorView& x = a.in(0);
+  int64_t rows = 1, cols = 1;
+  for (int i = 0; i < x.rank; ++i) (i < p.axis ? rows : cols) *= x.dims[i];
+  if (a.in(1).numel() != cols || (p.hasBias && a.in(2).numel() != cols)) a.fail("Scale and B must cover the normalized dims");
+  const float* xp = x.as<const float>();
+  const float* scale = a.in(1).as<const float>();
+  const float* bias = p.hasBias ? a.in(2).as<const float>() : nullptr;
+  float* yp = a.out(0).as<float>();
+  const double eps = p.eps;
+  parallelRange(a.executor, rows, std::max<int64_t>(1, 4096 / std::max<int64_t>(cols, 1)), [&](int64_t b, int64_t e) {
+    for (int64_t r = b; r < e; ++r) {
+      const float* v = xp + r * cols;
+      float* y = yp + r * cols;
+      double sum = 0, sq = 0;
+      for (int64_t k = 0; k < cols; ++k) sum += double(v[k]);
+      const double m = cols ? sum / double(cols) : 0;
+      for (int64_t k = 0; k < cols; ++k) {
+        const double dv = double(v[k]) - m;
+        sq += dv * dv;
+      }
+      const double is = 1.0 / std::sqrt((cols ? sq / double(cols) : 0) + eps);
+      if (bias) {
+        for (int64_t k = 0; k < cols; ++k) y[k] = float((double(v[k]) - m) * is * double(scale[k]) + double(bias[k]));
+      } else {
+        for (int64_t k = 0; k < cols; ++k) y[k] = float((double(v[k]) - m) * is * double(scale[k]));
+      }
+    }
+  });
+}
+
+// Whether a parameter of type `t` covers exactly the dims of X from `axis` (leading 1s
+// allowed): then its element k is the k-th of a row.
+bool coversTrailing(const ir::TensorType& t, const ir::TensorType& x, int axis) {
+  if (t.dtype != DataType::kF32 || !t.shape.isStatic() || !x.shape.isStatic()) return false;
+  const std::vector<int64_t> pe = t.shape.extents(), xe = x.shape.extents();
+  const size_t trailing = xe.size() - size_t(axis);
+  if (pe.size() > xe.size()) return false;
+  for (size_t i = 0; i < pe.size(); ++i) {
+    const size_t fromEnd = pe.size() - i;  // 1 = last
+    if (fromEnd > trailing) {
+      if (pe[i] != 1) return false;
+    } else if (pe[i] != xe[xe.size() - fromEnd]) {
+      return false;
+    }
+  }
+  int64_t n = 1, c = 1;
+  for (int64_t d : pe) n *= d;
+  for (size_t i = size_t(axis); i < xe.size(); ++i) c *= xe[i];
+  return n == c;
+}
+
+Kernel base(const std::string& name, const std::string& op) {
+  Kernel k;
+  k.name = name;
+  k.version = 1;
+  k.op = op;
+  k.precision = DataType::kF32;
+  return k;
+}
+
+}  // namespace
+
+void registerNorm(Kernels& k) {
+  for (bool log : {false, true}) {
+    Kernel s = base(log ? "f32_logsoftmax_rows" : "f32_softmax_rows", log ? "LogSoftmax" : "Softmax");
+    s.supports = [](const ir::Node& n, const std::vector<ir::TensorType>& t) {
+      const int r = rankOf(t, 0);
+      if (t.empty() || t[0].dtype != DataType::kF32 || r < 1) return false;
+      const int64_t axis = normAxis(n.attrs().getInt("axis", -1), r);
+      return axis >= 0 && axis < r;
+    };
+    s.prepare = [log](const PrepareInfo& info, Prepared* p) {
+      const int r = rankOf(info.maxTypes, 0);
+      p->setParams(SoftmaxParams{int32_t(normAxis(info.node->attrs().getInt("axis", -1), r)), log ? 1 : 0});
+    };
+    s.run = softmaxKernel;
+    k.add(std::move(s));
+  }
+
+  Kernel ln = base("f32_layernorm_rows", "LayerNormalization");
+  ln.supports = [](const ir::Node& n, const std::vector<ir::TensorType>& t) {
+    const int r = rankOf(t, 0);
+    if (t.size() < 2 || t[0].dtype != DataType::kF32 || r < 1) return false;
+    if (outputUsed(n, 1) || outputUsed(n, 2)) return false;  // Mean / InvStdDev: the reference
+    const int64_t axis = normAxis(n.attrs().getInt("axis", -1), r);
+    if (axis < 0 || axis >= r) return false;
+    if (!coversTrailing(t[1], t[0], int(axis))) return false;
+    return !hasType(t, 2) || coversTrailing(t[2], t[0], int(axis));
+  };
+  ln.prepare = [](const PrepareInfo& info, Prepared* p) {
+    const int r = rankOf(info.maxTypes, 0);
+    LayerNormParams lp;
+    lp.axis = int32_t(normAxis(info.node->attrs().getInt("axis", -1), r));
+    lp.hasBias = hasType(info.maxTypes, 2) ? 1 : 0;
+    lp.eps = double(info.node->attrs().getFloat("epsilon", 1e-5f));
+    p->setParams(lp);
+  };
+  ln.run = layerNormKernel;
+  k.add(std::move(ln));
+}
+
+}  // namespace anvil::runtime::nops
