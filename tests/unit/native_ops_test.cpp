@@ -58,6 +58,9 @@ struct Case {
   std::string expectKernel;  // a native kernel that must support the case
 };
 
+// gtest prints a parameter by its name rather than its bytes.
+void PrintTo(const Case& c, std::ostream* os) { *os << c.name; }
+
 InSpec f32(Dims d) { return {DataType::kF32, std::move(d), std::nullopt}; }
 InSpec i64(Dims d) { return {DataType::kI64, std::move(d), std::nullopt}; }
 InSpec i32(Dims d) { return {DataType::kI32, std::move(d), std::nullopt}; }
@@ -326,9 +329,11 @@ struct RunResult {
   bool guardsIntact = true;
 };
 
-// Prepares and runs kernel `k` on `node` with `threads` executor threads.
+// Prepares and runs kernel `k` on `node` with `threads` executor threads; with `usPerRun`,
+// runs it `reps` more times and reports the mean time of one run.
 RunResult runNative(const runtime::Kernel& k, const ir::Node& node, const std::vector<Tensor>& ins,
-                    const std::vector<const Tensor*>& constants, const std::vector<Tensor>& refOut, int threads) {
+                    const std::vector<const Tensor*>& constants, const std::vector<Tensor>& refOut, int threads,
+                    double* usPerRun = nullptr, int reps = 0) {
   runtime::PrepareInfo info;
   info.node = &node;
   for (const Tensor& t : ins) {
@@ -380,6 +385,11 @@ RunResult runNative(const runtime::Kernel& k, const ir::Node& node, const std::v
   a.workspaceBytes = size_t(prep.workspaceBytes);
   a.executor = exec.get();
   k.run(a);
+  if (usPerRun) {
+    const auto t0 = std::chrono::steady_clock::now();
+    for (int i = 0; i < reps; ++i) k.run(a);
+    *usPerRun = std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count() / reps;
+  }
 
   RunResult r;
   for (size_t o = 0; o < outBufs.size(); ++o) {
@@ -600,8 +610,8 @@ TEST(NativeOpsTiming, DISABLED_Speed) {
     for (const runtime::Kernel* c : registry().forNode(Device::kCPU, n))
       if (nativeNames().count(c->name)) k = c;
     ASSERT_NE(k, nullptr) << t.what;
-    // runNative prepares and builds its executor each call; the kernel dominates at these sizes.
-    const double tNat = time([&] { runNative(*k, n, ins, std::vector<const Tensor*>(ins.size(), nullptr), ref, 1); });
+    double tNat = 0;
+    runNative(*k, n, ins, std::vector<const Tensor*>(ins.size(), nullptr), ref, 1, &tNat, 20);
     std::printf("%-34s ref %9.1f us  native %9.1f us  (%.1fx)\n", t.what, tRef, tNat, tRef / tNat);
   }
 }
