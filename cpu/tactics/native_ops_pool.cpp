@@ -139,15 +139,17 @@ void globalKernel(const StepArgs& a) {
         yp[pl] = acc;
         continue;
       }
-      // Eight partial sums (a fixed order, so vectorized and independent of threads);
-      // the reference sums left to right: they differ by rounding only (see the test).
-      float part[8] = {};
+      // Eight partial sums in double (a fixed order, so vectorized and independent of
+      // threads). The reference sums left to right in float, whose error grows with the
+      // plane (up to n * 2^-24 of the magnitude); this sum is exact to ~1e-16 before the
+      // final rounding, so the two differ by the reference's rounding (see the test).
+      double part[8] = {};
       int64_t i = 0;
       for (; i + 8 <= size; i += 8)
-        for (int j = 0; j < 8; ++j) part[j] += v[i + j];
-      float sum = ((part[0] + part[1]) + (part[2] + part[3])) + ((part[4] + part[5]) + (part[6] + part[7]));
-      for (; i < size; ++i) sum += v[i];
-      yp[pl] = size > 0 ? sum / float(size) : 0.f;
+        for (int j = 0; j < 8; ++j) part[j] += double(v[i + j]);
+      double sum = ((part[0] + part[1]) + (part[2] + part[3])) + ((part[4] + part[5]) + (part[6] + part[7]));
+      for (; i < size; ++i) sum += double(v[i]);
+      yp[pl] = size > 0 ? float(sum / double(size)) : 0.f;
     }
   });
 }
