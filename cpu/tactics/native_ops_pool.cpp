@@ -57,7 +57,44 @@ void poolKernel(const StepArgs& a) {
       int64_t k1 = h0 + (kh - 1) * dh < H ? kh : (H - 1 - h0) / dh + 1;
       if (H - 1 - h0 < 0) k1 = 0;
       if (k1 < k0) k1 = k0;
+      // Interior columns [lo, hi) (whole window inside the input): the window loops run
+      // outside the column loop, which vectorizes; each output still sees its window in
+      // row-major order, so results equal the element-wise path (and the reference).
+      int64_t lo = OW, hi = OW;
+      if (k1 > k0) {
+        lo = std::min<int64_t>(OW, (pl + sw - 1) / sw);
+        const int64_t num = W - 1 - (kw - 1) * dw + pl;
+        hi = num < 0 ? lo : std::max(lo, std::min<int64_t>(OW, num / sw + 1));
+      }
+      const int64_t n = hi - lo;
+      if (n > 0) {
+        float* __restrict d = dst + lo;
+        const int64_t c0 = lo * sw - pl;  // input column of output lo, window column 0
+        if (isMax) {
+          const float* first = src + (h0 + k0 * dh) * W + c0;
+          for (int64_t o = 0; o < n; ++o) d[o] = first[o * sw];
+          for (int64_t i = k0; i < k1; ++i)
+            for (int64_t j = (i == k0 ? 1 : 0); j < kw; ++j) {
+              const float* __restrict s0 = src + (h0 + i * dh) * W + c0 + j * dw;
+              for (int64_t o = 0; o < n; ++o) {
+                const float v = s0[o * sw];
+                d[o] = v > d[o] ? v : d[o];
+              }
+            }
+        } else {
+          for (int64_t o = 0; o < n; ++o) d[o] = 0.f;
+          for (int64_t i = k0; i < k1; ++i)
+            for (int64_t j = 0; j < kw; ++j) {
+              const float* __restrict s0 = src + (h0 + i * dh) * W + c0 + j * dw;
+              for (int64_t o = 0; o < n; ++o) d[o] += s0[o * sw];
+            }
+          const float div = p.includePad ? fullDiv : float((k1 - k0) * kw);
+          for (int64_t o = 0; o < n; ++o) d[o] = d[o] / div;
+        }
+      }
       for (int64_t ow = 0; ow < OW; ++ow) {
+        if (ow == lo) ow = hi;
+        if (ow >= OW) break;
         const int64_t w0 = ow * sw - pl;
         int64_t j0 = w0 >= 0 ? 0 : (-w0 + dw - 1) / dw;
         int64_t j1 = w0 + (kw - 1) * dw < W ? kw : (W - 1 - w0) / dw + 1;
@@ -81,8 +118,8 @@ void poolKernel(const StepArgs& a) {
             const int64_t row = (h0 + i * dh) * W + w0;
             for (int64_t j = j0; j < j1; ++j) sum += src[row + j * dw];
           }
-          const int64_t n = (k1 - k0) * (j1 - j0);
-          const float div = p.includePad ? fullDiv : float(n);
+          const int64_t cnt = (k1 - k0) * (j1 - j0);
+          const float div = p.includePad ? fullDiv : float(cnt);
           dst[ow] = div > 0.f ? sum / div : 0.f;
         }
       }
