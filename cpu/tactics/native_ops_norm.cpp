@@ -1,9 +1,12 @@
-// Native normalization kernels on f32: Softmax / LogSoftmax over any axis and
-// LayerNormalization (Y only) over the trailing dims from its axis. Both accumulate in
-// double with the reference's order and formulas (cpu/kernels/reduce.cpp,
-// reduce_norm.cpp), so their outputs equal the reference's bit for bit; a row (or a
-// column, for an inner softmax axis) is one task's, so threads never change a result.
+// Native normalization and reduction kernels on f32: Softmax / LogSoftmax over any axis,
+// LayerNormalization (Y only) over the trailing dims from its axis, BatchNormalization in
+// inference mode, ReduceMean / ReduceSum over any axes. All accumulate in double with the
+// reference's order and formulas (cpu/kernels/reduce.cpp, reduce_norm.cpp), so their
+// outputs equal the reference's bit for bit; a row (or a column, for an inner softmax
+// axis; an output element, for the reductions) is one task's, so threads never change a
+// result.
 #include <cmath>
+#include <cstring>
 
 #include "cpu/tactics/native_ops_util.h"
 
@@ -108,6 +111,108 @@ bool coversTrailing(const ir::TensorType& t, const ir::TensorType& x, int axis) 
   return n == c;
 }
 
+// ---- BatchNormalization (inference) ---------------------------------------------------
+
+struct BatchNormParams {
+  double eps = 0;
+};
+
+void batchNormKernel(const StepArgs& a) {
+  const TensorView& x = a.in(0);
+  const int64_t N = x.dims[0], C = x.dims[1];
+  int64_t S = 1;
+  for (int i = 2; i < x.rank; ++i) S *= x.dims[i];
+  for (int i = 1; i <= 4; ++i)
+    if (a.in(i).numel() != C) a.fail("scale, B, mean and var must have one element per channel");
+  const float* scale = a.in(1).as<const float>();
+  const float* bias = a.in(2).as<const float>();
+  const float* mean = a.in(3).as<const float>();
+  const float* var = a.in(4).as<const float>();
+  const float* xp = x.as<const float>();
+  float* yp = a.out(0).as<float>();
+  const double eps = a.paramsAs<BatchNormParams>().eps;
+  parallelRange(a.executor, N * C, std::max<int64_t>(1, 8192 / std::max<int64_t>(S, 1)), [&](int64_t b, int64_t e) {
+    for (int64_t nc = b; nc < e; ++nc) {
+      const int64_t c = nc % C;
+      const double k = double(scale[c]) / std::sqrt(double(var[c]) + eps);
+      const double m = double(mean[c]), bb = double(bias[c]);
+      const float* __restrict v = xp + nc * S;
+      float* __restrict y = yp + nc * S;
+      for (int64_t i = 0; i < S; ++i) y[i] = float((double(v[i]) - m) * k + bb);
+    }
+  });
+}
+
+// ---- ReduceMean, ReduceSum ---------------------------------------------------------------
+
+struct ReduceParams {
+  int32_t mean = 0;
+  int32_t noopWithEmptyAxes = 0;
+};
+
+void reduceKernel(const StepArgs& a) {
+  const ReduceParams& p = a.paramsAs<ReduceParams>();
+  const TensorView& x = a.in(0);
+  const int r = x.rank;
+  bool reduced[kMaxRank] = {};
+  const int64_t nAxes = a.hasInput(1) ? a.in(1).numel() : 0;
+  if (nAxes == 0 && p.noopWithEmptyAxes) {
+    std::memcpy(a.out(0).data, x.data, a.out(0).bytes());
+    return;
+  }
+  for (int64_t i = 0; i < nAxes; ++i) {
+    const int64_t ax = normAxis(a.in(1).as<const int64_t>()[i], r);
+    if (ax < 0 || ax >= r) a.fail("axis out of range");
+    reduced[ax] = true;
+  }
+  if (nAxes == 0)
+    for (int d = 0; d < r; ++d) reduced[d] = true;
+  // Kept dims (the output's order) and reduced dims, each with its input stride.
+  int64_t keptDims[kMaxRank], keptStride[kMaxRank], redDims[kMaxRank], redStride[kMaxRank];
+  int nk = 0, nr = 0;
+  int64_t stride = 1, count = 1;
+  for (int d = r - 1; d >= 0; --d) {
+    if (reduced[d]) {
+      redDims[nr] = x.dims[d];
+      redStride[nr++] = stride;
+      count *= x.dims[d];
+    } else {
+      keptDims[nk] = x.dims[d];
+      keptStride[nk++] = stride;
+    }
+    stride *= x.dims[d];
+  }
+  // Both lists run innermost first.
+  const int64_t outN = a.out(0).numel();
+  const float* xp = x.as<const float>();
+  float* yp = a.out(0).as<float>();
+  const bool mean = p.mean != 0;
+  parallelRange(a.executor, outN, std::max<int64_t>(1, 8192 / std::max<int64_t>(count, 1)), [&](int64_t b, int64_t e) {
+    for (int64_t o = b; o < e; ++o) {
+      int64_t base = 0, rem = o;
+      for (int k = 0; k < nk; ++k) {
+        base += (rem % keptDims[k]) * keptStride[k];
+        rem /= keptDims[k];
+      }
+      // Reduced positions in increasing input order (the reference's order).
+      double acc = 0;
+      int64_t idx[kMaxRank] = {};
+      const int64_t inner = nr ? redDims[0] : 1, innerStride = nr ? redStride[0] : 1;
+      for (int64_t done = 0; done < count; done += inner) {
+        int64_t off = base;
+        for (int k = 1; k < nr; ++k) off += idx[k] * redStride[k];
+        for (int64_t i = 0; i < inner; ++i) acc += double(xp[off + i * innerStride]);
+        for (int k = 1; k < nr; ++k) {
+          if (++idx[k] < redDims[k]) break;
+          idx[k] = 0;
+        }
+      }
+      if (mean) acc = acc / double(count);
+      yp[o] = float(acc);
+    }
+  });
+}
+
 Kernel base(const std::string& name, const std::string& op) {
   Kernel k;
   k.name = name;
@@ -156,6 +261,33 @@ void registerNorm(Kernels& k) {
   };
   ln.run = layerNormKernel;
   k.add(std::move(ln));
+
+  Kernel bn = base("f32_batchnorm_inference", "BatchNormalization");
+  bn.supports = [](const ir::Node& n, const std::vector<ir::TensorType>& t) {
+    if (t.size() != 5 || rankOf(t, 0) < 2 || n.attrs().getInt("training_mode", 0) != 0) return false;
+    if (outputUsed(n, 1) || outputUsed(n, 2)) return false;  // running stats: the reference
+    for (const ir::TensorType& i : t)
+      if (i.dtype != DataType::kF32) return false;
+    return true;
+  };
+  bn.prepare = [](const PrepareInfo& info, Prepared* p) {
+    p->setParams(BatchNormParams{double(info.node->attrs().getFloat("epsilon", 1e-5f))});
+  };
+  bn.run = batchNormKernel;
+  k.add(std::move(bn));
+
+  for (bool mean : {true, false}) {
+    Kernel rd = base(mean ? "f32_reduce_mean" : "f32_reduce_sum", mean ? "ReduceMean" : "ReduceSum");
+    rd.supports = [](const ir::Node& n, const std::vector<ir::TensorType>& t) {
+      if (t.empty() || t[0].dtype != DataType::kF32 || rankOf(t, 0) < 0 || n.attrs().has("axes")) return false;
+      return !hasType(t, 1) || t[1].dtype == DataType::kI64;
+    };
+    rd.prepare = [mean](const PrepareInfo& info, Prepared* p) {
+      p->setParams(ReduceParams{mean ? 1 : 0, info.node->attrs().getInt("noop_with_empty_axes", 0) != 0 ? 1 : 0});
+    };
+    rd.run = reduceKernel;
+    k.add(std::move(rd));
+  }
 }
 
 }  // namespace anvil::runtime::nops

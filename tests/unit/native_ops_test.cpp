@@ -209,6 +209,26 @@ std::vector<Case> cases() {
   add({"LayerNorm_nobias", "LayerNormalization", {f32({5, 9}), f32({1, 9})}, {}, 0, 1, ln});
   add({"LayerNorm_rows_parallel", "LayerNormalization", {f32({300, 63}), f32({63}), f32({63})}, {}, 0, 1, ln});
 
+  const std::string bn = "f32_batchnorm_inference";
+  auto bnIns = [](Dims x) {
+    const int64_t c = x[1];
+    return std::vector<InSpec>{f32(x), f32({c}), f32({c}), f32({c}), {DataType::kF32, {c}, std::vector<double>(size_t(c), 0.7)}};
+  };
+  add({"BatchNorm_nchw", "BatchNormalization", bnIns({2, 7, 5, 3}), {}, 0, 1, bn});
+  add({"BatchNorm_nc", "BatchNormalization", bnIns({17, 63}), [](ir::Attributes& a) { a.set("epsilon", 1e-3f); }, 0, 1, bn});
+  add({"BatchNorm_big", "BatchNormalization", bnIns({1, 64, 56, 56}), {}, 0, 1, bn});
+  auto keep = [](int64_t k) { return [k](ir::Attributes& a) { a.set("keepdims", k); }; };
+  add({"ReduceMean_last", "ReduceMean", {f32({7, 17}), constI64({-1})}, {}, 0, 1, "f32_reduce_mean"});
+  add({"ReduceMean_hw", "ReduceMean", {f32({2, 3, 7, 5}), constI64({2, 3})}, keep(0), 0, 1, "f32_reduce_mean"});
+  add({"ReduceMean_mid", "ReduceMean", {f32({3, 5, 7}), constI64({1})}, {}, 0, 1, "f32_reduce_mean"});
+  add({"ReduceMean_outer_inner", "ReduceMean", {f32({3, 5, 7, 2}), constI64({0, 2})}, keep(0), 0, 1,
+       "f32_reduce_mean"});
+  add({"ReduceMean_all", "ReduceMean", {f32({7, 9})}, {}, 0, 1, "f32_reduce_mean"});
+  add({"ReduceMean_many_rows", "ReduceMean", {f32({600, 63}), constI64({1})}, {}, 0, 1, "f32_reduce_mean"});
+  add({"ReduceSum_mid", "ReduceSum", {f32({3, 5, 7}), constI64({-2})}, keep(0), 0, 1, "f32_reduce_sum"});
+  add({"ReduceSum_noop", "ReduceSum", {f32({3, 5}), {DataType::kI64, {0}, std::vector<double>{}}},
+       [](ir::Attributes& a) { a.set("noop_with_empty_axes", int64_t(1)); }, 0, 1, "f32_reduce_sum"});
+
   // ---- movement ----
   auto perm = [](Dims p) { return [p](ir::Attributes& a) { a.set("perm", p); }; };
   add({"Transpose_bert", "Transpose", {f32({16, 3, 64})}, perm({1, 0, 2}), 0, 1, "x_transpose_strided"});
@@ -433,7 +453,7 @@ runtime::Kernels& registry() {
 std::set<std::string> nativeNames() {
   return {"x_binary_broadcast", "x_where_broadcast", "f32_unary", "b8_not", "x_cast", "f32_maxpool2d_nchw",
           "f32_avgpool2d_nchw", "f32_global_avgpool", "f32_global_maxpool", "f32_softmax_rows",
-          "f32_logsoftmax_rows", "f32_layernorm_rows", "x_transpose_strided", "x_slice_strided", "x_expand_strided",
+          "f32_logsoftmax_rows", "f32_layernorm_rows", "f32_batchnorm_inference", "f32_reduce_mean", "f32_reduce_sum", "x_transpose_strided", "x_slice_strided", "x_expand_strided",
           "x_concat_rows", "x_split_rows", "x_gather_rows", "i64_shape", "x_constant_of_shape_fill",
           "x_constant_copy"};
 }
