@@ -111,6 +111,7 @@ void sliceKernel(const StepArgs& a) {
   const TensorView& x = a.in(0);
   const int r = x.rank;
   int64_t start[kMaxRank] = {}, step[kMaxRank], in[kMaxRank], st[kMaxRank];
+  bool sliced[kMaxRank] = {};
   for (int d = 0; d < r; ++d) step[d] = 1;
   stridesOf(x, in);
   const int64_t n = a.in(1).numel();
@@ -121,12 +122,26 @@ void sliceKernel(const StepArgs& a) {
     const int64_t stp = a.hasInput(4) ? intAt(a.in(4), i) : 1;
     if (axis < 0 || axis >= r || stp == 0) a.fail("bad axes or steps");
     const int64_t dim = x.dims[axis];
-    int64_t s = intAt(a.in(1), i);
+    int64_t s = intAt(a.in(1), i), e = intAt(a.in(2), i);
     if (s < 0) s += dim;
-    s = stp > 0 ? std::clamp<int64_t>(s, 0, dim) : std::clamp<int64_t>(s, 0, dim - 1);
+    if (e < 0) e += dim;
+    if (stp > 0) {
+      s = std::clamp<int64_t>(s, 0, dim);
+      e = std::clamp<int64_t>(e, 0, dim);
+    } else {
+      s = std::clamp<int64_t>(s, 0, dim - 1);
+      e = std::clamp<int64_t>(e, -1, dim - 1);
+    }
+    // The planned extent must be what these starts and ends select (it is unless the
+    // values changed under a fixed plan): never read outside the input.
+    const int64_t len = std::max<int64_t>(0, stp > 0 ? (e - s + stp - 1) / stp : (s - e - stp - 1) / (-stp));
+    if (len != a.out(0).dims[axis]) a.fail("starts/ends select an extent other than the planned output's");
     start[axis] = s;
     step[axis] = stp;
+    sliced[axis] = true;
   }
+  for (int d = 0; d < r; ++d)
+    if (!sliced[d] && a.out(0).dims[d] != x.dims[d]) a.fail("output extents differ from the input's");
   int64_t off = 0;
   for (int d = 0; d < r; ++d) {
     if (a.out(0).dims[d] > 0) off += start[d] * in[d];

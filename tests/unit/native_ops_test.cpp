@@ -679,6 +679,21 @@ TEST(NativeOpsZoo, EveryStepHasANativeKernel) {
   EXPECT_TRUE(wrong.str().empty()) << "steps whose native output differs from the reference:\n" << wrong.str();
 }
 
+// Slice reads its starts and ends at run time: values that do not select the planned
+// extents (the builder times kernels on random data) fail the step instead of reading
+// outside the input.
+TEST(NativeOpsBadInput, SliceValuesOtherThanPlanned) {
+  Tensor data(DataType::kF32, {5, 3});
+  Tensor starts = Tensor::fromVector<int64_t>(DataType::kI64, {1}, {4});
+  Tensor ends = Tensor::fromVector<int64_t>(DataType::kI64, {1}, {100});
+  auto g = oneNode("Slice", {{"d", data.type(), {}}, {"s", starts.type(), {}}, {"e", ends.type(), {}}});
+  const ir::Node& n = *g->nodes().front();
+  const runtime::Kernel* k = registry().find(Device::kCPU, "Slice", "", "x_slice_strided");
+  ASSERT_NE(k, nullptr);
+  Tensor planned(DataType::kF32, {3, 3});  // as if planned for starts = 2
+  EXPECT_THROW(runNative(*k, n, {data, starts, ends}, {nullptr, nullptr, nullptr}, {planned}, 1), Error);
+}
+
 // Native vs reference time on zoo shapes (a printout, not an assertion):
 //   unit_tests --gtest_filter='NativeOpsTiming*' --gtest_also_run_disabled_tests
 TEST(NativeOpsTiming, DISABLED_Speed) {
