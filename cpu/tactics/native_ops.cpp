@@ -10,6 +10,7 @@ void registerNativeOpKernels(Kernels& k) {
   nops::registerPool(k);
   nops::registerNorm(k);
   nops::registerMovement(k);
+  nops::registerApprox(k);
 }
 
 }  // namespace anvil::runtime

@@ -19,6 +19,7 @@ void registerElementwise(Kernels& k);  // native_ops_elementwise.cpp
 void registerPool(Kernels& k);         // native_ops_pool.cpp
 void registerNorm(Kernels& k);         // native_ops_norm.cpp
 void registerMovement(Kernels& k);     // native_ops_movement.cpp
+void registerApprox(Kernels& k);       // native_ops_approx.cpp
 
 // Runs fn(begin, end) over [0, n) in contiguous chunks of at least `grain` items, at most
 // one chunk per thread. Each item lands in exactly one chunk; kernels compute every item
