@@ -13,6 +13,7 @@
 #include <cstdio>
 #include <cstring>
 #include <functional>
+#include <limits>
 #include <map>
 #include <memory>
 #include <new>
@@ -688,6 +689,35 @@ TEST(NativeOpsZoo, EveryStepHasANativeKernel) {
   EXPECT_GT(checked, 0);
   EXPECT_TRUE(missing.str().empty()) << "steps without a native kernel:\n" << missing.str();
   EXPECT_TRUE(wrong.str().empty()) << "steps whose native output differs from the reference:\n" << wrong.str();
+}
+
+// Special values through every activation kernel: NaN stays NaN, infinities and the
+// saturated ends match the reference, finite results stay within each kernel's tolerance.
+TEST(NativeOpsSpecialValues, Activations) {
+  const float inf = std::numeric_limits<float>::infinity();
+  const std::vector<float> v = {std::nanf(""), inf, -inf, 0.f, -0.f, 1e-30f, -1e-30f, 1e-4f, 88.f, 88.7f, 89.f,
+                                -88.f, -100.f, -104.f, -200.f, 20.f, -20.f, 9.f, -9.f, 0.6249f, 0.6251f};
+  const Tensor x = Tensor::fromVector<float>(DataType::kF32, {int64_t(v.size())}, v);
+  for (const char* op : {"Exp", "Sigmoid", "Tanh", "Erf", "Gelu"}) {
+    auto g = oneNode(op, {{"x", x.type(), {}}});
+    const ir::Node& n = *g->nodes().front();
+    const std::vector<Tensor> ref = cpu::Interpreter::runNode(n, {&x});
+    for (const runtime::Kernel* k : registry().forNode(Device::kCPU, n)) {
+      if (!nativeNames().count(k->name)) continue;
+      SCOPED_TRACE(std::string(op) + " " + k->name);
+      const RunResult got = runNative(*k, n, {x}, {nullptr}, ref, 1);
+      const float* r = ref[0].data<float>();
+      const float* y = reinterpret_cast<const float*>(got.outputs[0].data());
+      for (size_t i = 0; i < v.size(); ++i) {
+        if (std::isnan(r[i]) || std::isinf(r[i])) {
+          EXPECT_TRUE(std::isnan(r[i]) ? std::isnan(y[i]) : y[i] == r[i]) << "x = " << v[i] << ": " << y[i] << " vs " << r[i];
+          continue;
+        }
+        const double tol = kernelTolerance(k->name, 0) * std::max(1.0, double(std::fabs(r[i])));
+        EXPECT_LE(std::fabs(double(y[i]) - double(r[i])), tol) << "x = " << v[i] << ": " << y[i] << " vs " << r[i];
+      }
+    }
+  }
 }
 
 // Slice reads its starts and ends at run time: values that do not select the planned
