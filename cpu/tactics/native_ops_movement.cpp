@@ -319,17 +319,21 @@ void registerMovement(Kernels& k) {
   k.add(std::move(tr));
 
   Kernel sl = base("x_slice_strided", "Slice");
-  sl.supports = [](const ir::Node&, const std::vector<ir::TensorType>& t) {
+  sl.supports = [](const ir::Node& n, const std::vector<ir::TensorType>& t) {
     if (!movable(t) || t.size() < 3) return false;
-    for (size_t i = 1; i < t.size() && i < 5; ++i)
+    for (size_t i = 1; i < t.size() && i < 5; ++i) {
       if (hasType(t, i) && !isIndexType(t[i].dtype)) return false;
+      if (!kServeComputedShapeInputs && computedInput(n, i)) return false;
+    }
     return true;
   };
   sl.run = sliceKernel;
   k.add(std::move(sl));
 
   Kernel ex = base("x_expand_strided", "Expand");
-  ex.supports = [](const ir::Node&, const std::vector<ir::TensorType>& t) { return movable(t); };
+  ex.supports = [](const ir::Node& n, const std::vector<ir::TensorType>& t) {
+    return movable(t) && (kServeComputedShapeInputs || !computedInput(n, 1));
+  };
   ex.run = expandKernel;
   k.add(std::move(ex));
 
@@ -384,6 +388,7 @@ void registerMovement(Kernels& k) {
   Kernel cs = base("x_constant_of_shape_fill", "ConstantOfShape");
   cs.supports = [](const ir::Node& n, const std::vector<ir::TensorType>& t) {
     if (t.empty() || t[0].dtype != DataType::kI64) return false;
+    if (!kServeComputedShapeInputs && computedInput(n, 0)) return false;
     const ir::Tensor* v = n.attrs().getTensor("value");
     return !v || (v->numel() == 1 && plainBytes(v->dtype()) && elemBytes(v->dtype()) <= 8);
   };

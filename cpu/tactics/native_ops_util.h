@@ -147,6 +147,17 @@ inline bool outputUsed(const ir::Node& n, size_t i) {
   return i < n.numOutputs() && n.output(i) != nullptr && !n.output(i)->name().empty();
 }
 
+// Whether input i of a node is computed at run time (not an initializer). The builder
+// times every candidate on random data for computed inputs, and the reference kernel of an
+// op whose output extents follow an input's values (ConstantOfShape, Expand, Slice) fails
+// on random values, which fails the build; so until the builder times such steps on real
+// values, the native kernels of those ops decline computed shape inputs (set this to
+// true to serve them: the kernels themselves handle them, see native_ops_movement.cpp).
+constexpr bool kServeComputedShapeInputs = false;
+inline bool computedInput(const ir::Node& n, size_t i) {
+  return i < n.numInputs() && n.input(i) != nullptr && !n.input(i)->isInitializer();
+}
+
 inline int64_t normAxis(int64_t axis, int64_t rank) { return axis < 0 ? axis + rank : axis; }
 
 }  // namespace anvil::runtime::nops
