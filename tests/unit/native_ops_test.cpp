@@ -210,6 +210,8 @@ std::vector<Case> cases() {
        ln});
   add({"LayerNorm_nobias", "LayerNormalization", {f32({5, 9}), f32({1, 9})}, {}, 0, 1, ln});
   add({"LayerNorm_rows_parallel", "LayerNormalization", {f32({300, 63}), f32({63}), f32({63})}, {}, 0, 1, ln});
+  add({"LayerNorm_wide", "LayerNormalization", {f32({3, 4099}), f32({4099}), f32({4099})}, {}, 0, 1, ln});
+  add({"LayerNorm_one_col", "LayerNormalization", {f32({5, 1}), f32({1}), f32({1})}, {}, 0, 1, ln});
 
   const std::string bn = "f32_batchnorm_inference";
   auto bnIns = [](Dims x) {
@@ -459,12 +461,16 @@ std::set<std::string> nativeNames() {
           "f32_avgpool2d_nchw", "f32_global_avgpool", "f32_global_maxpool", "f32_softmax_rows",
           "f32_logsoftmax_rows", "f32_layernorm_rows", "f32_batchnorm_inference", "f32_reduce_mean", "f32_reduce_sum", "x_transpose_strided", "x_slice_strided", "x_expand_strided",
           "x_concat_rows", "x_split_rows", "x_gather_rows", "i64_shape", "x_constant_of_shape_fill",
-          "x_constant_copy", "f32_unary_poly", "f32_unary_poly__avx2"};
+          "x_constant_copy", "f32_unary_poly", "f32_unary_poly__avx2", "f32_layernorm_rows_f32acc"};
 }
 
 // The polynomial activations differ from libm by a few ulp (native_ops_approx.cpp states
 // the bounds, all within 3e-7 of max(1, |y|)); they are held to 1e-6 of the output range.
+// The float-accumulating LayerNorm: mean and variance in float with eight partial sums,
+// against the reference's doubles: measured at most 1.8e-7 of the output range on these
+// cases (rows up to 4099 wide); the bound leaves 10x.
 double kernelTolerance(const std::string& kernel, double caseTol) {
+  if (kernel == "f32_layernorm_rows_f32acc") return std::max(caseTol, 2e-6);
   return kernel.rfind("f32_unary_poly", 0) == 0 ? std::max(caseTol, 1e-6) : caseTol;
 }
 
