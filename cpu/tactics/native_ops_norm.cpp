@@ -10,6 +10,11 @@
 
 #include "cpu/tactics/native_ops_util.h"
 
+// GCC 12's -O2 vectorizes a loop only when no scalar remainder is left (its "very cheap"
+// cost model); the loops here run over arbitrary extents, so this file asks for the
+// dynamic model (per-element IEEE operations: results do not change).
+#pragma GCC optimize("vect-cost-model=dynamic")
+
 namespace anvil::runtime::nops {
 
 namespace {
