@@ -1,10 +1,11 @@
 // The native op kernels (cpu/tactics/native_ops_*.cpp) against the reference kernels:
 // every case builds a one-node graph, runs the reference (cpu::Interpreter::runNode), then
 // every non-reference kernel that supports the node: prepared once, run on views whose
-// outputs sit between guard bytes, with 1 and 2 executor threads. Outputs must equal the
-// reference's (bit for bit, except where a case names its tolerance and why), guards must
-// be intact and the two thread counts must agree bit for bit. Cases use odd extents (1, 7,
-// 17, 63, tails), broadcasting of every kind, pads, strides, dilations and ceil_mode.
+// outputs sit between guard bytes, with 1, 2 and 3 executor threads. Outputs must equal
+// the reference's (bit for bit, except where a case or kernel names its tolerance and why),
+// guards must be intact and the thread counts must agree bit for bit. Cases use odd
+// extents (1, 7, 17, 63, tails), broadcasting of every kind, pads, strides, dilations and
+// ceil_mode. NativeOpsZoo runs every step of the exported models the same way.
 // NativeOpsTiming.DISABLED_Speed prints native vs reference times for a few zoo shapes.
 #include <gtest/gtest.h>
 
@@ -517,11 +518,14 @@ TEST_P(NativeOpsCase, MatchesReference) {
     SCOPED_TRACE(k->name);
     const RunResult one = runNative(*k, node, ins, constants, ref, 1);
     const RunResult two = runNative(*k, node, ins, constants, ref, 2);
+    const RunResult three = runNative(*k, node, ins, constants, ref, 3);  // uneven splits
     EXPECT_TRUE(one.guardsIntact) << "wrote outside an output (1 thread)";
     EXPECT_TRUE(two.guardsIntact) << "wrote outside an output (2 threads)";
+    EXPECT_TRUE(three.guardsIntact) << "wrote outside an output (3 threads)";
     ASSERT_EQ(one.outputs.size(), ref.size());
     for (size_t o = 0; o < ref.size(); ++o) {
       EXPECT_EQ(one.outputs[o], two.outputs[o]) << "output " << o << " differs between 1 and 2 threads";
+      EXPECT_EQ(one.outputs[o], three.outputs[o]) << "output " << o << " differs between 1 and 3 threads";
       const std::vector<unsigned char>& got = one.outputs[o];
       ASSERT_EQ(got.size(), ref[o].nbytes());
       const double tol = kernelTolerance(k->name, c.tol);
