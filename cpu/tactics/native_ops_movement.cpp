@@ -206,15 +206,32 @@ void splitKernel(const StepArgs& a) {
   int64_t outer = 1, inner = 1;
   for (int d = 0; d < axis; ++d) outer *= x.dims[d];
   for (int d = axis + 1; d < x.rank; ++d) inner *= x.dims[d];
-  const int64_t inRow = x.dims[axis] * inner * e;
+  // Part lengths as the reference decides them (an unused output has no view, but its
+  // part still takes its place): the split input, or equal parts with a shorter last.
+  const int n = a.numOutputs;
+  const int64_t total = x.dims[axis];
+  if (a.hasInput(1) && a.in(1).numel() != n) a.fail("split has another length than the outputs");
+  const int64_t chunk = n > 0 ? (total + n - 1) / n : 0;
+  auto lenOf = [&](int i) {
+    if (a.hasInput(1)) return a.in(1).as<const int64_t>()[i];
+    return i + 1 < n ? chunk : total - chunk * (n - 1);
+  };
+  int64_t sum = 0;
+  for (int i = 0; i < n; ++i) {
+    const int64_t len = lenOf(i);
+    const TensorView& t = a.out(i);
+    if (len < 0 || (t.present() && t.rank == x.rank && t.dims[axis] != len)) a.fail("split lengths differ from the plan");
+    sum += len;
+  }
+  if (sum != total) a.fail("split lengths do not add up to the axis");
+  const int64_t inRow = total * inner * e;
   const char* in = x.as<const char>();
   parallelRange(a.executor, outer, std::max<int64_t>(1, 65536 / std::max<int64_t>(inRow, 1)), [&](int64_t b, int64_t en) {
     int64_t offset = 0;
-    for (int i = 0; i < a.numOutputs; ++i) {
+    for (int i = 0; i < n; ++i) {
       const TensorView& t = a.out(i);
-      if (!t.present() || t.rank != x.rank) continue;  // an unused output
-      const int64_t row = t.dims[axis] * inner * e;
-      char* dst = t.as<char>();
+      const int64_t row = lenOf(i) * inner * e;
+      char* dst = t.present() && t.rank == x.rank ? t.as<char>() : nullptr;  // null: an unused output
       for (int64_t o = b; o < en && row > 0 && dst; ++o) std::memcpy(dst + o * row, in + o * inRow + offset, size_t(row));
       offset += row;
     }
@@ -364,7 +381,9 @@ void registerMovement(Kernels& k) {
   k.add(std::move(cc));
 
   Kernel sp = base("x_split_rows", "Split");
-  sp.supports = axisOk;
+  sp.supports = [axisOk](const ir::Node& n, const std::vector<ir::TensorType>& t) {
+    return axisOk(n, t) && (!hasType(t, 1) || t[1].dtype == DataType::kI64) && !n.attrs().has("split");
+  };
   sp.prepare = axisPrepare;
   sp.run = splitKernel;
   k.add(std::move(sp));

@@ -746,6 +746,24 @@ TEST(NativeOpsSpecialValues, Activations) {
   }
 }
 
+// A Split whose middle output is unused: the part still takes its place in the input.
+TEST(NativeOpsSplit, UnusedMiddleOutput) {
+  std::vector<float> v(2 * 9);
+  for (size_t i = 0; i < v.size(); ++i) v[i] = float(i);
+  const Tensor x = Tensor::fromVector<float>(DataType::kF32, {2, 9}, v);
+  ir::Attributes at;
+  at.set("axis", int64_t(1));
+  auto g = oneNode("Split", {{"x", x.type(), {}}}, at, 3);
+  const ir::Node& n = *g->nodes().front();
+  const std::vector<Tensor> ref = cpu::Interpreter::runNode(n, {&x});
+  const runtime::Kernel* k = registry().find(Device::kCPU, "Split", "", "x_split_rows");
+  ASSERT_NE(k, nullptr);
+  const RunResult got = runNative(*k, n, {x}, {nullptr}, {ref[0], Tensor(), ref[2]}, 1);
+  EXPECT_TRUE(got.guardsIntact);
+  EXPECT_EQ(0, std::memcmp(got.outputs[0].data(), ref[0].raw(), ref[0].nbytes()));
+  EXPECT_EQ(0, std::memcmp(got.outputs[2].data(), ref[2].raw(), ref[2].nbytes()));
+}
+
 // While kServeComputedShapeInputs is off, supports() declines computed shape inputs; the
 // kernels themselves read those values at run time and must match the reference on them.
 TEST(NativeOpsComputedShapes, KernelsReadValuesAtRunTime) {
