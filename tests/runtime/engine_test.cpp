@@ -13,6 +13,7 @@
 #include "cpu/reference.h"
 #include "parser/onnx_parser.h"
 #include "runtime/engine_format.h"
+#include "runtime/kernel.h"
 
 namespace fs = std::filesystem;
 
@@ -323,4 +324,81 @@ TEST(Engine, LayersDescribePreparedSteps) {
   ASSERT_TRUE(engine->createContext(&b, anvil::ContextOptions{1}).isOk());
   EXPECT_EQ(a->threads(), 2);
   EXPECT_EQ(b->threads(), 1);
+}
+
+namespace {
+// A Relu kernel that serves batch 1 only, registered by the tests below (once per process).
+void registerBatchOneRelu() {
+  static bool done = [] {
+    anvil::runtime::Kernel k;
+    k.name = "test_relu_batch1_only";
+    k.version = 1;
+    k.op = "Relu";
+    k.supports = [](const anvil::ir::Node&, const std::vector<anvil::ir::TensorType>& types) {
+      return types[0].shape.isStatic() && types[0].shape.rank() > 0 && types[0].shape[0].value() == 1;
+    };
+    k.run = [](const anvil::runtime::StepArgs& a) {
+      const float* x = a.in(0).as<float>();
+      float* y = a.out(0).as<float>();
+      for (int64_t i = 0; i < a.in(0).numel(); ++i) y[i] = x[i] > 0 ? x[i] : 0;
+    };
+    anvil::runtime::Kernels::instance().add(std::move(k));
+    return true;
+  }();
+  (void)done;
+}
+
+int reluCandidates(const anvil::Engine& e) {
+  for (const auto& l : e.layers())
+    if (l.type == "Relu") return l.candidates;
+  return -1;
+}
+}  // namespace
+
+// A kernel is a candidate only if it serves the profile's min, opt and max shapes.
+TEST(Engine, KernelsMustServeTheWholeProfile) {
+  registerBatchOneRelu();
+  anvil::BuilderConfig fixed;
+  fixed.optimizationLevel = 0;  // keep the Relu nodes
+  fixed.inputShapes["input"] = {1, 1, 28, 28};
+  anvil::BuilderConfig ranged = fixed;
+  ranged.inputShapes.clear();
+  ranged.profiles["input"] = {{1, 1, 28, 28}, {1, 1, 28, 28}, {4, 1, 28, 28}};
+  std::shared_ptr<anvil::Engine> a, b;
+  ASSERT_TRUE(anvil::Engine::fromBytes(buildEngine(kModel, fixed), &a).isOk());
+  ASSERT_TRUE(anvil::Engine::fromBytes(buildEngine(kModel, ranged), &b).isOk());
+  EXPECT_EQ(reluCandidates(*a), reluCandidates(*b) + 1);
+  for (const auto& l : b->layers()) EXPECT_NE(l.tactic, "test_relu_batch1_only");
+  // And the ranged engine runs every batch of its profile.
+  for (int n : {1, 3, 4}) {
+    auto x = input(n, uint32_t(10 + n));
+    expectNear(runEngine(*b, x, n), runReference(x, n));
+  }
+}
+
+// The timing cache is keyed by the candidates' names and versions: a new kernel is timed on
+// the next build instead of being hidden by an old cache entry.
+TEST(Engine, TimingCacheRetimesWhenKernelsChange) {
+  fs::path cache = fs::temp_directory_path() / "anvil_engine_test_versions.cache";
+  fs::remove(cache);
+  anvil::BuilderConfig cfg;
+  cfg.optimizationLevel = 0;
+  cfg.inputShapes["input"] = {1, 1, 28, 28};
+  cfg.timingCachePath = cache.string();
+  anvil::BuildReport first, second, third;
+  buildEngine(kModel, cfg, &first);
+  buildEngine(kModel, cfg, &second);
+  EXPECT_EQ(second.tacticsTimed, 0);
+  anvil::runtime::Kernel k;  // a kernel no earlier build has seen
+  k.name = "test_relu_cache_probe";
+  k.op = "Relu";
+  k.run = [](const anvil::runtime::StepArgs& a) {
+    const float* x = a.in(0).as<float>();
+    float* y = a.out(0).as<float>();
+    for (int64_t i = 0; i < a.in(0).numel(); ++i) y[i] = x[i] > 0 ? x[i] : 0;
+  };
+  anvil::runtime::Kernels::instance().add(std::move(k));
+  buildEngine(kModel, cfg, &third);
+  EXPECT_GT(third.tacticsTimed, 0);  // the Relu layers meet a new candidate
+  fs::remove(cache);
 }
