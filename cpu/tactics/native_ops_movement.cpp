@@ -180,7 +180,7 @@ void expandKernel(const StepArgs& a) {
   const int64_t sn = shape.numel();
   const int r = int(std::max<int64_t>(x.rank, sn));
   if (r > kMaxRank) a.fail("shape has too many dims");
-  int64_t dims[kMaxRank];
+  int64_t dims[kMaxRank] = {};
   for (int d = 0; d < r; ++d) {
     const int xi = d - (r - x.rank), si = d - (r - int(sn));
     const int64_t xe = xi >= 0 ? x.dims[xi] : 1, se = si >= 0 ? intAt(shape, si) : 1;
