@@ -83,6 +83,15 @@ int64_t intAt(const TensorView& v, int64_t i) {
 }
 bool isIndexType(DataType t) { return t == DataType::kI32 || t == DataType::kI64; }
 
+// Output i when its extents are known only now (rank -1 in the plan: the op's values
+// decide them): the runtime's allocator gives it memory. Static outputs pass through.
+const TensorView& outputWith(const StepArgs& a, int i, DataType dtype, const int64_t* dims, int rank) {
+  if (a.out(i).rank >= 0) return a.out(i);
+  if (!a.dynamic) a.fail("output extents are known only at run time but the runtime gave no allocator");
+  a.dynamic->allocate(i, dtype, dims, rank);
+  return a.out(i);
+}
+
 Kernel base(const std::string& name, const std::string& op) {
   Kernel k;
   k.name = name;
@@ -117,7 +126,11 @@ void sliceKernel(const StepArgs& a) {
   const int r = x.rank;
   int64_t start[kMaxRank] = {}, step[kMaxRank], in[kMaxRank], st[kMaxRank];
   bool sliced[kMaxRank] = {};
-  for (int d = 0; d < r; ++d) step[d] = 1;
+  int64_t len[kMaxRank];
+  for (int d = 0; d < r; ++d) {
+    step[d] = 1;
+    len[d] = x.dims[d];
+  }
   stridesOf(x, in);
   const int64_t n = a.in(1).numel();
   if (a.in(2).numel() != n || (a.hasInput(3) && a.in(3).numel() != n) || (a.hasInput(4) && a.in(4).numel() != n))
@@ -137,38 +150,50 @@ void sliceKernel(const StepArgs& a) {
       s = std::clamp<int64_t>(s, 0, dim - 1);
       e = std::clamp<int64_t>(e, -1, dim - 1);
     }
-    // The planned extent must be what these starts and ends select (it is unless the
-    // values changed under a fixed plan): never read outside the input.
-    const int64_t len = std::max<int64_t>(0, stp > 0 ? (e - s + stp - 1) / stp : (s - e - stp - 1) / (-stp));
-    if (len != a.out(0).dims[axis]) a.fail("starts/ends select an extent other than the planned output's");
+    if (sliced[axis]) a.fail("axes repeat an axis");
+    len[axis] = std::max<int64_t>(0, stp > 0 ? (e - s + stp - 1) / stp : (s - e - stp - 1) / (-stp));
     start[axis] = s;
     step[axis] = stp;
     sliced[axis] = true;
   }
+  const TensorView& y = outputWith(a, 0, x.dtype, len, r);
+  // A planned extent must be what these starts and ends select (it is unless the values
+  // changed under a fixed plan): never read outside the input.
+  if (y.rank != r) a.fail("output rank differs from the input's");
   for (int d = 0; d < r; ++d)
-    if (!sliced[d] && a.out(0).dims[d] != x.dims[d]) a.fail("output extents differ from the input's");
+    if (y.dims[d] != len[d]) a.fail("starts/ends select other extents than the planned output's");
   int64_t off = 0;
   for (int d = 0; d < r; ++d) {
-    if (a.out(0).dims[d] > 0) off += start[d] * in[d];
+    if (y.dims[d] > 0) off += start[d] * in[d];
     st[d] = step[d] * in[d];
   }
   const size_t e = elemBytes(x.dtype);
-  copyStrided(a.executor, e, r, a.out(0).dims, st, static_cast<const char*>(x.data) + off * int64_t(e), a.out(0).data);
+  copyStrided(a.executor, e, r, y.dims, st, static_cast<const char*>(x.data) + off * int64_t(e), y.data);
 }
 
 // ---- Expand ------------------------------------------------------------------------
 
 void expandKernel(const StepArgs& a) {
   const TensorView& x = a.in(0);
-  const TensorView& y = a.out(0);
+  const TensorView& shape = a.in(1);
+  // The numpy broadcast of X's extents and the shape's values.
+  const int64_t sn = shape.numel();
+  const int r = int(std::max<int64_t>(x.rank, sn));
+  if (r > kMaxRank) a.fail("shape has too many dims");
+  int64_t dims[kMaxRank] = {};
+  for (int d = 0; d < r; ++d) {
+    const int xi = d - (r - x.rank), si = d - (r - int(sn));
+    const int64_t xe = xi >= 0 ? x.dims[xi] : 1, se = si >= 0 ? intAt(shape, si) : 1;
+    if (xe != se && xe != 1 && se != 1) a.fail("input does not broadcast to the shape");
+    dims[d] = xe == 1 ? se : xe;
+  }
+  const TensorView& y = outputWith(a, 0, x.dtype, dims, r);
+  if (y.rank != r) a.fail("output rank differs from the broadcast's");
+  for (int d = 0; d < r; ++d)
+    if (y.dims[d] != dims[d]) a.fail("shape values select other extents than the planned output's");
   int64_t in[kMaxRank], st[kMaxRank] = {};
   stridesOf(x, in);
-  if (x.rank > y.rank) a.fail("input has a higher rank than the output");
-  for (int j = 0; j < x.rank; ++j) {
-    const int d = y.rank - x.rank + j;
-    if (x.dims[j] != 1 && x.dims[j] != y.dims[d]) a.fail("input does not broadcast to the output");
-    st[d] = x.dims[j] == 1 ? 0 : in[j];
-  }
+  for (int j = 0; j < x.rank; ++j) st[y.rank - x.rank + j] = x.dims[j] == 1 ? 0 : in[j];
   copyStrided(a.executor, elemBytes(x.dtype), y.rank, y.dims, st, x.data, y.data);
 }
 
@@ -279,13 +304,23 @@ void shapeKernel(const StepArgs& a) {
 
 struct FillParams {
   int32_t bytes = 4;
+  DataType dtype = DataType::kF32;
   unsigned char value[8] = {};
 };
 
 void fillKernel(const StepArgs& a) {
   const FillParams& p = a.paramsAs<FillParams>();
-  const int64_t n = a.out(0).numel();
-  char* y = a.out(0).as<char>();
+  const TensorView& shape = a.in(0);
+  const int64_t r = shape.numel();
+  if (r > kMaxRank) a.fail("shape has too many dims");
+  int64_t dims[kMaxRank];
+  for (int64_t d = 0; d < r; ++d) {
+    dims[d] = intAt(shape, d);
+    if (dims[d] < 0) a.fail("shape has a negative extent");
+  }
+  const TensorView& out = outputWith(a, 0, p.dtype, dims, int(r));
+  const int64_t n = out.numel();
+  char* y = out.as<char>();
   bool zero = true;
   for (int i = 0; i < p.bytes; ++i) zero = zero && p.value[i] == 0;
   if (zero) {
@@ -350,6 +385,7 @@ void registerMovement(Kernels& k) {
     return true;
   };
   sl.run = sliceKernel;
+  sl.dynamicShapes = true;  // extents from the starts/ends values: allocated through StepArgs::dynamic
   k.add(std::move(sl));
 
   Kernel ex = base("x_expand_strided", "Expand");
@@ -357,6 +393,7 @@ void registerMovement(Kernels& k) {
     return movable(t) && (kServeComputedShapeInputs || !computedInput(n, 1));
   };
   ex.run = expandKernel;
+  ex.dynamicShapes = true;
   k.add(std::move(ex));
 
   auto axisPrepare = [](const PrepareInfo& info, Prepared* out) {
@@ -420,11 +457,13 @@ void registerMovement(Kernels& k) {
     FillParams p;
     if (const ir::Tensor* v = info.node->attrs().getTensor("value")) {
       p.bytes = int32_t(elemBytes(v->dtype()));
+      p.dtype = v->dtype();
       std::memcpy(p.value, v->raw(), size_t(p.bytes));
     }
     out->setParams(p);
   };
   cs.run = fillKernel;
+  cs.dynamicShapes = true;
   k.add(std::move(cs));
 
   Kernel co = base("x_constant_copy", "Constant");

@@ -363,9 +363,23 @@ struct RunResult {
 
 // Prepares and runs kernel `k` on `node` with `threads` executor threads; with `usPerRun`,
 // runs it `reps` more times and reports the mean time of one run.
+// The runtime's allocator for outputs with run-time extents, with guards like the others.
+struct GuardedDynamicOutputs : runtime::DynamicOutputs {
+  runtime::TensorView* outs = nullptr;
+  std::vector<std::vector<unsigned char>> bufs;  // per output (moved vectors keep their data)
+  void* allocate(int i, DataType dtype, const int64_t* dims, int rank) override {
+    runtime::TensorView& v = outs[i];
+    v.dtype = dtype;
+    v.setExtents(std::vector<int64_t>(dims, dims + rank));
+    bufs[size_t(i)].assign(v.bytes() + 2 * 64, 0xA5);
+    v.data = bufs[size_t(i)].data() + 64;
+    return v.data;
+  }
+};
+
 RunResult runNative(const runtime::Kernel& k, const ir::Node& node, const std::vector<Tensor>& ins,
                     const std::vector<const Tensor*>& constants, const std::vector<Tensor>& refOut, int threads,
-                    double* usPerRun = nullptr, int reps = 0) {
+                    double* usPerRun = nullptr, int reps = 0, bool dynamicOutputs = false) {
   runtime::PrepareInfo info;
   info.node = &node;
   for (const Tensor& t : ins) {
@@ -403,8 +417,19 @@ RunResult runNative(const runtime::Kernel& k, const ir::Node& node, const std::v
     v.data = outBufs.back().data() + kGuard;
     outViews.push_back(v);
   }
+  GuardedDynamicOutputs dyn;
+  if (dynamicOutputs) {
+    // Extents unknown to the plan: the kernel asks the allocator (rank -1 views).
+    for (runtime::TensorView& v : outViews) {
+      v.rank = -1;
+      v.data = nullptr;
+    }
+    dyn.outs = outViews.data();
+    dyn.bufs.resize(outViews.size());
+  }
   auto exec = runtime::makeCpuExecutor(threads);
   runtime::StepArgs a;
+  a.dynamic = dynamicOutputs ? &dyn : nullptr;
   a.node = &node;
   a.inputs = inViews.data();
   a.numInputs = int(inViews.size());
@@ -425,7 +450,12 @@ RunResult runNative(const runtime::Kernel& k, const ir::Node& node, const std::v
 
   RunResult r;
   for (size_t o = 0; o < outBufs.size(); ++o) {
-    const std::vector<unsigned char>& b = outBufs[o];
+    const std::vector<unsigned char>& b = dynamicOutputs ? dyn.bufs[o] : outBufs[o];
+    if (b.size() < 2 * kGuard) {
+      r.guardsIntact = false;  // a dynamic output never allocated
+      r.outputs.emplace_back();
+      continue;
+    }
     for (size_t i = 0; i < kGuard; ++i)
       if (b[i] != kSentinel || b[b.size() - 1 - i] != kSentinel) r.guardsIntact = false;
     r.outputs.emplace_back(b.begin() + kGuard, b.end() - kGuard);
@@ -765,7 +795,8 @@ TEST(NativeOpsSplit, UnusedMiddleOutput) {
 }
 
 // While kServeComputedShapeInputs is off, supports() declines computed shape inputs; the
-// kernels themselves read those values at run time and must match the reference on them.
+// kernels themselves read those values at run time and must match the reference on them,
+// into planned outputs or into outputs they allocate (extents known only at run time).
 TEST(NativeOpsComputedShapes, KernelsReadValuesAtRunTime) {
   struct C {
     const char* op;
@@ -796,10 +827,15 @@ TEST(NativeOpsComputedShapes, KernelsReadValuesAtRunTime) {
     std::vector<ir::TensorType> types;
     for (const Tensor& t : c.ins) types.push_back(t.type());
     EXPECT_EQ(k->supports(n, types), runtime::nops::kServeComputedShapeInputs);
-    const RunResult got = runNative(*k, n, c.ins, std::vector<const Tensor*>(c.ins.size(), nullptr), ref, 2);
-    EXPECT_TRUE(got.guardsIntact);
-    ASSERT_EQ(got.outputs[0].size(), ref[0].nbytes());
-    EXPECT_EQ(0, std::memcmp(got.outputs[0].data(), ref[0].raw(), ref[0].nbytes()));
+    EXPECT_TRUE(k->dynamicShapes);
+    for (bool dynamic : {false, true}) {
+      SCOPED_TRACE(dynamic ? "extents from the allocator" : "planned extents");
+      const RunResult got =
+          runNative(*k, n, c.ins, std::vector<const Tensor*>(c.ins.size(), nullptr), ref, 2, nullptr, 0, dynamic);
+      EXPECT_TRUE(got.guardsIntact);
+      ASSERT_EQ(got.outputs[0].size(), ref[0].nbytes());
+      EXPECT_EQ(0, std::memcmp(got.outputs[0].data(), ref[0].raw(), ref[0].nbytes()));
+    }
   }
 }
 
