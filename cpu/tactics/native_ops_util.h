@@ -147,13 +147,11 @@ inline bool outputUsed(const ir::Node& n, size_t i) {
   return i < n.numOutputs() && n.output(i) != nullptr && !n.output(i)->name().empty();
 }
 
-// Whether input i of a node is computed at run time (not an initializer). The builder
-// times every candidate on random data for computed inputs, and the reference kernel of an
-// op whose output extents follow an input's values (ConstantOfShape, Expand, Slice) fails
-// on random values, which fails the build; so until the builder times such steps on real
-// values, the native kernels of those ops decline computed shape inputs (set this to
-// true to serve them: the kernels themselves handle them, see native_ops_movement.cpp).
-constexpr bool kServeComputedShapeInputs = false;
+// Whether input i of a node is computed at run time (not an initializer). The native
+// kernels of ops whose output extents follow an input's values (ConstantOfShape, Expand,
+// Slice) serve computed shape inputs: the builder no longer times the reference kernel
+// against them, and a candidate that refuses the random timing data is skipped.
+constexpr bool kServeComputedShapeInputs = true;
 inline bool computedInput(const ir::Node& n, size_t i) {
   return i < n.numInputs() && n.input(i) != nullptr && !n.input(i)->isInitializer();
 }
