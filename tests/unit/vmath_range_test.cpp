@@ -1,0 +1,134 @@
+// The polynomial activations (cpu/tactics/native_ops_approx.cpp: f32_unary_poly and its
+// AVX2 build) over the whole float range: every 257th bit pattern (16.7 million values,
+// every exponent and both signs, NaNs and infinities included) against a double-precision
+// evaluation, with the maximum error each function states in that file's header.
+#include <gtest/gtest.h>
+
+#include <bit>
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <string>
+#include <vector>
+
+#include "ir/graph.h"
+#include "runtime/kernel.h"
+
+namespace anvil::runtime {
+void registerNativeOpKernels(Kernels& k);
+}
+
+namespace {
+
+using anvil::DataType;
+using namespace anvil::runtime;
+
+struct Case {
+  const char* op;
+  const char* approximate;  // Gelu's attribute, or ""
+};
+
+double reference(const std::string& op, const std::string& approx, double x) {
+  if (op == "Exp") return std::exp(x);
+  if (op == "Sigmoid") return 1.0 / (1.0 + std::exp(-x));
+  if (op == "Tanh") return std::tanh(x);
+  if (op == "Erf") return std::erf(x);
+  if (approx == "tanh") return 0.5 * x * (1.0 + std::tanh(0.7978845608028654 * (x + 0.044715 * x * x * x)));
+  return 0.5 * x * (1.0 + std::erf(x / std::sqrt(2.0)));
+}
+
+// The allowed error of one result, as the file's header states it.
+double allowed(const std::string& op, double ref) {
+  if (op == "Exp") {
+    if (std::fabs(ref) < double(std::numeric_limits<float>::min())) return std::ldexp(1.0, -126);  // denormal results
+    return 3.0 * std::ldexp(1.0, std::ilogb(float(ref)) - 23);                                     // 3 ulp
+  }
+  if (op == "Gelu") return 3e-7 * std::max(1.0, std::fabs(ref));
+  return 3e-7;
+}
+
+class PolyRange : public ::testing::TestWithParam<std::tuple<Case, bool>> {};
+
+TEST_P(PolyRange, WithinStatedErrorOverAllFloats) {
+  const auto [c, avx2] = GetParam();
+  if (avx2 && !hostHasAll({"avx2", "fma"})) GTEST_SKIP() << "skipped: no AVX2/FMA";
+  Kernels registry;
+  registerNativeOpKernels(registry);
+  const Kernel* k = registry.find(anvil::Device::kCPU, c.op, "", avx2 ? "f32_unary_poly__avx2" : "f32_unary_poly");
+  ASSERT_NE(k, nullptr) << c.op;
+
+  const int64_t n = int64_t((uint64_t(1) << 32) / 257);
+  anvil::ir::Graph g;
+  auto* x = g.addValue("x", {DataType::kF32, anvil::ir::Shape({n})});
+  g.addInput(x);
+  anvil::ir::Node* node = g.addNode(c.op, "", "probe", {x}, {"y"});
+  if (*c.approximate) node->attrs().set("approximate", std::string(c.approximate));
+  const anvil::ir::TensorType t{DataType::kF32, anvil::ir::Shape({n})};
+  ASSERT_TRUE(!k->supports || k->supports(*node, {t}));
+  PrepareInfo info;
+  info.node = node;
+  info.minTypes = info.optTypes = info.maxTypes = {t};
+  info.maxOutputTypes = {t};
+  info.constants = {nullptr};
+  Prepared prepared;
+  if (k->prepare) k->prepare(info, &prepared);
+  std::vector<uint8_t> params(prepared.params.begin(), prepared.params.end());
+  params.resize(std::max<size_t>(params.size(), 64));
+
+  std::vector<float> in(static_cast<size_t>(n)), out(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i) in[size_t(i)] = std::bit_cast<float>(uint32_t(uint64_t(i) * 257));
+  auto exec = makeCpuExecutor(2);
+  TensorView vi, vo;
+  vi.data = in.data();
+  vi.dtype = vo.dtype = DataType::kF32;
+  vi.setExtents({n});
+  vo.data = out.data();
+  vo.setExtents({n});
+  StepArgs a;
+  a.node = node;
+  a.inputs = &vi;
+  a.numInputs = 1;
+  a.outputs = &vo;
+  a.numOutputs = 1;
+  a.params = {params.data(), prepared.params.size()};
+  a.executor = exec.get();
+  k->run(a);
+
+  double worst = 0, worstX = 0;
+  int64_t bad = 0, nanMismatch = 0;
+  const std::string op = c.op, approx = c.approximate;
+  for (int64_t i = 0; i < n; ++i) {
+    const float xi = in[size_t(i)], yi = out[size_t(i)];
+    const double ref = reference(op, approx, double(xi));
+    if (std::isnan(ref) || std::isnan(yi)) {
+      nanMismatch += std::isnan(ref) != std::isnan(yi);
+      continue;
+    }
+    if (std::isinf(ref) || std::fabs(ref) > double(std::numeric_limits<float>::max())) {
+      bad += !(std::isinf(yi) && std::signbit(yi) == std::signbit(ref));
+      continue;
+    }
+    const double err = std::fabs(double(yi) - ref);
+    const double tol = allowed(op, ref);
+    if (err > tol) ++bad;
+    if (err / tol > worst) {
+      worst = err / tol;
+      worstX = xi;
+    }
+  }
+  std::printf("  %-7s %-4s %-8s worst error %.3f of the stated bound (at x = %.9g), %lld values\n", c.op,
+              c.approximate, avx2 ? "avx2" : "portable", worst, worstX, (long long)n);
+  EXPECT_EQ(nanMismatch, 0) << "NaN in must be NaN out, and only then";
+  EXPECT_EQ(bad, 0) << "worst " << worst << " of the bound at x = " << worstX;
+}
+
+const Case kCases[] = {{"Exp", ""}, {"Sigmoid", ""}, {"Tanh", ""}, {"Erf", ""}, {"Gelu", "none"}, {"Gelu", "tanh"}};
+
+INSTANTIATE_TEST_SUITE_P(AllFloats, PolyRange, ::testing::Combine(::testing::ValuesIn(kCases), ::testing::Bool()),
+                         [](const auto& info) {
+                           const Case& c = std::get<0>(info.param);
+                           return std::string(c.op) + (*c.approximate ? std::string("_") + c.approximate : "") +
+                                  (std::get<1>(info.param) ? "_avx2" : "_portable");
+                         });
+
+}  // namespace
