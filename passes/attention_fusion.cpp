@@ -36,6 +36,19 @@
 // that are not exactly Q, K, V in that order over the last axis, steps other than 1,
 // other readers of any intermediate, unknown (not symbolic) dims, S or D that cannot be
 // proven equal, merge Reshapes with a non-constant or zero-copying shape.
+//
+// Last, the [S, N, E] <-> [N, S, E] swaps around the projections go (the packed node then
+// reads and writes layout "bshd"): row-wise linear layers commute with any reordering of
+// their rows, so
+//   P = MatMul|anvil.FusedMatMul(Transpose(X, [1,0,2]), W [, bias])        (no residual)
+//       [then Add(P, bias) with a bias constant per column]
+//   Y = anvil.Attention(P ...) {layout="sbhd"} : [S, N, E]
+//   O = Transpose(Reshape(L(Reshape(Y, [M, E])), [S, N, E2]), [1,0,2])
+//       L = Gemm|anvil.FusedGemm|MatMul|anvil.FusedMatMul on rows (no residual, no
+//       per-row bias, no transA)
+//   ->  P = ...(X, W [, bias]); Y {layout="bshd"} : [N, S, E];
+//       O = Reshape(L(Reshape(Y, [M, E])), [N, S, E2])
+// Declined when S and N are both symbolic (the new [N, S, E2] shape needs one of them).
 #include <algorithm>
 #include <cmath>
 #include <numeric>
@@ -329,6 +342,108 @@ bool foldPackedAt(ir::Graph& g, ir::Node& at) {
   return true;
 }
 
+// ---- sbhd -> bshd --------------------------------------------------------------------
+
+// A row-wise linear layer: out row r depends on input row r only (W constant, 2-D).
+bool rowWiseLinear(const ir::Graph& g, const ir::Node* n) {
+  if (!n) return false;
+  const bool gemm = (n->op() == "Gemm" && n->domain().empty()) || (n->op() == "FusedGemm" && n->domain() == "anvil");
+  const bool matmul =
+      (n->op() == "MatMul" && n->domain().empty()) || (n->op() == "FusedMatMul" && n->domain() == "anvil");
+  if (!gemm && !matmul) return false;
+  if (n->numInputs() < 2 || n->numInputs() > 3 || n->numOutputs() != 1 || n->attrs().getInt("has_residual", 0) != 0)
+    return false;
+  if (gemm && n->attrs().getInt("transA", 0) != 0) return false;
+  const ir::Value* w = n->input(1);
+  if (!trueConstantOf(g, w) || !w->shape().rankKnown() || w->shape().rank() != 2) return false;
+  if (n->numInputs() == 3 && n->input(2)) {  // the bias: the same for every row
+    const ir::Shape& b = n->input(2)->shape();
+    if (!b.rankKnown() || b.rank() > 2 || (b.rank() == 2 && !(b[0].isStatic() && b[0].value() == 1))) return false;
+  }
+  return true;
+}
+
+bool isPerm102(const ir::Node* n) {
+  return n && n->op() == "Transpose" && n->domain().empty() && n->attrs().getInts("perm") == std::vector<int64_t>{1, 0, 2};
+}
+
+bool toBshdAt(ir::Graph& g, ir::Node& at) {
+  if (at.attrs().getInt("qkv_packed", 0) == 0 || at.attrs().getString("layout", "bshd") != "sbhd") return false;
+  ir::Value* p = at.input(0);
+  ir::Value* y = at.output(0);
+  // The projection in front: rows of Transpose(X), possibly followed by bias Adds (as
+  // attention-fusion sees it, before linear-epilogue-fusion).
+  std::vector<ir::Value*> chain;  // values that change from [S, N, .] to [N, S, .]
+  ir::Value* cur = p;
+  ir::Node* proj = nullptr;
+  for (int guard = 0; guard < 4 && !proj; ++guard) {
+    if (!hasSingleUse(g, cur)) return false;
+    chain.push_back(cur);
+    ir::Node* n = cur->producer();
+    if (rowWiseLinear(g, n)) {
+      proj = n;
+    } else if (n && n->op() == "Add" && n->domain().empty() && n->numInputs() == 2) {
+      int c = trueConstantOf(g, n->input(0)) ? 0 : trueConstantOf(g, n->input(1)) ? 1 : -1;
+      if (c < 0) return false;
+      const ir::Shape& bs = n->input(size_t(c))->shape();  // per column: leading dims 1
+      if (!bs.rankKnown() || bs.rank() > 3) return false;
+      for (size_t i = 0; i + 1 < bs.rank(); ++i)
+        if (!(bs[i].isStatic() && bs[i].value() == 1)) return false;
+      cur = n->input(size_t(1 - c));
+    } else {
+      return false;
+    }
+  }
+  if (!proj) return false;
+  ir::Value* xt = proj->input(0);
+  ir::Node* tin = xt->producer();
+  if (!isPerm102(tin) || !hasSingleUse(g, xt)) return false;
+  ir::Value* x = tin->input(0);
+  if (!x->shape().rankKnown() || x->shape().rank() != 3) return false;
+  // The projection behind: Reshape to rows, a row-wise layer, Reshape to [S, N, E2], Transpose.
+  ir::Node* ra = fusion::soleUser(g, y);
+  if (!ra || ra->op() != "Reshape" || !ra->domain().empty() || ra->input(0) != y) return false;
+  std::vector<int64_t> shapeA;
+  if (ra->numInputs() < 2 || !constInts(g, ra->input(1), &shapeA) || shapeA.size() != 2) return false;
+  for (int64_t v : shapeA)
+    if (v == 0) return false;
+  ir::Value* rows = ra->output(0);
+  ir::Node* lin = fusion::soleUser(g, rows);
+  if (!rowWiseLinear(g, lin) || lin->input(0) != rows) return false;
+  ir::Value* lo = lin->output(0);
+  ir::Node* rb = fusion::soleUser(g, lo);
+  if (!rb || rb->op() != "Reshape" || !rb->domain().empty() || rb->input(0) != lo || rb->numInputs() < 2) return false;
+  ir::Value* back = rb->output(0);
+  const ir::Shape &ys = y->shape(), &bs = back->shape();
+  if (!ys.rankKnown() || ys.rank() != 3 || !bs.rankKnown() || bs.rank() != 3 || !bs[2].isStatic()) return false;
+  if (!provablySame(bs[0], ys[0]) || !provablySame(bs[1], ys[1])) return false;
+  ir::Node* tout = fusion::soleUser(g, back);
+  if (!isPerm102(tout) || isGraphOutput(g, tout->output(0))) return false;
+  // The new shape [N, S, E2]: one of N, S must be static (the other becomes -1).
+  const ir::Dim &sDim = ys[0], &nDim = ys[1];
+  if (!sDim.isStatic() && !nDim.isStatic()) return false;
+  ir::Tensor shape(ir::DataType::kI64, {3});
+  shape.data<int64_t>()[0] = nDim.isStatic() ? nDim.value() : -1;
+  shape.data<int64_t>()[1] = nDim.isStatic() ? -1 : sDim.value();
+  shape.data<int64_t>()[2] = bs[2].value();
+  const std::string base = at.name().empty() ? std::string("attention") : at.name();
+  ir::Value* sv = linear::addConstant(g, base + "/bshd_shape", std::move(shape));
+
+  // Rewrite: read X directly, attention in bshd, the output reshaped to [N, S, E2].
+  ir::Value* out = tout->output(0);
+  proj->setInput(0, x);
+  for (ir::Value* v : chain) v->setType({v->dtype(), ir::Shape({x->shape()[0], x->shape()[1], v->shape()[2]})});
+  at.attrs().set("layout", std::string("bshd"));
+  y->setType({y->dtype(), ir::Shape({nDim, sDim, ys[2]})});
+  rb->setInput(1, sv);
+  back->setType({back->dtype(), ir::Shape({nDim, sDim, bs[2]})});
+  g.replaceAllUses(out, back);
+  g.removeNode(tout);
+  g.removeNode(tin);
+  g.removeUnusedValues();
+  return true;
+}
+
 }  // namespace
 
 PassResult fuseAttention(ir::Graph& g, const PassContext& /*ctx*/) {
@@ -340,6 +455,7 @@ PassResult fuseAttention(ir::Graph& g, const PassContext& /*ctx*/) {
   // The head split/merge fold runs on the nodes the first sweep made (and any given).
   std::vector<Pattern> fold = {
       {"attention-packed-qkv", "Attention", "anvil", [](ir::Graph& gr, ir::Node& n) { return foldPackedAt(gr, n); }},
+      {"attention-bshd", "Attention", "anvil", [](ir::Graph& gr, ir::Node& n) { return toBshdAt(gr, n); }},
   };
   std::string stats;
   const int folded = applyPatterns(g, fold, &stats);
