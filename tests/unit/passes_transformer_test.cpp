@@ -841,6 +841,62 @@ TEST(AttentionFusion, TorchPackedQkvSymbolicBatch) {
   }
 }
 
+// A whole torch MultiheadAttention block as exported: hidden states h [N, S=5, E=8] swapped
+// to [S, N, E] for the in-projection (MatMul + bias Add, as attention-fusion sees it before
+// linear-epilogue-fusion), the packed attention, the out-projection on [S*N, E] rows, and
+// swapped back for the residual Add.
+std::string constList(int64_t n, double scale, int seed) {
+  std::string out = "[";
+  for (int64_t i = 0; i < n; ++i) out += (i ? ", " : "") + std::to_string(scale * std::sin(double(i * 7 + seed)));
+  return out + "]";
+}
+
+std::string torchMhaBlock(const std::string& n) {
+  std::string t = torchPackedMha(n, "1,1,5");
+  t.replace(t.find("%x: f32[5," + n + ",24]"), ("%x: f32[5," + n + ",24]").size(), "%h: f32[" + n + ",5,8]");
+  t.replace(t.find("-> (%out)"), 9, "-> (%r)");
+  const std::string consts = "  %w = const f32[8,24] " + constList(192, 0.5, 1) + "\n  %bias = const f32[24] " +
+                             constList(24, 0.2, 2) + "\n  %wo = const f32[8,8] " + constList(64, 0.5, 3) +
+                             "\n  %bo = const f32[8] " + constList(8, 0.2, 4) +
+                             "\n  %bshp = const i64[3] [5, -1, 8]\n"
+                             "  %ht = Transpose(%h) {perm=[1, 0, 2]}\n  %pm = MatMul(%ht, %w)\n  %x = Add(%bias, %pm)\n";
+  t.insert(t.find("  %q0 = Slice"), consts);
+  t.replace(t.find("%out = Reshape(%z, %oshp)"), 25,
+            "%m2 = Reshape(%z, %oshp)\n  %g = Gemm(%m2, %wo, %bo) {transB=1}\n  %g3 = Reshape(%g, %bshp)\n"
+            "  %t = Transpose(%g3) {perm=[1, 0, 2]}\n  %r = Add(%h, %t)");
+  return t;
+}
+
+TEST(AttentionFusion, TorchBlockLosesTheLayoutSwaps) {
+  auto r = runPass(torchMhaBlock("2"), passes::fuseAttention);
+  EXPECT_EQ(r.changed, 3);  // the attention, the fold, the layout
+  const std::string& t = r.printed;
+  EXPECT_EQ(t.find("Transpose"), std::string::npos) << t;
+  EXPECT_NE(t.find("= MatMul(%h, %w) : f32[2,5,24]"), std::string::npos) << t;
+  EXPECT_NE(t.find("layout=\"bshd\", mask_kind=\"add\", num_heads=2, qkv_packed=1, scale=0.5} : f32[2,5,8]"),
+            std::string::npos)
+      << t;
+  EXPECT_NE(t.find("const i64[3] [2, -1, 8]"), std::string::npos) << t;  // N static: [N, -1, E]
+  EXPECT_NE(t.find("%r = Add(%h, %"), std::string::npos) << t;
+  EXPECT_LT(r.error, 1e-5);
+  // Symbolic N: the back-reshape spells S instead.
+  ir::Model m = fusiontest::parseTyped(torchMhaBlock("N"));
+  EXPECT_EQ(passes::fuseAttention(*m.graph, {}).changed, 3);
+  ir::inferShapes(*m.graph);
+  ir::verify(*m.graph);
+  const std::string sym = ir::printGraph(*m.graph);
+  EXPECT_EQ(sym.find("Transpose"), std::string::npos) << sym;
+  EXPECT_NE(sym.find("const i64[3] [-1, 5, 8]"), std::string::npos) << sym;
+  EXPECT_NE(sym.find("qkv_packed=1, scale=0.5} : f32[N,5,8]"), std::string::npos) << sym;
+  // The swapped hidden states also read elsewhere: only the fold happens.
+  std::string shared = torchMhaBlock("2");
+  shared.replace(shared.find("-> (%r)"), 7, "-> (%r, %ht)");
+  auto s2 = runPass(shared, passes::fuseAttention);
+  EXPECT_EQ(s2.changed, 2);
+  EXPECT_NE(s2.printed.find("layout=\"sbhd\""), std::string::npos) << s2.printed;
+  EXPECT_LT(s2.error, 1e-5);
+}
+
 // What the fold must leave alone (the plain anvil.Attention stays, still exact).
 TEST(AttentionFusion, PackedFoldDeclines) {
   auto plainOnly = [](const std::string& text) {
