@@ -828,6 +828,16 @@ TEST(NativeSequenceBench, DISABLED_Timing) {
     attn.attrs = {};
   }
   bench({attn}, "Attention [12,128,64] no mask");
+  {
+    // The same heads read in place from a BERT-base-like packed projection [1, 128, 3*768].
+    std::mt19937 r3(3);
+    Case packed = attn;
+    packed.inputs = {{randomTensor(DataType::kF32, {1, 128, 3 * 768}, r3)}};
+    packed.attrs.set("qkv_packed", int64_t(1));
+    packed.attrs.set("num_heads", int64_t(12));
+    packed.attrs.set("head_size", int64_t(64));
+    bench({packed}, "Attention packed bshd [1,128,3x768], 12 heads of 64, no mask");
+  }
   Case ew = fusedElementwiseCases()[0];
   ew.inputs = {{randomTensor(DataType::kF32, {8, 64, 56, 56}, rng)}, {randomTensor(DataType::kF32, {8, 64, 56, 56}, rng)}};
   ew.attrs.set("program", std::vector<std::string>{"Sigmoid 0", "Mul 0 2", "Add 3 1"});
