@@ -19,6 +19,37 @@
 // scalar constant, intermediates with other readers (attention weights returned as an
 // output), ranks that differ or are unknown, non-f32 types, a softmax over another axis,
 // and masks that would broadcast the scores to a bigger shape.
+//
+// Then the head split and merge around a plain anvil.Attention fold into its packed form
+// (qkv_packed=1, layout "sbhd"; torch.nn.MultiheadAttention's export):
+//
+//   P = projection : [S, N, 3E]                       (E = H * D, D static)
+//   X_c = Transpose(Reshape(Slice(P, c*E, c*E+E, axis -1), -> [S, N*H, D]), perm [1,0,2])
+//   Y = anvil.Attention(X_0, X_1, X_2 [, mask]) : [N*H, S, D]
+//   Z = Transpose(Y, perm [1,0,2]) : [S, N*H, D]      read by Reshape nodes only
+//   ->  Y' = anvil.Attention(P [, mask']) {qkv_packed=1, layout="sbhd", num_heads=H,
+//            head_size=D, ...} : [S, N, E], and the Reshapes read Y' (same row-major
+//            order as Z); mask' is the mask reshaped to [N, H, ., .] when it varies over
+//            the flattened N*H axis (a view).
+// Row-major [S, N, E] -> [S, N*H, D] keeps every element in place, so head h of batch n
+// is attention batch n*H + h, which is what the packed form computes. Declined: Slices
+// that are not exactly Q, K, V in that order over the last axis, steps other than 1,
+// other readers of any intermediate, unknown (not symbolic) dims, S or D that cannot be
+// proven equal, merge Reshapes with a non-constant or zero-copying shape.
+//
+// Last, the [S, N, E] <-> [N, S, E] swaps around the projections go (the packed node then
+// reads and writes layout "bshd"): row-wise linear layers commute with any reordering of
+// their rows, so
+//   P = MatMul|anvil.FusedMatMul(Transpose(X, [1,0,2]), W [, bias])        (no residual)
+//       [then Add(P, bias) with a bias constant per column]
+//   Y = anvil.Attention(P ...) {layout="sbhd"} : [S, N, E]
+//   O = Transpose(Reshape(L(Reshape(Y, [M, E])), [S, N, E2]), [1,0,2])
+//       L = Gemm|anvil.FusedGemm|MatMul|anvil.FusedMatMul on rows (no residual, no
+//       per-row bias, no transA)
+//   ->  P = ...(X, W [, bias]); Y {layout="bshd"} : [N, S, E];
+//       O = Reshape(L(Reshape(Y, [M, E])), [N, S, E2])
+// Declined when S and N are both symbolic (the new [N, S, E2] shape needs one of them).
+#include <algorithm>
 #include <cmath>
 #include <numeric>
 
@@ -192,6 +223,227 @@ bool fuseAt(ir::Graph& g, ir::Node& pv) {
   return true;
 }
 
+// ---- the packed fold -----------------------------------------------------------------
+
+// Dims provably equal (an unknown dim equals nothing).
+bool provablySame(const ir::Dim& a, const ir::Dim& b) { return !a.isUnknown() && a == b; }
+
+// The constant int64 entries of v (a true constant), or false.
+bool constInts(const ir::Graph& g, const ir::Value* v, std::vector<int64_t>* out) {
+  const ir::Tensor* t = v ? trueConstantOf(g, v) : nullptr;
+  if (!t || (t->dtype() != ir::DataType::kI64 && t->dtype() != ir::DataType::kI32)) return false;
+  *out = t->toInt64Vector();
+  return true;
+}
+
+// One of Q, K, V: X = Transpose(Reshape(Slice(P, c*E, c*E+E, -1)), [1,0,2]). Returns P (and
+// the chain's nodes in *dead) or null; *d is the head size.
+ir::Value* headSplitOf(ir::Graph& g, ir::Value* x, int c, int64_t* d, std::vector<ir::Node*>* dead) {
+  ir::Node* tr = producerIs(x, "Transpose");
+  if (!tr || !hasSingleUse(g, x) || tr->attrs().getInts("perm") != std::vector<int64_t>{1, 0, 2}) return nullptr;
+  ir::Value* r = tr->input(0);
+  ir::Node* rs = producerIs(r, "Reshape");
+  if (!rs || !hasSingleUse(g, r)) return nullptr;
+  ir::Value* sl = rs->input(0);
+  ir::Node* slice = producerIs(sl, "Slice");
+  if (!slice || !hasSingleUse(g, sl) || slice->numInputs() < 3) return nullptr;
+  ir::Value* p = slice->input(0);
+  const ir::Shape &ps = p->shape(), &rsh = r->shape();
+  if (!ps.rankKnown() || ps.rank() != 3 || !ps[2].isStatic() || !rsh.rankKnown() || rsh.rank() != 3) return nullptr;
+  if (!rsh[2].isStatic() || rsh[2].value() <= 0 || !provablySame(rsh[0], ps[0])) return nullptr;
+  const int64_t w = ps[2].value();
+  if (w % 3 != 0) return nullptr;
+  const int64_t e = w / 3;
+  *d = rsh[2].value();
+  if (e % *d != 0) return nullptr;
+  std::vector<int64_t> starts, ends, axes = {-1}, steps = {1};
+  if (!constInts(g, slice->input(1), &starts) || !constInts(g, slice->input(2), &ends)) return nullptr;
+  if (slice->numInputs() > 3 && slice->input(3) && !constInts(g, slice->input(3), &axes)) return nullptr;
+  if (slice->numInputs() > 4 && slice->input(4) && !constInts(g, slice->input(4), &steps)) return nullptr;
+  if (starts.size() != 1 || ends.size() != 1 || axes.size() != 1 || steps.size() != 1) return nullptr;
+  if ((axes[0] != -1 && axes[0] != 2) || steps[0] != 1) return nullptr;
+  // ends beyond the extent clamp; a negative start or end counts from the end.
+  auto norm = [&](int64_t v) { return std::clamp(v < 0 ? v + w : v, int64_t(0), w); };
+  if (norm(starts[0]) != c * e || norm(ends[0]) != c * e + e) return nullptr;
+  dead->insert(dead->end(), {tr, rs, slice});
+  return p;
+}
+
+bool foldPackedAt(ir::Graph& g, ir::Node& at) {
+  if (at.attrs().getInt("qkv_packed", 0) != 0 || at.numInputs() < 3 || at.numOutputs() != 1) return false;
+  ir::Value* y = at.output(0);
+  if (y->dtype() != ir::DataType::kF32 || !y->shape().rankKnown() || y->shape().rank() != 3) return false;
+  std::vector<ir::Node*> dead;
+  ir::Value* p = nullptr;
+  int64_t d = 0;
+  for (int c = 0; c < 3; ++c) {
+    int64_t dc = 0;
+    ir::Value* pc = headSplitOf(g, at.input(size_t(c)), c, &dc, &dead);
+    if (!pc || (p && (pc != p || dc != d))) return false;
+    p = pc;
+    d = dc;
+  }
+  const int64_t e = p->shape()[2].value() / 3, heads = e / d;
+  // The merge: Z = Transpose(Y, [1,0,2]) read only by Reshapes with constant shapes that
+  // copy no dim (Y' has other dims than Z at axes 1 and 2).
+  ir::Node* mt = fusion::soleUser(g, y);
+  if (!mt || mt->op() != "Transpose" || !mt->domain().empty() ||
+      mt->attrs().getInts("perm") != std::vector<int64_t>{1, 0, 2})
+    return false;
+  ir::Value* z = mt->output(0);
+  const std::vector<ir::Node*> merges = g.users(z);
+  if (merges.empty() || isGraphOutput(g, z)) return false;
+  for (ir::Node* r : merges) {
+    std::vector<int64_t> shape;
+    if (r->op() != "Reshape" || !r->domain().empty() || r->input(0) != z || r->numInputs() < 2 ||
+        !constInts(g, r->input(1), &shape))
+      return false;
+    for (int64_t v : shape)
+      if (v == 0) return false;
+  }
+  // The mask: against [N*H, S, S] in the plain form, [N, H, S, S] in the packed one.
+  ir::Value* mask = at.numInputs() > 3 ? at.input(3) : nullptr;
+  const std::string base = at.name().empty() ? std::string("attention") : at.name();
+  if (mask) {
+    const ir::Shape& ms = mask->shape();
+    if (!ms.rankKnown() || ms.rank() > 3) return false;
+    if (ms.rank() == 3 && !(ms[0].isStatic() && ms[0].value() == 1)) {
+      // Varies over N*H: split that axis (a mask dim that might be 1 at run time would not split).
+      if (!ms[1].isStatic() || !ms[2].isStatic()) return false;
+      if (!ms[0].isStatic() && !provablySame(ms[0], y->shape()[0])) return false;
+      ir::Tensor shape(ir::DataType::kI64, {4});
+      const int64_t dims[4] = {-1, heads, ms[1].value(), ms[2].value()};
+      for (int i = 0; i < 4; ++i) shape.data<int64_t>()[i] = dims[i];
+      ir::Value* sv = linear::addConstant(g, base + "/mask_shape", std::move(shape));
+      ir::Node* mr = g.addNode("Reshape", "", base + "/mask_heads", {mask, sv},
+                               {linear::freshName(g, base + "/mask_heads")});
+      mr->setPrecision(mask->producer() ? mask->producer()->precision() : ir::DataType::kUndefined);
+      mask = mr->output(0);
+    }
+  }
+  ir::Attributes attrs = at.attrs();
+  attrs.set("qkv_packed", int64_t(1));
+  attrs.set("layout", std::string("sbhd"));
+  attrs.set("num_heads", heads);
+  attrs.set("head_size", d);
+  std::vector<ir::Value*> inputs = {p};
+  if (mask) inputs.push_back(mask);
+  ir::Node* fused = g.addNode("Attention", "anvil", base, inputs, {linear::freshName(g, y->name())});
+  fused->attrs() = std::move(attrs);
+  fused->setPrecision(at.precision());
+  fused->setDevice(at.device());
+  ir::Shape out({p->shape()[0], p->shape()[1], ir::Dim(e)});
+  fused->output(0)->setType({ir::DataType::kF32, out});
+  for (ir::Node* r : merges) r->setInput(0, fused->output(0));
+  g.removeNode(mt);
+  g.removeNode(&at);
+  for (ir::Node* n : dead) g.removeNode(n);
+  g.removeUnusedValues();
+  return true;
+}
+
+// ---- sbhd -> bshd --------------------------------------------------------------------
+
+// A row-wise linear layer: out row r depends on input row r only (W constant, 2-D).
+bool rowWiseLinear(const ir::Graph& g, const ir::Node* n) {
+  if (!n) return false;
+  const bool gemm = (n->op() == "Gemm" && n->domain().empty()) || (n->op() == "FusedGemm" && n->domain() == "anvil");
+  const bool matmul =
+      (n->op() == "MatMul" && n->domain().empty()) || (n->op() == "FusedMatMul" && n->domain() == "anvil");
+  if (!gemm && !matmul) return false;
+  if (n->numInputs() < 2 || n->numInputs() > 3 || n->numOutputs() != 1 || n->attrs().getInt("has_residual", 0) != 0)
+    return false;
+  if (gemm && n->attrs().getInt("transA", 0) != 0) return false;
+  const ir::Value* w = n->input(1);
+  if (!trueConstantOf(g, w) || !w->shape().rankKnown() || w->shape().rank() != 2) return false;
+  if (n->numInputs() == 3 && n->input(2)) {  // the bias: the same for every row
+    const ir::Shape& b = n->input(2)->shape();
+    if (!b.rankKnown() || b.rank() > 2 || (b.rank() == 2 && !(b[0].isStatic() && b[0].value() == 1))) return false;
+  }
+  return true;
+}
+
+bool isPerm102(const ir::Node* n) {
+  return n && n->op() == "Transpose" && n->domain().empty() && n->attrs().getInts("perm") == std::vector<int64_t>{1, 0, 2};
+}
+
+bool toBshdAt(ir::Graph& g, ir::Node& at) {
+  if (at.attrs().getInt("qkv_packed", 0) == 0 || at.attrs().getString("layout", "bshd") != "sbhd") return false;
+  ir::Value* p = at.input(0);
+  ir::Value* y = at.output(0);
+  // The projection in front: rows of Transpose(X), possibly followed by bias Adds (as
+  // attention-fusion sees it, before linear-epilogue-fusion).
+  std::vector<ir::Value*> chain;  // values that change from [S, N, .] to [N, S, .]
+  ir::Value* cur = p;
+  ir::Node* proj = nullptr;
+  for (int guard = 0; guard < 4 && !proj; ++guard) {
+    if (!hasSingleUse(g, cur)) return false;
+    chain.push_back(cur);
+    ir::Node* n = cur->producer();
+    if (rowWiseLinear(g, n)) {
+      proj = n;
+    } else if (n && n->op() == "Add" && n->domain().empty() && n->numInputs() == 2) {
+      int c = trueConstantOf(g, n->input(0)) ? 0 : trueConstantOf(g, n->input(1)) ? 1 : -1;
+      if (c < 0) return false;
+      const ir::Shape& bs = n->input(size_t(c))->shape();  // per column: leading dims 1
+      if (!bs.rankKnown() || bs.rank() > 3) return false;
+      for (size_t i = 0; i + 1 < bs.rank(); ++i)
+        if (!(bs[i].isStatic() && bs[i].value() == 1)) return false;
+      cur = n->input(size_t(1 - c));
+    } else {
+      return false;
+    }
+  }
+  if (!proj) return false;
+  ir::Value* xt = proj->input(0);
+  ir::Node* tin = xt->producer();
+  if (!isPerm102(tin) || !hasSingleUse(g, xt)) return false;
+  ir::Value* x = tin->input(0);
+  if (!x->shape().rankKnown() || x->shape().rank() != 3) return false;
+  // The projection behind: Reshape to rows, a row-wise layer, Reshape to [S, N, E2], Transpose.
+  ir::Node* ra = fusion::soleUser(g, y);
+  if (!ra || ra->op() != "Reshape" || !ra->domain().empty() || ra->input(0) != y) return false;
+  std::vector<int64_t> shapeA;
+  if (ra->numInputs() < 2 || !constInts(g, ra->input(1), &shapeA) || shapeA.size() != 2) return false;
+  for (int64_t v : shapeA)
+    if (v == 0) return false;
+  ir::Value* rows = ra->output(0);
+  ir::Node* lin = fusion::soleUser(g, rows);
+  if (!rowWiseLinear(g, lin) || lin->input(0) != rows) return false;
+  ir::Value* lo = lin->output(0);
+  ir::Node* rb = fusion::soleUser(g, lo);
+  if (!rb || rb->op() != "Reshape" || !rb->domain().empty() || rb->input(0) != lo || rb->numInputs() < 2) return false;
+  ir::Value* back = rb->output(0);
+  const ir::Shape &ys = y->shape(), &bs = back->shape();
+  if (!ys.rankKnown() || ys.rank() != 3 || !bs.rankKnown() || bs.rank() != 3 || !bs[2].isStatic()) return false;
+  if (!provablySame(bs[0], ys[0]) || !provablySame(bs[1], ys[1])) return false;
+  ir::Node* tout = fusion::soleUser(g, back);
+  if (!isPerm102(tout) || isGraphOutput(g, tout->output(0))) return false;
+  // The new shape [N, S, E2]: one of N, S must be static (the other becomes -1).
+  const ir::Dim &sDim = ys[0], &nDim = ys[1];
+  if (!sDim.isStatic() && !nDim.isStatic()) return false;
+  ir::Tensor shape(ir::DataType::kI64, {3});
+  shape.data<int64_t>()[0] = nDim.isStatic() ? nDim.value() : -1;
+  shape.data<int64_t>()[1] = nDim.isStatic() ? -1 : sDim.value();
+  shape.data<int64_t>()[2] = bs[2].value();
+  const std::string base = at.name().empty() ? std::string("attention") : at.name();
+  ir::Value* sv = linear::addConstant(g, base + "/bshd_shape", std::move(shape));
+
+  // Rewrite: read X directly, attention in bshd, the output reshaped to [N, S, E2].
+  ir::Value* out = tout->output(0);
+  proj->setInput(0, x);
+  for (ir::Value* v : chain) v->setType({v->dtype(), ir::Shape({x->shape()[0], x->shape()[1], v->shape()[2]})});
+  at.attrs().set("layout", std::string("bshd"));
+  y->setType({y->dtype(), ir::Shape({nDim, sDim, ys[2]})});
+  rb->setInput(1, sv);
+  back->setType({back->dtype(), ir::Shape({nDim, sDim, bs[2]})});
+  g.replaceAllUses(out, back);
+  g.removeNode(tout);
+  g.removeNode(tin);
+  g.removeUnusedValues();
+  return true;
+}
+
 }  // namespace
 
 PassResult fuseAttention(ir::Graph& g, const PassContext& /*ctx*/) {
@@ -200,6 +452,15 @@ PassResult fuseAttention(ir::Graph& g, const PassContext& /*ctx*/) {
   };
   PassResult r;
   r.changed = applyPatterns(g, patterns, &r.stats);
+  // The head split/merge fold runs on the nodes the first sweep made (and any given).
+  std::vector<Pattern> fold = {
+      {"attention-packed-qkv", "Attention", "anvil", [](ir::Graph& gr, ir::Node& n) { return foldPackedAt(gr, n); }},
+      {"attention-bshd", "Attention", "anvil", [](ir::Graph& gr, ir::Node& n) { return toBshdAt(gr, n); }},
+  };
+  std::string stats;
+  const int folded = applyPatterns(g, fold, &stats);
+  if (folded) r.stats += (r.stats.empty() ? "" : " ") + stats;
+  r.changed += folded;
   return r;
 }
 

@@ -93,7 +93,98 @@ void attention(const AttentionPlan& p, const Tensor& q, const Tensor& k, const T
   }
 }
 
+// The packed form (qkv_packed=1): per (batch b, head h, query row i) the same loops, the
+// operands addressed in QKV directly. Element (b, s, column c) of a [B, S, W] tensor in
+// layout bshd is at (b * S + s) * W + c, in layout sbhd at (s * B + b) * W + c.
+template <typename T>
+void packedAttention(KernelContext& ctx, AttentionMask kind, bool bshd, int64_t heads, int64_t d) {
+  using C = ComputeT<T>;
+  const Tensor& qkv = ctx.input(0);
+  const int64_t nb = qkv.dim(bshd ? 0 : 1), ns = qkv.dim(bshd ? 1 : 0), e = heads * d;
+  Tensor& out = ctx.allocOutput(0, qkv.dtype(), {qkv.dim(0), qkv.dim(1), e});
+  const T* x = qkv.data<T>();
+  T* y = out.data<T>();
+  auto at = [&](int64_t b, int64_t s, int64_t w) { return bshd ? (b * ns + s) * w : (s * nb + b) * w; };
+  const C scale = C(ctx.attrs().getFloat("scale", 1.0f));
+  const C fill = C(ctx.attrs().getFloat("mask_fill", -std::numeric_limits<float>::infinity()));
+  // The mask against the scores [B, H, S, S]: steps of its right-aligned axes, 0 where broadcast.
+  const Tensor* mask = kind == AttentionMask::kNone ? nullptr : &ctx.input(1);
+  std::vector<int64_t> ms(4, 0);
+  if (mask) {
+    const std::vector<int64_t> scores = {nb, heads, ns, ns};
+    bool fits = mask->rank() <= 4;
+    try {
+      fits = fits && ir::broadcastExtents(mask->dims(), scores) == scores;
+    } catch (const Error&) {
+      fits = false;
+    }
+    ctx.check(fits, "mask " + mask->summary() + " does not broadcast to the scores " +
+                        ir::Shape::fromExtents(scores).str());
+    ms = broadcastSteps(mask->dims(), scores);
+  }
+  std::vector<C> s(static_cast<size_t>(ns), C(0));
+  for (int64_t b = 0; b < nb; ++b)
+    for (int64_t h = 0; h < heads; ++h)
+      for (int64_t i = 0; i < ns; ++i) {
+        const T* qr = x + at(b, i, 3 * e) + h * d;
+        C m = -std::numeric_limits<C>::infinity();
+        for (int64_t j = 0; j < ns; ++j) {
+          const T* kr = x + at(b, j, 3 * e) + e + h * d;
+          C dot = 0;
+          for (int64_t t = 0; t < d; ++t) dot += C(qr[t]) * C(kr[t]);
+          C v = dot * scale;
+          if (mask) {
+            const int64_t mo = b * ms[0] + h * ms[1] + i * ms[2] + j * ms[3];
+            if (kind == AttentionMask::kAdd) v = v + C(mask->data<T>()[mo]);
+            else if (mask->data<bool>()[mo] == (kind == AttentionMask::kFillTrue)) v = fill;
+          }
+          s[size_t(j)] = v;
+          if (j == 0 || v > m) m = v;  // the first maximum, as the plain form takes it
+        }
+        C sum = 0;
+        for (int64_t j = 0; j < ns; ++j) {
+          s[size_t(j)] = std::exp(s[size_t(j)] - m);
+          sum += s[size_t(j)];
+        }
+        T* yr = y + at(b, i, e) + h * d;
+        for (int64_t t = 0; t < d; ++t) {
+          C acc = 0;
+          for (int64_t j = 0; j < ns; ++j) acc += s[size_t(j)] / sum * C(x[at(b, j, 3 * e) + 2 * e + h * d + t]);
+          yr[t] = T(acc);
+        }
+      }
+}
+
+AttentionMask maskKindOf(KernelContext& ctx) {
+  const std::string kindName = ctx.attrs().getString("mask_kind", "none");
+  if (kindName == "none") return AttentionMask::kNone;
+  if (kindName == "add") return AttentionMask::kAdd;
+  if (kindName == "fill_true") return AttentionMask::kFillTrue;
+  if (kindName == "fill_false") return AttentionMask::kFillFalse;
+  ctx.fail("mask_kind must be none, add, fill_true or fill_false, got '" + kindName + "'");
+}
+
+void packedAttentionKernel(KernelContext& ctx) {
+  const AttentionMask kind = maskKindOf(ctx);
+  const std::string layout = ctx.attrs().getString("layout", "bshd");
+  ctx.check(layout == "bshd" || layout == "sbhd", "layout must be bshd or sbhd, got '" + layout + "'");
+  const int64_t heads = ctx.attrs().getInt("num_heads", 0), d = ctx.attrs().getInt("head_size", 0);
+  ctx.check(heads > 0 && d > 0, "the packed form needs num_heads > 0 and head_size > 0");
+  ctx.check((kind != AttentionMask::kNone) == ctx.hasInput(1),
+            "the mask input (1) must be given exactly when mask_kind is not none");
+  const Tensor& qkv = ctx.input(0);
+  ctx.check(qkv.rank() == 3 && qkv.dim(2) == 3 * heads * d,
+            "QKV must be [B, S, 3 * num_heads * head_size], got " + qkv.summary());
+  if (kind == AttentionMask::kAdd) ctx.check(ctx.input(1).dtype() == qkv.dtype(), "an additive mask must have QKV's type");
+  if (kind == AttentionMask::kFillTrue || kind == AttentionMask::kFillFalse)
+    ctx.check(ctx.input(1).dtype() == DataType::kBool, "a fill mask must be bool");
+  dispatchFloat(qkv.dtype(), [&](auto tag) {
+    packedAttention<typename decltype(tag)::type>(ctx, kind, layout == "bshd", heads, d);
+  });
+}
+
 void attentionKernel(KernelContext& ctx) {
+  if (ctx.attrs().getInt("qkv_packed", 0) != 0) return packedAttentionKernel(ctx);
   const AttentionPlan p = planAttention(ctx);
   dispatchFloat(ctx.input(0).dtype(), [&](auto tag) {
     using T = typename decltype(tag)::type;

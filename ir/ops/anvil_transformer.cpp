@@ -15,6 +15,17 @@
 //   mask_fill  float (default -inf).
 // Projections stay outside (they are Gemm/MatMul); K is not transposed (the fusion
 // absorbs the exporter's Transpose).
+//
+// The packed form (qkv_packed=1) reads the heads straight out of one QKV projection:
+// anvil.Attention(QKV [, mask]) -> Y with
+//   num_heads H, head_size D (E = H * D), layout "bshd" (default) or "sbhd":
+//   QKV [B, S, 3E] (bshd) or [S, B, 3E] (sbhd): along the last axis Q, then K, then V,
+//     each H heads of D columns (head h of Q at columns [h*D, h*D+D), of K at E + h*D,
+//     of V at 2E + h*D);
+//   Y [B, S, E] or [S, B, E] (QKV's layout): head h's output at columns [h*D, h*D+D);
+//   mask (input 1) numpy-broadcasts to the scores [B, H, S, S] and must not enlarge them.
+// It equals the plain form on Q, K, V = Transpose(Reshape(Slice(QKV)), to [B, H, S, D])
+// followed by the inverse merge, without materializing any of them.
 #include "ir/op_schema.h"
 #include "ir/ops/infer_util.h"
 
@@ -32,23 +43,69 @@ void checkSameDim(const InferContext& c, const Dim& a, const Dim& b, const std::
     c.check(a.value() == b.value(), what + ": " + std::to_string(a.value()) + " vs " + std::to_string(b.value()));
 }
 
-void inferAttention(InferContext& c) {
-  const TensorType &q = c.inputType(0), &k = c.inputType(1), &v = c.inputType(2);
-  c.check(isFloatType(q.dtype), std::string("Q must be a float type, got ") + dtypeName(q.dtype));
-  c.check(k.dtype == q.dtype && v.dtype == q.dtype, "Q, K and V must have one element type");
+void checkMask(const InferContext& c, const Shape& m, const std::vector<Dim>& scores) {
+  if (!m.rankKnown()) return;
+  c.check(m.rank() <= scores.size(), "mask " + m.str() + " has a higher rank than the scores");
+  for (size_t i = 0; i < m.rank(); ++i) {
+    const Dim& md = m[i];
+    const Dim& sd = scores[scores.size() - m.rank() + i];
+    if (md.isStatic() && md.value() != 1 && sd.isStatic())
+      c.check(md.value() == sd.value(), "mask " + m.str() + " does not broadcast to the scores " + Shape(scores).str());
+  }
+}
+
+std::string checkMaskKind(InferContext& c, const TensorType& q, int maskInput) {
   const std::string kind = c.attrs().getString("mask_kind", "none");
   c.check(kind == "none" || kind == "add" || kind == "fill_true" || kind == "fill_false",
           "mask_kind must be none, add, fill_true or fill_false, got '" + kind + "'");
-  const bool hasMask = c.hasInput(3);
+  const bool hasMask = c.hasInput(size_t(maskInput));
   c.check(hasMask == (kind != "none"), kind == "none" ? "a mask input needs mask_kind add, fill_true or fill_false"
-                                                      : "mask_kind " + kind + " needs the mask input (input 3)");
+                                                      : "mask_kind " + kind + " needs the mask input (input " +
+                                                            std::to_string(maskInput) + ")");
   if (hasMask) {
-    const DataType mt = c.inputDtype(3);
+    const DataType mt = c.inputDtype(size_t(maskInput));
     if (kind == "add")
       c.check(mt == q.dtype, std::string("an additive mask must have Q's type, got ") + dtypeName(mt));
     else
       c.check(mt == DataType::kBool, std::string("a fill mask must be bool, got ") + dtypeName(mt));
   }
+  return kind;
+}
+
+void inferPackedAttention(InferContext& c) {
+  const TensorType& p = c.inputType(0);
+  c.check(isFloatType(p.dtype), std::string("QKV must be a float type, got ") + dtypeName(p.dtype));
+  c.check(c.numInputs() <= 2, "the packed form takes QKV and an optional mask, got " +
+                                  std::to_string(c.numInputs()) + " inputs");
+  const std::string layout = c.attrs().getString("layout", "bshd");
+  c.check(layout == "bshd" || layout == "sbhd", "layout must be bshd or sbhd, got '" + layout + "'");
+  const int64_t h = c.attrs().getInt("num_heads", 0), d = c.attrs().getInt("head_size", 0);
+  c.check(h > 0 && d > 0, "the packed form needs num_heads > 0 and head_size > 0, got " + std::to_string(h) + ", " +
+                              std::to_string(d));
+  const bool hasMask = checkMaskKind(c, p, 1) != "none";
+  if (!p.shape.rankKnown()) {
+    c.setOutput(0, p.dtype, Shape::unknownRank());
+    return;
+  }
+  c.check(p.shape.rank() == 3, "QKV must have rank 3 ([B, S, 3*H*D] or [S, B, 3*H*D]), got " + p.shape.str());
+  if (p.shape[2].isStatic())
+    c.check(p.shape[2].value() == 3 * h * d, "QKV's last dim must be 3 * num_heads * head_size = " +
+                                                 std::to_string(3 * h * d) + ", got " + p.shape.str());
+  const bool bshd = layout == "bshd";
+  const Dim& b = p.shape[bshd ? 0 : 1];
+  const Dim& s = p.shape[bshd ? 1 : 0];
+  if (hasMask) checkMask(c, c.inputShape(1), {b, Dim(h), s, s});
+  c.setOutput(0, p.dtype, Shape({p.shape[0], p.shape[1], Dim(h * d)}));
+}
+
+void inferAttention(InferContext& c) {
+  if (c.attrs().getInt("qkv_packed", 0) != 0) return inferPackedAttention(c);
+  c.check(c.numInputs() >= 3, "Q, K and V are inputs 0-2 (or set qkv_packed=1), got " +
+                                  std::to_string(c.numInputs()) + " inputs");
+  const TensorType &q = c.inputType(0), &k = c.inputType(1), &v = c.inputType(2);
+  c.check(isFloatType(q.dtype), std::string("Q must be a float type, got ") + dtypeName(q.dtype));
+  c.check(k.dtype == q.dtype && v.dtype == q.dtype, "Q, K and V must have one element type");
+  const bool hasMask = checkMaskKind(c, q, 3) != "none";
   if (!q.shape.rankKnown() || !k.shape.rankKnown() || !v.shape.rankKnown()) {
     c.setOutput(0, q.dtype, Shape::unknownRank());
     return;
@@ -74,25 +131,16 @@ void inferAttention(InferContext& c) {
   out.push_back(v.shape[r - 1]);
   scores.push_back(q.shape[r - 2]);
   scores.push_back(k.shape[r - 2]);
-  if (hasMask && c.inputShape(3).rankKnown()) {
-    const Shape& m = c.inputShape(3);
-    c.check(m.rank() <= scores.size(), "mask " + m.str() + " has a higher rank than the scores");
-    for (size_t i = 0; i < m.rank(); ++i) {
-      const Dim& md = m[i];
-      const Dim& sd = scores[scores.size() - m.rank() + i];
-      if (md.isStatic() && md.value() != 1 && sd.isStatic())
-        c.check(md.value() == sd.value(), "mask " + m.str() + " does not broadcast to the scores " + Shape(scores).str());
-    }
-  }
+  if (hasMask) checkMask(c, c.inputShape(3), scores);
   c.setOutput(0, q.dtype, Shape(out));
 }
 
 }  // namespace
 
 void registerAnvilTransformerOps(OpRegistry& r) {
-  r.add({.name = "Attention", .domain = "anvil", .minInputs = 3, .maxInputs = 4, .traits = kTraitFused,
+  r.add({.name = "Attention", .domain = "anvil", .minInputs = 1, .maxInputs = 4, .traits = kTraitFused,
          .infer = inferAttention,
-         .summary = "softmax(mask(scale * Q.K^T)).V over the last axis; Q,K,V [b...,S,D]; optional mask (input 3)"});
+         .summary = "softmax(mask(scale * Q.K^T)).V over the last axis; Q,K,V [b...,S,D]; optional mask (input 3); or qkv_packed=1: QKV [B,S,3HD]/[S,B,3HD] (layout bshd/sbhd), mask (input 1)"});
 }
 
 }  // namespace anvil::ir::ops

@@ -14,6 +14,10 @@ final IR (--dumpGraph), and requires:
     the ONNX model has Erf (or GELU-tanh) nodes, and no Erf left;
   - every attention block is one anvil.Attention: as many as the ONNX model has Softmax
     nodes, and no Softmax or plain MatMul left;
+  - every anvil.Attention is the packed form (qkv_packed=1) reading the QKV projection in
+    place (layout bshd): no Slice and no Transpose left (the head split/merge and the
+    [S, N, E] <-> [N, S, E] swaps around the projections are gone), and no more layers in
+    all than MAX_LAYERS says (bert_tiny: 56 before the fold, 34 after);
   - no shape computation survives: no Shape, Unsqueeze, Squeeze, Concat, ConstantOfShape,
     Range, Size; every Gather reads data (an embedding table, the hidden states), and none
     reads a shape.
@@ -29,6 +33,8 @@ import subprocess
 import sys
 import tempfile
 
+# The most layers a model may have after level 3 (the count when the fold landed).
+MAX_LAYERS = {"bert_tiny": 34}
 SHAPE_OPS = {"Shape", "Unsqueeze", "Squeeze", "Concat", "ConstantOfShape", "Range", "Size"}
 
 
@@ -101,6 +107,14 @@ def main(argv=None):
     expect(types["anvil.Attention"] == want_attn, f"anvil.Attention layers: {types['anvil.Attention']} (want {want_attn})")
     expect(types["Softmax"] == 0 and types["MatMul"] == 0,
            f"no Softmax ({types['Softmax']}) or plain MatMul ({types['MatMul']}) left")
+
+    # The head split and merge folded into the attention node.
+    packed = len(re.findall(r"= anvil\.Attention\([^)]*\) \{[^}]*qkv_packed=1", final_ir))
+    expect(packed == want_attn, f"packed anvil.Attention (qkv_packed=1): {packed} (want {want_attn})")
+    expect(types["Slice"] == 0, f"no Slice left ({types['Slice']})")
+    expect(types["Transpose"] == 0, f"no Transpose left ({types['Transpose']})")
+    if args.model in MAX_LAYERS:
+        expect(len(layers) <= MAX_LAYERS[args.model], f"layers: {len(layers)} (want <= {MAX_LAYERS[args.model]})")
 
     # Shape chains.
     shape_left = {op: types[op] for op in SHAPE_OPS if types[op]}

@@ -132,6 +132,39 @@ std::vector<Case> attentionCases() {
   add("empty_batch", {0, 3, 4}, {1, 5, 4}, {1, 5, 4}, "none", {});
   add("Sk0", {2, 3, 4}, {2, 0, 4}, {2, 0, 6}, "none", {});
   add("Sk_gt_threads_rows", {1, 1, 63, 64}, {1, 1, 17, 64}, {1, 1, 17, 33}, "none", {});
+  // The packed form (qkv_packed=1): heads read in place from [B, S, 3HD] / [S, B, 3HD] with
+  // the projection's row stride, the output written into [B, S, HD] / [S, B, HD]; seq 1,
+  // 7, 17, 63, head sizes around the vector width, every mask kind and broadcast.
+  auto packed = [&](std::string layout, int64_t b, int64_t s, int64_t h, int64_t d, std::string kind, Dims mask) {
+    Case c;
+    c.name = "Attention_packed_" + layout + "_b" + std::to_string(b) + "_s" + std::to_string(s) + "_h" +
+             std::to_string(h) + "_d" + std::to_string(d) + "_" + kind;
+    c.op = "Attention";
+    c.domain = "anvil";
+    c.tolerance = kAttentionTol;
+    const Dims x = layout == "bshd" ? Dims{b, s, 3 * h * d} : Dims{s, b, 3 * h * d};
+    c.inputs = {{randomTensor(DataType::kF32, x, rng)}};
+    if (kind != "none")
+      c.inputs.push_back({randomTensor(kind == "add" ? DataType::kF32 : DataType::kBool, mask, rng)});
+    c.attrs.set("qkv_packed", int64_t(1));
+    c.attrs.set("layout", layout);
+    c.attrs.set("num_heads", h);
+    c.attrs.set("head_size", d);
+    c.attrs.set("scale", 0.3f);
+    if (kind != "none") c.attrs.set("mask_kind", kind);
+    if (kind == "fill_true" || kind == "fill_false") c.attrs.set("mask_fill", -1e4f);
+    cs.push_back(std::move(c));
+  };
+  for (const char* layout : {"bshd", "sbhd"}) {
+    packed(layout, 1, 1, 1, 8, "none", {});
+    packed(layout, 2, 7, 3, 13, "add", {2, 1, 1, 7});
+    packed(layout, 3, 17, 2, 16, "fill_true", {17, 17});
+    packed(layout, 2, 63, 4, 16, "fill_false", {2, 4, 63, 1});
+    packed(layout, 1, 63, 1, 64, "add", {1, 1, 63, 63});
+    packed(layout, 2, 16, 4, 16, "add", {2, 4, 1, 16});  // bert_tiny's layer at batch 2
+    packed(layout, 3, 9, 2, 33, "none", {});
+  }
+  packed("sbhd", 0, 5, 2, 8, "none", {});  // empty batch
   return cs;
 }
 
@@ -795,6 +828,16 @@ TEST(NativeSequenceBench, DISABLED_Timing) {
     attn.attrs = {};
   }
   bench({attn}, "Attention [12,128,64] no mask");
+  {
+    // The same heads read in place from a BERT-base-like packed projection [1, 128, 3*768].
+    std::mt19937 r3(3);
+    Case packed = attn;
+    packed.inputs = {{randomTensor(DataType::kF32, {1, 128, 3 * 768}, r3)}};
+    packed.attrs.set("qkv_packed", int64_t(1));
+    packed.attrs.set("num_heads", int64_t(12));
+    packed.attrs.set("head_size", int64_t(64));
+    bench({packed}, "Attention packed bshd [1,128,3x768], 12 heads of 64, no mask");
+  }
   Case ew = fusedElementwiseCases()[0];
   ew.inputs = {{randomTensor(DataType::kF32, {8, 64, 56, 56}, rng)}, {randomTensor(DataType::kF32, {8, 64, 56, 56}, rng)}};
   ew.attrs.set("program", std::vector<std::string>{"Sigmoid 0", "Mul 0 2", "Add 3 1"});

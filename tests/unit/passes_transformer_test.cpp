@@ -762,6 +762,237 @@ TEST(AttentionOp, ReferenceKernelMatchesPlainAttention) {
   }
 }
 
+// ---- attention-fusion: the packed QKV fold ----------------------------------------------
+
+// torch.nn.MultiheadAttention as exported (opset 17) from the packed projection on: x is the
+// in-projection's output [S=5, N, 3E=24] (E = 8, H = 2 heads of D = 4), Q/K/V sliced off
+// it, split into heads ([S, N*H, D], K straight to K^T), merged back to [S*N, E].
+std::string torchPackedMha(const std::string& n, const std::string& maskDims) {
+  return "graph @main(%x: f32[5," + n + ",24], %mask: f32[" + maskDims + R"(]) -> (%out) {
+  %s0 = const i64[1] [0]
+  %s1 = const i64[1] [8]
+  %s2 = const i64[1] [16]
+  %s3 = const i64[1] [24]
+  %ax = const i64[1] [-1]
+  %shp = const i64[3] [5, -1, 4]
+  %oshp = const i64[2] [-1, 8]
+  %c = const f32[] [2]
+  %one = const f32[] [1]
+  %q0 = Slice(%x, %s0, %s1, %ax)
+  %k0 = Slice(%x, %s1, %s2, %ax)
+  %v0 = Slice(%x, %s2, %s3, %ax)
+  %q1 = Reshape(%q0, %shp)
+  %q = Transpose(%q1) {perm=[1, 0, 2]}
+  %k1 = Reshape(%k0, %shp)
+  %v1 = Reshape(%v0, %shp)
+  %v = Transpose(%v1) {perm=[1, 0, 2]}
+  %qs = Div(%q, %c)
+  %kt = Transpose(%k1) {perm=[1, 2, 0]}
+  %sc = MatMul(%qs, %kt)
+  %sm = Mul(%sc, %one)
+  %sa = Add(%sm, %mask)
+  %p = Softmax(%sa) {axis=-1}
+  %y = MatMul(%p, %v)
+  %z = Transpose(%y) {perm=[1, 0, 2]}
+  %out = Reshape(%z, %oshp)
+}
+)";
+}
+
+TEST(AttentionFusion, TorchPackedQkvFoldsSplitAndMerge) {
+  auto r = runPass(torchPackedMha("2", "4,1,5"), passes::fuseAttention);
+  EXPECT_EQ(r.changed, 2);  // the attention, then the fold
+  // The mask varies over N*H: split into [N, H, 1, S] (a view).
+  EXPECT_EQ(r.printed,
+            "graph @main(%x: f32[5,2,24], %mask: f32[4,1,5]) -> (%out: f32[10,8]) {\n"
+            "  %oshp = const i64[2] [-1, 8]\n"
+            "  %\"attention/Attention/mask_shape\" = const i64[4] [-1, 2, 1, 5]\n"
+            "  %0 = Reshape(%mask, %\"attention/Attention/mask_shape\") : f32[2,2,1,5]\n"
+            "  %1 = anvil.Attention(%x, %0) {head_size=4, layout=\"sbhd\", mask_kind=\"add\", num_heads=2, "
+            "qkv_packed=1, scale=0.5} : f32[5,2,8]\n"
+            "  %out = Reshape(%1, %oshp) : f32[10,8]\n"
+            "}\n");
+  EXPECT_LT(r.error, 1e-5);
+  // A mask shared by every batch and head is read as it is.
+  auto shared = runPass(torchPackedMha("3", "1,5,5"), passes::fuseAttention);
+  EXPECT_EQ(shared.changed, 2);
+  EXPECT_NE(shared.printed.find("= anvil.Attention(%x, %mask) {head_size=4, layout=\"sbhd\""), std::string::npos)
+      << shared.printed;
+  EXPECT_EQ(shared.printed.find("Reshape(%mask"), std::string::npos) << shared.printed;
+  EXPECT_LT(shared.error, 1e-5);
+}
+
+// The builder runs the passes on the declared shapes: a symbolic batch N folds the same.
+TEST(AttentionFusion, TorchPackedQkvSymbolicBatch) {
+  for (const char* mask : {"1,1,5", "\"2*N\",1,5"}) {
+    SCOPED_TRACE(mask);
+    ir::Model m = fusiontest::parseTyped(torchPackedMha("N", mask));
+    EXPECT_EQ(passes::fuseAttention(*m.graph, {}).changed, 2);
+    ir::inferShapes(*m.graph);
+    ir::verify(*m.graph);
+    const std::string text = ir::printGraph(*m.graph);
+    EXPECT_NE(text.find("qkv_packed=1, scale=0.5} : f32[5,N,8]"), std::string::npos) << text;
+    EXPECT_NE(text.find("%out = Reshape(%"), std::string::npos) << text;
+    EXPECT_EQ(text.find("Slice"), std::string::npos) << text;
+    EXPECT_EQ(text.find("Transpose"), std::string::npos) << text;
+    EXPECT_EQ(m.graph->outputs()[0]->type().str(), "f32[5*N,8]");
+    // A mask over N*H heads is split to [N, H, 1, S]; a shared one is read as it is.
+    EXPECT_EQ(text.find("Reshape(%mask") != std::string::npos, mask[0] == '"') << text;
+  }
+}
+
+// A whole torch MultiheadAttention block as exported: hidden states h [N, S=5, E=8] swapped
+// to [S, N, E] for the in-projection (MatMul + bias Add, as attention-fusion sees it before
+// linear-epilogue-fusion), the packed attention, the out-projection on [S*N, E] rows, and
+// swapped back for the residual Add.
+std::string constList(int64_t n, double scale, int seed) {
+  std::string out = "[";
+  for (int64_t i = 0; i < n; ++i) out += (i ? ", " : "") + std::to_string(scale * std::sin(double(i * 7 + seed)));
+  return out + "]";
+}
+
+std::string torchMhaBlock(const std::string& n) {
+  std::string t = torchPackedMha(n, "1,1,5");
+  t.replace(t.find("%x: f32[5," + n + ",24]"), ("%x: f32[5," + n + ",24]").size(), "%h: f32[" + n + ",5,8]");
+  t.replace(t.find("-> (%out)"), 9, "-> (%r)");
+  const std::string consts = "  %w = const f32[8,24] " + constList(192, 0.5, 1) + "\n  %bias = const f32[24] " +
+                             constList(24, 0.2, 2) + "\n  %wo = const f32[8,8] " + constList(64, 0.5, 3) +
+                             "\n  %bo = const f32[8] " + constList(8, 0.2, 4) +
+                             "\n  %bshp = const i64[3] [5, -1, 8]\n"
+                             "  %ht = Transpose(%h) {perm=[1, 0, 2]}\n  %pm = MatMul(%ht, %w)\n  %x = Add(%bias, %pm)\n";
+  t.insert(t.find("  %q0 = Slice"), consts);
+  t.replace(t.find("%out = Reshape(%z, %oshp)"), 25,
+            "%m2 = Reshape(%z, %oshp)\n  %g = Gemm(%m2, %wo, %bo) {transB=1}\n  %g3 = Reshape(%g, %bshp)\n"
+            "  %t = Transpose(%g3) {perm=[1, 0, 2]}\n  %r = Add(%h, %t)");
+  return t;
+}
+
+TEST(AttentionFusion, TorchBlockLosesTheLayoutSwaps) {
+  auto r = runPass(torchMhaBlock("2"), passes::fuseAttention);
+  EXPECT_EQ(r.changed, 3);  // the attention, the fold, the layout
+  const std::string& t = r.printed;
+  EXPECT_EQ(t.find("Transpose"), std::string::npos) << t;
+  EXPECT_NE(t.find("= MatMul(%h, %w) : f32[2,5,24]"), std::string::npos) << t;
+  EXPECT_NE(t.find("layout=\"bshd\", mask_kind=\"add\", num_heads=2, qkv_packed=1, scale=0.5} : f32[2,5,8]"),
+            std::string::npos)
+      << t;
+  EXPECT_NE(t.find("const i64[3] [2, -1, 8]"), std::string::npos) << t;  // N static: [N, -1, E]
+  EXPECT_NE(t.find("%r = Add(%h, %"), std::string::npos) << t;
+  EXPECT_LT(r.error, 1e-5);
+  // Symbolic N: the back-reshape spells S instead.
+  ir::Model m = fusiontest::parseTyped(torchMhaBlock("N"));
+  EXPECT_EQ(passes::fuseAttention(*m.graph, {}).changed, 3);
+  ir::inferShapes(*m.graph);
+  ir::verify(*m.graph);
+  const std::string sym = ir::printGraph(*m.graph);
+  EXPECT_EQ(sym.find("Transpose"), std::string::npos) << sym;
+  EXPECT_NE(sym.find("const i64[3] [-1, 5, 8]"), std::string::npos) << sym;
+  EXPECT_NE(sym.find("qkv_packed=1, scale=0.5} : f32[N,5,8]"), std::string::npos) << sym;
+  // The swapped hidden states also read elsewhere: only the fold happens.
+  std::string shared = torchMhaBlock("2");
+  shared.replace(shared.find("-> (%r)"), 7, "-> (%r, %ht)");
+  auto s2 = runPass(shared, passes::fuseAttention);
+  EXPECT_EQ(s2.changed, 2);
+  EXPECT_NE(s2.printed.find("layout=\"sbhd\""), std::string::npos) << s2.printed;
+  EXPECT_LT(s2.error, 1e-5);
+}
+
+// What the fold must leave alone (the plain anvil.Attention stays, still exact).
+TEST(AttentionFusion, PackedFoldDeclines) {
+  auto plainOnly = [](const std::string& text) {
+    auto r = runPass(text, passes::fuseAttention);
+    EXPECT_EQ(r.changed, 1) << r.printed;
+    EXPECT_EQ(r.printed.find("qkv_packed"), std::string::npos) << r.printed;
+    EXPECT_LT(r.error, 1e-5);
+  };
+  const std::string base = torchPackedMha("2", "4,1,5");
+  auto edit = [&](const std::string& from, const std::string& to) {
+    std::string t = base;
+    const size_t at = t.find(from);
+    EXPECT_NE(at, std::string::npos) << from;
+    return t.replace(at, from.size(), to);
+  };
+  // Q and K sliced in the other order.
+  plainOnly(edit("%q0 = Slice(%x, %s0, %s1, %ax)\n  %k0 = Slice(%x, %s1, %s2, %ax)",
+                 "%q0 = Slice(%x, %s1, %s2, %ax)\n  %k0 = Slice(%x, %s0, %s1, %ax)"));
+  // The merged heads are also a graph output.
+  plainOnly(edit("-> (%out)", "-> (%out, %z)"));
+  // A merge Reshape that copies a dim (0) of the [S, N*H, D] input.
+  plainOnly(edit("%oshp = const i64[2] [-1, 8]", "%oshp = const i64[3] [0, 0, 4]"));
+  // V read from another projection.
+  plainOnly(edit("%v0 = Slice(%x, %s2, %s3, %ax)", "%v0 = Slice(%x, %s1, %s2, %ax)"));
+}
+
+// The packed form against the plain one on the same data: Q, K, V cut out of QKV by hand.
+TEST(AttentionOp, PackedFormMatchesPlainForm) {
+  struct PackedCase {
+    std::string layout, kind;
+    int64_t b, s, h, d;
+    std::vector<int64_t> mask;
+  };
+  const PackedCase cases[] = {
+      {"bshd", "none", 2, 7, 3, 5, {}},          {"sbhd", "add", 3, 5, 2, 4, {3, 2, 1, 5}},
+      {"bshd", "fill_true", 1, 17, 4, 8, {17, 17}}, {"sbhd", "fill_false", 2, 1, 1, 3, {2, 1, 1, 1}},
+      {"sbhd", "add", 2, 6, 3, 2, {3, 6, 1}},
+  };
+  std::mt19937 rng(11);
+  for (const PackedCase& c : cases) {
+    SCOPED_TRACE(c.layout + " " + c.kind + " S=" + std::to_string(c.s));
+    const bool bshd = c.layout == "bshd";
+    const int64_t e = c.h * c.d;
+    const std::vector<int64_t> xd = bshd ? std::vector<int64_t>{c.b, c.s, 3 * e} : std::vector<int64_t>{c.s, c.b, 3 * e};
+    ir::Graph g;
+    ir::Value* xv = g.addValue("x", {ir::DataType::kF32, ir::Shape::fromExtents(xd)});
+    g.addInput(xv);
+    std::vector<ir::Value*> ins = {xv};
+    const bool hasMask = c.kind != "none";
+    const ir::DataType mt = c.kind == "add" ? ir::DataType::kF32 : ir::DataType::kBool;
+    if (hasMask) {
+      ins.push_back(g.addValue("m", {mt, ir::Shape::fromExtents(c.mask)}));
+      g.addInput(ins.back());
+    }
+    ir::Node* n = g.addNode("Attention", "anvil", "attn", ins, {"y"});
+    n->attrs().set("qkv_packed", int64_t(1));
+    n->attrs().set("layout", c.layout);
+    n->attrs().set("num_heads", c.h);
+    n->attrs().set("head_size", c.d);
+    n->attrs().set("scale", 0.4f);
+    if (hasMask) n->attrs().set("mask_kind", c.kind);
+    if (hasMask && c.kind != "add") n->attrs().set("mask_fill", -1e4f);
+    g.addOutput(n->output(0));
+    ir::inferShapes(g);
+    ir::verify(g);
+    const std::vector<int64_t> yd = {xd[0], xd[1], e};
+    EXPECT_EQ(n->output(0)->shape(), ir::Shape::fromExtents(yd));
+    std::map<std::string, ir::Tensor> data = {{"x", randomTensor(ir::DataType::kF32, xd, rng)}};
+    if (hasMask) data.emplace("m", randomTensor(mt, c.mask, rng));
+    auto out = cpu::Interpreter::run(g, data);
+    // Q, K, V [B, H, S, D] by hand, the plain attention, and the merge by hand.
+    const ir::Tensor& x = data.at("x");
+    auto xat = [&](int64_t b, int64_t s) { return bshd ? (b * c.s + s) * 3 * e : (s * c.b + b) * 3 * e; };
+    std::vector<ir::Tensor> qkv;
+    for (int64_t part = 0; part < 3; ++part) {
+      ir::Tensor t(ir::DataType::kF32, {c.b, c.h, c.s, c.d});
+      for (int64_t b = 0; b < c.b; ++b)
+        for (int64_t hh = 0; hh < c.h; ++hh)
+          for (int64_t s = 0; s < c.s; ++s)
+            for (int64_t t2 = 0; t2 < c.d; ++t2)
+              t.setDouble(((b * c.h + hh) * c.s + s) * c.d + t2, x.getDouble(xat(b, s) + part * e + hh * c.d + t2));
+      qkv.push_back(std::move(t));
+    }
+    ir::Tensor plain = naiveAttention(qkv[0], qkv[1], qkv[2], hasMask ? &data.at("m") : nullptr, c.kind, 0.4f, -1e4f);
+    ir::Tensor want(ir::DataType::kF32, yd);
+    for (int64_t b = 0; b < c.b; ++b)
+      for (int64_t hh = 0; hh < c.h; ++hh)
+        for (int64_t s = 0; s < c.s; ++s)
+          for (int64_t t2 = 0; t2 < c.d; ++t2)
+            want.setDouble((bshd ? (b * c.s + s) : (s * c.b + b)) * e + hh * c.d + t2,
+                           plain.getDouble(((b * c.h + hh) * c.s + s) * c.d + t2));
+    ASSERT_EQ(out[0].dims(), want.dims());
+    EXPECT_LT(fusiontest::relError(out[0], want), 1e-5);
+  }
+}
+
 // The native anvil.Attention kernels are tested against the reference kernel in
 // tests/unit/native_sequence_test.cpp.
 
@@ -834,6 +1065,26 @@ TEST(AttentionOp, InferenceNamesWhatIsWrong) {
   %y = anvil.Attention(%q, %k, %v)
 })",
               "float type");
+  expectError(R"(graph @main(%x: f32[2,4,24]) -> (%y) {
+  %y = anvil.Attention(%x) {qkv_packed=1, num_heads=2, head_size=3}
+})",
+              "3 * num_heads * head_size = 18");
+  expectError(R"(graph @main(%x: f32[2,4,24]) -> (%y) {
+  %y = anvil.Attention(%x) {qkv_packed=1, num_heads=2, head_size=4, layout="bhsd"}
+})",
+              "layout must be bshd or sbhd");
+  expectError(R"(graph @main(%x: f32[2,4,24], %m: f32[2,3,4,4]) -> (%y) {
+  %y = anvil.Attention(%x, %m) {qkv_packed=1, num_heads=2, head_size=4, mask_kind="add"}
+})",
+              "does not broadcast");
+  expectError(R"(graph @main(%x: f32[2,4,24]) -> (%y) {
+  %y = anvil.Attention(%x) {qkv_packed=1, num_heads=2}
+})",
+              "head_size > 0");
+  expectError(R"(graph @main(%x: f32[2,4,24]) -> (%y) {
+  %y = anvil.Attention(%x)
+})",
+              "Q, K and V are inputs 0-2");
 }
 
 // Symbolic batch: inference keeps N.
