@@ -61,15 +61,19 @@ class CpuExecutor final : public Executor {
     count_ = n;
     next_.store(0, std::memory_order_relaxed);
     error_ = nullptr;
-    pending_.store(int(workers_.size()), std::memory_order_relaxed);
+    uint64_t g;
     {
       std::lock_guard<std::mutex> lk(mu_);
-      gen_.fetch_add(1, std::memory_order_release);
+      g = gen_.fetch_add(1, std::memory_order_seq_cst) + 1;
+      open_.store(g, std::memory_order_seq_cst);
     }
     if (sleepers_.load(std::memory_order_acquire) > 0) cv_.notify_all();
     work();
-    // Wait for the workers to leave the region (they may still be finishing a task).
-    for (int spins = 0; pending_.load(std::memory_order_acquire) != 0; ++spins) {
+    // Close the region, then wait only for workers that entered it. A worker that was not
+    // scheduled in time finds it closed and skips it: on a loaded machine the caller does
+    // all the work instead of waiting a scheduler quantum for a sleeping helper.
+    open_.store(0, std::memory_order_seq_cst);
+    for (int spins = 0; inside_.load(std::memory_order_seq_cst) != 0; ++spins) {
       if (spins < 4096) _mm_pause();
       else std::this_thread::yield();
     }
@@ -114,8 +118,9 @@ class CpuExecutor final : public Executor {
       }
       if (stop_.load(std::memory_order_acquire)) return;
       seen = g;
-      work();
-      pending_.fetch_sub(1, std::memory_order_acq_rel);
+      inside_.fetch_add(1, std::memory_order_seq_cst);
+      if (open_.load(std::memory_order_seq_cst) == g) work();
+      inside_.fetch_sub(1, std::memory_order_seq_cst);
     }
   }
 
@@ -125,7 +130,8 @@ class CpuExecutor final : public Executor {
   std::condition_variable cv_;
   std::atomic<uint64_t> gen_{0};
   std::atomic<int> sleepers_{0};
-  std::atomic<int> pending_{0};
+  std::atomic<uint64_t> open_{0};  // the generation of the open region, 0 when closed
+  std::atomic<int> inside_{0};     // workers inside work() or deciding whether to enter
   std::atomic<int64_t> next_{0};
   std::atomic_flag busy_ = ATOMIC_FLAG_INIT;
   const FunctionRef<void(int64_t)>* fn_ = nullptr;
