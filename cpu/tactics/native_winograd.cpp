@@ -73,11 +73,10 @@ int64_t maxTileBlock(int64_t C) { return C >= 256 ? 12 : 24; }
 int64_t tileBlock(int64_t C, int64_t tiles) { return std::min(maxTileBlock(C), roundUp(tiles, kTiles)); }
 int64_t kBlock(int64_t K) { return std::min(kKBlock, paddedK(K)); }
 
-// Floats of one task's slot: V [36][TB/6][C][6] and M [36][TB][KB].
-int64_t slotFloats(int64_t C) {
-  const int64_t tb = maxTileBlock(C);
-  return roundUp(36 * C * tb, 16) + roundUp(36 * tb * kKBlock, 16);
-}
+int64_t paddedC(int64_t C) { return roundUp(C, 8); }
+int64_t vFloats(int64_t C) { return roundUp(36 * paddedC(C) * maxTileBlock(C), 16); }
+// Floats of one task's slot: V [36][TB/6][6][Cp] and M [36][TB][KB].
+int64_t slotFloats(int64_t C) { return vFloats(C) + roundUp(36 * maxTileBlock(C) * kKBlock, 16); }
 
 // ---------------------------------------------------------------------------------------
 // The transforms (F(4x4, 3x3), interpolation points 0, 1, -1, 2, -2, infinity)
@@ -102,77 +101,153 @@ int64_t slotFloats(int64_t C) {
   for (int i = 0; i < 6; ++i) inputTransform1d(t + i * 6, 1, v + i * 6, 1);
 }
 
-// The input transform of tiles [t0, t1) of image img into V, for every input channel;
-// slots up to the sub-blocks' end are zeroed (their outputs are discarded).
+// The input transform of tiles [t0, t1) of image img into V [36][subs][6][Cp] (Cp: C
+// rounded up to 8); tile slots past t1 up to the sub-blocks' end are zeroed (their outputs
+// are discarded, but they must stay finite and normal).
 struct InputBlock {
   const float* x;  // the image's first channel
-  int64_t C, H, W, pt, pl, tW;
+  int64_t C, Cp, H, W, pt, pl, tW;
   int64_t t0, t1, subs;
-  float* V;  // [36][subs][C][6]
+  float* V;
 };
 
-[[gnu::always_inline]] inline void inputBlockBody(const InputBlock& b) {
+// Where value xi of tile slot t, channel c goes.
+inline int64_t vIndex(const InputBlock& b, int xi, int64_t t, int64_t c) {
+  return ((xi * b.subs + t / kTiles) * kTiles + t % kTiles) * b.Cp + c;
+}
+
+void inputBlockPortable(const InputBlock& b) {
   const int64_t n = b.t1 - b.t0, slots = b.subs * kTiles;
-  for (int64_t c = 0; c < b.C; ++c) {
-    const float* xc = b.x + c * b.H * b.W;
-    for (int64_t t = 0; t < slots; ++t) {
+  for (int64_t t = 0; t < slots; ++t) {
+    if (t >= n) {
+      for (int xi = 0; xi < 36; ++xi) std::fill_n(b.V + vIndex(b, xi, t, 0), b.Cp, 0.0f);
+      continue;
+    }
+    const int64_t tile = b.t0 + t, y0 = tile / b.tW * 4 - b.pt, x0 = tile % b.tW * 4 - b.pl;
+    const bool inside = y0 >= 0 && x0 >= 0 && y0 + 6 <= b.H && x0 + 6 <= b.W;
+    for (int64_t c = 0; c < b.C; ++c) {
+      const float* xc = b.x + c * b.H * b.W;
       float v[36];
-      if (t >= n) {
-        std::fill(v, v + 36, 0.0f);
-      } else {
-        const int64_t tile = b.t0 + t, ty = tile / b.tW, tx = tile % b.tW;
-        const int64_t y0 = ty * 4 - b.pt, x0 = tx * 4 - b.pl;
-        if (y0 >= 0 && x0 >= 0 && y0 + 6 <= b.H && x0 + 6 <= b.W) {
-          inputTile(xc + y0 * b.W + x0, b.W, v);
-        } else {  // a border tile: copy the patch with zeros outside the image
-          float d[36];
-          for (int64_t i = 0; i < 6; ++i)
-            for (int64_t j = 0; j < 6; ++j) {
-              const int64_t yy = y0 + i, xx = x0 + j;
-              d[i * 6 + j] = yy >= 0 && yy < b.H && xx >= 0 && xx < b.W ? xc[yy * b.W + xx] : 0.0f;
-            }
-          inputTile(d, 6, v);
-        }
+      if (inside) {
+        inputTile(xc + y0 * b.W + x0, b.W, v);
+      } else {  // a border tile: the patch with zeros outside the image
+        float d[36];
+        for (int64_t i = 0; i < 6; ++i)
+          for (int64_t j = 0; j < 6; ++j) {
+            const int64_t yy = y0 + i, xx = x0 + j;
+            d[i * 6 + j] = yy >= 0 && yy < b.H && xx >= 0 && xx < b.W ? xc[yy * b.W + xx] : 0.0f;
+          }
+        inputTile(d, 6, v);
       }
-      float* dst = b.V + ((t / kTiles) * b.C + c) * kTiles + t % kTiles;
-      const int64_t xiStride = b.subs * b.C * kTiles;
-      for (int xi = 0; xi < 36; ++xi) dst[xi * xiStride] = v[xi];
+      for (int xi = 0; xi < 36; ++xi) b.V[vIndex(b, xi, t, c)] = v[xi];
     }
   }
 }
 
-void inputBlockPortable(const InputBlock& b) { inputBlockBody(b); }
-__attribute__((target("avx2,fma"))) void inputBlockAvx2(const InputBlock& b) { inputBlockBody(b); }
+// 8 rows of 8 floats transposed in registers.
+__attribute__((target("avx2,fma"))) inline void transpose8(__m256* r) {
+  const __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
+  const __m256 t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]);
+  const __m256 t4 = _mm256_unpacklo_ps(r[4], r[5]), t5 = _mm256_unpackhi_ps(r[4], r[5]);
+  const __m256 t6 = _mm256_unpacklo_ps(r[6], r[7]), t7 = _mm256_unpackhi_ps(r[6], r[7]);
+  const __m256 s0 = _mm256_shuffle_ps(t0, t2, 0x44), s1 = _mm256_shuffle_ps(t0, t2, 0xee);
+  const __m256 s2 = _mm256_shuffle_ps(t1, t3, 0x44), s3 = _mm256_shuffle_ps(t1, t3, 0xee);
+  const __m256 s4 = _mm256_shuffle_ps(t4, t6, 0x44), s5 = _mm256_shuffle_ps(t4, t6, 0xee);
+  const __m256 s6 = _mm256_shuffle_ps(t5, t7, 0x44), s7 = _mm256_shuffle_ps(t5, t7, 0xee);
+  r[0] = _mm256_permute2f128_ps(s0, s4, 0x20), r[1] = _mm256_permute2f128_ps(s1, s5, 0x20);
+  r[2] = _mm256_permute2f128_ps(s2, s6, 0x20), r[3] = _mm256_permute2f128_ps(s3, s7, 0x20);
+  r[4] = _mm256_permute2f128_ps(s0, s4, 0x31), r[5] = _mm256_permute2f128_ps(s1, s5, 0x31);
+  r[6] = _mm256_permute2f128_ps(s2, s6, 0x31), r[7] = _mm256_permute2f128_ps(s3, s7, 0x31);
+}
 
-// m[t * ldm + k] = sum_c u[c * 16 + k] * v[c * 6 + t] for 6 tiles t and 16 channels k.
-void gemmPortable(const float* u, const float* v, int64_t C, float* m, int64_t ldm) {
+// B^T d over 6 vectors of stride s (8 channels at once).
+__attribute__((target("avx2,fma"))) inline void inputTransform1d8(const __m256* d, int s, __m256* r, int rs) {
+  const __m256 four = _mm256_set1_ps(4.0f), five = _mm256_set1_ps(5.0f), two = _mm256_set1_ps(2.0f);
+  const __m256 d0 = d[0], d1 = d[s], d2 = d[2 * s], d3 = d[3 * s], d4 = d[4 * s], d5 = d[5 * s];
+  const __m256 a = _mm256_fnmadd_ps(four, d2, d4), b = _mm256_fnmadd_ps(four, d1, d3);
+  const __m256 c = _mm256_sub_ps(d4, d2), e = _mm256_mul_ps(two, _mm256_sub_ps(d3, d1));
+  r[0] = _mm256_add_ps(_mm256_fnmadd_ps(five, d2, _mm256_mul_ps(four, d0)), d4);
+  r[rs] = _mm256_add_ps(a, b);
+  r[2 * rs] = _mm256_sub_ps(a, b);
+  r[3 * rs] = _mm256_add_ps(c, e);
+  r[4 * rs] = _mm256_sub_ps(c, e);
+  r[5 * rs] = _mm256_add_ps(_mm256_fnmadd_ps(five, d3, _mm256_mul_ps(four, d1)), d5);
+}
+
+// 8 channels of a tile at once: the 6x6 patches of 8 channels are read row by row (8
+// floats per channel), transposed so that a vector holds one pixel of 8 channels, and
+// transformed; V then takes one vector store per tile position.
+__attribute__((target("avx2,fma"))) void inputBlockAvx2(const InputBlock& b) {
+  const int64_t n = b.t1 - b.t0, slots = b.subs * kTiles, plane = b.H * b.W;
+  for (int64_t t = 0; t < slots; ++t) {
+    if (t >= n) {
+      for (int xi = 0; xi < 36; ++xi) std::fill_n(b.V + vIndex(b, xi, t, 0), b.Cp, 0.0f);
+      continue;
+    }
+    const int64_t tile = b.t0 + t, y0 = tile / b.tW * 4 - b.pt, x0 = tile % b.tW * 4 - b.pl;
+    // Whole 8-float row loads stay inside the image's rows.
+    const bool inside = y0 >= 0 && x0 >= 0 && y0 + 6 <= b.H && x0 + 8 <= b.W;
+    for (int64_t c0 = 0; c0 < b.C; c0 += 8) {
+      const int lanes = int(std::min<int64_t>(8, b.C - c0));
+      __m256 d[36], v[36];
+      for (int i = 0; i < 6; ++i) {
+        __m256 r[8];
+        const int64_t yy = y0 + i;
+        for (int l = 0; l < 8; ++l) {
+          const float* xc = b.x + (c0 + l) * plane;
+          if (l >= lanes || yy < 0 || yy >= b.H) {
+            r[l] = _mm256_setzero_ps();
+          } else if (inside) {
+            r[l] = _mm256_loadu_ps(xc + yy * b.W + x0);
+          } else {
+            alignas(32) float row[8] = {};
+            for (int64_t j = 0; j < 6; ++j)
+              if (x0 + j >= 0 && x0 + j < b.W) row[j] = xc[yy * b.W + x0 + j];
+            r[l] = _mm256_load_ps(row);
+          }
+        }
+        transpose8(r);
+        for (int j = 0; j < 6; ++j) d[i * 6 + j] = r[j];
+      }
+      __m256 tmp[36];
+      for (int j = 0; j < 6; ++j) inputTransform1d8(d + j, 6, tmp + j, 6);
+      for (int i = 0; i < 6; ++i) inputTransform1d8(tmp + i * 6, 1, v + i * 6, 1);
+      for (int xi = 0; xi < 36; ++xi) _mm256_storeu_ps(b.V + vIndex(b, xi, t, c0), v[xi]);
+    }
+  }
+}
+
+// m[t * ldm + k] = sum_c u[c * 16 + k] * v[t * ldv + c] for 6 tiles t and 16 channels k.
+void gemmPortable(const float* u, const float* v, int64_t ldv, int64_t C, float* m, int64_t ldm) {
   float acc[kTiles][kPanel] = {};
   for (int64_t c = 0; c < C; ++c) {
     const float* uc = u + c * kPanel;
     for (int t = 0; t < kTiles; ++t) {
-      const float vt = v[c * kTiles + t];
+      const float vt = v[t * ldv + c];
       for (int k = 0; k < kPanel; ++k) acc[t][k] += uc[k] * vt;
     }
   }
   for (int t = 0; t < kTiles; ++t) std::memcpy(m + t * ldm, acc[t], sizeof acc[t]);
 }
 
-__attribute__((target("avx2,fma"))) void gemmAvx2(const float* u, const float* v, int64_t C, float* m, int64_t ldm) {
+__attribute__((target("avx2,fma"))) void gemmAvx2(const float* u, const float* v, int64_t ldv, int64_t C, float* m,
+                                                    int64_t ldm) {
   __m256 a00 = _mm256_setzero_ps(), a01 = a00, a10 = a00, a11 = a00, a20 = a00, a21 = a00;
   __m256 a30 = a00, a31 = a00, a40 = a00, a41 = a00, a50 = a00, a51 = a00;
-  for (int64_t c = 0; c < C; ++c, u += kPanel, v += kTiles) {
+  const float *v0 = v, *v1 = v + ldv, *v2 = v + 2 * ldv, *v3 = v + 3 * ldv, *v4 = v + 4 * ldv, *v5 = v + 5 * ldv;
+  for (int64_t c = 0; c < C; ++c, u += kPanel) {
     const __m256 u0 = _mm256_load_ps(u), u1 = _mm256_load_ps(u + 8);
-    __m256 b = _mm256_broadcast_ss(v);
+    __m256 b = _mm256_broadcast_ss(v0 + c);
     a00 = _mm256_fmadd_ps(u0, b, a00), a01 = _mm256_fmadd_ps(u1, b, a01);
-    b = _mm256_broadcast_ss(v + 1);
+    b = _mm256_broadcast_ss(v1 + c);
     a10 = _mm256_fmadd_ps(u0, b, a10), a11 = _mm256_fmadd_ps(u1, b, a11);
-    b = _mm256_broadcast_ss(v + 2);
+    b = _mm256_broadcast_ss(v2 + c);
     a20 = _mm256_fmadd_ps(u0, b, a20), a21 = _mm256_fmadd_ps(u1, b, a21);
-    b = _mm256_broadcast_ss(v + 3);
+    b = _mm256_broadcast_ss(v3 + c);
     a30 = _mm256_fmadd_ps(u0, b, a30), a31 = _mm256_fmadd_ps(u1, b, a31);
-    b = _mm256_broadcast_ss(v + 4);
+    b = _mm256_broadcast_ss(v4 + c);
     a40 = _mm256_fmadd_ps(u0, b, a40), a41 = _mm256_fmadd_ps(u1, b, a41);
-    b = _mm256_broadcast_ss(v + 5);
+    b = _mm256_broadcast_ss(v5 + c);
     a50 = _mm256_fmadd_ps(u0, b, a50), a51 = _mm256_fmadd_ps(u1, b, a51);
   }
   _mm256_storeu_ps(m, a00), _mm256_storeu_ps(m + 8, a01), m += ldm;
@@ -245,7 +320,7 @@ __attribute__((target("avx2,fma"))) void outputBlockAvx2(const OutputBlock& b) {
 
 struct IsaFns {
   void (*input)(const InputBlock&);
-  void (*gemm)(const float*, const float*, int64_t, float*, int64_t);
+  void (*gemm)(const float*, const float*, int64_t, int64_t, float*, int64_t);
   void (*output)(const OutputBlock&);
 };
 IsaFns isaFns(WinoIsa isa) {
@@ -405,7 +480,7 @@ void runWinograd(const StepArgs& a) {
   if (uint64_t(T * slot) * sizeof(float) > a.workspaceBytes) a.fail("the workspace is smaller than prepared");
   float* ws = static_cast<float*>(a.workspace);
 
-  const int64_t C = p.C, K = p.K, panels = paddedK(K) / kPanel;
+  const int64_t C = p.C, Cp = paddedC(C), K = p.K, panels = paddedK(K) / kPanel;
   const int64_t tH = ceilDiv(g.OH, 4), tW = ceilDiv(g.OW, 4), tiles = tH * tW;
   const int64_t TB = tileBlock(C, tiles), nTB = ceilDiv(tiles, TB);
   const int64_t KB = kBlock(K), nKB = ceilDiv(paddedK(K), KB);
@@ -417,20 +492,20 @@ void runWinograd(const StepArgs& a) {
 
   a.executor->parallelFor(n, [&](int64_t task) {
     float* V = ws + task * slot;
-    float* M = V + roundUp(36 * C * maxTileBlock(C), 16);
+    float* M = V + vFloats(C);
     int64_t lastBlock = -1;  // (image, tile block) whose transform V holds
     for (int64_t it = rangeBegin(items, task, n); it < rangeBegin(items, task + 1, n); ++it) {
       const int64_t block = it / nKB, kb = it % nKB, img = block / nTB, tb = block % nTB;
       const int64_t t0 = tb * TB, t1 = std::min(tiles, t0 + TB), subs = ceilDiv(t1 - t0, kTiles);
       if (block != lastBlock) {
-        fns.input({xp + img * C * g.H * g.W, C, g.H, g.W, g.pt, g.pl, tW, t0, t1, subs, V});
+        fns.input({xp + img * C * g.H * g.W, C, Cp, g.H, g.W, g.pt, g.pl, tW, t0, t1, subs, V});
         lastBlock = block;
       }
       const int64_t p0 = kb * KB / kPanel, p1 = std::min(panels, (kb + 1) * KB / kPanel);
       for (int xi = 0; xi < 36; ++xi)
         for (int64_t pn = p0; pn < p1; ++pn)
           for (int64_t s = 0; s < subs; ++s)
-            fns.gemm(U + (xi * panels + pn) * C * kPanel, V + (xi * subs + s) * C * kTiles, C,
+            fns.gemm(U + (xi * panels + pn) * C * kPanel, V + (xi * subs + s) * kTiles * Cp, Cp, C,
                      M + (xi * TB + s * kTiles) * KB + (pn - p0) * kPanel, KB);
       const int64_t k0 = kb * KB, k1 = std::min(K, k0 + KB);
       float* yImg = yp + img * K * plane;
