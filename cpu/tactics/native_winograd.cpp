@@ -67,10 +67,14 @@ static_assert(sizeof(ConvAttrs) == 96 && sizeof(WinoParams) == 96 + 16 + 6 * 4 +
               "WinoParams must have no padding bytes");
 
 int64_t paddedK(int64_t K) { return roundUp(K, kPanel); }
-// Tiles per work item: a multiple of 6, smaller for wide inputs so that V of one tile
-// position (C x tiles floats) stays in L1/L2 while the output-channel panels sweep it.
-int64_t maxTileBlock(int64_t C) { return C >= 256 ? 12 : 24; }
-int64_t tileBlock(int64_t C, int64_t tiles) { return std::min(maxTileBlock(C), roundUp(tiles, kTiles)); }
+// Tiles per work item: a multiple of 6. Each item streams U (36 K C floats) once, so
+// blocks are as large as keeps V of one tile position (C x tiles floats, swept once per
+// 16 output channels) in L1/L2; the tiles are spread evenly over the blocks.
+int64_t maxTileBlock(int64_t C) { return C >= 256 ? 24 : 36; }
+int64_t tileBlock(int64_t C, int64_t tiles) {
+  const int64_t blocks = ceilDiv(tiles, maxTileBlock(C));
+  return roundUp(ceilDiv(tiles, blocks), kTiles);
+}
 int64_t kBlock(int64_t K) { return std::min(kKBlock, paddedK(K)); }
 
 int64_t paddedC(int64_t C) { return roundUp(C, 8); }
