@@ -1,6 +1,7 @@
 // Native CPU kernels (runtime/kernel.h) for 3x3 convolutions: Winograd F(4x4, 3x3) for
 // Conv / anvil.FusedConv with 3x3 filters, stride 1, dilation 1, one group, any padding
-// (f32, NCHW), with a portable and an AVX2+FMA variant.
+// (f32, NCHW), with a portable and an AVX2+FMA variant; the depthwise 3x3 kernels
+// (native_dwconv.cpp) are registered here too.
 //  - prepare(): the constant filter is transformed once, U = G g G^T (6x6 per output/input
 //    channel pair, computed in double), and stored per tile position xi (36 of them) as
 //    [K/16 panels][C][16] so that the micro-kernel reads 16 output channels per input
@@ -19,6 +20,7 @@
 #include <cstring>
 #include <string>
 
+#include "cpu/tactics/native_dwconv.h"
 #include "cpu/tactics/native_linear_conv.h"
 #include "cpu/tactics/native_linear_epilogue.h"
 #include "ir/ops/anvil_linear.h"
@@ -549,13 +551,14 @@ Kernel makeKernel(const char* name, bool fused, WinoIsa isa) {
 
 namespace anvil::runtime {
 
-// 3x3 convolutions.
+// 3x3 convolutions: Winograd for dense stride-1 ones, the row kernel for depthwise ones.
 void registerNativeWinogradKernels(Kernels& k) {
   using namespace anvil::cpu::tactics;
   k.add(makeKernel("f32_conv2d_winograd_f4x3", false, WinoIsa::kPortable));
   k.add(makeKernel("f32_conv2d_winograd_f4x3_epilogue", true, WinoIsa::kPortable));
   k.add(makeKernel("f32_conv2d_winograd_f4x3__avx2", false, WinoIsa::kAvx2));
   k.add(makeKernel("f32_conv2d_winograd_f4x3_epilogue__avx2", true, WinoIsa::kAvx2));
+  registerDwConv3x3Kernels(k);
 }
 
 }  // namespace anvil::runtime

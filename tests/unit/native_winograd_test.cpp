@@ -117,6 +117,43 @@ std::vector<Case> convCases() {
   return c;
 }
 
+// Depthwise 3x3 (group == C, W [C, 1, 3, 3]): strides 1 and 2, widths around the 8- and
+// 16-output steps, odd heights (the last row of a stride-1 pair alone), pads.
+Case dwCase(const std::string& name, const Dims& x, int64_t stride, Dims pads, bool bias = true,
+            const std::string& autoPad = "", bool constW = true) {
+  ir::Attributes at;
+  at.set("group", x[1]);
+  at.set("kernel_shape", Dims{3, 3});
+  if (stride != 1) at.set("strides", Dims{stride, stride});
+  if (!pads.empty()) at.set("pads", pads);
+  if (!autoPad.empty()) at.set("auto_pad", autoPad);
+  std::vector<std::optional<Dims>> in = {x, Dims{x[1], 1, 3, 3}};
+  if (bias) in.push_back(Dims{x[1]});
+  return {"Conv_dw_" + name, "Conv", "", in, {false, constW, true}, at};
+}
+
+std::vector<Case> dwCases() {
+  std::vector<Case> c;
+  const int64_t sizes[] = {1, 3, 4, 5, 7, 9, 14, 17, 56};
+  for (int64_t stride : {1, 2})
+    for (size_t i = 0; i < 9; ++i)
+      for (size_t j : {i, (i + 4) % 9}) {
+        const Dims x{1, 3, sizes[i], sizes[j]};
+        c.push_back(dwCase("s" + std::to_string(stride) + "_pad1_" + dimsName(x), x, stride, {1, 1, 1, 1}));
+      }
+  for (int64_t stride : {1, 2}) {
+    const std::string s = "s" + std::to_string(stride) + "_";
+    c.push_back(dwCase(s + "pad0_2x5x17x33", {2, 5, 17, 33}, stride, {}, false));
+    c.push_back(dwCase(s + "asym_0121", {1, 8, 14, 25}, stride, {0, 1, 2, 1}));
+    c.push_back(dwCase(s + "asym_2013", {1, 4, 9, 40}, stride, {2, 0, 1, 3}));
+    c.push_back(dwCase(s + "same_upper", {1, 6, 15, 31}, stride, {}, true, "SAME_UPPER"));
+    c.push_back(dwCase(s + "valid", {1, 6, 15, 31}, stride, {}, true, "VALID"));
+    c.push_back(dwCase(s + "varW", {2, 17, 12, 23}, stride, {1, 1, 1, 1}, true, "", false));
+    c.push_back(dwCase(s + "mbv2_32x112", {1, 32, 112, 112}, stride, {1, 1, 1, 1}));
+  }
+  return c;
+}
+
 struct Epi {
   const char* name;
   const char* act;
@@ -163,13 +200,28 @@ std::vector<Case> fusedCases() {
       }
       c.push_back({std::string("FusedConv_") + sp.name + "_" + e.name, "FusedConv", "anvil", in, constant, at});
     }
+  for (const Epi& e : epilogues())
+    for (int64_t stride : {1, 2}) {
+      Case d = dwCase("", {2, 6, 13, 21}, stride, {1, 1, 1, 1});
+      ir::Attributes& at = d.attrs;
+      if (*e.act) at.set("activation", std::string(e.act));
+      if (!e.params.empty()) at.set("activation_params", e.params);
+      if (e.residual) {
+        at.set("has_residual", int64_t(1));
+        at.set("residual_order", std::string(e.residual == 1 ? "add_then_activate" : "activate_then_add"));
+        d.inputs.push_back(stride == 1 ? Dims{2, 6, 13, 21} : Dims{2, 6, 7, 11});
+        d.constant.push_back(false);
+      }
+      c.push_back({"FusedConv_dw_s" + std::to_string(stride) + "_2x6x13x21_" + e.name, "FusedConv", "anvil", d.inputs,
+                   d.constant, at});
+    }
   return c;
 }
 
 const std::vector<Case>& allCases() {
   static const std::vector<Case> cases = [] {
     std::vector<Case> all;
-    for (auto f : {convCases, fusedCases})
+    for (auto f : {convCases, dwCases, fusedCases})
       for (Case& c : f()) all.push_back(std::move(c));
     return all;
   }();
@@ -453,7 +505,9 @@ TEST_P(NativeWinograd, MatchesReferenceBitwiseAcrossThreads) {
   const Built b = build(c, uint32_t(GetParam().caseIndex) * 7919u + 1);
   const Tensor want = reference(b);
   const PreparedKernel pk = prepare(*k, b, 2);
-  EXPECT_EQ(pk.prepared.packedInputs, std::vector<int>{1}) << "the constant filter was not prepared";
+  if (c.constant[1]) {
+    EXPECT_EQ(pk.prepared.packedInputs, std::vector<int>{1}) << "the constant filter was not prepared";
+  }
   std::vector<std::vector<float>> outs;
   for (int threads : {1, 2}) {
     auto ex = runtime::makeCpuExecutor(threads);
@@ -478,7 +532,7 @@ TEST(NativeWinogradRegistration, PortableAndAvx2ForConvAndFusedConv) {
   for (const auto& [op, domain] : std::vector<std::pair<std::string, std::string>>{{"Conv", ""}, {"FusedConv", "anvil"}}) {
     int portable = 0, avx2 = 0;
     for (const runtime::Kernel* k : winogradKernels()) {
-      if (k->op != op || k->domain != domain) continue;
+      if (k->op != op || k->domain != domain || k->name.find("winograd") == std::string::npos) continue;
       EXPECT_EQ(k->precision, DataType::kF32) << k->name;
       ASSERT_TRUE(k->supports && k->prepare && k->run) << k->name;
       if (k->requirements.empty()) ++portable;
@@ -516,8 +570,36 @@ TEST(NativeWinogradSupports, DeclinesWhatItCannotRun) {
   badPad.set("auto_pad", std::string("SIDEWAYS"));
   pad1.set("pads", Dims{1, 1, 1, 1});
   int checked = 0;
+  ir::Attributes dw = pad1, dwS2 = pad1, dwS3 = pad1, dwD2 = pad1;
+  dw.set("group", int64_t(4));
+  dwS2.set("group", int64_t(4));
+  dwS2.set("strides", Dims{2, 2});
+  dwS3.set("group", int64_t(4));
+  dwS3.set("strides", Dims{3, 3});
+  dwD2.set("group", int64_t(4));
+  dwD2.set("dilations", Dims{2, 2});
+  ir::Attributes dwS12 = dw;
+  dwS12.set("strides", Dims{1, 2});
+  int checkedDw = 0;
   for (const runtime::Kernel* k : winogradKernels()) {
-    if (k->op != "Conv") continue;
+    if (k->op != "Conv" || k->name.find("dwconv") == std::string::npos) continue;
+    EXPECT_TRUE(supports(k, {4, 1, 3, 3}, dw)) << k->name;
+    EXPECT_TRUE(supports(k, {4, 1, 3, 3}, dwS2)) << k->name;
+    EXPECT_TRUE(supports(k, {4, 1, 3, 3}, dw, false)) << k->name << " declined a runtime filter";
+    EXPECT_FALSE(supports(k, {4, 1, 3, 3}, dwS3)) << k->name << " took stride 3";
+    EXPECT_FALSE(supports(k, {4, 1, 3, 3}, dwS12)) << k->name << " took strides 1, 2";
+    EXPECT_FALSE(supports(k, {4, 1, 3, 3}, dwD2)) << k->name << " took dilation 2";
+    EXPECT_FALSE(supports(k, {8, 1, 3, 3}, dw)) << k->name << " took a channel multiplier of 2";
+    EXPECT_FALSE(supports(k, {4, 1, 5, 5}, dw)) << k->name << " took a 5x5 filter";
+    EXPECT_FALSE(supports(k, {8, 4, 3, 3}, pad1)) << k->name << " took a dense Conv";
+    EXPECT_FALSE(supports(k, {8, 2, 3, 3}, g2)) << k->name << " took a grouped Conv";
+    EXPECT_FALSE(supports(k, {4, 1, 3, 3}, dw, true, DataType::kF16)) << k->name << " took f16";
+    ++checkedDw;
+  }
+  EXPECT_EQ(checkedDw, 1);
+  for (const runtime::Kernel* k : winogradKernels()) {
+    if (k->op != "Conv" || k->name.find("winograd") == std::string::npos) continue;
+    EXPECT_FALSE(supports(k, {4, 1, 3, 3}, dw)) << k->name << " took a depthwise Conv";
     EXPECT_TRUE(supports(k, {8, 4, 3, 3}, pad1)) << k->name;
     EXPECT_TRUE(supports(k, {8, 4, 3, 3}, none)) << k->name;
     EXPECT_FALSE(supports(k, {8, 4, 3, 3}, s2)) << k->name << " took stride 2";
@@ -539,7 +621,7 @@ TEST(NativeWinogradPrepare, DeterministicAndWorkspaceScalesWithThreads) {
   const Case c = convCase("p", {{1, 17, 9, 9}, 20, true, {1, 1, 1, 1}});
   const Built b = build(c, 5);
   for (const runtime::Kernel* k : winogradKernels()) {
-    if (k->op != "Conv") continue;
+    if (k->op != "Conv" || k->name.find("winograd") == std::string::npos) continue;
     const PreparedKernel p1 = prepare(*k, b, 2), p2 = prepare(*k, b, 2), p4 = prepare(*k, b, 4);
     EXPECT_EQ(p1.prepared.params, p2.prepared.params) << k->name;
     EXPECT_EQ(p1.prepared.blobs, p2.prepared.blobs) << k->name;
@@ -556,7 +638,8 @@ TEST(NativeWinogradRun, SmallerShapesAndMoreThreadsThanPrepared) {
   const Case small = convCase("small", {{1, 8, 5, 13}, 9, true, {1, 1, 1, 1}});
   int ran = 0;
   for (const runtime::Kernel* k : winogradKernels()) {
-    if (k->op != "Conv" || !runtime::hostHasAll(k->requirements)) continue;
+    if (k->op != "Conv" || k->name.find("winograd") == std::string::npos || !runtime::hostHasAll(k->requirements))
+      continue;
     const Built bb = build(big, 11);
     Built bs = build(small, 12);
     bs.tensors[1] = bb.tensors[1];
