@@ -4,8 +4,8 @@
 // small per-task ring (each input row is copied once, not the whole plane), the nine
 // weights held in registers; stride 1 computes two output rows per pass, sharing their
 // input loads; stride 2 takes the even and odd lanes of two loads. The bias is the
-// accumulators' start and the epilogue (activation, residual) runs over each finished row
-// while it is in L1. Planes are split over tasks in fixed ranges: bitwise equal for any
+// accumulators' start and the epilogue (activation, residual) runs over each finished
+// plane while it is in cache. Planes are split over tasks in fixed ranges: bitwise equal for any
 // thread count. No allocation in run().
 #include "cpu/tactics/native_dwconv.h"
 
@@ -154,45 +154,48 @@ struct RowRing {
   int64_t width;
   int64_t tags[kRing];
 
-  const float* row(int64_t ih) {
+  // Defined inside the AVX2 plane function's inlining: plain vector loops, no libc calls
+  // (rows are short; the call overhead would dominate).
+  __attribute__((target("avx2,fma"))) inline const float* row(int64_t ih) {
     if (ih < 0 || ih >= g->H) return rows + kRing * width;
     const int s = int(ih & (kRing - 1));
     float* r = rows + s * width;
     if (tags[s] != ih) {
-      std::memset(r, 0, size_t(g->pl) * sizeof(float));
-      std::memcpy(r + g->pl, x + ih * g->W, size_t(g->W) * sizeof(float));
-      std::memset(r + g->pl + g->W, 0, size_t(width - g->pl - g->W) * sizeof(float));
+      const __m256 zero = _mm256_setzero_ps();
+      for (int64_t j = 0; j < width; j += 8) _mm256_storeu_ps(r + j, zero);
+      const float* src = x + ih * g->W;
+      float* dst = r + g->pl;
+      int64_t j = 0;
+      for (; j + 8 <= g->W; j += 8) _mm256_storeu_ps(dst + j, _mm256_loadu_ps(src + j));
+      for (; j < g->W; ++j) dst[j] = src[j];
       tags[s] = ih;
     }
     return r;
   }
 };
 
-// Scalar outputs [ow0, ow1) of one row (narrow planes).
-void rowScalar(const float* const* r, const float* w, float bias, int64_t s, int64_t ow0, int64_t ow1, float* y) {
-  for (int64_t ow = ow0; ow < ow1; ++ow) {
-    float acc = bias;
-    for (int kh = 0; kh < 3; ++kh)
-      for (int kw = 0; kw < 3; ++kw) acc = std::fma(w[kh * 3 + kw], r[kh][ow * s + kw], acc);
-    y[ow] = acc;
-  }
-}
-
 // Stride 1: R (1 or 2) output rows from R + 2 input rows r[], 8 * V outputs from ow.
 template <int R, int V>
 __attribute__((target("avx2,fma"))) inline void stepS1(const float* const* r, const __m256* w, __m256 bias,
                                                        int64_t ow, float* const* y) {
   __m256 acc[R][V];
+#pragma GCC unroll 4
   for (int o = 0; o < R; ++o)
+#pragma GCC unroll 4
     for (int v = 0; v < V; ++v) acc[o][v] = bias;
+#pragma GCC unroll 4
   for (int i = 0; i < R + 2; ++i)
+#pragma GCC unroll 3
     for (int kw = 0; kw < 3; ++kw)
+#pragma GCC unroll 4
       for (int v = 0; v < V; ++v) {
         const __m256 x = _mm256_loadu_ps(r[i] + ow + 8 * v + kw);
         if (i < 3) acc[0][v] = _mm256_fmadd_ps(w[i * 3 + kw], x, acc[0][v]);
         if (R == 2 && i >= 1) acc[R - 1][v] = _mm256_fmadd_ps(w[(i - 1) * 3 + kw], x, acc[R - 1][v]);
       }
+#pragma GCC unroll 4
   for (int o = 0; o < R; ++o)
+#pragma GCC unroll 4
     for (int v = 0; v < V; ++v) _mm256_storeu_ps(y[o] + ow + 8 * v, acc[o][v]);
 }
 
@@ -210,8 +213,11 @@ template <int V>
 __attribute__((target("avx2,fma"))) inline void stepS2(const float* const* r, const __m256* w, __m256 bias,
                                                        int64_t ow, float* y) {
   __m256 acc[V];
+#pragma GCC unroll 4
   for (int v = 0; v < V; ++v) acc[v] = bias;
+#pragma GCC unroll 3
   for (int kh = 0; kh < 3; ++kh)
+#pragma GCC unroll 4
     for (int v = 0; v < V; ++v) {
       const float* p = r[kh] + 2 * (ow + 8 * v);
       const __m256 a = _mm256_loadu_ps(p), b = _mm256_loadu_ps(p + 8);
@@ -220,18 +226,21 @@ __attribute__((target("avx2,fma"))) inline void stepS2(const float* const* r, co
       acc[v] = _mm256_fmadd_ps(w[kh * 3 + 1], oddLanes(a, b), acc[v]);
       acc[v] = _mm256_fmadd_ps(w[kh * 3 + 2], evenLanes(a2, b2), acc[v]);
     }
+#pragma GCC unroll 4
   for (int v = 0; v < V; ++v) _mm256_storeu_ps(y + ow + 8 * v, acc[v]);
 }
 
-// One output plane of channel c.
+// One output plane of channel c (bias included; the caller runs the epilogue over it).
+// Rows narrower than a vector are computed 8 wide into a scratch row (the padded input rows
+// have the slack) and copied.
 __attribute__((target("avx2,fma"))) void planeAvx2(RowRing& ring, const float* wc, float biasC, float* y,
-                                                   const Conv2dGeom& g, const Epilogue& epi, EpilogueRow row,
-                                                   bool epilogue, const float* z) {
+                                                   const Conv2dGeom& g) {
   __m256 w[9];
   for (int i = 0; i < 9; ++i) w[i] = _mm256_set1_ps(wc[i]);
   const __m256 bias = _mm256_set1_ps(biasC);
   const int64_t OW = g.OW;
   for (int k = 0; k < kRing; ++k) ring.tags[k] = -1;
+  alignas(32) float narrow[2][8];
   if (g.sH == 1) {
     for (int64_t oh = 0; oh < g.OH; oh += 2) {
       const int64_t ih = oh - g.pt;
@@ -239,23 +248,23 @@ __attribute__((target("avx2,fma"))) void planeAvx2(RowRing& ring, const float* w
       float* yr[2] = {y + oh * OW, y + (oh + 1) * OW};
       const bool two = oh + 1 < g.OH;
       if (OW < 8) {
-        rowScalar(r, wc, biasC, 1, 0, OW, yr[0]);
-        if (two) rowScalar(r + 1, wc, biasC, 1, 0, OW, yr[1]);
-      } else {
-        int64_t ow = 0;
-        if (two) {
-          for (; ow + 16 <= OW; ow += 16) stepS1<2, 2>(r, w, bias, ow, yr);
-          for (; ow + 8 <= OW; ow += 8) stepS1<2, 1>(r, w, bias, ow, yr);
-          if (ow < OW) stepS1<2, 1>(r, w, bias, OW - 8, yr);  // overlaps: the same values again
-        } else {
-          for (; ow + 16 <= OW; ow += 16) stepS1<1, 2>(r, w, bias, ow, yr);
-          for (; ow + 8 <= OW; ow += 8) stepS1<1, 1>(r, w, bias, ow, yr);
-          if (ow < OW) stepS1<1, 1>(r, w, bias, OW - 8, yr);
-        }
-      }
-      if (epilogue)
+        float* nr[2] = {narrow[0], narrow[1]};
+        if (two) stepS1<2, 1>(r, w, bias, 0, nr);
+        else stepS1<1, 1>(r, w, bias, 0, nr);
         for (int o = 0; o < (two ? 2 : 1); ++o)
-          row(epi, yr[o], z ? z + (oh + o) * OW : nullptr, nullptr, 0.0f, OW);
+          for (int64_t j = 0; j < OW; ++j) yr[o][j] = narrow[o][j];
+        continue;
+      }
+      int64_t ow = 0;
+      if (two) {
+        for (; ow + 16 <= OW; ow += 16) stepS1<2, 2>(r, w, bias, ow, yr);
+        for (; ow + 8 <= OW; ow += 8) stepS1<2, 1>(r, w, bias, ow, yr);
+        if (ow < OW) stepS1<2, 1>(r, w, bias, OW - 8, yr);  // overlaps: the same values again
+      } else {
+        for (; ow + 16 <= OW; ow += 16) stepS1<1, 2>(r, w, bias, ow, yr);
+        for (; ow + 8 <= OW; ow += 8) stepS1<1, 1>(r, w, bias, ow, yr);
+        if (ow < OW) stepS1<1, 1>(r, w, bias, OW - 8, yr);
+      }
     }
     return;
   }
@@ -264,14 +273,14 @@ __attribute__((target("avx2,fma"))) void planeAvx2(RowRing& ring, const float* w
     const float* r[3] = {ring.row(ih), ring.row(ih + 1), ring.row(ih + 2)};
     float* yr = y + oh * OW;
     if (OW < 8) {
-      rowScalar(r, wc, biasC, 2, 0, OW, yr);
-    } else {
-      int64_t ow = 0;
-      for (; ow + 16 <= OW; ow += 16) stepS2<2>(r, w, bias, ow, yr);
-      for (; ow + 8 <= OW; ow += 8) stepS2<1>(r, w, bias, ow, yr);
-      if (ow < OW) stepS2<1>(r, w, bias, OW - 8, yr);
+      stepS2<1>(r, w, bias, 0, narrow[0]);
+      for (int64_t j = 0; j < OW; ++j) yr[j] = narrow[0][j];
+      continue;
     }
-    if (epilogue) row(epi, yr, z ? z + oh * OW : nullptr, nullptr, 0.0f, OW);
+    int64_t ow = 0;
+    for (; ow + 16 <= OW; ow += 16) stepS2<2>(r, w, bias, ow, yr);
+    for (; ow + 8 <= OW; ow += 8) stepS2<1>(r, w, bias, ow, yr);
+    if (ow < OW) stepS2<1>(r, w, bias, OW - 8, yr);
   }
 }
 
@@ -316,7 +325,8 @@ void runDw(const StepArgs& a) {
     for (int64_t pl = rangeBegin(planes, t, n); pl < rangeBegin(planes, t + 1, n); ++pl) {
       const int64_t c = pl % g.C;
       ring.x = xp + pl * g.H * g.W;
-      planeAvx2(ring, wp + c * 9, bias ? bias[c] : 0.0f, yp + pl * P, g, epi, row, epilogue, zp ? zp + pl * P : nullptr);
+      planeAvx2(ring, wp + c * 9, bias ? bias[c] : 0.0f, yp + pl * P, g);
+      if (epilogue) row(epi, yp + pl * P, zp ? zp + pl * P : nullptr, nullptr, 0.0f, P);
     }
   });
 }

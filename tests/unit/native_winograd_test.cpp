@@ -725,4 +725,38 @@ TEST(NativeWinogradBench, DISABLED_Timing) {
   }
 }
 
+// Depthwise 3x3 layers of mobilenet_v2 and efficientnet_b0 (channels x input side,
+// stride), as FusedConv with Clip(0, 6) (what the fusion pass makes of conv+BN+ReLU6),
+// against the direct depthwise kernel of the linear family.
+TEST(NativeWinogradBench, DISABLED_DepthwiseTiming) {
+  const int64_t layers[][3] = {{32, 112, 1}, {96, 112, 2}, {144, 56, 1}, {144, 56, 2}, {192, 28, 1}, {192, 28, 2},
+                               {384, 14, 1}, {576, 14, 1}, {576, 14, 2}, {960, 7, 1}, {240, 28, 2}, {1152, 7, 1}};
+  std::printf("%-22s %-44s %10s %10s\n", "layer", "kernel", "ms (t=1)", "thread CPU");
+  for (const auto& l : layers) {
+    Case c = dwCase("", {1, l[0], l[1], l[1]}, l[2], {1, 1, 1, 1});
+    c.op = "FusedConv";
+    c.domain = "anvil";
+    c.attrs.set("activation", std::string("Clip"));
+    c.attrs.set("activation_params", std::vector<float>{0.0f, 6.0f});
+    const Built b = build(c, 1);
+    const Tensor want = reference(b);
+    const std::string name = std::to_string(l[0]) + "x" + std::to_string(l[1]) + "x" + std::to_string(l[1]) + " s" +
+                             std::to_string(l[2]);
+    std::vector<const runtime::Kernel*> ks;
+    for (const runtime::Kernel* k : linearRegistry().all())
+      if (k->op == "FusedConv" && k->name.find("dwconv") != std::string::npos) ks.push_back(k);
+    for (const runtime::Kernel* k : winogradKernels())
+      if (k->op == "FusedConv" && k->name.find("dwconv") != std::string::npos) ks.push_back(k);
+    for (const runtime::Kernel* k : ks) {
+      if (!runtime::hostHasAll(k->requirements) || !k->supports(*b.node, b.types())) continue;
+      const PreparedKernel pk = prepare(*k, b, 1);
+      auto ex = runtime::makeCpuExecutor(1);
+      Step step(*k, pk, b, want.dims());
+      const Timing t = medianMs([&] { step.run(*ex); }, 50);
+      std::printf("%-22s %-44s %10.4f %10.4f  rel error %.1e\n", name.c_str(), k->name.c_str(), t.wallMs, t.cpuMs,
+                  relError(step.result().out, want));
+    }
+  }
+}
+
 }  // namespace
