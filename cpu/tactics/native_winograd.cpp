@@ -196,9 +196,11 @@ __attribute__((target("avx2,fma"))) void inputBlockAvx2(const InputBlock& b) {
     for (int64_t c0 = 0; c0 < b.C; c0 += 8) {
       const int lanes = int(std::min<int64_t>(8, b.C - c0));
       __m256 d[36], v[36];
+#pragma GCC unroll 6
       for (int i = 0; i < 6; ++i) {
         __m256 r[8];
         const int64_t yy = y0 + i;
+#pragma GCC unroll 8
         for (int l = 0; l < 8; ++l) {
           const float* xc = b.x + (c0 + l) * plane;
           if (l >= lanes || yy < 0 || yy >= b.H) {
@@ -213,11 +215,15 @@ __attribute__((target("avx2,fma"))) void inputBlockAvx2(const InputBlock& b) {
           }
         }
         transpose8(r);
+#pragma GCC unroll 6
         for (int j = 0; j < 6; ++j) d[i * 6 + j] = r[j];
       }
       __m256 tmp[36];
+#pragma GCC unroll 6
       for (int j = 0; j < 6; ++j) inputTransform1d8(d + j, 6, tmp + j, 6);
+#pragma GCC unroll 6
       for (int i = 0; i < 6; ++i) inputTransform1d8(tmp + i * 6, 1, v + i * 6, 1);
+#pragma GCC unroll 36
       for (int xi = 0; xi < 36; ++xi) _mm256_storeu_ps(b.V + vIndex(b, xi, t, c0), v[xi]);
     }
   }
@@ -302,10 +308,14 @@ struct OutputBlock {
     for (int64_t t = 0; t < b.t1 - b.t0; ++t) {
       f8 m[36], s[24], o[16];
       const float* mt = b.M + t * b.KB + (kc - b.k0);
+#pragma GCC unroll 36
       for (int xi = 0; xi < 36; ++xi) load8(&m[xi], mt + xi * b.TB * b.KB);
+#pragma GCC unroll 6
       for (int j = 0; j < 6; ++j) outputTransform1d(m + j, 6, s + j, 6);
+#pragma GCC unroll 4
       for (int r = 0; r < 4; ++r) outputTransform1d(s + r * 6, 1, o + r * 4, 1);
       float out[16][8];
+#pragma GCC unroll 16
       for (int i = 0; i < 16; ++i) {
         const f8 v = o[i] + bv;
         std::memcpy(out[i], &v, sizeof v);
