@@ -430,7 +430,7 @@ RunResult runKernel(const runtime::Kernel& k, const PreparedKernel& pk, const Bu
 // Tolerance: max |got - want| <= 2e-4 * max |want|. Winograd F(4x4, 3x3) sums the same
 // products in a transformed basis: the input transform's weights reach 5, the output's 8
 // and the filter's go down to 1/24, so the f32 rounding of the transformed values is
-// amplified about 10-50x over a direct sum (measured on these cases: up to ~2e-5 of the
+// amplified about 10-50x over a direct sum (measured on these cases: up to 4e-5 of the
 // output range; on resnet18's layer shapes ~1e-5, see the timing printout). 2e-4 leaves
 // a margin and still catches any indexing mistake (an error of order 1).
 // The depthwise kernel sums its 9 products directly (FMA, another order than the
