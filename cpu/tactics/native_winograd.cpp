@@ -1,14 +1,15 @@
 // Native CPU kernels (runtime/kernel.h) for 3x3 convolutions: Winograd F(4x4, 3x3) for
 // Conv / anvil.FusedConv with 3x3 filters, stride 1, dilation 1, one group, any padding
-// (f32, NCHW), with a portable and an AVX2+FMA variant; the depthwise 3x3 kernels
+// (f32, NCHW), with portable, AVX2+FMA and AVX-512 (wider GEMM micro-kernel) variants;
+// the depthwise 3x3 kernels
 // (native_dwconv.cpp) are registered here too.
 //  - prepare(): the constant filter is transformed once, U = G g G^T (6x6 per output/input
 //    channel pair, computed in double), and stored per tile position xi (36 of them) as
-//    [K/16 panels][C][16] so that the micro-kernel reads 16 output channels per input
-//    channel with two aligned loads; K is padded to 16 with zero rows.
+//    [K/P panels][C][P] so that the micro-kernel reads P output channels per input channel
+//    with two aligned loads (P = 16; 32 for AVX-512); K is padded to P with zero rows.
 //  - run(): per work item (image, block of 4x4 output tiles, block of output channels):
 //    input transform V = B^T d B of the block's 6x6 input tiles (stride 4) into
-//    [36][sub-block of 6 tiles][C][6], 36 GEMMs M[xi] = U[xi] V[xi] (6 tiles x 16 output
+//    [36][sub-block of 6 tiles][6][C], 36 GEMMs M[xi] = U[xi] V[xi] (6 tiles x P output
 //    channels per micro-kernel call), output transform A^T m A vectorized over 8 output
 //    channels with the bias, then the epilogue (activation, residual) over the finished
 //    output rows. Work items are fixed by the shape alone, each output element is written
@@ -40,10 +41,11 @@ using runtime::StepArgs;
 using runtime::TensorView;
 
 constexpr int kTiles = 6;      // tiles per micro-kernel call (broadcast side)
-constexpr int kPanel = 16;     // output channels per micro-kernel call (vector side)
+constexpr int kPanel = 16;     // output channels per micro-kernel call (vector side; AVX-512: 32)
 constexpr int64_t kKBlock = 64;  // output channels per work item (at most)
 
-enum class WinoIsa : int32_t { kPortable, kAvx2 };
+enum class WinoIsa : int32_t { kPortable, kAvx2, kAvx512 };
+int panelOf(WinoIsa isa) { return isa == WinoIsa::kAvx512 ? 2 * kPanel : kPanel; }
 
 // Everything run() needs besides the views; trivially copyable, no padding bytes.
 struct WinoParams {
@@ -55,6 +57,8 @@ struct WinoParams {
   int32_t residual = 0, addFirst = 1;
   WinoIsa isa = WinoIsa::kPortable;
   float p0 = 0.0f, p1 = 0.0f;
+  int32_t panel = kPanel;  // output channels per U panel (the micro-kernel's width)
+  int32_t reserved = 0;
   Epilogue epilogue() const {
     Epilogue e;
     e.act = Activation(act);
@@ -65,10 +69,10 @@ struct WinoParams {
     return e;
   }
 };
-static_assert(sizeof(ConvAttrs) == 96 && sizeof(WinoParams) == 96 + 16 + 6 * 4 + 8,
+static_assert(sizeof(ConvAttrs) == 96 && sizeof(WinoParams) == 96 + 16 + 6 * 4 + 8 + 8,
               "WinoParams must have no padding bytes");
 
-int64_t paddedK(int64_t K) { return roundUp(K, kPanel); }
+int64_t paddedK(int64_t K, int64_t panel) { return roundUp(K, panel); }
 // Tiles per work item: a multiple of 6. Each item streams U (36 K C floats) once, so
 // blocks are as large as keeps V of one tile position (C x tiles floats, swept once per
 // 16 output channels) in L1/L2; the tiles are spread evenly over the blocks.
@@ -77,7 +81,7 @@ int64_t tileBlock(int64_t C, int64_t tiles) {
   const int64_t blocks = ceilDiv(tiles, maxTileBlock(C));
   return roundUp(ceilDiv(tiles, blocks), kTiles);
 }
-int64_t kBlock(int64_t K) { return std::min(kKBlock, paddedK(K)); }
+int64_t kBlock(int64_t K, int64_t panel) { return std::min(kKBlock, paddedK(K, panel)); }
 
 int64_t paddedC(int64_t C) { return roundUp(C, 8); }
 int64_t vFloats(int64_t C) { return roundUp(36 * paddedC(C) * maxTileBlock(C), 16); }
@@ -270,6 +274,28 @@ __attribute__((target("avx2,fma"))) void gemmAvx2(const float* u, const float* v
   _mm256_storeu_ps(m, a50), _mm256_storeu_ps(m + 8, a51);
 }
 
+// The AVX-512 micro-kernel: 6 tiles x 32 output channels (U panels 32 wide).
+__attribute__((target("avx512f"))) void gemmAvx512(const float* u, const float* v, int64_t ldv, int64_t C, float* m,
+                                                  int64_t ldm) {
+  __m512 acc[kTiles][2];
+#pragma GCC unroll 6
+  for (int t = 0; t < kTiles; ++t) acc[t][0] = acc[t][1] = _mm512_setzero_ps();
+  for (int64_t c = 0; c < C; ++c, u += 2 * kPanel) {
+    const __m512 u0 = _mm512_load_ps(u), u1 = _mm512_load_ps(u + 16);
+#pragma GCC unroll 6
+    for (int t = 0; t < kTiles; ++t) {
+      const __m512 b = _mm512_set1_ps(v[t * ldv + c]);
+      acc[t][0] = _mm512_fmadd_ps(u0, b, acc[t][0]);
+      acc[t][1] = _mm512_fmadd_ps(u1, b, acc[t][1]);
+    }
+  }
+#pragma GCC unroll 6
+  for (int t = 0; t < kTiles; ++t) {
+    _mm512_storeu_ps(m + t * ldm, acc[t][0]);
+    _mm512_storeu_ps(m + t * ldm + 16, acc[t][1]);
+  }
+}
+
 // 8 output channels at once (GCC vector extension: ymm where compiled for AVX2, SSE pairs
 // otherwise; the same operations in the same order either way).
 typedef float f8 __attribute__((vector_size(32)));
@@ -341,6 +367,7 @@ struct IsaFns {
 };
 IsaFns isaFns(WinoIsa isa) {
   if (isa == WinoIsa::kAvx2) return {inputBlockAvx2, gemmAvx2, outputBlockAvx2};
+  if (isa == WinoIsa::kAvx512) return {inputBlockAvx2, gemmAvx512, outputBlockAvx2};
   return {inputBlockPortable, gemmPortable, outputBlockPortable};
 }
 
@@ -448,7 +475,8 @@ void prepareWinograd(WinoIsa isa, bool fused, const PrepareInfo& info, Prepared*
   p.K = wd[0];
   p.C = wd[1];
   // U per tile position xi: [K/16 panels][C][16], zero rows past K.
-  const int64_t Kp = paddedK(p.K), panels = Kp / kPanel;
+  p.panel = panelOf(isa);
+  const int64_t P = p.panel, Kp = paddedK(p.K, P), panels = Kp / P;
   std::string blob(size_t(36 * Kp * p.C) * sizeof(float), '\0');
   auto* U = reinterpret_cast<float*>(blob.data());
   const float* g = w->data<float>();
@@ -456,7 +484,7 @@ void prepareWinograd(WinoIsa isa, bool fused, const PrepareInfo& info, Prepared*
     for (int64_t c = 0; c < p.C; ++c) {
       float u[36];
       filterTile(g + (k * p.C + c) * 9, u);
-      for (int xi = 0; xi < 36; ++xi) U[((xi * panels + k / kPanel) * p.C + c) * kPanel + k % kPanel] = u[xi];
+      for (int xi = 0; xi < 36; ++xi) U[((xi * panels + k / P) * p.C + c) * P + k % P] = u[xi];
     }
   out->blobs.push_back(std::move(blob));
   out->packedInputs.push_back(1);
@@ -496,10 +524,10 @@ void runWinograd(const StepArgs& a) {
   if (uint64_t(T * slot) * sizeof(float) > a.workspaceBytes) a.fail("the workspace is smaller than prepared");
   float* ws = static_cast<float*>(a.workspace);
 
-  const int64_t C = p.C, Cp = paddedC(C), K = p.K, panels = paddedK(K) / kPanel;
+  const int64_t C = p.C, Cp = paddedC(C), K = p.K, P = p.panel, panels = paddedK(K, P) / P;
   const int64_t tH = ceilDiv(g.OH, 4), tW = ceilDiv(g.OW, 4), tiles = tH * tW;
   const int64_t TB = tileBlock(C, tiles), nTB = ceilDiv(tiles, TB);
-  const int64_t KB = kBlock(K), nKB = ceilDiv(paddedK(K), KB);
+  const int64_t KB = kBlock(K, P), nKB = ceilDiv(paddedK(K, P), KB);
   const int64_t items = g.N * nTB * nKB, n = std::min<int64_t>(T, items);
   const float* U = a.blobs[0].as<float>();
   const float* xp = X.as<float>();
@@ -517,12 +545,12 @@ void runWinograd(const StepArgs& a) {
         fns.input({xp + img * C * g.H * g.W, C, Cp, g.H, g.W, g.pt, g.pl, tW, t0, t1, subs, V});
         lastBlock = block;
       }
-      const int64_t p0 = kb * KB / kPanel, p1 = std::min(panels, (kb + 1) * KB / kPanel);
+      const int64_t p0 = kb * KB / P, p1 = std::min(panels, (kb + 1) * KB / P);
       for (int xi = 0; xi < 36; ++xi)
         for (int64_t pn = p0; pn < p1; ++pn)
           for (int64_t s = 0; s < subs; ++s)
-            fns.gemm(U + (xi * panels + pn) * C * kPanel, V + (xi * subs + s) * kTiles * Cp, Cp, C,
-                     M + (xi * TB + s * kTiles) * KB + (pn - p0) * kPanel, KB);
+            fns.gemm(U + (xi * panels + pn) * C * P, V + (xi * subs + s) * kTiles * Cp, Cp, C,
+                     M + (xi * TB + s * kTiles) * KB + (pn - p0) * P, KB);
       const int64_t k0 = kb * KB, k1 = std::min(K, k0 + KB);
       float* yImg = yp + img * K * plane;
       fns.output({M, TB, KB, bias, yImg, g.OH, g.OW, tW, t0, t1, k0, k1});
@@ -549,6 +577,7 @@ Kernel makeKernel(const char* name, bool fused, WinoIsa isa) {
   k.domain = fused ? "anvil" : "";
   k.precision = DataType::kF32;
   if (isa == WinoIsa::kAvx2) k.requirements = {"avx2", "fma"};
+  if (isa == WinoIsa::kAvx512) k.requirements = {"avx512f", "avx2", "fma"};  // the transforms are AVX2
   k.supports = fused ? supportsFusedWinograd : supportsWinograd;
   k.prepare = [isa, fused](const PrepareInfo& i, Prepared* o) { prepareWinograd(isa, fused, i, o); };
   k.run = runWinograd;
@@ -568,6 +597,8 @@ void registerNativeWinogradKernels(Kernels& k) {
   k.add(makeKernel("f32_conv2d_winograd_f4x3_epilogue", true, WinoIsa::kPortable));
   k.add(makeKernel("f32_conv2d_winograd_f4x3__avx2", false, WinoIsa::kAvx2));
   k.add(makeKernel("f32_conv2d_winograd_f4x3_epilogue__avx2", true, WinoIsa::kAvx2));
+  k.add(makeKernel("f32_conv2d_winograd_f4x3__avx512", false, WinoIsa::kAvx512));
+  k.add(makeKernel("f32_conv2d_winograd_f4x3_epilogue__avx512", true, WinoIsa::kAvx512));
   registerDwConv3x3Kernels(k);
 }
 

@@ -534,18 +534,20 @@ INSTANTIATE_TEST_SUITE_P(Native, NativeWinograd, ::testing::ValuesIn(allParams()
 // ---------------------------------------------------------------------------------------
 // Registration, declines, preparation
 
-TEST(NativeWinogradRegistration, PortableAndAvx2ForConvAndFusedConv) {
+TEST(NativeWinogradRegistration, PortableAvx2AndAvx512ForConvAndFusedConv) {
   for (const auto& [op, domain] : std::vector<std::pair<std::string, std::string>>{{"Conv", ""}, {"FusedConv", "anvil"}}) {
-    int portable = 0, avx2 = 0;
+    int portable = 0, avx2 = 0, avx512 = 0;
     for (const runtime::Kernel* k : winogradKernels()) {
       if (k->op != op || k->domain != domain || k->name.find("winograd") == std::string::npos) continue;
       EXPECT_EQ(k->precision, DataType::kF32) << k->name;
       ASSERT_TRUE(k->supports && k->prepare && k->run) << k->name;
       if (k->requirements.empty()) ++portable;
       if (k->requirements == std::vector<std::string>{"avx2", "fma"}) ++avx2;
+      if (std::find(k->requirements.begin(), k->requirements.end(), "avx512f") != k->requirements.end()) ++avx512;
     }
     EXPECT_EQ(portable, 1) << op;
     EXPECT_EQ(avx2, 1) << op;
+    EXPECT_EQ(avx512, 1) << op;
   }
 }
 
@@ -619,7 +621,7 @@ TEST(NativeWinogradSupports, DeclinesWhatItCannotRun) {
     EXPECT_FALSE(supports(k, {8, 4, 3}, none, true, DataType::kF32, {1, 4, 9})) << k->name << " took a 1-D Conv";
     ++checked;
   }
-  EXPECT_EQ(checked, 2);
+  EXPECT_EQ(checked, 3);
 }
 
 // Preparing twice gives the same bytes; the workspace grows with the prepared threads.
