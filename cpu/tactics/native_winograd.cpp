@@ -1,8 +1,7 @@
 // Native CPU kernels (runtime/kernel.h) for 3x3 convolutions: Winograd F(4x4, 3x3) for
 // Conv / anvil.FusedConv with 3x3 filters, stride 1, dilation 1, one group, any padding
 // (f32, NCHW), with portable, AVX2+FMA and AVX-512 (wider GEMM micro-kernel) variants;
-// the depthwise 3x3 kernels
-// (native_dwconv.cpp) are registered here too.
+// the depthwise 3x3 kernels (native_dwconv.cpp) are registered here too.
 //  - prepare(): the constant filter is transformed once, U = G g G^T (6x6 per output/input
 //    channel pair, computed in double), and stored per tile position xi (36 of them) as
 //    [K/P panels][C][P] so that the micro-kernel reads P output channels per input channel
@@ -75,7 +74,7 @@ static_assert(sizeof(ConvAttrs) == 96 && sizeof(WinoParams) == 96 + 16 + 6 * 4 +
 int64_t paddedK(int64_t K, int64_t panel) { return roundUp(K, panel); }
 // Tiles per work item: a multiple of 6. Each item streams U (36 K C floats) once, so
 // blocks are as large as keeps V of one tile position (C x tiles floats, swept once per
-// 16 output channels) in L1/L2; the tiles are spread evenly over the blocks.
+// U panel) in L1/L2; the tiles are spread evenly over the blocks.
 int64_t maxTileBlock(int64_t C) { return C >= 256 ? 24 : 36; }
 int64_t tileBlock(int64_t C, int64_t tiles) {
   const int64_t blocks = ceilDiv(tiles, maxTileBlock(C));

@@ -184,7 +184,9 @@ std::vector<Case> fusedCases() {
     ConvSpec s;
   };
   const S specs[] = {{"2x17x9x14_K19", {{2, 17, 9, 14}, 19, true, {1, 1, 1, 1}}},
-                     {"1x8x7x17_K70_asym", {{1, 8, 7, 17}, 70, false, {0, 1, 2, 0}}}};
+                     {"1x8x7x17_K70_asym", {{1, 8, 7, 17}, 70, false, {0, 1, 2, 0}}},
+                     // 80 tiles in 3 blocks that end mid tile row: the epilogue's row segments
+                     {"1x4x30x37_K9", {{1, 4, 30, 37}, 9, true, {1, 1, 1, 1}}}};
   for (const Epi& e : epilogues())
     for (const S& sp : specs) {
       const ConvSpec& s = sp.s;
