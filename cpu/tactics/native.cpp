@@ -7,7 +7,7 @@ namespace anvil::runtime {
 void registerNativeLinearKernels(Kernels& k);     // cpu/tactics/native_linear.cpp: MatMul, Gemm, Conv, fused linear
 void registerNativeOpKernels(Kernels& k);         // cpu/tactics/native_ops.cpp: pooling, elementwise, norms, movement
 void registerNativeSequenceKernels(Kernels& k);   // cpu/tactics/native_sequence.cpp: attention, fused chains, RNNs
-void registerNativeWinogradKernels(Kernels& k);   // cpu/tactics/native_winograd.cpp: 3x3 stride-1 convolutions
+void registerNativeWinogradKernels(Kernels& k);   // cpu/tactics/native_winograd.cpp: 3x3 convolutions
 
 void registerNativeCpuKernels(Kernels& k) {
   registerNativeLinearKernels(k);

@@ -1,0 +1,355 @@
+// The 3x3 depthwise convolution (Conv / anvil.FusedConv with group == C, W [C, 1, 3, 3],
+// stride 1 or 2 on both axes, dilation 1, any padding; f32 NCHW), AVX2+FMA.
+// Per channel plane, output rows are computed from three zero-padded input rows kept in a
+// small per-task ring (each input row is copied once, not the whole plane), the nine
+// weights held in registers; stride 1 computes two output rows per pass, sharing their
+// input loads; stride 2 takes the even and odd lanes of two loads. The bias is the
+// accumulators' start and the epilogue (activation, residual) runs over each finished
+// plane while it is in cache. Planes are split over tasks in fixed ranges: bitwise equal for any
+// thread count. No allocation in run().
+#include "cpu/tactics/native_dwconv.h"
+
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <string>
+
+#include "cpu/tactics/native_linear_conv.h"
+#include "cpu/tactics/native_linear_epilogue.h"
+#include "ir/ops/anvil_linear.h"
+
+namespace anvil::cpu::tactics {
+
+namespace {
+
+using ir::linear::Activation;
+using ir::linear::Epilogue;
+using runtime::Kernel;
+using runtime::PrepareInfo;
+using runtime::Prepared;
+using runtime::StepArgs;
+using runtime::TensorView;
+
+struct DwParams {
+  ConvAttrs conv;
+  int64_t slotFloats = 0;  // per task: the row ring and a zero row
+  int32_t tasks = 1, packed = 0, fused = 0, act = 0, residual = 0, addFirst = 1;
+  float p0 = 0.0f, p1 = 0.0f;
+  Epilogue epilogue() const {
+    Epilogue e;
+    e.act = Activation(act);
+    e.p0 = p0;
+    e.p1 = p1;
+    e.residual = residual != 0;
+    e.addFirst = addFirst != 0;
+    return e;
+  }
+};
+static_assert(sizeof(DwParams) == 96 + 8 + 6 * 4 + 8, "DwParams must have no padding bytes");
+
+constexpr int kRing = 4;  // padded input rows kept per task
+
+// A padded row: pl zeros, the input row, zeros; 16 floats of slack for the last vector's
+// loads (stride 2 reads up to 2 * OW + 15).
+int64_t paddedWidth(const Conv2dGeom& g) { return roundUp(g.pl + g.W + g.pr + 16, 16); }
+int64_t slotFloatsFor(const Conv2dGeom& g) { return (kRing + 1) * paddedWidth(g); }
+
+bool isF32(const ir::TensorType& t) { return t.dtype == DataType::kF32; }
+bool absent(const std::vector<ir::TensorType>& in, size_t i) {
+  return i >= in.size() || in[i].dtype == DataType::kUndefined;
+}
+
+bool dwAttrs(const ir::Node& n, ConvAttrs* a) {
+  const ir::Attributes& at = n.attrs();
+  const std::vector<int64_t> ks = at.getInts("kernel_shape", {3, 3});
+  if (ks.size() != 2 || ks[0] != 3 || ks[1] != 3) return false;
+  const std::vector<int64_t> s = at.getInts("strides", {1, 1}), d = at.getInts("dilations", {1, 1});
+  if (s.size() != 2 || s[0] != s[1] || (s[0] != 1 && s[0] != 2)) return false;
+  if (d != std::vector<int64_t>{1, 1}) return false;
+  a->group = at.getInt("group", 1);
+  a->kH = a->kW = 3;
+  a->sH = a->sW = s[0];
+  const std::string ap = at.getString("auto_pad", "NOTSET");
+  if (ap == "NOTSET" || ap.empty()) {
+    a->autoPad = 0;
+    const std::vector<int64_t> p = at.getInts("pads", {0, 0, 0, 0});
+    if (p.size() != 4) return false;
+    for (int i = 0; i < 4; ++i) {
+      if (p[size_t(i)] < 0) return false;
+      a->pads[i] = p[size_t(i)];
+    }
+  } else if (ap == "VALID") {
+    a->autoPad = 1;
+  } else if (ap == "SAME_UPPER") {
+    a->autoPad = 2;
+  } else if (ap == "SAME_LOWER") {
+    a->autoPad = 3;
+  } else {
+    return false;
+  }
+  return true;
+}
+
+bool supportsDw(const ir::Node& n, const std::vector<ir::TensorType>& in) {
+  if (in.size() < 2 || !isF32(in[0]) || !isF32(in[1])) return false;
+  const ir::Shape& x = in[0].shape;
+  const ir::Shape& w = in[1].shape;
+  if (!x.rankKnown() || x.rank() != 4 || !w.rankKnown() || w.rank() != 4 || !w.isStatic() || !x[1].isStatic())
+    return false;
+  ConvAttrs a;
+  if (!dwAttrs(n, &a)) return false;
+  const int64_t C = x[1].value();
+  if (a.group != C || w[0].value() != C || w[1].value() != 1 || w[2].value() != 3 || w[3].value() != 3) return false;
+  if (!absent(in, 2) && (!isF32(in[2]) || !in[2].shape.rankKnown() || in[2].shape.rank() != 1)) return false;
+  return true;
+}
+
+bool supportsFusedDw(const ir::Node& n, const std::vector<ir::TensorType>& in) {
+  if (!supportsDw(n, in)) return false;
+  Epilogue e;
+  if (!ir::linear::readEpilogue(n.attrs(), &e).empty()) return false;
+  const bool hasZ = !absent(in, ir::linear::kResidualInput);
+  return hasZ == e.residual && (!hasZ || isF32(in[ir::linear::kResidualInput]));
+}
+
+void prepareDw(bool fused, const PrepareInfo& info, Prepared* out) {
+  DwParams p;
+  const ir::Node& n = *info.node;
+  ANVIL_CHECK(dwAttrs(n, &p.conv), ErrorCode::kInvalidModel, n.label(), ": not a 3x3 depthwise Conv this kernel handles");
+  p.tasks = std::max(1, info.threads);
+  if (fused) {
+    Epilogue e;
+    const std::string err = ir::linear::readEpilogue(n.attrs(), &e);
+    ANVIL_CHECK(err.empty(), ErrorCode::kInvalidModel, n.label(), ": ", err);
+    p.fused = 1;
+    p.act = int32_t(e.act);
+    p.p0 = e.p0;
+    p.p1 = e.p1;
+    p.residual = e.residual;
+    p.addFirst = e.addFirst;
+  }
+  ANVIL_CHECK(info.maxTypes.size() > 1 && info.maxTypes[0].shape.isStatic(), ErrorCode::kInternal, n.label(),
+              ": X has no static extents at the profile's max shapes");
+  const std::vector<int64_t> xd = info.maxTypes[0].shape.extents();
+  Conv2dGeom g;
+  ANVIL_CHECK(conv2dGeometry(p.conv, xd.data(), xd[1], &g), ErrorCode::kInvalidModel, n.label(), ": X ",
+              info.maxTypes[0].str(), " does not fit the Conv attributes");
+  p.slotFloats = slotFloatsFor(g);
+  if (const ir::Tensor* w = info.constants.size() > 1 ? info.constants[1] : nullptr) {
+    p.packed = 1;  // the filter as it is, [C][9]
+    out->blobs.emplace_back(static_cast<const char*>(w->raw()), size_t(w->numel()) * sizeof(float));
+    out->packedInputs.push_back(1);
+  }
+  out->workspaceBytes = uint64_t(p.tasks * p.slotFloats) * sizeof(float);
+  out->setParams(p);
+}
+
+// The padded rows of one plane: input row ih copied once into ring slot ih % 4.
+struct RowRing {
+  const float* x;  // the plane
+  const Conv2dGeom* g;
+  float* rows;  // kRing rows, then the zero row
+  int64_t width;
+  int64_t tags[kRing];
+
+  // Defined inside the AVX2 plane function's inlining: plain vector loops, no libc calls
+  // (rows are short; the call overhead would dominate).
+  __attribute__((target("avx2,fma"))) inline const float* row(int64_t ih) {
+    if (ih < 0 || ih >= g->H) return rows + kRing * width;
+    const int s = int(ih & (kRing - 1));
+    float* r = rows + s * width;
+    if (tags[s] != ih) {
+      const __m256 zero = _mm256_setzero_ps();
+      for (int64_t j = 0; j < width; j += 8) _mm256_storeu_ps(r + j, zero);
+      const float* src = x + ih * g->W;
+      float* dst = r + g->pl;
+      int64_t j = 0;
+      for (; j + 8 <= g->W; j += 8) _mm256_storeu_ps(dst + j, _mm256_loadu_ps(src + j));
+      for (; j < g->W; ++j) dst[j] = src[j];
+      tags[s] = ih;
+    }
+    return r;
+  }
+};
+
+// Stride 1: R (1 or 2) output rows from R + 2 input rows r[], 8 * V outputs from ow.
+template <int R, int V>
+__attribute__((target("avx2,fma"))) inline void stepS1(const float* const* r, const __m256* w, __m256 bias,
+                                                       int64_t ow, float* const* y) {
+  __m256 acc[R][V];
+#pragma GCC unroll 4
+  for (int o = 0; o < R; ++o)
+#pragma GCC unroll 4
+    for (int v = 0; v < V; ++v) acc[o][v] = bias;
+#pragma GCC unroll 4
+  for (int i = 0; i < R + 2; ++i)
+#pragma GCC unroll 3
+    for (int kw = 0; kw < 3; ++kw)
+#pragma GCC unroll 4
+      for (int v = 0; v < V; ++v) {
+        const __m256 x = _mm256_loadu_ps(r[i] + ow + 8 * v + kw);
+        if (i < 3) acc[0][v] = _mm256_fmadd_ps(w[i * 3 + kw], x, acc[0][v]);
+        if (R == 2 && i >= 1) acc[R - 1][v] = _mm256_fmadd_ps(w[(i - 1) * 3 + kw], x, acc[R - 1][v]);
+      }
+#pragma GCC unroll 4
+  for (int o = 0; o < R; ++o)
+#pragma GCC unroll 4
+    for (int v = 0; v < V; ++v) _mm256_storeu_ps(y[o] + ow + 8 * v, acc[o][v]);
+}
+
+__attribute__((target("avx2,fma"))) inline __m256 evenLanes(__m256 a, __m256 b) {
+  const __m256 e = _mm256_shuffle_ps(a, b, _MM_SHUFFLE(2, 0, 2, 0));
+  return _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(e), _MM_SHUFFLE(3, 1, 2, 0)));
+}
+__attribute__((target("avx2,fma"))) inline __m256 oddLanes(__m256 a, __m256 b) {
+  const __m256 e = _mm256_shuffle_ps(a, b, _MM_SHUFFLE(3, 1, 3, 1));
+  return _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(e), _MM_SHUFFLE(3, 1, 2, 0)));
+}
+
+// Stride 2: one output row, 8 * V outputs from ow.
+template <int V>
+__attribute__((target("avx2,fma"))) inline void stepS2(const float* const* r, const __m256* w, __m256 bias,
+                                                       int64_t ow, float* y) {
+  __m256 acc[V];
+#pragma GCC unroll 4
+  for (int v = 0; v < V; ++v) acc[v] = bias;
+#pragma GCC unroll 3
+  for (int kh = 0; kh < 3; ++kh)
+#pragma GCC unroll 4
+    for (int v = 0; v < V; ++v) {
+      const float* p = r[kh] + 2 * (ow + 8 * v);
+      const __m256 a = _mm256_loadu_ps(p), b = _mm256_loadu_ps(p + 8);
+      const __m256 a2 = _mm256_loadu_ps(p + 2), b2 = _mm256_loadu_ps(p + 10);
+      acc[v] = _mm256_fmadd_ps(w[kh * 3 + 0], evenLanes(a, b), acc[v]);
+      acc[v] = _mm256_fmadd_ps(w[kh * 3 + 1], oddLanes(a, b), acc[v]);
+      acc[v] = _mm256_fmadd_ps(w[kh * 3 + 2], evenLanes(a2, b2), acc[v]);
+    }
+#pragma GCC unroll 4
+  for (int v = 0; v < V; ++v) _mm256_storeu_ps(y + ow + 8 * v, acc[v]);
+}
+
+// One output plane of channel c (bias included; the caller runs the epilogue over it).
+// Rows narrower than a vector are computed 8 wide into a scratch row (the padded input rows
+// have the slack) and copied.
+__attribute__((target("avx2,fma"))) void planeAvx2(RowRing& ring, const float* wc, float biasC, float* y,
+                                                   const Conv2dGeom& g) {
+  __m256 w[9];
+  for (int i = 0; i < 9; ++i) w[i] = _mm256_set1_ps(wc[i]);
+  const __m256 bias = _mm256_set1_ps(biasC);
+  const int64_t OW = g.OW;
+  for (int k = 0; k < kRing; ++k) ring.tags[k] = -1;
+  alignas(32) float narrow[2][8];
+  if (g.sH == 1) {
+    for (int64_t oh = 0; oh < g.OH; oh += 2) {
+      const int64_t ih = oh - g.pt;
+      const float* r[4] = {ring.row(ih), ring.row(ih + 1), ring.row(ih + 2), ring.row(ih + 3)};
+      float* yr[2] = {y + oh * OW, y + (oh + 1) * OW};
+      const bool two = oh + 1 < g.OH;
+      if (OW < 8) {
+        float* nr[2] = {narrow[0], narrow[1]};
+        if (two) stepS1<2, 1>(r, w, bias, 0, nr);
+        else stepS1<1, 1>(r, w, bias, 0, nr);
+        for (int o = 0; o < (two ? 2 : 1); ++o)
+          for (int64_t j = 0; j < OW; ++j) yr[o][j] = narrow[o][j];
+        continue;
+      }
+      int64_t ow = 0;
+      if (two) {
+        for (; ow + 16 <= OW; ow += 16) stepS1<2, 2>(r, w, bias, ow, yr);
+        for (; ow + 8 <= OW; ow += 8) stepS1<2, 1>(r, w, bias, ow, yr);
+        if (ow < OW) stepS1<2, 1>(r, w, bias, OW - 8, yr);  // overlaps: the same values again
+      } else {
+        for (; ow + 16 <= OW; ow += 16) stepS1<1, 2>(r, w, bias, ow, yr);
+        for (; ow + 8 <= OW; ow += 8) stepS1<1, 1>(r, w, bias, ow, yr);
+        if (ow < OW) stepS1<1, 1>(r, w, bias, OW - 8, yr);
+      }
+    }
+    return;
+  }
+  for (int64_t oh = 0; oh < g.OH; ++oh) {
+    const int64_t ih = oh * 2 - g.pt;
+    const float* r[3] = {ring.row(ih), ring.row(ih + 1), ring.row(ih + 2)};
+    float* yr = y + oh * OW;
+    if (OW < 8) {
+      stepS2<1>(r, w, bias, 0, narrow[0]);
+      for (int64_t j = 0; j < OW; ++j) yr[j] = narrow[0][j];
+      continue;
+    }
+    int64_t ow = 0;
+    for (; ow + 16 <= OW; ow += 16) stepS2<2>(r, w, bias, ow, yr);
+    for (; ow + 8 <= OW; ow += 8) stepS2<1>(r, w, bias, ow, yr);
+    if (ow < OW) stepS2<1>(r, w, bias, OW - 8, yr);
+  }
+}
+
+void runDw(const StepArgs& a) {
+  const DwParams& p = a.paramsAs<DwParams>();
+  const TensorView &X = a.in(0), &W = a.in(1);
+  TensorView& Y = a.out(0);
+  if (X.rank != 4) a.fail("this kernel handles 2-D Conv (rank-4 X) only");
+  Conv2dGeom g;
+  if (!conv2dGeometry(p.conv, X.dims, X.dims[1], &g) || g.C != p.conv.group) a.fail("X does not fit the Conv attributes");
+  if (!p.packed && (W.rank != 4 || W.dims[0] != g.C || W.dims[1] != 1)) a.fail("W must be [C, 1, 3, 3]");
+  if (Y.rank != 4 || Y.dims[0] != g.N || Y.dims[1] != g.C || Y.dims[2] != g.OH || Y.dims[3] != g.OW)
+    a.fail("the output extents differ from the Conv's");
+  if (Y.numel() == 0) return;
+  if (slotFloatsFor(g) > p.slotFloats) a.fail("the input is wider than prepared (outside the profile?)");
+  const int T = std::max(1, std::min(p.tasks, a.executor->threads()));
+  if (uint64_t(T * p.slotFloats) * sizeof(float) > a.workspaceBytes) a.fail("the workspace is smaller than prepared");
+  const float* bias = nullptr;
+  if (a.hasInput(2)) {
+    if (a.in(2).numel() != g.C) a.fail("B must have one value per channel");
+    bias = a.in(2).as<float>();
+  }
+  const float* zp = nullptr;
+  if (p.fused && p.residual) {
+    if (!a.hasInput(int(ir::linear::kResidualInput))) a.fail("has_residual is 1 but Z (input 3) is absent");
+    const TensorView& z = a.in(int(ir::linear::kResidualInput));
+    if (z.numel() != Y.numel()) a.fail("Z must have the output's shape");
+    zp = z.as<float>();
+  }
+  const Epilogue epi = p.epilogue();
+  const bool epilogue = p.fused && (zp || epi.act != Activation::kNone);
+  const EpilogueRow row = epilogueRow(epi);
+  const float* wp = p.packed ? a.blobs[0].as<float>() : W.as<float>();
+  const float* xp = X.as<float>();
+  float* yp = Y.as<float>();
+  const int64_t planes = g.N * g.C, n = std::min<int64_t>(T, planes), P = g.OH * g.OW;
+  float* ws = static_cast<float*>(a.workspace);
+  a.executor->parallelFor(n, [&](int64_t t) {
+    float* slot = ws + t * p.slotFloats;
+    RowRing ring{nullptr, &g, slot, paddedWidth(g), {}};
+    std::memset(slot + kRing * ring.width, 0, size_t(ring.width) * sizeof(float));  // the zero row
+    for (int64_t pl = rangeBegin(planes, t, n); pl < rangeBegin(planes, t + 1, n); ++pl) {
+      const int64_t c = pl % g.C;
+      ring.x = xp + pl * g.H * g.W;
+      planeAvx2(ring, wp + c * 9, bias ? bias[c] : 0.0f, yp + pl * P, g);
+      if (epilogue) row(epi, yp + pl * P, zp ? zp + pl * P : nullptr, nullptr, 0.0f, P);
+    }
+  });
+}
+
+Kernel makeKernel(bool fused) {
+  Kernel k;
+  k.name = fused ? "f32_dwconv2d_3x3_rows_epilogue__avx2" : "f32_dwconv2d_3x3_rows__avx2";
+  k.version = 1;
+  k.op = fused ? "FusedConv" : "Conv";
+  k.domain = fused ? "anvil" : "";
+  k.precision = DataType::kF32;
+  k.requirements = {"avx2", "fma"};
+  k.supports = fused ? supportsFusedDw : supportsDw;
+  k.prepare = [fused](const PrepareInfo& i, Prepared* o) { prepareDw(fused, i, o); };
+  k.run = runDw;
+  return k;
+}
+
+}  // namespace
+
+void registerDwConv3x3Kernels(runtime::Kernels& k) {
+  k.add(makeKernel(false));
+  k.add(makeKernel(true));
+}
+
+}  // namespace anvil::cpu::tactics
