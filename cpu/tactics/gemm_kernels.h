@@ -32,13 +32,27 @@ enum class GemmIsa : int32_t {
 // C[R x ncols] (+)= Apanel[kc x MR] (first R rows) * Bpanel[kc x NR], row stride ldc.
 using MicroKernel = void (*)(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, int ncols, bool acc);
 
+// The small-M kernel: C[R x cols] (+)= alpha * A[R x kc] * P consecutive panels of packed B
+// (panel p at b + p * panelStride, row-major kc x NR), A read in place (element (r, k) at
+// a[r * ars + k * acs]: no packing), cols = (P - 1) * NR + lastCols. Per element the same
+// products in the same order as the micro-kernel on packed A, so the same bits.
+using GemvKernel = void (*)(int64_t kc, const float* a, int64_t ars, int64_t acs, float alpha, const float* b,
+                            int64_t panelStride, float* c, int64_t ldc, int lastCols, bool acc);
+
 // Tiles and cache blocks of one family. kc fixes the K blocks, so it fixes the numerics;
 // mc and nc only bound the per-task buffers (work splits below them change nothing).
 struct GemmConfig {
   int mr, nr;
   int64_t mc, kc, nc;
   const MicroKernel* kernels;  // kernels[R-1] computes R rows
+  // Small M (batch-1 MLPs and transformers): M <= gemvRows runs the GemvKernels, P panels
+  // at a time so that R x P x (NR / lanes) accumulators hide the FMA latency;
+  // gemv[(R-1) * kGemvMaxPanels + (P-1)]. gemvRows = 0: no such path.
+  int gemvRows = 0;
+  int gemvPanels[8] = {};  // P for R = 1..gemvRows
+  const GemvKernel* gemv = nullptr;
 };
+inline constexpr int kGemvMaxPanels = 6;
 const GemmConfig& gemmConfig(GemmIsa isa);
 
 inline int64_t ceilDiv(int64_t a, int64_t b) { return (a + b - 1) / b; }
