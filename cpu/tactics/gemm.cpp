@@ -142,16 +142,19 @@ namespace {
 // 8x8 transpose in registers: v[r] = row r (8 floats) becomes v[c] = column c.
 __attribute__((target("avx2"), always_inline)) inline void transpose8x8(__m256 (&v)[8]) {
   __m256 t[8], u[8];
+  #pragma GCC unroll 8
   for (int i = 0; i < 8; i += 2) {
     t[i] = _mm256_unpacklo_ps(v[i], v[i + 1]);
     t[i + 1] = _mm256_unpackhi_ps(v[i], v[i + 1]);
   }
+  #pragma GCC unroll 8
   for (int i = 0; i < 8; i += 4) {
     u[i] = _mm256_shuffle_ps(t[i], t[i + 2], 0x44);
     u[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], 0xEE);
     u[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0x44);
     u[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0xEE);
   }
+  #pragma GCC unroll 8
   for (int i = 0; i < 4; ++i) {
     v[i] = _mm256_permute2f128_ps(u[i], u[i + 4], 0x20);
     v[i + 4] = _mm256_permute2f128_ps(u[i], u[i + 4], 0x31);
@@ -172,25 +175,32 @@ __attribute__((target("avx2"))) void packAPanelRowsAvx(const float* src, int64_t
   const __m256 va = _mm256_set1_ps(alpha);
   int64_t k = 0;
   for (; k + 8 <= kc; k += 8) {
-    __m256 v[G][8];
-    for (int g = 0; g < G; ++g) {
+    const bool last = k + 8 == kc;
+    // Group by group (16 ymm registers: one 8x8 block at a time), the last group first:
+    // its 8-float stores run MR % 8 - 8 floats into the next k's slot, which the earlier
+    // groups' stores then overwrite; only the panel's last k needs the masked store.
+#pragma GCC unroll 2
+    for (int g = G - 1; g >= 0; --g) {
+      __m256 v[8];
+      #pragma GCC unroll 8
       for (int r = 0; r < 8; ++r) {
         const int row = g * 8 + r;
-        v[g][r] = row < rows ? _mm256_loadu_ps(src + row * lda + k) : _mm256_setzero_ps();
-        if (alpha != 1.0f) v[g][r] = _mm256_mul_ps(v[g][r], va);
+        v[r] = row < rows ? _mm256_loadu_ps(src + row * lda + k) : _mm256_setzero_ps();
+        if (alpha != 1.0f) v[r] = _mm256_mul_ps(v[r], va);
       }
-      transpose8x8(v[g]);
-    }
-    for (int kk = 0; kk < 8; ++kk) {
-      float* dk = d + (k + kk) * MR;
-      for (int g = 0; g + 1 < G; ++g) _mm256_storeu_ps(dk + g * 8, v[g][kk]);
-      if (MR % 8 == 0)
-        _mm256_storeu_ps(dk + (G - 1) * 8, v[G - 1][kk]);
-      else
-        _mm256_maskstore_ps(dk + (G - 1) * 8, tailMask, v[G - 1][kk]);
+      transpose8x8(v);
+      #pragma GCC unroll 8
+      for (int kk = 0; kk < 8; ++kk) {
+        float* dk = d + (k + kk) * MR + g * 8;
+        if (g + 1 < G || MR % 8 == 0 || kk < 7 || !last)
+          _mm256_storeu_ps(dk, v[kk]);
+        else
+          _mm256_maskstore_ps(dk, tailMask, v[kk]);
+      }
     }
   }
   for (; k < kc; ++k)
+    #pragma GCC unroll 8
     for (int r = 0; r < MR; ++r) d[k * MR + r] = r < rows ? (alpha == 1.0f ? src[r * lda + k] : alpha * src[r * lda + k]) : 0.0f;
 }
 
@@ -351,24 +361,41 @@ __attribute__((target("avx2,fma"))) void ukAvx2_x16(int64_t kc, const float* __r
   }
 }
 
+// One k step of the AVX-512 tile (a helper so that the main loop can take two per trip).
+template <int MR, int R>
+__attribute__((target("avx512f"), always_inline)) inline void stepAvx512_x32(__m512 (&c0)[R], __m512 (&c1)[R],
+                                                                            const float* a, const float* b) {
+  const __m512 b0 = _mm512_load_ps(b), b1 = _mm512_load_ps(b + 16);
+#pragma GCC unroll 16
+  for (int r = 0; r < R; ++r) {
+    const __m512 av = _mm512_set1_ps(a[r]);
+    c0[r] = _mm512_fmadd_ps(av, b0, c0[r]);
+    c1[r] = _mm512_fmadd_ps(av, b1, c1[r]);
+  }
+}
+
 template <int MR, int R>
 __attribute__((target("avx512f"))) void ukAvx512_x32(int64_t kc, const float* __restrict a,
                                                      const float* __restrict b, float* c, int64_t ldc, int ncols,
                                                      bool acc) {
+  // The C rows are needed only after the loop: start fetching them now (one line per 16
+  // columns) so that the read-modify-write at the end does not wait on L2.
+#pragma GCC unroll 16
+  for (int r = 0; r < R; ++r) {
+    _mm_prefetch(reinterpret_cast<const char*>(c + r * ldc), _MM_HINT_T0);
+    _mm_prefetch(reinterpret_cast<const char*>(c + r * ldc + 16), _MM_HINT_T0);
+  }
   __m512 c0[R], c1[R];
 #pragma GCC unroll 16
   for (int r = 0; r < R; ++r) c0[r] = c1[r] = _mm512_setzero_ps();
-  for (int64_t k = 0; k < kc; ++k) {
-    const __m512 b0 = _mm512_load_ps(b), b1 = _mm512_load_ps(b + 16);
-#pragma GCC unroll 16
-    for (int r = 0; r < R; ++r) {
-      const __m512 av = _mm512_set1_ps(a[r]);
-      c0[r] = _mm512_fmadd_ps(av, b0, c0[r]);
-      c1[r] = _mm512_fmadd_ps(av, b1, c1[r]);
-    }
-    a += MR;
-    b += 32;
+  int64_t k = 0;
+  for (; k + 2 <= kc; k += 2) {  // two steps per trip: half the loop overhead on the FMA ports
+    stepAvx512_x32<MR, R>(c0, c1, a, b);
+    stepAvx512_x32<MR, R>(c0, c1, a + MR, b + 32);
+    a += 2 * MR;
+    b += 64;
   }
+  if (k < kc) stepAvx512_x32<MR, R>(c0, c1, a, b);
   const __mmask16 m0 = ncols >= 16 ? __mmask16(0xffff) : __mmask16((1u << ncols) - 1);
   const __mmask16 m1 = ncols >= 32 ? __mmask16(0xffff) : ncols <= 16 ? __mmask16(0) : __mmask16((1u << (ncols - 16)) - 1);
 #pragma GCC unroll 16
@@ -543,7 +570,7 @@ const GemmConfig& gemmConfig(GemmIsa isa) {
   // 19 / 15 through packed A; 1x256x256 37 / 70 against 25 / 30; 1x768x768 is bound by
   // streaming its 2.4 MB of weights from L3 (27 against 22 GFLOP/s).
   static const GemmConfig kCfgAvx2{6, 16, 72, 256, 512, kAvx2.data(), 4, {6, 3, 2, 1}, kGemvAvx2.data()};
-  static const GemmConfig kCfgAvx512{14, 32, 84, 192, 512, kAvx512.data(), 4, {6, 3, 2, 2}, kGemvAvx512.data()};
+  static const GemmConfig kCfgAvx512{14, 32, std::getenv("MC") ? atoi(std::getenv("MC")) : 84, std::getenv("KC") ? atoi(std::getenv("KC")) : 192, 512, kAvx512.data(), 4, {6, 3, 2, 2}, kGemvAvx512.data()};
   switch (isa) {
     case GemmIsa::kAvx2_6x16: return kCfgAvx2;
     case GemmIsa::kAvx512_14x32: return kCfgAvx512;
