@@ -554,9 +554,14 @@ constexpr std::array<MicroKernel, MR> avx512Table(std::integer_sequence<int, Rs.
 }  // namespace
 
 // Cache blocking (floats): an A block (mc x kc) stays in L2 while the B micro-panels
-// (kc x nr) pass through L1. On the dev box (Zen 5 class EPYC, 48 KiB L1d, 1 MiB L2)
-// MatMul 256x512x512 moved by under 5% over kc 128..384 and mc 4..24 panels; nc 512 was
-// 5-10% better than 1024 for the ResNet 3x3 Conv. mc is a multiple of mr.
+// (kc x nr) pass through L1. On a Zen 5 class EPYC (48 KiB L1d, 1 MiB L2) MatMul
+// 256x512x512 moved by under 5% over kc 128..384 and mc 4..24 panels; nc 512 was 5-10%
+// better than 1024 for the ResNet 3x3 Conv. mc is a multiple of mr.
+// AVX-512 (measured on the AVX-512 dev box, a Xeon with 48 KiB L1d and 2 MiB L2, one
+// thread, NativeLinearBench.DISABLED_GemmDriver): kc 256 (a 32 KiB B micro-panel plus a
+// 14 KiB A micro-panel: just inside L1) beat 192 by 3-5% at M=N=K 512 and 1024 (fewer
+// read-modify-writes of C per element: 512 = 2 blocks instead of 3); 224 and 288 were no
+// better, mc 56..168 within noise (112: an A block of 112 KiB in L2).
 const GemmConfig& gemmConfig(GemmIsa isa) {
   static const auto kPortable = portableTable<4>(std::make_integer_sequence<int, 4>{});
   static const auto kAvx2 = avx2Table<6>(std::make_integer_sequence<int, 6>{});
@@ -570,7 +575,7 @@ const GemmConfig& gemmConfig(GemmIsa isa) {
   // 19 / 15 through packed A; 1x256x256 37 / 70 against 25 / 30; 1x768x768 is bound by
   // streaming its 2.4 MB of weights from L3 (27 against 22 GFLOP/s).
   static const GemmConfig kCfgAvx2{6, 16, 72, 256, 512, kAvx2.data(), 4, {6, 3, 2, 1}, kGemvAvx2.data()};
-  static const GemmConfig kCfgAvx512{14, 32, std::getenv("MC") ? atoi(std::getenv("MC")) : 84, std::getenv("KC") ? atoi(std::getenv("KC")) : 192, 512, kAvx512.data(), 4, {6, 3, 2, 2}, kGemvAvx512.data()};
+  static const GemmConfig kCfgAvx512{14, 32, 112, 256, 512, kAvx512.data(), 4, {6, 3, 2, 2}, kGemvAvx512.data()};
   switch (isa) {
     case GemmIsa::kAvx2_6x16: return kCfgAvx2;
     case GemmIsa::kAvx512_14x32: return kCfgAvx512;

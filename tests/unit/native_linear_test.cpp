@@ -4,7 +4,7 @@
 // replaced by NaNs to prove run() reads only the blob), run() on views with the output
 // between sentinel guards and a guarded workspace, with 1 and 2 executor threads, which
 // must agree bitwise. Shapes cover tile and K-block edges (M, N, K in 1, 7, 17, 63, 130;
-// K at and around the K blocks 192/256), batches, Gemm transposes/alpha/beta/C broadcast,
+// K at and around the K blocks 256), batches, Gemm transposes/alpha/beta/C broadcast,
 // Conv pads/strides/dilations/groups/depthwise/1x1, each activation and residual order.
 // NativeLinearBench.DISABLED_Timing measures against the reference kernel.
 #include <gtest/gtest.h>
@@ -68,7 +68,7 @@ std::vector<Case> matmulCases() {
         mm(s, {m, k}, {k, n}, true);
         if (m == k || k == n) mm(s, {m, k}, {k, n}, false);
       }
-  // K at, below and above the K blocks (192: AVX-512, 256: AVX2 and portable).
+  // K at, below and above the K blocks (256 for every family; 192 and 513 the old AVX-512 ones).
   for (int64_t k : {191, 192, 193, 255, 256, 257, 513}) {
     mm("17x" + std::to_string(k) + "x33", {17, k}, {k, 33}, true);
     mm("130x" + std::to_string(k) + "x7", {130, k}, {k, 7}, false);
