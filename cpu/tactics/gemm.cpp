@@ -601,11 +601,18 @@ void gemmPackedB(const GemmConfig& c, int64_t M, int64_t N, int64_t K, float alp
   const int mr = c.mr, nr = c.nr;
   const int64_t panels = ceilDiv(N, nr), nPad = panels * nr;
   const int64_t T = std::max(1, slots.tasks);
-  // Work items: M blocks x N ranges, at least two per task where the shape allows.
-  int64_t mBlocks = ceilDiv(M, c.mc);
-  const int64_t nSplit = mBlocks >= 2 * T ? 1 : std::min(panels, ceilDiv(2 * T, mBlocks));
-  const int64_t mcEff = roundUp(ceilDiv(M, mBlocks), mr);
-  mBlocks = ceilDiv(M, mcEff);
+  // Work items: M blocks x N ranges. The M blocks split the mr-row tiles evenly (no short
+  // last block) and, with several tasks, N is split too until there are about four items
+  // per task, so that contiguous ranges of items give every task nearly the same work
+  // (5 M blocks on 2 tasks would be 3 against 2). One task: whole rows of C per item, A
+  // packed once.
+  const int64_t tilesM = ceilDiv(M, mr);
+  const int64_t mBlocks = std::min(tilesM, ceilDiv(M, c.mc));
+  // Small M (one block, no A packing): one even panel range per task, each as wide as
+  // possible for the several-panel kernels.
+  const int64_t nSplit = T == 1 ? 1
+                         : M <= c.gemvRows ? std::min<int64_t>(panels, T)
+                                           : std::max<int64_t>(1, std::min(panels, ceilDiv(4 * T, mBlocks)));
   const int64_t items = mBlocks * nSplit, tasks = std::min(T, items);
   // Per item the A block (mc x kc) stays in L2 and B's panels stream past it from the
   // prepacked weight. Against the BLIS order (a kc x nc block of B kept in L2 across the M
@@ -614,7 +621,9 @@ void gemmPackedB(const GemmConfig& c, int64_t M, int64_t N, int64_t K, float alp
   auto task = [&](int64_t t) {
     float* ap = slots.slot(t);
     for (int64_t item = rangeBegin(items, t, tasks), end = rangeBegin(items, t + 1, tasks); item < end; ++item) {
-      const int64_t ic = (item / nSplit) * mcEff, mc = std::min(mcEff, M - ic), js = item % nSplit;
+      const int64_t mb = item / nSplit, js = item % nSplit;
+      const int64_t ic = rangeBegin(tilesM, mb, mBlocks) * mr;
+      const int64_t mc = std::min(M, rangeBegin(tilesM, mb + 1, mBlocks) * mr) - ic;
       const int64_t q0 = panels * js / nSplit, q1 = panels * (js + 1) / nSplit;
       if (q0 >= q1) continue;
       if (mc <= c.gemvRows) {  // small M: A in place, B streamed once, P panels at a time
