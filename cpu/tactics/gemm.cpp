@@ -561,7 +561,10 @@ constexpr std::array<MicroKernel, MR> avx512Table(std::integer_sequence<int, Rs.
 // thread, NativeLinearBench.DISABLED_GemmDriver): kc 256 (a 32 KiB B micro-panel plus a
 // 14 KiB A micro-panel: just inside L1) beat 192 by 3-5% at M=N=K 512 and 1024 (fewer
 // read-modify-writes of C per element: 512 = 2 blocks instead of 3); 224 and 288 were no
-// better, mc 56..168 within noise (112: an A block of 112 KiB in L2).
+// better. mc 224 (an A block of 224 KiB in L2, half the reloads of B from L3 once B
+// outgrows L2) beat 112 by 3-5% at 1024^3; 336 and 448 no better. M=N=K 1024 stays near
+// 75% of peak against 85% at 512: with K or N at 1024 (B past L2) it drops 5%, and neither
+// splitting N into 256/512-column items nor prefetching the next B panel into L2 moved it.
 const GemmConfig& gemmConfig(GemmIsa isa) {
   static const auto kPortable = portableTable<4>(std::make_integer_sequence<int, 4>{});
   static const auto kAvx2 = avx2Table<6>(std::make_integer_sequence<int, 6>{});
@@ -575,7 +578,7 @@ const GemmConfig& gemmConfig(GemmIsa isa) {
   // 19 / 15 through packed A; 1x256x256 37 / 70 against 25 / 30; 1x768x768 is bound by
   // streaming its 2.4 MB of weights from L3 (27 against 22 GFLOP/s).
   static const GemmConfig kCfgAvx2{6, 16, 72, 256, 512, kAvx2.data(), 4, {6, 3, 2, 1}, kGemvAvx2.data()};
-  static const GemmConfig kCfgAvx512{14, 32, 112, 256, 512, kAvx512.data(), 4, {6, 3, 2, 2}, kGemvAvx512.data()};
+  static const GemmConfig kCfgAvx512{14, 32, 224, 256, 512, kAvx512.data(), 4, {6, 3, 2, 2}, kGemvAvx512.data()};
   switch (isa) {
     case GemmIsa::kAvx2_6x16: return kCfgAvx2;
     case GemmIsa::kAvx512_14x32: return kCfgAvx512;
