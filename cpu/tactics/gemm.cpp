@@ -1,5 +1,6 @@
 // The f32 GEMM engine of cpu/tactics/gemm_kernels.h: micro-kernels (portable 4x8, AVX2
-// 6x16, AVX-512 14x32), panel packers, the B-stationary and A-stationary drivers (all
+// 6x16, AVX-512 14x32) and the small-M kernels, panel packers, the B-stationary and
+// A-stationary drivers (all
 // scratch from the caller's workspace, threads from the caller's executor), and the older
 // tactics' thread pool.
 #include <immintrin.h>

@@ -2,9 +2,13 @@
 // (cpu/tactics/native_linear.cpp): register-blocked micro-kernels (portable 4x8, AVX2 6x16,
 // AVX-512 14x32) over packed panels, the packers that lay operands out as panels (once at
 // build time for constant weights, per run into the workspace otherwise), and two
-// allocation-free drivers: B-stationary (MatMul/Gemm: B packed, A packed per task) and
-// A-stationary (Conv: the filter packed, the input packed per task, e.g. as implicit
-// im2col). Also the older tactics' thread pool (parallelFor), still used by other families.
+// allocation-free drivers: B-stationary (MatMul/Gemm: B packed, A packed per task, or for
+// M <= 4 read in place by the small-M kernels) and A-stationary (Conv: the filter packed,
+// the input packed per task, e.g. as implicit im2col). Also the older tactics' thread pool
+// (parallelFor), still used by other families.
+// Speed (one thread, NativeLinearBench.DISABLED_GemmVsPeak on the AVX-512 dev box, whose
+// FMA loop peaks at about 110-115 GFLOP/s with AVX2 and 210-225 with AVX-512): M=N=K 512 at
+// 91-95% (AVX2) and 83-86% (AVX-512) of that peak, 1024 at 85-90% and 73-77%.
 #pragma once
 
 #include <cstdint>

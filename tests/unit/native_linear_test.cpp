@@ -6,7 +6,12 @@
 // must agree bitwise. Shapes cover tile and K-block edges (M, N, K in 1, 7, 17, 63, 130;
 // K at and around the K blocks 256), batches, Gemm transposes/alpha/beta/C broadcast,
 // Conv pads/strides/dilations/groups/depthwise/1x1, each activation and residual order.
-// NativeLinearBench.DISABLED_Timing measures against the reference kernel.
+// NativeLinearGemm drives the GEMM engine directly: rows bitwise equal whatever the path
+// (small-M, packed tile position, task count, transposed A) and the two A packers agree.
+// The benchmarks run with --gtest_also_run_disabled_tests: NativeLinearBench.DISABLED_Timing
+// against the reference kernel, DISABLED_GemmVsPeak (the single-core FMA peak per ISA and
+// each MatMul kernel's GFLOP/s against it; ANVIL_BENCH_THREADS=2 adds 2 threads) and
+// DISABLED_GemmDriver (gemmPackedB alone, ANVIL_BENCH_MNK=m,n,k).
 #include <gtest/gtest.h>
 
 #include <algorithm>
