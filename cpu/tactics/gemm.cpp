@@ -267,8 +267,8 @@ void packBPanels(const GemmConfig& c, int64_t K, int64_t N, StridedMatrix B, int
   const int64_t nPad = roundUp(N, c.nr);
   q1 = std::min(q1, ceilDiv(N, c.nr));
   if (q0 >= q1) return;
-  for (int64_t pc = 0; pc < K; pc += c.kc) {
-    const int64_t kc = std::min(c.kc, K - pc);
+  for (int64_t pc = 0, kb = kBlockOf(c, K); pc < K; pc += kb) {
+    const int64_t kc = std::min(kb, K - pc);
     packBBlock(B, pc, kc, q0 * c.nr, std::min(N, q1 * c.nr) - q0 * c.nr, c.nr, dst + pc * nPad + q0 * kc * c.nr);
   }
 }
@@ -278,8 +278,8 @@ void packAPanels(const GemmConfig& c, int64_t M, int64_t K, StridedMatrix A, flo
   const int64_t mPad = roundUp(M, c.mr);
   i1 = std::min(i1, ceilDiv(M, c.mr));
   if (i0 >= i1) return;
-  for (int64_t pc = 0; pc < K; pc += c.kc) {
-    const int64_t kc = std::min(c.kc, K - pc);
+  for (int64_t pc = 0, kb = kBlockOf(c, K); pc < K; pc += kb) {
+    const int64_t kc = std::min(kb, K - pc);
     packA(A, i0 * c.mr, std::min(M, i1 * c.mr) - i0 * c.mr, pc, kc, c.mr, alpha, dst + pc * mPad + i0 * c.mr * kc);
   }
 }
@@ -631,8 +631,8 @@ void gemmPackedB(const GemmConfig& c, int64_t M, int64_t N, int64_t K, float alp
       if (q0 >= q1) continue;
       if (mc <= c.gemvRows) {  // small M: A in place, B streamed once, P panels at a time
         const int R = int(mc), P = c.gemvPanels[R - 1];
-        for (int64_t pc = 0; pc < K; pc += c.kc) {
-          const int64_t kc = std::min(c.kc, K - pc);
+        for (int64_t pc = 0, kb = kBlockOf(c, K); pc < K; pc += kb) {
+          const int64_t kc = std::min(kb, K - pc);
           const float* bBlock = Bp + pc * nPad;
           const float* a = A.p + ic * A.rs + pc * A.cs;
           for (int64_t q = q0; q < q1; q += P) {
@@ -645,8 +645,8 @@ void gemmPackedB(const GemmConfig& c, int64_t M, int64_t N, int64_t K, float alp
         if (ep) (*ep)(ic, mc, q0 * nr, std::min(N, q1 * nr) - q0 * nr, C + ic * ldc + q0 * nr, ldc);
         continue;
       }
-      for (int64_t pc = 0; pc < K; pc += c.kc) {
-        const int64_t kc = std::min(c.kc, K - pc);
+      for (int64_t pc = 0, kb = kBlockOf(c, K); pc < K; pc += kb) {
+        const int64_t kc = std::min(kb, K - pc);
         packA(A, ic, mc, pc, kc, mr, alpha, ap);
         const float* bBlock = Bp + pc * nPad;
         for (int64_t q = q0; q < q1; ++q) {
@@ -686,8 +686,8 @@ void gemmPackedA(const GemmConfig& c, int64_t M, int64_t K, const float* Ap, con
   float* scratch = slot + roundUp(c.kc * c.nc, 16);
   for (int64_t jc = j0; jc < j1; jc += c.nc) {
     const int64_t nc = std::min(c.nc, j1 - jc), panels = ceilDiv(nc, nr);
-    for (int64_t pc = 0; pc < K; pc += c.kc) {
-      const int64_t kc = std::min(c.kc, K - pc);
+    for (int64_t pc = 0, kb = kBlockOf(c, K); pc < K; pc += kb) {
+      const int64_t kc = std::min(kb, K - pc);
       B.pack(pc, kc, jc, nc, nr, bp, scratch);
       const float* aBlock = Ap + pc * mPad;
       for (int64_t q = 0; q < panels; ++q) {
