@@ -562,9 +562,9 @@ constexpr std::array<MicroKernel, MR> avx512Table(std::integer_sequence<int, Rs.
 // 14 KiB A micro-panel: just inside L1) beat 192 by 3-5% at M=N=K 512 and 1024 (fewer
 // read-modify-writes of C per element: 512 = 2 blocks instead of 3); 224 and 288 were no
 // better. mc 224 (an A block of 224 KiB in L2, half the reloads of B from L3 once B
-// outgrows L2) beat 112 by 3-5% at 1024^3; 336 and 448 no better. M=N=K 1024 stays near
-// 75% of peak against 85% at 512: with K or N at 1024 (B past L2) it drops 5%, and neither
-// splitting N into 256/512-column items nor prefetching the next B panel into L2 moved it.
+// outgrows L2) beat 112 by 3-5% at 1024^3; 336 and 448 no better. With K or N at 1024 (B
+// past L2) the rate drops about 5% against 512; neither splitting N into 256/512-column
+// items nor prefetching the next B panel into L2 while a panel's tiles run recovered it.
 const GemmConfig& gemmConfig(GemmIsa isa) {
   static const auto kPortable = portableTable<4>(std::make_integer_sequence<int, 4>{});
   static const auto kAvx2 = avx2Table<6>(std::make_integer_sequence<int, 6>{});

@@ -6,9 +6,10 @@
 // M <= 4 read in place by the small-M kernels) and A-stationary (Conv: the filter packed,
 // the input packed per task, e.g. as implicit im2col). Also the older tactics' thread pool
 // (parallelFor), still used by other families.
-// Speed (one thread, NativeLinearBench.DISABLED_GemmVsPeak on the AVX-512 dev box, whose
-// FMA loop peaks at about 110-115 GFLOP/s with AVX2 and 210-225 with AVX-512): M=N=K 512 at
-// 91-95% (AVX2) and 83-86% (AVX-512) of that peak, 1024 at 85-90% and 73-77%.
+// Speed (one thread, NativeLinearBench.DISABLED_GemmVsPeak on the shared AVX-512 dev box,
+// whose FMA loop peaks at 115-130 GFLOP/s with AVX2 and 215-240 with AVX-512 as its clock
+// drifts): M=N=K 512 at 94-96% (AVX2) and 81-86% (AVX-512) of the peak measured next to it
+// (gemmPackedB alone, DISABLED_GemmDriver: AVX-512 up to 93%), 1024 at 84-96% and 74-83%.
 #pragma once
 
 #include <cstdint>
