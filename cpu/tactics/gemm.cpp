@@ -1,5 +1,6 @@
 // The f32 GEMM engine of cpu/tactics/gemm_kernels.h: micro-kernels (portable 4x8, AVX2
-// 6x16, AVX-512 14x32), panel packers, the B-stationary and A-stationary drivers (all
+// 6x16, AVX-512 14x32) and the small-M kernels, panel packers, the B-stationary and
+// A-stationary drivers (all
 // scratch from the caller's workspace, threads from the caller's executor), and the older
 // tactics' thread pool.
 #include <immintrin.h>
@@ -139,8 +140,86 @@ void parallelFor(int64_t n, const std::function<void(int64_t)>& fn) {
 
 namespace {
 
+// 8x8 transpose in registers: v[r] = row r (8 floats) becomes v[c] = column c.
+__attribute__((target("avx2"), always_inline)) inline void transpose8x8(__m256 (&v)[8]) {
+  __m256 t[8], u[8];
+  #pragma GCC unroll 8
+  for (int i = 0; i < 8; i += 2) {
+    t[i] = _mm256_unpacklo_ps(v[i], v[i + 1]);
+    t[i + 1] = _mm256_unpackhi_ps(v[i], v[i + 1]);
+  }
+  #pragma GCC unroll 8
+  for (int i = 0; i < 8; i += 4) {
+    u[i] = _mm256_shuffle_ps(t[i], t[i + 2], 0x44);
+    u[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], 0xEE);
+    u[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0x44);
+    u[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0xEE);
+  }
+  #pragma GCC unroll 8
+  for (int i = 0; i < 4; ++i) {
+    v[i] = _mm256_permute2f128_ps(u[i], u[i + 4], 0x20);
+    v[i + 4] = _mm256_permute2f128_ps(u[i], u[i + 4], 0x31);
+  }
+}
+
+// One A panel from row-contiguous rows (src = &A(i, k0), rows lda apart, `rows` <= MR of
+// them valid): d[k * MR + r] = alpha * A(i + r, k0 + k), zeros for r >= rows. Eight k at a
+// time through 8x8 transposes (the scalar loop's one strided store per element cost about
+// 20% of an AVX-512 GEMM on the dev box); the same products as the scalar packer, so the
+// same bits.
+template <int MR>
+__attribute__((target("avx2"))) void packAPanelRowsAvx(const float* src, int64_t lda, int rows, int64_t kc,
+                                                       float alpha, float* d) {
+  constexpr int G = (MR + 7) / 8;
+  const __m256i tailMask =
+      _mm256_cmpgt_epi32(_mm256_set1_epi32(MR - (G - 1) * 8), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+  const __m256 va = _mm256_set1_ps(alpha);
+  int64_t k = 0;
+  for (; k + 8 <= kc; k += 8) {
+    const bool last = k + 8 == kc;
+    // Group by group (16 ymm registers: one 8x8 block at a time), the last group first:
+    // its 8-float stores run MR % 8 - 8 floats into the next k's slot, which the earlier
+    // groups' stores then overwrite; only the panel's last k needs the masked store.
+#pragma GCC unroll 2
+    for (int g = G - 1; g >= 0; --g) {
+      __m256 v[8];
+      #pragma GCC unroll 8
+      for (int r = 0; r < 8; ++r) {
+        const int row = g * 8 + r;
+        v[r] = row < rows ? _mm256_loadu_ps(src + row * lda + k) : _mm256_setzero_ps();
+        if (alpha != 1.0f) v[r] = _mm256_mul_ps(v[r], va);
+      }
+      transpose8x8(v);
+      #pragma GCC unroll 8
+      for (int kk = 0; kk < 8; ++kk) {
+        float* dk = d + (k + kk) * MR + g * 8;
+        if (g + 1 < G || MR % 8 == 0 || kk < 7 || !last)
+          _mm256_storeu_ps(dk, v[kk]);
+        else
+          _mm256_maskstore_ps(dk, tailMask, v[kk]);
+      }
+    }
+  }
+  for (; k < kc; ++k)
+    #pragma GCC unroll 8
+    for (int r = 0; r < MR; ++r) d[k * MR + r] = r < rows ? (alpha == 1.0f ? src[r * lda + k] : alpha * src[r * lda + k]) : 0.0f;
+}
+
 // A[i0:i0+mc, k0:k0+kc] * alpha as panels of mr rows: panel p holds mr floats per k.
 void packA(StridedMatrix A, int64_t i0, int64_t mc, int64_t k0, int64_t kc, int mr, float alpha, float* dst) {
+  // Row-contiguous A with an AVX2 family's tile height: the vector packer (AVX2 is present
+  // wherever the AVX2 and AVX-512 families run).
+  if (A.cs == 1 && (mr == 6 || mr == 14)) {
+    for (int64_t ip = 0; ip < mc; ip += mr) {
+      const int rows = int(std::min<int64_t>(mr, mc - ip));
+      const float* src = A.p + (i0 + ip) * A.rs + k0;
+      if (mr == 6)
+        packAPanelRowsAvx<6>(src, A.rs, rows, kc, alpha, dst + ip * kc);
+      else
+        packAPanelRowsAvx<14>(src, A.rs, rows, kc, alpha, dst + ip * kc);
+    }
+    return;
+  }
   for (int64_t ip = 0; ip < mc; ip += mr) {
     const int rows = int(std::min<int64_t>(mr, mc - ip));
     float* d = dst + ip * kc;
@@ -188,8 +267,8 @@ void packBPanels(const GemmConfig& c, int64_t K, int64_t N, StridedMatrix B, int
   const int64_t nPad = roundUp(N, c.nr);
   q1 = std::min(q1, ceilDiv(N, c.nr));
   if (q0 >= q1) return;
-  for (int64_t pc = 0; pc < K; pc += c.kc) {
-    const int64_t kc = std::min(c.kc, K - pc);
+  for (int64_t pc = 0, kb = kBlockOf(c, K); pc < K; pc += kb) {
+    const int64_t kc = std::min(kb, K - pc);
     packBBlock(B, pc, kc, q0 * c.nr, std::min(N, q1 * c.nr) - q0 * c.nr, c.nr, dst + pc * nPad + q0 * kc * c.nr);
   }
 }
@@ -199,8 +278,8 @@ void packAPanels(const GemmConfig& c, int64_t M, int64_t K, StridedMatrix A, flo
   const int64_t mPad = roundUp(M, c.mr);
   i1 = std::min(i1, ceilDiv(M, c.mr));
   if (i0 >= i1) return;
-  for (int64_t pc = 0; pc < K; pc += c.kc) {
-    const int64_t kc = std::min(c.kc, K - pc);
+  for (int64_t pc = 0, kb = kBlockOf(c, K); pc < K; pc += kb) {
+    const int64_t kc = std::min(kb, K - pc);
     packA(A, i0 * c.mr, std::min(M, i1 * c.mr) - i0 * c.mr, pc, kc, c.mr, alpha, dst + pc * mPad + i0 * c.mr * kc);
   }
 }
@@ -283,21 +362,37 @@ __attribute__((target("avx2,fma"))) void ukAvx2_x16(int64_t kc, const float* __r
   }
 }
 
+// One k step of the AVX-512 tile.
+template <int MR, int R>
+__attribute__((target("avx512f"), always_inline)) inline void stepAvx512_x32(__m512 (&c0)[R], __m512 (&c1)[R],
+                                                                            const float* a, const float* b) {
+  const __m512 b0 = _mm512_load_ps(b), b1 = _mm512_load_ps(b + 16);
+#pragma GCC unroll 16
+  for (int r = 0; r < R; ++r) {
+    const __m512 av = _mm512_set1_ps(a[r]);
+    c0[r] = _mm512_fmadd_ps(av, b0, c0[r]);
+    c1[r] = _mm512_fmadd_ps(av, b1, c1[r]);
+  }
+}
+
 template <int MR, int R>
 __attribute__((target("avx512f"))) void ukAvx512_x32(int64_t kc, const float* __restrict a,
                                                      const float* __restrict b, float* c, int64_t ldc, int ncols,
                                                      bool acc) {
+  // The C rows are needed only after the loop: start fetching them now (one line per 16
+  // columns) so that the read-modify-write at the end does not wait on L2.
+#pragma GCC unroll 16
+  for (int r = 0; r < R; ++r) {
+    _mm_prefetch(reinterpret_cast<const char*>(c + r * ldc), _MM_HINT_T0);
+    _mm_prefetch(reinterpret_cast<const char*>(c + r * ldc + 16), _MM_HINT_T0);
+  }
   __m512 c0[R], c1[R];
 #pragma GCC unroll 16
   for (int r = 0; r < R; ++r) c0[r] = c1[r] = _mm512_setzero_ps();
+  // One k per trip: two per trip measured no faster and, at R = 14, left GCC one register
+  // short (28 accumulators + 2 x 2 B vectors), adding moves to the FMA ports.
   for (int64_t k = 0; k < kc; ++k) {
-    const __m512 b0 = _mm512_load_ps(b), b1 = _mm512_load_ps(b + 16);
-#pragma GCC unroll 16
-    for (int r = 0; r < R; ++r) {
-      const __m512 av = _mm512_set1_ps(a[r]);
-      c0[r] = _mm512_fmadd_ps(av, b0, c0[r]);
-      c1[r] = _mm512_fmadd_ps(av, b1, c1[r]);
-    }
+    stepAvx512_x32<MR, R>(c0, c1, a, b);
     a += MR;
     b += 32;
   }
@@ -313,6 +408,134 @@ __attribute__((target("avx512f"))) void ukAvx512_x32(int64_t kc, const float* __
     _mm512_mask_storeu_ps(cr, m0, c0[r]);
     _mm512_mask_storeu_ps(cr + 16, m1, c1[r]);
   }
+}
+
+// Small-M kernels (GemvKernel). The A element is scaled exactly as packA scales it.
+template <int R, int P>
+__attribute__((target("avx2,fma"))) void gemvAvx2(int64_t kc, const float* a, int64_t ars, int64_t acs, float alpha,
+                                                  const float* b, int64_t panelStride, float* c, int64_t ldc,
+                                                  int lastCols, bool acc) {
+  __m256 cv[R][P][2];
+#pragma GCC unroll 16
+  for (int r = 0; r < R; ++r)
+#pragma GCC unroll 8
+    for (int p = 0; p < P; ++p) cv[r][p][0] = cv[r][p][1] = _mm256_setzero_ps();
+  const bool scale = alpha != 1.0f;
+  for (int64_t k = 0; k < kc; ++k) {
+    __m256 bv[P][2];
+#pragma GCC unroll 8
+    for (int p = 0; p < P; ++p) {
+      bv[p][0] = _mm256_load_ps(b + p * panelStride + k * 16);
+      bv[p][1] = _mm256_load_ps(b + p * panelStride + k * 16 + 8);
+    }
+#pragma GCC unroll 16
+    for (int r = 0; r < R; ++r) {
+      float x = a[r * ars + k * acs];
+      if (scale) x = alpha * x;
+      const __m256 av = _mm256_set1_ps(x);
+#pragma GCC unroll 8
+      for (int p = 0; p < P; ++p) {
+        cv[r][p][0] = _mm256_fmadd_ps(av, bv[p][0], cv[r][p][0]);
+        cv[r][p][1] = _mm256_fmadd_ps(av, bv[p][1], cv[r][p][1]);
+      }
+    }
+  }
+  const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+#pragma GCC unroll 8
+  for (int p = 0; p < P; ++p) {
+    const int cols = p + 1 < P ? 16 : lastCols;
+    const __m256i m0 = _mm256_cmpgt_epi32(_mm256_set1_epi32(cols), lane);
+    const __m256i m1 = _mm256_cmpgt_epi32(_mm256_set1_epi32(cols - 8), lane);
+#pragma GCC unroll 16
+    for (int r = 0; r < R; ++r) {
+      float* cr = c + r * ldc + p * 16;
+      if (cols == 16) {
+        if (acc) {
+          cv[r][p][0] = _mm256_add_ps(_mm256_loadu_ps(cr), cv[r][p][0]);
+          cv[r][p][1] = _mm256_add_ps(_mm256_loadu_ps(cr + 8), cv[r][p][1]);
+        }
+        _mm256_storeu_ps(cr, cv[r][p][0]);
+        _mm256_storeu_ps(cr + 8, cv[r][p][1]);
+      } else {
+        if (acc) {
+          cv[r][p][0] = _mm256_add_ps(_mm256_maskload_ps(cr, m0), cv[r][p][0]);
+          cv[r][p][1] = _mm256_add_ps(_mm256_maskload_ps(cr + 8, m1), cv[r][p][1]);
+        }
+        _mm256_maskstore_ps(cr, m0, cv[r][p][0]);
+        _mm256_maskstore_ps(cr + 8, m1, cv[r][p][1]);
+      }
+    }
+  }
+}
+
+template <int R, int P>
+__attribute__((target("avx512f"))) void gemvAvx512(int64_t kc, const float* a, int64_t ars, int64_t acs, float alpha,
+                                                   const float* b, int64_t panelStride, float* c, int64_t ldc,
+                                                   int lastCols, bool acc) {
+  __m512 cv[R][P][2];
+#pragma GCC unroll 16
+  for (int r = 0; r < R; ++r)
+#pragma GCC unroll 8
+    for (int p = 0; p < P; ++p) cv[r][p][0] = cv[r][p][1] = _mm512_setzero_ps();
+  const bool scale = alpha != 1.0f;
+  for (int64_t k = 0; k < kc; ++k) {
+    __m512 bv[P][2];
+#pragma GCC unroll 8
+    for (int p = 0; p < P; ++p) {
+      bv[p][0] = _mm512_load_ps(b + p * panelStride + k * 32);
+      bv[p][1] = _mm512_load_ps(b + p * panelStride + k * 32 + 16);
+    }
+#pragma GCC unroll 16
+    for (int r = 0; r < R; ++r) {
+      float x = a[r * ars + k * acs];
+      if (scale) x = alpha * x;
+      const __m512 av = _mm512_set1_ps(x);
+#pragma GCC unroll 8
+      for (int p = 0; p < P; ++p) {
+        cv[r][p][0] = _mm512_fmadd_ps(av, bv[p][0], cv[r][p][0]);
+        cv[r][p][1] = _mm512_fmadd_ps(av, bv[p][1], cv[r][p][1]);
+      }
+    }
+  }
+#pragma GCC unroll 8
+  for (int p = 0; p < P; ++p) {
+    const int cols = p + 1 < P ? 32 : lastCols;
+    const __mmask16 m0 = cols >= 16 ? __mmask16(0xffff) : __mmask16((1u << cols) - 1);
+    const __mmask16 m1 = cols >= 32 ? __mmask16(0xffff) : cols <= 16 ? __mmask16(0) : __mmask16((1u << (cols - 16)) - 1);
+#pragma GCC unroll 16
+    for (int r = 0; r < R; ++r) {
+      float* cr = c + r * ldc + p * 32;
+      if (acc) {
+        cv[r][p][0] = _mm512_add_ps(_mm512_maskz_loadu_ps(m0, cr), cv[r][p][0]);
+        cv[r][p][1] = _mm512_add_ps(_mm512_maskz_loadu_ps(m1, cr + 16), cv[r][p][1]);
+      }
+      _mm512_mask_storeu_ps(cr, m0, cv[r][p][0]);
+      _mm512_mask_storeu_ps(cr + 16, m1, cv[r][p][1]);
+    }
+  }
+}
+
+// gemv[(R-1) * kGemvMaxPanels + (P-1)] for R = 1..4, P = 1..kGemvMaxPanels.
+template <int R, int... Ps>
+constexpr std::array<GemvKernel, kGemvMaxPanels> gemvRowAvx2(std::integer_sequence<int, Ps...>) {
+  return {&gemvAvx2<R, Ps + 1>...};
+}
+template <int R, int... Ps>
+constexpr std::array<GemvKernel, kGemvMaxPanels> gemvRowAvx512(std::integer_sequence<int, Ps...>) {
+  return {&gemvAvx512<R, Ps + 1>...};
+}
+template <int R>
+constexpr auto gemvRow(bool avx512) {
+  return avx512 ? gemvRowAvx512<R>(std::make_integer_sequence<int, kGemvMaxPanels>{})
+                : gemvRowAvx2<R>(std::make_integer_sequence<int, kGemvMaxPanels>{});
+}
+std::array<GemvKernel, 4 * kGemvMaxPanels> gemvTable(bool avx512) {
+  std::array<GemvKernel, 4 * kGemvMaxPanels> t{};
+  const std::array<GemvKernel, kGemvMaxPanels> rows[4] = {gemvRow<1>(avx512), gemvRow<2>(avx512), gemvRow<3>(avx512),
+                                                          gemvRow<4>(avx512)};
+  for (int r = 0; r < 4; ++r)
+    for (int p = 0; p < kGemvMaxPanels; ++p) t[size_t(r * kGemvMaxPanels + p)] = rows[r][size_t(p)];
+  return t;
 }
 
 template <int MR, int... Rs>
@@ -331,16 +554,31 @@ constexpr std::array<MicroKernel, MR> avx512Table(std::integer_sequence<int, Rs.
 }  // namespace
 
 // Cache blocking (floats): an A block (mc x kc) stays in L2 while the B micro-panels
-// (kc x nr) pass through L1. On the dev box (Zen 5 class EPYC, 48 KiB L1d, 1 MiB L2)
-// MatMul 256x512x512 moved by under 5% over kc 128..384 and mc 4..24 panels; nc 512 was
-// 5-10% better than 1024 for the ResNet 3x3 Conv. mc is a multiple of mr.
+// (kc x nr) pass through L1. On a Zen 5 class EPYC (48 KiB L1d, 1 MiB L2) MatMul
+// 256x512x512 moved by under 5% over kc 128..384 and mc 4..24 panels; nc 512 was 5-10%
+// better than 1024 for the ResNet 3x3 Conv. mc is a multiple of mr.
+// AVX-512 (measured on the AVX-512 dev box, a Xeon with 48 KiB L1d and 2 MiB L2, one
+// thread, NativeLinearBench.DISABLED_GemmDriver): kc 256 (a 32 KiB B micro-panel plus a
+// 14 KiB A micro-panel: just inside L1) beat 192 by 3-5% at M=N=K 512 and 1024 (fewer
+// read-modify-writes of C per element: 512 = 2 blocks instead of 3); 224 and 288 were no
+// better. mc 224 (an A block of 224 KiB in L2, half the reloads of B from L3 once B
+// outgrows L2) beat 112 by 3-5% at 1024^3; 336 and 448 no better. With K or N at 1024 (B
+// past L2) the rate drops about 5% against 512; neither splitting N into 256/512-column
+// items nor prefetching the next B panel into L2 while a panel's tiles run recovered it.
 const GemmConfig& gemmConfig(GemmIsa isa) {
   static const auto kPortable = portableTable<4>(std::make_integer_sequence<int, 4>{});
   static const auto kAvx2 = avx2Table<6>(std::make_integer_sequence<int, 6>{});
   static const auto kAvx512 = avx512Table<14>(std::make_integer_sequence<int, 14>{});
+  static const auto kGemvAvx2 = gemvTable(false);
+  static const auto kGemvAvx512 = gemvTable(true);
   static const GemmConfig kCfgPortable{4, 8, 64, 256, 256, kPortable.data()};
-  static const GemmConfig kCfgAvx2{6, 16, 72, 256, 512, kAvx2.data()};
-  static const GemmConfig kCfgAvx512{14, 32, 84, 192, 512, kAvx512.data()};
+  // Small M: P panels per call so that R x P x 2 accumulators reach 12 where registers
+  // allow (FMA latency 4 x 2 ports wants at least 8 chains in flight). On the dev box (Xeon,
+  // 48 KiB L1d, 2 MiB L2), one thread: 1x100x100 45 GFLOP/s (AVX2) / 59 (AVX-512) against
+  // 19 / 15 through packed A; 1x256x256 37 / 70 against 25 / 30; 1x768x768 is bound by
+  // streaming its 2.4 MB of weights from L3 (27 against 22 GFLOP/s).
+  static const GemmConfig kCfgAvx2{6, 16, 72, 256, 512, kAvx2.data(), 4, {6, 3, 2, 1}, kGemvAvx2.data()};
+  static const GemmConfig kCfgAvx512{14, 32, 224, 256, 512, kAvx512.data(), 4, {6, 3, 2, 2}, kGemvAvx512.data()};
   switch (isa) {
     case GemmIsa::kAvx2_6x16: return kCfgAvx2;
     case GemmIsa::kAvx512_14x32: return kCfgAvx512;
@@ -366,11 +604,18 @@ void gemmPackedB(const GemmConfig& c, int64_t M, int64_t N, int64_t K, float alp
   const int mr = c.mr, nr = c.nr;
   const int64_t panels = ceilDiv(N, nr), nPad = panels * nr;
   const int64_t T = std::max(1, slots.tasks);
-  // Work items: M blocks x N ranges, at least two per task where the shape allows.
-  int64_t mBlocks = ceilDiv(M, c.mc);
-  const int64_t nSplit = mBlocks >= 2 * T ? 1 : std::min(panels, ceilDiv(2 * T, mBlocks));
-  const int64_t mcEff = roundUp(ceilDiv(M, mBlocks), mr);
-  mBlocks = ceilDiv(M, mcEff);
+  // Work items: M blocks x N ranges. The M blocks split the mr-row tiles evenly (no short
+  // last block) and, with several tasks, N is split too until there are about four items
+  // per task, so that contiguous ranges of items give every task nearly the same work
+  // (5 M blocks on 2 tasks would be 3 against 2). One task: whole rows of C per item, A
+  // packed once.
+  const int64_t tilesM = ceilDiv(M, mr);
+  const int64_t mBlocks = std::min(tilesM, ceilDiv(M, c.mc));
+  // Small M (one block, no A packing): one even panel range per task, each as wide as
+  // possible for the several-panel kernels.
+  const int64_t nSplit = T == 1 ? 1
+                         : M <= c.gemvRows ? std::min<int64_t>(panels, T)
+                                           : std::max<int64_t>(1, std::min(panels, ceilDiv(4 * T, mBlocks)));
   const int64_t items = mBlocks * nSplit, tasks = std::min(T, items);
   // Per item the A block (mc x kc) stays in L2 and B's panels stream past it from the
   // prepacked weight. Against the BLIS order (a kc x nc block of B kept in L2 across the M
@@ -379,11 +624,29 @@ void gemmPackedB(const GemmConfig& c, int64_t M, int64_t N, int64_t K, float alp
   auto task = [&](int64_t t) {
     float* ap = slots.slot(t);
     for (int64_t item = rangeBegin(items, t, tasks), end = rangeBegin(items, t + 1, tasks); item < end; ++item) {
-      const int64_t ic = (item / nSplit) * mcEff, mc = std::min(mcEff, M - ic), js = item % nSplit;
+      const int64_t mb = item / nSplit, js = item % nSplit;
+      const int64_t ic = rangeBegin(tilesM, mb, mBlocks) * mr;
+      const int64_t mc = std::min(M, rangeBegin(tilesM, mb + 1, mBlocks) * mr) - ic;
       const int64_t q0 = panels * js / nSplit, q1 = panels * (js + 1) / nSplit;
       if (q0 >= q1) continue;
-      for (int64_t pc = 0; pc < K; pc += c.kc) {
-        const int64_t kc = std::min(c.kc, K - pc);
+      if (mc <= c.gemvRows) {  // small M: A in place, B streamed once, P panels at a time
+        const int R = int(mc), P = c.gemvPanels[R - 1];
+        for (int64_t pc = 0, kb = kBlockOf(c, K); pc < K; pc += kb) {
+          const int64_t kc = std::min(kb, K - pc);
+          const float* bBlock = Bp + pc * nPad;
+          const float* a = A.p + ic * A.rs + pc * A.cs;
+          for (int64_t q = q0; q < q1; q += P) {
+            const int np = int(std::min<int64_t>(P, q1 - q));
+            const int lastCols = int(std::min<int64_t>(nr, N - (q + np - 1) * nr));
+            c.gemv[(R - 1) * kGemvMaxPanels + (np - 1)](kc, a, A.rs, A.cs, alpha, bBlock + q * kc * nr, kc * nr,
+                                                        C + ic * ldc + q * nr, ldc, lastCols, pc > 0);
+          }
+        }
+        if (ep) (*ep)(ic, mc, q0 * nr, std::min(N, q1 * nr) - q0 * nr, C + ic * ldc + q0 * nr, ldc);
+        continue;
+      }
+      for (int64_t pc = 0, kb = kBlockOf(c, K); pc < K; pc += kb) {
+        const int64_t kc = std::min(kb, K - pc);
         packA(A, ic, mc, pc, kc, mr, alpha, ap);
         const float* bBlock = Bp + pc * nPad;
         for (int64_t q = q0; q < q1; ++q) {
@@ -423,8 +686,8 @@ void gemmPackedA(const GemmConfig& c, int64_t M, int64_t K, const float* Ap, con
   float* scratch = slot + roundUp(c.kc * c.nc, 16);
   for (int64_t jc = j0; jc < j1; jc += c.nc) {
     const int64_t nc = std::min(c.nc, j1 - jc), panels = ceilDiv(nc, nr);
-    for (int64_t pc = 0; pc < K; pc += c.kc) {
-      const int64_t kc = std::min(c.kc, K - pc);
+    for (int64_t pc = 0, kb = kBlockOf(c, K); pc < K; pc += kb) {
+      const int64_t kc = std::min(kb, K - pc);
       B.pack(pc, kc, jc, nc, nr, bp, scratch);
       const float* aBlock = Ap + pc * mPad;
       for (int64_t q = 0; q < panels; ++q) {

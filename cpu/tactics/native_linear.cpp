@@ -660,7 +660,7 @@ Kernel makeKernel(std::string name, const char* op, const char* domain, std::vec
                   runtime::SupportsFn supports, runtime::PrepareFn prepare, runtime::RunFn run) {
   Kernel k;
   k.name = std::move(name);
-  k.version = 1;
+  k.version = 2;  // 2: K blocks split K evenly, AVX-512 ones up to 256 (packed layouts, numerics)
   k.op = op;
   k.domain = domain;
   k.precision = DataType::kF32;

@@ -4,9 +4,14 @@
 // replaced by NaNs to prove run() reads only the blob), run() on views with the output
 // between sentinel guards and a guarded workspace, with 1 and 2 executor threads, which
 // must agree bitwise. Shapes cover tile and K-block edges (M, N, K in 1, 7, 17, 63, 130;
-// K at and around the K blocks 192/256), batches, Gemm transposes/alpha/beta/C broadcast,
+// K at and around the K blocks 256), batches, Gemm transposes/alpha/beta/C broadcast,
 // Conv pads/strides/dilations/groups/depthwise/1x1, each activation and residual order.
-// NativeLinearBench.DISABLED_Timing measures against the reference kernel.
+// NativeLinearGemm drives the GEMM engine directly: rows bitwise equal whatever the path
+// (small-M, packed tile position, task count, transposed A) and the two A packers agree.
+// The benchmarks run with --gtest_also_run_disabled_tests: NativeLinearBench.DISABLED_Timing
+// against the reference kernel, DISABLED_GemmVsPeak (the single-core FMA peak per ISA and
+// each MatMul kernel's GFLOP/s against it; ANVIL_BENCH_THREADS=2 adds 2 threads) and
+// DISABLED_GemmDriver (gemmPackedB alone, ANVIL_BENCH_MNK=m,n,k).
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -22,9 +27,11 @@
 #include <optional>
 #include <random>
 
+#include <immintrin.h>
 #include <time.h>
 
 #include "cpu/reference.h"
+#include "cpu/tactics/gemm_kernels.h"
 #include "ir/ops/anvil_linear.h"
 #include "op_test_util.h"
 #include "runtime/kernel.h"
@@ -66,12 +73,22 @@ std::vector<Case> matmulCases() {
         mm(s, {m, k}, {k, n}, true);
         if (m == k || k == n) mm(s, {m, k}, {k, n}, false);
       }
-  // K at, below and above the K blocks (192: AVX-512, 256: AVX2 and portable).
+  // K at, below and above the K blocks (256 for every family; 192 and 513 the old AVX-512 ones).
   for (int64_t k : {191, 192, 193, 255, 256, 257, 513}) {
     mm("17x" + std::to_string(k) + "x33", {17, k}, {k, 33}, true);
     mm("130x" + std::to_string(k) + "x7", {130, k}, {k, 7}, false);
   }
   mm("1x512x512", {1, 512}, {512, 512}, true);
+  // The small-M path (M <= 4: A read in place, several B panels per call): every row count,
+  // panel groups with a partial last group and a partial last panel (N = 1, 17, 100, 223,
+  // 450), K below, at and past the K blocks.
+  for (int64_t m : {2, 3, 4})
+    for (int64_t k : {1, 9, 193, 257})
+      for (int64_t n : {1, 17, 100, 223, 450}) {
+        const std::string s = std::to_string(m) + "x" + std::to_string(k) + "x" + std::to_string(n);
+        mm(s, {m, k}, {k, n}, true);
+      }
+  mm("batch2x1_small", {2, 1, 70}, {70, 97}, true);
   mm("200x64x1031", {200, 64}, {64, 1031}, true);
   mm("3x0x5", {3, 0}, {0, 5}, true);
   mm("0x5x3", {0, 5}, {5, 3}, true);
@@ -125,6 +142,11 @@ std::vector<Case> gemmCases() {
   gemm("alpha0", 6, 9, 17, 0, 0, 0.0f, 1.0f, Dims{17});
   gemm("beta0", 6, 9, 17, 0, 1, 1.0f, 0.0f, Dims{6, 17});
   gemm("big_tA", 90, 200, 70, 1, 0, 1.0f, 1.0f, Dims{70});
+  // Small M through Gemm: A transposed (read in place with a column stride) and alpha.
+  for (int64_t m : {1, 3, 4}) {
+    gemm("small_tA_" + std::to_string(m), m, 300, 230, 1, 0, 0.75f, 1.0f, Dims{230});
+    gemm("small_tB_" + std::to_string(m), m, 40, 97, 0, 1, -2.0f, 0.5f, Dims{m, 97});
+  }
   return c;
 }
 
@@ -411,7 +433,10 @@ struct RunResult {
 // blob instead), the output between sentinel guards, a workspace with a sentinel tail.
 class Step {
  public:
-  Step(const runtime::Kernel& k, const PreparedKernel& pk, const Built& b, const Dims& outDims)
+  // alignedOut: the output starts on a 64-byte boundary (as in an engine's arena; the timing
+  // runs use it), else at an odd offset (the correctness runs: no kernel may assume it).
+  Step(const runtime::Kernel& k, const PreparedKernel& pk, const Built& b, const Dims& outDims,
+       bool alignedOut = false)
       : k_(k), poisoned_(b.tensors.size()), ws_(size_t(pk.prepared.workspaceBytes)) {
     for (size_t i = 0; i < b.tensors.size(); ++i) {
       const auto& packedIn = pk.prepared.packedInputs;
@@ -425,8 +450,11 @@ class Step {
       }
     }
     n_ = ir::numelOf(outDims);
-    buf_.assign(size_t(n_ + 2 * kGuard), kSentinel);
-    out_.data = buf_.data() + kGuard;
+    buf_.assign(size_t(n_ + 2 * kGuard + 16), kSentinel);
+    off_ = kGuard;
+    if (alignedOut)
+      while (reinterpret_cast<uintptr_t>(buf_.data() + off_) % 64 != 0) ++off_;
+    out_.data = buf_.data() + off_;
     out_.dtype = DataType::kF32;
     out_.setExtents(outDims);
     a_.node = b.node;
@@ -449,9 +477,9 @@ class Step {
   RunResult result() const {
     RunResult r;
     r.out.resize(size_t(n_));
-    std::memcpy(r.out.data(), buf_.data() + kGuard, size_t(n_) * sizeof(float));
-    for (int64_t i = 0; i < kGuard; ++i)
-      if (buf_[size_t(i)] != kSentinel || buf_[buf_.size() - 1 - size_t(i)] != kSentinel) r.guardsIntact = false;
+    std::memcpy(r.out.data(), buf_.data() + off_, size_t(n_) * sizeof(float));
+    for (size_t i = 0; i < buf_.size(); ++i)
+      if ((int64_t(i) < off_ || int64_t(i) >= off_ + n_) && buf_[i] != kSentinel) r.guardsIntact = false;
     r.workspaceIntact = ws_.tailIntact();
     return r;
   }
@@ -460,7 +488,7 @@ class Step {
   const runtime::Kernel& k_;
   std::vector<Tensor> poisoned_;
   std::vector<runtime::TensorView> in_;
-  int64_t n_ = 0;
+  int64_t n_ = 0, off_ = kGuard;
   std::vector<uint32_t> buf_;
   runtime::TensorView out_;
   Aligned ws_;
@@ -749,6 +777,64 @@ TEST(NativeLinearRun, MoreThreadsThanPreparedStayInTheWorkspace) {
   }
 }
 
+
+// The GEMM engine directly (cpu/tactics/gemm_kernels.h), for each family this CPU runs:
+// a row computed by the small-M path (M <= gemvRows) or in any tile position of the packed
+// path gives the same bits as the same row inside a larger product (each element sums its
+// K blocks in order, whatever the path, the tile row or the task count), and the vector A
+// packer equals the scalar one.
+TEST(NativeLinearGemm, RowsAreBitwiseTheSameOnEveryPath) {
+  using namespace cpu::tactics;
+  std::mt19937 rng(7);
+  std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
+  int checked = 0;
+  for (GemmIsa isa : {GemmIsa::kPortable4x8, GemmIsa::kAvx2_6x16, GemmIsa::kAvx512_14x32}) {
+    if (isa == GemmIsa::kAvx2_6x16 && !runtime::hostHasAll({"avx2", "fma"})) continue;
+    if (isa == GemmIsa::kAvx512_14x32 && !runtime::hostHas("avx512f")) continue;
+    const GemmConfig& c = gemmConfig(isa);
+    for (int64_t K : {1L, 37L, c.kc, c.kc + 1, 2 * c.kc + 5})
+      for (int64_t N : {1L, 13L, int64_t(c.nr), 7L * c.nr + 3}) {
+        const int64_t M = 2 * c.mr + 3;
+        std::vector<float> a(size_t(M * K)), b(size_t(K * N));
+        for (float& v : a) v = dist(rng);
+        for (float& v : b) v = dist(rng);
+        std::vector<float> bp(size_t(packedBFloats(c, K, N)) + 16);
+        float* bpa = reinterpret_cast<float*>((reinterpret_cast<uintptr_t>(bp.data()) + 63) & ~uintptr_t(63));
+        packBPanels(c, K, N, {b.data(), N, 1}, 0, ceilDiv(N, c.nr), bpa);
+        std::vector<float> slot(size_t(2 * gemmPackedBSlotFloats(c, K)) + 16);
+        float* sa = reinterpret_cast<float*>((reinterpret_cast<uintptr_t>(slot.data()) + 63) & ~uintptr_t(63));
+        const TaskSlots slots{sa, gemmPackedBSlotFloats(c, K), 2};
+        auto ex = runtime::makeCpuExecutor(2);
+        std::vector<float> full(size_t(M * N));
+        gemmPackedB(c, M, N, K, 0.75f, {a.data(), K, 1}, bpa, full.data(), N, ex.get(), slots, nullptr);
+        // Every row count the small-M path takes, and one more, at several row offsets.
+        for (int64_t rows = 1; rows <= std::max(c.gemvRows, 1) + 1; ++rows)
+          for (int64_t r0 : {int64_t(0), int64_t(1), M - rows}) {
+            std::vector<float> part(size_t(rows * N), -7.0f);
+            gemmPackedB(c, rows, N, K, 0.75f, {a.data() + r0 * K, K, 1}, bpa, part.data(), N, ex.get(), slots, nullptr);
+            ASSERT_EQ(std::memcmp(part.data(), full.data() + r0 * N, part.size() * 4), 0)
+                << "isa " << int(isa) << " rows " << r0 << "+" << rows << " of " << M << "x" << K << "x" << N;
+            ++checked;
+          }
+        // Transposed A (column stride): the scalar packer and the in-place small-M reads.
+        std::vector<float> at(size_t(K * M));
+        for (int64_t i = 0; i < M; ++i)
+          for (int64_t k = 0; k < K; ++k) at[size_t(k * M + i)] = a[size_t(i * K + k)];
+        for (int64_t rows : {int64_t(1), int64_t(3), M}) {
+          std::vector<float> part(size_t(rows * N));
+          gemmPackedB(c, rows, N, K, 0.75f, {at.data(), 1, M}, bpa, part.data(), N, nullptr, slots, nullptr);
+          ASSERT_EQ(std::memcmp(part.data(), full.data(), part.size() * 4), 0) << "transposed A, rows " << rows;
+        }
+        // Packed A panels (the Conv filter path) from the vector and the scalar packer.
+        std::vector<float> p1(size_t(packedAFloats(c, M, K))), p2(p1.size());
+        packAPanels(c, M, K, {a.data(), K, 1}, 0.75f, 0, ceilDiv(M, c.mr), p1.data());
+        packAPanels(c, M, K, {at.data(), 1, M}, 0.75f, 0, ceilDiv(M, c.mr), p2.data());
+        ASSERT_EQ(p1, p2) << "vector and scalar A packers differ";
+      }
+  }
+  EXPECT_GT(checked, 100);
+}
+
 // ---------------------------------------------------------------------------------------
 // Timing (run with --gtest_also_run_disabled_tests): median of 20 runs per kernel, against
 // the reference kernel, with 1 and 2 executor threads.
@@ -815,6 +901,149 @@ TEST(NativeLinearBench, DISABLED_Timing) {
   dw.set("group", int64_t(144));
   bench({"Conv_dw_144x56x56_3x3", "Conv", "", {Dims{1, 144, 56, 56}, Dims{144, 1, 3, 3}, Dims{144}}, {false, true, true}, dw},
         2.0 * 144 * 56 * 56 * 9);
+}
+
+
+// The single-core FMA peak: independent accumulator chains (more than latency x ports, so
+// the loop is throughput-bound), 2 x lanes flops per FMA. Best of `reps` measured on the
+// thread's CPU time (preemption on the shared machine does not count against it).
+template <typename F>
+double bestGflops(F body, double flops, int reps) {
+  double best = 0;
+  for (int i = 0; i < reps; ++i) {
+    timespec t0, t1;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t0);
+    body();
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t1);
+    const double s = double(t1.tv_sec - t0.tv_sec) + 1e-9 * double(t1.tv_nsec - t0.tv_nsec);
+    best = std::max(best, flops / s * 1e-9);
+  }
+  return best;
+}
+
+__attribute__((target("avx2,fma"), noinline)) float fmaLoopAvx2(int64_t iters) {
+  __m256 c[12];
+#pragma GCC unroll 12
+  for (int i = 0; i < 12; ++i) c[i] = _mm256_set1_ps(float(i));
+  const __m256 a = _mm256_set1_ps(0.999f), b = _mm256_set1_ps(1e-4f);
+  for (int64_t it = 0; it < iters; ++it)
+#pragma GCC unroll 12
+    for (int i = 0; i < 12; ++i) {
+      c[i] = _mm256_fmadd_ps(a, c[i], b);
+      __asm__ volatile("" : "+x"(c[i]));  // keeps every chain alive and in a register
+    }
+  __m256 s = c[0];
+#pragma GCC unroll 12
+  for (int i = 1; i < 12; ++i) s = _mm256_add_ps(s, c[i]);
+  return _mm256_cvtss_f32(s);
+}
+
+__attribute__((target("avx512f"), noinline)) float fmaLoopAvx512(int64_t iters) {
+  __m512 c[24];
+#pragma GCC unroll 24
+  for (int i = 0; i < 24; ++i) c[i] = _mm512_set1_ps(float(i));
+  const __m512 a = _mm512_set1_ps(0.999f), b = _mm512_set1_ps(1e-4f);
+  for (int64_t it = 0; it < iters; ++it)
+#pragma GCC unroll 24
+    for (int i = 0; i < 24; ++i) {
+      c[i] = _mm512_fmadd_ps(a, c[i], b);
+      __asm__ volatile("" : "+v"(c[i]));
+    }
+  __m512 s = c[0];
+#pragma GCC unroll 24
+  for (int i = 1; i < 24; ++i) s = _mm512_add_ps(s, c[i]);
+  return _mm512_reduce_add_ps(s);
+}
+
+// GFLOP/s of a MatMul kernel with a constant B, best of `reps` (thread CPU time at 1
+// thread, wall time otherwise).
+double kernelGflops(const runtime::Kernel& k, const Case& c, double flops, int threads, int reps) {
+  const Built b = build(c, 1);
+  const PreparedKernel pk = prepare(k, b, threads);
+  auto ex = runtime::makeCpuExecutor(threads);
+  Dims out = c.inputs[0].value();
+  out.back() = c.inputs[1]->back();
+  Step step(k, pk, b, out, /*alignedOut=*/true);
+  step.run(*ex);
+  double best = 0;
+  for (int i = 0; i < reps; ++i) {
+    timespec c0, c1;
+    const auto t0 = std::chrono::steady_clock::now();
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &c0);
+    step.run(*ex);
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &c1);
+    const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    const double cpu = double(c1.tv_sec - c0.tv_sec) + 1e-9 * double(c1.tv_nsec - c0.tv_nsec);
+    best = std::max(best, flops / (threads == 1 ? std::max(cpu, 1e-9) : wall) * 1e-9);
+  }
+  return best;
+}
+
+// The GEMM against the FMA peak (issue: >= 85% of it for M=N=K >= 512, one thread). The
+// clock of the shared machine drifts by 10% within a minute, so the peak is measured again
+// right before each kernel and the percentage is against that.
+TEST(NativeLinearBench, DISABLED_GemmVsPeak) {
+  const int64_t iters = 4000000;
+  auto peak2 = [&] {
+    return bestGflops([&] { volatile float r = fmaLoopAvx2(iters); (void)r; }, 2.0 * 8 * 12 * double(iters), 5);
+  };
+  auto peak512 = [&] {
+    return bestGflops([&] { volatile float r = fmaLoopAvx512(iters / 2); (void)r; }, 2.0 * 16 * 24 * double(iters / 2), 5);
+  };
+  const bool has2 = runtime::hostHasAll({"avx2", "fma"}), has512 = runtime::hostHas("avx512f");
+  std::printf("FMA peak, one core: AVX2 %.1f GFLOP/s, AVX-512 %.1f GFLOP/s\n", has2 ? peak2() : 0.0,
+              has512 ? peak512() : 0.0);
+  const char* env = std::getenv("ANVIL_BENCH_THREADS");
+  const int maxThreads = env ? std::atoi(env) : 1;
+  struct Shape { int64_t m, k, n; };
+  for (const Shape s : {Shape{256, 256, 256}, Shape{512, 512, 512}, Shape{1024, 1024, 1024}, Shape{1, 768, 768},
+                        Shape{8, 768, 768}, Shape{128, 768, 3072}})
+    for (const runtime::Kernel* k : linearKernels()) {
+      if (k->op != "MatMul" || !runtime::hostHasAll(k->requirements)) continue;
+      const bool isa512 = !k->requirements.empty() && k->requirements[0] == "avx512f";
+      const double peak = k->requirements.empty() ? 0 : isa512 ? peak512() : peak2();
+      const Case c{"bench", "MatMul", "", {Dims{s.m, s.k}, Dims{s.k, s.n}}, {false, true}, {}};
+      const double flops = 2.0 * double(s.m * s.k * s.n);
+      const int reps = flops > 1e9 ? 5 : flops > 1e8 ? 20 : 200;
+      for (int t = 1; t <= maxThreads; ++t) {
+        const double g = kernelGflops(*k, c, flops, t, reps);
+        std::printf("  %4lldx%4lldx%4lld %-36s t=%d %7.1f GFLOP/s", (long long)s.m, (long long)s.k, (long long)s.n,
+                    k->name.c_str(), t, g);
+        if (peak > 0) std::printf("  %5.1f%% of %d x peak (%.1f)", 100.0 * g / (peak * t), t, peak);
+        std::printf("\n");
+      }
+    }
+}
+
+// The driver alone (gemmPackedB on 64-byte aligned buffers, one task, no epilogue): what the
+// kernels above cost without the step around them. ANVIL_BENCH_MNK=m,n,k picks the shape.
+TEST(NativeLinearBench, DISABLED_GemmDriver) {
+  using namespace cpu::tactics;
+  int64_t M = 512, N = 512, K = 512;
+  if (const char* e = std::getenv("ANVIL_BENCH_MNK")) std::sscanf(e, "%ld,%ld,%ld", &M, &N, &K);
+  for (GemmIsa isa : {GemmIsa::kAvx2_6x16, GemmIsa::kAvx512_14x32}) {
+    if (isa == GemmIsa::kAvx512_14x32 && !runtime::hostHas("avx512f")) continue;
+    const GemmConfig& c = gemmConfig(isa);
+    std::vector<float> a(size_t(M * K) + 16, 0.5f), b(size_t(K * N), 0.25f);
+    std::vector<float> bp(size_t(packedBFloats(c, K, N)) + 16), cm(size_t(M * N) + 16);
+    std::vector<float> slot(size_t(gemmPackedBSlotFloats(c, K)) + 16);
+    auto align = [](float* p) { return reinterpret_cast<float*>((reinterpret_cast<uintptr_t>(p) + 63) & ~uintptr_t(63)); };
+    float* bpa = align(bp.data());
+    packBPanels(c, K, N, {b.data(), N, 1}, 0, ceilDiv(N, c.nr), bpa);
+    const TaskSlots slots{align(slot.data()), 0, 1};
+    const double flops = 2.0 * double(M) * double(N) * double(K);
+    const int inner = int(std::max(1.0, 2e8 / flops));
+    const double g = bestGflops([&] {
+      for (int i = 0; i < inner; ++i)
+        gemmPackedB(c, M, N, K, 1.0f, {align(a.data()), K, 1}, bpa, align(cm.data()), N, nullptr, slots, nullptr);
+    }, flops * inner, 10);
+    std::vector<float> pa(size_t(packedAFloats(c, M, K)));
+    const double packRate = bestGflops([&] {
+      for (int i = 0; i < inner; ++i) packAPanels(c, M, K, {align(a.data()), K, 1}, 1.0f, 0, ceilDiv(M, c.mr), pa.data());
+    }, double(M * K) * inner, 10);
+    std::printf("gemmPackedB %s %ldx%ldx%ld: %.1f GFLOP/s (packing A: %.2f ns per element)\n",
+                isa == GemmIsa::kAvx2_6x16 ? "avx2" : "avx512", M, K, N, g, 1.0 / packRate);
+  }
 }
 
 }  // namespace
