@@ -95,8 +95,13 @@ std::vector<int64_t> staticExtents(const PrepareInfo& info, size_t i, const char
   return info.maxTypes[i].shape.extents();
 }
 
-int tasksOf(const StepArgs& a, const LinearParams& p) {
-  return std::max(1, std::min(p.tasks, a.executor ? a.executor->threads() : 1));
+// At least this many flops per task: below it, waking a worker (a few microseconds when it
+// spins, tens when it sleeps, more on a loaded machine) costs more than the work it takes.
+constexpr double kMinFlopsPerTask = 2e6;
+
+int tasksOf(const StepArgs& a, const LinearParams& p, double flops) {
+  const int byWork = int(std::max(1.0, std::min(1e6, flops / kMinFlopsPerTask)));
+  return std::max(1, std::min({p.tasks, a.executor ? a.executor->threads() : 1, byWork}));
 }
 
 float* workspace(const StepArgs& a, const Layout& l, int tasks) {
@@ -239,7 +244,7 @@ void runMatMul(const StepArgs& a) {
   if (!matmulDims(A.dims, A.rank, B.dims, B.rank, &d)) a.fail("MatMul operands do not match");
   if (p.packed && (d.K != p.wK || d.N != p.wN || d.nbB != 1)) a.fail("B differs from the prepared weight");
   if (Y.numel() == 0) return;
-  const int T = tasksOf(a, p);
+  const int T = tasksOf(a, p, 2.0 * double(Y.numel()) * double(d.K));
   const Layout l = matmulLayout(c, d, p.packed);
   float* ws = workspace(a, l, T);
   const TaskSlots slots{ws + l.shared, l.slot, T};
@@ -379,7 +384,7 @@ void runGemm(const StepArgs& a) {
   if (p.packed && (K != p.wK || N != p.wN)) a.fail("B differs from the prepared weight");
   float* yp = a.out(0).as<float>();
   if (M == 0 || N == 0) return;
-  const int T = tasksOf(a, p);
+  const int T = tasksOf(a, p, 2.0 * double(M) * double(N) * double(K));
   const Layout l = gemmLayout(c, K, N, p.packed);
   float* ws = workspace(a, l, T);
   const TaskSlots slots{ws + l.shared, l.slot, T};
@@ -551,7 +556,7 @@ void runConv(const StepArgs& a) {
     a.fail("the output extents differ from the Conv's");
   if (Y.numel() == 0) return;
   const bool depthwise = p.op == LinOp::kDepthwise;
-  const int T = tasksOf(a, p);
+  const int T = tasksOf(a, p, 2.0 * double(Y.numel()) * double(K));
   const Layout l = convLayout(c, g, depthwise, p.packed);
   float* ws = workspace(a, l, T);
   const TaskSlots slots{ws + l.shared, l.slot, T};
