@@ -64,7 +64,7 @@ ROOT = os.path.dirname(HERE)
 sys.path.insert(0, os.path.join(ROOT, "tests", "models"))
 sys.path.insert(0, HERE)
 
-SMALL_NETS = ("mlp", "mlp_9_100_100_100_6", "lstm", "lstm_h64_s50")
+SMALL_NETS = ("floor_relu_1x1", "mlp", "mlp_9_100_100_100_6", "lstm", "lstm_h64_s50")
 RUNTIMES = ("anvil", "ort", "ov")
 
 
@@ -107,6 +107,19 @@ def batch1(a):
     return np.ascontiguousarray(a[:1]) if a.ndim >= 1 and a.shape[0] > 1 else a
 
 
+def floor_model(tmp):
+    """One Relu on a [1,1] tensor: what a call costs each runtime (and its API) when the
+    model does nothing; the per-call table's first row."""
+    path = os.path.join(tmp, "floor_relu_1x1.onnx")
+    g = helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "floor",
+                          [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 1])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 1])])
+    mp = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    mp.ir_version = 8
+    onnx.save(mp, path)
+    return Model("floor_relu_1x1", path, {"x": np.ones((1, 1), np.float32)}, tmp)
+
+
 def collect_models(args, tmp):
     models = []
     for d in args.models_dirs.split(","):
@@ -124,6 +137,7 @@ def collect_models(args, tmp):
         make_mlp.make(args.mlp)
     x = np.random.default_rng(1).standard_normal((1, 9)).astype(np.float32)
     models.append(Model("mlp_9_100_100_100_6", args.mlp, {"input": x}, tmp))
+    models.append(floor_model(tmp))
     if args.models:
         want = args.models.split(",")
         models = [m for m in models if m.name in want]
@@ -198,10 +212,10 @@ class OpenVino:
 def time_calls(call, duration, warmup_ms, min_calls=10):
     """Per-call latencies (ms) of call() for `duration` seconds, after a warm-up."""
     t_end = time.perf_counter() + warmup_ms / 1000.0
-    while True:
+    calls = 0
+    while calls < 3 or time.perf_counter() < t_end:  # at least 3 calls, as anvil's --latency
         call()
-        if time.perf_counter() >= t_end:
-            break
+        calls += 1
     lat = []
     t0 = time.perf_counter()
     while len(lat) < min_calls or time.perf_counter() - t0 < duration:
@@ -216,6 +230,8 @@ def time_calls(call, duration, warmup_ms, min_calls=10):
 def torch_module(name, model):
     """The torch module `model` was exported from, with its weights; None when unknown."""
     import torch
+    if name == "floor_relu_1x1":
+        return torch.nn.ReLU()
     if name == "mlp_9_100_100_100_6":
         mp = onnx.load(model.onnx)
         w = {t.name: numpy_helper.to_array(t) for t in mp.graph.initializer}
@@ -453,6 +469,8 @@ def main(argv=None):
 
     rows = []
     for m in models:
+        if m.name == "floor_relu_1x1":  # only in the per-call table
+            continue
         for t in threads:
             row = {"model": m.name, "threads": t}
             for who in RUNTIMES:
@@ -469,9 +487,7 @@ def main(argv=None):
 
     # Small nets, call by call, one thread.
     small = []
-    for m in models:
-        if m.name not in SMALL_NETS:
-            continue
+    for m in sorted((m for m in models if m.name in SMALL_NETS), key=lambda m: SMALL_NETS.index(m.name)):
         row = {"model": m.name}
         for who in RUNTIMES:
             p = prepared.get((m.name, 1, who))
