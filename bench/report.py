@@ -146,8 +146,19 @@ def main(argv=None):
            f"- versions: anvil {v.get('anvil')}, onnxruntime {v.get('onnxruntime')}, OpenVINO {v.get('openvino')}, "
            f"PyTorch {v.get('torch', 'n/a')}, onnx {v.get('onnx')}, numpy {v.get('numpy')}",
            f"- command: `{d['command']}`",
-           f"- {d['rounds']} interleaved rounds x {d['duration_s']:g} s per model, runtime and thread count; "
+           f"- {d['rounds']} interleaved round{'s' if d['rounds'] != 1 else ''} x {d['duration_s']:g} s per model, runtime and thread count; "
            "each cell is the median over rounds of that round's median (p99 likewise); batch 1"]
+    out += ["", "How each runtime is timed (bench/README.md has the details): anvil builds an engine per thread "
+            "count with the CLI and a fresh `anvil_bench_runtime --latency` process times each "
+            "`anvil_context_run` through the C API; onnxruntime (CPU EP, `intra_op_num_threads=N`, sequential, "
+            "all graph optimizations, IOBinding) and OpenVINO (f32, `PERFORMANCE_HINT=LATENCY`, "
+            "`INFERENCE_NUM_THREADS=N`, one stream) are timed call by call from Python. Equal threads, batch 1, "
+            "same inputs; the order of the three rotates every round.",
+            "",
+            "The machine is shared: other engineers build and test on the same 2 cores while this runs, hence "
+            "the load average above. Ratios within a round are more trustworthy than absolute times, and the "
+            "2-thread rows least of all (a second thread competes with whatever else runs); rerun on a quiet "
+            "machine before reading a difference under ~15% as real."]
     if args.note:
         out += ["", args.note]
     geo = {}
