@@ -400,6 +400,9 @@ def versions():
         sha = run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"]).strip()
         dirty = run(["git", "-C", ROOT, "status", "--porcelain", "--untracked-files=no"]).strip()
         v["anvil"] = sha + ("-dirty" if dirty else "")
+        # The last commit that changed anvil itself (not its benchmarks or docs).
+        v["anvil_code"] = run(["git", "-C", ROOT, "log", "-1", "--format=%h", "--", ".", ":!bench", ":!docs",
+                               ":!scripts", ":!tests"]).strip()
     except Exception:
         v["anvil"] = "unknown"
     return v
@@ -465,6 +468,7 @@ def main(argv=None):
                     else:
                         res = time_calls(p.call, args.duration, args.warmup_ms)
                     samples.setdefault((m.name, t, who), []).append(res)
+        out.setdefault("load_per_round", []).append(os.getloadavg()[0])
         print(f"round {r + 1}/{args.rounds} done (load {os.getloadavg()[0]:.2f})", file=sys.stderr, flush=True)
 
     rows = []

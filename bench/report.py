@@ -61,6 +61,7 @@ def bar_chart(data, path):
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
     threads = data["threads"]
     fig, axes = plt.subplots(len(threads), 1, figsize=(11, 4.2 * len(threads)), squeeze=False)
     for ax, t in zip(axes[:, 0], threads):
@@ -77,6 +78,8 @@ def bar_chart(data, path):
         ax.set_xticklabels(names, rotation=30, ha="right", fontsize=8)
         ax.set_ylabel("median latency / onnxruntime's")
         ax.set_yscale("log")
+        ax.yaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
+        ax.yaxis.set_minor_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
         ax.set_title(f"batch 1, {t} thread{'s' if t > 1 else ''} (below 1: faster than onnxruntime)")
         ax.legend(fontsize=8)
         ax.grid(axis="y", which="both", alpha=0.3)
@@ -123,6 +126,9 @@ def main(argv=None):
     ap.add_argument("--doc", default=os.path.join(ROOT, "docs", "performance.md"))
     ap.add_argument("--png", default=os.path.join(ROOT, "docs", "performance.png"))
     ap.add_argument("--roofline", default=os.path.join(ROOT, "docs", "roofline.png"))
+    ap.add_argument("--raw", default=os.path.join(ROOT, "docs", "performance.json"),
+                    help="a copy of the run's JSON next to the page")
+    ap.add_argument("--gemm-rows", type=int, default=40, help="GEMM shapes listed in the table")
     ap.add_argument("--note", default="", help="a paragraph to add under 'The run' (e.g. what else ran)")
     args = ap.parse_args(argv)
     with open(args.json) as f:
@@ -142,8 +148,11 @@ def main(argv=None):
            f"L1d {lscpu.get('L1d cache', '?')}, L2 {lscpu.get('L2 cache', '?')}, L3 {lscpu.get('L3 cache', '?')}",
            f"- ISA: {', '.join(m.get('isa', []))}",
            f"- load average (1, 5, 15 min) before: {', '.join(f'{x:.2f}' for x in d['load_before'])}; "
-           f"after: {', '.join(f'{x:.2f}' for x in d.get('load_after', []))}",
-           f"- versions: anvil {v.get('anvil')}, onnxruntime {v.get('onnxruntime')}, OpenVINO {v.get('openvino')}, "
+           f"after: {', '.join(f'{x:.2f}' for x in d.get('load_after', []))}"
+           + (f"; 1-minute load at the end of each round: {', '.join(f'{x:.2f}' for x in d['load_per_round'])}"
+              if d.get("load_per_round") else ""),
+           f"- versions: anvil {v.get('anvil')}" + (f" (library code as of {v['anvil_code']})" if v.get("anvil_code") else "")
+           + f", onnxruntime {v.get('onnxruntime')}, OpenVINO {v.get('openvino')}, "
            f"PyTorch {v.get('torch', 'n/a')}, onnx {v.get('onnx')}, numpy {v.get('numpy')}",
            f"- command: `{d['command']}`",
            f"- {d['rounds']} interleaved round{'s' if d['rounds'] != 1 else ''} x {d['duration_s']:g} s per model, runtime and thread count; "
@@ -184,7 +193,7 @@ def main(argv=None):
                 "|---|---:|---:|---:|---:|---:|---:|"]
         for r in d["small"]:
             a = r.get("anvil_median_us")
-            f = lambda k: "n/a" if r.get(k) is None else f"{r[k]:.1f}"
+            f = lambda k: "n/a" if r.get(k) is None else (f"{r[k]:.2f}" if r[k] < 10 else f"{r[k]:.1f}")
             out.append(f"| {r['model']} | {f('anvil_median_us')} | {f('ort_median_us')} | {f('ov_median_us')} | "
                        f"{f('torch_median_us')} | {fmt_ratio(ratio(a, r.get('ort_median_us')))} | "
                        f"{fmt_ratio(ratio(a, r.get('torch_median_us')))} |")
@@ -206,13 +215,23 @@ def main(argv=None):
                 "| M | K | N | used by | anvil GFLOP/s | onnxruntime GFLOP/s | anvil % of peak |",
                 "|---:|---:|---:|---|---:|---:|---:|"]
         peak = p.get("avx512_fma_gflops") or p.get("avx2_fma_gflops")
-        for g in roof["gemms"]:
+        # The table lists the shapes where the zoo spends the most GEMM work (FLOPs x uses);
+        # the plot and performance.json have them all.
+        shown = sorted(roof["gemms"], key=lambda g: -g["flops"] * g["uses"])[:args.gemm_rows]
+        out.insert(len(out) - 2, f"The {len(shown)} shapes with the most work (FLOPs x uses in the models) of "
+                   f"{len(roof['gemms'])}; the plot and `{os.path.basename(args.raw)}` have all of them.")
+        out.insert(len(out) - 2, "")
+        for g in sorted(shown, key=lambda g: (g["M"], g["K"], g["N"])):
             ag = g.get("anvil_gflops")
             out.append(f"| {g['M']} | {g['K']} | {g['N']} | {', '.join(g['models'])} | "
                        f"{'n/a' if ag is None else f'{ag:.1f}'} | {g['ort_gflops']:.1f} | "
                        f"{'n/a' if ag is None or not peak else f'{100 * ag / peak:.0f}%'} |")
         roofline_plot(roof, args.roofline)
     bar_chart(d, args.png)
+    if os.path.abspath(args.raw) != os.path.abspath(args.json):
+        with open(args.raw, "w") as f:
+            json.dump(d, f, indent=1)
+            f.write("\n")
     os.makedirs(os.path.dirname(os.path.abspath(args.doc)), exist_ok=True)
     with open(args.doc, "w") as f:
         f.write("\n".join(out) + "\n")
