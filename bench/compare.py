@@ -44,6 +44,7 @@ import json
 import math
 import os
 import platform
+import re
 import statistics
 import subprocess
 import sys
@@ -346,7 +347,10 @@ def roofline(args, models, tmp):
         row = {"M": m, "K": k, "N": n, "flops": flops, "bytes": 4.0 * (m * k + k * n + m * n),
                "models": sorted({w.split(":")[0] for w in where}), "uses": len(where)}
         try:
-            r = Anvil(args, gm, 1, tmp).time(args.gemm_duration, 50)
+            a = Anvil(args, gm, 1, tmp)
+            info = run([args.anvil, f"--loadEngine={a.engine}", "--dumpLayerInfo", "--skipInference"])
+            row["anvil_tactic"] = ",".join(re.findall(r"tactic=(\S+)", info))
+            r = a.time(args.gemm_duration, 50)
             row["anvil_ms"] = r["median_ms"]
             row["anvil_gflops"] = flops / (r["median_ms"] * 1e6)
         except Exception as e:

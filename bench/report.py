@@ -202,7 +202,7 @@ def main(argv=None):
     if roof:
         p = roof["peaks"]
         out += ["", "## GEMM roofline", "",
-                "Measured single-core roofs (`anvil_bench_runtime --fma-peak`, best of 5): "
+                "Measured single-core roofs (`anvil_bench_runtime --fma-peak`, best of 150 runs of ~3 ms): "
                 f"AVX2 FMA {p.get('avx2_fma_gflops') or 0:.1f} GFLOP/s, AVX-512 FMA "
                 + (f"{p['avx512_fma_gflops']:.1f} GFLOP/s" if p.get("avx512_fma_gflops") else "not present")
                 + f", triad bandwidth {p.get('triad_gbs', 0):.1f} GB/s.", "",
@@ -212,8 +212,8 @@ def main(argv=None):
                 "the weights of a repeated call sit in L2/L3, so the bandwidth roof is a lower bound on what "
                 "small GEMMs can reach.", "",
                 f"![GEMM roofline]({os.path.basename(args.roofline)})", "",
-                "| M | K | N | used by | anvil GFLOP/s | onnxruntime GFLOP/s | anvil % of peak |",
-                "|---:|---:|---:|---|---:|---:|---:|"]
+                "| M | K | N | used by | anvil tactic | anvil GFLOP/s | onnxruntime GFLOP/s | anvil % of peak |",
+                "|---:|---:|---:|---|---|---:|---:|---:|"]
         peak = p.get("avx512_fma_gflops") or p.get("avx2_fma_gflops")
         # The table lists the shapes where the zoo spends the most GEMM work (FLOPs x uses);
         # the plot and performance.json have them all.
@@ -224,6 +224,7 @@ def main(argv=None):
         for g in sorted(shown, key=lambda g: (g["M"], g["K"], g["N"])):
             ag = g.get("anvil_gflops")
             out.append(f"| {g['M']} | {g['K']} | {g['N']} | {', '.join(g['models'])} | "
+                       f"{g.get('anvil_tactic', '?')} | "
                        f"{'n/a' if ag is None else f'{ag:.1f}'} | {g['ort_gflops']:.1f} | "
                        f"{'n/a' if ag is None or not peak else f'{100 * ag / peak:.0f}%'} |")
         roofline_plot(roof, args.roofline)
