@@ -5,12 +5,11 @@ Usage:
     .venv/bin/python tests/models/export_models.py OUTDIR [--force] [--models a,b] [--list-ops]
     .venv/bin/python tests/models/export_models.py build/models-bench --bench
 
---bench exports the benchmark-only models (BENCH_MODELS: squeezenet1_1,
-mobilenet_v3_small, a small ViT, convnext_tiny, the issue's
-2-layer LSTM with hidden 64 over 50 steps) instead of the test set. They go to their
-own directory and manifest so that the test suite (which compares every model of
-build/models/manifest.json at several optimization levels) does not grow; bench/ reads
-both directories.
+--bench exports the benchmark-only models (BENCH_MODELS: squeezenet1_1, mobilenet_v3_small,
+a small ViT, convnext_tiny, a 2-layer LSTM with hidden 64 over 50 steps) instead of the test
+set. They go to their own directory and manifest so that the test suite (which compares
+every model of build/models/manifest.json at several optimization levels) does not grow;
+bench/ reads both directories.
 
 For every model this writes, into OUTDIR:
     <name>.onnx                       the model (random weights, fixed seed, opset 17)
