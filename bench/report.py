@@ -79,7 +79,9 @@ def bar_chart(data, path):
         ax.set_ylabel("median latency / onnxruntime's")
         ax.set_yscale("log")
         ax.yaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
-        ax.yaxis.set_minor_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
+        # Minor labels at 2, 3, 5 x 10^k only: all of them would overlap near a decade.
+        ax.yaxis.set_minor_formatter(matplotlib.ticker.FuncFormatter(
+            lambda y, _: f"{y:g}" if y > 0 and round(y / 10 ** math.floor(math.log10(y) + 1e-9)) in (2, 3, 5) else ""))
         ax.set_title(f"batch 1, {t} thread{'s' if t > 1 else ''} (below 1: faster than onnxruntime)")
         ax.legend(fontsize=8)
         ax.grid(axis="y", which="both", alpha=0.3)
