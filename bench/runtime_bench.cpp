@@ -5,6 +5,13 @@
 // missed target into exit code 1.
 //   anvil_bench_runtime [--onnx=FILE]... [--models=DIR] [--resnet50=FILE] [--mlp=FILE]
 //                       [--throughput=FILE] [--seconds=5] [--calls=20000] [--json=FILE] [--enforce]
+// Two more modes serve bench/compare.py, which times anvil next to onnxruntime and OpenVINO:
+//   --latency --engine=E [--threads=N] [--input=NAME:FILE.npy]... [--seconds=S] [--warmup-ms=W]
+//       loads a prebuilt engine through the C API, times each anvil_context_run alone and
+//       prints one JSON line (median/p99/mean/min in ms, the call count);
+//   --fma-peak  single-core FMA throughput (AVX2, and AVX-512 where the CPU has it) and a
+//       single-core triad bandwidth, one JSON line: the roofs of docs/performance.md's plot.
+#include <immintrin.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -13,6 +20,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -220,6 +228,179 @@ double throughput(const anvil::Engine& e, const std::string& name, int contexts,
   return rate;
 }
 
+// ---- --latency: one engine, timed in process through the C API ---------------------------
+
+// A .npy array (numpy's format 1-3, C order, little-endian): enough of the format to read
+// the zoo's saved inputs (float32, int64, bool).
+struct Npy {
+  std::vector<int64_t> shape;
+  std::vector<uint8_t> bytes;
+};
+Npy readNpy(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  if (!f) die("cannot open " + path);
+  std::string all((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  if (all.size() < 10 || all.compare(0, 6, "\x93NUMPY") != 0) die(path + ": not a .npy file");
+  const int major = uint8_t(all[6]);
+  size_t headerLen = 0, start = 0;
+  if (major == 1) {
+    headerLen = uint8_t(all[8]) | size_t(uint8_t(all[9])) << 8;
+    start = 10;
+  } else {
+    for (int i = 0; i < 4; ++i) headerLen |= size_t(uint8_t(all[8 + size_t(i)])) << (8 * i);
+    start = 12;
+  }
+  const std::string header = all.substr(start, headerLen);
+  if (header.find("'fortran_order': True") != std::string::npos) die(path + ": Fortran order is not read");
+  if (header.find("'descr': '>") != std::string::npos) die(path + ": big-endian data is not read");
+  Npy out;
+  const size_t lp = header.find('(', header.find("'shape'")), rp = header.find(')', lp);
+  if (lp == std::string::npos || rp == std::string::npos) die(path + ": no shape in the header");
+  std::string dims = header.substr(lp + 1, rp - lp - 1);
+  for (size_t i = 0; i < dims.size();) {
+    while (i < dims.size() && (dims[i] == ' ' || dims[i] == ',')) ++i;
+    if (i >= dims.size()) break;
+    size_t used = 0;
+    out.shape.push_back(std::stoll(dims.substr(i), &used));
+    i += used;
+  }
+  out.bytes.assign(all.begin() + std::ptrdiff_t(start + headerLen), all.end());
+  return out;
+}
+
+int latencyMode(const std::string& enginePath, int threads, const std::vector<std::string>& inputs, double seconds,
+                double warmupMs, int minCalls) {
+  anvil_engine* e = nullptr;
+  anvil_context* c = nullptr;
+  if (anvil_engine_load(enginePath.c_str(), &e) != 0) die(enginePath + ": " + anvil_last_error());
+  if (anvil_context_create_with_threads(e, threads, &c) != 0) die(enginePath + ": " + anvil_last_error());
+  // Inputs from .npy files (shape included); the rest stay zeros at the engine's tuned shape.
+  std::map<std::string, Npy> given;
+  for (const std::string& spec : inputs) {
+    const size_t colon = spec.rfind(':');
+    if (colon == std::string::npos) die("--input wants NAME:FILE.npy, got '" + spec + "'");
+    Npy a = readNpy(spec.substr(colon + 1));
+    const std::string name = spec.substr(0, colon);
+    if (anvil_context_set_input_shape(c, name.c_str(), a.shape.data(), int(a.shape.size())) != 0)
+      die(name + ": " + anvil_last_error());
+    given[name] = std::move(a);
+  }
+  std::vector<std::vector<uint8_t>> owned;
+  const int n = anvil_engine_num_io(e);
+  for (int i = 0; i < n; ++i) {
+    const char* io = anvil_engine_io_name(e, i);
+    auto it = given.find(io);
+    void* data = nullptr;
+    if (it != given.end() && anvil_engine_io_is_input(e, i)) {
+      data = it->second.bytes.data();
+    } else {
+      int64_t dims[16];
+      int rank = 0;
+      if (anvil_context_get_shape(c, io, dims, 16, &rank) != 0) die(std::string(io) + ": " + anvil_last_error());
+      size_t bytes = anvil_dtype_size(anvil_engine_io_dtype(e, i));
+      for (int k = 0; k < rank; ++k) bytes *= size_t(std::max<int64_t>(dims[k], 0));
+      owned.emplace_back(std::max<size_t>(bytes, 1), 0);
+      data = owned.back().data();
+    }
+    if (anvil_context_set_tensor(c, io, data) != 0) die(std::string(io) + ": " + anvil_last_error());
+  }
+  // Warm-up (first-touch faults, tuned code paths, frequency), then each call timed alone.
+  const auto w0 = Clock::now();
+  for (int i = 0; i < 3 || msSince(w0) < warmupMs; ++i)  // at least 3 calls for the slow models
+    if (anvil_context_run(c) != 0) die(enginePath + ": " + anvil_last_error());
+  std::vector<double> ms;
+  const auto t0 = Clock::now();
+  while (int(ms.size()) < minCalls || msSince(t0) < seconds * 1000.0) {
+    const auto a = Clock::now();
+    const int rc = anvil_context_run(c);
+    ms.push_back(msSince(a));
+    if (rc != 0) die(enginePath + ": " + anvil_last_error());
+  }
+  const Summary s = summarize(ms);
+  std::printf("%s\n", json({{"median_ms", s.median}, {"p99_ms", s.p99}, {"mean_ms", s.mean}, {"min_ms", s.min},
+                             {"n", s.n}, {"threads", threads}}).dump().c_str());
+  anvil_context_destroy(c);
+  anvil_engine_destroy(e);
+  return 0;
+}
+
+// ---- --fma-peak: the machine's single-core roofs -------------------------------------------
+
+// kAcc independent FMA chains hide the FMA latency (4-5 cycles at 2 per cycle needs >= 10);
+// the result is stored so the loop is not removed. GFLOP/s = 2 flops per lane per FMA.
+constexpr int kAcc = 12;
+__attribute__((target("avx2,fma"))) double fmaAvx2(long iters) {
+  __m256 acc[kAcc];
+  for (int i = 0; i < kAcc; ++i) acc[i] = _mm256_set1_ps(float(i) * 1e-3f);
+  const __m256 a = _mm256_set1_ps(0.999999f), b = _mm256_set1_ps(1e-7f);
+  const auto t0 = Clock::now();
+  for (long k = 0; k < iters; ++k) {
+#pragma GCC unroll 12  // the accumulators must live in registers, not in the array
+    for (int i = 0; i < kAcc; ++i) acc[i] = _mm256_fmadd_ps(acc[i], a, b);
+  }
+  const double s = msSince(t0) / 1000.0;
+  __m256 sum = acc[0];
+#pragma GCC unroll 12
+  for (int i = 1; i < kAcc; ++i) sum = _mm256_add_ps(sum, acc[i]);
+  alignas(32) float keep[8];
+  _mm256_store_ps(keep, sum);
+  volatile float sink = keep[0];
+  (void)sink;
+  return 2.0 * 8 * kAcc * double(iters) / s / 1e9;
+}
+__attribute__((target("avx512f"))) double fmaAvx512(long iters) {
+  __m512 acc[kAcc];
+  for (int i = 0; i < kAcc; ++i) acc[i] = _mm512_set1_ps(float(i) * 1e-3f);
+  const __m512 a = _mm512_set1_ps(0.999999f), b = _mm512_set1_ps(1e-7f);
+  const auto t0 = Clock::now();
+  for (long k = 0; k < iters; ++k) {
+#pragma GCC unroll 12
+    for (int i = 0; i < kAcc; ++i) acc[i] = _mm512_fmadd_ps(acc[i], a, b);
+  }
+  const double s = msSince(t0) / 1000.0;
+  __m512 sum = acc[0];
+#pragma GCC unroll 12
+  for (int i = 1; i < kAcc; ++i) sum = _mm512_add_ps(sum, acc[i]);
+  alignas(64) float keep[16];
+  _mm512_store_ps(keep, sum);
+  volatile float sink = keep[0];
+  (void)sink;
+  return 2.0 * 16 * kAcc * double(iters) / s / 1e9;
+}
+
+// Single-core triad a = b + s*c over arrays far larger than the caches: bytes moved per
+// second counting the three streams (the write-allocate read of `a` is not counted).
+double triadGBs(size_t floats, int reps) {
+  std::vector<float> a(floats, 0.f), b(floats, 1.f), c(floats, 2.f);
+  double best = 0;
+  for (int r = 0; r < reps; ++r) {
+    const auto t0 = Clock::now();
+    for (size_t i = 0; i < floats; ++i) a[i] = b[i] + 0.5f * c[i];
+    const double s = msSince(t0) / 1000.0;
+    best = std::max(best, 3.0 * double(floats) * sizeof(float) / s / 1e9);
+  }
+  volatile float sink = a[floats / 2];
+  (void)sink;
+  return best;
+}
+
+int fmaPeakMode() {
+  // Best of 150 runs of a few milliseconds each (~0.5 s in all): on a shared machine most
+  // runs lose part of a time slice to other work; the best one is the closest to the roof.
+  auto best = [](double (*f)(long)) {
+    double g = 0;
+    for (int r = 0; r < 150; ++r) g = std::max(g, f(2'000'000));
+    return g;
+  };
+  json out;
+  __builtin_cpu_init();
+  out["avx2_fma_gflops"] = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") ? json(best(fmaAvx2)) : json();
+  out["avx512_fma_gflops"] = __builtin_cpu_supports("avx512f") ? json(best(fmaAvx512)) : json();
+  out["triad_gbs"] = triadGBs(size_t(64) << 20, 10);  // 3 x 256 MB, best of 10
+  std::printf("%s\n", out.dump().c_str());
+  return 0;
+}
+
 std::string flagValue(const std::string& arg, const char* name) {
   const std::string prefix = std::string("--") + name + "=";
   return arg.rfind(prefix, 0) == 0 ? arg.substr(prefix.size()) : std::string();
@@ -238,12 +419,21 @@ int main(int argc, char** argv) {
   double seconds = 5;
   int calls = 20000, loads = 20, contexts = 200;
   bool enforce = false;
+  bool latency = false;
+  std::string enginePath;
+  std::vector<std::string> latencyInputs;
+  int threads = 1, minCalls = 10;
+  double warmupMs = 200;
+  bool secondsGiven = false;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     if (a == "--help" || a == "-h") {
       std::cout << "usage: anvil_bench_runtime [--onnx=FILE]... [--models=DIR] [--resnet50=FILE] [--mlp=FILE]\n"
                    "       [--throughput=MODEL] [--seconds=5] [--calls=20000] [--loads=20] [--contexts=200]\n"
-                   "       [--json=FILE] [--enforce]   (see bench/README.md)\n";
+                   "       [--json=FILE] [--enforce]   (see bench/README.md)\n"
+                   "       anvil_bench_runtime --latency --engine=E [--threads=1] [--input=NAME:FILE.npy]...\n"
+                   "       [--seconds=1] [--warmup-ms=200] [--min-calls=10]\n"
+                   "       anvil_bench_runtime --fma-peak\n";
       return 0;
     }
     std::string v;
@@ -252,13 +442,24 @@ int main(int argc, char** argv) {
     else if (!(v = flagValue(a, "resnet50")).empty()) resnet50 = v;
     else if (!(v = flagValue(a, "mlp")).empty()) mlp = v;
     else if (!(v = flagValue(a, "throughput")).empty()) throughputModel = v;
-    else if (!(v = flagValue(a, "seconds")).empty()) seconds = std::atof(v.c_str());
+    else if (!(v = flagValue(a, "seconds")).empty()) seconds = std::atof(v.c_str()), secondsGiven = true;
+    else if (!(v = flagValue(a, "engine")).empty()) enginePath = v;
+    else if (!(v = flagValue(a, "input")).empty()) latencyInputs.push_back(v);
+    else if (!(v = flagValue(a, "threads")).empty()) threads = std::atoi(v.c_str());
+    else if (!(v = flagValue(a, "warmup-ms")).empty()) warmupMs = std::atof(v.c_str());
+    else if (!(v = flagValue(a, "min-calls")).empty()) minCalls = std::atoi(v.c_str());
+    else if (a == "--latency") latency = true;
+    else if (a == "--fma-peak") return fmaPeakMode();
     else if (!(v = flagValue(a, "calls")).empty()) calls = std::atoi(v.c_str());
     else if (!(v = flagValue(a, "loads")).empty()) loads = std::atoi(v.c_str());
     else if (!(v = flagValue(a, "contexts")).empty()) contexts = std::atoi(v.c_str());
     else if (!(v = flagValue(a, "json")).empty()) jsonPath = v;
     else if (a == "--enforce") enforce = true;
     else die("unknown argument '" + a + "' (see --help)");
+  }
+  if (latency) {
+    if (enginePath.empty()) die("--latency needs --engine=FILE");
+    return latencyMode(enginePath, threads, latencyInputs, secondsGiven ? seconds : 1.0, warmupMs, minCalls);
   }
 
   // The models: --onnx files, else the zoo, resnet50 and the MLP where present.

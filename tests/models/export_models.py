@@ -3,6 +3,13 @@
 
 Usage:
     .venv/bin/python tests/models/export_models.py OUTDIR [--force] [--models a,b] [--list-ops]
+    .venv/bin/python tests/models/export_models.py build/models-bench --bench
+
+--bench exports the benchmark-only models (BENCH_MODELS: squeezenet1_1, mobilenet_v3_small,
+a small ViT, convnext_tiny, a 2-layer LSTM with hidden 64 over 50 steps) instead of the test
+set. They go to their own directory and manifest so that the test suite (which compares
+every model of build/models/manifest.json at several optimization levels) does not grow;
+bench/ reads both directories.
 
 For every model this writes, into OUTDIR:
     <name>.onnx                       the model (random weights, fixed seed, opset 17)
@@ -152,6 +159,29 @@ class LSTMModel(nn.Module):
         return y, h, c
 
 
+class LSTMBench(nn.Module):
+    """The issue's LSTM: 2 layers, hidden 64, 50 steps (bench only)."""
+
+    def __init__(self):
+        super().__init__()
+        self.lstm = nn.LSTM(input_size=64, hidden_size=64, num_layers=2, batch_first=True)
+
+    def forward(self, x):
+        y, (h, c) = self.lstm(x)
+        return y, h, c
+
+
+def build_lstm_h64(name, gen, rng):
+    model = LSTMBench()
+    perturb_all_params(model, gen)
+    model.eval()
+    x = rng.standard_normal(size=(1, 50, 64)).astype(np.float32)
+    return dict(model=model, input_names=["input"], output_names=["output", "h_n", "c_n"],
+                inputs=[x],
+                dynamic_axes={"input": {0: "N"}, "output": {0: "N"}, "h_n": {1: "N"},
+                              "c_n": {1: "N"}})
+
+
 # Each builder returns a dict:
 #   model, input_names, output_names, inputs (list of np arrays), dynamic_axes
 def _vision(arch):
@@ -202,6 +232,59 @@ def build_lstm(name, gen, rng):
                               "c_n": {1: "N"}})
 
 
+class SmallViT(nn.Module):
+    """ViT-like encoder at a small size: 16x16 patch embedding (a strided Conv), class token,
+    learned position embedding, pre-norm nn.TransformerEncoder (GELU), LayerNorm and a
+    linear head on the class token. Default: dim 192, depth 4, 3 heads, MLP 768, 224x224."""
+
+    def __init__(self, image=224, patch=16, dim=192, depth=4, heads=3, mlp=768, classes=1000):
+        super().__init__()
+        self.patch = nn.Conv2d(3, dim, kernel_size=patch, stride=patch)
+        tokens = (image // patch) ** 2
+        self.cls = nn.Parameter(torch.zeros(1, 1, dim))
+        self.pos = nn.Parameter(torch.zeros(1, tokens + 1, dim))
+        layer = nn.TransformerEncoderLayer(dim, heads, dim_feedforward=mlp, dropout=0.0,
+                                           activation="gelu", batch_first=True, norm_first=True)
+        self.encoder = nn.TransformerEncoder(layer, depth, enable_nested_tensor=False)
+        self.norm = nn.LayerNorm(dim)
+        self.head = nn.Linear(dim, classes)
+
+    def forward(self, x):
+        h = self.patch(x).flatten(2).transpose(1, 2)  # [N, tokens, dim]
+        h = torch.cat([self.cls.expand(h.shape[0], -1, -1), h], dim=1) + self.pos
+        h = self.norm(self.encoder(h))
+        return self.head(h[:, 0])
+
+
+def build_small_vit(name, gen, rng):
+    model = SmallViT()
+    # Zero-initialized class token, position embedding and biases would leave constants
+    # the exporter folds or dedups: give every parameter its own noise.
+    perturb_all_params(model, gen, scale=0.2)
+    model.eval()
+    x = rng.uniform(-1.0, 1.0, size=(1, 3, 224, 224)).astype(np.float32)
+    return dict(model=model, input_names=["input"], output_names=["output"], inputs=[x],
+                dynamic_axes={"input": {0: "N"}, "output": {0: "N"}})
+
+
+def _vision_perturbed(arch):
+    """torchvision models without BatchNorm (ConvNeXt: LayerNorm, layer scale initialized
+    to a constant 1e-6): perturb every parameter instead of calibrating BatchNorm."""
+    def build(name, gen, rng):
+        import torchvision
+        model = getattr(torchvision.models, arch)(weights=None)
+        with torch.no_grad():
+            for mod in model.modules():  # layer scale 1e-6 would make every block ~identity
+                if hasattr(mod, "layer_scale") and isinstance(mod.layer_scale, nn.Parameter):
+                    mod.layer_scale.fill_(0.1)
+        perturb_all_params(model, gen)
+        model.eval()
+        x = rng.uniform(-1.0, 1.0, size=(1, 3, 224, 224)).astype(np.float32)
+        return dict(model=model, input_names=["input"], output_names=["output"], inputs=[x],
+                    dynamic_axes={"input": {0: "N"}, "output": {0: "N"}})
+    return build
+
+
 MODELS = collections.OrderedDict([
     ("resnet18", _vision("resnet18")),
     ("mobilenet_v2", _vision("mobilenet_v2")),
@@ -210,6 +293,17 @@ MODELS = collections.OrderedDict([
     ("mlp", build_mlp),
     ("lstm", build_lstm),
 ])
+
+# Benchmark-only models (bench/, docs/performance.md): exported with --bench into their own
+# directory, never part of the test suite's manifest.
+BENCH_MODELS = collections.OrderedDict([
+    ("squeezenet1_1", _vision("squeezenet1_1")),
+    ("mobilenet_v3_small", _vision("mobilenet_v3_small")),
+    ("vit_small", build_small_vit),
+    ("convnext_tiny", _vision_perturbed("convnext_tiny")),
+    ("lstm_h64_s50", build_lstm_h64),
+])
+ALL_MODELS = collections.OrderedDict(list(MODELS.items()) + list(BENCH_MODELS.items()))
 
 
 # --------------------------------------------------------------------------------------
@@ -372,7 +466,7 @@ def write_manifest(path, manifest):
     manifest["versions"] = {"torch": torch.__version__, "onnx": onnx.__version__,
                             "onnxruntime": ort.__version__, "numpy": np.__version__}
     ordered = collections.OrderedDict()
-    for k in MODELS:
+    for k in ALL_MODELS:
         if k in manifest["models"]:
             ordered[k] = manifest["models"][k]
     for k, v in manifest["models"].items():
@@ -401,7 +495,10 @@ def main(argv=None):
     ap.add_argument("outdir")
     ap.add_argument("--force", action="store_true", help="re-export even if files exist")
     ap.add_argument("--models", default="",
-                    help="comma-separated subset (default: all): " + ",".join(MODELS))
+                    help="comma-separated subset (default: all of the test set, or of the bench "
+                         "set with --bench): " + ",".join(ALL_MODELS))
+    ap.add_argument("--bench", action="store_true",
+                    help="export the benchmark-only models (" + ",".join(BENCH_MODELS) + ")")
     ap.add_argument("--list-ops", action="store_true",
                     help="print the op types (with counts) of each model")
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
@@ -409,10 +506,10 @@ def main(argv=None):
                     help="exit 0 even if some model failed to export (it is skipped)")
     args = ap.parse_args(argv)
 
-    names = [m for m in args.models.split(",") if m] or list(MODELS)
-    unknown = [m for m in names if m not in MODELS]
+    names = [m for m in args.models.split(",") if m] or list(BENCH_MODELS if args.bench else MODELS)
+    unknown = [m for m in names if m not in ALL_MODELS]
     if unknown:
-        ap.error(f"unknown model(s) {unknown}; known: {list(MODELS)}")
+        ap.error(f"unknown model(s) {unknown}; known: {list(ALL_MODELS)}")
     if args.threads > 0:
         torch.set_num_threads(args.threads)
 
@@ -429,7 +526,7 @@ def main(argv=None):
         t0 = time.time()
         print(f"[export] {name} ...", flush=True)
         try:
-            entry = export_one(name, MODELS[name], args.outdir)
+            entry = export_one(name, ALL_MODELS[name], args.outdir)
         except Exception as e:  # keep going with the other models
             tmp = os.path.join(args.outdir, f"{name}.onnx.tmp")
             if os.path.exists(tmp):

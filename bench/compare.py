@@ -1,0 +1,535 @@
+#!/usr/bin/env python3
+"""anvil, onnxruntime and OpenVINO side by side: one run, one machine, equal threads.
+
+Usage (bench/run_all.sh does all of it):
+    build/bench-venv/bin/python bench/compare.py [--threads 1,2] [--rounds 3] [--duration 1]
+        [--models a,b] [--skip-gemm] [--json build/bench/compare.json]
+
+What it measures, for every model of the zoo manifests (build/models: the test set,
+build/models-bench: the bench-only set, build/models-resnet50), and the issue's MLP
+(bench/make_mlp.py), all at batch 1 (the zoo's saved inputs cut to their first row):
+  * anvil: an engine per thread count N, built once by the CLI (`anvil --onnx=M
+    --saveEngine=E --threads=N --shapes=...`, tuned at the batch-1 shapes); each round runs
+    `anvil_bench_runtime --latency --engine=E --threads=N --input=...` which loads it through
+    the C API, warms up, and times every anvil_context_run alone, in process, with no copies.
+  * onnxruntime: CPUExecutionProvider, intra_op_num_threads=N, inter_op_num_threads=1,
+    ORT_SEQUENTIAL, ORT_ENABLE_ALL; inputs and outputs bound once (IOBinding), each
+    run_with_iobinding timed alone from Python.
+  * OpenVINO: the model reshaped to the batch-1 shapes, compiled for CPU with
+    PERFORMANCE_HINT=LATENCY, INFERENCE_NUM_THREADS=N, INFERENCE_PRECISION_HINT=f32 (no
+    bf16 on CPUs with AMX/AVX-512 BF16); one infer request, tensors set once, each infer()
+    timed alone from Python.
+Rounds are interleaved: per round, per model and thread count, each runtime runs for
+--duration seconds after a warm-up, and the order rotates (anvil, ort, ov / ort, ov, anvil /
+...) so drift on a shared machine hits all three. Per model the result is the median over
+rounds of each round's median and p99.
+
+Small nets (the zoo's mlp and lstm, the issue's MLP and LSTM) are also timed per call, one
+thread: anvil through the C API (as above, microseconds), onnxruntime and OpenVINO through
+their Python APIs (so each call includes a binding's overhead of a few microseconds: the
+wheels ship no C headers to write a C caller against), and PyTorch eager (torch.no_grad, one
+thread) on the very torch module the ONNX file was exported from (rebuilt from the export
+script's seed; outputs checked against onnxruntime).
+
+GEMM roofline (unless --skip-gemm): the weight GEMMs of every model (MatMul and Gemm with a
+constant B, 1x1 convolutions with group 1 as M = output pixels, K = Cin, N = Cout), taken
+from one onnxruntime run with those tensors exposed as outputs; each distinct (M, K, N) is
+written as a one-node MatMul model, built by the CLI at one thread and timed like the
+models, next to onnxruntime; plus `anvil_bench_runtime --fma-peak` for the roofs.
+"""
+
+import argparse
+import datetime
+import json
+import math
+import os
+import platform
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+try:
+    import numpy as np
+    import onnx  # before torch (see tests/models/export_models.py)
+    from onnx import TensorProto, helper, numpy_helper
+    import onnxruntime as ort
+    import openvino as ov
+except ImportError as e:
+    sys.exit(f"compare.py: {e}; run it with the bench venv (scripts/setup_bench.sh)")
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+sys.path.insert(0, os.path.join(ROOT, "tests", "models"))
+sys.path.insert(0, HERE)
+
+SMALL_NETS = ("floor_relu_1x1", "mlp", "mlp_9_100_100_100_6", "lstm", "lstm_h64_s50")
+RUNTIMES = ("anvil", "ort", "ov")
+
+
+def percentile(sorted_values, p):
+    """The value below which p% of the samples fall (the rule anvil_bench_runtime uses)."""
+    idx = max(0, math.ceil(p / 100.0 * len(sorted_values)) - 1)
+    return sorted_values[min(idx, len(sorted_values) - 1)]
+
+
+def summary_ms(lat_ms):
+    lat_ms = sorted(lat_ms)
+    return {"median_ms": statistics.median(lat_ms), "p99_ms": percentile(lat_ms, 99),
+            "mean_ms": statistics.fmean(lat_ms), "min_ms": lat_ms[0], "n": len(lat_ms)}
+
+
+def run(cmd, timeout=1800):
+    p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=timeout)
+    if p.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed ({p.returncode}):\n{p.stdout[-3000:]}")
+    return p.stdout
+
+
+class Model:
+    """One ONNX model with batch-1 inputs saved as .npy (what all three runtimes read)."""
+
+    def __init__(self, name, onnx_path, feeds, tmp):
+        self.name, self.onnx = name, onnx_path
+        self.feeds = feeds
+        self.inputs = []  # [(name, npy path)]
+        for n, a in feeds.items():
+            path = os.path.join(tmp, f"{name}.in.{len(self.inputs)}.npy")
+            np.save(path, a)
+            self.inputs.append((n, path))
+
+    def shapes_flag(self):
+        return ",".join(f"{n}:{'x'.join(str(d) for d in a.shape)}" for n, a in self.feeds.items())
+
+
+def batch1(a):
+    return np.ascontiguousarray(a[:1]) if a.ndim >= 1 and a.shape[0] > 1 else a
+
+
+def floor_model(tmp):
+    """One Relu on a [1,1] tensor: what a call costs each runtime (and its API) when the
+    model does nothing; the per-call table's first row."""
+    path = os.path.join(tmp, "floor_relu_1x1.onnx")
+    g = helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "floor",
+                          [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 1])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 1])])
+    mp = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    mp.ir_version = 8
+    onnx.save(mp, path)
+    return Model("floor_relu_1x1", path, {"x": np.ones((1, 1), np.float32)}, tmp)
+
+
+def collect_models(args, tmp):
+    models = []
+    for d in args.models_dirs.split(","):
+        path = os.path.join(d, "manifest.json")
+        if not os.path.isfile(path):
+            print(f"[W] no {path}", file=sys.stderr)
+            continue
+        with open(path) as f:
+            manifest = json.load(f)
+        for name, entry in manifest["models"].items():
+            feeds = {i["name"]: batch1(np.load(os.path.join(d, i["file"]))) for i in entry["inputs"]}
+            models.append(Model(name, os.path.join(d, entry["file"]), feeds, tmp))
+    if not os.path.isfile(args.mlp):
+        import make_mlp
+        make_mlp.make(args.mlp)
+    x = np.random.default_rng(1).standard_normal((1, 9)).astype(np.float32)
+    models.append(Model("mlp_9_100_100_100_6", args.mlp, {"input": x}, tmp))
+    models.append(floor_model(tmp))
+    if args.models:
+        want = args.models.split(",")
+        models = [m for m in models if m.name in want]
+    return models
+
+
+# ---- the three runtimes -----------------------------------------------------------------
+
+class Anvil:
+    def __init__(self, args, model, threads, tmp):
+        self.bin, self.model, self.threads = args.bench_bin, model, threads
+        self.engine = os.path.join(tmp, f"{model.name}.t{threads}.engine")
+        t0 = time.perf_counter()
+        run([args.anvil, f"--onnx={model.onnx}", f"--saveEngine={self.engine}", "--skipInference",
+             f"--threads={threads}", f"--shapes={model.shapes_flag()}"])
+        self.build_s = time.perf_counter() - t0
+
+    def time(self, duration, warmup_ms):
+        cmd = [self.bin, "--latency", f"--engine={self.engine}", f"--threads={self.threads}",
+               f"--seconds={duration}", f"--warmup-ms={warmup_ms}"]
+        cmd += [f"--input={n}:{p}" for n, p in self.model.inputs]
+        out = run(cmd, timeout=600 + 10 * duration)
+        return json.loads(out.strip().splitlines()[-1])
+
+
+class Ort:
+    def __init__(self, args, model, threads, tmp):
+        so = ort.SessionOptions()
+        so.intra_op_num_threads = threads
+        so.inter_op_num_threads = 1
+        so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        so.log_severity_level = 3
+        self.sess = ort.InferenceSession(model.onnx, sess_options=so, providers=["CPUExecutionProvider"])
+        outs = self.sess.run(None, model.feeds)
+        # Inputs and outputs bound once: each timed call is the run alone (no allocation of
+        # outputs, no numpy conversion), the closest the Python API gets to a bound C call.
+        self.io = self.sess.io_binding()
+        self.keep = []
+        for n, a in model.feeds.items():
+            self.io.bind_cpu_input(n, a)
+        for o, a in zip(self.sess.get_outputs(), outs):
+            v = ort.OrtValue.ortvalue_from_numpy(np.empty_like(a))
+            self.keep.append(v)
+            self.io.bind_ortvalue_output(o.name, v)
+        self.outputs = outs
+
+    def call(self):
+        self.sess.run_with_iobinding(self.io)
+
+
+class OpenVino:
+    core = None
+
+    def __init__(self, args, model, threads, tmp):
+        if OpenVino.core is None:
+            OpenVino.core = ov.Core()
+        m = OpenVino.core.read_model(model.onnx)
+        m.reshape({n: list(a.shape) for n, a in model.feeds.items()})
+        self.compiled = OpenVino.core.compile_model(m, "CPU", {
+            "PERFORMANCE_HINT": "LATENCY", "INFERENCE_NUM_THREADS": threads,
+            "INFERENCE_PRECISION_HINT": "f32", "NUM_STREAMS": 1})
+        self.req = self.compiled.create_infer_request()
+        for n, a in model.feeds.items():
+            self.req.set_tensor(n, ov.Tensor(a, shared_memory=True))
+        self.req.infer()
+
+    def call(self):
+        self.req.infer()
+
+
+def time_calls(call, duration, warmup_ms, min_calls=10):
+    """Per-call latencies (ms) of call() for `duration` seconds, after a warm-up."""
+    t_end = time.perf_counter() + warmup_ms / 1000.0
+    calls = 0
+    while calls < 3 or time.perf_counter() < t_end:  # at least 3 calls, as anvil's --latency
+        call()
+        calls += 1
+    lat = []
+    t0 = time.perf_counter()
+    while len(lat) < min_calls or time.perf_counter() - t0 < duration:
+        a = time.perf_counter()
+        call()
+        lat.append((time.perf_counter() - a) * 1000.0)
+    return summary_ms(lat)
+
+
+# ---- small nets in PyTorch eager ----------------------------------------------------------
+
+def torch_module(name, model):
+    """The torch module `model` was exported from, with its weights; None when unknown."""
+    import torch
+    if name == "floor_relu_1x1":
+        return torch.nn.ReLU()
+    if name == "mlp_9_100_100_100_6":
+        mp = onnx.load(model.onnx)
+        w = {t.name: numpy_helper.to_array(t) for t in mp.graph.initializer}
+        layers = []
+        for i in range(4):
+            lin = torch.nn.Linear(w[f"fc{i}.w"].shape[1], w[f"fc{i}.w"].shape[0])
+            with torch.no_grad():
+                lin.weight.copy_(torch.from_numpy(w[f"fc{i}.w"].copy()))
+                lin.bias.copy_(torch.from_numpy(w[f"fc{i}.b"].copy()))
+            layers += [lin, torch.nn.ReLU()] if i < 3 else [lin]
+        return torch.nn.Sequential(*layers).eval()
+    import export_models as em
+    builders = em.ALL_MODELS
+    if name not in builders:
+        return None
+    seed = em.model_seed(name)  # the same seeding as export_models.export_one
+    torch.manual_seed(seed)
+    gen = torch.Generator().manual_seed(seed)
+    spec = builders[name](name, gen, np.random.default_rng(seed))
+    return spec["model"].eval()
+
+
+def time_torch(module, model, reference, duration, warmup_ms):
+    import torch
+    torch.set_num_threads(1)
+    xs = [torch.from_numpy(a) for a in model.feeds.values()]
+    with torch.no_grad():
+        out = module(*xs)
+        out = out if isinstance(out, (tuple, list)) else (out,)
+        for o, r in zip(out, reference):
+            err = float(np.max(np.abs(o.numpy() - r)))
+            if err > 1e-3 * max(1.0, float(np.max(np.abs(r)))):
+                raise RuntimeError(f"{model.name}: torch module differs from the ONNX model by {err}")
+        return time_calls(lambda: module(*xs), duration, warmup_ms)
+
+
+# ---- GEMM shapes and the roofline ---------------------------------------------------------
+
+def gemm_shapes(model):
+    """{(M, K, N): [op descriptions]} of the weight GEMMs of a model, at its batch-1 inputs."""
+    mp = onnx.load(model.onnx)
+    consts = {t.name for t in mp.graph.initializer}
+    consts |= {n.output[0] for n in mp.graph.node if n.op_type == "Constant"}
+    want = []
+    for n in mp.graph.node:
+        if n.op_type in ("MatMul", "Gemm") and len(n.input) > 1 and n.input[1] in consts:
+            want.append((n, n.input[0], n.input[1]))
+        elif n.op_type == "Conv" and n.input[1] in consts:
+            want.append((n, n.input[0], n.output[0]))
+    if not want:
+        return {}
+    names = sorted({x for _, a, b in want for x in (a, b)} - {o.name for o in mp.graph.output})
+    for nm in names:
+        mp.graph.output.append(helper.make_tensor_value_info(nm, TensorProto.FLOAT, None))
+    so = ort.SessionOptions()
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    so.log_severity_level = 3
+    inits = {t.name: numpy_helper.to_array(t) for t in mp.graph.initializer}
+    sess = ort.InferenceSession(mp.SerializeToString(), sess_options=so, providers=["CPUExecutionProvider"])
+    outs = dict(zip([o.name for o in sess.get_outputs()], sess.run(None, model.feeds)))
+    shape = lambda nm: tuple(outs[nm].shape) if nm in outs else tuple(inits[nm].shape)
+    found = {}
+    for n, a, b in want:
+        attrs = {x.name: helper.get_attribute_value(x) for x in n.attribute}
+        if n.op_type == "MatMul":
+            sa, sb = shape(a), shape(b)
+            if len(sb) != 2:
+                continue
+            key = (int(np.prod(sa[:-1])), sb[0], sb[1])
+        elif n.op_type == "Gemm":
+            sa, sb = shape(a), shape(b)
+            m, k = (sa[1], sa[0]) if attrs.get("transA", 0) else sa
+            key = (m, k, sb[0] if attrs.get("transB", 0) else sb[1])
+        else:
+            w = shape(n.input[1])
+            if len(w) != 4 or w[2:] != (1, 1) or attrs.get("group", 1) != 1:
+                continue
+            so_ = shape(b)
+            key = (so_[2] * so_[3], w[1], w[0])
+        found.setdefault(tuple(int(v) for v in key), []).append(f"{model.name}:{n.op_type}")
+    return found
+
+
+def one_gemm_model(m, k, n, path):
+    rng = np.random.default_rng(m * 7 + k * 13 + n)
+    w = (rng.standard_normal((k, n)) / math.sqrt(k)).astype(np.float32)
+    g = helper.make_graph([helper.make_node("MatMul", ["A", "B"], ["Y"])], "gemm",
+                          [helper.make_tensor_value_info("A", TensorProto.FLOAT, [m, k])],
+                          [helper.make_tensor_value_info("Y", TensorProto.FLOAT, [m, n])],
+                          [numpy_helper.from_array(w, "B")])
+    mp = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    mp.ir_version = 8
+    onnx.save(mp, path)
+
+
+def roofline(args, models, tmp):
+    peaks = json.loads(run([args.bench_bin, "--fma-peak"]).strip().splitlines()[-1])
+    shapes = {}
+    for model in models:
+        try:
+            for key, where in gemm_shapes(model).items():
+                shapes.setdefault(key, []).extend(where)
+        except Exception as e:  # a model onnxruntime cannot expose stays out of the plot
+            print(f"[W] {model.name}: GEMM shapes not read: {e}", file=sys.stderr)
+    rows = []
+    for (m, k, n), where in sorted(shapes.items()):
+        path = os.path.join(tmp, f"gemm_{m}x{k}x{n}.onnx")
+        one_gemm_model(m, k, n, path)
+        a = np.random.default_rng(m + k + n).standard_normal((m, k)).astype(np.float32)
+        gm = Model(f"gemm_{m}x{k}x{n}", path, {"A": a}, tmp)
+        flops = 2.0 * m * k * n
+        row = {"M": m, "K": k, "N": n, "flops": flops, "bytes": 4.0 * (m * k + k * n + m * n),
+               "models": sorted({w.split(":")[0] for w in where}), "uses": len(where)}
+        try:
+            a = Anvil(args, gm, 1, tmp)
+            info = run([args.anvil, f"--loadEngine={a.engine}", "--dumpLayerInfo", "--skipInference"])
+            row["anvil_tactic"] = ",".join(re.findall(r"tactic=(\S+)", info))
+            r = a.time(args.gemm_duration, 50)
+            row["anvil_ms"] = r["median_ms"]
+            row["anvil_gflops"] = flops / (r["median_ms"] * 1e6)
+        except Exception as e:
+            row["anvil_error"] = str(e)[-300:]
+        r = time_calls(Ort(args, gm, 1, tmp).call, args.gemm_duration, 50)
+        row["ort_ms"] = r["median_ms"]
+        row["ort_gflops"] = flops / (r["median_ms"] * 1e6)
+        rows.append(row)
+        print(f"gemm {m}x{k}x{n}: anvil {row.get('anvil_gflops', float('nan')):.1f} GFLOP/s, "
+              f"onnxruntime {row['ort_gflops']:.1f}", file=sys.stderr, flush=True)
+    return {"peaks": peaks, "gemms": rows}
+
+
+# ---- the machine ----------------------------------------------------------------------------
+
+def machine():
+    info = {"python": platform.python_version(), "cpus": os.cpu_count()}
+    try:
+        with open("/proc/cpuinfo") as f:
+            text = f.read()
+        for line in text.splitlines():
+            if line.startswith("model name"):
+                info["cpu"] = line.split(":", 1)[1].strip()
+            if line.startswith("flags"):
+                flags = set(line.split(":", 1)[1].split())
+                info["isa"] = [f for f in ("sse4_2", "avx", "avx2", "fma", "f16c", "avx512f", "avx512bw",
+                                           "avx512vl", "avx512_vnni", "avx512_bf16", "avx512_fp16",
+                                           "avx_vnni", "amx_tile", "amx_bf16") if f in flags]
+                break
+    except OSError:
+        pass
+    try:
+        info["lscpu"] = {k.strip(): v.strip() for k, v in
+                         (l.split(":", 1) for l in run(["lscpu"]).splitlines() if ":" in l)
+                         if k.strip() in ("Model name", "Core(s) per socket", "Thread(s) per core",
+                                          "L1d cache", "L2 cache", "L3 cache", "Hypervisor vendor")}
+    except Exception:
+        pass
+    return info
+
+
+def versions():
+    v = {"onnxruntime": ort.__version__, "openvino": ov.get_version(), "onnx": onnx.__version__,
+         "numpy": np.__version__}
+    try:
+        import torch
+        v["torch"] = torch.__version__
+    except ImportError:
+        pass
+    try:
+        sha = run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"]).strip()
+        dirty = run(["git", "-C", ROOT, "status", "--porcelain", "--untracked-files=no"]).strip()
+        v["anvil"] = sha + ("-dirty" if dirty else "")
+        # The last commit that changed anvil itself (not its benchmarks or docs).
+        v["anvil_code"] = run(["git", "-C", ROOT, "log", "-1", "--format=%h", "--", ".", ":!bench", ":!docs",
+                               ":!scripts", ":!tests"]).strip()
+    except Exception:
+        v["anvil"] = "unknown"
+    return v
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--anvil", default=os.path.join(ROOT, "build", "tools", "anvil"), help="the anvil CLI")
+    ap.add_argument("--bench-bin", default=os.path.join(ROOT, "build", "bench", "anvil_bench_runtime"))
+    ap.add_argument("--models-dirs", default=",".join(os.path.join(ROOT, "build", d)
+                                                      for d in ("models", "models-bench", "models-resnet50")),
+                    help="comma-separated directories with a manifest.json (default: build/models, "
+                         "build/models-bench, build/models-resnet50)")
+    ap.add_argument("--mlp", default=os.path.join(HERE, "models", "mlp_9_100_100_100_6.onnx"))
+    ap.add_argument("--models", default="", help="comma-separated subset (default: all)")
+    ap.add_argument("--threads", default="1,2", help="comma-separated thread counts (default 1,2)")
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--duration", type=float, default=1.0, help="seconds per model, runtime and round")
+    ap.add_argument("--warmup-ms", type=float, default=200.0)
+    ap.add_argument("--small-duration", type=float, default=2.0, help="seconds per small-net per-call timing")
+    ap.add_argument("--gemm-duration", type=float, default=0.3)
+    ap.add_argument("--skip-gemm", action="store_true")
+    ap.add_argument("--json", default=os.path.join(ROOT, "build", "bench", "compare.json"))
+    args = ap.parse_args(argv)
+    for path, what in ((args.anvil, "anvil_cli"), (args.bench_bin, "anvil_bench_runtime")):
+        if not os.path.isfile(path):
+            ap.error(f"no {path} (build the {what} target)")
+
+    tmp = tempfile.mkdtemp(prefix="anvil-compare-")
+    threads = [int(t) for t in args.threads.split(",")]
+    out = {"started": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+           "command": " ".join([os.path.relpath(sys.executable, ROOT)] + sys.argv),
+           "load_before": os.getloadavg(), "machine": machine(), "versions": versions(),
+           "threads": threads, "rounds": args.rounds, "duration_s": args.duration}
+    print(json.dumps(out["versions"]), file=sys.stderr)
+    models = collect_models(args, tmp)
+    if not models:
+        sys.exit("compare.py: no models (tests/models/export_models.py writes them)")
+
+    # Prepare every (model, threads, runtime) once; a failure leaves that cell empty.
+    prepared, errors = {}, {}
+    for m in models:
+        for t in threads:
+            for who, cls in (("anvil", Anvil), ("ort", Ort), ("ov", OpenVino)):
+                try:
+                    prepared[m.name, t, who] = cls(args, m, t, tmp)
+                except Exception as e:
+                    errors[f"{m.name}/{t}/{who}"] = str(e)[-500:]
+                    print(f"[W] {m.name} threads={t} {who}: {str(e)[-300:]}", file=sys.stderr)
+        print(f"prepared {m.name}", file=sys.stderr, flush=True)
+
+    samples = {}
+    for r in range(args.rounds):
+        order = RUNTIMES[r % 3:] + RUNTIMES[:r % 3]
+        for m in models:
+            for t in threads:
+                for who in order:
+                    p = prepared.get((m.name, t, who))
+                    if p is None:
+                        continue
+                    if who == "anvil":
+                        res = p.time(args.duration, args.warmup_ms)
+                    else:
+                        res = time_calls(p.call, args.duration, args.warmup_ms)
+                    samples.setdefault((m.name, t, who), []).append(res)
+        out.setdefault("load_per_round", []).append(os.getloadavg()[0])
+        print(f"round {r + 1}/{args.rounds} done (load {os.getloadavg()[0]:.2f})", file=sys.stderr, flush=True)
+
+    rows = []
+    for m in models:
+        if m.name == "floor_relu_1x1":  # only in the per-call table
+            continue
+        for t in threads:
+            row = {"model": m.name, "threads": t}
+            for who in RUNTIMES:
+                s = samples.get((m.name, t, who))
+                if s:
+                    row[f"{who}_median_ms"] = statistics.median(x["median_ms"] for x in s)
+                    row[f"{who}_p99_ms"] = statistics.median(x["p99_ms"] for x in s)
+                    row[f"{who}_round_medians_ms"] = [x["median_ms"] for x in s]
+            if (m.name, t, "anvil") in prepared:
+                row["anvil_build_s"] = prepared[m.name, t, "anvil"].build_s
+            rows.append(row)
+    out["rows"] = rows
+    out["errors"] = errors
+
+    # Small nets, call by call, one thread.
+    small = []
+    for m in sorted((m for m in models if m.name in SMALL_NETS), key=lambda m: SMALL_NETS.index(m.name)):
+        row = {"model": m.name}
+        for who in RUNTIMES:
+            p = prepared.get((m.name, 1, who))
+            if p is None:
+                continue
+            res = p.time(args.small_duration, 500) if who == "anvil" else \
+                time_calls(p.call, args.small_duration, 500)
+            row[f"{who}_median_us"] = res["median_ms"] * 1000
+            row[f"{who}_p99_us"] = res["p99_ms"] * 1000
+        try:
+            module = torch_module(m.name, m)
+            ref = prepared[m.name, 1, "ort"].outputs if (m.name, 1, "ort") in prepared else None
+            if module is not None and ref is not None:
+                res = time_torch(module, m, ref, args.small_duration, 500)
+                row["torch_median_us"] = res["median_ms"] * 1000
+                row["torch_p99_us"] = res["p99_ms"] * 1000
+        except Exception as e:
+            errors[f"{m.name}/torch"] = str(e)[-500:]
+            print(f"[W] {m.name} torch: {e}", file=sys.stderr)
+        small.append(row)
+    out["small"] = small
+
+    if not args.skip_gemm:
+        out["roofline"] = roofline(args, [m for m in models if m.name not in SMALL_NETS], tmp)
+    out["load_after"] = os.getloadavg()
+    out["finished"] = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+
+    os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
+    with open(args.json, "w") as f:
+        json.dump(out, f, indent=2)
+        f.write("\n")
+    print(f"wrote {args.json}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
