@@ -240,7 +240,7 @@ class Step {
     out_.data = buf_.data() + kGuard;
     out_.dtype = DataType::kF32;
     out_.setExtents(outDims);
-    ws_.assign(size_t(pk.prepared.workspaceBytes / 4 + 16), 0.0f);
+    ws_ = std::make_unique<Aligned>(std::string(size_t(pk.prepared.workspaceBytes), '\0'));  // 64-byte aligned
     a_.node = b.node;
     a_.inputs = in_.data();
     a_.numInputs = int(in_.size());
@@ -249,7 +249,7 @@ class Step {
     a_.params = {pk.params->p, pk.prepared.params.size()};
     a_.blobs = pk.views.data();
     a_.numBlobs = int(pk.views.size());
-    a_.workspace = ws_.data();
+    a_.workspace = ws_->p;
     a_.workspaceBytes = pk.prepared.workspaceBytes;
   }
   void run(runtime::Executor& ex) {
@@ -271,7 +271,7 @@ class Step {
   std::vector<runtime::TensorView> in_;
   int64_t n_ = 0;
   std::vector<uint32_t> buf_;
-  std::vector<float> ws_;
+  std::unique_ptr<Aligned> ws_;
   runtime::TensorView out_;
   runtime::StepArgs a_;
 };
