@@ -56,9 +56,11 @@ static_assert(sizeof(DwParams) == 96 + 8 + 6 * 4 + 8, "DwParams must have no pad
 constexpr int ringRows(int64_t k) { return k <= 3 ? 4 : 8; }
 constexpr int kMaxRing = 8;
 
-// A padded row: pl zeros, the input row, zeros; 16 + k floats of slack for the last
-// vector's loads (stride 2 reads up to 2 * OW + k + 14).
-int64_t paddedWidth(const Conv2dGeom& g) { return roundUp(g.pl + g.W + g.pr + 16 + g.kW, 16); }
+// A padded row: pl zeros, the input row (L = pl + W + pr floats in all), zeros; 16 floats
+// of slack for the vector loads: the furthest read of an output row of 8 or more is index
+// 2 * OW + k - 2 <= L at stride 2 and OW + k - 2 < L at stride 1; a narrower row is computed
+// 8 wide and reads up to k + 14 < L + 16.
+int64_t paddedWidth(const Conv2dGeom& g) { return roundUp(g.pl + g.W + g.pr + 16, 16); }
 int64_t slotFloatsFor(const Conv2dGeom& g) { return (ringRows(g.kH) + 1) * paddedWidth(g); }
 
 bool isF32(const ir::TensorType& t) { return t.dtype == DataType::kF32; }
