@@ -5,10 +5,11 @@
 // streams the weights once.
 //  - prepare(): W packed as panels of 16 output channels, [ceil(M/16)][K][16], zero-padded,
 //    so the K loop reads 16 outputs' weights with two contiguous loads and broadcasts x.
-//  - run(): (image, panel) jobs split over tasks in fixed ranges; each output is summed by
-//    one task in k order (for one pixel, even and odd k in two partial sums added at the end:
-//    the FMA latency chain is halved), so any thread count gives the same bits. The bias
-//    and the epilogue (activation, residual) run on each finished panel. No allocation.
+//  - run(): (image, panel) jobs split over tasks in fixed ranges (a task only per 1M
+//    multiply-adds); each output is summed by one task in k order (for one pixel, even and
+//    odd k in two partial sums added at the end: the FMA latency chain is halved), so any
+//    thread count gives the same bits. The bias and the epilogue (activation, residual) run
+//    on each finished panel. No allocation.
 #include "cpu/tactics/native_conv_small.h"
 
 #include <immintrin.h>
@@ -35,6 +36,9 @@ using runtime::TensorView;
 
 constexpr int64_t kPanel = 16;   // output channels per packed panel
 constexpr int64_t kMaxPixels = 4;
+// Multiply-adds a task must have before a second thread is worth its wake-up (a few us):
+// the squeeze-and-excite convs (<= 60k) stay on the calling thread.
+constexpr int64_t kMinMacsPerTask = int64_t(1) << 20;
 
 struct GemvParams {
   int64_t M = 0, K = 0;  // output and input channels
@@ -195,7 +199,7 @@ void runGemv(const StepArgs& a) {
   float* yp = Y.as<float>();
   const int64_t panels = ceilDiv(M, kPanel), jobs = N * panels;
   const int T = std::max(1, std::min(p.tasks, a.executor->threads()));
-  const int64_t n = std::min<int64_t>(T, jobs);
+  const int64_t n = std::max<int64_t>(1, std::min<int64_t>({T, jobs, N * M * K * P / kMinMacsPerTask}));
   a.executor->parallelFor(n, [&](int64_t t) {
     alignas(32) float sums[kMaxPixels * kPanel];
     for (int64_t j = rangeBegin(jobs, t, n); j < rangeBegin(jobs, t + 1, n); ++j) {

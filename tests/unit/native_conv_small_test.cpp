@@ -93,6 +93,9 @@ const std::vector<Case>& allCases() {
     c.push_back(convCase({2, 48, 1, 1}, 1152));
     c.push_back(convCase({3, 96, 1, 1}, 4, false));
     c.push_back(convCase({3, 4, 2, 2}, 96));
+    // big enough for two tasks (the kernel splits only from 1M multiply-adds per task)
+    c.push_back(convCase({2, 1031, 1, 1}, 1047));
+    c.push_back(convCase({1, 700, 2, 2}, 801, false));
     for (const Epi& e : epilogues())
       for (const Dims& x : {Dims{2, 17, 1, 1}, Dims{1, 63, 1, 3}, Dims{3, 7, 2, 2}})
         for (int64_t M : {7, 40}) {
