@@ -1,9 +1,11 @@
-// The 3x3 depthwise convolution (Conv / anvil.FusedConv with group == C, W [C, 1, 3, 3],
-// stride 1 or 2 on both axes, dilation 1, any padding; f32 NCHW), AVX2+FMA.
-// Per channel plane, output rows are computed from three zero-padded input rows kept in a
-// small per-task ring (each input row is copied once, not the whole plane), the nine
-// weights held in registers; stride 1 computes two output rows per pass, sharing their
-// input loads; stride 2 takes the even and odd lanes of two loads. The bias is the
+// The k x k depthwise convolutions, k = 3 or 5 (Conv / anvil.FusedConv with group == C,
+// W [C, 1, k, k], stride 1 or 2 on both axes, dilation 1, any padding; f32 NCHW), AVX2+FMA.
+// Per channel plane, output rows are computed from k zero-padded input rows kept in a
+// small per-task ring (each input row is copied once, not the whole plane), the k*k
+// weights broadcast once per plane (held in registers for 3x3; for 5x5 the compiler keeps
+// what fits and folds the rest into the FMAs as memory operands); stride 1 computes two
+// output rows per pass, sharing their input loads; stride 2 takes the even and odd lanes
+// of two loads. The bias is the
 // accumulators' start and the epilogue (activation, residual) runs over each finished
 // plane while it is in cache. Planes are split over tasks in fixed ranges: bitwise equal for any
 // thread count. No allocation in run().
@@ -49,27 +51,33 @@ struct DwParams {
 };
 static_assert(sizeof(DwParams) == 96 + 8 + 6 * 4 + 8, "DwParams must have no padding bytes");
 
-constexpr int kRing = 4;  // padded input rows kept per task
+// Padded input rows kept per task: a power of two >= k + 1 (stride 1 reads k + 1 rows per
+// pair of output rows, and the next pair must not evict a row still in use).
+constexpr int ringRows(int64_t k) { return k <= 3 ? 4 : 8; }
+constexpr int kMaxRing = 8;
 
-// A padded row: pl zeros, the input row, zeros; 16 floats of slack for the last vector's
-// loads (stride 2 reads up to 2 * OW + 15).
+// A padded row: pl zeros, the input row (L = pl + W + pr floats in all), zeros; 16 floats
+// of slack for the vector loads: the furthest read of an output row of 8 or more is index
+// 2 * OW + k - 2 <= L at stride 2 and OW + k - 2 < L at stride 1; a narrower row is computed
+// 8 wide and reads up to k + 14 < L + 16.
 int64_t paddedWidth(const Conv2dGeom& g) { return roundUp(g.pl + g.W + g.pr + 16, 16); }
-int64_t slotFloatsFor(const Conv2dGeom& g) { return (kRing + 1) * paddedWidth(g); }
+int64_t slotFloatsFor(const Conv2dGeom& g) { return (ringRows(g.kH) + 1) * paddedWidth(g); }
 
 bool isF32(const ir::TensorType& t) { return t.dtype == DataType::kF32; }
 bool absent(const std::vector<ir::TensorType>& in, size_t i) {
   return i >= in.size() || in[i].dtype == DataType::kUndefined;
 }
 
-bool dwAttrs(const ir::Node& n, ConvAttrs* a) {
+// K: the filter side this kernel serves (kernel_shape may be absent: then W says it).
+bool dwAttrs(const ir::Node& n, int64_t K, ConvAttrs* a) {
   const ir::Attributes& at = n.attrs();
-  const std::vector<int64_t> ks = at.getInts("kernel_shape", {3, 3});
-  if (ks.size() != 2 || ks[0] != 3 || ks[1] != 3) return false;
+  const std::vector<int64_t> ks = at.getInts("kernel_shape", {K, K});
+  if (ks.size() != 2 || ks[0] != K || ks[1] != K) return false;
   const std::vector<int64_t> s = at.getInts("strides", {1, 1}), d = at.getInts("dilations", {1, 1});
   if (s.size() != 2 || s[0] != s[1] || (s[0] != 1 && s[0] != 2)) return false;
   if (d != std::vector<int64_t>{1, 1}) return false;
   a->group = at.getInt("group", 1);
-  a->kH = a->kW = 3;
+  a->kH = a->kW = K;
   a->sH = a->sW = s[0];
   const std::string ap = at.getString("auto_pad", "NOTSET");
   if (ap == "NOTSET" || ap.empty()) {
@@ -92,32 +100,33 @@ bool dwAttrs(const ir::Node& n, ConvAttrs* a) {
   return true;
 }
 
-bool supportsDw(const ir::Node& n, const std::vector<ir::TensorType>& in) {
+bool supportsDw(int64_t K, const ir::Node& n, const std::vector<ir::TensorType>& in) {
   if (in.size() < 2 || !isF32(in[0]) || !isF32(in[1])) return false;
   const ir::Shape& x = in[0].shape;
   const ir::Shape& w = in[1].shape;
   if (!x.rankKnown() || x.rank() != 4 || !w.rankKnown() || w.rank() != 4 || !w.isStatic() || !x[1].isStatic())
     return false;
   ConvAttrs a;
-  if (!dwAttrs(n, &a)) return false;
+  if (!dwAttrs(n, K, &a)) return false;
   const int64_t C = x[1].value();
-  if (a.group != C || w[0].value() != C || w[1].value() != 1 || w[2].value() != 3 || w[3].value() != 3) return false;
+  if (a.group != C || w[0].value() != C || w[1].value() != 1 || w[2].value() != K || w[3].value() != K) return false;
   if (!absent(in, 2) && (!isF32(in[2]) || !in[2].shape.rankKnown() || in[2].shape.rank() != 1)) return false;
   return true;
 }
 
-bool supportsFusedDw(const ir::Node& n, const std::vector<ir::TensorType>& in) {
-  if (!supportsDw(n, in)) return false;
+bool supportsFusedDw(int64_t K, const ir::Node& n, const std::vector<ir::TensorType>& in) {
+  if (!supportsDw(K, n, in)) return false;
   Epilogue e;
   if (!ir::linear::readEpilogue(n.attrs(), &e).empty()) return false;
   const bool hasZ = !absent(in, ir::linear::kResidualInput);
   return hasZ == e.residual && (!hasZ || isF32(in[ir::linear::kResidualInput]));
 }
 
-void prepareDw(bool fused, const PrepareInfo& info, Prepared* out) {
+void prepareDw(int64_t K, bool fused, const PrepareInfo& info, Prepared* out) {
   DwParams p;
   const ir::Node& n = *info.node;
-  ANVIL_CHECK(dwAttrs(n, &p.conv), ErrorCode::kInvalidModel, n.label(), ": not a 3x3 depthwise Conv this kernel handles");
+  ANVIL_CHECK(dwAttrs(n, K, &p.conv), ErrorCode::kInvalidModel, n.label(), ": not a ", K, "x", K,
+              " depthwise Conv this kernel handles");
   p.tasks = std::max(1, info.threads);
   if (fused) {
     Epilogue e;
@@ -138,7 +147,7 @@ void prepareDw(bool fused, const PrepareInfo& info, Prepared* out) {
               info.maxTypes[0].str(), " does not fit the Conv attributes");
   p.slotFloats = slotFloatsFor(g);
   if (const ir::Tensor* w = info.constants.size() > 1 ? info.constants[1] : nullptr) {
-    p.packed = 1;  // the filter as it is, [C][9]
+    p.packed = 1;  // the filter as it is, [C][K*K]
     out->blobs.emplace_back(static_cast<const char*>(w->raw()), size_t(w->numel()) * sizeof(float));
     out->packedInputs.push_back(1);
   }
@@ -146,19 +155,20 @@ void prepareDw(bool fused, const PrepareInfo& info, Prepared* out) {
   out->setParams(p);
 }
 
-// The padded rows of one plane: input row ih copied once into ring slot ih % 4.
+// The padded rows of one plane: input row ih copied once into ring slot ih % ring.
 struct RowRing {
   const float* x;  // the plane
   const Conv2dGeom* g;
-  float* rows;  // kRing rows, then the zero row
+  float* rows;  // `ring` rows, then the zero row
   int64_t width;
-  int64_t tags[kRing];
+  int ring;
+  int64_t tags[kMaxRing];
 
   // Defined inside the AVX2 plane function's inlining: plain vector loops, no libc calls
   // (rows are short; the call overhead would dominate).
   __attribute__((target("avx2,fma"))) inline const float* row(int64_t ih) {
-    if (ih < 0 || ih >= g->H) return rows + kRing * width;
-    const int s = int(ih & (kRing - 1));
+    if (ih < 0 || ih >= g->H) return rows + ring * width;
+    const int s = int(ih & (ring - 1));
     float* r = rows + s * width;
     if (tags[s] != ih) {
       const __m256 zero = _mm256_setzero_ps();
@@ -174,8 +184,8 @@ struct RowRing {
   }
 };
 
-// Stride 1: R (1 or 2) output rows from R + 2 input rows r[], 8 * V outputs from ow.
-template <int R, int V>
+// Stride 1: R (1 or 2) output rows from R + K - 1 input rows r[], 8 * V outputs from ow.
+template <int K, int R, int V>
 __attribute__((target("avx2,fma"))) inline void stepS1(const float* const* r, const __m256* w, __m256 bias,
                                                        int64_t ow, float* const* y) {
   __m256 acc[R][V];
@@ -183,15 +193,15 @@ __attribute__((target("avx2,fma"))) inline void stepS1(const float* const* r, co
   for (int o = 0; o < R; ++o)
 #pragma GCC unroll 4
     for (int v = 0; v < V; ++v) acc[o][v] = bias;
-#pragma GCC unroll 4
-  for (int i = 0; i < R + 2; ++i)
-#pragma GCC unroll 3
-    for (int kw = 0; kw < 3; ++kw)
+#pragma GCC unroll 8
+  for (int i = 0; i < R + K - 1; ++i)
+#pragma GCC unroll 7
+    for (int kw = 0; kw < K; ++kw)
 #pragma GCC unroll 4
       for (int v = 0; v < V; ++v) {
         const __m256 x = _mm256_loadu_ps(r[i] + ow + 8 * v + kw);
-        if (i < 3) acc[0][v] = _mm256_fmadd_ps(w[i * 3 + kw], x, acc[0][v]);
-        if (R == 2 && i >= 1) acc[R - 1][v] = _mm256_fmadd_ps(w[(i - 1) * 3 + kw], x, acc[R - 1][v]);
+        if (i < K) acc[0][v] = _mm256_fmadd_ps(w[i * K + kw], x, acc[0][v]);
+        if (R == 2 && i >= 1) acc[R - 1][v] = _mm256_fmadd_ps(w[(i - 1) * K + kw], x, acc[R - 1][v]);
       }
 #pragma GCC unroll 4
   for (int o = 0; o < R; ++o)
@@ -208,23 +218,25 @@ __attribute__((target("avx2,fma"))) inline __m256 oddLanes(__m256 a, __m256 b) {
   return _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(e), _MM_SHUFFLE(3, 1, 2, 0)));
 }
 
-// Stride 2: one output row, 8 * V outputs from ow.
-template <int V>
+// Stride 2: one output row, 8 * V outputs from ow. Taps kw and kw + 1 (kw even) are the
+// even and odd lanes of the same two loads at 2 * ow + kw.
+template <int K, int V>
 __attribute__((target("avx2,fma"))) inline void stepS2(const float* const* r, const __m256* w, __m256 bias,
                                                        int64_t ow, float* y) {
   __m256 acc[V];
 #pragma GCC unroll 4
   for (int v = 0; v < V; ++v) acc[v] = bias;
-#pragma GCC unroll 3
-  for (int kh = 0; kh < 3; ++kh)
+#pragma GCC unroll 7
+  for (int kh = 0; kh < K; ++kh)
 #pragma GCC unroll 4
     for (int v = 0; v < V; ++v) {
       const float* p = r[kh] + 2 * (ow + 8 * v);
-      const __m256 a = _mm256_loadu_ps(p), b = _mm256_loadu_ps(p + 8);
-      const __m256 a2 = _mm256_loadu_ps(p + 2), b2 = _mm256_loadu_ps(p + 10);
-      acc[v] = _mm256_fmadd_ps(w[kh * 3 + 0], evenLanes(a, b), acc[v]);
-      acc[v] = _mm256_fmadd_ps(w[kh * 3 + 1], oddLanes(a, b), acc[v]);
-      acc[v] = _mm256_fmadd_ps(w[kh * 3 + 2], evenLanes(a2, b2), acc[v]);
+#pragma GCC unroll 7
+      for (int kw = 0; kw < K; kw += 2) {
+        const __m256 a = _mm256_loadu_ps(p + kw), b = _mm256_loadu_ps(p + kw + 8);
+        acc[v] = _mm256_fmadd_ps(w[kh * K + kw], evenLanes(a, b), acc[v]);
+        if (kw + 1 < K) acc[v] = _mm256_fmadd_ps(w[kh * K + kw + 1], oddLanes(a, b), acc[v]);
+      }
     }
 #pragma GCC unroll 4
   for (int v = 0; v < V; ++v) _mm256_storeu_ps(y + ow + 8 * v, acc[v]);
@@ -233,54 +245,57 @@ __attribute__((target("avx2,fma"))) inline void stepS2(const float* const* r, co
 // One output plane of channel c (bias included; the caller runs the epilogue over it).
 // Rows narrower than a vector are computed 8 wide into a scratch row (the padded input rows
 // have the slack) and copied.
+template <int K>
 __attribute__((target("avx2,fma"))) void planeAvx2(RowRing& ring, const float* wc, float biasC, float* y,
                                                    const Conv2dGeom& g) {
-  __m256 w[9];
-  for (int i = 0; i < 9; ++i) w[i] = _mm256_set1_ps(wc[i]);
+  __m256 w[K * K];
+  for (int i = 0; i < K * K; ++i) w[i] = _mm256_set1_ps(wc[i]);
   const __m256 bias = _mm256_set1_ps(biasC);
   const int64_t OW = g.OW;
-  for (int k = 0; k < kRing; ++k) ring.tags[k] = -1;
+  for (int k = 0; k < kMaxRing; ++k) ring.tags[k] = -1;
   alignas(32) float narrow[2][8];
   if (g.sH == 1) {
     for (int64_t oh = 0; oh < g.OH; oh += 2) {
       const int64_t ih = oh - g.pt;
-      const float* r[4] = {ring.row(ih), ring.row(ih + 1), ring.row(ih + 2), ring.row(ih + 3)};
+      const float* r[K + 1];
+      for (int i = 0; i < K + 1; ++i) r[i] = ring.row(ih + i);
       float* yr[2] = {y + oh * OW, y + (oh + 1) * OW};
       const bool two = oh + 1 < g.OH;
       if (OW < 8) {
         float* nr[2] = {narrow[0], narrow[1]};
-        if (two) stepS1<2, 1>(r, w, bias, 0, nr);
-        else stepS1<1, 1>(r, w, bias, 0, nr);
+        if (two) stepS1<K, 2, 1>(r, w, bias, 0, nr);
+        else stepS1<K, 1, 1>(r, w, bias, 0, nr);
         for (int o = 0; o < (two ? 2 : 1); ++o)
           for (int64_t j = 0; j < OW; ++j) yr[o][j] = narrow[o][j];
         continue;
       }
       int64_t ow = 0;
       if (two) {
-        for (; ow + 16 <= OW; ow += 16) stepS1<2, 2>(r, w, bias, ow, yr);
-        for (; ow + 8 <= OW; ow += 8) stepS1<2, 1>(r, w, bias, ow, yr);
-        if (ow < OW) stepS1<2, 1>(r, w, bias, OW - 8, yr);  // overlaps: the same values again
+        for (; ow + 16 <= OW; ow += 16) stepS1<K, 2, 2>(r, w, bias, ow, yr);
+        for (; ow + 8 <= OW; ow += 8) stepS1<K, 2, 1>(r, w, bias, ow, yr);
+        if (ow < OW) stepS1<K, 2, 1>(r, w, bias, OW - 8, yr);  // overlaps: the same values again
       } else {
-        for (; ow + 16 <= OW; ow += 16) stepS1<1, 2>(r, w, bias, ow, yr);
-        for (; ow + 8 <= OW; ow += 8) stepS1<1, 1>(r, w, bias, ow, yr);
-        if (ow < OW) stepS1<1, 1>(r, w, bias, OW - 8, yr);
+        for (; ow + 16 <= OW; ow += 16) stepS1<K, 1, 2>(r, w, bias, ow, yr);
+        for (; ow + 8 <= OW; ow += 8) stepS1<K, 1, 1>(r, w, bias, ow, yr);
+        if (ow < OW) stepS1<K, 1, 1>(r, w, bias, OW - 8, yr);
       }
     }
     return;
   }
   for (int64_t oh = 0; oh < g.OH; ++oh) {
     const int64_t ih = oh * 2 - g.pt;
-    const float* r[3] = {ring.row(ih), ring.row(ih + 1), ring.row(ih + 2)};
+    const float* r[K];
+    for (int i = 0; i < K; ++i) r[i] = ring.row(ih + i);
     float* yr = y + oh * OW;
     if (OW < 8) {
-      stepS2<1>(r, w, bias, 0, narrow[0]);
+      stepS2<K, 1>(r, w, bias, 0, narrow[0]);
       for (int64_t j = 0; j < OW; ++j) yr[j] = narrow[0][j];
       continue;
     }
     int64_t ow = 0;
-    for (; ow + 16 <= OW; ow += 16) stepS2<2>(r, w, bias, ow, yr);
-    for (; ow + 8 <= OW; ow += 8) stepS2<1>(r, w, bias, ow, yr);
-    if (ow < OW) stepS2<1>(r, w, bias, OW - 8, yr);
+    for (; ow + 16 <= OW; ow += 16) stepS2<K, 2>(r, w, bias, ow, yr);
+    for (; ow + 8 <= OW; ow += 8) stepS2<K, 1>(r, w, bias, ow, yr);
+    if (ow < OW) stepS2<K, 1>(r, w, bias, OW - 8, yr);
   }
 }
 
@@ -291,7 +306,8 @@ void runDw(const StepArgs& a) {
   if (X.rank != 4) a.fail("this kernel handles 2-D Conv (rank-4 X) only");
   Conv2dGeom g;
   if (!conv2dGeometry(p.conv, X.dims, X.dims[1], &g) || g.C != p.conv.group) a.fail("X does not fit the Conv attributes");
-  if (!p.packed && (W.rank != 4 || W.dims[0] != g.C || W.dims[1] != 1)) a.fail("W must be [C, 1, 3, 3]");
+  if (!p.packed && (W.rank != 4 || W.dims[0] != g.C || W.dims[1] != 1 || W.dims[2] != g.kH || W.dims[3] != g.kW))
+    a.fail("W must be [C, 1, k, k]");
   if (Y.rank != 4 || Y.dims[0] != g.N || Y.dims[1] != g.C || Y.dims[2] != g.OH || Y.dims[3] != g.OW)
     a.fail("the output extents differ from the Conv's");
   if (Y.numel() == 0) return;
@@ -320,36 +336,44 @@ void runDw(const StepArgs& a) {
   float* ws = static_cast<float*>(a.workspace);
   a.executor->parallelFor(n, [&](int64_t t) {
     float* slot = ws + t * p.slotFloats;
-    RowRing ring{nullptr, &g, slot, paddedWidth(g), {}};
-    std::memset(slot + kRing * ring.width, 0, size_t(ring.width) * sizeof(float));  // the zero row
+    RowRing ring{nullptr, &g, slot, paddedWidth(g), ringRows(g.kH), {}};
+    std::memset(slot + ring.ring * ring.width, 0, size_t(ring.width) * sizeof(float));  // the zero row
     for (int64_t pl = rangeBegin(planes, t, n); pl < rangeBegin(planes, t + 1, n); ++pl) {
       const int64_t c = pl % g.C;
       ring.x = xp + pl * g.H * g.W;
-      planeAvx2(ring, wp + c * 9, bias ? bias[c] : 0.0f, yp + pl * P, g);
+      const int64_t KK = g.kH * g.kW;
+      if (g.kH == 3) planeAvx2<3>(ring, wp + c * KK, bias ? bias[c] : 0.0f, yp + pl * P, g);
+      else planeAvx2<5>(ring, wp + c * KK, bias ? bias[c] : 0.0f, yp + pl * P, g);
       if (epilogue) row(epi, yp + pl * P, zp ? zp + pl * P : nullptr, nullptr, 0.0f, P);
     }
   });
 }
 
-Kernel makeKernel(bool fused) {
+Kernel makeKernel(int64_t K, bool fused) {
   Kernel k;
-  k.name = fused ? "f32_dwconv2d_3x3_rows_epilogue__avx2" : "f32_dwconv2d_3x3_rows__avx2";
+  const std::string side = std::to_string(K) + "x" + std::to_string(K);
+  k.name = "f32_dwconv2d_" + side + (fused ? "_rows_epilogue__avx2" : "_rows__avx2");
   k.version = 1;
   k.op = fused ? "FusedConv" : "Conv";
   k.domain = fused ? "anvil" : "";
   k.precision = DataType::kF32;
   k.requirements = {"avx2", "fma"};
-  k.supports = fused ? supportsFusedDw : supportsDw;
-  k.prepare = [fused](const PrepareInfo& i, Prepared* o) { prepareDw(fused, i, o); };
+  if (fused)
+    k.supports = [K](const ir::Node& n, const std::vector<ir::TensorType>& in) { return supportsFusedDw(K, n, in); };
+  else
+    k.supports = [K](const ir::Node& n, const std::vector<ir::TensorType>& in) { return supportsDw(K, n, in); };
+  k.prepare = [K, fused](const PrepareInfo& i, Prepared* o) { prepareDw(K, fused, i, o); };
   k.run = runDw;
   return k;
 }
 
 }  // namespace
 
-void registerDwConv3x3Kernels(runtime::Kernels& k) {
-  k.add(makeKernel(false));
-  k.add(makeKernel(true));
+void registerDwConvKernels(runtime::Kernels& k) {
+  for (int64_t K : {3, 5}) {
+    k.add(makeKernel(K, false));
+    k.add(makeKernel(K, true));
+  }
 }
 
 }  // namespace anvil::cpu::tactics

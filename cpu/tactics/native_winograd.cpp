@@ -1,7 +1,8 @@
 // Native CPU kernels (runtime/kernel.h) for 3x3 convolutions: Winograd F(4x4, 3x3) for
 // Conv / anvil.FusedConv with 3x3 filters, stride 1, dilation 1, one group, any padding
 // (f32, NCHW), with portable, AVX2+FMA and AVX-512 (wider GEMM micro-kernel) variants;
-// the depthwise 3x3 kernels (native_dwconv.cpp) are registered here too.
+// the depthwise 3x3 and 5x5 kernels (native_dwconv.cpp) and the 1x1 GEMV over tiny images
+// (native_conv_small.cpp) are registered here too.
 //  - prepare(): the constant filter is transformed once, U = G g G^T (6x6 per output/input
 //    channel pair, computed in double), and stored per tile position xi (36 of them) as
 //    [K/P panels][C][P] so that the micro-kernel reads P output channels per input channel
@@ -20,6 +21,7 @@
 #include <cstring>
 #include <string>
 
+#include "cpu/tactics/native_conv_small.h"
 #include "cpu/tactics/native_dwconv.h"
 #include "cpu/tactics/native_linear_conv.h"
 #include "cpu/tactics/native_linear_epilogue.h"
@@ -589,7 +591,8 @@ Kernel makeKernel(const char* name, bool fused, WinoIsa isa) {
 
 namespace anvil::runtime {
 
-// 3x3 convolutions: Winograd for dense stride-1 ones, the row kernel for depthwise ones.
+// Small-filter convolutions: Winograd for dense 3x3 stride-1 ones, the row kernels for 3x3
+// and 5x5 depthwise ones, the GEMV for 1x1 ones over at most 4 pixels.
 void registerNativeWinogradKernels(Kernels& k) {
   using namespace anvil::cpu::tactics;
   k.add(makeKernel("f32_conv2d_winograd_f4x3", false, WinoIsa::kPortable));
@@ -598,7 +601,8 @@ void registerNativeWinogradKernels(Kernels& k) {
   k.add(makeKernel("f32_conv2d_winograd_f4x3_epilogue__avx2", true, WinoIsa::kAvx2));
   k.add(makeKernel("f32_conv2d_winograd_f4x3__avx512", false, WinoIsa::kAvx512));
   k.add(makeKernel("f32_conv2d_winograd_f4x3_epilogue__avx512", true, WinoIsa::kAvx512));
-  registerDwConv3x3Kernels(k);
+  registerDwConvKernels(k);
+  registerConvSmallKernels(k);
 }
 
 }  // namespace anvil::runtime

@@ -1,15 +1,16 @@
 // The 3x3 convolution kernels (cpu/tactics/native_winograd.cpp: Winograd F(4x4, 3x3) for
-// Conv / anvil.FusedConv; cpu/tactics/native_dwconv.cpp: the depthwise 3x3 row kernel)
+// Conv / anvil.FusedConv; cpu/tactics/native_dwconv.cpp: the depthwise 3x3 and 5x5 row kernels)
 // against the reference kernel, through the kernel contract: a
 // one-node graph, supports(), prepare() (the constant filter is transformed; its raw input
 // is then replaced by NaNs to prove run() reads only the blob), run() on views with the
 // output between sentinel guards and a guarded workspace, with 1 and 2 executor threads,
 // which must agree bitwise. Shapes: H, W in {1, 3, 4, 5, 7, 9, 14, 17, 56}, C and K in
 // {1, 3, 8, 17, 64}, zero / one / asymmetric / SAME / VALID padding, batches 1 and 2, with
-// and without bias, each activation and residual order; depthwise at strides 1 and 2.
+// and without bias, each activation and residual order; depthwise 3x3 and 5x5 at strides 1
+// and 2.
 // NativeWinogradBench.DISABLED_Timing measures against the im2col kernels on resnet18's
 // 3x3 layers, DISABLED_DepthwiseTiming against the direct depthwise kernel on
-// mobilenet_v2's and efficientnet_b0's.
+// mobilenet_v2's and efficientnet_b0's (3x3 and 5x5).
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -120,39 +121,47 @@ std::vector<Case> convCases() {
   return c;
 }
 
-// Depthwise 3x3 (group == C, W [C, 1, 3, 3]): strides 1 and 2, widths around the 8- and
+// Depthwise k x k (group == C, W [C, 1, k, k]): strides 1 and 2, widths around the 8- and
 // 16-output steps, odd heights (the last row of a stride-1 pair alone), pads.
 Case dwCase(const std::string& name, const Dims& x, int64_t stride, Dims pads, bool bias = true,
-            const std::string& autoPad = "", bool constW = true) {
+            const std::string& autoPad = "", bool constW = true, int64_t k = 3) {
   ir::Attributes at;
   at.set("group", x[1]);
-  at.set("kernel_shape", Dims{3, 3});
+  at.set("kernel_shape", Dims{k, k});
   if (stride != 1) at.set("strides", Dims{stride, stride});
   if (!pads.empty()) at.set("pads", pads);
   if (!autoPad.empty()) at.set("auto_pad", autoPad);
-  std::vector<std::optional<Dims>> in = {x, Dims{x[1], 1, 3, 3}};
+  std::vector<std::optional<Dims>> in = {x, Dims{x[1], 1, k, k}};
   if (bias) in.push_back(Dims{x[1]});
-  return {"Conv_dw_" + name, "Conv", "", in, {false, constW, true}, at};
+  return {"Conv_dw" + (k == 3 ? std::string() : std::to_string(k)) + "_" + name, "Conv", "", in, {false, constW, true}, at};
 }
 
 std::vector<Case> dwCases() {
   std::vector<Case> c;
   const int64_t sizes[] = {1, 3, 4, 5, 7, 9, 14, 17, 56};
-  for (int64_t stride : {1, 2})
-    for (size_t i = 0; i < 9; ++i)
-      for (size_t j : {i, (i + 4) % 9}) {
-        const Dims x{1, 3, sizes[i], sizes[j]};
-        c.push_back(dwCase("s" + std::to_string(stride) + "_pad1_" + dimsName(x), x, stride, {1, 1, 1, 1}));
-      }
-  for (int64_t stride : {1, 2}) {
-    const std::string s = "s" + std::to_string(stride) + "_";
-    c.push_back(dwCase(s + "pad0_2x5x17x33", {2, 5, 17, 33}, stride, {}, false));
-    c.push_back(dwCase(s + "asym_0121", {1, 8, 14, 25}, stride, {0, 1, 2, 1}));
-    c.push_back(dwCase(s + "asym_2013", {1, 4, 9, 40}, stride, {2, 0, 1, 3}));
-    c.push_back(dwCase(s + "same_upper", {1, 6, 15, 31}, stride, {}, true, "SAME_UPPER"));
-    c.push_back(dwCase(s + "valid", {1, 6, 15, 31}, stride, {}, true, "VALID"));
-    c.push_back(dwCase(s + "varW", {2, 17, 12, 23}, stride, {1, 1, 1, 1}, true, "", false));
-    c.push_back(dwCase(s + "mbv2_32x112", {1, 32, 112, 112}, stride, {1, 1, 1, 1}));
+  for (int64_t k : {3, 5}) {
+    const int64_t h = k / 2;  // "same" padding
+    for (int64_t stride : {1, 2})
+      for (size_t i = 0; i < 9; ++i)
+        for (size_t j : {i, (i + 4) % 9}) {
+          const Dims x{1, 3, sizes[i], sizes[j]};
+          c.push_back(dwCase("s" + std::to_string(stride) + "_pad" + std::to_string(h) + "_" + dimsName(x), x, stride,
+                             {h, h, h, h}, true, "", true, k));
+        }
+    for (int64_t stride : {1, 2}) {
+      const std::string s = "s" + std::to_string(stride) + "_";
+      c.push_back(dwCase(s + "pad0_2x5x17x33", {2, 5, 17, 33}, stride, {}, false, "", true, k));
+      c.push_back(dwCase(s + "asym_0121", {1, 8, 14, 25}, stride, {0, 1, 2, 1}, true, "", true, k));
+      c.push_back(dwCase(s + "asym_2013", {1, 4, 9, 40}, stride, {2, 0, 1, 3}, true, "", true, k));
+      c.push_back(dwCase(s + "same_upper", {1, 6, 15, 31}, stride, {}, true, "SAME_UPPER", true, k));
+      c.push_back(dwCase(s + "same_lower", {1, 6, 16, 30}, stride, {}, true, "SAME_LOWER", true, k));
+      c.push_back(dwCase(s + "valid", {1, 6, 15, 31}, stride, {}, true, "VALID", true, k));
+      c.push_back(dwCase(s + "varW", {2, 17, 12, 23}, stride, {h, h, h, h}, true, "", false, k));
+      c.push_back(dwCase(s + "mbv2_32x112", {1, 32, 112, 112}, stride, {h, h, h, h}, true, "", true, k));
+    }
+    // Pads wider than the filter's reach on one side (rows and columns of zeros only).
+    c.push_back(dwCase("s1_bigpad_3142", {1, 5, 11, 19}, 1, {3, 1, 4, 2}, true, "", true, k));
+    c.push_back(dwCase("s2_bigpad_4031", {1, 5, 10, 20}, 2, {4, 0, 3, 1}, true, "", true, k));
   }
   return c;
 }
@@ -206,8 +215,10 @@ std::vector<Case> fusedCases() {
       c.push_back({std::string("FusedConv_") + sp.name + "_" + e.name, "FusedConv", "anvil", in, constant, at});
     }
   for (const Epi& e : epilogues())
+    for (int64_t k : {3, 5})
     for (int64_t stride : {1, 2}) {
-      Case d = dwCase("", {2, 6, 13, 21}, stride, {1, 1, 1, 1});
+      const int64_t h = k / 2;
+      Case d = dwCase("", {2, 6, 13, 21}, stride, {h, h, h, h}, true, "", true, k);
       ir::Attributes& at = d.attrs;
       if (*e.act) at.set("activation", std::string(e.act));
       if (!e.params.empty()) at.set("activation_params", e.params);
@@ -217,8 +228,9 @@ std::vector<Case> fusedCases() {
         d.inputs.push_back(stride == 1 ? Dims{2, 6, 13, 21} : Dims{2, 6, 7, 11});
         d.constant.push_back(false);
       }
-      c.push_back({"FusedConv_dw_s" + std::to_string(stride) + "_2x6x13x21_" + e.name, "FusedConv", "anvil", d.inputs,
-                   d.constant, at});
+      c.push_back({"FusedConv_dw" + (k == 3 ? std::string() : std::to_string(k)) + "_s" + std::to_string(stride) +
+                       "_2x6x13x21_" + e.name,
+                   "FusedConv", "anvil", d.inputs, d.constant, at});
     }
   return c;
 }
@@ -556,8 +568,10 @@ TEST(NativeWinogradRegistration, PortableAvx2AndAvx512ForConvAndFusedConv) {
 TEST(NativeWinogradRegistration, EveryKernelHasCases) {
   std::map<std::string, int> covered;
   for (const Param& p : allParams()) covered[allCases()[p.caseIndex].op + "/" + p.kernel]++;
-  for (const runtime::Kernel* k : winogradKernels())
+  for (const runtime::Kernel* k : winogradKernels()) {
+    if (k->name.find("gemv") != std::string::npos) continue;  // tests/unit/native_conv_small_test.cpp
     EXPECT_GE(covered[k->op + "/" + k->name], 30) << k->op << "/" << k->name << " is barely exercised";
+  }
 }
 
 TEST(NativeWinogradSupports, DeclinesWhatItCannotRun) {
@@ -593,20 +607,30 @@ TEST(NativeWinogradSupports, DeclinesWhatItCannotRun) {
   int checkedDw = 0;
   for (const runtime::Kernel* k : winogradKernels()) {
     if (k->op != "Conv" || k->name.find("dwconv") == std::string::npos) continue;
-    EXPECT_TRUE(supports(k, {4, 1, 3, 3}, dw)) << k->name;
-    EXPECT_TRUE(supports(k, {4, 1, 3, 3}, dwS2)) << k->name;
-    EXPECT_TRUE(supports(k, {4, 1, 3, 3}, dw, false)) << k->name << " declined a runtime filter";
-    EXPECT_FALSE(supports(k, {4, 1, 3, 3}, dwS3)) << k->name << " took stride 3";
-    EXPECT_FALSE(supports(k, {4, 1, 3, 3}, dwS12)) << k->name << " took strides 1, 2";
-    EXPECT_FALSE(supports(k, {4, 1, 3, 3}, dwD2)) << k->name << " took dilation 2";
-    EXPECT_FALSE(supports(k, {8, 1, 3, 3}, dw)) << k->name << " took a channel multiplier of 2";
-    EXPECT_FALSE(supports(k, {4, 1, 5, 5}, dw)) << k->name << " took a 5x5 filter";
-    EXPECT_FALSE(supports(k, {8, 4, 3, 3}, pad1)) << k->name << " took a dense Conv";
-    EXPECT_FALSE(supports(k, {8, 2, 3, 3}, g2)) << k->name << " took a grouped Conv";
-    EXPECT_FALSE(supports(k, {4, 1, 3, 3}, dw, true, DataType::kF16)) << k->name << " took f16";
+    const int64_t K = k->name.find("5x5") != std::string::npos ? 5 : 3, other = K == 3 ? 5 : 3;
+    // kernel_shape set to the filter's (the attribute wins over W's extents when present)
+    auto ks = [](ir::Attributes a, int64_t s) {
+      a.set("kernel_shape", Dims{s, s});
+      return a;
+    };
+    EXPECT_TRUE(supports(k, {4, 1, K, K}, dw)) << k->name;
+    EXPECT_TRUE(supports(k, {4, 1, K, K}, ks(dw, K))) << k->name;
+    EXPECT_TRUE(supports(k, {4, 1, K, K}, dwS2)) << k->name;
+    EXPECT_TRUE(supports(k, {4, 1, K, K}, dw, false)) << k->name << " declined a runtime filter";
+    EXPECT_FALSE(supports(k, {4, 1, K, K}, dwS3)) << k->name << " took stride 3";
+    EXPECT_FALSE(supports(k, {4, 1, K, K}, dwS12)) << k->name << " took strides 1, 2";
+    EXPECT_FALSE(supports(k, {4, 1, K, K}, dwD2)) << k->name << " took dilation 2";
+    EXPECT_FALSE(supports(k, {8, 1, K, K}, dw)) << k->name << " took a channel multiplier of 2";
+    EXPECT_FALSE(supports(k, {4, 1, other, other}, dw)) << k->name << " took a " << other << "x" << other << " filter";
+    EXPECT_FALSE(supports(k, {4, 1, other, other}, ks(dw, other))) << k->name << " took kernel_shape " << other;
+    EXPECT_FALSE(supports(k, {4, 1, 7, 7}, dw)) << k->name << " took a 7x7 filter";
+    EXPECT_FALSE(supports(k, {4, 1, K, other}, dw)) << k->name << " took a non-square filter";
+    EXPECT_FALSE(supports(k, {8, 4, K, K}, pad1)) << k->name << " took a dense Conv";
+    EXPECT_FALSE(supports(k, {8, 2, K, K}, g2)) << k->name << " took a grouped Conv";
+    EXPECT_FALSE(supports(k, {4, 1, K, K}, dw, true, DataType::kF16)) << k->name << " took f16";
     ++checkedDw;
   }
-  EXPECT_EQ(checkedDw, 1);
+  EXPECT_EQ(checkedDw, 2);
   for (const runtime::Kernel* k : winogradKernels()) {
     if (k->op != "Conv" || k->name.find("winograd") == std::string::npos) continue;
     EXPECT_FALSE(supports(k, {4, 1, 3, 3}, dw)) << k->name << " took a depthwise Conv";
@@ -670,10 +694,13 @@ TEST(NativeWinogradRun, SmallerShapesAndMoreThreadsThanPrepared) {
 // The depthwise kernel's row ring is sized at the max width; narrower runs fit, and the
 // parameters are the same bytes on every preparation.
 TEST(NativeWinogradRun, DepthwiseSmallerShapesThanPrepared) {
+  for (int64_t K : {3, 5})
   for (int64_t stride : {1, 2}) {
-    const Case big = dwCase("big", {2, 8, 30, 61}, stride, {1, 1, 1, 1});
-    const Case small = dwCase("small", {1, 8, 5, 13}, stride, {1, 1, 1, 1});
-    const runtime::Kernel* k = registry().find(Device::kCPU, "Conv", "", "f32_dwconv2d_3x3_rows__avx2");
+    const int64_t h = K / 2;
+    const Case big = dwCase("big", {2, 8, 30, 61}, stride, {h, h, h, h}, true, "", true, K);
+    const Case small = dwCase("small", {1, 8, 5, 13}, stride, {h, h, h, h}, true, "", true, K);
+    const std::string name = "f32_dwconv2d_" + std::to_string(K) + "x" + std::to_string(K) + "_rows__avx2";
+    const runtime::Kernel* k = registry().find(Device::kCPU, "Conv", "", name);
     ASSERT_NE(k, nullptr);
     if (!runtime::hostHasAll(k->requirements)) GTEST_SKIP() << "skipped: this CPU lacks avx2/fma";
     const Built bb = build(big, 11);
@@ -686,8 +713,8 @@ TEST(NativeWinogradRun, DepthwiseSmallerShapesThanPrepared) {
     const Tensor want = reference(bs);
     auto ex = runtime::makeCpuExecutor(3);
     const RunResult r = runKernel(*k, pk, bs, want.dims(), *ex);
-    EXPECT_TRUE(r.guardsIntact && r.workspaceIntact) << "stride " << stride;
-    EXPECT_EQ(compare(r.out, want, kDirectTolerance), "") << "stride " << stride;
+    EXPECT_TRUE(r.guardsIntact && r.workspaceIntact) << name << " stride " << stride;
+    EXPECT_EQ(compare(r.out, want, kDirectTolerance), "") << name << " stride " << stride;
   }
 }
 
@@ -763,11 +790,15 @@ TEST(NativeWinogradBench, DISABLED_Timing) {
 // stride), as FusedConv with Clip(0, 6) (what the fusion pass makes of conv+BN+ReLU6),
 // against the direct depthwise kernel of the linear family.
 TEST(NativeWinogradBench, DISABLED_DepthwiseTiming) {
-  const int64_t layers[][3] = {{32, 112, 1}, {96, 112, 2}, {144, 56, 1}, {144, 56, 2}, {192, 28, 1}, {192, 28, 2},
-                               {384, 14, 1}, {576, 14, 1}, {576, 14, 2}, {960, 7, 1}, {240, 28, 2}, {1152, 7, 1}};
+  // channels, input side, stride, filter side
+  const int64_t layers[][4] = {{32, 112, 1, 3},  {96, 112, 2, 3},  {144, 56, 1, 3}, {144, 56, 2, 3}, {192, 28, 1, 3},
+                               {192, 28, 2, 3},  {384, 14, 1, 3},  {576, 14, 1, 3}, {576, 14, 2, 3}, {960, 7, 1, 3},
+                               {240, 28, 2, 3},  {1152, 7, 1, 3},  {144, 56, 2, 5}, {240, 28, 1, 5}, {480, 14, 1, 5},
+                               {672, 14, 1, 5},  {672, 14, 2, 5},  {1152, 7, 1, 5}};
   std::printf("%-22s %-44s %10s %10s\n", "layer", "kernel", "ms (t=1)", "thread CPU");
   for (const auto& l : layers) {
-    Case c = dwCase("", {1, l[0], l[1], l[1]}, l[2], {1, 1, 1, 1});
+    const int64_t h = l[3] / 2;
+    Case c = dwCase("", {1, l[0], l[1], l[1]}, l[2], {h, h, h, h}, true, "", true, l[3]);
     c.op = "FusedConv";
     c.domain = "anvil";
     c.attrs.set("activation", std::string("Clip"));
@@ -775,7 +806,7 @@ TEST(NativeWinogradBench, DISABLED_DepthwiseTiming) {
     const Built b = build(c, 1);
     const Tensor want = reference(b);
     const std::string name = std::to_string(l[0]) + "x" + std::to_string(l[1]) + "x" + std::to_string(l[1]) + " s" +
-                             std::to_string(l[2]);
+                             std::to_string(l[2]) + " k" + std::to_string(l[3]);
     std::vector<const runtime::Kernel*> ks;
     for (const runtime::Kernel* k : linearRegistry().all())
       if (k->op == "FusedConv" && k->name.find("dwconv") != std::string::npos) ks.push_back(k);
