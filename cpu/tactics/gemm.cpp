@@ -244,12 +244,32 @@ void zeroRows(int64_t M, int64_t N, float* C, int64_t ldc) {
 
 }  // namespace
 
+namespace {
+
+// kc rows of NR contiguous floats, rows rs apart, into a panel: a fixed-size copy the
+// compiler turns into vector moves (a memcpy of run-time size is a library call per row,
+// which for the short K of 1x1 Convs was a visible part of the packing).
+template <int NR>
+void copyPanelRows(const float* src, int64_t rs, int64_t kc, float* d) {
+  for (int64_t k = 0; k < kc; ++k) std::memcpy(d + k * NR, src + k * rs, sizeof(float) * NR);
+}
+
+}  // namespace
+
 void packBBlock(StridedMatrix B, int64_t k0, int64_t kc, int64_t j0, int64_t nc, int nr, float* dst) {
   for (int64_t q = 0; q * nr < nc; ++q) {
     const int64_t jq = j0 + q * nr;
     const int cols = int(std::min<int64_t>(nr, nc - q * nr));
     float* d = dst + q * kc * nr;
-    if (B.cs == 1) {
+    if (B.cs == 1 && cols == nr && (nr == 8 || nr == 16 || nr == 32)) {
+      const float* src = B.p + k0 * B.rs + jq;
+      if (nr == 32)
+        copyPanelRows<32>(src, B.rs, kc, d);
+      else if (nr == 16)
+        copyPanelRows<16>(src, B.rs, kc, d);
+      else
+        copyPanelRows<8>(src, B.rs, kc, d);
+    } else if (B.cs == 1) {
       for (int64_t k = 0; k < kc; ++k) {
         std::memcpy(d + k * nr, B.p + (k0 + k) * B.rs + jq, size_t(cols) * 4);
         for (int c = cols; c < nr; ++c) d[k * nr + c] = 0.0f;
