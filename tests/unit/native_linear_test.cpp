@@ -921,6 +921,8 @@ TEST(NativeLinearBench, DISABLED_Timing) {
   // 32 x 12544 x 16 (mobilenet_v2's first projection), 16 x 3136 x 96, 24 x 3136 x 144.
   bench({"Conv_1x1_16to32x112x112", "Conv", "", {Dims{1, 16, 112, 112}, Dims{32, 16, 1, 1}, Dims{32}}, {false, true, true}, {}},
         2.0 * 32 * 12544 * 16);
+  bench({"Conv_1x1_16to32x112x112_nobias", "Conv", "", {Dims{1, 16, 112, 112}, Dims{32, 16, 1, 1}}, {false, true}, {}},
+        2.0 * 32 * 12544 * 16);
   bench({"Conv_1x1_96to16x56x56", "Conv", "", {Dims{1, 96, 56, 56}, Dims{16, 96, 1, 1}, Dims{16}}, {false, true, true}, {}},
         2.0 * 16 * 3136 * 96);
   bench({"Conv_1x1_144to24x56x56", "Conv", "", {Dims{1, 144, 56, 56}, Dims{24, 144, 1, 1}, Dims{24}}, {false, true, true}, {}},
