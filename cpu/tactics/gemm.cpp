@@ -1,5 +1,5 @@
 // The f32 GEMM engine of cpu/tactics/gemm_kernels.h: micro-kernels (portable 4x8, AVX2
-// 6x16, AVX-512 14x32) and the small-M kernels, panel packers, the B-stationary and
+// 6x16, AVX-512 14x32 and 8x32) and the small-M kernels, panel packers, the B-stationary and
 // A-stationary drivers (all
 // scratch from the caller's workspace, threads from the caller's executor), and the older
 // tactics' thread pool.
@@ -209,12 +209,14 @@ __attribute__((target("avx2"))) void packAPanelRowsAvx(const float* src, int64_t
 void packA(StridedMatrix A, int64_t i0, int64_t mc, int64_t k0, int64_t kc, int mr, float alpha, float* dst) {
   // Row-contiguous A with an AVX2 family's tile height: the vector packer (AVX2 is present
   // wherever the AVX2 and AVX-512 families run).
-  if (A.cs == 1 && (mr == 6 || mr == 14)) {
+  if (A.cs == 1 && (mr == 6 || mr == 8 || mr == 14)) {
     for (int64_t ip = 0; ip < mc; ip += mr) {
       const int rows = int(std::min<int64_t>(mr, mc - ip));
       const float* src = A.p + (i0 + ip) * A.rs + k0;
       if (mr == 6)
         packAPanelRowsAvx<6>(src, A.rs, rows, kc, alpha, dst + ip * kc);
+      else if (mr == 8)
+        packAPanelRowsAvx<8>(src, A.rs, rows, kc, alpha, dst + ip * kc);
       else
         packAPanelRowsAvx<14>(src, A.rs, rows, kc, alpha, dst + ip * kc);
     }
@@ -242,12 +244,32 @@ void zeroRows(int64_t M, int64_t N, float* C, int64_t ldc) {
 
 }  // namespace
 
+namespace {
+
+// kc rows of NR contiguous floats, rows rs apart, into a panel: a fixed-size copy the
+// compiler turns into vector moves (a memcpy of run-time size is a library call per row,
+// which for the short K of 1x1 Convs was a visible part of the packing).
+template <int NR>
+void copyPanelRows(const float* src, int64_t rs, int64_t kc, float* d) {
+  for (int64_t k = 0; k < kc; ++k) std::memcpy(d + k * NR, src + k * rs, sizeof(float) * NR);
+}
+
+}  // namespace
+
 void packBBlock(StridedMatrix B, int64_t k0, int64_t kc, int64_t j0, int64_t nc, int nr, float* dst) {
   for (int64_t q = 0; q * nr < nc; ++q) {
     const int64_t jq = j0 + q * nr;
     const int cols = int(std::min<int64_t>(nr, nc - q * nr));
     float* d = dst + q * kc * nr;
-    if (B.cs == 1) {
+    if (B.cs == 1 && cols == nr && (nr == 8 || nr == 16 || nr == 32)) {
+      const float* src = B.p + k0 * B.rs + jq;
+      if (nr == 32)
+        copyPanelRows<32>(src, B.rs, kc, d);
+      else if (nr == 16)
+        copyPanelRows<16>(src, B.rs, kc, d);
+      else
+        copyPanelRows<8>(src, B.rs, kc, d);
+    } else if (B.cs == 1) {
       for (int64_t k = 0; k < kc; ++k) {
         std::memcpy(d + k * nr, B.p + (k0 + k) * B.rs + jq, size_t(cols) * 4);
         for (int c = cols; c < nr; ++c) d[k * nr + c] = 0.0f;
@@ -569,6 +591,7 @@ const GemmConfig& gemmConfig(GemmIsa isa) {
   static const auto kPortable = portableTable<4>(std::make_integer_sequence<int, 4>{});
   static const auto kAvx2 = avx2Table<6>(std::make_integer_sequence<int, 6>{});
   static const auto kAvx512 = avx512Table<14>(std::make_integer_sequence<int, 14>{});
+  static const auto kAvx512x8 = avx512Table<8>(std::make_integer_sequence<int, 8>{});
   static const auto kGemvAvx2 = gemvTable(false);
   static const auto kGemvAvx512 = gemvTable(true);
   static const GemmConfig kCfgPortable{4, 8, 64, 256, 256, kPortable.data()};
@@ -579,8 +602,12 @@ const GemmConfig& gemmConfig(GemmIsa isa) {
   // streaming its 2.4 MB of weights from L3 (27 against 22 GFLOP/s).
   static const GemmConfig kCfgAvx2{6, 16, 72, 256, 512, kAvx2.data(), 4, {6, 3, 2, 1}, kGemvAvx2.data()};
   static const GemmConfig kCfgAvx512{14, 32, 224, 256, 512, kAvx512.data(), 4, {6, 3, 2, 2}, kGemvAvx512.data()};
+  // 8x32: 16 accumulators still cover the FMA latency (4 cycles x 2 ports); same kc as
+  // 14x32 so that K blocks, and with them the sums' order, match the 14x32 family.
+  static const GemmConfig kCfgAvx512x8{8, 32, 224, 256, 512, kAvx512x8.data(), 4, {6, 3, 2, 2}, kGemvAvx512.data()};
   switch (isa) {
     case GemmIsa::kAvx2_6x16: return kCfgAvx2;
+    case GemmIsa::kAvx512_8x32: return kCfgAvx512x8;
     case GemmIsa::kAvx512_14x32: return kCfgAvx512;
     default: return kCfgPortable;
   }

@@ -1,6 +1,6 @@
 // The f32 GEMM engine behind the native MatMul, Gemm and Conv kernels
 // (cpu/tactics/native_linear.cpp): register-blocked micro-kernels (portable 4x8, AVX2 6x16,
-// AVX-512 14x32) over packed panels, the packers that lay operands out as panels (once at
+// AVX-512 14x32 and, for few rows, 8x32) over packed panels, the packers that lay operands out as panels (once at
 // build time for constant weights, per run into the workspace otherwise), and two
 // allocation-free drivers: B-stationary (MatMul/Gemm: B packed, A packed per task, or for
 // M <= 4 read in place by the small-M kernels) and A-stationary (Conv: the filter packed,
@@ -32,6 +32,10 @@ enum class GemmIsa : int32_t {
   kPortable4x8 = 0,   // GCC vector extensions (SSE on x86-64), any CPU
   kAvx2_6x16 = 1,     // needs avx2 + fma
   kAvx512_14x32 = 2,  // needs avx512f
+  // Few rows (1x1 Conv with 16..32 output channels: M = 16 is one 8-row tile pair here
+  // against a 14-row tile plus a 2-row one, whose 4 accumulator chains leave half the FMA
+  // issue idle); a second AVX-512 family the builder times against kAvx512_14x32.
+  kAvx512_8x32 = 3,  // needs avx512f
 };
 
 // C[R x ncols] (+)= Apanel[kc x MR] (first R rows) * Bpanel[kc x NR], row stride ldc.

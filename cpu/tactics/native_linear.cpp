@@ -1,6 +1,6 @@
 // Native CPU kernels (runtime/kernel.h) of the linear family: MatMul, Gemm, Conv (2-D) and
 // the fused anvil.FusedMatMul / FusedGemm / FusedConv, one kernel per micro-kernel family
-// (portable 4x8, AVX2 6x16, AVX-512 14x32) plus the AVX2 direct depthwise Conv.
+// (portable 4x8, AVX2 6x16, AVX-512 14x32 and 8x32) plus the AVX2 direct depthwise Conv.
 //  - prepare(): constant weights are packed once into the micro-kernel's panel layout
 //    (gemm_kernels.h): B of MatMul/Gemm, the Conv filter as A panels per group; attributes
 //    and the epilogue are decoded into LinearParams; the workspace holds the per-task
@@ -570,6 +570,8 @@ void runConv(const StepArgs& a) {
   const float* zp = residualOf(a, p);
   const Epilogue epi = p.epi.get();
   const EpilogueRow row = epilogueRow(epi);
+  static constexpr Epilogue kNoEpilogue{};
+  const EpilogueRow biasRow = epilogueRow(kNoEpilogue);
   const bool act = p.fused && (zp || epi.act != Activation::kNone);
 
   if (depthwise) {
@@ -628,10 +630,14 @@ void runConv(const StepArgs& a) {
         for (int64_t r = 0; r < rows; ++r) {
           const int64_t m = m0 + i0 + r;
           const float* z = zp ? zp + (img * g.M + m) * P + jb : nullptr;
-          if (act)
+          if (act) {
             row(epi, y + r * ldy, z, nullptr, bias ? bias[m] : 0.0f, cols);
-          else
-            for (int64_t j = 0; j < cols; ++j) y[r * ldy + j] += bias[m];
+          } else {
+            // The vector row without activation: the same single add per element as a
+            // scalar loop (which -O2 leaves unvectorized: a bias-only 1x1 Conv with 16
+            // input channels spent as long adding the bias as in the GEMM).
+            biasRow(kNoEpilogue, y + r * ldy, nullptr, nullptr, bias[m], cols);
+          }
         }
       };
       const BlockEpilogue epRef(ep);
@@ -655,6 +661,7 @@ struct Variant {
   const char* tile;  // "4x8"
   const char* suffix;  // "" or "__avx2"
   std::vector<std::string> requirements;
+  int version;
 };
 
 std::string kernelName(const char* base, const Variant& v, bool fused) {
@@ -662,10 +669,10 @@ std::string kernelName(const char* base, const Variant& v, bool fused) {
 }
 
 Kernel makeKernel(std::string name, const char* op, const char* domain, std::vector<std::string> req,
-                  runtime::SupportsFn supports, runtime::PrepareFn prepare, runtime::RunFn run) {
+                  runtime::SupportsFn supports, runtime::PrepareFn prepare, runtime::RunFn run, int version = 2) {
   Kernel k;
   k.name = std::move(name);
-  k.version = 2;  // 2: K blocks split K evenly, AVX-512 ones up to 256 (packed layouts, numerics)
+  k.version = version;
   k.op = op;
   k.domain = domain;
   k.precision = DataType::kF32;
@@ -684,22 +691,28 @@ namespace anvil::runtime {
 
 void registerNativeLinearKernels(Kernels& k) {
   using namespace anvil::cpu::tactics;
-  const Variant variants[] = {{GemmIsa::kPortable4x8, "4x8", "", {}},
-                              {GemmIsa::kAvx2_6x16, "6x16", "__avx2", {"avx2", "fma"}},
-                              {GemmIsa::kAvx512_14x32, "14x32", "__avx512", {"avx512f"}}};
+  // Versions: 2 for the first three (K blocks split K evenly, AVX-512 ones up to 256:
+  // packed layouts, numerics); the 8x32 family, for few rows (1x1 Conv with 16..32 output
+  // channels), is timed against 14x32 by the builder and starts at 1.
+  const Variant variants[] = {{GemmIsa::kPortable4x8, "4x8", "", {}, 2},
+                              {GemmIsa::kAvx2_6x16, "6x16", "__avx2", {"avx2", "fma"}, 2},
+                              {GemmIsa::kAvx512_14x32, "14x32", "__avx512", {"avx512f"}, 2},
+                              {GemmIsa::kAvx512_8x32, "8x32", "__avx512", {"avx512f"}, 1}};
   for (const Variant& v : variants) {
     const GemmIsa isa = v.isa;
     for (bool fused : {false, true}) {
       k.add(makeKernel(kernelName("f32_gemm_prepacked", v, fused), fused ? "FusedMatMul" : "MatMul",
                        fused ? "anvil" : "", v.requirements, fused ? supportsFusedMatMul : supportsMatMul,
-                       [isa, fused](const PrepareInfo& i, Prepared* o) { prepareMatMul(isa, fused, i, o); }, runMatMul));
+                       [isa, fused](const PrepareInfo& i, Prepared* o) { prepareMatMul(isa, fused, i, o); }, runMatMul,
+                       v.version));
       k.add(makeKernel(kernelName("f32_gemm_prepacked", v, fused), fused ? "FusedGemm" : "Gemm", fused ? "anvil" : "",
                        v.requirements, fused ? supportsFusedGemm : supportsGemm,
-                       [isa, fused](const PrepareInfo& i, Prepared* o) { prepareGemm(isa, fused, i, o); }, runGemm));
+                       [isa, fused](const PrepareInfo& i, Prepared* o) { prepareGemm(isa, fused, i, o); }, runGemm,
+                       v.version));
       k.add(makeKernel(kernelName("f32_conv2d_prepacked", v, fused), fused ? "FusedConv" : "Conv", fused ? "anvil" : "",
                        v.requirements, fused ? supportsFusedConv : supportsConv,
                        [isa, fused](const PrepareInfo& i, Prepared* o) { prepareConv(isa, false, fused, i, o); },
-                       runConv));
+                       runConv, v.version));
     }
   }
   for (bool fused : {false, true})

@@ -622,8 +622,28 @@ TEST(NativeLinearRegistration, EveryOpHasAPortableAndAnIsaKernel) {
     }
     EXPECT_EQ(portable, 1) << op;
     EXPECT_GE(avx2, 1) << op;
-    EXPECT_EQ(avx512, 1) << op;
+    EXPECT_EQ(avx512, 2) << op;  // 14x32 and the few-rows 8x32 the builder times against it
   }
+}
+
+// The few-rows AVX-512 family is an extra variant: new names at version 1, the 14x32 ones
+// (and their packed layouts) unchanged at version 2.
+TEST(NativeLinearRegistration, SmallTileVariantsAreDistinct) {
+  for (const char* name : {"f32_conv2d_prepacked_8x32__avx512", "f32_conv2d_prepacked_8x32_epilogue__avx512"}) {
+    const bool fused = std::string(name).find("epilogue") != std::string::npos;
+    const runtime::Kernel* k = registry().find(Device::kCPU, fused ? "FusedConv" : "Conv", fused ? "anvil" : "", name);
+    ASSERT_NE(k, nullptr) << name;
+    EXPECT_EQ(k->version, 1) << name;
+    EXPECT_EQ(k->requirements, std::vector<std::string>{"avx512f"}) << name;
+  }
+  const runtime::Kernel* big = registry().find(Device::kCPU, "Conv", "", "f32_conv2d_prepacked_14x32__avx512");
+  ASSERT_NE(big, nullptr);
+  EXPECT_EQ(big->version, 2);
+  const auto& c = cpu::tactics::gemmConfig(cpu::tactics::GemmIsa::kAvx512_8x32);
+  EXPECT_EQ(c.mr, 8);
+  EXPECT_EQ(c.nr, 32);
+  // Same K blocks as 14x32: the sums run in the same order.
+  EXPECT_EQ(c.kc, cpu::tactics::gemmConfig(cpu::tactics::GemmIsa::kAvx512_14x32).kc);
 }
 
 TEST(NativeLinearRegistration, EveryKernelHasCases) {
@@ -788,9 +808,9 @@ TEST(NativeLinearGemm, RowsAreBitwiseTheSameOnEveryPath) {
   std::mt19937 rng(7);
   std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
   int checked = 0;
-  for (GemmIsa isa : {GemmIsa::kPortable4x8, GemmIsa::kAvx2_6x16, GemmIsa::kAvx512_14x32}) {
+  for (GemmIsa isa : {GemmIsa::kPortable4x8, GemmIsa::kAvx2_6x16, GemmIsa::kAvx512_14x32, GemmIsa::kAvx512_8x32}) {
     if (isa == GemmIsa::kAvx2_6x16 && !runtime::hostHasAll({"avx2", "fma"})) continue;
-    if (isa == GemmIsa::kAvx512_14x32 && !runtime::hostHas("avx512f")) continue;
+    if ((isa == GemmIsa::kAvx512_14x32 || isa == GemmIsa::kAvx512_8x32) && !runtime::hostHas("avx512f")) continue;
     const GemmConfig& c = gemmConfig(isa);
     for (int64_t K : {1L, 37L, c.kc, c.kc + 1, 2 * c.kc + 5})
       for (int64_t N : {1L, 13L, int64_t(c.nr), 7L * c.nr + 3}) {
@@ -897,6 +917,16 @@ TEST(NativeLinearBench, DISABLED_Timing) {
   pads.set("pads", Dims{1, 1, 1, 1});
   bench({"Conv_64x56x56_3x3", "Conv", "", {Dims{1, 64, 56, 56}, Dims{64, 64, 3, 3}, Dims{64}}, {false, true, true}, pads},
         2.0 * 64 * 56 * 56 * 64 * 9);
+  // 1x1 Conv with few output channels (the few-rows 8x32 family's case): GEMM M x N x K =
+  // 32 x 12544 x 16 (mobilenet_v2's first projection), 16 x 3136 x 96, 24 x 3136 x 144.
+  bench({"Conv_1x1_16to32x112x112", "Conv", "", {Dims{1, 16, 112, 112}, Dims{32, 16, 1, 1}, Dims{32}}, {false, true, true}, {}},
+        2.0 * 32 * 12544 * 16);
+  bench({"Conv_1x1_16to32x112x112_nobias", "Conv", "", {Dims{1, 16, 112, 112}, Dims{32, 16, 1, 1}}, {false, true}, {}},
+        2.0 * 32 * 12544 * 16);
+  bench({"Conv_1x1_96to16x56x56", "Conv", "", {Dims{1, 96, 56, 56}, Dims{16, 96, 1, 1}, Dims{16}}, {false, true, true}, {}},
+        2.0 * 16 * 3136 * 96);
+  bench({"Conv_1x1_144to24x56x56", "Conv", "", {Dims{1, 144, 56, 56}, Dims{24, 144, 1, 1}, Dims{24}}, {false, true, true}, {}},
+        2.0 * 24 * 3136 * 144);
   ir::Attributes dw = pads;
   dw.set("group", int64_t(144));
   bench({"Conv_dw_144x56x56_3x3", "Conv", "", {Dims{1, 144, 56, 56}, Dims{144, 1, 3, 3}, Dims{144}}, {false, true, true}, dw},
@@ -1021,8 +1051,8 @@ TEST(NativeLinearBench, DISABLED_GemmDriver) {
   using namespace cpu::tactics;
   int64_t M = 512, N = 512, K = 512;
   if (const char* e = std::getenv("ANVIL_BENCH_MNK")) std::sscanf(e, "%ld,%ld,%ld", &M, &N, &K);
-  for (GemmIsa isa : {GemmIsa::kAvx2_6x16, GemmIsa::kAvx512_14x32}) {
-    if (isa == GemmIsa::kAvx512_14x32 && !runtime::hostHas("avx512f")) continue;
+  for (GemmIsa isa : {GemmIsa::kAvx2_6x16, GemmIsa::kAvx512_14x32, GemmIsa::kAvx512_8x32}) {
+    if (isa != GemmIsa::kAvx2_6x16 && !runtime::hostHas("avx512f")) continue;
     const GemmConfig& c = gemmConfig(isa);
     std::vector<float> a(size_t(M * K) + 16, 0.5f), b(size_t(K * N), 0.25f);
     std::vector<float> bp(size_t(packedBFloats(c, K, N)) + 16), cm(size_t(M * N) + 16);
@@ -1042,7 +1072,8 @@ TEST(NativeLinearBench, DISABLED_GemmDriver) {
       for (int i = 0; i < inner; ++i) packAPanels(c, M, K, {align(a.data()), K, 1}, 1.0f, 0, ceilDiv(M, c.mr), pa.data());
     }, double(M * K) * inner, 10);
     std::printf("gemmPackedB %s %ldx%ldx%ld: %.1f GFLOP/s (packing A: %.2f ns per element)\n",
-                isa == GemmIsa::kAvx2_6x16 ? "avx2" : "avx512", M, K, N, g, 1.0 / packRate);
+                isa == GemmIsa::kAvx2_6x16 ? "avx2" : isa == GemmIsa::kAvx512_14x32 ? "avx512 14x32" : "avx512 8x32", M,
+                K, N, g, 1.0 / packRate);
   }
 }
 
