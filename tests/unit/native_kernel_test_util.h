@@ -1,0 +1,266 @@
+// The harness the native-kernel tests share (native_linear_test, native_winograd_test):
+// a case is one node with its inputs' extents and which are initializers; build() makes
+// the graph and seeded data, reference() runs the reference kernel, prepare() calls a
+// kernel's prepare() and replaces the inputs it packed by NaNs (run() must read only its
+// blobs), and Step runs the kernel through the contract with the output between sentinel
+// guards and a guarded workspace, on an executor of the given thread count.
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <limits>
+#include <memory>
+#include <optional>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "cpu/reference.h"
+#include "op_test_util.h"
+#include "runtime/kernel.h"
+
+namespace anvil::testing::nk {
+
+using Dims = std::vector<int64_t>;
+using ir::Tensor;
+
+struct Case {
+  std::string name;  // [A-Za-z0-9_]
+  std::string op, domain;
+  std::vector<std::optional<Dims>> inputs;  // nullopt: omitted
+  std::vector<bool> constant;               // per input: an initializer
+  ir::Attributes attrs;
+};
+
+// ---------------------------------------------------------------------------------------
+// One node, its reference output, and the kernel run through the contract
+
+struct Built {
+  std::unique_ptr<ir::Graph> graph;
+  const ir::Node* node = nullptr;
+  std::vector<Tensor> tensors;  // undefined where omitted
+  std::vector<ir::TensorType> types() const {
+    std::vector<ir::TensorType> t;
+    for (const Tensor& x : tensors) t.push_back(x.defined() ? x.type() : ir::TensorType{});
+    return t;
+  }
+};
+
+inline Built build(const Case& c, uint32_t seed) {
+  Built b;
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
+  std::vector<In> ins;
+  for (size_t i = 0; i < c.inputs.size(); ++i) {
+    if (!c.inputs[i]) {
+      b.tensors.emplace_back();
+      ins.push_back({});
+      continue;
+    }
+    Tensor t(DataType::kF32, *c.inputs[i]);
+    for (int64_t j = 0; j < t.numel(); ++j) t.data<float>()[j] = dist(rng);
+    const bool constant = i < c.constant.size() && c.constant[i];
+    ins.push_back({"in" + std::to_string(i), t.type(), constant ? std::optional<Tensor>(t) : std::nullopt});
+    b.tensors.push_back(std::move(t));
+  }
+  if (c.domain.empty()) {
+    b.graph = anvil::testing::oneNode(c.op, ins, c.attrs);
+    b.node = b.graph->nodes().front().get();
+  } else {  // oneNode builds ai.onnx nodes
+    auto g = std::make_unique<ir::Graph>();
+    std::vector<ir::Value*> vs;
+    for (size_t i = 0; i < ins.size(); ++i) {
+      if (ins[i].name.empty()) {
+        vs.push_back(nullptr);
+        continue;
+      }
+      ir::Value* v = ins[i].init ? g->addInitializer(ins[i].name, *ins[i].init) : g->addValue(ins[i].name, ins[i].type);
+      if (!ins[i].init) g->addInput(v);
+      vs.push_back(v);
+    }
+    ir::Node* n = g->addNode(c.op, c.domain, "n0", vs, {"y0"});
+    n->attrs() = c.attrs;
+    g->addOutput(n->output(0));
+    ir::inferShapes(*g);
+    b.graph = std::move(g);
+    b.node = n;
+  }
+  return b;
+}
+
+inline Tensor reference(const Built& b) {
+  std::vector<const Tensor*> in;
+  for (const Tensor& t : b.tensors) in.push_back(t.defined() ? &t : nullptr);
+  return cpu::Interpreter::runNode(*b.node, in)[0];
+}
+
+// 64-byte aligned bytes with a sentinel tail (a run that writes past its workspace is caught).
+struct Aligned {
+  static constexpr size_t kTail = 256;
+  static constexpr unsigned char kMark = 0xa5;
+  void* p = nullptr;
+  size_t n = 0;
+  explicit Aligned(size_t bytes) : n(bytes) {
+    p = std::aligned_alloc(64, ((bytes + kTail + 63) / 64) * 64);
+    std::memset(static_cast<char*>(p) + bytes, kMark, kTail);
+  }
+  ~Aligned() { std::free(p); }
+  Aligned(const Aligned&) = delete;
+  Aligned& operator=(const Aligned&) = delete;
+  bool tailIntact() const {
+    for (size_t i = 0; i < kTail; ++i)
+      if (static_cast<const unsigned char*>(p)[n + i] != kMark) return false;
+    return true;
+  }
+};
+
+struct PreparedKernel {
+  runtime::Prepared prepared;
+  std::unique_ptr<Aligned> params;
+  std::vector<std::unique_ptr<Aligned>> blobs;
+  std::vector<runtime::Blob> views;
+};
+
+inline PreparedKernel prepare(const runtime::Kernel& k, const Built& b, int threads) {
+  PreparedKernel pk;
+  runtime::PrepareInfo info;
+  info.node = b.node;
+  info.minTypes = info.optTypes = info.maxTypes = b.types();
+  info.maxOutputTypes = {b.node->output(0)->type()};
+  for (size_t i = 0; i < b.tensors.size(); ++i) {
+    const ir::Value* v = b.node->input(i);
+    info.constants.push_back(v ? v->initializer() : nullptr);
+  }
+  info.threads = threads;
+  if (k.prepare) k.prepare(info, &pk.prepared);
+  // The engine stores params and blobs 64-byte aligned: so do we.
+  pk.params = std::make_unique<Aligned>(std::max<size_t>(1, pk.prepared.params.size()));
+  std::memcpy(pk.params->p, pk.prepared.params.data(), pk.prepared.params.size());
+  for (const std::string& s : pk.prepared.blobs) {
+    pk.blobs.push_back(std::make_unique<Aligned>(std::max<size_t>(1, s.size())));
+    std::memcpy(pk.blobs.back()->p, s.data(), s.size());
+    pk.views.push_back({pk.blobs.back()->p, s.size()});
+  }
+  return pk;
+}
+
+inline runtime::TensorView viewOf(const Tensor& t) {
+  runtime::TensorView v;
+  if (!t.defined()) return v;
+  v.data = const_cast<void*>(t.raw());
+  v.dtype = t.dtype();
+  v.setExtents(t.dims());
+  return v;
+}
+
+constexpr uint32_t kSentinel = 0x7fa5a5a5u;  // a NaN no kernel produces
+constexpr int64_t kGuard = 67;
+
+struct RunResult {
+  std::vector<float> out;
+  bool guardsIntact = true, workspaceIntact = true;
+};
+
+// A step ready to run: input views (packed inputs handed over as NaNs: run() must read its
+// blob instead), the output between sentinel guards, a workspace with a sentinel tail.
+class Step {
+ public:
+  // alignedOut: the output starts on a 64-byte boundary (as in an engine's arena; the timing
+  // runs use it), else at an odd offset (the correctness runs: no kernel may assume it).
+  Step(const runtime::Kernel& k, const PreparedKernel& pk, const Built& b, const Dims& outDims,
+       bool alignedOut = false)
+      : k_(k), poisoned_(b.tensors.size()), ws_(size_t(pk.prepared.workspaceBytes)) {
+    for (size_t i = 0; i < b.tensors.size(); ++i) {
+      const auto& packedIn = pk.prepared.packedInputs;
+      if (std::find(packedIn.begin(), packedIn.end(), int(i)) != packedIn.end()) {
+        poisoned_[i] = Tensor(DataType::kF32, b.tensors[i].dims());
+        std::fill(poisoned_[i].data<float>(), poisoned_[i].data<float>() + poisoned_[i].numel(),
+                  std::numeric_limits<float>::quiet_NaN());
+        in_.push_back(viewOf(poisoned_[i]));
+      } else {
+        in_.push_back(viewOf(b.tensors[i]));
+      }
+    }
+    n_ = ir::numelOf(outDims);
+    buf_.assign(size_t(n_ + 2 * kGuard + 16), kSentinel);
+    off_ = kGuard;
+    if (alignedOut)
+      while (reinterpret_cast<uintptr_t>(buf_.data() + off_) % 64 != 0) ++off_;
+    out_.data = buf_.data() + off_;
+    out_.dtype = DataType::kF32;
+    out_.setExtents(outDims);
+    a_.node = b.node;
+    a_.inputs = in_.data();
+    a_.numInputs = int(in_.size());
+    a_.outputs = &out_;
+    a_.numOutputs = 1;
+    a_.params = {pk.params->p, pk.prepared.params.size()};
+    a_.blobs = pk.views.data();
+    a_.numBlobs = int(pk.views.size());
+    a_.workspace = ws_.p;
+    a_.workspaceBytes = pk.prepared.workspaceBytes;
+  }
+
+  void run(runtime::Executor& ex) {
+    a_.executor = &ex;
+    k_.run(a_);
+  }
+
+  RunResult result() const {
+    RunResult r;
+    r.out.resize(size_t(n_));
+    std::memcpy(r.out.data(), buf_.data() + off_, size_t(n_) * sizeof(float));
+    for (size_t i = 0; i < buf_.size(); ++i)
+      if ((int64_t(i) < off_ || int64_t(i) >= off_ + n_) && buf_[i] != kSentinel) r.guardsIntact = false;
+    r.workspaceIntact = ws_.tailIntact();
+    return r;
+  }
+
+ private:
+  const runtime::Kernel& k_;
+  std::vector<Tensor> poisoned_;
+  std::vector<runtime::TensorView> in_;
+  int64_t n_ = 0, off_ = kGuard;
+  std::vector<uint32_t> buf_;
+  runtime::TensorView out_;
+  Aligned ws_;
+  runtime::StepArgs a_;
+};
+
+inline RunResult runKernel(const runtime::Kernel& k, const PreparedKernel& pk, const Built& b, const Dims& outDims,
+                    runtime::Executor& ex) {
+  Step step(k, pk, b, outDims);
+  step.run(ex);
+  return step.result();
+}
+
+// Tolerance: max |got - want| <= 3e-5 * max |want|. Both accumulate in f32 but in different
+// orders (K blocks, FMA vs separate multiply-add, alpha folded into A); for sums of up to
+// ~600 terms of magnitude <= 1 the rounding differences stay near sqrt(K) * 2^-24 relative
+// to the output's range (about 1.5e-6 at K = 600), and the epilogue's vector exp is within
+// 2 ulp; 3e-5 leaves a margin without letting an indexing mistake (an error of order 1) pass.
+inline std::string compare(const std::vector<float>& got, const Tensor& want) {
+  double maxRef = 0, maxErr = 0;
+  int64_t worst = -1;
+  for (int64_t i = 0; i < want.numel(); ++i) maxRef = std::max(maxRef, std::fabs(double(want.data<float>()[i])));
+  for (int64_t i = 0; i < want.numel(); ++i) {
+    const double e = std::fabs(double(got[size_t(i)]) - want.data<float>()[i]);
+    if (!(e <= maxErr)) {
+      maxErr = std::isnan(e) ? INFINITY : e;
+      worst = i;
+    }
+  }
+  if (maxErr <= 3e-5 * std::max(maxRef, 1e-6)) return "";
+  char msg[200];
+  std::snprintf(msg, sizeof msg, "max error %.3g at flat index %lld (got %.9g, want %.9g), max |ref| %.3g", maxErr,
+                (long long)worst, got[size_t(worst)], want.data<float>()[worst], maxRef);
+  return msg;
+}
+
+
+}  // namespace anvil::testing::nk
