@@ -79,25 +79,7 @@ bool dwAttrs(const ir::Node& n, int64_t K, ConvAttrs* a) {
   a->group = at.getInt("group", 1);
   a->kH = a->kW = K;
   a->sH = a->sW = s[0];
-  const std::string ap = at.getString("auto_pad", "NOTSET");
-  if (ap == "NOTSET" || ap.empty()) {
-    a->autoPad = 0;
-    const std::vector<int64_t> p = at.getInts("pads", {0, 0, 0, 0});
-    if (p.size() != 4) return false;
-    for (int i = 0; i < 4; ++i) {
-      if (p[size_t(i)] < 0) return false;
-      a->pads[i] = p[size_t(i)];
-    }
-  } else if (ap == "VALID") {
-    a->autoPad = 1;
-  } else if (ap == "SAME_UPPER") {
-    a->autoPad = 2;
-  } else if (ap == "SAME_LOWER") {
-    a->autoPad = 3;
-  } else {
-    return false;
-  }
-  return true;
+  return decodeConvPads(at, a);
 }
 
 bool supportsDw(int64_t K, const ir::Node& n, const std::vector<ir::TensorType>& in) {

@@ -430,16 +430,6 @@ void runGemm(const StepArgs& a) {
 // ---------------------------------------------------------------------------------------
 // Conv / FusedConv (2-D)
 
-bool knownAutoPad(const ir::Node& n, int32_t* code) {
-  const std::string ap = n.attrs().getString("auto_pad", "NOTSET");
-  if (ap == "NOTSET" || ap.empty()) *code = 0;
-  else if (ap == "VALID") *code = 1;
-  else if (ap == "SAME_UPPER") *code = 2;
-  else if (ap == "SAME_LOWER") *code = 3;
-  else return false;
-  return true;
-}
-
 // Decodes the Conv attributes against the filter extents w; false when not a valid 2-D Conv.
 bool convAttrs(const ir::Node& n, const ir::Shape& w, ConvAttrs* a) {
   if (!w.rankKnown() || w.rank() != 4 || !w[2].isStatic() || !w[3].isStatic()) return false;
@@ -452,15 +442,7 @@ bool convAttrs(const ir::Node& n, const ir::Shape& w, ConvAttrs* a) {
   const std::vector<int64_t> s = at.getInts("strides", {1, 1}), d = at.getInts("dilations", {1, 1});
   if (s.size() != 2 || d.size() != 2 || s[0] <= 0 || s[1] <= 0 || d[0] <= 0 || d[1] <= 0) return false;
   a->sH = s[0], a->sW = s[1], a->dH = d[0], a->dW = d[1];
-  if (!knownAutoPad(n, &a->autoPad)) return false;
-  if (a->autoPad == 0) {
-    const std::vector<int64_t> p = at.getInts("pads", {0, 0, 0, 0});
-    if (p.size() != 4) return false;
-    for (int i = 0; i < 4; ++i) {
-      if (p[size_t(i)] < 0) return false;
-      a->pads[i] = p[size_t(i)];
-    }
-  }
+  if (!decodeConvPads(at, a)) return false;
   return a->group >= 1;
 }
 

@@ -4,8 +4,11 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
+#include <vector>
 
 #include "cpu/tactics/gemm_kernels.h"
+#include "ir/graph.h"
 
 namespace anvil::cpu::tactics {
 
@@ -16,6 +19,30 @@ struct ConvAttrs {
   int32_t autoPad = 0;             // 0 NOTSET, 1 VALID, 2 SAME_UPPER, 3 SAME_LOWER
   int32_t reserved = 0;            // no padding bytes: params are compared byte for byte
 };
+
+// Reads auto_pad and (for NOTSET) the four non-negative pads of a Conv into a; false for an
+// unknown auto_pad or malformed pads. Every native Conv kernel decodes its padding here.
+inline bool decodeConvPads(const ir::Attributes& at, ConvAttrs* a) {
+  const std::string ap = at.getString("auto_pad", "NOTSET");
+  if (ap == "NOTSET" || ap.empty()) {
+    a->autoPad = 0;
+    const std::vector<int64_t> p = at.getInts("pads", {0, 0, 0, 0});
+    if (p.size() != 4) return false;
+    for (int i = 0; i < 4; ++i) {
+      if (p[size_t(i)] < 0) return false;
+      a->pads[i] = p[size_t(i)];
+    }
+  } else if (ap == "VALID") {
+    a->autoPad = 1;
+  } else if (ap == "SAME_UPPER") {
+    a->autoPad = 2;
+  } else if (ap == "SAME_LOWER") {
+    a->autoPad = 3;
+  } else {
+    return false;
+  }
+  return true;
+}
 
 // One 2-D convolution's geometry with auto_pad resolved.
 struct Conv2dGeom {

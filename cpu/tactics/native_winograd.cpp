@@ -407,25 +407,7 @@ bool winogradAttrs(const ir::Node& n, const ir::Shape& w, ConvAttrs* a) {
   if (s != std::vector<int64_t>{1, 1} || d != std::vector<int64_t>{1, 1}) return false;
   a->group = 1;
   a->kH = a->kW = 3;
-  const std::string ap = at.getString("auto_pad", "NOTSET");
-  if (ap == "NOTSET" || ap.empty()) {
-    a->autoPad = 0;
-    const std::vector<int64_t> p = at.getInts("pads", {0, 0, 0, 0});
-    if (p.size() != 4) return false;
-    for (int i = 0; i < 4; ++i) {
-      if (p[size_t(i)] < 0) return false;
-      a->pads[i] = p[size_t(i)];
-    }
-  } else if (ap == "VALID") {
-    a->autoPad = 1;
-  } else if (ap == "SAME_UPPER") {
-    a->autoPad = 2;
-  } else if (ap == "SAME_LOWER") {
-    a->autoPad = 3;
-  } else {
-    return false;
-  }
-  return true;
+  return decodeConvPads(at, a);
 }
 
 // The filter must be an initializer (transformed at build time), X f32 NCHW with the
