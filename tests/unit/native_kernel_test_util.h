@@ -16,6 +16,7 @@
 #include <limits>
 #include <memory>
 #include <optional>
+#include <ostream>
 #include <random>
 #include <string>
 #include <vector>
@@ -262,5 +263,27 @@ inline std::string compare(const std::vector<float>& got, const Tensor& want) {
   return msg;
 }
 
+
+// One parametrised test instance: a kernel (by name) on a case (by index).
+struct Param {
+  std::string kernel;
+  size_t caseIndex;
+  std::string caseName;
+};
+inline void PrintTo(const Param& p, std::ostream* os) { *os << p.kernel << " on " << p.caseName; }
+
+// Every (kernel, case) pair where the kernel implements the case's op and supports it.
+inline std::vector<Param> supportedPairs(const std::vector<const runtime::Kernel*>& kernels,
+                                         const std::vector<Case>& cases) {
+  std::vector<Param> out;
+  for (size_t i = 0; i < cases.size(); ++i) {
+    const Case& c = cases[i];
+    const Built b = build(c, 1);
+    for (const runtime::Kernel* k : kernels)
+      if (k->op == c.op && k->domain == c.domain && (!k->supports || k->supports(*b.node, b.types())))
+        out.push_back({k->name, i, c.name});
+  }
+  return out;
+}
 
 }  // namespace anvil::testing::nk

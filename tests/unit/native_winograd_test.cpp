@@ -293,24 +293,7 @@ std::vector<const runtime::Kernel*> winogradKernels() {
   return out;
 }
 
-struct Param {
-  std::string kernel;
-  size_t caseIndex;
-};
-void PrintTo(const Param& p, std::ostream* os) { *os << p.kernel << " on " << allCases()[p.caseIndex].name; }
-
-std::vector<Param> allParams() {
-  std::vector<Param> out;
-  const auto kernels = winogradKernels();
-  for (size_t i = 0; i < allCases().size(); ++i) {
-    const Case& c = allCases()[i];
-    const Built b = build(c, 1);
-    for (const runtime::Kernel* k : kernels)
-      if (k->op == c.op && k->domain == c.domain && (!k->supports || k->supports(*b.node, b.types())))
-        out.push_back({k->name, i});
-  }
-  return out;
-}
+std::vector<Param> allParams() { return supportedPairs(winogradKernels(), allCases()); }
 
 class NativeWinograd : public ::testing::TestWithParam<Param> {};
 
