@@ -222,7 +222,7 @@ void runGemv(const StepArgs& a) {
 Kernel makeKernel(bool fused) {
   Kernel k;
   k.name = fused ? "f32_conv1x1_gemv_epilogue__avx2" : "f32_conv1x1_gemv__avx2";
-  k.version = 1;
+  k.version = 2;  // 2: the epilogue's Tanh/GELU/Sigmoid through cpu/tactics/vmath.h
   k.op = fused ? "FusedConv" : "Conv";
   k.domain = fused ? "anvil" : "";
   k.precision = DataType::kF32;

@@ -675,7 +675,9 @@ void registerNativeLinearKernels(Kernels& k) {
   using namespace anvil::cpu::tactics;
   // Versions: 2 for the first three (K blocks split K evenly, AVX-512 ones up to 256:
   // packed layouts, numerics); the 8x32 family, for few rows (1x1 Conv with 16..32 output
-  // channels), is timed against 14x32 by the builder and starts at 1.
+  // channels), is timed against 14x32 by the builder and starts at 1. The fused
+  // (_epilogue) kernels are one higher: their Tanh/GELU moved from libm to the vector
+  // polynomials of cpu/tactics/vmath.h, and Sigmoid/Silu to that file's exp.
   const Variant variants[] = {{GemmIsa::kPortable4x8, "4x8", "", {}, 2},
                               {GemmIsa::kAvx2_6x16, "6x16", "__avx2", {"avx2", "fma"}, 2},
                               {GemmIsa::kAvx512_14x32, "14x32", "__avx512", {"avx512f"}, 2},
@@ -686,15 +688,15 @@ void registerNativeLinearKernels(Kernels& k) {
       k.add(makeKernel(kernelName("f32_gemm_prepacked", v, fused), fused ? "FusedMatMul" : "MatMul",
                        fused ? "anvil" : "", v.requirements, fused ? supportsFusedMatMul : supportsMatMul,
                        [isa, fused](const PrepareInfo& i, Prepared* o) { prepareMatMul(isa, fused, i, o); }, runMatMul,
-                       v.version));
+                       v.version + (fused ? 1 : 0)));
       k.add(makeKernel(kernelName("f32_gemm_prepacked", v, fused), fused ? "FusedGemm" : "Gemm", fused ? "anvil" : "",
                        v.requirements, fused ? supportsFusedGemm : supportsGemm,
                        [isa, fused](const PrepareInfo& i, Prepared* o) { prepareGemm(isa, fused, i, o); }, runGemm,
-                       v.version));
+                       v.version + (fused ? 1 : 0)));
       k.add(makeKernel(kernelName("f32_conv2d_prepacked", v, fused), fused ? "FusedConv" : "Conv", fused ? "anvil" : "",
                        v.requirements, fused ? supportsFusedConv : supportsConv,
                        [isa, fused](const PrepareInfo& i, Prepared* o) { prepareConv(isa, false, fused, i, o); },
-                       runConv, v.version));
+                       runConv, v.version + (fused ? 1 : 0)));
     }
   }
   for (bool fused : {false, true})
@@ -704,7 +706,7 @@ void registerNativeLinearKernels(Kernels& k) {
                      [fused](const PrepareInfo& i, Prepared* o) {
                        prepareConv(GemmIsa::kAvx2_6x16, true, fused, i, o);
                      },
-                     runConv));
+                     runConv, fused ? 3 : 2));
 }
 
 }  // namespace anvil::runtime

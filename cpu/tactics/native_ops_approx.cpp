@@ -14,6 +14,7 @@
 #include <limits>
 
 #include "cpu/tactics/native_ops_util.h"
+#include "cpu/tactics/vmath.h"
 
 namespace anvil::runtime::nops {
 
@@ -121,71 +122,14 @@ void rangePortable(Fn fn, const float* x, float* y, int64_t b, int64_t e) { appl
 
 #define ANVIL_AVX2 __attribute__((target("avx2,fma"))) inline
 
-ANVIL_AVX2 __m256 splat(float v) { return _mm256_set1_ps(v); }
-
-ANVIL_AVX2 __m256 expCore8(__m256 x) {
-  x = _mm256_min_ps(_mm256_max_ps(x, splat(-87.33654475f)), splat(88.72283935546875f));
-  const __m256 magic = splat(12582912.f);
-  const __m256 n = _mm256_sub_ps(_mm256_fmadd_ps(x, splat(1.44269504088896341f), magic), magic);
-  __m256 r = _mm256_fnmadd_ps(n, splat(0.693359375f), x);
-  r = _mm256_fnmadd_ps(n, splat(-2.12194440e-4f), r);
-  __m256 p = splat(1.9875691500e-4f);
-  p = _mm256_fmadd_ps(p, r, splat(1.3981999507e-3f));
-  p = _mm256_fmadd_ps(p, r, splat(8.3334519073e-3f));
-  p = _mm256_fmadd_ps(p, r, splat(4.1665795894e-2f));
-  p = _mm256_fmadd_ps(p, r, splat(1.6666665459e-1f));
-  p = _mm256_fmadd_ps(p, r, splat(5.0000001201e-1f));
-  p = _mm256_fmadd_ps(_mm256_mul_ps(p, r), r, _mm256_add_ps(r, splat(1.f)));
-  const __m256i ni = _mm256_cvtps_epi32(n), n1 = _mm256_srai_epi32(ni, 1), n2 = _mm256_sub_epi32(ni, n1);
-  const __m256i bias = _mm256_set1_epi32(127);
-  const __m256 s1 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(n1, bias), 23));
-  const __m256 s2 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(n2, bias), 23));
-  return _mm256_mul_ps(_mm256_mul_ps(p, s1), s2);
-}
-
-ANVIL_AVX2 __m256 signOf(__m256 x) { return _mm256_and_ps(x, splat(-0.f)); }
-ANVIL_AVX2 __m256 absOf(__m256 x) { return _mm256_andnot_ps(splat(-0.f), x); }
-
-ANVIL_AVX2 __m256 tanh8(__m256 x) {
-  const __m256 ax = absOf(x), z = _mm256_mul_ps(x, x);
-  __m256 q = splat(-5.70498872745e-3f);
-  q = _mm256_fmadd_ps(q, z, splat(2.06390887954e-2f));
-  q = _mm256_fmadd_ps(q, z, splat(-5.37397155531e-2f));
-  q = _mm256_fmadd_ps(q, z, splat(1.33314422036e-1f));
-  q = _mm256_fmadd_ps(q, z, splat(-3.33332819422e-1f));
-  const __m256 small = _mm256_fmadd_ps(_mm256_mul_ps(q, z), x, x);
-  const __m256 e = expCore8(_mm256_add_ps(ax, ax));
-  const __m256 big = _mm256_or_ps(
-      _mm256_sub_ps(splat(1.f), _mm256_div_ps(splat(2.f), _mm256_add_ps(e, splat(1.f)))), signOf(x));
-  return _mm256_blendv_ps(big, small, _mm256_cmp_ps(ax, splat(0.625f), _CMP_LT_OQ));
-}
-
-ANVIL_AVX2 __m256 erf8(__m256 x) {
-  const __m256 ax = absOf(x);
-  const __m256 t = _mm256_div_ps(splat(1.f), _mm256_fmadd_ps(splat(0.5f), ax, splat(1.f)));
-  __m256 p = splat(0.17087277f);
-  p = _mm256_fmadd_ps(p, t, splat(-0.82215223f));
-  p = _mm256_fmadd_ps(p, t, splat(1.48851587f));
-  p = _mm256_fmadd_ps(p, t, splat(-1.13520398f));
-  p = _mm256_fmadd_ps(p, t, splat(0.27886807f));
-  p = _mm256_fmadd_ps(p, t, splat(-0.18628806f));
-  p = _mm256_fmadd_ps(p, t, splat(0.09678418f));
-  p = _mm256_fmadd_ps(p, t, splat(0.37409196f));
-  p = _mm256_fmadd_ps(p, t, splat(1.00002368f));
-  p = _mm256_fmadd_ps(p, t, splat(-1.26551223f));
-  const __m256 erfc = _mm256_mul_ps(t, expCore8(_mm256_fnmadd_ps(ax, ax, p)));
-  const __m256 big = _mm256_or_ps(_mm256_sub_ps(splat(1.f), erfc), signOf(x));
-  const __m256 z = _mm256_mul_ps(x, x);  // the odd series below 0.5, as erfApprox
-  __m256 q = splat(0.00012055332981789664f);
-  q = _mm256_fmadd_ps(q, z, splat(-0.00085483270234508565f));
-  q = _mm256_fmadd_ps(q, z, splat(0.0052239776254421878f));
-  q = _mm256_fmadd_ps(q, z, splat(-0.026866170645131252f));
-  q = _mm256_fmadd_ps(q, z, splat(0.11283791670955126f));
-  q = _mm256_fmadd_ps(q, z, splat(-0.37612638903183752f));
-  q = _mm256_fmadd_ps(q, z, splat(1.1283791670955126f));
-  const __m256 small = _mm256_mul_ps(x, q);
-  return _mm256_blendv_ps(big, small, _mm256_cmp_ps(ax, splat(0.5f), _CMP_LT_OQ));
-}
+using cpu::vmath::erf8;
+using cpu::vmath::expCore8;
+using cpu::vmath::gelu8;
+using cpu::vmath::geluTanh8;
+using cpu::vmath::keepNaN;
+using cpu::vmath::sigmoid8;
+using cpu::vmath::splat;
+using cpu::vmath::tanh8;
 
 ANVIL_AVX2 __m256 apply8(Fn fn, __m256 x) {
   __m256 y;
@@ -197,26 +141,14 @@ ANVIL_AVX2 __m256 apply8(Fn fn, __m256 x) {
       y = _mm256_blendv_ps(y, _mm256_setzero_ps(), _mm256_cmp_ps(x, splat(-103.972084f), _CMP_LT_OQ));
       break;
     }
-    case Fn::kSigmoid:
-      y = _mm256_div_ps(splat(1.f), _mm256_add_ps(splat(1.f), expCore8(_mm256_sub_ps(_mm256_setzero_ps(), x))));
-      break;
+    case Fn::kSigmoid: y = sigmoid8(x); break;
     case Fn::kTanh: y = tanh8(x); break;
     case Fn::kErf: y = erf8(x); break;
-    case Fn::kGelu:
-      y = _mm256_mul_ps(_mm256_mul_ps(splat(0.5f), x),
-                        _mm256_add_ps(splat(1.f), erf8(_mm256_mul_ps(x, splat(0.70710678118654752440f)))));
-      break;
-    case Fn::kGeluTanh: {
-      const __m256 inner = _mm256_mul_ps(
-          splat(0.79788456080286535588f),
-          _mm256_fmadd_ps(_mm256_mul_ps(splat(0.044715f), _mm256_mul_ps(x, x)), x, x));
-      y = _mm256_mul_ps(_mm256_mul_ps(splat(0.5f), x), _mm256_add_ps(splat(1.f), tanh8(inner)));
-      break;
-    }
+    case Fn::kGelu: y = gelu8(x); break;
+    case Fn::kGeluTanh: y = geluTanh8(x); break;
     default: y = x;
   }
-  // NaN in, NaN out (the clamps would turn it into a number).
-  return _mm256_blendv_ps(y, x, _mm256_cmp_ps(x, x, _CMP_UNORD_Q));
+  return keepNaN(y, x);
 }
 
 __attribute__((target("avx2,fma"))) void rangeAvx2(Fn fn, const float* x, float* y, int64_t b, int64_t e) {
