@@ -1,5 +1,6 @@
 // Tactic registry, the implicit "ref" tactic of every op, and CPU feature detection.
 #include "cpu/tactics.h"
+#include "runtime/kernel.h"
 
 #include <fstream>
 #include <thread>
@@ -61,19 +62,7 @@ std::vector<const Tactic*> TacticRegistry::all() const {
   return out;
 }
 
-bool cpuHas(const std::string& isa) {
-  if (isa.empty()) return true;
-#if defined(__x86_64__)
-  __builtin_cpu_init();
-  if (isa == "avx2") return __builtin_cpu_supports("avx2");
-  if (isa == "fma") return __builtin_cpu_supports("fma");
-  if (isa == "avx512f") return __builtin_cpu_supports("avx512f");
-  if (isa == "avx512bw") return __builtin_cpu_supports("avx512bw");
-  if (isa == "avx512vnni") return __builtin_cpu_supports("avx512vnni");
-  if (isa == "f16c") return __builtin_cpu_supports("f16c");
-#endif
-  return false;
-}
+bool cpuHas(const std::string& isa) { return runtime::hostHas(isa); }  // ANVIL_MAX_ISA applies
 
 std::string cpuIsaLevel() {
   std::string s = "x86-64";

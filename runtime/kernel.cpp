@@ -2,6 +2,7 @@
 #include "runtime/kernel.h"
 
 #include <algorithm>
+#include <cstdlib>
 #include <fstream>
 
 namespace anvil::runtime {
@@ -54,10 +55,32 @@ std::vector<const Kernel*> Kernels::all() const {
   return out;
 }
 
+namespace {
+
+// ANVIL_MAX_ISA caps the CPU features the runtime admits to, the way oneDNN's
+// ONEDNN_MAX_CPU_ISA does: "avx2" hides every AVX-512 feature (the kernels an AVX2-only
+// machine would build and run, measurable on an AVX-512 one), "x86-64" hides AVX2 and FMA
+// too. Unset or "native": everything the CPU has. Read once.
+int maxIsaLevel() {
+  static const int level = [] {
+    const char* v = std::getenv("ANVIL_MAX_ISA");
+    const std::string s = v ? v : "";
+    if (s == "x86-64" || s == "sse" || s == "sse4.2" || s == "portable") return 0;
+    if (s == "avx2") return 1;
+    return 2;
+  }();
+  return level;
+}
+
+}  // namespace
+
 bool hostHas(const std::string& r) {
   if (r.empty()) return true;
 #if defined(__x86_64__)
   __builtin_cpu_init();
+  const int cap = maxIsaLevel();
+  const bool avx512 = r.rfind("avx512", 0) == 0;
+  if ((avx512 && cap < 2) || ((r == "avx2" || r == "fma" || r == "f16c") && cap < 1)) return false;
   if (r == "avx2") return __builtin_cpu_supports("avx2");
   if (r == "fma") return __builtin_cpu_supports("fma");
   if (r == "f16c") return __builtin_cpu_supports("f16c");

@@ -1,0 +1,42 @@
+# ANVIL_MAX_ISA caps the CPU features kernels may use: "avx2" builds only kernels an
+# AVX2-only CPU runs, "x86-64" only portable ones, and an engine that needs AVX-512 does not
+# load under "avx2" (it names the missing feature).
+file(MAKE_DIRECTORY ${OUT})
+function(build_info isa engine var)
+  if(isa)
+    set(env ${CMAKE_COMMAND} -E env ANVIL_MAX_ISA=${isa})
+  endif()
+  execute_process(COMMAND ${env} ${ANVIL} --onnx=${MODEL} --saveEngine=${engine} --skipInference --dumpLayerInfo
+                  OUTPUT_VARIABLE out ERROR_VARIABLE err RESULT_VARIABLE rc)
+  if(NOT rc EQUAL 0)
+    message(FATAL_ERROR "build with ANVIL_MAX_ISA='${isa}' failed:\n${out}${err}")
+  endif()
+  set(${var} "${out}" PARENT_SCOPE)
+endfunction()
+
+build_info("" ${OUT}/native.engine native)
+build_info(avx2 ${OUT}/avx2.engine avx2)
+build_info(x86-64 ${OUT}/portable.engine portable)
+foreach(v native avx2 portable)
+  string(REGEX MATCHALL "tactic=[^ ]+" t_${v} "${${v}}")
+  if(NOT t_${v})
+    message(FATAL_ERROR "no tactics in the layer info of the ${v} build:\n${${v}}")
+  endif()
+endforeach()
+message(STATUS "native: ${t_native}\navx2: ${t_avx2}\nportable: ${t_portable}")
+if(t_avx2 MATCHES "avx512")
+  message(FATAL_ERROR "ANVIL_MAX_ISA=avx2 still chose AVX-512 kernels: ${t_avx2}")
+endif()
+if(t_portable MATCHES "__avx")
+  message(FATAL_ERROR "ANVIL_MAX_ISA=x86-64 still chose AVX kernels: ${t_portable}")
+endif()
+if(t_native MATCHES "avx512")
+  execute_process(COMMAND ${CMAKE_COMMAND} -E env ANVIL_MAX_ISA=avx2 ${ANVIL} --loadEngine=${OUT}/native.engine
+                          --iterations=1 --duration=0 --warmUp=0
+                  OUTPUT_VARIABLE out ERROR_VARIABLE err RESULT_VARIABLE rc)
+  if(rc EQUAL 0 OR NOT "${out}${err}" MATCHES "avx512")
+    message(FATAL_ERROR "an AVX-512 engine loaded under ANVIL_MAX_ISA=avx2 (rc ${rc}):\n${out}${err}")
+  endif()
+else()
+  message(STATUS "this CPU has no AVX-512: the load check is skipped")
+endif()
