@@ -81,8 +81,8 @@ def summary_ms(lat_ms):
             "mean_ms": statistics.fmean(lat_ms), "min_ms": lat_ms[0], "n": len(lat_ms)}
 
 
-def run(cmd, timeout=1800):
-    p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=timeout)
+def run(cmd, timeout=1800, env=None):
+    p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=timeout, env=env)
     if p.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)} failed ({p.returncode}):\n{p.stdout[-3000:]}")
     return p.stdout
@@ -148,20 +148,32 @@ def collect_models(args, tmp):
 # ---- the three runtimes -----------------------------------------------------------------
 
 class Anvil:
+    max_isa = None  # ANVIL_MAX_ISA for both the build and the timing (AnvilAvx2)
+
     def __init__(self, args, model, threads, tmp):
         self.bin, self.model, self.threads = args.bench_bin, model, threads
-        self.engine = os.path.join(tmp, f"{model.name}.t{threads}.engine")
+        self.env = dict(os.environ)
+        self.env.pop("ANVIL_MAX_ISA", None)
+        if self.max_isa:
+            self.env["ANVIL_MAX_ISA"] = self.max_isa
+        tag = f".{self.max_isa}" if self.max_isa else ""
+        self.engine = os.path.join(tmp, f"{model.name}.t{threads}{tag}.engine")
         t0 = time.perf_counter()
         run([args.anvil, f"--onnx={model.onnx}", f"--saveEngine={self.engine}", "--skipInference",
-             f"--threads={threads}", f"--shapes={model.shapes_flag()}"])
+             f"--threads={threads}", f"--shapes={model.shapes_flag()}"], env=self.env)
         self.build_s = time.perf_counter() - t0
 
     def time(self, duration, warmup_ms):
         cmd = [self.bin, "--latency", f"--engine={self.engine}", f"--threads={self.threads}",
                f"--seconds={duration}", f"--warmup-ms={warmup_ms}"]
         cmd += [f"--input={n}:{p}" for n, p in self.model.inputs]
-        out = run(cmd, timeout=600 + 10 * duration)
+        out = run(cmd, timeout=600 + 10 * duration, env=self.env)
         return json.loads(out.strip().splitlines()[-1])
+
+
+class AnvilAvx2(Anvil):
+    """anvil restricted to the kernels of an AVX2-only CPU (ANVIL_MAX_ISA=avx2)."""
+    max_isa = "avx2"
 
 
 class Ort:
@@ -430,7 +442,12 @@ def main(argv=None):
     ap.add_argument("--gemm-duration", type=float, default=0.3)
     ap.add_argument("--skip-gemm", action="store_true")
     ap.add_argument("--json", default=os.path.join(ROOT, "build", "bench", "compare.json"))
+    ap.add_argument("--anvil-avx2", action="store_true",
+                    help="also time anvil with ANVIL_MAX_ISA=avx2 (on an AVX-512 host: the kernels an "
+                         "AVX2-only CPU gets), as the runtime 'anvil_avx2'")
     args = ap.parse_args(argv)
+    runtimes = RUNTIMES + (("anvil_avx2",) if args.anvil_avx2 else ())
+    classes = {"anvil": Anvil, "ort": Ort, "ov": OpenVino, "anvil_avx2": AnvilAvx2}
     for path, what in ((args.anvil, "anvil_cli"), (args.bench_bin, "anvil_bench_runtime")):
         if not os.path.isfile(path):
             ap.error(f"no {path} (build the {what} target)")
@@ -450,9 +467,9 @@ def main(argv=None):
     prepared, errors = {}, {}
     for m in models:
         for t in threads:
-            for who, cls in (("anvil", Anvil), ("ort", Ort), ("ov", OpenVino)):
+            for who in runtimes:
                 try:
-                    prepared[m.name, t, who] = cls(args, m, t, tmp)
+                    prepared[m.name, t, who] = classes[who](args, m, t, tmp)
                 except Exception as e:
                     errors[f"{m.name}/{t}/{who}"] = str(e)[-500:]
                     print(f"[W] {m.name} threads={t} {who}: {str(e)[-300:]}", file=sys.stderr)
@@ -460,14 +477,15 @@ def main(argv=None):
 
     samples = {}
     for r in range(args.rounds):
-        order = RUNTIMES[r % 3:] + RUNTIMES[:r % 3]
+        k = r % len(runtimes)
+        order = runtimes[k:] + runtimes[:k]
         for m in models:
             for t in threads:
                 for who in order:
                     p = prepared.get((m.name, t, who))
                     if p is None:
                         continue
-                    if who == "anvil":
+                    if who.startswith("anvil"):
                         res = p.time(args.duration, args.warmup_ms)
                     else:
                         res = time_calls(p.call, args.duration, args.warmup_ms)
@@ -481,7 +499,7 @@ def main(argv=None):
             continue
         for t in threads:
             row = {"model": m.name, "threads": t}
-            for who in RUNTIMES:
+            for who in runtimes:
                 s = samples.get((m.name, t, who))
                 if s:
                     row[f"{who}_median_ms"] = statistics.median(x["median_ms"] for x in s)

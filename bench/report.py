@@ -38,10 +38,13 @@ def fmt_ratio(x):
 
 
 def model_table(rows, threads):
+    # With an anvil_avx2 run (compare.py --anvil-avx2): two more columns, anvil restricted to
+    # the AVX2 kernels and its ratio to onnxruntime.
+    avx2 = any(r.get("anvil_avx2_median_ms") is not None for r in rows)
     lines = [f"| model | anvil ms | onnxruntime ms | OpenVINO ms | anvil/onnxruntime | anvil/OpenVINO "
-             f"| p99 anvil / ort / OV ms |",
-             "|---|---:|---:|---:|---:|---:|---:|"]
-    r_ort, r_ov = [], []
+             + ("| anvil AVX2-only ms | AVX2-only/onnxruntime " if avx2 else "") + "| p99 anvil / ort / OV ms |",
+             "|---|---:|---:|---:|---:|---:|" + ("---:|---:|" if avx2 else "") + "---:|"]
+    r_ort, r_ov, r_avx2 = [], [], []
     for r in rows:
         if r["threads"] != threads:
             continue
@@ -49,11 +52,18 @@ def model_table(rows, threads):
         ro, rv = ratio(a, o), ratio(a, v)
         r_ort.append(ro)
         r_ov.append(rv)
+        extra = ""
+        if avx2:
+            a2 = r.get("anvil_avx2_median_ms")
+            r2 = ratio(a2, o)
+            r_avx2.append(r2)
+            extra = f"{fmt_ms(a2)} | {fmt_ratio(r2)} | "
         p99 = " / ".join(fmt_ms(r.get(f"{w}_p99_ms")) for w in ("anvil", "ort", "ov"))
         lines.append(f"| {r['model']} | {fmt_ms(a)} | {fmt_ms(o)} | {fmt_ms(v)} | {fmt_ratio(ro)} | "
-                     f"{fmt_ratio(rv)} | {p99} |")
+                     f"{fmt_ratio(rv)} | {extra}{p99} |")
     g_ort, g_ov = geomean(r_ort), geomean(r_ov)
-    lines.append(f"| **geometric mean** | | | | **{g_ort:.2f}x** | **{g_ov:.2f}x** | |")
+    extra = f" | **{geomean(r_avx2):.2f}x** |" if avx2 else ""
+    lines.append(f"| **geometric mean** | | | | **{g_ort:.2f}x** | **{g_ov:.2f}x** |{extra} |")
     return "\n".join(lines), g_ort, g_ov
 
 
