@@ -14,6 +14,8 @@
 
 namespace anvil::runtime::nops {
 
+void registerTiledTranspose(Kernels& k);  // native_ops_transpose.cpp: 4-byte planes, AVX2 / AVX-512
+
 void copyStrided(Executor* ex, size_t elem, int rank, const int64_t* dims, const int64_t* strides, const void* src,
                  void* dst) {
   BroadcastPlan<1> p;
@@ -374,6 +376,7 @@ void registerMovement(Kernels& k) {
   };
   tr.run = transposeKernel;
   k.add(std::move(tr));
+  registerTiledTranspose(k);
 
   Kernel sl = base("x_slice_strided", "Slice");
   sl.supports = [](const ir::Node& n, const std::vector<ir::TensorType>& t) {
