@@ -251,9 +251,14 @@ void runTiled(const StepArgs& a, BlockFn block) {
   const int64_t units = pl.batch * rowBlocks * colBlocks;
   // About 64 KB a task at least (a block is at most 16 KB).
   const int64_t grain = std::max<int64_t>(1, 16384 / std::max<int64_t>(1, std::min(pl.rows, kBlock) * std::min(pl.cols, kBlock)));
+  // Within a plane, the axis with more blocks is the outer one, so that threads split it
+  // into equal shares (a [96, 3136] plane has two row blocks, one of them half full).
+  const bool rowsOuter = rowBlocks >= colBlocks;
   parallelRange(a.executor, units, grain, [&](int64_t b, int64_t e) {
     for (int64_t u = b; u < e; ++u) {
-      const int64_t ct = u % colBlocks, rt = (u / colBlocks) % rowBlocks;
+      const int64_t inPlane = u % (rowBlocks * colBlocks);
+      const int64_t ct = rowsOuter ? inPlane % colBlocks : inPlane / rowBlocks;
+      const int64_t rt = rowsOuter ? inPlane / colBlocks : inPlane % rowBlocks;
       int64_t bi = u / (colBlocks * rowBlocks), so = 0, dof = 0;
       for (int k = pl.nb; k-- > 0;) {
         const int64_t i = bi % pl.bdims[k];

@@ -158,13 +158,15 @@ __attribute__((always_inline)) inline void loopBody(const ew::Instr& ins, const 
   }
 }
 
+// flatten: the evaluator is too large for GCC to inline on its own, and a call per element
+// keeps the loop scalar.
 template <ew::Op OP>
-void loop(const ew::Instr& ins, const float* a, const float* b, const float* c, float* dst, int64_t n) {
+__attribute__((flatten)) void loop(const ew::Instr& ins, const float* a, const float* b, const float* c, float* dst, int64_t n) {
   loopBody<OP>(ins, a, b, c, dst, n);
 }
 
 template <ew::Op OP>
-__attribute__((target("avx2"))) void loopAvx2(const ew::Instr& ins, const float* a, const float* b, const float* c,
+__attribute__((target("avx2"), flatten)) void loopAvx2(const ew::Instr& ins, const float* a, const float* b, const float* c,
                                               float* dst, int64_t n) {
   loopBody<OP>(ins, a, b, c, dst, n);
 }

@@ -147,8 +147,10 @@ class Runner {
     ws_ = std::make_unique<Aligned>(size_t(prep_.workspaceBytes));
   }
 
+  // usPerRun: the mean of `reps` further runs; with `evict`, it runs before each of them,
+  // untimed (as in a model, where other layers' data pushed this one's out of cache).
   Result run(const std::vector<Tensor>& ins, const Dims& outDims, DataType outType, runtime::Executor& ex,
-             double* usPerRun = nullptr, int reps = 0) {
+             double* usPerRun = nullptr, int reps = 0, void (*evict)() = nullptr) {
     std::vector<runtime::TensorView> in;
     for (const Tensor& t : ins) in.push_back(viewOf(t));
     const size_t bytes = ir::storageBytes(outType, ir::numelOf(outDims));
@@ -168,10 +170,19 @@ class Runner {
     a.workspaceBytes = size_t(prep_.workspaceBytes);
     a.executor = &ex;
     k_.run(a);
-    if (usPerRun) {
+    if (usPerRun && !evict) {
       const auto t0 = std::chrono::steady_clock::now();
       for (int i = 0; i < reps; ++i) k_.run(a);
       *usPerRun = std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count() / reps;
+    } else if (usPerRun) {
+      double total = 0;
+      for (int i = 0; i < reps; ++i) {
+        evict();
+        const auto t0 = std::chrono::steady_clock::now();
+        k_.run(a);
+        total += std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count();
+      }
+      *usPerRun = total / reps;
     }
     Result r;
     for (size_t i = 0; i < kGuard; ++i)
@@ -385,6 +396,13 @@ INSTANTIATE_TEST_SUITE_P(Native, NativeMovementChain, ::testing::ValuesIn(chainC
 // ---------------------------------------------------------------------------------------
 // Timing (disabled: run by hand with --gtest_also_run_disabled_tests)
 
+// Writes 16 MB: more than this machine's L2 (2 MB a core), so a step's data comes from L3.
+void evictCaches() {
+  static std::vector<char> junk(size_t(16) << 20);
+  static char v = 0;
+  std::memset(junk.data(), ++v, junk.size());
+}
+
 void timeAll(const Node& n, const std::string& what, double mbytes) {
   const Tensor want = reference(n);
   for (int threads : {1, 2}) {
@@ -393,14 +411,16 @@ void timeAll(const Node& n, const std::string& what, double mbytes) {
       if (k->domain != n.node->domain() || (k->supports && !k->supports(*n.node, typesOf(n.ins)))) continue;
       if (!runtime::hostHasAll(k->requirements)) continue;
       Runner r(*k, *n.node, typesOf(n.ins), threads);
-      double best = 1e30;
+      double best = 1e30, cold = 1e30;
       for (int rep = 0; rep < 5; ++rep) {
         double us = 0;
         r.run(n.ins, want.dims(), want.dtype(), *ex, &us, 20);
         best = std::min(best, us);
+        r.run(n.ins, want.dims(), want.dtype(), *ex, &us, 5, evictCaches);
+        cold = std::min(cold, us);
       }
-      std::printf("%-44s %d thr  %-40s %9.1f us  %6.1f GB/s\n", what.c_str(), threads, k->name.c_str(), best,
-                  mbytes * 1e-3 / (best * 1e-6));
+      std::printf("%-40s %d thr  %-38s %7.1f us %5.1f GB/s  cold %7.1f us %5.1f GB/s\n", what.c_str(), threads,
+                  k->name.c_str(), best, mbytes * 1e-3 / (best * 1e-6), cold, mbytes * 1e-3 / (cold * 1e-6));
     }
   }
 }
