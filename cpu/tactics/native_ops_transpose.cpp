@@ -5,15 +5,14 @@
 // image, NHWC -> NCHW the reverse, a [B, S, D] -> [B, D, S] the same per batch. Planes are
 // cut into 64x64 blocks (16 KB read, 16 KB written: they stay in L1), blocks into 16x16
 // (AVX-512) or 8x8 (AVX2) register transposes with masked edges; threads take runs of
-// blocks. Measured (one thread, this shared 2-core Xeon VM with 2 MB L2 a core, best of
-// NativeMovementTiming.DISABLED_Transpose runs, the tensor counted once): [1,96,56,56]
-// perm (0,2,3,1) 1.2 MB in 107-128 us hot (9-11 GB/s; best-of-30 in a bare loop 70 us,
-// 17 GB/s) and 120-145 us with caches flushed, against 160-360 us for the strided copy
-// (which reads one element per output element along the long stride) and 45 us hot / 80
-// us cold for a memcpy of the same bytes; perm (0,3,1,2) 92-126 us against 216-400 us.
-// In convnext_tiny (one thread) its transposes went from 4.1-4.4 ms to 3.0-3.1 ms.
-// 64x64 blocks measured within noise of 32x32, 128x128, 16-row strips and software
-// prefetching of the next tile.
+// blocks. Measured (one thread, this shared 2-core Xeon VM with 2 MB L2 a core,
+// NativeMovementTiming.DISABLED_Transpose, the tensor counted once): [1,96,56,56] perm
+// (0,2,3,1), 1.2 MB, in 93 us hot (13 GB/s; 64-66 us best-of-30 in a bare loop, 18 GB/s)
+// and 113 us with caches flushed, against 160-190 us for the strided copy (one element
+// per output element along the long stride) and 45 us hot / 80 us cold for a memcpy of
+// the same bytes; perm (0,3,1,2) 87-101 us against 265-640 us. In convnext_tiny (one
+// thread, same run) its transposes took 2.8-3.1 ms against 4.1-4.9 ms. 64x64 blocks
+// measured within noise of 32x32, 128x128, 16-row strips and software prefetching.
 // Copies move bits (shuffles never touch NaN payloads): results equal the reference's.
 #include <immintrin.h>
 
@@ -153,14 +152,40 @@ ANVIL_AVX512 void transpose16(__m512 (&v)[16]) {
   }
 }
 
-ANVIL_AVX512 void tile16(const float* src, int64_t srcRow, float* dst, int64_t dstRow, int64_t nr, int64_t nc) {
-  __m512 v[16];
-  if (nr == 16 && nc == 16) {
-    for (int i = 0; i < 16; ++i) v[i] = _mm512_loadu_ps(src + i * srcRow);
-    transpose16(v);
-    for (int i = 0; i < 16; ++i) _mm512_storeu_ps(dst + i * dstRow, v[i]);
-    return;
+// A full 16x16 tile with the 128-bit lane exchange done by the loads: register 4 * cb + r
+// holds, lane L, row r + 4L at columns 4cb..4cb+3, so a 4x4 transpose inside each lane
+// (eight unpacks per four registers) leaves whole output rows. Half the shuffles of
+// transpose16 (they share one port; the inserts from memory do not): 9.5 against 14.2 us
+// for a [384,196] plane in L2, 64 against 90 us for [96,3136].
+ANVIL_AVX512 void fullTile16(const float* src, int64_t srcRow, float* dst, int64_t dstRow) {
+  __m512 z[16];
+  for (int cb = 0; cb < 4; ++cb)
+    for (int r = 0; r < 4; ++r) {
+      const float* p = src + r * srcRow + 4 * cb;
+      __m512 v = _mm512_castps128_ps512(_mm_loadu_ps(p));
+      v = _mm512_insertf32x4(v, _mm_loadu_ps(p + 4 * srcRow), 1);
+      v = _mm512_insertf32x4(v, _mm_loadu_ps(p + 8 * srcRow), 2);
+      v = _mm512_insertf32x4(v, _mm_loadu_ps(p + 12 * srcRow), 3);
+      z[r + 4 * cb] = v;
+    }
+  for (int cb = 0; cb < 4; ++cb) {
+    const __m512* w = z + 4 * cb;
+    const __m512d t0 = _mm512_castps_pd(_mm512_unpacklo_ps(w[0], w[1]));
+    const __m512d t1 = _mm512_castps_pd(_mm512_unpackhi_ps(w[0], w[1]));
+    const __m512d t2 = _mm512_castps_pd(_mm512_unpacklo_ps(w[2], w[3]));
+    const __m512d t3 = _mm512_castps_pd(_mm512_unpackhi_ps(w[2], w[3]));
+    float* d = dst + 4 * cb * dstRow;
+    _mm512_storeu_ps(d, _mm512_castpd_ps(_mm512_unpacklo_pd(t0, t2)));
+    _mm512_storeu_ps(d + dstRow, _mm512_castpd_ps(_mm512_unpackhi_pd(t0, t2)));
+    _mm512_storeu_ps(d + 2 * dstRow, _mm512_castpd_ps(_mm512_unpacklo_pd(t1, t3)));
+    _mm512_storeu_ps(d + 3 * dstRow, _mm512_castpd_ps(_mm512_unpackhi_pd(t1, t3)));
   }
+}
+
+// An edge tile (nr rows, nc columns, at most 16 each): masked loads and stores around
+// transpose16; masked-off lanes are neither read nor written.
+ANVIL_AVX512 void edgeTile16(const float* src, int64_t srcRow, float* dst, int64_t dstRow, int64_t nr, int64_t nc) {
+  __m512 v[16];
   const __mmask16 cm = __mmask16((1u << nc) - 1), rm = __mmask16((1u << nr) - 1);
   for (int i = 0; i < 16; ++i) v[i] = i < nr ? _mm512_maskz_loadu_ps(cm, src + i * srcRow) : _mm512_setzero_ps();
   transpose16(v);
@@ -170,9 +195,12 @@ ANVIL_AVX512 void tile16(const float* src, int64_t srcRow, float* dst, int64_t d
 __attribute__((target("avx512f"))) void blockAvx512(const float* src, int64_t srcRow, float* dst, int64_t dstRow,
                                                    int64_t nr, int64_t nc) {
   for (int64_t c = 0; c < nc; c += 16)
-    for (int64_t r = 0; r < nr; r += 16)
-      tile16(src + r * srcRow + c, srcRow, dst + c * dstRow + r, dstRow, std::min<int64_t>(16, nr - r),
-             std::min<int64_t>(16, nc - c));
+    for (int64_t r = 0; r < nr; r += 16) {
+      const float* s = src + r * srcRow + c;
+      float* d = dst + c * dstRow + r;
+      if (nr - r >= 16 && nc - c >= 16) fullTile16(s, srcRow, d, dstRow);
+      else edgeTile16(s, srcRow, d, dstRow, std::min<int64_t>(16, nr - r), std::min<int64_t>(16, nc - c));
+    }
 }
 
 // ---- AVX2: 8x8 -------------------------------------------------------------------------
@@ -204,14 +232,31 @@ ANVIL_AVX2 __m256i firstLanes(int64_t n) {
   return _mm256_cmpgt_epi32(_mm256_set1_epi32(int(n)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
 }
 
-ANVIL_AVX2 void tile8(const float* src, int64_t srcRow, float* dst, int64_t dstRow, int64_t nr, int64_t nc) {
+// A full 8x8 tile, the lane exchange again in the loads: register 4g + i holds row i
+// (low lane) and row i + 4 (high lane) at columns 4g..4g+3 (77 against 97 us for [96,3136]).
+ANVIL_AVX2 void fullTile8(const float* src, int64_t srcRow, float* dst, int64_t dstRow) {
   __m256 v[8];
-  if (nr == 8 && nc == 8) {
-    for (int i = 0; i < 8; ++i) v[i] = _mm256_loadu_ps(src + i * srcRow);
-    transpose8(v);
-    for (int i = 0; i < 8; ++i) _mm256_storeu_ps(dst + i * dstRow, v[i]);
-    return;
+  for (int g = 0; g < 2; ++g)
+    for (int i = 0; i < 4; ++i) {
+      const float* p = src + i * srcRow + 4 * g;
+      v[4 * g + i] = _mm256_insertf128_ps(_mm256_castps128_ps256(_mm_loadu_ps(p)), _mm_loadu_ps(p + 4 * srcRow), 1);
+    }
+  for (int g = 0; g < 2; ++g) {
+    const __m256* w = v + 4 * g;
+    const __m256d t0 = _mm256_castps_pd(_mm256_unpacklo_ps(w[0], w[1]));
+    const __m256d t1 = _mm256_castps_pd(_mm256_unpackhi_ps(w[0], w[1]));
+    const __m256d t2 = _mm256_castps_pd(_mm256_unpacklo_ps(w[2], w[3]));
+    const __m256d t3 = _mm256_castps_pd(_mm256_unpackhi_ps(w[2], w[3]));
+    float* d = dst + 4 * g * dstRow;
+    _mm256_storeu_ps(d, _mm256_castpd_ps(_mm256_unpacklo_pd(t0, t2)));
+    _mm256_storeu_ps(d + dstRow, _mm256_castpd_ps(_mm256_unpackhi_pd(t0, t2)));
+    _mm256_storeu_ps(d + 2 * dstRow, _mm256_castpd_ps(_mm256_unpacklo_pd(t1, t3)));
+    _mm256_storeu_ps(d + 3 * dstRow, _mm256_castpd_ps(_mm256_unpackhi_pd(t1, t3)));
   }
+}
+
+ANVIL_AVX2 void edgeTile8(const float* src, int64_t srcRow, float* dst, int64_t dstRow, int64_t nr, int64_t nc) {
+  __m256 v[8];
   const __m256i cm = firstLanes(nc), rm = firstLanes(nr);
   for (int i = 0; i < 8; ++i) v[i] = i < nr ? _mm256_maskload_ps(src + i * srcRow, cm) : _mm256_setzero_ps();
   transpose8(v);
@@ -221,9 +266,12 @@ ANVIL_AVX2 void tile8(const float* src, int64_t srcRow, float* dst, int64_t dstR
 __attribute__((target("avx2"))) void blockAvx2(const float* src, int64_t srcRow, float* dst, int64_t dstRow,
                                               int64_t nr, int64_t nc) {
   for (int64_t c = 0; c < nc; c += 8)
-    for (int64_t r = 0; r < nr; r += 8)
-      tile8(src + r * srcRow + c, srcRow, dst + c * dstRow + r, dstRow, std::min<int64_t>(8, nr - r),
-            std::min<int64_t>(8, nc - c));
+    for (int64_t r = 0; r < nr; r += 8) {
+      const float* s = src + r * srcRow + c;
+      float* d = dst + c * dstRow + r;
+      if (nr - r >= 8 && nc - c >= 8) fullTile8(s, srcRow, d, dstRow);
+      else edgeTile8(s, srcRow, d, dstRow, std::min<int64_t>(8, nr - r), std::min<int64_t>(8, nc - c));
+    }
 }
 
 using BlockFn = void (*)(const float*, int64_t, float*, int64_t, int64_t, int64_t);
@@ -295,7 +343,7 @@ void registerTiledTranspose(Kernels& k) {
   for (bool avx512 : {true, false}) {
     Kernel kn;
     kn.name = avx512 ? "x32_transpose_tiled__avx512" : "x32_transpose_tiled__avx2";
-    kn.version = 1;
+    kn.version = 2;  // 2: full tiles exchange lanes in their loads
     kn.op = "Transpose";
     kn.precision = DataType::kUndefined;  // moves 4-byte elements of any type
     kn.requirements = {avx512 ? "avx512f" : "avx2"};

@@ -301,8 +301,12 @@ TEST_P(NativeMovementTranspose, MatchesReferenceGuardedAndThreadInvariant) {
   const std::vector<std::string> ran = checkAll(n);
   EXPECT_TRUE(contains(ran, "x_transpose_strided"));
   const bool avx512 = runtime::hostHasAll({"avx512f"}), avx2 = runtime::hostHasAll({"avx2"});
-  if (avx2) EXPECT_EQ(contains(ran, "x32_transpose_tiled__avx2"), c.tiled);
-  if (avx512) EXPECT_EQ(contains(ran, "x32_transpose_tiled__avx512"), c.tiled);
+  if (avx2) {
+    EXPECT_EQ(contains(ran, "x32_transpose_tiled__avx2"), c.tiled);
+  }
+  if (avx512) {
+    EXPECT_EQ(contains(ran, "x32_transpose_tiled__avx512"), c.tiled);
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(Native, NativeMovementTranspose, ::testing::ValuesIn(transposeCases()),
@@ -387,7 +391,9 @@ TEST_P(NativeMovementChain, MatchesReferenceGuardedAndThreadInvariant) {
   const Node n = oneNode("FusedElementwise", "anvil", std::move(ins), at);
   const std::vector<std::string> ran = checkAll(n);
   EXPECT_TRUE(contains(ran, "f32_fused_elementwise_chunked"));
-  if (runtime::hostHasAll({"avx2", "fma"})) EXPECT_TRUE(contains(ran, "f32_fused_elementwise_chunked__avx2"));
+  if (runtime::hostHasAll({"avx2", "fma"})) {
+    EXPECT_TRUE(contains(ran, "f32_fused_elementwise_chunked__avx2"));
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(Native, NativeMovementChain, ::testing::ValuesIn(chainCases()),
