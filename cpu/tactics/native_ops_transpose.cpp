@@ -20,9 +20,10 @@
 
 #include "cpu/tactics/native_ops_util.h"
 
-// GCC 12 warns that the unspecified merge source inside _mm512_unpack*/shuffle_* may be
-// used uninitialized (it never is: the intrinsics fill every lane).
+// GCC 12 warns that the unspecified merge source (_mm512_undefined_ps) inside
+// _mm512_unpack*/shuffle_* is or may be used uninitialized (the intrinsics fill every lane).
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
 
 namespace anvil::runtime::nops {
 
@@ -162,7 +163,7 @@ ANVIL_AVX512 void fullTile16(const float* src, int64_t srcRow, float* dst, int64
   for (int cb = 0; cb < 4; ++cb)
     for (int r = 0; r < 4; ++r) {
       const float* p = src + r * srcRow + 4 * cb;
-      __m512 v = _mm512_castps128_ps512(_mm_loadu_ps(p));
+      __m512 v = _mm512_zextps128_ps512(_mm_loadu_ps(p));
       v = _mm512_insertf32x4(v, _mm_loadu_ps(p + 4 * srcRow), 1);
       v = _mm512_insertf32x4(v, _mm_loadu_ps(p + 8 * srcRow), 2);
       v = _mm512_insertf32x4(v, _mm_loadu_ps(p + 12 * srcRow), 3);
@@ -239,7 +240,7 @@ ANVIL_AVX2 void fullTile8(const float* src, int64_t srcRow, float* dst, int64_t 
   for (int g = 0; g < 2; ++g)
     for (int i = 0; i < 4; ++i) {
       const float* p = src + i * srcRow + 4 * g;
-      v[4 * g + i] = _mm256_insertf128_ps(_mm256_castps128_ps256(_mm_loadu_ps(p)), _mm_loadu_ps(p + 4 * srcRow), 1);
+      v[4 * g + i] = _mm256_insertf128_ps(_mm256_zextps128_ps256(_mm_loadu_ps(p)), _mm_loadu_ps(p + 4 * srcRow), 1);
     }
   for (int g = 0; g < 2; ++g) {
     const __m256* w = v + 4 * g;
