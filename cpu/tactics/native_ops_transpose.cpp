@@ -3,16 +3,15 @@
 // adjacent are merged, is a batch of 2-D planes whenever the input's innermost axis does
 // not stay innermost: NCHW -> NHWC (perm 0,2,3,1) is one [C, H*W] -> [H*W, C] plane per
 // image, NHWC -> NCHW the reverse, a [B, S, D] -> [B, D, S] the same per batch. Planes are
-// cut into 64x64 blocks (16 KB read, 16 KB written: they stay in L1), blocks into 16x16
-// (AVX-512) or 8x8 (AVX2) register transposes with masked edges; threads take runs of
-// blocks. Measured (one thread, this shared 2-core Xeon VM with 2 MB L2 a core,
+// cut into strips of 16 columns (see kStripCols), strips into 16x16 (AVX-512) or 8x8
+// (AVX2) register transposes with masked edges; threads take runs of strips. Measured (one thread, this shared 2-core Xeon VM with 2 MB L2 a core,
 // NativeMovementTiming.DISABLED_Transpose, the tensor counted once): [1,96,56,56] perm
 // (0,2,3,1), 1.2 MB, in 93 us hot (13 GB/s; 64-66 us best-of-30 in a bare loop, 18 GB/s)
 // and 113 us with caches flushed, against 160-190 us for the strided copy (one element
 // per output element along the long stride) and 45 us hot / 80 us cold for a memcpy of
 // the same bytes; perm (0,3,1,2) 87-101 us against 265-640 us. In convnext_tiny (one
-// thread, same run) its transposes took 2.8-3.1 ms against 4.1-4.9 ms. 64x64 blocks
-// measured within noise of 32x32, 128x128, 16-row strips and software prefetching.
+// thread, same run) its transposes took 2.8-3.1 ms against 4.1-4.9 ms with 64x64 blocks,
+// less with strips (see kStripCols).
 // Copies move bits (shuffles never touch NaN payloads): results equal the reference's.
 #include <immintrin.h>
 
@@ -117,7 +116,13 @@ bool planesOf(int rank, const int64_t* inDims, const int32_t* perm, Planes* pl) 
   return true;
 }
 
-constexpr int64_t kBlock = 64;  // block edge: 64x64 4-byte elements = 16 KB each way
+// A block is a strip of up to kStripRows rows by kStripCols (16) columns, walked down its
+// rows: each source line (16 floats) is read once, whole, and each of the 16 destination
+// rows is written as one long sequential run. In convnext_tiny that order took its
+// slowest transpose (the stem's NHWC -> NCHW, 1.2 MB) from 460 to 150-170 us and the
+// others 10-20% down against 64x64 blocks (which write 256-byte pieces of 64-96
+// destination rows at a time); in a bare loop, hot or cold, the two are within noise.
+constexpr int64_t kStripCols = 16, kStripRows = 2048;
 
 // ---- AVX-512: 16x16 ----------------------------------------------------------------
 
@@ -195,13 +200,10 @@ ANVIL_AVX512 void edgeTile16(const float* src, int64_t srcRow, float* dst, int64
 
 __attribute__((target("avx512f"))) void blockAvx512(const float* src, int64_t srcRow, float* dst, int64_t dstRow,
                                                    int64_t nr, int64_t nc) {
-  for (int64_t c = 0; c < nc; c += 16)
-    for (int64_t r = 0; r < nr; r += 16) {
-      const float* s = src + r * srcRow + c;
-      float* d = dst + c * dstRow + r;
-      if (nr - r >= 16 && nc - c >= 16) fullTile16(s, srcRow, d, dstRow);
-      else edgeTile16(s, srcRow, d, dstRow, std::min<int64_t>(16, nr - r), std::min<int64_t>(16, nc - c));
-    }
+  for (int64_t r = 0; r < nr; r += 16) {
+    if (nr - r >= 16 && nc == 16) fullTile16(src + r * srcRow, srcRow, dst + r, dstRow);
+    else edgeTile16(src + r * srcRow, srcRow, dst + r, dstRow, std::min<int64_t>(16, nr - r), nc);
+  }
 }
 
 // ---- AVX2: 8x8 -------------------------------------------------------------------------
@@ -264,10 +266,11 @@ ANVIL_AVX2 void edgeTile8(const float* src, int64_t srcRow, float* dst, int64_t 
   for (int i = 0; i < nc; ++i) _mm256_maskstore_ps(dst + i * dstRow, rm, v[i]);
 }
 
+// Two 8-column tiles side by side per 8 rows: the 64-byte source line is used whole.
 __attribute__((target("avx2"))) void blockAvx2(const float* src, int64_t srcRow, float* dst, int64_t dstRow,
                                               int64_t nr, int64_t nc) {
-  for (int64_t c = 0; c < nc; c += 8)
-    for (int64_t r = 0; r < nr; r += 8) {
+  for (int64_t r = 0; r < nr; r += 8)
+    for (int64_t c = 0; c < nc; c += 8) {
       const float* s = src + r * srcRow + c;
       float* d = dst + c * dstRow + r;
       if (nr - r >= 8 && nc - c >= 8) fullTile8(s, srcRow, d, dstRow);
@@ -302,12 +305,14 @@ void runTiled(const StepArgs& a, BlockFn block) {
   }
   const float* src = x.as<const float>();
   float* dst = y.as<float>();
-  const int64_t rowBlocks = (pl.rows + kBlock - 1) / kBlock, colBlocks = (pl.cols + kBlock - 1) / kBlock;
+  const int64_t rowBlocks = (pl.rows + kStripRows - 1) / kStripRows;
+  const int64_t colBlocks = (pl.cols + kStripCols - 1) / kStripCols;
   const int64_t units = pl.batch * rowBlocks * colBlocks;
-  // About 64 KB a task at least (a block is at most 16 KB).
-  const int64_t grain = std::max<int64_t>(1, 16384 / std::max<int64_t>(1, std::min(pl.rows, kBlock) * std::min(pl.cols, kBlock)));
+  // About 64 KB a task at least.
+  const int64_t grain =
+      std::max<int64_t>(1, 16384 / std::max<int64_t>(1, std::min(pl.rows, kStripRows) * std::min(pl.cols, kStripCols)));
   // Within a plane, the axis with more blocks is the outer one, so that threads split it
-  // into equal shares (a [96, 3136] plane has two row blocks, one of them half full).
+  // into equal shares.
   const bool rowsOuter = rowBlocks >= colBlocks;
   parallelRange(a.executor, units, grain, [&](int64_t b, int64_t e) {
     for (int64_t u = b; u < e; ++u) {
@@ -321,9 +326,9 @@ void runTiled(const StepArgs& a, BlockFn block) {
         so += i * pl.bsrc[k];
         dof += i * pl.bdst[k];
       }
-      const int64_t r0 = rt * kBlock, c0 = ct * kBlock;
+      const int64_t r0 = rt * kStripRows, c0 = ct * kStripCols;
       block(src + so + r0 * pl.srcRow + c0, pl.srcRow, dst + dof + c0 * pl.dstRow + r0, pl.dstRow,
-            std::min(kBlock, pl.rows - r0), std::min(kBlock, pl.cols - c0));
+            std::min(kStripRows, pl.rows - r0), std::min(kStripCols, pl.cols - c0));
     }
   });
 }
@@ -344,7 +349,7 @@ void registerTiledTranspose(Kernels& k) {
   for (bool avx512 : {true, false}) {
     Kernel kn;
     kn.name = avx512 ? "x32_transpose_tiled__avx512" : "x32_transpose_tiled__avx2";
-    kn.version = 2;  // 2: full tiles exchange lanes in their loads
+    kn.version = 3;  // 2: full tiles exchange lanes in their loads; 3: column strips
     kn.op = "Transpose";
     kn.precision = DataType::kUndefined;  // moves 4-byte elements of any type
     kn.requirements = {avx512 ? "avx512f" : "avx2"};
