@@ -2,22 +2,25 @@
 // AVX2 build f32_fused_elementwise_chunked__avx2. The program (ir/ops/anvil_elementwise.h)
 // is parsed once at prepare into a fixed-size POD (chains longer than kMaxInstr or with
 // more than kMaxInputs inputs are declined: the reference serves them). run() walks the
-// output in chunks of kChunk consecutive elements; a register is a chunk-long array: an
-// input of the output's shape is read in place, a one-element input points at a chunk
-// filled once per task, a broadcast input is read in place where the chunk is one
-// contiguous run of it and otherwise filled run by run (splat or copy), and each
-// instruction's result goes to its own chunk of the task's workspace slot (the last one
-// straight into the output). Each instruction is one tight loop over the chunk with its op
-// fixed at compile time (a table of loops, one per op). Every element goes through the
-// reference's formula in the same order, so the result is bitwise the reference kernel's
-// (cpu/kernels/anvil_elementwise.cpp) for any chunking and thread count.
+// output in chunks of kChunk consecutive elements; a register is a chunk-long array or,
+// where uniform, one value for the whole chunk. An input of the output's shape is read in
+// place; a one-element input is uniform; a broadcast input is read in place where the
+// chunk is one contiguous run of it, uniform where the chunk lies inside one of its
+// broadcast runs, and otherwise filled run by run (splat or copy). An instruction over
+// uniform operands only is evaluated once per chunk; any other is one tight loop over
+// the chunk with its op fixed at compile time (a table of loops, one per op), its result
+// in its own chunk of the task's workspace slot (the last one straight into the output).
+// Every element goes through the reference's formula in the same order, so the result is
+// bitwise the reference kernel's (cpu/kernels/anvil_elementwise.cpp) for any chunking and
+// thread count.
 // Measured (NativeSequenceBench.DISABLED_Timing, SiLU + residual on [8,64,56,56], one
 // thread, shared 2-core VM): 21-27 ms vs 52-65 ms for the fused reference kernel.
 // convnext_tiny's layer scale + residual (x * gamma[96,1,1] + r over [1,96,56,56], one
 // thread): 0.76-0.81 ms in the model when broadcast inputs were gathered element by
 // element (an odometer step per element) and loops with a tail stayed scalar; 126-136 us
 // now (NativeMovementTiming.DISABLED_Chain, 3.6 MB moved), and the model's chains went
-// from 5.0 ms to 1.2 ms in all.
+// from 5.0 ms to 1.2 ms in all. An SE gate (Sigmoid of [1,96,1,1], times [1,96,56,56]):
+// 1.6 ms (a Sigmoid per element) -> 0.19-0.37 ms (one per chunk inside a plane).
 #include <algorithm>
 #include <array>
 #include <cstring>
@@ -89,9 +92,11 @@ void planBroadcast(const TensorView& t, const TensorView& y, InputPlan* ip) {
 }
 
 // Broadcast input `in`'s elements at flat output indices [i0, i0 + n): in place when they
-// are one contiguous run of the input, else filled into dst run by run (a splat where the
-// input is constant along the run, a copy where it is contiguous).
-const float* gather(const InputPlan& in, int64_t i0, int64_t n, float* dst) {
+// are one contiguous run of the input; null with *uniform set when they are one element
+// (the chunk lies inside a run of step 0: a per-channel gate inside its plane); else
+// filled into dst run by run (a splat where the input is constant along the run, a copy
+// where it is contiguous).
+const float* gather(const InputPlan& in, int64_t i0, int64_t n, float* dst, float* uniform) {
   const int r = in.rank;
   int64_t pos[kMaxRank];
   int64_t off = 0, rest = i0;
@@ -101,7 +106,13 @@ const float* gather(const InputPlan& in, int64_t i0, int64_t n, float* dst) {
     off += pos[d] * in.steps[d];
   }
   const int64_t inner = in.dims[r - 1], s = in.steps[r - 1];
-  if (s == 1 && inner - pos[r - 1] >= n) return in.p + off;
+  if (inner - pos[r - 1] >= n) {
+    if (s == 1) return in.p + off;
+    if (s == 0) {
+      *uniform = in.p[off];
+      return nullptr;
+    }
+  }
   for (int64_t k = 0; k < n;) {
     const int64_t len = std::min(inner - pos[r - 1], n - k);
     const float* from = in.p + off;
@@ -135,6 +146,8 @@ const float* gather(const InputPlan& in, int64_t i0, int64_t n, float* dst) {
 // evaluator's switch folds away and the loop body is that op's formula alone. Compiled
 // twice: for the baseline ISA and for AVX2 (eight lanes; AVX2 without FMA, so no multiply
 // and add are contracted and every element rounds as the reference's formula does).
+// (Variants taking a uniform operand as one broadcast value instead of a filled chunk
+// measured the same on convnext_tiny's layer scale, 124-128 us: the fill is not the cost.)
 template <ew::Op OP>
 __attribute__((always_inline)) inline void loopBody(const ew::Instr& ins, const float* __restrict a,
                                                     const float* __restrict b, const float* __restrict c,
@@ -163,13 +176,14 @@ __attribute__((always_inline)) inline void loopBody(const ew::Instr& ins, const 
 // flatten: the evaluator is too large for GCC to inline on its own, and a call per element
 // keeps the loop scalar.
 template <ew::Op OP>
-__attribute__((flatten)) void loop(const ew::Instr& ins, const float* a, const float* b, const float* c, float* dst, int64_t n) {
+__attribute__((flatten)) void loop(const ew::Instr& ins, const float* a, const float* b, const float* c, float* dst,
+                                   int64_t n) {
   loopBody<OP>(ins, a, b, c, dst, n);
 }
 
 template <ew::Op OP>
-__attribute__((target("avx2"), flatten)) void loopAvx2(const ew::Instr& ins, const float* a, const float* b, const float* c,
-                                              float* dst, int64_t n) {
+__attribute__((target("avx2"), flatten)) void loopAvx2(const ew::Instr& ins, const float* a, const float* b,
+                                                       const float* c, float* dst, int64_t n) {
   loopBody<OP>(ins, a, b, c, dst, n);
 }
 
@@ -248,24 +262,54 @@ void runWith(const StepArgs& a, const LoopFn* loops) {
   a.executor->parallelFor(tasks, [&](int64_t t) {
     float* buf = reinterpret_cast<float*>(ws + size_t(t) * slot);
     auto own = [&](int r) { return buf + int64_t(r) * kChunk; };
+    // A register is a chunk (reg) or, where uniform, one value for the whole chunk (val):
+    // an instruction over uniform operands only is evaluated once (the same formula, so
+    // the same bits as per element: an SE gate's Sigmoid on [N,C,1,1] inside a plane), and
+    // a uniform operand of any other instruction is filled into its chunk first.
     const float* reg[kMaxInputs + kMaxInstr];
-    for (int k = 0; k < p.numInputs; ++k)
-      if (in[k].mode == Mode::kScalar) std::fill(own(k), own(k) + kChunk, in[k].p[0]);
+    bool uniform[kMaxInputs + kMaxInstr];
+    float val[kMaxInputs + kMaxInstr];
     for (int64_t c = chunks * t / tasks, c1 = chunks * (t + 1) / tasks; c < c1; ++c) {
       const int64_t i0 = c * kChunk, len = std::min(kChunk, total - i0);
+      // A uniform register's values as a chunk, for the loops that take no splat.
+      auto vec = [&](int r) {
+        if (!uniform[r]) return reg[r];
+        float* d = own(r);
+        std::fill(d, d + len, val[r]);
+        return static_cast<const float*>(d);
+      };
       for (int k = 0; k < p.numInputs; ++k) {
+        uniform[k] = false;
         switch (in[k].mode) {
           case Mode::kSame: reg[k] = in[k].p + i0; break;
-          case Mode::kScalar: reg[k] = own(k); break;
-          case Mode::kBroadcast: reg[k] = gather(in[k], i0, len, own(k)); break;
+          case Mode::kScalar:
+            uniform[k] = true;
+            val[k] = in[k].p[0];
+            break;
+          case Mode::kBroadcast:
+            reg[k] = gather(in[k], i0, len, own(k), &val[k]);
+            uniform[k] = reg[k] == nullptr;
+            break;
         }
       }
       for (int q = 0; q < p.numInstr; ++q) {
         const ew::Instr& ins = p.code[q];
-        float* dst = q + 1 == p.numInstr ? yp + i0 : own(p.numInputs + q);
-        loops[size_t(ins.op)](ins, reg[ins.a], ins.b >= 0 ? reg[ins.b] : nullptr, ins.c >= 0 ? reg[ins.c] : nullptr,
+        const int r = p.numInputs + q;
+        const bool last = q + 1 == p.numInstr;
+        float* dst = last ? yp + i0 : own(r);
+        const bool ua = uniform[ins.a], ub = ins.b < 0 || uniform[ins.b], uc = ins.c < 0 || uniform[ins.c];
+        uniform[r] = false;
+        if (ua && ub && uc) {
+          val[r] = ew::evalInstr<float>(ins, val[ins.a], ins.b >= 0 ? val[ins.b] : 0.0f,
+                                        ins.c >= 0 ? val[ins.c] : 0.0f, ins.b >= 0, ins.c >= 0);
+          uniform[r] = !last;
+          if (last) std::fill(dst, dst + len, val[r]);
+          reg[r] = dst;
+          continue;
+        }
+        loops[size_t(ins.op)](ins, vec(ins.a), ins.b >= 0 ? vec(ins.b) : nullptr, ins.c >= 0 ? vec(ins.c) : nullptr,
                               dst, len);
-        reg[p.numInputs + q] = dst;
+        reg[r] = dst;
       }
     }
   });

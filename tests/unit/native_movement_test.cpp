@@ -5,7 +5,8 @@
 // ends). Every kernel of the op that supports a case (and whose ISA the host has) runs
 // through the contract on 1, 2 and 3 executor threads with its output between sentinel
 // guards and a guarded workspace; outputs must equal the reference's byte for byte (the
-// inputs carry NaNs with payloads: copies must keep them) and agree across thread counts.
+// inputs carry NaNs with payloads, which copies and chains must keep) and agree across
+// thread counts.
 // NativeMovementTiming.DISABLED_* print per-kernel times on convnext_tiny's shapes.
 #include <gtest/gtest.h>
 
@@ -362,6 +363,13 @@ std::vector<ChainCase> chainCases() {
   // SE gate [N,C,1,1] over [N,C,H,W], and the gate on the left.
   cs.push_back({"se_gate", {{2, 17, 9, 7}, {2, 17, 1, 1}}, {"Sigmoid 1", "Mul 0 2"}});
   cs.push_back({"se_gate_left", {{1, 63, 1, 1}, {1, 63, 17, 3}}, {"Mul 0 1", "Relu 2"}});
+  // Uniform registers: a gate's Sigmoid where chunks lie inside a plane (evaluated once a
+  // chunk), scalar-only subexpressions, a last instruction over uniform operands only
+  // (the output filled), chunks straddling planes of 600.
+  cs.push_back({"se_gate_plane_1600", {{1, 8, 40, 40}, {1, 8, 1, 1}}, {"Sigmoid 1", "Mul 0 2"}});
+  cs.push_back({"scalar_subexpression", {{1}, {1}, {7, 300}}, {"Add 0 1", "Exp 3", "Mul 2 4", "Sub 5 3"}});
+  cs.push_back({"uniform_last", {{5, 600}, {5, 1}}, {"Sigmoid 1", "Mul 2 2"}});
+  cs.push_back({"uniform_clip_bounds", {{3, 700}, {1}, {3, 1}}, {"Neg 1", "Clip 0 3 2"}});
   // Row vectors (bias over the last axis), narrower and wider than a chunk.
   cs.push_back({"row_17", {{63, 17}, {17}}, {"Add 0 1", "Relu 2"}});
   cs.push_back({"row_700", {{5, 700}, {700}, {1}}, {"Add 0 1", "Mul 3 2"}});
