@@ -4,14 +4,14 @@
 // not stay innermost: NCHW -> NHWC (perm 0,2,3,1) is one [C, H*W] -> [H*W, C] plane per
 // image, NHWC -> NCHW the reverse, a [B, S, D] -> [B, D, S] the same per batch. Planes are
 // cut into strips of 16 columns (see kStripCols), strips into 16x16 (AVX-512) or 8x8
-// (AVX2) register transposes with masked edges; threads take runs of strips. Measured (one thread, this shared 2-core Xeon VM with 2 MB L2 a core,
+// (AVX2) register transposes with masked edges; threads take runs of strips.
+// Measured (one thread, this shared 2-core Xeon VM with 2 MB L2 a core,
 // NativeMovementTiming.DISABLED_Transpose, the tensor counted once): [1,96,56,56] perm
-// (0,2,3,1), 1.2 MB, in 93 us hot (13 GB/s; 64-66 us best-of-30 in a bare loop, 18 GB/s)
-// and 113 us with caches flushed, against 160-190 us for the strided copy (one element
-// per output element along the long stride) and 45 us hot / 80 us cold for a memcpy of
-// the same bytes; perm (0,3,1,2) 87-101 us against 265-640 us. In convnext_tiny (one
-// thread, same run) its transposes took 2.8-3.1 ms against 4.1-4.9 ms with 64x64 blocks,
-// less with strips (see kStripCols).
+// (0,2,3,1), 1.2 MB, in 86-95 us hot (13-14 GB/s; 64-66 us best-of-30 in a bare loop,
+// 18 GB/s) and 112-118 us with caches flushed, against 160-190 us for the strided copy
+// (one element per output element along the long stride) and 45 us hot / 80 us cold for
+// a memcpy of the same bytes; perm (0,3,1,2) 85-87 us against 265-640 us. convnext_tiny's
+// 38 transposes (one thread, same run): 1.86-1.95 ms against 4.2-4.6 ms.
 // Copies move bits (shuffles never touch NaN payloads): results equal the reference's.
 #include <immintrin.h>
 
