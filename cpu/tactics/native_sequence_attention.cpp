@@ -18,9 +18,12 @@
 #include <immintrin.h>
 
 #include <algorithm>
+#include <array>
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <string>
+#include <utility>
 
 #include "cpu/tactics/native_sequence_util.h"
 #include "cpu/tactics/native_sequence_math.h"
@@ -159,12 +162,16 @@ struct Operands {
   float* y;
 };
 
-// One row's masked score: scale * dot, then the mask (reference order: scale first).
-inline float masked(float dot, const AttnParams& p, const Operands& o, int64_t mo) {
-  float x = dot * p.scale;
+// The mask on a scaled score x (flat mask offset mo).
+inline float applyMask(float x, const AttnParams& p, const Operands& o, int64_t mo) {
   if (o.maskF) x += o.maskF[mo];
   else if (o.maskB && o.maskB[mo] == (p.kind == MaskKind::kFillTrue)) x = p.fill;
   return x;
+}
+
+// One row's masked score: scale * dot, then the mask (reference order: scale first).
+inline float masked(float dot, const AttnParams& p, const Operands& o, int64_t mo) {
+  return applyMask(dot * p.scale, p, o, mo);
 }
 
 // Softmax of s[0..n) in place (max subtracted, first maximum as the reference takes it);
@@ -325,6 +332,136 @@ __attribute__((target("avx2,fma"))) void rowsAvx2(const Layout& L, const AttnPar
   }
 }
 
+// ---- tiled: f32_attention_tiled_6x64__avx512, f32_attention_tiled_6x16__avx2 ------------
+// The schedule is native_sequence_attention_tiled.inc, compiled once per ISA below.
+
+constexpr int64_t kBlockRows = 24;  // query rows per work item: four micro-tiles of 6
+
+// 8x8 transpose in registers: v[r] = row r becomes v[c] = column c.
+__attribute__((target("avx2"), always_inline)) inline void transpose8x8(__m256 (&v)[8]) {
+  __m256 t[8], u[8];
+#pragma GCC unroll 8
+  for (int i = 0; i < 8; i += 2) {
+    t[i] = _mm256_unpacklo_ps(v[i], v[i + 1]);
+    t[i + 1] = _mm256_unpackhi_ps(v[i], v[i + 1]);
+  }
+#pragma GCC unroll 8
+  for (int i = 0; i < 8; i += 4) {
+    u[i] = _mm256_shuffle_ps(t[i], t[i + 2], 0x44);
+    u[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], 0xEE);
+    u[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0x44);
+    u[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0xEE);
+  }
+#pragma GCC unroll 8
+  for (int i = 0; i < 4; ++i) {
+    v[i] = _mm256_permute2f128_ps(u[i], u[i + 4], 0x20);
+    v[i + 4] = _mm256_permute2f128_ps(u[i], u[i + 4], 0x31);
+  }
+}
+
+namespace tiled512 {
+#pragma GCC push_options
+#pragma GCC target("avx512f")
+// 16 lanes; micro-tiles of 6 rows x 64 keys (scores) and 6 rows x 64 columns (output):
+// 24 accumulators, 10 loads per 24 FMAs. (Full-mask forms of max and the byte widening:
+// GCC 12's plain forms start from an undefined vector and warn.)
+struct Simd {
+  static constexpr int kLanes = 16, kMR = 6, kNP = 4, kNV = 4;
+  using V = __m512;
+  using M = __mmask16;
+  static V zero() { return _mm512_setzero_ps(); }
+  static V set1(float x) { return _mm512_set1_ps(x); }
+  static V load(const float* p) { return _mm512_loadu_ps(p); }
+  static V loadMasked(const float* p, M m) { return _mm512_maskz_loadu_ps(m, p); }
+  static void store(float* p, V v) { _mm512_storeu_ps(p, v); }
+  static void storeMasked(float* p, M m, V v) { _mm512_mask_storeu_ps(p, m, v); }
+  static M maskOf(int n) { return M((1u << n) - 1); }
+  static V fmadd(V a, V b, V c) { return _mm512_fmadd_ps(a, b, c); }
+  static V mul(V a, V b) { return _mm512_mul_ps(a, b); }
+  static V add(V a, V b) { return _mm512_add_ps(a, b); }
+  static V sub(V a, V b) { return _mm512_sub_ps(a, b); }
+  static V max(V a, V b) { return _mm512_mask_max_ps(a, 0xffff, a, b); }
+  static V exp(V x) { return exp16(x); }
+  static V keepFirst(V x, int n, float other) { return _mm512_mask_mov_ps(_mm512_set1_ps(other), maskOf(n), x); }
+  // Lanes whose bool m[l] equals `match` become `fill`.
+  static V fillWhere(V x, const bool* m, bool match, V fill) {
+    const __m512i w = _mm512_maskz_cvtepu8_epi32(0xffff, _mm_loadu_si128(reinterpret_cast<const __m128i*>(m)));
+    const __mmask16 t = _mm512_test_epi32_mask(w, w);
+    return _mm512_mask_mov_ps(x, match ? t : __mmask16(~t), fill);
+  }
+  static float hmax(V v) {
+    alignas(64) float t[16];
+    _mm512_store_ps(t, v);
+    float m = t[0];
+    for (int i = 1; i < 16; ++i) m = t[i] > m ? t[i] : m;
+    return m;
+  }
+  static float hsum(V v) {
+    alignas(64) float t[16];
+    _mm512_store_ps(t, v);
+    float s = 0;
+    for (int i = 0; i < 16; ++i) s += t[i];
+    return s;
+  }
+};
+#include "cpu/tactics/native_sequence_attention_tiled.inc"
+#pragma GCC pop_options
+}  // namespace tiled512
+
+namespace tiled256 {
+#pragma GCC push_options
+#pragma GCC target("avx2,fma")
+// 8 lanes, 16 registers: micro-tiles of 6 rows x 16 keys and 6 rows x 16 columns (12
+// accumulators, as the AVX2 GEMM's 6x16).
+struct Simd {
+  static constexpr int kLanes = 8, kMR = 6, kNP = 2, kNV = 2;
+  using V = __m256;
+  using M = __m256i;
+  static V zero() { return _mm256_setzero_ps(); }
+  static V set1(float x) { return _mm256_set1_ps(x); }
+  static V load(const float* p) { return _mm256_loadu_ps(p); }
+  static V loadMasked(const float* p, M m) { return _mm256_maskload_ps(p, m); }
+  static void store(float* p, V v) { _mm256_storeu_ps(p, v); }
+  static void storeMasked(float* p, M m, V v) { _mm256_maskstore_ps(p, m, v); }
+  static M maskOf(int n) { return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7)); }
+  static V fmadd(V a, V b, V c) { return _mm256_fmadd_ps(a, b, c); }
+  static V mul(V a, V b) { return _mm256_mul_ps(a, b); }
+  static V add(V a, V b) { return _mm256_add_ps(a, b); }
+  static V sub(V a, V b) { return _mm256_sub_ps(a, b); }
+  static V max(V a, V b) { return _mm256_max_ps(a, b); }
+  static V exp(V x) { return exp8(x); }
+  static V keepFirst(V x, int n, float other) {
+    return _mm256_blendv_ps(_mm256_set1_ps(other), x, _mm256_castsi256_ps(maskOf(n)));
+  }
+  static V fillWhere(V x, const bool* m, bool match, V fill) {
+    const __m256i w = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(m)));
+    __m256i sel = _mm256_cmpeq_epi32(w, _mm256_setzero_si256());  // lanes holding false
+    if (match) sel = _mm256_xor_si256(sel, _mm256_set1_epi32(-1));
+    return _mm256_blendv_ps(x, fill, _mm256_castsi256_ps(sel));
+  }
+  static float hmax(V v) {
+    alignas(32) float t[8];
+    _mm256_store_ps(t, v);
+    float m = t[0];
+    for (int i = 1; i < 8; ++i) m = t[i] > m ? t[i] : m;
+    return m;
+  }
+  static float hsum(V v) { return hsum8(v); }
+};
+#include "cpu/tactics/native_sequence_attention_tiled.inc"
+#pragma GCC pop_options
+}  // namespace tiled256
+
+// Per task: K^T chunks, the block's scores and its row sums, for Sk keys of depth d.
+size_t tiledSlotBytes(int64_t sk, int64_t d) {
+  const int64_t skp = roundUp(std::max<int64_t>(sk, 1), 16);
+  Carver c;
+  c.take<float>(std::max<int64_t>(d, 1) * skp);
+  c.take<float>(kBlockRows * skp);
+  c.take<float>(kBlockRows);
+  return c.used();
+}
+
 // ---- the kernel -----------------------------------------------------------------------
 
 size_t slotBytes(int64_t sk) { return alignUp(size_t(std::max<int64_t>(sk, 1)) * sizeof(float)); }
@@ -415,6 +552,54 @@ void run(const StepArgs& a) {
   });
 }
 
+void prepareTiled(const PrepareInfo& info, Prepared* out) {
+  prepare(info, out);
+  AttnParams p;
+  std::memcpy(&p, out->params.data(), sizeof p);
+  int64_t sk, d;
+  if (p.packed) {
+    sk = info.maxTypes[0].shape[p.bshd ? 1 : 0].value();
+    d = p.headSize;
+  } else {
+    const ir::TensorType &q = info.maxTypes[0], &k = info.maxTypes[1];
+    sk = k.shape[k.shape.rank() - 2].value();
+    d = q.shape[q.shape.rank() - 1].value();
+  }
+  out->workspaceBytes = uint64_t(std::max(1, info.threads)) * tiledSlotBytes(sk, d);
+}
+
+template <bool kAvx512>
+void runTiled(const StepArgs& a) {
+  const AttnParams& p = a.paramsAs<AttnParams>();
+  const Layout L = layoutOf(a, p);
+  const int64_t rows = L.batches * L.sq;
+  if (rows == 0 || L.dv == 0) return;
+  const float* x = a.in(0).as<float>();
+  Operands o{x, p.packed ? x : a.in(1).as<float>(), p.packed ? x : a.in(2).as<float>(), nullptr, nullptr,
+             a.out(0).as<float>()};
+  const int maskInput = p.packed ? 1 : 3;
+  if (p.kind == MaskKind::kAdd) o.maskF = a.in(maskInput).as<float>();
+  else if (p.kind != MaskKind::kNone) o.maskB = a.in(maskInput).as<bool>();
+  const size_t slot = tiledSlotBytes(L.sk, L.d);
+  const int64_t slots = std::min<int64_t>(a.executor->threads(), int64_t(a.workspaceBytes / slot));
+  if (slots < 1) a.fail("anvil.Attention: workspace too small for Sk = " + std::to_string(L.sk));
+  // Work items (batch, block of kBlockRows query rows) in fixed contiguous ranges per task;
+  // a task packs K^T again only where its batch (K matrix) changes.
+  const int64_t blocks = (L.sq + kBlockRows - 1) / kBlockRows, count = L.batches * blocks;
+  const int64_t tasks = taskCount(std::min(count, slots), double(rows) * double(L.sk) * double(L.d + L.dv));
+  char* ws = static_cast<char*>(a.workspace);
+  const int64_t skp = roundUp(std::max<int64_t>(L.sk, 1), 16);
+  a.executor->parallelFor(tasks, [&](int64_t t) {
+    Carver c(ws + size_t(t) * slot);
+    float* kt = c.take<float>(std::max<int64_t>(L.d, 1) * skp);
+    float* s = c.take<float>(kBlockRows * skp);
+    float* inv = c.take<float>(kBlockRows);
+    const int64_t i0 = count * t / tasks, i1 = count * (t + 1) / tasks;
+    if constexpr (kAvx512) tiled512::items(L, p, o, {kt, s, inv, skp}, blocks, i0, i1);
+    else tiled256::items(L, p, o, {kt, s, inv, skp}, blocks, i0, i1);
+  });
+}
+
 }  // namespace
 
 void registerAttentionKernels(Kernels& k) {
@@ -429,6 +614,19 @@ void registerAttentionKernels(Kernels& k) {
     kn.supports = supports;
     kn.prepare = prepare;
     kn.run = avx2 ? RunFn(run<true>) : RunFn(run<false>);
+    k.add(std::move(kn));
+  }
+  for (bool avx512 : {true, false}) {
+    Kernel kn;
+    kn.name = avx512 ? "f32_attention_tiled_6x64__avx512" : "f32_attention_tiled_6x16__avx2";
+    kn.version = 1;
+    kn.op = "Attention";
+    kn.domain = "anvil";
+    kn.precision = DataType::kF32;
+    kn.requirements = avx512 ? std::vector<std::string>{"avx512f"} : std::vector<std::string>{"avx2", "fma"};
+    kn.supports = supports;
+    kn.prepare = prepareTiled;
+    kn.run = avx512 ? RunFn(runTiled<true>) : RunFn(runTiled<false>);
     k.add(std::move(kn));
   }
 }
