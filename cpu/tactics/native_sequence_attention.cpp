@@ -223,6 +223,13 @@ __attribute__((target("avx2,fma"))) inline float hsum8(__m256 v) {
   return _mm_cvtss_f32(s);
 }
 
+__attribute__((target("avx2,fma"))) inline float hmax8(__m256 v) {
+  __m128 m = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+  m = _mm_max_ss(m, _mm_movehdup_ps(m));
+  return _mm_cvtss_f32(m);
+}
+
 // dots[0..4) = q . k_i[0..d) for the four rows k0 + i * ldk.
 __attribute__((target("avx2,fma"))) inline void dot4(const float* q, const float* k0, int64_t ldk, int64_t d,
                                                      float* dots) {
@@ -381,7 +388,29 @@ struct Simd {
   static V add(V a, V b) { return _mm512_add_ps(a, b); }
   static V sub(V a, V b) { return _mm512_sub_ps(a, b); }
   static V max(V a, V b) { return _mm512_mask_max_ps(a, 0xffff, a, b); }
-  static V exp(V x) { return exp16(x); }
+  // e^x for the softmax's x = score - max <= 0 (or NaN, kept): exp16's reduction and
+  // polynomial with 2^n by scalef (no exponent arithmetic, no clamp above, one blend),
+  // 0 below -87 as exp16 (a denormal out of scalef costs a microcode assist: clamping at
+  // -104 instead made the vit_small layer 15% slower). The softmax pass was 14% of that
+  // layer with exp16; this one made the layer 7% faster.
+  static V exp(V in) {
+    const __mmask16 all = 0xffff;
+    const V lo = _mm512_set1_ps(-87.0f);
+    const V x = _mm512_mask_max_ps(lo, all, lo, in);  // a NaN in `in` is returned as is
+    const V t = _mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f));
+    const V n = _mm512_mask_roundscale_ps(t, all, t, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    V r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
+    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
+    V p = _mm512_set1_ps(1.9875691500e-4f);
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
+    p = _mm512_fmadd_ps(p, _mm512_mul_ps(r, r), _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
+    const __mmask16 under = _mm512_cmp_ps_mask(in, lo, _CMP_LT_OQ);
+    return _mm512_maskz_scalef_ps(__mmask16(~under), p, n);
+  }
   static V keepFirst(V x, int n, float other) { return _mm512_mask_mov_ps(_mm512_set1_ps(other), maskOf(n), x); }
   // Lanes whose bool m[l] equals `match` become `fill`.
   static V fillWhere(V x, const bool* m, bool match, V fill) {
@@ -389,20 +418,14 @@ struct Simd {
     const __mmask16 t = _mm512_test_epi32_mask(w, w);
     return _mm512_mask_mov_ps(x, match ? t : __mmask16(~t), fill);
   }
-  static float hmax(V v) {
-    alignas(64) float t[16];
-    _mm512_store_ps(t, v);
-    float m = t[0];
-    for (int i = 1; i < 16; ++i) m = t[i] > m ? t[i] : m;
-    return m;
+  static __m256 high(V v) {
+    return _mm256_castpd_ps(_mm512_mask_extractf64x4_pd(_mm256_setzero_pd(), 0xff, _mm512_castps_pd(v), 1));
   }
-  static float hsum(V v) {
-    alignas(64) float t[16];
-    _mm512_store_ps(t, v);
-    float s = 0;
-    for (int i = 0; i < 16; ++i) s += t[i];
-    return s;
+  static __m256 low(V v) {
+    return _mm256_castpd_ps(_mm512_mask_extractf64x4_pd(_mm256_setzero_pd(), 0xff, _mm512_castps_pd(v), 0));
   }
+  static float hmax(V v) { return hmax8(_mm256_max_ps(low(v), high(v))); }
+  static float hsum(V v) { return hsum8(_mm256_add_ps(low(v), high(v))); }
 };
 #include "cpu/tactics/native_sequence_attention_tiled.inc"
 #pragma GCC pop_options
@@ -439,13 +462,7 @@ struct Simd {
     if (match) sel = _mm256_xor_si256(sel, _mm256_set1_epi32(-1));
     return _mm256_blendv_ps(x, fill, _mm256_castsi256_ps(sel));
   }
-  static float hmax(V v) {
-    alignas(32) float t[8];
-    _mm256_store_ps(t, v);
-    float m = t[0];
-    for (int i = 1; i < 8; ++i) m = t[i] > m ? t[i] : m;
-    return m;
-  }
+  static float hmax(V v) { return hmax8(v); }
   static float hsum(V v) { return hsum8(v); }
 };
 #include "cpu/tactics/native_sequence_attention_tiled.inc"
@@ -458,6 +475,7 @@ size_t tiledSlotBytes(int64_t sk, int64_t d) {
   Carver c;
   c.take<float>(std::max<int64_t>(d, 1) * skp);
   c.take<float>(kBlockRows * skp);
+  c.take<float>(kBlockRows * 16);
   c.take<float>(kBlockRows);
   return c.used();
 }
@@ -593,10 +611,11 @@ void runTiled(const StepArgs& a) {
     Carver c(ws + size_t(t) * slot);
     float* kt = c.take<float>(std::max<int64_t>(L.d, 1) * skp);
     float* s = c.take<float>(kBlockRows * skp);
+    float* rmax = c.take<float>(kBlockRows * 16);
     float* inv = c.take<float>(kBlockRows);
     const int64_t i0 = count * t / tasks, i1 = count * (t + 1) / tasks;
-    if constexpr (kAvx512) tiled512::items(L, p, o, {kt, s, inv, skp}, blocks, i0, i1);
-    else tiled256::items(L, p, o, {kt, s, inv, skp}, blocks, i0, i1);
+    if constexpr (kAvx512) tiled512::items(L, p, o, {kt, s, rmax, inv, skp}, blocks, i0, i1);
+    else tiled256::items(L, p, o, {kt, s, rmax, inv, skp}, blocks, i0, i1);
   });
 }
 

@@ -6,13 +6,14 @@
 // plain and the packed (qkv_packed=1, bshd and sbhd) forms. Outputs sit between sentinel
 // guards (tests/unit/native_kernel_test_util.h); results must be bitwise equal for 1 and 2
 // threads. NativeAttentionBench.DISABLED_Timing times the kernels on transformer layers
-// (--gtest_also_run_disabled_tests).
+// (--gtest_also_run_disabled_tests; ANVIL_BENCH_KERNEL=part of a name times only those).
 #include <gtest/gtest.h>
 
 #include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <functional>
 #include <limits>
 #include <map>
@@ -390,13 +391,14 @@ void bench(const Case& c, const std::string& title) {
   std::printf("[ timing ] %s\n", title.c_str());
   const nk::Built b = build(c);
   const Tensor want = nk::reference(b);
+  const char* only = std::getenv("ANVIL_BENCH_KERNEL");  // a substring of the names to time
   for (const runtime::Kernel* k : attentionKernels()) {
-    if (skipIfMissing(*k)) continue;
+    if (skipIfMissing(*k) || (only && k->name.find(only) == std::string::npos)) continue;
     for (int threads : {1, 2}) {
       auto ex = runtime::makeCpuExecutor(threads);
       const nk::PreparedKernel pk = nk::prepare(*k, b, threads);
       nk::Step step(*k, pk, b, want.dims(), true);
-      const double ms = medianMs([&] { step.run(*ex); });
+      const double ms = medianMs([&] { step.run(*ex); }, only ? 501 : 21);
       std::printf("[ timing ]   %-34s %d thread(s) %.4f ms\n", k->name.c_str(), threads, ms);
     }
   }
