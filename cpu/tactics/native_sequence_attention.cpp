@@ -1,20 +1,23 @@
-// Native kernels of anvil.Attention (f32): f32_attention_rows__avx2 and the portable
-// f32_attention_rows, for the plain form and the packed one (qkv_packed=1: the heads read
-// in place from the [B, S, 3E] / [S, B, 3E] projection with row strides, the output
-// written in place into [B, S, E] / [S, B, E]; no copies). The query rows are split into one block per workspace slot (one
-// slot per thread); per row the scores are dot products against the K rows, scaled,
-// masked, a max-subtracted softmax, and the output row is a weighted sum of V rows. Only
-// one score row per thread exists (its slot of the workspace, sized at prepare for the
-// profile's longest Sk), never the [Sq, Sk] matrix. Every row is computed by one task in
-// a fixed order, so the result does not depend on the thread count.
-// Semantics: ir/ops/anvil_transformer.cpp; reference: cpu/kernels/anvil_transformer.cpp.
-// Measured (NativeSequenceBench.DISABLED_Timing, [12,128,64] without mask, one thread,
-// shared 2-core VM): avx2 1.45 ms, portable 20 ms, reference 17-35 ms (the older
-// KernelContext tactic: 6.9 ms). An AVX-512 variant of the same schedule measured no
-// faster (1.45 ms), so there is none. The packed form on a BERT-base-like projection
-// [1, 128, 3*768] (12 heads of 64, read in place): avx2 1.61 ms, portable 11.5 ms,
-// reference 25 ms; the strided rows cost ~0.2 ms against contiguous heads, less than the
-// seven [128, 768] copies (3 Slices, 3 head-split Transposes, the merge) they replace.
+// Native kernels of anvil.Attention (f32), for the plain form and the packed one
+// (qkv_packed=1: the heads read in place from the [B, S, 3E] / [S, B, 3E] projection with
+// row strides, the output written in place into [B, S, E] / [S, B, E]; no copies):
+// - f32_attention_tiled_6x64__avx512, f32_attention_tiled_6x16__avx2: per (batch, head) K^T
+//   packed once, per block of 24 query rows S = Q K^T and Y = P V as register-tiled small
+//   GEMMs, the softmax over the block's score rows between them (the schedule:
+//   native_sequence_attention_tiled.inc, compiled once per ISA below).
+// - f32_attention_rows__avx2 and the portable f32_attention_rows: one query row at a time
+//   (dot products against every K row, the softmax, a weighted sum of V rows): K and V are
+//   read again for every row. Kept for the builder to time against the tiled ones.
+// Every output row is computed by one task in a fixed order, so the result does not depend
+// on the thread count. Semantics: ir/ops/anvil_transformer.cpp; reference:
+// cpu/kernels/anvil_transformer.cpp.
+// Measured (NativeAttentionBench.DISABLED_Timing, one thread, the shared AVX-512 dev box
+// under load): vit_small's layer (packed [1, 197, 3*192], 3 heads of 64) rows__avx2
+// 0.96 ms, tiled avx2 0.36 ms, tiled avx512 0.23 ms (its FMAs alone at the measured peak:
+// 0.14 ms); BERT-base's (packed [1, 128, 3*768], 12 heads of 64) 1.73 / 0.62-0.69 /
+// 0.41-0.45 ms; bert_tiny's (packed [2, 16, 3*64], 4 heads of 16, additive mask) 11 /
+// 3.3 / 2.8 us. The rows kernels earlier: [12,128,64] avx2 1.45 ms, portable 20 ms; an
+// AVX-512 variant of that schedule measured no faster, as it is bound by its loads.
 #include <immintrin.h>
 
 #include <algorithm>
