@@ -573,6 +573,18 @@ void run(const StepArgs& a) {
   });
 }
 
+// The tiled kernels hold a block's scores and a head's K^T per thread: beyond 32768 keys
+// (24 x 32768 floats, 3 MiB of scores) the row kernels serve.
+constexpr int64_t kMaxTiledKeys = 32768;
+
+bool supportsTiled(const ir::Node& n, const std::vector<ir::TensorType>& in) {
+  if (!supports(n, in)) return false;
+  const bool packed = n.attrs().getInt("qkv_packed", 0) != 0;
+  const ir::Shape& k = in[packed ? 0 : 1].shape;
+  const bool bshd = n.attrs().getString("layout", "bshd") == "bshd";
+  return (packed ? k[bshd ? 1 : 0].value() : k[k.rank() - 2].value()) <= kMaxTiledKeys;
+}
+
 void prepareTiled(const PrepareInfo& info, Prepared* out) {
   prepare(info, out);
   AttnParams p;
@@ -646,7 +658,7 @@ void registerAttentionKernels(Kernels& k) {
     kn.domain = "anvil";
     kn.precision = DataType::kF32;
     kn.requirements = avx512 ? std::vector<std::string>{"avx512f"} : std::vector<std::string>{"avx2", "fma"};
-    kn.supports = supports;
+    kn.supports = supportsTiled;
     kn.prepare = prepareTiled;
     kn.run = avx512 ? RunFn(runTiled<true>) : RunFn(runTiled<false>);
     k.add(std::move(kn));

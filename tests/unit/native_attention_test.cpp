@@ -301,6 +301,17 @@ TEST(NativeAttentionRegistration, TiledKernelsServeEveryCase) {
     EXPECT_EQ(covered[n], cases().size()) << n;
 }
 
+// The tiled kernels decline more keys than their per-thread score block is sized for.
+TEST(NativeAttentionRegistration, TiledKernelsDeclineVeryLongKeys) {
+  std::mt19937 rng(3);
+  Case c;
+  c.inputs = {randomTensor(DataType::kF32, {1, 2, 4}, rng), randomTensor(DataType::kF32, {1, 40000, 4}, rng),
+              randomTensor(DataType::kF32, {1, 40000, 4}, rng)};
+  const nk::Built b = build(c);
+  for (const runtime::Kernel* k : attentionKernels())
+    EXPECT_EQ(k->supports(*b.node, b.types()), k->name.find("tiled") == std::string::npos) << k->name;
+}
+
 // Forwards to a CPU executor and remembers the largest region it was asked to run.
 class CountingExecutor : public runtime::Executor {
  public:
