@@ -427,8 +427,19 @@ struct Simd {
   static __m256 low(V v) {
     return _mm256_castpd_ps(_mm512_mask_extractf64x4_pd(_mm256_setzero_pd(), 0xff, _mm512_castps_pd(v), 0));
   }
-  static float hmax(V v) { return hmax8(_mm256_max_ps(low(v), high(v))); }
-  static float hsum(V v) { return hsum8(_mm256_add_ps(low(v), high(v))); }
+  // Within the target region (hsum8 and hmax8 are avx2+fma functions: a call each).
+  static float hmax(V v) {
+    const __m256 h = _mm256_max_ps(low(v), high(v));
+    __m128 m = _mm_max_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
+    m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+    return _mm_cvtss_f32(_mm_max_ss(m, _mm_movehdup_ps(m)));
+  }
+  static float hsum(V v) {
+    const __m256 h = _mm256_add_ps(low(v), high(v));
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    return _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
+  }
 };
 #include "cpu/tactics/native_sequence_attention_tiled.inc"
 #pragma GCC pop_options
