@@ -6,7 +6,8 @@
 // plain and the packed (qkv_packed=1, bshd and sbhd) forms. Outputs sit between sentinel
 // guards (tests/unit/native_kernel_test_util.h); results must be bitwise equal for 1 and 2
 // threads. NativeAttentionBench.DISABLED_Timing times the kernels on transformer layers
-// (--gtest_also_run_disabled_tests; ANVIL_BENCH_KERNEL=part of a name times only those).
+// (--gtest_also_run_disabled_tests; ANVIL_BENCH_KERNEL / ANVIL_BENCH_CASE: part of a kernel
+// name / case title to time only those).
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -399,6 +400,8 @@ double medianMs(const std::function<void()>& f, int reps = 21) {
 }
 
 void bench(const Case& c, const std::string& title) {
+  const char* which = std::getenv("ANVIL_BENCH_CASE");  // a substring of the titles to time
+  if (which && title.find(which) == std::string::npos) return;
   std::printf("[ timing ] %s\n", title.c_str());
   const nk::Built b = build(c);
   const Tensor want = nk::reference(b);
