@@ -387,7 +387,11 @@ TEST(NativeAttention, RunsSmallerShapesThanPreparedFor) {
 
 // ---- timing -----------------------------------------------------------------------------
 
-double medianMs(const std::function<void()>& f, int reps = 21) {
+struct Timing {
+  double median, min;
+};
+
+Timing timeMs(const std::function<void()>& f, int reps = 21) {
   f();
   std::vector<double> ms;
   for (int i = 0; i < reps; ++i) {
@@ -396,7 +400,7 @@ double medianMs(const std::function<void()>& f, int reps = 21) {
     ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
   }
   std::sort(ms.begin(), ms.end());
-  return ms[ms.size() / 2];
+  return {ms[ms.size() / 2], ms[0]};
 }
 
 void bench(const Case& c, const std::string& title) {
@@ -412,8 +416,8 @@ void bench(const Case& c, const std::string& title) {
       auto ex = runtime::makeCpuExecutor(threads);
       const nk::PreparedKernel pk = nk::prepare(*k, b, threads);
       nk::Step step(*k, pk, b, want.dims(), true);
-      const double ms = medianMs([&] { step.run(*ex); }, only ? 501 : 21);
-      std::printf("[ timing ]   %-34s %d thread(s) %.4f ms\n", k->name.c_str(), threads, ms);
+      const Timing ms = timeMs([&] { step.run(*ex); }, only ? 501 : 21);
+      std::printf("[ timing ]   %-34s %d thread(s) %.4f ms (min %.4f)\n", k->name.c_str(), threads, ms.median, ms.min);
     }
   }
 }
