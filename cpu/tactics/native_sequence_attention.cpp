@@ -11,13 +11,16 @@
 // Every output row is computed by one task in a fixed order, so the result does not depend
 // on the thread count. Semantics: ir/ops/anvil_transformer.cpp; reference:
 // cpu/kernels/anvil_transformer.cpp.
-// Measured (NativeAttentionBench.DISABLED_Timing, one thread, the shared AVX-512 dev box
-// under load): vit_small's layer (packed [1, 197, 3*192], 3 heads of 64) rows__avx2
-// 0.96 ms, tiled avx2 0.36 ms, tiled avx512 0.23 ms (its FMAs alone at the measured peak:
-// 0.14 ms); BERT-base's (packed [1, 128, 3*768], 12 heads of 64) 1.73 / 0.62-0.69 /
-// 0.41-0.45 ms; bert_tiny's (packed [2, 16, 3*64], 4 heads of 16, additive mask) 11 /
-// 3.3 / 2.8 us. The rows kernels earlier: [12,128,64] avx2 1.45 ms, portable 20 ms; an
-// AVX-512 variant of that schedule measured no faster, as it is bound by its loads.
+// Measured (NativeAttentionBench.DISABLED_Timing, one thread, medians, the shared AVX-512
+// dev box under load, ranges over runs): vit_small's layer (packed [1, 197, 3*192], 3 heads
+// of 64) rows__avx2 0.83-0.96 ms, tiled avx2 0.33-0.39 ms, tiled avx512 0.20-0.24 ms (its
+// FMAs alone at the 206 GFLOP/s peak measured next to it: 0.15 ms); BERT-base's (packed
+// [1, 128, 3*768], 12 heads of 64) 1.55-1.73 / 0.62-0.70 / 0.36-0.45 ms; bert_tiny's
+// (packed [2, 16, 3*64], 4 heads of 16, additive mask) 10-11 / 3.3-3.5 / 2.7-3.0 us. In
+// vit_small (4 layers, per-layer medians of --dumpProfile) 3.5-3.8 ms -> 0.87-0.97 ms;
+// onnxruntime's QK^T MatMul + Softmax + PV MatMul nodes of the same layers: 1.06-1.24 ms.
+// The rows kernels earlier: [12,128,64] avx2 1.45 ms, portable 20 ms; an AVX-512 variant of
+// that schedule measured no faster, as it is bound by its loads.
 #include <immintrin.h>
 
 #include <algorithm>
