@@ -1,26 +1,35 @@
-// Native kernels of anvil.Attention (f32): f32_attention_rows__avx2 and the portable
-// f32_attention_rows, for the plain form and the packed one (qkv_packed=1: the heads read
-// in place from the [B, S, 3E] / [S, B, 3E] projection with row strides, the output
-// written in place into [B, S, E] / [S, B, E]; no copies). The query rows are split into one block per workspace slot (one
-// slot per thread); per row the scores are dot products against the K rows, scaled,
-// masked, a max-subtracted softmax, and the output row is a weighted sum of V rows. Only
-// one score row per thread exists (its slot of the workspace, sized at prepare for the
-// profile's longest Sk), never the [Sq, Sk] matrix. Every row is computed by one task in
-// a fixed order, so the result does not depend on the thread count.
-// Semantics: ir/ops/anvil_transformer.cpp; reference: cpu/kernels/anvil_transformer.cpp.
-// Measured (NativeSequenceBench.DISABLED_Timing, [12,128,64] without mask, one thread,
-// shared 2-core VM): avx2 1.45 ms, portable 20 ms, reference 17-35 ms (the older
-// KernelContext tactic: 6.9 ms). An AVX-512 variant of the same schedule measured no
-// faster (1.45 ms), so there is none. The packed form on a BERT-base-like projection
-// [1, 128, 3*768] (12 heads of 64, read in place): avx2 1.61 ms, portable 11.5 ms,
-// reference 25 ms; the strided rows cost ~0.2 ms against contiguous heads, less than the
-// seven [128, 768] copies (3 Slices, 3 head-split Transposes, the merge) they replace.
+// Native kernels of anvil.Attention (f32), for the plain form and the packed one
+// (qkv_packed=1: the heads read in place from the [B, S, 3E] / [S, B, 3E] projection with
+// row strides, the output written in place into [B, S, E] / [S, B, E]; no copies):
+// - f32_attention_tiled_6x64__avx512, f32_attention_tiled_6x16__avx2: per (batch, head) K^T
+//   packed once, per block of 24 query rows S = Q K^T and Y = P V as register-tiled small
+//   GEMMs, the softmax over the block's score rows between them (the schedule:
+//   native_sequence_attention_tiled.inc, compiled once per ISA below).
+// - f32_attention_rows__avx2 and the portable f32_attention_rows: one query row at a time
+//   (dot products against every K row, the softmax, a weighted sum of V rows): K and V are
+//   read again for every row. Kept for the builder to time against the tiled ones.
+// Every output row is computed by one task in a fixed order, so the result does not depend
+// on the thread count. Semantics: ir/ops/anvil_transformer.cpp; reference:
+// cpu/kernels/anvil_transformer.cpp.
+// Measured (NativeAttentionBench.DISABLED_Timing, one thread, medians, the shared AVX-512
+// dev box under load, ranges over runs): vit_small's layer (packed [1, 197, 3*192], 3 heads
+// of 64) rows__avx2 0.83-0.96 ms, tiled avx2 0.33-0.39 ms, tiled avx512 0.20-0.24 ms (its
+// FMAs alone at the 206 GFLOP/s peak measured next to it: 0.15 ms); BERT-base's (packed
+// [1, 128, 3*768], 12 heads of 64) 1.55-1.73 / 0.62-0.70 / 0.36-0.45 ms; bert_tiny's
+// (packed [2, 16, 3*64], 4 heads of 16, additive mask) 10-11 / 3.3-3.5 / 2.7-3.0 us. In
+// vit_small (4 layers, per-layer medians of --dumpProfile) 3.5-3.8 ms -> 0.87-0.97 ms;
+// onnxruntime's QK^T MatMul + Softmax + PV MatMul nodes of the same layers: 1.06-1.24 ms.
+// The rows kernels earlier: [12,128,64] avx2 1.45 ms, portable 20 ms; an AVX-512 variant of
+// that schedule measured no faster, as it is bound by its loads.
 #include <immintrin.h>
 
 #include <algorithm>
+#include <array>
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <string>
+#include <utility>
 
 #include "cpu/tactics/native_sequence_util.h"
 #include "cpu/tactics/native_sequence_math.h"
@@ -159,12 +168,16 @@ struct Operands {
   float* y;
 };
 
-// One row's masked score: scale * dot, then the mask (reference order: scale first).
-inline float masked(float dot, const AttnParams& p, const Operands& o, int64_t mo) {
-  float x = dot * p.scale;
+// The mask on a scaled score x (flat mask offset mo).
+inline float applyMask(float x, const AttnParams& p, const Operands& o, int64_t mo) {
   if (o.maskF) x += o.maskF[mo];
   else if (o.maskB && o.maskB[mo] == (p.kind == MaskKind::kFillTrue)) x = p.fill;
   return x;
+}
+
+// One row's masked score: scale * dot, then the mask (reference order: scale first).
+inline float masked(float dot, const AttnParams& p, const Operands& o, int64_t mo) {
+  return applyMask(dot * p.scale, p, o, mo);
 }
 
 // Softmax of s[0..n) in place (max subtracted, first maximum as the reference takes it);
@@ -214,6 +227,13 @@ __attribute__((target("avx2,fma"))) inline float hsum8(__m256 v) {
   s = _mm_add_ps(s, _mm_movehl_ps(s, s));
   s = _mm_add_ss(s, _mm_movehdup_ps(s));
   return _mm_cvtss_f32(s);
+}
+
+__attribute__((target("avx2,fma"))) inline float hmax8(__m256 v) {
+  __m128 m = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+  m = _mm_max_ss(m, _mm_movehdup_ps(m));
+  return _mm_cvtss_f32(m);
 }
 
 // dots[0..4) = q . k_i[0..d) for the four rows k0 + i * ldk.
@@ -325,6 +345,158 @@ __attribute__((target("avx2,fma"))) void rowsAvx2(const Layout& L, const AttnPar
   }
 }
 
+// ---- tiled: f32_attention_tiled_6x64__avx512, f32_attention_tiled_6x16__avx2 ------------
+// The schedule is native_sequence_attention_tiled.inc, compiled once per ISA below.
+
+constexpr int64_t kBlockRows = 24;  // query rows per work item: four micro-tiles of 6
+
+// 8x8 transpose in registers: v[r] = row r becomes v[c] = column c.
+__attribute__((target("avx2"), always_inline)) inline void transpose8x8(__m256 (&v)[8]) {
+  __m256 t[8], u[8];
+#pragma GCC unroll 8
+  for (int i = 0; i < 8; i += 2) {
+    t[i] = _mm256_unpacklo_ps(v[i], v[i + 1]);
+    t[i + 1] = _mm256_unpackhi_ps(v[i], v[i + 1]);
+  }
+#pragma GCC unroll 8
+  for (int i = 0; i < 8; i += 4) {
+    u[i] = _mm256_shuffle_ps(t[i], t[i + 2], 0x44);
+    u[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], 0xEE);
+    u[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0x44);
+    u[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0xEE);
+  }
+#pragma GCC unroll 8
+  for (int i = 0; i < 4; ++i) {
+    v[i] = _mm256_permute2f128_ps(u[i], u[i + 4], 0x20);
+    v[i + 4] = _mm256_permute2f128_ps(u[i], u[i + 4], 0x31);
+  }
+}
+
+namespace tiled512 {
+#pragma GCC push_options
+#pragma GCC target("avx512f")
+// 16 lanes; micro-tiles of 6 rows x 64 keys (scores) and 6 rows x 64 columns (output):
+// 24 accumulators, 10 loads per 24 FMAs. (Full-mask forms of max and the byte widening:
+// GCC 12's plain forms start from an undefined vector and warn.)
+struct Simd {
+  static constexpr int kLanes = 16, kMR = 6, kNP = 4, kNV = 4;
+  using V = __m512;
+  using M = __mmask16;
+  static V zero() { return _mm512_setzero_ps(); }
+  static V set1(float x) { return _mm512_set1_ps(x); }
+  static V load(const float* p) { return _mm512_loadu_ps(p); }
+  static V loadMasked(const float* p, M m) { return _mm512_maskz_loadu_ps(m, p); }
+  static void store(float* p, V v) { _mm512_storeu_ps(p, v); }
+  static void storeMasked(float* p, M m, V v) { _mm512_mask_storeu_ps(p, m, v); }
+  static M maskOf(int n) { return M((1u << n) - 1); }
+  static V fmadd(V a, V b, V c) { return _mm512_fmadd_ps(a, b, c); }
+  static V mul(V a, V b) { return _mm512_mul_ps(a, b); }
+  static V add(V a, V b) { return _mm512_add_ps(a, b); }
+  static V sub(V a, V b) { return _mm512_sub_ps(a, b); }
+  static V max(V a, V b) { return _mm512_mask_max_ps(a, 0xffff, a, b); }
+  // e^x for the softmax's x = score - max <= 0 (or NaN, kept): exp16's reduction and
+  // polynomial with 2^n by scalef (no exponent arithmetic, no clamp above, one blend),
+  // 0 below -87 as exp16 (a denormal out of scalef costs a microcode assist: clamping at
+  // -104 instead made the vit_small layer 15% slower). The softmax pass was 14% of that
+  // layer with exp16; this one made the layer 7% faster.
+  static V exp(V in) {
+    const __mmask16 all = 0xffff;
+    const V lo = _mm512_set1_ps(-87.0f);
+    const V x = _mm512_mask_max_ps(lo, all, lo, in);  // a NaN in `in` is returned as is
+    const V t = _mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f));
+    const V n = _mm512_mask_roundscale_ps(t, all, t, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    V r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
+    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
+    V p = _mm512_set1_ps(1.9875691500e-4f);
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
+    p = _mm512_fmadd_ps(p, _mm512_mul_ps(r, r), _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
+    const __mmask16 under = _mm512_cmp_ps_mask(in, lo, _CMP_LT_OQ);
+    return _mm512_maskz_scalef_ps(__mmask16(~under), p, n);
+  }
+  static V keepFirst(V x, int n, float other) { return _mm512_mask_mov_ps(_mm512_set1_ps(other), maskOf(n), x); }
+  // Lanes whose bool m[l] equals `match` become `fill`.
+  static V fillWhere(V x, const bool* m, bool match, V fill) {
+    const __m512i w = _mm512_maskz_cvtepu8_epi32(0xffff, _mm_loadu_si128(reinterpret_cast<const __m128i*>(m)));
+    const __mmask16 t = _mm512_test_epi32_mask(w, w);
+    return _mm512_mask_mov_ps(x, match ? t : __mmask16(~t), fill);
+  }
+  static __m256 high(V v) {
+    return _mm256_castpd_ps(_mm512_mask_extractf64x4_pd(_mm256_setzero_pd(), 0xff, _mm512_castps_pd(v), 1));
+  }
+  static __m256 low(V v) {
+    return _mm256_castpd_ps(_mm512_mask_extractf64x4_pd(_mm256_setzero_pd(), 0xff, _mm512_castps_pd(v), 0));
+  }
+  // Within the target region (hsum8 and hmax8 are avx2+fma functions: a call each).
+  static float hmax(V v) {
+    const __m256 h = _mm256_max_ps(low(v), high(v));
+    __m128 m = _mm_max_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
+    m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+    return _mm_cvtss_f32(_mm_max_ss(m, _mm_movehdup_ps(m)));
+  }
+  static float hsum(V v) {
+    const __m256 h = _mm256_add_ps(low(v), high(v));
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    return _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
+  }
+};
+#include "cpu/tactics/native_sequence_attention_tiled.inc"
+#pragma GCC pop_options
+}  // namespace tiled512
+
+namespace tiled256 {
+#pragma GCC push_options
+#pragma GCC target("avx2,fma")
+// 8 lanes, 16 registers: micro-tiles of 6 rows x 16 keys and 6 rows x 16 columns (12
+// accumulators, as the AVX2 GEMM's 6x16).
+struct Simd {
+  static constexpr int kLanes = 8, kMR = 6, kNP = 2, kNV = 2;
+  using V = __m256;
+  using M = __m256i;
+  static V zero() { return _mm256_setzero_ps(); }
+  static V set1(float x) { return _mm256_set1_ps(x); }
+  static V load(const float* p) { return _mm256_loadu_ps(p); }
+  static V loadMasked(const float* p, M m) { return _mm256_maskload_ps(p, m); }
+  static void store(float* p, V v) { _mm256_storeu_ps(p, v); }
+  static void storeMasked(float* p, M m, V v) { _mm256_maskstore_ps(p, m, v); }
+  static M maskOf(int n) { return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7)); }
+  static V fmadd(V a, V b, V c) { return _mm256_fmadd_ps(a, b, c); }
+  static V mul(V a, V b) { return _mm256_mul_ps(a, b); }
+  static V add(V a, V b) { return _mm256_add_ps(a, b); }
+  static V sub(V a, V b) { return _mm256_sub_ps(a, b); }
+  static V max(V a, V b) { return _mm256_max_ps(a, b); }
+  static V exp(V x) { return exp8(x); }
+  static V keepFirst(V x, int n, float other) {
+    return _mm256_blendv_ps(_mm256_set1_ps(other), x, _mm256_castsi256_ps(maskOf(n)));
+  }
+  static V fillWhere(V x, const bool* m, bool match, V fill) {
+    const __m256i w = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(m)));
+    __m256i sel = _mm256_cmpeq_epi32(w, _mm256_setzero_si256());  // lanes holding false
+    if (match) sel = _mm256_xor_si256(sel, _mm256_set1_epi32(-1));
+    return _mm256_blendv_ps(x, fill, _mm256_castsi256_ps(sel));
+  }
+  static float hmax(V v) { return hmax8(v); }
+  static float hsum(V v) { return hsum8(v); }
+};
+#include "cpu/tactics/native_sequence_attention_tiled.inc"
+#pragma GCC pop_options
+}  // namespace tiled256
+
+// Per task: K^T chunks, the block's scores and its row sums, for Sk keys of depth d.
+size_t tiledSlotBytes(int64_t sk, int64_t d) {
+  const int64_t skp = roundUp(std::max<int64_t>(sk, 1), 16);
+  Carver c;
+  c.take<float>(std::max<int64_t>(d, 1) * skp);
+  c.take<float>(kBlockRows * skp);
+  c.take<float>(kBlockRows * 16);
+  c.take<float>(kBlockRows);
+  return c.used();
+}
+
 // ---- the kernel -----------------------------------------------------------------------
 
 size_t slotBytes(int64_t sk) { return alignUp(size_t(std::max<int64_t>(sk, 1)) * sizeof(float)); }
@@ -415,6 +587,67 @@ void run(const StepArgs& a) {
   });
 }
 
+// The tiled kernels hold a block's scores and a head's K^T per thread: beyond 32768 keys
+// (24 x 32768 floats, 3 MiB of scores) the row kernels serve.
+constexpr int64_t kMaxTiledKeys = 32768;
+
+bool supportsTiled(const ir::Node& n, const std::vector<ir::TensorType>& in) {
+  if (!supports(n, in)) return false;
+  const bool packed = n.attrs().getInt("qkv_packed", 0) != 0;
+  const ir::Shape& k = in[packed ? 0 : 1].shape;
+  const bool bshd = n.attrs().getString("layout", "bshd") == "bshd";
+  return (packed ? k[bshd ? 1 : 0].value() : k[k.rank() - 2].value()) <= kMaxTiledKeys;
+}
+
+void prepareTiled(const PrepareInfo& info, Prepared* out) {
+  prepare(info, out);
+  AttnParams p;
+  std::memcpy(&p, out->params.data(), sizeof p);
+  int64_t sk, d;
+  if (p.packed) {
+    sk = info.maxTypes[0].shape[p.bshd ? 1 : 0].value();
+    d = p.headSize;
+  } else {
+    const ir::TensorType &q = info.maxTypes[0], &k = info.maxTypes[1];
+    sk = k.shape[k.shape.rank() - 2].value();
+    d = q.shape[q.shape.rank() - 1].value();
+  }
+  out->workspaceBytes = uint64_t(std::max(1, info.threads)) * tiledSlotBytes(sk, d);
+}
+
+template <bool kAvx512>
+void runTiled(const StepArgs& a) {
+  const AttnParams& p = a.paramsAs<AttnParams>();
+  const Layout L = layoutOf(a, p);
+  const int64_t rows = L.batches * L.sq;
+  if (rows == 0 || L.dv == 0) return;
+  const float* x = a.in(0).as<float>();
+  Operands o{x, p.packed ? x : a.in(1).as<float>(), p.packed ? x : a.in(2).as<float>(), nullptr, nullptr,
+             a.out(0).as<float>()};
+  const int maskInput = p.packed ? 1 : 3;
+  if (p.kind == MaskKind::kAdd) o.maskF = a.in(maskInput).as<float>();
+  else if (p.kind != MaskKind::kNone) o.maskB = a.in(maskInput).as<bool>();
+  const size_t slot = tiledSlotBytes(L.sk, L.d);
+  const int64_t slots = std::min<int64_t>(a.executor->threads(), int64_t(a.workspaceBytes / slot));
+  if (slots < 1) a.fail("anvil.Attention: workspace too small for Sk = " + std::to_string(L.sk));
+  // Work items (batch, block of kBlockRows query rows) in fixed contiguous ranges per task;
+  // a task packs K^T again only where its batch (K matrix) changes.
+  const int64_t blocks = (L.sq + kBlockRows - 1) / kBlockRows, count = L.batches * blocks;
+  const int64_t tasks = taskCount(std::min(count, slots), double(rows) * double(L.sk) * double(L.d + L.dv));
+  char* ws = static_cast<char*>(a.workspace);
+  const int64_t skp = roundUp(std::max<int64_t>(L.sk, 1), 16);
+  a.executor->parallelFor(tasks, [&](int64_t t) {
+    Carver c(ws + size_t(t) * slot);
+    float* kt = c.take<float>(std::max<int64_t>(L.d, 1) * skp);
+    float* s = c.take<float>(kBlockRows * skp);
+    float* rmax = c.take<float>(kBlockRows * 16);
+    float* inv = c.take<float>(kBlockRows);
+    const int64_t i0 = count * t / tasks, i1 = count * (t + 1) / tasks;
+    if constexpr (kAvx512) tiled512::items(L, p, o, {kt, s, rmax, inv, skp}, blocks, i0, i1);
+    else tiled256::items(L, p, o, {kt, s, rmax, inv, skp}, blocks, i0, i1);
+  });
+}
+
 }  // namespace
 
 void registerAttentionKernels(Kernels& k) {
@@ -429,6 +662,19 @@ void registerAttentionKernels(Kernels& k) {
     kn.supports = supports;
     kn.prepare = prepare;
     kn.run = avx2 ? RunFn(run<true>) : RunFn(run<false>);
+    k.add(std::move(kn));
+  }
+  for (bool avx512 : {true, false}) {
+    Kernel kn;
+    kn.name = avx512 ? "f32_attention_tiled_6x64__avx512" : "f32_attention_tiled_6x16__avx2";
+    kn.version = 1;
+    kn.op = "Attention";
+    kn.domain = "anvil";
+    kn.precision = DataType::kF32;
+    kn.requirements = avx512 ? std::vector<std::string>{"avx512f"} : std::vector<std::string>{"avx2", "fma"};
+    kn.supports = supportsTiled;
+    kn.prepare = prepareTiled;
+    kn.run = avx512 ? RunFn(runTiled<true>) : RunFn(runTiled<false>);
     k.add(std::move(kn));
   }
 }
