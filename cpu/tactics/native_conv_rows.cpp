@@ -1,0 +1,530 @@
+// Native 2-D Conv kernels with the output PIXELS as the GEMM rows: per (image, group)
+// Y^T[P x Mg] = im2col(X)^T[P x K] * W^T[K x Mg], the filter packed once at build time as B
+// panels of output channels (the micro-kernel's vector columns), the im2col rows packed per
+// task as A panels of mr pixels, and a transposing epilogue that writes the NCHW output
+// (bias, activation and residual fused). For layers with few pixels and many channels
+// (ResNet's 7x7 and 14x14 stages, 1x1 convs with 1024-2048 channels) this keeps every lane
+// busy where the channel-row kernels (native_linear.cpp) spend a 32-wide column panel on 17
+// pixels and stream the whole filter once per pixel panel.
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cstring>
+#include <string>
+
+#include "cpu/tactics/gemm_kernels.h"
+#include "cpu/tactics/native_linear_conv.h"
+#include "cpu/tactics/native_linear_epilogue.h"
+#include "ir/ops/anvil_linear.h"
+#include "runtime/kernel.h"
+
+namespace anvil::cpu::tactics {
+
+namespace {
+
+using ir::linear::Activation;
+using ir::linear::Epilogue;
+using runtime::Kernel;
+using runtime::Kernels;
+using runtime::PrepareInfo;
+using runtime::Prepared;
+using runtime::StepArgs;
+using runtime::TensorView;
+
+// The epilogue as params: ir::linear::Epilogue without its padding bytes.
+struct RowsEpilogue {
+  int32_t act = 0;
+  float p0 = 0.0f, p1 = 0.0f;
+  int32_t residual = 0, addFirst = 1;
+  Epilogue get() const {
+    Epilogue e;
+    e.act = Activation(act);
+    e.p0 = p0;
+    e.p1 = p1;
+    e.residual = residual != 0;
+    e.addFirst = addFirst != 0;
+    return e;
+  }
+};
+
+// Everything run() needs besides the views; trivially copyable, no padding bytes.
+struct RowsParams {
+  GemmIsa isa = GemmIsa::kAvx2_6x16;
+  int32_t tasks = 1;  // workspace slots: the most tasks a run may use
+  int32_t fused = 0;  // 1: anvil.FusedConv (epilogue below)
+  int32_t reserved0 = 0;
+  int64_t wM = 0, wK = 0;  // the packed filter: per group Mg channels x K
+  int64_t mcPix = 0;       // pixels per block (a multiple of mr): the workspace's A and C blocks
+  int64_t ncChan = 0;      // channels per block (a multiple of nr)
+  ConvAttrs conv;
+  RowsEpilogue epi;
+  int32_t reserved1 = 0;
+};
+static_assert(sizeof(RowsEpilogue) == 20 && sizeof(RowsParams) == 16 + 32 + sizeof(ConvAttrs) + 20 + 4,
+              "RowsParams must have no padding bytes");
+
+bool isF32(const ir::TensorType& t) { return t.dtype == DataType::kF32; }
+bool absent(const std::vector<ir::TensorType>& in, size_t i) {
+  return i >= in.size() || in[i].dtype == DataType::kUndefined;
+}
+
+// The Conv attributes against the filter extents w; false when not a 2-D Conv.
+bool rowsConvAttrs(const ir::Node& n, const ir::Shape& w, ConvAttrs* a) {
+  if (!w.rankKnown() || w.rank() != 4 || !w[2].isStatic() || !w[3].isStatic()) return false;
+  const ir::Attributes& at = n.attrs();
+  a->group = at.getInt("group", 1);
+  a->kH = w[2].value();
+  a->kW = w[3].value();
+  const std::vector<int64_t> ks = at.getInts("kernel_shape", {a->kH, a->kW});
+  if (ks.size() != 2 || ks[0] != a->kH || ks[1] != a->kW) return false;
+  const std::vector<int64_t> s = at.getInts("strides", {1, 1}), d = at.getInts("dilations", {1, 1});
+  if (s.size() != 2 || d.size() != 2 || s[0] <= 0 || s[1] <= 0 || d[0] <= 0 || d[1] <= 0) return false;
+  a->sH = s[0], a->sW = s[1], a->dH = d[0], a->dW = d[1];
+  if (!decodeConvPads(at, a)) return false;
+  return a->group >= 1;
+}
+
+// X f32 [N, C, H, W] with static C, W an f32 initializer [M, C/group, kH, kW], B f32 [M]
+// when given; not depthwise (one input channel per group: the direct kernels serve it).
+bool supportsRows(const ir::Node& n, const std::vector<ir::TensorType>& in) {
+  if (in.size() < 2 || !isF32(in[0]) || !isF32(in[1])) return false;
+  const ir::Shape& x = in[0].shape;
+  const ir::Shape& w = in[1].shape;
+  if (!x.rankKnown() || x.rank() != 4 || !x[1].isStatic()) return false;
+  ConvAttrs a;
+  if (!rowsConvAttrs(n, w, &a)) return false;
+  if (!w[0].isStatic() || !w[1].isStatic()) return false;
+  const int64_t C = x[1].value(), Cg = w[1].value();
+  if (Cg * a.group != C || w[0].value() % a.group != 0) return false;
+  if (Cg == 1 && a.group > 1) return false;
+  const ir::Value* wv = n.input(1);
+  if (!wv || !wv->initializer()) return false;
+  if (!absent(in, 2) && (!isF32(in[2]) || !in[2].shape.rankKnown() || in[2].shape.rank() != 1)) return false;
+  return true;
+}
+
+bool supportsFusedRows(const ir::Node& n, const std::vector<ir::TensorType>& in) {
+  if (!supportsRows(n, in)) return false;
+  Epilogue e;
+  if (!ir::linear::readEpilogue(n.attrs(), &e).empty()) return false;
+  const bool hasZ = !absent(in, ir::linear::kResidualInput);
+  return hasZ == e.residual && (!hasZ || isF32(in[ir::linear::kResidualInput]));
+}
+
+// ---------------------------------------------------------------------------------------
+// The A side: im2col rows as panels of mr pixels
+
+int64_t floorDivS(int64_t a, int64_t b) { return a >= 0 ? a / b : -((-a + b - 1) / b); }
+
+// A run of pixels of one output row inside one panel: lanes [lane0, lane0 + len) of panel
+// `panel` are the output pixels (oh, ow0 ..).
+struct PixSegment {
+  int64_t panel, lane0, len, oh, ow0;
+};
+
+// Segments of pixels [p0, p0 + n) in panels of mr; returns their count (at most
+// n + n / mr + 2).
+int64_t pixelSegments(const Conv2dGeom& g, int64_t p0, int64_t n, int mr, PixSegment* segs) {
+  int64_t count = 0;
+  for (int64_t j = 0, oh = p0 / g.OW, ow = p0 % g.OW; j < n;) {
+    const int64_t lane = j % mr, len = std::min({int64_t(mr) - lane, g.OW - ow, n - j});
+    segs[count++] = {j / mr, lane, len, oh, ow};
+    j += len;
+    ow += len;
+    if (ow == g.OW) ow = 0, ++oh;
+  }
+  return count;
+}
+
+int64_t segmentFloats(int64_t mcPix, int mr) {
+  return ceilDiv((mcPix + mcPix / mr + 2) * int64_t(sizeof(PixSegment)), int64_t(sizeof(float)));
+}
+
+// What one k = (ci, kh, kw) of the filter reads.
+struct KRow {
+  const float* xc;     // input channel ci
+  int64_t ihOff;       // kh*dH - pt
+  int64_t offW;        // kw*dW - pl
+  int64_t owLo, owHi;  // output columns whose input column lies inside the image
+};
+
+inline KRow kRow(const float* x, const Conv2dGeom& g, int64_t ci, int64_t kh, int64_t kw) {
+  KRow r;
+  r.xc = x + ci * g.H * g.W;
+  r.ihOff = kh * g.dH - g.pt;
+  r.offW = kw * g.dW - g.pl;
+  r.owLo = std::clamp<int64_t>(-floorDivS(r.offW, g.sW), 0, g.OW);  // ceil(-offW / sW)
+  r.owHi = std::clamp<int64_t>(floorDivS(g.W - 1 - r.offW, g.sW) + 1, r.owLo, g.OW);
+  return r;
+}
+
+// Lanes [a, b) of segment s that read inside the image for row r, and `base`, the address
+// lane 0 of the panel would read (lane l reads base + l*sW; lanes outside [a, b) are never
+// dereferenced). False when no lane does.
+inline bool laneRange(const Conv2dGeom& g, const KRow& r, const PixSegment& s, int& a, int& b, const float*& base) {
+  const int64_t ih = s.oh * g.sH + r.ihOff;
+  if (ih < 0 || ih >= g.H) return false;
+  const int64_t owA = std::max(s.ow0, r.owLo), owB = std::min(s.ow0 + s.len, r.owHi);
+  if (owA >= owB) return false;
+  a = int(s.lane0 + owA - s.ow0);
+  b = int(s.lane0 + owB - s.ow0);
+  base = reinterpret_cast<const float*>(reinterpret_cast<intptr_t>(r.xc) +
+                                        intptr_t(ih * g.W + r.offW + (s.ow0 - s.lane0) * g.sW) * intptr_t(sizeof(float)));
+  return true;
+}
+
+// Steps (ci, kh, kw) through k = k0, k0 + 1, ...
+struct KCursor {
+  int64_t ci, kh, kw;
+  KCursor(const Conv2dGeom& g, int64_t k0) {
+    const int64_t khw = g.kH * g.kW;
+    ci = k0 / khw;
+    kh = (k0 % khw) / g.kW;
+    kw = k0 % g.kW;
+  }
+  void next(const Conv2dGeom& g) {
+    if (++kw == g.kW) {
+      kw = 0;
+      if (++kh == g.kH) kh = 0, ++ci;
+    }
+  }
+};
+
+// Packs the [kc x pixels] block at K offset k0 as A panels (panel i at dst + i*kc*MR, k
+// holding MR pixel values, zeros in the padding and past the block). One vector per (k,
+// panel), filled segment by segment with masked loads (stride 1) or gathers.
+template <int MR>
+__attribute__((target("avx512f"))) void packPixelsAvx512(const float* x, const Conv2dGeom& g, const PixSegment* segs,
+                                                         int64_t nSegs, int64_t k0, int64_t kc, float* dst) {
+  static_assert(MR <= 16);
+  const __m512i lanes = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+  const __m512i idx = _mm512_mullo_epi32(lanes, _mm512_set1_epi32(int(g.sW)));
+  const __mmask16 store = __mmask16((1u << MR) - 1);
+  KCursor kc0(g, k0);
+  for (int64_t k = 0; k < kc; ++k, kc0.next(g)) {
+    const KRow r = kRow(x, g, kc0.ci, kc0.kh, kc0.kw);
+    __m512 v = _mm512_setzero_ps();
+    int64_t panel = segs[0].panel;
+    for (int64_t si = 0; si < nSegs; ++si) {
+      const PixSegment& s = segs[si];
+      if (s.panel != panel) {
+        _mm512_mask_storeu_ps(dst + (panel * kc + k) * MR, store, v);
+        v = _mm512_setzero_ps();
+        panel = s.panel;
+      }
+      int a, b;
+      const float* base;
+      if (!laneRange(g, r, s, a, b, base)) continue;
+      const __mmask16 m = __mmask16(((1u << b) - 1) & ~((1u << a) - 1));
+      if (g.sW == 1)
+        v = _mm512_mask_loadu_ps(v, m, base);
+      else
+        v = _mm512_mask_i32gather_ps(v, m, idx, base, 4);
+    }
+    _mm512_mask_storeu_ps(dst + (panel * kc + k) * MR, store, v);
+  }
+}
+
+template <int MR>
+__attribute__((target("avx2,fma"))) void packPixelsAvx2(const float* x, const Conv2dGeom& g, const PixSegment* segs,
+                                                        int64_t nSegs, int64_t k0, int64_t kc, float* dst) {
+  static_assert(MR <= 8);
+  const __m256i lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+  const __m256i idx = _mm256_mullo_epi32(lanes, _mm256_set1_epi32(int(g.sW)));
+  const __m256i store = _mm256_cmpgt_epi32(_mm256_set1_epi32(MR), lanes);
+  KCursor kc0(g, k0);
+  for (int64_t k = 0; k < kc; ++k, kc0.next(g)) {
+    const KRow r = kRow(x, g, kc0.ci, kc0.kh, kc0.kw);
+    __m256 v = _mm256_setzero_ps();
+    int64_t panel = segs[0].panel;
+    for (int64_t si = 0; si < nSegs; ++si) {
+      const PixSegment& s = segs[si];
+      if (s.panel != panel) {
+        _mm256_maskstore_ps(dst + (panel * kc + k) * MR, store, v);
+        v = _mm256_setzero_ps();
+        panel = s.panel;
+      }
+      int a, b;
+      const float* base;
+      if (!laneRange(g, r, s, a, b, base)) continue;
+      const __m256i m = _mm256_andnot_si256(_mm256_cmpgt_epi32(_mm256_set1_epi32(a), lanes),
+                                            _mm256_cmpgt_epi32(_mm256_set1_epi32(b), lanes));
+      if (g.sW == 1)
+        v = _mm256_blendv_ps(v, _mm256_maskload_ps(base, m), _mm256_castsi256_ps(m));
+      else
+        v = _mm256_mask_i32gather_ps(v, base, idx, _mm256_castsi256_ps(m), 4);
+    }
+    _mm256_maskstore_ps(dst + (panel * kc + k) * MR, store, v);
+  }
+}
+
+void packPixels(int mr, const float* x, const Conv2dGeom& g, const PixSegment* segs, int64_t nSegs, int64_t k0,
+                int64_t kc, float* dst) {
+  switch (mr) {
+    case 14: return packPixelsAvx512<14>(x, g, segs, nSegs, k0, kc, dst);
+    case 8: return packPixelsAvx512<8>(x, g, segs, nSegs, k0, kc, dst);
+    default: return packPixelsAvx2<6>(x, g, segs, nSegs, k0, kc, dst);
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+// The transposing store: C block [rows pixels x cols channels] (row stride ldc) into
+// y[m * P + i] (channel m's pixels contiguous), 8x8 blocks through registers.
+
+__attribute__((target("avx2"), always_inline)) inline void transpose8(__m256 (&v)[8]) {
+  __m256 t[8], u[8];
+  for (int i = 0; i < 8; i += 2) {
+    t[i] = _mm256_unpacklo_ps(v[i], v[i + 1]);
+    t[i + 1] = _mm256_unpackhi_ps(v[i], v[i + 1]);
+  }
+  for (int i = 0; i < 8; i += 4) {
+    u[i] = _mm256_shuffle_ps(t[i], t[i + 2], 0x44);
+    u[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], 0xEE);
+    u[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0x44);
+    u[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0xEE);
+  }
+  for (int i = 0; i < 4; ++i) {
+    v[i] = _mm256_permute2f128_ps(u[i], u[i + 4], 0x20);
+    v[i + 4] = _mm256_permute2f128_ps(u[i], u[i + 4], 0x31);
+  }
+}
+
+__attribute__((target("avx2"))) void storeTransposed(const float* c, int64_t ldc, int64_t rows, int64_t cols, float* y,
+                                                     int64_t P) {
+  int64_t m = 0;
+  for (; m + 8 <= cols; m += 8) {
+    int64_t i = 0;
+    for (; i + 8 <= rows; i += 8) {
+      __m256 v[8];
+      for (int r = 0; r < 8; ++r) v[r] = _mm256_loadu_ps(c + (i + r) * ldc + m);
+      transpose8(v);
+      for (int r = 0; r < 8; ++r) _mm256_storeu_ps(y + (m + r) * P + i, v[r]);
+    }
+    for (; i < rows; ++i)
+      for (int r = 0; r < 8; ++r) y[(m + r) * P + i] = c[i * ldc + m + r];
+  }
+  for (; m < cols; ++m)
+    for (int64_t i = 0; i < rows; ++i) y[m * P + i] = c[i * ldc + m];
+}
+
+// ---------------------------------------------------------------------------------------
+// Blocking and the workspace
+
+// Cache blocks. Per work item (image, group, pixel block, channel block) the A block (up to
+// mcPix pixels x kc, packed once per K block) stays in L2 while the filter's kc x nr
+// micro-panels stream through L1 (each reused over the block's pixel panels), and the C
+// block (mcPix x ncChan) collects all of K before the transposing epilogue.
+struct Blocking {
+  int64_t mcPix, ncChan;
+};
+
+Blocking blockingOf(const GemmConfig& c, int64_t P, int64_t Mg) {
+  Blocking b;
+  b.mcPix = std::min(roundUp(c.mc, c.mr), roundUp(P, c.mr));
+  b.ncChan = std::min(roundUp(c.nc, c.nr), roundUp(Mg, c.nr));
+  return b;
+}
+
+int64_t slotFloats(const GemmConfig& c, const Blocking& b, int64_t K) {
+  const int64_t kc = std::max<int64_t>(1, kBlockOf(c, K));
+  return roundUp(b.mcPix * kc, 16) + roundUp(b.mcPix * b.ncChan, 16) + roundUp(segmentFloats(b.mcPix, c.mr), 16);
+}
+
+// ---------------------------------------------------------------------------------------
+// prepare / run
+
+void prepareRows(GemmIsa isa, bool fused, const PrepareInfo& info, Prepared* out) {
+  RowsParams p;
+  p.isa = isa;
+  p.tasks = std::max(1, info.threads);
+  if (fused) {
+    p.fused = 1;
+    Epilogue e;
+    const std::string err = ir::linear::readEpilogue(info.node->attrs(), &e);
+    ANVIL_CHECK(err.empty(), ErrorCode::kInvalidModel, info.node->label(), ": ", err);
+    p.epi.act = int32_t(e.act);
+    p.epi.p0 = e.p0;
+    p.epi.p1 = e.p1;
+    p.epi.residual = e.residual;
+    p.epi.addFirst = e.addFirst;
+  }
+  ANVIL_CHECK(rowsConvAttrs(*info.node, info.maxTypes[1].shape, &p.conv), ErrorCode::kInvalidModel,
+              info.node->label(), ": not a 2-D Conv this kernel handles");
+  const GemmConfig& c = gemmConfig(isa);
+  ANVIL_CHECK(info.maxTypes[0].shape.isStatic() && info.maxTypes[1].shape.isStatic(), ErrorCode::kInternal,
+              info.node->label(), ": X and W need static extents at the profile's max shapes");
+  const std::vector<int64_t> xd = info.maxTypes[0].shape.extents(), wd = info.maxTypes[1].shape.extents();
+  Conv2dGeom g;
+  ANVIL_CHECK(conv2dGeometry(p.conv, xd.data(), wd[0], &g) && wd[1] == g.Cg, ErrorCode::kInvalidModel,
+              info.node->label(), ": X ", info.maxTypes[0].str(), " and W ", info.maxTypes[1].str(),
+              " do not fit the Conv attributes");
+  const ir::Tensor* w = info.constants.size() > 1 ? info.constants[1] : nullptr;
+  ANVIL_CHECK(w != nullptr, ErrorCode::kInternal, info.node->label(), ": the filter must be an initializer");
+  const int64_t K = g.Cg * g.kH * g.kW;
+  p.wM = g.Mg;
+  p.wK = K;
+  const Blocking b = blockingOf(c, g.OH * g.OW, g.Mg);
+  p.mcPix = b.mcPix;
+  p.ncChan = b.ncChan;
+  // Per group W^T [K x Mg] (element (k, m) = W[m][k]) as B panels of nr channels.
+  const int64_t per = packedBFloats(c, K, g.Mg);
+  std::string blob(size_t(g.G * per) * sizeof(float), '\0');
+  auto* dst = reinterpret_cast<float*>(blob.data());
+  for (int64_t grp = 0; grp < g.G; ++grp)
+    packBPanels(c, K, g.Mg, {w->data<float>() + grp * g.Mg * K, 1, K}, 0, ceilDiv(g.Mg, c.nr), dst + grp * per);
+  out->blobs.push_back(std::move(blob));
+  out->packedInputs.push_back(1);
+  out->workspaceBytes = uint64_t(p.tasks * slotFloats(c, b, K)) * sizeof(float);
+  out->setParams(p);
+}
+
+// At least this many flops per task: below it, waking a worker costs more than it saves.
+constexpr double kMinFlopsPerTask = 2e6;
+
+void runRows(const StepArgs& a) {
+  const RowsParams& p = a.paramsAs<RowsParams>();
+  const GemmConfig& c = gemmConfig(p.isa);
+  const TensorView& X = a.in(0);
+  TensorView& Y = a.out(0);
+  if (X.rank != 4) a.fail("this kernel handles 2-D Conv (rank-4 X) only");
+  Conv2dGeom g;
+  if (!conv2dGeometry(p.conv, X.dims, p.wM * p.conv.group, &g)) a.fail("X does not fit the Conv attributes");
+  const int64_t K = g.Cg * g.kH * g.kW, P = g.OH * g.OW;
+  if (K != p.wK) a.fail("X's channels differ from the prepared filter's");
+  if (Y.rank != 4 || Y.dims[0] != g.N || Y.dims[1] != g.M || Y.dims[2] != g.OH || Y.dims[3] != g.OW)
+    a.fail("the output extents differ from the Conv's");
+  if (Y.numel() == 0) return;
+  const float* bias = nullptr;
+  if (a.hasInput(2)) {
+    if (a.in(2).numel() != g.M) a.fail("B must have one value per output channel");
+    bias = a.in(2).as<float>();
+  }
+  const float* zp = nullptr;
+  if (p.fused && p.epi.residual) {
+    if (!a.hasInput(int(ir::linear::kResidualInput))) a.fail("has_residual is 1 but Z (input 3) is absent");
+    const TensorView& z = a.in(int(ir::linear::kResidualInput));
+    if (z.numel() != Y.numel()) a.fail("Z must have the output's shape");
+    zp = z.as<float>();
+  }
+  const Epilogue epi = p.epi.get();
+  const EpilogueRow row = epilogueRow(epi);
+  static constexpr Epilogue kNoEpilogue{};
+  const EpilogueRow biasRow = epilogueRow(kNoEpilogue);
+  const bool act = p.fused && (zp || epi.act != Activation::kNone);
+
+  const Blocking blk{p.mcPix, p.ncChan};
+  const int64_t slot = slotFloats(c, blk, K);
+  const int flopsTasks = int(std::max(1.0, std::min(1e6, 2.0 * double(Y.numel()) * double(K) / kMinFlopsPerTask)));
+  const int T = std::max(1, std::min({int(p.tasks), a.executor ? a.executor->threads() : 1, flopsTasks}));
+  if (uint64_t(T * slot) * sizeof(float) > a.workspaceBytes)
+    a.fail("the shapes need a larger workspace than prepared (outside the profile?)");
+  float* ws = static_cast<float*>(a.workspace);
+
+  // The 1x1 stride-1 unpadded Conv reads each channel's plane as one row of P pixels.
+  Conv2dGeom gp = g;
+  if (g.kH == 1 && g.kW == 1 && g.sH == 1 && g.sW == 1 && g.pt == 0 && g.pl == 0 && g.pb == 0 && g.pr == 0) {
+    gp.H = 1, gp.W = g.H * g.W, gp.OH = 1, gp.OW = P;
+  }
+
+  // Work items: (image, group, pixel block, channel block). Pixel blocks split the mr-pixel
+  // tiles evenly, channel blocks the nr-channel panels; with several tasks the blocks are
+  // split further until every task gets the same number of items (or at least four).
+  const int mr = c.mr, nr = c.nr;
+  const int64_t tilesP = ceilDiv(P, mr), panelsM = ceilDiv(g.Mg, nr);
+  int64_t pBlocks = std::min(tilesP, ceilDiv(P, blk.mcPix)), cBlocks = std::min(panelsM, ceilDiv(g.Mg, blk.ncChan));
+  const int64_t units = g.N * g.G;
+  while (T > 1) {
+    const int64_t items = units * pBlocks * cBlocks;
+    if (items >= T && (items % T == 0 || items >= 4 * T)) break;
+    if (cBlocks < panelsM && (cBlocks <= pBlocks || pBlocks == tilesP))
+      ++cBlocks;
+    else if (pBlocks < tilesP)
+      ++pBlocks;
+    else
+      break;
+  }
+  const int64_t items = units * pBlocks * cBlocks, n = std::min<int64_t>(T, items);
+  const int64_t perGroup = packedBFloats(c, K, g.Mg), nPad = roundUp(g.Mg, nr), kb = kBlockOf(c, K);
+  const float* wp = a.blobs[0].as<float>();
+  const float* xp = X.as<float>();
+  float* yp = Y.as<float>();
+  const int64_t kcMax = std::max<int64_t>(1, kb);
+  a.executor->parallelFor(n, [&](int64_t t) {
+    float* aBuf = ws + t * slot;
+    float* cBuf = aBuf + roundUp(blk.mcPix * kcMax, 16);
+    auto* segs = reinterpret_cast<PixSegment*>(cBuf + roundUp(blk.mcPix * blk.ncChan, 16));
+    for (int64_t it = rangeBegin(items, t, n); it < rangeBegin(items, t + 1, n); ++it) {
+      const int64_t cb = it % cBlocks, pb = (it / cBlocks) % pBlocks, u = it / (cBlocks * pBlocks);
+      const int64_t img = u / g.G, grp = u % g.G;
+      const int64_t p0 = rangeBegin(tilesP, pb, pBlocks) * mr, p1 = std::min(P, rangeBegin(tilesP, pb + 1, pBlocks) * mr);
+      const int64_t q0 = rangeBegin(panelsM, cb, cBlocks), q1 = rangeBegin(panelsM, cb + 1, cBlocks);
+      if (p0 >= p1 || q0 >= q1) continue;
+      const int64_t pix = p1 - p0, m0 = q0 * nr, cols = std::min(g.Mg, q1 * nr) - m0, ldc = (q1 - q0) * nr;
+      const float* xg = xp + (img * g.C + grp * g.Cg) * g.H * g.W;
+      const float* wg = wp + grp * perGroup;
+      const int64_t nSegs = pixelSegments(gp, p0, pix, mr, segs);
+      if (K == 0) {
+        for (int64_t i = 0; i < pix; ++i) std::fill(cBuf + i * ldc, cBuf + i * ldc + cols, 0.0f);
+      }
+      for (int64_t pc = 0; pc < K; pc += kb) {
+        const int64_t kc = std::min(kb, K - pc);
+        packPixels(mr, xg, gp, segs, nSegs, pc, kc, aBuf);
+        const float* bBlock = wg + pc * nPad;
+        for (int64_t q = q0; q < q1; ++q) {
+          const int ncols = int(std::min<int64_t>(nr, g.Mg - q * nr));
+          const float* bq = bBlock + q * kc * nr;
+          float* cq = cBuf + (q - q0) * nr;
+          for (int64_t ip = 0; ip < pix; ip += mr) {
+            const int rows = int(std::min<int64_t>(mr, pix - ip));
+            c.kernels[rows - 1](kc, aBuf + ip * kc, bq, cq + ip * ldc, ldc, ncols, pc > 0);
+          }
+        }
+      }
+      // Channel m of the block: y[(img, grp * Mg + m0 + m)][p0 .. p1).
+      const int64_t ch0 = img * g.M + grp * g.Mg + m0;
+      float* yb = yp + ch0 * P + p0;
+      storeTransposed(cBuf, ldc, pix, cols, yb, P);
+      if (act) {
+        for (int64_t m = 0; m < cols; ++m)
+          row(epi, yb + m * P, zp ? zp + (ch0 + m) * P + p0 : nullptr, nullptr,
+              bias ? bias[grp * g.Mg + m0 + m] : 0.0f, pix);
+      } else if (bias) {
+        for (int64_t m = 0; m < cols; ++m) biasRow(kNoEpilogue, yb + m * P, nullptr, nullptr, bias[grp * g.Mg + m0 + m], pix);
+      }
+    }
+  });
+}
+
+Kernel makeKernel(std::string name, bool fused, GemmIsa isa, std::vector<std::string> req) {
+  Kernel k;
+  k.name = std::move(name);
+  k.version = 1;
+  k.op = fused ? "FusedConv" : "Conv";
+  k.domain = fused ? "anvil" : "";
+  k.precision = DataType::kF32;
+  k.requirements = std::move(req);
+  k.supports = fused ? supportsFusedRows : supportsRows;
+  k.prepare = [isa, fused](const PrepareInfo& i, Prepared* o) { prepareRows(isa, fused, i, o); };
+  k.run = runRows;
+  return k;
+}
+
+}  // namespace
+
+}  // namespace anvil::cpu::tactics
+
+namespace anvil::runtime {
+
+// Conv with the pixels as the GEMM rows: the AVX-512 14x32 and AVX2 6x16 micro-kernels
+// (the transposing store is AVX2 in both).
+void registerNativeConvRowsKernels(Kernels& k) {
+  using namespace anvil::cpu::tactics;
+  for (bool fused : {false, true}) {
+    const std::string epi = fused ? "_epilogue" : "";
+    k.add(makeKernel("f32_conv2d_rows_14x32" + epi + "__avx512", fused, GemmIsa::kAvx512_14x32,
+                     {"avx512f", "avx2", "fma"}));
+    k.add(makeKernel("f32_conv2d_rows_6x16" + epi + "__avx2", fused, GemmIsa::kAvx2_6x16, {"avx2", "fma"}));
+  }
+}
+
+}  // namespace anvil::runtime
