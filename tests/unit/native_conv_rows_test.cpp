@@ -16,6 +16,7 @@
 #include <cstring>
 #include <functional>
 #include <map>
+#include <memory>
 #include <optional>
 
 #include <time.h>
@@ -309,19 +310,28 @@ TEST(NativeConvRowsSupports, DeclinesWhatItCannotRun) {
 // Timing (manual): the ResNet layers against every other Conv kernel that takes them.
 
 struct Timing {
-  double wallMs;
+  double wallMs, minMs, cpuMinMs;  // median and best wall time, best thread CPU time
 };
 
-Timing medianMs(const std::function<void()>& f, int reps = 15) {
+double cpuNowMs() {
+  timespec t;
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
+  return double(t.tv_sec) * 1e3 + double(t.tv_nsec) * 1e-6;
+}
+
+Timing medianMs(const std::function<void()>& f, int reps = 30) {
   f();
   std::vector<double> wall;
+  double cpuMin = 1e30;
   for (int i = 0; i < reps; ++i) {
     const auto t0 = std::chrono::steady_clock::now();
+    const double c0 = cpuNowMs();
     f();
+    cpuMin = std::min(cpuMin, cpuNowMs() - c0);
     wall.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
   }
   std::sort(wall.begin(), wall.end());
-  return {wall[wall.size() / 2]};
+  return {wall[wall.size() / 2], wall[0], cpuMin};
 }
 
 runtime::Kernels& allConvRegistry() {
@@ -368,13 +378,26 @@ TEST(NativeConvRowsBench, DISABLED_Timing) {
     for (const runtime::Kernel* k : allConvRegistry().all()) {
       if (k->op != "Conv" || k->device != Device::kCPU || !k->run || k->name.find("__") == std::string::npos) continue;
       if (!runtime::hostHasAll(k->requirements) || !k->supports(*b.node, b.types())) continue;
+      if (const char* kf = std::getenv("ROWS_KERNEL"); kf && !std::strstr(k->name.c_str(), kf)) continue;
       for (int threads : {1, 2}) {
-        const PreparedKernel pk = prepare(*k, b, threads);
+        if (const char* tf = std::getenv("ROWS_THREADS"); tf && std::atoi(tf) != threads) continue;
+        // Warm: one layer run again and again (its filter in L2/L3). Cold: eight copies of
+        // the layer in turn, as in a model, where each layer's filter comes from memory.
+        std::vector<std::unique_ptr<Built>> copies;
+        std::vector<std::unique_ptr<PreparedKernel>> pks;
+        std::vector<std::unique_ptr<Step>> steps;
+        for (uint32_t i = 0; i < 8; ++i) {
+          copies.push_back(std::make_unique<Built>(build(c, 1 + i)));
+          pks.push_back(std::make_unique<PreparedKernel>(prepare(*k, *copies.back(), threads)));
+          steps.push_back(std::make_unique<Step>(*k, *pks.back(), *copies.back(), od, true));
+        }
         auto ex = runtime::makeCpuExecutor(threads);
-        Step step(*k, pk, b, od, true);
-        const Timing t = medianMs([&] { step.run(*ex); });
-        std::printf("  %-40s t=%d %8.3f ms (%6.1f GFLOP/s)\n", k->name.c_str(), threads, t.wallMs,
-                    flops / (t.wallMs * 1e6));
+        const Timing warm = medianMs([&] { steps[0]->run(*ex); });
+        size_t next = 0;
+        const Timing cold = medianMs([&] { steps[next++ % 8]->run(*ex); }, 40);
+        std::printf("  %-36s t=%d warm %7.3f ms (min %7.3f, cpu %7.3f) cold %7.3f ms (min %7.3f, cpu %7.3f)\n",
+                    k->name.c_str(), threads, warm.wallMs, warm.minMs, warm.cpuMinMs, cold.wallMs, cold.minMs,
+                    cold.cpuMinMs);
       }
     }
   }
