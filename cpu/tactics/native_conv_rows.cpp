@@ -507,15 +507,25 @@ __attribute__((target("avx2"))) void storeTransposed(const float* c, int64_t ldc
 // Cache blocks. Per work item (image, group, pixel block, channel block) the A block (up to
 // mcPix pixels x kc, packed once per K block) stays in L2 while the filter's kc x nr
 // micro-panels stream through L1 (each reused over the block's pixel panels), and the C
-// block (mcPix x ncChan) collects all of K before the transposing epilogue.
+// block (mcPix x ncChan) collects all of K before the transposing store. Measured on the
+// AVX-512 dev box, one thread (NativeConvRowsBench.DISABLED_Timing, best of 30): mcPix 112,
+// 224 and 448 were within noise on resnet18's 3x3 layers and 1x1 256->1024 at 14x14;
+// channel blocks as wide as the C block allows win, since every channel block packs the
+// A block again: resnet18 layer4 3x3 1.38-1.43 ms with all 512 channels in one block
+// against 1.50-1.58 (256) and 1.77-1.89 (128); 1x1 512->2048 at 7x7 0.61-0.65 (1024)
+// against 0.67-0.68 (512). So: all of a group's channels while the C block stays within
+// 512 KiB of L2.
 struct Blocking {
   int64_t mcPix, ncChan;
 };
 
+constexpr int64_t kMaxCBlockFloats = 128 * 1024;
+
 Blocking blockingOf(const GemmConfig& c, int64_t P, int64_t Mg) {
   Blocking b;
   b.mcPix = std::min(roundUp(c.mc, c.mr), roundUp(P, c.mr));
-  b.ncChan = std::min(roundUp(c.nc, c.nr), roundUp(Mg, c.nr));
+  const int64_t fit = std::max<int64_t>(4 * c.nr, kMaxCBlockFloats / b.mcPix / c.nr * c.nr);
+  b.ncChan = std::min(fit, roundUp(Mg, c.nr));
   return b;
 }
 

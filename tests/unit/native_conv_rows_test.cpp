@@ -129,11 +129,12 @@ std::vector<Case> convCases() {
   c.push_back(convCase("g4_3x3_s2", {{2, 68, 9, 9}, 36, 3, 0, 2, 1, 4, {1, 1, 1, 1}}));
   c.push_back(convCase("g2_M66", {{1, 34, 5, 6}, 66, 3, 0, 1, 1, 2, {0, 1, 1, 0}, "", false}));
   c.push_back(convCase("batch2_pw", {{2, 17, 9, 7}, 33, 1}));
-  // Several K blocks (K = 300 * 9 = 2700), pixel blocks past mc (P = 900) and channel
-  // blocks past nc (M = 530).
+  // Several K blocks (K = 300 * 9 = 2700), pixel blocks past mc (P = 900), many channels
+  // (M = 530) and a C block past its cap (225 pixels x 600 channels: two channel blocks).
   c.push_back(convCase("K2700", {{1, 300, 7, 6}, 20, 3, 0, 1, 1, 1, {1, 1, 1, 1}}));
   c.push_back(convCase("P900", {{1, 3, 30, 30}, 40, 3, 0, 1, 1, 1, {1, 1, 1, 1}}));
   c.push_back(convCase("M530", {{1, 16, 7, 7}, 530, 1}));
+  c.push_back(convCase("M600_P225", {{1, 2, 15, 15}, 600, 3, 0, 1, 1, 1, {1, 1, 1, 1}}));  // two channel blocks
   c.push_back(convCase("resnet_512x7x7", {{1, 512, 7, 7}, 512, 3, 0, 1, 1, 1, {1, 1, 1, 1}}));
   return c;
 }
