@@ -118,66 +118,79 @@ bool supportsFusedRows(const ir::Node& n, const std::vector<ir::TensorType>& in)
 
 int64_t floorDivS(int64_t a, int64_t b) { return a >= 0 ? a / b : -((-a + b - 1) / b); }
 
-// A run of pixels of one output row inside one panel: lanes [lane0, lane0 + len) of panel
-// `panel` are the output pixels (oh, ow0 ..).
-struct PixSegment {
-  int64_t panel, lane0, len, oh, ow0;
+// What every k of the filter needs from the pixel block, per segment (a run of pixels of
+// one output row inside one panel), computed once per block: the offset of the panel's
+// lane 0 input for kh = kw = 0 from the channel plane's start (lane l reads
+// + l*sW + kh*dH*W + kw*dW), the lanes whose input column lies inside the image per kw,
+// all lanes or none per kh (the input row inside the image), and the segment's panel.
+// Per k a segment is then two table reads and an add: the per-k lane arithmetic it
+// replaced (clamps and divisions per segment and k) cost resnet18's stride-2 3x3 64->128
+// 44% of its GEMM time.
+struct SegTables {
+  int64_t* base;      // [segs]
+  int32_t* panel;     // [segs]
+  uint16_t* colMask;  // [segs * kW]
+  uint16_t* rowMask;  // [segs * kH]
+  int64_t segs;
 };
 
-// Segments of pixels [p0, p0 + n) in panels of mr; returns their count (at most
-// n + n / mr + 2).
-int64_t pixelSegments(const Conv2dGeom& g, int64_t p0, int64_t n, int mr, PixSegment* segs) {
-  int64_t count = 0;
+// Segments of a block of n pixels: each ends at a panel end, a row end or the block's end,
+// so there are at most n / mr + n + 2 of them (n / mr + 2 with rows of at least mr pixels).
+int64_t maxSegments(int64_t n, int mr) { return n + n / mr + 2; }
+
+int64_t segTableFloats(int64_t mcPix, int mr, int64_t kH, int64_t kW) {
+  const int64_t s = maxSegments(mcPix, mr);
+  return ceilDiv(s * int64_t(sizeof(int64_t) + sizeof(int32_t)) + s * (kW + kH) * int64_t(sizeof(uint16_t)) + 16,
+                 int64_t(sizeof(float)));
+}
+
+SegTables segmentTables(const Conv2dGeom& g, int64_t p0, int64_t n, int mr, float* scratch) {
+  const int64_t maxS = maxSegments(n, mr);
+  SegTables t;
+  t.base = reinterpret_cast<int64_t*>(scratch);
+  t.panel = reinterpret_cast<int32_t*>(t.base + maxS);
+  t.colMask = reinterpret_cast<uint16_t*>(t.panel + maxS);
+  t.rowMask = t.colMask + maxS * g.kW;
+  t.segs = 0;
   for (int64_t j = 0, oh = p0 / g.OW, ow = p0 % g.OW; j < n;) {
     const int64_t lane = j % mr, len = std::min({int64_t(mr) - lane, g.OW - ow, n - j});
-    segs[count++] = {j / mr, lane, len, oh, ow};
+    const int64_t si = t.segs++;
+    t.base[si] = (oh * g.sH - g.pt) * g.W + (ow - lane) * g.sW - g.pl;
+    t.panel[si] = int32_t(j / mr);
+    for (int64_t kh = 0; kh < g.kH; ++kh) {
+      const int64_t ih = oh * g.sH - g.pt + kh * g.dH;
+      t.rowMask[si * g.kH + kh] = ih >= 0 && ih < g.H ? 0xffff : 0;
+    }
+    for (int64_t kw = 0; kw < g.kW; ++kw) {
+      const int64_t offW = kw * g.dW - g.pl;
+      const int64_t owLo = std::clamp<int64_t>(-floorDivS(offW, g.sW), 0, g.OW);  // ceil(-offW / sW)
+      const int64_t owHi = std::clamp<int64_t>(floorDivS(g.W - 1 - offW, g.sW) + 1, owLo, g.OW);
+      const int64_t owA = std::max(ow, owLo), owB = std::min(ow + len, owHi);
+      uint32_t m = 0;
+      if (owA < owB) {
+        const int64_t a = lane + owA - ow, b = lane + owB - ow;
+        m = ((1u << b) - 1) & ~((1u << a) - 1);
+      }
+      t.colMask[si * g.kW + kw] = uint16_t(m);
+    }
     j += len;
     ow += len;
     if (ow == g.OW) ow = 0, ++oh;
   }
-  return count;
+  return t;
 }
 
-int64_t segmentFloats(int64_t mcPix, int mr) {
-  return ceilDiv((mcPix + mcPix / mr + 2) * int64_t(sizeof(PixSegment)), int64_t(sizeof(float)));
-}
-
-// What one k = (ci, kh, kw) of the filter reads.
-struct KRow {
-  const float* xc;     // input channel ci
-  int64_t ihOff;       // kh*dH - pt
-  int64_t offW;        // kw*dW - pl
-  int64_t owLo, owHi;  // output columns whose input column lies inside the image
-};
-
-inline KRow kRow(const float* x, const Conv2dGeom& g, int64_t ci, int64_t kh, int64_t kw) {
-  KRow r;
-  r.xc = x + ci * g.H * g.W;
-  r.ihOff = kh * g.dH - g.pt;
-  r.offW = kw * g.dW - g.pl;
-  r.owLo = std::clamp<int64_t>(-floorDivS(r.offW, g.sW), 0, g.OW);  // ceil(-offW / sW)
-  r.owHi = std::clamp<int64_t>(floorDivS(g.W - 1 - r.offW, g.sW) + 1, r.owLo, g.OW);
-  return r;
-}
-
-// Lanes [a, b) of segment s that read inside the image for row r, and `base`, the address
-// lane 0 of the panel would read (lane l reads base + l*sW; lanes outside [a, b) are never
-// dereferenced). False when no lane does.
-inline bool laneRange(const Conv2dGeom& g, const KRow& r, const PixSegment& s, int& a, int& b, const float*& base) {
-  const int64_t ih = s.oh * g.sH + r.ihOff;
-  if (ih < 0 || ih >= g.H) return false;
-  const int64_t owA = std::max(s.ow0, r.owLo), owB = std::min(s.ow0 + s.len, r.owHi);
-  if (owA >= owB) return false;
-  a = int(s.lane0 + owA - s.ow0);
-  b = int(s.lane0 + owB - s.ow0);
-  base = reinterpret_cast<const float*>(reinterpret_cast<intptr_t>(r.xc) +
-                                        intptr_t(ih * g.W + r.offW + (s.ow0 - s.lane0) * g.sW) * intptr_t(sizeof(float)));
-  return true;
-}
-
-// p + n floats, computed as an address (p may lie outside X: only masked lanes read there).
+// p + n floats, computed as an address (p + n may lie outside X: only masked lanes read).
 inline const float* offsetFloats(const float* p, int64_t n) {
   return reinterpret_cast<const float*>(reinterpret_cast<intptr_t>(p) + intptr_t(n) * intptr_t(sizeof(float)));
+}
+
+// Bit l of m to bit 2l (the lanes' inputs at the even floats of a stride-2 window).
+inline uint32_t spreadBits(uint32_t m) {
+  m = (m | (m << 8)) & 0x00ff00ffu;
+  m = (m | (m << 4)) & 0x0f0f0f0fu;
+  m = (m | (m << 2)) & 0x33333333u;
+  return (m | (m << 1)) & 0x55555555u;
 }
 
 // Steps (ci, kh, kw) through k = k0, k0 + 1, ...
@@ -199,42 +212,43 @@ struct KCursor {
 
 // Packs the [kc x pixels] block at K offset k0 as A panels (panel i at dst + i*kc*MR, k
 // holding MR pixel values, zeros in the padding and past the block). One vector per (k,
-// panel), filled segment by segment with masked loads (stride 1) or gathers.
+// panel), filled segment by segment with masked loads (stride 1), two masked loads and a
+// permute (stride 2: a gather cost the 7x7 stride-2 stem ~40% of its time) or a gather.
 template <int MR>
-__attribute__((target("avx512f"))) void packPixelsAvx512(const float* x, const Conv2dGeom& g, const PixSegment* segs,
-                                                         int64_t nSegs, int64_t k0, int64_t kc, float* dst) {
+__attribute__((target("avx512f"))) void packPixelsAvx512(const float* x, const Conv2dGeom& g, const SegTables& t,
+                                                         int64_t k0, int64_t kc, float* dst) {
   static_assert(MR <= 16);
   const __m512i lanes = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
   const __m512i idx = _mm512_mullo_epi32(lanes, _mm512_set1_epi32(int(g.sW)));
   const __mmask16 store = __mmask16((1u << MR) - 1);
   const __m512i evens = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
-  KCursor kc0(g, k0);
-  for (int64_t k = 0; k < kc; ++k, kc0.next(g)) {
-    const KRow r = kRow(x, g, kc0.ci, kc0.kh, kc0.kw);
+  const int64_t plane = g.H * g.W, rowStep = g.dH * g.W;
+  KCursor kk(g, k0);
+  for (int64_t k = 0; k < kc; ++k, kk.next(g)) {
+    const float* xc = x + kk.ci * plane;
+    const int64_t off = kk.kh * rowStep + kk.kw * g.dW;
+    const uint16_t* col = t.colMask + kk.kw;
+    const uint16_t* row = t.rowMask + kk.kh;
     __m512 v = _mm512_setzero_ps();
-    int64_t panel = segs[0].panel;
-    for (int64_t si = 0; si < nSegs; ++si) {
-      const PixSegment& s = segs[si];
-      if (s.panel != panel) {
+    int32_t panel = t.panel[0];
+    for (int64_t si = 0; si < t.segs; ++si) {
+      if (t.panel[si] != panel) {
         _mm512_mask_storeu_ps(dst + (panel * kc + k) * MR, store, v);
         v = _mm512_setzero_ps();
-        panel = s.panel;
+        panel = t.panel[si];
       }
-      int a, b;
-      const float* base;
-      if (!laneRange(g, r, s, a, b, base)) continue;
-      const __mmask16 m = __mmask16(((1u << b) - 1) & ~((1u << a) - 1));
+      const uint32_t m = col[si * g.kW] & row[si * g.kH];
+      if (!m) continue;
+      const float* base = offsetFloats(xc, t.base[si] + off);
       if (g.sW == 1) {
-        v = _mm512_mask_loadu_ps(v, m, base);
+        v = _mm512_mask_loadu_ps(v, __mmask16(m), base);
       } else if (g.sW == 2) {
-        // The 32 floats from base, lanes' inputs at the even ones: two masked loads and
-        // one permute (the gather cost the 7x7 stride-2 stem ~40% of its time).
-        const uint64_t win = ((1ull << (2 * b)) - 1) & ~((1ull << (2 * a)) - 1) & 0x5555555555555555ull;
+        const uint32_t win = spreadBits(m);
         const __m512 lo = _mm512_maskz_loadu_ps(__mmask16(win), base);
         const __m512 hi = _mm512_maskz_loadu_ps(__mmask16(win >> 16), offsetFloats(base, 16));
-        v = _mm512_mask_mov_ps(v, m, _mm512_permutex2var_ps(lo, evens, hi));
+        v = _mm512_mask_mov_ps(v, __mmask16(m), _mm512_permutex2var_ps(lo, evens, hi));
       } else {
-        v = _mm512_mask_i32gather_ps(v, m, idx, base, 4);
+        v = _mm512_mask_i32gather_ps(v, __mmask16(m), idx, base, 4);
       }
     }
     _mm512_mask_storeu_ps(dst + (panel * kc + k) * MR, store, v);
@@ -242,39 +256,39 @@ __attribute__((target("avx512f"))) void packPixelsAvx512(const float* x, const C
 }
 
 template <int MR>
-__attribute__((target("avx2,fma"))) void packPixelsAvx2(const float* x, const Conv2dGeom& g, const PixSegment* segs,
-                                                        int64_t nSegs, int64_t k0, int64_t kc, float* dst) {
+__attribute__((target("avx2,fma"))) void packPixelsAvx2(const float* x, const Conv2dGeom& g, const SegTables& t,
+                                                        int64_t k0, int64_t kc, float* dst) {
   static_assert(MR <= 8);
   const __m256i lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+  const __m256i laneBits = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128);
   const __m256i idx = _mm256_mullo_epi32(lanes, _mm256_set1_epi32(int(g.sW)));
   const __m256i store = _mm256_cmpgt_epi32(_mm256_set1_epi32(MR), lanes);
   const __m256i even = _mm256_setr_epi32(-1, 0, -1, 0, -1, 0, -1, 0);
-  KCursor kc0(g, k0);
-  for (int64_t k = 0; k < kc; ++k, kc0.next(g)) {
-    const KRow r = kRow(x, g, kc0.ci, kc0.kh, kc0.kw);
+  const __m256i dupLo = _mm256_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3), dupHi = _mm256_setr_epi32(4, 4, 5, 5, 6, 6, 7, 7);
+  const int64_t plane = g.H * g.W, rowStep = g.dH * g.W;
+  KCursor kk(g, k0);
+  for (int64_t k = 0; k < kc; ++k, kk.next(g)) {
+    const float* xc = x + kk.ci * plane;
+    const int64_t off = kk.kh * rowStep + kk.kw * g.dW;
+    const uint16_t* col = t.colMask + kk.kw;
+    const uint16_t* row = t.rowMask + kk.kh;
     __m256 v = _mm256_setzero_ps();
-    int64_t panel = segs[0].panel;
-    for (int64_t si = 0; si < nSegs; ++si) {
-      const PixSegment& s = segs[si];
-      if (s.panel != panel) {
+    int32_t panel = t.panel[0];
+    for (int64_t si = 0; si < t.segs; ++si) {
+      if (t.panel[si] != panel) {
         _mm256_maskstore_ps(dst + (panel * kc + k) * MR, store, v);
         v = _mm256_setzero_ps();
-        panel = s.panel;
+        panel = t.panel[si];
       }
-      int a, b;
-      const float* base;
-      if (!laneRange(g, r, s, a, b, base)) continue;
-      const __m256i m = _mm256_andnot_si256(_mm256_cmpgt_epi32(_mm256_set1_epi32(a), lanes),
-                                            _mm256_cmpgt_epi32(_mm256_set1_epi32(b), lanes));
+      const uint32_t bits = col[si * g.kW] & row[si * g.kH];
+      if (!bits) continue;
+      const float* base = offsetFloats(xc, t.base[si] + off);
+      const __m256i m = _mm256_cmpeq_epi32(_mm256_and_si256(_mm256_set1_epi32(int(bits)), laneBits), laneBits);
       if (g.sW == 1) {
         v = _mm256_blendv_ps(v, _mm256_maskload_ps(base, m), _mm256_castsi256_ps(m));
       } else if (g.sW == 2) {  // 16 floats from base, the lanes' inputs at the even ones
-        const __m256i lo2a = _mm256_set1_epi32(2 * a), lo2b = _mm256_set1_epi32(2 * b);
-        const __m256i hiLanes = _mm256_add_epi32(lanes, _mm256_set1_epi32(8));
-        const __m256i mLo = _mm256_and_si256(
-            even, _mm256_andnot_si256(_mm256_cmpgt_epi32(lo2a, lanes), _mm256_cmpgt_epi32(lo2b, lanes)));
-        const __m256i mHi = _mm256_and_si256(
-            even, _mm256_andnot_si256(_mm256_cmpgt_epi32(lo2a, hiLanes), _mm256_cmpgt_epi32(lo2b, hiLanes)));
+        const __m256i mLo = _mm256_and_si256(even, _mm256_permutevar8x32_epi32(m, dupLo));
+        const __m256i mHi = _mm256_and_si256(even, _mm256_permutevar8x32_epi32(m, dupHi));
         const __m256 lo = _mm256_maskload_ps(base, mLo), hi = _mm256_maskload_ps(offsetFloats(base, 8), mHi);
         // [lo0 lo2 hi0 hi2 | lo4 lo6 hi4 hi6], then the 64-bit pairs in order 0, 2, 1, 3
         const __m256 e = _mm256_castpd_ps(
@@ -288,12 +302,11 @@ __attribute__((target("avx2,fma"))) void packPixelsAvx2(const float* x, const Co
   }
 }
 
-void packPixels(int mr, const float* x, const Conv2dGeom& g, const PixSegment* segs, int64_t nSegs, int64_t k0,
-                int64_t kc, float* dst) {
+void packPixels(int mr, const float* x, const Conv2dGeom& g, const SegTables& t, int64_t k0, int64_t kc, float* dst) {
   switch (mr) {
-    case 14: return packPixelsAvx512<14>(x, g, segs, nSegs, k0, kc, dst);
-    case 8: return packPixelsAvx512<8>(x, g, segs, nSegs, k0, kc, dst);
-    default: return packPixelsAvx2<6>(x, g, segs, nSegs, k0, kc, dst);
+    case 14: return packPixelsAvx512<14>(x, g, t, k0, kc, dst);
+    case 8: return packPixelsAvx512<8>(x, g, t, k0, kc, dst);
+    default: return packPixelsAvx2<6>(x, g, t, k0, kc, dst);
   }
 }
 
@@ -529,9 +542,10 @@ Blocking blockingOf(const GemmConfig& c, int64_t P, int64_t Mg) {
   return b;
 }
 
-int64_t slotFloats(const GemmConfig& c, const Blocking& b, int64_t K) {
+int64_t slotFloats(const GemmConfig& c, const Blocking& b, const Conv2dGeom& g) {
+  const int64_t K = g.Cg * g.kH * g.kW;
   const int64_t kc = std::max<int64_t>(1, kBlockOf(c, K));
-  return roundUp(b.mcPix * kc, 16) + roundUp(b.mcPix * b.ncChan, 16) + roundUp(segmentFloats(b.mcPix, c.mr), 16);
+  return roundUp(b.mcPix * kc, 16) + roundUp(b.mcPix * b.ncChan, 16) + roundUp(segTableFloats(b.mcPix, c.mr, g.kH, g.kW), 16);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -578,7 +592,7 @@ void prepareRows(GemmIsa isa, bool fused, const PrepareInfo& info, Prepared* out
     packBPanels(c, K, g.Mg, {w->data<float>() + grp * g.Mg * K, 1, K}, 0, ceilDiv(g.Mg, c.nr), dst + grp * per);
   out->blobs.push_back(std::move(blob));
   out->packedInputs.push_back(1);
-  out->workspaceBytes = uint64_t(p.tasks * slotFloats(c, b, K)) * sizeof(float);
+  out->workspaceBytes = uint64_t(p.tasks * slotFloats(c, b, g)) * sizeof(float);
   out->setParams(p);
 }
 
@@ -615,7 +629,7 @@ void runRows(const StepArgs& a) {
   const bool act = p.fused && (zp || epi.act != Activation::kNone);
 
   const Blocking blk{p.mcPix, p.ncChan};
-  const int64_t slot = slotFloats(c, blk, K);
+  const int64_t slot = slotFloats(c, blk, g);
   const int flopsTasks = int(std::max(1.0, std::min(1e6, 2.0 * double(Y.numel()) * double(K) / kMinFlopsPerTask)));
   const int T = std::max(1, std::min({int(p.tasks), a.executor ? a.executor->threads() : 1, flopsTasks}));
   if (uint64_t(T * slot) * sizeof(float) > a.workspaceBytes)
@@ -655,7 +669,7 @@ void runRows(const StepArgs& a) {
   a.executor->parallelFor(n, [&](int64_t t) {
     float* aBuf = ws + t * slot;
     float* cBuf = aBuf + roundUp(blk.mcPix * kcMax, 16);
-    auto* segs = reinterpret_cast<PixSegment*>(cBuf + roundUp(blk.mcPix * blk.ncChan, 16));
+    float* segScratch = cBuf + roundUp(blk.mcPix * blk.ncChan, 16);
     for (int64_t it = rangeBegin(items, t, n); it < rangeBegin(items, t + 1, n); ++it) {
       const int64_t cb = it % cBlocks, pb = (it / cBlocks) % pBlocks, u = it / (cBlocks * pBlocks);
       const int64_t img = u / g.G, grp = u % g.G;
@@ -665,14 +679,14 @@ void runRows(const StepArgs& a) {
       const int64_t pix = p1 - p0, m0 = q0 * nr, ldc = (q1 - q0) * nr;
       const float* xg = xp + (img * g.C + grp * g.Cg) * g.H * g.W;
       const float* wg = wp + grp * perGroup;
-      const int64_t nSegs = pixelSegments(gp, p0, pix, mr, segs);
+      const SegTables segs = segmentTables(gp, p0, pix, mr, segScratch);
       // Channel m of the block: y[(img, grp * Mg + m0 + m)][p0 .. p1).
       const int64_t ch0 = img * g.M + grp * g.Mg + m0;
       float* yb = yp + ch0 * P + p0;
       const float* bb = bias ? bias + grp * g.Mg + m0 : nullptr;
       for (int64_t pc = 0; pc < K; pc += kb) {
         const int64_t kc = std::min(kb, K - pc);
-        packPixels(mr, xg, gp, segs, nSegs, pc, kc, aBuf);
+        packPixels(mr, xg, gp, segs, pc, kc, aBuf);
         const float* bBlock = wg + pc * nPad;
         // The filter panel after q (the next K block's first one after the last): its
         // lines prefetched into L2 over the k steps of this panel's calls.
