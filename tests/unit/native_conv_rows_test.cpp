@@ -7,7 +7,9 @@
 // 2, dilation 2, symmetric / asymmetric / SAME_UPPER / SAME_LOWER / VALID pads, groups 2 and
 // 4, batch 2, with and without bias, FusedConv with each activation and residual order.
 // NativeConvRowsBench.DISABLED_Timing times them against the other Conv kernels on the
-// ResNet layers.
+// ResNet layers, warm (one layer again and again) and cold (eight copies in turn, each
+// filter from memory as in a model); ROWS_ONLY=<layer substring>, ROWS_KERNEL=<kernel
+// substring> and ROWS_THREADS=1|2 narrow it.
 #include <gtest/gtest.h>
 
 #include <algorithm>
