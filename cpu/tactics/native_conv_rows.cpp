@@ -527,7 +527,11 @@ __attribute__((target("avx2"))) void storeTransposed(const float* c, int64_t ldc
 // A block again: resnet18 layer4 3x3 1.38-1.43 ms with all 512 channels in one block
 // against 1.50-1.58 (256) and 1.77-1.89 (128); 1x1 512->2048 at 7x7 0.61-0.65 (1024)
 // against 0.67-0.68 (512). So: all of a group's channels while the C block stays within
-// 512 KiB of L2.
+// 512 KiB of L2. The reverse order (a kc x nc filter block resident in L2, pixel blocks
+// streaming past it) differs from this one only where P > mcPix (one pixel block covers
+// the 14x14 and 7x7 layers this family is for); there each pixel block streams the filter
+// again, and halving that count (mcPix 448 against 224 on resnet18's 28x28 3x3 layer, a
+// 0.6 MB filter) measured within noise, so the filter side is not the bottleneck there.
 struct Blocking {
   int64_t mcPix, ncChan;
 };
