@@ -8,12 +8,14 @@ void registerNativeLinearKernels(Kernels& k);     // cpu/tactics/native_linear.c
 void registerNativeOpKernels(Kernels& k);         // cpu/tactics/native_ops.cpp: pooling, elementwise, norms, movement
 void registerNativeSequenceKernels(Kernels& k);   // cpu/tactics/native_sequence.cpp: attention, fused chains, RNNs
 void registerNativeWinogradKernels(Kernels& k);   // cpu/tactics/native_winograd.cpp: 3x3 convolutions
+void registerNativeConvRowsKernels(Kernels& k);   // cpu/tactics/native_conv_rows.cpp: Conv with pixels as GEMM rows
 
 void registerNativeCpuKernels(Kernels& k) {
   registerNativeLinearKernels(k);
   registerNativeOpKernels(k);
   registerNativeSequenceKernels(k);
   registerNativeWinogradKernels(k);
+  registerNativeConvRowsKernels(k);
 }
 
 }  // namespace anvil::runtime
