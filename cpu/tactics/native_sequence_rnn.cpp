@@ -1,3 +1,4 @@
+
 // Native kernels of the ONNX recurrent layers (f32): LSTM, GRU and RNN, each as
 // f32_<cell>_packed_4x32__avx512, f32_<cell>_packed_4x16__avx2 and the portable
 // f32_<cell>_packed_4x16. Default activations only (LSTM sigmoid/tanh/tanh, GRU
@@ -257,7 +258,7 @@ __attribute__((target("avx2,fma"))) void gruOutAvx2(const float* g, int64_t Hp, 
 // gates = xw + h x Rt, then the cell, with the gates in registers (never stored). Per
 // column the same FMAs in the same k order as gemmAcc followed by lstmCell: the same bits,
 // so which of the two paths serves a row is free to choose. Units go in chunks (AVX2: 16
-// units = 4 gates x 2 vectors, 8 chains; AVX-512: 64 units, 16 chains); h is read whole
+// units = 4 gates x 2 vectors, 8 chains; AVX-512: 32 units, 8 chains); h is read whole
 // by every chunk, so the new h goes to another buffer (hOut). `rev` runs k (and the
 // chunks) backwards: alternate steps do, so that the end of Rt just streamed, still in L1,
 // is read first (Rt of H 64 is 64 KB, more than L1 holds; 25% faster per step measured).
@@ -427,17 +428,18 @@ ANVIL_AVX512 inline void lstmChunkAvx512(int64_t K, const float* h, const float*
   }
 }
 
+// Chunks of 32 units (8 chains): the cell of one chunk overlaps the next chunk's GEMV
+// (5% faster per step than one chunk of 64 at H 64).
 ANVIL_AVX512 void lstmRowAvx512(int64_t K, const float* h, const float* rt, int64_t Hp, const float* xw, bool rev,
                                 float* c, float* hOut) {
-  const int64_t Gp = 4 * Hp, chunks = (Hp + 63) / 64;
+  constexpr int64_t CW = 32;
+  const int64_t Gp = 4 * Hp, chunks = (Hp + CW - 1) / CW;
   using Chunk = void (*)(int64_t, const float*, const float*, int64_t, int64_t, const float*, bool, float*, float*);
   // [vectors - 1][tail]
-  static constexpr Chunk kChunks[4][2] = {{lstmChunkAvx512<1, false>, lstmChunkAvx512<1, true>},
-                                          {lstmChunkAvx512<2, false>, lstmChunkAvx512<2, true>},
-                                          {lstmChunkAvx512<3, false>, lstmChunkAvx512<3, true>},
-                                          {lstmChunkAvx512<4, false>, lstmChunkAvx512<4, true>}};
+  static constexpr Chunk kChunks[2][2] = {{lstmChunkAvx512<1, false>, lstmChunkAvx512<1, true>},
+                                          {lstmChunkAvx512<2, false>, lstmChunkAvx512<2, true>}};
   for (int64_t q = 0; q < chunks; ++q) {
-    const int64_t j = (rev ? chunks - 1 - q : q) * 64, n = std::min<int64_t>(64, Hp - j);
+    const int64_t j = (rev ? chunks - 1 - q : q) * CW, n = std::min<int64_t>(CW, Hp - j);
     kChunks[(n + 15) / 16 - 1][n % 16 != 0](K, h, rt + j, Gp, Hp, xw + j, rev, c + j, hOut + j);
   }
 }
