@@ -337,7 +337,7 @@ ANVIL_AVX512 inline void gemmBlockAvx512(int64_t K, const float* A, int64_t lda,
 template <int MR>
 ANVIL_AVX512 void gemmAccAvx512(int64_t K, const float* A, int64_t lda, const float* Bp, int64_t N, float* C,
                                int64_t ldc, bool rev) {
-  constexpr int NV = MR == 1 ? 8 : MR == 2 ? 4 : 2;
+  constexpr int NV = MR == 1 ? 8 : 4;  // 8 to 16 chains; B 8: 4 rows x 4 vectors measured 2x faster than x 2
   int64_t n0 = 0;
   for (; n0 + 16 * NV <= N; n0 += 16 * NV) gemmBlockAvx512<MR, NV>(K, A, lda, Bp + n0, N, C + n0, ldc, rev);
   for (; n0 + 32 <= N; n0 += 32) gemmBlockAvx512<MR, 2>(K, A, lda, Bp + n0, N, C + n0, ldc, rev);
