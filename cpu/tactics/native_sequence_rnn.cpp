@@ -1,4 +1,3 @@
-
 // Native kernels of the ONNX recurrent layers (f32): LSTM, GRU and RNN, each as
 // f32_<cell>_packed_4x32__avx512, f32_<cell>_packed_4x16__avx2 and the portable
 // f32_<cell>_packed_4x16. Default activations only (LSTM sigmoid/tanh/tanh, GRU
@@ -9,21 +8,28 @@
 //
 // Prepare packs W and R transposed, gate-major with each gate's H columns padded to Hp (a
 // multiple of 8, 16 for GRU and RNN so that every GEMM is whole 16-column panels):
-// Wt[d] is [I][G*Hp], Rt[d] is [H][G*Hp] (GRU: [H][2*Hp] for z and r, and [H][Hp] for
-// the hidden gate, which needs the reset gate first), so a row of gates is one contiguous
-// run and a gate's units are whole vectors; the biases Wb + Rb are summed once (GRU's
-// hidden-gate Rb stays apart, inside the reset product). At run the input projection of
-// all time steps is one GEMM per direction (X[S*B, I] x Wt + bias) into the workspace;
-// then each (direction, batch row) runs its recurrence: per step gates = XW[t] + h x Rt
-// (the same GEMM micro-kernel, accumulating), then the fused gate math. The recurrences
-// are independent and spread over the executor's threads; each output element is
-// computed by one task in a fixed order (the GEMM accumulates over k in order, whatever
-// the row blocking), so the bits do not depend on the thread count.
+// Wt[d] is [I][G*Hp] (stored as the GEMM engine's packed B), Rt[d] is [H][G*Hp] (GRU:
+// [H][2*Hp] for z and r, and [H][Hp] for the hidden gate, which needs the reset gate
+// first), so a row of gates is one contiguous run and a gate's units are whole vectors; the
+// biases Wb + Rb are summed once (GRU's hidden-gate Rb stays apart, inside the reset
+// product). At run the input projection of all time steps is one GEMM per direction on the
+// engine (cpu/tactics/gemm_kernels.h: X[S*B, I] x Wt, the bias added per finished block)
+// into the workspace; then each (direction, batch row) runs its recurrence: per step gates
+// = XW[t] + h x Rt, then the gate math. An LSTM run of one or two rows takes the fused row
+// step (lstmRow*: the gates stay in registers, 8 accumulator chains per chunk of units),
+// larger runs the small GEMM (gemmAcc*) and the cell over the gates in memory; both give
+// the same bits. Alternate steps accumulate over k backwards, so that the part of Rt read
+// last (still in L1) is read first. The recurrences are independent and spread over the
+// executor's threads; each output element is computed by one task in a fixed order, so the
+// bits do not depend on the thread count.
 //
-// Measured (NativeSequenceBench.DISABLED_Timing, one thread, shared 2-core VM with
-// AVX-512): the zoo's lstm model (2 layers, S 10, B 2, I 16, H 32) 0.013 ms avx512 /
-// 0.019 ms avx2 / 0.09 ms portable vs 0.21 ms for the reference; 2 layers of S 50, B 1,
-// H 64: 0.13 / 0.19 / 0.72 ms vs 1.6 ms.
+// Measured (NativeRnnBench.DISABLED_Layers, 5th percentile of single calls, one thread,
+// shared 2-core Xeon VM with AVX-512), one layer of models-bench/lstm_h64_s50 (S 50, B 1,
+// I 64, H 64): 33 us avx512 (v1: ~65 us) / 61 us avx2 / 330 us portable; per layer ~16 us
+// is the h x Rt GEMV (64 KB of Rt per step: bound by L1 loads, ~330 ns a step), ~6 us the
+// cell (latency of exp -> reciprocal -> c -> tanh), ~9 us the projection (~90% of the FMA
+// peak). The zoo's lstm model (2 layers, S 10, B 2, I 16, H 32): 9 us vs 13 (v1); GRU S 50,
+// B 1, H 64: 26 us vs 34.
 #include <immintrin.h>
 
 #include <algorithm>
