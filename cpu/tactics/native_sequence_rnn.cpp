@@ -49,7 +49,8 @@ namespace {
 constexpr int kMR = 4;    // rows per micro-kernel call
 constexpr int kNR = 16;   // columns per micro-kernel step (two AVX2 vectors)
 // Runs of at most this many rows take the fused LSTM row step, one row at a time (each
-// streams Rt once per step; the GEMM path streams it once for all rows of the run).
+// streams Rt once per step; the GEMM path streams it once for all rows of the run). At S 50,
+// H 64, AVX-512, one thread: batch 3 88 us GEMM vs 95 fused, batch 8 213 vs 239.
 constexpr int64_t kFusedRows = 2;
 
 enum class Cell : int32_t { kRnn, kLstm, kGru };

@@ -415,9 +415,11 @@ TEST(NativeRnnBench, DISABLED_Layers) {
   Spec zoo = lstm;  // the zoo's lstm model: S 10, B 2, I 16, H 32
   zoo.S = 10, zoo.B = 2, zoo.I = 16, zoo.H = 32;
   specs.push_back(zoo);
-  Spec batch8 = lstm;
-  batch8.B = 8;
-  specs.push_back(batch8);
+  for (int64_t B : {2, 3, 4, 8}) {
+    Spec batched = lstm;
+    batched.B = B;
+    specs.push_back(batched);
+  }
   for (const char* op : {"GRU", "RNN"}) {
     Spec g = lstm;
     g.op = op;
