@@ -1,0 +1,124 @@
+// The ISA-independent body of the depthwise convolution (cpu/tactics/native_dwconv.cpp), written
+// once over a vector type V and included by that file inside one `#pragma GCC target` region
+// per ISA (AVX2+FMA, AVX-512): every function here takes that region's target. V provides
+// T (the register), N (lanes), load/store/storeN (the first n lanes)/set1/zero/fmadd and
+// even/odd (lanes 0, 2, .. and 1, 3, .. of two registers side by side).
+// Not a header of its own: no include guard, nothing outside the including namespace.
+
+// The padded input row ih of the plane: copied once into ring slot ih % kRing (tagged with
+// ih), or the shared zero row above and below the plane. Stride 1 keeps the padded row
+// [pl zeros, x row, zeros] as is; stride 2 keeps it split into its even and odd columns
+// (E[m] = P[2m] in the first half of the slot, O[m] = P[2m + 1] in the second), so each tap
+// reads consecutive floats: output ow, tap kw reads P[2 ow + kw] = (kw even ? E : O)[ow + kw / 2].
+template <class V>
+inline const float* ringRow(Ring& ring, int64_t ih) {
+  using T = typename V::T;
+  constexpr int N = V::N;
+  if (ih < 0 || ih >= ring.H) return ring.zero;
+  const int s = int(ih & (kRing - 1));
+  float* r = ring.rows + s * ring.width;
+  if (ring.tags[s] == ih) return r;
+  ring.tags[s] = ih;
+  // The pads of slots and stage were zeroed once per run (runDw); only the row moves.
+  float* dst = ring.split ? ring.stage : r;
+  const float* src = ring.x + ih * ring.W;
+  float* d = dst + ring.pl;
+  const int64_t W = ring.W;
+  int64_t j = 0;
+  for (; j + N <= W; j += N) V::store(d + j, V::load(src + j));
+  if (j < W) V::copyN(d + j, src + j, int(W - j));
+  if (ring.split)
+    for (int64_t m = 0; m < ring.half; m += N) {
+      const T a = V::load(dst + 2 * m), b = V::load(dst + 2 * m + N);
+      V::store(r + m, V::even(a, b));
+      V::store(r + ring.half + m, V::odd(a, b));
+    }
+  return r;
+}
+
+// R output rows (y[0..R)), U vectors from column ow, the last vector's first `last` lanes
+// stored, each clamped to [lo, hi] on the way (Relu, Clip; -inf, inf for neither). Input row i of r[] feeds output row o with filter row kh = i - S * o; every
+// accumulator takes the bias, then its K*K taps in row-major order (one FMA each), so the
+// sum's order is the same for every R, U and ISA.
+template <class V, int K, int R, int U, int S>
+inline void dwStep(const float* const* r, int64_t half, const typename V::T* w, const float* wc, typename V::T bias,
+                   int64_t ow, float* const* y, int last, typename V::T lo, typename V::T hi) {
+  using T = typename V::T;
+  constexpr int N = V::N;
+  T acc[R][U];
+#pragma GCC unroll 4
+  for (int o = 0; o < R; ++o)
+#pragma GCC unroll 4
+    for (int u = 0; u < U; ++u) acc[o][u] = bias;
+  // Filter row by filter row: its K weights in registers (3x3: all nine, held across the
+  // plane), every input vector a memory operand of its FMA (one load per FMA, the least
+  // this loop order allows; sharing a loaded vector across the R rows instead makes the
+  // compiler spill or re-broadcast the weights).
+#pragma GCC unroll 7
+  for (int kh = 0; kh < K; ++kh) {
+    T wk[K];
+#pragma GCC unroll 7
+    for (int kw = 0; kw < K; ++kw) wk[kw] = K <= 3 ? w[kh * K + kw] : V::bcast(wc + kh * K + kw);
+#pragma GCC unroll 4
+    for (int o = 0; o < R; ++o) {
+      const int i = S * o + kh;
+#pragma GCC unroll 7
+      for (int kw = 0; kw < K; ++kw) {
+        const float* src = S == 1 ? r[i] + ow + kw : r[i] + ((kw & 1) ? half : 0) + ow + kw / 2;
+#pragma GCC unroll 4
+        for (int u = 0; u < U; ++u) acc[o][u] = V::fmadd(wk[kw], V::load(src + u * N), acc[o][u]);
+      }
+    }
+  }
+#pragma GCC unroll 4
+  for (int o = 0; o < R; ++o)
+#pragma GCC unroll 4
+    for (int u = 0; u < U; ++u) {
+      const T v = V::clamp(acc[o][u], lo, hi);
+      if (u == U - 1 && last < N) V::storeN(y[o] + ow + u * N, v, last);
+      else V::store(y[o] + ow + u * N, v);
+    }
+}
+
+// One pass: R output rows across the whole width.
+template <class V, int K, int R, int U, int S>
+inline void dwPass(const float* const* r, int64_t half, const typename V::T* w, const float* wc, typename V::T bias,
+                   float* const* y, int64_t OW, typename V::T lo, typename V::T hi) {
+  constexpr int N = V::N;
+  int64_t ow = 0;
+  for (; ow + U * N <= OW; ow += U * N) dwStep<V, K, R, U, S>(r, half, w, wc, bias, ow, y, N, lo, hi);
+  for (; ow + N <= OW; ow += N) dwStep<V, K, R, 1, S>(r, half, w, wc, bias, ow, y, N, lo, hi);
+  if (ow < OW) dwStep<V, K, R, 1, S>(r, half, w, wc, bias, ow, y, int(OW - ow), lo, hi);
+}
+
+// One output plane (bias included; the caller runs the epilogue over it), R rows a pass,
+// U vectors a step. The 3x3 weights are broadcast once per plane and stay in registers;
+// larger filters broadcast each weight from memory into its FMAs (AVX-512: an embedded
+// broadcast operand), which keeps each input vector in a register for its R rows. Measured
+// (7x7, 8x56x56 planes in cache, 1 thread, AVX-512): 37 us with the 49 weights as
+// broadcast vectors on the stack (the compiler made the input the memory operand and
+// reloaded weights), XX us with embedded broadcasts.
+template <class V, int K, int R, int U, int S>
+void dwPlane(Ring& ring, const float* wc, float biasC, float* y, int64_t OH, int64_t OW) {
+  using T = typename V::T;
+  T w[K * K];
+  for (int i = 0; i < K * K; ++i) w[i] = V::set1(wc[i]);
+  const T bias = V::set1(biasC), lo = V::set1(ring.lo), hi = V::set1(ring.hi);
+  for (int k = 0; k < kRing; ++k) ring.tags[k] = -1;
+  constexpr int In = S * (R - 1) + K;
+  static_assert(In <= kRing, "the ring must hold every input row of a pass");
+  for (int64_t oh = 0; oh < OH; oh += R) {
+    const int64_t ih = oh * S - ring.pt;
+    const int rows = int(std::min<int64_t>(R, OH - oh));
+    const float* r[In];
+    for (int i = 0; i < In; ++i) r[i] = (i < S * (rows - 1) + K) ? ringRow<V>(ring, ih + i) : ring.zero;
+    float* yr[R];
+    for (int o = 0; o < R; ++o) yr[o] = y + (oh + std::min(o, rows - 1)) * OW;
+    if (rows == R) dwPass<V, K, R, U, S>(r, ring.half, w, wc, bias, yr, OW, lo, hi);
+    else if (rows == 1) dwPass<V, K, 1, U, S>(r, ring.half, w, wc, bias, yr, OW, lo, hi);
+    else if constexpr (R > 2) {
+      if (rows == 2) dwPass<V, K, 2, U, S>(r, ring.half, w, wc, bias, yr, OW, lo, hi);
+      else if constexpr (R > 3) dwPass<V, K, 3, U, S>(r, ring.half, w, wc, bias, yr, OW, lo, hi);  // R == 4
+    }
+  }
+}
