@@ -77,6 +77,181 @@ void timeCase(const Case& c, const std::string& label, const std::string& family
 }
 
 // ---------------------------------------------------------------------------------------
+// MaxPool: every native MaxPool kernel against the reference, exactly (max picks one of its
+// inputs; a zero's sign may differ, which == ignores), NaN where the reference has one.
+
+struct PoolSpec {
+  Dims x, k, s, pads;
+  int64_t ceil = 0;
+  std::string autoPad;
+  int nan = 0;  // 1: NaNs and infinities sprinkled over the input; 2: every input NaN
+};
+
+Case poolCase(const std::string& name, const PoolSpec& p) {
+  ir::Attributes at;
+  at.set("kernel_shape", p.k);
+  if (!p.s.empty()) at.set("strides", p.s);
+  if (!p.pads.empty()) at.set("pads", p.pads);
+  if (p.ceil) at.set("ceil_mode", p.ceil);
+  if (!p.autoPad.empty()) at.set("auto_pad", p.autoPad);
+  return {"MaxPool_" + name, "MaxPool", "", {p.x}, {false}, at};
+}
+
+struct PoolCase {
+  Case c;
+  int nan;
+};
+
+std::vector<PoolCase> poolCases() {
+  std::vector<PoolCase> out;
+  auto add = [&](const std::string& name, const PoolSpec& p) { out.push_back({poolCase(name, p), p.nan}); };
+  // resnet18's and squeezenet1_1's layers
+  add("resnet18", {{1, 64, 112, 112}, {3, 3}, {2, 2}, {1, 1, 1, 1}});
+  add("squeezenet_111", {{1, 64, 111, 111}, {3, 3}, {2, 2}, {}, 1});
+  add("squeezenet_55", {{1, 128, 55, 55}, {3, 3}, {2, 2}, {}, 1});
+  add("squeezenet_27", {{1, 256, 27, 27}, {3, 3}, {2, 2}, {}, 1});
+  // Odd extents around the 8- and 16-lane steps, every stride pair, pads, ceil_mode.
+  int i = 0;
+  for (int64_t h : {1, 2, 7, 17, 63})
+    for (int64_t w : {1, 3, 8, 17, 63}) {
+      const int64_t sh = 1 + (i & 1), sw = 1 + ((i >> 1) & 1), ceil = (i >> 2) & 1;
+      const int64_t pad = (i % 3 == 0) ? 0 : 1;
+      const Dims k = {std::min<int64_t>(3, h + 2 * pad), std::min<int64_t>(3, w + 2 * pad)};
+      const std::string n = std::to_string(h) + "x" + std::to_string(w) + "_s" + std::to_string(sh) +
+                            std::to_string(sw) + "_p" + std::to_string(pad) + "_c" + std::to_string(ceil);
+      add(n, {{1, 3, h, w}, k, {sh, sw}, {pad, pad, pad, pad}, ceil});
+      ++i;
+    }
+  add("k2_s2", {{2, 3, 17, 18}, {2, 2}, {2, 2}});
+  add("k2_s2_ceil", {{2, 3, 17, 17}, {2, 2}, {2, 2}, {}, 1});
+  add("k5_s1_pad2", {{1, 4, 20, 33}, {5, 5}, {1, 1}, {2, 2, 2, 2}});
+  add("k5x2_s2x1_asym", {{1, 4, 20, 33}, {5, 2}, {2, 1}, {0, 1, 3, 0}, 1});
+  add("k1x7_s1", {{1, 2, 9, 40}, {1, 7}, {1, 1}, {0, 3, 0, 3}});
+  add("k1_s2", {{1, 2, 9, 40}, {1, 1}, {2, 2}});
+  add("same_upper", {{1, 3, 16, 31}, {3, 3}, {2, 2}, {}, 0, "SAME_UPPER"});
+  add("same_lower", {{1, 3, 15, 30}, {3, 3}, {2, 2}, {}, 0, "SAME_LOWER"});
+  add("valid", {{1, 3, 15, 30}, {3, 3}, {2, 2}, {}, 0, "VALID"});
+  add("asym_2011_ceil", {{2, 5, 13, 29}, {3, 3}, {2, 2}, {2, 0, 1, 1}, 1});
+  add("nan_scattered", {{2, 3, 19, 37}, {3, 3}, {2, 2}, {1, 1, 1, 1}, 0, "", 1});
+  add("nan_scattered_s1", {{1, 3, 19, 37}, {3, 3}, {1, 1}, {1, 1, 1, 1}, 1, "", 1});
+  add("nan_all", {{1, 2, 9, 9}, {3, 3}, {2, 2}, {1, 1, 1, 1}, 0, "", 2});
+  return out;
+}
+
+const std::vector<PoolCase>& allPoolCases() {
+  static const std::vector<PoolCase> c = poolCases();
+  return c;
+}
+
+std::vector<Param> poolParams() {
+  std::vector<const runtime::Kernel*> ks;
+  for (const runtime::Kernel* k : registry().all())
+    if (k->op == "MaxPool" && k->device == Device::kCPU) ks.push_back(k);
+  std::vector<Case> cases;
+  for (const PoolCase& p : allPoolCases()) cases.push_back(p.c);
+  return supportedPairs(ks, cases);
+}
+
+Built buildPool(const PoolCase& pc, uint32_t seed) {
+  Built b = build(pc.c, seed);
+  float* x = b.tensors[0].data<float>();
+  const int64_t n = b.tensors[0].numel();
+  const float nan = std::numeric_limits<float>::quiet_NaN(), inf = std::numeric_limits<float>::infinity();
+  for (int64_t i = 0; i < n; ++i) {
+    if (pc.nan == 2) x[i] = nan;
+    if (pc.nan == 1 && i % 7 == 3) x[i] = nan;
+    if (pc.nan == 1 && i % 11 == 5) x[i] = -inf;
+    if (pc.nan == 1 && i % 13 == 6) x[i] = inf;
+  }
+  // Ties: a few runs of equal values.
+  for (int64_t i = 0; i + 1 < n; i += 29) x[i + 1] = x[i];
+  return b;
+}
+
+class NativeMaxPool : public ::testing::TestWithParam<Param> {};
+
+TEST_P(NativeMaxPool, MatchesReferenceExactlyAndAcrossThreads) {
+  const PoolCase& pc = allPoolCases()[GetParam().caseIndex];
+  const runtime::Kernel* k = registry().find(Device::kCPU, "MaxPool", "", GetParam().kernel);
+  ASSERT_NE(k, nullptr);
+  if (!runtime::hostHasAll(k->requirements))
+    GTEST_SKIP() << "skipped: this CPU lacks " << runtime::firstMissing(k->requirements);
+  const Built b = buildPool(pc, uint32_t(GetParam().caseIndex) * 31u + 5);
+  const Tensor want = reference(b);
+  const PreparedKernel pk = prepare(*k, b, 2);
+  std::vector<std::vector<float>> outs;
+  for (int threads : {1, 2}) {
+    auto ex = runtime::makeCpuExecutor(threads);
+    const RunResult r = runKernel(*k, pk, b, want.dims(), *ex);
+    EXPECT_TRUE(r.guardsIntact) << "wrote outside the output (threads=" << threads << ")";
+    EXPECT_TRUE(r.workspaceIntact) << "wrote past the workspace (threads=" << threads << ")";
+    int64_t bad = 0, first = -1;
+    for (int64_t i = 0; i < want.numel(); ++i) {
+      const float g = r.out[size_t(i)], w = want.data<float>()[i];
+      if (!(g == w || (std::isnan(g) && std::isnan(w)))) {
+        if (first < 0) first = i;
+        ++bad;
+      }
+    }
+    EXPECT_EQ(bad, 0) << k->name << " on " << pc.c.name << " threads=" << threads << ": first at " << first << " got "
+                      << (first >= 0 ? r.out[size_t(first)] : 0.f) << " want "
+                      << (first >= 0 ? want.data<float>()[first] : 0.f);
+    outs.push_back(r.out);
+  }
+  EXPECT_EQ(std::memcmp(outs[0].data(), outs[1].data(), outs[0].size() * 4), 0) << "1 and 2 threads differ bitwise";
+}
+
+INSTANTIATE_TEST_SUITE_P(Native, NativeMaxPool, ::testing::ValuesIn(poolParams()),
+                         [](const ::testing::TestParamInfo<Param>& p) {
+                           return p.param.kernel + "__" + allPoolCases()[p.param.caseIndex].c.name;
+                         });
+
+TEST(NativeMaxPoolSupports, SeparableDeclinesDilationsAndWideStrides) {
+  const runtime::Kernel* k = registry().find(Device::kCPU, "MaxPool", "", "f32_maxpool2d_separable__avx2");
+  ASSERT_NE(k, nullptr);
+  auto supports = [&](const PoolSpec& p, ir::Attributes extra = {}) {
+    Case c = poolCase("x", p);
+    for (const auto& [name, v] : extra.all()) c.attrs.set(name, v.value);
+    const Built b = build(c, 1);
+    return k->supports(*b.node, b.types());
+  };
+  EXPECT_TRUE(supports({{1, 2, 9, 9}, {3, 3}, {2, 2}, {1, 1, 1, 1}}));
+  EXPECT_TRUE(supports({{1, 2, 9, 9}, {3, 3}, {1, 2}, {}}));
+  EXPECT_FALSE(supports({{1, 2, 9, 9}, {3, 3}, {3, 3}, {}})) << "took stride 3";
+  ir::Attributes d2;
+  d2.set("dilations", Dims{2, 2});
+  EXPECT_FALSE(supports({{1, 2, 9, 9}, {3, 3}, {1, 1}, {}}, d2)) << "took dilation 2";
+}
+
+// A run on smaller extents than prepared (the workspace fits) and on larger ones (the
+// generic rows take over) gives the reference's values.
+TEST(NativeMaxPoolRun, OtherExtentsThanPrepared) {
+  const runtime::Kernel* k = registry().find(Device::kCPU, "MaxPool", "", "f32_maxpool2d_separable__avx2");
+  ASSERT_NE(k, nullptr);
+  if (!runtime::hostHasAll(k->requirements)) GTEST_SKIP() << "skipped: this CPU lacks avx2";
+  const PoolCase mid{poolCase("mid", {{1, 3, 20, 40}, {3, 3}, {2, 2}, {1, 1, 1, 1}}), 0};
+  const PoolCase small{poolCase("small", {{1, 3, 7, 9}, {3, 3}, {2, 2}, {1, 1, 1, 1}}), 0};
+  const PoolCase big{poolCase("big", {{1, 3, 30, 90}, {3, 3}, {2, 2}, {1, 1, 1, 1}}), 0};
+  const Built bm = buildPool(mid, 3);
+  const PreparedKernel pk = prepare(*k, bm, 2);
+  for (const PoolCase* pc : {&small, &big}) {
+    const Built b = buildPool(*pc, 4);
+    const Tensor want = reference(b);
+    auto ex = runtime::makeCpuExecutor(2);
+    const RunResult r = runKernel(*k, pk, b, want.dims(), *ex);
+    EXPECT_TRUE(r.guardsIntact && r.workspaceIntact) << pc->c.name;
+    EXPECT_EQ(std::memcmp(r.out.data(), want.data<float>(), r.out.size() * 4), 0) << pc->c.name;
+  }
+}
+
+TEST(NativePoolDwBench, DISABLED_MaxPool) {
+  for (const PoolCase& pc : allPoolCases()) {
+    if (pc.c.name.find("resnet18") == std::string::npos && pc.c.name.find("squeezenet") == std::string::npos) continue;
+    for (int threads : {1, 2}) timeCase(pc.c, pc.c.name, "maxpool", threads);
+  }
+}
+
+// ---------------------------------------------------------------------------------------
 // Depthwise timing: channels, input side, stride, filter side, activation (as the fusion
 // pass leaves them: FusedConv with the model's activation).
 
