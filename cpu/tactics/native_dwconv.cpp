@@ -149,6 +149,13 @@ struct V16 {
     const __mmask16 m = __mmask16((1u << n) - 1);
     _mm512_mask_storeu_ps(d, m, _mm512_maskz_loadu_ps(m, s));
   }
+  // The lanes of a load from column c that fall inside [0, W) (only those are read).
+  using M = __mmask16;
+  static M maskFor(int64_t c, int64_t W) {
+    const int64_t lo = std::max<int64_t>(0, -c), hi = std::min<int64_t>(N, W - c);
+    return hi <= lo ? M(0) : M(((1u << hi) - 1) & ~((1u << lo) - 1));
+  }
+  static T maskLoad(const float* p, M m) { return _mm512_maskz_loadu_ps(m, p); }
   static T clamp(T v, T lo, T hi) { return _mm512_min_ps(hi, _mm512_max_ps(lo, v)); }
   static T set1(float v) { return _mm512_set1_ps(v); }
   static T bcast(const float* p) { return _mm512_set1_ps(*p); }
@@ -176,6 +183,12 @@ struct V8 {
     const __mmask8 m = __mmask8((1u << n) - 1);
     _mm256_mask_storeu_ps(d, m, _mm256_maskz_loadu_ps(m, s));
   }
+  using M = __mmask8;
+  static M maskFor(int64_t c, int64_t W) {
+    const int64_t lo = std::max<int64_t>(0, -c), hi = std::min<int64_t>(N, W - c);
+    return hi <= lo ? M(0) : M(((1u << hi) - 1) & ~((1u << lo) - 1));
+  }
+  static T maskLoad(const float* p, M m) { return _mm256_maskz_loadu_ps(m, p); }
   static T clamp(T v, T lo, T hi) { return _mm256_min_ps(hi, _mm256_max_ps(lo, v)); }
   static T set1(float v) { return _mm256_set1_ps(v); }
   static T bcast(const float* p) { return _mm256_broadcast_ss(p); }
@@ -193,11 +206,18 @@ struct V8 {
 
 #include "cpu/tactics/native_dwconv_body.h"
 
+// Ring or direct planes, by what measured faster (NativePoolDwBench.DISABLED_Depthwise,
+// 8 channels in cache, 1 thread, min of 300, us, ring / direct): stride 2 always direct
+// (3x3 112->56: 22 / 18; 56->28: 8.0 / 5.4); rows of 8 or fewer direct (3x3 7x7: 0.6 / 0.4);
+// stride 1 direct for 3x3 up to 28 wide (28: 2.8 / 2.7, 14: 1.0 / 0.9) and the ring
+// above (3x3 56: 9.0 / 9.6, 112: 27 / 29; 5x5 28: 7.2 / 8.0; 7x7 56: 30 / 39, 28: 7.5 /
+// 9.1): its loads fold into the FMAs, where the direct plane's edge steps use masked loads.
 template <int K>
 PlaneFn pick(int64_t stride, int64_t OW) {
-  if (OW <= 8) return stride == 1 ? dwPlane<V8, K, 4, 1, 1> : dwPlane<V8, K, 2, 1, 2>;
-  if (stride == 1) return dwPlane<V16, K, 4, 2, 1>;
-  return dwPlane<V16, K, 2, 2, 2>;
+  if (OW <= 8) return stride == 1 ? dwPlaneDirect<V8, K, 4, 1, 1> : dwPlaneDirect<V8, K, 2, 1, 2>;
+  if (stride == 2) return dwPlaneDirect<V16, K, 2, 2, 2>;
+  if (K == 3 && OW <= 28) return dwPlaneDirect<V16, K, 4, 2, 1>;
+  return dwPlane<V16, K, 4, 2, 1>;
 }
 
 }  // namespace avx512

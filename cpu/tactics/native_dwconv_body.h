@@ -93,11 +93,8 @@ inline void dwPass(const float* const* r, int64_t half, const typename V::T* w, 
 
 // One output plane (bias included; the caller runs the epilogue over it), R rows a pass,
 // U vectors a step. The 3x3 weights are broadcast once per plane and stay in registers;
-// larger filters broadcast each weight from memory into its FMAs (AVX-512: an embedded
-// broadcast operand), which keeps each input vector in a register for its R rows. Measured
-// (7x7, 8x56x56 planes in cache, 1 thread, AVX-512): 37 us with the 49 weights as
-// broadcast vectors on the stack (the compiler made the input the memory operand and
-// reloaded weights), XX us with embedded broadcasts.
+// larger filters broadcast a filter row's weights per step (7x7, 8 planes of 56x56 in cache,
+// 1 thread, AVX-512: 37 us with all 49 as broadcast vectors on the stack, 30 us by rows).
 template <class V, int K, int R, int U, int S>
 void dwPlane(Ring& ring, const float* wc, float biasC, float* y, int64_t OH, int64_t OW) {
   using T = typename V::T;
@@ -119,6 +116,124 @@ void dwPlane(Ring& ring, const float* wc, float biasC, float* y, int64_t OH, int
     else if constexpr (R > 2) {
       if (rows == 2) dwPass<V, K, 2, U, S>(r, ring.half, w, wc, bias, yr, OW, lo, hi);
       else if constexpr (R > 3) dwPass<V, K, 3, U, S>(r, ring.half, w, wc, bias, yr, OW, lo, hi);  // R == 4
+    }
+  }
+}
+
+// ---- Direct planes (AVX-512 only: masked loads) ----------------------------------------
+//
+// The same sums straight from the input plane, no row ring: a tap's load that would cross
+// the left or right edge of the row is a masked load (zeros outside [0, W), which never
+// fault), rows above and below the plane read ring.zero, and at stride 2 taps kw and kw + 1
+// are the even and odd lanes of the same two loads. For small planes (14x14, 28x28) the
+// ring's per-row copies and bookkeeping cost as much as the FMAs; here a plane costs its
+// loads and FMAs only.
+
+template <class V, int K, int R, int U, int S, bool Masked>
+inline void dwStepDirect(const float* const* r, int64_t W, int64_t c0, const typename V::T* w, const float* wc,
+                         typename V::T bias, int64_t ow, float* const* y, int last, typename V::T lo,
+                         typename V::T hi) {
+  using T = typename V::T;
+  using M = typename V::M;
+  constexpr int N = V::N;
+  // Load l of a row starts at column c0 + start(l): stride 1, l = u * K + kw at u * N + kw;
+  // stride 2, l = (u * P + kw / 2) * 2 + half at 2 u N + kw + half N (P pairs per u).
+  constexpr int P = (K + 1) / 2;
+  constexpr int L = S == 1 ? U * K : U * P * 2;
+  auto start = [](int l) -> int64_t {
+    if constexpr (S == 1) return (l / K) * N + l % K;
+    else return 2 * (l / (2 * P)) * N + 2 * ((l / 2) % P) + (l % 2) * N;
+  };
+  M m[L];
+  if constexpr (Masked)
+#pragma GCC unroll 16
+    for (int l = 0; l < L; ++l) m[l] = V::maskFor(c0 + start(l), W);
+  auto ld = [&](const float* row, int l) -> T {
+    if constexpr (Masked) return V::maskLoad(row + c0 + start(l), m[l]);
+    else return V::load(row + c0 + start(l));
+  };
+  T acc[R][U];
+#pragma GCC unroll 4
+  for (int o = 0; o < R; ++o)
+#pragma GCC unroll 4
+    for (int u = 0; u < U; ++u) acc[o][u] = bias;
+#pragma GCC unroll 7
+  for (int kh = 0; kh < K; ++kh) {
+    T wk[K];
+#pragma GCC unroll 7
+    for (int kw = 0; kw < K; ++kw) wk[kw] = K <= 3 ? w[kh * K + kw] : V::bcast(wc + kh * K + kw);
+#pragma GCC unroll 4
+    for (int o = 0; o < R; ++o) {
+      const float* row = r[S * o + kh];
+      if constexpr (S == 1) {
+#pragma GCC unroll 7
+        for (int kw = 0; kw < K; ++kw)
+#pragma GCC unroll 4
+          for (int u = 0; u < U; ++u) acc[o][u] = V::fmadd(wk[kw], ld(row, u * K + kw), acc[o][u]);
+      } else {
+#pragma GCC unroll 4
+        for (int kw = 0; kw < K; kw += 2)
+#pragma GCC unroll 4
+          for (int u = 0; u < U; ++u) {
+            const int l = (u * P + kw / 2) * 2;
+            const T a = ld(row, l), b = ld(row, l + 1);
+            acc[o][u] = V::fmadd(wk[kw], V::even(a, b), acc[o][u]);
+            if (kw + 1 < K) acc[o][u] = V::fmadd(wk[kw + 1], V::odd(a, b), acc[o][u]);
+          }
+      }
+    }
+  }
+#pragma GCC unroll 4
+  for (int o = 0; o < R; ++o)
+#pragma GCC unroll 4
+    for (int u = 0; u < U; ++u) {
+      const T v = V::clamp(acc[o][u], lo, hi);
+      if (u == U - 1 && last < N) V::storeN(y[o] + ow + u * N, v, last);
+      else V::store(y[o] + ow + u * N, v);
+    }
+}
+
+template <class V, int K, int R, int U, int S>
+inline void dwPassDirect(const float* const* r, int64_t W, int64_t pl, const typename V::T* w, const float* wc,
+                         typename V::T bias, float* const* y, int64_t OW, typename V::T lo, typename V::T hi) {
+  constexpr int N = V::N;
+  // Columns a step of u vectors reads: [S * ow - pl, S * (ow + u * N - 1) - pl + K - 1 (+ 1 at
+  // stride 2, the odd load's last lane)]; inside [0, W): plain loads.
+  auto inside = [&](int64_t ow, int u) {
+    return S * ow - pl >= 0 && S * (ow + u * N - 1) - pl + K - 1 + (S - 1) < W;
+  };
+  int64_t ow = 0;
+  for (; ow + U * N <= OW; ow += U * N) {
+    if (inside(ow, U)) dwStepDirect<V, K, R, U, S, false>(r, W, S * ow - pl, w, wc, bias, ow, y, N, lo, hi);
+    else dwStepDirect<V, K, R, U, S, true>(r, W, S * ow - pl, w, wc, bias, ow, y, N, lo, hi);
+  }
+  for (; ow < OW; ow += N) {
+    const int last = int(std::min<int64_t>(N, OW - ow));
+    if (inside(ow, 1)) dwStepDirect<V, K, R, 1, S, false>(r, W, S * ow - pl, w, wc, bias, ow, y, last, lo, hi);
+    else dwStepDirect<V, K, R, 1, S, true>(r, W, S * ow - pl, w, wc, bias, ow, y, last, lo, hi);
+  }
+}
+
+template <class V, int K, int R, int U, int S>
+void dwPlaneDirect(Ring& ring, const float* wc, float biasC, float* y, int64_t OH, int64_t OW) {
+  using T = typename V::T;
+  T w[K * K];
+  for (int i = 0; i < K * K; ++i) w[i] = V::set1(wc[i]);
+  const T bias = V::set1(biasC), lo = V::set1(ring.lo), hi = V::set1(ring.hi);
+  constexpr int In = S * (R - 1) + K;
+  for (int64_t oh = 0; oh < OH; oh += R) {
+    const int64_t ih = oh * S - ring.pt;
+    const int rows = int(std::min<int64_t>(R, OH - oh));
+    const float* r[In];
+    for (int i = 0; i < In; ++i) r[i] = (ih + i >= 0 && ih + i < ring.H) ? ring.x + (ih + i) * ring.W : ring.zero;
+    float* yr[R];
+    for (int o = 0; o < R; ++o) yr[o] = y + (oh + std::min(o, rows - 1)) * OW;
+    const int64_t W = ring.W, pl = ring.pl;
+    if (rows == R) dwPassDirect<V, K, R, U, S>(r, W, pl, w, wc, bias, yr, OW, lo, hi);
+    else if (rows == 1) dwPassDirect<V, K, 1, U, S>(r, W, pl, w, wc, bias, yr, OW, lo, hi);
+    else if constexpr (R > 2) {
+      if (rows == 2) dwPassDirect<V, K, 2, U, S>(r, W, pl, w, wc, bias, yr, OW, lo, hi);
+      else if constexpr (R > 3) dwPassDirect<V, K, 3, U, S>(r, W, pl, w, wc, bias, yr, OW, lo, hi);
     }
   }
 }
