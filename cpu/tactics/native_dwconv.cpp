@@ -137,6 +137,10 @@ PlaneFn pick(int64_t stride, int64_t) {
 
 #pragma GCC push_options
 #pragma GCC target("avx512f,avx512vl,avx2,fma")
+// GCC 12 reports the _mm512_undefined_ps() inside _mm512_max_ps / _mm512_min_ps as "may be
+// used uninitialized" once they inline into the larger planes (a false positive).
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 namespace avx512 {
 
 struct V16 {
@@ -221,6 +225,7 @@ PlaneFn pick(int64_t stride, int64_t OW) {
 }
 
 }  // namespace avx512
+#pragma GCC diagnostic pop
 #pragma GCC pop_options
 
 PlaneFn pickPlane(DwIsa isa, int64_t K, int64_t stride, int64_t OW) {

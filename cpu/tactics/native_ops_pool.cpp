@@ -332,14 +332,46 @@ void poolPrepare(bool isMax, const PrepareInfo& info, Prepared* out) {
 // 27x27 and 55x55) pay no per-row setup beyond a few masks. A plane with a NaN anywhere goes
 // through poolRow row by row (the reference's first-element rule; rare).
 
-// 16 floats of row x[start, start + 16) with -inf outside [0, W).
-__attribute__((target("avx512f"))) inline __m512 rowVec(const float* x, int64_t start, int64_t W) {
+// The lanes of a 16-float load from column c inside [0, W).
+inline __mmask16 laneMask(int64_t c, int64_t W) {
+  const int64_t lo = std::max<int64_t>(0, -c), hi = std::min<int64_t>(16, W - c);
+  return hi <= lo ? __mmask16(0) : __mmask16(((1u << hi) - 1) & ~((1u << lo) - 1));
+}
+
+// hm[r][0..16) for rows [rLo, rHi): the max over window columns of the 16 outputs whose
+// window column 0 is input column c0 + S * lane. KW: the window width, 0 for kw at run time.
+// Returns the lanes of the loads that held a NaN.
+template <int S, int KW>
+__attribute__((target("avx512f"))) __mmask16 rowMaxBlock(const float* x, int64_t W, int64_t c0, int64_t kwRun,
+                                                       int64_t rLo, int64_t rHi, float* hm, int64_t OWv) {
+  const int64_t kw = KW ? KW : kwRun;
+  const int64_t loads = S == 1 ? kw : 2 * ((kw + 1) / 2);  // stride 2: pairs from c0 + j, j even
+  __mmask16 m[34] = {};
+  for (int64_t l = 0; l < loads; ++l) m[l] = laneMask(S == 1 ? c0 + l : c0 + (l & ~1) + (l & 1) * 16, W);
   const __m512 ninf = _mm512_set1_ps(-std::numeric_limits<float>::infinity());
-  if (start >= 0 && start + 16 <= W) return _mm512_loadu_ps(x + start);
-  const int64_t lo = std::max<int64_t>(0, -start), hi = std::min<int64_t>(16, W - start);
-  if (hi <= lo) return ninf;
-  const __mmask16 m = __mmask16(((1u << hi) - 1) & ~((1u << lo) - 1));
-  return _mm512_mask_loadu_ps(ninf, m, x + start);
+  const __m512i evenIdx = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
+  const __m512i oddIdx = _mm512_set_epi32(31, 29, 27, 25, 23, 21, 19, 17, 15, 13, 11, 9, 7, 5, 3, 1);
+  __mmask16 nan = 0;
+  for (int64_t r = rLo; r < rHi; ++r) {
+    const float* xr = x + r * W + c0;  // may point before the row: masked lanes are not read
+    __m512 v = ninf;
+    if constexpr (S == 1) {
+      for (int64_t j = 0; j < kw; ++j) {
+        const __m512 u = _mm512_mask_loadu_ps(ninf, m[j], xr + j);
+        nan |= _mm512_cmp_ps_mask(u, u, _CMP_UNORD_Q);
+        v = _mm512_max_ps(u, v);
+      }
+    } else {
+      for (int64_t j = 0; j < kw; j += 2) {
+        const __m512 a = _mm512_mask_loadu_ps(ninf, m[j], xr + j), b = _mm512_mask_loadu_ps(ninf, m[j + 1], xr + j + 16);
+        nan |= _mm512_cmp_ps_mask(a, a, _CMP_UNORD_Q) | _mm512_cmp_ps_mask(b, b, _CMP_UNORD_Q);
+        v = _mm512_max_ps(_mm512_permutex2var_ps(a, evenIdx, b), v);
+        if (j + 1 < kw) v = _mm512_max_ps(_mm512_permutex2var_ps(a, oddIdx, b), v);
+      }
+    }
+    _mm512_storeu_ps(hm + r * OWv, v);
+  }
+  return nan;
 }
 
 // hm: H rows of OWv (OW rounded up to 16) floats. False (y untouched) when an input value
@@ -347,8 +379,6 @@ __attribute__((target("avx512f"))) inline __m512 rowVec(const float* x, int64_t 
 // (a separate pass over the plane would read it from memory twice).
 __attribute__((target("avx512f"))) bool planeMax(const PoolGeom& g, const float* x, float* y, float* hm, int64_t OWv) {
   const int64_t W = g.W, OW = g.OW, kw = g.kw, pl = g.pl;
-  const __m512i evenIdx = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
-  const __m512i oddIdx = _mm512_set_epi32(31, 29, 27, 25, 23, 21, 19, 17, 15, 13, 11, 9, 7, 5, 3, 1);
   // Only the input rows some window reads.
   int64_t rLo = g.H, rHi = 0;
   for (int64_t oh = 0; oh < g.OH; ++oh) {
@@ -359,33 +389,14 @@ __attribute__((target("avx512f"))) bool planeMax(const PoolGeom& g, const float*
       rHi = std::max(rHi, oh * g.sh - g.pt + k1);
     }
   }
+  // Column block by column block: the load masks depend on the block only.
   __mmask16 nan = 0;
-  for (int64_t r = rLo; r < rHi; ++r) {
-    const float* xr = x + r * W;
-    float* h = hm + r * OWv;
-    for (int64_t ow = 0; ow < OW; ow += 16) {
-      const int64_t c0 = ow * g.sw - pl;  // input column of lane 0, window column 0
-      __m512 v;
-      if (g.sw == 1) {
-        v = rowVec(xr, c0, W);
-        nan |= _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
-        for (int64_t j = 1; j < kw; ++j) {
-          const __m512 u = rowVec(xr, c0 + j, W);
-          nan |= _mm512_cmp_ps_mask(u, u, _CMP_UNORD_Q);
-          v = _mm512_max_ps(u, v);
-        }
-      } else {
-        // Window columns j and j + 1 are the even and odd lanes of 32 floats from c0 + j.
-        v = _mm512_set1_ps(-std::numeric_limits<float>::infinity());
-        for (int64_t j = 0; j < kw; j += 2) {
-          const __m512 a = rowVec(xr, c0 + j, W), b = rowVec(xr, c0 + j + 16, W);
-          nan |= _mm512_cmp_ps_mask(a, a, _CMP_UNORD_Q) | _mm512_cmp_ps_mask(b, b, _CMP_UNORD_Q);
-          v = _mm512_max_ps(_mm512_permutex2var_ps(a, evenIdx, b), v);
-          if (j + 1 < kw) v = _mm512_max_ps(_mm512_permutex2var_ps(a, oddIdx, b), v);
-        }
-      }
-      _mm512_storeu_ps(h + ow, v);
-    }
+  for (int64_t ow = 0; ow < OW; ow += 16) {
+    const int64_t c0 = ow * g.sw - pl;  // input column of lane 0, window column 0
+    if (g.sw == 2 && kw == 3) nan |= rowMaxBlock<2, 3>(x, W, c0, kw, rLo, rHi, hm + ow, OWv);
+    else if (g.sw == 1 && kw == 3) nan |= rowMaxBlock<1, 3>(x, W, c0, kw, rLo, rHi, hm + ow, OWv);
+    else if (g.sw == 2) nan |= rowMaxBlock<2, 0>(x, W, c0, kw, rLo, rHi, hm + ow, OWv);
+    else nan |= rowMaxBlock<1, 0>(x, W, c0, kw, rLo, rHi, hm + ow, OWv);
   }
   if (nan) return false;
   const __mmask16 tail = __mmask16((1u << (OW - (OWv - 16))) - 1);
@@ -444,7 +455,7 @@ void planeMaxPrepare(const PrepareInfo& info, Prepared* out) {
   Prepared plain;
   poolPrepare(true, info, &plain);
   PlaneParams pp;
-  std::memset(&pp, 0, sizeof pp);  // no stray padding bytes: params are compared byte for byte
+  std::memset(static_cast<void*>(&pp), 0, sizeof pp);  // no stray padding bytes: params are compared byte for byte
   std::memcpy(&pp.pool, plain.params.data(), sizeof pp.pool);
   pp.tasks = std::max(1, info.threads);
   const ir::Shape& xs = info.maxTypes.at(0).shape;
@@ -474,7 +485,7 @@ void sepMaxPrepare(const PrepareInfo& info, Prepared* out) {
   Prepared plain;
   poolPrepare(true, info, &plain);
   SepParams sp;
-  std::memset(&sp, 0, sizeof sp);  // no stray padding bytes: params are compared byte for byte
+  std::memset(static_cast<void*>(&sp), 0, sizeof sp);  // no stray padding bytes: params are compared byte for byte
   std::memcpy(&sp.pool, plain.params.data(), sizeof sp.pool);
   sp.tasks = std::max(1, info.threads);
   const ir::Shape& xs = info.maxTypes.at(0).shape;
