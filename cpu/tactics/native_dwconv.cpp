@@ -137,10 +137,6 @@ PlaneFn pick(int64_t stride, int64_t) {
 
 #pragma GCC push_options
 #pragma GCC target("avx512f,avx512vl,avx2,fma")
-// GCC 12 reports the _mm512_undefined_ps() inside _mm512_max_ps / _mm512_min_ps as "may be
-// used uninitialized" once they inline into the larger planes (a false positive).
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 namespace avx512 {
 
 struct V16 {
@@ -160,7 +156,12 @@ struct V16 {
     return hi <= lo ? M(0) : M(((1u << hi) - 1) & ~((1u << lo) - 1));
   }
   static T maskLoad(const float* p, M m) { return _mm512_maskz_loadu_ps(m, p); }
-  static T clamp(T v, T lo, T hi) { return _mm512_min_ps(hi, _mm512_max_ps(lo, v)); }
+  // The zero-masked forms with every lane set: the same vmaxps / vminps, but GCC 12 reports
+  // the _mm512_undefined_ps() inside the plain ones as "may be used uninitialized" once they
+  // inline into the larger planes (a false positive).
+  static T clamp(T v, T lo, T hi) {
+    return _mm512_maskz_min_ps(__mmask16(0xffff), hi, _mm512_maskz_max_ps(__mmask16(0xffff), lo, v));
+  }
   static T set1(float v) { return _mm512_set1_ps(v); }
   static T bcast(const float* p) { return _mm512_set1_ps(*p); }
   static T zero() { return _mm512_setzero_ps(); }
@@ -225,7 +226,6 @@ PlaneFn pick(int64_t stride, int64_t OW) {
 }
 
 }  // namespace avx512
-#pragma GCC diagnostic pop
 #pragma GCC pop_options
 
 PlaneFn pickPlane(DwIsa isa, int64_t K, int64_t stride, int64_t OW) {
