@@ -120,7 +120,7 @@ void dwPlane(Ring& ring, const float* wc, float biasC, float* y, int64_t OH, int
   }
 }
 
-// ---- Direct planes (AVX-512 only: masked loads) ----------------------------------------
+// ---- Direct planes (masked loads) ----------------------------------------------------
 //
 // The same sums straight from the input plane, no row ring: a tap's load that would cross
 // the left or right edge of the row is a masked load (zeros outside [0, W), which never
