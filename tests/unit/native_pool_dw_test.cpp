@@ -14,6 +14,7 @@
 #include <cstring>
 #include <functional>
 #include <limits>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -253,6 +254,83 @@ TEST(NativePoolDwBench, DISABLED_MaxPool) {
 }
 
 // ---------------------------------------------------------------------------------------
+// Depthwise planes of 8 or fewer output columns: the AVX-512 kernels take 16 channels at a
+// time (channel tails, batches, every filter side and stride, fused epilogues with a
+// residual); the other depthwise cases are in native_winograd_test.cpp.
+
+std::vector<Case> smallPlaneDwCases() {
+  std::vector<Case> out;
+  for (int64_t k : {3, 5, 7})
+    for (int64_t stride : {1, 2})
+      for (int64_t c : {1, 16, 17, 40}) {
+        const int64_t side = stride == 1 ? 7 : 14, h = k / 2;
+        const Dims x{2, c, side, side - 1};
+        ir::Attributes at;
+        at.set("group", c);
+        at.set("kernel_shape", Dims{k, k});
+        at.set("strides", Dims{stride, stride});
+        at.set("pads", Dims{h, h - 1, h, h});
+        const std::string n = "k" + std::to_string(k) + "_s" + std::to_string(stride) + "_c" + std::to_string(c);
+        out.push_back({"Conv_dwsmall_" + n, "Conv", "", {x, Dims{c, 1, k, k}, Dims{c}}, {false, true, true}, at});
+        // FusedConv: SiLU, then the residual added (the epilogue runs per plane after the block).
+        ir::Attributes fa = at;
+        fa.set("activation", std::string(c % 2 ? "Silu" : "Clip"));
+        if (c % 2 == 0) fa.set("activation_params", std::vector<float>{-0.5f, 0.5f});
+        std::vector<std::optional<Dims>> in = {x, Dims{c, 1, k, k}, Dims{c}};
+        std::vector<bool> constant = {false, true, true};
+        if (c != 16) {
+          const int64_t oh = (side + 2 * h - k) / stride + 1, ow = (side - 1 + 2 * h - 1 - k) / stride + 1;
+          fa.set("has_residual", int64_t(1));
+          fa.set("residual_order", std::string("activate_then_add"));
+          in.push_back(Dims{2, c, oh, ow});
+          constant.push_back(false);
+        }
+        out.push_back({"FusedConv_dwsmall_" + n, "FusedConv", "anvil", in, constant, fa});
+      }
+  return out;
+}
+
+const std::vector<Case>& allSmallDwCases() {
+  static const std::vector<Case> c = smallPlaneDwCases();
+  return c;
+}
+
+std::vector<Param> smallDwParams() {
+  std::vector<const runtime::Kernel*> ks;
+  for (const runtime::Kernel* k : registry().all())
+    if (k->name.find("dwconv2d_") != std::string::npos && k->name.find("_rows") != std::string::npos) ks.push_back(k);
+  return supportedPairs(ks, allSmallDwCases());
+}
+
+class NativeDwSmallPlanes : public ::testing::TestWithParam<Param> {};
+
+TEST_P(NativeDwSmallPlanes, MatchesReferenceBitwiseAcrossThreads) {
+  const Case& c = allSmallDwCases()[GetParam().caseIndex];
+  const runtime::Kernel* k = registry().find(Device::kCPU, c.op, c.domain, GetParam().kernel);
+  ASSERT_NE(k, nullptr);
+  if (!runtime::hostHasAll(k->requirements))
+    GTEST_SKIP() << "skipped: this CPU lacks " << runtime::firstMissing(k->requirements);
+  const Built b = build(c, uint32_t(GetParam().caseIndex) * 131u + 7);
+  const Tensor want = reference(b);
+  const PreparedKernel pk = prepare(*k, b, 2);
+  std::vector<std::vector<float>> outs;
+  for (int threads : {1, 2}) {
+    auto ex = runtime::makeCpuExecutor(threads);
+    const RunResult r = runKernel(*k, pk, b, want.dims(), *ex);
+    EXPECT_TRUE(r.guardsIntact) << "wrote outside the output (threads=" << threads << ")";
+    EXPECT_TRUE(r.workspaceIntact) << "wrote past the workspace (threads=" << threads << ")";
+    EXPECT_EQ(compare(r.out, want), "") << k->name << " on " << c.name << " threads=" << threads;
+    outs.push_back(r.out);
+  }
+  EXPECT_EQ(std::memcmp(outs[0].data(), outs[1].data(), outs[0].size() * 4), 0) << "1 and 2 threads differ bitwise";
+}
+
+INSTANTIATE_TEST_SUITE_P(Native, NativeDwSmallPlanes, ::testing::ValuesIn(smallDwParams()),
+                         [](const ::testing::TestParamInfo<Param>& p) {
+                           return p.param.kernel + "__" + allSmallDwCases()[p.param.caseIndex].name;
+                         });
+
+// ---------------------------------------------------------------------------------------
 // Depthwise timing: channels, input side, stride, filter side, activation (as the fusion
 // pass leaves them: FusedConv with the model's activation).
 
@@ -265,8 +343,8 @@ TEST(NativePoolDwBench, DISABLED_Depthwise) {
   const L layers[] = {
       {"mbv2", 32, 112, 1, 3, "Clip"},     {"mbv2", 96, 112, 2, 3, "Clip"},    {"mbv2", 144, 56, 1, 3, "Clip"},
       {"mbv2", 144, 56, 2, 3, "Clip"},     {"mbv2", 192, 28, 1, 3, "Clip"},    {"mbv2", 384, 14, 1, 3, "Clip"},
-      {"mbv2", 960, 7, 1, 3, "Clip"},      {"effb0", 240, 28, 1, 5, "Sigmoid"}, {"effb0", 672, 14, 2, 5, "Sigmoid"},
-      {"effb0", 1152, 7, 1, 5, "Sigmoid"}, {"convnext", 96, 56, 1, 7, ""},     {"convnext", 192, 28, 1, 7, ""},
+      {"mbv2", 960, 7, 1, 3, "Clip"},      {"effb0", 240, 28, 1, 5, "Silu"}, {"effb0", 672, 14, 2, 5, "Silu"},
+      {"effb0", 1152, 7, 1, 5, "Silu"}, {"convnext", 96, 56, 1, 7, ""},     {"convnext", 192, 28, 1, 7, ""},
       {"convnext", 384, 14, 1, 7, ""},     {"convnext", 768, 7, 1, 7, ""},
   };
   const char* only = std::getenv("DW_ONLY");  // a model name: time its layers only
@@ -279,8 +357,9 @@ TEST(NativePoolDwBench, DISABLED_Depthwise) {
     at.set("kernel_shape", Dims{l.k, l.k});
     at.set("strides", Dims{l.stride, l.stride});
     at.set("pads", Dims{h, h, h, h});
-    if (*l.act) at.set("activation", std::string(l.act));
-    if (std::string(l.act) == "Clip") at.set("activation_params", std::vector<float>{0.0f, 6.0f});
+    const char* act = std::getenv("DW_ACT") ? std::getenv("DW_ACT") : l.act;  // "" (none), Silu, ...
+    if (*act) at.set("activation", std::string(act));
+    if (std::string(act) == "Clip") at.set("activation_params", std::vector<float>{0.0f, 6.0f});
     const Case c{"dw", "FusedConv", "anvil", {Dims{1, channels, l.side, l.side}, Dims{channels, 1, l.k, l.k}, Dims{channels}},
                  {false, true, true}, at};
     const std::string label = std::string(l.model) + " " + std::to_string(channels) + "x" + std::to_string(l.side) + " s" +
