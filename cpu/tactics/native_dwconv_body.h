@@ -129,28 +129,42 @@ void dwPlane(Ring& ring, const float* wc, float biasC, float* y, int64_t OH, int
 // ring's per-row copies and bookkeeping cost as much as the FMAs; here a plane costs its
 // loads and FMAs only.
 
-template <class V, int K, int R, int U, int S, bool Masked>
-inline void dwStepDirect(const float* const* r, int64_t W, int64_t c0, const typename V::T* w, const float* wc,
-                         typename V::T bias, int64_t ow, float* const* y, int last, typename V::T lo,
-                         typename V::T hi) {
-  using T = typename V::T;
-  using M = typename V::M;
-  constexpr int N = V::N;
-  // Load l of a row starts at column c0 + start(l): stride 1, l = u * K + kw at u * N + kw;
-  // stride 2, l = (u * P + kw / 2) * 2 + half at 2 u N + kw + half N (P pairs per u).
+// Load l of a row in a step of U vectors starts at column c0 + dwStart(l): stride 1,
+// l = u * K + kw at u * N + kw; stride 2, l = (u * P + kw / 2) * 2 + half at
+// 2 u N + kw + half N (P = (K + 1) / 2 pairs per vector).
+template <int N, int K, int S>
+constexpr int64_t dwStart(int l) {
   constexpr int P = (K + 1) / 2;
-  constexpr int L = S == 1 ? U * K : U * P * 2;
-  auto start = [](int l) -> int64_t {
-    if constexpr (S == 1) return (l / K) * N + l % K;
-    else return 2 * (l / (2 * P)) * N + 2 * ((l / 2) % P) + (l % 2) * N;
-  };
-  M m[L];
-  if constexpr (Masked)
+  if constexpr (S == 1) return (l / K) * N + l % K;
+  else return 2 * (l / (2 * P)) * N + 2 * ((l / 2) % P) + (l % 2) * N;
+}
+template <int K, int U, int S>
+constexpr int dwLoads() { return S == 1 ? U * K : U * ((K + 1) / 2) * 2; }
+
+template <class V, int K, int U, int S>
+inline void dwMasks(int64_t c0, int64_t W, typename V::M* m) {
 #pragma GCC unroll 16
-    for (int l = 0; l < L; ++l) m[l] = V::maskFor(c0 + start(l), W);
+  for (int l = 0; l < dwLoads<K, U, S>(); ++l) m[l] = V::maskFor(c0 + dwStart<V::N, K, S>(l), W);
+}
+
+// The edge steps' load masks depend on the column block only: computed on a plane's first
+// pass, reused by the others (up to 8 edge steps a pass; more are recomputed each time).
+template <class V>
+struct DwMaskCache {
+  typename V::M m[8][16];
+  bool filled = false;
+};
+
+template <class V, int K, int R, int U, int S, bool Masked>
+inline void dwStepDirect(const float* const* r, int64_t c0, const typename V::T* w, const float* wc,
+                         typename V::T bias, int64_t ow, float* const* y, int last, typename V::T lo,
+                         typename V::T hi, const typename V::M* m) {
+  using T = typename V::T;
+  constexpr int N = V::N;
+  constexpr int P = (K + 1) / 2;
   auto ld = [&](const float* row, int l) -> T {
-    if constexpr (Masked) return V::maskLoad(row + c0 + start(l), m[l]);
-    else return V::load(row + c0 + start(l));
+    if constexpr (Masked) return V::maskLoad(row + c0 + dwStart<N, K, S>(l), m[l]);
+    else return V::load(row + c0 + dwStart<N, K, S>(l));
   };
   T acc[R][U];
 #pragma GCC unroll 4
@@ -195,23 +209,44 @@ inline void dwStepDirect(const float* const* r, int64_t W, int64_t c0, const typ
 
 template <class V, int K, int R, int U, int S>
 inline void dwPassDirect(const float* const* r, int64_t W, int64_t pl, const typename V::T* w, const float* wc,
-                         typename V::T bias, float* const* y, int64_t OW, typename V::T lo, typename V::T hi) {
+                         typename V::T bias, float* const* y, int64_t OW, typename V::T lo, typename V::T hi,
+                         DwMaskCache<V>& mc) {
+  using M = typename V::M;
   constexpr int N = V::N;
   // Columns a step of u vectors reads: [S * ow - pl, S * (ow + u * N - 1) - pl + K - 1 (+ 1 at
   // stride 2, the odd load's last lane)]; inside [0, W): plain loads.
   auto inside = [&](int64_t ow, int u) {
     return S * ow - pl >= 0 && S * (ow + u * N - 1) - pl + K - 1 + (S - 1) < W;
   };
+  int edge = 0;
+  M local[16];
+  auto masks = [&](int64_t c0, auto fill) -> const M* {
+    M* m = edge < 8 ? mc.m[edge] : local;
+    if (edge >= 8 || !mc.filled) fill(c0, m);
+    ++edge;
+    return m;
+  };
   int64_t ow = 0;
   for (; ow + U * N <= OW; ow += U * N) {
-    if (inside(ow, U)) dwStepDirect<V, K, R, U, S, false>(r, W, S * ow - pl, w, wc, bias, ow, y, N, lo, hi);
-    else dwStepDirect<V, K, R, U, S, true>(r, W, S * ow - pl, w, wc, bias, ow, y, N, lo, hi);
+    const int64_t c0 = S * ow - pl;
+    if (inside(ow, U)) {
+      dwStepDirect<V, K, R, U, S, false>(r, c0, w, wc, bias, ow, y, N, lo, hi, nullptr);
+    } else {
+      const M* m = masks(c0, [&](int64_t c, M* o) { dwMasks<V, K, U, S>(c, W, o); });
+      dwStepDirect<V, K, R, U, S, true>(r, c0, w, wc, bias, ow, y, N, lo, hi, m);
+    }
   }
   for (; ow < OW; ow += N) {
+    const int64_t c0 = S * ow - pl;
     const int last = int(std::min<int64_t>(N, OW - ow));
-    if (inside(ow, 1)) dwStepDirect<V, K, R, 1, S, false>(r, W, S * ow - pl, w, wc, bias, ow, y, last, lo, hi);
-    else dwStepDirect<V, K, R, 1, S, true>(r, W, S * ow - pl, w, wc, bias, ow, y, last, lo, hi);
+    if (inside(ow, 1)) {
+      dwStepDirect<V, K, R, 1, S, false>(r, c0, w, wc, bias, ow, y, last, lo, hi, nullptr);
+    } else {
+      const M* m = masks(c0, [&](int64_t c, M* o) { dwMasks<V, K, 1, S>(c, W, o); });
+      dwStepDirect<V, K, R, 1, S, true>(r, c0, w, wc, bias, ow, y, last, lo, hi, m);
+    }
   }
+  mc.filled = true;
 }
 
 template <class V, int K, int R, int U, int S>
@@ -221,6 +256,8 @@ void dwPlaneDirect(Ring& ring, const float* wc, float biasC, float* y, int64_t O
   for (int i = 0; i < K * K; ++i) w[i] = V::set1(wc[i]);
   const T bias = V::set1(biasC), lo = V::set1(ring.lo), hi = V::set1(ring.hi);
   constexpr int In = S * (R - 1) + K;
+  static_assert(dwLoads<K, U, S>() <= 16, "DwMaskCache holds 16 masks a step");
+  DwMaskCache<V> mc;
   for (int64_t oh = 0; oh < OH; oh += R) {
     const int64_t ih = oh * S - ring.pt;
     const int rows = int(std::min<int64_t>(R, OH - oh));
@@ -229,11 +266,11 @@ void dwPlaneDirect(Ring& ring, const float* wc, float biasC, float* y, int64_t O
     float* yr[R];
     for (int o = 0; o < R; ++o) yr[o] = y + (oh + std::min(o, rows - 1)) * OW;
     const int64_t W = ring.W, pl = ring.pl;
-    if (rows == R) dwPassDirect<V, K, R, U, S>(r, W, pl, w, wc, bias, yr, OW, lo, hi);
-    else if (rows == 1) dwPassDirect<V, K, 1, U, S>(r, W, pl, w, wc, bias, yr, OW, lo, hi);
+    if (rows == R) dwPassDirect<V, K, R, U, S>(r, W, pl, w, wc, bias, yr, OW, lo, hi, mc);
+    else if (rows == 1) dwPassDirect<V, K, 1, U, S>(r, W, pl, w, wc, bias, yr, OW, lo, hi, mc);
     else if constexpr (R > 2) {
-      if (rows == 2) dwPassDirect<V, K, 2, U, S>(r, W, pl, w, wc, bias, yr, OW, lo, hi);
-      else if constexpr (R > 3) dwPassDirect<V, K, 3, U, S>(r, W, pl, w, wc, bias, yr, OW, lo, hi);
+      if (rows == 2) dwPassDirect<V, K, 2, U, S>(r, W, pl, w, wc, bias, yr, OW, lo, hi, mc);
+      else if constexpr (R > 3) dwPassDirect<V, K, 3, U, S>(r, W, pl, w, wc, bias, yr, OW, lo, hi, mc);
     }
   }
 }
