@@ -1,14 +1,19 @@
 // The k x k depthwise convolutions, k = 3, 5 or 7 (Conv / anvil.FusedConv with group == C,
 // W [C, 1, k, k], stride 1 or 2 on both axes, dilation 1, any padding; f32 NCHW), in an
-// AVX2+FMA and an AVX-512 build of one body (cpu/tactics/native_dwconv_body.h).
-// Per channel plane, output rows are computed from zero-padded input rows kept in a small
-// per-task ring (each input row is copied once, not the whole plane; at stride 2 split
-// into its even and odd columns as it is copied, so the taps are plain loads), the k*k
-// weights broadcast once per plane (held in registers where they fit, else memory operands
-// of the FMAs); several output rows per pass share their input loads. The bias is the
-// accumulators' start and the epilogue (activation, residual) runs over each finished
-// plane while it is in cache. Planes are split over tasks in fixed ranges: bitwise equal for
-// any thread count. No allocation in run().
+// AVX2+FMA and an AVX-512 build of one body (cpu/tactics/native_dwconv_body.h). Three ways
+// through a plane, chosen by shape (each choice below records what it measured):
+//  - the row ring: output rows from zero-padded input rows copied once into a small per-task
+//    ring (at stride 2 split into their even and odd columns), several output rows per pass
+//    sharing their loads, the loads memory operands of the FMAs;
+//  - direct planes: the same sums straight from the input with masked loads at the row edges
+//    (stride 2: the even and odd lanes of two loads), no copies;
+//  - channel blocks (AVX-512, 8 or fewer output columns): 16 channels at a time with the
+//    channels in the lanes, so 7-wide rows leave no lanes idle.
+// Every output is the bias plus its k*k products in row-major order, one FMA each, in every
+// path and ISA. Relu and Clip are clamps on the way out of the registers; other epilogues
+// (activation, residual) run over each finished plane while it is in cache. Planes (or
+// channel blocks) are split over tasks in fixed ranges: bitwise equal for any thread count.
+// No allocation in run().
 #include "cpu/tactics/native_dwconv.h"
 
 #include <immintrin.h>
