@@ -1,8 +1,9 @@
 // The ISA-independent body of the depthwise convolution (cpu/tactics/native_dwconv.cpp), written
 // once over a vector type V and included by that file inside one `#pragma GCC target` region
 // per ISA (AVX2+FMA, AVX-512): every function here takes that region's target. V provides
-// T (the register), N (lanes), load/store/storeN (the first n lanes)/set1/zero/fmadd and
-// even/odd (lanes 0, 2, .. and 1, 3, .. of two registers side by side).
+// T (the register), N (lanes), load/store/storeN (the first n lanes)/copyN/set1/bcast/zero/
+// fmadd/clamp, even/odd (lanes 0, 2, .. and 1, 3, .. of two registers side by side), and for
+// the direct planes M (a load mask), maskFor (the lanes of a load inside the row), maskLoad.
 // Not a header of its own: no include guard, nothing outside the including namespace.
 
 // The padded input row ih of the plane: copied once into ring slot ih % kRing (tagged with
@@ -37,9 +38,10 @@ inline const float* ringRow(Ring& ring, int64_t ih) {
 }
 
 // R output rows (y[0..R)), U vectors from column ow, the last vector's first `last` lanes
-// stored, each clamped to [lo, hi] on the way (Relu, Clip; -inf, inf for neither). Input row i of r[] feeds output row o with filter row kh = i - S * o; every
-// accumulator takes the bias, then its K*K taps in row-major order (one FMA each), so the
-// sum's order is the same for every R, U and ISA.
+// stored, each clamped to [lo, hi] on the way (Relu, Clip; -inf, inf for neither). Input
+// row i of r[] feeds output row o with filter row kh = i - S * o; every accumulator takes
+// the bias, then its K*K taps in row-major order (one FMA each), so the sum's order is the
+// same for every R, U and ISA.
 template <class V, int K, int R, int U, int S>
 inline void dwStep(const float* const* r, int64_t half, const typename V::T* w, const float* wc, typename V::T bias,
                    int64_t ow, float* const* y, int last, typename V::T lo, typename V::T hi) {
@@ -227,13 +229,18 @@ inline void dwPassDirect(const float* const* r, int64_t W, int64_t pl, const typ
     return m;
   };
   int64_t ow = 0;
-  for (; ow + U * N <= OW; ow += U * N) {
+  // U vectors while U are left, or more than U - 1 from an edge step on (the last vector
+  // partial: 28 columns at stride 2 are one masked step of 2 x 16, not two masked steps;
+  // 144x56x56 3x3 stride 2, 1 thread: 96 -> 85 us). Not from an inside step: 96x112x112 3x3
+  // stride 2 went 214 -> 270 us when its inside single step became part of a masked pair.
+  for (; ow + U * N <= OW || (ow + (U - 1) * N < OW && !inside(ow, 1)); ow += U * N) {
     const int64_t c0 = S * ow - pl;
+    const int last = int(std::min<int64_t>(N, OW - ow - (U - 1) * N));
     if (inside(ow, U)) {
-      dwStepDirect<V, K, R, U, S, false>(r, c0, w, wc, bias, ow, y, N, lo, hi, nullptr);
+      dwStepDirect<V, K, R, U, S, false>(r, c0, w, wc, bias, ow, y, last, lo, hi, nullptr);
     } else {
       const M* m = masks(c0, [&](int64_t c, M* o) { dwMasks<V, K, U, S>(c, W, o); });
-      dwStepDirect<V, K, R, U, S, true>(r, c0, w, wc, bias, ow, y, N, lo, hi, m);
+      dwStepDirect<V, K, R, U, S, true>(r, c0, w, wc, bias, ow, y, last, lo, hi, m);
     }
   }
   for (; ow < OW; ow += N) {
