@@ -145,8 +145,9 @@ constexpr int dwLoads() { return S == 1 ? U * K : U * ((K + 1) / 2) * 2; }
 
 template <class V, int K, int U, int S>
 inline void dwMasks(int64_t c0, int64_t W, typename V::M* m) {
+  constexpr int L = dwLoads<K, U, S>();
 #pragma GCC unroll 16
-  for (int l = 0; l < dwLoads<K, U, S>(); ++l) m[l] = V::maskFor(c0 + dwStart<V::N, K, S>(l), W);
+  for (int l = 0; l < L; ++l) m[l] = V::maskFor(c0 + dwStart<V::N, K, S>(l), W);
 }
 
 // The edge steps' load masks depend on the column block only: computed on a plane's first
