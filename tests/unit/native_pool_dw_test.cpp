@@ -330,6 +330,39 @@ INSTANTIATE_TEST_SUITE_P(Native, NativeDwSmallPlanes, ::testing::ValuesIn(smallD
                            return p.param.kernel + "__" + allSmallDwCases()[p.param.caseIndex].name;
                          });
 
+// The AVX-512 kernels on smaller extents than prepared (the channel blocks when their
+// buffer fits the prepared workspace, the planes otherwise).
+TEST(NativeDwSmallPlanes, SmallerShapesThanPrepared) {
+  for (int64_t k : {3, 5, 7})
+    for (int64_t stride : {1, 2})
+      for (const Dims& big : {Dims{2, 20, 30, 61}, Dims{1, 20, 16, 16}}) {
+        const std::string name = "f32_dwconv2d_" + std::to_string(k) + "x" + std::to_string(k) + "_rows__avx512";
+        const runtime::Kernel* kn = registry().find(Device::kCPU, "Conv", "", name);
+        ASSERT_NE(kn, nullptr);
+        if (!runtime::hostHasAll(kn->requirements)) GTEST_SKIP() << "skipped: no AVX-512";
+        auto mk = [&](const Dims& x) {
+          ir::Attributes at;
+          at.set("group", x[1]);
+          at.set("kernel_shape", Dims{k, k});
+          at.set("strides", Dims{stride, stride});
+          at.set("pads", Dims{k / 2, k / 2, k / 2, k / 2});
+          return Case{"dw", "Conv", "", {x, Dims{x[1], 1, k, k}, Dims{x[1]}}, {false, true, true}, at};
+        };
+        const Built bb = build(mk(big), 21);
+        for (const Dims& small : {Dims{1, 20, 5, 13}, Dims{2, 20, 9, 7}, Dims{1, 20, 3, 3}}) {
+          Built bs = build(mk(small), 22);
+          bs.tensors[1] = bb.tensors[1];
+          bs.tensors[2] = bb.tensors[2];
+          const PreparedKernel pk = prepare(*kn, bb, 2);
+          const Tensor want = reference(bs);
+          auto ex = runtime::makeCpuExecutor(2);
+          const RunResult r = runKernel(*kn, pk, bs, want.dims(), *ex);
+          EXPECT_TRUE(r.guardsIntact && r.workspaceIntact) << name << " stride " << stride;
+          EXPECT_EQ(compare(r.out, want), "") << name << " stride " << stride << " small " << small[2] << "x" << small[3];
+        }
+      }
+}
+
 // ---------------------------------------------------------------------------------------
 // Depthwise timing: channels, input side, stride, filter side, activation (as the fusion
 // pass leaves them: FusedConv with the model's activation).
