@@ -246,6 +246,47 @@ TEST(NativeMaxPoolRun, OtherExtentsThanPrepared) {
   }
 }
 
+// GlobalAveragePool in 32 double partial sums: within a float rounding of the exact mean
+// (computed here in long double), 1 and 2 threads bitwise equal, guards intact.
+TEST(NativeGlobalAvgPool, Avx512MatchesTheExactMean) {
+  const runtime::Kernel* k =
+      registry().find(Device::kCPU, "GlobalAveragePool", "", "f32_global_avgpool_f64x32__avx512");
+  ASSERT_NE(k, nullptr);
+  if (!runtime::hostHasAll(k->requirements)) GTEST_SKIP() << "skipped: no AVX-512";
+  for (const Dims& x : {Dims{2, 7, 13, 13}, Dims{1, 3, 1, 1}, Dims{1, 5, 7}, Dims{2, 63, 7, 7}, Dims{1, 32, 112, 112},
+                        Dims{1, 4, 3, 11}, Dims{1, 2, 33, 1}}) {
+    const Case c{"gap", "GlobalAveragePool", "", {x}, {false}, {}};
+    Built b = build(c, 5);
+    float* xv = b.tensors[0].data<float>();
+    for (int64_t i = 0; i < b.tensors[0].numel(); ++i) xv[i] = xv[i] * 3.0f + 0.25f;  // a nonzero mean
+    const Tensor want = reference(b);
+    const PreparedKernel pk = prepare(*k, b, 2);
+    const int64_t planes = x[0] * x[1], n = b.tensors[0].numel() / planes;
+    std::vector<std::vector<float>> outs;
+    for (int threads : {1, 2}) {
+      auto ex = runtime::makeCpuExecutor(threads);
+      const RunResult r = runKernel(*k, pk, b, want.dims(), *ex);
+      EXPECT_TRUE(r.guardsIntact && r.workspaceIntact);
+      for (int64_t p = 0; p < planes; ++p) {
+        long double exact = 0;
+        for (int64_t i = 0; i < n; ++i) exact += xv[p * n + i];
+        exact /= n;
+        EXPECT_NEAR(double(r.out[size_t(p)]), double(exact), std::fabs(double(exact)) * 1.2e-7 + 1e-30)
+            << "plane " << p << " of " << x.size() << "-d input, n = " << n;
+      }
+      outs.push_back(r.out);
+    }
+    EXPECT_EQ(std::memcmp(outs[0].data(), outs[1].data(), outs[0].size() * 4), 0) << "1 and 2 threads differ bitwise";
+  }
+}
+
+TEST(NativePoolDwBench, DISABLED_GlobalAveragePool) {
+  for (const Dims& x : {Dims{1, 32, 112, 112}, Dims{1, 96, 56, 56}, Dims{1, 1152, 7, 7}}) {
+    const Case c{"gap", "GlobalAveragePool", "", {x}, {false}, {}};
+    timeCase(c, "GAP " + std::to_string(x[1]) + "x" + std::to_string(x[2]), "global_avgpool");
+  }
+}
+
 TEST(NativePoolDwBench, DISABLED_MaxPool) {
   for (const PoolCase& pc : allPoolCases()) {
     if (pc.c.name.find("resnet18") == std::string::npos && pc.c.name.find("squeezenet") == std::string::npos) continue;
