@@ -3,7 +3,9 @@
 // GlobalAveragePool / GlobalMaxPool. Semantics of cpu/kernels/nn_pool.cpp: padding never
 // contributes a value; with count_include_pad the divisor is the whole window (positions
 // past the end that ceil_mode adds included, as the ONNX reference); max keeps the first
-// of equal values and an empty window gives -inf.
+// of equal values and an empty window gives -inf. Kernels: the generic rows (every window),
+// MaxPool separable (AVX2) and by whole planes (AVX-512) for dilation 1 and strides 1 and 2,
+// GlobalAveragePool in 8 or (AVX-512) 32 double partial sums; the builder times them.
 #include <immintrin.h>
 
 #include <cmath>
