@@ -7,7 +7,7 @@
 //  - run(): per work item (image, output row, channel block): the C kH input rows the output
 //    row reads are copied with their zero padding into the task's workspace (so the
 //    micro-kernel has no bounds checks), then the micro-kernel computes R output pixels x B
-//    channels in registers (AVX-512: 6 x 4 zmm; AVX2: 3 x 4 ymm), each tap one load per
+//    channels in registers (AVX-512: 6 or 7 x 4 zmm; AVX2: 3 x 4 ymm), each tap one load per
 //    channel vector and one broadcast per pixel, the input read directly at the stride.
 //    The row ([pixels][B]) is transposed 8x8 into the output's channel rows, then the bias
 //    and epilogue are applied per channel row. Every output element is computed by one
@@ -16,7 +16,9 @@
 // 1 thread, min of 30, shared machine): this kernel 1.81-2.08 ms (AVX2: 2.60-2.75), the
 // im2col GEMM 2.14-2.39 ms. The micro-kernel alone takes ~1.69 ms (140 GFLOP/s); the rest
 // is writing the 3.2 MB output across 64 channel planes (streaming stores were slower
-// here: 2.6-2.8 ms).
+// here: 2.6-2.8 ms). 7 pixels (28 accumulators, one spilled by GCC; 112 = 16 x 7 pixels
+// without padding) measured 1.67-1.74 ms against 6 pixels' 1.71-1.77: both are registered,
+// the builder keeps the faster on the machine at hand.
 #include <immintrin.h>
 
 #include <algorithm>
@@ -44,9 +46,12 @@ using runtime::TensorView;
 
 constexpr int64_t kMaxC = 4;  // input channels the kernel takes (beyond, im2col's K is long enough)
 
-enum class StemIsa : int32_t { kAvx2, kAvx512 };
-int64_t blockOf(StemIsa isa) { return isa == StemIsa::kAvx512 ? 64 : 32; }  // output channels per block
-int64_t pixelsOf(StemIsa isa) { return isa == StemIsa::kAvx512 ? 6 : 3; }   // output pixels per micro-kernel call
+enum class StemIsa : int32_t { kAvx2, kAvx512, kAvx512x7 };
+bool isAvx512(StemIsa isa) { return isa != StemIsa::kAvx2; }
+int64_t blockOf(StemIsa isa) { return isAvx512(isa) ? 64 : 32; }  // output channels per block
+int64_t pixelsOf(StemIsa isa) {                                    // output pixels per micro-kernel call
+  return isa == StemIsa::kAvx512x7 ? 7 : isa == StemIsa::kAvx512 ? 6 : 3;
+}
 
 // Everything run() needs besides the views; trivially copyable, no padding bytes.
 struct StemParams {
@@ -83,20 +88,21 @@ int64_t slotFloats(const ConvAttrs& a, int64_t C, int64_t maxOW, int64_t B, int6
 
 // buf[(ox) * 64 + k] = sum over (c, kh, kw) of w[((c kH + kh) kW + kw) 64 + k] *
 // rows[(c kH + kh) Wp + ox sW + kw], for ox in [0, OWp) (a multiple of 6).
+template <int R>
 __attribute__((target("avx512f"))) void rowAvx512(const float* rows, int64_t Wp, int64_t taps, int64_t kW, int64_t sW,
                                                  const float* w, int64_t OWp, float* buf) {
-  for (int64_t ox = 0; ox < OWp; ox += 6) {
-    __m512 acc[6][4];
-#pragma GCC unroll 6
-    for (int r = 0; r < 6; ++r) acc[r][0] = acc[r][1] = acc[r][2] = acc[r][3] = _mm512_setzero_ps();
+  for (int64_t ox = 0; ox < OWp; ox += R) {
+    __m512 acc[R][4];
+#pragma GCC unroll 7
+    for (int r = 0; r < R; ++r) acc[r][0] = acc[r][1] = acc[r][2] = acc[r][3] = _mm512_setzero_ps();
     for (int64_t t = 0; t < taps; ++t) {  // (c, kh): one padded input row
       const float* in = rows + t * Wp + ox * sW;
       const float* wt = w + t * kW * 64;
       for (int64_t kw = 0; kw < kW; ++kw, wt += 64) {
         const __m512 w0 = _mm512_load_ps(wt), w1 = _mm512_load_ps(wt + 16);
         const __m512 w2 = _mm512_load_ps(wt + 32), w3 = _mm512_load_ps(wt + 48);
-#pragma GCC unroll 6
-        for (int r = 0; r < 6; ++r) {
+#pragma GCC unroll 7
+        for (int r = 0; r < R; ++r) {
           const __m512 b = _mm512_set1_ps(in[r * sW + kw]);
           acc[r][0] = _mm512_fmadd_ps(w0, b, acc[r][0]);
           acc[r][1] = _mm512_fmadd_ps(w1, b, acc[r][1]);
@@ -105,8 +111,8 @@ __attribute__((target("avx512f"))) void rowAvx512(const float* rows, int64_t Wp,
         }
       }
     }
-#pragma GCC unroll 6
-    for (int r = 0; r < 6; ++r)
+#pragma GCC unroll 7
+    for (int r = 0; r < R; ++r)
 #pragma GCC unroll 4
       for (int v = 0; v < 4; ++v) _mm512_storeu_ps(buf + (ox + r) * 64 + v * 16, acc[r][v]);
   }
@@ -146,7 +152,9 @@ using RowFn = void (*)(const float*, int64_t, int64_t, int64_t, int64_t, const f
 // The stride and filter width stay runtime values: the resnet stem's 7x7 stride 2 as
 // compile-time constants measured slower (1.97 against 1.81 ms, 1 thread), and so did
 // unrolling the kw loop.
-RowFn rowFn(StemIsa isa) { return isa == StemIsa::kAvx512 ? rowAvx512 : rowAvx2; }
+RowFn rowFn(StemIsa isa) {
+  return isa == StemIsa::kAvx512x7 ? rowAvx512<7> : isa == StemIsa::kAvx512 ? rowAvx512<6> : rowAvx2;
+}
 
 // 8 rows of 8 floats transposed in registers.
 __attribute__((target("avx2,fma"))) inline void transpose8x8(__m256* r) {
@@ -356,7 +364,7 @@ Kernel makeKernel(const char* name, bool fused, StemIsa isa) {
   k.op = fused ? "FusedConv" : "Conv";
   k.domain = fused ? "anvil" : "";
   k.precision = DataType::kF32;
-  k.requirements = isa == StemIsa::kAvx512 ? std::vector<std::string>{"avx512f", "avx2", "fma"}  // the scatter is AVX2
+  k.requirements = isAvx512(isa) ? std::vector<std::string>{"avx512f", "avx2", "fma"}  // the scatter is AVX2
                                             : std::vector<std::string>{"avx2", "fma"};
   k.supports = fused ? supportsFusedStem : supportsStem;
   k.prepare = [isa, fused](const PrepareInfo& i, Prepared* o) { prepareStem(isa, fused, i, o); };
@@ -375,6 +383,8 @@ void registerNativeConvStemKernels(Kernels& k) {
   using namespace anvil::cpu::tactics;
   k.add(makeKernel("f32_conv2d_fewc_6x64__avx512", false, StemIsa::kAvx512));
   k.add(makeKernel("f32_conv2d_fewc_6x64_epilogue__avx512", true, StemIsa::kAvx512));
+  k.add(makeKernel("f32_conv2d_fewc_7x64__avx512", false, StemIsa::kAvx512x7));
+  k.add(makeKernel("f32_conv2d_fewc_7x64_epilogue__avx512", true, StemIsa::kAvx512x7));
   k.add(makeKernel("f32_conv2d_fewc_3x32__avx2", false, StemIsa::kAvx2));
   k.add(makeKernel("f32_conv2d_fewc_3x32_epilogue__avx2", true, StemIsa::kAvx2));
 }
