@@ -10,7 +10,8 @@
 //  - run(): per work item (image, block of 4x4 output tiles, block of output channels):
 //    input transform V = B^T d B of the block's 6x6 input tiles (stride 4) into
 //    [36][sub-block of 6 tiles][6][C], 36 GEMMs M[xi] = U[xi] V[xi] (6 tiles x P output
-//    channels per micro-kernel call), output transform A^T m A vectorized over 8 output
+//    channels per micro-kernel call, which prefetches the next U panel into L2: in a model
+//    the filter comes from memory), output transform A^T m A vectorized over 8 output
 //    channels with the bias, then the epilogue (activation, residual) over the finished
 //    output rows. Work items are fixed by the shape alone, each output element is written
 //    by exactly one item with the same arithmetic: bitwise equal for any thread count.
@@ -427,6 +428,20 @@ bool supportsWinograd(const ir::Node& n, const std::vector<ir::TensorType>& in) 
   const ir::Value* wv = n.input(1);
   if (!wv || !wv->initializer()) return false;
   if (!absent(in, 2) && (!isF32(in[2]) || !in[2].shape.rankKnown() || in[2].shape.rank() != 1)) return false;
+  // Images of at most 6 tiles (one sub-block: each U value serves 6 tiles) with U larger
+  // than L2 are declined: the builder times kernels alone, where U stays in cache, but in a
+  // model U streams from memory at 36/9 times the direct filter's bytes. Measured in
+  // resnet18 (AVX2, 1 thread) at 512 channels, 7x7: Winograd 3.3-7.3 ms, im2col rows
+  // 3.0-3.1 ms, though Winograd timed faster alone.
+  if (x.isStatic()) {
+    int64_t xd[4];
+    for (int i = 0; i < 4; ++i) xd[i] = x[i].value();
+    Conv2dGeom g;
+    const int64_t K = w[0].value(), C = w[1].value();
+    const int64_t uBytes = 36 * roundUp(K, kPanel) * C * int64_t(sizeof(float));
+    if (conv2dGeometry(a, xd, K, &g) && ceilDiv(g.OH, 4) * ceilDiv(g.OW, 4) <= kTiles && uBytes > (int64_t(4) << 20))
+      return false;
+  }
   return true;
 }
 
@@ -535,7 +550,8 @@ void runWinograd(const StepArgs& a) {
       const int64_t p0 = kb * KB / P, p1 = std::min(panels, (kb + 1) * KB / P);
       // The calls of panel (xi, pn) prefetch the next panel of the item into L2, C lines per
       // call (a panel has P / 16 lines per c); past its end they re-touch the current panel
-      // (no branch). Measured in resnet50 (1 thread, AVX-512): layer2.x conv2 1.59-1.66 ->
+      // (no branch). With one sub-block (at most 6 tiles) and P = 32 only the first half of
+      // the next panel is prefetched. Measured in resnet50 (1 thread, AVX-512): layer2.x conv2 1.59-1.66 ->
       // 1.12-1.14 ms, layer3.x conv2 1.95-2.05 -> 1.48-1.70 ms; the filter comes from memory
       // there and the hardware prefetcher does not run ahead of a new panel.
       const int64_t linesPerPanel = C * P / 16;
