@@ -9,6 +9,7 @@ void registerNativeOpKernels(Kernels& k);         // cpu/tactics/native_ops.cpp:
 void registerNativeSequenceKernels(Kernels& k);   // cpu/tactics/native_sequence.cpp: attention, fused chains, RNNs
 void registerNativeWinogradKernels(Kernels& k);   // cpu/tactics/native_winograd.cpp: 3x3 convolutions
 void registerNativeConvRowsKernels(Kernels& k);   // cpu/tactics/native_conv_rows.cpp: Conv with pixels as GEMM rows
+void registerNativeConvStemKernels(Kernels& k);   // cpu/tactics/native_conv_stem.cpp: Conv over <= 4 input channels
 
 void registerNativeCpuKernels(Kernels& k) {
   registerNativeLinearKernels(k);
@@ -16,6 +17,7 @@ void registerNativeCpuKernels(Kernels& k) {
   registerNativeSequenceKernels(k);
   registerNativeWinogradKernels(k);
   registerNativeConvRowsKernels(k);
+  registerNativeConvStemKernels(k);
 }
 
 }  // namespace anvil::runtime

@@ -610,3 +610,22 @@ TEST(NativeWinogradBench, DISABLED_DepthwiseTiming) {
 }
 
 }  // namespace
+
+namespace {
+
+// Winograd declines images of at most 6 tiles whose transformed filter exceeds 4 MB
+// (resnet's 512-channel 7x7 layers stream U from memory in a model) and keeps the rest.
+TEST(NativeWinogradSupport, DeclinesOneSubBlockImagesWithALargeFilter) {
+  const Case big = convCase("r18_layer4", {{1, 512, 7, 7}, 512, true, {1, 1, 1, 1}});
+  const Case mid = convCase("r18_layer3", {{1, 256, 14, 14}, 256, true, {1, 1, 1, 1}});
+  const Case small = convCase("small_7x7", {{1, 64, 7, 7}, 64, true, {1, 1, 1, 1}});
+  const Built b = build(big, 1), m = build(mid, 1), s = build(small, 1);
+  for (const runtime::Kernel* k : winogradKernels()) {
+    if (k->name.find("winograd") == std::string::npos || k->op != "Conv") continue;
+    EXPECT_FALSE(k->supports(*b.node, b.types())) << k->name;
+    EXPECT_TRUE(k->supports(*m.node, m.types())) << k->name;
+    EXPECT_TRUE(k->supports(*s.node, s.types())) << k->name;
+  }
+}
+
+}  // namespace
