@@ -702,7 +702,9 @@ void registerNativeLinearKernels(Kernels& k) {
   // packed layouts, numerics); the 8x32 family, for few rows (1x1 Conv with 16..32 output
   // channels), is timed against 14x32 by the builder and starts at 1. The fused
   // (_epilogue) kernels are one higher: their Tanh/GELU moved from libm to the vector
-  // polynomials of cpu/tactics/vmath.h, and Sigmoid/Silu to that file's exp.
+  // polynomials of cpu/tactics/vmath.h, and Sigmoid/Silu to that file's exp. The Conv
+  // kernels add one more: with one K block they apply the epilogue in the register tiles
+  // (same bits, much faster on large images), so timings cached for the old ones are stale.
   const Variant variants[] = {{GemmIsa::kPortable4x8, "4x8", "", {}, 2},
                               {GemmIsa::kAvx2_6x16, "6x16", "__avx2", {"avx2", "fma"}, 2},
                               {GemmIsa::kAvx512_14x32, "14x32", "__avx512", {"avx512f"}, 2},
@@ -721,7 +723,7 @@ void registerNativeLinearKernels(Kernels& k) {
       k.add(makeKernel(kernelName("f32_conv2d_prepacked", v, fused), fused ? "FusedConv" : "Conv", fused ? "anvil" : "",
                        v.requirements, fused ? supportsFusedConv : supportsConv,
                        [isa, fused](const PrepareInfo& i, Prepared* o) { prepareConv(isa, false, fused, i, o); },
-                       runConv, v.version + (fused ? 1 : 0)));
+                       runConv, v.version + (fused ? 1 : 0) + 1));
     }
   }
   for (bool fused : {false, true})
