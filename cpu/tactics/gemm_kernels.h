@@ -145,7 +145,7 @@ void gemmPackedA(const GemmConfig& c, int64_t M, int64_t K, const float* Ap, con
                  float* C, int64_t ldc, float* slot, const BlockEpilogue* ep);
 
 // The elementwise epilogue of a Conv output (rows = output channels) applied in registers
-// by the one-K-block path of gemmPackedAFused: y = (acc + bias[row]) then, with z, the
+// by gemmPackedAFused: y = (acc + bias[row]) then, with z, the
 // residual added before (addFirst) or after the activation. The same operations, in the
 // same order and lanes' arithmetic, as epilogueRow (native_linear_epilogue.h) with the
 // row's bias as rowBias, so the same bits.
@@ -158,12 +158,12 @@ struct TileEpilogue {
   bool addFirst = true;
 };
 
-// Whether gemmPackedAFused handles K and the activation for this family (one K block, a
-// vector family, an activation above).
-bool gemmPackedAFusedSupports(const GemmConfig& c, int64_t K);
+// Whether gemmPackedAFused has tile kernels for this family (the vector ones).
+bool gemmPackedAFusedSupports(const GemmConfig& c);
 
-// gemmPackedA for K <= c.kc with the epilogue applied to each register tile before it is
-// stored: C is written once, the residual read once, no second pass over the block.
+// gemmPackedA with the epilogue applied to each register tile of the last K block before
+// it is stored: C is written once more, the residual read once, no second pass over the
+// finished block. The same K blocks and sums as gemmPackedA, so the same bits.
 void gemmPackedAFused(const GemmConfig& c, int64_t M, int64_t K, const float* Ap, const BPacker& B, int64_t j0,
                       int64_t j1, float* C, int64_t ldc, float* slot, const TileEpilogue& e);
 
