@@ -899,14 +899,25 @@ void gemmPackedAFused(const GemmConfig& c, int64_t M, int64_t K, const float* Ap
       // panel (each panel's tiles down all M rows, the panel kept in L1), one layer alone,
       // same kernel, median ms: 64 -> 256 @56x56 + residual 0.76-0.79 vs 0.82-0.85,
       // 256 -> 64 @56x56 0.78-0.82 vs 0.79-0.83, 16 -> 96 @112x112 0.34-0.36 vs 0.36-0.38.
-      for (int64_t ip = 0; ip < M; ip += mr) {
-        const int rows = int(std::min<int64_t>(mr, M - ip));
-        const float* a = aBlock + ip * kc;
-        const float* bias = e.bias ? e.bias + ip : nullptr;
-        for (int64_t q = 0; q < panels; ++q) {
-          const int ncols = int(std::min<int64_t>(nr, nc - q * nr));
-          const int64_t off = ip * ldc + jc + q * nr;
-          epiK[rows - 1](kc, a, bp + q * kc * nr, C + off, ldc, ncols, pc > 0, e, bias, e.z ? e.z + off : nullptr);
+      // The sweep re-reads its panels from L2 once per row block: at most `budget` bytes of
+      // them per sweep (groups of panels), less for the AVX2 tile, whose 6 rows do half
+      // the flops per B byte of the AVX-512 14-row one. AVX2, 256 -> 64 @56x56 and
+      // 512 -> 128 @28x28: 1.23-1.29 / 1.06-1.09 ms sweeping all 16 panels, 1.19-1.22 /
+      // 1.00-1.05 with 32 KiB; AVX-512 within noise between 64 KiB, 128 KiB and all panels
+      // (64 -> 256 @56x56 0.81-0.85 ms).
+      const int64_t budget = nr >= 32 ? 128 * 1024 : 32 * 1024;
+      const int64_t group = std::max<int64_t>(1, budget / (kc * nr * int64_t(sizeof(float))));
+      for (int64_t g0 = 0; g0 < panels; g0 += group) {
+        const int64_t g1 = std::min(panels, g0 + group);
+        for (int64_t ip = 0; ip < M; ip += mr) {
+          const int rows = int(std::min<int64_t>(mr, M - ip));
+          const float* a = aBlock + ip * kc;
+          const float* bias = e.bias ? e.bias + ip : nullptr;
+          for (int64_t q = g0; q < g1; ++q) {
+            const int ncols = int(std::min<int64_t>(nr, nc - q * nr));
+            const int64_t off = ip * ldc + jc + q * nr;
+            epiK[rows - 1](kc, a, bp + q * kc * nr, C + off, ldc, ncols, pc > 0, e, bias, e.z ? e.z + off : nullptr);
+          }
         }
       }
     }
