@@ -18,6 +18,7 @@
 
 #include "cpu/tactics.h"
 #include "cpu/tactics/gemm_kernels.h"
+#include "cpu/tactics/vmath.h"
 #include "runtime/executor.h"
 
 namespace anvil::cpu::tactics {
@@ -450,6 +451,8 @@ __attribute__((target("avx512f"), always_inline)) inline __m512 epi16(__m512 v, 
     const __m512 lo = _mm512_set1_ps(e.p0), hi = _mm512_set1_ps(e.p1);
     v = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(v, lo, _CMP_LT_OQ), v, lo);
     v = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(v, hi, _CMP_GT_OQ), v, hi);
+  } else if constexpr (A == TileEpilogue::kSilu) {
+    v = vmath::keepNaN16(_mm512_mul_ps(v, vmath::sigmoid16(v)), v);
   }
   if (z && !e.addFirst) v = _mm512_add_ps(v, zv);
   return v;
@@ -512,6 +515,8 @@ __attribute__((target("avx2,fma"), always_inline)) inline __m256 epi8(__m256 v, 
     const __m256 lo = _mm256_set1_ps(e.p0), hi = _mm256_set1_ps(e.p1);
     v = _mm256_blendv_ps(v, lo, _mm256_cmp_ps(v, lo, _CMP_LT_OQ));
     v = _mm256_blendv_ps(v, hi, _mm256_cmp_ps(v, hi, _CMP_GT_OQ));
+  } else if constexpr (A == TileEpilogue::kSilu) {
+    v = vmath::keepNaN(_mm256_mul_ps(v, vmath::sigmoid8(v)), v);
   }
   if (z && !e.addFirst) v = _mm256_add_ps(v, zv);
   return v;
@@ -578,16 +583,18 @@ constexpr std::array<EpiKernel, MR> avx2EpiRow(std::integer_sequence<int, Rs...>
   return {&ukAvx2Epi_x16<MR, Rs + 1, A>...};
 }
 template <int MR, bool Avx512>
-std::array<EpiKernel, 3 * MR> epiTable() {
-  std::array<EpiKernel, 3 * MR> t{};
+std::array<EpiKernel, TileEpilogue::kActs * MR> epiTable() {
+  std::array<EpiKernel, TileEpilogue::kActs * MR> t{};
   const auto seq = std::make_integer_sequence<int, MR>{};
-  std::array<EpiKernel, MR> rows[3];
+  std::array<EpiKernel, MR> rows[TileEpilogue::kActs];
   if constexpr (Avx512) {
     rows[0] = avx512EpiRow<MR, 0>(seq), rows[1] = avx512EpiRow<MR, 1>(seq), rows[2] = avx512EpiRow<MR, 2>(seq);
+    rows[3] = avx512EpiRow<MR, 3>(seq);
   } else {
     rows[0] = avx2EpiRow<MR, 0>(seq), rows[1] = avx2EpiRow<MR, 1>(seq), rows[2] = avx2EpiRow<MR, 2>(seq);
+    rows[3] = avx2EpiRow<MR, 3>(seq);
   }
-  for (int a = 0; a < 3; ++a)
+  for (int a = 0; a < TileEpilogue::kActs; ++a)
     for (int r = 0; r < MR; ++r) t[size_t(a * MR + r)] = rows[a][size_t(r)];
   return t;
 }

@@ -148,9 +148,10 @@ void gemmPackedA(const GemmConfig& c, int64_t M, int64_t K, const float* Ap, con
 // by gemmPackedAFused: y = (acc + bias[row]) then, with z, the
 // residual added before (addFirst) or after the activation. The same operations, in the
 // same order and lanes' arithmetic, as epilogueRow (native_linear_epilogue.h) with the
-// row's bias as rowBias, so the same bits.
+// row's bias as rowBias (Silu through the same cpu/tactics/vmath.h polynomials), so the
+// same bits.
 struct TileEpilogue {
-  enum Act : int32_t { kNone = 0, kRelu = 1, kClip = 2 };
+  enum Act : int32_t { kNone = 0, kRelu = 1, kClip = 2, kSilu = 3, kActs = 4 };
   const float* bias = nullptr;  // one per row of C, null: 0
   const float* z = nullptr;     // residual, laid out like C (row stride ldc), or null
   int32_t act = kNone;

@@ -608,8 +608,11 @@ void runConv(const StepArgs& a) {
   bool tiled = hasEpilogue && K > 0 && gemmPackedAFusedSupports(c);
   if (tiled) {
     const Activation ea = act ? epi.act : Activation::kNone;
-    tiled = ea == Activation::kNone || ea == Activation::kRelu || ea == Activation::kClip;
-    tile.act = ea == Activation::kRelu ? TileEpilogue::kRelu : ea == Activation::kClip ? TileEpilogue::kClip : TileEpilogue::kNone;
+    tiled = ea == Activation::kNone || ea == Activation::kRelu || ea == Activation::kClip || ea == Activation::kSilu;
+    tile.act = ea == Activation::kRelu   ? TileEpilogue::kRelu
+               : ea == Activation::kClip ? TileEpilogue::kClip
+               : ea == Activation::kSilu ? TileEpilogue::kSilu
+                                         : TileEpilogue::kNone;
     tile.p0 = epi.p0;
     tile.p1 = epi.p1;
     tile.addFirst = epi.addFirst;

@@ -283,13 +283,13 @@ std::vector<Case> fusedCases() {
   // 1x1 Convs through gemmPackedAFused (epilogue in the register tiles): odd pixel counts
   // (tails of the 32/16-column panels, of the panel groups and of the nc blocks), K from 1
   // to one full block and past it (the last K block adds to C in the tile kernel), M across
-  // tile heights, residual in both orders, Clip.
+  // tile heights, residual in both orders, Clip, Silu.
   struct Pw {
     int64_t K, M, H, W;
   };
   const Pw pws[] = {{1, 5, 1, 1},      {3, 17, 1, 7},      {16, 24, 1, 17},  {64, 29, 7, 9},
                     {256, 15, 1, 301}, {64, 70, 1, 3141},  {300, 20, 1, 37}, {24, 144, 9, 13}};
-  const char* pwEpis[] = {"none", "relu", "clip", "res_add_relu", "res_relu_add", "res_only"};
+  const char* pwEpis[] = {"none", "relu", "clip", "silu", "res_add_relu", "res_relu_add", "res_only", "res_silu_add"};
   for (const Pw& q : pws)
     for (const char* en : pwEpis)
       for (const Epi& e : epilogues())
