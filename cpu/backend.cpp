@@ -1,12 +1,11 @@
 // The CPU backend's entry in the kernel registry (runtime/kernel.h): every op's reference
 // kernel as the kernel "ref" (it also serves values whose extents are known only at run
-// time), the older KernelContext tactics through an adapter, and the native kernels of
-// cpu/tactics (registerNativeCpuKernels).
+// time), run through an adapter, and the native kernels of cpu/tactics
+// (registerNativeCpuKernels).
 #include <cstring>
 
 #include "cpu/reference.h"
 #include "ir/op_schema.h"
-#include "cpu/tactics.h"
 #include "runtime/kernel.h"
 
 namespace anvil::cpu {
@@ -24,7 +23,7 @@ ir::Tensor viewOf(const TensorView& v) {
 // outer-scope values of subgraphs follow the node's own inputs (outerScopeValues), and
 // the results are copied into the step's outputs (static ones planned by the runtime,
 // dynamic ones allocated through args.dynamic). Allocates: it serves the reference path.
-void runAdapted(const RefKernel& kernel, const StepArgs& a, bool useSlots) {
+void runAdapted(const RefKernel& kernel, const StepArgs& a) {
   const ir::Node& node = *a.node;
   std::vector<ir::Tensor> held(size_t(a.numInputs));
   std::vector<const ir::Tensor*> ins(node.numInputs(), nullptr);
@@ -40,14 +39,7 @@ void runAdapted(const RefKernel& kernel, const StepArgs& a, bool useSlots) {
       if (int(idx) < a.numInputs && a.inputs[idx].present()) outer.emplace_back(values[k], held[idx]);
     }
   }
-  std::vector<KernelContext::Slot> slots;
-  if (useSlots)
-    for (int i = 0; i < a.numOutputs; ++i) {
-      const TensorView& o = a.outputs[i];
-      if (o.present() && o.rank >= 0 && o.dtype != DataType::kString && o.data) slots.push_back({o.data, o.bytes(), true});
-      else slots.push_back({});
-    }
-  std::vector<ir::Tensor> outs = Interpreter::runNodeScoped(node, ins, outer, &kernel, std::move(slots));
+  std::vector<ir::Tensor> outs = Interpreter::runNodeScoped(node, ins, outer, &kernel, {});
   for (int i = 0; i < a.numOutputs && size_t(i) < outs.size(); ++i) {
     TensorView& o = a.outputs[i];
     if (!o.present() || !outs[size_t(i)].defined()) continue;
@@ -88,21 +80,7 @@ void registerCpuKernels(Kernels& k) {
     r.domain = domain;
     r.precision = DataType::kUndefined;
     r.dynamicShapes = true;
-    r.run = [ref](const StepArgs& a) { cpu::runAdapted(*ref, a, false); };
-    k.add(std::move(r));
-  }
-  // KernelContext tactics not yet ported to native kernels.
-  for (const cpu::Tactic* t : cpu::TacticRegistry::instance().all()) {
-    Kernel r;
-    r.name = t->name;
-    r.version = 1;
-    r.op = t->op;
-    r.domain = t->domain;
-    if (t->isa == "avx2") r.requirements = {"avx2", "fma"};
-    else if (!t->isa.empty()) r.requirements = {t->isa};
-    r.supports = t->supports;
-    const cpu::RefKernel run = t->run;
-    r.run = [run](const StepArgs& a) { cpu::runAdapted(run, a, true); };
+    r.run = [ref](const StepArgs& a) { cpu::runAdapted(*ref, a); };
     k.add(std::move(r));
   }
   registerNativeCpuKernels(k);

@@ -35,7 +35,7 @@ struct PrecisionConfig {
 
 struct PassContext {
   ir::Device device = ir::Device::kCPU;
-  // CPU target as engines store it ("x86-64+avx2+fma", cpu::cpuIsaLevel()); "" = the
+  // CPU target as engines store it ("x86-64+avx2+fma", runtime::hostCpuIsa()); "" = the
   // building machine's.
   std::string cpuIsa;
   // CUDA compute capability as major*10+minor (80, 90); 0 when the target is the CPU.

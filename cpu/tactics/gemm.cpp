@@ -16,7 +16,6 @@
 #include <thread>
 #include <utility>
 
-#include "cpu/tactics.h"
 #include "cpu/tactics/gemm_kernels.h"
 #include "cpu/tactics/vmath.h"
 #include "runtime/executor.h"

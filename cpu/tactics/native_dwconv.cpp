@@ -1,14 +1,19 @@
-// The k x k depthwise convolutions, k = 3 or 5 (Conv / anvil.FusedConv with group == C,
-// W [C, 1, k, k], stride 1 or 2 on both axes, dilation 1, any padding; f32 NCHW), AVX2+FMA.
-// Per channel plane, output rows are computed from k zero-padded input rows kept in a
-// small per-task ring (each input row is copied once, not the whole plane), the k*k
-// weights broadcast once per plane (held in registers for 3x3; for 5x5 the compiler keeps
-// what fits and folds the rest into the FMAs as memory operands); stride 1 computes two
-// output rows per pass, sharing their input loads; stride 2 takes the even and odd lanes
-// of two loads. The bias is the
-// accumulators' start and the epilogue (activation, residual) runs over each finished
-// plane while it is in cache. Planes are split over tasks in fixed ranges: bitwise equal for any
-// thread count. No allocation in run().
+// The k x k depthwise convolutions, k = 3, 5 or 7 (Conv / anvil.FusedConv with group == C,
+// W [C, 1, k, k], stride 1 or 2 on both axes, dilation 1, any padding; f32 NCHW), in an
+// AVX2+FMA and an AVX-512 build of one body (cpu/tactics/native_dwconv_body.h). Three ways
+// through a plane, chosen by shape (each choice below records what it measured):
+//  - the row ring: output rows from zero-padded input rows copied once into a small per-task
+//    ring (at stride 2 split into their even and odd columns), several output rows per pass
+//    sharing their loads, the loads memory operands of the FMAs;
+//  - direct planes: the same sums straight from the input with masked loads at the row edges
+//    (stride 2: the even and odd lanes of two loads), no copies;
+//  - channel blocks (AVX-512, 8 or fewer output columns): 16 channels at a time with the
+//    channels in the lanes, so 7-wide rows leave no lanes idle.
+// Every output is the bias plus its k*k products in row-major order, one FMA each, in every
+// path and ISA. Relu and Clip are clamps on the way out of the registers; other epilogues
+// (activation, residual) run over each finished plane while it is in cache. Planes (or
+// channel blocks) are split over tasks in fixed ranges: bitwise equal for any thread count.
+// No allocation in run().
 #include "cpu/tactics/native_dwconv.h"
 
 #include <immintrin.h>
@@ -34,11 +39,14 @@ using runtime::Prepared;
 using runtime::StepArgs;
 using runtime::TensorView;
 
+enum class DwIsa : int32_t { kAvx2 = 0, kAvx512 = 1 };
+
 struct DwParams {
   ConvAttrs conv;
-  int64_t slotFloats = 0;  // per task: the row ring and a zero row
+  int64_t slotFloats = 0;  // per task: the row ring, the zero row, the staging row
   int32_t tasks = 1, packed = 0, fused = 0, act = 0, residual = 0, addFirst = 1;
   float p0 = 0.0f, p1 = 0.0f;
+  int32_t isa = 0, reserved = 0;
   Epilogue epilogue() const {
     Epilogue e;
     e.act = Activation(act);
@@ -49,19 +57,247 @@ struct DwParams {
     return e;
   }
 };
-static_assert(sizeof(DwParams) == 96 + 8 + 6 * 4 + 8, "DwParams must have no padding bytes");
+static_assert(sizeof(DwParams) == 96 + 8 + 6 * 4 + 8 + 8, "DwParams must have no padding bytes");
 
-// Padded input rows kept per task: a power of two >= k + 1 (stride 1 reads k + 1 rows per
-// pair of output rows, and the next pair must not evict a row still in use).
-constexpr int ringRows(int64_t k) { return k <= 3 ? 4 : 8; }
-constexpr int kMaxRing = 8;
+// Ring slots per task: a power of two >= the input rows of a pass (S * (R - 1) + K <= 10).
+constexpr int kRing = 16;
 
-// A padded row: pl zeros, the input row (L = pl + W + pr floats in all), zeros; 16 floats
-// of slack for the vector loads: the furthest read of an output row of 8 or more is index
-// 2 * OW + k - 2 <= L at stride 2 and OW + k - 2 < L at stride 1; a narrower row is computed
-// 8 wide and reads up to k + 14 < L + 16.
-int64_t paddedWidth(const Conv2dGeom& g) { return roundUp(g.pl + g.W + g.pr + 16, 16); }
-int64_t slotFloatsFor(const Conv2dGeom& g) { return (ringRows(g.kH) + 1) * paddedWidth(g); }
+// One task's padded rows of the plane being computed (see ringRow in the body).
+struct Ring {
+  const float* x = nullptr;  // the plane
+  int64_t H = 0, W = 0, pt = 0, pl = 0;
+  int64_t width = 0;  // floats per slot
+  int64_t half = 0;   // stride 2: the odd columns start here in a slot
+  bool split = false;
+  float* rows = nullptr;         // kRing slots
+  const float* zero = nullptr;   // a slot of zeros (rows above and below the plane)
+  float* stage = nullptr;        // stride 2: the padded row before it is split
+  float lo = -INFINITY, hi = INFINITY;  // the clamp of a fused Relu or Clip
+  int64_t tags[kRing] = {};
+};
+
+// Slot widths. Stride 1: the padded row (L = pl + W + pr floats) and 16 floats of slack:
+// a step reads up to 16 lanes past its last output, index <= OW - 1 + 15 + K - 1 < L + 16.
+// Stride 2: each half holds ceil(L / 2) columns plus 16 + 3 of slack (the last vector's
+// lanes past OW, and kw / 2 <= 3).
+int64_t slotWidth(const Conv2dGeom& g) {
+  const int64_t L = g.pl + g.W + g.pr;
+  if (g.sW == 1) return roundUp(L + 16, 16);
+  return 2 * roundUp((L + 1) / 2 + 16 + 4, 16);
+}
+// Channel blocks (AVX-512, OW <= 8): the padded planes of 16 channels, [Hp][Wp][16].
+int64_t blockFloats(const Conv2dGeom& g) { return ((g.OH - 1) * g.sH + g.kH) * ((g.OW - 1) * g.sW + g.kW) * 16; }
+bool useBlocks(DwIsa isa, const Conv2dGeom& g) { return isa == DwIsa::kAvx512 && g.OW <= 8; }
+int64_t ringFloats(const Conv2dGeom& g) { return (kRing + 2) * slotWidth(g); }
+int64_t slotFloatsFor(const Conv2dGeom& g) { return std::max(ringFloats(g), g.OW <= 8 ? blockFloats(g) : 0); }
+
+// A plane function: one output plane of OH x OW from the ring's plane.
+using PlaneFn = void (*)(Ring& ring, const float* wc, float biasC, float* y, int64_t OH, int64_t OW);
+
+// ---- AVX2 + FMA ------------------------------------------------------------------------
+
+#pragma GCC push_options
+#pragma GCC target("avx2,fma")
+namespace avx2 {
+
+struct V8 {
+  using T = __m256;
+  static constexpr int N = 8;
+  static T load(const float* p) { return _mm256_loadu_ps(p); }
+  static void store(float* p, T v) { _mm256_storeu_ps(p, v); }
+  static void storeN(float* p, T v, int n) {
+    alignas(32) static const int32_t m[16] = {-1, -1, -1, -1, -1, -1, -1, -1, 0, 0, 0, 0, 0, 0, 0, 0};
+    _mm256_maskstore_ps(p, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(m + 8 - n)), v);
+  }
+  static void copyN(float* d, const float* s, int n) {
+    for (int i = 0; i < n; ++i) d[i] = s[i];
+  }
+  // The lanes of a load from column c that fall inside [0, W), as vmaskmovps wants them
+  // (lanes outside are not read, so a load may start before or run past the row).
+  using M = __m256i;
+  static M maskFor(int64_t c, int64_t W) {
+    const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    const int32_t lo = int32_t(std::clamp<int64_t>(-c, 0, 8)), hi = int32_t(std::clamp<int64_t>(W - c, 0, 8));
+    return _mm256_andnot_si256(_mm256_cmpgt_epi32(_mm256_set1_epi32(lo), lane),
+                               _mm256_cmpgt_epi32(_mm256_set1_epi32(hi), lane));
+  }
+  static T maskLoad(const float* p, M m) { return _mm256_maskload_ps(p, m); }
+  // max_ps / min_ps return their second operand when one is NaN: NaN passes, as the
+  // epilogue's Relu and Clip.
+  static T clamp(T v, T lo, T hi) { return _mm256_min_ps(hi, _mm256_max_ps(lo, v)); }
+  static T set1(float v) { return _mm256_set1_ps(v); }
+  static T bcast(const float* p) { return _mm256_broadcast_ss(p); }
+  static T zero() { return _mm256_setzero_ps(); }
+  static T fmadd(T a, T b, T c) { return _mm256_fmadd_ps(a, b, c); }
+  static T even(T a, T b) {
+    const __m256 e = _mm256_shuffle_ps(a, b, _MM_SHUFFLE(2, 0, 2, 0));
+    return _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(e), _MM_SHUFFLE(3, 1, 2, 0)));
+  }
+  static T odd(T a, T b) {
+    const __m256 e = _mm256_shuffle_ps(a, b, _MM_SHUFFLE(3, 1, 3, 1));
+    return _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(e), _MM_SHUFFLE(3, 1, 2, 0)));
+  }
+};
+
+#include "cpu/tactics/native_dwconv_body.h"
+
+// 16 registers: the 3x3 weights stay in 9 of them next to 2 x 2 accumulators (the 5x5 and
+// 7x7 weights a filter row at a time). Direct planes at stride 2 (8 planes in cache, us,
+// ring / direct: 3x3 112->56 24.5 / 25.7 min, 27 / 27 median; 56->28 9.7 / 9.3; 5x5 14->7
+// 2.2 / 1.9), the ring at stride 1 (3x3 28 wide: 3.7 / 5.3: vmaskmovps edges cost more than
+// AVX-512's masked loads).
+template <int K>
+PlaneFn pick(int64_t stride, int64_t) {
+  if (stride == 2) return dwPlaneDirect<V8, K, 1, 2, 2>;
+  return dwPlane<V8, K, 2, 2, 1>;
+}
+
+}  // namespace avx2
+#pragma GCC pop_options
+
+// ---- AVX-512 -----------------------------------------------------------------------------
+
+#pragma GCC push_options
+#pragma GCC target("avx512f,avx512vl,avx2,fma")
+namespace avx512 {
+
+struct V16 {
+  using T = __m512;
+  static constexpr int N = 16;
+  static T load(const float* p) { return _mm512_loadu_ps(p); }
+  static void store(float* p, T v) { _mm512_storeu_ps(p, v); }
+  static void storeN(float* p, T v, int n) { _mm512_mask_storeu_ps(p, __mmask16((1u << n) - 1), v); }
+  static void copyN(float* d, const float* s, int n) {
+    const __mmask16 m = __mmask16((1u << n) - 1);
+    _mm512_mask_storeu_ps(d, m, _mm512_maskz_loadu_ps(m, s));
+  }
+  // The lanes of a load from column c that fall inside [0, W) (only those are read).
+  using M = __mmask16;
+  static M maskFor(int64_t c, int64_t W) {
+    const int64_t lo = std::max<int64_t>(0, -c), hi = std::min<int64_t>(N, W - c);
+    return hi <= lo ? M(0) : M(((1u << hi) - 1) & ~((1u << lo) - 1));
+  }
+  static T maskLoad(const float* p, M m) { return _mm512_maskz_loadu_ps(m, p); }
+  // The zero-masked forms with every lane set: the same vmaxps / vminps, but GCC 12 reports
+  // the _mm512_undefined_ps() inside the plain ones as "may be used uninitialized" once they
+  // inline into the larger planes (a false positive).
+  static T clamp(T v, T lo, T hi) {
+    return _mm512_maskz_min_ps(__mmask16(0xffff), hi, _mm512_maskz_max_ps(__mmask16(0xffff), lo, v));
+  }
+  static T set1(float v) { return _mm512_set1_ps(v); }
+  static T bcast(const float* p) { return _mm512_set1_ps(*p); }
+  static T zero() { return _mm512_setzero_ps(); }
+  static T fmadd(T a, T b, T c) { return _mm512_fmadd_ps(a, b, c); }
+  static T even(T a, T b) {
+    const __m512i i = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
+    return _mm512_permutex2var_ps(a, i, b);
+  }
+  static T odd(T a, T b) {
+    const __m512i i = _mm512_set_epi32(31, 29, 27, 25, 23, 21, 19, 17, 15, 13, 11, 9, 7, 5, 3, 1);
+    return _mm512_permutex2var_ps(a, i, b);
+  }
+};
+
+// Rows of 8 or fewer outputs (7x7 planes) would leave half of each 16-lane register idle:
+// they take 8-lane registers (with AVX-512's 32 of them and masked stores).
+struct V8 {
+  using T = __m256;
+  static constexpr int N = 8;
+  static T load(const float* p) { return _mm256_loadu_ps(p); }
+  static void store(float* p, T v) { _mm256_storeu_ps(p, v); }
+  static void storeN(float* p, T v, int n) { _mm256_mask_storeu_ps(p, __mmask8((1u << n) - 1), v); }
+  static void copyN(float* d, const float* s, int n) {
+    const __mmask8 m = __mmask8((1u << n) - 1);
+    _mm256_mask_storeu_ps(d, m, _mm256_maskz_loadu_ps(m, s));
+  }
+  using M = __mmask8;
+  static M maskFor(int64_t c, int64_t W) {
+    const int64_t lo = std::max<int64_t>(0, -c), hi = std::min<int64_t>(N, W - c);
+    return hi <= lo ? M(0) : M(((1u << hi) - 1) & ~((1u << lo) - 1));
+  }
+  static T maskLoad(const float* p, M m) { return _mm256_maskz_loadu_ps(m, p); }
+  static T clamp(T v, T lo, T hi) { return _mm256_min_ps(hi, _mm256_max_ps(lo, v)); }
+  static T set1(float v) { return _mm256_set1_ps(v); }
+  static T bcast(const float* p) { return _mm256_broadcast_ss(p); }
+  static T zero() { return _mm256_setzero_ps(); }
+  static T fmadd(T a, T b, T c) { return _mm256_fmadd_ps(a, b, c); }
+  static T even(T a, T b) {
+    const __m256i i = _mm256_set_epi32(14, 12, 10, 8, 6, 4, 2, 0);
+    return _mm256_permutex2var_ps(a, i, b);
+  }
+  static T odd(T a, T b) {
+    const __m256i i = _mm256_set_epi32(15, 13, 11, 9, 7, 5, 3, 1);
+    return _mm256_permutex2var_ps(a, i, b);
+  }
+};
+
+#include "cpu/tactics/native_dwconv_body.h"
+
+// Ring or direct planes, by what measured faster (NativePoolDwBench.DISABLED_Depthwise,
+// 8 channels in cache, 1 thread, min of 300, us, ring / direct): stride 2 always direct
+// (3x3 112->56: 22 / 18; 56->28: 8.0 / 5.4); rows of 8 or fewer direct (3x3 7x7: 0.6 / 0.4);
+// stride 1 direct for 3x3 up to 28 wide (28: 2.8 / 2.7, 14: 1.0 / 0.9) and the ring
+// above (3x3 56: 9.0 / 9.6, 112: 27 / 29; 5x5 28: 7.2 / 8.0; 7x7 56: 30 / 39, 28: 7.5 /
+// 9.1): its loads fold into the FMAs, where the direct plane's edge steps use masked loads.
+template <int K>
+PlaneFn pick(int64_t stride, int64_t OW) {
+  if (OW <= 8) return stride == 1 ? dwPlaneDirect<V8, K, 4, 1, 1> : dwPlaneDirect<V8, K, 2, 1, 2>;
+  if (stride == 2) return dwPlaneDirect<V16, K, 2, 2, 2>;
+  if (K == 3 && OW <= 28) return dwPlaneDirect<V16, K, 4, 2, 1>;
+  return dwPlane<V16, K, 4, 2, 1>;
+}
+
+// Planes of 8 or fewer output columns (7x7), 16 channels at a time with the channels in the
+// lanes: their padded input planes gathered into T ([Hp][Wp][16], zero where padding, set
+// once per run), every tap one FMA with a full register, the outputs scattered back. A 7-wide
+// row leaves no lanes idle and a plane costs no per-row setup. Measured (NativePoolDwBench,
+// 1 thread, min of 100, us, planes / blocks): 1152x7x7 5x5 103 / 56, 672x14x14 5x5 stride 2
+// 161 / 54, 960x7x7 3x3 43 / 27, 768x7x7 7x7 109 / 71. At 14 columns the gathers and
+// scatters cost more than the 2 idle lanes of 16 (384x14x14 3x3: 41 / 44; 7x7: 103 / 118).
+template <int K, int S>
+void dwBlock(const float* x, int nc, const Conv2dGeom& g, const float* wc, const float* biasC, float* y, float* T,
+             float loC, float hiC) {
+  const int64_t HW = g.H * g.W, P = g.OH * g.OW, Hp = (g.OH - 1) * S + K, Wp = (g.OW - 1) * S + K;
+  const __mmask16 m = nc >= 16 ? __mmask16(0xffff) : __mmask16((1u << nc) - 1);
+  const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+  const __m512i xi = _mm512_mullo_epi32(lane, _mm512_set1_epi32(int32_t(HW)));
+  const __m512i yi = _mm512_mullo_epi32(lane, _mm512_set1_epi32(int32_t(P)));
+  const __m512i wi = _mm512_mullo_epi32(lane, _mm512_set1_epi32(K * K));
+  const __m512 zero = _mm512_setzero_ps();
+  __m512 w[K * K];
+  for (int t = 0; t < K * K; ++t) w[t] = _mm512_mask_i32gather_ps(zero, m, wi, wc + t, 4);
+  const __m512 bias = biasC ? _mm512_maskz_loadu_ps(m, biasC) : zero;
+  const __m512 lo = _mm512_set1_ps(loC), hi = _mm512_set1_ps(hiC);
+  for (int64_t ih = std::max<int64_t>(0, -g.pt); ih < g.H && ih + g.pt < Hp; ++ih)
+    for (int64_t iw = std::max<int64_t>(0, -g.pl); iw < g.W && iw + g.pl < Wp; ++iw)
+      _mm512_storeu_ps(T + ((ih + g.pt) * Wp + iw + g.pl) * 16, _mm512_mask_i32gather_ps(zero, m, xi, x + ih * g.W + iw, 4));
+  for (int64_t oh = 0; oh < g.OH; ++oh)
+    for (int64_t ow = 0; ow < g.OW; ++ow) {
+      const float* t0 = T + (oh * S * Wp + ow * S) * 16;
+      __m512 acc = bias;
+#pragma GCC unroll 7
+      for (int kh = 0; kh < K; ++kh)
+#pragma GCC unroll 7
+        for (int kw = 0; kw < K; ++kw) acc = _mm512_fmadd_ps(w[kh * K + kw], _mm512_loadu_ps(t0 + (kh * Wp + kw) * 16), acc);
+      acc = _mm512_maskz_min_ps(__mmask16(0xffff), hi, _mm512_maskz_max_ps(__mmask16(0xffff), lo, acc));
+      _mm512_mask_i32scatter_ps(y + oh * g.OW + ow, m, yi, acc, 4);
+    }
+}
+
+using BlockFn = void (*)(const float*, int, const Conv2dGeom&, const float*, const float*, float*, float*, float, float);
+
+BlockFn pickBlock(int64_t K, int64_t S) {
+  if (S == 1) return K == 3 ? dwBlock<3, 1> : K == 5 ? dwBlock<5, 1> : dwBlock<7, 1>;
+  return K == 3 ? dwBlock<3, 2> : K == 5 ? dwBlock<5, 2> : dwBlock<7, 2>;
+}
+
+}  // namespace avx512
+#pragma GCC pop_options
+
+PlaneFn pickPlane(DwIsa isa, int64_t K, int64_t stride, int64_t OW) {
+  if (isa == DwIsa::kAvx512) return K == 3 ? avx512::pick<3>(stride, OW) : K == 5 ? avx512::pick<5>(stride, OW) : avx512::pick<7>(stride, OW);
+  return K == 3 ? avx2::pick<3>(stride, OW) : K == 5 ? avx2::pick<5>(stride, OW) : avx2::pick<7>(stride, OW);
+}
 
 bool isF32(const ir::TensorType& t) { return t.dtype == DataType::kF32; }
 bool absent(const std::vector<ir::TensorType>& in, size_t i) {
@@ -104,8 +340,9 @@ bool supportsFusedDw(int64_t K, const ir::Node& n, const std::vector<ir::TensorT
   return hasZ == e.residual && (!hasZ || isF32(in[ir::linear::kResidualInput]));
 }
 
-void prepareDw(int64_t K, bool fused, const PrepareInfo& info, Prepared* out) {
+void prepareDw(int64_t K, bool fused, DwIsa isa, const PrepareInfo& info, Prepared* out) {
   DwParams p;
+  p.isa = int32_t(isa);
   const ir::Node& n = *info.node;
   ANVIL_CHECK(dwAttrs(n, K, &p.conv), ErrorCode::kInvalidModel, n.label(), ": not a ", K, "x", K,
               " depthwise Conv this kernel handles");
@@ -137,150 +374,6 @@ void prepareDw(int64_t K, bool fused, const PrepareInfo& info, Prepared* out) {
   out->setParams(p);
 }
 
-// The padded rows of one plane: input row ih copied once into ring slot ih % ring.
-struct RowRing {
-  const float* x;  // the plane
-  const Conv2dGeom* g;
-  float* rows;  // `ring` rows, then the zero row
-  int64_t width;
-  int ring;
-  int64_t tags[kMaxRing];
-
-  // Defined inside the AVX2 plane function's inlining: plain vector loops, no libc calls
-  // (rows are short; the call overhead would dominate).
-  __attribute__((target("avx2,fma"))) inline const float* row(int64_t ih) {
-    if (ih < 0 || ih >= g->H) return rows + ring * width;
-    const int s = int(ih & (ring - 1));
-    float* r = rows + s * width;
-    if (tags[s] != ih) {
-      const __m256 zero = _mm256_setzero_ps();
-      for (int64_t j = 0; j < width; j += 8) _mm256_storeu_ps(r + j, zero);
-      const float* src = x + ih * g->W;
-      float* dst = r + g->pl;
-      int64_t j = 0;
-      for (; j + 8 <= g->W; j += 8) _mm256_storeu_ps(dst + j, _mm256_loadu_ps(src + j));
-      for (; j < g->W; ++j) dst[j] = src[j];
-      tags[s] = ih;
-    }
-    return r;
-  }
-};
-
-// Stride 1: R (1 or 2) output rows from R + K - 1 input rows r[], 8 * V outputs from ow.
-template <int K, int R, int V>
-__attribute__((target("avx2,fma"))) inline void stepS1(const float* const* r, const __m256* w, __m256 bias,
-                                                       int64_t ow, float* const* y) {
-  __m256 acc[R][V];
-#pragma GCC unroll 4
-  for (int o = 0; o < R; ++o)
-#pragma GCC unroll 4
-    for (int v = 0; v < V; ++v) acc[o][v] = bias;
-#pragma GCC unroll 8
-  for (int i = 0; i < R + K - 1; ++i)
-#pragma GCC unroll 7
-    for (int kw = 0; kw < K; ++kw)
-#pragma GCC unroll 4
-      for (int v = 0; v < V; ++v) {
-        const __m256 x = _mm256_loadu_ps(r[i] + ow + 8 * v + kw);
-        if (i < K) acc[0][v] = _mm256_fmadd_ps(w[i * K + kw], x, acc[0][v]);
-        if (R == 2 && i >= 1) acc[R - 1][v] = _mm256_fmadd_ps(w[(i - 1) * K + kw], x, acc[R - 1][v]);
-      }
-#pragma GCC unroll 4
-  for (int o = 0; o < R; ++o)
-#pragma GCC unroll 4
-    for (int v = 0; v < V; ++v) _mm256_storeu_ps(y[o] + ow + 8 * v, acc[o][v]);
-}
-
-__attribute__((target("avx2,fma"))) inline __m256 evenLanes(__m256 a, __m256 b) {
-  const __m256 e = _mm256_shuffle_ps(a, b, _MM_SHUFFLE(2, 0, 2, 0));
-  return _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(e), _MM_SHUFFLE(3, 1, 2, 0)));
-}
-__attribute__((target("avx2,fma"))) inline __m256 oddLanes(__m256 a, __m256 b) {
-  const __m256 e = _mm256_shuffle_ps(a, b, _MM_SHUFFLE(3, 1, 3, 1));
-  return _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(e), _MM_SHUFFLE(3, 1, 2, 0)));
-}
-
-// Stride 2: one output row, 8 * V outputs from ow. Taps kw and kw + 1 (kw even) are the
-// even and odd lanes of the same two loads at 2 * ow + kw.
-template <int K, int V>
-__attribute__((target("avx2,fma"))) inline void stepS2(const float* const* r, const __m256* w, __m256 bias,
-                                                       int64_t ow, float* y) {
-  __m256 acc[V];
-#pragma GCC unroll 4
-  for (int v = 0; v < V; ++v) acc[v] = bias;
-#pragma GCC unroll 7
-  for (int kh = 0; kh < K; ++kh)
-#pragma GCC unroll 4
-    for (int v = 0; v < V; ++v) {
-      const float* p = r[kh] + 2 * (ow + 8 * v);
-#pragma GCC unroll 7
-      for (int kw = 0; kw < K; kw += 2) {
-        const __m256 a = _mm256_loadu_ps(p + kw), b = _mm256_loadu_ps(p + kw + 8);
-        acc[v] = _mm256_fmadd_ps(w[kh * K + kw], evenLanes(a, b), acc[v]);
-        if (kw + 1 < K) acc[v] = _mm256_fmadd_ps(w[kh * K + kw + 1], oddLanes(a, b), acc[v]);
-      }
-    }
-#pragma GCC unroll 4
-  for (int v = 0; v < V; ++v) _mm256_storeu_ps(y + ow + 8 * v, acc[v]);
-}
-
-// One output plane of channel c (bias included; the caller runs the epilogue over it).
-// Rows narrower than a vector are computed 8 wide into a scratch row (the padded input rows
-// have the slack) and copied.
-template <int K>
-__attribute__((target("avx2,fma"))) void planeAvx2(RowRing& ring, const float* wc, float biasC, float* y,
-                                                   const Conv2dGeom& g) {
-  __m256 w[K * K];
-  for (int i = 0; i < K * K; ++i) w[i] = _mm256_set1_ps(wc[i]);
-  const __m256 bias = _mm256_set1_ps(biasC);
-  const int64_t OW = g.OW;
-  for (int k = 0; k < kMaxRing; ++k) ring.tags[k] = -1;
-  alignas(32) float narrow[2][8];
-  if (g.sH == 1) {
-    for (int64_t oh = 0; oh < g.OH; oh += 2) {
-      const int64_t ih = oh - g.pt;
-      const float* r[K + 1];
-      for (int i = 0; i < K + 1; ++i) r[i] = ring.row(ih + i);
-      float* yr[2] = {y + oh * OW, y + (oh + 1) * OW};
-      const bool two = oh + 1 < g.OH;
-      if (OW < 8) {
-        float* nr[2] = {narrow[0], narrow[1]};
-        if (two) stepS1<K, 2, 1>(r, w, bias, 0, nr);
-        else stepS1<K, 1, 1>(r, w, bias, 0, nr);
-        for (int o = 0; o < (two ? 2 : 1); ++o)
-          for (int64_t j = 0; j < OW; ++j) yr[o][j] = narrow[o][j];
-        continue;
-      }
-      int64_t ow = 0;
-      if (two) {
-        for (; ow + 16 <= OW; ow += 16) stepS1<K, 2, 2>(r, w, bias, ow, yr);
-        for (; ow + 8 <= OW; ow += 8) stepS1<K, 2, 1>(r, w, bias, ow, yr);
-        if (ow < OW) stepS1<K, 2, 1>(r, w, bias, OW - 8, yr);  // overlaps: the same values again
-      } else {
-        for (; ow + 16 <= OW; ow += 16) stepS1<K, 1, 2>(r, w, bias, ow, yr);
-        for (; ow + 8 <= OW; ow += 8) stepS1<K, 1, 1>(r, w, bias, ow, yr);
-        if (ow < OW) stepS1<K, 1, 1>(r, w, bias, OW - 8, yr);
-      }
-    }
-    return;
-  }
-  for (int64_t oh = 0; oh < g.OH; ++oh) {
-    const int64_t ih = oh * 2 - g.pt;
-    const float* r[K];
-    for (int i = 0; i < K; ++i) r[i] = ring.row(ih + i);
-    float* yr = y + oh * OW;
-    if (OW < 8) {
-      stepS2<K, 1>(r, w, bias, 0, narrow[0]);
-      for (int64_t j = 0; j < OW; ++j) yr[j] = narrow[0][j];
-      continue;
-    }
-    int64_t ow = 0;
-    for (; ow + 16 <= OW; ow += 16) stepS2<K, 2>(r, w, bias, ow, yr);
-    for (; ow + 8 <= OW; ow += 8) stepS2<K, 1>(r, w, bias, ow, yr);
-    if (ow < OW) stepS2<K, 1>(r, w, bias, OW - 8, yr);
-  }
-}
-
 void runDw(const StepArgs& a) {
   const DwParams& p = a.paramsAs<DwParams>();
   const TensorView &X = a.in(0), &W = a.in(1);
@@ -293,7 +386,7 @@ void runDw(const StepArgs& a) {
   if (Y.rank != 4 || Y.dims[0] != g.N || Y.dims[1] != g.C || Y.dims[2] != g.OH || Y.dims[3] != g.OW)
     a.fail("the output extents differ from the Conv's");
   if (Y.numel() == 0) return;
-  if (slotFloatsFor(g) > p.slotFloats) a.fail("the input is wider than prepared (outside the profile?)");
+  if (ringFloats(g) > p.slotFloats) a.fail("the input is wider than prepared (outside the profile?)");
   const int T = std::max(1, std::min(p.tasks, a.executor->threads()));
   if (uint64_t(T * p.slotFloats) * sizeof(float) > a.workspaceBytes) a.fail("the workspace is smaller than prepared");
   const float* bias = nullptr;
@@ -309,42 +402,85 @@ void runDw(const StepArgs& a) {
     zp = z.as<float>();
   }
   const Epilogue epi = p.epilogue();
-  const bool epilogue = p.fused && (zp || epi.act != Activation::kNone);
+  // Relu and Clip without a residual are clamps on the way out of the registers; anything
+  // else runs over each finished plane.
+  float lo = -INFINITY, hi = INFINITY;
+  bool epilogue = p.fused && (zp || epi.act != Activation::kNone);
+  if (epilogue && !zp && epi.act == Activation::kRelu) {
+    lo = 0.0f;
+    epilogue = false;
+  } else if (epilogue && !zp && epi.act == Activation::kClip) {
+    lo = epi.p0;
+    hi = epi.p1;
+    epilogue = false;
+  }
   const EpilogueRow row = epilogueRow(epi);
   const float* wp = p.packed ? a.blobs[0].as<float>() : W.as<float>();
   const float* xp = X.as<float>();
   float* yp = Y.as<float>();
   const int64_t planes = g.N * g.C, n = std::min<int64_t>(T, planes), P = g.OH * g.OW;
   float* ws = static_cast<float*>(a.workspace);
+  if (useBlocks(DwIsa(p.isa), g) && blockFloats(g) <= p.slotFloats) {  // else planes (a run unlike the profile)
+    const int64_t cb = (g.C + 15) / 16, units = g.N * cb, nb = std::min<int64_t>(T, units);
+    const avx512::BlockFn block = avx512::pickBlock(g.kH, g.sH);
+    a.executor->parallelFor(nb, [&](int64_t t) {
+      float* buf = ws + t * p.slotFloats;
+      std::memset(buf, 0, size_t(blockFloats(g)) * sizeof(float));  // the padding stays zero
+      for (int64_t u = rangeBegin(units, t, nb); u < rangeBegin(units, t + 1, nb); ++u) {
+        const int64_t n0 = u / cb, c0 = (u % cb) * 16, nc = std::min<int64_t>(16, g.C - c0);
+        const int64_t pl0 = n0 * g.C + c0;
+        block(xp + pl0 * g.H * g.W, int(nc), g, wp + c0 * g.kH * g.kW, bias ? bias + c0 : nullptr, yp + pl0 * P, buf, lo,
+              hi);
+        if (epilogue)
+          for (int64_t c = 0; c < nc; ++c)
+            row(epi, yp + (pl0 + c) * P, zp ? zp + (pl0 + c) * P : nullptr, nullptr, 0.0f, P);
+      }
+    });
+    return;
+  }
+  const PlaneFn plane = pickPlane(DwIsa(p.isa), g.kH, g.sH, g.OW);
   a.executor->parallelFor(n, [&](int64_t t) {
     float* slot = ws + t * p.slotFloats;
-    RowRing ring{nullptr, &g, slot, paddedWidth(g), ringRows(g.kH), {}};
-    std::memset(slot + ring.ring * ring.width, 0, size_t(ring.width) * sizeof(float));  // the zero row
+    Ring ring;
+    ring.H = g.H;
+    ring.W = g.W;
+    ring.pt = g.pt;
+    ring.pl = g.pl;
+    ring.width = slotWidth(g);
+    ring.split = g.sW == 2;
+    ring.half = ring.split ? ring.width / 2 : 0;
+    ring.rows = slot;
+    ring.stage = slot + (kRing + 1) * ring.width;
+    ring.zero = slot + kRing * ring.width;
+    ring.lo = lo;
+    ring.hi = hi;
+    // Every slot's pads, the zero row and the stage's pads stay zero for the whole run.
+    std::memset(slot, 0, size_t((kRing + 2) * ring.width) * sizeof(float));
+    const int64_t KK = g.kH * g.kW;
     for (int64_t pl = rangeBegin(planes, t, n); pl < rangeBegin(planes, t + 1, n); ++pl) {
       const int64_t c = pl % g.C;
       ring.x = xp + pl * g.H * g.W;
-      const int64_t KK = g.kH * g.kW;
-      if (g.kH == 3) planeAvx2<3>(ring, wp + c * KK, bias ? bias[c] : 0.0f, yp + pl * P, g);
-      else planeAvx2<5>(ring, wp + c * KK, bias ? bias[c] : 0.0f, yp + pl * P, g);
+      plane(ring, wp + c * KK, bias ? bias[c] : 0.0f, yp + pl * P, g.OH, g.OW);
       if (epilogue) row(epi, yp + pl * P, zp ? zp + pl * P : nullptr, nullptr, 0.0f, P);
     }
   });
 }
 
-Kernel makeKernel(int64_t K, bool fused) {
+Kernel makeKernel(int64_t K, bool fused, DwIsa isa) {
   Kernel k;
   const std::string side = std::to_string(K) + "x" + std::to_string(K);
-  k.name = "f32_dwconv2d_" + side + (fused ? "_rows_epilogue__avx2" : "_rows__avx2");
-  k.version = 1;
+  k.name = "f32_dwconv2d_" + side + (fused ? "_rows_epilogue" : "_rows") + (isa == DwIsa::kAvx512 ? "__avx512" : "__avx2");
+  k.version = 2;  // 2: stride 2 reads split rows, 4 rows a pass (the sums' order is unchanged)
   k.op = fused ? "FusedConv" : "Conv";
   k.domain = fused ? "anvil" : "";
   k.precision = DataType::kF32;
   k.requirements = {"avx2", "fma"};
+  if (isa == DwIsa::kAvx512) k.requirements = {"avx512f", "avx512vl", "avx2", "fma"};
   if (fused)
     k.supports = [K](const ir::Node& n, const std::vector<ir::TensorType>& in) { return supportsFusedDw(K, n, in); };
   else
     k.supports = [K](const ir::Node& n, const std::vector<ir::TensorType>& in) { return supportsDw(K, n, in); };
-  k.prepare = [K, fused](const PrepareInfo& i, Prepared* o) { prepareDw(K, fused, i, o); };
+  k.prepare = [K, fused, isa](const PrepareInfo& i, Prepared* o) { prepareDw(K, fused, isa, i, o); };
   k.run = runDw;
   return k;
 }
@@ -352,10 +488,11 @@ Kernel makeKernel(int64_t K, bool fused) {
 }  // namespace
 
 void registerDwConvKernels(runtime::Kernels& k) {
-  for (int64_t K : {3, 5}) {
-    k.add(makeKernel(K, false));
-    k.add(makeKernel(K, true));
-  }
+  for (DwIsa isa : {DwIsa::kAvx2, DwIsa::kAvx512})
+    for (int64_t K : {3, 5, 7}) {
+      k.add(makeKernel(K, false, isa));
+      k.add(makeKernel(K, true, isa));
+    }
 }
 
 }  // namespace anvil::cpu::tactics

@@ -1,4 +1,4 @@
-// The 3x3 and 5x5 depthwise convolution kernels (cpu/tactics/native_dwconv.cpp), registered
+// The 3x3, 5x5 and 7x7 depthwise convolution kernels (cpu/tactics/native_dwconv.cpp), registered
 // with the other small-filter convolutions by registerNativeWinogradKernels (native_winograd.cpp).
 #pragma once
 
@@ -6,7 +6,7 @@
 
 namespace anvil::cpu::tactics {
 
-// f32_dwconv2d_{3x3,5x5}_rows__avx2 (Conv) and f32_dwconv2d_{3x3,5x5}_rows_epilogue__avx2
+// f32_dwconv2d_{3x3,5x5,7x7}_rows__{avx2,avx512} (Conv) and f32_dwconv2d_{..}_rows_epilogue__{avx2,avx512}
 // (anvil.FusedConv).
 void registerDwConvKernels(runtime::Kernels& k);
 

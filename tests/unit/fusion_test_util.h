@@ -12,7 +12,6 @@
 #include <string>
 
 #include "cpu/reference.h"
-#include "cpu/tactics.h"
 #include "ir/op_schema.h"
 #include "ir/printer.h"
 #include "ir/text_parser.h"
@@ -108,38 +107,6 @@ inline void expectUnchanged(const std::string& input, const PassFn& pass) {
   EXPECT_EQ(r.changed, 0);
   EXPECT_EQ(r.printed, text);
   EXPECT_EQ(r.error, 0.0);
-}
-
-// Runs `tactic` on node (inputs given) with output 0 in a planned slot of `outNumel` f32
-// guarded by NaN sentinels on both sides; reports whether the guards held and the output
-// landed in the slot.
-struct GuardedRun {
-  ir::Tensor out;
-  bool guardsIntact = true, inSlot = false;
-};
-
-inline GuardedRun runTacticGuarded(const cpu::Tactic& tactic, const ir::Node& node,
-                                   const std::vector<const ir::Tensor*>& inputs, int64_t outNumel) {
-  constexpr uint32_t kSentinel = 0x7fa5a5a5u;
-  constexpr int64_t kGuard = 37;
-  std::vector<uint32_t> buf(size_t(outNumel + 2 * kGuard), kSentinel);
-  cpu::KernelContext ctx(node, inputs, nullptr);
-  ctx.setOutputSlots({{buf.data() + kGuard, size_t(outNumel) * 4}});
-  tactic.run(ctx);
-  GuardedRun r;
-  r.inSlot = ctx.outputs()[0].raw() == buf.data() + kGuard || outNumel == 0;
-  r.out = ctx.outputs()[0].clone();  // the slot dies with buf
-  for (int64_t i = 0; i < kGuard; ++i)
-    if (buf[size_t(i)] != kSentinel || buf[buf.size() - 1 - size_t(i)] != kSentinel) r.guardsIntact = false;
-  return r;
-}
-
-// The registered tactics of an anvil-domain op (not "ref").
-inline std::vector<const cpu::Tactic*> anvilTactics(const std::string& op) {
-  std::vector<const cpu::Tactic*> out;
-  for (const cpu::Tactic* t : cpu::TacticRegistry::instance().all())
-    if (t->op == op && t->domain == "anvil") out.push_back(t);
-  return out;
 }
 
 }  // namespace anvil::fusiontest

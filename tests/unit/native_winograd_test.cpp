@@ -1,13 +1,13 @@
 // The 3x3 convolution kernels (cpu/tactics/native_winograd.cpp: Winograd F(4x4, 3x3) for
-// Conv / anvil.FusedConv; cpu/tactics/native_dwconv.cpp: the depthwise 3x3 and 5x5 row kernels)
+// Conv / anvil.FusedConv; cpu/tactics/native_dwconv.cpp: the depthwise 3x3, 5x5, 7x7 row kernels)
 // against the reference kernel, through the kernel contract: a
 // one-node graph, supports(), prepare() (the constant filter is transformed; its raw input
 // is then replaced by NaNs to prove run() reads only the blob), run() on views with the
 // output between sentinel guards and a guarded workspace, with 1 and 2 executor threads,
 // which must agree bitwise. Shapes: H, W in {1, 3, 4, 5, 7, 9, 14, 17, 56}, C and K in
 // {1, 3, 8, 17, 64}, zero / one / asymmetric / SAME / VALID padding, batches 1 and 2, with
-// and without bias, each activation and residual order; depthwise 3x3 and 5x5 at strides 1
-// and 2.
+// and without bias, each activation and residual order; depthwise 3x3, 5x5 and 7x7 at strides
+// 1 and 2.
 // NativeWinogradBench.DISABLED_Timing measures against the im2col kernels on resnet18's
 // 3x3 layers, DISABLED_DepthwiseTiming against the direct depthwise kernel on
 // mobilenet_v2's and efficientnet_b0's (3x3 and 5x5).
@@ -132,7 +132,7 @@ Case dwCase(const std::string& name, const Dims& x, int64_t stride, Dims pads, b
 std::vector<Case> dwCases() {
   std::vector<Case> c;
   const int64_t sizes[] = {1, 3, 4, 5, 7, 9, 14, 17, 56};
-  for (int64_t k : {3, 5}) {
+  for (int64_t k : {3, 5, 7}) {
     const int64_t h = k / 2;  // "same" padding
     for (int64_t stride : {1, 2})
       for (size_t i = 0; i < 9; ++i)
@@ -208,7 +208,7 @@ std::vector<Case> fusedCases() {
       c.push_back({std::string("FusedConv_") + sp.name + "_" + e.name, "FusedConv", "anvil", in, constant, at});
     }
   for (const Epi& e : epilogues())
-    for (int64_t k : {3, 5})
+    for (int64_t k : {3, 5, 7})
     for (int64_t stride : {1, 2}) {
       const int64_t h = k / 2;
       Case d = dwCase("", {2, 6, 13, 21}, stride, {h, h, h, h}, true, "", true, k);
@@ -389,7 +389,10 @@ TEST(NativeWinogradSupports, DeclinesWhatItCannotRun) {
   int checkedDw = 0;
   for (const runtime::Kernel* k : winogradKernels()) {
     if (k->op != "Conv" || k->name.find("dwconv") == std::string::npos) continue;
-    const int64_t K = k->name.find("5x5") != std::string::npos ? 5 : 3, other = K == 3 ? 5 : 3;
+    const int64_t K = k->name.find("7x7") != std::string::npos   ? 7
+                      : k->name.find("5x5") != std::string::npos ? 5
+                                                                 : 3;
+    const int64_t other = K == 3 ? 5 : 3;
     // kernel_shape set to the filter's (the attribute wins over W's extents when present)
     auto ks = [](ir::Attributes a, int64_t s) {
       a.set("kernel_shape", Dims{s, s});
@@ -405,14 +408,14 @@ TEST(NativeWinogradSupports, DeclinesWhatItCannotRun) {
     EXPECT_FALSE(supports(k, {8, 1, K, K}, dw)) << k->name << " took a channel multiplier of 2";
     EXPECT_FALSE(supports(k, {4, 1, other, other}, dw)) << k->name << " took a " << other << "x" << other << " filter";
     EXPECT_FALSE(supports(k, {4, 1, other, other}, ks(dw, other))) << k->name << " took kernel_shape " << other;
-    EXPECT_FALSE(supports(k, {4, 1, 7, 7}, dw)) << k->name << " took a 7x7 filter";
+    EXPECT_FALSE(supports(k, {4, 1, 9, 9}, dw)) << k->name << " took a 9x9 filter";
     EXPECT_FALSE(supports(k, {4, 1, K, other}, dw)) << k->name << " took a non-square filter";
     EXPECT_FALSE(supports(k, {8, 4, K, K}, pad1)) << k->name << " took a dense Conv";
     EXPECT_FALSE(supports(k, {8, 2, K, K}, g2)) << k->name << " took a grouped Conv";
     EXPECT_FALSE(supports(k, {4, 1, K, K}, dw, true, DataType::kF16)) << k->name << " took f16";
     ++checkedDw;
   }
-  EXPECT_EQ(checkedDw, 2);
+  EXPECT_EQ(checkedDw, 6);  // 3x3, 5x5, 7x7; AVX2 and AVX-512
   for (const runtime::Kernel* k : winogradKernels()) {
     if (k->op != "Conv" || k->name.find("winograd") == std::string::npos) continue;
     EXPECT_FALSE(supports(k, {4, 1, 3, 3}, dw)) << k->name << " took a depthwise Conv";
@@ -476,7 +479,7 @@ TEST(NativeWinogradRun, SmallerShapesAndMoreThreadsThanPrepared) {
 // The depthwise kernel's row ring is sized at the max width; narrower runs fit, and the
 // parameters are the same bytes on every preparation.
 TEST(NativeWinogradRun, DepthwiseSmallerShapesThanPrepared) {
-  for (int64_t K : {3, 5})
+  for (int64_t K : {3, 5, 7})
   for (int64_t stride : {1, 2}) {
     const int64_t h = K / 2;
     const Case big = dwCase("big", {2, 8, 30, 61}, stride, {h, h, h, h}, true, "", true, K);

@@ -13,7 +13,6 @@
 #include <random>
 
 #include "cpu/reference.h"
-#include "cpu/tactics.h"
 #include "ir/op_schema.h"
 #include "ir/ops/anvil_linear.h"
 #include "ir/printer.h"
