@@ -604,8 +604,12 @@ void runConv(const StepArgs& a) {
   // before -> after): ResNet-50 layer1 conv3 (64 -> 256 @56x56, bias + residual + ReLU)
   // 0.97-1.03 -> 0.80-0.82, layer2 conv3 (128 -> 512 @28x28) 0.81-0.87 -> 0.72-0.73,
   // MobileNetV2 expand 16 -> 96 @112x112 (bias) 0.51 -> 0.36-0.37.
+  // Only for images of 256 pixels and more: below, on 14x14 and 7x7 maps, the builder (hot
+  // caches) timed this path ahead of f32_conv2d_rows, which is the faster one in the model
+  // (ResNet-50 layer3 conv3, 256 -> 1024 @14x14: 0.83-0.88 ms rows, 0.93-0.96 this path;
+  // MobileNetV2 features.18, 320 -> 1280 @7x7: 0.37 vs 0.52).
   TileEpilogue tile;
-  bool tiled = hasEpilogue && K > 0 && gemmPackedAFusedSupports(c);
+  bool tiled = hasEpilogue && K > 0 && P >= 256 && gemmPackedAFusedSupports(c);
   if (tiled) {
     const Activation ea = act ? epi.act : Activation::kNone;
     tiled = ea == Activation::kNone || ea == Activation::kRelu || ea == Activation::kClip || ea == Activation::kSilu;

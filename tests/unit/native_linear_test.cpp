@@ -280,15 +280,16 @@ std::vector<Case> fusedCases() {
     const ConvSpec dw{{1, 6, 13, 21}, {6, 1, 3, 3}, true, 6, {2, 2}, {}, {1, 1, 1, 1}};
     add("dw_3x3_s2", "FusedConv", {dw.x, dw.w, Dims{6}}, {false, true, true}, convAttrs(dw), {1, 6, 7, 11}, e);
   }
-  // 1x1 Convs through gemmPackedAFused (epilogue in the register tiles): odd pixel counts
-  // (tails of the 32/16-column panels, of the panel groups and of the nc blocks), K from 1
-  // to one full block and past it (the last K block adds to C in the tile kernel), M across
-  // tile heights, residual in both orders, Clip, Silu.
+  // 1x1 Convs, small images and (from 256 pixels) through gemmPackedAFused, the epilogue in
+  // the register tiles: odd pixel counts (tails of the 32/16-column panels, of the panel
+  // groups and of the nc blocks), K from 1 to one full block and past it (the last K block
+  // adds to C in the tile kernel), M across tile heights, residual in both orders, Clip, Silu.
   struct Pw {
     int64_t K, M, H, W;
   };
-  const Pw pws[] = {{1, 5, 1, 1},      {3, 17, 1, 7},      {16, 24, 1, 17},  {64, 29, 7, 9},
-                    {256, 15, 1, 301}, {64, 70, 1, 3141},  {300, 20, 1, 37}, {24, 144, 9, 13}};
+  const Pw pws[] = {{1, 5, 1, 1},      {3, 17, 1, 7},     {16, 24, 1, 17},   {64, 29, 7, 9},    {24, 144, 9, 13},
+                    {1, 5, 1, 257},    {3, 17, 1, 263},   {16, 24, 16, 17},  {64, 29, 17, 19},  {256, 15, 1, 301},
+                    {64, 70, 1, 3141}, {300, 20, 1, 289}, {24, 144, 13, 21}};
   const char* pwEpis[] = {"none", "relu", "clip", "silu", "res_add_relu", "res_relu_add", "res_only", "res_silu_add"};
   for (const Pw& q : pws)
     for (const char* en : pwEpis)
