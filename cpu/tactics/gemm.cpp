@@ -432,9 +432,9 @@ __attribute__((target("avx512f"))) void ukAvx512_x32(int64_t kc, const float* __
   }
 }
 
-// The micro-kernel with TileEpilogue applied in registers (one K block, acc = false): C
-// rows c + r * ldc, residual rows z + r * ldc, bias[r]. Lane for lane the operations of
-// epilogueRow: (acc + bias) [+ z] act [+ z].
+// The micro-kernel with TileEpilogue applied in registers (acc: C added first, for the last
+// of several K blocks): C rows c + r * ldc, residual rows z + r * ldc, bias[r]. Lane for
+// lane the operations of epilogueRow: (acc + bias) [+ z] act [+ z].
 using EpiKernel = void (*)(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, int ncols, bool acc,
                            const TileEpilogue& e, const float* bias, const float* z);
 

@@ -712,7 +712,7 @@ void registerNativeLinearKernels(Kernels& k) {
   // channels), is timed against 14x32 by the builder and starts at 1. The fused
   // (_epilogue) kernels are one higher: their Tanh/GELU moved from libm to the vector
   // polynomials of cpu/tactics/vmath.h, and Sigmoid/Silu to that file's exp. The Conv
-  // kernels add one more: with one K block they apply the epilogue in the register tiles
+  // kernels add one more: from 256 pixels they apply the epilogue in the register tiles
   // (same bits, much faster on large images), so timings cached for the old ones are stale.
   const Variant variants[] = {{GemmIsa::kPortable4x8, "4x8", "", {}, 2},
                               {GemmIsa::kAvx2_6x16, "6x16", "__avx2", {"avx2", "fma"}, 2},

@@ -400,8 +400,8 @@ TEST(NativeLinearRegistration, EveryOpHasAPortableAndAnIsaKernel) {
 }
 
 // The few-rows AVX-512 family is an extra variant: new names at version 1, the 14x32 ones
-// (and their packed layouts) unchanged at version 2; every Conv kernel one higher since the
-// one-K-block path applies the epilogue in the register tiles (stale timings).
+// (and their packed layouts) unchanged at version 2; every Conv kernel one higher since
+// gemmPackedAFused applies the epilogue in the register tiles (stale timings).
 TEST(NativeLinearRegistration, SmallTileVariantsAreDistinct) {
   for (const char* name : {"f32_conv2d_prepacked_8x32__avx512", "f32_conv2d_prepacked_8x32_epilogue__avx512"}) {
     const bool fused = std::string(name).find("epilogue") != std::string::npos;
