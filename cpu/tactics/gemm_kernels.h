@@ -144,6 +144,30 @@ int64_t gemmPackedASlotFloats(const GemmConfig& c, int64_t scratchFloats);
 void gemmPackedA(const GemmConfig& c, int64_t M, int64_t K, const float* Ap, const BPacker& B, int64_t j0, int64_t j1,
                  float* C, int64_t ldc, float* slot, const BlockEpilogue* ep);
 
+// The elementwise epilogue of a Conv output (rows = output channels) applied in registers
+// by gemmPackedAFused: y = (acc + bias[row]) then, with z, the
+// residual added before (addFirst) or after the activation. The same operations, in the
+// same order and lanes' arithmetic, as epilogueRow (native_linear_epilogue.h) with the
+// row's bias as rowBias (Silu through the same cpu/tactics/vmath.h polynomials), so the
+// same bits.
+struct TileEpilogue {
+  enum Act : int32_t { kNone = 0, kRelu = 1, kClip = 2, kSilu = 3, kActs = 4 };
+  const float* bias = nullptr;  // one per row of C, null: 0
+  const float* z = nullptr;     // residual, laid out like C (row stride ldc), or null
+  int32_t act = kNone;
+  float p0 = 0.0f, p1 = 0.0f;   // Clip bounds
+  bool addFirst = true;
+};
+
+// Whether gemmPackedAFused has tile kernels for this family (the vector ones).
+bool gemmPackedAFusedSupports(const GemmConfig& c);
+
+// gemmPackedA with the epilogue applied to each register tile of the last K block before
+// it is stored: C is written once more, the residual read once, no second pass over the
+// finished block. The same K blocks and sums as gemmPackedA, so the same bits.
+void gemmPackedAFused(const GemmConfig& c, int64_t M, int64_t K, const float* Ap, const BPacker& B, int64_t j0,
+                      int64_t j1, float* C, int64_t ldc, float* slot, const TileEpilogue& e);
+
 // Splits [0, n) into `tasks` contiguous ranges: range t is [n*t/tasks, n*(t+1)/tasks).
 inline int64_t rangeBegin(int64_t n, int64_t t, int64_t tasks) { return n * t / tasks; }
 
