@@ -229,7 +229,6 @@ double timeCandidate(const Candidate& c, const ir::Node& node, const std::vector
   a.workspace = workspace.p.get();
   a.workspaceBytes = workspace.n;
   a.executor = &exec;
-  runtime::ScopedExecutor scope(&exec);
   auto once = [&] {
     auto t0 = Clock::now();
     c.kernel->run(a);

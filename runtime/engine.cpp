@@ -10,7 +10,6 @@
 #include <unordered_map>
 
 #include "anvil/anvil.hpp"
-#include "cpu/tactics/gemm_kernels.h"
 #include "ir/op_schema.h"
 #include "runtime/engine_format.h"
 #include "runtime/executor.h"
@@ -21,10 +20,7 @@ namespace anvil {
 namespace {
 std::atomic<int> gDefaultThreads{0};
 }
-void setCpuThreads(int n) {
-  gDefaultThreads.store(std::max(0, n));
-  cpu::tactics::setNumThreads(n);
-}
+void setCpuThreads(int n) { gDefaultThreads.store(std::max(0, n)); }
 int cpuThreads() {
   const int n = gDefaultThreads.load();
   return n > 0 ? n : runtime::defaultThreads();
@@ -120,10 +116,6 @@ std::vector<ir::TensorType> inferTypes(ir::Graph& g, const std::vector<ir::Tenso
   std::vector<ir::TensorType> out;
   for (const auto& v : g.values()) out.push_back(v->type());
   return out;
-}
-
-bool staticType(const ir::TensorType& t) {
-  return t.shape.isStatic() && t.dtype != DataType::kString && t.dtype != DataType::kUndefined;
 }
 
 }  // namespace
@@ -465,7 +457,6 @@ struct ExecutionContext::Impl final : runtime::DynamicOutputs {
       a.executor = exec.get();
       a.dynamic = this;
       current = &st;
-      runtime::ScopedExecutor scope(exec.get());
       if (profiler) {
         const auto t0 = Clock::now();
         st.kernel->run(a);

@@ -25,7 +25,6 @@ namespace anvil::runtime {
 
 namespace {
 
-thread_local Executor* tCurrent = nullptr;
 thread_local bool tInRegion = false;
 
 // How long an idle worker spins before it sleeps: long enough to cover the gap between
@@ -175,10 +174,5 @@ int defaultThreads() {
   }
   return physicalCores();
 }
-
-Executor* currentExecutor() { return tCurrent; }
-
-ScopedExecutor::ScopedExecutor(Executor* e) : saved_(tCurrent) { tCurrent = e; }
-ScopedExecutor::~ScopedExecutor() { tCurrent = saved_; }
 
 }  // namespace anvil::runtime

@@ -52,19 +52,4 @@ int physicalCores();
 // The default intra-op thread count: ANVIL_NUM_THREADS if set, else physicalCores().
 int defaultThreads();
 
-// The executor of the step running on this thread (set by the runtime around each step;
-// the builder's timing runs set one too). Code that cannot be handed an executor — the
-// older cpu/tactics entry points — reaches it here; null means run serially.
-Executor* currentExecutor();
-class ScopedExecutor {
- public:
-  explicit ScopedExecutor(Executor* e);
-  ~ScopedExecutor();
-  ScopedExecutor(const ScopedExecutor&) = delete;
-  ScopedExecutor& operator=(const ScopedExecutor&) = delete;
-
- private:
-  Executor* saved_;
-};
-
 }  // namespace anvil::runtime

@@ -7,13 +7,8 @@
 
 #include <algorithm>
 #include <array>
-#include <atomic>
-#include <condition_variable>
 #include <cstdlib>
 #include <cstring>
-#include <exception>
-#include <mutex>
-#include <thread>
 #include <utility>
 
 #include "cpu/tactics/gemm_kernels.h"
@@ -21,119 +16,6 @@
 #include "runtime/executor.h"
 
 namespace anvil::cpu::tactics {
-
-// ---------------------------------------------------------------------------------------
-// Thread pool
-
-namespace {
-
-thread_local bool tInParallel = false;
-
-// One parallel region at a time; workers are created lazily and live for the process.
-class Pool {
- public:
-  void run(int64_t n, int threads, const std::function<void(int64_t)>& fn) {
-    std::unique_lock<std::mutex> callLock(callMu_, std::defer_lock);
-    if (threads <= 1 || n <= 1 || tInParallel || !callLock.try_lock()) {
-      for (int64_t i = 0; i < n; ++i) fn(i);
-      return;
-    }
-    const int helpers = int(std::min<int64_t>(threads, n)) - 1;
-    {
-      std::lock_guard<std::mutex> lk(mu_);
-      while (int(workers_.size()) < helpers) {
-        const int index = int(workers_.size());
-        workers_.emplace_back([this, index] { workerLoop(index); });
-        workers_.back().detach();
-      }
-      fn_ = &fn;
-      count_ = n;
-      next_.store(0);
-      active_ = helpers;
-      pending_ = helpers;
-      error_ = nullptr;
-      ++gen_;
-    }
-    wake_.notify_all();
-    work();
-    std::unique_lock<std::mutex> lk(mu_);
-    done_.wait(lk, [this] { return pending_ == 0; });
-    fn_ = nullptr;
-    if (error_) std::rethrow_exception(error_);
-  }
-
- private:
-  void work() {
-    const bool saved = tInParallel;
-    tInParallel = true;
-    for (int64_t i; (i = next_.fetch_add(1)) < count_;) {
-      try {
-        (*fn_)(i);
-      } catch (...) {
-        std::lock_guard<std::mutex> lk(mu_);
-        if (!error_) error_ = std::current_exception();
-      }
-    }
-    tInParallel = saved;
-  }
-
-  void workerLoop(int index) {
-    uint64_t seen = 0;
-    std::unique_lock<std::mutex> lk(mu_);
-    for (;;) {
-      wake_.wait(lk, [&] { return gen_ != seen; });
-      seen = gen_;
-      if (index >= active_) continue;
-      lk.unlock();
-      work();
-      lk.lock();
-      if (--pending_ == 0) done_.notify_all();
-    }
-  }
-
-  std::mutex callMu_, mu_;
-  std::condition_variable wake_, done_;
-  std::vector<std::thread> workers_;
-  const std::function<void(int64_t)>* fn_ = nullptr;
-  std::atomic<int64_t> next_{0};
-  int64_t count_ = 0;
-  int active_ = 0, pending_ = 0;
-  uint64_t gen_ = 0;
-  std::exception_ptr error_;
-};
-
-Pool& pool() {
-  static Pool* p = new Pool();  // never destroyed: detached workers may outlive statics
-  return *p;
-}
-
-std::atomic<int> gThreads{0};
-
-int defaultThreads() {
-  if (const char* e = std::getenv("ANVIL_NUM_THREADS")) {
-    const int n = std::atoi(e);
-    if (n > 0) return n;
-  }
-  return std::max(1u, std::thread::hardware_concurrency());
-}
-
-}  // namespace
-
-int numThreads() {
-  if (runtime::Executor* e = runtime::currentExecutor()) return e->threads();
-  const int n = gThreads.load();
-  if (n > 0) return n;
-  static const int def = defaultThreads();
-  return def;
-}
-
-void setNumThreads(int n) { gThreads.store(std::max(0, n)); }
-
-void parallelFor(int64_t n, const std::function<void(int64_t)>& fn) {
-  // Inside an engine step (or a builder timing run) the context's executor runs the region.
-  if (runtime::Executor* e = runtime::currentExecutor()) return e->parallelFor(n, fn);
-  pool().run(n, numThreads(), fn);
-}
 
 // ---------------------------------------------------------------------------------------
 // Packing

@@ -4,8 +4,8 @@
 // build time for constant weights, per run into the workspace otherwise), and two
 // allocation-free drivers: B-stationary (MatMul/Gemm: B packed, A packed per task, or for
 // M <= 4 read in place by the small-M kernels) and A-stationary (Conv: the filter packed,
-// the input packed per task, e.g. as implicit im2col). Also the older tactics' thread pool
-// (parallelFor), still used by other families.
+// the input packed per task, e.g. as implicit im2col). Threads come from the step's
+// executor (runtime/executor.h).
 // Speed (one thread, NativeLinearBench.DISABLED_GemmVsPeak on the shared AVX-512 dev box,
 // whose FMA loop peaks at 115-130 GFLOP/s with AVX2 and 215-240 with AVX-512 as its clock
 // drifts): M=N=K 512 at 94-96% (AVX2) and 81-86% (AVX-512) of the peak measured next to it
@@ -170,14 +170,5 @@ void gemmPackedAFused(const GemmConfig& c, int64_t M, int64_t K, const float* Ap
 
 // Splits [0, n) into `tasks` contiguous ranges: range t is [n*t/tasks, n*(t+1)/tasks).
 inline int64_t rangeBegin(int64_t n, int64_t t, int64_t tasks) { return n * t / tasks; }
-
-// ---------------------------------------------------------------------------------------
-// The older tactics' threads (attention, fused elementwise): ANVIL_NUM_THREADS, else the
-// hardware's count; inside an engine step the context's executor. Native kernels use
-// StepArgs::executor instead.
-int numThreads();
-void setNumThreads(int n);  // n <= 0 restores the default
-// Runs fn(0..n-1) on up to numThreads() threads; tasks must write disjoint memory.
-void parallelFor(int64_t n, const std::function<void(int64_t)>& fn);
 
 }  // namespace anvil::cpu::tactics

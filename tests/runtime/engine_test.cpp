@@ -165,7 +165,9 @@ TEST(Engine, SecondBuildWithTimingCacheTimesNothing) {
   EXPECT_TRUE(fs::exists(cache));
   EXPECT_EQ(second.tacticsTimed, 0);
   EXPECT_EQ(second.tacticsFromCache, first.layersTuned);
-  if (first.layersTuned > 0) EXPECT_GT(first.tacticsTimed, first.layersTuned);  // >= 2 candidates each
+  if (first.layersTuned > 0) {
+    EXPECT_GT(first.tacticsTimed, first.layersTuned);  // >= 2 candidates each
+  }
   EXPECT_EQ(a, b);  // same choices, same bytes
   // A corrupt cache is a clear error, not a crash.
   {

@@ -73,21 +73,6 @@ TEST(Executor, SleepingWorkersWakeUp) {
   }
 }
 
-TEST(Executor, ScopedExecutorRestores) {
-  auto a = makeCpuExecutor(1), b = makeCpuExecutor(1);
-  EXPECT_EQ(anvil::runtime::currentExecutor(), nullptr);
-  {
-    anvil::runtime::ScopedExecutor sa(a.get());
-    EXPECT_EQ(anvil::runtime::currentExecutor(), a.get());
-    {
-      anvil::runtime::ScopedExecutor sb(b.get());
-      EXPECT_EQ(anvil::runtime::currentExecutor(), b.get());
-    }
-    EXPECT_EQ(anvil::runtime::currentExecutor(), a.get());
-  }
-  EXPECT_EQ(anvil::runtime::currentExecutor(), nullptr);
-}
-
 TEST(Executor, ThreadDefaults) {
   EXPECT_GE(anvil::runtime::physicalCores(), 1);
   EXPECT_LE(anvil::runtime::physicalCores(), int(std::max(1u, std::thread::hardware_concurrency())));
