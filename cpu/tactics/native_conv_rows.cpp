@@ -600,8 +600,9 @@ void prepareRows(GemmIsa isa, bool fused, const PrepareInfo& info, Prepared* out
   out->setParams(p);
 }
 
-// At least this many flops per task: below it, waking a worker costs more than it saves.
-constexpr double kMinFlopsPerTask = 2e6;
+// At least this many flops per task: below it, waking a worker costs more than it saves
+// (the value and its measurement: native_linear.cpp).
+constexpr double kMinFlopsPerTask = 5e5;
 
 void runRows(const StepArgs& a) {
   const RowsParams& p = a.paramsAs<RowsParams>();
