@@ -151,6 +151,14 @@ __attribute__((target("avx512f"))) void rowAvx512(const Epilogue& e, float* y, c
 
 }  // namespace
 
+bool fusedEpilogueSupported(const ir::Node& n, const std::vector<ir::TensorType>& in) {
+  Epilogue e;
+  if (!ir::linear::readEpilogue(n.attrs(), &e).empty()) return false;
+  const size_t zi = ir::linear::kResidualInput;
+  const bool hasZ = zi < in.size() && in[zi].dtype != DataType::kUndefined;
+  return hasZ == e.residual && (!hasZ || in[zi].dtype == DataType::kF32);
+}
+
 EpilogueRow epilogueRow(const Epilogue& e) {
   static const bool kAvx2 = runtime::hostHas("avx2") && runtime::hostHas("fma");
   static const bool kAvx512 = kAvx2 && runtime::hostHas("avx512f");

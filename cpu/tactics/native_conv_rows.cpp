@@ -107,10 +107,7 @@ bool supportsRows(const ir::Node& n, const std::vector<ir::TensorType>& in) {
 
 bool supportsFusedRows(const ir::Node& n, const std::vector<ir::TensorType>& in) {
   if (!supportsRows(n, in)) return false;
-  Epilogue e;
-  if (!ir::linear::readEpilogue(n.attrs(), &e).empty()) return false;
-  const bool hasZ = !absent(in, ir::linear::kResidualInput);
-  return hasZ == e.residual && (!hasZ || isF32(in[ir::linear::kResidualInput]));
+  return fusedEpilogueSupported(n, in);
 }
 
 // ---------------------------------------------------------------------------------------

@@ -97,10 +97,7 @@ bool supportsGemv(const ir::Node& n, const std::vector<ir::TensorType>& in) {
 
 bool supportsFusedGemv(const ir::Node& n, const std::vector<ir::TensorType>& in) {
   if (!supportsGemv(n, in)) return false;
-  Epilogue e;
-  if (!ir::linear::readEpilogue(n.attrs(), &e).empty()) return false;
-  const bool hasZ = !absent(in, ir::linear::kResidualInput);
-  return hasZ == e.residual && (!hasZ || isF32(in[ir::linear::kResidualInput]));
+  return fusedEpilogueSupported(n, in);
 }
 
 void prepareGemv(bool fused, const PrepareInfo& info, Prepared* out) {

@@ -234,10 +234,7 @@ bool supportsStem(const ir::Node& n, const std::vector<ir::TensorType>& in) {
 
 bool supportsFusedStem(const ir::Node& n, const std::vector<ir::TensorType>& in) {
   if (!supportsStem(n, in)) return false;
-  Epilogue e;
-  if (!ir::linear::readEpilogue(n.attrs(), &e).empty()) return false;
-  const bool hasZ = !absent(in, ir::linear::kResidualInput);
-  return hasZ == e.residual && (!hasZ || isF32(in[ir::linear::kResidualInput]));
+  return fusedEpilogueSupported(n, in);
 }
 
 void prepareStem(StemIsa isa, bool fused, const PrepareInfo& info, Prepared* out) {

@@ -334,10 +334,7 @@ bool supportsDw(int64_t K, const ir::Node& n, const std::vector<ir::TensorType>&
 
 bool supportsFusedDw(int64_t K, const ir::Node& n, const std::vector<ir::TensorType>& in) {
   if (!supportsDw(K, n, in)) return false;
-  Epilogue e;
-  if (!ir::linear::readEpilogue(n.attrs(), &e).empty()) return false;
-  const bool hasZ = !absent(in, ir::linear::kResidualInput);
-  return hasZ == e.residual && (!hasZ || isF32(in[ir::linear::kResidualInput]));
+  return fusedEpilogueSupported(n, in);
 }
 
 void prepareDw(int64_t K, bool fused, DwIsa isa, const PrepareInfo& info, Prepared* out) {

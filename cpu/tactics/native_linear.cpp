@@ -112,16 +112,6 @@ float* workspace(const StepArgs& a, const Layout& l, int tasks) {
   return static_cast<float*>(a.workspace);
 }
 
-// Whether a fused node's epilogue attributes are valid, with Z (f32) given exactly when
-// has_residual is 1.
-bool epilogueSupported(const ir::Node& n, const std::vector<ir::TensorType>& in) {
-  Epilogue e;
-  if (!ir::linear::readEpilogue(n.attrs(), &e).empty()) return false;
-  const size_t zi = ir::linear::kResidualInput;
-  const bool hasZ = !absent(in, zi);
-  return hasZ == e.residual && (!hasZ || isF32(in[zi]));
-}
-
 void readFused(const PrepareInfo& info, LinearParams* p) {
   p->fused = 1;
   Epilogue e;
@@ -197,7 +187,7 @@ bool supportsMatMul(const ir::Node&, const std::vector<ir::TensorType>& in) {
 }
 
 bool supportsFusedMatMul(const ir::Node& n, const std::vector<ir::TensorType>& in) {
-  if (!supportsMatMul(n, in) || !epilogueSupported(n, in)) return false;
+  if (!supportsMatMul(n, in) || !fusedEpilogueSupported(n, in)) return false;
   return absent(in, 2) || (isF32(in[2]) && rankIs(in[2], 1, 1));
 }
 
@@ -337,7 +327,7 @@ bool supportsGemm(const ir::Node&, const std::vector<ir::TensorType>& in) {
 }
 
 bool supportsFusedGemm(const ir::Node& n, const std::vector<ir::TensorType>& in) {
-  return supportsGemm(n, in) && epilogueSupported(n, in);
+  return supportsGemm(n, in) && fusedEpilogueSupported(n, in);
 }
 
 Layout gemmLayout(const GemmConfig& c, int64_t K, int64_t N, bool packed) {
@@ -465,10 +455,10 @@ bool supportsDepthwise(const ir::Node& n, const std::vector<ir::TensorType>& in)
 }
 
 bool supportsFusedConv(const ir::Node& n, const std::vector<ir::TensorType>& in) {
-  return supportsConv(n, in) && epilogueSupported(n, in);
+  return supportsConv(n, in) && fusedEpilogueSupported(n, in);
 }
 bool supportsFusedDepthwise(const ir::Node& n, const std::vector<ir::TensorType>& in) {
-  return supportsDepthwise(n, in) && epilogueSupported(n, in);
+  return supportsDepthwise(n, in) && fusedEpilogueSupported(n, in);
 }
 
 bool pointwise(const Conv2dGeom& g) {

@@ -447,10 +447,7 @@ bool supportsWinograd(const ir::Node& n, const std::vector<ir::TensorType>& in) 
 
 bool supportsFusedWinograd(const ir::Node& n, const std::vector<ir::TensorType>& in) {
   if (!supportsWinograd(n, in)) return false;
-  Epilogue e;
-  if (!ir::linear::readEpilogue(n.attrs(), &e).empty()) return false;
-  const bool hasZ = !absent(in, ir::linear::kResidualInput);
-  return hasZ == e.residual && (!hasZ || isF32(in[ir::linear::kResidualInput]));
+  return fusedEpilogueSupported(n, in);
 }
 
 void prepareWinograd(WinoIsa isa, bool fused, const PrepareInfo& info, Prepared* out) {
