@@ -222,6 +222,34 @@ class OpenVino:
         self.req.infer()
 
 
+class OpenVinoAvx2:
+    """OpenVINO restricted to AVX2 (ONEDNN_MAX_CPU_ISA=AVX2): oneDNN reads the variable once
+    per process, so each timing runs in a child process (this script in --ov-worker mode).
+    The like-for-like peer of anvil_avx2 on an AVX-512 host."""
+
+    def __init__(self, args, model, threads, tmp):
+        self.model, self.threads = model, threads
+        self.env = dict(os.environ, ONEDNN_MAX_CPU_ISA="AVX2")
+        self.time(0.0, 0.0)  # compiles once: a model OpenVINO cannot take fails here
+
+    def time(self, duration, warmup_ms):
+        cmd = [sys.executable, os.path.abspath(__file__), "--ov-worker", self.model.onnx, str(self.threads),
+               str(duration), str(warmup_ms)] + [f"{n}={p}" for n, p in self.model.inputs]
+        out = run(cmd, timeout=600 + 10 * duration, env=self.env)
+        return json.loads(out.strip().splitlines()[-1])
+
+
+def ov_worker(argv):
+    """--ov-worker MODEL THREADS DURATION WARMUP_MS NAME=NPY...: times OpenVINO as the
+    OpenVino class does and prints the summary as one JSON line."""
+    onnx_path, threads, duration, warmup_ms = argv[0], int(argv[1]), float(argv[2]), float(argv[3])
+    feeds = {kv.split("=", 1)[0]: np.load(kv.split("=", 1)[1]) for kv in argv[4:]}
+    model = Model(os.path.basename(onnx_path)[:-5], onnx_path, feeds, tempfile.mkdtemp(prefix="anvil-ov-"))
+    p = OpenVino(None, model, threads, None)
+    print(json.dumps(time_calls(p.call, duration, warmup_ms)))
+    return 0
+
+
 def time_calls(call, duration, warmup_ms, min_calls=10):
     """Per-call latencies (ms) of call() for `duration` seconds, after a warm-up."""
     t_end = time.perf_counter() + warmup_ms / 1000.0
@@ -442,12 +470,15 @@ def main(argv=None):
     ap.add_argument("--gemm-duration", type=float, default=0.3)
     ap.add_argument("--skip-gemm", action="store_true")
     ap.add_argument("--json", default=os.path.join(ROOT, "build", "bench", "compare.json"))
+    ap.add_argument("--ov-avx2", action="store_true",
+                    help="also time OpenVINO with ONEDNN_MAX_CPU_ISA=AVX2 (a child process per timing), as "
+                         "the runtime 'ov_avx2': with --anvil-avx2, an AVX2-against-AVX2 comparison")
     ap.add_argument("--anvil-avx2", action="store_true",
                     help="also time anvil with ANVIL_MAX_ISA=avx2 (on an AVX-512 host: the kernels an "
                          "AVX2-only CPU gets), as the runtime 'anvil_avx2'")
     args = ap.parse_args(argv)
-    runtimes = RUNTIMES + (("anvil_avx2",) if args.anvil_avx2 else ())
-    classes = {"anvil": Anvil, "ort": Ort, "ov": OpenVino, "anvil_avx2": AnvilAvx2}
+    runtimes = RUNTIMES + (("anvil_avx2",) if args.anvil_avx2 else ()) + (("ov_avx2",) if args.ov_avx2 else ())
+    classes = {"anvil": Anvil, "ort": Ort, "ov": OpenVino, "anvil_avx2": AnvilAvx2, "ov_avx2": OpenVinoAvx2}
     for path, what in ((args.anvil, "anvil_cli"), (args.bench_bin, "anvil_bench_runtime")):
         if not os.path.isfile(path):
             ap.error(f"no {path} (build the {what} target)")
@@ -485,7 +516,7 @@ def main(argv=None):
                     p = prepared.get((m.name, t, who))
                     if p is None:
                         continue
-                    if who.startswith("anvil"):
+                    if hasattr(p, "time"):  # anvil and the child-process runtimes time themselves
                         res = p.time(args.duration, args.warmup_ms)
                     else:
                         res = time_calls(p.call, args.duration, args.warmup_ms)
@@ -550,4 +581,6 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
+    if len(sys.argv) > 1 and sys.argv[1] == "--ov-worker":
+        sys.exit(ov_worker(sys.argv[2:]))
     sys.exit(main())

@@ -38,13 +38,21 @@ def fmt_ratio(x):
 
 
 def model_table(rows, threads):
-    # With an anvil_avx2 run (compare.py --anvil-avx2): two more columns, anvil restricted to
-    # the AVX2 kernels and its ratio to onnxruntime.
+    # With an anvil_avx2 run (compare.py --anvil-avx2): anvil restricted to the AVX2 kernels
+    # and its ratio to onnxruntime; with an ov_avx2 run too (--ov-avx2): OpenVINO restricted
+    # to AVX2 and the AVX2-against-AVX2 ratio.
     avx2 = any(r.get("anvil_avx2_median_ms") is not None for r in rows)
-    lines = [f"| model | anvil ms | onnxruntime ms | OpenVINO ms | anvil/onnxruntime | anvil/OpenVINO "
-             + ("| anvil AVX2-only ms | AVX2-only/onnxruntime " if avx2 else "") + "| p99 anvil / ort / OV ms |",
-             "|---|---:|---:|---:|---:|---:|" + ("---:|---:|" if avx2 else "") + "---:|"]
-    r_ort, r_ov, r_avx2 = [], [], []
+    ov2 = avx2 and any(r.get("ov_avx2_median_ms") is not None for r in rows)
+    head = "| model | anvil ms | onnxruntime ms | OpenVINO ms | anvil/onnxruntime | anvil/OpenVINO "
+    align = "|---|---:|---:|---:|---:|---:|"
+    if avx2:
+        head += "| anvil AVX2-only ms | AVX2-only/onnxruntime "
+        align += "---:|---:|"
+    if ov2:
+        head += "| OpenVINO AVX2-only ms | AVX2-only anvil/OpenVINO "
+        align += "---:|---:|"
+    lines = [head + "| p99 anvil / ort / OV ms |", align + "---:|"]
+    r_ort, r_ov, r_avx2, r_ov2 = [], [], [], []
     for r in rows:
         if r["threads"] != threads:
             continue
@@ -58,11 +66,17 @@ def model_table(rows, threads):
             r2 = ratio(a2, o)
             r_avx2.append(r2)
             extra = f"{fmt_ms(a2)} | {fmt_ratio(r2)} | "
+            if ov2:
+                v2 = r.get("ov_avx2_median_ms")
+                rv2 = ratio(a2, v2)
+                r_ov2.append(rv2)
+                extra += f"{fmt_ms(v2)} | {fmt_ratio(rv2)} | "
         p99 = " / ".join(fmt_ms(r.get(f"{w}_p99_ms")) for w in ("anvil", "ort", "ov"))
         lines.append(f"| {r['model']} | {fmt_ms(a)} | {fmt_ms(o)} | {fmt_ms(v)} | {fmt_ratio(ro)} | "
                      f"{fmt_ratio(rv)} | {extra}{p99} |")
     g_ort, g_ov = geomean(r_ort), geomean(r_ov)
     extra = f" | **{geomean(r_avx2):.2f}x** |" if avx2 else ""
+    extra += f" | **{geomean(r_ov2):.2f}x** |" if ov2 else ""
     lines.append(f"| **geometric mean** | | | | **{g_ort:.2f}x** | **{g_ov:.2f}x** |{extra} |")
     return "\n".join(lines), g_ort, g_ov
 
