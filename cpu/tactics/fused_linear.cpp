@@ -159,6 +159,13 @@ bool fusedEpilogueSupported(const ir::Node& n, const std::vector<ir::TensorType>
   return hasZ == e.residual && (!hasZ || in[zi].dtype == DataType::kF32);
 }
 
+Epilogue readFusedEpilogue(const ir::Node& n) {
+  Epilogue e;
+  const std::string err = ir::linear::readEpilogue(n.attrs(), &e);
+  ANVIL_CHECK(err.empty(), ErrorCode::kInvalidModel, n.label(), ": ", err);
+  return e;
+}
+
 EpilogueRow epilogueRow(const Epilogue& e) {
   static const bool kAvx2 = runtime::hostHas("avx2") && runtime::hostHas("fma");
   static const bool kAvx512 = kAvx2 && runtime::hostHas("avx512f");

@@ -33,22 +33,6 @@ using runtime::Prepared;
 using runtime::StepArgs;
 using runtime::TensorView;
 
-// The epilogue as params: ir::linear::Epilogue without its padding bytes.
-struct RowsEpilogue {
-  int32_t act = 0;
-  float p0 = 0.0f, p1 = 0.0f;
-  int32_t residual = 0, addFirst = 1;
-  Epilogue get() const {
-    Epilogue e;
-    e.act = Activation(act);
-    e.p0 = p0;
-    e.p1 = p1;
-    e.residual = residual != 0;
-    e.addFirst = addFirst != 0;
-    return e;
-  }
-};
-
 // Everything run() needs besides the views; trivially copyable, no padding bytes.
 struct RowsParams {
   GemmIsa isa = GemmIsa::kAvx2_6x16;
@@ -59,10 +43,10 @@ struct RowsParams {
   int64_t mcPix = 0;       // pixels per block (a multiple of mr): the workspace's A and C blocks
   int64_t ncChan = 0;      // channels per block (a multiple of nr)
   ConvAttrs conv;
-  RowsEpilogue epi;
+  EpilogueParams epi;
   int32_t reserved1 = 0;
 };
-static_assert(sizeof(RowsEpilogue) == 20 && sizeof(RowsParams) == 16 + 32 + sizeof(ConvAttrs) + 20 + 4,
+static_assert(sizeof(EpilogueParams) == 20 && sizeof(RowsParams) == 16 + 32 + sizeof(ConvAttrs) + 20 + 4,
               "RowsParams must have no padding bytes");
 
 bool isF32(const ir::TensorType& t) { return t.dtype == DataType::kF32; }
@@ -558,14 +542,7 @@ void prepareRows(GemmIsa isa, bool fused, const PrepareInfo& info, Prepared* out
   p.tasks = std::max(1, info.threads);
   if (fused) {
     p.fused = 1;
-    Epilogue e;
-    const std::string err = ir::linear::readEpilogue(info.node->attrs(), &e);
-    ANVIL_CHECK(err.empty(), ErrorCode::kInvalidModel, info.node->label(), ": ", err);
-    p.epi.act = int32_t(e.act);
-    p.epi.p0 = e.p0;
-    p.epi.p1 = e.p1;
-    p.epi.residual = e.residual;
-    p.epi.addFirst = e.addFirst;
+    p.epi = EpilogueParams::of(readFusedEpilogue(*info.node));
   }
   ANVIL_CHECK(rowsConvAttrs(*info.node, info.maxTypes[1].shape, &p.conv), ErrorCode::kInvalidModel,
               info.node->label(), ": not a 2-D Conv this kernel handles");

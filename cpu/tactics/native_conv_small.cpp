@@ -110,9 +110,7 @@ void prepareGemv(bool fused, const PrepareInfo& info, Prepared* out) {
   p.K = w->dims()[1];
   p.tasks = std::max(1, info.threads);
   if (fused) {
-    Epilogue e;
-    const std::string err = ir::linear::readEpilogue(n.attrs(), &e);
-    ANVIL_CHECK(err.empty(), ErrorCode::kInvalidModel, n.label(), ": ", err);
+    const Epilogue e = readFusedEpilogue(n);
     p.fused = 1;
     p.act = int32_t(e.act);
     p.p0 = e.p0;

@@ -247,9 +247,7 @@ void prepareStem(StemIsa isa, bool fused, const PrepareInfo& info, Prepared* out
   const ir::Tensor* w = info.constants.size() > 1 ? info.constants[1] : nullptr;
   ANVIL_CHECK(w != nullptr, ErrorCode::kInternal, n.label(), ": the few-channel Conv kernel needs a constant filter");
   if (fused) {
-    Epilogue e;
-    const std::string err = ir::linear::readEpilogue(n.attrs(), &e);
-    ANVIL_CHECK(err.empty(), ErrorCode::kInvalidModel, n.label(), ": ", err);
+    const Epilogue e = readFusedEpilogue(n);
     p.fused = 1;
     p.act = int32_t(e.act);
     p.p0 = e.p0;

@@ -345,9 +345,7 @@ void prepareDw(int64_t K, bool fused, DwIsa isa, const PrepareInfo& info, Prepar
               " depthwise Conv this kernel handles");
   p.tasks = std::max(1, info.threads);
   if (fused) {
-    Epilogue e;
-    const std::string err = ir::linear::readEpilogue(n.attrs(), &e);
-    ANVIL_CHECK(err.empty(), ErrorCode::kInvalidModel, n.label(), ": ", err);
+    const Epilogue e = readFusedEpilogue(n);
     p.fused = 1;
     p.act = int32_t(e.act);
     p.p0 = e.p0;

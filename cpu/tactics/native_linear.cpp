@@ -33,22 +33,6 @@ using runtime::TensorView;
 
 enum class LinOp : int32_t { kMatMul, kGemm, kConv, kDepthwise };
 
-// The epilogue as params: ir::linear::Epilogue without its padding bytes.
-struct EpilogueParams {
-  int32_t act = 0;
-  float p0 = 0.0f, p1 = 0.0f;
-  int32_t residual = 0, addFirst = 1;
-  Epilogue get() const {
-    Epilogue e;
-    e.act = Activation(act);
-    e.p0 = p0;
-    e.p1 = p1;
-    e.residual = residual != 0;
-    e.addFirst = addFirst != 0;
-    return e;
-  }
-};
-
 // Everything run() needs besides the views; trivially copyable (the params blob) and
 // without padding, so that the engine's bytes are the same for the same build.
 struct LinearParams {
@@ -114,14 +98,7 @@ float* workspace(const StepArgs& a, const Layout& l, int tasks) {
 
 void readFused(const PrepareInfo& info, LinearParams* p) {
   p->fused = 1;
-  Epilogue e;
-  const std::string err = ir::linear::readEpilogue(info.node->attrs(), &e);
-  ANVIL_CHECK(err.empty(), ErrorCode::kInvalidModel, info.node->label(), ": ", err);
-  p->epi.act = int32_t(e.act);
-  p->epi.p0 = e.p0;
-  p->epi.p1 = e.p1;
-  p->epi.residual = e.residual;
-  p->epi.addFirst = e.addFirst;
+  p->epi = EpilogueParams::of(readFusedEpilogue(*info.node));
 }
 
 // The residual Z of a fused op, or null.

@@ -21,4 +21,29 @@ EpilogueRow epilogueRow(const ir::linear::Epilogue& e);
 // of every fused kernel's supports().
 bool fusedEpilogueSupported(const ir::Node& n, const std::vector<ir::TensorType>& in);
 
+// The epilogue of a fused linear node, for prepare(): a bad attribute is a kInvalidModel
+// error naming the node.
+ir::linear::Epilogue readFusedEpilogue(const ir::Node& n);
+
+// The epilogue as prepared params: ir::linear::Epilogue without its padding bytes (the
+// params blob must hold the same bytes for the same build).
+struct EpilogueParams {
+  int32_t act = 0;
+  float p0 = 0.0f, p1 = 0.0f;
+  int32_t residual = 0, addFirst = 1;
+  static EpilogueParams of(const ir::linear::Epilogue& e) {
+    return {int32_t(e.act), e.p0, e.p1, e.residual ? 1 : 0, e.addFirst ? 1 : 0};
+  }
+  ir::linear::Epilogue get() const {
+    ir::linear::Epilogue e;
+    e.act = ir::linear::Activation(act);
+    e.p0 = p0;
+    e.p1 = p1;
+    e.residual = residual != 0;
+    e.addFirst = addFirst != 0;
+    return e;
+  }
+};
+static_assert(sizeof(EpilogueParams) == 20, "EpilogueParams must have no padding bytes");
+
 }  // namespace anvil::cpu::tactics

@@ -460,9 +460,7 @@ void prepareWinograd(WinoIsa isa, bool fused, const PrepareInfo& info, Prepared*
   const ir::Tensor* w = info.constants.size() > 1 ? info.constants[1] : nullptr;
   ANVIL_CHECK(w != nullptr, ErrorCode::kInternal, n.label(), ": the Winograd kernel needs a constant filter");
   if (fused) {
-    Epilogue e;
-    const std::string err = ir::linear::readEpilogue(n.attrs(), &e);
-    ANVIL_CHECK(err.empty(), ErrorCode::kInvalidModel, n.label(), ": ", err);
+    const Epilogue e = readFusedEpilogue(n);
     p.fused = 1;
     p.act = int32_t(e.act);
     p.p0 = e.p0;
