@@ -181,6 +181,11 @@ static Status makeEngine(runtime::EngineBytes bytes, std::shared_ptr<Engine>* en
         for (int o : st.outs)
           if (o >= 0) {
             e.producedByKernel[size_t(o)] = 1;
+            // Only kernels that allocate their outputs at run time may write a value the
+            // plan gave no arena slot (the builder plans one for every other output).
+            ANVIL_CHECK(e.mode[size_t(o)] == ValueMode::kSlot || st.kernel->dynamicShapes, ErrorCode::kInvalidEngine,
+                        "invalid engine: ", n.label(), ": output '", e.values[size_t(o)]->name(), "' of kernel '",
+                        sp.kernel, "' has no arena slot");
             if (e.mode[size_t(o)] != ValueMode::kSlot) e.mode[size_t(o)] = ValueMode::kDynamic;
           }
       }

@@ -136,12 +136,16 @@ class Writer {
     if (st.blobs.empty())
       for (const Blob& b : st.blobViews) blobs.push_back(blob(bytesOf(b)));
     for (const std::string& b : st.blobs) blobs.push_back(blob(b));
+    std::vector<uint64_t> blobBytes;
+    for (const fb::BlobRef& b : blobs) blobBytes.push_back(b.bytes());
+    const uint64_t seal = stepSeal(st.kernel, st.kernelVersion, weights_.data() + params.offset(), params.bytes(),
+                                   blobBytes, st.workspaceBytes, st.packedInputs);
     return fb::CreateStepDef(fbb_, st.node, fbb_.CreateString(st.kernel), st.kernelVersion,
                              fbb_.CreateString(st.device == Device::kCUDA ? "cuda" : "cpu"), int32_t(st.precision),
                              fbb_.CreateVector(ins), fbb_.CreateVector(outs), &params,
                              fbb_.CreateVectorOfStructs(blobs), st.workspaceBytes,
                              fbb_.CreateVectorOfStrings(st.requirements), st.timed, st.candidates,
-                             fbb_.CreateVector(st.packedInputs));
+                             fbb_.CreateVector(st.packedInputs), seal);
   }
 
   int valueId(const ir::Value* v) const {
@@ -381,7 +385,8 @@ class Reader {
     for (size_t k = 0; k < n.numInputs(); ++k)
       if (st.inputs[k] != n.input(k)) bad(n.label() + ": step input " + std::to_string(k) + " is not the node's");
     for (size_t k = 0; k < n.numOutputs(); ++k)
-      if (st.outputs[k] && st.outputs[k] != n.output(k)) bad(n.label() + ": step output " + std::to_string(k) + " is not the node's");
+      if (st.outputs[k] ? st.outputs[k] != n.output(k) : !n.output(k)->name().empty())  // null: an unnamed output only
+        bad(n.label() + ": step output " + std::to_string(k) + " is not the node's");
     st.paramsView = blobView(sd.params());
     if (sd.blobs())
       for (const fb::BlobRef* b : *sd.blobs()) st.blobViews.push_back(blobView(b));
@@ -396,6 +401,11 @@ class Reader {
         if (k < 0 || size_t(k) >= st.inputs.size()) bad(n.label() + ": packed input index out of range");
         st.packedInputs.push_back(k);
       }
+    std::vector<uint64_t> blobBytes;
+    for (const Blob& b : st.blobViews) blobBytes.push_back(b.bytes);
+    if (sd.seal() != stepSeal(st.kernel, st.kernelVersion, st.paramsView.data, st.paramsView.bytes, blobBytes,
+                              st.workspaceBytes, st.packedInputs))
+      bad(n.label() + ": the step's prepared data does not match its seal");
     return st;
   }
 
@@ -503,7 +513,11 @@ class Reader {
         values_[size_t(id)] = v;
       }
     if (gd.inputs())
-      for (int id : *gd.inputs()) g.addInput(value(id));
+      for (int id : *gd.inputs()) {
+        ir::Value* v = value(id);
+        if (!v) bad("graph input is absent");
+        g.addInput(v);
+      }
     if (gd.nodes())
       for (const fb::NodeDef* nd : *gd.nodes()) {
         std::vector<ir::Value*> ins;

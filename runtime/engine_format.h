@@ -22,7 +22,7 @@
 namespace anvil::runtime {
 
 constexpr char kEngineMagic[8] = {'A', 'N', 'V', 'I', 'L', 'E', 'N', 'G'};
-constexpr uint32_t kEngineFormatVersion = 2;
+constexpr uint32_t kEngineFormatVersion = 3;
 constexpr size_t kEngineAlignment = 64;
 
 struct EngineHeader {
@@ -100,6 +100,9 @@ Plan deserializeEngine(const EngineBytes& bytes);
 void validateEngine(const EngineBytes& bytes);
 
 uint64_t engineChecksum(const uint8_t* data, size_t n);
+// The seal of a step: a hash of what its kernel trusts (see StepDef.seal in engine.fbs).
+uint64_t stepSeal(const std::string& kernel, int version, const void* params, size_t paramsBytes,
+                  const std::vector<uint64_t>& blobBytes, uint64_t workspaceBytes, const std::vector<int>& packedInputs);
 const char* anvilVersionString();
 
 }  // namespace anvil::runtime
