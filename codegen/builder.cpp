@@ -12,6 +12,7 @@
 #include "anvil/anvil.hpp"
 #include "codegen/timing_cache.h"
 #include "cpu/reference.h"
+#include "cpu/tactics/nchwc.h"
 #include "cpu/tactics.h"
 #include "ir/op_schema.h"
 #include "parser/onnx_parser.h"
@@ -194,6 +195,15 @@ bool isViewNode(const ir::Node& n) {
   return view;
 }
 
+// The NCHW<b>c block of a node's values (cpu/tactics/nchwc.h), 0 when none is blocked.
+int nchwcBlockOf(const ir::Node& n) {
+  for (const ir::Value* v : n.inputs())
+    if (int b = cpu::nchwc::blockOf(v)) return b;
+  for (const ir::Value* v : n.outputs())
+    if (int b = cpu::nchwc::blockOf(v)) return b;
+  return 0;
+}
+
 std::vector<ir::TensorType> inputTypes(const ir::Node& n, const TypeMap& types) {
   std::vector<ir::TensorType> out;
   for (const ir::Value* v : n.inputs()) out.push_back(v ? types.at(v) : ir::TensorType{});
@@ -302,8 +312,10 @@ void buildImpl(const std::string& onnxPath, const BuilderConfig& config, std::st
       continue;
     }
     const auto minT = inputTypes(n, atMin), optT = inputTypes(n, atOpt), maxT = inputTypes(n, atMax);
+    const int block = nchwcBlockOf(n);
     for (const runtime::Kernel* k : runtime::Kernels::instance().forNode(Device::kCPU, n)) {
       if (!isStatic && !k->dynamicShapes) continue;
+      if (k->nchwcBlock != block) continue;  // a blocked node takes only blocked kernels, and back
       if (k->supports && k->name != "ref") {
         bool ok = false;
         try {

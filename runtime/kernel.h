@@ -128,6 +128,11 @@ struct Kernel {
   DataType precision = DataType::kF32;  // compute precision served; kUndefined: any (ref)
   std::vector<std::string> requirements;  // host features: "avx2", "fma", "avx512f", "sm_80", ...
   bool dynamicShapes = false;  // serves steps whose extents are only known at run time
+  // > 0: serves the node only with its activations in NCHW<nchwcBlock>c (every non-constant
+  // rank-4 input and every rank-4 output; see cpu/tactics/nchwc.h), as the layout selection
+  // of the builder assigns them. 0: row-major values only. The builder offers a node only
+  // the kernels whose layout matches its values'.
+  int nchwcBlock = 0;
   SupportsFn supports;         // null: every node of the op
   PrepareFn prepare;           // null: no prepared state
   RunFn run;

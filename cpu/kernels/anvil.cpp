@@ -7,11 +7,13 @@ namespace anvil::cpu::kernels {
 void registerAnvilLinearKernels(KernelRegistry& r);       // cpu/kernels/anvil_linear.cpp
 void registerAnvilTransformerKernels(KernelRegistry& r);  // cpu/kernels/anvil_transformer.cpp
 void registerAnvilElementwiseKernels(KernelRegistry& r);  // cpu/kernels/anvil_elementwise.cpp
+void registerAnvilLayoutKernels(KernelRegistry& r);       // cpu/kernels/anvil_layout.cpp
 
 void registerAnvilKernels(KernelRegistry& r) {
   registerAnvilLinearKernels(r);
   registerAnvilTransformerKernels(r);
   registerAnvilElementwiseKernels(r);
+  registerAnvilLayoutKernels(r);
 }
 
 }  // namespace anvil::cpu::kernels

@@ -10,6 +10,8 @@ void registerNativeSequenceKernels(Kernels& k);   // cpu/tactics/native_sequence
 void registerNativeWinogradKernels(Kernels& k);   // cpu/tactics/native_winograd.cpp: 3x3 convolutions
 void registerNativeConvRowsKernels(Kernels& k);   // cpu/tactics/native_conv_rows.cpp: Conv with pixels as GEMM rows
 void registerNativeConvStemKernels(Kernels& k);   // cpu/tactics/native_conv_stem.cpp: Conv over <= 4 input channels
+void registerNativeNchwcOpKernels(Kernels& k);     // cpu/tactics/native_nchwc_ops.cpp: blocked Reorder, elementwise, GAP, Concat
+void registerNativeNchwcSpatialKernels(Kernels& k);  // cpu/tactics/native_nchwc_spatial.cpp: blocked depthwise, pooling
 
 void registerNativeCpuKernels(Kernels& k) {
   registerNativeLinearKernels(k);
@@ -18,6 +20,8 @@ void registerNativeCpuKernels(Kernels& k) {
   registerNativeWinogradKernels(k);
   registerNativeConvRowsKernels(k);
   registerNativeConvStemKernels(k);
+  registerNativeNchwcOpKernels(k);
+  registerNativeNchwcSpatialKernels(k);
 }
 
 }  // namespace anvil::runtime

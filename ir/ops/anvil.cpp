@@ -8,11 +8,13 @@ namespace anvil::ir::ops {
 void registerAnvilLinearOps(OpRegistry& r);       // ir/ops/anvil_linear.cpp: fused Conv/Gemm/MatMul + epilogue
 void registerAnvilTransformerOps(OpRegistry& r);  // ir/ops/anvil_transformer.cpp: LayerNorm/GELU/Attention forms
 void registerAnvilElementwiseOps(OpRegistry& r);  // ir/ops/anvil_elementwise.cpp: fused elementwise chains
+void registerAnvilLayoutOps(OpRegistry& r);       // ir/ops/anvil_layout.cpp: Reorder between storage layouts
 
 void registerAnvilOps(OpRegistry& r) {
   registerAnvilLinearOps(r);
   registerAnvilTransformerOps(r);
   registerAnvilElementwiseOps(r);
+  registerAnvilLayoutOps(r);
 }
 
 }  // namespace anvil::ir::ops

@@ -1,0 +1,30 @@
+// Schema of anvil.Reorder: a copy of a tensor from one storage layout to another (row-major
+// and the blocked NCHW<b>c of cpu/tactics/nchwc.h), inserted by the builder's layout
+// selection at the boundaries of blocked regions. The logical shape never changes.
+#include "ir/layout.h"
+#include "ir/op_schema.h"
+
+namespace anvil::ir::ops {
+
+namespace {
+
+void inferReorder(InferContext& c) {
+  const std::string to = c.attrs().getString("to", "");
+  const auto l = parseLayout(to);
+  c.check(l.has_value(), "attribute 'to' must name a layout, got '" + to + "'");
+  c.check(l->isPlain() || (l->family() == "NCHWc" && (l->block() == 8 || l->block() == 16)),
+          "attribute 'to' must be plain, NCHW8c or NCHW16c, got '" + to + "'");
+  c.check(c.inputDtype(0) == DataType::kF32, "Reorder takes float32");
+  const Shape& s = c.inputShape(0);
+  c.check(!s.rankKnown() || s.rank() == 4, "Reorder takes a rank-4 [N, C, H, W] tensor");
+  inferSameAsInput(c);
+}
+
+}  // namespace
+
+void registerAnvilLayoutOps(OpRegistry& r) {
+  r.add({.name = "Reorder", .domain = "anvil", .minInputs = 1, .maxInputs = 1, .infer = inferReorder,
+         .summary = "copies a rank-4 tensor into the storage layout of attribute 'to' (plain, NCHW8c, NCHW16c)"});
+}
+
+}  // namespace anvil::ir::ops
