@@ -10,6 +10,7 @@
 #include <sstream>
 
 #include "anvil/anvil.hpp"
+#include "codegen/layout_selection.h"
 #include "codegen/timing_cache.h"
 #include "cpu/reference.h"
 #include "cpu/tactics/nchwc.h"
@@ -57,9 +58,12 @@ std::string opSignature(const ir::Node& n) {
       os << "-,";
       continue;
     }
-    os << v->type().str() << (v->isInitializer() ? "c" : "") << ",";
+    os << v->type().str() << (v->isInitializer() ? "c" : "") << (v->layout().isPlain() ? "" : ir::layoutName(v->layout()))
+       << ",";
   }
   os << ")";
+  for (const ir::Value* v : n.outputs())
+    if (!v->layout().isPlain()) os << "->" << ir::layoutName(v->layout());
   return os.str();
 }
 
@@ -217,11 +221,32 @@ struct Candidate {
   double ms = 0;
 };
 
+// A timing buffer for a value: its logical extents, or for a blocked value (NCHW<b>c) the
+// storage of cpu/tactics/nchwc.h (channels rounded up to the block).
+ir::Tensor timingBuffer(const ir::Value* v, const ir::TensorType& t, std::mt19937* rng) {
+  ir::TensorType storage = t;
+  if (const int b = cpu::nchwc::blockOf(v)) {
+    std::vector<int64_t> e = t.shape.extents();
+    e[1] = cpu::nchwc::channelBlocks(e[1], b) * b;
+    storage.shape = ir::Shape::fromExtents(e);
+  }
+  return rng ? randomTensor(storage, *rng) : ir::Tensor(storage.dtype, storage.shape.extents());
+}
+
+// Times a prepared candidate on buffers whose views take the logical extents `inDims` /
+// `outDims` (a blocked buffer holds more than its logical extents).
 double timeCandidate(const Candidate& c, const ir::Node& node, const std::vector<ir::Tensor>& inputs,
-                     std::vector<ir::Tensor>& outputs, runtime::Executor& exec, int iterations) {
+                     const std::vector<std::vector<int64_t>>& inDims, std::vector<ir::Tensor>& outputs,
+                     const std::vector<std::vector<int64_t>>& outDims, runtime::Executor& exec, int iterations) {
   std::vector<runtime::TensorView> ins, outs;
-  for (const ir::Tensor& t : inputs) ins.push_back(t.defined() ? viewOf(t) : runtime::TensorView{});
-  for (ir::Tensor& t : outputs) outs.push_back(t.defined() ? viewOf(t) : runtime::TensorView{});
+  for (size_t k = 0; k < inputs.size(); ++k) {
+    ins.push_back(inputs[k].defined() ? viewOf(inputs[k]) : runtime::TensorView{});
+    if (inputs[k].defined()) ins.back().setExtents(inDims[k]);
+  }
+  for (size_t k = 0; k < outputs.size(); ++k) {
+    outs.push_back(outputs[k].defined() ? viewOf(outputs[k]) : runtime::TensorView{});
+    if (outputs[k].defined()) outs.back().setExtents(outDims[k]);
+  }
   AlignedBuffer params(c.prepared.params), workspace(c.prepared.workspaceBytes);
   std::vector<AlignedBuffer> blobs;
   std::vector<runtime::Blob> blobViews;
@@ -269,7 +294,6 @@ void buildImpl(const std::string& onnxPath, const BuilderConfig& config, std::st
   runtime::Plan plan;
   plan.graph = std::shared_ptr<ir::Graph>(std::move(model.graph));
   ir::Graph& g = *plan.graph;
-  plan.tactics.assign(g.nodes().size(), "ref");
   plan.buildIsa = runtime::hostCpuIsa();
   plan.optLevel = config.optimizationLevel;
   plan.producer = model.producerName + (model.producerVersion.empty() ? "" : " " + model.producerVersion);
@@ -282,9 +306,13 @@ void buildImpl(const std::string& onnxPath, const BuilderConfig& config, std::st
   // Types at the profile's corners: kernels must serve all three; opt is timed.
   std::vector<ir::TensorType> declared;
   for (const auto& v : g.values()) declared.push_back(v->type());
-  const TypeMap atMin = inferAt(g, declared, profiles.min);
-  const TypeMap atMax = inferAt(g, declared, profiles.max);
-  const TypeMap atOpt = inferAt(g, declared, profiles.opt);  // the graph keeps opt types while tuning
+  TypeMap atMin, atMax, atOpt;
+  auto inferCorners = [&] {
+    atMin = inferAt(g, declared, profiles.min);
+    atMax = inferAt(g, declared, profiles.max);
+    atOpt = inferAt(g, declared, profiles.opt);  // the graph keeps opt types while tuning
+  };
+  inferCorners();
 
   codegen::TimingCache cache(config.timingCachePath);
   const std::string device = runtime::hostCpuIsa() + "|" + cpu::cpuSignature() + "|threads=" + std::to_string(threads);
@@ -292,27 +320,18 @@ void buildImpl(const std::string& onnxPath, const BuilderConfig& config, std::st
   std::mt19937 rng(12345);
   std::set<std::string> requirements;
 
-  // Candidates per node.
-  struct Work {
-    size_t index;
-    std::vector<Candidate> candidates;
-    bool view = false;
+  auto isStaticNode = [](const ir::Node& n) {
+    bool s = true;
+    for (const ir::Value* v : n.inputs()) s &= isStaticValue(v);
+    for (const ir::Value* v : n.outputs()) s &= isStaticValue(v);
+    return s;
   };
-  std::vector<Work> work(g.nodes().size());
-  int toTime = 0;
-  for (size_t i = 0; i < g.nodes().size(); ++i) {
-    const ir::Node& n = *g.nodes()[i];
-    Work& w = work[i];
-    w.index = i;
-    bool isStatic = true;
-    for (const ir::Value* v : n.inputs()) isStatic &= isStaticValue(v);
-    for (const ir::Value* v : n.outputs()) isStatic &= isStaticValue(v);
-    if (isStatic && isViewNode(n)) {
-      w.view = true;
-      continue;
-    }
+  // The kernels that serve a node over the whole profile, in its values' layouts.
+  auto candidatesFor = [&](const ir::Node& n) {
+    const bool isStatic = isStaticNode(n);
     const auto minT = inputTypes(n, atMin), optT = inputTypes(n, atOpt), maxT = inputTypes(n, atMax);
     const int block = nchwcBlockOf(n);
+    std::vector<Candidate> out;
     for (const runtime::Kernel* k : runtime::Kernels::instance().forNode(Device::kCPU, n)) {
       if (!isStatic && !k->dynamicShapes) continue;
       if (k->nchwcBlock != block) continue;  // a blocked node takes only blocked kernels, and back
@@ -327,20 +346,18 @@ void buildImpl(const std::string& onnxPath, const BuilderConfig& config, std::st
       }
       Candidate c;
       c.kernel = k;
-      w.candidates.push_back(std::move(c));
+      out.push_back(std::move(c));
     }
     // The reference kernel is the correctness baseline, not a speed candidate: it allocates
     // and decodes on every run. It serves a step only where no native kernel does.
-    if (w.candidates.size() > 1 && w.candidates.front().kernel->name == "ref")
-      w.candidates.erase(w.candidates.begin());
-    if (w.candidates.empty()) {
+    if (out.size() > 1 && out.front().kernel->name == "ref") out.erase(out.begin());
+    if (out.empty()) {
       std::string types;
       for (const auto& t : optT) types += (types.empty() ? "" : ", ") + t.str();
       ANVIL_THROW(ErrorCode::kUnsupported, n.label(), ": no kernel of this runtime serves it (inputs ", types, ")");
     }
-    if (w.candidates.size() > 1) ++toTime;
-  }
-  report->layersTuned = toTime;
+    return out;
+  };
 
   auto prepare = [&](const ir::Node& n, Candidate& c) {
     if (!c.kernel->prepare) return;
@@ -354,6 +371,165 @@ void buildImpl(const std::string& onnxPath, const BuilderConfig& config, std::st
     info.threads = threads;
     c.kernel->prepare(info, &c.prepared);
   };
+
+  // Picks the fastest candidate: from the timing cache, else by timing every candidate at
+  // the opt shapes. A lone candidate is timed only when `ms` is asked for; *ms receives
+  // the winner's time (-1 when unknown).
+  auto choose = [&](const ir::Node& n, std::vector<Candidate>& cands, double* ms) -> size_t {
+    if (ms) *ms = -1;
+    if (cands.size() == 1 && !ms) return 0;
+    std::string key = device + "|" + opSignature(n) + "|";
+    for (const Candidate& c : cands) key += c.kernel->name + "@" + std::to_string(c.kernel->version) + ",";
+    if (const codegen::TimingCache::Entry* hit = cache.find(key))
+      for (size_t k = 0; k < cands.size(); ++k)
+        if (cands[k].kernel->name == hit->best) {
+          auto t = hit->milliseconds.find(hit->best);
+          if (ms && t != hit->milliseconds.end()) *ms = t->second;
+          if (!ms || *ms >= 0) {
+            ++report->tacticsFromCache;
+            return k;
+          }
+        }
+    std::vector<const ir::Value*> ins(n.inputs().begin(), n.inputs().end());
+    for (const ir::Value* v : cpu::outerScopeValues(n)) ins.push_back(v);
+    std::vector<ir::Tensor> inputs, outputs;
+    std::vector<std::vector<int64_t>> inDims, outDims;
+    for (const ir::Value* v : ins) {
+      inputs.push_back(!v ? ir::Tensor() : v->isInitializer() ? *v->initializer() : timingBuffer(v, atOpt.at(v), &rng));
+      inDims.push_back(v ? atOpt.at(v).shape.extents() : std::vector<int64_t>{});
+    }
+    for (const ir::Value* v : n.outputs()) {
+      const bool named = !v->name().empty();
+      outputs.push_back(named ? timingBuffer(v, atOpt.at(v), nullptr) : ir::Tensor());
+      outDims.push_back(named ? atOpt.at(v).shape.extents() : std::vector<int64_t>{});
+    }
+    codegen::TimingCache::Entry entry;
+    size_t best = 0;
+    double bestMs = -1;
+    for (size_t k = 0; k < cands.size(); ++k) {
+      Candidate& c = cands[k];
+      try {
+        prepare(n, c);
+        c.ms = timeCandidate(c, n, inputs, inDims, outputs, outDims, *exec, config.timingIterations);
+      } catch (const Error& e) {
+        // Timing feeds random data; a kernel that reads shapes or indices from a computed
+        // input may refuse it. It stays a candidate only if every candidate refuses.
+        if (config.verbose)
+          std::fprintf(stderr, "[build] %s: %s failed while timing: %s\n", n.label().c_str(), c.kernel->name.c_str(),
+                       e.what());
+        continue;
+      }
+      ++report->tacticsTimed;
+      entry.milliseconds[c.kernel->name] = c.ms;
+      if (bestMs < 0 || c.ms < bestMs) {
+        best = k;
+        bestMs = c.ms;
+      }
+    }
+    entry.best = cands[best].kernel->name;
+    if (bestMs >= 0) cache.put(key, std::move(entry));
+    if (ms) *ms = bestMs;
+    return best;
+  };
+
+  // Blocked layout (NCHW<b>c): every region of nodes that blocked kernels serve is timed
+  // both ways — its nodes plain, against its nodes blocked plus the Reorders at its
+  // boundaries — and stays blocked only where that is faster.
+  if (const int block = config.blockedLayouts ? codegen::hostNchwcBlock() : 0) {
+    auto servable = [&](const ir::Node& n) {
+      if (!isStaticNode(n)) return false;
+      const auto minT = inputTypes(n, atMin), optT = inputTypes(n, atOpt), maxT = inputTypes(n, atMax);
+      for (const runtime::Kernel* k : runtime::Kernels::instance().forNode(Device::kCPU, n))
+        if (k->nchwcBlock == block &&
+            (!k->supports || (k->supports(n, minT) && k->supports(n, optT) && k->supports(n, maxT))))
+          return true;
+      return false;
+    };
+    const auto regions = codegen::findBlockedRegions(g, block, servable);
+    auto timeNodes = [&](const std::vector<ir::Node*>& nodes) {
+      double sum = 0;
+      for (const ir::Node* n : nodes) {
+        if (isViewNode(*n)) continue;
+        std::vector<Candidate> c = candidatesFor(*n);
+        double ms = -1;
+        choose(*n, c, &ms);
+        if (ms < 0) return -1.0;
+        sum += ms;
+      }
+      return sum;
+    };
+    std::vector<double> plainMs;
+    for (const auto& r : regions) plainMs.push_back(timeNodes(r));
+    if (!regions.empty()) {
+      std::map<const ir::Value*, ir::TensorType> declaredOf;
+      {
+        size_t k = 0;
+        for (const auto& v : g.values()) declaredOf[v.get()] = declared[k++];
+      }
+      auto reinfer = [&] {
+        g.topoSort();
+        declared.clear();
+        for (const auto& v : g.values()) declared.push_back(declaredOf.count(v.get()) ? declaredOf[v.get()] : v->type());
+        inferCorners();
+      };
+      std::vector<codegen::AppliedRegion> applied;
+      for (const auto& r : regions) applied.push_back(codegen::applyBlockedRegion(g, r, block, &declaredOf));
+      reinfer();
+      bool reverted = false;
+      for (size_t i = 0; i < applied.size(); ++i) {
+        std::vector<ir::Node*> all = applied[i].nodes;
+        all.insert(all.end(), applied[i].reorders.begin(), applied[i].reorders.end());
+        double blockedMs = -1;
+        try {
+          blockedMs = timeNodes(all);
+        } catch (const Error&) {
+          blockedMs = -1;  // a blocked node no kernel serves at some corner of the profile
+        }
+        // Keep it blocked only when measurably faster (2%: timing noise on small regions).
+        const bool keep = blockedMs >= 0 && plainMs[i] >= 0 && blockedMs < 0.98 * plainMs[i];
+        if (config.verbose)
+          std::fprintf(stderr, "[build] layout: region of %zu nodes (%s ...): plain %.3f ms, NCHW%dc %.3f ms with %zu reorders -> %s\n",
+                       applied[i].nodes.size(), applied[i].nodes.front()->label().c_str(), plainMs[i], block, blockedMs,
+                       applied[i].reorders.size(), keep ? "blocked" : "plain");
+        if (keep) {
+          ++report->blockedRegions;
+          report->blockedNodes += int(applied[i].nodes.size());
+          report->reorders += int(applied[i].reorders.size());
+        } else {
+          codegen::revertBlockedRegion(g, applied[i]);
+          reverted = true;
+        }
+      }
+      if (reverted) g.removeUnusedValues();
+      reinfer();
+      report->passLog.push_back("layout selection: " + std::to_string(report->blockedRegions) + " of " +
+                                std::to_string(regions.size()) + " regions NCHW" + std::to_string(block) + "c (" +
+                                std::to_string(report->blockedNodes) + " nodes, " + std::to_string(report->reorders) +
+                                " reorders)");
+    }
+  }
+  plan.tactics.assign(g.nodes().size(), "ref");
+
+  // Candidates per node.
+  struct Work {
+    size_t index;
+    std::vector<Candidate> candidates;
+    bool view = false;
+  };
+  std::vector<Work> work(g.nodes().size());
+  int toTime = 0;
+  for (size_t i = 0; i < g.nodes().size(); ++i) {
+    const ir::Node& n = *g.nodes()[i];
+    Work& w = work[i];
+    w.index = i;
+    if (isStaticNode(n) && isViewNode(n)) {
+      w.view = true;
+      continue;
+    }
+    w.candidates = candidatesFor(n);
+    if (w.candidates.size() > 1) ++toTime;
+  }
+  report->layersTuned = toTime;
 
   int done = 0;
   for (Work& w : work) {
@@ -373,49 +549,7 @@ void buildImpl(const std::string& onnxPath, const BuilderConfig& config, std::st
     size_t best = 0;
     if (w.candidates.size() > 1) {
       if (config.progress) config.progress(done, toTime, n.name());
-      std::string key = device + "|" + opSignature(n) + "|";
-      for (const Candidate& c : w.candidates) key += c.kernel->name + "@" + std::to_string(c.kernel->version) + ",";
-      const codegen::TimingCache::Entry* hit = cache.find(key);
-      bool found = false;
-      if (hit)
-        for (size_t k = 0; k < w.candidates.size(); ++k)
-          if (w.candidates[k].kernel->name == hit->best) {
-            best = k;
-            found = true;
-          }
-      if (found) {
-        ++report->tacticsFromCache;
-      } else {
-        std::vector<ir::Tensor> inputs;
-        for (const ir::Value* v : st.inputs)
-          inputs.push_back(!v ? ir::Tensor() : v->isInitializer() ? *v->initializer() : randomTensor(atOpt.at(v), rng));
-        std::vector<ir::Tensor> outputs;
-        for (const ir::Value* v : st.outputs)
-          outputs.push_back(v ? ir::Tensor(atOpt.at(v).dtype, atOpt.at(v).shape.extents()) : ir::Tensor());
-        codegen::TimingCache::Entry entry;
-        double bestMs = -1;
-        for (size_t k = 0; k < w.candidates.size(); ++k) {
-          Candidate& c = w.candidates[k];
-          try {
-            prepare(n, c);
-            c.ms = timeCandidate(c, n, inputs, outputs, *exec, config.timingIterations);
-          } catch (const Error& e) {
-            // Timing feeds random data; a kernel that reads shapes or indices from a computed
-            // input may refuse it. It stays a candidate only if every candidate refuses.
-            if (config.verbose) std::fprintf(stderr, "[build] %s: %s failed while timing: %s\n", n.label().c_str(),
-                                              c.kernel->name.c_str(), e.what());
-            continue;
-          }
-          ++report->tacticsTimed;
-          entry.milliseconds[c.kernel->name] = c.ms;
-          if (bestMs < 0 || c.ms < bestMs) {
-            best = k;
-            bestMs = c.ms;
-          }
-        }
-        entry.best = w.candidates[best].kernel->name;
-        if (bestMs >= 0) cache.put(key, std::move(entry));
-      }
+      best = choose(n, w.candidates, nullptr);
       ++done;
     }
     Candidate& chosen = w.candidates[best];

@@ -113,4 +113,14 @@ std::optional<Device> parseDevice(std::string_view name) {
   return std::nullopt;
 }
 
+int64_t storageElements(const Layout& l, const std::vector<int64_t>& extents) {
+  int64_t n = 1;
+  for (size_t i = 0; i < extents.size(); ++i) {
+    int64_t d = extents[i];
+    if (i == 1 && extents.size() == 4 && l.family() == "NCHWc" && l.block() > 0) d = (d + l.block() - 1) / l.block() * l.block();
+    n *= d;
+  }
+  return n;
+}
+
 }  // namespace anvil::ir

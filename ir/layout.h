@@ -8,6 +8,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace anvil::ir {
 
@@ -52,6 +53,11 @@ class Layout {
   std::string family_;
   int32_t block_ = 0;
 };
+
+// Elements the storage of a value with these static extents takes in layout `l`: the
+// element count for row-major layouts; NCHW<b>c rounds the channels (dim 1 of a rank-4
+// value) up to a multiple of b.
+int64_t storageElements(const Layout& l, const std::vector<int64_t>& extents);
 
 // "plain", "NCHW", "NCHW8c", "packed_gemm_b_16".
 std::string layoutName(const Layout& l);

@@ -94,7 +94,7 @@ GraphMemory planGraphMemory(const ir::Graph& graph) {
       if (o->name().empty() || !o->shape().isStatic() || o->dtype() == ir::DataType::kString ||
           o->dtype() == ir::DataType::kUndefined)
         continue;
-      const size_t bytes = ir::storageBytes(o->dtype(), o->shape().numel());
+      const size_t bytes = ir::storageBytes(o->dtype(), ir::storageElements(o->layout(), o->shape().extents()));
       int lastUse = last.count(o) ? last[o] : i;
       if (k == 0 && isViewOp(n) && n.input(0) && bufferOf.count(n.input(0)) &&
           reqs[size_t(bufferOf[n.input(0)])].bytes == bytes) {

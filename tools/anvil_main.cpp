@@ -59,6 +59,9 @@ constexpr Flag kFlags[] = {
      "alone: the machine's physical cores, or ANVIL_NUM_THREADS)"},
     {"timingCacheFile", 1, "read and update this timing cache while building"},
     {"builderOptimizationLevel", 1, "graph optimization level 0..3 (default 3)"},
+    {"noBlockedLayouts", 0,
+     "keep every activation row-major (by default the builder times regions in NCHW16c / NCHW8c against "
+     "row-major and keeps the faster)"},
     {"loadInputs", 1,
      "name:file[,name:file...] input data: .npy (dtype and shape from the file; with --onnx also the build shape "
      "of an input no shape flag names) or raw binary (shape from --shapes or the engine)"},
@@ -474,6 +477,7 @@ int run(int argc, char** argv) {
       cfg.optimizationLevel = int(toInt("builderOptimizationLevel", flags["builderOptimizationLevel"], 0));
       ANVIL_CHECK(cfg.optimizationLevel <= 3, ErrorCode::kInvalidArgument, "--builderOptimizationLevel is 0..3");
     }
+    cfg.blockedLayouts = !has("noBlockedLayouts");
     cfg.threads = threads;
     ProgressBar bar(isatty(STDERR_FILENO) != 0);
     cfg.progress = [&bar](int done, int total, const std::string& layer) { bar.update(done, total, layer); };
@@ -490,6 +494,8 @@ int run(int argc, char** argv) {
               << " after optimization level " << cfg.optimizationLevel << "\n";
     std::cout << "[I] Tactics: " << report.layersTuned << " layers with a choice, " << report.tacticsTimed
               << " tactic timings measured, " << report.tacticsFromCache << " taken from the timing cache\n";
+    std::cout << "[I] Layouts: " << report.blockedRegions << " blocked regions (" << report.blockedNodes
+              << " layers), " << report.reorders << " reorders at their boundaries\n";
     std::cout << "[I] Activation memory: " << report.peakActivationBytes << " bytes (peak)\n";
     std::cout << std::fixed << std::setprecision(3) << "[I] Engine built in " << report.buildMilliseconds / 1000.0
               << " s (" << bytes.size() << " bytes)\n";

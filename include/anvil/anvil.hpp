@@ -71,6 +71,9 @@ struct BuilderConfig {
   std::map<std::string, InputProfile> profiles;
   bool verbose = false;
   std::string dumpGraphDir;           // write the IR text before and after each pass ("" = off)
+  // Time regions of blocked-layout kernels (NCHW8c / NCHW16c) against the row-major ones
+  // and keep the faster (--noBlockedLayouts turns it off).
+  bool blockedLayouts = true;
   // Called as tactics are timed: (done, total, current layer name).
   std::function<void(int, int, const std::string&)> progress;
 };
@@ -81,6 +84,9 @@ struct BuildReport {
   int tacticsFromCache = 0;   // choices taken from the timing cache
   int layersTuned = 0;        // layers with more than one candidate
   uint64_t peakActivationBytes = 0;
+  int blockedRegions = 0;     // regions kept in the blocked layout (NCHW8c / NCHW16c)
+  int blockedNodes = 0;       // their nodes
+  int reorders = 0;           // anvil.Reorder layers at their boundaries
   double buildMilliseconds = 0;
   std::vector<std::string> passLog;  // one line per pass (statistics)
 };
