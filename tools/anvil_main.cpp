@@ -513,7 +513,21 @@ int run(int argc, char** argv) {
   }
 
   auto layers = engine->layers();
+  // The blocked layout at a glance: Reorder layers, and the layers that write NCHW<b>c.
+  int reorders = 0, blockedLayers = 0;
+  for (const auto& l : layers) {
+    if (l.type == "anvil.Reorder") {
+      ++reorders;
+      continue;
+    }
+    for (const auto& x : l.outputLayouts)
+      if (x.size() > 5 && x.compare(0, 4, "NCHW") == 0 && x.back() == 'c') {
+        ++blockedLayers;
+        break;
+      }
+  }
   if (has("dumpLayerInfo")) {
+    std::cout << "[I] Blocked layout: " << blockedLayers << " layers, " << reorders << " reorders\n";
     std::cout << "[I] Input profiles:\n";
     for (const auto& d : engine->io()) {
       if (!d.isInput) continue;
@@ -557,7 +571,7 @@ int run(int argc, char** argv) {
         << ", \"WorkspaceBytes\": " << l.workspaceBytes << ", \"PreparedBytes\": " << l.preparedBytes
         << ", \"OutputLayouts\": " << strList(l.outputLayouts) << "}";
     }
-    f << "\n], \"Bindings\": [";
+    f << "\n], \"BlockedLayers\": " << blockedLayers << ", \"Reorders\": " << reorders << ", \"Bindings\": [";
     for (size_t i = 0; i < engine->io().size(); ++i) f << (i ? ", " : "") << "\"" << jsonEscape(engine->io()[i].name) << "\"";
     f << "], \"Profiles\": [";
     bool first = true;
