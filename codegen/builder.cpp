@@ -435,7 +435,8 @@ void buildImpl(const std::string& onnxPath, const BuilderConfig& config, std::st
   // Blocked layout (NCHW<b>c): every region of nodes that blocked kernels serve is timed
   // both ways — its nodes plain, against its nodes blocked plus the Reorders at its
   // boundaries — and stays blocked only where that is faster.
-  if (const int block = config.blockedLayouts ? codegen::hostNchwcBlock() : 0) {
+  using BL = BuilderConfig::BlockedLayouts;
+  if (const int block = config.blockedLayouts != BL::kNever ? codegen::hostNchwcBlock() : 0) {
     auto servable = [&](const ir::Node& n) {
       if (!isStaticNode(n)) return false;
       const auto minT = inputTypes(n, atMin), optT = inputTypes(n, atOpt), maxT = inputTypes(n, atMax);
@@ -458,8 +459,9 @@ void buildImpl(const std::string& onnxPath, const BuilderConfig& config, std::st
       }
       return sum;
     };
+    const bool always = config.blockedLayouts == BL::kAlways;
     std::vector<double> plainMs;
-    for (const auto& r : regions) plainMs.push_back(timeNodes(r));
+    for (const auto& r : regions) plainMs.push_back(always ? 0.0 : timeNodes(r));
     if (!regions.empty()) {
       std::map<const ir::Value*, ir::TensorType> declaredOf;
       {
@@ -481,12 +483,12 @@ void buildImpl(const std::string& onnxPath, const BuilderConfig& config, std::st
         all.insert(all.end(), applied[i].reorders.begin(), applied[i].reorders.end());
         double blockedMs = -1;
         try {
-          blockedMs = timeNodes(all);
+          blockedMs = always ? 0.0 : timeNodes(all);
         } catch (const Error&) {
           blockedMs = -1;  // a blocked node no kernel serves at some corner of the profile
         }
         // Keep it blocked only when measurably faster (2%: timing noise on small regions).
-        const bool keep = blockedMs >= 0 && plainMs[i] >= 0 && blockedMs < 0.98 * plainMs[i];
+        const bool keep = always || (blockedMs >= 0 && plainMs[i] >= 0 && blockedMs < 0.98 * plainMs[i]);
         if (config.verbose)
           std::fprintf(stderr, "[build] layout: region of %zu nodes (%s ...): plain %.3f ms, NCHW%dc %.3f ms with %zu reorders -> %s\n",
                        applied[i].nodes.size(), applied[i].nodes.front()->label().c_str(), plainMs[i], block, blockedMs,

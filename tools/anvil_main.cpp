@@ -59,9 +59,9 @@ constexpr Flag kFlags[] = {
      "alone: the machine's physical cores, or ANVIL_NUM_THREADS)"},
     {"timingCacheFile", 1, "read and update this timing cache while building"},
     {"builderOptimizationLevel", 1, "graph optimization level 0..3 (default 3)"},
-    {"noBlockedLayouts", 0,
-     "keep every activation row-major (by default the builder times regions in NCHW16c / NCHW8c against "
-     "row-major and keeps the faster)"},
+    {"blockedLayouts", 1,
+     "auto|never|always: activations in NCHW16c (AVX-512) / NCHW8c (AVX2) where blocked kernels serve a region; "
+     "auto (default) times each region both ways and keeps the faster"},
     {"loadInputs", 1,
      "name:file[,name:file...] input data: .npy (dtype and shape from the file; with --onnx also the build shape "
      "of an input no shape flag names) or raw binary (shape from --shapes or the engine)"},
@@ -477,7 +477,14 @@ int run(int argc, char** argv) {
       cfg.optimizationLevel = int(toInt("builderOptimizationLevel", flags["builderOptimizationLevel"], 0));
       ANVIL_CHECK(cfg.optimizationLevel <= 3, ErrorCode::kInvalidArgument, "--builderOptimizationLevel is 0..3");
     }
-    cfg.blockedLayouts = !has("noBlockedLayouts");
+    if (has("blockedLayouts")) {
+      const std::string b = flags["blockedLayouts"];
+      ANVIL_CHECK(b == "auto" || b == "never" || b == "always", ErrorCode::kInvalidArgument,
+                  "--blockedLayouts is auto, never or always, got '", b, "'");
+      cfg.blockedLayouts = b == "never"    ? anvil::BuilderConfig::BlockedLayouts::kNever
+                           : b == "always" ? anvil::BuilderConfig::BlockedLayouts::kAlways
+                                           : anvil::BuilderConfig::BlockedLayouts::kAuto;
+    }
     cfg.threads = threads;
     ProgressBar bar(isatty(STDERR_FILENO) != 0);
     cfg.progress = [&bar](int done, int total, const std::string& layer) { bar.update(done, total, layer); };

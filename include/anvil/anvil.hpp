@@ -71,9 +71,11 @@ struct BuilderConfig {
   std::map<std::string, InputProfile> profiles;
   bool verbose = false;
   std::string dumpGraphDir;           // write the IR text before and after each pass ("" = off)
-  // Time regions of blocked-layout kernels (NCHW8c / NCHW16c) against the row-major ones
-  // and keep the faster (--noBlockedLayouts turns it off).
-  bool blockedLayouts = true;
+  // Activations in the blocked layouts NCHW8c / NCHW16c (--blockedLayouts): kAuto times
+  // each region of blocked kernels against the row-major kernels and keeps the faster;
+  // kNever keeps every activation row-major; kAlways blocks every region it can (tests).
+  enum class BlockedLayouts { kAuto, kNever, kAlways };
+  BlockedLayouts blockedLayouts = BlockedLayouts::kAuto;
   // Called as tactics are timed: (done, total, current layer name).
   std::function<void(int, int, const std::string&)> progress;
 };
