@@ -352,7 +352,8 @@ struct ExecutionContext::Impl final : runtime::DynamicOutputs {
       if (en.mode[i] == ValueMode::kSlot) {
         ANVIL_CHECK(known, ErrorCode::kInternal, "value '", en.values[i]->name(), "' has a planned slot but type ",
                     types[i].str());
-        const size_t need = v.bytes();
+        // A blocked value (NCHW<b>c) takes more than its logical bytes.
+        const size_t need = ir::storageBytes(v.dtype, ir::storageElements(en.values[i]->layout(), v.extents()));
         if (need > en.slot[i].bytes) {
           // A profile shape that needs more than the max-shape plan (a non-monotone op):
           // this value gets memory of its own.
