@@ -144,6 +144,26 @@ struct V {
     }
   }
 
+  // 8 positions of 8 lanes -> 8 rows (channels) of 8 positions: a 4x4 transpose inside each
+  // 128-bit lane of four positions leaves channel m (low lane) and 4 + m (high lane) at those
+  // positions; each half is stored on its own, so no cross-lane shuffle.
+  static void tileToPlain(const float* src, float* dst, int64_t row) {
+    for (int g = 0; g < 2; ++g) {
+      const float* s = src + 4 * g * 8;
+      const T w0 = load(s), w1 = load(s + 8), w2 = load(s + 16), w3 = load(s + 24);
+      const __m256d t0 = _mm256_castps_pd(_mm256_unpacklo_ps(w0, w1));
+      const __m256d t1 = _mm256_castps_pd(_mm256_unpackhi_ps(w0, w1));
+      const __m256d t2 = _mm256_castps_pd(_mm256_unpacklo_ps(w2, w3));
+      const __m256d t3 = _mm256_castps_pd(_mm256_unpackhi_ps(w2, w3));
+      const T r[4] = {_mm256_castpd_ps(_mm256_unpacklo_pd(t0, t2)), _mm256_castpd_ps(_mm256_unpackhi_pd(t0, t2)),
+                      _mm256_castpd_ps(_mm256_unpacklo_pd(t1, t3)), _mm256_castpd_ps(_mm256_unpackhi_pd(t1, t3))};
+      for (int m = 0; m < 4; ++m) {
+        _mm_storeu_ps(dst + m * row + 4 * g, _mm256_castps256_ps128(r[m]));
+        _mm_storeu_ps(dst + (4 + m) * row + 4 * g, _mm256_extractf128_ps(r[m], 1));
+      }
+    }
+  }
+
   // Per-lane mean over hw positions: four double chains of four lanes, two positions a step.
   static T meanF64(const float* v, int64_t hw) {
     __m256d s0 = _mm256_setzero_pd(), s1 = s0, s2 = s0, s3 = s0;
@@ -280,6 +300,28 @@ struct V {
       _mm512_storeu_ps(d + 16, _mm512_castpd_ps(_mm512_unpackhi_pd(t0, t2)));
       _mm512_storeu_ps(d + 32, _mm512_castpd_ps(_mm512_unpacklo_pd(t1, t3)));
       _mm512_storeu_ps(d + 48, _mm512_castpd_ps(_mm512_unpackhi_pd(t1, t3)));
+    }
+  }
+
+  // 16 positions of 16 lanes -> 16 rows of 16 positions: 4x4 transposes inside each 128-bit
+  // lane of four positions leave channel 4L + m in lane L of result m; lanes are stored one
+  // by one (no cross-lane shuffle).
+  static void tileToPlain(const float* src, float* dst, int64_t row) {
+    for (int g = 0; g < 4; ++g) {
+      const float* s = src + 4 * g * 16;
+      const T w0 = load(s), w1 = load(s + 16), w2 = load(s + 32), w3 = load(s + 48);
+      const __m512d t0 = _mm512_castps_pd(_mm512_unpacklo_ps(w0, w1));
+      const __m512d t1 = _mm512_castps_pd(_mm512_unpackhi_ps(w0, w1));
+      const __m512d t2 = _mm512_castps_pd(_mm512_unpacklo_ps(w2, w3));
+      const __m512d t3 = _mm512_castps_pd(_mm512_unpackhi_ps(w2, w3));
+      const T r[4] = {_mm512_castpd_ps(_mm512_unpacklo_pd(t0, t2)), _mm512_castpd_ps(_mm512_unpackhi_pd(t0, t2)),
+                      _mm512_castpd_ps(_mm512_unpacklo_pd(t1, t3)), _mm512_castpd_ps(_mm512_unpackhi_pd(t1, t3))};
+      for (int m = 0; m < 4; ++m) {
+        _mm_storeu_ps(dst + m * row + 4 * g, _mm512_castps512_ps128(r[m]));
+        _mm_storeu_ps(dst + (4 + m) * row + 4 * g, _mm512_extractf32x4_ps(r[m], 1));
+        _mm_storeu_ps(dst + (8 + m) * row + 4 * g, _mm512_extractf32x4_ps(r[m], 2));
+        _mm_storeu_ps(dst + (12 + m) * row + 4 * g, _mm512_extractf32x4_ps(r[m], 3));
+      }
     }
   }
 
