@@ -27,7 +27,8 @@
 namespace anvil::runtime {
 void registerNativeNchwcOpKernels(Kernels& k);  // cpu/tactics/native_nchwc_ops.cpp
 namespace nops {
-void registerPool(Kernels& k);  // cpu/tactics/native_ops_pool.cpp (the timing baseline)
+void registerPool(Kernels& k);         // cpu/tactics/native_ops_pool.cpp (timing baselines)
+void registerElementwise(Kernels& k);  // cpu/tactics/native_ops_elementwise.cpp
 }
 }  // namespace anvil::runtime
 
@@ -44,6 +45,7 @@ runtime::Kernels& registry() {
     auto* r = new runtime::Kernels();
     runtime::registerNativeNchwcOpKernels(*r);
     runtime::nops::registerPool(*r);
+    runtime::nops::registerElementwise(*r);
     return r;
   }();
   return *k;
@@ -450,6 +452,48 @@ TEST_P(NativeNchwcOps, DISABLED_GapTiming) {
     const double s = bestSeconds([&] { k->run(t.a); }, 300);
     std::printf("[ timing ] GAP %s: %s %.2f us, f32_global_avgpool %.2f us, f64x32__avx512 %.2f us\n",
                 shapeName(d).c_str(), k->name.c_str(), s * 1e6, plain[0] * 1e6, plain[1] * 1e6);
+  }
+}
+
+// Blocked elementwise kernels against the row-major ones on the same logical tensors.
+TEST_P(NativeNchwcOps, DISABLED_EltwiseTiming) {
+  const int block = GetParam();
+  SKIP_IF_LACKING(block);
+  struct T {
+    const char* op;
+    Dims a, b;
+    const char* plain;
+  };
+  const T cases[] = {{"Mul", {1, 576, 14, 14}, {1, 576, 1, 1}, "x_binary_broadcast"},
+                     {"Add", {1, 96, 56, 56}, {1, 96, 56, 56}, "x_binary_broadcast"},
+                     {"HardSwish", {1, 96, 56, 56}, {}, "f32_unary"},
+                     {"Sigmoid", {1, 96, 56, 56}, {}, "f32_unary"}};
+  for (const T& t : cases) {
+    const bool binary = !t.b.empty();
+    Case c{"e", t.op, "", {t.a}, {false}, {}};
+    if (binary) {
+      c.inputs.push_back(t.b);
+      c.constant.push_back(false);
+    }
+    Built b = build(c, 3);
+    const runtime::Kernel* pk = registry().find(Device::kCPU, t.op, "", t.plain);
+    ASSERT_NE(pk, nullptr);
+    const Dims& od = t.a;
+    Timed tp(*pk, b, std::vector<std::vector<float>>(b.tensors.size()), od[0] * od[1] * od[2] * od[3]);
+    const double sp = bestSeconds([&] { pk->run(tp.a); }, 200);
+    ir::Node* node = const_cast<ir::Node*>(b.node);
+    std::vector<std::vector<float>> ins;
+    for (size_t i = 0; i < b.tensors.size(); ++i) {
+      node->input(i)->setLayout(ir::Layout::nchwc(block));
+      ins.push_back(toBlocked(b.tensors[i].data<float>(), b.tensors[i].dims(), block));
+    }
+    node->output(0)->setLayout(ir::Layout::nchwc(block));
+    const runtime::Kernel* k = kernelNamed(t.op, "", block, binary ? "f32_binary" : "f32_unary");
+    ASSERT_TRUE(k->supports(*b.node, b.types()));
+    Timed tb(*k, b, ins, cpu::nchwc::storageFloats(od[0], od[1], od[2], od[3], block));
+    const double sb = bestSeconds([&] { k->run(tb.a); }, 200);
+    std::printf("[ timing ] %s %s%s%s: %s %.2f us, %s %.2f us\n", t.op, shapeName(t.a).c_str(), binary ? " x " : "",
+                shapeName(t.b).c_str(), k->name.c_str(), sb * 1e6, t.plain, sp * 1e6);
   }
 }
 
