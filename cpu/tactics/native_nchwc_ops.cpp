@@ -394,13 +394,35 @@ bool static4(const std::vector<ir::TensorType>& t, size_t i) {
 
 bool isConst(const ir::Node& n, size_t i) { return i < n.numInputs() && n.input(i) && n.input(i)->isInitializer(); }
 
+// The node's output is blocked with this block, f32 of rank 4. Its extents come from the
+// input types supports() is given (the profile's min, opt or max), not from the graph,
+// where they may be symbolic.
 bool outBlocked(const ir::Node& n, int block) {
   return n.numOutputs() >= 1 && n.output(0) && nchwc::blockOf(n.output(0)) == block &&
          n.output(0)->type().dtype == DataType::kF32 && n.output(0)->type().shape.rankKnown() &&
-         n.output(0)->type().shape.rank() == 4 && n.output(0)->type().shape.isStatic();
+         n.output(0)->type().shape.rank() == 4;
 }
 
-std::vector<int64_t> outDims(const ir::Node& n) { return n.output(0)->type().shape.extents(); }
+// Extents right-aligned to rank 4 (false above rank 4 or when not static).
+bool dims4(const std::vector<ir::TensorType>& t, size_t i, std::vector<int64_t>* d) {
+  if (i >= t.size() || !t[i].shape.isStatic() || t[i].shape.rank() > 4) return false;
+  const std::vector<int64_t> e = t[i].shape.extents();
+  d->assign(4 - e.size(), 1);
+  d->insert(d->end(), e.begin(), e.end());
+  return true;
+}
+
+// A binary node's output extents: the numpy broadcast of its operands'.
+bool binaryOut(const std::vector<ir::TensorType>& t, std::vector<int64_t>* out) {
+  std::vector<int64_t> a, b;
+  if (t.size() != 2 || !dims4(t, 0, &a) || !dims4(t, 1, &b)) return false;
+  out->resize(4);
+  for (int d = 0; d < 4; ++d) {
+    if (a[d] != b[d] && a[d] != 1 && b[d] != 1) return false;
+    (*out)[d] = a[d] == 1 ? b[d] : a[d];
+  }
+  return true;
+}
 
 bool reorderSupports(int block, const ir::Node& n, const std::vector<ir::TensorType>& t) {
   if (n.numInputs() != 1 || !static4(t, 0) || !n.output(0)) return false;
@@ -444,13 +466,13 @@ const std::pair<const char*, EltOp> kUnaryOps[] = {{"Relu", kRelu},
 
 bool eltSupports(int block, EltOp op, const ir::Node& n, const std::vector<ir::TensorType>& t) {
   if (!outBlocked(n, block)) return false;
-  const std::vector<int64_t> out = outDims(n);
+  std::vector<int64_t> out;
   if (op <= kDiv) {
-    if (t.size() != 2) return false;
+    if (!binaryOut(t, &out)) return false;
     const int f0 = formOf(block, n, t, 0, out), f1 = formOf(block, n, t, 1, out);
     return f0 >= 0 && f1 >= 0 && (f0 == kFull || f1 == kFull);
   }
-  if (t.empty() || isConst(n, 0) || formOf(block, n, t, 0, out) != kFull) return false;
+  if (!static4(t, 0) || isConst(n, 0) || nchwc::blockOf(n.input(0)) != block) return false;
   if (op == kClip) {
     // The importer turns opset-6 attributes into inputs; bounds are one f32 element each.
     if (n.attrs().has("min") || n.attrs().has("max") || t.size() > 3) return false;
@@ -469,7 +491,8 @@ void eltPrepare(int block, EltOp op, const PrepareInfo& info, Prepared* out) {
     p.alpha = n.attrs().getFloat("alpha", 0.2f);
     p.beta = n.attrs().getFloat("beta", 0.5f);
   }
-  const std::vector<int64_t> o = info.maxOutputTypes.at(0).shape.extents();
+  std::vector<int64_t> o = info.maxTypes.at(0).shape.extents();
+  if (op <= kDiv) ANVIL_CHECK(binaryOut(info.maxTypes, &o), ErrorCode::kInvalidModel, n.label(), ": operands do not broadcast");
   const int64_t c = o[1], cb = nchwc::channelBlocks(c, block);
   for (size_t i = 0; i < (op <= kDiv ? 2u : 1u); ++i) {
     const int f = formOf(block, n, info.maxTypes, i, o);
@@ -491,24 +514,21 @@ void eltPrepare(int block, EltOp op, const PrepareInfo& info, Prepared* out) {
 }
 
 bool poolSupports(int block, const ir::Node& n, const std::vector<ir::TensorType>& t) {
-  if (t.size() != 1 || !static4(t, 0) || nchwc::blockOf(n.input(0)) != block || !outBlocked(n, block)) return false;
-  const std::vector<int64_t> o = outDims(n), d = t[0].shape.extents();
-  return o[0] == d[0] && o[1] == d[1] && o[2] == 1 && o[3] == 1;
+  return t.size() == 1 && static4(t, 0) && nchwc::blockOf(n.input(0)) == block && outBlocked(n, block);
 }
 
 bool concatSupports(int block, const ir::Node& n, const std::vector<ir::TensorType>& t) {
   const int64_t axis = n.attrs().getInt("axis", 0);
   if ((axis != 1 && axis != -3) || t.empty() || !outBlocked(n, block)) return false;
-  const std::vector<int64_t> o = outDims(n);
-  int64_t channels = 0;
+  if (!static4(t, 0)) return false;
+  const std::vector<int64_t> o = t[0].shape.extents();
   for (size_t i = 0; i < t.size(); ++i) {
     if (!static4(t, i) || isConst(n, i) || nchwc::blockOf(n.input(i)) != block) return false;
     const std::vector<int64_t> d = t[i].shape.extents();
     if (d[0] != o[0] || d[2] != o[2] || d[3] != o[3]) return false;
     if (i + 1 < t.size() && d[1] % block != 0) return false;
-    channels += d[1];
   }
-  return channels == o[1];
+  return true;
 }
 
 Kernel base(int block, const std::string& family, const std::string& op) {

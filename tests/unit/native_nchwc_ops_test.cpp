@@ -360,6 +360,35 @@ TEST_P(NativeNchwcOps, Concat) {
       }
 }
 
+// supports() reads extents from the types it is given (a profile's), not from the graph,
+// whose values may carry a symbolic batch.
+TEST_P(NativeNchwcOps, SupportsWithSymbolicGraphExtents) {
+  const int block = GetParam();
+  const Dims x{2, 13, 5, 4};
+  ir::Attributes axis;
+  axis.set("axis", int64_t(1));
+  const std::vector<std::pair<Case, std::string>> cases = {
+      {{"add", "Add", "", {x, Dims{2, 13, 1, 1}}, {false, false}}, "f32_binary"},
+      {{"mul", "Mul", "", {x, Dims{1, 13, 1, 1}}, {false, true}}, "f32_binary"},
+      {{"relu", "Relu", "", {x}, {false}}, "f32_unary"},
+      {{"gap", "GlobalAveragePool", "", {x}, {false}}, "f32_global_avgpool"},
+      {{"cat", "Concat", "", {Dims{2, int64_t(block), 5, 4}, x}, {false, false}, axis}, "x32_concat"}};
+  for (const auto& [c, family] : cases) {
+    Built b = build(c, 1);
+    ir::Node* node = const_cast<ir::Node*>(b.node);
+    for (size_t i = 0; i < node->numInputs(); ++i)
+      if (!node->input(i)->isInitializer()) node->input(i)->setLayout(ir::Layout::nchwc(block));
+    ir::Value* y = node->output(0);
+    y->setLayout(ir::Layout::nchwc(block));
+    ir::TensorType t = y->type();
+    t.shape[0] = ir::Dim::symbol("N");
+    y->setType(t);
+    const runtime::Kernel* k = kernelNamed(c.op, "", block, family);
+    ASSERT_NE(k, nullptr);
+    EXPECT_TRUE(k->supports(*b.node, b.types())) << k->name;
+  }
+}
+
 // ---- timing (printed, not asserted) -----------------------------------------------------------
 
 double bestSeconds(const std::function<void()>& f, int reps) {
