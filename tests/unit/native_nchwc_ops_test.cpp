@@ -409,8 +409,9 @@ struct Timed {
   runtime::TensorView ov;
   runtime::StepArgs a;
   std::unique_ptr<runtime::Executor> ex;
-  Timed(const runtime::Kernel& k, const Built& b, const std::vector<std::vector<float>>& inputs, int64_t outFloats)
-      : pk(prepare(k, b, 1)), out(size_t(outFloats)), ex(runtime::makeCpuExecutor(1)) {
+  Timed(const runtime::Kernel& k, const Built& b, const std::vector<std::vector<float>>& inputs, int64_t outFloats,
+        int threads = 1)
+      : pk(prepare(k, b, threads)), out(size_t(outFloats)), ex(runtime::makeCpuExecutor(threads)) {
     for (size_t i = 0; i < b.tensors.size(); ++i) {
       runtime::TensorView v = viewOf(b.tensors[i]);
       if (!inputs[i].empty()) v.data = const_cast<float*>(inputs[i].data());
@@ -435,28 +436,29 @@ TEST_P(NativeNchwcOps, ReorderTiming) {
   const int block = GetParam();
   SKIP_IF_LACKING(block);
   const runtime::Kernel* k = kernelNamed("Reorder", "anvil", block, "x32_reorder");
-  for (const Dims& d : {Dims{1, 96, 56, 56}, Dims{1, 1280, 7, 7}}) {
-    ir::Attributes toB, toP;
-    toB.set("to", "NCHW" + std::to_string(block) + "c");
-    toP.set("to", std::string("plain"));
-    Built b = build({"r", "Reorder", "anvil", {d}, {false}, toB}, 3);
-    const_cast<ir::Node*>(b.node)->output(0)->setLayout(ir::Layout::nchwc(block));
-    const int64_t floats = cpu::nchwc::storageFloats(d[0], d[1], d[2], d[3], block);
-    Timed t(*k, b, {{}}, floats);
-    const double s = bestSeconds([&] { k->run(t.a); }, 200);
-    Built p = build({"r", "Reorder", "anvil", {d}, {false}, toP}, 3);
-    const_cast<ir::Node*>(p.node)->input(0)->setLayout(ir::Layout::nchwc(block));
-    Timed tp(*k, p, {t.out}, d[0] * d[1] * d[2] * d[3]);
-    const double sp = bestSeconds([&] { k->run(tp.a); }, 200);
-    const double bytes = 2.0 * 4 * double(d[0] * d[1] * d[2] * d[3]);  // read + write, once each
-    // The bound: a memcpy of the same bytes, in the same run.
-    std::vector<float> copy(size_t(d[0] * d[1] * d[2] * d[3]));
-    const double sm = bestSeconds([&] { std::memcpy(copy.data(), b.tensors[0].raw(), copy.size() * 4); }, 200);
-    std::printf("[ timing ] %s %s: to blocked %.1f us (%.1f GB/s), to plain %.1f us (%.1f GB/s), memcpy %.1f us "
-                "(%.1f GB/s); 1 thread, best of 200\n",
-                k->name.c_str(), shapeName(d).c_str(), s * 1e6, bytes / s * 1e-9, sp * 1e6, bytes / sp * 1e-9, sm * 1e6,
-                bytes / sm * 1e-9);
-  }
+  for (const Dims& d : {Dims{1, 96, 56, 56}, Dims{1, 1280, 7, 7}})
+    for (int threads : {1, 2}) {
+      ir::Attributes toB, toP;
+      toB.set("to", "NCHW" + std::to_string(block) + "c");
+      toP.set("to", std::string("plain"));
+      Built b = build({"r", "Reorder", "anvil", {d}, {false}, toB}, 3);
+      const_cast<ir::Node*>(b.node)->output(0)->setLayout(ir::Layout::nchwc(block));
+      const int64_t floats = cpu::nchwc::storageFloats(d[0], d[1], d[2], d[3], block);
+      Timed t(*k, b, {{}}, floats, threads);
+      const double s = bestSeconds([&] { k->run(t.a); }, 200);
+      Built p = build({"r", "Reorder", "anvil", {d}, {false}, toP}, 3);
+      const_cast<ir::Node*>(p.node)->input(0)->setLayout(ir::Layout::nchwc(block));
+      Timed tp(*k, p, {t.out}, d[0] * d[1] * d[2] * d[3], threads);
+      const double sp = bestSeconds([&] { k->run(tp.a); }, 200);
+      const double bytes = 2.0 * 4 * double(d[0] * d[1] * d[2] * d[3]);  // read + write, once each
+      // The bound: a memcpy of the same bytes (one thread), in the same run.
+      std::vector<float> copy(size_t(d[0] * d[1] * d[2] * d[3]));
+      const double sm = bestSeconds([&] { std::memcpy(copy.data(), b.tensors[0].raw(), copy.size() * 4); }, 200);
+      std::printf("[ timing ] %s %s, %d thread(s): to blocked %.1f us (%.1f GB/s), to plain %.1f us (%.1f GB/s), "
+                  "memcpy %.1f us (%.1f GB/s); best of 200\n",
+                  k->name.c_str(), shapeName(d).c_str(), threads, s * 1e6, bytes / s * 1e-9, sp * 1e6,
+                  bytes / sp * 1e-9, sm * 1e6, bytes / sm * 1e-9);
+    }
 }
 
 TEST_P(NativeNchwcOps, DISABLED_GapTiming) {
