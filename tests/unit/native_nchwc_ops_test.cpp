@@ -403,6 +403,7 @@ double bestSeconds(const std::function<void()>& f, int reps) {
 
 // A ready step: the kernel on a built node, buffers allocated once.
 struct Timed {
+  std::vector<std::vector<float>> owned;  // the blocked inputs (the caller's may be temporaries)
   PreparedKernel pk;
   std::vector<runtime::TensorView> in;
   std::vector<float> out;
@@ -411,10 +412,10 @@ struct Timed {
   std::unique_ptr<runtime::Executor> ex;
   Timed(const runtime::Kernel& k, const Built& b, const std::vector<std::vector<float>>& inputs, int64_t outFloats,
         int threads = 1)
-      : pk(prepare(k, b, threads)), out(size_t(outFloats)), ex(runtime::makeCpuExecutor(threads)) {
+      : owned(inputs), pk(prepare(k, b, threads)), out(size_t(outFloats)), ex(runtime::makeCpuExecutor(threads)) {
     for (size_t i = 0; i < b.tensors.size(); ++i) {
       runtime::TensorView v = viewOf(b.tensors[i]);
-      if (!inputs[i].empty()) v.data = const_cast<float*>(inputs[i].data());
+      if (!owned[i].empty()) v.data = owned[i].data();
       in.push_back(v);
     }
     ov.data = out.data();
