@@ -1,0 +1,209 @@
+// The ISA-independent body of the blocked spatial kernels (cpu/tactics/native_nchwc_spatial.cpp),
+// written once over a vector type V of N = the block's lanes and included by that file inside
+// one `#pragma GCC target` region per ISA (AVX2+FMA with N = 8, AVX-512 with N = 16). V
+// provides T, N, load, store, zero, set1, fmadd, add, div, max (max(a, b): a > b ? a : b, b
+// when either is NaN) and clamp. Not a header of its own: no include guard, nothing outside
+// the including namespace. A pixel is one vector: its N channel lanes side by side.
+
+// ---- Depthwise convolution -------------------------------------------------------------
+
+// One output row of one channel block: rows[kh] is the input row ih = oh * S - pt + kh of the
+// block's plane ([W][N]) or a row of zeros above and below the plane; w the block's filter
+// [kh][kw][N], bias its lanes. Every output is the bias plus its taps in row-major order, one
+// FMA each (taps that fall in the left or right padding skipped), clamped to [lo, hi].
+struct DwRow {
+  const float* const* rows;
+  const float* w;
+  float* y;
+  int64_t W, OW, pl;
+};
+
+// A pixel near the left or right edge (any filter, any stride): taps outside [0, W) skipped.
+inline typename V::T dwEdgePixel(const DwRow& r, int64_t kh, int64_t kw, int64_t sw, int64_t ow, typename V::T bias) {
+  constexpr int N = V::N;
+  typename V::T acc = bias;
+  const int64_t c0 = ow * sw - r.pl;
+  for (int64_t i = 0; i < kh; ++i) {
+    const float* row = r.rows[i];
+    for (int64_t j = 0; j < kw; ++j) {
+      const int64_t c = c0 + j;
+      if (c < 0 || c >= r.W) continue;
+      acc = V::fmadd(V::load(row + c * N), V::load(r.w + (i * kw + j) * N), acc);
+    }
+  }
+  return acc;
+}
+
+// U pixels from ow whose windows lie inside the row: no bounds checks, the filter taps (held
+// in wr when the caller keeps them in registers) shared by the U accumulators.
+template <int K, int S, int U, bool Held>
+inline void dwStep(const DwRow& r, const typename V::T* wr, typename V::T bias, int64_t ow, typename V::T lo,
+                   typename V::T hi) {
+  using T = typename V::T;
+  constexpr int N = V::N;
+  T acc[U];
+#pragma GCC unroll 8
+  for (int u = 0; u < U; ++u) acc[u] = bias;
+  const int64_t c0 = ow * S - r.pl;
+#pragma GCC unroll 7
+  for (int i = 0; i < K; ++i) {
+    const float* row = r.rows[i] + c0 * N;
+#pragma GCC unroll 7
+    for (int j = 0; j < K; ++j) {
+      const T wv = Held ? wr[i * K + j] : V::load(r.w + (i * K + j) * N);
+#pragma GCC unroll 8
+      for (int u = 0; u < U; ++u) acc[u] = V::fmadd(V::load(row + (u * S + j) * N), wv, acc[u]);
+    }
+  }
+#pragma GCC unroll 8
+  for (int u = 0; u < U; ++u) V::store(r.y + (ow + u) * N, V::clamp(acc[u], lo, hi));
+}
+
+// A K x K, stride S row: the edge pixels one at a time, the interior U at a time.
+template <int K, int S, int U>
+void dwRowFast(const DwRow& r, typename V::T bias, typename V::T lo, typename V::T hi) {
+  using T = typename V::T;
+  constexpr int N = V::N;
+  // Interior: ow * S - pl >= 0 and ow * S - pl + K - 1 < W.
+  const int64_t first = std::min<int64_t>(r.OW, (r.pl + S - 1) / S);
+  const int64_t num = r.W - K + r.pl;
+  const int64_t last = num < 0 ? first : std::max(first, std::min<int64_t>(r.OW, num / S + 1));
+  for (int64_t ow = 0; ow < first; ++ow) V::store(r.y + ow * N, V::clamp(dwEdgePixel(r, K, K, S, ow, bias), lo, hi));
+  // Taps in registers where they fit beside the accumulators (AVX2 16 registers: 3x3;
+  // AVX-512 32: 3x3 and 5x5); else each tap a load shared by the U FMAs.
+  constexpr bool held = (N == 8 ? K * K + U <= 13 : K * K + U <= 29);
+  T wr[held ? K * K : 1];
+  if constexpr (held)
+    for (int t = 0; t < K * K; ++t) wr[t] = V::load(r.w + t * N);
+  int64_t ow = first;
+  for (; ow + U <= last; ow += U) dwStep<K, S, U, held>(r, wr, bias, ow, lo, hi);
+  for (; ow < last; ++ow) dwStep<K, S, 1, held>(r, wr, bias, ow, lo, hi);
+  for (ow = last; ow < r.OW; ++ow) V::store(r.y + ow * N, V::clamp(dwEdgePixel(r, K, K, S, ow, bias), lo, hi));
+}
+
+// Any filter and strides: every pixel through the edge path.
+inline void dwRowGeneric(const DwRow& r, int64_t kh, int64_t kw, int64_t sw, typename V::T bias, typename V::T lo,
+                         typename V::T hi) {
+  constexpr int N = V::N;
+  for (int64_t ow = 0; ow < r.OW; ++ow) V::store(r.y + ow * N, V::clamp(dwEdgePixel(r, kh, kw, sw, ow, bias), lo, hi));
+}
+
+// Rows [r0, r1) of the N * Cb * OH output rows.
+void dwRows(const DwJob& j, int64_t r0, int64_t r1) {
+  using T = typename V::T;
+  constexpr int N = V::N;
+  const Conv2dGeom& g = j.g;
+  const int64_t Cb = nchwc::channelBlocks(g.C, N), KK = g.kH * g.kW;
+  const T lo = V::set1(j.lo), hi = V::set1(j.hi);
+  const int fast = g.kH != g.kW || g.sH != g.sW || g.dH != 1 || g.dW != 1 ? 0
+                   : (g.kH == 3 || g.kH == 5 || g.kH == 7) && (g.sH == 1 || g.sH == 2) ? int(g.kH * 10 + g.sH) : 0;
+  const float* rows[kMaxDwRows];
+  for (int64_t r = r0; r < r1; ++r) {
+    const int64_t oh = r % g.OH, plane = r / g.OH, cb = plane % Cb;
+    const float* x = j.x + plane * g.H * g.W * N;
+    for (int64_t i = 0; i < g.kH; ++i) {
+      const int64_t ih = oh * g.sH - g.pt + i;
+      rows[i] = ih >= 0 && ih < g.H ? x + ih * g.W * N : j.zero;
+    }
+    float* y = j.y + r * g.OW * N;
+    const DwRow row{rows, j.w + cb * KK * N, y, g.W, g.OW, g.pl};
+    const T bias = V::load(j.bias + cb * N);
+    switch (fast) {
+      case 31: dwRowFast<3, 1, N == 8 ? 4 : 8>(row, bias, lo, hi); break;
+      case 32: dwRowFast<3, 2, N == 8 ? 4 : 8>(row, bias, lo, hi); break;
+      case 51: dwRowFast<5, 1, 4>(row, bias, lo, hi); break;
+      case 52: dwRowFast<5, 2, 4>(row, bias, lo, hi); break;
+      case 71: dwRowFast<7, 1, 4>(row, bias, lo, hi); break;
+      case 72: dwRowFast<7, 2, 4>(row, bias, lo, hi); break;
+      default: dwRowGeneric(row, g.kH, g.kW, g.sW, bias, lo, hi);
+    }
+    if (j.epilogue) j.row(j.epi, y, j.z ? j.z + r * g.OW * N : nullptr, nullptr, 0.0f, g.OW * N);
+    if (cb == Cb - 1) zeroPadLanes(y, g.OW, N, g.C % N);
+  }
+}
+
+// ---- Pooling -----------------------------------------------------------------------------
+
+// One output row of one channel block (the semantics of the plain pooling kernels, lane by
+// lane: padding contributes nothing, max keeps the first of equal values and its NaN, an
+// empty window gives -inf for max and 0 for average; sums in row-major window order).
+template <bool Max, int KW>
+void poolRow(const PoolJob& j, const float* x, float* y, int64_t oh) {
+  using T = typename V::T;
+  constexpr int N = V::N;
+  const PoolGeom& g = j.g;
+  const int64_t kw = KW > 0 ? KW : g.kw;
+  int64_t k0, k1;
+  windowRows(g, oh, &k0, &k1);
+  const int64_t h0 = oh * g.sh - g.pt;
+  // Interior columns [lo, hi): the whole window row inside the input.
+  int64_t lo = g.OW, hi = g.OW;
+  if (k1 > k0) {
+    lo = std::min<int64_t>(g.OW, (g.pl + g.sw - 1) / g.sw);
+    const int64_t num = g.W - 1 - (kw - 1) * g.dw + g.pl;
+    hi = num < 0 ? lo : std::max(lo, std::min<int64_t>(g.OW, num / g.sw + 1));
+  }
+  const float fullDiv = float(g.kh * kw);
+  const T divIn = V::set1(j.includePad ? fullDiv : float((k1 - k0) * kw));
+  for (int64_t ow = lo; ow < hi; ++ow) {
+    const float* s = x + ((h0 + k0 * g.dh) * g.W + ow * g.sw - g.pl) * N;
+    T acc = Max ? V::load(s) : V::zero();
+    for (int64_t i = k0; i < k1; ++i, s += g.dh * g.W * N)
+#pragma GCC unroll 7
+      for (int64_t jj = 0; jj < kw; ++jj) {
+        if (Max && i == k0 && jj == 0) continue;
+        const T v = V::load(s + jj * g.dw * N);
+        acc = Max ? V::max(v, acc) : V::add(acc, v);
+      }
+    V::store(y + ow * N, Max ? acc : V::div(acc, divIn));
+  }
+  for (int64_t ow = 0; ow < g.OW; ++ow) {
+    if (ow == lo) ow = hi;
+    if (ow >= g.OW) break;
+    const int64_t w0 = ow * g.sw - g.pl;
+    int64_t j0 = w0 >= 0 ? 0 : (-w0 + g.dw - 1) / g.dw;
+    int64_t j1 = w0 + (kw - 1) * g.dw < g.W ? kw : (g.W - 1 - w0) / g.dw + 1;
+    if (g.W - 1 - w0 < 0) j1 = 0;
+    if (j1 < j0) j1 = j0;
+    T acc = Max ? V::set1(-INFINITY) : V::zero();
+    bool any = false;
+    for (int64_t i = k0; i < k1; ++i)
+      for (int64_t jj = j0; jj < j1; ++jj) {
+        const T v = V::load(x + ((h0 + i * g.dh) * g.W + w0 + jj * g.dw) * N);
+        acc = !Max ? V::add(acc, v) : any ? V::max(v, acc) : v;
+        any = true;
+      }
+    if (!Max) {
+      const float div = j.includePad ? fullDiv : float((k1 - k0) * (j1 - j0));
+      acc = div > 0.f ? V::div(acc, V::set1(div)) : V::zero();
+    }
+    V::store(y + ow * N, acc);
+  }
+}
+
+template <bool Max, int KW>
+void poolRowsOf(const PoolJob& j, int64_t r0, int64_t r1) {
+  constexpr int N = V::N;
+  const PoolGeom& g = j.g;
+  const int64_t Cb = nchwc::channelBlocks(j.C, N);
+  for (int64_t r = r0; r < r1; ++r) {
+    const int64_t oh = r % g.OH, plane = r / g.OH;
+    float* y = j.y + r * g.OW * N;
+    poolRow<Max, KW>(j, j.x + plane * g.H * g.W * N, y, oh);
+    if (plane % Cb == Cb - 1) zeroPadLanes(y, g.OW, N, j.C % N);
+  }
+}
+
+// Rows [r0, r1) of the N * Cb * OH output rows; window widths 2 and 3 at dilation 1 unrolled.
+void poolRows(const PoolJob& j, int64_t r0, int64_t r1) {
+  const bool unit = j.g.dw == 1;
+  if (j.max) {
+    if (unit && j.g.kw == 3) poolRowsOf<true, 3>(j, r0, r1);
+    else if (unit && j.g.kw == 2) poolRowsOf<true, 2>(j, r0, r1);
+    else poolRowsOf<true, 0>(j, r0, r1);
+  } else {
+    if (unit && j.g.kw == 3) poolRowsOf<false, 3>(j, r0, r1);
+    else if (unit && j.g.kw == 2) poolRowsOf<false, 2>(j, r0, r1);
+    else poolRowsOf<false, 0>(j, r0, r1);
+  }
+}
