@@ -49,6 +49,16 @@ struct DwJob {
   bool epilogue;
   Epilogue epi;
   EpilogueRow row;
+  // The row ring (see ringRow): per task ringFloats floats from ring, slotWidth pixels a
+  // slot; null: rows read in place, edge pixels apart.
+  float* ring;
+  int64_t ringFloats, slotWidth;
+};
+
+constexpr int kRingSlots = 8;  // >= the filter rows of the fast paths (7)
+struct DwRing {
+  float* slots = nullptr;
+  int64_t tags[kRingSlots];
 };
 
 // The window of one pooling run (auto_pad resolved for its extents).
@@ -73,7 +83,7 @@ inline void windowRows(const PoolGeom& g, int64_t oh, int64_t* k0, int64_t* k1) 
   if (*k1 < *k0) *k1 = *k0;
 }
 
-using DwRowsFn = void (*)(const DwJob&, int64_t, int64_t);
+using DwRowsFn = void (*)(const DwJob&, int64_t, int64_t, int64_t);
 using PoolRowsFn = void (*)(const PoolJob&, int64_t, int64_t);
 
 // ---- AVX2 + FMA: NCHW8c --------------------------------------------------------------------
@@ -151,11 +161,19 @@ bool staticRank4(const ir::TensorType& t) {
 
 struct DwParams {
   ConvAttrs conv;
-  int64_t C = 0, zeroFloats = 0;  // channels; the zero row (the widest input row of the profile)
+  int64_t C = 0;
+  int64_t zeroFloats = 0;  // the zero row: the widest input or padded row of the profile
+  int64_t ringFloats = 0;  // a task's row ring at the profile's widest (0: no ring)
   EpilogueParams epi;
   int32_t fused = 0, block = 8, tasks = 1;
 };
-static_assert(sizeof(DwParams) == 96 + 16 + 20 + 12, "DwParams must have no padding bytes");
+static_assert(sizeof(DwParams) == 96 + 24 + 20 + 12, "DwParams must have no padding bytes");
+
+// The filters and strides with unrolled rows (dwRowFast).
+bool fastFilter(const Conv2dGeom& g) {
+  return g.kH == g.kW && g.sH == g.sW && g.dH == 1 && g.dW == 1 && (g.kH == 3 || g.kH == 5 || g.kH == 7) &&
+         (g.sH == 1 || g.sH == 2);
+}
 
 bool dwAttrs(const ir::Node& n, const ir::Shape& w, ConvAttrs* a) {
   const ir::Attributes& at = n.attrs();
@@ -201,7 +219,12 @@ void prepareDw(int block, bool fused, const PrepareInfo& info, Prepared* out) {
   if (fused) p.epi = EpilogueParams::of(readFusedEpilogue(n));
   const std::vector<int64_t> xd = info.maxTypes[0].shape.extents();
   p.C = xd[1];
-  p.zeroFloats = xd[3] * block;
+  Conv2dGeom g;
+  ANVIL_CHECK(conv2dGeometry(p.conv, xd.data(), p.C, &g), ErrorCode::kInvalidModel, n.label(), ": X ",
+              info.maxTypes[0].str(), " does not fit the Conv attributes");
+  const int64_t slot = (g.OW - 1) * g.sW + g.kW;
+  p.zeroFloats = std::max(g.W, slot) * block;
+  if (fastFilter(g)) p.ringFloats = kRingSlots * slot * block;
   const ir::Tensor* w = info.constants.size() > 1 ? info.constants[1] : nullptr;
   ANVIL_CHECK(w, ErrorCode::kInvalidModel, n.label(), ": the blocked depthwise kernel needs a constant filter");
   const ir::Tensor* b = info.constants.size() > 2 ? info.constants[2] : nullptr;
@@ -216,7 +239,7 @@ void prepareDw(int block, bool fused, const PrepareInfo& info, Prepared* out) {
   out->blobs.emplace_back(reinterpret_cast<const char*>(bp.data()), bp.size() * sizeof(float));
   out->packedInputs.push_back(1);
   if (b) out->packedInputs.push_back(2);
-  out->workspaceBytes = uint64_t(p.zeroFloats) * sizeof(float);
+  out->workspaceBytes = uint64_t(p.zeroFloats + p.tasks * p.ringFloats) * sizeof(float);
   out->setParams(p);
 }
 
@@ -231,15 +254,30 @@ void runDw(const StepArgs& a) {
   if (Y.rank != 4 || Y.dims[0] != g.N || Y.dims[1] != g.C || Y.dims[2] != g.OH || Y.dims[3] != g.OW)
     a.fail("the output extents differ from the Conv's");
   if (Y.numel() == 0) return;
-  if (g.W * p.block > p.zeroFloats || uint64_t(p.zeroFloats) * sizeof(float) > a.workspaceBytes)
+  if (g.W * p.block > p.zeroFloats || uint64_t(p.zeroFloats + p.tasks * p.ringFloats) * sizeof(float) > a.workspaceBytes)
     a.fail("the input is wider than prepared (outside the profile?)");
+  const int64_t units = g.N * nchwc::channelBlocks(g.C, p.block) * g.OH;
+  const int64_t T = std::min<int64_t>({units, std::max(1, a.executor->threads()), p.tasks});
   j.x = X.as<float>();
   j.y = Y.as<float>();
   j.w = a.blobs[0].as<float>();
   j.bias = a.blobs[1].as<float>();
   float* zero = static_cast<float*>(a.workspace);
-  std::memset(zero, 0, size_t(g.W * p.block) * sizeof(float));
+  // Rows of padded copies where the edge pixels would be many: narrow rows (their edge
+  // pixels go one at a time with bounds checks on each tap otherwise), and 7x7 filters.
+  // Measured (1 thread, AVX-512 / AVX2, min of 50, ms, in place / ring): 3x3 192x28 0.029 /
+  // 0.032, 144x56 0.117 / 0.130, 32x112 0.096 / 0.118; 5x5 672x14 0.119 / 0.106, 1152x7 0.067
+  // / 0.055; 7x7 96x56 0.24 / 0.20 (AVX2 0.47 / 0.40), 384x14 0.107 / 0.072.
+  const int64_t slot = (g.OW - 1) * g.sW + g.kW;
+  const bool ring = fastFilter(g) && (g.kW >= 7 || g.OW < 8 * g.kW) && slot * p.block <= p.zeroFloats &&
+                    kRingSlots * slot * p.block <= p.ringFloats;
+  std::memset(zero, 0, size_t((ring ? slot : g.W) * p.block) * sizeof(float));
   j.zero = zero;
+  if (ring) {
+    j.ring = zero + p.zeroFloats;
+    j.slotWidth = slot;
+    j.ringFloats = kRingSlots * slot * p.block;
+  }
   j.lo = -INFINITY;
   j.hi = INFINITY;
   j.epi = p.epi.get();
@@ -263,9 +301,7 @@ void runDw(const StepArgs& a) {
   }
   j.row = epilogueRow(j.epi);
   const DwRowsFn rows = p.block == 16 ? avx512::dwRows : avx2::dwRows;
-  const int64_t units = g.N * nchwc::channelBlocks(g.C, p.block) * g.OH;
-  const int64_t T = std::min<int64_t>(units, std::max(1, a.executor->threads()));
-  a.executor->parallelFor(T, [&](int64_t t) { rows(j, rangeBegin(units, t, T), rangeBegin(units, t + 1, T)); });
+  a.executor->parallelFor(T, [&](int64_t t) { rows(j, rangeBegin(units, t, T), rangeBegin(units, t + 1, T), t); });
 }
 
 Kernel makeDw(int block, bool fused) {

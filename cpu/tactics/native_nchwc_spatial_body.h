@@ -34,28 +34,37 @@ inline typename V::T dwEdgePixel(const DwRow& r, int64_t kh, int64_t kw, int64_t
   return acc;
 }
 
-// U pixels from ow whose windows lie inside the row: no bounds checks, the filter taps (held
-// in wr when the caller keeps them in registers) shared by the U accumulators.
+// U pixels from ow whose windows lie inside the row: no bounds checks. Each input vector of a
+// filter row is loaded once and feeds every accumulator whose window holds it (a filter row
+// costs (U - 1) * S + K loads for U * K FMAs, not U * K loads), the filter row's taps in
+// registers (the whole filter when Held). Output u still takes its taps in row-major order.
 template <int K, int S, int U, bool Held>
 inline void dwStep(const DwRow& r, const typename V::T* wr, typename V::T bias, int64_t ow, typename V::T lo,
                    typename V::T hi) {
   using T = typename V::T;
   constexpr int N = V::N;
+  constexpr int Cols = (U - 1) * S + K;
   T acc[U];
-#pragma GCC unroll 8
+#pragma GCC unroll 16
   for (int u = 0; u < U; ++u) acc[u] = bias;
   const int64_t c0 = ow * S - r.pl;
 #pragma GCC unroll 7
   for (int i = 0; i < K; ++i) {
     const float* row = r.rows[i] + c0 * N;
+    T wk[K];
 #pragma GCC unroll 7
-    for (int j = 0; j < K; ++j) {
-      const T wv = Held ? wr[i * K + j] : V::load(r.w + (i * K + j) * N);
-#pragma GCC unroll 8
-      for (int u = 0; u < U; ++u) acc[u] = V::fmadd(V::load(row + (u * S + j) * N), wv, acc[u]);
+    for (int j = 0; j < K; ++j) wk[j] = Held ? wr[i * K + j] : V::load(r.w + (i * K + j) * N);
+#pragma GCC unroll 32
+    for (int c = 0; c < Cols; ++c) {
+      const T x = V::load(row + c * N);
+#pragma GCC unroll 16
+      for (int u = 0; u < U; ++u) {
+        const int j = c - u * S;
+        if (j >= 0 && j < K) acc[u] = V::fmadd(x, wk[j], acc[u]);
+      }
     }
   }
-#pragma GCC unroll 8
+#pragma GCC unroll 16
   for (int u = 0; u < U; ++u) V::store(r.y + (ow + u) * N, V::clamp(acc[u], lo, hi));
 }
 
@@ -71,7 +80,7 @@ void dwRowFast(const DwRow& r, typename V::T bias, typename V::T lo, typename V:
   for (int64_t ow = 0; ow < first; ++ow) V::store(r.y + ow * N, V::clamp(dwEdgePixel(r, K, K, S, ow, bias), lo, hi));
   // Taps in registers where they fit beside the accumulators (AVX2 16 registers: 3x3;
   // AVX-512 32: 3x3 and 5x5); else each tap a load shared by the U FMAs.
-  constexpr bool held = (N == 8 ? K * K + U <= 13 : K * K + U <= 29);
+  constexpr bool held = (N == 8 ? K * K + U <= 13 : K * K + U <= 28);
   T wr[held ? K * K : 1];
   if constexpr (held)
     for (int t = 0; t < K * K; ++t) wr[t] = V::load(r.w + t * N);
@@ -88,33 +97,61 @@ inline void dwRowGeneric(const DwRow& r, int64_t kh, int64_t kw, int64_t sw, typ
   for (int64_t ow = 0; ow < r.OW; ++ow) V::store(r.y + ow * N, V::clamp(dwEdgePixel(r, kh, kw, sw, ow, bias), lo, hi));
 }
 
-// Rows [r0, r1) of the N * Cb * OH output rows.
-void dwRows(const DwJob& j, int64_t r0, int64_t r1) {
+// The padded input row ih of a plane in task's ring (slot ih % kRingSlots, tagged), or the
+// zero row above and below the plane: column c of the row at (c + pl) * N, the padding zero
+// (the slots were cleared when the task started).
+inline const float* ringRow(const DwJob& j, DwRing& ring, const float* x, int64_t key, int64_t ih) {
+  constexpr int N = V::N;
+  const Conv2dGeom& g = j.g;
+  if (ih < 0 || ih >= g.H) return j.zero;
+  const int s = int(ih % kRingSlots);
+  float* slot = ring.slots + s * j.slotWidth * N;
+  if (ring.tags[s] == key + ih) return slot;
+  ring.tags[s] = key + ih;
+  const float* src = x + ih * g.W * N;
+  float* dst = slot + g.pl * N;
+  const int64_t n = std::min(g.W, j.slotWidth - g.pl);
+  for (int64_t c = 0; c < n; ++c) V::store(dst + c * N, V::load(src + c * N));
+  return slot;
+}
+
+// Rows [r0, r1) of the N * Cb * OH output rows, task t.
+void dwRows(const DwJob& j, int64_t r0, int64_t r1, int64_t t) {
   using T = typename V::T;
   constexpr int N = V::N;
+  constexpr int U = N == 8 ? 4 : 8;
   const Conv2dGeom& g = j.g;
   const int64_t Cb = nchwc::channelBlocks(g.C, N), KK = g.kH * g.kW;
   const T lo = V::set1(j.lo), hi = V::set1(j.hi);
   const int fast = g.kH != g.kW || g.sH != g.sW || g.dH != 1 || g.dW != 1 ? 0
                    : (g.kH == 3 || g.kH == 5 || g.kH == 7) && (g.sH == 1 || g.sH == 2) ? int(g.kH * 10 + g.sH) : 0;
+  DwRing ring;
+  if (j.ring) {
+    ring.slots = j.ring + t * j.ringFloats;
+    std::memset(ring.slots, 0, size_t(j.ringFloats) * sizeof(float));
+    for (int64_t& tag : ring.tags) tag = -1;
+  }
   const float* rows[kMaxDwRows];
   for (int64_t r = r0; r < r1; ++r) {
     const int64_t oh = r % g.OH, plane = r / g.OH, cb = plane % Cb;
     const float* x = j.x + plane * g.H * g.W * N;
     for (int64_t i = 0; i < g.kH; ++i) {
       const int64_t ih = oh * g.sH - g.pt + i;
-      rows[i] = ih >= 0 && ih < g.H ? x + ih * g.W * N : j.zero;
+      if (j.ring) rows[i] = ringRow(j, ring, x, plane * g.H, ih);
+      else rows[i] = ih >= 0 && ih < g.H ? x + ih * g.W * N : j.zero;
     }
     float* y = j.y + r * g.OW * N;
-    const DwRow row{rows, j.w + cb * KK * N, y, g.W, g.OW, g.pl};
+    // In the ring every window lies inside its padded row: no edge pixels.
+    const DwRow row = j.ring ? DwRow{rows, j.w + cb * KK * N, y, j.slotWidth, g.OW, 0}
+                             : DwRow{rows, j.w + cb * KK * N, y, g.W, g.OW, g.pl};
     const T bias = V::load(j.bias + cb * N);
     switch (fast) {
-      case 31: dwRowFast<3, 1, N == 8 ? 4 : 8>(row, bias, lo, hi); break;
-      case 32: dwRowFast<3, 2, N == 8 ? 4 : 8>(row, bias, lo, hi); break;
-      case 51: dwRowFast<5, 1, 4>(row, bias, lo, hi); break;
-      case 52: dwRowFast<5, 2, 4>(row, bias, lo, hi); break;
-      case 71: dwRowFast<7, 1, 4>(row, bias, lo, hi); break;
-      case 72: dwRowFast<7, 2, 4>(row, bias, lo, hi); break;
+      case 31: dwRowFast<3, 1, U>(row, bias, lo, hi); break;
+      case 32: dwRowFast<3, 2, U>(row, bias, lo, hi); break;
+      case 51: dwRowFast<5, 1, U>(row, bias, lo, hi); break;
+      case 52: dwRowFast<5, 2, U>(row, bias, lo, hi); break;
+      case 71: dwRowFast<7, 1, U>(row, bias, lo, hi); break;
+      case 72: dwRowFast<7, 2, U>(row, bias, lo, hi); break;
       default: dwRowGeneric(row, g.kH, g.kW, g.sW, bias, lo, hi);
     }
     if (j.epilogue) j.row(j.epi, y, j.z ? j.z + r * g.OW * N : nullptr, nullptr, 0.0f, g.OW * N);
