@@ -90,6 +90,68 @@ void dwRowFast(const DwRow& r, typename V::T bias, typename V::T lo, typename V:
   for (ow = last; ow < r.OW; ++ow) V::store(r.y + ow * N, V::clamp(dwEdgePixel(r, K, K, S, ow, bias), lo, hi));
 }
 
+// Two output rows at stride 1 from K + 1 input rows (rows[0..K]): each input vector loaded
+// once for both rows' accumulators (the whole filter held in registers). Output row o takes
+// filter row kh = i - o of input row i: the same taps in the same order as dwStep.
+template <int K, int U>
+inline void dwStepPair(const DwRow& r, const typename V::T* wr, typename V::T bias, int64_t ow, float* y1,
+                       typename V::T lo, typename V::T hi) {
+  using T = typename V::T;
+  constexpr int N = V::N;
+  constexpr int Cols = U - 1 + K;
+  T acc[2][U];
+#pragma GCC unroll 16
+  for (int u = 0; u < U; ++u) acc[0][u] = acc[1][u] = bias;
+  const int64_t c0 = ow - r.pl;
+#pragma GCC unroll 8
+  for (int i = 0; i <= K; ++i) {
+    const float* row = r.rows[i] + c0 * N;
+#pragma GCC unroll 32
+    for (int c = 0; c < Cols; ++c) {
+      const T x = V::load(row + c * N);
+#pragma GCC unroll 2
+      for (int o = 0; o < 2; ++o) {
+        const int kh = i - o;
+        if (kh < 0 || kh >= K) continue;
+#pragma GCC unroll 16
+        for (int u = 0; u < U; ++u) {
+          const int j = c - u;
+          if (j >= 0 && j < K) acc[o][u] = V::fmadd(x, wr[kh * K + j], acc[o][u]);
+        }
+      }
+    }
+  }
+#pragma GCC unroll 16
+  for (int u = 0; u < U; ++u) {
+    V::store(r.y + (ow + u) * N, V::clamp(acc[0][u], lo, hi));
+    V::store(y1 + (ow + u) * N, V::clamp(acc[1][u], lo, hi));
+  }
+}
+
+// Output rows r.y and y1 (the next), stride 1: edge pixels row by row, the interior in pairs.
+template <int K, int U>
+void dwRowPair(const DwRow& r, float* y1, typename V::T bias, typename V::T lo, typename V::T hi) {
+  using T = typename V::T;
+  constexpr int N = V::N;
+  const int64_t first = std::min<int64_t>(r.OW, r.pl);
+  const int64_t num = r.W - K + r.pl;
+  const int64_t last = num < 0 ? first : std::max(first, std::min<int64_t>(r.OW, num + 1));
+  const DwRow r1{r.rows + 1, r.w, y1, r.W, r.OW, r.pl};
+  for (int64_t ow = 0; ow < first; ++ow) {
+    V::store(r.y + ow * N, V::clamp(dwEdgePixel(r, K, K, 1, ow, bias), lo, hi));
+    V::store(y1 + ow * N, V::clamp(dwEdgePixel(r1, K, K, 1, ow, bias), lo, hi));
+  }
+  T wr[K * K];
+  for (int t = 0; t < K * K; ++t) wr[t] = V::load(r.w + t * N);
+  int64_t ow = first;
+  for (; ow + U <= last; ow += U) dwStepPair<K, U>(r, wr, bias, ow, y1, lo, hi);
+  for (; ow < last; ++ow) dwStepPair<K, 1>(r, wr, bias, ow, y1, lo, hi);
+  for (ow = last; ow < r.OW; ++ow) {
+    V::store(r.y + ow * N, V::clamp(dwEdgePixel(r, K, K, 1, ow, bias), lo, hi));
+    V::store(y1 + ow * N, V::clamp(dwEdgePixel(r1, K, K, 1, ow, bias), lo, hi));
+  }
+}
+
 // Any filter and strides: every pixel through the edge path.
 inline void dwRowGeneric(const DwRow& r, int64_t kh, int64_t kw, int64_t sw, typename V::T bias, typename V::T lo,
                          typename V::T hi) {
@@ -135,12 +197,26 @@ void dwRows(const DwJob& j, int64_t r0, int64_t r1, int64_t t) {
   for (int64_t r = r0; r < r1; ++r) {
     const int64_t oh = r % g.OH, plane = r / g.OH, cb = plane % Cb;
     const float* x = j.x + plane * g.H * g.W * N;
-    for (int64_t i = 0; i < g.kH; ++i) {
+    // 3x3 stride 1 in place (wide rows), AVX-512: two output rows a pass when both are this
+    // task's (1 thread, min of 50, ms, one / two rows: 192x28 0.033 / 0.028; 144x56 0.118 /
+    // 0.118 and 32x112 0.099 / 0.101, bound by memory there).
+    const bool pair = N == 16 && fast == 31 && !j.ring && oh + 1 < g.OH && r + 1 < r1;
+    for (int64_t i = 0; i < g.kH + (pair ? 1 : 0); ++i) {
       const int64_t ih = oh * g.sH - g.pt + i;
       if (j.ring) rows[i] = ringRow(j, ring, x, plane * g.H, ih);
       else rows[i] = ih >= 0 && ih < g.H ? x + ih * g.W * N : j.zero;
     }
     float* y = j.y + r * g.OW * N;
+    if (pair) {
+      const DwRow row{rows, j.w + cb * KK * N, y, g.W, g.OW, g.pl};
+      dwRowPair<3, U>(row, y + g.OW * N, V::load(j.bias + cb * N), lo, hi);
+      for (int k = 0; k < 2; ++k, ++r, y += g.OW * N) {
+        if (j.epilogue) j.row(j.epi, y, j.z ? j.z + r * g.OW * N : nullptr, nullptr, 0.0f, g.OW * N);
+        if (cb == Cb - 1) zeroPadLanes(y, g.OW, N, g.C % N);
+      }
+      --r;
+      continue;
+    }
     // In the ring every window lies inside its padded row: no edge pixels.
     const DwRow row = j.ring ? DwRow{rows, j.w + cb * KK * N, y, j.slotWidth, g.OW, 0}
                              : DwRow{rows, j.w + cb * KK * N, y, g.W, g.OW, g.pl};
