@@ -253,7 +253,7 @@ std::vector<DwSpec> dwSpecs() {
   std::vector<DwSpec> out;
   const int64_t channels[] = {1, 3, 8, 13, 16, 24, 40};
   const Dims sides[] = {{1, 1}, {7, 7}, {17, 13}, {6, 20}, {13, 34}};
-  const std::pair<int64_t, int64_t> filters[] = {{3, 3}, {5, 5}, {7, 7}, {1, 1}, {2, 2}, {4, 4}, {3, 5}};
+  const std::pair<int64_t, int64_t> filters[] = {{3, 3}, {5, 5}, {7, 7}, {1, 1}, {2, 2}, {4, 4}, {6, 6}, {3, 5}};
   int i = 0;
   for (const auto& [kh, kw] : filters)
     for (const Dims& hw : sides)
