@@ -17,6 +17,7 @@
 #include "cpu/tactics/gemm_kernels.h"
 #include "cpu/tactics/native_linear_conv.h"
 #include "cpu/tactics/native_linear_epilogue.h"
+#include "cpu/tactics/nchwc.h"
 #include "ir/ops/anvil_linear.h"
 #include "runtime/kernel.h"
 
@@ -729,6 +730,358 @@ Kernel makeKernel(std::string name, bool fused, GemmIsa isa, std::vector<std::st
   return k;
 }
 
+// ---------------------------------------------------------------------------------------
+// The blocked layout NCHW<b>c (cpu/tactics/nchwc.h): the same GEMM, Y^T[P x M] = A[P x K] *
+// W^T[K x M], with K ordered (input channel block, kh, kw, lane) and the tile's nr = 2b
+// columns exactly two output channel blocks. Each tile row is then one whole b-float vector
+// of Y[n][ob][pixel][0..b) per block: the micro-kernel stores (and accumulates over K
+// blocks) straight into Y, no C buffer and no transposed store. The A panel of mr pixels
+// holds, per (channel block, kh, kw) group, each pixel's b input lanes contiguous (one
+// vector copy from X per pixel and group; the broadcasts read them with stride b), and for
+// the 1x1 stride-1 unpadded Conv X itself is that panel: no packing at all. The filter is
+// packed with zero rows for the input's padding lanes and zero columns past M.
+
+// The input's (and the filter's K) lanes per group: the tile's column half.
+constexpr int blockOfIsa(GemmIsa isa) { return isa == GemmIsa::kAvx512_14x32 ? 16 : 8; }
+
+// R pixel rows x two output blocks: y0[r * 16 + l] (+)= sum over k of a * w (+ bias), y1
+// likewise with the second 16 columns (y1 null: the panel's second block lies past M).
+// Group g's inputs at a + g * ags, pixel r's lanes at + r * 16; its filter rows at w + g * 512.
+template <int R>
+__attribute__((target("avx512f"))) void blockedUkAvx512(int64_t groups, const float* __restrict a, int64_t ags,
+                                                        const float* __restrict w, float* y0, float* y1, bool acc,
+                                                        const float* bias) {
+  __m512 c0[R], c1[R];
+#pragma GCC unroll 16
+  for (int r = 0; r < R; ++r) c0[r] = c1[r] = _mm512_setzero_ps();
+  for (int64_t g = 0; g < groups; ++g, a += ags, w += 16 * 32) {
+#pragma GCC unroll 16
+    for (int l = 0; l < 16; ++l) {
+      const __m512 b0 = _mm512_load_ps(w + l * 32), b1 = _mm512_load_ps(w + l * 32 + 16);
+#pragma GCC unroll 16
+      for (int r = 0; r < R; ++r) {
+        const __m512 av = _mm512_set1_ps(a[r * 16 + l]);
+        c0[r] = _mm512_fmadd_ps(av, b0, c0[r]);
+        c1[r] = _mm512_fmadd_ps(av, b1, c1[r]);
+      }
+    }
+  }
+  const __m512 bias0 = bias ? _mm512_loadu_ps(bias) : _mm512_setzero_ps();
+  const __m512 bias1 = bias ? _mm512_loadu_ps(bias + 16) : _mm512_setzero_ps();
+#pragma GCC unroll 16
+  for (int r = 0; r < R; ++r) {
+    if (acc) c0[r] = _mm512_add_ps(_mm512_loadu_ps(y0 + r * 16), c0[r]);
+    if (bias) c0[r] = _mm512_add_ps(c0[r], bias0);
+    _mm512_storeu_ps(y0 + r * 16, c0[r]);
+  }
+  if (!y1) return;
+#pragma GCC unroll 16
+  for (int r = 0; r < R; ++r) {
+    if (acc) c1[r] = _mm512_add_ps(_mm512_loadu_ps(y1 + r * 16), c1[r]);
+    if (bias) c1[r] = _mm512_add_ps(c1[r], bias1);
+    _mm512_storeu_ps(y1 + r * 16, c1[r]);
+  }
+}
+
+template <int R>
+__attribute__((target("avx2,fma"))) void blockedUkAvx2(int64_t groups, const float* __restrict a, int64_t ags,
+                                                       const float* __restrict w, float* y0, float* y1, bool acc,
+                                                       const float* bias) {
+  __m256 c0[R], c1[R];
+#pragma GCC unroll 8
+  for (int r = 0; r < R; ++r) c0[r] = c1[r] = _mm256_setzero_ps();
+  for (int64_t g = 0; g < groups; ++g, a += ags, w += 8 * 16) {
+#pragma GCC unroll 8
+    for (int l = 0; l < 8; ++l) {
+      const __m256 b0 = _mm256_load_ps(w + l * 16), b1 = _mm256_load_ps(w + l * 16 + 8);
+#pragma GCC unroll 8
+      for (int r = 0; r < R; ++r) {
+        const __m256 av = _mm256_broadcast_ss(a + r * 8 + l);
+        c0[r] = _mm256_fmadd_ps(av, b0, c0[r]);
+        c1[r] = _mm256_fmadd_ps(av, b1, c1[r]);
+      }
+    }
+  }
+  const __m256 bias0 = bias ? _mm256_loadu_ps(bias) : _mm256_setzero_ps();
+  const __m256 bias1 = bias ? _mm256_loadu_ps(bias + 8) : _mm256_setzero_ps();
+#pragma GCC unroll 8
+  for (int r = 0; r < R; ++r) {
+    if (acc) c0[r] = _mm256_add_ps(_mm256_loadu_ps(y0 + r * 8), c0[r]);
+    if (bias) c0[r] = _mm256_add_ps(c0[r], bias0);
+    _mm256_storeu_ps(y0 + r * 8, c0[r]);
+  }
+  if (!y1) return;
+#pragma GCC unroll 8
+  for (int r = 0; r < R; ++r) {
+    if (acc) c1[r] = _mm256_add_ps(_mm256_loadu_ps(y1 + r * 8), c1[r]);
+    if (bias) c1[r] = _mm256_add_ps(c1[r], bias1);
+    _mm256_storeu_ps(y1 + r * 8, c1[r]);
+  }
+}
+
+using BlockedKernel = void (*)(int64_t groups, const float* a, int64_t ags, const float* w, float* y0, float* y1,
+                               bool acc, const float* bias);
+
+template <int... Rs>
+constexpr std::array<BlockedKernel, sizeof...(Rs)> blockedAvx512Kernels(std::integer_sequence<int, Rs...>) {
+  return {&blockedUkAvx512<Rs + 1>...};
+}
+template <int... Rs>
+constexpr std::array<BlockedKernel, sizeof...(Rs)> blockedAvx2Kernels(std::integer_sequence<int, Rs...>) {
+  return {&blockedUkAvx2<Rs + 1>...};
+}
+
+// kernels[R-1] computes R pixel rows of the isa's tile.
+const BlockedKernel* blockedKernels(GemmIsa isa) {
+  static const auto k512 = blockedAvx512Kernels(std::make_integer_sequence<int, 14>{});
+  static const auto k2 = blockedAvx2Kernels(std::make_integer_sequence<int, 6>{});
+  return isa == GemmIsa::kAvx512_14x32 ? k512.data() : k2.data();
+}
+
+// The blocked K: groups (input channel block, kh, kw) of B lanes, split into K blocks of
+// at most kc / B groups that split them evenly (as kBlockOf does for plain K).
+struct BlockedK {
+  int64_t groups, perBlock;
+};
+BlockedK blockedK(const GemmConfig& c, int B, const Conv2dGeom& g) {
+  const int64_t groups = nchwc::channelBlocks(g.C, B) * g.kH * g.kW, most = std::max<int64_t>(1, c.kc / B);
+  return {groups, groups <= most ? groups : ceilDiv(groups, ceilDiv(groups, most))};
+}
+
+// The A block of pixels [0, pix) (input row/column of kh = kw = 0 per pixel in ih0/iw0)
+// for groups [g0, g0 + gn): panel i at dst + i * gn * B * MR, group gi at + gi * MR * B,
+// pixel r's B lanes at + r * B, zeros in the padding.
+template <int B>
+void packBlockedPixels(const float* x, const Conv2dGeom& g, const int32_t* ih0, const int32_t* iw0, int64_t pix,
+                       int mr, int64_t g0, int64_t gn, float* dst) {
+  const int64_t khw = g.kH * g.kW, kc = gn * B;
+  for (int64_t gi = 0; gi < gn; ++gi) {
+    const int64_t grp = g0 + gi, cb = grp / khw, kh = (grp % khw) / g.kW, kw = grp % g.kW;
+    const float* xc = x + cb * g.H * g.W * B;
+    const int64_t dh = kh * g.dH, dw = kw * g.dW;
+    for (int64_t j = 0; j < pix; ++j) {
+      float* d = dst + (j / mr) * kc * mr + gi * mr * B + (j % mr) * B;
+      const int64_t ih = ih0[j] + dh, iw = iw0[j] + dw;
+      if (uint64_t(ih) < uint64_t(g.H) && uint64_t(iw) < uint64_t(g.W))
+        std::memcpy(d, xc + (ih * g.W + iw) * B, B * sizeof(float));
+      else
+        std::memset(d, 0, B * sizeof(float));
+    }
+  }
+}
+
+// Whether the node's activations carry NCHW<B>c and its constants plain, group 1.
+bool blockedLayouts(int B, const ir::Node& n) {
+  if (n.attrs().getInt("group", 1) != 1) return false;
+  if (nchwc::blockOf(n.input(0)) != B || nchwc::blockOf(n.output(0)) != B) return false;
+  if (nchwc::blockOf(n.input(1)) != 0 || (n.input(2) && nchwc::blockOf(n.input(2)) != 0)) return false;
+  if (n.inputs().size() > ir::linear::kResidualInput && n.input(ir::linear::kResidualInput) &&
+      nchwc::blockOf(n.input(ir::linear::kResidualInput)) != B)
+    return false;
+  return true;
+}
+
+int64_t blockedSlotFloats(const GemmConfig& c, const Blocking& b, int64_t kcMax) {
+  return roundUp(b.mcPix * kcMax, 16) + roundUp(b.mcPix * 2, 16);
+}
+
+void prepareBlocked(GemmIsa isa, bool fused, const PrepareInfo& info, Prepared* out) {
+  const int B = blockOfIsa(isa);
+  RowsParams p;
+  p.isa = isa;
+  p.tasks = std::max(1, info.threads);
+  if (fused) {
+    p.fused = 1;
+    p.epi = EpilogueParams::of(readFusedEpilogue(*info.node));
+  }
+  ANVIL_CHECK(rowsConvAttrs(*info.node, info.maxTypes[1].shape, &p.conv) && p.conv.group == 1,
+              ErrorCode::kInvalidModel, info.node->label(), ": not a dense 2-D Conv this kernel handles");
+  const GemmConfig& c = gemmConfig(isa);
+  ANVIL_CHECK(info.maxTypes[0].shape.isStatic() && info.maxTypes[1].shape.isStatic(), ErrorCode::kInternal,
+              info.node->label(), ": X and W need static extents at the profile's max shapes");
+  const std::vector<int64_t> xd = info.maxTypes[0].shape.extents(), wd = info.maxTypes[1].shape.extents();
+  Conv2dGeom g;
+  ANVIL_CHECK(conv2dGeometry(p.conv, xd.data(), wd[0], &g) && wd[1] == g.C, ErrorCode::kInvalidModel,
+              info.node->label(), ": X ", info.maxTypes[0].str(), " and W ", info.maxTypes[1].str(),
+              " do not fit the Conv attributes");
+  const ir::Tensor* w = info.constants.size() > 1 ? info.constants[1] : nullptr;
+  ANVIL_CHECK(w != nullptr, ErrorCode::kInternal, info.node->label(), ": the filter must be an initializer");
+  const BlockedK bk = blockedK(c, B, g);
+  const int64_t K = bk.groups * B, MB = nchwc::channelBlocks(g.M, B), nPad = roundUp(MB * B, c.nr);
+  p.wM = g.M;
+  p.wK = K;
+  const Blocking b = blockingOf(c, g.OH * g.OW, nPad);
+  p.mcPix = b.mcPix;
+  p.ncChan = b.ncChan;
+  // W^T with rows k = ((cb * kH + kh) * kW + kw) * B + lane, zero rows for the input's
+  // padding lanes and zero columns past M, as K blocks of nr-column panels: block at k0 *
+  // nPad, panel q at + q * kc * nr, row k then nr columns.
+  std::string blob(size_t(K * nPad) * sizeof(float), '\0');
+  auto* dst = reinterpret_cast<float*>(blob.data());
+  const float* wf = w->data<float>();
+  const int64_t khw = g.kH * g.kW;
+  for (int64_t g0 = 0; g0 < bk.groups; g0 += bk.perBlock) {
+    const int64_t gn = std::min(bk.perBlock, bk.groups - g0), kc = gn * B;
+    float* blk = dst + g0 * B * nPad;
+    for (int64_t kk = 0; kk < kc; ++kk) {
+      const int64_t grp = g0 + kk / B, lane = kk % B, ci = (grp / khw) * B + lane, hw = grp % khw;
+      if (ci >= g.C) continue;
+      for (int64_t m = 0; m < g.M; ++m) blk[(m / c.nr) * kc * c.nr + kk * c.nr + m % c.nr] = wf[(m * g.C + ci) * khw + hw];
+    }
+  }
+  out->blobs.push_back(std::move(blob));
+  out->packedInputs.push_back(1);
+  out->workspaceBytes = uint64_t(roundUp(nPad, 16) + p.tasks * blockedSlotFloats(c, b, bk.perBlock * B)) * sizeof(float);
+  out->setParams(p);
+}
+
+void runBlocked(const StepArgs& a) {
+  const RowsParams& p = a.paramsAs<RowsParams>();
+  const GemmConfig& c = gemmConfig(p.isa);
+  const int B = blockOfIsa(p.isa);
+  const TensorView& X = a.in(0);
+  TensorView& Y = a.out(0);
+  if (X.rank != 4) a.fail("this kernel handles 2-D Conv (rank-4 X) only");
+  Conv2dGeom g;
+  if (!conv2dGeometry(p.conv, X.dims, p.wM, &g)) a.fail("X does not fit the Conv attributes");
+  const BlockedK bk = blockedK(c, B, g);
+  if (bk.groups * B != p.wK) a.fail("X's channels differ from the prepared filter's");
+  const int64_t P = g.OH * g.OW, CB = nchwc::channelBlocks(g.C, B), MB = nchwc::channelBlocks(g.M, B);
+  if (Y.rank != 4 || Y.dims[0] != g.N || Y.dims[1] != g.M || Y.dims[2] != g.OH || Y.dims[3] != g.OW)
+    a.fail("the output extents differ from the Conv's");
+  if (Y.numel() == 0) return;
+  const int64_t nPad = roundUp(MB * B, c.nr);
+  float* ws = static_cast<float*>(a.workspace);
+  const float* bias = nullptr;
+  if (a.hasInput(2)) {
+    if (a.in(2).numel() != g.M) a.fail("B must have one value per output channel");
+    // Padded to whole panels (zeros past M) so that the tile adds it as two vectors.
+    float* bp = ws;
+    std::memcpy(bp, a.in(2).as<float>(), size_t(g.M) * sizeof(float));
+    std::memset(bp + g.M, 0, size_t(nPad - g.M) * sizeof(float));
+    bias = bp;
+  }
+  const float* zp = nullptr;
+  if (p.fused && p.epi.residual) {
+    if (!a.hasInput(int(ir::linear::kResidualInput))) a.fail("has_residual is 1 but Z (input 3) is absent");
+    const TensorView& z = a.in(int(ir::linear::kResidualInput));
+    if (z.numel() != Y.numel()) a.fail("Z must have the output's shape");
+    zp = z.as<float>();
+  }
+  const Epilogue epi = p.epi.get();
+  const EpilogueRow row = epilogueRow(epi);
+  const bool act = p.fused && (zp || epi.act != Activation::kNone);
+
+  const Blocking blk{p.mcPix, p.ncChan};
+  const int64_t kcMax = bk.perBlock * B, slot = blockedSlotFloats(c, blk, kcMax), wsBase = roundUp(nPad, 16);
+  const int flopsTasks = int(std::max(1.0, std::min(1e6, 2.0 * double(Y.numel()) * double(p.wK) / kMinFlopsPerTask)));
+  const int T = std::max(1, std::min({int(p.tasks), a.executor ? a.executor->threads() : 1, flopsTasks}));
+  if (uint64_t(wsBase + T * slot) * sizeof(float) > a.workspaceBytes)
+    a.fail("the shapes need a larger workspace than prepared (outside the profile?)");
+
+  // The 1x1 stride-1 unpadded Conv: X's pixels are the A panels' rows as they lie.
+  const bool direct = g.kH == 1 && g.kW == 1 && g.sH == 1 && g.sW == 1 && g.pt == 0 && g.pl == 0 && g.pb == 0 &&
+                      g.pr == 0;
+
+  // Work items (image, pixel block, panel block), split as runRows splits them.
+  const int mr = c.mr, nr = c.nr;
+  const int64_t tilesP = ceilDiv(P, mr), panelsM = nPad / nr;
+  int64_t pBlocks = std::min(tilesP, ceilDiv(P, blk.mcPix)), cBlocks = std::min(panelsM, ceilDiv(nPad, blk.ncChan));
+  while (T > 1) {
+    const int64_t items = g.N * pBlocks * cBlocks;
+    if (items >= T && (items % T == 0 || items >= 4 * T)) break;
+    if (cBlocks < panelsM && (cBlocks <= pBlocks || pBlocks == tilesP))
+      ++cBlocks;
+    else if (pBlocks < tilesP)
+      ++pBlocks;
+    else
+      break;
+  }
+  const int64_t items = g.N * pBlocks * cBlocks, n = std::min<int64_t>(T, items);
+  const float* wp = a.blobs[0].as<float>();
+  const float* xp = X.as<float>();
+  float* yp = Y.as<float>();
+  const BlockedKernel* uk = blockedKernels(p.isa);
+  const int64_t tailLanes = g.M % B;
+  a.executor->parallelFor(n, [&](int64_t t) {
+    float* aBuf = ws + wsBase + t * slot;
+    int32_t* ih0 = reinterpret_cast<int32_t*>(aBuf + roundUp(blk.mcPix * kcMax, 16));
+    int32_t* iw0 = ih0 + blk.mcPix;
+    for (int64_t it = rangeBegin(items, t, n); it < rangeBegin(items, t + 1, n); ++it) {
+      const int64_t cb = it % cBlocks, pb = (it / cBlocks) % pBlocks, img = it / (cBlocks * pBlocks);
+      const int64_t p0 = rangeBegin(tilesP, pb, pBlocks) * mr, p1 = std::min(P, rangeBegin(tilesP, pb + 1, pBlocks) * mr);
+      const int64_t q0 = rangeBegin(panelsM, cb, cBlocks), q1 = rangeBegin(panelsM, cb + 1, cBlocks);
+      if (p0 >= p1 || q0 >= q1) continue;
+      const int64_t pix = p1 - p0;
+      const float* xi = xp + img * CB * g.H * g.W * B;
+      if (!direct)
+        for (int64_t j = 0; j < pix; ++j) {
+          const int64_t oh = (p0 + j) / g.OW, ow = (p0 + j) % g.OW;
+          ih0[j] = int32_t(oh * g.sH - g.pt);
+          iw0[j] = int32_t(ow * g.sW - g.pl);
+        }
+      for (int64_t g0 = 0; g0 < bk.groups; g0 += bk.perBlock) {
+        const int64_t gn = std::min(bk.perBlock, bk.groups - g0), kc = gn * B;
+        const bool last = g0 + gn >= bk.groups;
+        if (!direct) {
+          if (B == 16)
+            packBlockedPixels<16>(xi, g, ih0, iw0, pix, mr, g0, gn, aBuf);
+          else
+            packBlockedPixels<8>(xi, g, ih0, iw0, pix, mr, g0, gn, aBuf);
+        }
+        for (int64_t q = q0; q < q1; ++q) {
+          const float* wq = wp + g0 * B * nPad + q * kc * nr;
+          const int64_t ob = 2 * q;
+          float* y0 = yp + ((img * MB + ob) * P + p0) * B;
+          float* y1 = ob + 1 < MB ? y0 + P * B : nullptr;
+          const float* bq = last && bias ? bias + q * nr : nullptr;
+          for (int64_t ip = 0; ip < pix; ip += mr) {
+            const int rows = int(std::min<int64_t>(mr, pix - ip));
+            const float* ap = direct ? xi + (g0 * P + p0 + ip) * B : aBuf + (ip / mr) * kc * mr;
+            const int64_t ags = direct ? P * B : int64_t(mr) * B;
+            uk[rows - 1](gn, ap, ags, wq, y0 + ip * B, y1 ? y1 + ip * B : nullptr, g0 > 0, bq);
+          }
+          if (!last) continue;
+          // The panel's blocks are final: the epilogue over each block's pixels (one
+          // contiguous run of pix * B floats), then the padding lanes back to zero.
+          for (int64_t o = ob; o < std::min(ob + 2, MB); ++o) {
+            float* yb = yp + ((img * MB + o) * P + p0) * B;
+            if (act) row(epi, yb, zp ? zp + (yb - yp) : nullptr, nullptr, 0.0f, pix * B);
+            if (tailLanes && o == MB - 1)
+              for (int64_t j = 0; j < pix; ++j) std::memset(yb + j * B + tailLanes, 0, size_t(B - tailLanes) * sizeof(float));
+          }
+        }
+      }
+    }
+  });
+}
+
+bool supportsBlockedRows(int B, const ir::Node& n, const std::vector<ir::TensorType>& in) {
+  return supportsRows(n, in) && blockedLayouts(B, n);
+}
+bool supportsBlockedFusedRows(int B, const ir::Node& n, const std::vector<ir::TensorType>& in) {
+  return supportsFusedRows(n, in) && blockedLayouts(B, n);
+}
+
+Kernel makeBlockedKernel(std::string name, bool fused, GemmIsa isa, std::vector<std::string> req) {
+  const int B = blockOfIsa(isa);
+  Kernel k;
+  k.name = std::move(name);
+  k.version = 1;
+  k.op = fused ? "FusedConv" : "Conv";
+  k.domain = fused ? "anvil" : "";
+  k.precision = DataType::kF32;
+  k.requirements = std::move(req);
+  k.nchwcBlock = B;
+  if (fused)
+    k.supports = [B](const ir::Node& n, const std::vector<ir::TensorType>& in) { return supportsBlockedFusedRows(B, n, in); };
+  else
+    k.supports = [B](const ir::Node& n, const std::vector<ir::TensorType>& in) { return supportsBlockedRows(B, n, in); };
+  k.prepare = [isa, fused](const PrepareInfo& i, Prepared* o) { prepareBlocked(isa, fused, i, o); };
+  k.run = runBlocked;
+  return k;
+}
+
 }  // namespace
 
 }  // namespace anvil::cpu::tactics
@@ -736,7 +1089,8 @@ Kernel makeKernel(std::string name, bool fused, GemmIsa isa, std::vector<std::st
 namespace anvil::runtime {
 
 // Conv with the pixels as the GEMM rows: the AVX-512 14x32 and AVX2 6x16 micro-kernels
-// (the transposing store is AVX2 in both).
+// (the transposing store is AVX2 in both), and their blocked variants for NCHW16c (14x32)
+// and NCHW8c (6x16) activations.
 void registerNativeConvRowsKernels(Kernels& k) {
   using namespace anvil::cpu::tactics;
   for (bool fused : {false, true}) {
@@ -744,6 +1098,10 @@ void registerNativeConvRowsKernels(Kernels& k) {
     k.add(makeKernel("f32_conv2d_rows_14x32" + epi + "__avx512", fused, GemmIsa::kAvx512_14x32,
                      {"avx512f", "avx2", "fma"}));
     k.add(makeKernel("f32_conv2d_rows_6x16" + epi + "__avx2", fused, GemmIsa::kAvx2_6x16, {"avx2", "fma"}));
+    k.add(makeBlockedKernel("f32_conv2d_rows_nchw16c_14x32" + epi + "__avx512", fused, GemmIsa::kAvx512_14x32,
+                            {"avx512f", "avx2", "fma"}));
+    k.add(makeBlockedKernel("f32_conv2d_rows_nchw8c_6x16" + epi + "__avx2", fused, GemmIsa::kAvx2_6x16,
+                            {"avx2", "fma"}));
   }
 }
 
