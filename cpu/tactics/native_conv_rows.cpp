@@ -744,37 +744,52 @@ Kernel makeKernel(std::string name, bool fused, GemmIsa isa, std::vector<std::st
 // The input's (and the filter's K) lanes per group: the tile's column half.
 constexpr int blockOfIsa(GemmIsa isa) { return isa == GemmIsa::kAvx512_14x32 ? 16 : 8; }
 
-// R pixel rows x two output blocks: y0[r * 16 + l] (+)= sum over k of a * w (+ bias), y1
-// likewise with the second 16 columns (y1 null: the panel's second block lies past M).
-// Group g's inputs at a + g * ags, pixel r's lanes at + r * 16; its filter rows at w + g * 512.
-template <int R>
-__attribute__((target("avx512f"))) void blockedUkAvx512(int64_t groups, const float* __restrict a, int64_t ags,
+// R pixel rows x one or two output blocks: y0[r * 16 + l] (+)= sum over k of a * w (+ bias),
+// y1 likewise with the second 16 columns (TWO false: the panel's second block lies past M,
+// and its FMAs are skipped: squeezenet's 64->16 squeeze would spend half the tile on it).
+// Group g's inputs at a + g * ags, pixel r's lanes at + r * 16; its filter rows at w + g *
+// 512. Groups from `full` on use only their first `tail` lanes (the input's last channel
+// block: the rest are padding, with zero filter rows; mobilenet's 24 channels are 1.5
+// blocks, the stem's 3 are 3/16 of one).
+template <int R, bool TWO>
+__attribute__((target("avx512f"), always_inline)) inline void blockedStepAvx512(__m512 (&c0)[R], __m512 (&c1)[R],
+                                                                               const float* a, const float* w, int l) {
+  const __m512 b0 = _mm512_load_ps(w + l * 32);
+  const __m512 b1 = TWO ? _mm512_load_ps(w + l * 32 + 16) : b0;
+#pragma GCC unroll 16
+  for (int r = 0; r < R; ++r) {
+    const __m512 av = _mm512_set1_ps(a[r * 16 + l]);
+    c0[r] = _mm512_fmadd_ps(av, b0, c0[r]);
+    if (TWO) c1[r] = _mm512_fmadd_ps(av, b1, c1[r]);
+  }
+}
+
+template <int R, bool TWO>
+__attribute__((target("avx512f"))) void blockedUkAvx512(int64_t groups, int64_t full, int tail,
+                                                        const float* __restrict a, int64_t ags,
                                                         const float* __restrict w, float* y0, float* y1, bool acc,
-                                                        const float* bias) {
+                                                        const float* bias, const char* pf, int pfPerGroup,
+    int64_t pfLines) {
   __m512 c0[R], c1[R];
 #pragma GCC unroll 16
   for (int r = 0; r < R; ++r) c0[r] = c1[r] = _mm512_setzero_ps();
-  for (int64_t g = 0; g < groups; ++g, a += ags, w += 16 * 32) {
+  int64_t g = 0;
+  for (; g < full; ++g, a += ags, w += 16 * 32) {
+    for (int i = 0; i < pfPerGroup && pfLines > 0; ++i, --pfLines, pf += 64) _mm_prefetch(pf, _MM_HINT_T1);
 #pragma GCC unroll 16
-    for (int l = 0; l < 16; ++l) {
-      const __m512 b0 = _mm512_load_ps(w + l * 32), b1 = _mm512_load_ps(w + l * 32 + 16);
-#pragma GCC unroll 16
-      for (int r = 0; r < R; ++r) {
-        const __m512 av = _mm512_set1_ps(a[r * 16 + l]);
-        c0[r] = _mm512_fmadd_ps(av, b0, c0[r]);
-        c1[r] = _mm512_fmadd_ps(av, b1, c1[r]);
-      }
-    }
+    for (int l = 0; l < 16; ++l) blockedStepAvx512<R, TWO>(c0, c1, a, w, l);
   }
+  for (; g < groups; ++g, a += ags, w += 16 * 32)
+    for (int l = 0; l < tail; ++l) blockedStepAvx512<R, TWO>(c0, c1, a, w, l);
   const __m512 bias0 = bias ? _mm512_loadu_ps(bias) : _mm512_setzero_ps();
-  const __m512 bias1 = bias ? _mm512_loadu_ps(bias + 16) : _mm512_setzero_ps();
 #pragma GCC unroll 16
   for (int r = 0; r < R; ++r) {
     if (acc) c0[r] = _mm512_add_ps(_mm512_loadu_ps(y0 + r * 16), c0[r]);
     if (bias) c0[r] = _mm512_add_ps(c0[r], bias0);
     _mm512_storeu_ps(y0 + r * 16, c0[r]);
   }
-  if (!y1) return;
+  if (!TWO) return;
+  const __m512 bias1 = bias ? _mm512_loadu_ps(bias + 16) : _mm512_setzero_ps();
 #pragma GCC unroll 16
   for (int r = 0; r < R; ++r) {
     if (acc) c1[r] = _mm512_add_ps(_mm512_loadu_ps(y1 + r * 16), c1[r]);
@@ -783,34 +798,45 @@ __attribute__((target("avx512f"))) void blockedUkAvx512(int64_t groups, const fl
   }
 }
 
-template <int R>
-__attribute__((target("avx2,fma"))) void blockedUkAvx2(int64_t groups, const float* __restrict a, int64_t ags,
+template <int R, bool TWO>
+__attribute__((target("avx2,fma"), always_inline)) inline void blockedStepAvx2(__m256 (&c0)[R], __m256 (&c1)[R],
+                                                                              const float* a, const float* w, int l) {
+  const __m256 b0 = _mm256_load_ps(w + l * 16);
+  const __m256 b1 = TWO ? _mm256_load_ps(w + l * 16 + 8) : b0;
+#pragma GCC unroll 8
+  for (int r = 0; r < R; ++r) {
+    const __m256 av = _mm256_broadcast_ss(a + r * 8 + l);
+    c0[r] = _mm256_fmadd_ps(av, b0, c0[r]);
+    if (TWO) c1[r] = _mm256_fmadd_ps(av, b1, c1[r]);
+  }
+}
+
+template <int R, bool TWO>
+__attribute__((target("avx2,fma"))) void blockedUkAvx2(int64_t groups, int64_t full, int tail,
+                                                       const float* __restrict a, int64_t ags,
                                                        const float* __restrict w, float* y0, float* y1, bool acc,
-                                                       const float* bias) {
+                                                       const float* bias, const char* pf, int pfPerGroup,
+    int64_t pfLines) {
   __m256 c0[R], c1[R];
 #pragma GCC unroll 8
   for (int r = 0; r < R; ++r) c0[r] = c1[r] = _mm256_setzero_ps();
-  for (int64_t g = 0; g < groups; ++g, a += ags, w += 8 * 16) {
+  int64_t g = 0;
+  for (; g < full; ++g, a += ags, w += 8 * 16) {
+    for (int i = 0; i < pfPerGroup && pfLines > 0; ++i, --pfLines, pf += 64) _mm_prefetch(pf, _MM_HINT_T1);
 #pragma GCC unroll 8
-    for (int l = 0; l < 8; ++l) {
-      const __m256 b0 = _mm256_load_ps(w + l * 16), b1 = _mm256_load_ps(w + l * 16 + 8);
-#pragma GCC unroll 8
-      for (int r = 0; r < R; ++r) {
-        const __m256 av = _mm256_broadcast_ss(a + r * 8 + l);
-        c0[r] = _mm256_fmadd_ps(av, b0, c0[r]);
-        c1[r] = _mm256_fmadd_ps(av, b1, c1[r]);
-      }
-    }
+    for (int l = 0; l < 8; ++l) blockedStepAvx2<R, TWO>(c0, c1, a, w, l);
   }
+  for (; g < groups; ++g, a += ags, w += 8 * 16)
+    for (int l = 0; l < tail; ++l) blockedStepAvx2<R, TWO>(c0, c1, a, w, l);
   const __m256 bias0 = bias ? _mm256_loadu_ps(bias) : _mm256_setzero_ps();
-  const __m256 bias1 = bias ? _mm256_loadu_ps(bias + 8) : _mm256_setzero_ps();
 #pragma GCC unroll 8
   for (int r = 0; r < R; ++r) {
     if (acc) c0[r] = _mm256_add_ps(_mm256_loadu_ps(y0 + r * 8), c0[r]);
     if (bias) c0[r] = _mm256_add_ps(c0[r], bias0);
     _mm256_storeu_ps(y0 + r * 8, c0[r]);
   }
-  if (!y1) return;
+  if (!TWO) return;
+  const __m256 bias1 = bias ? _mm256_loadu_ps(bias + 8) : _mm256_setzero_ps();
 #pragma GCC unroll 8
   for (int r = 0; r < R; ++r) {
     if (acc) c1[r] = _mm256_add_ps(_mm256_loadu_ps(y1 + r * 8), c1[r]);
@@ -819,23 +845,27 @@ __attribute__((target("avx2,fma"))) void blockedUkAvx2(int64_t groups, const flo
   }
 }
 
-using BlockedKernel = void (*)(int64_t groups, const float* a, int64_t ags, const float* w, float* y0, float* y1,
-                               bool acc, const float* bias);
+using BlockedKernel = void (*)(int64_t groups, int64_t full, int tail, const float* a, int64_t ags, const float* w,
+                               float* y0, float* y1, bool acc, const float* bias, const char* pf, int pfPerGroup,
+                               int64_t pfLines);
 
-template <int... Rs>
+template <bool TWO, int... Rs>
 constexpr std::array<BlockedKernel, sizeof...(Rs)> blockedAvx512Kernels(std::integer_sequence<int, Rs...>) {
-  return {&blockedUkAvx512<Rs + 1>...};
+  return {&blockedUkAvx512<Rs + 1, TWO>...};
 }
-template <int... Rs>
+template <bool TWO, int... Rs>
 constexpr std::array<BlockedKernel, sizeof...(Rs)> blockedAvx2Kernels(std::integer_sequence<int, Rs...>) {
-  return {&blockedUkAvx2<Rs + 1>...};
+  return {&blockedUkAvx2<Rs + 1, TWO>...};
 }
 
-// kernels[R-1] computes R pixel rows of the isa's tile.
-const BlockedKernel* blockedKernels(GemmIsa isa) {
-  static const auto k512 = blockedAvx512Kernels(std::make_integer_sequence<int, 14>{});
-  static const auto k2 = blockedAvx2Kernels(std::make_integer_sequence<int, 6>{});
-  return isa == GemmIsa::kAvx512_14x32 ? k512.data() : k2.data();
+// kernels[R-1] computes R pixel rows of the isa's tile, both output blocks (two) or the first.
+const BlockedKernel* blockedKernels(GemmIsa isa, bool two) {
+  static const auto k512 = blockedAvx512Kernels<true>(std::make_integer_sequence<int, 14>{});
+  static const auto k512one = blockedAvx512Kernels<false>(std::make_integer_sequence<int, 14>{});
+  static const auto k2 = blockedAvx2Kernels<true>(std::make_integer_sequence<int, 6>{});
+  static const auto k2one = blockedAvx2Kernels<false>(std::make_integer_sequence<int, 6>{});
+  if (isa == GemmIsa::kAvx512_14x32) return two ? k512.data() : k512one.data();
+  return two ? k2.data() : k2one.data();
 }
 
 // The blocked K: groups (input channel block, kh, kw) of B lanes, split into K blocks of
@@ -1001,8 +1031,12 @@ void runBlocked(const StepArgs& a) {
   const float* wp = a.blobs[0].as<float>();
   const float* xp = X.as<float>();
   float* yp = Y.as<float>();
-  const BlockedKernel* uk = blockedKernels(p.isa);
+  const BlockedKernel* ukTwo = blockedKernels(p.isa, true);
+  const BlockedKernel* ukOne = blockedKernels(p.isa, false);
   const int64_t tailLanes = g.M % B;
+  // Groups from tailFrom on belong to the input's last channel block: inTail lanes of it.
+  const int inTail = g.C % B ? int(g.C % B) : B;
+  const int64_t tailFrom = g.C % B ? (CB - 1) * g.kH * g.kW : bk.groups;
   a.executor->parallelFor(n, [&](int64_t t) {
     float* aBuf = ws + wsBase + t * slot;
     int32_t* ih0 = reinterpret_cast<int32_t*>(aBuf + roundUp(blk.mcPix * kcMax, 16));
@@ -1035,11 +1069,27 @@ void runBlocked(const StepArgs& a) {
           float* y0 = yp + ((img * MB + ob) * P + p0) * B;
           float* y1 = ob + 1 < MB ? y0 + P * B : nullptr;
           const float* bq = last && bias ? bias + q * nr : nullptr;
+          const BlockedKernel* uk = y1 ? ukTwo : ukOne;
+          const int64_t full = std::clamp<int64_t>(tailFrom - g0, 0, gn);
+          // The filter panel after this one (the next K block's first after the last)
+          // prefetched into L2 over this panel's calls, a few lines per group: without it
+          // resnet18's 7x7 512->512 3x3 (9.4 MB of filter, 18 K blocks) took 1.54 ms
+          // against the plain rows kernel's 1.34.
+          const int64_t gNext = std::min(bk.perBlock, bk.groups - g0 - gn);
+          const char* pf = reinterpret_cast<const char*>(q + 1 < q1 ? wq + kc * nr
+                                                         : gNext > 0 ? wp + (g0 + gn) * B * nPad + q0 * gNext * B * nr
+                                                                     : nullptr);
+          int64_t pfLeft = pf ? (q + 1 < q1 ? kc : gNext * B) * nr * int64_t(sizeof(float)) / 64 : 0;
+          const int pfPerGroup = int(ceilDiv(pfLeft, ceilDiv(pix, mr) * std::max<int64_t>(1, full)));
           for (int64_t ip = 0; ip < pix; ip += mr) {
             const int rows = int(std::min<int64_t>(mr, pix - ip));
             const float* ap = direct ? xi + (g0 * P + p0 + ip) * B : aBuf + (ip / mr) * kc * mr;
             const int64_t ags = direct ? P * B : int64_t(mr) * B;
-            uk[rows - 1](gn, ap, ags, wq, y0 + ip * B, y1 ? y1 + ip * B : nullptr, g0 > 0, bq);
+            const int64_t pfLines = std::min<int64_t>(pfLeft, int64_t(pfPerGroup) * full);
+            uk[rows - 1](gn, full, inTail, ap, ags, wq, y0 + ip * B, y1 ? y1 + ip * B : nullptr, g0 > 0, bq, pf,
+                         pfPerGroup, pfLines);
+            pf += pfLines * 64;
+            pfLeft -= pfLines;
           }
           if (!last) continue;
           // The panel's blocks are final: the epilogue over each block's pixels (one

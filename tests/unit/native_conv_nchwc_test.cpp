@@ -438,6 +438,8 @@ TEST(NativeConvNchwcSupports, DeclinesWrongLayoutsAndGroups) {
 // ---------------------------------------------------------------------------------------
 // Timing (manual): the zoo's layers, each blocked kernel against every plain Conv kernel
 
+// The summary compares best-of times: the shared 2-core machine's medians swing 2-3x with
+// the neighbours' load (a plain kernel measured 2.4 and 6.5 ms in two runs).
 struct Timing {
   double medMs, minMs;
 };
@@ -508,8 +510,8 @@ TEST(NativeConvNchwcBench, DISABLED_Timing) {
     for (int threads : {1, 2}) {
       if (const char* tf = std::getenv("NCHWC_THREADS"); tf && std::atoi(tf) != threads) continue;
       auto ex = runtime::makeCpuExecutor(threads);
-      std::string best;
-      double bestMs = 1e30;
+      std::string best, best2;
+      double bestMs = 1e30, best2Ms = 1e30;  // any plain kernel; the AVX2-only ones (the nchw8c peers)
       std::map<int, double> blocked;
       for (const runtime::Kernel* k : allConvRegistry().all()) {
         if (k->op != "Conv" || k->device != Device::kCPU || !k->run || k->name.find("__") == std::string::npos) continue;
@@ -522,17 +524,21 @@ TEST(NativeConvNchwcBench, DISABLED_Timing) {
         if (k->nchwcBlock) {
           BlockedStep s(*k, pk, b, od, k->nchwcBlock, true);
           t = timeMs([&] { s.run(*ex); }, reps);
-          blocked[k->nchwcBlock] = t.medMs;
+          blocked[k->nchwcBlock] = t.minMs;
         } else {
           Step s(*k, pk, b, od, true);
           t = timeMs([&] { s.run(*ex); }, reps);
-          if (t.medMs < bestMs) bestMs = t.medMs, best = k->name;
+          if (t.minMs < bestMs) bestMs = t.minMs, best = k->name;
+          const bool avx512 =
+              std::find(k->requirements.begin(), k->requirements.end(), "avx512f") != k->requirements.end();
+          if (!avx512 && t.minMs < best2Ms) best2Ms = t.minMs, best2 = k->name;
         }
         std::printf("  %-24s t=%d %-44s %8.3f ms (min %8.3f)\n", l.name, threads, k->name.c_str(), t.medMs, t.minMs);
       }
-      std::printf("SUMMARY %-24s t=%d %.3f GFLOP best plain %-40s %8.3f | nchw16c %8.3f (%.2fx) | nchw8c %8.3f (%.2fx)\n",
-                  l.name, threads, flops * 1e-9, best.c_str(), bestMs, blocked[16], blocked[16] / bestMs, blocked[8],
-                  blocked[8] / bestMs);
+      std::printf("SUMMARY %-22s t=%d %.3f GFLOP | %-36s %7.3f | nchw16c %7.3f (%.2fx) | %-32s %7.3f | nchw8c "
+                  "%7.3f (%.2fx)\n",
+                  l.name, threads, flops * 1e-9, best.c_str(), bestMs, blocked[16], blocked[16] / bestMs, best2.c_str(),
+                  best2Ms, blocked[8], blocked[8] / best2Ms);
       std::fflush(stdout);
     }
   }
