@@ -29,6 +29,7 @@ namespace anvil::runtime {
 void registerNativeConvRowsKernels(Kernels& k);  // cpu/tactics/native_conv_rows.cpp
 void registerNativeLinearKernels(Kernels& k);    // cpu/tactics/native_linear.cpp (timing baseline)
 void registerNativeWinogradKernels(Kernels& k);  // cpu/tactics/native_winograd.cpp (timing baseline)
+void registerNativeConvStemKernels(Kernels& k);  // cpu/tactics/native_conv_stem.cpp (timing baseline)
 }  // namespace anvil::runtime
 
 using namespace anvil;
@@ -492,6 +493,7 @@ runtime::Kernels& allConvRegistry() {
     auto* r = new runtime::Kernels();
     runtime::registerNativeLinearKernels(*r);
     runtime::registerNativeWinogradKernels(*r);
+    runtime::registerNativeConvStemKernels(*r);
     runtime::registerNativeConvRowsKernels(*r);
     return r;
   }();
@@ -524,6 +526,9 @@ TEST(NativeConvNchwcBench, DISABLED_Timing) {
       {"r18_3x3_14_256", {{1, 256, 14, 14}, 256, 3, 1, 1, {1, 1, 1, 1}}},
       {"r18_3x3s2_14_256to512", {{1, 256, 14, 14}, 512, 3, 2, 1, {1, 1, 1, 1}}},
       {"r18_3x3_7_512", {{1, 512, 7, 7}, 512, 3, 1, 1, {1, 1, 1, 1}}},
+      {"r18_stem_7x7s2_3to64", {{1, 3, 224, 224}, 64, 7, 2, 1, {3, 3, 3, 3}}},
+      {"mv2_stem_3x3s2_3to32", {{1, 3, 224, 224}, 32, 3, 2, 1, {1, 1, 1, 1}}},
+      {"sq_stem_3x3s2_3to64", {{1, 3, 224, 224}, 64, 3, 2}},
       {"sq_1x1_55_64to16", {{1, 64, 55, 55}, 16, 1}},
       {"sq_1x1_55_16to64", {{1, 16, 55, 55}, 64, 1}},
       {"sq_3x3_55_16to64", {{1, 16, 55, 55}, 64, 3, 1, 1, {1, 1, 1, 1}}},
