@@ -751,6 +751,49 @@ constexpr int blockOfIsa(GemmIsa isa) { return isa == GemmIsa::kAvx512_14x32 ? 1
 // 512. Groups from `full` on use only their first `tail` lanes (the input's last channel
 // block: the rest are padding, with zero filter rows; mobilenet's 24 channels are 1.5
 // blocks, the stem's 3 are 3/16 of one).
+// The epilogue the blocked tiles apply in registers as they store the last K block: bias,
+// residual (before or after) and None / Relu / Clip (the others: epilogueRow afterwards).
+// Saves a pass over each finished block (mobilenet_v2's ReLU6 expands, resnet's
+// residual ReLUs).
+struct BlockedEpi {
+  const float* bias = nullptr;  // the panel's nr values, null: none
+  const float* z0 = nullptr;    // residual at the tile's y0 / y1 offsets, null: none
+  const float* z1 = nullptr;
+  int32_t act = 0;  // 0 none, 1 Relu, 2 Clip [lo, hi]
+  float lo = 0.0f, hi = 0.0f;
+  bool addFirst = true;
+};
+
+__attribute__((target("avx512f"), always_inline)) inline __m512 blockedFinish512(__m512 v, const BlockedEpi& e,
+                                                                                __m512 b, const float* z) {
+  v = _mm512_add_ps(v, b);
+  if (z && e.addFirst) v = _mm512_add_ps(v, _mm512_loadu_ps(z));
+  if (e.act == 1) {
+    v = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(v, _mm512_setzero_ps(), _CMP_LT_OQ), v, _mm512_setzero_ps());
+  } else if (e.act == 2) {
+    const __m512 lo = _mm512_set1_ps(e.lo), hi = _mm512_set1_ps(e.hi);
+    v = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(v, lo, _CMP_LT_OQ), v, lo);
+    v = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(v, hi, _CMP_GT_OQ), v, hi);
+  }
+  if (z && !e.addFirst) v = _mm512_add_ps(v, _mm512_loadu_ps(z));
+  return v;
+}
+
+__attribute__((target("avx2,fma"), always_inline)) inline __m256 blockedFinish256(__m256 v, const BlockedEpi& e,
+                                                                                 __m256 b, const float* z) {
+  v = _mm256_add_ps(v, b);
+  if (z && e.addFirst) v = _mm256_add_ps(v, _mm256_loadu_ps(z));
+  if (e.act == 1) {
+    v = _mm256_blendv_ps(v, _mm256_setzero_ps(), _mm256_cmp_ps(v, _mm256_setzero_ps(), _CMP_LT_OQ));
+  } else if (e.act == 2) {
+    const __m256 lo = _mm256_set1_ps(e.lo), hi = _mm256_set1_ps(e.hi);
+    v = _mm256_blendv_ps(v, lo, _mm256_cmp_ps(v, lo, _CMP_LT_OQ));
+    v = _mm256_blendv_ps(v, hi, _mm256_cmp_ps(v, hi, _CMP_GT_OQ));
+  }
+  if (z && !e.addFirst) v = _mm256_add_ps(v, _mm256_loadu_ps(z));
+  return v;
+}
+
 template <int R, bool TWO>
 __attribute__((target("avx512f"), always_inline)) inline void blockedStepAvx512(__m512 (&c0)[R], __m512 (&c1)[R],
                                                                                const float* a, const float* w, int l) {
@@ -768,7 +811,7 @@ template <int R, bool TWO>
 __attribute__((target("avx512f"))) void blockedUkAvx512(int64_t groups, int64_t full, int tail,
                                                         const float* __restrict a, int64_t ags,
                                                         const float* __restrict w, float* y0, float* y1, bool acc,
-                                                        const float* bias, const char* pf, int pfPerGroup,
+                                                        const BlockedEpi* epi, const char* pf, int pfPerGroup,
     int64_t pfLines) {
   __m512 c0[R], c1[R];
 #pragma GCC unroll 16
@@ -781,19 +824,21 @@ __attribute__((target("avx512f"))) void blockedUkAvx512(int64_t groups, int64_t 
   }
   for (; g < groups; ++g, a += ags, w += 16 * 32)
     for (int l = 0; l < tail; ++l) blockedStepAvx512<R, TWO>(c0, c1, a, w, l);
-  const __m512 bias0 = bias ? _mm512_loadu_ps(bias) : _mm512_setzero_ps();
+  // A local copy: the stores below cannot alias it, so its fields stay in registers.
+  const BlockedEpi e = epi ? *epi : BlockedEpi{};
+  const __m512 bias0 = e.bias ? _mm512_loadu_ps(e.bias) : _mm512_setzero_ps();
 #pragma GCC unroll 16
   for (int r = 0; r < R; ++r) {
     if (acc) c0[r] = _mm512_add_ps(_mm512_loadu_ps(y0 + r * 16), c0[r]);
-    if (bias) c0[r] = _mm512_add_ps(c0[r], bias0);
+    if (epi) c0[r] = blockedFinish512(c0[r], e, bias0, e.z0 ? e.z0 + r * 16 : nullptr);
     _mm512_storeu_ps(y0 + r * 16, c0[r]);
   }
   if (!TWO) return;
-  const __m512 bias1 = bias ? _mm512_loadu_ps(bias + 16) : _mm512_setzero_ps();
+  const __m512 bias1 = e.bias ? _mm512_loadu_ps(e.bias + 16) : _mm512_setzero_ps();
 #pragma GCC unroll 16
   for (int r = 0; r < R; ++r) {
     if (acc) c1[r] = _mm512_add_ps(_mm512_loadu_ps(y1 + r * 16), c1[r]);
-    if (bias) c1[r] = _mm512_add_ps(c1[r], bias1);
+    if (epi) c1[r] = blockedFinish512(c1[r], e, bias1, e.z1 ? e.z1 + r * 16 : nullptr);
     _mm512_storeu_ps(y1 + r * 16, c1[r]);
   }
 }
@@ -815,7 +860,7 @@ template <int R, bool TWO>
 __attribute__((target("avx2,fma"))) void blockedUkAvx2(int64_t groups, int64_t full, int tail,
                                                        const float* __restrict a, int64_t ags,
                                                        const float* __restrict w, float* y0, float* y1, bool acc,
-                                                       const float* bias, const char* pf, int pfPerGroup,
+                                                       const BlockedEpi* epi, const char* pf, int pfPerGroup,
     int64_t pfLines) {
   __m256 c0[R], c1[R];
 #pragma GCC unroll 8
@@ -828,25 +873,27 @@ __attribute__((target("avx2,fma"))) void blockedUkAvx2(int64_t groups, int64_t f
   }
   for (; g < groups; ++g, a += ags, w += 8 * 16)
     for (int l = 0; l < tail; ++l) blockedStepAvx2<R, TWO>(c0, c1, a, w, l);
-  const __m256 bias0 = bias ? _mm256_loadu_ps(bias) : _mm256_setzero_ps();
+  // A local copy: the stores below cannot alias it, so its fields stay in registers.
+  const BlockedEpi e = epi ? *epi : BlockedEpi{};
+  const __m256 bias0 = e.bias ? _mm256_loadu_ps(e.bias) : _mm256_setzero_ps();
 #pragma GCC unroll 8
   for (int r = 0; r < R; ++r) {
     if (acc) c0[r] = _mm256_add_ps(_mm256_loadu_ps(y0 + r * 8), c0[r]);
-    if (bias) c0[r] = _mm256_add_ps(c0[r], bias0);
+    if (epi) c0[r] = blockedFinish256(c0[r], e, bias0, e.z0 ? e.z0 + r * 8 : nullptr);
     _mm256_storeu_ps(y0 + r * 8, c0[r]);
   }
   if (!TWO) return;
-  const __m256 bias1 = bias ? _mm256_loadu_ps(bias + 8) : _mm256_setzero_ps();
+  const __m256 bias1 = e.bias ? _mm256_loadu_ps(e.bias + 8) : _mm256_setzero_ps();
 #pragma GCC unroll 8
   for (int r = 0; r < R; ++r) {
     if (acc) c1[r] = _mm256_add_ps(_mm256_loadu_ps(y1 + r * 8), c1[r]);
-    if (bias) c1[r] = _mm256_add_ps(c1[r], bias1);
+    if (epi) c1[r] = blockedFinish256(c1[r], e, bias1, e.z1 ? e.z1 + r * 8 : nullptr);
     _mm256_storeu_ps(y1 + r * 8, c1[r]);
   }
 }
 
 using BlockedKernel = void (*)(int64_t groups, int64_t full, int tail, const float* a, int64_t ags, const float* w,
-                               float* y0, float* y1, bool acc, const float* bias, const char* pf, int pfPerGroup,
+                               float* y0, float* y1, bool acc, const BlockedEpi* epi, const char* pf, int pfPerGroup,
                                int64_t pfLines);
 
 template <bool TWO, int... Rs>
@@ -1000,7 +1047,11 @@ void runBlocked(const StepArgs& a) {
   }
   const Epilogue epi = p.epi.get();
   const EpilogueRow row = epilogueRow(epi);
-  const bool act = p.fused && (zp || epi.act != Activation::kNone);
+  // None / Relu / Clip (with or without the residual) in the tiles' registers, the rest
+  // by epilogueRow over each finished block.
+  const bool inTile = !p.fused || epi.act == Activation::kNone || epi.act == Activation::kRelu ||
+                      epi.act == Activation::kClip;
+  const bool act = p.fused && !inTile && (zp || epi.act != Activation::kNone);
 
   const Blocking blk{p.mcPix, p.ncChan};
   const int64_t kcMax = bk.perBlock * B, slot = blockedSlotFloats(c, blk, kcMax), wsBase = roundUp(nPad, 16);
@@ -1068,7 +1119,16 @@ void runBlocked(const StepArgs& a) {
           const int64_t ob = 2 * q;
           float* y0 = yp + ((img * MB + ob) * P + p0) * B;
           float* y1 = ob + 1 < MB ? y0 + P * B : nullptr;
-          const float* bq = last && bias ? bias + q * nr : nullptr;
+          BlockedEpi te;
+          te.bias = bias ? bias + q * nr : nullptr;
+          if (inTile) {
+            te.z0 = zp ? zp + (y0 - yp) : nullptr;
+            te.z1 = zp && y1 ? zp + (y1 - yp) : nullptr;
+            te.act = epi.act == Activation::kRelu ? 1 : epi.act == Activation::kClip ? 2 : 0;
+            te.lo = epi.p0, te.hi = epi.p1;
+            te.addFirst = epi.addFirst;
+          }
+          const BlockedEpi* tep = last ? &te : nullptr;
           const BlockedKernel* uk = y1 ? ukTwo : ukOne;
           const int64_t full = std::clamp<int64_t>(tailFrom - g0, 0, gn);
           // The filter panel after this one (the next K block's first after the last)
@@ -1086,7 +1146,11 @@ void runBlocked(const StepArgs& a) {
             const float* ap = direct ? xi + (g0 * P + p0 + ip) * B : aBuf + (ip / mr) * kc * mr;
             const int64_t ags = direct ? P * B : int64_t(mr) * B;
             const int64_t pfLines = std::min<int64_t>(pfLeft, int64_t(pfPerGroup) * full);
-            uk[rows - 1](gn, full, inTail, ap, ags, wq, y0 + ip * B, y1 ? y1 + ip * B : nullptr, g0 > 0, bq, pf,
+            if (tep && ip > 0) {
+              te.z0 = te.z0 ? te.z0 + mr * B : nullptr;
+              te.z1 = te.z1 ? te.z1 + mr * B : nullptr;
+            }
+            uk[rows - 1](gn, full, inTail, ap, ags, wq, y0 + ip * B, y1 ? y1 + ip * B : nullptr, g0 > 0, tep, pf,
                          pfPerGroup, pfLines);
             pf += pfLines * 64;
             pfLeft -= pfLines;

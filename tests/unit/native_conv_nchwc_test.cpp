@@ -9,7 +9,8 @@
 // odd and even images, filters 1x1 / 3x3 / 5x5 / 7x7, strides 1 and 2, dilation 2, pads,
 // several K blocks and pixel blocks, and FusedConv with each activation and residual order.
 // NativeConvNchwcBench.DISABLED_Timing times them against the plain Conv kernels on the
-// zoo's layers (NCHWC_ONLY=<layer substring>, NCHWC_THREADS=1|2 narrow it).
+// zoo's layers (NCHWC_ONLY=<layer substring>, NCHWC_THREADS=1|2 narrow it; NCHWC_ACT=Relu
+// times FusedConv with that activation instead).
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -539,7 +540,13 @@ TEST(NativeConvNchwcBench, DISABLED_Timing) {
   const char* only = std::getenv("NCHWC_ONLY");
   for (const L& l : layers) {
     if (only && !std::strstr(l.name, only)) continue;
-    const Case c = convCase(l.name, l.s);
+    Case c = convCase(l.name, l.s);
+    if (const char* act = std::getenv("NCHWC_ACT")) {  // FusedConv with this activation instead
+      c.op = "FusedConv";
+      c.domain = "anvil";
+      c.attrs.set("activation", std::string(act));
+      if (std::string(act) == "Clip") c.attrs.set("activation_params", std::vector<float>{0.0f, 6.0f});
+    }
     const Dims od = outDims(l.s);
     const double flops = 2.0 * double(od[1] * od[2] * od[3]) * double(l.s.x[1] * l.s.k * l.s.k);
     const int reps = std::max(10, std::min(200, int(2e9 / flops)));
@@ -550,7 +557,7 @@ TEST(NativeConvNchwcBench, DISABLED_Timing) {
       double bestMs = 1e30, best2Ms = 1e30;  // any plain kernel; the AVX2-only ones (the nchw8c peers)
       std::map<int, double> blocked;  // the best blocked kernel per block (rows or Winograd)
       for (const runtime::Kernel* k : allConvRegistry().all()) {
-        if (k->op != "Conv" || k->device != Device::kCPU || !k->run || k->name.find("__") == std::string::npos) continue;
+        if (k->op != c.op || k->device != Device::kCPU || !k->run || k->name.find("__") == std::string::npos) continue;
         if (!runtime::hostHasAll(k->requirements)) continue;
         const Built b = build(c, 1);
         if (k->nchwcBlock) setBlocked(b, k->nchwcBlock);
