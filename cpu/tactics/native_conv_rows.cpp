@@ -1265,7 +1265,8 @@ __attribute__((always_inline)) inline void winoInputTile(const float* xc, int64_
 // y (row stride OW * B), rows < rows and columns < cols, plus bias vector bv.
 template <int B>
 __attribute__((always_inline)) inline void winoOutputTile(const float* m, int64_t mStride, const float* bv, float* y,
-                                                          int64_t ldy, int rows, int cols) {
+                                                          int64_t ldy, int rows, int cols, const BlockedEpi& e,
+                                                          const float* zt) {
   using V = typename WinoVec<B>::type;
   V t[6][4];
   for (int j = 0; j < 6; ++j) {
@@ -1281,7 +1282,16 @@ __attribute__((always_inline)) inline void winoOutputTile(const float* m, int64_
     for (int j = 0; j < 6; ++j) z[j] = t[j][i];
     winoOut4(z, o);
     for (int j = 0; j < cols; ++j) {
-      const V out = o[j] + b;
+      V out = o[j] + b, zv;
+      if (zt) std::memcpy(&zv, zt + i * ldy + j * B, sizeof(V));
+      if (zt && e.addFirst) out += zv;
+      if (e.act == 1) {
+        out = out < 0.0f ? V{} : out;  // NaN kept
+      } else if (e.act == 2) {
+        out = out < e.lo ? V{} + e.lo : out;
+        out = out > e.hi ? V{} + e.hi : out;
+      }
+      if (zt && !e.addFirst) out += zv;
       std::memcpy(y + i * ldy + j * B, &out, sizeof(V));
     }
   }
@@ -1296,12 +1306,14 @@ __attribute__((target("avx2,fma"))) void winoInputTile8(const float* xc, int64_t
   winoInputTile<8>(xc, H, W, ih0, iw0, v, vStride);
 }
 __attribute__((target("avx512f"))) void winoOutputTile16(const float* m, int64_t mStride, const float* bv, float* y,
-                                                         int64_t ldy, int rows, int cols) {
-  winoOutputTile<16>(m, mStride, bv, y, ldy, rows, cols);
+                                                         int64_t ldy, int rows, int cols, const BlockedEpi& e,
+                                                         const float* z) {
+  winoOutputTile<16>(m, mStride, bv, y, ldy, rows, cols, e, z);
 }
 __attribute__((target("avx2,fma"))) void winoOutputTile8(const float* m, int64_t mStride, const float* bv, float* y,
-                                                         int64_t ldy, int rows, int cols) {
-  winoOutputTile<8>(m, mStride, bv, y, ldy, rows, cols);
+                                                         int64_t ldy, int rows, int cols, const BlockedEpi& e,
+                                                         const float* z) {
+  winoOutputTile<8>(m, mStride, bv, y, ldy, rows, cols, e, z);
 }
 
 // The per-image sizes: tiles, their count rounded up to whole panels, channel widths.
@@ -1412,7 +1424,16 @@ void runWino(const StepArgs& a) {
   }
   const Epilogue epi = p.epi.get();
   const EpilogueRow row = epilogueRow(epi);
-  const bool act = p.fused && (zp || epi.act != Activation::kNone);
+  // None / Relu / Clip and the residual in the output transform, the rest by epilogueRow.
+  const bool inTile = !p.fused || epi.act == Activation::kNone || epi.act == Activation::kRelu ||
+                      epi.act == Activation::kClip;
+  const bool act = p.fused && !inTile && (zp || epi.act != Activation::kNone);
+  BlockedEpi te;
+  if (inTile) {
+    te.act = epi.act == Activation::kRelu ? 1 : epi.act == Activation::kClip ? 2 : 0;
+    te.lo = epi.p0, te.hi = epi.p1;
+    te.addFirst = epi.addFirst;
+  }
   float* vBuf = ws + roundUp(d.nPad, 16);
   float* mBuf = vBuf + 36 * d.tPad * d.Kc;
   Conv2dGeom g1 = g;
@@ -1426,8 +1447,8 @@ void runWino(const StepArgs& a) {
   const float* wp = a.blobs[0].as<float>();
   const BlockedKernel* ukTwo = blockedKernels(p.isa, true);
   const BlockedKernel* ukOne = blockedKernels(p.isa, false);
-  auto inTile = B == 16 ? winoInputTile16 : winoInputTile8;
-  auto outTile = B == 16 ? winoOutputTile16 : winoOutputTile8;
+  auto inputTile = B == 16 ? winoInputTile16 : winoInputTile8;
+  auto outputTile = B == 16 ? winoOutputTile16 : winoOutputTile8;
   for (int64_t img = 0; img < g.N; ++img) {
     const float* xi = X.as<float>() + img * d.CB * g.H * g.W * B;
     float* yi = Y.as<float>() + img * d.MB * g.OH * g.OW * B;
@@ -1438,7 +1459,7 @@ void runWino(const StepArgs& a) {
       for (int64_t it = rangeBegin(d.T * d.CB, task, n1); it < rangeBegin(d.T * d.CB, task + 1, n1); ++it) {
         const int64_t t = it / d.CB, cb = it % d.CB, th = t / d.TW, tw = t % d.TW;
         float* v = vBuf + (t / mr) * d.Kc * mr + cb * mr * B + (t % mr) * B;
-        inTile(xi + cb * g.H * g.W * B, g.H, g.W, th * 4 - g.pt, tw * 4 - g.pl, v, d.tPad * d.Kc);
+        inputTile(xi + cb * g.H * g.W * B, g.H, g.W, th * 4 - g.pt, tw * 4 - g.pl, v, d.tPad * d.Kc);
       }
     });
     // (2) Per point and panel block: M[xi][ob][tile][lane] = V[xi] * U[xi].
@@ -1476,7 +1497,8 @@ void runWino(const StepArgs& a) {
         const int64_t ob = it / d.T, t = it % d.T, th = t / d.TW, tw = t % d.TW;
         const int rows = int(std::min<int64_t>(4, g.OH - th * 4)), cols = int(std::min<int64_t>(4, g.OW - tw * 4));
         float* y = yi + ((ob * g.OH + th * 4) * g.OW + tw * 4) * B;
-        outTile(mBuf + (ob * d.tPad + t) * B, d.tPad * d.nPad, bias + ob * B, y, g.OW * B, rows, cols);
+        outputTile(mBuf + (ob * d.tPad + t) * B, d.tPad * d.nPad, bias + ob * B, y, g.OW * B, rows, cols, te,
+                inTile && zi ? zi + (y - yi) : nullptr);
         for (int r = 0; r < rows; ++r) {
           float* yr = y + r * g.OW * B;
           if (act) row(epi, yr, zi ? zi + (yr - yi) : nullptr, nullptr, 0.0f, cols * B);
