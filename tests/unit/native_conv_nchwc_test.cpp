@@ -10,7 +10,8 @@
 // several K blocks and pixel blocks, and FusedConv with each activation and residual order.
 // NativeConvNchwcBench.DISABLED_Timing times them against the plain Conv kernels on the
 // zoo's layers (NCHWC_ONLY=<layer substring>, NCHWC_THREADS=1|2 narrow it; NCHWC_ACT=Relu
-// times FusedConv with that activation instead).
+// times FusedConv with that activation instead, NCHWC_COLD=1 eight copies of each layer in
+// turn, each filter from memory).
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -559,18 +560,34 @@ TEST(NativeConvNchwcBench, DISABLED_Timing) {
       for (const runtime::Kernel* k : allConvRegistry().all()) {
         if (k->op != c.op || k->device != Device::kCPU || !k->run || k->name.find("__") == std::string::npos) continue;
         if (!runtime::hostHasAll(k->requirements)) continue;
-        const Built b = build(c, 1);
-        if (k->nchwcBlock) setBlocked(b, k->nchwcBlock);
-        if (!k->supports(*b.node, b.types())) continue;
-        const PreparedKernel pk = prepare(*k, b, threads);
+        // Warm: one layer again and again. NCHWC_COLD=1: eight copies in turn, each filter
+        // from memory as in a model (the Winograd filters are 36 x C x M floats).
+        const char* cold = std::getenv("NCHWC_COLD");
+        const int copies = cold && *cold && *cold != '0' ? 8 : 1;
+        std::vector<std::unique_ptr<Built>> bs;
+        std::vector<std::unique_ptr<PreparedKernel>> pks;
+        std::vector<std::unique_ptr<BlockedStep>> bsteps;
+        std::vector<std::unique_ptr<Step>> steps;
+        bool ok = true;
+        for (int i = 0; i < copies && ok; ++i) {
+          bs.push_back(std::make_unique<Built>(build(c, uint32_t(1 + i))));
+          const Built& b = *bs.back();
+          if (k->nchwcBlock) setBlocked(b, k->nchwcBlock);
+          if (!(ok = k->supports(*b.node, b.types()))) break;
+          pks.push_back(std::make_unique<PreparedKernel>(prepare(*k, b, threads)));
+          if (k->nchwcBlock)
+            bsteps.push_back(std::make_unique<BlockedStep>(*k, *pks.back(), b, od, k->nchwcBlock, true));
+          else
+            steps.push_back(std::make_unique<Step>(*k, *pks.back(), b, od, true));
+        }
+        if (!ok) continue;
+        size_t next = 0;
         Timing t;
         if (k->nchwcBlock) {
-          BlockedStep s(*k, pk, b, od, k->nchwcBlock, true);
-          t = timeMs([&] { s.run(*ex); }, reps);
+          t = timeMs([&] { bsteps[next++ % bsteps.size()]->run(*ex); }, reps);
           if (!blocked.count(k->nchwcBlock) || t.minMs < blocked[k->nchwcBlock]) blocked[k->nchwcBlock] = t.minMs;
         } else {
-          Step s(*k, pk, b, od, true);
-          t = timeMs([&] { s.run(*ex); }, reps);
+          t = timeMs([&] { steps[next++ % steps.size()]->run(*ex); }, reps);
           if (t.minMs < bestMs) bestMs = t.minMs, best = k->name;
           const bool avx512 =
               std::find(k->requirements.begin(), k->requirements.end(), "avx512f") != k->requirements.end();
