@@ -471,6 +471,25 @@ TEST(NativeConvNchwcSupports, DeclinesWrongLayoutsAndGroups) {
   }
 }
 
+TEST(NativeConvNchwcSupports, FusedDeclinesPlainResidual) {
+  int checked = 0;
+  for (const runtime::Kernel* k : blockedKernels()) {
+    if (k->op != "FusedConv") continue;
+    const Spec s{{1, 16, 7, 7}, 24, 3, 1, 1, {1, 1, 1, 1}};
+    ir::Attributes at = attrsOf(s);
+    at.set("activation", std::string("Relu"));
+    at.set("has_residual", int64_t(1));
+    const Case c{"FusedConv_res", "FusedConv", "anvil", {s.x, wDims(s), Dims{s.M}, outDims(s)}, {false, true, true, false}, at};
+    const Built b = build(c, 1);
+    setBlocked(b, k->nchwcBlock);
+    EXPECT_TRUE(k->supports(*b.node, b.types())) << k->name;
+    b.node->input(3)->setLayout(ir::Layout::plain());
+    EXPECT_FALSE(k->supports(*b.node, b.types())) << k->name << " took a plain residual";
+    ++checked;
+  }
+  EXPECT_EQ(checked, 4);
+}
+
 // ---------------------------------------------------------------------------------------
 // Timing (manual): the zoo's layers, each blocked kernel against every plain Conv kernel
 
