@@ -253,8 +253,11 @@ std::vector<Case> convCases() {
   c.push_back(convCase("P900_3x3", {{1, 3, 30, 30}, 40, 3, 1, 1, {1, 1, 1, 1}}));
   c.push_back(convCase("P900_1x1", {{2, 24, 30, 30}, 40, 1}));
   c.push_back(convCase("M530", {{1, 16, 7, 7}, 530, 1}));
-  // Winograd in tile blocks (V and M past 1 MiB: 2-3 blocks of 100 tiles), batch 2.
+  // Winograd in tile blocks (V and M past 1 MiB: 2-3 blocks of 100 tiles), batch 2: each
+  // task takes whole blocks.
   c.push_back(convCase("tile_blocks_3x3", {{2, 24, 40, 37}, 40, 3, 1, 1, {1, 1, 1, 1}}));
+  // Tile blocks whose passes are split across the tasks (U past 1 MiB).
+  c.push_back(convCase("tile_blocks_bigU", {{1, 96, 20, 37}, 96, 3, 1, 1, {1, 1, 1, 1}}));
   c.push_back(convCase("M600_P225", {{1, 2, 15, 15}, 600, 3, 1, 1, {1, 1, 1, 1}}));
   return c;
 }
