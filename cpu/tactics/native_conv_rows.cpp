@@ -6,6 +6,9 @@
 // (ResNet's 7x7 and 14x14 stages, 1x1 convs with 1024-2048 channels) this keeps every lane
 // busy where the channel-row kernels (native_linear.cpp) spend a 32-wide column panel on 17
 // pixels and stream the whole filter once per pixel panel.
+// The same GEMM on the blocked layout NCHW16c / NCHW8c (the tile stores whole output
+// channel blocks) and a blocked Winograd F(4x4, 3x3) on the blocked tiles live in
+// native_conv_rows_nchwc.inc, included at the end of this file's kernels.
 #include <immintrin.h>
 
 #include <algorithm>
@@ -17,6 +20,7 @@
 #include "cpu/tactics/gemm_kernels.h"
 #include "cpu/tactics/native_linear_conv.h"
 #include "cpu/tactics/native_linear_epilogue.h"
+#include "cpu/tactics/nchwc.h"
 #include "ir/ops/anvil_linear.h"
 #include "runtime/kernel.h"
 
@@ -729,6 +733,8 @@ Kernel makeKernel(std::string name, bool fused, GemmIsa isa, std::vector<std::st
   return k;
 }
 
+#include "cpu/tactics/native_conv_rows_nchwc.inc"
+
 }  // namespace
 
 }  // namespace anvil::cpu::tactics
@@ -736,7 +742,8 @@ Kernel makeKernel(std::string name, bool fused, GemmIsa isa, std::vector<std::st
 namespace anvil::runtime {
 
 // Conv with the pixels as the GEMM rows: the AVX-512 14x32 and AVX2 6x16 micro-kernels
-// (the transposing store is AVX2 in both).
+// (the transposing store is AVX2 in both), and their blocked variants for NCHW16c (14x32)
+// and NCHW8c (6x16) activations.
 void registerNativeConvRowsKernels(Kernels& k) {
   using namespace anvil::cpu::tactics;
   for (bool fused : {false, true}) {
@@ -744,6 +751,14 @@ void registerNativeConvRowsKernels(Kernels& k) {
     k.add(makeKernel("f32_conv2d_rows_14x32" + epi + "__avx512", fused, GemmIsa::kAvx512_14x32,
                      {"avx512f", "avx2", "fma"}));
     k.add(makeKernel("f32_conv2d_rows_6x16" + epi + "__avx2", fused, GemmIsa::kAvx2_6x16, {"avx2", "fma"}));
+    k.add(makeBlockedKernel("f32_conv2d_rows_nchw16c_14x32" + epi + "__avx512", fused, GemmIsa::kAvx512_14x32,
+                            {"avx512f", "avx2", "fma"}));
+    k.add(makeBlockedKernel("f32_conv2d_rows_nchw8c_6x16" + epi + "__avx2", fused, GemmIsa::kAvx2_6x16,
+                            {"avx2", "fma"}));
+    k.add(makeWinoKernel("f32_conv2d_winograd_nchw16c_f4x3" + epi + "__avx512", fused, GemmIsa::kAvx512_14x32,
+                         {"avx512f", "avx2", "fma"}));
+    k.add(makeWinoKernel("f32_conv2d_winograd_nchw8c_f4x3" + epi + "__avx2", fused, GemmIsa::kAvx2_6x16,
+                         {"avx2", "fma"}));
   }
 }
 

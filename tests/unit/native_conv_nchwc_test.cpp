@@ -1,0 +1,631 @@
+// The blocked (NCHW16c / NCHW8c) pixels-as-rows Conv kernels of cpu/tactics/native_conv_rows.cpp
+// against the reference kernel: a one-node graph (tests/unit/native_kernel_test_util.h) whose
+// X, Y and Z carry the blocked layout, the plain random input converted to blocked storage
+// here (padding lanes zero), the kernel run through the contract on views of that storage
+// with the output between sentinel guards and a guarded workspace, 1 and 2 executor threads
+// (bitwise equal), the output converted back and compared with the reference on the plain
+// tensors, and its padding lanes checked to be exactly zero. Shapes: C and M in {1, 3, 8,
+// 13, 16, 24, 40, 64} (not multiples of the block included), batch 1 and 2, 1x1 / 7x7 /
+// odd and even images, filters 1x1 / 3x3 / 5x5 / 7x7, strides 1 and 2, dilation 2, pads,
+// several K blocks and pixel blocks, and FusedConv with each activation and residual order.
+// NativeConvNchwcBench.DISABLED_Timing times them against the plain Conv kernels on the
+// zoo's layers (NCHWC_ONLY=<layer substring>, NCHWC_THREADS=1|2 narrow it; NCHWC_ACT=Relu
+// times FusedConv with that activation instead, NCHWC_COLD=1 eight copies of each layer in
+// turn, each filter from memory).
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <functional>
+#include <limits>
+#include <map>
+#include <memory>
+#include <optional>
+
+#include "native_kernel_test_util.h"
+#include "runtime/kernel.h"
+
+namespace anvil::runtime {
+void registerNativeConvRowsKernels(Kernels& k);  // cpu/tactics/native_conv_rows.cpp
+void registerNativeLinearKernels(Kernels& k);    // cpu/tactics/native_linear.cpp (timing baseline)
+void registerNativeWinogradKernels(Kernels& k);  // cpu/tactics/native_winograd.cpp (timing baseline)
+void registerNativeConvStemKernels(Kernels& k);  // cpu/tactics/native_conv_stem.cpp (timing baseline)
+}  // namespace anvil::runtime
+
+using namespace anvil;
+using anvil::ir::DataType;
+using anvil::ir::Tensor;
+
+namespace {
+
+using namespace anvil::testing::nk;
+
+// ---------------------------------------------------------------------------------------
+// Blocked storage and a step on it
+
+int64_t blocks(int64_t c, int b) { return (c + b - 1) / b; }
+
+// Plain [N, C, H, W] to [N][ceil(C/b)][H][W][b], padding lanes zero.
+std::vector<float> toBlocked(const float* x, const Dims& d, int b) {
+  const int64_t N = d[0], C = d[1], HW = d[2] * d[3], CB = blocks(C, b);
+  std::vector<float> out(size_t(N * CB * HW * b), 0.0f);
+  for (int64_t n = 0; n < N; ++n)
+    for (int64_t c = 0; c < C; ++c)
+      for (int64_t p = 0; p < HW; ++p) out[size_t(((n * CB + c / b) * HW + p) * b + c % b)] = x[(n * C + c) * HW + p];
+  return out;
+}
+
+std::vector<float> fromBlocked(const float* y, const Dims& d, int b) {
+  const int64_t N = d[0], C = d[1], HW = d[2] * d[3], CB = blocks(C, b);
+  std::vector<float> out(size_t(N * C * HW));
+  for (int64_t n = 0; n < N; ++n)
+    for (int64_t c = 0; c < C; ++c)
+      for (int64_t p = 0; p < HW; ++p) out[size_t((n * C + c) * HW + p)] = y[((n * CB + c / b) * HW + p) * b + c % b];
+  return out;
+}
+
+// Whether every padding lane of blocked y is +0.0f (bit pattern 0).
+bool paddingLanesZero(const float* y, const Dims& d, int b) {
+  const int64_t N = d[0], C = d[1], HW = d[2] * d[3], CB = blocks(C, b);
+  for (int64_t n = 0; n < N; ++n)
+    for (int64_t p = 0; p < HW; ++p)
+      for (int64_t c = C; c < CB * b; ++c) {
+        uint32_t bits;
+        std::memcpy(&bits, y + ((n * CB + CB - 1) * HW + p) * b + c % b, 4);
+        if (bits != 0) return false;
+      }
+  return true;
+}
+
+// Marks the node's activations (X, Z, Y) NCHW<b>c, as the builder's layout selection would.
+void setBlocked(const Built& b, int block) {
+  const ir::Node& n = *b.node;
+  n.input(0)->setLayout(ir::Layout::nchwc(block));
+  if (n.inputs().size() > 3 && n.input(3)) n.input(3)->setLayout(ir::Layout::nchwc(block));
+  n.output(0)->setLayout(ir::Layout::nchwc(block));
+}
+
+struct BlockedResult {
+  std::vector<float> out;  // converted back to plain
+  bool guardsIntact = true, workspaceIntact = true, paddingZero = true;
+};
+
+// The kernel's step on blocked storage: X and Z blocked, the filter (packed at prepare)
+// handed over as NaNs, the blocked output between sentinel guards.
+class BlockedStep {
+ public:
+  BlockedStep(const runtime::Kernel& k, const PreparedKernel& pk, const Built& b, const Dims& outDims, int block,
+              bool alignedOut = false)
+      : k_(k), block_(block), outDims_(outDims), ws_(size_t(pk.prepared.workspaceBytes)) {
+    for (size_t i = 0; i < b.tensors.size(); ++i) {
+      const Tensor& t = b.tensors[i];
+      runtime::TensorView v;
+      if (t.defined()) {
+        if (i == 1) {
+          store_.emplace_back(size_t(t.numel()), std::numeric_limits<float>::quiet_NaN());
+        } else if (i == 0 || i == 3) {
+          store_.push_back(toBlocked(t.data<float>(), t.dims(), block));
+        } else {
+          store_.emplace_back(t.data<float>(), t.data<float>() + t.numel());
+        }
+        v.data = store_.back().data();
+        v.dtype = DataType::kF32;
+        v.setExtents(t.dims());
+      } else {
+        store_.emplace_back();
+      }
+      in_.push_back(v);
+    }
+    n_ = outDims[0] * blocks(outDims[1], block) * outDims[2] * outDims[3] * block;
+    buf_.assign(size_t(n_ + 2 * kGuard + 16), kSentinel);
+    off_ = kGuard;
+    if (alignedOut)
+      while (reinterpret_cast<uintptr_t>(buf_.data() + off_) % 64 != 0) ++off_;
+    out_.data = buf_.data() + off_;
+    out_.dtype = DataType::kF32;
+    out_.setExtents(outDims);
+    a_.node = b.node;
+    a_.inputs = in_.data();
+    a_.numInputs = int(in_.size());
+    a_.outputs = &out_;
+    a_.numOutputs = 1;
+    a_.params = {pk.params->p, pk.prepared.params.size()};
+    a_.blobs = pk.views.data();
+    a_.numBlobs = int(pk.views.size());
+    a_.workspace = ws_.p;
+    a_.workspaceBytes = pk.prepared.workspaceBytes;
+  }
+
+  void run(runtime::Executor& ex) {
+    a_.executor = &ex;
+    k_.run(a_);
+  }
+
+  BlockedResult result() const {
+    BlockedResult r;
+    const float* y = reinterpret_cast<const float*>(buf_.data() + off_);
+    r.out = fromBlocked(y, outDims_, block_);
+    r.paddingZero = paddingLanesZero(y, outDims_, block_);
+    for (size_t i = 0; i < buf_.size(); ++i)
+      if ((int64_t(i) < off_ || int64_t(i) >= off_ + n_) && buf_[i] != kSentinel) r.guardsIntact = false;
+    r.workspaceIntact = ws_.tailIntact();
+    return r;
+  }
+
+ private:
+  const runtime::Kernel& k_;
+  int block_;
+  Dims outDims_;
+  std::vector<std::vector<float>> store_;
+  std::vector<runtime::TensorView> in_;
+  int64_t n_ = 0, off_ = kGuard;
+  std::vector<uint32_t> buf_;
+  runtime::TensorView out_;
+  Aligned ws_;
+  runtime::StepArgs a_;
+};
+
+// ---------------------------------------------------------------------------------------
+// The cases
+
+struct Spec {
+  Dims x;  // N, C, H, W
+  int64_t M = 8;
+  int64_t k = 3;
+  int64_t stride = 1, dilation = 1;
+  Dims pads;            // empty: none
+  std::string autoPad;  // "" NOTSET
+  bool bias = true;
+};
+
+ir::Attributes attrsOf(const Spec& s) {
+  ir::Attributes at;
+  at.set("kernel_shape", Dims{s.k, s.k});
+  if (s.stride != 1) at.set("strides", Dims{s.stride, s.stride});
+  if (s.dilation != 1) at.set("dilations", Dims{s.dilation, s.dilation});
+  if (!s.pads.empty()) at.set("pads", s.pads);
+  if (!s.autoPad.empty()) at.set("auto_pad", s.autoPad);
+  return at;
+}
+
+Dims wDims(const Spec& s) { return {s.M, s.x[1], s.k, s.k}; }
+
+Dims outDims(const Spec& s) {
+  auto ext = [&](int64_t in, int64_t p0, int64_t p1) {
+    if (s.autoPad == "SAME_UPPER" || s.autoPad == "SAME_LOWER") return (in + s.stride - 1) / s.stride;
+    return (in + p0 + p1 - ((s.k - 1) * s.dilation + 1)) / s.stride + 1;
+  };
+  const Dims p = s.pads.empty() ? Dims{0, 0, 0, 0} : s.pads;
+  return {s.x[0], s.M, ext(s.x[2], p[0], p[2]), ext(s.x[3], p[1], p[3])};
+}
+
+std::string dimsName(const Dims& d) {
+  std::string s;
+  for (int64_t v : d) s += (s.empty() ? "" : "x") + std::to_string(v);
+  return s;
+}
+
+Case convCase(const std::string& name, const Spec& s) {
+  std::vector<std::optional<Dims>> in = {s.x, wDims(s)};
+  if (s.bias) in.push_back(Dims{s.M});
+  return {"Conv_" + name, "Conv", "", in, {false, true, true}, attrsOf(s)};
+}
+
+std::vector<Case> convCases() {
+  std::vector<Case> c;
+  const int64_t chans[] = {1, 3, 8, 13, 16, 24, 40, 64};
+  // Every (C, M) pair through the direct 1x1 path and the packed 3x3 path, on images of
+  // 7x7, 1x1 (squeeze-and-excitation), 5x8 and 9x6 pixels, batch 1 and 2.
+  const Dims images[] = {{7, 7}, {1, 1}, {5, 8}, {9, 6}};
+  int i = 0;
+  for (int64_t C : chans)
+    for (int64_t M : chans) {
+      const Dims hw = images[size_t(i++) % 4];
+      const Dims x{1 + (C + M) % 2, C, hw[0], hw[1]};
+      Spec s{x, M, 1};
+      s.bias = i % 3 != 0;
+      c.push_back(convCase("pw_" + dimsName(x) + "_M" + std::to_string(M), s));
+      Spec s3{x, M, 3, 1, 1, {1, 1, 1, 1}};
+      s3.bias = !s.bias;
+      c.push_back(convCase("3x3p1_" + dimsName(x) + "_M" + std::to_string(M), s3));
+    }
+  c.push_back(convCase("5x5_p2", {{1, 13, 9, 10}, 24, 5, 1, 1, {2, 2, 2, 2}}));
+  c.push_back(convCase("5x5_s2_p2", {{2, 8, 11, 12}, 13, 5, 2, 1, {2, 2, 2, 2}}));
+  c.push_back(convCase("stem_7x7_s2_p3", {{1, 3, 30, 27}, 24, 7, 2, 1, {3, 3, 3, 3}}));
+  c.push_back(convCase("7x7_valid", {{2, 16, 7, 7}, 40, 7}));
+  c.push_back(convCase("3x3_s2_p1", {{1, 24, 14, 13}, 40, 3, 2, 1, {1, 1, 1, 1}}));
+  c.push_back(convCase("3x3_s2_p0", {{2, 3, 15, 16}, 13, 3, 2}));
+  c.push_back(convCase("1x1_s2", {{1, 40, 13, 14}, 24, 1, 2}));
+  c.push_back(convCase("1x1_p1", {{1, 13, 6, 7}, 8, 1, 1, 1, {1, 0, 1, 2}}));
+  c.push_back(convCase("3x3_d2_p2", {{1, 13, 12, 11}, 24, 3, 1, 2, {2, 2, 2, 2}}));
+  c.push_back(convCase("3x3_d2_s2", {{1, 8, 17, 19}, 13, 3, 2, 2, {1, 2, 0, 1}}));
+  c.push_back(convCase("asym_0121", {{1, 16, 9, 14}, 24, 3, 1, 1, {0, 1, 2, 1}}));
+  c.push_back(convCase("bigpad_3142", {{1, 5, 6, 9}, 8, 3, 1, 1, {3, 1, 4, 2}}));
+  c.push_back(convCase("same_upper_s2", {{1, 13, 13, 16}, 40, 3, 2, 1, {}, "SAME_UPPER", false}));
+  c.push_back(convCase("same_lower_s2", {{2, 5, 9, 4}, 24, 3, 2, 1, {}, "SAME_LOWER"}));
+  // Several K blocks (C = 300: 19 channel blocks x 9 taps), pixel blocks past mc (P = 900,
+  // direct and packed), many channels (M = 530) and a wide channel block (600).
+  c.push_back(convCase("K_blocks_3x3", {{1, 300, 7, 6}, 20, 3, 1, 1, {1, 1, 1, 1}}));
+  c.push_back(convCase("K_blocks_1x1", {{2, 600, 5, 3}, 40, 1}));
+  c.push_back(convCase("K_blocks_3x3_s1_big", {{1, 600, 9, 10}, 40, 3, 1, 1, {1, 1, 1, 1}}));
+  c.push_back(convCase("P900_3x3", {{1, 3, 30, 30}, 40, 3, 1, 1, {1, 1, 1, 1}}));
+  c.push_back(convCase("P900_1x1", {{2, 24, 30, 30}, 40, 1}));
+  c.push_back(convCase("M530", {{1, 16, 7, 7}, 530, 1}));
+  // Winograd in tile blocks (V and M past 1 MiB: 2-3 blocks of 100 tiles), batch 2: each
+  // task takes whole blocks.
+  c.push_back(convCase("tile_blocks_3x3", {{2, 24, 40, 37}, 40, 3, 1, 1, {1, 1, 1, 1}}));
+  // Tile blocks whose passes are split across the tasks (U past 1 MiB).
+  c.push_back(convCase("tile_blocks_bigU", {{1, 96, 20, 37}, 96, 3, 1, 1, {1, 1, 1, 1}}));
+  c.push_back(convCase("M600_P225", {{1, 2, 15, 15}, 600, 3, 1, 1, {1, 1, 1, 1}}));
+  return c;
+}
+
+struct Epi {
+  const char* name;
+  const char* act;
+  std::vector<float> params;
+  int residual;  // 0 none, 1 add_then_activate, 2 activate_then_add
+};
+const std::vector<Epi>& epilogues() {
+  static const std::vector<Epi> e = {
+      {"none", "", {}, 0},          {"relu", "Relu", {}, 0},
+      {"clip", "Clip", {-0.5f, 0.75f}, 0}, {"sigmoid", "Sigmoid", {}, 0},
+      {"tanh", "Tanh", {}, 0},      {"leaky", "LeakyRelu", {0.1f}, 0},
+      {"hardswish", "HardSwish", {}, 0}, {"silu", "Silu", {}, 0},
+      {"gelu", "Gelu", {}, 0},      {"res_add_relu", "Relu", {}, 1},
+      {"res_relu_add", "Relu", {}, 2}, {"res_only", "", {}, 1},
+      {"res_sigmoid", "Sigmoid", {}, 1},
+  };
+  return e;
+}
+
+std::vector<Case> fusedCases() {
+  std::vector<Case> c;
+  struct S {
+    const char* name;
+    Spec s;
+  };
+  const S specs[] = {{"2x13x9x14_M19_3x3", {{2, 13, 9, 14}, 19, 3, 1, 1, {1, 1, 1, 1}}},
+                     {"1x8x7x7_M40_s2_nobias", {{1, 8, 7, 7}, 40, 3, 2, 1, {0, 1, 2, 0}, "", false}},
+                     {"2x24x7x7_M13_pw", {{2, 24, 7, 7}, 13, 1}},
+                     {"1x40x1x1_M3_se", {{1, 40, 1, 1}, 3, 1}},
+                     {"1x3x1x1_M64_se", {{1, 3, 1, 1}, 64, 1}},
+                     {"1x40x7x7_M24_3x3", {{1, 40, 7, 7}, 24, 3, 1, 1, {1, 1, 1, 1}}},
+                     {"2x16x5x6_M8_3x3_valid", {{2, 16, 5, 6}, 8, 3}}};
+  for (const Epi& e : epilogues())
+    for (const S& sp : specs) {
+      const Spec& s = sp.s;
+      ir::Attributes at = attrsOf(s);
+      if (*e.act) at.set("activation", std::string(e.act));
+      if (!e.params.empty()) at.set("activation_params", e.params);
+      std::vector<std::optional<Dims>> in = {s.x, wDims(s)};
+      in.push_back(s.bias ? std::optional<Dims>(Dims{s.M}) : std::nullopt);
+      std::vector<bool> constant = {false, true, true};
+      if (e.residual) {
+        at.set("has_residual", int64_t(1));
+        at.set("residual_order", std::string(e.residual == 1 ? "add_then_activate" : "activate_then_add"));
+        in.push_back(outDims(s));
+        constant.push_back(false);
+      }
+      c.push_back({std::string("FusedConv_") + sp.name + "_" + e.name, "FusedConv", "anvil", in, constant, at});
+    }
+  return c;
+}
+
+const std::vector<Case>& allCases() {
+  static const std::vector<Case> cases = [] {
+    std::vector<Case> all;
+    for (auto f : {convCases, fusedCases})
+      for (Case& c : f()) all.push_back(std::move(c));
+    return all;
+  }();
+  return cases;
+}
+
+// ---------------------------------------------------------------------------------------
+// The parametrised test: every (blocked kernel, case) pair
+
+runtime::Kernels& registry() {
+  static runtime::Kernels* k = [] {
+    auto* r = new runtime::Kernels();
+    runtime::registerNativeConvRowsKernels(*r);
+    return r;
+  }();
+  return *k;
+}
+
+std::vector<const runtime::Kernel*> blockedKernels() {
+  std::vector<const runtime::Kernel*> out;
+  for (const runtime::Kernel* k : registry().all())
+    if (k->device == Device::kCPU && k->nchwcBlock > 0) out.push_back(k);
+  return out;
+}
+
+// The pairs whose op matches and that the kernel supports once the case's values carry its block.
+std::vector<Param> allParams() {
+  std::vector<Param> out;
+  const std::vector<Case>& cases = allCases();
+  for (size_t i = 0; i < cases.size(); ++i)
+    for (const runtime::Kernel* k : blockedKernels()) {
+      if (k->op != cases[i].op || k->domain != cases[i].domain) continue;
+      const Built b = build(cases[i], 1);
+      setBlocked(b, k->nchwcBlock);
+      if (k->supports(*b.node, b.types())) out.push_back({k->name, i, cases[i].name});
+    }
+  return out;
+}
+
+bool isWinograd(const runtime::Kernel& k) { return k.name.find("winograd") != std::string::npos; }
+
+// The direct kernels as the other linear kernels (3e-5 of the output range, see
+// native_kernel_test_util.h); Winograd F(4x4, 3x3) as the plain Winograd kernels (2e-4:
+// its transforms amplify f32 rounding 10-50x, see native_winograd_test.cpp).
+double tolerance(const runtime::Kernel& k) { return isWinograd(k) ? 2e-4 : 3e-5; }
+
+std::string compareWithin(const std::vector<float>& got, const Tensor& want, double tol) {
+  double maxRef = 0, maxErr = 0;
+  int64_t worst = 0;
+  for (int64_t i = 0; i < want.numel(); ++i) maxRef = std::max(maxRef, std::fabs(double(want.data<float>()[i])));
+  for (int64_t i = 0; i < want.numel(); ++i) {
+    const double e = std::fabs(double(got[size_t(i)]) - want.data<float>()[i]);
+    if (!(e <= maxErr)) {
+      maxErr = std::isnan(e) ? INFINITY : e;
+      worst = i;
+    }
+  }
+  if (maxErr <= tol * std::max(maxRef, 1e-6)) return "";
+  char msg[200];
+  std::snprintf(msg, sizeof msg, "max error %.3g at flat index %lld (got %.9g, want %.9g), max |ref| %.3g", maxErr,
+                (long long)worst, got[size_t(worst)], want.data<float>()[worst], maxRef);
+  return msg;
+}
+
+class NativeConvNchwc : public ::testing::TestWithParam<Param> {};
+
+TEST_P(NativeConvNchwc, MatchesReferenceBitwiseAcrossThreads) {
+  const Case& c = allCases()[GetParam().caseIndex];
+  const runtime::Kernel* k = registry().find(Device::kCPU, c.op, c.domain, GetParam().kernel);
+  ASSERT_NE(k, nullptr);
+  if (!runtime::hostHasAll(k->requirements))
+    GTEST_SKIP() << (runtime::firstMissing(k->requirements).rfind("avx512", 0) == 0 ? "skipped: no AVX-512"
+                                                                                     : "skipped: no AVX2");
+  const Built b = build(c, uint32_t(GetParam().caseIndex) * 7919u + 5);
+  const Tensor want = reference(b);
+  setBlocked(b, k->nchwcBlock);
+  const PreparedKernel pk = prepare(*k, b, 2);
+  EXPECT_EQ(pk.prepared.packedInputs, std::vector<int>{1}) << "the filter was not prepared";
+  std::vector<std::vector<float>> outs;
+  for (int threads : {1, 2}) {
+    auto ex = runtime::makeCpuExecutor(threads);
+    BlockedStep step(*k, pk, b, want.dims(), k->nchwcBlock);
+    step.run(*ex);
+    const BlockedResult r = step.result();
+    EXPECT_TRUE(r.guardsIntact) << "wrote outside the output (threads=" << threads << ")";
+    EXPECT_TRUE(r.workspaceIntact) << "wrote past the workspace (threads=" << threads << ")";
+    EXPECT_TRUE(r.paddingZero) << "padding lanes not zero (threads=" << threads << ")";
+    EXPECT_EQ(compareWithin(r.out, want, tolerance(*k)), "") << k->name << " on " << c.name << " threads=" << threads;
+    outs.push_back(r.out);
+  }
+  EXPECT_EQ(std::memcmp(outs[0].data(), outs[1].data(), outs[0].size() * 4), 0) << "1 and 2 threads differ bitwise";
+}
+
+INSTANTIATE_TEST_SUITE_P(Native, NativeConvNchwc, ::testing::ValuesIn(allParams()),
+                         [](const ::testing::TestParamInfo<Param>& p) {
+                           return p.param.kernel + "__" + allCases()[p.param.caseIndex].name;
+                         });
+
+// ---------------------------------------------------------------------------------------
+// Registration and declines
+
+TEST(NativeConvNchwcRegistration, BothBlocksForConvAndFusedConv) {
+  std::map<std::string, int> seen;
+  for (const runtime::Kernel* k : blockedKernels()) {
+    ASSERT_TRUE(k->supports && k->prepare && k->run) << k->name;
+    const bool avx512 = std::find(k->requirements.begin(), k->requirements.end(), "avx512f") != k->requirements.end();
+    EXPECT_EQ(k->nchwcBlock, avx512 ? 16 : 8) << k->name;
+    EXPECT_NE(k->name.find(avx512 ? "nchw16c" : "nchw8c"), std::string::npos) << k->name;
+    seen[k->op + "/" + std::to_string(k->nchwcBlock) + (isWinograd(*k) ? "/winograd" : "/rows")]++;
+  }
+  std::map<std::string, int> want;
+  for (const char* op : {"Conv", "FusedConv"})
+    for (const char* b : {"16", "8"})
+      for (const char* f : {"/winograd", "/rows"}) want[std::string(op) + "/" + b + f] = 1;
+  EXPECT_EQ(seen, want);
+}
+
+TEST(NativeConvNchwcRegistration, EveryKernelHasCases) {
+  std::map<std::string, int> covered;
+  for (const Param& p : allParams()) covered[p.kernel]++;
+  for (const runtime::Kernel* k : blockedKernels()) EXPECT_GE(covered[k->name], k->op == "Conv" ? 60 : 20) << k->name;
+}
+
+TEST(NativeConvNchwcSupports, DeclinesWrongLayoutsAndGroups) {
+  for (const runtime::Kernel* k : blockedKernels()) {
+    if (k->op != "Conv") continue;
+    const int B = k->nchwcBlock, other = B == 16 ? 8 : 16;
+    auto make = [&](int64_t group) {
+      Spec s{{1, 16, 7, 7}, 16, 3, 1, 1, {1, 1, 1, 1}};
+      Case c = convCase("d", s);
+      c.inputs[1] = Dims{16, 16 / group, 3, 3};
+      if (group != 1) c.attrs.set("group", group);
+      return build(c, 1);
+    };
+    {
+      const Built b = make(1);
+      EXPECT_FALSE(k->supports(*b.node, b.types())) << k->name << " took plain values";
+      setBlocked(b, B);
+      EXPECT_TRUE(k->supports(*b.node, b.types())) << k->name;
+      b.node->output(0)->setLayout(ir::Layout::nchwc(other));
+      EXPECT_FALSE(k->supports(*b.node, b.types())) << k->name << " took Y with the other block";
+      setBlocked(b, B);
+      b.node->input(1)->setLayout(ir::Layout::nchwc(B));
+      EXPECT_FALSE(k->supports(*b.node, b.types())) << k->name << " took a blocked filter";
+      b.node->input(1)->setLayout(ir::Layout::plain());
+      b.node->input(0)->setLayout(ir::Layout::plain());
+      EXPECT_FALSE(k->supports(*b.node, b.types())) << k->name << " took plain X";
+    }
+    {
+      const Built b = make(2);
+      setBlocked(b, B);
+      EXPECT_FALSE(k->supports(*b.node, b.types())) << k->name << " took group 2";
+    }
+  }
+}
+
+TEST(NativeConvNchwcSupports, FusedDeclinesPlainResidual) {
+  int checked = 0;
+  for (const runtime::Kernel* k : blockedKernels()) {
+    if (k->op != "FusedConv") continue;
+    const Spec s{{1, 16, 7, 7}, 24, 3, 1, 1, {1, 1, 1, 1}};
+    ir::Attributes at = attrsOf(s);
+    at.set("activation", std::string("Relu"));
+    at.set("has_residual", int64_t(1));
+    const Case c{"FusedConv_res", "FusedConv", "anvil", {s.x, wDims(s), Dims{s.M}, outDims(s)}, {false, true, true, false}, at};
+    const Built b = build(c, 1);
+    setBlocked(b, k->nchwcBlock);
+    EXPECT_TRUE(k->supports(*b.node, b.types())) << k->name;
+    b.node->input(3)->setLayout(ir::Layout::plain());
+    EXPECT_FALSE(k->supports(*b.node, b.types())) << k->name << " took a plain residual";
+    ++checked;
+  }
+  EXPECT_EQ(checked, 4);
+}
+
+// ---------------------------------------------------------------------------------------
+// Timing (manual): the zoo's layers, each blocked kernel against every plain Conv kernel
+
+// The summary compares best-of times: the shared 2-core machine's medians swing 2-3x with
+// the neighbours' load (a plain kernel measured 2.4 and 6.5 ms in two runs).
+struct Timing {
+  double medMs, minMs;
+};
+
+Timing timeMs(const std::function<void()>& f, int reps) {
+  f();
+  std::vector<double> t;
+  for (int i = 0; i < reps; ++i) {
+    const auto t0 = std::chrono::steady_clock::now();
+    f();
+    t.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+  }
+  std::sort(t.begin(), t.end());
+  return {t[t.size() / 2], t[0]};
+}
+
+runtime::Kernels& allConvRegistry() {
+  static runtime::Kernels* k = [] {
+    auto* r = new runtime::Kernels();
+    runtime::registerNativeLinearKernels(*r);
+    runtime::registerNativeWinogradKernels(*r);
+    runtime::registerNativeConvStemKernels(*r);
+    runtime::registerNativeConvRowsKernels(*r);
+    return r;
+  }();
+  return *k;
+}
+
+TEST(NativeConvNchwcBench, DISABLED_Timing) {
+  struct L {
+    const char* name;
+    Spec s;
+  };
+  const L layers[] = {
+      {"mv2_1x1_112_16to96", {{1, 16, 112, 112}, 96, 1}},
+      {"mv2_1x1_56_24to144", {{1, 24, 56, 56}, 144, 1}},
+      {"mv2_1x1_56_144to24", {{1, 144, 56, 56}, 24, 1}},
+      {"mv2_1x1_28_32to192", {{1, 32, 28, 28}, 192, 1}},
+      {"mv2_1x1_28_192to32", {{1, 192, 28, 28}, 32, 1}},
+      {"mv2_1x1_14_64to384", {{1, 64, 14, 14}, 384, 1}},
+      {"mv2_1x1_14_384to64", {{1, 384, 14, 14}, 64, 1}},
+      {"mv2_1x1_14_96to576", {{1, 96, 14, 14}, 576, 1}},
+      {"mv2_1x1_14_576to96", {{1, 576, 14, 14}, 96, 1}},
+      {"mv2_1x1_7_160to960", {{1, 160, 7, 7}, 960, 1}},
+      {"mv2_1x1_7_960to160", {{1, 960, 7, 7}, 160, 1}},
+      {"mv2_1x1_7_320to1280", {{1, 320, 7, 7}, 1280, 1}},
+      {"r18_3x3_56_64", {{1, 64, 56, 56}, 64, 3, 1, 1, {1, 1, 1, 1}}},
+      {"r18_3x3s2_56_64to128", {{1, 64, 56, 56}, 128, 3, 2, 1, {1, 1, 1, 1}}},
+      {"r18_1x1s2_56_64to128", {{1, 64, 56, 56}, 128, 1, 2}},
+      {"r18_3x3_28_128", {{1, 128, 28, 28}, 128, 3, 1, 1, {1, 1, 1, 1}}},
+      {"r18_3x3s2_28_128to256", {{1, 128, 28, 28}, 256, 3, 2, 1, {1, 1, 1, 1}}},
+      {"r18_3x3_14_256", {{1, 256, 14, 14}, 256, 3, 1, 1, {1, 1, 1, 1}}},
+      {"r18_3x3s2_14_256to512", {{1, 256, 14, 14}, 512, 3, 2, 1, {1, 1, 1, 1}}},
+      {"r18_3x3_7_512", {{1, 512, 7, 7}, 512, 3, 1, 1, {1, 1, 1, 1}}},
+      {"r18_stem_7x7s2_3to64", {{1, 3, 224, 224}, 64, 7, 2, 1, {3, 3, 3, 3}}},
+      {"mv2_stem_3x3s2_3to32", {{1, 3, 224, 224}, 32, 3, 2, 1, {1, 1, 1, 1}}},
+      {"sq_stem_3x3s2_3to64", {{1, 3, 224, 224}, 64, 3, 2}},
+      {"sq_1x1_55_64to16", {{1, 64, 55, 55}, 16, 1}},
+      {"sq_1x1_55_16to64", {{1, 16, 55, 55}, 64, 1}},
+      {"sq_3x3_55_16to64", {{1, 16, 55, 55}, 64, 3, 1, 1, {1, 1, 1, 1}}},
+      {"sq_1x1_27_128to32", {{1, 128, 27, 27}, 32, 1}},
+      {"sq_1x1_27_32to128", {{1, 32, 27, 27}, 128, 1}},
+      {"sq_3x3_27_32to128", {{1, 32, 27, 27}, 128, 3, 1, 1, {1, 1, 1, 1}}},
+  };
+  const char* only = std::getenv("NCHWC_ONLY");
+  for (const L& l : layers) {
+    if (only && !std::strstr(l.name, only)) continue;
+    Case c = convCase(l.name, l.s);
+    if (const char* act = std::getenv("NCHWC_ACT")) {  // FusedConv with this activation instead
+      c.op = "FusedConv";
+      c.domain = "anvil";
+      c.attrs.set("activation", std::string(act));
+      if (std::string(act) == "Clip") c.attrs.set("activation_params", std::vector<float>{0.0f, 6.0f});
+    }
+    const Dims od = outDims(l.s);
+    const double flops = 2.0 * double(od[1] * od[2] * od[3]) * double(l.s.x[1] * l.s.k * l.s.k);
+    const int reps = std::max(10, std::min(200, int(2e9 / flops)));
+    for (int threads : {1, 2}) {
+      if (const char* tf = std::getenv("NCHWC_THREADS"); tf && std::atoi(tf) != threads) continue;
+      auto ex = runtime::makeCpuExecutor(threads);
+      std::string best, best2;
+      double bestMs = 1e30, best2Ms = 1e30;  // any plain kernel; the AVX2-only ones (the nchw8c peers)
+      std::map<int, double> blocked;  // the best blocked kernel per block (rows or Winograd)
+      for (const runtime::Kernel* k : allConvRegistry().all()) {
+        if (k->op != c.op || k->device != Device::kCPU || !k->run || k->name.find("__") == std::string::npos) continue;
+        if (!runtime::hostHasAll(k->requirements)) continue;
+        // Warm: one layer again and again. NCHWC_COLD=1: eight copies in turn, each filter
+        // from memory as in a model (the Winograd filters are 36 x C x M floats).
+        const char* cold = std::getenv("NCHWC_COLD");
+        const int copies = cold && *cold && *cold != '0' ? 8 : 1;
+        std::vector<std::unique_ptr<Built>> bs;
+        std::vector<std::unique_ptr<PreparedKernel>> pks;
+        std::vector<std::unique_ptr<BlockedStep>> bsteps;
+        std::vector<std::unique_ptr<Step>> steps;
+        bool ok = true;
+        for (int i = 0; i < copies && ok; ++i) {
+          bs.push_back(std::make_unique<Built>(build(c, uint32_t(1 + i))));
+          const Built& b = *bs.back();
+          if (k->nchwcBlock) setBlocked(b, k->nchwcBlock);
+          if (!(ok = k->supports(*b.node, b.types()))) break;
+          pks.push_back(std::make_unique<PreparedKernel>(prepare(*k, b, threads)));
+          if (k->nchwcBlock)
+            bsteps.push_back(std::make_unique<BlockedStep>(*k, *pks.back(), b, od, k->nchwcBlock, true));
+          else
+            steps.push_back(std::make_unique<Step>(*k, *pks.back(), b, od, true));
+        }
+        if (!ok) continue;
+        size_t next = 0;
+        Timing t;
+        if (k->nchwcBlock) {
+          t = timeMs([&] { bsteps[next++ % bsteps.size()]->run(*ex); }, reps);
+          if (!blocked.count(k->nchwcBlock) || t.minMs < blocked[k->nchwcBlock]) blocked[k->nchwcBlock] = t.minMs;
+        } else {
+          t = timeMs([&] { steps[next++ % steps.size()]->run(*ex); }, reps);
+          if (t.minMs < bestMs) bestMs = t.minMs, best = k->name;
+          const bool avx512 =
+              std::find(k->requirements.begin(), k->requirements.end(), "avx512f") != k->requirements.end();
+          if (!avx512 && t.minMs < best2Ms) best2Ms = t.minMs, best2 = k->name;
+        }
+        std::printf("  %-24s t=%d %-44s %8.3f ms (min %8.3f)\n", l.name, threads, k->name.c_str(), t.medMs, t.minMs);
+      }
+      std::printf("SUMMARY %-22s t=%d %.3f GFLOP | %-36s %7.3f | nchw16c %7.3f (%.2fx) | %-32s %7.3f | nchw8c "
+                  "%7.3f (%.2fx)\n",
+                  l.name, threads, flops * 1e-9, best.c_str(), bestMs, blocked[16], blocked[16] / bestMs, best2.c_str(),
+                  best2Ms, blocked[8], blocked[8] / best2Ms);
+      std::fflush(stdout);
+    }
+  }
+}
+
+}  // namespace
