@@ -376,6 +376,7 @@ void buildImpl(const std::string& onnxPath, const BuilderConfig& config, std::st
   // the opt shapes. A lone candidate is timed only when `ms` is asked for; *ms receives
   // the winner's time (-1 when unknown).
   auto choose = [&](const ir::Node& n, std::vector<Candidate>& cands, double* ms) -> size_t {
+    const bool forLayout = ms != nullptr;  // a layout comparison, not a step's choice
     if (ms) *ms = -1;
     if (cands.size() == 1 && !ms) return 0;
     std::string key = device + "|" + opSignature(n) + "|";
@@ -386,7 +387,7 @@ void buildImpl(const std::string& onnxPath, const BuilderConfig& config, std::st
           auto t = hit->milliseconds.find(hit->best);
           if (ms && t != hit->milliseconds.end()) *ms = t->second;
           if (!ms || *ms >= 0) {
-            ++report->tacticsFromCache;
+            if (!forLayout) ++report->tacticsFromCache;
             return k;
           }
         }
@@ -432,9 +433,11 @@ void buildImpl(const std::string& onnxPath, const BuilderConfig& config, std::st
     return best;
   };
 
-  // Blocked layout (NCHW<b>c): every region of nodes that blocked kernels serve is timed
-  // both ways — its nodes plain, against its nodes blocked plus the Reorders at its
-  // boundaries — and stays blocked only where that is faster.
+  // Blocked layout (NCHW<b>c). Every region of nodes that blocked kernels serve is timed
+  // both ways — its nodes row-major, against its nodes blocked plus the Reorders at its
+  // boundaries — and so is the region trimmed of the nodes that are slower blocked than
+  // row-major (a 3-channel stem: its input Reorder alone can cost more than the region
+  // gains); the cheapest of the three forms is kept.
   using BL = BuilderConfig::BlockedLayouts;
   if (const int block = config.blockedLayouts != BL::kNever ? codegen::hostNchwcBlock() : 0) {
     auto servable = [&](const ir::Node& n) {
@@ -447,21 +450,28 @@ void buildImpl(const std::string& onnxPath, const BuilderConfig& config, std::st
       return false;
     };
     const auto regions = codegen::findBlockedRegions(g, block, servable);
-    auto timeNodes = [&](const std::vector<ir::Node*>& nodes) {
+    // The best kernel's time of a node in its values' current layouts (-1: none).
+    auto nodeMs = [&](const ir::Node& n) {
+      if (isViewNode(n)) return 0.0;
+      try {
+        std::vector<Candidate> c = candidatesFor(n);
+        double ms = -1;
+        choose(n, c, &ms);
+        return ms;
+      } catch (const Error&) {
+        return -1.0;  // a blocked node no kernel serves at some corner of the profile
+      }
+    };
+    auto sumMs = [&](const std::vector<ir::Node*>& nodes, const std::map<const ir::Node*, double>& ms) {
       double sum = 0;
       for (const ir::Node* n : nodes) {
-        if (isViewNode(*n)) continue;
-        std::vector<Candidate> c = candidatesFor(*n);
-        double ms = -1;
-        choose(*n, c, &ms);
-        if (ms < 0) return -1.0;
-        sum += ms;
+        const double t = ms.at(n);
+        if (t < 0) return -1.0;
+        sum += t;
       }
       return sum;
     };
     const bool always = config.blockedLayouts == BL::kAlways;
-    std::vector<double> plainMs;
-    for (const auto& r : regions) plainMs.push_back(always ? 0.0 : timeNodes(r));
     if (!regions.empty()) {
       std::map<const ir::Value*, ir::TensorType> declaredOf;
       {
@@ -474,38 +484,102 @@ void buildImpl(const std::string& onnxPath, const BuilderConfig& config, std::st
         for (const auto& v : g.values()) declared.push_back(declaredOf.count(v.get()) ? declaredOf[v.get()] : v->type());
         inferCorners();
       };
-      std::vector<codegen::AppliedRegion> applied;
-      for (const auto& r : regions) applied.push_back(codegen::applyBlockedRegion(g, r, block, &declaredOf));
-      reinfer();
-      bool reverted = false;
-      for (size_t i = 0; i < applied.size(); ++i) {
-        std::vector<ir::Node*> all = applied[i].nodes;
-        all.insert(all.end(), applied[i].reorders.begin(), applied[i].reorders.end());
-        double blockedMs = -1;
-        try {
-          blockedMs = always ? 0.0 : timeNodes(all);
-        } catch (const Error&) {
-          blockedMs = -1;  // a blocked node no kernel serves at some corner of the profile
+      std::map<const ir::Node*, int> regionOf;
+      for (size_t i = 0; i < regions.size(); ++i)
+        for (const ir::Node* n : regions[i]) regionOf[n] = int(i);
+      // Chosen form per region: 0 row-major, 1 whole region blocked, 2 trimmed.
+      std::vector<int> form(regions.size(), always ? 1 : 0);
+      if (!always) {
+        std::map<const ir::Node*, double> plainMs, blockedMs;
+        for (const auto& r : regions)
+          for (const ir::Node* n : r) plainMs[n] = nodeMs(*n);
+        // Whole regions blocked: each node and each Reorder timed in place.
+        std::vector<double> wholeMs(regions.size()), rowMs(regions.size());
+        {
+          std::vector<codegen::AppliedRegion> applied;
+          for (const auto& r : regions) applied.push_back(codegen::applyBlockedRegion(g, r, block, &declaredOf));
+          reinfer();
+          for (size_t i = 0; i < applied.size(); ++i) {
+            for (const ir::Node* n : applied[i].nodes) blockedMs[n] = nodeMs(*n);
+            std::map<const ir::Node*, double> reorderMs;
+            for (const ir::Node* n : applied[i].reorders) reorderMs[n] = nodeMs(*n);
+            const double b = sumMs(applied[i].nodes, blockedMs), ro = sumMs(applied[i].reorders, reorderMs);
+            wholeMs[i] = b < 0 || ro < 0 ? -1 : b + ro;
+            rowMs[i] = sumMs(regions[i], plainMs);
+          }
+          for (const auto& a : applied) codegen::revertBlockedRegion(g, a);
+          g.removeUnusedValues();
+          reinfer();
         }
-        // Keep it blocked only when measurably faster (2%: timing noise on small regions).
-        const bool keep = always || (blockedMs >= 0 && plainMs[i] >= 0 && blockedMs < 0.98 * plainMs[i]);
-        if (config.verbose)
-          std::fprintf(stderr, "[build] layout: region of %zu nodes (%s ...): plain %.3f ms, NCHW%dc %.3f ms with %zu reorders -> %s\n",
-                       applied[i].nodes.size(), applied[i].nodes.front()->label().c_str(), plainMs[i], block, blockedMs,
-                       applied[i].reorders.size(), keep ? "blocked" : "plain");
-        if (keep) {
+        // Trimmed: without the nodes that are clearly slower blocked (5% and 5 us: a node
+        // cut out costs two Reorders, which is more than a few microseconds).
+        auto slower = [&](const ir::Node& n) {
+          auto b = blockedMs.find(&n), p = plainMs.find(&n);
+          if (b == blockedMs.end() || b->second < 0) return true;
+          return p != plainMs.end() && p->second >= 0 && b->second > 1.05 * p->second && b->second > p->second + 0.005;
+        };
+        const auto parts = codegen::findBlockedRegions(g, block, [&](const ir::Node& n) { return !slower(n) && servable(n); });
+        std::vector<double> trimmedMs(regions.size(), 0.0);
+        std::vector<int> partsIn(regions.size(), 0);
+        {
+          std::vector<codegen::AppliedRegion> applied;
+          for (const auto& r : parts) applied.push_back(codegen::applyBlockedRegion(g, r, block, &declaredOf));
+          reinfer();
+          std::set<const ir::Node*> inParts;
+          for (const auto& a : applied) {
+            const int ri = regionOf.at(a.nodes.front());
+            ++partsIn[size_t(ri)];
+            std::map<const ir::Node*, double> reorderMs;
+            for (const ir::Node* n : a.reorders) reorderMs[n] = nodeMs(*n);
+            const double b = sumMs(a.nodes, blockedMs), ro = sumMs(a.reorders, reorderMs);
+            if (b < 0 || ro < 0 || trimmedMs[size_t(ri)] < 0) trimmedMs[size_t(ri)] = -1;
+            else trimmedMs[size_t(ri)] += b + ro;
+            inParts.insert(a.nodes.begin(), a.nodes.end());
+          }
+          for (const auto& [n, ri] : regionOf)
+            if (!inParts.count(n) && trimmedMs[size_t(ri)] >= 0) {
+              const double t = plainMs.at(n);
+              trimmedMs[size_t(ri)] = t < 0 ? -1 : trimmedMs[size_t(ri)] + t;
+            }
+          for (const auto& a : applied) codegen::revertBlockedRegion(g, a);
+          g.removeUnusedValues();
+          reinfer();
+        }
+        for (size_t i = 0; i < regions.size(); ++i) {
+          // Blocked only when measurably faster (2%: timing noise on small regions).
+          double best = rowMs[i] < 0 ? -1 : 0.98 * rowMs[i];
+          if (wholeMs[i] >= 0 && (best < 0 || wholeMs[i] < best)) best = wholeMs[i], form[i] = 1;
+          if (partsIn[i] > 0 && trimmedMs[i] >= 0 && (best < 0 || trimmedMs[i] < best)) form[i] = 2;
+          if (config.verbose)
+            std::fprintf(stderr,
+                         "[build] layout: region of %zu nodes (%s ...): row-major %.3f ms, NCHW%dc %.3f ms, trimmed "
+                         "to %d part(s) %.3f ms -> %s\n",
+                         regions[i].size(), regions[i].front()->label().c_str(), rowMs[i], block, wholeMs[i], partsIn[i],
+                         trimmedMs[i], form[i] == 0 ? "row-major" : form[i] == 1 ? "blocked" : "trimmed");
+        }
+        // The final graph: whole regions and the parts of trimmed ones.
+        std::vector<std::vector<ir::Node*>> chosen;
+        for (size_t i = 0; i < regions.size(); ++i)
+          if (form[i] == 1) chosen.push_back(regions[i]);
+        for (const auto& p : parts)
+          if (form[size_t(regionOf.at(p.front()))] == 2) chosen.push_back(p);
+        for (const auto& r : chosen) {
+          const codegen::AppliedRegion a = codegen::applyBlockedRegion(g, r, block, &declaredOf);
           ++report->blockedRegions;
-          report->blockedNodes += int(applied[i].nodes.size());
-          report->reorders += int(applied[i].reorders.size());
-        } else {
-          codegen::revertBlockedRegion(g, applied[i]);
-          reverted = true;
+          report->blockedNodes += int(a.nodes.size());
+          report->reorders += int(a.reorders.size());
+        }
+      } else {
+        for (const auto& r : regions) {
+          const codegen::AppliedRegion a = codegen::applyBlockedRegion(g, r, block, &declaredOf);
+          ++report->blockedRegions;
+          report->blockedNodes += int(a.nodes.size());
+          report->reorders += int(a.reorders.size());
         }
       }
-      if (reverted) g.removeUnusedValues();
       reinfer();
-      report->passLog.push_back("layout selection: " + std::to_string(report->blockedRegions) + " of " +
-                                std::to_string(regions.size()) + " regions NCHW" + std::to_string(block) + "c (" +
+      report->passLog.push_back("layout selection: " + std::to_string(report->blockedRegions) + " regions NCHW" +
+                                std::to_string(block) + "c from " + std::to_string(regions.size()) + " candidates (" +
                                 std::to_string(report->blockedNodes) + " nodes, " + std::to_string(report->reorders) +
                                 " reorders)");
     }

@@ -82,9 +82,12 @@ TEST(Engine, BuildSaveLoadRunMatchesReference) {
   EXPECT_TRUE(engine->io()[0].isInput);
   EXPECT_EQ(engine->io()[0].dims, (std::vector<int64_t>{-1, 1, 28, 28}));  // N stays dynamic
   EXPECT_EQ(engine->optShape("input"), (std::vector<int64_t>{1, 1, 28, 28}));
-  // Level 3 fuses Conv+Relu and Gemm's epilogue: fewer layers than the model's 9 nodes.
-  EXPECT_LT(engine->layers().size(), 9u);
-  EXPECT_GE(engine->layers().size(), 5u);
+  // Level 3 fuses Conv+Relu and Gemm's epilogue: fewer layers than the model's 9 nodes
+  // (not counting the Reorders a blocked-layout region adds at its boundaries).
+  size_t compute = 0;
+  for (const auto& l : engine->layers()) compute += l.type != "anvil.Reorder";
+  EXPECT_LT(compute, 9u);
+  EXPECT_GE(compute, 5u);
   auto x = input(1, 1);
   expectNear(runEngine(*engine, x, 1), runReference(x, 1));
   fs::remove(path);
@@ -400,6 +403,7 @@ TEST(Engine, KernelsMustServeTheWholeProfile) {
   registerBatchOneRelu();
   anvil::BuilderConfig fixed;
   fixed.optimizationLevel = 0;  // keep the Relu nodes
+  fixed.blockedLayouts = anvil::BuilderConfig::BlockedLayouts::kNever;  // the row-major Relu kernels
   fixed.inputShapes["input"] = {1, 1, 28, 28};
   anvil::BuilderConfig ranged = fixed;
   ranged.inputShapes.clear();
