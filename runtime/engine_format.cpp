@@ -312,6 +312,7 @@ class Reader {
     out.isaRequired = str(plan_.isa_required());
     out.buildIsa = str(plan_.build_isa());
     out.peakArenaBytes = plan_.peak_arena_bytes();
+    if (out.peakArenaBytes > (uint64_t(1) << 40)) bad("absurd activation arena size");
     out.optLevel = plan_.opt_level();
     out.producer = str(plan_.producer());
     if (plan_.metadata_keys() && plan_.metadata_values()) {
