@@ -133,6 +133,11 @@ struct Kernel {
   // of the builder assigns them. 0: row-major values only. The builder offers a node only
   // the kernels whose layout matches its values'.
   int nchwcBlock = 0;
+  // With nchwcBlock > 0: input 0 stays row-major while the outputs are blocked (a stem that
+  // reads the model's input image and writes the first blocked activation, so no Reorder
+  // of the image or of the stem's output is needed). The builder gives a node this form
+  // only when its input 0 is a graph input.
+  bool nchwcPlainInput = false;
   SupportsFn supports;         // null: every node of the op
   PrepareFn prepare;           // null: no prepared state
   RunFn run;
