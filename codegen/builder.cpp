@@ -17,6 +17,7 @@
 #include "cpu/tactics.h"
 #include "ir/op_schema.h"
 #include "parser/onnx_parser.h"
+#include "passes/graph_edit.h"
 #include "passes/pipeline.h"
 #include "runtime/engine_format.h"
 #include "runtime/executor.h"
@@ -440,15 +441,29 @@ void buildImpl(const std::string& onnxPath, const BuilderConfig& config, std::st
   // gains); the cheapest of the three forms is kept.
   using BL = BuilderConfig::BlockedLayouts;
   if (const int block = config.blockedLayouts != BL::kNever ? codegen::hostNchwcBlock() : 0) {
-    auto servable = [&](const ir::Node& n) {
+    // Whether a blocked kernel serves the node as its values' layouts are now (plainInput:
+    // one that reads input 0 row-major).
+    auto servesBlocked = [&](const ir::Node& n, bool plainInput) {
       if (!isStaticNode(n)) return false;
       const auto minT = inputTypes(n, atMin), optT = inputTypes(n, atOpt), maxT = inputTypes(n, atMax);
       for (const runtime::Kernel* k : runtime::Kernels::instance().forNode(Device::kCPU, n))
-        if (k->nchwcBlock == block &&
+        if (k->nchwcBlock == block && k->nchwcPlainInput == plainInput &&
             (!k->supports || (k->supports(n, minT) && k->supports(n, optT) && k->supports(n, maxT))))
           return true;
       return false;
     };
+    // A stem: input 0 is the model's input and a kernel reads it row-major while writing
+    // the blocked output, so neither the image nor the stem's output needs a Reorder.
+    auto plainEntry = [&](const ir::Node& n, size_t input) {
+      ir::Value* v = input == 0 ? n.input(0) : nullptr;
+      if (!v || !passes::isGraphInput(g, v)) return false;
+      const ir::Layout saved = v->layout();
+      v->setLayout(ir::Layout::plain());
+      const bool ok = servesBlocked(n, true);
+      v->setLayout(saved);
+      return ok;
+    };
+    auto servable = [&](const ir::Node& n) { return servesBlocked(n, false) || plainEntry(n, 0); };
     const auto regions = codegen::findBlockedRegions(g, block, servable);
     // The best kernel's time of a node in its values' current layouts (-1: none).
     auto nodeMs = [&](const ir::Node& n) {
@@ -497,7 +512,7 @@ void buildImpl(const std::string& onnxPath, const BuilderConfig& config, std::st
         std::vector<double> wholeMs(regions.size()), rowMs(regions.size());
         {
           std::vector<codegen::AppliedRegion> applied;
-          for (const auto& r : regions) applied.push_back(codegen::applyBlockedRegion(g, r, block, &declaredOf));
+          for (const auto& r : regions) applied.push_back(codegen::applyBlockedRegion(g, r, block, &declaredOf, plainEntry));
           reinfer();
           for (size_t i = 0; i < applied.size(); ++i) {
             for (const ir::Node* n : applied[i].nodes) blockedMs[n] = nodeMs(*n);
@@ -523,7 +538,7 @@ void buildImpl(const std::string& onnxPath, const BuilderConfig& config, std::st
         std::vector<int> partsIn(regions.size(), 0);
         {
           std::vector<codegen::AppliedRegion> applied;
-          for (const auto& r : parts) applied.push_back(codegen::applyBlockedRegion(g, r, block, &declaredOf));
+          for (const auto& r : parts) applied.push_back(codegen::applyBlockedRegion(g, r, block, &declaredOf, plainEntry));
           reinfer();
           std::set<const ir::Node*> inParts;
           for (const auto& a : applied) {
@@ -564,14 +579,14 @@ void buildImpl(const std::string& onnxPath, const BuilderConfig& config, std::st
         for (const auto& p : parts)
           if (form[size_t(regionOf.at(p.front()))] == 2) chosen.push_back(p);
         for (const auto& r : chosen) {
-          const codegen::AppliedRegion a = codegen::applyBlockedRegion(g, r, block, &declaredOf);
+          const codegen::AppliedRegion a = codegen::applyBlockedRegion(g, r, block, &declaredOf, plainEntry);
           ++report->blockedRegions;
           report->blockedNodes += int(a.nodes.size());
           report->reorders += int(a.reorders.size());
         }
       } else {
         for (const auto& r : regions) {
-          const codegen::AppliedRegion a = codegen::applyBlockedRegion(g, r, block, &declaredOf);
+          const codegen::AppliedRegion a = codegen::applyBlockedRegion(g, r, block, &declaredOf, plainEntry);
           ++report->blockedRegions;
           report->blockedNodes += int(a.nodes.size());
           report->reorders += int(a.reorders.size());

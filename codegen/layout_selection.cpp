@@ -102,7 +102,8 @@ std::vector<std::vector<ir::Node*>> findBlockedRegions(ir::Graph& g, int block,
 }
 
 AppliedRegion applyBlockedRegion(ir::Graph& g, const std::vector<ir::Node*>& region, int block,
-                                 std::map<const ir::Value*, ir::TensorType>* declared) {
+                                 std::map<const ir::Value*, ir::TensorType>* declared,
+                                 const std::function<bool(const ir::Node&, size_t)>& keepPlain) {
   const ir::Layout blocked = ir::Layout::nchwc(block);
   AppliedRegion r;
   r.nodes = region;
@@ -134,6 +135,7 @@ AppliedRegion applyBlockedRegion(ir::Graph& g, const std::vector<ir::Node*>& reg
       ir::Value* v = n->input(i);
       if (!isBlockableActivation(v)) continue;
       if (v->producer() && inRegion.count(v->producer())) continue;
+      if (keepPlain && keepPlain(*n, i)) continue;
       auto it = entry.find(v);
       ir::Value* b = it != entry.end() ? it->second : (entry[v] = reorder(v, blocked, "_nchwc"));
       n->setInput(i, b);

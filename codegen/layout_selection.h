@@ -47,8 +47,11 @@ struct AppliedRegion {
 // that enters it (one per value), a Reorder to plain behind every value that leaves it
 // (one per value, shared by its outside users). New values get their declared type from
 // `declared` (filled in for them). The caller re-sorts the graph.
+// `keepPlain(node, input)`, when given, names entry edges that stay row-major: the node's
+// kernel reads that input as it is (a stem reading the model's image, Kernel::nchwcPlainInput).
 AppliedRegion applyBlockedRegion(ir::Graph& g, const std::vector<ir::Node*>& region, int block,
-                                 std::map<const ir::Value*, ir::TensorType>* declared);
+                                 std::map<const ir::Value*, ir::TensorType>* declared,
+                                 const std::function<bool(const ir::Node&, size_t)>& keepPlain = nullptr);
 // Undoes applyBlockedRegion (the Reorder nodes are removed; their values stay until
 // Graph::removeUnusedValues).
 void revertBlockedRegion(ir::Graph& g, const AppliedRegion& r);

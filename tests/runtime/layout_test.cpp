@@ -84,6 +84,21 @@ TEST(LayoutSelection, RegionsReordersAndRevert) {
   EXPECT_EQ(anvil::ir::printGraph(g), before);
 }
 
+TEST(LayoutSelection, KeptPlainEntryHasNoReorder) {
+  Net net;
+  Graph& g = net.g;
+  auto regions = anvil::codegen::findBlockedRegions(g, 16, unaryServable);
+  ASSERT_EQ(regions.size(), 2u);
+  std::map<const Value*, anvil::ir::TensorType> declared;
+  // r1 reads the graph input as it is (a stem kernel with Kernel::nchwcPlainInput).
+  auto keep = [&](const Node& n, size_t i) { return &n == net.r1 && i == 0; };
+  anvil::codegen::AppliedRegion a = anvil::codegen::applyBlockedRegion(g, regions[0], 16, &declared, keep);
+  EXPECT_EQ(a.reorders.size(), 2u);  // the two exits only
+  EXPECT_EQ(net.r1->input(0)->name(), "x");
+  EXPECT_TRUE(net.r1->input(0)->layout().isPlain());
+  EXPECT_EQ(net.r1->output(0)->layout(), anvil::ir::Layout::nchwc(16));
+}
+
 TEST(LayoutSelection, NothingServableNoRegions) {
   Net net;
   EXPECT_TRUE(anvil::codegen::findBlockedRegions(net.g, 16, [](const Node&) { return false; }).empty());
