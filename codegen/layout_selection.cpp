@@ -1,6 +1,7 @@
 // Blocked-layout regions and the graph edits around them (see layout_selection.h).
 #include "codegen/layout_selection.h"
 
+#include <algorithm>
 #include <numeric>
 #include <set>
 #include <unordered_map>
@@ -26,13 +27,18 @@ bool isBlockableActivation(const ir::Value* v) {
 namespace {
 
 // Whether a node may join a region at all, before asking its kernels.
+bool isGraphOutput(const ir::Graph& g, const ir::Value* v) {
+  return std::find(g.outputs().begin(), g.outputs().end(), v) != g.outputs().end();
+}
+
 bool eligible(const ir::Graph& g, const ir::Node& n, const std::unordered_set<const ir::Value*>& observed) {
   if (passes::hasSubgraphs(n) || n.numOutputs() == 0) return false;
   bool anyActivationInput = false;
   for (const ir::Value* v : n.inputs()) anyActivationInput |= isBlockableActivation(v);
   if (!anyActivationInput) return false;
   for (const ir::Value* o : n.outputs()) {
-    if (!isBlockableActivation(o) || observed.count(o)) return false;
+    // A graph output is reordered back under its name; one a subgraph returns stays.
+    if (!isBlockableActivation(o) || (observed.count(o) && !isGraphOutput(g, o))) return false;
     for (const ir::Node* u : g.users(o))
       if (u->owner() != &g) return false;  // read by a subgraph as an outer-scope value
   }
@@ -144,7 +150,8 @@ AppliedRegion applyBlockedRegion(ir::Graph& g, const std::vector<ir::Node*>& reg
   for (auto& [o, outside] : exits) {
     o->setLayout(blocked);
     r.blocked.push_back(o);
-    if (outside.empty()) continue;
+    const bool graphOutput = isGraphOutput(g, o);
+    if (outside.empty() && !graphOutput) continue;
     ir::Value* plain = reorder(o, ir::Layout::plain(), "_plain");
     for (ir::Node* u : outside)
       for (size_t i = 0; i < u->numInputs(); ++i)
@@ -152,11 +159,25 @@ AppliedRegion applyBlockedRegion(ir::Graph& g, const std::vector<ir::Node*>& reg
           u->setInput(i, plain);
           r.rewired.push_back({u, i, o});
         }
+    if (graphOutput) {  // the caller binds the name: the row-major Reorder output takes it
+      const std::string name = o->name();
+      g.renameValue(o, passes::uniqueName(g, name + "_nchwc"));
+      g.renameValue(plain, name);
+      for (size_t i = 0; i < g.outputs().size(); ++i)
+        if (g.outputs()[i] == o) g.setOutput(i, plain);
+      r.renamed.push_back({o, plain, name});
+    }
   }
   return r;
 }
 
 void revertBlockedRegion(ir::Graph& g, const AppliedRegion& r) {
+  for (auto it = r.renamed.rbegin(); it != r.renamed.rend(); ++it) {
+    for (size_t i = 0; i < g.outputs().size(); ++i)
+      if (g.outputs()[i] == it->plain) g.setOutput(i, it->blocked);
+    g.renameValue(it->plain, passes::uniqueName(g, it->name + "_unused"));
+    g.renameValue(it->blocked, it->name);
+  }
   for (auto it = r.rewired.rbegin(); it != r.rewired.rend(); ++it) it->node->setInput(it->input, it->original);
   for (ir::Value* v : r.blocked) v->setLayout(ir::Layout::plain());
   for (ir::Node* n : r.reorders) g.removeNode(n);

@@ -24,9 +24,10 @@ bool isBlockableActivation(const ir::Value* v);
 // Connected groups of nodes that can all run blocked. `servable(node)` answers whether
 // some blocked kernel serves the node once its activations are blocked; it is asked with
 // those layouts set on the node's values (and they are reset afterwards). Nodes with
-// subgraphs, nodes whose outputs a graph output or a subgraph observes, and nodes with a
-// non-rank-4 output stay out. Nodes that share an activation (as producer and consumer, or
-// as two consumers of one outside value) share a region.
+// subgraphs, nodes whose outputs a subgraph reads or returns, and nodes with a non-rank-4
+// output stay out (a node writing a graph output may join: the output is then reordered
+// back under its name). Nodes that share an activation (as producer and consumer, or as
+// two consumers of one outside value) share a region.
 std::vector<std::vector<ir::Node*>> findBlockedRegions(ir::Graph& g, int block,
                                                        const std::function<bool(const ir::Node&)>& servable);
 
@@ -35,6 +36,14 @@ struct AppliedRegion {
   std::vector<ir::Node*> nodes;       // the region's nodes
   std::vector<ir::Node*> reorders;    // inserted anvil.Reorder nodes (entries and exits)
   std::vector<ir::Value*> blocked;    // region outputs now stored blocked
+  // Graph outputs written by the region: the blocked value was renamed and a Reorder's
+  // output took its name and its place among the graph outputs.
+  struct Renamed {
+    ir::Value* blocked;
+    ir::Value* plain;
+    std::string name;
+  };
+  std::vector<Renamed> renamed;
   struct Rewire {
     ir::Node* node;
     size_t input;

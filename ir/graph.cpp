@@ -115,6 +115,17 @@ Value* Graph::addInitializer(const std::string& name, Tensor data) {
   return v;
 }
 
+void Graph::renameValue(Value* v, const std::string& name) {
+  ANVIL_CHECK(v->owner_ == this && !name.empty(), ErrorCode::kInternal, "graph '", name_, "': bad rename to '", name, "'");
+  if (v->name_ == name) return;
+  ANVIL_CHECK(byName_.count(name) == 0, ErrorCode::kInvalidModel, "graph '", name_, "': value '", name,
+              "' is defined twice");
+  auto it = byName_.find(v->name_);
+  if (it != byName_.end() && it->second == v) byName_.erase(it);
+  v->name_ = name;
+  byName_[name] = v;
+}
+
 Value* Graph::findValue(const std::string& name) const {
   auto it = byName_.find(name);
   return it == byName_.end() ? nullptr : it->second;
@@ -214,7 +225,8 @@ void Graph::removeUnusedValues() {
     if (used.count(v.get())) {
       kept.push_back(std::move(v));
     } else if (!v->name_.empty()) {
-      byName_.erase(v->name_);
+      auto it = byName_.find(v->name_);
+      if (it != byName_.end() && it->second == v.get()) byName_.erase(it);  // a renamed value's old name may be taken
     }
   }
   values_ = std::move(kept);

@@ -196,6 +196,8 @@ class Graph {
   Value* addValue(const std::string& name, TensorType type = {});
   Value* addInitializer(const std::string& name, Tensor data);
   Value* findValue(const std::string& name) const;  // this graph only
+  // Gives a value of this graph a new name (unique in the graph, not empty).
+  void renameValue(Value* v, const std::string& name);
   // Looks up a name here and then in enclosing graphs (ONNX outer-scope rule).
   Value* lookup(const std::string& name) const;
 

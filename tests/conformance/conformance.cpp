@@ -156,6 +156,10 @@ const char* pathName(Path p) { return p == Path::kInterp ? "interp" : p == Path:
 struct RunOptions {
   Path path = Path::kInterp;
   int optLevel = 0;
+  // --blocked-layouts (engine path): "always" builds every case's blockable nodes with
+  // NCHW16c / NCHW8c kernels, whatever the timings say, so the blocked kernels meet every
+  // node test; "auto" (the builder's default) times them.
+  anvil::BuilderConfig::BlockedLayouts blocked = anvil::BuilderConfig::BlockedLayouts::kAuto;
   std::string anvil;  // the CLI binary (--path=cli)
 };
 
@@ -290,6 +294,7 @@ std::string runEngineCase(const fs::path& dir, const anvil::ir::Graph& g, const 
                           const RunOptions& opt) {
   anvil::BuilderConfig cfg;
   cfg.optimizationLevel = opt.optLevel;
+  cfg.blockedLayouts = opt.blocked;
   cfg.threads = 1;
   cfg.timingIterations = 1;  // correctness, not speed: one timing per candidate is enough
   fillShapes(sets, cfg);
@@ -661,7 +666,7 @@ int main(int argc, char** argv) {
   RunOptions opt;
   const char* usage =
       "usage: anvil_conformance --data=LABEL:DIR... [--path=interp|engine|cli] [--anvil=PATH] [--exclude=FILE]"
-      " [--baseline=FILE] [--write-docs=FILE] [--filter=REGEX] [--opt-level=N] [--timeout=S] [--quiet]\n";
+      " [--baseline=FILE] [--write-docs=FILE] [--filter=REGEX] [--opt-level=N] [--timeout=S] [--blocked-layouts=auto|never|always] [--quiet]\n";
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     auto val = [&](const char* flag) -> std::string {
@@ -701,6 +706,15 @@ int main(int argc, char** argv) {
       }
     } else if (auto v9 = val("--anvil"); !v9.empty()) {
       opt.anvil = fs::absolute(v9).string();
+    } else if (auto v10 = val("--blocked-layouts"); !v10.empty()) {
+      using BL = anvil::BuilderConfig::BlockedLayouts;
+      if (v10 == "auto") opt.blocked = BL::kAuto;
+      else if (v10 == "never") opt.blocked = BL::kNever;
+      else if (v10 == "always") opt.blocked = BL::kAlways;
+      else {
+        std::cerr << "--blocked-layouts is auto, never or always\n";
+        return 2;
+      }
     } else if (a == "--quiet") {
       quiet = true;
     } else {
