@@ -23,17 +23,24 @@
 //    image stays row-major, the output is NCHW<b>c; the register tile [pixels][B] is B/b
 //    whole blocks [pixels][b], stored straight into the block rows (no transpose), the bias
 //    and Relu / Clip applied in registers, other activations by the epilogue row over each
-//    block row, the padding lanes zeroed last. B = 64, 32 or 16 per call (6x64, 8x32, 14x16
-//    on AVX-512; 3x32 on AVX2): a narrow chunk wastes no work on the 16- and 32-channel
-//    stems. Measured (NativeConvStemNchwcBench.DISABLED_Timing, 1 thread, min of 40, two
-//    runs), against the best row-major kernel plus the x32 Reorder of its output to NCHW16c:
-//      resnet 7x7 s2 3->64 @224:        6x64 1.38-1.39 ms   vs 1.59-1.70 + 0.25 ms
-//      mobilenet_v2 3x3 s2 3->32:       8x32 0.169-0.172    vs 0.356-0.363 + 0.107
-//      mobilenet_v3 3x3 s2 3->16:       14x16 0.117-0.120   vs 0.293-0.299 + 0.032
-//      squeezenet 3x3 s2 p0 3->64:      6x64 0.299-0.310    vs 0.681-0.712 + 0.234
-//    A 12x32 tile measured 1.44-1.58 / 0.184-0.187 ms (8x32: 1.40 / 0.170), 7x64 as 6x64
-//    (1.43): not registered. The tile's tail goes through a stack copy: storing a
-//    runtime-indexed accumulator made GCC keep them all in memory (12x32: 2.25 ms).
+//    block row (OW b contiguous floats), the padding lanes zeroed last. B = 64, 32 or 16 per
+//    call (6x64, 8x32, 14x16 on AVX-512; 3x32, 6x16 on AVX2): a narrow chunk wastes no work
+//    on the 16- and 32-channel stems. Measured (NativeConvStemNchwcBench.DISABLED_Timing,
+//    1 thread, min of 40, three runs), the best blocked form against the best row-major
+//    kernel plus the x32 Reorder of its output to NCHW16c (in cache, optimistic):
+//      resnet 7x7 s2 3->64 @224:     6x64 1.25-1.39 ms    vs 1.50-1.70 + 0.25-0.27 ms
+//      mobilenet_v2 3x3 s2 3->32:    8x32 0.160-0.172     vs 0.342-0.363 + 0.10-0.12
+//      mobilenet_v3 3x3 s2 3->16:    14x16 0.116-0.120    vs 0.270-0.299 + 0.033
+//      squeezenet 3x3 s2 p0 3->64:   6x64 0.294-0.310     vs 0.63-0.71 + 0.24
+//    with the models' activations (FusedConv): resnet Relu 1.29 vs 1.52 + 0.25, mobilenet_v2
+//    Clip 0.173 vs 0.352 + 0.11, efficientnet Silu 0.311 vs 0.451 + 0.11, mobilenet_v3
+//    HardSwish 0.135 vs 0.270 + 0.03, squeezenet Relu 0.298 vs 0.68 + 0.24. AVX2 (NCHW8c):
+//    3x32 2.51-2.57 vs 2.33-2.45 + 0.24 (resnet), 0.27-0.29 vs 0.34-0.36 + 0.10 (3->32),
+//    6x16 0.149-0.157 vs 0.27-0.29 + 0.03 (3->16), 3x32 0.52-0.53 vs 0.69-0.72 + 0.24.
+//    Not registered: 12x32 (1.44 / 0.184 ms against 8x32's 1.40 / 0.170), 7x64 (as 6x64),
+//    AVX2 4x24 (slower than 3x32 everywhere). The tile's tail goes through a stack copy:
+//    storing a runtime-indexed accumulator made GCC keep them all in memory (12x32 2.25 ms,
+//    AVX2 3x32 3.79 ms on resnet's stem).
 #include <immintrin.h>
 
 #include <algorithm>
@@ -64,16 +71,19 @@ constexpr int64_t kMaxC = 4;  // input channels the kernel takes (beyond, im2col
 
 // The row-major output forms, then the NCHW<b>c ones (input 0 row-major, output blocked).
 enum class StemIsa : int32_t { kAvx2, kAvx512, kAvx512x7, kAvx2B8x3x32, kAvx512B16x6x64, kAvx512B16x8x32,
-                               kAvx512B16x14x16 };
-bool isAvx512(StemIsa isa) { return isa != StemIsa::kAvx2 && isa != StemIsa::kAvx2B8x3x32; }
+                               kAvx512B16x14x16, kAvx2B8x6x16 };
+bool isAvx512(StemIsa isa) {
+  return isa != StemIsa::kAvx2 && isa != StemIsa::kAvx2B8x3x32 && isa != StemIsa::kAvx2B8x6x16;
+}
 // The output's channel block (0: row-major output).
 int nchwcOf(StemIsa isa) {
-  return isa == StemIsa::kAvx2B8x3x32 ? 8 : int(isa) >= int(StemIsa::kAvx512B16x6x64) ? 16 : 0;
+  if (isa == StemIsa::kAvx2B8x3x32 || isa == StemIsa::kAvx2B8x6x16) return 8;
+  return int(isa) >= int(StemIsa::kAvx512B16x6x64) ? 16 : 0;
 }
 int64_t blockOf(StemIsa isa) {  // output channels per micro-kernel call
   switch (isa) {
     case StemIsa::kAvx512B16x8x32: return 32;
-    case StemIsa::kAvx512B16x14x16: return 16;
+    case StemIsa::kAvx512B16x14x16: case StemIsa::kAvx2B8x6x16: return 16;
     default: return isAvx512(isa) ? 64 : 32;
   }
 }
@@ -83,6 +93,7 @@ int64_t pixelsOf(StemIsa isa) {  // output pixels per micro-kernel call
     case StemIsa::kAvx512: case StemIsa::kAvx512B16x6x64: return 6;
     case StemIsa::kAvx512B16x8x32: return 8;
     case StemIsa::kAvx512B16x14x16: return 14;
+    case StemIsa::kAvx2B8x6x16: return 6;
     default: return 3;
   }
 }
@@ -264,52 +275,55 @@ __attribute__((target("avx512f"))) void rowAvx512Blocked(const BlockedRow& a) {
   }
 }
 
-// The same with 32 output channels (4 ymm = 4 blocks of 8) and 3 pixels.
+// The same on AVX2: R pixels x NV ymm (NV blocks of 8).
+template <int R, int NV>
 __attribute__((target("avx2,fma"))) void rowAvx2Blocked(const BlockedRow& a) {
-  __m256 bias[4];
-  for (int v = 0; v < 4; ++v) bias[v] = _mm256_loadu_ps(a.bias + v * 8);
+  constexpr int B = NV * 8;
+  __m256 bias[NV];
+  for (int v = 0; v < NV; ++v) bias[v] = _mm256_loadu_ps(a.bias + v * 8);
   const __m256 lo = _mm256_set1_ps(a.lo), hi = _mm256_set1_ps(a.hi);
-  for (int64_t ox = 0; ox < a.OW; ox += 3) {
-    __m256 acc[3][4];
-#pragma GCC unroll 3
-    for (int r = 0; r < 3; ++r) acc[r][0] = acc[r][1] = acc[r][2] = acc[r][3] = _mm256_setzero_ps();
+  for (int64_t ox = 0; ox < a.OW; ox += R) {
+    __m256 acc[R][NV];
+#pragma GCC unroll 8
+    for (int r = 0; r < R; ++r)
+#pragma GCC unroll 4
+      for (int v = 0; v < NV; ++v) acc[r][v] = _mm256_setzero_ps();
     for (int64_t t = 0; t < a.taps; ++t) {
       const float* in = a.rows + t * a.Wp + ox * a.sW;
-      const float* wt = a.w + t * a.kW * 32;
-      for (int64_t kw = 0; kw < a.kW; ++kw, wt += 32) {
-        const __m256 w0 = _mm256_load_ps(wt), w1 = _mm256_load_ps(wt + 8);
-        const __m256 w2 = _mm256_load_ps(wt + 16), w3 = _mm256_load_ps(wt + 24);
-#pragma GCC unroll 3
-        for (int r = 0; r < 3; ++r) {
+      const float* wt = a.w + t * a.kW * B;
+      for (int64_t kw = 0; kw < a.kW; ++kw, wt += B) {
+        __m256 w[NV];
+#pragma GCC unroll 4
+        for (int v = 0; v < NV; ++v) w[v] = _mm256_load_ps(wt + v * 8);
+#pragma GCC unroll 8
+        for (int r = 0; r < R; ++r) {
           const __m256 b = _mm256_broadcast_ss(in + r * a.sW + kw);
-          acc[r][0] = _mm256_fmadd_ps(w0, b, acc[r][0]);
-          acc[r][1] = _mm256_fmadd_ps(w1, b, acc[r][1]);
-          acc[r][2] = _mm256_fmadd_ps(w2, b, acc[r][2]);
-          acc[r][3] = _mm256_fmadd_ps(w3, b, acc[r][3]);
+#pragma GCC unroll 4
+          for (int v = 0; v < NV; ++v) acc[r][v] = _mm256_fmadd_ps(w[v], b, acc[r][v]);
         }
       }
     }
-#pragma GCC unroll 3
-    for (int r = 0; r < 3; ++r)
+#pragma GCC unroll 8
+    for (int r = 0; r < R; ++r)
 #pragma GCC unroll 4
-      for (int v = 0; v < 4; ++v) {
+      for (int v = 0; v < NV; ++v) {
         __m256 s = _mm256_add_ps(acc[r][v], bias[v]);
         if (a.clamp >= 1) s = _mm256_max_ps(lo, s);  // NaN kept (the second operand)
         if (a.clamp >= 2) s = _mm256_min_ps(hi, s);
         acc[r][v] = s;
       }
-    const int64_t n = std::min<int64_t>(3, a.OW - ox);
-    if (n == 3 && a.nb == 4) {
-#pragma GCC unroll 3
-      for (int r = 0; r < 3; ++r)
+    const int64_t n = std::min<int64_t>(R, a.OW - ox);
+    if (n == R && a.nb == NV) {
+#pragma GCC unroll 8
+      for (int r = 0; r < R; ++r)
 #pragma GCC unroll 4
-        for (int v = 0; v < 4; ++v) _mm256_storeu_ps(a.y + v * a.blockStride + (ox + r) * 8, acc[r][v]);
+        for (int v = 0; v < NV; ++v) _mm256_storeu_ps(a.y + v * a.blockStride + (ox + r) * 8, acc[r][v]);
     } else {  // through a tile on the stack, as above
-      alignas(32) float tile[3][32];
-#pragma GCC unroll 3
-      for (int r = 0; r < 3; ++r)
+      alignas(32) float tile[R][B];
+#pragma GCC unroll 8
+      for (int r = 0; r < R; ++r)
 #pragma GCC unroll 4
-        for (int v = 0; v < 4; ++v) _mm256_store_ps(tile[r] + v * 8, acc[r][v]);
+        for (int v = 0; v < NV; ++v) _mm256_store_ps(tile[r] + v * 8, acc[r][v]);
       for (int64_t r = 0; r < n; ++r)
         for (int64_t v = 0; v < a.nb; ++v)
           std::memcpy(a.y + v * a.blockStride + (ox + r) * 8, tile[r] + v * 8, 8 * sizeof(float));
@@ -323,7 +337,8 @@ BlockedRowFn blockedRowFn(StemIsa isa) {
     case StemIsa::kAvx512B16x6x64: return rowAvx512Blocked<6, 4>;
     case StemIsa::kAvx512B16x8x32: return rowAvx512Blocked<8, 2>;
     case StemIsa::kAvx512B16x14x16: return rowAvx512Blocked<14, 1>;
-    default: return rowAvx2Blocked;
+    case StemIsa::kAvx2B8x6x16: return rowAvx2Blocked<6, 2>;
+    default: return rowAvx2Blocked<3, 4>;
   }
 }
 
@@ -673,6 +688,8 @@ void registerNativeConvStemKernels(Kernels& k) {
   k.add(makeKernel("f32_conv2d_fewc_nchw16c_14x16_epilogue__avx512", true, StemIsa::kAvx512B16x14x16));
   k.add(makeKernel("f32_conv2d_fewc_nchw8c_3x32__avx2", false, StemIsa::kAvx2B8x3x32));
   k.add(makeKernel("f32_conv2d_fewc_nchw8c_3x32_epilogue__avx2", true, StemIsa::kAvx2B8x3x32));
+  k.add(makeKernel("f32_conv2d_fewc_nchw8c_6x16__avx2", false, StemIsa::kAvx2B8x6x16));
+  k.add(makeKernel("f32_conv2d_fewc_nchw8c_6x16_epilogue__avx2", true, StemIsa::kAvx2B8x6x16));
 }
 
 }  // namespace anvil::runtime

@@ -342,9 +342,9 @@ INSTANTIATE_TEST_SUITE_P(Native, NativeConvStemNchwc, ::testing::ValuesIn(allPar
 // ---------------------------------------------------------------------------------------
 // Registration and declines
 
-// Every case is served by every blocked kernel of its op (4 forms: 3 AVX-512, 1 AVX2).
+// Every case is served by every blocked kernel of its op (5 forms: 3 AVX-512, 2 AVX2).
 TEST(NativeConvStemNchwcSupport, CoversEveryCase) {
-  EXPECT_EQ(allParams().size(), 4 * allCases().size());
+  EXPECT_EQ(allParams().size(), 5 * allCases().size());
   for (const runtime::Kernel* k : blockedKernels()) {
     EXPECT_TRUE(k->nchwcPlainInput) << k->name;
     EXPECT_EQ(k->nchwcBlock, k->name.find("nchw16c") != std::string::npos ? 16 : 8) << k->name;
@@ -417,36 +417,50 @@ TEST(NativeConvStemNchwcBench, DISABLED_Timing) {
   struct Stem {
     const char* name;
     Spec s;
+    const char* act;  // FusedConv with this activation ("": Conv)
+    std::vector<float> params;
   };
-  const Stem stems[] = {{"resnet 7x7 s2 p3 ->64", {{1, 3, 224, 224}, 64, 7, 2, 3}},
-                        {"mobilenet_v2/effnet 3x3 s2 p1 ->32", {{1, 3, 224, 224}, 32, 3, 2, 1}},
-                        {"mobilenet_v3 3x3 s2 p1 ->16", {{1, 3, 224, 224}, 16, 3, 2, 1}},
-                        {"squeezenet 3x3 s2 p0 ->64", {{1, 3, 224, 224}, 64, 3, 2, 0}}};
+  const Stem stems[] = {{"resnet 7x7 s2 p3 ->64", {{1, 3, 224, 224}, 64, 7, 2, 3}, "", {}},
+                        {"mobilenet_v2/effnet 3x3 s2 p1 ->32", {{1, 3, 224, 224}, 32, 3, 2, 1}, "", {}},
+                        {"mobilenet_v3 3x3 s2 p1 ->16", {{1, 3, 224, 224}, 16, 3, 2, 1}, "", {}},
+                        {"squeezenet 3x3 s2 p0 ->64", {{1, 3, 224, 224}, 64, 3, 2, 0}, "", {}},
+                        {"resnet + Relu", {{1, 3, 224, 224}, 64, 7, 2, 3}, "Relu", {}},
+                        {"mobilenet_v2 + Clip 0..6", {{1, 3, 224, 224}, 32, 3, 2, 1}, "Clip", {0.0f, 6.0f}},
+                        {"efficientnet + Silu", {{1, 3, 224, 224}, 32, 3, 2, 1}, "Silu", {}},
+                        {"mobilenet_v3 + HardSwish", {{1, 3, 224, 224}, 16, 3, 2, 1}, "HardSwish", {}},
+                        {"squeezenet + Relu", {{1, 3, 224, 224}, 64, 3, 2, 0}, "Relu", {}}};
   const int reps = 40;
   auto ex = runtime::makeCpuExecutor(1);
   for (const Stem& st : stems) {
-    const Case c = convCase(st.s);
+    Case c = convCase(st.s);
+    if (*st.act) {
+      c.op = "FusedConv";
+      c.domain = "anvil";
+      c.attrs.set("activation", std::string(st.act));
+      if (!st.params.empty()) c.attrs.set("activation_params", st.params);
+    }
     std::printf("%s\n", st.name);
     const Built plain = build(c, 1);
     const Tensor want = reference(plain);
     const Dims od = want.dims();
-    // The Reorder of the plain output to NCHW16c.
-    ir::Attributes toB;
-    toB.set("to", std::string("NCHW16c"));
-    const Built rb = build({"r", "Reorder", "anvil", {od}, {false}, toB}, 3);
-    rb.node->output(0)->setLayout(ir::Layout::nchwc(16));
-    const runtime::Kernel* reorder = nullptr;
-    for (const runtime::Kernel* k : opsRegistry().all())
-      if (k->op == "Reorder" && k->nchwcBlock == 16 && runtime::hostHasAll(k->requirements)) reorder = k;
-    double reorderMs = 0;
-    if (reorder && reorder->supports(*rb.node, rb.types())) {
-      const PreparedKernel pk = prepare(*reorder, rb, 1);
-      BlockedStep step(*reorder, pk, rb, od, 16);
-      reorderMs = minMs([&] { step.run(*ex); }, reps);
-      std::printf("  %-48s %7.3f ms\n", reorder->name.c_str(), reorderMs);
+    // The Reorder of the plain output to NCHW16c / NCHW8c.
+    double reorderMs[17] = {};
+    for (int block : {16, 8}) {
+      ir::Attributes toB;
+      toB.set("to", "NCHW" + std::to_string(block) + "c");
+      const Built rb = build({"r", "Reorder", "anvil", {od}, {false}, toB}, 3);
+      rb.node->output(0)->setLayout(ir::Layout::nchwc(block));
+      for (const runtime::Kernel* k : opsRegistry().all()) {
+        if (k->op != "Reorder" || k->nchwcBlock != block || !runtime::hostHasAll(k->requirements)) continue;
+        if (!k->supports(*rb.node, rb.types())) continue;
+        const PreparedKernel pk = prepare(*k, rb, 1);
+        BlockedStep step(*k, pk, rb, od, block);
+        reorderMs[block] = minMs([&] { step.run(*ex); }, reps);
+        std::printf("  %-48s %7.3f ms\n", k->name.c_str(), reorderMs[block]);
+      }
     }
     for (const runtime::Kernel* k : registry().all()) {
-      if (k->op != "Conv" || !runtime::hostHasAll(k->requirements)) continue;
+      if (k->op != c.op || !runtime::hostHasAll(k->requirements)) continue;
       const Built b = build(c, 1);
       if (k->nchwcBlock) setBlocked(b, k->nchwcBlock);
       if (!k->supports(*b.node, b.types())) continue;
@@ -459,7 +473,8 @@ TEST(NativeConvStemNchwcBench, DISABLED_Timing) {
       } else {
         Step step(*k, pk, b, od);
         ms = minMs([&] { step.run(*ex); }, reps);
-        std::printf("  %-48s %7.3f ms  (+ reorder %7.3f ms)\n", k->name.c_str(), ms, ms + reorderMs);
+        const int block = k->name.find("avx512") != std::string::npos ? 16 : 8;
+        std::printf("  %-48s %7.3f ms  (+ reorder to %dc %7.3f ms)\n", k->name.c_str(), ms, block, ms + reorderMs[block]);
       }
     }
   }
