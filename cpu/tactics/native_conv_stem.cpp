@@ -126,7 +126,8 @@ static_assert(sizeof(ConvAttrs) == 96 && sizeof(StemParams) == 96 + 32 + 6 * 4 +
 // Padded row width for output width OW: every micro-kernel call reads R whole pixels.
 int64_t paddedOW(int64_t OW, int64_t R) { return roundUp(OW, R); }
 int64_t rowWidth(const ConvAttrs& a, int64_t OW, int64_t R) { return (paddedOW(OW, R) - 1) * a.sW + a.kW; }
-// Floats of one task's slot: the C kH padded input rows and the [OWp][B] output row.
+// Floats of one task's slot: the C kH padded input rows and the [OWp][B] output row (B = 0:
+// none, the blocked forms store straight into the output).
 int64_t slotFloats(const ConvAttrs& a, int64_t C, int64_t maxOW, int64_t B, int64_t R) {
   return roundUp(C * a.kH * rowWidth(a, maxOW, R), 16) + paddedOW(maxOW, R) * B;
 }
@@ -472,7 +473,8 @@ void prepareStem(StemIsa isa, bool fused, const PrepareInfo& info, Prepared* out
     for (int64_t t = 0; t < taps; ++t) U[(k / B * taps + t) * B + k % B] = src[k * taps + t];
   out->blobs.push_back(std::move(blob));
   out->packedInputs.push_back(1);
-  out->workspaceBytes = uint64_t(p.tasks * slotFloats(p.conv, p.C, p.maxOW, B, pixelsOf(isa))) * sizeof(float);
+  const int64_t rowB = nchwcOf(isa) ? 0 : B;
+  out->workspaceBytes = uint64_t(p.tasks * slotFloats(p.conv, p.C, p.maxOW, rowB, pixelsOf(isa))) * sizeof(float);
   out->setParams(p);
 }
 
@@ -581,7 +583,9 @@ void runStemNchwc(const StepArgs& a) {
   if (epi.act == Activation::kRelu) {
     clamp = 1;
   } else if (epi.act == Activation::kClip) {
-    clamp = 2, lo = epi.p0, hi = epi.p1;
+    clamp = 2;
+    lo = epi.p0;
+    hi = epi.p1;
   }
   const bool rowEpi = epi.act != Activation::kNone && clamp == 0;
   const EpilogueRow row = epilogueRow(epi);
@@ -589,7 +593,7 @@ void runStemNchwc(const StepArgs& a) {
   const int b = nchwcOf(p.isa);
   const int64_t B = blockOf(p.isa), R = pixelsOf(p.isa), NV = B / b;
   const int T = std::max(1, std::min(p.tasks, a.executor->threads()));
-  const int64_t slot = slotFloats(p.conv, p.C, p.maxOW, B, R);
+  const int64_t slot = slotFloats(p.conv, p.C, p.maxOW, 0, R);
   if (uint64_t(T * slot) * sizeof(float) > a.workspaceBytes) a.fail("the workspace is smaller than prepared");
   float* ws = static_cast<float*>(a.workspace);
 
