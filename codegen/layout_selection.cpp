@@ -134,6 +134,8 @@ AppliedRegion applyBlockedRegion(ir::Graph& g, const std::vector<ir::Node*>& reg
         if (!inRegion.count(u)) outside.push_back(u);
       exits.push_back({o, std::move(outside)});
     }
+  // The region's outputs are blocked from here on (keepPlain asks with them so).
+  for (auto& [o, outside] : exits) o->setLayout(blocked);
   // Entries: one Reorder per value coming from outside.
   std::unordered_map<const ir::Value*, ir::Value*> entry;
   for (ir::Node* n : region)
@@ -148,7 +150,6 @@ AppliedRegion applyBlockedRegion(ir::Graph& g, const std::vector<ir::Node*>& reg
       r.rewired.push_back({n, i, v});
     }
   for (auto& [o, outside] : exits) {
-    o->setLayout(blocked);
     r.blocked.push_back(o);
     const bool graphOutput = isGraphOutput(g, o);
     if (outside.empty() && !graphOutput) continue;
