@@ -26,11 +26,11 @@ bool isBlockableActivation(const ir::Value* v) {
 
 namespace {
 
-// Whether a node may join a region at all, before asking its kernels.
 bool isGraphOutput(const ir::Graph& g, const ir::Value* v) {
   return std::find(g.outputs().begin(), g.outputs().end(), v) != g.outputs().end();
 }
 
+// Whether a node may join a region at all, before asking its kernels.
 bool eligible(const ir::Graph& g, const ir::Node& n, const std::unordered_set<const ir::Value*>& observed) {
   if (passes::hasSubgraphs(n) || n.numOutputs() == 0) return false;
   bool anyActivationInput = false;
