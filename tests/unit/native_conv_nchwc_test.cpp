@@ -1,10 +1,11 @@
 // The blocked (NCHW16c / NCHW8c) pixels-as-rows Conv kernels of cpu/tactics/native_conv_rows.cpp
 // against the reference kernel: a one-node graph (tests/unit/native_kernel_test_util.h) whose
 // X, Y and Z carry the blocked layout, the plain random input converted to blocked storage
-// here (padding lanes zero), the kernel run through the contract on views of that storage
-// with the output between sentinel guards and a guarded workspace, 1 and 2 executor threads
-// (bitwise equal), the output converted back and compared with the reference on the plain
-// tensors, and its padding lanes checked to be exactly zero. Shapes: C and M in {1, 3, 8,
+// (padding lanes zero) and the kernel run through the contract on views of that storage
+// with the output between sentinel guards and a guarded workspace (BlockedStep of
+// tests/unit/nchwc_test_util.h), 1 and 2 executor threads (bitwise equal), the output
+// converted back and compared with the reference on the plain tensors, and its padding lanes
+// checked to be exactly zero. Shapes: C and M in {1, 3, 8,
 // 13, 16, 24, 40, 64} (not multiples of the block included), batch 1 and 2, 1x1 / 7x7 /
 // odd and even images, filters 1x1 / 3x3 / 5x5 / 7x7, strides 1 and 2, dilation 2, pads,
 // several K blocks and pixel blocks, and FusedConv with each activation and residual order.
@@ -25,6 +26,7 @@
 #include <optional>
 
 #include "native_kernel_test_util.h"
+#include "nchwc_test_util.h"
 #include "runtime/kernel.h"
 
 namespace anvil::runtime {
@@ -43,41 +45,7 @@ namespace {
 using namespace anvil::testing::nk;
 
 // ---------------------------------------------------------------------------------------
-// Blocked storage and a step on it
-
-int64_t blocks(int64_t c, int b) { return (c + b - 1) / b; }
-
-// Plain [N, C, H, W] to [N][ceil(C/b)][H][W][b], padding lanes zero.
-std::vector<float> toBlocked(const float* x, const Dims& d, int b) {
-  const int64_t N = d[0], C = d[1], HW = d[2] * d[3], CB = blocks(C, b);
-  std::vector<float> out(size_t(N * CB * HW * b), 0.0f);
-  for (int64_t n = 0; n < N; ++n)
-    for (int64_t c = 0; c < C; ++c)
-      for (int64_t p = 0; p < HW; ++p) out[size_t(((n * CB + c / b) * HW + p) * b + c % b)] = x[(n * C + c) * HW + p];
-  return out;
-}
-
-std::vector<float> fromBlocked(const float* y, const Dims& d, int b) {
-  const int64_t N = d[0], C = d[1], HW = d[2] * d[3], CB = blocks(C, b);
-  std::vector<float> out(size_t(N * C * HW));
-  for (int64_t n = 0; n < N; ++n)
-    for (int64_t c = 0; c < C; ++c)
-      for (int64_t p = 0; p < HW; ++p) out[size_t((n * C + c) * HW + p)] = y[((n * CB + c / b) * HW + p) * b + c % b];
-  return out;
-}
-
-// Whether every padding lane of blocked y is +0.0f (bit pattern 0).
-bool paddingLanesZero(const float* y, const Dims& d, int b) {
-  const int64_t N = d[0], C = d[1], HW = d[2] * d[3], CB = blocks(C, b);
-  for (int64_t n = 0; n < N; ++n)
-    for (int64_t p = 0; p < HW; ++p)
-      for (int64_t c = C; c < CB * b; ++c) {
-        uint32_t bits;
-        std::memcpy(&bits, y + ((n * CB + CB - 1) * HW + p) * b + c % b, 4);
-        if (bits != 0) return false;
-      }
-  return true;
-}
+// The blocked layout on the node
 
 // Marks the node's activations (X, Z, Y) NCHW<b>c, as the builder's layout selection would.
 void setBlocked(const Built& b, int block) {
@@ -87,85 +55,10 @@ void setBlocked(const Built& b, int block) {
   n.output(0)->setLayout(ir::Layout::nchwc(block));
 }
 
-struct BlockedResult {
-  std::vector<float> out;  // converted back to plain
-  bool guardsIntact = true, workspaceIntact = true, paddingZero = true;
-};
-
-// The kernel's step on blocked storage: X and Z blocked, the filter (packed at prepare)
-// handed over as NaNs, the blocked output between sentinel guards.
-class BlockedStep {
- public:
-  BlockedStep(const runtime::Kernel& k, const PreparedKernel& pk, const Built& b, const Dims& outDims, int block,
-              bool alignedOut = false)
-      : k_(k), block_(block), outDims_(outDims), ws_(size_t(pk.prepared.workspaceBytes)) {
-    for (size_t i = 0; i < b.tensors.size(); ++i) {
-      const Tensor& t = b.tensors[i];
-      runtime::TensorView v;
-      if (t.defined()) {
-        if (i == 1) {
-          store_.emplace_back(size_t(t.numel()), std::numeric_limits<float>::quiet_NaN());
-        } else if (i == 0 || i == 3) {
-          store_.push_back(toBlocked(t.data<float>(), t.dims(), block));
-        } else {
-          store_.emplace_back(t.data<float>(), t.data<float>() + t.numel());
-        }
-        v.data = store_.back().data();
-        v.dtype = DataType::kF32;
-        v.setExtents(t.dims());
-      } else {
-        store_.emplace_back();
-      }
-      in_.push_back(v);
-    }
-    n_ = outDims[0] * blocks(outDims[1], block) * outDims[2] * outDims[3] * block;
-    buf_.assign(size_t(n_ + 2 * kGuard + 16), kSentinel);
-    off_ = kGuard;
-    if (alignedOut)
-      while (reinterpret_cast<uintptr_t>(buf_.data() + off_) % 64 != 0) ++off_;
-    out_.data = buf_.data() + off_;
-    out_.dtype = DataType::kF32;
-    out_.setExtents(outDims);
-    a_.node = b.node;
-    a_.inputs = in_.data();
-    a_.numInputs = int(in_.size());
-    a_.outputs = &out_;
-    a_.numOutputs = 1;
-    a_.params = {pk.params->p, pk.prepared.params.size()};
-    a_.blobs = pk.views.data();
-    a_.numBlobs = int(pk.views.size());
-    a_.workspace = ws_.p;
-    a_.workspaceBytes = pk.prepared.workspaceBytes;
-  }
-
-  void run(runtime::Executor& ex) {
-    a_.executor = &ex;
-    k_.run(a_);
-  }
-
-  BlockedResult result() const {
-    BlockedResult r;
-    const float* y = reinterpret_cast<const float*>(buf_.data() + off_);
-    r.out = fromBlocked(y, outDims_, block_);
-    r.paddingZero = paddingLanesZero(y, outDims_, block_);
-    for (size_t i = 0; i < buf_.size(); ++i)
-      if ((int64_t(i) < off_ || int64_t(i) >= off_ + n_) && buf_[i] != kSentinel) r.guardsIntact = false;
-    r.workspaceIntact = ws_.tailIntact();
-    return r;
-  }
-
- private:
-  const runtime::Kernel& k_;
-  int block_;
-  Dims outDims_;
-  std::vector<std::vector<float>> store_;
-  std::vector<runtime::TensorView> in_;
-  int64_t n_ = 0, off_ = kGuard;
-  std::vector<uint32_t> buf_;
-  runtime::TensorView out_;
-  Aligned ws_;
-  runtime::StepArgs a_;
-};
+// How the step hands the inputs over: X and Z blocked, the filter (packed at prepare) as
+// NaNs, the bias row-major.
+const std::vector<Handover> kConvHandover = {Handover::kBlocked, Handover::kNaN, Handover::kRowMajor,
+                                             Handover::kBlocked};
 
 // ---------------------------------------------------------------------------------------
 // The cases
@@ -399,7 +292,7 @@ TEST_P(NativeConvNchwc, MatchesReferenceBitwiseAcrossThreads) {
   std::vector<std::vector<float>> outs;
   for (int threads : {1, 2}) {
     auto ex = runtime::makeCpuExecutor(threads);
-    BlockedStep step(*k, pk, b, want.dims(), k->nchwcBlock);
+    BlockedStep step(*k, pk, b, kConvHandover, want.dims(), k->nchwcBlock);
     step.run(*ex);
     const BlockedResult r = step.result();
     EXPECT_TRUE(r.guardsIntact) << "wrote outside the output (threads=" << threads << ")";
@@ -600,7 +493,8 @@ TEST(NativeConvNchwcBench, DISABLED_Timing) {
           if (!(ok = k->supports(*b.node, b.types()))) break;
           pks.push_back(std::make_unique<PreparedKernel>(prepare(*k, b, threads)));
           if (k->nchwcBlock)
-            bsteps.push_back(std::make_unique<BlockedStep>(*k, *pks.back(), b, od, k->nchwcBlock, true));
+            bsteps.push_back(std::make_unique<BlockedStep>(*k, *pks.back(), b, kConvHandover, od, k->nchwcBlock,
+                                                           Handover::kBlocked, true));
           else
             steps.push_back(std::make_unique<Step>(*k, *pks.back(), b, od, true));
         }

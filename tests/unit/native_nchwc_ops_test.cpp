@@ -1,11 +1,11 @@
 // The blocked-layout kernels of cpu/tactics/native_nchwc_ops.cpp (anvil.Reorder, Add / Sub /
 // Mul / Div, the unary activations, GlobalAveragePool / GlobalMaxPool, Concat) against the
 // reference kernel. The shared harness (native_kernel_test_util.h) builds the one-node graph,
-// its seeded inputs and the reference output on plain tensors; this file's driver sets the
-// NCHW<b>c layout on the node's values, converts the inputs to blocked storage (padding
-// lanes zero), runs the kernel on the padded buffers with the output between sentinel
-// guards, converts back and compares, checks that the output's padding lanes are exactly
-// +0.0, and that 1 and 2 executor threads agree bitwise. Channels {1, 3, 8, 13, 16, 24, 40},
+// its seeded inputs and the reference output on plain tensors; this file sets the NCHW<b>c
+// layout on the node's values and BlockedStep (nchwc_test_util.h) converts the inputs to
+// blocked storage (padding lanes zero), runs the kernel on the padded buffers with the output
+// between sentinel guards, and converts back; this file compares, checks that the output's
+// padding lanes are exactly +0.0, and that 1 and 2 executor threads agree bitwise. Channels {1, 3, 8, 13, 16, 24, 40},
 // batches 1 and 2, planes 1x1, 7x7 and odd / even others.
 // NativeNchwcOps.ReorderTiming prints the Reorder's bandwidth (not asserted);
 // NativeNchwcOps.DISABLED_GapTiming times the blocked GlobalAveragePool against the plain one.
@@ -22,6 +22,7 @@
 
 #include "cpu/tactics/nchwc.h"
 #include "native_kernel_test_util.h"
+#include "nchwc_test_util.h"
 #include "runtime/kernel.h"
 
 namespace anvil::runtime {
@@ -57,79 +58,19 @@ const runtime::Kernel* kernelNamed(const std::string& op, const std::string& dom
   return registry().find(Device::kCPU, op, domain, name);
 }
 
-// Row-major [N, C, H, W] -> NCHW<b>c storage, padding lanes zero; and back.
-std::vector<float> toBlocked(const float* x, const Dims& d, int b) {
-  const int64_t n = d[0], c = d[1], hw = d[2] * d[3], cb = cpu::nchwc::channelBlocks(c, b);
-  std::vector<float> y(size_t(cpu::nchwc::storageFloats(n, c, d[2], d[3], b)), 0.f);
-  for (int64_t i = 0; i < n; ++i)
-    for (int64_t ch = 0; ch < c; ++ch)
-      for (int64_t p = 0; p < hw; ++p) y[size_t(((i * cb + ch / b) * hw + p) * b + ch % b)] = x[(i * c + ch) * hw + p];
-  return y;
-}
-std::vector<float> fromBlocked(const float* y, const Dims& d, int b) {
-  const int64_t n = d[0], c = d[1], hw = d[2] * d[3], cb = cpu::nchwc::channelBlocks(c, b);
-  std::vector<float> x(size_t(n * c * hw));
-  for (int64_t i = 0; i < n; ++i)
-    for (int64_t ch = 0; ch < c; ++ch)
-      for (int64_t p = 0; p < hw; ++p) x[size_t((i * c + ch) * hw + p)] = y[((i * cb + ch / b) * hw + p) * b + ch % b];
-  return x;
-}
-// Whether every padding lane holds +0.0.
-bool padsZero(const float* y, const Dims& d, int b) {
-  const int64_t n = d[0], c = d[1], hw = d[2] * d[3], cb = cpu::nchwc::channelBlocks(c, b);
-  for (int64_t i = 0; i < n; ++i)
-    for (int64_t p = 0; p < hw; ++p)
-      for (int64_t ch = c; ch < cb * b; ++ch) {
-        uint32_t bits;
-        std::memcpy(&bits, &y[((i * cb + cb - 1) * hw + p) * b + ch % b], 4);
-        if (bits != 0) return false;
-      }
-  return true;
-}
-
-struct BlockedOut {
-  std::vector<float> storage;  // the output's storage as the kernel wrote it
-  bool guardsIntact = true;
-};
-
-// Runs kernel k on the built node with its non-constant rank-4 inputs in blocked storage
-// (inBlocked) or row-major, and an output of outFloats floats between guards.
-BlockedOut runBlocked(const runtime::Kernel& k, const Built& b, const std::vector<std::vector<float>>& inputs,
-                      int64_t outFloats, const Dims& outDims, int threads) {
-  PreparedKernel pk = prepare(k, b, threads);
-  std::vector<runtime::TensorView> in;
-  for (size_t i = 0; i < b.tensors.size(); ++i) {
-    runtime::TensorView v = viewOf(b.tensors[i]);
-    if (!inputs[i].empty()) v.data = const_cast<float*>(inputs[i].data());
-    in.push_back(v);
-  }
-  std::vector<uint32_t> buf(size_t(outFloats + 2 * kGuard), kSentinel);
-  runtime::TensorView out;
-  out.data = buf.data() + kGuard;
-  out.dtype = DataType::kF32;
-  out.setExtents(outDims);
-  Aligned ws(size_t(pk.prepared.workspaceBytes));
-  runtime::StepArgs a;
-  a.node = b.node;
-  a.inputs = in.data();
-  a.numInputs = int(in.size());
-  a.outputs = &out;
-  a.numOutputs = 1;
-  a.params = {pk.params->p, pk.prepared.params.size()};
-  a.blobs = pk.views.data();
-  a.numBlobs = int(pk.views.size());
-  a.workspace = ws.p;
-  a.workspaceBytes = pk.prepared.workspaceBytes;
+// Runs kernel k, prepared for `threads`, on the built node: each input handed over as `how`
+// says, or as given[i] where that is not empty (another kernel's output); the output of
+// logical dims outDims blocked or row-major (out).
+BlockedResult runBlocked(const runtime::Kernel& k, const Built& b, const std::vector<Handover>& how,
+                         const Dims& outDims, int block, Handover out, int threads,
+                         const std::vector<std::vector<float>>& given = {}) {
+  const PreparedKernel pk = prepare(k, b, threads);
+  BlockedStep step(k, pk, b, how, outDims, block, out);
+  for (size_t i = 0; i < given.size(); ++i)
+    if (!given[i].empty()) step.handOver(i, given[i]);
   auto ex = runtime::makeCpuExecutor(threads);
-  a.executor = ex.get();
-  k.run(a);
-  BlockedOut r;
-  r.storage.resize(size_t(outFloats));
-  std::memcpy(r.storage.data(), buf.data() + kGuard, size_t(outFloats) * 4);
-  for (size_t i = 0; i < buf.size(); ++i)
-    if ((int64_t(i) < kGuard || int64_t(i) >= kGuard + outFloats) && buf[i] != kSentinel) r.guardsIntact = false;
-  r.guardsIntact &= ws.tailIntact();
-  return r;
+  step.run(*ex);
+  return step.result();
 }
 
 bool skipFor(int block) { return !runtime::hostHasAll(block == 16 ? std::vector<std::string>{"avx512f"} : std::vector<std::string>{"avx2", "fma"}); }
@@ -163,21 +104,21 @@ void checkBlocked(const Case& c, int block, const std::string& family, bool expe
   ASSERT_EQ(ok, expectSupported) << k->name << " on " << c.name;
   if (!ok) return;
   const Tensor want = reference(b);
-  std::vector<std::vector<float>> inputs(b.tensors.size());
+  std::vector<Handover> how;
   for (size_t i = 0; i < b.tensors.size(); ++i) {
     const ir::Value* v = node->input(i);
-    if (v && cpu::nchwc::blockOf(v) == block)
-      inputs[i] = toBlocked(b.tensors[i].data<float>(), b.tensors[i].dims(), block);
+    how.push_back(v && cpu::nchwc::blockOf(v) == block ? Handover::kBlocked : Handover::kRowMajor);
   }
   const Dims od = want.dims();
   const int64_t floats = cpu::nchwc::storageFloats(od[0], od[1], od[2], od[3], block);
-  const BlockedOut r1 = runBlocked(*k, b, inputs, floats, od, 1);
-  const BlockedOut r2 = runBlocked(*k, b, inputs, floats, od, 2);
-  EXPECT_TRUE(r1.guardsIntact && r2.guardsIntact) << k->name << " on " << c.name << ": wrote outside its output";
+  const BlockedResult r1 = runBlocked(*k, b, how, od, block, Handover::kBlocked, 1);
+  const BlockedResult r2 = runBlocked(*k, b, how, od, block, Handover::kBlocked, 2);
+  EXPECT_TRUE(r1.guardsIntact && r1.workspaceIntact && r2.guardsIntact && r2.workspaceIntact)
+      << k->name << " on " << c.name << ": wrote outside its output";
   EXPECT_EQ(std::memcmp(r1.storage.data(), r2.storage.data(), size_t(floats) * 4), 0)
       << k->name << " on " << c.name << ": 1 and 2 threads differ";
-  EXPECT_TRUE(padsZero(r1.storage.data(), od, block)) << k->name << " on " << c.name << ": padding lanes not zero";
-  const std::vector<float> got = fromBlocked(r1.storage.data(), od, block);
+  EXPECT_TRUE(r1.paddingZero) << k->name << " on " << c.name << ": padding lanes not zero";
+  const std::vector<float>& got = r1.out;
   if (!exactMean) {
     EXPECT_EQ(compare(got, want), "") << k->name << " on " << c.name;
     return;
@@ -227,10 +168,10 @@ TEST_P(NativeNchwcOps, ReorderBothWaysAndRoundTrip) {
     const_cast<ir::Node*>(b.node)->output(0)->setLayout(ir::Layout::nchwc(block));
     ASSERT_TRUE(k->supports(*b.node, b.types())) << shapeName(d);
     const int64_t floats = cpu::nchwc::storageFloats(d[0], d[1], d[2], d[3], block);
-    const BlockedOut r1 = runBlocked(*k, b, {{}}, floats, d, 1);
-    const BlockedOut r2 = runBlocked(*k, b, {{}}, floats, d, 2);
+    const BlockedResult r1 = runBlocked(*k, b, {Handover::kRowMajor}, d, block, Handover::kBlocked, 1);
+    const BlockedResult r2 = runBlocked(*k, b, {Handover::kRowMajor}, d, block, Handover::kBlocked, 2);
     const std::vector<float> expect = toBlocked(b.tensors[0].data<float>(), d, block);
-    EXPECT_TRUE(r1.guardsIntact && r2.guardsIntact) << shapeName(d);
+    EXPECT_TRUE(r1.guardsIntact && r1.workspaceIntact && r2.guardsIntact && r2.workspaceIntact) << shapeName(d);
     EXPECT_EQ(std::memcmp(r1.storage.data(), expect.data(), size_t(floats) * 4), 0) << "to blocked " << shapeName(d);
     EXPECT_EQ(std::memcmp(r2.storage.data(), expect.data(), size_t(floats) * 4), 0) << "to blocked, 2 threads " << shapeName(d);
     // blocked -> plain, from the kernel's own output: the round trip gives the input back.
@@ -239,8 +180,9 @@ TEST_P(NativeNchwcOps, ReorderBothWaysAndRoundTrip) {
     ASSERT_TRUE(k->supports(*p.node, p.types())) << shapeName(d);
     const int64_t plainFloats = d[0] * d[1] * d[2] * d[3];
     for (int threads : {1, 2}) {
-      const BlockedOut back = runBlocked(*k, p, {r1.storage}, plainFloats, d, threads);
-      EXPECT_TRUE(back.guardsIntact) << shapeName(d);
+      const BlockedResult back =
+          runBlocked(*k, p, {Handover::kRowMajor}, d, block, Handover::kRowMajor, threads, {r1.storage});
+      EXPECT_TRUE(back.guardsIntact && back.workspaceIntact) << shapeName(d);
       EXPECT_EQ(std::memcmp(back.storage.data(), b.tensors[0].data<float>(), size_t(plainFloats) * 4), 0)
           << "round trip " << shapeName(d) << " threads " << threads;
     }

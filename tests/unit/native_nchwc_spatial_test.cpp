@@ -1,8 +1,9 @@
 // The blocked NCHW<b>c spatial kernels (cpu/tactics/native_nchwc_spatial.cpp: depthwise Conv /
 // anvil.FusedConv, MaxPool, AveragePool) against the reference kernel on plain tensors: the
-// plain random input blocked here, the kernel run through the contract (guarded output and
-// workspace, packed constants handed over as NaNs), its output unblocked and compared; the
-// output's padding lanes exactly zero; 1 and 2 threads bitwise equal. Channel counts off the
+// plain random input blocked, the kernel run through the contract (BlockedStep of
+// tests/unit/nchwc_test_util.h: guarded output and workspace, packed constants handed over
+// as NaNs), its output unblocked and compared; the output's padding lanes exactly zero; 1
+// and 2 threads bitwise equal. Channel counts off the
 // block, batch 2, odd extents, strides, pads, ceil_mode, count_include_pad, activations and
 // residuals. The timings against the plain kernels on the zoo's shapes:
 // --gtest_also_run_disabled_tests --gtest_filter='NativeNchwcSpatialBench.*'.
@@ -22,6 +23,7 @@
 
 #include "cpu/tactics/nchwc.h"
 #include "native_kernel_test_util.h"
+#include "nchwc_test_util.h"
 #include "runtime/kernel.h"
 
 namespace anvil::runtime {
@@ -57,104 +59,17 @@ runtime::Kernels& plainRegistry() {
   return *k;
 }
 
-// Plain [N, C, H, W] -> [N][Cb][H][W][b], padding lanes zero; and back.
-std::vector<float> toBlocked(const Tensor& t, int b) {
-  const int64_t N = t.dims()[0], C = t.dims()[1], H = t.dims()[2], W = t.dims()[3], Cb = cpu::nchwc::channelBlocks(C, b);
-  std::vector<float> out(size_t(cpu::nchwc::storageFloats(N, C, H, W, b)), 0.0f);
-  for (int64_t n = 0; n < N; ++n)
-    for (int64_t c = 0; c < C; ++c)
-      for (int64_t i = 0; i < H * W; ++i)
-        out[size_t(((n * Cb + c / b) * H * W + i) * b + c % b)] = t.data<float>()[(n * C + c) * H * W + i];
-  return out;
-}
-std::vector<float> fromBlocked(const float* p, const Dims& d, int b) {
-  const int64_t N = d[0], C = d[1], H = d[2], W = d[3], Cb = cpu::nchwc::channelBlocks(C, b);
-  std::vector<float> out(size_t(N * C * H * W));
-  for (int64_t n = 0; n < N; ++n)
-    for (int64_t c = 0; c < C; ++c)
-      for (int64_t i = 0; i < H * W; ++i)
-        out[size_t((n * C + c) * H * W + i)] = p[((n * Cb + c / b) * H * W + i) * b + c % b];
-  return out;
-}
-// Whether every padding lane of a blocked buffer holds +0.0.
-bool padLanesZero(const float* p, const Dims& d, int b) {
-  const int64_t N = d[0], C = d[1], HW = d[2] * d[3], Cb = cpu::nchwc::channelBlocks(C, b);
-  if (C % b == 0) return true;
-  for (int64_t n = 0; n < N; ++n)
-    for (int64_t i = 0; i < HW; ++i)
-      for (int64_t c = C % b; c < b; ++c) {
-        uint32_t bits;
-        std::memcpy(&bits, p + ((n * Cb + Cb - 1) * HW + i) * b + c, 4);
-        if (bits != 0) return false;
-      }
-  return true;
-}
-
 // The blocked inputs of a node: X (input 0) and, for FusedConv, Z (input 3).
 bool isBlockedInput(const Case& c, size_t i) { return i == 0 || (c.op == "FusedConv" && i == 3); }
 
-// A blocked step: inputs blocked (packed constants as NaNs), the output between sentinel
-// guards, a workspace with a sentinel tail.
-class BlockedStep {
- public:
-  BlockedStep(const runtime::Kernel& k, const PreparedKernel& pk, const Case& c, const Built& b, const Dims& outDims,
-              int block, bool alignedOut = false)
-      : k_(k), ws_(size_t(pk.prepared.workspaceBytes)), dims_(outDims) {
-    data_.resize(b.tensors.size());
-    for (size_t i = 0; i < b.tensors.size(); ++i) {
-      runtime::TensorView v = viewOf(b.tensors[i]);
-      const auto& packed = pk.prepared.packedInputs;
-      if (b.tensors[i].defined() && isBlockedInput(c, i)) {
-        data_[i] = toBlocked(b.tensors[i], block);
-        v.data = data_[i].data();
-      } else if (std::find(packed.begin(), packed.end(), int(i)) != packed.end()) {
-        data_[i].assign(size_t(b.tensors[i].numel()), std::numeric_limits<float>::quiet_NaN());
-        v.data = data_[i].data();
-      }
-      in_.push_back(v);
-    }
-    n_ = cpu::nchwc::storageFloats(outDims[0], outDims[1], outDims[2], outDims[3], block);
-    buf_.assign(size_t(n_ + 2 * kGuard + 16), kSentinel);
-    off_ = kGuard;
-    if (alignedOut)
-      while (reinterpret_cast<uintptr_t>(buf_.data() + off_) % 64 != 0) ++off_;
-    out_.data = buf_.data() + off_;
-    out_.dtype = DataType::kF32;
-    out_.setExtents(outDims);
-    a_.node = b.node;
-    a_.inputs = in_.data();
-    a_.numInputs = int(in_.size());
-    a_.outputs = &out_;
-    a_.numOutputs = 1;
-    a_.params = {pk.params->p, pk.prepared.params.size()};
-    a_.blobs = pk.views.data();
-    a_.numBlobs = int(pk.views.size());
-    a_.workspace = ws_.p;
-    a_.workspaceBytes = pk.prepared.workspaceBytes;
-  }
-  void run(runtime::Executor& ex) {
-    a_.executor = &ex;
-    k_.run(a_);
-  }
-  const float* out() const { return reinterpret_cast<const float*>(buf_.data() + off_); }
-  std::vector<float> raw() const { return std::vector<float>(out(), out() + n_); }
-  bool guardsIntact() const {
-    for (size_t i = 0; i < buf_.size(); ++i)
-      if ((int64_t(i) < off_ || int64_t(i) >= off_ + n_) && buf_[i] != kSentinel) return false;
-    return ws_.tailIntact();
-  }
-
- private:
-  const runtime::Kernel& k_;
-  Aligned ws_;
-  Dims dims_;
-  std::vector<std::vector<float>> data_;
-  std::vector<runtime::TensorView> in_;
-  int64_t n_ = 0, off_ = kGuard;
-  std::vector<uint32_t> buf_;
-  runtime::TensorView out_;
-  runtime::StepArgs a_;
-};
+// How the step hands the inputs over: the blocked ones blocked, packed constants as NaNs,
+// the rest row-major.
+std::vector<Handover> handover(const Case& c, const PreparedKernel& pk, size_t inputs) {
+  std::vector<Handover> how;
+  for (size_t i = 0; i < inputs; ++i)
+    how.push_back(isBlockedInput(c, i) ? Handover::kBlocked : packedOr(pk, i, Handover::kRowMajor));
+  return how;
+}
 
 // The case built with its activation values in NCHW<block>c.
 Built buildBlocked(const Case& c, int block, uint32_t seed) {
@@ -183,11 +98,12 @@ int checkCase(const Case& c, int block, bool exact) {
       SCOPED_TRACE(k->name + " on " + c.name + " threads " + std::to_string(threads));
       const PreparedKernel pk = prepare(*k, b, threads);
       auto ex = runtime::makeCpuExecutor(threads);
-      BlockedStep step(*k, pk, c, b, want.dims(), block);
+      BlockedStep step(*k, pk, b, handover(c, pk, b.tensors.size()), want.dims(), block);
       step.run(*ex);
-      EXPECT_TRUE(step.guardsIntact()) << "wrote outside its output or workspace";
-      EXPECT_TRUE(padLanesZero(step.out(), want.dims(), block)) << "padding lanes not zero";
-      const std::vector<float> got = fromBlocked(step.out(), want.dims(), block);
+      const BlockedResult r = step.result();
+      EXPECT_TRUE(r.guardsIntact && r.workspaceIntact) << "wrote outside its output or workspace";
+      EXPECT_TRUE(r.paddingZero) << "padding lanes not zero";
+      const std::vector<float>& got = r.out;
       if (exact) {
         int64_t bad = -1;
         for (int64_t i = 0; i < want.numel() && bad < 0; ++i) {
@@ -200,7 +116,7 @@ int checkCase(const Case& c, int block, bool exact) {
         const std::string err = compare(got, want);
         EXPECT_TRUE(err.empty()) << err;
       }
-      const std::vector<float> raw = step.raw();
+      const std::vector<float>& raw = r.storage;
       if (threads == 1) first = raw;
       else EXPECT_EQ(0, std::memcmp(first.data(), raw.data(), raw.size() * sizeof(float))) << "1 vs 2 threads differ";
     }
@@ -513,7 +429,8 @@ void timeBoth(const Case& c, const std::string& label, const std::string& plainF
     for (const runtime::Kernel* k : blockedRegistry().all()) {
       if (k->op != c.op || k->domain != c.domain || k->nchwcBlock != block || !k->supports(*b.node, b.types())) continue;
       const PreparedKernel pk = prepare(*k, b, threads);
-      BlockedStep step(*k, pk, c, b, want.dims(), block, true);
+      BlockedStep step(*k, pk, b, handover(c, pk, b.tensors.size()), want.dims(), block, Handover::kBlocked,
+                       true);
       const auto [med, min] = medianMinMs([&] { step.run(*ex); }, reps);
       std::printf("%-24s %-42s median %8.4f ms min %8.4f ms\n", label.c_str(), k->name.c_str(), med, min);
     }
