@@ -502,30 +502,38 @@ void buildImpl(const std::string& onnxPath, const BuilderConfig& config, std::st
       std::map<const ir::Node*, int> regionOf;
       for (size_t i = 0; i < regions.size(); ++i)
         for (const ir::Node* n : regions[i]) regionOf[n] = int(i);
-      // Chosen form per region: 0 row-major, 1 whole region blocked, 2 trimmed.
-      std::vector<int> form(regions.size(), always ? 1 : 0);
-      if (!always) {
+      // The regions kept blocked (whole, or the parts of a trimmed one).
+      std::vector<std::vector<ir::Node*>> chosen;
+      if (always) {
+        chosen = regions;
+      } else {
         std::map<const ir::Node*, double> plainMs, blockedMs;
         for (const auto& r : regions)
           for (const ir::Node* n : r) plainMs[n] = nodeMs(*n);
-        // Whole regions blocked: each node and each Reorder timed in place.
-        std::vector<double> wholeMs(regions.size()), rowMs(regions.size());
-        {
+        // Blocks the groups in place and times each: its nodes (timed once, then from
+        // blockedMs) plus its Reorders; -1 where a time is missing. The graph is restored.
+        auto timeBlocked = [&](const std::vector<std::vector<ir::Node*>>& groups) {
           std::vector<codegen::AppliedRegion> applied;
-          for (const auto& r : regions) applied.push_back(codegen::applyBlockedRegion(g, r, block, &declaredOf, plainEntry));
+          for (const auto& r : groups) applied.push_back(codegen::applyBlockedRegion(g, r, block, &declaredOf, plainEntry));
           reinfer();
-          for (size_t i = 0; i < applied.size(); ++i) {
-            for (const ir::Node* n : applied[i].nodes) blockedMs[n] = nodeMs(*n);
+          std::vector<double> ms;
+          for (const auto& a : applied) {
+            for (const ir::Node* n : a.nodes)
+              if (!blockedMs.count(n)) blockedMs[n] = nodeMs(*n);
             std::map<const ir::Node*, double> reorderMs;
-            for (const ir::Node* n : applied[i].reorders) reorderMs[n] = nodeMs(*n);
-            const double b = sumMs(applied[i].nodes, blockedMs), ro = sumMs(applied[i].reorders, reorderMs);
-            wholeMs[i] = b < 0 || ro < 0 ? -1 : b + ro;
-            rowMs[i] = sumMs(regions[i], plainMs);
+            for (const ir::Node* n : a.reorders) reorderMs[n] = nodeMs(*n);
+            const double b = sumMs(a.nodes, blockedMs), ro = sumMs(a.reorders, reorderMs);
+            ms.push_back(b < 0 || ro < 0 ? -1 : b + ro);
           }
           for (const auto& a : applied) codegen::revertBlockedRegion(g, a);
           g.removeUnusedValues();
           reinfer();
-        }
+          return ms;
+        };
+        // Whole regions blocked.
+        const std::vector<double> wholeMs = timeBlocked(regions);
+        std::vector<double> rowMs;
+        for (const auto& r : regions) rowMs.push_back(sumMs(r, plainMs));
         // Trimmed: without the nodes that are clearly slower blocked (5% and 5 us: a node
         // cut out costs two Reorders, which is more than a few microseconds).
         auto slower = [&](const ir::Node& n) {
@@ -534,32 +542,23 @@ void buildImpl(const std::string& onnxPath, const BuilderConfig& config, std::st
           return p != plainMs.end() && p->second >= 0 && b->second > 1.05 * p->second && b->second > p->second + 0.005;
         };
         const auto parts = codegen::findBlockedRegions(g, block, [&](const ir::Node& n) { return !slower(n) && servable(n); });
+        const std::vector<double> partMs = timeBlocked(parts);
         std::vector<double> trimmedMs(regions.size(), 0.0);
         std::vector<int> partsIn(regions.size(), 0);
-        {
-          std::vector<codegen::AppliedRegion> applied;
-          for (const auto& r : parts) applied.push_back(codegen::applyBlockedRegion(g, r, block, &declaredOf, plainEntry));
-          reinfer();
-          std::set<const ir::Node*> inParts;
-          for (const auto& a : applied) {
-            const int ri = regionOf.at(a.nodes.front());
-            ++partsIn[size_t(ri)];
-            std::map<const ir::Node*, double> reorderMs;
-            for (const ir::Node* n : a.reorders) reorderMs[n] = nodeMs(*n);
-            const double b = sumMs(a.nodes, blockedMs), ro = sumMs(a.reorders, reorderMs);
-            if (b < 0 || ro < 0 || trimmedMs[size_t(ri)] < 0) trimmedMs[size_t(ri)] = -1;
-            else trimmedMs[size_t(ri)] += b + ro;
-            inParts.insert(a.nodes.begin(), a.nodes.end());
-          }
-          for (const auto& [n, ri] : regionOf)
-            if (!inParts.count(n) && trimmedMs[size_t(ri)] >= 0) {
-              const double t = plainMs.at(n);
-              trimmedMs[size_t(ri)] = t < 0 ? -1 : trimmedMs[size_t(ri)] + t;
-            }
-          for (const auto& a : applied) codegen::revertBlockedRegion(g, a);
-          g.removeUnusedValues();
-          reinfer();
+        std::set<const ir::Node*> inParts;
+        for (size_t k = 0; k < parts.size(); ++k) {
+          const size_t ri = size_t(regionOf.at(parts[k].front()));
+          ++partsIn[ri];
+          trimmedMs[ri] = partMs[k] < 0 || trimmedMs[ri] < 0 ? -1 : trimmedMs[ri] + partMs[k];
+          inParts.insert(parts[k].begin(), parts[k].end());
         }
+        for (const auto& [n, ri] : regionOf)  // the nodes cut out run row-major
+          if (!inParts.count(n) && trimmedMs[size_t(ri)] >= 0) {
+            const double t = plainMs.at(n);
+            trimmedMs[size_t(ri)] = t < 0 ? -1 : trimmedMs[size_t(ri)] + t;
+          }
+        // Per region: 0 row-major, 1 whole region blocked, 2 trimmed.
+        std::vector<int> form(regions.size(), 0);
         for (size_t i = 0; i < regions.size(); ++i) {
           // Blocked only when measurably faster (2%: timing noise on small regions).
           double best = rowMs[i] < 0 ? -1 : 0.98 * rowMs[i];
@@ -571,26 +570,16 @@ void buildImpl(const std::string& onnxPath, const BuilderConfig& config, std::st
                          "to %d part(s) %.3f ms -> %s\n",
                          regions[i].size(), regions[i].front()->label().c_str(), rowMs[i], block, wholeMs[i], partsIn[i],
                          trimmedMs[i], form[i] == 0 ? "row-major" : form[i] == 1 ? "blocked" : "trimmed");
-        }
-        // The final graph: whole regions and the parts of trimmed ones.
-        std::vector<std::vector<ir::Node*>> chosen;
-        for (size_t i = 0; i < regions.size(); ++i)
           if (form[i] == 1) chosen.push_back(regions[i]);
+        }
         for (const auto& p : parts)
           if (form[size_t(regionOf.at(p.front()))] == 2) chosen.push_back(p);
-        for (const auto& r : chosen) {
-          const codegen::AppliedRegion a = codegen::applyBlockedRegion(g, r, block, &declaredOf, plainEntry);
-          ++report->blockedRegions;
-          report->blockedNodes += int(a.nodes.size());
-          report->reorders += int(a.reorders.size());
-        }
-      } else {
-        for (const auto& r : regions) {
-          const codegen::AppliedRegion a = codegen::applyBlockedRegion(g, r, block, &declaredOf, plainEntry);
-          ++report->blockedRegions;
-          report->blockedNodes += int(a.nodes.size());
-          report->reorders += int(a.reorders.size());
-        }
+      }
+      for (const auto& r : chosen) {
+        const codegen::AppliedRegion a = codegen::applyBlockedRegion(g, r, block, &declaredOf, plainEntry);
+        ++report->blockedRegions;
+        report->blockedNodes += int(a.nodes.size());
+        report->reorders += int(a.reorders.size());
       }
       reinfer();
       report->passLog.push_back("layout selection: " + std::to_string(report->blockedRegions) + " regions NCHW" +
