@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
+#include <fstream>
 #include <unordered_map>
 #include <chrono>
 #include <random>
@@ -10,6 +12,7 @@
 #include <sstream>
 
 #include "anvil/anvil.hpp"
+#include "codegen/calibration.h"
 #include "codegen/layout_selection.h"
 #include "codegen/timing_cache.h"
 #include "cpu/reference.h"
@@ -19,6 +22,8 @@
 #include "parser/onnx_parser.h"
 #include "passes/graph_edit.h"
 #include "passes/pipeline.h"
+#include "passes/passes.h"
+#include "passes/precision.h"
 #include "runtime/engine_format.h"
 #include "runtime/executor.h"
 #include "runtime/kernel.h"
@@ -218,6 +223,7 @@ std::vector<ir::TensorType> inputTypes(const ir::Node& n, const TypeMap& types) 
 // One candidate prepared for a node: the kernel, its prepared state and timing buffers.
 struct Candidate {
   const runtime::Kernel* kernel = nullptr;
+  ir::DataType precision = ir::DataType::kUndefined;  // the node's precision while this kernel serves it
   runtime::Prepared prepared;
   double ms = 0;
 };
@@ -277,7 +283,101 @@ double timeCandidate(const Candidate& c, const ir::Node& node, const std::vector
   return times[times.size() / 2];
 }
 
-void buildImpl(const std::string& onnxPath, const BuilderConfig& config, std::string* engine, BuildReport* report) {
+passes::PrecisionConfig precisionConfigOf(const BuilderConfig& config) {
+  passes::PrecisionConfig pc;
+  if (config.int8) pc.allowed.push_back(ir::DataType::kI8);
+  if (config.bf16) pc.allowed.push_back(ir::DataType::kBF16);
+  if (config.fp16) pc.allowed.push_back(ir::DataType::kF16);
+  for (const auto& [name, t] : config.layerPrecisions) pc.overrides[name] = ir::DataType(int(t));
+  pc.constraints = config.precisionConstraints == BuilderConfig::PrecisionConstraints::kObey
+                       ? passes::PrecisionConfig::Constraints::kObey
+                       : passes::PrecisionConfig::Constraints::kPrefer;
+  pc.automatic = config.autoPrecision;
+  pc.tolerance = config.accuracyTolerance;
+  ANVIL_CHECK(config.accuracyTolerance > 0, ErrorCode::kInvalidArgument, "--accuracyTolerance must be > 0");
+  ANVIL_CHECK(!pc.automatic || !pc.onlyF32(), ErrorCode::kInvalidArgument,
+              "--precision=auto chooses among reduced precisions: allow some (--int8, --fp16, --bf16 or --best)");
+  return pc;
+}
+
+// Activation ranges (and, for --precision=auto, condition estimates) for the precision
+// pass: from the calibration cache, from the user's samples, or, for INT8 without either,
+// from random inputs so that latency can be measured (with a warning).
+passes::CalibrationData calibrateFor(const ir::Graph& g, const BuilderConfig& config, const passes::PrecisionConfig& pc,
+                                     const Profiles& profiles, BuildReport* report) {
+  codegen::CalibrationOptions options;
+  ANVIL_CHECK(codegen::parseCalibrator(config.calibrator, &options.calibrator), ErrorCode::kInvalidArgument,
+              "--calibrator must be minmax, entropy or percentile, got '", config.calibrator, "'");
+  options.percentile = config.calibrationPercentile;
+  options.conditions = pc.automatic;
+  bool int8 = pc.allows(ir::DataType::kI8);
+  for (const auto& [name, t] : pc.overrides) int8 |= t == ir::DataType::kI8;
+  passes::CalibrationData cached;
+  const bool haveCache = !config.calibrationCache.empty() && std::filesystem::exists(config.calibrationCache);
+  if (haveCache) {
+    std::ifstream in(config.calibrationCache, std::ios::binary);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    cached = codegen::readCalibrationCache(ss.str());
+  }
+  ANVIL_CHECK(!pc.automatic || !config.calibrationData.empty(), ErrorCode::kInvalidArgument,
+              "--precision=auto needs --calibData=DIR: the condition estimates are measured on the user's samples");
+  if (config.calibrationData.empty() && (haveCache || !int8)) return cached;
+  std::vector<std::map<std::string, ir::Tensor>> batches;
+  if (!config.calibrationData.empty()) {
+    batches = codegen::loadCalibrationBatches(config.calibrationData, codegen::graphInputs(g), profiles.opt);
+    // --precision=auto verifies its choice on the last batches: they do not calibrate.
+    if (pc.automatic) batches.resize(batches.size() - size_t(codegen::heldOutBatches(int(batches.size()))));
+  } else {
+    std::mt19937 rng(2024);
+    std::map<std::string, ir::Tensor> batch;
+    for (const ir::Value* in : g.inputs())
+      if (!in->isInitializer())
+        batch.emplace(in->name(), randomTensor(ir::TensorType{in->dtype(), ir::Shape::fromExtents(profiles.opt.at(in->name()))}, rng));
+    batches.push_back(std::move(batch));
+    report->warnings.push_back(
+        "INT8 without --calibData or --calib: activation ranges from random inputs; use the engine to measure "
+        "latency, not accuracy");
+  }
+  passes::CalibrationData d = codegen::runCalibration(g, batches, options);
+  if (haveCache) {
+    d.ranges = cached.ranges;  // the user's cache wins; the samples gave the condition estimates
+    d.method = cached.method;
+  } else if (!config.calibrationCache.empty() && !config.calibrationData.empty()) {
+    std::ofstream out(config.calibrationCache, std::ios::binary);
+    out << codegen::writeCalibrationCache(d);
+    ANVIL_CHECK(bool(out), ErrorCode::kInvalidArgument, "cannot write the calibration cache '", config.calibrationCache,
+                "'");
+  }
+  return d;
+}
+
+// Gives a node a precision for the duration of a scope (kernels' supports() and prepare()
+// read it while the builder weighs candidates of several precisions).
+class PrecisionScope {
+ public:
+  PrecisionScope(const ir::Node& n, ir::DataType p) : n_(const_cast<ir::Node&>(n)), saved_(n.precision()) {
+    if (p != ir::DataType::kUndefined && !(p == ir::DataType::kF32 && saved_ == ir::DataType::kUndefined))
+      n_.setPrecision(p);
+  }
+  ~PrecisionScope() { n_.setPrecision(saved_); }
+  PrecisionScope(const PrecisionScope&) = delete;
+  PrecisionScope& operator=(const PrecisionScope&) = delete;
+
+ private:
+  ir::Node& n_;
+  ir::DataType saved_;
+};
+
+// What the verification rounds of --precision=auto carry from one build to the next.
+struct BuildExtras {
+  std::map<std::string, ir::DataType> promoted;  // layers raised after measuring
+  passes::CalibrationData calibration;           // gathered once
+  bool calibrated = false;
+};
+
+void buildImpl(const std::string& onnxPath, const BuilderConfig& config, std::string* engine, BuildReport* report,
+               BuildExtras* extras = nullptr) {
   ANVIL_CHECK(config.device == Device::kCPU, ErrorCode::kUnsupported,
               "the CUDA backend cannot build engines yet; use --device=cpu");
   const auto start = Clock::now();
@@ -289,6 +389,9 @@ void buildImpl(const std::string& onnxPath, const BuilderConfig& config, std::st
   popts.context.device = config.device == Device::kCUDA ? ir::Device::kCUDA : ir::Device::kCPU;
   popts.context.cpuIsa = runtime::hostCpuIsa();
   popts.context.threads = threads;
+  passes::PrecisionConfig& precisionConfig = popts.context.precision;
+  precisionConfig = precisionConfigOf(config);
+  if (extras) precisionConfig.promoted = extras->promoted;
   report->passLog = passes::optimize(*model.graph, config.optimizationLevel, popts);
   report->nodesAfter = int(model.graph->nodes().size());
 
@@ -315,6 +418,23 @@ void buildImpl(const std::string& onnxPath, const BuilderConfig& config, std::st
   };
   inferCorners();
 
+  // Precision: calibrate where INT8 ranges or condition estimates are needed, then the
+  // precision pass (overrides, u8 quantization of INT8 inputs, --precision=auto).
+  passes::CalibrationData calibration;
+  const bool reduced = !precisionConfig.onlyF32() || !precisionConfig.overrides.empty();
+  if (reduced) {
+    if (extras && extras->calibrated) {
+      calibration = extras->calibration;
+    } else {
+      calibration = calibrateFor(g, config, precisionConfig, profiles, report);
+      if (extras) extras->calibration = calibration, extras->calibrated = true;
+    }
+    passes::PassContext pctx = popts.context;
+    pctx.calibration = &calibration;
+    const passes::PassResult pr = passes::assignPrecisions(g, pctx);
+    report->passLog.push_back("precision: " + pr.stats);
+  }
+
   codegen::TimingCache cache(config.timingCachePath);
   const std::string device = runtime::hostCpuIsa() + "|" + cpu::cpuSignature() + "|threads=" + std::to_string(threads);
   std::unique_ptr<runtime::Executor> exec = runtime::makeCpuExecutor(threads);
@@ -328,26 +448,58 @@ void buildImpl(const std::string& onnxPath, const BuilderConfig& config, std::st
     return s;
   };
   // The kernels that serve a node over the whole profile, in its values' layouts.
+  // The kernels that serve a node over the whole profile, in its values' layouts, at the
+  // node's precision: the one it was given (by the user or --precision=auto), else each
+  // precision the configuration allows for it (f32, and for a linear layer the reduced
+  // ones), so that the fastest kernel of any allowed precision wins.
   auto candidatesFor = [&](const ir::Node& n) {
     const bool isStatic = isStaticNode(n);
     const auto minT = inputTypes(n, atMin), optT = inputTypes(n, atOpt), maxT = inputTypes(n, atMax);
     const int block = nchwcBlockOf(n);
+    const ir::DataType given = n.precision();
+    std::vector<ir::DataType> precisions;
+    auto isF32 = [](ir::DataType t) { return t == ir::DataType::kUndefined || t == ir::DataType::kF32; };
+    if (!isF32(given)) {
+      precisions = {given};
+    } else {
+      precisions = {given};
+      if (given == ir::DataType::kUndefined && passes::isPrecisionCandidate(n))
+        for (ir::DataType t : {ir::DataType::kI8, ir::DataType::kBF16, ir::DataType::kF16})
+          if (precisionConfig.allows(t)) precisions.push_back(t);
+    }
     std::vector<Candidate> out;
-    for (const runtime::Kernel* k : runtime::Kernels::instance().forNode(Device::kCPU, n)) {
-      if (!isStatic && !k->dynamicShapes) continue;
-      if (k->nchwcBlock != block) continue;  // a blocked node takes only blocked kernels, and back
-      if (k->supports && k->name != "ref") {
-        bool ok = false;
-        try {
-          ok = k->supports(n, minT) && k->supports(n, optT) && k->supports(n, maxT);
-        } catch (const Error&) {
-          ok = false;
+    auto gather = [&](ir::DataType p) {
+      PrecisionScope scope(n, p);
+      for (const runtime::Kernel* k : runtime::Kernels::instance().forNode(Device::kCPU, n)) {
+        if (!isStatic && !k->dynamicShapes) continue;
+        if (k->nchwcBlock != block) continue;  // a blocked node takes only blocked kernels, and back
+        const bool f32Kernel = k->precision == ir::DataType::kF32 || k->precision == ir::DataType::kUndefined;
+        if (isF32(p) ? !f32Kernel : k->precision != p) continue;
+        if (k->supports && k->name != "ref") {
+          bool ok = false;
+          try {
+            ok = k->supports(n, minT) && k->supports(n, optT) && k->supports(n, maxT);
+          } catch (const Error&) {
+            ok = false;
+          }
+          if (!ok) continue;
         }
-        if (!ok) continue;
+        Candidate c;
+        c.kernel = k;
+        c.precision = p;
+        out.push_back(std::move(c));
       }
-      Candidate c;
-      c.kernel = k;
-      out.push_back(std::move(c));
+    };
+    for (ir::DataType p : precisions) gather(p);
+    if (out.empty() && !isF32(given)) {
+      // No kernel of the precision the node was given: --precisionConstraints=obey fails,
+      // prefer (and --precision=auto) run it in f32.
+      ANVIL_CHECK(precisionConfig.constraints != passes::PrecisionConfig::Constraints::kObey ||
+                      n.tacticParams().getString(passes::kPrecisionReasonAttr, "") != "user",
+                  ErrorCode::kUnsupported, n.label(), ": no ", ir::dtypeName(given),
+                  " kernel serves it (--precisionConstraints=obey)");
+      gather(ir::DataType::kF32);
+      for (Candidate& c : out) c.precision = ir::DataType::kF32;
     }
     // The reference kernel is the correctness baseline, not a speed candidate: it allocates
     // and decodes on every run. It serves a step only where no native kernel does.
@@ -362,6 +514,7 @@ void buildImpl(const std::string& onnxPath, const BuilderConfig& config, std::st
 
   auto prepare = [&](const ir::Node& n, Candidate& c) {
     if (!c.kernel->prepare) return;
+    PrecisionScope scope(n, c.precision);
     runtime::PrepareInfo info;
     info.node = &n;
     info.minTypes = inputTypes(n, atMin);
@@ -412,6 +565,7 @@ void buildImpl(const std::string& onnxPath, const BuilderConfig& config, std::st
       Candidate& c = cands[k];
       try {
         prepare(n, c);
+        PrecisionScope scope(n, c.precision);
         c.ms = timeCandidate(c, n, inputs, inDims, outputs, outDims, *exec, config.timingIterations);
       } catch (const Error& e) {
         // Timing feeds random data; a kernel that reads shapes or indices from a computed
@@ -635,6 +789,25 @@ void buildImpl(const std::string& onnxPath, const BuilderConfig& config, std::st
     Candidate& chosen = w.candidates[best];
     if (chosen.prepared.params.empty() && chosen.prepared.blobs.empty() && chosen.prepared.workspaceBytes == 0)
       prepare(n, chosen);
+    {
+      // The node keeps the precision its kernel computes in (f32 where none was asked for
+      // stays "as the types say"); a layer the builder picked among precisions by speed
+      // says so in the report.
+      ir::Node& m = *g.nodes()[w.index];
+      const ir::DataType kp = chosen.kernel->precision;
+      if (kp != ir::DataType::kUndefined && kp != ir::DataType::kF32) {
+        m.setPrecision(kp);
+      } else if (m.precision() != ir::DataType::kUndefined && m.precision() != ir::DataType::kF32) {
+        m.setPrecision(ir::DataType::kF32);  // given a precision no kernel serves: f32 (prefer)
+        m.tacticParams().set(passes::kPrecisionReasonAttr, std::string("fallback"));
+      }
+      std::set<ir::DataType> offered;
+      for (const Candidate& c : w.candidates) offered.insert(c.precision);
+      if (offered.size() > 1 && !m.tacticParams().find(passes::kPrecisionReasonAttr))
+        m.tacticParams().set(passes::kPrecisionReasonAttr, std::string("cost"));
+      if (passes::isPrecisionCandidate(m))
+        ++report->layersByPrecision[kp != ir::DataType::kUndefined && kp != ir::DataType::kF32 ? ir::dtypeName(kp) : "f32"];
+    }
     st.kernel = chosen.kernel->name;
     st.kernelVersion = chosen.kernel->version;
     st.device = chosen.kernel->device;
@@ -677,13 +850,191 @@ void buildImpl(const std::string& onnxPath, const BuilderConfig& config, std::st
   report->buildMilliseconds = std::chrono::duration<double, std::milli>(Clock::now() - start).count();
 }
 
+// Float outputs of an engine run on each batch (by output name).
+struct OutputData {
+  std::vector<float> v;
+  int64_t last = 1;  // extent of the last axis (rows = v.size() / last)
+};
+using Outputs = std::map<std::string, OutputData>;
+
+std::vector<Outputs> runBatches(const std::string& bytes, const std::vector<std::map<std::string, ir::Tensor>>& batches) {
+  std::shared_ptr<Engine> e;
+  Status st = Engine::fromBytes(bytes, &e);
+  ANVIL_CHECK(st.isOk(), ErrorCode::kInternal, "verification: ", st.message());
+  std::unique_ptr<ExecutionContext> ctx;
+  st = e->createContext(&ctx);
+  ANVIL_CHECK(st.isOk(), ErrorCode::kInternal, "verification: ", st.message());
+  std::vector<Outputs> out;
+  for (const auto& batch : batches) {
+    std::map<std::string, ir::Tensor> outs;
+    for (const auto& [name, t] : batch) {
+      ANVIL_CHECK(ctx->setInputShape(name, t.dims()).isOk() &&
+                      ctx->setTensorAddress(name, const_cast<void*>(t.raw())).isOk(),
+                  ErrorCode::kInternal, "verification: cannot bind input '", name, "'");
+    }
+    for (const TensorDesc& d : e->io()) {
+      if (d.isInput) continue;
+      std::vector<int64_t> dims;
+      ANVIL_CHECK(ctx->getTensorShape(d.name, &dims).isOk(), ErrorCode::kInternal, "verification: shape of '", d.name, "'");
+      bool known = true;
+      for (int64_t x : dims) known &= x >= 0;
+      if (!known) continue;  // data-dependent: read after the run through outputData()
+      ir::Tensor t(ir::DataType(int(d.dtype)), dims);
+      ctx->setTensorAddress(d.name, t.nbytes() ? t.mutableRaw() : nullptr);
+      outs.emplace(d.name, std::move(t));
+    }
+    st = ctx->run();
+    ANVIL_CHECK(st.isOk(), ErrorCode::kInternal, "verification run: ", st.message());
+    Outputs o;
+    for (const auto& [name, t] : outs)
+      if (t.dtype() == ir::DataType::kF32)
+        o[name] = {std::vector<float>(t.data<float>(), t.data<float>() + t.numel()), t.rank() ? t.dims().back() : 1};
+    out.push_back(std::move(o));
+  }
+  return out;
+}
+
+// The output error of `got` against the f32 engine's `ref` (see BuilderConfig::accuracyMetric).
+double outputError(const std::vector<Outputs>& ref, const std::vector<Outputs>& got, const std::string& metric,
+                   const std::vector<std::string>& order) {
+  if (metric == "top1") {
+    const std::string& first = order.front();
+    int64_t rows = 0, differ = 0;
+    for (size_t b = 0; b < ref.size(); ++b) {
+      const std::vector<float>& r = ref[b].at(first).v;
+      const std::vector<float>& g = got[b].at(first).v;
+      const int64_t last = std::max<int64_t>(1, ref[b].at(first).last);
+      for (size_t at = 0; at + size_t(last) <= r.size(); at += size_t(last)) {
+        ++rows;
+        differ += std::max_element(r.begin() + ptrdiff_t(at), r.begin() + ptrdiff_t(at + size_t(last))) - r.begin() !=
+                  std::max_element(g.begin() + ptrdiff_t(at), g.begin() + ptrdiff_t(at + size_t(last))) - g.begin();
+      }
+    }
+    return rows ? double(differ) / double(rows) : 0.0;
+  }
+  double sum = 0;
+  for (size_t b = 0; b < ref.size(); ++b) {
+    double worst = 0;
+    for (const auto& [name, rd] : ref[b]) {
+      const std::vector<float>& r = rd.v;
+      const std::vector<float>& g = got[b].at(name).v;
+      double d2 = 0, r2 = 0;
+      for (size_t i = 0; i < r.size(); ++i) {
+        d2 += (double(g[i]) - r[i]) * (double(g[i]) - r[i]);
+        r2 += double(r[i]) * r[i];
+      }
+      worst = std::max(worst, r2 > 0 ? std::sqrt(d2 / r2) : std::sqrt(d2));
+    }
+    sum += worst;
+  }
+  return ref.empty() ? 0.0 : sum / double(ref.size());
+}
+
+// --precision=auto: the choice of the precision pass, verified on held-out calibration
+// batches against the f32 engine and raised until the measured error meets the tolerance.
+void buildVerified(const std::string& onnxPath, const BuilderConfig& config, std::string* engine, BuildReport* report) {
+  ANVIL_CHECK(config.accuracyMetric == "relative" || config.accuracyMetric == "top1", ErrorCode::kInvalidArgument,
+              "--accuracyMetric is relative or top1, got '", config.accuracyMetric, "'");
+  ANVIL_CHECK(!config.calibrationData.empty(), ErrorCode::kInvalidArgument,
+              "--precision=auto needs --calibData=DIR: the condition estimates are measured on the user's samples");
+  // One timing cache for every round (the user's, else a temporary file).
+  BuilderConfig cfg = config;
+  std::string tempCache;
+  if (cfg.timingCachePath.empty()) {
+    tempCache = (std::filesystem::temp_directory_path() /
+                 ("anvil-auto-" + std::to_string(uint64_t(Clock::now().time_since_epoch().count())) + ".cache"))
+                    .string();
+    cfg.timingCachePath = tempCache;
+  }
+  struct Cleanup {
+    std::string path;
+    ~Cleanup() {
+      if (!path.empty()) std::filesystem::remove(path);
+    }
+  } cleanup{tempCache};
+
+  BuilderConfig c32 = cfg;
+  c32.fp16 = c32.bf16 = c32.int8 = false;
+  c32.autoPrecision = false;
+  c32.layerPrecisions.clear();
+  c32.progress = nullptr;
+  std::string bytes32;
+  BuildReport r32;
+  buildImpl(onnxPath, c32, &bytes32, &r32);
+  std::shared_ptr<Engine> e32;
+  ANVIL_CHECK(Engine::fromBytes(bytes32, &e32).isOk(), ErrorCode::kInternal, "verification: f32 engine");
+  std::vector<std::pair<std::string, ir::DataType>> inputs;
+  std::map<std::string, std::vector<int64_t>> opt;
+  std::vector<std::string> outputs;
+  for (const TensorDesc& d : e32->io()) {
+    if (d.isInput) {
+      inputs.emplace_back(d.name, ir::DataType(int(d.dtype)));
+      opt[d.name] = e32->optShape(d.name);
+    } else if (d.dtype == DataType::kFloat) {
+      outputs.push_back(d.name);
+    }
+  }
+  ANVIL_CHECK(!outputs.empty(), ErrorCode::kInvalidArgument, "--precision=auto: the model has no f32 output to verify");
+  auto batches = codegen::loadCalibrationBatches(config.calibrationData, inputs, opt);
+  const int held = codegen::heldOutBatches(int(batches.size()));
+  if (held) batches.erase(batches.begin(), batches.end() - held);
+  const std::vector<Outputs> ref = runBatches(bytes32, batches);
+
+  const auto start = Clock::now();
+  BuildExtras extras;
+  for (int round = 1;; ++round) {
+    *report = BuildReport();
+    buildImpl(onnxPath, cfg, engine, report, &extras);
+    const double err = outputError(ref, runBatches(*engine, batches), config.accuracyMetric, outputs);
+    report->measuredError = err;
+    report->verificationRounds = round;
+    report->layersPromoted = int(extras.promoted.size());
+    report->buildMilliseconds = std::chrono::duration<double, std::milli>(Clock::now() - start).count();
+    if (!held)
+      report->warnings.push_back(
+          "--precision=auto verified on its only calibration batch; give two or more to hold some out");
+    report->passLog.push_back("precision verification round " + std::to_string(round) + ": " + config.accuracyMetric +
+                              " error " + std::to_string(err) + " (tolerance " +
+                              std::to_string(config.accuracyTolerance) + ")");
+    if (err <= config.accuracyTolerance) break;
+    // Raise a quarter (at least one) of the reduced layers, the largest predicted errors
+    // first, one step up the ladder int8 -> bf16 -> fp16 -> fp32 (allowed steps only).
+    std::shared_ptr<Engine> e;
+    ANVIL_CHECK(Engine::fromBytes(*engine, &e).isOk(), ErrorCode::kInternal, "verification: engine");
+    std::vector<LayerInfo> reduced;
+    for (const LayerInfo& l : e->layers())
+      if (l.precision == "i8" || l.precision == "bf16" || l.precision == "f16") reduced.push_back(l);
+    if (reduced.empty()) break;  // all f32: nothing left to raise
+    std::stable_sort(reduced.begin(), reduced.end(),
+                     [](const LayerInfo& a, const LayerInfo& b) { return a.predictedError > b.predictedError; });
+    const size_t raise = std::max<size_t>(1, reduced.size() / 4);
+    const passes::PrecisionConfig pc = precisionConfigOf(config);
+    for (size_t i = 0; i < raise; ++i) {
+      const ir::DataType now = ir::dtypeFromName(reduced[i].precision);
+      ir::DataType next = ir::DataType::kF32;
+      bool past = false;
+      for (ir::DataType t : {ir::DataType::kI8, ir::DataType::kBF16, ir::DataType::kF16}) {
+        if (past && pc.allows(t)) {
+          next = t;
+          break;
+        }
+        past |= t == now;
+      }
+      extras.promoted[reduced[i].name] = next;
+    }
+  }
+}
+
 }  // namespace
 
 Status Builder::buildFromOnnx(const std::string& onnxPath, const BuilderConfig& config, std::string* engine,
                               BuildReport* report) {
   BuildReport local;
   try {
-    buildImpl(onnxPath, config, engine, report ? report : &local);
+    if (config.autoPrecision)
+      buildVerified(onnxPath, config, engine, report ? report : &local);
+    else
+      buildImpl(onnxPath, config, engine, report ? report : &local);
     return Status::ok();
   } catch (const Error& e) {
     return Status(e.code(), e.what());

@@ -21,7 +21,17 @@ struct PrecisionConfig {
   std::vector<ir::DataType> allowed = {ir::DataType::kF32};
   // Per-layer overrides by node name (the user's word wins over the automatic choice).
   std::map<std::string, ir::DataType> overrides;
-  // The largest relative output error a lower precision may add, per output component.
+  // How the overrides bind (--precisionConstraints): kPrefer falls back to the allowed
+  // precisions where no kernel serves the requested one; kObey fails the build.
+  enum class Constraints { kPrefer, kObey };
+  Constraints constraints = Constraints::kPrefer;
+  // --precision=auto: each layer takes the cheapest allowed precision whose predicted
+  // error (condition estimates x unit roundoff) keeps the model within `tolerance`.
+  bool automatic = false;
+  // Layers the verification of --precision=auto raised (after measuring the output error
+  // on held-out samples): like overrides, but reported as "budget".
+  std::map<std::string, ir::DataType> promoted;
+  // The largest relative output error the reduced precisions may add (--accuracyTolerance).
   double tolerance = 1e-3;
 
   bool allows(ir::DataType t) const {

@@ -24,5 +24,8 @@ PassResult fuseAttention(ir::Graph& g, const PassContext& ctx);  // attention_fu
 PassResult fuseLinearEpilogues(ir::Graph& g, const PassContext& ctx);  // linear_epilogue_fusion.cpp
 PassResult fuseElementwiseChains(ir::Graph& g, const PassContext& ctx);  // elementwise_fusion.cpp
 PassResult placeAndDefaultPrecision(ir::Graph& g, const PassContext& ctx);  // placement.cpp
+// Not in the optimization pipeline: the builder runs it after calibration (it reads
+// ctx.calibration, gathered on the optimized graph).
+PassResult assignPrecisions(ir::Graph& g, const PassContext& ctx);  // precision.cpp
 
 }  // namespace anvil::passes

@@ -260,6 +260,18 @@ std::vector<LayerInfo> Engine::layers() const {
     li.candidates = sp.candidates;
     li.workspaceBytes = sp.workspaceBytes;
     for (const runtime::Blob& b : sp.blobViews) li.preparedBytes += b.bytes;
+    const ir::Attributes& tp = n.tacticParams();
+    li.precisionReason = tp.getString("precision_reason", "");
+    li.kappaMedian = tp.getFloat("kappa_median", -1.0f);
+    li.kappaP99 = tp.getFloat("kappa_p99", -1.0f);
+    li.kappaMax = tp.getFloat("kappa_max", -1.0f);
+    li.predictedError = tp.getFloat("predicted_error", -1.0f);
+    li.kappaNormwise = tp.getFloat("kappa_normwise", -1.0f);
+    if (n.numInputs() && n.input(0) && n.input(0)->quantization() && n.input(0)->quantization()->perTensor()) {
+      const ir::Quantization& q = *n.input(0)->quantization();
+      li.inputScale = float(q.scale.getDouble(0));
+      li.inputZeroPoint = q.zeroPoint.defined() ? int(q.zeroPoint.getInt(0)) : 0;
+    }
     for (const ir::Value* v : n.inputs()) li.inputs.push_back(v ? v->name() : "");
     for (const ir::Value* v : n.outputs()) {
       li.outputs.push_back(v->name());

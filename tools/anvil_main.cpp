@@ -62,6 +62,31 @@ constexpr Flag kFlags[] = {
     {"blockedLayouts", 1,
      "auto|never|always: activations in NCHW16c (AVX-512) / NCHW8c (AVX2) where blocked kernels serve a region; "
      "auto (default) times each region both ways and keeps the faster"},
+    {"fp16", 0, "allow FP16 layers (half-precision weights, f32 compute) besides FP32: the builder keeps the fastest"},
+    {"bf16", 0, "allow BF16 layers (bfloat16 dot products) besides FP32: the builder keeps the fastest"},
+    {"int8", 0,
+     "allow INT8 layers besides FP32 (activation ranges from --calib or --calibData; without either, from random "
+     "inputs: for latency only)"},
+    {"best", 0, "allow every precision (--fp16 --bf16 --int8)"},
+    {"layerPrecisions", 1,
+     "per-layer compute precision: name:prec[,name:prec...], prec fp32|fp16|bf16|int8, name '*' = every linear "
+     "layer (layer names as --dumpLayerInfo prints them)"},
+    {"precisionConstraints", 1,
+     "none (default) | prefer | obey: obey fails the build where no kernel serves a --layerPrecisions precision; "
+     "prefer (and none) runs such a layer in fp32"},
+    {"calib", 1, "calibration cache: read when it exists, else written after calibrating on --calibData"},
+    {"calibData", 1,
+     "DIR: calibration samples, one .npy per input named like --saveOutputs names files, samples stacked along "
+     "axis 0 (split into batches of the opt shape)"},
+    {"calibrator", 1, "entropy (default) | minmax | percentile[=P, default 99.99]: how activation ranges are chosen"},
+    {"precision", 1,
+     "fp32 (default: as the flags above allow) | auto: each linear layer takes the cheapest allowed precision whose "
+     "predicted error (condition estimates on --calibData) keeps the output within --accuracyTolerance"},
+    {"accuracyTolerance", 1,
+     "what --precision=auto may lose, verified on held-out --calibData batches: the relative output error "
+     "(default 0.01), or with --accuracyMetric=top1 the fraction of top-1 disagreements with fp32"},
+    {"accuracyMetric", 1, "relative (default) | top1: the measure of --accuracyTolerance"},
+    {"precisionReport", 1, "write each layer's precision, reason and condition estimates as JSON to FILE and as a table to FILE.txt"},
     {"loadInputs", 1,
      "name:file[,name:file...] input data: .npy (dtype and shape from the file; with --onnx also the build shape "
      "of an input no shape flag names) or raw binary (shape from --shapes or the engine)"},
@@ -192,6 +217,7 @@ std::string jsonEscape(const std::string& s) {
   return o;
 }
 
+
 std::string jsonNumber(double v) {
   if (std::isnan(v)) return "\"NaN\"";
   if (std::isinf(v)) return v > 0 ? "\"Infinity\"" : "\"-Infinity\"";
@@ -199,6 +225,120 @@ std::string jsonNumber(double v) {
   os << std::setprecision(9) << v;
   return os.str();
 }
+
+// --fp16 / --bf16 / --int8 / --best, --layerPrecisions, --precisionConstraints, --calib,
+// --calibData, --calibrator, --precision, --accuracyTolerance.
+void readPrecisionFlags(std::map<std::string, std::string>& flags, anvil::BuilderConfig* cfg) {
+  auto has = [&](const char* f) { return flags.count(f) > 0; };
+  const bool best = has("best");
+  cfg->fp16 = best || has("fp16");
+  cfg->bf16 = best || has("bf16");
+  cfg->int8 = best || has("int8");
+  auto precisionOf = [](const std::string& flag, const std::string& p) {
+    if (p == "fp32") return anvil::DataType::kF32;
+    if (p == "fp16") return anvil::DataType::kF16;
+    if (p == "bf16") return anvil::DataType::kBF16;
+    if (p == "int8") return anvil::DataType::kI8;
+    ANVIL_THROW(ErrorCode::kInvalidArgument, "--", flag, ": precision '", p, "' is not fp32, fp16, bf16 or int8");
+  };
+  if (has("layerPrecisions"))
+    for (const std::string& item : split(flags["layerPrecisions"], ',')) {
+      const size_t colon = item.rfind(':');
+      ANVIL_CHECK(colon != std::string::npos && colon > 0, ErrorCode::kInvalidArgument,
+                  "--layerPrecisions entry '", item, "' is not name:precision");
+      cfg->layerPrecisions[item.substr(0, colon)] = precisionOf("layerPrecisions", item.substr(colon + 1));
+    }
+  if (has("precisionConstraints")) {
+    const std::string c = flags["precisionConstraints"];
+    ANVIL_CHECK(c == "none" || c == "prefer" || c == "obey", ErrorCode::kInvalidArgument,
+                "--precisionConstraints is none, prefer or obey, got '", c, "'");
+    using PC = anvil::BuilderConfig::PrecisionConstraints;
+    cfg->precisionConstraints = c == "obey" ? PC::kObey : c == "prefer" ? PC::kPrefer : PC::kNone;
+  }
+  if (has("calib")) cfg->calibrationCache = flags["calib"];
+  if (has("calibData")) cfg->calibrationData = flags["calibData"];
+  if (has("calibrator")) {
+    std::string c = flags["calibrator"];
+    if (c.rfind("percentile=", 0) == 0) {
+      cfg->calibrationPercentile = std::stod(c.substr(11));
+      ANVIL_CHECK(cfg->calibrationPercentile > 0 && cfg->calibrationPercentile <= 100, ErrorCode::kInvalidArgument,
+                  "--calibrator=percentile=P needs 0 < P <= 100");
+      c = "percentile";
+    }
+    cfg->calibrator = c;
+  }
+  if (has("precision")) {
+    const std::string p = flags["precision"];
+    ANVIL_CHECK(p == "auto" || p == "fp32", ErrorCode::kInvalidArgument, "--precision is fp32 or auto, got '", p, "'");
+    cfg->autoPrecision = p == "auto";
+  }
+  if (has("accuracyMetric")) {
+    cfg->accuracyMetric = flags["accuracyMetric"];
+    ANVIL_CHECK(cfg->accuracyMetric == "relative" || cfg->accuracyMetric == "top1", ErrorCode::kInvalidArgument,
+                "--accuracyMetric is relative or top1, got '", cfg->accuracyMetric, "'");
+  }
+  if (has("accuracyTolerance")) {
+    char* end = nullptr;
+    cfg->accuracyTolerance = std::strtod(flags["accuracyTolerance"].c_str(), &end);
+    ANVIL_CHECK(end && *end == 0 && cfg->accuracyTolerance > 0, ErrorCode::kInvalidArgument,
+                "--accuracyTolerance is a positive number, got '", flags["accuracyTolerance"], "'");
+  }
+}
+
+// The precision fields of a layer for --dumpLayerInfo ("" when there is nothing to say).
+std::string precisionDetails(const anvil::LayerInfo& l) {
+  std::ostringstream os;
+  if (!l.precisionReason.empty()) os << " precisionReason=" << l.precisionReason;
+  if (l.kappaP99 >= 0) os << std::setprecision(4) << " kappa(median/p99/max)=" << l.kappaMedian << "/" << l.kappaP99 << "/" << l.kappaMax;
+  if (l.kappaNormwise >= 0) os << std::setprecision(4) << " kappaNormwise=" << l.kappaNormwise;
+  if (l.predictedError >= 0) os << std::setprecision(3) << " predictedError=" << l.predictedError;
+  if (l.inputScale > 0) os << std::setprecision(6) << " inputScale=" << l.inputScale << " inputZeroPoint=" << l.inputZeroPoint;
+  return os.str();
+}
+
+// The precision fields of a layer in --exportLayerInfo (appended after the older fields).
+std::string precisionJson(const anvil::LayerInfo& l) {
+  std::string o = ", \"PrecisionReason\": \"" + jsonEscape(l.precisionReason) + "\"";
+  if (l.kappaP99 >= 0)
+    o += ", \"KappaMedian\": " + jsonNumber(l.kappaMedian) + ", \"KappaP99\": " + jsonNumber(l.kappaP99) +
+         ", \"KappaMax\": " + jsonNumber(l.kappaMax) + ", \"KappaNormwise\": " + jsonNumber(l.kappaNormwise);
+  if (l.predictedError >= 0) o += ", \"PredictedError\": " + jsonNumber(l.predictedError);
+  if (l.inputScale > 0)
+    o += ", \"InputScale\": " + jsonNumber(l.inputScale) + ", \"InputZeroPoint\": " + std::to_string(l.inputZeroPoint);
+  return o;
+}
+
+// --precisionReport=FILE: the layers that have a precision choice (the linear layers and
+// any layer given one), as JSON in FILE and as a table in FILE.txt.
+void writePrecisionReport(const std::string& file, const std::vector<anvil::LayerInfo>& layers) {
+  std::ofstream j(file), t(file + ".txt");
+  ANVIL_CHECK(j.good() && t.good(), ErrorCode::kIoError, "cannot write '", file, "' and '", file, ".txt'");
+  j << "{\"Layers\": [";
+  t << std::left << std::setw(48) << "layer" << std::setw(20) << "type" << std::setw(7) << "prec" << std::setw(10)
+    << "reason" << std::right << std::setw(12) << "kappa med" << std::setw(12) << "kappa p99" << std::setw(12)
+    << "kappa max" << std::setw(12) << "kappa norm" << std::setw(12) << "pred. err" << "  tactic\n";
+  bool first = true;
+  for (const auto& l : layers) {
+    if (l.precisionReason.empty() && l.kappaP99 < 0) continue;
+    j << (first ? "\n" : ",\n") << "{\"Name\": \"" << jsonEscape(l.name) << "\", \"LayerType\": \"" << jsonEscape(l.type)
+      << "\", \"Precision\": \"" << jsonEscape(l.precision) << "\", \"TacticName\": \"" << jsonEscape(l.tactic) << "\""
+      << precisionJson(l) << "}";
+    first = false;
+    auto num = [](double v) {
+      std::ostringstream os;
+      if (v < 0) return std::string("-");
+      os << std::setprecision(4) << v;
+      return os.str();
+    };
+    t << std::left << std::setw(48) << l.name << std::setw(20) << l.type << std::setw(7) << l.precision << std::setw(10)
+      << (l.precisionReason.empty() ? "-" : l.precisionReason) << std::right << std::setw(12) << num(l.kappaMedian)
+      << std::setw(12) << num(l.kappaP99) << std::setw(12) << num(l.kappaMax) << std::setw(12) << num(l.kappaNormwise) << std::setw(12) << num(l.predictedError)
+      << "  " << l.tactic << "\n";
+  }
+  j << "\n]}\n";
+  std::cout << "[I] Precision report written to " << file << " and " << file << ".txt\n";
+}
+
 
 struct Stats {
   double min = 0, max = 0, mean = 0, median = 0, cov = 0;
@@ -485,6 +625,7 @@ int run(int argc, char** argv) {
                            : b == "always" ? anvil::BuilderConfig::BlockedLayouts::kAlways
                                            : anvil::BuilderConfig::BlockedLayouts::kAuto;
     }
+    readPrecisionFlags(flags, &cfg);
     cfg.threads = threads;
     ProgressBar bar(isatty(STDERR_FILENO) != 0);
     cfg.progress = [&bar](int done, int total, const std::string& layer) { bar.update(done, total, layer); };
@@ -503,6 +644,16 @@ int run(int argc, char** argv) {
               << " tactic timings measured, " << report.tacticsFromCache << " taken from the timing cache\n";
     std::cout << "[I] Layouts: " << report.blockedRegions << " blocked regions (" << report.blockedNodes
               << " layers), " << report.reorders << " reorders at their boundaries\n";
+    if (!report.layersByPrecision.empty()) {
+      std::cout << "[I] Precision: linear layers";
+      for (const auto& [p, n] : report.layersByPrecision) std::cout << " " << p << "=" << n;
+      std::cout << "\n";
+    }
+    if (report.verificationRounds > 0)
+      std::cout << "[I] Precision verified: " << cfg.accuracyMetric << " error " << report.measuredError
+                << " on held-out calibration batches (tolerance " << cfg.accuracyTolerance << "), "
+                << report.layersPromoted << " layers raised in " << report.verificationRounds << " rounds\n";
+    for (const auto& w : report.warnings) std::cout << "[W] " << w << "\n";
     std::cout << "[I] Activation memory: " << report.peakActivationBytes << " bytes (peak)\n";
     std::cout << std::fixed << std::setprecision(3) << "[I] Engine built in " << report.buildMilliseconds / 1000.0
               << " s (" << bytes.size() << " bytes)\n";
@@ -550,7 +701,7 @@ int run(int argc, char** argv) {
                 << " device=" << l.device << " tacticVersion=" << l.tacticVersion << " chosen="
                 << (l.timed ? "timed" : "only-candidate") << " candidates=" << l.candidates
                 << " workspace=" << l.workspaceBytes << " prepared=" << l.preparedBytes
-                << " layouts=" << (layouts.empty() ? "-" : layouts) << "\n";
+                << " layouts=" << (layouts.empty() ? "-" : layouts) << precisionDetails(l) << "\n";
     }
   }
   if (has("exportLayerInfo")) {
@@ -576,7 +727,7 @@ int run(int argc, char** argv) {
         << jsonEscape(l.device) << "\", \"TacticVersion\": " << l.tacticVersion
         << ", \"Timed\": " << (l.timed ? "true" : "false") << ", \"Candidates\": " << l.candidates
         << ", \"WorkspaceBytes\": " << l.workspaceBytes << ", \"PreparedBytes\": " << l.preparedBytes
-        << ", \"OutputLayouts\": " << strList(l.outputLayouts) << "}";
+        << ", \"OutputLayouts\": " << strList(l.outputLayouts) << precisionJson(l) << "}";
     }
     f << "\n], \"BlockedLayers\": " << blockedLayers << ", \"Reorders\": " << reorders << ", \"Bindings\": [";
     for (size_t i = 0; i < engine->io().size(); ++i) f << (i ? ", " : "") << "\"" << jsonEscape(engine->io()[i].name) << "\"";
@@ -591,6 +742,7 @@ int run(int argc, char** argv) {
     }
     f << "\n]}\n";
   }
+  if (has("precisionReport")) writePrecisionReport(flags["precisionReport"], layers);
   if (has("skipInference")) {
     std::cout << "[I] Skipped inference (--skipInference)\n";
     return 0;

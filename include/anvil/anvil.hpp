@@ -41,6 +41,17 @@ struct LayerInfo {
   uint64_t workspaceBytes = 0;
   uint64_t preparedBytes = 0;    // prepared weights (packed panels, ...) in the engine
   std::vector<std::string> outputLayouts;  // per output: "NCHW", "NCHW8c", ...
+  // How the precision was decided: "user" (--layerPrecisions), "budget" (--precision=auto
+  // kept it high for the accuracy tolerance), "cost" (the cheapest allowed; or the builder
+  // timed several precisions), "fallback" (asked for one no kernel serves), "" (f32 only).
+  std::string precisionReason;
+  // Condition estimates kappa_v * kappa_phi over the output components and calibration
+  // samples (-1: not measured), and the predicted relative error of the chosen precision.
+  double kappaMedian = -1, kappaP99 = -1, kappaMax = -1, predictedError = -1;
+  double kappaNormwise = -1;  // ||phi'(v) (|W||x|+|b|)|| / ||phi(v)||: what --precision=auto predicts with
+  // Activation quantization the layer's input 0 carries (scale 0: none).
+  float inputScale = 0;
+  int inputZeroPoint = 0;
 };
 
 // An optimization profile for one input (as TensorRT's): every run shape must lie within
@@ -76,6 +87,38 @@ struct BuilderConfig {
   // kNever keeps every activation row-major; kAlways blocks every region it can (tests).
   enum class BlockedLayouts { kAuto, kNever, kAlways };
   BlockedLayouts blockedLayouts = BlockedLayouts::kAuto;
+  // ---- precision (trtexec's flags; see docs/precision.md) ----
+  // Precisions layers may run in besides f32 (--fp16, --bf16, --int8; --best: all): the
+  // builder times each linear layer's kernels of every allowed precision and keeps the
+  // fastest, unless a precision was asked for it (layerPrecisions, autoPrecision).
+  bool fp16 = false, bf16 = false, int8 = false;
+  // Per-layer precisions by layer name (--layerPrecisions=name:int8,...; "*" = every linear
+  // layer). A name no layer has is an error.
+  std::map<std::string, DataType> layerPrecisions;
+  // kObey: a layer whose precision no kernel serves fails the build; kPrefer (also what
+  // kNone means once layerPrecisions is given) runs it in f32.
+  enum class PrecisionConstraints { kNone, kPrefer, kObey };
+  PrecisionConstraints precisionConstraints = PrecisionConstraints::kNone;
+  // INT8 needs activation ranges: from calibrationCache when the file exists (--calib;
+  // written there after calibrating otherwise), else from calibrationData (--calibData:
+  // one .npy per input, samples stacked along axis 0), else from random inputs (latency
+  // measurements only: the accuracy means nothing; the build says so).
+  std::string calibrationCache;
+  std::string calibrationData;
+  std::string calibrator = "entropy";   // minmax | entropy | percentile
+  double calibrationPercentile = 99.99;
+  // --precision=auto: each linear layer takes the cheapest allowed precision whose predicted
+  // error (its condition estimate from calibrationData times the precision's unit
+  // roundoff) keeps the sum within accuracyTolerance (relative output error).
+  // The choice is then verified: the engine runs the held-out calibration batches (the
+  // last quarter, at least one, of two or more) and the layers with the largest predicted
+  // error are promoted, a quarter of the reduced ones per round, until the measured error
+  // meets the tolerance: "relative" = mean over batches of the largest ||y - y_f32|| /
+  // ||y_f32|| over the float outputs; "top1" = the fraction of rows of output 0 whose
+  // argmax differs from f32's.
+  bool autoPrecision = false;
+  double accuracyTolerance = 1e-2;
+  std::string accuracyMetric = "relative";  // relative | top1
   // Called as tactics are timed: (done, total, current layer name).
   std::function<void(int, int, const std::string&)> progress;
 };
@@ -89,6 +132,13 @@ struct BuildReport {
   int blockedRegions = 0;     // regions kept in the blocked layout (NCHW8c / NCHW16c)
   int blockedNodes = 0;       // their nodes
   int reorders = 0;           // anvil.Reorder layers at their boundaries
+  std::map<std::string, int> layersByPrecision;  // compute layers per precision ("f32", "i8", ...)
+  std::vector<std::string> warnings;             // e.g. INT8 ranges from random inputs
+  // --precision=auto: the output error measured on the held-out batches (the metric of
+  // accuracyMetric; -1 when not verified), the rounds it took and the layers promoted.
+  double measuredError = -1;
+  int verificationRounds = 0;
+  int layersPromoted = 0;
   double buildMilliseconds = 0;
   std::vector<std::string> passLog;  // one line per pass (statistics)
 };

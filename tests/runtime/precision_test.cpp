@@ -1,0 +1,297 @@
+// Precision selection: the histogram and calibrators, the calibration cache, the condition
+// estimates on hand-computed layers (codegen/calibration.h), and the precision pass
+// (passes/precision.h): overrides, quantization of INT8 inputs, and the automatic choice
+// keeping a badly conditioned layer high while the others go low.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <random>
+
+#include "anvil/anvil.hpp"
+#include "codegen/calibration.h"
+#include "ir/op_schema.h"
+#include "passes/passes.h"
+#include "passes/precision.h"
+
+namespace {
+
+using anvil::codegen::Calibrator;
+using anvil::codegen::Histogram;
+using anvil::ir::DataType;
+using anvil::ir::Graph;
+using anvil::ir::Node;
+using anvil::ir::Shape;
+using anvil::ir::Tensor;
+using anvil::ir::Value;
+namespace codegen = anvil::codegen;
+namespace passes = anvil::passes;
+
+TEST(Calibration, HistogramKeepsCountsWhenItGrows) {
+  Histogram h;
+  std::vector<float> a = {0.5f, -0.25f, 0.0f, 1.0f};
+  h.add(a.data(), int64_t(a.size()));
+  std::vector<float> b = {10.0f, -3.0f, std::nanf(""), INFINITY};
+  h.add(b.data(), int64_t(b.size()));
+  EXPECT_EQ(h.count(), 6u);
+  EXPECT_EQ(h.nonFinite(), 2u);
+  EXPECT_EQ(h.min(), -3.0f);
+  EXPECT_EQ(h.max(), 10.0f);
+  double total = 0;
+  for (double c : h.bins()) total += c;
+  EXPECT_NEAR(total, 6.0, 1e-9);
+  EXPECT_GE(h.binWidth() * Histogram::kBins, 10.0);
+}
+
+TEST(Calibration, MinMaxIsTheObservedRangeWithZero) {
+  Histogram h;
+  std::vector<float> x = {0.5f, 2.0f, 1.5f};
+  h.add(x.data(), 3);
+  const auto r = codegen::calibrate(h, Calibrator::kMinMax);
+  EXPECT_EQ(r.lo, 0.5f);  // clipped() keeps the observed min; quantizationU8 adds 0
+  EXPECT_EQ(r.hi, 2.0f);
+  const anvil::ir::Quantization q = passes::quantizationU8(r);
+  EXPECT_FLOAT_EQ(q.scale.data<float>()[0], 2.0f / 255.0f);
+  EXPECT_EQ(q.zeroPoint.data<uint8_t>()[0], 0);
+}
+
+TEST(Calibration, QuantizationU8RepresentsZeroExactly) {
+  const anvil::ir::Quantization q = passes::quantizationU8({-1.0f, 3.0f});
+  const float s = q.scale.data<float>()[0];
+  const int zp = q.zeroPoint.data<uint8_t>()[0];
+  EXPECT_FLOAT_EQ(s, 4.0f / 255.0f);
+  EXPECT_EQ(zp, 64);  // round(1 / (4/255)) = round(63.75)
+  const auto empty = passes::quantizationU8({0.0f, 0.0f});
+  EXPECT_EQ(empty.scale.data<float>()[0], 1.0f);
+}
+
+TEST(Calibration, PercentileAndEntropyClipOutliers) {
+  std::mt19937 rng(7);
+  std::normal_distribution<float> d(0.0f, 1.0f);
+  std::vector<float> x(200000);
+  for (float& v : x) v = d(rng);
+  x[0] = 100.0f;  // a few far outliers
+  x[1] = -80.0f;
+  x[2] = 95.0f;
+  Histogram h;
+  h.add(x.data(), int64_t(x.size()));
+  const auto mm = codegen::calibrate(h, Calibrator::kMinMax);
+  EXPECT_EQ(mm.hi, 100.0f);
+  EXPECT_EQ(mm.lo, -80.0f);
+  // 99.99% of |x| of a standard normal lies below ~3.9; the outliers are 3 in 200000.
+  const auto p = codegen::calibrate(h, Calibrator::kPercentile, 99.99);
+  EXPECT_GT(p.hi, 3.0f);
+  EXPECT_LT(p.hi, 5.0f);
+  EXPECT_EQ(p.lo, -p.hi);
+  const auto e = codegen::calibrate(h, Calibrator::kEntropy);
+  EXPECT_GT(e.hi, 1.5f);
+  EXPECT_LT(e.hi, 20.0f);  // far below the outliers
+  EXPECT_EQ(e.lo, -e.hi);
+}
+
+TEST(Calibration, EntropyOfNonNegativeDataUsesItsWholeRange) {
+  // Uniform on [0, 4]: nothing to clip, the threshold stays near the top.
+  std::vector<float> x(100000);
+  for (size_t i = 0; i < x.size(); ++i) x[i] = 4.0f * float(i) / float(x.size());
+  Histogram h;
+  h.add(x.data(), int64_t(x.size()));
+  const auto e = codegen::calibrate(h, Calibrator::kEntropy);
+  EXPECT_EQ(e.lo, 0.0f);
+  EXPECT_GT(e.hi, 3.5f);
+  EXPECT_LE(e.hi, 4.0f);
+}
+
+TEST(Calibration, CacheRoundTripsAndReadsTensorRtCaches) {
+  passes::CalibrationData d;
+  d.method = "entropy";
+  d.ranges["conv1 out"] = {-1.5f, 2.25f};
+  d.ranges["/layer1/Relu_output_0"] = {0.0f, 6.0f};
+  const std::string text = codegen::writeCalibrationCache(d);
+  EXPECT_EQ(text.rfind("anvil-calibration-1 entropy\n", 0), 0u);
+  const passes::CalibrationData back = codegen::readCalibrationCache(text);
+  EXPECT_EQ(back.method, "entropy");
+  ASSERT_EQ(back.ranges.size(), 2u);
+  EXPECT_EQ(back.ranges.at("conv1 out").lo, -1.5f);
+  EXPECT_EQ(back.ranges.at("conv1 out").hi, 2.25f);
+  EXPECT_EQ(back.ranges.at("/layer1/Relu_output_0").hi, 6.0f);
+  // TensorRT: "name: <scale as hex bits>", symmetric int8 (amax = 127 * scale).
+  const passes::CalibrationData trt = codegen::readCalibrationCache("TRT-8601-EntropyCalibration2\ninput: 3c010204\n");
+  float s;
+  const uint32_t bits = 0x3c010204u;
+  std::memcpy(&s, &bits, 4);
+  EXPECT_FLOAT_EQ(trt.ranges.at("input").hi, 127.0f * s);
+  EXPECT_FLOAT_EQ(trt.ranges.at("input").lo, -127.0f * s);
+  for (const char* bad : {"", "not a cache\n", "anvil-calibration-1 minmax\nx: 3f800000 00000000\n",
+                          "anvil-calibration-1 minmax\nx 00000000 3f800000\n", "anvil-calibration-1 minmax\nx: zz yy\n"})
+    EXPECT_THROW(codegen::readCalibrationCache(bad), anvil::Error) << bad;
+}
+
+TEST(Calibration, ActivationConditions) {
+  using anvil::ir::linear::Activation;
+  anvil::ir::linear::Epilogue e;
+  EXPECT_EQ(codegen::activationCondition(e, -3.0), 1.0);
+  e.act = Activation::kRelu;
+  EXPECT_EQ(codegen::activationCondition(e, 2.0), 1.0);
+  EXPECT_EQ(codegen::activationCondition(e, -2.0), 0.0);
+  e.act = Activation::kSigmoid;  // |v (1 - sigmoid(v))|
+  EXPECT_NEAR(codegen::activationCondition(e, 2.0), 2.0 * (1.0 - 1.0 / (1.0 + std::exp(-2.0))), 1e-12);
+  e.act = Activation::kTanh;  // |v (1 - t^2) / t|, 1 at 0
+  EXPECT_NEAR(codegen::activationCondition(e, 0.5), 0.5 * (1 - std::tanh(0.5) * std::tanh(0.5)) / std::tanh(0.5), 1e-12);
+  EXPECT_EQ(codegen::activationCondition(e, 0.0), 1.0);
+  e.act = Activation::kClip;
+  e.p0 = 0.0f;
+  e.p1 = 6.0f;
+  EXPECT_EQ(codegen::activationCondition(e, 7.0), 0.0);
+  EXPECT_EQ(codegen::activationCondition(e, 3.0), 1.0);
+  EXPECT_EQ(codegen::activationSlope(e, 3.0), 1.0);
+  EXPECT_EQ(codegen::activationValue(e, 7.0), 6.0);
+}
+
+// x[1,2] -> Gemm(W, b) -> y: the condition estimate by hand.
+//   W^T rows: [1, -1] and [2, 1]; b = [0, 1]; x = [1, 1]
+//   v = [0, 4]; |W||x| + |b| = [2, 4]: kappa = [cap (v = 0, numerator > 0), 1]
+TEST(Calibration, ConditionOfAHandComputedGemm) {
+  Graph g;
+  Value* x = g.addValue("x", {DataType::kF32, Shape::fromExtents({1, 2})});
+  g.addInput(x);
+  Value* w = g.addInitializer("w", Tensor::fromVector<float>(DataType::kF32, {2, 2}, {1, 2, -1, 1}));  // [K, N]
+  Value* b = g.addInitializer("b", Tensor::fromVector<float>(DataType::kF32, {2}, {0, 1}));
+  Node* n = g.addNode("Gemm", "", "fc", {x, w, b}, {"y"});
+  g.addOutput(n->output(0));
+  anvil::ir::inferShapes(g);
+  ASSERT_TRUE(passes::isPrecisionCandidate(*n));
+  std::map<std::string, Tensor> batch;
+  batch.emplace("x", Tensor::fromVector<float>(DataType::kF32, {1, 2}, {1, 1}));
+  codegen::CalibrationOptions o;
+  o.calibrator = Calibrator::kMinMax;
+  const passes::CalibrationData d = codegen::runCalibration(g, {batch}, o);
+  ASSERT_TRUE(d.condition.count("fc"));
+  const passes::ConditionStats& c = d.condition.at("fc");
+  EXPECT_EQ(c.components, 2);
+  EXPECT_EQ(c.max, passes::kConditionCap);
+  ASSERT_EQ(c.channelP99.size(), 2u);
+  EXPECT_EQ(c.channelP99[0], float(passes::kConditionCap));
+  EXPECT_FLOAT_EQ(c.channelP99[1], 1.0f);
+  // Normwise: ||(2, 4)|| / ||(0, 4)|| = sqrt(20) / 4.
+  EXPECT_NEAR(c.normwise, std::sqrt(20.0) / 4.0, 1e-9);
+  EXPECT_EQ(d.ranges.at("x").lo, 1.0f);
+  EXPECT_EQ(d.ranges.at("y").hi, 4.0f);
+}
+
+// Three Gemm layers; fc2 is badly conditioned (its outputs cancel). With INT8 allowed and
+// a tolerance the well-conditioned layers meet, fc2 must stay high, the others go low.
+struct Mlp {
+  Graph g;
+  Node *fc1, *fc2, *fc3;
+  Mlp() {
+    Value* x = g.addValue("x", {DataType::kF32, Shape::fromExtents({1, 4})});
+    g.addInput(x);
+    auto gemm = [&](const std::string& name, Value* in) {
+      Value* w = g.addInitializer(name + "_w", Tensor(DataType::kF32, {4, 4}));
+      return g.addNode("Gemm", "", name, {in, w}, {name + "_y"});
+    };
+    fc1 = gemm("fc1", x);
+    fc2 = gemm("fc2", fc1->output(0));
+    fc3 = gemm("fc3", fc2->output(0));
+    g.addOutput(fc3->output(0));
+    anvil::ir::inferShapes(g);
+  }
+};
+
+passes::CalibrationData calibrationFor(const Mlp& m) {
+  passes::CalibrationData d;
+  for (const char* v : {"x", "fc1_y", "fc2_y", "fc3_y"}) d.ranges[v] = {-2.0f, 2.0f};
+  auto cond = [](double normwise) {
+    passes::ConditionStats s;
+    s.normwise = normwise;
+    s.median = normwise;
+    s.p99 = 10 * normwise;
+    s.max = 100 * normwise;
+    return s;
+  };
+  d.condition["fc1"] = cond(1.0);
+  d.condition["fc2"] = cond(5000.0);
+  d.condition["fc3"] = cond(2.0);
+  (void)m;
+  return d;
+}
+
+TEST(PrecisionPass, AutomaticKeepsTheBadlyConditionedLayerHigh) {
+  Mlp m;
+  const passes::CalibrationData cal = calibrationFor(m);
+  passes::PassContext ctx;
+  ctx.precision.allowed = {DataType::kF32, DataType::kI8};
+  ctx.precision.automatic = true;
+  ctx.precision.tolerance = 0.02;  // int8 on fc1 and fc3: sqrt(1 + 4) / 255 = 0.0088
+  ctx.calibration = &cal;
+  passes::assignPrecisions(m.g, ctx);
+  EXPECT_EQ(m.fc1->precision(), DataType::kI8);
+  EXPECT_EQ(m.fc2->precision(), DataType::kF32);
+  EXPECT_EQ(m.fc3->precision(), DataType::kI8);
+  EXPECT_EQ(m.fc2->tacticParams().getString(passes::kPrecisionReasonAttr, ""), "budget");
+  EXPECT_EQ(m.fc1->tacticParams().getString(passes::kPrecisionReasonAttr, ""), "cost");
+  EXPECT_FLOAT_EQ(m.fc1->tacticParams().getFloat(passes::kPredictedErrorAttr, -1), float(1.0 / 255.0));
+  EXPECT_FLOAT_EQ(m.fc2->tacticParams().getFloat("kappa_p99", -1), 50000.0f);
+  // The INT8 layers' inputs carry u8 quantization from their ranges.
+  ASSERT_TRUE(m.fc1->input(0)->quantization());
+  EXPECT_FLOAT_EQ(m.fc1->input(0)->quantization()->scale.data<float>()[0], 4.0f / 255.0f);
+  EXPECT_EQ(m.fc1->input(0)->quantization()->zeroPoint.data<uint8_t>()[0], 128);
+}
+
+TEST(PrecisionPass, AutomaticClimbsTheLadderThroughHalfPrecision) {
+  Mlp m;
+  const passes::CalibrationData cal = calibrationFor(m);
+  passes::PassContext ctx;
+  ctx.precision.allowed = {DataType::kF32, DataType::kI8, DataType::kF16};
+  ctx.precision.automatic = true;
+  ctx.precision.tolerance = 0.02;  // fc2 in f16: 5000 * 2^-11 = 2.4: still too much -> f32
+  ctx.calibration = &cal;
+  passes::assignPrecisions(m.g, ctx);
+  EXPECT_EQ(m.fc2->precision(), DataType::kF32);
+  ctx.precision.tolerance = 3.0;  // now f16 suffices for fc2 (and int8 for the rest)
+  Mlp m2;
+  passes::assignPrecisions(m2.g, ctx);
+  // int8 predicts 5000/255 = 19.6 > 3, f16 5000 * 2^-11 = 2.44 <= 3.
+  EXPECT_EQ(m2.fc2->precision(), DataType::kF16);
+  EXPECT_EQ(m2.fc1->precision(), DataType::kI8);
+}
+
+TEST(PrecisionPass, UserOverridesWinAndNamesAreChecked) {
+  Mlp m;
+  const passes::CalibrationData cal = calibrationFor(m);
+  passes::PassContext ctx;
+  ctx.precision.allowed = {DataType::kF32, DataType::kI8};
+  ctx.precision.automatic = true;
+  ctx.precision.tolerance = 0.02;
+  ctx.precision.overrides["fc2"] = DataType::kI8;  // the user insists
+  ctx.precision.overrides["fc3"] = DataType::kF32;
+  ctx.calibration = &cal;
+  passes::assignPrecisions(m.g, ctx);
+  EXPECT_EQ(m.fc2->precision(), DataType::kI8);
+  EXPECT_EQ(m.fc2->tacticParams().getString(passes::kPrecisionReasonAttr, ""), "user");
+  EXPECT_EQ(m.fc3->precision(), DataType::kF32);
+  EXPECT_EQ(m.fc1->precision(), DataType::kI8);
+
+  Mlp bad;
+  ctx.precision.overrides = {{"nope", DataType::kF16}};
+  EXPECT_THROW(passes::assignPrecisions(bad.g, ctx), anvil::Error);
+  ctx.precision.overrides = {{"*", DataType::kF16}};
+  Mlp star;
+  passes::assignPrecisions(star.g, ctx);
+  for (Node* n : {star.fc1, star.fc2, star.fc3}) EXPECT_EQ(n->precision(), DataType::kF16);
+}
+
+TEST(PrecisionPass, Int8WithoutARangeFailsUnderObey) {
+  Mlp m;
+  passes::CalibrationData cal;  // no ranges
+  passes::PassContext ctx;
+  ctx.precision.overrides["fc1"] = DataType::kI8;
+  ctx.precision.constraints = passes::PrecisionConfig::Constraints::kObey;
+  ctx.calibration = &cal;
+  EXPECT_THROW(passes::assignPrecisions(m.g, ctx), anvil::Error);
+  ctx.precision.constraints = passes::PrecisionConfig::Constraints::kPrefer;
+  passes::assignPrecisions(m.g, ctx);  // prefer: the layer stays free (f32)
+  EXPECT_NE(m.fc1->precision(), DataType::kI8);
+}
+
+}  // namespace
