@@ -11,6 +11,7 @@ PKGS=(
   libgtest-dev libgmock-dev libflatbuffers-dev flatbuffers-compiler
   libcli11-dev nlohmann-json3-dev libboost-context-dev libxxhash-dev
   python3-venv python3-numpy python3-torch python3-torchvision
+  python3-sklearn python3-matplotlib
 )
 
 missing=()

@@ -10,7 +10,8 @@
 # and gets the pinned PyPI packages below on top. Idempotent: when the venv is complete and
 # the pins are installed it only checks them (about 1.5 s) and prints the path.
 #
-# Apt packages (python3-venv python3-torch python3-torchvision python3-numpy) are installed
+# Apt packages (python3-venv python3-torch python3-torchvision python3-numpy python3-sklearn:
+# the bundled data sets of tests/models/train_precision_models.py) are installed
 # by another script; this one only checks for them.
 set -euo pipefail
 
@@ -85,7 +86,7 @@ sysmissing="$("$SYS_PY" -c '
 import importlib
 bad = []
 for mod, pkg in (("torch", "python3-torch"), ("torchvision", "python3-torchvision"),
-                 ("numpy", "python3-numpy"), ("ensurepip", "python3-venv"),
+                 ("numpy", "python3-numpy"), ("sklearn", "python3-sklearn"), ("ensurepip", "python3-venv"),
                  ("venv", "python3-venv")):
     try:
         importlib.import_module(mod)
@@ -95,7 +96,7 @@ print("; ".join(bad))
 ' 2>&1)" || die "$SYS_PY does not run: $sysmissing"
 [ -z "$sysmissing" ] ||
     die "$SYS_PY cannot import: $sysmissing -- install the Debian packages:" \
-        "apt-get install python3-venv python3-torch python3-torchvision python3-numpy"
+        "apt-get install python3-venv python3-torch python3-torchvision python3-numpy python3-sklearn"
 
 # ---- the venv itself ---------------------------------------------------------------------
 if ! venv_ok; then

@@ -1,0 +1,418 @@
+#!/usr/bin/env python3
+"""Reduced-precision benchmark (issue #9): writes docs/precision.md and docs/precision.png.
+
+    .venv/bin/python bench/precision.py [--anvil build/tools/anvil] [--models a,b]
+        [--rounds 3] [--duration 2] [--doc docs/precision.md] [--json build/bench/precision.json]
+
+Per model of tests/models/precision/ (tests/models/train_precision_models.py made them),
+it builds engines with the anvil CLI at one thread: uniform FP32, --fp16, --bf16, --int8
+(calibrated on the model's calib/ samples) and --precision=auto over --int8 --fp16 at
+three budgets (classifiers: --accuracyMetric=top1 0.005, 0.01, 0.02; the regression model:
+relative 0.01, 0.03, 0.1), plus auto with --bf16 added at the middle budget. Each engine
+runs the test split batch by batch (--loadInputs / --saveOutputs) and is timed in
+`--rounds` interleaved rounds of `--duration` s at the batch shape (the median latency of
+each run; the table shows the median over rounds and the range). The document holds only
+what this run measured, so a rerun replaces it whole.
+
+The goal of the issue: --precision=auto keeps >= 99.5% top-1 agreement with FP32 at
+<= 1.15x the latency of uniform INT8 and is never less accurate than uniform INT8. It is
+checked on the auto engine at the tightest budget (top-1 0.005; for the regression model
+relative 0.01, with "agreement" read as relative error vs FP32 <= 0.01).
+"""
+
+import argparse
+import json
+import os
+import platform
+import re
+import shlex
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+MODELS_DIR = os.path.join(ROOT, "tests", "models", "precision")
+LINEAR_TYPES = {"Conv", "Gemm", "MatMul", "anvil.FusedConv", "anvil.FusedGemm", "anvil.FusedMatMul"}
+BUDGETS = {"top1": [0.005, 0.01, 0.02], "relative": [0.01, 0.03, 0.1]}
+GOAL_AGREEMENT, GOAL_LATENCY = 0.995, 1.15
+UNIFORM_INT8 = "int8 all"
+NEVER = " (--blockedLayouts=never)"
+
+
+def run(cmd, check=True):
+    p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    if check and p.returncode != 0:
+        raise RuntimeError(f"{shlex.join(cmd)} failed ({p.returncode}):\n{p.stdout[-3000:]}")
+    return p.stdout
+
+
+def modes_of(meta, calib):
+    """(label, flags). "fp16" etc. are the trtexec-style flags: the precision is allowed
+    besides FP32 and the builder keeps the fastest kernel per layer. "... all" forces every
+    linear layer (--layerPrecisions=*:P): uniform precision, what the goal compares with."""
+    metric = meta["metric"]
+    cal = [f"--calibData={calib}"]
+    modes = [("fp32", []), ("fp16", ["--fp16"]), ("bf16", ["--bf16"]), ("int8", ["--int8"] + cal),
+             ("fp16 all", ["--fp16", "--layerPrecisions=*:fp16"]),
+             ("bf16 all", ["--bf16", "--layerPrecisions=*:bf16"]),
+             (UNIFORM_INT8, ["--int8", "--layerPrecisions=*:int8"] + cal)]
+    budgets = BUDGETS[metric]
+    for t in budgets:
+        modes.append((f"auto {metric} {t:g}", ["--int8", "--fp16"] + cal + [
+            "--precision=auto", f"--accuracyMetric={metric}", f"--accuracyTolerance={t:g}"]))
+    t = budgets[1]
+    modes.append((f"auto+bf16 {metric} {t:g}", ["--int8", "--fp16", "--bf16"] + cal + [
+        "--precision=auto", f"--accuracyMetric={metric}", f"--accuracyTolerance={t:g}"]))
+    return modes
+
+
+def layer_precisions(info_file):
+    with open(info_file) as f:
+        info = json.load(f)
+    out = []
+    for l in info["Layers"]:
+        if l.get("LayerType") in LINEAR_TYPES or l.get("PrecisionReason"):
+            out.append({"name": l["Name"], "precision": l.get("Precision", "?"), "reason": l.get("PrecisionReason", ""),
+                        "tactic": l.get("TacticName", ""), "kappa": l.get("KappaNormwise"),
+                        "predicted": l.get("PredictedError")})
+    return out
+
+
+def build(anvil, model, flags, engine, info, threads):
+    log = run([anvil, f"--onnx={model}", f"--threads={threads}", f"--saveEngine={engine}",
+               f"--exportLayerInfo={info}", "--skipInference"] + flags)
+    notes = [l[4:].strip() for l in log.splitlines() if l.startswith("[I] Precision")]
+    warns = [l[4:].strip() for l in log.splitlines() if l.startswith("[W]") and "recision" in l]
+    return notes, warns
+
+
+def infer(anvil, engine, in_name, out_name, x, batch, work, threads):
+    outs = []
+    for b in range(len(x) // batch):
+        f = os.path.join(work, "in.npy")
+        np.save(f, np.ascontiguousarray(x[b * batch:(b + 1) * batch]))
+        d = os.path.join(work, "out")
+        os.makedirs(d, exist_ok=True)
+        run([anvil, f"--loadEngine={engine}", f"--threads={threads}", f"--loadInputs={in_name}:{f}",
+             f"--saveOutputs={d}", "--iterations=1", "--warmUp=0", "--duration=0"])
+        o = os.path.join(d, out_name + ".npy")
+        outs.append(np.load(o))
+        os.remove(o)
+    return np.concatenate(outs)
+
+
+def latency(anvil, engine, duration, threads):
+    log = run([anvil, f"--loadEngine={engine}", f"--threads={threads}", f"--duration={duration}", "--warmUp=200"])
+    m = re.search(r"\[I\] Latency: .*?median = ([0-9.]+) ms", log)
+    if not m:
+        raise RuntimeError("no latency line in:\n" + log[-2000:])
+    return float(m.group(1))
+
+
+def scores(meta, y, y32, labels):
+    if meta["task"] == "classification":
+        return {"agreement": float((y.argmax(1) == y32.argmax(1)).mean()),
+                "accuracy": float((y.argmax(1) == labels).mean())}
+    return {"rel_vs_fp32": float(np.linalg.norm(y - y32) / np.linalg.norm(y32)),
+            "rmse": float(np.sqrt(np.mean((y - labels) ** 2))),
+            "rel_vs_truth": float(np.linalg.norm(y - labels) / np.linalg.norm(labels))}
+
+
+def machine():
+    cpu, flags = platform.processor(), []
+    try:
+        with open("/proc/cpuinfo") as f:
+            text = f.read()
+        m = re.search(r"model name\s*:\s*(.*)", text)
+        cpu = m.group(1).strip() if m else cpu
+        m = re.search(r"flags\s*:\s*(.*)", text)
+        have = set(m.group(1).split()) if m else set()
+        flags = [f for f in ("avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512_vnni", "avx_vnni", "avx512_bf16",
+                             "avx512_fp16", "amx_int8", "amx_bf16") if f in have]
+    except OSError:
+        pass
+    return {"cpu": cpu, "isa": flags, "cores": os.cpu_count(), "loadavg": os.getloadavg()}
+
+
+def measure(args):
+    names = args.models.split(",") if args.models else sorted(
+        d for d in os.listdir(args.models_dir) if os.path.exists(os.path.join(args.models_dir, d, "meta.json")))
+    work = tempfile.mkdtemp(prefix="anvil-precision-")
+    result = {"machine": machine(), "command": shlex.join([os.path.relpath(sys.argv[0], ROOT)] + sys.argv[1:]),
+              "anvil": args.anvil, "threads": args.threads, "duration": args.duration, "rounds": args.rounds,
+              "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "models": {}}
+    try:
+        rev = run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"]).strip()
+        dirty = run(["git", "-C", ROOT, "status", "--porcelain", "--untracked-files=no"]).strip()
+        result["revision"] = rev + (" (modified)" if dirty else "")
+    except Exception:
+        result["revision"] = "?"
+    for name in names:
+        d = os.path.join(args.models_dir, name)
+        with open(os.path.join(d, "meta.json")) as f:
+            meta = json.load(f)
+        in_name, batch = meta["input"], meta["batch"]
+        x = np.load(os.path.join(d, "test", in_name + ".npy"))
+        labels = np.load(os.path.join(d, "test", "labels.npy"))
+        rows, y32 = [], None
+        modes = modes_of(meta, os.path.join(d, "calib"))
+        while modes:
+            label, flags = modes.pop(0)
+            tag = re.sub(r"[^A-Za-z0-9.]+", "_", label)
+            engine = os.path.join(work, f"{name}.{tag}.engine")
+            info = os.path.join(work, f"{name}.{tag}.json")
+            t0 = time.time()
+            notes, warns = build(args.anvil, os.path.join(d, "model.onnx"), flags, engine, info, args.threads)
+            build_s = time.time() - t0
+            y = infer(args.anvil, engine, in_name, meta["output"], x, batch, work, args.threads)
+            if y32 is None:
+                y32 = y
+            row = {"mode": label, "flags": flags, "build_s": build_s, "notes": notes, "warnings": warns,
+                   "layers": layer_precisions(info), "engine": engine, "latency_ms": []}
+            row.update(scores(meta, y, y32, labels))
+            rows.append(row)
+            # Layers the reduced-precision kernels did not serve (precisionReason=fallback, e.g.
+            # convolutions the layout pass put in NCHW16c): the same build with plain layouts too.
+            if label == UNIFORM_INT8 and any(l["reason"] == "fallback" for l in row["layers"]):
+                top = next(m for m in modes_of(meta, os.path.join(d, "calib")) if m[0].startswith("auto"))
+                modes[0:0] = [(label + NEVER, flags + ["--blockedLayouts=never"]),
+                              (top[0] + NEVER, top[1] + ["--blockedLayouts=never"])]
+            print(f"[precision] {name} {label}: " + ", ".join(f"{k}={row[k]:.4g}" for k in
+                  ("agreement", "accuracy", "rel_vs_fp32", "rmse") if k in row), file=sys.stderr)
+        # Interleaved rounds: load drift on a shared machine hits every mode alike.
+        for _ in range(args.rounds):
+            for row in rows:
+                row["latency_ms"].append(latency(args.anvil, row["engine"], args.duration, args.threads))
+        for row in rows:
+            del row["engine"]
+        result["models"][name] = {"meta": meta, "rows": rows}
+    return result
+
+
+# ---------------------------------------------------------------------------------------
+# The document
+
+def med(row):
+    return statistics.median(row["latency_ms"])
+
+
+def prec_summary(layers):
+    counts = {}
+    for l in layers:
+        counts[l["precision"]] = counts.get(l["precision"], 0) + 1
+    return " ".join(f"{p}x{n}" for p, n in sorted(counts.items()))
+
+
+def prec_sequence(layers):
+    return " ".join(l["precision"] for l in layers)
+
+
+def goal_check(name, m):
+    """The issue's goal on the auto engine at the tightest budget, with the numbers."""
+    meta, rows = m["meta"], m["rows"]
+    by = {r["mode"]: r for r in rows}
+    metric = meta["metric"]
+    auto = by[f"auto {metric} {BUDGETS[metric][0]:g}"]
+    int8 = by[UNIFORM_INT8]
+    ratio = med(auto) / med(int8)
+    lat_ok = ratio <= GOAL_LATENCY
+    if meta["task"] == "classification":
+        agree_ok = auto["agreement"] >= GOAL_AGREEMENT
+        acc_ok = auto["accuracy"] >= int8["accuracy"]
+        agree = f"top-1 agreement {auto['agreement']:.4f} (goal >= {GOAL_AGREEMENT})"
+        acc = f"accuracy {auto['accuracy']:.4f} vs uniform INT8 {int8['accuracy']:.4f}"
+    else:
+        agree_ok = auto["rel_vs_fp32"] <= BUDGETS[metric][0]
+        acc_ok = auto["rmse"] <= int8["rmse"]
+        agree = f"relative error vs FP32 {auto['rel_vs_fp32']:.2e} (goal <= {BUDGETS[metric][0]:g})"
+        acc = f"RMSE {auto['rmse']:.4g} vs uniform INT8 {int8['rmse']:.4g}"
+    ok = lat_ok and agree_ok and acc_ok
+    why = []
+    if not lat_ok:
+        high = [l for l in auto["layers"] if l["precision"] != "i8"]
+        fallback = [l for l in int8["layers"] if l["precision"] != "i8"]
+        why.append(f"latency {ratio:.2f}x uniform INT8 (goal <= {GOAL_LATENCY}): auto keeps {len(high)} of "
+                   f"{len(auto['layers'])} linear layers above INT8 ({prec_summary(high) or '-'})"
+                   + (f"; uniform INT8 itself runs {len(fallback)} layers in {prec_summary(fallback)} "
+                      f"(no INT8 kernel served them)" if fallback else "")
+                   + (f"; uniform INT8 is {med(int8) / med(by['fp32']):.2f}x FP32" if med(int8) > med(by["fp32"]) else ""))
+        reasons = sorted({l["reason"] for l in high if l["reason"]})
+        if reasons:
+            why[-1] += f"; reasons: {', '.join(reasons)}"
+        preds = [l["predicted"] for l in auto["layers"] if l.get("predicted") is not None]
+        if preds:
+            why[-1] += (f"; predicted per-layer errors {min(preds):.2g}..{max(preds):.2g} against the budget "
+                        f"{BUDGETS[metric][0]:g}")
+    if not agree_ok:
+        why.append(agree + " not met")
+    if not acc_ok:
+        why.append(acc + ": less accurate than uniform INT8")
+    return ok, f"{agree}; latency {ratio:.2f}x uniform INT8; {acc}", why
+
+
+def write_plot(result, png):
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("[precision] matplotlib missing: no plot", file=sys.stderr)
+        return False
+    names = list(result["models"])
+    fig, axes = plt.subplots(1, len(names), figsize=(4.2 * len(names), 3.8), squeeze=False)
+    for ax, name in zip(axes[0], names):
+        m = result["models"][name]
+        rows = m["rows"]
+        t32 = med(rows[0])
+        cls = m["meta"]["task"] == "classification"
+        for r in rows:
+            x = med(r) / t32
+            y = (1 - r["agreement"]) if cls else r["rel_vs_fp32"]
+            auto = r["mode"].startswith("auto")
+            ax.scatter([x], [max(y, 1e-5)], marker="o" if auto else "s", color="tab:blue" if auto else "tab:orange")
+            ax.annotate(r["mode"].replace("auto", "a").replace(" top1", "").replace(" relative", ""),
+                        (x, max(y, 1e-5)), fontsize=7, xytext=(3, 3), textcoords="offset points")
+        ax.set_yscale("log")
+        ax.set_xlabel("latency / FP32 latency (1 thread)")
+        ax.set_ylabel("top-1 disagreement with FP32" if cls else "relative error vs FP32")
+        ax.set_title(name, fontsize=10)
+        ax.grid(True, which="both", alpha=0.3)
+    fig.suptitle("anvil reduced precision: error vs cost (squares: uniform, circles: --precision=auto; "
+                 "0 drawn at 1e-5)", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(png, dpi=110)
+    return True
+
+
+def write_doc(result, doc, png):
+    mc = result["machine"]
+    L = []
+    L.append("# Reduced precision (INT8 / FP16 / BF16): accuracy and cost\n")
+    L.append("Generated by `bench/precision.py` from one run; a rerun replaces this file and "
+             f"`{os.path.basename(png)}`. Models, data and seeds: `tests/models/train_precision_models.py` "
+             "(committed in `tests/models/precision/`).\n")
+    L.append(f"- Machine: {mc['cpu']}, {mc['cores']} cores, ISA: {' '.join(mc['isa'])}; "
+             f"load average at the start {mc['loadavg'][0]:.2f} (a shared machine: latencies move by 10-30%)")
+    L.append(f"- anvil revision {result['revision']}, {result['date']}; CLI `{result['anvil']}`")
+    L.append(f"- Command: `{result['command']}`")
+    L.append(f"- Every engine is built and run at {result['threads']} thread; latency = median of one "
+             f"`--duration={result['duration']:g}` run at the batch shape, {result['rounds']} rounds interleaved "
+             "over the modes: the median over rounds [min-max]")
+    L.append("- Modes: `fp16`, `bf16`, `int8` are the trtexec-style flags `--fp16`, `--bf16`, "
+             "`--int8 --calibData=calib/` (entropy calibration): the precision is allowed besides FP32 and the "
+             "builder keeps each layer's fastest kernel. `fp16 all`, `bf16 all`, `int8 all` add "
+             "`--layerPrecisions=*:P`: every linear layer in P (uniform precision; `int8 all` is the goal's "
+             "\"uniform INT8\"). `auto M T`: `--int8 --fp16 --calibData=calib/ --precision=auto --accuracyMetric=M "
+             "--accuracyTolerance=T` (the builder holds the last quarter of calib/ out and verifies on it); "
+             "`auto+bf16` adds `--bf16`. Rows marked `(--blockedLayouts=never)` appear where `int8 all` left "
+             "layers in FP32 (`fallback`): the same build with plain NCHW activations.")
+    L.append("- Agreement / accuracy are measured on the test split (`test/`), never seen by calibration or "
+             "training. Layers: the precision of each linear layer (Conv, Gemm, MatMul and their fused forms) "
+             "in graph order, as `--exportLayerInfo` reports it.\n")
+    if write_plot(result, png):
+        L.append(f"![accuracy-cost frontier]({os.path.basename(png)})\n")
+
+    L.append("## Goal check\n")
+    L.append(f"The issue's goal: `--precision=auto` at >= {GOAL_AGREEMENT * 100:g}% top-1 agreement with FP32, "
+             f"<= {GOAL_LATENCY}x the latency of uniform INT8, never less accurate than uniform INT8 (auto engine "
+             "at the tightest budget: top-1 0.005; for flow_mlp relative 0.01).\n")
+    L.append("| model | met | numbers |")
+    L.append("|---|---|---|")
+    whys = []
+    for name, m in result["models"].items():
+        ok, nums, why = goal_check(name, m)
+        L.append(f"| {name} | {'yes' if ok else '**no**'} | {nums} |")
+        whys += [f"- {name}: {w}" for w in why]
+    if whys:
+        L.append("\nWhere it is not met:\n")
+        L += whys
+    L.append("")
+
+    for name, m in result["models"].items():
+        meta, rows = m["meta"], m["rows"]
+        cls = meta["task"] == "classification"
+        L.append(f"## {name}\n")
+        desc = (f"{meta['task']}, input `{meta['input']}` {'x'.join(map(str, meta['input_shape']))}, "
+                f"{meta['test_samples']} test samples, {meta['calib_samples']} calibration samples; data: {meta['data']}")
+        if cls:
+            desc += f"; FP32 accuracy in torch {meta['fp32_accuracy_torch']:.4f}"
+        else:
+            desc += f"; FP32 RMSE in torch {meta['fp32_rmse_torch']:.4g}"
+        L.append(desc + ".")
+        if meta.get("notes"):
+            L.append(f"Construction: {meta['notes']} (the badly conditioned layer: `{meta['ill_conditioned_layer']}`).")
+        L.append("")
+        int8 = next(r for r in rows if r["mode"] == UNIFORM_INT8)
+        if cls:
+            L.append("| mode | linear layers | top-1 agreement | accuracy | latency ms | / uniform INT8 |")
+        else:
+            L.append("| mode | linear layers | rel. error vs FP32 | RMSE | rel. error vs truth | latency ms | / uniform INT8 |")
+        L.append("|---|---|---|---|---|---|---|" if not cls else "|---|---|---|---|---|---|")
+        for r in rows:
+            lat = f"{med(r):.4f} [{min(r['latency_ms']):.4f}-{max(r['latency_ms']):.4f}]"
+            seq = prec_sequence(r["layers"])
+            if cls:
+                L.append(f"| {r['mode']} | {seq} | {r['agreement']:.4f} | {r['accuracy']:.4f} | {lat} | "
+                         f"{med(r) / med(int8):.2f} |")
+            else:
+                L.append(f"| {r['mode']} | {seq} | {r['rel_vs_fp32']:.2e} | {r['rmse']:.4g} | {r['rel_vs_truth']:.4f} | "
+                         f"{lat} | {med(r) / med(int8):.2f} |")
+        L.append("")
+        # Per-layer detail of the auto engines: what the pass predicted and why.
+        autos = [r for r in rows if r["mode"].startswith("auto")]
+        if autos and autos[0]["layers"]:
+            L.append("<details><summary>per layer: normwise condition, precision (reason) per auto engine, "
+                     "tactics of uniform INT8</summary>\n")
+            L.append("| layer | kappa normwise | " + " | ".join(r["mode"] for r in autos) + " | uniform INT8 tactic |")
+            L.append("|---|---|" + "---|" * len(autos) + "---|")
+            for i, l in enumerate(autos[0]["layers"]):
+                k = l["kappa"]
+                cells = []
+                for r in autos:
+                    ll = r["layers"][i] if i < len(r["layers"]) else None
+                    cells.append(f"{ll['precision']} ({ll['reason'] or '-'})" if ll else "?")
+                tac = int8["layers"][i]["tactic"] if i < len(int8["layers"]) else "?"
+                L.append(f"| `{l['name']}` | {k:.3g} | " if k is not None else f"| `{l['name']}` | - | ")
+                L[-1] += " | ".join(cells) + f" | `{tac}` |"
+            L.append("\n</details>\n")
+        notes = [f"{r['mode']}: {n}" for r in autos for n in r["notes"] if "verified" in n]
+        if notes:
+            L.append("Builder verification (held-out calibration batches):\n")
+            L += [f"- {n}" for n in notes]
+            L.append("")
+    with open(doc, "w") as f:
+        f.write("\n".join(L).rstrip() + "\n")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--anvil", default=os.path.join(ROOT, "build", "tools", "anvil"))
+    ap.add_argument("--models-dir", default=MODELS_DIR)
+    ap.add_argument("--models", default="", help="comma-separated subset (default: every model)")
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--duration", type=float, default=2.0)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--doc", default=os.path.join(ROOT, "docs", "precision.md"))
+    ap.add_argument("--json", default=os.path.join(ROOT, "build", "bench", "precision.json"))
+    ap.add_argument("--from-json", help="only rewrite the document from an earlier run's JSON")
+    args = ap.parse_args()
+    if args.from_json:
+        with open(args.from_json) as f:
+            result = json.load(f)
+    else:
+        result = measure(args)
+        os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
+        with open(args.json, "w") as f:
+            json.dump(result, f, indent=1)
+    png = os.path.splitext(args.doc)[0] + ".png"
+    write_doc(result, args.doc, png)
+    print(f"[precision] wrote {args.doc} and {png} ({args.json})", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()

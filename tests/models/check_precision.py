@@ -1,0 +1,117 @@
+#!/usr/bin/env python3
+"""Checks --precision=auto on a committed trained model (tests/models/precision/<model>):
+builds an FP32 engine and an engine with the given precision flags through the anvil CLI,
+runs both on the model's test split batch by batch and checks top-1 agreement and the
+precision of the linear layers (--exportLayerInfo). No training; a few seconds.
+
+    check_precision.py --anvil build/tools/anvil --model tests/models/precision/digits_mlp \\
+        [--min-agreement 0.995] [--min-int8 1] [--high /fc2/Gemm] [--others int8] -- FLAGS...
+
+FLAGS are passed to the build (--calibData defaults to the model's calib/ directory).
+--high NAME: that layer must stay in f32 or f16; --others P: every other linear layer in P.
+Exit code 1 when a check fails, 2 on usage errors.
+"""
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+import numpy as np
+
+LINEAR_TYPES = {"Conv", "Gemm", "MatMul", "anvil.FusedConv", "anvil.FusedGemm", "anvil.FusedMatMul"}
+SHORT = {"int8": "i8", "fp16": "f16", "bf16": "bf16", "fp32": "f32"}
+
+
+def run(cmd):
+    p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    if p.returncode != 0:
+        print(p.stdout[-3000:])
+        raise SystemExit(f"FAIL: {' '.join(cmd)} exited with {p.returncode}")
+    return p.stdout
+
+
+def build(anvil, model, flags, engine, info):
+    log = run([anvil, f"--onnx={model}", "--threads=1", f"--saveEngine={engine}", f"--exportLayerInfo={info}",
+               "--skipInference"] + flags)
+    for line in log.splitlines():
+        if line.startswith("[I] Precision") or line.startswith("[W]"):
+            print("  " + line)
+    with open(info) as f:
+        return [l for l in json.load(f)["Layers"] if l.get("LayerType") in LINEAR_TYPES or l.get("PrecisionReason")]
+
+
+def infer(anvil, engine, meta, x, work):
+    outs, batch = [], meta["batch"]
+    for b in range(len(x) // batch):
+        f = os.path.join(work, "in.npy")
+        np.save(f, np.ascontiguousarray(x[b * batch:(b + 1) * batch]))
+        run([anvil, f"--loadEngine={engine}", "--threads=1", f"--loadInputs={meta['input']}:{f}",
+             f"--saveOutputs={work}", "--iterations=1", "--warmUp=0", "--duration=0"])
+        outs.append(np.load(os.path.join(work, meta["output"] + ".npy")))
+    return np.concatenate(outs)
+
+
+def main():
+    argv = sys.argv[1:]
+    flags = []
+    if "--" in argv:
+        at = argv.index("--")
+        argv, flags = argv[:at], argv[at + 1:]
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--anvil", required=True)
+    ap.add_argument("--model", required=True, help="directory with model.onnx, meta.json, calib/, test/")
+    ap.add_argument("--min-agreement", type=float, default=0.995)
+    ap.add_argument("--min-int8", type=int, default=0, help="at least this many linear layers in int8")
+    ap.add_argument("--high", action="append", default=[], help="a layer that must stay in f32 or f16")
+    ap.add_argument("--others", choices=sorted(SHORT), help="the precision every layer not --high must have")
+    args = ap.parse_args(argv)
+    with open(os.path.join(args.model, "meta.json")) as f:
+        meta = json.load(f)
+    if meta["task"] != "classification":
+        print("FAIL: check_precision.py checks classifiers (top-1 agreement)")
+        return 2
+    if not any(a.startswith("--calibData") for a in flags):
+        flags.append(f"--calibData={os.path.join(args.model, 'calib')}")
+    model = os.path.join(args.model, "model.onnx")
+    x = np.load(os.path.join(args.model, "test", meta["input"] + ".npy"))
+    labels = np.load(os.path.join(args.model, "test", "labels.npy"))
+    failures = []
+    with tempfile.TemporaryDirectory(prefix="anvil-check-precision-") as work:
+        print(f"{os.path.basename(args.model.rstrip('/'))}: FP32 engine")
+        build(args.anvil, model, [], os.path.join(work, "f32.engine"), os.path.join(work, "f32.json"))
+        print(f"engine with {' '.join(flags)}")
+        layers = build(args.anvil, model, flags, os.path.join(work, "p.engine"), os.path.join(work, "p.json"))
+        y32 = infer(args.anvil, os.path.join(work, "f32.engine"), meta, x, work)
+        y = infer(args.anvil, os.path.join(work, "p.engine"), meta, x, work)
+    agreement = float((y.argmax(1) == y32.argmax(1)).mean())
+    print(f"layers: " + ", ".join(f"{l['Name']}={l['Precision']} ({l.get('PrecisionReason', '')})" for l in layers))
+    print(f"top-1 agreement with FP32 {agreement:.4f} over {len(x)} test samples (need >= {args.min_agreement}); "
+          f"accuracy {float((y.argmax(1) == labels).mean()):.4f}, FP32 {float((y32.argmax(1) == labels).mean()):.4f}")
+    if agreement < args.min_agreement:
+        failures.append(f"top-1 agreement {agreement:.4f} < {args.min_agreement}")
+    n8 = sum(l["Precision"] == "i8" for l in layers)
+    if n8 < args.min_int8:
+        failures.append(f"{n8} linear layers in int8, expected at least {args.min_int8}")
+    names = {l["Name"] for l in layers}
+    for h in args.high:
+        if h not in names:
+            failures.append(f"no linear layer '{h}' (layers: {sorted(names)})")
+            continue
+        p = next(l["Precision"] for l in layers if l["Name"] == h)
+        if p not in ("f32", "f16"):
+            failures.append(f"badly conditioned layer {h} runs in {p}, expected f32 or f16")
+    if args.others:
+        for l in layers:
+            if l["Name"] not in args.high and l["Precision"] != SHORT[args.others]:
+                failures.append(f"layer {l['Name']} runs in {l['Precision']}, expected {SHORT[args.others]}")
+    for f in failures:
+        print("FAIL: " + f)
+    if not failures:
+        print("OK")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
