@@ -255,6 +255,83 @@ def goal_check(name, m):
     return ok, f"{agree}; latency {ratio:.2f}x uniform INT8; {acc}", why
 
 
+def observations(result):
+    """What the tables say, computed from them (so a rerun keeps the text true)."""
+    out = []
+    models = result["models"]
+
+    def by(name):
+        return {r["mode"]: r for r in models[name]["rows"]}
+
+    ratios = {n: med(by(n)[UNIFORM_INT8]) / med(by(n)["fp32"]) for n in models}
+    line = ("Uniform INT8 (`int8 all`) latency / FP32: " + ", ".join(f"{n} {v:.2f}x" for n, v in ratios.items())
+            + "; `fp16 all` / `bf16 all` over FP32: " + ", ".join(
+                f"{n} {med(by(n)['fp16 all']) / med(by(n)['fp32']):.2f}x / "
+                f"{med(by(n)['bf16 all']) / med(by(n)['fp32']):.2f}x" for n in models) + ".")
+    slow = [n for n, v in ratios.items() if v > 1.0]
+    if slow:
+        line += (f" INT8 is slower than FP32 on {', '.join(slow)}: these layers are small (batches of 64-256 rows, "
+                 "4-256 features), where quantizing the activations on every call and the dequantizing epilogue "
+                 "are a large share of the work.")
+    out.append(line)
+    tr = []
+    for n in models:
+        r = by(n)["int8"]
+        tr.append(f"{n} {sum(l['precision'] == 'i8' for l in r['layers'])}/{len(r['layers'])}")
+    out.append("The trtexec-style `--int8` (INT8 allowed, the builder keeps the fastest kernel) puts this many linear "
+               "layers in INT8: " + ", ".join(tr) + ". Forced (`int8 all`) and auto-chosen INT8 layers run the INT8 "
+               "kernel even where it is slower: `--precision=auto` ranks precisions by a fixed cost order "
+               "(int8 < bf16 < fp16 < fp32), not by the builder's timings.")
+    fb = []
+    for n in models:
+        for r in models[n]["rows"]:
+            lay = [l["name"] for l in r["layers"] if l["reason"] == "fallback"]
+            if lay and r["mode"] == UNIFORM_INT8:
+                fb.append(f"{n}: {', '.join('`' + x + '`' for x in lay)} (tactics "
+                          f"{', '.join(sorted({l['tactic'] for l in r['layers'] if l['reason'] == 'fallback'}))})")
+    if fb:
+        out.append("Layers left in FP32 with precisionReason=fallback under `--layerPrecisions=*:int8` (no INT8 "
+                   "kernel served them at build time; with `--blockedLayouts=never` they run INT8): " + "; ".join(fb)
+                   + ": the NCHW16c region the layout choice gave them has no INT8 candidate.")
+    tight = []
+    for n, m in models.items():
+        metric = m["meta"]["metric"]
+        t = BUDGETS[metric][0]
+        r = by(n)[f"auto {metric} {t:g}"]
+        ks = [l["kappa"] for l in r["layers"] if l.get("kappa") is not None]
+        if not ks:
+            continue
+        u8 = by(n)[UNIFORM_INT8]
+        pred = sum((k / 255) ** 2 for k in ks) ** 0.5
+        meas = (1 - u8["agreement"]) if metric == "top1" else u8["rel_vs_fp32"]
+        tight.append(f"{n} (budget {metric} {t:g}): chose {prec_summary(r['layers'])}; smallest normwise kappa "
+                     f"{min(ks):.3g} -> one INT8 layer predicts {min(ks) / 255:.2g}; every layer INT8 predicts "
+                     f"{pred:.2g}, measured on the test split {meas:.2g}"
+                     + (f" (with {sum(l['reason'] == 'fallback' for l in u8['layers'])} layers in fallback FP32)"
+                        if any(l["reason"] == "fallback" for l in u8["layers"]) else ""))
+    if tight:
+        out.append("The automatic choice is a prediction, verified afterwards: per layer normwise kappa x u "
+                   "(u = 1/255 for INT8, 2^-11 for FP16), the layers added in quadrature, against the tolerance "
+                   "itself, also for `--accuracyMetric=top1` where the tolerance is a fraction of top-1 "
+                   "disagreements (verification only raises precisions, never lowers them). So at a top-1 budget "
+                   "of 0.005 a layer with kappa > 1.3 never starts in INT8: " + "; ".join(tight) + ".")
+    for n, m in models.items():
+        bad = m["meta"].get("ill_conditioned_layer")
+        if not bad:
+            continue
+        rows = m["rows"]
+        k = next((l["kappa"] for r in rows for l in r["layers"] if l["name"] == bad and l.get("kappa") is not None), None)
+        others = [l["kappa"] for l in rows[-1]["layers"] if l["name"] != bad and l.get("kappa") is not None]
+        autos = [r for r in rows if r["mode"].startswith("auto")]
+        held = ", ".join(f"{r['mode']}: {next((l['precision'] for l in r['layers'] if l['name'] == bad), '?')} "
+                         f"(others {prec_summary([l for l in r['layers'] if l['name'] != bad])})" for r in autos)
+        uni = ", ".join(f"{p} {by(n)[p]['agreement']:.4f}" for p in ("fp16 all", "bf16 all", UNIFORM_INT8))
+        out.append(f"{n}: `{bad}` has normwise kappa {k:.3g} (the other layers {min(others):.3g}-{max(others):.3g}); "
+                   f"top-1 agreement with every layer in one precision: {uni}. The automatic choice keeps `{bad}` "
+                   f"high: {held}.")
+    return out
+
+
 def write_plot(result, png):
     try:
         import matplotlib
@@ -264,28 +341,39 @@ def write_plot(result, png):
         print("[precision] matplotlib missing: no plot", file=sys.stderr)
         return False
     names = list(result["models"])
-    fig, axes = plt.subplots(1, len(names), figsize=(4.2 * len(names), 3.8), squeeze=False)
-    for ax, name in zip(axes[0], names):
+    cols = min(3, len(names))
+    rowsn = (len(names) + cols - 1) // cols
+    fig, axes = plt.subplots(rowsn, cols, figsize=(5.2 * cols, 5.6 * rowsn), squeeze=False)
+    cmap = plt.get_cmap("tab20")
+    for k, name in enumerate(names):
+        ax = axes[k // cols][k % cols]
         m = result["models"][name]
         rows = m["rows"]
         t32 = med(rows[0])
         cls = m["meta"]["task"] == "classification"
-        for r in rows:
+        # Zero error cannot sit on a log axis: it is drawn at `floor`, under a dashed line.
+        floor = 0.25 / m["meta"]["test_samples"] if cls else 1e-6
+        for i, r in enumerate(rows):
             x = med(r) / t32
             y = (1 - r["agreement"]) if cls else r["rel_vs_fp32"]
-            auto = r["mode"].startswith("auto")
-            ax.scatter([x], [max(y, 1e-5)], marker="o" if auto else "s", color="tab:blue" if auto else "tab:orange")
-            ax.annotate(r["mode"].replace("auto", "a").replace(" top1", "").replace(" relative", ""),
-                        (x, max(y, 1e-5)), fontsize=7, xytext=(3, 3), textcoords="offset points")
+            marker = "^" if NEVER in r["mode"] else "o" if r["mode"].startswith("auto") else "s"
+            ax.scatter([x], [max(y, floor)], marker=marker, s=46, color=cmap(i % 20), label=r["mode"],
+                       edgecolors="black", linewidths=0.4, zorder=3)
+        ax.axhline(floor * 1.6, color="gray", linestyle="--", linewidth=0.6)
+        ax.text(ax.get_xlim()[0], floor * 1.7, " 0 (exact match)" if cls else " 0", fontsize=7, color="gray")
         ax.set_yscale("log")
         ax.set_xlabel("latency / FP32 latency (1 thread)")
-        ax.set_ylabel("top-1 disagreement with FP32" if cls else "relative error vs FP32")
+        ax.set_ylabel("top-1 disagreement with FP32 (test split)" if cls else "relative error vs FP32 (test split)")
         ax.set_title(name, fontsize=10)
         ax.grid(True, which="both", alpha=0.3)
-    fig.suptitle("anvil reduced precision: error vs cost (squares: uniform, circles: --precision=auto; "
-                 "0 drawn at 1e-5)", fontsize=9)
+        ax.legend(fontsize=6, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2, frameon=False)
+    for k in range(len(names), rowsn * cols):
+        axes[k // cols][k % cols].axis("off")
+    fig.suptitle("anvil reduced precision: error vs cost (squares: uniform / trtexec flags, circles: "
+                 "--precision=auto, triangles: plain layouts)", fontsize=10)
     fig.tight_layout()
-    fig.savefig(png, dpi=110)
+    fig.savefig(png, dpi=100)
+    plt.close(fig)
     return True
 
 
@@ -331,6 +419,10 @@ def write_doc(result, doc, png):
     if whys:
         L.append("\nWhere it is not met:\n")
         L += whys
+    L.append("")
+
+    L.append("## Observations\n")
+    L += [f"- {o}" for o in observations(result)]
     L.append("")
 
     for name, m in result["models"].items():
