@@ -6,7 +6,7 @@ writes them, with their calibration and test data, to tests/models/precision/<mo
 
 Data: scikit-learn's bundled data sets only (no downloads) and one synthetic field.
 Fixed seeds and one torch thread: a rerun on the same machine rewrites the same numbers.
-Each model trains in seconds on 2 cores (about 1 min for all of them).
+Each model trains in 5-40 s on one core (about 1 min 45 s for all five).
 
 Per model directory:
   model.onnx            opset 17, the batch dimension fixed (meta.json "batch")
