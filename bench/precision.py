@@ -114,6 +114,36 @@ def latency(anvil, engine, duration, threads):
     return float(m.group(1))
 
 
+ORT = "onnxruntime fp32"
+
+
+def ort_session(model, threads):
+    import onnxruntime as ort
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = threads
+    so.inter_op_num_threads = 1
+    so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    return ort.InferenceSession(model, so, providers=["CPUExecutionProvider"]), ort.__version__
+
+
+def ort_infer(sess, in_name, x, batch):
+    return np.concatenate([sess.run(None, {in_name: np.ascontiguousarray(x[b * batch:(b + 1) * batch])})[0]
+                           for b in range(len(x) // batch)])
+
+
+def ort_latency(sess, in_name, x, duration):
+    feed = {in_name: np.ascontiguousarray(x)}
+    t_end = time.perf_counter() + 0.2
+    while time.perf_counter() < t_end:
+        sess.run(None, feed)
+    times, t_end = [], time.perf_counter() + duration
+    while time.perf_counter() < t_end or len(times) < 10:
+        t0 = time.perf_counter()
+        sess.run(None, feed)
+        times.append((time.perf_counter() - t0) * 1e3)
+    return statistics.median(times)
+
+
 def scores(meta, y, y32, labels):
     if meta["task"] == "classification":
         return {"agreement": float((y.argmax(1) == y32.argmax(1)).mean()),
@@ -184,10 +214,24 @@ def measure(args):
                               (top[0] + NEVER, top[1] + ["--blockedLayouts=never"])]
             print(f"[precision] {name} {label}: " + ", ".join(f"{k}={row[k]:.4g}" for k in
                   ("agreement", "accuracy", "rel_vs_fp32", "rmse") if k in row), file=sys.stderr)
+        # The peer: onnxruntime (all graph optimizations, FP32) on the same batches and thread count.
+        sess = None
+        if not args.no_ort:
+            try:
+                sess, result["onnxruntime"] = ort_session(os.path.join(d, "model.onnx"), args.threads)
+            except ImportError:
+                print("[precision] onnxruntime missing: no peer row", file=sys.stderr)
+        if sess is not None:
+            row = {"mode": ORT, "flags": [], "build_s": 0, "notes": [], "warnings": [], "layers": [],
+                   "engine": None, "latency_ms": []}
+            row.update(scores(meta, ort_infer(sess, in_name, x, batch), y32, labels))
+            rows.append(row)
         # Interleaved rounds: load drift on a shared machine hits every mode alike.
         for _ in range(args.rounds):
             for row in rows:
-                row["latency_ms"].append(latency(args.anvil, row["engine"], args.duration, args.threads))
+                row["latency_ms"].append(
+                    ort_latency(sess, in_name, x[:batch], args.duration) if row["engine"] is None else
+                    latency(args.anvil, row["engine"], args.duration, args.threads))
         for row in rows:
             del row["engine"]
         result["models"][name] = {"meta": meta, "rows": rows}
@@ -252,7 +296,7 @@ def goal_check(name, m):
         why.append(agree + " not met")
     if not acc_ok:
         why.append(acc + ": less accurate than uniform INT8")
-    return ok, f"{agree}; latency {ratio:.2f}x uniform INT8; {acc}", why
+    return ok, f"{agree}; latency {ratio:.2f}x uniform INT8, {med(auto) / med(by['fp32']):.2f}x FP32; {acc}", why
 
 
 def observations(result):
@@ -356,7 +400,8 @@ def write_plot(result, png):
         for i, r in enumerate(rows):
             x = med(r) / t32
             y = (1 - r["agreement"]) if cls else r["rel_vs_fp32"]
-            marker = "^" if NEVER in r["mode"] else "o" if r["mode"].startswith("auto") else "s"
+            marker = ("^" if NEVER in r["mode"] else "o" if r["mode"].startswith("auto") else
+                      "D" if r["mode"] == ORT else "s")
             ax.scatter([x], [max(y, floor)], marker=marker, s=46, color=cmap(i % 20), label=r["mode"],
                        edgecolors="black", linewidths=0.4, zorder=3)
         ax.axhline(floor * 1.6, color="gray", linestyle="--", linewidth=0.6)
@@ -370,7 +415,7 @@ def write_plot(result, png):
     for k in range(len(names), rowsn * cols):
         axes[k // cols][k % cols].axis("off")
     fig.suptitle("anvil reduced precision: error vs cost (squares: uniform / trtexec flags, circles: "
-                 "--precision=auto, triangles: plain layouts)", fontsize=10)
+                 "--precision=auto, triangles: plain layouts, diamond: onnxruntime)", fontsize=10)
     fig.tight_layout()
     fig.savefig(png, dpi=100)
     plt.close(fig)
@@ -388,6 +433,10 @@ def write_doc(result, doc, png):
              f"load average at the start {mc['loadavg'][0]:.2f} (a shared machine: latencies move by 10-30%)")
     L.append(f"- anvil revision {result['revision']}, {result['date']}; CLI `{result['anvil']}`")
     L.append(f"- Command: `{result['command']}`")
+    if result.get("onnxruntime"):
+        L.append(f"- Peer row `{ORT}`: onnxruntime {result['onnxruntime']} (CPU, all graph optimizations, "
+                 f"{result['threads']} intra-op thread), the same model and batches; latency: median of the "
+                 "calls in `--duration` s from Python")
     L.append(f"- Every engine is built and run at {result['threads']} thread; latency = median of one "
              f"`--duration={result['duration']:g}` run at the batch shape, {result['rounds']} rounds interleaved "
              "over the modes: the median over rounds [min-max]")
@@ -447,7 +496,7 @@ def write_doc(result, doc, png):
         L.append("|---|---|---|---|---|---|---|" if not cls else "|---|---|---|---|---|---|")
         for r in rows:
             lat = f"{med(r):.4f} [{min(r['latency_ms']):.4f}-{max(r['latency_ms']):.4f}]"
-            seq = prec_sequence(r["layers"])
+            seq = prec_sequence(r["layers"]) or "-"
             if cls:
                 L.append(f"| {r['mode']} | {seq} | {r['agreement']:.4f} | {r['accuracy']:.4f} | {lat} | "
                          f"{med(r) / med(int8):.2f} |")
@@ -492,6 +541,7 @@ def main():
     ap.add_argument("--doc", default=os.path.join(ROOT, "docs", "precision.md"))
     ap.add_argument("--json", default=os.path.join(ROOT, "build", "bench", "precision.json"))
     ap.add_argument("--from-json", help="only rewrite the document from an earlier run's JSON")
+    ap.add_argument("--no-ort", action="store_true", help="leave out the onnxruntime FP32 row")
     args = ap.parse_args()
     if args.from_json:
         with open(args.from_json) as f:
