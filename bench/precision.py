@@ -177,8 +177,10 @@ def measure(args):
               "anvil": args.anvil, "threads": args.threads, "duration": args.duration, "rounds": args.rounds,
               "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "models": {}}
     try:
-        rev = run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"]).strip()
-        dirty = run(["git", "-C", ROOT, "status", "--porcelain", "--untracked-files=no"]).strip()
+        # The tree the CLI was built from (its build directory lives inside it).
+        src = os.path.dirname(os.path.abspath(args.anvil))
+        rev = run(["git", "-C", src, "rev-parse", "--short", "HEAD"]).strip()
+        dirty = run(["git", "-C", src, "status", "--porcelain", "--untracked-files=no"]).strip()
         result["revision"] = rev + (" (modified)" if dirty else "")
     except Exception:
         result["revision"] = "?"
