@@ -316,9 +316,9 @@ def observations(result):
                 f"{med(by(n)['bf16 all']) / med(by(n)['fp32']):.2f}x" for n in models) + ".")
     slow = [n for n, v in ratios.items() if v > 1.0]
     if slow:
-        line += (f" INT8 is slower than FP32 on {', '.join(slow)}: these layers are small (batches of 64-256 rows, "
-                 "4-256 features), where quantizing the activations on every call and the dequantizing epilogue "
-                 "are a large share of the work.")
+        line += (f" INT8 is slower than FP32 on {', '.join(slow)}: the layers are small (64-512 rows, 4-256 "
+                 "input features), too little work per call to pay for quantizing the activations and "
+                 "dequantizing the result (see `--dumpProfile`: the INT8 kernels win on the larger layers only).")
     out.append(line)
     tr = []
     for n in models:
