@@ -435,6 +435,8 @@ def write_doc(result, doc, png):
              f"load average at the start {mc['loadavg'][0]:.2f} (a shared machine: latencies move by 10-30%)")
     L.append(f"- anvil revision {result['revision']}, {result['date']}; CLI `{result['anvil']}`")
     L.append(f"- Command: `{result['command']}`")
+    if result.get("note"):
+        L.append(f"- Note: {result['note']}")
     if result.get("onnxruntime"):
         L.append(f"- Peer row `{ORT}`: onnxruntime {result['onnxruntime']} (CPU, all graph optimizations, "
                  f"{result['threads']} intra-op thread), the same model and batches; latency: median of the "
@@ -544,12 +546,14 @@ def main():
     ap.add_argument("--json", default=os.path.join(ROOT, "build", "bench", "precision.json"))
     ap.add_argument("--from-json", help="only rewrite the document from an earlier run's JSON")
     ap.add_argument("--no-ort", action="store_true", help="leave out the onnxruntime FP32 row")
+    ap.add_argument("--note", default="", help="a line for the document's header (e.g. what the CLI was built from)")
     args = ap.parse_args()
     if args.from_json:
         with open(args.from_json) as f:
             result = json.load(f)
     else:
         result = measure(args)
+        result["note"] = args.note
         os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
         with open(args.json, "w") as f:
             json.dump(result, f, indent=1)
