@@ -291,9 +291,15 @@ def goal_check(name, m):
         if reasons:
             why[-1] += f"; reasons: {', '.join(reasons)}"
         preds = [l["predicted"] for l in auto["layers"] if l.get("predicted") is not None]
-        if preds:
-            why[-1] += (f"; predicted per-layer errors {min(preds):.2g}..{max(preds):.2g} against the budget "
-                        f"{BUDGETS[metric][0]:g}")
+        ks = [l["kappa"] for l in auto["layers"] if l.get("kappa") is not None]
+        if preds and ks:
+            why[-1] += (f"; predicted per-layer errors at the chosen precisions {min(preds):.2g}..{max(preds):.2g}, "
+                        f"in INT8 {min(ks) / 255:.2g}..{max(ks) / 255:.2g}, against the budget {BUDGETS[metric][0]:g}")
+        if meta["task"] == "classification" and int8["agreement"] >= GOAL_AGREEMENT:
+            why[-1] += (f"; uniform INT8 itself agrees on {int8['agreement']:.4f} of the test split, so the budget "
+                        "did not need the promotions")
+        elif meta["task"] != "classification" and int8["rel_vs_fp32"] <= BUDGETS[metric][0]:
+            why[-1] += f"; uniform INT8 itself is within {int8['rel_vs_fp32']:.2g} of FP32"
     if not agree_ok:
         why.append(agree + " not met")
     if not acc_ok:
@@ -314,11 +320,12 @@ def observations(result):
             + "; `fp16 all` / `bf16 all` over FP32: " + ", ".join(
                 f"{n} {med(by(n)['fp16 all']) / med(by(n)['fp32']):.2f}x / "
                 f"{med(by(n)['bf16 all']) / med(by(n)['fp32']):.2f}x" for n in models) + ".")
-    slow = [n for n, v in ratios.items() if v > 1.0]
+    fallback = {n for n in models if any(l["reason"] == "fallback" for l in by(n)[UNIFORM_INT8]["layers"])}
+    slow = [n for n, v in ratios.items() if v > 1.0 and n not in fallback]
     if slow:
         line += (f" INT8 is slower than FP32 on {', '.join(slow)}: the layers are small (64-512 rows, 4-256 "
                  "input features), too little work per call to pay for quantizing the activations and "
-                 "dequantizing the result (see `--dumpProfile`: the INT8 kernels win on the larger layers only).")
+                 "dequantizing the result (`--dumpProfile` shows the INT8 kernels winning on the larger layers only).")
     out.append(line)
     tr = []
     for n in models:
@@ -328,17 +335,16 @@ def observations(result):
                "layers in INT8: " + ", ".join(tr) + ". Forced (`int8 all`) and auto-chosen INT8 layers run the INT8 "
                "kernel even where it is slower: `--precision=auto` ranks precisions by a fixed cost order "
                "(int8 < bf16 < fp16 < fp32), not by the builder's timings.")
-    fb = []
-    for n in models:
-        for r in models[n]["rows"]:
-            lay = [l["name"] for l in r["layers"] if l["reason"] == "fallback"]
-            if lay and r["mode"] == UNIFORM_INT8:
-                fb.append(f"{n}: {', '.join('`' + x + '`' for x in lay)} (tactics "
-                          f"{', '.join(sorted({l['tactic'] for l in r['layers'] if l['reason'] == 'fallback'}))})")
-    if fb:
-        out.append("Layers left in FP32 with precisionReason=fallback under `--layerPrecisions=*:int8` (no INT8 "
-                   "kernel served them at build time; with `--blockedLayouts=never` they run INT8): " + "; ".join(fb)
-                   + ": the NCHW16c region the layout choice gave them has no INT8 candidate.")
+    for n in sorted(fallback):
+        f32 = {l["name"]: l["tactic"] for l in by(n)["fp32"]["layers"]}
+        lay = [l for l in by(n)[UNIFORM_INT8]["layers"] if l["reason"] == "fallback"]
+        out.append(f"{n}: under `--layerPrecisions=*:int8` {len(lay)} layers stay FP32 (precisionReason=fallback: no "
+                   "INT8 kernel was offered them; with `--blockedLayouts=never` they do run INT8), and their FP32 "
+                   "tactics differ from the FP32 engine's: " + "; ".join(
+                       f"`{l['name']}` {l['tactic']} (FP32 engine: {f32.get(l['name'], '?')})" for l in lay)
+                   + f". Uniform INT8 costs {ratios[n]:.2f}x FP32 here; `int8 all (--blockedLayouts=never)`, every "
+                   f"layer INT8, {med(by(n)[UNIFORM_INT8 + NEVER]) / med(by(n)['fp32']):.2f}x."
+                   if (UNIFORM_INT8 + NEVER) in by(n) else ".")
     tight = []
     for n, m in models.items():
         metric = m["meta"]["metric"]
@@ -367,7 +373,7 @@ def observations(result):
             continue
         rows = m["rows"]
         k = next((l["kappa"] for r in rows for l in r["layers"] if l["name"] == bad and l.get("kappa") is not None), None)
-        others = [l["kappa"] for l in rows[-1]["layers"] if l["name"] != bad and l.get("kappa") is not None]
+        others = [l["kappa"] for r in rows for l in r["layers"] if l["name"] != bad and l.get("kappa") is not None]
         autos = [r for r in rows if r["mode"].startswith("auto")]
         held = ", ".join(f"{r['mode']}: {next((l['precision'] for l in r['layers'] if l['name'] == bad), '?')} "
                          f"(others {prec_summary([l for l in r['layers'] if l['name'] != bad])})" for r in autos)
@@ -407,7 +413,7 @@ def write_plot(result, png):
             ax.scatter([x], [max(y, floor)], marker=marker, s=46, color=cmap(i % 20), label=r["mode"],
                        edgecolors="black", linewidths=0.4, zorder=3)
         ax.axhline(floor * 1.6, color="gray", linestyle="--", linewidth=0.6)
-        ax.text(ax.get_xlim()[0], floor * 1.7, " 0 (exact match)" if cls else " 0", fontsize=7, color="gray")
+        ax.text(ax.get_xlim()[0], floor * 1.7, " 0 (exact match)" if cls else " < 1e-6", fontsize=7, color="gray")
         ax.set_yscale("log")
         ax.set_xlabel("latency / FP32 latency (1 thread)")
         ax.set_ylabel("top-1 disagreement with FP32 (test split)" if cls else "relative error vs FP32 (test split)")
