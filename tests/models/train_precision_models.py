@@ -199,10 +199,9 @@ def save(out, name, model, in_name, in_shape, calib, xte, labels, meta):
     np.save(os.path.join(d, "calib", in_name + ".npy"), calib)
     np.save(os.path.join(d, "test", in_name + ".npy"), xte)
     np.save(os.path.join(d, "test", "labels.npy"), labels)
-    export(model, torch.from_numpy(xte[:batch].copy()), os.path.join(d, "model.onnx"), in_name, "logits"
-           if meta["task"] == "classification" else "fields")
-    meta = dict(meta, batch=batch, input=in_name, input_shape=list(in_shape),
-                output="logits" if meta["task"] == "classification" else "fields",
+    out_name = "logits" if meta["task"] == "classification" else "fields"
+    export(model, torch.from_numpy(xte[:batch].copy()), os.path.join(d, "model.onnx"), in_name, out_name)
+    meta = dict(meta, batch=batch, input=in_name, input_shape=list(in_shape), output=out_name,
                 calib_samples=len(calib), test_samples=len(xte), opset=OPSET)
     with open(os.path.join(d, "meta.json"), "w") as f:
         json.dump(meta, f, indent=2, sort_keys=True)
