@@ -493,7 +493,11 @@ void buildImpl(const std::string& onnxPath, const BuilderConfig& config, std::st
     for (ir::DataType p : precisions) gather(p);
     if (out.empty() && !isF32(given)) {
       // No kernel of the precision the node was given: --precisionConstraints=obey fails,
-      // prefer (and --precision=auto) run it in f32.
+      // prefer (and --precision=auto) run it in f32 — but not a layer of a Q/DQ model,
+      // whose input rounding (and the clamping it implies) f32 would drop.
+      const std::string why = n.tacticParams().getString(passes::kPrecisionReasonAttr, "");
+      ANVIL_CHECK(why != "model", ErrorCode::kUnsupported, n.label(), ": no ", ir::dtypeName(given),
+                  " kernel of this runtime serves this layer of the Q/DQ model");
       ANVIL_CHECK(precisionConfig.constraints != passes::PrecisionConfig::Constraints::kObey ||
                       n.tacticParams().getString(passes::kPrecisionReasonAttr, "") != "user",
                   ErrorCode::kUnsupported, n.label(), ": no ", ir::dtypeName(given),

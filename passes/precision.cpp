@@ -121,7 +121,9 @@ PassResult assignPrecisions(ir::Graph& g, const PassContext& ctx) {
     auto it = overrides.find(n.name());
     if (it == overrides.end() && isPrecisionCandidate(n)) it = overrides.find("*");
     if (it == overrides.end()) {
-      if (isPrecisionCandidate(n)) free.push_back(&n);
+      // A layer a Q/DQ model quantized keeps its INT8 (reason "model").
+      if (isPrecisionCandidate(n) && n.tacticParams().getString(kPrecisionReasonAttr, "") != "model")
+        free.push_back(&n);
       continue;
     }
     const ir::DataType t = it->second;
