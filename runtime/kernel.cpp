@@ -80,10 +80,11 @@ bool hostHas(const std::string& r) {
   __builtin_cpu_init();
   const int cap = maxIsaLevel();
   const bool avx512 = r.rfind("avx512", 0) == 0;
-  if ((avx512 && cap < 2) || ((r == "avx2" || r == "fma" || r == "f16c") && cap < 1)) return false;
+  if ((avx512 && cap < 2) || ((r == "avx2" || r == "fma" || r == "f16c" || r == "avxvnni") && cap < 1)) return false;
   if (r == "avx2") return __builtin_cpu_supports("avx2");
   if (r == "fma") return __builtin_cpu_supports("fma");
   if (r == "f16c") return __builtin_cpu_supports("f16c");
+  if (r == "avxvnni") return __builtin_cpu_supports("avxvnni");
   if (r == "avx512f") return __builtin_cpu_supports("avx512f");
   if (r == "avx512bw") return __builtin_cpu_supports("avx512bw");
   if (r == "avx512vl") return __builtin_cpu_supports("avx512vl");

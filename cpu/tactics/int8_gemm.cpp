@@ -1,0 +1,400 @@
+// The INT8 engine of cpu/tactics/int8_gemm.h: activation and weight quantization, the
+// 32-bit group packers (weights at build time, activations and im2col tiles per run), and
+// the register-tiled micro-kernels with the dequantizing store (AVX-512 VNNI, AVX-VNNI,
+// AVX2 s16 pairs).
+#include "cpu/tactics/int8_gemm.h"
+
+#include <immintrin.h>
+
+#include <algorithm>
+#include <array>
+#include <cmath>
+#include <cstring>
+#include <utility>
+
+namespace anvil::cpu::tactics {
+
+// Tiles: VNNI 8 rows x 3 vectors (24 zmm accumulators, the 3 activation vectors in
+// registers, the weight groups broadcast from memory by vpdpbusd itself); AVX2 4 x 2 (8
+// accumulators, 2 vectors, a broadcast and the vpmaddwd products in the 16 ymm).
+const I8Config& i8Config(I8Isa isa) {
+  static const I8Config kAvx2{4, 8, 2, 2};
+  static const I8Config kVnni512{8, 16, 4, 3};
+  static const I8Config kAvxVnni{4, 8, 4, 3};
+  switch (isa) {
+    case I8Isa::kAvx2: return kAvx2;
+    case I8Isa::kAvx512Vnni: return kVnni512;
+    case I8Isa::kAvxVnni: return kAvxVnni;
+  }
+  return kAvx2;
+}
+
+// ---------------------------------------------------------------------------------------
+// Quantization
+
+// The clamp before the conversion keeps cvtps in range (out of range it returns INT_MIN,
+// which would clamp a huge positive input to 0); +-512 is past every u8 result.
+uint8_t quantizeU8One(float x, float inv, int32_t zp) {
+  float v = x * inv;
+  if (std::isnan(v)) v = 0.0f;
+  v = std::min(std::max(v, -512.0f), 512.0f);
+  const int32_t r = int32_t(std::nearbyint(v)) + zp;  // the default rounding: half to even
+  return uint8_t(std::clamp(r, 0, 255));
+}
+
+__attribute__((target("avx2"))) void quantizeU8(const float* x, int64_t n, float inv, int32_t zp, uint8_t* q) {
+  const __m256 vinv = _mm256_set1_ps(inv), lo = _mm256_set1_ps(-512.0f), hi = _mm256_set1_ps(512.0f);
+  const __m256i z = _mm256_set1_epi32(zp);
+  const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+  int64_t i = 0;
+  for (; i + 32 <= n; i += 32) {
+    __m256i r[4];
+    for (int j = 0; j < 4; ++j) {
+      __m256 v = _mm256_mul_ps(_mm256_loadu_ps(x + i + 8 * j), vinv);
+      v = _mm256_and_ps(v, _mm256_cmp_ps(v, v, _CMP_ORD_Q));  // NaN -> 0
+      v = _mm256_min_ps(_mm256_max_ps(v, lo), hi);
+      r[j] = _mm256_add_epi32(_mm256_cvtps_epi32(v), z);
+    }
+    // packs/packus work per 128-bit lane: dwords come out as r0a r1a r2a r3a | r0b r1b r2b r3b.
+    const __m256i s = _mm256_packus_epi16(_mm256_packs_epi32(r[0], r[1]), _mm256_packs_epi32(r[2], r[3]));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(q + i), _mm256_permutevar8x32_epi32(s, order));
+  }
+  for (; i < n; ++i) q[i] = quantizeU8One(x[i], inv, zp);
+}
+
+I8Weights quantizeWeights(const float* w, int64_t N, int64_t K, int64_t fs, int64_t ks, const float* givenScales) {
+  I8Weights r;
+  r.N = N;
+  r.K = K;
+  r.q.assign(size_t(N * K), 0);
+  r.scale.assign(size_t(N), 1.0f);
+  r.sums.assign(size_t(N), 0);
+  for (int64_t f = 0; f < N; ++f) {
+    float s;
+    if (givenScales) {
+      s = givenScales[f];
+    } else {
+      float m = 0.0f;
+      for (int64_t k = 0; k < K; ++k) m = std::max(m, std::fabs(w[f * fs + k * ks]));
+      s = m > 0.0f && std::isfinite(m) ? m / 127.0f : 1.0f;
+    }
+    r.scale[size_t(f)] = s;
+    int32_t sum = 0;
+    for (int64_t k = 0; k < K; ++k) {
+      const float v = w[f * fs + k * ks] / s;
+      const float c = std::isnan(v) ? 0.0f : std::min(std::max(std::nearbyint(v), -127.0f), 127.0f);
+      r.q[size_t(f * K + k)] = int8_t(c);
+      sum += int32_t(c);
+    }
+    r.sums[size_t(f)] = sum;
+  }
+  return r;
+}
+
+// ---------------------------------------------------------------------------------------
+// Packing
+
+namespace {
+
+// Group g of a row: kg values from k = g * kg on (zeros past K), element i in byte i (u8/s8
+// quads) or in 16-bit half i (s16 pairs: u8 zero-extended, s8 sign-extended).
+inline uint32_t groupWord(const I8Config& c, const uint8_t* row, int64_t g, int64_t K, bool isSigned) {
+  uint32_t w = 0;
+  for (int i = 0; i < c.kg; ++i) {
+    const int64_t k = g * c.kg + i;
+    if (k >= K) break;
+    if (c.kg == 4) {
+      w |= uint32_t(row[k]) << (8 * i);
+    } else {
+      const int32_t v = isSigned ? int32_t(int8_t(row[k])) : int32_t(row[k]);
+      w |= (uint32_t(v) & 0xffffu) << (16 * i);
+    }
+  }
+  return w;
+}
+
+}  // namespace
+
+int64_t packedGroupWords(const I8Config& c, int64_t rows, int64_t K, int64_t block, int64_t tailMultiple) {
+  const int64_t KG = groupsOf(c, K);
+  int64_t words = 0;
+  for (int64_t b0 = 0; b0 < rows; b0 += block) words += KG * std::min(block, roundUp(rows - b0, tailMultiple));
+  return words;
+}
+
+void packGroups(const I8Config& c, const uint8_t* q, int64_t rows, int64_t K, int64_t ld, bool isSigned,
+                int64_t block, int64_t tailMultiple, uint32_t* dst) {
+  const int64_t KG = groupsOf(c, K);
+  for (int64_t b0 = 0; b0 < rows; b0 += block) {
+    const int64_t width = std::min(block, roundUp(rows - b0, tailMultiple));
+    for (int64_t r = 0; r < width; ++r) {
+      if (b0 + r >= rows) {
+        for (int64_t g = 0; g < KG; ++g) dst[g * width + r] = 0;
+        continue;
+      }
+      const uint8_t* row = q + (b0 + r) * ld;
+      for (int64_t g = 0; g < KG; ++g) dst[g * width + r] = groupWord(c, row, g, K, isSigned);
+    }
+    dst += KG * width;
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+// Convolution tiles
+
+namespace {
+
+// Row k = (ci, kh, kw) of the im2col matrix for output pixels [p0, p0 + np) into row.
+void gatherRow(const uint8_t* xq, const I8ConvGeom& g, uint8_t zp, int64_t k, int64_t p0, int64_t np, uint8_t* row) {
+  const int64_t ci = k / (g.kH * g.kW), kh = (k / g.kW) % g.kH, kw = k % g.kW;
+  const uint8_t* plane = xq + ci * g.H * g.W;
+  int64_t p = p0;
+  const int64_t end = p0 + np;
+  while (p < end) {
+    const int64_t oh = p / g.OW, ow0 = p % g.OW, ow1 = std::min(g.OW, ow0 + (end - p));
+    const int64_t n = ow1 - ow0;
+    uint8_t* out = row + (p - p0);
+    const int64_t ih = oh * g.sH - g.pt + kh * g.dH;
+    if (ih < 0 || ih >= g.H) {
+      std::memset(out, zp, size_t(n));
+    } else {
+      const uint8_t* src = plane + ih * g.W;
+      const int64_t off = kw * g.dW - g.pl;  // iw = ow * sW + off
+      if (g.sW == 1) {
+        // Valid ow: 0 <= ow + off < W.
+        const int64_t lo = std::clamp(-off, ow0, ow1), hi = std::clamp(g.W - off, lo, ow1);
+        if (lo > ow0) std::memset(out, zp, size_t(lo - ow0));
+        if (hi > lo) std::memcpy(out + (lo - ow0), src + lo + off, size_t(hi - lo));
+        if (ow1 > hi) std::memset(out + (hi - ow0), zp, size_t(ow1 - hi));
+      } else {
+        for (int64_t ow = ow0; ow < ow1; ++ow) {
+          const int64_t iw = ow * g.sW + off;
+          out[ow - ow0] = iw >= 0 && iw < g.W ? src[iw] : zp;
+        }
+      }
+    }
+    p += n;
+  }
+}
+
+// Interleaves kg rows of width bytes (16 at a time) into [width] words.
+__attribute__((target("avx2"))) void interleave(int kg, const uint8_t* const* rows, int64_t width, uint32_t* dst) {
+  const __m128i zero = _mm_setzero_si128();
+  for (int64_t j = 0; j < width; j += 16) {
+    __m128i w[4];
+    if (kg == 4) {
+      const __m128i r0 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(rows[0] + j));
+      const __m128i r1 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(rows[1] + j));
+      const __m128i r2 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(rows[2] + j));
+      const __m128i r3 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(rows[3] + j));
+      const __m128i a = _mm_unpacklo_epi8(r0, r1), b = _mm_unpackhi_epi8(r0, r1);
+      const __m128i c = _mm_unpacklo_epi8(r2, r3), d = _mm_unpackhi_epi8(r2, r3);
+      w[0] = _mm_unpacklo_epi16(a, c);
+      w[1] = _mm_unpackhi_epi16(a, c);
+      w[2] = _mm_unpacklo_epi16(b, d);
+      w[3] = _mm_unpackhi_epi16(b, d);
+    } else {
+      const __m128i r0 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(rows[0] + j));
+      const __m128i r1 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(rows[1] + j));
+      const __m128i a = _mm_unpacklo_epi8(r0, zero), b = _mm_unpackhi_epi8(r0, zero);
+      const __m128i c = _mm_unpacklo_epi8(r1, zero), d = _mm_unpackhi_epi8(r1, zero);
+      w[0] = _mm_unpacklo_epi16(a, c);
+      w[1] = _mm_unpackhi_epi16(a, c);
+      w[2] = _mm_unpacklo_epi16(b, d);
+      w[3] = _mm_unpackhi_epi16(b, d);
+    }
+    for (int i = 0; i < 4; ++i) _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + j + 4 * i), w[i]);
+  }
+}
+
+}  // namespace
+
+void packConvTile(const I8Config& c, const uint8_t* xq, const I8ConvGeom& g, uint8_t zp, int64_t p0, int64_t np,
+                  int64_t width, uint32_t* dst, uint8_t* rowbuf) {
+  const int64_t K = g.C * g.kH * g.kW, KG = groupsOf(c, K), HW = g.H * g.W;
+  // A 1x1, stride-1, unpadded filter reads the image's channel rows in place (the bytes
+  // past np are other pixels' and only feed columns that are never stored; the caller
+  // leaves width bytes of slack after xq).
+  const bool direct = g.kH == 1 && g.kW == 1 && g.sH == 1 && g.sW == 1 && g.pt == 0 && g.pl == 0 && g.OW == g.W &&
+                      g.OH == g.H;
+  const uint8_t* rows[4];
+  for (int64_t gi = 0; gi < KG; ++gi) {
+    for (int i = 0; i < c.kg; ++i) {
+      const int64_t k = gi * c.kg + i;
+      uint8_t* buf = rowbuf + i * width;
+      if (k >= K) {
+        std::memset(buf, 0, size_t(width));
+        rows[i] = buf;
+      } else if (direct) {
+        rows[i] = xq + k * HW + p0;
+      } else {
+        gatherRow(xq, g, zp, k, p0, np, buf);
+        if (width > np) std::memset(buf + np, zp, size_t(width - np));
+        rows[i] = buf;
+      }
+    }
+    interleave(c.kg, rows, width, dst + gi * width);
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+// Micro-kernels
+
+namespace {
+
+struct Vnni512 {
+  template <int R, int NV, bool kConv>
+  __attribute__((target("avx512f,avx512bw,avx512vnni"))) static void run(int64_t KG, const uint32_t* bc,
+                                                                          const uint32_t* vec, int64_t gStride,
+                                                                          const int32_t* zc, const float* sc, float* C,
+                                                                          int64_t ldc, int cols) {
+    constexpr int MR = 8;
+    __m512i acc[R][NV];
+    #pragma GCC unroll 24
+    for (int r = 0; r < R; ++r)
+      #pragma GCC unroll 24
+      for (int v = 0; v < NV; ++v) acc[r][v] = _mm512_setzero_si512();
+    for (int64_t g = 0; g < KG; ++g) {
+      __m512i x[NV];
+      #pragma GCC unroll 24
+      for (int v = 0; v < NV; ++v) x[v] = _mm512_loadu_si512(vec + v * 16);
+      #pragma GCC unroll 24
+      for (int r = 0; r < R; ++r) {
+        const __m512i b = _mm512_set1_epi32(int32_t(bc[r]));
+        #pragma GCC unroll 24
+        for (int v = 0; v < NV; ++v)
+          acc[r][v] = kConv ? _mm512_dpbusd_epi32(acc[r][v], x[v], b) : _mm512_dpbusd_epi32(acc[r][v], b, x[v]);
+      }
+      bc += MR;
+      vec += gStride;
+    }
+    #pragma GCC unroll 24
+    for (int r = 0; r < R; ++r)
+      #pragma GCC unroll 24
+      for (int v = 0; v < NV; ++v) {
+        const int rem = cols - v * 16;
+        if (rem <= 0) break;
+        const __m512i z = kConv ? _mm512_set1_epi32(zc[r]) : _mm512_loadu_si512(zc + v * 16);
+        const __m512 s = kConv ? _mm512_set1_ps(sc[r]) : _mm512_loadu_ps(sc + v * 16);
+        const __m512 y = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(acc[r][v], z)), s);
+        float* out = C + r * ldc + v * 16;
+        if (rem >= 16)
+          _mm512_storeu_ps(out, y);
+        else
+          _mm512_mask_storeu_ps(out, __mmask16((1u << rem) - 1), y);
+      }
+  }
+};
+
+__attribute__((target("avx2"))) inline __m256i tailMask8(int rem) {
+  return _mm256_cmpgt_epi32(_mm256_set1_epi32(rem), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+
+// The dequantizing store of 8-lane accumulators (AVX2 and AVX-VNNI tiles).
+template <int R, int NV, bool kConv>
+__attribute__((target("avx2"), always_inline)) inline void store8(const __m256i (&acc)[R][NV], const int32_t* zc,
+                                                                   const float* sc, float* C, int64_t ldc, int cols) {
+  #pragma GCC unroll 24
+  for (int r = 0; r < R; ++r)
+    #pragma GCC unroll 24
+    for (int v = 0; v < NV; ++v) {
+      const int rem = cols - v * 8;
+      if (rem <= 0) break;
+      const __m256i z = kConv ? _mm256_set1_epi32(zc[r]) : _mm256_loadu_si256(reinterpret_cast<const __m256i*>(zc + v * 8));
+      const __m256 s = kConv ? _mm256_set1_ps(sc[r]) : _mm256_loadu_ps(sc + v * 8);
+      const __m256 y = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(acc[r][v], z)), s);
+      float* out = C + r * ldc + v * 8;
+      if (rem >= 8)
+        _mm256_storeu_ps(out, y);
+      else
+        _mm256_maskstore_ps(out, tailMask8(rem), y);
+    }
+}
+
+struct Avx2Pairs {
+  template <int R, int NV, bool kConv>
+  __attribute__((target("avx2,fma"))) static void run(int64_t KG, const uint32_t* bc, const uint32_t* vec,
+                                                      int64_t gStride, const int32_t* zc, const float* sc, float* C,
+                                                      int64_t ldc, int cols) {
+    constexpr int MR = 4;
+    __m256i acc[R][NV];
+    #pragma GCC unroll 24
+    for (int r = 0; r < R; ++r)
+      #pragma GCC unroll 24
+      for (int v = 0; v < NV; ++v) acc[r][v] = _mm256_setzero_si256();
+    for (int64_t g = 0; g < KG; ++g) {
+      __m256i x[NV];
+      #pragma GCC unroll 24
+      for (int v = 0; v < NV; ++v) x[v] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(vec + v * 8));
+      #pragma GCC unroll 24
+      for (int r = 0; r < R; ++r) {
+        const __m256i b = _mm256_set1_epi32(int32_t(bc[r]));
+        #pragma GCC unroll 24
+        for (int v = 0; v < NV; ++v) acc[r][v] = _mm256_add_epi32(acc[r][v], _mm256_madd_epi16(x[v], b));
+      }
+      bc += MR;
+      vec += gStride;
+    }
+    store8<R, NV, kConv>(acc, zc, sc, C, ldc, cols);
+  }
+};
+
+struct AvxVnni {
+  template <int R, int NV, bool kConv>
+  __attribute__((target("avx2,fma,avxvnni"))) static void run(int64_t KG, const uint32_t* bc, const uint32_t* vec,
+                                                              int64_t gStride, const int32_t* zc, const float* sc,
+                                                              float* C, int64_t ldc, int cols) {
+    constexpr int MR = 4;
+    __m256i acc[R][NV];
+    #pragma GCC unroll 24
+    for (int r = 0; r < R; ++r)
+      #pragma GCC unroll 24
+      for (int v = 0; v < NV; ++v) acc[r][v] = _mm256_setzero_si256();
+    for (int64_t g = 0; g < KG; ++g) {
+      __m256i x[NV];
+      #pragma GCC unroll 24
+      for (int v = 0; v < NV; ++v) x[v] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(vec + v * 8));
+      #pragma GCC unroll 24
+      for (int r = 0; r < R; ++r) {
+        const __m256i b = _mm256_set1_epi32(int32_t(bc[r]));
+        #pragma GCC unroll 24
+        for (int v = 0; v < NV; ++v)
+          acc[r][v] = kConv ? _mm256_dpbusd_avx_epi32(acc[r][v], x[v], b) : _mm256_dpbusd_avx_epi32(acc[r][v], b, x[v]);
+      }
+      bc += MR;
+      vec += gStride;
+    }
+    store8<R, NV, kConv>(acc, zc, sc, C, ldc, cols);
+  }
+};
+
+constexpr int kMaxR = 8, kMaxNv = 3;
+using TileTable = std::array<I8Tile, 2 * kMaxR * kMaxNv>;
+
+template <typename F, bool kConv, int R, int... Vs>
+void fillRow(TileTable& t, std::integer_sequence<int, Vs...>) {
+  ((t[size_t((kConv ? kMaxR * kMaxNv : 0) + (R - 1) * kMaxNv + Vs)] = &F::template run<R, Vs + 1, kConv>), ...);
+}
+template <typename F, int NV, bool kConv, int... Rs>
+void fillRows(TileTable& t, std::integer_sequence<int, Rs...>) {
+  (fillRow<F, kConv, Rs + 1>(t, std::make_integer_sequence<int, NV>{}), ...);
+}
+template <typename F, int MR, int NV>
+TileTable makeTable() {
+  TileTable t{};
+  fillRows<F, NV, false>(t, std::make_integer_sequence<int, MR>{});
+  fillRows<F, NV, true>(t, std::make_integer_sequence<int, MR>{});
+  return t;
+}
+
+}  // namespace
+
+I8Tile i8Tile(I8Isa isa, bool conv, int rows, int nvec) {
+  static const TileTable kAvx2 = makeTable<Avx2Pairs, 4, 2>();
+  static const TileTable kVnni = makeTable<Vnni512, 8, 3>();
+  static const TileTable kAvxVnniT = makeTable<AvxVnni, 4, 3>();
+  const TileTable& t = isa == I8Isa::kAvx2 ? kAvx2 : isa == I8Isa::kAvx512Vnni ? kVnni : kAvxVnniT;
+  return t[size_t((conv ? kMaxR * kMaxNv : 0) + (rows - 1) * kMaxNv + (nvec - 1))];
+}
+
+}  // namespace anvil::cpu::tactics
