@@ -59,7 +59,20 @@ __attribute__((target("avx2"))) void quantizeU8(const float* x, int64_t n, float
     const __m256i s = _mm256_packus_epi16(_mm256_packs_epi32(r[0], r[1]), _mm256_packs_epi32(r[2], r[3]));
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(q + i), _mm256_permutevar8x32_epi32(s, order));
   }
-  for (; i < n; ++i) q[i] = quantizeU8One(x[i], inv, zp);
+  // The tail eight at a time through the same lanes (a scalar tail cost more than the
+  // vector loop on 56-wide image rows).
+  for (; i < n; i += 8) {
+    const int64_t m = std::min<int64_t>(8, n - i);
+    const __m256i mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(int32_t(m)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+    __m256 v = _mm256_mul_ps(_mm256_maskload_ps(x + i, mask), vinv);
+    v = _mm256_and_ps(v, _mm256_cmp_ps(v, v, _CMP_ORD_Q));
+    v = _mm256_min_ps(_mm256_max_ps(v, lo), hi);
+    const __m256i r = _mm256_add_epi32(_mm256_cvtps_epi32(v), z);
+    const __m128i h = _mm_packs_epi32(_mm256_castsi256_si128(r), _mm256_extracti128_si256(r, 1));
+    alignas(16) uint8_t b[16];
+    _mm_store_si128(reinterpret_cast<__m128i*>(b), _mm_packus_epi16(h, h));
+    std::memcpy(q + i, b, size_t(m));
+  }
 }
 
 I8Weights quantizeWeights(const float* w, int64_t N, int64_t K, int64_t fs, int64_t ks, const float* givenScales) {
@@ -237,40 +250,78 @@ void packConvTile(const I8Config& c, const uint8_t* xq, const I8ConvGeom& g, uin
   }
 }
 
+int64_t i8PaddedScratch(const I8Config& c, int64_t W) {
+  const int64_t width = roundUp(W, 16);
+  return roundUp(c.kg * width + 64, 64) + width * 4 + 64;
+}
+
+void quantizePadded(const I8Config& c, const float* x, int64_t C, int64_t H, int64_t W, int64_t pt, int64_t pb,
+                    int64_t pl, int64_t pr, float inv, int32_t zp, uint32_t* dst, uint8_t* scratch) {
+  const int64_t CG = ceilDiv(C, c.kg), Hp = pt + H + pb, Wp = pl + W + pr, width = roundUp(W, 16);
+  uint32_t border = 0;
+  for (int i = 0; i < c.kg; ++i) border |= uint32_t(zp) << (c.kg == 4 ? 8 * i : 16 * i);
+  uint8_t* rows = scratch;  // kg rows of width bytes
+  auto* words = reinterpret_cast<uint32_t*>(scratch + roundUp(c.kg * width + 64, 64));
+  const uint8_t* rp[4];
+  for (int i = 0; i < c.kg; ++i) rp[i] = rows + i * width;
+  for (int64_t cg = 0; cg < CG; ++cg) {
+    uint32_t* plane = dst + cg * Hp * Wp;
+    std::fill(plane, plane + pt * Wp, border);
+    std::fill(plane + (pt + H) * Wp, plane + Hp * Wp, border);
+    for (int64_t h = 0; h < H; ++h) {
+      for (int i = 0; i < c.kg; ++i) {
+        const int64_t ch = cg * c.kg + i;
+        uint8_t* r = rows + i * width;
+        if (ch < C)
+          quantizeU8(x + (ch * H + h) * W, W, inv, zp, r);
+        else
+          std::memset(r, 0, size_t(W));
+      }
+      interleave(c.kg, rp, width, words);
+      uint32_t* out = plane + (pt + h) * Wp;
+      std::fill(out, out + pl, border);
+      std::memcpy(out + pl, words, size_t(W) * 4);
+      std::fill(out + pl + W, out + Wp, border);
+    }
+  }
+}
+
 // ---------------------------------------------------------------------------------------
 // Micro-kernels
 
 namespace {
 
 struct Vnni512 {
-  template <int R, int NV, bool kConv>
+  template <int R, int NV, bool kConv, bool kTable>
   __attribute__((target("avx512f,avx512bw,avx512vnni"))) static void run(int64_t KG, const uint32_t* bc,
                                                                           const uint32_t* vec, int64_t gStride,
-                                                                          const int32_t* zc, const float* sc, float* C,
-                                                                          int64_t ldc, int cols) {
+                                                                          const int32_t* goff, const int32_t* zc,
+                                                                          const float* sc, float* C, int64_t ldc,
+                                                                          int cols) {
     constexpr int MR = 8;
     __m512i acc[R][NV];
     #pragma GCC unroll 24
     for (int r = 0; r < R; ++r)
-      #pragma GCC unroll 24
+#pragma GCC unroll 24
       for (int v = 0; v < NV; ++v) acc[r][v] = _mm512_setzero_si512();
     for (int64_t g = 0; g < KG; ++g) {
+      const uint32_t* vg = kTable ? vec + goff[g] : vec;
       __m512i x[NV];
-      #pragma GCC unroll 24
-      for (int v = 0; v < NV; ++v) x[v] = _mm512_loadu_si512(vec + v * 16);
-      #pragma GCC unroll 24
+#pragma GCC unroll 24
+      for (int v = 0; v < NV; ++v) x[v] = _mm512_loadu_si512(vg + v * 16);
+#pragma GCC unroll 24
       for (int r = 0; r < R; ++r) {
         const __m512i b = _mm512_set1_epi32(int32_t(bc[r]));
-        #pragma GCC unroll 24
+  #pragma GCC unroll 24
         for (int v = 0; v < NV; ++v)
           acc[r][v] = kConv ? _mm512_dpbusd_epi32(acc[r][v], x[v], b) : _mm512_dpbusd_epi32(acc[r][v], b, x[v]);
       }
       bc += MR;
-      vec += gStride;
+      if (!kTable) vec += gStride;
     }
     #pragma GCC unroll 24
     for (int r = 0; r < R; ++r)
-      #pragma GCC unroll 24
+#pragma GCC unroll 24
       for (int v = 0; v < NV; ++v) {
         const int rem = cols - v * 16;
         if (rem <= 0) break;
@@ -312,89 +363,94 @@ __attribute__((target("avx2"), always_inline)) inline void store8(const __m256i 
 }
 
 struct Avx2Pairs {
-  template <int R, int NV, bool kConv>
+  template <int R, int NV, bool kConv, bool kTable>
   __attribute__((target("avx2,fma"))) static void run(int64_t KG, const uint32_t* bc, const uint32_t* vec,
-                                                      int64_t gStride, const int32_t* zc, const float* sc, float* C,
-                                                      int64_t ldc, int cols) {
+                                                      int64_t gStride, const int32_t* goff, const int32_t* zc,
+                                                      const float* sc, float* C, int64_t ldc, int cols) {
     constexpr int MR = 4;
     __m256i acc[R][NV];
     #pragma GCC unroll 24
     for (int r = 0; r < R; ++r)
-      #pragma GCC unroll 24
+#pragma GCC unroll 24
       for (int v = 0; v < NV; ++v) acc[r][v] = _mm256_setzero_si256();
     for (int64_t g = 0; g < KG; ++g) {
+      const uint32_t* vg = kTable ? vec + goff[g] : vec;
       __m256i x[NV];
-      #pragma GCC unroll 24
-      for (int v = 0; v < NV; ++v) x[v] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(vec + v * 8));
-      #pragma GCC unroll 24
+#pragma GCC unroll 24
+      for (int v = 0; v < NV; ++v) x[v] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(vg + v * 8));
+#pragma GCC unroll 24
       for (int r = 0; r < R; ++r) {
         const __m256i b = _mm256_set1_epi32(int32_t(bc[r]));
-        #pragma GCC unroll 24
+  #pragma GCC unroll 24
         for (int v = 0; v < NV; ++v) acc[r][v] = _mm256_add_epi32(acc[r][v], _mm256_madd_epi16(x[v], b));
       }
       bc += MR;
-      vec += gStride;
+      if (!kTable) vec += gStride;
     }
     store8<R, NV, kConv>(acc, zc, sc, C, ldc, cols);
   }
 };
 
 struct AvxVnni {
-  template <int R, int NV, bool kConv>
+  template <int R, int NV, bool kConv, bool kTable>
   __attribute__((target("avx2,fma,avxvnni"))) static void run(int64_t KG, const uint32_t* bc, const uint32_t* vec,
-                                                              int64_t gStride, const int32_t* zc, const float* sc,
-                                                              float* C, int64_t ldc, int cols) {
+                                                              int64_t gStride, const int32_t* goff, const int32_t* zc,
+                                                              const float* sc, float* C, int64_t ldc, int cols) {
     constexpr int MR = 4;
     __m256i acc[R][NV];
     #pragma GCC unroll 24
     for (int r = 0; r < R; ++r)
-      #pragma GCC unroll 24
+#pragma GCC unroll 24
       for (int v = 0; v < NV; ++v) acc[r][v] = _mm256_setzero_si256();
     for (int64_t g = 0; g < KG; ++g) {
+      const uint32_t* vg = kTable ? vec + goff[g] : vec;
       __m256i x[NV];
-      #pragma GCC unroll 24
-      for (int v = 0; v < NV; ++v) x[v] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(vec + v * 8));
-      #pragma GCC unroll 24
+#pragma GCC unroll 24
+      for (int v = 0; v < NV; ++v) x[v] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(vg + v * 8));
+#pragma GCC unroll 24
       for (int r = 0; r < R; ++r) {
         const __m256i b = _mm256_set1_epi32(int32_t(bc[r]));
-        #pragma GCC unroll 24
+  #pragma GCC unroll 24
         for (int v = 0; v < NV; ++v)
           acc[r][v] = kConv ? _mm256_dpbusd_avx_epi32(acc[r][v], x[v], b) : _mm256_dpbusd_avx_epi32(acc[r][v], b, x[v]);
       }
       bc += MR;
-      vec += gStride;
+      if (!kTable) vec += gStride;
     }
     store8<R, NV, kConv>(acc, zc, sc, C, ldc, cols);
   }
 };
 
 constexpr int kMaxR = 8, kMaxNv = 3;
-using TileTable = std::array<I8Tile, 2 * kMaxR * kMaxNv>;
+// Index: (variant, R - 1, NV - 1), variant 0 MatMul, 1 Conv, 2 Conv with a group table.
+using TileTable = std::array<I8Tile, 3 * kMaxR * kMaxNv>;
 
-template <typename F, bool kConv, int R, int... Vs>
+template <typename F, int Var, int R, int... Vs>
 void fillRow(TileTable& t, std::integer_sequence<int, Vs...>) {
-  ((t[size_t((kConv ? kMaxR * kMaxNv : 0) + (R - 1) * kMaxNv + Vs)] = &F::template run<R, Vs + 1, kConv>), ...);
+  ((t[size_t(Var * kMaxR * kMaxNv + (R - 1) * kMaxNv + Vs)] = &F::template run<R, Vs + 1, Var != 0, Var == 2>), ...);
 }
-template <typename F, int NV, bool kConv, int... Rs>
+template <typename F, int NV, int Var, int... Rs>
 void fillRows(TileTable& t, std::integer_sequence<int, Rs...>) {
-  (fillRow<F, kConv, Rs + 1>(t, std::make_integer_sequence<int, NV>{}), ...);
+  (fillRow<F, Var, Rs + 1>(t, std::make_integer_sequence<int, NV>{}), ...);
 }
 template <typename F, int MR, int NV>
 TileTable makeTable() {
   TileTable t{};
-  fillRows<F, NV, false>(t, std::make_integer_sequence<int, MR>{});
-  fillRows<F, NV, true>(t, std::make_integer_sequence<int, MR>{});
+  fillRows<F, NV, 0>(t, std::make_integer_sequence<int, MR>{});
+  fillRows<F, NV, 1>(t, std::make_integer_sequence<int, MR>{});
+  fillRows<F, NV, 2>(t, std::make_integer_sequence<int, MR>{});
   return t;
 }
 
 }  // namespace
 
-I8Tile i8Tile(I8Isa isa, bool conv, int rows, int nvec) {
+I8Tile i8Tile(I8Isa isa, bool conv, int rows, int nvec, bool table) {
   static const TileTable kAvx2 = makeTable<Avx2Pairs, 4, 2>();
   static const TileTable kVnni = makeTable<Vnni512, 8, 3>();
   static const TileTable kAvxVnniT = makeTable<AvxVnni, 4, 3>();
   const TileTable& t = isa == I8Isa::kAvx2 ? kAvx2 : isa == I8Isa::kAvx512Vnni ? kVnni : kAvxVnniT;
-  return t[size_t((conv ? kMaxR * kMaxNv : 0) + (rows - 1) * kMaxNv + (nvec - 1))];
+  const int var = table ? 2 : conv ? 1 : 0;
+  return t[size_t(var * kMaxR * kMaxNv + (rows - 1) * kMaxNv + (nvec - 1))];
 }
 
 }  // namespace anvil::cpu::tactics

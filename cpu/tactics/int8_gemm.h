@@ -73,13 +73,14 @@ int64_t packedGroupWords(const I8Config& c, int64_t rows, int64_t K, int64_t blo
 // Tiles
 
 // C[rows x cols] (row stride ldc) = dequantized (panel rows) . (nvec vectors): the panel
-// bc [KG][mr] words (row r at + r), the vectors vec + g * gStride + v * lanes. Conv tiles
+// bc [KG][mr] words (row r at + r), the vectors vec + g * gStride + v * lanes, or with a
+// group table (i8Tile(..., true)) vec + goff[g] + v * lanes (gStride unused). Conv tiles
 // (conv = true): bc holds s8 weights, vec u8 activations, zc/sc index rows; MatMul tiles:
 // bc holds u8 activations, vec s8 weights, zc/sc index columns (read a whole vector: pad
 // them to lanes). zc = z_x * colsum, sc = s_x * s_w. Columns past cols are not written.
-using I8Tile = void (*)(int64_t KG, const uint32_t* bc, const uint32_t* vec, int64_t gStride, const int32_t* zc,
-                        const float* sc, float* C, int64_t ldc, int cols);
-I8Tile i8Tile(I8Isa isa, bool conv, int rows, int nvec);
+using I8Tile = void (*)(int64_t KG, const uint32_t* bc, const uint32_t* vec, int64_t gStride, const int32_t* goff,
+                        const int32_t* zc, const float* sc, float* C, int64_t ldc, int cols);
+I8Tile i8Tile(I8Isa isa, bool conv, int rows, int nvec, bool table = false);
 
 // ---------------------------------------------------------------------------------------
 // Convolution input: im2col rows of the quantized image into a tile of [KG][width] words
@@ -96,5 +97,17 @@ struct I8ConvGeom {
 // a multiple of lanes; columns past np hold zp). rowbuf: kg * width + 64 bytes of scratch.
 void packConvTile(const I8Config& c, const uint8_t* xq, const I8ConvGeom& g, uint8_t zp, int64_t p0, int64_t np,
                   int64_t width, uint32_t* dst, uint8_t* rowbuf);
+
+// ---------------------------------------------------------------------------------------
+// Convolution input without im2col (stride 1): the quantized image, padded and blocked
+
+// One image x (C x H x W f32) quantized into [CG][Hp][Wp] words, CG = ceil(C / kg) groups
+// of kg channels (element i of a word: channel cg * kg + i; 0 past C), Hp = pt + H + pb,
+// Wp = pl + W + pr, the border holding zp. For a stride-1 Conv, output pixel (oh, ow) at
+// j = oh * Wp + ow reads tap (kh, kw) of group cg at word j + (cg * Hp + kh * dH) * Wp +
+// kw * dW: 16 consecutive j are one vector, for every tap. scratch: i8PaddedScratch bytes.
+void quantizePadded(const I8Config& c, const float* x, int64_t C, int64_t H, int64_t W, int64_t pt, int64_t pb,
+                    int64_t pl, int64_t pr, float inv, int32_t zp, uint32_t* dst, uint8_t* scratch);
+int64_t i8PaddedScratch(const I8Config& c, int64_t W);
 
 }  // namespace anvil::cpu::tactics

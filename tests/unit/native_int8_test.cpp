@@ -698,4 +698,87 @@ TEST(NativeInt8Quantize, RoundsHalfToEvenAndClamps) {
   for (size_t i = 0; i < x.size(); ++i) ASSERT_EQ(q[i], quantizeU8One(x[i], 1.0f, 77)) << i << ": " << x[i];
 }
 
+// ---------------------------------------------------------------------------------------
+// Benchmark (run with --gtest_also_run_disabled_tests): each INT8 kernel against every f32
+// kernel the builder could pick for the same node (prepacked GEMM families, Winograd,
+// pixel-rows Conv), one thread (ANVIL_BENCH_THREADS=2 adds two), best of several runs.
+
+}  // namespace
+
+namespace anvil::runtime {
+void registerNativeLinearKernels(Kernels& k);    // cpu/tactics/native_linear.cpp
+void registerNativeWinogradKernels(Kernels& k);  // cpu/tactics/native_winograd.cpp
+void registerNativeConvRowsKernels(Kernels& k);  // cpu/tactics/native_conv_rows.cpp
+}  // namespace anvil::runtime
+
+namespace {
+
+runtime::Kernels& f32Registry() {
+  static runtime::Kernels* k = [] {
+    auto* r = new runtime::Kernels();
+    runtime::registerNativeLinearKernels(*r);
+    runtime::registerNativeWinogradKernels(*r);
+    runtime::registerNativeConvRowsKernels(*r);
+    return r;
+  }();
+  return *k;
+}
+
+double timeKernel(const runtime::Kernel& k, const Built& b, const Dims& outDims, int threads, int reps) {
+  const PreparedKernel pk = prepare(k, b, threads);
+  Step step(k, pk, b, outDims, true);
+  auto ex = runtime::makeCpuExecutor(threads);
+  for (int i = 0; i < 3; ++i) step.run(*ex);
+  double best = 1e30;
+  for (int round = 0; round < 7; ++round) {
+    const auto t0 = std::chrono::steady_clock::now();
+    for (int i = 0; i < reps; ++i) step.run(*ex);
+    best = std::min(best, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() / reps);
+  }
+  return best;
+}
+
+TEST(NativeInt8Bench, DISABLED_VsF32) {
+  const char* env = std::getenv("ANVIL_BENCH_THREADS");
+  const int maxThreads = env ? std::atoi(env) : 1;
+  const Dims w3{64, 64, 3, 3}, w1{64, 256, 1, 1};
+  const std::vector<I8Case> shapes = {
+      {{"conv3x3_64to64_56x56", "Conv", "", {Dims{1, 64, 56, 56}, w3, Dims{64}}, {false, true, true},
+        convAttrs(w3, {}, {}, {1, 1, 1, 1})}},
+      {{"conv1x1_256to64_56x56", "Conv", "", {Dims{1, 256, 56, 56}, w1, Dims{64}}, {false, true, true},
+        convAttrs(w1, {}, {}, {})}},
+      {{"matmul_128x768x768", "MatMul", "", {Dims{128, 768}, Dims{768, 768}}, {false, true}, {}}},
+      {{"matmul_1x768x768", "MatMul", "", {Dims{1, 768}, Dims{768, 768}}, {false, true}, {}}},
+      {{"matmul_128x768x3072", "MatMul", "", {Dims{128, 768}, Dims{768, 3072}}, {false, true}, {}}},
+  };
+  const char* only = std::getenv("ANVIL_BENCH_ONLY");  // a substring of the shape names
+  const bool f32 = std::getenv("ANVIL_BENCH_NO_F32") == nullptr;
+  for (const I8Case& ic : shapes) {
+    if (only && ic.c.name.find(only) == std::string::npos) continue;
+    Calibration cal;
+    const Built b = buildI8(ic, 7, &cal);
+    const Dims out = b.node->output(0)->shape().extents();
+    const Dims& wd = b.tensors[1].dims();
+    const double ops = 2.0 * double(ir::numelOf(out)) * double(ic.c.op == "Conv" ? wd[1] * wd[2] * wd[3] : wd[0]);
+    for (int t = 1; t <= maxThreads; ++t) {
+      std::printf("%s, %d thread(s), %.2f GOP\n", ic.c.name.c_str(), t, ops * 1e-9);
+      double bestF32 = 1e30;
+      std::string bestName;
+      for (const runtime::Kernel* k : f32Registry().all()) {
+        if (!f32 || k->op != ic.c.op || !runtime::hostHasAll(k->requirements) || !k->supports(*b.node, b.types()))
+          continue;
+        const double s = timeKernel(*k, b, out, t, ops > 1e9 ? 5 : 20);
+        std::printf("  %-44s %8.3f ms %7.1f GOP/s\n", k->name.c_str(), s * 1e3, ops / s * 1e-9);
+        if (s < bestF32) bestF32 = s, bestName = k->name;
+      }
+      for (const runtime::Kernel* k : kernelsFor(ic.c.op, "")) {
+        if (!runtime::hostHasAll(k->requirements)) continue;
+        const double s = timeKernel(*k, b, out, t, ops > 1e9 ? 5 : 20);
+        std::printf("  %-44s %8.3f ms %7.1f GOP/s  %.2fx the best f32 (%s)\n", k->name.c_str(), s * 1e3,
+                    ops / s * 1e-9, bestF32 / s, bestName.c_str());
+      }
+    }
+  }
+}
+
 }  // namespace
