@@ -782,3 +782,36 @@ TEST(NativeInt8Bench, DISABLED_VsF32) {
 }
 
 }  // namespace
+
+namespace {
+
+// The micro-kernels alone on operands in L1 (K = 512): GOP/s per register tile.
+TEST(NativeInt8Bench, DISABLED_TilePeak) {
+  using namespace cpu::tactics;
+  const int64_t KG = 128;
+  std::vector<uint32_t> bc(size_t(KG * 8), 0x01020304u), vec(size_t(KG * 48), 0x05060708u);
+  std::vector<int32_t> zc(64, 0);
+  std::vector<float> sc(64, 1.0f), out(8 * 48);
+  for (I8Isa isa : {I8Isa::kAvx512Vnni, I8Isa::kAvxVnni, I8Isa::kAvx2}) {
+    const char* req = isa == I8Isa::kAvx512Vnni ? "avx512vnni" : isa == I8Isa::kAvxVnni ? "avxvnni" : "avx2";
+    if (!runtime::hostHas(req)) continue;
+    const I8Config& c = i8Config(isa);
+    for (int r = 1; r <= c.mr; ++r)
+      for (int nv = 1; nv <= c.nv; ++nv) {
+        const I8Tile t = i8Tile(isa, false, r, nv);
+        const int64_t gStride = int64_t(nv) * c.lanes;
+        const int reps = 20000;
+        double best = 1e30;
+        for (int round = 0; round < 5; ++round) {
+          const auto t0 = std::chrono::steady_clock::now();
+          for (int i = 0; i < reps; ++i)
+            t(KG, bc.data(), vec.data(), gStride, nullptr, zc.data(), sc.data(), out.data(), 48, int(gStride));
+          best = std::min(best, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() / reps);
+        }
+        const double ops = 2.0 * double(r) * double(gStride) * double(KG * c.kg);
+        std::printf("  %-12s %dx%-3d %7.1f GOP/s\n", req, r, int(gStride), ops / best * 1e-9);
+      }
+  }
+}
+
+}  // namespace
