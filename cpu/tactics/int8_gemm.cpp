@@ -250,6 +250,26 @@ void packConvTile(const I8Config& c, const uint8_t* xq, const I8ConvGeom& g, uin
   }
 }
 
+void packPointwiseTile(const I8Config& c, const float* x, int64_t C, int64_t HW, float inv, int32_t zp, int64_t p0,
+                       int64_t np, int64_t width, uint32_t* dst, uint8_t* rowbuf) {
+  const int64_t KG = groupsOf(c, C);
+  const uint8_t* rows[4];
+  for (int64_t gi = 0; gi < KG; ++gi) {
+    for (int i = 0; i < c.kg; ++i) {
+      const int64_t k = gi * c.kg + i;
+      uint8_t* buf = rowbuf + i * width;
+      if (k < C) {
+        quantizeU8(x + k * HW + p0, np, inv, zp, buf);
+        if (width > np) std::memset(buf + np, zp, size_t(width - np));
+      } else {
+        std::memset(buf, 0, size_t(width));
+      }
+      rows[i] = buf;
+    }
+    interleave(c.kg, rows, width, dst + gi * width);
+  }
+}
+
 int64_t i8PaddedScratch(const I8Config& c, int64_t W) {
   const int64_t width = roundUp(W, 16);
   return roundUp(c.kg * width + 64, 64) + width * 4 + 64;

@@ -771,8 +771,9 @@ TEST(NativeInt8Bench, DISABLED_VsF32) {
         std::printf("  %-44s %8.3f ms %7.1f GOP/s\n", k->name.c_str(), s * 1e3, ops / s * 1e-9);
         if (s < bestF32) bestF32 = s, bestName = k->name;
       }
+      const char* only = std::getenv("ANVIL_BENCH_KERNEL");  // a substring of the i8 kernels' names
       for (const runtime::Kernel* k : kernelsFor(ic.c.op, "")) {
-        if (!runtime::hostHasAll(k->requirements)) continue;
+        if (!runtime::hostHasAll(k->requirements) || (only && k->name.find(only) == std::string::npos)) continue;
         const double s = timeKernel(*k, b, out, t, ops > 1e9 ? 5 : 20);
         std::printf("  %-44s %8.3f ms %7.1f GOP/s  %.2fx the best f32 (%s)\n", k->name.c_str(), s * 1e3,
                     ops / s * 1e-9, bestF32 / s, bestName.c_str());
