@@ -316,8 +316,8 @@ struct Vnni512 {
   __attribute__((target("avx512f,avx512bw,avx512vnni"))) static void run(int64_t KG, const uint32_t* bc,
                                                                           const uint32_t* vec, int64_t gStride,
                                                                           const int32_t* goff, const int32_t* zc,
-                                                                          const float* sc, float* C, int64_t ldc,
-                                                                          int cols) {
+                                                                          const float* sc, const float* bias, float* C,
+                                                                          int64_t ldc, int cols) {
     constexpr int MR = 8;
     __m512i acc[R][NV];
     #pragma GCC unroll 24
@@ -347,7 +347,8 @@ struct Vnni512 {
         if (rem <= 0) break;
         const __m512i z = kConv ? _mm512_set1_epi32(zc[r]) : _mm512_loadu_si512(zc + v * 16);
         const __m512 s = kConv ? _mm512_set1_ps(sc[r]) : _mm512_loadu_ps(sc + v * 16);
-        const __m512 y = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(acc[r][v], z)), s);
+        __m512 y = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(acc[r][v], z)), s);
+        if (kConv && bias) y = _mm512_add_ps(y, _mm512_set1_ps(bias[r]));
         float* out = C + r * ldc + v * 16;
         if (rem >= 16)
           _mm512_storeu_ps(out, y);
@@ -364,7 +365,8 @@ __attribute__((target("avx2"))) inline __m256i tailMask8(int rem) {
 // The dequantizing store of 8-lane accumulators (AVX2 and AVX-VNNI tiles).
 template <int R, int NV, bool kConv>
 __attribute__((target("avx2"), always_inline)) inline void store8(const __m256i (&acc)[R][NV], const int32_t* zc,
-                                                                   const float* sc, float* C, int64_t ldc, int cols) {
+                                                                   const float* sc, const float* bias, float* C,
+                                                                   int64_t ldc, int cols) {
   #pragma GCC unroll 24
   for (int r = 0; r < R; ++r)
     #pragma GCC unroll 24
@@ -373,7 +375,8 @@ __attribute__((target("avx2"), always_inline)) inline void store8(const __m256i 
       if (rem <= 0) break;
       const __m256i z = kConv ? _mm256_set1_epi32(zc[r]) : _mm256_loadu_si256(reinterpret_cast<const __m256i*>(zc + v * 8));
       const __m256 s = kConv ? _mm256_set1_ps(sc[r]) : _mm256_loadu_ps(sc + v * 8);
-      const __m256 y = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(acc[r][v], z)), s);
+      __m256 y = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(acc[r][v], z)), s);
+      if (kConv && bias) y = _mm256_add_ps(y, _mm256_set1_ps(bias[r]));
       float* out = C + r * ldc + v * 8;
       if (rem >= 8)
         _mm256_storeu_ps(out, y);
@@ -386,7 +389,8 @@ struct Avx2Pairs {
   template <int R, int NV, bool kConv, bool kTable>
   __attribute__((target("avx2,fma"))) static void run(int64_t KG, const uint32_t* bc, const uint32_t* vec,
                                                       int64_t gStride, const int32_t* goff, const int32_t* zc,
-                                                      const float* sc, float* C, int64_t ldc, int cols) {
+                                                      const float* sc, const float* bias, float* C, int64_t ldc,
+                                                      int cols) {
     constexpr int MR = 4;
     __m256i acc[R][NV];
     #pragma GCC unroll 24
@@ -407,7 +411,7 @@ struct Avx2Pairs {
       bc += MR;
       if (!kTable) vec += gStride;
     }
-    store8<R, NV, kConv>(acc, zc, sc, C, ldc, cols);
+    store8<R, NV, kConv>(acc, zc, sc, bias, C, ldc, cols);
   }
 };
 
@@ -415,7 +419,8 @@ struct AvxVnni {
   template <int R, int NV, bool kConv, bool kTable>
   __attribute__((target("avx2,fma,avxvnni"))) static void run(int64_t KG, const uint32_t* bc, const uint32_t* vec,
                                                               int64_t gStride, const int32_t* goff, const int32_t* zc,
-                                                              const float* sc, float* C, int64_t ldc, int cols) {
+                                                              const float* sc, const float* bias, float* C,
+                                                              int64_t ldc, int cols) {
     constexpr int MR = 4;
     __m256i acc[R][NV];
     #pragma GCC unroll 24
@@ -437,7 +442,7 @@ struct AvxVnni {
       bc += MR;
       if (!kTable) vec += gStride;
     }
-    store8<R, NV, kConv>(acc, zc, sc, C, ldc, cols);
+    store8<R, NV, kConv>(acc, zc, sc, bias, C, ldc, cols);
   }
 };
 

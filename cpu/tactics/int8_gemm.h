@@ -78,8 +78,10 @@ int64_t packedGroupWords(const I8Config& c, int64_t rows, int64_t K, int64_t blo
 // (conv = true): bc holds s8 weights, vec u8 activations, zc/sc index rows; MatMul tiles:
 // bc holds u8 activations, vec s8 weights, zc/sc index columns (read a whole vector: pad
 // them to lanes). zc = z_x * colsum, sc = s_x * s_w. Columns past cols are not written.
+// Conv tiles add bias[r] (or nothing: null) after the scale, one f32 add: the bits of the
+// f32 kernels' bias-only epilogue row.
 using I8Tile = void (*)(int64_t KG, const uint32_t* bc, const uint32_t* vec, int64_t gStride, const int32_t* goff,
-                        const int32_t* zc, const float* sc, float* C, int64_t ldc, int cols);
+                        const int32_t* zc, const float* sc, const float* bias, float* C, int64_t ldc, int cols);
 I8Tile i8Tile(I8Isa isa, bool conv, int rows, int nvec, bool table = false);
 
 // ---------------------------------------------------------------------------------------

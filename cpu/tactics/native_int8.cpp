@@ -381,7 +381,7 @@ void runMatMul(const StepArgs& a) {
       for (int64_t i = rangeBegin(mPanels, mc, mChunks); i < rangeBegin(mPanels, mc + 1, mChunks); ++i) {
         const int64_t m0 = i * c.mr, R = std::min<int64_t>(c.mr, M - m0);
         float* y = yp + m0 * N + n0;
-        i8Tile(p.isa, false, int(R), nvec)(KG, panels + i * panelWords, wb, gStride, nullptr, zc + n0, sc + n0, y, N,
+        i8Tile(p.isa, false, int(R), nvec)(KG, panels + i * panelWords, wb, gStride, nullptr, zc + n0, sc + n0, nullptr, y, N,
                                            int(cols));
         for (int64_t r = 0; r < R; ++r) {
           float* yr = y + r * N;
@@ -589,6 +589,7 @@ void runConvDirect(const StepArgs& a, const I8Params& p, const Conv2dGeom& g) {
   const int64_t coChunks = units >= 2 * T ? 1 : std::min(coPanels, ceilDiv(2 * T, units));
   const int64_t items = units * coChunks, n = std::min<int64_t>(T, items);
   const int64_t groupW = int64_t(c.nv) * c.lanes;
+  const float* tb = ep.act ? nullptr : ep.bias;
   // Calls fn(p, count, j) for each run of valid pixels among positions [j0, j1).
   auto segments = [&](int64_t j0, int64_t j1, auto&& fn) {
     for (int64_t oh = j0 / d.Wp; oh * d.Wp < j1; ++oh) {
@@ -612,17 +613,19 @@ void runConvDirect(const StepArgs& a, const I8Params& p, const Conv2dGeom& g) {
           const int64_t co0 = q * c.mr, R = std::min<int64_t>(c.mr, Co - co0);
           const I8Tile tile = i8Tile(p.isa, true, int(R), nvec, true);
           if (inPlace) {
-            tile(KG, wp + q * KG * c.mr, xi + j, 0, goff, zc + co0, sc + co0, yi + co0 * P + j, P, int(cols));
+            tile(KG, wp + q * KG * c.mr, xi + j, 0, goff, zc + co0, sc + co0, tb ? tb + co0 : nullptr, yi + co0 * P + j, P,
+                 int(cols));
             continue;
           }
-          tile(KG, wp + q * KG * c.mr, xi + j, 0, goff, zc + co0, sc + co0, tmp, groupW, int(cols));
+          tile(KG, wp + q * KG * c.mr, xi + j, 0, goff, zc + co0, sc + co0, tb ? tb + co0 : nullptr, tmp, groupW,
+               int(cols));
           segments(j, j + cols, [&](int64_t px, int64_t cnt, int64_t jb) {
             for (int64_t r = 0; r < R; ++r)
               std::memcpy(yi + (co0 + r) * P + px, tmp + r * groupW + (jb - j), size_t(cnt) * 4);
           });
         }
       }
-      if (ep.any()) {
+      if (ep.act) {  // a bias alone was added in the tiles
         const int64_t co1 = std::min(Co, q1 * c.mr);
         segments(j0, j1, [&](int64_t px, int64_t cnt, int64_t) { ep.apply(yp, Co, P, img, q0 * c.mr, co1, px, cnt); });
       }
@@ -692,6 +695,7 @@ void runConv(const StepArgs& a) {
   const int64_t coChunks = units >= 2 * T ? 1 : std::min(coPanels, ceilDiv(2 * T, units));
   const int64_t items = units * coChunks, n = std::min<int64_t>(T, items);
   const int64_t groupW = int64_t(c.nv) * c.lanes;
+  const float* tileBias = act ? nullptr : bias;
   a.executor->parallelFor(n, [&](int64_t t) {
     char* slot = ws + l.shared + t * l.slot;
     auto* tile = reinterpret_cast<uint32_t*>(slot);
@@ -712,10 +716,11 @@ void runConv(const StepArgs& a) {
         for (int64_t q = q0; q < q1; ++q) {
           const int64_t co0 = q * c.mr, R = std::min<int64_t>(c.mr, Co - co0);
           i8Tile(p.isa, true, int(R), nvec)(KG, wp + q * KG * c.mr, tile + j, width, nullptr, zc + co0, sc + co0,
+                                            tileBias ? tileBias + co0 : nullptr,
                                             yi + co0 * P + j, P, int(cols));
         }
       }
-      if (!bias && !act) continue;
+      if (!act) continue;  // a bias alone was added in the tiles
       for (int64_t co = q0 * c.mr; co < std::min(Co, q1 * c.mr); ++co) {
         float* y = yi + co * P;
         if (act)

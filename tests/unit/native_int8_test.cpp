@@ -806,7 +806,7 @@ TEST(NativeInt8Bench, DISABLED_TilePeak) {
         for (int round = 0; round < 5; ++round) {
           const auto t0 = std::chrono::steady_clock::now();
           for (int i = 0; i < reps; ++i)
-            t(KG, bc.data(), vec.data(), gStride, nullptr, zc.data(), sc.data(), out.data(), 48, int(gStride));
+            t(KG, bc.data(), vec.data(), gStride, nullptr, zc.data(), sc.data(), nullptr, out.data(), 48, int(gStride));
           best = std::min(best, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() / reps);
         }
         const double ops = 2.0 * double(r) * double(gStride) * double(KG * c.kg);
