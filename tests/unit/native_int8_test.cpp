@@ -173,6 +173,17 @@ std::vector<I8Case> allCases() {
         convAttrs(Dims{5, 3, 2, 3}, {1, 3}, {2, 1}, {1, 0, 0, 1}));
     add("Conv_same_upper_s2", "Conv", "", {Dims{1, 3, 10, 11}, Dims{4, 3, 3, 3}}, {false, true},
         convAttrs(Dims{4, 3, 3, 3}, {2, 2}, {}, {}, "SAME_UPPER"));
+    // Stride 1 without im2col: 5x5, a 3x1 whose positions are the pixels (stores in place),
+    // several position chunks and channel groups with a partial last group, batch 2.
+    const Dims w5{6, 7, 5, 5}, w31{9, 6, 3, 1}, wd{33, 37, 3, 3};
+    add("Conv_5x5_p2_s1", "Conv", "", {Dims{2, 7, 9, 10}, w5, Dims{6}}, {false, true, true},
+        convAttrs(w5, {}, {}, {2, 2, 2, 2}));
+    add("Conv_3x1_p1_inplace", "Conv", "", {Dims{1, 6, 11, 13}, w31, Dims{9}}, {false, true, true},
+        convAttrs(w31, {}, {}, {1, 0, 1, 0}));
+    add("Conv_3x3_37to33_b2_chunks", "Conv", "", {Dims{2, 37, 23, 19}, wd, Dims{33}}, {false, true, true},
+        convAttrs(wd, {}, {}, {1, 1, 1, 1}));
+    add("Conv_3x3_s2_chunks", "Conv", "", {Dims{1, 37, 41, 39}, wd}, {false, true},
+        convAttrs(wd, {2, 2}, {}, {1, 1, 1, 1}));
     const Dims w1{7, 5, 1, 1};
     add("Conv_1x1_s2", "Conv", "", {Dims{1, 5, 9, 7}, w1}, {false, true}, convAttrs(w1, {2, 2}, {}, {}));
     add("Conv_1x1_pad", "Conv", "", {Dims{1, 5, 4, 3}, w1}, {false, true}, convAttrs(w1, {}, {}, {1, 0, 0, 2}));
