@@ -527,7 +527,6 @@ struct ConvEpilogue {
   ir::linear::Epilogue epi;
   EpilogueRow row, biasRow;
   bool act;
-  bool any() const { return bias || act; }
   void apply(float* yp, int64_t Co, int64_t P, int64_t img, int64_t co0, int64_t co1, int64_t p0, int64_t np) const {
     static constexpr Epilogue kNoEpilogue{};
     for (int64_t co = co0; co < co1; ++co) {

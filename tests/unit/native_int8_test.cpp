@@ -372,7 +372,9 @@ Emulated emulate(const Built& b, const I8Case& ic, const Calibration& cal, const
   const Case& c = ic.c;
   const bool fused = c.domain == "anvil";
   ir::linear::Epilogue e;
-  if (fused) EXPECT_EQ(ir::linear::readEpilogue(c.attrs, &e), "");
+  if (fused) {
+    EXPECT_EQ(ir::linear::readEpilogue(c.attrs, &e), "");
+  }
   const float* X = b.tensors[0].data<float>();
   const float* W = b.tensors[1].data<float>();
   const float* Z = b.tensors.size() > 3 && b.tensors[3].defined() ? b.tensors[3].data<float>() : nullptr;
