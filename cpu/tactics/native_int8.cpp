@@ -49,12 +49,11 @@ struct I8Params {
   int32_t zeroPoint = 0;  // z_x
   int64_t K = 0, N = 0;   // the weight: K x N features (Conv: K = C * kH * kW, N = output channels)
   int64_t pixelTile = 0;  // Conv: output pixels per im2col tile (a multiple of 48)
-  int64_t H = 0, W = 0;   // Conv: the prepared input extents (the direct form's offsets depend on them)
   ConvAttrs conv;
   EpilogueParams epi;
-  int32_t direct = 0;  // Conv: 1 = stride 1 without im2col (blobs[3]: the group offsets)
+  int32_t direct = 0;  // Conv: 1 = stride 1 without im2col
 };
-static_assert(sizeof(I8Params) == 10 * 4 + 5 * 8 + sizeof(ConvAttrs) + sizeof(EpilogueParams) + 4,
+static_assert(sizeof(I8Params) == 10 * 4 + 3 * 8 + sizeof(ConvAttrs) + sizeof(EpilogueParams) + 4,
               "I8Params must have no padding bytes");
 
 bool isF32(const ir::TensorType& t) { return t.dtype == DataType::kF32; }
@@ -450,11 +449,15 @@ DirectGeom directGeom(const I8Config& c, const Conv2dGeom& g) {
 // Positions per work item of the direct form (a multiple of every family's tile width).
 constexpr int64_t kDirectChunk = 192;
 
-// Shared: the blocked images, with a tile's worth of slack (the last positions' vectors
-// read past the last valid word). Per task: the quantizer's rows, or a tile's outputs.
+// Shared: the word offset of each K group (channel group, kh, kw) in an image, computed per
+// run from its extents, then the blocked images with a tile's worth of slack (the last
+// positions' vectors read past the last valid word). Per task: the quantizer's rows, or a
+// tile's outputs.
+int64_t offsetTableBytes(const DirectGeom& d, const Conv2dGeom& g) { return roundUp(d.CG * g.kH * g.kW * 4, 64); }
+
 Layout directLayout(const I8Config& c, const Conv2dGeom& g, const DirectGeom& d) {
   Layout l;
-  l.shared = roundUp((g.N * d.imageWords + 64) * 4, 64);
+  l.shared = offsetTableBytes(d, g) + roundUp((g.N * d.imageWords + 64) * 4, 64);
   l.slot = roundUp(std::max<int64_t>(i8PaddedScratch(c, g.W), int64_t(c.mr) * c.nv * c.lanes * 4), 64);
   return l;
 }
@@ -491,8 +494,6 @@ void prepareConv(I8Isa isa, bool fused, const PrepareInfo& info, Prepared* out) 
   const I8Config& c = i8Config(isa);
   p.K = g.C * g.kH * g.kW;
   p.N = g.M;
-  p.H = g.H;
-  p.W = g.W;
   // Stride 1: no im2col (3x3 64 -> 64 at 56x56 on VNNI: 0.96 -> 0.49 ms). But an unpadded
   // 1x1 keeps the tile path, whose tiles read the quantized channel rows in place (256 ->
   // 64 at 56x56: 0.35 ms there, 0.46 ms direct, whose 64 channel groups are 64 streams).
@@ -502,17 +503,8 @@ void prepareConv(I8Isa isa, bool fused, const PrepareInfo& info, Prepared* out) 
   prepareWeights(info, p, p.K, 1, 0, sx, 1.0f, out);
   if (p.direct) {
     const DirectGeom d = directGeom(c, g);
-    std::string goff(size_t(d.CG * g.kH * g.kW) * 4, '\0');
-    auto* o = reinterpret_cast<int32_t*>(goff.data());
-    for (int64_t cg = 0; cg < d.CG; ++cg)
-      for (int64_t kh = 0; kh < g.kH; ++kh)
-        for (int64_t kw = 0; kw < g.kW; ++kw) {
-          const int64_t off = (cg * d.Hp + kh * g.dH) * d.Wp + kw * g.dW;
-          ANVIL_CHECK(off < (int64_t(1) << 31), ErrorCode::kUnsupported, info.node->label(),
-                      ": the input is too large for the INT8 Conv's 32-bit offsets");
-          *o++ = int32_t(off);
-        }
-    out->blobs.push_back(std::move(goff));
+    ANVIL_CHECK(d.imageWords < (int64_t(1) << 31), ErrorCode::kUnsupported, info.node->label(),
+                ": the input is too large for the INT8 Conv's 32-bit offsets");
     out->workspaceBytes = uint64_t(directLayout(c, g, d).total(p.tasks));
   } else {
     out->workspaceBytes = uint64_t(convLayout(c, g.N * g.C * g.H * g.W, p.K, p.pixelTile).total(p.tasks));
@@ -562,7 +554,12 @@ void runConvDirect(const StepArgs& a, const I8Params& p, const Conv2dGeom& g) {
   const int T = tasksOf(a, p, double(a.out(0).numel()) * double(p.K));
   const Layout l = directLayout(c, g, d);
   char* ws = workspace(a, l, T);
-  auto* xb = reinterpret_cast<uint32_t*>(ws);
+  if (d.imageWords >= (int64_t(1) << 31)) a.fail("the input is too large for the INT8 Conv's 32-bit offsets");
+  auto* goff = reinterpret_cast<int32_t*>(ws);
+  for (int64_t cg = 0, i = 0; cg < d.CG; ++cg)
+    for (int64_t kh = 0; kh < g.kH; ++kh)
+      for (int64_t kw = 0; kw < g.kW; ++kw) goff[i++] = int32_t((cg * d.Hp + kh * g.dH) * d.Wp + kw * g.dW);
+  auto* xb = reinterpret_cast<uint32_t*>(ws + offsetTableBytes(d, g));
   // 1. The blocked padded images: items (image, channel group).
   {
     const float* xp = a.in(0).as<float>();
@@ -580,7 +577,6 @@ void runConvDirect(const StepArgs& a, const I8Params& p, const Conv2dGeom& g) {
   const uint32_t* wp = a.blobs[0].as<uint32_t>();
   const int32_t* zc = a.blobs[1].as<int32_t>();
   const float* sc = a.blobs[2].as<float>();
-  const int32_t* goff = a.blobs[3].as<int32_t>();
   float* yp = a.out(0).as<float>();
   const ConvEpilogue ep = convEpilogue(a, p, g.M);
   const bool inPlace = d.Wp == g.OW;  // positions are pixels: tiles store straight into Y
@@ -645,7 +641,6 @@ void runConv(const StepArgs& a) {
     a.fail("the output extents differ from the Conv's");
   if (Y.numel() == 0) return;
   if (p.direct) {
-    if (g.H != p.H || g.W != p.W) a.fail("X's spatial extents differ from the prepared ones");
     runConvDirect(a, p, g);
     return;
   }

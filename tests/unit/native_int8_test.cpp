@@ -607,6 +607,48 @@ TEST(NativeInt8Saturation, AllMaxProductsAreExact) {
     }
 }
 
+// A profile whose max shapes exceed the run's: prepare() at the max, run() at the smaller
+// extents (a different image size for the direct Conv, fewer rows for MatMul).
+TEST(NativeInt8Prepare, RunsShapesBelowThePreparedMax) {
+  const Dims w3{6, 5, 3, 3};
+  const std::vector<std::pair<I8Case, Dims>> cases = {
+      {{{"conv", "Conv", "", {Dims{1, 5, 9, 11}, w3, Dims{6}}, {false, true, true}, convAttrs(w3, {}, {}, {1, 1, 1, 1})}},
+       Dims{2, 5, 15, 17}},
+      {{{"conv_s2", "Conv", "", {Dims{1, 5, 9, 11}, w3}, {false, true}, convAttrs(w3, {2, 2}, {}, {1, 1, 1, 1})}},
+       Dims{2, 5, 15, 17}},
+      {{{"matmul", "MatMul", "", {Dims{7, 17}, Dims{17, 9}}, {false, true}, {}}}, Dims{40, 17}},
+  };
+  for (const auto& [ic, maxX] : cases) {
+    Calibration cal;
+    const Built b = buildI8(ic, 9, &cal);
+    const Emulated want = emulate(b, ic, cal, {});
+    const Dims out = b.node->output(0)->shape().extents();
+    for (const runtime::Kernel* k : kernelsFor(ic.c.op, "")) {
+      if (!runtime::hostHasAll(k->requirements)) continue;
+      PreparedKernel pk;
+      runtime::PrepareInfo info;
+      info.node = b.node;
+      info.minTypes = info.optTypes = info.maxTypes = b.types();
+      info.maxTypes[0] = ir::TensorType{DataType::kF32, ir::Shape::fromExtents(maxX)};
+      for (size_t i = 0; i < b.tensors.size(); ++i)
+        info.constants.push_back(b.node->input(i) ? b.node->input(i)->initializer() : nullptr);
+      info.threads = 2;
+      k->prepare(info, &pk.prepared);
+      pk.params = std::make_unique<Aligned>(pk.prepared.params.size());
+      std::memcpy(pk.params->p, pk.prepared.params.data(), pk.prepared.params.size());
+      for (const std::string& bl : pk.prepared.blobs) {
+        pk.blobs.push_back(std::make_unique<Aligned>(bl.size()));
+        std::memcpy(pk.blobs.back()->p, bl.data(), bl.size());
+        pk.views.push_back({pk.blobs.back()->p, bl.size()});
+      }
+      auto ex = runtime::makeCpuExecutor(2);
+      const RunResult r = runKernel(*k, pk, b, out, *ex);
+      EXPECT_TRUE(r.guardsIntact && r.workspaceIntact) << k->name << " on " << ic.c.name;
+      EXPECT_EQ(std::memcmp(r.out.data(), want.y.data(), want.y.size() * 4), 0) << k->name << " on " << ic.c.name;
+    }
+  }
+}
+
 // ---------------------------------------------------------------------------------------
 // Declines and registration
 
