@@ -802,6 +802,8 @@ TEST(NativeInt8Bench, DISABLED_VsF32) {
         convAttrs(w3, {}, {}, {1, 1, 1, 1})}},
       {{"conv1x1_256to64_56x56", "Conv", "", {Dims{1, 256, 56, 56}, w1, Dims{64}}, {false, true, true},
         convAttrs(w1, {}, {}, {})}},
+      {{"conv1x1_256to64_28x28", "Conv", "", {Dims{1, 256, 28, 28}, w1, Dims{64}}, {false, true, true},
+        convAttrs(w1, {}, {}, {})}},
       {{"matmul_128x768x768", "MatMul", "", {Dims{128, 768}, Dims{768, 768}}, {false, true}, {}}},
       {{"matmul_1x768x768", "MatMul", "", {Dims{1, 768}, Dims{768, 768}}, {false, true}, {}}},
       {{"matmul_128x768x3072", "MatMul", "", {Dims{128, 768}, Dims{768, 3072}}, {false, true}, {}}},
