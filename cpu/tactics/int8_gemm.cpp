@@ -259,23 +259,34 @@ void packConvTile(const I8Config& c, const uint8_t* xq, const I8ConvGeom& g, uin
   }
 }
 
-void packPointwiseTile(const I8Config& c, const float* x, int64_t C, int64_t HW, float inv, int32_t zp, int64_t p0,
-                       int64_t np, int64_t width, uint32_t* dst, uint8_t* rowbuf) {
+// Quantize and interleave in registers, eight pixels of kg channel rows at a time, no row
+// buffer. The clamp to [-zp, 255 - zp] before the rounding gives the same q as clamping
+// rint(x * inv) + zp to [0, 255] (the bounds are integers).
+__attribute__((target("avx2"))) void packPointwiseTile(const I8Config& c, const float* x, int64_t C, int64_t HW,
+                                                       float inv, int32_t zp, int64_t p0, int64_t np, int64_t width,
+                                                       uint32_t* dst) {
   const int64_t KG = groupsOf(c, C);
-  const uint8_t* rows[4];
+  const __m256 vinv = _mm256_set1_ps(inv), lo = _mm256_set1_ps(float(-zp)), hi = _mm256_set1_ps(float(255 - zp));
+  const __m256i z = _mm256_set1_epi32(zp), iota = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+  const int shift = c.kg == 4 ? 8 : 16;
   for (int64_t gi = 0; gi < KG; ++gi) {
-    for (int i = 0; i < c.kg; ++i) {
-      const int64_t k = gi * c.kg + i;
-      uint8_t* buf = rowbuf + i * width;
-      if (k < C) {
-        quantizeU8(x + k * HW + p0, np, inv, zp, buf);
-        if (width > np) std::memset(buf + np, zp, size_t(width - np));
-      } else {
-        std::memset(buf, 0, size_t(width));
+    const int rows = int(std::min<int64_t>(c.kg, C - gi * c.kg));
+    const float* src = x + gi * c.kg * HW + p0;
+    uint32_t* out = dst + gi * width;
+    for (int64_t j = 0; j < width; j += 8) {
+      const int64_t m = np - j;  // valid pixels here; masked loads give 0.0 (q = zp) past np
+      const __m256i mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(int32_t(std::clamp<int64_t>(m, 0, 8))), iota);
+      __m256i w = _mm256_setzero_si256();
+      for (int i = 0; i < rows; ++i) {
+        const float* r = src + i * HW + j;
+        __m256 v = _mm256_mul_ps(m >= 8 ? _mm256_loadu_ps(r) : _mm256_maskload_ps(r, mask), vinv);
+        v = _mm256_and_ps(v, _mm256_cmp_ps(v, v, _CMP_ORD_Q));  // NaN -> 0
+        v = _mm256_min_ps(_mm256_max_ps(v, lo), hi);
+        const __m256i q = _mm256_add_epi32(_mm256_cvtps_epi32(v), z);
+        w = _mm256_or_si256(w, _mm256_sll_epi32(q, _mm_cvtsi32_si128(shift * i)));
       }
-      rows[i] = buf;
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + j), w);
     }
-    interleave(c.kg, rows, width, dst + gi * width);
   }
 }
 

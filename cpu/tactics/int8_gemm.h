@@ -102,9 +102,9 @@ void packConvTile(const I8Config& c, const uint8_t* xq, const I8ConvGeom& g, uin
 
 // An unpadded 1x1 stride-1 Conv's tile straight from the f32 image x (C x HW): columns
 // [p0, p0 + np) of its C rows quantized and packed into dst [KG][width] words (columns past
-// np hold zp). rowbuf: kg * width + 64 bytes.
+// np hold zp).
 void packPointwiseTile(const I8Config& c, const float* x, int64_t C, int64_t HW, float inv, int32_t zp, int64_t p0,
-                       int64_t np, int64_t width, uint32_t* dst, uint8_t* rowbuf);
+                       int64_t np, int64_t width, uint32_t* dst);
 
 // ---------------------------------------------------------------------------------------
 // Convolution input without im2col (stride 1): the quantized image, padded and blocked
