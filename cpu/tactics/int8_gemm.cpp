@@ -259,68 +259,84 @@ void packConvTile(const I8Config& c, const uint8_t* xq, const I8ConvGeom& g, uin
   }
 }
 
-// Quantize and interleave in registers, eight pixels of kg channel rows at a time, no row
-// buffer. The clamp to [-zp, 255 - zp] before the rounding gives the same q as clamping
-// rint(x * inv) + zp to [0, 255] (the bounds are integers).
+namespace {
+
+// Eight pixels of up to kg channel rows (row i at src + i * rowStride) quantized into their
+// group words, in registers; lanes off `mask` read nothing and hold zp (x = 0.0). The clamp
+// to [-zp, 255 - zp] before the rounding gives the same q as clamping rint(x * inv) + zp to
+// [0, 255] (the bounds are integers); NaN gives zp.
+struct WordQuantizer {
+  __m256 inv, lo, hi;
+  __m256i z;
+  int shift;
+  __attribute__((target("avx2"))) WordQuantizer(const I8Config& c, float s, int32_t zp)
+      : inv(_mm256_set1_ps(s)),
+        lo(_mm256_set1_ps(float(-zp))),
+        hi(_mm256_set1_ps(float(255 - zp))),
+        z(_mm256_set1_epi32(zp)),
+        shift(c.kg == 4 ? 8 : 16) {}
+  __attribute__((target("avx2"), always_inline)) inline __m256i words(const float* src, int64_t rowStride, int rows,
+                                                                      bool full, __m256i mask) const {
+    __m256i w = _mm256_setzero_si256();
+    for (int i = 0; i < rows; ++i) {
+      const float* r = src + i * rowStride;
+      __m256 v = _mm256_mul_ps(full ? _mm256_loadu_ps(r) : _mm256_maskload_ps(r, mask), inv);
+      v = _mm256_and_ps(v, _mm256_cmp_ps(v, v, _CMP_ORD_Q));
+      v = _mm256_min_ps(_mm256_max_ps(v, lo), hi);
+      const __m256i q = _mm256_add_epi32(_mm256_cvtps_epi32(v), z);
+      w = _mm256_or_si256(w, _mm256_sll_epi32(q, _mm_cvtsi32_si128(shift * i)));
+    }
+    return w;
+  }
+};
+
+__attribute__((target("avx2"))) inline __m256i firstLanes(int64_t m) {
+  return _mm256_cmpgt_epi32(_mm256_set1_epi32(int32_t(std::clamp<int64_t>(m, 0, 8))),
+                            _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+
+}  // namespace
+
 __attribute__((target("avx2"))) void packPointwiseTile(const I8Config& c, const float* x, int64_t C, int64_t HW,
                                                        float inv, int32_t zp, int64_t p0, int64_t np, int64_t width,
                                                        uint32_t* dst) {
-  const int64_t KG = groupsOf(c, C);
-  const __m256 vinv = _mm256_set1_ps(inv), lo = _mm256_set1_ps(float(-zp)), hi = _mm256_set1_ps(float(255 - zp));
-  const __m256i z = _mm256_set1_epi32(zp), iota = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-  const int shift = c.kg == 4 ? 8 : 16;
-  for (int64_t gi = 0; gi < KG; ++gi) {
+  const WordQuantizer wq(c, inv, zp);
+  for (int64_t gi = 0; gi < groupsOf(c, C); ++gi) {
     const int rows = int(std::min<int64_t>(c.kg, C - gi * c.kg));
     const float* src = x + gi * c.kg * HW + p0;
     uint32_t* out = dst + gi * width;
     for (int64_t j = 0; j < width; j += 8) {
-      const int64_t m = np - j;  // valid pixels here; masked loads give 0.0 (q = zp) past np
-      const __m256i mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(int32_t(std::clamp<int64_t>(m, 0, 8))), iota);
-      __m256i w = _mm256_setzero_si256();
-      for (int i = 0; i < rows; ++i) {
-        const float* r = src + i * HW + j;
-        __m256 v = _mm256_mul_ps(m >= 8 ? _mm256_loadu_ps(r) : _mm256_maskload_ps(r, mask), vinv);
-        v = _mm256_and_ps(v, _mm256_cmp_ps(v, v, _CMP_ORD_Q));  // NaN -> 0
-        v = _mm256_min_ps(_mm256_max_ps(v, lo), hi);
-        const __m256i q = _mm256_add_epi32(_mm256_cvtps_epi32(v), z);
-        w = _mm256_or_si256(w, _mm256_sll_epi32(q, _mm_cvtsi32_si128(shift * i)));
-      }
-      _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + j), w);
+      const int64_t m = np - j;  // valid pixels here
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + j), wq.words(src + j, HW, rows, m >= 8, firstLanes(m)));
     }
   }
 }
 
-int64_t i8PaddedScratch(const I8Config& c, int64_t W) {
-  const int64_t width = roundUp(W, 16);
-  return roundUp(c.kg * width + 64, 64) + width * 4 + 64;
-}
-
-void quantizePadded(const I8Config& c, const float* x, int64_t C, int64_t H, int64_t W, int64_t pt, int64_t pb,
-                    int64_t pl, int64_t pr, float inv, int32_t zp, uint32_t* dst, uint8_t* scratch) {
-  const int64_t CG = ceilDiv(C, c.kg), Hp = pt + H + pb, Wp = pl + W + pr, width = roundUp(W, 16);
+__attribute__((target("avx2"))) void quantizePadded(const I8Config& c, const float* x, int64_t C, int64_t H,
+                                                    int64_t W, int64_t pt, int64_t pb, int64_t pl, int64_t pr,
+                                                    float inv, int32_t zp, uint32_t* dst) {
+  const int64_t CG = ceilDiv(C, c.kg), Hp = pt + H + pb, Wp = pl + W + pr;
   uint32_t border = 0;
   for (int i = 0; i < c.kg; ++i) border |= uint32_t(zp) << (c.kg == 4 ? 8 * i : 16 * i);
-  uint8_t* rows = scratch;  // kg rows of width bytes
-  auto* words = reinterpret_cast<uint32_t*>(scratch + roundUp(c.kg * width + 64, 64));
-  const uint8_t* rp[4];
-  for (int i = 0; i < c.kg; ++i) rp[i] = rows + i * width;
+  const WordQuantizer wq(c, inv, zp);
   for (int64_t cg = 0; cg < CG; ++cg) {
+    const int rows = int(std::min<int64_t>(c.kg, C - cg * c.kg));
     uint32_t* plane = dst + cg * Hp * Wp;
     std::fill(plane, plane + pt * Wp, border);
     std::fill(plane + (pt + H) * Wp, plane + Hp * Wp, border);
     for (int64_t h = 0; h < H; ++h) {
-      for (int i = 0; i < c.kg; ++i) {
-        const int64_t ch = cg * c.kg + i;
-        uint8_t* r = rows + i * width;
-        if (ch < C)
-          quantizeU8(x + (ch * H + h) * W, W, inv, zp, r);
-        else
-          std::memset(r, 0, size_t(W));
-      }
-      interleave(c.kg, rp, width, words);
+      const float* src = x + (cg * c.kg * H + h) * W;
       uint32_t* out = plane + (pt + h) * Wp;
       std::fill(out, out + pl, border);
-      std::memcpy(out + pl, words, size_t(W) * 4);
+      for (int64_t w = 0; w < W; w += 8) {
+        const int64_t m = W - w;
+        const __m256i mask = firstLanes(m);
+        const __m256i v = wq.words(src + w, H * W, rows, m >= 8, mask);
+        if (m >= 8)
+          _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + pl + w), v);
+        else
+          _mm256_maskstore_epi32(reinterpret_cast<int*>(out + pl + w), mask, v);
+      }
       std::fill(out + pl + W, out + Wp, border);
     }
   }

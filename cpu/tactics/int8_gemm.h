@@ -113,9 +113,8 @@ void packPointwiseTile(const I8Config& c, const float* x, int64_t C, int64_t HW,
 // of kg channels (element i of a word: channel cg * kg + i; 0 past C), Hp = pt + H + pb,
 // Wp = pl + W + pr, the border holding zp. For a stride-1 Conv, output pixel (oh, ow) at
 // j = oh * Wp + ow reads tap (kh, kw) of group cg at word j + (cg * Hp + kh * dH) * Wp +
-// kw * dW: 16 consecutive j are one vector, for every tap. scratch: i8PaddedScratch bytes.
+// kw * dW: 16 consecutive j are one vector, for every tap.
 void quantizePadded(const I8Config& c, const float* x, int64_t C, int64_t H, int64_t W, int64_t pt, int64_t pb,
-                    int64_t pl, int64_t pr, float inv, int32_t zp, uint32_t* dst, uint8_t* scratch);
-int64_t i8PaddedScratch(const I8Config& c, int64_t W);
+                    int64_t pl, int64_t pr, float inv, int32_t zp, uint32_t* dst);
 
 }  // namespace anvil::cpu::tactics

@@ -451,14 +451,13 @@ constexpr int64_t kDirectChunk = 192;
 
 // Shared: the word offset of each K group (channel group, kh, kw) in an image, computed per
 // run from its extents, then the blocked images with a tile's worth of slack (the last
-// positions' vectors read past the last valid word). Per task: the quantizer's rows, or a
-// tile's outputs.
+// positions' vectors read past the last valid word). Per task: a tile's outputs.
 int64_t offsetTableBytes(const DirectGeom& d, const Conv2dGeom& g) { return roundUp(d.CG * g.kH * g.kW * 4, 64); }
 
 Layout directLayout(const I8Config& c, const Conv2dGeom& g, const DirectGeom& d) {
   Layout l;
   l.shared = offsetTableBytes(d, g) + roundUp((g.N * d.imageWords + 64) * 4, 64);
-  l.slot = roundUp(std::max<int64_t>(i8PaddedScratch(c, g.W), int64_t(c.mr) * c.nv * c.lanes * 4), 64);
+  l.slot = roundUp(int64_t(c.mr) * c.nv * c.lanes * 4, 64);
   return l;
 }
 
@@ -565,11 +564,10 @@ void runConvDirect(const StepArgs& a, const I8Params& p, const Conv2dGeom& g) {
     const float* xp = a.in(0).as<float>();
     const int64_t units = g.N * d.CG, n = std::min<int64_t>(T, units);
     a.executor->parallelFor(n, [&](int64_t t) {
-      auto* scratch = reinterpret_cast<uint8_t*>(ws + l.shared + t * l.slot);
       for (int64_t u = rangeBegin(units, t, n); u < rangeBegin(units, t + 1, n); ++u) {
         const int64_t img = u / d.CG, cg = u % d.CG, c0 = cg * c.kg;
         quantizePadded(c, xp + (img * g.C + c0) * g.H * g.W, std::min<int64_t>(c.kg, g.C - c0), g.H, g.W, g.pt, g.pb,
-                       g.pl, g.pr, p.invScale, p.zeroPoint, xb + img * d.imageWords + cg * d.Hp * d.Wp, scratch);
+                       g.pl, g.pr, p.invScale, p.zeroPoint, xb + img * d.imageWords + cg * d.Hp * d.Wp);
       }
     });
   }
