@@ -233,12 +233,7 @@ __attribute__((target("avx2"))) void interleave(int kg, const uint8_t* const* ro
 
 void packConvTile(const I8Config& c, const uint8_t* xq, const I8ConvGeom& g, uint8_t zp, int64_t p0, int64_t np,
                   int64_t width, uint32_t* dst, uint8_t* rowbuf) {
-  const int64_t K = g.C * g.kH * g.kW, KG = groupsOf(c, K), HW = g.H * g.W;
-  // A 1x1, stride-1, unpadded filter reads the image's channel rows in place (the bytes
-  // past np are other pixels' and only feed columns that are never stored; the caller
-  // leaves width bytes of slack after xq).
-  const bool direct = g.kH == 1 && g.kW == 1 && g.sH == 1 && g.sW == 1 && g.pt == 0 && g.pl == 0 && g.OW == g.W &&
-                      g.OH == g.H;
+  const int64_t K = g.C * g.kH * g.kW, KG = groupsOf(c, K);
   const uint8_t* rows[4];
   for (int64_t gi = 0; gi < KG; ++gi) {
     for (int i = 0; i < c.kg; ++i) {
@@ -246,14 +241,11 @@ void packConvTile(const I8Config& c, const uint8_t* xq, const I8ConvGeom& g, uin
       uint8_t* buf = rowbuf + i * width;
       if (k >= K) {
         std::memset(buf, 0, size_t(width));
-        rows[i] = buf;
-      } else if (direct) {
-        rows[i] = xq + k * HW + p0;
       } else {
         gatherRow(xq, g, zp, k, p0, np, buf);
         if (width > np) std::memset(buf + np, zp, size_t(width - np));
-        rows[i] = buf;
       }
+      rows[i] = buf;
     }
     interleave(c.kg, rows, width, dst + gi * width);
   }

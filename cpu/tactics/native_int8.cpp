@@ -153,11 +153,11 @@ Layout matmulLayout(const I8Config& c, int64_t M, int64_t K) {
   return l;
 }
 
-// Conv: the quantized input (all images, with slack for the in-place 1x1 rows) and per task
-// one im2col tile [KG][pixelTile] words plus its kg row buffers.
+// Conv: the quantized input (all images) and per task one im2col tile [KG][pixelTile] words
+// plus its kg row buffers.
 Layout convLayout(const I8Config& c, int64_t xNumel, int64_t K, int64_t pixelTile) {
   Layout l;
-  l.shared = roundUp(xNumel + pixelTile + 64, 64);
+  l.shared = roundUp(xNumel, 64);
   l.slot = roundUp(groupsOf(c, K) * pixelTile * 4, 64) + roundUp(c.kg * pixelTile + 64, 64);
   return l;
 }
