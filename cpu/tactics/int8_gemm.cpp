@@ -304,32 +304,49 @@ __attribute__((target("avx2"))) void packPointwiseTile(const I8Config& c, const 
   }
 }
 
-__attribute__((target("avx2"))) void quantizePadded(const I8Config& c, const float* x, int64_t C, int64_t H,
+__attribute__((target("avx2"))) void quantizePhases(const I8Config& c, const float* x, int64_t C, int64_t H,
                                                     int64_t W, int64_t pt, int64_t pb, int64_t pl, int64_t pr,
-                                                    float inv, int32_t zp, uint32_t* dst) {
+                                                    int64_t sH, int64_t sW, float inv, int32_t zp, uint32_t* dst,
+                                                    uint32_t* scratch) {
   const int64_t CG = ceilDiv(C, c.kg), Hp = pt + H + pb, Wp = pl + W + pr;
+  const int64_t Hs = ceilDiv(Hp, sH), Ws = ceilDiv(Wp, sW), plane = Hs * Ws, block = sH * sW * plane;
   uint32_t border = 0;
   for (int i = 0; i < c.kg; ++i) border |= uint32_t(zp) << (c.kg == 4 ? 8 * i : 16 * i);
   const WordQuantizer wq(c, inv, zp);
+  const bool unit = sH == 1 && sW == 1;
   for (int64_t cg = 0; cg < CG; ++cg) {
     const int rows = int(std::min<int64_t>(c.kg, C - cg * c.kg));
-    uint32_t* plane = dst + cg * Hp * Wp;
-    std::fill(plane, plane + pt * Wp, border);
-    std::fill(plane + (pt + H) * Wp, plane + Hp * Wp, border);
+    uint32_t* out = dst + cg * block;
+    if (unit) {  // one phase: only the border needs filling
+      std::fill(out, out + pt * Ws, border);
+      std::fill(out + (pt + H) * Ws, out + plane, border);
+    } else {
+      std::fill(out, out + block, border);
+    }
     for (int64_t h = 0; h < H; ++h) {
       const float* src = x + (cg * c.kg * H + h) * W;
-      uint32_t* out = plane + (pt + h) * Wp;
-      std::fill(out, out + pl, border);
+      const int64_t hp = pt + h;
+      // The row's words: in place for one phase, else into scratch and then dealt out.
+      uint32_t* row = unit ? out + hp * Ws + pl : scratch;
+      if (unit) {
+        std::fill(out + hp * Ws, row, border);
+        std::fill(row + W, out + (hp + 1) * Ws, border);
+      }
       for (int64_t w = 0; w < W; w += 8) {
         const int64_t m = W - w;
         const __m256i mask = firstLanes(m);
         const __m256i v = wq.words(src + w, H * W, rows, m >= 8, mask);
         if (m >= 8)
-          _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + pl + w), v);
+          _mm256_storeu_si256(reinterpret_cast<__m256i*>(row + w), v);
         else
-          _mm256_maskstore_epi32(reinterpret_cast<int*>(out + pl + w), mask, v);
+          _mm256_maskstore_epi32(reinterpret_cast<int*>(row + w), mask, v);
       }
-      std::fill(out + pl + W, out + Wp, border);
+      if (unit) continue;
+      uint32_t* phaseRow = out + (hp % sH) * sW * plane + (hp / sH) * Ws;
+      for (int64_t w = 0; w < W; ++w) {
+        const int64_t wp = pl + w;
+        phaseRow[(wp % sW) * plane + wp / sW] = row[w];
+      }
     }
   }
 }

@@ -107,14 +107,19 @@ void packPointwiseTile(const I8Config& c, const float* x, int64_t C, int64_t HW,
                        int64_t np, int64_t width, uint32_t* dst);
 
 // ---------------------------------------------------------------------------------------
-// Convolution input without im2col (stride 1): the quantized image, padded and blocked
+// Convolution input without im2col: the quantized image, padded, blocked and split by phase
 
-// One image x (C x H x W f32) quantized into [CG][Hp][Wp] words, CG = ceil(C / kg) groups
-// of kg channels (element i of a word: channel cg * kg + i; 0 past C), Hp = pt + H + pb,
-// Wp = pl + W + pr, the border holding zp. For a stride-1 Conv, output pixel (oh, ow) at
-// j = oh * Wp + ow reads tap (kh, kw) of group cg at word j + (cg * Hp + kh * dH) * Wp +
-// kw * dW: 16 consecutive j are one vector, for every tap.
-void quantizePadded(const I8Config& c, const float* x, int64_t C, int64_t H, int64_t W, int64_t pt, int64_t pb,
-                    int64_t pl, int64_t pr, float inv, int32_t zp, uint32_t* dst);
+// One image x (C x H x W f32) quantized into [CG][sH * sW][Hs][Ws] words: CG = ceil(C / kg)
+// groups of kg channels (element i of a word: channel cg * kg + i; 0 past C), and the
+// padded image (Hp = pt + H + pb by Wp = pl + W + pr, the border holding zp) split into
+// its sH x sW phases: padded pixel (hp, wp) lands in phase (hp % sH, wp % sW) at
+// (hp / sH, wp / sW), Hs = ceil(Hp / sH), Ws = ceil(Wp / sW). Output pixel (oh, ow) of a
+// Conv with these strides, at position j = oh * Ws + ow, reads tap (kh, kw) of group cg at
+// word j + ((cg * sH * sW + (kh * dH) % sH * sW + (kw * dW) % sW) * Hs + (kh * dH) / sH) * Ws
+// + (kw * dW) / sW: 16 consecutive j are one vector, for every tap and any stride.
+// scratch: W + 8 words (used when a stride exceeds 1).
+void quantizePhases(const I8Config& c, const float* x, int64_t C, int64_t H, int64_t W, int64_t pt, int64_t pb,
+                    int64_t pl, int64_t pr, int64_t sH, int64_t sW, float inv, int32_t zp, uint32_t* dst,
+                    uint32_t* scratch);
 
 }  // namespace anvil::cpu::tactics

@@ -433,16 +433,16 @@ bool supportsFusedConv(const ir::Node& n, const std::vector<ir::TensorType>& in)
 // J = (OH - 1) * Wp + OW positions j = oh * Wp + ow (those with ow >= OW are computed and
 // dropped).
 struct DirectGeom {
-  int64_t CG, Hp, Wp, J, imageWords;
+  int64_t CG, Hs, Ws, J, imageWords;
 };
 
 DirectGeom directGeom(const I8Config& c, const Conv2dGeom& g) {
   DirectGeom d;
   d.CG = ceilDiv(g.C, c.kg);
-  d.Hp = g.pt + g.H + g.pb;
-  d.Wp = g.pl + g.W + g.pr;
-  d.J = (g.OH - 1) * d.Wp + g.OW;
-  d.imageWords = d.CG * d.Hp * d.Wp;
+  d.Hs = ceilDiv(g.pt + g.H + g.pb, g.sH);
+  d.Ws = ceilDiv(g.pl + g.W + g.pr, g.sW);
+  d.J = (g.OH - 1) * d.Ws + g.OW;
+  d.imageWords = d.CG * g.sH * g.sW * d.Hs * d.Ws;
   return d;
 }
 
@@ -457,7 +457,7 @@ int64_t offsetTableBytes(const DirectGeom& d, const Conv2dGeom& g) { return roun
 Layout directLayout(const I8Config& c, const Conv2dGeom& g, const DirectGeom& d) {
   Layout l;
   l.shared = offsetTableBytes(d, g) + roundUp((g.N * d.imageWords + 64) * 4, 64);
-  l.slot = roundUp(int64_t(c.mr) * c.nv * c.lanes * 4, 64);
+  l.slot = roundUp(std::max<int64_t>(int64_t(c.mr) * c.nv * c.lanes, g.W + 8) * 4, 64);
   return l;
 }
 
@@ -497,7 +497,7 @@ void prepareConv(I8Isa isa, bool fused, const PrepareInfo& info, Prepared* out) 
   // 1x1 keeps the tile path, whose tiles read the quantized channel rows in place (256 ->
   // 64 at 56x56: 0.35 ms there, 0.46 ms direct, whose 64 channel groups are 64 streams).
   const bool pointwise = g.kH == 1 && g.kW == 1 && g.pt == 0 && g.pl == 0 && g.pb == 0 && g.pr == 0;
-  p.direct = g.sH == 1 && g.sW == 1 && !pointwise;
+  p.direct = !pointwise;
   p.pixelTile = pixelTileOf(c, p.K, g.OH * g.OW);
   prepareWeights(info, p, p.K, 1, 0, sx, 1.0f, out);
   if (p.direct) {
@@ -557,17 +557,22 @@ void runConvDirect(const StepArgs& a, const I8Params& p, const Conv2dGeom& g) {
   auto* goff = reinterpret_cast<int32_t*>(ws);
   for (int64_t cg = 0, i = 0; cg < d.CG; ++cg)
     for (int64_t kh = 0; kh < g.kH; ++kh)
-      for (int64_t kw = 0; kw < g.kW; ++kw) goff[i++] = int32_t((cg * d.Hp + kh * g.dH) * d.Wp + kw * g.dW);
+      for (int64_t kw = 0; kw < g.kW; ++kw) {
+        const int64_t phase = cg * g.sH * g.sW + (kh * g.dH) % g.sH * g.sW + (kw * g.dW) % g.sW;
+        goff[i++] = int32_t((phase * d.Hs + (kh * g.dH) / g.sH) * d.Ws + (kw * g.dW) / g.sW);
+      }
   auto* xb = reinterpret_cast<uint32_t*>(ws + offsetTableBytes(d, g));
   // 1. The blocked padded images: items (image, channel group).
   {
     const float* xp = a.in(0).as<float>();
     const int64_t units = g.N * d.CG, n = std::min<int64_t>(T, units);
     a.executor->parallelFor(n, [&](int64_t t) {
+      auto* scratch = reinterpret_cast<uint32_t*>(ws + l.shared + t * l.slot);
       for (int64_t u = rangeBegin(units, t, n); u < rangeBegin(units, t + 1, n); ++u) {
         const int64_t img = u / d.CG, cg = u % d.CG, c0 = cg * c.kg;
-        quantizePadded(c, xp + (img * g.C + c0) * g.H * g.W, std::min<int64_t>(c.kg, g.C - c0), g.H, g.W, g.pt, g.pb,
-                       g.pl, g.pr, p.invScale, p.zeroPoint, xb + img * d.imageWords + cg * d.Hp * d.Wp);
+        quantizePhases(c, xp + (img * g.C + c0) * g.H * g.W, std::min<int64_t>(c.kg, g.C - c0), g.H, g.W, g.pt, g.pb,
+                       g.pl, g.pr, g.sH, g.sW, p.invScale, p.zeroPoint,
+                       xb + img * d.imageWords + cg * g.sH * g.sW * d.Hs * d.Ws, scratch);
       }
     });
   }
@@ -577,7 +582,7 @@ void runConvDirect(const StepArgs& a, const I8Params& p, const Conv2dGeom& g) {
   const float* sc = a.blobs[2].as<float>();
   float* yp = a.out(0).as<float>();
   const ConvEpilogue ep = convEpilogue(a, p, g.M);
-  const bool inPlace = d.Wp == g.OW;  // positions are pixels: tiles store straight into Y
+  const bool inPlace = d.Ws == g.OW;  // positions are pixels: tiles store straight into Y
   const int64_t chunks = ceilDiv(d.J, kDirectChunk), coPanels = ceilDiv(Co, c.mr), units = g.N * chunks;
   const int64_t coChunks = units >= 2 * T ? 1 : std::min(coPanels, ceilDiv(2 * T, units));
   const int64_t items = units * coChunks, n = std::min<int64_t>(T, items);
@@ -585,9 +590,9 @@ void runConvDirect(const StepArgs& a, const I8Params& p, const Conv2dGeom& g) {
   const float* tb = ep.act ? nullptr : ep.bias;
   // Calls fn(p, count, j) for each run of valid pixels among positions [j0, j1).
   auto segments = [&](int64_t j0, int64_t j1, auto&& fn) {
-    for (int64_t oh = j0 / d.Wp; oh * d.Wp < j1; ++oh) {
-      const int64_t b = std::max(j0, oh * d.Wp), e = std::min(j1, oh * d.Wp + g.OW);
-      if (b < e) fn(oh * g.OW + (b - oh * d.Wp), e - b, b);
+    for (int64_t oh = j0 / d.Ws; oh * d.Ws < j1; ++oh) {
+      const int64_t b = std::max(j0, oh * d.Ws), e = std::min(j1, oh * d.Ws + g.OW);
+      if (b < e) fn(oh * g.OW + (b - oh * d.Ws), e - b, b);
     }
   };
   a.executor->parallelFor(n, [&](int64_t t) {

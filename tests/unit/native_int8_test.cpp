@@ -796,7 +796,7 @@ double timeKernel(const runtime::Kernel& k, const Built& b, const Dims& outDims,
 TEST(NativeInt8Bench, DISABLED_VsF32) {
   const char* env = std::getenv("ANVIL_BENCH_THREADS");
   const int maxThreads = env ? std::atoi(env) : 1;
-  const Dims w3{64, 64, 3, 3}, w1{64, 256, 1, 1};
+  const Dims w3{64, 64, 3, 3}, w1{64, 256, 1, 1}, ws2{128, 128, 3, 3};
   const std::vector<I8Case> shapes = {
       {{"conv3x3_64to64_56x56", "Conv", "", {Dims{1, 64, 56, 56}, w3, Dims{64}}, {false, true, true},
         convAttrs(w3, {}, {}, {1, 1, 1, 1})}},
@@ -804,6 +804,8 @@ TEST(NativeInt8Bench, DISABLED_VsF32) {
         convAttrs(w1, {}, {}, {})}},
       {{"conv1x1_256to64_28x28", "Conv", "", {Dims{1, 256, 28, 28}, w1, Dims{64}}, {false, true, true},
         convAttrs(w1, {}, {}, {})}},
+      {{"conv3x3_s2_128to128_28x28", "Conv", "", {Dims{1, 128, 28, 28}, ws2, Dims{128}}, {false, true, true},
+        convAttrs(ws2, {2, 2}, {}, {1, 1, 1, 1})}},
       {{"matmul_128x768x768", "MatMul", "", {Dims{128, 768}, Dims{768, 768}}, {false, true}, {}}},
       {{"matmul_1x768x768", "MatMul", "", {Dims{1, 768}, Dims{768, 768}}, {false, true}, {}}},
       {{"matmul_128x768x3072", "MatMul", "", {Dims{128, 768}, Dims{768, 3072}}, {false, true}, {}}},
