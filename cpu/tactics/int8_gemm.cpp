@@ -1,5 +1,5 @@
 // The INT8 engine of cpu/tactics/int8_gemm.h: activation and weight quantization, the
-// 32-bit group packers (weights at build time, activations and im2col tiles per run), and
+// 32-bit group packers (weights at build time, activations and Conv images per run), and
 // the register-tiled micro-kernels with the dequantizing store (AVX-512 VNNI, AVX-VNNI,
 // AVX2 s16 pairs).
 // Speed (one thread, NativeInt8Bench.DISABLED_TilePeak / DISABLED_VsF32 on the shared
@@ -162,94 +162,7 @@ void packGroups(const I8Config& c, const uint8_t* q, int64_t rows, int64_t K, in
 }
 
 // ---------------------------------------------------------------------------------------
-// Convolution tiles
-
-namespace {
-
-// Row k = (ci, kh, kw) of the im2col matrix for output pixels [p0, p0 + np) into row.
-void gatherRow(const uint8_t* xq, const I8ConvGeom& g, uint8_t zp, int64_t k, int64_t p0, int64_t np, uint8_t* row) {
-  const int64_t ci = k / (g.kH * g.kW), kh = (k / g.kW) % g.kH, kw = k % g.kW;
-  const uint8_t* plane = xq + ci * g.H * g.W;
-  int64_t p = p0;
-  const int64_t end = p0 + np;
-  while (p < end) {
-    const int64_t oh = p / g.OW, ow0 = p % g.OW, ow1 = std::min(g.OW, ow0 + (end - p));
-    const int64_t n = ow1 - ow0;
-    uint8_t* out = row + (p - p0);
-    const int64_t ih = oh * g.sH - g.pt + kh * g.dH;
-    if (ih < 0 || ih >= g.H) {
-      std::memset(out, zp, size_t(n));
-    } else {
-      const uint8_t* src = plane + ih * g.W;
-      const int64_t off = kw * g.dW - g.pl;  // iw = ow * sW + off
-      if (g.sW == 1) {
-        // Valid ow: 0 <= ow + off < W.
-        const int64_t lo = std::clamp(-off, ow0, ow1), hi = std::clamp(g.W - off, lo, ow1);
-        if (lo > ow0) std::memset(out, zp, size_t(lo - ow0));
-        if (hi > lo) std::memcpy(out + (lo - ow0), src + lo + off, size_t(hi - lo));
-        if (ow1 > hi) std::memset(out + (hi - ow0), zp, size_t(ow1 - hi));
-      } else {
-        for (int64_t ow = ow0; ow < ow1; ++ow) {
-          const int64_t iw = ow * g.sW + off;
-          out[ow - ow0] = iw >= 0 && iw < g.W ? src[iw] : zp;
-        }
-      }
-    }
-    p += n;
-  }
-}
-
-// Interleaves kg rows of width bytes (16 at a time) into [width] words.
-__attribute__((target("avx2"))) void interleave(int kg, const uint8_t* const* rows, int64_t width, uint32_t* dst) {
-  const __m128i zero = _mm_setzero_si128();
-  for (int64_t j = 0; j < width; j += 16) {
-    __m128i w[4];
-    if (kg == 4) {
-      const __m128i r0 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(rows[0] + j));
-      const __m128i r1 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(rows[1] + j));
-      const __m128i r2 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(rows[2] + j));
-      const __m128i r3 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(rows[3] + j));
-      const __m128i a = _mm_unpacklo_epi8(r0, r1), b = _mm_unpackhi_epi8(r0, r1);
-      const __m128i c = _mm_unpacklo_epi8(r2, r3), d = _mm_unpackhi_epi8(r2, r3);
-      w[0] = _mm_unpacklo_epi16(a, c);
-      w[1] = _mm_unpackhi_epi16(a, c);
-      w[2] = _mm_unpacklo_epi16(b, d);
-      w[3] = _mm_unpackhi_epi16(b, d);
-    } else {
-      const __m128i r0 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(rows[0] + j));
-      const __m128i r1 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(rows[1] + j));
-      const __m128i a = _mm_unpacklo_epi8(r0, zero), b = _mm_unpackhi_epi8(r0, zero);
-      const __m128i c = _mm_unpacklo_epi8(r1, zero), d = _mm_unpackhi_epi8(r1, zero);
-      w[0] = _mm_unpacklo_epi16(a, c);
-      w[1] = _mm_unpackhi_epi16(a, c);
-      w[2] = _mm_unpacklo_epi16(b, d);
-      w[3] = _mm_unpackhi_epi16(b, d);
-    }
-    for (int i = 0; i < 4; ++i) _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + j + 4 * i), w[i]);
-  }
-}
-
-}  // namespace
-
-void packConvTile(const I8Config& c, const uint8_t* xq, const I8ConvGeom& g, uint8_t zp, int64_t p0, int64_t np,
-                  int64_t width, uint32_t* dst, uint8_t* rowbuf) {
-  const int64_t K = g.C * g.kH * g.kW, KG = groupsOf(c, K);
-  const uint8_t* rows[4];
-  for (int64_t gi = 0; gi < KG; ++gi) {
-    for (int i = 0; i < c.kg; ++i) {
-      const int64_t k = gi * c.kg + i;
-      uint8_t* buf = rowbuf + i * width;
-      if (k >= K) {
-        std::memset(buf, 0, size_t(width));
-      } else {
-        gatherRow(xq, g, zp, k, p0, np, buf);
-        if (width > np) std::memset(buf + np, zp, size_t(width - np));
-      }
-      rows[i] = buf;
-    }
-    interleave(c.kg, rows, width, dst + gi * width);
-  }
-}
+// Convolution inputs
 
 namespace {
 
@@ -392,7 +305,9 @@ struct Vnni512 {
         if (rem <= 0) break;
         const __m512i z = kConv ? _mm512_set1_epi32(zc[r]) : _mm512_loadu_si512(zc + v * 16);
         const __m512 s = kConv ? _mm512_set1_ps(sc[r]) : _mm512_loadu_ps(sc + v * 16);
-        __m512 y = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(acc[r][v], z)), s);
+        // The zero-masked form of vcvtdq2ps (all lanes kept): GCC 12 warns that the plain
+        // intrinsic's undefined pass-through "may be used uninitialized".
+        __m512 y = _mm512_mul_ps(_mm512_maskz_cvtepi32_ps(__mmask16(0xffff), _mm512_sub_epi32(acc[r][v], z)), s);
         if (kConv && bias) y = _mm512_add_ps(y, _mm512_set1_ps(bias[r]));
         float* out = C + r * ldc + v * 16;
         if (rem >= 16)

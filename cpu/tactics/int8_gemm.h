@@ -85,20 +85,7 @@ using I8Tile = void (*)(int64_t KG, const uint32_t* bc, const uint32_t* vec, int
 I8Tile i8Tile(I8Isa isa, bool conv, int rows, int nvec, bool table = false);
 
 // ---------------------------------------------------------------------------------------
-// Convolution input: im2col rows of the quantized image into a tile of [KG][width] words
-
-struct I8ConvGeom {
-  int64_t C, H, W;                 // one image (one group: all channels)
-  int64_t kH, kW, sH, sW, dH, dW;  // filter
-  int64_t pt, pl;                  // leading pads
-  int64_t OH, OW;
-};
-
-// Packs columns [p0, p0 + np) (output pixels) of the implicit im2col matrix of the
-// quantized image xq (C x H x W u8, padding = zp) into dst [KG][width] words (width >= np,
-// a multiple of lanes; columns past np hold zp). rowbuf: kg * width + 64 bytes of scratch.
-void packConvTile(const I8Config& c, const uint8_t* xq, const I8ConvGeom& g, uint8_t zp, int64_t p0, int64_t np,
-                  int64_t width, uint32_t* dst, uint8_t* rowbuf);
+// Convolution inputs
 
 // An unpadded 1x1 stride-1 Conv's tile straight from the f32 image x (C x HW): columns
 // [p0, p0 + np) of its C rows quantized and packed into dst [KG][width] words (columns past

@@ -8,7 +8,8 @@
 //  - prepare(): weights quantized per output feature (their own per-axis quantization when
 //    the value carries one) and packed into 32-bit groups; z_x * colsum and s_x * s_w
 //    (Gemm: times alpha) per feature; the workspace holds the quantized activations (A
-//    panels, or the u8 image of a Conv) and per-task im2col tiles.
+//    panels; a Conv's image padded, blocked by 4 or 2 channels and split by stride phase,
+//    or per-task tiles of a 1x1's channel rows).
 //  - run(): no allocation; every output element is one exact integer sum and one f32
 //    epilogue, so the bits do not depend on the thread count or the ISA.
 #include <algorithm>
@@ -48,10 +49,10 @@ struct I8Params {
   float invScale = 1.0f;  // 1 / s_x
   int32_t zeroPoint = 0;  // z_x
   int64_t K = 0, N = 0;   // the weight: K x N features (Conv: K = C * kH * kW, N = output channels)
-  int64_t pixelTile = 0;  // Conv: output pixels per im2col tile (a multiple of 48)
+  int64_t pixelTile = 0;  // 1x1 Conv: output pixels per tile (a multiple of 48)
   ConvAttrs conv;
   EpilogueParams epi;
-  int32_t direct = 0;  // Conv: 1 = stride 1 without im2col
+  int32_t direct = 0;  // Conv: 1 = the direct form (all but unpadded 1x1 stride-1 Convs)
 };
 static_assert(sizeof(I8Params) == 10 * 4 + 3 * 8 + sizeof(ConvAttrs) + sizeof(EpilogueParams) + 4,
               "I8Params must have no padding bytes");
@@ -153,12 +154,10 @@ Layout matmulLayout(const I8Config& c, int64_t M, int64_t K) {
   return l;
 }
 
-// Conv: the quantized input (all images) and per task one im2col tile [KG][pixelTile] words
-// plus its kg row buffers.
-Layout convLayout(const I8Config& c, int64_t xNumel, int64_t K, int64_t pixelTile) {
+// The 1x1 Conv: per task one tile [KG][pixelTile] words.
+Layout pointwiseLayout(const I8Config& c, int64_t K, int64_t pixelTile) {
   Layout l;
-  l.shared = roundUp(xNumel, 64);
-  l.slot = roundUp(groupsOf(c, K) * pixelTile * 4, 64) + roundUp(c.kg * pixelTile + 64, 64);
+  l.slot = roundUp(groupsOf(c, K) * pixelTile * 4, 64);
   return l;
 }
 
@@ -429,9 +428,9 @@ bool supportsFusedConv(const ir::Node& n, const std::vector<ir::TensorType>& in)
   return supportsConv(n, in) && fusedEpilogueSupported(n, in);
 }
 
-// The direct (stride-1) form: the blocked padded image [CG][Hp][Wp] words per image, and
-// J = (OH - 1) * Wp + OW positions j = oh * Wp + ow (those with ow >= OW are computed and
-// dropped).
+// The direct form: per image the blocked padded image split by stride phase, [CG][sH * sW]
+// [Hs][Ws] words (quantizePhases), and J = (OH - 1) * Ws + OW positions j = oh * Ws + ow
+// (those with ow >= OW are computed and dropped).
 struct DirectGeom {
   int64_t CG, Hs, Ws, J, imageWords;
 };
@@ -461,12 +460,8 @@ Layout directLayout(const I8Config& c, const Conv2dGeom& g, const DirectGeom& d)
   return l;
 }
 
-I8ConvGeom convGeom(const Conv2dGeom& g) {
-  return {g.C, g.H, g.W, g.kH, g.kW, g.sH, g.sW, g.dH, g.dW, g.pt, g.pl, g.OH, g.OW};
-}
-
-// Output pixels per im2col tile: a multiple of 48 (16-byte interleave steps, whole tiles
-// of every family) whose tile stays near 128 KB (L2), at most 480.
+// Output pixels per 1x1 tile: a multiple of 48 (whole register tiles of every family)
+// whose tile stays near 128 KB (L2), at most 480.
 int64_t pixelTileOf(const I8Config& c, int64_t K, int64_t P) {
   const int64_t bytesPerPixel = groupsOf(c, K) * 4;
   const int64_t t = std::clamp<int64_t>((128 * 1024 / bytesPerPixel) / 48 * 48, 48, 480);
@@ -493,11 +488,10 @@ void prepareConv(I8Isa isa, bool fused, const PrepareInfo& info, Prepared* out) 
   const I8Config& c = i8Config(isa);
   p.K = g.C * g.kH * g.kW;
   p.N = g.M;
-  // Stride 1: no im2col (3x3 64 -> 64 at 56x56 on VNNI: 0.96 -> 0.49 ms). But an unpadded
-  // 1x1 keeps the tile path, whose tiles read the quantized channel rows in place (256 ->
-  // 64 at 56x56: 0.35 ms there, 0.46 ms direct, whose 64 channel groups are 64 streams).
-  const bool pointwise = g.kH == 1 && g.kW == 1 && g.pt == 0 && g.pl == 0 && g.pb == 0 && g.pr == 0;
-  p.direct = !pointwise;
+  // No im2col: against tiles packed from an im2col of the quantized image, on VNNI, 3x3
+  // 64 -> 64 at 56x56 0.96 -> 0.49 ms, 3x3 stride 2 128 -> 128 at 28x28 0.31 -> 0.16 ms.
+  // An unpadded 1x1 stride-1 Conv quantizes tiles of its channel rows instead (runConv).
+  p.direct = !(g.kH == 1 && g.kW == 1 && g.sH == 1 && g.sW == 1 && g.pt == 0 && g.pl == 0 && g.pb == 0 && g.pr == 0);
   p.pixelTile = pixelTileOf(c, p.K, g.OH * g.OW);
   prepareWeights(info, p, p.K, 1, 0, sx, 1.0f, out);
   if (p.direct) {
@@ -506,27 +500,24 @@ void prepareConv(I8Isa isa, bool fused, const PrepareInfo& info, Prepared* out) 
                 ": the input is too large for the INT8 Conv's 32-bit offsets");
     out->workspaceBytes = uint64_t(directLayout(c, g, d).total(p.tasks));
   } else {
-    out->workspaceBytes = uint64_t(convLayout(c, g.N * g.C * g.H * g.W, p.K, p.pixelTile).total(p.tasks));
+    out->workspaceBytes = uint64_t(pointwiseLayout(c, p.K, p.pixelTile).total(p.tasks));
   }
   out->setParams(p);
 }
 
-// The epilogue of output rows [co0, co1) over pixels [p0, p0 + np) of image img.
+// A Conv's bias and fused epilogue. Without an activation or residual (act false) the
+// tiles add the bias in their store; else apply() runs the f32 kernels' row on output rows
+// [co0, co1) over pixels [p0, p0 + np) of image img, the bias as its rowBias.
 struct ConvEpilogue {
   const float* bias;
   const float* zres;
   ir::linear::Epilogue epi;
-  EpilogueRow row, biasRow;
+  EpilogueRow row;
   bool act;
   void apply(float* yp, int64_t Co, int64_t P, int64_t img, int64_t co0, int64_t co1, int64_t p0, int64_t np) const {
-    static constexpr Epilogue kNoEpilogue{};
-    for (int64_t co = co0; co < co1; ++co) {
-      float* y = yp + (img * Co + co) * P + p0;
-      if (act)
-        row(epi, y, zres ? zres + (img * Co + co) * P + p0 : nullptr, nullptr, bias ? bias[co] : 0.0f, np);
-      else
-        biasRow(kNoEpilogue, y, nullptr, nullptr, bias[co], np);
-    }
+    for (int64_t co = co0; co < co1; ++co)
+      row(epi, yp + (img * Co + co) * P + p0, zres ? zres + (img * Co + co) * P + p0 : nullptr, nullptr,
+          bias ? bias[co] : 0.0f, np);
   }
 };
 
@@ -540,8 +531,6 @@ ConvEpilogue convEpilogue(const StepArgs& a, const I8Params& p, int64_t M) {
   e.zres = residualOf(a, p);
   e.epi = p.epi.get();
   e.row = epilogueRow(e.epi);
-  static constexpr Epilogue kNoEpilogue{};
-  e.biasRow = epilogueRow(kNoEpilogue);
   e.act = p.fused && (e.zres || e.epi.act != Activation::kNone);
   return e;
 }
@@ -647,65 +636,33 @@ void runConv(const StepArgs& a) {
     runConvDirect(a, p, g);
     return;
   }
-  const int64_t P = g.OH * g.OW, K = p.K, KG = groupsOf(c, K), Co = p.N, PT = p.pixelTile;
-  const int T = tasksOf(a, p, double(Y.numel()) * double(K));
-  const Layout l = convLayout(c, X.numel(), K, PT);
+  // An unpadded 1x1 stride-1 Conv: items (image, pixel tile, range of output-channel
+  // panels), each quantizing its tile straight from X (256 -> 64 at 56x56 on VNNI: 0.31-0.33
+  // ms; its 3.2 MB input streams from L3 at ~20 GB/s, about as long as the integer products
+  // take; at 28x28, in L2, 390 GOP/s). Here the direct form's 64 channel groups are 64
+  // streams: 0.46 ms.
+  const int64_t P = g.OH * g.OW, KG = groupsOf(c, p.K), Co = p.N, PT = p.pixelTile;
+  const int T = tasksOf(a, p, double(Y.numel()) * double(p.K));
+  const Layout l = pointwiseLayout(c, p.K, PT);
   char* ws = workspace(a, l, T);
-  auto* xq = reinterpret_cast<uint8_t*>(ws);
-  const float inv = p.invScale;
-  const int32_t zp = p.zeroPoint;
-
-  // An unpadded 1x1 quantizes its tiles straight from X, in registers: no u8 image to
-  // write and read back. 256 -> 64 at 56x56 on VNNI: 0.35 -> 0.31-0.33 ms (its 3.2 MB
-  // input streams from L3 at ~20 GB/s, about as long as the integer products take; at
-  // 28x28, in L2, 390 GOP/s).
-  const bool pointwise = g.kH == 1 && g.kW == 1 && g.sH == 1 && g.sW == 1 && g.pt == 0 && g.pl == 0 &&
-                         g.OH == g.H && g.OW == g.W;
-  // 1. The quantized images, contiguous ranges per task (multiples of 32 values).
-  if (!pointwise) {
-    const int64_t numel = X.numel(), units = ceilDiv(numel, 32), n = std::min<int64_t>(T, units);
-    const float* xp = X.as<float>();
-    a.executor->parallelFor(n, [&](int64_t t) {
-      const int64_t b = rangeBegin(units, t, n) * 32, e = std::min(numel, rangeBegin(units, t + 1, n) * 32);
-      quantizeU8(xp + b, e - b, inv, zp, xq + b);
-    });
-  }
-
-  // 2. Items: (image, pixel tile, range of output-channel panels); each packs its tile.
   const uint32_t* wp = a.blobs[0].as<uint32_t>();
   const int32_t* zc = a.blobs[1].as<int32_t>();
   const float* sc = a.blobs[2].as<float>();
   float* yp = Y.as<float>();
-  const float* bias = nullptr;
-  if (a.hasInput(2)) {
-    if (a.in(2).numel() != g.M) a.fail("B must have one value per output channel");
-    bias = a.in(2).as<float>();
-  }
-  const float* zres = residualOf(a, p);
-  const Epilogue epi = p.epi.get();
-  const EpilogueRow row = epilogueRow(epi);
-  static constexpr Epilogue kNoEpilogue{};
-  const EpilogueRow biasRow = epilogueRow(kNoEpilogue);
-  const bool act = p.fused && (zres || epi.act != Activation::kNone);
-  const I8ConvGeom cg = convGeom(g);
+  const ConvEpilogue ep = convEpilogue(a, p, g.M);
+  const float* tileBias = ep.act ? nullptr : ep.bias;  // a bias alone is added in the tiles
   const int64_t tiles = ceilDiv(P, PT), coPanels = ceilDiv(Co, c.mr), units = g.N * tiles;
   const int64_t coChunks = units >= 2 * T ? 1 : std::min(coPanels, ceilDiv(2 * T, units));
   const int64_t items = units * coChunks, n = std::min<int64_t>(T, items);
   const int64_t groupW = int64_t(c.nv) * c.lanes;
-  const float* tileBias = act ? nullptr : bias;
   a.executor->parallelFor(n, [&](int64_t t) {
-    char* slot = ws + l.shared + t * l.slot;
-    auto* tile = reinterpret_cast<uint32_t*>(slot);
-    auto* rowbuf = reinterpret_cast<uint8_t*>(slot + roundUp(KG * PT * 4, 64));
+    auto* tile = reinterpret_cast<uint32_t*>(ws + t * l.slot);
     for (int64_t it = rangeBegin(items, t, n); it < rangeBegin(items, t + 1, n); ++it) {
       const int64_t u = it / coChunks, ch = it % coChunks, img = u / tiles, p0 = (u % tiles) * PT;
       const int64_t np = std::min(PT, P - p0), width = roundUp(np, 16);
       const int64_t q0 = rangeBegin(coPanels, ch, coChunks), q1 = rangeBegin(coPanels, ch + 1, coChunks);
       if (q0 >= q1) continue;
-      if (pointwise)
-        packPointwiseTile(c, X.as<float>() + img * g.C * P, g.C, P, inv, zp, p0, np, width, tile);
-      else
-        packConvTile(c, xq + img * g.C * g.H * g.W, cg, uint8_t(zp), p0, np, width, tile, rowbuf);
+      packPointwiseTile(c, X.as<float>() + img * g.C * P, g.C, P, p.invScale, p.zeroPoint, p0, np, width, tile);
       float* yi = yp + img * Co * P + p0;
       for (int64_t j = 0; j < np; j += groupW) {
         const int64_t cols = std::min(groupW, np - j);
@@ -713,18 +670,10 @@ void runConv(const StepArgs& a) {
         for (int64_t q = q0; q < q1; ++q) {
           const int64_t co0 = q * c.mr, R = std::min<int64_t>(c.mr, Co - co0);
           i8Tile(p.isa, true, int(R), nvec)(KG, wp + q * KG * c.mr, tile + j, width, nullptr, zc + co0, sc + co0,
-                                            tileBias ? tileBias + co0 : nullptr,
-                                            yi + co0 * P + j, P, int(cols));
+                                            tileBias ? tileBias + co0 : nullptr, yi + co0 * P + j, P, int(cols));
         }
       }
-      if (!act) continue;  // a bias alone was added in the tiles
-      for (int64_t co = q0 * c.mr; co < std::min(Co, q1 * c.mr); ++co) {
-        float* y = yi + co * P;
-        if (act)
-          row(epi, y, zres ? zres + (img * Co + co) * P + p0 : nullptr, nullptr, bias ? bias[co] : 0.0f, np);
-        else
-          biasRow(kNoEpilogue, y, nullptr, nullptr, bias[co], np);
-      }
+      if (ep.act) ep.apply(yp, Co, P, img, q0 * c.mr, std::min(Co, q1 * c.mr), p0, np);
     }
   });
 }
