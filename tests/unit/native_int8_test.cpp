@@ -184,6 +184,15 @@ std::vector<I8Case> allCases() {
         convAttrs(wd, {}, {}, {1, 1, 1, 1}));
     add("Conv_3x3_s2_chunks", "Conv", "", {Dims{1, 37, 41, 39}, wd}, {false, true},
         convAttrs(wd, {2, 2}, {}, {1, 1, 1, 1}));
+    // Strides split the padded image into phases: patchify (4x4 stride 4 over extents it
+    // does not divide), 2x2 stride 2, stride 3 with dilation 2 and pads, unequal strides.
+    const Dims w44{8, 3, 4, 4}, w22{6, 5, 2, 2}, w33{5, 6, 3, 3};
+    add("Conv_4x4_s4_patchify", "Conv", "", {Dims{1, 3, 13, 17}, w44, Dims{8}}, {false, true, true},
+        convAttrs(w44, {4, 4}, {}, {}));
+    add("Conv_2x2_s2_b2", "Conv", "", {Dims{2, 5, 9, 8}, w22}, {false, true}, convAttrs(w22, {2, 2}, {}, {}));
+    add("Conv_3x3_s3_d2_p2", "Conv", "", {Dims{1, 6, 17, 16}, w33, Dims{5}}, {false, true, true},
+        convAttrs(w33, {3, 3}, {2, 2}, {2, 1, 2, 2}));
+    add("Conv_3x3_s2x1", "Conv", "", {Dims{1, 6, 11, 10}, w33}, {false, true}, convAttrs(w33, {2, 1}, {}, {1, 1, 1, 1}));
     const Dims w1{7, 5, 1, 1};
     add("Conv_1x1_s2", "Conv", "", {Dims{1, 5, 9, 7}, w1}, {false, true}, convAttrs(w1, {2, 2}, {}, {}));
     add("Conv_1x1_pad", "Conv", "", {Dims{1, 5, 4, 3}, w1}, {false, true}, convAttrs(w1, {}, {}, {1, 0, 0, 2}));
