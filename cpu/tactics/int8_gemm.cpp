@@ -161,6 +161,27 @@ void packGroups(const I8Config& c, const uint8_t* q, int64_t rows, int64_t K, in
   }
 }
 
+void packRowPanel(const I8Config& c, const uint8_t* q, int64_t R, int64_t K, int64_t ld, uint32_t* dst) {
+  const int64_t KG = groupsOf(c, K), mr = c.mr;
+  for (int64_t r = 0; r < mr; ++r) {
+    uint32_t* out = dst + r;
+    if (r >= R) {
+      for (int64_t g = 0; g < KG; ++g) out[g * mr] = 0;
+      continue;
+    }
+    const uint8_t* row = q + r * ld;
+    if (c.kg == 4) {
+      for (int64_t g = 0; g < KG; ++g) {
+        uint32_t w;
+        std::memcpy(&w, row + 4 * g, 4);
+        out[g * mr] = w;
+      }
+    } else {
+      for (int64_t g = 0; g < KG; ++g) out[g * mr] = uint32_t(row[2 * g]) | uint32_t(row[2 * g + 1]) << 16;
+    }
+  }
+}
+
 // ---------------------------------------------------------------------------------------
 // Convolution inputs
 

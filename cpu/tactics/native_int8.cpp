@@ -150,7 +150,7 @@ Layout matmulLayout(const I8Config& c, int64_t M, int64_t K) {
   Layout l;
   const int64_t KG = groupsOf(c, K);
   l.shared = roundUp(ceilDiv(M, c.mr) * KG * c.mr * 4, 64);
-  l.slot = roundUp(c.mr * K, 64);
+  l.slot = roundUp(c.mr * roundUp(K, 4), 64);
   return l;
 }
 
@@ -321,14 +321,17 @@ void runMatMul(const StepArgs& a) {
       uint8_t* rows = reinterpret_cast<uint8_t*>(ws + l.shared + t * l.slot);
       for (int64_t i = rangeBegin(mPanels, t, n); i < rangeBegin(mPanels, t + 1, n); ++i) {
         const int64_t m0 = i * c.mr, R = std::min<int64_t>(c.mr, M - m0);
+        const int64_t ld = roundUp(K, 4);
         for (int64_t r = 0; r < R; ++r) {
           const float* src = ap + (m0 + r) * rsA;
+          uint8_t* q = rows + r * ld;
           if (csA == 1)
-            quantizeU8(src, K, inv, zp, rows + r * K);
+            quantizeU8(src, K, inv, zp, q);
           else
-            for (int64_t k = 0; k < K; ++k) rows[r * K + k] = quantizeU8One(src[k * csA], inv, zp);
+            for (int64_t k = 0; k < K; ++k) q[k] = quantizeU8One(src[k * csA], inv, zp);
+          for (int64_t k = K; k < ld; ++k) q[k] = 0;
         }
-        packGroups(c, rows, R, K, K, false, c.mr, c.mr, panels + i * panelWords);
+        packRowPanel(c, rows, R, K, ld, panels + i * panelWords);
       }
     });
   }
