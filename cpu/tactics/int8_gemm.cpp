@@ -4,13 +4,14 @@
 // AVX2 s16 pairs).
 // Speed (one thread, NativeInt8Bench.DISABLED_TilePeak / DISABLED_VsF32 on the shared
 // AVX-512 VNNI dev box, whose FMA peak is 134 GFLOP/s AVX2, 249 AVX-512: 4x that is the
-// u8 roof): the 8x48 VNNI tile 780 GOP/s on L1 operands (78% of 4 x 249); MatMul
-// 128x768x768 570 GOP/s (2.9x the best f32 kernel next to it), 128x768x3072 715 (3.9x);
-// 3x3 64 -> 64 at 56x56 580 (1.9x f32 Winograd, 3.8x f32 direct); 1x1 256 -> 64 at 56x56
-// 290 (2.0x; its 3.2 MB input streams from L3). AVX-VNNI 4x24 466 GOP/s tile peak. AVX2:
-// vpmaddwd issues on two ports and every one needs a vpaddd, so the exact s16 form tops
-// out near 1.5x the FMA rate on this core (tile 166 GOP/s): MatMul 1.2-1.45x the f32
-// AVX2 kernels, 1x1 Conv 1.15x, 3x3 below f32 Winograd.
+// u8 roof): the 8x48 VNNI tile 780-870 GOP/s on L1 operands; MatMul 128x768x768 790 GOP/s
+// (3.8x the best f32 kernel next to it), 128x768x3072 770 (4.0x), 1x768x768 9x; 3x3 64 ->
+// 64 at 56x56 600-670 (2.0x f32 Winograd, 4x f32 direct); 3x3 stride 2 128 -> 128 at 28x28
+// 360 (2.0x); 1x1 256 -> 64 at 56x56 325 (2.2x; its 3.2 MB input streams from L3), at
+// 28x28 410 (2.4x). AVX-VNNI 4x24: 1.2-2.3x. AVX2: vpmaddwd issues on two ports and each
+// needs a vpaddd, so the exact s16 form tops out near 1.5x the FMA rate on this core
+// (tile 166 GOP/s): MatMul 1.4-1.5x the f32 AVX2 kernels, 1x1 Conv 1.15-1.25x, 3x3 1.6x
+// f32 direct but 0.6x f32 Winograd.
 #include "cpu/tactics/int8_gemm.h"
 
 #include <immintrin.h>
