@@ -163,6 +163,10 @@ std::vector<I8Case> allCases() {
         add("Gemm_" + s + "_C_N", "Gemm", "", {a, b, Dims{N}}, {false, true, false}, gemmAttrs(tA, tB, 1.5f, -1.0f));
         add("Gemm_" + s + "_C_M1", "Gemm", "", {a, b, Dims{M, 1}}, {false, true, true}, gemmAttrs(tA, tB, 1.0f, 0.5f));
       }
+  add("Gemm_C_scalar", "Gemm", "", {Dims{7, 13}, Dims{13, 33}, Dims{}}, {false, true, true}, gemmAttrs(0, 0, 1.0f, 2.0f));
+  add("Gemm_C_1N_tA", "Gemm", "", {Dims{13, 7}, Dims{13, 33}, Dims{1, 33}}, {false, true, true},
+      gemmAttrs(1, 0, -0.5f, 0.25f));
+  add("Gemm_alpha0", "Gemm", "", {Dims{6, 9}, Dims{9, 17}, Dims{17}}, {false, true, true}, gemmAttrs(0, 0, 0.0f, 1.0f));
   add("Gemm_weight_scales_tB", "Gemm", "", {Dims{17, 63}, Dims{33, 63}, Dims{33}}, {false, true, true},
       gemmAttrs(0, 1, 1.0f, 1.0f), Calib::kRange, 1.0f, true);
   // Conv: Cin 1, 3, 13; Cout 1, 5, 17, 40; 1x1, 3x3, 5x5 with pads, stride 2, dilation 2, batch 2.
