@@ -188,94 +188,79 @@ void packRowPanel(const I8Config& c, const uint8_t* q, int64_t R, int64_t K, int
 
 namespace {
 
-// Eight pixels of up to kg channel rows (row i at src + i * rowStride) quantized into their
-// group words, in registers; lanes off `mask` read nothing and hold zp (x = 0.0). The clamp
-// to [-zp, 255 - zp] before the rounding gives the same q as clamping rint(x * inv) + zp to
-// [0, 255] (the bounds are integers); NaN gives zp.
-struct WordQuantizer {
-  __m256 inv, lo, hi;
-  __m256i z;
-  int shift;
-  __attribute__((target("avx2"))) WordQuantizer(const I8Config& c, float s, int32_t zp)
-      : inv(_mm256_set1_ps(s)),
-        lo(_mm256_set1_ps(float(-zp))),
-        hi(_mm256_set1_ps(float(255 - zp))),
-        z(_mm256_set1_epi32(zp)),
-        shift(c.kg == 4 ? 8 : 16) {}
-  __attribute__((target("avx2"), always_inline)) inline __m256i words(const float* src, int64_t rowStride, int rows,
-                                                                      bool full, __m256i mask) const {
+// Words for positions [0, nOut) of up to kg channel rows (row i at src + i * rowStride,
+// element i of a word), quantized in registers: positions from nValid on read nothing and
+// hold zp (x = 0.0). The clamp to [-zp, 255 - zp] before the rounding gives the same q as
+// clamping rint(x * inv) + zp to [0, 255] (the bounds are integers); NaN gives zp. Eight
+// lanes (AVX2) or sixteen (the VNNI family: its 1x1 tiles packed as fast again), the same
+// arithmetic per lane.
+__attribute__((target("avx2"))) void rowWords8(const float* src, int64_t rowStride, int rows, int64_t nValid,
+                                               int64_t nOut, float inv, int32_t zp, int shift, uint32_t* out) {
+  const __m256 vinv = _mm256_set1_ps(inv), lo = _mm256_set1_ps(float(-zp)), hi = _mm256_set1_ps(float(255 - zp));
+  const __m256i z = _mm256_set1_epi32(zp), iota = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+  for (int64_t j = 0; j < nOut; j += 8) {
+    const bool full = nValid - j >= 8;
+    const __m256i load = _mm256_cmpgt_epi32(_mm256_set1_epi32(int32_t(std::clamp<int64_t>(nValid - j, 0, 8))), iota);
     __m256i w = _mm256_setzero_si256();
     for (int i = 0; i < rows; ++i) {
-      const float* r = src + i * rowStride;
-      __m256 v = _mm256_mul_ps(full ? _mm256_loadu_ps(r) : _mm256_maskload_ps(r, mask), inv);
+      const float* r = src + i * rowStride + j;
+      __m256 v = _mm256_mul_ps(full ? _mm256_loadu_ps(r) : _mm256_maskload_ps(r, load), vinv);
       v = _mm256_and_ps(v, _mm256_cmp_ps(v, v, _CMP_ORD_Q));
       v = _mm256_min_ps(_mm256_max_ps(v, lo), hi);
       const __m256i q = _mm256_add_epi32(_mm256_cvtps_epi32(v), z);
       w = _mm256_or_si256(w, _mm256_sll_epi32(q, _mm_cvtsi32_si128(shift * i)));
     }
-    return w;
+    if (nOut - j >= 8)
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + j), w);
+    else
+      _mm256_maskstore_epi32(reinterpret_cast<int*>(out + j),
+                             _mm256_cmpgt_epi32(_mm256_set1_epi32(int32_t(nOut - j)), iota), w);
   }
-};
-
-__attribute__((target("avx2"))) inline __m256i firstLanes(int64_t m) {
-  return _mm256_cmpgt_epi32(_mm256_set1_epi32(int32_t(std::clamp<int64_t>(m, 0, 8))),
-                            _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
 }
+
+__attribute__((target("avx512f,avx512bw"))) void rowWords16(const float* src, int64_t rowStride, int rows,
+                                                            int64_t nValid, int64_t nOut, float inv, int32_t zp,
+                                                            int shift, uint32_t* out) {
+  const __m512 vinv = _mm512_set1_ps(inv), lo = _mm512_set1_ps(float(-zp)), hi = _mm512_set1_ps(float(255 - zp));
+  const __m512i z = _mm512_set1_epi32(zp);
+  for (int64_t j = 0; j < nOut; j += 16) {
+    const __mmask16 load = __mmask16((1u << std::clamp<int64_t>(nValid - j, 0, 16)) - 1);
+    __m512i w = _mm512_setzero_si512();
+    for (int i = 0; i < rows; ++i) {
+      __m512 v = _mm512_mul_ps(_mm512_maskz_loadu_ps(load, src + i * rowStride + j), vinv);
+      // Zero-masked forms with every lane kept: GCC 12 warns that the plain intrinsics'
+      // undefined pass-through "may be used uninitialized".
+      const __mmask16 all = 0xffff;
+      v = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(v, v, _CMP_ORD_Q), v);
+      v = _mm512_maskz_min_ps(all, _mm512_maskz_max_ps(all, v, lo), hi);
+      const __m512i q = _mm512_add_epi32(_mm512_maskz_cvtps_epi32(all, v), z);
+      w = _mm512_or_si512(w, _mm512_maskz_sll_epi32(all, q, _mm_cvtsi32_si128(shift * i)));
+    }
+    _mm512_mask_storeu_epi32(out + j, __mmask16((1u << std::min<int64_t>(nOut - j, 16)) - 1), w);
+  }
+}
+
+using RowWords = void (*)(const float*, int64_t, int, int64_t, int64_t, float, int32_t, int, uint32_t*);
+RowWords rowWordsFor(const I8Config& c) { return c.lanes == 16 ? rowWords16 : rowWords8; }
 
 }  // namespace
 
-// The VNNI family's tiles: the same lanes' arithmetic sixteen pixels at a time (the pack
-// of a 1x1 tile cost as much as its products with eight).
-__attribute__((target("avx512f,avx512bw"))) void packPointwiseTile16(const I8Config& c, const float* x, int64_t C,
-                                                                     int64_t HW, float inv, int32_t zp, int64_t p0,
-                                                                     int64_t np, int64_t width, uint32_t* dst) {
-  const __m512 vinv = _mm512_set1_ps(inv), lo = _mm512_set1_ps(float(-zp)), hi = _mm512_set1_ps(float(255 - zp));
-  const __m512i z = _mm512_set1_epi32(zp);
-  for (int64_t gi = 0; gi < groupsOf(c, C); ++gi) {
-    const int rows = int(std::min<int64_t>(c.kg, C - gi * c.kg));
-    const float* src = x + gi * c.kg * HW + p0;
-    uint32_t* out = dst + gi * width;
-    for (int64_t j = 0; j < width; j += 16) {
-      const int64_t m = std::clamp<int64_t>(np - j, 0, 16);
-      const __mmask16 mask = __mmask16((1u << m) - 1);
-      __m512i w = _mm512_setzero_si512();
-      for (int i = 0; i < rows; ++i) {
-        __m512 v = _mm512_mul_ps(_mm512_maskz_loadu_ps(mask, src + i * HW + j), vinv);
-        v = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(v, v, _CMP_ORD_Q), v);  // NaN -> 0
-        v = _mm512_min_ps(_mm512_max_ps(v, lo), hi);
-        const __m512i q = _mm512_add_epi32(_mm512_cvtps_epi32(v), z);
-        w = _mm512_or_si512(w, _mm512_slli_epi32(q, unsigned(8 * i)));
-      }
-      _mm512_storeu_si512(out + j, w);
-    }
-  }
+void packPointwiseTile(const I8Config& c, const float* x, int64_t C, int64_t HW, float inv, int32_t zp, int64_t p0,
+                       int64_t np, int64_t width, uint32_t* dst) {
+  const RowWords rw = rowWordsFor(c);
+  for (int64_t gi = 0; gi < groupsOf(c, C); ++gi)
+    rw(x + gi * c.kg * HW + p0, HW, int(std::min<int64_t>(c.kg, C - gi * c.kg)), np, width, inv, zp, 32 / c.kg,
+       dst + gi * width);
 }
 
-__attribute__((target("avx2"))) void packPointwiseTile(const I8Config& c, const float* x, int64_t C, int64_t HW,
-                                                       float inv, int32_t zp, int64_t p0, int64_t np, int64_t width,
-                                                       uint32_t* dst) {
-  if (c.lanes == 16) return packPointwiseTile16(c, x, C, HW, inv, zp, p0, np, width, dst);
-  const WordQuantizer wq(c, inv, zp);
-  for (int64_t gi = 0; gi < groupsOf(c, C); ++gi) {
-    const int rows = int(std::min<int64_t>(c.kg, C - gi * c.kg));
-    const float* src = x + gi * c.kg * HW + p0;
-    uint32_t* out = dst + gi * width;
-    for (int64_t j = 0; j < width; j += 8) {
-      const int64_t m = np - j;  // valid pixels here
-      _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + j), wq.words(src + j, HW, rows, m >= 8, firstLanes(m)));
-    }
-  }
-}
-
-__attribute__((target("avx2"))) void quantizePhases(const I8Config& c, const float* x, int64_t C, int64_t H,
-                                                    int64_t W, int64_t pt, int64_t pb, int64_t pl, int64_t pr,
-                                                    int64_t sH, int64_t sW, float inv, int32_t zp, uint32_t* dst,
-                                                    uint32_t* scratch) {
+void quantizePhases(const I8Config& c, const float* x, int64_t C, int64_t H, int64_t W, int64_t pt, int64_t pb,
+                    int64_t pl, int64_t pr, int64_t sH, int64_t sW, float inv, int32_t zp, uint32_t* dst,
+                    uint32_t* scratch) {
   const int64_t CG = ceilDiv(C, c.kg), Hp = pt + H + pb, Wp = pl + W + pr;
   const int64_t Hs = ceilDiv(Hp, sH), Ws = ceilDiv(Wp, sW), plane = Hs * Ws, block = sH * sW * plane;
   uint32_t border = 0;
   for (int i = 0; i < c.kg; ++i) border |= uint32_t(zp) << (c.kg == 4 ? 8 * i : 16 * i);
-  const WordQuantizer wq(c, inv, zp);
+  const RowWords rw = rowWordsFor(c);
   const bool unit = sH == 1 && sW == 1;
   for (int64_t cg = 0; cg < CG; ++cg) {
     const int rows = int(std::min<int64_t>(c.kg, C - cg * c.kg));
@@ -287,7 +272,6 @@ __attribute__((target("avx2"))) void quantizePhases(const I8Config& c, const flo
       std::fill(out, out + block, border);
     }
     for (int64_t h = 0; h < H; ++h) {
-      const float* src = x + (cg * c.kg * H + h) * W;
       const int64_t hp = pt + h;
       // The row's words: in place for one phase, else into scratch and then dealt out.
       uint32_t* row = unit ? out + hp * Ws + pl : scratch;
@@ -295,15 +279,7 @@ __attribute__((target("avx2"))) void quantizePhases(const I8Config& c, const flo
         std::fill(out + hp * Ws, row, border);
         std::fill(row + W, out + (hp + 1) * Ws, border);
       }
-      for (int64_t w = 0; w < W; w += 8) {
-        const int64_t m = W - w;
-        const __m256i mask = firstLanes(m);
-        const __m256i v = wq.words(src + w, H * W, rows, m >= 8, mask);
-        if (m >= 8)
-          _mm256_storeu_si256(reinterpret_cast<__m256i*>(row + w), v);
-        else
-          _mm256_maskstore_epi32(reinterpret_cast<int*>(row + w), mask, v);
-      }
+      rw(x + (cg * c.kg * H + h) * W, H * W, rows, W, W, inv, zp, 32 / c.kg, row);
       if (unit) continue;
       uint32_t* phaseRow = out + (hp % sH) * sW * plane + (hp / sH) * Ws;
       for (int64_t w = 0; w < W; ++w) {
