@@ -604,8 +604,10 @@ void buildImpl(const std::string& onnxPath, const BuilderConfig& config, std::st
     auto servesBlocked = [&](const ir::Node& n, bool plainInput) {
       if (!isStaticNode(n)) return false;
       const auto minT = inputTypes(n, atMin), optT = inputTypes(n, atOpt), maxT = inputTypes(n, atMax);
+      // Blocked kernels compute in f32: a node given a reduced precision is not blocked.
+      if (n.precision() != ir::DataType::kUndefined && n.precision() != ir::DataType::kF32) return false;
       for (const runtime::Kernel* k : runtime::Kernels::instance().forNode(Device::kCPU, n))
-        if (k->nchwcBlock == block && k->nchwcPlainInput == plainInput &&
+        if (k->nchwcBlock == block && k->nchwcPlainInput == plainInput && k->precision == ir::DataType::kF32 &&
             (!k->supports || (k->supports(n, minT) && k->supports(n, optT) && k->supports(n, maxT))))
           return true;
       return false;
