@@ -810,6 +810,7 @@ int run(int argc, char** argv) {
 
   // Profiling: per-layer totals over the measured iterations.
   std::map<std::string, std::pair<std::string, std::vector<double>>> layerTimes;
+  std::map<std::string, std::pair<uint64_t, uint64_t>> recomputed;  // adaptive layers: recomputed, components
   std::vector<std::string> layerOrder;
   bool profiling = false;
   if (has("dumpProfile") || has("exportProfile"))
@@ -819,6 +820,10 @@ int run(int argc, char** argv) {
       if (e.second.empty()) layerOrder.push_back(t.name);
       e.first = t.type + " (" + t.tactic + ")";
       e.second.push_back(t.milliseconds);
+      if (t.components) {
+        recomputed[t.name].first += t.recomputed;
+        recomputed[t.name].second += t.components;
+      }
     });
 
   const double warmUpMs = has("warmUp") ? toDouble("warmUp", flags["warmUp"]) : 200.0;
@@ -906,6 +911,11 @@ int run(int argc, char** argv) {
                   << (sum > 0 ? 100.0 * t / sum : 0) << "   " << name << " " << e.first << "\n";
       }
       std::cout << "[I] " << std::setw(11) << std::setprecision(2) << sum << "   Total\n";
+      for (const auto& name : layerOrder)
+        if (auto it = recomputed.find(name); it != recomputed.end())
+          std::cout << "[I] Adaptive precision: " << name << " recomputed " << std::setprecision(3)
+                    << 100.0 * double(it->second.first) / double(it->second.second) << "% of "
+                    << it->second.second / std::max<size_t>(1, layerTimes[name].second.size()) << " components\n";
     }
     if (has("exportProfile")) {
       std::ofstream f(flags["exportProfile"]);
@@ -917,7 +927,10 @@ int run(int argc, char** argv) {
         double t = std::accumulate(e.second.begin(), e.second.end(), 0.0);
         f << ",\n{\"name\": \"" << jsonEscape(name) << "\", \"timeMs\": " << jsonNumber(t) << ", \"averageMs\": "
           << jsonNumber(s.mean) << ", \"medianMs\": " << jsonNumber(s.median) << ", \"percentage\": "
-          << jsonNumber(sum > 0 ? 100.0 * t / sum : 0) << "}";
+          << jsonNumber(sum > 0 ? 100.0 * t / sum : 0);
+        if (auto it = recomputed.find(name); it != recomputed.end())
+          f << ", \"recomputedFraction\": " << jsonNumber(double(it->second.first) / double(it->second.second));
+        f << "}";
       }
       f << "\n]\n";
     }

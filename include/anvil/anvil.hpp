@@ -174,6 +174,9 @@ struct ContextOptions {
 struct LayerTiming {
   std::string name, type, tactic;
   double milliseconds = 0;
+  // Adaptive precision (--adaptivePrecision): output components of this run recomputed in
+  // the higher precision, of `components` computed (both 0 for other kernels).
+  uint64_t recomputed = 0, components = 0;
 };
 using Profiler = std::function<void(const LayerTiming&)>;
 
