@@ -70,6 +70,11 @@ std::string opSignature(const ir::Node& n) {
   os << ")";
   for (const ir::Value* v : n.outputs())
     if (!v->layout().isPlain()) os << "->" << ir::layoutName(v->layout());
+  // Kernel parameters the precision pass leaves that change the work (not the report's).
+  const ir::Attributes& tp = n.tacticParams();
+  if (tp.find("fp32_channels")) os << "|fp32_channels=" << tp.getInts("fp32_channels").size();
+  if (tp.find("adaptive_tau"))
+    os << "|adaptive=" << tp.getFloat("adaptive_tau", 0) << tp.getString("adaptive_test", "product");
   return os.str();
 }
 
@@ -293,6 +298,13 @@ passes::PrecisionConfig precisionConfigOf(const BuilderConfig& config) {
                        ? passes::PrecisionConfig::Constraints::kObey
                        : passes::PrecisionConfig::Constraints::kPrefer;
   pc.automatic = config.autoPrecision;
+  pc.componentThreshold = config.componentPrecision;
+  pc.adaptiveTau = config.adaptivePrecision;
+  pc.adaptiveTest = config.adaptiveTest;
+  ANVIL_CHECK(config.adaptiveTest == "product" || config.adaptiveTest == "ratio" || config.adaptiveTest == "both",
+              ErrorCode::kInvalidArgument, "--adaptiveTest is product, ratio or both, got '", config.adaptiveTest, "'");
+  ANVIL_CHECK(config.componentPrecision <= 0 || !config.calibrationData.empty(), ErrorCode::kInvalidArgument,
+              "--componentPrecision needs --calibData=DIR: the per-channel condition estimates come from the samples");
   pc.tolerance = config.accuracyTolerance;
   ANVIL_CHECK(config.accuracyTolerance > 0, ErrorCode::kInvalidArgument, "--accuracyTolerance must be > 0");
   ANVIL_CHECK(!pc.automatic || !pc.onlyF32(), ErrorCode::kInvalidArgument,
@@ -309,7 +321,7 @@ passes::CalibrationData calibrateFor(const ir::Graph& g, const BuilderConfig& co
   ANVIL_CHECK(codegen::parseCalibrator(config.calibrator, &options.calibrator), ErrorCode::kInvalidArgument,
               "--calibrator must be minmax, entropy or percentile, got '", config.calibrator, "'");
   options.percentile = config.calibrationPercentile;
-  options.conditions = pc.automatic;
+  options.conditions = !config.calibrationData.empty();  // reported, and used by auto and per-component
   bool int8 = pc.allows(ir::DataType::kI8);
   for (const auto& [name, t] : pc.overrides) int8 |= t == ir::DataType::kI8;
   passes::CalibrationData cached;
