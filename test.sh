@@ -14,5 +14,7 @@ cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_CXX_FLAGS_REL
 cmake --build "$BUILD" -j "$JOBS"
 # The model set (random weights, fixed seeds) and its onnxruntime outputs, made offline.
 .venv/bin/python tests/models/export_models.py "$BUILD/models" >/dev/null
+# Q/DQ models quantized by onnxruntime's quantize_static (from the set above), with its outputs.
+.venv/bin/python tests/models/export_qdq.py "$BUILD/models-qdq" 2>/dev/null >/dev/null
 cd "$BUILD"
 ctest --output-on-failure -j "$JOBS" "$@"

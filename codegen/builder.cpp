@@ -70,6 +70,11 @@ std::string opSignature(const ir::Node& n) {
   os << ")";
   for (const ir::Value* v : n.outputs())
     if (!v->layout().isPlain()) os << "->" << ir::layoutName(v->layout());
+  // Kernel parameters the precision pass leaves that change the work (not the report's).
+  const ir::Attributes& tp = n.tacticParams();
+  if (tp.find("fp32_channels")) os << "|fp32_channels=" << tp.getInts("fp32_channels").size();
+  if (tp.find("adaptive_tau"))
+    os << "|adaptive=" << tp.getFloat("adaptive_tau", 0) << tp.getString("adaptive_test", "product");
   return os.str();
 }
 
@@ -293,6 +298,13 @@ passes::PrecisionConfig precisionConfigOf(const BuilderConfig& config) {
                        ? passes::PrecisionConfig::Constraints::kObey
                        : passes::PrecisionConfig::Constraints::kPrefer;
   pc.automatic = config.autoPrecision;
+  pc.componentThreshold = config.componentPrecision;
+  pc.adaptiveTau = config.adaptivePrecision;
+  pc.adaptiveTest = config.adaptiveTest;
+  ANVIL_CHECK(config.adaptiveTest == "product" || config.adaptiveTest == "ratio" || config.adaptiveTest == "both",
+              ErrorCode::kInvalidArgument, "--adaptiveTest is product, ratio or both, got '", config.adaptiveTest, "'");
+  ANVIL_CHECK(config.componentPrecision <= 0 || !config.calibrationData.empty(), ErrorCode::kInvalidArgument,
+              "--componentPrecision needs --calibData=DIR: the per-channel condition estimates come from the samples");
   pc.tolerance = config.accuracyTolerance;
   ANVIL_CHECK(config.accuracyTolerance > 0, ErrorCode::kInvalidArgument, "--accuracyTolerance must be > 0");
   ANVIL_CHECK(!pc.automatic || !pc.onlyF32(), ErrorCode::kInvalidArgument,
@@ -309,7 +321,7 @@ passes::CalibrationData calibrateFor(const ir::Graph& g, const BuilderConfig& co
   ANVIL_CHECK(codegen::parseCalibrator(config.calibrator, &options.calibrator), ErrorCode::kInvalidArgument,
               "--calibrator must be minmax, entropy or percentile, got '", config.calibrator, "'");
   options.percentile = config.calibrationPercentile;
-  options.conditions = pc.automatic;
+  options.conditions = !config.calibrationData.empty();  // reported, and used by auto and per-component
   bool int8 = pc.allows(ir::DataType::kI8);
   for (const auto& [name, t] : pc.overrides) int8 |= t == ir::DataType::kI8;
   passes::CalibrationData cached;
@@ -493,7 +505,11 @@ void buildImpl(const std::string& onnxPath, const BuilderConfig& config, std::st
     for (ir::DataType p : precisions) gather(p);
     if (out.empty() && !isF32(given)) {
       // No kernel of the precision the node was given: --precisionConstraints=obey fails,
-      // prefer (and --precision=auto) run it in f32.
+      // prefer (and --precision=auto) run it in f32 — but not a layer of a Q/DQ model,
+      // whose input rounding (and the clamping it implies) f32 would drop.
+      const std::string why = n.tacticParams().getString(passes::kPrecisionReasonAttr, "");
+      ANVIL_CHECK(why != "model", ErrorCode::kUnsupported, n.label(), ": no ", ir::dtypeName(given),
+                  " kernel of this runtime serves this layer of the Q/DQ model");
       ANVIL_CHECK(precisionConfig.constraints != passes::PrecisionConfig::Constraints::kObey ||
                       n.tacticParams().getString(passes::kPrecisionReasonAttr, "") != "user",
                   ErrorCode::kUnsupported, n.label(), ": no ", ir::dtypeName(given),
@@ -600,8 +616,10 @@ void buildImpl(const std::string& onnxPath, const BuilderConfig& config, std::st
     auto servesBlocked = [&](const ir::Node& n, bool plainInput) {
       if (!isStaticNode(n)) return false;
       const auto minT = inputTypes(n, atMin), optT = inputTypes(n, atOpt), maxT = inputTypes(n, atMax);
+      // Blocked kernels compute in f32: a node given a reduced precision is not blocked.
+      if (n.precision() != ir::DataType::kUndefined && n.precision() != ir::DataType::kF32) return false;
       for (const runtime::Kernel* k : runtime::Kernels::instance().forNode(Device::kCPU, n))
-        if (k->nchwcBlock == block && k->nchwcPlainInput == plainInput &&
+        if (k->nchwcBlock == block && k->nchwcPlainInput == plainInput && k->precision == ir::DataType::kF32 &&
             (!k->supports || (k->supports(n, minT) && k->supports(n, optT) && k->supports(n, maxT))))
           return true;
       return false;

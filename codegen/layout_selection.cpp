@@ -120,6 +120,7 @@ AppliedRegion applyBlockedRegion(ir::Graph& g, const std::vector<ir::Node*>& reg
     n->attrs().set("to", ir::layoutName(to));
     ir::Value* out = n->output(0);
     out->setType(from->type());
+    out->copyMetaFrom(*from);  // the same logical values: device and quantization grid carry over
     out->setLayout(to);
     (*declared)[out] = declared->count(from) ? declared->at(from) : from->type();
     r.reorders.push_back(n);

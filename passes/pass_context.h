@@ -33,6 +33,11 @@ struct PrecisionConfig {
   std::map<std::string, ir::DataType> promoted;
   // The largest relative output error the reduced precisions may add (--accuracyTolerance).
   double tolerance = 1e-3;
+  // INT8 layers: output channels above this predicted error compute in f32 (0: off), and
+  // the run-time adaptive test's threshold and kind (0: off).
+  double componentThreshold = 0;
+  double adaptiveTau = 0;
+  std::string adaptiveTest = "product";
 
   bool allows(ir::DataType t) const {
     for (ir::DataType a : allowed)

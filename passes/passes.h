@@ -9,6 +9,7 @@
 namespace anvil::passes {
 
 PassResult eliminateNoops(ir::Graph& g, const PassContext& ctx);  // noop_elimination.cpp
+PassResult fuseQdq(ir::Graph& g, const PassContext& ctx);  // qdq_fusion.cpp
 PassResult foldConstants(ir::Graph& g, const PassContext& ctx);  // constant_folding.cpp
 PassResult foldShapeChains(ir::Graph& g, const PassContext& ctx);  // shape_folding.cpp
 PassResult eliminateDeadCode(ir::Graph& g, const PassContext& ctx);  // dead_code.cpp

@@ -15,6 +15,7 @@ namespace anvil::passes {
 const std::vector<Pass>& pipeline() {
   static const std::vector<Pass> passes = {
       {"noop-elimination", "remove Identity, inference Dropout, no-op Cast and Reshape", 1, eliminateNoops},
+      {"qdq-fusion", "explicit quantization: fold weight DequantizeLinear, run Conv/Gemm/MatMul between Q/DQ in INT8", 1, fuseQdq},
       {"constant-folding", "evaluate nodes whose inputs are all constant with the reference kernels", 1, foldConstants},
       {"shape-folding", "fold Shape->Gather->Unsqueeze->Concat->Reshape chains when shapes are known or symbolic-but-equal", 2, foldShapeChains},
       {"dead-code", "remove nodes whose outputs nobody reads", 1, eliminateDeadCode},

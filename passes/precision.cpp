@@ -121,7 +121,9 @@ PassResult assignPrecisions(ir::Graph& g, const PassContext& ctx) {
     auto it = overrides.find(n.name());
     if (it == overrides.end() && isPrecisionCandidate(n)) it = overrides.find("*");
     if (it == overrides.end()) {
-      if (isPrecisionCandidate(n)) free.push_back(&n);
+      // A layer a Q/DQ model quantized keeps its INT8 (reason "model").
+      if (isPrecisionCandidate(n) && n.tacticParams().getString(kPrecisionReasonAttr, "") != "model")
+        free.push_back(&n);
       continue;
     }
     const ir::DataType t = it->second;
@@ -204,10 +206,38 @@ PassResult assignPrecisions(ir::Graph& g, const PassContext& ctx) {
     }
   }
 
-  r.changed = forced + quantized + automatic;
+  // INT8 layers, per output component: at build time the channels whose calibrated p99 of
+  // kappa_v * kappa_phi predicts more than the threshold at the INT8 step compute in f32
+  // (kernel param fp32_channels); at run time the adaptive test (adaptive_tau/_test).
+  int split = 0, adaptive = 0;
+  for (const auto& np : g.nodes()) {
+    ir::Node& n = *np;
+    const bool int8 = n.precision() == ir::DataType::kI8 ||
+                      (n.precision() == ir::DataType::kUndefined && pc.allows(ir::DataType::kI8));
+    if (!int8 || !isPrecisionCandidate(n) || !n.input(0)->quantization()) continue;
+    if (pc.componentThreshold > 0 && cal)
+      if (auto it = cal->condition.find(n.name()); it != cal->condition.end()) {
+        std::vector<int64_t> channels;
+        const std::vector<float>& p99 = it->second.channelP99;
+        for (size_t c = 0; c < p99.size(); ++c)
+          if (double(p99[c]) * unitRoundoff(ir::DataType::kI8) > pc.componentThreshold) channels.push_back(int64_t(c));
+        if (!channels.empty()) {
+          n.tacticParams().set("fp32_channels", channels);
+          ++split;
+        }
+      }
+    if (pc.adaptiveTau > 0) {
+      n.tacticParams().set("adaptive_tau", float(pc.adaptiveTau));
+      n.tacticParams().set("adaptive_test", pc.adaptiveTest);
+      ++adaptive;
+    }
+  }
+
+  r.changed = forced + quantized + automatic + split + adaptive;
   r.stats = std::to_string(forced) + " layers set by the user, " + std::to_string(automatic) +
             " chosen from condition estimates (" + std::to_string(promoted) + " promotions), " +
-            std::to_string(quantized) + " activations quantized to u8";
+            std::to_string(quantized) + " activations quantized to u8, " + std::to_string(split) +
+            " INT8 layers with FP32 channels, " + std::to_string(adaptive) + " adaptive";
   return r;
 }
 

@@ -476,11 +476,16 @@ struct ExecutionContext::Impl final : runtime::DynamicOutputs {
       a.dynamic = this;
       current = &st;
       if (profiler) {
+        std::atomic<uint64_t> counters[2] = {0, 0};
+        a.counters = counters;
         const auto t0 = Clock::now();
         st.kernel->run(a);
         const double ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
         const ir::Node& n = *nodes[s];
-        profiler({n.name().empty() ? n.op() + "_" + std::to_string(st.node) : n.name(), n.op(), st.kernel->name, ms});
+        LayerTiming t{n.name().empty() ? n.op() + "_" + std::to_string(st.node) : n.name(), n.op(), st.kernel->name, ms};
+        t.recomputed = counters[0].load();
+        t.components = counters[1].load();
+        profiler(t);
       } else {
         st.kernel->run(a);
       }

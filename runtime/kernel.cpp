@@ -3,6 +3,9 @@
 
 #include <algorithm>
 #include <cstdlib>
+#if defined(__x86_64__)
+#include <cpuid.h>
+#endif
 #include <fstream>
 
 namespace anvil::runtime {
@@ -80,10 +83,14 @@ bool hostHas(const std::string& r) {
   __builtin_cpu_init();
   const int cap = maxIsaLevel();
   const bool avx512 = r.rfind("avx512", 0) == 0;
-  if ((avx512 && cap < 2) || ((r == "avx2" || r == "fma" || r == "f16c") && cap < 1)) return false;
+  if ((avx512 && cap < 2) || ((r == "avx2" || r == "fma" || r == "f16c" || r == "avxvnni") && cap < 1)) return false;
   if (r == "avx2") return __builtin_cpu_supports("avx2");
   if (r == "fma") return __builtin_cpu_supports("fma");
   if (r == "f16c") return __builtin_cpu_supports("f16c");
+  if (r == "avxvnni") {  // CPUID.(EAX=7,ECX=1):EAX[4]; older compilers' cpu_supports lack it
+    unsigned a = 0, b = 0, c = 0, d = 0;
+    return __builtin_cpu_supports("avx2") && __get_cpuid_count(7, 1, &a, &b, &c, &d) && ((a >> 4) & 1u);
+  }
   if (r == "avx512f") return __builtin_cpu_supports("avx512f");
   if (r == "avx512bw") return __builtin_cpu_supports("avx512bw");
   if (r == "avx512vl") return __builtin_cpu_supports("avx512vl");

@@ -10,6 +10,7 @@
 // up by name and version and checks their requirements against the host.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -81,6 +82,9 @@ struct StepArgs {
   size_t workspaceBytes = 0;
   Executor* executor = nullptr;  // never null while running
   DynamicOutputs* dynamic = nullptr;
+  // While profiling (null otherwise): [0] output components a kernel recomputed in a higher
+  // precision, [1] components it computed (adaptive precision); add with relaxed order.
+  std::atomic<uint64_t>* counters = nullptr;
 
   const TensorView& in(int i) const { return inputs[i]; }
   TensorView& out(int i) const { return outputs[i]; }

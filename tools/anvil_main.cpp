@@ -86,6 +86,13 @@ constexpr Flag kFlags[] = {
      "what --precision=auto may lose, verified on held-out --calibData batches: the relative output error "
      "(default 0.01), or with --accuracyMetric=top1 the fraction of top-1 disagreements with fp32"},
     {"accuracyMetric", 1, "relative (default) | top1: the measure of --accuracyTolerance"},
+    {"componentPrecision", 1,
+     "tau: in INT8 layers, the output channels whose calibrated condition estimate predicts an error above tau "
+     "compute in FP32 in the same kernel (needs --calibData)"},
+    {"adaptivePrecision", 1,
+     "tau: INT8 layers estimate kappa from their INT8 result at run time and recompute in FP32 the components the "
+     "test flags (--dumpProfile reports the fraction recomputed per layer)"},
+    {"adaptiveTest", 1, "product (default: kappa_v*kappa_phi*u > tau) | ratio (kappa_phi/|v| > tau) | both"},
     {"precisionReport", 1, "write each layer's precision, reason and condition estimates as JSON to FILE and as a table to FILE.txt"},
     {"loadInputs", 1,
      "name:file[,name:file...] input data: .npy (dtype and shape from the file; with --onnx also the build shape "
@@ -272,6 +279,16 @@ void readPrecisionFlags(std::map<std::string, std::string>& flags, anvil::Builde
     ANVIL_CHECK(p == "auto" || p == "fp32", ErrorCode::kInvalidArgument, "--precision is fp32 or auto, got '", p, "'");
     cfg->autoPrecision = p == "auto";
   }
+  auto positive = [&](const char* f) {
+    char* end = nullptr;
+    const double v = std::strtod(flags[f].c_str(), &end);
+    ANVIL_CHECK(end && *end == 0 && v > 0, ErrorCode::kInvalidArgument, "--", f, " is a positive number, got '",
+                flags[f], "'");
+    return v;
+  };
+  if (has("componentPrecision")) cfg->componentPrecision = positive("componentPrecision");
+  if (has("adaptivePrecision")) cfg->adaptivePrecision = positive("adaptivePrecision");
+  if (has("adaptiveTest")) cfg->adaptiveTest = flags["adaptiveTest"];
   if (has("accuracyMetric")) {
     cfg->accuracyMetric = flags["accuracyMetric"];
     ANVIL_CHECK(cfg->accuracyMetric == "relative" || cfg->accuracyMetric == "top1", ErrorCode::kInvalidArgument,
@@ -810,6 +827,7 @@ int run(int argc, char** argv) {
 
   // Profiling: per-layer totals over the measured iterations.
   std::map<std::string, std::pair<std::string, std::vector<double>>> layerTimes;
+  std::map<std::string, std::pair<uint64_t, uint64_t>> recomputed;  // adaptive layers: recomputed, components
   std::vector<std::string> layerOrder;
   bool profiling = false;
   if (has("dumpProfile") || has("exportProfile"))
@@ -819,6 +837,10 @@ int run(int argc, char** argv) {
       if (e.second.empty()) layerOrder.push_back(t.name);
       e.first = t.type + " (" + t.tactic + ")";
       e.second.push_back(t.milliseconds);
+      if (t.components) {
+        recomputed[t.name].first += t.recomputed;
+        recomputed[t.name].second += t.components;
+      }
     });
 
   const double warmUpMs = has("warmUp") ? toDouble("warmUp", flags["warmUp"]) : 200.0;
@@ -906,6 +928,11 @@ int run(int argc, char** argv) {
                   << (sum > 0 ? 100.0 * t / sum : 0) << "   " << name << " " << e.first << "\n";
       }
       std::cout << "[I] " << std::setw(11) << std::setprecision(2) << sum << "   Total\n";
+      for (const auto& name : layerOrder)
+        if (auto it = recomputed.find(name); it != recomputed.end())
+          std::cout << "[I] Adaptive precision: " << name << " recomputed " << std::setprecision(3)
+                    << 100.0 * double(it->second.first) / double(it->second.second) << "% of "
+                    << it->second.second / std::max<size_t>(1, layerTimes[name].second.size()) << " components\n";
     }
     if (has("exportProfile")) {
       std::ofstream f(flags["exportProfile"]);
@@ -917,7 +944,10 @@ int run(int argc, char** argv) {
         double t = std::accumulate(e.second.begin(), e.second.end(), 0.0);
         f << ",\n{\"name\": \"" << jsonEscape(name) << "\", \"timeMs\": " << jsonNumber(t) << ", \"averageMs\": "
           << jsonNumber(s.mean) << ", \"medianMs\": " << jsonNumber(s.median) << ", \"percentage\": "
-          << jsonNumber(sum > 0 ? 100.0 * t / sum : 0) << "}";
+          << jsonNumber(sum > 0 ? 100.0 * t / sum : 0);
+        if (auto it = recomputed.find(name); it != recomputed.end())
+          f << ", \"recomputedFraction\": " << jsonNumber(double(it->second.first) / double(it->second.second));
+        f << "}";
       }
       f << "\n]\n";
     }

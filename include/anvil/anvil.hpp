@@ -119,6 +119,16 @@ struct BuilderConfig {
   bool autoPrecision = false;
   double accuracyTolerance = 1e-2;
   std::string accuracyMetric = "relative";  // relative | top1
+  // Per output component (--componentPrecision=tau): in an INT8 layer, the output channels
+  // whose calibrated p99 of kappa_v * kappa_phi times the INT8 step exceeds tau compute in
+  // FP32 inside the same kernel (0: off; needs calibrationData).
+  double componentPrecision = 0;
+  // At run time (--adaptivePrecision=tau): INT8 layers compute every component in INT8,
+  // estimate kappa from that result and recompute in FP32 the components the test flags:
+  // "product" kappa_v * kappa_phi * u > tau, "ratio" kappa_phi / |v| > tau, or "both".
+  // The profiler reports the fraction recomputed per layer (0: off).
+  double adaptivePrecision = 0;
+  std::string adaptiveTest = "product";
   // Called as tactics are timed: (done, total, current layer name).
   std::function<void(int, int, const std::string&)> progress;
 };
@@ -174,6 +184,9 @@ struct ContextOptions {
 struct LayerTiming {
   std::string name, type, tactic;
   double milliseconds = 0;
+  // Adaptive precision (--adaptivePrecision): output components of this run recomputed in
+  // the higher precision, of `components` computed (both 0 for other kernels).
+  uint64_t recomputed = 0, components = 0;
 };
 using Profiler = std::function<void(const LayerTiming&)>;
 

@@ -295,3 +295,30 @@ TEST(PrecisionPass, Int8WithoutARangeFailsUnderObey) {
 }
 
 }  // namespace
+
+namespace {
+
+TEST(PrecisionPass, ChannelsAboveTheThresholdComputeInFp32AndAdaptiveParamsReachInt8Layers) {
+  Mlp m;
+  passes::CalibrationData cal = calibrationFor(m);
+  // fc2's channels 1 and 3 are badly conditioned: p99 2000 -> 2000/255 = 7.8 > 1.
+  cal.condition["fc2"].channelP99 = {3.0f, 2000.0f, 10.0f, 2000.0f};
+  cal.condition["fc1"].channelP99 = {3.0f, 3.0f, 3.0f, 3.0f};
+  passes::PassContext ctx;
+  ctx.precision.allowed = {DataType::kF32, DataType::kI8};
+  ctx.precision.overrides = {{"fc1", DataType::kI8}, {"fc2", DataType::kI8}, {"fc3", DataType::kF32}};
+  ctx.precision.componentThreshold = 1.0;
+  ctx.precision.adaptiveTau = 0.5;
+  ctx.precision.adaptiveTest = "both";
+  ctx.calibration = &cal;
+  passes::assignPrecisions(m.g, ctx);
+  EXPECT_EQ(m.fc2->tacticParams().getInts("fp32_channels"), (std::vector<int64_t>{1, 3}));
+  EXPECT_FALSE(m.fc1->tacticParams().find("fp32_channels"));
+  for (Node* n : {m.fc1, m.fc2}) {
+    EXPECT_FLOAT_EQ(n->tacticParams().getFloat("adaptive_tau", 0), 0.5f) << n->name();
+    EXPECT_EQ(n->tacticParams().getString("adaptive_test", ""), "both");
+  }
+  EXPECT_FALSE(m.fc3->tacticParams().find("adaptive_tau"));  // f32: nothing to recompute
+}
+
+}  // namespace

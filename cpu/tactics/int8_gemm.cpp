@@ -1,0 +1,467 @@
+// The INT8 engine of cpu/tactics/int8_gemm.h: activation and weight quantization, the
+// 32-bit group packers (weights at build time, activations and Conv images per run), and
+// the register-tiled micro-kernels with the dequantizing store (AVX-512 VNNI, AVX-VNNI,
+// AVX2 s16 pairs).
+// Speed (one thread, NativeInt8Bench.DISABLED_TilePeak / DISABLED_VsF32 on the shared
+// AVX-512 VNNI dev box, whose FMA peak is 134 GFLOP/s AVX2, 249 AVX-512: 4x that is the
+// u8 roof): the 8x48 VNNI tile 780-870 GOP/s on L1 operands; MatMul 128x768x768 790 GOP/s
+// (3.8x the best f32 kernel next to it), 128x768x3072 770 (4.0x), 1x768x768 9x; 3x3 64 ->
+// 64 at 56x56 600-670 (2.0x f32 Winograd, 4x f32 direct); 3x3 stride 2 128 -> 128 at 28x28
+// 360 (2.0x); 1x1 256 -> 64 at 56x56 325 (2.2x; its 3.2 MB input streams from L3), at
+// 28x28 410 (2.4x). AVX-VNNI 4x24: 1.2-2.3x. AVX2: vpmaddwd issues on two ports and each
+// needs a vpaddd, so the exact s16 form tops out near 1.5x the FMA rate on this core
+// (tile 166 GOP/s): MatMul 1.4-1.5x the f32 AVX2 kernels, 1x1 Conv 1.15-1.25x, 3x3 1.6x
+// f32 direct but 0.6x f32 Winograd.
+#include "cpu/tactics/int8_gemm.h"
+
+#include <immintrin.h>
+
+#include <algorithm>
+#include <array>
+#include <cmath>
+#include <cstring>
+#include <utility>
+
+namespace anvil::cpu::tactics {
+
+// Tiles: VNNI 8 rows x 3 vectors (24 zmm accumulators, the 3 activation vectors in
+// registers, the weight groups broadcast from memory by vpdpbusd itself); AVX2 4 x 2 (8
+// accumulators, 2 vectors, a broadcast and the vpmaddwd products in the 16 ymm).
+const I8Config& i8Config(I8Isa isa) {
+  static const I8Config kAvx2{4, 8, 2, 2};
+  static const I8Config kVnni512{8, 16, 4, 3};
+  static const I8Config kAvxVnni{4, 8, 4, 3};
+  switch (isa) {
+    case I8Isa::kAvx2: return kAvx2;
+    case I8Isa::kAvx512Vnni: return kVnni512;
+    case I8Isa::kAvxVnni: return kAvxVnni;
+  }
+  return kAvx2;
+}
+
+// ---------------------------------------------------------------------------------------
+// Quantization
+
+// The clamp before the conversion keeps cvtps in range (out of range it returns INT_MIN,
+// which would clamp a huge positive input to 0); +-512 is past every u8 result.
+uint8_t quantizeU8One(float x, float inv, int32_t zp) {
+  float v = x * inv;
+  if (std::isnan(v)) v = 0.0f;
+  v = std::min(std::max(v, -512.0f), 512.0f);
+  const int32_t r = int32_t(std::nearbyint(v)) + zp;  // the default rounding: half to even
+  return uint8_t(std::clamp(r, 0, 255));
+}
+
+__attribute__((target("avx2"))) void quantizeU8(const float* x, int64_t n, float inv, int32_t zp, uint8_t* q) {
+  const __m256 vinv = _mm256_set1_ps(inv), lo = _mm256_set1_ps(-512.0f), hi = _mm256_set1_ps(512.0f);
+  const __m256i z = _mm256_set1_epi32(zp);
+  const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+  int64_t i = 0;
+  for (; i + 32 <= n; i += 32) {
+    __m256i r[4];
+    for (int j = 0; j < 4; ++j) {
+      __m256 v = _mm256_mul_ps(_mm256_loadu_ps(x + i + 8 * j), vinv);
+      v = _mm256_and_ps(v, _mm256_cmp_ps(v, v, _CMP_ORD_Q));  // NaN -> 0
+      v = _mm256_min_ps(_mm256_max_ps(v, lo), hi);
+      r[j] = _mm256_add_epi32(_mm256_cvtps_epi32(v), z);
+    }
+    // packs/packus work per 128-bit lane: dwords come out as r0a r1a r2a r3a | r0b r1b r2b r3b.
+    const __m256i s = _mm256_packus_epi16(_mm256_packs_epi32(r[0], r[1]), _mm256_packs_epi32(r[2], r[3]));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(q + i), _mm256_permutevar8x32_epi32(s, order));
+  }
+  // The tail eight at a time through the same lanes (a scalar tail cost more than the
+  // vector loop on 56-wide image rows).
+  for (; i < n; i += 8) {
+    const int64_t m = std::min<int64_t>(8, n - i);
+    const __m256i mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(int32_t(m)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+    __m256 v = _mm256_mul_ps(_mm256_maskload_ps(x + i, mask), vinv);
+    v = _mm256_and_ps(v, _mm256_cmp_ps(v, v, _CMP_ORD_Q));
+    v = _mm256_min_ps(_mm256_max_ps(v, lo), hi);
+    const __m256i r = _mm256_add_epi32(_mm256_cvtps_epi32(v), z);
+    const __m128i h = _mm_packs_epi32(_mm256_castsi256_si128(r), _mm256_extracti128_si256(r, 1));
+    alignas(16) uint8_t b[16];
+    _mm_store_si128(reinterpret_cast<__m128i*>(b), _mm_packus_epi16(h, h));
+    std::memcpy(q + i, b, size_t(m));
+  }
+}
+
+I8Weights quantizeWeights(const float* w, int64_t N, int64_t K, int64_t fs, int64_t ks, const float* givenScales) {
+  I8Weights r;
+  r.N = N;
+  r.K = K;
+  r.q.assign(size_t(N * K), 0);
+  r.scale.assign(size_t(N), 1.0f);
+  r.sums.assign(size_t(N), 0);
+  for (int64_t f = 0; f < N; ++f) {
+    float s;
+    if (givenScales) {
+      s = givenScales[f];
+    } else {
+      float m = 0.0f;
+      for (int64_t k = 0; k < K; ++k) m = std::max(m, std::fabs(w[f * fs + k * ks]));
+      s = m > 0.0f && std::isfinite(m) ? m / 127.0f : 1.0f;
+    }
+    r.scale[size_t(f)] = s;
+    int32_t sum = 0;
+    for (int64_t k = 0; k < K; ++k) {
+      const float v = w[f * fs + k * ks] / s;
+      const float c = std::isnan(v) ? 0.0f : std::min(std::max(std::nearbyint(v), -127.0f), 127.0f);
+      r.q[size_t(f * K + k)] = int8_t(c);
+      sum += int32_t(c);
+    }
+    r.sums[size_t(f)] = sum;
+  }
+  return r;
+}
+
+// ---------------------------------------------------------------------------------------
+// Packing
+
+namespace {
+
+// Group g of a row: kg values from k = g * kg on (zeros past K), element i in byte i (u8/s8
+// quads) or in 16-bit half i (s16 pairs: u8 zero-extended, s8 sign-extended).
+inline uint32_t groupWord(const I8Config& c, const uint8_t* row, int64_t g, int64_t K, bool isSigned) {
+  uint32_t w = 0;
+  for (int i = 0; i < c.kg; ++i) {
+    const int64_t k = g * c.kg + i;
+    if (k >= K) break;
+    if (c.kg == 4) {
+      w |= uint32_t(row[k]) << (8 * i);
+    } else {
+      const int32_t v = isSigned ? int32_t(int8_t(row[k])) : int32_t(row[k]);
+      w |= (uint32_t(v) & 0xffffu) << (16 * i);
+    }
+  }
+  return w;
+}
+
+}  // namespace
+
+int64_t packedGroupWords(const I8Config& c, int64_t rows, int64_t K, int64_t block, int64_t tailMultiple) {
+  const int64_t KG = groupsOf(c, K);
+  int64_t words = 0;
+  for (int64_t b0 = 0; b0 < rows; b0 += block) words += KG * std::min(block, roundUp(rows - b0, tailMultiple));
+  return words;
+}
+
+void packGroups(const I8Config& c, const uint8_t* q, int64_t rows, int64_t K, int64_t ld, bool isSigned,
+                int64_t block, int64_t tailMultiple, uint32_t* dst) {
+  const int64_t KG = groupsOf(c, K);
+  for (int64_t b0 = 0; b0 < rows; b0 += block) {
+    const int64_t width = std::min(block, roundUp(rows - b0, tailMultiple));
+    for (int64_t r = 0; r < width; ++r) {
+      if (b0 + r >= rows) {
+        for (int64_t g = 0; g < KG; ++g) dst[g * width + r] = 0;
+        continue;
+      }
+      const uint8_t* row = q + (b0 + r) * ld;
+      for (int64_t g = 0; g < KG; ++g) dst[g * width + r] = groupWord(c, row, g, K, isSigned);
+    }
+    dst += KG * width;
+  }
+}
+
+void packRowPanel(const I8Config& c, const uint8_t* q, int64_t R, int64_t K, int64_t ld, uint32_t* dst) {
+  const int64_t KG = groupsOf(c, K), mr = c.mr;
+  for (int64_t r = 0; r < mr; ++r) {
+    uint32_t* out = dst + r;
+    if (r >= R) {
+      for (int64_t g = 0; g < KG; ++g) out[g * mr] = 0;
+      continue;
+    }
+    const uint8_t* row = q + r * ld;
+    if (c.kg == 4) {
+      for (int64_t g = 0; g < KG; ++g) {
+        uint32_t w;
+        std::memcpy(&w, row + 4 * g, 4);
+        out[g * mr] = w;
+      }
+    } else {
+      for (int64_t g = 0; g < KG; ++g) out[g * mr] = uint32_t(row[2 * g]) | uint32_t(row[2 * g + 1]) << 16;
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+// Convolution inputs
+
+namespace {
+
+// Words for positions [0, nOut) of up to kg channel rows (row i at src + i * rowStride,
+// element i of a word), quantized in registers: positions from nValid on read nothing and
+// hold zp (x = 0.0). The clamp to [-zp, 255 - zp] before the rounding gives the same q as
+// clamping rint(x * inv) + zp to [0, 255] (the bounds are integers); NaN gives zp. Eight
+// lanes (AVX2) or sixteen (the VNNI family: its 1x1 tiles packed as fast again), the same
+// arithmetic per lane.
+__attribute__((target("avx2"))) void rowWords8(const float* src, int64_t rowStride, int rows, int64_t nValid,
+                                               int64_t nOut, float inv, int32_t zp, int shift, uint32_t* out) {
+  const __m256 vinv = _mm256_set1_ps(inv), lo = _mm256_set1_ps(float(-zp)), hi = _mm256_set1_ps(float(255 - zp));
+  const __m256i z = _mm256_set1_epi32(zp), iota = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+  for (int64_t j = 0; j < nOut; j += 8) {
+    const bool full = nValid - j >= 8;
+    const __m256i load = _mm256_cmpgt_epi32(_mm256_set1_epi32(int32_t(std::clamp<int64_t>(nValid - j, 0, 8))), iota);
+    __m256i w = _mm256_setzero_si256();
+    for (int i = 0; i < rows; ++i) {
+      const float* r = src + i * rowStride + j;
+      __m256 v = _mm256_mul_ps(full ? _mm256_loadu_ps(r) : _mm256_maskload_ps(r, load), vinv);
+      v = _mm256_and_ps(v, _mm256_cmp_ps(v, v, _CMP_ORD_Q));
+      v = _mm256_min_ps(_mm256_max_ps(v, lo), hi);
+      const __m256i q = _mm256_add_epi32(_mm256_cvtps_epi32(v), z);
+      w = _mm256_or_si256(w, _mm256_sll_epi32(q, _mm_cvtsi32_si128(shift * i)));
+    }
+    if (nOut - j >= 8)
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + j), w);
+    else
+      _mm256_maskstore_epi32(reinterpret_cast<int*>(out + j),
+                             _mm256_cmpgt_epi32(_mm256_set1_epi32(int32_t(nOut - j)), iota), w);
+  }
+}
+
+__attribute__((target("avx512f,avx512bw"))) void rowWords16(const float* src, int64_t rowStride, int rows,
+                                                            int64_t nValid, int64_t nOut, float inv, int32_t zp,
+                                                            int shift, uint32_t* out) {
+  const __m512 vinv = _mm512_set1_ps(inv), lo = _mm512_set1_ps(float(-zp)), hi = _mm512_set1_ps(float(255 - zp));
+  const __m512i z = _mm512_set1_epi32(zp);
+  for (int64_t j = 0; j < nOut; j += 16) {
+    const __mmask16 load = __mmask16((1u << std::clamp<int64_t>(nValid - j, 0, 16)) - 1);
+    __m512i w = _mm512_setzero_si512();
+    for (int i = 0; i < rows; ++i) {
+      __m512 v = _mm512_mul_ps(_mm512_maskz_loadu_ps(load, src + i * rowStride + j), vinv);
+      // Zero-masked forms with every lane kept: GCC 12 warns that the plain intrinsics'
+      // undefined pass-through "may be used uninitialized".
+      const __mmask16 all = 0xffff;
+      v = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(v, v, _CMP_ORD_Q), v);
+      v = _mm512_maskz_min_ps(all, _mm512_maskz_max_ps(all, v, lo), hi);
+      const __m512i q = _mm512_add_epi32(_mm512_maskz_cvtps_epi32(all, v), z);
+      w = _mm512_or_si512(w, _mm512_maskz_sll_epi32(all, q, _mm_cvtsi32_si128(shift * i)));
+    }
+    _mm512_mask_storeu_epi32(out + j, __mmask16((1u << std::min<int64_t>(nOut - j, 16)) - 1), w);
+  }
+}
+
+using RowWords = void (*)(const float*, int64_t, int, int64_t, int64_t, float, int32_t, int, uint32_t*);
+RowWords rowWordsFor(const I8Config& c) { return c.lanes == 16 ? rowWords16 : rowWords8; }
+
+}  // namespace
+
+void packPointwiseTile(const I8Config& c, const float* x, int64_t C, int64_t HW, float inv, int32_t zp, int64_t p0,
+                       int64_t np, int64_t width, uint32_t* dst) {
+  const RowWords rw = rowWordsFor(c);
+  for (int64_t gi = 0; gi < groupsOf(c, C); ++gi)
+    rw(x + gi * c.kg * HW + p0, HW, int(std::min<int64_t>(c.kg, C - gi * c.kg)), np, width, inv, zp, 32 / c.kg,
+       dst + gi * width);
+}
+
+void quantizePhases(const I8Config& c, const float* x, int64_t C, int64_t H, int64_t W, int64_t pt, int64_t pb,
+                    int64_t pl, int64_t pr, int64_t sH, int64_t sW, float inv, int32_t zp, uint32_t* dst,
+                    uint32_t* scratch) {
+  const int64_t CG = ceilDiv(C, c.kg), Hp = pt + H + pb, Wp = pl + W + pr;
+  const int64_t Hs = ceilDiv(Hp, sH), Ws = ceilDiv(Wp, sW), plane = Hs * Ws, block = sH * sW * plane;
+  uint32_t border = 0;
+  for (int i = 0; i < c.kg; ++i) border |= uint32_t(zp) << (c.kg == 4 ? 8 * i : 16 * i);
+  const RowWords rw = rowWordsFor(c);
+  const bool unit = sH == 1 && sW == 1;
+  for (int64_t cg = 0; cg < CG; ++cg) {
+    const int rows = int(std::min<int64_t>(c.kg, C - cg * c.kg));
+    uint32_t* out = dst + cg * block;
+    if (unit) {  // one phase: only the border needs filling
+      std::fill(out, out + pt * Ws, border);
+      std::fill(out + (pt + H) * Ws, out + plane, border);
+    } else {
+      std::fill(out, out + block, border);
+    }
+    for (int64_t h = 0; h < H; ++h) {
+      const int64_t hp = pt + h;
+      // The row's words: in place for one phase, else into scratch and then dealt out.
+      uint32_t* row = unit ? out + hp * Ws + pl : scratch;
+      if (unit) {
+        std::fill(out + hp * Ws, row, border);
+        std::fill(row + W, out + (hp + 1) * Ws, border);
+      }
+      rw(x + (cg * c.kg * H + h) * W, H * W, rows, W, W, inv, zp, 32 / c.kg, row);
+      if (unit) continue;
+      uint32_t* phaseRow = out + (hp % sH) * sW * plane + (hp / sH) * Ws;
+      for (int64_t w = 0; w < W; ++w) {
+        const int64_t wp = pl + w;
+        phaseRow[(wp % sW) * plane + wp / sW] = row[w];
+      }
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+// Micro-kernels
+
+namespace {
+
+struct Vnni512 {
+  template <int R, int NV, bool kConv, bool kTable>
+  __attribute__((target("avx512f,avx512bw,avx512vnni"))) static void run(int64_t KG, const uint32_t* bc,
+                                                                          const uint32_t* vec, int64_t gStride,
+                                                                          const int32_t* goff, const int32_t* zc,
+                                                                          const float* sc, const float* bias, float* C,
+                                                                          int64_t ldc, int cols) {
+    constexpr int MR = 8;
+    __m512i acc[R][NV];
+    #pragma GCC unroll 24
+    for (int r = 0; r < R; ++r)
+#pragma GCC unroll 24
+      for (int v = 0; v < NV; ++v) acc[r][v] = _mm512_setzero_si512();
+    for (int64_t g = 0; g < KG; ++g) {
+      const uint32_t* vg = kTable ? vec + goff[g] : vec;
+      __m512i x[NV];
+#pragma GCC unroll 24
+      for (int v = 0; v < NV; ++v) x[v] = _mm512_loadu_si512(vg + v * 16);
+#pragma GCC unroll 24
+      for (int r = 0; r < R; ++r) {
+        const __m512i b = _mm512_set1_epi32(int32_t(bc[r]));
+  #pragma GCC unroll 24
+        for (int v = 0; v < NV; ++v)
+          acc[r][v] = kConv ? _mm512_dpbusd_epi32(acc[r][v], x[v], b) : _mm512_dpbusd_epi32(acc[r][v], b, x[v]);
+      }
+      bc += MR;
+      if (!kTable) vec += gStride;
+    }
+    #pragma GCC unroll 24
+    for (int r = 0; r < R; ++r)
+#pragma GCC unroll 24
+      for (int v = 0; v < NV; ++v) {
+        const int rem = cols - v * 16;
+        if (rem <= 0) break;
+        const __m512i z = kConv ? _mm512_set1_epi32(zc[r]) : _mm512_loadu_si512(zc + v * 16);
+        const __m512 s = kConv ? _mm512_set1_ps(sc[r]) : _mm512_loadu_ps(sc + v * 16);
+        // The zero-masked form of vcvtdq2ps (all lanes kept): GCC 12 warns that the plain
+        // intrinsic's undefined pass-through "may be used uninitialized".
+        __m512 y = _mm512_mul_ps(_mm512_maskz_cvtepi32_ps(__mmask16(0xffff), _mm512_sub_epi32(acc[r][v], z)), s);
+        if (kConv && bias) y = _mm512_add_ps(y, _mm512_set1_ps(bias[r]));
+        float* out = C + r * ldc + v * 16;
+        if (rem >= 16)
+          _mm512_storeu_ps(out, y);
+        else
+          _mm512_mask_storeu_ps(out, __mmask16((1u << rem) - 1), y);
+      }
+  }
+};
+
+__attribute__((target("avx2"))) inline __m256i tailMask8(int rem) {
+  return _mm256_cmpgt_epi32(_mm256_set1_epi32(rem), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+
+// The dequantizing store of 8-lane accumulators (AVX2 and AVX-VNNI tiles).
+template <int R, int NV, bool kConv>
+__attribute__((target("avx2"), always_inline)) inline void store8(const __m256i (&acc)[R][NV], const int32_t* zc,
+                                                                   const float* sc, const float* bias, float* C,
+                                                                   int64_t ldc, int cols) {
+  #pragma GCC unroll 24
+  for (int r = 0; r < R; ++r)
+    #pragma GCC unroll 24
+    for (int v = 0; v < NV; ++v) {
+      const int rem = cols - v * 8;
+      if (rem <= 0) break;
+      const __m256i z = kConv ? _mm256_set1_epi32(zc[r]) : _mm256_loadu_si256(reinterpret_cast<const __m256i*>(zc + v * 8));
+      const __m256 s = kConv ? _mm256_set1_ps(sc[r]) : _mm256_loadu_ps(sc + v * 8);
+      __m256 y = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(acc[r][v], z)), s);
+      if (kConv && bias) y = _mm256_add_ps(y, _mm256_set1_ps(bias[r]));
+      float* out = C + r * ldc + v * 8;
+      if (rem >= 8)
+        _mm256_storeu_ps(out, y);
+      else
+        _mm256_maskstore_ps(out, tailMask8(rem), y);
+    }
+}
+
+struct Avx2Pairs {
+  template <int R, int NV, bool kConv, bool kTable>
+  __attribute__((target("avx2,fma"))) static void run(int64_t KG, const uint32_t* bc, const uint32_t* vec,
+                                                      int64_t gStride, const int32_t* goff, const int32_t* zc,
+                                                      const float* sc, const float* bias, float* C, int64_t ldc,
+                                                      int cols) {
+    constexpr int MR = 4;
+    __m256i acc[R][NV];
+    #pragma GCC unroll 24
+    for (int r = 0; r < R; ++r)
+#pragma GCC unroll 24
+      for (int v = 0; v < NV; ++v) acc[r][v] = _mm256_setzero_si256();
+    for (int64_t g = 0; g < KG; ++g) {
+      const uint32_t* vg = kTable ? vec + goff[g] : vec;
+      __m256i x[NV];
+#pragma GCC unroll 24
+      for (int v = 0; v < NV; ++v) x[v] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(vg + v * 8));
+#pragma GCC unroll 24
+      for (int r = 0; r < R; ++r) {
+        const __m256i b = _mm256_set1_epi32(int32_t(bc[r]));
+  #pragma GCC unroll 24
+        for (int v = 0; v < NV; ++v) acc[r][v] = _mm256_add_epi32(acc[r][v], _mm256_madd_epi16(x[v], b));
+      }
+      bc += MR;
+      if (!kTable) vec += gStride;
+    }
+    store8<R, NV, kConv>(acc, zc, sc, bias, C, ldc, cols);
+  }
+};
+
+struct AvxVnni {
+  template <int R, int NV, bool kConv, bool kTable>
+  __attribute__((target("avx2,fma,avxvnni"))) static void run(int64_t KG, const uint32_t* bc, const uint32_t* vec,
+                                                              int64_t gStride, const int32_t* goff, const int32_t* zc,
+                                                              const float* sc, const float* bias, float* C,
+                                                              int64_t ldc, int cols) {
+    constexpr int MR = 4;
+    __m256i acc[R][NV];
+    #pragma GCC unroll 24
+    for (int r = 0; r < R; ++r)
+#pragma GCC unroll 24
+      for (int v = 0; v < NV; ++v) acc[r][v] = _mm256_setzero_si256();
+    for (int64_t g = 0; g < KG; ++g) {
+      const uint32_t* vg = kTable ? vec + goff[g] : vec;
+      __m256i x[NV];
+#pragma GCC unroll 24
+      for (int v = 0; v < NV; ++v) x[v] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(vg + v * 8));
+#pragma GCC unroll 24
+      for (int r = 0; r < R; ++r) {
+        const __m256i b = _mm256_set1_epi32(int32_t(bc[r]));
+  #pragma GCC unroll 24
+        for (int v = 0; v < NV; ++v)
+          acc[r][v] = kConv ? _mm256_dpbusd_avx_epi32(acc[r][v], x[v], b) : _mm256_dpbusd_avx_epi32(acc[r][v], b, x[v]);
+      }
+      bc += MR;
+      if (!kTable) vec += gStride;
+    }
+    store8<R, NV, kConv>(acc, zc, sc, bias, C, ldc, cols);
+  }
+};
+
+constexpr int kMaxR = 8, kMaxNv = 3;
+// Index: (variant, R - 1, NV - 1), variant 0 MatMul, 1 Conv, 2 Conv with a group table.
+using TileTable = std::array<I8Tile, 3 * kMaxR * kMaxNv>;
+
+template <typename F, int Var, int R, int... Vs>
+void fillRow(TileTable& t, std::integer_sequence<int, Vs...>) {
+  ((t[size_t(Var * kMaxR * kMaxNv + (R - 1) * kMaxNv + Vs)] = &F::template run<R, Vs + 1, Var != 0, Var == 2>), ...);
+}
+template <typename F, int NV, int Var, int... Rs>
+void fillRows(TileTable& t, std::integer_sequence<int, Rs...>) {
+  (fillRow<F, Var, Rs + 1>(t, std::make_integer_sequence<int, NV>{}), ...);
+}
+template <typename F, int MR, int NV>
+TileTable makeTable() {
+  TileTable t{};
+  fillRows<F, NV, 0>(t, std::make_integer_sequence<int, MR>{});
+  fillRows<F, NV, 1>(t, std::make_integer_sequence<int, MR>{});
+  fillRows<F, NV, 2>(t, std::make_integer_sequence<int, MR>{});
+  return t;
+}
+
+}  // namespace
+
+I8Tile i8Tile(I8Isa isa, bool conv, int rows, int nvec, bool table) {
+  static const TileTable kAvx2 = makeTable<Avx2Pairs, 4, 2>();
+  static const TileTable kVnni = makeTable<Vnni512, 8, 3>();
+  static const TileTable kAvxVnniT = makeTable<AvxVnni, 4, 3>();
+  const TileTable& t = isa == I8Isa::kAvx2 ? kAvx2 : isa == I8Isa::kAvx512Vnni ? kVnni : kAvxVnniT;
+  const int var = table ? 2 : conv ? 1 : 0;
+  return t[size_t(var * kMaxR * kMaxNv + (rows - 1) * kMaxNv + (nvec - 1))];
+}
+
+}  // namespace anvil::cpu::tactics

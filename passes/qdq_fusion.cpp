@@ -1,0 +1,189 @@
+// Explicit quantization (Q/DQ models, as onnxruntime's quantizer and PyTorch export them):
+//   1. DequantizeLinear of a constant integer tensor becomes an f32 constant that keeps the
+//      quantization it came from (scale, zero point, axis) as value metadata;
+//   2. a Conv, Gemm or MatMul reading DequantizeLinear(QuantizeLinear(x)) (one per-tensor
+//      scale and zero point) and such a constant as its weights (int8, zero points 0) reads
+//      x itself, computes in INT8 (node precision i8, reason "model") with x quantized by
+//      the same parameters (an s8 zero point z becomes the u8 zero point z + 128: the same
+//      grid and the same saturation), and the weights' scales per output channel (a
+//      per-tensor scale is repeated along that axis), so that the INT8 kernels reproduce
+//      the model's integers exactly.
+// Q/DQ pairs that feed other ops stay: they round to the grid exactly as the model says.
+// Runs before constant folding, which would fold the weights' DequantizeLinear away.
+#include <cmath>
+#include <set>
+
+#include "ir/op_schema.h"
+#include "passes/graph_edit.h"
+#include "passes/passes.h"
+#include "passes/pattern.h"
+#include "passes/precision.h"
+
+namespace anvil::passes {
+
+namespace {
+
+bool isOnnx(const ir::Node& n, const char* op) { return n.domain().empty() && n.op() == op; }
+
+// A constant of `g` (not overridable by a graph input).
+const ir::Tensor* constantOf(const ir::Graph& g, const ir::Value* v) { return v ? trueConstantOf(g, v) : nullptr; }
+
+// The output-feature axis of a linear node's weights (input 1), or -1.
+int64_t weightAxis(const ir::Node& n, const ir::Tensor& w) {
+  if (isOnnx(n, "Conv")) return 0;
+  if (isOnnx(n, "Gemm")) return n.attrs().getInt("transB", 0) ? 0 : 1;
+  if (isOnnx(n, "MatMul")) return w.rank() >= 2 ? int64_t(w.rank()) - 1 : -1;
+  return -1;
+}
+
+// Step 1: DequantizeLinear(constant q, scale[, zero point]) -> f32 constant with metadata.
+int foldWeightDequantize(ir::Graph& g) {
+  int folded = 0;
+  std::vector<ir::Node*> dqs;
+  for (const auto& n : g.nodes())
+    if (isOnnx(*n, "DequantizeLinear")) dqs.push_back(n.get());
+  for (ir::Node* dq : dqs) {
+    const ir::Tensor* q = constantOf(g, dq->input(0));
+    const ir::Tensor* s = constantOf(g, dq->input(1));
+    const ir::Tensor* z = dq->numInputs() > 2 ? constantOf(g, dq->input(2)) : nullptr;
+    if (!q || !s || (dq->numInputs() > 2 && dq->input(2) && !z)) continue;
+    if (q->dtype() != ir::DataType::kI8 && q->dtype() != ir::DataType::kU8 && q->dtype() != ir::DataType::kI32) continue;
+    if (s->dtype() != ir::DataType::kF32 || s->rank() > 1 || dq->attrs().getInt("block_size", 0) != 0) continue;
+    if (isObservedOutput(g, dq->output(0))) continue;
+    int64_t axis = -1;
+    if (s->rank() == 1) {
+      axis = dq->attrs().getInt("axis", 1);
+      if (axis < 0) axis += int64_t(q->rank());
+      if (axis < 0 || axis >= int64_t(q->rank()) || q->dim(size_t(axis)) != s->numel()) continue;
+    }
+    // Real value = scale * (q - zero point), per tensor or along `axis`.
+    ir::Tensor w(ir::DataType::kF32, q->dims());
+    int64_t inner = 1;
+    if (axis >= 0)
+      for (size_t d = size_t(axis) + 1; d < q->rank(); ++d) inner *= q->dim(d);
+    const int64_t channels = axis >= 0 ? s->numel() : 1;
+    for (int64_t i = 0; i < q->numel(); ++i) {
+      const int64_t c = axis >= 0 ? (i / inner) % channels : 0;
+      const double zp = z ? z->getDouble(c) : 0.0;
+      w.data<float>()[i] = float(double(s->data<float>()[c]) * (q->getDouble(i) - zp));
+    }
+    ir::Quantization meta;
+    meta.scale = *s;
+    if (z) meta.zeroPoint = *z;
+    if (axis >= 0) meta.axis = axis;
+    ir::Value* out = dq->output(0);
+    g.removeNode(dq);
+    makeConstant(out, std::move(w));
+    out->setQuantization(std::move(meta));
+    ++folded;
+  }
+  return folded;
+}
+
+// The per-tensor (scale, zero point) of a QuantizeLinear or DequantizeLinear, or false.
+bool perTensorParams(const ir::Graph& g, const ir::Node& n, float* scale, int* zp, ir::DataType* zpType) {
+  const ir::Tensor* s = constantOf(g, n.input(1));
+  if (!s || s->dtype() != ir::DataType::kF32 || s->numel() != 1) return false;
+  *scale = s->data<float>()[0];
+  *zp = 0;
+  *zpType = ir::DataType::kU8;  // ONNX: an absent zero point means u8 0
+  if (n.numInputs() > 2 && n.input(2)) {
+    const ir::Tensor* z = constantOf(g, n.input(2));
+    if (!z || z->numel() != 1) return false;
+    *zpType = z->dtype();
+    if (*zpType != ir::DataType::kU8 && *zpType != ir::DataType::kI8) return false;
+    *zp = int(z->getInt(0));
+  }
+  return *scale > 0 && std::isfinite(*scale) && n.attrs().getInt("block_size", 0) == 0;
+}
+
+// Whether the weight constant carries int8 quantization with zero points 0 that the INT8
+// kernels can take along `axis`; returns the per-axis metadata (a per-tensor scale
+// repeated along the axis).
+bool int8Weights(const ir::Value* w, int64_t axis, ir::Quantization* out) {
+  if (!w || !w->isInitializer() || !w->quantization() || axis < 0) return false;
+  const ir::Quantization& q = *w->quantization();
+  if (q.zeroPoint.defined()) {
+    if (q.zeroPoint.dtype() != ir::DataType::kI8) return false;
+    for (int64_t i = 0; i < q.zeroPoint.numel(); ++i)
+      if (q.zeroPoint.getInt(i) != 0) return false;
+  } else {
+    return false;  // an absent zero point is u8: the weights are unsigned
+  }
+  const ir::Tensor& t = *w->initializer();
+  if (axis >= int64_t(t.rank())) return false;
+  const int64_t channels = t.dim(size_t(axis));
+  if (!q.perTensor() && (*q.axis != axis || q.scale.numel() != channels)) return false;
+  ir::Quantization m;
+  m.scale = ir::Tensor(ir::DataType::kF32, {channels});
+  m.zeroPoint = ir::Tensor(ir::DataType::kI8, {channels});
+  for (int64_t c = 0; c < channels; ++c) m.scale.data<float>()[c] = q.scale.data<float>()[q.perTensor() ? 0 : c];
+  m.axis = axis;
+  *out = std::move(m);
+  return true;
+}
+
+// Step 2: linear nodes on DequantizeLinear(QuantizeLinear(x)) with int8 weights.
+int fuseQuantizedInputs(ir::Graph& g) {
+  int fused = 0;
+  std::vector<ir::Node*> linear;
+  for (const auto& n : g.nodes())
+    if (isOnnx(*n, "Conv") || isOnnx(*n, "Gemm") || isOnnx(*n, "MatMul")) linear.push_back(n.get());
+  for (ir::Node* n : linear) {
+    if (n->numInputs() < 2 || !n->input(0) || !n->input(1) || n->precision() != ir::DataType::kUndefined) continue;
+    if (isOnnx(*n, "Conv") && n->attrs().getInt("group", 1) != 1) continue;
+    if (isOnnx(*n, "Gemm") && n->attrs().getInt("transA", 0) != 0) continue;
+    ir::Node* dq = n->input(0)->producer();
+    if (!dq || !isOnnx(*dq, "DequantizeLinear")) continue;
+    ir::Node* q = dq->input(0) ? dq->input(0)->producer() : nullptr;
+    if (!q || !isOnnx(*q, "QuantizeLinear") || !q->input(0) || q->input(0)->dtype() != ir::DataType::kF32) continue;
+    float sq, sd;
+    int zq, zd;
+    ir::DataType tq, td;
+    if (!perTensorParams(g, *q, &sq, &zq, &tq) || !perTensorParams(g, *dq, &sd, &zd, &td)) continue;
+    if (sq != sd || zq != zd || tq != td) continue;
+    if (q->numOutputs() != 1 || q->output(0)->dtype() != tq) continue;
+    ir::Quantization wq;
+    if (!int8Weights(n->input(1), weightAxis(*n, *n->input(1)->initializer()), &wq)) continue;
+    ir::Value* x = q->input(0);
+    const int zpU8 = tq == ir::DataType::kI8 ? zq + 128 : zq;
+    ir::Quantization xq;
+    xq.scale = ir::Tensor::scalar(ir::DataType::kF32, sq);
+    xq.zeroPoint = ir::Tensor::scalar(ir::DataType::kU8, uint8_t(zpU8));
+    if (x->quantization() && *x->quantization() != xq) continue;  // two grids on one value
+    x->setQuantization(xq);
+    n->input(1)->setQuantization(wq);
+    n->setInput(0, x);
+    n->setPrecision(ir::DataType::kI8);
+    n->tacticParams().set(kPrecisionReasonAttr, std::string("model"));
+    ++fused;
+  }
+  // The Q/DQ nodes nobody reads any more.
+  for (bool again = true; again;) {
+    again = false;
+    for (const auto& n : g.nodes())
+      if ((isOnnx(*n, "DequantizeLinear") || isOnnx(*n, "QuantizeLinear")) && g.users(n->output(0)).empty() &&
+          !isObservedOutput(g, n->output(0))) {
+        g.removeNode(n.get());
+        again = true;
+        break;
+      }
+  }
+  g.removeUnusedValues();
+  return fused;
+}
+
+}  // namespace
+
+PassResult fuseQdq(ir::Graph& g, const PassContext& ctx) {
+  (void)ctx;
+  PassResult r;
+  const int folded = foldWeightDequantize(g);
+  const int fused = fuseQuantizedInputs(g);
+  r.changed = folded + fused;
+  r.stats = std::to_string(folded) + " weight DequantizeLinear folded, " + std::to_string(fused) +
+            " linear layers in INT8 from their Q/DQ";
+  return r;
+}
+
+}  // namespace anvil::passes

@@ -1,0 +1,909 @@
+// The INT8 kernels (cpu/tactics/native_int8.cpp on cpu/tactics/int8_gemm.h) through the
+// kernel contract: a one-node graph whose node the test sets to DataType::kI8, with the
+// per-tensor quantization of input 0 set on its value as calibration would, then
+// supports(), prepare() (the weight's raw input replaced by NaNs), run() with the output
+// between sentinel guards and a guarded workspace, on 1 and 2 executor threads. Each run is
+// checked against (a) a plain C++ emulation of the INT8 numerics (quantize x, symmetric
+// per-feature weights, exact int32 sums, zero-point correction, f32 dequantization, then
+// the f32 epilogue), exactly for the piecewise-linear epilogues; (b) the f32 reference
+// kernel within the quantization error bound derived per element; and every ISA variant
+// (AVX-512 VNNI, AVX-VNNI, AVX2) must give the same bits. Saturation: inputs far outside
+// the calibrated range, all-255 x all-127 at K = 4096, weights' own per-axis scales.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <array>
+#include <chrono>
+#include <cmath>
+#include <cstring>
+#include <functional>
+#include <limits>
+#include <map>
+#include <random>
+
+#include "cpu/tactics/int8_gemm.h"
+#include "ir/ops/anvil_linear.h"
+#include "native_kernel_test_util.h"
+#include "op_test_util.h"
+#include "runtime/kernel.h"
+
+namespace anvil::runtime {
+void registerNativeInt8Kernels(Kernels& k);  // cpu/tactics/native_int8.cpp
+}  // namespace anvil::runtime
+
+using namespace anvil;
+using anvil::ir::DataType;
+using anvil::ir::Tensor;
+using anvil::testing::In;
+
+namespace {
+
+using namespace anvil::testing::nk;
+
+runtime::Kernels& registry() {
+  static runtime::Kernels* k = [] {
+    auto* r = new runtime::Kernels();
+    runtime::registerNativeInt8Kernels(*r);
+    return r;
+  }();
+  return *k;
+}
+
+std::vector<const runtime::Kernel*> kernelsFor(const std::string& op, const std::string& domain) {
+  std::vector<const runtime::Kernel*> out;
+  for (const runtime::Kernel* k : registry().all())
+    if (k->op == op && k->domain == domain) out.push_back(k);
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------
+// Cases
+
+// How input 0 is calibrated: from the data's range, or a narrow range (most inputs clamp),
+// or z = 0 (every negative input clamps to 0).
+enum class Calib { kRange, kNarrow, kZeroPoint0 };
+
+// How the data is drawn: uniform [-1, 1], or input 0 scaled far past its calibrated range.
+struct I8Case {
+  Case c;
+  Calib calib = Calib::kRange;
+  float xScale = 1.0f;        // input 0 drawn from [-xScale, xScale]
+  bool weightScales = false;  // the weight carries its own per-axis quantization
+  bool specials = false;      // input 0 holds NaN, +-inf, +-1e30 and exact half steps
+};
+
+ir::Attributes gemmAttrs(int tA, int tB, float alpha, float beta) {
+  ir::Attributes at;
+  if (tA) at.set("transA", int64_t(tA));
+  if (tB) at.set("transB", int64_t(tB));
+  if (alpha != 1.0f) at.set("alpha", alpha);
+  if (beta != 1.0f) at.set("beta", beta);
+  return at;
+}
+
+ir::Attributes convAttrs(Dims w, Dims strides, Dims dilations, Dims pads, const std::string& autoPad = "") {
+  ir::Attributes at;
+  if (!strides.empty()) at.set("strides", strides);
+  if (!dilations.empty()) at.set("dilations", dilations);
+  if (!pads.empty()) at.set("pads", pads);
+  if (!autoPad.empty()) at.set("auto_pad", autoPad);
+  at.set("kernel_shape", Dims{w[2], w[3]});
+  return at;
+}
+
+struct Epi {
+  const char* name;
+  const char* act;
+  std::vector<float> params;
+  int residual;  // 0 none, 1 add_then_activate, 2 activate_then_add
+};
+const std::vector<Epi>& epilogues() {
+  static const std::vector<Epi> e = {
+      {"none", "", {}, 0},         {"relu", "Relu", {}, 0},          {"clip", "Clip", {-0.5f, 0.75f}, 0},
+      {"sigmoid", "Sigmoid", {}, 0}, {"gelu", "Gelu", {}, 0},        {"silu", "Silu", {}, 0},
+      {"res_add_relu", "Relu", {}, 1}, {"res_relu_add", "Relu", {}, 2}, {"res_only", "", {}, 1},
+  };
+  return e;
+}
+bool transcendental(const ir::Attributes& at) {
+  const std::string a = at.getString("activation", "");
+  return !(a.empty() || a == "Relu" || a == "Clip");
+}
+
+void setEpilogue(const Epi& e, ir::Attributes& at) {
+  if (*e.act) at.set("activation", std::string(e.act));
+  if (!e.params.empty()) at.set("activation_params", e.params);
+  if (e.residual) {
+    at.set("has_residual", int64_t(1));
+    at.set("residual_order", std::string(e.residual == 1 ? "add_then_activate" : "activate_then_add"));
+  }
+}
+
+std::vector<I8Case> allCases() {
+  std::vector<I8Case> c;
+  auto add = [&](std::string name, std::string op, std::string domain, std::vector<std::optional<Dims>> in,
+                 std::vector<bool> constant, ir::Attributes at, Calib calib = Calib::kRange, float xScale = 1.0f,
+                 bool ws = false, bool specials = false) {
+    c.push_back({{std::move(name), std::move(op), std::move(domain), std::move(in), std::move(constant), at}, calib,
+                 xScale, ws, specials});
+  };
+  {  // Special inputs through every quantizer: MatMul rows, the 1x1 tiles, the direct form.
+    const Dims w1{17, 13, 1, 1}, w3{17, 13, 3, 3};
+    add("MatMul_specials", "MatMul", "", {Dims{7, 300}, Dims{300, 17}}, {false, true}, {}, Calib::kRange, 1.0f, false,
+        true);
+    add("Conv_1x1_specials", "Conv", "", {Dims{1, 13, 9, 11}, w1}, {false, true}, convAttrs(w1, {}, {}, {}),
+        Calib::kRange, 1.0f, false, true);
+    add("Conv_3x3_specials", "Conv", "", {Dims{1, 13, 9, 11}, w3}, {false, true}, convAttrs(w3, {}, {}, {1, 1, 1, 1}),
+        Calib::kRange, 1.0f, false, true);
+    add("Conv_3x3_s2_specials", "Conv", "", {Dims{1, 13, 9, 11}, w3}, {false, true},
+        convAttrs(w3, {2, 2}, {}, {1, 1, 1, 1}), Calib::kRange, 1.0f, false, true);
+  }
+  for (int64_t m : {1, 7, 17, 63})
+    for (int64_t k : {1, 3, 5, 17, 63, 300})
+      for (int64_t n : {1, 7, 17, 33, 100}) {
+        const std::string s = std::to_string(m) + "x" + std::to_string(k) + "x" + std::to_string(n);
+        add("MatMul_" + s, "MatMul", "", {Dims{m, k}, Dims{k, n}}, {false, true}, {});
+      }
+  add("MatMul_batch_2x3x7x13", "MatMul", "", {Dims{2, 3, 7, 13}, Dims{13, 9}}, {false, true}, {});
+  add("MatMul_vec_13", "MatMul", "", {Dims{13}, Dims{13, 40}}, {false, true}, {});
+  add("MatMul_128x768x200", "MatMul", "", {Dims{128, 768}, Dims{768, 200}}, {false, true}, {});
+  add("MatMul_narrow_calib", "MatMul", "", {Dims{17, 63}, Dims{63, 33}}, {false, true}, {}, Calib::kNarrow);
+  add("MatMul_far_outside", "MatMul", "", {Dims{17, 63}, Dims{63, 33}}, {false, true}, {}, Calib::kRange, 100.0f);
+  add("MatMul_zp0", "MatMul", "", {Dims{7, 300}, Dims{300, 17}}, {false, true}, {}, Calib::kZeroPoint0);
+  add("MatMul_weight_scales", "MatMul", "", {Dims{17, 63}, Dims{63, 33}}, {false, true}, {}, Calib::kRange, 1.0f,
+      true);
+  for (int tA = 0; tA < 2; ++tA)
+    for (int tB = 0; tB < 2; ++tB)
+      for (auto [M, K, N] : std::vector<std::array<int64_t, 3>>{{7, 13, 33}, {17, 63, 5}, {1, 300, 100}}) {
+        const std::string s = std::to_string(M) + "x" + std::to_string(K) + "x" + std::to_string(N) + "_tA" +
+                              std::to_string(tA) + "tB" + std::to_string(tB);
+        const Dims a = tA ? Dims{K, M} : Dims{M, K}, b = tB ? Dims{N, K} : Dims{K, N};
+        add("Gemm_" + s + "_noC", "Gemm", "", {a, b}, {false, true}, gemmAttrs(tA, tB, 1.0f, 1.0f));
+        add("Gemm_" + s + "_C_MN", "Gemm", "", {a, b, Dims{M, N}}, {false, true, true}, gemmAttrs(tA, tB, 0.5f, 2.0f));
+        add("Gemm_" + s + "_C_N", "Gemm", "", {a, b, Dims{N}}, {false, true, false}, gemmAttrs(tA, tB, 1.5f, -1.0f));
+        add("Gemm_" + s + "_C_M1", "Gemm", "", {a, b, Dims{M, 1}}, {false, true, true}, gemmAttrs(tA, tB, 1.0f, 0.5f));
+      }
+  add("Gemm_C_scalar", "Gemm", "", {Dims{7, 13}, Dims{13, 33}, Dims{}}, {false, true, true}, gemmAttrs(0, 0, 1.0f, 2.0f));
+  add("Gemm_C_1N_tA", "Gemm", "", {Dims{13, 7}, Dims{13, 33}, Dims{1, 33}}, {false, true, true},
+      gemmAttrs(1, 0, -0.5f, 0.25f));
+  add("Gemm_alpha0", "Gemm", "", {Dims{6, 9}, Dims{9, 17}, Dims{17}}, {false, true, true}, gemmAttrs(0, 0, 0.0f, 1.0f));
+  add("Gemm_weight_scales_tB", "Gemm", "", {Dims{17, 63}, Dims{33, 63}, Dims{33}}, {false, true, true},
+      gemmAttrs(0, 1, 1.0f, 1.0f), Calib::kRange, 1.0f, true);
+  // Conv: Cin 1, 3, 13; Cout 1, 5, 17, 40; 1x1, 3x3, 5x5 with pads, stride 2, dilation 2, batch 2.
+  for (int64_t ci : {1, 3, 13})
+    for (int64_t co : {1, 5, 17, 40}) {
+      const std::string s = "_ci" + std::to_string(ci) + "_co" + std::to_string(co);
+      const Dims w1{co, ci, 1, 1}, w3{co, ci, 3, 3}, w5{co, ci, 5, 5};
+      add("Conv_1x1_b2" + s, "Conv", "", {Dims{2, ci, 7, 9}, w1, Dims{co}}, {false, true, true}, convAttrs(w1, {}, {}, {}));
+      add("Conv_3x3_p1" + s, "Conv", "", {Dims{1, ci, 9, 11}, w3, Dims{co}}, {false, true, true},
+          convAttrs(w3, {}, {}, {1, 1, 1, 1}));
+      add("Conv_5x5_p2_s2_b2" + s, "Conv", "", {Dims{2, ci, 11, 10}, w5}, {false, true},
+          convAttrs(w5, {2, 2}, {}, {2, 2, 2, 2}));
+      add("Conv_3x3_d2_p2" + s, "Conv", "", {Dims{1, ci, 12, 13}, w3, Dims{co}}, {false, true, true},
+          convAttrs(w3, {}, {2, 2}, {2, 2, 2, 2}));
+    }
+  {
+    const Dims w{6, 3, 3, 2};
+    add("Conv_asym_pads", "Conv", "", {Dims{1, 3, 8, 8}, w, Dims{6}}, {false, true, true}, convAttrs(w, {}, {}, {0, 1, 2, 3}));
+    add("Conv_asym_stride", "Conv", "", {Dims{1, 3, 9, 17}, Dims{5, 3, 2, 3}}, {false, true},
+        convAttrs(Dims{5, 3, 2, 3}, {1, 3}, {2, 1}, {1, 0, 0, 1}));
+    add("Conv_same_upper_s2", "Conv", "", {Dims{1, 3, 10, 11}, Dims{4, 3, 3, 3}}, {false, true},
+        convAttrs(Dims{4, 3, 3, 3}, {2, 2}, {}, {}, "SAME_UPPER"));
+    // Stride 1 without im2col: 5x5, a 3x1 whose positions are the pixels (stores in place),
+    // several position chunks and channel groups with a partial last group, batch 2.
+    const Dims w5{6, 7, 5, 5}, w31{9, 6, 3, 1}, wd{33, 37, 3, 3};
+    add("Conv_5x5_p2_s1", "Conv", "", {Dims{2, 7, 9, 10}, w5, Dims{6}}, {false, true, true},
+        convAttrs(w5, {}, {}, {2, 2, 2, 2}));
+    add("Conv_3x1_p1_inplace", "Conv", "", {Dims{1, 6, 11, 13}, w31, Dims{9}}, {false, true, true},
+        convAttrs(w31, {}, {}, {1, 0, 1, 0}));
+    add("Conv_3x3_37to33_b2_chunks", "Conv", "", {Dims{2, 37, 23, 19}, wd, Dims{33}}, {false, true, true},
+        convAttrs(wd, {}, {}, {1, 1, 1, 1}));
+    add("Conv_3x3_s2_chunks", "Conv", "", {Dims{1, 37, 41, 39}, wd}, {false, true},
+        convAttrs(wd, {2, 2}, {}, {1, 1, 1, 1}));
+    // Strides split the padded image into phases: patchify (4x4 stride 4 over extents it
+    // does not divide), 2x2 stride 2, stride 3 with dilation 2 and pads, unequal strides.
+    const Dims w44{8, 3, 4, 4}, w22{6, 5, 2, 2}, w33{5, 6, 3, 3};
+    add("Conv_4x4_s4_patchify", "Conv", "", {Dims{1, 3, 13, 17}, w44, Dims{8}}, {false, true, true},
+        convAttrs(w44, {4, 4}, {}, {}));
+    add("Conv_2x2_s2_b2", "Conv", "", {Dims{2, 5, 9, 8}, w22}, {false, true}, convAttrs(w22, {2, 2}, {}, {}));
+    add("Conv_3x3_s3_d2_p2", "Conv", "", {Dims{1, 6, 17, 16}, w33, Dims{5}}, {false, true, true},
+        convAttrs(w33, {3, 3}, {2, 2}, {2, 1, 2, 2}));
+    add("Conv_3x3_s2x1", "Conv", "", {Dims{1, 6, 11, 10}, w33}, {false, true}, convAttrs(w33, {2, 1}, {}, {1, 1, 1, 1}));
+    const Dims w1{7, 5, 1, 1};
+    add("Conv_1x1_s2", "Conv", "", {Dims{1, 5, 9, 7}, w1}, {false, true}, convAttrs(w1, {2, 2}, {}, {}));
+    add("Conv_1x1_pad", "Conv", "", {Dims{1, 5, 4, 3}, w1}, {false, true}, convAttrs(w1, {}, {}, {1, 0, 0, 2}));
+    // Several pixel tiles, output-channel panels and tails; the in-place 1x1 rows.
+    const Dims wb{40, 64, 3, 3}, wp{64, 256, 1, 1};
+    add("Conv_3x3_64to40_30x31", "Conv", "", {Dims{1, 64, 30, 31}, wb, Dims{40}}, {false, true, true},
+        convAttrs(wb, {}, {}, {1, 1, 1, 1}));
+    add("Conv_1x1_256to64_20x25_b2", "Conv", "", {Dims{2, 256, 20, 25}, wp, Dims{64}}, {false, true, true},
+        convAttrs(wp, {}, {}, {}));
+    add("Conv_far_outside", "Conv", "", {Dims{1, 13, 9, 11}, Dims{17, 13, 3, 3}, Dims{17}}, {false, true, true},
+        convAttrs(Dims{17, 13, 3, 3}, {}, {}, {1, 1, 1, 1}), Calib::kRange, 50.0f);
+    add("Conv_zp0", "Conv", "", {Dims{1, 13, 9, 11}, Dims{17, 13, 3, 3}}, {false, true},
+        convAttrs(Dims{17, 13, 3, 3}, {}, {}, {1, 1, 1, 1}), Calib::kZeroPoint0);
+    add("Conv_weight_scales", "Conv", "", {Dims{2, 13, 9, 11}, Dims{17, 13, 3, 3}, Dims{17}}, {false, true, true},
+        convAttrs(Dims{17, 13, 3, 3}, {}, {}, {1, 1, 1, 1}), Calib::kRange, 1.0f, true);
+  }
+  // The fused ops with each epilogue.
+  for (const Epi& e : epilogues()) {
+    auto fused = [&](std::string name, std::string op, std::vector<std::optional<Dims>> in, std::vector<bool> constant,
+                     ir::Attributes at, const Dims& out) {
+      setEpilogue(e, at);
+      if (e.residual) {
+        while (in.size() < 3) in.push_back(std::nullopt), constant.push_back(false);
+        in.push_back(out);
+        constant.resize(4, false);
+      }
+      add(op + "_" + name + "_" + e.name, op, "anvil", in, constant, at);
+    };
+    fused("7x17x130_biasN", "FusedMatMul", {Dims{7, 17}, Dims{17, 130}, Dims{130}}, {false, true, true}, {}, {7, 130});
+    fused("batch_2x63x7x17_bias1", "FusedMatMul", {Dims{2, 63, 7}, Dims{7, 17}, Dims{1}}, {false, true, true}, {},
+          {2, 63, 17});
+    fused("17x63x33_tB_CN", "FusedGemm", {Dims{17, 63}, Dims{33, 63}, Dims{33}}, {false, true, true},
+          gemmAttrs(0, 1, 0.5f, 1.0f), {17, 33});
+    const Dims w3{7, 5, 3, 3}, w1{40, 16, 1, 1};
+    fused("3x3_pad1_b2", "FusedConv", {Dims{2, 5, 9, 11}, w3, Dims{7}}, {false, true, true},
+          convAttrs(w3, {}, {}, {1, 1, 1, 1}), {2, 7, 9, 11});
+    fused("1x1_nobias", "FusedConv", {Dims{1, 16, 17, 15}, w1}, {false, true}, convAttrs(w1, {}, {}, {}),
+          {1, 40, 17, 15});
+  }
+  return c;
+}
+
+const std::vector<I8Case>& cases() {
+  static const std::vector<I8Case> c = allCases();
+  return c;
+}
+
+// ---------------------------------------------------------------------------------------
+// Building: the harness's one-node graph with data drawn per input, then the INT8 setup.
+
+struct Calibration {
+  float scale;
+  int32_t zp;
+};
+
+Built buildI8(const I8Case& ic, uint32_t seed, Calibration* cal) {
+  const Case& c = ic.c;
+  Built b;
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
+  std::vector<In> ins;
+  for (size_t i = 0; i < c.inputs.size(); ++i) {
+    if (!c.inputs[i]) {
+      b.tensors.emplace_back();
+      ins.push_back({});
+      continue;
+    }
+    Tensor t(DataType::kF32, *c.inputs[i]);
+    for (int64_t j = 0; j < t.numel(); ++j) t.data<float>()[j] = dist(rng) * (i == 0 ? ic.xScale : 1.0f);
+    const bool constant = i < c.constant.size() && c.constant[i];
+    ins.push_back({"in" + std::to_string(i), t.type(), constant ? std::optional<Tensor>(t.clone()) : std::nullopt});
+    b.tensors.push_back(std::move(t));
+  }
+  ir::Node* node;
+  if (c.domain.empty()) {
+    b.graph = anvil::testing::oneNode(c.op, ins, c.attrs);
+    node = b.graph->nodes().front().get();
+  } else {
+    auto g = std::make_unique<ir::Graph>();
+    std::vector<ir::Value*> vs;
+    for (size_t i = 0; i < ins.size(); ++i) {
+      if (ins[i].name.empty()) {
+        vs.push_back(nullptr);
+        continue;
+      }
+      ir::Value* v = ins[i].init ? g->addInitializer(ins[i].name, *ins[i].init) : g->addValue(ins[i].name, ins[i].type);
+      if (!ins[i].init) g->addInput(v);
+      vs.push_back(v);
+    }
+    node = g->addNode(c.op, c.domain, "n0", vs, {"y0"});
+    node->attrs() = c.attrs;
+    g->addOutput(node->output(0));
+    ir::inferShapes(*g);
+    b.graph = std::move(g);
+  }
+  b.node = node;
+  // Calibration of input 0 from the range [-1, 1] the data is drawn from (before xScale).
+  float lo = -1.0f, hi = 1.0f;
+  if (ic.calib == Calib::kNarrow) lo = -0.05f, hi = 0.1f;
+  if (ic.calib == Calib::kZeroPoint0) lo = 0.0f;
+  cal->scale = (hi - lo) / 255.0f;
+  cal->zp = int32_t(std::nearbyint(-lo / cal->scale));
+  if (ic.specials) {  // NaN, infinities, huge values and exact half steps of the scale
+    float* x = b.tensors[0].data<float>();
+    const float sp[] = {std::numeric_limits<float>::quiet_NaN(), std::numeric_limits<float>::infinity(),
+                        -std::numeric_limits<float>::infinity(), 1e30f, -1e30f};
+    for (int64_t i = 0; i < b.tensors[0].numel(); i += 3)
+      x[i] = (i / 3) % 2 ? sp[(i / 6) % 5] : cal->scale * (float((i / 6) % 41) - 20.5f);
+  }
+  node->setPrecision(DataType::kI8);
+  node->input(0)->setQuantization(ir::Quantization{Tensor::scalar<float>(DataType::kF32, cal->scale),
+                                                   Tensor::scalar<uint8_t>(DataType::kU8, uint8_t(cal->zp)),
+                                                   std::nullopt});
+  return b;
+}
+
+// The feature axis of the weight and the feature count.
+int64_t featureAxis(const Case& c) {
+  if (c.op == "Conv" || c.op == "FusedConv") return 0;
+  if ((c.op == "Gemm" || c.op == "FusedGemm") && c.attrs.getInt("transB", 0)) return 0;
+  return 1;
+}
+
+// Gives the weight its own per-axis scales: 1.5x the derived ones (so q_w stays within
+// +-85), perturbed per feature.
+std::vector<float> setWeightScales(Built& b, const I8Case& ic) {
+  const Tensor& w = b.tensors[1];
+  const int64_t axis = featureAxis(ic.c), N = w.dim(size_t(axis));
+  std::vector<float> s(size_t(N), 0.0f);
+  for (int64_t i = 0; i < w.numel(); ++i) {
+    int64_t f;
+    if (axis == 0) f = i / (w.numel() / N);
+    else f = i % N;
+    s[size_t(f)] = std::max(s[size_t(f)], std::fabs(w.data<float>()[i]));
+  }
+  for (int64_t f = 0; f < N; ++f) s[size_t(f)] = s[size_t(f)] / 127.0f * (1.5f + 0.01f * float(f % 7));
+  const_cast<ir::Node*>(b.node)->input(1)->setQuantization(
+      ir::Quantization{Tensor::fromVector<float>(DataType::kF32, {N}, s), Tensor(), axis});
+  return s;
+}
+
+// ---------------------------------------------------------------------------------------
+// The emulation of the INT8 numerics, element by element
+
+uint8_t quantX(float x, const Calibration& cal) {
+  const float v = x * (1.0f / cal.scale);
+  if (std::isnan(v)) return uint8_t(cal.zp);
+  const double r = std::nearbyint(double(std::clamp(v, -1e6f, 1e6f)));  // half to even
+  return uint8_t(std::clamp<int64_t>(int64_t(r) + cal.zp, 0, 255));
+}
+
+struct QW {
+  std::vector<int32_t> q;  // [N][K]
+  std::vector<float> s;
+  std::vector<int64_t> sums;
+};
+
+// Feature f's value k at w[f * fs + k * ks].
+QW quantW(const float* w, int64_t N, int64_t K, int64_t fs, int64_t ks, const std::vector<float>& given) {
+  QW r;
+  r.q.resize(size_t(N * K));
+  r.s.resize(size_t(N));
+  r.sums.assign(size_t(N), 0);
+  for (int64_t f = 0; f < N; ++f) {
+    float m = 0.0f;
+    for (int64_t k = 0; k < K; ++k) m = std::max(m, std::fabs(w[f * fs + k * ks]));
+    const float s = given.empty() ? (m > 0.0f ? m / 127.0f : 1.0f) : given[size_t(f)];
+    r.s[size_t(f)] = s;
+    for (int64_t k = 0; k < K; ++k) {
+      const int32_t q = int32_t(std::clamp(std::nearbyint(w[f * fs + k * ks] / s), -127.0f, 127.0f));
+      r.q[size_t(f * K + k)] = q;
+      r.sums[size_t(f)] += q;
+    }
+  }
+  return r;
+}
+
+// The f32 epilogue after dequantization, in the kernels' order.
+float finish(const ir::linear::Epilogue& e, bool fused, float v, const float* z) {
+  if (!fused) return v;
+  if (z && e.residual && e.addFirst) v = v + *z;
+  v = ir::linear::activate<float>(e, v);
+  if (z && e.residual && !e.addFirst) v = v + *z;
+  return v;
+}
+
+struct Emulated {
+  std::vector<float> y;      // the INT8 result
+  std::vector<double> bound;  // per element: |f32 result - y| allowed by the quantization error
+};
+
+Emulated emulate(const Built& b, const I8Case& ic, const Calibration& cal, const std::vector<float>& given) {
+  const Case& c = ic.c;
+  const bool fused = c.domain == "anvil";
+  ir::linear::Epilogue e;
+  if (fused) {
+    EXPECT_EQ(ir::linear::readEpilogue(c.attrs, &e), "");
+  }
+  const float* X = b.tensors[0].data<float>();
+  const float* W = b.tensors[1].data<float>();
+  const float* Z = b.tensors.size() > 3 && b.tensors[3].defined() ? b.tensors[3].data<float>() : nullptr;
+  const float* B2 = b.tensors.size() > 2 && b.tensors[2].defined() ? b.tensors[2].data<float>() : nullptr;
+  // Lipschitz bound of the activations on the error (GELU and SiLU slightly above 1).
+  const double lip = e.act == ir::linear::Activation::kNone || e.act == ir::linear::Activation::kRelu ||
+                             e.act == ir::linear::Activation::kClip
+                         ? 1.0
+                         : 1.2;
+  Emulated out;
+  const double sx = cal.scale;
+  if (c.op == "Conv" || c.op == "FusedConv") {
+    const Dims& xd = b.tensors[0].dims();
+    const Dims& wd = b.tensors[1].dims();
+    const Dims yd = b.node->output(0)->shape().extents();
+    const int64_t Nn = xd[0], C = xd[1], H = xd[2], Wd = xd[3], M = wd[0], kH = wd[2], kW = wd[3];
+    const int64_t OH = yd[2], OW = yd[3], K = C * kH * kW;
+    const Dims s = c.attrs.getInts("strides", {1, 1}), d = c.attrs.getInts("dilations", {1, 1});
+    Dims pads = c.attrs.getInts("pads", {0, 0, 0, 0});
+    if (c.attrs.getString("auto_pad", "") == "SAME_UPPER") {
+      for (int i = 0; i < 2; ++i) {
+        const int64_t in = xd[size_t(2 + i)], ek = (wd[size_t(2 + i)] - 1) * d[size_t(i)] + 1;
+        const int64_t o = (in + s[size_t(i)] - 1) / s[size_t(i)];
+        const int64_t total = std::max<int64_t>(0, (o - 1) * s[size_t(i)] + ek - in);
+        pads[size_t(i)] = total / 2;
+      }
+    }
+    const QW q = quantW(W, M, K, K, 1, given);
+    out.y.resize(size_t(Nn * M * OH * OW));
+    out.bound.resize(out.y.size());
+    for (int64_t n = 0; n < Nn; ++n)
+      for (int64_t m = 0; m < M; ++m)
+        for (int64_t oh = 0; oh < OH; ++oh)
+          for (int64_t ow = 0; ow < OW; ++ow) {
+            int64_t acc = 0;
+            double bound = 0;
+            for (int64_t ci = 0; ci < C; ++ci)
+              for (int64_t kh = 0; kh < kH; ++kh)
+                for (int64_t kw = 0; kw < kW; ++kw) {
+                  const int64_t ih = oh * s[0] - pads[0] + kh * d[0], iw = ow * s[1] - pads[1] + kw * d[1];
+                  const bool in = ih >= 0 && ih < H && iw >= 0 && iw < Wd;
+                  const float x = in ? X[((n * C + ci) * H + ih) * Wd + iw] : 0.0f;
+                  const int32_t qx = in ? quantX(x, cal) : cal.zp;
+                  const int64_t k = (ci * kH + kh) * kW + kw;
+                  const float w = W[m * K + k];
+                  acc += int64_t(qx) * q.q[size_t(m * K + k)];
+                  const double xh = sx * (qx - cal.zp);
+                  bound += sx * std::fabs(w) + 0.5 * q.s[size_t(m)] * std::fabs(xh);
+                  (void)x;
+                }
+            const int32_t corr = int32_t(acc - int64_t(cal.zp) * q.sums[size_t(m)]);
+            float v = float(corr) * (float(sx) * q.s[size_t(m)]);
+            const size_t oi = size_t(((n * M + m) * OH + oh) * OW + ow);
+            const bool act = fused && (e.residual || e.act != ir::linear::Activation::kNone);
+            if (act) v = finish(e, true, v + (B2 ? B2[m] : 0.0f), Z ? Z + oi : nullptr);
+            else if (B2) v = v + B2[m];
+            out.y[oi] = v;
+            out.bound[oi] = lip * bound;
+          }
+    return out;
+  }
+  // MatMul / Gemm.
+  const bool gemm = c.op == "Gemm" || c.op == "FusedGemm";
+  const int tA = gemm ? int(c.attrs.getInt("transA", 0)) : 0, tB = gemm ? int(c.attrs.getInt("transB", 0)) : 0;
+  const float alpha = gemm ? c.attrs.getFloat("alpha", 1.0f) : 1.0f, beta = gemm ? c.attrs.getFloat("beta", 1.0f) : 1.0f;
+  const Dims& ad = b.tensors[0].dims();
+  const Dims& bd = b.tensors[1].dims();
+  const int64_t K = tB ? bd[1] : bd[0], N = tB ? bd[0] : bd[1];
+  const int64_t M = gemm ? (tA ? ad[1] : ad[0]) : b.tensors[0].numel() / K;
+  const QW q = quantW(W, N, K, tB ? K : 1, tB ? 1 : N, given);
+  out.y.resize(size_t(M * N));
+  out.bound.resize(out.y.size());
+  const Tensor* Ct = gemm && b.tensors.size() > 2 && b.tensors[2].defined() ? &b.tensors[2] : nullptr;
+  for (int64_t m = 0; m < M; ++m)
+    for (int64_t n = 0; n < N; ++n) {
+      int64_t acc = 0;
+      double bound = 0;
+      for (int64_t k = 0; k < K; ++k) {
+        const float x = tA ? X[k * M + m] : X[m * K + k];
+        const int32_t qx = quantX(x, cal);
+        acc += int64_t(qx) * q.q[size_t(n * K + k)];
+        const float w = tB ? W[n * K + k] : W[k * N + n];
+        bound += sx * std::fabs(w) + 0.5 * q.s[size_t(n)] * std::fabs(sx * (qx - cal.zp));
+      }
+      const int32_t corr = int32_t(acc - int64_t(cal.zp) * q.sums[size_t(n)]);
+      float v = float(corr) * ((float(sx) * q.s[size_t(n)]) * alpha);
+      const size_t oi = size_t(m * N + n);
+      if (gemm) {
+        if (Ct) {
+          const Dims& cd = Ct->dims();
+          const int64_t cM = cd.size() == 2 ? cd[0] : 1, cN = cd.empty() ? 1 : cd.back();
+          v += beta * Ct->data<float>()[(cM == 1 ? 0 : m) * cN + (cN == 1 ? 0 : n)];
+        }
+        if (fused && (e.residual || e.act != ir::linear::Activation::kNone))
+          v = finish(e, true, v + 0.0f, Z ? Z + oi : nullptr);
+        bound *= std::fabs(alpha);
+      } else if (fused) {
+        const int64_t nb = B2 ? b.tensors[2].numel() : 0;
+        v = v + (nb == 1 ? B2[0] : 0.0f);
+        if (nb == N) v = v + B2[n];
+        v = finish(e, true, v, Z ? Z + oi : nullptr);
+      }
+      out.y[oi] = v;
+      out.bound[oi] = lip * bound;
+    }
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------
+// The parametrised test: every case, every ISA variant the host has, 1 and 2 threads
+
+struct P8 {
+  size_t index;
+};
+void PrintTo(const P8& p, std::ostream* os) { *os << cases()[p.index].c.name; }
+
+class NativeInt8 : public ::testing::TestWithParam<P8> {};
+
+TEST_P(NativeInt8, MatchesEmulationBitwiseAcrossThreadsAndIsas) {
+  const I8Case& ic = cases()[GetParam().index];
+  Calibration cal;
+  Built b = buildI8(ic, uint32_t(GetParam().index) * 7919u + 11, &cal);
+  std::vector<float> given;
+  if (ic.weightScales) given = setWeightScales(b, ic);
+  const Emulated want = emulate(b, ic, cal, given);
+  const Tensor ref = reference(b);  // f32, on the unquantized data
+  ASSERT_EQ(size_t(ref.numel()), want.y.size());
+  const bool exact = !(ic.c.domain == "anvil" && transcendental(ic.c.attrs));
+  double maxWant = 0;
+  for (float v : want.y) maxWant = std::max(maxWant, double(std::fabs(v)));
+  std::vector<float> first;
+  std::string firstName;
+  int ran = 0;
+  for (const runtime::Kernel* k : kernelsFor(ic.c.op, ic.c.domain)) {
+    ASSERT_TRUE(k->supports(*b.node, b.types())) << k->name << " declined " << ic.c.name;
+    if (!runtime::hostHasAll(k->requirements)) {
+      std::printf("skipped %s: this CPU lacks %s\n", k->name.c_str(), runtime::firstMissing(k->requirements).c_str());
+      continue;
+    }
+    ++ran;
+    const PreparedKernel pk = prepare(*k, b, 2);
+    EXPECT_EQ(pk.prepared.packedInputs, std::vector<int>{1}) << k->name;
+    std::vector<std::vector<float>> outs;
+    for (int threads : {1, 2}) {
+      auto ex = runtime::makeCpuExecutor(threads);
+      const RunResult r = runKernel(*k, pk, b, ref.dims(), *ex);
+      EXPECT_TRUE(r.guardsIntact) << k->name << " wrote outside the output (threads=" << threads << ")";
+      EXPECT_TRUE(r.workspaceIntact) << k->name << " wrote past the workspace (threads=" << threads << ")";
+      outs.push_back(r.out);
+    }
+    ASSERT_EQ(std::memcmp(outs[0].data(), outs[1].data(), outs[0].size() * 4), 0)
+        << k->name << ": 1 and 2 threads differ bitwise";
+    const std::vector<float>& got = outs[0];
+    // (a) the emulation: bitwise for the piecewise-linear epilogues, within a few ulp of
+    // the output's range for the vector exp/erf polynomials against libm.
+    int64_t mismatches = 0;
+    double maxErr = 0;
+    for (size_t i = 0; i < got.size(); ++i) {
+      if (got[i] != want.y[i]) ++mismatches;
+      maxErr = std::max(maxErr, std::fabs(double(got[i]) - want.y[i]));
+    }
+    if (exact) {
+      EXPECT_EQ(mismatches, 0) << k->name << ": max error " << maxErr;
+    } else {
+      EXPECT_LE(maxErr, 2e-6 * std::max(maxWant, 1e-3)) << k->name;
+    }
+    // (b) the f32 result within the quantization error bound (inputs inside the range).
+    if (ic.xScale == 1.0f && ic.calib == Calib::kRange && !ic.specials) {
+      for (size_t i = 0; i < got.size(); ++i) {
+        const double err = std::fabs(double(got[i]) - ref.data<float>()[i]);
+        ASSERT_LE(err, want.bound[i] + 1e-5 * std::max(maxWant, 1.0))
+            << k->name << " at " << i << ": got " << got[i] << " f32 " << ref.data<float>()[i];
+      }
+    }
+    // Every ISA: the same bits.
+    if (first.empty()) {
+      first = got;
+      firstName = k->name;
+    } else {
+      EXPECT_EQ(std::memcmp(first.data(), got.data(), got.size() * 4), 0) << k->name << " and " << firstName << " differ";
+    }
+  }
+  EXPECT_GT(ran, 0) << "no kernel ran";
+}
+
+INSTANTIATE_TEST_SUITE_P(Native, NativeInt8,
+                         ::testing::ValuesIn([] {
+                           std::vector<P8> p;
+                           for (size_t i = 0; i < cases().size(); ++i) p.push_back({i});
+                           return p;
+                         }()),
+                         [](const ::testing::TestParamInfo<P8>& p) { return cases()[p.param.index].c.name; });
+
+// ---------------------------------------------------------------------------------------
+// Saturation and exactness at the int32 limits
+
+// Every activation quantizes to 255 and every weight to +127 (or -127): K = 4096 products of
+// 255 * 127 sum to 132,648,960 exactly; with z_x = 255 the correction cancels them to 0.
+TEST(NativeInt8Saturation, AllMaxProductsAreExact) {
+  for (int zp : {0, 255})
+    for (float sign : {1.0f, -1.0f}) {
+      const int64_t M = 3, K = 4096, N = 20;
+      I8Case ic{{"sat", "MatMul", "", {Dims{M, K}, Dims{K, N}}, {false, true}, {}}, Calib::kRange, 1.0f, false};
+      Calibration cal;
+      Built b = buildI8(ic, 5, &cal);
+      std::fill(b.tensors[0].data<float>(), b.tensors[0].data<float>() + M * K, 1e6f);  // far above: 255
+      // Rebuild the weight initializer with every value = sign * 0.5 (q = +-127, s_w = 0.5/127).
+      ir::Graph& g = *b.graph;
+      Tensor w(DataType::kF32, {K, N});
+      std::fill(w.data<float>(), w.data<float>() + K * N, sign * 0.5f);
+      ir::Node* node = const_cast<ir::Node*>(b.node);
+      ir::Value* wv = g.addInitializer("w_sat", w.clone());
+      node->setInput(1, wv);
+      b.tensors[1] = w;
+      const float sx = 0.01f;
+      node->input(0)->setQuantization(ir::Quantization{Tensor::scalar<float>(DataType::kF32, sx),
+                                                       Tensor::scalar<uint8_t>(DataType::kU8, uint8_t(zp)),
+                                                       std::nullopt});
+      const int32_t acc = int32_t(sign) * 255 * 127 * int32_t(K);
+      const int32_t corr = acc - zp * int32_t(sign) * 127 * int32_t(K);
+      const float want = float(corr) * (sx * (0.5f / 127.0f));
+      for (const runtime::Kernel* k : kernelsFor("MatMul", "")) {
+        if (!runtime::hostHasAll(k->requirements)) continue;
+        ASSERT_TRUE(k->supports(*b.node, b.types())) << k->name;
+        const PreparedKernel pk = prepare(*k, b, 1);
+        auto ex = runtime::makeCpuExecutor(1);
+        const RunResult r = runKernel(*k, pk, b, {M, N}, *ex);
+        for (float v : r.out) ASSERT_EQ(v, want) << k->name << " zp=" << zp << " sign=" << sign;
+      }
+    }
+}
+
+// A profile whose max shapes exceed the run's: prepare() at the max, run() at the smaller
+// extents (a different image size for the direct Conv, fewer rows for MatMul).
+TEST(NativeInt8Prepare, RunsShapesBelowThePreparedMax) {
+  const Dims w3{6, 5, 3, 3};
+  const std::vector<std::pair<I8Case, Dims>> cases = {
+      {{{"conv", "Conv", "", {Dims{1, 5, 9, 11}, w3, Dims{6}}, {false, true, true}, convAttrs(w3, {}, {}, {1, 1, 1, 1})}},
+       Dims{2, 5, 15, 17}},
+      {{{"conv_s2", "Conv", "", {Dims{1, 5, 9, 11}, w3}, {false, true}, convAttrs(w3, {2, 2}, {}, {1, 1, 1, 1})}},
+       Dims{2, 5, 15, 17}},
+      {{{"matmul", "MatMul", "", {Dims{7, 17}, Dims{17, 9}}, {false, true}, {}}}, Dims{40, 17}},
+  };
+  for (const auto& [ic, maxX] : cases) {
+    Calibration cal;
+    const Built b = buildI8(ic, 9, &cal);
+    const Emulated want = emulate(b, ic, cal, {});
+    const Dims out = b.node->output(0)->shape().extents();
+    for (const runtime::Kernel* k : kernelsFor(ic.c.op, "")) {
+      if (!runtime::hostHasAll(k->requirements)) continue;
+      PreparedKernel pk;
+      runtime::PrepareInfo info;
+      info.node = b.node;
+      info.minTypes = info.optTypes = info.maxTypes = b.types();
+      info.maxTypes[0] = ir::TensorType{DataType::kF32, ir::Shape::fromExtents(maxX)};
+      for (size_t i = 0; i < b.tensors.size(); ++i)
+        info.constants.push_back(b.node->input(i) ? b.node->input(i)->initializer() : nullptr);
+      info.threads = 2;
+      k->prepare(info, &pk.prepared);
+      pk.params = std::make_unique<Aligned>(pk.prepared.params.size());
+      std::memcpy(pk.params->p, pk.prepared.params.data(), pk.prepared.params.size());
+      for (const std::string& bl : pk.prepared.blobs) {
+        pk.blobs.push_back(std::make_unique<Aligned>(bl.size()));
+        std::memcpy(pk.blobs.back()->p, bl.data(), bl.size());
+        pk.views.push_back({pk.blobs.back()->p, bl.size()});
+      }
+      auto ex = runtime::makeCpuExecutor(2);
+      const RunResult r = runKernel(*k, pk, b, out, *ex);
+      EXPECT_TRUE(r.guardsIntact && r.workspaceIntact) << k->name << " on " << ic.c.name;
+      EXPECT_EQ(std::memcmp(r.out.data(), want.y.data(), want.y.size() * 4), 0) << k->name << " on " << ic.c.name;
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+// Declines and registration
+
+TEST(NativeInt8Supports, DeclinesWhatItCannotRun) {
+  I8Case ic{{"d", "MatMul", "", {Dims{4, 8}, Dims{8, 5}}, {false, true}, {}}, Calib::kRange, 1.0f, false};
+  Calibration cal;
+  for (const runtime::Kernel* k : kernelsFor("MatMul", "")) {
+    {
+      Built b = buildI8(ic, 1, &cal);
+      EXPECT_TRUE(k->supports(*b.node, b.types())) << k->name;
+      const_cast<ir::Node*>(b.node)->setPrecision(DataType::kF32);
+      EXPECT_FALSE(k->supports(*b.node, b.types())) << k->name << " took an f32 node";
+    }
+    {
+      Built b = buildI8(ic, 1, &cal);
+      const_cast<ir::Node*>(b.node)->input(0)->setQuantization(std::nullopt);
+      EXPECT_FALSE(k->supports(*b.node, b.types())) << k->name << " took an input without quantization";
+    }
+    {
+      Built b = buildI8(ic, 1, &cal);
+      const_cast<ir::Node*>(b.node)->input(0)->setQuantization(ir::Quantization{
+          Tensor::scalar<float>(DataType::kF32, 0.1f), Tensor::scalar<int8_t>(DataType::kI8, int8_t(0)), std::nullopt});
+      EXPECT_FALSE(k->supports(*b.node, b.types())) << k->name << " took an s8 zero point";
+    }
+    {
+      Built b = buildI8(ic, 1, &cal);
+      const_cast<ir::Node*>(b.node)->input(0)->setQuantization(
+          ir::Quantization{Tensor::fromVector<float>(DataType::kF32, {8}, std::vector<float>(8, 0.1f)), Tensor(), 1});
+      EXPECT_FALSE(k->supports(*b.node, b.types())) << k->name << " took a per-axis activation";
+    }
+    {  // The weight's quantization along K instead of the features, or with offsets.
+      Built b = buildI8(ic, 1, &cal);
+      ir::Value* w = const_cast<ir::Node*>(b.node)->input(1);
+      w->setQuantization(ir::Quantization{Tensor::fromVector<float>(DataType::kF32, {8}, std::vector<float>(8, 0.1f)),
+                                          Tensor(), 0});
+      EXPECT_FALSE(k->supports(*b.node, b.types())) << k->name;
+      w->setQuantization(ir::Quantization{Tensor::fromVector<float>(DataType::kF32, {5}, std::vector<float>(5, 0.1f)),
+                                          Tensor::fromVector<int8_t>(DataType::kI8, {5}, std::vector<int8_t>(5, 3)), 1});
+      EXPECT_FALSE(k->supports(*b.node, b.types())) << k->name;
+      w->setQuantization(ir::Quantization{Tensor::fromVector<float>(DataType::kF32, {5}, std::vector<float>(5, 0.1f)),
+                                          Tensor::fromVector<int8_t>(DataType::kI8, {5}, std::vector<int8_t>(5, 0)), 1});
+      EXPECT_TRUE(k->supports(*b.node, b.types())) << k->name;
+    }
+    {  // A weight computed at run time.
+      I8Case v = ic;
+      v.c.constant = {false, false};
+      Built b = buildI8(v, 1, &cal);
+      EXPECT_FALSE(k->supports(*b.node, b.types())) << k->name << " took a non-constant weight";
+    }
+    {  // K past the exact int32 range.
+      I8Case big{{"big", "MatMul", "", {Dims{1, cpu::tactics::kI8MaxK + 1}, Dims{cpu::tactics::kI8MaxK + 1, 1}}, {false, true}, {}},
+                 Calib::kRange, 1.0f, false};
+      Built b = buildI8(big, 1, &cal);
+      EXPECT_FALSE(k->supports(*b.node, b.types())) << k->name << " took K = 66001";
+    }
+  }
+  // Grouped and depthwise Convs stay f32.
+  const Dims wg{6, 2, 3, 3};
+  ir::Attributes at = convAttrs(wg, {}, {}, {1, 1, 1, 1});
+  at.set("group", int64_t(2));
+  I8Case g{{"g", "Conv", "", {Dims{1, 4, 7, 7}, wg}, {false, true}, at}, Calib::kRange, 1.0f, false};
+  Built b = buildI8(g, 1, &cal);
+  for (const runtime::Kernel* k : kernelsFor("Conv", "")) EXPECT_FALSE(k->supports(*b.node, b.types())) << k->name;
+}
+
+TEST(NativeInt8Registration, EveryOpHasEachIsa) {
+  for (const auto& [op, domain] : std::vector<std::pair<std::string, std::string>>{
+           {"MatMul", ""}, {"Gemm", ""}, {"Conv", ""}, {"FusedMatMul", "anvil"}, {"FusedGemm", "anvil"},
+           {"FusedConv", "anvil"}}) {
+    std::map<std::string, int> isas;
+    for (const runtime::Kernel* k : kernelsFor(op, domain)) {
+      EXPECT_EQ(k->precision, DataType::kI8) << k->name;
+      EXPECT_EQ(k->name.rfind("i8_", 0), 0u) << k->name;
+      isas[k->requirements.back()]++;
+    }
+    EXPECT_EQ(isas["avx512vnni"], 1) << op;
+    EXPECT_EQ(isas["avxvnni"], 1) << op;
+    EXPECT_EQ(isas["fma"], 1) << op;
+  }
+}
+
+// The quantizer: half to even, clamps, NaN to the zero point; vector and scalar agree.
+TEST(NativeInt8Quantize, RoundsHalfToEvenAndClamps) {
+  using cpu::tactics::quantizeU8;
+  using cpu::tactics::quantizeU8One;
+  EXPECT_EQ(quantizeU8One(0.5f, 1.0f, 10), 10);
+  EXPECT_EQ(quantizeU8One(1.5f, 1.0f, 10), 12);
+  EXPECT_EQ(quantizeU8One(-2.5f, 1.0f, 10), 8);
+  EXPECT_EQ(quantizeU8One(1e30f, 1.0f, 10), 255);
+  EXPECT_EQ(quantizeU8One(-1e30f, 1.0f, 10), 0);
+  EXPECT_EQ(quantizeU8One(std::numeric_limits<float>::infinity(), 1.0f, 10), 255);
+  EXPECT_EQ(quantizeU8One(std::numeric_limits<float>::quiet_NaN(), 1.0f, 10), 10);
+  std::vector<float> x(1000);
+  std::mt19937 rng(3);
+  std::uniform_real_distribution<float> d(-300.0f, 300.0f);
+  for (float& v : x) v = std::nearbyint(d(rng) * 2.0f) / 2.0f;  // many exact halves
+  x[5] = std::numeric_limits<float>::quiet_NaN();
+  x[6] = 1e20f;
+  x[7] = -std::numeric_limits<float>::infinity();
+  std::vector<uint8_t> q(x.size());
+  quantizeU8(x.data(), int64_t(x.size()), 1.0f, 77, q.data());
+  for (size_t i = 0; i < x.size(); ++i) ASSERT_EQ(q[i], quantizeU8One(x[i], 1.0f, 77)) << i << ": " << x[i];
+}
+
+// ---------------------------------------------------------------------------------------
+// Benchmark (run with --gtest_also_run_disabled_tests): each INT8 kernel against every f32
+// kernel the builder could pick for the same node (prepacked GEMM families, Winograd,
+// pixel-rows Conv), one thread (ANVIL_BENCH_THREADS=2 adds two), best of several runs.
+
+}  // namespace
+
+namespace anvil::runtime {
+void registerNativeLinearKernels(Kernels& k);    // cpu/tactics/native_linear.cpp
+void registerNativeWinogradKernels(Kernels& k);  // cpu/tactics/native_winograd.cpp
+void registerNativeConvRowsKernels(Kernels& k);  // cpu/tactics/native_conv_rows.cpp
+}  // namespace anvil::runtime
+
+namespace {
+
+runtime::Kernels& f32Registry() {
+  static runtime::Kernels* k = [] {
+    auto* r = new runtime::Kernels();
+    runtime::registerNativeLinearKernels(*r);
+    runtime::registerNativeWinogradKernels(*r);
+    runtime::registerNativeConvRowsKernels(*r);
+    return r;
+  }();
+  return *k;
+}
+
+double timeKernel(const runtime::Kernel& k, const Built& b, const Dims& outDims, int threads, int reps) {
+  const PreparedKernel pk = prepare(k, b, threads);
+  Step step(k, pk, b, outDims, true);
+  auto ex = runtime::makeCpuExecutor(threads);
+  for (int i = 0; i < 3; ++i) step.run(*ex);
+  double best = 1e30;
+  for (int round = 0; round < 7; ++round) {
+    const auto t0 = std::chrono::steady_clock::now();
+    for (int i = 0; i < reps; ++i) step.run(*ex);
+    best = std::min(best, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() / reps);
+  }
+  return best;
+}
+
+TEST(NativeInt8Bench, DISABLED_VsF32) {
+  const char* env = std::getenv("ANVIL_BENCH_THREADS");
+  const int maxThreads = env ? std::atoi(env) : 1;
+  const Dims w3{64, 64, 3, 3}, w1{64, 256, 1, 1}, ws2{128, 128, 3, 3};
+  const std::vector<I8Case> shapes = {
+      {{"conv3x3_64to64_56x56", "Conv", "", {Dims{1, 64, 56, 56}, w3, Dims{64}}, {false, true, true},
+        convAttrs(w3, {}, {}, {1, 1, 1, 1})}},
+      {{"conv1x1_256to64_56x56", "Conv", "", {Dims{1, 256, 56, 56}, w1, Dims{64}}, {false, true, true},
+        convAttrs(w1, {}, {}, {})}},
+      {{"conv1x1_256to64_28x28", "Conv", "", {Dims{1, 256, 28, 28}, w1, Dims{64}}, {false, true, true},
+        convAttrs(w1, {}, {}, {})}},
+      {{"conv3x3_s2_128to128_28x28", "Conv", "", {Dims{1, 128, 28, 28}, ws2, Dims{128}}, {false, true, true},
+        convAttrs(ws2, {2, 2}, {}, {1, 1, 1, 1})}},
+      {{"matmul_128x768x768", "MatMul", "", {Dims{128, 768}, Dims{768, 768}}, {false, true}, {}}},
+      {{"matmul_1x768x768", "MatMul", "", {Dims{1, 768}, Dims{768, 768}}, {false, true}, {}}},
+      {{"matmul_128x768x3072", "MatMul", "", {Dims{128, 768}, Dims{768, 3072}}, {false, true}, {}}},
+  };
+  const char* only = std::getenv("ANVIL_BENCH_ONLY");  // a substring of the shape names
+  const bool f32 = std::getenv("ANVIL_BENCH_NO_F32") == nullptr;
+  for (const I8Case& ic : shapes) {
+    if (only && ic.c.name.find(only) == std::string::npos) continue;
+    Calibration cal;
+    const Built b = buildI8(ic, 7, &cal);
+    const Dims out = b.node->output(0)->shape().extents();
+    const Dims& wd = b.tensors[1].dims();
+    const double ops = 2.0 * double(ir::numelOf(out)) * double(ic.c.op == "Conv" ? wd[1] * wd[2] * wd[3] : wd[0]);
+    for (int t = 1; t <= maxThreads; ++t) {
+      std::printf("%s, %d thread(s), %.2f GOP\n", ic.c.name.c_str(), t, ops * 1e-9);
+      double bestF32 = 1e30;
+      std::string bestName;
+      for (const runtime::Kernel* k : f32Registry().all()) {
+        if (!f32 || k->op != ic.c.op || !runtime::hostHasAll(k->requirements) || !k->supports(*b.node, b.types()))
+          continue;
+        const double s = timeKernel(*k, b, out, t, ops > 1e9 ? 5 : 20);
+        std::printf("  %-44s %8.3f ms %7.1f GOP/s\n", k->name.c_str(), s * 1e3, ops / s * 1e-9);
+        if (s < bestF32) bestF32 = s, bestName = k->name;
+      }
+      const char* only = std::getenv("ANVIL_BENCH_KERNEL");  // a substring of the i8 kernels' names
+      for (const runtime::Kernel* k : kernelsFor(ic.c.op, "")) {
+        if (!runtime::hostHasAll(k->requirements) || (only && k->name.find(only) == std::string::npos)) continue;
+        const double s = timeKernel(*k, b, out, t, ops > 1e9 ? 5 : 20);
+        std::printf("  %-44s %8.3f ms %7.1f GOP/s  %.2fx the best f32 (%s)\n", k->name.c_str(), s * 1e3,
+                    ops / s * 1e-9, bestF32 / s, bestName.c_str());
+      }
+    }
+  }
+}
+
+}  // namespace
+
+namespace {
+
+// The micro-kernels alone on operands in L1 (K = 512): GOP/s per register tile.
+TEST(NativeInt8Bench, DISABLED_TilePeak) {
+  using namespace cpu::tactics;
+  const int64_t KG = 128;
+  std::vector<uint32_t> bc(size_t(KG * 8), 0x01020304u), vec(size_t(KG * 48), 0x05060708u);
+  std::vector<int32_t> zc(64, 0);
+  std::vector<float> sc(64, 1.0f), out(8 * 48);
+  for (I8Isa isa : {I8Isa::kAvx512Vnni, I8Isa::kAvxVnni, I8Isa::kAvx2}) {
+    const char* req = isa == I8Isa::kAvx512Vnni ? "avx512vnni" : isa == I8Isa::kAvxVnni ? "avxvnni" : "avx2";
+    if (!runtime::hostHas(req)) continue;
+    const I8Config& c = i8Config(isa);
+    for (int r = 1; r <= c.mr; ++r)
+      for (int nv = 1; nv <= c.nv; ++nv) {
+        const I8Tile t = i8Tile(isa, false, r, nv);
+        const int64_t gStride = int64_t(nv) * c.lanes;
+        const int reps = 20000;
+        double best = 1e30;
+        for (int round = 0; round < 5; ++round) {
+          const auto t0 = std::chrono::steady_clock::now();
+          for (int i = 0; i < reps; ++i)
+            t(KG, bc.data(), vec.data(), gStride, nullptr, zc.data(), sc.data(), nullptr, out.data(), 48, int(gStride));
+          best = std::min(best, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() / reps);
+        }
+        const double ops = 2.0 * double(r) * double(gStride) * double(KG * c.kg);
+        std::printf("  %-12s %dx%-3d %7.1f GOP/s\n", req, r, int(gStride), ops / best * 1e-9);
+      }
+  }
+}
+
+}  // namespace

@@ -1,0 +1,123 @@
+// The Q/DQ pass (passes/qdq_fusion.cpp): weight DequantizeLinear folds into an f32
+// constant that remembers its quantization; a Conv / Gemm / MatMul between Q/DQ pairs reads
+// the float input with its grid as metadata and computes in INT8; other Q/DQ pairs stay.
+#include <gtest/gtest.h>
+
+#include "ir/op_schema.h"
+#include "ir/printer.h"
+#include "passes/passes.h"
+#include "passes/precision.h"
+
+using namespace anvil;
+using ir::DataType;
+using ir::Shape;
+using ir::Tensor;
+
+namespace {
+
+struct QdqNet {
+  ir::Graph g;
+  ir::Node *conv = nullptr, *add = nullptr, *gemm = nullptr;
+  // x -Q/DQ(sx, zx)-> Conv(DQ(wq, sw)) -> c -Q/DQ-> Add(., c) -> Flatten -> Q/DQ -> Gemm(DQ(fq)) -> y
+  QdqNet(DataType actType, int zx, bool perChannel, float gemmInScale = 0.05f, float gemmDqScale = 0.05f) {
+    ir::Value* x = g.addValue("x", {DataType::kF32, Shape::fromExtents({1, 2, 3, 3})});
+    g.addInput(x);
+    auto zp = [&](int z) {
+      return actType == DataType::kI8 ? Tensor::scalar<int8_t>(DataType::kI8, int8_t(z))
+                                      : Tensor::scalar<uint8_t>(DataType::kU8, uint8_t(z));
+    };
+    auto qdq = [&](ir::Value* v, const std::string& n, float s, int z, float sDq) {
+      ir::Value* sv = g.addInitializer(n + "_s", Tensor::scalar<float>(DataType::kF32, s));
+      ir::Value* sd = g.addInitializer(n + "_sd", Tensor::scalar<float>(DataType::kF32, sDq));
+      ir::Value* zv = g.addInitializer(n + "_z", zp(z));
+      ir::Node* q = g.addNode("QuantizeLinear", "", n + "_q", {v, sv, zv}, {n + "_qv"});
+      return g.addNode("DequantizeLinear", "", n + "_dq", {q->output(0), sd, zv}, {n + "_dqv"})->output(0);
+    };
+    ir::Value* xd = qdq(x, "x", 0.1f, zx, 0.1f);
+    Tensor wq(DataType::kI8, {2, 2, 1, 1});
+    for (int i = 0; i < 4; ++i) wq.data<int8_t>()[i] = int8_t(10 * i - 15);
+    ir::Value* wqv = g.addInitializer("wq", wq);
+    ir::Value* ws = perChannel ? g.addInitializer("ws", Tensor::fromVector<float>(DataType::kF32, {2}, {0.01f, 0.02f}))
+                               : g.addInitializer("ws", Tensor::scalar<float>(DataType::kF32, 0.01f));
+    ir::Value* wz = perChannel ? g.addInitializer("wz", Tensor(DataType::kI8, {2}))
+                               : g.addInitializer("wz", Tensor::scalar<int8_t>(DataType::kI8, 0));
+    ir::Node* wdq = g.addNode("DequantizeLinear", "", "w_dq", {wqv, ws, wz}, {"w"});
+    if (perChannel) wdq->attrs().set("axis", int64_t(0));
+    conv = g.addNode("Conv", "", "conv", {xd, wdq->output(0)}, {"c"});
+    ir::Value* cd = qdq(conv->output(0), "c", 0.2f, zx, 0.2f);
+    add = g.addNode("Add", "", "add", {cd, cd}, {"s"});
+    ir::Node* flat = g.addNode("Flatten", "", "flat", {add->output(0)}, {"f"});
+    ir::Value* fd = qdq(flat->output(0), "f", gemmInScale, zx, gemmDqScale);
+    Tensor fq(DataType::kI8, {18, 4});
+    for (int i = 0; i < 72; ++i) fq.data<int8_t>()[i] = int8_t(i % 11 - 5);
+    ir::Value* fqv = g.addInitializer("fq", fq);
+    ir::Value* fs = g.addInitializer("fs", Tensor::scalar<float>(DataType::kF32, 0.03f));
+    ir::Value* fz = g.addInitializer("fz", Tensor::scalar<int8_t>(DataType::kI8, 0));
+    ir::Node* fdq = g.addNode("DequantizeLinear", "", "f_wdq", {fqv, fs, fz}, {"fw"});
+    gemm = g.addNode("Gemm", "", "gemm", {fd, fdq->output(0)}, {"y"});
+    g.addOutput(gemm->output(0));
+    ir::inferShapes(g);
+  }
+};
+
+TEST(QdqFusion, LinearLayersComputeInInt8OnTheirInputsGrid) {
+  QdqNet net(DataType::kI8, -3, true);
+  const passes::PassResult r = passes::fuseQdq(net.g, {});
+  EXPECT_EQ(r.stats, "2 weight DequantizeLinear folded, 2 linear layers in INT8 from their Q/DQ");
+  // The Conv reads x; x carries the u8 form of the s8 grid (zero point -3 + 128).
+  EXPECT_EQ(net.conv->input(0)->name(), "x");
+  EXPECT_EQ(net.conv->precision(), DataType::kI8);
+  EXPECT_EQ(net.conv->tacticParams().getString(passes::kPrecisionReasonAttr, ""), "model");
+  const auto& xq = net.conv->input(0)->quantization();
+  ASSERT_TRUE(xq);
+  EXPECT_EQ(xq->scale.data<float>()[0], 0.1f);
+  EXPECT_EQ(xq->zeroPoint.dtype(), DataType::kU8);
+  EXPECT_EQ(xq->zeroPoint.data<uint8_t>()[0], 125);
+  // The weights: the dequantized f32 values, their per-channel scales kept (axis 0).
+  const ir::Value* w = net.conv->input(1);
+  ASSERT_TRUE(w->isInitializer());
+  EXPECT_EQ(w->dtype(), DataType::kF32);
+  EXPECT_FLOAT_EQ(w->initializer()->data<float>()[0], -15 * 0.01f);
+  EXPECT_FLOAT_EQ(w->initializer()->data<float>()[3], 15 * 0.02f);
+  ASSERT_TRUE(w->quantization() && w->quantization()->axis);
+  EXPECT_EQ(*w->quantization()->axis, 0);
+  EXPECT_EQ(w->quantization()->scale.data<float>()[1], 0.02f);
+  // The Add keeps its Q/DQ (it rounds to the model's grid); the Gemm reads the Flatten
+  // output, its per-tensor weight scale repeated along its output axis (1: no transB).
+  EXPECT_EQ(net.add->input(0)->producer()->op(), "DequantizeLinear");
+  EXPECT_EQ(net.gemm->input(0)->name(), "f");
+  EXPECT_EQ(net.gemm->precision(), DataType::kI8);
+  const auto& fw = net.gemm->input(1)->quantization();
+  ASSERT_TRUE(fw && fw->axis);
+  EXPECT_EQ(*fw->axis, 1);
+  EXPECT_EQ(fw->scale.numel(), 4);
+  EXPECT_EQ(fw->scale.data<float>()[3], 0.03f);
+  // The Q/DQ pairs the layers absorbed are gone; the Add's stays.
+  int q = 0, dq = 0;
+  for (const auto& n : net.g.nodes()) {
+    q += n->op() == "QuantizeLinear";
+    dq += n->op() == "DequantizeLinear";
+  }
+  EXPECT_EQ(q, 1);
+  EXPECT_EQ(dq, 1);
+}
+
+TEST(QdqFusion, UnsignedGridsKeepTheirZeroPoint) {
+  QdqNet net(DataType::kU8, 7, false);
+  passes::fuseQdq(net.g, {});
+  ASSERT_TRUE(net.conv->input(0)->quantization());
+  EXPECT_EQ(net.conv->input(0)->quantization()->zeroPoint.data<uint8_t>()[0], 7);
+  ASSERT_TRUE(net.conv->input(1)->quantization()->axis);  // per tensor -> per output channel
+  EXPECT_EQ(net.conv->input(1)->quantization()->scale.numel(), 2);
+}
+
+TEST(QdqFusion, MismatchedPairsStay) {
+  // The Gemm's Q and DQ disagree on the scale: not a round trip, nothing to fuse there.
+  QdqNet net(DataType::kI8, 0, true, 0.05f, 0.07f);
+  passes::fuseQdq(net.g, {});
+  EXPECT_EQ(net.conv->precision(), DataType::kI8);
+  EXPECT_EQ(net.gemm->precision(), DataType::kUndefined);
+  EXPECT_EQ(net.gemm->input(0)->producer()->op(), "DequantizeLinear");
+}
+
+}  // namespace
