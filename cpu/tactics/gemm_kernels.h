@@ -48,6 +48,13 @@ using MicroKernel = void (*)(int64_t kc, const float* a, const float* b, float* 
 using GemvKernel = void (*)(int64_t kc, const float* a, int64_t ars, int64_t acs, float alpha, const float* b,
                             int64_t panelStride, float* c, int64_t ldc, int lastCols, bool acc);
 
+// The same kernels over B panels of IEEE half (FP16 weights: cpu/tactics/native_half.cpp),
+// widened exactly by vcvtph2ps: the f32 kernel's FMAs on the same values in the same order.
+using MicroKernelF16 = void (*)(int64_t kc, const float* a, const uint16_t* b, float* c, int64_t ldc, int ncols,
+                                bool acc);
+using GemvKernelF16 = void (*)(int64_t kc, const float* a, int64_t ars, int64_t acs, float alpha, const uint16_t* b,
+                               int64_t panelStride, float* c, int64_t ldc, int lastCols, bool acc);
+
 // Tiles and cache blocks of one family. kc fixes the K blocks, so it fixes the numerics;
 // mc and nc only bound the per-task buffers (work splits below them change nothing).
 struct GemmConfig {
@@ -60,6 +67,9 @@ struct GemmConfig {
   int gemvRows = 0;
   int gemvPanels[8] = {};  // P for R = 1..gemvRows
   const GemvKernel* gemv = nullptr;
+  // The f16-B kernels (null for the portable family): the AVX2 ones also need f16c.
+  const MicroKernelF16* kernelsF16 = nullptr;
+  const GemvKernelF16* gemvF16 = nullptr;
 };
 inline constexpr int kGemvMaxPanels = 6;
 const GemmConfig& gemmConfig(GemmIsa isa);
@@ -111,6 +121,13 @@ int64_t gemmPackedBSlotFloats(const GemmConfig& c, int64_t K);
 // task count.
 void gemmPackedB(const GemmConfig& c, int64_t M, int64_t N, int64_t K, float alpha, StridedMatrix A, const float* Bp,
                  float* C, int64_t ldc, runtime::Executor* ex, const TaskSlots& slots, const BlockEpilogue* ep);
+
+// gemmPackedB over B panels stored as IEEE half (packBPanels' layout, 2 bytes an element):
+// the same blocks, kernels and order as gemmPackedB on the widened values, so the same bits.
+// Needs the family's kernelsF16.
+void gemmPackedBHalf(const GemmConfig& c, int64_t M, int64_t N, int64_t K, float alpha, StridedMatrix A,
+                     const uint16_t* Bp, float* C, int64_t ldc, runtime::Executor* ex, const TaskSlots& slots,
+                     const BlockEpilogue* ep);
 
 // Packs the [kc x nc] block of B's columns j0.. at K offset k0 into panels of nr (panel q at
 // dst + q * kc * nr, zeros past nc); scratch: the task's own spare floats (scratchFloats).

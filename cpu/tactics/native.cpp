@@ -12,6 +12,7 @@ void registerNativeConvRowsKernels(Kernels& k);   // cpu/tactics/native_conv_row
 void registerNativeConvStemKernels(Kernels& k);   // cpu/tactics/native_conv_stem.cpp: Conv over <= 4 input channels
 void registerNativeNchwcOpKernels(Kernels& k);     // cpu/tactics/native_nchwc_ops.cpp: blocked Reorder, elementwise, GAP, Concat
 void registerNativeNchwcSpatialKernels(Kernels& k);  // cpu/tactics/native_nchwc_spatial.cpp: blocked depthwise, pooling
+void registerNativeHalfKernels(Kernels& k);  // cpu/tactics/native_half.cpp: FP16 / BF16 MatMul, Gemm, Conv
 
 void registerNativeCpuKernels(Kernels& k) {
   registerNativeLinearKernels(k);
@@ -22,6 +23,7 @@ void registerNativeCpuKernels(Kernels& k) {
   registerNativeConvStemKernels(k);
   registerNativeNchwcOpKernels(k);
   registerNativeNchwcSpatialKernels(k);
+  registerNativeHalfKernels(k);
 }
 
 }  // namespace anvil::runtime

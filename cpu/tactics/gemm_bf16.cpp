@@ -1,0 +1,352 @@
+// The BF16 GEMM engine of cpu/tactics/gemm_bf16.h: the vdpbf16ps and AVX2-emulation
+// micro-kernels, the rounding packers (weights at prepare, activations per task) and the
+// B-stationary (MatMul/Gemm) and A-stationary (Conv) drivers, scratch from the caller's
+// workspace, threads from the caller's executor.
+#include "cpu/tactics/gemm_bf16.h"
+
+#include <immintrin.h>
+
+#include <algorithm>
+#include <array>
+#include <utility>
+
+namespace anvil::cpu::tactics {
+
+namespace {
+
+// ---------------------------------------------------------------------------------------
+// Rounding, eight floats at a time: the rounded value's f32 bits (the bf16 in the high
+// half), exactly bf16Bits (ties to even, NaN kept quiet).
+
+__attribute__((target("avx2"), always_inline)) inline __m256i roundBits8(__m256 x) {
+  const __m256i u = _mm256_castps_si256(x);
+  const __m256i lsb = _mm256_and_si256(_mm256_srli_epi32(u, 16), _mm256_set1_epi32(1));
+  __m256i r = _mm256_add_epi32(u, _mm256_add_epi32(lsb, _mm256_set1_epi32(0x7fff)));
+  const __m256i quiet = _mm256_or_si256(u, _mm256_set1_epi32(0x00400000));
+  r = _mm256_blendv_epi8(r, quiet, _mm256_castps_si256(_mm256_cmp_ps(x, x, _CMP_UNORD_Q)));
+  return _mm256_and_si256(r, _mm256_set1_epi32(int32_t(0xffff0000u)));
+}
+
+__attribute__((target("avx2"), always_inline)) inline __m256 load8(const float* p, float alpha) {
+  const __m256 v = _mm256_loadu_ps(p);
+  return alpha == 1.0f ? v : _mm256_mul_ps(v, _mm256_set1_ps(alpha));
+}
+
+// The A rows [i0, i0 + rows) x [k0, k0 + kc) * alpha, rounded, into dst (row stride w):
+// floats (w = kc rounded up to even, a zero past kc) ...
+__attribute__((target("avx2"))) void roundRows(StridedMatrix A, int64_t i0, int64_t rows, int64_t k0, int64_t kc,
+                                               float alpha, float* dst, int64_t w) {
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* src = A.p + (i0 + r) * A.rs + k0 * A.cs;
+    float* d = dst + r * w;
+    int64_t k = 0;
+    if (A.cs == 1)
+      for (; k + 8 <= kc; k += 8) _mm256_storeu_si256(reinterpret_cast<__m256i*>(d + k), roundBits8(load8(src + k, alpha)));
+    for (; k < kc; ++k) d[k] = bf16Round(alpha == 1.0f ? src[k * A.cs] : alpha * src[k * A.cs]);
+    for (; k < w; ++k) d[k] = 0.0f;
+  }
+}
+
+// ... or K pairs (w = kc / 2 rounded up).
+__attribute__((target("avx2"))) void pairRows(StridedMatrix A, int64_t i0, int64_t rows, int64_t k0, int64_t kc,
+                                              float alpha, uint32_t* dst, int64_t w) {
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* src = A.p + (i0 + r) * A.rs + k0 * A.cs;
+    uint32_t* d = dst + r * w;
+    int64_t k = 0;
+    if (A.cs == 1) {
+      // 16 floats -> 8 pairs: the bf16s to the low halves, packed to words (the two
+      // sources interleave by 128-bit lane; the permute restores the order).
+      for (; k + 16 <= kc; k += 16) {
+        const __m256i lo = _mm256_srli_epi32(roundBits8(load8(src + k, alpha)), 16);
+        const __m256i hi = _mm256_srli_epi32(roundBits8(load8(src + k + 8, alpha)), 16);
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(d + k / 2),
+                            _mm256_permute4x64_epi64(_mm256_packus_epi32(lo, hi), 0xD8));
+      }
+    }
+    for (; k < kc; k += 2) {
+      const float e = src[k * A.cs], o = k + 1 < kc ? src[(k + 1) * A.cs] : 0.0f;
+      d[k / 2] = alpha == 1.0f ? bf16Pair(e, o) : bf16Pair(alpha * e, alpha * o);
+    }
+  }
+}
+
+// One f32 panel [kc x nr] (from a BPacker) as K pairs [kp x nr].
+__attribute__((target("avx2"))) void pairPanel(const float* f, int64_t kc, int nr, uint32_t* d) {
+  const __m256i zero = _mm256_setzero_si256();
+  for (int64_t k = 0; k < kc; k += 2) {
+    const float* e = f + k * nr;
+    const float* o = k + 1 < kc ? e + nr : nullptr;
+    for (int j = 0; j < nr; j += 8) {
+      const __m256i re = _mm256_srli_epi32(roundBits8(_mm256_loadu_ps(e + j)), 16);
+      const __m256i ro = o ? roundBits8(_mm256_loadu_ps(o + j)) : zero;
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(d + j), _mm256_or_si256(re, ro));
+    }
+    d += nr;
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+// Micro-kernels
+
+template <int MR, int R>
+__attribute__((target("avx512f,avx512bf16"))) void ukBf16Avx512_x32(int64_t kp, const void* av,
+                                                                    const uint32_t* __restrict b, float* c,
+                                                                    int64_t ldc, int ncols, bool acc) {
+  const int32_t* a = static_cast<const int32_t*>(av);
+#pragma GCC unroll 16
+  for (int r = 0; r < R; ++r) {
+    _mm_prefetch(reinterpret_cast<const char*>(c + r * ldc), _MM_HINT_T0);
+    _mm_prefetch(reinterpret_cast<const char*>(c + r * ldc + 16), _MM_HINT_T0);
+  }
+  __m512 c0[R], c1[R];
+#pragma GCC unroll 16
+  for (int r = 0; r < R; ++r) c0[r] = c1[r] = _mm512_setzero_ps();
+  for (int64_t k = 0; k < kp; ++k) {
+    const __m512bh b0 = (__m512bh)_mm512_loadu_si512(b), b1 = (__m512bh)_mm512_loadu_si512(b + 16);
+#pragma GCC unroll 16
+    for (int r = 0; r < R; ++r) {
+      const __m512bh x = (__m512bh)_mm512_set1_epi32(a[r]);
+      c0[r] = _mm512_dpbf16_ps(c0[r], x, b0);
+      c1[r] = _mm512_dpbf16_ps(c1[r], x, b1);
+    }
+    a += MR;
+    b += 32;
+  }
+  const __mmask16 m0 = ncols >= 16 ? __mmask16(0xffff) : __mmask16((1u << ncols) - 1);
+  const __mmask16 m1 = ncols >= 32 ? __mmask16(0xffff) : ncols <= 16 ? __mmask16(0) : __mmask16((1u << (ncols - 16)) - 1);
+#pragma GCC unroll 16
+  for (int r = 0; r < R; ++r) {
+    float* cr = c + r * ldc;
+    if (acc) {
+      c0[r] = _mm512_add_ps(_mm512_maskz_loadu_ps(m0, cr), c0[r]);
+      c1[r] = _mm512_add_ps(_mm512_maskz_loadu_ps(m1, cr + 16), c1[r]);
+    }
+    _mm512_mask_storeu_ps(cr, m0, c0[r]);
+    _mm512_mask_storeu_ps(cr + 16, m1, c1[r]);
+  }
+}
+
+// vdpbf16ps emulated: per pair the odd k's exact product added (one rounding: an FMA),
+// then the even k's. All the odd FMAs of a pair first, then the even ones: each
+// accumulator still sees odd-then-even, and only two B vectors are live at a time.
+template <int MR, int R>
+__attribute__((target("avx2,fma"))) void ukBf16Avx2_x16(int64_t kp, const void* av, const uint32_t* __restrict b,
+                                                        float* c, int64_t ldc, int ncols, bool acc) {
+  const float* a = static_cast<const float*>(av);
+  const __m256i hiMask = _mm256_set1_epi32(int32_t(0xffff0000u));
+  __m256 c0[R], c1[R];
+#pragma GCC unroll 16
+  for (int r = 0; r < R; ++r) c0[r] = c1[r] = _mm256_setzero_ps();
+  for (int64_t k = 0; k < kp; ++k) {
+    const __m256i w0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b));
+    const __m256i w1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + 8));
+    const __m256 o0 = _mm256_castsi256_ps(_mm256_and_si256(w0, hiMask));
+    const __m256 o1 = _mm256_castsi256_ps(_mm256_and_si256(w1, hiMask));
+#pragma GCC unroll 16
+    for (int r = 0; r < R; ++r) {
+      const __m256 x = _mm256_broadcast_ss(a + MR + r);
+      c0[r] = _mm256_fmadd_ps(x, o0, c0[r]);
+      c1[r] = _mm256_fmadd_ps(x, o1, c1[r]);
+    }
+    const __m256 e0 = _mm256_castsi256_ps(_mm256_slli_epi32(w0, 16));
+    const __m256 e1 = _mm256_castsi256_ps(_mm256_slli_epi32(w1, 16));
+#pragma GCC unroll 16
+    for (int r = 0; r < R; ++r) {
+      const __m256 x = _mm256_broadcast_ss(a + r);
+      c0[r] = _mm256_fmadd_ps(x, e0, c0[r]);
+      c1[r] = _mm256_fmadd_ps(x, e1, c1[r]);
+    }
+    a += 2 * MR;
+    b += 16;
+  }
+  const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+  const __m256i mk0 = _mm256_cmpgt_epi32(_mm256_set1_epi32(ncols), lane);
+  const __m256i mk1 = _mm256_cmpgt_epi32(_mm256_set1_epi32(ncols - 8), lane);
+  const bool full = ncols == 16;
+#pragma GCC unroll 16
+  for (int r = 0; r < R; ++r) {
+    float* cr = c + r * ldc;
+    if (acc) {
+      c0[r] = _mm256_add_ps(full ? _mm256_loadu_ps(cr) : _mm256_maskload_ps(cr, mk0), c0[r]);
+      c1[r] = _mm256_add_ps(full ? _mm256_loadu_ps(cr + 8) : _mm256_maskload_ps(cr + 8, mk1), c1[r]);
+    }
+    if (full) {
+      _mm256_storeu_ps(cr, c0[r]);
+      _mm256_storeu_ps(cr + 8, c1[r]);
+    } else {
+      _mm256_maskstore_ps(cr, mk0, c0[r]);
+      _mm256_maskstore_ps(cr + 8, mk1, c1[r]);
+    }
+  }
+}
+
+template <int MR, int... Rs>
+constexpr std::array<Bf16Kernel, MR> avx512Bf16Table(std::integer_sequence<int, Rs...>) {
+  return {&ukBf16Avx512_x32<MR, Rs + 1>...};
+}
+template <int MR, int... Rs>
+constexpr std::array<Bf16Kernel, MR> avx2Bf16Table(std::integer_sequence<int, Rs...>) {
+  return {&ukBf16Avx2_x16<MR, Rs + 1>...};
+}
+
+// The 4-byte units of one row of an A panel block of kc k.
+int64_t aRowUnits(const Bf16Config& c, int64_t kc) { return ceilDiv(kc, 2) * c.aUnits; }
+
+}  // namespace
+
+// mc and nc as the f32 families of the same tiles (gemm.cpp): the A block in L2, the B
+// panels (half the bytes of f32 ones per k) through L1.
+const Bf16Config& bf16Config(Bf16Isa isa) {
+  static const auto k512 = avx512Bf16Table<14>(std::make_integer_sequence<int, 14>{});
+  static const auto k2 = avx2Bf16Table<6>(std::make_integer_sequence<int, 6>{});
+  static const Bf16Config kCfg512{14, 32, 224, 512, 1, GemmIsa::kAvx512_14x32, k512.data()};
+  static const Bf16Config kCfg2{6, 16, 72, 512, 2, GemmIsa::kAvx2_6x16, k2.data()};
+  return isa == Bf16Isa::kAvx512Bf16_14x32 ? kCfg512 : kCfg2;
+}
+
+void packBf16B(const Bf16Config& c, int64_t K, int64_t N, StridedMatrix B, uint32_t* dst) {
+  const int nr = c.nr;
+  const int64_t nPad = roundUp(N, nr);
+  for (int64_t pc = 0, kb = bf16KBlock(K); pc < K; pc += kb) {
+    const int64_t kc = std::min(kb, K - pc), kp = ceilDiv(kc, 2);
+    for (int64_t q = 0; q * nr < N; ++q) {
+      uint32_t* d = dst + (pc / 2) * nPad + q * kp * nr;
+      for (int64_t i = 0; i < kp; ++i)
+        for (int j = 0; j < nr; ++j) {
+          const int64_t col = q * nr + j, k = pc + 2 * i;
+          const float e = col < N ? B.at(k, col) : 0.0f;
+          const float o = col < N && 2 * i + 1 < kc ? B.at(k + 1, col) : 0.0f;
+          d[i * nr + j] = bf16Pair(e, o);
+        }
+    }
+  }
+}
+
+void packBf16APairs(const Bf16Config& c, int64_t M, int64_t K, StridedMatrix A, uint32_t* dst) {
+  const int mr = c.mr;
+  const int64_t mPad = roundUp(M, mr);
+  for (int64_t pc = 0, kb = bf16KBlock(K); pc < K; pc += kb) {
+    const int64_t kc = std::min(kb, K - pc), kp = ceilDiv(kc, 2);
+    for (int64_t i = 0; i * mr < M; ++i) {
+      uint32_t* d = dst + (pc / 2) * mPad + i * mr * kp;
+      for (int64_t p = 0; p < kp; ++p)
+        for (int r = 0; r < mr; ++r) {
+          const int64_t row = i * mr + r, k = pc + 2 * p;
+          const float e = row < M ? A.at(row, k) : 0.0f;
+          const float o = row < M && 2 * p + 1 < kc ? A.at(row, k + 1) : 0.0f;
+          d[p * mr + r] = bf16Pair(e, o);
+        }
+    }
+  }
+}
+
+void expandBf16APairs(const Bf16Config& c, const uint32_t* src, int64_t units, float* dst) {
+  const int mr = c.mr;
+  for (int64_t t = 0; t * mr < units; ++t)
+    for (int r = 0; r < mr; ++r) {
+      const uint32_t d = src[t * mr + r];
+      dst[2 * t * mr + r] = bf16ToFloat(uint16_t(d));
+      dst[2 * t * mr + mr + r] = bf16ToFloat(uint16_t(d >> 16));
+    }
+}
+
+int64_t gemmBf16PackedBSlotFloats(const Bf16Config& c, int64_t K) {
+  const int64_t u = aRowUnits(c, std::max<int64_t>(2, bf16KBlock(K)));
+  return roundUp(roundUp(c.mc, c.mr) * u, 16) + roundUp(c.mc * u, 16);
+}
+
+void gemmBf16PackedB(const Bf16Config& c, int64_t M, int64_t N, int64_t K, float alpha, StridedMatrix A,
+                     const uint32_t* Bp, float* C, int64_t ldc, runtime::Executor* ex, const TaskSlots& slots,
+                     const BlockEpilogue* ep) {
+  if (M <= 0 || N <= 0) return;
+  if (K <= 0) {
+    for (int64_t i = 0; i < M; ++i) std::fill(C + i * ldc, C + i * ldc + N, 0.0f);
+    if (ep) (*ep)(0, M, 0, N, C, ldc);
+    return;
+  }
+  const int mr = c.mr, nr = c.nr;
+  const GemmConfig& packer = gemmConfig(c.packer);
+  const int64_t panels = ceilDiv(N, nr), nPad = panels * nr;
+  const int64_t T = std::max(1, slots.tasks);
+  // Items as gemmPackedB's: M blocks (even tiles per block) x N ranges, about four per task.
+  const int64_t tilesM = ceilDiv(M, mr), mBlocks = std::min(tilesM, ceilDiv(M, c.mc));
+  const int64_t nSplit = T == 1 ? 1 : std::max<int64_t>(1, std::min(panels, ceilDiv(4 * T, mBlocks)));
+  const int64_t items = mBlocks * nSplit, tasks = std::min(T, items);
+  const int64_t kb = bf16KBlock(K), panelFloats = roundUp(roundUp(c.mc, mr) * aRowUnits(c, std::max<int64_t>(2, kb)), 16);
+  auto task = [&](int64_t t) {
+    float* ap = slots.slot(t);
+    float* rows = ap + panelFloats;
+    for (int64_t item = rangeBegin(items, t, tasks), end = rangeBegin(items, t + 1, tasks); item < end; ++item) {
+      const int64_t mb = item / nSplit, js = item % nSplit;
+      const int64_t ic = rangeBegin(tilesM, mb, mBlocks) * mr;
+      const int64_t mc = std::min(M, rangeBegin(tilesM, mb + 1, mBlocks) * mr) - ic;
+      const int64_t q0 = panels * js / nSplit, q1 = panels * (js + 1) / nSplit;
+      if (q0 >= q1) continue;
+      for (int64_t pc = 0; pc < K; pc += kb) {
+        const int64_t kc = std::min(kb, K - pc), kp = ceilDiv(kc, 2), u = aRowUnits(c, kc);
+        // Round this block of A into rows of u units, then lay the units out as panels
+        // with the f32 packer (alpha 1: it only moves the 4-byte units).
+        if (c.aUnits == 1)
+          pairRows(A, ic, mc, pc, kc, alpha, reinterpret_cast<uint32_t*>(rows), u);
+        else
+          roundRows(A, ic, mc, pc, kc, alpha, rows, u);
+        packAPanels(packer, mc, u, {rows, u, 1}, 1.0f, 0, ceilDiv(mc, mr), ap);
+        const uint32_t* bBlock = Bp + (pc / 2) * nPad;
+        for (int64_t q = q0; q < q1; ++q) {
+          const int ncols = int(std::min<int64_t>(nr, N - q * nr));
+          float* cq = C + ic * ldc + q * nr;
+          for (int64_t ip = 0; ip < mc; ip += mr) {
+            const int r = int(std::min<int64_t>(mr, mc - ip));
+            c.kernels[r - 1](kp, ap + ip * u, bBlock + q * kp * nr, cq + ip * ldc, ldc, ncols, pc > 0);
+          }
+        }
+      }
+      if (ep) (*ep)(ic, mc, q0 * nr, std::min(N, q1 * nr) - q0 * nr, C + ic * ldc + q0 * nr, ldc);
+    }
+  };
+  if (ex && tasks > 1)
+    ex->parallelFor(tasks, task);
+  else
+    for (int64_t t = 0; t < tasks; ++t) task(t);
+}
+
+int64_t gemmBf16PackedASlotFloats(const Bf16Config& c, int64_t scratchFloats) {
+  return roundUp(256 * c.nc, 16) + roundUp(128 * c.nc, 16) + roundUp(scratchFloats, 16);
+}
+
+void gemmBf16PackedA(const Bf16Config& c, int64_t M, int64_t K, const void* Ap, const BPacker& B, int64_t j0,
+                     int64_t j1, float* C, int64_t ldc, float* slot, const BlockEpilogue* ep) {
+  if (M <= 0 || j1 <= j0) return;
+  if (K <= 0) {
+    for (int64_t i = 0; i < M; ++i) std::fill(C + i * ldc + j0, C + i * ldc + j1, 0.0f);
+    if (ep) (*ep)(0, M, j0, j1 - j0, C + j0, ldc);
+    return;
+  }
+  const int mr = c.mr, nr = c.nr;
+  const int64_t mPad = roundUp(M, mr);
+  float* fb = slot;
+  uint32_t* pb = reinterpret_cast<uint32_t*>(slot + roundUp(256 * c.nc, 16));
+  float* scratch = slot + roundUp(256 * c.nc, 16) + roundUp(128 * c.nc, 16);
+  const auto* a = static_cast<const uint32_t*>(Ap);
+  for (int64_t jc = j0; jc < j1; jc += c.nc) {
+    const int64_t nc = std::min(c.nc, j1 - jc), panels = ceilDiv(nc, nr);
+    for (int64_t pc = 0, kb = bf16KBlock(K); pc < K; pc += kb) {
+      const int64_t kc = std::min(kb, K - pc), kp = ceilDiv(kc, 2);
+      B.pack(pc, kc, jc, nc, nr, fb, scratch);
+      for (int64_t q = 0; q < panels; ++q) pairPanel(fb + q * kc * nr, kc, nr, pb + q * kp * nr);
+      const uint32_t* aBlock = a + (pc / 2) * mPad * c.aUnits;
+      for (int64_t q = 0; q < panels; ++q) {
+        const int ncols = int(std::min<int64_t>(nr, nc - q * nr));
+        for (int64_t ip = 0; ip < M; ip += mr) {
+          const int r = int(std::min<int64_t>(mr, M - ip));
+          c.kernels[r - 1](kp, aBlock + ip * kp * c.aUnits, pb + q * kp * nr, C + ip * ldc + jc + q * nr, ldc, ncols,
+                           pc > 0);
+        }
+      }
+    }
+    if (ep) (*ep)(0, M, jc, nc, C + jc, ldc);
+  }
+}
+
+}  // namespace anvil::cpu::tactics
