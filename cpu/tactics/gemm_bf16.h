@@ -35,6 +35,7 @@ inline uint32_t bf16Pair(float even, float odd) { return uint32_t(bf16Bits(even)
 enum class Bf16Isa : int32_t {
   kAvx512Bf16_14x32 = 0,  // needs avx512f + avx512bf16: A and B both as K pairs (dwords)
   kAvx2Emu_6x16 = 1,      // needs avx2 + fma: B as K pairs, A as bf16-rounded f32 per k
+  kAvx512Emu_8x32 = 2,    // needs avx512f: the emulation with AVX-512 FMAs (where vdpbf16ps is slow)
 };
 
 // C[R x ncols] (+)= A panel (first R rows) * B panel over kp K pairs. A panel: per pair MR

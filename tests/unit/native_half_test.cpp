@@ -4,8 +4,8 @@
 // bitwise equal), each against
 //  - its exact emulation: f16, the f32 native kernel of the same family on the weights
 //    pre-rounded to half, bitwise; bf16, the reference on bf16-rounded weights and
-//    activations within the f32 tolerance, and the AVX2 emulation against the AVX-512 BF16
-//    kernel bitwise (where the CPU has it);
+//    activations within the f32 tolerance, and every pair of bf16 families (vdpbf16ps,
+//    its AVX2 and AVX-512 FMA emulations) bitwise equal (where the CPU has them);
 //  - the f32 reference on the original data within the half-precision error (sanity).
 // Shapes: M 1..63 (and the small-M 2..4), K 1..300 (odd K: a padded bf16 pair), N 1..100;
 // Conv Cin 1/3/13, Cout 1/5/17, 1x1/3x3/5x5, pads, strides 2, dilations 2, batch 2;
@@ -278,17 +278,14 @@ TEST_P(NativeHalf, MatchesEmulationAndReference) {
     const RunResult r = runKernel(*f32, pf, rb, want.dims(), *ex);
     EXPECT_EQ(std::memcmp(r.out.data(), got.data(), got.size() * 4), 0)
         << k->name << " differs bitwise from " << f32->name << " on half-rounded weights";
-  } else if (k->name.find("__avx2") != std::string::npos) {  // the emulation against vdpbf16ps
-    const std::string other = replacePrefix(k->name, "bf16_", "bf16_");
-    std::string name512 = other.substr(0, other.find("_6x16")) + "_14x32" +
-                          other.substr(other.find("_6x16") + 5, other.find("__avx2") - other.find("_6x16") - 5) +
-                          "__avx512bf16";
-    const runtime::Kernel* k512 = registry().find(Device::kCPU, c.op, c.domain, name512);
-    ASSERT_NE(k512, nullptr) << name512;
-    if (runtime::hostHasAll(k512->requirements)) {
-      const std::vector<float> got512 = runChecked(*k512, b, want.dims());
-      EXPECT_EQ(std::memcmp(got512.data(), got.data(), got.size() * 4), 0)
-          << k->name << " (emulation) differs bitwise from " << k512->name;
+  } else {  // every bf16 family of the op (vdpbf16ps and the two emulations): the same bits
+    for (const runtime::Kernel* o : halfKernels()) {
+      if (o == k || o->op != c.op || o->domain != c.domain || o->precision != DataType::kBF16 ||
+          !runtime::hostHasAll(o->requirements))
+        continue;
+      const std::vector<float> other = runChecked(*o, b, want.dims());
+      EXPECT_EQ(std::memcmp(other.data(), got.data(), got.size() * 4), 0)
+          << k->name << " differs bitwise from " << o->name;
     }
   }
 }
@@ -310,6 +307,12 @@ TEST(NativeHalfKernels, EveryOpPrecisionAndIsaRegistered) {
           }
         EXPECT_EQ(n, 1) << prec << isa << " " << op;
       }
+  // The AVX-512 FMA emulation of bf16.
+  for (const char* op : {"MatMul", "Gemm", "Conv", "FusedMatMul", "FusedGemm", "FusedConv"}) {
+    int n = 0;
+    for (const runtime::Kernel* k : halfKernels()) n += k->op == op && k->name.rfind("bf16_", 0) == 0 && k->name.find("_8x32") != std::string::npos;
+    EXPECT_EQ(n, 1) << op;
+  }
 }
 
 // Nodes of another precision, variable weights and grouped Conv are not served.
