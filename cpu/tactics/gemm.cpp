@@ -708,6 +708,12 @@ int64_t gemmPackedBSlotFloats(const GemmConfig& c, int64_t K) {
 
 namespace {
 
+// n halves (a multiple of 8) to floats.
+__attribute__((target("avx2,f16c"))) void widenHalf(const uint16_t* src, int64_t n, float* dst) {
+  for (int64_t i = 0; i < n; i += 8)
+    _mm256_store_ps(dst + i, _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(src + i))));
+}
+
 // The kernels of a family for B panels of element type TB.
 template <typename TB>
 auto microKernels(const GemmConfig& c) {
@@ -783,6 +789,20 @@ void gemmPackedBImpl(const GemmConfig& c, int64_t M, int64_t N, int64_t K, float
           const int ncols = int(std::min<int64_t>(nr, N - q * nr));
           const TB* bq = bBlock + q * kc * nr;
           float* cq = C + ic * ldc + q * nr;
+          if constexpr (!std::is_same_v<TB, float>) {
+            // f16 panels under several row tiles: widened once into the task's buffer and
+            // run by the f32 kernels (the same values, so the same bits) rather than
+            // converted again by every tile.
+            if (mc > mr) {
+              float* wide = ap + gemmPackedBSlotFloats(c, K);
+              widenHalf(bq, kc * nr, wide);
+              for (int64_t ip = 0; ip < mc; ip += mr) {
+                const int rows = int(std::min<int64_t>(mr, mc - ip));
+                c.kernels[rows - 1](kc, ap + ip * kc, wide, cq + ip * ldc, ldc, ncols, pc > 0);
+              }
+              continue;
+            }
+          }
           for (int64_t ip = 0; ip < mc; ip += mr) {
             const int rows = int(std::min<int64_t>(mr, mc - ip));
             kernels[rows - 1](kc, ap + ip * kc, bq, cq + ip * ldc, ldc, ncols, pc > 0);
@@ -803,6 +823,10 @@ void gemmPackedBImpl(const GemmConfig& c, int64_t M, int64_t N, int64_t K, float
 void gemmPackedB(const GemmConfig& c, int64_t M, int64_t N, int64_t K, float alpha, StridedMatrix A, const float* Bp,
                  float* C, int64_t ldc, runtime::Executor* ex, const TaskSlots& slots, const BlockEpilogue* ep) {
   gemmPackedBImpl<float>(c, M, N, K, alpha, A, Bp, C, ldc, ex, slots, ep);
+}
+
+int64_t gemmPackedBHalfSlotFloats(const GemmConfig& c, int64_t K) {
+  return gemmPackedBSlotFloats(c, K) + roundUp(std::max<int64_t>(1, std::min(c.kc, K)) * c.nr, 16);
 }
 
 void gemmPackedBHalf(const GemmConfig& c, int64_t M, int64_t N, int64_t K, float alpha, StridedMatrix A,

@@ -124,7 +124,9 @@ void gemmPackedB(const GemmConfig& c, int64_t M, int64_t N, int64_t K, float alp
 
 // gemmPackedB over B panels stored as IEEE half (packBPanels' layout, 2 bytes an element):
 // the same blocks, kernels and order as gemmPackedB on the widened values, so the same bits.
-// Needs the family's kernelsF16.
+// Needs the family's kernelsF16 and gemmPackedBHalfSlotFloats per task (the A block plus a
+// B panel widened to f32 for the blocks of several row tiles).
+int64_t gemmPackedBHalfSlotFloats(const GemmConfig& c, int64_t K);
 void gemmPackedBHalf(const GemmConfig& c, int64_t M, int64_t N, int64_t K, float alpha, StridedMatrix A,
                      const uint16_t* Bp, float* C, int64_t ldc, runtime::Executor* ex, const TaskSlots& slots,
                      const BlockEpilogue* ep);

@@ -194,7 +194,7 @@ HalfParams baseParams(HalfOp op, bool bf16, int32_t family, bool fused, const Pr
 
 int64_t gemmSlotFloats(const HalfParams& p, int64_t K) {
   return p.bf16 ? gemmBf16PackedBSlotFloats(bf16Config(Bf16Isa(p.family)), K)
-                : gemmPackedBSlotFloats(gemmConfig(GemmIsa(p.family)), K);
+                : gemmPackedBHalfSlotFloats(gemmConfig(GemmIsa(p.family)), K);
 }
 
 // B [K x N] (element (k, n) at w[k * rs + n * cs]) packed for the kernel's family.
