@@ -1,7 +1,8 @@
-// The BF16 GEMM engine of cpu/tactics/gemm_bf16.h: the vdpbf16ps and AVX2-emulation
-// micro-kernels, the rounding packers (weights at prepare, activations per task) and the
-// B-stationary (MatMul/Gemm) and A-stationary (Conv) drivers, scratch from the caller's
-// workspace, threads from the caller's executor.
+// The BF16 GEMM engine of cpu/tactics/gemm_bf16.h: the vdpbf16ps micro-kernel, the
+// emulation through the f32 micro-kernels (operands rounded, each pair's K order swapped),
+// the rounding packers (weights at prepare, activations per task) and the B-stationary
+// (MatMul/Gemm) and A-stationary (Conv) drivers, scratch from the caller's workspace,
+// threads from the caller's executor.
 #include "cpu/tactics/gemm_bf16.h"
 
 #include <immintrin.h>
@@ -33,17 +34,23 @@ __attribute__((target("avx2"), always_inline)) inline __m256 load8(const float* 
 }
 
 // The A rows [i0, i0 + rows) x [k0, k0 + kc) * alpha, rounded, into dst (row stride w):
-// floats (w = kc rounded up to even, a zero past kc) ...
-__attribute__((target("avx2"))) void roundRows(StridedMatrix A, int64_t i0, int64_t rows, int64_t k0, int64_t kc,
-                                               float alpha, float* dst, int64_t w) {
+// for the emulation, floats in the swapped pair order (w = kc rounded up to even, per pair
+// the odd k, then the even one; a zero for the odd k past kc) ...
+__attribute__((target("avx2"))) void roundRowsSwapped(StridedMatrix A, int64_t i0, int64_t rows, int64_t k0,
+                                                      int64_t kc, float alpha, float* dst, int64_t w) {
   for (int64_t r = 0; r < rows; ++r) {
     const float* src = A.p + (i0 + r) * A.rs + k0 * A.cs;
     float* d = dst + r * w;
     int64_t k = 0;
     if (A.cs == 1)
-      for (; k + 8 <= kc; k += 8) _mm256_storeu_si256(reinterpret_cast<__m256i*>(d + k), roundBits8(load8(src + k, alpha)));
-    for (; k < kc; ++k) d[k] = bf16Round(alpha == 1.0f ? src[k * A.cs] : alpha * src[k * A.cs]);
-    for (; k < w; ++k) d[k] = 0.0f;
+      for (; k + 8 <= kc; k += 8)
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(d + k),
+                            _mm256_shuffle_epi32(roundBits8(load8(src + k, alpha)), 0xB1));
+    for (; k < w; k += 2) {
+      const float e = src[k * A.cs], o = k + 1 < kc ? src[(k + 1) * A.cs] : 0.0f;
+      d[k] = bf16Round(alpha == 1.0f ? o : alpha * o);
+      d[k + 1] = bf16Round(alpha == 1.0f ? e : alpha * e);
+    }
   }
 }
 
@@ -71,24 +78,33 @@ __attribute__((target("avx2"))) void pairRows(StridedMatrix A, int64_t i0, int64
   }
 }
 
-// One f32 panel [kc x nr] (from a BPacker) as K pairs [kp x nr].
-__attribute__((target("avx2"))) void pairPanel(const float* f, int64_t kc, int nr, uint32_t* d) {
-  const __m256i zero = _mm256_setzero_si256();
-  for (int64_t k = 0; k < kc; k += 2) {
-    const float* e = f + k * nr;
-    const float* o = k + 1 < kc ? e + nr : nullptr;
+// The emulation's B panels: pairs [kp x nr] (a prepared weight) widened to floats
+// [2kp x nr], per pair the odd k's row, then the even k's.
+__attribute__((target("avx2"))) void widenPairsSwapped(const uint32_t* src, int64_t kp, int nr, float* d) {
+  const __m256i hiMask = _mm256_set1_epi32(int32_t(0xffff0000u));
+  for (int64_t p = 0; p < kp; ++p, src += nr, d += 2 * nr)
     for (int j = 0; j < nr; j += 8) {
-      const __m256i re = _mm256_srli_epi32(roundBits8(_mm256_loadu_ps(e + j)), 16);
-      const __m256i ro = o ? roundBits8(_mm256_loadu_ps(o + j)) : zero;
-      _mm256_storeu_si256(reinterpret_cast<__m256i*>(d + j), _mm256_or_si256(re, ro));
+      const __m256i w = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(src + j));
+      _mm256_store_si256(reinterpret_cast<__m256i*>(d + j), _mm256_and_si256(w, hiMask));
+      _mm256_store_si256(reinterpret_cast<__m256i*>(d + nr + j), _mm256_slli_epi32(w, 16));
     }
-    d += nr;
+}
+
+// An f32 panel [kc x nr] (from a BPacker) rounded, in the swapped pair order [2kp x nr].
+__attribute__((target("avx2"))) void roundPanelSwapped(const float* f, int64_t kc, int nr, float* d) {
+  for (int64_t k = 0; k < kc; k += 2, d += 2 * nr) {
+    const float* e = f + k * nr;
+    for (int j = 0; j < nr; j += 8) {
+      const __m256i ro = k + 1 < kc ? roundBits8(_mm256_loadu_ps(e + nr + j)) : _mm256_setzero_si256();
+      _mm256_store_si256(reinterpret_cast<__m256i*>(d + j), ro);
+      _mm256_store_si256(reinterpret_cast<__m256i*>(d + nr + j), roundBits8(_mm256_loadu_ps(e + j)));
+    }
   }
 }
 
-// The AVX-512 families' panels (nr 32), sixteen floats at a time: on the 3x3 Conv 64 -> 64
-// at 56x56 (every im2col element rounded once per 64 output channels) the AVX2 pairing
-// above cost about a fifth of the layer.
+// The vdpbf16ps family's panels (nr 32), sixteen floats at a time (the 3x3 Conv 64 -> 64
+// at 56x56 rounds every im2col element once per 64 output channels: with eight floats at a
+// time that cost about a fifth of the layer).
 __attribute__((target("avx512f"), always_inline)) inline __m512i roundBits16(__m512 x) {
   const __m512i u = _mm512_castps_si512(x);
   const __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(1));
@@ -154,35 +170,30 @@ __attribute__((target("avx512f,avx512bf16"))) void ukBf16Avx512_x32(int64_t kp, 
   }
 }
 
-// vdpbf16ps emulated: per pair the odd k's exact product added (one rounding: an FMA),
-// then the even k's. All the odd FMAs of a pair first, then the even ones: each
-// accumulator still sees odd-then-even, and only two B vectors are live at a time.
+// The emulation for a few rows (M <= 4: batch-1 layers, bound by streaming the weights)
+// straight from the prepared pairs: widening every panel for one row tile would double the
+// work per weight byte (1x768x3072, AVX2: 15 GB/s of weights against 26-28 this way). Per
+// pair the odd k's FMA, then the even k's, as the f32 kernels on the widened panels.
 template <int MR, int R>
-__attribute__((target("avx2,fma"))) void ukBf16Avx2_x16(int64_t kp, const void* av, const uint32_t* __restrict b,
-                                                        float* c, int64_t ldc, int ncols, bool acc) {
+__attribute__((target("avx2,fma"))) void ukBf16FewAvx2_x16(int64_t kp, const void* av, const uint32_t* __restrict b,
+                                                           float* c, int64_t ldc, int ncols, bool acc) {
   const float* a = static_cast<const float*>(av);
   const __m256i hiMask = _mm256_set1_epi32(int32_t(0xffff0000u));
   __m256 c0[R], c1[R];
-#pragma GCC unroll 16
+#pragma GCC unroll 4
   for (int r = 0; r < R; ++r) c0[r] = c1[r] = _mm256_setzero_ps();
   for (int64_t k = 0; k < kp; ++k) {
     const __m256i w0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b));
     const __m256i w1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + 8));
     const __m256 o0 = _mm256_castsi256_ps(_mm256_and_si256(w0, hiMask));
     const __m256 o1 = _mm256_castsi256_ps(_mm256_and_si256(w1, hiMask));
-#pragma GCC unroll 16
-    for (int r = 0; r < R; ++r) {
-      const __m256 x = _mm256_broadcast_ss(a + MR + r);
-      c0[r] = _mm256_fmadd_ps(x, o0, c0[r]);
-      c1[r] = _mm256_fmadd_ps(x, o1, c1[r]);
-    }
     const __m256 e0 = _mm256_castsi256_ps(_mm256_slli_epi32(w0, 16));
     const __m256 e1 = _mm256_castsi256_ps(_mm256_slli_epi32(w1, 16));
-#pragma GCC unroll 16
+#pragma GCC unroll 4
     for (int r = 0; r < R; ++r) {
-      const __m256 x = _mm256_broadcast_ss(a + r);
-      c0[r] = _mm256_fmadd_ps(x, e0, c0[r]);
-      c1[r] = _mm256_fmadd_ps(x, e1, c1[r]);
+      const __m256 xo = _mm256_broadcast_ss(a + r), xe = _mm256_broadcast_ss(a + MR + r);
+      c0[r] = _mm256_fmadd_ps(xe, e0, _mm256_fmadd_ps(xo, o0, c0[r]));
+      c1[r] = _mm256_fmadd_ps(xe, e1, _mm256_fmadd_ps(xo, o1, c1[r]));
     }
     a += 2 * MR;
     b += 16;
@@ -190,40 +201,25 @@ __attribute__((target("avx2,fma"))) void ukBf16Avx2_x16(int64_t kp, const void* 
   const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
   const __m256i mk0 = _mm256_cmpgt_epi32(_mm256_set1_epi32(ncols), lane);
   const __m256i mk1 = _mm256_cmpgt_epi32(_mm256_set1_epi32(ncols - 8), lane);
-  const bool full = ncols == 16;
-#pragma GCC unroll 16
+#pragma GCC unroll 4
   for (int r = 0; r < R; ++r) {
     float* cr = c + r * ldc;
     if (acc) {
-      c0[r] = _mm256_add_ps(full ? _mm256_loadu_ps(cr) : _mm256_maskload_ps(cr, mk0), c0[r]);
-      c1[r] = _mm256_add_ps(full ? _mm256_loadu_ps(cr + 8) : _mm256_maskload_ps(cr + 8, mk1), c1[r]);
+      c0[r] = _mm256_add_ps(_mm256_maskload_ps(cr, mk0), c0[r]);
+      c1[r] = _mm256_add_ps(_mm256_maskload_ps(cr + 8, mk1), c1[r]);
     }
-    if (full) {
-      _mm256_storeu_ps(cr, c0[r]);
-      _mm256_storeu_ps(cr + 8, c1[r]);
-    } else {
-      _mm256_maskstore_ps(cr, mk0, c0[r]);
-      _mm256_maskstore_ps(cr + 8, mk1, c1[r]);
-    }
+    _mm256_maskstore_ps(cr, mk0, c0[r]);
+    _mm256_maskstore_ps(cr + 8, mk1, c1[r]);
   }
 }
 
-// The same emulation with AVX-512 FMAs: on the dev box (Xeon, AVX-512 BF16) vdpbf16ps
-// retires about 1.2G instructions/s against 4.6-5.0G for vfmadd231ps (independent chains,
-// one thread), so two FMAs per pair outrun it by about 1.6x. Tile 8x32: 16 accumulators,
-// the pair's odd and even B vectors and a broadcast fit the 32 registers (14x32 would not).
 template <int MR, int R>
-__attribute__((target("avx512f"))) void ukBf16Avx512Emu_x32(int64_t kp, const void* av, const uint32_t* __restrict b,
+__attribute__((target("avx512f"))) void ukBf16FewAvx512_x32(int64_t kp, const void* av, const uint32_t* __restrict b,
                                                             float* c, int64_t ldc, int ncols, bool acc) {
   const float* a = static_cast<const float*>(av);
   const __m512i hiMask = _mm512_set1_epi32(int32_t(0xffff0000u));
-#pragma GCC unroll 16
-  for (int r = 0; r < R; ++r) {
-    _mm_prefetch(reinterpret_cast<const char*>(c + r * ldc), _MM_HINT_T0);
-    _mm_prefetch(reinterpret_cast<const char*>(c + r * ldc + 16), _MM_HINT_T0);
-  }
   __m512 c0[R], c1[R];
-#pragma GCC unroll 16
+#pragma GCC unroll 4
   for (int r = 0; r < R; ++r) c0[r] = c1[r] = _mm512_setzero_ps();
   for (int64_t k = 0; k < kp; ++k) {
     const __m512i w0 = _mm512_loadu_si512(b), w1 = _mm512_loadu_si512(b + 16);
@@ -231,24 +227,18 @@ __attribute__((target("avx512f"))) void ukBf16Avx512Emu_x32(int64_t kp, const vo
     const __m512 o1 = _mm512_castsi512_ps(_mm512_and_si512(w1, hiMask));
     const __m512 e0 = _mm512_castsi512_ps(_mm512_slli_epi32(w0, 16));
     const __m512 e1 = _mm512_castsi512_ps(_mm512_slli_epi32(w1, 16));
-#pragma GCC unroll 16
+#pragma GCC unroll 4
     for (int r = 0; r < R; ++r) {
-      const __m512 x = _mm512_set1_ps(a[MR + r]);
-      c0[r] = _mm512_fmadd_ps(x, o0, c0[r]);
-      c1[r] = _mm512_fmadd_ps(x, o1, c1[r]);
-    }
-#pragma GCC unroll 16
-    for (int r = 0; r < R; ++r) {
-      const __m512 x = _mm512_set1_ps(a[r]);
-      c0[r] = _mm512_fmadd_ps(x, e0, c0[r]);
-      c1[r] = _mm512_fmadd_ps(x, e1, c1[r]);
+      const __m512 xo = _mm512_set1_ps(a[r]), xe = _mm512_set1_ps(a[MR + r]);
+      c0[r] = _mm512_fmadd_ps(xe, e0, _mm512_fmadd_ps(xo, o0, c0[r]));
+      c1[r] = _mm512_fmadd_ps(xe, e1, _mm512_fmadd_ps(xo, o1, c1[r]));
     }
     a += 2 * MR;
     b += 32;
   }
   const __mmask16 m0 = ncols >= 16 ? __mmask16(0xffff) : __mmask16((1u << ncols) - 1);
   const __mmask16 m1 = ncols >= 32 ? __mmask16(0xffff) : ncols <= 16 ? __mmask16(0) : __mmask16((1u << (ncols - 16)) - 1);
-#pragma GCC unroll 16
+#pragma GCC unroll 4
   for (int r = 0; r < R; ++r) {
     float* cr = c + r * ldc;
     if (acc) {
@@ -261,16 +251,17 @@ __attribute__((target("avx512f"))) void ukBf16Avx512Emu_x32(int64_t kp, const vo
 }
 
 template <int MR, int... Rs>
-constexpr std::array<Bf16Kernel, MR> avx512EmuBf16Table(std::integer_sequence<int, Rs...>) {
-  return {&ukBf16Avx512Emu_x32<MR, Rs + 1>...};
+constexpr std::array<Bf16Kernel, kBf16FewRows> fewAvx2Table(std::integer_sequence<int, Rs...>) {
+  return {&ukBf16FewAvx2_x16<MR, Rs + 1>...};
 }
+template <int MR, int... Rs>
+constexpr std::array<Bf16Kernel, kBf16FewRows> fewAvx512Table(std::integer_sequence<int, Rs...>) {
+  return {&ukBf16FewAvx512_x32<MR, Rs + 1>...};
+}
+
 template <int MR, int... Rs>
 constexpr std::array<Bf16Kernel, MR> avx512Bf16Table(std::integer_sequence<int, Rs...>) {
   return {&ukBf16Avx512_x32<MR, Rs + 1>...};
-}
-template <int MR, int... Rs>
-constexpr std::array<Bf16Kernel, MR> avx2Bf16Table(std::integer_sequence<int, Rs...>) {
-  return {&ukBf16Avx2_x16<MR, Rs + 1>...};
 }
 
 // The 4-byte units of one row of an A panel block of kc k.
@@ -282,14 +273,14 @@ int64_t aRowUnits(const Bf16Config& c, int64_t kc) { return ceilDiv(kc, 2) * c.a
 // panels (half the bytes of f32 ones per k) through L1.
 const Bf16Config& bf16Config(Bf16Isa isa) {
   static const auto k512 = avx512Bf16Table<14>(std::make_integer_sequence<int, 14>{});
-  static const auto k2 = avx2Bf16Table<6>(std::make_integer_sequence<int, 6>{});
   static const Bf16Config kCfg512{14, 32, 224, 512, 1, GemmIsa::kAvx512_14x32, k512.data()};
-  static const auto k512e = avx512EmuBf16Table<8>(std::make_integer_sequence<int, 8>{});
-  static const Bf16Config kCfg2{6, 16, 72, 512, 2, GemmIsa::kAvx2_6x16, k2.data()};
-  static const Bf16Config kCfg512e{8, 32, 224, 512, 2, GemmIsa::kAvx512_8x32, k512e.data()};
+  static const auto few2 = fewAvx2Table<6>(std::make_integer_sequence<int, kBf16FewRows>{});
+  static const auto few512 = fewAvx512Table<14>(std::make_integer_sequence<int, kBf16FewRows>{});
+  static const Bf16Config kCfg2{6, 16, 72, 512, 2, GemmIsa::kAvx2_6x16, nullptr, few2.data()};
+  static const Bf16Config kCfg512e{14, 32, 224, 512, 2, GemmIsa::kAvx512_14x32, nullptr, few512.data()};
   switch (isa) {
     case Bf16Isa::kAvx512Bf16_14x32: return kCfg512;
-    case Bf16Isa::kAvx512Emu_8x32: return kCfg512e;
+    case Bf16Isa::kAvx512Emu_14x32: return kCfg512e;
     default: return kCfg2;
   }
 }
@@ -335,14 +326,15 @@ void expandBf16APairs(const Bf16Config& c, const uint32_t* src, int64_t units, f
   for (int64_t t = 0; t * mr < units; ++t)
     for (int r = 0; r < mr; ++r) {
       const uint32_t d = src[t * mr + r];
-      dst[2 * t * mr + r] = bf16ToFloat(uint16_t(d));
-      dst[2 * t * mr + mr + r] = bf16ToFloat(uint16_t(d >> 16));
+      dst[2 * t * mr + r] = bf16ToFloat(uint16_t(d >> 16));
+      dst[2 * t * mr + mr + r] = bf16ToFloat(uint16_t(d));
     }
 }
 
 int64_t gemmBf16PackedBSlotFloats(const Bf16Config& c, int64_t K) {
   const int64_t u = aRowUnits(c, std::max<int64_t>(2, bf16KBlock(K)));
-  return roundUp(roundUp(c.mc, c.mr) * u, 16) + roundUp(c.mc * u, 16);
+  // The A panels, the rounded rows, and for the emulation one widened B panel.
+  return roundUp(roundUp(c.mc, c.mr) * u, 16) + roundUp(c.mc * u, 16) + (c.kernels ? 0 : roundUp(u * c.nr, 16));
 }
 
 void gemmBf16PackedB(const Bf16Config& c, int64_t M, int64_t N, int64_t K, float alpha, StridedMatrix A,
@@ -363,9 +355,11 @@ void gemmBf16PackedB(const Bf16Config& c, int64_t M, int64_t N, int64_t K, float
   const int64_t nSplit = T == 1 ? 1 : std::max<int64_t>(1, std::min(panels, ceilDiv(4 * T, mBlocks)));
   const int64_t items = mBlocks * nSplit, tasks = std::min(T, items);
   const int64_t kb = bf16KBlock(K), panelFloats = roundUp(roundUp(c.mc, mr) * aRowUnits(c, std::max<int64_t>(2, kb)), 16);
+  const MicroKernel* f32 = gemmConfig(c.packer).kernels;
   auto task = [&](int64_t t) {
     float* ap = slots.slot(t);
     float* rows = ap + panelFloats;
+    float* wide = rows + roundUp(c.mc * aRowUnits(c, std::max<int64_t>(2, kb)), 16);
     for (int64_t item = rangeBegin(items, t, tasks), end = rangeBegin(items, t + 1, tasks); item < end; ++item) {
       const int64_t mb = item / nSplit, js = item % nSplit;
       const int64_t ic = rangeBegin(tilesM, mb, mBlocks) * mr;
@@ -379,12 +373,24 @@ void gemmBf16PackedB(const Bf16Config& c, int64_t M, int64_t N, int64_t K, float
         if (c.aUnits == 1)
           pairRows(A, ic, mc, pc, kc, alpha, reinterpret_cast<uint32_t*>(rows), u);
         else
-          roundRows(A, ic, mc, pc, kc, alpha, rows, u);
+          roundRowsSwapped(A, ic, mc, pc, kc, alpha, rows, u);
         packAPanels(packer, mc, u, {rows, u, 1}, 1.0f, 0, ceilDiv(mc, mr), ap);
         const uint32_t* bBlock = Bp + (pc / 2) * nPad;
         for (int64_t q = q0; q < q1; ++q) {
           const int ncols = int(std::min<int64_t>(nr, N - q * nr));
           float* cq = C + ic * ldc + q * nr;
+          if (!c.kernels && mc <= kBf16FewRows) {  // the emulation for a few rows: pairs read directly
+            c.few[mc - 1](kp, ap, bBlock + q * kp * nr, cq, ldc, ncols, pc > 0);
+            continue;
+          }
+          if (!c.kernels) {  // the emulation: the f32 kernels over 2kp swapped-order k
+            widenPairsSwapped(bBlock + q * kp * nr, kp, nr, wide);
+            for (int64_t ip = 0; ip < mc; ip += mr) {
+              const int r = int(std::min<int64_t>(mr, mc - ip));
+              f32[r - 1](2 * kp, ap + ip * u, wide, cq + ip * ldc, ldc, ncols, pc > 0);
+            }
+            continue;
+          }
           for (int64_t ip = 0; ip < mc; ip += mr) {
             const int r = int(std::min<int64_t>(mr, mc - ip));
             c.kernels[r - 1](kp, ap + ip * u, bBlock + q * kp * nr, cq + ip * ldc, ldc, ncols, pc > 0);
@@ -400,8 +406,10 @@ void gemmBf16PackedB(const Bf16Config& c, int64_t M, int64_t N, int64_t K, float
     for (int64_t t = 0; t < tasks; ++t) task(t);
 }
 
+// The packer's f32 block, the block in the kernel's form (pairs, or the emulation's
+// rounded floats: up to 256 k), the packer's scratch.
 int64_t gemmBf16PackedASlotFloats(const Bf16Config& c, int64_t scratchFloats) {
-  return roundUp(256 * c.nc, 16) + roundUp(128 * c.nc, 16) + roundUp(scratchFloats, 16);
+  return 2 * roundUp(256 * c.nc, 16) + roundUp(scratchFloats, 16);
 }
 
 void gemmBf16PackedA(const Bf16Config& c, int64_t M, int64_t K, const void* Ap, const BPacker& B, int64_t j0,
@@ -415,27 +423,34 @@ void gemmBf16PackedA(const Bf16Config& c, int64_t M, int64_t K, const void* Ap, 
   const int mr = c.mr, nr = c.nr;
   const int64_t mPad = roundUp(M, mr);
   float* fb = slot;
-  uint32_t* pb = reinterpret_cast<uint32_t*>(slot + roundUp(256 * c.nc, 16));
-  float* scratch = slot + roundUp(256 * c.nc, 16) + roundUp(128 * c.nc, 16);
+  float* pb = slot + roundUp(256 * c.nc, 16);
+  float* scratch = slot + 2 * roundUp(256 * c.nc, 16);
+  const MicroKernel* f32 = gemmConfig(c.packer).kernels;
   const auto* a = static_cast<const uint32_t*>(Ap);
   for (int64_t jc = j0; jc < j1; jc += c.nc) {
     const int64_t nc = std::min(c.nc, j1 - jc), panels = ceilDiv(nc, nr);
     for (int64_t pc = 0, kb = bf16KBlock(K); pc < K; pc += kb) {
       const int64_t kc = std::min(kb, K - pc), kp = ceilDiv(kc, 2);
       B.pack(pc, kc, jc, nc, nr, fb, scratch);
-      for (int64_t q = 0; q < panels; ++q) {
-        if (nr == 32)
-          pairPanel32(fb + q * kc * nr, kc, pb + q * kp * nr);
-        else
-          pairPanel(fb + q * kc * nr, kc, nr, pb + q * kp * nr);
-      }
       const uint32_t* aBlock = a + (pc / 2) * mPad * c.aUnits;
+      const int64_t u = kp * c.aUnits;  // 4-byte units per row (A) and column (B) of the block
+      for (int64_t q = 0; q < panels; ++q) {
+        if (c.kernels)
+          pairPanel32(fb + q * kc * nr, kc, reinterpret_cast<uint32_t*>(pb) + q * u * nr);
+        else
+          roundPanelSwapped(fb + q * kc * nr, kc, nr, pb + q * u * nr);
+      }
       for (int64_t q = 0; q < panels; ++q) {
         const int ncols = int(std::min<int64_t>(nr, nc - q * nr));
         for (int64_t ip = 0; ip < M; ip += mr) {
           const int r = int(std::min<int64_t>(mr, M - ip));
-          c.kernels[r - 1](kp, aBlock + ip * kp * c.aUnits, pb + q * kp * nr, C + ip * ldc + jc + q * nr, ldc, ncols,
-                           pc > 0);
+          float* cq = C + ip * ldc + jc + q * nr;
+          if (c.kernels)
+            c.kernels[r - 1](kp, aBlock + ip * u, reinterpret_cast<const uint32_t*>(pb) + q * u * nr, cq, ldc, ncols,
+                             pc > 0);
+          else
+            f32[r - 1](2 * kp, reinterpret_cast<const float*>(aBlock + ip * u), pb + q * u * nr, cq, ldc, ncols,
+                       pc > 0);
         }
       }
     }

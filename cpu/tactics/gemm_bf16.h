@@ -1,10 +1,14 @@
 // The BF16 GEMM engine behind the bf16_* kernels (cpu/tactics/native_half.cpp): operands
 // rounded to bfloat16 (weights once at prepare, activations as their panels are packed),
 // products of bf16 pairs accumulated in f32 by vdpbf16ps (AVX-512 BF16, 14x32 tiles) or by
-// an AVX2 emulation (6x16 tiles) that does the same two roundings per pair in the same order
-// (odd element first, then even, as the instruction's definition and this CPU do; checked
-// bitwise against the instruction on 3.2M random pairs), so the two ISAs give the same bits
-// for the same K blocks, denormals aside (vdpbf16ps treats them as zero).
+// an emulation that does the same two roundings per pair in the same order: vdpbf16ps adds
+// the odd element's exact product, then the even one's (the instruction's definition; this
+// CPU agreed bitwise on 3.2M random pairs), which is what an FMA chain does over the pair's
+// k swapped. So the emulation is the f32 micro-kernels (gemm_kernels.h, AVX2 6x16 and
+// AVX-512 14x32) on bf16-rounded operands laid out with each pair's k swapped, and every
+// family gives the same bits for the same K blocks, denormals aside (vdpbf16ps treats them
+// as zero). On the dev box (a Xeon whose vdpbf16ps retires about 1.2G instructions/s against
+// 4.6-5.0G for vfmadd231ps, one thread) the emulation is the faster of the two.
 #pragma once
 
 #include <cstdint>
@@ -34,21 +38,26 @@ inline uint32_t bf16Pair(float even, float odd) { return uint32_t(bf16Bits(even)
 // The two families; stored in prepared params: never renumber.
 enum class Bf16Isa : int32_t {
   kAvx512Bf16_14x32 = 0,  // needs avx512f + avx512bf16: A and B both as K pairs (dwords)
-  kAvx2Emu_6x16 = 1,      // needs avx2 + fma: B as K pairs, A as bf16-rounded f32 per k
-  kAvx512Emu_8x32 = 2,    // needs avx512f: the emulation with AVX-512 FMAs (where vdpbf16ps is slow)
+  kAvx2Emu_6x16 = 1,      // needs avx2 + fma: the emulation, B prepared as K pairs
+  kAvx512Emu_14x32 = 2,   // needs avx512f: the emulation with the AVX-512 f32 kernels
 };
 
-// C[R x ncols] (+)= A panel (first R rows) * B panel over kp K pairs. A panel: per pair MR
-// dwords (AVX-512 BF16) or 2 x MR floats, the even k's row values then the odd k's (AVX2).
-// B panel: per pair NR dwords.
+// C[R x ncols] (+)= A panel (first R rows) * B panel over kp K pairs (vdpbf16ps): per pair
+// MR dwords of A, NR of B. The emulation's A panels hold per pair 2 x MR floats, the odd
+// k's row values then the even k's; its B panels are widened the same way per block.
 using Bf16Kernel = void (*)(int64_t kp, const void* a, const uint32_t* b, float* c, int64_t ldc, int ncols, bool acc);
+
+inline constexpr int kBf16FewRows = 4;
 
 struct Bf16Config {
   int mr, nr;
   int64_t mc, nc;
   int aUnits;     // 4-byte units of the A panel per row and K pair: 1 (pairs) or 2 (floats)
   GemmIsa packer;  // the f32 family whose A packer (tile height mr) moves the 4-byte units
-  const Bf16Kernel* kernels;  // kernels[R-1] computes R rows
+  const Bf16Kernel* kernels;  // kernels[R-1] computes R rows; null: the emulation (packer's f32 kernels)
+  // The emulation's kernels for R <= kBf16FewRows rows straight from B's pairs (A in the
+  // emulation's layout, tile height mr).
+  const Bf16Kernel* few = nullptr;
 };
 const Bf16Config& bf16Config(Bf16Isa isa);
 
@@ -65,11 +74,11 @@ inline int64_t bf16PackedAUnits(const Bf16Config& c, int64_t M, int64_t K) {
   return ceilDiv(K, 2) * roundUp(M, c.mr) * c.aUnits;
 }
 // At prepare: B (weights) as pairs; A (a Conv filter) as pairs in the family's pair layout
-// (mr dwords per pair), which for the AVX2 family expandBf16APairs turns into its floats.
+// (mr dwords per pair), which for the emulation expandBf16APairs turns into its floats.
 void packBf16B(const Bf16Config& c, int64_t K, int64_t N, StridedMatrix B, uint32_t* dst);
 void packBf16APairs(const Bf16Config& c, int64_t M, int64_t K, StridedMatrix A, uint32_t* dst);
-// The AVX2 family's A panels from packBf16APairs(c, ...) output of `units` dwords (each pair
-// of mr dwords becomes the mr even floats, then the mr odd ones).
+// The emulation's A panels from packBf16APairs(c, ...) output of `units` dwords (each pair
+// of mr dwords becomes the mr odd floats, then the mr even ones).
 void expandBf16APairs(const Bf16Config& c, const uint32_t* src, int64_t units, float* dst);
 
 // Floats one task of gemmBf16PackedB needs.

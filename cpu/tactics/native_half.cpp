@@ -531,7 +531,7 @@ namespace anvil::runtime {
 void registerNativeHalfKernels(Kernels& k) {
   using namespace anvil::cpu::tactics;
   // AVX2 f16 needs F16C for vcvtph2ps; every AVX-512F CPU has it. The bf16 AVX2 and
-  // AVX-512 8x32 families emulate vdpbf16ps bitwise (gemm_bf16.h): for hosts without
+  // AVX-512 (no BF16) families emulate vdpbf16ps bitwise (gemm_bf16.h): for hosts without
   // AVX-512 BF16, and where the instruction is slower than two FMAs (the builder times
   // them against the vdpbf16ps family; all give the same bits).
   const Family families[] = {
@@ -539,7 +539,7 @@ void registerNativeHalfKernels(Kernels& k) {
       {false, int32_t(GemmIsa::kAvx512_14x32), "14x32", "__avx512", {"avx512f"}},
       {true, int32_t(Bf16Isa::kAvx2Emu_6x16), "6x16", "__avx2", {"avx2", "fma"}},
       {true, int32_t(Bf16Isa::kAvx512Bf16_14x32), "14x32", "__avx512bf16", {"avx512f", "avx512bf16"}},
-      {true, int32_t(Bf16Isa::kAvx512Emu_8x32), "8x32", "__avx512", {"avx512f"}},
+      {true, int32_t(Bf16Isa::kAvx512Emu_14x32), "14x32", "__avx512", {"avx512f"}},
   };
   struct OpKind {
     HalfOp op;

@@ -4,8 +4,8 @@
 // bitwise equal), each against
 //  - its exact emulation: f16, the f32 native kernel of the same family on the weights
 //    pre-rounded to half, bitwise; bf16, the reference on bf16-rounded weights and
-//    activations within the f32 tolerance, and every pair of bf16 families (vdpbf16ps,
-//    its AVX2 and AVX-512 FMA emulations) bitwise equal (where the CPU has them);
+//    activations within the f32 tolerance, and every pair of bf16 families (vdpbf16ps and
+//    its emulation on the AVX2 and AVX-512 f32 kernels) bitwise equal (where the CPU has them);
 //  - the f32 reference on the original data within the half-precision error (sanity).
 // Shapes: M 1..63 (and the small-M 2..4), K 1..300 (odd K: a padded bf16 pair), N 1..100;
 // Conv Cin 1/3/13, Cout 1/5/17, 1x1/3x3/5x5, pads, strides 2, dilations 2, batch 2;
@@ -297,23 +297,21 @@ INSTANTIATE_TEST_SUITE_P(Native, NativeHalf, ::testing::ValuesIn(allParams()),
                          });
 
 TEST(NativeHalfKernels, EveryOpPrecisionAndIsaRegistered) {
-  for (const char* prec : {"f16_", "bf16_"})
-    for (const char* isa : {"_6x16", "_14x32"})
-      for (const char* op : {"MatMul", "Gemm", "Conv", "FusedMatMul", "FusedGemm", "FusedConv"}) {
-        int n = 0;
-        for (const runtime::Kernel* k : halfKernels())
-          if (k->op == op && k->name.rfind(prec, 0) == 0 && k->name.find(isa) != std::string::npos) {
-            ++n;
-            EXPECT_EQ(k->precision, std::string(prec) == "f16_" ? DataType::kF16 : DataType::kBF16) << k->name;
-          }
-        EXPECT_EQ(n, 1) << prec << isa << " " << op;
-      }
-  // The AVX-512 FMA emulation of bf16.
-  for (const char* op : {"MatMul", "Gemm", "Conv", "FusedMatMul", "FusedGemm", "FusedConv"}) {
-    int n = 0;
-    for (const runtime::Kernel* k : halfKernels()) n += k->op == op && k->name.rfind("bf16_", 0) == 0 && k->name.find("_8x32") != std::string::npos;
-    EXPECT_EQ(n, 1) << op;
-  }
+  auto endsWith = [](const std::string& s, const std::string& t) {
+    return s.size() >= t.size() && s.compare(s.size() - t.size(), t.size(), t) == 0;
+  };
+  const std::vector<std::pair<std::string, std::string>> families = {
+      {"f16_", "__avx2"}, {"f16_", "__avx512"}, {"bf16_", "__avx2"}, {"bf16_", "__avx512"}, {"bf16_", "__avx512bf16"}};
+  for (const auto& [prec, isa] : families)
+    for (const char* op : {"MatMul", "Gemm", "Conv", "FusedMatMul", "FusedGemm", "FusedConv"}) {
+      int n = 0;
+      for (const runtime::Kernel* k : halfKernels())
+        if (k->op == op && k->name.rfind(prec, 0) == 0 && endsWith(k->name, isa)) {
+          ++n;
+          EXPECT_EQ(k->precision, prec == "f16_" ? DataType::kF16 : DataType::kBF16) << k->name;
+        }
+      EXPECT_EQ(n, 1) << prec << isa << " " << op;
+    }
 }
 
 // Nodes of another precision, variable weights and grouped Conv are not served.
