@@ -113,6 +113,21 @@ __attribute__((target("avx512f"), always_inline)) inline __m512i roundBits16(__m
   return _mm512_mask_or_epi32(r, _mm512_cmp_ps_mask(x, x, _CMP_UNORD_Q), u, _mm512_set1_epi32(0x00400000));
 }
 
+// The emulation's AVX-512 panels (nr 32): roundPanelSwapped sixteen floats at a time.
+__attribute__((target("avx512f"))) void roundPanelSwapped32(const float* f, int64_t kc, float* d) {
+  const __m512i hiMask = _mm512_set1_epi32(int32_t(0xffff0000u));
+  for (int64_t k = 0; k < kc; k += 2, d += 64) {
+    const float* e = f + k * 32;
+#pragma GCC unroll 2
+    for (int j = 0; j < 32; j += 16) {
+      const __m512i ro = k + 1 < kc ? _mm512_and_si512(roundBits16(_mm512_loadu_ps(e + 32 + j)), hiMask)
+                                    : _mm512_setzero_si512();
+      _mm512_store_si512(d + j, ro);
+      _mm512_store_si512(d + 32 + j, _mm512_and_si512(roundBits16(_mm512_loadu_ps(e + j)), hiMask));
+    }
+  }
+}
+
 __attribute__((target("avx512f"))) void pairPanel32(const float* f, int64_t kc, uint32_t* d) {
   const __m512i hiMask = _mm512_set1_epi32(int32_t(0xffff0000u));
   for (int64_t k = 0; k < kc; k += 2) {
@@ -437,6 +452,8 @@ void gemmBf16PackedA(const Bf16Config& c, int64_t M, int64_t K, const void* Ap, 
       for (int64_t q = 0; q < panels; ++q) {
         if (c.kernels)
           pairPanel32(fb + q * kc * nr, kc, reinterpret_cast<uint32_t*>(pb) + q * u * nr);
+        else if (nr == 32)
+          roundPanelSwapped32(fb + q * kc * nr, kc, pb + q * u * nr);
         else
           roundPanelSwapped(fb + q * kc * nr, kc, nr, pb + q * u * nr);
       }
