@@ -3,8 +3,9 @@
 // AVX-512 14x32 and, for few rows, 8x32) over packed panels, the packers that lay operands out as panels (once at
 // build time for constant weights, per run into the workspace otherwise), and two
 // allocation-free drivers: B-stationary (MatMul/Gemm: B packed, A packed per task, or for
-// M <= 4 read in place by the small-M kernels) and A-stationary (Conv: the filter packed,
-// the input packed per task, e.g. as implicit im2col). Threads come from the step's
+// M <= 4 read in place by the small-M kernels; B may also be stored as IEEE half,
+// gemmPackedBHalf, for the FP16 kernels of cpu/tactics/native_half.cpp) and A-stationary
+// (Conv: the filter packed, the input packed per task, e.g. as implicit im2col). Threads come from the step's
 // executor (runtime/executor.h).
 // Speed (one thread, NativeLinearBench.DISABLED_GemmVsPeak on the shared AVX-512 dev box,
 // whose FMA loop peaks at 115-130 GFLOP/s with AVX2 and 215-240 with AVX-512 as its clock

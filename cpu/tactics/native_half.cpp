@@ -7,9 +7,14 @@
 //    (gemm_kernels.h, gemmPackedBHalf) and for Conv once per run into the workspace; f32
 //    activations and accumulation and the f32 epilogue: the f32 kernel's bits on the
 //    half-rounded weights.
-//  - bf16_*: weights rounded once to bfloat16, activations rounded as their panels are
-//    packed, pair products accumulated in f32 by vdpbf16ps or its bitwise AVX2 emulation
-//    (gemm_bf16.h); then the same f32 epilogue.
+//  - bf16_*: weights rounded once to bfloat16 (stored as K pairs), activations rounded as
+//    their panels are packed, pair products accumulated in f32 by vdpbf16ps or by its
+//    bitwise emulation on the f32 micro-kernels (AVX2 and AVX-512; gemm_bf16.h); then the
+//    same f32 epilogue. The builder times the families; all give the same bits.
+// Only the im2col ("prepacked") Conv path exists in these precisions: on the dev box the
+// f32 Winograd / NCHWc kernels run ResNet-18's 3x3 layers faster than any of these, so a
+// precision pass gains nothing by lowering such Convs (batch-1 MatMul/Gemm, bound by
+// streaming weights, run about 2x faster in either precision).
 // prepare() packs the weights and decodes attributes; run() reads views, params, blobs and
 // workspace only (no allocation), bitwise equal for any thread count.
 #include <immintrin.h>

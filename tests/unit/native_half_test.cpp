@@ -156,6 +156,7 @@ std::vector<Case> allCases() {
   gemm("63x300x7_tA_tB", {300, 63}, {7, 300}, std::nullopt, 1, 1, 1.0f, 1.0f);
   gemm("1x300x100_C1", {1, 300}, {300, 100}, Dims{1}, 0, 0, 1.0f, 0.5f);
   gemm("3x64x40_tB", {3, 64}, {40, 64}, Dims{40}, 0, 1, 1.0f, 1.0f);
+  gemm("2x301x17_tA_alpha", {301, 2}, {301, 17}, Dims{17}, 1, 0, 0.5f, 1.0f);  // few rows, strided A, odd K
 
   // Conv: every (Cin, Cout, kernel) with pads k/2, and by turns stride 2, dilation 2, batch 2.
   int idx = 0;
