@@ -442,7 +442,7 @@ void runConv(const StepArgs& a) {
   const bool act = p.fused && (zp || epi.act != Activation::kNone);
   const bool hasEpilogue = bias || act;
 
-  // The filter as the family's A panels: f16 and the bf16 AVX2 emulation widen the blob into
+  // The filter as the family's A panels: f16 and the bf16 emulation widen the blob into
   // the shared region once per run (M x K conversions against M x K x pixels FMAs).
   const GemmConfig* fc = p.bf16 ? nullptr : &gemmConfig(GemmIsa(p.family));
   const Bf16Config* bc = p.bf16 ? &bf16Config(Bf16Isa(p.family)) : nullptr;
