@@ -838,8 +838,9 @@ void gemmPackedBHalf(const GemmConfig& c, int64_t M, int64_t N, int64_t K, float
 bool gemmPackedAFusedSupports(const GemmConfig& c) { return epiKernels(c) != nullptr; }
 
 void gemmPackedAFused(const GemmConfig& c, int64_t M, int64_t K, const float* Ap, const BPacker& B, int64_t j0,
-                      int64_t j1, float* C, int64_t ldc, float* slot, const TileEpilogue& e) {
+                      int64_t j1, float* C, int64_t ldc, float* slot, const TileEpilogue& e, int64_t kBlock) {
   if (M <= 0 || j1 <= j0 || K <= 0) return;
+  const int64_t kb = kBlock > 0 ? kBlock : kBlockOf(c, K);
   const EpiKernel* epiK = epiKernels(c) + e.act * c.mr;
   const int mr = c.mr, nr = c.nr;
   const int64_t mPad = roundUp(M, mr);
@@ -847,7 +848,7 @@ void gemmPackedAFused(const GemmConfig& c, int64_t M, int64_t K, const float* Ap
   float* scratch = slot + roundUp(c.kc * c.nc, 16);
   for (int64_t jc = j0; jc < j1; jc += c.nc) {
     const int64_t nc = std::min(c.nc, j1 - jc), panels = ceilDiv(nc, nr);
-    for (int64_t pc = 0, kb = kBlockOf(c, K); pc < K; pc += kb) {
+    for (int64_t pc = 0; pc < K; pc += kb) {
       const int64_t kc = std::min(kb, K - pc);
       B.pack(pc, kc, jc, nc, nr, bp, scratch);
       const float* aBlock = Ap + pc * mPad;
@@ -898,8 +899,9 @@ int64_t gemmPackedASlotFloats(const GemmConfig& c, int64_t scratchFloats) {
 }
 
 void gemmPackedA(const GemmConfig& c, int64_t M, int64_t K, const float* Ap, const BPacker& B, int64_t j0, int64_t j1,
-                 float* C, int64_t ldc, float* slot, const BlockEpilogue* ep) {
+                 float* C, int64_t ldc, float* slot, const BlockEpilogue* ep, int64_t kBlock) {
   if (M <= 0 || j1 <= j0) return;
+  const int64_t kb = kBlock > 0 ? kBlock : kBlockOf(c, K);
   if (K <= 0) {
     for (int64_t i = 0; i < M; ++i) std::fill(C + i * ldc + j0, C + i * ldc + j1, 0.0f);
     if (ep) (*ep)(0, M, j0, j1 - j0, C + j0, ldc);
@@ -911,7 +913,7 @@ void gemmPackedA(const GemmConfig& c, int64_t M, int64_t K, const float* Ap, con
   float* scratch = slot + roundUp(c.kc * c.nc, 16);
   for (int64_t jc = j0; jc < j1; jc += c.nc) {
     const int64_t nc = std::min(c.nc, j1 - jc), panels = ceilDiv(nc, nr);
-    for (int64_t pc = 0, kb = kBlockOf(c, K); pc < K; pc += kb) {
+    for (int64_t pc = 0; pc < K; pc += kb) {
       const int64_t kc = std::min(kb, K - pc);
       B.pack(pc, kc, jc, nc, nr, bp, scratch);
       const float* aBlock = Ap + pc * mPad;

@@ -423,6 +423,18 @@ void gemmBf16PackedB(const Bf16Config& c, int64_t M, int64_t N, int64_t K, float
 
 // The packer's f32 block, the block in the kernel's form (pairs, or the emulation's
 // rounded floats: up to 256 k), the packer's scratch.
+void Bf16SwappedPacker::pack(int64_t k0, int64_t kc, int64_t j0, int64_t nc, int nr, float* dst, float* scratch) const {
+  const int64_t real = std::min(kc, K_ - k0);  // kc, or kc - 1 in a last block over an odd K
+  float* f = scratch;
+  inner_.pack(k0, real, j0, nc, nr, f, scratch + roundUp(kc * roundUp(nc, nr), 16));
+  for (int64_t q = 0; q * nr < nc; ++q) {
+    if (nr == 32)
+      roundPanelSwapped32(f + q * real * nr, real, dst + q * kc * nr);
+    else
+      roundPanelSwapped(f + q * real * nr, real, nr, dst + q * kc * nr);
+  }
+}
+
 int64_t gemmBf16PackedASlotFloats(const Bf16Config& c, int64_t scratchFloats) {
   return 2 * roundUp(256 * c.nc, 16) + roundUp(scratchFloats, 16);
 }

@@ -89,6 +89,25 @@ void gemmBf16PackedB(const Bf16Config& c, int64_t M, int64_t N, int64_t K, float
                      const uint32_t* Bp, float* C, int64_t ldc, runtime::Executor* ex, const TaskSlots& slots,
                      const BlockEpilogue* ep);
 
+// The emulation's Conv input: the inner packer's f32 block (the real k of [k0, k0 + kc), K
+// real k in all) rounded to bf16 with each K pair swapped and a zero for a padded odd k,
+// for gemmPackedA / gemmPackedAFused (gemm_kernels.h) over the padded K (kc even) with the
+// K blocks of bf16KBlock and the filter from expandBf16APairs: the f32 kernels, and their
+// register-tile epilogues, in the vdpbf16ps order.
+class Bf16SwappedPacker final : public BPacker {
+ public:
+  Bf16SwappedPacker(const BPacker& inner, int64_t K) : inner_(inner), K_(K) {}
+  void pack(int64_t k0, int64_t kc, int64_t j0, int64_t nc, int nr, float* dst, float* scratch) const override;
+  // Scratch for blocks up to kc x nc (nc a multiple of nr), given the inner packer's.
+  static int64_t scratchFloats(int64_t kc, int64_t nc, int64_t innerScratch) {
+    return roundUp(kc * nc, 16) + roundUp(innerScratch, 16);
+  }
+
+ private:
+  const BPacker& inner_;
+  int64_t K_;
+};
+
 // Floats one task of gemmBf16PackedA needs (plus the packer's scratch).
 int64_t gemmBf16PackedASlotFloats(const Bf16Config& c, int64_t scratchFloats);
 // One A-stationary product, serial: C[M, N] = Ap * round(B), Ap in the family's A layout,

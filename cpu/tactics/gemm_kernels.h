@@ -161,8 +161,10 @@ int64_t gemmPackedASlotFloats(const GemmConfig& c, int64_t scratchFloats);
 // One A-stationary product: C[M, N] (row stride ldc) = Ap * B, Ap packed (packAPanels),
 // B produced by the packer for columns [j0, j1). Runs serially in the calling task;
 // `slot` holds gemmPackedASlotFloats floats. The epilogue sees the block after all of K.
+// kBlock > 0 (at most c.kc) replaces kBlockOf(c, K) as the K block length, for operands
+// packed with other blocks (the BF16 emulation of cpu/tactics/gemm_bf16.h).
 void gemmPackedA(const GemmConfig& c, int64_t M, int64_t K, const float* Ap, const BPacker& B, int64_t j0, int64_t j1,
-                 float* C, int64_t ldc, float* slot, const BlockEpilogue* ep);
+                 float* C, int64_t ldc, float* slot, const BlockEpilogue* ep, int64_t kBlock = 0);
 
 // The elementwise epilogue of a Conv output (rows = output channels) applied in registers
 // by gemmPackedAFused: y = (acc + bias[row]) then, with z, the
@@ -186,7 +188,7 @@ bool gemmPackedAFusedSupports(const GemmConfig& c);
 // it is stored: C is written once more, the residual read once, no second pass over the
 // finished block. The same K blocks and sums as gemmPackedA, so the same bits.
 void gemmPackedAFused(const GemmConfig& c, int64_t M, int64_t K, const float* Ap, const BPacker& B, int64_t j0,
-                      int64_t j1, float* C, int64_t ldc, float* slot, const TileEpilogue& e);
+                      int64_t j1, float* C, int64_t ldc, float* slot, const TileEpilogue& e, int64_t kBlock = 0);
 
 // Splits [0, n) into `tasks` contiguous ranges: range t is [n*t/tasks, n*(t+1)/tasks).
 inline int64_t rangeBegin(int64_t n, int64_t t, int64_t tasks) { return n * t / tasks; }

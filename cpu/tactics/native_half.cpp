@@ -254,8 +254,14 @@ Layout convLayout(const HalfParams& p) {
   Layout l;
   if (p.bf16) {
     const Bf16Config& c = bf16Config(Bf16Isa(p.family));
-    if (c.aUnits == 2) l.shared = roundUp(bf16PackedAUnits(c, p.M, p.K), 16);  // the widened filter
-    l.slot = roundUp(gemmBf16PackedASlotFloats(c, Im2colPacker::scratchFloats(256, c.nc, c.nr)), 16);
+    const int64_t im2col = Im2colPacker::scratchFloats(256, c.nc, c.nr);
+    if (c.kernels) {
+      l.slot = roundUp(gemmBf16PackedASlotFloats(c, im2col), 16);
+    } else {  // the emulation: the widened filter, the f32 driver with a rounding packer
+      l.shared = roundUp(bf16PackedAUnits(c, p.M, p.K), 16);
+      const GemmConfig& f = gemmConfig(c.packer);
+      l.slot = roundUp(gemmPackedASlotFloats(f, Bf16SwappedPacker::scratchFloats(256, c.nc, im2col)), 16);
+    }
   } else {
     const GemmConfig& c = gemmConfig(GemmIsa(p.family));
     l.shared = roundUp(packedAFloats(c, p.M, p.K), 16);
@@ -462,6 +468,11 @@ void runConv(const StepArgs& a) {
     });
     ap = ws;
   }
+  // The bf16 emulation runs the f32 driver and kernels (fc) over the padded K in bf16 K
+  // blocks, its input rounded and swapped by Bf16SwappedPacker.
+  const bool emulated = p.bf16 && !bc->kernels;
+  if (emulated) fc = &gemmConfig(bc->packer);
+  const int64_t Kf = emulated ? roundUp(K, 2) : K, kBlock = emulated ? bf16KBlock(K) : 0;
   const int nr = p.bf16 ? bc->nr : fc->nr;
   const int64_t nc = p.bf16 ? bc->nc : fc->nc;
   // Work items: (image, range of column panels), at least two per task where the shape
@@ -477,7 +488,7 @@ void runConv(const StepArgs& a) {
   const int64_t items = g.N * chunks, n = std::min<int64_t>(T, items);
   const bool pw = pointwise(g);
   TileEpilogue tile;
-  const bool tiled = !p.bf16 && hasEpilogue && K > 0 && P >= 256 && gemmPackedAFusedSupports(*fc) &&
+  const bool tiled = (!p.bf16 || emulated) && hasEpilogue && K > 0 && P >= 256 && gemmPackedAFusedSupports(*fc) &&
                      tileEpilogueOf(epi, act, &tile);
   a.executor->parallelFor(n, [&](int64_t t) {
     float* slot = slots.slot(t);
@@ -501,16 +512,18 @@ void runConv(const StepArgs& a) {
       const BlockEpilogue* epp = hasEpilogue ? &epRef : nullptr;
       const StridedBPacker direct({xg, P, 1});
       const Im2colPacker im2col(xg, g, xp, xp + X.numel());
-      const BPacker& packer = pw ? static_cast<const BPacker&>(direct) : static_cast<const BPacker&>(im2col);
-      if (p.bf16) {
+      const BPacker& input = pw ? static_cast<const BPacker&>(direct) : static_cast<const BPacker&>(im2col);
+      const Bf16SwappedPacker swapped(input, K);
+      const BPacker& packer = emulated ? static_cast<const BPacker&>(swapped) : input;
+      if (p.bf16 && !emulated) {
         gemmBf16PackedA(*bc, M, K, ap, packer, j0, j1, yg, P, slot, epp);
       } else if (tiled) {
         TileEpilogue te = tile;
         te.bias = bias;
         te.z = zp && act ? zp + img * M * P : nullptr;
-        gemmPackedAFused(*fc, M, K, static_cast<const float*>(ap), packer, j0, j1, yg, P, slot, te);
+        gemmPackedAFused(*fc, M, Kf, static_cast<const float*>(ap), packer, j0, j1, yg, P, slot, te, kBlock);
       } else {
-        gemmPackedA(*fc, M, K, static_cast<const float*>(ap), packer, j0, j1, yg, P, slot, epp);
+        gemmPackedA(*fc, M, Kf, static_cast<const float*>(ap), packer, j0, j1, yg, P, slot, epp, kBlock);
       }
     }
   });
