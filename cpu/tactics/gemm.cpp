@@ -9,6 +9,7 @@
 #include <array>
 #include <cstdlib>
 #include <cstring>
+#include <type_traits>
 #include <utility>
 
 #include "cpu/tactics/gemm_kernels.h"
@@ -197,6 +198,20 @@ namespace {
 
 typedef float V4 __attribute__((vector_size(16)));
 
+// A B panel's row segment widened to f32: f32 panels load as they are; f16 panels (the FP16
+// weights of cpu/tactics/native_half.cpp, same layout at 2 bytes an element) through
+// vcvtph2ps, which is exact, so a kernel on f16 panels does the f32 kernel's FMAs on the
+// same values in the same order.
+__attribute__((target("avx2"), always_inline)) inline __m256 loadB8(const float* p) { return _mm256_load_ps(p); }
+__attribute__((target("avx2,f16c"), always_inline)) inline __m256 loadB8(const uint16_t* p) {
+  return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+}
+__attribute__((target("avx512f"), always_inline)) inline __m512 loadB16(const float* p) { return _mm512_load_ps(p); }
+__attribute__((target("avx512f"), always_inline)) inline __m512 loadB16(const uint16_t* p) {
+  // The masked form: GCC 12's _mm512_cvtph_ps passes an undefined vector that -Wall flags.
+  return _mm512_maskz_cvtph_ps(__mmask16(0xffff), _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+}
+
 template <int MR, int R>
 void ukPortable_x8(int64_t kc, const float* __restrict a, const float* __restrict b, float* c, int64_t ldc,
                    int ncols, bool acc) {
@@ -224,14 +239,14 @@ void ukPortable_x8(int64_t kc, const float* __restrict a, const float* __restric
   }
 }
 
-template <int MR, int R>
-__attribute__((target("avx2,fma"))) void ukAvx2_x16(int64_t kc, const float* __restrict a, const float* __restrict b,
-                                                    float* c, int64_t ldc, int ncols, bool acc) {
+template <int MR, int R, typename TB = float>
+__attribute__((target("avx2,fma,f16c"))) void ukAvx2_x16(int64_t kc, const float* __restrict a, const TB* __restrict b,
+                                                         float* c, int64_t ldc, int ncols, bool acc) {
   __m256 c0[R], c1[R];
 #pragma GCC unroll 16
   for (int r = 0; r < R; ++r) c0[r] = c1[r] = _mm256_setzero_ps();
   for (int64_t k = 0; k < kc; ++k) {
-    const __m256 b0 = _mm256_load_ps(b), b1 = _mm256_load_ps(b + 8);
+    const __m256 b0 = loadB8(b), b1 = loadB8(b + 8);
 #pragma GCC unroll 16
     for (int r = 0; r < R; ++r) {
       const __m256 av = _mm256_broadcast_ss(a + r);
@@ -267,10 +282,10 @@ __attribute__((target("avx2,fma"))) void ukAvx2_x16(int64_t kc, const float* __r
 }
 
 // One k step of the AVX-512 tile.
-template <int MR, int R>
+template <int MR, int R, typename TB = float>
 __attribute__((target("avx512f"), always_inline)) inline void stepAvx512_x32(__m512 (&c0)[R], __m512 (&c1)[R],
-                                                                            const float* a, const float* b) {
-  const __m512 b0 = _mm512_load_ps(b), b1 = _mm512_load_ps(b + 16);
+                                                                            const float* a, const TB* b) {
+  const __m512 b0 = loadB16(b), b1 = loadB16(b + 16);
 #pragma GCC unroll 16
   for (int r = 0; r < R; ++r) {
     const __m512 av = _mm512_set1_ps(a[r]);
@@ -279,9 +294,9 @@ __attribute__((target("avx512f"), always_inline)) inline void stepAvx512_x32(__m
   }
 }
 
-template <int MR, int R>
+template <int MR, int R, typename TB = float>
 __attribute__((target("avx512f"))) void ukAvx512_x32(int64_t kc, const float* __restrict a,
-                                                     const float* __restrict b, float* c, int64_t ldc, int ncols,
+                                                     const TB* __restrict b, float* c, int64_t ldc, int ncols,
                                                      bool acc) {
   // The C rows are needed only after the loop: start fetching them now (one line per 16
   // columns) so that the read-modify-write at the end does not wait on L2.
@@ -296,7 +311,7 @@ __attribute__((target("avx512f"))) void ukAvx512_x32(int64_t kc, const float* __
   // One k per trip: two per trip measured no faster and, at R = 14, left GCC one register
   // short (28 accumulators + 2 x 2 B vectors), adding moves to the FMA ports.
   for (int64_t k = 0; k < kc; ++k) {
-    stepAvx512_x32<MR, R>(c0, c1, a, b);
+    stepAvx512_x32<MR, R, TB>(c0, c1, a, b);
     a += MR;
     b += 32;
   }
@@ -492,10 +507,10 @@ const EpiKernel* epiKernels(const GemmConfig& c) {
 }
 
 // Small-M kernels (GemvKernel). The A element is scaled exactly as packA scales it.
-template <int R, int P>
-__attribute__((target("avx2,fma"))) void gemvAvx2(int64_t kc, const float* a, int64_t ars, int64_t acs, float alpha,
-                                                  const float* b, int64_t panelStride, float* c, int64_t ldc,
-                                                  int lastCols, bool acc) {
+template <int R, int P, typename TB = float>
+__attribute__((target("avx2,fma,f16c"))) void gemvAvx2(int64_t kc, const float* a, int64_t ars, int64_t acs,
+                                                       float alpha, const TB* b, int64_t panelStride, float* c,
+                                                       int64_t ldc, int lastCols, bool acc) {
   __m256 cv[R][P][2];
 #pragma GCC unroll 16
   for (int r = 0; r < R; ++r)
@@ -506,8 +521,8 @@ __attribute__((target("avx2,fma"))) void gemvAvx2(int64_t kc, const float* a, in
     __m256 bv[P][2];
 #pragma GCC unroll 8
     for (int p = 0; p < P; ++p) {
-      bv[p][0] = _mm256_load_ps(b + p * panelStride + k * 16);
-      bv[p][1] = _mm256_load_ps(b + p * panelStride + k * 16 + 8);
+      bv[p][0] = loadB8(b + p * panelStride + k * 16);
+      bv[p][1] = loadB8(b + p * panelStride + k * 16 + 8);
     }
 #pragma GCC unroll 16
     for (int r = 0; r < R; ++r) {
@@ -549,9 +564,9 @@ __attribute__((target("avx2,fma"))) void gemvAvx2(int64_t kc, const float* a, in
   }
 }
 
-template <int R, int P>
+template <int R, int P, typename TB = float>
 __attribute__((target("avx512f"))) void gemvAvx512(int64_t kc, const float* a, int64_t ars, int64_t acs, float alpha,
-                                                   const float* b, int64_t panelStride, float* c, int64_t ldc,
+                                                   const TB* b, int64_t panelStride, float* c, int64_t ldc,
                                                    int lastCols, bool acc) {
   __m512 cv[R][P][2];
 #pragma GCC unroll 16
@@ -563,8 +578,8 @@ __attribute__((target("avx512f"))) void gemvAvx512(int64_t kc, const float* a, i
     __m512 bv[P][2];
 #pragma GCC unroll 8
     for (int p = 0; p < P; ++p) {
-      bv[p][0] = _mm512_load_ps(b + p * panelStride + k * 32);
-      bv[p][1] = _mm512_load_ps(b + p * panelStride + k * 32 + 16);
+      bv[p][0] = loadB16(b + p * panelStride + k * 32);
+      bv[p][1] = loadB16(b + p * panelStride + k * 32 + 16);
     }
 #pragma GCC unroll 16
     for (int r = 0; r < R; ++r) {
@@ -597,23 +612,25 @@ __attribute__((target("avx512f"))) void gemvAvx512(int64_t kc, const float* a, i
 }
 
 // gemv[(R-1) * kGemvMaxPanels + (P-1)] for R = 1..4, P = 1..kGemvMaxPanels.
-template <int R, int... Ps>
-constexpr std::array<GemvKernel, kGemvMaxPanels> gemvRowAvx2(std::integer_sequence<int, Ps...>) {
-  return {&gemvAvx2<R, Ps + 1>...};
+// TB: the B panels' element type (float, or uint16_t for f16); G: the kernel pointer type.
+template <int R, typename TB, typename G, int... Ps>
+constexpr std::array<G, kGemvMaxPanels> gemvRowAvx2(std::integer_sequence<int, Ps...>) {
+  return {&gemvAvx2<R, Ps + 1, TB>...};
 }
-template <int R, int... Ps>
-constexpr std::array<GemvKernel, kGemvMaxPanels> gemvRowAvx512(std::integer_sequence<int, Ps...>) {
-  return {&gemvAvx512<R, Ps + 1>...};
+template <int R, typename TB, typename G, int... Ps>
+constexpr std::array<G, kGemvMaxPanels> gemvRowAvx512(std::integer_sequence<int, Ps...>) {
+  return {&gemvAvx512<R, Ps + 1, TB>...};
 }
-template <int R>
+template <int R, typename TB, typename G>
 constexpr auto gemvRow(bool avx512) {
-  return avx512 ? gemvRowAvx512<R>(std::make_integer_sequence<int, kGemvMaxPanels>{})
-                : gemvRowAvx2<R>(std::make_integer_sequence<int, kGemvMaxPanels>{});
+  return avx512 ? gemvRowAvx512<R, TB, G>(std::make_integer_sequence<int, kGemvMaxPanels>{})
+                : gemvRowAvx2<R, TB, G>(std::make_integer_sequence<int, kGemvMaxPanels>{});
 }
-std::array<GemvKernel, 4 * kGemvMaxPanels> gemvTable(bool avx512) {
-  std::array<GemvKernel, 4 * kGemvMaxPanels> t{};
-  const std::array<GemvKernel, kGemvMaxPanels> rows[4] = {gemvRow<1>(avx512), gemvRow<2>(avx512), gemvRow<3>(avx512),
-                                                          gemvRow<4>(avx512)};
+template <typename TB = float, typename G = GemvKernel>
+std::array<G, 4 * kGemvMaxPanels> gemvTable(bool avx512) {
+  std::array<G, 4 * kGemvMaxPanels> t{};
+  const std::array<G, kGemvMaxPanels> rows[4] = {gemvRow<1, TB, G>(avx512), gemvRow<2, TB, G>(avx512),
+                                                 gemvRow<3, TB, G>(avx512), gemvRow<4, TB, G>(avx512)};
   for (int r = 0; r < 4; ++r)
     for (int p = 0; p < kGemvMaxPanels; ++p) t[size_t(r * kGemvMaxPanels + p)] = rows[r][size_t(p)];
   return t;
@@ -623,13 +640,13 @@ template <int MR, int... Rs>
 constexpr std::array<MicroKernel, MR> portableTable(std::integer_sequence<int, Rs...>) {
   return {&ukPortable_x8<MR, Rs + 1>...};
 }
-template <int MR, int... Rs>
-constexpr std::array<MicroKernel, MR> avx2Table(std::integer_sequence<int, Rs...>) {
-  return {&ukAvx2_x16<MR, Rs + 1>...};
+template <int MR, typename TB = float, typename K = MicroKernel, int... Rs>
+constexpr std::array<K, MR> avx2Table(std::integer_sequence<int, Rs...>) {
+  return {&ukAvx2_x16<MR, Rs + 1, TB>...};
 }
-template <int MR, int... Rs>
-constexpr std::array<MicroKernel, MR> avx512Table(std::integer_sequence<int, Rs...>) {
-  return {&ukAvx512_x32<MR, Rs + 1>...};
+template <int MR, typename TB = float, typename K = MicroKernel, int... Rs>
+constexpr std::array<K, MR> avx512Table(std::integer_sequence<int, Rs...>) {
+  return {&ukAvx512_x32<MR, Rs + 1, TB>...};
 }
 
 }  // namespace
@@ -653,17 +670,27 @@ const GemmConfig& gemmConfig(GemmIsa isa) {
   static const auto kAvx512x8 = avx512Table<8>(std::make_integer_sequence<int, 8>{});
   static const auto kGemvAvx2 = gemvTable(false);
   static const auto kGemvAvx512 = gemvTable(true);
+  // The same kernels over f16 B panels (gemmPackedBHalf).
+  using H = uint16_t;
+  static const auto kAvx2H = avx2Table<6, H, MicroKernelF16>(std::make_integer_sequence<int, 6>{});
+  static const auto kAvx512H = avx512Table<14, H, MicroKernelF16>(std::make_integer_sequence<int, 14>{});
+  static const auto kAvx512x8H = avx512Table<8, H, MicroKernelF16>(std::make_integer_sequence<int, 8>{});
+  static const auto kGemvAvx2H = gemvTable<H, GemvKernelF16>(false);
+  static const auto kGemvAvx512H = gemvTable<H, GemvKernelF16>(true);
   static const GemmConfig kCfgPortable{4, 8, 64, 256, 256, kPortable.data()};
   // Small M: P panels per call so that R x P x 2 accumulators reach 12 where registers
   // allow (FMA latency 4 x 2 ports wants at least 8 chains in flight). On the dev box (Xeon,
   // 48 KiB L1d, 2 MiB L2), one thread: 1x100x100 45 GFLOP/s (AVX2) / 59 (AVX-512) against
   // 19 / 15 through packed A; 1x256x256 37 / 70 against 25 / 30; 1x768x768 is bound by
   // streaming its 2.4 MB of weights from L3 (27 against 22 GFLOP/s).
-  static const GemmConfig kCfgAvx2{6, 16, 72, 256, 512, kAvx2.data(), 4, {6, 3, 2, 1}, kGemvAvx2.data()};
-  static const GemmConfig kCfgAvx512{14, 32, 224, 256, 512, kAvx512.data(), 4, {6, 3, 2, 2}, kGemvAvx512.data()};
+  static const GemmConfig kCfgAvx2{6,  16, 72, 256, 512, kAvx2.data(), 4, {6, 3, 2, 1}, kGemvAvx2.data(),
+                                   kAvx2H.data(), kGemvAvx2H.data()};
+  static const GemmConfig kCfgAvx512{14, 32, 224, 256, 512, kAvx512.data(), 4, {6, 3, 2, 2}, kGemvAvx512.data(),
+                                     kAvx512H.data(), kGemvAvx512H.data()};
   // 8x32: 16 accumulators still cover the FMA latency (4 cycles x 2 ports); same kc as
   // 14x32 so that K blocks, and with them the sums' order, match the 14x32 family.
-  static const GemmConfig kCfgAvx512x8{8, 32, 224, 256, 512, kAvx512x8.data(), 4, {6, 3, 2, 2}, kGemvAvx512.data()};
+  static const GemmConfig kCfgAvx512x8{8, 32, 224, 256, 512, kAvx512x8.data(), 4, {6, 3, 2, 2}, kGemvAvx512.data(),
+                                       kAvx512x8H.data(), kGemvAvx512H.data()};
   switch (isa) {
     case GemmIsa::kAvx2_6x16: return kCfgAvx2;
     case GemmIsa::kAvx512_8x32: return kCfgAvx512x8;
@@ -679,8 +706,29 @@ int64_t gemmPackedBSlotFloats(const GemmConfig& c, int64_t K) {
   return roundUp(roundUp(c.mc, c.mr) * std::max<int64_t>(1, std::min(c.kc, K)), 16);
 }
 
-void gemmPackedB(const GemmConfig& c, int64_t M, int64_t N, int64_t K, float alpha, StridedMatrix A, const float* Bp,
-                 float* C, int64_t ldc, runtime::Executor* ex, const TaskSlots& slots, const BlockEpilogue* ep) {
+namespace {
+
+// n halves (a multiple of 8) to floats.
+__attribute__((target("avx2,f16c"))) void widenHalf(const uint16_t* src, int64_t n, float* dst) {
+  for (int64_t i = 0; i < n; i += 8)
+    _mm256_store_ps(dst + i, _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(src + i))));
+}
+
+// The kernels of a family for B panels of element type TB.
+template <typename TB>
+auto microKernels(const GemmConfig& c) {
+  if constexpr (std::is_same_v<TB, float>) return c.kernels;
+  else return c.kernelsF16;
+}
+template <typename TB>
+auto gemvKernels(const GemmConfig& c) {
+  if constexpr (std::is_same_v<TB, float>) return c.gemv;
+  else return c.gemvF16;
+}
+
+template <typename TB>
+void gemmPackedBImpl(const GemmConfig& c, int64_t M, int64_t N, int64_t K, float alpha, StridedMatrix A, const TB* Bp,
+                     float* C, int64_t ldc, runtime::Executor* ex, const TaskSlots& slots, const BlockEpilogue* ep) {
   if (M <= 0 || N <= 0) return;
   if (K <= 0) {
     zeroRows(M, N, C, ldc);
@@ -703,6 +751,8 @@ void gemmPackedB(const GemmConfig& c, int64_t M, int64_t N, int64_t K, float alp
                          : M <= c.gemvRows ? std::min<int64_t>(panels, T)
                                            : std::max<int64_t>(1, std::min(panels, ceilDiv(4 * T, mBlocks)));
   const int64_t items = mBlocks * nSplit, tasks = std::min(T, items);
+  const auto kernels = microKernels<TB>(c);
+  const auto gemv = gemvKernels<TB>(c);
   // Per item the A block (mc x kc) stays in L2 and B's panels stream past it from the
   // prepacked weight. Against the BLIS order (a kc x nc block of B kept in L2 across the M
   // blocks) this measured 96 vs 88 GFLOP/s (AVX2) and 143 vs 134 (AVX-512) on MatMul
@@ -719,13 +769,13 @@ void gemmPackedB(const GemmConfig& c, int64_t M, int64_t N, int64_t K, float alp
         const int R = int(mc), P = c.gemvPanels[R - 1];
         for (int64_t pc = 0, kb = kBlockOf(c, K); pc < K; pc += kb) {
           const int64_t kc = std::min(kb, K - pc);
-          const float* bBlock = Bp + pc * nPad;
+          const TB* bBlock = Bp + pc * nPad;
           const float* a = A.p + ic * A.rs + pc * A.cs;
           for (int64_t q = q0; q < q1; q += P) {
             const int np = int(std::min<int64_t>(P, q1 - q));
             const int lastCols = int(std::min<int64_t>(nr, N - (q + np - 1) * nr));
-            c.gemv[(R - 1) * kGemvMaxPanels + (np - 1)](kc, a, A.rs, A.cs, alpha, bBlock + q * kc * nr, kc * nr,
-                                                        C + ic * ldc + q * nr, ldc, lastCols, pc > 0);
+            gemv[(R - 1) * kGemvMaxPanels + (np - 1)](kc, a, A.rs, A.cs, alpha, bBlock + q * kc * nr, kc * nr,
+                                                      C + ic * ldc + q * nr, ldc, lastCols, pc > 0);
           }
         }
         if (ep) (*ep)(ic, mc, q0 * nr, std::min(N, q1 * nr) - q0 * nr, C + ic * ldc + q0 * nr, ldc);
@@ -734,14 +784,28 @@ void gemmPackedB(const GemmConfig& c, int64_t M, int64_t N, int64_t K, float alp
       for (int64_t pc = 0, kb = kBlockOf(c, K); pc < K; pc += kb) {
         const int64_t kc = std::min(kb, K - pc);
         packA(A, ic, mc, pc, kc, mr, alpha, ap);
-        const float* bBlock = Bp + pc * nPad;
+        const TB* bBlock = Bp + pc * nPad;
         for (int64_t q = q0; q < q1; ++q) {
           const int ncols = int(std::min<int64_t>(nr, N - q * nr));
-          const float* bq = bBlock + q * kc * nr;
+          const TB* bq = bBlock + q * kc * nr;
           float* cq = C + ic * ldc + q * nr;
+          if constexpr (!std::is_same_v<TB, float>) {
+            // f16 panels under several row tiles: widened once into the task's buffer and
+            // run by the f32 kernels (the same values, so the same bits) rather than
+            // converted again by every tile.
+            if (mc > mr) {
+              float* wide = ap + gemmPackedBSlotFloats(c, K);
+              widenHalf(bq, kc * nr, wide);
+              for (int64_t ip = 0; ip < mc; ip += mr) {
+                const int rows = int(std::min<int64_t>(mr, mc - ip));
+                c.kernels[rows - 1](kc, ap + ip * kc, wide, cq + ip * ldc, ldc, ncols, pc > 0);
+              }
+              continue;
+            }
+          }
           for (int64_t ip = 0; ip < mc; ip += mr) {
             const int rows = int(std::min<int64_t>(mr, mc - ip));
-            c.kernels[rows - 1](kc, ap + ip * kc, bq, cq + ip * ldc, ldc, ncols, pc > 0);
+            kernels[rows - 1](kc, ap + ip * kc, bq, cq + ip * ldc, ldc, ncols, pc > 0);
           }
         }
       }
@@ -754,11 +818,29 @@ void gemmPackedB(const GemmConfig& c, int64_t M, int64_t N, int64_t K, float alp
     for (int64_t t = 0; t < tasks; ++t) task(t);
 }
 
+}  // namespace
+
+void gemmPackedB(const GemmConfig& c, int64_t M, int64_t N, int64_t K, float alpha, StridedMatrix A, const float* Bp,
+                 float* C, int64_t ldc, runtime::Executor* ex, const TaskSlots& slots, const BlockEpilogue* ep) {
+  gemmPackedBImpl<float>(c, M, N, K, alpha, A, Bp, C, ldc, ex, slots, ep);
+}
+
+int64_t gemmPackedBHalfSlotFloats(const GemmConfig& c, int64_t K) {
+  return gemmPackedBSlotFloats(c, K) + roundUp(std::max<int64_t>(1, std::min(c.kc, K)) * c.nr, 16);
+}
+
+void gemmPackedBHalf(const GemmConfig& c, int64_t M, int64_t N, int64_t K, float alpha, StridedMatrix A,
+                     const uint16_t* Bp, float* C, int64_t ldc, runtime::Executor* ex, const TaskSlots& slots,
+                     const BlockEpilogue* ep) {
+  gemmPackedBImpl<uint16_t>(c, M, N, K, alpha, A, Bp, C, ldc, ex, slots, ep);
+}
+
 bool gemmPackedAFusedSupports(const GemmConfig& c) { return epiKernels(c) != nullptr; }
 
 void gemmPackedAFused(const GemmConfig& c, int64_t M, int64_t K, const float* Ap, const BPacker& B, int64_t j0,
-                      int64_t j1, float* C, int64_t ldc, float* slot, const TileEpilogue& e) {
+                      int64_t j1, float* C, int64_t ldc, float* slot, const TileEpilogue& e, int64_t kBlock) {
   if (M <= 0 || j1 <= j0 || K <= 0) return;
+  const int64_t kb = kBlock > 0 ? kBlock : kBlockOf(c, K);
   const EpiKernel* epiK = epiKernels(c) + e.act * c.mr;
   const int mr = c.mr, nr = c.nr;
   const int64_t mPad = roundUp(M, mr);
@@ -766,7 +848,7 @@ void gemmPackedAFused(const GemmConfig& c, int64_t M, int64_t K, const float* Ap
   float* scratch = slot + roundUp(c.kc * c.nc, 16);
   for (int64_t jc = j0; jc < j1; jc += c.nc) {
     const int64_t nc = std::min(c.nc, j1 - jc), panels = ceilDiv(nc, nr);
-    for (int64_t pc = 0, kb = kBlockOf(c, K); pc < K; pc += kb) {
+    for (int64_t pc = 0; pc < K; pc += kb) {
       const int64_t kc = std::min(kb, K - pc);
       B.pack(pc, kc, jc, nc, nr, bp, scratch);
       const float* aBlock = Ap + pc * mPad;
@@ -817,8 +899,9 @@ int64_t gemmPackedASlotFloats(const GemmConfig& c, int64_t scratchFloats) {
 }
 
 void gemmPackedA(const GemmConfig& c, int64_t M, int64_t K, const float* Ap, const BPacker& B, int64_t j0, int64_t j1,
-                 float* C, int64_t ldc, float* slot, const BlockEpilogue* ep) {
+                 float* C, int64_t ldc, float* slot, const BlockEpilogue* ep, int64_t kBlock) {
   if (M <= 0 || j1 <= j0) return;
+  const int64_t kb = kBlock > 0 ? kBlock : kBlockOf(c, K);
   if (K <= 0) {
     for (int64_t i = 0; i < M; ++i) std::fill(C + i * ldc + j0, C + i * ldc + j1, 0.0f);
     if (ep) (*ep)(0, M, j0, j1 - j0, C + j0, ldc);
@@ -830,7 +913,7 @@ void gemmPackedA(const GemmConfig& c, int64_t M, int64_t K, const float* Ap, con
   float* scratch = slot + roundUp(c.kc * c.nc, 16);
   for (int64_t jc = j0; jc < j1; jc += c.nc) {
     const int64_t nc = std::min(c.nc, j1 - jc), panels = ceilDiv(nc, nr);
-    for (int64_t pc = 0, kb = kBlockOf(c, K); pc < K; pc += kb) {
+    for (int64_t pc = 0; pc < K; pc += kb) {
       const int64_t kc = std::min(kb, K - pc);
       B.pack(pc, kc, jc, nc, nr, bp, scratch);
       const float* aBlock = Ap + pc * mPad;

@@ -3,8 +3,9 @@
 // AVX-512 14x32 and, for few rows, 8x32) over packed panels, the packers that lay operands out as panels (once at
 // build time for constant weights, per run into the workspace otherwise), and two
 // allocation-free drivers: B-stationary (MatMul/Gemm: B packed, A packed per task, or for
-// M <= 4 read in place by the small-M kernels) and A-stationary (Conv: the filter packed,
-// the input packed per task, e.g. as implicit im2col). Threads come from the step's
+// M <= 4 read in place by the small-M kernels; B may also be stored as IEEE half,
+// gemmPackedBHalf, for the FP16 kernels of cpu/tactics/native_half.cpp) and A-stationary
+// (Conv: the filter packed, the input packed per task, e.g. as implicit im2col). Threads come from the step's
 // executor (runtime/executor.h).
 // Speed (one thread, NativeLinearBench.DISABLED_GemmVsPeak on the shared AVX-512 dev box,
 // whose FMA loop peaks at 115-130 GFLOP/s with AVX2 and 215-240 with AVX-512 as its clock
@@ -48,6 +49,13 @@ using MicroKernel = void (*)(int64_t kc, const float* a, const float* b, float* 
 using GemvKernel = void (*)(int64_t kc, const float* a, int64_t ars, int64_t acs, float alpha, const float* b,
                             int64_t panelStride, float* c, int64_t ldc, int lastCols, bool acc);
 
+// The same kernels over B panels of IEEE half (FP16 weights: cpu/tactics/native_half.cpp),
+// widened exactly by vcvtph2ps: the f32 kernel's FMAs on the same values in the same order.
+using MicroKernelF16 = void (*)(int64_t kc, const float* a, const uint16_t* b, float* c, int64_t ldc, int ncols,
+                                bool acc);
+using GemvKernelF16 = void (*)(int64_t kc, const float* a, int64_t ars, int64_t acs, float alpha, const uint16_t* b,
+                               int64_t panelStride, float* c, int64_t ldc, int lastCols, bool acc);
+
 // Tiles and cache blocks of one family. kc fixes the K blocks, so it fixes the numerics;
 // mc and nc only bound the per-task buffers (work splits below them change nothing).
 struct GemmConfig {
@@ -60,6 +68,9 @@ struct GemmConfig {
   int gemvRows = 0;
   int gemvPanels[8] = {};  // P for R = 1..gemvRows
   const GemvKernel* gemv = nullptr;
+  // The f16-B kernels (null for the portable family): the AVX2 ones also need f16c.
+  const MicroKernelF16* kernelsF16 = nullptr;
+  const GemvKernelF16* gemvF16 = nullptr;
 };
 inline constexpr int kGemvMaxPanels = 6;
 const GemmConfig& gemmConfig(GemmIsa isa);
@@ -112,6 +123,15 @@ int64_t gemmPackedBSlotFloats(const GemmConfig& c, int64_t K);
 void gemmPackedB(const GemmConfig& c, int64_t M, int64_t N, int64_t K, float alpha, StridedMatrix A, const float* Bp,
                  float* C, int64_t ldc, runtime::Executor* ex, const TaskSlots& slots, const BlockEpilogue* ep);
 
+// gemmPackedB over B panels stored as IEEE half (packBPanels' layout, 2 bytes an element):
+// the same blocks, kernels and order as gemmPackedB on the widened values, so the same bits.
+// Needs the family's kernelsF16 and gemmPackedBHalfSlotFloats per task (the A block plus a
+// B panel widened to f32 for the blocks of several row tiles).
+int64_t gemmPackedBHalfSlotFloats(const GemmConfig& c, int64_t K);
+void gemmPackedBHalf(const GemmConfig& c, int64_t M, int64_t N, int64_t K, float alpha, StridedMatrix A,
+                     const uint16_t* Bp, float* C, int64_t ldc, runtime::Executor* ex, const TaskSlots& slots,
+                     const BlockEpilogue* ep);
+
 // Packs the [kc x nc] block of B's columns j0.. at K offset k0 into panels of nr (panel q at
 // dst + q * kc * nr, zeros past nc); scratch: the task's own spare floats (scratchFloats).
 // Must not allocate; called concurrently by different tasks with different scratch.
@@ -141,8 +161,10 @@ int64_t gemmPackedASlotFloats(const GemmConfig& c, int64_t scratchFloats);
 // One A-stationary product: C[M, N] (row stride ldc) = Ap * B, Ap packed (packAPanels),
 // B produced by the packer for columns [j0, j1). Runs serially in the calling task;
 // `slot` holds gemmPackedASlotFloats floats. The epilogue sees the block after all of K.
+// kBlock > 0 (at most c.kc) replaces kBlockOf(c, K) as the K block length, for operands
+// packed with other blocks (the BF16 emulation of cpu/tactics/gemm_bf16.h).
 void gemmPackedA(const GemmConfig& c, int64_t M, int64_t K, const float* Ap, const BPacker& B, int64_t j0, int64_t j1,
-                 float* C, int64_t ldc, float* slot, const BlockEpilogue* ep);
+                 float* C, int64_t ldc, float* slot, const BlockEpilogue* ep, int64_t kBlock = 0);
 
 // The elementwise epilogue of a Conv output (rows = output channels) applied in registers
 // by gemmPackedAFused: y = (acc + bias[row]) then, with z, the
@@ -166,7 +188,7 @@ bool gemmPackedAFusedSupports(const GemmConfig& c);
 // it is stored: C is written once more, the residual read once, no second pass over the
 // finished block. The same K blocks and sums as gemmPackedA, so the same bits.
 void gemmPackedAFused(const GemmConfig& c, int64_t M, int64_t K, const float* Ap, const BPacker& B, int64_t j0,
-                      int64_t j1, float* C, int64_t ldc, float* slot, const TileEpilogue& e);
+                      int64_t j1, float* C, int64_t ldc, float* slot, const TileEpilogue& e, int64_t kBlock = 0);
 
 // Splits [0, n) into `tasks` contiguous ranges: range t is [n*t/tasks, n*(t+1)/tasks).
 inline int64_t rangeBegin(int64_t n, int64_t t, int64_t tasks) { return n * t / tasks; }
