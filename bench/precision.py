@@ -456,8 +456,10 @@ def write_doc(result, doc, png):
              "`--layerPrecisions=*:P`: every linear layer in P (uniform precision; `int8 all` is the goal's "
              "\"uniform INT8\"). `auto M T`: `--int8 --fp16 --calibData=calib/ --precision=auto --accuracyMetric=M "
              "--accuracyTolerance=T` (the builder holds the last quarter of calib/ out and verifies on it); "
-             "`auto+bf16` adds `--bf16`. Rows marked `(--blockedLayouts=never)` appear where `int8 all` left "
-             "layers in FP32 (`fallback`): the same build with plain NCHW activations.")
+             "`auto+bf16` adds `--bf16`."
+             + (" Rows marked `(--blockedLayouts=never)` appear where `int8 all` left layers in FP32 "
+                "(`fallback`): the same build with plain NCHW activations."
+                if any(NEVER in r["mode"] for m in result["models"].values() for r in m["rows"]) else ""))
     L.append("- Agreement / accuracy are measured on the test split (`test/`), never seen by calibration or "
              "training. Layers: the precision of each linear layer (Conv, Gemm, MatMul and their fused forms) "
              "in graph order, as `--exportLayerInfo` reports it.\n")
