@@ -66,7 +66,7 @@ std::vector<std::pair<std::string, ir::DataType>> graphInputs(const ir::Graph& g
 int heldOutBatches(int batches);
 
 struct CalibrationOptions {
-  Calibrator calibrator = Calibrator::kEntropy;
+  Calibrator calibrator = Calibrator::kPercentile;
   double percentile = 99.99;
   bool conditions = true;  // also the condition estimates of the linear layers
 };

@@ -78,7 +78,7 @@ constexpr Flag kFlags[] = {
     {"calibData", 1,
      "DIR: calibration samples, one .npy per input named like --saveOutputs names files, samples stacked along "
      "axis 0 (split into batches of the opt shape)"},
-    {"calibrator", 1, "entropy (default) | minmax | percentile[=P, default 99.99]: how activation ranges are chosen"},
+    {"calibrator", 1, "percentile[=P] (default, P 99.99) | entropy | minmax: how activation ranges are chosen"},
     {"precision", 1,
      "fp32 (default: as the flags above allow) | auto: each linear layer takes the cheapest allowed precision whose "
      "predicted error (condition estimates on --calibData) keeps the output within --accuracyTolerance"},
