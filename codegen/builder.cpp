@@ -825,6 +825,31 @@ void buildImpl(const std::string& onnxPath, const BuilderConfig& config, std::st
         m.tacticParams().set(passes::kPrecisionReasonAttr, std::string("cost"));
       if (passes::isPrecisionCandidate(m))
         ++report->layersByPrecision[kp != ir::DataType::kUndefined && kp != ir::DataType::kF32 ? ir::dtypeName(kp) : "f32"];
+      if (auto c = calibration.condition.find(m.name());
+          c != calibration.condition.end() && kp != ir::DataType::kUndefined && kp != ir::DataType::kF32)
+        m.tacticParams().set(passes::kPredictedErrorAttr, float(c->second.normwise * passes::unitRoundoff(kp)));
+      // The layer's own error: its kernel on the first calibration batch's f32 inputs.
+      auto smp = calibration.samples.find(m.name());
+      if (kp != ir::DataType::kUndefined && kp != ir::DataType::kF32 && smp != calibration.samples.end() &&
+          smp->second.output.defined() && m.numOutputs() == 1) {
+        const passes::LayerSample& ls = smp->second;
+        std::vector<std::vector<int64_t>> inDims, outDims = {ls.output.dims()};
+        for (const ir::Tensor& t : ls.inputs) inDims.push_back(t.defined() ? t.dims() : std::vector<int64_t>{});
+        std::vector<ir::Tensor> outs = {ir::Tensor(ir::DataType::kF32, ls.output.dims())};
+        try {
+          timeCandidate(chosen, m, ls.inputs, inDims, outs, outDims, *exec, 1);
+          double d2 = 0, r2 = 0;
+          const float* y = outs[0].data<float>();
+          const float* r = ls.output.data<float>();
+          for (int64_t i = 0; i < ls.output.numel(); ++i) {
+            d2 += (double(y[i]) - r[i]) * (double(y[i]) - r[i]);
+            r2 += double(r[i]) * r[i];
+          }
+          m.tacticParams().set(passes::kMeasuredErrorAttr, float(r2 > 0 ? std::sqrt(d2 / r2) : std::sqrt(d2)));
+        } catch (const Error&) {
+          // the sample no longer fits the node (shapes changed by a later pass): no measurement
+        }
+      }
     }
     st.kernel = chosen.kernel->name;
     st.kernelVersion = chosen.kernel->version;
@@ -1015,16 +1040,20 @@ void buildVerified(const std::string& onnxPath, const BuilderConfig& config, std
                               " error " + std::to_string(err) + " (tolerance " +
                               std::to_string(config.accuracyTolerance) + ")");
     if (err <= config.accuracyTolerance) break;
-    // Raise a quarter (at least one) of the reduced layers, the largest predicted errors
-    // first, one step up the ladder int8 -> bf16 -> fp16 -> fp32 (allowed steps only).
+    // Raise a quarter (at least one) of the reduced layers, the largest errors first, one
+    // step up the ladder int8 -> bf16 -> fp16 -> fp32 (allowed steps only).
     std::shared_ptr<Engine> e;
     ANVIL_CHECK(Engine::fromBytes(*engine, &e).isOk(), ErrorCode::kInternal, "verification: engine");
     std::vector<LayerInfo> reduced;
     for (const LayerInfo& l : e->layers())
       if (l.precision == "i8" || l.precision == "bf16" || l.precision == "f16") reduced.push_back(l);
     if (reduced.empty()) break;  // all f32: nothing left to raise
-    std::stable_sort(reduced.begin(), reduced.end(),
-                     [](const LayerInfo& a, const LayerInfo& b) { return a.predictedError > b.predictedError; });
+    // The largest measured contributions first (a layer's own error on calibration data),
+    // then the predicted ones.
+    std::stable_sort(reduced.begin(), reduced.end(), [](const LayerInfo& a, const LayerInfo& b) {
+      return a.measuredError != b.measuredError ? a.measuredError > b.measuredError
+                                                : a.predictedError > b.predictedError;
+    });
     const size_t raise = std::max<size_t>(1, reduced.size() / 4);
     const passes::PrecisionConfig pc = precisionConfigOf(config);
     for (size_t i = 0; i < raise; ++i) {

@@ -221,9 +221,9 @@ passes::CalibrationData readCalibrationCache(const std::string& text) {
     } else {
       const size_t sp = rest.find(' ');
       ANVIL_CHECK(sp != std::string::npos && floatOfHex(rest.substr(0, sp), &r.lo) &&
-                      floatOfHex(rest.substr(sp + 1), &r.hi) && r.lo <= 0 && r.hi >= 0,
+                      floatOfHex(rest.substr(sp + 1), &r.hi) && r.lo <= r.hi,
                   ErrorCode::kInvalidArgument, "calibration cache line ", lineNo, ": '", rest,
-                  "' is not '<lo> <hi>' in hex with lo <= 0 <= hi");
+                  "' is not '<lo> <hi>' in hex with lo <= hi");
     }
     d.ranges[name] = r;
   }
@@ -454,6 +454,11 @@ passes::CalibrationData runCalibration(const ir::Graph& g, const std::vector<std
       }
       auto lin = linear.find(&n);
       if (lin == linear.end()) continue;
+      if (&batch == &batches.front() && n.numOutputs() && env.count(n.output(0))) {
+        passes::LayerSample& smp = out.samples[n.name()];
+        for (const ir::Tensor* t : ins) smp.inputs.push_back(t ? t->clone() : ir::Tensor());
+        smp.output = env.at(n.output(0)).clone();
+      }
       // v = Wx + b and |W||x| + |b| by the reference kernel of the linear part alone.
       const LinearOnly& l = *lin->second;
       std::vector<const ir::Tensor*> li(ins.begin(), ins.begin() + l.inputs);

@@ -41,7 +41,7 @@ class Histogram {
   uint64_t count_ = 0, nonFinite_ = 0;
 };
 
-// The range a calibrator keeps (lo <= 0 <= hi). kEntropy chooses the |x| threshold whose
+// The range a calibrator keeps (lo <= hi). kEntropy chooses the |x| threshold whose
 // quantized histogram (128 levels per side for signed data, 256 for non-negative) is
 // closest to the observed one in Kullback-Leibler divergence; kPercentile the threshold
 // below which `percentile`% of the |x| lie. Both then clip min and max to the threshold.
@@ -66,7 +66,7 @@ std::vector<std::pair<std::string, ir::DataType>> graphInputs(const ir::Graph& g
 int heldOutBatches(int batches);
 
 struct CalibrationOptions {
-  Calibrator calibrator = Calibrator::kEntropy;
+  Calibrator calibrator = Calibrator::kPercentile;
   double percentile = 99.99;
   bool conditions = true;  // also the condition estimates of the linear layers
 };

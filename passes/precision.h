@@ -21,7 +21,8 @@
 
 namespace anvil::passes {
 
-// The range of a value's elements calibration chose (always lo <= 0 <= hi).
+// The range of a value's elements calibration chose (lo <= hi; the u8 grid made from it
+// always includes 0, see quantizationU8).
 struct ValueRange {
   float lo = 0.0f, hi = 0.0f;
 };
@@ -39,11 +40,20 @@ struct ConditionStats {
 };
 inline constexpr double kConditionCap = 1e8;
 
+// A linear node's inputs and output on the first calibration batch (f32, as the reference
+// kernels computed them): the builder runs the chosen reduced-precision kernel on them to
+// measure the layer's own error.
+struct LayerSample {
+  std::vector<ir::Tensor> inputs;  // per node input (undefined where absent)
+  ir::Tensor output;
+};
+
 struct CalibrationData {
   std::string method;                             // "minmax", "entropy", "percentile", "cache"
   int batches = 0;                                // calibration batches run
   std::map<std::string, ValueRange> ranges;       // per value name
   std::map<std::string, ConditionStats> condition;  // per node name (linear nodes)
+  std::map<std::string, LayerSample> samples;       // per node name (linear nodes)
 };
 
 // The unit roundoff (or relative quantization step) of a compute precision: 2^-24 for f32,
@@ -63,5 +73,8 @@ ir::Quantization quantizationU8(ValueRange r);
 inline constexpr const char* kPrecisionReasonAttr = "precision_reason";  // tactic param: user|budget|cost
 // The predicted relative output error of the chosen precision, as a tactic param (float).
 inline constexpr const char* kPredictedErrorAttr = "predicted_error";
+// The layer's measured relative output error, ||y - y_f32|| / ||y_f32||, of its kernel on
+// the first calibration batch's f32 inputs (float tactic param).
+inline constexpr const char* kMeasuredErrorAttr = "measured_error";
 
 }  // namespace anvil::passes

@@ -267,6 +267,7 @@ std::vector<LayerInfo> Engine::layers() const {
     li.kappaMax = tp.getFloat("kappa_max", -1.0f);
     li.predictedError = tp.getFloat("predicted_error", -1.0f);
     li.kappaNormwise = tp.getFloat("kappa_normwise", -1.0f);
+    li.measuredError = tp.getFloat("measured_error", -1.0f);
     if (n.numInputs() && n.input(0) && n.input(0)->quantization() && n.input(0)->quantization()->perTensor()) {
       const ir::Quantization& q = *n.input(0)->quantization();
       li.inputScale = float(q.scale.getDouble(0));

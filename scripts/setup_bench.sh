@@ -16,11 +16,11 @@ VENV="${ANVIL_BENCH_VENV:-$ROOT/build/bench-venv}"
 SYS_PY="${ANVIL_SYSTEM_PYTHON:-/usr/bin/python3}"
 PY="$VENV/bin/python"
 # onnx as the project venv pins it (export_models.py's imports); numpy<2 keeps Debian's torch working.
-PKGS=("onnx==1.17.0" "numpy<2" onnxruntime openvino matplotlib)
+PKGS=("onnx==1.17.0" "numpy<2" "ml_dtypes<0.5" onnxruntime openvino matplotlib)
 
 log() { echo "[setup_bench] $*" >&2; }
 CHECK='
-import onnx, onnxruntime, openvino, matplotlib, numpy, torch, torchvision
+import onnx, onnxruntime, openvino, matplotlib, numpy, torch, torchvision, ml_dtypes
 print("onnxruntime", onnxruntime.__version__, "openvino", openvino.get_version(),
       "matplotlib", matplotlib.__version__, "torch", torch.__version__)
 '

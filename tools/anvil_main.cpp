@@ -78,7 +78,7 @@ constexpr Flag kFlags[] = {
     {"calibData", 1,
      "DIR: calibration samples, one .npy per input named like --saveOutputs names files, samples stacked along "
      "axis 0 (split into batches of the opt shape)"},
-    {"calibrator", 1, "entropy (default) | minmax | percentile[=P, default 99.99]: how activation ranges are chosen"},
+    {"calibrator", 1, "percentile[=P] (default, P 99.99) | entropy | minmax: how activation ranges are chosen"},
     {"precision", 1,
      "fp32 (default: as the flags above allow) | auto: each linear layer takes the cheapest allowed precision whose "
      "predicted error (condition estimates on --calibData) keeps the output within --accuracyTolerance"},
@@ -309,6 +309,7 @@ std::string precisionDetails(const anvil::LayerInfo& l) {
   if (l.kappaP99 >= 0) os << std::setprecision(4) << " kappa(median/p99/max)=" << l.kappaMedian << "/" << l.kappaP99 << "/" << l.kappaMax;
   if (l.kappaNormwise >= 0) os << std::setprecision(4) << " kappaNormwise=" << l.kappaNormwise;
   if (l.predictedError >= 0) os << std::setprecision(3) << " predictedError=" << l.predictedError;
+  if (l.measuredError >= 0) os << std::setprecision(3) << " measuredError=" << l.measuredError;
   if (l.inputScale > 0) os << std::setprecision(6) << " inputScale=" << l.inputScale << " inputZeroPoint=" << l.inputZeroPoint;
   return os.str();
 }
@@ -320,6 +321,7 @@ std::string precisionJson(const anvil::LayerInfo& l) {
     o += ", \"KappaMedian\": " + jsonNumber(l.kappaMedian) + ", \"KappaP99\": " + jsonNumber(l.kappaP99) +
          ", \"KappaMax\": " + jsonNumber(l.kappaMax) + ", \"KappaNormwise\": " + jsonNumber(l.kappaNormwise);
   if (l.predictedError >= 0) o += ", \"PredictedError\": " + jsonNumber(l.predictedError);
+  if (l.measuredError >= 0) o += ", \"MeasuredError\": " + jsonNumber(l.measuredError);
   if (l.inputScale > 0)
     o += ", \"InputScale\": " + jsonNumber(l.inputScale) + ", \"InputZeroPoint\": " + std::to_string(l.inputZeroPoint);
   return o;
@@ -333,7 +335,8 @@ void writePrecisionReport(const std::string& file, const std::vector<anvil::Laye
   j << "{\"Layers\": [";
   t << std::left << std::setw(48) << "layer" << std::setw(20) << "type" << std::setw(7) << "prec" << std::setw(10)
     << "reason" << std::right << std::setw(12) << "kappa med" << std::setw(12) << "kappa p99" << std::setw(12)
-    << "kappa max" << std::setw(12) << "kappa norm" << std::setw(12) << "pred. err" << "  tactic\n";
+    << "kappa max" << std::setw(12) << "kappa norm" << std::setw(12) << "pred. err" << std::setw(12) << "meas. err"
+    << "  tactic\n";
   bool first = true;
   for (const auto& l : layers) {
     if (l.precisionReason.empty() && l.kappaP99 < 0) continue;
@@ -349,7 +352,8 @@ void writePrecisionReport(const std::string& file, const std::vector<anvil::Laye
     };
     t << std::left << std::setw(48) << l.name << std::setw(20) << l.type << std::setw(7) << l.precision << std::setw(10)
       << (l.precisionReason.empty() ? "-" : l.precisionReason) << std::right << std::setw(12) << num(l.kappaMedian)
-      << std::setw(12) << num(l.kappaP99) << std::setw(12) << num(l.kappaMax) << std::setw(12) << num(l.kappaNormwise) << std::setw(12) << num(l.predictedError)
+      << std::setw(12) << num(l.kappaP99) << std::setw(12) << num(l.kappaMax) << std::setw(12) << num(l.kappaNormwise) << std::setw(12) << num(l.predictedError) << std::setw(12)
+      << num(l.measuredError)
       << "  " << l.tactic << "\n";
   }
   j << "\n]}\n";

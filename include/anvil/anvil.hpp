@@ -48,7 +48,10 @@ struct LayerInfo {
   // Condition estimates kappa_v * kappa_phi over the output components and calibration
   // samples (-1: not measured), and the predicted relative error of the chosen precision.
   double kappaMedian = -1, kappaP99 = -1, kappaMax = -1, predictedError = -1;
-  double kappaNormwise = -1;  // ||phi'(v) (|W||x|+|b|)|| / ||phi(v)||: what --precision=auto predicts with
+  double kappaNormwise = -1;
+  // The layer's own relative output error, measured: its kernel on the first calibration
+  // batch's f32 inputs against the f32 reference (-1: not measured).
+  double measuredError = -1;  // ||phi'(v) (|W||x|+|b|)|| / ||phi(v)||: what --precision=auto predicts with
   // Activation quantization the layer's input 0 carries (scale 0: none).
   float inputScale = 0;
   int inputZeroPoint = 0;
@@ -105,7 +108,9 @@ struct BuilderConfig {
   // measurements only: the accuracy means nothing; the build says so).
   std::string calibrationCache;
   std::string calibrationData;
-  std::string calibrator = "entropy";   // minmax | entropy | percentile
+  // minmax | entropy | percentile. Percentile (99.99) by measurement: resnet18's INT8
+  // output error on 8 calibration images was 3.8% with it, 4.0% min-max, 8.7% entropy.
+  std::string calibrator = "percentile";
   double calibrationPercentile = 99.99;
   // --precision=auto: each linear layer takes the cheapest allowed precision whose predicted
   // error (its condition estimate from calibrationData times the precision's unit

@@ -122,6 +122,7 @@ TEST(Calibration, CacheRoundTripsAndReadsTensorRtCaches) {
   EXPECT_FLOAT_EQ(trt.ranges.at("input").hi, 127.0f * s);
   EXPECT_FLOAT_EQ(trt.ranges.at("input").lo, -127.0f * s);
   for (const char* bad : {"", "not a cache\n", "anvil-calibration-1 minmax\nx: 3f800000 00000000\n",
+                          "anvil-calibration-1 minmax\nx: 7f800000 7f800000\n",
                           "anvil-calibration-1 minmax\nx 00000000 3f800000\n", "anvil-calibration-1 minmax\nx: zz yy\n"})
     EXPECT_THROW(codegen::readCalibrationCache(bad), anvil::Error) << bad;
 }

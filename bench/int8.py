@@ -1,0 +1,219 @@
+#!/usr/bin/env python3
+"""INT8 against FP32, and against onnxruntime's own static INT8, on the same model and data.
+
+Usage:
+    build/bench-venv/bin/python bench/int8.py --anvil build/tools/anvil \
+        [--models resnet50,resnet18,bert_tiny] [--threads 1] [--rounds 3] [--duration 2] [--json F]
+
+Per model (export_models.py's resnet18 / bert_tiny in build/models, export_resnet50.py's
+resnet50 in build/models-resnet50):
+  * data: 24 samples made from the exported input (images: the input plus Gaussian noise,
+    sigma 0.3; token ids: random ids, the same mask), 16 for calibration, 8 held out;
+  * anvil FP32: `--saveEngine`, then `--loadEngine --duration=D` rounds (median latency);
+  * anvil INT8: `--int8 --calibData=DIR` (entropy calibrator), same timing;
+  * onnxruntime FP32 and onnxruntime INT8: `quantize_static` (QDQ, per-channel int8
+    weights, int8 activations, MinMax calibration on the same 16 samples), sessions at
+    ORT_ENABLE_ALL with the same threads, timed call by call;
+  * accuracy on the 8 held-out samples against each runtime's own FP32: the relative
+    output error ||y - y32|| / ||y32|| (mean) and the top-1 agreement of output 0.
+Rounds alternate anvil and onnxruntime. Prints a table and writes --json.
+"""
+
+import argparse
+import json
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+LAT_RE = re.compile(r"Latency: min = ([0-9.]+) ms, max = ([0-9.]+) ms, mean = ([0-9.]+) ms, median = ([0-9.]+) ms")
+
+
+def model_paths(name):
+    if name == "resnet50":
+        d = os.path.join(ROOT, "build", "models-resnet50")
+    else:
+        d = os.path.join(ROOT, "build", "models")
+    man = json.load(open(os.path.join(d, "manifest.json")))
+    entry = man["models"][name]
+    inputs = {i["name"]: np.load(os.path.join(d, i["file"])) for i in entry["inputs"]}
+    return os.path.join(d, entry["file"]), inputs
+
+
+def make_samples(inputs, n, rng):
+    samples = []
+    for _ in range(n):
+        s = {}
+        for name, x in inputs.items():
+            if x.dtype.kind == "f":
+                s[name] = (x + rng.normal(0, 0.3, x.shape)).astype(x.dtype)
+            elif name == "input_ids":
+                s[name] = rng.integers(1, 1000, x.shape).astype(x.dtype)
+            else:
+                s[name] = x.copy()
+        samples.append(s)
+    return samples
+
+
+def sanitize(name):
+    return re.sub(r"[^A-Za-z0-9._-]", "_", name)
+
+
+def anvil_build(anvil, onnx_path, engine, threads, extra):
+    cmd = [anvil, f"--onnx={onnx_path}", f"--saveEngine={engine}", f"--threads={threads}", "--skipInference"] + extra
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    if r.returncode:
+        raise RuntimeError(f"anvil build failed: {' '.join(cmd)}\n{r.stdout}\n{r.stderr}")
+    m = re.search(r"Precision: linear layers (.*)", r.stdout)
+    return m.group(1) if m else "f32 only"
+
+
+def anvil_time(anvil, engine, threads, duration, feeds_dir, inputs):
+    loads = ",".join(f"{n}:{os.path.join(feeds_dir, sanitize(n) + '.npy')}" for n in inputs)
+    r = subprocess.run([anvil, f"--loadEngine={engine}", f"--threads={threads}", f"--duration={duration}",
+                        "--warmUp=300", f"--loadInputs={loads}"], capture_output=True, text=True)
+    m = LAT_RE.search(r.stdout)
+    if not m:
+        raise RuntimeError(f"no latency in anvil output:\n{r.stdout}\n{r.stderr}")
+    return float(m.group(4))
+
+
+def anvil_outputs(anvil, engine, sample, work):
+    feeds = os.path.join(work, "feeds")
+    outs = os.path.join(work, "outs")
+    shutil.rmtree(outs, ignore_errors=True)
+    os.makedirs(feeds, exist_ok=True)
+    for n, x in sample.items():
+        np.save(os.path.join(feeds, sanitize(n) + ".npy"), x)
+    loads = ",".join(f"{n}:{os.path.join(feeds, sanitize(n) + '.npy')}" for n in sample)
+    r = subprocess.run([anvil, f"--loadEngine={engine}", "--iterations=1", "--duration=0", "--warmUp=0",
+                        f"--loadInputs={loads}", f"--saveOutputs={outs}"], capture_output=True, text=True)
+    if r.returncode:
+        raise RuntimeError(f"anvil run failed:\n{r.stdout}\n{r.stderr}")
+    return [np.load(os.path.join(outs, f)) for f in sorted(os.listdir(outs))]
+
+
+def ort_session(path, threads):
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = threads
+    so.inter_op_num_threads = 1
+    so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    return ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
+
+
+def ort_time(sess, feeds, duration):
+    end = time.perf_counter() + 0.3
+    while time.perf_counter() < end:
+        sess.run(None, feeds)
+    times = []
+    end = time.perf_counter() + duration
+    while time.perf_counter() < end or len(times) < 10:
+        t0 = time.perf_counter()
+        sess.run(None, feeds)
+        times.append((time.perf_counter() - t0) * 1e3)
+    return statistics.median(times)
+
+
+def ort_outputs(sess, sample):
+    names = sorted(o.name for o in sess.get_outputs())
+    res = dict(zip([o.name for o in sess.get_outputs()], sess.run(None, sample)))
+    return [res[n] for n in names]
+
+
+def accuracy(ref, got):
+    rel = [float(np.linalg.norm(g[0].astype(np.float64) - r[0]) / max(np.linalg.norm(r[0]), 1e-30))
+           for r, g in zip(ref, got)]
+    top1 = []
+    for r, g in zip(ref, got):
+        a, b = r[0].reshape(-1, r[0].shape[-1]), g[0].reshape(-1, g[0].shape[-1])
+        top1.extend((a.argmax(-1) == b.argmax(-1)).tolist())
+    return float(np.mean(rel)), float(np.mean(top1))
+
+
+class Reader(CalibrationDataReader):
+    def __init__(self, samples):
+        self.it = iter(samples)
+
+    def get_next(self):
+        return next(self.it, None)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--anvil", default=os.path.join(ROOT, "build", "tools", "anvil"))
+    ap.add_argument("--models", default="resnet50,resnet18,bert_tiny")
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--duration", type=float, default=2.0)
+    ap.add_argument("--json", default=os.path.join(ROOT, "build", "bench", "int8.json"))
+    args = ap.parse_args()
+    rng = np.random.default_rng(7)
+    rows = []
+    for name in args.models.split(","):
+        path, base = model_paths(name)
+        samples = make_samples(base, 24, rng)
+        calib, test = samples[:16], samples[16:]
+        work = tempfile.mkdtemp(prefix=f"anvil-int8-{name}-")
+        try:
+            cdir = os.path.join(work, "calib")
+            os.makedirs(cdir)
+            for n in base:
+                np.save(os.path.join(cdir, sanitize(n) + ".npy"), np.concatenate([s[n] for s in calib]))
+            fdir = os.path.join(work, "feeds0")
+            os.makedirs(fdir)
+            for n, x in base.items():
+                np.save(os.path.join(fdir, sanitize(n) + ".npy"), x)
+            e32, e8 = os.path.join(work, "f32.engine"), os.path.join(work, "i8.engine")
+            p32 = anvil_build(args.anvil, path, e32, args.threads, [f"--loadInputs=" + ",".join(
+                f"{n}:{os.path.join(fdir, sanitize(n) + '.npy')}" for n in base)])
+            p8 = anvil_build(args.anvil, path, e8, args.threads, ["--int8", f"--calibData={cdir}", "--loadInputs=" + ",".join(
+                f"{n}:{os.path.join(fdir, sanitize(n) + '.npy')}" for n in base)])
+            qpath = os.path.join(work, "ort_int8.onnx")
+            quantize_static(path, qpath, Reader(calib), quant_format=QuantFormat.QDQ, per_channel=True,
+                            activation_type=QuantType.QInt8, weight_type=QuantType.QInt8)
+            s32, s8 = ort_session(path, args.threads), ort_session(qpath, args.threads)
+            t = {"anvil_f32": [], "anvil_i8": [], "ort_f32": [], "ort_i8": []}
+            for r in range(args.rounds):
+                order = [0, 1] if r % 2 == 0 else [1, 0]
+                for o in order:
+                    if o == 0:
+                        t["anvil_f32"].append(anvil_time(args.anvil, e32, args.threads, args.duration, fdir, base))
+                        t["anvil_i8"].append(anvil_time(args.anvil, e8, args.threads, args.duration, fdir, base))
+                    else:
+                        t["ort_f32"].append(ort_time(s32, base, args.duration))
+                        t["ort_i8"].append(ort_time(s8, base, args.duration))
+            med = {k: statistics.median(v) for k, v in t.items()}
+            a32 = [anvil_outputs(args.anvil, e32, s, work) for s in test]
+            a8 = [anvil_outputs(args.anvil, e8, s, work) for s in test]
+            o32 = [ort_outputs(s32, s) for s in test]
+            o8 = [ort_outputs(s8, s) for s in test]
+            arel, atop = accuracy(a32, a8)
+            orel, otop = accuracy(o32, o8)
+            row = {"model": name, "threads": args.threads, **{k + "_ms": v for k, v in med.items()},
+                   "anvil_layers": p8, "anvil_i8_rel_err": arel, "anvil_i8_top1": atop,
+                   "ort_i8_rel_err": orel, "ort_i8_top1": otop}
+            rows.append(row)
+            print(f"{name:10s} t{args.threads}  anvil f32 {med['anvil_f32']:8.3f} ms  i8 {med['anvil_i8']:8.3f} ms "
+                  f"({med['anvil_i8'] / med['anvil_f32']:.2f}x; {p8})  |  ort f32 {med['ort_f32']:8.3f}  i8 "
+                  f"{med['ort_i8']:8.3f} ms  |  anvil i8 / ort i8 {med['anvil_i8'] / med['ort_i8']:.2f}  |  "
+                  f"rel err anvil {arel:.4f} ort {orel:.4f}  top1 anvil {atop:.3f} ort {otop:.3f}", flush=True)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+    os.makedirs(os.path.dirname(args.json), exist_ok=True)
+    with open(args.json, "w") as f:
+        json.dump({"rows": rows, "onnxruntime": ort.__version__}, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()
