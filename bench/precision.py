@@ -79,7 +79,7 @@ def layer_precisions(info_file):
         if l.get("LayerType") in LINEAR_TYPES or l.get("PrecisionReason"):
             out.append({"name": l["Name"], "precision": l.get("Precision", "?"), "reason": l.get("PrecisionReason", ""),
                         "tactic": l.get("TacticName", ""), "kappa": l.get("KappaNormwise"),
-                        "predicted": l.get("PredictedError")})
+                        "predicted": l.get("PredictedError"), "measured": l.get("MeasuredError")})
     return out
 
 
@@ -361,6 +361,12 @@ def observations(result):
                      f"{pred:.2g}, measured on the test split {meas:.2g}"
                      + (f" (with {sum(l['reason'] == 'fallback' for l in u8['layers'])} layers in fallback FP32)"
                         if any(l["reason"] == "fallback" for l in u8["layers"]) else ""))
+    ratios8 = [l["measured"] / (l["kappa"] / 255) for m in models.values() for r in m["rows"] for l in r["layers"]
+               if l["precision"] == "i8" and l.get("measured") is not None and l.get("kappa")]
+    if ratios8:
+        tight.append(f"over every INT8 layer the builder measured (layer info MeasuredError, {len(ratios8)} layer "
+                     f"builds), measured / predicted = {min(ratios8):.2f}..{max(ratios8):.2f} "
+                     f"(median {statistics.median(ratios8):.2f})")
     if tight:
         out.append("The automatic choice is a prediction, verified afterwards: per layer normwise kappa x u "
                    "(u = 1/255 for INT8, 2^-11 for FP16), the layers added in quadrature, against the tolerance "
@@ -451,7 +457,7 @@ def write_doc(result, doc, png):
              f"`--duration={result['duration']:g}` run at the batch shape, {result['rounds']} rounds interleaved "
              "over the modes: the median over rounds [min-max]")
     L.append("- Modes: `fp16`, `bf16`, `int8` are the trtexec-style flags `--fp16`, `--bf16`, "
-             "`--int8 --calibData=calib/` (entropy calibration): the precision is allowed besides FP32 and the "
+             "`--int8 --calibData=calib/` (the CLI's default calibrator): the precision is allowed besides FP32 and the "
              "builder keeps each layer's fastest kernel. `fp16 all`, `bf16 all`, `int8 all` add "
              "`--layerPrecisions=*:P`: every linear layer in P (uniform precision; `int8 all` is the goal's "
              "\"uniform INT8\"). `auto M T`: `--int8 --fp16 --calibData=calib/ --precision=auto --accuracyMetric=M "
@@ -519,8 +525,9 @@ def write_doc(result, doc, png):
         # Per-layer detail of the auto engines: what the pass predicted and why.
         autos = [r for r in rows if r["mode"].startswith("auto")]
         if autos and autos[0]["layers"]:
-            L.append("<details><summary>per layer: normwise condition, precision (reason) per auto engine, "
-                     "tactics of uniform INT8</summary>\n")
+            L.append("<details><summary>per layer: normwise condition, precision (reason, the builder's measured "
+                     "relative error of the layer where it reports one) per auto engine, tactics of uniform INT8"
+                     "</summary>\n")
             L.append("| layer | kappa normwise | " + " | ".join(r["mode"] for r in autos) + " | uniform INT8 tactic |")
             L.append("|---|---|" + "---|" * len(autos) + "---|")
             for i, l in enumerate(autos[0]["layers"]):
@@ -528,7 +535,8 @@ def write_doc(result, doc, png):
                 cells = []
                 for r in autos:
                     ll = r["layers"][i] if i < len(r["layers"]) else None
-                    cells.append(f"{ll['precision']} ({ll['reason'] or '-'})" if ll else "?")
+                    me = f", measured {ll['measured']:.2g}" if ll and ll.get("measured") is not None else ""
+                    cells.append(f"{ll['precision']} ({ll['reason'] or '-'}{me})" if ll else "?")
                 tac = int8["layers"][i]["tactic"] if i < len(int8["layers"]) else "?"
                 L.append(f"| `{l['name']}` | {k:.3g} | " if k is not None else f"| `{l['name']}` | - | ")
                 L[-1] += " | ".join(cells) + f" | `{tac}` |"
