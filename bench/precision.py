@@ -327,6 +327,16 @@ def observations(result):
                  "input features), too little work per call to pay for quantizing the activations and "
                  "dequantizing the result (`--dumpProfile` shows the INT8 kernels winning on the larger layers only).")
     out.append(line)
+    for n in models:
+        for mode in ("fp16 all", "bf16 all"):
+            ratio = med(by(n)[mode]) / med(by(n)["fp32"])
+            if ratio < 1.5:
+                continue
+            f32 = {l["name"]: l["tactic"] for l in by(n)["fp32"]["layers"]}
+            out.append(f"{n}: `{mode}` is {ratio:.2f}x FP32; its layers run " + "; ".join(
+                f"`{l['name']}` {l['tactic']} (FP32 engine: {f32.get(l['name'], '?')})" for l in by(n)[mode]["layers"])
+                + ". Blocked (NCHW16c) kernels serve FP32 nodes only, so the reduced-precision convolutions run in "
+                "plain NCHW, where the FP32 engine uses its blocked kernels.")
     tr = []
     for n in models:
         r = by(n)["int8"]
