@@ -298,6 +298,7 @@ passes::PrecisionConfig precisionConfigOf(const BuilderConfig& config) {
                        ? passes::PrecisionConfig::Constraints::kObey
                        : passes::PrecisionConfig::Constraints::kPrefer;
   pc.automatic = config.autoPrecision;
+  pc.top1 = config.accuracyMetric == "top1";
   pc.componentThreshold = config.componentPrecision;
   pc.adaptiveTau = config.adaptivePrecision;
   pc.adaptiveTest = config.adaptiveTest;
@@ -473,6 +474,9 @@ void buildImpl(const std::string& onnxPath, const BuilderConfig& config, std::st
     auto isF32 = [](ir::DataType t) { return t == ir::DataType::kUndefined || t == ir::DataType::kF32; };
     if (!isF32(given)) {
       precisions = {given};
+    } else if (given == ir::DataType::kUndefined && n.tacticParams().find(passes::kPrecisionChoicesAttr)) {
+      // --precision=auto: the precisions accurate enough for the layer; the fastest wins.
+      for (int64_t t : n.tacticParams().getInts(passes::kPrecisionChoicesAttr)) precisions.push_back(ir::DataType(t));
     } else {
       precisions = {given};
       if (given == ir::DataType::kUndefined && passes::isPrecisionCandidate(n))
@@ -823,6 +827,14 @@ void buildImpl(const std::string& onnxPath, const BuilderConfig& config, std::st
       for (const Candidate& c : w.candidates) offered.insert(c.precision);
       if (offered.size() > 1 && !m.tacticParams().find(passes::kPrecisionReasonAttr))
         m.tacticParams().set(passes::kPrecisionReasonAttr, std::string("cost"));
+      // --precision=auto gave a floor; a more precise kernel that was faster is a cost choice.
+      if (m.tacticParams().find(passes::kPrecisionChoicesAttr)) {
+        const auto choices = m.tacticParams().getInts(passes::kPrecisionChoicesAttr);
+        const ir::DataType floor = choices.empty() ? ir::DataType::kF32 : ir::DataType(choices.front());
+        const ir::DataType got = kp == ir::DataType::kUndefined ? ir::DataType::kF32 : kp;
+        if (got != floor) m.tacticParams().set(passes::kPrecisionReasonAttr, std::string("cost"));
+        if (got == ir::DataType::kF32) m.setPrecision(ir::DataType::kF32);
+      }
       if (passes::isPrecisionCandidate(m))
         ++report->layersByPrecision[kp != ir::DataType::kUndefined && kp != ir::DataType::kF32 ? ir::dtypeName(kp) : "f32"];
       if (auto c = calibration.condition.find(m.name());

@@ -33,6 +33,10 @@ struct PrecisionConfig {
   std::map<std::string, ir::DataType> promoted;
   // The largest relative output error the reduced precisions may add (--accuracyTolerance).
   double tolerance = 1e-3;
+  // The tolerance counts top-1 disagreements (--accuracyMetric=top1), not a relative error:
+  // the prediction (a relative error) cannot be held against it, so every layer starts at
+  // its cheapest precision and the measured verification raises what it must.
+  bool top1 = false;
   // INT8 layers: output channels above this predicted error compute in f32 (0: off), and
   // the run-time adaptive test's threshold and kind (0: off).
   double componentThreshold = 0;

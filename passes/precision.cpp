@@ -186,7 +186,7 @@ PassResult assignPrecisions(ir::Graph& g, const PassContext& ctx) {
       return std::sqrt(s);
     };
     std::vector<bool> raised(choices.size(), false);
-    while (!choices.empty() && total() > pc.tolerance) {
+    while (!choices.empty() && !pc.top1 && total() > pc.tolerance) {
       size_t worst = choices.size();
       for (size_t i = 0; i < choices.size(); ++i)
         if (choices[i].at + 1 < choices[i].ladder.size() &&
@@ -197,9 +197,13 @@ PassResult assignPrecisions(ir::Graph& g, const PassContext& ctx) {
       raised[worst] = true;
       ++promoted;
     }
+    // The layer may take its chosen rung or any more precise one: the builder times them and
+    // keeps the fastest (an FP16 convolution can be slower than the FP32 one).
     for (size_t i = 0; i < choices.size(); ++i) {
       Choice& c = choices[i];
-      c.node->setPrecision(c.ladder[c.at]);
+      std::vector<int64_t> ok;
+      for (size_t k = c.at; k < c.ladder.size(); ++k) ok.push_back(int64_t(c.ladder[k]));
+      c.node->tacticParams().set(kPrecisionChoicesAttr, ok);
       setReason(*c.node, raised[i] ? "budget" : "cost");
       c.node->tacticParams().set(kPredictedErrorAttr, float(c.error()));
       ++automatic;

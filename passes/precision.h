@@ -71,6 +71,9 @@ ir::Quantization quantizationU8(ValueRange r);
 
 // How each node's precision was decided (for --dumpLayerInfo and --precisionReport).
 inline constexpr const char* kPrecisionReasonAttr = "precision_reason";  // tactic param: user|budget|cost
+// --precision=auto: the precisions accurate enough for a layer (ints: DataType, the least
+// precise first); the builder times their kernels and keeps the fastest.
+inline constexpr const char* kPrecisionChoicesAttr = "precision_choices";
 // The predicted relative output error of the chosen precision, as a tactic param (float).
 inline constexpr const char* kPredictedErrorAttr = "predicted_error";
 // The layer's measured relative output error, ||y - y_f32|| / ||y_f32||, of its kernel on

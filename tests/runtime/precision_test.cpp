@@ -199,6 +199,12 @@ struct Mlp {
   }
 };
 
+// The least precise precision --precision=auto left the builder for a node.
+DataType floorOf(const Node* n) {
+  const auto c = n->tacticParams().getInts(passes::kPrecisionChoicesAttr);
+  return c.empty() ? n->precision() : DataType(c.front());
+}
+
 passes::CalibrationData calibrationFor(const Mlp& m) {
   passes::CalibrationData d;
   for (const char* v : {"x", "fc1_y", "fc2_y", "fc3_y"}) d.ranges[v] = {-2.0f, 2.0f};
@@ -226,9 +232,13 @@ TEST(PrecisionPass, AutomaticKeepsTheBadlyConditionedLayerHigh) {
   ctx.precision.tolerance = 0.02;  // int8 on fc1 and fc3: sqrt(1 + 4) / 255 = 0.0088
   ctx.calibration = &cal;
   passes::assignPrecisions(m.g, ctx);
-  EXPECT_EQ(m.fc1->precision(), DataType::kI8);
-  EXPECT_EQ(m.fc2->precision(), DataType::kF32);
-  EXPECT_EQ(m.fc3->precision(), DataType::kI8);
+  EXPECT_EQ(floorOf(m.fc1), DataType::kI8);
+  EXPECT_EQ(floorOf(m.fc2), DataType::kF32);
+  EXPECT_EQ(floorOf(m.fc3), DataType::kI8);
+  // The builder may pick any precision at or above the floor (the fastest kernel).
+  EXPECT_EQ(m.fc1->tacticParams().getInts(passes::kPrecisionChoicesAttr),
+            (std::vector<int64_t>{int64_t(DataType::kI8), int64_t(DataType::kF32)}));
+  EXPECT_EQ(m.fc1->precision(), DataType::kUndefined);
   EXPECT_EQ(m.fc2->tacticParams().getString(passes::kPrecisionReasonAttr, ""), "budget");
   EXPECT_EQ(m.fc1->tacticParams().getString(passes::kPrecisionReasonAttr, ""), "cost");
   EXPECT_FLOAT_EQ(m.fc1->tacticParams().getFloat(passes::kPredictedErrorAttr, -1), float(1.0 / 255.0));
@@ -248,13 +258,19 @@ TEST(PrecisionPass, AutomaticClimbsTheLadderThroughHalfPrecision) {
   ctx.precision.tolerance = 0.02;  // fc2 in f16: 5000 * 2^-11 = 2.4: still too much -> f32
   ctx.calibration = &cal;
   passes::assignPrecisions(m.g, ctx);
-  EXPECT_EQ(m.fc2->precision(), DataType::kF32);
+  EXPECT_EQ(floorOf(m.fc2), DataType::kF32);
   ctx.precision.tolerance = 3.0;  // now f16 suffices for fc2 (and int8 for the rest)
   Mlp m2;
   passes::assignPrecisions(m2.g, ctx);
   // int8 predicts 5000/255 = 19.6 > 3, f16 5000 * 2^-11 = 2.44 <= 3.
-  EXPECT_EQ(m2.fc2->precision(), DataType::kF16);
-  EXPECT_EQ(m2.fc1->precision(), DataType::kI8);
+  EXPECT_EQ(floorOf(m2.fc2), DataType::kF16);
+  EXPECT_EQ(floorOf(m2.fc1), DataType::kI8);
+  // A top-1 budget is not a relative error: every layer starts at its cheapest precision.
+  Mlp m3;
+  ctx.precision.tolerance = 0.02;
+  ctx.precision.top1 = true;
+  passes::assignPrecisions(m3.g, ctx);
+  EXPECT_EQ(floorOf(m3.fc2), DataType::kI8);
 }
 
 TEST(PrecisionPass, UserOverridesWinAndNamesAreChecked) {
@@ -271,7 +287,7 @@ TEST(PrecisionPass, UserOverridesWinAndNamesAreChecked) {
   EXPECT_EQ(m.fc2->precision(), DataType::kI8);
   EXPECT_EQ(m.fc2->tacticParams().getString(passes::kPrecisionReasonAttr, ""), "user");
   EXPECT_EQ(m.fc3->precision(), DataType::kF32);
-  EXPECT_EQ(m.fc1->precision(), DataType::kI8);
+  EXPECT_EQ(floorOf(m.fc1), DataType::kI8);
 
   Mlp bad;
   ctx.precision.overrides = {{"nope", DataType::kF16}};
