@@ -342,9 +342,8 @@ def observations(result):
         r = by(n)["int8"]
         tr.append(f"{n} {sum(l['precision'] == 'i8' for l in r['layers'])}/{len(r['layers'])}")
     out.append("The trtexec-style `--int8` (INT8 allowed, the builder keeps the fastest kernel) puts this many linear "
-               "layers in INT8: " + ", ".join(tr) + ". Forced (`int8 all`) and auto-chosen INT8 layers run the INT8 "
-               "kernel even where it is slower: `--precision=auto` ranks precisions by a fixed cost order "
-               "(int8 < bf16 < fp16 < fp32), not by the builder's timings.")
+               "layers in INT8: " + ", ".join(tr) + "; forced (`int8 all`) layers run the INT8 kernel even where it "
+               "is slower.")
     for n in sorted(fallback):
         f32 = {l["name"]: l["tactic"] for l in by(n)["fp32"]["layers"]}
         lay = [l for l in by(n)[UNIFORM_INT8]["layers"] if l["reason"] == "fallback"]
@@ -378,11 +377,8 @@ def observations(result):
                      f"builds), measured / predicted = {min(ratios8):.2f}..{max(ratios8):.2f} "
                      f"(median {statistics.median(ratios8):.2f})")
     if tight:
-        out.append("The automatic choice is a prediction, verified afterwards: per layer normwise kappa x u "
-                   "(u = 1/255 for INT8, 2^-11 for FP16), the layers added in quadrature, against the tolerance "
-                   "itself, also for `--accuracyMetric=top1` where the tolerance is a fraction of top-1 "
-                   "disagreements (verification only raises precisions, never lowers them). So at a top-1 budget "
-                   "of 0.005 a layer with kappa > 1.3 never starts in INT8: " + "; ".join(tight) + ".")
+        out.append("Predicted and measured errors (prediction: per layer normwise kappa x u, u = 1/255 for INT8, "
+                   "the layers added in quadrature): " + "; ".join(tight) + ".")
     for n, m in models.items():
         bad = m["meta"].get("ill_conditioned_layer")
         if not bad:
