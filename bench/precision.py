@@ -301,7 +301,13 @@ def goal_check(name, m):
         elif meta["task"] != "classification" and int8["rel_vs_fp32"] <= BUDGETS[metric][0]:
             why[-1] += f"; uniform INT8 itself is within {int8['rel_vs_fp32']:.2g} of FP32"
     if not agree_ok:
-        why.append(agree + " not met")
+        batches = meta["calib_samples"] // meta["batch"]
+        held = max(1, batches // 4) * meta["batch"] if batches >= 2 else 0
+        verified = "; ".join(n for n in auto["notes"] if "verified" in n)
+        why.append(agree + f" not met on the {meta['test_samples']} test samples "
+                   f"({round((1 - auto['agreement']) * meta['test_samples'])} disagree); the builder verified on "
+                   f"{held} held-out calibration samples, where one disagreement is {1 / held if held else 0:.4f} "
+                   f"({verified})")
     if not acc_ok:
         why.append(acc + ": less accurate than uniform INT8")
     return ok, f"{agree}; latency {ratio:.2f}x uniform INT8, {med(auto) / med(by['fp32']):.2f}x FP32; {acc}", why
