@@ -53,8 +53,12 @@ struct I8Params {
   ConvAttrs conv;
   EpilogueParams epi;
   int32_t direct = 0;  // Conv: 1 = the direct form (all but unpadded 1x1 stride-1 Convs)
+  int32_t mixed = 0;     // 1: some components may be computed in f32 (blobs [3] to [5])
+  int32_t adaptive = 0;  // 1: flags components at run time (blobs [6] to [8])
+  int32_t test = 0;      // adaptive_test: 0 product, 1 ratio, 2 both
+  float tau = 0.0f;      // adaptive_tau
 };
-static_assert(sizeof(I8Params) == 10 * 4 + 3 * 8 + sizeof(ConvAttrs) + sizeof(EpilogueParams) + 4,
+static_assert(sizeof(I8Params) == 10 * 4 + 3 * 8 + sizeof(ConvAttrs) + sizeof(EpilogueParams) + 4 + 4 * 4,
               "I8Params must have no padding bytes");
 
 bool isF32(const ir::TensorType& t) { return t.dtype == DataType::kF32; }
@@ -123,6 +127,140 @@ bool commonSupports(const ir::Node& n, const std::vector<ir::TensorType>& in, in
 int64_t staticDim(const ir::Shape& s, size_t i) { return s[i].isStatic() ? s[i].value() : -1; }
 
 // ---------------------------------------------------------------------------------------
+// Components in f32: per-component precision (tactic param fp32_channels: output features
+// always computed in f32) and adaptive precision (adaptive_tau, adaptive_test: components
+// flagged at run time by their condition number). A flagged component's INT8 result is
+// replaced, before bias and epilogue, by an f32 dot product of the original f32 weights and
+// the original f32 input (fixed order: eight interleaved partial sums, then a fixed tree),
+// so the bits depend neither on the thread count nor on the family.
+
+// Blobs after the INT8 ones: [3] int32 per feature, its row in [5] (-1: none); [4] int32 per
+// feature, 1 when fp32_channels names it; [5] f32 weights [rows][K] (K in the op's natural
+// order: Conv (ci, kh, kw), MatMul k); adaptive: [6] |q_w| packed as [0], [7] int32 zeros
+// and [8] f32 ones per feature (the tiles' zero-point and scale operands for sum |q_x - z_x|
+// |q_w|), padded to 64 features like [1] and [2].
+enum MixedBlob { kRowOf = 3, kStatic = 4, kWeightsF32 = 5, kAbsPacked = 6, kZeros = 7, kOnes = 8 };
+
+float dotF32(const float* a, const float* b, int64_t K) {
+  float s[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  int64_t k = 0;
+  for (; k + 8 <= K; k += 8)
+    for (int i = 0; i < 8; ++i) s[i] += a[k + i] * b[k + i];
+  for (int i = 0; k + i < K; ++i) s[i] += a[k + i] * b[k + i];
+  return ((s[0] + s[4]) + (s[1] + s[5])) + ((s[2] + s[6]) + (s[3] + s[7]));
+}
+
+// kappa_phi = |v phi'(v)| / |phi(v)| of the fused activation at v (1 without one), as the
+// calibration's activationCondition (codegen/calibration.cpp; the runtime cannot link the
+// builder library) with the same cap (passes::kConditionCap).
+double activationConditionAt(const Epilogue& e, double v) {
+  using A = Activation;
+  constexpr double kCap = 1e8;
+  const double av = std::fabs(v);
+  auto sigmoid = [](double x) { return 1.0 / (1.0 + std::exp(-x)); };
+  switch (e.act) {
+    case A::kNone:
+    case A::kLeakyRelu: return 1.0;
+    case A::kRelu: return v > 0 ? 1.0 : 0.0;
+    case A::kClip: return v > e.p0 && v < e.p1 ? 1.0 : 0.0;
+    case A::kSigmoid: return av * (1.0 - sigmoid(v));
+    case A::kTanh: {
+      if (av < 1e-12) return 1.0;
+      const double t = std::tanh(v);
+      return std::fabs(v * (1.0 - t * t) / t);
+    }
+    case A::kHardSigmoid: {
+      const double y = e.p0 * v + e.p1;
+      return y > 0 && y < 1 ? std::fabs(e.p0 * v / y) : 0.0;
+    }
+    case A::kHardSwish:
+      if (v >= 3) return 1.0;
+      if (v <= -3) return 0.0;
+      return av < 1e-12 ? 1.0 : std::fabs((2 * v + 3) / (v + 3));
+    case A::kSilu: return std::fabs(1.0 + v * (1.0 - sigmoid(v)));
+    case A::kGelu:
+    case A::kGeluTanh: {
+      const double cdf = 0.5 * std::erfc(-v / std::sqrt(2.0));
+      const double pdf = std::exp(-0.5 * v * v) / std::sqrt(2.0 * M_PI);
+      return cdf > 0 ? std::fabs(1.0 + v * pdf / cdf) : kCap;
+    }
+  }
+  return 1.0;
+}
+
+// The run-time view of the mixed blobs, and the adaptive test of one component: nsum =
+// float(sum |q_x - z_x| |q_w|), v0 = the dequantized product (float(corrected) * scale),
+// actIn = the activation's argument. kappa_v = nsum / |corrected| = nsum |scale| / |v0|
+// (+inf at 0); u = 1 / 255.
+struct Mixed {
+  bool on = false, adaptive = false;
+  int test = 0;
+  float tau = 0.0f;
+  Epilogue epi;
+  const int32_t* rowOf = nullptr;
+  const int32_t* isStatic = nullptr;
+  const float* wf = nullptr;
+  const uint32_t* absW = nullptr;
+  const int32_t* zeros = nullptr;
+  const float* ones = nullptr;
+  int64_t K = 0;
+
+  static Mixed of(const StepArgs& a, const I8Params& p) {
+    Mixed m;
+    if (!p.mixed) return m;
+    if (a.numBlobs < (p.adaptive ? 9 : 6)) a.fail("the prepared blobs lack the f32 components' data");
+    m.on = true;
+    m.adaptive = p.adaptive != 0;
+    m.test = p.test;
+    m.tau = p.tau;
+    m.epi = p.epi.get();
+    m.rowOf = a.blobs[kRowOf].as<int32_t>();
+    m.isStatic = a.blobs[kStatic].as<int32_t>();
+    m.wf = a.blobs[kWeightsF32].as<float>();
+    if (m.adaptive) {
+      m.absW = a.blobs[kAbsPacked].as<uint32_t>();
+      m.zeros = a.blobs[kZeros].as<int32_t>();
+      m.ones = a.blobs[kOnes].as<float>();
+    }
+    m.K = p.K;
+    return m;
+  }
+  const float* weights(int64_t f) const { return wf + int64_t(rowOf[f]) * K; }
+  bool flag(float nsum, float v0, float scale, float actIn) const {
+    const double kphi = activationConditionAt(epi, actIn);
+    bool product = false, ratio = false;
+    if (test != 1) {
+      const double kv = v0 == 0.0f ? HUGE_VAL : double(nsum) * std::fabs(double(scale)) / std::fabs(double(v0));
+      product = kv * kphi * (1.0 / 255.0) > double(tau);
+    }
+    if (test != 0) ratio = kphi / std::fabs(double(actIn)) > double(tau);
+    return product || ratio;
+  }
+};
+
+// fp32_channels, adaptive_tau and adaptive_test into p; the static feature list into *channels.
+void readMixed(const PrepareInfo& info, I8Params* p, std::vector<int64_t>* channels) {
+  const ir::Attributes& tp = info.node->tacticParams();
+  *channels = tp.getInts("fp32_channels", {});
+  std::sort(channels->begin(), channels->end());
+  channels->erase(std::unique(channels->begin(), channels->end()), channels->end());
+  for (int64_t f : *channels)
+    ANVIL_CHECK(f >= 0 && f < p->N, ErrorCode::kInvalidModel, info.node->label(), ": fp32_channels names feature ",
+                f, " of ", p->N);
+  if (tp.has("adaptive_tau")) {
+    p->tau = tp.getFloat("adaptive_tau", 0.0f);
+    ANVIL_CHECK(p->tau > 0.0f && std::isfinite(p->tau), ErrorCode::kInvalidModel, info.node->label(),
+                ": adaptive_tau must be a finite value > 0, got ", p->tau);
+    const std::string t = tp.getString("adaptive_test", "product");
+    ANVIL_CHECK(t == "product" || t == "ratio" || t == "both", ErrorCode::kInvalidModel, info.node->label(),
+                ": adaptive_test must be product, ratio or both, got ", t);
+    p->test = t == "product" ? 0 : t == "ratio" ? 1 : 2;
+    p->adaptive = 1;
+  }
+  p->mixed = p->adaptive || !channels->empty();
+}
+
+// ---------------------------------------------------------------------------------------
 // Work split and workspace
 
 // As the f32 kernels: no task below 0.5 M multiply-adds' worth of work.
@@ -136,6 +274,8 @@ int tasksOf(const StepArgs& a, const I8Params& p, double ops) {
 // A workspace: one shared region then per-task slots, all in bytes and 64-byte multiples.
 struct Layout {
   int64_t shared = 0, slot = 0;
+  int64_t absShared = 0;  // adaptive: offset of the |q_x - z_x| copy in the shared region
+  int64_t slotMixed = 0;  // mixed: offset in a slot of the N tile [mr][width] f32, then K f32 of input
   int64_t total(int64_t tasks) const { return shared + tasks * slot; }
 };
 
@@ -145,19 +285,31 @@ char* workspace(const StepArgs& a, const Layout& l, int tasks) {
   return static_cast<char*>(a.workspace);
 }
 
-// MatMul/Gemm: A quantized into panels [M/mr][KG][mr] words; per task the rows of one panel.
-Layout matmulLayout(const I8Config& c, int64_t M, int64_t K) {
+// Mixed: per task the adaptive N tile ([mr][width] f32) and one gathered input row or
+// column (K f32) after a slot's own bytes.
+void addMixedSlot(const I8Config& c, const I8Params& p, int64_t width, Layout* l) {
+  if (!p.mixed) return;
+  l->slotMixed = l->slot;
+  l->slot += roundUp(int64_t(c.mr) * width * 4, 64) + roundUp(p.K * 4, 64);
+}
+
+// MatMul/Gemm: A quantized into panels [M/mr][KG][mr] words (adaptive: then their
+// |q_x - z_x| copy); per task the rows of one panel.
+Layout matmulLayout(const I8Config& c, const I8Params& p, int64_t M, int64_t K) {
   Layout l;
   const int64_t KG = groupsOf(c, K);
   l.shared = roundUp(ceilDiv(M, c.mr) * KG * c.mr * 4, 64);
+  if (p.adaptive) l.absShared = l.shared, l.shared *= 2;
   l.slot = roundUp(c.mr * roundUp(K, 4), 64);
+  addMixedSlot(c, p, int64_t(c.nv) * c.lanes, &l);
   return l;
 }
 
-// The 1x1 Conv: per task one tile [KG][pixelTile] words.
-Layout pointwiseLayout(const I8Config& c, int64_t K, int64_t pixelTile) {
+// The 1x1 Conv: per task one tile [KG][pixelTile] words (adaptive: and its |q_x - z_x| copy).
+Layout pointwiseLayout(const I8Config& c, const I8Params& p, int64_t K, int64_t pixelTile) {
   Layout l;
-  l.slot = roundUp(groupsOf(c, K) * pixelTile * 4, 64);
+  l.slot = roundUp(groupsOf(c, K) * pixelTile * 4, 64) * (p.adaptive ? 2 : 1);
+  addMixedSlot(c, p, int64_t(c.nv) * c.lanes, &l);
   return l;
 }
 
@@ -184,7 +336,7 @@ std::vector<int64_t> staticExtents(const PrepareInfo& info, size_t i, const char
 // [0] the packed groups (MatMul: blocks of nv * lanes columns; Conv: panels of mr rows),
 // [1] z_x * colsum and [2] s_x * s_w * alpha per feature, padded to 64 features.
 void prepareWeights(const PrepareInfo& info, const I8Params& p, int64_t fs, int64_t ks, int64_t featureAxis,
-                    float sx, float alpha, Prepared* out) {
+                    float sx, float alpha, const std::vector<int64_t>& channels, Prepared* out) {
   const I8Config& c = i8Config(p.isa);
   const ir::Tensor* w = info.constants.size() > 1 ? info.constants[1] : nullptr;
   ANVIL_CHECK(w && w->dtype() == DataType::kF32, ErrorCode::kInternal, info.node->label(),
@@ -210,9 +362,13 @@ void prepareWeights(const PrepareInfo& info, const I8Params& p, int64_t fs, int6
           reordered[size_t(f * K + ((ch / c.kg) * taps + t) * c.kg + ch % c.kg)] = q.q[size_t(f * p.K + ch * taps + t)];
     qm = reordered.data();
   }
-  std::string packed(size_t(packedGroupWords(c, p.N, K, block, tail)) * 4, '\0');
-  packGroups(c, reinterpret_cast<const uint8_t*>(qm), p.N, K, K, true, block, tail,
-             reinterpret_cast<uint32_t*>(packed.data()));
+  auto pack = [&](const int8_t* m) {
+    std::string packed(size_t(packedGroupWords(c, p.N, K, block, tail)) * 4, '\0');
+    packGroups(c, reinterpret_cast<const uint8_t*>(m), p.N, K, K, true, block, tail,
+               reinterpret_cast<uint32_t*>(packed.data()));
+    return packed;
+  };
+  std::string packed = pack(qm);
   const int64_t padded = roundUp(p.N, 64);
   std::string zc(size_t(padded) * 4, '\0'), sc(size_t(padded) * 4, '\0');
   for (int64_t f = 0; f < p.N; ++f) {
@@ -223,6 +379,29 @@ void prepareWeights(const PrepareInfo& info, const I8Params& p, int64_t fs, int6
   }
   out->blobs = {std::move(packed), std::move(zc), std::move(sc)};
   out->packedInputs.push_back(1);
+  if (!p.mixed) return;
+  // The f32 components' blobs (see MixedBlob): adaptive keeps every feature's weights.
+  std::vector<int32_t> rowOf(size_t(padded), -1), isStatic(size_t(padded), 0);
+  for (int64_t f : channels) isStatic[size_t(f)] = 1;
+  std::vector<float> wf;
+  int32_t rows = 0;
+  for (int64_t f = 0; f < p.N; ++f) {
+    if (!p.adaptive && !isStatic[size_t(f)]) continue;
+    rowOf[size_t(f)] = rows++;
+    for (int64_t k = 0; k < p.K; ++k) wf.push_back(w->data<float>()[f * fs + k * ks]);
+  }
+  auto bytes = [](const auto& v) {
+    return std::string(reinterpret_cast<const char*>(v.data()), v.size() * sizeof(v[0]));
+  };
+  out->blobs.push_back(bytes(rowOf));
+  out->blobs.push_back(bytes(isStatic));
+  out->blobs.push_back(wf.empty() ? std::string(4, '\0') : bytes(wf));
+  if (!p.adaptive) return;
+  std::vector<int8_t> mag(qm, qm + p.N * K);
+  for (int8_t& v : mag) v = int8_t(v < 0 ? -v : v);  // |q_w| <= 127
+  out->blobs.push_back(pack(mag.data()));
+  out->blobs.push_back(bytes(std::vector<int32_t>(size_t(padded), 0)));
+  out->blobs.push_back(bytes(std::vector<float>(size_t(padded), 1.0f)));
 }
 
 // ---------------------------------------------------------------------------------------
@@ -279,10 +458,12 @@ void prepareMatMul(I8Isa isa, I8Op op, bool fused, const PrepareInfo& info, Prep
     M = 1;
     for (size_t i = 0; i + 1 < ad.size(); ++i) M *= ad[i];
   }
+  std::vector<int64_t> channels;
+  readMixed(info, &p, &channels);
   // Feature f, value k: B[k][f] (ks = N), transposed B[f][k] (fs = K).
   const bool tB = p.transB != 0;
-  prepareWeights(info, p, tB ? p.K : 1, tB ? 1 : p.N, tB ? 0 : 1, sx, p.alpha, out);
-  out->workspaceBytes = uint64_t(matmulLayout(i8Config(isa), M, p.K).total(p.tasks));
+  prepareWeights(info, p, tB ? p.K : 1, tB ? 1 : p.N, tB ? 0 : 1, sx, p.alpha, channels, out);
+  out->workspaceBytes = uint64_t(matmulLayout(i8Config(isa), p, M, p.K).total(p.tasks));
   out->setParams(p);
 }
 
@@ -306,9 +487,12 @@ void runMatMul(const StepArgs& a) {
   if (Y.numel() != M * N) a.fail("the output extents differ from the product's");
   if (M == 0) return;
   const int T = tasksOf(a, p, double(M) * double(N) * double(K));
-  const Layout l = matmulLayout(c, M, K);
+  const Layout l = matmulLayout(c, p, M, K);
+  const Mixed mx = Mixed::of(a, p);
+  if (a.counters) a.counters[1].fetch_add(uint64_t(M * N), std::memory_order_relaxed);
   char* ws = workspace(a, l, T);
   auto* panels = reinterpret_cast<uint32_t*>(ws);
+  auto* absPanels = reinterpret_cast<uint32_t*>(ws + l.absShared);
   const int64_t KG = groupsOf(c, K), panelWords = KG * c.mr, mPanels = ceilDiv(M, c.mr);
   const float* ap = A.as<float>();
   const float inv = p.invScale;
@@ -326,12 +510,13 @@ void runMatMul(const StepArgs& a) {
           const float* src = ap + (m0 + r) * rsA;
           uint8_t* q = rows + r * ld;
           if (csA == 1)
-            quantizeU8(src, K, inv, zp, q);
+            quantizeU8For(c, src, K, inv, zp, q);
           else
             for (int64_t k = 0; k < K; ++k) q[k] = quantizeU8One(src[k * csA], inv, zp);
           for (int64_t k = K; k < ld; ++k) q[k] = 0;
         }
         packRowPanel(c, rows, R, K, ld, panels + i * panelWords);
+        if (mx.adaptive) absDeviationWords(c, panels + i * panelWords, panelWords, zp, absPanels + i * panelWords);
       }
     });
   }
@@ -373,6 +558,9 @@ void runMatMul(const StepArgs& a) {
   if (nBlocks < 4 * T) mChunks = std::min(mPanels, ceilDiv(4 * T, nBlocks));
   const int64_t items = nBlocks * mChunks, n = std::min<int64_t>(T, items);
   a.executor->parallelFor(n, [&](int64_t t) {
+    float* nbuf = reinterpret_cast<float*>(ws + l.shared + t * l.slot + l.slotMixed);
+    float* arow = nbuf + roundUp(int64_t(c.mr) * blockW, 16);
+    uint64_t recomputed = 0;
     for (int64_t it = rangeBegin(items, t, n); it < rangeBegin(items, t + 1, n); ++it) {
       const int64_t mc = it / nBlocks, nb = it % nBlocks;
       const int64_t n0 = nb * blockW, cols = std::min(blockW, N - n0);
@@ -384,6 +572,38 @@ void runMatMul(const StepArgs& a) {
         float* y = yp + m0 * N + n0;
         i8Tile(p.isa, false, int(R), nvec)(KG, panels + i * panelWords, wb, gStride, nullptr, zc + n0, sc + n0, nullptr, y, N,
                                            int(cols));
+        if (mx.on) {  // components in f32: replace their products before C, bias and epilogue
+          if (mx.adaptive)
+            i8Tile(p.isa, false, int(R), nvec)(KG, absPanels + i * panelWords, mx.absW + nb * KG * blockW, gStride,
+                                               nullptr, mx.zeros + n0, mx.ones + n0, nullptr, nbuf, blockW, int(cols));
+          for (int64_t r = 0; r < R; ++r) {
+            const int64_t m = m0 + r;
+            float* yr = y + r * N;
+            const float* xr = nullptr;  // the f32 row of A, gathered on first use
+            for (int64_t j = 0; j < cols; ++j) {
+              const int64_t f = n0 + j;
+              bool flagged = mx.isStatic[f] != 0;
+              if (!flagged && mx.adaptive) {
+                float actIn = yr[j];
+                if (cp) actIn += beta * cp[m * rsC + f * csC];
+                if (p.op == I8Op::kMatMul && p.fused) actIn += bias ? bias[f] : rowBias;
+                if (zp3 && epi.residual && epi.addFirst) actIn += zp3[m * N + f];
+                flagged = mx.flag(nbuf[r * blockW + j], yr[j], sc[f], actIn);
+              }
+              if (!flagged) continue;
+              if (!xr) {
+                if (csA == 1) {
+                  xr = ap + m * rsA;
+                } else {
+                  for (int64_t k = 0; k < K; ++k) arow[k] = ap[m * rsA + k * csA];
+                  xr = arow;
+                }
+              }
+              yr[j] = p.alpha * dotF32(xr, mx.weights(f), K);
+              ++recomputed;
+            }
+          }
+        }
         for (int64_t r = 0; r < R; ++r) {
           float* yr = y + r * N;
           const float* z = zp3 ? zp3 + (m0 + r) * N + n0 : nullptr;
@@ -398,6 +618,7 @@ void runMatMul(const StepArgs& a) {
         }
       }
     }
+    if (a.counters && recomputed) a.counters[0].fetch_add(recomputed, std::memory_order_relaxed);
   });
 }
 
@@ -456,10 +677,13 @@ constexpr int64_t kDirectChunk = 192;
 // positions' vectors read past the last valid word). Per task: a tile's outputs.
 int64_t offsetTableBytes(const DirectGeom& d, const Conv2dGeom& g) { return roundUp(d.CG * g.kH * g.kW * 4, 64); }
 
-Layout directLayout(const I8Config& c, const Conv2dGeom& g, const DirectGeom& d) {
+Layout directLayout(const I8Config& c, const I8Params& p, const Conv2dGeom& g, const DirectGeom& d) {
   Layout l;
-  l.shared = offsetTableBytes(d, g) + roundUp((g.N * d.imageWords + 64) * 4, 64);
+  const int64_t images = roundUp((g.N * d.imageWords + 64) * 4, 64);
+  l.shared = offsetTableBytes(d, g) + images;
+  if (p.adaptive) l.absShared = l.shared, l.shared += images;
   l.slot = roundUp(std::max<int64_t>(int64_t(c.mr) * c.nv * c.lanes, g.W + 8) * 4, 64);
+  addMixedSlot(c, p, int64_t(c.nv) * c.lanes, &l);
   return l;
 }
 
@@ -496,14 +720,16 @@ void prepareConv(I8Isa isa, bool fused, const PrepareInfo& info, Prepared* out) 
   // An unpadded 1x1 stride-1 Conv quantizes tiles of its channel rows instead (runConv).
   p.direct = !(g.kH == 1 && g.kW == 1 && g.sH == 1 && g.sW == 1 && g.pt == 0 && g.pl == 0 && g.pb == 0 && g.pr == 0);
   p.pixelTile = pixelTileOf(c, p.K, g.OH * g.OW);
-  prepareWeights(info, p, p.K, 1, 0, sx, 1.0f, out);
+  std::vector<int64_t> channels;
+  readMixed(info, &p, &channels);
+  prepareWeights(info, p, p.K, 1, 0, sx, 1.0f, channels, out);
   if (p.direct) {
     const DirectGeom d = directGeom(c, g);
     ANVIL_CHECK(d.imageWords < (int64_t(1) << 31), ErrorCode::kUnsupported, info.node->label(),
                 ": the input is too large for the INT8 Conv's 32-bit offsets");
-    out->workspaceBytes = uint64_t(directLayout(c, g, d).total(p.tasks));
+    out->workspaceBytes = uint64_t(directLayout(c, p, g, d).total(p.tasks));
   } else {
-    out->workspaceBytes = uint64_t(pointwiseLayout(c, p.K, p.pixelTile).total(p.tasks));
+    out->workspaceBytes = uint64_t(pointwiseLayout(c, p, p.K, p.pixelTile).total(p.tasks));
   }
   out->setParams(p);
 }
@@ -534,8 +760,58 @@ ConvEpilogue convEpilogue(const StepArgs& a, const I8Params& p, int64_t M) {
   e.zres = residualOf(a, p);
   e.epi = p.epi.get();
   e.row = epilogueRow(e.epi);
-  e.act = p.fused && (e.zres || e.epi.act != Activation::kNone);
+  // Mixed: the tiles leave the products bare (f32 components replace some) and the row
+  // adds the bias: the same f32 add as the tiles' store.
+  e.act = (p.fused && (e.zres || e.epi.act != Activation::kNone)) || p.mixed;
   return e;
+}
+
+// Conv components in f32 for one tile's output: output channels [co0, co0 + R) over
+// positions [j0, j0 + cols) of image img at buf[r * ldb + j - j0]; position j is pixel
+// (j / Ws, j % Ws), valid when j % Ws < OW. nbuf: the adaptive N tile (stride ldn). col: K
+// floats, the pixel's input column in the weights' (ci, kh, kw) order, gathered on first use.
+// Returns the components recomputed.
+uint64_t convFix(const Mixed& mx, const Conv2dGeom& g, const ConvEpilogue& ep, const float* x, const float* sc,
+                 int64_t Ws, float* buf, int64_t ldb, const float* nbuf, int64_t ldn, int64_t img, int64_t co0,
+                 int64_t R, int64_t j0, int64_t cols, float* col) {
+  uint64_t n = 0;
+  const int64_t P = g.OH * g.OW;
+  const bool addZ = ep.zres && mx.epi.residual && mx.epi.addFirst;
+  for (int64_t jj = 0; jj < cols; ++jj) {
+    const int64_t oh = (j0 + jj) / Ws, ow = (j0 + jj) % Ws;
+    if (ow >= g.OW) continue;
+    const int64_t px = oh * g.OW + ow;
+    bool gathered = false;
+    for (int64_t r = 0; r < R; ++r) {
+      const int64_t co = co0 + r;
+      float& y = buf[r * ldb + jj];
+      bool flagged = mx.isStatic[co] != 0;
+      if (!flagged && mx.adaptive) {
+        float actIn = y;
+        if (ep.bias) actIn += ep.bias[co];
+        if (addZ) actIn += ep.zres[(img * g.M + co) * P + px];
+        flagged = mx.flag(nbuf[r * ldn + jj], y, sc[co], actIn);
+      }
+      if (!flagged) continue;
+      if (!gathered) {
+        float* cp = col;
+        for (int64_t ci = 0; ci < g.C; ++ci)
+          for (int64_t kh = 0; kh < g.kH; ++kh) {
+            const int64_t ih = oh * g.sH - g.pt + kh * g.dH;
+            const bool rowIn = ih >= 0 && ih < g.H;
+            const float* xr = x + ((img * g.C + ci) * g.H + (rowIn ? ih : 0)) * g.W;
+            for (int64_t kw = 0; kw < g.kW; ++kw) {
+              const int64_t iw = ow * g.sW - g.pl + kw * g.dW;
+              *cp++ = rowIn && iw >= 0 && iw < g.W ? xr[iw] : 0.0f;
+            }
+          }
+        gathered = true;
+      }
+      y = dotF32(col, mx.weights(co), mx.K);
+      ++n;
+    }
+  }
+  return n;
 }
 
 void runConvDirect(const StepArgs& a, const I8Params& p, const Conv2dGeom& g) {
@@ -543,8 +819,10 @@ void runConvDirect(const StepArgs& a, const I8Params& p, const Conv2dGeom& g) {
   const DirectGeom d = directGeom(c, g);
   const int64_t P = g.OH * g.OW, Co = p.N, KG = d.CG * g.kH * g.kW;
   const int T = tasksOf(a, p, double(a.out(0).numel()) * double(p.K));
-  const Layout l = directLayout(c, g, d);
+  const Layout l = directLayout(c, p, g, d);
   char* ws = workspace(a, l, T);
+  const Mixed mx = Mixed::of(a, p);
+  if (a.counters) a.counters[1].fetch_add(uint64_t(a.out(0).numel()), std::memory_order_relaxed);
   if (d.imageWords >= (int64_t(1) << 31)) a.fail("the input is too large for the INT8 Conv's 32-bit offsets");
   auto* goff = reinterpret_cast<int32_t*>(ws);
   for (int64_t cg = 0, i = 0; cg < d.CG; ++cg)
@@ -554,6 +832,7 @@ void runConvDirect(const StepArgs& a, const I8Params& p, const Conv2dGeom& g) {
         goff[i++] = int32_t((phase * d.Hs + (kh * g.dH) / g.sH) * d.Ws + (kw * g.dW) / g.sW);
       }
   auto* xb = reinterpret_cast<uint32_t*>(ws + offsetTableBytes(d, g));
+  auto* xa = reinterpret_cast<uint32_t*>(ws + l.absShared);  // adaptive: |q_x - z_x| images
   // 1. The blocked padded images: items (image, channel group).
   {
     const float* xp = a.in(0).as<float>();
@@ -562,9 +841,10 @@ void runConvDirect(const StepArgs& a, const I8Params& p, const Conv2dGeom& g) {
       auto* scratch = reinterpret_cast<uint32_t*>(ws + l.shared + t * l.slot);
       for (int64_t u = rangeBegin(units, t, n); u < rangeBegin(units, t + 1, n); ++u) {
         const int64_t img = u / d.CG, cg = u % d.CG, c0 = cg * c.kg;
+        const int64_t off = img * d.imageWords + cg * g.sH * g.sW * d.Hs * d.Ws;
         quantizePhases(c, xp + (img * g.C + c0) * g.H * g.W, std::min<int64_t>(c.kg, g.C - c0), g.H, g.W, g.pt, g.pb,
-                       g.pl, g.pr, g.sH, g.sW, p.invScale, p.zeroPoint,
-                       xb + img * d.imageWords + cg * g.sH * g.sW * d.Hs * d.Ws, scratch);
+                       g.pl, g.pr, g.sH, g.sW, p.invScale, p.zeroPoint, xb + off, scratch);
+        if (mx.adaptive) absDeviationWords(c, xb + off, g.sH * g.sW * d.Hs * d.Ws, p.zeroPoint, xa + off);
       }
     });
   }
@@ -587,8 +867,12 @@ void runConvDirect(const StepArgs& a, const I8Params& p, const Conv2dGeom& g) {
       if (b < e) fn(oh * g.OW + (b - oh * d.Ws), e - b, b);
     }
   };
+  const float* xf = a.in(0).as<float>();
   a.executor->parallelFor(n, [&](int64_t t) {
     auto* tmp = reinterpret_cast<float*>(ws + l.shared + t * l.slot);
+    float* nbuf = reinterpret_cast<float*>(ws + l.shared + t * l.slot + l.slotMixed);
+    float* col = nbuf + roundUp(int64_t(c.mr) * groupW, 16);
+    uint64_t recomputed = 0;
     for (int64_t it = rangeBegin(items, t, n); it < rangeBegin(items, t + 1, n); ++it) {
       const int64_t u = it / coChunks, ch = it % coChunks, img = u / chunks;
       const int64_t j0 = (u % chunks) * kDirectChunk, j1 = std::min(d.J, j0 + kDirectChunk);
@@ -602,13 +886,16 @@ void runConvDirect(const StepArgs& a, const I8Params& p, const Conv2dGeom& g) {
         for (int64_t q = q0; q < q1; ++q) {
           const int64_t co0 = q * c.mr, R = std::min<int64_t>(c.mr, Co - co0);
           const I8Tile tile = i8Tile(p.isa, true, int(R), nvec, true);
-          if (inPlace) {
-            tile(KG, wp + q * KG * c.mr, xi + j, 0, goff, zc + co0, sc + co0, tb ? tb + co0 : nullptr, yi + co0 * P + j, P,
-                 int(cols));
-            continue;
+          float* out = inPlace ? yi + co0 * P + j : tmp;
+          const int64_t ldo = inPlace ? P : groupW;
+          tile(KG, wp + q * KG * c.mr, xi + j, 0, goff, zc + co0, sc + co0, tb ? tb + co0 : nullptr, out, ldo, int(cols));
+          if (mx.on) {
+            if (mx.adaptive)
+              tile(KG, mx.absW + q * KG * c.mr, xa + img * d.imageWords + j, 0, goff, mx.zeros + co0, mx.ones + co0,
+                   nullptr, nbuf, groupW, int(cols));
+            recomputed += convFix(mx, g, ep, xf, sc, d.Ws, out, ldo, nbuf, groupW, img, co0, R, j, cols, col);
           }
-          tile(KG, wp + q * KG * c.mr, xi + j, 0, goff, zc + co0, sc + co0, tb ? tb + co0 : nullptr, tmp, groupW,
-               int(cols));
+          if (inPlace) continue;
           segments(j, j + cols, [&](int64_t px, int64_t cnt, int64_t jb) {
             for (int64_t r = 0; r < R; ++r)
               std::memcpy(yi + (co0 + r) * P + px, tmp + r * groupW + (jb - j), size_t(cnt) * 4);
@@ -620,6 +907,7 @@ void runConvDirect(const StepArgs& a, const I8Params& p, const Conv2dGeom& g) {
         segments(j0, j1, [&](int64_t px, int64_t cnt, int64_t) { ep.apply(yp, Co, P, img, q0 * c.mr, co1, px, cnt); });
       }
     }
+    if (a.counters && recomputed) a.counters[0].fetch_add(recomputed, std::memory_order_relaxed);
   });
 }
 
@@ -646,8 +934,11 @@ void runConv(const StepArgs& a) {
   // streams: 0.46 ms.
   const int64_t P = g.OH * g.OW, KG = groupsOf(c, p.K), Co = p.N, PT = p.pixelTile;
   const int T = tasksOf(a, p, double(Y.numel()) * double(p.K));
-  const Layout l = pointwiseLayout(c, p.K, PT);
+  const Layout l = pointwiseLayout(c, p, p.K, PT);
   char* ws = workspace(a, l, T);
+  const Mixed mx = Mixed::of(a, p);
+  if (a.counters) a.counters[1].fetch_add(uint64_t(Y.numel()), std::memory_order_relaxed);
+  const int64_t tileWords = groupsOf(c, p.K) * PT;
   const uint32_t* wp = a.blobs[0].as<uint32_t>();
   const int32_t* zc = a.blobs[1].as<int32_t>();
   const float* sc = a.blobs[2].as<float>();
@@ -660,12 +951,17 @@ void runConv(const StepArgs& a) {
   const int64_t groupW = int64_t(c.nv) * c.lanes;
   a.executor->parallelFor(n, [&](int64_t t) {
     auto* tile = reinterpret_cast<uint32_t*>(ws + t * l.slot);
+    uint32_t* absTile = tile + roundUp(tileWords, 16);
+    float* nbuf = reinterpret_cast<float*>(ws + t * l.slot + l.slotMixed);
+    float* col = nbuf + roundUp(int64_t(c.mr) * groupW, 16);
+    uint64_t recomputed = 0;
     for (int64_t it = rangeBegin(items, t, n); it < rangeBegin(items, t + 1, n); ++it) {
       const int64_t u = it / coChunks, ch = it % coChunks, img = u / tiles, p0 = (u % tiles) * PT;
       const int64_t np = std::min(PT, P - p0), width = roundUp(np, 16);
       const int64_t q0 = rangeBegin(coPanels, ch, coChunks), q1 = rangeBegin(coPanels, ch + 1, coChunks);
       if (q0 >= q1) continue;
       packPointwiseTile(c, X.as<float>() + img * g.C * P, g.C, P, p.invScale, p.zeroPoint, p0, np, width, tile);
+      if (mx.adaptive) absDeviationWords(c, tile, KG * width, p.zeroPoint, absTile);
       float* yi = yp + img * Co * P + p0;
       for (int64_t j = 0; j < np; j += groupW) {
         const int64_t cols = std::min(groupW, np - j);
@@ -674,10 +970,18 @@ void runConv(const StepArgs& a) {
           const int64_t co0 = q * c.mr, R = std::min<int64_t>(c.mr, Co - co0);
           i8Tile(p.isa, true, int(R), nvec)(KG, wp + q * KG * c.mr, tile + j, width, nullptr, zc + co0, sc + co0,
                                             tileBias ? tileBias + co0 : nullptr, yi + co0 * P + j, P, int(cols));
+          if (mx.on) {
+            if (mx.adaptive)
+              i8Tile(p.isa, true, int(R), nvec)(KG, mx.absW + q * KG * c.mr, absTile + j, width, nullptr,
+                                                mx.zeros + co0, mx.ones + co0, nullptr, nbuf, groupW, int(cols));
+            recomputed += convFix(mx, g, ep, X.as<float>(), sc, g.OW, yi + co0 * P + j, P, nbuf, groupW, img, co0, R,
+                                  p0 + j, cols, col);
+          }
         }
       }
       if (ep.act) ep.apply(yp, Co, P, img, q0 * c.mr, std::min(Co, q1 * c.mr), p0, np);
     }
+    if (a.counters && recomputed) a.counters[0].fetch_add(recomputed, std::memory_order_relaxed);
   });
 }
 
@@ -695,7 +999,7 @@ Kernel makeKernel(std::string name, const char* op, const char* domain, const Va
                   runtime::SupportsFn supports, runtime::PrepareFn prepare, runtime::RunFn run) {
   Kernel k;
   k.name = std::move(name);
-  k.version = 1;
+  k.version = 2;  // 2: the mixed-precision params and blobs (fp32_channels, adaptive_tau)
   k.op = op;
   k.domain = domain;
   k.precision = DataType::kI8;
@@ -718,11 +1022,12 @@ void registerNativeInt8Kernels(Kernels& k) {
       {I8Isa::kAvx512Vnni, "8x48", "__avx512vnni", {"avx512f", "avx512bw", "avx512vnni"}},
       {I8Isa::kAvxVnni, "4x24", "__avxvnni", {"avx2", "fma", "avxvnni"}},
       {I8Isa::kAvx2, "4x16", "__avx2", {"avx2", "fma"}},
+      {I8Isa::kPortable, "", "_portable", {}},
   };
   for (const Variant& v : variants) {
     const I8Isa isa = v.isa;
     for (bool fused : {false, true}) {
-      const std::string tail = std::string("_") + v.tile + (fused ? "_epilogue" : "") + v.suffix;
+      const std::string tail = (*v.tile ? std::string("_") + v.tile : std::string()) + (fused ? "_epilogue" : "") + v.suffix;
       k.add(makeKernel("i8_gemm_u8s8" + tail, fused ? "FusedMatMul" : "MatMul", fused ? "anvil" : "", v,
                        fused ? supportsFusedMatMul : supportsMatMul,
                        [isa, fused](const PrepareInfo& i, Prepared* o) { prepareMatMul(isa, I8Op::kMatMul, fused, i, o); },

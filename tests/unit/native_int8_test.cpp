@@ -7,7 +7,8 @@
 // per-feature weights, exact int32 sums, zero-point correction, f32 dequantization, then
 // the f32 epilogue), exactly for the piecewise-linear epilogues; (b) the f32 reference
 // kernel within the quantization error bound derived per element; and every ISA variant
-// (AVX-512 VNNI, AVX-VNNI, AVX2) must give the same bits. Saturation: inputs far outside
+// (AVX-512 VNNI, AVX-VNNI, AVX2, and the portable family with no ISA requirement) must
+// give the same bits. Saturation: inputs far outside
 // the calibrated range, all-255 x all-127 at K = 4096, weights' own per-axis scales.
 #include <gtest/gtest.h>
 
@@ -754,8 +755,12 @@ TEST(NativeInt8Registration, EveryOpHasEachIsa) {
     for (const runtime::Kernel* k : kernelsFor(op, domain)) {
       EXPECT_EQ(k->precision, DataType::kI8) << k->name;
       EXPECT_EQ(k->name.rfind("i8_", 0), 0u) << k->name;
-      isas[k->requirements.back()]++;
+      isas[k->requirements.empty() ? "portable" : k->requirements.back()]++;
+      if (k->requirements.empty()) {
+        EXPECT_NE(k->name.find("_portable"), std::string::npos) << k->name;
+      }
     }
+    EXPECT_EQ(isas["portable"], 1) << op;
     EXPECT_EQ(isas["avx512vnni"], 1) << op;
     EXPECT_EQ(isas["avxvnni"], 1) << op;
     EXPECT_EQ(isas["fma"], 1) << op;
