@@ -489,12 +489,21 @@ struct Portable {
     for (int64_t g = 0; g < KG; ++g) {
       const uint32_t* vg = kTable ? vec + goff[g] : vec;
       for (int r = 0; r < R; ++r) {
+        // The broadcast quad's four values once, then one loop over the columns of 32-bit
+        // lanes (shifts, masks, multiplies) that the compiler vectorizes.
         const uint32_t b = bc[r];
+        int32_t e[4];
+        for (int i = 0; i < 4; ++i)
+          e[i] = kConv ? int32_t(int8_t(uint8_t(b >> (8 * i)))) : int32_t((b >> (8 * i)) & 0xffu);
+        int32_t* a = acc[r];
         for (int j = 0; j < W; ++j) {
-          const uint32_t u = kConv ? vg[j] : b, s = kConv ? b : vg[j];  // u: u8 quad, s: s8 quad
-          int32_t d = 0;
-          for (int e = 0; e < 4; ++e) d += int32_t((u >> (8 * e)) & 0xffu) * int32_t(int8_t(uint8_t(s >> (8 * e))));
-          acc[r][j] += d;
+          const uint32_t u = vg[j];
+          if (kConv)  // columns: u8 activations
+            a[j] += int32_t(u & 0xffu) * e[0] + int32_t((u >> 8) & 0xffu) * e[1] + int32_t((u >> 16) & 0xffu) * e[2] +
+                    int32_t(u >> 24) * e[3];
+          else  // columns: s8 weights (sign-extended by arithmetic shifts)
+            a[j] += (int32_t(u << 24) >> 24) * e[0] + (int32_t(u << 16) >> 24) * e[1] + (int32_t(u << 8) >> 24) * e[2] +
+                    (int32_t(u) >> 24) * e[3];
         }
       }
       bc += MR;

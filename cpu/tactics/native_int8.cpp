@@ -57,8 +57,10 @@ struct I8Params {
   int32_t adaptive = 0;  // 1: flags components at run time (blobs [6] to [8])
   int32_t test = 0;      // adaptive_test: 0 product, 1 ratio, 2 both
   float tau = 0.0f;      // adaptive_tau
+  int32_t nStatic = 0;   // fp32_channels: how many
+  int32_t reserved = 0;
 };
-static_assert(sizeof(I8Params) == 10 * 4 + 3 * 8 + sizeof(ConvAttrs) + sizeof(EpilogueParams) + 4 + 4 * 4,
+static_assert(sizeof(I8Params) == 10 * 4 + 3 * 8 + sizeof(ConvAttrs) + sizeof(EpilogueParams) + 4 + 6 * 4,
               "I8Params must have no padding bytes");
 
 bool isF32(const ir::TensorType& t) { return t.dtype == DataType::kF32; }
@@ -135,19 +137,67 @@ int64_t staticDim(const ir::Shape& s, size_t i) { return s[i].isStatic() ? s[i].
 // so the bits depend neither on the thread count nor on the family.
 
 // Blobs after the INT8 ones: [3] int32 per feature, its row in [5] (-1: none); [4] int32 per
-// feature, 1 when fp32_channels names it; [5] f32 weights [rows][K] (K in the op's natural
+// feature (padded to 64), 1 + its index in fp32_channels or 0, then that list; [5] f32 weights [rows][K] (K in the op's natural
 // order: Conv (ci, kh, kw), MatMul k); adaptive: [6] |q_w| packed as [0], [7] int32 zeros
 // and [8] f32 ones per feature (the tiles' zero-point and scale operands for sum |q_x - z_x|
 // |q_w|), padded to 64 features like [1] and [2].
 enum MixedBlob { kRowOf = 3, kStatic = 4, kWeightsF32 = 5, kAbsPacked = 6, kZeros = 7, kOnes = 8 };
 
+// Lane i of s sums the products k = i (mod 8) in order, as two generic 4-float vectors the
+// compiler lowers to the baseline ISA's registers (the same bits in every family). Scalar,
+// the sums ran at ~1 product/ns; one 8-float vector went through the stack on SSE2.
 float dotF32(const float* a, const float* b, int64_t K) {
-  float s[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  using F4 = float __attribute__((vector_size(16)));
+  F4 lo = {0, 0, 0, 0}, hi = {0, 0, 0, 0};
   int64_t k = 0;
-  for (; k + 8 <= K; k += 8)
-    for (int i = 0; i < 8; ++i) s[i] += a[k + i] * b[k + i];
+  for (; k + 8 <= K; k += 8) {
+    F4 x0, x1, y0, y1;
+    std::memcpy(&x0, a + k, 16);
+    std::memcpy(&x1, a + k + 4, 16);
+    std::memcpy(&y0, b + k, 16);
+    std::memcpy(&y1, b + k + 4, 16);
+    lo += x0 * y0;
+    hi += x1 * y1;
+  }
+  float s[8];
+  std::memcpy(s, &lo, 16);
+  std::memcpy(s + 4, &hi, 16);
   for (int i = 0; k + i < K; ++i) s[i] += a[k + i] * b[k + i];
   return ((s[0] + s[4]) + (s[1] + s[5])) + ((s[2] + s[6]) + (s[3] + s[7]));
+}
+
+// The input channels-last, [N][H][W][C] f32, for the f32 components: each tap of a
+// component is then one contiguous dot product over C (a per-component gather of its
+// (ci, kh, kw) column cost as much as the products). Images x rows [u0, u1) of them.
+void channelsLast(const Conv2dGeom& g, const float* x, int64_t u0, int64_t u1, float* xt) {
+  for (int64_t u = u0; u < u1; ++u) {
+    const int64_t img = u / g.H, h = u % g.H;
+    float* dst = xt + (img * g.H + h) * g.W * g.C;
+    for (int64_t ci = 0; ci < g.C; ++ci) {
+      const float* src = x + ((img * g.C + ci) * g.H + h) * g.W;
+      for (int64_t w = 0; w < g.W; ++w) dst[w * g.C + ci] = src[w];
+    }
+  }
+}
+
+int64_t channelsLastBytes(const Conv2dGeom& g) { return roundUp(g.N * g.H * g.W * g.C * 4, 64); }
+// The fp32_channels read the input padded (zeros) as [N][C][Hp][Wp] f32, so every tap of
+// every pixel is in bounds: no border path (border pixels one at a time, latency-bound,
+// cost 10x the vectors on 56-wide rows). Slack past the end for the last block's lanes.
+struct PaddedGeom {
+  int64_t Hp, Wp, words;
+};
+PaddedGeom paddedGeom(const Conv2dGeom& g) {
+  PaddedGeom q;
+  q.Hp = g.pt + g.H + g.pb;
+  q.Wp = g.pl + g.W + g.pr;
+  q.words = g.N * g.C * q.Hp * q.Wp + 64 * g.sW + (g.kW - 1) * g.dW + 64;
+  return q;
+}
+
+// The fp32_channels' f32 planes [N][nStatic][OH][OW] (convStatic).
+int64_t staticPlanesBytes(const I8Params& p, const Conv2dGeom& g) {
+  return roundUp(g.N * p.nStatic * g.OH * g.OW * 4, 64);
 }
 
 // kappa_phi = |v phi'(v)| / |phi(v)| of the fused activation at v (1 without one), as the
@@ -199,6 +249,8 @@ struct Mixed {
   Epilogue epi;
   const int32_t* rowOf = nullptr;
   const int32_t* isStatic = nullptr;
+  const int32_t* staticList = nullptr;  // the fp32_channels
+  int64_t nStatic = 0;
   const float* wf = nullptr;
   const uint32_t* absW = nullptr;
   const int32_t* zeros = nullptr;
@@ -216,6 +268,8 @@ struct Mixed {
     m.epi = p.epi.get();
     m.rowOf = a.blobs[kRowOf].as<int32_t>();
     m.isStatic = a.blobs[kStatic].as<int32_t>();
+    m.staticList = m.isStatic + roundUp(p.N, 64);
+    m.nStatic = p.nStatic;
     m.wf = a.blobs[kWeightsF32].as<float>();
     if (m.adaptive) {
       m.absW = a.blobs[kAbsPacked].as<uint32_t>();
@@ -226,15 +280,16 @@ struct Mixed {
     return m;
   }
   const float* weights(int64_t f) const { return wf + int64_t(rowOf[f]) * K; }
+  // Without divisions (this runs for every component): product kappa_v kappa_phi u > tau
+  // as nsum |scale| kappa_phi > 255 tau |v0|, ratio kappa_phi / |v| > tau as kappa_phi >
+  // tau |v|. At v0 = 0 (kappa_v = +inf) the product test flags whenever kappa_phi > 0.
   bool flag(float nsum, float v0, float scale, float actIn) const {
-    const double kphi = activationConditionAt(epi, actIn);
-    bool product = false, ratio = false;
+    const double kphi = epi.act == Activation::kNone ? 1.0 : activationConditionAt(epi, actIn);
     if (test != 1) {
-      const double kv = v0 == 0.0f ? HUGE_VAL : double(nsum) * std::fabs(double(scale)) / std::fabs(double(v0));
-      product = kv * kphi * (1.0 / 255.0) > double(tau);
+      const double lhs = double(nsum) * std::fabs(double(scale)) * kphi, rhs = 255.0 * double(tau) * std::fabs(double(v0));
+      if (v0 == 0.0f ? kphi > 0.0 : lhs > rhs) return true;
     }
-    if (test != 0) ratio = kphi / std::fabs(double(actIn)) > double(tau);
-    return product || ratio;
+    return test != 0 && kphi > double(tau) * std::fabs(double(actIn));
   }
 };
 
@@ -258,6 +313,7 @@ void readMixed(const PrepareInfo& info, I8Params* p, std::vector<int64_t>* chann
     p->adaptive = 1;
   }
   p->mixed = p->adaptive || !channels->empty();
+  p->nStatic = int32_t(channels->size());
 }
 
 // ---------------------------------------------------------------------------------------
@@ -276,6 +332,9 @@ struct Layout {
   int64_t shared = 0, slot = 0;
   int64_t absShared = 0;  // adaptive: offset of the |q_x - z_x| copy in the shared region
   int64_t slotMixed = 0;  // mixed: offset in a slot of the N tile [mr][width] f32, then K f32 of input
+  int64_t xtShared = 0;   // adaptive Conv: offset of the channels-last input in the shared region
+  int64_t xsShared = 0;   // Conv with fp32_channels: offset of their f32 planes
+  int64_t xpShared = 0;   // Conv with fp32_channels: offset of the padded f32 input
   int64_t total(int64_t tasks) const { return shared + tasks * slot; }
 };
 
@@ -290,7 +349,7 @@ char* workspace(const StepArgs& a, const Layout& l, int tasks) {
 void addMixedSlot(const I8Config& c, const I8Params& p, int64_t width, Layout* l) {
   if (!p.mixed) return;
   l->slotMixed = l->slot;
-  l->slot += roundUp(int64_t(c.mr) * width * 4, 64) + roundUp(p.K * 4, 64);
+  l->slot += roundUp(int64_t(c.mr) * width * 4, 64) + roundUp(std::max(p.K, width) * 4, 64);
 }
 
 // MatMul/Gemm: A quantized into panels [M/mr][KG][mr] words (adaptive: then their
@@ -306,8 +365,11 @@ Layout matmulLayout(const I8Config& c, const I8Params& p, int64_t M, int64_t K) 
 }
 
 // The 1x1 Conv: per task one tile [KG][pixelTile] words (adaptive: and its |q_x - z_x| copy).
-Layout pointwiseLayout(const I8Config& c, const I8Params& p, int64_t K, int64_t pixelTile) {
+Layout pointwiseLayout(const I8Config& c, const I8Params& p, const Conv2dGeom& g, int64_t K, int64_t pixelTile) {
   Layout l;
+  if (p.adaptive) l.xtShared = 0, l.shared = channelsLastBytes(g);
+  l.xsShared = l.shared, l.shared += staticPlanesBytes(p, g);
+  if (p.nStatic) l.xpShared = l.shared, l.shared += roundUp(paddedGeom(g).words * 4, 64);
   l.slot = roundUp(groupsOf(c, K) * pixelTile * 4, 64) * (p.adaptive ? 2 : 1);
   addMixedSlot(c, p, int64_t(c.nv) * c.lanes, &l);
   return l;
@@ -382,13 +444,19 @@ void prepareWeights(const PrepareInfo& info, const I8Params& p, int64_t fs, int6
   if (!p.mixed) return;
   // The f32 components' blobs (see MixedBlob): adaptive keeps every feature's weights.
   std::vector<int32_t> rowOf(size_t(padded), -1), isStatic(size_t(padded), 0);
-  for (int64_t f : channels) isStatic[size_t(f)] = 1;
+  for (size_t i = 0; i < channels.size(); ++i) {
+    isStatic[size_t(channels[i])] = int32_t(i) + 1;
+    isStatic.push_back(int32_t(channels[i]));
+  }
   std::vector<float> wf;
   int32_t rows = 0;
+  const int64_t C = conv ? w->dim(1) : p.K, taps = conv ? w->dim(2) * w->dim(3) : 1;
   for (int64_t f = 0; f < p.N; ++f) {
     if (!p.adaptive && !isStatic[size_t(f)]) continue;
     rowOf[size_t(f)] = rows++;
-    for (int64_t k = 0; k < p.K; ++k) wf.push_back(w->data<float>()[f * fs + k * ks]);
+    // A Conv's in (kh, kw, ci) order, against its input copied channels-last (convFix).
+    for (int64_t t = 0; t < taps; ++t)
+      for (int64_t ci = 0; ci < C; ++ci) wf.push_back(w->data<float>()[f * fs + (ci * taps + t) * ks]);
   }
   auto bytes = [](const auto& v) {
     return std::string(reinterpret_cast<const char*>(v.data()), v.size() * sizeof(v[0]));
@@ -682,6 +750,9 @@ Layout directLayout(const I8Config& c, const I8Params& p, const Conv2dGeom& g, c
   const int64_t images = roundUp((g.N * d.imageWords + 64) * 4, 64);
   l.shared = offsetTableBytes(d, g) + images;
   if (p.adaptive) l.absShared = l.shared, l.shared += images;
+  if (p.adaptive) l.xtShared = l.shared, l.shared += channelsLastBytes(g);
+  l.xsShared = l.shared, l.shared += staticPlanesBytes(p, g);
+  if (p.nStatic) l.xpShared = l.shared, l.shared += roundUp(paddedGeom(g).words * 4, 64);
   l.slot = roundUp(std::max<int64_t>(int64_t(c.mr) * c.nv * c.lanes, g.W + 8) * 4, 64);
   addMixedSlot(c, p, int64_t(c.nv) * c.lanes, &l);
   return l;
@@ -729,7 +800,7 @@ void prepareConv(I8Isa isa, bool fused, const PrepareInfo& info, Prepared* out) 
                 ": the input is too large for the INT8 Conv's 32-bit offsets");
     out->workspaceBytes = uint64_t(directLayout(c, p, g, d).total(p.tasks));
   } else {
-    out->workspaceBytes = uint64_t(pointwiseLayout(c, p, p.K, p.pixelTile).total(p.tasks));
+    out->workspaceBytes = uint64_t(pointwiseLayout(c, p, g, p.K, p.pixelTile).total(p.tasks));
   }
   out->setParams(p);
 }
@@ -766,48 +837,158 @@ ConvEpilogue convEpilogue(const StepArgs& a, const I8Params& p, int64_t M) {
   return e;
 }
 
+
 // Conv components in f32 for one tile's output: output channels [co0, co0 + R) over
 // positions [j0, j0 + cols) of image img at buf[r * ldb + j - j0]; position j is pixel
-// (j / Ws, j % Ws), valid when j % Ws < OW. nbuf: the adaptive N tile (stride ldn). col: K
-// floats, the pixel's input column in the weights' (ci, kh, kw) order, gathered on first use.
+// (j / Ws, j % Ws), valid when j % Ws < OW. nbuf: the adaptive N tile (stride ldn). xt: the
+// input channels-last; a component sums its taps in (kh, kw) order, each a dotF32 over C.
 // Returns the components recomputed.
-uint64_t convFix(const Mixed& mx, const Conv2dGeom& g, const ConvEpilogue& ep, const float* x, const float* sc,
-                 int64_t Ws, float* buf, int64_t ldb, const float* nbuf, int64_t ldn, int64_t img, int64_t co0,
-                 int64_t R, int64_t j0, int64_t cols, float* col) {
+// Channels [u0, u1) (image * C + ci) of the padded input.
+void padInput(const Conv2dGeom& g, const PaddedGeom& q, const float* x, int64_t u0, int64_t u1, float* xp) {
+  for (int64_t u = u0; u < u1; ++u) {
+    float* dst = xp + u * q.Hp * q.Wp;
+    std::fill(dst, dst + g.pt * q.Wp, 0.0f);
+    for (int64_t h = 0; h < g.H; ++h) {
+      float* row = dst + (g.pt + h) * q.Wp;
+      std::fill(row, row + g.pl, 0.0f);
+      std::memcpy(row + g.pl, x + (u * g.H + h) * g.W, size_t(g.W) * 4);
+      std::fill(row + g.pl + g.W, row + q.Wp, 0.0f);
+    }
+    std::fill(dst + (g.pt + g.H) * q.Wp, dst + q.Hp * q.Wp, 0.0f);
+  }
+  if (u1 == g.N * g.C) std::fill(xp + g.N * g.C * q.Hp * q.Wp, xp + q.words, 0.0f);  // the slack
+}
+
+// One output row of an fp32_channels plane: out[ow] = sum over (ci, kh, kw) in that order of
+// w x (x the padded image of one input), the pixels as the vector: blocks of kAcc vectors of
+// L (independent sums: the adds' latency), then single vectors; at unit stride straight
+// loads, else lanes gathered. A last partial vector computes a whole one and stores its
+// valid lanes. Every pixel's sums are in the same order: the bits do not depend on the split.
+template <typename V, int L, int kAcc, bool kUnit>
+__attribute__((always_inline)) inline void staticRow(const Conv2dGeom& g, const PaddedGeom& q, const float* xp,
+                                                     const float* wr, int64_t oh, float* out) {
+  const int64_t C = g.C, kH = g.kH, kW = g.kW, dH = g.dH, dW = g.dW, sW = g.sW, Hp = q.Hp, Wp = q.Wp, OW = g.OW;
+  const int64_t rowOff = oh * g.sH;
+  auto vectors = [&](int64_t ow0, auto nAcc, int64_t valid) {
+    constexpr int A = decltype(nAcc)::value;
+    V acc[A];
+#pragma GCC unroll 8
+    for (int i = 0; i < A; ++i) acc[i] = V{};
+    for (int64_t ci = 0; ci < C; ++ci)
+      for (int64_t kh = 0; kh < kH; ++kh) {
+        const float* xr = xp + (ci * Hp + rowOff + kh * dH) * Wp + ow0 * sW;
+        const float* wk = wr + kh * kW * C + ci;
+        for (int64_t kw = 0; kw < kW; ++kw) {
+          const float w = wk[kw * C];
+          const float* xk = xr + kw * dW;
+#pragma GCC unroll 8
+          for (int i = 0; i < A; ++i) {
+            V xv;
+            if (kUnit) {
+              std::memcpy(&xv, xk + i * L, sizeof(V));
+            } else {
+#pragma GCC unroll 8
+              for (int l = 0; l < L; ++l) xv[l] = xk[(i * L + l) * sW];
+            }
+            acc[i] += xv * w;
+          }
+        }
+      }
+    std::memcpy(out + ow0, acc, size_t(valid) * 4);
+  };
+  int64_t ow = 0;
+  for (; ow + L * kAcc <= OW; ow += L * kAcc) vectors(ow, std::integral_constant<int, kAcc>{}, L * kAcc);
+  for (; ow < OW; ow += L) vectors(ow, std::integral_constant<int, 1>{}, std::min<int64_t>(L, OW - ow));
+}
+
+using F4 = float __attribute__((vector_size(16)));
+using F8 = float __attribute__((vector_size(32)));
+
+void staticRowBase(const Conv2dGeom& g, const PaddedGeom& q, const float* xp, const float* wr, int64_t oh,
+                   float* out) {
+  if (g.sW == 1)
+    staticRow<F4, 4, 6, true>(g, q, xp, wr, oh, out);
+  else
+    staticRow<F4, 4, 6, false>(g, q, xp, wr, oh, out);
+}
+// Where the host has AVX2 (as epilogueRow picks its row by the host): twice the lanes of the
+// baseline. The same choice for every family and thread count on a host.
+__attribute__((target("avx2,fma"))) void staticRowAvx2(const Conv2dGeom& g, const PaddedGeom& q, const float* xp,
+                                                       const float* wr, int64_t oh, float* out) {
+  if (g.sW == 1)
+    staticRow<F8, 8, 6, true>(g, q, xp, wr, oh, out);
+  else
+    staticRow<F8, 8, 6, false>(g, q, xp, wr, oh, out);
+}
+
+// Output rows [u0, u1) (image, oh, static channel) of the fp32_channels' planes xs [N][nStatic]
+// [OH][OW], a row at a time (per tile, 48-wide runs cost 5x more).
+void convStatic(const Mixed& mx, const Conv2dGeom& g, const float* xp, int64_t u0, int64_t u1, float* xs) {
+  static const bool kAvx2 = runtime::hostHas("avx2") && runtime::hostHas("fma");
+  const PaddedGeom q = paddedGeom(g);
+  for (int64_t u = u0; u < u1; ++u) {
+    // u = (image, oh, static channel): the channels of one row reuse its input rows from L1.
+    const int64_t s = u % mx.nStatic, oh = (u / mx.nStatic) % g.OH, img = u / (g.OH * mx.nStatic);
+    const float* wr = mx.weights(mx.staticList[s]);
+    (kAvx2 ? staticRowAvx2 : staticRowBase)(g, q, xp + img * g.C * q.Hp * q.Wp, wr, oh,
+                                            xs + ((img * mx.nStatic + s) * g.OH + oh) * g.OW);
+  }
+}
+
+// Pads the input, then runs convStatic over every row, a range per task.
+void convStaticAll(const StepArgs& a, const Mixed& mx, const Conv2dGeom& g, int T, float* xp, float* xs) {
+  if (!mx.nStatic) return;
+  const PaddedGeom q = paddedGeom(g);
+  const int64_t chans = g.N * g.C, nc = std::min<int64_t>(T, chans);
+  const float* x = a.in(0).as<float>();
+  a.executor->parallelFor(nc, [&](int64_t t) { padInput(g, q, x, rangeBegin(chans, t, nc), rangeBegin(chans, t + 1, nc), xp); });
+  const int64_t rows = g.N * mx.nStatic * g.OH, n = std::min<int64_t>(T, rows);
+  a.executor->parallelFor(n, [&](int64_t t) { convStatic(mx, g, xp, rangeBegin(rows, t, n), rangeBegin(rows, t + 1, n), xs); });
+}
+
+uint64_t convFix(const Mixed& mx, const Conv2dGeom& g, const ConvEpilogue& ep, const float* xs, const float* xt,
+                 const float* sc, int64_t Ws, float* buf, int64_t ldb, const float* nbuf, int64_t ldn, int64_t img,
+                 int64_t co0, int64_t R, int64_t j0, int64_t cols) {
   uint64_t n = 0;
   const int64_t P = g.OH * g.OW;
   const bool addZ = ep.zres && mx.epi.residual && mx.epi.addFirst;
+  // fp32_channels: copied from their f32 planes (convStatic).
+  for (int64_t r = 0; r < R; ++r) {
+    const int64_t co = co0 + r;
+    if (!mx.isStatic[co]) continue;
+    const float* plane = xs + (img * mx.nStatic + mx.isStatic[co] - 1) * P;
+    for (int64_t jj = 0; jj < cols; ++jj) {
+      const int64_t oh = (j0 + jj) / Ws, ow = (j0 + jj) % Ws;
+      if (ow >= g.OW) continue;
+      buf[r * ldb + jj] = plane[oh * g.OW + ow];
+      ++n;
+    }
+  }
+  if (!mx.adaptive) return n;
   for (int64_t jj = 0; jj < cols; ++jj) {
     const int64_t oh = (j0 + jj) / Ws, ow = (j0 + jj) % Ws;
     if (ow >= g.OW) continue;
     const int64_t px = oh * g.OW + ow;
-    bool gathered = false;
     for (int64_t r = 0; r < R; ++r) {
       const int64_t co = co0 + r;
       float& y = buf[r * ldb + jj];
-      bool flagged = mx.isStatic[co] != 0;
-      if (!flagged && mx.adaptive) {
-        float actIn = y;
-        if (ep.bias) actIn += ep.bias[co];
-        if (addZ) actIn += ep.zres[(img * g.M + co) * P + px];
-        flagged = mx.flag(nbuf[r * ldn + jj], y, sc[co], actIn);
+      if (mx.isStatic[co]) continue;  // done above
+      float actIn = y;
+      if (ep.bias) actIn += ep.bias[co];
+      if (addZ) actIn += ep.zres[(img * g.M + co) * P + px];
+      if (!mx.flag(nbuf[r * ldn + jj], y, sc[co], actIn)) continue;
+      const float* wr = mx.weights(co);
+      float acc = 0.0f;
+      for (int64_t kh = 0; kh < g.kH; ++kh) {
+        const int64_t ih = oh * g.sH - g.pt + kh * g.dH;
+        if (ih < 0 || ih >= g.H) continue;  // padding: zero products
+        for (int64_t kw = 0; kw < g.kW; ++kw) {
+          const int64_t iw = ow * g.sW - g.pl + kw * g.dW;
+          if (iw < 0 || iw >= g.W) continue;
+          acc += dotF32(xt + ((img * g.H + ih) * g.W + iw) * g.C, wr + (kh * g.kW + kw) * g.C, g.C);
+        }
       }
-      if (!flagged) continue;
-      if (!gathered) {
-        float* cp = col;
-        for (int64_t ci = 0; ci < g.C; ++ci)
-          for (int64_t kh = 0; kh < g.kH; ++kh) {
-            const int64_t ih = oh * g.sH - g.pt + kh * g.dH;
-            const bool rowIn = ih >= 0 && ih < g.H;
-            const float* xr = x + ((img * g.C + ci) * g.H + (rowIn ? ih : 0)) * g.W;
-            for (int64_t kw = 0; kw < g.kW; ++kw) {
-              const int64_t iw = ow * g.sW - g.pl + kw * g.dW;
-              *cp++ = rowIn && iw >= 0 && iw < g.W ? xr[iw] : 0.0f;
-            }
-          }
-        gathered = true;
-      }
-      y = dotF32(col, mx.weights(co), mx.K);
+      y = acc;
       ++n;
     }
   }
@@ -867,11 +1048,18 @@ void runConvDirect(const StepArgs& a, const I8Params& p, const Conv2dGeom& g) {
       if (b < e) fn(oh * g.OW + (b - oh * d.Ws), e - b, b);
     }
   };
-  const float* xf = a.in(0).as<float>();
+  auto* xt = reinterpret_cast<float*>(ws + l.xtShared);
+  if (mx.adaptive) {  // the input channels-last for the adaptive components, a range of rows per task
+    const int64_t rows = g.N * g.H, nr = std::min<int64_t>(T, rows);
+    a.executor->parallelFor(nr, [&](int64_t t) {
+      channelsLast(g, a.in(0).as<float>(), rangeBegin(rows, t, nr), rangeBegin(rows, t + 1, nr), xt);
+    });
+  }
+  auto* xs = reinterpret_cast<float*>(ws + l.xsShared);
+  convStaticAll(a, mx, g, T, reinterpret_cast<float*>(ws + l.xpShared), xs);
   a.executor->parallelFor(n, [&](int64_t t) {
     auto* tmp = reinterpret_cast<float*>(ws + l.shared + t * l.slot);
     float* nbuf = reinterpret_cast<float*>(ws + l.shared + t * l.slot + l.slotMixed);
-    float* col = nbuf + roundUp(int64_t(c.mr) * groupW, 16);
     uint64_t recomputed = 0;
     for (int64_t it = rangeBegin(items, t, n); it < rangeBegin(items, t + 1, n); ++it) {
       const int64_t u = it / coChunks, ch = it % coChunks, img = u / chunks;
@@ -893,7 +1081,7 @@ void runConvDirect(const StepArgs& a, const I8Params& p, const Conv2dGeom& g) {
             if (mx.adaptive)
               tile(KG, mx.absW + q * KG * c.mr, xa + img * d.imageWords + j, 0, goff, mx.zeros + co0, mx.ones + co0,
                    nullptr, nbuf, groupW, int(cols));
-            recomputed += convFix(mx, g, ep, xf, sc, d.Ws, out, ldo, nbuf, groupW, img, co0, R, j, cols, col);
+            recomputed += convFix(mx, g, ep, xs, xt, sc, d.Ws, out, ldo, nbuf, groupW, img, co0, R, j, cols);
           }
           if (inPlace) continue;
           segments(j, j + cols, [&](int64_t px, int64_t cnt, int64_t jb) {
@@ -934,11 +1122,20 @@ void runConv(const StepArgs& a) {
   // streams: 0.46 ms.
   const int64_t P = g.OH * g.OW, KG = groupsOf(c, p.K), Co = p.N, PT = p.pixelTile;
   const int T = tasksOf(a, p, double(Y.numel()) * double(p.K));
-  const Layout l = pointwiseLayout(c, p, p.K, PT);
+  const Layout l = pointwiseLayout(c, p, g, p.K, PT);
   char* ws = workspace(a, l, T);
   const Mixed mx = Mixed::of(a, p);
   if (a.counters) a.counters[1].fetch_add(uint64_t(Y.numel()), std::memory_order_relaxed);
   const int64_t tileWords = groupsOf(c, p.K) * PT;
+  auto* xt = reinterpret_cast<float*>(ws + l.xtShared);
+  if (mx.adaptive) {  // the input channels-last for the adaptive components, a range of rows per task
+    const int64_t rows = g.N * g.H, n = std::min<int64_t>(T, rows);
+    a.executor->parallelFor(n, [&](int64_t t) {
+      channelsLast(g, X.as<float>(), rangeBegin(rows, t, n), rangeBegin(rows, t + 1, n), xt);
+    });
+  }
+  auto* xs = reinterpret_cast<float*>(ws + l.xsShared);
+  convStaticAll(a, mx, g, T, reinterpret_cast<float*>(ws + l.xpShared), xs);
   const uint32_t* wp = a.blobs[0].as<uint32_t>();
   const int32_t* zc = a.blobs[1].as<int32_t>();
   const float* sc = a.blobs[2].as<float>();
@@ -950,10 +1147,9 @@ void runConv(const StepArgs& a) {
   const int64_t items = units * coChunks, n = std::min<int64_t>(T, items);
   const int64_t groupW = int64_t(c.nv) * c.lanes;
   a.executor->parallelFor(n, [&](int64_t t) {
-    auto* tile = reinterpret_cast<uint32_t*>(ws + t * l.slot);
+    auto* tile = reinterpret_cast<uint32_t*>(ws + l.shared + t * l.slot);
     uint32_t* absTile = tile + roundUp(tileWords, 16);
-    float* nbuf = reinterpret_cast<float*>(ws + t * l.slot + l.slotMixed);
-    float* col = nbuf + roundUp(int64_t(c.mr) * groupW, 16);
+    float* nbuf = reinterpret_cast<float*>(ws + l.shared + t * l.slot + l.slotMixed);
     uint64_t recomputed = 0;
     for (int64_t it = rangeBegin(items, t, n); it < rangeBegin(items, t + 1, n); ++it) {
       const int64_t u = it / coChunks, ch = it % coChunks, img = u / tiles, p0 = (u % tiles) * PT;
@@ -974,8 +1170,8 @@ void runConv(const StepArgs& a) {
             if (mx.adaptive)
               i8Tile(p.isa, true, int(R), nvec)(KG, mx.absW + q * KG * c.mr, absTile + j, width, nullptr,
                                                 mx.zeros + co0, mx.ones + co0, nullptr, nbuf, groupW, int(cols));
-            recomputed += convFix(mx, g, ep, X.as<float>(), sc, g.OW, yi + co0 * P + j, P, nbuf, groupW, img, co0, R,
-                                  p0 + j, cols, col);
+            recomputed += convFix(mx, g, ep, xs, xt, sc, g.OW, yi + co0 * P + j, P, nbuf, groupW, img, co0, R, p0 + j,
+                                  cols);
           }
         }
       }

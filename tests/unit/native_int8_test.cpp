@@ -1279,3 +1279,66 @@ TEST(NativeInt8Adaptive, WithFp32Channels) {
 }
 
 }  // namespace
+
+namespace {
+
+// The cost of components in f32 (run with --gtest_also_run_disabled_tests): per shape the
+// best f32 kernel, plain INT8, fp32_channels on ~5% of the features, adaptive precision
+// with tau at the 95th percentile of kappa (~5% recomputed), each INT8 family the host has
+// (ANVIL_BENCH_KERNEL: a substring of their names), one thread, best of several runs.
+TEST(NativeInt8Bench, DISABLED_MixedCost) {
+  const Dims w3{64, 64, 3, 3}, w1{64, 256, 1, 1};
+  const std::vector<I8Case> shapes = {
+      {{"conv3x3_64to64_56x56", "Conv", "", {Dims{1, 64, 56, 56}, w3, Dims{64}}, {false, true, true},
+        convAttrs(w3, {}, {}, {1, 1, 1, 1})}},
+      {{"conv1x1_256to64_56x56", "Conv", "", {Dims{1, 256, 56, 56}, w1, Dims{64}}, {false, true, true},
+        convAttrs(w1, {}, {}, {})}},
+      {{"matmul_128x768x768", "MatMul", "", {Dims{128, 768}, Dims{768, 768}}, {false, true}, {}}},
+  };
+  const char* only = std::getenv("ANVIL_BENCH_KERNEL");
+  for (const I8Case& ic : shapes) {
+    Calibration cal;
+    Built b = buildI8(ic, 7, &cal);
+    const Dims out = b.node->output(0)->shape().extents();
+    const int64_t N = isConv(ic.c) ? out[1] : out.back();
+    const Emulated want = emulate(b, ic, cal, {});
+    const double tau = tauAt(want, false, 0, 0.95);
+    double bestF32 = 1e30;
+    std::string bestName;
+    const char* mode = std::getenv("ANVIL_BENCH_MODE");  // "static": only fp32_channels, for profiles
+    for (const runtime::Kernel* k : f32Registry().all()) {
+      if (mode || k->op != ic.c.op || !runtime::hostHasAll(k->requirements) || !k->supports(*b.node, b.types()))
+        continue;
+      const double s = timeKernel(*k, b, out, 1, 10);
+      if (s < bestF32) bestF32 = s, bestName = k->name;
+    }
+    std::printf("%s: best f32 %.3f ms (%s); adaptive tau %.4g\n", ic.c.name.c_str(), bestF32 * 1e3, bestName.c_str(),
+                tau);
+    ir::Node* node = const_cast<ir::Node*>(b.node);
+    for (const runtime::Kernel* k : kernelsFor(ic.c.op, "")) {
+      if (!runtime::hostHasAll(k->requirements) || (only && k->name.find(only) == std::string::npos)) continue;
+      node->tacticParams() = {};
+      Dims ch;
+      for (int64_t f = 0; f < N; f += 20) ch.push_back(f);  // 5%
+      if (mode) {
+        node->tacticParams().set("fp32_channels", ch);
+        std::printf("  %s fp32_channels %.3f ms\n", k->name.c_str(), 1e3 * timeKernel(*k, b, out, 1, 50));
+        continue;
+      }
+      const double plain = timeKernel(*k, b, out, 1, 10);
+      node->tacticParams().set("fp32_channels", ch);
+      const double fixed = timeKernel(*k, b, out, 1, 10);
+      node->tacticParams() = {};
+      node->tacticParams().set("adaptive_tau", float(tau));
+      const double adaptive = timeKernel(*k, b, out, 1, 10);
+      const Counted c = runCounted(*k, prepare(*k, b, 1), b, out, 1);
+      std::printf("  %-40s int8 %7.3f ms | fp32_channels %zu/%lld %7.3f ms (%.2fx) | adaptive %.1f%% %7.3f ms (%.2fx)"
+                  " | f32 %.2fx int8\n",
+                  k->name.c_str(), plain * 1e3, ch.size(), (long long)N, fixed * 1e3, fixed / plain,
+                  100.0 * double(c.recomputed) / double(c.computed), adaptive * 1e3, adaptive / plain, bestF32 / plain);
+      node->tacticParams() = {};
+    }
+  }
+}
+
+}  // namespace
