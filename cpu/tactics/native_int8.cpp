@@ -143,39 +143,97 @@ int64_t staticDim(const ir::Shape& s, size_t i) { return s[i].isStatic() ? s[i].
 // |q_w|), padded to 64 features like [1] and [2].
 enum MixedBlob { kRowOf = 3, kStatic = 4, kWeightsF32 = 5, kAbsPacked = 6, kZeros = 7, kOnes = 8 };
 
-// Lane i of s sums the products k = i (mod 8) in order, as two generic 4-float vectors the
-// compiler lowers to the baseline ISA's registers (the same bits in every family). Scalar,
-// the sums ran at ~1 product/ns; one 8-float vector went through the stack on SSE2.
-float dotF32(const float* a, const float* b, int64_t K) {
-  using F4 = float __attribute__((vector_size(16)));
-  F4 lo = {0, 0, 0, 0}, hi = {0, 0, 0, 0};
-  int64_t k = 0;
-  for (; k + 8 <= K; k += 8) {
-    F4 x0, x1, y0, y1;
-    std::memcpy(&x0, a + k, 16);
-    std::memcpy(&x1, a + k + 4, 16);
-    std::memcpy(&y0, b + k, 16);
-    std::memcpy(&y1, b + k + 4, 16);
-    lo += x0 * y0;
-    hi += x1 * y1;
-  }
-  float s[8];
-  std::memcpy(s, &lo, 16);
-  std::memcpy(s + 4, &hi, 16);
-  for (int i = 0; k + i < K; ++i) s[i] += a[k + i] * b[k + i];
-  return ((s[0] + s[4]) + (s[1] + s[5])) + ((s[2] + s[6]) + (s[3] + s[7]));
+// f32 dot product of K values: 32 lanes, lane i summing the products k = i (mod 32) in order
+// while 32 remain, then 8 more at a time into lanes 0-7, the last K % 8 into lanes 0..,
+// then a fixed tree; four independent vector sums hide the adds' latency (one 8-lane sum ran
+// at a third of the speed). Baseline: 4-float generic vectors (an 8-float one went through
+// the stack on SSE2); where the host has AVX2 (as epilogueRow picks its row by the host),
+// 8-float vectors and FMA. Every family and thread count on a host takes the same path.
+__attribute__((always_inline)) inline float finishDot(float (*s)[8], const float* a, const float* b, int64_t k,
+                                                      int64_t K) {
+  for (int i = 0; k + i < K; ++i) s[0][i] += a[k + i] * b[k + i];
+  float t[8];
+  for (int i = 0; i < 8; ++i) t[i] = (s[0][i] + s[1][i]) + (s[2][i] + s[3][i]);
+  return ((t[0] + t[4]) + (t[1] + t[5])) + ((t[2] + t[6]) + (t[3] + t[7]));
 }
+
+float dotBase(const float* a, const float* b, int64_t K) {
+  using F4 = float __attribute__((vector_size(16)));
+  F4 acc[8];
+#pragma GCC unroll 8
+  for (int q = 0; q < 8; ++q) acc[q] = F4{};
+  int64_t k = 0;
+  for (; k + 32 <= K; k += 32)
+#pragma GCC unroll 8
+    for (int q = 0; q < 8; ++q) {
+      F4 x, y;
+      std::memcpy(&x, a + k + 4 * q, 16);
+      std::memcpy(&y, b + k + 4 * q, 16);
+      acc[q] += x * y;
+    }
+  for (; k + 8 <= K; k += 8)
+#pragma GCC unroll 2
+    for (int q = 0; q < 2; ++q) {
+      F4 x, y;
+      std::memcpy(&x, a + k + 4 * q, 16);
+      std::memcpy(&y, b + k + 4 * q, 16);
+      acc[q] += x * y;
+    }
+  float s[4][8];
+  std::memcpy(s, acc, sizeof(s));
+  return finishDot(s, a, b, k, K);
+}
+
+__attribute__((target("avx2,fma"))) float dotAvx2(const float* a, const float* b, int64_t K) {
+  using F8 = float __attribute__((vector_size(32)));
+  F8 acc[4];
+#pragma GCC unroll 4
+  for (int q = 0; q < 4; ++q) acc[q] = F8{};
+  int64_t k = 0;
+  for (; k + 32 <= K; k += 32)
+#pragma GCC unroll 4
+    for (int q = 0; q < 4; ++q) {
+      F8 x, y;
+      std::memcpy(&x, a + k + 8 * q, 32);
+      std::memcpy(&y, b + k + 8 * q, 32);
+      acc[q] += x * y;
+    }
+  for (; k + 8 <= K; k += 8) {
+    F8 x, y;
+    std::memcpy(&x, a + k, 32);
+    std::memcpy(&y, b + k, 32);
+    acc[0] += x * y;
+  }
+  float s[4][8];
+  std::memcpy(s, acc, sizeof(s));
+  return finishDot(s, a, b, k, K);
+}
+
+bool hostAvx2() {
+  static const bool b = runtime::hostHas("avx2") && runtime::hostHas("fma");
+  return b;
+}
+
+float dotF32(const float* a, const float* b, int64_t K) { return hostAvx2() ? dotAvx2(a, b, K) : dotBase(a, b, K); }
 
 // The input channels-last, [N][H][W][C] f32, for the f32 components: each tap of a
 // component is then one contiguous dot product over C (a per-component gather of its
 // (ci, kh, kw) column cost as much as the products). Images x rows [u0, u1) of them.
 void channelsLast(const Conv2dGeom& g, const float* x, int64_t u0, int64_t u1, float* xt) {
+  // Blocks of 8 channels x 16 pixels: each pixel's 8 channels are one 32-byte write (channel
+  // by channel over a row, the strided writes cost 3x).
   for (int64_t u = u0; u < u1; ++u) {
     const int64_t img = u / g.H, h = u % g.H;
     float* dst = xt + (img * g.H + h) * g.W * g.C;
-    for (int64_t ci = 0; ci < g.C; ++ci) {
-      const float* src = x + ((img * g.C + ci) * g.H + h) * g.W;
-      for (int64_t w = 0; w < g.W; ++w) dst[w * g.C + ci] = src[w];
+    const float* src = x + (img * g.C * g.H + h) * g.W;
+    const int64_t plane = g.H * g.W;
+    for (int64_t c0 = 0; c0 < g.C; c0 += 8) {
+      const int64_t nc = std::min<int64_t>(8, g.C - c0);
+      for (int64_t w0 = 0; w0 < g.W; w0 += 16) {
+        const int64_t nw = std::min<int64_t>(16, g.W - w0);
+        for (int64_t w = 0; w < nw; ++w)
+          for (int64_t ci = 0; ci < nc; ++ci) dst[(w0 + w) * g.C + c0 + ci] = src[(c0 + ci) * plane + w0 + w];
+      }
     }
   }
 }
@@ -283,6 +341,17 @@ struct Mixed {
   // Without divisions (this runs for every component): product kappa_v kappa_phi u > tau
   // as nsum |scale| kappa_phi > 255 tau |v0|, ratio kappa_phi / |v| > tau as kappa_phi >
   // tau |v|. At v0 = 0 (kappa_v = +inf) the product test flags whenever kappa_phi > 0.
+  // The product test without an activation, in f32 (kappa_phi = 1): one row of a tile.
+  bool productOnly() const { return test == 0 && epi.act == Activation::kNone; }
+  void flagRow(const float* nsum, const float* v0, float scale, int64_t n, uint8_t* out) const {
+    const float s = std::fabs(scale), t = 255.0f * tau;
+    for (int64_t i = 0; i < n; ++i) out[i] = uint8_t((v0[i] == 0.0f) | (nsum[i] * s > t * std::fabs(v0[i])));
+  }
+  void flagCols(const float* nsum, const float* v0, const float* scale, int64_t n, uint8_t* out) const {
+    const float t = 255.0f * tau;
+    for (int64_t i = 0; i < n; ++i)
+      out[i] = uint8_t((v0[i] == 0.0f) | (nsum[i] * std::fabs(scale[i]) > t * std::fabs(v0[i])));
+  }
   bool flag(float nsum, float v0, float scale, float actIn) const {
     const double kphi = epi.act == Activation::kNone ? 1.0 : activationConditionAt(epi, actIn);
     if (test != 1) {
@@ -648,10 +717,15 @@ void runMatMul(const StepArgs& a) {
             const int64_t m = m0 + r;
             float* yr = y + r * N;
             const float* xr = nullptr;  // the f32 row of A, gathered on first use
+            uint8_t flags[64];
+            const bool fast = mx.adaptive && mx.productOnly();
+            if (fast) mx.flagCols(nbuf + r * blockW, yr, sc + n0, cols, flags);
             for (int64_t j = 0; j < cols; ++j) {
               const int64_t f = n0 + j;
               bool flagged = mx.isStatic[f] != 0;
-              if (!flagged && mx.adaptive) {
+              if (!flagged && fast) {
+                flagged = flags[j] != 0;
+              } else if (!flagged && mx.adaptive) {
                 float actIn = yr[j];
                 if (cp) actIn += beta * cp[m * rsC + f * csC];
                 if (p.op == I8Op::kMatMul && p.fused) actIn += bias ? bias[f] : rowBias;
@@ -965,19 +1039,36 @@ uint64_t convFix(const Mixed& mx, const Conv2dGeom& g, const ConvEpilogue& ep, c
     }
   }
   if (!mx.adaptive) return n;
+  // The product test without an activation (the common case) for the whole tile first, in a
+  // loop over each row that vectorizes: flags[r][jj].
+  const bool fast = mx.productOnly();
+  uint8_t flags[8][64];
+  if (fast)
+    for (int64_t r = 0; r < R; ++r) mx.flagRow(nbuf + r * ldn, buf + r * ldb, sc[co0 + r], cols, flags[r]);
   for (int64_t jj = 0; jj < cols; ++jj) {
     const int64_t oh = (j0 + jj) / Ws, ow = (j0 + jj) % Ws;
     if (ow >= g.OW) continue;
     const int64_t px = oh * g.OW + ow;
+    int64_t rows[8];  // the flagged rows of this pixel (R <= mr <= 8)
+    int nf = 0;
     for (int64_t r = 0; r < R; ++r) {
       const int64_t co = co0 + r;
       float& y = buf[r * ldb + jj];
       if (mx.isStatic[co]) continue;  // done above
+      if (fast) {
+        if (flags[r][jj]) rows[nf++] = r;
+        continue;
+      }
       float actIn = y;
       if (ep.bias) actIn += ep.bias[co];
       if (addZ) actIn += ep.zres[(img * g.M + co) * P + px];
       if (!mx.flag(nbuf[r * ldn + jj], y, sc[co], actIn)) continue;
-      const float* wr = mx.weights(co);
+      rows[nf++] = r;
+    }
+    // The flagged channels of this pixel: per tap one dot product over C, the taps summed in
+    // (kh, kw) order.
+    for (int i = 0; i < nf; ++i) {
+      const float* wr = mx.weights(co0 + rows[i]);
       float acc = 0.0f;
       for (int64_t kh = 0; kh < g.kH; ++kh) {
         const int64_t ih = oh * g.sH - g.pt + kh * g.dH;
@@ -988,7 +1079,7 @@ uint64_t convFix(const Mixed& mx, const Conv2dGeom& g, const ConvEpilogue& ep, c
           acc += dotF32(xt + ((img * g.H + ih) * g.W + iw) * g.C, wr + (kh * g.kW + kw) * g.C, g.C);
         }
       }
-      y = acc;
+      buf[rows[i] * ldb + jj] = acc;
       ++n;
     }
   }

@@ -1305,7 +1305,7 @@ TEST(NativeInt8Bench, DISABLED_MixedCost) {
     const double tau = tauAt(want, false, 0, 0.95);
     double bestF32 = 1e30;
     std::string bestName;
-    const char* mode = std::getenv("ANVIL_BENCH_MODE");  // "static": only fp32_channels, for profiles
+    const char* mode = std::getenv("ANVIL_BENCH_MODE");  // "static" / "adaptive": that mode only, for profiles
     for (const runtime::Kernel* k : f32Registry().all()) {
       if (mode || k->op != ic.c.op || !runtime::hostHasAll(k->requirements) || !k->supports(*b.node, b.types()))
         continue;
@@ -1320,9 +1320,12 @@ TEST(NativeInt8Bench, DISABLED_MixedCost) {
       node->tacticParams() = {};
       Dims ch;
       for (int64_t f = 0; f < N; f += 20) ch.push_back(f);  // 5%
-      if (mode) {
-        node->tacticParams().set("fp32_channels", ch);
-        std::printf("  %s fp32_channels %.3f ms\n", k->name.c_str(), 1e3 * timeKernel(*k, b, out, 1, 50));
+      if (mode) {  // "static" or "adaptive"
+        if (std::string(mode) == "static")
+          node->tacticParams().set("fp32_channels", ch);
+        else
+          node->tacticParams().set("adaptive_tau", float(tau));
+        std::printf("  %s %s %.3f ms\n", k->name.c_str(), mode, 1e3 * timeKernel(*k, b, out, 1, 50));
         continue;
       }
       const double plain = timeKernel(*k, b, out, 1, 10);
