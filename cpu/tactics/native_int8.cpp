@@ -216,6 +216,63 @@ bool hostAvx2() {
 
 float dotF32(const float* a, const float* b, int64_t K) { return hostAvx2() ? dotAvx2(a, b, K) : dotBase(a, b, K); }
 
+// One Conv component (output pixel (oh, ow), weights wr in (kh, kw, ci) order) from the
+// channels-last image xt: every in-bounds tap's C products into the same 32 lanes (lane i:
+// ci = i (mod 32) while 32 remain, then 8 at a time into lanes 0-7), the last C % 8 of each
+// tap into one scalar sum, then the lanes' fixed tree plus that sum. One tree per component
+// (a dotF32 per tap spent as long on its tree as on a 64-channel tap's products).
+template <typename V, int L>
+__attribute__((always_inline)) inline float convDotImpl(const Conv2dGeom& g, const float* xt, int64_t oh, int64_t ow,
+                                                        const float* wr) {
+  constexpr int Q = 32 / L;  // vectors per 32 lanes
+  V acc[Q];
+#pragma GCC unroll 8
+  for (int q = 0; q < Q; ++q) acc[q] = V{};
+  float tail = 0.0f;
+  const int64_t C = g.C;
+  for (int64_t kh = 0; kh < g.kH; ++kh) {
+    const int64_t ih = oh * g.sH - g.pt + kh * g.dH;
+    if (ih < 0 || ih >= g.H) continue;  // padding: zero products
+    for (int64_t kw = 0; kw < g.kW; ++kw) {
+      const int64_t iw = ow * g.sW - g.pl + kw * g.dW;
+      if (iw < 0 || iw >= g.W) continue;
+      const float* a = xt + (ih * g.W + iw) * C;
+      const float* b = wr + (kh * g.kW + kw) * C;
+      int64_t k = 0;
+      for (; k + 32 <= C; k += 32)
+#pragma GCC unroll 8
+        for (int q = 0; q < Q; ++q) {
+          V x, y;
+          std::memcpy(&x, a + k + L * q, sizeof(V));
+          std::memcpy(&y, b + k + L * q, sizeof(V));
+          acc[q] += x * y;
+        }
+      for (; k + 8 <= C; k += 8)
+#pragma GCC unroll 2
+        for (int q = 0; q < 8 / L; ++q) {
+          V x, y;
+          std::memcpy(&x, a + k + L * q, sizeof(V));
+          std::memcpy(&y, b + k + L * q, sizeof(V));
+          acc[q] += x * y;
+        }
+      for (; k < C; ++k) tail += a[k] * b[k];
+    }
+  }
+  float s[32];
+  std::memcpy(s, acc, sizeof(s));
+  float t[8];
+  for (int i = 0; i < 8; ++i) t[i] = (s[i] + s[8 + i]) + (s[16 + i] + s[24 + i]);
+  return (((t[0] + t[4]) + (t[1] + t[5])) + ((t[2] + t[6]) + (t[3] + t[7]))) + tail;
+}
+
+float convDotBase(const Conv2dGeom& g, const float* xt, int64_t oh, int64_t ow, const float* wr) {
+  return convDotImpl<float __attribute__((vector_size(16))), 4>(g, xt, oh, ow, wr);
+}
+__attribute__((target("avx2,fma"))) float convDotAvx2(const Conv2dGeom& g, const float* xt, int64_t oh, int64_t ow,
+                                                      const float* wr) {
+  return convDotImpl<float __attribute__((vector_size(32))), 8>(g, xt, oh, ow, wr);
+}
+
 // The input channels-last, [N][H][W][C] f32, for the f32 components: each tap of a
 // component is then one contiguous dot product over C (a per-component gather of its
 // (ci, kh, kw) column cost as much as the products). Images x rows [u0, u1) of them.
@@ -1065,21 +1122,11 @@ uint64_t convFix(const Mixed& mx, const Conv2dGeom& g, const ConvEpilogue& ep, c
       if (!mx.flag(nbuf[r * ldn + jj], y, sc[co], actIn)) continue;
       rows[nf++] = r;
     }
-    // The flagged channels of this pixel: per tap one dot product over C, the taps summed in
-    // (kh, kw) order.
+    // The flagged channels of this pixel (convDotImpl).
+    const float* xi = xt + img * g.H * g.W * g.C;
     for (int i = 0; i < nf; ++i) {
       const float* wr = mx.weights(co0 + rows[i]);
-      float acc = 0.0f;
-      for (int64_t kh = 0; kh < g.kH; ++kh) {
-        const int64_t ih = oh * g.sH - g.pt + kh * g.dH;
-        if (ih < 0 || ih >= g.H) continue;  // padding: zero products
-        for (int64_t kw = 0; kw < g.kW; ++kw) {
-          const int64_t iw = ow * g.sW - g.pl + kw * g.dW;
-          if (iw < 0 || iw >= g.W) continue;
-          acc += dotF32(xt + ((img * g.H + ih) * g.W + iw) * g.C, wr + (kh * g.kW + kw) * g.C, g.C);
-        }
-      }
-      buf[rows[i] * ldb + jj] = acc;
+      buf[rows[i] * ldb + jj] = hostAvx2() ? convDotAvx2(g, xi, oh, ow, wr) : convDotBase(g, xi, oh, ow, wr);
       ++n;
     }
   }
