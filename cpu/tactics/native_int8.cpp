@@ -12,6 +12,19 @@
 //    or per-task tiles of a 1x1's channel rows).
 //  - run(): no allocation; every output element is one exact integer sum and one f32
 //    epilogue, so the bits do not depend on the thread count or the ISA.
+//  - Families: AVX-512 VNNI, AVX-VNNI, AVX2, and a portable one with no ISA requirement
+//    (plain C++ tiles; same bits), so every machine can run an INT8 node.
+//  - Components in f32 (tactic params; see "Components in f32" below): fp32_channels (output
+//    features always computed from the original f32 weights and input) and adaptive_tau /
+//    adaptive_test (every component in INT8 plus sum |q_x - z_x| |q_w| from a second tile
+//    pass; those whose condition number passes the test are recomputed in f32), their
+//    results replacing the INT8 ones before bias and epilogue; counted in StepArgs::counters.
+//    Measured (one thread, 8x48 VNNI, 5% of features / tau at the 95th percentile of kappa;
+//    NativeInt8Bench.DISABLED_MixedCost; noisy shared box): 3x3 64 -> 64 at 56x56 INT8 0.33-0.37
+//    ms, fp32_channels 0.82-0.88 ms, adaptive 1.76-2.0 ms (f32 Winograd 0.70); 1x1 256 -> 64
+//    at 56x56 0.25 / 0.84-0.88 / 1.65-2.0 (f32 0.61-0.64); MatMul 128x768x768 0.19 / 0.42 /
+//    0.89-1.0 (f32 0.70-0.74). The f32 sums of fp32_channels and adaptive components use
+//    AVX2 + FMA where the host has it (as epilogueRow does): bits per host, not per family.
 #include <algorithm>
 #include <cmath>
 #include <cstring>
