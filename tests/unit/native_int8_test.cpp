@@ -1048,6 +1048,8 @@ const char* const kMixedCases[] = {
     "Conv_3x3_p1_ci13_co17",     "Conv_3x1_p1_inplace",     "Conv_1x1_b2_ci13_co40",
     "Conv_3x3_s2_chunks",        "Conv_5x5_p2_s2_b2_ci3_co5", "Conv_3x3_d2_p2_ci13_co40",
     "FusedConv_3x3_pad1_b2_res_add_relu", "FusedConv_1x1_nobias_sigmoid", "FusedConv_3x3_pad1_b2_res_relu_add",
+    "Conv_asym_pads",            "Conv_asym_stride",        "Conv_same_upper_s2",
+    "Conv_4x4_s4_patchify",      "Conv_1x1_s2",             "Conv_1x1_256to64_20x25_b2",
 };
 
 TEST(NativeInt8Mixed, Fp32ChannelsAreF32AndTheRestInt8) {
@@ -1341,6 +1343,37 @@ TEST(NativeInt8Bench, DISABLED_MixedCost) {
                   100.0 * double(c.recomputed) / double(c.computed), adaptive * 1e3, adaptive / plain, bestF32 / plain);
       node->tacticParams() = {};
     }
+  }
+}
+
+}  // namespace
+
+namespace {
+
+// The transcendental activations' kappa_phi (sigmoid, GELU, SiLU) with every test: each
+// component is either the INT8 result (within the vector exp's few ulp) or the f32 one.
+TEST(NativeInt8Adaptive, TranscendentalActivations) {
+  for (const char* name : {"FusedGemm_17x63x33_tB_CN_gelu", "FusedConv_1x1_nobias_sigmoid", "FusedMatMul_7x17x130_biasN_silu",
+                           "FusedConv_3x3_pad1_b2_gelu"}) {
+    const I8Case& ic = caseNamed(name);
+    Calibration cal;
+    Built b = buildI8(ic, 5, &cal);
+    const Emulated want = emulate(b, ic, cal, {});
+    const Tensor ref = reference(b);
+    const double tol = 1e-5 * std::max(maxAbs(ref), 1e-3);
+    ir::Node* node = const_cast<ir::Node*>(b.node);
+    for (const char* test : {"product", "ratio", "both"})
+      for (float tau : {0.02f, 0.2f, 2.0f}) {
+        node->tacticParams().set("adaptive_tau", tau);
+        node->tacticParams().set("adaptive_test", std::string(test));
+        runFamilies(ic, b, ref.dims(), [&](const std::string& k, const std::vector<float>& got, uint64_t) {
+          for (size_t i = 0; i < got.size(); ++i) {
+            const bool int8 = std::fabs(double(got[i]) - want.y[i]) <= 2e-6 * std::max(maxAbs(ref), 1e-3);
+            const bool f32 = std::fabs(double(got[i]) - ref.data<float>()[i]) <= tol;
+            ASSERT_TRUE(int8 || f32) << k << " on " << name << " (" << test << ", tau " << tau << ") at " << i;
+          }
+        });
+      }
   }
 }
 
