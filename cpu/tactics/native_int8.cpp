@@ -286,6 +286,71 @@ __attribute__((target("avx2,fma"))) float convDotAvx2(const Conv2dGeom& g, const
   return convDotImpl<float __attribute__((vector_size(32))), 8>(g, xt, oh, ow, wr);
 }
 
+// fp32_channels of a MatMul/Gemm: out[r * ldo + c] = row a[r] . column w[c] (K values) for
+// an RB x CB block. A component: 8 lanes (lane i: k = i (mod 8) while 8 remain), the last
+// K % 8 into lanes 0.., then the fixed tree; a block's RB * CB sums are independent chains
+// (one dotF32 per component ran at 2.3x the INT8 layer's time, 2x4 blocks at ~1.4x), and a
+// component's operations do not depend on its block.
+template <typename V, int L, int RB, int CB>
+__attribute__((always_inline)) inline void blockDotsImpl(const float* const* a, const float* const* w, int64_t K,
+                                                         float* out, int64_t ldo) {
+  constexpr int Q = 8 / L;
+  V acc[RB][CB][Q];
+  for (int r = 0; r < RB; ++r)
+    for (int c = 0; c < CB; ++c)
+      for (int q = 0; q < Q; ++q) acc[r][c][q] = V{};
+  int64_t k = 0;
+  for (; k + 8 <= K; k += 8) {
+    V x[RB][Q];
+#pragma GCC unroll 4
+    for (int r = 0; r < RB; ++r)
+#pragma GCC unroll 2
+      for (int q = 0; q < Q; ++q) std::memcpy(&x[r][q], a[r] + k + L * q, sizeof(V));
+#pragma GCC unroll 4
+    for (int c = 0; c < CB; ++c)
+#pragma GCC unroll 2
+      for (int q = 0; q < Q; ++q) {
+        V y;
+        std::memcpy(&y, w[c] + k + L * q, sizeof(V));
+#pragma GCC unroll 4
+        for (int r = 0; r < RB; ++r) acc[r][c][q] += x[r][q] * y;
+      }
+  }
+  for (int r = 0; r < RB; ++r)
+    for (int c = 0; c < CB; ++c) {
+      float t[8];
+      std::memcpy(t, acc[r][c], 32);
+      for (int i = 0; k + i < K; ++i) t[i] += a[r][k + i] * w[c][k + i];
+      out[r * ldo + c] = ((t[0] + t[4]) + (t[1] + t[5])) + ((t[2] + t[6]) + (t[3] + t[7]));
+    }
+}
+
+// Rows [0, rb) x columns [0, nc) in blocks: AVX2 2x4 where the host has it, else 1x4.
+void blockDotsBase(const float* const* a, int rb, const float* const* w, int64_t nc, int64_t K, float* out,
+                   int64_t ldo) {
+  using F4 = float __attribute__((vector_size(16)));
+  for (int r = 0; r < rb; ++r) {
+    int64_t c = 0;
+    for (; c + 4 <= nc; c += 4) blockDotsImpl<F4, 4, 1, 4>(a + r, w + c, K, out + r * ldo + c, ldo);
+    for (; c < nc; ++c) blockDotsImpl<F4, 4, 1, 1>(a + r, w + c, K, out + r * ldo + c, ldo);
+  }
+}
+__attribute__((target("avx2,fma"))) void blockDotsAvx2(const float* const* a, int rb, const float* const* w,
+                                                       int64_t nc, int64_t K, float* out, int64_t ldo) {
+  using F8 = float __attribute__((vector_size(32)));
+  int64_t c = 0;
+  for (; c + 4 <= nc; c += 4)
+    if (rb == 2)
+      blockDotsImpl<F8, 8, 2, 4>(a, w + c, K, out + c, ldo);
+    else
+      blockDotsImpl<F8, 8, 1, 4>(a, w + c, K, out + c, ldo);
+  for (; c < nc; ++c)
+    if (rb == 2)
+      blockDotsImpl<F8, 8, 2, 1>(a, w + c, K, out + c, ldo);
+    else
+      blockDotsImpl<F8, 8, 1, 1>(a, w + c, K, out + c, ldo);
+}
+
 // The input channels-last, [N][H][W][C] f32, for the f32 components: each tap of a
 // component is then one contiguous dot product over C (a per-component gather of its
 // (ci, kh, kw) column cost as much as the products). Images x rows [u0, u1) of them.
@@ -498,6 +563,7 @@ Layout matmulLayout(const I8Config& c, const I8Params& p, int64_t M, int64_t K) 
   const int64_t KG = groupsOf(c, K);
   l.shared = roundUp(ceilDiv(M, c.mr) * KG * c.mr * 4, 64);
   if (p.adaptive) l.absShared = l.shared, l.shared *= 2;
+  if (p.nStatic) l.xsShared = l.shared, l.shared += roundUp(M * p.nStatic * 4, 64);  // fp32_channels [M][nStatic]
   l.slot = roundUp(c.mr * roundUp(K, 4), 64);
   addMixedSlot(c, p, int64_t(c.nv) * c.lanes, &l);
   return l;
@@ -728,6 +794,41 @@ void runMatMul(const StepArgs& a) {
     });
   }
 
+  // 1b. fp32_channels: every row against the f32 columns, two rows at a time, before the tiles.
+  const int64_t blockW = int64_t(c.nv) * c.lanes;
+  auto* xsM = reinterpret_cast<float*>(ws + l.xsShared);
+  if (mx.nStatic) {
+    const int64_t pairs = ceilDiv(M, 2), n = std::min<int64_t>(T, pairs);
+    a.executor->parallelFor(n, [&](int64_t t) {
+      float* arow = reinterpret_cast<float*>(ws + l.shared + t * l.slot + l.slotMixed) + roundUp(int64_t(c.mr) * blockW, 16);
+      const float* w[64];
+      for (int64_t i = rangeBegin(pairs, t, n); i < rangeBegin(pairs, t + 1, n); ++i) {
+        const int64_t m0 = 2 * i, rb = std::min<int64_t>(2, M - m0);
+        for (int64_t r = 0; r < rb; ++r) {  // transposed A: one row at a time, gathered
+          const float* rows[2];
+          if (csA == 1) {
+            rows[0] = ap + m0 * rsA;
+            rows[1] = ap + (m0 + rb - 1) * rsA;
+          } else {
+            for (int64_t k = 0; k < K; ++k) arow[k] = ap[(m0 + r) * rsA + k * csA];
+            rows[0] = arow;
+          }
+          const int rows2 = csA == 1 ? int(rb) : 1;
+          for (int64_t s0 = 0; s0 < mx.nStatic; s0 += 64) {
+            const int64_t ns = std::min<int64_t>(64, mx.nStatic - s0);
+            for (int64_t s = 0; s < ns; ++s) w[s] = mx.weights(mx.staticList[s0 + s]);
+            float* out = xsM + (m0 + (csA == 1 ? 0 : r)) * mx.nStatic + s0;
+            if (hostAvx2())
+              blockDotsAvx2(rows, rows2, w, ns, K, out, mx.nStatic);
+            else
+              blockDotsBase(rows, rows2, w, ns, K, out, mx.nStatic);
+          }
+          if (csA == 1) break;  // both rows done
+        }
+      }
+    });
+  }
+
   // 2. Tiles: items are (range of row panels, block of nv * lanes columns).
   const uint32_t* wp = a.blobs[0].as<uint32_t>();
   const int32_t* zc = a.blobs[1].as<int32_t>();
@@ -760,7 +861,7 @@ void runMatMul(const StepArgs& a) {
   }
   const bool matmulEpi = p.op == I8Op::kMatMul && p.fused && (bias || rowBias != 0.0f || act);
   const float beta = p.beta;
-  const int64_t blockW = int64_t(c.nv) * c.lanes, nBlocks = ceilDiv(N, blockW);
+  const int64_t nBlocks = ceilDiv(N, blockW);
   int64_t mChunks = 1;
   if (nBlocks < 4 * T) mChunks = std::min(mPanels, ceilDiv(4 * T, nBlocks));
   const int64_t items = nBlocks * mChunks, n = std::min<int64_t>(T, items);
@@ -792,10 +893,15 @@ void runMatMul(const StepArgs& a) {
             if (fast) mx.flagCols(nbuf + r * blockW, yr, sc + n0, cols, flags);
             for (int64_t j = 0; j < cols; ++j) {
               const int64_t f = n0 + j;
-              bool flagged = mx.isStatic[f] != 0;
-              if (!flagged && fast) {
+              if (mx.isStatic[f]) {  // computed in 1b
+                yr[j] = p.alpha * xsM[m * mx.nStatic + mx.isStatic[f] - 1];
+                ++recomputed;
+                continue;
+              }
+              bool flagged = false;
+              if (fast) {
                 flagged = flags[j] != 0;
-              } else if (!flagged && mx.adaptive) {
+              } else if (mx.adaptive) {
                 float actIn = yr[j];
                 if (cp) actIn += beta * cp[m * rsC + f * csC];
                 if (p.op == I8Op::kMatMul && p.fused) actIn += bias ? bias[f] : rowBias;
