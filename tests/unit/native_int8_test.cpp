@@ -10,6 +10,9 @@
 // (AVX-512 VNNI, AVX-VNNI, AVX2, and the portable family with no ISA requirement) must
 // give the same bits. Saturation: inputs far outside
 // the calibrated range, all-255 x all-127 at K = 4096, weights' own per-axis scales.
+// Components in f32 (tactic params fp32_channels, adaptive_tau / adaptive_test): flagged
+// components against the f32 reference kernel within 1e-5 of the output's range, the rest
+// against the emulation bit for bit, the profiler's counters, on every family.
 #include <gtest/gtest.h>
 
 #include <algorithm>
