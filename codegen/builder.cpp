@@ -524,6 +524,20 @@ void buildImpl(const std::string& onnxPath, const BuilderConfig& config, std::st
     // The reference kernel is the correctness baseline, not a speed candidate: it allocates
     // and decodes on every run. It serves a step only where no native kernel does.
     if (out.size() > 1 && out.front().kernel->name == "ref") out.erase(out.begin());
+    // The portable INT8 family (plain C++, the same bits) is the fallback for hosts without
+    // AVX2; where an ISA family serves the precision too, timing it only costs build time.
+    auto portable = [](const Candidate& c) {
+      const std::string& nm = c.kernel->name;
+      return nm.size() > 9 && nm.compare(nm.size() - 9, 9, "_portable") == 0;
+    };
+    for (size_t i = 0; i < out.size();) {
+      bool other = false;
+      for (const Candidate& c : out) other |= !portable(c) && c.precision == out[i].precision;
+      if (portable(out[i]) && other)
+        out.erase(out.begin() + ptrdiff_t(i));
+      else
+        ++i;
+    }
     if (out.empty()) {
       std::string types;
       for (const auto& t : optT) types += (types.empty() ? "" : ", ") + t.str();

@@ -1,7 +1,9 @@
 // The INT8 engine of cpu/tactics/int8_gemm.h: activation and weight quantization, the
 // 32-bit group packers (weights at build time, activations and Conv images per run), and
 // the register-tiled micro-kernels with the dequantizing store (AVX-512 VNNI, AVX-VNNI,
-// AVX2 s16 pairs).
+// AVX2 s16 pairs, and a portable plain C++ family with the same bits for CPUs without AVX2:
+// its f32 store is one convert, multiply and add per value, never contracted into an FMA
+// since this file is built for the baseline ISA).
 // Speed (one thread, NativeInt8Bench.DISABLED_TilePeak / DISABLED_VsF32 on the shared
 // AVX-512 VNNI dev box, whose FMA peak is 134 GFLOP/s AVX2, 249 AVX-512: 4x that is the
 // u8 roof): the 8x48 VNNI tile 780-870 GOP/s on L1 operands; MatMul 128x768x768 790 GOP/s
@@ -28,13 +30,15 @@ namespace anvil::cpu::tactics {
 // registers, the weight groups broadcast from memory by vpdpbusd itself); AVX2 4 x 2 (8
 // accumulators, 2 vectors, a broadcast and the vpmaddwd products in the 16 ymm).
 const I8Config& i8Config(I8Isa isa) {
-  static const I8Config kAvx2{4, 8, 2, 2};
-  static const I8Config kVnni512{8, 16, 4, 3};
-  static const I8Config kAvxVnni{4, 8, 4, 3};
+  static const I8Config kAvx2{4, 8, 2, 2, I8Isa::kAvx2};
+  static const I8Config kVnni512{8, 16, 4, 3, I8Isa::kAvx512Vnni};
+  static const I8Config kAvxVnni{4, 8, 4, 3, I8Isa::kAvxVnni};
+  static const I8Config kPortable{8, 8, 4, 2, I8Isa::kPortable};
   switch (isa) {
     case I8Isa::kAvx2: return kAvx2;
     case I8Isa::kAvx512Vnni: return kVnni512;
     case I8Isa::kAvxVnni: return kAvxVnni;
+    case I8Isa::kPortable: return kPortable;
   }
   return kAvx2;
 }
@@ -82,6 +86,47 @@ __attribute__((target("avx2"))) void quantizeU8(const float* x, int64_t n, float
     alignas(16) uint8_t b[16];
     _mm_store_si128(reinterpret_cast<__m128i*>(b), _mm_packus_epi16(h, h));
     std::memcpy(q + i, b, size_t(m));
+  }
+}
+
+void quantizeU8For(const I8Config& c, const float* x, int64_t n, float inv, int32_t zp, uint8_t* q) {
+  if (c.isa != I8Isa::kPortable) {
+    quantizeU8(x, n, inv, zp, q);
+    return;
+  }
+  for (int64_t i = 0; i < n; ++i) q[i] = quantizeU8One(x[i], inv, zp);
+}
+
+namespace {
+// |v - zp| per byte (u8 quads) or per 16-bit half (s16 pairs), eight words at a time.
+__attribute__((target("avx2"))) int64_t absDeviationAvx2(const I8Config& c, const uint32_t* src, int64_t n,
+                                                         int32_t zp, uint32_t* dst) {
+  int64_t i = 0;
+  const __m256i z8 = _mm256_set1_epi8(char(zp)), z16 = _mm256_set1_epi16(int16_t(zp));
+  for (; i + 8 <= n; i += 8) {
+    const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(src + i));
+    const __m256i d = c.kg == 4 ? _mm256_sub_epi8(_mm256_max_epu8(v, z8), _mm256_min_epu8(v, z8))
+                                : _mm256_abs_epi16(_mm256_sub_epi16(v, z16));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + i), d);
+  }
+  return i;
+}
+}  // namespace
+
+void absDeviationWords(const I8Config& c, const uint32_t* src, int64_t n, int32_t zp, uint32_t* dst) {
+  if (c.isa != I8Isa::kPortable) {  // the other families need AVX2
+    const int64_t done = absDeviationAvx2(c, src, n, zp, dst);
+    src += done, dst += done, n -= done;
+  }
+  const int bits = 32 / c.kg;
+  const uint32_t mask = c.kg == 4 ? 0xffu : 0xffffu;
+  for (int64_t i = 0; i < n; ++i) {
+    uint32_t w = 0;
+    for (int e = 0; e < c.kg; ++e) {
+      const int32_t v = int32_t((src[i] >> (bits * e)) & mask);
+      w |= uint32_t(v > zp ? v - zp : zp - v) << (bits * e);
+    }
+    dst[i] = w;
   }
 }
 
@@ -240,8 +285,28 @@ __attribute__((target("avx512f,avx512bw"))) void rowWords16(const float* src, in
   }
 }
 
+// The same words one position at a time in plain C++ (the portable family): the same
+// multiply, clamp and round-half-to-even per value as the vector lanes.
+void rowWordsPortable(const float* src, int64_t rowStride, int rows, int64_t nValid, int64_t nOut, float inv,
+                      int32_t zp, int shift, uint32_t* out) {
+  const float lo = float(-zp), hi = float(255 - zp);
+  for (int64_t j = 0; j < nOut; ++j) {
+    uint32_t w = 0;
+    for (int i = 0; i < rows; ++i) {
+      float v = j < nValid ? src[i * rowStride + j] * inv : 0.0f;
+      if (std::isnan(v)) v = 0.0f;
+      v = std::min(std::max(v, lo), hi);
+      w |= uint32_t(int32_t(std::nearbyint(v)) + zp) << (shift * i);
+    }
+    out[j] = w;
+  }
+}
+
 using RowWords = void (*)(const float*, int64_t, int, int64_t, int64_t, float, int32_t, int, uint32_t*);
-RowWords rowWordsFor(const I8Config& c) { return c.lanes == 16 ? rowWords16 : rowWords8; }
+RowWords rowWordsFor(const I8Config& c) {
+  if (c.isa == I8Isa::kPortable) return rowWordsPortable;
+  return c.lanes == 16 ? rowWords16 : rowWords8;
+}
 
 }  // namespace
 
@@ -432,6 +497,53 @@ struct AvxVnni {
   }
 };
 
+// Plain C++ for the baseline ISA (no 32-bit integer multiply before SSE4.1): the u8 and s8
+// values as floats, products and sums in f32 over runs of up to 128 groups (512 values), then
+// into the int32 sums. Exact: every product is an integer below 2^15 and every partial sum
+// stays below 512 * 255 * 127 < 2^24, so the f32 arithmetic rounds nothing and the bits are
+// the other families' (one thread, MatMul 128x768x768: 9.4 GOP/s with int32 lanes, which SSE2
+// multiplies through pmuludq shuffles, 17.6 now; 3x3 64 -> 64 at 56x56 21 GOP/s; the f32
+// baseline kernels run 29-34). The same dequantizing store as the vector tiles (one convert, multiply, add of
+// the bias). Lanes past cols are summed (the operands are padded) but not stored.
+struct Portable {
+  template <int R, int NV, bool kConv, bool kTable>
+  static void run(int64_t KG, const uint32_t* bc, const uint32_t* vec, int64_t gStride, const int32_t* goff,
+                  const int32_t* zc, const float* sc, const float* bias, float* C, int64_t ldc, int cols) {
+    constexpr int MR = 8, W = NV * 8;  // 8 rows: the columns' conversions serve twice the rows of 4
+    constexpr int64_t kRun = 128;  // groups per exact f32 run
+    int32_t acc[R][W] = {};
+    for (int64_t g0 = 0; g0 < KG; g0 += kRun) {
+      const int64_t g1 = std::min(KG, g0 + kRun);
+      float fa[R][W] = {};
+      for (int64_t g = g0; g < g1; ++g) {
+        const uint32_t* vg = kTable ? vec + goff[g] : vec;
+        float x[4][W];  // the columns' four values: u8 activations (Conv) or s8 weights
+        for (int e = 0; e < 4; ++e)  // value by value over the columns: shifts, masks, converts in lanes
+          for (int j = 0; j < W; ++j)
+            x[e][j] = kConv ? float(int32_t((vg[j] >> (8 * e)) & 0xffu)) : float(int32_t(vg[j] << (24 - 8 * e)) >> 24);
+        for (int r = 0; r < R; ++r) {
+          const uint32_t b = bc[r];  // the row's four values: s8 weights (Conv) or u8 activations
+          float w[4];
+          for (int e = 0; e < 4; ++e)
+            w[e] = kConv ? float(int32_t(b << (24 - 8 * e)) >> 24) : float(int32_t((b >> (8 * e)) & 0xffu));
+          for (int j = 0; j < W; ++j) fa[r][j] += ((x[0][j] * w[0] + x[1][j] * w[1]) + x[2][j] * w[2]) + x[3][j] * w[3];
+        }
+        bc += MR;
+        if (!kTable) vec += gStride;
+      }
+      for (int r = 0; r < R; ++r)
+        for (int j = 0; j < W; ++j) acc[r][j] += int32_t(fa[r][j]);
+    }
+    for (int r = 0; r < R; ++r)
+      for (int j = 0; j < cols; ++j) {
+        float y = float(acc[r][j] - (kConv ? zc[r] : zc[j]));
+        y = y * (kConv ? sc[r] : sc[j]);
+        if (kConv && bias) y = y + bias[r];
+        C[r * ldc + j] = y;
+      }
+  }
+};
+
 constexpr int kMaxR = 8, kMaxNv = 3;
 // Index: (variant, R - 1, NV - 1), variant 0 MatMul, 1 Conv, 2 Conv with a group table.
 using TileTable = std::array<I8Tile, 3 * kMaxR * kMaxNv>;
@@ -459,7 +571,11 @@ I8Tile i8Tile(I8Isa isa, bool conv, int rows, int nvec, bool table) {
   static const TileTable kAvx2 = makeTable<Avx2Pairs, 4, 2>();
   static const TileTable kVnni = makeTable<Vnni512, 8, 3>();
   static const TileTable kAvxVnniT = makeTable<AvxVnni, 4, 3>();
-  const TileTable& t = isa == I8Isa::kAvx2 ? kAvx2 : isa == I8Isa::kAvx512Vnni ? kVnni : kAvxVnniT;
+  static const TileTable kPortableT = makeTable<Portable, 8, 2>();
+  const TileTable& t = isa == I8Isa::kAvx2         ? kAvx2
+                       : isa == I8Isa::kAvx512Vnni ? kVnni
+                       : isa == I8Isa::kAvxVnni    ? kAvxVnniT
+                                                   : kPortableT;
   const int var = table ? 2 : conv ? 1 : 0;
   return t[size_t(var * kMaxR * kMaxNv + (rows - 1) * kMaxNv + (nvec - 1))];
 }

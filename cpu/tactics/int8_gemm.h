@@ -4,7 +4,7 @@
 //    tensor, q_x = clamp(rint(x * (1/s_x)) + z_x, 0, 255) (round half to even, NaN -> z_x);
 //    weights per output feature, symmetric, q_w in [-127, 127].
 //  - Operands are laid out in 32-bit groups of K: 4 bytes (u8 or s8) for the VNNI kernels
-//    (vpdpbusd), 2 s16 for the AVX2 kernels (vpmaddwd, exact: vpmaddubsw would saturate at
+//    (vpdpbusd) and the portable ones (plain C++, no ISA requirement), 2 s16 for the AVX2 kernels (vpmaddwd, exact: vpmaddubsw would saturate at
 //    255 * 127 * 2 > 32767). One operand is broadcast a group at a time from a panel
 //    [KG][mr] (mr rows), the other read as vectors from [KG][width] (lanes columns each).
 //    The sums are exact integers, so every ISA and work split gives the same bits.
@@ -24,6 +24,7 @@ enum class I8Isa : int32_t {
   kAvx2 = 0,        // avx2 + fma: s16 pairs, vpmaddwd + vpaddd
   kAvx512Vnni = 1,  // avx512f + avx512bw + avx512vnni: u8 quads, vpdpbusd zmm
   kAvxVnni = 2,     // avxvnni: u8 quads, vpdpbusd ymm (VEX)
+  kPortable = 3,    // no ISA requirement: u8 quads, plain C++ loops the compiler may vectorize
 };
 
 struct I8Config {
@@ -31,6 +32,7 @@ struct I8Config {
   int lanes;  // int32 lanes of a vector (columns per vector)
   int kg;     // K values per 32-bit group: 4 (VNNI) or 2 (AVX2 s16 pairs)
   int nv;     // vectors per register tile (its width is nv * lanes columns)
+  I8Isa isa;  // the family (picks the quantizers' code path)
 };
 const I8Config& i8Config(I8Isa isa);
 
@@ -46,6 +48,13 @@ inline constexpr int64_t kI8MaxK = 66000;
 uint8_t quantizeU8One(float x, float inv, int32_t zp);
 // n activations with the same bits as quantizeU8One (AVX2; needs avx2).
 void quantizeU8(const float* x, int64_t n, float inv, int32_t zp, uint8_t* q);
+// The same for a family: the AVX2 loop, or quantizeU8One per value for kPortable.
+void quantizeU8For(const I8Config& c, const float* x, int64_t n, float inv, int32_t zp, uint8_t* q);
+
+// Adaptive precision's operand: every K value v of n packed activation words (u8 quads or
+// s16 pairs, as packGroups / quantizePhases lay them out) replaced by |v - zp| (<= 255: the
+// same word format), so a tile against |q_w| sums |q_x - z_x| * |q_w| exactly.
+void absDeviationWords(const I8Config& c, const uint32_t* src, int64_t n, int32_t zp, uint32_t* dst);
 
 // Symmetric per-output-feature weights: w is N features x K values, feature f's value k at
 // w[f * fs + k * ks]. scales: given (a per-axis quantization of the weight) or derived as

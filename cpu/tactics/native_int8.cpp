@@ -12,6 +12,19 @@
 //    or per-task tiles of a 1x1's channel rows).
 //  - run(): no allocation; every output element is one exact integer sum and one f32
 //    epilogue, so the bits do not depend on the thread count or the ISA.
+//  - Families: AVX-512 VNNI, AVX-VNNI, AVX2, and a portable one with no ISA requirement
+//    (plain C++ tiles; same bits), so every machine can run an INT8 node.
+//  - Components in f32 (tactic params; see "Components in f32" below): fp32_channels (output
+//    features always computed from the original f32 weights and input) and adaptive_tau /
+//    adaptive_test (every component in INT8 plus sum |q_x - z_x| |q_w| from a second tile
+//    pass; those whose condition number passes the test are recomputed in f32), their
+//    results replacing the INT8 ones before bias and epilogue; counted in StepArgs::counters.
+//    Measured (one thread, 8x48 VNNI, 5% of features / tau at the 95th percentile of kappa;
+//    NativeInt8Bench.DISABLED_MixedCost; noisy shared box): 3x3 64 -> 64 at 56x56 INT8 0.33-0.37
+//    ms, fp32_channels 0.82-0.88 ms, adaptive 1.76-2.0 ms (f32 Winograd 0.70); 1x1 256 -> 64
+//    at 56x56 0.25 / 0.84-0.88 / 1.65-2.0 (f32 0.61-0.64); MatMul 128x768x768 0.19 / 0.42 /
+//    0.89-1.0 (f32 0.70-0.74). The f32 sums of fp32_channels and adaptive components use
+//    AVX2 + FMA where the host has it (as epilogueRow does): bits per host, not per family.
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -53,8 +66,14 @@ struct I8Params {
   ConvAttrs conv;
   EpilogueParams epi;
   int32_t direct = 0;  // Conv: 1 = the direct form (all but unpadded 1x1 stride-1 Convs)
+  int32_t mixed = 0;     // 1: some components may be computed in f32 (blobs [3] to [5])
+  int32_t adaptive = 0;  // 1: flags components at run time (blobs [6] to [8])
+  int32_t test = 0;      // adaptive_test: 0 product, 1 ratio, 2 both
+  float tau = 0.0f;      // adaptive_tau
+  int32_t nStatic = 0;   // fp32_channels: how many
+  int32_t reserved = 0;
 };
-static_assert(sizeof(I8Params) == 10 * 4 + 3 * 8 + sizeof(ConvAttrs) + sizeof(EpilogueParams) + 4,
+static_assert(sizeof(I8Params) == 10 * 4 + 3 * 8 + sizeof(ConvAttrs) + sizeof(EpilogueParams) + 4 + 6 * 4,
               "I8Params must have no padding bytes");
 
 bool isF32(const ir::TensorType& t) { return t.dtype == DataType::kF32; }
@@ -123,6 +142,385 @@ bool commonSupports(const ir::Node& n, const std::vector<ir::TensorType>& in, in
 int64_t staticDim(const ir::Shape& s, size_t i) { return s[i].isStatic() ? s[i].value() : -1; }
 
 // ---------------------------------------------------------------------------------------
+// Components in f32: per-component precision (tactic param fp32_channels: output features
+// always computed in f32) and adaptive precision (adaptive_tau, adaptive_test: components
+// flagged at run time by their condition number). A flagged component's INT8 result is
+// replaced, before bias and epilogue, by an f32 dot product of the original f32 weights and
+// the original f32 input (fixed order: eight interleaved partial sums, then a fixed tree),
+// so the bits depend neither on the thread count nor on the family.
+
+// Blobs after the INT8 ones: [3] int32 per feature, its row in [5] (-1: none); [4] int32 per
+// feature (padded to 64), 1 + its index in fp32_channels or 0, then that list; [5] f32 weights [rows][K] (K in the op's natural
+// order: Conv (ci, kh, kw), MatMul k); adaptive: [6] |q_w| packed as [0], [7] int32 zeros
+// and [8] f32 ones per feature (the tiles' zero-point and scale operands for sum |q_x - z_x|
+// |q_w|), padded to 64 features like [1] and [2].
+enum MixedBlob { kRowOf = 3, kStatic = 4, kWeightsF32 = 5, kAbsPacked = 6, kZeros = 7, kOnes = 8 };
+
+// f32 dot product of K values: 32 lanes, lane i summing the products k = i (mod 32) in order
+// while 32 remain, then 8 more at a time into lanes 0-7, the last K % 8 into lanes 0..,
+// then a fixed tree; four independent vector sums hide the adds' latency (one 8-lane sum ran
+// at a third of the speed). Baseline: 4-float generic vectors (an 8-float one went through
+// the stack on SSE2); where the host has AVX2 (as epilogueRow picks its row by the host),
+// 8-float vectors and FMA. Every family and thread count on a host takes the same path.
+__attribute__((always_inline)) inline float finishDot(float (*s)[8], const float* a, const float* b, int64_t k,
+                                                      int64_t K) {
+  for (int i = 0; k + i < K; ++i) s[0][i] += a[k + i] * b[k + i];
+  float t[8];
+  for (int i = 0; i < 8; ++i) t[i] = (s[0][i] + s[1][i]) + (s[2][i] + s[3][i]);
+  return ((t[0] + t[4]) + (t[1] + t[5])) + ((t[2] + t[6]) + (t[3] + t[7]));
+}
+
+float dotBase(const float* a, const float* b, int64_t K) {
+  using F4 = float __attribute__((vector_size(16)));
+  F4 acc[8];
+#pragma GCC unroll 8
+  for (int q = 0; q < 8; ++q) acc[q] = F4{};
+  int64_t k = 0;
+  for (; k + 32 <= K; k += 32)
+#pragma GCC unroll 8
+    for (int q = 0; q < 8; ++q) {
+      F4 x, y;
+      std::memcpy(&x, a + k + 4 * q, 16);
+      std::memcpy(&y, b + k + 4 * q, 16);
+      acc[q] += x * y;
+    }
+  for (; k + 8 <= K; k += 8)
+#pragma GCC unroll 2
+    for (int q = 0; q < 2; ++q) {
+      F4 x, y;
+      std::memcpy(&x, a + k + 4 * q, 16);
+      std::memcpy(&y, b + k + 4 * q, 16);
+      acc[q] += x * y;
+    }
+  float s[4][8];
+  std::memcpy(s, acc, sizeof(s));
+  return finishDot(s, a, b, k, K);
+}
+
+__attribute__((target("avx2,fma"))) float dotAvx2(const float* a, const float* b, int64_t K) {
+  using F8 = float __attribute__((vector_size(32)));
+  F8 acc[4];
+#pragma GCC unroll 4
+  for (int q = 0; q < 4; ++q) acc[q] = F8{};
+  int64_t k = 0;
+  for (; k + 32 <= K; k += 32)
+#pragma GCC unroll 4
+    for (int q = 0; q < 4; ++q) {
+      F8 x, y;
+      std::memcpy(&x, a + k + 8 * q, 32);
+      std::memcpy(&y, b + k + 8 * q, 32);
+      acc[q] += x * y;
+    }
+  for (; k + 8 <= K; k += 8) {
+    F8 x, y;
+    std::memcpy(&x, a + k, 32);
+    std::memcpy(&y, b + k, 32);
+    acc[0] += x * y;
+  }
+  float s[4][8];
+  std::memcpy(s, acc, sizeof(s));
+  return finishDot(s, a, b, k, K);
+}
+
+bool hostAvx2() {
+  static const bool b = runtime::hostHas("avx2") && runtime::hostHas("fma");
+  return b;
+}
+
+float dotF32(const float* a, const float* b, int64_t K) { return hostAvx2() ? dotAvx2(a, b, K) : dotBase(a, b, K); }
+
+// One Conv component (output pixel (oh, ow), weights wr in (kh, kw, ci) order) from the
+// channels-last image xt: every in-bounds tap's C products into the same 32 lanes (lane i:
+// ci = i (mod 32) while 32 remain, then 8 at a time into lanes 0-7), the last C % 8 of each
+// tap into one scalar sum, then the lanes' fixed tree plus that sum. One tree per component
+// (a dotF32 per tap spent as long on its tree as on a 64-channel tap's products).
+template <typename V, int L>
+__attribute__((always_inline)) inline float convDotImpl(const Conv2dGeom& g, const float* xt, int64_t oh, int64_t ow,
+                                                        const float* wr) {
+  constexpr int Q = 32 / L;  // vectors per 32 lanes
+  V acc[Q];
+#pragma GCC unroll 8
+  for (int q = 0; q < Q; ++q) acc[q] = V{};
+  float tail = 0.0f;
+  const int64_t C = g.C;
+  for (int64_t kh = 0; kh < g.kH; ++kh) {
+    const int64_t ih = oh * g.sH - g.pt + kh * g.dH;
+    if (ih < 0 || ih >= g.H) continue;  // padding: zero products
+    for (int64_t kw = 0; kw < g.kW; ++kw) {
+      const int64_t iw = ow * g.sW - g.pl + kw * g.dW;
+      if (iw < 0 || iw >= g.W) continue;
+      const float* a = xt + (ih * g.W + iw) * C;
+      const float* b = wr + (kh * g.kW + kw) * C;
+      int64_t k = 0;
+      for (; k + 32 <= C; k += 32)
+#pragma GCC unroll 8
+        for (int q = 0; q < Q; ++q) {
+          V x, y;
+          std::memcpy(&x, a + k + L * q, sizeof(V));
+          std::memcpy(&y, b + k + L * q, sizeof(V));
+          acc[q] += x * y;
+        }
+      for (; k + 8 <= C; k += 8)
+#pragma GCC unroll 2
+        for (int q = 0; q < 8 / L; ++q) {
+          V x, y;
+          std::memcpy(&x, a + k + L * q, sizeof(V));
+          std::memcpy(&y, b + k + L * q, sizeof(V));
+          acc[q] += x * y;
+        }
+      for (; k < C; ++k) tail += a[k] * b[k];
+    }
+  }
+  float s[32];
+  std::memcpy(s, acc, sizeof(s));
+  float t[8];
+  for (int i = 0; i < 8; ++i) t[i] = (s[i] + s[8 + i]) + (s[16 + i] + s[24 + i]);
+  return (((t[0] + t[4]) + (t[1] + t[5])) + ((t[2] + t[6]) + (t[3] + t[7]))) + tail;
+}
+
+float convDotBase(const Conv2dGeom& g, const float* xt, int64_t oh, int64_t ow, const float* wr) {
+  return convDotImpl<float __attribute__((vector_size(16))), 4>(g, xt, oh, ow, wr);
+}
+__attribute__((target("avx2,fma"))) float convDotAvx2(const Conv2dGeom& g, const float* xt, int64_t oh, int64_t ow,
+                                                      const float* wr) {
+  return convDotImpl<float __attribute__((vector_size(32))), 8>(g, xt, oh, ow, wr);
+}
+
+// fp32_channels of a MatMul/Gemm: out[r * ldo + c] = row a[r] . column w[c] (K values) for
+// an RB x CB block. A component: 8 lanes (lane i: k = i (mod 8) while 8 remain), the last
+// K % 8 into lanes 0.., then the fixed tree; a block's RB * CB sums are independent chains
+// (one dotF32 per component ran at 2.3x the INT8 layer's time, 2x4 blocks at ~1.4x), and a
+// component's operations do not depend on its block.
+template <typename V, int L, int RB, int CB>
+__attribute__((always_inline)) inline void blockDotsImpl(const float* const* a, const float* const* w, int64_t K,
+                                                         float* out, int64_t ldo) {
+  constexpr int Q = 8 / L;
+  V acc[RB][CB][Q];
+  for (int r = 0; r < RB; ++r)
+    for (int c = 0; c < CB; ++c)
+      for (int q = 0; q < Q; ++q) acc[r][c][q] = V{};
+  int64_t k = 0;
+  for (; k + 8 <= K; k += 8) {
+    V x[RB][Q];
+#pragma GCC unroll 4
+    for (int r = 0; r < RB; ++r)
+#pragma GCC unroll 2
+      for (int q = 0; q < Q; ++q) std::memcpy(&x[r][q], a[r] + k + L * q, sizeof(V));
+#pragma GCC unroll 4
+    for (int c = 0; c < CB; ++c)
+#pragma GCC unroll 2
+      for (int q = 0; q < Q; ++q) {
+        V y;
+        std::memcpy(&y, w[c] + k + L * q, sizeof(V));
+#pragma GCC unroll 4
+        for (int r = 0; r < RB; ++r) acc[r][c][q] += x[r][q] * y;
+      }
+  }
+  for (int r = 0; r < RB; ++r)
+    for (int c = 0; c < CB; ++c) {
+      float t[8];
+      std::memcpy(t, acc[r][c], 32);
+      for (int i = 0; k + i < K; ++i) t[i] += a[r][k + i] * w[c][k + i];
+      out[r * ldo + c] = ((t[0] + t[4]) + (t[1] + t[5])) + ((t[2] + t[6]) + (t[3] + t[7]));
+    }
+}
+
+// Rows [0, rb) x columns [0, nc) in blocks: AVX2 2x4 where the host has it, else 1x4.
+void blockDotsBase(const float* const* a, int rb, const float* const* w, int64_t nc, int64_t K, float* out,
+                   int64_t ldo) {
+  using F4 = float __attribute__((vector_size(16)));
+  for (int r = 0; r < rb; ++r) {
+    int64_t c = 0;
+    for (; c + 4 <= nc; c += 4) blockDotsImpl<F4, 4, 1, 4>(a + r, w + c, K, out + r * ldo + c, ldo);
+    for (; c < nc; ++c) blockDotsImpl<F4, 4, 1, 1>(a + r, w + c, K, out + r * ldo + c, ldo);
+  }
+}
+__attribute__((target("avx2,fma"))) void blockDotsAvx2(const float* const* a, int rb, const float* const* w,
+                                                       int64_t nc, int64_t K, float* out, int64_t ldo) {
+  using F8 = float __attribute__((vector_size(32)));
+  int64_t c = 0;
+  for (; c + 4 <= nc; c += 4)
+    if (rb == 2)
+      blockDotsImpl<F8, 8, 2, 4>(a, w + c, K, out + c, ldo);
+    else
+      blockDotsImpl<F8, 8, 1, 4>(a, w + c, K, out + c, ldo);
+  for (; c < nc; ++c)
+    if (rb == 2)
+      blockDotsImpl<F8, 8, 2, 1>(a, w + c, K, out + c, ldo);
+    else
+      blockDotsImpl<F8, 8, 1, 1>(a, w + c, K, out + c, ldo);
+}
+
+// The input channels-last, [N][H][W][C] f32, for the f32 components: each tap of a
+// component is then one contiguous dot product over C (a per-component gather of its
+// (ci, kh, kw) column cost as much as the products). Images x rows [u0, u1) of them.
+void channelsLast(const Conv2dGeom& g, const float* x, int64_t u0, int64_t u1, float* xt) {
+  // Blocks of 8 channels x 16 pixels: each pixel's 8 channels are one 32-byte write (channel
+  // by channel over a row, the strided writes cost 3x).
+  for (int64_t u = u0; u < u1; ++u) {
+    const int64_t img = u / g.H, h = u % g.H;
+    float* dst = xt + (img * g.H + h) * g.W * g.C;
+    const float* src = x + (img * g.C * g.H + h) * g.W;
+    const int64_t plane = g.H * g.W;
+    for (int64_t c0 = 0; c0 < g.C; c0 += 8) {
+      const int64_t nc = std::min<int64_t>(8, g.C - c0);
+      for (int64_t w0 = 0; w0 < g.W; w0 += 16) {
+        const int64_t nw = std::min<int64_t>(16, g.W - w0);
+        for (int64_t w = 0; w < nw; ++w)
+          for (int64_t ci = 0; ci < nc; ++ci) dst[(w0 + w) * g.C + c0 + ci] = src[(c0 + ci) * plane + w0 + w];
+      }
+    }
+  }
+}
+
+int64_t channelsLastBytes(const Conv2dGeom& g) { return roundUp(g.N * g.H * g.W * g.C * 4, 64); }
+// The fp32_channels read the input padded (zeros) as [N][C][Hp][Wp] f32, so every tap of
+// every pixel is in bounds: no border path (border pixels one at a time, latency-bound,
+// cost 10x the vectors on 56-wide rows). Slack past the end for the last block's lanes.
+struct PaddedGeom {
+  int64_t Hp, Wp, words;
+};
+PaddedGeom paddedGeom(const Conv2dGeom& g) {
+  PaddedGeom q;
+  q.Hp = g.pt + g.H + g.pb;
+  q.Wp = g.pl + g.W + g.pr;
+  q.words = g.N * g.C * q.Hp * q.Wp + 64 * g.sW + (g.kW - 1) * g.dW + 64;
+  return q;
+}
+
+// The fp32_channels' f32 planes [N][nStatic][OH][OW] (convStatic).
+int64_t staticPlanesBytes(const I8Params& p, const Conv2dGeom& g) {
+  return roundUp(g.N * p.nStatic * g.OH * g.OW * 4, 64);
+}
+
+// kappa_phi = |v phi'(v)| / |phi(v)| of the fused activation at v (1 without one), as the
+// calibration's activationCondition (codegen/calibration.cpp; the runtime cannot link the
+// builder library) with the same cap (passes::kConditionCap).
+double activationConditionAt(const Epilogue& e, double v) {
+  using A = Activation;
+  constexpr double kCap = 1e8;
+  const double av = std::fabs(v);
+  auto sigmoid = [](double x) { return 1.0 / (1.0 + std::exp(-x)); };
+  switch (e.act) {
+    case A::kNone:
+    case A::kLeakyRelu: return 1.0;
+    case A::kRelu: return v > 0 ? 1.0 : 0.0;
+    case A::kClip: return v > e.p0 && v < e.p1 ? 1.0 : 0.0;
+    case A::kSigmoid: return av * (1.0 - sigmoid(v));
+    case A::kTanh: {
+      if (av < 1e-12) return 1.0;
+      const double t = std::tanh(v);
+      return std::fabs(v * (1.0 - t * t) / t);
+    }
+    case A::kHardSigmoid: {
+      const double y = e.p0 * v + e.p1;
+      return y > 0 && y < 1 ? std::fabs(e.p0 * v / y) : 0.0;
+    }
+    case A::kHardSwish:
+      if (v >= 3) return 1.0;
+      if (v <= -3) return 0.0;
+      return av < 1e-12 ? 1.0 : std::fabs((2 * v + 3) / (v + 3));
+    case A::kSilu: return std::fabs(1.0 + v * (1.0 - sigmoid(v)));
+    case A::kGelu:
+    case A::kGeluTanh: {
+      const double cdf = 0.5 * std::erfc(-v / std::sqrt(2.0));
+      const double pdf = std::exp(-0.5 * v * v) / std::sqrt(2.0 * M_PI);
+      return cdf > 0 ? std::fabs(1.0 + v * pdf / cdf) : kCap;
+    }
+  }
+  return 1.0;
+}
+
+// The run-time view of the mixed blobs, and the adaptive test of one component: nsum =
+// float(sum |q_x - z_x| |q_w|), v0 = the dequantized product (float(corrected) * scale),
+// actIn = the activation's argument. kappa_v = nsum / |corrected| = nsum |scale| / |v0|
+// (+inf at 0); u = 1 / 255.
+struct Mixed {
+  bool on = false, adaptive = false;
+  int test = 0;
+  float tau = 0.0f;
+  Epilogue epi;
+  const int32_t* rowOf = nullptr;
+  const int32_t* isStatic = nullptr;
+  const int32_t* staticList = nullptr;  // the fp32_channels
+  int64_t nStatic = 0;
+  const float* wf = nullptr;
+  const uint32_t* absW = nullptr;
+  const int32_t* zeros = nullptr;
+  const float* ones = nullptr;
+  int64_t K = 0;
+
+  static Mixed of(const StepArgs& a, const I8Params& p) {
+    Mixed m;
+    if (!p.mixed) return m;
+    if (a.numBlobs < (p.adaptive ? 9 : 6)) a.fail("the prepared blobs lack the f32 components' data");
+    m.on = true;
+    m.adaptive = p.adaptive != 0;
+    m.test = p.test;
+    m.tau = p.tau;
+    m.epi = p.epi.get();
+    m.rowOf = a.blobs[kRowOf].as<int32_t>();
+    m.isStatic = a.blobs[kStatic].as<int32_t>();
+    m.staticList = m.isStatic + roundUp(p.N, 64);
+    m.nStatic = p.nStatic;
+    m.wf = a.blobs[kWeightsF32].as<float>();
+    if (m.adaptive) {
+      m.absW = a.blobs[kAbsPacked].as<uint32_t>();
+      m.zeros = a.blobs[kZeros].as<int32_t>();
+      m.ones = a.blobs[kOnes].as<float>();
+    }
+    m.K = p.K;
+    return m;
+  }
+  const float* weights(int64_t f) const { return wf + int64_t(rowOf[f]) * K; }
+  // Without divisions (this runs for every component): product kappa_v kappa_phi u > tau
+  // as nsum |scale| kappa_phi > 255 tau |v0|, ratio kappa_phi / |v| > tau as kappa_phi >
+  // tau |v|. At v0 = 0 (kappa_v = +inf) the product test flags whenever kappa_phi > 0.
+  // The product test without an activation, in f32 (kappa_phi = 1): one row of a tile.
+  bool productOnly() const { return test == 0 && epi.act == Activation::kNone; }
+  void flagRow(const float* nsum, const float* v0, float scale, int64_t n, uint8_t* out) const {
+    const float s = std::fabs(scale), t = 255.0f * tau;
+    for (int64_t i = 0; i < n; ++i) out[i] = uint8_t((v0[i] == 0.0f) | (nsum[i] * s > t * std::fabs(v0[i])));
+  }
+  void flagCols(const float* nsum, const float* v0, const float* scale, int64_t n, uint8_t* out) const {
+    const float t = 255.0f * tau;
+    for (int64_t i = 0; i < n; ++i)
+      out[i] = uint8_t((v0[i] == 0.0f) | (nsum[i] * std::fabs(scale[i]) > t * std::fabs(v0[i])));
+  }
+  bool flag(float nsum, float v0, float scale, float actIn) const {
+    const double kphi = epi.act == Activation::kNone ? 1.0 : activationConditionAt(epi, actIn);
+    if (test != 1) {
+      const double lhs = double(nsum) * std::fabs(double(scale)) * kphi, rhs = 255.0 * double(tau) * std::fabs(double(v0));
+      if (v0 == 0.0f ? kphi > 0.0 : lhs > rhs) return true;
+    }
+    return test != 0 && kphi > double(tau) * std::fabs(double(actIn));
+  }
+};
+
+// fp32_channels, adaptive_tau and adaptive_test into p; the static feature list into *channels.
+void readMixed(const PrepareInfo& info, I8Params* p, std::vector<int64_t>* channels) {
+  const ir::Attributes& tp = info.node->tacticParams();
+  *channels = tp.getInts("fp32_channels", {});
+  std::sort(channels->begin(), channels->end());
+  channels->erase(std::unique(channels->begin(), channels->end()), channels->end());
+  for (int64_t f : *channels)
+    ANVIL_CHECK(f >= 0 && f < p->N, ErrorCode::kInvalidModel, info.node->label(), ": fp32_channels names feature ",
+                f, " of ", p->N);
+  if (tp.has("adaptive_tau")) {
+    p->tau = tp.getFloat("adaptive_tau", 0.0f);
+    ANVIL_CHECK(p->tau > 0.0f && std::isfinite(p->tau), ErrorCode::kInvalidModel, info.node->label(),
+                ": adaptive_tau must be a finite value > 0, got ", p->tau);
+    const std::string t = tp.getString("adaptive_test", "product");
+    ANVIL_CHECK(t == "product" || t == "ratio" || t == "both", ErrorCode::kInvalidModel, info.node->label(),
+                ": adaptive_test must be product, ratio or both, got ", t);
+    p->test = t == "product" ? 0 : t == "ratio" ? 1 : 2;
+    p->adaptive = 1;
+  }
+  p->mixed = p->adaptive || !channels->empty();
+  p->nStatic = int32_t(channels->size());
+}
+
+// ---------------------------------------------------------------------------------------
 // Work split and workspace
 
 // As the f32 kernels: no task below 0.5 M multiply-adds' worth of work.
@@ -136,6 +534,11 @@ int tasksOf(const StepArgs& a, const I8Params& p, double ops) {
 // A workspace: one shared region then per-task slots, all in bytes and 64-byte multiples.
 struct Layout {
   int64_t shared = 0, slot = 0;
+  int64_t absShared = 0;  // adaptive: offset of the |q_x - z_x| copy in the shared region
+  int64_t slotMixed = 0;  // mixed: offset in a slot of the N tile [mr][width] f32, then K f32 of input
+  int64_t xtShared = 0;   // adaptive Conv: offset of the channels-last input in the shared region
+  int64_t xsShared = 0;   // Conv with fp32_channels: offset of their f32 planes
+  int64_t xpShared = 0;   // Conv with fp32_channels: offset of the padded f32 input
   int64_t total(int64_t tasks) const { return shared + tasks * slot; }
 };
 
@@ -145,19 +548,35 @@ char* workspace(const StepArgs& a, const Layout& l, int tasks) {
   return static_cast<char*>(a.workspace);
 }
 
-// MatMul/Gemm: A quantized into panels [M/mr][KG][mr] words; per task the rows of one panel.
-Layout matmulLayout(const I8Config& c, int64_t M, int64_t K) {
+// Mixed: per task the adaptive N tile ([mr][width] f32) and one gathered input row or
+// column (K f32) after a slot's own bytes.
+void addMixedSlot(const I8Config& c, const I8Params& p, int64_t width, Layout* l) {
+  if (!p.mixed) return;
+  l->slotMixed = l->slot;
+  l->slot += roundUp(int64_t(c.mr) * width * 4, 64) + roundUp(std::max(p.K, width) * 4, 64);
+}
+
+// MatMul/Gemm: A quantized into panels [M/mr][KG][mr] words (adaptive: then their
+// |q_x - z_x| copy); per task the rows of one panel.
+Layout matmulLayout(const I8Config& c, const I8Params& p, int64_t M, int64_t K) {
   Layout l;
   const int64_t KG = groupsOf(c, K);
   l.shared = roundUp(ceilDiv(M, c.mr) * KG * c.mr * 4, 64);
+  if (p.adaptive) l.absShared = l.shared, l.shared *= 2;
+  if (p.nStatic) l.xsShared = l.shared, l.shared += roundUp(M * p.nStatic * 4, 64);  // fp32_channels [M][nStatic]
   l.slot = roundUp(c.mr * roundUp(K, 4), 64);
+  addMixedSlot(c, p, int64_t(c.nv) * c.lanes, &l);
   return l;
 }
 
-// The 1x1 Conv: per task one tile [KG][pixelTile] words.
-Layout pointwiseLayout(const I8Config& c, int64_t K, int64_t pixelTile) {
+// The 1x1 Conv: per task one tile [KG][pixelTile] words (adaptive: and its |q_x - z_x| copy).
+Layout pointwiseLayout(const I8Config& c, const I8Params& p, const Conv2dGeom& g, int64_t K, int64_t pixelTile) {
   Layout l;
-  l.slot = roundUp(groupsOf(c, K) * pixelTile * 4, 64);
+  if (p.adaptive) l.xtShared = 0, l.shared = channelsLastBytes(g);
+  l.xsShared = l.shared, l.shared += staticPlanesBytes(p, g);
+  if (p.nStatic) l.xpShared = l.shared, l.shared += roundUp(paddedGeom(g).words * 4, 64);
+  l.slot = roundUp(groupsOf(c, K) * pixelTile * 4, 64) * (p.adaptive ? 2 : 1);
+  addMixedSlot(c, p, int64_t(c.nv) * c.lanes, &l);
   return l;
 }
 
@@ -184,7 +603,7 @@ std::vector<int64_t> staticExtents(const PrepareInfo& info, size_t i, const char
 // [0] the packed groups (MatMul: blocks of nv * lanes columns; Conv: panels of mr rows),
 // [1] z_x * colsum and [2] s_x * s_w * alpha per feature, padded to 64 features.
 void prepareWeights(const PrepareInfo& info, const I8Params& p, int64_t fs, int64_t ks, int64_t featureAxis,
-                    float sx, float alpha, Prepared* out) {
+                    float sx, float alpha, const std::vector<int64_t>& channels, Prepared* out) {
   const I8Config& c = i8Config(p.isa);
   const ir::Tensor* w = info.constants.size() > 1 ? info.constants[1] : nullptr;
   ANVIL_CHECK(w && w->dtype() == DataType::kF32, ErrorCode::kInternal, info.node->label(),
@@ -210,9 +629,13 @@ void prepareWeights(const PrepareInfo& info, const I8Params& p, int64_t fs, int6
           reordered[size_t(f * K + ((ch / c.kg) * taps + t) * c.kg + ch % c.kg)] = q.q[size_t(f * p.K + ch * taps + t)];
     qm = reordered.data();
   }
-  std::string packed(size_t(packedGroupWords(c, p.N, K, block, tail)) * 4, '\0');
-  packGroups(c, reinterpret_cast<const uint8_t*>(qm), p.N, K, K, true, block, tail,
-             reinterpret_cast<uint32_t*>(packed.data()));
+  auto pack = [&](const int8_t* m) {
+    std::string packed(size_t(packedGroupWords(c, p.N, K, block, tail)) * 4, '\0');
+    packGroups(c, reinterpret_cast<const uint8_t*>(m), p.N, K, K, true, block, tail,
+               reinterpret_cast<uint32_t*>(packed.data()));
+    return packed;
+  };
+  std::string packed = pack(qm);
   const int64_t padded = roundUp(p.N, 64);
   std::string zc(size_t(padded) * 4, '\0'), sc(size_t(padded) * 4, '\0');
   for (int64_t f = 0; f < p.N; ++f) {
@@ -223,6 +646,35 @@ void prepareWeights(const PrepareInfo& info, const I8Params& p, int64_t fs, int6
   }
   out->blobs = {std::move(packed), std::move(zc), std::move(sc)};
   out->packedInputs.push_back(1);
+  if (!p.mixed) return;
+  // The f32 components' blobs (see MixedBlob): adaptive keeps every feature's weights.
+  std::vector<int32_t> rowOf(size_t(padded), -1), isStatic(size_t(padded), 0);
+  for (size_t i = 0; i < channels.size(); ++i) {
+    isStatic[size_t(channels[i])] = int32_t(i) + 1;
+    isStatic.push_back(int32_t(channels[i]));
+  }
+  std::vector<float> wf;
+  int32_t rows = 0;
+  const int64_t C = conv ? w->dim(1) : p.K, taps = conv ? w->dim(2) * w->dim(3) : 1;
+  for (int64_t f = 0; f < p.N; ++f) {
+    if (!p.adaptive && !isStatic[size_t(f)]) continue;
+    rowOf[size_t(f)] = rows++;
+    // A Conv's in (kh, kw, ci) order, against its input copied channels-last (convFix).
+    for (int64_t t = 0; t < taps; ++t)
+      for (int64_t ci = 0; ci < C; ++ci) wf.push_back(w->data<float>()[f * fs + (ci * taps + t) * ks]);
+  }
+  auto bytes = [](const auto& v) {
+    return std::string(reinterpret_cast<const char*>(v.data()), v.size() * sizeof(v[0]));
+  };
+  out->blobs.push_back(bytes(rowOf));
+  out->blobs.push_back(bytes(isStatic));
+  out->blobs.push_back(wf.empty() ? std::string(4, '\0') : bytes(wf));
+  if (!p.adaptive) return;
+  std::vector<int8_t> mag(qm, qm + p.N * K);
+  for (int8_t& v : mag) v = int8_t(v < 0 ? -v : v);  // |q_w| <= 127
+  out->blobs.push_back(pack(mag.data()));
+  out->blobs.push_back(bytes(std::vector<int32_t>(size_t(padded), 0)));
+  out->blobs.push_back(bytes(std::vector<float>(size_t(padded), 1.0f)));
 }
 
 // ---------------------------------------------------------------------------------------
@@ -279,10 +731,12 @@ void prepareMatMul(I8Isa isa, I8Op op, bool fused, const PrepareInfo& info, Prep
     M = 1;
     for (size_t i = 0; i + 1 < ad.size(); ++i) M *= ad[i];
   }
+  std::vector<int64_t> channels;
+  readMixed(info, &p, &channels);
   // Feature f, value k: B[k][f] (ks = N), transposed B[f][k] (fs = K).
   const bool tB = p.transB != 0;
-  prepareWeights(info, p, tB ? p.K : 1, tB ? 1 : p.N, tB ? 0 : 1, sx, p.alpha, out);
-  out->workspaceBytes = uint64_t(matmulLayout(i8Config(isa), M, p.K).total(p.tasks));
+  prepareWeights(info, p, tB ? p.K : 1, tB ? 1 : p.N, tB ? 0 : 1, sx, p.alpha, channels, out);
+  out->workspaceBytes = uint64_t(matmulLayout(i8Config(isa), p, M, p.K).total(p.tasks));
   out->setParams(p);
 }
 
@@ -306,9 +760,12 @@ void runMatMul(const StepArgs& a) {
   if (Y.numel() != M * N) a.fail("the output extents differ from the product's");
   if (M == 0) return;
   const int T = tasksOf(a, p, double(M) * double(N) * double(K));
-  const Layout l = matmulLayout(c, M, K);
+  const Layout l = matmulLayout(c, p, M, K);
+  const Mixed mx = Mixed::of(a, p);
+  if (a.counters) a.counters[1].fetch_add(uint64_t(M * N), std::memory_order_relaxed);
   char* ws = workspace(a, l, T);
   auto* panels = reinterpret_cast<uint32_t*>(ws);
+  auto* absPanels = reinterpret_cast<uint32_t*>(ws + l.absShared);
   const int64_t KG = groupsOf(c, K), panelWords = KG * c.mr, mPanels = ceilDiv(M, c.mr);
   const float* ap = A.as<float>();
   const float inv = p.invScale;
@@ -326,12 +783,48 @@ void runMatMul(const StepArgs& a) {
           const float* src = ap + (m0 + r) * rsA;
           uint8_t* q = rows + r * ld;
           if (csA == 1)
-            quantizeU8(src, K, inv, zp, q);
+            quantizeU8For(c, src, K, inv, zp, q);
           else
             for (int64_t k = 0; k < K; ++k) q[k] = quantizeU8One(src[k * csA], inv, zp);
           for (int64_t k = K; k < ld; ++k) q[k] = 0;
         }
         packRowPanel(c, rows, R, K, ld, panels + i * panelWords);
+        if (mx.adaptive) absDeviationWords(c, panels + i * panelWords, panelWords, zp, absPanels + i * panelWords);
+      }
+    });
+  }
+
+  // 1b. fp32_channels: every row against the f32 columns, two rows at a time, before the tiles.
+  const int64_t blockW = int64_t(c.nv) * c.lanes;
+  auto* xsM = reinterpret_cast<float*>(ws + l.xsShared);
+  if (mx.nStatic) {
+    const int64_t pairs = ceilDiv(M, 2), n = std::min<int64_t>(T, pairs);
+    a.executor->parallelFor(n, [&](int64_t t) {
+      float* arow = reinterpret_cast<float*>(ws + l.shared + t * l.slot + l.slotMixed) + roundUp(int64_t(c.mr) * blockW, 16);
+      const float* w[64];
+      for (int64_t i = rangeBegin(pairs, t, n); i < rangeBegin(pairs, t + 1, n); ++i) {
+        const int64_t m0 = 2 * i, rb = std::min<int64_t>(2, M - m0);
+        for (int64_t r = 0; r < rb; ++r) {  // transposed A: one row at a time, gathered
+          const float* rows[2];
+          if (csA == 1) {
+            rows[0] = ap + m0 * rsA;
+            rows[1] = ap + (m0 + rb - 1) * rsA;
+          } else {
+            for (int64_t k = 0; k < K; ++k) arow[k] = ap[(m0 + r) * rsA + k * csA];
+            rows[0] = arow;
+          }
+          const int rows2 = csA == 1 ? int(rb) : 1;
+          for (int64_t s0 = 0; s0 < mx.nStatic; s0 += 64) {
+            const int64_t ns = std::min<int64_t>(64, mx.nStatic - s0);
+            for (int64_t s = 0; s < ns; ++s) w[s] = mx.weights(mx.staticList[s0 + s]);
+            float* out = xsM + (m0 + (csA == 1 ? 0 : r)) * mx.nStatic + s0;
+            if (hostAvx2())
+              blockDotsAvx2(rows, rows2, w, ns, K, out, mx.nStatic);
+            else
+              blockDotsBase(rows, rows2, w, ns, K, out, mx.nStatic);
+          }
+          if (csA == 1) break;  // both rows done
+        }
       }
     });
   }
@@ -368,11 +861,14 @@ void runMatMul(const StepArgs& a) {
   }
   const bool matmulEpi = p.op == I8Op::kMatMul && p.fused && (bias || rowBias != 0.0f || act);
   const float beta = p.beta;
-  const int64_t blockW = int64_t(c.nv) * c.lanes, nBlocks = ceilDiv(N, blockW);
+  const int64_t nBlocks = ceilDiv(N, blockW);
   int64_t mChunks = 1;
   if (nBlocks < 4 * T) mChunks = std::min(mPanels, ceilDiv(4 * T, nBlocks));
   const int64_t items = nBlocks * mChunks, n = std::min<int64_t>(T, items);
   a.executor->parallelFor(n, [&](int64_t t) {
+    float* nbuf = reinterpret_cast<float*>(ws + l.shared + t * l.slot + l.slotMixed);
+    float* arow = nbuf + roundUp(int64_t(c.mr) * blockW, 16);
+    uint64_t recomputed = 0;
     for (int64_t it = rangeBegin(items, t, n); it < rangeBegin(items, t + 1, n); ++it) {
       const int64_t mc = it / nBlocks, nb = it % nBlocks;
       const int64_t n0 = nb * blockW, cols = std::min(blockW, N - n0);
@@ -384,6 +880,48 @@ void runMatMul(const StepArgs& a) {
         float* y = yp + m0 * N + n0;
         i8Tile(p.isa, false, int(R), nvec)(KG, panels + i * panelWords, wb, gStride, nullptr, zc + n0, sc + n0, nullptr, y, N,
                                            int(cols));
+        if (mx.on) {  // components in f32: replace their products before C, bias and epilogue
+          if (mx.adaptive)
+            i8Tile(p.isa, false, int(R), nvec)(KG, absPanels + i * panelWords, mx.absW + nb * KG * blockW, gStride,
+                                               nullptr, mx.zeros + n0, mx.ones + n0, nullptr, nbuf, blockW, int(cols));
+          for (int64_t r = 0; r < R; ++r) {
+            const int64_t m = m0 + r;
+            float* yr = y + r * N;
+            const float* xr = nullptr;  // the f32 row of A, gathered on first use
+            uint8_t flags[64];
+            const bool fast = mx.adaptive && mx.productOnly();
+            if (fast) mx.flagCols(nbuf + r * blockW, yr, sc + n0, cols, flags);
+            for (int64_t j = 0; j < cols; ++j) {
+              const int64_t f = n0 + j;
+              if (mx.isStatic[f]) {  // computed in 1b
+                yr[j] = p.alpha * xsM[m * mx.nStatic + mx.isStatic[f] - 1];
+                ++recomputed;
+                continue;
+              }
+              bool flagged = false;
+              if (fast) {
+                flagged = flags[j] != 0;
+              } else if (mx.adaptive) {
+                float actIn = yr[j];
+                if (cp) actIn += beta * cp[m * rsC + f * csC];
+                if (p.op == I8Op::kMatMul && p.fused) actIn += bias ? bias[f] : rowBias;
+                if (zp3 && epi.residual && epi.addFirst) actIn += zp3[m * N + f];
+                flagged = mx.flag(nbuf[r * blockW + j], yr[j], sc[f], actIn);
+              }
+              if (!flagged) continue;
+              if (!xr) {
+                if (csA == 1) {
+                  xr = ap + m * rsA;
+                } else {
+                  for (int64_t k = 0; k < K; ++k) arow[k] = ap[m * rsA + k * csA];
+                  xr = arow;
+                }
+              }
+              yr[j] = p.alpha * dotF32(xr, mx.weights(f), K);
+              ++recomputed;
+            }
+          }
+        }
         for (int64_t r = 0; r < R; ++r) {
           float* yr = y + r * N;
           const float* z = zp3 ? zp3 + (m0 + r) * N + n0 : nullptr;
@@ -398,6 +936,7 @@ void runMatMul(const StepArgs& a) {
         }
       }
     }
+    if (a.counters && recomputed) a.counters[0].fetch_add(recomputed, std::memory_order_relaxed);
   });
 }
 
@@ -456,10 +995,16 @@ constexpr int64_t kDirectChunk = 192;
 // positions' vectors read past the last valid word). Per task: a tile's outputs.
 int64_t offsetTableBytes(const DirectGeom& d, const Conv2dGeom& g) { return roundUp(d.CG * g.kH * g.kW * 4, 64); }
 
-Layout directLayout(const I8Config& c, const Conv2dGeom& g, const DirectGeom& d) {
+Layout directLayout(const I8Config& c, const I8Params& p, const Conv2dGeom& g, const DirectGeom& d) {
   Layout l;
-  l.shared = offsetTableBytes(d, g) + roundUp((g.N * d.imageWords + 64) * 4, 64);
+  const int64_t images = roundUp((g.N * d.imageWords + 64) * 4, 64);
+  l.shared = offsetTableBytes(d, g) + images;
+  if (p.adaptive) l.absShared = l.shared, l.shared += images;
+  if (p.adaptive) l.xtShared = l.shared, l.shared += channelsLastBytes(g);
+  l.xsShared = l.shared, l.shared += staticPlanesBytes(p, g);
+  if (p.nStatic) l.xpShared = l.shared, l.shared += roundUp(paddedGeom(g).words * 4, 64);
   l.slot = roundUp(std::max<int64_t>(int64_t(c.mr) * c.nv * c.lanes, g.W + 8) * 4, 64);
+  addMixedSlot(c, p, int64_t(c.nv) * c.lanes, &l);
   return l;
 }
 
@@ -496,14 +1041,16 @@ void prepareConv(I8Isa isa, bool fused, const PrepareInfo& info, Prepared* out) 
   // An unpadded 1x1 stride-1 Conv quantizes tiles of its channel rows instead (runConv).
   p.direct = !(g.kH == 1 && g.kW == 1 && g.sH == 1 && g.sW == 1 && g.pt == 0 && g.pl == 0 && g.pb == 0 && g.pr == 0);
   p.pixelTile = pixelTileOf(c, p.K, g.OH * g.OW);
-  prepareWeights(info, p, p.K, 1, 0, sx, 1.0f, out);
+  std::vector<int64_t> channels;
+  readMixed(info, &p, &channels);
+  prepareWeights(info, p, p.K, 1, 0, sx, 1.0f, channels, out);
   if (p.direct) {
     const DirectGeom d = directGeom(c, g);
     ANVIL_CHECK(d.imageWords < (int64_t(1) << 31), ErrorCode::kUnsupported, info.node->label(),
                 ": the input is too large for the INT8 Conv's 32-bit offsets");
-    out->workspaceBytes = uint64_t(directLayout(c, g, d).total(p.tasks));
+    out->workspaceBytes = uint64_t(directLayout(c, p, g, d).total(p.tasks));
   } else {
-    out->workspaceBytes = uint64_t(pointwiseLayout(c, p.K, p.pixelTile).total(p.tasks));
+    out->workspaceBytes = uint64_t(pointwiseLayout(c, p, g, p.K, p.pixelTile).total(p.tasks));
   }
   out->setParams(p);
 }
@@ -534,8 +1081,175 @@ ConvEpilogue convEpilogue(const StepArgs& a, const I8Params& p, int64_t M) {
   e.zres = residualOf(a, p);
   e.epi = p.epi.get();
   e.row = epilogueRow(e.epi);
-  e.act = p.fused && (e.zres || e.epi.act != Activation::kNone);
+  // Mixed: the tiles leave the products bare (f32 components replace some) and the row
+  // adds the bias: the same f32 add as the tiles' store.
+  e.act = (p.fused && (e.zres || e.epi.act != Activation::kNone)) || p.mixed;
   return e;
+}
+
+
+// Conv components in f32 for one tile's output: output channels [co0, co0 + R) over
+// positions [j0, j0 + cols) of image img at buf[r * ldb + j - j0]; position j is pixel
+// (j / Ws, j % Ws), valid when j % Ws < OW. nbuf: the adaptive N tile (stride ldn). xt: the
+// input channels-last; a component sums its taps in (kh, kw) order, each a dotF32 over C.
+// Returns the components recomputed.
+// Channels [u0, u1) (image * C + ci) of the padded input.
+void padInput(const Conv2dGeom& g, const PaddedGeom& q, const float* x, int64_t u0, int64_t u1, float* xp) {
+  for (int64_t u = u0; u < u1; ++u) {
+    float* dst = xp + u * q.Hp * q.Wp;
+    std::fill(dst, dst + g.pt * q.Wp, 0.0f);
+    for (int64_t h = 0; h < g.H; ++h) {
+      float* row = dst + (g.pt + h) * q.Wp;
+      std::fill(row, row + g.pl, 0.0f);
+      std::memcpy(row + g.pl, x + (u * g.H + h) * g.W, size_t(g.W) * 4);
+      std::fill(row + g.pl + g.W, row + q.Wp, 0.0f);
+    }
+    std::fill(dst + (g.pt + g.H) * q.Wp, dst + q.Hp * q.Wp, 0.0f);
+  }
+  if (u1 == g.N * g.C) std::fill(xp + g.N * g.C * q.Hp * q.Wp, xp + q.words, 0.0f);  // the slack
+}
+
+// One output row of an fp32_channels plane: out[ow] = sum over (ci, kh, kw) in that order of
+// w x (x the padded image of one input), the pixels as the vector: blocks of kAcc vectors of
+// L (independent sums: the adds' latency), then single vectors; at unit stride straight
+// loads, else lanes gathered. A last partial vector computes a whole one and stores its
+// valid lanes. Every pixel's sums are in the same order: the bits do not depend on the split.
+template <typename V, int L, int kAcc, bool kUnit>
+__attribute__((always_inline)) inline void staticRow(const Conv2dGeom& g, const PaddedGeom& q, const float* xp,
+                                                     const float* wr, int64_t oh, float* out) {
+  const int64_t C = g.C, kH = g.kH, kW = g.kW, dH = g.dH, dW = g.dW, sW = g.sW, Hp = q.Hp, Wp = q.Wp, OW = g.OW;
+  const int64_t rowOff = oh * g.sH;
+  auto vectors = [&](int64_t ow0, auto nAcc, int64_t valid) {
+    constexpr int A = decltype(nAcc)::value;
+    V acc[A];
+#pragma GCC unroll 8
+    for (int i = 0; i < A; ++i) acc[i] = V{};
+    for (int64_t ci = 0; ci < C; ++ci)
+      for (int64_t kh = 0; kh < kH; ++kh) {
+        const float* xr = xp + (ci * Hp + rowOff + kh * dH) * Wp + ow0 * sW;
+        const float* wk = wr + kh * kW * C + ci;
+        for (int64_t kw = 0; kw < kW; ++kw) {
+          const float w = wk[kw * C];
+          const float* xk = xr + kw * dW;
+#pragma GCC unroll 8
+          for (int i = 0; i < A; ++i) {
+            V xv;
+            if (kUnit) {
+              std::memcpy(&xv, xk + i * L, sizeof(V));
+            } else {
+#pragma GCC unroll 8
+              for (int l = 0; l < L; ++l) xv[l] = xk[(i * L + l) * sW];
+            }
+            acc[i] += xv * w;
+          }
+        }
+      }
+    std::memcpy(out + ow0, acc, size_t(valid) * 4);
+  };
+  int64_t ow = 0;
+  for (; ow + L * kAcc <= OW; ow += L * kAcc) vectors(ow, std::integral_constant<int, kAcc>{}, L * kAcc);
+  for (; ow < OW; ow += L) vectors(ow, std::integral_constant<int, 1>{}, std::min<int64_t>(L, OW - ow));
+}
+
+using F4 = float __attribute__((vector_size(16)));
+using F8 = float __attribute__((vector_size(32)));
+
+void staticRowBase(const Conv2dGeom& g, const PaddedGeom& q, const float* xp, const float* wr, int64_t oh,
+                   float* out) {
+  if (g.sW == 1)
+    staticRow<F4, 4, 6, true>(g, q, xp, wr, oh, out);
+  else
+    staticRow<F4, 4, 6, false>(g, q, xp, wr, oh, out);
+}
+// Where the host has AVX2 (as epilogueRow picks its row by the host): twice the lanes of the
+// baseline. The same choice for every family and thread count on a host.
+__attribute__((target("avx2,fma"))) void staticRowAvx2(const Conv2dGeom& g, const PaddedGeom& q, const float* xp,
+                                                       const float* wr, int64_t oh, float* out) {
+  if (g.sW == 1)
+    staticRow<F8, 8, 6, true>(g, q, xp, wr, oh, out);
+  else
+    staticRow<F8, 8, 6, false>(g, q, xp, wr, oh, out);
+}
+
+// Output rows [u0, u1) (image, oh, static channel) of the fp32_channels' planes xs [N][nStatic]
+// [OH][OW], a row at a time (per tile, 48-wide runs cost 5x more).
+void convStatic(const Mixed& mx, const Conv2dGeom& g, const float* xp, int64_t u0, int64_t u1, float* xs) {
+  static const bool kAvx2 = runtime::hostHas("avx2") && runtime::hostHas("fma");
+  const PaddedGeom q = paddedGeom(g);
+  for (int64_t u = u0; u < u1; ++u) {
+    // u = (image, oh, static channel): the channels of one row reuse its input rows from L1.
+    const int64_t s = u % mx.nStatic, oh = (u / mx.nStatic) % g.OH, img = u / (g.OH * mx.nStatic);
+    const float* wr = mx.weights(mx.staticList[s]);
+    (kAvx2 ? staticRowAvx2 : staticRowBase)(g, q, xp + img * g.C * q.Hp * q.Wp, wr, oh,
+                                            xs + ((img * mx.nStatic + s) * g.OH + oh) * g.OW);
+  }
+}
+
+// Pads the input, then runs convStatic over every row, a range per task.
+void convStaticAll(const StepArgs& a, const Mixed& mx, const Conv2dGeom& g, int T, float* xp, float* xs) {
+  if (!mx.nStatic) return;
+  const PaddedGeom q = paddedGeom(g);
+  const int64_t chans = g.N * g.C, nc = std::min<int64_t>(T, chans);
+  const float* x = a.in(0).as<float>();
+  a.executor->parallelFor(nc, [&](int64_t t) { padInput(g, q, x, rangeBegin(chans, t, nc), rangeBegin(chans, t + 1, nc), xp); });
+  const int64_t rows = g.N * mx.nStatic * g.OH, n = std::min<int64_t>(T, rows);
+  a.executor->parallelFor(n, [&](int64_t t) { convStatic(mx, g, xp, rangeBegin(rows, t, n), rangeBegin(rows, t + 1, n), xs); });
+}
+
+uint64_t convFix(const Mixed& mx, const Conv2dGeom& g, const ConvEpilogue& ep, const float* xs, const float* xt,
+                 const float* sc, int64_t Ws, float* buf, int64_t ldb, const float* nbuf, int64_t ldn, int64_t img,
+                 int64_t co0, int64_t R, int64_t j0, int64_t cols) {
+  uint64_t n = 0;
+  const int64_t P = g.OH * g.OW;
+  const bool addZ = ep.zres && mx.epi.residual && mx.epi.addFirst;
+  // fp32_channels: copied from their f32 planes (convStatic).
+  for (int64_t r = 0; r < R; ++r) {
+    const int64_t co = co0 + r;
+    if (!mx.isStatic[co]) continue;
+    const float* plane = xs + (img * mx.nStatic + mx.isStatic[co] - 1) * P;
+    for (int64_t jj = 0; jj < cols; ++jj) {
+      const int64_t oh = (j0 + jj) / Ws, ow = (j0 + jj) % Ws;
+      if (ow >= g.OW) continue;
+      buf[r * ldb + jj] = plane[oh * g.OW + ow];
+      ++n;
+    }
+  }
+  if (!mx.adaptive) return n;
+  // The product test without an activation (the common case) for the whole tile first, in a
+  // loop over each row that vectorizes: flags[r][jj].
+  const bool fast = mx.productOnly();
+  uint8_t flags[8][64];
+  if (fast)
+    for (int64_t r = 0; r < R; ++r) mx.flagRow(nbuf + r * ldn, buf + r * ldb, sc[co0 + r], cols, flags[r]);
+  for (int64_t jj = 0; jj < cols; ++jj) {
+    const int64_t oh = (j0 + jj) / Ws, ow = (j0 + jj) % Ws;
+    if (ow >= g.OW) continue;
+    const int64_t px = oh * g.OW + ow;
+    int64_t rows[8];  // the flagged rows of this pixel (R <= mr <= 8)
+    int nf = 0;
+    for (int64_t r = 0; r < R; ++r) {
+      const int64_t co = co0 + r;
+      float& y = buf[r * ldb + jj];
+      if (mx.isStatic[co]) continue;  // done above
+      if (fast) {
+        if (flags[r][jj]) rows[nf++] = r;
+        continue;
+      }
+      float actIn = y;
+      if (ep.bias) actIn += ep.bias[co];
+      if (addZ) actIn += ep.zres[(img * g.M + co) * P + px];
+      if (!mx.flag(nbuf[r * ldn + jj], y, sc[co], actIn)) continue;
+      rows[nf++] = r;
+    }
+    // The flagged channels of this pixel (convDotImpl).
+    const float* xi = xt + img * g.H * g.W * g.C;
+    for (int i = 0; i < nf; ++i) {
+      const float* wr = mx.weights(co0 + rows[i]);
+      buf[rows[i] * ldb + jj] = hostAvx2() ? convDotAvx2(g, xi, oh, ow, wr) : convDotBase(g, xi, oh, ow, wr);
+      ++n;
+    }
+  }
+  return n;
 }
 
 void runConvDirect(const StepArgs& a, const I8Params& p, const Conv2dGeom& g) {
@@ -543,8 +1257,10 @@ void runConvDirect(const StepArgs& a, const I8Params& p, const Conv2dGeom& g) {
   const DirectGeom d = directGeom(c, g);
   const int64_t P = g.OH * g.OW, Co = p.N, KG = d.CG * g.kH * g.kW;
   const int T = tasksOf(a, p, double(a.out(0).numel()) * double(p.K));
-  const Layout l = directLayout(c, g, d);
+  const Layout l = directLayout(c, p, g, d);
   char* ws = workspace(a, l, T);
+  const Mixed mx = Mixed::of(a, p);
+  if (a.counters) a.counters[1].fetch_add(uint64_t(a.out(0).numel()), std::memory_order_relaxed);
   if (d.imageWords >= (int64_t(1) << 31)) a.fail("the input is too large for the INT8 Conv's 32-bit offsets");
   auto* goff = reinterpret_cast<int32_t*>(ws);
   for (int64_t cg = 0, i = 0; cg < d.CG; ++cg)
@@ -554,6 +1270,7 @@ void runConvDirect(const StepArgs& a, const I8Params& p, const Conv2dGeom& g) {
         goff[i++] = int32_t((phase * d.Hs + (kh * g.dH) / g.sH) * d.Ws + (kw * g.dW) / g.sW);
       }
   auto* xb = reinterpret_cast<uint32_t*>(ws + offsetTableBytes(d, g));
+  auto* xa = reinterpret_cast<uint32_t*>(ws + l.absShared);  // adaptive: |q_x - z_x| images
   // 1. The blocked padded images: items (image, channel group).
   {
     const float* xp = a.in(0).as<float>();
@@ -562,9 +1279,10 @@ void runConvDirect(const StepArgs& a, const I8Params& p, const Conv2dGeom& g) {
       auto* scratch = reinterpret_cast<uint32_t*>(ws + l.shared + t * l.slot);
       for (int64_t u = rangeBegin(units, t, n); u < rangeBegin(units, t + 1, n); ++u) {
         const int64_t img = u / d.CG, cg = u % d.CG, c0 = cg * c.kg;
+        const int64_t off = img * d.imageWords + cg * g.sH * g.sW * d.Hs * d.Ws;
         quantizePhases(c, xp + (img * g.C + c0) * g.H * g.W, std::min<int64_t>(c.kg, g.C - c0), g.H, g.W, g.pt, g.pb,
-                       g.pl, g.pr, g.sH, g.sW, p.invScale, p.zeroPoint,
-                       xb + img * d.imageWords + cg * g.sH * g.sW * d.Hs * d.Ws, scratch);
+                       g.pl, g.pr, g.sH, g.sW, p.invScale, p.zeroPoint, xb + off, scratch);
+        if (mx.adaptive) absDeviationWords(c, xb + off, g.sH * g.sW * d.Hs * d.Ws, p.zeroPoint, xa + off);
       }
     });
   }
@@ -587,8 +1305,19 @@ void runConvDirect(const StepArgs& a, const I8Params& p, const Conv2dGeom& g) {
       if (b < e) fn(oh * g.OW + (b - oh * d.Ws), e - b, b);
     }
   };
+  auto* xt = reinterpret_cast<float*>(ws + l.xtShared);
+  if (mx.adaptive) {  // the input channels-last for the adaptive components, a range of rows per task
+    const int64_t rows = g.N * g.H, nr = std::min<int64_t>(T, rows);
+    a.executor->parallelFor(nr, [&](int64_t t) {
+      channelsLast(g, a.in(0).as<float>(), rangeBegin(rows, t, nr), rangeBegin(rows, t + 1, nr), xt);
+    });
+  }
+  auto* xs = reinterpret_cast<float*>(ws + l.xsShared);
+  convStaticAll(a, mx, g, T, reinterpret_cast<float*>(ws + l.xpShared), xs);
   a.executor->parallelFor(n, [&](int64_t t) {
     auto* tmp = reinterpret_cast<float*>(ws + l.shared + t * l.slot);
+    float* nbuf = reinterpret_cast<float*>(ws + l.shared + t * l.slot + l.slotMixed);
+    uint64_t recomputed = 0;
     for (int64_t it = rangeBegin(items, t, n); it < rangeBegin(items, t + 1, n); ++it) {
       const int64_t u = it / coChunks, ch = it % coChunks, img = u / chunks;
       const int64_t j0 = (u % chunks) * kDirectChunk, j1 = std::min(d.J, j0 + kDirectChunk);
@@ -602,13 +1331,16 @@ void runConvDirect(const StepArgs& a, const I8Params& p, const Conv2dGeom& g) {
         for (int64_t q = q0; q < q1; ++q) {
           const int64_t co0 = q * c.mr, R = std::min<int64_t>(c.mr, Co - co0);
           const I8Tile tile = i8Tile(p.isa, true, int(R), nvec, true);
-          if (inPlace) {
-            tile(KG, wp + q * KG * c.mr, xi + j, 0, goff, zc + co0, sc + co0, tb ? tb + co0 : nullptr, yi + co0 * P + j, P,
-                 int(cols));
-            continue;
+          float* out = inPlace ? yi + co0 * P + j : tmp;
+          const int64_t ldo = inPlace ? P : groupW;
+          tile(KG, wp + q * KG * c.mr, xi + j, 0, goff, zc + co0, sc + co0, tb ? tb + co0 : nullptr, out, ldo, int(cols));
+          if (mx.on) {
+            if (mx.adaptive)
+              tile(KG, mx.absW + q * KG * c.mr, xa + img * d.imageWords + j, 0, goff, mx.zeros + co0, mx.ones + co0,
+                   nullptr, nbuf, groupW, int(cols));
+            recomputed += convFix(mx, g, ep, xs, xt, sc, d.Ws, out, ldo, nbuf, groupW, img, co0, R, j, cols);
           }
-          tile(KG, wp + q * KG * c.mr, xi + j, 0, goff, zc + co0, sc + co0, tb ? tb + co0 : nullptr, tmp, groupW,
-               int(cols));
+          if (inPlace) continue;
           segments(j, j + cols, [&](int64_t px, int64_t cnt, int64_t jb) {
             for (int64_t r = 0; r < R; ++r)
               std::memcpy(yi + (co0 + r) * P + px, tmp + r * groupW + (jb - j), size_t(cnt) * 4);
@@ -620,6 +1352,7 @@ void runConvDirect(const StepArgs& a, const I8Params& p, const Conv2dGeom& g) {
         segments(j0, j1, [&](int64_t px, int64_t cnt, int64_t) { ep.apply(yp, Co, P, img, q0 * c.mr, co1, px, cnt); });
       }
     }
+    if (a.counters && recomputed) a.counters[0].fetch_add(recomputed, std::memory_order_relaxed);
   });
 }
 
@@ -646,8 +1379,20 @@ void runConv(const StepArgs& a) {
   // streams: 0.46 ms.
   const int64_t P = g.OH * g.OW, KG = groupsOf(c, p.K), Co = p.N, PT = p.pixelTile;
   const int T = tasksOf(a, p, double(Y.numel()) * double(p.K));
-  const Layout l = pointwiseLayout(c, p.K, PT);
+  const Layout l = pointwiseLayout(c, p, g, p.K, PT);
   char* ws = workspace(a, l, T);
+  const Mixed mx = Mixed::of(a, p);
+  if (a.counters) a.counters[1].fetch_add(uint64_t(Y.numel()), std::memory_order_relaxed);
+  const int64_t tileWords = groupsOf(c, p.K) * PT;
+  auto* xt = reinterpret_cast<float*>(ws + l.xtShared);
+  if (mx.adaptive) {  // the input channels-last for the adaptive components, a range of rows per task
+    const int64_t rows = g.N * g.H, n = std::min<int64_t>(T, rows);
+    a.executor->parallelFor(n, [&](int64_t t) {
+      channelsLast(g, X.as<float>(), rangeBegin(rows, t, n), rangeBegin(rows, t + 1, n), xt);
+    });
+  }
+  auto* xs = reinterpret_cast<float*>(ws + l.xsShared);
+  convStaticAll(a, mx, g, T, reinterpret_cast<float*>(ws + l.xpShared), xs);
   const uint32_t* wp = a.blobs[0].as<uint32_t>();
   const int32_t* zc = a.blobs[1].as<int32_t>();
   const float* sc = a.blobs[2].as<float>();
@@ -659,13 +1404,17 @@ void runConv(const StepArgs& a) {
   const int64_t items = units * coChunks, n = std::min<int64_t>(T, items);
   const int64_t groupW = int64_t(c.nv) * c.lanes;
   a.executor->parallelFor(n, [&](int64_t t) {
-    auto* tile = reinterpret_cast<uint32_t*>(ws + t * l.slot);
+    auto* tile = reinterpret_cast<uint32_t*>(ws + l.shared + t * l.slot);
+    uint32_t* absTile = tile + roundUp(tileWords, 16);
+    float* nbuf = reinterpret_cast<float*>(ws + l.shared + t * l.slot + l.slotMixed);
+    uint64_t recomputed = 0;
     for (int64_t it = rangeBegin(items, t, n); it < rangeBegin(items, t + 1, n); ++it) {
       const int64_t u = it / coChunks, ch = it % coChunks, img = u / tiles, p0 = (u % tiles) * PT;
       const int64_t np = std::min(PT, P - p0), width = roundUp(np, 16);
       const int64_t q0 = rangeBegin(coPanels, ch, coChunks), q1 = rangeBegin(coPanels, ch + 1, coChunks);
       if (q0 >= q1) continue;
       packPointwiseTile(c, X.as<float>() + img * g.C * P, g.C, P, p.invScale, p.zeroPoint, p0, np, width, tile);
+      if (mx.adaptive) absDeviationWords(c, tile, KG * width, p.zeroPoint, absTile);
       float* yi = yp + img * Co * P + p0;
       for (int64_t j = 0; j < np; j += groupW) {
         const int64_t cols = std::min(groupW, np - j);
@@ -674,10 +1423,18 @@ void runConv(const StepArgs& a) {
           const int64_t co0 = q * c.mr, R = std::min<int64_t>(c.mr, Co - co0);
           i8Tile(p.isa, true, int(R), nvec)(KG, wp + q * KG * c.mr, tile + j, width, nullptr, zc + co0, sc + co0,
                                             tileBias ? tileBias + co0 : nullptr, yi + co0 * P + j, P, int(cols));
+          if (mx.on) {
+            if (mx.adaptive)
+              i8Tile(p.isa, true, int(R), nvec)(KG, mx.absW + q * KG * c.mr, absTile + j, width, nullptr,
+                                                mx.zeros + co0, mx.ones + co0, nullptr, nbuf, groupW, int(cols));
+            recomputed += convFix(mx, g, ep, xs, xt, sc, g.OW, yi + co0 * P + j, P, nbuf, groupW, img, co0, R, p0 + j,
+                                  cols);
+          }
         }
       }
       if (ep.act) ep.apply(yp, Co, P, img, q0 * c.mr, std::min(Co, q1 * c.mr), p0, np);
     }
+    if (a.counters && recomputed) a.counters[0].fetch_add(recomputed, std::memory_order_relaxed);
   });
 }
 
@@ -695,7 +1452,7 @@ Kernel makeKernel(std::string name, const char* op, const char* domain, const Va
                   runtime::SupportsFn supports, runtime::PrepareFn prepare, runtime::RunFn run) {
   Kernel k;
   k.name = std::move(name);
-  k.version = 1;
+  k.version = 2;  // 2: the mixed-precision params and blobs (fp32_channels, adaptive_tau)
   k.op = op;
   k.domain = domain;
   k.precision = DataType::kI8;
@@ -718,11 +1475,12 @@ void registerNativeInt8Kernels(Kernels& k) {
       {I8Isa::kAvx512Vnni, "8x48", "__avx512vnni", {"avx512f", "avx512bw", "avx512vnni"}},
       {I8Isa::kAvxVnni, "4x24", "__avxvnni", {"avx2", "fma", "avxvnni"}},
       {I8Isa::kAvx2, "4x16", "__avx2", {"avx2", "fma"}},
+      {I8Isa::kPortable, "", "_portable", {}},
   };
   for (const Variant& v : variants) {
     const I8Isa isa = v.isa;
     for (bool fused : {false, true}) {
-      const std::string tail = std::string("_") + v.tile + (fused ? "_epilogue" : "") + v.suffix;
+      const std::string tail = (*v.tile ? std::string("_") + v.tile : std::string()) + (fused ? "_epilogue" : "") + v.suffix;
       k.add(makeKernel("i8_gemm_u8s8" + tail, fused ? "FusedMatMul" : "MatMul", fused ? "anvil" : "", v,
                        fused ? supportsFusedMatMul : supportsMatMul,
                        [isa, fused](const PrepareInfo& i, Prepared* o) { prepareMatMul(isa, I8Op::kMatMul, fused, i, o); },

@@ -7,8 +7,12 @@
 // per-feature weights, exact int32 sums, zero-point correction, f32 dequantization, then
 // the f32 epilogue), exactly for the piecewise-linear epilogues; (b) the f32 reference
 // kernel within the quantization error bound derived per element; and every ISA variant
-// (AVX-512 VNNI, AVX-VNNI, AVX2) must give the same bits. Saturation: inputs far outside
+// (AVX-512 VNNI, AVX-VNNI, AVX2, and the portable family with no ISA requirement) must
+// give the same bits. Saturation: inputs far outside
 // the calibrated range, all-255 x all-127 at K = 4096, weights' own per-axis scales.
+// Components in f32 (tactic params fp32_channels, adaptive_tau / adaptive_test): flagged
+// components against the f32 reference kernel within 1e-5 of the output's range, the rest
+// against the emulation bit for bit, the profiler's counters, on every family.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -398,6 +402,11 @@ float finish(const ir::linear::Epilogue& e, bool fused, float v, const float* z)
 struct Emulated {
   std::vector<float> y;      // the INT8 result
   std::vector<double> bound;  // per element: |f32 result - y| allowed by the quantization error
+  // Adaptive precision's inputs per element: the corrected integer sum, sum |q_x - z_x|
+  // |q_w|, and the activation's argument (the dequantized product plus bias / beta C, plus Z
+  // when the residual is added first).
+  std::vector<int64_t> corr, nsum;
+  std::vector<float> pre;
 };
 
 Emulated emulate(const Built& b, const I8Case& ic, const Calibration& cal, const std::vector<float>& given) {
@@ -437,11 +446,14 @@ Emulated emulate(const Built& b, const I8Case& ic, const Calibration& cal, const
     const QW q = quantW(W, M, K, K, 1, given);
     out.y.resize(size_t(Nn * M * OH * OW));
     out.bound.resize(out.y.size());
+    out.corr.resize(out.y.size());
+    out.nsum.resize(out.y.size());
+    out.pre.resize(out.y.size());
     for (int64_t n = 0; n < Nn; ++n)
       for (int64_t m = 0; m < M; ++m)
         for (int64_t oh = 0; oh < OH; ++oh)
           for (int64_t ow = 0; ow < OW; ++ow) {
-            int64_t acc = 0;
+            int64_t acc = 0, nsum = 0;
             double bound = 0;
             for (int64_t ci = 0; ci < C; ++ci)
               for (int64_t kh = 0; kh < kH; ++kh)
@@ -453,6 +465,7 @@ Emulated emulate(const Built& b, const I8Case& ic, const Calibration& cal, const
                   const int64_t k = (ci * kH + kh) * kW + kw;
                   const float w = W[m * K + k];
                   acc += int64_t(qx) * q.q[size_t(m * K + k)];
+                  nsum += std::abs(int64_t(qx) - cal.zp) * std::abs(int64_t(q.q[size_t(m * K + k)]));
                   const double xh = sx * (qx - cal.zp);
                   bound += sx * std::fabs(w) + 0.5 * q.s[size_t(m)] * std::fabs(xh);
                   (void)x;
@@ -461,6 +474,9 @@ Emulated emulate(const Built& b, const I8Case& ic, const Calibration& cal, const
             float v = float(corr) * (float(sx) * q.s[size_t(m)]);
             const size_t oi = size_t(((n * M + m) * OH + oh) * OW + ow);
             const bool act = fused && (e.residual || e.act != ir::linear::Activation::kNone);
+            out.corr[oi] = corr;
+            out.nsum[oi] = nsum;
+            out.pre[oi] = v + (B2 ? B2[m] : 0.0f) + (Z && e.residual && e.addFirst ? Z[oi] : 0.0f);
             if (act) v = finish(e, true, v + (B2 ? B2[m] : 0.0f), Z ? Z + oi : nullptr);
             else if (B2) v = v + B2[m];
             out.y[oi] = v;
@@ -479,36 +495,46 @@ Emulated emulate(const Built& b, const I8Case& ic, const Calibration& cal, const
   const QW q = quantW(W, N, K, tB ? K : 1, tB ? 1 : N, given);
   out.y.resize(size_t(M * N));
   out.bound.resize(out.y.size());
+  out.corr.resize(out.y.size());
+  out.nsum.resize(out.y.size());
+  out.pre.resize(out.y.size());
   const Tensor* Ct = gemm && b.tensors.size() > 2 && b.tensors[2].defined() ? &b.tensors[2] : nullptr;
   for (int64_t m = 0; m < M; ++m)
     for (int64_t n = 0; n < N; ++n) {
-      int64_t acc = 0;
+      int64_t acc = 0, nsum = 0;
       double bound = 0;
       for (int64_t k = 0; k < K; ++k) {
         const float x = tA ? X[k * M + m] : X[m * K + k];
         const int32_t qx = quantX(x, cal);
         acc += int64_t(qx) * q.q[size_t(n * K + k)];
+        nsum += std::abs(int64_t(qx) - cal.zp) * std::abs(int64_t(q.q[size_t(n * K + k)]));
         const float w = tB ? W[n * K + k] : W[k * N + n];
         bound += sx * std::fabs(w) + 0.5 * q.s[size_t(n)] * std::fabs(sx * (qx - cal.zp));
       }
       const int32_t corr = int32_t(acc - int64_t(cal.zp) * q.sums[size_t(n)]);
       float v = float(corr) * ((float(sx) * q.s[size_t(n)]) * alpha);
       const size_t oi = size_t(m * N + n);
+      out.corr[oi] = corr;
+      out.nsum[oi] = nsum;
+      const bool addZ = fused && Z && e.residual && e.addFirst;
       if (gemm) {
         if (Ct) {
           const Dims& cd = Ct->dims();
           const int64_t cM = cd.size() == 2 ? cd[0] : 1, cN = cd.empty() ? 1 : cd.back();
           v += beta * Ct->data<float>()[(cM == 1 ? 0 : m) * cN + (cN == 1 ? 0 : n)];
         }
+        out.pre[oi] = v + (addZ ? Z[oi] : 0.0f);
         if (fused && (e.residual || e.act != ir::linear::Activation::kNone))
           v = finish(e, true, v + 0.0f, Z ? Z + oi : nullptr);
         bound *= std::fabs(alpha);
       } else if (fused) {
         const int64_t nb = B2 ? b.tensors[2].numel() : 0;
+        out.pre[oi] = v + (nb == 1 ? B2[0] : nb == N ? B2[n] : 0.0f) + (addZ ? Z[oi] : 0.0f);
         v = v + (nb == 1 ? B2[0] : 0.0f);
         if (nb == N) v = v + B2[n];
         v = finish(e, true, v, Z ? Z + oi : nullptr);
       }
+      if (!gemm && !fused) out.pre[oi] = v;
       out.y[oi] = v;
       out.bound[oi] = lip * bound;
     }
@@ -754,8 +780,12 @@ TEST(NativeInt8Registration, EveryOpHasEachIsa) {
     for (const runtime::Kernel* k : kernelsFor(op, domain)) {
       EXPECT_EQ(k->precision, DataType::kI8) << k->name;
       EXPECT_EQ(k->name.rfind("i8_", 0), 0u) << k->name;
-      isas[k->requirements.back()]++;
+      isas[k->requirements.empty() ? "portable" : k->requirements.back()]++;
+      if (k->requirements.empty()) {
+        EXPECT_NE(k->name.find("_portable"), std::string::npos) << k->name;
+      }
     }
+    EXPECT_EQ(isas["portable"], 1) << op;
     EXPECT_EQ(isas["avx512vnni"], 1) << op;
     EXPECT_EQ(isas["avxvnni"], 1) << op;
     EXPECT_EQ(isas["fma"], 1) << op;
@@ -902,6 +932,450 @@ TEST(NativeInt8Bench, DISABLED_TilePeak) {
         }
         const double ops = 2.0 * double(r) * double(gStride) * double(KG * c.kg);
         std::printf("  %-12s %dx%-3d %7.1f GOP/s\n", req, r, int(gStride), ops / best * 1e-9);
+      }
+  }
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------
+// Components in f32: fp32_channels (fixed output features) and adaptive precision
+// (adaptive_tau / adaptive_test: components flagged at run time). Every family, 1 and 2
+// threads bitwise, guards; flagged components against the f32 reference kernel within
+// 1e-5 of the output's range, the others against the INT8 emulation bit for bit.
+
+namespace {
+
+const I8Case& caseNamed(const std::string& name) {
+  for (const I8Case& c : cases())
+    if (c.c.name == name) return c;
+  ADD_FAILURE() << "no case " << name;
+  return cases()[0];
+}
+
+bool isConv(const Case& c) { return c.op == "Conv" || c.op == "FusedConv"; }
+
+// The output feature of element i: a Conv's channel, a MatMul/Gemm column.
+int64_t featureOf(const Case& c, const Dims& out, size_t i) {
+  if (isConv(c)) return int64_t(i) / (out[2] * out[3]) % out[1];
+  return int64_t(i) % out.back();
+}
+
+// One run through the contract with the profiler's counters, the output between sentinel
+// guards and a guarded workspace.
+struct Counted {
+  std::vector<float> out;
+  uint64_t recomputed = 0, computed = 0;
+  bool guardsIntact = true, workspaceIntact = true;
+};
+
+Counted runCounted(const runtime::Kernel& k, const PreparedKernel& pk, const Built& b, const Dims& outDims,
+                   int threads) {
+  std::vector<runtime::TensorView> in;
+  for (const Tensor& t : b.tensors) in.push_back(viewOf(t));
+  const int64_t n = ir::numelOf(outDims), guard = 64;
+  std::vector<float> buf(size_t(n + 2 * guard), 12345.0f);
+  runtime::TensorView out;
+  out.data = buf.data() + guard;
+  out.dtype = DataType::kF32;
+  out.setExtents(outDims);
+  Aligned ws(std::max<size_t>(1, size_t(pk.prepared.workspaceBytes)));
+  std::atomic<uint64_t> counters[2];
+  counters[0] = 0;
+  counters[1] = 0;
+  auto ex = runtime::makeCpuExecutor(threads);
+  runtime::StepArgs a;
+  a.node = b.node;
+  a.inputs = in.data();
+  a.numInputs = int(in.size());
+  a.outputs = &out;
+  a.numOutputs = 1;
+  a.params = {pk.params->p, pk.prepared.params.size()};
+  a.blobs = pk.views.data();
+  a.numBlobs = int(pk.views.size());
+  a.workspace = ws.p;
+  a.workspaceBytes = pk.prepared.workspaceBytes;
+  a.executor = ex.get();
+  a.counters = counters;
+  k.run(a);
+  Counted r;
+  r.out.assign(buf.begin() + guard, buf.begin() + guard + n);
+  for (int64_t i = 0; i < guard; ++i)
+    if (buf[size_t(i)] != 12345.0f || buf[size_t(guard + n + i)] != 12345.0f) r.guardsIntact = false;
+  r.workspaceIntact = ws.tailIntact();
+  r.recomputed = counters[0];
+  r.computed = counters[1];
+  return r;
+}
+
+double maxAbs(const Tensor& t) {
+  double m = 0;
+  for (int64_t i = 0; i < t.numel(); ++i) m = std::max(m, double(std::fabs(t.data<float>()[i])));
+  return m;
+}
+
+// Runs every family the host has on b (its node's tactic params set by the caller): 1 and 2
+// threads agree bitwise and in their counters, the guards hold, every family gives the same
+// bits. Calls check(kernel name, output, recomputed) once per family; returns how many ran.
+int runFamilies(const I8Case& ic, const Built& b, const Dims& out,
+                const std::function<void(const std::string&, const std::vector<float>&, uint64_t)>& check) {
+  std::vector<float> first;
+  std::string firstName;
+  int ran = 0;
+  for (const runtime::Kernel* k : kernelsFor(ic.c.op, ic.c.domain)) {
+    EXPECT_TRUE(k->supports(*b.node, b.types())) << k->name;
+    if (!runtime::hostHasAll(k->requirements)) continue;
+    ++ran;
+    const PreparedKernel pk = prepare(*k, b, 2);
+    const Counted r1 = runCounted(*k, pk, b, out, 1), r2 = runCounted(*k, pk, b, out, 2);
+    EXPECT_TRUE(r1.guardsIntact && r2.guardsIntact) << k->name << " wrote outside the output";
+    EXPECT_TRUE(r1.workspaceIntact && r2.workspaceIntact) << k->name << " wrote past the workspace";
+    EXPECT_EQ(std::memcmp(r1.out.data(), r2.out.data(), r1.out.size() * 4), 0) << k->name << ": 1 and 2 threads differ";
+    EXPECT_EQ(r1.recomputed, r2.recomputed) << k->name;
+    EXPECT_EQ(r1.computed, uint64_t(r1.out.size())) << k->name;
+    EXPECT_EQ(r2.computed, uint64_t(r1.out.size())) << k->name;
+    check(k->name, r1.out, r1.recomputed);
+    if (first.empty()) {
+      first = r1.out;
+      firstName = k->name;
+    } else {
+      EXPECT_EQ(std::memcmp(first.data(), r1.out.data(), first.size() * 4), 0) << k->name << " and " << firstName;
+    }
+  }
+  return ran;
+}
+
+const char* const kMixedCases[] = {
+    "MatMul_17x63x33",           "MatMul_batch_2x3x7x13",   "Gemm_7x13x33_tA1tB1_C_MN",
+    "Gemm_17x63x5_tA0tB1_C_N",   "FusedMatMul_7x17x130_biasN_relu", "FusedGemm_17x63x33_tB_CN_gelu",
+    "Conv_3x3_p1_ci13_co17",     "Conv_3x1_p1_inplace",     "Conv_1x1_b2_ci13_co40",
+    "Conv_3x3_s2_chunks",        "Conv_5x5_p2_s2_b2_ci3_co5", "Conv_3x3_d2_p2_ci13_co40",
+    "FusedConv_3x3_pad1_b2_res_add_relu", "FusedConv_1x1_nobias_sigmoid", "FusedConv_3x3_pad1_b2_res_relu_add",
+    "Conv_asym_pads",            "Conv_asym_stride",        "Conv_same_upper_s2",
+    "Conv_4x4_s4_patchify",      "Conv_1x1_s2",             "Conv_1x1_256to64_20x25_b2",
+};
+
+TEST(NativeInt8Mixed, Fp32ChannelsAreF32AndTheRestInt8) {
+  for (const char* name : kMixedCases) {
+    const I8Case& ic = caseNamed(name);
+    Calibration cal;
+    Built b = buildI8(ic, 101, &cal);
+    const Emulated want = emulate(b, ic, cal, {});
+    const Tensor ref = reference(b);
+    const Dims out = ref.dims();
+    const int64_t N = isConv(ic.c) ? out[1] : out.back();
+    const double tol = 1e-5 * std::max(maxAbs(ref), 1e-3);
+    const bool exact = !(ic.c.domain == "anvil" && transcendental(ic.c.attrs));
+    std::vector<std::vector<int64_t>> sets = {{}, {0}, {N - 1}, {}, {}};
+    for (int64_t f = 0; f < N; f += 2) sets[3].push_back(f);
+    for (int64_t f = 0; f < N; ++f) sets[4].push_back(f);
+    for (size_t si = 0; si < sets.size(); ++si) {
+      const std::vector<int64_t>& set = sets[si];
+      std::vector<char> flagged(size_t(N), 0);
+      for (int64_t f : set) flagged[size_t(f)] = 1;
+      const_cast<ir::Node*>(b.node)->tacticParams().set("fp32_channels", set);
+      uint64_t expect = 0;
+      for (size_t i = 0; i < want.y.size(); ++i) expect += flagged[size_t(featureOf(ic.c, out, i))];
+      const int ran = runFamilies(ic, b, out, [&](const std::string& k, const std::vector<float>& got, uint64_t rec) {
+        EXPECT_EQ(rec, expect) << k << " on " << name << " set " << si;
+        for (size_t i = 0; i < got.size(); ++i) {
+          if (flagged[size_t(featureOf(ic.c, out, i))]) {
+            ASSERT_LE(std::fabs(double(got[i]) - ref.data<float>()[i]), tol)
+                << k << " on " << name << " set " << si << " at " << i << ": f32 " << ref.data<float>()[i];
+          } else if (exact) {
+            ASSERT_EQ(got[i], want.y[i]) << k << " on " << name << " set " << si << " at " << i;
+          } else {
+            ASSERT_LE(std::fabs(double(got[i]) - want.y[i]), 2e-6 * std::max(maxAbs(ref), 1e-3)) << k << " at " << i;
+          }
+        }
+      });
+      EXPECT_GT(ran, 0);
+    }
+  }
+}
+
+TEST(NativeInt8Mixed, DeclinesBadTacticParams) {
+  const I8Case& ic = caseNamed("MatMul_17x63x33");
+  Calibration cal;
+  for (const runtime::Kernel* k : kernelsFor("MatMul", "")) {
+    Built b = buildI8(ic, 3, &cal);
+    ir::Node* node = const_cast<ir::Node*>(b.node);
+    node->tacticParams().set("fp32_channels", Dims{0, 33});
+    EXPECT_THROW(prepare(*k, b, 1), Error) << k->name << ": feature 33 of 33";
+    node->tacticParams() = {};
+    node->tacticParams().set("adaptive_tau", 0.0f);
+    EXPECT_THROW(prepare(*k, b, 1), Error) << k->name << ": tau 0";
+    node->tacticParams().set("adaptive_tau", 1.0f);
+    node->tacticParams().set("adaptive_test", std::string("sum"));
+    EXPECT_THROW(prepare(*k, b, 1), Error) << k->name << ": test sum";
+  }
+}
+
+// The adaptive tests' expectation per element from the emulation (the activations here are
+// none or Relu: kappa_phi 1, or 0 at or below 0): the product and ratio values, compared
+// with a margin of 2x either side of tau (inside it the kernel's float rounding decides).
+struct Expect {
+  std::vector<char> surelyFlagged, surelyKept;
+  size_t flagged = 0, kept = 0;
+};
+
+Expect expectFlags(const Emulated& e, bool relu, int test, double tau) {
+  Expect x;
+  x.surelyFlagged.assign(e.y.size(), 0);
+  x.surelyKept.assign(e.y.size(), 0);
+  for (size_t i = 0; i < e.y.size(); ++i) {
+    const double kphi = relu ? (e.pre[i] > 0 ? 1.0 : 0.0) : 1.0;
+    const double kv = e.corr[i] == 0 ? HUGE_VAL : double(e.nsum[i]) / std::fabs(double(e.corr[i]));
+    const double prod = kv * kphi / 255.0, ratio = kphi / std::fabs(double(e.pre[i]));
+    double hi = 0, lo = 0;  // the larger and the smaller of the values the test uses, vs tau
+    if (test == 0) hi = lo = prod;
+    if (test == 1) hi = lo = ratio;
+    if (test == 2) hi = std::max(prod, ratio), lo = hi;
+    if (std::isnan(hi)) hi = lo = 0;  // 0 / 0 (Relu at 0): not flagged
+    if (hi > 2 * tau) x.surelyFlagged[i] = 1, ++x.flagged;
+    if (lo < 0.5 * tau) x.surelyKept[i] = 1, ++x.kept;
+  }
+  return x;
+}
+
+// A quantile of the test's values (tau that flags about 1 - q of the components).
+double tauAt(const Emulated& e, bool relu, int test, double q) {
+  std::vector<double> v;
+  for (size_t i = 0; i < e.y.size(); ++i) {
+    const double kphi = relu ? (e.pre[i] > 0 ? 1.0 : 0.0) : 1.0;
+    const double kv = e.corr[i] == 0 ? HUGE_VAL : double(e.nsum[i]) / std::fabs(double(e.corr[i]));
+    const double prod = kv * kphi / 255.0, ratio = kphi / std::fabs(double(e.pre[i]));
+    double t = test == 0 ? prod : test == 1 ? ratio : std::max(prod, ratio);
+    v.push_back(std::isnan(t) ? 0.0 : std::min(t, 1e30));
+  }
+  std::sort(v.begin(), v.end());
+  return std::max(1e-6, v[size_t(q * double(v.size() - 1))]);
+}
+
+void checkAdaptive(const I8Case& ic, Built& b, const Calibration& cal, const std::string& what,
+                   const std::vector<char>* mustFlag = nullptr) {
+  const Emulated want = emulate(b, ic, cal, {});
+  const Tensor ref = reference(b);
+  const Dims out = ref.dims();
+  const double tol = 1e-5 * std::max(maxAbs(ref), 1e-3);
+  const bool relu = ic.c.attrs.getString("activation", "") == "Relu";
+  const char* tests[] = {"product", "ratio", "both"};
+  for (int test = 0; test < 3; ++test)
+    for (double q : {0.95, 0.5}) {
+      const double tau = tauAt(want, relu, test, q);
+      ir::Node* node = const_cast<ir::Node*>(b.node);
+      node->tacticParams().set("adaptive_tau", float(tau));
+      node->tacticParams().set("adaptive_test", std::string(tests[test]));
+      const Expect x = expectFlags(want, relu, test, double(float(tau)));
+      if (mustFlag && test == 0 && q == 0.5)
+        for (size_t i = 0; i < mustFlag->size(); ++i)
+          if ((*mustFlag)[i]) {
+            ASSERT_TRUE(x.surelyFlagged[i]) << what << ": the cancelling component " << i << " has a small kappa";
+          }
+      const int ran = runFamilies(ic, b, out, [&](const std::string& k, const std::vector<float>& got, uint64_t rec) {
+        const std::string at = k + " on " + what + " (" + tests[test] + ", tau " + std::to_string(tau) + ")";
+        EXPECT_GE(rec, x.flagged) << at;
+        EXPECT_LE(rec, got.size() - x.kept) << at;
+        for (size_t i = 0; i < got.size(); ++i) {
+          const bool nearF32 = std::fabs(double(got[i]) - ref.data<float>()[i]) <= tol;
+          if (x.surelyKept[i]) {
+            ASSERT_EQ(got[i], want.y[i]) << at << " at " << i;
+          } else if (x.surelyFlagged[i]) {
+            ASSERT_TRUE(nearF32) << at << " at " << i << ": got " << got[i] << " f32 " << ref.data<float>()[i];
+          } else {
+            ASSERT_TRUE(nearF32 || got[i] == want.y[i]) << at << " at " << i;
+          }
+        }
+      });
+      EXPECT_GT(ran, 0);
+    }
+  // tau huge: nothing recomputed but the components whose corrected sum is exactly 0
+  // (kappa_v = +inf, unless a Relu's kappa_phi is 0 there), the INT8 bits elsewhere.
+  ir::Node* node = const_cast<ir::Node*>(b.node);
+  node->tacticParams().set("adaptive_tau", 1e30f);
+  node->tacticParams().set("adaptive_test", std::string("product"));
+  std::vector<char> zero(want.y.size(), 0);
+  uint64_t zeros = 0;
+  for (size_t i = 0; i < want.y.size(); ++i)
+    if (want.corr[i] == 0 && (!relu || want.pre[i] > 0)) zero[i] = 1, ++zeros;
+  runFamilies(ic, b, out, [&](const std::string& k, const std::vector<float>& got, uint64_t rec) {
+    EXPECT_EQ(rec, zeros) << k << " on " << what;
+    for (size_t i = 0; i < got.size(); ++i) {
+      if (zero[i]) {
+        ASSERT_LE(std::fabs(double(got[i]) - ref.data<float>()[i]), tol) << k << " on " << what << " at " << i;
+      } else {
+        ASSERT_EQ(got[i], want.y[i]) << k << " on " << what << " at " << i;
+      }
+    }
+  });
+  // tau tiny (no activation: kappa_phi = 1 everywhere): everything recomputed, the f32 result.
+  if (!relu) {
+    node->tacticParams().set("adaptive_tau", 1e-30f);
+    runFamilies(ic, b, out, [&](const std::string& k, const std::vector<float>& got, uint64_t rec) {
+      EXPECT_EQ(rec, uint64_t(got.size())) << k << " on " << what;
+      for (size_t i = 0; i < got.size(); ++i)
+        ASSERT_LE(std::fabs(double(got[i]) - ref.data<float>()[i]), tol) << k << " on " << what << " at " << i;
+    });
+  }
+  node->tacticParams() = {};
+}
+
+// Cancellation by construction: A's rows repeat their first half (x[k + K/2] = x[k]) and
+// every fifth column of B is its own negation across the halves plus 1e-3 noise, so those
+// components are ~0 while sum |w| |x| is large: INT8 loses them, the adaptive test flags
+// them, and they come back as f32.
+TEST(NativeInt8Adaptive, FlagsCancellationAndKeepsTheRestInt8) {
+  const int64_t M = 16, K = 256, N = 40;
+  I8Case ic{{"cancel", "MatMul", "", {Dims{M, K}, Dims{K, N}}, {false, true}, {}}, Calib::kRange, 1.0f, false};
+  Calibration cal;
+  Built b = buildI8(ic, 17, &cal);
+  float* x = b.tensors[0].data<float>();
+  for (int64_t m = 0; m < M; ++m)
+    for (int64_t k = 0; k < K / 2; ++k) x[m * K + K / 2 + k] = x[m * K + k];
+  Tensor w = b.tensors[1].clone();
+  float* wp = w.data<float>();
+  std::mt19937 rng(5);
+  std::uniform_real_distribution<float> noise(-1e-3f, 1e-3f);
+  for (int64_t n = 3; n < N; n += 5)
+    for (int64_t k = 0; k < K / 2; ++k) wp[(K / 2 + k) * N + n] = -wp[k * N + n] + noise(rng);
+  ir::Node* node = const_cast<ir::Node*>(b.node);
+  node->setInput(1, b.graph->addInitializer("w_cancel", w.clone()));
+  b.tensors[1] = w;
+  std::vector<char> mustFlag(size_t(M * N), 0);
+  for (int64_t m = 0; m < M; ++m)
+    for (int64_t n = 3; n < N; n += 5) mustFlag[size_t(m * N + n)] = 1;
+  checkAdaptive(ic, b, cal, "cancel", &mustFlag);
+}
+
+TEST(NativeInt8Adaptive, EveryLayerKind) {
+  for (const char* name : kMixedCases) {
+    const I8Case& ic = caseNamed(name);
+    const std::string act = ic.c.attrs.getString("activation", "");
+    if (!(act.empty() || act == "Relu")) continue;  // expectFlags knows kappa_phi of none and Relu
+    Calibration cal;
+    Built b = buildI8(ic, 211, &cal);
+    checkAdaptive(ic, b, cal, name);
+  }
+}
+
+// Both items at once: fixed features in f32 whatever the adaptive test says.
+TEST(NativeInt8Adaptive, WithFp32Channels) {
+  const I8Case& ic = caseNamed("Conv_3x3_p1_ci13_co17");
+  Calibration cal;
+  Built b = buildI8(ic, 7, &cal);
+  const Emulated want = emulate(b, ic, cal, {});
+  const Tensor ref = reference(b);
+  const Dims out = ref.dims();
+  const double tol = 1e-5 * std::max(maxAbs(ref), 1e-3);
+  ir::Node* node = const_cast<ir::Node*>(b.node);
+  node->tacticParams().set("fp32_channels", Dims{2, 16});
+  node->tacticParams().set("adaptive_tau", 1e30f);
+  runFamilies(ic, b, out, [&](const std::string& k, const std::vector<float>& got, uint64_t rec) {
+    EXPECT_EQ(rec, uint64_t(2 * out[2] * out[3])) << k;
+    for (size_t i = 0; i < got.size(); ++i) {
+      const int64_t f = featureOf(ic.c, out, i);
+      if (f == 2 || f == 16) {
+        ASSERT_LE(std::fabs(double(got[i]) - ref.data<float>()[i]), tol) << k << " at " << i;
+      } else {
+        ASSERT_EQ(got[i], want.y[i]) << k << " at " << i;
+      }
+    }
+  });
+}
+
+}  // namespace
+
+namespace {
+
+// The cost of components in f32 (run with --gtest_also_run_disabled_tests): per shape the
+// best f32 kernel, plain INT8, fp32_channels on ~5% of the features, adaptive precision
+// with tau at the 95th percentile of kappa (~5% recomputed), each INT8 family the host has
+// (ANVIL_BENCH_KERNEL: a substring of their names), one thread, best of several runs.
+TEST(NativeInt8Bench, DISABLED_MixedCost) {
+  const Dims w3{64, 64, 3, 3}, w1{64, 256, 1, 1};
+  const std::vector<I8Case> shapes = {
+      {{"conv3x3_64to64_56x56", "Conv", "", {Dims{1, 64, 56, 56}, w3, Dims{64}}, {false, true, true},
+        convAttrs(w3, {}, {}, {1, 1, 1, 1})}},
+      {{"conv1x1_256to64_56x56", "Conv", "", {Dims{1, 256, 56, 56}, w1, Dims{64}}, {false, true, true},
+        convAttrs(w1, {}, {}, {})}},
+      {{"matmul_128x768x768", "MatMul", "", {Dims{128, 768}, Dims{768, 768}}, {false, true}, {}}},
+  };
+  const char* only = std::getenv("ANVIL_BENCH_KERNEL");
+  for (const I8Case& ic : shapes) {
+    Calibration cal;
+    Built b = buildI8(ic, 7, &cal);
+    const Dims out = b.node->output(0)->shape().extents();
+    const int64_t N = isConv(ic.c) ? out[1] : out.back();
+    const Emulated want = emulate(b, ic, cal, {});
+    const double tau = tauAt(want, false, 0, 0.95);
+    double bestF32 = 1e30;
+    std::string bestName;
+    const char* mode = std::getenv("ANVIL_BENCH_MODE");  // "static" / "adaptive": that mode only, for profiles
+    for (const runtime::Kernel* k : f32Registry().all()) {
+      if (mode || k->op != ic.c.op || !runtime::hostHasAll(k->requirements) || !k->supports(*b.node, b.types()))
+        continue;
+      const double s = timeKernel(*k, b, out, 1, 10);
+      if (s < bestF32) bestF32 = s, bestName = k->name;
+    }
+    std::printf("%s: best f32 %.3f ms (%s); adaptive tau %.4g\n", ic.c.name.c_str(), bestF32 * 1e3, bestName.c_str(),
+                tau);
+    ir::Node* node = const_cast<ir::Node*>(b.node);
+    for (const runtime::Kernel* k : kernelsFor(ic.c.op, "")) {
+      if (!runtime::hostHasAll(k->requirements) || (only && k->name.find(only) == std::string::npos)) continue;
+      node->tacticParams() = {};
+      Dims ch;
+      for (int64_t f = 0; f < N; f += 20) ch.push_back(f);  // 5%
+      if (mode) {  // "static" or "adaptive"
+        if (std::string(mode) == "static")
+          node->tacticParams().set("fp32_channels", ch);
+        else
+          node->tacticParams().set("adaptive_tau", float(tau));
+        std::printf("  %s %s %.3f ms\n", k->name.c_str(), mode, 1e3 * timeKernel(*k, b, out, 1, 50));
+        continue;
+      }
+      const double plain = timeKernel(*k, b, out, 1, 10);
+      node->tacticParams().set("fp32_channels", ch);
+      const double fixed = timeKernel(*k, b, out, 1, 10);
+      node->tacticParams() = {};
+      node->tacticParams().set("adaptive_tau", float(tau));
+      const double adaptive = timeKernel(*k, b, out, 1, 10);
+      const Counted c = runCounted(*k, prepare(*k, b, 1), b, out, 1);
+      std::printf("  %-40s int8 %7.3f ms | fp32_channels %zu/%lld %7.3f ms (%.2fx) | adaptive %.1f%% %7.3f ms (%.2fx)"
+                  " | f32 %.2fx int8\n",
+                  k->name.c_str(), plain * 1e3, ch.size(), (long long)N, fixed * 1e3, fixed / plain,
+                  100.0 * double(c.recomputed) / double(c.computed), adaptive * 1e3, adaptive / plain, bestF32 / plain);
+      node->tacticParams() = {};
+    }
+  }
+}
+
+}  // namespace
+
+namespace {
+
+// The transcendental activations' kappa_phi (sigmoid, GELU, SiLU) with every test: each
+// component is either the INT8 result (within the vector exp's few ulp) or the f32 one.
+TEST(NativeInt8Adaptive, TranscendentalActivations) {
+  for (const char* name : {"FusedGemm_17x63x33_tB_CN_gelu", "FusedConv_1x1_nobias_sigmoid", "FusedMatMul_7x17x130_biasN_silu",
+                           "FusedConv_3x3_pad1_b2_gelu"}) {
+    const I8Case& ic = caseNamed(name);
+    Calibration cal;
+    Built b = buildI8(ic, 5, &cal);
+    const Emulated want = emulate(b, ic, cal, {});
+    const Tensor ref = reference(b);
+    const double tol = 1e-5 * std::max(maxAbs(ref), 1e-3);
+    ir::Node* node = const_cast<ir::Node*>(b.node);
+    for (const char* test : {"product", "ratio", "both"})
+      for (float tau : {0.02f, 0.2f, 2.0f}) {
+        node->tacticParams().set("adaptive_tau", tau);
+        node->tacticParams().set("adaptive_test", std::string(test));
+        runFamilies(ic, b, ref.dims(), [&](const std::string& k, const std::vector<float>& got, uint64_t) {
+          for (size_t i = 0; i < got.size(); ++i) {
+            const bool int8 = std::fabs(double(got[i]) - want.y[i]) <= 2e-6 * std::max(maxAbs(ref), 1e-3);
+            const bool f32 = std::fabs(double(got[i]) - ref.data<float>()[i]) <= tol;
+            ASSERT_TRUE(int8 || f32) << k << " on " << name << " (" << test << ", tau " << tau << ") at " << i;
+          }
+        });
       }
   }
 }
