@@ -8,7 +8,14 @@ precision of the linear layers (--exportLayerInfo). No training; a few seconds.
         [--min-agreement 0.995] [--min-int8 1] [--high /fc2/Gemm] [--others int8] -- FLAGS...
 
 FLAGS are passed to the build (--calibData defaults to the model's calib/ directory).
---high NAME: that layer must stay in f32 or f16; --others P: every other linear layer in P.
+--precision=auto gives each layer a floor (the cheapest precision its budget allows) and the
+builder may run a more precise kernel where it is faster (precisionReason "cost"; "budget"
+when the budget raised the floor), so a layer "at the INT8 floor" is one that runs INT8 or
+has reason "cost" with INT8 allowed.
+--min-int8 N: at least N linear layers at the INT8 floor; --min-int8-run N: at least N run
+INT8 kernels, checked where the CPU has VNNI (there INT8 is the fastest on these layers;
+elsewhere the builder may rightly prefer FP32). --high NAME: that layer must run in f32 or
+f16; --others int8: every other linear layer at the INT8 floor.
 Exit code 1 when a check fails, 2 on usage errors.
 """
 import argparse
@@ -21,7 +28,21 @@ import tempfile
 import numpy as np
 
 LINEAR_TYPES = {"Conv", "Gemm", "MatMul", "anvil.FusedConv", "anvil.FusedGemm", "anvil.FusedMatMul"}
-SHORT = {"int8": "i8", "fp16": "f16", "bf16": "bf16", "fp32": "f32"}
+
+
+def at_int8_floor(layer):
+    return layer["Precision"] == "i8" or layer.get("PrecisionReason") == "cost"
+
+
+def has_vnni():
+    if os.environ.get("ANVIL_MAX_ISA"):
+        return False
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = f.read()
+    except OSError:
+        return False
+    return " avx512_vnni" in flags or " avx_vnni" in flags
 
 
 def run(cmd):
@@ -63,9 +84,10 @@ def main():
     ap.add_argument("--anvil", required=True)
     ap.add_argument("--model", required=True, help="directory with model.onnx, meta.json, calib/, test/")
     ap.add_argument("--min-agreement", type=float, default=0.995)
-    ap.add_argument("--min-int8", type=int, default=0, help="at least this many linear layers in int8")
+    ap.add_argument("--min-int8", type=int, default=0, help="at least this many linear layers at the int8 floor")
+    ap.add_argument("--min-int8-run", type=int, default=0, help="at least this many run int8 kernels (VNNI CPUs)")
     ap.add_argument("--high", action="append", default=[], help="a layer that must stay in f32 or f16")
-    ap.add_argument("--others", choices=sorted(SHORT), help="the precision every layer not --high must have")
+    ap.add_argument("--others", choices=["int8"], help="the floor every layer not --high must have")
     args = ap.parse_args(argv)
     with open(os.path.join(args.model, "meta.json")) as f:
         meta = json.load(f)
@@ -91,9 +113,16 @@ def main():
           f"accuracy {float((y.argmax(1) == labels).mean()):.4f}, FP32 {float((y32.argmax(1) == labels).mean()):.4f}")
     if agreement < args.min_agreement:
         failures.append(f"top-1 agreement {agreement:.4f} < {args.min_agreement}")
+    at_floor = [l for l in layers if at_int8_floor(l)]
     n8 = sum(l["Precision"] == "i8" for l in layers)
-    if n8 < args.min_int8:
-        failures.append(f"{n8} linear layers in int8, expected at least {args.min_int8}")
+    print(f"{len(at_floor)} linear layers at the INT8 floor, {n8} run INT8 kernels")
+    if len(at_floor) < args.min_int8:
+        failures.append(f"{len(at_floor)} linear layers at the int8 floor, expected at least {args.min_int8}")
+    if n8 < args.min_int8_run:
+        if has_vnni():
+            failures.append(f"{n8} linear layers run int8 kernels, expected at least {args.min_int8_run}")
+        else:
+            print(f"(no VNNI or ANVIL_MAX_ISA set: not checking that {args.min_int8_run} layers run INT8 kernels)")
     names = {l["Name"] for l in layers}
     for h in args.high:
         if h not in names:
@@ -104,8 +133,9 @@ def main():
             failures.append(f"badly conditioned layer {h} runs in {p}, expected f32 or f16")
     if args.others:
         for l in layers:
-            if l["Name"] not in args.high and l["Precision"] != SHORT[args.others]:
-                failures.append(f"layer {l['Name']} runs in {l['Precision']}, expected {SHORT[args.others]}")
+            if l["Name"] not in args.high and not at_int8_floor(l):
+                failures.append(f"layer {l['Name']} runs in {l['Precision']} ({l.get('PrecisionReason', '')}), "
+                                "expected the int8 floor")
     for f in failures:
         print("FAIL: " + f)
     if not failures:
