@@ -292,82 +292,6 @@ std::vector<std::map<std::string, ir::Tensor>> loadCalibrationBatches(
 // ---------------------------------------------------------------------------------------
 // Condition estimates
 
-double activationCondition(const ir::linear::Epilogue& e, double v) {
-  using A = ir::linear::Activation;
-  const double av = std::fabs(v);
-  auto sigmoid = [](double x) { return 1.0 / (1.0 + std::exp(-x)); };
-  switch (e.act) {
-    case A::kNone:
-    case A::kLeakyRelu: return 1.0;  // v phi'(v) / phi(v) = 1 on both sides
-    case A::kRelu: return v > 0 ? 1.0 : 0.0;
-    case A::kClip: return v > e.p0 && v < e.p1 ? 1.0 : 0.0;
-    case A::kSigmoid: return av * (1.0 - sigmoid(v));
-    case A::kTanh: {
-      if (av < 1e-12) return 1.0;
-      const double t = std::tanh(v);
-      return std::fabs(v * (1.0 - t * t) / t);
-    }
-    case A::kHardSigmoid: {
-      const double y = e.p0 * v + e.p1;
-      return y > 0 && y < 1 ? std::fabs(e.p0 * v / y) : 0.0;
-    }
-    case A::kHardSwish:
-      if (v >= 3) return 1.0;
-      if (v <= -3) return 0.0;
-      return av < 1e-12 ? 1.0 : std::fabs((2 * v + 3) / (v + 3));
-    case A::kSilu: return std::fabs(1.0 + v * (1.0 - sigmoid(v)));
-    case A::kGelu:
-    case A::kGeluTanh: {
-      const double cdf = 0.5 * std::erfc(-v / std::sqrt(2.0));
-      const double pdf = std::exp(-0.5 * v * v) / std::sqrt(2.0 * M_PI);
-      return cdf > 0 ? std::fabs(1.0 + v * pdf / cdf) : passes::kConditionCap;
-    }
-  }
-  return 1.0;
-}
-
-double activationValue(const ir::linear::Epilogue& e, double v) {
-  using A = ir::linear::Activation;
-  auto sigmoid = [](double x) { return 1.0 / (1.0 + std::exp(-x)); };
-  switch (e.act) {
-    case A::kNone: return v;
-    case A::kRelu: return v > 0 ? v : 0.0;
-    case A::kLeakyRelu: return v > 0 ? v : e.p0 * v;
-    case A::kClip: return std::clamp(v, double(e.p0), double(e.p1));
-    case A::kSigmoid: return sigmoid(v);
-    case A::kTanh: return std::tanh(v);
-    case A::kHardSigmoid: return std::clamp(e.p0 * v + e.p1, 0.0, 1.0);
-    case A::kHardSwish: return v * std::clamp(v + 3.0, 0.0, 6.0) / 6.0;
-    case A::kSilu: return v * sigmoid(v);
-    case A::kGelu:
-    case A::kGeluTanh: return v * 0.5 * std::erfc(-v / std::sqrt(2.0));
-  }
-  return v;
-}
-
-double activationSlope(const ir::linear::Epilogue& e, double v) {
-  using A = ir::linear::Activation;
-  auto sigmoid = [](double x) { return 1.0 / (1.0 + std::exp(-x)); };
-  switch (e.act) {
-    case A::kNone: return 1.0;
-    case A::kRelu: return v > 0 ? 1.0 : 0.0;
-    case A::kLeakyRelu: return v > 0 ? 1.0 : std::fabs(e.p0);
-    case A::kClip: return v > e.p0 && v < e.p1 ? 1.0 : 0.0;
-    case A::kSigmoid: return sigmoid(v) * (1.0 - sigmoid(v));
-    case A::kTanh: return 1.0 - std::tanh(v) * std::tanh(v);
-    case A::kHardSigmoid: {
-      const double y = e.p0 * v + e.p1;
-      return y > 0 && y < 1 ? std::fabs(e.p0) : 0.0;
-    }
-    case A::kHardSwish: return v >= 3 ? 1.0 : v <= -3 ? 0.0 : std::fabs((2 * v + 3) / 6.0);
-    case A::kSilu: return std::fabs(sigmoid(v) * (1.0 + v * (1.0 - sigmoid(v))));
-    case A::kGelu:
-    case A::kGeluTanh:
-      return std::fabs(0.5 * std::erfc(-v / std::sqrt(2.0)) + v * std::exp(-0.5 * v * v) / std::sqrt(2.0 * M_PI));
-  }
-  return 1.0;
-}
-
 namespace {
 
 ir::Tensor absOf(const ir::Tensor& t) {
@@ -482,9 +406,9 @@ passes::CalibrationData runCalibration(const ir::Graph& g, const std::vector<std
         const int64_t c = conv ? (i / inner) % channels : i % channels;
         const double av = std::fabs(double(pv[i]));
         const double kv = av > 0 ? double(pn[i]) / av : (pn[i] > 0 ? passes::kConditionCap : 0.0);
-        const double k = std::min(passes::kConditionCap, kv * activationCondition(l.epilogue, pv[i]));
+        const double k = std::min(passes::kConditionCap, kv * ir::linear::activationCondition(l.epilogue, pv[i]));
         cs.perChannel[size_t(c)].push_back(float(k));
-        const double err = activationSlope(l.epilogue, pv[i]) * double(pn[i]), y = activationValue(l.epilogue, pv[i]);
+        const double err = ir::linear::activationSlope(l.epilogue, pv[i]) * double(pn[i]), y = ir::linear::activationValue(l.epilogue, pv[i]);
         cs.err2 += err * err;
         cs.out2 += y * y;
       }

@@ -76,11 +76,4 @@ struct CalibrationOptions {
 passes::CalibrationData runCalibration(const ir::Graph& g, const std::vector<std::map<std::string, ir::Tensor>>& batches,
                                        const CalibrationOptions& options);
 
-// kappa_phi(v) = |v phi'(v)| / |phi(v)| of a fused activation (1 without one; 0 where the
-// activation is flat, so an error in v does not reach the output).
-double activationCondition(const ir::linear::Epilogue& e, double v);
-// phi(v) and |phi'(v)| of a fused activation (v and 1 without one).
-double activationValue(const ir::linear::Epilogue& e, double v);
-double activationSlope(const ir::linear::Epilogue& e, double v);
-
 }  // namespace anvil::codegen

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "ir/graph.h"
+#include "ir/ops/anvil_linear.h"
 #include "passes/pass_context.h"
 #include "passes/pipeline.h"
 
@@ -38,7 +39,7 @@ struct ConditionStats {
   double normwise = 0;
   std::vector<float> channelP99;        // per output channel (Conv: C, MatMul/Gemm: N)
 };
-inline constexpr double kConditionCap = 1e8;
+inline constexpr double kConditionCap = ir::linear::kConditionCap;
 
 // A linear node's inputs and output on the first calibration batch (f32, as the reference
 // kernels computed them): the builder runs the chosen reduced-precision kernel on them to

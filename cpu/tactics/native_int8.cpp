@@ -393,44 +393,6 @@ int64_t staticPlanesBytes(const I8Params& p, const Conv2dGeom& g) {
   return roundUp(g.N * p.nStatic * g.OH * g.OW * 4, 64);
 }
 
-// kappa_phi = |v phi'(v)| / |phi(v)| of the fused activation at v (1 without one), as the
-// calibration's activationCondition (codegen/calibration.cpp; the runtime cannot link the
-// builder library) with the same cap (passes::kConditionCap).
-double activationConditionAt(const Epilogue& e, double v) {
-  using A = Activation;
-  constexpr double kCap = 1e8;
-  const double av = std::fabs(v);
-  auto sigmoid = [](double x) { return 1.0 / (1.0 + std::exp(-x)); };
-  switch (e.act) {
-    case A::kNone:
-    case A::kLeakyRelu: return 1.0;
-    case A::kRelu: return v > 0 ? 1.0 : 0.0;
-    case A::kClip: return v > e.p0 && v < e.p1 ? 1.0 : 0.0;
-    case A::kSigmoid: return av * (1.0 - sigmoid(v));
-    case A::kTanh: {
-      if (av < 1e-12) return 1.0;
-      const double t = std::tanh(v);
-      return std::fabs(v * (1.0 - t * t) / t);
-    }
-    case A::kHardSigmoid: {
-      const double y = e.p0 * v + e.p1;
-      return y > 0 && y < 1 ? std::fabs(e.p0 * v / y) : 0.0;
-    }
-    case A::kHardSwish:
-      if (v >= 3) return 1.0;
-      if (v <= -3) return 0.0;
-      return av < 1e-12 ? 1.0 : std::fabs((2 * v + 3) / (v + 3));
-    case A::kSilu: return std::fabs(1.0 + v * (1.0 - sigmoid(v)));
-    case A::kGelu:
-    case A::kGeluTanh: {
-      const double cdf = 0.5 * std::erfc(-v / std::sqrt(2.0));
-      const double pdf = std::exp(-0.5 * v * v) / std::sqrt(2.0 * M_PI);
-      return cdf > 0 ? std::fabs(1.0 + v * pdf / cdf) : kCap;
-    }
-  }
-  return 1.0;
-}
-
 // The run-time view of the mixed blobs, and the adaptive test of one component: nsum =
 // float(sum |q_x - z_x| |q_w|), v0 = the dequantized product (float(corrected) * scale),
 // actIn = the activation's argument. kappa_v = nsum / |corrected| = nsum |scale| / |v0|
@@ -488,7 +450,7 @@ struct Mixed {
       out[i] = uint8_t((v0[i] == 0.0f) | (nsum[i] * std::fabs(scale[i]) > t * std::fabs(v0[i])));
   }
   bool flag(float nsum, float v0, float scale, float actIn) const {
-    const double kphi = epi.act == Activation::kNone ? 1.0 : activationConditionAt(epi, actIn);
+    const double kphi = epi.act == Activation::kNone ? 1.0 : ir::linear::activationCondition(epi, actIn);
     if (test != 1) {
       const double lhs = double(nsum) * std::fabs(double(scale)) * kphi, rhs = 255.0 * double(tau) * std::fabs(double(v0));
       if (v0 == 0.0f ? kphi > 0.0 : lhs > rhs) return true;

@@ -15,6 +15,7 @@
 // Each step rounds to the element type, exactly like the unfused chain of ONNX nodes.
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 #include <string>
 #include <vector>
@@ -143,6 +144,89 @@ inline C activate(const Epilogue& e, C x) {
     }
   }
   return x;
+}
+
+// ---- condition of the fused activation (precision selection) ----
+// kappa_phi(v) = |v phi'(v)| / |phi(v)| (1 without an activation; 0 where the activation is
+// flat, so an error in v does not reach the output), phi(v) and |phi'(v)|. Shared by
+// calibration (codegen/calibration.cpp) and the INT8 kernels' adaptive test
+// (cpu/tactics/native_int8.cpp). kConditionCap bounds kappa where phi(v) is 0.
+inline constexpr double kConditionCap = 1e8;
+
+inline double activationCondition(const Epilogue& e, double v) {
+  using A = Activation;
+  const double av = std::fabs(v);
+  auto sigmoid = [](double x) { return 1.0 / (1.0 + std::exp(-x)); };
+  switch (e.act) {
+    case A::kNone:
+    case A::kLeakyRelu: return 1.0;  // v phi'(v) / phi(v) = 1 on both sides
+    case A::kRelu: return v > 0 ? 1.0 : 0.0;
+    case A::kClip: return v > e.p0 && v < e.p1 ? 1.0 : 0.0;
+    case A::kSigmoid: return av * (1.0 - sigmoid(v));
+    case A::kTanh: {
+      if (av < 1e-12) return 1.0;
+      const double t = std::tanh(v);
+      return std::fabs(v * (1.0 - t * t) / t);
+    }
+    case A::kHardSigmoid: {
+      const double y = e.p0 * v + e.p1;
+      return y > 0 && y < 1 ? std::fabs(e.p0 * v / y) : 0.0;
+    }
+    case A::kHardSwish:
+      if (v >= 3) return 1.0;
+      if (v <= -3) return 0.0;
+      return av < 1e-12 ? 1.0 : std::fabs((2 * v + 3) / (v + 3));
+    case A::kSilu: return std::fabs(1.0 + v * (1.0 - sigmoid(v)));
+    case A::kGelu:
+    case A::kGeluTanh: {
+      const double cdf = 0.5 * std::erfc(-v / std::sqrt(2.0));
+      const double pdf = std::exp(-0.5 * v * v) / std::sqrt(2.0 * M_PI);
+      return cdf > 0 ? std::fabs(1.0 + v * pdf / cdf) : kConditionCap;
+    }
+  }
+  return 1.0;
+}
+
+inline double activationValue(const Epilogue& e, double v) {
+  using A = Activation;
+  auto sigmoid = [](double x) { return 1.0 / (1.0 + std::exp(-x)); };
+  switch (e.act) {
+    case A::kNone: return v;
+    case A::kRelu: return v > 0 ? v : 0.0;
+    case A::kLeakyRelu: return v > 0 ? v : e.p0 * v;
+    case A::kClip: return std::clamp(v, double(e.p0), double(e.p1));
+    case A::kSigmoid: return sigmoid(v);
+    case A::kTanh: return std::tanh(v);
+    case A::kHardSigmoid: return std::clamp(e.p0 * v + e.p1, 0.0, 1.0);
+    case A::kHardSwish: return v * std::clamp(v + 3.0, 0.0, 6.0) / 6.0;
+    case A::kSilu: return v * sigmoid(v);
+    case A::kGelu:
+    case A::kGeluTanh: return v * 0.5 * std::erfc(-v / std::sqrt(2.0));
+  }
+  return v;
+}
+
+inline double activationSlope(const Epilogue& e, double v) {
+  using A = Activation;
+  auto sigmoid = [](double x) { return 1.0 / (1.0 + std::exp(-x)); };
+  switch (e.act) {
+    case A::kNone: return 1.0;
+    case A::kRelu: return v > 0 ? 1.0 : 0.0;
+    case A::kLeakyRelu: return v > 0 ? 1.0 : std::fabs(e.p0);
+    case A::kClip: return v > e.p0 && v < e.p1 ? 1.0 : 0.0;
+    case A::kSigmoid: return sigmoid(v) * (1.0 - sigmoid(v));
+    case A::kTanh: return 1.0 - std::tanh(v) * std::tanh(v);
+    case A::kHardSigmoid: {
+      const double y = e.p0 * v + e.p1;
+      return y > 0 && y < 1 ? std::fabs(e.p0) : 0.0;
+    }
+    case A::kHardSwish: return v >= 3 ? 1.0 : v <= -3 ? 0.0 : std::fabs((2 * v + 3) / 6.0);
+    case A::kSilu: return std::fabs(sigmoid(v) * (1.0 + v * (1.0 - sigmoid(v))));
+    case A::kGelu:
+    case A::kGeluTanh:
+      return std::fabs(0.5 * std::erfc(-v / std::sqrt(2.0)) + v * std::exp(-0.5 * v * v) / std::sqrt(2.0 * M_PI));
+  }
+  return 1.0;
 }
 
 }  // namespace anvil::ir::linear

@@ -130,22 +130,22 @@ TEST(Calibration, CacheRoundTripsAndReadsTensorRtCaches) {
 TEST(Calibration, ActivationConditions) {
   using anvil::ir::linear::Activation;
   anvil::ir::linear::Epilogue e;
-  EXPECT_EQ(codegen::activationCondition(e, -3.0), 1.0);
+  EXPECT_EQ(anvil::ir::linear::activationCondition(e, -3.0), 1.0);
   e.act = Activation::kRelu;
-  EXPECT_EQ(codegen::activationCondition(e, 2.0), 1.0);
-  EXPECT_EQ(codegen::activationCondition(e, -2.0), 0.0);
+  EXPECT_EQ(anvil::ir::linear::activationCondition(e, 2.0), 1.0);
+  EXPECT_EQ(anvil::ir::linear::activationCondition(e, -2.0), 0.0);
   e.act = Activation::kSigmoid;  // |v (1 - sigmoid(v))|
-  EXPECT_NEAR(codegen::activationCondition(e, 2.0), 2.0 * (1.0 - 1.0 / (1.0 + std::exp(-2.0))), 1e-12);
+  EXPECT_NEAR(anvil::ir::linear::activationCondition(e, 2.0), 2.0 * (1.0 - 1.0 / (1.0 + std::exp(-2.0))), 1e-12);
   e.act = Activation::kTanh;  // |v (1 - t^2) / t|, 1 at 0
-  EXPECT_NEAR(codegen::activationCondition(e, 0.5), 0.5 * (1 - std::tanh(0.5) * std::tanh(0.5)) / std::tanh(0.5), 1e-12);
-  EXPECT_EQ(codegen::activationCondition(e, 0.0), 1.0);
+  EXPECT_NEAR(anvil::ir::linear::activationCondition(e, 0.5), 0.5 * (1 - std::tanh(0.5) * std::tanh(0.5)) / std::tanh(0.5), 1e-12);
+  EXPECT_EQ(anvil::ir::linear::activationCondition(e, 0.0), 1.0);
   e.act = Activation::kClip;
   e.p0 = 0.0f;
   e.p1 = 6.0f;
-  EXPECT_EQ(codegen::activationCondition(e, 7.0), 0.0);
-  EXPECT_EQ(codegen::activationCondition(e, 3.0), 1.0);
-  EXPECT_EQ(codegen::activationSlope(e, 3.0), 1.0);
-  EXPECT_EQ(codegen::activationValue(e, 7.0), 6.0);
+  EXPECT_EQ(anvil::ir::linear::activationCondition(e, 7.0), 0.0);
+  EXPECT_EQ(anvil::ir::linear::activationCondition(e, 3.0), 1.0);
+  EXPECT_EQ(anvil::ir::linear::activationSlope(e, 3.0), 1.0);
+  EXPECT_EQ(anvil::ir::linear::activationValue(e, 7.0), 6.0);
 }
 
 // x[1,2] -> Gemm(W, b) -> y: the condition estimate by hand.
