@@ -252,7 +252,8 @@ bool readNpy(const std::string& path, Npy* out, std::string* error) {
 
 struct ModelCase {
   std::string name;
-  int runs;  // armed runs
+  int runs;               // armed runs
+  std::string precision;  // "" (f32), or every linear layer in "int8" / "fp16" / "bf16" / "int8-adaptive"
 };
 
 // 1000 armed runs of every model, as the executable-plan issue asks (the ImageNet CNNs
@@ -260,6 +261,10 @@ struct ModelCase {
 const ModelCase kCases[] = {
     {"tiny_cnn", 1000}, {"mlp", 1000},          {"lstm", 1000},             {"bert_tiny", 1000},
     {"resnet18", 1000}, {"mobilenet_v2", 1000}, {"efficientnet_b0", 1000},
+    // The reduced-precision kernels (forced on every linear layer; INT8 ranges from the
+    // builder's random calibration): the same rule.
+    {"tiny_cnn", 1000, "int8"}, {"bert_tiny", 1000, "int8"}, {"resnet18", 200, "int8"},
+    {"tiny_cnn", 1000, "int8-adaptive"}, {"mlp", 1000, "fp16"}, {"tiny_cnn", 1000, "bf16"},
 };
 
 // One model's file and its saved inputs (input name -> .npy path).
@@ -301,10 +306,17 @@ struct Param {
   int threads;  // ContextOptions::threads: 1 (no workers) and 2 (a worker thread)
 };
 
-void PrintTo(const Param& p, std::ostream* os) { *os << p.model.name << " threads=" << p.threads; }
+std::string caseName(const ModelCase& m) {
+  std::string p = m.precision;
+  for (char& c : p)
+    if (c == '-') c = '_';
+  return m.name + (p.empty() ? "" : "_" + p);
+}
+
+void PrintTo(const Param& p, std::ostream* os) { *os << caseName(p.model) << " threads=" << p.threads; }
 
 std::string paramName(const testing::TestParamInfo<Param>& info) {
-  return info.param.model.name + "_threads" + std::to_string(info.param.threads);
+  return caseName(info.param.model) + "_threads" + std::to_string(info.param.threads);
 }
 
 std::vector<Param> allParams() {
@@ -331,12 +343,22 @@ TEST_P(NoAlloc, RunAllocatesNothing) {
   }
 
   // Tuned for the saved inputs' shapes (the zoo exports a dynamic batch).
-  std::string& bytes = gEngines[name];
+  std::string& bytes = gEngines[caseName(p.model)];
   if (bytes.empty()) {
     anvil::BuilderConfig cfg;
     cfg.threads = 1;
     if (name != "tiny_cnn")
       for (const auto& [input, a] : npys) cfg.inputShapes[input] = a.dims;
+    const std::string& prec = p.model.precision;
+    if (!prec.empty()) {
+      cfg.int8 = prec.rfind("int8", 0) == 0;
+      cfg.fp16 = prec == "fp16";
+      cfg.bf16 = prec == "bf16";
+      cfg.layerPrecisions["*"] = cfg.int8   ? anvil::DataType::kInt8
+                                 : cfg.fp16 ? anvil::DataType::kF16
+                                            : anvil::DataType::kBFloat16;
+      if (prec == "int8-adaptive") cfg.adaptivePrecision = 0.5;
+    }
     anvil::Status s = anvil::Builder::buildFromOnnx(files.onnx, cfg, &bytes);
     ASSERT_TRUE(s) << name << ": build failed: " << s.message();
   }
