@@ -96,11 +96,13 @@ PassResult assignPrecisions(ir::Graph& g, const PassContext& ctx) {
     return it == cal->ranges.end() ? nullptr : &it->second;
   };
   // Quantizes input 0 of an INT8 candidate (the kernels read its u8 parameters).
+  // A grid the value already has (a Q/DQ model's, which its own layers must keep) stays.
   auto quantize = [&](ir::Node& n) {
-    if (!(range = inputRange(n))) return false;
     ir::Value* x = n.input(0);
-    if (!x->quantization()) ++quantized;
+    if (x->quantization() && x->quantization()->perTensor()) return true;
+    if (!(range = inputRange(n))) return false;
     x->setQuantization(quantizationU8(*range));
+    ++quantized;
     return true;
   };
 

@@ -339,3 +339,20 @@ TEST(PrecisionPass, ChannelsAboveTheThresholdComputeInFp32AndAdaptiveParamsReach
 }
 
 }  // namespace
+
+namespace {
+
+TEST(PrecisionPass, AModelsOwnGridIsKept) {
+  // fc1's input carries the grid a Q/DQ model gave it; calibration's range does not replace it.
+  Mlp m;
+  m.fc1->input(0)->setQuantization(passes::quantizationU8({-1.0f, 1.0f}));
+  const passes::CalibrationData cal = calibrationFor(m);  // says [-2, 2] for x
+  passes::PassContext ctx;
+  ctx.precision.allowed = {DataType::kF32, DataType::kI8};
+  ctx.calibration = &cal;
+  passes::assignPrecisions(m.g, ctx);
+  EXPECT_FLOAT_EQ(m.fc1->input(0)->quantization()->scale.data<float>()[0], 2.0f / 255.0f);
+  EXPECT_FLOAT_EQ(m.fc2->input(0)->quantization()->scale.data<float>()[0], 4.0f / 255.0f);
+}
+
+}  // namespace
