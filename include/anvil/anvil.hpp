@@ -120,7 +120,8 @@ struct BuilderConfig {
   // error are promoted, a quarter of the reduced ones per round, until the measured error
   // meets the tolerance: "relative" = mean over batches of the largest ||y - y_f32|| /
   // ||y_f32|| over the float outputs; "top1" = the fraction of rows of output 0 whose
-  // argmax differs from f32's.
+  // argmax differs from f32's (where the held-out rows are too few to resolve the
+  // tolerance, rows whose f32 top-2 margin is within twice the change count too).
   bool autoPrecision = false;
   double accuracyTolerance = 1e-2;
   std::string accuracyMetric = "relative";  // relative | top1
