@@ -194,4 +194,17 @@ EpilogueRow epilogueRow(const Epilogue& e) {
   }
 }
 
+GemmC gemmCOf(const runtime::StepArgs& a, int64_t M, int64_t N) {
+  GemmC c;
+  if (!a.hasInput(2)) return c;
+  const runtime::TensorView& C = a.in(2);
+  if (C.rank > 2) a.fail("C must have rank <= 2");
+  const int64_t cM = C.rank == 2 ? C.dims[0] : 1, cN = C.rank >= 1 ? C.dims[C.rank - 1] : 1;
+  if ((cM != 1 && cM != M) || (cN != 1 && cN != N)) a.fail("C does not broadcast to [M, N]");
+  c.data = C.as<float>();
+  c.rowStride = cM == 1 ? 0 : cN;
+  c.colStride = cN == 1 ? 0 : 1;
+  return c;
+}
+
 }  // namespace anvil::cpu::tactics

@@ -810,17 +810,9 @@ void runMatMul(const StepArgs& a) {
     else a.fail("bias must have N values or one");
   }
   // Gemm: beta * C, broadcast to [M, N].
-  const float* cp = nullptr;
-  int64_t rsC = 0, csC = 0;
-  if (p.op == I8Op::kGemm && a.hasInput(2)) {
-    const TensorView& Cv = a.in(2);
-    if (Cv.rank > 2) a.fail("C must have rank <= 2");
-    const int64_t cM = Cv.rank == 2 ? Cv.dims[0] : 1, cN = Cv.rank >= 1 ? Cv.dims[Cv.rank - 1] : 1;
-    if ((cM != 1 && cM != M) || (cN != 1 && cN != N)) a.fail("C does not broadcast to [M, N]");
-    cp = Cv.as<float>();
-    rsC = cM == 1 ? 0 : cN;
-    csC = cN == 1 ? 0 : 1;
-  }
+  const GemmC gc = p.op == I8Op::kGemm ? gemmCOf(a, M, N) : GemmC{};
+  const float* cp = gc.data;
+  const int64_t rsC = gc.rowStride, csC = gc.colStride;
   const bool matmulEpi = p.op == I8Op::kMatMul && p.fused && (bias || rowBias != 0.0f || act);
   const float beta = p.beta;
   const int64_t nBlocks = ceilDiv(N, blockW);

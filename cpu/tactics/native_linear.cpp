@@ -365,17 +365,9 @@ void runGemm(const StepArgs& a) {
     packBParallel(c, K, N, Bm, ws, a.executor, T);
     bp = ws;
   }
-  const float* cp = nullptr;
-  int64_t rsC = 0, csC = 0;
-  if (a.hasInput(2)) {
-    const TensorView& C = a.in(2);
-    if (C.rank > 2) a.fail("C must have rank <= 2");
-    const int64_t cM = C.rank == 2 ? C.dims[0] : 1, cN = C.rank >= 1 ? C.dims[C.rank - 1] : 1;
-    if ((cM != 1 && cM != M) || (cN != 1 && cN != N)) a.fail("C does not broadcast to [M, N]");
-    cp = C.as<float>();
-    rsC = cM == 1 ? 0 : cN;
-    csC = cN == 1 ? 0 : 1;
-  }
+  const GemmC gc = gemmCOf(a, M, N);
+  const float* cp = gc.data;
+  const int64_t rsC = gc.rowStride, csC = gc.colStride;
   const float* zp = residualOf(a, p);
   const Epilogue epi = p.epi.get();
   const EpilogueRow row = epilogueRow(epi);

@@ -6,6 +6,7 @@
 
 #include "ir/graph.h"
 #include "ir/ops/anvil_linear.h"
+#include "runtime/kernel.h"
 
 namespace anvil::cpu::tactics {
 
@@ -24,6 +25,16 @@ bool fusedEpilogueSupported(const ir::Node& n, const std::vector<ir::TensorType>
 // The epilogue of a fused linear node, for prepare(): a bad attribute is a kInvalidModel
 // error naming the node.
 ir::linear::Epilogue readFusedEpilogue(const ir::Node& n);
+
+// Gemm's C (input 2) as a view broadcast over [M, N]: element (i, j) at
+// data[i * rowStride + j * colStride] (strides 0 along broadcast axes); data is null when C
+// is absent. Fails the step when C has rank > 2 or does not broadcast. Shared by the f32,
+// FP16/BF16 and INT8 Gemm kernels.
+struct GemmC {
+  const float* data = nullptr;
+  int64_t rowStride = 0, colStride = 0;
+};
+GemmC gemmCOf(const runtime::StepArgs& a, int64_t M, int64_t N);
 
 // The epilogue as prepared params: ir::linear::Epilogue without its padding bytes (the
 // params blob must hold the same bytes for the same build).
