@@ -23,6 +23,7 @@
 #include "passes/graph_edit.h"
 #include "passes/pipeline.h"
 #include "passes/passes.h"
+#include "passes/pattern.h"
 #include "passes/precision.h"
 #include "runtime/engine_format.h"
 #include "runtime/executor.h"
@@ -784,6 +785,7 @@ void buildImpl(const std::string& onnxPath, const BuilderConfig& config, std::st
   struct Work {
     size_t index;
     std::vector<Candidate> candidates;
+    size_t best = 0;
     bool view = false;
   };
   std::vector<Work> work(g.nodes().size());
@@ -801,28 +803,17 @@ void buildImpl(const std::string& onnxPath, const BuilderConfig& config, std::st
   }
   report->layersTuned = toTime;
 
+  // Each node's kernel, its precision and its own measured error.
   int done = 0;
   for (Work& w : work) {
     const ir::Node& n = *g.nodes()[w.index];
-    runtime::StepPlan st;
-    st.node = int(w.index);
-    for (const ir::Value* v : n.inputs()) st.inputs.push_back(v);
-    for (const ir::Value* v : cpu::outerScopeValues(n)) st.inputs.push_back(v);
-    for (const ir::Value* v : n.outputs()) st.outputs.push_back(v->name().empty() ? nullptr : v);
-    if (w.view) {
-      st.kernel = "view";
-      st.kernelVersion = 1;
-      plan.tactics[w.index] = "view";
-      plan.steps.push_back(std::move(st));
-      continue;
-    }
-    size_t best = 0;
+    if (w.view) continue;
     if (w.candidates.size() > 1) {
       if (config.progress) config.progress(done, toTime, n.name());
-      best = choose(n, w.candidates, nullptr);
+      w.best = choose(n, w.candidates, nullptr);
       ++done;
     }
-    Candidate& chosen = w.candidates[best];
+    Candidate& chosen = w.candidates[w.best];
     if (chosen.prepared.params.empty() && chosen.prepared.blobs.empty() && chosen.prepared.workspaceBytes == 0)
       prepare(n, chosen);
     {
@@ -877,6 +868,150 @@ void buildImpl(const std::string& onnxPath, const BuilderConfig& config, std::st
         }
       }
     }
+  }
+  if (config.progress) config.progress(done, toTime, "");
+
+  // INT8 chains: a value whose producer and consumers all run INT8 kernels that read and
+  // write quantized activations is stored as u8 (lowered), so no step writes it in f32 only
+  // for the next one to quantize it again.
+  // --layerOutputTypes: every name must be a layer; "*" is every layer.
+  for (const auto& [name, t] : config.layerOutputTypes) {
+    ANVIL_CHECK(t == DataType::kF32 || t == DataType::kI8, ErrorCode::kInvalidArgument, "--layerOutputTypes: '", name,
+                "': the output types are fp32 and int8");
+    bool found = name == "*";
+    for (const auto& np : g.nodes()) found |= np->name() == name;
+    ANVIL_CHECK(found, ErrorCode::kInvalidArgument, "--layerOutputTypes: no layer is named '", name,
+                "' (names as --dumpLayerInfo prints them)");
+  }
+  auto outputTypeOf = [&](const ir::Node& n) {
+    auto it = config.layerOutputTypes.find(n.name());
+    if (it == config.layerOutputTypes.end()) it = config.layerOutputTypes.find("*");
+    return it == config.layerOutputTypes.end() ? ir::DataType::kUndefined : ir::DataType(int(it->second));
+  };
+  bool wantsInt8 = false;
+  for (const auto& [name, t] : config.layerOutputTypes) wantsInt8 |= t == DataType::kI8;
+  if (report->layersByPrecision.count("i8") || wantsInt8) {
+    // Where each value is read: (step, input index); SIZE_MAX for a subgraph's capture.
+    std::map<const ir::Value*, std::vector<std::pair<Work*, size_t>>> uses;
+    for (Work& w : work) {
+      const ir::Node& n = *g.nodes()[w.index];
+      for (size_t i = 0; i < n.numInputs(); ++i)
+        if (n.input(i)) uses[n.input(i)].push_back({&w, i});
+      for (const ir::Value* v : cpu::outerScopeValues(n)) uses[v].push_back({&w, SIZE_MAX});
+    }
+    std::map<const ir::Value*, size_t> declaredIndex;
+    for (const auto& v : g.values()) declaredIndex.emplace(v.get(), declaredIndex.size());
+    auto isI8 = [&](const Work& w) {
+      return !w.view && w.candidates[w.best].kernel->precision == ir::DataType::kI8;
+    };
+    // Whether the step's chosen kernel serves its node as the values' types are now.
+    auto stillServes = [&](const Work& w) {
+      const ir::Node& n = *g.nodes()[w.index];
+      const Candidate& c = w.candidates[w.best];
+      if (!c.kernel->supports) return false;
+      PrecisionScope scope(n, c.precision);
+      try {
+        return c.kernel->supports(n, inputTypes(n, atMin)) && c.kernel->supports(n, inputTypes(n, atOpt)) &&
+               c.kernel->supports(n, inputTypes(n, atMax));
+      } catch (const Error&) {
+        return false;
+      }
+    };
+    auto retype = [&](ir::Value* v, ir::DataType t) {
+      v->type().dtype = t;
+      atMin[v].dtype = atOpt[v].dtype = atMax[v].dtype = t;
+      declared[declaredIndex.at(v)].dtype = t;
+    };
+    std::set<Work*> touched;
+    std::map<const ir::Node*, std::string> whyNot;  // an int8 output type that could not be had
+    for (Work& w : work) {
+      ir::Node& n = *g.nodes()[w.index];
+      const ir::DataType wanted = outputTypeOf(n);
+      if (wanted == ir::DataType::kF32) continue;  // --layerOutputTypes=name:fp32
+      auto skip = [&](const char* why) { whyNot[&n] = why; };
+      if (!isI8(w) || n.numOutputs() != 1) {
+        skip(w.view ? "a view of its input" : n.numOutputs() != 1 ? "it has several outputs" : "it does not run in INT8");
+        continue;
+      }
+      ir::Value* v = n.output(0);
+      if (v->name().empty() || passes::isGraphOutput(g, v) || !v->layout().isPlain() ||
+          v->dtype() != ir::DataType::kF32 || !isStaticValue(v)) {
+        skip("its output is a model output, blocked, dynamic or not f32");
+        continue;
+      }
+      auto u = uses.find(v);
+      if (u == uses.end() || u->second.empty()) continue;
+      bool all = true;
+      for (const auto& [cw, idx] : u->second) all &= idx != SIZE_MAX && isI8(*cw);
+      if (!all) {
+        skip("a layer reading its output does not run in INT8");
+        continue;
+      }
+      // The grid: the one the consumers quantize with (the precision pass put it on the
+      // value), else, for a value read only as a residual, its own calibrated range.
+      const std::optional<ir::Quantization> saved = v->quantization();
+      std::optional<ir::Quantization> q = saved;
+      if (!q) {
+        auto r = calibration.ranges.find(v->name());
+        if (r != calibration.ranges.end()) q = passes::quantizationU8(r->second);
+      }
+      if (!q || !q->perTensor()) {
+        ++report->loweredRefused;
+        skip("its output has no per-tensor range");
+        continue;
+      }
+      v->setQuantization(q);
+      retype(v, ir::DataType::kU8);
+      bool ok = stillServes(w);
+      for (const auto& [cw, idx] : u->second) ok = ok && stillServes(*cw);
+      if (!ok) {
+        retype(v, ir::DataType::kF32);
+        v->setQuantization(saved);
+        ++report->loweredRefused;
+        skip("a kernel of it or of its readers does not take the output quantized");
+        continue;
+      }
+      ++report->loweredValues;
+      touched.insert(&w);
+      for (const auto& [cw, idx] : u->second) touched.insert(cw);
+    }
+    for (const auto& [n, why] : whyNot) {
+      if (outputTypeOf(*n) != ir::DataType::kI8) continue;
+      // "*" asks it of every layer: only the INT8 layers that could not have it are news.
+      const Work* w = work.data() + (std::find_if(g.nodes().begin(), g.nodes().end(),
+                                                  [&](const auto& np) { return np.get() == n; }) -
+                                     g.nodes().begin());
+      if (!config.layerOutputTypes.count(n->name()) && !isI8(*w)) continue;
+      const std::string msg = n->label() + ": --layerOutputTypes asks for int8, but " + why + "; its output stays fp32";
+      ANVIL_CHECK(precisionConfig.constraints != passes::PrecisionConfig::Constraints::kObey, ErrorCode::kUnsupported,
+                  msg, " (--precisionConstraints=obey)");
+      report->warnings.push_back(msg);
+    }
+    for (Work* w : touched) {  // prepared again for the types they now read and write
+      Candidate& c = w->candidates[w->best];
+      c.prepared = runtime::Prepared{};
+      prepare(*g.nodes()[w->index], c);
+    }
+    if (report->loweredValues || report->loweredRefused)
+      report->passLog.push_back("int8 chains: " + std::to_string(report->loweredValues) + " values stored u8, " +
+                                std::to_string(report->loweredRefused) + " left f32");
+  }
+
+  for (Work& w : work) {
+    const ir::Node& n = *g.nodes()[w.index];
+    runtime::StepPlan st;
+    st.node = int(w.index);
+    for (const ir::Value* v : n.inputs()) st.inputs.push_back(v);
+    for (const ir::Value* v : cpu::outerScopeValues(n)) st.inputs.push_back(v);
+    for (const ir::Value* v : n.outputs()) st.outputs.push_back(v->name().empty() ? nullptr : v);
+    if (w.view) {
+      st.kernel = "view";
+      st.kernelVersion = 1;
+      plan.tactics[w.index] = "view";
+      plan.steps.push_back(std::move(st));
+      continue;
+    }
+    Candidate& chosen = w.candidates[w.best];
     st.kernel = chosen.kernel->name;
     st.kernelVersion = chosen.kernel->version;
     st.device = chosen.kernel->device;
@@ -895,7 +1030,6 @@ void buildImpl(const std::string& onnxPath, const BuilderConfig& config, std::st
                    st.candidates == 1 ? "" : "s");
     plan.steps.push_back(std::move(st));
   }
-  if (config.progress) config.progress(done, toTime, "");
   plan.requirements.assign(requirements.begin(), requirements.end());
   for (const std::string& f : plan.requirements) plan.isaRequired += (plan.isaRequired.empty() ? "" : ",") + f;
 

@@ -79,6 +79,16 @@ const Graph& Attributes::requireGraph(const std::string& name) const {
   return *g;
 }
 
+bool Value::isLowered() const {
+  return quant_.has_value() && isInteger(type_.dtype) && !initializer_.has_value() && quant_->scale.defined() &&
+         isFloat(quant_->scale.dtype());
+}
+
+TensorType Value::expressedType() const {
+  if (!isLowered()) return type_;
+  return TensorType{quant_->scale.dtype(), type_.shape};
+}
+
 bool Quantization::operator==(const Quantization& o) const {
   auto same = [](const Tensor& a, const Tensor& b) { return a.defined() == b.defined() && (!a.defined() || a.sameAs(b)); };
   return axis == o.axis && same(scale, o.scale) && same(zeroPoint, o.zeroPoint);

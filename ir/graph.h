@@ -108,6 +108,12 @@ class Value {
     device_ = o.device_;
   }
   bool sameMeta(const Value& o) const { return layout_ == o.layout_ && quant_ == o.quant_ && device_ == o.device_; }
+  // A lowered value: a precision pass stored it quantized (an integer dtype, not a
+  // constant, with its quantization: real = scale * (q - zeroPoint)). Ops and shape
+  // inference see its expressed type (the scale's float type, the same shape); kernels see
+  // the storage type and read the parameters.
+  bool isLowered() const;
+  TensorType expressedType() const;
 
  private:
   friend class Graph;

@@ -89,6 +89,7 @@ void inferGraph(Graph& graph, InferState& st) {
       ANVIL_THROW(ErrorCode::kInvalidModel, node.label(), ": has ", nout, " outputs, expected ",
                   schema->minOutputs, "..", schema->maxOutputs);
     std::vector<const TensorType*> types;
+    std::vector<TensorType> expressed(node.inputs().size());  // lowered inputs: as floats
     std::vector<const Tensor*> values;
     std::vector<const std::vector<Dim>*> shapeValues;
     for (Value* in : node.inputs()) {
@@ -100,7 +101,12 @@ void inferGraph(Graph& graph, InferState& st) {
       }
       ANVIL_CHECK(in->dtype() != DataType::kUndefined, ErrorCode::kInvalidModel, node.label(),
                   ": input '", in->name(), "' has no known type (is it produced anywhere?)");
-      types.push_back(&in->type());
+      if (in->isLowered()) {
+        expressed[types.size()] = in->expressedType();
+        types.push_back(&expressed[types.size()]);
+      } else {
+        types.push_back(&in->type());
+      }
       auto vit = st.values.find(in);
       values.push_back(vit == st.values.end() ? nullptr : &vit->second);
       auto sit = st.shapeValues.find(in);
@@ -122,6 +128,8 @@ void inferGraph(Graph& graph, InferState& st) {
       // Keep a declared type (ONNX value_info) where inference learned less.
       bool keep = (t.dtype == DataType::kUndefined && out->dtype() != DataType::kUndefined) ||
                   (!t.shape.rankKnown() && out->shape().rankKnown() && t.dtype == out->dtype());
+      // A lowered output keeps its storage type where the op infers the expressed one.
+      if (out->isLowered() && isFloat(t.dtype)) keep = true, out->setType({out->dtype(), t.shape});
       if (!keep) out->setType(t);
       if (ctx.outputValues()[i]) st.values[out] = *ctx.outputValues()[i];
       if (ctx.outputShapeValues()[i]) st.shapeValues[out] = *ctx.outputShapeValues()[i];

@@ -277,6 +277,10 @@ std::vector<LayerInfo> Engine::layers() const {
     for (const ir::Value* v : n.outputs()) {
       li.outputs.push_back(v->name());
       li.outputLayouts.push_back(ir::layoutName(v->layout()));
+      li.outputTypes.push_back(ir::dtypeName(v->dtype()));
+      const bool q = v->isLowered() && v->quantization()->perTensor();
+      li.outputScales.push_back(q ? float(v->quantization()->scale.getDouble(0)) : 0.0f);
+      li.outputZeroPoints.push_back(q && v->quantization()->zeroPoint.defined() ? int(v->quantization()->zeroPoint.getInt(0)) : 0);
     }
     out.push_back(std::move(li));
   }

@@ -71,8 +71,11 @@ constexpr Flag kFlags[] = {
     {"layerPrecisions", 1,
      "per-layer compute precision: name:prec[,name:prec...], prec fp32|fp16|bf16|int8, name '*' = every linear "
      "layer (layer names as --dumpLayerInfo prints them)"},
+    {"layerOutputTypes", 1,
+     "per-layer output storage: name:type[,name:type...], type fp32|int8, name '*' = every layer: int8 keeps an INT8 "
+     "layer's output quantized (u8) for INT8 readers (the default wherever possible), fp32 keeps it f32"},
     {"precisionConstraints", 1,
-     "none (default) | prefer | obey: obey fails the build where no kernel serves a --layerPrecisions precision; "
+     "none (default) | prefer | obey: obey fails the build where no kernel serves a --layerPrecisions precision or a --layerOutputTypes int8 cannot be had; "
      "prefer (and none) runs such a layer in fp32"},
     {"calib", 1, "calibration cache: read when it exists, else written after calibrating on --calibData"},
     {"calibData", 1,
@@ -255,6 +258,16 @@ void readPrecisionFlags(std::map<std::string, std::string>& flags, anvil::Builde
                   "--layerPrecisions entry '", item, "' is not name:precision");
       cfg->layerPrecisions[item.substr(0, colon)] = precisionOf("layerPrecisions", item.substr(colon + 1));
     }
+  if (has("layerOutputTypes"))
+    for (const std::string& item : split(flags["layerOutputTypes"], ',')) {
+      const size_t colon = item.rfind(':');
+      ANVIL_CHECK(colon != std::string::npos && colon > 0, ErrorCode::kInvalidArgument,
+                  "--layerOutputTypes entry '", item, "' is not name:type");
+      const std::string t = item.substr(colon + 1);
+      ANVIL_CHECK(t == "fp32" || t == "int8", ErrorCode::kInvalidArgument, "--layerOutputTypes: type '", t,
+                  "' is not fp32 or int8 (activations are not stored in fp16 or bf16)");
+      cfg->layerOutputTypes[item.substr(0, colon)] = t == "int8" ? anvil::DataType::kI8 : anvil::DataType::kF32;
+    }
   if (has("precisionConstraints")) {
     const std::string c = flags["precisionConstraints"];
     ANVIL_CHECK(c == "none" || c == "prefer" || c == "obey", ErrorCode::kInvalidArgument,
@@ -312,6 +325,17 @@ std::string precisionDetails(const anvil::LayerInfo& l) {
   if (l.measuredError >= 0) os << std::setprecision(3) << " measuredError=" << l.measuredError;
   if (l.inputScale > 0) os << std::setprecision(6) << " inputScale=" << l.inputScale << " inputZeroPoint=" << l.inputZeroPoint;
   return os.str();
+}
+
+// Output storage types for --dumpLayerInfo: "f32", or "u8(scale,zp)" for a quantized one.
+std::string outputTypesText(const anvil::LayerInfo& l) {
+  std::ostringstream os;
+  for (size_t k = 0; k < l.outputTypes.size(); ++k) {
+    os << (k ? "," : "") << l.outputTypes[k];
+    if (k < l.outputScales.size() && l.outputScales[k] > 0)
+      os << std::setprecision(6) << "(" << l.outputScales[k] << "," << l.outputZeroPoints[k] << ")";
+  }
+  return l.outputTypes.empty() ? "-" : os.str();
 }
 
 // The precision fields of a layer in --exportLayerInfo (appended after the older fields).
@@ -722,13 +746,19 @@ int run(int argc, char** argv) {
                 << " device=" << l.device << " tacticVersion=" << l.tacticVersion << " chosen="
                 << (l.timed ? "timed" : "only-candidate") << " candidates=" << l.candidates
                 << " workspace=" << l.workspaceBytes << " prepared=" << l.preparedBytes
-                << " layouts=" << (layouts.empty() ? "-" : layouts) << precisionDetails(l) << "\n";
+                << " layouts=" << (layouts.empty() ? "-" : layouts) << " outputTypes=" << outputTypesText(l)
+                << precisionDetails(l) << "\n";
     }
   }
   if (has("exportLayerInfo")) {
     auto strList = [](const std::vector<std::string>& v) {
       std::string o = "[";
       for (size_t k = 0; k < v.size(); ++k) o += (k ? ", \"" : "\"") + jsonEscape(v[k]) + "\"";
+      return o + "]";
+    };
+    auto numList = [](const auto& v) {
+      std::string o = "[";
+      for (size_t k = 0; k < v.size(); ++k) o += (k ? ", " : "") + jsonNumber(double(v[k]));
       return o + "]";
     };
     auto dimList = [](const std::vector<int64_t>& v) {
@@ -748,7 +778,9 @@ int run(int argc, char** argv) {
         << jsonEscape(l.device) << "\", \"TacticVersion\": " << l.tacticVersion
         << ", \"Timed\": " << (l.timed ? "true" : "false") << ", \"Candidates\": " << l.candidates
         << ", \"WorkspaceBytes\": " << l.workspaceBytes << ", \"PreparedBytes\": " << l.preparedBytes
-        << ", \"OutputLayouts\": " << strList(l.outputLayouts) << precisionJson(l) << "}";
+        << ", \"OutputLayouts\": " << strList(l.outputLayouts) << ", \"OutputTypes\": " << strList(l.outputTypes)
+        << ", \"OutputScales\": " << numList(l.outputScales) << ", \"OutputZeroPoints\": " << numList(l.outputZeroPoints)
+        << precisionJson(l) << "}";
     }
     f << "\n], \"BlockedLayers\": " << blockedLayers << ", \"Reorders\": " << reorders << ", \"Bindings\": [";
     for (size_t i = 0; i < engine->io().size(); ++i) f << (i ? ", " : "") << "\"" << jsonEscape(engine->io()[i].name) << "\"";

@@ -41,6 +41,11 @@ struct LayerInfo {
   uint64_t workspaceBytes = 0;
   uint64_t preparedBytes = 0;    // prepared weights (packed panels, ...) in the engine
   std::vector<std::string> outputLayouts;  // per output: "NCHW", "NCHW8c", ...
+  // Per output: its storage type ("f32", "u8" for an activation kept quantized between
+  // INT8 layers, ...) and, when quantized, its per-tensor scale and zero point.
+  std::vector<std::string> outputTypes;
+  std::vector<float> outputScales;
+  std::vector<int> outputZeroPoints;
   // How the precision was decided: "user" (--layerPrecisions), "budget" (--precision=auto
   // kept it high for the accuracy tolerance), "cost" (the cheapest allowed; or the builder
   // timed several precisions), "fallback" (asked for one no kernel serves), "" (f32 only).
@@ -101,6 +106,12 @@ struct BuilderConfig {
   // kObey: a layer whose precision no kernel serves fails the build; kPrefer (also what
   // kNone means once layerPrecisions is given) runs it in f32.
   enum class PrecisionConstraints { kNone, kPrefer, kObey };
+  // Per-layer output storage by layer name (--layerOutputTypes=name:int8,...; "*" = every
+  // layer): kI8 keeps the output quantized (u8 with the grid its INT8 readers use) where the
+  // layer and every reader run INT8 kernels that take it so, kF32 keeps it f32. By default
+  // the builder stores every such INT8-to-INT8 activation quantized. An int8 that cannot be
+  // had is a warning, or an error with kObey. A name no layer has is an error.
+  std::map<std::string, DataType> layerOutputTypes;
   PrecisionConstraints precisionConstraints = PrecisionConstraints::kNone;
   // INT8 needs activation ranges: from calibrationCache when the file exists (--calib;
   // written there after calibrating otherwise), else from calibrationData (--calibData:
@@ -155,6 +166,10 @@ struct BuildReport {
   double measuredError = -1;
   int verificationRounds = 0;
   int layersPromoted = 0;
+  // Activations stored as u8 between INT8 layers (the producer requantizes, the consumers
+  // read the bytes), and those left f32 because a kernel could not take them quantized.
+  int loweredValues = 0;
+  int loweredRefused = 0;
   double buildMilliseconds = 0;
   std::vector<std::string> passLog;  // one line per pass (statistics)
 };

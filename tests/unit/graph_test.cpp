@@ -342,4 +342,46 @@ TEST_F(GraphApi, VerifierChecksMetadata) {
   only("tactic parameter 'body' holds a graph");
 }
 
+// A value stored quantized (u8 with its grid, as the builder keeps activations between
+// INT8 layers): ops and shape inference see its expressed f32 type, the value keeps u8.
+TEST_F(GraphApi, LoweredValuesInferAsTheirExpressedType) {
+  Graph g;
+  Value* x = g.addValue("x", {DataType::kF32, Shape({1, 3, 5, 5})});
+  g.addInput(x);
+  Value* w = g.addInitializer("w", Tensor(DataType::kF32, {8, 3, 3, 3}));
+  Value* w2 = g.addInitializer("w2", Tensor(DataType::kF32, {4, 8, 1, 1}));
+  Node* c1 = g.addNode("Conv", "", "c1", {x, w}, {"y"});
+  c1->attrs().set("pads", std::vector<int64_t>{1, 1, 1, 1});
+  Node* r = g.addNode("Relu", "", "r", {c1->output(0)}, {"z"});
+  Node* c2 = g.addNode("Conv", "", "c2", {r->output(0), w2}, {"out"});
+  g.addOutput(c2->output(0));
+  Value* y = c1->output(0);
+  Value* z = r->output(0);
+  inferShapes(g);
+  EXPECT_EQ(y->type().str(), "f32[1,8,5,5]");
+  EXPECT_FALSE(y->isLowered());
+
+  const Quantization q{Tensor::scalar<float>(DataType::kF32, 0.1f), Tensor::scalar<uint8_t>(DataType::kU8, 3),
+                       std::nullopt};
+  y->setQuantization(q);
+  EXPECT_FALSE(y->isLowered()) << "a float value with a grid is annotated, not lowered";
+  y->setType({DataType::kU8, y->shape()});
+  z->setType({DataType::kU8, z->shape()});  // no grid: a plain u8 value, not lowered
+  EXPECT_TRUE(y->isLowered());
+  EXPECT_FALSE(z->isLowered());
+  EXPECT_EQ(y->expressedType().str(), "f32[1,8,5,5]");
+  EXPECT_FALSE(w->isLowered());
+  inferShapes(g);
+  EXPECT_EQ(y->type().str(), "u8[1,8,5,5]") << "the producer's inference must keep the storage type";
+  EXPECT_EQ(z->type().str(), "f32[1,8,5,5]") << "a reader sees the expressed type";
+  EXPECT_EQ(c2->output(0)->type().str(), "f32[1,4,5,5]");
+  EXPECT_TRUE(verifyErrors(g).empty());
+
+  // A constant is never lowered (its quantization describes how kernels pack it).
+  w->setQuantization(Quantization{Tensor::fromVector<float>(DataType::kF32, {8}, std::vector<float>(8, 0.5f)), Tensor(),
+                                  int64_t(0)});
+  w->type().dtype = DataType::kI8;
+  EXPECT_FALSE(w->isLowered());
+}
+
 }  // namespace
