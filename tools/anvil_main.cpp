@@ -694,6 +694,9 @@ int run(int argc, char** argv) {
       for (const auto& [p, n] : report.layersByPrecision) std::cout << " " << p << "=" << n;
       std::cout << "\n";
     }
+    if (report.loweredValues || report.loweredRefused)
+      std::cout << "[I] INT8 chains: " << report.loweredValues << " activations stored u8 between INT8 layers, "
+                << report.loweredRefused << " left f32 (a kernel does not take them quantized)\n";
     if (report.verificationRounds > 0)
       std::cout << "[I] Precision verified: " << cfg.accuracyMetric << " error " << report.measuredError
                 << " on held-out calibration batches (tolerance " << cfg.accuracyTolerance << "), "
