@@ -239,13 +239,14 @@ class CudaRuntime final : public DeviceRuntime {
     cudaEvent_t e = nullptr;
     {
       std::lock_guard<std::mutex> lock(mu_);
-      EventState& st = eventState(event, "record");
-      e = st.event;
-      st.recorded = true;
+      e = eventState(event, "record").event;
     }
     current();
     checkCuda(cudaEventRecord(e, s),
               concat(name_, ": record(event ", event.id, ", stream ", stream.id, ")"));
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = events_.find(event.id);  // unless destroyed meanwhile by another thread
+    if (it != events_.end()) it->second.recorded = true;
   }
 
   void wait(Stream stream, Event event) override {

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "cuda/arg_pack.h"
@@ -72,6 +73,32 @@ TEST(CudaSimRuntime, EventTimesFollowTheQueue) {
   rt->synchronize(a);
   EXPECT_GE(rt->elapsedMs(b, a), 0.0f);
   rt->destroyStream(s);
+}
+
+// Several host threads, each with its own stream, one runtime (run under TSan too).
+TEST(CudaSimRuntime, HostThreadsShareARuntime) {
+  auto rt = simRuntime();
+  const std::size_t n = 1000;
+  const std::vector<float> x = makeInput<float>(n, 8);
+  std::vector<double> want(n);
+  for (std::size_t i = 0; i < n; ++i) want[i] = referenceActivation(Activation::kGeluErf, x[i]);
+  std::vector<std::vector<float>> out(4, std::vector<float>(n));
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&, t] {
+      const Stream s = rt->createStream();
+      for (int rep = 0; rep < 5; ++rep) {
+        DeviceBuffer<float> d(*rt, n);
+        rt->copyAsync(d.get(), x.data(), d.bytes(), CopyKind::kHostToDevice, s);
+        launchActivation(*rt, s, Activation::kGeluErf, DataType::kF32, d.get(), d.get(), n);
+        rt->copyAsync(out[t].data(), d.get(), d.bytes(), CopyKind::kDeviceToHost, s);
+        rt->synchronize(s);
+      }
+      rt->destroyStream(s);
+    });
+  }
+  for (std::thread& th : threads) th.join();
+  for (int t = 0; t < 4; ++t) EXPECT_EQ(compare(out[t].data(), want), "") << "thread " << t;
 }
 
 // ---- the device-memory registry ----
