@@ -121,6 +121,10 @@ class DeviceRuntime {
   virtual void launchHost(Stream stream, HostFunction fn, void* user) = 0;
 };
 
+// The checks both runtimes make of a KernelLaunch before anything else: a name, and no null
+// pointer behind a non-zero argBytes or rangeCount. `runtime` starts the message.
+void checkLaunchFields(const KernelLaunch& kernel, const std::string& runtime);
+
 // The runtime of CUDA device `device`. kUnsupported "no CUDA device" where there is no
 // driver or no GPU, kInvalidArgument for a device that does not exist.
 std::unique_ptr<DeviceRuntime> cudaRuntime(int device = 0);

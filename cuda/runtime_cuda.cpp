@@ -29,6 +29,20 @@ const char* copyKindName(CopyKind kind) {
   return "unknown-copy-kind";
 }
 
+void checkLaunchFields(const KernelLaunch& k, const std::string& runtime) {
+  if (k.name == nullptr || k.name[0] == '\0') {
+    ANVIL_THROW(ErrorCode::kInvalidArgument, runtime, ": a kernel launch without a name");
+  }
+  if (k.args == nullptr && k.argBytes > 0) {
+    ANVIL_THROW(ErrorCode::kInvalidArgument, runtime, ": launch of ", k.name, ": ", k.argBytes,
+                " bytes of arguments at a null pointer");
+  }
+  if (k.ranges == nullptr && k.rangeCount > 0) {
+    ANVIL_THROW(ErrorCode::kInvalidArgument, runtime, ": launch of ", k.name, ": ", k.rangeCount,
+                " device ranges at a null pointer");
+  }
+}
+
 namespace kernels {
 
 const KernelEntry* findDeviceKernel(std::string_view name) {
@@ -287,6 +301,7 @@ class CudaRuntime final : public DeviceRuntime {
   }
 
   void launch(const KernelLaunch& k, const LaunchShape& shape, Stream stream) override {
+    checkLaunchFields(k, name_);
     DeviceFace face = k.device;
     if (face == nullptr) {
       const kernels::KernelEntry* entry = kernels::findDeviceKernel(k.name);

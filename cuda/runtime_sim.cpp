@@ -346,6 +346,7 @@ class SimRuntime final : public DeviceRuntime {
   // ---- work ----
 
   void launch(const KernelLaunch& k, const LaunchShape& shape, Stream stream) override {
+    checkLaunchFields(k, "cuda sim");
     const std::string what = concat("launch of ", k.name, " grid ", str(shape.grid), " block ",
                                     str(shape.block), " shared ", shape.sharedBytes);
     SimFace face = k.sim;

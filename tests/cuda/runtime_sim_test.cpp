@@ -271,6 +271,18 @@ TEST(CudaSimRuntime, LaunchErrors) {
   expectError([&] { rt->launch(kl, LaunchShape{Dim3{0}, Dim3{32}, 0}, Stream{}); },
               ErrorCode::kInvalidArgument, "invalid launch configuration");
   EXPECT_THROW(rt->nativeStream(Stream{}), Error);
+  KernelLaunch unnamed = kl;
+  unnamed.name = nullptr;
+  expectError([&] { rt->launch(unnamed, LaunchShape{}, Stream{}); }, ErrorCode::kInvalidArgument,
+              "cuda sim: a kernel launch without a name");
+  KernelLaunch noArgs = kl;
+  noArgs.args = nullptr;
+  expectError([&] { rt->launch(noArgs, LaunchShape{}, Stream{}); }, ErrorCode::kInvalidArgument,
+              "4 bytes of arguments at a null pointer");
+  KernelLaunch noRanges = kl;
+  noRanges.rangeCount = 2;
+  expectError([&] { rt->launch(noRanges, LaunchShape{}, Stream{}); },
+              ErrorCode::kInvalidArgument, "2 device ranges at a null pointer");
 }
 
 // ---- our kernels through a sim stream: the bits of a direct sim::launch ----
