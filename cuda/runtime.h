@@ -36,6 +36,9 @@ struct Event {
   std::uint64_t id = 0;
   friend bool operator==(Event a, Event b) { return a.id == b.id; }
 };
+struct Graph {
+  std::uint64_t id = 0;
+};
 
 enum class CopyKind : std::uint8_t { kHostToDevice, kDeviceToHost, kDeviceToDevice };
 const char* copyKindName(CopyKind kind);  // "host-to-device", ...
@@ -119,6 +122,18 @@ class DeviceRuntime {
 
   virtual void launch(const KernelLaunch& kernel, const LaunchShape& shape, Stream stream) = 0;
   virtual void launchHost(Stream stream, HostFunction fn, void* user) = 0;
+
+  // Stream capture (CUDA graphs): between beginCapture and endCapture the work queued on
+  // `stream` is recorded, not run, and launchGraph replays it, in order, on any stream.
+  // Captured arguments and pointers are fixed: a replay reads the same buffers (copy new
+  // inputs into them first). The default stream cannot be captured; synchronize and query of
+  // a capturing stream are errors (they would invalidate a CUDA capture); host memory in
+  // captured copies must be pinned on a GPU. The sim captures one stream only: record and
+  // wait inside a capture are kUnsupported there (a GPU allows cross-stream fork/join).
+  virtual void beginCapture(Stream stream) = 0;
+  virtual Graph endCapture(Stream stream) = 0;
+  virtual void launchGraph(Graph graph, Stream stream) = 0;
+  virtual void destroyGraph(Graph graph) = 0;
 };
 
 // The checks both runtimes make of a KernelLaunch before anything else: a name, and no null

@@ -105,6 +105,7 @@ class CudaRuntime final : public DeviceRuntime {
       cudaStreamDestroy(s);
     }
     for (auto& [id, e] : events_) cudaEventDestroy(e.event);
+    for (auto& [id, g] : graphs_) cudaGraphExecDestroy(g);
     (void)cudaGetLastError();
   }
 
@@ -331,14 +332,73 @@ class CudaRuntime final : public DeviceRuntime {
               concat(name_, ": cudaLaunchHostFunc on stream ", stream.id));
   }
 
+  void beginCapture(Stream stream) override {
+    if (stream.isDefault()) {
+      ANVIL_THROW(ErrorCode::kInvalidArgument, name_,
+                  ": beginCapture: the default stream cannot be captured");
+    }
+    const cudaStream_t s = native(stream, "beginCapture");
+    current();
+    // Thread-local mode: other host threads may keep making unsafe calls (cudaMalloc, ...)
+    // while this one captures.
+    checkCuda(cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal),
+              concat(name_, ": beginCapture(stream ", stream.id, ")"));
+  }
+
+  Graph endCapture(Stream stream) override {
+    const cudaStream_t s = native(stream, "endCapture");
+    current();
+    cudaGraph_t graph = nullptr;
+    checkCuda(cudaStreamEndCapture(s, &graph),
+              concat(name_, ": endCapture(stream ", stream.id, ")"));
+    cudaGraphExec_t exec = nullptr;
+    const cudaError_t e = cudaGraphInstantiate(&exec, graph, 0);
+    cudaGraphDestroy(graph);  // the executable graph keeps what it needs
+    checkCuda(e, concat(name_, ": cudaGraphInstantiate of the capture of stream ", stream.id));
+    std::lock_guard<std::mutex> lock(mu_);
+    const Graph g{nextId_++};
+    graphs_.emplace(g.id, exec);
+    return g;
+  }
+
+  void launchGraph(Graph graph, Stream stream) override {
+    const cudaStream_t s = native(stream, "launchGraph");
+    cudaGraphExec_t exec = nullptr;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      auto it = graphs_.find(graph.id);
+      if (it == graphs_.end()) throwUnknownGraph(graph, "launchGraph");
+      exec = it->second;
+    }
+    current();
+    checkCuda(cudaGraphLaunch(exec, s),
+              concat(name_, ": launchGraph(graph ", graph.id, ", stream ", stream.id, ")"));
+  }
+
+  void destroyGraph(Graph graph) override {
+    cudaGraphExec_t exec = nullptr;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      auto it = graphs_.find(graph.id);
+      if (it == graphs_.end()) throwUnknownGraph(graph, "destroyGraph");
+      exec = it->second;
+      graphs_.erase(it);
+    }
+    current();
+    checkCuda(cudaGraphExecDestroy(exec), concat(name_, ": destroyGraph(graph ", graph.id, ")"));
+  }
+
  private:
   struct EventState {
     cudaEvent_t event = nullptr;
     bool recorded = false;
   };
 
-  // The runtime API acts on the calling thread's current device.
+  // The runtime API acts on the calling thread's current device. Set only when it differs:
+  // cheaper, and nothing but a query happens while a stream is being captured.
   void current() const {
+    int now = -1;
+    if (cudaGetDevice(&now) == cudaSuccess && now == device_) return;
     checkCuda(cudaSetDevice(device_), concat(name_, ": cudaSetDevice(", device_, ")"));
   }
 
@@ -349,6 +409,10 @@ class CudaRuntime final : public DeviceRuntime {
   [[noreturn]] void throwUnknownEvent(Event event, const char* what) const {
     ANVIL_THROW(ErrorCode::kInvalidArgument, name_, ": ", what, ": event ", event.id,
                 event.id < nextId_ ? " was destroyed" : " was never created by this runtime");
+  }
+  [[noreturn]] void throwUnknownGraph(Graph graph, const char* what) const {
+    ANVIL_THROW(ErrorCode::kInvalidArgument, name_, ": ", what, ": graph ", graph.id,
+                graph.id < nextId_ ? " was destroyed" : " was never created by this runtime");
   }
 
   cudaStream_t native(Stream stream, const char* what) {
@@ -381,9 +445,10 @@ class CudaRuntime final : public DeviceRuntime {
   int device_;
   std::string name_;
   std::mutex mu_;
-  std::uint64_t nextId_ = 1;  // streams and events share the count
+  std::uint64_t nextId_ = 1;  // streams, events and graphs share the count
   std::unordered_map<std::uint64_t, cudaStream_t> streams_;
   std::unordered_map<std::uint64_t, EventState> events_;
+  std::unordered_map<std::uint64_t, cudaGraphExec_t> graphs_;
 };
 
 }  // namespace

@@ -68,6 +68,14 @@ struct SimEvent {
   std::exception_ptr failure;
 };
 
+// Device memory an op touches, kept so that a graph replay can check it again (the buffers
+// may have been freed since the capture).
+struct CheckedRange {
+  const void* ptr = nullptr;
+  std::size_t bytes = 0;
+  std::string role;  // "destination", "input", ...
+};
+
 struct Op {
   enum class Kind : std::uint8_t { kCall, kRecord, kWait };
   Kind kind = Kind::kCall;
@@ -75,7 +83,10 @@ struct Op {
   std::function<void()> call;  // kCall, run without the lock
   std::shared_ptr<SimEvent> event;
   std::uint64_t record = 0;    // kRecord: this record's number; kWait: the one to wait for
+  std::vector<CheckedRange> ranges;
 };
+
+using SimGraph = std::vector<Op>;  // kCall ops only
 
 struct SimStream {
   std::uint64_t id = 0;
@@ -83,6 +94,7 @@ struct SimStream {
   bool busy = false;  // the worker is running an op taken off the queue
   bool stopping = false;
   std::exception_ptr error;  // sticky
+  std::shared_ptr<SimGraph> capture;  // set between beginCapture and endCapture
   std::thread worker;
   bool idle() const { return queue.empty() && !busy; }
 };
@@ -204,8 +216,12 @@ class SimRuntime final : public DeviceRuntime {
     std::lock_guard<std::mutex> lock(mu_);
     SimStream& s = liveStream(stream, what.c_str());
     checkCopy(dst, src, bytes, kind, what);
+    std::vector<CheckedRange> ranges;
+    if (kind != CopyKind::kHostToDevice) ranges.push_back({src, bytes, "source"});
+    if (kind != CopyKind::kDeviceToHost) ranges.push_back({dst, bytes, "destination"});
     enqueue(s, Op{Op::Kind::kCall, concat(what, " from ", src, " to ", dst),
-                  [dst, src, bytes] { std::memmove(dst, src, bytes); }, nullptr, 0});
+                  [dst, src, bytes] { std::memmove(dst, src, bytes); }, nullptr, 0,
+                  std::move(ranges)});
   }
 
   void copy(void* dst, const void* src, std::size_t bytes, CopyKind kind) override {
@@ -220,7 +236,8 @@ class SimRuntime final : public DeviceRuntime {
     SimStream& s = liveStream(stream, what.c_str());
     checkDevice(dst, bytes, "destination", what);
     enqueue(s, Op{Op::Kind::kCall, concat(what, " at ", dst),
-                  [dst, value, bytes] { std::memset(dst, value, bytes); }, nullptr, 0});
+                  [dst, value, bytes] { std::memset(dst, value, bytes); }, nullptr, 0,
+                  {{dst, bytes, "destination"}}});
   }
 
   // ---- streams ----
@@ -252,6 +269,7 @@ class SimRuntime final : public DeviceRuntime {
   void synchronize(Stream stream) override {
     std::unique_lock<std::mutex> lock(mu_);
     SimStream* s = &stream_(stream, "synchronize");
+    refuseWhileCapturing(*s, "synchronize");
     cv_.wait(lock, [&] {
       s = findStream(stream.id);  // may be destroyed meanwhile by another thread
       return s == nullptr || s->idle() || s->error;
@@ -263,6 +281,7 @@ class SimRuntime final : public DeviceRuntime {
   bool query(Stream stream) override {
     std::lock_guard<std::mutex> lock(mu_);
     SimStream& s = stream_(stream, "query");
+    refuseWhileCapturing(s, "query");
     if (s.error) std::rethrow_exception(s.error);
     return s.idle();
   }
@@ -300,6 +319,7 @@ class SimRuntime final : public DeviceRuntime {
     std::lock_guard<std::mutex> lock(mu_);
     const std::shared_ptr<SimEvent>& e = event_(event, "record");
     SimStream& s = liveStream(stream, "record");
+    refuseInCapture(s, "record");
     const std::uint64_t n = ++e->recorded;
     enqueue(s, Op{Op::Kind::kRecord, concat("record of event ", event.id), nullptr, e, n});
   }
@@ -309,6 +329,7 @@ class SimRuntime final : public DeviceRuntime {
     const std::string what = concat("wait(stream ", stream.id, ", event ", event.id, ")");
     const std::shared_ptr<SimEvent>& e = recordedEvent(event, what);
     SimStream& s = liveStream(stream, what.c_str());
+    refuseInCapture(s, "wait");
     enqueue(s, Op{Op::Kind::kWait, concat("wait for event ", event.id), nullptr, e, e->recorded});
   }
 
@@ -377,8 +398,10 @@ class SimRuntime final : public DeviceRuntime {
     if (k.argBytes > 0) std::memcpy(args.get(), k.args, k.argBytes);
     std::lock_guard<std::mutex> lock(mu_);
     SimStream& s = liveStream(stream, what.c_str());
+    std::vector<CheckedRange> ranges;
     for (std::size_t i = 0; i < k.rangeCount; ++i) {
       checkDevice(k.ranges[i].ptr, k.ranges[i].bytes, k.ranges[i].what, what);
+      ranges.push_back({k.ranges[i].ptr, k.ranges[i].bytes, k.ranges[i].what});
     }
     enqueue(s, Op{Op::Kind::kCall, what,
                   [face, args, shape] {
@@ -387,7 +410,7 @@ class SimRuntime final : public DeviceRuntime {
                         dim3(shape.block.x, shape.block.y, shape.block.z), shape.sharedBytes,
                         face, args.get());
                   },
-                  nullptr, 0});
+                  nullptr, 0, std::move(ranges)});
   }
 
   void launchHost(Stream stream, HostFunction fn, void* user) override {
@@ -395,6 +418,57 @@ class SimRuntime final : public DeviceRuntime {
     std::lock_guard<std::mutex> lock(mu_);
     SimStream& s = liveStream(stream, "launchHost");
     enqueue(s, Op{Op::Kind::kCall, "host function", [fn, user] { fn(user); }, nullptr, 0});
+  }
+
+  // ---- graphs ----
+
+  void beginCapture(Stream stream) override {
+    if (stream.isDefault()) {
+      ANVIL_THROW(ErrorCode::kInvalidArgument,
+                  "cuda sim: beginCapture: the default stream cannot be captured");
+    }
+    std::lock_guard<std::mutex> lock(mu_);
+    SimStream& s = liveStream(stream, "beginCapture");
+    if (s.capture) {
+      ANVIL_THROW(ErrorCode::kInvalidArgument, "cuda sim: beginCapture: stream ", stream.id,
+                  " is already capturing");
+    }
+    s.capture = std::make_shared<SimGraph>();
+  }
+
+  Graph endCapture(Stream stream) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    SimStream& s = stream_(stream, "endCapture");
+    if (!s.capture) {
+      ANVIL_THROW(ErrorCode::kInvalidArgument, "cuda sim: endCapture: stream ", stream.id,
+                  " is not capturing");
+    }
+    const Graph g{nextId_++};
+    graphs_.emplace(g.id, std::move(s.capture));
+    s.capture = nullptr;
+    return g;
+  }
+
+  void launchGraph(Graph graph, Stream stream) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = graphs_.find(graph.id);
+    if (it == graphs_.end()) throwUnknown("launchGraph", "graph", graph.id);
+    SimStream& s = liveStream(stream, "launchGraph");
+    // Check everything before queueing anything: a replay runs whole or not at all.
+    for (const Op& op : *it->second) {
+      const std::string what = concat("graph ", graph.id, ": ", op.what);
+      for (const CheckedRange& r : op.ranges) checkDevice(r.ptr, r.bytes, r.role.c_str(), what);
+    }
+    for (const Op& op : *it->second) {
+      Op copy = op;
+      copy.what = concat("graph ", graph.id, ": ", op.what);
+      enqueue(s, std::move(copy));
+    }
+  }
+
+  void destroyGraph(Graph graph) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (graphs_.erase(graph.id) == 0) throwUnknown("destroyGraph", "graph", graph.id);
   }
 
  private:
@@ -461,9 +535,29 @@ class SimRuntime final : public DeviceRuntime {
     return true;
   }
 
+  // Capturing, work goes to the graph instead of the queue.
   void enqueue(SimStream& s, Op op) {
+    if (s.capture) {
+      s.capture->push_back(std::move(op));
+      return;
+    }
     s.queue.push_back(std::move(op));
     cv_.notify_all();
+  }
+
+  void refuseInCapture(const SimStream& s, const char* what) const {
+    if (s.capture) {
+      ANVIL_THROW(ErrorCode::kUnsupported, "cuda sim: ", what, " on stream ", s.id,
+                  ", which is capturing a graph: the sim captures work on one stream only "
+                  "(no events inside a capture)");
+    }
+  }
+
+  void refuseWhileCapturing(const SimStream& s, const char* what) const {
+    if (s.capture) {
+      ANVIL_THROW(ErrorCode::kInvalidArgument, "cuda sim: ", what, "(stream ", s.id,
+                  "): the stream is capturing a graph (endCapture first)");
+    }
   }
 
   // The allocation holding address p, live or quarantined; end() if none.
@@ -610,10 +704,11 @@ class SimRuntime final : public DeviceRuntime {
 
   mutable std::mutex mu_;
   std::condition_variable cv_;
-  std::uint64_t nextId_ = 1;  // streams and events share the count
+  std::uint64_t nextId_ = 1;  // streams, events and graphs share the count
   std::unique_ptr<SimStream> defaultStream_;
   std::unordered_map<std::uint64_t, std::unique_ptr<SimStream>> streams_;
   std::unordered_map<std::uint64_t, std::shared_ptr<SimEvent>> events_;
+  std::unordered_map<std::uint64_t, std::shared_ptr<SimGraph>> graphs_;
   std::map<std::uintptr_t, Allocation> device_;
   std::deque<std::uintptr_t> quarantine_;
   std::size_t quarantined_ = 0;

@@ -78,6 +78,11 @@ TEST(CudaRuntime, HandleMisuse) {
   checkHandleMisuse(*rt);
 }
 
+TEST(CudaRuntime, GraphReplay) {
+  GPU_RUNTIME_OR_SKIP(rt);
+  checkGraphReplay(*rt);
+}
+
 TEST(CudaRuntime, SoftmaxThroughTheRuntime) {
   GPU_RUNTIME_OR_SKIP(rt);
   const Stream s = rt->createStream();

@@ -45,6 +45,65 @@ TEST(CudaSimRuntime, TwoStreamsWithAnEvent) { checkTwoStreamsWithAnEvent(*simRun
 TEST(CudaSimRuntime, DefaultStreamIsIndependent) { checkDefaultStreamIsIndependent(*simRuntime()); }
 TEST(CudaSimRuntime, DestroyDrains) { checkDestroyDrains(*simRuntime()); }
 TEST(CudaSimRuntime, HandleMisuse) { checkHandleMisuse(*simRuntime()); }
+TEST(CudaSimRuntime, GraphReplay) { checkGraphReplay(*simRuntime()); }
+
+TEST(CudaSimRuntime, GraphCaptureMisuse) {
+  auto rt = simRuntime();
+  const Stream s = rt->createStream();
+  const Event e = rt->createEvent();
+  rt->record(e, Stream{});
+  const std::string id = std::to_string(s.id);
+  expectError([&] { rt->endCapture(s); }, ErrorCode::kInvalidArgument,
+              "endCapture: stream " + id + " is not capturing");
+  rt->beginCapture(s);
+  expectError([&] { rt->beginCapture(s); }, ErrorCode::kInvalidArgument, "is already capturing");
+  expectError([&] { rt->synchronize(s); }, ErrorCode::kInvalidArgument,
+              "synchronize(stream " + id + "): the stream is capturing a graph");
+  expectError([&] { rt->query(s); }, ErrorCode::kInvalidArgument, "is capturing a graph");
+  expectError([&] { rt->record(e, s); }, ErrorCode::kUnsupported,
+              "record on stream " + id + ", which is capturing a graph");
+  expectError([&] { rt->wait(s, e); }, ErrorCode::kUnsupported, "which is capturing a graph");
+  const Graph empty = rt->endCapture(s);
+  EXPECT_NO_THROW(rt->launchGraph(empty, s));
+  rt->synchronize(s);
+  expectError([&] { rt->launchGraph(Graph{1u << 30}, s); }, ErrorCode::kInvalidArgument,
+              "was never created by this runtime");
+  rt->destroyStream(s);
+}
+
+// A replay checks the captured buffers again: one freed since the capture fails the replay
+// before any of it is queued.
+TEST(CudaSimRuntime, GraphReplayAfterFreeIsCaught) {
+  auto rt = simRuntime();
+  const Stream s = rt->createStream();
+  auto* d = static_cast<float*>(rt->allocate(64 * sizeof(float)));
+  rt->beginCapture(s);
+  rt->memsetAsync(d, 0, 64 * sizeof(float), s);
+  launchActivation(*rt, s, Activation::kSilu, DataType::kF32, d, d, 64);
+  const Graph g = rt->endCapture(s);
+  rt->launchGraph(g, s);
+  rt->synchronize(s);
+  rt->free(d);
+  expectError([&] { rt->launchGraph(g, s); }, ErrorCode::kInvalidArgument,
+              "graph " + std::to_string(g.id) + ": memset of 256 bytes at ");
+  expectError([&] { rt->launchGraph(g, s); }, ErrorCode::kInvalidArgument,
+              ": use after free: destination");
+  EXPECT_TRUE(rt->query(s));
+  rt->destroyStream(s);
+}
+
+TEST(CudaSimRuntime, AFailingGraphNamesItself) {
+  auto rt = simRuntime();
+  const Stream s = rt->createStream();
+  rt->beginCapture(s);
+  rt->launchHost(s, [](void*) { throw std::runtime_error("no"); }, nullptr);
+  const Graph g = rt->endCapture(s);
+  rt->launchGraph(g, s);
+  expectError([&] { rt->synchronize(s); }, ErrorCode::kRuntimeError,
+              "stream " + std::to_string(s.id) + ": graph " + std::to_string(g.id) +
+                  ": host function failed: no");
+  EXPECT_THROW(rt->destroyStream(s), Error);
+}
 
 TEST(CudaSimRuntime, EventTimesFollowTheQueue) {
   auto rt = simRuntime();

@@ -235,6 +235,38 @@ inline void checkDestroyDrains(DeviceRuntime& rt) {
   EXPECT_EQ(out.values(), std::vector<float>(n, 7.0f));
 }
 
+// A captured copy-in, kernel, copy-out replays on new inputs placed in the same buffer, on
+// the capturing stream and on another one; capturing runs nothing.
+inline void checkGraphReplay(DeviceRuntime& rt) {
+  const std::size_t n = 1000;
+  PinnedFloats in(rt, n), out(rt, n);
+  in.fill(-1.0f);
+  out.fill(0.0f);
+  DeviceBuffer<float> d(rt, n);
+  const Stream s = rt.createStream(), other = rt.createStream();
+  rt.beginCapture(s);
+  rt.copyAsync(d.get(), in.get(), d.bytes(), CopyKind::kHostToDevice, s);
+  launchActivation(rt, s, Activation::kRelu, DataType::kF32, d.get(), d.get(), n);
+  rt.copyAsync(out.get(), d.get(), d.bytes(), CopyKind::kDeviceToHost, s);
+  const Graph g = rt.endCapture(s);
+  rt.synchronize(s);
+  EXPECT_EQ(out.values(), std::vector<float>(n, 0.0f));  // captured, not run
+  for (float v : {2.0f, -3.0f, 5.0f}) {
+    in.fill(v);
+    const Stream on = v < 0 ? other : s;
+    rt.launchGraph(g, on);
+    rt.synchronize(on);
+    EXPECT_EQ(out.values(), std::vector<float>(n, v < 0 ? 0.0f : v)) << v;
+  }
+  expectError([&] { rt.beginCapture(Stream{}); }, ErrorCode::kInvalidArgument,
+              "the default stream cannot be captured");
+  rt.destroyGraph(g);
+  expectError([&] { rt.launchGraph(g, s); }, ErrorCode::kInvalidArgument,
+              "graph " + std::to_string(g.id) + " was destroyed");
+  rt.destroyStream(s);
+  rt.destroyStream(other);
+}
+
 // Misuse that both runtimes report the same way.
 inline void checkHandleMisuse(DeviceRuntime& rt) {
   const Stream s = rt.createStream();
