@@ -108,6 +108,10 @@ class DeviceRuntime {
   virtual void synchronizeDevice() = 0;   // every stream; throws the first sticky error
   // The cudaStream_t behind a handle, to hand to libraries (cuBLASLt, cuDNN); the sim has none.
   virtual void* nativeStream(Stream stream) = 0;
+  // A handle for a caller's cudaStream_t (enqueue on the caller's stream): destroyStream
+  // drains it and forgets the handle but leaves the stream to its owner. kUnsupported in the
+  // sim, which has no CUDA streams.
+  virtual Stream adoptStream(void* nativeStream) = 0;
 
   virtual Event createEvent() = 0;
   virtual void destroyEvent(Event event) = 0;  // work already waiting on it is unaffected

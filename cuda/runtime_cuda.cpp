@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <mutex>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "anvil/error.h"
@@ -102,7 +103,7 @@ class CudaRuntime final : public DeviceRuntime {
     cudaSetDevice(device_);
     for (auto& [id, s] : streams_) {
       cudaStreamSynchronize(s);
-      cudaStreamDestroy(s);
+      if (adopted_.count(id) == 0) cudaStreamDestroy(s);
     }
     for (auto& [id, e] : events_) cudaEventDestroy(e.event);
     for (auto& [id, g] : graphs_) cudaGraphExecDestroy(g);
@@ -188,16 +189,21 @@ class CudaRuntime final : public DeviceRuntime {
       ANVIL_THROW(ErrorCode::kInvalidArgument, name_, ": the default stream cannot be destroyed");
     }
     cudaStream_t s = nullptr;
+    bool adopted = false;
     {
       std::lock_guard<std::mutex> lock(mu_);
       auto it = streams_.find(stream.id);
       if (it == streams_.end()) throwUnknownStream(stream, "destroyStream");
       s = it->second;
       streams_.erase(it);
+      adopted = adopted_.erase(stream.id) > 0;
     }
     current();
     const cudaError_t drained = cudaStreamSynchronize(s);
-    checkCuda(cudaStreamDestroy(s), concat(name_, ": cudaStreamDestroy(stream ", stream.id, ")"));
+    if (!adopted) {
+      checkCuda(cudaStreamDestroy(s),
+                concat(name_, ": cudaStreamDestroy(stream ", stream.id, ")"));
+    }
     checkCuda(drained, concat(name_, ": work on stream ", stream.id, " (drained by destroyStream)"));
   }
 
@@ -225,6 +231,18 @@ class CudaRuntime final : public DeviceRuntime {
   }
 
   void* nativeStream(Stream stream) override { return native(stream, "nativeStream"); }
+
+  Stream adoptStream(void* nativeStream) override {
+    if (nativeStream == nullptr) {
+      ANVIL_THROW(ErrorCode::kInvalidArgument, name_,
+                  ": adoptStream(nullptr): the default stream is Stream{}");
+    }
+    std::lock_guard<std::mutex> lock(mu_);
+    const Stream h{nextId_++};
+    streams_.emplace(h.id, static_cast<cudaStream_t>(nativeStream));
+    adopted_.insert(h.id);
+    return h;
+  }
 
   Event createEvent() override {
     current();
@@ -447,6 +465,7 @@ class CudaRuntime final : public DeviceRuntime {
   std::mutex mu_;
   std::uint64_t nextId_ = 1;  // streams, events and graphs share the count
   std::unordered_map<std::uint64_t, cudaStream_t> streams_;
+  std::unordered_set<std::uint64_t> adopted_;  // streams_ that belong to the caller
   std::unordered_map<std::uint64_t, EventState> events_;
   std::unordered_map<std::uint64_t, cudaGraphExec_t> graphs_;
 };

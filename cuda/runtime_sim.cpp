@@ -300,6 +300,11 @@ class SimRuntime final : public DeviceRuntime {
                 " has no native cudaStream_t (libraries such as cuBLASLt need a GPU)");
   }
 
+  Stream adoptStream(void* nativeStream) override {
+    ANVIL_THROW(ErrorCode::kUnsupported, "cuda sim: adoptStream(", nativeStream,
+                "): the sim has no CUDA streams to adopt; create one with createStream");
+  }
+
   // ---- events ----
 
   Event createEvent() override {

@@ -1,5 +1,6 @@
 // The real DeviceRuntime (cuda/runtime_cuda.cpp): without a GPU its factory fails cleanly;
 // with one, the contract checks of runtime_test_common.h, which the sim passes too.
+#include <cuda_runtime_api.h>
 #include <gtest/gtest.h>
 
 #include <memory>
@@ -76,6 +77,21 @@ TEST(CudaRuntime, DestroyDrains) {
 TEST(CudaRuntime, HandleMisuse) {
   GPU_RUNTIME_OR_SKIP(rt);
   checkHandleMisuse(*rt);
+}
+
+// Work on an adopted caller's stream runs there; destroying the handle leaves the stream.
+TEST(CudaRuntime, AdoptedStream) {
+  GPU_RUNTIME_OR_SKIP(rt);
+  cudaStream_t raw = nullptr;
+  ASSERT_EQ(cudaStreamCreate(&raw), cudaSuccess);
+  const Stream s = rt->adoptStream(raw);
+  EXPECT_EQ(rt->nativeStream(s), static_cast<void*>(raw));
+  checkOrderingOnOneStream(*rt, s);
+  rt->destroyStream(s);
+  EXPECT_EQ(cudaStreamQuery(raw), cudaSuccess);  // still a live stream
+  EXPECT_EQ(cudaStreamDestroy(raw), cudaSuccess);
+  expectError([&] { rt->adoptStream(nullptr); }, ErrorCode::kInvalidArgument,
+              "the default stream is Stream{}");
 }
 
 TEST(CudaRuntime, GraphReplay) {

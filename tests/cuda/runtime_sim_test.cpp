@@ -329,7 +329,10 @@ TEST(CudaSimRuntime, LaunchErrors) {
               ErrorCode::kInvalidArgument, "invalid launch configuration");
   expectError([&] { rt->launch(kl, LaunchShape{Dim3{0}, Dim3{32}, 0}, Stream{}); },
               ErrorCode::kInvalidArgument, "invalid launch configuration");
-  EXPECT_THROW(rt->nativeStream(Stream{}), Error);
+  expectError([&] { rt->nativeStream(Stream{}); }, ErrorCode::kUnsupported,
+              "has no native cudaStream_t");
+  expectError([&] { rt->adoptStream(nullptr); }, ErrorCode::kUnsupported,
+              "the sim has no CUDA streams to adopt");
   KernelLaunch unnamed = kl;
   unnamed.name = nullptr;
   expectError([&] { rt->launch(unnamed, LaunchShape{}, Stream{}); }, ErrorCode::kInvalidArgument,
