@@ -134,6 +134,10 @@ class SimRuntime final : public DeviceRuntime {
 
   void* allocate(std::size_t bytes) override {
     if (bytes == 0) return nullptr;
+    if (bytes > (std::size_t{1} << 48)) {
+      ANVIL_THROW(ErrorCode::kRuntimeError, "cuda sim: out of memory allocating ", bytes,
+                  " bytes of device memory");
+    }
     const std::size_t reserved = (bytes + kAlignment - 1) / kAlignment * kAlignment;
     void* p = std::aligned_alloc(kAlignment, reserved);
     if (p == nullptr) {
@@ -184,6 +188,10 @@ class SimRuntime final : public DeviceRuntime {
 
   void* allocateHost(std::size_t bytes) override {
     if (bytes == 0) return nullptr;
+    if (bytes > (std::size_t{1} << 48)) {
+      ANVIL_THROW(ErrorCode::kRuntimeError, "cuda sim: out of memory allocating ", bytes,
+                  " bytes of pinned host memory");
+    }
     const std::size_t reserved = (bytes + kAlignment - 1) / kAlignment * kAlignment;
     void* p = std::aligned_alloc(kAlignment, reserved);
     if (p == nullptr) {

@@ -32,6 +32,14 @@ TEST(CudaSimRuntime, Identity) {
 
 TEST(CudaSimRuntime, AllocationsAreAligned) { checkAllocationAlignment(*simRuntime()); }
 
+TEST(CudaSimRuntime, ImpossibleAllocationsFailCleanly) {
+  auto rt = simRuntime();
+  expectError([&] { rt->allocate(SIZE_MAX - 3); }, ErrorCode::kRuntimeError,
+              "out of memory allocating");
+  expectError([&] { rt->allocateHost(SIZE_MAX); }, ErrorCode::kRuntimeError,
+              "bytes of pinned host memory");
+}
+
 TEST(CudaSimRuntime, OrderingOnOneStream) {
   auto rt = simRuntime();
   checkOrderingOnOneStream(*rt, Stream{});
