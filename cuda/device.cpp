@@ -3,11 +3,13 @@
 // or kernel and the CUDA error.
 #include "cuda/device.h"
 
+#include <cuda_fp16.h>
 #include <cuda_runtime_api.h>
 
 #include <cstdint>
 
 #include "anvil/error.h"
+#include "cuda/arg_pack.h"
 #include "cuda/kernels/launch.h"
 
 namespace anvil::cuda {
@@ -41,6 +43,71 @@ bool partiallyOverlap(const void* x, const void* y, std::int64_t bytes) {
   const auto b = reinterpret_cast<std::uintptr_t>(y);
   return a != b && a < b + static_cast<std::uintptr_t>(bytes) &&
          b < a + static_cast<std::uintptr_t>(bytes);
+}
+
+// Checks a launchActivation call; returns the kernel's name, or "" when there is nothing to do.
+std::string checkActivation(Activation act, DataType dtype, const void* x, const void* y,
+                            std::int64_t n) {
+  if (!validActivation(act)) {
+    ANVIL_THROW(ErrorCode::kInvalidArgument, "launchActivation: unknown activation ",
+                static_cast<int>(act));
+  }
+  if (!validDataType(dtype)) {
+    ANVIL_THROW(ErrorCode::kInvalidArgument, "launchActivation(", activationName(act),
+                "): unsupported element type ", dtypeName(dtype), " (", static_cast<int>(dtype),
+                "); expected f32 or f16");
+  }
+  std::string name = activationKernelName(act, dtype);
+  if (n < 0) ANVIL_THROW(ErrorCode::kInvalidArgument, name, ": element count ", n, " is negative");
+  if (n == 0) return "";
+  if (n > INT64_MAX / 4)
+    ANVIL_THROW(ErrorCode::kInvalidArgument, name, ": element count ", n, " is too large");
+  if (x == nullptr || y == nullptr) {
+    ANVIL_THROW(ErrorCode::kInvalidArgument, name, ": null ", x == nullptr ? "input" : "output",
+                " pointer for ", n, " elements");
+  }
+  const std::int64_t bytes = n * (dtype == DataType::kF32 ? 4 : 2);
+  if (partiallyOverlap(x, y, bytes)) {
+    ANVIL_THROW(ErrorCode::kInvalidArgument, name,
+                ": input and output overlap partially; they must be equal (in place) or disjoint");
+  }
+  return name;
+}
+
+std::string checkSoftmaxRows(const float* x, const float* y, std::int64_t rows,
+                             std::int64_t cols) {
+  std::string name = softmaxRowsKernelName(DataType::kF32);
+  if (rows < 0 || cols < 0) {
+    ANVIL_THROW(ErrorCode::kInvalidArgument, name, ": shape [", rows, ", ", cols,
+                "] has a negative dimension");
+  }
+  if (rows == 0 || cols == 0) return "";
+  if (rows > INT64_MAX / 4 / cols) {
+    ANVIL_THROW(ErrorCode::kInvalidArgument, name, ": shape [", rows, ", ", cols,
+                "] is too large to address");
+  }
+  if (x == nullptr || y == nullptr) {
+    ANVIL_THROW(ErrorCode::kInvalidArgument, name, ": null ", x == nullptr ? "input" : "output",
+                " pointer for shape [", rows, ", ", cols, "]");
+  }
+  if (partiallyOverlap(x, y, rows * cols * 4)) {
+    ANVIL_THROW(ErrorCode::kInvalidArgument, name,
+                ": input and output overlap partially; they must be equal (in place) or disjoint");
+  }
+  return name;
+}
+
+// One launch through a runtime: the pack's types are the kernel's parameters.
+template <typename Pack>
+void launchPacked(DeviceRuntime& runtime, Stream stream, const std::string& name,
+                  const Pack& pack, const LaunchShape& shape, const DeviceRange (&ranges)[2]) {
+  KernelLaunch k;
+  k.name = name.c_str();
+  k.args = &pack;
+  k.argBytes = sizeof pack;
+  k.ranges = ranges;
+  k.rangeCount = 2;
+  runtime.launch(k, shape, stream);
 }
 
 }  // namespace
@@ -87,57 +154,50 @@ std::string softmaxRowsKernelName(DataType dtype) {
 
 void launchActivation(Activation act, DataType dtype, const void* x, void* y, std::int64_t n,
                       cudaStream_t stream) {
-  if (!validActivation(act)) {
-    ANVIL_THROW(ErrorCode::kInvalidArgument, "launchActivation: unknown activation ",
-                static_cast<int>(act));
-  }
-  if (!validDataType(dtype)) {
-    ANVIL_THROW(ErrorCode::kInvalidArgument, "launchActivation(", activationName(act),
-                "): unsupported element type ", dtypeName(dtype), " (", static_cast<int>(dtype),
-                "); expected f32 or f16");
-  }
-  const std::string name = activationKernelName(act, dtype);
-  if (n < 0) ANVIL_THROW(ErrorCode::kInvalidArgument, name, ": element count ", n, " is negative");
-  if (n == 0) return;
-  if (n > INT64_MAX / 4)
-    ANVIL_THROW(ErrorCode::kInvalidArgument, name, ": element count ", n, " is too large");
-  if (x == nullptr || y == nullptr) {
-    ANVIL_THROW(ErrorCode::kInvalidArgument, name, ": null ", x == nullptr ? "input" : "output",
-                " pointer for ", n, " elements");
-  }
-  const std::int64_t bytes = n * (dtype == DataType::kF32 ? 4 : 2);
-  if (partiallyOverlap(x, y, bytes)) {
-    ANVIL_THROW(ErrorCode::kInvalidArgument, name,
-                ": input and output overlap partially; they must be equal (in place) or disjoint");
-  }
+  const std::string name = checkActivation(act, dtype, x, y, n);
+  if (name.empty()) return;
   (void)cudaGetLastError();  // report this launch's error, not an earlier one
   checkCuda(kernels::launchActivation(act, dtype, x, y, n, stream),
             ::anvil::detail::concat("launching ", name, " over ", n, " elements"));
 }
 
+void launchActivation(DeviceRuntime& runtime, Stream stream, Activation act, DataType dtype,
+                      const void* x, void* y, std::int64_t n) {
+  const std::string name = checkActivation(act, dtype, x, y, n);
+  if (name.empty()) return;
+  const std::size_t bytes = static_cast<std::size_t>(n) * (dtype == DataType::kF32 ? 4 : 2);
+  const DeviceRange ranges[2] = {{x, bytes, "input"}, {y, bytes, "output"}};
+  const LaunchShape shape{Dim3{kernels::activationGrid(n)},
+                          Dim3{static_cast<unsigned>(kernels::kActivationBlock)}, 0};
+  if (dtype == DataType::kF32) {
+    launchPacked(runtime, stream, name, packArgs<const float*, float*, std::int64_t>(x, y, n),
+                 shape, ranges);
+  } else {
+    launchPacked(runtime, stream, name, packArgs<const __half*, __half*, std::int64_t>(x, y, n),
+                 shape, ranges);
+  }
+}
+
 void launchSoftmaxRows(const float* x, float* y, std::int64_t rows, std::int64_t cols,
                        cudaStream_t stream) {
-  const std::string name = softmaxRowsKernelName(DataType::kF32);
-  if (rows < 0 || cols < 0) {
-    ANVIL_THROW(ErrorCode::kInvalidArgument, name, ": shape [", rows, ", ", cols,
-                "] has a negative dimension");
-  }
-  if (rows == 0 || cols == 0) return;
-  if (rows > INT64_MAX / 4 / cols) {
-    ANVIL_THROW(ErrorCode::kInvalidArgument, name, ": shape [", rows, ", ", cols,
-                "] is too large to address");
-  }
-  if (x == nullptr || y == nullptr) {
-    ANVIL_THROW(ErrorCode::kInvalidArgument, name, ": null ", x == nullptr ? "input" : "output",
-                " pointer for shape [", rows, ", ", cols, "]");
-  }
-  if (partiallyOverlap(x, y, rows * cols * 4)) {
-    ANVIL_THROW(ErrorCode::kInvalidArgument, name,
-                ": input and output overlap partially; they must be equal (in place) or disjoint");
-  }
+  const std::string name = checkSoftmaxRows(x, y, rows, cols);
+  if (name.empty()) return;
   (void)cudaGetLastError();
   checkCuda(kernels::launchSoftmaxRowsF32(x, y, rows, cols, stream),
             ::anvil::detail::concat("launching ", name, " over [", rows, ", ", cols, "]"));
+}
+
+void launchSoftmaxRows(DeviceRuntime& runtime, Stream stream, const float* x, float* y,
+                       std::int64_t rows, std::int64_t cols) {
+  const std::string name = checkSoftmaxRows(x, y, rows, cols);
+  if (name.empty()) return;
+  const std::size_t bytes = static_cast<std::size_t>(rows * cols) * sizeof(float);
+  const DeviceRange ranges[2] = {{x, bytes, "input"}, {y, bytes, "output"}};
+  const LaunchShape shape{Dim3{kernels::softmaxGrid(rows)},
+                          Dim3{static_cast<unsigned>(kernels::kSoftmaxBlock)}, 0};
+  launchPacked(runtime, stream, name,
+               packArgs<const float*, float*, std::int64_t, std::int64_t>(x, y, rows, cols),
+               shape, ranges);
 }
 
 }  // namespace anvil::cuda

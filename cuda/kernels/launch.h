@@ -13,6 +13,18 @@ namespace anvil::cuda::kernels {
 // Threads per block of the device launchers; the names below spell it.
 inline constexpr int kActivationBlock = 256;
 inline constexpr int kSoftmaxBlock = 256;
+// Grid caps: past them blocks stride (activation over elements, softmax over rows).
+inline constexpr std::int64_t kMaxActivationGrid = 1 << 16;
+inline constexpr std::int64_t kMaxSoftmaxGrid = 1 << 16;
+
+// The launch shapes both runtimes use, so the sim runs exactly what the GPU runs.
+inline unsigned activationGrid(std::int64_t n) {
+  const std::int64_t blocks = (n + kActivationBlock - 1) / kActivationBlock;
+  return static_cast<unsigned>(blocks < kMaxActivationGrid ? blocks : kMaxActivationGrid);
+}
+inline unsigned softmaxGrid(std::int64_t rows) {
+  return static_cast<unsigned>(rows < kMaxSoftmaxGrid ? rows : kMaxSoftmaxGrid);
+}
 
 // x and y point at n elements of `dtype` (float or __half) in device memory.
 cudaError_t launchActivation(Activation act, DataType dtype, const void* x, void* y,

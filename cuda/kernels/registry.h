@@ -1,0 +1,31 @@
+// The registries of our kernels by name, one per face: the nvcc-built kernels of anvil_cuda
+// (filled by each .cu) for the real runtime, the host-compiled ones of anvil_cuda_sim for the
+// sim. A launch names its kernel ("f32_relu_gridstride_block256"); each runtime looks up the
+// face it needs, so launchers in anvil_cuda never see the sim's code.
+#pragma once
+
+#include <cstddef>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "cuda/runtime.h"
+
+namespace anvil::cuda::kernels {
+
+struct KernelEntry {
+  std::string name;
+  DeviceFace device = nullptr;  // set in the device registry
+  SimFace sim = nullptr;        // set in the sim registry
+  std::size_t argBytes = 0;     // sizeof its ArgPack
+};
+
+// anvil_cuda (runtime_cuda.cpp); nullptr when absent.
+const KernelEntry* findDeviceKernel(std::string_view name);
+void addActivationDeviceKernels(std::vector<KernelEntry>& out);  // activation.cu
+void addSoftmaxDeviceKernels(std::vector<KernelEntry>& out);     // softmax.cu
+
+// anvil_cuda_sim (kernels/sim_kernels.cpp); nullptr when absent.
+const KernelEntry* findSimKernel(std::string_view name);
+
+}  // namespace anvil::cuda::kernels

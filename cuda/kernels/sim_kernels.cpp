@@ -1,0 +1,51 @@
+// The sim registry: our kernel templates compiled by the host compiler against cuda/sim,
+// under the same names and with the same instantiations as the nvcc-built registry
+// (activation.cu, softmax.cu), so a launch by name runs the same code on either runtime.
+#include <vector>
+
+#include "cuda/device.h"
+#include "cuda/kernels/activation.cuh"
+#include "cuda/kernels/faces.cuh"
+#include "cuda/kernels/launch.h"
+#include "cuda/kernels/registry.h"
+#include "cuda/kernels/softmax.cuh"
+
+namespace anvil::cuda::kernels {
+namespace {
+
+template <typename T, Activation A>
+void addActivation(std::vector<KernelEntry>& out) {
+  constexpr auto kKernel = &activation_gridstride<T, A>;
+  const DataType dtype = std::is_same_v<T, float> ? DataType::kF32 : DataType::kF16;
+  out.push_back(KernelEntry{activationKernelName(A, dtype), nullptr, &simFace<kKernel>,
+                            sizeof(PackOf<kKernel>)});
+}
+
+template <typename T>
+void addActivations(std::vector<KernelEntry>& out) {
+  addActivation<T, Activation::kRelu>(out);
+  addActivation<T, Activation::kSigmoid>(out);
+  addActivation<T, Activation::kTanh>(out);
+  addActivation<T, Activation::kGeluErf>(out);
+  addActivation<T, Activation::kSilu>(out);
+}
+
+}  // namespace
+
+const KernelEntry* findSimKernel(std::string_view name) {
+  static const std::vector<KernelEntry> table = [] {
+    std::vector<KernelEntry> t;
+    addActivations<float>(t);
+    addActivations<__half>(t);
+    constexpr auto kSoftmax = &f32_softmax_row_block<kSoftmaxBlock>;
+    t.push_back(KernelEntry{softmaxRowsKernelName(DataType::kF32), nullptr, &simFace<kSoftmax>,
+                            sizeof(PackOf<kSoftmax>)});
+    return t;
+  }();
+  for (const KernelEntry& e : table) {
+    if (e.name == name) return &e;
+  }
+  return nullptr;
+}
+
+}  // namespace anvil::cuda::kernels
