@@ -3,9 +3,10 @@
 
 Usage:
     build/bench-venv/bin/python bench/int8.py --anvil build/tools/anvil \
-        [--models resnet50,resnet18,bert_tiny] [--threads 1] [--rounds 3] [--duration 2] [--json F]
+        [--models resnet50,resnet18,bert_tiny,bert_base4] [--threads 1] [--rounds 3] [--duration 2] [--json F]
 
-Per model (export_models.py's resnet18 / bert_tiny in build/models, export_resnet50.py's
+Per model (export_models.py's resnet18 / bert_tiny in build/models and bert_base4 -- BERT-base width,
+4 layers, sequence 128 -- in build/models-bench (--bench), export_resnet50.py's
 resnet50 in build/models-resnet50):
   * data: 24 samples made from the exported input (images: the input plus Gaussian noise,
     sigma 0.3; token ids: random ids, the same mask), 16 for calibration, 8 held out;
@@ -43,6 +44,8 @@ LAT_RE = re.compile(r"Latency: min = ([0-9.]+) ms, max = ([0-9.]+) ms, mean = ([
 def model_paths(name):
     if name == "resnet50":
         d = os.path.join(ROOT, "build", "models-resnet50")
+    elif name == "bert_base4":  # export_models.py --bench
+        d = os.path.join(ROOT, "build", "models-bench")
     else:
         d = os.path.join(ROOT, "build", "models")
     man = json.load(open(os.path.join(d, "manifest.json")))

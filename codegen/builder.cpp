@@ -923,11 +923,80 @@ void buildImpl(const std::string& onnxPath, const BuilderConfig& config, std::st
       declared[declaredIndex.at(v)].dtype = t;
     };
     std::set<Work*> touched;
+    std::map<const ir::Node*, Work*> workOf;
+    for (Work& w : work) workOf[g.nodes()[w.index].get()] = &w;
+    auto plainF32 = [&](const ir::Value* v) {
+      return v && !v->name().empty() && !passes::isGraphOutput(g, v) && !passes::isGraphInput(g, v) &&
+             v->layout().isPlain() && v->dtype() == ir::DataType::kF32 && isStaticValue(v);
+    };
+    auto gridOf = [&](const ir::Value* v) {
+      std::optional<ir::Quantization> q = v->quantization();
+      if (!q) {
+        auto r = calibration.ranges.find(v->name());
+        if (r != calibration.ranges.end()) q = passes::quantizationU8(r->second);
+      }
+      return q && q->perTensor() ? q : std::nullopt;
+    };
+    // Order-preserving layers between INT8 ones (MaxPool): the max of quantized values is
+    // the quantized max, so such a layer runs on the bytes with one grid on both sides (its
+    // output's, the one its INT8 readers quantize with), and its producer requantizes to it.
+    for (Work& w : work) {
+      ir::Node& p = *g.nodes()[w.index];
+      if (w.view || p.op() != "MaxPool" || !p.domain().empty() || outputTypeOf(p) == ir::DataType::kF32) continue;
+      if (p.numOutputs() > 1 && p.output(1) && !p.output(1)->name().empty()) continue;  // Indices
+      ir::Value* a = p.input(0);
+      ir::Value* b = p.output(0);
+      if (!plainF32(a) || !plainF32(b) || !a->producer() || !workOf.count(a->producer())) continue;
+      Work& src = *workOf.at(a->producer());
+      auto ua = uses.find(a), ub = uses.find(b);
+      if (!isI8(src) || a->producer()->numOutputs() != 1 || ua == uses.end() || ub == uses.end() || ub->second.empty())
+        continue;
+      bool ok = true;
+      for (const auto& [cw, idx] : ua->second) ok &= cw == &w;
+      for (const auto& [cw, idx] : ub->second) ok &= idx != SIZE_MAX && isI8(*cw);
+      const std::optional<ir::Quantization> q = ok ? gridOf(b) : std::nullopt;
+      if (!q) continue;
+      const std::optional<ir::Quantization> qa = a->quantization(), qb = b->quantization();
+      a->setQuantization(q);
+      b->setQuantization(q);
+      retype(a, ir::DataType::kU8);
+      retype(b, ir::DataType::kU8);
+      const runtime::Kernel* byteKernel = nullptr;
+      for (const runtime::Kernel* k : runtime::Kernels::instance().forNode(Device::kCPU, p))
+        if (!byteKernel && k->supports && k->nchwcBlock == 0 && k->name != "ref") {
+          try {
+            if (k->supports(p, inputTypes(p, atMin)) && k->supports(p, inputTypes(p, atOpt)) &&
+                k->supports(p, inputTypes(p, atMax)))
+              byteKernel = k;
+          } catch (const Error&) {
+          }
+        }
+      ok = byteKernel && stillServes(src);
+      for (const auto& [cw, idx] : ub->second) ok = ok && stillServes(*cw);
+      if (!ok) {
+        retype(a, ir::DataType::kF32);
+        retype(b, ir::DataType::kF32);
+        a->setQuantization(qa);
+        b->setQuantization(qb);
+        ++report->loweredRefused;
+        continue;
+      }
+      Candidate c;
+      c.kernel = byteKernel;
+      c.precision = ir::DataType::kF32;
+      w.candidates = {std::move(c)};  // the chain's choice: the only kernel that reads the bytes
+      w.best = 0;
+      report->loweredValues += 2;
+      touched.insert(&src);
+      touched.insert(&w);
+      for (const auto& [cw, idx] : ub->second) touched.insert(cw);
+    }
     std::map<const ir::Node*, std::string> whyNot;  // an int8 output type that could not be had
     for (Work& w : work) {
       ir::Node& n = *g.nodes()[w.index];
       const ir::DataType wanted = outputTypeOf(n);
       if (wanted == ir::DataType::kF32) continue;  // --layerOutputTypes=name:fp32
+      if (n.numOutputs() && n.output(0) && n.output(0)->isLowered()) continue;  // by the MaxPool step above
       auto skip = [&](const char* why) { whyNot[&n] = why; };
       if (!isI8(w) || n.numOutputs() != 1) {
         skip(w.view ? "a view of its input" : n.numOutputs() != 1 ? "it has several outputs" : "it does not run in INT8");
@@ -950,12 +1019,8 @@ void buildImpl(const std::string& onnxPath, const BuilderConfig& config, std::st
       // The grid: the one the consumers quantize with (the precision pass put it on the
       // value), else, for a value read only as a residual, its own calibrated range.
       const std::optional<ir::Quantization> saved = v->quantization();
-      std::optional<ir::Quantization> q = saved;
+      const std::optional<ir::Quantization> q = gridOf(v);
       if (!q) {
-        auto r = calibration.ranges.find(v->name());
-        if (r != calibration.ranges.end()) q = passes::quantizationU8(r->second);
-      }
-      if (!q || !q->perTensor()) {
         ++report->loweredRefused;
         skip("its output has no per-tensor range");
         continue;
@@ -978,9 +1043,7 @@ void buildImpl(const std::string& onnxPath, const BuilderConfig& config, std::st
     for (const auto& [n, why] : whyNot) {
       if (outputTypeOf(*n) != ir::DataType::kI8) continue;
       // "*" asks it of every layer: only the INT8 layers that could not have it are news.
-      const Work* w = work.data() + (std::find_if(g.nodes().begin(), g.nodes().end(),
-                                                  [&](const auto& np) { return np.get() == n; }) -
-                                     g.nodes().begin());
+      const Work* w = workOf.at(n);
       if (!config.layerOutputTypes.count(n->name()) && !isI8(*w)) continue;
       const std::string msg = n->label() + ": --layerOutputTypes asks for int8, but " + why + "; its output stays fp32";
       ANVIL_CHECK(precisionConfig.constraints != passes::PrecisionConfig::Constraints::kObey, ErrorCode::kUnsupported,

@@ -209,6 +209,21 @@ def build_bert(name, gen, rng):
                               "last_hidden_state": {0: "N"}, "logits": {0: "N"}})
 
 
+def build_bert_base4(name, gen, rng):
+    """BERT-base width (d 768, 12 heads, FFN 3072) at 4 layers, sequence 128, batch 1: the
+    per-layer cost of a BERT-base encoder at a third of its depth (bench/int8.py's encoder)."""
+    vocab, seq = 8000, 128
+    model = BertLike(vocab=vocab, seq=seq, d_model=768, nhead=12, ff=3072, layers=4, classes=2)
+    perturb_all_params(model, gen)
+    model.eval()
+    ids = rng.integers(0, vocab, size=(1, seq), dtype=np.int64)
+    mask = np.ones((1, seq), dtype=np.int64)
+    return dict(model=model, input_names=["input_ids", "attention_mask"],
+                output_names=["last_hidden_state", "logits"], inputs=[ids, mask],
+                dynamic_axes={"input_ids": {0: "N"}, "attention_mask": {0: "N"},
+                              "last_hidden_state": {0: "N"}, "logits": {0: "N"}})
+
+
 def build_mlp(name, gen, rng):
     model = MLP()
     perturb_all_params(model, gen)
@@ -302,6 +317,7 @@ BENCH_MODELS = collections.OrderedDict([
     ("vit_small", build_small_vit),
     ("convnext_tiny", _vision_perturbed("convnext_tiny")),
     ("lstm_h64_s50", build_lstm_h64),
+    ("bert_base4", build_bert_base4),
 ])
 ALL_MODELS = collections.OrderedDict(list(MODELS.items()) + list(BENCH_MODELS.items()))
 
