@@ -654,7 +654,20 @@ void buildImpl(const std::string& onnxPath, const BuilderConfig& config, std::st
       v->setLayout(saved);
       return ok;
     };
-    auto servable = [&](const ir::Node& n) { return servesBlocked(n, false) || plainEntry(n, 0); };
+    // A MaxPool between layers given INT8 stays row-major: the INT8 chain runs it on the
+    // bytes (a blocked f32 MaxPool there would cost two Reorders and the chain).
+    auto betweenInt8 = [&](const ir::Node& n) {
+      if (n.op() != "MaxPool" || !n.domain().empty() || !n.input(0) || !n.input(0)->producer() ||
+          n.input(0)->producer()->precision() != ir::DataType::kI8)
+        return false;
+      const std::vector<ir::Node*> readers = g.users(n.output(0));
+      for (const ir::Node* u : readers)
+        if (u->precision() != ir::DataType::kI8) return false;
+      return !readers.empty();
+    };
+    auto servable = [&](const ir::Node& n) {
+      return !betweenInt8(n) && (servesBlocked(n, false) || plainEntry(n, 0));
+    };
     const auto regions = codegen::findBlockedRegions(g, block, servable);
     // The best kernel's time of a node in its values' current layouts (-1: none).
     auto nodeMs = [&](const ir::Node& n) {
