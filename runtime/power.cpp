@@ -280,6 +280,7 @@ PowerMeter::PowerMeter(std::vector<std::unique_ptr<EnergySource>> sources) : sou
 PowerMeter::~PowerMeter() { joinThread(); }
 
 void PowerMeter::start() {
+  joinThread();  // a second start() without stop() restarts cleanly
   active_ = nullptr;
   reasons_.clear();
   for (auto& s : sources_) {

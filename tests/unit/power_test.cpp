@@ -104,7 +104,7 @@ TEST(PowerRapl, SumsPackagesNotSubzonesPsysOrMmio) {
   t.zone("intel-rapl:1/intel-rapl:1:0", "core", 200);
   t.zone("intel-rapl:2", "psys", 0);
   t.zone("intel-rapl-mmio:0", "package-0", 100);
-  t.zone("intel-rapl:0:0", "core", 100);  // some kernels also list subzones at the top level
+  t.zone("intel-rapl:0:0", "core", 100);  // the class directory lists every zone at the top level too
   fs::create_directories(fs::path(t.root()) / "intel-rapl");  // the control type, no counter
   RaplSource s(t.root());
   double j = measure(s, [&] {
