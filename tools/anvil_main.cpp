@@ -25,6 +25,7 @@
 #include "anvil/anvil.hpp"
 #include "ir/tensor.h"
 #include "parser/onnx_parser.h"
+#include "runtime/power.h"
 #include "tools/npy.h"
 
 namespace {
@@ -110,6 +111,9 @@ constexpr Flag kFlags[] = {
      "device, workspace, prepared weights, output layouts, I/O)"},
     {"exportLayerInfo", 1, "write the engine's layers, input profiles and bindings as JSON"},
     {"exportTimes", 1, "write per-iteration timings as JSON"},
+    {"power", 1,
+     "auto (default: NVML for a CUDA engine, RAPL for a CPU one) | rapl | nvml | none: energy over the timed runs, "
+     "printed as average power and inferences/s/W (and in --exportProfile)"},
     {"skipInference", 0, "build (and save) only"},
     {"checkSupport", 0, "list every unsupported node of --onnx and exit (builds nothing)"},
     {"dumpGraph", 1, "DIR: write the IR text before and after each optimization pass"},
@@ -598,6 +602,9 @@ int run(int argc, char** argv) {
   const std::string device = has("device") ? flags["device"] : "cpu";
   ANVIL_CHECK(device == "cpu" || device == "cuda", ErrorCode::kInvalidArgument, "--device must be cpu or cuda, got '",
               device, "'");
+  const std::string powerMode = has("power") ? flags["power"] : "auto";
+  ANVIL_CHECK(powerMode == "auto" || powerMode == "rapl" || powerMode == "nvml" || powerMode == "none",
+              ErrorCode::kInvalidArgument, "--power is auto, rapl, nvml or none, got '", powerMode, "'");
   ShapeMap shapes, minShapes, optShapes, maxShapes;
   if (has("shapes")) shapes = parseShapes("shapes", flags["shapes"]);
   if (has("minShapes")) minShapes = parseShapes("minShapes", flags["minShapes"]);
@@ -906,6 +913,12 @@ int run(int argc, char** argv) {
   std::cout << "[I] Warmup completed " << warmRuns << " queries over " << warmUpMs << " ms\n";
   profiling = true;
   std::vector<double> latency, enqueue, startMs;
+  // Energy over the timed loop; sources open (NVML initializes) before it starts.
+  const bool cudaEngine = device == "cuda" || std::any_of(layers.begin(), layers.end(), [](const auto& l) {
+                            return l.device == "cuda";
+                          });
+  anvil::runtime::PowerMeter powerMeter(anvil::runtime::powerSources(powerMode, cudaEngine));
+  powerMeter.start();
   const auto t0 = Clock::now();
   while (int64_t(latency.size()) < iterations ||
          std::chrono::duration<double>(Clock::now() - t0).count() < durationS) {
@@ -917,6 +930,7 @@ int run(int argc, char** argv) {
     enqueue.push_back(latency.back());  // the CPU backend runs synchronously inside enqueue
   }
   const double wall = std::chrono::duration<double>(Clock::now() - t0).count();
+  const anvil::runtime::PowerReading power = powerMeter.stop();
   std::cout << "[I] Timing trace has " << latency.size() << " queries over " << std::setprecision(5) << wall << " s\n";
   if (verbose)
     for (size_t i = 0; i + size_t(avgRuns) <= latency.size(); i += size_t(avgRuns)) {
@@ -932,6 +946,8 @@ int run(int argc, char** argv) {
   std::cout << "[I] Compute Time: " << statsLine(lat) << "\n";
   std::cout << std::setprecision(5) << "[I] Total Host Walltime: " << wall << " s\n";
   std::cout << "[I] Total Compute Time: " << total / 1000.0 << " s\n";
+  if (powerMode != "none")
+    std::cout << "[I] " << anvil::runtime::powerSummary(power, int64_t(latency.size())) << "\n";
   if (lat.cov > 1.0)
     std::cout << "[W] * Compute time is unstable, with coefficient of variance = " << std::setprecision(2) << lat.cov
               << "%.\n[W]   If not already in use, locking the CPU frequency and isolating cores may help.\n";
@@ -976,7 +992,16 @@ int run(int argc, char** argv) {
     if (has("exportProfile")) {
       std::ofstream f(flags["exportProfile"]);
       ANVIL_CHECK(f.good(), ErrorCode::kIoError, "cannot write '", flags["exportProfile"], "'");
-      f << "[\n{\"count\": " << latency.size() << "}";
+      f << "[\n{\"count\": " << latency.size();
+      if (powerMode != "none") {
+        const bool measured = power.available && power.energyJ > 0;
+        auto num = [&](double v) { return measured ? jsonNumber(v) : std::string("null"); };
+        f << ", \"powerW\": " << num(power.averageW()) << ", \"energyJ\": " << num(power.energyJ)
+          << ", \"powerSource\": \"" << jsonEscape(measured ? power.source + ", " + power.scope : "none") << "\""
+          << ", \"inferencesPerSecondPerWatt\": "
+          << num(anvil::runtime::inferencesPerSecondPerWatt(power, int64_t(latency.size())));
+      }
+      f << "}";
       for (const auto& name : layerOrder) {
         const auto& e = layerTimes[name];
         Stats s = stats(e.second, {});
