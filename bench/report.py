@@ -18,6 +18,9 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 
 
+PERF_PER_WATT = '## Perf per watt\n\n`anvil --power=auto|rapl|nvml|none` (runtime/power.h) measures energy over exactly the timed loop of the CLI (warm-up excluded) and ends the performance summary with `[I] Power: <W> W average over <s> s (<source>, <scope>), <n> inferences/s/W` — inferences/s/W is inferences per joule — or `[I] Power: no source (<why>)`; `--exportProfile` repeats it as `powerW`, `energyJ`, `powerSource`, `inferencesPerSecondPerWatt`. Sources: for CPU engines the RAPL package counters of `/sys/class/powercap` (the top-level `intel-rapl:N` zones named `package-N`, summed over sockets; their core/uncore/dram subzones, `psys` and the `intel-rapl-mmio` copies are not added; AMD CPUs appear under the same names since Linux 5.11, the older out-of-tree `amd_energy` hwmon driver is not read), polled every 250 ms so that a counter wrapping at `max_energy_range_uj` (2^32 µJ on AMD: about 21 s at 200 W) is unwrapped at each step; `energy_uj` is root-only since Linux 5.10, which the line reports as "not readable: permission denied". For CUDA engines NVML, opened with `dlopen("libnvidia-ml.so.1")` (nothing links it; without a driver the line says "NVML: not available"): GPU 0\'s total-energy counter (mJ, Volta and newer) where it exists, else `nvmlDeviceGetPowerUsage` sampled every 15 ms on a background thread and integrated by the trapezoid rule. Both cover the whole package or board, idle parts and other processes included: compare runs on an otherwise quiet machine and over several seconds (`--duration`). The machines this page was measured on have neither (`/sys/class/powercap` is absent in the KVM guests, no GPU), so no perf-per-watt figures are listed yet.'
+
+
 def geomean(xs):
     xs = [x for x in xs if x and x > 0 and math.isfinite(x)]
     return math.exp(sum(math.log(x) for x in xs) / len(xs)) if xs else float("nan")
@@ -254,6 +257,7 @@ def main(argv=None):
                        f"{'n/a' if ag is None else f'{ag:.1f}'} | {g['ort_gflops']:.1f} | "
                        f"{'n/a' if ag is None or not peak else f'{100 * ag / peak:.0f}%'} |")
         roofline_plot(roof, args.roofline)
+    out += ["", PERF_PER_WATT]
     bar_chart(d, args.png)
     if os.path.abspath(args.raw) != os.path.abspath(args.json):
         with open(args.raw, "w") as f:
