@@ -318,14 +318,88 @@ void packPointwiseTile(const I8Config& c, const float* x, int64_t C, int64_t HW,
        dst + gi * width);
 }
 
-void quantizePhases(const I8Config& c, const float* x, int64_t C, int64_t H, int64_t W, int64_t pt, int64_t pb,
-                    int64_t pl, int64_t pr, int64_t sH, int64_t sW, float inv, int32_t zp, uint32_t* dst,
-                    uint32_t* scratch) {
+namespace {
+
+// u8 twins of rowWords for a lowered input (its bytes already quantized): the same words
+// with the bytes as they are, no multiply or rounding, a quarter of the bytes read.
+// Positions from nValid on hold zp, as the f32 rows' (x = 0.0). AVX2: eight bytes a row
+// zero-extended to eight lanes; AVX-512: sixteen; a partial vector's bytes through a
+// buffer filled with zp.
+__attribute__((target("avx2"))) void rowBytes8(const uint8_t* src, int64_t rowStride, int rows, int64_t nValid,
+                                               int64_t nOut, int32_t zp, int shift, uint32_t* out) {
+  const __m256i iota = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+  for (int64_t j = 0; j < nOut; j += 8) {
+    const int64_t valid = std::clamp<int64_t>(nValid - j, 0, 8);
+    __m256i w = _mm256_setzero_si256();
+    for (int i = 0; i < rows; ++i) {
+      const uint8_t* r = src + i * rowStride + j;
+      __m128i b;
+      if (valid == 8) {
+        b = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(r));
+      } else {
+        alignas(16) uint8_t t[16];
+        std::memset(t, zp, sizeof t);
+        if (valid > 0) std::memcpy(t, r, size_t(valid));
+        b = _mm_load_si128(reinterpret_cast<const __m128i*>(t));
+      }
+      w = _mm256_or_si256(w, _mm256_sll_epi32(_mm256_cvtepu8_epi32(b), _mm_cvtsi32_si128(shift * i)));
+    }
+    if (nOut - j >= 8)
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + j), w);
+    else
+      _mm256_maskstore_epi32(reinterpret_cast<int*>(out + j),
+                             _mm256_cmpgt_epi32(_mm256_set1_epi32(int32_t(nOut - j)), iota), w);
+  }
+}
+
+__attribute__((target("avx512f,avx512bw"))) void rowBytes16(const uint8_t* src, int64_t rowStride, int rows,
+                                                            int64_t nValid, int64_t nOut, int32_t zp, int shift,
+                                                            uint32_t* out) {
+  const __mmask16 all = 0xffff;  // zero-masked forms, every lane kept (GCC 12's "may be used uninitialized")
+  for (int64_t j = 0; j < nOut; j += 16) {
+    const int64_t valid = std::clamp<int64_t>(nValid - j, 0, 16);
+    __m512i w = _mm512_setzero_si512();
+    for (int i = 0; i < rows; ++i) {
+      const uint8_t* r = src + i * rowStride + j;
+      __m128i b;
+      if (valid == 16) {
+        b = _mm_loadu_si128(reinterpret_cast<const __m128i*>(r));
+      } else {
+        alignas(16) uint8_t t[16];
+        std::memset(t, zp, sizeof t);
+        if (valid > 0) std::memcpy(t, r, size_t(valid));
+        b = _mm_load_si128(reinterpret_cast<const __m128i*>(t));
+      }
+      w = _mm512_or_si512(w, _mm512_maskz_sll_epi32(all, _mm512_maskz_cvtepu8_epi32(all, b), _mm_cvtsi32_si128(shift * i)));
+    }
+    _mm512_mask_storeu_epi32(out + j, __mmask16((1u << std::min<int64_t>(nOut - j, 16)) - 1), w);
+  }
+}
+
+void rowBytesPortable(const uint8_t* src, int64_t rowStride, int rows, int64_t nValid, int64_t nOut, int32_t zp,
+                      int shift, uint32_t* out) {
+  for (int64_t j = 0; j < nOut; ++j) {
+    uint32_t w = 0;
+    for (int i = 0; i < rows; ++i) w |= uint32_t(j < nValid ? src[i * rowStride + j] : uint8_t(zp)) << (shift * i);
+    out[j] = w;
+  }
+}
+
+using RowBytes = void (*)(const uint8_t*, int64_t, int, int64_t, int64_t, int32_t, int, uint32_t*);
+RowBytes rowBytesFor(const I8Config& c) {
+  if (c.isa == I8Isa::kPortable) return rowBytesPortable;
+  return c.lanes == 16 ? rowBytes16 : rowBytes8;
+}
+
+// The padded, blocked, phase-split image of quantizePhases / packPhasesU8; row(cg, rows, h,
+// dst) writes the W words of image row h of channel group cg (rows channels).
+template <typename Row>
+void phases(const I8Config& c, int64_t C, int64_t H, int64_t W, int64_t pt, int64_t pb, int64_t pl, int64_t pr,
+            int64_t sH, int64_t sW, int32_t zp, uint32_t* dst, uint32_t* scratch, Row&& rowWords) {
   const int64_t CG = ceilDiv(C, c.kg), Hp = pt + H + pb, Wp = pl + W + pr;
   const int64_t Hs = ceilDiv(Hp, sH), Ws = ceilDiv(Wp, sW), plane = Hs * Ws, block = sH * sW * plane;
   uint32_t border = 0;
   for (int i = 0; i < c.kg; ++i) border |= uint32_t(zp) << (c.kg == 4 ? 8 * i : 16 * i);
-  const RowWords rw = rowWordsFor(c);
   const bool unit = sH == 1 && sW == 1;
   for (int64_t cg = 0; cg < CG; ++cg) {
     const int rows = int(std::min<int64_t>(c.kg, C - cg * c.kg));
@@ -344,7 +418,7 @@ void quantizePhases(const I8Config& c, const float* x, int64_t C, int64_t H, int
         std::fill(out + hp * Ws, row, border);
         std::fill(row + W, out + (hp + 1) * Ws, border);
       }
-      rw(x + (cg * c.kg * H + h) * W, H * W, rows, W, W, inv, zp, 32 / c.kg, row);
+      rowWords(cg, rows, h, row);
       if (unit) continue;
       uint32_t* phaseRow = out + (hp % sH) * sW * plane + (hp / sH) * Ws;
       for (int64_t w = 0; w < W; ++w) {
@@ -353,6 +427,33 @@ void quantizePhases(const I8Config& c, const float* x, int64_t C, int64_t H, int
       }
     }
   }
+}
+
+}  // namespace
+
+void packPointwiseTileU8(const I8Config& c, const uint8_t* x, int64_t C, int64_t HW, int32_t zp, int64_t p0,
+                         int64_t np, int64_t width, uint32_t* dst) {
+  const RowBytes rb = rowBytesFor(c);
+  for (int64_t gi = 0; gi < groupsOf(c, C); ++gi)
+    rb(x + gi * c.kg * HW + p0, HW, int(std::min<int64_t>(c.kg, C - gi * c.kg)), np, width, zp, 32 / c.kg,
+       dst + gi * width);
+}
+
+void quantizePhases(const I8Config& c, const float* x, int64_t C, int64_t H, int64_t W, int64_t pt, int64_t pb,
+                    int64_t pl, int64_t pr, int64_t sH, int64_t sW, float inv, int32_t zp, uint32_t* dst,
+                    uint32_t* scratch) {
+  const RowWords rw = rowWordsFor(c);
+  phases(c, C, H, W, pt, pb, pl, pr, sH, sW, zp, dst, scratch, [&](int64_t cg, int rows, int64_t h, uint32_t* row) {
+    rw(x + (cg * c.kg * H + h) * W, H * W, rows, W, W, inv, zp, 32 / c.kg, row);
+  });
+}
+
+void packPhasesU8(const I8Config& c, const uint8_t* x, int64_t C, int64_t H, int64_t W, int64_t pt, int64_t pb,
+                  int64_t pl, int64_t pr, int64_t sH, int64_t sW, int32_t zp, uint32_t* dst, uint32_t* scratch) {
+  const RowBytes rb = rowBytesFor(c);
+  phases(c, C, H, W, pt, pb, pl, pr, sH, sW, zp, dst, scratch, [&](int64_t cg, int rows, int64_t h, uint32_t* row) {
+    rb(x + (cg * c.kg * H + h) * W, H * W, rows, W, W, zp, 32 / c.kg, row);
+  });
 }
 
 // ---------------------------------------------------------------------------------------

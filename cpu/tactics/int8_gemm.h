@@ -105,6 +105,10 @@ I8Tile i8Tile(I8Isa isa, bool conv, int rows, int nvec, bool table = false);
 // np hold zp).
 void packPointwiseTile(const I8Config& c, const float* x, int64_t C, int64_t HW, float inv, int32_t zp, int64_t p0,
                        int64_t np, int64_t width, uint32_t* dst);
+// The same words from a lowered (already u8) image: its bytes as they are, positions past
+// np holding zp. Bit for bit packPointwiseTile of the dequantized image.
+void packPointwiseTileU8(const I8Config& c, const uint8_t* x, int64_t C, int64_t HW, int32_t zp, int64_t p0,
+                         int64_t np, int64_t width, uint32_t* dst);
 
 // ---------------------------------------------------------------------------------------
 // Convolution input without im2col: the quantized image, padded, blocked and split by phase
@@ -121,5 +125,8 @@ void packPointwiseTile(const I8Config& c, const float* x, int64_t C, int64_t HW,
 void quantizePhases(const I8Config& c, const float* x, int64_t C, int64_t H, int64_t W, int64_t pt, int64_t pb,
                     int64_t pl, int64_t pr, int64_t sH, int64_t sW, float inv, int32_t zp, uint32_t* dst,
                     uint32_t* scratch);
+// The same words from a lowered (already u8) image: its bytes as they are, the border zp.
+void packPhasesU8(const I8Config& c, const uint8_t* x, int64_t C, int64_t H, int64_t W, int64_t pt, int64_t pb,
+                  int64_t pl, int64_t pr, int64_t sH, int64_t sW, int32_t zp, uint32_t* dst, uint32_t* scratch);
 
 }  // namespace anvil::cpu::tactics
