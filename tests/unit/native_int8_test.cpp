@@ -1381,3 +1381,309 @@ TEST(NativeInt8Adaptive, TranscendentalActivations) {
 }
 
 }  // namespace
+
+// ---------------------------------------------------------------------------------------
+// Lowered I/O: input 0, Z and output 0 as u8 values with a per-tensor quantization (a chain
+// of i8 kernels keeps its activations quantized). Every combination against the f32-I/O
+// kernel through the contract's identities, bit for bit, on every family the CPU has, at 1
+// and 2 threads: a u8 input gives the bits of the f32 input float(q - z) * s, a u8 Z those
+// of the f32 Z float(q - z_z) * s_z, a u8 output is quantizeU8One(y, 1 / s_y, z_y) of the
+// f32 output y.
+
+namespace {
+
+enum LowBits { kLX = 1, kLZ = 2, kLY = 4 };
+
+ir::Quantization perTensorQ(float s, int32_t zp) {
+  return ir::Quantization{Tensor::scalar<float>(DataType::kF32, s), Tensor::scalar<uint8_t>(DataType::kU8, uint8_t(zp)),
+                          std::nullopt};
+}
+
+// Input i of b becomes the u8 tensor q (the f32 tensor's extents), its value typed u8.
+void lowerInput(Built& b, size_t i, const std::vector<uint8_t>& q) {
+  Tensor t(DataType::kU8, b.tensors[i].dims());
+  std::memcpy(t.data<uint8_t>(), q.data(), q.size());
+  ir::Value* v = const_cast<ir::Node*>(b.node)->input(i);
+  v->setType(ir::TensorType{DataType::kU8, v->shape()});
+  b.tensors[i] = std::move(t);
+}
+
+void lowerOutput(Built& b, float s, int32_t zp) {
+  ir::Value* y = const_cast<ir::Node*>(b.node)->output(0);
+  y->setType(ir::TensorType{DataType::kU8, y->shape()});
+  y->setQuantization(perTensorQ(s, zp));
+}
+
+// q = quantizeU8One(x) of an f32 tensor, and x replaced by its dequantized values.
+std::vector<uint8_t> quantizeInPlace(Tensor& x, float s, int32_t zp) {
+  std::vector<uint8_t> q(size_t(x.numel()));
+  float* d = x.data<float>();
+  for (int64_t i = 0; i < x.numel(); ++i) {
+    q[size_t(i)] = cpu::tactics::quantizeU8One(d[i], 1.0f / s, zp);
+    d[i] = float(int32_t(q[size_t(i)]) - zp) * s;
+  }
+  return q;
+}
+
+// The kernel prepared for 2 threads, run at 1 and 2: the output's bytes (both runs equal,
+// guards and workspace intact).
+std::vector<uint8_t> runBothThreads(const runtime::Kernel& k, const Built& b, const Dims& outDims, DataType outType) {
+  const PreparedKernel pk = prepare(k, b, 2);
+  std::vector<std::vector<uint8_t>> outs;
+  for (int threads : {1, 2}) {
+    auto ex = runtime::makeCpuExecutor(threads);
+    Step step(k, pk, b, outDims, false, outType);
+    step.run(*ex);
+    const RunResult r = step.result();
+    EXPECT_TRUE(r.guardsIntact) << k.name << " wrote outside the output (threads=" << threads << ")";
+    EXPECT_TRUE(r.workspaceIntact) << k.name << " wrote past the workspace (threads=" << threads << ")";
+    outs.push_back(r.bytes);
+  }
+  EXPECT_TRUE(outs[0] == outs[1]) << k.name << ": 1 and 2 threads differ bitwise";
+  return outs[0];
+}
+
+const Epi& epiNamed(const std::string& n) {
+  for (const Epi& e : epilogues())
+    if (n == e.name) return e;
+  ADD_FAILURE() << "no epilogue " << n;
+  return epilogues().front();
+}
+
+std::vector<I8Case> allLowCases() {
+  std::vector<I8Case> c;
+  auto add = [&](std::string name, std::string op, std::string domain, std::vector<std::optional<Dims>> in,
+                 std::vector<bool> constant, ir::Attributes at) {
+    c.push_back({{std::move(name), std::move(op), std::move(domain), std::move(in), std::move(constant), at},
+                 Calib::kRange, 1.0f, false, false});
+  };
+  // Conv: the 1x1 tiles (odd C), the direct form (3x3 pad 1, stride 2, the 7x7 stride-2 stem
+  // with C = 3, the 1x1 stride-2 downsample, a 3x1 whose positions are the pixels, several
+  // position chunks), batch 2.
+  const Dims w1a{13, 17, 1, 1}, w1b{40, 63, 1, 1}, w3a{7, 17, 3, 3}, w3b{17, 63, 3, 3}, w7{16, 3, 7, 7};
+  const Dims w1s{9, 17, 1, 1}, w31{9, 6, 3, 1}, wd{33, 37, 3, 3};
+  add("Conv_1x1_17to13_b2", "Conv", "", {Dims{2, 17, 7, 9}, w1a, Dims{13}}, {false, true, true}, convAttrs(w1a, {}, {}, {}));
+  add("Conv_1x1_63to40", "Conv", "", {Dims{1, 63, 5, 6}, w1b}, {false, true}, convAttrs(w1b, {}, {}, {}));
+  add("Conv_3x3_p1_17to7_b2", "Conv", "", {Dims{2, 17, 9, 11}, w3a, Dims{7}}, {false, true, true},
+      convAttrs(w3a, {}, {}, {1, 1, 1, 1}));
+  add("Conv_3x3_s2_p1_63to17", "Conv", "", {Dims{1, 63, 13, 12}, w3b}, {false, true},
+      convAttrs(w3b, {2, 2}, {}, {1, 1, 1, 1}));
+  add("Conv_7x7_s2_p3_stem", "Conv", "", {Dims{1, 3, 23, 21}, w7, Dims{16}}, {false, true, true},
+      convAttrs(w7, {2, 2}, {}, {3, 3, 3, 3}));
+  add("Conv_1x1_s2_17to9", "Conv", "", {Dims{1, 17, 9, 7}, w1s}, {false, true}, convAttrs(w1s, {2, 2}, {}, {}));
+  add("Conv_3x1_p1_inplace", "Conv", "", {Dims{1, 6, 11, 13}, w31, Dims{9}}, {false, true, true},
+      convAttrs(w31, {}, {}, {1, 0, 1, 0}));
+  add("Conv_3x3_37to33_b2_chunks", "Conv", "", {Dims{2, 37, 23, 19}, wd, Dims{33}}, {false, true, true},
+      convAttrs(wd, {}, {}, {1, 1, 1, 1}));
+  // MatMul / Gemm with odd M, K, N.
+  add("MatMul_7x63x17", "MatMul", "", {Dims{7, 63}, Dims{63, 17}}, {false, true}, {});
+  add("MatMul_17x5x33", "MatMul", "", {Dims{17, 5}, Dims{5, 33}}, {false, true}, {});
+  add("MatMul_1x300x100", "MatMul", "", {Dims{1, 300}, Dims{300, 100}}, {false, true}, {});
+  add("MatMul_batch_2x3x7x13", "MatMul", "", {Dims{2, 3, 7, 13}, Dims{13, 9}}, {false, true}, {});
+  add("Gemm_7x13x33_CN", "Gemm", "", {Dims{7, 13}, Dims{13, 33}, Dims{33}}, {false, true, true},
+      gemmAttrs(0, 0, 1.5f, -1.0f));
+  add("Gemm_tA_7x13x33_CMN", "Gemm", "", {Dims{13, 7}, Dims{13, 33}, Dims{7, 33}}, {false, true, true},
+      gemmAttrs(1, 0, 0.5f, 2.0f));
+  add("Gemm_tB_17x63x33", "Gemm", "", {Dims{17, 63}, Dims{33, 63}}, {false, true}, gemmAttrs(0, 1, 1.0f, 1.0f));
+  // The fused ops with and without a residual Z.
+  auto fused = [&](std::string name, std::string op, std::vector<std::optional<Dims>> in, std::vector<bool> constant,
+                   ir::Attributes at, const Dims& out, const std::string& epi) {
+    const Epi& e = epiNamed(epi);
+    setEpilogue(e, at);
+    if (e.residual) {
+      while (in.size() < 3) in.push_back(std::nullopt), constant.push_back(false);
+      in.push_back(out);
+      constant.resize(4, false);
+    }
+    add(op + "_" + name + "_" + e.name, op, "anvil", in, constant, at);
+  };
+  const Dims f1{40, 16, 1, 1}, f3{7, 5, 3, 3}, f3s{7, 17, 3, 3};
+  for (const char* e : {"res_add_relu", "res_relu_add", "res_only", "relu"}) {
+    fused("1x1", "FusedConv", {Dims{1, 16, 17, 15}, f1, Dims{40}}, {false, true, true}, convAttrs(f1, {}, {}, {}),
+          {1, 40, 17, 15}, e);
+    fused("3x3_p1_b2", "FusedConv", {Dims{2, 5, 9, 11}, f3, Dims{7}}, {false, true, true},
+          convAttrs(f3, {}, {}, {1, 1, 1, 1}), {2, 7, 9, 11}, e);
+    fused("17x63x33_tB_CN", "FusedGemm", {Dims{17, 63}, Dims{33, 63}, Dims{33}}, {false, true, true},
+          gemmAttrs(0, 1, 0.5f, 1.0f), {17, 33}, e);
+    fused("7x17x130_biasN", "FusedMatMul", {Dims{7, 17}, Dims{17, 130}, Dims{130}}, {false, true, true}, {}, {7, 130},
+          e);
+  }
+  fused("3x3_s2_p1_nobias", "FusedConv", {Dims{1, 17, 9, 11}, f3s}, {false, true},
+        convAttrs(f3s, {2, 2}, {}, {1, 1, 1, 1}), {1, 7, 5, 6}, "res_add_relu");
+  fused("batch_2x63x7x17_bias1", "FusedMatMul", {Dims{2, 63, 7}, Dims{7, 17}, Dims{1}}, {false, true, true}, {},
+        {2, 63, 17}, "res_relu_add");
+  return c;
+}
+
+const std::vector<I8Case>& lowCases() {
+  static const std::vector<I8Case> c = allLowCases();
+  return c;
+}
+
+// A case's f32-I/O graph (input 0 and Z at their dequantized values) and the u8 data.
+struct LowData {
+  Built f32;
+  Calibration cal;
+  std::vector<uint8_t> qx, qz;
+  float sz = 2.0f / 255.0f;  // Z drawn from [-1, 1]
+  int32_t zz = 131;
+  bool hasZ = false;
+};
+
+LowData lowData(const I8Case& ic, uint32_t seed) {
+  LowData d;
+  d.f32 = buildI8(ic, seed, &d.cal);
+  d.qx = quantizeInPlace(d.f32.tensors[0], d.cal.scale, d.cal.zp);
+  d.hasZ = d.f32.tensors.size() > 3 && d.f32.tensors[3].defined();
+  if (d.hasZ) d.qz = quantizeInPlace(d.f32.tensors[3], d.sz, d.zz);
+  return d;
+}
+
+// The same node with the inputs and output in `bits` lowered (y's quantization sy, zy).
+Built lowered(const I8Case& ic, uint32_t seed, const LowData& d, int bits, float sy, int32_t zy) {
+  Calibration cal;
+  Built b = buildI8(ic, seed, &cal);
+  b.tensors[0] = d.f32.tensors[0].clone();
+  if (d.hasZ) b.tensors[3] = d.f32.tensors[3].clone();
+  if (bits & kLX) lowerInput(b, 0, d.qx);
+  if (bits & kLZ) {
+    lowerInput(b, 3, d.qz);
+    const_cast<ir::Node*>(b.node)->input(3)->setQuantization(perTensorQ(d.sz, d.zz));
+  }
+  if (bits & kLY) lowerOutput(b, sy, zy);
+  return b;
+}
+
+struct PL {
+  size_t index;
+};
+void PrintTo(const PL& p, std::ostream* os) { *os << lowCases()[p.index].c.name; }
+
+class NativeInt8Lowered : public ::testing::TestWithParam<PL> {};
+
+TEST_P(NativeInt8Lowered, EveryCombinationMatchesTheF32KernelBitwise) {
+  const I8Case& ic = lowCases()[GetParam().index];
+  const uint32_t seed = uint32_t(GetParam().index) * 104729u + 5;
+  const LowData d = lowData(ic, seed);
+  const Dims outDims = d.f32.node->output(0)->shape().extents();
+  int ran = 0;
+  for (const runtime::Kernel* k : kernelsFor(ic.c.op, ic.c.domain)) {
+    if (!runtime::hostHasAll(k->requirements)) {
+      std::printf("skipped %s: this CPU lacks %s\n", k->name.c_str(), runtime::firstMissing(k->requirements).c_str());
+      continue;
+    }
+    ++ran;
+    ASSERT_TRUE(k->supports(*d.f32.node, d.f32.types())) << k->name;
+    std::vector<float> y(size_t(ir::numelOf(outDims)));
+    {
+      const std::vector<uint8_t> bytes = runBothThreads(*k, d.f32, outDims, DataType::kF32);
+      ASSERT_EQ(bytes.size(), y.size() * 4);
+      std::memcpy(y.data(), bytes.data(), bytes.size());
+    }
+    // The output's grid: 90% of its range (the ends saturate).
+    float lo = 0.0f, hi = 0.0f;
+    for (float v : y) lo = std::min(lo, v), hi = std::max(hi, v);
+    const float sy = std::max(0.9f * (hi - lo) / 255.0f, 1e-6f);
+    const int32_t zy = std::clamp(int32_t(std::nearbyint(-0.9f * lo / sy)), 0, 255);
+    for (int bits = 1; bits < 8; ++bits) {
+      if ((bits & kLZ) && !d.hasZ) continue;
+      const Built b = lowered(ic, seed, d, bits, sy, zy);
+      ASSERT_TRUE(k->supports(*b.node, b.types())) << k->name << " declined lowered bits " << bits;
+      const std::vector<uint8_t> got = runBothThreads(*k, b, outDims, bits & kLY ? DataType::kU8 : DataType::kF32);
+      int64_t mismatches = 0, first = -1;
+      if (bits & kLY) {
+        ASSERT_EQ(got.size(), y.size());
+        for (size_t i = 0; i < y.size(); ++i)
+          if (got[i] != cpu::tactics::quantizeU8One(y[i], 1.0f / sy, zy) && mismatches++ == 0) first = int64_t(i);
+      } else {
+        ASSERT_EQ(got.size(), y.size() * 4);
+        for (size_t i = 0; i < y.size(); ++i)
+          if (std::memcmp(got.data() + 4 * i, &y[i], 4) != 0 && mismatches++ == 0) first = int64_t(i);
+      }
+      EXPECT_EQ(mismatches, 0) << k->name << " lowered bits " << bits << " (1 X, 2 Z, 4 Y): first at " << first;
+    }
+  }
+  EXPECT_GT(ran, 0) << "no kernel ran";
+}
+
+INSTANTIATE_TEST_SUITE_P(Native, NativeInt8Lowered,
+                         ::testing::ValuesIn([] {
+                           std::vector<PL> p;
+                           for (size_t i = 0; i < lowCases().size(); ++i) p.push_back({i});
+                           return p;
+                         }()),
+                         [](const ::testing::TestParamInfo<PL>& p) { return lowCases()[p.param.index].c.name; });
+
+// supports() declines lowered values it cannot honour: u8 without a quantization, a
+// per-axis one, an s8 zero point, and u8 I/O on a node with components in f32.
+TEST(NativeInt8Lowered, SupportsDeclinesWhatItCannotHonour) {
+  const I8Case* fc = nullptr;
+  const I8Case* mm = nullptr;
+  for (const I8Case& c : lowCases()) {
+    if (c.c.name == "FusedConv_1x1_res_add_relu") fc = &c;
+    if (c.c.name == "MatMul_7x63x17") mm = &c;
+  }
+  ASSERT_TRUE(fc && mm);
+  for (const I8Case* ic : {fc, mm}) {
+    const LowData d = lowData(*ic, 3);
+    const int all = d.hasZ ? 7 : 5;
+    for (const runtime::Kernel* k : kernelsFor(ic->c.op, ic->c.domain)) {
+      auto low = [&](int bits) { return lowered(*ic, 3, d, bits, 0.05f, 7); };
+      {
+        const Built b = low(all);
+        EXPECT_TRUE(k->supports(*b.node, b.types())) << k->name;
+      }
+      {
+        Built b = low(all);
+        const_cast<ir::Node*>(b.node)->input(0)->setQuantization(std::nullopt);
+        EXPECT_FALSE(k->supports(*b.node, b.types())) << k->name << " took a u8 X without quantization";
+      }
+      {
+        Built b = low(all);
+        const_cast<ir::Node*>(b.node)->input(0)->setQuantization(
+            ir::Quantization{Tensor::fromVector<float>(DataType::kF32, {3}, std::vector<float>(3, 0.1f)), Tensor(), 1});
+        EXPECT_FALSE(k->supports(*b.node, b.types())) << k->name << " took a per-axis u8 X";
+      }
+      {
+        Built b = low(all);
+        const_cast<ir::Node*>(b.node)->output(0)->setQuantization(std::nullopt);
+        EXPECT_FALSE(k->supports(*b.node, b.types())) << k->name << " took a u8 output without quantization";
+      }
+      {
+        Built b = low(all);
+        const_cast<ir::Node*>(b.node)->output(0)->setQuantization(
+            ir::Quantization{Tensor::fromVector<float>(DataType::kF32, {3}, std::vector<float>(3, 0.1f)), Tensor(), 1});
+        EXPECT_FALSE(k->supports(*b.node, b.types())) << k->name << " took a per-axis u8 output";
+      }
+      {
+        Built b = low(all);
+        const_cast<ir::Node*>(b.node)->output(0)->setQuantization(ir::Quantization{
+            Tensor::scalar<float>(DataType::kF32, 0.1f), Tensor::scalar<int8_t>(DataType::kI8, int8_t(0)), std::nullopt});
+        EXPECT_FALSE(k->supports(*b.node, b.types())) << k->name << " took an s8 zero point on a u8 output";
+      }
+      if (d.hasZ) {
+        Built b = low(all);
+        const_cast<ir::Node*>(b.node)->input(3)->setQuantization(std::nullopt);
+        EXPECT_FALSE(k->supports(*b.node, b.types())) << k->name << " took a u8 Z without quantization";
+      }
+      // Components in f32 need the f32 input and output: each lowered value alone is declined.
+      for (int bits : {int(kLX), int(kLZ), int(kLY)}) {
+        if ((bits & kLZ) && !d.hasZ) continue;
+        for (const char* param : {"fp32_channels", "adaptive_tau"}) {
+          Built b = low(bits);
+          ir::Node* n = const_cast<ir::Node*>(b.node);
+          if (std::string(param) == "fp32_channels") n->tacticParams().set(param, Dims{0, 1});
+          else n->tacticParams().set(param, 0.5f);
+          EXPECT_FALSE(k->supports(*b.node, b.types())) << k->name << " took " << param << " with lowered bits " << bits;
+        }
+      }
+      {  // The same with f32 I/O is fine.
+        Built b = low(0);
+        const_cast<ir::Node*>(b.node)->tacticParams().set("fp32_channels", Dims{0, 1});
+        EXPECT_TRUE(k->supports(*b.node, b.types())) << k->name;
+      }
+    }
+  }
+}
+
+}  // namespace
