@@ -98,6 +98,37 @@ using I8Tile = void (*)(int64_t KG, const uint32_t* bc, const uint32_t* vec, int
 I8Tile i8Tile(I8Isa isa, bool conv, int rows, int nvec, bool table = false);
 
 // ---------------------------------------------------------------------------------------
+// Finishing an f32 tile row in one pass (lowered I/O)
+
+// The f32 epilogue of native_linear_epilogue.h's EpilogueRow for the piecewise-linear
+// activations, then the store: y[j] -> v = (y[j] + rowBias) (+ colBias[j]), + z[j] before
+// or after the activation (None, Relu, or Clip to [p0, p1]), z from an f32 row or
+// dequantized from u8 (float(q - zZero) * zScale); then stored as f32 or as
+// quantizeU8One(v, yInv, yZero). Without `epilogue` only the store. The same f32 operations
+// in the same order as the row and the quantizer, so the same bits, in one vector pass.
+struct RowFinish {
+  bool epilogue = false;
+  int act = 0;  // 0 None, 1 Relu, 2 Clip
+  float p0 = 0.0f, p1 = 0.0f;
+  bool addFirst = true;
+  float zScale = 1.0f;
+  int32_t zZero = 0;
+  float yInv = 1.0f;
+  int32_t yZero = 0;
+};
+// Whether finishRow computes this activation (ir::linear::Activation as int).
+bool finishRowHandles(int activation);
+// One row of n values; zf / zq: the residual (null: none); exactly one of yq, yf.
+void finishRow(const RowFinish& f, const float* y, int64_t n, float rowBias, const float* colBias, const float* zf,
+               const uint8_t* zq, uint8_t* yq, float* yf);
+// rows such rows: row r at y + r * ldy, its rowBias rowBias[r * rowBiasStride] (stride 0:
+// one value; null: 0.0f), residual zf / zq + r * ldz, output yq / yf + r * ldo; one call
+// for a register tile's rows.
+void finishTile(const RowFinish& f, const float* y, int64_t ldy, int rows, int64_t n, const float* rowBias,
+                int64_t rowBiasStride, const float* colBias, const float* zf, const uint8_t* zq, int64_t ldz,
+                uint8_t* yq, float* yf, int64_t ldo);
+
+// ---------------------------------------------------------------------------------------
 // Convolution inputs
 
 // An unpadded 1x1 stride-1 Conv's tile straight from the f32 image x (C x HW): columns

@@ -550,6 +550,29 @@ void readLowered(const PrepareInfo& info, I8Params* p) {
 // Whether a tile's outputs go through the per-task scratch and Finish (a u8 Z or output).
 bool loweredOut(const I8Params& p) { return (p.lowered & (kLowZ | kLowY)) != 0; }
 
+// The one-pass finish of a tile row (finishRow) for this node's lowered Z / output, or
+// fast = false where its activation is not one finishRow computes (then EpilogueRow and
+// the quantizer, one after the other). epilogue: whether the f32 kernel runs its row.
+struct LoweredFinish {
+  RowFinish f;
+  bool fast = false;
+};
+LoweredFinish loweredFinish(const I8Params& p, bool epilogue) {
+  LoweredFinish l;
+  const Epilogue e = p.epi.get();
+  l.f.epilogue = epilogue;
+  l.f.act = int(e.act);
+  l.f.p0 = e.p0;
+  l.f.p1 = e.p1;
+  l.f.addFirst = e.addFirst;
+  l.f.zScale = p.zScale;
+  l.f.zZero = p.zZero;
+  l.f.yInv = p.yInvScale;
+  l.f.yZero = p.yZero;
+  l.fast = !epilogue || finishRowHandles(int(e.act));
+  return l;
+}
+
 // A u8 Z's values as the f32 residual: float(q - z) * s, one multiply.
 void dequantizeU8(const uint8_t* q, int64_t n, float s, int32_t zp, float* out) {
   for (int64_t i = 0; i < n; ++i) out[i] = float(int32_t(q[i]) - zp) * s;
@@ -923,6 +946,7 @@ void runMatMul(const StepArgs& a) {
   const float* cp = gc.data;
   const int64_t rsC = gc.rowStride, csC = gc.colStride;
   const bool matmulEpi = p.op == I8Op::kMatMul && p.fused && (bias || rowBias != 0.0f || act);
+  const LoweredFinish lf = loweredFinish(p, matmulEpi || act);
   const float beta = p.beta;
   const int64_t nBlocks = ceilDiv(N, blockW);
   int64_t mChunks = 1;
@@ -989,16 +1013,29 @@ void runMatMul(const StepArgs& a) {
             }
           }
         }
+        if (low && lf.fast) {  // beta C, then one pass: the rows' epilogue and the store
+          if (cp)
+            for (int64_t r = 0; r < R; ++r) {
+              float* yr = y + r * ldy;
+              const float* cr = cp + (m0 + r) * rsC + n0 * csC;
+              for (int64_t j = 0; j < cols; ++j) yr[j] += beta * cr[j * csC];
+            }
+          const int64_t off = m0 * N + n0;
+          finishTile(lf.f, y, ldy, int(R), cols, matmulEpi ? &rowBias : nullptr, 0, matmulEpi && bias ? bias + n0 : nullptr,
+                     zp3 ? zp3 + off : nullptr, zq ? zq + off : nullptr, N, yq ? yq + off : nullptr,
+                     yq ? nullptr : yp + off, N);
+          continue;
+        }
         for (int64_t r = 0; r < R; ++r) {
           float* yr = y + r * ldy;
           const float* z = zp3 ? zp3 + (m0 + r) * N + n0 : nullptr;
-          if (zq) {
-            dequantizeU8(zq + (m0 + r) * N + n0, cols, p.zScale, p.zZero, zbuf);
-            z = zbuf;
-          }
           if (cp) {
             const float* cr = cp + (m0 + r) * rsC + n0 * csC;
             for (int64_t j = 0; j < cols; ++j) yr[j] += beta * cr[j * csC];
+          }
+          if (zq) {
+            dequantizeU8(zq + (m0 + r) * N + n0, cols, p.zScale, p.zZero, zbuf);
+            z = zbuf;
           }
           if (matmulEpi)
             row(epi, yr, z, bias ? bias + n0 : nullptr, rowBias, cols);
@@ -1142,16 +1179,30 @@ struct ConvEpilogue {
   ir::linear::Epilogue epi;
   EpilogueRow row;
   bool act;
+  LoweredFinish low;
   void apply(float* yp, int64_t Co, int64_t P, int64_t img, int64_t co0, int64_t co1, int64_t p0, int64_t np) const {
     for (int64_t co = co0; co < co1; ++co)
       row(epi, yp + (img * Co + co) * P + p0, zres ? zres + (img * Co + co) * P + p0 : nullptr, nullptr,
           bias ? bias[co] : 0.0f, np);
   }
-  // loweredOut: np outputs of channel co at pixel p0 of image img, the tile's f32 in buf
-  // (the bias added there unless act): the same row as apply() in place (a u8 Z first
-  // into zbuf as f32), then stored into Y, copied (f32) or requantized (u8).
-  void finish(const I8Config& c, const I8Params& p, float* buf, float* zbuf, void* y, int64_t Co, int64_t P,
-              int64_t img, int64_t co, int64_t p0, int64_t np) const {
+  // loweredOut: np outputs of channels [co0, co0 + R) at pixel p0 of image img, the
+  // tile's f32 in buf (row r at + r * ldb; the bias added there unless act): the f32 row
+  // of apply() and the store into Y (f32, or requantized to u8) in one pass (finishTile),
+  // or where its activation is not one finishTile computes, row by row as below.
+  void finish(const I8Config& c, const I8Params& p, float* buf, int64_t ldb, int64_t R, float* zbuf, void* y,
+              int64_t Co, int64_t P, int64_t img, int64_t co0, int64_t p0, int64_t np) const {
+    const int64_t off = (img * Co + co0) * P + p0;
+    if (low.fast) {
+      const bool u8 = p.lowered & kLowY;
+      finishTile(low.f, buf, ldb, int(R), np, bias ? bias + co0 : nullptr, 1, nullptr, zres ? zres + off : nullptr,
+                 zq ? zq + off : nullptr, P, u8 ? static_cast<uint8_t*>(y) + off : nullptr,
+                 u8 ? nullptr : static_cast<float*>(y) + off, P);
+      return;
+    }
+    for (int64_t r = 0; r < R; ++r) finishOne(c, p, buf + r * ldb, zbuf, y, Co, P, img, co0 + r, p0, np);
+  }
+  void finishOne(const I8Config& c, const I8Params& p, float* buf, float* zbuf, void* y, int64_t Co, int64_t P,
+                 int64_t img, int64_t co, int64_t p0, int64_t np) const {
     const int64_t off = (img * Co + co) * P + p0;
     if (act) {
       const float* z = zres ? zres + off : nullptr;
@@ -1182,6 +1233,7 @@ ConvEpilogue convEpilogue(const StepArgs& a, const I8Params& p, int64_t M) {
   // Mixed: the tiles leave the products bare (f32 components replace some) and the row
   // adds the bias: the same f32 add as the tiles' store.
   e.act = (p.fused && (e.zres || e.zq || e.epi.act != Activation::kNone)) || p.mixed;
+  e.low = loweredFinish(p, e.act);
   return e;
 }
 
@@ -1448,8 +1500,7 @@ void runConvDirect(const StepArgs& a, const I8Params& p, const Conv2dGeom& g) {
           if (inPlace) continue;
           if (low) {  // a u8 Z or output: finished per valid run
             segments(j, j + cols, [&](int64_t px, int64_t cnt, int64_t jb) {
-              for (int64_t r = 0; r < R; ++r)
-                ep.finish(c, p, tmp + r * groupW + (jb - j), zbuf, a.out(0).data, Co, P, img, co0 + r, px, cnt);
+              ep.finish(c, p, tmp + (jb - j), groupW, R, zbuf, a.out(0).data, Co, P, img, co0, px, cnt);
             });
             continue;
           }
@@ -1544,8 +1595,7 @@ void runConv(const StepArgs& a) {
           if (low) {  // a u8 Z or output: the tile into the task's scratch, then finished row by row
             i8Tile(p.isa, true, int(R), nvec)(KG, wp + q * KG * c.mr, tile + j, width, nullptr, zc + co0, sc + co0,
                                               tileBias ? tileBias + co0 : nullptr, tmp, groupW, int(cols));
-            for (int64_t r = 0; r < R; ++r)
-              ep.finish(c, p, tmp + r * groupW, zbuf, Y.data, Co, P, img, co0 + r, p0 + j, cols);
+            ep.finish(c, p, tmp, groupW, R, zbuf, Y.data, Co, P, img, co0, p0 + j, cols);
             continue;
           }
           i8Tile(p.isa, true, int(R), nvec)(KG, wp + q * KG * c.mr, tile + j, width, nullptr, zc + co0, sc + co0,

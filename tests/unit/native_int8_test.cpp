@@ -1687,3 +1687,86 @@ TEST(NativeInt8Lowered, SupportsDeclinesWhatItCannotHonour) {
 }
 
 }  // namespace
+
+namespace {
+
+// Lowered I/O's cost per resnet50 layer shape: f32 I/O, u8 input and output (Z f32), and
+// everything u8, one thread (ANVIL_BENCH_THREADS), the kernels whose names contain
+// ANVIL_BENCH_KERNEL (default avx512vnni, else every family the CPU has).
+TEST(NativeInt8Bench, DISABLED_LoweredIo) {
+  const char* env = std::getenv("ANVIL_BENCH_THREADS");
+  const int threads = env ? std::atoi(env) : 1;
+  const char* kenv = std::getenv("ANVIL_BENCH_KERNEL");
+  const std::string kfilter = kenv ? kenv : "avx512vnni";
+  struct Shape {
+    std::string name;
+    Dims x, w;
+    Dims strides, pads;
+    const char* epi;
+  };
+  const std::vector<Shape> shapes = {
+      {"1x1_256to64_56x56_relu", {1, 256, 56, 56}, {64, 256, 1, 1}, {}, {}, "relu"},
+      {"1x1_64to256_56x56_relu_Z", {1, 64, 56, 56}, {256, 64, 1, 1}, {}, {}, "res_add_relu"},
+      {"3x3_64to64_56x56_relu", {1, 64, 56, 56}, {64, 64, 3, 3}, {}, {1, 1, 1, 1}, "relu"},
+      {"3x3_s2_128to128_56to28_relu", {1, 128, 56, 56}, {128, 128, 3, 3}, {2, 2}, {1, 1, 1, 1}, "relu"},
+      {"1x1_s2_256to512_56to28", {1, 256, 56, 56}, {512, 256, 1, 1}, {2, 2}, {}, "none"},
+      {"3x3_512to512_7x7_relu", {1, 512, 7, 7}, {512, 512, 3, 3}, {}, {1, 1, 1, 1}, "relu"},
+      {"7x7_s2_3to64_224_stem_relu", {1, 3, 224, 224}, {64, 3, 7, 7}, {2, 2}, {3, 3, 3, 3}, "relu"},
+  };
+  const char* only = std::getenv("ANVIL_BENCH_ONLY");
+  for (const Shape& s : shapes) {
+    if (only && s.name.find(only) == std::string::npos) continue;
+    ir::Attributes at = convAttrs(s.w, s.strides, {}, s.pads);
+    const Epi& e = epiNamed(s.epi);
+    setEpilogue(e, at);
+    const int64_t OH = (s.x[2] + (s.pads.empty() ? 0 : 2 * s.pads[0]) - s.w[2]) / (s.strides.empty() ? 1 : s.strides[0]) + 1;
+    const int64_t OW = (s.x[3] + (s.pads.empty() ? 0 : 2 * s.pads[1]) - s.w[3]) / (s.strides.empty() ? 1 : s.strides[1]) + 1;
+    const Dims out{1, s.w[0], OH, OW};
+    std::vector<std::optional<Dims>> in = {s.x, s.w, Dims{s.w[0]}};
+    std::vector<bool> constant = {false, true, true};
+    if (e.residual) in.push_back(out), constant.push_back(false);
+    const I8Case ic{{s.name, "FusedConv", "anvil", in, constant, at}, Calib::kRange, 1.0f, false, false};
+    const LowData d = lowData(ic, 7);
+    const double ops = 2.0 * double(ir::numelOf(out)) * double(s.w[1] * s.w[2] * s.w[3]);
+    std::printf("%s, %d thread(s), %.3f GOP\n", s.name.c_str(), threads, ops * 1e-9);
+    for (const runtime::Kernel* k : kernelsFor("FusedConv", "anvil")) {
+      if (!runtime::hostHasAll(k->requirements) || k->name.find(kfilter) == std::string::npos) continue;
+      // The variants timed in turn, round after round, each keeping its best (the shared box's
+      // load changes over seconds).
+      struct Variant {
+        int bits;
+        Built b;
+        std::unique_ptr<PreparedKernel> pk;
+        std::unique_ptr<Step> step;
+        double best = 1e30;
+      };
+      std::vector<Variant> vs;
+      auto ex = runtime::makeCpuExecutor(threads);
+      for (int bits : {0, int(kLX), int(kLY), kLX | kLY, kLX | kLY | kLZ}) {
+        if ((bits & kLZ) && !d.hasZ) continue;
+        Variant v;
+        v.bits = bits;
+        v.b = lowered(ic, 7, d, bits, 0.05f, 3);
+        v.pk = std::make_unique<PreparedKernel>(prepare(*k, v.b, threads));
+        v.step = std::make_unique<Step>(*k, *v.pk, v.b, out, true, bits & kLY ? DataType::kU8 : DataType::kF32);
+        for (int i = 0; i < 3; ++i) v.step->run(*ex);
+        vs.push_back(std::move(v));
+      }
+      const int reps = 10;
+      for (int round = 0; round < 15; ++round)
+        for (Variant& v : vs) {
+          const auto t0 = std::chrono::steady_clock::now();
+          for (int i = 0; i < reps; ++i) v.step->run(*ex);
+          v.best = std::min(v.best, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() / reps);
+        }
+      for (const Variant& v : vs) {
+        const int bits = v.bits;
+        std::printf("  %-40s %-10s %8.3f ms %7.1f GOP/s  %.2fx f32 I/O\n", k->name.c_str(),
+                    bits == 0 ? "f32 I/O" : bits == kLX ? "u8 X" : bits == kLY ? "u8 Y" : bits == 5 ? "u8 X+Y" : "u8 X+Y+Z",
+                    v.best * 1e3, ops / v.best * 1e-9, vs[0].best / v.best);
+      }
+    }
+  }
+}
+
+}  // namespace
