@@ -591,6 +591,25 @@ __attribute__((target("avx512f,avx512bw"))) void rowBytes16(const uint8_t* src, 
   }
 }
 
+// With AVX-512 VL (every VNNI CPU so far has it; checked at run time): the tail under a
+// byte mask over zp (a 7-wide row of a 7x7 layer went through the byte copies above at
+// 1.1x the f32 rows' time).
+__attribute__((target("avx512f,avx512bw,avx512vl"))) void rowBytes16vl(const uint8_t* src, int64_t rowStride,
+                                                                       int rows, int64_t nValid, int64_t nOut,
+                                                                       int32_t zp, int shift, uint32_t* out) {
+  const __mmask16 all = 0xffff;  // zero-masked forms, every lane kept (GCC 12's "may be used uninitialized")
+  const __m128i z = _mm_set1_epi8(char(zp));
+  for (int64_t j = 0; j < nOut; j += 16) {
+    const __mmask16 load = __mmask16((1u << std::clamp<int64_t>(nValid - j, 0, 16)) - 1);
+    __m512i w = _mm512_setzero_si512();
+    for (int i = 0; i < rows; ++i) {
+      const __m128i b = _mm_mask_loadu_epi8(z, load, src + i * rowStride + j);
+      w = _mm512_or_si512(w, _mm512_maskz_sll_epi32(all, _mm512_maskz_cvtepu8_epi32(all, b), _mm_cvtsi32_si128(shift * i)));
+    }
+    _mm512_mask_storeu_epi32(out + j, __mmask16((1u << std::min<int64_t>(nOut - j, 16)) - 1), w);
+  }
+}
+
 void rowBytesPortable(const uint8_t* src, int64_t rowStride, int rows, int64_t nValid, int64_t nOut, int32_t zp,
                       int shift, uint32_t* out) {
   for (int64_t j = 0; j < nOut; ++j) {
@@ -603,7 +622,8 @@ void rowBytesPortable(const uint8_t* src, int64_t rowStride, int rows, int64_t n
 using RowBytes = void (*)(const uint8_t*, int64_t, int, int64_t, int64_t, int32_t, int, uint32_t*);
 RowBytes rowBytesFor(const I8Config& c) {
   if (c.isa == I8Isa::kPortable) return rowBytesPortable;
-  return c.lanes == 16 ? rowBytes16 : rowBytes8;
+  static const bool kVl = __builtin_cpu_supports("avx512vl");
+  return c.lanes == 16 ? (kVl ? rowBytes16vl : rowBytes16) : rowBytes8;
 }
 
 // The padded, blocked, phase-split image of quantizePhases / packPhasesU8; row(cg, rows, h,

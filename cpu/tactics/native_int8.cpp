@@ -550,6 +550,17 @@ void readLowered(const PrepareInfo& info, I8Params* p) {
 // Whether a tile's outputs go through the per-task scratch and Finish (a u8 Z or output).
 bool loweredOut(const I8Params& p) { return (p.lowered & (kLowZ | kLowY)) != 0; }
 
+// A direct Conv with f32 output whose epilogue finishTile computes: its tiles already go
+// through a scratch (positions are not pixels), so the epilogue joins that copy into Y
+// instead of a second pass over Y (VNNI, one thread, DISABLED_LoweredIo, f32 I/O: the 7x7
+// stride-2 stem 0.80-0.82 -> 0.69-0.72 ms, 3x3 512 at 7x7 0.45-0.46 -> 0.40-0.42; the 1x1
+// tiles, which store in place, lost 5-10% the same way: they keep the second pass).
+bool foldedFinish(const I8Params& p) {
+  const Epilogue e = p.epi.get();
+  return p.op == I8Op::kConv && p.direct && p.fused && !p.mixed && finishRowHandles(int(e.act)) &&
+         (e.residual || e.act != Activation::kNone);
+}
+
 // The one-pass finish of a tile row (finishRow) for this node's lowered Z / output, or
 // fast = false where its activation is not one finishRow computes (then EpilogueRow and
 // the quantizer, one after the other). epilogue: whether the f32 kernel runs its row.
@@ -617,7 +628,7 @@ void addMixedSlot(const I8Config& c, const I8Params& p, int64_t width, Layout* l
 
 // A u8 Z or output: per task the tile's f32 outputs and one row of Z in f32.
 void addLoweredSlot(const I8Config& c, const I8Params& p, int64_t width, Layout* l) {
-  if (!loweredOut(p)) return;
+  if (!loweredOut(p) && !foldedFinish(p)) return;
   l->slotLow = l->slot;
   l->slot += roundUp(int64_t(c.mr) * width * 4, 64) + roundUp(width * 4, 64);
 }
@@ -1447,7 +1458,7 @@ void runConvDirect(const StepArgs& a, const I8Params& p, const Conv2dGeom& g) {
   const float* sc = a.blobs[2].as<float>();
   float* yp = a.out(0).as<float>();
   const ConvEpilogue ep = convEpilogue(a, p, g.M);
-  const bool low = loweredOut(p);
+  const bool low = loweredOut(p) || foldedFinish(p);
   const bool inPlace = d.Ws == g.OW && !low;  // positions are pixels: tiles store straight into Y
   const int64_t chunks = ceilDiv(d.J, kDirectChunk), coPanels = ceilDiv(Co, c.mr), units = g.N * chunks;
   const int64_t coChunks = units >= 2 * T ? 1 : std::min(coPanels, ceilDiv(2 * T, units));
@@ -1563,7 +1574,7 @@ void runConv(const StepArgs& a) {
   float* yp = Y.as<float>();
   const ConvEpilogue ep = convEpilogue(a, p, g.M);
   const float* tileBias = ep.act ? nullptr : ep.bias;  // a bias alone is added in the tiles
-  const bool low = loweredOut(p);
+  const bool low = loweredOut(p) || foldedFinish(p);
   const uint8_t* xq = p.lowered & kLowX ? X.as<uint8_t>() : nullptr;
   const int64_t tiles = ceilDiv(P, PT), coPanels = ceilDiv(Co, c.mr), units = g.N * tiles;
   const int64_t coChunks = units >= 2 * T ? 1 : std::min(coPanels, ceilDiv(2 * T, units));
