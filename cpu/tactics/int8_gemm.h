@@ -10,6 +10,8 @@
 //    The sums are exact integers, so every ISA and work split gives the same bits.
 //  - Dequantization: y = float(acc - z_x * colsum[w]) * scale[w], w the weight's output
 //    feature (a row for Conv, a column for MatMul/Gemm), scale = s_x * s_w precomputed.
+//  - Lowered activations (already u8): the packers' u8 twins take the bytes as they are,
+//    and finishTile ends a tile's rows with the f32 epilogue and the requantizing store.
 #pragma once
 
 #include <cstdint>

@@ -1,10 +1,16 @@
 // The i8_* kernels (runtime/kernel.h) of nodes the precision pass set to DataType::kI8:
 // MatMul, Gemm, Conv and anvil.FusedMatMul / FusedGemm / FusedConv with constant f32
-// weights, on the engine of cpu/tactics/int8_gemm.h. Activations stay f32 tensors; the
-// kernel quantizes input 0 with the value's per-tensor quantization (scale, u8 zero point,
-// from calibration), multiplies u8 x s8 exactly in int32 and dequantizes in the tile's
-// store, then applies bias / Gemm C, activation and residual as the f32 kernels do
-// (EpilogueRow of native_linear_epilogue.h).
+// weights, on the engine of cpu/tactics/int8_gemm.h. The kernel quantizes an f32 input 0
+// with the value's per-tensor quantization (scale, u8 zero point, from calibration),
+// multiplies u8 x s8 exactly in int32 and dequantizes in the tile's store, then applies
+// bias / Gemm C, activation and residual as the f32 kernels do (EpilogueRow of
+// native_linear_epilogue.h).
+//  - Lowered I/O (a chain of i8 kernels keeps its activations u8; see LoweredIo): input 0,
+//    Z and output 0 may each be a u8 tensor with a per-tensor quantization on its value.
+//    A u8 input is packed from its bytes (the bits of the f32 input float(q - z) * s), a
+//    u8 Z dequantized (float(q - z) * s) into the f32 residual add, a u8 output requantized
+//    (quantizeU8One) from the f32 the output would hold, in one pass per register tile
+//    (finishTile) from a per-task scratch. Not with components in f32 (they read f32 I/O).
 //  - prepare(): weights quantized per output feature (their own per-axis quantization when
 //    the value carries one) and packed into 32-bit groups; z_x * colsum and s_x * s_w
 //    (Gemm: times alpha) per feature; the workspace holds the quantized activations (A
