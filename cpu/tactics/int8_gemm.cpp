@@ -347,31 +347,32 @@ struct F8 {
   static constexpr FinishFn fn = finishRows8<A, E, Z, U>;
 };
 
-void finishRows(const RowFinish& f, const Rows& w) {
+// level: 0 scalar, 1 AVX2, 2 AVX-512 (the best the host has by default).
+void finishRows(const RowFinish& f, const Rows& w, int level) {
+  static const FinishTable<F16> k16;
+  static const FinishTable<F8> k8;
+  if (level <= 0) return finishRowsScalar(f, w);
+  const int z = !f.epilogue ? 0 : w.zq ? 2 : w.zf ? 1 : 0;
+  const int i = (f.epilogue ? f.act : 0) * 12 + int(f.epilogue) * 6 + z * 2 + int(w.yq != nullptr);
+  (level >= 2 ? k16.t : k8.t)[i](f, w);
+}
+
+int hostFinishLevel() {
   static const bool kAvx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
   static const bool kAvx512 = kAvx2 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
                               __builtin_cpu_supports("avx512vl");
-  static const FinishTable<F16> k16;
-  static const FinishTable<F8> k8;
-  if (!kAvx2) return finishRowsScalar(f, w);
-  const int z = !f.epilogue ? 0 : w.zq ? 2 : w.zf ? 1 : 0;
-  const int i = (f.epilogue ? f.act : 0) * 12 + int(f.epilogue) * 6 + z * 2 + int(w.yq != nullptr);
-  (kAvx512 ? k16.t : k8.t)[i](f, w);
+  return kAvx512 ? 2 : kAvx2 ? 1 : 0;
 }
 
 }  // namespace
 
 bool finishRowHandles(int activation) { return activation >= 0 && activation <= 2; }
 
-void finishRow(const RowFinish& f, const float* y, int64_t n, float rowBias, const float* colBias, const float* zf,
-               const uint8_t* zq, uint8_t* yq, float* yf) {
-  finishRows(f, Rows{y, 0, 1, n, &rowBias, 0, colBias, zf, zq, 0, yq, yf, 0});
-}
-
 void finishTile(const RowFinish& f, const float* y, int64_t ldy, int rows, int64_t n, const float* rowBias,
                 int64_t rowBiasStride, const float* colBias, const float* zf, const uint8_t* zq, int64_t ldz,
-                uint8_t* yq, float* yf, int64_t ldo) {
-  finishRows(f, Rows{y, ldy, rows, n, rowBias, rowBiasStride, colBias, zf, zq, ldz, yq, yf, ldo});
+                uint8_t* yq, float* yf, int64_t ldo, int level) {
+  finishRows(f, Rows{y, ldy, rows, n, rowBias, rowBiasStride, colBias, zf, zq, ldz, yq, yf, ldo},
+             level < 0 ? hostFinishLevel() : std::min(level, hostFinishLevel()));
 }
 
 // ---------------------------------------------------------------------------------------

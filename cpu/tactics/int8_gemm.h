@@ -118,17 +118,15 @@ struct RowFinish {
   float yInv = 1.0f;
   int32_t yZero = 0;
 };
-// Whether finishRow computes this activation (ir::linear::Activation as int).
+// Whether finishTile computes this activation (ir::linear::Activation as int).
 bool finishRowHandles(int activation);
-// One row of n values; zf / zq: the residual (null: none); exactly one of yq, yf.
-void finishRow(const RowFinish& f, const float* y, int64_t n, float rowBias, const float* colBias, const float* zf,
-               const uint8_t* zq, uint8_t* yq, float* yf);
-// rows such rows: row r at y + r * ldy, its rowBias rowBias[r * rowBiasStride] (stride 0:
+// Rows of n values, each: zf / zq the residual (null: none), exactly one of yq, yf. rows such rows: row r at y + r * ldy, its rowBias rowBias[r * rowBiasStride] (stride 0:
 // one value; null: 0.0f), residual zf / zq + r * ldz, output yq / yf + r * ldo; one call
-// for a register tile's rows.
+// for a register tile's rows. level: the code path, -1 the best the host has (AVX-512 BW/VL,
+// else AVX2, else scalar), or at most 0 scalar / 1 AVX2 / 2 AVX-512 (the tests run each).
 void finishTile(const RowFinish& f, const float* y, int64_t ldy, int rows, int64_t n, const float* rowBias,
                 int64_t rowBiasStride, const float* colBias, const float* zf, const uint8_t* zq, int64_t ldz,
-                uint8_t* yq, float* yf, int64_t ldo);
+                uint8_t* yq, float* yf, int64_t ldo, int level = -1);
 
 // ---------------------------------------------------------------------------------------
 // Convolution inputs

@@ -567,8 +567,8 @@ bool foldedFinish(const I8Params& p) {
          (e.residual || e.act != Activation::kNone);
 }
 
-// The one-pass finish of a tile row (finishRow) for this node's lowered Z / output, or
-// fast = false where its activation is not one finishRow computes (then EpilogueRow and
+// The one-pass finish of a tile's rows (finishTile) for this node's lowered Z / output, or
+// fast = false where its activation is not one finishTile computes (then EpilogueRow and
 // the quantizer, one after the other). epilogue: whether the f32 kernel runs its row.
 struct LoweredFinish {
   RowFinish f;

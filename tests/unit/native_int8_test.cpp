@@ -26,6 +26,7 @@
 #include <random>
 
 #include "cpu/tactics/int8_gemm.h"
+#include "cpu/tactics/native_linear_epilogue.h"
 #include "ir/ops/anvil_linear.h"
 #include "native_kernel_test_util.h"
 #include "op_test_util.h"
@@ -1498,7 +1499,8 @@ std::vector<I8Case> allLowCases() {
     add(op + "_" + name + "_" + e.name, op, "anvil", in, constant, at);
   };
   const Dims f1{40, 16, 1, 1}, f3{7, 5, 3, 3}, f3s{7, 17, 3, 3};
-  for (const char* e : {"res_add_relu", "res_relu_add", "res_only", "relu"}) {
+  // (clip: finishTile's other activation; silu: the EpilogueRow-then-quantize path.)
+  for (const char* e : {"res_add_relu", "res_relu_add", "res_only", "relu", "clip", "silu"}) {
     fused("1x1", "FusedConv", {Dims{1, 16, 17, 15}, f1, Dims{40}}, {false, true, true}, convAttrs(f1, {}, {}, {}),
           {1, 40, 17, 15}, e);
     fused("3x3_p1_b2", "FusedConv", {Dims{2, 5, 9, 11}, f3, Dims{7}}, {false, true, true},
@@ -1767,6 +1769,99 @@ TEST(NativeInt8Bench, DISABLED_LoweredIo) {
       }
     }
   }
+}
+
+}  // namespace
+
+namespace {
+
+// finishTile's code paths (scalar, AVX2, AVX-512, as far as the host has them) against the
+// f32 kernels' EpilogueRow followed by quantizeU8One, bit for bit: values with NaN, +-inf,
+// +-0.0, exact half steps of the output grid and saturating ones; None / Relu / Clip, Z f32
+// or u8 before or after the activation, a per-row and a per-column bias, u8 or f32 output,
+// widths 1..40 (every tail).
+TEST(NativeInt8Finish, EveryPathMatchesEpilogueRowAndQuantizer) {
+  using cpu::tactics::RowFinish;
+  std::mt19937 rng(5);
+  std::uniform_real_distribution<float> dist(-3.0f, 3.0f);
+  const float ys = 0.02f, zs = 0.03f;
+  const int32_t yz = 100, zz = 77;
+  const int rows = 3;
+  const int64_t ld = 48;
+  std::vector<float> y(size_t(rows * ld)), colBias(static_cast<size_t>(ld)), rowBias = {0.25f, -0.0f, -1.5f};
+  std::vector<uint8_t> zq(size_t(rows * ld));
+  for (size_t i = 0; i < y.size(); ++i) {
+    y[i] = dist(rng);
+    zq[i] = uint8_t(rng() & 0xff);
+  }
+  for (float& v : colBias) v = dist(rng) * 0.1f;
+  const float specials[] = {std::numeric_limits<float>::quiet_NaN(), INFINITY, -INFINITY, 0.0f, -0.0f,
+                            ys * 10.5f, ys * -3.5f, 1e30f, -1e30f};
+  for (size_t i = 0; i < 9; ++i) y[i * 5] = specials[i];
+  std::vector<float> zf(zq.size());
+  for (size_t i = 0; i < zq.size(); ++i) zf[i] = float(int32_t(zq[i]) - zz) * zs;
+  int checked = 0;
+  for (int act : {0, 1, 2})
+    for (bool epilogue : {false, true})
+      for (int zKind : {0, 1, 2})
+        for (bool addFirst : {true, false})
+          for (bool cb : {false, true})
+            for (bool u8 : {true, false}) {
+              if (!epilogue && (zKind || cb || act || !addFirst)) continue;
+              ir::linear::Epilogue e;
+              e.act = ir::linear::Activation(act);
+              e.p0 = -0.5f;
+              e.p1 = 0.75f;
+              e.residual = zKind != 0;
+              e.addFirst = addFirst;
+              RowFinish f;
+              f.epilogue = epilogue;
+              f.act = act;
+              f.p0 = e.p0;
+              f.p1 = e.p1;
+              f.addFirst = addFirst;
+              f.zScale = zs;
+              f.zZero = zz;
+              f.yInv = 1.0f / ys;
+              f.yZero = yz;
+              const cpu::tactics::EpilogueRow row = cpu::tactics::epilogueRow(e);
+              for (int64_t n = 1; n <= 40; ++n) {
+                // The reference: the row in place, then the quantizer.
+                std::vector<float> want = y;
+                std::vector<uint8_t> wantQ(want.size());
+                for (int r = 0; r < rows; ++r) {
+                  float* wr = want.data() + r * ld;
+                  if (epilogue)
+                    row(e, wr, zKind ? zf.data() + r * ld : nullptr, cb ? colBias.data() : nullptr, rowBias[size_t(r)], n);
+                  for (int64_t j = 0; j < n; ++j) wantQ[size_t(r * ld + j)] = cpu::tactics::quantizeU8One(wr[j], f.yInv, yz);
+                }
+                for (int level = 0; level <= 2; ++level) {
+                  std::vector<uint8_t> gotQ(want.size(), 0xcd);
+                  std::vector<float> gotF(want.size(), 12345.0f);
+                  cpu::tactics::finishTile(f, y.data(), ld, rows, n, rowBias.data(), 1, cb ? colBias.data() : nullptr,
+                                           zKind == 1 ? zf.data() : nullptr, zKind == 2 ? zq.data() : nullptr, ld,
+                                           u8 ? gotQ.data() : nullptr, u8 ? nullptr : gotF.data(), ld, level);
+                  for (int r = 0; r < rows; ++r)
+                    for (int64_t j = 0; j < ld; ++j) {
+                      const size_t i = size_t(r * ld + j);
+                      if (j >= n) {  // past the row: untouched
+                        ASSERT_TRUE(u8 ? gotQ[i] == 0xcd : gotF[i] == 12345.0f) << "wrote past n = " << n;
+                        continue;
+                      }
+                      if (u8) {
+                        ASSERT_EQ(int(gotQ[i]), int(wantQ[i])) << "level " << level << " act " << act << " z " << zKind
+                                                               << " addFirst " << addFirst << " n " << n << " at " << i;
+                      } else {
+                        ASSERT_EQ(std::memcmp(&gotF[i], &want[i], 4), 0)
+                            << "level " << level << " act " << act << " z " << zKind << " addFirst " << addFirst
+                            << " n " << n << " at " << i << ": " << gotF[i] << " vs " << want[i];
+                      }
+                    }
+                  ++checked;
+                }
+              }
+            }
+  EXPECT_GT(checked, 0);
 }
 
 }  // namespace
