@@ -1488,8 +1488,7 @@ std::vector<I8Case> allLowCases() {
   add("Gemm_tB_17x63x33", "Gemm", "", {Dims{17, 63}, Dims{33, 63}}, {false, true}, gemmAttrs(0, 1, 1.0f, 1.0f));
   // The fused ops with and without a residual Z.
   auto fused = [&](std::string name, std::string op, std::vector<std::optional<Dims>> in, std::vector<bool> constant,
-                   ir::Attributes at, const Dims& out, const std::string& epi) {
-    const Epi& e = epiNamed(epi);
+                   ir::Attributes at, const Dims& out, const Epi& e) {
     setEpilogue(e, at);
     if (e.residual) {
       while (in.size() < 3) in.push_back(std::nullopt), constant.push_back(false);
@@ -1500,7 +1499,13 @@ std::vector<I8Case> allLowCases() {
   };
   const Dims f1{40, 16, 1, 1}, f3{7, 5, 3, 3}, f3s{7, 17, 3, 3};
   // (clip: finishTile's other activation; silu: the EpilogueRow-then-quantize path.)
-  for (const char* e : {"res_add_relu", "res_relu_add", "res_only", "relu", "clip", "silu"}) {
+  // (res_add_silu: a u8 Z through the row-then-quantize path.)
+  static const Epi resSilu{"res_add_silu", "Silu", {}, 1};
+  std::vector<const Epi*> epis;
+  for (const char* e : {"res_add_relu", "res_relu_add", "res_only", "relu", "clip", "silu"}) epis.push_back(&epiNamed(e));
+  epis.push_back(&resSilu);
+  for (const Epi* ep : epis) {
+    const Epi& e = *ep;
     fused("1x1", "FusedConv", {Dims{1, 16, 17, 15}, f1, Dims{40}}, {false, true, true}, convAttrs(f1, {}, {}, {}),
           {1, 40, 17, 15}, e);
     fused("3x3_p1_b2", "FusedConv", {Dims{2, 5, 9, 11}, f3, Dims{7}}, {false, true, true},
@@ -1511,9 +1516,9 @@ std::vector<I8Case> allLowCases() {
           e);
   }
   fused("3x3_s2_p1_nobias", "FusedConv", {Dims{1, 17, 9, 11}, f3s}, {false, true},
-        convAttrs(f3s, {2, 2}, {}, {1, 1, 1, 1}), {1, 7, 5, 6}, "res_add_relu");
+        convAttrs(f3s, {2, 2}, {}, {1, 1, 1, 1}), {1, 7, 5, 6}, epiNamed("res_add_relu"));
   fused("batch_2x63x7x17_bias1", "FusedMatMul", {Dims{2, 63, 7}, Dims{7, 17}, Dims{1}}, {false, true, true}, {},
-        {2, 63, 17}, "res_relu_add");
+        {2, 63, 17}, epiNamed("res_relu_add"));
   return c;
 }
 
