@@ -1721,6 +1721,55 @@ TEST(NativeInt8Bench, DISABLED_LoweredIo) {
       {"7x7_s2_3to64_224_stem_relu", {1, 3, 224, 224}, {64, 3, 7, 7}, {2, 2}, {3, 3, 3, 3}, "relu"},
   };
   const char* only = std::getenv("ANVIL_BENCH_ONLY");
+  // bert-like FusedMatMul (bias, and the residual Z of the attention output).
+  const std::vector<Shape> matmuls = {
+      {"matmul_128x768x768_bias", {128, 768}, {768, 768}, {}, {}, "none"},
+      {"matmul_128x768x768_bias_Z", {128, 768}, {768, 768}, {}, {}, "res_only"},
+      {"matmul_128x768x3072_bias_relu", {128, 768}, {768, 3072}, {}, {}, "relu"},
+  };
+  for (const Shape& s : matmuls) {
+    if (only && s.name.find(only) == std::string::npos) continue;
+    ir::Attributes at;
+    const Epi& e = epiNamed(s.epi);
+    setEpilogue(e, at);
+    const Dims out{s.x[0], s.w[1]};
+    std::vector<std::optional<Dims>> in = {s.x, s.w, Dims{s.w[1]}};
+    std::vector<bool> constant = {false, true, true};
+    if (e.residual) in.push_back(out), constant.push_back(false);
+    const I8Case ic{{s.name, "FusedMatMul", "anvil", in, constant, at}, Calib::kRange, 1.0f, false, false};
+    const LowData d = lowData(ic, 7);
+    const double ops = 2.0 * double(ir::numelOf(out)) * double(s.w[0]);
+    std::printf("%s, %d thread(s), %.3f GOP\n", s.name.c_str(), threads, ops * 1e-9);
+    for (const runtime::Kernel* k : kernelsFor("FusedMatMul", "anvil")) {
+      if (!runtime::hostHasAll(k->requirements) || k->name.find(kfilter) == std::string::npos) continue;
+      std::vector<std::pair<int, double>> best;
+      std::vector<Built> bs;
+      std::vector<std::unique_ptr<PreparedKernel>> pks;
+      std::vector<std::unique_ptr<Step>> steps;
+      auto ex = runtime::makeCpuExecutor(threads);
+      for (int bits : {0, int(kLX), int(kLY), kLX | kLY, kLX | kLY | kLZ}) {
+        if ((bits & kLZ) && !d.hasZ) continue;
+        bs.push_back(lowered(ic, 7, d, bits, 0.05f, 3));
+        best.push_back({bits, 1e30});
+      }
+      for (size_t i = 0; i < bs.size(); ++i) {
+        pks.push_back(std::make_unique<PreparedKernel>(prepare(*k, bs[i], threads)));
+        steps.push_back(std::make_unique<Step>(*k, *pks[i], bs[i], out, true,
+                                               best[i].first & kLY ? DataType::kU8 : DataType::kF32));
+        for (int r = 0; r < 3; ++r) steps[i]->run(*ex);
+      }
+      for (int round = 0; round < 15; ++round)
+        for (size_t i = 0; i < steps.size(); ++i) {
+          const auto t0 = std::chrono::steady_clock::now();
+          for (int r = 0; r < 10; ++r) steps[i]->run(*ex);
+          best[i].second = std::min(best[i].second, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() / 10);
+        }
+      for (const auto& [bits, t] : best)
+        std::printf("  %-40s %-10s %8.3f ms %7.1f GOP/s  %.2fx f32 I/O\n", k->name.c_str(),
+                    bits == 0 ? "f32 I/O" : bits == kLX ? "u8 X" : bits == kLY ? "u8 Y" : bits == 5 ? "u8 X+Y" : "u8 X+Y+Z",
+                    t * 1e3, ops / t * 1e-9, best[0].second / t);
+    }
+  }
   for (const Shape& s : shapes) {
     if (only && s.name.find(only) == std::string::npos) continue;
     ir::Attributes at = convAttrs(s.w, s.strides, {}, s.pads);
