@@ -160,6 +160,222 @@ I8Weights quantizeWeights(const float* w, int64_t N, int64_t K, int64_t fs, int6
 }
 
 // ---------------------------------------------------------------------------------------
+// Finishing a row
+
+namespace {
+
+// Rows r of n values: y + r * ldy (f32), the residual zf / zq + r * ldz, out yq / yf + r *
+// ldo, rowBias rb[r * rbs] (rbs 0: one value for every row).
+struct Rows {
+  const float* y;
+  int64_t ldy;
+  int rows;
+  int64_t n;
+  const float* rb;
+  int64_t rbs;
+  const float* colBias;
+  const float* zf;
+  const uint8_t* zq;
+  int64_t ldz;
+  uint8_t* yq;
+  float* yf;
+  int64_t ldo;
+};
+
+// Relu: x < 0 ? 0 : x (NaN kept); Clip: x < p0 ? p0 : x, then > p1 ? p1 : x: the blends of
+// fused_linear.cpp's act8. A partial vector under masks (no byte copies).
+template <int kAct, bool kEpi, int kZ, bool kU8>  // kZ: 0 none, 1 f32, 2 u8
+__attribute__((target("avx512f,avx512bw,avx512vl"))) void finishRows16(const RowFinish& f, const Rows& w) {
+  const __m512 zero = _mm512_setzero_ps(), p0 = _mm512_set1_ps(f.p0), p1 = _mm512_set1_ps(f.p1),
+               zs = _mm512_set1_ps(f.zScale), inv = _mm512_set1_ps(f.yInv), lo = _mm512_set1_ps(-512.0f),
+               hi = _mm512_set1_ps(512.0f);
+  const __m512i zz = _mm512_set1_epi32(f.zZero), yz = _mm512_set1_epi32(f.yZero), q0 = _mm512_setzero_si512(),
+                q255 = _mm512_set1_epi32(255);
+  const __mmask16 all = 0xffff;  // zero-masked forms, every lane kept (GCC 12's "may be used uninitialized")
+  for (int r = 0; r < w.rows; ++r) {
+    const float* y = w.y + r * w.ldy;
+    const __m512 rb = _mm512_set1_ps(w.rb ? w.rb[r * w.rbs] : 0.0f);
+    for (int64_t j = 0; j < w.n; j += 16) {
+      const int64_t m = std::min<int64_t>(16, w.n - j);
+      const __mmask16 k = __mmask16((1u << m) - 1);
+      __m512 v = _mm512_maskz_loadu_ps(k, y + j);
+      if (kEpi) {
+        v = _mm512_add_ps(v, rb);
+        if (w.colBias) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(k, w.colBias + j));
+        __m512 z = zero;
+        if (kZ == 2) {
+          const __m128i b = _mm_maskz_loadu_epi8(k, w.zq + r * w.ldz + j);
+          z = _mm512_mul_ps(_mm512_maskz_cvtepi32_ps(all, _mm512_sub_epi32(_mm512_maskz_cvtepu8_epi32(all, b), zz)), zs);
+          asm("" : "+v"(z));  // the product rounded on its own: never contracted with the add into an FMA
+        } else if (kZ == 1) {
+          z = _mm512_maskz_loadu_ps(k, w.zf + r * w.ldz + j);
+        }
+        if (kZ && f.addFirst) v = _mm512_add_ps(v, z);
+        if (kAct == 1) v = _mm512_mask_mov_ps(v, _mm512_cmp_ps_mask(v, zero, _CMP_LT_OQ), zero);
+        if (kAct == 2) {
+          v = _mm512_mask_mov_ps(v, _mm512_cmp_ps_mask(v, p0, _CMP_LT_OQ), p0);
+          v = _mm512_mask_mov_ps(v, _mm512_cmp_ps_mask(v, p1, _CMP_GT_OQ), p1);
+        }
+        if (kZ && !f.addFirst) v = _mm512_add_ps(v, z);
+      }
+      if (!kU8) {
+        _mm512_mask_storeu_ps(w.yf + r * w.ldo + j, k, v);
+        continue;
+      }
+      __m512 s = _mm512_mul_ps(v, inv);
+      s = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(s, s, _CMP_ORD_Q), s);  // NaN -> 0
+      s = _mm512_maskz_min_ps(all, _mm512_maskz_max_ps(all, s, lo), hi);
+      __m512i q = _mm512_add_epi32(_mm512_maskz_cvtps_epi32(all, s), yz);
+      q = _mm512_maskz_min_epi32(all, _mm512_maskz_max_epi32(all, q, q0), q255);
+      _mm512_mask_cvtepi32_storeu_epi8(w.yq + r * w.ldo + j, k, q);
+    }
+  }
+}
+
+template <int kAct, bool kEpi, int kZ, bool kU8>
+__attribute__((target("avx2,fma"))) void finishRows8(const RowFinish& f, const Rows& w) {
+  const __m256 zero = _mm256_setzero_ps(), p0 = _mm256_set1_ps(f.p0), p1 = _mm256_set1_ps(f.p1),
+               zs = _mm256_set1_ps(f.zScale), inv = _mm256_set1_ps(f.yInv), lo = _mm256_set1_ps(-512.0f),
+               hi = _mm256_set1_ps(512.0f);
+  const __m256i zz = _mm256_set1_epi32(f.zZero), yz = _mm256_set1_epi32(f.yZero),
+                iota = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+  for (int r = 0; r < w.rows; ++r) {
+    const float* y = w.y + r * w.ldy;
+    const __m256 rb = _mm256_set1_ps(w.rb ? w.rb[r * w.rbs] : 0.0f);
+    for (int64_t j = 0; j < w.n; j += 8) {
+      const int64_t m = std::min<int64_t>(8, w.n - j);
+      const __m256i k = _mm256_cmpgt_epi32(_mm256_set1_epi32(int32_t(m)), iota);
+      __m256 v = m == 8 ? _mm256_loadu_ps(y + j) : _mm256_maskload_ps(y + j, k);
+      if (kEpi) {
+        v = _mm256_add_ps(v, rb);
+        if (w.colBias)
+          v = _mm256_add_ps(v, m == 8 ? _mm256_loadu_ps(w.colBias + j) : _mm256_maskload_ps(w.colBias + j, k));
+        __m256 z = zero;
+        if (kZ == 2) {
+          const uint8_t* zr = w.zq + r * w.ldz + j;
+          int64_t b = 0;
+          if (m == 8) std::memcpy(&b, zr, 8);
+          else for (int64_t i = 0; i < m; ++i) b |= int64_t(zr[i]) << (8 * i);
+          z = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128(b)), zz)), zs);
+          asm("" : "+v"(z));  // the product rounded on its own: never contracted with the add into an FMA
+        } else if (kZ == 1) {
+          const float* zr = w.zf + r * w.ldz + j;
+          z = m == 8 ? _mm256_loadu_ps(zr) : _mm256_maskload_ps(zr, k);
+        }
+        if (kZ && f.addFirst) v = _mm256_add_ps(v, z);
+        if (kAct == 1) v = _mm256_blendv_ps(v, zero, _mm256_cmp_ps(v, zero, _CMP_LT_OQ));
+        if (kAct == 2) {
+          v = _mm256_blendv_ps(v, p0, _mm256_cmp_ps(v, p0, _CMP_LT_OQ));
+          v = _mm256_blendv_ps(v, p1, _mm256_cmp_ps(v, p1, _CMP_GT_OQ));
+        }
+        if (kZ && !f.addFirst) v = _mm256_add_ps(v, z);
+      }
+      if (!kU8) {
+        float* o = w.yf + r * w.ldo + j;
+        if (m == 8) _mm256_storeu_ps(o, v);
+        else _mm256_maskstore_ps(o, k, v);
+        continue;
+      }
+      __m256 s = _mm256_mul_ps(v, inv);
+      s = _mm256_and_ps(s, _mm256_cmp_ps(s, s, _CMP_ORD_Q));  // NaN -> 0
+      s = _mm256_min_ps(_mm256_max_ps(s, lo), hi);
+      const __m256i q = _mm256_add_epi32(_mm256_cvtps_epi32(s), yz);
+      const __m128i h = _mm_packs_epi32(_mm256_castsi256_si128(q), _mm256_extracti128_si256(q, 1));
+      const uint64_t b = uint64_t(_mm_cvtsi128_si64(_mm_packus_epi16(h, h)));  // saturates to [0, 255]
+      uint8_t* o = w.yq + r * w.ldo + j;
+      if (m == 8) std::memcpy(o, &b, 8);
+      else for (int64_t i = 0; i < m; ++i) o[i] = uint8_t(b >> (8 * i));
+    }
+  }
+}
+
+// The baseline: the row's scalar formulas and quantizeU8One.
+void finishRowsScalar(const RowFinish& f, const Rows& w) {
+  for (int r = 0; r < w.rows; ++r)
+    for (int64_t j = 0; j < w.n; ++j) {
+      float v = w.y[r * w.ldy + j];
+      if (f.epilogue) {
+        v = v + (w.rb ? w.rb[r * w.rbs] : 0.0f);
+        if (w.colBias) v += w.colBias[j];
+        const bool hasZ = w.zf || w.zq;
+        const float z = w.zq ? float(int32_t(w.zq[r * w.ldz + j]) - f.zZero) * f.zScale : w.zf ? w.zf[r * w.ldz + j] : 0.0f;
+        if (hasZ && f.addFirst) v += z;
+        if (f.act == 1) v = v < 0.0f ? 0.0f : v;
+        if (f.act == 2) {
+          v = v < f.p0 ? f.p0 : v;
+          v = v > f.p1 ? f.p1 : v;
+        }
+        if (hasZ && !f.addFirst) v += z;
+      }
+      if (w.yq) w.yq[r * w.ldo + j] = quantizeU8One(v, f.yInv, f.yZero);
+      else w.yf[r * w.ldo + j] = v;
+    }
+}
+
+using FinishFn = void (*)(const RowFinish&, const Rows&);
+
+// Every (activation, epilogue, Z, u8) instance of a family, indexed act * 12 + epi * 6 + z * 2 + u8.
+template <template <int, bool, int, bool> class F>
+struct FinishTable {
+  FinishFn t[36];
+  FinishTable() {
+    fill<0>();
+    fill<1>();
+    fill<2>();
+  }
+  template <int A>
+  void fill() {
+    fillE<A, false>();
+    fillE<A, true>();
+  }
+  template <int A, bool E>
+  void fillE() {
+    t[A * 12 + E * 6 + 0] = F<A, E, 0, false>::fn;
+    t[A * 12 + E * 6 + 1] = F<A, E, 0, true>::fn;
+    t[A * 12 + E * 6 + 2] = F<A, E, 1, false>::fn;
+    t[A * 12 + E * 6 + 3] = F<A, E, 1, true>::fn;
+    t[A * 12 + E * 6 + 4] = F<A, E, 2, false>::fn;
+    t[A * 12 + E * 6 + 5] = F<A, E, 2, true>::fn;
+  }
+};
+template <int A, bool E, int Z, bool U>
+struct F16 {
+  static constexpr FinishFn fn = finishRows16<A, E, Z, U>;
+};
+template <int A, bool E, int Z, bool U>
+struct F8 {
+  static constexpr FinishFn fn = finishRows8<A, E, Z, U>;
+};
+
+// level: 0 scalar, 1 AVX2, 2 AVX-512 (the best the host has by default).
+void finishRows(const RowFinish& f, const Rows& w, int level) {
+  static const FinishTable<F16> k16;
+  static const FinishTable<F8> k8;
+  if (level <= 0) return finishRowsScalar(f, w);
+  const int z = !f.epilogue ? 0 : w.zq ? 2 : w.zf ? 1 : 0;
+  const int i = (f.epilogue ? f.act : 0) * 12 + int(f.epilogue) * 6 + z * 2 + int(w.yq != nullptr);
+  (level >= 2 ? k16.t : k8.t)[i](f, w);
+}
+
+int hostFinishLevel() {
+  static const bool kAvx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  static const bool kAvx512 = kAvx2 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+                              __builtin_cpu_supports("avx512vl");
+  return kAvx512 ? 2 : kAvx2 ? 1 : 0;
+}
+
+}  // namespace
+
+bool finishRowHandles(int activation) { return activation >= 0 && activation <= 2; }
+
+void finishTile(const RowFinish& f, const float* y, int64_t ldy, int rows, int64_t n, const float* rowBias,
+                int64_t rowBiasStride, const float* colBias, const float* zf, const uint8_t* zq, int64_t ldz,
+                uint8_t* yq, float* yf, int64_t ldo, int level) {
+  finishRows(f, Rows{y, ldy, rows, n, rowBias, rowBiasStride, colBias, zf, zq, ldz, yq, yf, ldo},
+             level < 0 ? hostFinishLevel() : std::min(level, hostFinishLevel()));
+}
+
+// ---------------------------------------------------------------------------------------
 // Packing
 
 namespace {
@@ -318,14 +534,108 @@ void packPointwiseTile(const I8Config& c, const float* x, int64_t C, int64_t HW,
        dst + gi * width);
 }
 
-void quantizePhases(const I8Config& c, const float* x, int64_t C, int64_t H, int64_t W, int64_t pt, int64_t pb,
-                    int64_t pl, int64_t pr, int64_t sH, int64_t sW, float inv, int32_t zp, uint32_t* dst,
-                    uint32_t* scratch) {
+namespace {
+
+// u8 twins of rowWords for a lowered input (its bytes already quantized): the same words
+// with the bytes as they are, no multiply or rounding, a quarter of the bytes read.
+// Positions from nValid on hold zp, as the f32 rows' (x = 0.0). AVX2: eight bytes a row
+// zero-extended to eight lanes; AVX-512: sixteen; a partial vector's bytes through a
+// buffer filled with zp.
+__attribute__((target("avx2"))) void rowBytes8(const uint8_t* src, int64_t rowStride, int rows, int64_t nValid,
+                                               int64_t nOut, int32_t zp, int shift, uint32_t* out) {
+  const __m256i iota = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+  for (int64_t j = 0; j < nOut; j += 8) {
+    const int64_t valid = std::clamp<int64_t>(nValid - j, 0, 8);
+    __m256i w = _mm256_setzero_si256();
+    for (int i = 0; i < rows; ++i) {
+      const uint8_t* r = src + i * rowStride + j;
+      __m128i b;
+      if (valid == 8) {
+        b = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(r));
+      } else {
+        alignas(16) uint8_t t[16];
+        std::memset(t, zp, sizeof t);
+        if (valid > 0) std::memcpy(t, r, size_t(valid));
+        b = _mm_load_si128(reinterpret_cast<const __m128i*>(t));
+      }
+      w = _mm256_or_si256(w, _mm256_sll_epi32(_mm256_cvtepu8_epi32(b), _mm_cvtsi32_si128(shift * i)));
+    }
+    if (nOut - j >= 8)
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + j), w);
+    else
+      _mm256_maskstore_epi32(reinterpret_cast<int*>(out + j),
+                             _mm256_cmpgt_epi32(_mm256_set1_epi32(int32_t(nOut - j)), iota), w);
+  }
+}
+
+__attribute__((target("avx512f,avx512bw"))) void rowBytes16(const uint8_t* src, int64_t rowStride, int rows,
+                                                            int64_t nValid, int64_t nOut, int32_t zp, int shift,
+                                                            uint32_t* out) {
+  const __mmask16 all = 0xffff;  // zero-masked forms, every lane kept (GCC 12's "may be used uninitialized")
+  for (int64_t j = 0; j < nOut; j += 16) {
+    const int64_t valid = std::clamp<int64_t>(nValid - j, 0, 16);
+    __m512i w = _mm512_setzero_si512();
+    for (int i = 0; i < rows; ++i) {
+      const uint8_t* r = src + i * rowStride + j;
+      __m128i b;
+      if (valid == 16) {
+        b = _mm_loadu_si128(reinterpret_cast<const __m128i*>(r));
+      } else {
+        alignas(16) uint8_t t[16];
+        std::memset(t, zp, sizeof t);
+        if (valid > 0) std::memcpy(t, r, size_t(valid));
+        b = _mm_load_si128(reinterpret_cast<const __m128i*>(t));
+      }
+      w = _mm512_or_si512(w, _mm512_maskz_sll_epi32(all, _mm512_maskz_cvtepu8_epi32(all, b), _mm_cvtsi32_si128(shift * i)));
+    }
+    _mm512_mask_storeu_epi32(out + j, __mmask16((1u << std::min<int64_t>(nOut - j, 16)) - 1), w);
+  }
+}
+
+// With AVX-512 VL (every VNNI CPU so far has it; checked at run time): the tail under a
+// byte mask over zp (a 7-wide row of a 7x7 layer went through the byte copies above at
+// 1.1x the f32 rows' time).
+__attribute__((target("avx512f,avx512bw,avx512vl"))) void rowBytes16vl(const uint8_t* src, int64_t rowStride,
+                                                                       int rows, int64_t nValid, int64_t nOut,
+                                                                       int32_t zp, int shift, uint32_t* out) {
+  const __mmask16 all = 0xffff;  // zero-masked forms, every lane kept (GCC 12's "may be used uninitialized")
+  const __m128i z = _mm_set1_epi8(char(zp));
+  for (int64_t j = 0; j < nOut; j += 16) {
+    const __mmask16 load = __mmask16((1u << std::clamp<int64_t>(nValid - j, 0, 16)) - 1);
+    __m512i w = _mm512_setzero_si512();
+    for (int i = 0; i < rows; ++i) {
+      const __m128i b = _mm_mask_loadu_epi8(z, load, src + i * rowStride + j);
+      w = _mm512_or_si512(w, _mm512_maskz_sll_epi32(all, _mm512_maskz_cvtepu8_epi32(all, b), _mm_cvtsi32_si128(shift * i)));
+    }
+    _mm512_mask_storeu_epi32(out + j, __mmask16((1u << std::min<int64_t>(nOut - j, 16)) - 1), w);
+  }
+}
+
+void rowBytesPortable(const uint8_t* src, int64_t rowStride, int rows, int64_t nValid, int64_t nOut, int32_t zp,
+                      int shift, uint32_t* out) {
+  for (int64_t j = 0; j < nOut; ++j) {
+    uint32_t w = 0;
+    for (int i = 0; i < rows; ++i) w |= uint32_t(j < nValid ? src[i * rowStride + j] : uint8_t(zp)) << (shift * i);
+    out[j] = w;
+  }
+}
+
+using RowBytes = void (*)(const uint8_t*, int64_t, int, int64_t, int64_t, int32_t, int, uint32_t*);
+RowBytes rowBytesFor(const I8Config& c) {
+  if (c.isa == I8Isa::kPortable) return rowBytesPortable;
+  static const bool kVl = __builtin_cpu_supports("avx512vl");
+  return c.lanes == 16 ? (kVl ? rowBytes16vl : rowBytes16) : rowBytes8;
+}
+
+// The padded, blocked, phase-split image of quantizePhases / packPhasesU8; row(cg, rows, h,
+// dst) writes the W words of image row h of channel group cg (rows channels).
+template <typename Row>
+void phases(const I8Config& c, int64_t C, int64_t H, int64_t W, int64_t pt, int64_t pb, int64_t pl, int64_t pr,
+            int64_t sH, int64_t sW, int32_t zp, uint32_t* dst, uint32_t* scratch, Row&& rowWords) {
   const int64_t CG = ceilDiv(C, c.kg), Hp = pt + H + pb, Wp = pl + W + pr;
   const int64_t Hs = ceilDiv(Hp, sH), Ws = ceilDiv(Wp, sW), plane = Hs * Ws, block = sH * sW * plane;
   uint32_t border = 0;
   for (int i = 0; i < c.kg; ++i) border |= uint32_t(zp) << (c.kg == 4 ? 8 * i : 16 * i);
-  const RowWords rw = rowWordsFor(c);
   const bool unit = sH == 1 && sW == 1;
   for (int64_t cg = 0; cg < CG; ++cg) {
     const int rows = int(std::min<int64_t>(c.kg, C - cg * c.kg));
@@ -344,7 +654,7 @@ void quantizePhases(const I8Config& c, const float* x, int64_t C, int64_t H, int
         std::fill(out + hp * Ws, row, border);
         std::fill(row + W, out + (hp + 1) * Ws, border);
       }
-      rw(x + (cg * c.kg * H + h) * W, H * W, rows, W, W, inv, zp, 32 / c.kg, row);
+      rowWords(cg, rows, h, row);
       if (unit) continue;
       uint32_t* phaseRow = out + (hp % sH) * sW * plane + (hp / sH) * Ws;
       for (int64_t w = 0; w < W; ++w) {
@@ -353,6 +663,33 @@ void quantizePhases(const I8Config& c, const float* x, int64_t C, int64_t H, int
       }
     }
   }
+}
+
+}  // namespace
+
+void packPointwiseTileU8(const I8Config& c, const uint8_t* x, int64_t C, int64_t HW, int32_t zp, int64_t p0,
+                         int64_t np, int64_t width, uint32_t* dst) {
+  const RowBytes rb = rowBytesFor(c);
+  for (int64_t gi = 0; gi < groupsOf(c, C); ++gi)
+    rb(x + gi * c.kg * HW + p0, HW, int(std::min<int64_t>(c.kg, C - gi * c.kg)), np, width, zp, 32 / c.kg,
+       dst + gi * width);
+}
+
+void quantizePhases(const I8Config& c, const float* x, int64_t C, int64_t H, int64_t W, int64_t pt, int64_t pb,
+                    int64_t pl, int64_t pr, int64_t sH, int64_t sW, float inv, int32_t zp, uint32_t* dst,
+                    uint32_t* scratch) {
+  const RowWords rw = rowWordsFor(c);
+  phases(c, C, H, W, pt, pb, pl, pr, sH, sW, zp, dst, scratch, [&](int64_t cg, int rows, int64_t h, uint32_t* row) {
+    rw(x + (cg * c.kg * H + h) * W, H * W, rows, W, W, inv, zp, 32 / c.kg, row);
+  });
+}
+
+void packPhasesU8(const I8Config& c, const uint8_t* x, int64_t C, int64_t H, int64_t W, int64_t pt, int64_t pb,
+                  int64_t pl, int64_t pr, int64_t sH, int64_t sW, int32_t zp, uint32_t* dst, uint32_t* scratch) {
+  const RowBytes rb = rowBytesFor(c);
+  phases(c, C, H, W, pt, pb, pl, pr, sH, sW, zp, dst, scratch, [&](int64_t cg, int rows, int64_t h, uint32_t* row) {
+    rb(x + (cg * c.kg * H + h) * W, H * W, rows, W, W, zp, 32 / c.kg, row);
+  });
 }
 
 // ---------------------------------------------------------------------------------------

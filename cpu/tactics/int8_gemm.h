@@ -10,6 +10,8 @@
 //    The sums are exact integers, so every ISA and work split gives the same bits.
 //  - Dequantization: y = float(acc - z_x * colsum[w]) * scale[w], w the weight's output
 //    feature (a row for Conv, a column for MatMul/Gemm), scale = s_x * s_w precomputed.
+//  - Lowered activations (already u8): the packers' u8 twins take the bytes as they are,
+//    and finishTile ends a tile's rows with the f32 epilogue and the requantizing store.
 #pragma once
 
 #include <cstdint>
@@ -98,6 +100,35 @@ using I8Tile = void (*)(int64_t KG, const uint32_t* bc, const uint32_t* vec, int
 I8Tile i8Tile(I8Isa isa, bool conv, int rows, int nvec, bool table = false);
 
 // ---------------------------------------------------------------------------------------
+// Finishing an f32 tile row in one pass (lowered I/O)
+
+// The f32 epilogue of native_linear_epilogue.h's EpilogueRow for the piecewise-linear
+// activations, then the store: y[j] -> v = (y[j] + rowBias) (+ colBias[j]), + z[j] before
+// or after the activation (None, Relu, or Clip to [p0, p1]), z from an f32 row or
+// dequantized from u8 (float(q - zZero) * zScale); then stored as f32 or as
+// quantizeU8One(v, yInv, yZero). Without `epilogue` only the store. The same f32 operations
+// in the same order as the row and the quantizer, so the same bits, in one vector pass.
+struct RowFinish {
+  bool epilogue = false;
+  int act = 0;  // 0 None, 1 Relu, 2 Clip
+  float p0 = 0.0f, p1 = 0.0f;
+  bool addFirst = true;
+  float zScale = 1.0f;
+  int32_t zZero = 0;
+  float yInv = 1.0f;
+  int32_t yZero = 0;
+};
+// Whether finishTile computes this activation (ir::linear::Activation as int).
+bool finishRowHandles(int activation);
+// Rows of n values, each: zf / zq the residual (null: none), exactly one of yq, yf. rows such rows: row r at y + r * ldy, its rowBias rowBias[r * rowBiasStride] (stride 0:
+// one value; null: 0.0f), residual zf / zq + r * ldz, output yq / yf + r * ldo; one call
+// for a register tile's rows. level: the code path, -1 the best the host has (AVX-512 BW/VL,
+// else AVX2, else scalar), or at most 0 scalar / 1 AVX2 / 2 AVX-512 (the tests run each).
+void finishTile(const RowFinish& f, const float* y, int64_t ldy, int rows, int64_t n, const float* rowBias,
+                int64_t rowBiasStride, const float* colBias, const float* zf, const uint8_t* zq, int64_t ldz,
+                uint8_t* yq, float* yf, int64_t ldo, int level = -1);
+
+// ---------------------------------------------------------------------------------------
 // Convolution inputs
 
 // An unpadded 1x1 stride-1 Conv's tile straight from the f32 image x (C x HW): columns
@@ -105,6 +136,10 @@ I8Tile i8Tile(I8Isa isa, bool conv, int rows, int nvec, bool table = false);
 // np hold zp).
 void packPointwiseTile(const I8Config& c, const float* x, int64_t C, int64_t HW, float inv, int32_t zp, int64_t p0,
                        int64_t np, int64_t width, uint32_t* dst);
+// The same words from a lowered (already u8) image: its bytes as they are, positions past
+// np holding zp. Bit for bit packPointwiseTile of the dequantized image.
+void packPointwiseTileU8(const I8Config& c, const uint8_t* x, int64_t C, int64_t HW, int32_t zp, int64_t p0,
+                         int64_t np, int64_t width, uint32_t* dst);
 
 // ---------------------------------------------------------------------------------------
 // Convolution input without im2col: the quantized image, padded, blocked and split by phase
@@ -121,5 +156,8 @@ void packPointwiseTile(const I8Config& c, const float* x, int64_t C, int64_t HW,
 void quantizePhases(const I8Config& c, const float* x, int64_t C, int64_t H, int64_t W, int64_t pt, int64_t pb,
                     int64_t pl, int64_t pr, int64_t sH, int64_t sW, float inv, int32_t zp, uint32_t* dst,
                     uint32_t* scratch);
+// The same words from a lowered (already u8) image: its bytes as they are, the border zp.
+void packPhasesU8(const I8Config& c, const uint8_t* x, int64_t C, int64_t H, int64_t W, int64_t pt, int64_t pb,
+                  int64_t pl, int64_t pr, int64_t sH, int64_t sW, int32_t zp, uint32_t* dst, uint32_t* scratch);
 
 }  // namespace anvil::cpu::tactics

@@ -26,6 +26,7 @@
 #include <random>
 
 #include "cpu/tactics/int8_gemm.h"
+#include "cpu/tactics/native_linear_epilogue.h"
 #include "ir/ops/anvil_linear.h"
 #include "native_kernel_test_util.h"
 #include "op_test_util.h"
@@ -1378,6 +1379,543 @@ TEST(NativeInt8Adaptive, TranscendentalActivations) {
         });
       }
   }
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------
+// Lowered I/O: input 0, Z and output 0 as u8 values with a per-tensor quantization (a chain
+// of i8 kernels keeps its activations quantized). Every combination against the f32-I/O
+// kernel through the contract's identities, bit for bit, on every family the CPU has, at 1
+// and 2 threads: a u8 input gives the bits of the f32 input float(q - z) * s, a u8 Z those
+// of the f32 Z float(q - z_z) * s_z, a u8 output is quantizeU8One(y, 1 / s_y, z_y) of the
+// f32 output y.
+
+namespace {
+
+enum LowBits { kLX = 1, kLZ = 2, kLY = 4 };
+
+ir::Quantization perTensorQ(float s, int32_t zp) {
+  return ir::Quantization{Tensor::scalar<float>(DataType::kF32, s), Tensor::scalar<uint8_t>(DataType::kU8, uint8_t(zp)),
+                          std::nullopt};
+}
+
+// Input i of b becomes the u8 tensor q (the f32 tensor's extents), its value typed u8.
+void lowerInput(Built& b, size_t i, const std::vector<uint8_t>& q) {
+  Tensor t(DataType::kU8, b.tensors[i].dims());
+  std::memcpy(t.data<uint8_t>(), q.data(), q.size());
+  ir::Value* v = const_cast<ir::Node*>(b.node)->input(i);
+  v->setType(ir::TensorType{DataType::kU8, v->shape()});
+  b.tensors[i] = std::move(t);
+}
+
+void lowerOutput(Built& b, float s, int32_t zp) {
+  ir::Value* y = const_cast<ir::Node*>(b.node)->output(0);
+  y->setType(ir::TensorType{DataType::kU8, y->shape()});
+  y->setQuantization(perTensorQ(s, zp));
+}
+
+// q = quantizeU8One(x) of an f32 tensor, and x replaced by its dequantized values.
+std::vector<uint8_t> quantizeInPlace(Tensor& x, float s, int32_t zp) {
+  std::vector<uint8_t> q(size_t(x.numel()));
+  float* d = x.data<float>();
+  for (int64_t i = 0; i < x.numel(); ++i) {
+    q[size_t(i)] = cpu::tactics::quantizeU8One(d[i], 1.0f / s, zp);
+    d[i] = float(int32_t(q[size_t(i)]) - zp) * s;
+  }
+  return q;
+}
+
+// The kernel prepared for 2 threads, run at 1 and 2: the output's bytes (both runs equal,
+// guards and workspace intact).
+std::vector<uint8_t> runBothThreads(const runtime::Kernel& k, const Built& b, const Dims& outDims, DataType outType) {
+  const PreparedKernel pk = prepare(k, b, 2);
+  std::vector<std::vector<uint8_t>> outs;
+  for (int threads : {1, 2}) {
+    auto ex = runtime::makeCpuExecutor(threads);
+    Step step(k, pk, b, outDims, false, outType);
+    step.run(*ex);
+    const RunResult r = step.result();
+    EXPECT_TRUE(r.guardsIntact) << k.name << " wrote outside the output (threads=" << threads << ")";
+    EXPECT_TRUE(r.workspaceIntact) << k.name << " wrote past the workspace (threads=" << threads << ")";
+    outs.push_back(r.bytes);
+  }
+  EXPECT_TRUE(outs[0] == outs[1]) << k.name << ": 1 and 2 threads differ bitwise";
+  return outs[0];
+}
+
+const Epi& epiNamed(const std::string& n) {
+  for (const Epi& e : epilogues())
+    if (n == e.name) return e;
+  ADD_FAILURE() << "no epilogue " << n;
+  return epilogues().front();
+}
+
+std::vector<I8Case> allLowCases() {
+  std::vector<I8Case> c;
+  auto add = [&](std::string name, std::string op, std::string domain, std::vector<std::optional<Dims>> in,
+                 std::vector<bool> constant, ir::Attributes at) {
+    c.push_back({{std::move(name), std::move(op), std::move(domain), std::move(in), std::move(constant), at},
+                 Calib::kRange, 1.0f, false, false});
+  };
+  // Conv: the 1x1 tiles (odd C), the direct form (3x3 pad 1, stride 2, the 7x7 stride-2 stem
+  // with C = 3, the 1x1 stride-2 downsample, a 3x1 whose positions are the pixels, several
+  // position chunks), batch 2.
+  const Dims w1a{13, 17, 1, 1}, w1b{40, 63, 1, 1}, w3a{7, 17, 3, 3}, w3b{17, 63, 3, 3}, w7{16, 3, 7, 7};
+  const Dims w1s{9, 17, 1, 1}, w31{9, 6, 3, 1}, wd{33, 37, 3, 3};
+  add("Conv_1x1_17to13_b2", "Conv", "", {Dims{2, 17, 7, 9}, w1a, Dims{13}}, {false, true, true}, convAttrs(w1a, {}, {}, {}));
+  add("Conv_1x1_63to40", "Conv", "", {Dims{1, 63, 5, 6}, w1b}, {false, true}, convAttrs(w1b, {}, {}, {}));
+  add("Conv_3x3_p1_17to7_b2", "Conv", "", {Dims{2, 17, 9, 11}, w3a, Dims{7}}, {false, true, true},
+      convAttrs(w3a, {}, {}, {1, 1, 1, 1}));
+  add("Conv_3x3_s2_p1_63to17", "Conv", "", {Dims{1, 63, 13, 12}, w3b}, {false, true},
+      convAttrs(w3b, {2, 2}, {}, {1, 1, 1, 1}));
+  add("Conv_7x7_s2_p3_stem", "Conv", "", {Dims{1, 3, 23, 21}, w7, Dims{16}}, {false, true, true},
+      convAttrs(w7, {2, 2}, {}, {3, 3, 3, 3}));
+  add("Conv_1x1_s2_17to9", "Conv", "", {Dims{1, 17, 9, 7}, w1s}, {false, true}, convAttrs(w1s, {2, 2}, {}, {}));
+  add("Conv_3x1_p1_inplace", "Conv", "", {Dims{1, 6, 11, 13}, w31, Dims{9}}, {false, true, true},
+      convAttrs(w31, {}, {}, {1, 0, 1, 0}));
+  add("Conv_3x3_37to33_b2_chunks", "Conv", "", {Dims{2, 37, 23, 19}, wd, Dims{33}}, {false, true, true},
+      convAttrs(wd, {}, {}, {1, 1, 1, 1}));
+  // MatMul / Gemm with odd M, K, N.
+  add("MatMul_7x63x17", "MatMul", "", {Dims{7, 63}, Dims{63, 17}}, {false, true}, {});
+  add("MatMul_17x5x33", "MatMul", "", {Dims{17, 5}, Dims{5, 33}}, {false, true}, {});
+  add("MatMul_1x300x100", "MatMul", "", {Dims{1, 300}, Dims{300, 100}}, {false, true}, {});
+  add("MatMul_batch_2x3x7x13", "MatMul", "", {Dims{2, 3, 7, 13}, Dims{13, 9}}, {false, true}, {});
+  add("Gemm_7x13x33_CN", "Gemm", "", {Dims{7, 13}, Dims{13, 33}, Dims{33}}, {false, true, true},
+      gemmAttrs(0, 0, 1.5f, -1.0f));
+  add("Gemm_tA_7x13x33_CMN", "Gemm", "", {Dims{13, 7}, Dims{13, 33}, Dims{7, 33}}, {false, true, true},
+      gemmAttrs(1, 0, 0.5f, 2.0f));
+  add("Gemm_tB_17x63x33", "Gemm", "", {Dims{17, 63}, Dims{33, 63}}, {false, true}, gemmAttrs(0, 1, 1.0f, 1.0f));
+  // The fused ops with and without a residual Z.
+  auto fused = [&](std::string name, std::string op, std::vector<std::optional<Dims>> in, std::vector<bool> constant,
+                   ir::Attributes at, const Dims& out, const Epi& e) {
+    setEpilogue(e, at);
+    if (e.residual) {
+      while (in.size() < 3) in.push_back(std::nullopt), constant.push_back(false);
+      in.push_back(out);
+      constant.resize(4, false);
+    }
+    add(op + "_" + name + "_" + e.name, op, "anvil", in, constant, at);
+  };
+  const Dims f1{40, 16, 1, 1}, f3{7, 5, 3, 3}, f3s{7, 17, 3, 3};
+  // (clip: finishTile's other activation; silu: the EpilogueRow-then-quantize path.)
+  // (res_add_silu: a u8 Z through the row-then-quantize path.)
+  static const Epi resSilu{"res_add_silu", "Silu", {}, 1};
+  std::vector<const Epi*> epis;
+  for (const char* e : {"res_add_relu", "res_relu_add", "res_only", "relu", "clip", "silu"}) epis.push_back(&epiNamed(e));
+  epis.push_back(&resSilu);
+  for (const Epi* ep : epis) {
+    const Epi& e = *ep;
+    fused("1x1", "FusedConv", {Dims{1, 16, 17, 15}, f1, Dims{40}}, {false, true, true}, convAttrs(f1, {}, {}, {}),
+          {1, 40, 17, 15}, e);
+    fused("3x3_p1_b2", "FusedConv", {Dims{2, 5, 9, 11}, f3, Dims{7}}, {false, true, true},
+          convAttrs(f3, {}, {}, {1, 1, 1, 1}), {2, 7, 9, 11}, e);
+    fused("17x63x33_tB_CN", "FusedGemm", {Dims{17, 63}, Dims{33, 63}, Dims{33}}, {false, true, true},
+          gemmAttrs(0, 1, 0.5f, 1.0f), {17, 33}, e);
+    fused("7x17x130_biasN", "FusedMatMul", {Dims{7, 17}, Dims{17, 130}, Dims{130}}, {false, true, true}, {}, {7, 130},
+          e);
+  }
+  fused("3x3_s2_p1_nobias", "FusedConv", {Dims{1, 17, 9, 11}, f3s}, {false, true},
+        convAttrs(f3s, {2, 2}, {}, {1, 1, 1, 1}), {1, 7, 5, 6}, epiNamed("res_add_relu"));
+  fused("batch_2x63x7x17_bias1", "FusedMatMul", {Dims{2, 63, 7}, Dims{7, 17}, Dims{1}}, {false, true, true}, {},
+        {2, 63, 17}, epiNamed("res_relu_add"));
+  return c;
+}
+
+const std::vector<I8Case>& lowCases() {
+  static const std::vector<I8Case> c = allLowCases();
+  return c;
+}
+
+// A case's f32-I/O graph (input 0 and Z at their dequantized values) and the u8 data.
+struct LowData {
+  Built f32;
+  Calibration cal;
+  std::vector<uint8_t> qx, qz;
+  float sz = 2.0f / 255.0f;  // Z drawn from [-1, 1]
+  int32_t zz = 131;
+  bool hasZ = false;
+};
+
+LowData lowData(const I8Case& ic, uint32_t seed) {
+  LowData d;
+  d.f32 = buildI8(ic, seed, &d.cal);
+  d.qx = quantizeInPlace(d.f32.tensors[0], d.cal.scale, d.cal.zp);
+  d.hasZ = d.f32.tensors.size() > 3 && d.f32.tensors[3].defined();
+  if (d.hasZ) d.qz = quantizeInPlace(d.f32.tensors[3], d.sz, d.zz);
+  return d;
+}
+
+// The same node with the inputs and output in `bits` lowered (y's quantization sy, zy).
+Built lowered(const I8Case& ic, uint32_t seed, const LowData& d, int bits, float sy, int32_t zy) {
+  Calibration cal;
+  Built b = buildI8(ic, seed, &cal);
+  b.tensors[0] = d.f32.tensors[0].clone();
+  if (d.hasZ) b.tensors[3] = d.f32.tensors[3].clone();
+  if (bits & kLX) lowerInput(b, 0, d.qx);
+  if (bits & kLZ) {
+    lowerInput(b, 3, d.qz);
+    const_cast<ir::Node*>(b.node)->input(3)->setQuantization(perTensorQ(d.sz, d.zz));
+  }
+  if (bits & kLY) lowerOutput(b, sy, zy);
+  return b;
+}
+
+struct PL {
+  size_t index;
+};
+void PrintTo(const PL& p, std::ostream* os) { *os << lowCases()[p.index].c.name; }
+
+class NativeInt8Lowered : public ::testing::TestWithParam<PL> {};
+
+TEST_P(NativeInt8Lowered, EveryCombinationMatchesTheF32KernelBitwise) {
+  const I8Case& ic = lowCases()[GetParam().index];
+  const uint32_t seed = uint32_t(GetParam().index) * 104729u + 5;
+  const LowData d = lowData(ic, seed);
+  const Dims outDims = d.f32.node->output(0)->shape().extents();
+  int ran = 0;
+  for (const runtime::Kernel* k : kernelsFor(ic.c.op, ic.c.domain)) {
+    if (!runtime::hostHasAll(k->requirements)) {
+      std::printf("skipped %s: this CPU lacks %s\n", k->name.c_str(), runtime::firstMissing(k->requirements).c_str());
+      continue;
+    }
+    ++ran;
+    ASSERT_TRUE(k->supports(*d.f32.node, d.f32.types())) << k->name;
+    std::vector<float> y(size_t(ir::numelOf(outDims)));
+    {
+      const std::vector<uint8_t> bytes = runBothThreads(*k, d.f32, outDims, DataType::kF32);
+      ASSERT_EQ(bytes.size(), y.size() * 4);
+      std::memcpy(y.data(), bytes.data(), bytes.size());
+    }
+    // The output's grid: 90% of its range (the ends saturate).
+    float lo = 0.0f, hi = 0.0f;
+    for (float v : y) lo = std::min(lo, v), hi = std::max(hi, v);
+    const float sy = std::max(0.9f * (hi - lo) / 255.0f, 1e-6f);
+    const int32_t zy = std::clamp(int32_t(std::nearbyint(-0.9f * lo / sy)), 0, 255);
+    for (int bits = 1; bits < 8; ++bits) {
+      if ((bits & kLZ) && !d.hasZ) continue;
+      const Built b = lowered(ic, seed, d, bits, sy, zy);
+      ASSERT_TRUE(k->supports(*b.node, b.types())) << k->name << " declined lowered bits " << bits;
+      const std::vector<uint8_t> got = runBothThreads(*k, b, outDims, bits & kLY ? DataType::kU8 : DataType::kF32);
+      int64_t mismatches = 0, first = -1;
+      if (bits & kLY) {
+        ASSERT_EQ(got.size(), y.size());
+        for (size_t i = 0; i < y.size(); ++i)
+          if (got[i] != cpu::tactics::quantizeU8One(y[i], 1.0f / sy, zy) && mismatches++ == 0) first = int64_t(i);
+      } else {
+        ASSERT_EQ(got.size(), y.size() * 4);
+        for (size_t i = 0; i < y.size(); ++i)
+          if (std::memcmp(got.data() + 4 * i, &y[i], 4) != 0 && mismatches++ == 0) first = int64_t(i);
+      }
+      EXPECT_EQ(mismatches, 0) << k->name << " lowered bits " << bits << " (1 X, 2 Z, 4 Y): first at " << first;
+    }
+  }
+  EXPECT_GT(ran, 0) << "no kernel ran";
+}
+
+INSTANTIATE_TEST_SUITE_P(Native, NativeInt8Lowered,
+                         ::testing::ValuesIn([] {
+                           std::vector<PL> p;
+                           for (size_t i = 0; i < lowCases().size(); ++i) p.push_back({i});
+                           return p;
+                         }()),
+                         [](const ::testing::TestParamInfo<PL>& p) { return lowCases()[p.param.index].c.name; });
+
+// supports() declines lowered values it cannot honour: u8 without a quantization, a
+// per-axis one, an s8 zero point, and u8 I/O on a node with components in f32.
+TEST(NativeInt8Lowered, SupportsDeclinesWhatItCannotHonour) {
+  const I8Case* fc = nullptr;
+  const I8Case* mm = nullptr;
+  for (const I8Case& c : lowCases()) {
+    if (c.c.name == "FusedConv_1x1_res_add_relu") fc = &c;
+    if (c.c.name == "MatMul_7x63x17") mm = &c;
+  }
+  ASSERT_TRUE(fc && mm);
+  for (const I8Case* ic : {fc, mm}) {
+    const LowData d = lowData(*ic, 3);
+    const int all = d.hasZ ? 7 : 5;
+    for (const runtime::Kernel* k : kernelsFor(ic->c.op, ic->c.domain)) {
+      auto low = [&](int bits) { return lowered(*ic, 3, d, bits, 0.05f, 7); };
+      {
+        const Built b = low(all);
+        EXPECT_TRUE(k->supports(*b.node, b.types())) << k->name;
+      }
+      {
+        Built b = low(all);
+        const_cast<ir::Node*>(b.node)->input(0)->setQuantization(std::nullopt);
+        EXPECT_FALSE(k->supports(*b.node, b.types())) << k->name << " took a u8 X without quantization";
+      }
+      {
+        Built b = low(all);
+        const_cast<ir::Node*>(b.node)->input(0)->setQuantization(
+            ir::Quantization{Tensor::fromVector<float>(DataType::kF32, {3}, std::vector<float>(3, 0.1f)), Tensor(), 1});
+        EXPECT_FALSE(k->supports(*b.node, b.types())) << k->name << " took a per-axis u8 X";
+      }
+      {
+        Built b = low(all);
+        const_cast<ir::Node*>(b.node)->output(0)->setQuantization(std::nullopt);
+        EXPECT_FALSE(k->supports(*b.node, b.types())) << k->name << " took a u8 output without quantization";
+      }
+      {
+        Built b = low(all);
+        const_cast<ir::Node*>(b.node)->output(0)->setQuantization(
+            ir::Quantization{Tensor::fromVector<float>(DataType::kF32, {3}, std::vector<float>(3, 0.1f)), Tensor(), 1});
+        EXPECT_FALSE(k->supports(*b.node, b.types())) << k->name << " took a per-axis u8 output";
+      }
+      {
+        Built b = low(all);
+        const_cast<ir::Node*>(b.node)->output(0)->setQuantization(ir::Quantization{
+            Tensor::scalar<float>(DataType::kF32, 0.1f), Tensor::scalar<int8_t>(DataType::kI8, int8_t(0)), std::nullopt});
+        EXPECT_FALSE(k->supports(*b.node, b.types())) << k->name << " took an s8 zero point on a u8 output";
+      }
+      if (d.hasZ) {
+        Built b = low(all);
+        const_cast<ir::Node*>(b.node)->input(3)->setQuantization(std::nullopt);
+        EXPECT_FALSE(k->supports(*b.node, b.types())) << k->name << " took a u8 Z without quantization";
+      }
+      // Components in f32 need the f32 input and output: each lowered value alone is declined.
+      for (int bits : {int(kLX), int(kLZ), int(kLY)}) {
+        if ((bits & kLZ) && !d.hasZ) continue;
+        for (const char* param : {"fp32_channels", "adaptive_tau"}) {
+          Built b = low(bits);
+          ir::Node* n = const_cast<ir::Node*>(b.node);
+          if (std::string(param) == "fp32_channels") n->tacticParams().set(param, Dims{0, 1});
+          else n->tacticParams().set(param, 0.5f);
+          EXPECT_FALSE(k->supports(*b.node, b.types())) << k->name << " took " << param << " with lowered bits " << bits;
+        }
+      }
+      {  // The same with f32 I/O is fine.
+        Built b = low(0);
+        const_cast<ir::Node*>(b.node)->tacticParams().set("fp32_channels", Dims{0, 1});
+        EXPECT_TRUE(k->supports(*b.node, b.types())) << k->name;
+      }
+    }
+  }
+}
+
+}  // namespace
+
+namespace {
+
+// Lowered I/O's cost per resnet50 layer shape: f32 I/O, u8 input and output (Z f32), and
+// everything u8, one thread (ANVIL_BENCH_THREADS), the kernels whose names contain
+// ANVIL_BENCH_KERNEL (default avx512vnni, else every family the CPU has).
+TEST(NativeInt8Bench, DISABLED_LoweredIo) {
+  const char* env = std::getenv("ANVIL_BENCH_THREADS");
+  const int threads = env ? std::atoi(env) : 1;
+  const char* kenv = std::getenv("ANVIL_BENCH_KERNEL");
+  const std::string kfilter = kenv ? kenv : "avx512vnni";
+  struct Shape {
+    std::string name;
+    Dims x, w;
+    Dims strides, pads;
+    const char* epi;
+  };
+  const std::vector<Shape> shapes = {
+      {"1x1_256to64_56x56_relu", {1, 256, 56, 56}, {64, 256, 1, 1}, {}, {}, "relu"},
+      {"1x1_64to256_56x56_relu_Z", {1, 64, 56, 56}, {256, 64, 1, 1}, {}, {}, "res_add_relu"},
+      {"3x3_64to64_56x56_relu", {1, 64, 56, 56}, {64, 64, 3, 3}, {}, {1, 1, 1, 1}, "relu"},
+      {"3x3_s2_128to128_56to28_relu", {1, 128, 56, 56}, {128, 128, 3, 3}, {2, 2}, {1, 1, 1, 1}, "relu"},
+      {"1x1_s2_256to512_56to28", {1, 256, 56, 56}, {512, 256, 1, 1}, {2, 2}, {}, "none"},
+      {"3x3_512to512_7x7_relu", {1, 512, 7, 7}, {512, 512, 3, 3}, {}, {1, 1, 1, 1}, "relu"},
+      {"7x7_s2_3to64_224_stem_relu", {1, 3, 224, 224}, {64, 3, 7, 7}, {2, 2}, {3, 3, 3, 3}, "relu"},
+  };
+  const char* only = std::getenv("ANVIL_BENCH_ONLY");
+  // bert-like FusedMatMul (bias, and the residual Z of the attention output).
+  const std::vector<Shape> matmuls = {
+      {"matmul_128x768x768_bias", {128, 768}, {768, 768}, {}, {}, "none"},
+      {"matmul_128x768x768_bias_Z", {128, 768}, {768, 768}, {}, {}, "res_only"},
+      {"matmul_128x768x3072_bias_relu", {128, 768}, {768, 3072}, {}, {}, "relu"},
+  };
+  for (const Shape& s : matmuls) {
+    if (only && s.name.find(only) == std::string::npos) continue;
+    ir::Attributes at;
+    const Epi& e = epiNamed(s.epi);
+    setEpilogue(e, at);
+    const Dims out{s.x[0], s.w[1]};
+    std::vector<std::optional<Dims>> in = {s.x, s.w, Dims{s.w[1]}};
+    std::vector<bool> constant = {false, true, true};
+    if (e.residual) in.push_back(out), constant.push_back(false);
+    const I8Case ic{{s.name, "FusedMatMul", "anvil", in, constant, at}, Calib::kRange, 1.0f, false, false};
+    const LowData d = lowData(ic, 7);
+    const double ops = 2.0 * double(ir::numelOf(out)) * double(s.w[0]);
+    std::printf("%s, %d thread(s), %.3f GOP\n", s.name.c_str(), threads, ops * 1e-9);
+    for (const runtime::Kernel* k : kernelsFor("FusedMatMul", "anvil")) {
+      if (!runtime::hostHasAll(k->requirements) || k->name.find(kfilter) == std::string::npos) continue;
+      std::vector<std::pair<int, double>> best;
+      std::vector<Built> bs;
+      std::vector<std::unique_ptr<PreparedKernel>> pks;
+      std::vector<std::unique_ptr<Step>> steps;
+      auto ex = runtime::makeCpuExecutor(threads);
+      for (int bits : {0, int(kLX), int(kLY), kLX | kLY, kLX | kLY | kLZ}) {
+        if ((bits & kLZ) && !d.hasZ) continue;
+        bs.push_back(lowered(ic, 7, d, bits, 0.05f, 3));
+        best.push_back({bits, 1e30});
+      }
+      for (size_t i = 0; i < bs.size(); ++i) {
+        pks.push_back(std::make_unique<PreparedKernel>(prepare(*k, bs[i], threads)));
+        steps.push_back(std::make_unique<Step>(*k, *pks[i], bs[i], out, true,
+                                               best[i].first & kLY ? DataType::kU8 : DataType::kF32));
+        for (int r = 0; r < 3; ++r) steps[i]->run(*ex);
+      }
+      for (int round = 0; round < 15; ++round)
+        for (size_t i = 0; i < steps.size(); ++i) {
+          const auto t0 = std::chrono::steady_clock::now();
+          for (int r = 0; r < 10; ++r) steps[i]->run(*ex);
+          best[i].second = std::min(best[i].second, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() / 10);
+        }
+      for (const auto& [bits, t] : best)
+        std::printf("  %-40s %-10s %8.3f ms %7.1f GOP/s  %.2fx f32 I/O\n", k->name.c_str(),
+                    bits == 0 ? "f32 I/O" : bits == kLX ? "u8 X" : bits == kLY ? "u8 Y" : bits == 5 ? "u8 X+Y" : "u8 X+Y+Z",
+                    t * 1e3, ops / t * 1e-9, best[0].second / t);
+    }
+  }
+  for (const Shape& s : shapes) {
+    if (only && s.name.find(only) == std::string::npos) continue;
+    ir::Attributes at = convAttrs(s.w, s.strides, {}, s.pads);
+    const Epi& e = epiNamed(s.epi);
+    setEpilogue(e, at);
+    const int64_t OH = (s.x[2] + (s.pads.empty() ? 0 : 2 * s.pads[0]) - s.w[2]) / (s.strides.empty() ? 1 : s.strides[0]) + 1;
+    const int64_t OW = (s.x[3] + (s.pads.empty() ? 0 : 2 * s.pads[1]) - s.w[3]) / (s.strides.empty() ? 1 : s.strides[1]) + 1;
+    const Dims out{1, s.w[0], OH, OW};
+    std::vector<std::optional<Dims>> in = {s.x, s.w, Dims{s.w[0]}};
+    std::vector<bool> constant = {false, true, true};
+    if (e.residual) in.push_back(out), constant.push_back(false);
+    const I8Case ic{{s.name, "FusedConv", "anvil", in, constant, at}, Calib::kRange, 1.0f, false, false};
+    const LowData d = lowData(ic, 7);
+    const double ops = 2.0 * double(ir::numelOf(out)) * double(s.w[1] * s.w[2] * s.w[3]);
+    std::printf("%s, %d thread(s), %.3f GOP\n", s.name.c_str(), threads, ops * 1e-9);
+    for (const runtime::Kernel* k : kernelsFor("FusedConv", "anvil")) {
+      if (!runtime::hostHasAll(k->requirements) || k->name.find(kfilter) == std::string::npos) continue;
+      // The variants timed in turn, round after round, each keeping its best (the shared box's
+      // load changes over seconds).
+      struct Variant {
+        int bits;
+        Built b;
+        std::unique_ptr<PreparedKernel> pk;
+        std::unique_ptr<Step> step;
+        double best = 1e30;
+      };
+      std::vector<Variant> vs;
+      auto ex = runtime::makeCpuExecutor(threads);
+      for (int bits : {0, int(kLX), int(kLY), kLX | kLY, kLX | kLY | kLZ}) {
+        if ((bits & kLZ) && !d.hasZ) continue;
+        Variant v;
+        v.bits = bits;
+        v.b = lowered(ic, 7, d, bits, 0.05f, 3);
+        v.pk = std::make_unique<PreparedKernel>(prepare(*k, v.b, threads));
+        v.step = std::make_unique<Step>(*k, *v.pk, v.b, out, true, bits & kLY ? DataType::kU8 : DataType::kF32);
+        for (int i = 0; i < 3; ++i) v.step->run(*ex);
+        vs.push_back(std::move(v));
+      }
+      const int reps = 10;
+      for (int round = 0; round < 15; ++round)
+        for (Variant& v : vs) {
+          const auto t0 = std::chrono::steady_clock::now();
+          for (int i = 0; i < reps; ++i) v.step->run(*ex);
+          v.best = std::min(v.best, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() / reps);
+        }
+      for (const Variant& v : vs) {
+        const int bits = v.bits;
+        std::printf("  %-40s %-10s %8.3f ms %7.1f GOP/s  %.2fx f32 I/O\n", k->name.c_str(),
+                    bits == 0 ? "f32 I/O" : bits == kLX ? "u8 X" : bits == kLY ? "u8 Y" : bits == 5 ? "u8 X+Y" : "u8 X+Y+Z",
+                    v.best * 1e3, ops / v.best * 1e-9, vs[0].best / v.best);
+      }
+    }
+  }
+}
+
+}  // namespace
+
+namespace {
+
+// finishTile's code paths (scalar, AVX2, AVX-512, as far as the host has them) against the
+// f32 kernels' EpilogueRow followed by quantizeU8One, bit for bit: values with NaN, +-inf,
+// +-0.0, exact half steps of the output grid and saturating ones; None / Relu / Clip, Z f32
+// or u8 before or after the activation, a per-row and a per-column bias, u8 or f32 output,
+// widths 1..40 (every tail).
+TEST(NativeInt8Finish, EveryPathMatchesEpilogueRowAndQuantizer) {
+  using cpu::tactics::RowFinish;
+  std::mt19937 rng(5);
+  std::uniform_real_distribution<float> dist(-3.0f, 3.0f);
+  const float ys = 0.02f, zs = 0.03f;
+  const int32_t yz = 100, zz = 77;
+  const int rows = 3;
+  const int64_t ld = 48;
+  std::vector<float> y(size_t(rows * ld)), colBias(static_cast<size_t>(ld)), rowBias = {0.25f, -0.0f, -1.5f};
+  std::vector<uint8_t> zq(size_t(rows * ld));
+  for (size_t i = 0; i < y.size(); ++i) {
+    y[i] = dist(rng);
+    zq[i] = uint8_t(rng() & 0xff);
+  }
+  for (float& v : colBias) v = dist(rng) * 0.1f;
+  const float specials[] = {std::numeric_limits<float>::quiet_NaN(), INFINITY, -INFINITY, 0.0f, -0.0f,
+                            ys * 10.5f, ys * -3.5f, 1e30f, -1e30f};
+  for (size_t i = 0; i < 9; ++i) y[i * 5] = specials[i];
+  std::vector<float> zf(zq.size());
+  for (size_t i = 0; i < zq.size(); ++i) zf[i] = float(int32_t(zq[i]) - zz) * zs;
+  int checked = 0;
+  for (int act : {0, 1, 2})
+    for (bool epilogue : {false, true})
+      for (int zKind : {0, 1, 2})
+        for (bool addFirst : {true, false})
+          for (bool cb : {false, true})
+            for (bool u8 : {true, false}) {
+              if (!epilogue && (zKind || cb || act || !addFirst)) continue;
+              ir::linear::Epilogue e;
+              e.act = ir::linear::Activation(act);
+              e.p0 = -0.5f;
+              e.p1 = 0.75f;
+              e.residual = zKind != 0;
+              e.addFirst = addFirst;
+              RowFinish f;
+              f.epilogue = epilogue;
+              f.act = act;
+              f.p0 = e.p0;
+              f.p1 = e.p1;
+              f.addFirst = addFirst;
+              f.zScale = zs;
+              f.zZero = zz;
+              f.yInv = 1.0f / ys;
+              f.yZero = yz;
+              const cpu::tactics::EpilogueRow row = cpu::tactics::epilogueRow(e);
+              for (int64_t n = 1; n <= 40; ++n) {
+                // The reference: the row in place, then the quantizer.
+                std::vector<float> want = y;
+                std::vector<uint8_t> wantQ(want.size());
+                for (int r = 0; r < rows; ++r) {
+                  float* wr = want.data() + r * ld;
+                  if (epilogue)
+                    row(e, wr, zKind ? zf.data() + r * ld : nullptr, cb ? colBias.data() : nullptr, rowBias[size_t(r)], n);
+                  for (int64_t j = 0; j < n; ++j) wantQ[size_t(r * ld + j)] = cpu::tactics::quantizeU8One(wr[j], f.yInv, yz);
+                }
+                for (int level = 0; level <= 2; ++level) {
+                  std::vector<uint8_t> gotQ(want.size(), 0xcd);
+                  std::vector<float> gotF(want.size(), 12345.0f);
+                  cpu::tactics::finishTile(f, y.data(), ld, rows, n, rowBias.data(), 1, cb ? colBias.data() : nullptr,
+                                           zKind == 1 ? zf.data() : nullptr, zKind == 2 ? zq.data() : nullptr, ld,
+                                           u8 ? gotQ.data() : nullptr, u8 ? nullptr : gotF.data(), ld, level);
+                  for (int r = 0; r < rows; ++r)
+                    for (int64_t j = 0; j < ld; ++j) {
+                      const size_t i = size_t(r * ld + j);
+                      if (j >= n) {  // past the row: untouched
+                        ASSERT_TRUE(u8 ? gotQ[i] == 0xcd : gotF[i] == 12345.0f) << "wrote past n = " << n;
+                        continue;
+                      }
+                      if (u8) {
+                        ASSERT_EQ(int(gotQ[i]), int(wantQ[i])) << "level " << level << " act " << act << " z " << zKind
+                                                               << " addFirst " << addFirst << " n " << n << " at " << i;
+                      } else {
+                        ASSERT_EQ(std::memcmp(&gotF[i], &want[i], 4), 0)
+                            << "level " << level << " act " << act << " z " << zKind << " addFirst " << addFirst
+                            << " n " << n << " at " << i << ": " << gotF[i] << " vs " << want[i];
+                      }
+                    }
+                  ++checked;
+                }
+              }
+            }
+  EXPECT_GT(checked, 0);
 }
 
 }  // namespace

@@ -163,7 +163,8 @@ constexpr uint32_t kSentinel = 0x7fa5a5a5u;  // a NaN no kernel produces
 constexpr int64_t kGuard = 67;
 
 struct RunResult {
-  std::vector<float> out;
+  std::vector<float> out;      // an f32 output
+  std::vector<uint8_t> bytes;  // the output's bytes (any type)
   bool guardsIntact = true, workspaceIntact = true;
 };
 
@@ -173,8 +174,9 @@ class Step {
  public:
   // alignedOut: the output starts on a 64-byte boundary (as in an engine's arena; the timing
   // runs use it), else at an odd offset (the correctness runs: no kernel may assume it).
+  // outType: the output's type (u8 for the INT8 kernels' lowered outputs), guarded bytewise.
   Step(const runtime::Kernel& k, const PreparedKernel& pk, const Built& b, const Dims& outDims,
-       bool alignedOut = false)
+       bool alignedOut = false, DataType outType = DataType::kF32)
       : k_(k), poisoned_(b.tensors.size()), ws_(size_t(pk.prepared.workspaceBytes)) {
     for (size_t i = 0; i < b.tensors.size(); ++i) {
       const auto& packedIn = pk.prepared.packedInputs;
@@ -188,12 +190,14 @@ class Step {
       }
     }
     n_ = ir::numelOf(outDims);
-    buf_.assign(size_t(n_ + 2 * kGuard + 16), kSentinel);
+    outBytes_ = int64_t(ir::storageBytes(outType, n_));
+    words_ = (outBytes_ + 3) / 4;
+    buf_.assign(size_t(words_ + 2 * kGuard + 16), kSentinel);
     off_ = kGuard;
     if (alignedOut)
       while (reinterpret_cast<uintptr_t>(buf_.data() + off_) % 64 != 0) ++off_;
     out_.data = buf_.data() + off_;
-    out_.dtype = DataType::kF32;
+    out_.dtype = outType;
     out_.setExtents(outDims);
     a_.node = b.node;
     a_.inputs = in_.data();
@@ -214,10 +218,17 @@ class Step {
 
   RunResult result() const {
     RunResult r;
-    r.out.resize(size_t(n_));
-    std::memcpy(r.out.data(), buf_.data() + off_, size_t(n_) * sizeof(float));
+    const auto* base = reinterpret_cast<const unsigned char*>(buf_.data() + off_);
+    r.bytes.assign(base, base + outBytes_);
+    if (out_.dtype == DataType::kF32) {
+      r.out.resize(size_t(n_));
+      std::memcpy(r.out.data(), buf_.data() + off_, size_t(n_) * sizeof(float));
+    }
     for (size_t i = 0; i < buf_.size(); ++i)
-      if ((int64_t(i) < off_ || int64_t(i) >= off_ + n_) && buf_[i] != kSentinel) r.guardsIntact = false;
+      if ((int64_t(i) < off_ || int64_t(i) >= off_ + words_) && buf_[i] != kSentinel) r.guardsIntact = false;
+    const auto* mark = reinterpret_cast<const unsigned char*>(&kSentinel);  // the last word's bytes past the output
+    for (int64_t i = outBytes_; i < words_ * 4; ++i)
+      if (base[i] != mark[i % 4]) r.guardsIntact = false;
     r.workspaceIntact = ws_.tailIntact();
     return r;
   }
@@ -226,7 +237,7 @@ class Step {
   const runtime::Kernel& k_;
   std::vector<Tensor> poisoned_;
   std::vector<runtime::TensorView> in_;
-  int64_t n_ = 0, off_ = kGuard;
+  int64_t n_ = 0, off_ = kGuard, outBytes_ = 0, words_ = 0;
   std::vector<uint32_t> buf_;
   runtime::TensorView out_;
   Aligned ws_;
