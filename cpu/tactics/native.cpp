@@ -13,6 +13,7 @@ void registerNativeConvStemKernels(Kernels& k);   // cpu/tactics/native_conv_ste
 void registerNativeNchwcOpKernels(Kernels& k);     // cpu/tactics/native_nchwc_ops.cpp: blocked Reorder, elementwise, GAP, Concat
 void registerNativeNchwcSpatialKernels(Kernels& k);  // cpu/tactics/native_nchwc_spatial.cpp: blocked depthwise, pooling
 void registerNativeInt8Kernels(Kernels& k);       // cpu/tactics/native_int8.cpp: INT8 MatMul, Gemm, Conv, fused linear
+void registerNativeInt8PixelsKernels(Kernels& k);  // cpu/tactics/native_int8_conv_pixels.cpp: INT8 Conv, pixels as tile rows
 void registerNativeHalfKernels(Kernels& k);       // cpu/tactics/native_half.cpp: FP16 / BF16 MatMul, Gemm, Conv
 
 void registerNativeCpuKernels(Kernels& k) {
@@ -25,6 +26,7 @@ void registerNativeCpuKernels(Kernels& k) {
   registerNativeNchwcOpKernels(k);
   registerNativeNchwcSpatialKernels(k);
   registerNativeInt8Kernels(k);
+  registerNativeInt8PixelsKernels(k);
   registerNativeHalfKernels(k);
 }
 
