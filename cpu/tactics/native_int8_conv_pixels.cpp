@@ -16,9 +16,9 @@
 //  - prepare(): weights quantized per output channel, reordered to K = (kh, kw, channel)
 //    with the channels padded to the family's group (4 u8 or 2 s16), packed as the MatMul
 //    tiles' [KG][width] vectors; z_x * colsum and s_x * s_w per channel.
-//  - run(), per image: (0) the input quantized channels-last into 32-bit groups, padded
-//    with z_x; (1) the pixel panels [KG][mr] copied group by group from it (the im2col, no
-//    f32 pass); (2) items (chunk of pixel panels, range of channel blocks): tiles into a
+//  - run(), per image: (0) the input quantized into padded planes of 32-bit groups of
+//    channels, the border z_x; (1) the pixel panels [KG][mr] gathered word by word from them
+//    (the im2col, no f32 pass); (2) items (chunk of pixel panels, range of channel blocks): tiles into a
 //    per-task [pixels][width] scratch, transposed into Y's NCHW rows with the epilogue.
 //    No allocation; each element is one exact sum and one f32 epilogue: the bits depend on
 //    neither the thread count nor the family.
@@ -222,9 +222,9 @@ int64_t chunkBlocksOf(const I8Config& c, int64_t KG, int64_t blocks) {
   return std::clamp<int64_t>(std::min(byPixels, byBytes), 1, std::max<int64_t>(1, blocks));
 }
 
-// One image's working set: the channels-last padded image [Hp][Wp][CG] words, then its
-// pixel panels [blocks][KG][mr]; per task a slot with the row quantizer's bytes (stage 0)
-// or the tile scratch [chunk pixels][width] f32 plus two rows of chunk pixels (stage 2).
+// One image's working set: the padded planes [CG][Hp][Wp] words, then its pixel panels
+// [blocks][KG][mr]; per task a slot with a channel group's quantized bytes (stage 0) or the
+// tile scratch [chunk pixels][width] f32 plus two rows of chunk pixels (stage 2).
 struct Layout {
   int64_t Hp = 0, Wp = 0, P = 0, blocks = 0, chunkBlocks = 0;
   int64_t imageBytes = 0, panelsBytes = 0, slot = 0;
@@ -238,10 +238,10 @@ Layout layoutOf(const I8Config& c, const PixParams& p, const Conv2dGeom& g) {
   l.P = g.OH * g.OW;
   l.blocks = ceilDiv(l.P, c.mr);
   l.chunkBlocks = chunkBlocksOf(c, p.KG, l.blocks);
-  l.imageBytes = roundUp(l.Hp * l.Wp * p.CG * 4, 64);
+  l.imageBytes = roundUp(p.CG * l.Hp * l.Wp * 4, 64);
   l.panelsBytes = roundUp(l.blocks * p.KG * c.mr * 4, 64);
   const int64_t width = int64_t(c.nv) * c.lanes, px = l.chunkBlocks * c.mr;
-  l.slot = std::max(roundUp(int64_t(c.kg) * g.W, 64), roundUp(px * width * 4, 64) + 2 * roundUp(px * 4, 64));
+  l.slot = std::max(roundUp(int64_t(c.kg) * g.H * g.W, 64), roundUp(px * width * 4, 64) + 2 * roundUp(px * 4, 64));
   return l;
 }
 
@@ -328,71 +328,72 @@ void prepareConv(I8Isa isa, bool fused, const PrepareInfo& info, Prepared* out) 
 // ---------------------------------------------------------------------------------------
 // Run
 
-// Stage 0: padded rows [h0, h1) of one image, channels-last in groups of kg channels (the
-// family's word: u8 quads or u16 pairs), the border holding z_x (0 in the padding channels
-// past C, which meet zero weights). x: the image (f32 or u8 planes), q: kg * W bytes.
-void imageRows(const I8Config& c, const PixParams& p, const Conv2dGeom& g, const Layout& l, const void* x,
-               int64_t h0, int64_t h1, uint8_t* q, uint32_t* img) {
+// Stage 0: channel groups [cg0, cg1) of one image as padded planes [CG][Hp][Wp] of 32-bit
+// words (the family's group of kg channels: u8 quads or u16 pairs), the border holding z_x
+// (0 in the padding channels past C, which meet zero weights). x: the image (f32 or u8
+// planes); q: kg * H * W bytes. A group's kg planes are quantized in one call and combined
+// row by row (a call per 14-pixel row and a word scatter across channels cost as much as
+// the products of a 1x1 1024 -> 256 at 14x14).
+void imagePlanes(const I8Config& c, const PixParams& p, const Conv2dGeom& g, const Layout& l, const void* x,
+                 int64_t cg0, int64_t cg1, uint8_t* q, uint32_t* img) {
   const int bits = 32 / c.kg;
-  const int64_t CG = p.CG, rowWords = l.Wp * CG;
-  auto borderWord = [&](int64_t cg) {
-    uint32_t w = 0;
-    for (int e = 0; e < c.kg; ++e)
-      if (cg * c.kg + e < g.C) w |= uint32_t(p.zeroPoint) << (bits * e);
-    return w;
-  };
-  for (int64_t hp = h0; hp < h1; ++hp) {
-    uint32_t* row = img + hp * rowWords;
-    const int64_t h = hp - g.pt;
-    const bool border = h < 0 || h >= g.H;
-    for (int64_t cg = 0; cg < CG; ++cg) {
-      const uint32_t b = borderWord(cg);
-      if (border) {
-        for (int64_t wp = 0; wp < l.Wp; ++wp) row[wp * CG + cg] = b;
-        continue;
-      }
-      for (int64_t wp = 0; wp < g.pl; ++wp) row[wp * CG + cg] = b;
-      for (int64_t wp = g.pl + g.W; wp < l.Wp; ++wp) row[wp * CG + cg] = b;
-      const int rows = int(std::min<int64_t>(c.kg, g.C - cg * c.kg));
-      const uint8_t* src[4];
-      for (int e = 0; e < rows; ++e) {
-        const int64_t off = ((cg * c.kg + e) * g.H + h) * g.W;
-        if (p.inU8) {
-          src[e] = static_cast<const uint8_t*>(x) + off;
-        } else {
-          quantizeU8For(c, static_cast<const float*>(x) + off, g.W, p.invScale, p.zeroPoint, q + e * g.W);
-          src[e] = q + e * g.W;
+  const int64_t HW = g.H * g.W, plane = l.Hp * l.Wp;
+  for (int64_t cg = cg0; cg < cg1; ++cg) {
+    const int rows = int(std::min<int64_t>(c.kg, g.C - cg * c.kg));
+    const uint8_t* src;
+    if (p.inU8) {
+      src = static_cast<const uint8_t*>(x) + cg * c.kg * HW;
+    } else {
+      quantizeU8For(c, static_cast<const float*>(x) + cg * c.kg * HW, rows * HW, p.invScale, p.zeroPoint, q);
+      src = q;
+    }
+    uint32_t border = 0;
+    for (int e = 0; e < rows; ++e) border |= uint32_t(p.zeroPoint) << (bits * e);
+    uint32_t* out = img + cg * plane;
+    std::fill(out, out + g.pt * l.Wp, border);
+    std::fill(out + (g.pt + g.H) * l.Wp, out + plane, border);
+    for (int64_t h = 0; h < g.H; ++h) {
+      uint32_t* r = out + (g.pt + h) * l.Wp;
+      std::fill(r, r + g.pl, border);
+      std::fill(r + g.pl + g.W, r + l.Wp, border);
+      r += g.pl;
+      const uint8_t* s0 = src + h * g.W;
+      if (rows == 4) {
+        const uint8_t *s1 = s0 + HW, *s2 = s1 + HW, *s3 = s2 + HW;
+        for (int64_t w = 0; w < g.W; ++w)
+          r[w] = uint32_t(s0[w]) | uint32_t(s1[w]) << 8 | uint32_t(s2[w]) << 16 | uint32_t(s3[w]) << 24;
+      } else if (rows == 2 && c.kg == 2) {
+        const uint8_t* s1 = s0 + HW;
+        for (int64_t w = 0; w < g.W; ++w) r[w] = uint32_t(s0[w]) | uint32_t(s1[w]) << 16;
+      } else {
+        for (int64_t w = 0; w < g.W; ++w) {
+          uint32_t word = 0;
+          for (int e = 0; e < rows; ++e) word |= uint32_t(s0[e * HW + w]) << (bits * e);
+          r[w] = word;
         }
-      }
-      uint32_t* out = row + g.pl * CG + cg;
-      for (int64_t w = 0; w < g.W; ++w) {
-        uint32_t word = 0;
-        for (int e = 0; e < rows; ++e) word |= uint32_t(src[e][w]) << (bits * e);
-        out[w * CG] = word;
       }
     }
   }
 }
 
-// Stage 1: the panel [KG][mr] of pixels [p0, p0 + R): row r's group (tap t, cg) is the
-// image word of that tap's input pixel (the padded image holds every tap in bounds).
-void packPanel(const I8Config& c, const PixParams& p, const Conv2dGeom& g, const Layout& l, const uint32_t* img,
-               int64_t p0, int64_t R, uint32_t* dst) {
-  const int64_t mr = c.mr, CG = p.CG;
-  for (int64_t r = 0; r < mr; ++r) {
-    uint32_t* d = dst + r;
-    if (r >= R) {
-      for (int64_t k = 0; k < p.KG; ++k) d[k * mr] = 0;
-      continue;
-    }
-    const int64_t px = p0 + r, oh = px / g.OW, ow = px % g.OW;
-    for (int64_t kh = 0; kh < g.kH; ++kh)
-      for (int64_t kw = 0; kw < g.kW; ++kw) {
-        const uint32_t* s = img + ((oh * g.sH + kh * g.dH) * l.Wp + ow * g.sW + kw * g.dW) * CG;
-        for (int64_t cg = 0; cg < CG; ++cg) d[cg * mr] = s[cg];
-        d += CG * mr;
-      }
+// Stage 1: the panel [KG][mr] of pixels [p0, p0 + R): group (tap, cg) of row r is the word
+// of that tap's input pixel in plane cg (every tap is in bounds of the padded planes). Rows
+// from R on repeat row 0 (the R-row tiles never read them).
+template <int MR>
+void packPanel(const PixParams& p, const Conv2dGeom& g, const Layout& l, const uint32_t* img, int64_t p0, int64_t R,
+               uint32_t* dst) {
+  const int64_t plane = l.Hp * l.Wp;
+  int64_t base[MR];
+  for (int r = 0; r < MR; ++r) {
+    const int64_t px = p0 + (r < R ? r : 0), oh = px / g.OW, ow = px % g.OW;
+    base[r] = oh * g.sH * l.Wp + ow * g.sW;
   }
+  for (int64_t kh = 0; kh < g.kH; ++kh)
+    for (int64_t kw = 0; kw < g.kW; ++kw) {
+      const uint32_t* s = img + kh * g.dH * l.Wp + kw * g.dW;
+      for (int64_t cg = 0; cg < p.CG; ++cg, s += plane, dst += MR)
+        for (int r = 0; r < MR; ++r) dst[r] = s[base[r]];
+    }
 }
 
 void runConv(const StepArgs& a) {
@@ -446,22 +447,27 @@ void runConv(const StepArgs& a) {
   const int64_t items = chunks * coChunks;
 
   for (int64_t im = 0; im < g.N; ++im) {
-    // 0. The image channels-last: ranges of padded rows.
+    // 0. The padded planes: ranges of channel groups.
     {
-      const int64_t n = std::min<int64_t>(T, l.Hp);
+      const int64_t n = std::min<int64_t>(T, p.CG);
       const void* x = p.inU8 ? static_cast<const void*>(X.as<uint8_t>() + im * g.C * g.H * g.W)
                              : static_cast<const void*>(X.as<float>() + im * g.C * g.H * g.W);
       a.executor->parallelFor(n, [&](int64_t t) {
-        imageRows(c, p, g, l, x, rangeBegin(l.Hp, t, n), rangeBegin(l.Hp, t + 1, n),
-                  reinterpret_cast<uint8_t*>(slots + t * l.slot), img);
+        imagePlanes(c, p, g, l, x, rangeBegin(p.CG, t, n), rangeBegin(p.CG, t + 1, n),
+                    reinterpret_cast<uint8_t*>(slots + t * l.slot), img);
       });
     }
     // 1. The pixel panels: ranges of panels.
     {
       const int64_t n = std::min<int64_t>(T, l.blocks);
       a.executor->parallelFor(n, [&](int64_t t) {
-        for (int64_t b = rangeBegin(l.blocks, t, n); b < rangeBegin(l.blocks, t + 1, n); ++b)
-          packPanel(c, p, g, l, img, b * mr, std::min(mr, P - b * mr), panels + b * KG * mr);
+        for (int64_t b = rangeBegin(l.blocks, t, n); b < rangeBegin(l.blocks, t + 1, n); ++b) {
+          const int64_t R = std::min(mr, P - b * mr);
+          if (mr == 8)
+            packPanel<8>(p, g, l, img, b * mr, R, panels + b * KG * mr);
+          else
+            packPanel<4>(p, g, l, img, b * mr, R, panels + b * KG * mr);
+        }
       });
     }
     // 2. Items (chunk of panels, range of channel blocks): each channel block's weights
