@@ -419,8 +419,11 @@ void pointwisePanelU8(const I8Config& c, const uint8_t* x, int64_t C, int64_t P,
 __attribute__((target("avx2"))) int64_t transposeAvx2(const float* src, int64_t lds, int64_t rows, int64_t cols,
                                                       float* dst, int64_t ldd) {
   const int64_t r8 = rows / 8 * 8, c8 = cols / 8 * 8;
-  for (int64_t i = 0; i < r8; i += 8)
-    for (int64_t j = 0; j < c8; j += 8) {
+  // Channels outer: a block of 8 channels fills 8 consecutive Y rows (one contiguous run
+  // when the chunk is the whole image) before the next (pixels outer: 512 -> 2048 at 7x7
+  // spent 13% of its time here, the stores spread over 48 rows).
+  for (int64_t j = 0; j < c8; j += 8)
+    for (int64_t i = 0; i < r8; i += 8) {
       const float* s = src + i * lds + j;
       __m256 r[8], t[8], u[8];
       for (int k = 0; k < 8; ++k) r[k] = _mm256_loadu_ps(s + k * lds);
