@@ -238,7 +238,7 @@ Layout layoutOf(const I8Config& c, const PixParams& p, const Conv2dGeom& g) {
   l.P = g.OH * g.OW;
   l.blocks = ceilDiv(l.P, c.mr);
   l.chunkBlocks = chunkBlocksOf(c, p.KG, l.blocks);
-  l.imageBytes = roundUp(p.CG * l.Hp * l.Wp * 4, 64);
+  l.imageBytes = roundUp(p.CG * std::max(l.Hp * l.Wp, roundUp(l.P, 16)) * 4, 64);  // the 1x1 form: [CG][P rounded up to 16]
   l.panelsBytes = roundUp(l.blocks * p.KG * c.mr * 4, 64);
   const int64_t width = int64_t(c.nv) * c.lanes, px = l.chunkBlocks * c.mr;
   l.slot = std::max(roundUp(int64_t(c.kg) * g.H * g.W, 64), 2 * roundUp(px * width * 4, 64) + roundUp(px * 4, 64));
@@ -396,22 +396,6 @@ void packPanel(const PixParams& p, const Conv2dGeom& g, const Layout& l, const u
     }
 }
 
-// The lowered u8 input's panel of an unpadded 1x1 stride-1 Conv: pixels [p0, p0 + R) of the
-// C planes x (P bytes each) as words of kg channels (0 past C), rows from R on zero.
-void pointwisePanelU8(const I8Config& c, const uint8_t* x, int64_t C, int64_t P, int64_t p0, int64_t R,
-                      uint32_t* dst) {
-  const int bits = 32 / c.kg;
-  for (int64_t cg = 0; cg < groupsOf(c, C); ++cg, dst += c.mr) {
-    const int rows = int(std::min<int64_t>(c.kg, C - cg * c.kg));
-    for (int64_t r = 0; r < c.mr; ++r) {
-      uint32_t w = 0;
-      if (r < R)
-        for (int e = 0; e < rows; ++e) w |= uint32_t(x[(cg * c.kg + e) * P + p0 + r]) << (bits * e);
-      dst[r] = w;
-    }
-  }
-}
-
 // dst[j * ldd + i] = src[i * lds + j] for i < rows, j < cols: the tiles' [pixels][channels]
 // into Y's channel rows, 8 x 8 blocks in AVX2 registers where the host has AVX2 (a scalar
 // strided copy cost ~40% of the products of a 1x1 128 -> 512 at 28x28), the edges scalar.
@@ -511,17 +495,34 @@ void runConv(const StepArgs& a) {
     const void* x = p.inU8 ? static_cast<const void*>(X.as<uint8_t>() + im * g.C * g.H * g.W)
                            : static_cast<const void*>(X.as<float>() + im * g.C * g.H * g.W);
     if (pointwise) {
-      // 0+1. An unpadded 1x1 stride-1 Conv's panels straight from X: pixel p is input pixel
-      // p (1x1 2048 -> 512 at 7x7: 0.19 -> 0.16 ms against the planes and a gather).
+      // An unpadded 1x1 stride-1 Conv: pixel p is input position p. 0. Its planes [CG][pw]
+      // words (f32: quantized and combined in registers, whole rows), 1. a panel's group cg
+      // = 8 consecutive words of plane cg. (Per panel straight from X, each group read 32 B
+      // of four channel rows: 1x1 1024 -> 256 at 14x14 spent 70% of the products' time.)
+      const int64_t pw = p.inU8 ? P : roundUp(P, 16);
+      {
+        const int64_t n = std::min<int64_t>(T, p.CG);
+        a.executor->parallelFor(n, [&](int64_t t) {
+          const int64_t cg0 = rangeBegin(p.CG, t, n), cg1 = rangeBegin(p.CG, t + 1, n);
+          if (p.inU8) {
+            imagePlanes(c, p, g, l, x, cg0, cg1, nullptr, img);
+          } else {
+            const int64_t c0 = cg0 * c.kg, c1 = std::min(g.C, cg1 * c.kg);
+            packPointwiseTile(c, static_cast<const float*>(x) + c0 * P, c1 - c0, P, p.invScale, p.zeroPoint, 0, P, pw,
+                              img + cg0 * pw);
+          }
+        });
+      }
       const int64_t n = std::min<int64_t>(T, l.blocks);
       a.executor->parallelFor(n, [&](int64_t t) {
         for (int64_t b = rangeBegin(l.blocks, t, n); b < rangeBegin(l.blocks, t + 1, n); ++b) {
           const int64_t R = std::min(mr, P - b * mr);
-          if (p.inU8)
-            pointwisePanelU8(c, static_cast<const uint8_t*>(x), g.C, P, b * mr, R, panels + b * KG * mr);
-          else
-            packPointwiseTile(c, static_cast<const float*>(x), g.C, P, p.invScale, p.zeroPoint, b * mr, R, mr,
-                              panels + b * KG * mr);
+          uint32_t* d = panels + b * KG * mr;
+          const uint32_t* s = img + b * mr;
+          for (int64_t cg = 0; cg < p.CG; ++cg, d += mr, s += pw) {
+            std::memcpy(d, s, size_t(R) * 4);
+            std::memset(d + R, 0, size_t(mr - R) * 4);
+          }
         }
       });
     } else {
