@@ -17,11 +17,20 @@
 //    with the channels padded to the family's group (4 u8 or 2 s16), packed as the MatMul
 //    tiles' [KG][width] vectors; z_x * colsum and s_x * s_w per channel.
 //  - run(), per image: (0) the input quantized into padded planes of 32-bit groups of
-//    channels, the border z_x; (1) the pixel panels [KG][mr] gathered word by word from them
-//    (the im2col, no f32 pass); (2) items (chunk of pixel panels, range of channel blocks): tiles into a
-//    per-task [pixels][width] scratch, transposed into Y's NCHW rows with the epilogue.
-//    No allocation; each element is one exact sum and one f32 epilogue: the bits depend on
-//    neither the thread count nor the family.
+//    channels, the border z_x; (1) the pixel panels [KG][mr] gathered from them (the im2col,
+//    no f32 pass; an unpadded 1x1 stride-1 Conv's planes are its quantized input, copied 8
+//    words at a time); (2) items (chunk of pixel panels, range of channel blocks): each
+//    channel block's weights stream over the chunk's panels into a per-task [pixels][width]
+//    scratch, transposed into Y's NCHW rows with the epilogue. No allocation; each element
+//    is one exact sum and one f32 epilogue: the bits depend on neither the thread count nor
+//    the family.
+//  - Speed (one thread, AVX-512 VNNI, resnet50's layers with warm caches, noisy shared box,
+//    ms this kernel / i8_conv2d_u8s8): 3x3 512@7x7 0.33-0.37 / 0.40-0.47; 3x3 stride 2 512
+//    14 -> 7 0.36-0.40 / 0.48-0.55; 1x1 2048 -> 512@7x7 0.16-0.19 / 0.18-0.21; 1x1 512 ->
+//    2048@7x7 + Z 0.18-0.20 / 0.20-0.22; 3x3 256@14x14 0.33-0.37 / 0.31-0.36; 1x1 1024 ->
+//    256@14x14 0.20-0.25 / 0.16-0.18 (the builder keeps the faster per layer). In the model,
+//    weights cold, the gap widens: 3x3 512@7x7 0.51-0.63 / 1.08-1.15 ms; resnet50 --int8 at
+//    one thread 23.3-24.4 -> 19.3-21.1 ms (this kernel in 18 of its 53 Convs).
 #include <immintrin.h>
 
 #include <algorithm>
@@ -48,8 +57,10 @@ using runtime::Prepared;
 using runtime::StepArgs;
 using runtime::TensorView;
 
-// Output pixels above which the kernel declines: past 28x28 the existing kernels' 48
-// positions per vector are full and its panels would leave L2.
+// Output pixels above which the kernel declines (no time spent timing it where it loses):
+// at 56x56 the i8_conv2d_u8s8 kernels' 48 positions per vector are full and this one ran at
+// 0.4-0.7x their speed (3x3 64@56x56 0.56 vs 0.40 ms, 1x1 256 -> 64 0.44 vs 0.30 ms); at 28x28
+// outputs it still wins the stride-2 layers (3x3 s2 128 56 -> 28 0.55 vs 0.74 ms).
 constexpr int64_t kMaxPixels = 784;
 
 // Trivially copyable and without padding bytes (the engine compares params byte for byte).
@@ -224,7 +235,8 @@ int64_t chunkBlocksOf(const I8Config& c, int64_t KG, int64_t blocks) {
 
 // One image's working set: the padded planes [CG][Hp][Wp] words, then its pixel panels
 // [blocks][KG][mr]; per task a slot with a channel group's quantized bytes (stage 0) or the
-// tile scratch [chunk pixels][width] f32 plus two rows of chunk pixels (stage 2).
+// tile scratch [chunk pixels][width] f32, its transpose [width][chunk pixels] (u8 output)
+// and one dequantized row of Z (u8 Z) (stage 2).
 struct Layout {
   int64_t Hp = 0, Wp = 0, P = 0, blocks = 0, chunkBlocks = 0;
   int64_t imageBytes = 0, panelsBytes = 0, slot = 0;
@@ -238,7 +250,8 @@ Layout layoutOf(const I8Config& c, const PixParams& p, const Conv2dGeom& g) {
   l.P = g.OH * g.OW;
   l.blocks = ceilDiv(l.P, c.mr);
   l.chunkBlocks = chunkBlocksOf(c, p.KG, l.blocks);
-  l.imageBytes = roundUp(p.CG * std::max(l.Hp * l.Wp, roundUp(l.P, 16)) * 4, 64);  // the 1x1 form: [CG][P rounded up to 16]
+  // The 1x1 form's planes are [CG][P rounded up to 16].
+  l.imageBytes = roundUp(p.CG * std::max(l.Hp * l.Wp, roundUp(l.P, 16)) * 4, 64);
   l.panelsBytes = roundUp(l.blocks * p.KG * c.mr * 4, 64);
   const int64_t width = int64_t(c.nv) * c.lanes, px = l.chunkBlocks * c.mr;
   l.slot = std::max(roundUp(int64_t(c.kg) * g.H * g.W, 64), 2 * roundUp(px * width * 4, 64) + roundUp(px * 4, 64));

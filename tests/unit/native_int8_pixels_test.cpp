@@ -103,7 +103,8 @@ std::vector<PCase> allCases() {
   c.push_back({"3x3_28x28", {1, 16, 28, 28}, {20, 16, 3, 3}, true, {}, {}, {1, 1, 1, 1}});
   c.push_back({"3x3_specials", {1, 13, 9, 11}, {17, 13, 3, 3}, true, {}, {}, {1, 1, 1, 1}, nullptr, false, true});
   c.push_back({"1x1_specials", {1, 13, 9, 11}, {17, 13, 1, 1}, true, {}, {}, {}, nullptr, false, true});
-  c.push_back({"3x3_s2_specials", {1, 13, 9, 11}, {17, 13, 3, 3}, false, {2, 2}, {}, {1, 1, 1, 1}, nullptr, false, true});
+  c.push_back(
+      {"3x3_s2_specials", {1, 13, 9, 11}, {17, 13, 3, 3}, false, {2, 2}, {}, {1, 1, 1, 1}, nullptr, false, true});
   // FusedConv: ReLU + Z (ResNet's bottleneck end), ReLU alone, Z then ReLU after, and a
   // vector-polynomial activation.
   c.push_back({"fused_1x1_relu_z", {1, 64, 7, 7}, {96, 64, 1, 1}, true, {}, {}, {}, "Relu", true});
@@ -313,8 +314,7 @@ std::vector<double> errorBound(const Built& b, const PCase& pc) {
     for (int64_t k = 0; k < K; ++k) mx = std::max(mx, std::fabs(W.data<float>()[m * K + k]));
     sw[size_t(m)] = mx > 0.0f ? mx / 127.0f : 1.0f;
   }
-  // Per input pixel: sum over channels of |x^|, and per (m, tap) sum over channels of |w|
-  // would need the channel split; the direct sums are fine at these sizes.
+  // |x^| per input element: the dequantized value of its quantization.
   std::vector<double> xh(size_t(X.numel()));
   for (int64_t i = 0; i < X.numel(); ++i) {
     const uint8_t q = quantizeU8One(X.data<float>()[i], 1.0f / kQx.scale, kQx.zp);
@@ -333,7 +333,8 @@ std::vector<double> errorBound(const Built& b, const PCase& pc) {
                 const int64_t ih = oh * s[0] - pads[0] + kh * d[0], iw = ow * s[1] - pads[1] + kw * d[1];
                 const double w = std::fabs(W.data<float>()[((m * C + ci) * kH + kh) * kW + kw]);
                 e += sx * w;
-                if (ih >= 0 && ih < H && iw >= 0 && iw < Wd) e += 0.5 * sw[size_t(m)] * xh[size_t(((n * C + ci) * H + ih) * Wd + iw)];
+                if (ih >= 0 && ih < H && iw >= 0 && iw < Wd)
+                  e += 0.5 * sw[size_t(m)] * xh[size_t(((n * C + ci) * H + ih) * Wd + iw)];
               }
           bound[size_t(((n * M + m) * OH + oh) * OW + ow)] = lip * e;
         }
@@ -483,7 +484,9 @@ TEST_P(NativeInt8PixelsLowered, MatchesTheF32RunThroughTheIdentities) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Native, NativeInt8PixelsLowered, ::testing::ValuesIn(families()),
-                         [](const ::testing::TestParamInfo<std::string>& p) { return p.param.substr(p.param.find_first_not_of('_')); });
+                         [](const ::testing::TestParamInfo<std::string>& p) {
+                           return p.param.substr(p.param.find_first_not_of('_'));
+                         });
 
 // ---------------------------------------------------------------------------------------
 // What it declines
