@@ -252,8 +252,9 @@ Layout layoutOf(const I8Config& c, const PixParams& p, const Conv2dGeom& g) {
   l.P = g.OH * g.OW;
   l.blocks = ceilDiv(l.P, c.mr);
   l.chunkBlocks = chunkBlocksOf(c, p.KG, l.blocks);
-  // The 1x1 form's planes are [CG][P rounded up to 16].
-  l.imageBytes = roundUp(p.CG * std::max(l.Hp * l.Wp, roundUp(l.P, 16)) * 4, 64);
+  // The 1x1 form's planes are [CG][P rounded up to 16]; 64 bytes of slack after the last
+  // plane for the panel gather's vector loads (no read reaches the panels being written).
+  l.imageBytes = roundUp(p.CG * std::max(l.Hp * l.Wp, roundUp(l.P, 16)) * 4, 64) + 64;
   l.panelsBytes = roundUp(l.blocks * p.KG * c.mr * 4, 64);
   const int64_t width = int64_t(c.nv) * c.lanes, px = l.chunkBlocks * c.mr;
   l.slot = std::max(roundUp(int64_t(c.kg) * g.H * g.W, 64), 2 * roundUp(px * width * 4, 64) + roundUp(px * 4, 64));
@@ -397,7 +398,7 @@ void imagePlanes(const I8Config& c, const PixParams& p, const Conv2dGeom& g, con
 // at most two runs of consecutive plane positions (stride-1 rows: 8 pixels of a 7- or
 // 14-wide output) takes two vector loads and a blend per group instead of mr scalar moves
 // (3x3 256@14x14: the gather was 8% of the layer). The loads may read up to mr words past
-// a plane: the planes are followed by the panels in the workspace.
+// a plane (the last one into the image region's slack); the blend drops them.
 __attribute__((target("avx2"))) void twoRuns8(const PixParams& p, const Conv2dGeom& g, const Layout& l,
                                               const uint32_t* img, int64_t a, int64_t b, int split, uint32_t* dst) {
   const int64_t plane = l.Hp * l.Wp;
