@@ -14,6 +14,7 @@ void registerNativeNchwcOpKernels(Kernels& k);     // cpu/tactics/native_nchwc_o
 void registerNativeNchwcSpatialKernels(Kernels& k);  // cpu/tactics/native_nchwc_spatial.cpp: blocked depthwise, pooling
 void registerNativeInt8Kernels(Kernels& k);       // cpu/tactics/native_int8.cpp: INT8 MatMul, Gemm, Conv, fused linear
 void registerNativeInt8PoolKernels(Kernels& k);   // cpu/tactics/native_int8_pool.cpp: u8 MaxPool of lowered chains
+void registerNativeInt8PixelsKernels(Kernels& k);  // cpu/tactics/native_int8_conv_pixels.cpp: INT8 Conv, pixels as tile rows
 void registerNativeHalfKernels(Kernels& k);       // cpu/tactics/native_half.cpp: FP16 / BF16 MatMul, Gemm, Conv
 
 void registerNativeCpuKernels(Kernels& k) {
@@ -27,6 +28,7 @@ void registerNativeCpuKernels(Kernels& k) {
   registerNativeNchwcSpatialKernels(k);
   registerNativeInt8Kernels(k);
   registerNativeInt8PoolKernels(k);
+  registerNativeInt8PixelsKernels(k);
   registerNativeHalfKernels(k);
 }
 
