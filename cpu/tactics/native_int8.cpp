@@ -37,6 +37,7 @@
 #include <string>
 
 #include "cpu/tactics/int8_gemm.h"
+#include "cpu/tactics/int8_support.h"
 #include "cpu/tactics/native_linear_conv.h"
 #include "cpu/tactics/native_linear_epilogue.h"
 #include "ir/ops/anvil_linear.h"
@@ -104,23 +105,6 @@ bool rankIs(const ir::TensorType& t, size_t lo, size_t hi) {
 // ---------------------------------------------------------------------------------------
 // Quantization parameters
 
-// A value's per-tensor quantization: an f32 scale > 0 and a u8 zero point (absent: 0).
-bool perTensorQuant(const ir::Value* x, float* scale, int32_t* zp) {
-  if (!x || !x->quantization() || !x->quantization()->perTensor()) return false;
-  const ir::Quantization& q = *x->quantization();
-  if (q.scale.dtype() != DataType::kF32 || q.scale.numel() != 1 || q.scale.rank() != 0) return false;
-  const float s = q.scale.data<float>()[0];
-  if (!(s > 0.0f) || !std::isfinite(s)) return false;
-  int32_t z = 0;
-  if (q.zeroPoint.defined()) {
-    if (q.zeroPoint.dtype() != DataType::kU8 || q.zeroPoint.numel() != 1) return false;
-    z = q.zeroPoint.data<uint8_t>()[0];
-  }
-  if (scale) *scale = s;
-  if (zp) *zp = z;
-  return true;
-}
-
 // s_x and z_x of input 0.
 bool activationQuant(const ir::Node& n, float* scale, int32_t* zp) { return perTensorQuant(n.input(0), scale, zp); }
 
@@ -149,27 +133,6 @@ bool fusedSupported(const ir::Node& n, const std::vector<ir::TensorType>& in) {
   std::vector<ir::TensorType> t = in;
   t[zi].dtype = DataType::kF32;
   return fusedEpilogueSupported(n, t);
-}
-
-// The weight's own per-axis quantization along its feature axis (a Q/DQ import): scales
-// (f32, one per feature, > 0) and zero points absent or s8 zeros. Returns false for one
-// that does not fit; *scales stays null when the weight carries none.
-bool weightQuant(const ir::Node& n, int64_t featureAxis, int64_t N, const float** scales) {
-  *scales = nullptr;
-  const ir::Value* w = n.input(1);
-  if (!w || !w->quantization()) return true;
-  const ir::Quantization& q = *w->quantization();
-  if (q.perTensor() || *q.axis != featureAxis) return false;
-  if (q.scale.dtype() != DataType::kF32 || q.scale.rank() != 1 || q.scale.numel() != N) return false;
-  for (int64_t i = 0; i < N; ++i)
-    if (!(q.scale.data<float>()[i] > 0.0f) || !std::isfinite(q.scale.data<float>()[i])) return false;
-  if (q.zeroPoint.defined()) {
-    if (q.zeroPoint.dtype() != DataType::kI8 || q.zeroPoint.numel() != N) return false;
-    for (int64_t i = 0; i < N; ++i)
-      if (q.zeroPoint.data<int8_t>()[i] != 0) return false;
-  }
-  *scales = q.scale.data<float>();
-  return true;
 }
 
 bool constantWeight(const ir::Node& n) { return n.input(1) && n.input(1)->isInitializer(); }
@@ -1071,20 +1034,6 @@ void runMatMul(const StepArgs& a) {
 
 // ---------------------------------------------------------------------------------------
 // Conv / FusedConv (2-D, one group)
-
-bool convAttrsOf(const ir::Node& n, const ir::Shape& w, ConvAttrs* a) {
-  if (!w.rankKnown() || w.rank() != 4 || !w[2].isStatic() || !w[3].isStatic()) return false;
-  const ir::Attributes& at = n.attrs();
-  a->group = at.getInt("group", 1);
-  a->kH = w[2].value();
-  a->kW = w[3].value();
-  const std::vector<int64_t> ks = at.getInts("kernel_shape", {a->kH, a->kW});
-  if (ks.size() != 2 || ks[0] != a->kH || ks[1] != a->kW) return false;
-  const std::vector<int64_t> s = at.getInts("strides", {1, 1}), d = at.getInts("dilations", {1, 1});
-  if (s.size() != 2 || d.size() != 2 || s[0] <= 0 || s[1] <= 0 || d[0] <= 0 || d[1] <= 0) return false;
-  a->sH = s[0], a->sW = s[1], a->dH = d[0], a->dW = d[1];
-  return decodeConvPads(at, a);
-}
 
 bool supportsConv(const ir::Node& n, const std::vector<ir::TensorType>& in) {
   if (in.size() < 2 || !rankIs(in[0], 4, 4) || !rankIs(in[1], 4, 4) || !in[1].shape.isStatic()) return false;

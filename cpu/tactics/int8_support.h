@@ -1,0 +1,27 @@
+// The conditions every INT8 kernel family shares (native_int8.cpp, native_int8_conv_pixels.cpp,
+// and any later family): reading a value's per-tensor u8 grid, a weight's own per-channel
+// scales (a Q/DQ import), and a 2-D Conv's attributes. One definition, so that every
+// family accepts exactly the same nodes.
+#pragma once
+
+#include <cstdint>
+
+#include "cpu/tactics/native_linear_conv.h"
+#include "ir/graph.h"
+
+namespace anvil::cpu::tactics {
+
+// A value's per-tensor quantization: an f32 rank-0 scale > 0 (finite) and a u8 zero point
+// with one value (absent: 0). False for anything else (per axis, other types, no value).
+bool perTensorQuant(const ir::Value* v, float* scale, int32_t* zp);
+
+// The weight's (input 1) own per-axis quantization along featureAxis: f32 scales > 0, one
+// per feature (N), zero points absent or s8 zeros. False for one that does not fit;
+// *scales stays null when the weight carries none.
+bool weightQuant(const ir::Node& n, int64_t featureAxis, int64_t N, const float** scales);
+
+// A 2-D Conv's attributes from the node and its weight's shape [M, C/group, kH, kW]
+// (static kernel extents, positive strides and dilations, pads decoded).
+bool convAttrsOf(const ir::Node& n, const ir::Shape& w, ConvAttrs* a);
+
+}  // namespace anvil::cpu::tactics
