@@ -3,6 +3,9 @@
 // each operand spans (which the sim runtime checks against its allocations).
 #include "cuda/linear.h"
 
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+
 #include <algorithm>
 #include <cstdint>
 #include <string>
@@ -16,7 +19,7 @@ namespace anvil::cuda {
 namespace {
 
 using kernels::Conv2dArgs;
-using kernels::GemmArgs;
+using kernels::GemmArgsOf;
 
 constexpr std::int64_t kMaxElements = std::int64_t{1} << 40;  // 4 TiB of floats: a typo, not a tensor
 constexpr unsigned kMaxGridYZ = 65535;
@@ -45,11 +48,40 @@ std::int64_t span(const std::string& name, const char* what, std::int64_t batch,
   return static_cast<std::int64_t>(e);
 }
 
-bool overlap(const void* p, std::int64_t pn, const void* q, std::int64_t qn) {
+// Whether pn and qn elements of `bytes` each at p and q share memory.
+bool overlap(const void* p, std::int64_t pn, const void* q, std::int64_t qn,
+             std::size_t bytes = 4) {
   if (p == nullptr || q == nullptr || pn == 0 || qn == 0) return false;
   const auto a = reinterpret_cast<std::uintptr_t>(p);
   const auto b = reinterpret_cast<std::uintptr_t>(q);
-  return a < b + static_cast<std::uintptr_t>(qn) * 4 && b < a + static_cast<std::uintptr_t>(pn) * 4;
+  return a < b + static_cast<std::uintptr_t>(qn) * bytes &&
+         b < a + static_cast<std::uintptr_t>(pn) * bytes;
+}
+
+std::size_t elementBytes(DataType t) { return t == DataType::kF32 ? 4 : 2; }
+
+template <typename T>
+GemmArgsOf<T> gemmArgs(const GemmDesc& d, std::int32_t act) {
+  return GemmArgsOf<T>{static_cast<const T*>(d.a),
+                       static_cast<const T*>(d.b),
+                       static_cast<const T*>(d.bias),
+                       static_cast<const T*>(d.z),
+                       static_cast<T*>(d.c),
+                       d.batch,
+                       d.m,
+                       d.n,
+                       d.k,
+                       d.lda,
+                       d.ldb,
+                       d.ldc,
+                       d.ldz,
+                       d.strideA,
+                       d.strideB,
+                       d.strideC,
+                       d.strideZ,
+                       d.alpha,
+                       d.beta,
+                       act};
 }
 
 void requireNonNegative(const std::string& name, const char* what, std::int64_t v) {
@@ -90,8 +122,10 @@ std::string tileName() {
 }  // namespace
 
 GemmDesc GemmDesc::packed(std::int64_t batch, std::int64_t m, std::int64_t n, std::int64_t k,
-                          bool transA, bool transB, const float* a, const float* b, float* c) {
+                          bool transA, bool transB, const void* a, const void* b, void* c,
+                          DataType dtype) {
   GemmDesc d;
+  d.dtype = dtype;
   d.batch = batch;
   d.m = m;
   d.n = n;
@@ -119,8 +153,8 @@ std::int64_t Conv2dDesc::outW() const {
   return (w + padLeft + padRight - dilationW * (s - 1) - 1) / strideW + 1;
 }
 
-std::string gemmKernelName(bool transA, bool transB) {
-  return ::anvil::detail::concat("f32_gemm_simt_", tileName(), "_", transA ? "t" : "n",
+std::string gemmKernelName(bool transA, bool transB, DataType dtype) {
+  return ::anvil::detail::concat(dtypeName(dtype), "_gemm_simt_", tileName(), "_", transA ? "t" : "n",
                                  transB ? "t" : "n");
 }
 
@@ -129,7 +163,17 @@ std::string conv2dKernelName() {
 }
 
 void launchGemm(DeviceRuntime& runtime, Stream stream, const GemmDesc& d) {
-  const std::string name = gemmKernelName(d.transA, d.transB);
+  if (d.dtype != DataType::kF32 && d.dtype != DataType::kF16 && d.dtype != DataType::kBF16) {
+    ANVIL_THROW(ErrorCode::kInvalidArgument, "launchGemm: unsupported element type ",
+                dtypeName(d.dtype), " (", static_cast<int>(d.dtype),
+                "); expected f32, f16 or bf16");
+  }
+  const std::string name = gemmKernelName(d.transA, d.transB, d.dtype);
+  if (d.dtype != DataType::kF32 && d.transA) {
+    ANVIL_THROW(ErrorCode::kUnsupported, name, ": no such kernel; ", dtypeName(d.dtype),
+                " GEMMs exist with A as used (nn, nt) only: transpose A first");
+  }
+  const std::size_t es = elementBytes(d.dtype);
   requireNonNegative(name, "batch", d.batch);
   requireNonNegative(name, "m", d.m);
   requireNonNegative(name, "n", d.n);
@@ -177,14 +221,14 @@ void launchGemm(DeviceRuntime& runtime, Stream stream, const GemmDesc& d) {
     }
     zSpan = span(name, "Z", d.batch, d.m, d.n, d.ldz, d.strideZ);
     const bool inPlace = d.z == d.c && d.ldz == d.ldc && d.strideZ == d.strideC;
-    if (!inPlace && overlap(d.c, cSpan, d.z, zSpan)) {
+    if (!inPlace && overlap(d.c, cSpan, d.z, zSpan, es)) {
       ANVIL_THROW(ErrorCode::kInvalidArgument, name,
                   ": C and Z overlap; they must be the same matrices (in place) or disjoint");
     }
   }
   for (const auto& [what, p, n] : {std::tuple{"A", d.a, aSpan}, {"B", d.b, bSpan},
                                    {"bias", d.bias, d.bias ? d.n : 0}}) {
-    if (overlap(d.c, cSpan, p, n)) {
+    if (overlap(d.c, cSpan, p, n, es)) {
       ANVIL_THROW(ErrorCode::kInvalidArgument, name, ": output C overlaps input ", what);
     }
   }
@@ -193,7 +237,7 @@ void launchGemm(DeviceRuntime& runtime, Stream stream, const GemmDesc& d) {
   std::size_t count = 0;
   auto add = [&](const void* p, std::int64_t elements, const char* what) {
     if (p != nullptr && elements > 0) {
-      ranges[count++] = DeviceRange{p, static_cast<std::size_t>(elements) * 4, what};
+      ranges[count++] = DeviceRange{p, static_cast<std::size_t>(elements) * es, what};
     }
   };
   add(d.a, aSpan, "A");
@@ -201,12 +245,22 @@ void launchGemm(DeviceRuntime& runtime, Stream stream, const GemmDesc& d) {
   add(d.bias, d.n, "bias");
   add(d.z, zSpan, "Z");
   add(d.c, cSpan, "C");
-  const GemmArgs args{d.a,   d.b,       d.bias,    d.z,       d.c,       d.batch,
-                            d.m,   d.n,       d.k,       d.lda,     d.ldb,     d.ldc,
-                            d.ldz, d.strideA, d.strideB, d.strideC, d.strideZ, d.alpha,
-                            d.beta, act};
-  launchPacked(runtime, stream, name, packArgs<GemmArgs>(args), tileGrid(d.n, d.m, d.batch),
-               ranges, count);
+  const LaunchShape shape = tileGrid(d.n, d.m, d.batch);
+  switch (d.dtype) {
+    case DataType::kF16:
+      launchPacked(runtime, stream, name, packArgs<GemmArgsOf<__half>>(gemmArgs<__half>(d, act)),
+                   shape, ranges, count);
+      break;
+    case DataType::kBF16:
+      launchPacked(runtime, stream, name,
+                   packArgs<GemmArgsOf<__nv_bfloat16>>(gemmArgs<__nv_bfloat16>(d, act)), shape,
+                   ranges, count);
+      break;
+    default:
+      launchPacked(runtime, stream, name, packArgs<GemmArgsOf<float>>(gemmArgs<float>(d, act)),
+                   shape, ranges, count);
+      break;
+  }
 }
 
 void launchConv2d(DeviceRuntime& runtime, Stream stream, const Conv2dDesc& d) {

@@ -174,13 +174,13 @@ __device__ __forceinline__ void simtGemmMainloop(const P& p) {
   }
 }
 
-// ---- GEMM: C = act(alpha * op(A) op(B) + bias[n] + beta * Z), batched ----
+// ---- GEMM: C = act(alpha * op(A) op(B) + bias[n] + beta * Z), batched, f32 or f16/bf16 ----
 
-template <bool TransA, bool TransB>
+template <typename T, bool TransA, bool TransB>
 struct GemmProblem {
   static constexpr bool kAKContiguous = !TransA;
   static constexpr bool kBKContiguous = TransB;
-  GemmArgs g;
+  GemmArgsOf<T> g;
 
   __device__ __forceinline__ std::int64_t batches() const { return g.batch; }
   __device__ __forceinline__ std::int64_t m() const { return g.m; }
@@ -190,12 +190,12 @@ struct GemmProblem {
   __device__ __forceinline__ float loadA(std::int64_t batch, std::int64_t m,
                                          std::int64_t k) const {
     if (m >= g.m || k >= g.k) return 0.0f;
-    const float* a = g.a + batch * g.strideA;
-    return TransA ? a[k * g.lda + m] : a[m * g.lda + k];
+    const T* a = g.a + batch * g.strideA;
+    return toFloat(TransA ? a[k * g.lda + m] : a[m * g.lda + k]);
   }
 
   struct BColumn {
-    const float* p;  // element (k = 0, n) of this batch's B; null past N
+    const T* p;  // element (k = 0, n) of this batch's B; null past N
   };
   __device__ __forceinline__ BColumn column(std::int64_t batch, std::int64_t n) const {
     if (n >= g.n) return BColumn{nullptr};
@@ -203,23 +203,25 @@ struct GemmProblem {
   }
   __device__ __forceinline__ float loadB(const BColumn& col, std::int64_t k) const {
     if (col.p == nullptr || k >= g.k) return 0.0f;
-    return TransB ? col.p[k] : col.p[k * g.ldb];
+    return toFloat(TransB ? col.p[k] : col.p[k * g.ldb]);
   }
 
   __device__ __forceinline__ void store(std::int64_t batch, std::int64_t m, std::int64_t n,
                                         float acc) const {
     float v = g.alpha * acc;
-    if (g.bias != nullptr) v += g.bias[n];
-    if (g.z != nullptr) v += g.beta * g.z[batch * g.strideZ + m * g.ldz + n];
-    g.c[batch * g.strideC + m * g.ldc + n] = applyEpilogueActivation(g.act, v);
+    if (g.bias != nullptr) v += toFloat(g.bias[n]);
+    if (g.z != nullptr) v += g.beta * toFloat(g.z[batch * g.strideZ + m * g.ldz + n]);
+    g.c[batch * g.strideC + m * g.ldc + n] = fromFloat<T>(applyEpilogueActivation(g.act, v));
   }
 };
 
 // Launch with Tile::kThreads threads in x; grid (N tiles, M tiles, batch), any of them may be
-// smaller (the blocks stride).
-template <bool TransA, bool TransB, class Tile>
-__global__ void __launch_bounds__(Tile::kThreads) f32_gemm_simt(GemmArgs args) {
-  simtGemmMainloop<Tile>(GemmProblem<TransA, TransB>{args});
+// smaller (the blocks stride). T: float, or __half / __nv_bfloat16 inputs and outputs with f32
+// accumulation ("f16_gemm_simt_..."): the SIMT path for half types, which the sim can run,
+// until tensor-core (mma) kernels come with a sim fallback.
+template <typename T, bool TransA, bool TransB, class Tile>
+__global__ void __launch_bounds__(Tile::kThreads) gemm_simt(GemmArgsOf<T> args) {
+  simtGemmMainloop<Tile>(GemmProblem<T, TransA, TransB>{args});
 }
 
 }  // namespace anvil::cuda::kernels

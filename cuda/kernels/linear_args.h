@@ -10,19 +10,23 @@ namespace anvil::cuda::kernels {
 // Row-major operands with row strides (ld*) and batch strides (stride*; 0 broadcasts an
 // operand over the batch). op(A) is M x K: A is stored M x K (lda >= K) or, transposed, K x M
 // (lda >= M); likewise op(B) is K x N, stored K x N or N x K. bias (N) and z (M x N, ldz) may
-// be null. The launcher (cuda/linear.cpp) checks all of it.
-struct GemmArgs {
-  const float* a;
-  const float* b;
-  const float* bias;
-  const float* z;
-  float* c;
+// be null. All five share the element type T (float, __half, __nv_bfloat16); the kernel
+// accumulates and applies the epilogue in f32 and rounds once at the store. The launcher
+// (cuda/linear.cpp) checks all of it.
+template <typename T>
+struct GemmArgsOf {
+  const T* a;
+  const T* b;
+  const T* bias;
+  const T* z;
+  T* c;
   std::int64_t batch, m, n, k;
   std::int64_t lda, ldb, ldc, ldz;
   std::int64_t strideA, strideB, strideC, strideZ;
   float alpha, beta;
   std::int32_t act;
 };
+using GemmArgs = GemmArgsOf<float>;
 
 // x: [n, c, h, w]; weight: [k, c / groups, r, s]; bias: [k] or null; z: like y or null (z == y
 // is allowed: each element is read and written by the same thread); y: [n, k, oh, ow]. padTop

@@ -33,10 +33,10 @@ void addActivations(std::vector<KernelEntry>& out) {
   addActivation<T, Activation::kSilu>(out);
 }
 
-template <bool TransA, bool TransB>
-void addGemm(std::vector<KernelEntry>& out) {
-  constexpr auto kKernel = &f32_gemm_simt<TransA, TransB, GemmTile64x64>;
-  out.push_back(KernelEntry{gemmKernelName(TransA, TransB), nullptr, &simFace<kKernel>,
+template <typename T, bool TransA, bool TransB>
+void addGemm(std::vector<KernelEntry>& out, DataType dtype) {
+  constexpr auto kKernel = &gemm_simt<T, TransA, TransB, GemmTile64x64>;
+  out.push_back(KernelEntry{gemmKernelName(TransA, TransB, dtype), nullptr, &simFace<kKernel>,
                             sizeof(PackOf<kKernel>)});
 }
 
@@ -50,10 +50,14 @@ const KernelEntry* findSimKernel(std::string_view name) {
     constexpr auto kSoftmax = &f32_softmax_row_block<kSoftmaxBlock>;
     t.push_back(KernelEntry{softmaxRowsKernelName(DataType::kF32), nullptr, &simFace<kSoftmax>,
                             sizeof(PackOf<kSoftmax>)});
-    addGemm<false, false>(t);
-    addGemm<false, true>(t);
-    addGemm<true, false>(t);
-    addGemm<true, true>(t);
+    addGemm<float, false, false>(t, DataType::kF32);
+    addGemm<float, false, true>(t, DataType::kF32);
+    addGemm<float, true, false>(t, DataType::kF32);
+    addGemm<float, true, true>(t, DataType::kF32);
+    addGemm<__half, false, false>(t, DataType::kF16);
+    addGemm<__half, false, true>(t, DataType::kF16);
+    addGemm<__nv_bfloat16, false, false>(t, DataType::kBF16);
+    addGemm<__nv_bfloat16, false, true>(t, DataType::kBF16);
     constexpr auto kConv = &f32_conv2d_implicit_gemm<GemmTile64x64>;
     t.push_back(
         KernelEntry{conv2dKernelName(), nullptr, &simFace<kConv>, sizeof(PackOf<kConv>)});

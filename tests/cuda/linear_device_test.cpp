@@ -42,6 +42,14 @@ TEST(CudaDeviceLinear, GemmEpiloguesBatchesAndStrides) {
   rt->destroyStream(s);
 }
 
+TEST(CudaDeviceLinear, GemmF16AndBF16) {
+  GPU_RUNTIME_OR_SKIP(rt);
+  for (const GemmCase& g : gemmHalfCases()) {
+    checkGemmOn<__half>(*rt, Stream{}, g);
+    checkGemmOn<__nv_bfloat16>(*rt, Stream{}, g);
+  }
+}
+
 TEST(CudaDeviceLinear, GemmLarge) {
   // Past the grid's one-wave size and through many k steps.
   GPU_RUNTIME_OR_SKIP(rt);

@@ -44,6 +44,13 @@ TEST_F(CudaSimLinear, GemmEpiloguesBatchesAndStrides) {
   for (const GemmCase& g : gemmEpilogueCases()) checkGemmOn(*rt_, stream_, g);
 }
 
+TEST_F(CudaSimLinear, GemmF16AndBF16) {
+  for (const GemmCase& g : gemmHalfCases()) {
+    checkGemmOn<__half>(*rt_, stream_, g);
+    checkGemmOn<__nv_bfloat16>(*rt_, stream_, g);
+  }
+}
+
 TEST_F(CudaSimLinear, ConvShapes) {
   for (const ConvCase& c : convCases()) checkConvOn(*rt_, stream_, c);
 }
@@ -72,7 +79,7 @@ std::vector<float> gemmDirect(const GemmCase& g, GemmOperands& ops, dim3 grid) {
                          ops.lda, ops.ldb, ops.ldc, ops.ldc, ops.strideA, ops.strideB,
                          ops.strideC, ops.strideC, g.alpha, g.beta,
                          g.act ? static_cast<std::int32_t>(*g.act) : k::kNoActivation};
-  sim::launch(grid, dim3(Tile::kThreads), 0, &k::f32_gemm_simt<TA, TB, Tile>, args);
+  sim::launch(grid, dim3(Tile::kThreads), 0, &k::gemm_simt<float, TA, TB, Tile>, args);
   return c;
 }
 
@@ -179,6 +186,8 @@ TEST(CudaSimLinearChecks, KernelNames) {
   EXPECT_EQ(gemmKernelName(false, false), "f32_gemm_simt_64x64x16_4x4_nn");
   EXPECT_EQ(gemmKernelName(true, false), "f32_gemm_simt_64x64x16_4x4_tn");
   EXPECT_EQ(gemmKernelName(false, true), "f32_gemm_simt_64x64x16_4x4_nt");
+  EXPECT_EQ(gemmKernelName(false, true, DataType::kBF16), "bf16_gemm_simt_64x64x16_4x4_nt");
+  EXPECT_EQ(gemmKernelName(false, false, DataType::kF16), "f16_gemm_simt_64x64x16_4x4_nn");
   EXPECT_EQ(conv2dKernelName(), "f32_conv2d_implicit_gemm_64x64x16_4x4");
 }
 
@@ -206,6 +215,18 @@ TEST(CudaSimLinearChecks, BadGemmDescriptorsAreRejected) {
   bad([](GemmDesc& d) { d.activation = static_cast<Activation>(42); }, "unknown activation 42");
   bad([](GemmDesc& d) { d.strideA = -5; }, "strideA -5 is negative");
   bad([](GemmDesc& d) { d.batch = std::int64_t{1} << 40; }, "more than can be addressed");
+  bad([](GemmDesc& d) { d.dtype = DataType::kI8; }, "launchGemm: unsupported element type i8");
+  {
+    GemmDesc d = good;
+    d.dtype = DataType::kF16;
+    d.transA = true;
+    d.lda = d.m;
+    expectError([&] { launchGemm(*rt, Stream{}, d); }, ErrorCode::kUnsupported,
+                "f16_gemm_simt_64x64x16_4x4_tn: no such kernel; f16 GEMMs exist with A as used");
+    d.transA = false;
+    d.lda = d.k;
+    EXPECT_NO_THROW(launchGemm(*rt, Stream{}, d));
+  }
   // The sim runtime catches what the launcher cannot know: an operand past its allocation.
   GemmDesc past = good;
   past.b = buf + 4000;

@@ -4,6 +4,8 @@
 // back and checks values and guards.
 #pragma once
 
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -55,33 +57,62 @@ inline double accumulationBound(std::int64_t k, double absSum) {
   return 16.0 * 1.2 * (k + 4) * std::ldexp(1.0, -24) * absSum + 1e-30;
 }
 
+// The element types of the GEMM: conversions and the rounding of the one store (f32 has
+// none beyond the accumulation bound).
+template <typename T>
+struct Element;
+template <>
+struct Element<float> {
+  static float toFloat(float x) { return x; }
+  static float fromFloat(float x) { return x; }
+  static constexpr double rel = 0, abs = 0;
+};
+template <>
+struct Element<__half> {
+  static float toFloat(__half x) { return __half2float(x); }
+  static __half fromFloat(float x) { return __float2half_rn(x); }
+  static constexpr double rel = 1.0 / 2048, abs = 1.0 / (1 << 25);  // half an ulp
+};
+template <>
+struct Element<__nv_bfloat16> {
+  static float toFloat(__nv_bfloat16 x) { return __bfloat162float(x); }
+  static __nv_bfloat16 fromFloat(float x) { return __float2bfloat16_rn(x); }
+  static constexpr double rel = 1.0 / 256, abs = 1e-38;
+};
+template <typename T>
+float roundThrough(float x) {
+  return Element<T>::toFloat(Element<T>::fromFloat(x));
+}
+
 // A device copy of a guarded host buffer, guards included (the sim checks every launch range
 // against it, and the guards catch stray writes on a GPU).
+template <typename T>
 class GuardedDeviceCopy {
  public:
-  GuardedDeviceCopy(DeviceRuntime& rt, Guarded<float>& host) : rt_(rt), host_(host) {
-    bytes_ = host.all().size() * sizeof(float);
-    base_ = static_cast<float*>(rt.allocate(bytes_));
+  GuardedDeviceCopy(DeviceRuntime& rt, Guarded<T>& host) : rt_(rt), host_(host) {
+    bytes_ = host.all().size() * sizeof(T);
+    base_ = static_cast<T*>(rt.allocate(bytes_));
     rt.copy(base_, host.all().data(), bytes_, CopyKind::kHostToDevice);
   }
   ~GuardedDeviceCopy() { rt_.free(base_); }
   GuardedDeviceCopy(const GuardedDeviceCopy&) = delete;
   GuardedDeviceCopy& operator=(const GuardedDeviceCopy&) = delete;
-  float* data() { return base_ + Guarded<float>::kGuard; }
+  T* data() { return base_ + Guarded<T>::kGuard; }
   void copyBack() { rt_.copy(host_.all().data(), base_, bytes_, CopyKind::kDeviceToHost); }
 
  private:
   DeviceRuntime& rt_;
-  Guarded<float>& host_;
-  float* base_ = nullptr;
+  Guarded<T>& host_;
+  T* base_ = nullptr;
   std::size_t bytes_ = 0;
 };
 
-// Guarded<float>(vector) by element copy: GCC 12 mis-bounds the memcpy of that constructor
-// once inlined here (-Wstringop-overflow false positive).
-inline Guarded<float> guardedCopy(const std::vector<float>& v) {
-  Guarded<float> g(v.size());
-  std::copy(v.begin(), v.end(), g.data());
+// Guarded<T> holding v converted to T (element by element: GCC 12 mis-bounds the memcpy of
+// Guarded's vector constructor once inlined here, a -Wstringop-overflow false positive).
+template <typename T = float>
+Guarded<T> guardedCopy(const std::vector<float>& v) {
+  Guarded<T> g(v.size());
+  for (std::size_t i = 0; i < v.size(); ++i) g.data()[i] = Element<T>::fromFloat(v[i]);
   return g;
 }
 
@@ -112,7 +143,9 @@ struct GemmOperands {
   std::vector<float> a, b, bias, z;
   Expected want;
 
-  explicit GemmOperands(const GemmCase& g) {
+  // `round` maps each input to the element type it is stored in, so the reference sees
+  // exactly the values the kernel reads.
+  explicit GemmOperands(const GemmCase& g, float (*round)(float) = nullptr) {
     const std::int64_t aRows = g.transA ? g.k : g.m, aCols = g.transA ? g.m : g.k;
     const std::int64_t bRows = g.transB ? g.n : g.k, bCols = g.transB ? g.k : g.n;
     lda = aCols + g.pad;
@@ -127,6 +160,11 @@ struct GemmOperands {
                          seed + 1, -1.0f, 1.0f);
     bias = makeInput<float>(g.n, seed + 2, -1.0f, 1.0f);
     z = makeInput<float>(g.batch * strideC, seed + 3, -1.0f, 1.0f);
+    if (round != nullptr) {
+      for (std::vector<float>* v : {&a, &b, &bias, &z}) {
+        for (float& x : *v) x = round(x);
+      }
+    }
 
     want.value.assign(g.batch * strideC, 0.0);
     want.bound.assign(g.batch * strideC, 0.0);
@@ -159,17 +197,24 @@ struct GemmOperands {
   }
 };
 
-// Runs `g` on `rt` through `stream`; returns C (guards included, via `c`) after comparing.
-inline void checkGemmOn(DeviceRuntime& rt, Stream stream, const GemmCase& g,
-                        std::vector<float>* result = nullptr) {
-  SCOPED_TRACE(g.describe());
-  GemmOperands ops(g);
-  Guarded<float> a = guardedCopy(ops.a), b = guardedCopy(ops.b), bias = guardedCopy(ops.bias),
-                 z = guardedCopy(ops.z);
-  Guarded<float> c = g.zInPlace ? guardedCopy(ops.z) : Guarded<float>(ops.want.value.size());
-  GuardedDeviceCopy da(rt, a), db(rt, b), dbias(rt, bias), dz(rt, z), dc(rt, c);
+// Runs `g` on `rt` through `stream` with operands of type T; compares C and its guards, and
+// hands back C as floats (padding zeroed) through `result`.
+template <typename T = float>
+void checkGemmOn(DeviceRuntime& rt, Stream stream, const GemmCase& g,
+                 std::vector<float>* result = nullptr) {
+  const DataType dtype = std::is_same_v<T, float>    ? DataType::kF32
+                         : std::is_same_v<T, __half> ? DataType::kF16
+                                                     : DataType::kBF16;
+  SCOPED_TRACE(std::string(dtypeName(dtype)) + " " + g.describe());
+  GemmOperands ops(g, std::is_same_v<T, float> ? nullptr : &roundThrough<T>);
+  Guarded<T> a = guardedCopy<T>(ops.a), b = guardedCopy<T>(ops.b),
+             bias = guardedCopy<T>(ops.bias), z = guardedCopy<T>(ops.z);
+  Guarded<T> c = g.zInPlace ? guardedCopy<T>(ops.z) : Guarded<T>(ops.want.value.size());
+  const Guarded<T> pristine = c;
+  GuardedDeviceCopy<T> da(rt, a), db(rt, b), dbias(rt, bias), dz(rt, z), dc(rt, c);
 
   GemmDesc d;
+  d.dtype = dtype;
   d.batch = g.batch;
   d.m = g.m;
   d.n = g.n;
@@ -196,15 +241,19 @@ inline void checkGemmOn(DeviceRuntime& rt, Stream stream, const GemmCase& g,
   rt.synchronize(stream);
   dc.copyBack();
 
-  // Padding columns of C are not outputs: they must keep their sentinels (or Z's values).
+  // Padding columns of C are not outputs: they must keep what was there (sentinels or Z).
   Expected want = ops.want;
-  std::vector<float> got(c.data(), c.data() + c.size());
+  std::vector<float> got(c.size());
+  for (std::size_t i = 0; i < c.size(); ++i) {
+    got[i] = Element<T>::toFloat(c.data()[i]);
+    want.bound[i] += Element<T>::rel * std::fabs(want.value[i]) + Element<T>::abs;
+  }
   for (std::int64_t bt = 0; bt < g.batch; ++bt) {
     for (std::int64_t i = 0; i < g.m; ++i) {
       for (std::int64_t j = g.n; j < ops.ldc; ++j) {
         const std::int64_t at = bt * ops.strideC + i * ops.ldc + j;
-        const float before = g.zInPlace ? ops.z[at] : Guarded<float>(1).all()[0];
-        EXPECT_EQ(std::memcmp(&got[at], &before, 4), 0) << "padding element " << at << " written";
+        EXPECT_EQ(std::memcmp(&c.data()[at], &pristine.data()[at], sizeof(T)), 0)
+            << "padding element " << at << " written";
         got[at] = 0.0f;
         want.value[at] = 0.0;
       }
@@ -306,7 +355,7 @@ inline void checkConvOn(DeviceRuntime& rt, Stream stream, const ConvCase& cc,
   Guarded<float> x = guardedCopy(ops.x), weight = guardedCopy(ops.weight),
                  bias = guardedCopy(ops.bias), z = guardedCopy(ops.z);
   Guarded<float> y = cc.zInPlace ? guardedCopy(ops.z) : Guarded<float>(ops.want.value.size());
-  GuardedDeviceCopy dx(rt, x), dw(rt, weight), dbias(rt, bias), dz(rt, z), dy(rt, y);
+  GuardedDeviceCopy<float> dx(rt, x), dw(rt, weight), dbias(rt, bias), dz(rt, z), dy(rt, y);
   Conv2dDesc d = cc.desc();
   d.x = dx.data();
   d.weight = dw.data();
@@ -319,6 +368,32 @@ inline void checkConvOn(DeviceRuntime& rt, Stream stream, const ConvCase& cc,
   EXPECT_EQ(compareBounded(y.data(), ops.want), "");
   EXPECT_EQ(y.guardDamage(), "");
   if (result != nullptr) result->assign(y.data(), y.data() + y.size());
+}
+
+// Half-type GEMMs (nn and nt only): smaller than the f32 set, every activation once.
+inline std::vector<GemmCase> gemmHalfCases() {
+  std::vector<GemmCase> out;
+  const std::int64_t sizes[] = {1, 17, 65, 130};
+  for (bool tb : {false, true}) {
+    for (std::int64_t m : sizes) {
+      for (std::int64_t n : sizes) {
+        for (std::int64_t k : sizes) {
+          GemmCase g;
+          g.m = m, g.n = n, g.k = k, g.transB = tb;
+          out.push_back(g);
+        }
+      }
+    }
+  }
+  for (Activation a : kAllActivations) {
+    GemmCase g;
+    g.batch = 3, g.m = 17, g.n = 65, g.k = 63, g.pad = 2, g.bias = true, g.z = true;
+    g.transB = a == Activation::kTanh || a == Activation::kSilu;
+    g.zInPlace = a == Activation::kSigmoid;
+    g.act = a;
+    out.push_back(g);
+  }
+  return out;
 }
 
 // The cases both test files run.
