@@ -55,8 +55,10 @@ struct SimtTile {
 
 // The registered tile: 64x64x16 with 4x4 per thread, 256 threads, 16.6 KiB of shared memory
 // (two buffers of A and B, each row padded by one word). The classic SIMT shape: 16 FMAs per
-// 8 shared loads per thread and k step, enough blocks for an SM even at M, N of a few hundred;
-// 8x8 per thread (128x128 tiles) pays only on much larger GEMMs than the zoo's linear layers.
+// 8 shared loads per thread and k step. 8x8 per thread (128x128 tiles) halves the shared
+// traffic per FMA but quarters the block count, which the zoo's linear layers (a few hundred
+// rows, N and K up to 3072) cannot fill a large GPU with; a later variant for big GEMMs. Not
+// yet timed on a GPU.
 using GemmTile64x64 = SimtTile<64, 64, 16, 4, 4>;
 
 // The mainloop over every (batch, tile row, tile column) this block owns; grid-stride in all
@@ -68,8 +70,8 @@ using GemmTile64x64 = SimtTile<64, 64, 16, 4, 4>;
 //   column(batch, n) -> BColumn and loadB(column, k): B(k, n) or 0 outside (the column's
 //     addressing, e.g. im2col's pixel decomposition, is worked out once per tile);
 //   store(batch, m, n, acc): the epilogue for an in-bounds output.
-// Each output is one thread's fmaf chain over k in increasing order: bitwise the same for
-// every grid.
+// Each output is one thread's fmaf chain over k in increasing order from 0: bitwise the same
+// for every grid and every tile.
 template <class Tile, class P>
 __device__ __forceinline__ void simtGemmMainloop(const P& p) {
   constexpr int BM = Tile::BM, BN = Tile::BN, BK = Tile::BK, TM = Tile::TM, TN = Tile::TN;
