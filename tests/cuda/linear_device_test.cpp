@@ -7,6 +7,9 @@
 #include <memory>
 
 #include "cuda/device.h"
+#include "cuda/arg_pack.h"
+#include "cuda/kernels/linear_args.h"
+#include "cuda/kernels/registry.h"
 #include "cuda/linear.h"
 #include "tests/cuda/linear_test_common.h"
 
@@ -26,6 +29,28 @@ std::unique_ptr<DeviceRuntime> gpuRuntime() {
 TEST(CudaDeviceLinear, KernelNames) {
   EXPECT_EQ(gemmKernelName(true, true), "f32_gemm_simt_64x64x16_4x4_tt");
   EXPECT_EQ(conv2dKernelName(), "f32_conv2d_implicit_gemm_64x64x16_4x4");
+}
+
+// Registered under the launchers' names with the launchers' pack sizes (no GPU needed).
+TEST(CudaDeviceLinear, EveryKernelIsRegistered) {
+  for (bool ta : {false, true}) {
+    for (bool tb : {false, true}) {
+      const kernels::KernelEntry* e = kernels::findDeviceKernel(gemmKernelName(ta, tb));
+      ASSERT_NE(e, nullptr) << gemmKernelName(ta, tb);
+      EXPECT_EQ(e->argBytes, sizeof(ArgPack<kernels::GemmArgsOf<float>>));
+    }
+  }
+  for (DataType t : {DataType::kF16, DataType::kBF16}) {
+    for (bool tb : {false, true}) {
+      const kernels::KernelEntry* e = kernels::findDeviceKernel(gemmKernelName(false, tb, t));
+      ASSERT_NE(e, nullptr) << gemmKernelName(false, tb, t);
+      EXPECT_EQ(e->argBytes, sizeof(ArgPack<kernels::GemmArgsOf<__half>>));
+    }
+    EXPECT_EQ(kernels::findDeviceKernel(gemmKernelName(true, false, t)), nullptr);
+  }
+  const kernels::KernelEntry* conv = kernels::findDeviceKernel(conv2dKernelName());
+  ASSERT_NE(conv, nullptr);
+  EXPECT_EQ(conv->argBytes, sizeof(ArgPack<kernels::Conv2dArgs>));
 }
 
 TEST(CudaDeviceLinear, GemmShapesAndTransposes) {

@@ -13,6 +13,9 @@
 
 #include "cuda/kernels/conv.cuh"
 #include "cuda/kernels/gemm.cuh"
+#include "cuda/arg_pack.h"
+#include "cuda/kernels/linear_args.h"
+#include "cuda/kernels/registry.h"
 #include "cuda/linear.h"
 #include "cuda/sim/sim.h"
 #include "tests/cuda/linear_test_common.h"
@@ -190,6 +193,28 @@ TEST(CudaSimLinearChecks, KernelNames) {
   EXPECT_EQ(gemmKernelName(false, true, DataType::kBF16), "bf16_gemm_simt_64x64x16_4x4_nt");
   EXPECT_EQ(gemmKernelName(false, false, DataType::kF16), "f16_gemm_simt_64x64x16_4x4_nn");
   EXPECT_EQ(conv2dKernelName(), "f32_conv2d_implicit_gemm_64x64x16_4x4");
+}
+
+// Registered under the launchers' names with the launchers' pack sizes (no GPU needed).
+TEST(CudaSimLinearChecks, EveryKernelIsRegistered) {
+  for (bool ta : {false, true}) {
+    for (bool tb : {false, true}) {
+      const kernels::KernelEntry* e = kernels::findSimKernel(gemmKernelName(ta, tb));
+      ASSERT_NE(e, nullptr) << gemmKernelName(ta, tb);
+      EXPECT_EQ(e->argBytes, sizeof(ArgPack<kernels::GemmArgsOf<float>>));
+    }
+  }
+  for (DataType t : {DataType::kF16, DataType::kBF16}) {
+    for (bool tb : {false, true}) {
+      const kernels::KernelEntry* e = kernels::findSimKernel(gemmKernelName(false, tb, t));
+      ASSERT_NE(e, nullptr) << gemmKernelName(false, tb, t);
+      EXPECT_EQ(e->argBytes, sizeof(ArgPack<kernels::GemmArgsOf<__half>>));
+    }
+    EXPECT_EQ(kernels::findSimKernel(gemmKernelName(true, false, t)), nullptr);
+  }
+  const kernels::KernelEntry* conv = kernels::findSimKernel(conv2dKernelName());
+  ASSERT_NE(conv, nullptr);
+  EXPECT_EQ(conv->argBytes, sizeof(ArgPack<kernels::Conv2dArgs>));
 }
 
 TEST(CudaSimLinearChecks, BadGemmDescriptorsAreRejected) {
