@@ -51,6 +51,7 @@ const KernelEntry* findDeviceKernel(std::string_view name) {
     std::vector<KernelEntry> t;
     addActivationDeviceKernels(t);
     addSoftmaxDeviceKernels(t);
+    addGemmDeviceKernels(t);
     return t;
   }();
   for (const KernelEntry& e : table) {

@@ -2,6 +2,8 @@
 // (cuda/sim/sim.h) under a host compiler, and the few spellings that differ between them.
 #pragma once
 
+#include <cuda_bf16.h>  // host-compilable too: conversions work under g++
+
 #if defined(__CUDACC__)
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
@@ -23,6 +25,7 @@ inline constexpr unsigned kFullWarpMask = 0xffffffffu;
 // (cuda_fp16.h) and on the device.
 __device__ __forceinline__ float toFloat(float x) { return x; }
 __device__ __forceinline__ float toFloat(__half x) { return __half2float(x); }
+__device__ __forceinline__ float toFloat(__nv_bfloat16 x) { return __bfloat162float(x); }
 
 template <typename T>
 __device__ __forceinline__ T fromFloat(float x);
@@ -33,6 +36,10 @@ __device__ __forceinline__ float fromFloat<float>(float x) {
 template <>
 __device__ __forceinline__ __half fromFloat<__half>(float x) {
   return __float2half_rn(x);
+}
+template <>
+__device__ __forceinline__ __nv_bfloat16 fromFloat<__nv_bfloat16>(float x) {
+  return __float2bfloat16_rn(x);
 }
 
 }  // namespace anvil::cuda::kernels

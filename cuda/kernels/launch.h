@@ -13,6 +13,11 @@ namespace anvil::cuda::kernels {
 // Threads per block of the device launchers; the names below spell it.
 inline constexpr int kActivationBlock = 256;
 inline constexpr int kSoftmaxBlock = 256;
+// The registered SIMT GEMM / implicit-GEMM conv tile (gemm.cuh GemmTile64x64, checked there by
+// static_assert); kernel names spell it: "f32_gemm_simt_64x64x16_4x4_nn".
+inline constexpr int kGemmTileM = 64, kGemmTileN = 64, kGemmTileK = 16;
+inline constexpr int kGemmThreadM = 4, kGemmThreadN = 4;
+inline constexpr int kGemmThreads = (kGemmTileM / kGemmThreadM) * (kGemmTileN / kGemmThreadN);
 // Grid caps: past them blocks stride (activation over elements, softmax over rows).
 inline constexpr std::int64_t kMaxActivationGrid = 1 << 16;
 inline constexpr std::int64_t kMaxSoftmaxGrid = 1 << 16;

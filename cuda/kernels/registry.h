@@ -24,6 +24,7 @@ struct KernelEntry {
 const KernelEntry* findDeviceKernel(std::string_view name);
 void addActivationDeviceKernels(std::vector<KernelEntry>& out);  // activation.cu
 void addSoftmaxDeviceKernels(std::vector<KernelEntry>& out);     // softmax.cu
+void addGemmDeviceKernels(std::vector<KernelEntry>& out);        // gemm.cu (GEMM + conv)
 
 // anvil_cuda_sim (kernels/sim_kernels.cpp); nullptr when absent.
 const KernelEntry* findSimKernel(std::string_view name);

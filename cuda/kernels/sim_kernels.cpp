@@ -1,14 +1,17 @@
 // The sim registry: our kernel templates compiled by the host compiler against cuda/sim,
 // under the same names and with the same instantiations as the nvcc-built registry
-// (activation.cu, softmax.cu), so a launch by name runs the same code on either runtime.
+// (activation.cu, softmax.cu, gemm.cu), so a launch by name runs the same code on either runtime.
 #include <vector>
 
 #include "cuda/device.h"
 #include "cuda/kernels/activation.cuh"
+#include "cuda/kernels/conv.cuh"
 #include "cuda/kernels/faces.cuh"
+#include "cuda/kernels/gemm.cuh"
 #include "cuda/kernels/launch.h"
 #include "cuda/kernels/registry.h"
 #include "cuda/kernels/softmax.cuh"
+#include "cuda/linear.h"
 
 namespace anvil::cuda::kernels {
 namespace {
@@ -30,6 +33,13 @@ void addActivations(std::vector<KernelEntry>& out) {
   addActivation<T, Activation::kSilu>(out);
 }
 
+template <typename T, bool TransA, bool TransB>
+void addGemm(std::vector<KernelEntry>& out, DataType dtype) {
+  constexpr auto kKernel = &gemm_simt<T, TransA, TransB, GemmTile64x64>;
+  out.push_back(KernelEntry{gemmKernelName(TransA, TransB, dtype), nullptr, &simFace<kKernel>,
+                            sizeof(PackOf<kKernel>)});
+}
+
 }  // namespace
 
 const KernelEntry* findSimKernel(std::string_view name) {
@@ -40,6 +50,17 @@ const KernelEntry* findSimKernel(std::string_view name) {
     constexpr auto kSoftmax = &f32_softmax_row_block<kSoftmaxBlock>;
     t.push_back(KernelEntry{softmaxRowsKernelName(DataType::kF32), nullptr, &simFace<kSoftmax>,
                             sizeof(PackOf<kSoftmax>)});
+    addGemm<float, false, false>(t, DataType::kF32);
+    addGemm<float, false, true>(t, DataType::kF32);
+    addGemm<float, true, false>(t, DataType::kF32);
+    addGemm<float, true, true>(t, DataType::kF32);
+    addGemm<__half, false, false>(t, DataType::kF16);
+    addGemm<__half, false, true>(t, DataType::kF16);
+    addGemm<__nv_bfloat16, false, false>(t, DataType::kBF16);
+    addGemm<__nv_bfloat16, false, true>(t, DataType::kBF16);
+    constexpr auto kConv = &f32_conv2d_implicit_gemm<GemmTile64x64>;
+    t.push_back(
+        KernelEntry{conv2dKernelName(), nullptr, &simFace<kConv>, sizeof(PackOf<kConv>)});
     return t;
   }();
   for (const KernelEntry& e : table) {
