@@ -1,6 +1,8 @@
-// The i8_conv2d_amx_* kernels: INT8 Conv / anvil.FusedConv on the AMX tile unit (TDPBSUD:
-// 16x16 int32 += 16x64 s8 . 64x16 u8 in one instruction, ~10x the MACs per cycle of the
-// AVX-512 VNNI tiles). Output CHANNELS are the tile rows (the s8 weights are the A operand,
+// The INT8 kernels on the AMX tile unit: i8_conv2d_amx_* (Conv / anvil.FusedConv) and
+// i8_gemm_amx_* (MatMul / Gemm / anvil.FusedMatMul / FusedGemm with constant B; see the
+// MatMul section). One TDPBSUD / TDPBUSD is 16x16 int32 += 16x64 bytes . 64x16 bytes
+// (16384 MACs, ~12 cycles: ~10x the MACs per cycle of the AVX-512 VNNI tiles).
+// Conv: Output CHANNELS are the tile rows (the s8 weights are the A operand,
 // 16 channels x 64 bytes of K), output PIXELS its columns (the u8 activations the B
 // operand in the VNNI-4 layout: 16 K-groups of 4 channels x 16 pixels), so a C tile is 16
 // channels x 16 consecutive pixels of Y's NCHW rows: no transposition.
@@ -186,9 +188,9 @@ constexpr int64_t kTile = 16;       // rows and int32 columns of every tile
 constexpr int64_t kTileWords = 256;  // 16 x 64 bytes
 constexpr double kMinOpsPerTask = 5e5;
 
-int tasksOf(const StepArgs& a, const AmxParams& p, double ops) {
+int tasksOf(const StepArgs& a, int32_t tasks, double ops) {
   const int byWork = int(std::max(1.0, std::min(1e6, ops / kMinOpsPerTask)));
-  return std::max(1, std::min({p.tasks, a.executor ? a.executor->threads() : 1, byWork}));
+  return std::max(1, std::min({tasks, a.executor ? a.executor->threads() : 1, byWork}));
 }
 
 bool pointwiseOf(const Conv2dGeom& g) {
@@ -514,7 +516,7 @@ void runConv(const StepArgs& a) {
   if (Y.numel() == 0) return;
   const Layout l = layoutOf(p, g);
   const int64_t P = l.P, Co = p.N, KT = p.KT;
-  const int T = tasksOf(a, p, double(Y.numel()) * double(g.C * g.kH * g.kW));
+  const int T = tasksOf(a, p.tasks, double(Y.numel()) * double(g.C * g.kH * g.kW));
   if (uint64_t(l.total(T)) > a.workspaceBytes)
     a.fail("the shapes need a larger workspace than prepared (outside the profile?)");
   char* ws = static_cast<char*>(a.workspace);
@@ -620,6 +622,399 @@ void runConv(const StepArgs& a) {
   }
 }
 
+// ---------------------------------------------------------------------------------------
+// MatMul / Gemm / FusedMatMul / FusedGemm: u8 activation rows as the A tiles (16 rows x 64
+// bytes of K), the s8 weights as the B tiles (16 K-groups x 16 columns x 4 bytes), TDPBUSD.
+// The conditions, numerics and epilogue of native_int8.cpp's MatMul kernels (plain INT8).
+
+enum class MmOp : int32_t { kMatMul, kGemm };
+
+struct MmParams {
+  MmOp op = MmOp::kMatMul;
+  int32_t tasks = 1;
+  int32_t fused = 0;
+  float invScale = 1.0f;  // 1 / s_x
+  int32_t zeroPoint = 0;  // z_x
+  int32_t transA = 0, transB = 0;
+  float alpha = 1.0f, beta = 1.0f;
+  int32_t inU8 = 0, zU8 = 0, outU8 = 0;
+  float zScale = 1.0f;
+  int32_t zZero = 0;
+  float outInv = 1.0f;
+  int32_t outZero = 0;
+  int64_t K = 0, N = 0, KT = 0;  // KT: K tiles of 64 bytes
+  EpilogueParams epi;
+  int32_t reserved = 0;
+};
+static_assert(sizeof(MmParams) == 16 * 4 + 3 * 8 + sizeof(EpilogueParams) + 4, "MmParams must have no padding bytes");
+
+bool rankIs(const ir::TensorType& t, size_t lo, size_t hi) {
+  return t.shape.rankKnown() && t.shape.rank() >= lo && t.shape.rank() <= hi;
+}
+int64_t staticDim(const ir::Shape& s, size_t i) { return s[i].isStatic() ? s[i].value() : -1; }
+
+// The weight's per-axis quantization along its feature axis (MatMul B [K][N]: axis 1).
+bool weightQuantAxis(const ir::Node& n, int64_t axis, int64_t N, const float** scales) {
+  *scales = nullptr;
+  const ir::Value* w = n.input(1);
+  if (!w || !w->quantization()) return true;
+  const ir::Quantization& q = *w->quantization();
+  if (q.perTensor() || *q.axis != axis) return false;
+  if (q.scale.dtype() != DataType::kF32 || q.scale.rank() != 1 || q.scale.numel() != N) return false;
+  for (int64_t i = 0; i < N; ++i)
+    if (!(q.scale.data<float>()[i] > 0.0f) || !std::isfinite(q.scale.data<float>()[i])) return false;
+  if (q.zeroPoint.defined()) {
+    if (q.zeroPoint.dtype() != DataType::kI8 || q.zeroPoint.numel() != N) return false;
+    for (int64_t i = 0; i < N; ++i)
+      if (q.zeroPoint.data<int8_t>()[i] != 0) return false;
+  }
+  *scales = q.scale.data<float>();
+  return true;
+}
+
+// native_int8.cpp's commonSupports without the f32 components (declined here).
+bool mmCommon(const ir::Node& n, const std::vector<ir::TensorType>& in, int64_t K, int64_t N, int64_t axis) {
+  const ir::Attributes& tp = n.tacticParams();
+  if (tp.has("fp32_channels") || tp.has("adaptive_tau") || tp.has("adaptive_test")) return false;
+  if (n.precision() != DataType::kI8 || !perTensorQuant(n.input(0), false, nullptr, nullptr)) return false;
+  if (!n.input(1) || !n.input(1)->isInitializer() || K < 1 || K > kI8MaxK || N < 1) return false;
+  const float* s;
+  const bool xOk = isF32(in[0]) || (in[0].dtype == DataType::kU8 && perTensorQuant(n.input(0), false, nullptr, nullptr));
+  const ir::Value* y = n.output(0);
+  const bool yOk = y && (y->dtype() == DataType::kF32 ||
+                         (y->dtype() == DataType::kU8 && perTensorQuant(y, false, nullptr, nullptr)));
+  return weightQuantAxis(n, axis, N, &s) && xOk && isF32(in[1]) && yOk;
+}
+
+bool mmFused(const ir::Node& n, const std::vector<ir::TensorType>& in) {
+  const size_t zi = ir::linear::kResidualInput;
+  if (zi >= in.size() || in[zi].dtype != DataType::kU8) return fusedEpilogueSupported(n, in);
+  if (!perTensorQuant(n.input(zi), false, nullptr, nullptr)) return false;
+  std::vector<ir::TensorType> t = in;
+  t[zi].dtype = DataType::kF32;
+  return fusedEpilogueSupported(n, t);
+}
+
+bool supportsMatMul(const ir::Node& n, const std::vector<ir::TensorType>& in) {
+  if (in.size() < 2 || !rankIs(in[0], 1, runtime::kMaxRank) || !rankIs(in[1], 2, 2)) return false;
+  return mmCommon(n, in, staticDim(in[1].shape, 0), staticDim(in[1].shape, 1), 1);
+}
+bool supportsFusedMatMul(const ir::Node& n, const std::vector<ir::TensorType>& in) {
+  if (!supportsMatMul(n, in) || !mmFused(n, in)) return false;
+  return absent(in, 2) || (isF32(in[2]) && rankIs(in[2], 1, 1));
+}
+bool supportsGemm(const ir::Node& n, const std::vector<ir::TensorType>& in) {
+  if (in.size() < 2 || !rankIs(in[0], 2, 2) || !rankIs(in[1], 2, 2)) return false;
+  if (!absent(in, 2) && (!isF32(in[2]) || !rankIs(in[2], 0, 2))) return false;
+  const bool tB = n.attrs().getInt("transB", 0) != 0;
+  return mmCommon(n, in, staticDim(in[1].shape, tB ? 1 : 0), staticDim(in[1].shape, tB ? 0 : 1), tB ? 0 : 1);
+}
+bool supportsFusedGemm(const ir::Node& n, const std::vector<ir::TensorType>& in) {
+  return supportsGemm(n, in) && mmFused(n, in);
+}
+
+// Shared: the quantized A rows [roundUp(M, 32)][KT * 64] bytes; per task the accumulators
+// [32][32] int32, their f32 [32][32] and a u8 Z's row.
+struct MmLayout {
+  int64_t rowsBytes = 0, slot = 0;
+  int64_t total(int64_t tasks) const { return rowsBytes + tasks * slot; }
+};
+MmLayout mmLayout(const MmParams& p, int64_t M) {
+  MmLayout l;
+  l.rowsBytes = roundUp(roundUp(M, 32) * p.KT * 64, 64);
+  l.slot = 2 * 32 * 32 * 4 + 64 * 4;
+  return l;
+}
+
+void prepareMatMul(MmOp op, bool fused, const PrepareInfo& info, Prepared* out) {
+  const ir::Node& n = *info.node;
+  MmParams p;
+  p.op = op;
+  p.tasks = std::max(1, info.threads);
+  if (fused) {
+    p.fused = 1;
+    p.epi = EpilogueParams::of(readFusedEpilogue(n));
+  }
+  float sx;
+  ANVIL_CHECK(perTensorQuant(n.input(0), false, &sx, &p.zeroPoint), ErrorCode::kInvalidModel, n.label(),
+              ": input 0 has no per-tensor u8 quantization");
+  p.invScale = 1.0f / sx;
+  const std::vector<int64_t> ad = staticExtents(info, 0, "A"), bd = staticExtents(info, 1, "B");
+  int64_t M;
+  if (op == MmOp::kGemm) {
+    const ir::Attributes& at = n.attrs();
+    p.transA = at.getInt("transA", 0) != 0;
+    p.transB = at.getInt("transB", 0) != 0;
+    p.alpha = at.getFloat("alpha", 1.0f);
+    p.beta = at.getFloat("beta", 1.0f);
+    p.K = p.transB ? bd[1] : bd[0];
+    p.N = p.transB ? bd[0] : bd[1];
+    M = p.transA ? ad[1] : ad[0];
+  } else {
+    p.K = bd[0];
+    p.N = bd[1];
+    ANVIL_CHECK(ad.back() == p.K, ErrorCode::kInvalidModel, n.label(), ": MatMul operands do not match");
+    M = 1;
+    for (size_t i = 0; i + 1 < ad.size(); ++i) M *= ad[i];
+  }
+  p.KT = ceilDiv(p.K, 64);
+  p.inU8 = info.maxTypes[0].dtype == DataType::kU8;
+  const size_t zi = ir::linear::kResidualInput;
+  if (fused && p.epi.residual && zi < info.maxTypes.size() && info.maxTypes[zi].dtype == DataType::kU8) {
+    p.zU8 = 1;
+    ANVIL_CHECK(perTensorQuant(n.input(zi), false, &p.zScale, &p.zZero), ErrorCode::kInvalidModel, n.label(),
+                ": Z is u8 without a per-tensor quantization");
+  }
+  if (n.output(0)->dtype() == DataType::kU8) {
+    p.outU8 = 1;
+    float sy;
+    ANVIL_CHECK(perTensorQuant(n.output(0), false, &sy, &p.outZero), ErrorCode::kInvalidModel, n.label(),
+                ": the u8 output has no per-tensor quantization");
+    p.outInv = 1.0f / sy;
+  }
+  const ir::Tensor* w = info.constants.size() > 1 ? info.constants[1] : nullptr;
+  ANVIL_CHECK(w && w->dtype() == DataType::kF32, ErrorCode::kInternal, n.label(),
+              ": the INT8 kernels need a constant f32 weight (input 1)");
+  const bool tB = p.transB != 0;
+  const float* given;
+  ANVIL_CHECK(weightQuantAxis(n, tB ? 0 : 1, p.N, &given), ErrorCode::kInvalidModel, n.label(),
+              ": the weight's quantization is not per output feature with zero offsets");
+  // Feature f, value k: B[k][f] (ks = N), transposed B[f][k] (fs = K).
+  const I8Weights q = quantizeWeights(w->data<float>(), p.N, p.K, tB ? p.K : 1, tB ? 1 : p.N, given);
+  // [column block (pairs)][K tile][16 groups][16 columns][4 bytes]: the B tiles; zeros past
+  // K and N.
+  const int64_t nBlocks = roundUp(ceilDiv(p.N, kTile), 2);
+  std::string packed(size_t(nBlocks * p.KT * kTileWords * 4), '\0');
+  auto* pk = reinterpret_cast<int8_t*>(packed.data());
+  for (int64_t f = 0; f < p.N; ++f)
+    for (int64_t k = 0; k < p.K; ++k)
+      pk[((f / kTile * p.KT + k / 64) * kTile + (k % 64) / 4) * 64 + (f % kTile) * 4 + k % 4] =
+          q.q[size_t(f * p.K + k)];
+  const int64_t padded = nBlocks * kTile;
+  std::string zc(size_t(padded) * 4, '\0'), sc(size_t(padded) * 4, '\0');
+  for (int64_t f = 0; f < p.N; ++f) {
+    const int32_t z = p.zeroPoint * q.sums[size_t(f)];
+    const float s = (sx * q.scale[size_t(f)]) * p.alpha;
+    std::memcpy(zc.data() + f * 4, &z, 4);
+    std::memcpy(sc.data() + f * 4, &s, 4);
+  }
+  out->blobs = {std::move(packed), std::move(zc), std::move(sc)};
+  out->packedInputs.push_back(1);
+  out->workspaceBytes = uint64_t(mmLayout(p, M).total(p.tasks));
+  out->setParams(p);
+}
+
+// What the tiles' items need.
+struct MmRun {
+  const MmParams* p;
+  int64_t M, N, Kp;
+  const uint8_t* rows;
+  const int8_t* w;
+  const int32_t* zc;
+  const float* sc;
+  const float* bias;  // FusedMatMul: per column
+  float rowBias;      // FusedMatMul: one value
+  const float* cp;    // Gemm's C, broadcast
+  int64_t rsC, csC;
+  const float* zf;
+  const uint8_t* zq;
+  float* yf;
+  uint8_t* yq;
+  bool matmulEpi, act, fast;
+  RowFinish finish;
+  Epilogue epi;
+  EpilogueRow row;
+  int64_t pairs, mPairs, mChunks;
+};
+
+__attribute__((target("amx-tile,amx-int8,avx512f,avx512bw"))) void mmItems(const MmRun& s, int64_t i0, int64_t i1,
+                                                                            char* slot) {
+  const MmParams& p = *s.p;
+  const int64_t N = s.N, KT = p.KT;
+  auto* acc = reinterpret_cast<int32_t*>(slot);
+  auto* tmp = reinterpret_cast<float*>(slot + 32 * 32 * 4);
+  auto* zbuf = tmp + 32 * 32;
+  _tile_loadconfig(&tileConfig());
+  for (int64_t it = i0; it < i1; ++it) {
+    const int64_t mc = it / s.pairs, q = it % s.pairs;
+    const int64_t n0 = q * 32, cols = std::min<int64_t>(32, N - n0);
+    const int8_t* wa = s.w + (2 * q) * KT * kTileWords * 4;
+    const int8_t* wb = wa + KT * kTileWords * 4;
+    const __m512i z0 = _mm512_loadu_si512(s.zc + n0), z1 = _mm512_loadu_si512(s.zc + n0 + 16);
+    const __m512 c0 = _mm512_loadu_ps(s.sc + n0), c1 = _mm512_loadu_ps(s.sc + n0 + 16);
+    for (int64_t mp = rangeBegin(s.mPairs, mc, s.mChunks); mp < rangeBegin(s.mPairs, mc + 1, s.mChunks); ++mp) {
+      const int64_t m0 = mp * 32, R = std::min<int64_t>(32, s.M - m0);
+      const uint8_t* ra = s.rows + m0 * s.Kp;
+      const uint8_t* rb = ra + 16 * s.Kp;
+      _tile_zero(0);
+      _tile_zero(1);
+      _tile_zero(2);
+      _tile_zero(3);
+      for (int64_t kt = 0; kt < KT; ++kt) {
+        _tile_loadd(4, ra + kt * 64, s.Kp);
+        _tile_loadd(5, rb + kt * 64, s.Kp);
+        _tile_loadd(6, wa + kt * kTileWords * 4, 64);
+        _tile_loadd(7, wb + kt * kTileWords * 4, 64);
+        _tile_dpbusd(0, 4, 6);
+        _tile_dpbusd(1, 4, 7);
+        _tile_dpbusd(2, 5, 6);
+        _tile_dpbusd(3, 5, 7);
+      }
+      _tile_stored(0, acc, 128);
+      _tile_stored(1, acc + 16, 128);
+      _tile_stored(2, acc + 16 * 32, 128);
+      _tile_stored(3, acc + 16 * 32 + 16, 128);
+      // y = float(acc - z_x colsum) * (s_x s_w alpha), per column: the i8 tiles' formula.
+      for (int64_t r = 0; r < R; ++r) {
+        const int32_t* a = acc + r * 32;
+        float* y = tmp + r * 32;
+        _mm512_storeu_ps(y, _mm512_mul_ps(_mm512_maskz_cvtepi32_ps(0xffff, _mm512_sub_epi32(_mm512_loadu_si512(a), z0)), c0));
+        _mm512_storeu_ps(y + 16, _mm512_mul_ps(
+                                     _mm512_maskz_cvtepi32_ps(0xffff, _mm512_sub_epi32(_mm512_loadu_si512(a + 16), z1)), c1));
+      }
+      if (s.cp)
+        for (int64_t r = 0; r < R; ++r) {
+          float* yr = tmp + r * 32;
+          const float* cr = s.cp + (m0 + r) * s.rsC + n0 * s.csC;
+          for (int64_t j = 0; j < cols; ++j) yr[j] += p.beta * cr[j * s.csC];
+        }
+      const int64_t off = m0 * N + n0;
+      if (s.fast) {  // one pass: the rows' epilogue and the store (f32 or requantized u8)
+        finishTile(s.finish, tmp, 32, int(R), cols, s.matmulEpi ? &s.rowBias : nullptr, 0,
+                   s.matmulEpi && s.bias ? s.bias + n0 : nullptr, s.zf ? s.zf + off : nullptr,
+                   s.zq ? s.zq + off : nullptr, N, s.yq ? s.yq + off : nullptr, s.yq ? nullptr : s.yf + off, N);
+        continue;
+      }
+      for (int64_t r = 0; r < R; ++r) {
+        float* yr = tmp + r * 32;
+        const float* z = s.zf ? s.zf + (m0 + r) * N + n0 : nullptr;
+        if (s.zq) {
+          const uint8_t* zr = s.zq + (m0 + r) * N + n0;
+          for (int64_t j = 0; j < cols; ++j) zbuf[j] = float(int32_t(zr[j]) - p.zZero) * p.zScale;
+          z = zbuf;
+        }
+        if (s.matmulEpi)
+          s.row(s.epi, yr, z, s.bias ? s.bias + n0 : nullptr, s.rowBias, cols);
+        else if (s.act)
+          s.row(s.epi, yr, z, nullptr, 0.0f, cols);
+        if (s.yq)
+          quantizeU8For(quadConfig(), yr, cols, p.outInv, p.outZero, s.yq + (m0 + r) * N + n0);
+        else
+          std::memcpy(s.yf + (m0 + r) * N + n0, yr, size_t(cols) * 4);
+      }
+    }
+  }
+  _tile_release();
+}
+
+void runMatMul(const StepArgs& a) {
+  const MmParams& p = a.paramsAs<MmParams>();
+  const TensorView& A = a.in(0);
+  TensorView& Y = a.out(0);
+  const int64_t K = p.K, N = p.N;
+  int64_t M;
+  int64_t rsA = K, csA = 1;  // element (m, k) of A at m * rsA + k * csA
+  if (p.op == MmOp::kGemm) {
+    if (A.rank != 2) a.fail("Gemm operands must be 2-D");
+    M = p.transA ? A.dims[1] : A.dims[0];
+    if ((p.transA ? A.dims[0] : A.dims[1]) != K) a.fail("A differs from the prepared weight's K");
+    if (p.transA) rsA = 1, csA = M;
+  } else {
+    if (A.rank < 1 || A.dims[A.rank - 1] != K) a.fail("A differs from the prepared weight's K");
+    M = A.numel() / K;
+  }
+  if (Y.numel() != M * N) a.fail("the output extents differ from the product's");
+  if ((A.dtype == DataType::kU8) != (p.inU8 != 0) || (Y.dtype == DataType::kU8) != (p.outU8 != 0))
+    a.fail("A or Y has another element type than prepared");
+  if (M == 0) return;
+  const int T = tasksOf(a, p.tasks, double(M) * double(N) * double(K));
+  const MmLayout l = mmLayout(p, M);
+  if (uint64_t(l.total(T)) > a.workspaceBytes)
+    a.fail("the shapes need a larger workspace than prepared (outside the profile?)");
+  char* ws = static_cast<char*>(a.workspace);
+  auto* rows = reinterpret_cast<uint8_t*>(ws);
+  char* slots = ws + l.rowsBytes;
+  const int64_t Kp = p.KT * 64, Mp = roundUp(M, 32);
+
+  // 1. A quantized into rows of Kp bytes (zeros past K and in the rows past M), ranges of rows.
+  {
+    const int64_t blocks = Mp / 16, n = std::min<int64_t>(T, blocks);
+    const float* ap = p.inU8 ? nullptr : A.as<float>();
+    const uint8_t* aq = p.inU8 ? A.as<uint8_t>() : nullptr;
+    a.executor->parallelFor(n, [&](int64_t t) {
+      for (int64_t m = rangeBegin(blocks, t, n) * 16; m < rangeBegin(blocks, t + 1, n) * 16; ++m) {
+        uint8_t* q = rows + m * Kp;
+        if (m >= M) {
+          std::memset(q, 0, size_t(Kp));
+          continue;
+        }
+        if (aq && csA == 1)
+          std::memcpy(q, aq + m * rsA, size_t(K));
+        else if (aq)
+          for (int64_t k = 0; k < K; ++k) q[k] = aq[m * rsA + k * csA];
+        else if (csA == 1)
+          quantizeU8For(quadConfig(), ap + m * rsA, K, p.invScale, p.zeroPoint, q);
+        else
+          for (int64_t k = 0; k < K; ++k) q[k] = quantizeU8One(ap[m * rsA + k * csA], p.invScale, p.zeroPoint);
+        std::memset(q + K, 0, size_t(Kp - K));
+      }
+    });
+  }
+
+  MmRun s;
+  s.p = &p;
+  s.M = M, s.N = N, s.Kp = Kp;
+  s.rows = rows;
+  s.w = a.blobs[0].as<int8_t>();
+  s.zc = a.blobs[1].as<int32_t>();
+  s.sc = a.blobs[2].as<float>();
+  s.epi = p.epi.get();
+  s.row = epilogueRow(s.epi);
+  const void* zres = nullptr;
+  if (p.fused && s.epi.residual) {
+    if (!a.hasInput(int(ir::linear::kResidualInput))) a.fail("has_residual is 1 but Z (input 3) is absent");
+    const TensorView& z = a.in(int(ir::linear::kResidualInput));
+    if (z.numel() != Y.numel()) a.fail("Z must have the output's shape");
+    if ((z.dtype == DataType::kU8) != (p.zU8 != 0)) a.fail("Z has another element type than prepared");
+    zres = z.data;
+  }
+  s.zf = p.zU8 ? nullptr : static_cast<const float*>(zres);
+  s.zq = p.zU8 ? static_cast<const uint8_t*>(zres) : nullptr;
+  s.yq = p.outU8 ? Y.as<uint8_t>() : nullptr;
+  s.yf = p.outU8 ? nullptr : Y.as<float>();
+  s.act = p.fused && (zres || s.epi.act != Activation::kNone);
+  s.bias = nullptr;
+  s.rowBias = 0.0f;
+  if (p.op == MmOp::kMatMul && p.fused && a.hasInput(2)) {
+    const TensorView& bv = a.in(2);
+    if (bv.numel() == N) s.bias = bv.as<float>();
+    else if (bv.numel() == 1) s.rowBias = bv.as<float>()[0];
+    else a.fail("bias must have N values or one");
+  }
+  const GemmC gc = p.op == MmOp::kGemm ? gemmCOf(a, M, N) : GemmC{};
+  s.cp = gc.data, s.rsC = gc.rowStride, s.csC = gc.colStride;
+  s.matmulEpi = p.op == MmOp::kMatMul && p.fused && (s.bias || s.rowBias != 0.0f || s.act);
+  const bool epilogue = s.matmulEpi || s.act;
+  s.fast = !epilogue || finishRowHandles(int(s.epi.act));
+  s.finish.epilogue = epilogue;
+  s.finish.act = int(s.epi.act);
+  s.finish.p0 = s.epi.p0;
+  s.finish.p1 = s.epi.p1;
+  s.finish.addFirst = s.epi.addFirst;
+  s.finish.zScale = p.zScale;
+  s.finish.zZero = p.zZero;
+  s.finish.yInv = p.outInv;
+  s.finish.yZero = p.outZero;
+  // 2. Items (range of row pairs, pair of column blocks).
+  s.pairs = ceilDiv(N, 32);
+  s.mPairs = Mp / 32;
+  s.mChunks = s.pairs >= 4 * T ? 1 : std::min(s.mPairs, ceilDiv(4 * T, s.pairs));
+  const int64_t items = s.pairs * s.mChunks, n = std::min<int64_t>(T, items);
+  a.executor->parallelFor(n, [&](int64_t t) {
+    mmItems(s, rangeBegin(items, t, n), rangeBegin(items, t + 1, n), slots + t * l.slot);
+  });
+}
+
 }  // namespace
 
 }  // namespace anvil::cpu::tactics
@@ -628,9 +1023,34 @@ namespace anvil::runtime {
 
 void registerNativeInt8AmxKernels(Kernels& k) {
   using namespace anvil::cpu::tactics;
+  struct Mm {
+    const char* op;
+    MmOp kind;
+    bool fused;
+    bool (*supports)(const ir::Node&, const std::vector<ir::TensorType>&);
+  };
+  const Mm mms[] = {{"MatMul", MmOp::kMatMul, false, supportsMatMul},
+                    {"FusedMatMul", MmOp::kMatMul, true, supportsFusedMatMul},
+                    {"Gemm", MmOp::kGemm, false, supportsGemm},
+                    {"FusedGemm", MmOp::kGemm, true, supportsFusedGemm}};
+  for (const Mm& m : mms) {
+    Kernel kn;
+    kn.name = std::string("i8_gemm_amx_32x32") + (m.fused ? "_epilogue" : "") + "__amxint8";
+    kn.version = 1;
+    kn.op = m.op;
+    kn.domain = m.fused ? "anvil" : "";
+    kn.precision = DataType::kI8;
+    kn.requirements = {"avx512f", "avx512bw", "amxint8"};
+    kn.supports = m.supports;
+    const MmOp kind = m.kind;
+    const bool fused = m.fused;
+    kn.prepare = [kind, fused](const PrepareInfo& i, Prepared* o) { prepareMatMul(kind, fused, i, o); };
+    kn.run = runMatMul;
+    k.add(std::move(kn));
+  }
   for (bool fused : {false, true}) {
     Kernel kn;
-    kn.name = std::string("i8_conv2d_amx_16x32") + (fused ? "_epilogue" : "") + "__amxint8";
+    kn.name = std::string("i8_conv2d_amx_32x32") + (fused ? "_epilogue" : "") + "__amxint8";
     kn.version = 1;
     kn.op = fused ? "FusedConv" : "Conv";
     kn.domain = fused ? "anvil" : "";

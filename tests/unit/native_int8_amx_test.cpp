@@ -1,5 +1,6 @@
-// The i8_conv2d_amx_* kernels (cpu/tactics/native_int8_amx.cpp): INT8 Conv / anvil.FusedConv
-// on AMX tiles. Each case is a one-node graph set to DataType::kI8 with input 0's per-tensor
+// The AMX kernels (cpu/tactics/native_int8_amx.cpp): i8_conv2d_amx_* (INT8 Conv /
+// anvil.FusedConv) and i8_gemm_amx_* (MatMul / Gemm / FusedMatMul / FusedGemm; their own
+// section below). Each case is a one-node graph set to DataType::kI8 with input 0's per-tensor
 // quantization, run through the kernel contract (weights handed over as NaNs after prepare,
 // output between sentinel guards, a guarded workspace) on 1 and 2 executor threads, where
 // the host has AMX-INT8 (skipped elsewhere). Checked: the same bits on both thread counts;
@@ -12,6 +13,8 @@
 #include <cmath>
 #include <cstring>
 #include <map>
+#include <array>
+#include <optional>
 #include <random>
 
 #include <sys/wait.h>
@@ -513,6 +516,206 @@ TEST(NativeInt8AmxSupports, DeclinesWhatItCannotRun) {
     EXPECT_TRUE(kf->supports(*b.node, b.types())) << "u8 Z";
     b.node->input(3)->setQuantization(std::nullopt);
     EXPECT_FALSE(kf->supports(*b.node, b.types())) << "u8 Z without a quantization";
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+// MatMul / Gemm / FusedMatMul / FusedGemm (i8_gemm_amx_*): bitwise against the host's
+// i8_gemm_u8s8 kernel on the same quantization (f32 and lowered u8 I/O), 1 and 2 threads,
+// and near the f32 reference (a loose sanity bound: the exact bound is native_int8_test's,
+// which the u8s8 kernels meet and these match bit for bit).
+
+struct MCase {
+  Case c;
+  bool lowX = false, lowZ = false, lowY = false;
+};
+
+ir::Attributes gemmAttrs(int tA, int tB, float alpha, float beta) {
+  ir::Attributes at;
+  if (tA) at.set("transA", int64_t(tA));
+  if (tB) at.set("transB", int64_t(tB));
+  if (alpha != 1.0f) at.set("alpha", alpha);
+  if (beta != 1.0f) at.set("beta", beta);
+  return at;
+}
+
+std::vector<MCase> matmulCases() {
+  std::vector<MCase> c;
+  auto add = [&](std::string name, std::string op, std::string domain, std::vector<std::optional<Dims>> in,
+                 std::vector<bool> constant, ir::Attributes at) {
+    c.push_back({{std::move(name), std::move(op), std::move(domain), std::move(in), std::move(constant), at}});
+  };
+  for (int64_t m : {1, 7, 17, 63, 65, 130})
+    for (int64_t k : {1, 17, 63, 65, 130})
+      for (int64_t n : {1, 7, 17, 65, 130}) {
+        const std::string s = std::to_string(m) + "x" + std::to_string(k) + "x" + std::to_string(n);
+        add("MatMul_" + s, "MatMul", "", {Dims{m, k}, Dims{k, n}}, {false, true}, {});
+      }
+  add("MatMul_batch_2x3x7x13", "MatMul", "", {Dims{2, 3, 7, 13}, Dims{13, 9}}, {false, true}, {});
+  add("MatMul_vec_13", "MatMul", "", {Dims{13}, Dims{13, 40}}, {false, true}, {});
+  add("MatMul_128x768x200", "MatMul", "", {Dims{128, 768}, Dims{768, 200}}, {false, true}, {});
+  add("MatMul_33x300x100", "MatMul", "", {Dims{33, 300}, Dims{300, 100}}, {false, true}, {});
+  for (int tA = 0; tA < 2; ++tA)
+    for (int tB = 0; tB < 2; ++tB)
+      for (auto [M, K, N] : std::vector<std::array<int64_t, 3>>{{7, 13, 33}, {17, 63, 5}, {65, 130, 17}}) {
+        const std::string s = std::to_string(M) + "x" + std::to_string(K) + "x" + std::to_string(N) + "_tA" +
+                              std::to_string(tA) + "tB" + std::to_string(tB);
+        const Dims a = tA ? Dims{K, M} : Dims{M, K}, b = tB ? Dims{N, K} : Dims{K, N};
+        add("Gemm_" + s + "_noC", "Gemm", "", {a, b}, {false, true}, gemmAttrs(tA, tB, 1.0f, 1.0f));
+        add("Gemm_" + s + "_C_MN", "Gemm", "", {a, b, Dims{M, N}}, {false, true, true}, gemmAttrs(tA, tB, 0.5f, 2.0f));
+        add("Gemm_" + s + "_C_N", "Gemm", "", {a, b, Dims{N}}, {false, true, false}, gemmAttrs(tA, tB, 1.5f, -1.0f));
+        add("Gemm_" + s + "_C_M1", "Gemm", "", {a, b, Dims{M, 1}}, {false, true, true}, gemmAttrs(tA, tB, 1.0f, 0.5f));
+      }
+  struct E {
+    const char* name;
+    const char* act;
+    std::vector<float> params;
+    int residual;  // 0 none, 1 add_then_activate, 2 activate_then_add
+  };
+  const E epis[] = {{"none", "", {}, 0},          {"relu", "Relu", {}, 0},          {"clip", "Clip", {-0.5f, 0.75f}, 0},
+                    {"gelu", "Gelu", {}, 0},        {"sigmoid", "Sigmoid", {}, 0},  {"res_add_relu", "Relu", {}, 1},
+                    {"res_relu_add", "Relu", {}, 2}, {"res_only", "", {}, 1},        {"res_gelu", "Gelu", {}, 1}};
+  for (const E& e : epis) {
+    auto fused = [&](std::string name, std::string op, std::vector<std::optional<Dims>> in, std::vector<bool> constant,
+                     ir::Attributes at, const Dims& out) {
+      if (*e.act) at.set("activation", std::string(e.act));
+      if (!e.params.empty()) at.set("activation_params", e.params);
+      if (e.residual) {
+        at.set("has_residual", int64_t(1));
+        at.set("residual_order", std::string(e.residual == 1 ? "add_then_activate" : "activate_then_add"));
+        while (in.size() < 3) in.push_back(std::nullopt), constant.push_back(false);
+        in.push_back(out);
+        constant.resize(4, false);
+      }
+      add(op + "_" + name + "_" + e.name, op, "anvil", in, constant, at);
+    };
+    fused("7x17x130_biasN", "FusedMatMul", {Dims{7, 17}, Dims{17, 130}, Dims{130}}, {false, true, true}, {}, {7, 130});
+    fused("batch_2x63x7x17_bias1", "FusedMatMul", {Dims{2, 63, 7}, Dims{7, 17}, Dims{1}}, {false, true, true}, {},
+          {2, 63, 17});
+    fused("65x130x33_nobias", "FusedMatMul", {Dims{65, 130}, Dims{130, 33}}, {false, true}, {}, {65, 33});
+    fused("17x63x33_tB_CN", "FusedGemm", {Dims{17, 63}, Dims{33, 63}, Dims{33}}, {false, true, true},
+          gemmAttrs(0, 1, 0.5f, 1.0f), {17, 33});
+  }
+  // bert-like: 128 x 768 x 768 with bias and GELU; lowered u8 combinations.
+  c.push_back({{"FusedMatMul_128x768x768_gelu", "FusedMatMul", "anvil", {Dims{128, 768}, Dims{768, 768}, Dims{768}},
+                {false, true, true}, [] {
+                  ir::Attributes at;
+                  at.set("activation", std::string("Gelu"));
+                  return at;
+                }()}});
+  for (int combo = 1; combo < 8; ++combo) {
+    ir::Attributes at;
+    at.set("activation", std::string("Relu"));
+    at.set("has_residual", int64_t(1));
+    MCase mc{{"FusedMatMul_low" + std::to_string(combo), "FusedMatMul", "anvil",
+              {Dims{33, 130}, Dims{130, 40}, Dims{40}, Dims{33, 40}}, {false, true, true, false}, at}};
+    mc.lowX = combo & 1, mc.lowZ = (combo & 2) != 0, mc.lowY = (combo & 4) != 0;
+    c.push_back(mc);
+    MCase g{{"MatMul_low" + std::to_string(combo), "MatMul", "", {Dims{17, 65}, Dims{65, 7}}, {false, true}, {}}};
+    g.lowX = combo & 1, g.lowY = (combo & 4) != 0;
+    if (combo & 2) continue;
+    c.push_back(g);
+  }
+  return c;
+}
+
+const std::vector<MCase>& mcases() {
+  static const std::vector<MCase> c = matmulCases();
+  return c;
+}
+
+// The one-node graph with input 0 calibrated on [-1, 1]; lowered values retyped to u8 with
+// u8 data drawn from the same seed.
+Built buildMatMul(const MCase& mc, uint32_t seed) {
+  Built b = build(mc.c, seed);
+  ir::Node* n = const_cast<ir::Node*>(b.node);
+  n->setPrecision(DataType::kI8);
+  n->input(0)->setQuantization(quantOf(kQx));
+  std::mt19937 r(seed + 17);
+  std::uniform_int_distribution<int> byte(0, 255);
+  auto lower = [&](size_t i, QuantU8 q) {
+    Tensor t(DataType::kU8, b.tensors[i].dims());
+    for (int64_t j = 0; j < t.numel(); ++j) t.data<uint8_t>()[j] = uint8_t(byte(r));
+    b.tensors[i] = std::move(t);
+    n->input(i)->type().dtype = DataType::kU8;
+    n->input(i)->setQuantization(quantOf(q));
+  };
+  if (mc.lowX) lower(0, kQx);
+  if (mc.lowZ) lower(3, kQz);
+  if (mc.lowY) {
+    n->output(0)->type().dtype = DataType::kU8;
+    n->output(0)->setQuantization(quantOf(kQy));
+  }
+  return b;
+}
+
+const runtime::Kernel* amxGemm(const std::string& op) {
+  for (const runtime::Kernel* k : registry().all())
+    if (k->op == op && k->name.rfind("i8_gemm_amx", 0) == 0) return k;
+  return nullptr;
+}
+const runtime::Kernel* existingGemm(const std::string& op) {
+  for (const runtime::Kernel* k : registry().all())
+    if (k->op == op && k->name.rfind("i8_gemm_u8s8", 0) == 0 && runtime::hostHasAll(k->requirements)) return k;
+  return nullptr;
+}
+
+class NativeInt8AmxGemm : public ::testing::TestWithParam<size_t> {};
+
+TEST_P(NativeInt8AmxGemm, MatchesExistingKernelBitwise) {
+  const MCase& mc = mcases()[GetParam()];
+  const runtime::Kernel* k = amxGemm(mc.c.op);
+  ASSERT_NE(k, nullptr) << "no AMX kernel for " << mc.c.op;
+  if (!runtime::hostHasAll(k->requirements)) GTEST_SKIP() << "skipped: no AMX";
+  const runtime::Kernel* e = existingGemm(mc.c.op);
+  ASSERT_NE(e, nullptr);
+  const Built b = buildMatMul(mc, uint32_t(GetParam()) * 131u + 5);
+  const std::vector<uint8_t> got = runBoth(*k, b), want = runBoth(*e, b);
+  ASSERT_EQ(got.size(), want.size());
+  size_t diff = 0, first = 0;
+  for (size_t i = 0; i < got.size(); ++i)
+    if (got[i] != want[i] && diff++ == 0) first = i;
+  EXPECT_EQ(diff, 0u) << k->name << " vs " << e->name << ": first differing byte " << first;
+  if (mc.lowX || mc.lowZ || mc.lowY) return;
+  // Near the f32 reference: |y - ref| within 3% of the output's range plus 0.02 (the inputs'
+  // quantization steps are 1/127 of |w| and 2/255 of x; a sanity check, not the bound).
+  const Tensor ref = reference(b);
+  const std::vector<float> y = asFloats(got);
+  double maxRef = 0;
+  for (int64_t i = 0; i < ref.numel(); ++i) maxRef = std::max(maxRef, double(std::fabs(ref.data<float>()[i])));
+  const int64_t K = mc.c.op == "Gemm" && mc.c.attrs.getInt("transB", 0) ? (*mc.c.inputs[1])[1] : (*mc.c.inputs[1])[0];
+  const double tol = 0.03 * maxRef + 0.02 * std::sqrt(double(K)) + 0.02;
+  for (size_t i = 0; i < y.size(); ++i)
+    ASSERT_LE(std::fabs(double(y[i]) - ref.data<float>()[i]), tol) << k->name << " at " << i;
+}
+
+INSTANTIATE_TEST_SUITE_P(Native, NativeInt8AmxGemm, ::testing::Range(size_t(0), mcases().size()),
+                         [](const ::testing::TestParamInfo<size_t>& p) { return mcases()[p.param].c.name; });
+
+TEST(NativeInt8AmxGemmSupports, DeclinesWhatItCannotRun) {
+  const runtime::Kernel* k = amxGemm("MatMul");
+  ASSERT_NE(k, nullptr);
+  const MCase base{{"m", "MatMul", "", {Dims{7, 17}, Dims{17, 9}}, {false, true}, {}}};
+  {
+    Built b = buildMatMul(base, 1);
+    EXPECT_TRUE(k->supports(*b.node, b.types()));
+    const_cast<ir::Node*>(b.node)->tacticParams().set("fp32_channels", Dims{1});
+    EXPECT_FALSE(k->supports(*b.node, b.types())) << "fp32_channels";
+  }
+  {
+    Built b = buildMatMul(base, 1);
+    const_cast<ir::Node*>(b.node)->tacticParams().set("adaptive_test", int64_t(1));
+    EXPECT_FALSE(k->supports(*b.node, b.types())) << "adaptive_test";
+  }
+  {
+    Built b = buildMatMul(base, 1);
+    const_cast<ir::Node*>(b.node)->setPrecision(DataType::kF32);
+    EXPECT_FALSE(k->supports(*b.node, b.types())) << "f32 node";
+  }
+  {
+    const MCase varB{{"v", "MatMul", "", {Dims{7, 17}, Dims{17, 9}}, {false, false}, {}}};
+    Built b = buildMatMul(varB, 1);
+    EXPECT_FALSE(k->supports(*b.node, b.types())) << "variable B";
   }
 }
 
