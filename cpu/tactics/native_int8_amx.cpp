@@ -316,6 +316,13 @@ void prepareConv(bool fused, const PrepareInfo& info, Prepared* out) {
 
 const I8Config& quadConfig() { return i8Config(I8Isa::kAvx512Vnni); }  // u8 quads (kg 4)
 
+// The tile unit and the kernel's leave to use it (asked once per process by hostHas): an
+// engine loaded on a host without them must fail the step, not fault on a tile instruction.
+void checkAmx(const StepArgs& a) {
+  static const bool ok = runtime::hostHas("amxint8");
+  if (!ok) a.fail("this kernel needs AMX-INT8 (CPUID and the OS's XTILEDATA permission), which this host lacks");
+}
+
 // Stage 1: the B panel [KT * 16 groups][16 pixels] of pixels [p0, p0 + R) from the padded
 // planes; group (tap, cg) of pixel r is its tap's input word in plane cg. Lanes from R on
 // repeat pixel p0 (their columns are dropped); groups past KG are zeros (zero weights).
@@ -501,6 +508,7 @@ __attribute__((target("amx-tile,amx-int8,avx512f,avx512bw"))) void runItems(cons
 }
 
 void runConv(const StepArgs& a) {
+  checkAmx(a);
   const AmxParams& p = a.paramsAs<AmxParams>();
   const I8Config& c = quadConfig();
   const TensorView& X = a.in(0);
@@ -908,6 +916,7 @@ __attribute__((target("amx-tile,amx-int8,avx512f,avx512bw"))) void mmItems(const
 }
 
 void runMatMul(const StepArgs& a) {
+  checkAmx(a);
   const MmParams& p = a.paramsAs<MmParams>();
   const TensorView& A = a.in(0);
   TensorView& Y = a.out(0);
