@@ -327,7 +327,11 @@ void checkAmx(const StepArgs& a) {
 // planes; group (tap, cg) of pixel r is its tap's input word in plane cg. Lanes from R on
 // repeat pixel p0 (their columns are dropped); groups past KG are zeros (zero weights).
 // At stride 1 the 16 pixels are a few runs of consecutive plane words (a run per output
-// row they touch): one masked load per run; else (or over 4 runs) one vpgatherdd.
+// row they touch): one masked load per run; else (or over 4 runs) one vpgatherdd. (Planes
+// split by stride phase, quantizePhases at the Conv's strides, would make every stride's
+// rows runs, but quantizing into phases cost more than the gathers save: resnet50's 1x1
+// stride-2 256 -> 512 at 28x28 0.37-0.41 -> 0.79-0.93 ms, 3x3 stride-2 128 0.20-0.24 ->
+// 0.46 ms, the 7x7 stem unchanged at 0.86-0.94.)
 __attribute__((target("avx512f,avx512bw"))) void packPanel(const AmxParams& p, const Conv2dGeom& g,
                                                            const Layout& l, const uint32_t* img, int64_t p0,
                                                            int64_t R, uint32_t* dst) {
