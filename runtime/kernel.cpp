@@ -7,6 +7,10 @@
 #include <cpuid.h>
 #endif
 #include <fstream>
+#if defined(__linux__) && defined(__x86_64__)
+#include <sys/syscall.h>
+#include <unistd.h>
+#endif
 
 namespace anvil::runtime {
 
@@ -63,16 +67,35 @@ namespace {
 // ANVIL_MAX_ISA caps the CPU features the runtime admits to, the way oneDNN's
 // ONEDNN_MAX_CPU_ISA does: "avx2" hides every AVX-512 feature (the kernels an AVX2-only
 // machine would build and run, measurable on an AVX-512 one), "x86-64" hides AVX2 and FMA
-// too. Unset or "native": everything the CPU has. Read once.
+// too, "avx512" hides AMX (the kernels of an AVX-512 VNNI machine without tiles). Unset or
+// "native": everything the CPU has. Read once.
 int maxIsaLevel() {
   static const int level = [] {
     const char* v = std::getenv("ANVIL_MAX_ISA");
     const std::string s = v ? v : "";
     if (s == "x86-64" || s == "sse" || s == "sse4.2" || s == "portable") return 0;
     if (s == "avx2") return 1;
-    return 2;
+    if (s == "avx512" || s == "avx512vnni") return 2;
+    return 3;
   }();
   return level;
+}
+
+// AMX-INT8: CPUID.(EAX=7,ECX=0):EDX bits 24 (AMX-TILE) and 25 (AMX-INT8), and the kernel's
+// leave to use the tile data state, asked once per process (Linux grants it to the whole
+// process; without the request the first tile instruction faults).
+bool amxInt8Usable() {
+  static const bool ok = [] {
+#if defined(__linux__) && defined(__x86_64__)
+    unsigned a = 0, b = 0, c = 0, d = 0;
+    if (!__get_cpuid_count(7, 0, &a, &b, &c, &d) || !((d >> 24) & 1u) || !((d >> 25) & 1u)) return false;
+    constexpr long kReqXcompPerm = 0x1023, kXfeatureXtiledata = 18;
+    return syscall(SYS_arch_prctl, kReqXcompPerm, kXfeatureXtiledata) == 0;
+#else
+    return false;
+#endif
+  }();
+  return ok;
 }
 
 }  // namespace
@@ -96,6 +119,7 @@ bool hostHas(const std::string& r) {
   if (r == "avx512vl") return __builtin_cpu_supports("avx512vl");
   if (r == "avx512vnni") return __builtin_cpu_supports("avx512vnni");
   if (r == "avx512bf16") return __builtin_cpu_supports("avx512bf16");
+  if (r == "amxint8") return cap >= 3 && amxInt8Usable();
 #endif
   // "sm_XY" (a CUDA compute capability) is met only where the CUDA backend is present and
   // finds such a device; the lean CPU runtime has none.
@@ -112,7 +136,7 @@ std::string firstMissing(const std::vector<std::string>& rs) {
 
 std::string hostCpuIsa() {
   std::string s = "x86-64";
-  for (const char* f : {"avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512vnni"})
+  for (const char* f : {"avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512vnni", "amxint8"})
     if (hostHas(f)) s += std::string("+") + f;
   return s;
 }

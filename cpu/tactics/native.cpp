@@ -15,6 +15,7 @@ void registerNativeNchwcSpatialKernels(Kernels& k);  // cpu/tactics/native_nchwc
 void registerNativeInt8Kernels(Kernels& k);       // cpu/tactics/native_int8.cpp: INT8 MatMul, Gemm, Conv, fused linear
 void registerNativeInt8PoolKernels(Kernels& k);   // cpu/tactics/native_int8_pool.cpp: u8 MaxPool of lowered chains
 void registerNativeInt8PixelsKernels(Kernels& k);  // cpu/tactics/native_int8_conv_pixels.cpp: INT8 Conv, pixels as tile rows
+void registerNativeInt8AmxKernels(Kernels& k);    // cpu/tactics/native_int8_amx.cpp: INT8 Conv, MatMul, Gemm on AMX tiles
 void registerNativeHalfKernels(Kernels& k);       // cpu/tactics/native_half.cpp: FP16 / BF16 MatMul, Gemm, Conv
 
 void registerNativeCpuKernels(Kernels& k) {
@@ -29,6 +30,7 @@ void registerNativeCpuKernels(Kernels& k) {
   registerNativeInt8Kernels(k);
   registerNativeInt8PoolKernels(k);
   registerNativeInt8PixelsKernels(k);
+  registerNativeInt8AmxKernels(k);
   registerNativeHalfKernels(k);
 }
 
