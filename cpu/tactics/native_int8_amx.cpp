@@ -38,6 +38,7 @@
 #include <string>
 
 #include "cpu/tactics/int8_gemm.h"
+#include "cpu/tactics/int8_support.h"
 #include "cpu/tactics/native_linear_conv.h"
 #include "cpu/tactics/native_linear_epilogue.h"
 #include "ir/ops/anvil_linear.h"
@@ -90,57 +91,13 @@ bool rank4(const ir::TensorType& t) { return t.shape.rankKnown() && t.shape.rank
 // ---------------------------------------------------------------------------------------
 // Quantization parameters (the i8 kernels' conditions)
 
-// A value's per-tensor quantization: an f32 rank-0 scale > 0 (finite) and a u8 zero point
-// (absent: 0) with one value; rank0Zero asks a rank-0 one (a lowered value's contract).
+// The shared conditions (perTensorQuant, weightQuant, convAttrsOf) are int8_support.h's;
+// a lowered value's zero point must also be rank 0 (its contract), as the pixels kernel asks.
 bool perTensorQuant(const ir::Value* v, bool rank0Zero, float* scale, int32_t* zp) {
-  if (!v || !v->quantization() || !v->quantization()->perTensor()) return false;
-  const ir::Quantization& q = *v->quantization();
-  if (q.scale.dtype() != DataType::kF32 || q.scale.numel() != 1 || q.scale.rank() != 0) return false;
-  const float s = q.scale.data<float>()[0];
-  if (!(s > 0.0f) || !std::isfinite(s)) return false;
-  int32_t z = 0;
-  if (q.zeroPoint.defined()) {
-    if (q.zeroPoint.dtype() != DataType::kU8 || q.zeroPoint.numel() != 1) return false;
-    if (rank0Zero && q.zeroPoint.rank() != 0) return false;
-    z = q.zeroPoint.data<uint8_t>()[0];
-  }
-  if (scale) *scale = s;
-  if (zp) *zp = z;
-  return true;
-}
-
-// The weight's own per-output-channel quantization (a Q/DQ import): f32 scales > 0 along
-// axis 0, zero points absent or s8 zeros; *scales null when it carries none.
-bool weightQuant(const ir::Node& n, int64_t N, const float** scales) {
-  *scales = nullptr;
-  const ir::Value* w = n.input(1);
-  if (!w || !w->quantization()) return true;
-  const ir::Quantization& q = *w->quantization();
-  if (q.perTensor() || *q.axis != 0) return false;
-  if (q.scale.dtype() != DataType::kF32 || q.scale.rank() != 1 || q.scale.numel() != N) return false;
-  for (int64_t i = 0; i < N; ++i)
-    if (!(q.scale.data<float>()[i] > 0.0f) || !std::isfinite(q.scale.data<float>()[i])) return false;
-  if (q.zeroPoint.defined()) {
-    if (q.zeroPoint.dtype() != DataType::kI8 || q.zeroPoint.numel() != N) return false;
-    for (int64_t i = 0; i < N; ++i)
-      if (q.zeroPoint.data<int8_t>()[i] != 0) return false;
-  }
-  *scales = q.scale.data<float>();
-  return true;
-}
-
-bool convAttrsOf(const ir::Node& n, const ir::Shape& w, ConvAttrs* a) {
-  if (!w.rankKnown() || w.rank() != 4 || !w[2].isStatic() || !w[3].isStatic()) return false;
-  const ir::Attributes& at = n.attrs();
-  a->group = at.getInt("group", 1);
-  a->kH = w[2].value();
-  a->kW = w[3].value();
-  const std::vector<int64_t> ks = at.getInts("kernel_shape", {a->kH, a->kW});
-  if (ks.size() != 2 || ks[0] != a->kH || ks[1] != a->kW) return false;
-  const std::vector<int64_t> s = at.getInts("strides", {1, 1}), d = at.getInts("dilations", {1, 1});
-  if (s.size() != 2 || d.size() != 2 || s[0] <= 0 || s[1] <= 0 || d[0] <= 0 || d[1] <= 0) return false;
-  a->sH = s[0], a->sW = s[1], a->dH = d[0], a->dW = d[1];
-  return decodeConvPads(at, a);
+  if (rank0Zero && v && v->quantization() && v->quantization()->zeroPoint.defined() &&
+      v->quantization()->zeroPoint.rank() != 0)
+    return false;
+  return tactics::perTensorQuant(v, scale, zp);
 }
 
 // Conv and FusedConv: a 2-D single-group Conv the precision pass set to INT8, static
@@ -175,7 +132,7 @@ bool supportsConv(const ir::Node& n, const std::vector<ir::TensorType>& in) {
   Conv2dGeom g;
   if (!conv2dGeometry(a, xd.data(), wd[0], &g) || g.C != wd[1]) return false;
   const float* s;
-  return weightQuant(n, wd[0], &s);
+  return weightQuant(n, 0, wd[0], &s);
 }
 
 bool supportsFusedConv(const ir::Node& n, const std::vector<ir::TensorType>& in) {
@@ -285,7 +242,7 @@ void prepareConv(bool fused, const PrepareInfo& info, Prepared* out) {
   ANVIL_CHECK(w && w->dtype() == DataType::kF32, ErrorCode::kInternal, n.label(),
               ": the INT8 Conv needs a constant f32 weight (input 1)");
   const float* given;
-  ANVIL_CHECK(weightQuant(n, g.M, &given), ErrorCode::kInvalidModel, n.label(),
+  ANVIL_CHECK(weightQuant(n, 0, g.M, &given), ErrorCode::kInvalidModel, n.label(),
               ": the weight's quantization is not per output channel with zero offsets");
   const int64_t taps = g.kH * g.kW, K = g.C * taps;
   p.N = g.M;
