@@ -960,6 +960,7 @@ void buildImpl(const std::string& onnxPath, const BuilderConfig& config, std::st
       ir::Value* a = p.input(0);
       ir::Value* b = p.output(0);
       if (!plainF32(a) || !plainF32(b) || !a->producer() || !workOf.count(a->producer())) continue;
+      if (outputTypeOf(*a->producer()) == ir::DataType::kF32) continue;  // the producer's output kept f32
       Work& src = *workOf.at(a->producer());
       auto ua = uses.find(a), ub = uses.find(b);
       if (!isI8(src) || a->producer()->numOutputs() != 1 || ua == uses.end() || ub == uses.end() || ub->second.empty())

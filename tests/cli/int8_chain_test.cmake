@@ -5,6 +5,8 @@
 #    lowered values are stored exactly as the readers quantize them, so the outputs equal
 #    the all-f32-storage engine's (--layerOutputTypes=*:fp32) bit for bit;
 #  - with the residual quantized too the outputs stay close;
+#  - --layerOutputTypes=c2:fp32 keeps the MaxPool on f32 too, with the same bits (the max of
+#    the bytes is the quantized max);
 #  - int8 where it cannot be had is an error under obey; fp16 storage is refused.
 file(REMOVE_RECURSE ${OUT})
 file(MAKE_DIRECTORY ${OUT}/calib)
@@ -79,6 +81,14 @@ if(NOT t STREQUAL "c1=f32;c2=u8;p2=u8;c3=u8;c4=f32;")
 endif()
 compare(noresidual plain 0)
 compare(chain plain 0.05)
+
+# The MaxPool's input is c2's output: c2:fp32 keeps it f32, and the MaxPool with it.
+anvil_run(c2plain TRUE --layerOutputTypes=c2:fp32)
+output_types(c2plain t)
+if(NOT t STREQUAL "c1=u8;c2=f32;p2=f32;c3=u8;c4=f32;")
+  message(FATAL_ERROR "--layerOutputTypes=c2:fp32: output types ${t}")
+endif()
+compare(c2plain chain 0)
 
 anvil_run(outint8 FALSE --layerOutputTypes=c4:int8)
 if(NOT outint8_out MATCHES "c4'?: --layerOutputTypes asks for int8, but its output is a model output")
