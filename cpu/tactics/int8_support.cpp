@@ -4,6 +4,9 @@
 #include <cmath>
 #include <vector>
 
+#include "cpu/tactics/int8_gemm.h"
+#include "ir/ops/anvil_linear.h"
+
 namespace anvil::cpu::tactics {
 
 bool perTensorQuant(const ir::Value* v, float* scale, int32_t* zp) {
@@ -20,6 +23,12 @@ bool perTensorQuant(const ir::Value* v, float* scale, int32_t* zp) {
   if (scale) *scale = s;
   if (zp) *zp = z;
   return true;
+}
+
+bool loweredQuant(const ir::Value* v, float* scale, int32_t* zp) {
+  if (v && v->quantization() && v->quantization()->zeroPoint.defined() && v->quantization()->zeroPoint.rank() != 0)
+    return false;
+  return perTensorQuant(v, scale, zp);
 }
 
 bool weightQuant(const ir::Node& n, int64_t featureAxis, int64_t N, const float** scales) {
@@ -52,6 +61,49 @@ bool convAttrsOf(const ir::Node& n, const ir::Shape& w, ConvAttrs* a) {
   if (s.size() != 2 || d.size() != 2 || s[0] <= 0 || s[1] <= 0 || d[0] <= 0 || d[1] <= 0) return false;
   a->sH = s[0], a->sW = s[1], a->dH = d[0], a->dW = d[1];
   return decodeConvPads(at, a);
+}
+
+bool supportsPlainInt8Conv2d(const ir::Node& n, const std::vector<ir::TensorType>& in, bool fused, int64_t maxPixels) {
+  auto isF32 = [](const ir::TensorType& t) { return t.dtype == DataType::kF32; };
+  auto rank4 = [](const ir::TensorType& t) { return t.shape.rankKnown() && t.shape.rank() == 4; };
+  auto absent = [&](size_t i) { return i >= in.size() || in[i].dtype == DataType::kUndefined; };
+  if (n.precision() != DataType::kI8 || in.size() < 2 || !rank4(in[0]) || !rank4(in[1])) return false;
+  if (!in[0].shape.isStatic() || !in[1].shape.isStatic()) return false;
+  if (!absent(2) && (!isF32(in[2]) || !in[2].shape.rankKnown() || in[2].shape.rank() != 1)) return false;
+  const ir::Attributes& tp = n.tacticParams();
+  if (tp.has("fp32_channels") || tp.has("adaptive_tau") || tp.has("adaptive_test")) return false;
+  if (!perTensorQuant(n.input(0), nullptr, nullptr) || !n.input(1) || !n.input(1)->isInitializer() || !isF32(in[1]))
+    return false;
+  if (in[0].dtype == DataType::kU8) {
+    if (!loweredQuant(n.input(0), nullptr, nullptr)) return false;
+  } else if (!isF32(in[0])) {
+    return false;
+  }
+  const ir::Value* y = n.output(0);
+  if (!y) return false;
+  if (y->dtype() == DataType::kU8) {
+    if (!loweredQuant(y, nullptr, nullptr)) return false;
+  } else if (y->dtype() != DataType::kF32) {
+    return false;
+  }
+  ConvAttrs a;
+  if (!convAttrsOf(n, in[1].shape, &a) || a.group != 1) return false;
+  const std::vector<int64_t> xd = in[0].shape.extents(), wd = in[1].shape.extents();
+  const int64_t K = wd[1] * wd[2] * wd[3];
+  if (K < 1 || K > kI8MaxK || wd[0] < 1) return false;
+  Conv2dGeom g;
+  if (!conv2dGeometry(a, xd.data(), wd[0], &g) || g.C != wd[1]) return false;
+  if (g.OH * g.OW > maxPixels) return false;
+  const float* s;
+  if (!weightQuant(n, 0, wd[0], &s)) return false;
+  if (!fused) return true;
+  ir::linear::Epilogue e;
+  if (!ir::linear::readEpilogue(n.attrs(), &e).empty()) return false;
+  const size_t zi = ir::linear::kResidualInput;
+  const bool hasZ = !absent(zi);
+  if (hasZ != e.residual) return false;
+  if (!hasZ || isF32(in[zi])) return true;
+  return in[zi].dtype == DataType::kU8 && loweredQuant(n.input(zi), nullptr, nullptr);
 }
 
 }  // namespace anvil::cpu::tactics

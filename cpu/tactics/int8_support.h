@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <vector>
 
 #include "cpu/tactics/native_linear_conv.h"
 #include "ir/graph.h"
@@ -15,6 +16,10 @@ namespace anvil::cpu::tactics {
 // with one value (absent: 0). False for anything else (per axis, other types, no value).
 bool perTensorQuant(const ir::Value* v, float* scale, int32_t* zp);
 
+// A lowered (u8) value's grid: perTensorQuant, and the zero point, if any, of rank 0 (the
+// contract of the values the builder's INT8 chains store).
+bool loweredQuant(const ir::Value* v, float* scale, int32_t* zp);
+
 // The weight's (input 1) own per-axis quantization along featureAxis: f32 scales > 0, one
 // per feature (N), zero points absent or s8 zeros. False for one that does not fit;
 // *scales stays null when the weight carries none.
@@ -23,5 +28,13 @@ bool weightQuant(const ir::Node& n, int64_t featureAxis, int64_t N, const float*
 // A 2-D Conv's attributes from the node and its weight's shape [M, C/group, kH, kW]
 // (static kernel extents, positive strides and dilations, pads decoded).
 bool convAttrsOf(const ir::Node& n, const ir::Shape& w, ConvAttrs* a);
+
+// Conv (fused = false) and anvil.FusedConv served by a plain-INT8 2-D Conv kernel family
+// (the pixels-as-rows and AMX ones): the node set to INT8 without f32 components
+// (fp32_channels, adaptive_*), static rank-4 X and W, a constant f32 weight with its own
+// per-channel quantization if any, K = C * kH * kW in [1, kI8MaxK], one group, X and Y f32
+// or lowered u8, the epilogue readable with Z (if any) f32 or lowered u8, and at most
+// maxPixels output pixels per image.
+bool supportsPlainInt8Conv2d(const ir::Node& n, const std::vector<ir::TensorType>& in, bool fused, int64_t maxPixels);
 
 }  // namespace anvil::cpu::tactics

@@ -33,6 +33,7 @@
 #include <immintrin.h>
 
 #include <algorithm>
+#include <limits>
 #include <cmath>
 #include <cstring>
 #include <string>
@@ -86,64 +87,17 @@ bool isF32(const ir::TensorType& t) { return t.dtype == DataType::kF32; }
 bool absent(const std::vector<ir::TensorType>& in, size_t i) {
   return i >= in.size() || in[i].dtype == DataType::kUndefined;
 }
-bool rank4(const ir::TensorType& t) { return t.shape.rankKnown() && t.shape.rank() == 4; }
 
 // ---------------------------------------------------------------------------------------
 // Quantization parameters (the i8 kernels' conditions)
 
-// The shared conditions (perTensorQuant, weightQuant, convAttrsOf) are int8_support.h's;
-// a lowered value's zero point must also be rank 0 (its contract), as the pixels kernel asks.
-bool perTensorQuant(const ir::Value* v, bool rank0Zero, float* scale, int32_t* zp) {
-  if (rank0Zero && v && v->quantization() && v->quantization()->zeroPoint.defined() &&
-      v->quantization()->zeroPoint.rank() != 0)
-    return false;
-  return tactics::perTensorQuant(v, scale, zp);
-}
-
-// Conv and FusedConv: a 2-D single-group Conv the precision pass set to INT8, static
-// extents, a constant f32 weight with K = C * kH * kW in [1, kI8MaxK], input 0 f32 or
-// lowered u8 with its per-tensor quantization, output f32 or lowered u8; plain INT8 only.
+// Conv and FusedConv: int8_support.h's plain-INT8 2-D Conv conditions, any output size.
 bool supportsConv(const ir::Node& n, const std::vector<ir::TensorType>& in) {
-  if (n.precision() != DataType::kI8 || in.size() < 2 || !rank4(in[0]) || !rank4(in[1])) return false;
-  if (!in[0].shape.isStatic() || !in[1].shape.isStatic()) return false;
-  if (!absent(in, 2) && (!isF32(in[2]) || !in[2].shape.rankKnown() || in[2].shape.rank() != 1)) return false;
-  const ir::Attributes& tp = n.tacticParams();
-  if (tp.has("fp32_channels") || tp.has("adaptive_tau") || tp.has("adaptive_test")) return false;
-  if (!perTensorQuant(n.input(0), false, nullptr, nullptr) || !n.input(1) || !n.input(1)->isInitializer() ||
-      !isF32(in[1]))
-    return false;
-  if (in[0].dtype == DataType::kU8) {
-    if (!perTensorQuant(n.input(0), true, nullptr, nullptr)) return false;
-  } else if (!isF32(in[0])) {
-    return false;
-  }
-  const ir::Value* y = n.output(0);
-  if (!y) return false;
-  if (y->dtype() == DataType::kU8) {
-    if (!perTensorQuant(y, true, nullptr, nullptr)) return false;
-  } else if (y->dtype() != DataType::kF32) {
-    return false;
-  }
-  ConvAttrs a;
-  if (!convAttrsOf(n, in[1].shape, &a) || a.group != 1) return false;
-  const std::vector<int64_t> xd = in[0].shape.extents(), wd = in[1].shape.extents();
-  const int64_t K = wd[1] * wd[2] * wd[3];
-  if (K < 1 || K > kI8MaxK || wd[0] < 1) return false;
-  Conv2dGeom g;
-  if (!conv2dGeometry(a, xd.data(), wd[0], &g) || g.C != wd[1]) return false;
-  const float* s;
-  return weightQuant(n, 0, wd[0], &s);
+  return supportsPlainInt8Conv2d(n, in, false, std::numeric_limits<int64_t>::max());
 }
 
 bool supportsFusedConv(const ir::Node& n, const std::vector<ir::TensorType>& in) {
-  if (!supportsConv(n, in)) return false;
-  Epilogue e;
-  if (!ir::linear::readEpilogue(n.attrs(), &e).empty()) return false;
-  const size_t zi = ir::linear::kResidualInput;
-  const bool hasZ = !absent(in, zi);
-  if (hasZ != e.residual) return false;
-  if (!hasZ || isF32(in[zi])) return true;
-  return in[zi].dtype == DataType::kU8 && perTensorQuant(n.input(zi), true, nullptr, nullptr);
+  return supportsPlainInt8Conv2d(n, in, true, std::numeric_limits<int64_t>::max());
 }
 
 // ---------------------------------------------------------------------------------------
@@ -215,20 +169,20 @@ void prepareConv(bool fused, const PrepareInfo& info, Prepared* out) {
     p.epi = EpilogueParams::of(readFusedEpilogue(n));
   }
   float sx;
-  ANVIL_CHECK(perTensorQuant(n.input(0), false, &sx, &p.zeroPoint), ErrorCode::kInvalidModel, n.label(),
+  ANVIL_CHECK(perTensorQuant(n.input(0), &sx, &p.zeroPoint), ErrorCode::kInvalidModel, n.label(),
               ": input 0 has no per-tensor u8 quantization");
   p.invScale = 1.0f / sx;
   p.inU8 = info.maxTypes[0].dtype == DataType::kU8;
   const size_t zi = ir::linear::kResidualInput;
   if (fused && p.epi.residual && zi < info.maxTypes.size() && info.maxTypes[zi].dtype == DataType::kU8) {
     p.zU8 = 1;
-    ANVIL_CHECK(perTensorQuant(n.input(zi), true, &p.zScale, &p.zZero), ErrorCode::kInvalidModel, n.label(),
+    ANVIL_CHECK(loweredQuant(n.input(zi), &p.zScale, &p.zZero), ErrorCode::kInvalidModel, n.label(),
                 ": Z is u8 without a per-tensor quantization");
   }
   if (n.output(0)->dtype() == DataType::kU8) {
     p.outU8 = 1;
     float sy;
-    ANVIL_CHECK(perTensorQuant(n.output(0), true, &sy, &p.outZero), ErrorCode::kInvalidModel, n.label(),
+    ANVIL_CHECK(loweredQuant(n.output(0), &sy, &p.outZero), ErrorCode::kInvalidModel, n.label(),
                 ": the u8 output has no per-tensor quantization");
     p.outInv = 1.0f / sy;
   }
@@ -657,20 +611,20 @@ bool weightQuantAxis(const ir::Node& n, int64_t axis, int64_t N, const float** s
 bool mmCommon(const ir::Node& n, const std::vector<ir::TensorType>& in, int64_t K, int64_t N, int64_t axis) {
   const ir::Attributes& tp = n.tacticParams();
   if (tp.has("fp32_channels") || tp.has("adaptive_tau") || tp.has("adaptive_test")) return false;
-  if (n.precision() != DataType::kI8 || !perTensorQuant(n.input(0), false, nullptr, nullptr)) return false;
+  if (n.precision() != DataType::kI8 || !perTensorQuant(n.input(0), nullptr, nullptr)) return false;
   if (!n.input(1) || !n.input(1)->isInitializer() || K < 1 || K > kI8MaxK || N < 1) return false;
   const float* s;
-  const bool xOk = isF32(in[0]) || (in[0].dtype == DataType::kU8 && perTensorQuant(n.input(0), false, nullptr, nullptr));
+  const bool xOk = isF32(in[0]) || (in[0].dtype == DataType::kU8 && perTensorQuant(n.input(0), nullptr, nullptr));
   const ir::Value* y = n.output(0);
   const bool yOk = y && (y->dtype() == DataType::kF32 ||
-                         (y->dtype() == DataType::kU8 && perTensorQuant(y, false, nullptr, nullptr)));
+                         (y->dtype() == DataType::kU8 && perTensorQuant(y, nullptr, nullptr)));
   return weightQuantAxis(n, axis, N, &s) && xOk && isF32(in[1]) && yOk;
 }
 
 bool mmFused(const ir::Node& n, const std::vector<ir::TensorType>& in) {
   const size_t zi = ir::linear::kResidualInput;
   if (zi >= in.size() || in[zi].dtype != DataType::kU8) return fusedEpilogueSupported(n, in);
-  if (!perTensorQuant(n.input(zi), false, nullptr, nullptr)) return false;
+  if (!perTensorQuant(n.input(zi), nullptr, nullptr)) return false;
   std::vector<ir::TensorType> t = in;
   t[zi].dtype = DataType::kF32;
   return fusedEpilogueSupported(n, t);
@@ -717,7 +671,7 @@ void prepareMatMul(MmOp op, bool fused, const PrepareInfo& info, Prepared* out) 
     p.epi = EpilogueParams::of(readFusedEpilogue(n));
   }
   float sx;
-  ANVIL_CHECK(perTensorQuant(n.input(0), false, &sx, &p.zeroPoint), ErrorCode::kInvalidModel, n.label(),
+  ANVIL_CHECK(perTensorQuant(n.input(0), &sx, &p.zeroPoint), ErrorCode::kInvalidModel, n.label(),
               ": input 0 has no per-tensor u8 quantization");
   p.invScale = 1.0f / sx;
   const std::vector<int64_t> ad = staticExtents(info, 0, "A"), bd = staticExtents(info, 1, "B");
@@ -743,13 +697,13 @@ void prepareMatMul(MmOp op, bool fused, const PrepareInfo& info, Prepared* out) 
   const size_t zi = ir::linear::kResidualInput;
   if (fused && p.epi.residual && zi < info.maxTypes.size() && info.maxTypes[zi].dtype == DataType::kU8) {
     p.zU8 = 1;
-    ANVIL_CHECK(perTensorQuant(n.input(zi), false, &p.zScale, &p.zZero), ErrorCode::kInvalidModel, n.label(),
+    ANVIL_CHECK(perTensorQuant(n.input(zi), &p.zScale, &p.zZero), ErrorCode::kInvalidModel, n.label(),
                 ": Z is u8 without a per-tensor quantization");
   }
   if (n.output(0)->dtype() == DataType::kU8) {
     p.outU8 = 1;
     float sy;
-    ANVIL_CHECK(perTensorQuant(n.output(0), false, &sy, &p.outZero), ErrorCode::kInvalidModel, n.label(),
+    ANVIL_CHECK(perTensorQuant(n.output(0), &sy, &p.outZero), ErrorCode::kInvalidModel, n.label(),
                 ": the u8 output has no per-tensor quantization");
     p.outInv = 1.0f / sy;
   }

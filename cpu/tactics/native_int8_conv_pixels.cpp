@@ -88,63 +88,20 @@ struct PixParams {
 static_assert(sizeof(PixParams) == 12 * 4 + 3 * 8 + sizeof(ConvAttrs) + sizeof(EpilogueParams) + 4,
               "PixParams must have no padding bytes");
 
-bool isF32(const ir::TensorType& t) { return t.dtype == DataType::kF32; }
-bool absent(const std::vector<ir::TensorType>& in, size_t i) {
-  return i >= in.size() || in[i].dtype == DataType::kUndefined;
-}
-bool rank4(const ir::TensorType& t) { return t.shape.rankKnown() && t.shape.rank() == 4; }
-
 // ---------------------------------------------------------------------------------------
 // Quantization parameters (the conditions of the i8 kernels, plus the lowered u8 values)
 
 // s_x and z_x of input 0.
 bool activationQuant(const ir::Node& n, float* scale, int32_t* zp) { return perTensorQuant(n.input(0), scale, zp); }
 
-// Conv and FusedConv: a 2-D single-group Conv the precision pass set to INT8, static
-// extents, a constant f32 weight with K = C * kH * kW in [1, kI8MaxK] (exact int32 sums),
-// input 0 f32 or lowered u8 with its per-tensor quantization, output f32 or lowered u8, at
-// most kMaxPixels output pixels; plain INT8 only (no f32 components).
+// Conv and FusedConv: int8_support.h's plain-INT8 2-D Conv conditions, at most kMaxPixels
+// output pixels.
 bool supportsConv(const ir::Node& n, const std::vector<ir::TensorType>& in) {
-  if (n.precision() != DataType::kI8 || in.size() < 2 || !rank4(in[0]) || !rank4(in[1])) return false;
-  if (!in[0].shape.isStatic() || !in[1].shape.isStatic()) return false;
-  if (!absent(in, 2) && (!isF32(in[2]) || !in[2].shape.rankKnown() || in[2].shape.rank() != 1)) return false;
-  const ir::Attributes& tp = n.tacticParams();
-  if (tp.has("fp32_channels") || tp.has("adaptive_tau") || tp.has("adaptive_test")) return false;
-  if (!activationQuant(n, nullptr, nullptr) || !n.input(1) || !n.input(1)->isInitializer() || !isF32(in[1]))
-    return false;
-  if (in[0].dtype == DataType::kU8) {
-    if (!perTensorQuant(n.input(0), nullptr, nullptr)) return false;
-  } else if (!isF32(in[0])) {
-    return false;
-  }
-  const ir::Value* y = n.output(0);
-  if (!y) return false;
-  if (y->dtype() == DataType::kU8) {
-    if (!perTensorQuant(y, nullptr, nullptr)) return false;
-  } else if (y->dtype() != DataType::kF32) {
-    return false;
-  }
-  ConvAttrs a;
-  if (!convAttrsOf(n, in[1].shape, &a) || a.group != 1) return false;
-  const std::vector<int64_t> xd = in[0].shape.extents(), wd = in[1].shape.extents();
-  const int64_t K = wd[1] * wd[2] * wd[3];
-  if (K < 1 || K > kI8MaxK || wd[0] < 1) return false;
-  Conv2dGeom g;
-  if (!conv2dGeometry(a, xd.data(), wd[0], &g) || g.C != wd[1]) return false;
-  if (g.OH * g.OW > kMaxPixels) return false;
-  const float* s;
-  return weightQuant(n, 0, wd[0], &s);
+  return supportsPlainInt8Conv2d(n, in, false, kMaxPixels);
 }
 
 bool supportsFusedConv(const ir::Node& n, const std::vector<ir::TensorType>& in) {
-  if (!supportsConv(n, in)) return false;
-  Epilogue e;
-  if (!ir::linear::readEpilogue(n.attrs(), &e).empty()) return false;
-  const size_t zi = ir::linear::kResidualInput;
-  const bool hasZ = !absent(in, zi);
-  if (hasZ != e.residual) return false;
-  if (!hasZ || isF32(in[zi])) return true;
-  return in[zi].dtype == DataType::kU8 && perTensorQuant(n.input(zi), nullptr, nullptr);
+  return supportsPlainInt8Conv2d(n, in, true, kMaxPixels);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -220,13 +177,13 @@ void prepareConv(I8Isa isa, bool fused, const PrepareInfo& info, Prepared* out) 
   const size_t zi = ir::linear::kResidualInput;
   if (fused && p.epi.residual && zi < info.maxTypes.size() && info.maxTypes[zi].dtype == DataType::kU8) {
     p.zU8 = 1;
-    ANVIL_CHECK(perTensorQuant(n.input(zi), &p.zScale, &p.zZero), ErrorCode::kInvalidModel, n.label(),
+    ANVIL_CHECK(loweredQuant(n.input(zi), &p.zScale, &p.zZero), ErrorCode::kInvalidModel, n.label(),
                 ": Z is u8 without a per-tensor quantization");
   }
   if (n.output(0)->dtype() == DataType::kU8) {
     p.outU8 = 1;
     float sy;
-    ANVIL_CHECK(perTensorQuant(n.output(0), &sy, &p.outZero), ErrorCode::kInvalidModel, n.label(),
+    ANVIL_CHECK(loweredQuant(n.output(0), &sy, &p.outZero), ErrorCode::kInvalidModel, n.label(),
                 ": the u8 output has no per-tensor quantization");
     p.outInv = 1.0f / sy;
   }
