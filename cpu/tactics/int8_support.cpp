@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "cpu/tactics/int8_gemm.h"
+#include "cpu/tactics/native_linear_epilogue.h"
 #include "ir/ops/anvil_linear.h"
 
 namespace anvil::cpu::tactics {
@@ -63,6 +64,36 @@ bool convAttrsOf(const ir::Node& n, const ir::Shape& w, ConvAttrs* a) {
   return decodeConvPads(at, a);
 }
 
+bool int8MixedParams(const ir::Node& n) {
+  const ir::Attributes& tp = n.tacticParams();
+  return tp.has("fp32_channels") || tp.has("adaptive_tau") || tp.has("adaptive_test");
+}
+
+namespace {
+// A u8 value this node can read or write: per-tensor quantized, and the node not mixed.
+bool lowerable(const ir::Node& n, const ir::Value* v) { return perTensorQuant(v, nullptr, nullptr) && !int8MixedParams(n); }
+}  // namespace
+
+bool int8LinearSupports(const ir::Node& n, const std::vector<ir::TensorType>& in, int64_t K, int64_t N,
+                        int64_t featureAxis) {
+  if (n.precision() != DataType::kI8 || !perTensorQuant(n.input(0), nullptr, nullptr)) return false;
+  if (!n.input(1) || !n.input(1)->isInitializer() || K < 1 || K > kI8MaxK || N < 1) return false;
+  const float* s;
+  const bool xOk = in[0].dtype == DataType::kF32 || (in[0].dtype == DataType::kU8 && lowerable(n, n.input(0)));
+  const ir::Value* y = n.output(0);
+  const bool yOk = y && (y->dtype() == DataType::kF32 || (y->dtype() == DataType::kU8 && lowerable(n, y)));
+  return weightQuant(n, featureAxis, N, &s) && xOk && in[1].dtype == DataType::kF32 && yOk;
+}
+
+bool int8FusedEpilogueSupports(const ir::Node& n, const std::vector<ir::TensorType>& in) {
+  const size_t zi = ir::linear::kResidualInput;
+  if (zi >= in.size() || in[zi].dtype != DataType::kU8) return fusedEpilogueSupported(n, in);
+  if (!lowerable(n, n.input(zi))) return false;
+  std::vector<ir::TensorType> t = in;
+  t[zi].dtype = DataType::kF32;
+  return fusedEpilogueSupported(n, t);
+}
+
 bool supportsPlainInt8Conv2d(const ir::Node& n, const std::vector<ir::TensorType>& in, bool fused, int64_t maxPixels) {
   auto isF32 = [](const ir::TensorType& t) { return t.dtype == DataType::kF32; };
   auto rank4 = [](const ir::TensorType& t) { return t.shape.rankKnown() && t.shape.rank() == 4; };
@@ -70,8 +101,7 @@ bool supportsPlainInt8Conv2d(const ir::Node& n, const std::vector<ir::TensorType
   if (n.precision() != DataType::kI8 || in.size() < 2 || !rank4(in[0]) || !rank4(in[1])) return false;
   if (!in[0].shape.isStatic() || !in[1].shape.isStatic()) return false;
   if (!absent(2) && (!isF32(in[2]) || !in[2].shape.rankKnown() || in[2].shape.rank() != 1)) return false;
-  const ir::Attributes& tp = n.tacticParams();
-  if (tp.has("fp32_channels") || tp.has("adaptive_tau") || tp.has("adaptive_test")) return false;
+  if (int8MixedParams(n)) return false;
   if (!perTensorQuant(n.input(0), nullptr, nullptr) || !n.input(1) || !n.input(1)->isInitializer() || !isF32(in[1]))
     return false;
   if (in[0].dtype == DataType::kU8) {

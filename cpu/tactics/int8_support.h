@@ -29,6 +29,22 @@ bool weightQuant(const ir::Node& n, int64_t featureAxis, int64_t N, const float*
 // (static kernel extents, positive strides and dilations, pads decoded).
 bool convAttrsOf(const ir::Node& n, const ir::Shape& w, ConvAttrs* a);
 
+// Components in f32 (tactic params fp32_channels, adaptive_tau, adaptive_test): such a
+// node needs its input and output in f32 (the f32 recomputation reads and writes them).
+bool int8MixedParams(const ir::Node& n);
+
+// The common part of an INT8 linear kernel's supports(): the node computes in INT8, input 0
+// has its per-tensor quantization and is f32 or (for a node without f32 components) a
+// lowered u8, the weight (input 1) is a constant f32 tensor with K (1..kI8MaxK: exact int32
+// sums) and N features along featureAxis and its own quantization, if any, fits, and
+// output 0 is f32 or (without f32 components) lowered u8.
+bool int8LinearSupports(const ir::Node& n, const std::vector<ir::TensorType>& in, int64_t K, int64_t N,
+                        int64_t featureAxis);
+
+// The fused epilogue's checks (fusedEpilogueSupported) with a lowered Z (without f32
+// components) taken as f32.
+bool int8FusedEpilogueSupports(const ir::Node& n, const std::vector<ir::TensorType>& in);
+
 // Conv (fused = false) and anvil.FusedConv served by a plain-INT8 2-D Conv kernel family
 // (the pixels-as-rows and AMX ones): the node set to INT8 without f32 components
 // (fp32_channels, adaptive_*), static rank-4 X and W, a constant f32 weight with its own

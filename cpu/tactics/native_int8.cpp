@@ -108,47 +108,6 @@ bool rankIs(const ir::TensorType& t, size_t lo, size_t hi) {
 // s_x and z_x of input 0.
 bool activationQuant(const ir::Node& n, float* scale, int32_t* zp) { return perTensorQuant(n.input(0), scale, zp); }
 
-// Components in f32 (fp32_channels, adaptive_tau) need the f32 input and write f32: such a
-// node keeps its I/O in f32.
-bool mixedParams(const ir::Node& n) {
-  const ir::Attributes& tp = n.tacticParams();
-  return tp.has("fp32_channels") || tp.has("adaptive_tau") || tp.has("adaptive_test");
-}
-
-// A u8 value this node can read or write: per-tensor quantized, and the node not mixed.
-bool lowerable(const ir::Node& n, const ir::Value* v) { return perTensorQuant(v, nullptr, nullptr) && !mixedParams(n); }
-
-// Output 0: f32, or lowered.
-bool outputSupported(const ir::Node& n) {
-  const ir::Value* y = n.output(0);
-  if (!y) return false;
-  return y->dtype() == DataType::kF32 || (y->dtype() == DataType::kU8 && lowerable(n, y));
-}
-
-// The fused epilogue's checks (fusedEpilogueSupported) with a lowered Z taken as f32.
-bool fusedSupported(const ir::Node& n, const std::vector<ir::TensorType>& in) {
-  const size_t zi = ir::linear::kResidualInput;
-  if (zi >= in.size() || in[zi].dtype != DataType::kU8) return fusedEpilogueSupported(n, in);
-  if (!lowerable(n, n.input(zi))) return false;
-  std::vector<ir::TensorType> t = in;
-  t[zi].dtype = DataType::kF32;
-  return fusedEpilogueSupported(n, t);
-}
-
-bool constantWeight(const ir::Node& n) { return n.input(1) && n.input(1)->isInitializer(); }
-
-// The common part of every i8 kernel's supports(): the node computes in INT8, input 0 has
-// its per-tensor quantization, the weight is a constant f32 tensor with K (1..66000: the
-// exact int32 sums) and N features, and its own quantization, if any, fits.
-bool commonSupports(const ir::Node& n, const std::vector<ir::TensorType>& in, int64_t K, int64_t N,
-                    int64_t featureAxis) {
-  if (n.precision() != DataType::kI8 || !activationQuant(n, nullptr, nullptr) || !constantWeight(n)) return false;
-  if (K < 1 || K > kI8MaxK || N < 1) return false;
-  const float* s;
-  const bool xOk = isF32(in[0]) || (in[0].dtype == DataType::kU8 && lowerable(n, n.input(0)));
-  return weightQuant(n, featureAxis, N, &s) && xOk && isF32(in[1]) && outputSupported(n);
-}
-
 int64_t staticDim(const ir::Shape& s, size_t i) { return s[i].isStatic() ? s[i].value() : -1; }
 
 // ---------------------------------------------------------------------------------------
@@ -747,11 +706,11 @@ void prepareWeights(const PrepareInfo& info, const I8Params& p, int64_t fs, int6
 bool supportsMatMul(const ir::Node& n, const std::vector<ir::TensorType>& in) {
   if (in.size() < 2 || !rankIs(in[0], 1, runtime::kMaxRank) || !rankIs(in[1], 2, 2)) return false;
   const int64_t K = staticDim(in[1].shape, 0), N = staticDim(in[1].shape, 1);
-  return commonSupports(n, in, K, N, 1);
+  return int8LinearSupports(n, in, K, N, 1);
 }
 
 bool supportsFusedMatMul(const ir::Node& n, const std::vector<ir::TensorType>& in) {
-  if (!supportsMatMul(n, in) || !fusedSupported(n, in)) return false;
+  if (!supportsMatMul(n, in) || !int8FusedEpilogueSupports(n, in)) return false;
   return absent(in, 2) || (isF32(in[2]) && rankIs(in[2], 1, 1));
 }
 
@@ -760,11 +719,11 @@ bool supportsGemm(const ir::Node& n, const std::vector<ir::TensorType>& in) {
   if (!absent(in, 2) && (!isF32(in[2]) || !rankIs(in[2], 0, 2))) return false;
   const bool tB = n.attrs().getInt("transB", 0) != 0;
   const int64_t K = staticDim(in[1].shape, tB ? 1 : 0), N = staticDim(in[1].shape, tB ? 0 : 1);
-  return commonSupports(n, in, K, N, tB ? 0 : 1);
+  return int8LinearSupports(n, in, K, N, tB ? 0 : 1);
 }
 
 bool supportsFusedGemm(const ir::Node& n, const std::vector<ir::TensorType>& in) {
-  return supportsGemm(n, in) && fusedSupported(n, in);
+  return supportsGemm(n, in) && int8FusedEpilogueSupports(n, in);
 }
 
 void prepareMatMul(I8Isa isa, I8Op op, bool fused, const PrepareInfo& info, Prepared* out) {
@@ -1041,11 +1000,11 @@ bool supportsConv(const ir::Node& n, const std::vector<ir::TensorType>& in) {
   ConvAttrs a;
   if (!convAttrsOf(n, in[1].shape, &a) || a.group != 1) return false;  // grouped/depthwise stay f32
   const ir::Shape& w = in[1].shape;
-  return commonSupports(n, in, w[1].value() * w[2].value() * w[3].value(), w[0].value(), 0);
+  return int8LinearSupports(n, in, w[1].value() * w[2].value() * w[3].value(), w[0].value(), 0);
 }
 
 bool supportsFusedConv(const ir::Node& n, const std::vector<ir::TensorType>& in) {
-  return supportsConv(n, in) && fusedSupported(n, in);
+  return supportsConv(n, in) && int8FusedEpilogueSupports(n, in);
 }
 
 // The direct form: per image the blocked padded image split by stride phase, [CG][sH * sW]

@@ -588,46 +588,9 @@ bool rankIs(const ir::TensorType& t, size_t lo, size_t hi) {
 }
 int64_t staticDim(const ir::Shape& s, size_t i) { return s[i].isStatic() ? s[i].value() : -1; }
 
-// The weight's per-axis quantization along its feature axis (MatMul B [K][N]: axis 1).
-bool weightQuantAxis(const ir::Node& n, int64_t axis, int64_t N, const float** scales) {
-  *scales = nullptr;
-  const ir::Value* w = n.input(1);
-  if (!w || !w->quantization()) return true;
-  const ir::Quantization& q = *w->quantization();
-  if (q.perTensor() || *q.axis != axis) return false;
-  if (q.scale.dtype() != DataType::kF32 || q.scale.rank() != 1 || q.scale.numel() != N) return false;
-  for (int64_t i = 0; i < N; ++i)
-    if (!(q.scale.data<float>()[i] > 0.0f) || !std::isfinite(q.scale.data<float>()[i])) return false;
-  if (q.zeroPoint.defined()) {
-    if (q.zeroPoint.dtype() != DataType::kI8 || q.zeroPoint.numel() != N) return false;
-    for (int64_t i = 0; i < N; ++i)
-      if (q.zeroPoint.data<int8_t>()[i] != 0) return false;
-  }
-  *scales = q.scale.data<float>();
-  return true;
-}
-
-// native_int8.cpp's commonSupports without the f32 components (declined here).
+// native_int8.cpp's conditions (int8_support.h) without the f32 components (declined here).
 bool mmCommon(const ir::Node& n, const std::vector<ir::TensorType>& in, int64_t K, int64_t N, int64_t axis) {
-  const ir::Attributes& tp = n.tacticParams();
-  if (tp.has("fp32_channels") || tp.has("adaptive_tau") || tp.has("adaptive_test")) return false;
-  if (n.precision() != DataType::kI8 || !perTensorQuant(n.input(0), nullptr, nullptr)) return false;
-  if (!n.input(1) || !n.input(1)->isInitializer() || K < 1 || K > kI8MaxK || N < 1) return false;
-  const float* s;
-  const bool xOk = isF32(in[0]) || (in[0].dtype == DataType::kU8 && perTensorQuant(n.input(0), nullptr, nullptr));
-  const ir::Value* y = n.output(0);
-  const bool yOk = y && (y->dtype() == DataType::kF32 ||
-                         (y->dtype() == DataType::kU8 && perTensorQuant(y, nullptr, nullptr)));
-  return weightQuantAxis(n, axis, N, &s) && xOk && isF32(in[1]) && yOk;
-}
-
-bool mmFused(const ir::Node& n, const std::vector<ir::TensorType>& in) {
-  const size_t zi = ir::linear::kResidualInput;
-  if (zi >= in.size() || in[zi].dtype != DataType::kU8) return fusedEpilogueSupported(n, in);
-  if (!perTensorQuant(n.input(zi), nullptr, nullptr)) return false;
-  std::vector<ir::TensorType> t = in;
-  t[zi].dtype = DataType::kF32;
-  return fusedEpilogueSupported(n, t);
+  return !int8MixedParams(n) && int8LinearSupports(n, in, K, N, axis);
 }
 
 bool supportsMatMul(const ir::Node& n, const std::vector<ir::TensorType>& in) {
@@ -635,7 +598,7 @@ bool supportsMatMul(const ir::Node& n, const std::vector<ir::TensorType>& in) {
   return mmCommon(n, in, staticDim(in[1].shape, 0), staticDim(in[1].shape, 1), 1);
 }
 bool supportsFusedMatMul(const ir::Node& n, const std::vector<ir::TensorType>& in) {
-  if (!supportsMatMul(n, in) || !mmFused(n, in)) return false;
+  if (!supportsMatMul(n, in) || !int8FusedEpilogueSupports(n, in)) return false;
   return absent(in, 2) || (isF32(in[2]) && rankIs(in[2], 1, 1));
 }
 bool supportsGemm(const ir::Node& n, const std::vector<ir::TensorType>& in) {
@@ -645,7 +608,7 @@ bool supportsGemm(const ir::Node& n, const std::vector<ir::TensorType>& in) {
   return mmCommon(n, in, staticDim(in[1].shape, tB ? 1 : 0), staticDim(in[1].shape, tB ? 0 : 1), tB ? 0 : 1);
 }
 bool supportsFusedGemm(const ir::Node& n, const std::vector<ir::TensorType>& in) {
-  return supportsGemm(n, in) && mmFused(n, in);
+  return supportsGemm(n, in) && int8FusedEpilogueSupports(n, in);
 }
 
 // Shared: the quantized A rows [roundUp(M, 32)][KT * 64] bytes; per task the accumulators
@@ -712,7 +675,7 @@ void prepareMatMul(MmOp op, bool fused, const PrepareInfo& info, Prepared* out) 
               ": the INT8 kernels need a constant f32 weight (input 1)");
   const bool tB = p.transB != 0;
   const float* given;
-  ANVIL_CHECK(weightQuantAxis(n, tB ? 0 : 1, p.N, &given), ErrorCode::kInvalidModel, n.label(),
+  ANVIL_CHECK(weightQuant(n, tB ? 0 : 1, p.N, &given), ErrorCode::kInvalidModel, n.label(),
               ": the weight's quantization is not per output feature with zero offsets");
   // Feature f, value k: B[k][f] (ks = N), transposed B[f][k] (fs = K).
   const I8Weights q = quantizeWeights(w->data<float>(), p.N, p.K, tB ? p.K : 1, tB ? 1 : p.N, given);
