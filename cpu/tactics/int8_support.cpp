@@ -136,4 +136,45 @@ bool supportsPlainInt8Conv2d(const ir::Node& n, const std::vector<ir::TensorType
   return in[zi].dtype == DataType::kU8 && loweredQuant(n.input(zi), nullptr, nullptr);
 }
 
+std::vector<int64_t> staticExtents(const runtime::PrepareInfo& info, size_t i, const char* what) {
+  ANVIL_CHECK(i < info.maxTypes.size() && info.maxTypes[i].shape.isStatic(), ErrorCode::kInternal,
+              info.node->label(), ": ", what, " has no static extents at the profile's max shapes");
+  return info.maxTypes[i].shape.extents();
+}
+
+Int8ConvSetup readInt8ConvSetup(const runtime::PrepareInfo& info, bool fused) {
+  const ir::Node& n = *info.node;
+  Int8ConvSetup p;
+  if (fused) p.epi = EpilogueParams::of(readFusedEpilogue(n));
+  ANVIL_CHECK(perTensorQuant(n.input(0), &p.scale, &p.zeroPoint), ErrorCode::kInvalidModel, n.label(),
+              ": input 0 has no per-tensor u8 quantization");
+  p.invScale = 1.0f / p.scale;
+  p.inU8 = info.maxTypes[0].dtype == DataType::kU8;
+  const size_t zi = ir::linear::kResidualInput;
+  if (fused && p.epi.residual && zi < info.maxTypes.size() && info.maxTypes[zi].dtype == DataType::kU8) {
+    p.zU8 = true;
+    ANVIL_CHECK(loweredQuant(n.input(zi), &p.zScale, &p.zZero), ErrorCode::kInvalidModel, n.label(),
+                ": Z is u8 without a per-tensor quantization");
+  }
+  if (n.output(0)->dtype() == DataType::kU8) {
+    p.outU8 = true;
+    float sy;
+    ANVIL_CHECK(loweredQuant(n.output(0), &sy, &p.outZero), ErrorCode::kInvalidModel, n.label(),
+                ": the u8 output has no per-tensor quantization");
+    p.outInv = 1.0f / sy;
+  }
+  ANVIL_CHECK(convAttrsOf(n, info.maxTypes[1].shape, &p.conv) && p.conv.group == 1, ErrorCode::kInvalidModel,
+              n.label(), ": not a 2-D single-group Conv");
+  const std::vector<int64_t> xd = staticExtents(info, 0, "X"), wd = staticExtents(info, 1, "W");
+  ANVIL_CHECK(conv2dGeometry(p.conv, xd.data(), wd[0], &p.g) && wd[1] == p.g.C, ErrorCode::kInvalidModel, n.label(),
+              ": X ", info.maxTypes[0].str(), " and W ", info.maxTypes[1].str(), " do not fit the Conv attributes");
+  const ir::Tensor* w = info.constants.size() > 1 ? info.constants[1] : nullptr;
+  ANVIL_CHECK(w && w->dtype() == DataType::kF32, ErrorCode::kInternal, n.label(),
+              ": the INT8 Conv needs a constant f32 weight (input 1)");
+  p.weights = w->data<float>();
+  ANVIL_CHECK(weightQuant(n, 0, p.g.M, &p.givenScales), ErrorCode::kInvalidModel, n.label(),
+              ": the weight's quantization is not per output channel with zero offsets");
+  return p;
+}
+
 }  // namespace anvil::cpu::tactics

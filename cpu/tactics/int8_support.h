@@ -8,7 +8,9 @@
 #include <vector>
 
 #include "cpu/tactics/native_linear_conv.h"
+#include "cpu/tactics/native_linear_epilogue.h"
 #include "ir/graph.h"
+#include "runtime/kernel.h"
 
 namespace anvil::cpu::tactics {
 
@@ -52,5 +54,32 @@ bool int8FusedEpilogueSupports(const ir::Node& n, const std::vector<ir::TensorTy
 // or lowered u8, the epilogue readable with Z (if any) f32 or lowered u8, and at most
 // maxPixels output pixels per image.
 bool supportsPlainInt8Conv2d(const ir::Node& n, const std::vector<ir::TensorType>& in, bool fused, int64_t maxPixels);
+
+// The extents of input i at the profile's max shapes, which must be static (kInternal
+// naming `what` otherwise).
+std::vector<int64_t> staticExtents(const runtime::PrepareInfo& info, size_t i, const char* what);
+
+// What prepare() of a plain-INT8 2-D Conv family reads from its node (the conditions of
+// supportsPlainInt8Conv2d, checked again with errors naming the node): input 0's grid and
+// whether it is lowered, a lowered Z's and output's grids, the epilogue, the attributes and
+// geometry at the max shapes, and the f32 weight with its own per-channel scales (or null).
+struct Int8ConvSetup {
+  float scale = 1.0f;     // s_x
+  float invScale = 1.0f;  // 1 / s_x
+  int32_t zeroPoint = 0;  // z_x
+  bool inU8 = false;
+  bool zU8 = false;  // Z lowered: its s and zp
+  float zScale = 1.0f;
+  int32_t zZero = 0;
+  bool outU8 = false;  // output lowered: its 1 / s and zp
+  float outInv = 1.0f;
+  int32_t outZero = 0;
+  EpilogueParams epi;  // fused only
+  ConvAttrs conv;
+  Conv2dGeom g;
+  const float* weights = nullptr;      // [M][C][kH][kW]
+  const float* givenScales = nullptr;  // the weight's own per-channel scales, if any
+};
+Int8ConvSetup readInt8ConvSetup(const runtime::PrepareInfo& info, bool fused);
 
 }  // namespace anvil::cpu::tactics

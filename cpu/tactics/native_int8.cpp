@@ -616,12 +616,6 @@ void checkLoweredTypes(const StepArgs& a, const I8Params& p) {
   if ((a.out(0).dtype == DataType::kU8) != ((p.lowered & kLowY) != 0)) a.fail("the output's type differs from the prepared one");
 }
 
-std::vector<int64_t> staticExtents(const PrepareInfo& info, size_t i, const char* what) {
-  ANVIL_CHECK(i < info.maxTypes.size() && info.maxTypes[i].shape.isStatic(), ErrorCode::kInternal,
-              info.node->label(), ": ", what, " has no static extents at the profile's max shapes");
-  return info.maxTypes[i].shape.extents();
-}
-
 // Quantizes and packs the weight (feature f's value k at w[f * fs + k * ks]) into blobs:
 // [0] the packed groups (MatMul: blocks of nv * lanes columns; Conv: panels of mr rows),
 // [1] z_x * colsum and [2] s_x * s_w * alpha per feature, padded to 64 features.

@@ -154,56 +154,31 @@ Layout layoutOf(const AmxParams& p, const Conv2dGeom& g) {
 // ---------------------------------------------------------------------------------------
 // Prepare
 
-std::vector<int64_t> staticExtents(const PrepareInfo& info, size_t i, const char* what) {
-  ANVIL_CHECK(i < info.maxTypes.size() && info.maxTypes[i].shape.isStatic(), ErrorCode::kInternal,
-              info.node->label(), ": ", what, " has no static extents at the profile's max shapes");
-  return info.maxTypes[i].shape.extents();
-}
-
 void prepareConv(bool fused, const PrepareInfo& info, Prepared* out) {
-  const ir::Node& n = *info.node;
   AmxParams p;
   p.tasks = std::max(1, info.threads);
-  if (fused) {
-    p.fused = 1;
-    p.epi = EpilogueParams::of(readFusedEpilogue(n));
-  }
-  float sx;
-  ANVIL_CHECK(perTensorQuant(n.input(0), &sx, &p.zeroPoint), ErrorCode::kInvalidModel, n.label(),
-              ": input 0 has no per-tensor u8 quantization");
-  p.invScale = 1.0f / sx;
-  p.inU8 = info.maxTypes[0].dtype == DataType::kU8;
-  const size_t zi = ir::linear::kResidualInput;
-  if (fused && p.epi.residual && zi < info.maxTypes.size() && info.maxTypes[zi].dtype == DataType::kU8) {
-    p.zU8 = 1;
-    ANVIL_CHECK(loweredQuant(n.input(zi), &p.zScale, &p.zZero), ErrorCode::kInvalidModel, n.label(),
-                ": Z is u8 without a per-tensor quantization");
-  }
-  if (n.output(0)->dtype() == DataType::kU8) {
-    p.outU8 = 1;
-    float sy;
-    ANVIL_CHECK(loweredQuant(n.output(0), &sy, &p.outZero), ErrorCode::kInvalidModel, n.label(),
-                ": the u8 output has no per-tensor quantization");
-    p.outInv = 1.0f / sy;
-  }
-  ANVIL_CHECK(convAttrsOf(n, info.maxTypes[1].shape, &p.conv) && p.conv.group == 1, ErrorCode::kInvalidModel,
-              n.label(), ": not a 2-D single-group Conv");
-  const std::vector<int64_t> xd = staticExtents(info, 0, "X"), wd = staticExtents(info, 1, "W");
-  Conv2dGeom g;
-  ANVIL_CHECK(conv2dGeometry(p.conv, xd.data(), wd[0], &g) && wd[1] == g.C, ErrorCode::kInvalidModel, n.label(),
-              ": X ", info.maxTypes[0].str(), " and W ", info.maxTypes[1].str(), " do not fit the Conv attributes");
-  const ir::Tensor* w = info.constants.size() > 1 ? info.constants[1] : nullptr;
-  ANVIL_CHECK(w && w->dtype() == DataType::kF32, ErrorCode::kInternal, n.label(),
-              ": the INT8 Conv needs a constant f32 weight (input 1)");
-  const float* given;
-  ANVIL_CHECK(weightQuant(n, 0, g.M, &given), ErrorCode::kInvalidModel, n.label(),
-              ": the weight's quantization is not per output channel with zero offsets");
+  const Int8ConvSetup su = readInt8ConvSetup(info, fused);
+  p.fused = fused ? 1 : 0;
+  p.epi = su.epi;
+  p.invScale = su.invScale;
+  p.zeroPoint = su.zeroPoint;
+  p.inU8 = su.inU8;
+  p.zU8 = su.zU8;
+  p.zScale = su.zScale;
+  p.zZero = su.zZero;
+  p.outU8 = su.outU8;
+  p.outInv = su.outInv;
+  p.outZero = su.outZero;
+  p.conv = su.conv;
+  const Conv2dGeom& g = su.g;
+  const float* given = su.givenScales;
+  const float sx = su.scale;
   const int64_t taps = g.kH * g.kW, K = g.C * taps;
   p.N = g.M;
   p.CG = ceilDiv(g.C, 4);
   p.KG = taps * p.CG;
   p.KT = ceilDiv(p.KG, kTile);
-  const I8Weights q = quantizeWeights(w->data<float>(), p.N, K, K, 1, given);
+  const I8Weights q = quantizeWeights(su.weights, p.N, K, K, 1, given);
   // [channel block][K tile][16 channels][16 groups x 4 bytes]: the A tiles; group
   // (tap, cg) holds channels 4 cg .. 4 cg + 3 of that tap; zeros past C, K and N. Channel
   // blocks rounded up to pairs (the 2 x 2 tile plan).

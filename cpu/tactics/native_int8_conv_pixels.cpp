@@ -91,9 +91,6 @@ static_assert(sizeof(PixParams) == 12 * 4 + 3 * 8 + sizeof(ConvAttrs) + sizeof(E
 // ---------------------------------------------------------------------------------------
 // Quantization parameters (the conditions of the i8 kernels, plus the lowered u8 values)
 
-// s_x and z_x of input 0.
-bool activationQuant(const ir::Node& n, float* scale, int32_t* zp) { return perTensorQuant(n.input(0), scale, zp); }
-
 // Conv and FusedConv: int8_support.h's plain-INT8 2-D Conv conditions, at most kMaxPixels
 // output pixels.
 bool supportsConv(const ir::Node& n, const std::vector<ir::TensorType>& in) {
@@ -153,57 +150,32 @@ Layout layoutOf(const I8Config& c, const PixParams& p, const Conv2dGeom& g) {
 // ---------------------------------------------------------------------------------------
 // Prepare
 
-std::vector<int64_t> staticExtents(const PrepareInfo& info, size_t i, const char* what) {
-  ANVIL_CHECK(i < info.maxTypes.size() && info.maxTypes[i].shape.isStatic(), ErrorCode::kInternal,
-              info.node->label(), ": ", what, " has no static extents at the profile's max shapes");
-  return info.maxTypes[i].shape.extents();
-}
-
 void prepareConv(I8Isa isa, bool fused, const PrepareInfo& info, Prepared* out) {
-  const ir::Node& n = *info.node;
   const I8Config& c = i8Config(isa);
   PixParams p;
   p.isa = isa;
   p.tasks = std::max(1, info.threads);
-  if (fused) {
-    p.fused = 1;
-    p.epi = EpilogueParams::of(readFusedEpilogue(n));
-  }
-  float sx;
-  ANVIL_CHECK(activationQuant(n, &sx, &p.zeroPoint), ErrorCode::kInvalidModel, n.label(),
-              ": input 0 has no per-tensor u8 quantization");
-  p.invScale = 1.0f / sx;
-  p.inU8 = info.maxTypes[0].dtype == DataType::kU8;
-  const size_t zi = ir::linear::kResidualInput;
-  if (fused && p.epi.residual && zi < info.maxTypes.size() && info.maxTypes[zi].dtype == DataType::kU8) {
-    p.zU8 = 1;
-    ANVIL_CHECK(loweredQuant(n.input(zi), &p.zScale, &p.zZero), ErrorCode::kInvalidModel, n.label(),
-                ": Z is u8 without a per-tensor quantization");
-  }
-  if (n.output(0)->dtype() == DataType::kU8) {
-    p.outU8 = 1;
-    float sy;
-    ANVIL_CHECK(loweredQuant(n.output(0), &sy, &p.outZero), ErrorCode::kInvalidModel, n.label(),
-                ": the u8 output has no per-tensor quantization");
-    p.outInv = 1.0f / sy;
-  }
-  ANVIL_CHECK(convAttrsOf(n, info.maxTypes[1].shape, &p.conv) && p.conv.group == 1, ErrorCode::kInvalidModel,
-              n.label(), ": not a 2-D single-group Conv");
-  const std::vector<int64_t> xd = staticExtents(info, 0, "X"), wd = staticExtents(info, 1, "W");
-  Conv2dGeom g;
-  ANVIL_CHECK(conv2dGeometry(p.conv, xd.data(), wd[0], &g) && wd[1] == g.C, ErrorCode::kInvalidModel, n.label(),
-              ": X ", info.maxTypes[0].str(), " and W ", info.maxTypes[1].str(), " do not fit the Conv attributes");
-  const ir::Tensor* w = info.constants.size() > 1 ? info.constants[1] : nullptr;
-  ANVIL_CHECK(w && w->dtype() == DataType::kF32, ErrorCode::kInternal, n.label(),
-              ": the INT8 Conv needs a constant f32 weight (input 1)");
-  const float* given;
-  ANVIL_CHECK(weightQuant(n, 0, g.M, &given), ErrorCode::kInvalidModel, n.label(),
-              ": the weight's quantization is not per output channel with zero offsets");
+  const Int8ConvSetup su = readInt8ConvSetup(info, fused);
+  p.fused = fused ? 1 : 0;
+  p.epi = su.epi;
+  p.invScale = su.invScale;
+  p.zeroPoint = su.zeroPoint;
+  p.inU8 = su.inU8;
+  p.zU8 = su.zU8;
+  p.zScale = su.zScale;
+  p.zZero = su.zZero;
+  p.outU8 = su.outU8;
+  p.outInv = su.outInv;
+  p.outZero = su.outZero;
+  p.conv = su.conv;
+  const Conv2dGeom& g = su.g;
+  const float* given = su.givenScales;
+  const float sx = su.scale;
   const int64_t taps = g.kH * g.kW, K = g.C * taps;
   p.N = g.M;
   p.CG = ceilDiv(g.C, c.kg);
   p.KG = taps * p.CG;
-  const I8Weights q = quantizeWeights(w->data<float>(), p.N, K, K, 1, given);
+  const I8Weights q = quantizeWeights(su.weights, p.N, K, K, 1, given);
   // K in the panels' order: (kh, kw, channel group, channel in group), zeros past C.
   const int64_t Kp = p.KG * c.kg;
   std::vector<int8_t> reordered(size_t(p.N * Kp), 0);
