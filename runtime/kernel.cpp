@@ -42,7 +42,7 @@ std::vector<const Kernel*> Kernels::forNode(Device device, const ir::Node& node)
       out.push_back(k.get());
   for (const auto& k : kernels_)
     if (k->device == device && k->op == node.op() && k->domain == node.domain() && k->name != "ref" &&
-        hostHasAll(k->requirements))
+        (device == Device::kCUDA || hostHasAll(k->requirements)))
       out.push_back(k.get());
   return out;
 }
@@ -127,6 +127,19 @@ bool hostHas(const std::string& r) {
 }
 
 bool hostHasAll(const std::vector<std::string>& rs) { return firstMissing(rs).empty(); }
+
+bool cudaTargetMeets(const std::vector<std::string>& rs, int cc) {
+  for (const std::string& r : rs) {
+    if (r.size() < 4 || r.compare(0, 3, "sm_") != 0) return false;
+    int need = 0;
+    for (size_t i = 3; i < r.size(); ++i) {
+      if (r[i] < '0' || r[i] > '9') return false;
+      need = need * 10 + (r[i] - '0');
+    }
+    if (cc < need) return false;
+  }
+  return true;
+}
 
 std::string firstMissing(const std::vector<std::string>& rs) {
   for (const auto& r : rs)

@@ -22,6 +22,10 @@
 #include "ir/graph.h"
 #include "runtime/executor.h"
 
+namespace anvil::cuda {
+class DeviceRuntime;  // cuda/runtime.h
+}
+
 namespace anvil::runtime {
 
 constexpr int kMaxRank = 12;
@@ -85,6 +89,12 @@ struct StepArgs {
   // While profiling (null otherwise): [0] output components a kernel recomputed in a higher
   // precision, [1] components it computed (adaptive precision); add with relaxed order.
   std::atomic<uint64_t>* counters = nullptr;
+  // CUDA steps (Kernel::device == kCUDA): the context's device runtime and the id of the
+  // cuda::Stream to enqueue on. Their tensor data, blobs and workspace are device memory
+  // (params stay host bytes); run() only enqueues: it never synchronizes, never reads device
+  // memory on the host and never allocates. Null / 0 for CPU steps.
+  cuda::DeviceRuntime* device = nullptr;
+  uint64_t stream = 0;
 
   const TensorView& in(int i) const { return inputs[i]; }
   TensorView& out(int i) const { return outputs[i]; }
@@ -130,7 +140,10 @@ struct Kernel {
   Device device = Device::kCPU;
   std::string op, domain;  // domain "" = ai.onnx
   DataType precision = DataType::kF32;  // compute precision served; kUndefined: any (ref)
-  std::vector<std::string> requirements;  // host features: "avx2", "fma", "avx512f", "sm_80", ...
+  // Host features ("avx2", "fma", "avx512f", ...) of a CPU kernel; for a CUDA kernel the
+  // lowest compute capability it runs on, "sm_80" (checked against the engine's target,
+  // not against the building host).
+  std::vector<std::string> requirements;
   bool dynamicShapes = false;  // serves steps whose extents are only known at run time
   // > 0: serves the node only with its activations in NCHW<nchwcBlock>c (every non-constant
   // rank-4 input and every rank-4 output; see cpu/tactics/nchwc.h), as the layout selection
@@ -152,7 +165,8 @@ class Kernels {
   // Every backend's kernels, registered on first use.
   static Kernels& instance();
   void add(Kernel k);
-  // Kernels of a device for a node whose requirements the host meets, "ref" first.
+  // Kernels of a device for a node, "ref" first: CPU kernels whose requirements the host
+  // meets; every CUDA kernel (see cudaTargetMeets).
   std::vector<const Kernel*> forNode(Device device, const ir::Node& node) const;
   const Kernel* find(Device device, const std::string& op, const std::string& domain, const std::string& name) const;
   std::vector<const Kernel*> all() const;
@@ -169,8 +183,12 @@ bool hostHasAll(const std::vector<std::string>& requirements);
 std::string firstMissing(const std::vector<std::string>& requirements);
 // This CPU's features as engines record them: "x86-64+avx2+fma+...".
 std::string hostCpuIsa();
+// Whether a GPU of compute capability `cc` (major * 10 + minor: 90 for 9.0) meets a CUDA
+// kernel's requirements ("sm_80": cc >= 80). Any other requirement is not met.
+bool cudaTargetMeets(const std::vector<std::string>& requirements, int cc);
 
 // Backends register their kernels through these (called once by Kernels::instance()).
-void registerCpuKernels(Kernels& k);  // cpu backend (runtime/cpu_kernels.cpp)
+void registerCpuKernels(Kernels& k);   // cpu backend (cpu/backend.cpp)
+void registerCudaKernels(Kernels& k);  // cuda backend (cuda/tactics/registry.cpp), where built
 
 }  // namespace anvil::runtime

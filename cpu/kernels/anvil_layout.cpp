@@ -1,4 +1,4 @@
-// Reference kernel of anvil.Reorder. The reference interpreter holds logical tensors only
+// Reference kernels of anvil.Reorder and anvil.Copy. The reference interpreter holds logical tensors only
 // (it never sees a storage layout), so a Reorder is the identity there; the runtime offers
 // this kernel no blocked value (runtime/kernel.h: Kernel::nchwcBlock), the native Reorder
 // kernels of cpu/tactics/native_nchwc_ops.cpp move the bytes.
@@ -15,8 +15,14 @@ void reorderKernel(KernelContext& ctx) {
   ctx.setOutput(0, x);
 }
 
+// anvil.Copy moves a tensor between devices; the interpreter has one memory.
+void copyKernel(KernelContext& ctx) { ctx.setOutput(0, ctx.input(0)); }
+
 }  // namespace
 
-void registerAnvilLayoutKernels(KernelRegistry& r) { r.add("Reorder", "anvil", reorderKernel); }
+void registerAnvilLayoutKernels(KernelRegistry& r) {
+  r.add("Reorder", "anvil", reorderKernel);
+  r.add("Copy", "anvil", copyKernel);
+}
 
 }  // namespace anvil::cpu::kernels

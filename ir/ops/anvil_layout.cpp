@@ -1,6 +1,8 @@
-// Schema of anvil.Reorder: a copy of a tensor from one storage layout to another (row-major
-// and the blocked NCHW<b>c of cpu/tactics/nchwc.h), inserted by the builder's layout
-// selection at the boundaries of blocked regions. The logical shape never changes.
+// Schemas of the copies the builder inserts: anvil.Reorder, a copy of a tensor from one
+// storage layout to another (row-major and the blocked NCHW<b>c of cpu/tactics/nchwc.h) at
+// the boundaries of blocked regions, and anvil.Copy, a copy between devices (attribute
+// `to`: "cuda" or "cpu") where a value's producer and reader run on different devices. The
+// logical shape and type never change.
 #include "ir/layout.h"
 #include "ir/op_schema.h"
 
@@ -20,11 +22,19 @@ void inferReorder(InferContext& c) {
   inferSameAsInput(c);
 }
 
+void inferCopy(InferContext& c) {
+  const std::string to = c.attrs().getString("to", "");
+  c.check(to == "cuda" || to == "cpu", "attribute 'to' must be cuda or cpu, got '" + to + "'");
+  inferSameAsInput(c);
+}
+
 }  // namespace
 
 void registerAnvilLayoutOps(OpRegistry& r) {
   r.add({.name = "Reorder", .domain = "anvil", .minInputs = 1, .maxInputs = 1, .infer = inferReorder,
          .summary = "copies a rank-4 tensor into the storage layout of attribute 'to' (plain, NCHW8c, NCHW16c)"});
+  r.add({.name = "Copy", .domain = "anvil", .minInputs = 1, .maxInputs = 1, .infer = inferCopy,
+         .summary = "copies a tensor to the device of attribute 'to' (cuda, cpu)"});
 }
 
 }  // namespace anvil::ir::ops

@@ -1,0 +1,11 @@
+// Registers every CUDA tactic family with the runtime's kernel registry (called once by
+// runtime::Kernels::instance() where the CUDA backend is built).
+#include "cuda/tactics/tactics.h"
+
+namespace anvil::runtime {
+
+void registerCudaKernels(Kernels& k) {
+  cuda::tactics::addCopyKernels(k);
+}
+
+}  // namespace anvil::runtime
