@@ -13,6 +13,12 @@
 
 #include "anvil/anvil.hpp"
 #include "codegen/calibration.h"
+#include "codegen/device_placement.h"
+#ifdef ANVIL_HAVE_CUDA_BACKEND
+#include "codegen/cuda_timing.h"
+#include "cuda/device.h"
+#include "cuda/runtime.h"
+#endif
 #include "codegen/layout_selection.h"
 #include "codegen/timing_cache.h"
 #include "cpu/reference.h"
@@ -392,9 +398,37 @@ struct BuildExtras {
 
 void buildImpl(const std::string& onnxPath, const BuilderConfig& config, std::string* engine, BuildReport* report,
                BuildExtras* extras = nullptr) {
-  ANVIL_CHECK(config.device == Device::kCPU, ErrorCode::kUnsupported,
-              "the CUDA backend cannot build engines yet; use --device=cpu");
   const auto start = Clock::now();
+  // CUDA builds: the target GPU and whether its candidates can be timed here.
+  const bool cudaBuild = config.device == Device::kCUDA;
+  int targetCc = 0;
+  std::string gpuTimingKey;  // the timing cache's device key for CUDA candidates ("" : untimed)
+#ifdef ANVIL_HAVE_CUDA_BACKEND
+  std::unique_ptr<cuda::DeviceRuntime> gpu;  // where CUDA candidates are timed (null: cross-build)
+  if (cudaBuild) {
+    const int gpus = cuda::deviceCount();
+    int localCc = 0;
+    if (gpus > 0) {
+      const cuda::ComputeCapability cc = cuda::computeCapability(0);
+      localCc = cc.major * 10 + cc.minor;
+    }
+    ANVIL_CHECK(config.computeCapability > 0 || gpus > 0 || config.timeOnSimulator, ErrorCode::kUnsupported,
+                "--device=cuda: this machine has no GPU; cross-build for one with --computeCapability=<major.minor> "
+                "(e.g. 9.0)");
+    targetCc = config.computeCapability > 0 ? config.computeCapability : localCc;
+    ANVIL_CHECK(targetCc >= 10, ErrorCode::kInvalidArgument, "--computeCapability must be major.minor, e.g. 9.0");
+    if (config.timeOnSimulator) {
+      gpu = cuda::simRuntime();
+      gpuTimingKey = "cuda-sim|sm_" + std::to_string(targetCc);
+    } else if (gpus > 0 && localCc == targetCc) {
+      gpu = cuda::cudaRuntime(0);
+      gpuTimingKey = "cuda|" + cuda::deviceName(0) + "|sm_" + std::to_string(localCc) + "|" + cuda::versionString();
+    }
+  }
+#else
+  ANVIL_CHECK(!cudaBuild, ErrorCode::kUnsupported,
+              "--device=cuda: this build of anvil has no CUDA backend (nvcc or Boost.Context was missing)");
+#endif
   const int threads = config.threads > 0 ? config.threads : cpuThreads();
   ir::Model model = parser::parseOnnxFile(onnxPath);
   report->nodesBefore = int(model.graph->nodes().size());
@@ -466,7 +500,10 @@ void buildImpl(const std::string& onnxPath, const BuilderConfig& config, std::st
   // node's precision: the one it was given (by the user or --precision=auto), else each
   // precision the configuration allows for it (f32, and for a linear layer the reduced
   // ones), so that the fastest kernel of any allowed precision wins.
-  auto candidatesFor = [&](const ir::Node& n) {
+  // `probe`: placement asks whether any kernel of the node's device serves it; an empty
+  // list is then the answer, not an error.
+  auto candidatesFor = [&](const ir::Node& n, bool probe = false) {
+    const Device device = n.device() == ir::Device::kCUDA ? Device::kCUDA : Device::kCPU;
     const bool isStatic = isStaticNode(n);
     const auto minT = inputTypes(n, atMin), optT = inputTypes(n, atOpt), maxT = inputTypes(n, atMax);
     const int block = nchwcBlockOf(n);
@@ -487,8 +524,9 @@ void buildImpl(const std::string& onnxPath, const BuilderConfig& config, std::st
     std::vector<Candidate> out;
     auto gather = [&](ir::DataType p) {
       PrecisionScope scope(n, p);
-      for (const runtime::Kernel* k : runtime::Kernels::instance().forNode(Device::kCPU, n)) {
+      for (const runtime::Kernel* k : runtime::Kernels::instance().forNode(device, n)) {
         if (!isStatic && !k->dynamicShapes) continue;
+        if (device == Device::kCUDA && !runtime::cudaTargetMeets(k->requirements, targetCc)) continue;
         if (k->nchwcBlock != block) continue;  // a blocked node takes only blocked kernels, and back
         const bool f32Kernel = k->precision == ir::DataType::kF32 || k->precision == ir::DataType::kUndefined;
         if (isF32(p) ? !f32Kernel : k->precision != p) continue;
@@ -508,6 +546,7 @@ void buildImpl(const std::string& onnxPath, const BuilderConfig& config, std::st
       }
     };
     for (ir::DataType p : precisions) gather(p);
+    if (probe && out.empty()) return out;  // no kernel of the node's precision either
     if (out.empty() && !isF32(given)) {
       // No kernel of the precision the node was given: --precisionConstraints=obey fails,
       // prefer (and --precision=auto) run it in f32 — but not a layer of a Q/DQ model,
@@ -568,7 +607,11 @@ void buildImpl(const std::string& onnxPath, const BuilderConfig& config, std::st
     const bool forLayout = ms != nullptr;  // a layout comparison, not a step's choice
     if (ms) *ms = -1;
     if (cands.size() == 1 && !ms) return 0;
-    std::string key = device + "|" + opSignature(n) + "|";
+    const bool onGpu = n.device() == ir::Device::kCUDA;
+    // A cross-build has no GPU to time on: the first candidate, in the order the CUDA
+    // families register them (best first for a typical shape), is the heuristic choice.
+    if (onGpu && gpuTimingKey.empty()) return 0;
+    std::string key = (onGpu ? gpuTimingKey : device) + "|" + opSignature(n) + "|";
     for (const Candidate& c : cands) key += c.kernel->name + "@" + std::to_string(c.kernel->version) + ",";
     if (const codegen::TimingCache::Entry* hit = cache.find(key))
       for (size_t k = 0; k < cands.size(); ++k)
@@ -601,7 +644,16 @@ void buildImpl(const std::string& onnxPath, const BuilderConfig& config, std::st
       try {
         prepare(n, c);
         PrecisionScope scope(n, c.precision);
-        c.ms = timeCandidate(c, n, inputs, inDims, outputs, outDims, *exec, config.timingIterations);
+#ifdef ANVIL_HAVE_CUDA_BACKEND
+        if (onGpu) {
+          std::vector<ir::TensorType> outTypes;
+          for (const ir::Value* v : n.outputs())
+            outTypes.push_back(v->name().empty() ? ir::TensorType{} : atOpt.at(v));
+          c.ms = codegen::timeCudaCandidate(*c.kernel, c.prepared, n, inputs, outTypes, *gpu, *exec,
+                                            config.timingIterations);
+        } else
+#endif
+          c.ms = timeCandidate(c, n, inputs, inDims, outputs, outDims, *exec, config.timingIterations);
       } catch (const Error& e) {
         // Timing feeds random data; a kernel that reads shapes or indices from a computed
         // input may refuse it. It stays a candidate only if every candidate refuses.
@@ -623,13 +675,41 @@ void buildImpl(const std::string& onnxPath, const BuilderConfig& config, std::st
     return best;
   };
 
+  // CUDA builds: each node on the GPU where a CUDA kernel serves it over the profile, else
+  // on the CPU, with anvil.Copy nodes where values cross (codegen/device_placement.h).
+  if (cudaBuild) {
+    for (const auto& np : g.nodes()) np->setDevice(ir::Device::kCUDA);  // probe the CUDA kernels
+    std::map<const ir::Value*, ir::TensorType> declaredOf;
+    {
+      size_t k = 0;
+      for (const auto& v : g.values()) declaredOf[v.get()] = declared[k++];
+    }
+    const codegen::PlacementResult placed = codegen::placeOnDevices(
+        g, [&](const ir::Node& n) { return !candidatesFor(n, true).empty(); },
+        [&](const ir::Node& n) { return isStaticNode(n) && isViewNode(n); });
+    for (const auto& np : g.nodes())  // a copy's value is declared as its source
+      if (np->op() == "Copy" && np->domain() == "anvil" && !declaredOf.count(np->output(0)))
+        declaredOf[np->output(0)] = declaredOf.at(np->input(0));
+    declared.clear();
+    for (const auto& v : g.values()) declared.push_back(declaredOf.at(v.get()));
+    inferCorners();
+    report->cudaLayers = placed.cudaNodes;
+    report->cpuLayers = placed.cpuNodes;
+    report->deviceCopies = placed.copies;
+    report->cpuOps = placed.cpuOps;
+    report->passLog.push_back("device placement: " + std::to_string(placed.cudaNodes) + " layers on cuda (sm_" +
+                              std::to_string(targetCc) + "), " + std::to_string(placed.cpuNodes) + " on cpu, " +
+                              std::to_string(placed.copies) + " copies");
+  }
+
   // Blocked layout (NCHW<b>c). Every region of nodes that blocked kernels serve is timed
   // both ways — its nodes row-major, against its nodes blocked plus the Reorders at its
   // boundaries — and so is the region trimmed of the nodes that are slower blocked than
   // row-major (a 3-channel stem: its input Reorder alone can cost more than the region
   // gains); the cheapest of the three forms is kept.
   using BL = BuilderConfig::BlockedLayouts;
-  if (const int block = config.blockedLayouts != BL::kNever ? codegen::hostNchwcBlock() : 0) {
+  // (Not in CUDA builds: the CPU layers of one keep the row-major values the GPU layers use.)
+  if (const int block = config.blockedLayouts != BL::kNever && !cudaBuild ? codegen::hostNchwcBlock() : 0) {
     // Whether a blocked kernel serves the node as its values' layouts are now (plainInput:
     // one that reads input 0 row-major).
     auto servesBlocked = [&](const ir::Node& n, bool plainInput) {
@@ -1098,9 +1178,12 @@ void buildImpl(const std::string& onnxPath, const BuilderConfig& config, std::st
     st.blobs = std::move(chosen.prepared.blobs);
     st.workspaceBytes = chosen.prepared.workspaceBytes;
     st.packedInputs = chosen.prepared.packedInputs;
-    st.timed = w.candidates.size() > 1;
+    st.untimed = st.device == Device::kCUDA && gpuTimingKey.empty();
+    st.timed = w.candidates.size() > 1 && !st.untimed;
     st.candidates = int(w.candidates.size());
-    for (const std::string& r : st.requirements) requirements.insert(r);
+    report->untimedLayers += st.untimed;
+    if (st.device == Device::kCPU)  // a CUDA kernel's requirements concern the GPU (plan.computeCapability)
+      for (const std::string& r : st.requirements) requirements.insert(r);
     plan.tactics[w.index] = st.kernel;
     if (config.verbose)
       std::fprintf(stderr, "[build] %s -> %s (%d candidate%s)\n", n.label().c_str(), st.kernel.c_str(), st.candidates,
@@ -1111,17 +1194,27 @@ void buildImpl(const std::string& onnxPath, const BuilderConfig& config, std::st
   for (const std::string& f : plan.requirements) plan.isaRequired += (plan.isaRequired.empty() ? "" : ",") + f;
 
   // Arena offsets at the profile's max shapes; smaller shapes of the profile fit in them.
+  // CUDA engines: one arena per device, the device one 256-byte aligned (cudaMalloc's).
   inferAt(g, declared, profiles.max);
-  const runtime::GraphMemory memory = runtime::planGraphMemory(g);
+  const runtime::GraphMemory memory =
+      cudaBuild ? runtime::planGraphMemory(g, ir::Device::kCPU, 64) : runtime::planGraphMemory(g);
+  const runtime::GraphMemory deviceMemory =
+      cudaBuild ? runtime::planGraphMemory(g, ir::Device::kCUDA, 256) : runtime::GraphMemory{};
   for (size_t i = 0; i < g.nodes().size(); ++i) {
     const ir::Node& n = *g.nodes()[i];
     for (size_t k = 0; k < n.numOutputs(); ++k) {
-      const auto& slot = memory.nodeOutputs[i][k];
+      const bool onGpu = cudaBuild && n.output(k)->device() == ir::Device::kCUDA;
+      const auto& slot = (onGpu ? deviceMemory : memory).nodeOutputs[i][k];
       if (slot.offset >= 0 && isStaticValue(n.output(k)) && !(k == 0 && work[i].view))
         plan.arena[n.output(k)] = {slot.offset, slot.bytes};
     }
   }
   plan.peakArenaBytes = memory.peakBytes;
+  if (cudaBuild) {
+    plan.device = "cuda";
+    plan.computeCapability = targetCc;
+    plan.peakDeviceArenaBytes = deviceMemory.peakBytes;
+  }
   report->peakActivationBytes = plan.peakArenaBytes;
   size_t k = 0;
   for (const auto& v : g.values()) v->setType(declared[k++]);  // the engine keeps the symbolic types

@@ -123,6 +123,14 @@ int deviceCount() {
   return count;
 }
 
+std::string versionString() {
+  int driver = 0, runtime = 0;
+  if (cudaDriverGetVersion(&driver) != cudaSuccess) driver = 0;
+  if (cudaRuntimeGetVersion(&runtime) != cudaSuccess) runtime = 0;
+  (void)cudaGetLastError();
+  return ::anvil::detail::concat("driver ", driver, " runtime ", runtime);
+}
+
 std::string deviceName(int device) {
   checkDevice(device);
   cudaDeviceProp prop{};

@@ -29,6 +29,10 @@ struct ComputeCapability {
 };
 ComputeCapability computeCapability(int device);
 
+// "driver 13000 runtime 13000" (cudaDriverGetVersion / cudaRuntimeGetVersion; driver 0
+// where there is none): what a timing cache entry measured on a GPU also depends on.
+std::string versionString();
+
 // The kernel a launcher runs, for messages and profiles: "f16_gelu_erf_gridstride_block256".
 std::string activationKernelName(Activation act, DataType dtype);
 std::string softmaxRowsKernelName(DataType dtype);  // "f32_softmax_row_block256"

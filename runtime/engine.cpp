@@ -14,6 +14,10 @@
 #include "runtime/engine_format.h"
 #include "runtime/executor.h"
 #include "runtime/kernel.h"
+#ifdef ANVIL_HAVE_CUDA_BACKEND
+#include "cuda/device.h"
+#include "cuda/runtime.h"
+#endif
 
 namespace anvil {
 
@@ -56,6 +60,7 @@ struct ExecStep {
   int node = -1;
   std::vector<int> ins, outs;  // value indices (-1: absent)
   bool view = false;
+  bool gpu = false;  // a CUDA step: enqueued on the context's device runtime
 };
 
 enum class ValueMode : uint8_t { kNone, kInput, kConst, kSlot, kDynamic, kView };
@@ -75,6 +80,11 @@ struct Engine::Impl {
   std::vector<char> producedByKernel;    // value written by a non-view step (may go straight to the caller)
   uint64_t workspaceBytes = 0;
   size_t maxArity = 0;
+  // CUDA engines: values in device memory, constants CUDA steps read (each context uploads
+  // them), the device workspace.
+  bool gpu = false;
+  std::vector<char> onDevice, constOnDevice;
+  uint64_t deviceWorkspaceBytes = 0;
 
   int id(const ir::Value* v) const {
     auto it = index.find(v);
@@ -142,6 +152,10 @@ static Status makeEngine(runtime::EngineBytes bytes, std::shared_ptr<Engine>* en
       e.outputIds.push_back(e.id(v));
     }
     const size_t nv = e.values.size();
+    e.onDevice.assign(nv, 0);
+    e.constOnDevice.assign(nv, 0);
+    for (size_t i = 0; i < nv; ++i)
+      e.onDevice[i] = e.values[i]->device() == ir::Device::kCUDA && !e.values[i]->isInitializer();
     e.mode.assign(nv, ValueMode::kNone);
     e.slot.assign(nv, {});
     e.producedByKernel.assign(nv, 0);
@@ -175,9 +189,32 @@ static Status makeEngine(runtime::EngineBytes bytes, std::shared_ptr<Engine>* en
         ANVIL_CHECK(st.kernel->version == sp.kernelVersion, ErrorCode::kInvalidEngine, "invalid engine: ", n.label(),
                     " was built with kernel '", sp.kernel, "' version ", sp.kernelVersion, ", this runtime has version ",
                     st.kernel->version, " (rebuild the engine)");
-        const std::string missing = runtime::firstMissing(sp.requirements);
-        ANVIL_CHECK(missing.empty(), ErrorCode::kInvalidEngine, "invalid engine: ", n.label(), " uses kernel '",
-                    sp.kernel, "', which needs '", missing, "'; this host is ", runtime::hostCpuIsa());
+        st.gpu = sp.device == Device::kCUDA;
+        if (st.gpu) {
+          // Its requirements concern the GPU: checked against the device when a context opens.
+          ANVIL_CHECK(e.plan.device == "cuda" && runtime::cudaTargetMeets(sp.requirements, e.plan.computeCapability),
+                      ErrorCode::kInvalidEngine, "invalid engine: ", n.label(), " is a CUDA step of kernel '", sp.kernel,
+                      "' that the engine's target (sm_", e.plan.computeCapability, ") does not meet");
+          const bool copy = n.op() == "Copy" && n.domain() == "anvil";
+          for (size_t k = 0; k < st.ins.size(); ++k) {
+            const int id = st.ins[k];
+            if (id < 0) continue;
+            if (e.values[size_t(id)]->isInitializer()) {
+              if (std::find(sp.packedInputs.begin(), sp.packedInputs.end(), int(k)) == sp.packedInputs.end())
+                e.constOnDevice[size_t(id)] = 1;
+            } else {
+              ANVIL_CHECK(copy || e.onDevice[size_t(id)], ErrorCode::kInvalidEngine, "invalid engine: CUDA step ",
+                          n.label(), " reads '", e.values[size_t(id)]->name(), "', which lives on the host");
+            }
+          }
+        } else {
+          const std::string missing = runtime::firstMissing(sp.requirements);
+          ANVIL_CHECK(missing.empty(), ErrorCode::kInvalidEngine, "invalid engine: ", n.label(), " uses kernel '",
+                      sp.kernel, "', which needs '", missing, "'; this host is ", runtime::hostCpuIsa());
+          for (int id : st.ins)
+            ANVIL_CHECK(id < 0 || !e.onDevice[size_t(id)], ErrorCode::kInvalidEngine, "invalid engine: CPU step ",
+                        n.label(), " reads '", e.values[size_t(id)]->name(), "', which lives on the GPU");
+        }
         for (int o : st.outs)
           if (o >= 0) {
             e.producedByKernel[size_t(o)] = 1;
@@ -189,7 +226,12 @@ static Status makeEngine(runtime::EngineBytes bytes, std::shared_ptr<Engine>* en
             if (e.mode[size_t(o)] != ValueMode::kSlot) e.mode[size_t(o)] = ValueMode::kDynamic;
           }
       }
-      e.workspaceBytes = std::max<uint64_t>(e.workspaceBytes, sp.workspaceBytes);
+      if (st.gpu) {
+        e.gpu = true;
+        e.deviceWorkspaceBytes = std::max<uint64_t>(e.deviceWorkspaceBytes, sp.workspaceBytes);
+      } else {
+        e.workspaceBytes = std::max<uint64_t>(e.workspaceBytes, sp.workspaceBytes);
+      }
       e.maxArity = std::max({e.maxArity, st.ins.size(), st.outs.size()});
       e.steps.push_back(std::move(st));
     }
@@ -257,6 +299,7 @@ std::vector<LayerInfo> Engine::layers() const {
                                                           : "";
     li.device = sp.device == Device::kCUDA ? "cuda" : "cpu";
     li.timed = sp.timed;
+    li.untimed = sp.untimed;
     li.candidates = sp.candidates;
     li.workspaceBytes = sp.workspaceBytes;
     for (const runtime::Blob& b : sp.blobViews) li.preparedBytes += b.bytes;
@@ -290,8 +333,9 @@ std::vector<LayerInfo> Engine::layers() const {
 uint64_t Engine::peakActivationBytes() const { return impl_->plan.peakArenaBytes; }
 
 std::string Engine::target() const {
-  return impl_->plan.device + " " + impl_->plan.buildIsa +
-         (impl_->plan.isaRequired.empty() ? "" : " (needs " + impl_->plan.isaRequired + ")");
+  const runtime::Plan& p = impl_->plan;
+  const std::string gpu = p.computeCapability ? " sm_" + std::to_string(p.computeCapability) + " +" : "";
+  return p.device + gpu + " " + p.buildIsa + (p.isaRequired.empty() ? "" : " (needs " + p.isaRequired + ")");
 }
 
 // ---- ExecutionContext --------------------------------------------------------------------
@@ -340,6 +384,75 @@ struct ExecutionContext::Impl final : runtime::DynamicOutputs {
   std::vector<runtime::TensorView> stepIns, stepOuts;
   const ExecStep* current = nullptr;
   Profiler profiler;
+#ifdef ANVIL_HAVE_CUDA_BACKEND
+  // CUDA engines: the device runtime (a GPU, or the simulator), one stream, the device
+  // arena and workspace, the uploaded constants and prepared blobs of the CUDA steps.
+  std::unique_ptr<cuda::DeviceRuntime> gpu;
+  cuda::Stream stream;
+  uint8_t* devArena = nullptr;
+  void* devWorkspace = nullptr;
+  std::vector<void*> devConst;                     // per value
+  std::vector<std::vector<runtime::Blob>> devBlobs;  // per step
+  std::vector<void*> devOverflow;                  // per value, when a shape outgrew its slot
+  std::vector<void*> devOwned;
+  bool pending = false;  // work queued on the stream since the last synchronize
+
+  ~Impl() override {
+    if (!gpu) return;
+    try {
+      gpu->destroyStream(stream);
+    } catch (...) {  // a sticky error of the last run: already reported by run()
+    }
+    for (void* p : devOwned) gpu->free(p);
+    for (void* p : devOverflow) gpu->free(p);
+  }
+
+  void* deviceAllocate(size_t bytes) {
+    void* p = gpu->allocate(std::max<size_t>(bytes, 256));
+    devOwned.push_back(p);
+    return p;
+  }
+
+  // Opens the device the engine's CUDA steps run on and loads their constants and blobs.
+  void openDevice(bool simulate) {
+    const Engine::Impl& en = e();
+    const int cc = en.plan.computeCapability;
+    auto ccStr = [](int c) { return std::to_string(c / 10) + "." + std::to_string(c % 10); };
+    if (simulate) {
+      gpu = cuda::simRuntime();
+    } else {
+      const int gpus = cuda::deviceCount();
+      ANVIL_CHECK(gpus > 0, ErrorCode::kUnsupported, "this engine needs a GPU with compute capability ", ccStr(cc),
+                  " (built for sm_", cc, "), and this machine has none; run it there, or with --simulate "
+                  "(ContextOptions::simulate) to execute it on the CPU through the CUDA simulator");
+      const cuda::ComputeCapability have = cuda::computeCapability(0);
+      ANVIL_CHECK(have.major * 10 + have.minor == cc, ErrorCode::kUnsupported, "this engine needs a GPU with compute "
+                  "capability ", ccStr(cc), " (built for sm_", cc, "); ", cuda::deviceName(0), " has ", have.major, ".",
+                  have.minor, ": rebuild the engine for it");
+      gpu = cuda::cudaRuntime(0);
+    }
+    stream = gpu->createStream();
+    devArena = static_cast<uint8_t*>(deviceAllocate(en.plan.peakDeviceArenaBytes));
+    devWorkspace = deviceAllocate(en.deviceWorkspaceBytes);
+    devConst.assign(en.values.size(), nullptr);
+    devOverflow.assign(en.values.size(), nullptr);
+    for (size_t i = 0; i < en.values.size(); ++i) {
+      if (!en.constOnDevice[i]) continue;
+      const ir::Tensor* t = en.values[i]->initializer();
+      devConst[i] = deviceAllocate(t->nbytes());
+      if (t->nbytes()) gpu->copy(devConst[i], t->raw(), t->nbytes(), cuda::CopyKind::kHostToDevice);
+    }
+    devBlobs.resize(en.steps.size());
+    for (size_t s = 0; s < en.steps.size(); ++s) {
+      if (!en.steps[s].gpu) continue;
+      for (const runtime::Blob& b : en.steps[s].plan->blobViews) {
+        void* p = deviceAllocate(b.bytes);
+        if (b.bytes) gpu->copy(p, b.data, b.bytes, cuda::CopyKind::kHostToDevice);
+        devBlobs[s].push_back({p, b.bytes});
+      }
+    }
+  }
+#endif
 
   const Engine::Impl& e() const { return *engine; }
 
@@ -371,6 +484,13 @@ struct ExecutionContext::Impl final : runtime::DynamicOutputs {
                     types[i].str());
         // A blocked value (NCHW<b>c) takes more than its logical bytes.
         const size_t need = ir::storageBytes(v.dtype, ir::storageElements(en.values[i]->layout(), v.extents()));
+#ifdef ANVIL_HAVE_CUDA_BACKEND
+        if (en.onDevice[i]) {
+          if (devOverflow[i]) gpu->free(devOverflow[i]);
+          devOverflow[i] = need > en.slot[i].bytes ? gpu->allocate(need) : nullptr;
+          continue;
+        }
+#endif
         if (need > en.slot[i].bytes) {
           // A profile shape that needs more than the max-shape plan (a non-monotone op):
           // this value gets memory of its own.
@@ -396,6 +516,12 @@ struct ExecutionContext::Impl final : runtime::DynamicOutputs {
           break;
         }
         case ValueMode::kSlot:
+#ifdef ANVIL_HAVE_CUDA_BACKEND
+          if (en.onDevice[i]) {
+            v.data = devOverflow[i] ? devOverflow[i] : devArena + en.slot[i].offset;
+            break;
+          }
+#endif
           v.data = overflow[i] ? overflow[i]->p : arena.p + en.slot[i].offset;
           break;
         default:
@@ -463,6 +589,14 @@ struct ExecutionContext::Impl final : runtime::DynamicOutputs {
         }
         continue;
       }
+#ifdef ANVIL_HAVE_CUDA_BACKEND
+      // A host step reads what the device wrote (and may reuse host memory a queued copy
+      // still reads): the stream drains first.
+      if (!st.gpu && pending) {
+        gpu->synchronize(stream);
+        pending = false;
+      }
+#endif
       for (size_t k = 0; k < st.ins.size(); ++k) stepIns[k] = st.ins[k] >= 0 ? views[size_t(st.ins[k])] : runtime::TensorView{};
       for (size_t k = 0; k < st.outs.size(); ++k)
         stepOuts[k] = st.outs[k] >= 0 ? views[size_t(st.outs[k])] : runtime::TensorView{};
@@ -479,12 +613,30 @@ struct ExecutionContext::Impl final : runtime::DynamicOutputs {
       a.workspaceBytes = workspace.cap;
       a.executor = exec.get();
       a.dynamic = this;
+#ifdef ANVIL_HAVE_CUDA_BACKEND
+      if (st.gpu) {
+        for (size_t k = 0; k < st.ins.size(); ++k)
+          if (st.ins[k] >= 0 && devConst[size_t(st.ins[k])]) stepIns[k].data = devConst[size_t(st.ins[k])];
+        a.blobs = devBlobs[s].data();
+        a.workspace = devWorkspace;
+        a.workspaceBytes = en.deviceWorkspaceBytes;
+        a.device = gpu.get();
+        a.stream = stream.id;
+        pending = true;
+      }
+#endif
       current = &st;
       if (profiler) {
         std::atomic<uint64_t> counters[2] = {0, 0};
         a.counters = counters;
         const auto t0 = Clock::now();
         st.kernel->run(a);
+#ifdef ANVIL_HAVE_CUDA_BACKEND
+        if (st.gpu) {  // per-layer time of a CUDA step: until its work is done
+          gpu->synchronize(stream);
+          pending = false;
+        }
+#endif
         const double ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
         const ir::Node& n = *nodes[s];
         LayerTiming t{n.name().empty() ? n.op() + "_" + std::to_string(st.node) : n.name(), n.op(), st.kernel->name, ms};
@@ -500,6 +652,12 @@ struct ExecutionContext::Impl final : runtime::DynamicOutputs {
                       "' did not produce output ", k);
     }
     current = nullptr;
+#ifdef ANVIL_HAVE_CUDA_BACKEND
+    if (pending) {
+      gpu->synchronize(stream);
+      pending = false;
+    }
+#endif
     // Outputs that did not land in the caller's buffer (views, inputs, constants, run-time extents).
     for (size_t k = 0; k < en.outputIds.size(); ++k) {
       const int id = en.outputIds[k];
@@ -553,6 +711,11 @@ Status Engine::createContext(std::unique_ptr<ExecutionContext>* context, const C
     impl->stepIns.resize(std::max<size_t>(en.maxArity, 1));
     impl->stepOuts.resize(std::max<size_t>(en.maxArity, 1));
     for (const ExecStep& st : en.steps) impl->nodes.push_back(en.plan.graph->nodes()[size_t(st.node)].get());
+#ifdef ANVIL_HAVE_CUDA_BACKEND
+    if (en.gpu) impl->openDevice(options.simulate);
+#else
+    ANVIL_CHECK(!en.gpu, ErrorCode::kUnsupported, "this engine has CUDA steps and this runtime has no CUDA backend");
+#endif
     impl->applyShapes();
     *context = std::make_unique<ExecutionContext>(std::move(impl));
   });

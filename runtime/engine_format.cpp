@@ -60,7 +60,8 @@ class Writer {
         fbb_.CreateString(plan_.device), fbb_.CreateString(plan_.isaRequired), fbb_.CreateString(plan_.buildIsa),
         fbb_.CreateVector(graphDefs), fbb_.CreateVector(valueDefs), fbb_.CreateVector(profiles),
         plan_.peakArenaBytes, plan_.optLevel, fbb_.CreateString(plan_.producer), fbb_.CreateVectorOfStrings(mk),
-        fbb_.CreateVectorOfStrings(mv), fbb_.CreateVector(steps), fbb_.CreateVectorOfStrings(plan_.requirements));
+        fbb_.CreateVectorOfStrings(mv), fbb_.CreateVector(steps), fbb_.CreateVectorOfStrings(plan_.requirements),
+        plan_.computeCapability, plan_.peakDeviceArenaBytes);
     fbb_.Finish(root, "ANVP");
 
     EngineHeader h{};
@@ -145,7 +146,7 @@ class Writer {
                              fbb_.CreateVector(ins), fbb_.CreateVector(outs), &params,
                              fbb_.CreateVectorOfStructs(blobs), st.workspaceBytes,
                              fbb_.CreateVectorOfStrings(st.requirements), st.timed, st.candidates,
-                             fbb_.CreateVector(st.packedInputs), seal);
+                             fbb_.CreateVector(st.packedInputs), seal, st.untimed);
   }
 
   int valueId(const ir::Value* v) const {
@@ -291,8 +292,15 @@ const fb::PlanDef& checkPlan(const EngineBytes& b, const EngineHeader& h) {
   const fb::PlanDef* plan = fb::GetPlanDef(p);
   if (!plan->graphs() || plan->graphs()->size() == 0 || !plan->values()) bad("plan has no graph");
   const std::string device = plan->device() ? plan->device()->str() : "";
+#ifdef ANVIL_HAVE_CUDA_BACKEND
+  if (device != "cpu" && device != "cuda")
+    bad("the engine targets device '" + device + "'; this runtime runs 'cpu' and 'cuda' engines");
+  if (device == "cuda" && (plan->compute_capability() < 10 || plan->compute_capability() > 999))
+    bad("a CUDA engine without a valid compute capability");
+#else
   if (device != "cpu")
-    bad("the engine targets device '" + device + "'; this runtime runs 'cpu' engines");
+    bad("the engine targets device '" + device + "'; this runtime was built without the CUDA backend and runs 'cpu' engines");
+#endif
   if (plan->requirements())
     for (const auto* r : *plan->requirements())
       if (!hostHas(r->str()))
@@ -313,6 +321,10 @@ class Reader {
     out.buildIsa = str(plan_.build_isa());
     out.peakArenaBytes = plan_.peak_arena_bytes();
     if (out.peakArenaBytes > (uint64_t(1) << 40)) bad("absurd activation arena size");
+    out.computeCapability = plan_.compute_capability();
+    out.peakDeviceArenaBytes = plan_.peak_device_arena_bytes();
+    if (out.peakDeviceArenaBytes > (uint64_t(1) << 40)) bad("absurd device arena size");
+    if (out.device == "cpu" && out.peakDeviceArenaBytes) bad("a CPU engine with a device arena");
     out.optLevel = plan_.opt_level();
     out.producer = str(plan_.producer());
     if (plan_.metadata_keys() && plan_.metadata_values()) {
@@ -344,7 +356,8 @@ class Reader {
     for (size_t id = 0; id < values_.size(); ++id) {
       const fb::ValueDef& vd = *plan_.values()->Get(unsigned(id));
       if (vd.arena_offset() >= 0 && values_[id]) {
-        if (uint64_t(vd.arena_offset()) > out.peakArenaBytes || vd.arena_bytes() > out.peakArenaBytes - uint64_t(vd.arena_offset()))
+        const uint64_t peak = values_[id]->device() == ir::Device::kCUDA ? out.peakDeviceArenaBytes : out.peakArenaBytes;
+        if (uint64_t(vd.arena_offset()) > peak || vd.arena_bytes() > peak - uint64_t(vd.arena_offset()))
           bad("value '" + str(vd.name()) + "' has an arena slot outside the arena");
         out.arena[values_[id]] = {vd.arena_offset(), vd.arena_bytes()};
       }
@@ -396,6 +409,7 @@ class Reader {
     if (sd.requirements())
       for (const auto* r : *sd.requirements()) st.requirements.push_back(r->str());
     st.timed = sd.timed();
+    st.untimed = sd.untimed();
     st.candidates = sd.candidates();
     if (sd.packed_inputs())
       for (int k : *sd.packed_inputs()) {

@@ -52,6 +52,7 @@ struct StepPlan {
   uint64_t workspaceBytes = 0;
   std::vector<std::string> requirements;
   bool timed = false;
+  bool untimed = false;  // a CUDA tactic chosen by heuristics (no GPU to time it on)
   int candidates = 1;
   std::vector<int> packedInputs;
 };
@@ -67,12 +68,16 @@ struct Plan {
   std::shared_ptr<ir::Graph> graph;                      // main graph, symbolic dims kept
   std::vector<std::string> tactics;                      // per main-graph node
   std::vector<StepPlan> steps;                           // the executable plan, in order
-  std::map<const ir::Value*, ArenaSlot> arena;           // planned activation slots
+  // Planned activation slots: a value on the GPU (Value::device() kCUDA) has its slot in
+  // the device arena, every other one in the host arena.
+  std::map<const ir::Value*, ArenaSlot> arena;
   std::map<std::string, std::vector<int64_t>> optShapes;  // input shapes it was tuned for
   std::map<std::string, std::vector<int64_t>> minShapes, maxShapes;  // the profile
-  std::vector<std::string> requirements;                 // union over steps
+  std::vector<std::string> requirements;                 // union over CPU steps
   std::string anvilVersion;
-  std::string device = "cpu";
+  std::string device = "cpu";  // "cuda" when any step runs on a GPU
+  int computeCapability = 0;   // CUDA engines: major * 10 + minor of the target GPU
+  uint64_t peakDeviceArenaBytes = 0;
   std::string isaRequired;  // comma-separated CPU features
   std::string buildIsa;
   uint64_t peakArenaBytes = 0;

@@ -64,7 +64,8 @@ void collectUses(const ir::Graph& g, std::unordered_map<const ir::Value*, int>& 
 }
 }  // namespace
 
-GraphMemory planGraphMemory(const ir::Graph& graph) {
+namespace {
+GraphMemory planGraph(const ir::Graph& graph, const ir::Device* only, size_t alignment) {
   const auto& nodes = graph.nodes();
   const int end = int(nodes.size());
   std::unordered_map<const ir::Value*, int> last;
@@ -92,7 +93,7 @@ GraphMemory planGraphMemory(const ir::Graph& graph) {
     for (size_t k = 0; k < n.numOutputs(); ++k) {
       const ir::Value* o = n.output(k);
       if (o->name().empty() || !o->shape().isStatic() || o->dtype() == ir::DataType::kString ||
-          o->dtype() == ir::DataType::kUndefined)
+          o->dtype() == ir::DataType::kUndefined || (only && o->device() != *only))
         continue;
       const size_t bytes = ir::storageBytes(o->dtype(), ir::storageElements(o->layout(), o->shape().extents()));
       int lastUse = last.count(o) ? last[o] : i;
@@ -107,7 +108,7 @@ GraphMemory planGraphMemory(const ir::Graph& graph) {
       reqs.push_back({bytes, i, std::max(lastUse, i)});
     }
   }
-  MemoryPlan mp = planMemory(reqs);
+  MemoryPlan mp = planMemory(reqs, alignment);
   gm.peakBytes = mp.peakBytes;
   for (int i = 0; i < end; ++i) {
     const ir::Node& n = *nodes[size_t(i)];
@@ -122,6 +123,13 @@ GraphMemory planGraphMemory(const ir::Graph& graph) {
     }
   }
   return gm;
+}
+}  // namespace
+
+GraphMemory planGraphMemory(const ir::Graph& graph) { return planGraph(graph, nullptr, 64); }
+
+GraphMemory planGraphMemory(const ir::Graph& graph, ir::Device device, size_t alignment) {
+  return planGraph(graph, &device, alignment);
 }
 
 }  // namespace anvil::runtime

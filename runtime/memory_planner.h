@@ -37,5 +37,8 @@ struct GraphMemory {
   size_t peakBytes = 0;
 };
 GraphMemory planGraphMemory(const ir::Graph& graph);
+// The same for only the values on `device` (Value::device()), aligned to `alignment`: the
+// separate host and device arenas of a CUDA engine.
+GraphMemory planGraphMemory(const ir::Graph& graph, ir::Device device, size_t alignment);
 
 }  // namespace anvil::runtime

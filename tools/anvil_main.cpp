@@ -43,7 +43,13 @@ constexpr Flag kFlags[] = {
     {"onnx", 1, "ONNX model to build an engine from (built in memory unless --saveEngine)"},
     {"saveEngine", 1, "write the built engine to this file"},
     {"loadEngine", 1, "load a serialized engine instead of building"},
-    {"device", 1, "cpu (default) or cuda"},
+    {"device", 1,
+     "cpu (default) or cuda: layers a CUDA kernel serves run on the GPU, the rest on the CPU, with copies between"},
+    {"computeCapability", 1,
+     "with --device=cuda: the GPU to build for, major.minor (e.g. 9.0); without that GPU here the build is a "
+     "cross-build whose tactics are chosen by heuristics (untimed). Default: this machine's GPU"},
+    {"simulate", 0,
+     "run a CUDA engine's GPU layers on the CPU through the CUDA simulator (slow; for machines without the GPU)"},
     {"shapes", 1,
      "input shapes to run with: name:1x3x224x224[,name:dims...] (name:scalar for rank 0); an input without a "
      "profile is also built for exactly this shape"},
@@ -658,6 +664,15 @@ int run(int argc, char** argv) {
     }
     anvil::BuilderConfig cfg;
     cfg.device = device == "cuda" ? anvil::Device::kCUDA : anvil::Device::kCPU;
+    if (has("computeCapability")) {
+      ANVIL_CHECK(device == "cuda", ErrorCode::kInvalidArgument, "--computeCapability is for --device=cuda builds");
+      const std::string cc = flags["computeCapability"];
+      const size_t dot = cc.find('.');
+      ANVIL_CHECK(dot != std::string::npos && dot > 0 && dot + 2 == cc.size() &&
+                      std::all_of(cc.begin(), cc.end(), [](char c) { return c == '.' || (c >= '0' && c <= '9'); }),
+                  ErrorCode::kInvalidArgument, "--computeCapability is major.minor, e.g. 9.0; got '", cc, "'");
+      cfg.computeCapability = std::stoi(cc.substr(0, dot)) * 10 + (cc[dot + 1] - '0');
+    }
     for (const auto& [name, dims] : shapes)
       if (!profiles.count(name)) cfg.inputShapes[name] = dims;  // alone: min = opt = max
     for (const auto& [name, dims] : npyShapes) cfg.inputShapes[name] = dims;
@@ -694,8 +709,22 @@ int run(int argc, char** argv) {
               << " after optimization level " << cfg.optimizationLevel << "\n";
     std::cout << "[I] Tactics: " << report.layersTuned << " layers with a choice, " << report.tacticsTimed
               << " tactic timings measured, " << report.tacticsFromCache << " taken from the timing cache\n";
-    std::cout << "[I] Layouts: " << report.blockedRegions << " blocked regions (" << report.blockedNodes
-              << " layers), " << report.reorders << " reorders at their boundaries\n";
+    if (cfg.device == anvil::Device::kCUDA) {
+      std::cout << "[I] Placement: " << report.cudaLayers << " layers on cuda, " << report.cpuLayers << " on cpu, "
+                << report.deviceCopies << " copies between them";
+      if (!report.cpuOps.empty()) {
+        std::cout << " (on cpu:";
+        for (const auto& op : report.cpuOps) std::cout << " " << op;
+        std::cout << ")";
+      }
+      std::cout << "\n";
+      if (report.untimedLayers)
+        std::cout << "[I] Cross-build: " << report.untimedLayers
+                  << " CUDA layers have tactics chosen by heuristics (untimed: no GPU of the target here)\n";
+    } else {
+      std::cout << "[I] Layouts: " << report.blockedRegions << " blocked regions (" << report.blockedNodes
+                << " layers), " << report.reorders << " reorders at their boundaries\n";
+    }
     if (!report.layersByPrecision.empty()) {
       std::cout << "[I] Precision: linear layers";
       for (const auto& [p, n] : report.layersByPrecision) std::cout << " " << p << "=" << n;
@@ -754,7 +783,7 @@ int run(int argc, char** argv) {
       for (const auto& x : l.outputLayouts) layouts += (layouts.empty() ? "" : ",") + x;
       std::cout << "[I] " << l.name << " [" << l.type << "] tactic=" << l.tactic << " precision=" << l.precision
                 << " device=" << l.device << " tacticVersion=" << l.tacticVersion << " chosen="
-                << (l.timed ? "timed" : "only-candidate") << " candidates=" << l.candidates
+                << (l.untimed ? "untimed" : l.timed ? "timed" : "only-candidate") << " candidates=" << l.candidates
                 << " workspace=" << l.workspaceBytes << " prepared=" << l.preparedBytes
                 << " layouts=" << (layouts.empty() ? "-" : layouts) << " outputTypes=" << outputTypesText(l)
                 << precisionDetails(l) << "\n";
@@ -786,7 +815,8 @@ int run(int argc, char** argv) {
         << "\", \"Inputs\": " << strList(l.inputs) << ", \"Outputs\": " << strList(l.outputs) << ", \"TacticName\": \""
         << jsonEscape(l.tactic) << "\", \"Precision\": \"" << jsonEscape(l.precision) << "\", \"Device\": \""
         << jsonEscape(l.device) << "\", \"TacticVersion\": " << l.tacticVersion
-        << ", \"Timed\": " << (l.timed ? "true" : "false") << ", \"Candidates\": " << l.candidates
+        << ", \"Timed\": " << (l.timed ? "true" : "false") << ", \"Untimed\": " << (l.untimed ? "true" : "false")
+        << ", \"Candidates\": " << l.candidates
         << ", \"WorkspaceBytes\": " << l.workspaceBytes << ", \"PreparedBytes\": " << l.preparedBytes
         << ", \"OutputLayouts\": " << strList(l.outputLayouts) << ", \"OutputTypes\": " << strList(l.outputTypes)
         << ", \"OutputScales\": " << numList(l.outputScales) << ", \"OutputZeroPoints\": " << numList(l.outputZeroPoints)
@@ -814,7 +844,10 @@ int run(int argc, char** argv) {
   std::unique_ptr<anvil::ExecutionContext> ctx;
   anvil::ContextOptions copts;
   copts.threads = threads;
+  copts.simulate = has("simulate");
   check(engine->createContext(&ctx, copts));
+  if (copts.simulate && std::any_of(layers.begin(), layers.end(), [](const auto& l) { return l.device == "cuda"; }))
+    std::cout << "[I] Simulated: the CUDA layers run on the CPU through the CUDA simulator (times say nothing about a GPU)\n";
   std::cout << "[I] Inference threads: " << ctx->threads() << "\n";
   // Inputs: shapes from --shapes, else the .npy's, else the tuned shapes; data from
   // --loadInputs, else random.

@@ -37,6 +37,7 @@ struct LayerInfo {
   std::string device = "cpu";
   int tacticVersion = 0;
   bool timed = false;            // chosen by measurement among several candidates
+  bool untimed = false;          // a CUDA tactic chosen by heuristics: no GPU to time it on (cross-build)
   int candidates = 1;            // tactics that served the whole profile
   uint64_t workspaceBytes = 0;
   uint64_t preparedBytes = 0;    // prepared weights (packed panels, ...) in the engine
@@ -77,7 +78,17 @@ int cpuThreads();
 // ---- building (library `anvil`) --------------------------------------------------------
 
 struct BuilderConfig {
+  // kCUDA: every node a CUDA kernel serves runs on the GPU, the rest on the CPU, with
+  // copies between them (see docs/design.md, "The CUDA backend").
   Device device = Device::kCPU;
+  // --device=cuda: the GPU the engine is for, major * 10 + minor (--computeCapability=9.0:
+  // 90). 0: this machine's GPU. With that GPU present the CUDA candidates are timed with
+  // CUDA events; without it (a cross-build) tactics are chosen by heuristics and the layer
+  // info marks them untimed, as TensorRT's heuristic tactic selection.
+  int computeCapability = 0;
+  // Time the CUDA candidates on the simulator as if it were the GPU: tests of the timed
+  // path on machines without one (the times mean nothing about a GPU).
+  bool timeOnSimulator = false;
   int optimizationLevel = 3;          // 0 = no graph passes ... 3 = all
   std::string timingCachePath;        // read before and written after tuning; "" = none
   int threads = 0;                    // CPU worker threads for tactics (0 = default, see setCpuThreads)
@@ -170,6 +181,11 @@ struct BuildReport {
   // read the bytes), and those left f32 because a kernel could not take them quantized.
   int loweredValues = 0;
   int loweredRefused = 0;
+  // CUDA builds: layers placed on each device, the copies placement inserted between them,
+  // the op types left on the CPU (no CUDA kernel serves them), and the CUDA layers whose
+  // tactic was chosen without timing.
+  int cudaLayers = 0, cpuLayers = 0, deviceCopies = 0, untimedLayers = 0;
+  std::vector<std::string> cpuOps;
   double buildMilliseconds = 0;
   std::vector<std::string> passLog;  // one line per pass (statistics)
 };
@@ -199,6 +215,10 @@ class OutputAllocator {
 // Per-context execution settings.
 struct ContextOptions {
   int threads = 0;  // intra-op threads of this context's executor (0: physical cores, or ANVIL_NUM_THREADS)
+  // CUDA engines: run the GPU steps on the CPU through the CUDA simulator (cuda/sim) instead
+  // of a GPU (--simulate). Slow; for checking engines on machines without a GPU. Without it
+  // a CUDA engine needs a GPU of the compute capability it was built for.
+  bool simulate = false;
 };
 
 // Per-layer timing, delivered after each step of a run when a profiler is set.

@@ -1,0 +1,246 @@
+// CUDA engines end to end without a GPU: placement of each layer by kernel availability,
+// the copies between devices, cross-built engines (heuristic tactics, marked untimed), the
+// refusal to run them without a GPU of their compute capability, and their simulated
+// execution (ContextOptions::simulate) against the CPU engine and the reference. A test
+// kernel for Relu (launchActivation) is registered here so that these checks do not depend
+// on which op families the backend serves.
+#include <gtest/gtest.h>
+#include <onnx/onnx_pb.h>
+
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <random>
+
+#include "anvil/anvil.hpp"
+#include "cuda/device.h"
+#include "cuda/tactics/tactic_util.h"
+#include "runtime/kernel.h"
+
+namespace fs = std::filesystem;
+
+namespace anvil {
+namespace {
+
+// One CUDA Relu kernel for these tests, whatever the backend registers.
+void registerTestRelu() {
+  static const bool once = [] {
+    runtime::Kernel k = cuda::tactics::cudaKernel("test_f32_relu", "Relu");
+    k.supports = [](const ir::Node&, const std::vector<ir::TensorType>& t) {
+      return t.size() == 1 && t[0].dtype == DataType::kF32;
+    };
+    k.run = [](const runtime::StepArgs& a) {
+      cuda::launchActivation(cuda::tactics::runtimeOf(a), cuda::tactics::streamOf(a), cuda::Activation::kRelu,
+                             DataType::kF32, a.in(0).data, a.out(0).data, a.in(0).numel());
+    };
+    runtime::Kernels::instance().add(std::move(k));
+    return true;
+  }();
+  (void)once;
+}
+
+onnx::ValueInfoProto valueInfo(const std::string& name, const std::vector<int64_t>& dims) {
+  onnx::ValueInfoProto v;
+  v.set_name(name);
+  auto* t = v.mutable_type()->mutable_tensor_type();
+  t->set_elem_type(onnx::TensorProto::FLOAT);
+  for (int64_t d : dims) {
+    if (d < 0) t->mutable_shape()->add_dim()->set_dim_param("batch");
+    else t->mutable_shape()->add_dim()->set_dim_value(d);
+  }
+  return v;
+}
+
+// x[b,5] -> Relu -> CumSum(axis 1) -> Relu -> y, and y2 = the first Relu's output too: a
+// GPU layer, a CPU layer (no CUDA CumSum), a GPU layer, two graph outputs made on the GPU.
+std::string writeModel(const std::string& name, int64_t batch) {
+  onnx::ModelProto m;
+  m.set_ir_version(8);
+  m.add_opset_import()->set_version(17);
+  auto* g = m.mutable_graph();
+  g->set_name("g");
+  *g->add_input() = valueInfo("x", {batch, 5});
+  *g->add_output() = valueInfo("y", {batch, 5});
+  *g->add_output() = valueInfo("r", {batch, 5});
+  auto* axis = g->add_initializer();
+  axis->set_name("axis");
+  axis->set_data_type(onnx::TensorProto::INT64);
+  axis->add_int64_data(1);
+  auto node = [&](const char* op, const char* nm, std::vector<std::string> in, std::string out) {
+    auto* n = g->add_node();
+    n->set_op_type(op);
+    n->set_name(nm);
+    for (auto& i : in) n->add_input(i);
+    n->add_output(out);
+  };
+  node("Relu", "relu1", {"x"}, "r");
+  node("CumSum", "cumsum", {"r", "axis"}, "c");
+  node("Relu", "relu2", {"c"}, "y");
+  const fs::path p = fs::temp_directory_path() / ("anvil_cuda_engine_" + name + ".onnx");
+  std::ofstream f(p, std::ios::binary);
+  m.SerializeToOstream(&f);
+  return p.string();
+}
+
+std::shared_ptr<Engine> build(const std::string& onnx, BuilderConfig cfg, BuildReport* report = nullptr) {
+  std::string bytes;
+  BuildReport r;
+  Status s = Builder::buildFromOnnx(onnx, cfg, &bytes, report ? report : &r);
+  EXPECT_TRUE(s.isOk()) << s.message();
+  std::shared_ptr<Engine> e;
+  s = Engine::fromBytes(std::move(bytes), &e);
+  EXPECT_TRUE(s.isOk()) << s.message();
+  return e;
+}
+
+std::vector<float> input(int64_t n) {
+  std::vector<float> x(static_cast<size_t>(n));
+  std::mt19937 rng(3);
+  std::uniform_real_distribution<float> d(-1, 1);
+  for (float& v : x) v = d(rng);
+  return x;
+}
+
+// Runs `e` on x[b,5]; returns {y, r}.
+std::pair<std::vector<float>, std::vector<float>> run(const Engine& e, int64_t b, bool simulate) {
+  std::unique_ptr<ExecutionContext> ctx;
+  ContextOptions o;
+  o.simulate = simulate;
+  Status s = e.createContext(&ctx, o);
+  EXPECT_TRUE(s.isOk()) << s.message();
+  if (!s.isOk()) return {};
+  std::vector<float> x = input(b * 5), y(size_t(b * 5), -7), r(size_t(b * 5), -7);
+  EXPECT_TRUE(ctx->setInputShape("x", {b, 5}).isOk());
+  EXPECT_TRUE(ctx->setTensorAddress("x", x.data()).isOk());
+  EXPECT_TRUE(ctx->setTensorAddress("y", y.data()).isOk());
+  EXPECT_TRUE(ctx->setTensorAddress("r", r.data()).isOk());
+  for (int i = 0; i < 2; ++i) {  // twice: a second run reuses every buffer
+    s = ctx->run();
+    EXPECT_TRUE(s.isOk()) << s.message();
+  }
+  return {y, r};
+}
+
+TEST(CudaEngine, CrossBuildPlacesLayersAndCopies) {
+  registerTestRelu();
+  BuilderConfig cfg;
+  cfg.device = Device::kCUDA;
+  cfg.computeCapability = 90;
+  cfg.inputShapes["x"] = {3, 5};
+  BuildReport report;
+  auto e = build(writeModel("place", 3), cfg, &report);
+  ASSERT_TRUE(e);
+  EXPECT_EQ(report.cudaLayers, 2);
+  EXPECT_EQ(report.cpuLayers, 1);
+  EXPECT_EQ(report.cpuOps, std::vector<std::string>{"CumSum"});
+  // x up; r down for CumSum (and as output r); c up; y down.
+  EXPECT_EQ(report.deviceCopies, 4);
+  EXPECT_NE(e->target().find("cuda sm_90"), std::string::npos) << e->target();
+  int copies = 0;
+  for (const LayerInfo& l : e->layers()) {
+    if (l.type == "anvil.Copy") {
+      ++copies;
+      EXPECT_EQ(l.device, "cuda") << l.name;
+    } else if (l.type == "Relu") {
+      EXPECT_EQ(l.device, "cuda") << l.name;
+      EXPECT_TRUE(l.untimed) << l.name;
+      EXPECT_FALSE(l.timed) << l.name;
+    } else {
+      EXPECT_EQ(l.type, "CumSum");
+      EXPECT_EQ(l.device, "cpu");
+      EXPECT_FALSE(l.untimed);
+    }
+  }
+  EXPECT_EQ(copies, 4);
+}
+
+TEST(CudaEngine, WithoutAGpuIsRefusedClearly) {
+  registerTestRelu();
+  if (cuda::deviceCount() > 0) GTEST_SKIP() << "skipped: this machine has a GPU";
+  BuilderConfig cfg;
+  cfg.device = Device::kCUDA;
+  cfg.computeCapability = 90;
+  cfg.inputShapes["x"] = {3, 5};
+  auto e = build(writeModel("refuse", 3), cfg);
+  ASSERT_TRUE(e);
+  std::unique_ptr<ExecutionContext> ctx;
+  Status s = e->createContext(&ctx);
+  EXPECT_FALSE(s.isOk());
+  EXPECT_EQ(s.code(), ErrorCode::kUnsupported);
+  EXPECT_NE(s.message().find("needs a GPU with compute capability 9.0"), std::string::npos) << s.message();
+  // And a CUDA build with no target named has nothing to build for.
+  cfg.computeCapability = 0;
+  std::string bytes;
+  BuildReport r;
+  s = Builder::buildFromOnnx(writeModel("refuse", 3), cfg, &bytes, &r);
+  EXPECT_FALSE(s.isOk());
+  EXPECT_NE(s.message().find("--computeCapability"), std::string::npos) << s.message();
+}
+
+TEST(CudaEngine, SimulatedRunMatchesTheCpuEngine) {
+  registerTestRelu();
+  BuilderConfig cfg;
+  cfg.device = Device::kCUDA;
+  cfg.computeCapability = 80;
+  cfg.inputShapes["x"] = {3, 5};
+  const std::string onnx = writeModel("sim", 3);
+  auto gpu = build(onnx, cfg);
+  BuilderConfig cpuCfg;
+  cpuCfg.inputShapes["x"] = {3, 5};
+  auto cpu = build(onnx, cpuCfg);
+  ASSERT_TRUE(gpu && cpu);
+  auto [y, r] = run(*gpu, 3, true);
+  auto [yc, rc] = run(*cpu, 3, false);
+  EXPECT_EQ(y, yc);
+  EXPECT_EQ(r, rc);
+  // And against the definition.
+  const std::vector<float> x = input(15);
+  for (int i = 0; i < 3; ++i) {
+    float acc = 0;
+    for (int j = 0; j < 5; ++j) {
+      acc += std::max(x[size_t(i * 5 + j)], 0.0f);
+      EXPECT_EQ(y[size_t(i * 5 + j)], acc);
+      EXPECT_EQ(r[size_t(i * 5 + j)], std::max(x[size_t(i * 5 + j)], 0.0f));
+    }
+  }
+}
+
+TEST(CudaEngine, SimulatedRunServesTheWholeProfile) {
+  registerTestRelu();
+  BuilderConfig cfg;
+  cfg.device = Device::kCUDA;
+  cfg.computeCapability = 90;
+  cfg.profiles["x"] = {{1, 5}, {2, 5}, {6, 5}};
+  const std::string onnx = writeModel("profile", -1);
+  auto gpu = build(onnx, cfg);
+  BuilderConfig cpuCfg;
+  cpuCfg.profiles = cfg.profiles;
+  auto cpu = build(onnx, cpuCfg);
+  ASSERT_TRUE(gpu && cpu);
+  for (int64_t b : {1, 2, 6}) {
+    auto [y, r] = run(*gpu, b, true);
+    auto [yc, rc] = run(*cpu, b, false);
+    EXPECT_EQ(y, yc) << "batch " << b;
+    EXPECT_EQ(r, rc) << "batch " << b;
+  }
+}
+
+TEST(CudaEngine, TimedOnTheSimulatorWhenAskedTo) {
+  registerTestRelu();
+  BuilderConfig cfg;
+  cfg.device = Device::kCUDA;
+  cfg.computeCapability = 90;
+  cfg.timeOnSimulator = true;
+  cfg.inputShapes["x"] = {3, 5};
+  BuildReport report;
+  auto e = build(writeModel("timed", 3), cfg, &report);
+  ASSERT_TRUE(e);
+  EXPECT_EQ(report.untimedLayers, 0);
+  for (const LayerInfo& l : e->layers()) EXPECT_FALSE(l.untimed) << l.name;
+  auto [y, r] = run(*e, 3, true);
+  EXPECT_EQ(y.size(), 15u);
+}
+
+}  // namespace
+}  // namespace anvil
