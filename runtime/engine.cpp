@@ -83,7 +83,12 @@ struct Engine::Impl {
   // CUDA engines: values in device memory, constants CUDA steps read (each context uploads
   // them), the device workspace.
   bool gpu = false;
+  bool allGpu = false;  // every step that runs a kernel is a CUDA step (a CUDA graph can hold the run)
   std::vector<char> onDevice, constOnDevice;
+  // Per value: a graph input or output a CUDA copy step reads or writes; the context stages
+  // it through pinned host memory (the copies run asynchronously and can be captured).
+  std::vector<char> staged;
+  std::vector<char> boundaryCopy;  // per step: such a copy
   uint64_t deviceWorkspaceBytes = 0;
 
   int id(const ir::Value* v) const {
@@ -234,6 +239,25 @@ static Status makeEngine(runtime::EngineBytes bytes, std::shared_ptr<Engine>* en
       }
       e.maxArity = std::max({e.maxArity, st.ins.size(), st.outs.size()});
       e.steps.push_back(std::move(st));
+    }
+    e.staged.assign(nv, 0);
+    e.boundaryCopy.assign(e.steps.size(), 0);
+    e.allGpu = e.gpu;
+    {
+      std::vector<char> isIo(nv, 0);
+      for (int id : e.inputIds) isIo[size_t(id)] = 1;
+      for (int id : e.outputIds) isIo[size_t(id)] = 1;
+      for (size_t s = 0; s < e.steps.size(); ++s) {
+        const ExecStep& st = e.steps[s];
+        if (!st.view && !st.gpu) e.allGpu = false;
+        const ir::Node& n = *g.nodes()[size_t(st.node)];
+        if (!st.gpu || n.op() != "Copy" || n.domain() != "anvil") continue;
+        for (int id : {st.ins[0], st.outs[0]})
+          if (id >= 0 && isIo[size_t(id)] && !e.onDevice[size_t(id)]) {
+            e.staged[size_t(id)] = 1;
+            e.boundaryCopy[s] = 1;
+          }
+      }
     }
     try {
       e.optTypes = inferTypes(g, e.declared, e.plan.optShapes);
@@ -395,7 +419,22 @@ struct ExecutionContext::Impl final : runtime::DynamicOutputs {
   std::vector<std::vector<runtime::Blob>> devBlobs;  // per step
   std::vector<void*> devOverflow;                  // per value, when a shape outgrew its slot
   std::vector<void*> devOwned;
+  std::vector<void*> staging;        // per value: pinned host memory of a staged input or output
+  std::vector<size_t> stagingBytes;
   bool pending = false;  // work queued on the stream since the last synchronize
+  ContextOptions options;
+  cuda::Graph graph;     // the captured run (--useCudaGraph)
+  bool graphValid = false;
+
+  void drain() {
+    if (options.spinWait) {
+      while (!gpu->query(stream)) {
+      }
+    } else {
+      gpu->synchronize(stream);
+    }
+    pending = false;
+  }
 
   ~Impl() override {
     if (!gpu) return;
@@ -403,8 +442,10 @@ struct ExecutionContext::Impl final : runtime::DynamicOutputs {
       gpu->destroyStream(stream);
     } catch (...) {  // a sticky error of the last run: already reported by run()
     }
+    if (graphValid) gpu->destroyGraph(graph);
     for (void* p : devOwned) gpu->free(p);
     for (void* p : devOverflow) gpu->free(p);
+    for (void* p : staging) gpu->freeHost(p);
   }
 
   void* deviceAllocate(size_t bytes) {
@@ -414,8 +455,12 @@ struct ExecutionContext::Impl final : runtime::DynamicOutputs {
   }
 
   // Opens the device the engine's CUDA steps run on and loads their constants and blobs.
-  void openDevice(bool simulate) {
+  void openDevice(const ContextOptions& o) {
     const Engine::Impl& en = e();
+    options = o;
+    const bool simulate = o.simulate;
+    staging.assign(en.values.size(), nullptr);
+    stagingBytes.assign(en.values.size(), 0);
     const int cc = en.plan.computeCapability;
     auto ccStr = [](int c) { return std::to_string(c / 10) + "." + std::to_string(c % 10); };
     if (simulate) {
@@ -501,7 +546,24 @@ struct ExecutionContext::Impl final : runtime::DynamicOutputs {
         }
       }
     }
-      shapesDirty = false;
+#ifdef ANVIL_HAVE_CUDA_BACKEND
+    if (gpu) {
+      for (size_t i = 0; i < nv; ++i) {
+        if (!en.staged[i]) continue;
+        const size_t need = std::max<size_t>(views[i].bytes(), 64);
+        if (need > stagingBytes[i]) {
+          if (staging[i]) gpu->freeHost(staging[i]);
+          staging[i] = gpu->allocateHost(need);
+          stagingBytes[i] = need;
+        }
+      }
+      if (graphValid) {  // extents are arguments of the captured launches
+        gpu->destroyGraph(graph);
+        graphValid = false;
+      }
+    }
+#endif
+    shapesDirty = false;
     bindDirty = true;
   }
 
@@ -534,6 +596,10 @@ struct ExecutionContext::Impl final : runtime::DynamicOutputs {
       if (outputAddr[k] && en.mode[size_t(id)] == ValueMode::kSlot && en.producedByKernel[size_t(id)])
         views[size_t(id)].data = outputAddr[k];
     }
+#ifdef ANVIL_HAVE_CUDA_BACKEND
+    for (size_t i = 0; gpu && i < en.values.size(); ++i)
+      if (en.staged[i]) views[i].data = staging[i];  // run() copies between them and the caller's buffers
+#endif
     bindDirty = false;
   }
 
@@ -577,6 +643,45 @@ struct ExecutionContext::Impl final : runtime::DynamicOutputs {
     }
     for (size_t i = 0; i < views.size(); ++i)
       if (runtimeExtents[i]) views[i].rank = -1;
+#ifdef ANVIL_HAVE_CUDA_BACKEND
+    bool anyRuntimeExtents = false;
+    for (char r : runtimeExtents) anyRuntimeExtents |= r != 0;
+    if (gpu && !options.noDataTransfers)
+      for (size_t k = 0; k < en.inputIds.size(); ++k) {
+        const size_t id = size_t(en.inputIds[k]);
+        if (en.staged[id] && views[id].bytes()) std::memcpy(staging[id], inputAddr[k], views[id].bytes());
+      }
+    if (gpu && options.useCudaGraph && en.allGpu && !profiler && !anyRuntimeExtents) {
+      if (!graphValid) {
+        gpu->beginCapture(stream);
+        try {
+          enqueueSteps();
+        } catch (...) {
+          try {
+            gpu->destroyGraph(gpu->endCapture(stream));
+          } catch (...) {
+          }
+          throw;
+        }
+        graph = gpu->endCapture(stream);
+        graphValid = true;
+        pending = false;
+      }
+      gpu->launchGraph(graph, stream);
+      pending = true;
+    } else {
+      enqueueSteps();
+    }
+    if (pending) drain();
+#else
+    enqueueSteps();
+#endif
+    finishOutputs();
+  }
+
+  // Runs (CPU) or enqueues (CUDA) every step in order.
+  void enqueueSteps() {
+    const Engine::Impl& en = e();
     using Clock = std::chrono::steady_clock;
     for (size_t s = 0; s < en.steps.size(); ++s) {
       const ExecStep& st = en.steps[s];
@@ -592,10 +697,8 @@ struct ExecutionContext::Impl final : runtime::DynamicOutputs {
 #ifdef ANVIL_HAVE_CUDA_BACKEND
       // A host step reads what the device wrote (and may reuse host memory a queued copy
       // still reads): the stream drains first.
-      if (!st.gpu && pending) {
-        gpu->synchronize(stream);
-        pending = false;
-      }
+      if (!st.gpu && pending) drain();
+      if (st.gpu && options.noDataTransfers && en.boundaryCopy[s]) continue;
 #endif
       for (size_t k = 0; k < st.ins.size(); ++k) stepIns[k] = st.ins[k] >= 0 ? views[size_t(st.ins[k])] : runtime::TensorView{};
       for (size_t k = 0; k < st.outs.size(); ++k)
@@ -632,10 +735,7 @@ struct ExecutionContext::Impl final : runtime::DynamicOutputs {
         const auto t0 = Clock::now();
         st.kernel->run(a);
 #ifdef ANVIL_HAVE_CUDA_BACKEND
-        if (st.gpu) {  // per-layer time of a CUDA step: until its work is done
-          gpu->synchronize(stream);
-          pending = false;
-        }
+        if (st.gpu) drain();  // per-layer time of a CUDA step: until its work is done
 #endif
         const double ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
         const ir::Node& n = *nodes[s];
@@ -652,18 +752,19 @@ struct ExecutionContext::Impl final : runtime::DynamicOutputs {
                       "' did not produce output ", k);
     }
     current = nullptr;
-#ifdef ANVIL_HAVE_CUDA_BACKEND
-    if (pending) {
-      gpu->synchronize(stream);
-      pending = false;
-    }
-#endif
+  }
+
+  void finishOutputs() {
+    const Engine::Impl& en = e();
     // Outputs that did not land in the caller's buffer (views, inputs, constants, run-time extents).
     for (size_t k = 0; k < en.outputIds.size(); ++k) {
       const int id = en.outputIds[k];
       const runtime::TensorView& v = views[size_t(id)];
       void* dst = outputAddr[k];
       if (!dst || dst == v.data) continue;
+#ifdef ANVIL_HAVE_CUDA_BACKEND
+      if (en.staged[size_t(id)] && options.noDataTransfers) continue;
+#endif
       if (allocators[k] && runtimeExtents[size_t(id)]) continue;  // delivered through the allocator
       const std::string& name = en.values[size_t(id)]->name();
       ANVIL_CHECK(!runtimeExtents[size_t(id)] || v.dtype == DataType::kString, ErrorCode::kInvalidArgument,
@@ -712,7 +813,7 @@ Status Engine::createContext(std::unique_ptr<ExecutionContext>* context, const C
     impl->stepOuts.resize(std::max<size_t>(en.maxArity, 1));
     for (const ExecStep& st : en.steps) impl->nodes.push_back(en.plan.graph->nodes()[size_t(st.node)].get());
 #ifdef ANVIL_HAVE_CUDA_BACKEND
-    if (en.gpu) impl->openDevice(options.simulate);
+    if (en.gpu) impl->openDevice(options);
 #else
     ANVIL_CHECK(!en.gpu, ErrorCode::kUnsupported, "this engine has CUDA steps and this runtime has no CUDA backend");
 #endif

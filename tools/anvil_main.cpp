@@ -48,6 +48,9 @@ constexpr Flag kFlags[] = {
     {"computeCapability", 1,
      "with --device=cuda: the GPU to build for, major.minor (e.g. 9.0); without that GPU here the build is a "
      "cross-build whose tactics are chosen by heuristics (untimed). Default: this machine's GPU"},
+    {"useCudaGraph", 0, "CUDA engines whose layers all run on the GPU: capture a run in a CUDA graph and replay it"},
+    {"noDataTransfers", 0, "CUDA engines: do not copy inputs to and outputs from the GPU (times the GPU work alone)"},
+    {"useSpinWait", 0, "CUDA engines: wait for the GPU by polling instead of blocking"},
     {"simulate", 0,
      "run a CUDA engine's GPU layers on the CPU through the CUDA simulator (slow; for machines without the GPU)"},
     {"shapes", 1,
@@ -845,6 +848,9 @@ int run(int argc, char** argv) {
   anvil::ContextOptions copts;
   copts.threads = threads;
   copts.simulate = has("simulate");
+  copts.useCudaGraph = has("useCudaGraph");
+  copts.noDataTransfers = has("noDataTransfers");
+  copts.spinWait = has("useSpinWait");
   check(engine->createContext(&ctx, copts));
   if (copts.simulate && std::any_of(layers.begin(), layers.end(), [](const auto& l) { return l.device == "cuda"; }))
     std::cout << "[I] Simulated: the CUDA layers run on the CPU through the CUDA simulator (times say nothing about a GPU)\n";
@@ -977,6 +983,28 @@ int run(int argc, char** argv) {
   std::cout << "[I] Latency: " << statsLine(lat) << "\n";
   std::cout << "[I] Enqueue Time: " << statsLine(enq) << "\n";
   std::cout << "[I] Compute Time: " << statsLine(lat) << "\n";
+  if (cudaEngine) {
+    // trtexec's breakdown of a CUDA run: host-to-device copies, GPU work, device-to-host
+    // copies, from separately profiled runs (each step waited for; --simulate: the CPU's time).
+    std::vector<double> h2d, gpuCompute, d2h;
+    double runH2d = 0, runGpu = 0, runD2h = 0;
+    ctx->setProfiler([&](const anvil::LayerTiming& t) {
+      if (t.tactic == "copy_host_to_device") runH2d += t.milliseconds;
+      else if (t.tactic == "copy_device_to_host") runD2h += t.milliseconds;
+      else runGpu += t.milliseconds;
+    });
+    for (int i = 0; i < 10; ++i) {
+      runH2d = runGpu = runD2h = 0;
+      check(ctx->run());
+      h2d.push_back(runH2d);
+      gpuCompute.push_back(runGpu);
+      d2h.push_back(runD2h);
+    }
+    ctx->setProfiler(nullptr);
+    std::cout << "[I] H2D Latency: " << statsLine(stats(h2d, percentiles)) << "\n";
+    std::cout << "[I] GPU Compute Time: " << statsLine(stats(gpuCompute, percentiles)) << "\n";
+    std::cout << "[I] D2H Latency: " << statsLine(stats(d2h, percentiles)) << "\n";
+  }
   std::cout << std::setprecision(5) << "[I] Total Host Walltime: " << wall << " s\n";
   std::cout << "[I] Total Compute Time: " << total / 1000.0 << " s\n";
   if (powerMode != "none")

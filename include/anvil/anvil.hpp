@@ -219,6 +219,14 @@ struct ContextOptions {
   // of a GPU (--simulate). Slow; for checking engines on machines without a GPU. Without it
   // a CUDA engine needs a GPU of the compute capability it was built for.
   bool simulate = false;
+  // CUDA engines whose every layer runs on the GPU: capture the steps of a run in a CUDA
+  // graph once per set of input shapes and replay it (--useCudaGraph).
+  bool useCudaGraph = false;
+  // CUDA engines: skip the copies of inputs to and outputs from the GPU (--noDataTransfers:
+  // times the GPU work alone; outputs are then unspecified).
+  bool noDataTransfers = false;
+  // CUDA engines: wait for the GPU by polling instead of blocking (--useSpinWait).
+  bool spinWait = false;
 };
 
 // Per-layer timing, delivered after each step of a run when a profiler is set.
