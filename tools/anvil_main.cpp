@@ -993,7 +993,7 @@ int run(int argc, char** argv) {
       else if (t.tactic == "copy_device_to_host") runD2h += t.milliseconds;
       else runGpu += t.milliseconds;
     });
-    for (int i = 0; i < 10; ++i) {
+    for (size_t i = 0; i < std::min<size_t>(10, latency.size()); ++i) {
       runH2d = runGpu = runD2h = 0;
       check(ctx->run());
       h2d.push_back(runH2d);

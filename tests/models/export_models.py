@@ -184,12 +184,12 @@ def build_lstm_h64(name, gen, rng):
 
 # Each builder returns a dict:
 #   model, input_names, output_names, inputs (list of np arrays), dynamic_axes
-def _vision(arch):
+def _vision(arch, image=224):
     def build(name, gen, rng):
         import torchvision
         model = getattr(torchvision.models, arch)(weights=None)
-        perturb_and_calibrate_bn(model, gen, (1, 3, 224, 224))
-        x = rng.uniform(-1.0, 1.0, size=(1, 3, 224, 224)).astype(np.float32)
+        perturb_and_calibrate_bn(model, gen, (1, 3, image, image))
+        x = rng.uniform(-1.0, 1.0, size=(1, 3, image, image)).astype(np.float32)
         return dict(model=model, input_names=["input"], output_names=["output"], inputs=[x],
                     dynamic_axes={"input": {0: "N"}, "output": {0: "N"}})
     return build
@@ -307,6 +307,11 @@ MODELS = collections.OrderedDict([
     ("bert_tiny", build_bert),
     ("mlp", build_mlp),
     ("lstm", build_lstm),
+    # The CNNs at 32x32: small enough to run through the CUDA simulator (CUDA engines built
+    # without a GPU and run with --simulate, tests/CMakeLists.txt model_sim_*).
+    ("resnet18_s32", _vision("resnet18", image=32)),
+    ("mobilenet_v2_s32", _vision("mobilenet_v2", image=32)),
+    ("efficientnet_b0_s32", _vision("efficientnet_b0", image=32)),
 ])
 
 # Benchmark-only models (bench/, docs/performance.md): exported with --bench into their own
