@@ -1,11 +1,12 @@
 // The linear layers on the CUDA backend: Conv / anvil.FusedConv over the implicit-GEMM
 // convolution, Gemm / anvil.FusedGemm and MatMul / anvil.FusedMatMul over the SIMT GEMM
 // (cuda/linear.h), f32, with the fused epilogue (bias, residual Z added before the
-// activation, one activation of cuda/types.h) run in the kernels' store. Extents are read
+// activation, one activation of cuda/types.h or a Clip) run in the kernels' store. Extents are read
 // from the tensors at run() so one prepared step serves a whole profile; weights are read
 // where the engine put them, except a Gemm C or FusedMatMul bias that only broadcasts
 // along rows after prepare() folds it into an [N] bias blob.
 #include <cstring>
+#include <limits>
 #include <optional>
 #include <string>
 #include <vector>
@@ -22,19 +23,24 @@ namespace {
 
 namespace lin = ir::linear;
 
-// The epilogue as the kernels run it: act(linear + bias + Z). -1: no activation.
+// The epilogue as the kernels run it: clip(act(linear + bias + Z)). act -1: none; Clip is
+// no activation and its bounds.
 struct EpilogueCode {
   std::int32_t act = -1;
   bool residual = false;
+  float clipLo = -std::numeric_limits<float>::infinity();
+  float clipHi = std::numeric_limits<float>::infinity();
 };
 
-std::optional<Activation> activationOf(std::int32_t code) {
-  if (code < 0) return std::nullopt;
-  return static_cast<Activation>(code);
+template <typename Desc>
+void setEpilogue(Desc* d, const EpilogueCode& e) {
+  if (e.act >= 0) d->activation = static_cast<Activation>(e.act);
+  d->clipLo = e.clipLo;
+  d->clipHi = e.clipHi;
 }
 
 // The node's epilogue in the kernels' terms, or false when they cannot run it (an activation
-// the GPU epilogue lacks, or the residual added after a real activation). Plain ONNX ops have
+// the GPU epilogue lacks, or the residual added after a real activation or clip). Plain ONNX ops have
 // none.
 bool decodeEpilogue(const ir::Node& n, EpilogueCode* out) {
   *out = {};
@@ -48,7 +54,11 @@ bool decodeEpilogue(const ir::Node& n, EpilogueCode* out) {
     case lin::Activation::kTanh: out->act = static_cast<std::int32_t>(Activation::kTanh); break;
     case lin::Activation::kGelu: out->act = static_cast<std::int32_t>(Activation::kGeluErf); break;
     case lin::Activation::kSilu: out->act = static_cast<std::int32_t>(Activation::kSilu); break;
-    default: return false;  // Clip, LeakyRelu, HardSigmoid, HardSwish, GeluTanh: not in the epilogue
+    case lin::Activation::kClip:  // mobilenet's Relu6
+      out->clipLo = e.p0;
+      out->clipHi = e.p1;
+      break;
+    default: return false;  // LeakyRelu, HardSigmoid, HardSwish, GeluTanh: not in the epilogue
   }
   if (e.residual && !e.addFirst && e.act != lin::Activation::kNone) return false;
   out->residual = e.residual;
@@ -174,7 +184,7 @@ void gemmRun(const runtime::StepArgs& a) {
   checkResidual(a, p.epilogue);
   GemmDesc d = GemmDesc::packed(1, m, n, k, p.transA, p.transB, A.data, B.data, Y.data);
   d.alpha = p.alpha;
-  d.activation = activationOf(p.epilogue.act);
+  setEpilogue(&d, p.epilogue);
   switch (p.c) {
     case GemmC::kNone: break;
     case GemmC::kBias:
@@ -321,7 +331,7 @@ void matmulRun(const runtime::StepArgs& a) {
       d.ldz = n;
       d.strideZ = m * n;
     }
-    d.activation = activationOf(p.epilogue.act);
+    setEpilogue(&d, p.epilogue);
     launchGemm(runtimeOf(a), streamOf(a), d);
     for (int i = split - 1; i >= 0; --i) {
       if (++coord[i] < out[i]) break;
@@ -402,7 +412,7 @@ void convRun(const runtime::StepArgs& a) {
   }
   if (p.epilogue.residual) d.z = a.in(int(lin::kResidualInput)).as<const float>();
   d.y = Y.as<float>();
-  d.activation = activationOf(p.epilogue.act);
+  setEpilogue(&d, p.epilogue);
   launchConv2d(runtimeOf(a), streamOf(a), d);
 }
 

@@ -11,8 +11,12 @@ struct Arg {
   ir::Tensor t;
   bool constant = false;
 };
-Arg runtimeArg(const std::vector<int64_t>& dims, uint32_t seed) { return {randomTensor(DataType::kF32, dims, seed), false}; }
-Arg constArg(const std::vector<int64_t>& dims, uint32_t seed) { return {randomTensor(DataType::kF32, dims, seed), true}; }
+Arg runtimeArg(const std::vector<int64_t>& dims, uint32_t seed, double range = 1) {
+  return {randomTensor(DataType::kF32, dims, seed, -range, range), false};
+}
+Arg constArg(const std::vector<int64_t>& dims, uint32_t seed, double range = 1) {
+  return {randomTensor(DataType::kF32, dims, seed, -range, range), true};
+}
 const std::optional<Arg> kOmitted = std::nullopt;
 
 std::unique_ptr<ir::Graph> makeNode(const std::string& op, const std::string& domain,
@@ -141,9 +145,15 @@ TEST(CudaLinearTactic, FusedGemmEpilogues) {
   expectRefused("FusedGemm", "anvil",
                 {runtimeArg({M, K}, 1), runtimeArg({K, N}, 2), runtimeArg({M, N}, 3), runtimeArg({M, N}, 4)},
                 attrs({{"has_residual", int64_t(1)}}), gemmName(), "C [M, N] with residual");
-  expectRefused("FusedGemm", "anvil", {runtimeArg({M, K}, 1), runtimeArg({K, N}, 2)},
+  expectMatches("FusedGemm", "anvil", {runtimeArg({M, K}, 1, 3), runtimeArg({K, N}, 2, 3), runtimeArg({N}, 3)},
                 attrs({{"activation", std::string("Clip")}, {"activation_params", std::vector<float>{0.0f, 6.0f}}}),
-                gemmName(), "Clip");
+                gemmName(), "Clip 0..6");
+  expectMatches("FusedGemm", "anvil",
+                {runtimeArg({M, K}, 4), runtimeArg({K, N}, 5), kOmitted, runtimeArg({M, N}, 6)},
+                attrs({{"activation", std::string("Clip")},
+                       {"activation_params", std::vector<float>{-0.5f, 0.25f}},
+                       {"has_residual", int64_t(1)}}),
+                gemmName(), "Clip -0.5..0.25 after the residual");
   expectRefused("FusedGemm", "anvil", {runtimeArg({M, K}, 1), runtimeArg({K, N}, 2)},
                 attrs({{"activation", std::string("LeakyRelu")}, {"activation_params", std::vector<float>{0.1f}}}),
                 gemmName(), "LeakyRelu");
@@ -255,6 +265,17 @@ TEST(CudaLinearTactic, FusedConvEpilogues) {
                    runtimeArg({1, 4, 5, 6}, seed++)},
                   at, convName(), std::string("act '") + act + "' with residual");
   }
+  // mobilenet's depthwise and pointwise Relu6 (Clip 0..6), efficientnet's depthwise Silu.
+  expectMatches("FusedConv", "anvil", {runtimeArg({1, 6, 7, 7}, 4, 3), constArg({6, 1, 3, 3}, 5, 3), constArg({6}, 6)},
+                attrs({{"group", int64_t(6)},
+                       {"pads", std::vector<int64_t>{1, 1, 1, 1}},
+                       {"strides", std::vector<int64_t>{2, 2}},
+                       {"activation", std::string("Clip")},
+                       {"activation_params", std::vector<float>{0.0f, 6.0f}}}),
+                convName(), "depthwise s2 Relu6");
+  expectMatches("FusedConv", "anvil", {runtimeArg({1, 5, 3, 4}, 7, 3), constArg({7, 5, 1, 1}, 8, 3)},
+                attrs({{"activation", std::string("Clip")}, {"activation_params", std::vector<float>{0.0f, 6.0f}}}),
+                convName(), "pointwise Relu6, no bias");
   // Depthwise with Silu, as efficientnet's blocks have it.
   expectMatches("FusedConv", "anvil", {runtimeArg({1, 8, 7, 7}, 1), constArg({8, 1, 5, 5}, 2), constArg({8}, 3)},
                 attrs({{"group", int64_t(8)}, {"pads", std::vector<int64_t>{2, 2, 2, 2}}, {"activation", std::string("Silu")}}),
@@ -264,9 +285,6 @@ TEST(CudaLinearTactic, FusedConvEpilogues) {
 TEST(CudaLinearTactic, ConvRefusals) {
   expectRefused("Conv", "", {runtimeArg({1, 3, 9}, 1), constArg({4, 3, 3}, 2)}, {}, convName(), "1-D");
   expectRefused("Conv", "", {runtimeArg({1, 2, 4, 4, 4}, 1), constArg({3, 2, 3, 3, 3}, 2)}, {}, convName(), "3-D");
-  expectRefused("FusedConv", "anvil", {runtimeArg({1, 3, 5, 5}, 1), constArg({4, 3, 3, 3}, 2)},
-                attrs({{"activation", std::string("Clip")}, {"activation_params", std::vector<float>{0.0f, 6.0f}}}),
-                convName(), "Clip");
   expectRefused("FusedConv", "anvil", {runtimeArg({1, 3, 5, 5}, 1), constArg({4, 3, 3, 3}, 2)},
                 attrs({{"activation", std::string("GeluTanh")}}), convName(), "GeluTanh");
 }
