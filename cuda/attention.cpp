@@ -46,7 +46,7 @@ std::string attentionKernelName() {
 std::int64_t attentionMaxHead() { return kernels::kAttentionMaxHead; }
 
 void launchAttention(DeviceRuntime& runtime, Stream stream, const AttentionDesc& d) {
-  const std::string name = attentionKernelName();
+  static const std::string name = attentionKernelName();  // no allocation per launch
   for (const auto& [what, v] : {std::pair{"outer", d.outer}, {"heads", d.heads}, {"sq", d.sq}, {"sk", d.sk}})
     if (v < 0) ANVIL_THROW(ErrorCode::kInvalidArgument, name, ": ", what, " ", v, " is negative");
   for (const auto& [what, v] : {std::pair{"d", d.d}, {"dv", d.dv}})

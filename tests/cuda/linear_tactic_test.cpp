@@ -106,6 +106,8 @@ TEST(CudaLinearTactic, GemmTransposesAndCForms) {
   expectMatches("Gemm", "", {runtimeArg({1, 1}, 56), runtimeArg({1, 1}, 57)}, {}, gemmName(), "1x1x1");
   expectMatches("Gemm", "", {runtimeArg({65, 3}, 58), runtimeArg({3, 70}, 59), runtimeArg({70}, 60)}, {}, gemmName(),
                 "past one tile");
+  expectMatches("Gemm", "", {runtimeArg({0, 4}, 64), runtimeArg({4, 5}, 65), runtimeArg({5}, 66)}, {}, gemmName(),
+                "M = 0");
   // K = 0: C alone.
   expectMatches("Gemm", "", {runtimeArg({4, 0}, 61), runtimeArg({0, 5}, 62), runtimeArg({4, 5}, 63)}, {},
                 gemmName(), "K = 0");
@@ -246,6 +248,9 @@ TEST(CudaLinearTactic, ConvWindows) {
     if (c.bias) args.push_back(constArg({k}, seed++));
     expectMatches("Conv", "", args, c.a, convName(), c.what);
   }
+  // Empty batches launch nothing.
+  expectMatches("Conv", "", {runtimeArg({0, 3, 5, 5}, 1), constArg({4, 3, 3, 3}, 2), constArg({4}, 3)}, {}, convName(),
+                "N = 0");
   // Runtime weights work as well.
   expectMatches("Conv", "", {runtimeArg({1, 2, 4, 4}, 1), runtimeArg({3, 2, 3, 3}, 2), runtimeArg({3}, 3)}, {},
                 convName(), "runtime weights");
