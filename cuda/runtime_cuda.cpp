@@ -53,6 +53,7 @@ const KernelEntry* findDeviceKernel(std::string_view name) {
     addSoftmaxDeviceKernels(t);
     addGemmDeviceKernels(t);
     addAttentionDeviceKernels(t);
+    addDepthwiseDeviceKernels(t);
     return t;
   }();
   for (const KernelEntry& e : table) {

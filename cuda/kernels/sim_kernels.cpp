@@ -7,6 +7,8 @@
 #include "cuda/attention.h"
 #include "cuda/kernels/activation.cuh"
 #include "cuda/kernels/attention.cuh"
+#include "cuda/depthwise.h"
+#include "cuda/kernels/depthwise.cuh"
 #include "cuda/kernels/conv.cuh"
 #include "cuda/kernels/faces.cuh"
 #include "cuda/kernels/gemm.cuh"
@@ -65,6 +67,8 @@ const KernelEntry* findSimKernel(std::string_view name) {
         KernelEntry{conv2dKernelName(), nullptr, &simFace<kConv>, sizeof(PackOf<kConv>)});
     constexpr auto kAttention = &f32_attention_flash<kAttentionMaxHead>;
     t.push_back(KernelEntry{attentionKernelName(), nullptr, &simFace<kAttention>, sizeof(PackOf<kAttention>)});
+    constexpr auto kDepthwise = &f32_depthwise_conv2d_direct<kDepthwiseBlock>;
+    t.push_back(KernelEntry{depthwiseConv2dKernelName(), nullptr, &simFace<kDepthwise>, sizeof(PackOf<kDepthwise>)});
     return t;
   }();
   for (const KernelEntry& e : table) {

@@ -1,5 +1,5 @@
 // The linear layers on the CUDA backend: Conv / anvil.FusedConv over the implicit-GEMM
-// convolution, Gemm / anvil.FusedGemm and MatMul / anvil.FusedMatMul over the SIMT GEMM
+// convolution (depthwise layers over the direct depthwise kernel), Gemm / anvil.FusedGemm and MatMul / anvil.FusedMatMul over the SIMT GEMM
 // (cuda/linear.h), f32, with the fused epilogue (bias, residual Z added before the
 // activation, one activation of cuda/types.h or a Clip) run in the kernels' store. Extents are read
 // from the tensors at run() so one prepared step serves a whole profile; weights are read
@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "cuda/depthwise.h"
 #include "cuda/linear.h"
 #include "cuda/tactics/tactic_util.h"
 #include "cuda/tactics/tactics.h"
@@ -360,7 +361,7 @@ bool readConvWindow(const ir::Node& n, const std::vector<ir::TensorType>& types,
   return ir::nn::readWindow(n.attrs(), 2, kernel, w).empty();
 }
 
-bool convSupports(const ir::Node& n, const std::vector<ir::TensorType>& types) {
+bool anyConvSupports(const ir::Node& n, const std::vector<ir::TensorType>& types) {
   EpilogueCode e;
   if (!commonSupports(n, types, &e) || types.size() < 2) return false;
   if (!rankIs(types[0], 4) || !rankIs(types[1], 4)) return false;  // 2-D only
@@ -368,6 +369,23 @@ bool convSupports(const ir::Node& n, const std::vector<ir::TensorType>& types) {
   ir::nn::Window w;
   if (!readConvWindow(n, types, &w)) return false;
   return n.attrs().getInt("group", 1) >= 1;
+}
+
+// A depthwise layer of multiplier 1 (group = channels = output channels, static): the direct
+// kernel's, not the implicit GEMM's (which would use 1/64 of its tile), so that each conv has
+// exactly one CUDA kernel.
+bool isDepthwise(const ir::Node& n, const std::vector<ir::TensorType>& types) {
+  const int64_t c = staticDim(types[0], 1), k = staticDim(types[1], 0), cg = staticDim(types[1], 1);
+  const int64_t group = n.attrs().getInt("group", 1);
+  return c > 1 && group == c && k == c && cg == 1;
+}
+
+bool convSupports(const ir::Node& n, const std::vector<ir::TensorType>& types) {
+  return anyConvSupports(n, types) && !isDepthwise(n, types);
+}
+
+bool depthwiseSupports(const ir::Node& n, const std::vector<ir::TensorType>& types) {
+  return anyConvSupports(n, types) && isDepthwise(n, types);
 }
 
 void convPrepare(const runtime::PrepareInfo& info, runtime::Prepared* prepared) {
@@ -384,6 +402,7 @@ void convPrepare(const runtime::PrepareInfo& info, runtime::Prepared* prepared) 
   prepared->setParams(p);
 }
 
+template <bool kDepthwise>
 void convRun(const runtime::StepArgs& a) {
   const ConvParams& p = a.paramsAs<ConvParams>();
   const runtime::TensorView &X = a.in(0), &W = a.in(1);
@@ -413,7 +432,8 @@ void convRun(const runtime::StepArgs& a) {
   if (p.epilogue.residual) d.z = a.in(int(lin::kResidualInput)).as<const float>();
   d.y = Y.as<float>();
   setEpilogue(&d, p.epilogue);
-  launchConv2d(runtimeOf(a), streamOf(a), d);
+  if constexpr (kDepthwise) launchDepthwiseConv2d(runtimeOf(a), streamOf(a), d);
+  else launchConv2d(runtimeOf(a), streamOf(a), d);
 }
 
 std::string gemmTacticName() {
@@ -438,8 +458,11 @@ void addLinearKernels(runtime::Kernels& k) {
   add(k, gemm, "FusedGemm", "anvil", gemmSupports, gemmPrepare, gemmRun);
   add(k, gemm, "MatMul", "", matmulSupports, matmulPrepare, matmulRun);
   add(k, gemm, "FusedMatMul", "anvil", matmulSupports, matmulPrepare, matmulRun);
-  add(k, conv, "Conv", "", convSupports, convPrepare, convRun);
-  add(k, conv, "FusedConv", "anvil", convSupports, convPrepare, convRun);
+  add(k, conv, "Conv", "", convSupports, convPrepare, convRun<false>);
+  add(k, conv, "FusedConv", "anvil", convSupports, convPrepare, convRun<false>);
+  const std::string depthwise = depthwiseConv2dKernelName();
+  add(k, depthwise, "Conv", "", depthwiseSupports, convPrepare, convRun<true>);
+  add(k, depthwise, "FusedConv", "anvil", depthwiseSupports, convPrepare, convRun<true>);
 }
 
 }  // namespace anvil::cuda::tactics

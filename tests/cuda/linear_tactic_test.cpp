@@ -44,6 +44,7 @@ std::unique_ptr<ir::Graph> makeNode(const std::string& op, const std::string& do
 
 std::string gemmName() { return "f32_gemm_simt_64x64x16_4x4"; }
 std::string convName() { return "f32_conv2d_implicit_gemm_64x64x16_4x4"; }
+std::string depthwiseName() { return "f32_depthwise_conv2d_direct_block256"; }
 
 bool offered(const ir::Node& n, const std::string& name) {
   for (const runtime::Kernel* k : supportingKernels(n))
@@ -246,7 +247,11 @@ TEST(CudaLinearTactic, ConvWindows) {
     const int64_t k = c.w[0];
     std::vector<std::optional<Arg>> args = {runtimeArg(c.x, seed++), constArg(c.w, seed++)};
     if (c.bias) args.push_back(constArg({k}, seed++));
-    expectMatches("Conv", "", args, c.a, convName(), c.what);
+    const bool depthwise = c.x[1] > 1 && c.w[1] == 1 && c.w[0] == c.x[1] && c.a.getInt("group", 1) == c.x[1];
+    expectMatches("Conv", "", args, c.a, depthwise ? depthwiseName() : convName(), c.what);
+    // Exactly one CUDA kernel per conv: the direct depthwise one or the implicit GEMM.
+    auto g = makeNode("Conv", "", args, c.a);
+    EXPECT_EQ(supportingKernels(*g->nodes()[0]).size(), 1u) << c.what;
   }
   // Empty batches launch nothing.
   expectMatches("Conv", "", {runtimeArg({0, 3, 5, 5}, 1), constArg({4, 3, 3, 3}, 2), constArg({4}, 3)}, {}, convName(),
@@ -277,14 +282,58 @@ TEST(CudaLinearTactic, FusedConvEpilogues) {
                        {"strides", std::vector<int64_t>{2, 2}},
                        {"activation", std::string("Clip")},
                        {"activation_params", std::vector<float>{0.0f, 6.0f}}}),
-                convName(), "depthwise s2 Relu6");
+                depthwiseName(), "depthwise s2 Relu6");
   expectMatches("FusedConv", "anvil", {runtimeArg({1, 5, 3, 4}, 7, 3), constArg({7, 5, 1, 1}, 8, 3)},
                 attrs({{"activation", std::string("Clip")}, {"activation_params", std::vector<float>{0.0f, 6.0f}}}),
                 convName(), "pointwise Relu6, no bias");
   // Depthwise with Silu, as efficientnet's blocks have it.
   expectMatches("FusedConv", "anvil", {runtimeArg({1, 8, 7, 7}, 1), constArg({8, 1, 5, 5}, 2), constArg({8}, 3)},
                 attrs({{"group", int64_t(8)}, {"pads", std::vector<int64_t>{2, 2, 2, 2}}, {"activation", std::string("Silu")}}),
-                convName(), "depthwise Silu");
+                depthwiseName(), "depthwise Silu");
+}
+
+TEST(CudaLinearTactic, DepthwiseConvDirect) {
+  struct Case {
+    std::vector<int64_t> x;
+    int64_t r, s;
+    ir::Attributes a;
+    const char* what;
+  };
+  const std::vector<Case> cases = {
+      {{2, 3, 7, 9}, 3, 3, attrs({{"pads", std::vector<int64_t>{1, 1, 1, 1}}}), "3x3 p1, N 2"},
+      {{1, 5, 9, 8}, 3, 2, attrs({{"pads", std::vector<int64_t>{0, 1, 2, 0}}, {"strides", std::vector<int64_t>{2, 1}}}),
+       "3x2 asymmetric pads, strides 2x1"},
+      {{1, 4, 11, 10}, 3, 3, attrs({{"dilations", std::vector<int64_t>{2, 3}}, {"pads", std::vector<int64_t>{2, 3, 2, 3}}}),
+       "dilations 2x3"},
+      {{1, 7, 6, 5}, 5, 5, attrs({{"auto_pad", std::string("SAME_UPPER")}, {"strides", std::vector<int64_t>{2, 2}}}),
+       "5x5 SAME_UPPER s2"},
+      {{1, 2, 1, 1}, 1, 1, {}, "1x1 pixel"},
+  };
+  uint32_t seed = 600;
+  for (const Case& c : cases) {
+    ir::Attributes a = c.a;
+    a.set("group", c.x[1]);
+    const std::vector<int64_t> w = {c.x[1], 1, c.r, c.s};
+    expectMatches("Conv", "", {runtimeArg(c.x, seed++), constArg(w, seed++), constArg({c.x[1]}, seed++)}, a,
+                  depthwiseName(), c.what);
+    expectMatches("Conv", "", {runtimeArg(c.x, seed++), runtimeArg(w, seed++)}, a, depthwiseName(),
+                  std::string(c.what) + ", runtime weights, no bias");
+    auto g = makeNode("Conv", "", {runtimeArg(c.x, 1), constArg(w, 2)}, a);  // the output's extents for Z
+    a.set("activation", std::string("Relu"));
+    a.set("has_residual", int64_t(1));
+    const std::vector<int64_t> y = g->nodes()[0]->output(0)->shape().extents();
+    expectMatches("FusedConv", "anvil",
+                  {runtimeArg(c.x, seed++), constArg(w, seed++), constArg({c.x[1]}, seed++), runtimeArg(y, seed++)}, a,
+                  depthwiseName(), std::string(c.what) + ", residual, Relu");
+  }
+  // Channel multiplier 2 and a single channel stay on the implicit GEMM.
+  expectMatches("Conv", "", {runtimeArg({1, 3, 5, 5}, 1), constArg({6, 1, 3, 3}, 2)}, attrs({{"group", int64_t(3)}}),
+                convName(), "multiplier 2");
+  expectMatches("Conv", "", {runtimeArg({1, 1, 5, 5}, 3), constArg({1, 1, 3, 3}, 4)}, {}, convName(), "one channel");
+  expectRefused("Conv", "", {runtimeArg({1, 3, 5, 5}, 1), constArg({6, 1, 3, 3}, 2)}, attrs({{"group", int64_t(3)}}),
+                depthwiseName(), "multiplier 2");
+  expectMatches("Conv", "", {runtimeArg({0, 3, 5, 5}, 1), constArg({3, 1, 3, 3}, 2)}, attrs({{"group", int64_t(3)}}),
+                depthwiseName(), "N = 0");
 }
 
 TEST(CudaLinearTactic, ConvRefusals) {
