@@ -5,7 +5,6 @@
 // from the tensors at run() so one prepared step serves a whole profile; weights are read
 // where the engine put them, except a Gemm C or FusedMatMul bias that only broadcasts
 // along rows after prepare() folds it into an [N] bias blob.
-#include <cstring>
 #include <limits>
 #include <optional>
 #include <string>
