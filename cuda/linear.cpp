@@ -81,7 +81,9 @@ GemmArgsOf<T> gemmArgs(const GemmDesc& d, std::int32_t act) {
                        d.strideZ,
                        d.alpha,
                        d.beta,
-                       act};
+                       act,
+                       d.clipLo,
+                       d.clipHi};
 }
 
 void requireNonNegative(const std::string& name, const char* what, std::int64_t v) {
@@ -351,7 +353,9 @@ void launchConv2d(DeviceRuntime& runtime, Stream stream, const Conv2dDesc& d) {
                               static_cast<std::int32_t>(d.dilationH),
                               static_cast<std::int32_t>(d.dilationW),
                               d.groups,
-                              act};
+                              act,
+                              d.clipLo,
+                              d.clipHi};
   launchPacked(runtime, stream, name, packArgs<Conv2dArgs>(args),
                tileGrid(d.n * oh * ow, d.k / d.groups, d.groups), ranges, count);
 }

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <limits>
 #include <optional>
 #include <string>
 
@@ -12,7 +13,7 @@
 
 namespace anvil::cuda {
 
-// C[b] = act(alpha * op(A[b]) . op(B[b]) + bias + beta * Z[b]) for b < batch; row-major, in
+// C[b] = clip(act(alpha * op(A[b]) . op(B[b]) + bias + beta * Z[b])) for b < batch; row-major, in
 // device memory, all five of `dtype`: f32, or f16 / bf16 (accumulated in f32, rounded once at
 // the store; registered as nn and nt only, i.e. transA = false). op(A) is m x k: A is stored m x k, or k x m when transA; op(B)
 // is k x n: B is stored k x n, or n x k when transB. ld* are row strides of the matrices as
@@ -35,6 +36,10 @@ struct GemmDesc {
   std::int64_t ldz = 0, strideZ = 0;
   float alpha = 1.0f, beta = 1.0f;
   std::optional<Activation> activation;
+  // Clamped to [clipLo, clipHi] after the activation as ONNX Clip does (NaN stays NaN); the
+  // infinite defaults clamp nothing (Relu6: 0 and 6 without an activation).
+  float clipLo = -std::numeric_limits<float>::infinity();
+  float clipHi = std::numeric_limits<float>::infinity();
 
   // Densely packed operands: every ld and stride set from the shape (Z packed like C).
   static GemmDesc packed(std::int64_t batch, std::int64_t m, std::int64_t n, std::int64_t k,
@@ -42,7 +47,7 @@ struct GemmDesc {
                          DataType dtype = DataType::kF32);
 };
 
-// y = act(conv2d(x, weight) + bias + z), NCHW f32 in device memory. x: [n, c, h, w];
+// y = clip(act(conv2d(x, weight) + bias + z)), NCHW f32 in device memory. x: [n, c, h, w];
 // weight: [k, c / groups, r, s]; bias: [k] or null; z: like y or null (z == y allowed);
 // y: [n, k, oh, ow] with oh, ow from conv2dOutputSize. Asymmetric pads as ONNX's
 // [top, left, bottom, right].
@@ -59,6 +64,8 @@ struct Conv2dDesc {
   const float* z = nullptr;
   float* y = nullptr;
   std::optional<Activation> activation;
+  float clipLo = -std::numeric_limits<float>::infinity();  // as GemmDesc's
+  float clipHi = std::numeric_limits<float>::infinity();
 
   std::int64_t outH() const;  // (h + pads - dilation * (r - 1) - 1) / stride + 1
   std::int64_t outW() const;

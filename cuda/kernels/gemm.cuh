@@ -36,6 +36,14 @@ __device__ __forceinline__ float applyEpilogueActivation(std::int32_t act, float
   }
 }
 
+// The epilogue's clip after the activation, with ONNX Clip's comparisons (NaN stays NaN; the
+// default infinite bounds leave every value as it is).
+__device__ __forceinline__ float applyEpilogueClip(float v, float lo, float hi) {
+  if (v < lo) v = lo;
+  if (v > hi) v = hi;
+  return v;
+}
+
 // A block tile of BM x BN outputs stepping BK along K; each thread owns TM x TN outputs at
 // rows ty + i * (BM / TM) and columns tx + j * (BN / TN). The strided (not contiguous) register
 // tile makes a warp's shared-memory reads conflict-free: 16 consecutive tx read 16 consecutive
@@ -213,7 +221,7 @@ struct GemmProblem {
     float v = g.alpha * acc;
     if (g.bias != nullptr) v += toFloat(g.bias[n]);
     if (g.z != nullptr) v += g.beta * toFloat(g.z[batch * g.strideZ + m * g.ldz + n]);
-    g.c[batch * g.strideC + m * g.ldc + n] = fromFloat<T>(applyEpilogueActivation(g.act, v));
+    g.c[batch * g.strideC + m * g.ldc + n] = fromFloat<T>(applyEpilogueClip(applyEpilogueActivation(g.act, v), g.clipLo, g.clipHi));
   }
 };
 

@@ -3,6 +3,7 @@
 // exactly the type the kernels take.
 #pragma once
 
+#include <cmath>
 #include <cstdint>
 
 namespace anvil::cuda::kernels {
@@ -25,6 +26,9 @@ struct GemmArgsOf {
   std::int64_t strideA, strideB, strideC, strideZ;
   float alpha, beta;
   std::int32_t act;
+  // Clip bounds after the activation (ONNX Clip's comparisons: NaN stays NaN); the defaults
+  // clip nothing. Relu6 is clipLo = 0, clipHi = 6 with no activation.
+  float clipLo = -INFINITY, clipHi = INFINITY;
 };
 using GemmArgs = GemmArgsOf<float>;
 
@@ -44,6 +48,7 @@ struct Conv2dArgs {
   std::int32_t strideH, strideW, padTop, padLeft, dilationH, dilationW;
   std::int64_t groups;
   std::int32_t act;
+  float clipLo = -INFINITY, clipHi = INFINITY;  // as GemmArgsOf's
 };
 
 }  // namespace anvil::cuda::kernels

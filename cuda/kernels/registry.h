@@ -25,6 +25,8 @@ const KernelEntry* findDeviceKernel(std::string_view name);
 void addActivationDeviceKernels(std::vector<KernelEntry>& out);  // activation.cu
 void addSoftmaxDeviceKernels(std::vector<KernelEntry>& out);     // softmax.cu
 void addGemmDeviceKernels(std::vector<KernelEntry>& out);        // gemm.cu (GEMM + conv)
+void addAttentionDeviceKernels(std::vector<KernelEntry>& out);   // attention.cu
+void addDepthwiseDeviceKernels(std::vector<KernelEntry>& out);   // depthwise.cu
 
 // anvil_cuda_sim (kernels/sim_kernels.cpp); nullptr when absent.
 const KernelEntry* findSimKernel(std::string_view name);

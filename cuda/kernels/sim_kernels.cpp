@@ -4,7 +4,11 @@
 #include <vector>
 
 #include "cuda/device.h"
+#include "cuda/attention.h"
 #include "cuda/kernels/activation.cuh"
+#include "cuda/kernels/attention.cuh"
+#include "cuda/depthwise.h"
+#include "cuda/kernels/depthwise.cuh"
 #include "cuda/kernels/conv.cuh"
 #include "cuda/kernels/faces.cuh"
 #include "cuda/kernels/gemm.cuh"
@@ -61,6 +65,10 @@ const KernelEntry* findSimKernel(std::string_view name) {
     constexpr auto kConv = &f32_conv2d_implicit_gemm<GemmTile64x64>;
     t.push_back(
         KernelEntry{conv2dKernelName(), nullptr, &simFace<kConv>, sizeof(PackOf<kConv>)});
+    constexpr auto kAttention = &f32_attention_flash<kAttentionMaxHead>;
+    t.push_back(KernelEntry{attentionKernelName(), nullptr, &simFace<kAttention>, sizeof(PackOf<kAttention>)});
+    constexpr auto kDepthwise = &f32_depthwise_conv2d_direct<kDepthwiseBlock>;
+    t.push_back(KernelEntry{depthwiseConv2dKernelName(), nullptr, &simFace<kDepthwise>, sizeof(PackOf<kDepthwise>)});
     return t;
   }();
   for (const KernelEntry& e : table) {

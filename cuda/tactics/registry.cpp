@@ -6,6 +6,8 @@ namespace anvil::runtime {
 
 void registerCudaKernels(Kernels& k) {
   cuda::tactics::addCopyKernels(k);
+  cuda::tactics::addLinearKernels(k);
+  cuda::tactics::addAttentionKernels(k);
 }
 
 }  // namespace anvil::runtime

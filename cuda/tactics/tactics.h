@@ -12,5 +12,7 @@
 namespace anvil::cuda::tactics {
 
 void addCopyKernels(runtime::Kernels& k);  // copy.cpp: anvil.Copy host <-> device
+void addLinearKernels(runtime::Kernels& k);     // linear.cpp: Conv, Gemm, MatMul and their fused forms
+void addAttentionKernels(runtime::Kernels& k);  // attention.cpp: anvil.Attention
 
 }  // namespace anvil::cuda::tactics
