@@ -170,7 +170,16 @@ void launchGemm(DeviceRuntime& runtime, Stream stream, const GemmDesc& d) {
                 dtypeName(d.dtype), " (", static_cast<int>(d.dtype),
                 "); expected f32, f16 or bf16");
   }
-  const std::string name = gemmKernelName(d.transA, d.transB, d.dtype);
+  // Names built once per variant: a launch allocates nothing (run() of a CUDA step calls this).
+  static const std::string names[3][2][2] = {
+      {{gemmKernelName(false, false, DataType::kF32), gemmKernelName(false, true, DataType::kF32)},
+       {gemmKernelName(true, false, DataType::kF32), gemmKernelName(true, true, DataType::kF32)}},
+      {{gemmKernelName(false, false, DataType::kF16), gemmKernelName(false, true, DataType::kF16)},
+       {gemmKernelName(true, false, DataType::kF16), gemmKernelName(true, true, DataType::kF16)}},
+      {{gemmKernelName(false, false, DataType::kBF16), gemmKernelName(false, true, DataType::kBF16)},
+       {gemmKernelName(true, false, DataType::kBF16), gemmKernelName(true, true, DataType::kBF16)}}};
+  const std::string& name =
+      names[d.dtype == DataType::kF32 ? 0 : d.dtype == DataType::kF16 ? 1 : 2][d.transA][d.transB];
   if (d.dtype != DataType::kF32 && d.transA) {
     ANVIL_THROW(ErrorCode::kUnsupported, name, ": no such kernel; ", dtypeName(d.dtype),
                 " GEMMs exist with A as used (nn, nt) only: transpose A first");
@@ -266,7 +275,7 @@ void launchGemm(DeviceRuntime& runtime, Stream stream, const GemmDesc& d) {
 }
 
 void launchConv2d(DeviceRuntime& runtime, Stream stream, const Conv2dDesc& d) {
-  const std::string name = conv2dKernelName();
+  static const std::string name = conv2dKernelName();  // once: a launch allocates nothing
   for (const auto& [what, v] : {std::pair{"batch n", d.n}, {"channels c", d.c}, {"height h", d.h},
                                 {"width w", d.w}, {"output channels k", d.k},
                                 {"padTop", d.padTop}, {"padLeft", d.padLeft},
