@@ -161,6 +161,9 @@ struct RunOptions {
   // node test; "auto" (the builder's default) times them.
   anvil::BuilderConfig::BlockedLayouts blocked = anvil::BuilderConfig::BlockedLayouts::kAuto;
   std::string anvil;  // the CLI binary (--path=cli)
+  // --anvil-arg=X (repeatable, --path=cli): appended to every CLI run, e.g. --device=cuda
+  // --computeCapability=9.0 --simulate to run the cases as CUDA engines on the simulator.
+  std::vector<std::string> anvilArgs;
 };
 
 // One test_data_set_N: inputs by graph-input name (in graph order) and expected outputs.
@@ -459,6 +462,7 @@ std::string runCliCase(const fs::path& dir, const anvil::ir::Graph& g, const std
       args.push_back("--loadInputs=" + load);
       args.push_back("--shapes=" + shapes);
     }
+    args.insert(args.end(), opt.anvilArgs.begin(), opt.anvilArgs.end());
     const fs::path log = work / "anvil.log";
     int status = spawn(args, log);
     if (WIFSIGNALED(status))
@@ -665,7 +669,7 @@ int main(int argc, char** argv) {
   int timeoutSec = 120;
   RunOptions opt;
   const char* usage =
-      "usage: anvil_conformance --data=LABEL:DIR... [--path=interp|engine|cli] [--anvil=PATH] [--exclude=FILE]"
+      "usage: anvil_conformance --data=LABEL:DIR... [--path=interp|engine|cli] [--anvil=PATH] [--anvil-arg=ARG...] [--exclude=FILE]"
       " [--baseline=FILE] [--write-docs=FILE] [--filter=REGEX] [--opt-level=N] [--timeout=S] [--blocked-layouts=auto|never|always] [--quiet]\n";
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
@@ -704,6 +708,8 @@ int main(int argc, char** argv) {
         std::cerr << "--path is interp, engine or cli\n";
         return 2;
       }
+    } else if (auto va = val("--anvil-arg"); !va.empty()) {
+      opt.anvilArgs.push_back(va);
     } else if (auto v9 = val("--anvil"); !v9.empty()) {
       opt.anvil = fs::absolute(v9).string();
     } else if (auto v10 = val("--blocked-layouts"); !v10.empty()) {
