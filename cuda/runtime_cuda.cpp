@@ -52,6 +52,7 @@ const KernelEntry* findDeviceKernel(std::string_view name) {
     addActivationDeviceKernels(t);
     addSoftmaxDeviceKernels(t);
     addGemmDeviceKernels(t);
+    addElementwiseDeviceKernels(t);
     return t;
   }();
   for (const KernelEntry& e : table) {

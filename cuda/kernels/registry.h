@@ -25,8 +25,10 @@ const KernelEntry* findDeviceKernel(std::string_view name);
 void addActivationDeviceKernels(std::vector<KernelEntry>& out);  // activation.cu
 void addSoftmaxDeviceKernels(std::vector<KernelEntry>& out);     // softmax.cu
 void addGemmDeviceKernels(std::vector<KernelEntry>& out);        // gemm.cu (GEMM + conv)
+void addElementwiseDeviceKernels(std::vector<KernelEntry>& out);  // elementwise.cu
 
 // anvil_cuda_sim (kernels/sim_kernels.cpp); nullptr when absent.
 const KernelEntry* findSimKernel(std::string_view name);
+void addElementwiseSimKernels(std::vector<KernelEntry>& out);  // sim_elementwise.cpp
 
 }  // namespace anvil::cuda::kernels

@@ -6,6 +6,7 @@ namespace anvil::runtime {
 
 void registerCudaKernels(Kernels& k) {
   cuda::tactics::addCopyKernels(k);
+  cuda::tactics::addElementwiseKernels(k);
 }
 
 }  // namespace anvil::runtime

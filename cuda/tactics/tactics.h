@@ -12,5 +12,6 @@
 namespace anvil::cuda::tactics {
 
 void addCopyKernels(runtime::Kernels& k);  // copy.cpp: anvil.Copy host <-> device
+void addElementwiseKernels(runtime::Kernels& k);  // elementwise.cpp: unary, binary, Where, Expand, Cast, FusedElementwise
 
 }  // namespace anvil::cuda::tactics

@@ -1,0 +1,28 @@
+// Device instantiations of cuda/kernels/elementwise.cuh: the f32 and i64 program kernels,
+// contiguous and strided, and Cast (5 kernels; launched through the registry by
+// cuda/elementwise.cpp).
+#include <vector>
+
+#include "cuda/kernels/elementwise.cuh"
+#include "cuda/kernels/faces.cuh"
+#include "cuda/kernels/registry.h"
+
+namespace anvil::cuda::kernels {
+namespace {
+
+template <auto K>
+void addEntry(std::vector<KernelEntry>& out, const char* name) {
+  out.push_back(KernelEntry{name, &deviceFace<K>, nullptr, sizeof(PackOf<K>)});
+}
+
+}  // namespace
+
+void addElementwiseDeviceKernels(std::vector<KernelEntry>& out) {
+  addEntry<&elementwise_f32<true>>(out, kEwF32ContigKernel);
+  addEntry<&elementwise_f32<false>>(out, kEwF32StridedKernel);
+  addEntry<&elementwise_i64<true>>(out, kEwI64ContigKernel);
+  addEntry<&elementwise_i64<false>>(out, kEwI64StridedKernel);
+  addEntry<&elementwise_cast<true>>(out, kEwCastKernel);
+}
+
+}  // namespace anvil::cuda::kernels
