@@ -153,11 +153,14 @@ void launchElementwise(DeviceRuntime& runtime, Stream stream, const ElementwiseD
   if (out.data == nullptr) ANVIL_THROW(ErrorCode::kInvalidArgument, what, ": null output");
   ranges[n_in] = DeviceRange{out.data, static_cast<std::size_t>(n) * kernels::ewTypeBytes(a.outType), "output"};
 
+  const bool f32 = d.registers == EwRegisters::kF32;
+  const bool single = d.numInstrs == 1 && n_in <= 3;
   const char* name;
   if (d.registers == EwRegisters::kCast) {
     name = kernels::kEwCastKernel;
   } else if (contiguous) {
-    name = d.registers == EwRegisters::kF32 ? kernels::kEwF32ContigKernel : kernels::kEwI64ContigKernel;
+    name = f32 ? (single ? kernels::kEwF32ContigSingleKernel : kernels::kEwF32ContigKernel)
+               : (single ? kernels::kEwI64ContigSingleKernel : kernels::kEwI64ContigKernel);
   } else {
     // Drop unit dimensions and merge neighbours that every input steps through as one
     // ([N,C,H,W] x [N,C,1,1] becomes [N*C, H*W] x [N*C, 1]).
@@ -185,7 +188,8 @@ void launchElementwise(DeviceRuntime& runtime, Stream stream, const ElementwiseD
       a.dims[d0] = mdims[d0];
       for (int k = 0; k < n_in; ++k) a.strides[k][d0] = msteps[k][d0];
     }
-    name = d.registers == EwRegisters::kF32 ? kernels::kEwF32StridedKernel : kernels::kEwI64StridedKernel;
+    name = f32 ? (single ? kernels::kEwF32StridedSingleKernel : kernels::kEwF32StridedKernel)
+               : (single ? kernels::kEwI64StridedSingleKernel : kernels::kEwI64StridedKernel);
   }
 
   const auto pack = packArgs<EwArgs>(a);

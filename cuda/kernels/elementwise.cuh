@@ -216,52 +216,96 @@ __device__ __forceinline__ long long ewFloatToInt(float f) {
 // ---- the kernels ------------------------------------------------------------------------
 
 // Each input's element for output element i.
-template <bool Contiguous>
-__device__ __forceinline__ void ewOffsets(const EwArgs& a, std::int64_t i, std::int64_t (&off)[kEwMaxInputs]) {
+// Inputs: a bound on a.numInputs known at compile time (unused slots have step 0).
+template <bool Contiguous, int Inputs>
+__device__ __forceinline__ void ewOffsets(const EwArgs& a, std::int64_t i, std::int64_t (&off)[Inputs]) {
+  // Loops over inputs run to a constant bound so that off[] stays in registers.
   if constexpr (Contiguous) {
-    for (int k = 0; k < a.numInputs; ++k) off[k] = a.contigStep[k] ? i : 0;
+    ANVIL_UNROLL
+    for (int k = 0; k < Inputs; ++k) off[k] = a.contigStep[k] ? i : 0;
   } else {
-    for (int k = 0; k < a.numInputs; ++k) off[k] = 0;
+    ANVIL_UNROLL
+    for (int k = 0; k < Inputs; ++k) off[k] = 0;
     std::int64_t rest = i;
     for (int d = a.rank - 1; d >= 0; --d) {
       const std::int64_t pos = rest % a.dims[d];
       rest /= a.dims[d];
-      for (int k = 0; k < a.numInputs; ++k) off[k] += pos * a.strides[k][d];
+      ANVIL_UNROLL
+      for (int k = 0; k < Inputs; ++k) off[k] += pos * a.strides[k][d];
     }
   }
 }
 
-template <bool Contiguous>
+// The operand register r of a single-instruction program, picked from the three loaded
+// inputs by selects (no indexed array, so no local memory).
+template <typename V>
+__device__ __forceinline__ V ewPick(int r, V v0, V v1, V v2) {
+  return r == 0 ? v0 : r == 1 ? v1 : r == 2 ? v2 : V(0);
+}
+
+// Single: the program is one instruction over at most 3 inputs (every plain ONNX op), kept in
+// registers; otherwise the general interpreter with a register array.
+template <bool Contiguous, bool Single>
 __global__ void elementwise_f32(EwArgs a) {
   const std::int64_t stride = std::int64_t(blockDim.x) * gridDim.x;
   for (std::int64_t i = std::int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < a.n; i += stride) {
-    std::int64_t off[kEwMaxInputs];
-    ewOffsets<Contiguous>(a, i, off);
-    float r[kEwMaxRegisters];
-    for (int k = 0; k < a.numInputs; ++k) r[k] = ewLoadFloat(a.in[k], off[k], a.inType[k]);
-    for (int c = 0; c < a.numInstrs; ++c) {
-      const EwInstr& in = a.code[c];
-      float v = ewEvalFloat(in, r[in.a], in.b >= 0 ? r[in.b] : 0.0f, in.c >= 0 ? r[in.c] : 0.0f);
-      if (a.roundEach) v = ewRoundTo(v, a.outType);
-      r[a.numInputs + c] = v;
+    if constexpr (Single) {
+      std::int64_t off[3];
+      ewOffsets<Contiguous, 3>(a, i, off);
+      float v[3] = {0.0f, 0.0f, 0.0f};
+      ANVIL_UNROLL
+      for (int k = 0; k < 3; ++k)
+        if (k < a.numInputs) v[k] = ewLoadFloat(a.in[k], off[k], a.inType[k]);
+      const EwInstr& in = a.code[0];
+      const float r = ewEvalFloat(in, ewPick(in.a, v[0], v[1], v[2]), ewPick(in.b, v[0], v[1], v[2]),
+                                  ewPick(in.c, v[0], v[1], v[2]));
+      ewStoreFloat(a.out, i, a.outType, r);
+    } else {
+      std::int64_t off[kEwMaxInputs];
+      ewOffsets<Contiguous, kEwMaxInputs>(a, i, off);
+      float r[kEwMaxRegisters];
+      ANVIL_UNROLL
+      for (int k = 0; k < kEwMaxInputs; ++k)
+        if (k < a.numInputs) r[k] = ewLoadFloat(a.in[k], off[k], a.inType[k]);
+      for (int c = 0; c < a.numInstrs; ++c) {
+        const EwInstr& in = a.code[c];
+        float v = ewEvalFloat(in, r[in.a], in.b >= 0 ? r[in.b] : 0.0f, in.c >= 0 ? r[in.c] : 0.0f);
+        if (a.roundEach) v = ewRoundTo(v, a.outType);
+        r[a.numInputs + c] = v;
+      }
+      ewStoreFloat(a.out, i, a.outType, r[a.numInputs + a.numInstrs - 1]);
     }
-    ewStoreFloat(a.out, i, a.outType, r[a.numInputs + a.numInstrs - 1]);
   }
 }
 
-template <bool Contiguous>
+template <bool Contiguous, bool Single>
 __global__ void elementwise_i64(EwArgs a) {
   const std::int64_t stride = std::int64_t(blockDim.x) * gridDim.x;
   for (std::int64_t i = std::int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < a.n; i += stride) {
-    std::int64_t off[kEwMaxInputs];
-    ewOffsets<Contiguous>(a, i, off);
-    long long r[kEwMaxRegisters];
-    for (int k = 0; k < a.numInputs; ++k) r[k] = ewLoadInt(a.in[k], off[k], a.inType[k]);
-    for (int c = 0; c < a.numInstrs; ++c) {
-      const EwInstr& in = a.code[c];
-      r[a.numInputs + c] = ewEvalInt(in, r[in.a], in.b >= 0 ? r[in.b] : 0, in.c >= 0 ? r[in.c] : 0);
+    if constexpr (Single) {
+      std::int64_t off[3];
+      ewOffsets<Contiguous, 3>(a, i, off);
+      long long v[3] = {0, 0, 0};
+      ANVIL_UNROLL
+      for (int k = 0; k < 3; ++k)
+        if (k < a.numInputs) v[k] = ewLoadInt(a.in[k], off[k], a.inType[k]);
+      const EwInstr& in = a.code[0];
+      const long long r = ewEvalInt(in, ewPick(in.a, v[0], v[1], v[2]), ewPick(in.b, v[0], v[1], v[2]),
+                                    ewPick(in.c, v[0], v[1], v[2]));
+      ewStoreInt(a.out, i, a.outType, r);
+    } else {
+      std::int64_t off[kEwMaxInputs];
+      ewOffsets<Contiguous, kEwMaxInputs>(a, i, off);
+      long long r[kEwMaxRegisters];
+      ANVIL_UNROLL
+      for (int k = 0; k < kEwMaxInputs; ++k)
+        if (k < a.numInputs) r[k] = ewLoadInt(a.in[k], off[k], a.inType[k]);
+      for (int c = 0; c < a.numInstrs; ++c) {
+        const EwInstr& in = a.code[c];
+        r[a.numInputs + c] = ewEvalInt(in, r[in.a], in.b >= 0 ? r[in.b] : 0, in.c >= 0 ? r[in.c] : 0);
+      }
+      ewStoreInt(a.out, i, a.outType, r[a.numInputs + a.numInstrs - 1]);
     }
-    ewStoreInt(a.out, i, a.outType, r[a.numInputs + a.numInstrs - 1]);
   }
 }
 

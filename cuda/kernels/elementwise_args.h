@@ -92,10 +92,15 @@ inline unsigned elementwiseGrid(std::int64_t n) {
 }
 
 // The registered instantiations (the names spell register file, indexing and block).
-inline constexpr const char* kEwF32ContigKernel = "f32_elementwise_contig_block256";
-inline constexpr const char* kEwF32StridedKernel = "f32_elementwise_strided6_block256";
-inline constexpr const char* kEwI64ContigKernel = "i64_elementwise_contig_block256";
-inline constexpr const char* kEwI64StridedKernel = "i64_elementwise_strided6_block256";
+// "single": one instruction over at most 3 inputs, in registers; "program": the interpreter.
+inline constexpr const char* kEwF32ContigSingleKernel = "f32_elementwise_single_contig_block256";
+inline constexpr const char* kEwF32StridedSingleKernel = "f32_elementwise_single_strided6_block256";
+inline constexpr const char* kEwF32ContigKernel = "f32_elementwise_program16_contig_block256";
+inline constexpr const char* kEwF32StridedKernel = "f32_elementwise_program16_strided6_block256";
+inline constexpr const char* kEwI64ContigSingleKernel = "i64_elementwise_single_contig_block256";
+inline constexpr const char* kEwI64StridedSingleKernel = "i64_elementwise_single_strided6_block256";
+inline constexpr const char* kEwI64ContigKernel = "i64_elementwise_program16_contig_block256";
+inline constexpr const char* kEwI64StridedKernel = "i64_elementwise_program16_strided6_block256";
 inline constexpr const char* kEwCastKernel = "any_cast_contig_block256";
 
 }  // namespace anvil::cuda::kernels

@@ -17,10 +17,14 @@ void addEntry(std::vector<KernelEntry>& out, const char* name) {
 }  // namespace
 
 void addElementwiseSimKernels(std::vector<KernelEntry>& out) {
-  addEntry<&elementwise_f32<true>>(out, kEwF32ContigKernel);
-  addEntry<&elementwise_f32<false>>(out, kEwF32StridedKernel);
-  addEntry<&elementwise_i64<true>>(out, kEwI64ContigKernel);
-  addEntry<&elementwise_i64<false>>(out, kEwI64StridedKernel);
+  addEntry<&elementwise_f32<true, true>>(out, kEwF32ContigSingleKernel);
+  addEntry<&elementwise_f32<false, true>>(out, kEwF32StridedSingleKernel);
+  addEntry<&elementwise_f32<true, false>>(out, kEwF32ContigKernel);
+  addEntry<&elementwise_f32<false, false>>(out, kEwF32StridedKernel);
+  addEntry<&elementwise_i64<true, true>>(out, kEwI64ContigSingleKernel);
+  addEntry<&elementwise_i64<false, true>>(out, kEwI64StridedSingleKernel);
+  addEntry<&elementwise_i64<true, false>>(out, kEwI64ContigKernel);
+  addEntry<&elementwise_i64<false, false>>(out, kEwI64StridedKernel);
   addEntry<&elementwise_cast<true>>(out, kEwCastKernel);
 }
 
