@@ -133,6 +133,9 @@ void launchElementwise(DeviceRuntime& runtime, Stream stream, const ElementwiseD
       steps[k][od] = x.dims[j] == 1 ? 0 : step;
       step *= x.dims[j];
     }
+    // Broadcast-compatible with as many elements as the output: the same dense layout,
+    // whatever unit dimensions either spells ([7] for a [1,7] output).
+    same = same || xn == n;
     if (d.registers == EwRegisters::kCast && !same)
       ANVIL_THROW(ErrorCode::kInvalidArgument, what, ": Cast input and output extents differ");
     a.contigStep[k] = same ? 1 : 0;

@@ -4,12 +4,15 @@
 // [B,1,1,S] masks, scalars, rank mismatch, both sides broadcast, rank 6), NaN/inf inputs,
 // Clip in every input form, Sum/Max/Min folds, Where, Expand, Identity, Cast between every
 // served pair with its rounding and wrapping, anvil.FusedElementwise programs as the fusion
-// pass builds them, empty tensors, and what supports() refuses.
+// pass builds them, empty tensors, and what supports() refuses. Where a GPU is present every
+// case also runs on it through the real runtime (device math: a few ulp more tolerance).
+#include <algorithm>
 #include <cctype>
 #include <cstdint>
 #include <limits>
 #include <optional>
 
+#include "cuda/device.h"
 #include "cuda/elementwise.h"
 #include "tactic_test_util.h"
 
@@ -45,6 +48,12 @@ std::unique_ptr<ir::Graph> nodeGraph(const std::string& op, const std::vector<Ar
   g->addOutput(n->output(0));
   ir::inferShapes(*g);
   return g;
+}
+
+// The real runtime where a GPU is present, else null.
+DeviceRuntime* gpuRuntime() {
+  static const std::unique_ptr<DeviceRuntime> rt = deviceCount() > 0 ? cudaRuntime(0) : nullptr;
+  return rt.get();
 }
 
 // Exact for integers and bool; floats equal (inf, -0 included), both NaN, or within
@@ -94,6 +103,11 @@ void check(const std::string& op, const std::vector<Arg>& args, const std::strin
   const std::vector<ir::Tensor> got = runOnDevice(*ks[0], node, inputs, *rt);
   const std::vector<ir::Tensor> want = runReference(node, inputs);
   expectMatch(got[0], want[0], atol, rtol, what);
+  if (DeviceRuntime* gpu = gpuRuntime()) {
+    const bool exact = atol == 0 && rtol == 0;
+    const std::vector<ir::Tensor> onGpu = runOnDevice(*ks[0], node, inputs, *gpu);
+    expectMatch(onGpu[0], want[0], exact ? 0 : std::max(atol, 1e-6), exact ? 0 : std::max(rtol, 4e-6), what + " on the GPU");
+  }
 }
 
 // No CUDA kernel serves the op on `args`.
@@ -269,6 +283,10 @@ TEST(CudaElementwiseTactic, IntegerOpsWrapAndBroadcast) {
     for (DataType t : kIntTypes) {
       SCOPED_TRACE(std::string(op) + " " + ir::dtypeName(t));
       check(op, {in(ints(t, {2, 3, 5, 7}, 1)), in(ints(t, {2, 3, 1, 1}, 2))}, name("int", op));
+      // Folds of 3 and 5 inputs run the interpreter (a program of 2 and 4 instructions).
+      check(op, {in(ints(t, {2, 3, 5, 7}, 1)), in(ints(t, {7}, 2)), in(ints(t, {3, 5, 1}, 3))}, name("int", op));
+      check(op, {in(ints(t, {9}, 1)), in(ints(t, {9}, 2)), in(ints(t, {1}, 3)), in(ints(t, {9}, 4)), in(ints(t, {9}, 5))},
+            name("int", op));
     }
   }
 }
