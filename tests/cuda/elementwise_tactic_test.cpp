@@ -369,6 +369,22 @@ TEST(CudaElementwiseTactic, ExpandBroadcastCopies) {
   }
 }
 
+// A computed shape: inference knows only the output's rank, the kernel takes the extents
+// from the output view at run time (here: the node's output type set as the engine would).
+TEST(CudaElementwiseTactic, ExpandWithAComputedShape) {
+  const ir::Tensor x = ints(DataType::kI64, {2, 1, 1, 9}, 1);
+  const ir::Tensor shape = ir::Tensor::fromVector<int64_t>(DataType::kI64, {4}, {2, 1, 9, 9});
+  auto g = nodeGraph("Expand", {in(x), in(shape)}, {});
+  ir::Node& n = *g->nodes()[0];
+  ASSERT_EQ(n.output(0)->type().shape.rank(), 4u);
+  const std::vector<const runtime::Kernel*> ks = supportingKernels(n);
+  ASSERT_EQ(ks.size(), 1u);
+  EXPECT_EQ(ks[0]->name, name("any", "Expand"));
+  n.output(0)->setType({DataType::kI64, ir::Shape::fromExtents({2, 1, 9, 9})});
+  auto rt = simRuntime();
+  expectMatch(runOnDevice(*ks[0], n, {x, shape}, *rt)[0], runReference(n, {x, shape})[0], 0, 0, "Expand");
+}
+
 TEST(CudaElementwiseTactic, IdentityCopiesEveryType) {
   for (DataType t : {DataType::kF32, DataType::kF16, DataType::kI64, DataType::kBool, DataType::kF64}) {
     SCOPED_TRACE(ir::dtypeName(t));
