@@ -120,6 +120,11 @@ __device__ __forceinline__ float ewEvalFloat(const EwInstr& in, float x, float y
     case EwOp::kAnd: return (x != 0.0f && y != 0.0f) ? 1.0f : 0.0f;
     case EwOp::kOr: return (x != 0.0f || y != 0.0f) ? 1.0f : 0.0f;
     case EwOp::kXor: return ((x != 0.0f) != (y != 0.0f)) ? 1.0f : 0.0f;
+    case EwOp::kMod: return fmodf(x, y);  // floats always take C fmod, as the reference does
+    case EwOp::kIsNaN: return x != x ? 1.0f : 0.0f;
+    case EwOp::kIsInf:
+      return ((x == INFINITY && in.p1 != 0.0f) || (x == -INFINITY && in.p0 != 0.0f)) ? 1.0f : 0.0f;
+    case EwOp::kDivConst: return x / in.p0;
     case EwOp::kClip: {
       float v = x;
       if (in.b >= 0 && v < y) v = y;  // NaN compares false and stays
@@ -194,6 +199,18 @@ __device__ __forceinline__ long long ewEvalInt(const EwInstr& in, long long x, l
     case EwOp::kAnd: return x != 0 && y != 0;
     case EwOp::kOr: return x != 0 || y != 0;
     case EwOp::kXor: return (x != 0) != (y != 0);
+    case EwOp::kMod: {
+      // numpy's remainder (sign of the divisor) unless fmod (sign of the dividend); x % 0 and
+      // x % -1 are 0. Widened unsigned values are never negative, so one formula serves both.
+      if (y == 0 || y == -1) return 0;
+      long long r = x % y;
+      if (in.p0 == 0.0f && r != 0 && ((r < 0) != (y < 0))) r += y;
+      return r;
+    }
+    case EwOp::kBitAnd: return x & y;
+    case EwOp::kBitOr: return x | y;
+    case EwOp::kBitXor: return x ^ y;
+    case EwOp::kBitNot: return ~x;
     case EwOp::kWhere: return x != 0 ? y : z;
     case EwOp::kNot: return x == 0;
     case EwOp::kAbs: return x < 0 ? static_cast<long long>(U(0) - U(x)) : x;

@@ -38,10 +38,15 @@ enum class EwOp : std::uint8_t {
   kAdd, kSub, kMul, kDiv, kPow, kMax, kMin, kPRelu,          // [int]: Add Sub Mul Div Max Min
   kEqual, kLess, kGreater, kLessOrEqual, kGreaterOrEqual,    // [int]; 1 or 0
   kAnd, kOr, kXor,                                           // [int] on 0/1
+  kMod,                                                      // [int] (p0: fmod); floats: C fmod
+  kBitAnd, kBitOr, kBitXor,                                  // [int only]
   // ternary: Clip (x, min?, max?), Where (cond, x, y) [int]
   kClip, kWhere,
   // unary
   kIdentity, kNot, kAbs, kNeg, kRelu,                        // [int]
+  kBitNot,                                                   // [int only]
+  kIsNaN, kIsInf,                                            // 1 or 0; IsInf: p0 detect -inf, p1 +inf
+  kDivConst,                                                 // x / p0 (Mean's last step)
   kExp, kLog, kSqrt, kReciprocal, kSigmoid, kTanh, kErf, kFloor, kCeil, kRound, kSin, kCos,
   kSoftplus, kSoftsign, kSign, kHardSwish, kMish,
   // unary with attributes p0, p1

@@ -1,6 +1,6 @@
 // The elementwise family on the CUDA backend: unary math and activations, binary arithmetic
-// and comparisons with numpy broadcasting, logic, Clip, Where, Expand, Identity, Cast and
-// anvil.FusedElementwise, all served by the generic program kernels of
+// and comparisons with numpy broadcasting, logic and bitwise ops, Mod, IsNaN/IsInf, Clip,
+// Sum/Max/Min/Mean, Where, Expand, Identity, Cast and anvil.FusedElementwise, all served by the generic program kernels of
 // cuda/kernels/elementwise.cuh through launchElementwise (cuda/elementwise.h). prepare()
 // turns the node into a program of at most kEwMaxInstrs instructions (one for a plain op, a
 // fold for variadic Sum/Max/Min, the node's own for FusedElementwise); run() only fills the
@@ -196,6 +196,13 @@ const SimpleOp kSimpleOps[] = {
     {"And", EwOp::kAnd, 2, false, false, true, true},
     {"Or", EwOp::kOr, 2, false, false, true, true},
     {"Xor", EwOp::kXor, 2, false, false, true, true},
+    {"Mod", EwOp::kMod, 2, true, true, false, false},
+    {"BitwiseAnd", EwOp::kBitAnd, 2, false, true, true, false},
+    {"BitwiseOr", EwOp::kBitOr, 2, false, true, true, false},
+    {"BitwiseXor", EwOp::kBitXor, 2, false, true, true, false},
+    {"BitwiseNot", EwOp::kBitNot, 1, false, true, true, false},  // bool: Not
+    {"IsNaN", EwOp::kIsNaN, 1, true, false, false, true},
+    {"IsInf", EwOp::kIsInf, 1, true, false, false, true},
 };
 
 // The node's float attributes as the instruction's p0/p1 (ONNX defaults when absent), or
@@ -206,6 +213,16 @@ bool decodeAttributes(const ir::Node& n, EwInstr* in) {
     if (approx != "none" && approx != "tanh") return false;
     in->op = approx == "tanh" ? EwOp::kGeluTanh : EwOp::kGeluErf;
     return true;
+  }
+  if (n.op() == "IsInf") {
+    in->p0 = n.attrs().getInt("detect_negative", 1) != 0 ? 1.0f : 0.0f;
+    in->p1 = n.attrs().getInt("detect_positive", 1) != 0 ? 1.0f : 0.0f;
+    return true;
+  }
+  if (n.op() == "Mod") {
+    const std::int64_t fmod = n.attrs().getInt("fmod", 0);
+    in->p0 = float(fmod);
+    return fmod == 0 || fmod == 1;
   }
   ir::ew::Op op;
   if (!ir::ew::opFromName(n.op(), &op)) return true;  // comparisons, logic: no attributes
@@ -219,7 +236,8 @@ bool decodeAttributes(const ir::Node& n, EwInstr* in) {
   return true;
 }
 
-void addSimple(runtime::Kernels& reg, const SimpleOp& s, Kind kind) {
+void addSimple(runtime::Kernels& reg, SimpleOp s, Kind kind) {
+  if (kind == Kind::kBool && s.op == EwOp::kBitNot) s.op = EwOp::kNot;  // ~ of a bool is its negation
   runtime::Kernel k = entry(kernelName(kindPrefix(kind), s.name), s.name, kind);
   k.supports = [s, kind](const ir::Node& n, const std::vector<ir::TensorType>& types) {
     if (int(types.size()) != s.inputs || n.numOutputs() != 1 || !ranksOk(n, types)) return false;
@@ -238,8 +256,9 @@ void addSimple(runtime::Kernels& reg, const SimpleOp& s, Kind kind) {
   reg.add(std::move(k));
 }
 
-// Sum / Max / Min over 1..kEwMaxInputs inputs: a left fold, as the reference folds.
-void addVariadic(runtime::Kernels& reg, const char* name, EwOp op, Kind kind) {
+// Sum / Max / Min / Mean over 1..kEwMaxInputs inputs: a left fold, as the reference folds
+// (Mean then divides by the count; floats only, the integer reference wraps before it divides).
+void addVariadic(runtime::Kernels& reg, const char* name, EwOp op, Kind kind, bool mean = false) {
   runtime::Kernel k = entry(kernelName(kindPrefix(kind), name), name, kind);
   k.supports = [kind](const ir::Node& n, const std::vector<ir::TensorType>& types) {
     if (types.empty() || types.size() > size_t(kEwMaxInputs) || n.numOutputs() != 1 || !ranksOk(n, types)) return false;
@@ -247,7 +266,7 @@ void addVariadic(runtime::Kernels& reg, const char* name, EwOp op, Kind kind) {
       if (t.dtype == DataType::kUndefined) return false;
     return sameServedType(types, kind);
   };
-  k.prepare = [op, kind](const runtime::PrepareInfo& info, runtime::Prepared* out) {
+  k.prepare = [op, kind, mean](const runtime::PrepareInfo& info, runtime::Prepared* out) {
     const int n = int(info.node->numInputs());
     EwParams p = directParams(n, registersOf(kind));
     if (n == 1) {
@@ -257,6 +276,10 @@ void addVariadic(runtime::Kernels& reg, const char* name, EwOp op, Kind kind) {
       p.code[0] = instr(op, 0, 1);
       for (int j = 2; j < n; ++j) p.code[j - 1] = instr(op, n + j - 2, j);
       p.numInstrs = std::int8_t(n - 1);
+    }
+    if (mean) {
+      p.code[p.numInstrs] = instr(EwOp::kDivConst, n + p.numInstrs - 1, -1, -1, float(n));
+      ++p.numInstrs;
     }
     out->setParams(p);
   };
@@ -455,6 +478,7 @@ void addElementwiseKernels(runtime::Kernels& k) {
     addVariadic(k, "Max", EwOp::kMax, kind);
     addVariadic(k, "Min", EwOp::kMin, kind);
   }
+  addVariadic(k, "Mean", EwOp::kAdd, Kind::kFloat, true);
   addClip(k);
   addWhere(k);
   addExpand(k);

@@ -2,7 +2,7 @@
 // the reference interpreter: every unary, binary, comparison and logic op on every dtype it
 // claims, odd sizes (1, 7, 1035) and broadcasting patterns (SE-style [N,C,H,W] x [N,C,1,1],
 // [B,1,1,S] masks, scalars, rank mismatch, both sides broadcast, rank 6), NaN/inf inputs,
-// Clip in every input form, Sum/Max/Min folds, Where, Expand, Identity, Cast between every
+// Clip in every input form, Sum/Max/Min/Mean folds, Mod, bitwise ops, IsNaN/IsInf, Where, Expand, Identity, Cast between every
 // served pair with its rounding and wrapping, anvil.FusedElementwise programs as the fusion
 // pass builds them, empty tensors, and what supports() refuses. Where a GPU is present every
 // case also runs on it through the real runtime (device math: a few ulp more tolerance).
@@ -301,6 +301,40 @@ TEST(CudaElementwiseTactic, BoolLogicAndComparisons) {
     }
   }
   for (const auto& dims : kSizes) check("Not", {in(bools(dims, 5))}, name("bool", "Not"));
+}
+
+// Mod, the bitwise ops, IsNaN / IsInf and Mean: served beyond the family's core list.
+TEST(CudaElementwiseTactic, ModBitwiseClassifyAndMean) {
+  for (DataType t : kIntTypes) {
+    SCOPED_TRACE(ir::dtypeName(t));
+    for (int64_t fmod : {0, 1}) {
+      check("Mod", {in(ints(t, {8, 1}, 3)), in(ints(t, {8}, 3))}, name("int", "Mod"), attrs({{"fmod", fmod}}));
+      check("Mod", {in(ints(t, {3, 345}, 5)), in(ints(t, {345}, 6))}, name("int", "Mod"), attrs({{"fmod", fmod}}));
+    }
+    for (const char* op : {"BitwiseAnd", "BitwiseOr", "BitwiseXor"}) {
+      check(op, {in(ints(t, {8, 1}, 3)), in(ints(t, {8}, 3))}, name("int", op));
+      check(op, {in(ints(t, {2, 3, 5, 7}, 1)), in(ints(t, {2, 3, 1, 1}, 2))}, name("int", op));
+    }
+    check("BitwiseNot", {in(ints(t, {3, 345}, 5))}, name("int", "BitwiseNot"));
+  }
+  for (const char* op : {"BitwiseAnd", "BitwiseOr", "BitwiseXor"})
+    check(op, {in(bools({5, 1}, 1)), in(bools({7}, 2))}, name("bool", op));
+  check("BitwiseNot", {in(bools({3, 345}, 1))}, name("bool", "BitwiseNot"));
+  for (DataType t : kFloatTypes) {
+    SCOPED_TRACE(ir::dtypeName(t));
+    check("Mod", {in(values(t, {2, 3, 5, 7}, 1, -9, 9)), in(values(t, {2, 3, 1, 1}, 2, -3, 3))}, name("f32", "Mod"),
+          attrs({{"fmod", int64_t(1)}}), 1e-6, rtolOf(t));
+    check("IsNaN", {in(values(t, {3, 345}, 1))}, name("f32", "IsNaN"));
+    check("IsInf", {in(values(t, {3, 345}, 1))}, name("f32", "IsInf"));
+    check("IsInf", {in(values(t, {7}, 1))}, name("f32", "IsInf"), attrs({{"detect_negative", int64_t(0)}}));
+    check("IsInf", {in(values(t, {7}, 1))}, name("f32", "IsInf"), attrs({{"detect_positive", int64_t(0)}}));
+    check("Mean", {in(values(t, {7}, 1))}, name("f32", "Mean"), {}, 1e-6, rtolOf(t));
+    check("Mean", {in(values(t, {2, 3, 5, 7}, 1)), in(values(t, {2, 3, 1, 1}, 2))}, name("f32", "Mean"), {}, 1e-6,
+          rtolOf(t));
+    check("Mean", {in(values(t, {3, 345}, 1)), in(values(t, {345}, 2)), in(values(t, {3, 1}, 3))}, name("f32", "Mean"), {},
+          1e-6, rtolOf(t));
+  }
+  expectRefused("Mean", {in(ints(DataType::kI32, {7}, 1)), in(ints(DataType::kI32, {7}, 2))});
 }
 
 // ---- Clip, Sum/Max/Min, Where, Expand, Identity ------------------------------------------
