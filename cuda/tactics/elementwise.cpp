@@ -1,10 +1,10 @@
 // The elementwise family on the CUDA backend: unary math and activations, binary arithmetic
 // and comparisons with numpy broadcasting, logic and bitwise ops, Mod, IsNaN/IsInf, Clip,
-// Sum/Max/Min/Mean, Where, Expand, Identity, Cast and anvil.FusedElementwise, all served by the generic program kernels of
-// cuda/kernels/elementwise.cuh through launchElementwise (cuda/elementwise.h). prepare()
-// turns the node into a program of at most kEwMaxInstrs instructions (one for a plain op, a
-// fold for variadic Sum/Max/Min, the node's own for FusedElementwise); run() only fills the
-// launch descriptor from the step's views.
+// Sum/Max/Min/Mean, Where, Expand, Identity, Cast and anvil.FusedElementwise, all served by
+// the generic program kernels of cuda/kernels/elementwise.cuh through launchElementwise
+// (cuda/elementwise.h). prepare() turns the node into a program of at most kEwMaxInstrs
+// instructions (one for a plain op, a fold for the variadic ops, the node's own for
+// FusedElementwise); run() only fills the launch descriptor from the step's views.
 #include <algorithm>
 #include <cctype>
 #include <string>
@@ -66,7 +66,7 @@ bool ranksOk(const ir::Node& n, const std::vector<ir::TensorType>& types) {
   return true;
 }
 
-// Present inputs [0, count) all of one type that `kind` serves.
+// Every present input has one element type, and `kind` serves it.
 bool sameServedType(const std::vector<ir::TensorType>& types, Kind kind) {
   if (types.empty() || !kindServes(kind, types[0].dtype)) return false;
   for (const ir::TensorType& t : types)
@@ -149,60 +149,59 @@ struct SimpleOp {
   const char* name;
   EwOp op;
   int inputs;      // 1 or 2
-  bool floatOk, intOk, boolOk;
-  bool boolOut;    // comparisons
+  bool floatOk, intOk, boolOk;  // which value classes it is registered for
 };
 
 const SimpleOp kSimpleOps[] = {
-    {"Relu", EwOp::kRelu, 1, true, true, false, false},
-    {"Abs", EwOp::kAbs, 1, true, true, false, false},
-    {"Neg", EwOp::kNeg, 1, true, true, false, false},
-    {"Sigmoid", EwOp::kSigmoid, 1, true, false, false, false},
-    {"Tanh", EwOp::kTanh, 1, true, false, false, false},
-    {"Erf", EwOp::kErf, 1, true, false, false, false},
-    {"Exp", EwOp::kExp, 1, true, false, false, false},
-    {"Log", EwOp::kLog, 1, true, false, false, false},
-    {"Sqrt", EwOp::kSqrt, 1, true, false, false, false},
-    {"Reciprocal", EwOp::kReciprocal, 1, true, false, false, false},
-    {"Floor", EwOp::kFloor, 1, true, false, false, false},
-    {"Ceil", EwOp::kCeil, 1, true, false, false, false},
-    {"Round", EwOp::kRound, 1, true, false, false, false},
-    {"Sin", EwOp::kSin, 1, true, false, false, false},
-    {"Cos", EwOp::kCos, 1, true, false, false, false},
-    {"Softplus", EwOp::kSoftplus, 1, true, false, false, false},
-    {"Softsign", EwOp::kSoftsign, 1, true, false, false, false},
-    {"Sign", EwOp::kSign, 1, true, false, false, false},
-    {"HardSwish", EwOp::kHardSwish, 1, true, false, false, false},
-    {"Mish", EwOp::kMish, 1, true, false, false, false},
-    {"LeakyRelu", EwOp::kLeakyRelu, 1, true, false, false, false},
-    {"Elu", EwOp::kElu, 1, true, false, false, false},
-    {"Selu", EwOp::kSelu, 1, true, false, false, false},
-    {"Celu", EwOp::kCelu, 1, true, false, false, false},
-    {"HardSigmoid", EwOp::kHardSigmoid, 1, true, false, false, false},
-    {"ThresholdedRelu", EwOp::kThresholdedRelu, 1, true, false, false, false},
-    {"Gelu", EwOp::kGeluErf, 1, true, false, false, false},
-    {"Not", EwOp::kNot, 1, false, false, true, true},
-    {"Add", EwOp::kAdd, 2, true, true, false, false},
-    {"Sub", EwOp::kSub, 2, true, true, false, false},
-    {"Mul", EwOp::kMul, 2, true, true, false, false},
-    {"Div", EwOp::kDiv, 2, true, true, false, false},
-    {"Pow", EwOp::kPow, 2, true, false, false, false},
-    {"PRelu", EwOp::kPRelu, 2, true, false, false, false},
-    {"Equal", EwOp::kEqual, 2, true, true, true, true},
-    {"Less", EwOp::kLess, 2, true, true, true, true},
-    {"Greater", EwOp::kGreater, 2, true, true, true, true},
-    {"LessOrEqual", EwOp::kLessOrEqual, 2, true, true, true, true},
-    {"GreaterOrEqual", EwOp::kGreaterOrEqual, 2, true, true, true, true},
-    {"And", EwOp::kAnd, 2, false, false, true, true},
-    {"Or", EwOp::kOr, 2, false, false, true, true},
-    {"Xor", EwOp::kXor, 2, false, false, true, true},
-    {"Mod", EwOp::kMod, 2, true, true, false, false},
-    {"BitwiseAnd", EwOp::kBitAnd, 2, false, true, true, false},
-    {"BitwiseOr", EwOp::kBitOr, 2, false, true, true, false},
-    {"BitwiseXor", EwOp::kBitXor, 2, false, true, true, false},
-    {"BitwiseNot", EwOp::kBitNot, 1, false, true, true, false},  // bool: Not
-    {"IsNaN", EwOp::kIsNaN, 1, true, false, false, true},
-    {"IsInf", EwOp::kIsInf, 1, true, false, false, true},
+    {"Relu", EwOp::kRelu, 1, true, true, false},
+    {"Abs", EwOp::kAbs, 1, true, true, false},
+    {"Neg", EwOp::kNeg, 1, true, true, false},
+    {"Sigmoid", EwOp::kSigmoid, 1, true, false, false},
+    {"Tanh", EwOp::kTanh, 1, true, false, false},
+    {"Erf", EwOp::kErf, 1, true, false, false},
+    {"Exp", EwOp::kExp, 1, true, false, false},
+    {"Log", EwOp::kLog, 1, true, false, false},
+    {"Sqrt", EwOp::kSqrt, 1, true, false, false},
+    {"Reciprocal", EwOp::kReciprocal, 1, true, false, false},
+    {"Floor", EwOp::kFloor, 1, true, false, false},
+    {"Ceil", EwOp::kCeil, 1, true, false, false},
+    {"Round", EwOp::kRound, 1, true, false, false},
+    {"Sin", EwOp::kSin, 1, true, false, false},
+    {"Cos", EwOp::kCos, 1, true, false, false},
+    {"Softplus", EwOp::kSoftplus, 1, true, false, false},
+    {"Softsign", EwOp::kSoftsign, 1, true, false, false},
+    {"Sign", EwOp::kSign, 1, true, false, false},
+    {"HardSwish", EwOp::kHardSwish, 1, true, false, false},
+    {"Mish", EwOp::kMish, 1, true, false, false},
+    {"LeakyRelu", EwOp::kLeakyRelu, 1, true, false, false},
+    {"Elu", EwOp::kElu, 1, true, false, false},
+    {"Selu", EwOp::kSelu, 1, true, false, false},
+    {"Celu", EwOp::kCelu, 1, true, false, false},
+    {"HardSigmoid", EwOp::kHardSigmoid, 1, true, false, false},
+    {"ThresholdedRelu", EwOp::kThresholdedRelu, 1, true, false, false},
+    {"Gelu", EwOp::kGeluErf, 1, true, false, false},
+    {"Not", EwOp::kNot, 1, false, false, true},
+    {"Add", EwOp::kAdd, 2, true, true, false},
+    {"Sub", EwOp::kSub, 2, true, true, false},
+    {"Mul", EwOp::kMul, 2, true, true, false},
+    {"Div", EwOp::kDiv, 2, true, true, false},
+    {"Pow", EwOp::kPow, 2, true, false, false},
+    {"PRelu", EwOp::kPRelu, 2, true, false, false},
+    {"Equal", EwOp::kEqual, 2, true, true, true},
+    {"Less", EwOp::kLess, 2, true, true, true},
+    {"Greater", EwOp::kGreater, 2, true, true, true},
+    {"LessOrEqual", EwOp::kLessOrEqual, 2, true, true, true},
+    {"GreaterOrEqual", EwOp::kGreaterOrEqual, 2, true, true, true},
+    {"And", EwOp::kAnd, 2, false, false, true},
+    {"Or", EwOp::kOr, 2, false, false, true},
+    {"Xor", EwOp::kXor, 2, false, false, true},
+    {"Mod", EwOp::kMod, 2, true, true, false},
+    {"BitwiseAnd", EwOp::kBitAnd, 2, false, true, true},
+    {"BitwiseOr", EwOp::kBitOr, 2, false, true, true},
+    {"BitwiseXor", EwOp::kBitXor, 2, false, true, true},
+    {"BitwiseNot", EwOp::kBitNot, 1, false, true, true},  // bool: Not
+    {"IsNaN", EwOp::kIsNaN, 1, true, false, false},
+    {"IsInf", EwOp::kIsInf, 1, true, false, false},
 };
 
 // The node's float attributes as the instruction's p0/p1 (ONNX defaults when absent), or
