@@ -54,6 +54,7 @@ const KernelEntry* findDeviceKernel(std::string_view name) {
     addGemmDeviceKernels(t);
     addAttentionDeviceKernels(t);
     addDepthwiseDeviceKernels(t);
+    addElementwiseDeviceKernels(t);
     return t;
   }();
   for (const KernelEntry& e : table) {

@@ -27,8 +27,10 @@ void addSoftmaxDeviceKernels(std::vector<KernelEntry>& out);     // softmax.cu
 void addGemmDeviceKernels(std::vector<KernelEntry>& out);        // gemm.cu (GEMM + conv)
 void addAttentionDeviceKernels(std::vector<KernelEntry>& out);   // attention.cu
 void addDepthwiseDeviceKernels(std::vector<KernelEntry>& out);   // depthwise.cu
+void addElementwiseDeviceKernels(std::vector<KernelEntry>& out);  // elementwise.cu
 
 // anvil_cuda_sim (kernels/sim_kernels.cpp); nullptr when absent.
 const KernelEntry* findSimKernel(std::string_view name);
+void addElementwiseSimKernels(std::vector<KernelEntry>& out);  // sim_elementwise.cpp
 
 }  // namespace anvil::cuda::kernels

@@ -69,6 +69,7 @@ const KernelEntry* findSimKernel(std::string_view name) {
     t.push_back(KernelEntry{attentionKernelName(), nullptr, &simFace<kAttention>, sizeof(PackOf<kAttention>)});
     constexpr auto kDepthwise = &f32_depthwise_conv2d_direct<kDepthwiseBlock>;
     t.push_back(KernelEntry{depthwiseConv2dKernelName(), nullptr, &simFace<kDepthwise>, sizeof(PackOf<kDepthwise>)});
+    addElementwiseSimKernels(t);
     return t;
   }();
   for (const KernelEntry& e : table) {

@@ -8,6 +8,7 @@ void registerCudaKernels(Kernels& k) {
   cuda::tactics::addCopyKernels(k);
   cuda::tactics::addLinearKernels(k);
   cuda::tactics::addAttentionKernels(k);
+  cuda::tactics::addElementwiseKernels(k);
 }
 
 }  // namespace anvil::runtime

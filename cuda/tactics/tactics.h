@@ -14,5 +14,6 @@ namespace anvil::cuda::tactics {
 void addCopyKernels(runtime::Kernels& k);  // copy.cpp: anvil.Copy host <-> device
 void addLinearKernels(runtime::Kernels& k);     // linear.cpp: Conv, Gemm, MatMul and their fused forms
 void addAttentionKernels(runtime::Kernels& k);  // attention.cpp: anvil.Attention
+void addElementwiseKernels(runtime::Kernels& k);  // elementwise.cpp: unary, binary, Where, Expand, Cast, FusedElementwise
 
 }  // namespace anvil::cuda::tactics
