@@ -425,13 +425,33 @@ struct ExecutionContext::Impl final : runtime::DynamicOutputs {
   ContextOptions options;
   cuda::Graph graph;     // the captured run (--useCudaGraph)
   bool graphValid = false;
+  cuda::Stream active;   // the stream this run is queued on: `stream`, or an adopted caller's
+  std::vector<std::pair<void*, cuda::Stream>> adopted;  // caller streams (enqueue) and their handles
+  cuda::Event stepStart, stepEnd;  // per-layer timing of CUDA steps
+  // Staged outputs to copy into the caller's buffers at the end of a queued run: done by a
+  // host function in stream order (enqueue), so the call need not wait.
+  struct OutputCopy {
+    void* dst;
+    const void* src;
+    size_t bytes;
+  };
+  std::vector<OutputCopy> outputCopies;
+  size_t outputCopyCount = 0;
+
+  static void copyOutputs(void* user) {
+    auto* self = static_cast<Impl*>(user);
+    for (size_t i = 0; i < self->outputCopyCount; ++i) {
+      const OutputCopy& c = self->outputCopies[i];
+      std::memcpy(c.dst, c.src, c.bytes);
+    }
+  }
 
   void drain() {
     if (options.spinWait) {
-      while (!gpu->query(stream)) {
+      while (!gpu->query(active)) {
       }
     } else {
-      gpu->synchronize(stream);
+      gpu->synchronize(active);
     }
     pending = false;
   }
@@ -440,8 +460,11 @@ struct ExecutionContext::Impl final : runtime::DynamicOutputs {
     if (!gpu) return;
     try {
       gpu->destroyStream(stream);
+      for (auto& [native, handle] : adopted) gpu->destroyStream(handle);
     } catch (...) {  // a sticky error of the last run: already reported by run()
     }
+    gpu->destroyEvent(stepStart);
+    gpu->destroyEvent(stepEnd);
     if (graphValid) gpu->destroyGraph(graph);
     for (void* p : devOwned) gpu->free(p);
     for (void* p : devOverflow) gpu->free(p);
@@ -477,6 +500,10 @@ struct ExecutionContext::Impl final : runtime::DynamicOutputs {
       gpu = cuda::cudaRuntime(0);
     }
     stream = gpu->createStream();
+    active = stream;
+    stepStart = gpu->createEvent();
+    stepEnd = gpu->createEvent();
+    outputCopies.resize(en.outputIds.size());
     devArena = static_cast<uint8_t*>(deviceAllocate(en.plan.peakDeviceArenaBytes));
     devWorkspace = deviceAllocate(en.deviceWorkspaceBytes);
     devConst.assign(en.values.size(), nullptr);
@@ -632,7 +659,9 @@ struct ExecutionContext::Impl final : runtime::DynamicOutputs {
     return v.data;
   }
 
-  void run() {
+  // queued (enqueue): the run's end is not waited for; staged outputs reach the caller's
+  // buffers through a host function in stream order.
+  void run(bool queued = false) {
     if (shapesDirty) applyShapes();
     if (bindDirty) bind();
     const Engine::Impl& en = e();
@@ -653,24 +682,45 @@ struct ExecutionContext::Impl final : runtime::DynamicOutputs {
       }
     if (gpu && options.useCudaGraph && en.allGpu && !profiler && !anyRuntimeExtents) {
       if (!graphValid) {
-        gpu->beginCapture(stream);
+        gpu->beginCapture(active);
         try {
           enqueueSteps();
         } catch (...) {
           try {
-            gpu->destroyGraph(gpu->endCapture(stream));
+            gpu->destroyGraph(gpu->endCapture(active));
           } catch (...) {
           }
           throw;
         }
-        graph = gpu->endCapture(stream);
+        graph = gpu->endCapture(active);
         graphValid = true;
         pending = false;
       }
-      gpu->launchGraph(graph, stream);
+      gpu->launchGraph(graph, active);
       pending = true;
     } else {
       enqueueSteps();
+    }
+    if (gpu && queued) {
+      // Staged outputs by a host function after the run's copies; any other output
+      // (made on the CPU) is copied here, after the GPU work it may follow.
+      outputCopyCount = 0;
+      bool others = false;
+      for (size_t k = 0; k < en.outputIds.size(); ++k) {
+        const size_t id = size_t(en.outputIds[k]);
+        if (!outputAddr[k] || outputAddr[k] == views[id].data) continue;
+        if (en.staged[id] && !runtimeExtents[id]) {
+          if (!options.noDataTransfers && views[id].bytes())
+            outputCopies[outputCopyCount++] = {outputAddr[k], views[id].data, views[id].bytes()};
+        } else {
+          others = true;
+        }
+      }
+      if (outputCopyCount) gpu->launchHost(active, &Impl::copyOutputs, this);
+      if (!others) {
+        pending = false;  // the caller waits for the stream
+        return;
+      }
     }
     if (pending) drain();
 #else
@@ -724,7 +774,7 @@ struct ExecutionContext::Impl final : runtime::DynamicOutputs {
         a.workspace = devWorkspace;
         a.workspaceBytes = en.deviceWorkspaceBytes;
         a.device = gpu.get();
-        a.stream = stream.id;
+        a.stream = active.id;
         pending = true;
       }
 #endif
@@ -733,11 +783,19 @@ struct ExecutionContext::Impl final : runtime::DynamicOutputs {
         std::atomic<uint64_t> counters[2] = {0, 0};
         a.counters = counters;
         const auto t0 = Clock::now();
-        st.kernel->run(a);
 #ifdef ANVIL_HAVE_CUDA_BACKEND
-        if (st.gpu) drain();  // per-layer time of a CUDA step: until its work is done
+        if (st.gpu) gpu->record(stepStart, active);
 #endif
-        const double ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+        st.kernel->run(a);
+        double ms = 0;
+#ifdef ANVIL_HAVE_CUDA_BACKEND
+        if (st.gpu) {  // a CUDA step's time is its work on the stream, between events
+          gpu->record(stepEnd, active);
+          drain();
+          ms = gpu->elapsedMs(stepStart, stepEnd);
+        } else
+#endif
+          ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
         const ir::Node& n = *nodes[s];
         LayerTiming t{n.name().empty() ? n.op() + "_" + std::to_string(st.node) : n.name(), n.op(), st.kernel->name, ms};
         t.recomputed = counters[0].load();
@@ -884,7 +942,46 @@ Status ExecutionContext::getTensorShape(const std::string& name, std::vector<int
 }
 
 Status ExecutionContext::run() {
-  return guarded([&] { impl_->run(); });
+  return guarded([&] {
+#ifdef ANVIL_HAVE_CUDA_BACKEND
+    if (impl_->gpu) impl_->active = impl_->stream;
+#endif
+    impl_->run();
+  });
+}
+
+Status ExecutionContext::enqueue(void* cudaStream) {
+  return guarded([&] {
+#ifdef ANVIL_HAVE_CUDA_BACKEND
+    Impl& c = *impl_;
+    if (c.gpu) {
+      c.active = c.stream;
+      if (cudaStream) {
+        auto it = std::find_if(c.adopted.begin(), c.adopted.end(), [&](const auto& p) { return p.first == cudaStream; });
+        if (it == c.adopted.end()) {
+          c.adopted.push_back({cudaStream, c.gpu->adoptStream(cudaStream)});
+          it = c.adopted.end() - 1;
+        }
+        c.active = it->second;
+      }
+      c.run(true);
+      return;
+    }
+#endif
+    ANVIL_CHECK(cudaStream == nullptr, ErrorCode::kInvalidArgument, "enqueue: a CPU engine has no CUDA stream");
+    impl_->run();
+  });
+}
+
+Status ExecutionContext::synchronize() {
+  return guarded([&] {
+#ifdef ANVIL_HAVE_CUDA_BACKEND
+    Impl& c = *impl_;
+    if (!c.gpu) return;
+    c.gpu->synchronize(c.stream);
+    for (auto& [native, handle] : c.adopted) c.gpu->synchronize(handle);
+#endif
+  });
 }
 
 const void* ExecutionContext::outputData(const std::string& name) const {

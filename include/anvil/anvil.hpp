@@ -280,6 +280,15 @@ class ExecutionContext {
   // Resolved shape of an input or output for the current input shapes.
   Status getTensorShape(const std::string& name, std::vector<int64_t>* dims);
   Status run();
+  // CUDA engines: queues the run on `cudaStream` (a cudaStream_t of the engine's GPU;
+  // nullptr: the context's own stream) and returns; the outputs are in the caller's buffers
+  // once that stream reaches the end of the run (cudaStreamSynchronize, or synchronize()
+  // for the context's own stream). Inputs are read before enqueue returns. A layer on the
+  // CPU in between makes enqueue wait for the GPU work before it. The simulator has only
+  // the context's own stream. CPU engines: the same as run().
+  Status enqueue(void* cudaStream = nullptr);
+  // Waits until every run queued by enqueue() has finished (a no-op for CPU engines).
+  Status synchronize();
   // Pointer to an output's data after run() (valid until the next run), when no address was set.
   const void* outputData(const std::string& name) const;
   void setProfiler(Profiler profiler);

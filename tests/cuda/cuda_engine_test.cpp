@@ -291,6 +291,57 @@ TEST(CudaEngine, CudaGraphReplaysWithNewDataAndRecapturesForNewShapes) {
   }
 }
 
+TEST(CudaEngine, EnqueueReadsInputsAtOnceAndSynchronizeDeliversTheOutputs) {
+  registerTestRelu();
+  BuilderConfig cfg;
+  cfg.device = Device::kCUDA;
+  cfg.computeCapability = 90;
+  cfg.inputShapes["x"] = {2, 5};
+  for (const std::string& onnx : {writeGpuOnlyModel(), writeModel("enqueue", 2)}) {  // all on the GPU; a CPU layer between
+    auto e = build(onnx, cfg);
+    ASSERT_TRUE(e);
+    for (bool graph : {false, true}) {
+      std::unique_ptr<ExecutionContext> ctx;
+      ContextOptions o;
+      o.simulate = true;
+      o.useCudaGraph = graph;
+      ASSERT_TRUE(e->createContext(&ctx, o).isOk());
+      std::vector<float> x = input(10), y(10, -7), r(10, -7);
+      ASSERT_TRUE(ctx->setTensorAddress("x", x.data()).isOk());
+      ASSERT_TRUE(ctx->setTensorAddress("y", y.data()).isOk());
+      (void)ctx->setTensorAddress("r", r.data());  // the second model's other output
+      for (int i = 0; i < 3; ++i) {
+        for (float& v : x) v = -v;  // new data each time: read before enqueue returns
+        const std::vector<float> sent = x;
+        Status s = ctx->enqueue();
+        ASSERT_TRUE(s.isOk()) << s.message();
+        std::fill(x.begin(), x.end(), 100.0f);  // the caller may reuse its input buffer at once
+        s = ctx->synchronize();
+        ASSERT_TRUE(s.isOk()) << s.message();
+        float acc = 0;
+        for (size_t j = 0; j < 10; ++j) {
+          if (onnx.find("gpu_only") != std::string::npos) {
+            EXPECT_EQ(y[j], std::max(sent[j], 0.0f)) << j;
+          } else {
+            acc = j % 5 ? acc + std::max(sent[j], 0.0f) : std::max(sent[j], 0.0f);
+            EXPECT_EQ(y[j], acc) << j;
+          }
+        }
+        x = sent;
+      }
+    }
+  }
+  // A caller's CUDA stream needs a GPU: the simulator says so.
+  auto e = build(writeGpuOnlyModel(), cfg);
+  std::unique_ptr<ExecutionContext> ctx;
+  ContextOptions o;
+  o.simulate = true;
+  ASSERT_TRUE(e->createContext(&ctx, o).isOk());
+  int fake = 0;
+  Status s = ctx->enqueue(&fake);
+  EXPECT_EQ(s.code(), ErrorCode::kUnsupported) << s.message();
+}
+
 TEST(CudaEngine, NoDataTransfersSkipsTheBoundaryCopies) {
   registerTestRelu();
   BuilderConfig cfg;
