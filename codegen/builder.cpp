@@ -403,6 +403,7 @@ void buildImpl(const std::string& onnxPath, const BuilderConfig& config, std::st
   const bool cudaBuild = config.device == Device::kCUDA;
   int targetCc = 0;
   std::string gpuTimingKey;  // the timing cache's device key for CUDA candidates ("" : untimed)
+  bool timesOnGpu = false;   // a real GPU of the target is here (gpuOnly kernels are offered)
 #ifdef ANVIL_HAVE_CUDA_BACKEND
   std::unique_ptr<cuda::DeviceRuntime> gpu;  // where CUDA candidates are timed (null: cross-build)
   if (cudaBuild) {
@@ -422,6 +423,7 @@ void buildImpl(const std::string& onnxPath, const BuilderConfig& config, std::st
       gpuTimingKey = "cuda-sim|sm_" + std::to_string(targetCc);
     } else if (gpus > 0 && localCc == targetCc) {
       gpu = cuda::cudaRuntime(0);
+      timesOnGpu = true;
       gpuTimingKey = "cuda|" + cuda::deviceName(0) + "|sm_" + std::to_string(localCc) + "|" + cuda::versionString();
     }
   }
@@ -527,6 +529,7 @@ void buildImpl(const std::string& onnxPath, const BuilderConfig& config, std::st
       for (const runtime::Kernel* k : runtime::Kernels::instance().forNode(device, n)) {
         if (!isStatic && !k->dynamicShapes) continue;
         if (device == Device::kCUDA && !runtime::cudaTargetMeets(k->requirements, targetCc)) continue;
+        if (k->gpuOnly && !timesOnGpu) continue;  // cross-builds and the simulator run our own kernels only
         if (k->nchwcBlock != block) continue;  // a blocked node takes only blocked kernels, and back
         const bool f32Kernel = k->precision == ir::DataType::kF32 || k->precision == ir::DataType::kUndefined;
         if (isF32(p) ? !f32Kernel : k->precision != p) continue;

@@ -56,6 +56,24 @@ double timeCudaCandidate(const runtime::Kernel& kernel, const runtime::Prepared&
   std::memcpy(params.get(), prepared.params.data(), prepared.params.size());
   void* workspace = mem.allocate(prepared.workspaceBytes);
 
+  // Per-context state (a loaded module, a library handle), as a context makes it.
+  runtime::OpenArgs oa;
+  oa.node = &node;
+  std::vector<runtime::Blob> hostBlobs;
+  for (const std::string& b : prepared.blobs) hostBlobs.push_back({b.data(), b.size()});
+  oa.params = {params.get(), prepared.params.size()};
+  oa.blobs = hostBlobs.data();
+  oa.numBlobs = int(hostBlobs.size());
+  oa.device = &rt;
+  void* state = kernel.open ? kernel.open(oa) : nullptr;
+  struct Closer {
+    const runtime::Kernel& k;
+    void* s;
+    cuda::DeviceRuntime& rt;
+    ~Closer() {
+      if (s && k.close) k.close(s, &rt);
+    }
+  } closer{kernel, state, rt};
   const cuda::Stream stream = rt.createStream();
   const cuda::Event start = rt.createEvent(), end = rt.createEvent();
   runtime::StepArgs a;
@@ -72,6 +90,7 @@ double timeCudaCandidate(const runtime::Kernel& kernel, const runtime::Prepared&
   a.executor = &exec;
   a.device = &rt;
   a.stream = stream.id;
+  a.state = state;
   std::vector<double> times;
   try {
     kernel.run(a);  // warm-up: module loading, caches

@@ -125,6 +125,15 @@ class DeviceRuntime {
   virtual float elapsedMs(Event start, Event end) = 0;
 
   virtual void launch(const KernelLaunch& kernel, const LaunchShape& shape, Stream stream) = 0;
+  // Device code compiled at build time (NVRTC: a CUBIN for the target, or PTX that the driver
+  // compiles on load), loaded per context: loadModule returns a handle, moduleFunction the
+  // handle of a __global__ function in it (extern "C" name), launchFunction launches it with
+  // `args` as cudaLaunchKernel takes them (an array of pointers to each argument). The sim
+  // runs only anvil's own kernels: kUnsupported there.
+  virtual void* loadModule(const void* image, std::size_t bytes) = 0;
+  virtual void* moduleFunction(void* module, const char* name) = 0;
+  virtual void unloadModule(void* module) = 0;
+  virtual void launchFunction(void* function, void** args, const LaunchShape& shape, Stream stream) = 0;
   virtual void launchHost(Stream stream, HostFunction fn, void* user) = 0;
 
   // Stream capture (CUDA graphs): between beginCapture and endCapture the work queued on

@@ -346,6 +346,37 @@ class CudaRuntime final : public DeviceRuntime {
                      str(shape.block), " shared ", shape.sharedBytes, " on stream ", stream.id));
   }
 
+  void* loadModule(const void* image, std::size_t bytes) override {
+    if (image == nullptr || bytes == 0) ANVIL_THROW(ErrorCode::kInvalidArgument, name_, ": loadModule of nothing");
+    current();
+    cudaLibrary_t lib = nullptr;
+    checkCuda(cudaLibraryLoadData(&lib, image, nullptr, nullptr, 0, nullptr, nullptr, 0),
+              concat(name_, ": cudaLibraryLoadData of ", bytes, " bytes"));
+    return lib;
+  }
+
+  void* moduleFunction(void* module, const char* name) override {
+    cudaKernel_t k = nullptr;
+    checkCuda(cudaLibraryGetKernel(&k, static_cast<cudaLibrary_t>(module), name),
+              concat(name_, ": cudaLibraryGetKernel(", name, ")"));
+    return k;
+  }
+
+  void unloadModule(void* module) override {
+    if (module) checkCuda(cudaLibraryUnload(static_cast<cudaLibrary_t>(module)), concat(name_, ": cudaLibraryUnload"));
+  }
+
+  void launchFunction(void* function, void** args, const LaunchShape& shape, Stream stream) override {
+    const cudaStream_t s = native(stream, "launchFunction");
+    current();
+    (void)cudaGetLastError();
+    // A cudaKernel_t is accepted where cudaLaunchKernel takes a function (CUDA 12+).
+    checkCuda(cudaLaunchKernel(static_cast<const void*>(function), dim3(shape.grid.x, shape.grid.y, shape.grid.z),
+                               dim3(shape.block.x, shape.block.y, shape.block.z), args, shape.sharedBytes, s),
+              concat(name_, ": launch of a loaded function grid ", str(shape.grid), " block ", str(shape.block),
+                     " on stream ", stream.id));
+  }
+
   void launchHost(Stream stream, HostFunction fn, void* user) override {
     if (fn == nullptr) ANVIL_THROW(ErrorCode::kInvalidArgument, name_, ": launchHost of null");
     const cudaStream_t s = native(stream, "launchHost");

@@ -426,6 +426,15 @@ class SimRuntime final : public DeviceRuntime {
                   nullptr, 0, std::move(ranges)});
   }
 
+  [[noreturn]] static void noModules() {
+    ANVIL_THROW(ErrorCode::kUnsupported, "cuda sim: it runs anvil's own kernels only; this step runs device code "
+                "compiled at build time (NVRTC) or a vendor library, which needs a GPU");
+  }
+  void* loadModule(const void*, std::size_t) override { noModules(); }
+  void* moduleFunction(void*, const char*) override { noModules(); }
+  void unloadModule(void*) override { noModules(); }
+  void launchFunction(void*, void**, const LaunchShape&, Stream) override { noModules(); }
+
   void launchHost(Stream stream, HostFunction fn, void* user) override {
     if (fn == nullptr) ANVIL_THROW(ErrorCode::kInvalidArgument, "cuda sim: launchHost of null");
     std::lock_guard<std::mutex> lock(mu_);

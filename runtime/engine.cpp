@@ -408,6 +408,49 @@ struct ExecutionContext::Impl final : runtime::DynamicOutputs {
   std::vector<runtime::TensorView> stepIns, stepOuts;
   const ExecStep* current = nullptr;
   Profiler profiler;
+  std::vector<void*> stepState;  // per step: its kernel's open() result (per-context state)
+
+  void openSteps() {
+    const Engine::Impl& en = e();
+    stepState.assign(en.steps.size(), nullptr);
+    for (size_t s = 0; s < en.steps.size(); ++s) {
+      const ExecStep& st = en.steps[s];
+      if (st.view || !st.kernel->open) continue;
+      runtime::OpenArgs oa;
+      oa.node = en.plan.graph->nodes()[size_t(st.node)].get();
+      oa.params = st.plan->paramsView;
+      oa.blobs = st.plan->blobViews.data();
+      oa.numBlobs = int(st.plan->blobViews.size());
+#ifdef ANVIL_HAVE_CUDA_BACKEND
+      oa.device = st.gpu ? gpu.get() : nullptr;
+#endif
+      stepState[s] = st.kernel->open(oa);
+    }
+  }
+
+  void closeSteps() {
+    const Engine::Impl& en = e();
+    for (size_t s = 0; s < stepState.size(); ++s)
+      if (stepState[s] && en.steps[s].kernel->close) {
+        try {
+          en.steps[s].kernel->close(stepState[s], deviceRuntime());
+        } catch (...) {  // closing must not throw out of a destructor
+        }
+      }
+    stepState.clear();
+  }
+
+  cuda::DeviceRuntime* deviceRuntime() const {
+#ifdef ANVIL_HAVE_CUDA_BACKEND
+    return gpu.get();
+#else
+    return nullptr;
+#endif
+  }
+#ifndef ANVIL_HAVE_CUDA_BACKEND
+  ~Impl() override { closeSteps(); }
+#endif
+
 #ifdef ANVIL_HAVE_CUDA_BACKEND
   // CUDA engines: the device runtime (a GPU, or the simulator), one stream, the device
   // arena and workspace, the uploaded constants and prepared blobs of the CUDA steps.
@@ -457,6 +500,7 @@ struct ExecutionContext::Impl final : runtime::DynamicOutputs {
   }
 
   ~Impl() override {
+    closeSteps();
     if (!gpu) return;
     try {
       gpu->destroyStream(stream);
@@ -766,6 +810,7 @@ struct ExecutionContext::Impl final : runtime::DynamicOutputs {
       a.workspaceBytes = workspace.cap;
       a.executor = exec.get();
       a.dynamic = this;
+      a.state = stepState.empty() ? nullptr : stepState[s];
 #ifdef ANVIL_HAVE_CUDA_BACKEND
       if (st.gpu) {
         for (size_t k = 0; k < st.ins.size(); ++k)
@@ -872,8 +917,10 @@ Status Engine::createContext(std::unique_ptr<ExecutionContext>* context, const C
     for (const ExecStep& st : en.steps) impl->nodes.push_back(en.plan.graph->nodes()[size_t(st.node)].get());
 #ifdef ANVIL_HAVE_CUDA_BACKEND
     if (en.gpu) impl->openDevice(options);
+    impl->openSteps();
 #else
     ANVIL_CHECK(!en.gpu, ErrorCode::kUnsupported, "this engine has CUDA steps and this runtime has no CUDA backend");
+    impl->openSteps();
 #endif
     impl->applyShapes();
     *context = std::make_unique<ExecutionContext>(std::move(impl));

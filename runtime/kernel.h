@@ -95,6 +95,8 @@ struct StepArgs {
   // memory on the host and never allocates. Null / 0 for CPU steps.
   cuda::DeviceRuntime* device = nullptr;
   uint64_t stream = 0;
+  // What the kernel's open() made for this context (null without an open()).
+  void* state = nullptr;
 
   const TensorView& in(int i) const { return inputs[i]; }
   TensorView& out(int i) const { return outputs[i]; }
@@ -130,7 +132,21 @@ struct Prepared {
   }
 };
 
+// What open() sees when a context is made: the step's node, params and prepared blobs (host
+// bytes, as in the engine), and for a CUDA step the context's device runtime.
+struct OpenArgs {
+  const ir::Node* node = nullptr;
+  Blob params;
+  const Blob* blobs = nullptr;
+  int numBlobs = 0;
+  cuda::DeviceRuntime* device = nullptr;
+};
+
 using SupportsFn = std::function<bool(const ir::Node&, const std::vector<ir::TensorType>&)>;
+// Per-context state of a step (a module loaded from prepared device code, a library handle):
+// made once per context, handed to every run as StepArgs::state, closed with the context.
+using OpenFn = std::function<void*(const OpenArgs&)>;
+using CloseFn = std::function<void(void* state, cuda::DeviceRuntime* device)>;
 using PrepareFn = std::function<void(const PrepareInfo&, Prepared*)>;
 using RunFn = std::function<void(const StepArgs&)>;
 
@@ -155,8 +171,14 @@ struct Kernel {
   // of the image or of the stem's output is needed). The builder gives a node this form
   // only when its input 0 is a graph input.
   bool nchwcPlainInput = false;
+  // A CUDA kernel that runs only on a real GPU (code compiled at build time, vendor
+  // libraries): offered only where the builder times on one, never in a cross-build or on
+  // the simulator.
+  bool gpuOnly = false;
   SupportsFn supports;         // null: every node of the op
   PrepareFn prepare;           // null: no prepared state
+  OpenFn open;                 // null: no per-context state
+  CloseFn close;
   RunFn run;
 };
 

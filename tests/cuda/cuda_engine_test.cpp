@@ -8,6 +8,7 @@
 #include <onnx/onnx_pb.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -361,6 +362,102 @@ TEST(CudaEngine, NoDataTransfersSkipsTheBoundaryCopies) {
   Status s = ctx->run();
   ASSERT_TRUE(s.isOk()) << s.message();
   EXPECT_EQ(y, std::vector<float>(10, -7));  // nothing came back
+}
+
+// Per-context state: a CUDA kernel with open()/close() (Shrink with lambd = bias = 0 is the
+// identity: a device-to-device copy) counts its runs in its state; a gpuOnly kernel (for
+// CumSum) must never be offered to a cross-build or the simulator.
+std::atomic<int> gOpened{0}, gClosed{0};
+void registerStatefulKernels() {
+  static const bool once = [] {
+    runtime::Kernel k = cuda::tactics::cudaKernel("test_f32_shrink_stateful", "Shrink");
+    k.supports = [](const ir::Node& n, const std::vector<ir::TensorType>& t) {
+      return t.size() == 1 && t[0].dtype == DataType::kF32 && n.attrs().getFloat("lambd", 0.5f) == 0.0f &&
+             n.attrs().getFloat("bias", 0.0f) == 0.0f;
+    };
+    k.open = [](const runtime::OpenArgs& o) -> void* {
+      EXPECT_NE(o.device, nullptr);
+      ++gOpened;
+      return new int(0);
+    };
+    k.close = [](void* s, cuda::DeviceRuntime*) {
+      delete static_cast<int*>(s);
+      ++gClosed;
+    };
+    k.run = [](const runtime::StepArgs& a) {
+      ++*static_cast<int*>(a.state);
+      cuda::tactics::runtimeOf(a).copyAsync(a.out(0).data, a.in(0).data, a.in(0).bytes(),
+                                            cuda::CopyKind::kDeviceToDevice, cuda::tactics::streamOf(a));
+    };
+    runtime::Kernels::instance().add(std::move(k));
+    runtime::Kernel g = cuda::tactics::cudaKernel("test_f32_cumsum_gpu_only", "CumSum");
+    g.gpuOnly = true;
+    g.run = [](const runtime::StepArgs& a) { a.fail("a gpuOnly kernel ran without a GPU"); };
+    runtime::Kernels::instance().add(std::move(g));
+    return true;
+  }();
+  (void)once;
+}
+
+TEST(CudaEngine, StepsOpenPerContextStateAndGpuOnlyKernelsStayOut) {
+  registerTestRelu();
+  registerStatefulKernels();
+  onnx::ModelProto m;
+  m.set_ir_version(8);
+  m.add_opset_import()->set_version(17);
+  auto* g = m.mutable_graph();
+  g->set_name("g");
+  *g->add_input() = valueInfo("x", {2, 5});
+  *g->add_output() = valueInfo("y", {2, 5});
+  auto* n = g->add_node();
+  n->set_op_type("Shrink");
+  n->set_name("shrink");
+  n->add_input("x");
+  n->add_output("y");
+  auto* l = n->add_attribute();
+  l->set_name("lambd");
+  l->set_type(onnx::AttributeProto::FLOAT);
+  l->set_f(0.0f);
+  const fs::path p = fs::temp_directory_path() / "anvil_cuda_engine_shrink.onnx";
+  {
+    std::ofstream f(p, std::ios::binary);
+    m.SerializeToOstream(&f);
+  }
+  BuilderConfig cfg;
+  cfg.device = Device::kCUDA;
+  cfg.computeCapability = 90;
+  cfg.inputShapes["x"] = {2, 5};
+  auto e = build(p.string(), cfg);
+  ASSERT_TRUE(e);
+  bool served = false;
+  for (const LayerInfo& li : e->layers()) served |= li.tactic == "test_f32_shrink_stateful";
+  ASSERT_TRUE(served);
+  const int opened = gOpened, closed = gClosed;
+  for (int contexts = 0; contexts < 2; ++contexts) {
+    std::unique_ptr<ExecutionContext> ctx;
+    ContextOptions o;
+    o.simulate = true;
+    ASSERT_TRUE(e->createContext(&ctx, o).isOk());
+    EXPECT_EQ(gOpened, opened + contexts + 1);
+    std::vector<float> x = input(10), out(10, -7);
+    ASSERT_TRUE(ctx->setTensorAddress("x", x.data()).isOk());
+    ASSERT_TRUE(ctx->setTensorAddress("y", out.data()).isOk());
+    for (int i = 0; i < 3; ++i) ASSERT_TRUE(ctx->run().isOk());
+    EXPECT_EQ(out, x);
+  }
+  EXPECT_EQ(gClosed, closed + 2);
+  // The cross-built CumSum model never takes the gpuOnly kernel: CumSum stays on the CPU.
+  BuildReport report;
+  cfg.inputShapes["x"] = {3, 5};
+  auto c = build(writeModel("gpu_only", 3), cfg, &report);
+  ASSERT_TRUE(c);
+  for (const LayerInfo& li : c->layers())
+    if (li.type == "CumSum") EXPECT_EQ(li.device, "cpu") << li.tactic;
+  cfg.timeOnSimulator = true;  // nor when timing on the simulator
+  c = build(writeModel("gpu_only", 3), cfg, &report);
+  ASSERT_TRUE(c);
+  for (const LayerInfo& li : c->layers())
+    if (li.type == "CumSum") EXPECT_EQ(li.device, "cpu") << li.tactic;
 }
 
 }  // namespace
