@@ -52,6 +52,8 @@ const KernelEntry* findDeviceKernel(std::string_view name) {
     addActivationDeviceKernels(t);
     addSoftmaxDeviceKernels(t);
     addGemmDeviceKernels(t);
+    addNormPoolDeviceKernels(t);
+    addMovementDeviceKernels(t);
     return t;
   }();
   for (const KernelEntry& e : table) {

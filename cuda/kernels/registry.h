@@ -25,8 +25,11 @@ const KernelEntry* findDeviceKernel(std::string_view name);
 void addActivationDeviceKernels(std::vector<KernelEntry>& out);  // activation.cu
 void addSoftmaxDeviceKernels(std::vector<KernelEntry>& out);     // softmax.cu
 void addGemmDeviceKernels(std::vector<KernelEntry>& out);        // gemm.cu (GEMM + conv)
+void addNormPoolDeviceKernels(std::vector<KernelEntry>& out);    // normpool.cu
+void addMovementDeviceKernels(std::vector<KernelEntry>& out);    // movement.cu
 
 // anvil_cuda_sim (kernels/sim_kernels.cpp); nullptr when absent.
 const KernelEntry* findSimKernel(std::string_view name);
+void addNormMoveSimKernels(std::vector<KernelEntry>& out);  // sim_normmove.cpp
 
 }  // namespace anvil::cuda::kernels

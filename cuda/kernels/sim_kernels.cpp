@@ -61,6 +61,7 @@ const KernelEntry* findSimKernel(std::string_view name) {
     constexpr auto kConv = &f32_conv2d_implicit_gemm<GemmTile64x64>;
     t.push_back(
         KernelEntry{conv2dKernelName(), nullptr, &simFace<kConv>, sizeof(PackOf<kConv>)});
+    addNormMoveSimKernels(t);
     return t;
   }();
   for (const KernelEntry& e : table) {

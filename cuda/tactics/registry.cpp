@@ -6,6 +6,8 @@ namespace anvil::runtime {
 
 void registerCudaKernels(Kernels& k) {
   cuda::tactics::addCopyKernels(k);
+  cuda::tactics::addNormPoolKernels(k);
+  cuda::tactics::addMovementKernels(k);
 }
 
 }  // namespace anvil::runtime

@@ -1,0 +1,158 @@
+// Normalizations and reductions, f32: LayerNormalization and log-softmax over rows (one block
+// per row), softmax / log-softmax along an inner axis (one thread per column), and the
+// Reduce{Sum,Mean,Max,Min} family (one block per output for long reductions, one thread per
+// output for short ones). All accumulate in f32. Compiled by nvcc (cuda/kernels/normpool.cu)
+// and by the host compiler against cuda/sim (cuda/kernels/sim_normmove.cpp).
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+
+#include "cuda/kernels/compat.cuh"
+#include "cuda/kernels/normmove_args.h"
+#include "cuda/kernels/reduce.cuh"
+
+namespace anvil::cuda::kernels {
+
+// LayerNormalization over rows, two-pass: the mean, then the mean of squared deviations from
+// it (not E[x^2] - E[x]^2, which cancels badly for rows far from zero), then the affine write.
+// Each pass re-reads the row from global memory (L1/L2-resident for the row sizes of
+// transformers). x == y is allowed: every element is read and written by one thread after
+// both reductions. Launch with blockDim.x == kBlock, any gridDim.x.
+template <int kBlock>
+__global__ void __launch_bounds__(kBlock) f32_layernorm_row_block(LayerNormArgs a) {
+  __shared__ float scratch[kBlock / 32 + 1];
+  const float invCols = 1.0f / static_cast<float>(a.cols);
+  for (std::int64_t row = blockIdx.x; row < a.rows; row += gridDim.x) {
+    const float* xr = a.x + row * a.cols;
+    float* yr = a.y + row * a.cols;
+    float s = 0.0f;
+    for (std::int64_t c = threadIdx.x; c < a.cols; c += kBlock) s += xr[c];
+    const float mean = blockAllReduce<kBlock>(s, scratch, SumOp{}, 0.0f) * invCols;
+    float q = 0.0f;
+    for (std::int64_t c = threadIdx.x; c < a.cols; c += kBlock) {
+      const float d = xr[c] - mean;
+      q += d * d;
+    }
+    const float var = blockAllReduce<kBlock>(q, scratch, SumOp{}, 0.0f) * invCols;
+    const float inv = 1.0f / sqrtf(var + a.epsilon);
+    for (std::int64_t c = threadIdx.x; c < a.cols; c += kBlock) {
+      float v = (xr[c] - mean) * inv * a.scale[c];
+      if (a.bias != nullptr) v += a.bias[c];
+      yr[c] = v;
+    }
+  }
+}
+
+// LogSoftmax over rows of the last axis: x - max - log(sum(exp(x - max))), one block per row.
+template <int kBlock>
+__global__ void __launch_bounds__(kBlock) f32_log_softmax_row_block(SoftmaxAxisArgs a) {
+  __shared__ float scratch[kBlock / 32 + 1];
+  const std::int64_t cols = a.n;
+  for (std::int64_t row = blockIdx.x; row < a.outer; row += gridDim.x) {
+    const float* xr = a.x + row * cols;
+    float* yr = a.y + row * cols;
+    float m = -INFINITY;
+    for (std::int64_t c = threadIdx.x; c < cols; c += kBlock) m = fmaxf(m, xr[c]);
+    m = blockAllReduce<kBlock>(m, scratch, MaxOp{}, -INFINITY);
+    float s = 0.0f;
+    for (std::int64_t c = threadIdx.x; c < cols; c += kBlock) s += expf(xr[c] - m);
+    s = blockAllReduce<kBlock>(s, scratch, SumOp{}, 0.0f);
+    const float shift = m + logf(s);
+    for (std::int64_t c = threadIdx.x; c < cols; c += kBlock) yr[c] = xr[c] - shift;
+  }
+}
+
+// Softmax (kLog false) or LogSoftmax along the middle axis of [outer, n, inner], one thread per
+// (outer, inner) column, three passes down the column; a warp's loads are consecutive inner
+// positions. For the last axis (inner == 1) the row kernels above are the fast path.
+template <bool kLog>
+__global__ void __launch_bounds__(kGridStrideBlock) f32_softmax_axis_gridstride(SoftmaxAxisArgs a) {
+  const std::int64_t columns = a.outer * a.inner;
+  const std::int64_t step = static_cast<std::int64_t>(blockDim.x) * gridDim.x;
+  for (std::int64_t t = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; t < columns;
+       t += step) {
+    const std::int64_t o = t / a.inner, i = t - o * a.inner;
+    const float* xc = a.x + o * a.n * a.inner + i;
+    float* yc = a.y + o * a.n * a.inner + i;
+    float m = -INFINITY;
+    for (std::int64_t k = 0; k < a.n; ++k) m = fmaxf(m, xc[k * a.inner]);
+    float s = 0.0f;
+    for (std::int64_t k = 0; k < a.n; ++k) s += expf(xc[k * a.inner] - m);
+    if (kLog) {
+      const float shift = m + logf(s);
+      for (std::int64_t k = 0; k < a.n; ++k) yc[k * a.inner] = xc[k * a.inner] - shift;
+    } else {
+      const float inv = 1.0f / s;
+      for (std::int64_t k = 0; k < a.n; ++k) yc[k * a.inner] = expf(xc[k * a.inner] - m) * inv;
+    }
+  }
+}
+
+// The reductions. Max and min propagate NaN (as the reference does), so they cannot use
+// fmaxf / fminf, which drop a NaN operand.
+enum ReduceOpKind : int { kReduceSum = 0, kReduceMean = 1, kReduceMax = 2, kReduceMin = 3 };
+
+template <int kOp>
+struct ReduceOp {
+  __device__ __forceinline__ float operator()(float acc, float v) const {
+    if (kOp == kReduceMax) return (v > acc || v != v) ? v : acc;
+    if (kOp == kReduceMin) return (v < acc || v != v) ? v : acc;
+    return acc + v;
+  }
+  static __device__ __forceinline__ float identity() {
+    return kOp == kReduceMax ? -INFINITY : kOp == kReduceMin ? INFINITY : 0.0f;
+  }
+  // Mean of zero elements is 0/0 = NaN, as the reference's.
+  static __device__ __forceinline__ float finish(float acc, std::int64_t count) {
+    return kOp == kReduceMean ? acc / static_cast<float>(count) : acc;
+  }
+};
+
+// Offset of the element at row-major index `idx` of dims[0..rank) with the given strides.
+__device__ __forceinline__ std::int64_t stridedOffset(std::int64_t idx, int rank, const std::int64_t* dims,
+                                                      const std::int64_t* strides) {
+  std::int64_t off = 0;
+  for (int d = rank - 1; d >= 0; --d) {
+    const std::int64_t q = idx / dims[d];
+    off += (idx - q * dims[d]) * strides[d];
+    idx = q;
+  }
+  return off;
+}
+
+// One block per output element, the reduced elements spread over the block's threads (for
+// long reductions: a row of a ReduceMean over the hidden axis, a global pool's plane).
+template <int kBlock, int kOp>
+__global__ void __launch_bounds__(kBlock) f32_reduce_block(ReduceArgs a) {
+  __shared__ float scratch[kBlock / 32 + 1];
+  const ReduceOp<kOp> op;
+  const bool flat = a.redRank == 1;  // the common case: one (merged) reduced dim
+  for (std::int64_t o = blockIdx.x; o < a.outputs; o += gridDim.x) {
+    const float* base = a.x + stridedOffset(o, a.keptRank, a.keptDims, a.keptStrides);
+    float acc = ReduceOp<kOp>::identity();
+    for (std::int64_t k = threadIdx.x; k < a.count; k += kBlock) {
+      const std::int64_t off = flat ? k * a.redStrides[0] : stridedOffset(k, a.redRank, a.redDims, a.redStrides);
+      acc = op(acc, base[off]);
+    }
+    acc = blockAllReduce<kBlock>(acc, scratch, op, ReduceOp<kOp>::identity());
+    if (threadIdx.x == 0) a.y[o] = ReduceOp<kOp>::finish(acc, a.count);
+  }
+}
+
+// One thread per output element (short reductions over many outputs: a reduce over channels).
+template <int kOp>
+__global__ void __launch_bounds__(kGridStrideBlock) f32_reduce_thread(ReduceArgs a) {
+  const ReduceOp<kOp> op;
+  const std::int64_t step = static_cast<std::int64_t>(blockDim.x) * gridDim.x;
+  for (std::int64_t o = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; o < a.outputs;
+       o += step) {
+    const float* base = a.x + stridedOffset(o, a.keptRank, a.keptDims, a.keptStrides);
+    float acc = ReduceOp<kOp>::identity();
+    for (std::int64_t k = 0; k < a.count; ++k)
+      acc = op(acc, base[stridedOffset(k, a.redRank, a.redDims, a.redStrides)]);
+    a.y[o] = ReduceOp<kOp>::finish(acc, a.count);
+  }
+}
+
+}  // namespace anvil::cuda::kernels

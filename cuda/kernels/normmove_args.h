@@ -1,0 +1,70 @@
+// The kernel parameters of the normalization, reduction, pooling and data-movement kernels
+// (norm.cuh, pool.cuh, movement.cuh): plain C++17 structs with no CUDA header, so the host
+// launchers (cuda/normpool.cpp, cuda/movement.cpp) pack exactly the types the kernels take.
+#pragma once
+
+#include <cstdint>
+
+namespace anvil::cuda::kernels {
+
+inline constexpr int kNormBlock = 256;      // threads of the row kernels (one block per row)
+inline constexpr int kGridStrideBlock = 256;  // threads of the element-per-thread kernels
+inline constexpr int kMaxMoveRank = 6;      // rank of the strided copy and the reductions
+
+// y[r, :] = (x[r, :] - mean) / sqrt(var + eps) * scale[:] + bias[:] over rows of `cols`
+// contiguous floats; bias may be null.
+struct LayerNormArgs {
+  const float* x;
+  const float* scale;
+  const float* bias;
+  float* y;
+  std::int64_t rows, cols;
+  float epsilon;
+};
+
+// Softmax or log-softmax of x viewed as [outer, n, inner] along n.
+struct SoftmaxAxisArgs {
+  const float* x;
+  float* y;
+  std::int64_t outer, n, inner;
+};
+
+// A reduction: each output element o (row-major over `keptDims`) reduces the input elements
+// at base(o) + sum_k redIndex_k * redStrides[k] (row-major over `redDims`), where base(o) =
+// sum_k keptIndex_k * keptStrides[k]. Unused trailing dims have extent 1.
+struct ReduceArgs {
+  const float* x;
+  float* y;
+  std::int64_t outputs;  // product of keptDims
+  std::int64_t count;    // product of redDims
+  std::int32_t keptRank, redRank;
+  std::int64_t keptDims[kMaxMoveRank], keptStrides[kMaxMoveRank];
+  std::int64_t redDims[kMaxMoveRank], redStrides[kMaxMoveRank];
+};
+
+// 2-D pooling over NCHW planes; the output [planes, oh, ow] is dense.
+struct Pool2dArgs {
+  const float* x;
+  float* y;
+  std::int64_t planes, h, w, oh, ow;
+  std::int32_t kh, kw, sh, sw, dh, dw, padTop, padLeft;
+  std::int32_t countIncludePad;  // average: divide by kh * kw instead of the covered count
+};
+
+// dst[sum_k i_k * dstStrides[k]] = src[sum_k i_k * srcStrides[k]] for every index i of
+// `dims` (row-major, `count` elements); strides in elements, src strides may be negative or 0.
+struct StridedCopyArgs {
+  std::int64_t count;
+  std::int32_t rank;
+  std::int64_t dims[kMaxMoveRank];
+  std::int64_t srcStrides[kMaxMoveRank];
+  std::int64_t dstStrides[kMaxMoveRank];
+};
+
+// out[o, j, i] = data[o, idx[j], i] with data [outer, axisLen, inner] and idx of `indices`
+// entries (negative ones count from the end; out-of-range ones give zero elements).
+struct GatherArgs {
+  std::int64_t outer, axisLen, indices, inner;
+};
+
+}  // namespace anvil::cuda::kernels

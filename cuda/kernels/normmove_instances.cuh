@@ -1,0 +1,55 @@
+// The one list of instantiations of norm.cuh, pool.cuh and movement.cuh, walked by the device
+// registry (normpool.cu, movement.cu: deviceFace) and the sim registry (sim_normmove.cpp:
+// simFace), so both register the same kernels under the same names. `add` provides
+// `template <auto K> void entry(std::string name)`.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "cuda/kernels/movement.cuh"
+#include "cuda/kernels/norm.cuh"
+#include "cuda/kernels/pool.cuh"
+#include "cuda/movement.h"
+#include "cuda/normpool.h"
+
+namespace anvil::cuda::kernels {
+
+template <int kOp, typename Add>
+void listReduceKernels(Add& add) {
+  add.template entry<&f32_reduce_block<kNormBlock, kOp>>(reduceKernelName(static_cast<ReduceKind>(kOp), true));
+  add.template entry<&f32_reduce_thread<kOp>>(reduceKernelName(static_cast<ReduceKind>(kOp), false));
+}
+
+template <typename Add>
+void listNormPoolKernels(Add& add) {
+  add.template entry<&f32_layernorm_row_block<kNormBlock>>(layerNormKernelName());
+  add.template entry<&f32_log_softmax_row_block<kNormBlock>>(logSoftmaxRowsKernelName());
+  add.template entry<&f32_softmax_axis_gridstride<false>>(softmaxAxisKernelName(false));
+  add.template entry<&f32_softmax_axis_gridstride<true>>(softmaxAxisKernelName(true));
+  listReduceKernels<kReduceSum>(add);
+  listReduceKernels<kReduceMean>(add);
+  listReduceKernels<kReduceMax>(add);
+  listReduceKernels<kReduceMin>(add);
+  add.template entry<&f32_pool2d_gridstride<true>>(pool2dKernelName(true));
+  add.template entry<&f32_pool2d_gridstride<false>>(pool2dKernelName(false));
+}
+
+template <typename T, typename Add>
+void listMovementKernelsOf(Add& add) {
+  const int bytes = static_cast<int>(sizeof(T));
+  add.template entry<&strided_copy_gridstride<T>>(stridedCopyKernelName(bytes));
+  add.template entry<&fill_gridstride<T>>(fillKernelName(bytes));
+  add.template entry<&gather_gridstride<T, std::int32_t>>(gatherKernelName(bytes, false));
+  add.template entry<&gather_gridstride<T, std::int64_t>>(gatherKernelName(bytes, true));
+}
+
+template <typename Add>
+void listMovementKernels(Add& add) {
+  listMovementKernelsOf<std::uint8_t>(add);
+  listMovementKernelsOf<std::uint16_t>(add);
+  listMovementKernelsOf<std::uint32_t>(add);
+  listMovementKernelsOf<std::uint64_t>(add);
+}
+
+}  // namespace anvil::cuda::kernels

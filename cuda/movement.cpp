@@ -1,0 +1,190 @@
+// The checked launchers of cuda/movement.h: arguments are validated, shapes simplified and
+// kernel arguments packed here (host C++, no CUDA header); each launch names its kernel and
+// the device ranges it touches (checked by the sim).
+#include "cuda/movement.h"
+
+#include <algorithm>
+
+#include "anvil/error.h"
+#include "cuda/arg_pack.h"
+#include "cuda/kernels/normmove_args.h"
+
+namespace anvil::cuda {
+namespace {
+
+constexpr std::int64_t kMaxGrid = 1 << 16;  // blocks stride past it
+
+unsigned elementGrid(std::int64_t n) {
+  return static_cast<unsigned>(std::min((n + kernels::kGridStrideBlock - 1) / kernels::kGridStrideBlock, kMaxGrid));
+}
+
+const char* elementName(int bytes) {
+  switch (bytes) {
+    case 1: return "u8";
+    case 2: return "u16";
+    case 4: return "u32";
+    case 8: return "u64";
+    default: break;
+  }
+  ANVIL_THROW(ErrorCode::kInvalidArgument, "CUDA data movement: element size ", bytes,
+              " bytes is not one of 1, 2, 4, 8");
+}
+
+template <typename Pack>
+void launchPacked(DeviceRuntime& runtime, Stream stream, const std::string& name, const Pack& pack, unsigned grid,
+                  const DeviceRange* ranges, std::size_t rangeCount) {
+  KernelLaunch k;
+  k.name = name.c_str();
+  k.args = &pack;
+  k.argBytes = sizeof pack;
+  k.ranges = ranges;
+  k.rangeCount = rangeCount;
+  runtime.launch(k, LaunchShape{Dim3{grid}, Dim3{256}, 0}, stream);
+}
+
+// [first, last] element offsets reached by indices of dims with these strides.
+void reach(int rank, const std::int64_t* dims, const std::int64_t* strides, std::int64_t* lo, std::int64_t* hi) {
+  *lo = *hi = 0;
+  for (int d = 0; d < rank; ++d) {
+    const std::int64_t span = (dims[d] - 1) * strides[d];
+    if (span < 0) *lo += span;
+    else *hi += span;
+  }
+}
+
+template <typename T>
+void launchByElement(DeviceRuntime& runtime, Stream stream, const std::string& name, int bytes, const void* src,
+                     void* dst, const kernels::StridedCopyArgs& a, const DeviceRange (&ranges)[2]) {
+  (void)bytes;
+  launchPacked(runtime, stream, name,
+               packArgs<const T*, T*, kernels::StridedCopyArgs>(static_cast<const T*>(src), static_cast<T*>(dst), a),
+               elementGrid(a.count), ranges, 2);
+}
+
+}  // namespace
+
+std::string stridedCopyKernelName(int elementBytes) {
+  return ::anvil::detail::concat(elementName(elementBytes), "_strided_copy_gridstride_block", kernels::kGridStrideBlock);
+}
+std::string fillKernelName(int elementBytes) {
+  return ::anvil::detail::concat(elementName(elementBytes), "_fill_gridstride_block", kernels::kGridStrideBlock);
+}
+std::string gatherKernelName(int elementBytes, bool index64) {
+  return ::anvil::detail::concat(elementName(elementBytes), "_gather_", index64 ? "i64" : "i32",
+                                 "_gridstride_block", kernels::kGridStrideBlock);
+}
+
+void launchStridedCopy(DeviceRuntime& runtime, Stream stream, const StridedCopyDesc& d) {
+  const std::string name = stridedCopyKernelName(d.elementBytes);
+  if (d.rank < 0 || d.rank > 12) ANVIL_THROW(ErrorCode::kInvalidArgument, name, ": rank ", d.rank, " is outside [0, 12]");
+  kernels::StridedCopyArgs a{};
+  a.count = 1;
+  for (int k = 0; k < d.rank; ++k) {
+    if (d.dims[k] < 0) ANVIL_THROW(ErrorCode::kInvalidArgument, name, ": dim ", k, " is negative");
+    a.count *= d.dims[k];
+  }
+  if (a.count == 0) return;
+  // Drop unit dims; merge a dim into the next inner one when both strides continue it.
+  int r = 0;
+  for (int k = 0; k < d.rank; ++k) {
+    if (d.dims[k] == 1) continue;
+    if (r > 0 && a.srcStrides[r - 1] == d.srcStrides[k] * d.dims[k] &&
+        a.dstStrides[r - 1] == d.dstStrides[k] * d.dims[k]) {
+      a.dims[r - 1] *= d.dims[k];
+      a.srcStrides[r - 1] = d.srcStrides[k];
+      a.dstStrides[r - 1] = d.dstStrides[k];
+      continue;
+    }
+    if (r == kernels::kMaxMoveRank)
+      ANVIL_THROW(ErrorCode::kInvalidArgument, name, ": more than ", kernels::kMaxMoveRank,
+                  " dims remain after merging contiguous ones");
+    a.dims[r] = d.dims[k];
+    a.srcStrides[r] = d.srcStrides[k];
+    a.dstStrides[r] = d.dstStrides[k];
+    ++r;
+  }
+  a.rank = r;
+  if (d.src == nullptr || d.dst == nullptr)
+    ANVIL_THROW(ErrorCode::kInvalidArgument, name, ": null ", d.src == nullptr ? "source" : "destination", " pointer");
+  std::int64_t slo, shi, dlo, dhi;
+  reach(r, a.dims, a.srcStrides, &slo, &shi);
+  reach(r, a.dims, a.dstStrides, &dlo, &dhi);
+  if (dlo < 0) ANVIL_THROW(ErrorCode::kInvalidArgument, name, ": destination strides must not be negative");
+  const std::int64_t e = d.elementBytes;
+  const DeviceRange ranges[2] = {
+      {static_cast<const char*>(d.src) + slo * e, static_cast<std::size_t>((shi - slo + 1) * e), "source"},
+      {d.dst, static_cast<std::size_t>((dhi + 1) * e), "destination"}};
+  switch (d.elementBytes) {
+    case 1: return launchByElement<std::uint8_t>(runtime, stream, name, 1, d.src, d.dst, a, ranges);
+    case 2: return launchByElement<std::uint16_t>(runtime, stream, name, 2, d.src, d.dst, a, ranges);
+    case 4: return launchByElement<std::uint32_t>(runtime, stream, name, 4, d.src, d.dst, a, ranges);
+    default: return launchByElement<std::uint64_t>(runtime, stream, name, 8, d.src, d.dst, a, ranges);
+  }
+}
+
+void launchFill(DeviceRuntime& runtime, Stream stream, int elementBytes, void* dst, std::int64_t n,
+                std::uint64_t bits) {
+  const std::string name = fillKernelName(elementBytes);
+  if (n < 0) ANVIL_THROW(ErrorCode::kInvalidArgument, name, ": count ", n, " is negative");
+  if (n == 0) return;
+  if (dst == nullptr) ANVIL_THROW(ErrorCode::kInvalidArgument, name, ": null destination pointer");
+  const DeviceRange ranges[1] = {{dst, static_cast<std::size_t>(n * elementBytes), "destination"}};
+  switch (elementBytes) {
+    case 1:
+      return launchPacked(runtime, stream, name,
+                          packArgs<std::uint8_t*, std::int64_t, std::uint8_t>(dst, n, std::uint8_t(bits)),
+                          elementGrid(n), ranges, 1);
+    case 2:
+      return launchPacked(runtime, stream, name,
+                          packArgs<std::uint16_t*, std::int64_t, std::uint16_t>(dst, n, std::uint16_t(bits)),
+                          elementGrid(n), ranges, 1);
+    case 4:
+      return launchPacked(runtime, stream, name,
+                          packArgs<std::uint32_t*, std::int64_t, std::uint32_t>(dst, n, std::uint32_t(bits)),
+                          elementGrid(n), ranges, 1);
+    default:
+      return launchPacked(runtime, stream, name, packArgs<std::uint64_t*, std::int64_t, std::uint64_t>(dst, n, bits),
+                          elementGrid(n), ranges, 1);
+  }
+}
+
+namespace {
+template <typename T, typename I>
+void gatherAs(DeviceRuntime& runtime, Stream stream, const std::string& name, const GatherDesc& d,
+              const kernels::GatherArgs& a, std::int64_t total, const DeviceRange (&ranges)[3]) {
+  launchPacked(runtime, stream, name,
+               packArgs<const T*, const I*, T*, kernels::GatherArgs>(static_cast<const T*>(d.data),
+                                                                     static_cast<const I*>(d.index),
+                                                                     static_cast<T*>(d.out), a),
+               elementGrid(total), ranges, d.outer * d.axisLen * d.inner != 0 ? 3 : 2);
+}
+template <typename T>
+void gatherBy(DeviceRuntime& runtime, Stream stream, const std::string& name, const GatherDesc& d,
+              const kernels::GatherArgs& a, std::int64_t total, const DeviceRange (&ranges)[3]) {
+  if (d.index64) gatherAs<T, std::int64_t>(runtime, stream, name, d, a, total, ranges);
+  else gatherAs<T, std::int32_t>(runtime, stream, name, d, a, total, ranges);
+}
+}  // namespace
+
+void launchGather(DeviceRuntime& runtime, Stream stream, const GatherDesc& d) {
+  const std::string name = gatherKernelName(d.elementBytes, d.index64);
+  if (d.outer < 0 || d.axisLen < 0 || d.indices < 0 || d.inner < 0)
+    ANVIL_THROW(ErrorCode::kInvalidArgument, name, ": a negative extent");
+  const std::int64_t total = d.outer * d.indices * d.inner;
+  if (total == 0) return;
+  if (d.index == nullptr || d.out == nullptr || (d.data == nullptr && d.axisLen > 0))
+    ANVIL_THROW(ErrorCode::kInvalidArgument, name, ": null pointer");
+  const std::int64_t e = d.elementBytes;
+  const DeviceRange ranges[3] = {{d.out, static_cast<std::size_t>(total * e), "output"},
+                                 {d.index, static_cast<std::size_t>(d.indices * (d.index64 ? 8 : 4)), "indices"},
+                                 {d.data, static_cast<std::size_t>(d.outer * d.axisLen * d.inner * e), "data"}};
+  const kernels::GatherArgs a{d.outer, d.axisLen, d.indices, d.inner};
+  switch (d.elementBytes) {
+    case 1: return gatherBy<std::uint8_t>(runtime, stream, name, d, a, total, ranges);
+    case 2: return gatherBy<std::uint16_t>(runtime, stream, name, d, a, total, ranges);
+    case 4: return gatherBy<std::uint32_t>(runtime, stream, name, d, a, total, ranges);
+    default: return gatherBy<std::uint64_t>(runtime, stream, name, d, a, total, ranges);
+  }
+}
+
+}  // namespace anvil::cuda

@@ -1,0 +1,52 @@
+// The data-movement launchers of the CUDA backend (kernels in cuda/kernels/movement.cuh): by
+// element size (1, 2, 4 or 8 bytes, any dtype), checked, on a DeviceRuntime + Stream,
+// pointers in device memory. No CUDA header here; the kernel names are shared with the
+// registries.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "cuda/runtime.h"
+
+namespace anvil::cuda {
+
+inline constexpr int kMaxCopyRank = 6;
+
+std::string stridedCopyKernelName(int elementBytes);  // "u32_strided_copy_gridstride_block256"
+std::string fillKernelName(int elementBytes);         // "u32_fill_gridstride_block256"
+std::string gatherKernelName(int elementBytes, bool index64);  // "u32_gather_i64_gridstride_block256"
+
+// dst[sum_k i_k * dstStrides[k]] = src[sum_k i_k * srcStrides[k]] for every index i of dims
+// (rank <= 12 on entry; unit dims are dropped and contiguous ones merged, and what remains must
+// have at most kMaxCopyRank dims). Strides in elements; src strides may be negative or zero
+// (src points at the element of index 0), dst ones must not alias two indices. src and dst
+// must not overlap.
+struct StridedCopyDesc {
+  int elementBytes = 4;
+  const void* src = nullptr;
+  void* dst = nullptr;
+  int rank = 0;
+  std::int64_t dims[12] = {};
+  std::int64_t srcStrides[12] = {};
+  std::int64_t dstStrides[12] = {};
+};
+void launchStridedCopy(DeviceRuntime& runtime, Stream stream, const StridedCopyDesc& d);
+
+// dst[i] = the element whose bytes are the low elementBytes of `bits`, for i < n.
+void launchFill(DeviceRuntime& runtime, Stream stream, int elementBytes, void* dst, std::int64_t n,
+                std::uint64_t bits);
+
+// out [outer, indices, inner] = data [outer, axisLen, inner] gathered along the middle axis by
+// `index` (int32 or int64, negative counts from the end, out of range gives zero bytes).
+struct GatherDesc {
+  int elementBytes = 4;
+  bool index64 = true;
+  const void* data = nullptr;
+  const void* index = nullptr;
+  void* out = nullptr;
+  std::int64_t outer = 1, axisLen = 0, indices = 0, inner = 1;
+};
+void launchGather(DeviceRuntime& runtime, Stream stream, const GatherDesc& d);
+
+}  // namespace anvil::cuda

@@ -1,0 +1,49 @@
+// The normalization, reduction and pooling launchers of the CUDA backend (kernels in
+// cuda/kernels/norm.cuh and pool.cuh): checked, on a DeviceRuntime + Stream, f32, pointers in
+// device memory. No CUDA header here; the kernel names are shared with the registries.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "cuda/runtime.h"
+
+namespace anvil::cuda {
+
+enum class ReduceKind : int { kSum = 0, kMean = 1, kMax = 2, kMin = 3 };
+
+std::string layerNormKernelName();                      // "f32_layernorm_row_block256"
+std::string logSoftmaxRowsKernelName();                 // "f32_log_softmax_row_block256"
+std::string softmaxAxisKernelName(bool log);            // "f32_softmax_axis_gridstride_block256"
+std::string reduceKernelName(ReduceKind kind, bool perBlock);  // "f32_reduce_mean_row_block256"
+std::string pool2dKernelName(bool max);                 // "f32_maxpool2d_gridstride_block256"
+
+// LayerNormalization over `rows` rows of `cols` contiguous floats: y = (x - mean) /
+// sqrt(var + epsilon) * scale + bias, scale and bias (optional, may be null) of `cols`
+// floats. x == y is allowed.
+void launchLayerNorm(DeviceRuntime& runtime, Stream stream, const float* x, const float* scale, const float* bias,
+                     float* y, std::int64_t rows, std::int64_t cols, float epsilon);
+
+// Softmax (log false) or LogSoftmax of x viewed as [outer, n, inner] along n; dense, x == y
+// allowed. inner == 1 runs a row kernel (one block per row), any other a column kernel.
+void launchSoftmaxAxis(DeviceRuntime& runtime, Stream stream, bool log, const float* x, float* y, std::int64_t outer,
+                       std::int64_t n, std::int64_t inner);
+
+// y = reduce(x) over the dims of x flagged in `reducedMask` (bit d: dim d), x dense of
+// `rank` <= 12 dims; y dense over the kept dims (keepdims does not change its layout).
+void launchReduce(DeviceRuntime& runtime, Stream stream, ReduceKind kind, const float* x, float* y, int rank,
+                  const std::int64_t* dims, std::uint32_t reducedMask);
+
+struct Pool2dDesc {
+  bool max = true;
+  const float* x = nullptr;
+  float* y = nullptr;
+  std::int64_t n = 0, c = 0, h = 0, w = 0, oh = 0, ow = 0;
+  int kh = 1, kw = 1, sh = 1, sw = 1, dh = 1, dw = 1, padTop = 0, padLeft = 0;
+  bool countIncludePad = false;
+};
+// MaxPool / AveragePool over NCHW planes (windows that reach past the input read nothing
+// there); y dense [n, c, oh, ow].
+void launchPool2d(DeviceRuntime& runtime, Stream stream, const Pool2dDesc& d);
+
+}  // namespace anvil::cuda

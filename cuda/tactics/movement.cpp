@@ -1,0 +1,409 @@
+// The CUDA tactics of data movement, for any dtype of 1, 2, 4 or 8 bytes per element (kernels
+// in cuda/kernels/movement.cuh, launchers in cuda/movement.h): Transpose, Concat, Split,
+// Slice, Gather, Pad (constant mode). Each is one strided copy per input or output (Pad: a fill
+// and a copy), shaped at run() from the tensors' extents; params hold the attributes and the
+// constant inputs (Slice starts/ends/axes/steps, Pad pads and value).
+#include <algorithm>
+#include <cstring>
+#include <limits>
+
+#include "cuda/movement.h"
+#include "cuda/tactics/tactic_util.h"
+#include "cuda/tactics/tactics.h"
+
+namespace anvil::cuda::tactics {
+
+namespace {
+
+using runtime::StepArgs;
+using Types = std::vector<ir::TensorType>;
+constexpr int kR = runtime::kMaxRank;
+
+// Bytes per element of a type the movement kernels carry, or 0 (strings, sub-byte types).
+int elementBytes(DataType t) {
+  if (t == DataType::kString || t == DataType::kUndefined) return 0;
+  const size_t eight = ir::storageBytes(t, 8);
+  if (eight % 8 != 0) return 0;
+  const int b = int(eight / 8);
+  return b == 1 || b == 2 || b == 4 || b == 8 ? b : 0;
+}
+
+bool movable(const ir::TensorType& t) {
+  return elementBytes(t.dtype) != 0 && t.shape.rankKnown() && t.shape.rank() <= size_t(kMaxCopyRank);
+}
+
+int normAxis(int64_t axis, int64_t rank) { return int(axis < 0 ? axis + rank : axis); }
+bool axisInRange(int64_t axis, int64_t rank) { return axis >= -rank && axis < rank; }
+
+void denseStrides(const runtime::TensorView& t, int64_t* s) {
+  int64_t v = 1;
+  for (int i = t.rank - 1; i >= 0; --i) {
+    s[i] = v;
+    v *= t.dims[i];
+  }
+}
+
+runtime::Kernel movementKernel(const char* name, const char* op) {
+  runtime::Kernel c = cudaKernel(name, op);
+  c.precision = DataType::kUndefined;  // moves bytes of any type
+  return c;
+}
+
+char* byteAt(void* p, int64_t elements, int bytes) { return static_cast<char*>(p) + elements * bytes; }
+const char* byteAt(const void* p, int64_t elements, int bytes) {
+  return static_cast<const char*>(p) + elements * bytes;
+}
+
+// ---- Transpose ------------------------------------------------------------------------
+
+struct TransposeParams {
+  int32_t rank;
+  int32_t perm[kR];
+};
+
+void addTranspose(runtime::Kernels& k) {
+  runtime::Kernel c = movementKernel("transpose_strided_copy", "Transpose");
+  c.supports = [](const ir::Node& n, const Types& t) {
+    if (t.empty() || !movable(t[0])) return false;
+    const int64_t r = int64_t(t[0].shape.rank());
+    if (!n.attrs().has("perm")) return true;
+    const std::vector<int64_t> perm = n.attrs().getInts("perm");
+    if (int64_t(perm.size()) != r) return false;
+    std::vector<bool> seen(size_t(r), false);
+    for (int64_t p : perm) {
+      if (!axisInRange(p, r) || seen[size_t(normAxis(p, r))]) return false;
+      seen[size_t(normAxis(p, r))] = true;
+    }
+    return true;
+  };
+  c.prepare = [](const runtime::PrepareInfo& info, runtime::Prepared* p) {
+    const int r = int(info.minTypes[0].shape.rank());
+    TransposeParams q{};
+    q.rank = r;
+    const std::vector<int64_t> perm = info.node->attrs().getInts("perm");
+    for (int i = 0; i < r; ++i) q.perm[i] = perm.empty() ? r - 1 - i : normAxis(perm[size_t(i)], r);
+    p->setParams(q);
+  };
+  c.run = [](const StepArgs& a) {
+    const TransposeParams& q = a.paramsAs<TransposeParams>();
+    const runtime::TensorView& x = a.in(0);
+    runtime::TensorView& y = a.out(0);
+    if (x.rank != q.rank) a.fail("Transpose: input rank differs from the engine's");
+    int64_t xs[kR];
+    denseStrides(x, xs);
+    StridedCopyDesc d;
+    d.elementBytes = elementBytes(x.dtype);
+    d.src = x.data;
+    d.dst = y.data;
+    d.rank = y.rank;
+    denseStrides(y, d.dstStrides);
+    for (int i = 0; i < y.rank; ++i) {
+      d.dims[i] = y.dims[i];
+      d.srcStrides[i] = xs[q.perm[i]];
+    }
+    launchStridedCopy(runtimeOf(a), streamOf(a), d);
+  };
+  k.add(std::move(c));
+}
+
+// ---- Concat, Split --------------------------------------------------------------------
+
+struct AxisParams {
+  int64_t axis;
+};
+
+// Copies `part` into (Concat) or out of (Split) `whole` at `offset` along `axis`.
+void copyPart(const StepArgs& a, const runtime::TensorView& whole, const runtime::TensorView& part, int axis,
+              int64_t offset, bool intoWhole) {
+  if (part.numel() == 0) return;
+  StridedCopyDesc d;
+  d.elementBytes = elementBytes(whole.dtype);
+  d.rank = part.rank;
+  int64_t ws[kR], ps[kR];
+  denseStrides(whole, ws);
+  denseStrides(part, ps);
+  for (int i = 0; i < part.rank; ++i) d.dims[i] = part.dims[i];
+  const void* wholeAt = byteAt(static_cast<const void*>(whole.data), offset * ws[axis], d.elementBytes);
+  if (intoWhole) {
+    d.src = part.data;
+    d.dst = const_cast<void*>(wholeAt);
+    std::copy(ps, ps + part.rank, d.srcStrides);
+    std::copy(ws, ws + part.rank, d.dstStrides);
+  } else {
+    d.src = wholeAt;
+    d.dst = part.data;
+    std::copy(ws, ws + part.rank, d.srcStrides);
+    std::copy(ps, ps + part.rank, d.dstStrides);
+  }
+  launchStridedCopy(runtimeOf(a), streamOf(a), d);
+}
+
+void addConcat(runtime::Kernels& k) {
+  runtime::Kernel c = movementKernel("concat_strided_copy", "Concat");
+  c.supports = [](const ir::Node& n, const Types& t) {
+    if (t.empty() || !movable(t[0]) || t[0].shape.rank() < 1) return false;
+    for (const ir::TensorType& u : t)
+      if (u.dtype != t[0].dtype || !u.shape.rankKnown() || u.shape.rank() != t[0].shape.rank()) return false;
+    return axisInRange(n.attrs().getInt("axis", 0), int64_t(t[0].shape.rank()));
+  };
+  c.prepare = [](const runtime::PrepareInfo& info, runtime::Prepared* p) {
+    p->setParams(AxisParams{info.node->attrs().getInt("axis", 0)});
+  };
+  c.run = [](const StepArgs& a) {
+    const runtime::TensorView& y = a.out(0);
+    const int axis = normAxis(a.paramsAs<AxisParams>().axis, y.rank);
+    int64_t offset = 0;
+    for (int i = 0; i < a.numInputs; ++i) {
+      copyPart(a, y, a.in(i), axis, offset, true);
+      offset += a.in(i).dims[axis];
+    }
+    if (offset != y.dims[axis]) a.fail("Concat: the inputs do not add up to the output along the axis");
+  };
+  k.add(std::move(c));
+}
+
+void addSplit(runtime::Kernels& k) {
+  runtime::Kernel c = movementKernel("split_strided_copy", "Split");
+  c.supports = [](const ir::Node& n, const Types& t) {
+    if (t.empty() || !movable(t[0]) || t[0].shape.rank() < 1) return false;
+    if (n.numInputs() > 1 && n.input(1) != nullptr && !n.input(1)->isInitializer()) return false;
+    return axisInRange(n.attrs().getInt("axis", 0), int64_t(t[0].shape.rank()));
+  };
+  c.prepare = [](const runtime::PrepareInfo& info, runtime::Prepared* p) {
+    p->setParams(AxisParams{info.node->attrs().getInt("axis", 0)});
+  };
+  c.run = [](const StepArgs& a) {
+    const runtime::TensorView& x = a.in(0);
+    const int axis = normAxis(a.paramsAs<AxisParams>().axis, x.rank);
+    int64_t offset = 0;
+    // The output extents (from shape inference: split sizes or equal chunks) place each piece.
+    for (int i = 0; i < a.numOutputs; ++i) {
+      const runtime::TensorView& y = a.out(i);
+      if (y.present() && y.data) copyPart(a, x, y, axis, offset, false);
+      offset += y.dims[axis];
+    }
+    if (offset != x.dims[axis]) a.fail("Split: the outputs do not add up to the input along the axis");
+  };
+  k.add(std::move(c));
+}
+
+// ---- Slice ----------------------------------------------------------------------------
+
+struct SliceParams {
+  int32_t n;  // entries of starts/ends/axes/steps
+  int64_t starts[kR], ends[kR], axes[kR], steps[kR];
+};
+
+bool constInts(const ir::Node& n, size_t i, std::vector<int64_t>* v) {
+  const ir::Value* x = n.input(i);
+  if (x == nullptr) return true;
+  if (!x->isInitializer()) return false;
+  *v = x->initializer()->toInt64Vector();
+  return true;
+}
+
+void addSlice(runtime::Kernels& k) {
+  runtime::Kernel c = movementKernel("slice_strided_copy", "Slice");
+  c.supports = [](const ir::Node& n, const Types& t) {
+    if (t.empty() || !movable(t[0])) return false;
+    const int64_t r = int64_t(t[0].shape.rank());
+    std::vector<int64_t> starts, ends, axes, steps;
+    if (n.input(1) == nullptr || n.input(2) == nullptr) return false;
+    if (!constInts(n, 1, &starts) || !constInts(n, 2, &ends) || !constInts(n, 3, &axes) || !constInts(n, 4, &steps))
+      return false;
+    const size_t m = starts.size();
+    if (ends.size() != m || m > size_t(r) || (n.input(3) && axes.size() != m) || (n.input(4) && steps.size() != m))
+      return false;
+    std::vector<bool> seen(size_t(r), false);
+    for (size_t i = 0; i < m; ++i) {
+      const int64_t ax = n.input(3) ? axes[i] : int64_t(i);
+      if (!axisInRange(ax, r) || seen[size_t(normAxis(ax, r))]) return false;
+      seen[size_t(normAxis(ax, r))] = true;
+      if (n.input(4) && (steps[i] == 0 || steps[i] == std::numeric_limits<int64_t>::min())) return false;
+    }
+    return true;
+  };
+  c.prepare = [](const runtime::PrepareInfo& info, runtime::Prepared* p) {
+    const ir::Node& n = *info.node;
+    const int64_t r = int64_t(info.minTypes[0].shape.rank());
+    std::vector<int64_t> starts, ends, axes, steps;
+    constInts(n, 1, &starts);
+    constInts(n, 2, &ends);
+    constInts(n, 3, &axes);
+    constInts(n, 4, &steps);
+    SliceParams q{};
+    q.n = int32_t(starts.size());
+    for (size_t i = 0; i < starts.size(); ++i) {
+      q.starts[i] = starts[i];
+      q.ends[i] = ends[i];
+      q.axes[i] = normAxis(n.input(3) ? axes[i] : int64_t(i), r);
+      q.steps[i] = n.input(4) ? steps[i] : 1;
+    }
+    p->setParams(q);
+  };
+  c.run = [](const StepArgs& a) {
+    const SliceParams& q = a.paramsAs<SliceParams>();
+    const runtime::TensorView& x = a.in(0);
+    runtime::TensorView& y = a.out(0);
+    if (y.numel() == 0) return;
+    int64_t xs[kR], start[kR], step[kR];
+    denseStrides(x, xs);
+    for (int i = 0; i < x.rank; ++i) start[i] = 0, step[i] = 1;
+    // The reference's clamping: [0, dim] for positive steps, [-1, dim - 1] for negative ones.
+    for (int i = 0; i < q.n; ++i) {
+      const int ax = int(q.axes[i]);
+      const int64_t dim = x.dims[ax];
+      int64_t s = q.starts[i];
+      if (s < 0) s += dim;
+      s = q.steps[i] > 0 ? std::clamp<int64_t>(s, 0, dim) : std::clamp<int64_t>(s, 0, dim - 1);
+      start[ax] = s;
+      step[ax] = q.steps[i];
+    }
+    StridedCopyDesc d;
+    d.elementBytes = elementBytes(x.dtype);
+    d.rank = y.rank;
+    denseStrides(y, d.dstStrides);
+    int64_t origin = 0;
+    for (int i = 0; i < y.rank; ++i) {
+      d.dims[i] = y.dims[i];
+      d.srcStrides[i] = step[i] * xs[i];
+      origin += start[i] * xs[i];
+    }
+    d.src = byteAt(static_cast<const void*>(x.data), origin, d.elementBytes);
+    d.dst = y.data;
+    launchStridedCopy(runtimeOf(a), streamOf(a), d);
+  };
+  k.add(std::move(c));
+}
+
+// ---- Gather ---------------------------------------------------------------------------
+
+void addGather(runtime::Kernels& k) {
+  runtime::Kernel c = movementKernel("gather_gridstride", "Gather");
+  c.supports = [](const ir::Node& n, const Types& t) {
+    if (t.size() < 2 || !movable(t[0]) || t[0].shape.rank() < 1) return false;
+    if (t[1].dtype != DataType::kI64 && t[1].dtype != DataType::kI32) return false;
+    return axisInRange(n.attrs().getInt("axis", 0), int64_t(t[0].shape.rank()));
+  };
+  c.prepare = [](const runtime::PrepareInfo& info, runtime::Prepared* p) {
+    p->setParams(AxisParams{info.node->attrs().getInt("axis", 0)});
+  };
+  c.run = [](const StepArgs& a) {
+    const runtime::TensorView& x = a.in(0);
+    const int axis = normAxis(a.paramsAs<AxisParams>().axis, x.rank);
+    GatherDesc d;
+    d.elementBytes = elementBytes(x.dtype);
+    d.index64 = a.in(1).dtype == DataType::kI64;
+    d.data = x.data;
+    d.index = a.in(1).data;
+    d.out = a.out(0).data;
+    d.outer = 1;
+    d.inner = 1;
+    for (int i = 0; i < axis; ++i) d.outer *= x.dims[i];
+    for (int i = axis + 1; i < x.rank; ++i) d.inner *= x.dims[i];
+    d.axisLen = x.dims[axis];
+    d.indices = a.in(1).numel();
+    launchGather(runtimeOf(a), streamOf(a), d);
+  };
+  k.add(std::move(c));
+}
+
+// ---- Pad (constant) -------------------------------------------------------------------
+
+struct PadParams {
+  int32_t n;              // entries of axes (pads holds 2n)
+  int64_t axes[kR];
+  int64_t pads[2 * kR];   // begins then ends
+  uint64_t valueBits;     // the constant's bytes
+};
+
+void addPad(runtime::Kernels& k) {
+  runtime::Kernel c = movementKernel("pad_constant_fill_copy", "Pad");
+  c.supports = [](const ir::Node& n, const Types& t) {
+    if (t.size() < 2 || !movable(t[0])) return false;
+    if (n.attrs().getString("mode", "constant") != "constant") return false;
+    const int64_t r = int64_t(t[0].shape.rank());
+    std::vector<int64_t> pads, axes;
+    if (n.input(1) == nullptr || !constInts(n, 1, &pads) || !constInts(n, 3, &axes)) return false;
+    if (n.input(2) != nullptr) {
+      if (!n.input(2)->isInitializer() || n.input(2)->initializer()->numel() != 1 ||
+          n.input(2)->initializer()->dtype() != t[0].dtype)
+        return false;
+    }
+    const size_t m = n.input(3) ? axes.size() : size_t(r);
+    if (pads.size() != 2 * m || m > size_t(r)) return false;
+    std::vector<bool> seen(size_t(r), false);
+    for (size_t i = 0; i < m; ++i) {
+      const int64_t ax = n.input(3) ? axes[i] : int64_t(i);
+      if (!axisInRange(ax, r) || seen[size_t(normAxis(ax, r))]) return false;
+      seen[size_t(normAxis(ax, r))] = true;
+    }
+    return true;
+  };
+  c.prepare = [](const runtime::PrepareInfo& info, runtime::Prepared* p) {
+    const ir::Node& n = *info.node;
+    const int64_t r = int64_t(info.minTypes[0].shape.rank());
+    std::vector<int64_t> pads, axes;
+    constInts(n, 1, &pads);
+    constInts(n, 3, &axes);
+    PadParams q{};
+    q.n = int32_t(pads.size() / 2);
+    for (int i = 0; i < q.n; ++i) {
+      q.axes[i] = normAxis(n.input(3) ? axes[size_t(i)] : i, r);
+      q.pads[i] = pads[size_t(i)];
+      q.pads[q.n + i] = pads[size_t(q.n + i)];
+    }
+    if (n.input(2) != nullptr) {
+      const ir::Tensor& v = *n.input(2)->initializer();
+      std::memcpy(&q.valueBits, v.raw(), std::min<size_t>(v.nbytes(), sizeof q.valueBits));
+    }
+    p->setParams(q);
+  };
+  c.run = [](const StepArgs& a) {
+    const PadParams& q = a.paramsAs<PadParams>();
+    const runtime::TensorView& x = a.in(0);
+    runtime::TensorView& y = a.out(0);
+    if (y.numel() == 0) return;
+    const int bytes = elementBytes(x.dtype);
+    launchFill(runtimeOf(a), streamOf(a), bytes, y.data, y.numel(), q.valueBits);
+    int64_t begin[kR] = {};
+    for (int i = 0; i < q.n; ++i) begin[q.axes[i]] = q.pads[i];
+    // The part of X that lands inside Y (negative pads crop): per dim the output range
+    // [lo, hi) reads input index o - begin.
+    StridedCopyDesc d;
+    d.elementBytes = bytes;
+    d.rank = y.rank;
+    int64_t xs[kR];
+    denseStrides(x, xs);
+    denseStrides(y, d.dstStrides);
+    int64_t srcOrigin = 0, dstOrigin = 0;
+    for (int i = 0; i < y.rank; ++i) {
+      const int64_t lo = std::max<int64_t>(0, begin[i]);
+      const int64_t hi = std::min<int64_t>(y.dims[i], begin[i] + x.dims[i]);
+      d.dims[i] = std::max<int64_t>(0, hi - lo);
+      d.srcStrides[i] = xs[i];
+      srcOrigin += (lo - begin[i]) * xs[i];
+      dstOrigin += lo * d.dstStrides[i];
+    }
+    bool empty = false;
+    for (int i = 0; i < y.rank; ++i) empty = empty || d.dims[i] == 0;
+    if (empty || x.numel() == 0) return;
+    d.src = byteAt(static_cast<const void*>(x.data), srcOrigin, bytes);
+    d.dst = byteAt(y.data, dstOrigin, bytes);
+    launchStridedCopy(runtimeOf(a), streamOf(a), d);
+  };
+  k.add(std::move(c));
+}
+
+}  // namespace
+
+void addMovementKernels(runtime::Kernels& k) {
+  addTranspose(k);
+  addConcat(k);
+  addSplit(k);
+  addSlice(k);
+  addGather(k);
+  addPad(k);
+}
+
+}  // namespace anvil::cuda::tactics

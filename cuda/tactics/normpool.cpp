@@ -1,0 +1,291 @@
+// The CUDA tactics of the normalizations, softmax forms, reductions and pools, f32 (kernels in
+// cuda/kernels/norm.cuh and pool.cuh, launchers in cuda/normpool.h): LayerNormalization,
+// Softmax, LogSoftmax, ReduceSum/Mean/Max/Min, MaxPool, AveragePool, GlobalAveragePool,
+// GlobalMaxPool. Extents are read from the tensors at run(); params hold attributes only.
+#include <algorithm>
+#include <cstring>
+
+#include "cuda/normpool.h"
+#include "cuda/tactics/tactic_util.h"
+#include "cuda/tactics/tactics.h"
+
+namespace anvil::cuda::tactics {
+
+namespace {
+
+using runtime::StepArgs;
+using Types = std::vector<ir::TensorType>;
+
+bool isF32(const ir::TensorType& t) { return t.dtype == DataType::kF32 && t.shape.rankKnown(); }
+
+int normAxis(int64_t axis, int64_t rank) { return int(axis < 0 ? axis + rank : axis); }
+bool axisInRange(int64_t axis, int64_t rank) { return axis >= -rank && axis < rank; }
+
+// Dense row-major element count of dims [from, to).
+int64_t prodOf(const runtime::TensorView& t, int from, int to) {
+  int64_t p = 1;
+  for (int i = from; i < to; ++i) p *= t.dims[i];
+  return p;
+}
+
+// ---- LayerNormalization --------------------------------------------------------------
+
+struct LayerNormParams {
+  int64_t axis;
+  float epsilon;
+  int32_t hasBias;
+};
+
+// Scale and bias must be the trailing dims of X from `axis` (leading 1s allowed): one value per
+// column of the normalized row; other broadcasts (per row, scalar) are refused.
+bool rowParam(const ir::TensorType& p, const ir::TensorType& x, int axis) {
+  if (!isF32(p)) return false;
+  const size_t rx = x.shape.rank(), rp = p.shape.rank();
+  if (rp > rx) return false;
+  for (size_t i = 0; i < rp; ++i) {
+    const ir::Dim& pd = p.shape[rp - 1 - i];
+    const size_t xi = rx - 1 - i;
+    if (int(xi) < axis) {
+      if (!(pd.isStatic() && pd.value() == 1)) return false;
+    } else if (!(pd == x.shape[xi])) {
+      return false;
+    }
+  }
+  // Every normalized dim must be covered (a shorter param would broadcast over columns).
+  return rp >= rx - size_t(axis) || x.shape.rank() == 0;
+}
+
+void addLayerNorm(runtime::Kernels& k) {
+  runtime::Kernel c = cudaKernel("f32_layernorm_row_block256", "LayerNormalization");
+  c.supports = [](const ir::Node& n, const Types& t) {
+    if (t.size() < 2 || n.numOutputs() != 1 || !isF32(t[0]) || t[0].shape.rank() < 1) return false;
+    const int64_t rank = int64_t(t[0].shape.rank());
+    const int64_t axis = n.attrs().getInt("axis", -1);
+    if (!axisInRange(axis, rank)) return false;
+    const int a = normAxis(axis, rank);
+    if (!rowParam(t[1], t[0], a)) return false;
+    return t.size() < 3 || t[2].dtype == DataType::kUndefined || rowParam(t[2], t[0], a);
+  };
+  c.prepare = [](const runtime::PrepareInfo& info, runtime::Prepared* p) {
+    const ir::Node& n = *info.node;
+    LayerNormParams q{n.attrs().getInt("axis", -1), n.attrs().getFloat("epsilon", 1e-5f),
+                      n.input(2) != nullptr ? 1 : 0};
+    p->setParams(q);
+  };
+  c.run = [](const StepArgs& a) {
+    const LayerNormParams& q = a.paramsAs<LayerNormParams>();
+    const runtime::TensorView& x = a.in(0);
+    const int axis = normAxis(q.axis, x.rank);
+    const int64_t rows = prodOf(x, 0, axis), cols = prodOf(x, axis, x.rank);
+    if (a.in(1).numel() != cols) a.fail("LayerNormalization: Scale must hold one value per normalized column");
+    const float* bias = q.hasBias && a.hasInput(2) ? a.in(2).as<float>() : nullptr;
+    if (bias && a.in(2).numel() != cols) a.fail("LayerNormalization: B must hold one value per normalized column");
+    launchLayerNorm(runtimeOf(a), streamOf(a), x.as<float>(), a.in(1).as<float>(), bias, a.out(0).as<float>(), rows,
+                    cols, q.epsilon);
+  };
+  k.add(std::move(c));
+}
+
+// ---- Softmax, LogSoftmax -------------------------------------------------------------
+
+struct AxisParams {
+  int64_t axis;
+};
+
+void addSoftmax(runtime::Kernels& k, const char* name, const char* op, bool log) {
+  runtime::Kernel c = cudaKernel(name, op);
+  c.supports = [](const ir::Node& n, const Types& t) {
+    if (t.empty() || !isF32(t[0]) || t[0].shape.rank() < 1) return false;
+    return axisInRange(n.attrs().getInt("axis", -1), int64_t(t[0].shape.rank()));
+  };
+  c.prepare = [](const runtime::PrepareInfo& info, runtime::Prepared* p) {
+    p->setParams(AxisParams{info.node->attrs().getInt("axis", -1)});
+  };
+  c.run = [log](const StepArgs& a) {
+    const runtime::TensorView& x = a.in(0);
+    const int axis = normAxis(a.paramsAs<AxisParams>().axis, x.rank);
+    launchSoftmaxAxis(runtimeOf(a), streamOf(a), log, x.as<float>(), a.out(0).as<float>(), prodOf(x, 0, axis),
+                      x.dims[axis], prodOf(x, axis + 1, x.rank));
+  };
+  k.add(std::move(c));
+}
+
+// ---- ReduceSum, ReduceMean, ReduceMax, ReduceMin ---------------------------------------
+
+struct ReduceParams {
+  int32_t numAxes;  // -1: every axis (axes absent or empty); -2: identity (empty with noop)
+  int64_t axes[runtime::kMaxRank];
+};
+
+void addReduce(runtime::Kernels& k, const char* name, const char* op, ReduceKind kind) {
+  runtime::Kernel c = cudaKernel(name, op);
+  c.supports = [](const ir::Node& n, const Types& t) {
+    if (t.empty() || !isF32(t[0]) || t[0].shape.rank() > size_t(runtime::kMaxRank)) return false;
+    if (n.numInputs() < 2 || n.input(1) == nullptr) return true;
+    const ir::Value* axes = n.input(1);
+    if (!axes->isInitializer()) return false;  // axes computed at run time: the CPU serves it
+    const std::vector<int64_t> v = axes->initializer()->toInt64Vector();
+    const int64_t rank = int64_t(t[0].shape.rank());
+    std::vector<bool> seen(size_t(rank), false);
+    for (int64_t ax : v) {
+      if (!axisInRange(ax, rank) || seen[size_t(normAxis(ax, rank))]) return false;
+      seen[size_t(normAxis(ax, rank))] = true;
+    }
+    return true;
+  };
+  c.prepare = [](const runtime::PrepareInfo& info, runtime::Prepared* p) {
+    const ir::Node& n = *info.node;
+    ReduceParams q{};
+    std::vector<int64_t> axes;
+    if (n.input(1) != nullptr) axes = n.input(1)->initializer()->toInt64Vector();
+    q.numAxes = int32_t(axes.size());
+    if (axes.empty()) q.numAxes = n.attrs().getInt("noop_with_empty_axes", 0) != 0 ? -2 : -1;
+    for (size_t i = 0; i < axes.size(); ++i) q.axes[i] = axes[i];
+    p->setParams(q);
+  };
+  c.run = [kind](const StepArgs& a) {
+    const ReduceParams& q = a.paramsAs<ReduceParams>();
+    const runtime::TensorView& x = a.in(0);
+    runtime::TensorView& y = a.out(0);
+    if (q.numAxes == -2) {  // the input unchanged, as the reference
+      if (x.bytes() != y.bytes()) a.fail("Reduce with no axes and noop_with_empty_axes: output size differs");
+      if (x.bytes()) runtimeOf(a).copyAsync(y.data, x.data, x.bytes(), CopyKind::kDeviceToDevice, streamOf(a));
+      return;
+    }
+    uint32_t mask = q.numAxes == -1 ? (1u << x.rank) - 1u : 0u;
+    for (int i = 0; i < q.numAxes; ++i) mask |= 1u << normAxis(q.axes[i], x.rank);
+    launchReduce(runtimeOf(a), streamOf(a), kind, x.as<float>(), y.as<float>(), x.rank, x.dims, mask);
+  };
+  k.add(std::move(c));
+}
+
+// ---- GlobalAveragePool, GlobalMaxPool -------------------------------------------------
+
+void addGlobalPool(runtime::Kernels& k, const char* name, const char* op, ReduceKind kind) {
+  runtime::Kernel c = cudaKernel(name, op);
+  c.supports = [](const ir::Node&, const Types& t) {
+    if (t.empty() || !isF32(t[0])) return false;
+    const size_t r = t[0].shape.rank();
+    if (r < 3 || r > size_t(runtime::kMaxRank)) return false;
+    // An empty spatial extent averages to 0 in the reference but to NaN as a mean: refused.
+    for (size_t i = 2; i < r; ++i)
+      if (!t[0].shape[i].isStatic() || t[0].shape[i].value() == 0) return false;
+    return true;
+  };
+  c.run = [kind](const StepArgs& a) {
+    const runtime::TensorView& x = a.in(0);
+    const uint32_t mask = ((1u << x.rank) - 1u) & ~3u;
+    launchReduce(runtimeOf(a), streamOf(a), kind, x.as<float>(), a.out(0).as<float>(), x.rank, x.dims, mask);
+  };
+  k.add(std::move(c));
+}
+
+// ---- MaxPool, AveragePool (2-D) -------------------------------------------------------
+
+struct PoolParams {
+  int32_t kernel[2], strides[2], dilations[2], pads[4];
+  int32_t autoPad;  // 0 explicit pads, 1 VALID, 2 SAME_UPPER, 3 SAME_LOWER
+  int32_t countIncludePad;
+};
+
+int autoPadOf(const std::string& s) {
+  if (s == "NOTSET") return 0;
+  if (s == "VALID") return 1;
+  if (s == "SAME_UPPER") return 2;
+  if (s == "SAME_LOWER") return 3;
+  return -1;
+}
+
+bool intsFit(const std::vector<int64_t>& v, size_t n, int64_t lo) {
+  if (v.size() != n) return false;
+  for (int64_t x : v)
+    if (x < lo || x > (1 << 20)) return false;
+  return true;
+}
+
+void addPool(runtime::Kernels& k, const char* name, const char* op, bool max) {
+  runtime::Kernel c = cudaKernel(name, op);
+  c.supports = [max](const ir::Node& n, const Types& t) {
+    if (t.empty() || !isF32(t[0]) || t[0].shape.rank() != 4 || n.numOutputs() != 1) return false;
+    const ir::Attributes& at = n.attrs();
+    if (autoPadOf(at.getString("auto_pad", "NOTSET")) < 0) return false;
+    if (!intsFit(at.getInts("kernel_shape"), 2, 1)) return false;
+    if (at.has("strides") && !intsFit(at.getInts("strides"), 2, 1)) return false;
+    if (at.has("dilations") && !intsFit(at.getInts("dilations"), 2, 1)) return false;
+    if (at.has("pads") && !intsFit(at.getInts("pads"), 4, 0)) return false;
+    if (max && at.getInt("storage_order", 0) != 0) return false;
+    return true;
+  };
+  c.prepare = [](const runtime::PrepareInfo& info, runtime::Prepared* p) {
+    const ir::Attributes& at = info.node->attrs();
+    PoolParams q{};
+    const std::vector<int64_t> ks = at.getInts("kernel_shape");
+    const std::vector<int64_t> st = at.getInts("strides", {1, 1});
+    const std::vector<int64_t> dl = at.getInts("dilations", {1, 1});
+    const std::vector<int64_t> pd = at.getInts("pads", {0, 0, 0, 0});
+    for (int i = 0; i < 2; ++i) {
+      q.kernel[i] = int32_t(ks[size_t(i)]);
+      q.strides[i] = int32_t(st[size_t(i)]);
+      q.dilations[i] = int32_t(dl[size_t(i)]);
+    }
+    for (int i = 0; i < 4; ++i) q.pads[i] = int32_t(pd[size_t(i)]);
+    q.autoPad = autoPadOf(at.getString("auto_pad", "NOTSET"));
+    q.countIncludePad = at.getInt("count_include_pad", 0) != 0 ? 1 : 0;
+    p->setParams(q);
+  };
+  c.run = [max](const StepArgs& a) {
+    const PoolParams& q = a.paramsAs<PoolParams>();
+    const runtime::TensorView& x = a.in(0);
+    const runtime::TensorView& y = a.out(0);
+    Pool2dDesc d;
+    d.max = max;
+    d.x = x.as<float>();
+    d.y = y.as<float>();
+    d.n = x.dims[0];
+    d.c = x.dims[1];
+    d.h = x.dims[2];
+    d.w = x.dims[3];
+    d.oh = y.dims[2];
+    d.ow = y.dims[3];
+    d.kh = q.kernel[0];
+    d.kw = q.kernel[1];
+    d.sh = q.strides[0];
+    d.sw = q.strides[1];
+    d.dh = q.dilations[0];
+    d.dw = q.dilations[1];
+    d.countIncludePad = q.countIncludePad != 0;
+    int begin[2] = {q.pads[0], q.pads[1]};
+    if (q.autoPad == 1) begin[0] = begin[1] = 0;
+    if (q.autoPad >= 2) {  // SAME: out = ceil(in / stride), the odd pad at the end (UPPER) or begin
+      const int64_t in[2] = {d.h, d.w};
+      for (int i = 0; i < 2; ++i) {
+        const int64_t out = (in[i] + q.strides[i] - 1) / q.strides[i];
+        const int64_t dk = int64_t(q.kernel[i] - 1) * q.dilations[i] + 1;
+        const int64_t total = std::max<int64_t>(0, (out - 1) * q.strides[i] + dk - in[i]);
+        begin[i] = int(q.autoPad == 2 ? total / 2 : total - total / 2);
+      }
+    }
+    d.padTop = begin[0];
+    d.padLeft = begin[1];
+    launchPool2d(runtimeOf(a), streamOf(a), d);
+  };
+  k.add(std::move(c));
+}
+
+}  // namespace
+
+void addNormPoolKernels(runtime::Kernels& k) {
+  addLayerNorm(k);
+  addSoftmax(k, "f32_softmax_block256", "Softmax", false);
+  addSoftmax(k, "f32_log_softmax_block256", "LogSoftmax", true);
+  addReduce(k, "f32_reduce_sum", "ReduceSum", ReduceKind::kSum);
+  addReduce(k, "f32_reduce_mean", "ReduceMean", ReduceKind::kMean);
+  addReduce(k, "f32_reduce_max", "ReduceMax", ReduceKind::kMax);
+  addReduce(k, "f32_reduce_min", "ReduceMin", ReduceKind::kMin);
+  addGlobalPool(k, "f32_global_average_pool", "GlobalAveragePool", ReduceKind::kMean);
+  addGlobalPool(k, "f32_global_max_pool", "GlobalMaxPool", ReduceKind::kMax);
+  addPool(k, "f32_maxpool2d_gridstride256", "MaxPool", true);
+  addPool(k, "f32_avgpool2d_gridstride256", "AveragePool", false);
+}
+
+}  // namespace anvil::cuda::tactics

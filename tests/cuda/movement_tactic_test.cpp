@@ -1,0 +1,186 @@
+// The CUDA tactics of cuda/tactics/movement.cpp against the reference interpreter on the sim
+// runtime: Transpose, Concat, Split, Slice, Gather and Pad over elements of 1, 2, 4 and 8
+// bytes, odd shapes, negative axes and steps, empty tensors, and what supports() refuses.
+#include <limits>
+
+#include "normmove_test_util.h"
+
+namespace anvil::cuda::testing {
+namespace {
+
+using Dims = std::vector<int64_t>;
+const DataType kTypes[] = {DataType::kF32, DataType::kF16, DataType::kI64, DataType::kU8, DataType::kBool,
+                           DataType::kI32};
+
+ir::Tensor data(DataType t, const Dims& d, uint32_t seed) {
+  return randomTensor(t, d, seed, 0, t == DataType::kBool ? 2 : 100);
+}
+std::string str(const Dims& d) { return ir::Shape::fromExtents(d).str(); }
+
+TEST(CudaMovementTactic, TransposeEveryPermAndDtype) {
+  struct C {
+    Dims x;
+    std::optional<Dims> perm;
+  };
+  const std::vector<C> cases = {{{7, 17}, Dims{1, 0}},          {{2, 3, 4, 5}, Dims{0, 2, 1, 3}},
+                                {{2, 3, 4, 5}, Dims{3, 1, 0, 2}}, {{2, 3, 4}, std::nullopt},
+                                {{1, 7, 1, 17}, Dims{2, 3, 0, 1}}, {{2, 1, 3, 2, 1, 3}, Dims{5, 4, 3, 2, 1, 0}},
+                                {{0, 3}, Dims{1, 0}},          {{63}, Dims{0}},
+                                {{4, 5}, Dims{-1, -2}}};
+  uint32_t seed = 1;
+  for (DataType t : kTypes)
+    for (const C& c : cases) {
+      ir::Attributes at;
+      if (c.perm) at.set("perm", *c.perm);
+      expectMatches(oneNode("Transpose", {input("x", data(t, c.x, seed++))}, at), "transpose_strided_copy", 0, 0,
+                    std::string("Transpose ") + ir::dtypeName(t) + " " + str(c.x));
+    }
+  // Rank 7 and strings stay on the CPU.
+  EXPECT_FALSE(supportedBy(oneNode("Transpose", {input("x", data(DataType::kF32, {1, 2, 1, 2, 1, 2, 1}, 1))}).node(),
+                           "transpose_strided_copy"));
+}
+
+TEST(CudaMovementTactic, ConcatAxesAndDtypes) {
+  uint32_t seed = 100;
+  for (DataType t : kTypes) {
+    const std::pair<int64_t, std::vector<Dims>> cases[] = {
+        {0, {{1, 17}, {7, 17}, {3, 17}}},
+        {1, {{2, 3, 5}, {2, 1, 5}, {2, 0, 5}, {2, 7, 5}}},
+        {-1, {{3, 4, 1}, {3, 4, 63}}},
+        {-2, {{7, 2}}}};
+    for (const auto& [axis, shapes] : cases) {
+      ir::Attributes at;
+      at.set("axis", axis);
+      std::vector<Arg> args;
+      for (size_t i = 0; i < shapes.size(); ++i) args.push_back(input("x" + std::to_string(i), data(t, shapes[i], seed++)));
+      expectMatches(oneNode("Concat", args, at), "concat_strided_copy", 0, 0,
+                    std::string("Concat ") + ir::dtypeName(t) + " axis " + std::to_string(axis));
+    }
+  }
+  // A constant input is fine (it is uploaded like any other).
+  ir::Attributes at;
+  at.set("axis", int64_t(0));
+  expectMatches(oneNode("Concat", {input("a", data(DataType::kI64, {2, 3}, 1)), constant("b", data(DataType::kI64, {1, 3}, 2))},
+                        at),
+                "concat_strided_copy", 0, 0, "Concat with a constant");
+}
+
+TEST(CudaMovementTactic, SplitSizesEqualChunksAndAxes) {
+  uint32_t seed = 200;
+  for (DataType t : kTypes) {
+    ir::Attributes a1;
+    a1.set("axis", int64_t(1));
+    expectMatches(oneNode("Split", {input("x", data(t, {3, 17, 2}, seed++)), constant("s", ints({5, 0, 12}))}, a1, 3),
+                  "split_strided_copy", 0, 0, std::string("Split sizes ") + ir::dtypeName(t));
+    ir::Attributes a2;
+    a2.set("axis", int64_t(-1));
+    expectMatches(oneNode("Split", {input("x", data(t, {2, 7}, seed++))}, a2, 3), "split_strided_copy", 0, 0,
+                  std::string("Split equal chunks ") + ir::dtypeName(t));
+    expectMatches(oneNode("Split", {input("x", data(t, {6, 5}, seed++))}, {}, 2), "split_strided_copy", 0, 0,
+                  std::string("Split axis 0 ") + ir::dtypeName(t));
+  }
+  EXPECT_FALSE(supportedBy(
+      oneNode("Split", {input("x", data(DataType::kF32, {4, 4}, 1)), input("s", ints({2, 2}))}, {}, 2).node(),
+      "split_strided_copy"));
+}
+
+TEST(CudaMovementTactic, SliceStartsEndsAxesSteps) {
+  constexpr int64_t kMax = std::numeric_limits<int64_t>::max(), kMin = std::numeric_limits<int64_t>::min();
+  struct C {
+    Dims x, starts, ends;
+    std::optional<Dims> axes, steps;
+  };
+  const std::vector<C> cases = {
+      {{7, 17}, {1, 2}, {5, 15}, std::nullopt, std::nullopt},
+      {{7, 17}, {-3}, {kMax}, Dims{1}, std::nullopt},
+      {{7, 17}, {kMax, -1}, {kMin, 0}, Dims{0, -1}, Dims{-1, -3}},
+      {{2, 3, 63}, {0, 60}, {2, 3}, Dims{0, 2}, Dims{1, -7}},
+      {{2, 3, 63}, {1}, {kMax}, Dims{2}, Dims{5}},
+      {{5, 6}, {3}, {1}, Dims{0}, std::nullopt},   // empty
+      {{5, 6}, {-100}, {100}, Dims{1}, Dims{2}},
+      {{1}, {0}, {1}, std::nullopt, std::nullopt},
+      {{0, 4}, {0}, {2}, Dims{1}, std::nullopt}};
+  uint32_t seed = 300;
+  for (DataType t : {DataType::kF32, DataType::kI64, DataType::kU8, DataType::kF16}) {
+    for (const C& c : cases) {
+      std::vector<Arg> args = {input("x", data(t, c.x, seed++)), constant("starts", ints(c.starts)),
+                               constant("ends", ints(c.ends))};
+      if (c.axes || c.steps) args.push_back(c.axes ? constant("axes", ints(*c.axes)) : omitted());
+      if (c.steps) args.push_back(constant("steps", ints(*c.steps)));
+      expectMatches(oneNode("Slice", args), "slice_strided_copy", 0, 0,
+                    std::string("Slice ") + ir::dtypeName(t) + " " + str(c.x) + " starts " + str(c.starts));
+    }
+  }
+  EXPECT_FALSE(supportedBy(oneNode("Slice", {input("x", data(DataType::kF32, {4, 4}, 1)), input("s", ints({1})),
+                                             constant("e", ints({3}))})
+                               .node(),
+                           "slice_strided_copy"));
+}
+
+TEST(CudaMovementTactic, GatherAxesIndexTypesAndNegatives) {
+  uint32_t seed = 400;
+  for (DataType t : kTypes) {
+    for (DataType it : {DataType::kI64, DataType::kI32}) {
+      struct C {
+        Dims x;
+        int64_t axis;
+        Dims idxDims;
+        std::vector<int64_t> idx;
+      };
+      const C cases[] = {{{10, 8}, 0, {2, 3}, {0, 9, -1, -10, 3, 3}},
+                         {{3, 7, 5}, 1, {4}, {6, -7, 2, 0}},
+                         {{3, 7, 5}, -1, {}, {-2}},
+                         {{17}, 0, {1, 1}, {16}},
+                         {{4, 6}, 1, {0}, {}}};
+      for (const C& c : cases) {
+        ir::Tensor idx(it, c.idxDims);
+        for (size_t i = 0; i < c.idx.size(); ++i) idx.setDouble(int64_t(i), double(c.idx[i]));
+        ir::Attributes at;
+        at.set("axis", c.axis);
+        expectMatches(oneNode("Gather", {input("x", data(t, c.x, seed++)), input("i", idx)}, at), "gather_gridstride",
+                      0, 0,
+                      std::string("Gather ") + ir::dtypeName(t) + " by " + ir::dtypeName(it) + " " + str(c.x) +
+                          " axis " + std::to_string(c.axis));
+      }
+    }
+  }
+  // BERT's embedding lookup: a constant table by runtime ids.
+  expectMatches(oneNode("Gather", {constant("table", data(DataType::kF32, {30, 16}, 9)),
+                                   input("ids", ir::Tensor::fromVector<int64_t>(DataType::kI64, {1, 7}, {1, 5, 29, 0, 3, 3, 7}))}),
+                "gather_gridstride", 0, 0, "Gather embedding");
+}
+
+TEST(CudaMovementTactic, PadConstantValuesAxesAndCrops) {
+  struct C {
+    Dims x, pads;
+    std::optional<Dims> axes;
+  };
+  const std::vector<C> cases = {{{3, 5}, {1, 2, 0, 3}, std::nullopt},
+                                {{2, 3, 7}, {0, 1, 2, 1, 0, 3}, std::nullopt},
+                                {{2, 3, 7}, {2, -3}, Dims{-1}},
+                                {{4, 6}, {-1, -2, -1, 1}, std::nullopt},
+                                {{1}, {0, 0}, std::nullopt},
+                                {{0, 3}, {1, 0, 1, 0}, std::nullopt}};
+  uint32_t seed = 500;
+  for (DataType t : {DataType::kF32, DataType::kI64, DataType::kU8, DataType::kF16}) {
+    for (const C& c : cases) {
+      ir::Tensor value(t, {});
+      value.setDouble(0, 7);
+      std::vector<Arg> args = {input("x", data(t, c.x, seed++)), constant("pads", ints(c.pads)), constant("v", value)};
+      if (c.axes) args.push_back(constant("axes", ints(*c.axes)));
+      expectMatches(oneNode("Pad", args), "pad_constant_fill_copy", 0, 0,
+                    std::string("Pad ") + ir::dtypeName(t) + " " + str(c.x) + " pads " + str(c.pads));
+    }
+  }
+  // No value: zeros.
+  expectMatches(oneNode("Pad", {input("x", data(DataType::kF32, {3, 3}, 1)), constant("pads", ints({1, 1, 1, 1}))}),
+                "pad_constant_fill_copy", 0, 0, "Pad zeros");
+  ir::Attributes refl;
+  refl.set("mode", std::string("reflect"));
+  EXPECT_FALSE(supportedBy(
+      oneNode("Pad", {input("x", data(DataType::kF32, {3, 3}, 1)), constant("pads", ints({1, 1, 1, 1}))}, refl).node(),
+      "pad_constant_fill_copy"));
+}
+
+}  // namespace
+}  // namespace anvil::cuda::testing

@@ -1,0 +1,216 @@
+// The CUDA tactics of cuda/tactics/normpool.cpp against the reference interpreter on the sim
+// runtime: LayerNormalization, Softmax, LogSoftmax, ReduceSum/Mean/Max/Min, MaxPool,
+// AveragePool and the global pools on odd shapes, every attribute form they claim, negative
+// axes, empty tensors, and what supports() refuses.
+#include <limits>
+
+#include "normmove_test_util.h"
+
+namespace anvil::cuda::testing {
+namespace {
+
+using Dims = std::vector<int64_t>;
+ir::Tensor f32(const Dims& d, uint32_t seed, double lo = -2, double hi = 2) {
+  return randomTensor(DataType::kF32, d, seed, lo, hi);
+}
+
+// ---- LayerNormalization ----
+
+TEST(CudaNormPoolTactic, LayerNormRowsOddShapesBiasAndAxes) {
+  struct C {
+    Dims x;
+    int64_t axis;
+    Dims scale;
+    bool bias;
+  };
+  const C cases[] = {{{1, 1}, -1, {1}, true},     {{7, 17}, -1, {17}, true},     {{3, 5, 63}, -1, {63}, false},
+                     {{2, 300}, 1, {300}, true},  {{3, 5, 7}, 1, {5, 7}, true},   {{3, 5, 7}, -2, {1, 5, 7}, false},
+                     {{4, 1}, 0, {4, 1}, true},   {{2, 3, 600}, 2, {600}, true}};
+  uint32_t seed = 1;
+  for (const C& c : cases) {
+    ir::Attributes at;
+    at.set("axis", c.axis);
+    at.set("epsilon", 1e-3f);
+    std::vector<Arg> args = {input("x", f32(c.x, seed++, 1, 5)), constant("scale", f32(c.scale, seed++))};
+    if (c.bias) args.push_back(constant("bias", f32(c.scale, seed++)));
+    const OneNode o = oneNode("LayerNormalization", args, at);
+    expectMatches(o, "f32_layernorm_row_block256", 2e-5, 2e-5, "LayerNorm " + ir::Shape::fromExtents(c.x).str());
+  }
+}
+
+TEST(CudaNormPoolTactic, LayerNormScaleAsRuntimeInputAndEmptyRows) {
+  const OneNode o = oneNode("LayerNormalization", {input("x", f32({0, 17}, 3)), input("s", f32({17}, 4))});
+  expectMatches(o, "f32_layernorm_row_block256", 1e-5, 1e-5, "LayerNorm [0,17]");
+  const OneNode p = oneNode("LayerNormalization", {input("x", f32({5, 17}, 3)), input("s", f32({17}, 4))});
+  expectMatches(p, "f32_layernorm_row_block256", 2e-5, 2e-5, "LayerNorm runtime scale");
+}
+
+TEST(CudaNormPoolTactic, LayerNormRefusals) {
+  ir::Attributes at;
+  at.set("axis", int64_t(1));
+  // Scale broadcast over part of the normalized dims.
+  EXPECT_FALSE(supportedBy(
+      oneNode("LayerNormalization", {input("x", f32({3, 5, 7}, 1)), constant("s", f32({7}, 2))}, at).node(),
+      "f32_layernorm_row_block256"));
+  // f16 input.
+  EXPECT_FALSE(supportedBy(oneNode("LayerNormalization", {input("x", randomTensor(DataType::kF16, {3, 7}, 1)),
+                                                          constant("s", randomTensor(DataType::kF16, {7}, 2))})
+                               .node(),
+                           "f32_layernorm_row_block256"));
+  // Mean and InvStdDev outputs.
+  EXPECT_FALSE(supportedBy(
+      oneNode("LayerNormalization", {input("x", f32({3, 7}, 1)), constant("s", f32({7}, 2))}, {}, 3).node(),
+      "f32_layernorm_row_block256"));
+}
+
+// ---- Softmax, LogSoftmax ----
+
+TEST(CudaNormPoolTactic, SoftmaxAndLogSoftmaxEveryAxis) {
+  struct C {
+    Dims x;
+    int64_t axis;
+  };
+  const C cases[] = {{{7, 17}, -1}, {{3, 300}, 1}, {{1, 1}, 0}, {{5, 7}, 0}, {{2, 3, 4}, 1}, {{2, 3, 4}, -3}, {{0, 5}, 1}};
+  uint32_t seed = 10;
+  for (const char* op : {"Softmax", "LogSoftmax"}) {
+    const std::string kernel = std::string(op) == "Softmax" ? "f32_softmax_block256" : "f32_log_softmax_block256";
+    for (const C& c : cases) {
+      ir::Attributes at;
+      at.set("axis", c.axis);
+      const OneNode o = oneNode(op, {input("x", f32(c.x, seed++, -5, 5))}, at);
+      expectMatches(o, kernel, 1e-5, 1e-5,
+                    std::string(op) + " " + ir::Shape::fromExtents(c.x).str() + " axis " + std::to_string(c.axis));
+    }
+  }
+  EXPECT_FALSE(supportedBy(oneNode("Softmax", {input("x", randomTensor(DataType::kF16, {3, 7}, 1))}).node(),
+                           "f32_softmax_block256"));
+}
+
+// ---- Reductions ----
+
+TEST(CudaNormPoolTactic, ReductionsAxesKeepdimsAndNoop) {
+  struct C {
+    Dims x;
+    std::optional<Dims> axes;
+    int64_t keep;
+  };
+  const std::vector<C> cases = {
+      {{3, 7, 17}, Dims{-1}, 1}, {{3, 7, 17}, Dims{0}, 0},    {{3, 7, 17}, Dims{1}, 1},  {{3, 7, 17}, Dims{0, 2}, 0},
+      {{3, 7, 17}, std::nullopt, 1}, {{3, 7, 17}, Dims{}, 0}, {{2, 300}, Dims{1}, 0},    {{300, 2}, Dims{0}, 1},
+      {{1, 63}, Dims{-1, 0}, 1}, {{2, 3, 4, 5, 6}, Dims{1, 3}, 1}, {{7}, Dims{0}, 0},    {{40, 50}, Dims{1}, 1},
+      {{0, 5}, Dims{1}, 1},      {{4, 0}, Dims{1}, 0}};
+  const std::pair<const char*, const char*> ops[] = {{"ReduceSum", "f32_reduce_sum"},
+                                                     {"ReduceMean", "f32_reduce_mean"},
+                                                     {"ReduceMax", "f32_reduce_max"},
+                                                     {"ReduceMin", "f32_reduce_min"}};
+  uint32_t seed = 100;
+  for (const auto& [op, kernel] : ops) {
+    for (const C& c : cases) {
+      ir::Attributes at;
+      at.set("keepdims", c.keep);
+      std::vector<Arg> args = {input("x", f32(c.x, seed++))};
+      if (c.axes) args.push_back(constant("axes", ints(*c.axes)));
+      const OneNode o = oneNode(op, args, at);
+      std::string axes = "none";
+      if (c.axes) axes = ir::Shape::fromExtents(*c.axes).str();
+      expectMatches(o, kernel, 1e-4, 1e-5,
+                    std::string(op) + " " + ir::Shape::fromExtents(c.x).str() + " axes " + axes);
+    }
+    // noop_with_empty_axes: the input unchanged.
+    ir::Attributes at;
+    at.set("noop_with_empty_axes", int64_t(1));
+    expectMatches(oneNode(op, {input("x", f32({3, 7}, seed++))}, at), kernel, 0, 0, std::string(op) + " noop");
+    // Axes known only at run time go to the CPU.
+    EXPECT_FALSE(supportedBy(oneNode(op, {input("x", f32({3, 7}, 1)), input("axes", ints({1}))}).node(), kernel));
+  }
+}
+
+TEST(CudaNormPoolTactic, ReduceMaxMinPropagateNaN) {
+  ir::Tensor x = f32({3, 300}, 7);
+  x.setDouble(5, std::numeric_limits<double>::quiet_NaN());
+  x.setDouble(310, std::numeric_limits<double>::quiet_NaN());
+  for (const char* op : {"ReduceMax", "ReduceMin"}) {
+    const std::string kernel = std::string(op) == "ReduceMax" ? "f32_reduce_max" : "f32_reduce_min";
+    expectMatches(oneNode(op, {input("x", x), constant("axes", ints({1}))}), kernel, 0, 0, std::string(op) + " NaN");
+    expectMatches(oneNode(op, {input("x", x), constant("axes", ints({0}))}), kernel, 0, 0, std::string(op) + " NaN cols");
+  }
+}
+
+// ---- Pools ----
+
+TEST(CudaNormPoolTactic, MaxAndAveragePoolAttributeForms) {
+  struct C {
+    Dims x;
+    Dims kernel, strides, pads, dilations;
+    int64_t ceil;
+    std::string autoPad;
+  };
+  const std::vector<C> cases = {
+      {{1, 3, 7, 17}, {3, 3}, {2, 2}, {1, 1, 1, 1}, {1, 1}, 0, "NOTSET"},
+      {{2, 2, 7, 17}, {3, 3}, {2, 2}, {1, 1, 1, 1}, {1, 1}, 1, "NOTSET"},
+      {{1, 1, 17, 63}, {2, 3}, {1, 2}, {0, 1, 1, 0}, {2, 1}, 0, "NOTSET"},
+      {{1, 2, 7, 7}, {3, 3}, {1, 1}, {0, 0, 0, 0}, {1, 1}, 0, "SAME_UPPER"},
+      {{1, 2, 8, 9}, {2, 4}, {3, 2}, {0, 0, 0, 0}, {1, 1}, 0, "SAME_LOWER"},
+      {{1, 1, 7, 17}, {7, 1}, {1, 1}, {0, 0, 0, 0}, {1, 1}, 0, "VALID"},
+      {{1, 1, 5, 5}, {2, 2}, {2, 2}, {0, 0, 0, 0}, {1, 1}, 1, "NOTSET"},
+      {{1, 1, 1, 1}, {1, 1}, {1, 1}, {0, 0, 0, 0}, {1, 1}, 0, "NOTSET"},
+      {{0, 3, 7, 7}, {3, 3}, {1, 1}, {0, 0, 0, 0}, {1, 1}, 0, "NOTSET"}};
+  uint32_t seed = 300;
+  for (const C& c : cases) {
+    for (int include = 0; include < 2; ++include) {
+      ir::Attributes at;
+      at.set("kernel_shape", c.kernel);
+      at.set("strides", c.strides);
+      if (c.autoPad == "NOTSET") at.set("pads", c.pads);
+      at.set("dilations", c.dilations);
+      at.set("ceil_mode", c.ceil);
+      at.set("auto_pad", c.autoPad);
+      const std::string what = ir::Shape::fromExtents(c.x).str() + " k" + ir::Shape::fromExtents(c.kernel).str() +
+                               " " + c.autoPad + " ceil " + std::to_string(c.ceil);
+      if (include == 0)
+        expectMatches(oneNode("MaxPool", {input("x", f32(c.x, seed++))}, at), "f32_maxpool2d_gridstride256", 0, 0,
+                      "MaxPool " + what);
+      at.set("count_include_pad", int64_t(include));
+      expectMatches(oneNode("AveragePool", {input("x", f32(c.x, seed++))}, at), "f32_avgpool2d_gridstride256", 1e-6,
+                    1e-6, "AveragePool include_pad " + std::to_string(include) + " " + what);
+    }
+  }
+}
+
+TEST(CudaNormPoolTactic, PoolRefusals) {
+  ir::Attributes at;
+  at.set("kernel_shape", Dims{2, 2});
+  // Indices output, 1-D and 3-D windows, storage_order.
+  EXPECT_FALSE(supportedBy(oneNode("MaxPool", {input("x", f32({1, 1, 4, 4}, 1))}, at, 2).node(),
+                           "f32_maxpool2d_gridstride256"));
+  ir::Attributes a1;
+  a1.set("kernel_shape", Dims{2});
+  EXPECT_FALSE(supportedBy(oneNode("MaxPool", {input("x", f32({1, 1, 4}, 1))}, a1).node(), "f32_maxpool2d_gridstride256"));
+  ir::Attributes a3;
+  a3.set("kernel_shape", Dims{2, 2, 2});
+  EXPECT_FALSE(supportedBy(oneNode("AveragePool", {input("x", f32({1, 1, 4, 4, 4}, 1))}, a3).node(),
+                           "f32_avgpool2d_gridstride256"));
+  ir::Attributes so = at;
+  so.set("storage_order", int64_t(1));
+  EXPECT_FALSE(supportedBy(oneNode("MaxPool", {input("x", f32({1, 1, 4, 4}, 1))}, so).node(),
+                           "f32_maxpool2d_gridstride256"));
+  // u8 MaxPool (the reference serves it) stays on the CPU.
+  EXPECT_FALSE(supportedBy(oneNode("MaxPool", {input("x", randomTensor(DataType::kU8, {1, 1, 4, 4}, 1, 0, 9))}, at).node(),
+                           "f32_maxpool2d_gridstride256"));
+}
+
+TEST(CudaNormPoolTactic, GlobalPools) {
+  const Dims shapes[] = {{2, 3, 7, 17}, {1, 1, 17, 63}, {1, 5, 1, 1}, {2, 3, 7}, {1, 2, 3, 4, 5}, {0, 3, 4, 4}};
+  uint32_t seed = 500;
+  for (const Dims& d : shapes) {
+    expectMatches(oneNode("GlobalAveragePool", {input("x", f32(d, seed++))}), "f32_global_average_pool", 1e-5, 1e-5,
+                  "GlobalAveragePool " + ir::Shape::fromExtents(d).str());
+    expectMatches(oneNode("GlobalMaxPool", {input("x", f32(d, seed++))}), "f32_global_max_pool", 0, 0,
+                  "GlobalMaxPool " + ir::Shape::fromExtents(d).str());
+  }
+  EXPECT_FALSE(supportedBy(oneNode("GlobalAveragePool", {input("x", f32({1, 3, 0, 4}, 1))}).node(),
+                           "f32_global_average_pool"));
+}
+
+}  // namespace
+}  // namespace anvil::cuda::testing
