@@ -74,6 +74,12 @@ std::string gatherKernelName(int elementBytes, bool index64) {
                                  "_gridstride_block", kernels::kGridStrideBlock);
 }
 
+std::string resizeKernelName(int elementBytes, bool linear) {
+  if (linear) return ::anvil::detail::concat("f32_resize_linear_gridstride_block", kernels::kGridStrideBlock);
+  return ::anvil::detail::concat(elementName(elementBytes), "_resize_nearest_gridstride_block",
+                                 kernels::kGridStrideBlock);
+}
+
 void launchStridedCopy(DeviceRuntime& runtime, Stream stream, const StridedCopyDesc& d) {
   const std::string name = stridedCopyKernelName(d.elementBytes);
   if (d.rank < 0 || d.rank > 12) ANVIL_THROW(ErrorCode::kInvalidArgument, name, ": rank ", d.rank, " is outside [0, 12]");
@@ -184,6 +190,64 @@ void launchGather(DeviceRuntime& runtime, Stream stream, const GatherDesc& d) {
     case 2: return gatherBy<std::uint16_t>(runtime, stream, name, d, a, total, ranges);
     case 4: return gatherBy<std::uint32_t>(runtime, stream, name, d, a, total, ranges);
     default: return gatherBy<std::uint64_t>(runtime, stream, name, d, a, total, ranges);
+  }
+}
+
+void launchResize(DeviceRuntime& runtime, Stream stream, const ResizeDesc& d) {
+  const std::string name = resizeKernelName(d.elementBytes, d.linear);
+  if (d.linear && d.elementBytes != 4) ANVIL_THROW(ErrorCode::kInvalidArgument, name, ": linear serves f32 only");
+  if (d.rank < 0 || d.rank > kMaxCopyRank)
+    ANVIL_THROW(ErrorCode::kInvalidArgument, name, ": rank ", d.rank, " is outside [0, ", kMaxCopyRank, "]");
+  kernels::ResizeArgs a{};
+  a.rank = d.rank;
+  a.coord = d.coord;
+  a.nearest = d.nearest;
+  a.excludeOutside = d.excludeOutside ? 1 : 0;
+  a.count = 1;
+  std::int64_t inCount = 1;
+  for (int k = 0; k < d.rank; ++k) {
+    if (d.inDims[k] < 0 || d.outDims[k] < 0) ANVIL_THROW(ErrorCode::kInvalidArgument, name, ": a negative extent");
+    if (!(d.scale[k] > 0)) ANVIL_THROW(ErrorCode::kInvalidArgument, name, ": scale of axis ", k, " is not positive");
+    a.inDims[k] = d.inDims[k];
+    a.outDims[k] = d.outDims[k];
+    a.scale[k] = d.scale[k];
+    a.outWidth[k] = d.scale[k] * double(d.inDims[k]);
+    // half_pixel_symmetric's shift, computed as the reference does.
+    const double adjustment = double(d.outDims[k]) / a.outWidth[k];
+    a.shift[k] = double(d.inDims[k]) / 2 * (1 - adjustment);
+    a.count *= d.outDims[k];
+    inCount *= d.inDims[k];
+  }
+  if (a.count == 0) return;
+  if (inCount == 0) ANVIL_THROW(ErrorCode::kInvalidArgument, name, ": cannot resize an empty axis");
+  if (d.x == nullptr || d.y == nullptr) ANVIL_THROW(ErrorCode::kInvalidArgument, name, ": null pointer");
+  const DeviceRange ranges[2] = {{d.y, static_cast<std::size_t>(a.count * d.elementBytes), "output"},
+                                 {d.x, static_cast<std::size_t>(inCount * d.elementBytes), "input"}};
+  const unsigned grid = elementGrid(a.count);
+  if (d.linear) {
+    launchPacked(runtime, stream, name,
+                 packArgs<const float*, float*, kernels::ResizeArgs>(static_cast<const float*>(d.x),
+                                                                     static_cast<float*>(d.y), a),
+                 grid, ranges, 2);
+    return;
+  }
+  switch (d.elementBytes) {
+    case 1:
+      return launchPacked(runtime, stream, name,
+                          packArgs<const std::uint8_t*, std::uint8_t*, kernels::ResizeArgs>(d.x, d.y, a), grid,
+                          ranges, 2);
+    case 2:
+      return launchPacked(runtime, stream, name,
+                          packArgs<const std::uint16_t*, std::uint16_t*, kernels::ResizeArgs>(d.x, d.y, a), grid,
+                          ranges, 2);
+    case 4:
+      return launchPacked(runtime, stream, name,
+                          packArgs<const std::uint32_t*, std::uint32_t*, kernels::ResizeArgs>(d.x, d.y, a), grid,
+                          ranges, 2);
+    default:
+      return launchPacked(runtime, stream, name,
+                          packArgs<const std::uint64_t*, std::uint64_t*, kernels::ResizeArgs>(d.x, d.y, a), grid,
+                          ranges, 2);
   }
 }
 

@@ -16,6 +16,8 @@ inline constexpr int kMaxCopyRank = 6;
 std::string stridedCopyKernelName(int elementBytes);  // "u32_strided_copy_gridstride_block256"
 std::string fillKernelName(int elementBytes);         // "u32_fill_gridstride_block256"
 std::string gatherKernelName(int elementBytes, bool index64);  // "u32_gather_i64_gridstride_block256"
+// "u8_resize_nearest_gridstride_block256"; linear: "f32_resize_linear_gridstride_block256"
+std::string resizeKernelName(int elementBytes, bool linear);
 
 // dst[sum_k i_k * dstStrides[k]] = src[sum_k i_k * srcStrides[k]] for every index i of dims
 // (rank <= 12 on entry; unit dims are dropped and contiguous ones merged, and what remains must
@@ -48,5 +50,21 @@ struct GatherDesc {
   std::int64_t outer = 1, axisLen = 0, indices = 0, inner = 1;
 };
 void launchGather(DeviceRuntime& runtime, Stream stream, const GatherDesc& d);
+
+// Resize of a dense tensor of rank <= kMaxCopyRank, by the reference's rules (the kernel
+// computes each axis's source coordinate and taps; see kernels::ResizeArgs in
+// cuda/kernels/normmove_args.h). Nearest for any element size, linear for f32 only.
+struct ResizeDesc {
+  int elementBytes = 4;
+  bool linear = false;
+  const void* x = nullptr;
+  void* y = nullptr;
+  int rank = 0;
+  std::int64_t inDims[kMaxCopyRank] = {}, outDims[kMaxCopyRank] = {};
+  double scale[kMaxCopyRank] = {};  // per axis (1 for axes not resized)
+  int coord = 0, nearest = 0;       // kernels::ResizeCoord, kernels::ResizeNearest
+  bool excludeOutside = false;
+};
+void launchResize(DeviceRuntime& runtime, Stream stream, const ResizeDesc& d);
 
 }  // namespace anvil::cuda

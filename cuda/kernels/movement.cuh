@@ -53,3 +53,115 @@ __global__ void __launch_bounds__(kGridStrideBlock) gather_gridstride(const T* d
 }
 
 }  // namespace anvil::cuda::kernels
+
+namespace anvil::cuda::kernels {
+
+// The reference Resize's taps of output coordinate o on axis d (see ResizeArgs): the left
+// neighbour is the pixel strictly left of the source coordinate (ratio in (0, 1]); indices
+// clamp to the axis. Linear gives (left, 1 - ratio) and (left + 1, ratio), a zero weight
+// meaning "skip"; nearest one tap of weight 1. Double precision and the reference's operation
+// order (no multiply-add to contract), so nearest picks exactly the reference's pixel.
+struct ResizeTaps {
+  std::int64_t index[2];
+  double weight[2];
+};
+
+template <bool kLinear>
+__device__ __forceinline__ ResizeTaps resizeTaps(const ResizeArgs& a, int d, std::int64_t o) {
+  const double xd = static_cast<double>(o);
+  const double L = static_cast<double>(a.inDims[d]);
+  const double scale = a.scale[d], outWidth = a.outWidth[d];
+  double xo;
+  switch (a.coord) {
+    case kCoordAlignCorners: xo = outWidth == 1 ? 0.0 : xd * (L - 1) / (outWidth - 1); break;
+    case kCoordAsymmetric: xo = xd / scale; break;
+    case kCoordPytorchHalfPixel: xo = a.outDims[d] > 1 ? (xd + 0.5) / scale - 0.5 : 0.0; break;
+    case kCoordHalfPixelSymmetric: xo = a.shift[d] + (xd + 0.5) / scale - 0.5; break;
+    case kCoordTfHalfPixelForNn: xo = (xd + 0.5) / scale; break;
+    default: xo = (xd + 0.5) / scale - 0.5; break;
+  }
+  const double fl = floor(xo);
+  const bool integral = fl == xo;
+  const double ratio = integral ? 1.0 : xo - fl;
+  const std::int64_t left = integral ? static_cast<std::int64_t>(fl) - 1 : static_cast<std::int64_t>(fl);
+  const std::int64_t last = a.inDims[d] - 1;
+  ResizeTaps t;
+  if (!kLinear) {
+    bool right;
+    if (integral) right = true;
+    else if (a.nearest == kRoundPreferFloor) right = ratio > 0.5;
+    else if (a.nearest == kRoundPreferCeil) right = ratio >= 0.5;
+    else right = a.nearest == kNearestCeil;
+    std::int64_t i = left + (right ? 1 : 0);
+    t.index[0] = t.index[1] = i < 0 ? 0 : i > last ? last : i;
+    t.weight[0] = 1.0;
+    t.weight[1] = 0.0;
+    return t;
+  }
+  std::int64_t i0 = left, i1 = left + 1;
+  double w0 = 1 - ratio, w1 = ratio;
+  if (a.excludeOutside) {
+    if (i0 < 0 || i0 > last) w0 = 0;
+    if (i1 < 0 || i1 > last) w1 = 0;
+    const double sum = w0 + w1;
+    if (sum != 0) {
+      w0 /= sum;
+      w1 /= sum;
+    }
+  }
+  t.index[0] = i0 < 0 ? 0 : i0 > last ? last : i0;
+  t.index[1] = i1 < 0 ? 0 : i1 > last ? last : i1;
+  t.weight[0] = w0;
+  t.weight[1] = w1;
+  return t;
+}
+
+// Nearest Resize of any element type (T by size): one thread per output element.
+template <typename T>
+__global__ void __launch_bounds__(kGridStrideBlock) resize_nearest_gridstride(const T* x, T* y, ResizeArgs a) {
+  const std::int64_t step = static_cast<std::int64_t>(blockDim.x) * gridDim.x;
+  for (std::int64_t i = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < a.count; i += step) {
+    std::int64_t idx = i, off = 0, stride = 1;
+    for (int d = a.rank - 1; d >= 0; --d) {
+      const std::int64_t q = idx / a.outDims[d];
+      off += resizeTaps<false>(a, d, idx - q * a.outDims[d]).index[0] * stride;
+      stride *= a.inDims[d];
+      idx = q;
+    }
+    y[i] = x[off];
+  }
+}
+
+// Linear Resize, f32: the weighted sum over every combination of each axis's two taps
+// (zero-weight taps skipped), accumulated in double as the reference, rounded once. T is
+// float (a template so that every TU including this header may define it).
+template <typename T>
+__global__ void __launch_bounds__(kGridStrideBlock) resize_linear_gridstride(const T* x, T* y, ResizeArgs a) {
+  const std::int64_t step = static_cast<std::int64_t>(blockDim.x) * gridDim.x;
+  for (std::int64_t i = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < a.count; i += step) {
+    ResizeTaps taps[kMaxMoveRank];
+    std::int64_t strides[kMaxMoveRank];
+    std::int64_t idx = i, stride = 1;
+    for (int d = a.rank - 1; d >= 0; --d) {
+      const std::int64_t q = idx / a.outDims[d];
+      taps[d] = resizeTaps<true>(a, d, idx - q * a.outDims[d]);
+      strides[d] = stride;
+      stride *= a.inDims[d];
+      idx = q;
+    }
+    double acc = 0;
+    for (int c = 0; c < (1 << a.rank); ++c) {
+      double w = 1;
+      std::int64_t off = 0;
+      for (int d = 0; d < a.rank; ++d) {
+        const int k = (c >> (a.rank - 1 - d)) & 1;
+        w *= taps[d].weight[k];
+        off += taps[d].index[k] * strides[d];
+      }
+      if (w != 0) acc += w * static_cast<double>(x[off]);
+    }
+    y[i] = static_cast<T>(acc);
+  }
+}
+
+}  // namespace anvil::cuda::kernels

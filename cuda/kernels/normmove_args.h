@@ -67,4 +67,30 @@ struct GatherArgs {
   std::int64_t outer, axisLen, indices, inner;
 };
 
+// Resize: per axis d the reference's source coordinate of output coordinate o, in double:
+//   align_corners         o * (inLen - 1) / (outWidth - 1)   (0 when outWidth == 1)
+//   asymmetric            o / scale
+//   pytorch_half_pixel    (o + 0.5) / scale - 0.5             (0 when outLen == 1)
+//   half_pixel_symmetric  shift + (o + 0.5) / scale - 0.5
+//   tf_half_pixel_for_nn  (o + 0.5) / scale
+//   half_pixel            (o + 0.5) / scale - 0.5
+// with outWidth = scale * inLen, then nearest (one tap) or linear (two) taps clamped to the
+// axis. Modes are the ResizeCoord / ResizeNearest values below.
+enum ResizeCoord : int {
+  kCoordHalfPixel = 0,
+  kCoordAlignCorners = 1,
+  kCoordAsymmetric = 2,
+  kCoordPytorchHalfPixel = 3,
+  kCoordHalfPixelSymmetric = 4,
+  kCoordTfHalfPixelForNn = 5
+};
+enum ResizeNearest : int { kRoundPreferFloor = 0, kRoundPreferCeil = 1, kNearestFloor = 2, kNearestCeil = 3 };
+
+struct ResizeArgs {
+  std::int64_t count;  // output elements
+  std::int32_t rank, coord, nearest, excludeOutside;
+  std::int64_t inDims[kMaxMoveRank], outDims[kMaxMoveRank];
+  double scale[kMaxMoveRank], outWidth[kMaxMoveRank], shift[kMaxMoveRank];
+};
+
 }  // namespace anvil::cuda::kernels

@@ -42,6 +42,7 @@ void listMovementKernelsOf(Add& add) {
   add.template entry<&fill_gridstride<T>>(fillKernelName(bytes));
   add.template entry<&gather_gridstride<T, std::int32_t>>(gatherKernelName(bytes, false));
   add.template entry<&gather_gridstride<T, std::int64_t>>(gatherKernelName(bytes, true));
+  add.template entry<&resize_nearest_gridstride<T>>(resizeKernelName(bytes, false));
 }
 
 template <typename Add>
@@ -50,6 +51,7 @@ void listMovementKernels(Add& add) {
   listMovementKernelsOf<std::uint16_t>(add);
   listMovementKernelsOf<std::uint32_t>(add);
   listMovementKernelsOf<std::uint64_t>(add);
+  add.template entry<&resize_linear_gridstride<float>>(resizeKernelName(4, true));
 }
 
 }  // namespace anvil::cuda::kernels

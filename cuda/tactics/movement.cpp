@@ -1,12 +1,14 @@
 // The CUDA tactics of data movement, for any dtype of 1, 2, 4 or 8 bytes per element (kernels
 // in cuda/kernels/movement.cuh, launchers in cuda/movement.h): Transpose, Concat, Split,
-// Slice, Gather, Pad (constant mode). Each is one strided copy per input or output (Pad: a fill
-// and a copy), shaped at run() from the tensors' extents; params hold the attributes and the
-// constant inputs (Slice starts/ends/axes/steps, Pad pads and value).
+// Slice, Gather, Pad (constant mode), Resize (nearest; linear for f32). Most are one strided
+// copy per input or output (Pad: a fill and a copy), shaped at run() from the tensors'
+// extents; params hold the attributes and the constant inputs (Slice starts/ends/axes/steps,
+// Pad pads and value, Resize scales or sizes).
 #include <algorithm>
 #include <cstring>
 #include <limits>
 
+#include "cuda/kernels/normmove_args.h"
 #include "cuda/movement.h"
 #include "cuda/tactics/tactic_util.h"
 #include "cuda/tactics/tactics.h"
@@ -395,6 +397,128 @@ void addPad(runtime::Kernels& k) {
   k.add(std::move(c));
 }
 
+// ---- Resize ---------------------------------------------------------------------------
+
+struct ResizeParams {
+  int32_t linear, coord, nearest, excludeOutside;
+  int32_t useSizes;  // values are sizes (else scales)
+  int32_t n;         // entries of axes / values
+  int64_t axes[kMaxCopyRank];
+  double values[kMaxCopyRank];
+};
+
+int coordOf(const std::string& s) {
+  if (s == "half_pixel") return kernels::kCoordHalfPixel;
+  if (s == "align_corners") return kernels::kCoordAlignCorners;
+  if (s == "asymmetric") return kernels::kCoordAsymmetric;
+  if (s == "pytorch_half_pixel") return kernels::kCoordPytorchHalfPixel;
+  if (s == "half_pixel_symmetric") return kernels::kCoordHalfPixelSymmetric;
+  if (s == "tf_half_pixel_for_nn") return kernels::kCoordTfHalfPixelForNn;
+  return -1;  // tf_crop_and_resize (roi, extrapolation) and unknown modes
+}
+int nearestOf(const std::string& s) {
+  if (s == "round_prefer_floor") return kernels::kRoundPreferFloor;
+  if (s == "round_prefer_ceil") return kernels::kRoundPreferCeil;
+  if (s == "floor") return kernels::kNearestFloor;
+  if (s == "ceil") return kernels::kNearestCeil;
+  return -1;
+}
+
+// The constant, non-empty scales (input 2) or sizes (input 3); false when neither or both.
+bool resizeTargets(const ir::Node& n, bool* useSizes, std::vector<double>* values) {
+  auto given = [&](size_t i) { return n.input(i) != nullptr && (!n.input(i)->isInitializer() || n.input(i)->initializer()->numel() > 0); };
+  const bool scales = given(2), sizes = given(3);
+  if (scales == sizes) return false;
+  const ir::Value* v = n.input(sizes ? 3 : 2);
+  if (!v->isInitializer()) return false;
+  const ir::Tensor& t = *v->initializer();
+  if (sizes ? !ir::isInteger(t.dtype()) : !ir::isFloat(t.dtype())) return false;
+  values->clear();
+  for (int64_t i = 0; i < t.numel(); ++i) values->push_back(t.getDouble(i));
+  *useSizes = sizes;
+  return true;
+}
+
+void addResize(runtime::Kernels& k) {
+  runtime::Kernel c = movementKernel("resize_nearest_linear_gridstride", "Resize");
+  c.supports = [](const ir::Node& n, const Types& t) {
+    if (t.empty() || !movable(t[0])) return false;
+    const ir::Attributes& at = n.attrs();
+    const std::string mode = at.getString("mode", "nearest");
+    if (mode != "nearest" && !(mode == "linear" && t[0].dtype == DataType::kF32)) return false;
+    if (coordOf(at.getString("coordinate_transformation_mode", "half_pixel")) < 0) return false;
+    if (nearestOf(at.getString("nearest_mode", "round_prefer_floor")) < 0) return false;
+    if (mode == "linear" && at.getInt("antialias", 0) != 0) return false;
+    // exclude_outside can leave a nearest pixel with no tap (a zero); not served.
+    if (mode == "nearest" && at.getInt("exclude_outside", 0) != 0) return false;
+    bool useSizes = false;
+    std::vector<double> values;
+    if (!resizeTargets(n, &useSizes, &values)) return false;
+    if (useSizes && at.getString("keep_aspect_ratio_policy", "stretch") != "stretch") return false;
+    const int64_t r = int64_t(t[0].shape.rank());
+    std::vector<int64_t> axes = at.getInts("axes");
+    if (!at.has("axes"))
+      for (int64_t i = 0; i < r; ++i) axes.push_back(i);
+    if (values.size() != axes.size()) return false;
+    std::vector<bool> seen(size_t(r), false);
+    for (size_t i = 0; i < axes.size(); ++i) {
+      if (!axisInRange(axes[i], r) || seen[size_t(normAxis(axes[i], r))]) return false;
+      seen[size_t(normAxis(axes[i], r))] = true;
+      if (useSizes ? values[i] < 0 : !(values[i] > 0)) return false;
+    }
+    return true;
+  };
+  c.prepare = [](const runtime::PrepareInfo& info, runtime::Prepared* p) {
+    const ir::Node& n = *info.node;
+    const ir::Attributes& at = n.attrs();
+    const int64_t r = int64_t(info.minTypes[0].shape.rank());
+    ResizeParams q{};
+    q.linear = at.getString("mode", "nearest") == "linear" ? 1 : 0;
+    q.coord = coordOf(at.getString("coordinate_transformation_mode", "half_pixel"));
+    q.nearest = nearestOf(at.getString("nearest_mode", "round_prefer_floor"));
+    q.excludeOutside = at.getInt("exclude_outside", 0) != 0 ? 1 : 0;
+    bool useSizes = false;
+    std::vector<double> values;
+    resizeTargets(n, &useSizes, &values);
+    q.useSizes = useSizes ? 1 : 0;
+    std::vector<int64_t> axes = at.getInts("axes");
+    if (!at.has("axes"))
+      for (int64_t i = 0; i < r; ++i) axes.push_back(i);
+    q.n = int32_t(axes.size());
+    for (size_t i = 0; i < axes.size(); ++i) {
+      q.axes[i] = normAxis(axes[i], r);
+      q.values[i] = values[i];
+    }
+    p->setParams(q);
+  };
+  c.run = [](const StepArgs& a) {
+    const ResizeParams& q = a.paramsAs<ResizeParams>();
+    const runtime::TensorView& x = a.in(0);
+    runtime::TensorView& y = a.out(0);
+    ResizeDesc d;
+    d.elementBytes = elementBytes(x.dtype);
+    d.linear = q.linear != 0;
+    d.x = x.data;
+    d.y = y.data;
+    d.rank = x.rank;
+    d.coord = q.coord;
+    d.nearest = q.nearest;
+    d.excludeOutside = q.excludeOutside != 0;
+    for (int i = 0; i < x.rank; ++i) {
+      d.inDims[i] = x.dims[i];
+      d.outDims[i] = y.dims[i];
+      d.scale[i] = 1.0;
+    }
+    for (int i = 0; i < q.n; ++i) {
+      const int ax = int(q.axes[i]);
+      // As the reference: a size's scale is size / length (in double).
+      d.scale[ax] = q.useSizes ? (x.dims[ax] ? q.values[i] / double(x.dims[ax]) : 1.0) : q.values[i];
+    }
+    launchResize(runtimeOf(a), streamOf(a), d);
+  };
+  k.add(std::move(c));
+}
+
 }  // namespace
 
 void addMovementKernels(runtime::Kernels& k) {
@@ -404,6 +528,7 @@ void addMovementKernels(runtime::Kernels& k) {
   addSlice(k);
   addGather(k);
   addPad(k);
+  addResize(k);
 }
 
 }  // namespace anvil::cuda::tactics

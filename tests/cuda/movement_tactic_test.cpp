@@ -182,5 +182,82 @@ TEST(CudaMovementTactic, PadConstantValuesAxesAndCrops) {
       "pad_constant_fill_copy"));
 }
 
+ir::Tensor floats(const std::vector<float>& v) {
+  return ir::Tensor::fromVector<float>(DataType::kF32, {int64_t(v.size())}, v);
+}
+
+TEST(CudaMovementTactic, ResizeNearestModesAndLinear) {
+  const char* coords[] = {"half_pixel", "align_corners", "asymmetric", "pytorch_half_pixel", "half_pixel_symmetric",
+                          "tf_half_pixel_for_nn"};
+  const char* nearests[] = {"round_prefer_floor", "round_prefer_ceil", "floor", "ceil"};
+  struct C {
+    Dims x;
+    std::optional<std::vector<float>> scales;
+    std::optional<Dims> sizes;
+  };
+  const std::vector<C> cases = {{{1, 2, 7, 5}, std::vector<float>{1, 1, 2, 3}, std::nullopt},
+                                {{1, 1, 17, 7}, std::vector<float>{1, 1, 0.5f, 1.7f}, std::nullopt},
+                                {{2, 1, 5, 9}, std::nullopt, Dims{2, 1, 13, 4}},
+                                {{1, 1, 1, 1}, std::nullopt, Dims{1, 1, 3, 2}}};
+  uint32_t seed = 600;
+  for (const C& c : cases)
+    for (const char* coord : coords) {
+      auto args = [&](DataType t) {
+        std::vector<Arg> v = {input("x", data(t, c.x, seed++)), omitted()};
+        if (c.scales) v.push_back(constant("scales", floats(*c.scales)));
+        else v.push_back(omitted()), v.push_back(constant("sizes", ints(*c.sizes)));
+        return v;
+      };
+      const std::string what = std::string(coord) + " " + str(c.x) + (c.scales ? " scales" : " sizes");
+      for (const char* nearest : nearests) {
+        ir::Attributes at;
+        at.set("coordinate_transformation_mode", std::string(coord));
+        at.set("nearest_mode", std::string(nearest));
+        for (DataType t : {DataType::kF32, DataType::kU8, DataType::kI64, DataType::kF16})
+          expectMatches(oneNode("Resize", args(t), at), "resize_nearest_linear_gridstride", 0, 0,
+                        std::string("Resize nearest ") + nearest + " " + ir::dtypeName(t) + " " + what);
+      }
+      for (int exclude = 0; exclude < 2; ++exclude) {
+        ir::Attributes at;
+        at.set("mode", std::string("linear"));
+        at.set("coordinate_transformation_mode", std::string(coord));
+        at.set("exclude_outside", int64_t(exclude));
+        expectMatches(oneNode("Resize", args(DataType::kF32), at), "resize_nearest_linear_gridstride", 1e-6, 1e-6,
+                      "Resize linear exclude " + std::to_string(exclude) + " " + what);
+      }
+    }
+  // The axes attribute: only H and W given.
+  ir::Attributes at;
+  at.set("axes", Dims{2, -1});
+  at.set("mode", std::string("linear"));
+  expectMatches(oneNode("Resize", {input("x", data(DataType::kF32, {1, 3, 4, 6}, 1)), omitted(),
+                                   constant("scales", floats({2.5f, 0.5f}))},
+                        at),
+                "resize_nearest_linear_gridstride", 1e-6, 1e-6, "Resize linear axes");
+}
+
+TEST(CudaMovementTactic, ResizeRefusals) {
+  auto node = [](const ir::Attributes& at, bool constantScales = true, DataType t = DataType::kF32) {
+    std::vector<Arg> v = {input("x", data(t, {1, 1, 4, 4}, 1)), omitted()};
+    v.push_back(constantScales ? constant("scales", floats({1, 1, 2, 2})) : input("scales", floats({1, 1, 2, 2})));
+    return oneNode("Resize", v, at);
+  };
+  const std::string k = "resize_nearest_linear_gridstride";
+  ir::Attributes cubic;
+  cubic.set("mode", std::string("cubic"));
+  EXPECT_FALSE(supportedBy(node(cubic).node(), k));
+  ir::Attributes crop;
+  crop.set("coordinate_transformation_mode", std::string("tf_crop_and_resize"));
+  EXPECT_FALSE(supportedBy(node(crop).node(), k));
+  ir::Attributes linearU8;
+  linearU8.set("mode", std::string("linear"));
+  EXPECT_FALSE(supportedBy(node(linearU8, true, DataType::kU8).node(), k));
+  ir::Attributes aa = linearU8;
+  aa.set("antialias", int64_t(1));
+  EXPECT_FALSE(supportedBy(node(aa).node(), k));
+  EXPECT_FALSE(supportedBy(node({}, false).node(), k));  // scales computed at run time
+  EXPECT_TRUE(supportedBy(node({}).node(), k));
+}
+
 }  // namespace
 }  // namespace anvil::cuda::testing
