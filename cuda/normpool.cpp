@@ -55,7 +55,9 @@ const char* reduceName(ReduceKind k) {
 
 }  // namespace
 
-std::string layerNormKernelName() { return ::anvil::detail::concat("f32_layernorm_row_block", kernels::kNormBlock); }
+std::string layerNormKernelName(bool warpPerRow) {
+  return ::anvil::detail::concat("f32_layernorm_row_", warpPerRow ? "warp_" : "", "block", kernels::kNormBlock);
+}
 std::string logSoftmaxRowsKernelName() {
   return ::anvil::detail::concat("f32_log_softmax_row_block", kernels::kNormBlock);
 }
@@ -74,7 +76,8 @@ std::string pool2dKernelName(bool max) {
 
 void launchLayerNorm(DeviceRuntime& runtime, Stream stream, const float* x, const float* scale, const float* bias,
                      float* y, std::int64_t rows, std::int64_t cols, float epsilon) {
-  const std::string name = layerNormKernelName();
+  const bool warp = cols <= kernels::kWarpRowMaxCols;
+  const std::string name = layerNormKernelName(warp);
   requireShape(name, rows, cols);
   if (rows == 0 || cols == 0) return;
   requirePointers(name, x, y);
@@ -84,7 +87,9 @@ void launchLayerNorm(DeviceRuntime& runtime, Stream stream, const float* x, cons
   const DeviceRange ranges[4] = {{x, bytes, "input"}, {y, bytes, "output"}, {scale, paramBytes, "scale"},
                                  {bias, bias ? paramBytes : 0, "bias"}};
   const kernels::LayerNormArgs args{x, scale, bias, y, rows, cols, epsilon};
-  launchPacked(runtime, stream, name, packArgs<kernels::LayerNormArgs>(args), rowGrid(rows), ranges, bias ? 4 : 3);
+  constexpr std::int64_t kRowsPerBlock = kernels::kNormBlock / 32;
+  launchPacked(runtime, stream, name, packArgs<kernels::LayerNormArgs>(args),
+               warp ? rowGrid((rows + kRowsPerBlock - 1) / kRowsPerBlock) : rowGrid(rows), ranges, bias ? 4 : 3);
 }
 
 void launchSoftmaxAxis(DeviceRuntime& runtime, Stream stream, bool log, const float* x, float* y, std::int64_t outer,

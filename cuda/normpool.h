@@ -12,7 +12,7 @@ namespace anvil::cuda {
 
 enum class ReduceKind : int { kSum = 0, kMean = 1, kMax = 2, kMin = 3 };
 
-std::string layerNormKernelName();                      // "f32_layernorm_row_block256"
+std::string layerNormKernelName(bool warpPerRow);        // "f32_layernorm_row_warp_block256"
 std::string logSoftmaxRowsKernelName();                 // "f32_log_softmax_row_block256"
 std::string softmaxAxisKernelName(bool log);            // "f32_softmax_axis_gridstride_block256"
 std::string reduceKernelName(ReduceKind kind, bool perBlock);  // "f32_reduce_mean_row_block256"
@@ -20,7 +20,7 @@ std::string pool2dKernelName(bool max);                 // "f32_maxpool2d_gridst
 
 // LayerNormalization over `rows` rows of `cols` contiguous floats: y = (x - mean) /
 // sqrt(var + epsilon) * scale + bias, scale and bias (optional, may be null) of `cols`
-// floats. x == y is allowed.
+// floats. x == y is allowed. Rows of at most 1024 columns take a warp each, longer ones a block.
 void launchLayerNorm(DeviceRuntime& runtime, Stream stream, const float* x, const float* scale, const float* bias,
                      float* y, std::int64_t rows, std::int64_t cols, float epsilon);
 

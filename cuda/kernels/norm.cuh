@@ -1,5 +1,5 @@
-// Normalizations and reductions, f32: LayerNormalization and log-softmax over rows (one block
-// per row), softmax / log-softmax along an inner axis (one thread per column), and the
+// Normalizations and reductions, f32: LayerNormalization over rows (one warp per row for rows
+// up to 1024 columns, one block per row beyond), log-softmax over rows (one block per row), softmax / log-softmax along an inner axis (one thread per column), and the
 // Reduce{Sum,Mean,Max,Min} family (one block per output for long reductions, one thread per
 // output for short ones). All accumulate in f32. Compiled by nvcc (cuda/kernels/normpool.cu)
 // and by the host compiler against cuda/sim (cuda/kernels/sim_normmove.cpp).
@@ -37,6 +37,37 @@ __global__ void __launch_bounds__(kBlock) f32_layernorm_row_block(LayerNormArgs 
     const float var = blockAllReduce<kBlock>(q, scratch, SumOp{}, 0.0f) * invCols;
     const float inv = 1.0f / sqrtf(var + a.epsilon);
     for (std::int64_t c = threadIdx.x; c < a.cols; c += kBlock) {
+      float v = (xr[c] - mean) * inv * a.scale[c];
+      if (a.bias != nullptr) v += a.bias[c];
+      yr[c] = v;
+    }
+  }
+}
+
+// The same, one warp per row (kBlock / 32 rows per block, shuffles only, no barrier): for the
+// short rows of small transformers (hidden 128..1024), where a block per row would leave
+// most of its threads idle. The launcher picks it for rows of at most kWarpRowMaxCols
+// (normmove_args.h).
+template <int kBlock>
+__global__ void __launch_bounds__(kBlock) f32_layernorm_row_warp(LayerNormArgs a) {
+  constexpr int kWarps = kBlock / 32;
+  const int lane = threadIdx.x & 31;
+  const std::int64_t first = static_cast<std::int64_t>(blockIdx.x) * kWarps + (threadIdx.x >> 5);
+  const float invCols = 1.0f / static_cast<float>(a.cols);
+  for (std::int64_t row = first; row < a.rows; row += static_cast<std::int64_t>(gridDim.x) * kWarps) {
+    const float* xr = a.x + row * a.cols;
+    float* yr = a.y + row * a.cols;
+    float s = 0.0f;
+    for (std::int64_t c = lane; c < a.cols; c += 32) s += xr[c];
+    const float mean = warpAllReduce(s, SumOp{}) * invCols;
+    float q = 0.0f;
+    for (std::int64_t c = lane; c < a.cols; c += 32) {
+      const float d = xr[c] - mean;
+      q += d * d;
+    }
+    const float var = warpAllReduce(q, SumOp{}) * invCols;
+    const float inv = 1.0f / sqrtf(var + a.epsilon);
+    for (std::int64_t c = lane; c < a.cols; c += 32) {
       float v = (xr[c] - mean) * inv * a.scale[c];
       if (a.bias != nullptr) v += a.bias[c];
       yr[c] = v;

@@ -1,6 +1,6 @@
 // The CUDA tactics of data movement, for any dtype of 1, 2, 4 or 8 bytes per element (kernels
 // in cuda/kernels/movement.cuh, launchers in cuda/movement.h): Transpose, Concat, Split,
-// Slice, Gather, Pad (constant mode), Resize (nearest; linear for f32). Most are one strided
+// Slice, Gather, Pad (constant mode), Expand, Resize (nearest; linear for f32). Most are one strided
 // copy per input or output (Pad: a fill and a copy), shaped at run() from the tensors'
 // extents; params hold the attributes and the constant inputs (Slice starts/ends/axes/steps,
 // Pad pads and value, Resize scales or sizes).
@@ -397,6 +397,46 @@ void addPad(runtime::Kernels& k) {
   k.add(std::move(c));
 }
 
+// ---- Expand ---------------------------------------------------------------------------
+
+void addExpand(runtime::Kernels& k) {
+  runtime::Kernel c = movementKernel("expand_strided_copy", "Expand");
+  c.supports = [](const ir::Node& n, const Types& t) {
+    if (t.empty() || !movable(t[0])) return false;
+    // The output's rank must be known at build (its extents are read from the tensor at run).
+    const ir::Shape& out = n.output(0)->type().shape;
+    return out.rankKnown() && out.rank() <= size_t(kMaxCopyRank) && out.rank() >= t[0].shape.rank();
+  };
+  c.run = [](const StepArgs& a) {
+    const runtime::TensorView& x = a.in(0);
+    runtime::TensorView& y = a.out(0);
+    if (y.rank < x.rank) a.fail("Expand: the output has a lower rank than the input");
+    int64_t xs[kR];
+    denseStrides(x, xs);
+    StridedCopyDesc d;
+    d.elementBytes = elementBytes(x.dtype);
+    d.src = x.data;
+    d.dst = y.data;
+    d.rank = y.rank;
+    denseStrides(y, d.dstStrides);
+    // Right-aligned broadcast: a dim of 1 (or a missing leading one) repeats with stride 0.
+    const int lead = y.rank - x.rank;
+    for (int i = 0; i < y.rank; ++i) {
+      d.dims[i] = y.dims[i];
+      const int xi = i - lead;
+      if (xi < 0 || x.dims[xi] == 1) {
+        d.srcStrides[i] = 0;
+      } else {
+        if (x.dims[xi] != y.dims[i]) a.fail("Expand: an input dim neither matches the output nor is 1");
+        d.srcStrides[i] = xs[xi];
+      }
+    }
+    if (y.numel() == 0) return;
+    launchStridedCopy(runtimeOf(a), streamOf(a), d);
+  };
+  k.add(std::move(c));
+}
+
 // ---- Resize ---------------------------------------------------------------------------
 
 struct ResizeParams {
@@ -528,6 +568,7 @@ void addMovementKernels(runtime::Kernels& k) {
   addSlice(k);
   addGather(k);
   addPad(k);
+  addExpand(k);
   addResize(k);
 }
 

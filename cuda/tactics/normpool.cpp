@@ -56,7 +56,7 @@ bool rowParam(const ir::TensorType& p, const ir::TensorType& x, int axis) {
 }
 
 void addLayerNorm(runtime::Kernels& k) {
-  runtime::Kernel c = cudaKernel("f32_layernorm_row_block256", "LayerNormalization");
+  runtime::Kernel c = cudaKernel("f32_layernorm_rows", "LayerNormalization");
   c.supports = [](const ir::Node& n, const Types& t) {
     if (t.size() < 2 || n.numOutputs() != 1 || !isF32(t[0]) || t[0].shape.rank() < 1) return false;
     const int64_t rank = int64_t(t[0].shape.rank());

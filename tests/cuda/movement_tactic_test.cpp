@@ -182,6 +182,19 @@ TEST(CudaMovementTactic, PadConstantValuesAxesAndCrops) {
       "pad_constant_fill_copy"));
 }
 
+TEST(CudaMovementTactic, ExpandBroadcastsEveryDtype) {
+  struct C {
+    Dims x, shape;
+  };
+  const C cases[] = {{{1, 17}, {7, 17}}, {{3, 1}, {2, 3, 63}}, {{1}, {1, 1, 5}}, {{2, 1, 4}, {2, 3, 1}},
+                     {{7, 1, 1}, {7, 2, 3}}, {{1, 3}, {0, 3}}, {{2, 2}, {2, 2}}};
+  uint32_t seed = 700;
+  for (DataType t : kTypes)
+    for (const C& c : cases)
+      expectMatches(oneNode("Expand", {input("x", data(t, c.x, seed++)), constant("shape", ints(c.shape))}),
+                    "expand_strided_copy", 0, 0, std::string("Expand ") + ir::dtypeName(t) + " " + str(c.x) + " to " + str(c.shape));
+}
+
 ir::Tensor floats(const std::vector<float>& v) {
   return ir::Tensor::fromVector<float>(DataType::kF32, {int64_t(v.size())}, v);
 }

@@ -14,7 +14,7 @@ ir::Tensor f32(const Dims& d, uint32_t seed, double lo = -2, double hi = 2) {
   return randomTensor(DataType::kF32, d, seed, lo, hi);
 }
 
-// ---- LayerNormalization ----
+// ---- LayerNormalization (a warp per row up to 1024 columns, a block per row beyond) ----
 
 TEST(CudaNormPoolTactic, LayerNormRowsOddShapesBiasAndAxes) {
   struct C {
@@ -25,7 +25,8 @@ TEST(CudaNormPoolTactic, LayerNormRowsOddShapesBiasAndAxes) {
   };
   const C cases[] = {{{1, 1}, -1, {1}, true},     {{7, 17}, -1, {17}, true},     {{3, 5, 63}, -1, {63}, false},
                      {{2, 300}, 1, {300}, true},  {{3, 5, 7}, 1, {5, 7}, true},   {{3, 5, 7}, -2, {1, 5, 7}, false},
-                     {{4, 1}, 0, {4, 1}, true},   {{2, 3, 600}, 2, {600}, true}};
+                     {{4, 1}, 0, {4, 1}, true},   {{2, 3, 600}, 2, {600}, true}, {{3, 1100}, -1, {1100}, true},
+                     {{20, 128}, -1, {128}, true}, {{2, 2, 1025}, 1, {2, 1025}, false}};
   uint32_t seed = 1;
   for (const C& c : cases) {
     ir::Attributes at;
@@ -34,15 +35,15 @@ TEST(CudaNormPoolTactic, LayerNormRowsOddShapesBiasAndAxes) {
     std::vector<Arg> args = {input("x", f32(c.x, seed++, 1, 5)), constant("scale", f32(c.scale, seed++))};
     if (c.bias) args.push_back(constant("bias", f32(c.scale, seed++)));
     const OneNode o = oneNode("LayerNormalization", args, at);
-    expectMatches(o, "f32_layernorm_row_block256", 2e-5, 2e-5, "LayerNorm " + ir::Shape::fromExtents(c.x).str());
+    expectMatches(o, "f32_layernorm_rows", 2e-5, 2e-5, "LayerNorm " + ir::Shape::fromExtents(c.x).str());
   }
 }
 
 TEST(CudaNormPoolTactic, LayerNormScaleAsRuntimeInputAndEmptyRows) {
   const OneNode o = oneNode("LayerNormalization", {input("x", f32({0, 17}, 3)), input("s", f32({17}, 4))});
-  expectMatches(o, "f32_layernorm_row_block256", 1e-5, 1e-5, "LayerNorm [0,17]");
+  expectMatches(o, "f32_layernorm_rows", 1e-5, 1e-5, "LayerNorm [0,17]");
   const OneNode p = oneNode("LayerNormalization", {input("x", f32({5, 17}, 3)), input("s", f32({17}, 4))});
-  expectMatches(p, "f32_layernorm_row_block256", 2e-5, 2e-5, "LayerNorm runtime scale");
+  expectMatches(p, "f32_layernorm_rows", 2e-5, 2e-5, "LayerNorm runtime scale");
 }
 
 TEST(CudaNormPoolTactic, LayerNormRefusals) {
@@ -51,16 +52,16 @@ TEST(CudaNormPoolTactic, LayerNormRefusals) {
   // Scale broadcast over part of the normalized dims.
   EXPECT_FALSE(supportedBy(
       oneNode("LayerNormalization", {input("x", f32({3, 5, 7}, 1)), constant("s", f32({7}, 2))}, at).node(),
-      "f32_layernorm_row_block256"));
+      "f32_layernorm_rows"));
   // f16 input.
   EXPECT_FALSE(supportedBy(oneNode("LayerNormalization", {input("x", randomTensor(DataType::kF16, {3, 7}, 1)),
                                                           constant("s", randomTensor(DataType::kF16, {7}, 2))})
                                .node(),
-                           "f32_layernorm_row_block256"));
+                           "f32_layernorm_rows"));
   // Mean and InvStdDev outputs.
   EXPECT_FALSE(supportedBy(
       oneNode("LayerNormalization", {input("x", f32({3, 7}, 1)), constant("s", f32({7}, 2))}, {}, 3).node(),
-      "f32_layernorm_row_block256"));
+      "f32_layernorm_rows"));
 }
 
 // ---- Softmax, LogSoftmax ----
