@@ -3,6 +3,8 @@
 // bytes, odd shapes, negative axes and steps, empty tensors, and what supports() refuses.
 #include <limits>
 
+#include "anvil/error.h"
+#include "cuda/movement.h"
 #include "normmove_test_util.h"
 
 namespace anvil::cuda::testing {
@@ -270,6 +272,34 @@ TEST(CudaMovementTactic, ResizeRefusals) {
   EXPECT_FALSE(supportedBy(node(aa).node(), k));
   EXPECT_FALSE(supportedBy(node({}, false).node(), k));  // scales computed at run time
   EXPECT_TRUE(supportedBy(node({}).node(), k));
+}
+
+TEST(CudaMovementTactic, LaunchersCheckArguments) {
+  auto rt = simRuntime();
+  void* buf = rt->allocate(64);
+  StridedCopyDesc d;
+  d.elementBytes = 3;
+  d.src = buf;
+  d.dst = buf;
+  d.rank = 1;
+  d.dims[0] = 4;
+  d.srcStrides[0] = d.dstStrides[0] = 1;
+  EXPECT_THROW(launchStridedCopy(*rt, Stream{}, d), Error);  // element size
+  d.elementBytes = 4;
+  d.dstStrides[0] = -1;
+  EXPECT_THROW(launchStridedCopy(*rt, Stream{}, d), Error);  // negative destination stride
+  d.dstStrides[0] = 1;
+  d.dims[0] = 17;  // 68 bytes: past the 64-byte allocation, caught by the sim's range check
+  EXPECT_THROW(launchStridedCopy(*rt, Stream{}, d), Error);
+  d.rank = 7;  // seven dims of 2 that no merge can fold (strides jump)
+  for (int i = 0; i < 7; ++i) d.dims[i] = 2, d.srcStrides[i] = d.dstStrides[i] = int64_t(1) << (2 * (6 - i));
+  EXPECT_THROW(launchStridedCopy(*rt, Stream{}, d), Error);
+  EXPECT_THROW(launchFill(*rt, Stream{}, 4, nullptr, 3, 0), Error);
+  GatherDesc g;
+  g.axisLen = -1;
+  EXPECT_THROW(launchGather(*rt, Stream{}, g), Error);
+  rt->synchronizeDevice();
+  rt->free(buf);
 }
 
 }  // namespace

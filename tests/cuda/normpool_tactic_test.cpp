@@ -4,6 +4,8 @@
 // axes, empty tensors, and what supports() refuses.
 #include <limits>
 
+#include "anvil/error.h"
+#include "cuda/normpool.h"
 #include "normmove_test_util.h"
 
 namespace anvil::cuda::testing {
@@ -211,6 +213,25 @@ TEST(CudaNormPoolTactic, GlobalPools) {
   }
   EXPECT_FALSE(supportedBy(oneNode("GlobalAveragePool", {input("x", f32({1, 3, 0, 4}, 1))}).node(),
                            "f32_global_average_pool"));
+}
+
+TEST(CudaNormPoolTactic, LaunchersCheckArguments) {
+  auto rt = simRuntime();
+  float* buf = static_cast<float*>(rt->allocate(64 * sizeof(float)));
+  EXPECT_THROW(launchLayerNorm(*rt, Stream{}, buf, nullptr, nullptr, buf, 2, 8, 1e-5f), Error);  // no scale
+  EXPECT_THROW(launchLayerNorm(*rt, Stream{}, buf, buf, nullptr, buf, -1, 8, 1e-5f), Error);
+  EXPECT_THROW(launchSoftmaxAxis(*rt, Stream{}, true, nullptr, buf, 2, 3, 4), Error);
+  const int64_t dims[13] = {2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2};
+  EXPECT_THROW(launchReduce(*rt, Stream{}, ReduceKind::kSum, buf, buf, 13, dims, 1), Error);  // rank 13
+  Pool2dDesc p;
+  p.x = buf;
+  p.y = buf;
+  p.n = p.c = 1;
+  p.h = p.w = p.oh = p.ow = 2;
+  p.sh = 0;
+  EXPECT_THROW(launchPool2d(*rt, Stream{}, p), Error);
+  rt->synchronizeDevice();
+  rt->free(buf);
 }
 
 }  // namespace
