@@ -74,8 +74,13 @@ std::string pool2dKernelName(bool max) {
                                  kernels::kGridStrideBlock);
 }
 
-void launchLayerNorm(DeviceRuntime& runtime, Stream stream, const float* x, const float* scale, const float* bias,
-                     float* y, std::int64_t rows, std::int64_t cols, float epsilon) {
+namespace {
+
+// Both launchers: rows of `cols`, affine parameters of `paramCount` floats indexed as
+// LayerNormArgs says.
+void launchRowNorm(DeviceRuntime& runtime, Stream stream, const float* x, const float* scale, const float* bias,
+                   float* y, std::int64_t rows, std::int64_t cols, std::int64_t groups, std::int64_t perGroup,
+                   std::int64_t spatial, std::int64_t paramCount, float epsilon) {
   const bool warp = cols <= kernels::kWarpRowMaxCols;
   const std::string name = layerNormKernelName(warp);
   requireShape(name, rows, cols);
@@ -83,13 +88,34 @@ void launchLayerNorm(DeviceRuntime& runtime, Stream stream, const float* x, cons
   requirePointers(name, x, y);
   if (scale == nullptr) ANVIL_THROW(ErrorCode::kInvalidArgument, name, ": null scale pointer");
   const std::size_t bytes = static_cast<std::size_t>(rows * cols) * sizeof(float);
-  const std::size_t paramBytes = static_cast<std::size_t>(cols) * sizeof(float);
+  const std::size_t paramBytes = static_cast<std::size_t>(paramCount) * sizeof(float);
   const DeviceRange ranges[4] = {{x, bytes, "input"}, {y, bytes, "output"}, {scale, paramBytes, "scale"},
                                  {bias, bias ? paramBytes : 0, "bias"}};
-  const kernels::LayerNormArgs args{x, scale, bias, y, rows, cols, epsilon};
+  const kernels::LayerNormArgs args{x, scale, bias, y, rows, cols, groups, perGroup, spatial, epsilon};
   constexpr std::int64_t kRowsPerBlock = kernels::kNormBlock / 32;
   launchPacked(runtime, stream, name, packArgs<kernels::LayerNormArgs>(args),
                warp ? rowGrid((rows + kRowsPerBlock - 1) / kRowsPerBlock) : rowGrid(rows), ranges, bias ? 4 : 3);
+}
+
+}  // namespace
+
+void launchLayerNorm(DeviceRuntime& runtime, Stream stream, const float* x, const float* scale, const float* bias,
+                     float* y, std::int64_t rows, std::int64_t cols, float epsilon) {
+  launchRowNorm(runtime, stream, x, scale, bias, y, rows, cols, 1, cols, 1, cols, epsilon);
+}
+
+void launchGroupNorm(DeviceRuntime& runtime, Stream stream, const float* x, const float* scale, const float* bias,
+                     float* y, std::int64_t n, std::int64_t channels, std::int64_t groups, std::int64_t spatial,
+                     float epsilon) {
+  const std::string name = layerNormKernelName(true);
+  if (n < 0 || channels < 0 || spatial < 0 || groups < 1 || channels % groups != 0)
+    ANVIL_THROW(ErrorCode::kInvalidArgument, name, ": GroupNorm of [", n, ", ", channels, ", ", spatial, "] in ",
+                groups, " groups: the groups must divide the channels");
+  if (bias == nullptr && n * channels * spatial != 0)
+    ANVIL_THROW(ErrorCode::kInvalidArgument, name, ": GroupNorm needs a bias");
+  const std::int64_t perGroup = channels / groups;
+  launchRowNorm(runtime, stream, x, scale, bias, y, n * groups, perGroup * spatial, groups, perGroup, spatial,
+                channels, epsilon);
 }
 
 void launchSoftmaxAxis(DeviceRuntime& runtime, Stream stream, bool log, const float* x, float* y, std::int64_t outer,

@@ -24,6 +24,13 @@ std::string pool2dKernelName(bool max);                 // "f32_maxpool2d_gridst
 void launchLayerNorm(DeviceRuntime& runtime, Stream stream, const float* x, const float* scale, const float* bias,
                      float* y, std::int64_t rows, std::int64_t cols, float epsilon);
 
+// GroupNormalization over x [n, channels, spatial] with `groups` dividing channels: mean and
+// variance per (image, group), then y = normalized * scale[ch] + bias[ch] (both of `channels`
+// floats, required). InstanceNormalization is groups == channels. x == y is allowed.
+void launchGroupNorm(DeviceRuntime& runtime, Stream stream, const float* x, const float* scale, const float* bias,
+                     float* y, std::int64_t n, std::int64_t channels, std::int64_t groups, std::int64_t spatial,
+                     float epsilon);
+
 // Softmax (log false) or LogSoftmax of x viewed as [outer, n, inner] along n; dense, x == y
 // allowed. inner == 1 runs a row kernel (one block per row), any other a column kernel.
 void launchSoftmaxAxis(DeviceRuntime& runtime, Stream stream, bool log, const float* x, float* y, std::int64_t outer,

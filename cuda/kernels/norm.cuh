@@ -1,4 +1,4 @@
-// Normalizations and reductions, f32: LayerNormalization over rows (one warp per row for rows
+// Normalizations and reductions, f32: Layer/Group/InstanceNormalization over rows (one warp per row for rows
 // up to 1024 columns, one block per row beyond), log-softmax over rows (one block per row), softmax / log-softmax along an inner axis (one thread per column), and the
 // Reduce{Sum,Mean,Max,Min} family (one block per output for long reductions, one thread per
 // output for short ones). All accumulate in f32. Compiled by nvcc (cuda/kernels/normpool.cu)
@@ -14,7 +14,8 @@
 
 namespace anvil::cuda::kernels {
 
-// LayerNormalization over rows, two-pass: the mean, then the mean of squared deviations from
+// LayerNormalization over rows (and Group/InstanceNormalization: a row per image and group,
+// the affine parameters per channel; see LayerNormArgs), two-pass: the mean, then the mean of squared deviations from
 // it (not E[x^2] - E[x]^2, which cancels badly for rows far from zero), then the affine write.
 // Each pass re-reads the row from global memory (L1/L2-resident for the row sizes of
 // transformers). x == y is allowed: every element is read and written by one thread after
@@ -36,9 +37,11 @@ __global__ void __launch_bounds__(kBlock) f32_layernorm_row_block(LayerNormArgs 
     }
     const float var = blockAllReduce<kBlock>(q, scratch, SumOp{}, 0.0f) * invCols;
     const float inv = 1.0f / sqrtf(var + a.epsilon);
+    const std::int64_t pbase = (row % a.groups) * a.perGroup;
     for (std::int64_t c = threadIdx.x; c < a.cols; c += kBlock) {
-      float v = (xr[c] - mean) * inv * a.scale[c];
-      if (a.bias != nullptr) v += a.bias[c];
+      const std::int64_t p = pbase + (a.spatial == 1 ? c : c / a.spatial);
+      float v = (xr[c] - mean) * inv * a.scale[p];
+      if (a.bias != nullptr) v += a.bias[p];
       yr[c] = v;
     }
   }
@@ -67,9 +70,11 @@ __global__ void __launch_bounds__(kBlock) f32_layernorm_row_warp(LayerNormArgs a
     }
     const float var = warpAllReduce(q, SumOp{}) * invCols;
     const float inv = 1.0f / sqrtf(var + a.epsilon);
+    const std::int64_t pbase = (row % a.groups) * a.perGroup;
     for (std::int64_t c = lane; c < a.cols; c += 32) {
-      float v = (xr[c] - mean) * inv * a.scale[c];
-      if (a.bias != nullptr) v += a.bias[c];
+      const std::int64_t p = pbase + (a.spatial == 1 ? c : c / a.spatial);
+      float v = (xr[c] - mean) * inv * a.scale[p];
+      if (a.bias != nullptr) v += a.bias[p];
       yr[c] = v;
     }
   }

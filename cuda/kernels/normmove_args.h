@@ -13,14 +13,17 @@ inline constexpr int kMaxMoveRank = 6;      // rank of the strided copy and the 
 // LayerNorm rows up to this many columns take a warp each (f32_layernorm_row_warp), longer a block.
 inline constexpr std::int64_t kWarpRowMaxCols = 1024;
 
-// y[r, :] = (x[r, :] - mean) / sqrt(var + eps) * scale[:] + bias[:] over rows of `cols`
-// contiguous floats; bias may be null.
+// y[r, c] = (x[r, c] - mean_r) / sqrt(var_r + eps) * scale[p] + bias[p] over rows of `cols`
+// contiguous floats, with p = (r % groups) * perGroup + c / spatial: LayerNorm has groups 1
+// and spatial 1 (p = c); GroupNorm rows are (image, group) pairs of perGroup channels of
+// `spatial` pixels each (InstanceNorm: perGroup 1). bias may be null.
 struct LayerNormArgs {
   const float* x;
   const float* scale;
   const float* bias;
   float* y;
   std::int64_t rows, cols;
+  std::int64_t groups, perGroup, spatial;
   float epsilon;
 };
 

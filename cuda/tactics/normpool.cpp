@@ -1,6 +1,6 @@
 // The CUDA tactics of the normalizations, softmax forms, reductions and pools, f32 (kernels in
 // cuda/kernels/norm.cuh and pool.cuh, launchers in cuda/normpool.h): LayerNormalization,
-// Softmax, LogSoftmax, ReduceSum/Mean/Max/Min, MaxPool, AveragePool, GlobalAveragePool,
+// InstanceNormalization, GroupNormalization, Softmax, LogSoftmax, ReduceSum/Mean/Max/Min, MaxPool, AveragePool, GlobalAveragePool,
 // GlobalMaxPool. Extents are read from the tensors at run(); params hold attributes only.
 #include <algorithm>
 #include <cstring>
@@ -82,6 +82,41 @@ void addLayerNorm(runtime::Kernels& k) {
     if (bias && a.in(2).numel() != cols) a.fail("LayerNormalization: B must hold one value per normalized column");
     launchLayerNorm(runtimeOf(a), streamOf(a), x.as<float>(), a.in(1).as<float>(), bias, a.out(0).as<float>(), rows,
                     cols, q.epsilon);
+  };
+  k.add(std::move(c));
+}
+
+// ---- InstanceNormalization, GroupNormalization --------------------------------------
+
+struct GroupNormParams {
+  int64_t groups;  // 0: one per channel (InstanceNormalization)
+  float epsilon;
+};
+
+void addGroupNorm(runtime::Kernels& k, const char* op, bool instance) {
+  runtime::Kernel c = cudaKernel(instance ? "f32_instancenorm_rows" : "f32_groupnorm_rows", op);
+  c.supports = [instance](const ir::Node& n, const Types& t) {
+    if (t.size() != 3 || n.numOutputs() != 1 || !isF32(t[0]) || !isF32(t[1]) || !isF32(t[2])) return false;
+    if (t[0].shape.rank() < 2) return false;
+    if (instance) return true;
+    const int64_t g = n.attrs().getInt("num_groups", 0);
+    const ir::Dim& ch = t[0].shape[1];
+    return g >= 1 && (!ch.isStatic() || ch.value() % g == 0);
+  };
+  c.prepare = [instance](const runtime::PrepareInfo& info, runtime::Prepared* p) {
+    const ir::Attributes& at = info.node->attrs();
+    p->setParams(GroupNormParams{instance ? 0 : at.getInt("num_groups", 1), at.getFloat("epsilon", 1e-5f)});
+  };
+  c.run = [op](const StepArgs& a) {
+    const GroupNormParams& q = a.paramsAs<GroupNormParams>();
+    const runtime::TensorView& x = a.in(0);
+    const int64_t channels = x.dims[1];
+    if (a.in(1).numel() != channels || a.in(2).numel() != channels)
+      a.fail(std::string(op) + ": scale and bias must hold one value per channel");
+    const int64_t groups = q.groups ? q.groups : channels;
+    if (groups < 1 || (channels && channels % groups != 0)) a.fail(std::string(op) + ": num_groups must divide the channels");
+    launchGroupNorm(runtimeOf(a), streamOf(a), x.as<float>(), a.in(1).as<float>(), a.in(2).as<float>(),
+                    a.out(0).as<float>(), x.dims[0], channels, groups ? groups : 1, prodOf(x, 2, x.rank), q.epsilon);
   };
   k.add(std::move(c));
 }
@@ -276,6 +311,8 @@ void addPool(runtime::Kernels& k, const char* name, const char* op, bool max) {
 
 void addNormPoolKernels(runtime::Kernels& k) {
   addLayerNorm(k);
+  addGroupNorm(k, "InstanceNormalization", true);
+  addGroupNorm(k, "GroupNormalization", false);
   addSoftmax(k, "f32_softmax_block256", "Softmax", false);
   addSoftmax(k, "f32_log_softmax_block256", "LogSoftmax", true);
   addReduce(k, "f32_reduce_sum", "ReduceSum", ReduceKind::kSum);

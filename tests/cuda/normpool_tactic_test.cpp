@@ -66,6 +66,38 @@ TEST(CudaNormPoolTactic, LayerNormRefusals) {
       "f32_layernorm_rows"));
 }
 
+TEST(CudaNormPoolTactic, InstanceAndGroupNorm) {
+  const Dims shapes[] = {{1, 1, 1}, {2, 6, 7, 17}, {1, 4, 63}, {3, 6}, {1, 2, 40, 40}, {0, 6, 5}};
+  uint32_t seed = 50;
+  for (const Dims& d : shapes) {
+    const int64_t c = d[1];
+    ir::Attributes eps;
+    eps.set("epsilon", 1e-4f);
+    expectMatches(oneNode("InstanceNormalization", {input("x", f32(d, seed++, -1, 3)), constant("s", f32({c}, seed++)),
+                                                    constant("b", f32({c}, seed++))},
+                          eps),
+                  "f32_instancenorm_rows", 3e-5, 3e-5, "InstanceNorm " + ir::Shape::fromExtents(d).str());
+    for (int64_t g : {int64_t(1), int64_t(2), c}) {
+      if (c % g) continue;
+      ir::Attributes at = eps;
+      at.set("num_groups", g);
+      expectMatches(oneNode("GroupNormalization", {input("x", f32(d, seed++, -1, 3)), input("s", f32({c}, seed++)),
+                                                   input("b", f32({c}, seed++))},
+                            at),
+                    "f32_groupnorm_rows", 3e-5, 3e-5,
+                    "GroupNorm " + ir::Shape::fromExtents(d).str() + " groups " + std::to_string(g));
+    }
+  }
+  // f16 stays on the CPU.
+  ir::Attributes two;
+  two.set("num_groups", int64_t(2));
+  const auto h = [](const Dims& d, uint32_t seed) { return randomTensor(DataType::kF16, d, seed); };
+  EXPECT_FALSE(supportedBy(
+      oneNode("GroupNormalization", {input("x", h({1, 6, 5}, 1)), constant("s", h({6}, 2)), constant("b", h({6}, 3))}, two)
+          .node(),
+      "f32_groupnorm_rows"));
+}
+
 // ---- Softmax, LogSoftmax ----
 
 TEST(CudaNormPoolTactic, SoftmaxAndLogSoftmaxEveryAxis) {
