@@ -49,6 +49,12 @@ const char* reduceName(ReduceKind k) {
     case ReduceKind::kMean: return "mean";
     case ReduceKind::kMax: return "max";
     case ReduceKind::kMin: return "min";
+    case ReduceKind::kProd: return "prod";
+    case ReduceKind::kL1: return "l1";
+    case ReduceKind::kL2: return "l2";
+    case ReduceKind::kSumSquare: return "sum_square";
+    case ReduceKind::kLogSum: return "log_sum";
+    case ReduceKind::kLogSumExp: return "log_sum_exp";
   }
   return "?";
 }

@@ -10,7 +10,19 @@
 
 namespace anvil::cuda {
 
-enum class ReduceKind : int { kSum = 0, kMean = 1, kMax = 2, kMin = 3 };
+// The values of kernels::ReduceOpKind (cuda/kernels/norm.cuh).
+enum class ReduceKind : int {
+  kSum = 0,
+  kMean = 1,
+  kMax = 2,
+  kMin = 3,
+  kProd = 4,
+  kL1 = 5,
+  kL2 = 6,
+  kSumSquare = 7,
+  kLogSum = 8,
+  kLogSumExp = 9
+};
 
 std::string layerNormKernelName(bool warpPerRow);        // "f32_layernorm_row_warp_block256"
 std::string logSoftmaxRowsKernelName();                 // "f32_log_softmax_row_block256"

@@ -1,6 +1,6 @@
 // Normalizations and reductions, f32: Layer/Group/InstanceNormalization over rows (one warp per row for rows
 // up to 1024 columns, one block per row beyond), log-softmax over rows (one block per row), softmax / log-softmax along an inner axis (one thread per column), and the
-// Reduce{Sum,Mean,Max,Min} family (one block per output for long reductions, one thread per
+// Reduce* family (Sum, Mean, Max, Min, Prod, L1, L2, SumSquare, LogSum, LogSumExp) (one block per output for long reductions, one thread per
 // output for short ones). All accumulate in f32. Compiled by nvcc (cuda/kernels/normpool.cu)
 // and by the host compiler against cuda/sim (cuda/kernels/sim_normmove.cpp).
 #pragma once
@@ -126,24 +126,54 @@ __global__ void __launch_bounds__(kGridStrideBlock) f32_softmax_axis_gridstride(
 }
 
 // The reductions. Max and min propagate NaN (as the reference does), so they cannot use
-// fmaxf / fminf, which drop a NaN operand.
-enum ReduceOpKind : int { kReduceSum = 0, kReduceMean = 1, kReduceMax = 2, kReduceMin = 3 };
+// fmaxf / fminf, which drop a NaN operand. Each op maps an element (pre), combines, and
+// finishes the accumulator; LogSumExp is two passes (max, then the sum of exp(x - max)).
+enum ReduceOpKind : int {
+  kReduceSum = 0,
+  kReduceMean = 1,
+  kReduceMax = 2,
+  kReduceMin = 3,
+  kReduceProd = 4,
+  kReduceL1 = 5,
+  kReduceL2 = 6,
+  kReduceSumSquare = 7,
+  kReduceLogSum = 8,
+  kReduceLogSumExp = 9
+};
 
 template <int kOp>
 struct ReduceOp {
+  static __device__ __forceinline__ float pre(float v) {
+    if (kOp == kReduceL1) return fabsf(v);
+    if (kOp == kReduceL2 || kOp == kReduceSumSquare) return v * v;
+    return v;
+  }
   __device__ __forceinline__ float operator()(float acc, float v) const {
-    if (kOp == kReduceMax) return (v > acc || v != v) ? v : acc;
+    if (kOp == kReduceMax || kOp == kReduceLogSumExp) return (v > acc || v != v) ? v : acc;
     if (kOp == kReduceMin) return (v < acc || v != v) ? v : acc;
+    if (kOp == kReduceProd) return acc * v;
     return acc + v;
   }
   static __device__ __forceinline__ float identity() {
-    return kOp == kReduceMax ? -INFINITY : kOp == kReduceMin ? INFINITY : 0.0f;
+    return kOp == kReduceMax || kOp == kReduceLogSumExp ? -INFINITY
+           : kOp == kReduceMin                          ? INFINITY
+           : kOp == kReduceProd                         ? 1.0f
+                                                        : 0.0f;
   }
   // Mean of zero elements is 0/0 = NaN, as the reference's.
   static __device__ __forceinline__ float finish(float acc, std::int64_t count) {
-    return kOp == kReduceMean ? acc / static_cast<float>(count) : acc;
+    if (kOp == kReduceMean) return acc / static_cast<float>(count);
+    if (kOp == kReduceL2) return sqrtf(acc);
+    if (kOp == kReduceLogSum) return logf(acc);
+    return acc;
   }
 };
+
+// LogSumExp's finish: max + log(sum of exp(x - max)), or the max itself when it is not finite
+// (-inf for an empty reduction, as the reference).
+// (fabsf(v) < INFINITY: isfinite has no unqualified host spelling; NaN compares false.)
+__device__ __forceinline__ bool finiteF(float v) { return fabsf(v) < INFINITY; }
+__device__ __forceinline__ float logSumExpFinish(float m, float s) { return finiteF(m) ? m + logf(s) : m; }
 
 // Offset of the element at row-major index `idx` of dims[0..rank) with the given strides.
 __device__ __forceinline__ std::int64_t stridedOffset(std::int64_t idx, int rank, const std::int64_t* dims,
@@ -169,9 +199,20 @@ __global__ void __launch_bounds__(kBlock) f32_reduce_block(ReduceArgs a) {
     float acc = ReduceOp<kOp>::identity();
     for (std::int64_t k = threadIdx.x; k < a.count; k += kBlock) {
       const std::int64_t off = flat ? k * a.redStrides[0] : stridedOffset(k, a.redRank, a.redDims, a.redStrides);
-      acc = op(acc, base[off]);
+      acc = op(acc, ReduceOp<kOp>::pre(base[off]));
     }
     acc = blockAllReduce<kBlock>(acc, scratch, op, ReduceOp<kOp>::identity());
+    if (kOp == kReduceLogSumExp) {
+      const float m = acc;
+      float s = 0.0f;
+      if (finiteF(m))
+        for (std::int64_t k = threadIdx.x; k < a.count; k += kBlock) {
+          const std::int64_t off = flat ? k * a.redStrides[0] : stridedOffset(k, a.redRank, a.redDims, a.redStrides);
+          s += expf(base[off] - m);
+        }
+      s = blockAllReduce<kBlock>(s, scratch, SumOp{}, 0.0f);
+      acc = logSumExpFinish(m, s);
+    }
     if (threadIdx.x == 0) a.y[o] = ReduceOp<kOp>::finish(acc, a.count);
   }
 }
@@ -186,7 +227,13 @@ __global__ void __launch_bounds__(kGridStrideBlock) f32_reduce_thread(ReduceArgs
     const float* base = a.x + stridedOffset(o, a.keptRank, a.keptDims, a.keptStrides);
     float acc = ReduceOp<kOp>::identity();
     for (std::int64_t k = 0; k < a.count; ++k)
-      acc = op(acc, base[stridedOffset(k, a.redRank, a.redDims, a.redStrides)]);
+      acc = op(acc, ReduceOp<kOp>::pre(base[stridedOffset(k, a.redRank, a.redDims, a.redStrides)]));
+    if (kOp == kReduceLogSumExp) {
+      float s = 0.0f;
+      if (finiteF(acc))
+        for (std::int64_t k = 0; k < a.count; ++k) s += expf(base[stridedOffset(k, a.redRank, a.redDims, a.redStrides)] - acc);
+      acc = logSumExpFinish(acc, s);
+    }
     a.y[o] = ReduceOp<kOp>::finish(acc, a.count);
   }
 }

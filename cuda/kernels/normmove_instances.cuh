@@ -32,6 +32,12 @@ void listNormPoolKernels(Add& add) {
   listReduceKernels<kReduceMean>(add);
   listReduceKernels<kReduceMax>(add);
   listReduceKernels<kReduceMin>(add);
+  listReduceKernels<kReduceProd>(add);
+  listReduceKernels<kReduceL1>(add);
+  listReduceKernels<kReduceL2>(add);
+  listReduceKernels<kReduceSumSquare>(add);
+  listReduceKernels<kReduceLogSum>(add);
+  listReduceKernels<kReduceLogSumExp>(add);
   add.template entry<&f32_pool2d_gridstride<true>>(pool2dKernelName(true));
   add.template entry<&f32_pool2d_gridstride<false>>(pool2dKernelName(false));
 }

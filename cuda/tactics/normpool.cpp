@@ -1,7 +1,8 @@
 // The CUDA tactics of the normalizations, softmax forms, reductions and pools, f32 (kernels in
 // cuda/kernels/norm.cuh and pool.cuh, launchers in cuda/normpool.h): LayerNormalization,
-// InstanceNormalization, GroupNormalization, Softmax, LogSoftmax, ReduceSum/Mean/Max/Min, MaxPool, AveragePool, GlobalAveragePool,
-// GlobalMaxPool. Extents are read from the tensors at run(); params hold attributes only.
+// InstanceNormalization, GroupNormalization, Softmax, LogSoftmax, the ten Reduce* ops, MaxPool,
+// AveragePool, GlobalAveragePool, GlobalMaxPool. Extents are read from the tensors at run();
+// params hold attributes (and constant axes) only.
 #include <algorithm>
 #include <cstring>
 
@@ -145,7 +146,7 @@ void addSoftmax(runtime::Kernels& k, const char* name, const char* op, bool log)
   k.add(std::move(c));
 }
 
-// ---- ReduceSum, ReduceMean, ReduceMax, ReduceMin ---------------------------------------
+// ---- Reduce{Sum,Mean,Max,Min,Prod,L1,L2,SumSquare,LogSum,LogSumExp} -------------------
 
 struct ReduceParams {
   int32_t numAxes;  // -1: every axis (axes absent or empty); -2: identity (empty with noop)
@@ -319,6 +320,12 @@ void addNormPoolKernels(runtime::Kernels& k) {
   addReduce(k, "f32_reduce_mean", "ReduceMean", ReduceKind::kMean);
   addReduce(k, "f32_reduce_max", "ReduceMax", ReduceKind::kMax);
   addReduce(k, "f32_reduce_min", "ReduceMin", ReduceKind::kMin);
+  addReduce(k, "f32_reduce_prod", "ReduceProd", ReduceKind::kProd);
+  addReduce(k, "f32_reduce_l1", "ReduceL1", ReduceKind::kL1);
+  addReduce(k, "f32_reduce_l2", "ReduceL2", ReduceKind::kL2);
+  addReduce(k, "f32_reduce_sum_square", "ReduceSumSquare", ReduceKind::kSumSquare);
+  addReduce(k, "f32_reduce_log_sum", "ReduceLogSum", ReduceKind::kLogSum);
+  addReduce(k, "f32_reduce_log_sum_exp", "ReduceLogSumExp", ReduceKind::kLogSumExp);
   addGlobalPool(k, "f32_global_average_pool", "GlobalAveragePool", ReduceKind::kMean);
   addGlobalPool(k, "f32_global_max_pool", "GlobalMaxPool", ReduceKind::kMax);
   addPool(k, "f32_maxpool2d_gridstride256", "MaxPool", true);

@@ -137,18 +137,26 @@ TEST(CudaNormPoolTactic, ReductionsAxesKeepdimsAndNoop) {
   const std::pair<const char*, const char*> ops[] = {{"ReduceSum", "f32_reduce_sum"},
                                                      {"ReduceMean", "f32_reduce_mean"},
                                                      {"ReduceMax", "f32_reduce_max"},
-                                                     {"ReduceMin", "f32_reduce_min"}};
+                                                     {"ReduceMin", "f32_reduce_min"},
+                                                     {"ReduceProd", "f32_reduce_prod"},
+                                                     {"ReduceL1", "f32_reduce_l1"},
+                                                     {"ReduceL2", "f32_reduce_l2"},
+                                                     {"ReduceSumSquare", "f32_reduce_sum_square"},
+                                                     {"ReduceLogSum", "f32_reduce_log_sum"},
+                                                     {"ReduceLogSumExp", "f32_reduce_log_sum_exp"}};
   uint32_t seed = 100;
   for (const auto& [op, kernel] : ops) {
     for (const C& c : cases) {
       ir::Attributes at;
       at.set("keepdims", c.keep);
-      std::vector<Arg> args = {input("x", f32(c.x, seed++))};
+      // Positive inputs near 1 keep products and logs of sums finite and well conditioned.
+      const bool positive = std::string(op) == "ReduceProd" || std::string(op) == "ReduceLogSum";
+      std::vector<Arg> args = {input("x", positive ? f32(c.x, seed++, 0.9, 1.1) : f32(c.x, seed++))};
       if (c.axes) args.push_back(constant("axes", ints(*c.axes)));
       const OneNode o = oneNode(op, args, at);
       std::string axes = "none";
       if (c.axes) axes = ir::Shape::fromExtents(*c.axes).str();
-      expectMatches(o, kernel, 1e-4, 1e-5,
+      expectMatches(o, kernel, 1e-4, 1e-4,
                     std::string(op) + " " + ir::Shape::fromExtents(c.x).str() + " axes " + axes);
     }
     // noop_with_empty_axes: the input unchanged.
@@ -157,6 +165,16 @@ TEST(CudaNormPoolTactic, ReductionsAxesKeepdimsAndNoop) {
     expectMatches(oneNode(op, {input("x", f32({3, 7}, seed++))}, at), kernel, 0, 0, std::string(op) + " noop");
     // Axes known only at run time go to the CPU.
     EXPECT_FALSE(supportedBy(oneNode(op, {input("x", f32({3, 7}, 1)), input("axes", ints({1}))}).node(), kernel));
+  }
+}
+
+TEST(CudaNormPoolTactic, ReduceLogSumExpInfinitiesAndNaN) {
+  for (const Dims& d : {Dims{3, 300}, Dims{3, 5}}) {
+    ir::Tensor x = f32(d, 8);
+    for (int64_t i = 0; i < d[1]; ++i) x.setDouble(i, -std::numeric_limits<double>::infinity());  // row 0: all -inf
+    x.setDouble(d[1] + 2, std::numeric_limits<double>::quiet_NaN());                              // row 1: a NaN
+    expectMatches(oneNode("ReduceLogSumExp", {input("x", x), constant("axes", ints({1}))}), "f32_reduce_log_sum_exp",
+                  1e-5, 1e-5, "ReduceLogSumExp " + ir::Shape::fromExtents(d).str());
   }
 }
 
