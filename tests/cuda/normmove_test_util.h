@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "cuda/device.h"
 #include "tactic_test_util.h"
 
 namespace anvil::cuda::testing {
@@ -77,7 +78,9 @@ inline bool supportedBy(const ir::Node& n, const std::string& kernel) {
   return false;
 }
 
-// The kernel supports the node and matches the reference on its inputs.
+// The kernel supports the node and matches the reference on its inputs, on the sim runtime
+// and, where a GPU is present, on the real one too (same bounds: the math functions of the
+// device differ from the host's by a few ulps, far inside them).
 inline void expectMatches(const OneNode& o, const std::string& kernel, double atol, double rtol,
                           const std::string& what) {
   const ir::Node& n = o.node();
@@ -87,6 +90,12 @@ inline void expectMatches(const OneNode& o, const std::string& kernel, double at
   const std::vector<ir::Tensor> want = runReference(n, o.inputs);
   ASSERT_EQ(got.size(), want.size()) << what;
   for (size_t i = 0; i < got.size(); ++i) expectSame(got[i], want[i], atol, rtol, what + " output " + std::to_string(i));
+  if (deviceCount() > 0) {
+    auto gpu = cudaRuntime(0);
+    const std::vector<ir::Tensor> onGpu = runOnDevice(*cudaKernel(n, kernel), n, o.inputs, *gpu);
+    for (size_t i = 0; i < onGpu.size(); ++i)
+      expectSame(onGpu[i], want[i], atol, rtol, what + " on the GPU, output " + std::to_string(i));
+  }
 }
 
 }  // namespace anvil::cuda::testing
