@@ -1,6 +1,6 @@
 // The CUDA tactics of data movement, for any dtype of 1, 2, 4 or 8 bytes per element (kernels
 // in cuda/kernels/movement.cuh, launchers in cuda/movement.h): Transpose, Concat, Split,
-// Slice, Gather, Pad (constant mode), Expand, Resize (nearest; linear for f32). Most are one strided
+// Slice, Gather, Pad (constant mode), Expand, Tile, DepthToSpace, SpaceToDepth, Resize (nearest; linear for f32). Most are one strided
 // copy per input or output (Pad: a fill and a copy), shaped at run() from the tensors'
 // extents; params hold the attributes and the constant inputs (Slice starts/ends/axes/steps,
 // Pad pads and value, Resize scales or sizes).
@@ -437,6 +437,126 @@ void addExpand(runtime::Kernels& k) {
   k.add(std::move(c));
 }
 
+// ---- Tile -----------------------------------------------------------------------------
+
+struct TileParams {
+  int32_t rank;
+  int64_t repeats[kMaxCopyRank];
+};
+
+void addTile(runtime::Kernels& k) {
+  runtime::Kernel c = movementKernel("tile_strided_copy", "Tile");
+  c.supports = [](const ir::Node& n, const Types& t) {
+    std::vector<int64_t> rep;
+    if (t.size() < 2 || !movable(t[0]) || n.input(1) == nullptr || !constInts(n, 1, &rep)) return false;
+    if (rep.size() != t[0].shape.rank()) return false;
+    // Each repeated dim becomes a (repeat, extent) pair of the copy: at most kMaxCopyRank dims.
+    size_t dims = rep.size();
+    for (int64_t r : rep) {
+      if (r < 0) return false;
+      dims += r != 1;
+    }
+    return dims <= size_t(kMaxCopyRank);
+  };
+  c.prepare = [](const runtime::PrepareInfo& info, runtime::Prepared* p) {
+    std::vector<int64_t> rep;
+    constInts(*info.node, 1, &rep);
+    TileParams q{};
+    q.rank = int32_t(rep.size());
+    for (size_t i = 0; i < rep.size(); ++i) q.repeats[i] = rep[i];
+    p->setParams(q);
+  };
+  c.run = [](const StepArgs& a) {
+    const TileParams& q = a.paramsAs<TileParams>();
+    const runtime::TensorView& x = a.in(0);
+    runtime::TensorView& y = a.out(0);
+    if (y.numel() == 0) return;
+    if (x.rank != q.rank) a.fail("Tile: input rank differs from the engine's");
+    int64_t xs[kR], ys[kR];
+    denseStrides(x, xs);
+    denseStrides(y, ys);
+    // Output index j * extent + i along each dim: a repeat dim (source stride 0) over the extent.
+    StridedCopyDesc d;
+    d.elementBytes = elementBytes(x.dtype);
+    d.src = x.data;
+    d.dst = y.data;
+    int r = 0;
+    for (int i = 0; i < x.rank; ++i) {
+      if (q.repeats[i] != 1) {
+        d.dims[r] = q.repeats[i];
+        d.srcStrides[r] = 0;
+        d.dstStrides[r] = x.dims[i] * ys[i];
+        ++r;
+      }
+      d.dims[r] = x.dims[i];
+      d.srcStrides[r] = xs[i];
+      d.dstStrides[r] = ys[i];
+      ++r;
+    }
+    d.rank = r;
+    launchStridedCopy(runtimeOf(a), streamOf(a), d);
+  };
+  k.add(std::move(c));
+}
+
+// ---- DepthToSpace, SpaceToDepth ---------------------------------------------------------
+
+struct BlockParams {
+  int64_t block;
+  int32_t crd;  // DepthToSpace mode CRD (else DCR)
+};
+
+// Both as one 6-D strided copy: the output viewed with its block offsets split out.
+void addDepthSpace(runtime::Kernels& k, const char* name, const char* op, bool toSpace) {
+  runtime::Kernel c = movementKernel(name, op);
+  c.supports = [toSpace](const ir::Node& n, const Types& t) {
+    if (t.empty() || !movable(t[0]) || t[0].shape.rank() != 4) return false;
+    const int64_t b = n.attrs().getInt("blocksize", 0);
+    const std::string mode = n.attrs().getString("mode", "DCR");
+    return b >= 1 && b <= (int64_t(1) << 20) && (!toSpace || mode == "DCR" || mode == "CRD");
+  };
+  c.prepare = [](const runtime::PrepareInfo& info, runtime::Prepared* p) {
+    const ir::Attributes& at = info.node->attrs();
+    p->setParams(BlockParams{at.getInt("blocksize", 1), at.getString("mode", "DCR") == "CRD" ? 1 : 0});
+  };
+  c.run = [toSpace](const StepArgs& a) {
+    const BlockParams& q = a.paramsAs<BlockParams>();
+    const runtime::TensorView& x = a.in(0);
+    runtime::TensorView& y = a.out(0);
+    if (y.numel() == 0) return;
+    const int64_t b = q.block, N = x.dims[0], C = x.dims[1], H = x.dims[2], W = x.dims[3];
+    StridedCopyDesc d;
+    d.elementBytes = elementBytes(x.dtype);
+    d.src = x.data;
+    d.dst = y.data;
+    d.rank = 6;
+    if (toSpace) {
+      if (C % (b * b) != 0) a.fail("DepthToSpace: the channels are not divisible by blocksize^2");
+      const int64_t Co = C / (b * b);
+      // y [N, Co, H, b(i), W, b(j)] reads channel (i * b + j) * Co + co (DCR) or co * b * b + i * b + j (CRD).
+      const int64_t dims[6] = {N, Co, H, b, W, b};
+      const int64_t dcr[6] = {C * H * W, H * W, W, b * Co * H * W, 1, Co * H * W};
+      const int64_t crd[6] = {C * H * W, b * b * H * W, W, b * H * W, 1, H * W};
+      std::copy(dims, dims + 6, d.dims);
+      std::copy(q.crd ? crd : dcr, (q.crd ? crd : dcr) + 6, d.srcStrides);
+    } else {
+      if (H % b != 0 || W % b != 0) a.fail("SpaceToDepth: the spatial dims are not divisible by the blocksize");
+      // y [N, b(i), b(j), C, H / b, W / b] reads x[n, c, ho * b + i, wo * b + j].
+      const int64_t dims[6] = {N, b, b, C, H / b, W / b};
+      const int64_t strides[6] = {C * H * W, W, 1, H * W, b * W, b};
+      std::copy(dims, dims + 6, d.dims);
+      std::copy(strides, strides + 6, d.srcStrides);
+    }
+    int64_t v = 1;
+    for (int i = 5; i >= 0; --i) {
+      d.dstStrides[i] = v;
+      v *= d.dims[i];
+    }
+    launchStridedCopy(runtimeOf(a), streamOf(a), d);
+  };
+  k.add(std::move(c));
+}
+
 // ---- Resize ---------------------------------------------------------------------------
 
 struct ResizeParams {
@@ -569,6 +689,9 @@ void addMovementKernels(runtime::Kernels& k) {
   addGather(k);
   addPad(k);
   addExpand(k);
+  addTile(k);
+  addDepthSpace(k, "depth_to_space_strided_copy", "DepthToSpace", true);
+  addDepthSpace(k, "space_to_depth_strided_copy", "SpaceToDepth", false);
   addResize(k);
 }
 

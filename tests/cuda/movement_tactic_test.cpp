@@ -197,6 +197,42 @@ TEST(CudaMovementTactic, ExpandBroadcastsEveryDtype) {
                     "expand_strided_copy", 0, 0, std::string("Expand ") + ir::dtypeName(t) + " " + str(c.x) + " to " + str(c.shape));
 }
 
+TEST(CudaMovementTactic, TileRepeats) {
+  struct C {
+    Dims x, rep;
+  };
+  const C cases[] = {{{7, 17}, {2, 3}}, {{3}, {5}}, {{2, 1, 3}, {1, 4, 1}}, {{2, 3}, {0, 2}}, {{1, 2, 1, 2}, {2, 1, 3, 1}},
+                     {{5, 1}, {1, 1}}};
+  uint32_t seed = 800;
+  for (DataType t : kTypes)
+    for (const C& c : cases)
+      expectMatches(oneNode("Tile", {input("x", data(t, c.x, seed++)), constant("r", ints(c.rep))}), "tile_strided_copy",
+                    0, 0, std::string("Tile ") + ir::dtypeName(t) + " " + str(c.x) + " by " + str(c.rep));
+  EXPECT_FALSE(supportedBy(oneNode("Tile", {input("x", data(DataType::kF32, {2, 2, 2, 2}, 1)), constant("r", ints({2, 2, 2, 2}))})
+                               .node(),
+                           "tile_strided_copy"));  // eight copy dims
+}
+
+TEST(CudaMovementTactic, DepthToSpaceAndBack) {
+  uint32_t seed = 900;
+  for (DataType t : {DataType::kF32, DataType::kU8, DataType::kI64, DataType::kF16})
+    for (int64_t b : {1, 2, 3}) {
+      for (const char* mode : {"DCR", "CRD"}) {
+        ir::Attributes at;
+        at.set("blocksize", b);
+        at.set("mode", std::string(mode));
+        expectMatches(oneNode("DepthToSpace", {input("x", data(t, {2, 2 * b * b, 3, 5}, seed++))}, at),
+                      "depth_to_space_strided_copy", 0, 0,
+                      std::string("DepthToSpace ") + mode + " " + ir::dtypeName(t) + " block " + std::to_string(b));
+      }
+      ir::Attributes at;
+      at.set("blocksize", b);
+      expectMatches(oneNode("SpaceToDepth", {input("x", data(t, {2, 3, 2 * b, 5 * b}, seed++))}, at),
+                    "space_to_depth_strided_copy", 0, 0,
+                    std::string("SpaceToDepth ") + ir::dtypeName(t) + " block " + std::to_string(b));
+    }
+}
+
 ir::Tensor floats(const std::vector<float>& v) {
   return ir::Tensor::fromVector<float>(DataType::kF32, {int64_t(v.size())}, v);
 }
