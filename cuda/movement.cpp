@@ -4,6 +4,7 @@
 #include "cuda/movement.h"
 
 #include <algorithm>
+#include <array>
 
 #include "anvil/error.h"
 #include "cuda/arg_pack.h"
@@ -63,25 +64,51 @@ void launchByElement(DeviceRuntime& runtime, Stream stream, const std::string& n
 
 }  // namespace
 
-std::string stridedCopyKernelName(int elementBytes) {
-  return ::anvil::detail::concat(elementName(elementBytes), "_strided_copy_gridstride_block", kernels::kGridStrideBlock);
-}
-std::string fillKernelName(int elementBytes) {
-  return ::anvil::detail::concat(elementName(elementBytes), "_fill_gridstride_block", kernels::kGridStrideBlock);
-}
-std::string gatherKernelName(int elementBytes, bool index64) {
-  return ::anvil::detail::concat(elementName(elementBytes), "_gather_", index64 ? "i64" : "i32",
-                                 "_gridstride_block", kernels::kGridStrideBlock);
+namespace {
+int elementIndex(int bytes) {
+  switch (bytes) {
+    case 1: return 0;
+    case 2: return 1;
+    case 4: return 2;
+    case 8: return 3;
+    default: break;
+  }
+  (void)elementName(bytes);  // throws, naming the size
+  return 0;
 }
 
-std::string resizeKernelName(int elementBytes, bool linear) {
-  if (linear) return ::anvil::detail::concat("f32_resize_linear_gridstride_block", kernels::kGridStrideBlock);
-  return ::anvil::detail::concat(elementName(elementBytes), "_resize_nearest_gridstride_block",
-                                 kernels::kGridStrideBlock);
+// One name per element size, built once (run() must not allocate).
+using Names = std::array<std::string, 4>;
+Names namesBySize(const char* op) {
+  Names n;
+  const int sizes[4] = {1, 2, 4, 8};
+  for (int i = 0; i < 4; ++i)
+    n[size_t(i)] = ::anvil::detail::concat(elementName(sizes[i]), "_", op, "_gridstride_block", kernels::kGridStrideBlock);
+  return n;
+}
+}  // namespace
+
+const std::string& stridedCopyKernelName(int elementBytes) {
+  static const Names names = namesBySize("strided_copy");
+  return names[size_t(elementIndex(elementBytes))];
+}
+const std::string& fillKernelName(int elementBytes) {
+  static const Names names = namesBySize("fill");
+  return names[size_t(elementIndex(elementBytes))];
+}
+const std::string& gatherKernelName(int elementBytes, bool index64) {
+  static const Names i32 = namesBySize("gather_i32"), i64 = namesBySize("gather_i64");
+  return (index64 ? i64 : i32)[size_t(elementIndex(elementBytes))];
+}
+const std::string& resizeKernelName(int elementBytes, bool linear) {
+  static const Names nearest = namesBySize("resize_nearest");
+  static const std::string linearName =
+      ::anvil::detail::concat("f32_resize_linear_gridstride_block", kernels::kGridStrideBlock);
+  return linear ? linearName : nearest[size_t(elementIndex(elementBytes))];
 }
 
 void launchStridedCopy(DeviceRuntime& runtime, Stream stream, const StridedCopyDesc& d) {
-  const std::string name = stridedCopyKernelName(d.elementBytes);
+  const std::string& name = stridedCopyKernelName(d.elementBytes);
   if (d.rank < 0 || d.rank > 12) ANVIL_THROW(ErrorCode::kInvalidArgument, name, ": rank ", d.rank, " is outside [0, 12]");
   kernels::StridedCopyArgs a{};
   a.count = 1;
@@ -130,7 +157,7 @@ void launchStridedCopy(DeviceRuntime& runtime, Stream stream, const StridedCopyD
 
 void launchFill(DeviceRuntime& runtime, Stream stream, int elementBytes, void* dst, std::int64_t n,
                 std::uint64_t bits) {
-  const std::string name = fillKernelName(elementBytes);
+  const std::string& name = fillKernelName(elementBytes);
   if (n < 0) ANVIL_THROW(ErrorCode::kInvalidArgument, name, ": count ", n, " is negative");
   if (n == 0) return;
   if (dst == nullptr) ANVIL_THROW(ErrorCode::kInvalidArgument, name, ": null destination pointer");
@@ -173,7 +200,7 @@ void gatherBy(DeviceRuntime& runtime, Stream stream, const std::string& name, co
 }  // namespace
 
 void launchGather(DeviceRuntime& runtime, Stream stream, const GatherDesc& d) {
-  const std::string name = gatherKernelName(d.elementBytes, d.index64);
+  const std::string& name = gatherKernelName(d.elementBytes, d.index64);
   if (d.outer < 0 || d.axisLen < 0 || d.indices < 0 || d.inner < 0)
     ANVIL_THROW(ErrorCode::kInvalidArgument, name, ": a negative extent");
   const std::int64_t total = d.outer * d.indices * d.inner;
@@ -194,7 +221,7 @@ void launchGather(DeviceRuntime& runtime, Stream stream, const GatherDesc& d) {
 }
 
 void launchResize(DeviceRuntime& runtime, Stream stream, const ResizeDesc& d) {
-  const std::string name = resizeKernelName(d.elementBytes, d.linear);
+  const std::string& name = resizeKernelName(d.elementBytes, d.linear);
   if (d.linear && d.elementBytes != 4) ANVIL_THROW(ErrorCode::kInvalidArgument, name, ": linear serves f32 only");
   if (d.rank < 0 || d.rank > kMaxCopyRank)
     ANVIL_THROW(ErrorCode::kInvalidArgument, name, ": rank ", d.rank, " is outside [0, ", kMaxCopyRank, "]");

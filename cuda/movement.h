@@ -13,11 +13,12 @@ namespace anvil::cuda {
 
 inline constexpr int kMaxCopyRank = 6;
 
-std::string stridedCopyKernelName(int elementBytes);  // "u32_strided_copy_gridstride_block256"
-std::string fillKernelName(int elementBytes);         // "u32_fill_gridstride_block256"
-std::string gatherKernelName(int elementBytes, bool index64);  // "u32_gather_i64_gridstride_block256"
+// The kernels' names (built once: launches in run() must not allocate).
+const std::string& stridedCopyKernelName(int elementBytes);  // "u32_strided_copy_gridstride_block256"
+const std::string& fillKernelName(int elementBytes);         // "u32_fill_gridstride_block256"
+const std::string& gatherKernelName(int elementBytes, bool index64);  // "u32_gather_i64_gridstride_block256"
 // "u8_resize_nearest_gridstride_block256"; linear: "f32_resize_linear_gridstride_block256"
-std::string resizeKernelName(int elementBytes, bool linear);
+const std::string& resizeKernelName(int elementBytes, bool linear);
 
 // dst[sum_k i_k * dstStrides[k]] = src[sum_k i_k * srcStrides[k]] for every index i of dims
 // (rank <= 12 on entry; unit dims are dropped and contiguous ones merged, and what remains must

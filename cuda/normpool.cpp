@@ -4,6 +4,7 @@
 #include "cuda/normpool.h"
 
 #include <algorithm>
+#include <vector>
 
 #include "anvil/error.h"
 #include "cuda/arg_pack.h"
@@ -61,23 +62,43 @@ const char* reduceName(ReduceKind k) {
 
 }  // namespace
 
-std::string layerNormKernelName(bool warpPerRow) {
-  return ::anvil::detail::concat("f32_layernorm_row_", warpPerRow ? "warp_" : "", "block", kernels::kNormBlock);
+// The names are built once (run() must not allocate): each function keeps its table.
+const std::string& layerNormKernelName(bool warpPerRow) {
+  static const std::string names[2] = {
+      ::anvil::detail::concat("f32_layernorm_row_block", kernels::kNormBlock),
+      ::anvil::detail::concat("f32_layernorm_row_warp_block", kernels::kNormBlock)};
+  return names[warpPerRow ? 1 : 0];
 }
-std::string logSoftmaxRowsKernelName() {
-  return ::anvil::detail::concat("f32_log_softmax_row_block", kernels::kNormBlock);
+const std::string& logSoftmaxRowsKernelName() {
+  static const std::string name = ::anvil::detail::concat("f32_log_softmax_row_block", kernels::kNormBlock);
+  return name;
 }
-std::string softmaxAxisKernelName(bool log) {
-  return ::anvil::detail::concat("f32_", log ? "log_softmax" : "softmax", "_axis_gridstride_block",
-                                 kernels::kGridStrideBlock);
+const std::string& softmaxAxisKernelName(bool log) {
+  static const std::string names[2] = {
+      ::anvil::detail::concat("f32_softmax_axis_gridstride_block", kernels::kGridStrideBlock),
+      ::anvil::detail::concat("f32_log_softmax_axis_gridstride_block", kernels::kGridStrideBlock)};
+  return names[log ? 1 : 0];
 }
-std::string reduceKernelName(ReduceKind kind, bool perBlock) {
-  return ::anvil::detail::concat("f32_reduce_", reduceName(kind), perBlock ? "_row_block" : "_thread_block",
-                                 perBlock ? kernels::kNormBlock : kernels::kGridStrideBlock);
+const std::string& reduceKernelName(ReduceKind kind, bool perBlock) {
+  constexpr int kKinds = 10;
+  static const std::vector<std::string> names = [] {
+    std::vector<std::string> v;
+    for (int k = 0; k < kKinds; ++k) {
+      v.push_back(::anvil::detail::concat("f32_reduce_", reduceName(ReduceKind(k)), "_thread_block",
+                                          kernels::kGridStrideBlock));
+      v.push_back(::anvil::detail::concat("f32_reduce_", reduceName(ReduceKind(k)), "_row_block", kernels::kNormBlock));
+    }
+    return v;
+  }();
+  const int k = static_cast<int>(kind);
+  if (k < 0 || k >= kKinds) ANVIL_THROW(ErrorCode::kInvalidArgument, "launchReduce: unknown reduction ", k);
+  return names[size_t(2 * k + (perBlock ? 1 : 0))];
 }
-std::string pool2dKernelName(bool max) {
-  return ::anvil::detail::concat("f32_", max ? "maxpool2d" : "avgpool2d", "_gridstride_block",
-                                 kernels::kGridStrideBlock);
+const std::string& pool2dKernelName(bool max) {
+  static const std::string names[2] = {
+      ::anvil::detail::concat("f32_avgpool2d_gridstride_block", kernels::kGridStrideBlock),
+      ::anvil::detail::concat("f32_maxpool2d_gridstride_block", kernels::kGridStrideBlock)};
+  return names[max ? 1 : 0];
 }
 
 namespace {
@@ -88,7 +109,7 @@ void launchRowNorm(DeviceRuntime& runtime, Stream stream, const float* x, const 
                    float* y, std::int64_t rows, std::int64_t cols, std::int64_t groups, std::int64_t perGroup,
                    std::int64_t spatial, std::int64_t paramCount, float epsilon) {
   const bool warp = cols <= kernels::kWarpRowMaxCols;
-  const std::string name = layerNormKernelName(warp);
+  const std::string& name = layerNormKernelName(warp);
   requireShape(name, rows, cols);
   if (rows == 0 || cols == 0) return;
   requirePointers(name, x, y);
@@ -113,7 +134,7 @@ void launchLayerNorm(DeviceRuntime& runtime, Stream stream, const float* x, cons
 void launchGroupNorm(DeviceRuntime& runtime, Stream stream, const float* x, const float* scale, const float* bias,
                      float* y, std::int64_t n, std::int64_t channels, std::int64_t groups, std::int64_t spatial,
                      float epsilon) {
-  const std::string name = layerNormKernelName(true);
+  const std::string& name = layerNormKernelName(true);
   if (n < 0 || channels < 0 || spatial < 0 || groups < 1 || channels % groups != 0)
     ANVIL_THROW(ErrorCode::kInvalidArgument, name, ": GroupNorm of [", n, ", ", channels, ", ", spatial, "] in ",
                 groups, " groups: the groups must divide the channels");
@@ -128,7 +149,7 @@ void launchSoftmaxAxis(DeviceRuntime& runtime, Stream stream, bool log, const fl
                        std::int64_t n, std::int64_t inner) {
   if (inner == 1 && !log) return launchSoftmaxRows(runtime, stream, x, y, outer, n);
   const bool rows = inner == 1;
-  const std::string name = rows ? logSoftmaxRowsKernelName() : softmaxAxisKernelName(log);
+  const std::string& name = rows ? logSoftmaxRowsKernelName() : softmaxAxisKernelName(log);
   requireShape(name, outer, n);
   requireShape(name, outer * n, inner);
   if (outer == 0 || n == 0 || inner == 0) return;
@@ -142,7 +163,7 @@ void launchSoftmaxAxis(DeviceRuntime& runtime, Stream stream, bool log, const fl
 
 void launchReduce(DeviceRuntime& runtime, Stream stream, ReduceKind kind, const float* x, float* y, int rank,
                   const std::int64_t* dims, std::uint32_t reducedMask) {
-  const std::string blockName = reduceKernelName(kind, true);
+  const std::string& blockName = reduceKernelName(kind, true);
   if (rank < 0 || rank > 12) ANVIL_THROW(ErrorCode::kInvalidArgument, blockName, ": rank ", rank, " is outside [0, 12]");
   std::int64_t total = 1;
   for (int d = 0; d < rank; ++d) {
@@ -198,7 +219,7 @@ void launchReduce(DeviceRuntime& runtime, Stream stream, ReduceKind kind, const 
   requirePointers(blockName, y, total ? x : y);
   // Long reductions (or few outputs) take a block per output; short ones a thread each.
   const bool perBlock = a.count >= 256 || (a.count >= 32 && a.outputs < 1024);
-  const std::string name = perBlock ? blockName : reduceKernelName(kind, false);
+  const std::string& name = perBlock ? blockName : reduceKernelName(kind, false);
   const DeviceRange ranges[2] = {{y, static_cast<std::size_t>(a.outputs) * sizeof(float), "output"},
                                  {x, static_cast<std::size_t>(total) * sizeof(float), "input"}};
   launchPacked(runtime, stream, name, packArgs<kernels::ReduceArgs>(a),
@@ -206,7 +227,7 @@ void launchReduce(DeviceRuntime& runtime, Stream stream, ReduceKind kind, const 
 }
 
 void launchPool2d(DeviceRuntime& runtime, Stream stream, const Pool2dDesc& d) {
-  const std::string name = pool2dKernelName(d.max);
+  const std::string& name = pool2dKernelName(d.max);
   if (d.n < 0 || d.c < 0 || d.h < 0 || d.w < 0 || d.oh < 0 || d.ow < 0)
     ANVIL_THROW(ErrorCode::kInvalidArgument, name, ": a negative extent");
   if (d.kh < 1 || d.kw < 1 || d.sh < 1 || d.sw < 1 || d.dh < 1 || d.dw < 1)
