@@ -100,6 +100,12 @@ const std::string& pool2dKernelName(bool max) {
       ::anvil::detail::concat("f32_maxpool2d_gridstride_block", kernels::kGridStrideBlock)};
   return names[max ? 1 : 0];
 }
+const std::string& argReduceKernelName(bool max) {
+  static const std::string names[2] = {
+      ::anvil::detail::concat("f32_argmin_gridstride_block", kernels::kGridStrideBlock),
+      ::anvil::detail::concat("f32_argmax_gridstride_block", kernels::kGridStrideBlock)};
+  return names[max ? 1 : 0];
+}
 
 namespace {
 
@@ -224,6 +230,20 @@ void launchReduce(DeviceRuntime& runtime, Stream stream, ReduceKind kind, const 
                                  {x, static_cast<std::size_t>(total) * sizeof(float), "input"}};
   launchPacked(runtime, stream, name, packArgs<kernels::ReduceArgs>(a),
                perBlock ? rowGrid(a.outputs) : elementGrid(a.outputs), ranges, total ? 2 : 1);
+}
+
+void launchArgReduce(DeviceRuntime& runtime, Stream stream, bool max, const float* x, std::int64_t* y,
+                     std::int64_t outer, std::int64_t n, std::int64_t inner, bool selectLast) {
+  const std::string& name = argReduceKernelName(max);
+  requireShape(name, outer, n);
+  requireShape(name, outer * n, inner);
+  if (outer == 0 || inner == 0) return;
+  requirePointers(name, n ? static_cast<const void*>(x) : y, y);
+  const DeviceRange ranges[2] = {{y, static_cast<std::size_t>(outer * inner) * sizeof(std::int64_t), "output"},
+                                 {x, static_cast<std::size_t>(outer * n * inner) * sizeof(float), "input"}};
+  const kernels::ArgReduceArgs a{x, y, outer, n, inner, selectLast ? 1 : 0};
+  launchPacked(runtime, stream, name, packArgs<kernels::ArgReduceArgs>(a), elementGrid(outer * inner), ranges,
+               n ? 2 : 1);
 }
 
 void launchPool2d(DeviceRuntime& runtime, Stream stream, const Pool2dDesc& d) {

@@ -30,6 +30,7 @@ const std::string& logSoftmaxRowsKernelName();                 // "f32_log_softm
 const std::string& softmaxAxisKernelName(bool log);            // "f32_softmax_axis_gridstride_block256"
 const std::string& reduceKernelName(ReduceKind kind, bool perBlock);  // "f32_reduce_mean_row_block256"
 const std::string& pool2dKernelName(bool max);                 // "f32_maxpool2d_gridstride_block256"
+const std::string& argReduceKernelName(bool max);              // "f32_argmax_gridstride_block256"
 
 // LayerNormalization over `rows` rows of `cols` contiguous floats: y = (x - mean) /
 // sqrt(var + epsilon) * scale + bias, scale and bias (optional, may be null) of `cols`
@@ -53,6 +54,11 @@ void launchSoftmaxAxis(DeviceRuntime& runtime, Stream stream, bool log, const fl
 // `rank` <= 12 dims; y dense over the kept dims (keepdims does not change its layout).
 void launchReduce(DeviceRuntime& runtime, Stream stream, ReduceKind kind, const float* x, float* y, int rank,
                   const std::int64_t* dims, std::uint32_t reducedMask);
+
+// ArgMax (max) / ArgMin of x [outer, n, inner] along n into y [outer, inner] of int64, NaN
+// ranking above every number, ties to the first index (or the last with selectLast).
+void launchArgReduce(DeviceRuntime& runtime, Stream stream, bool max, const float* x, std::int64_t* y,
+                     std::int64_t outer, std::int64_t n, std::int64_t inner, bool selectLast);
 
 struct Pool2dDesc {
   bool max = true;

@@ -238,4 +238,36 @@ __global__ void __launch_bounds__(kGridStrideBlock) f32_reduce_thread(ReduceArgs
   }
 }
 
+// ArgMax (kMax) / ArgMin along the middle axis, one thread per (outer, inner) column, with the
+// reference's total order: NaN above every number, so ArgMax picks the first NaN and ArgMin
+// ignores NaNs unless all are NaN.
+__device__ __forceinline__ bool lessNaNLast(float a, float b) {
+  if (a != a) return false;
+  if (b != b) return true;
+  return a < b;
+}
+
+template <bool kMax>
+__global__ void __launch_bounds__(kGridStrideBlock) f32_argreduce_gridstride(ArgReduceArgs a) {
+  const std::int64_t columns = a.outer * a.inner;
+  const std::int64_t step = static_cast<std::int64_t>(blockDim.x) * gridDim.x;
+  for (std::int64_t t = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; t < columns;
+       t += step) {
+    const std::int64_t o = t / a.inner, i = t - o * a.inner;
+    const float* xc = a.x + o * a.n * a.inner + i;
+    std::int64_t best = 0;
+    float b = a.n > 0 ? xc[0] : 0.0f;
+    for (std::int64_t k = 1; k < a.n; ++k) {
+      const float v = xc[k * a.inner];
+      const bool better = kMax ? lessNaNLast(b, v) : lessNaNLast(v, b);
+      const bool tie = !lessNaNLast(v, b) && !lessNaNLast(b, v);
+      if (better || (a.selectLast && tie)) {
+        best = k;
+        b = v;
+      }
+    }
+    a.y[t] = best;
+  }
+}
+
 }  // namespace anvil::cuda::kernels

@@ -47,6 +47,14 @@ struct ReduceArgs {
   std::int64_t redDims[kMaxMoveRank], redStrides[kMaxMoveRank];
 };
 
+// ArgMax / ArgMin of x viewed as [outer, n, inner] along n: y [outer, inner] of int64.
+struct ArgReduceArgs {
+  const float* x;
+  std::int64_t* y;
+  std::int64_t outer, n, inner;
+  std::int32_t selectLast;  // ties go to the last index instead of the first
+};
+
 // 2-D pooling over NCHW planes; the output [planes, oh, ow] is dense.
 struct Pool2dArgs {
   const float* x;

@@ -38,6 +38,8 @@ void listNormPoolKernels(Add& add) {
   listReduceKernels<kReduceSumSquare>(add);
   listReduceKernels<kReduceLogSum>(add);
   listReduceKernels<kReduceLogSumExp>(add);
+  add.template entry<&f32_argreduce_gridstride<true>>(argReduceKernelName(true));
+  add.template entry<&f32_argreduce_gridstride<false>>(argReduceKernelName(false));
   add.template entry<&f32_pool2d_gridstride<true>>(pool2dKernelName(true));
   add.template entry<&f32_pool2d_gridstride<false>>(pool2dKernelName(false));
 }

@@ -1,6 +1,7 @@
 // The CUDA tactics of the normalizations, softmax forms, reductions and pools, f32 (kernels in
 // cuda/kernels/norm.cuh and pool.cuh, launchers in cuda/normpool.h): LayerNormalization,
-// InstanceNormalization, GroupNormalization, Softmax, LogSoftmax, the ten Reduce* ops, MaxPool,
+// InstanceNormalization, GroupNormalization, Softmax, LogSoftmax, the ten Reduce* ops, ArgMax,
+// ArgMin, MaxPool,
 // AveragePool, GlobalAveragePool, GlobalMaxPool. Extents are read from the tensors at run();
 // params hold attributes (and constant axes) only.
 #include <algorithm>
@@ -195,6 +196,38 @@ void addReduce(runtime::Kernels& k, const char* name, const char* op, ReduceKind
   k.add(std::move(c));
 }
 
+// ---- ArgMax, ArgMin ---------------------------------------------------------------------
+
+struct ArgParams {
+  int64_t axis;
+  int32_t selectLast;
+};
+
+void addArgReduce(runtime::Kernels& k, const char* name, const char* op, bool max) {
+  runtime::Kernel c = cudaKernel(name, op);
+  c.supports = [](const ir::Node& n, const Types& t) {
+    if (t.empty() || !isF32(t[0]) || t[0].shape.rank() < 1) return false;
+    const int64_t rank = int64_t(t[0].shape.rank());
+    const int64_t axis = n.attrs().getInt("axis", 0);
+    if (!axisInRange(axis, rank)) return false;
+    // An empty axis is an error in the reference; a kernel cannot report it.
+    const ir::Dim& d = t[0].shape[size_t(normAxis(axis, rank))];
+    return d.isStatic() && d.value() > 0;
+  };
+  c.prepare = [](const runtime::PrepareInfo& info, runtime::Prepared* p) {
+    const ir::Attributes& at = info.node->attrs();
+    p->setParams(ArgParams{at.getInt("axis", 0), at.getInt("select_last_index", 0) != 0 ? 1 : 0});
+  };
+  c.run = [max](const StepArgs& a) {
+    const ArgParams& q = a.paramsAs<ArgParams>();
+    const runtime::TensorView& x = a.in(0);
+    const int axis = normAxis(q.axis, x.rank);
+    launchArgReduce(runtimeOf(a), streamOf(a), max, x.as<float>(), a.out(0).as<int64_t>(), prodOf(x, 0, axis),
+                    x.dims[axis], prodOf(x, axis + 1, x.rank), q.selectLast != 0);
+  };
+  k.add(std::move(c));
+}
+
 // ---- GlobalAveragePool, GlobalMaxPool -------------------------------------------------
 
 void addGlobalPool(runtime::Kernels& k, const char* name, const char* op, ReduceKind kind) {
@@ -326,6 +359,8 @@ void addNormPoolKernels(runtime::Kernels& k) {
   addReduce(k, "f32_reduce_sum_square", "ReduceSumSquare", ReduceKind::kSumSquare);
   addReduce(k, "f32_reduce_log_sum", "ReduceLogSum", ReduceKind::kLogSum);
   addReduce(k, "f32_reduce_log_sum_exp", "ReduceLogSumExp", ReduceKind::kLogSumExp);
+  addArgReduce(k, "f32_argmax_gridstride", "ArgMax", true);
+  addArgReduce(k, "f32_argmin_gridstride", "ArgMin", false);
   addGlobalPool(k, "f32_global_average_pool", "GlobalAveragePool", ReduceKind::kMean);
   addGlobalPool(k, "f32_global_max_pool", "GlobalMaxPool", ReduceKind::kMax);
   addPool(k, "f32_maxpool2d_gridstride256", "MaxPool", true);

@@ -189,6 +189,29 @@ TEST(CudaNormPoolTactic, ReduceMaxMinPropagateNaN) {
   }
 }
 
+TEST(CudaNormPoolTactic, ArgMaxArgMinAxesTiesAndNaN) {
+  uint32_t seed = 250;
+  for (const char* op : {"ArgMax", "ArgMin"}) {
+    const std::string kernel = std::string(op) == "ArgMax" ? "f32_argmax_gridstride" : "f32_argmin_gridstride";
+    for (const Dims& d : {Dims{7, 17}, Dims{3, 5, 63}, Dims{1}, Dims{0, 4}})
+      for (int64_t axis = -int64_t(d.size()); axis < int64_t(d.size()); ++axis)
+        for (int64_t keep : {0, 1})
+          for (int64_t last : {0, 1}) {
+            if (d[size_t(axis < 0 ? axis + int64_t(d.size()) : axis)] == 0) continue;
+            // Few distinct values: ties on purpose; and a NaN.
+            ir::Tensor x = randomTensor(DataType::kF32, d, seed++, 0, 4);
+            if (x.numel() > 5) x.setDouble(5, std::numeric_limits<double>::quiet_NaN());
+            ir::Attributes at;
+            at.set("axis", axis);
+            at.set("keepdims", keep);
+            at.set("select_last_index", last);
+            expectMatches(oneNode(op, {input("x", x)}, at), kernel, 0, 0,
+                          std::string(op) + " " + ir::Shape::fromExtents(d).str() + " axis " + std::to_string(axis) +
+                              " keepdims " + std::to_string(keep) + " last " + std::to_string(last));
+          }
+  }
+}
+
 // ---- Pools ----
 
 TEST(CudaNormPoolTactic, MaxAndAveragePoolAttributeForms) {
