@@ -69,6 +69,10 @@ const std::string& layerNormKernelName(bool warpPerRow) {
       ::anvil::detail::concat("f32_layernorm_row_warp_block", kernels::kNormBlock)};
   return names[warpPerRow ? 1 : 0];
 }
+const std::string& batchNormKernelName() {
+  static const std::string name = ::anvil::detail::concat("f32_batchnorm_gridstride_block", kernels::kGridStrideBlock);
+  return name;
+}
 const std::string& logSoftmaxRowsKernelName() {
   static const std::string name = ::anvil::detail::concat("f32_log_softmax_row_block", kernels::kNormBlock);
   return name;
@@ -149,6 +153,24 @@ void launchGroupNorm(DeviceRuntime& runtime, Stream stream, const float* x, cons
   const std::int64_t perGroup = channels / groups;
   launchRowNorm(runtime, stream, x, scale, bias, y, n * groups, perGroup * spatial, groups, perGroup, spatial,
                 channels, epsilon);
+}
+
+void launchBatchNorm(DeviceRuntime& runtime, Stream stream, const float* x, const float* mean, const float* a,
+                     const float* b, float* y, std::int64_t n, std::int64_t channels, std::int64_t spatial) {
+  const std::string& name = batchNormKernelName();
+  requireShape(name, n, channels);
+  requireShape(name, n * channels, spatial);
+  const std::int64_t count = n * channels * spatial;
+  if (count == 0) return;
+  requirePointers(name, x, y);
+  if (mean == nullptr || a == nullptr || b == nullptr)
+    ANVIL_THROW(ErrorCode::kInvalidArgument, name, ": null channel parameter pointer");
+  const std::size_t bytes = static_cast<std::size_t>(count) * sizeof(float);
+  const std::size_t paramBytes = static_cast<std::size_t>(channels) * sizeof(float);
+  const DeviceRange ranges[5] = {{x, bytes, "input"},       {y, bytes, "output"}, {mean, paramBytes, "mean"},
+                                 {a, paramBytes, "scale"},  {b, paramBytes, "bias"}};
+  const kernels::ChannelAffineArgs args{x, mean, a, b, y, count, channels, spatial};
+  launchPacked(runtime, stream, name, packArgs<kernels::ChannelAffineArgs>(args), elementGrid(count), ranges, 5);
 }
 
 void launchSoftmaxAxis(DeviceRuntime& runtime, Stream stream, bool log, const float* x, float* y, std::int64_t outer,

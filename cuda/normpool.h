@@ -26,6 +26,7 @@ enum class ReduceKind : int {
 
 // The kernels' names (built once: launches in run() must not allocate).
 const std::string& layerNormKernelName(bool warpPerRow);        // "f32_layernorm_row_warp_block256"
+const std::string& batchNormKernelName();                      // "f32_batchnorm_gridstride_block256"
 const std::string& logSoftmaxRowsKernelName();                 // "f32_log_softmax_row_block256"
 const std::string& softmaxAxisKernelName(bool log);            // "f32_softmax_axis_gridstride_block256"
 const std::string& reduceKernelName(ReduceKind kind, bool perBlock);  // "f32_reduce_mean_row_block256"
@@ -44,6 +45,11 @@ void launchLayerNorm(DeviceRuntime& runtime, Stream stream, const float* x, cons
 void launchGroupNorm(DeviceRuntime& runtime, Stream stream, const float* x, const float* scale, const float* bias,
                      float* y, std::int64_t n, std::int64_t channels, std::int64_t groups, std::int64_t spatial,
                      float epsilon);
+
+// Inference BatchNormalization over x [n, channels, spatial]: y = (x - mean[c]) * a[c] + b[c],
+// mean, a, b of `channels` floats (a = scale / sqrt(var + eps) and b = B, folded by the caller).
+void launchBatchNorm(DeviceRuntime& runtime, Stream stream, const float* x, const float* mean, const float* a,
+                     const float* b, float* y, std::int64_t n, std::int64_t channels, std::int64_t spatial);
 
 // Softmax (log false) or LogSoftmax of x viewed as [outer, n, inner] along n; dense, x == y
 // allowed. inner == 1 runs a row kernel (one block per row), any other a column kernel.

@@ -80,6 +80,17 @@ __global__ void __launch_bounds__(kBlock) f32_layernorm_row_warp(LayerNormArgs a
   }
 }
 
+// Inference BatchNormalization, one thread per element (x == y allowed). T is float (a template
+// so that every TU including this header may define it).
+template <typename T>
+__global__ void __launch_bounds__(kGridStrideBlock) batchnorm_gridstride(ChannelAffineArgs a) {
+  const std::int64_t step = static_cast<std::int64_t>(blockDim.x) * gridDim.x;
+  for (std::int64_t i = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < a.count; i += step) {
+    const std::int64_t c = (i / a.spatial) % a.channels;
+    a.y[i] = static_cast<T>((a.x[i] - a.mean[c]) * a.a[c] + a.b[c]);
+  }
+}
+
 // LogSoftmax over rows of the last axis: x - max - log(sum(exp(x - max))), one block per row.
 template <int kBlock>
 __global__ void __launch_bounds__(kBlock) f32_log_softmax_row_block(SoftmaxAxisArgs a) {

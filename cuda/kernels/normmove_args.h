@@ -27,6 +27,17 @@ struct LayerNormArgs {
   float epsilon;
 };
 
+// Inference BatchNormalization: y = (x - mean[c]) * a[c] + b[c] over x [n, channels, spatial]
+// (a = scale / sqrt(var + eps), folded on the host).
+struct ChannelAffineArgs {
+  const float* x;
+  const float* mean;
+  const float* a;
+  const float* b;
+  float* y;
+  std::int64_t count, channels, spatial;
+};
+
 // Softmax or log-softmax of x viewed as [outer, n, inner] along n.
 struct SoftmaxAxisArgs {
   const float* x;

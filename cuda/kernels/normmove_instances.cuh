@@ -25,6 +25,7 @@ template <typename Add>
 void listNormPoolKernels(Add& add) {
   add.template entry<&f32_layernorm_row_block<kNormBlock>>(layerNormKernelName(false));
   add.template entry<&f32_layernorm_row_warp<kNormBlock>>(layerNormKernelName(true));
+  add.template entry<&batchnorm_gridstride<float>>(batchNormKernelName());
   add.template entry<&f32_log_softmax_row_block<kNormBlock>>(logSoftmaxRowsKernelName());
   add.template entry<&f32_softmax_axis_gridstride<false>>(softmaxAxisKernelName(false));
   add.template entry<&f32_softmax_axis_gridstride<true>>(softmaxAxisKernelName(true));

@@ -1,10 +1,11 @@
 // The CUDA tactics of the normalizations, softmax forms, reductions and pools, f32 (kernels in
 // cuda/kernels/norm.cuh and pool.cuh, launchers in cuda/normpool.h): LayerNormalization,
-// InstanceNormalization, GroupNormalization, Softmax, LogSoftmax, the ten Reduce* ops, ArgMax,
+// BatchNormalization (inference), InstanceNormalization, GroupNormalization, Softmax, LogSoftmax, the ten Reduce* ops, ArgMax,
 // ArgMin, MaxPool,
 // AveragePool, GlobalAveragePool, GlobalMaxPool. Extents are read from the tensors at run();
 // params hold attributes (and constant axes) only.
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 
 #include "cuda/normpool.h"
@@ -119,6 +120,51 @@ void addGroupNorm(runtime::Kernels& k, const char* op, bool instance) {
     if (groups < 1 || (channels && channels % groups != 0)) a.fail(std::string(op) + ": num_groups must divide the channels");
     launchGroupNorm(runtimeOf(a), streamOf(a), x.as<float>(), a.in(1).as<float>(), a.in(2).as<float>(),
                     a.out(0).as<float>(), x.dims[0], channels, groups ? groups : 1, prodOf(x, 2, x.rank), q.epsilon);
+  };
+  k.add(std::move(c));
+}
+
+// ---- BatchNormalization (inference) -------------------------------------------------
+
+// scale, B, input_mean and input_var constant: folded at prepare into three f32 blobs
+// (mean, scale / sqrt(var + eps) computed in double as the reference, B).
+void addBatchNorm(runtime::Kernels& k) {
+  runtime::Kernel c = cudaKernel("f32_batchnorm_folded", "BatchNormalization");
+  c.supports = [](const ir::Node& n, const Types& t) {
+    if (t.size() != 5 || n.numOutputs() != 1 || !isF32(t[0]) || t[0].shape.rank() < 2) return false;
+    if (n.attrs().getInt("training_mode", 0) != 0) return false;
+    const ir::Dim& ch = t[0].shape[1];
+    for (size_t i = 1; i < 5; ++i) {
+      const ir::Value* v = n.input(i);
+      if (v == nullptr || !v->isInitializer() || !ir::isFloat(v->initializer()->dtype())) return false;
+      if (!ch.isStatic() || v->initializer()->numel() != ch.value()) return false;
+    }
+    return true;
+  };
+  c.prepare = [](const runtime::PrepareInfo& info, runtime::Prepared* p) {
+    const ir::Node& n = *info.node;
+    const double eps = n.attrs().getFloat("epsilon", 1e-5f);
+    const ir::Tensor& scale = *info.constants[1];
+    const ir::Tensor& bias = *info.constants[2];
+    const ir::Tensor& mean = *info.constants[3];
+    const ir::Tensor& var = *info.constants[4];
+    const int64_t ch = scale.numel();
+    const size_t count = static_cast<size_t>(ch);
+    std::vector<float> m(count), a(count), b(count);
+    for (int64_t i = 0; i < ch; ++i) {
+      m[size_t(i)] = float(mean.getDouble(i));
+      a[size_t(i)] = float(scale.getDouble(i) / std::sqrt(var.getDouble(i) + eps));
+      b[size_t(i)] = float(bias.getDouble(i));
+    }
+    for (const std::vector<float>* v : {&m, &a, &b})
+      p->blobs.emplace_back(reinterpret_cast<const char*>(v->data()), v->size() * sizeof(float));
+    p->packedInputs = {1, 2, 3, 4};
+  };
+  c.run = [](const StepArgs& a) {
+    const runtime::TensorView& x = a.in(0);
+    if (a.numBlobs != 3) a.fail("BatchNormalization: the folded parameters are missing");
+    launchBatchNorm(runtimeOf(a), streamOf(a), x.as<float>(), a.blobs[0].as<float>(), a.blobs[1].as<float>(),
+                    a.blobs[2].as<float>(), a.out(0).as<float>(), x.dims[0], x.dims[1], prodOf(x, 2, x.rank));
   };
   k.add(std::move(c));
 }
@@ -345,6 +391,7 @@ void addPool(runtime::Kernels& k, const char* name, const char* op, bool max) {
 
 void addNormPoolKernels(runtime::Kernels& k) {
   addLayerNorm(k);
+  addBatchNorm(k);
   addGroupNorm(k, "InstanceNormalization", true);
   addGroupNorm(k, "GroupNormalization", false);
   addSoftmax(k, "f32_softmax_block256", "Softmax", false);

@@ -66,6 +66,26 @@ TEST(CudaNormPoolTactic, LayerNormRefusals) {
       "f32_layernorm_rows"));
 }
 
+TEST(CudaNormPoolTactic, BatchNormInferenceFolded) {
+  uint32_t seed = 40;
+  for (const Dims& d : {Dims{2, 3, 7, 17}, Dims{1, 17, 1, 1}, Dims{5, 7}, Dims{1, 2, 63}, Dims{0, 3, 2, 2}}) {
+    const int64_t c = d[1];
+    ir::Attributes at;
+    at.set("epsilon", 1e-3f);
+    const OneNode o = oneNode("BatchNormalization", {input("x", f32(d, seed++, -3, 3)), constant("s", f32({c}, seed++)),
+                                                     constant("b", f32({c}, seed++)), constant("m", f32({c}, seed++)),
+                                                     constant("v", f32({c}, seed++, 0.1, 2))},
+                              at);
+    expectMatches(o, "f32_batchnorm_folded", 1e-5, 1e-5, "BatchNorm " + ir::Shape::fromExtents(d).str());
+  }
+  // Statistics that arrive at run time, and training mode, stay on the CPU.
+  EXPECT_FALSE(supportedBy(oneNode("BatchNormalization", {input("x", f32({1, 2, 3}, 1)), constant("s", f32({2}, 2)),
+                                                          constant("b", f32({2}, 3)), input("m", f32({2}, 4)),
+                                                          constant("v", f32({2}, 5, 0.1, 1))})
+                               .node(),
+                           "f32_batchnorm_folded"));
+}
+
 TEST(CudaNormPoolTactic, InstanceAndGroupNorm) {
   const Dims shapes[] = {{1, 1, 1}, {2, 6, 7, 17}, {1, 4, 63}, {3, 6}, {1, 2, 40, 40}, {0, 6, 5}};
   uint32_t seed = 50;
