@@ -175,6 +175,9 @@ struct AxisParams {
   int64_t axis;
 };
 
+// Any axis: the launcher runs a block per row where the axis is innermost (inner == 1: the
+// seed's f32_softmax_row_block256, or f32_log_softmax_row_block256) and a thread per column
+// otherwise (f32_[log_]softmax_axis_gridstride_block256).
 void addSoftmax(runtime::Kernels& k, const char* name, const char* op, bool log) {
   runtime::Kernel c = cudaKernel(name, op);
   c.supports = [](const ir::Node& n, const Types& t) {
@@ -394,8 +397,8 @@ void addNormPoolKernels(runtime::Kernels& k) {
   addBatchNorm(k);
   addGroupNorm(k, "InstanceNormalization", true);
   addGroupNorm(k, "GroupNormalization", false);
-  addSoftmax(k, "f32_softmax_block256", "Softmax", false);
-  addSoftmax(k, "f32_log_softmax_block256", "LogSoftmax", true);
+  addSoftmax(k, "f32_softmax_any_axis", "Softmax", false);
+  addSoftmax(k, "f32_log_softmax_any_axis", "LogSoftmax", true);
   addReduce(k, "f32_reduce_sum", "ReduceSum", ReduceKind::kSum);
   addReduce(k, "f32_reduce_mean", "ReduceMean", ReduceKind::kMean);
   addReduce(k, "f32_reduce_max", "ReduceMax", ReduceKind::kMax);
