@@ -62,6 +62,20 @@ void launchByElement(DeviceRuntime& runtime, Stream stream, const std::string& n
                elementGrid(a.count), ranges, 2);
 }
 
+template <typename T>
+void launchTiled(DeviceRuntime& runtime, Stream stream, const std::string& name, const void* src, void* dst,
+                 const kernels::TiledTransposeArgs& t, const LaunchShape& shape, const DeviceRange (&ranges)[2]) {
+  const auto pack = packArgs<const T*, T*, kernels::TiledTransposeArgs>(static_cast<const T*>(src),
+                                                                          static_cast<T*>(dst), t);
+  KernelLaunch k;
+  k.name = name.c_str();
+  k.args = &pack;
+  k.argBytes = sizeof pack;
+  k.ranges = ranges;
+  k.rangeCount = 2;
+  runtime.launch(k, shape, stream);
+}
+
 }  // namespace
 
 namespace {
@@ -90,6 +104,18 @@ Names namesBySize(const char* op) {
 
 const std::string& stridedCopyKernelName(int elementBytes) {
   static const Names names = namesBySize("strided_copy");
+  return names[size_t(elementIndex(elementBytes))];
+}
+const std::string& tiledTransposeKernelName(int elementBytes) {
+  static const Names names = [] {
+    Names n;
+    const int sizes[4] = {1, 2, 4, 8};
+    for (int i = 0; i < 4; ++i)
+      n[size_t(i)] = ::anvil::detail::concat(elementName(sizes[i]), "_transpose_tiled", kernels::kTransposeTile, "x",
+                                             kernels::kTransposeTile, "_block", kernels::kTransposeTile, "x",
+                                             kernels::kTransposeRows);
+    return n;
+  }();
   return names[size_t(elementIndex(elementBytes))];
 }
 const std::string& fillKernelName(int elementBytes) {
@@ -147,6 +173,38 @@ void launchStridedCopy(DeviceRuntime& runtime, Stream stream, const StridedCopyD
   const DeviceRange ranges[2] = {
       {static_cast<const char*>(d.src) + slo * e, static_cast<std::size_t>((shi - slo + 1) * e), "source"},
       {d.dst, static_cast<std::size_t>((dhi + 1) * e), "destination"}};
+  // The destination's innermost dim `ia` is contiguous there but not in the source, which is
+  // contiguous along another dim `ib`: tile the (ib, ia) plane.
+  int ia = -1, ib = -1;
+  for (int k = 0; k < r; ++k) {
+    if (a.dstStrides[k] == 1) ia = k;
+    if (a.srcStrides[k] == 1) ib = k;
+  }
+  if (ia >= 0 && ib >= 0 && ia != ib) {
+    kernels::TiledTransposeArgs t{};
+    t.rank = r;
+    t.a = ia;
+    t.b = ib;
+    t.batches = 1;
+    for (int k = 0; k < r; ++k) {
+      t.dims[k] = a.dims[k];
+      t.srcStrides[k] = a.srcStrides[k];
+      t.dstStrides[k] = a.dstStrides[k];
+      if (k != ia && k != ib) t.batches *= a.dims[k];
+    }
+    constexpr std::int64_t kTile = kernels::kTransposeTile;
+    t.tilesA = (a.dims[ia] + kTile - 1) / kTile;
+    t.tilesB = (a.dims[ib] + kTile - 1) / kTile;
+    const std::string& tiled = tiledTransposeKernelName(d.elementBytes);
+    const LaunchShape shape{Dim3{static_cast<unsigned>(std::min(t.batches * t.tilesA * t.tilesB, kMaxGrid))},
+                            Dim3{unsigned(kernels::kTransposeTile), unsigned(kernels::kTransposeRows)}, 0};
+    switch (d.elementBytes) {
+      case 1: return launchTiled<std::uint8_t>(runtime, stream, tiled, d.src, d.dst, t, shape, ranges);
+      case 2: return launchTiled<std::uint16_t>(runtime, stream, tiled, d.src, d.dst, t, shape, ranges);
+      case 4: return launchTiled<std::uint32_t>(runtime, stream, tiled, d.src, d.dst, t, shape, ranges);
+      default: return launchTiled<std::uint64_t>(runtime, stream, tiled, d.src, d.dst, t, shape, ranges);
+    }
+  }
   switch (d.elementBytes) {
     case 1: return launchByElement<std::uint8_t>(runtime, stream, name, 1, d.src, d.dst, a, ranges);
     case 2: return launchByElement<std::uint16_t>(runtime, stream, name, 2, d.src, d.dst, a, ranges);

@@ -15,6 +15,7 @@ inline constexpr int kMaxCopyRank = 6;
 
 // The kernels' names (built once: launches in run() must not allocate).
 const std::string& stridedCopyKernelName(int elementBytes);  // "u32_strided_copy_gridstride_block256"
+const std::string& tiledTransposeKernelName(int elementBytes);  // "u32_transpose_tiled32x32_block32x8"
 const std::string& fillKernelName(int elementBytes);         // "u32_fill_gridstride_block256"
 const std::string& gatherKernelName(int elementBytes, bool index64);  // "u32_gather_i64_gridstride_block256"
 // "u8_resize_nearest_gridstride_block256"; linear: "f32_resize_linear_gridstride_block256"
@@ -24,7 +25,8 @@ const std::string& resizeKernelName(int elementBytes, bool linear);
 // (rank <= 12 on entry; unit dims are dropped and contiguous ones merged, and what remains must
 // have at most kMaxCopyRank dims). Strides in elements; src strides may be negative or zero
 // (src points at the element of index 0), dst ones must not alias two indices. src and dst
-// must not overlap.
+// must not overlap. A copy whose destination's innermost dim is not the source's innermost
+// (a transpose of the two) runs as 32x32 tiles through shared memory.
 struct StridedCopyDesc {
   int elementBytes = 4;
   const void* src = nullptr;

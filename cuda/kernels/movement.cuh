@@ -1,6 +1,6 @@
 // Data movement by element size (any dtype of 1, 2, 4 or 8 bytes travels as uint8/16/32/64):
-// a strided copy (Transpose, Slice, Concat, Split, the body of Pad), a fill (Pad's border)
-// and Gather, one thread per output element with grid-stride loops and 64-bit indexing.
+// a strided copy (Transpose, Slice, Concat, Split, the body of Pad), its shared-memory tiled
+// form for copies that swap the innermost dim, a fill (Pad's border), Gather and Resize, one thread per output element with grid-stride loops and 64-bit indexing.
 // Compiled by nvcc (cuda/kernels/movement.cu) and by the host compiler against cuda/sim
 // (cuda/kernels/sim_normmove.cpp).
 #pragma once
@@ -25,6 +25,42 @@ __global__ void __launch_bounds__(kGridStrideBlock) strided_copy_gridstride(cons
       idx = q;
     }
     dst[d] = src[so];
+  }
+}
+
+// Launch with block (kTransposeTile, kTransposeRows); blocks stride over batches x tiles.
+template <typename T>
+__global__ void __launch_bounds__(kTransposeTile* kTransposeRows)
+    tiled_transpose(const T* src, T* dst, TiledTransposeArgs p) {
+  // +1 column: the column reads of the store phase fall in distinct banks.
+  __shared__ T tile[kTransposeTile][kTransposeTile + 1];
+  const std::int64_t perBatch = p.tilesA * p.tilesB;
+  const std::int64_t total = p.batches * perBatch;
+  const std::int64_t lenA = p.dims[p.a], lenB = p.dims[p.b];
+  for (std::int64_t t = blockIdx.x; t < total; t += gridDim.x) {
+    const std::int64_t batch = t / perBatch;
+    const std::int64_t r = t - batch * perBatch;
+    const std::int64_t tb = r / p.tilesA, ta = r - tb * p.tilesA;
+    std::int64_t idx = batch, so = 0, dof = 0;
+    for (int d = p.rank - 1; d >= 0; --d) {
+      if (d == p.a || d == p.b) continue;
+      const std::int64_t q = idx / p.dims[d];
+      const std::int64_t c = idx - q * p.dims[d];
+      so += c * p.srcStrides[d];
+      dof += c * p.dstStrides[d];
+      idx = q;
+    }
+    const std::int64_t a0 = ta * kTransposeTile, b0 = tb * kTransposeTile;
+    for (int j = threadIdx.y; j < kTransposeTile; j += kTransposeRows) {
+      const std::int64_t ia = a0 + j, ib = b0 + threadIdx.x;
+      if (ia < lenA && ib < lenB) tile[j][threadIdx.x] = src[so + ia * p.srcStrides[p.a] + ib];
+    }
+    __syncthreads();
+    for (int j = threadIdx.y; j < kTransposeTile; j += kTransposeRows) {
+      const std::int64_t ib = b0 + j, ia = a0 + threadIdx.x;
+      if (ia < lenA && ib < lenB) dst[dof + ib * p.dstStrides[p.b] + ia] = tile[threadIdx.x][j];
+    }
+    __syncthreads();  // the tile is refilled by the next iteration
   }
 }
 

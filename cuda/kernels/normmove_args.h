@@ -85,6 +85,20 @@ struct StridedCopyArgs {
   std::int64_t dstStrides[kMaxMoveRank];
 };
 
+// A strided copy whose destination's innermost dim `a` (dstStrides[a] == 1) is not the
+// source's innermost dim `b` (srcStrides[b] == 1): a transpose of the (b, a) plane, done in
+// kTransposeTile x kTransposeTile tiles through shared memory so that both the reads (along b)
+// and the writes (along a) are contiguous. The other dims index `batches` planes.
+inline constexpr int kTransposeTile = 32;
+inline constexpr int kTransposeRows = 8;  // block (32, 8): each thread moves 4 elements per tile
+struct TiledTransposeArgs {
+  std::int32_t rank, a, b;
+  std::int64_t dims[kMaxMoveRank];
+  std::int64_t srcStrides[kMaxMoveRank];
+  std::int64_t dstStrides[kMaxMoveRank];
+  std::int64_t batches, tilesA, tilesB;
+};
+
 // out[o, j, i] = data[o, idx[j], i] with data [outer, axisLen, inner] and idx of `indices`
 // entries (negative ones count from the end; out-of-range ones give zero elements).
 struct GatherArgs {

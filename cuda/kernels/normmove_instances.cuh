@@ -49,6 +49,7 @@ template <typename T, typename Add>
 void listMovementKernelsOf(Add& add) {
   const int bytes = static_cast<int>(sizeof(T));
   add.template entry<&strided_copy_gridstride<T>>(stridedCopyKernelName(bytes));
+  add.template entry<&tiled_transpose<T>>(tiledTransposeKernelName(bytes));
   add.template entry<&fill_gridstride<T>>(fillKernelName(bytes));
   add.template entry<&gather_gridstride<T, std::int32_t>>(gatherKernelName(bytes, false));
   add.template entry<&gather_gridstride<T, std::int64_t>>(gatherKernelName(bytes, true));

@@ -29,7 +29,17 @@ TEST(CudaMovementTactic, TransposeEveryPermAndDtype) {
                                 {{1, 7, 1, 17}, Dims{2, 3, 0, 1}}, {{2, 1, 3, 2, 1, 3}, Dims{5, 4, 3, 2, 1, 0}},
                                 {{0, 3}, Dims{1, 0}},          {{63}, Dims{0}},
                                 {{4, 5}, Dims{-1, -2}}};
+  // Copies that swap the innermost dim run as 32x32 shared-memory tiles: several tiles with
+  // ragged edges, batches over the other dims.
+  const std::vector<C> tiled = {{{2, 65, 70}, Dims{0, 2, 1}}, {{3, 33, 5, 40}, Dims{0, 3, 2, 1}}, {{40, 2, 33}, Dims{2, 1, 0}}};
   uint32_t seed = 1;
+  for (DataType t : {DataType::kF32, DataType::kU8, DataType::kI64, DataType::kF16})
+    for (const C& c : tiled) {
+      ir::Attributes at;
+      at.set("perm", *c.perm);
+      expectMatches(oneNode("Transpose", {input("x", data(t, c.x, seed++))}, at), "transpose_strided_copy", 0, 0,
+                    std::string("Transpose tiled ") + ir::dtypeName(t) + " " + str(c.x));
+    }
   for (DataType t : kTypes)
     for (const C& c : cases) {
       ir::Attributes at;
