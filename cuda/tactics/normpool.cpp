@@ -298,7 +298,7 @@ void addGlobalPool(runtime::Kernels& k, const char* name, const char* op, Reduce
   k.add(std::move(c));
 }
 
-// ---- MaxPool, AveragePool (2-D) -------------------------------------------------------
+// ---- MaxPool, AveragePool (1-D and 2-D) -------------------------------------------------------
 
 struct PoolParams {
   int32_t kernel[2], strides[2], dilations[2], pads[4];
@@ -324,23 +324,33 @@ bool intsFit(const std::vector<int64_t>& v, size_t n, int64_t lo) {
 void addPool(runtime::Kernels& k, const char* name, const char* op, bool max) {
   runtime::Kernel c = cudaKernel(name, op);
   c.supports = [max](const ir::Node& n, const Types& t) {
-    if (t.empty() || !isF32(t[0]) || t[0].shape.rank() != 4 || n.numOutputs() != 1) return false;
+    // 2-D windows, and 1-D ones as 2-D with a unit height.
+    if (t.empty() || !isF32(t[0]) || n.numOutputs() != 1) return false;
+    const size_t r = t[0].shape.rank();
+    if (r != 3 && r != 4) return false;
+    const size_t sr = r - 2;
     const ir::Attributes& at = n.attrs();
     if (autoPadOf(at.getString("auto_pad", "NOTSET")) < 0) return false;
-    if (!intsFit(at.getInts("kernel_shape"), 2, 1)) return false;
-    if (at.has("strides") && !intsFit(at.getInts("strides"), 2, 1)) return false;
-    if (at.has("dilations") && !intsFit(at.getInts("dilations"), 2, 1)) return false;
-    if (at.has("pads") && !intsFit(at.getInts("pads"), 4, 0)) return false;
+    if (!intsFit(at.getInts("kernel_shape"), sr, 1)) return false;
+    if (at.has("strides") && !intsFit(at.getInts("strides"), sr, 1)) return false;
+    if (at.has("dilations") && !intsFit(at.getInts("dilations"), sr, 1)) return false;
+    if (at.has("pads") && !intsFit(at.getInts("pads"), 2 * sr, 0)) return false;
     if (max && at.getInt("storage_order", 0) != 0) return false;
     return true;
   };
   c.prepare = [](const runtime::PrepareInfo& info, runtime::Prepared* p) {
     const ir::Attributes& at = info.node->attrs();
     PoolParams q{};
-    const std::vector<int64_t> ks = at.getInts("kernel_shape");
-    const std::vector<int64_t> st = at.getInts("strides", {1, 1});
-    const std::vector<int64_t> dl = at.getInts("dilations", {1, 1});
-    const std::vector<int64_t> pd = at.getInts("pads", {0, 0, 0, 0});
+    std::vector<int64_t> ks = at.getInts("kernel_shape");
+    std::vector<int64_t> st = at.getInts("strides", std::vector<int64_t>(ks.size(), 1));
+    std::vector<int64_t> dl = at.getInts("dilations", std::vector<int64_t>(ks.size(), 1));
+    std::vector<int64_t> pd = at.getInts("pads", std::vector<int64_t>(2 * ks.size(), 0));
+    if (ks.size() == 1) {  // 1-D: a window of height 1 over a unit H
+      ks.insert(ks.begin(), 1);
+      st.insert(st.begin(), 1);
+      dl.insert(dl.begin(), 1);
+      pd = {0, pd[0], 0, pd[1]};
+    }
     for (int i = 0; i < 2; ++i) {
       q.kernel[i] = int32_t(ks[size_t(i)]);
       q.strides[i] = int32_t(st[size_t(i)]);
@@ -361,10 +371,11 @@ void addPool(runtime::Kernels& k, const char* name, const char* op, bool max) {
     d.y = y.as<float>();
     d.n = x.dims[0];
     d.c = x.dims[1];
-    d.h = x.dims[2];
-    d.w = x.dims[3];
-    d.oh = y.dims[2];
-    d.ow = y.dims[3];
+    const bool oneD = x.rank == 3;
+    d.h = oneD ? 1 : x.dims[2];
+    d.w = x.dims[x.rank - 1];
+    d.oh = oneD ? 1 : y.dims[2];
+    d.ow = y.dims[y.rank - 1];
     d.kh = q.kernel[0];
     d.kw = q.kernel[1];
     d.sh = q.strides[0];

@@ -273,15 +273,42 @@ TEST(CudaNormPoolTactic, MaxAndAveragePoolAttributeForms) {
   }
 }
 
+TEST(CudaNormPoolTactic, Pool1d) {
+  struct C {
+    Dims x, kernel, strides, pads, dilations;
+    int64_t ceil;
+    std::string autoPad;
+  };
+  const std::vector<C> cases = {{{2, 3, 17}, {3}, {2}, {1, 1}, {1}, 0, "NOTSET"},
+                                {{1, 2, 63}, {4}, {3}, {2, 0}, {2}, 1, "NOTSET"},
+                                {{1, 1, 7}, {2}, {2}, {0, 0}, {1}, 0, "SAME_UPPER"},
+                                {{1, 1, 7}, {1}, {1}, {0, 0}, {1}, 0, "VALID"}};
+  uint32_t seed = 350;
+  for (const C& c : cases)
+    for (int include = 0; include < 2; ++include) {
+      ir::Attributes at;
+      at.set("kernel_shape", c.kernel);
+      at.set("strides", c.strides);
+      if (c.autoPad == "NOTSET") at.set("pads", c.pads);
+      at.set("dilations", c.dilations);
+      at.set("ceil_mode", c.ceil);
+      at.set("auto_pad", c.autoPad);
+      const std::string what = ir::Shape::fromExtents(c.x).str() + " " + c.autoPad;
+      if (include == 0)
+        expectMatches(oneNode("MaxPool", {input("x", f32(c.x, seed++))}, at), "f32_maxpool2d_gridstride256", 0, 0,
+                      "MaxPool 1-D " + what);
+      at.set("count_include_pad", int64_t(include));
+      expectMatches(oneNode("AveragePool", {input("x", f32(c.x, seed++))}, at), "f32_avgpool2d_gridstride256", 1e-6,
+                    1e-6, "AveragePool 1-D " + what);
+    }
+}
+
 TEST(CudaNormPoolTactic, PoolRefusals) {
   ir::Attributes at;
   at.set("kernel_shape", Dims{2, 2});
-  // Indices output, 1-D and 3-D windows, storage_order.
+  // Indices output, 3-D windows, storage_order.
   EXPECT_FALSE(supportedBy(oneNode("MaxPool", {input("x", f32({1, 1, 4, 4}, 1))}, at, 2).node(),
                            "f32_maxpool2d_gridstride256"));
-  ir::Attributes a1;
-  a1.set("kernel_shape", Dims{2});
-  EXPECT_FALSE(supportedBy(oneNode("MaxPool", {input("x", f32({1, 1, 4}, 1))}, a1).node(), "f32_maxpool2d_gridstride256"));
   ir::Attributes a3;
   a3.set("kernel_shape", Dims{2, 2, 2});
   EXPECT_FALSE(supportedBy(oneNode("AveragePool", {input("x", f32({1, 1, 4, 4, 4}, 1))}, a3).node(),
