@@ -21,11 +21,16 @@ unsigned elementGrid(std::int64_t n) {
 
 const char* elementName(int bytes) {
   switch (bytes) {
-    case 1: return "u8";
-    case 2: return "u16";
-    case 4: return "u32";
-    case 8: return "u64";
-    default: break;
+    case 1:
+      return "u8";
+    case 2:
+      return "u16";
+    case 4:
+      return "u32";
+    case 8:
+      return "u64";
+    default:
+      break;
   }
   ANVIL_THROW(ErrorCode::kInvalidArgument, "CUDA data movement: element size ", bytes,
               " bytes is not one of 1, 2, 4, 8");
@@ -48,8 +53,10 @@ void reach(int rank, const std::int64_t* dims, const std::int64_t* strides, std:
   *lo = *hi = 0;
   for (int d = 0; d < rank; ++d) {
     const std::int64_t span = (dims[d] - 1) * strides[d];
-    if (span < 0) *lo += span;
-    else *hi += span;
+    if (span < 0)
+      *lo += span;
+    else
+      *hi += span;
   }
 }
 
@@ -65,8 +72,8 @@ void launchByElement(DeviceRuntime& runtime, Stream stream, const std::string& n
 template <typename T>
 void launchTiled(DeviceRuntime& runtime, Stream stream, const std::string& name, const void* src, void* dst,
                  const kernels::TiledTransposeArgs& t, const LaunchShape& shape, const DeviceRange (&ranges)[2]) {
-  const auto pack = packArgs<const T*, T*, kernels::TiledTransposeArgs>(static_cast<const T*>(src),
-                                                                          static_cast<T*>(dst), t);
+  const auto pack =
+      packArgs<const T*, T*, kernels::TiledTransposeArgs>(static_cast<const T*>(src), static_cast<T*>(dst), t);
   KernelLaunch k;
   k.name = name.c_str();
   k.args = &pack;
@@ -81,11 +88,16 @@ void launchTiled(DeviceRuntime& runtime, Stream stream, const std::string& name,
 namespace {
 int elementIndex(int bytes) {
   switch (bytes) {
-    case 1: return 0;
-    case 2: return 1;
-    case 4: return 2;
-    case 8: return 3;
-    default: break;
+    case 1:
+      return 0;
+    case 2:
+      return 1;
+    case 4:
+      return 2;
+    case 8:
+      return 3;
+    default:
+      break;
   }
   (void)elementName(bytes);  // throws, naming the size
   return 0;
@@ -97,7 +109,8 @@ Names namesBySize(const char* op) {
   Names n;
   const int sizes[4] = {1, 2, 4, 8};
   for (int i = 0; i < 4; ++i)
-    n[size_t(i)] = ::anvil::detail::concat(elementName(sizes[i]), "_", op, "_gridstride_block", kernels::kGridStrideBlock);
+    n[size_t(i)] =
+        ::anvil::detail::concat(elementName(sizes[i]), "_", op, "_gridstride_block", kernels::kGridStrideBlock);
   return n;
 }
 }  // namespace
@@ -135,7 +148,8 @@ const std::string& resizeKernelName(int elementBytes, bool linear) {
 
 void launchStridedCopy(DeviceRuntime& runtime, Stream stream, const StridedCopyDesc& d) {
   const std::string& name = stridedCopyKernelName(d.elementBytes);
-  if (d.rank < 0 || d.rank > 12) ANVIL_THROW(ErrorCode::kInvalidArgument, name, ": rank ", d.rank, " is outside [0, 12]");
+  if (d.rank < 0 || d.rank > 12)
+    ANVIL_THROW(ErrorCode::kInvalidArgument, name, ": rank ", d.rank, " is outside [0, 12]");
   kernels::StridedCopyArgs a{};
   a.count = 1;
   for (int k = 0; k < d.rank; ++k) {
@@ -199,17 +213,25 @@ void launchStridedCopy(DeviceRuntime& runtime, Stream stream, const StridedCopyD
     const LaunchShape shape{Dim3{static_cast<unsigned>(std::min(t.batches * t.tilesA * t.tilesB, kMaxGrid))},
                             Dim3{unsigned(kernels::kTransposeTile), unsigned(kernels::kTransposeRows)}, 0};
     switch (d.elementBytes) {
-      case 1: return launchTiled<std::uint8_t>(runtime, stream, tiled, d.src, d.dst, t, shape, ranges);
-      case 2: return launchTiled<std::uint16_t>(runtime, stream, tiled, d.src, d.dst, t, shape, ranges);
-      case 4: return launchTiled<std::uint32_t>(runtime, stream, tiled, d.src, d.dst, t, shape, ranges);
-      default: return launchTiled<std::uint64_t>(runtime, stream, tiled, d.src, d.dst, t, shape, ranges);
+      case 1:
+        return launchTiled<std::uint8_t>(runtime, stream, tiled, d.src, d.dst, t, shape, ranges);
+      case 2:
+        return launchTiled<std::uint16_t>(runtime, stream, tiled, d.src, d.dst, t, shape, ranges);
+      case 4:
+        return launchTiled<std::uint32_t>(runtime, stream, tiled, d.src, d.dst, t, shape, ranges);
+      default:
+        return launchTiled<std::uint64_t>(runtime, stream, tiled, d.src, d.dst, t, shape, ranges);
     }
   }
   switch (d.elementBytes) {
-    case 1: return launchByElement<std::uint8_t>(runtime, stream, name, 1, d.src, d.dst, a, ranges);
-    case 2: return launchByElement<std::uint16_t>(runtime, stream, name, 2, d.src, d.dst, a, ranges);
-    case 4: return launchByElement<std::uint32_t>(runtime, stream, name, 4, d.src, d.dst, a, ranges);
-    default: return launchByElement<std::uint64_t>(runtime, stream, name, 8, d.src, d.dst, a, ranges);
+    case 1:
+      return launchByElement<std::uint8_t>(runtime, stream, name, 1, d.src, d.dst, a, ranges);
+    case 2:
+      return launchByElement<std::uint16_t>(runtime, stream, name, 2, d.src, d.dst, a, ranges);
+    case 4:
+      return launchByElement<std::uint32_t>(runtime, stream, name, 4, d.src, d.dst, a, ranges);
+    default:
+      return launchByElement<std::uint64_t>(runtime, stream, name, 8, d.src, d.dst, a, ranges);
   }
 }
 
@@ -244,16 +266,17 @@ template <typename T, typename I>
 void gatherAs(DeviceRuntime& runtime, Stream stream, const std::string& name, const GatherDesc& d,
               const kernels::GatherArgs& a, std::int64_t total, const DeviceRange (&ranges)[3]) {
   launchPacked(runtime, stream, name,
-               packArgs<const T*, const I*, T*, kernels::GatherArgs>(static_cast<const T*>(d.data),
-                                                                     static_cast<const I*>(d.index),
-                                                                     static_cast<T*>(d.out), a),
+               packArgs<const T*, const I*, T*, kernels::GatherArgs>(
+                   static_cast<const T*>(d.data), static_cast<const I*>(d.index), static_cast<T*>(d.out), a),
                elementGrid(total), ranges, d.outer * d.axisLen * d.inner != 0 ? 3 : 2);
 }
 template <typename T>
 void gatherBy(DeviceRuntime& runtime, Stream stream, const std::string& name, const GatherDesc& d,
               const kernels::GatherArgs& a, std::int64_t total, const DeviceRange (&ranges)[3]) {
-  if (d.index64) gatherAs<T, std::int64_t>(runtime, stream, name, d, a, total, ranges);
-  else gatherAs<T, std::int32_t>(runtime, stream, name, d, a, total, ranges);
+  if (d.index64)
+    gatherAs<T, std::int64_t>(runtime, stream, name, d, a, total, ranges);
+  else
+    gatherAs<T, std::int32_t>(runtime, stream, name, d, a, total, ranges);
 }
 }  // namespace
 
@@ -271,10 +294,14 @@ void launchGather(DeviceRuntime& runtime, Stream stream, const GatherDesc& d) {
                                  {d.data, static_cast<std::size_t>(d.outer * d.axisLen * d.inner * e), "data"}};
   const kernels::GatherArgs a{d.outer, d.axisLen, d.indices, d.inner};
   switch (d.elementBytes) {
-    case 1: return gatherBy<std::uint8_t>(runtime, stream, name, d, a, total, ranges);
-    case 2: return gatherBy<std::uint16_t>(runtime, stream, name, d, a, total, ranges);
-    case 4: return gatherBy<std::uint32_t>(runtime, stream, name, d, a, total, ranges);
-    default: return gatherBy<std::uint64_t>(runtime, stream, name, d, a, total, ranges);
+    case 1:
+      return gatherBy<std::uint8_t>(runtime, stream, name, d, a, total, ranges);
+    case 2:
+      return gatherBy<std::uint16_t>(runtime, stream, name, d, a, total, ranges);
+    case 4:
+      return gatherBy<std::uint32_t>(runtime, stream, name, d, a, total, ranges);
+    default:
+      return gatherBy<std::uint64_t>(runtime, stream, name, d, a, total, ranges);
   }
 }
 
@@ -319,8 +346,8 @@ void launchResize(DeviceRuntime& runtime, Stream stream, const ResizeDesc& d) {
   switch (d.elementBytes) {
     case 1:
       return launchPacked(runtime, stream, name,
-                          packArgs<const std::uint8_t*, std::uint8_t*, kernels::ResizeArgs>(d.x, d.y, a), grid,
-                          ranges, 2);
+                          packArgs<const std::uint8_t*, std::uint8_t*, kernels::ResizeArgs>(d.x, d.y, a), grid, ranges,
+                          2);
     case 2:
       return launchPacked(runtime, stream, name,
                           packArgs<const std::uint16_t*, std::uint16_t*, kernels::ResizeArgs>(d.x, d.y, a), grid,

@@ -14,9 +14,9 @@ namespace anvil::cuda {
 inline constexpr int kMaxCopyRank = 6;
 
 // The kernels' names (built once: launches in run() must not allocate).
-const std::string& stridedCopyKernelName(int elementBytes);  // "u32_strided_copy_gridstride_block256"
-const std::string& tiledTransposeKernelName(int elementBytes);  // "u32_transpose_tiled32x32_block32x8"
-const std::string& fillKernelName(int elementBytes);         // "u32_fill_gridstride_block256"
+const std::string& stridedCopyKernelName(int elementBytes);           // "u32_strided_copy_gridstride_block256"
+const std::string& tiledTransposeKernelName(int elementBytes);        // "u32_transpose_tiled32x32_block32x8"
+const std::string& fillKernelName(int elementBytes);                  // "u32_fill_gridstride_block256"
 const std::string& gatherKernelName(int elementBytes, bool index64);  // "u32_gather_i64_gridstride_block256"
 // "u8_resize_nearest_gridstride_block256"; linear: "f32_resize_linear_gridstride_block256"
 const std::string& resizeKernelName(int elementBytes, bool linear);
@@ -39,8 +39,7 @@ struct StridedCopyDesc {
 void launchStridedCopy(DeviceRuntime& runtime, Stream stream, const StridedCopyDesc& d);
 
 // dst[i] = the element whose bytes are the low elementBytes of `bits`, for i < n.
-void launchFill(DeviceRuntime& runtime, Stream stream, int elementBytes, void* dst, std::int64_t n,
-                std::uint64_t bits);
+void launchFill(DeviceRuntime& runtime, Stream stream, int elementBytes, void* dst, std::int64_t n, std::uint64_t bits);
 
 // out [outer, indices, inner] = data [outer, axisLen, inner] gathered along the middle axis by
 // `index` (int32 or int64, negative counts from the end, out of range gives zero bytes).

@@ -34,7 +34,8 @@ void launchPacked(DeviceRuntime& runtime, Stream stream, const std::string& name
 }
 
 void requireShape(const std::string& name, std::int64_t a, std::int64_t b) {
-  if (a < 0 || b < 0) ANVIL_THROW(ErrorCode::kInvalidArgument, name, ": shape [", a, ", ", b, "] has a negative dimension");
+  if (a < 0 || b < 0)
+    ANVIL_THROW(ErrorCode::kInvalidArgument, name, ": shape [", a, ", ", b, "] has a negative dimension");
   if (b != 0 && a > INT64_MAX / 8 / b)
     ANVIL_THROW(ErrorCode::kInvalidArgument, name, ": shape [", a, ", ", b, "] is too large to address");
 }
@@ -46,16 +47,26 @@ void requirePointers(const std::string& name, const void* x, const void* y) {
 
 const char* reduceName(ReduceKind k) {
   switch (k) {
-    case ReduceKind::kSum: return "sum";
-    case ReduceKind::kMean: return "mean";
-    case ReduceKind::kMax: return "max";
-    case ReduceKind::kMin: return "min";
-    case ReduceKind::kProd: return "prod";
-    case ReduceKind::kL1: return "l1";
-    case ReduceKind::kL2: return "l2";
-    case ReduceKind::kSumSquare: return "sum_square";
-    case ReduceKind::kLogSum: return "log_sum";
-    case ReduceKind::kLogSumExp: return "log_sum_exp";
+    case ReduceKind::kSum:
+      return "sum";
+    case ReduceKind::kMean:
+      return "mean";
+    case ReduceKind::kMax:
+      return "max";
+    case ReduceKind::kMin:
+      return "min";
+    case ReduceKind::kProd:
+      return "prod";
+    case ReduceKind::kL1:
+      return "l1";
+    case ReduceKind::kL2:
+      return "l2";
+    case ReduceKind::kSumSquare:
+      return "sum_square";
+    case ReduceKind::kLogSum:
+      return "log_sum";
+    case ReduceKind::kLogSumExp:
+      return "log_sum_exp";
   }
   return "?";
 }
@@ -64,9 +75,8 @@ const char* reduceName(ReduceKind k) {
 
 // The names are built once (run() must not allocate): each function keeps its table.
 const std::string& layerNormKernelName(bool warpPerRow) {
-  static const std::string names[2] = {
-      ::anvil::detail::concat("f32_layernorm_row_block", kernels::kNormBlock),
-      ::anvil::detail::concat("f32_layernorm_row_warp_block", kernels::kNormBlock)};
+  static const std::string names[2] = {::anvil::detail::concat("f32_layernorm_row_block", kernels::kNormBlock),
+                                       ::anvil::detail::concat("f32_layernorm_row_warp_block", kernels::kNormBlock)};
   return names[warpPerRow ? 1 : 0];
 }
 const std::string& batchNormKernelName() {
@@ -126,8 +136,8 @@ void launchRowNorm(DeviceRuntime& runtime, Stream stream, const float* x, const 
   if (scale == nullptr) ANVIL_THROW(ErrorCode::kInvalidArgument, name, ": null scale pointer");
   const std::size_t bytes = static_cast<std::size_t>(rows * cols) * sizeof(float);
   const std::size_t paramBytes = static_cast<std::size_t>(paramCount) * sizeof(float);
-  const DeviceRange ranges[4] = {{x, bytes, "input"}, {y, bytes, "output"}, {scale, paramBytes, "scale"},
-                                 {bias, bias ? paramBytes : 0, "bias"}};
+  const DeviceRange ranges[4] = {
+      {x, bytes, "input"}, {y, bytes, "output"}, {scale, paramBytes, "scale"}, {bias, bias ? paramBytes : 0, "bias"}};
   const kernels::LayerNormArgs args{x, scale, bias, y, rows, cols, groups, perGroup, spatial, epsilon};
   constexpr std::int64_t kRowsPerBlock = kernels::kNormBlock / 32;
   launchPacked(runtime, stream, name, packArgs<kernels::LayerNormArgs>(args),
@@ -151,8 +161,8 @@ void launchGroupNorm(DeviceRuntime& runtime, Stream stream, const float* x, cons
   if (bias == nullptr && n * channels * spatial != 0)
     ANVIL_THROW(ErrorCode::kInvalidArgument, name, ": GroupNorm needs a bias");
   const std::int64_t perGroup = channels / groups;
-  launchRowNorm(runtime, stream, x, scale, bias, y, n * groups, perGroup * spatial, groups, perGroup, spatial,
-                channels, epsilon);
+  launchRowNorm(runtime, stream, x, scale, bias, y, n * groups, perGroup * spatial, groups, perGroup, spatial, channels,
+                epsilon);
 }
 
 void launchBatchNorm(DeviceRuntime& runtime, Stream stream, const float* x, const float* mean, const float* a,
@@ -167,8 +177,11 @@ void launchBatchNorm(DeviceRuntime& runtime, Stream stream, const float* x, cons
     ANVIL_THROW(ErrorCode::kInvalidArgument, name, ": null channel parameter pointer");
   const std::size_t bytes = static_cast<std::size_t>(count) * sizeof(float);
   const std::size_t paramBytes = static_cast<std::size_t>(channels) * sizeof(float);
-  const DeviceRange ranges[5] = {{x, bytes, "input"},       {y, bytes, "output"}, {mean, paramBytes, "mean"},
-                                 {a, paramBytes, "scale"},  {b, paramBytes, "bias"}};
+  const DeviceRange ranges[5] = {{x, bytes, "input"},
+                                 {y, bytes, "output"},
+                                 {mean, paramBytes, "mean"},
+                                 {a, paramBytes, "scale"},
+                                 {b, paramBytes, "bias"}};
   const kernels::ChannelAffineArgs args{x, mean, a, b, y, count, channels, spatial};
   launchPacked(runtime, stream, name, packArgs<kernels::ChannelAffineArgs>(args), elementGrid(count), ranges, 5);
 }
@@ -192,7 +205,8 @@ void launchSoftmaxAxis(DeviceRuntime& runtime, Stream stream, bool log, const fl
 void launchReduce(DeviceRuntime& runtime, Stream stream, ReduceKind kind, const float* x, float* y, int rank,
                   const std::int64_t* dims, std::uint32_t reducedMask) {
   const std::string& blockName = reduceKernelName(kind, true);
-  if (rank < 0 || rank > 12) ANVIL_THROW(ErrorCode::kInvalidArgument, blockName, ": rank ", rank, " is outside [0, 12]");
+  if (rank < 0 || rank > 12)
+    ANVIL_THROW(ErrorCode::kInvalidArgument, blockName, ": rank ", rank, " is outside [0, 12]");
   std::int64_t total = 1;
   for (int d = 0; d < rank; ++d) {
     if (dims[d] < 0) ANVIL_THROW(ErrorCode::kInvalidArgument, blockName, ": dim ", d, " is negative");
@@ -280,8 +294,8 @@ void launchPool2d(DeviceRuntime& runtime, Stream stream, const Pool2dDesc& d) {
   const std::int64_t outN = planes * d.oh * d.ow;
   const DeviceRange ranges[2] = {{d.y, static_cast<std::size_t>(outN) * sizeof(float), "output"},
                                  {d.x, static_cast<std::size_t>(planes * d.h * d.w) * sizeof(float), "input"}};
-  const kernels::Pool2dArgs a{d.x, d.y, planes, d.h, d.w, d.oh, d.ow, d.kh, d.kw, d.sh, d.sw, d.dh,
-                              d.dw, d.padTop, d.padLeft, d.countIncludePad ? 1 : 0};
+  const kernels::Pool2dArgs a{d.x,  d.y,  planes, d.h,  d.w,  d.oh,     d.ow,      d.kh,
+                              d.kw, d.sh, d.sw,   d.dh, d.dw, d.padTop, d.padLeft, d.countIncludePad ? 1 : 0};
   launchPacked(runtime, stream, name, packArgs<kernels::Pool2dArgs>(a), elementGrid(outN), ranges,
                d.h * d.w != 0 ? 2 : 1);
 }

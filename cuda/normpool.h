@@ -25,13 +25,13 @@ enum class ReduceKind : int {
 };
 
 // The kernels' names (built once: launches in run() must not allocate).
-const std::string& layerNormKernelName(bool warpPerRow);        // "f32_layernorm_row_warp_block256"
-const std::string& batchNormKernelName();                      // "f32_batchnorm_gridstride_block256"
-const std::string& logSoftmaxRowsKernelName();                 // "f32_log_softmax_row_block256"
-const std::string& softmaxAxisKernelName(bool log);            // "f32_softmax_axis_gridstride_block256"
+const std::string& layerNormKernelName(bool warpPerRow);              // "f32_layernorm_row_warp_block256"
+const std::string& batchNormKernelName();                             // "f32_batchnorm_gridstride_block256"
+const std::string& logSoftmaxRowsKernelName();                        // "f32_log_softmax_row_block256"
+const std::string& softmaxAxisKernelName(bool log);                   // "f32_softmax_axis_gridstride_block256"
 const std::string& reduceKernelName(ReduceKind kind, bool perBlock);  // "f32_reduce_mean_row_block256"
-const std::string& pool2dKernelName(bool max);                 // "f32_maxpool2d_gridstride_block256"
-const std::string& argReduceKernelName(bool max);              // "f32_argmax_gridstride_block256"
+const std::string& pool2dKernelName(bool max);                        // "f32_maxpool2d_gridstride_block256"
+const std::string& argReduceKernelName(bool max);                     // "f32_argmax_gridstride_block256"
 
 // LayerNormalization over `rows` rows of `cols` contiguous floats: y = (x - mean) /
 // sqrt(var + epsilon) * scale + bias, scale and bias (optional, may be null) of `cols`

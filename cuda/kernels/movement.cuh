@@ -1,8 +1,9 @@
 // Data movement by element size (any dtype of 1, 2, 4 or 8 bytes travels as uint8/16/32/64):
-// a strided copy (Transpose, Slice, Concat, Split, the body of Pad), its shared-memory tiled
-// form for copies that swap the innermost dim, a fill (Pad's border), Gather and Resize, one thread per output element with grid-stride loops and 64-bit indexing.
-// Compiled by nvcc (cuda/kernels/movement.cu) and by the host compiler against cuda/sim
-// (cuda/kernels/sim_normmove.cpp).
+// a strided copy (Transpose, Slice, Concat, Split, Expand, Tile, DepthToSpace, the body of
+// Pad), its shared-memory tiled form for copies that swap the innermost dim, a fill (Pad's
+// border), Gather and Resize (nearest; linear for f32); grid-stride loops with 64-bit
+// indexing. Compiled by nvcc (cuda/kernels/movement.cu) and by the host compiler against
+// cuda/sim (cuda/kernels/sim_normmove.cpp).
 #pragma once
 
 #include <cstdint>
@@ -73,7 +74,8 @@ __global__ void __launch_bounds__(kGridStrideBlock) fill_gridstride(T* dst, std:
 
 // I: the index type (int32_t or int64_t).
 template <typename T, typename I>
-__global__ void __launch_bounds__(kGridStrideBlock) gather_gridstride(const T* data, const I* index, T* out, GatherArgs a) {
+__global__ void __launch_bounds__(kGridStrideBlock)
+    gather_gridstride(const T* data, const I* index, T* out, GatherArgs a) {
   const std::int64_t total = a.outer * a.indices * a.inner;
   const std::int64_t step = static_cast<std::int64_t>(blockDim.x) * gridDim.x;
   for (std::int64_t t = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; t < total; t += step) {
@@ -109,12 +111,24 @@ __device__ __forceinline__ ResizeTaps resizeTaps(const ResizeArgs& a, int d, std
   const double scale = a.scale[d], outWidth = a.outWidth[d];
   double xo;
   switch (a.coord) {
-    case kCoordAlignCorners: xo = outWidth == 1 ? 0.0 : xd * (L - 1) / (outWidth - 1); break;
-    case kCoordAsymmetric: xo = xd / scale; break;
-    case kCoordPytorchHalfPixel: xo = a.outDims[d] > 1 ? (xd + 0.5) / scale - 0.5 : 0.0; break;
-    case kCoordHalfPixelSymmetric: xo = a.shift[d] + (xd + 0.5) / scale - 0.5; break;
-    case kCoordTfHalfPixelForNn: xo = (xd + 0.5) / scale; break;
-    default: xo = (xd + 0.5) / scale - 0.5; break;
+    case kCoordAlignCorners:
+      xo = outWidth == 1 ? 0.0 : xd * (L - 1) / (outWidth - 1);
+      break;
+    case kCoordAsymmetric:
+      xo = xd / scale;
+      break;
+    case kCoordPytorchHalfPixel:
+      xo = a.outDims[d] > 1 ? (xd + 0.5) / scale - 0.5 : 0.0;
+      break;
+    case kCoordHalfPixelSymmetric:
+      xo = a.shift[d] + (xd + 0.5) / scale - 0.5;
+      break;
+    case kCoordTfHalfPixelForNn:
+      xo = (xd + 0.5) / scale;
+      break;
+    default:
+      xo = (xd + 0.5) / scale - 0.5;
+      break;
   }
   const double fl = floor(xo);
   const bool integral = fl == xo;
@@ -124,10 +138,14 @@ __device__ __forceinline__ ResizeTaps resizeTaps(const ResizeArgs& a, int d, std
   ResizeTaps t;
   if (!kLinear) {
     bool right;
-    if (integral) right = true;
-    else if (a.nearest == kRoundPreferFloor) right = ratio > 0.5;
-    else if (a.nearest == kRoundPreferCeil) right = ratio >= 0.5;
-    else right = a.nearest == kNearestCeil;
+    if (integral)
+      right = true;
+    else if (a.nearest == kRoundPreferFloor)
+      right = ratio > 0.5;
+    else if (a.nearest == kRoundPreferCeil)
+      right = ratio >= 0.5;
+    else
+      right = a.nearest == kNearestCeil;
     std::int64_t i = left + (right ? 1 : 0);
     t.index[0] = t.index[1] = i < 0 ? 0 : i > last ? last : i;
     t.weight[0] = 1.0;

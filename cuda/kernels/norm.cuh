@@ -1,8 +1,10 @@
-// Normalizations and reductions, f32: Layer/Group/InstanceNormalization over rows (one warp per row for rows
-// up to 1024 columns, one block per row beyond), log-softmax over rows (one block per row), softmax / log-softmax along an inner axis (one thread per column), and the
-// Reduce* family (Sum, Mean, Max, Min, Prod, L1, L2, SumSquare, LogSum, LogSumExp) (one block per output for long reductions, one thread per
-// output for short ones). All accumulate in f32. Compiled by nvcc (cuda/kernels/normpool.cu)
-// and by the host compiler against cuda/sim (cuda/kernels/sim_normmove.cpp).
+// Normalizations and reductions, f32, accumulated in f32: Layer/Group/InstanceNormalization
+// over rows (a warp per row up to 1024 columns, a block per row beyond), inference
+// BatchNormalization (an element per thread), log-softmax over rows (a block per row),
+// softmax / log-softmax along an inner axis (a thread per column), the Reduce* family (a block
+// per output for long reductions, a thread per output for short ones) and ArgMax / ArgMin.
+// Compiled by nvcc (cuda/kernels/normpool.cu) and by the host compiler against cuda/sim
+// (cuda/kernels/sim_normmove.cpp).
 #pragma once
 
 #include <cmath>
@@ -117,8 +119,7 @@ template <bool kLog>
 __global__ void __launch_bounds__(kGridStrideBlock) f32_softmax_axis_gridstride(SoftmaxAxisArgs a) {
   const std::int64_t columns = a.outer * a.inner;
   const std::int64_t step = static_cast<std::int64_t>(blockDim.x) * gridDim.x;
-  for (std::int64_t t = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; t < columns;
-       t += step) {
+  for (std::int64_t t = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; t < columns; t += step) {
     const std::int64_t o = t / a.inner, i = t - o * a.inner;
     const float* xc = a.x + o * a.n * a.inner + i;
     float* yc = a.y + o * a.n * a.inner + i;
@@ -233,8 +234,7 @@ template <int kOp>
 __global__ void __launch_bounds__(kGridStrideBlock) f32_reduce_thread(ReduceArgs a) {
   const ReduceOp<kOp> op;
   const std::int64_t step = static_cast<std::int64_t>(blockDim.x) * gridDim.x;
-  for (std::int64_t o = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; o < a.outputs;
-       o += step) {
+  for (std::int64_t o = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; o < a.outputs; o += step) {
     const float* base = a.x + stridedOffset(o, a.keptRank, a.keptDims, a.keptStrides);
     float acc = ReduceOp<kOp>::identity();
     for (std::int64_t k = 0; k < a.count; ++k)
@@ -242,7 +242,8 @@ __global__ void __launch_bounds__(kGridStrideBlock) f32_reduce_thread(ReduceArgs
     if (kOp == kReduceLogSumExp) {
       float s = 0.0f;
       if (finiteF(acc))
-        for (std::int64_t k = 0; k < a.count; ++k) s += expf(base[stridedOffset(k, a.redRank, a.redDims, a.redStrides)] - acc);
+        for (std::int64_t k = 0; k < a.count; ++k)
+          s += expf(base[stridedOffset(k, a.redRank, a.redDims, a.redStrides)] - acc);
       acc = logSumExpFinish(acc, s);
     }
     a.y[o] = ReduceOp<kOp>::finish(acc, a.count);
@@ -262,8 +263,7 @@ template <bool kMax>
 __global__ void __launch_bounds__(kGridStrideBlock) f32_argreduce_gridstride(ArgReduceArgs a) {
   const std::int64_t columns = a.outer * a.inner;
   const std::int64_t step = static_cast<std::int64_t>(blockDim.x) * gridDim.x;
-  for (std::int64_t t = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; t < columns;
-       t += step) {
+  for (std::int64_t t = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; t < columns; t += step) {
     const std::int64_t o = t / a.inner, i = t - o * a.inner;
     const float* xc = a.x + o * a.n * a.inner + i;
     std::int64_t best = 0;

@@ -7,9 +7,9 @@
 
 namespace anvil::cuda::kernels {
 
-inline constexpr int kNormBlock = 256;      // threads of the row kernels (one block per row)
+inline constexpr int kNormBlock = 256;        // threads of the row kernels (one block per row)
 inline constexpr int kGridStrideBlock = 256;  // threads of the element-per-thread kernels
-inline constexpr int kMaxMoveRank = 6;      // rank of the strided copy and the reductions
+inline constexpr int kMaxMoveRank = 6;        // rank of the strided copy and the reductions
 // LayerNorm rows up to this many columns take a warp each (f32_layernorm_row_warp), longer a block.
 inline constexpr std::int64_t kWarpRowMaxCols = 1024;
 

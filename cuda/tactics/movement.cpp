@@ -1,9 +1,9 @@
 // The CUDA tactics of data movement, for any dtype of 1, 2, 4 or 8 bytes per element (kernels
 // in cuda/kernels/movement.cuh, launchers in cuda/movement.h): Transpose, Concat, Split,
-// Slice, Gather, Pad (constant mode), Expand, Tile, DepthToSpace, SpaceToDepth, Resize (nearest; linear for f32). Most are one strided
-// copy per input or output (Pad: a fill and a copy), shaped at run() from the tensors'
-// extents; params hold the attributes and the constant inputs (Slice starts/ends/axes/steps,
-// Pad pads and value, Resize scales or sizes).
+// Slice, Gather, Pad (constant mode), Expand, Tile, DepthToSpace, SpaceToDepth, Resize
+// (nearest; linear for f32). Most are one strided copy per input or output (Pad: a fill and a
+// copy), shaped at run() from the tensors' extents; params hold the attributes and the
+// constant inputs (Slice starts/ends/axes/steps, Pad pads and value, Resize scales or sizes).
 #include <algorithm>
 #include <cstring>
 #include <limits>
@@ -313,10 +313,10 @@ void addGather(runtime::Kernels& k) {
 // ---- Pad (constant) -------------------------------------------------------------------
 
 struct PadParams {
-  int32_t n;              // entries of axes (pads holds 2n)
+  int32_t n;  // entries of axes (pads holds 2n)
   int64_t axes[kR];
-  int64_t pads[2 * kR];   // begins then ends
-  uint64_t valueBits;     // the constant's bytes
+  int64_t pads[2 * kR];  // begins then ends
+  uint64_t valueBits;    // the constant's bytes
 };
 
 void addPad(runtime::Kernels& k) {
@@ -586,7 +586,9 @@ int nearestOf(const std::string& s) {
 
 // The constant, non-empty scales (input 2) or sizes (input 3); false when neither or both.
 bool resizeTargets(const ir::Node& n, bool* useSizes, std::vector<double>* values) {
-  auto given = [&](size_t i) { return n.input(i) != nullptr && (!n.input(i)->isInitializer() || n.input(i)->initializer()->numel() > 0); };
+  auto given = [&](size_t i) {
+    return n.input(i) != nullptr && (!n.input(i)->isInitializer() || n.input(i)->initializer()->numel() > 0);
+  };
   const bool scales = given(2), sizes = given(3);
   if (scales == sizes) return false;
   const ir::Value* v = n.input(sizes ? 3 : 2);

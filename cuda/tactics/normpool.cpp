@@ -1,9 +1,9 @@
 // The CUDA tactics of the normalizations, softmax forms, reductions and pools, f32 (kernels in
 // cuda/kernels/norm.cuh and pool.cuh, launchers in cuda/normpool.h): LayerNormalization,
-// BatchNormalization (inference), InstanceNormalization, GroupNormalization, Softmax, LogSoftmax, the ten Reduce* ops, ArgMax,
-// ArgMin, MaxPool,
-// AveragePool, GlobalAveragePool, GlobalMaxPool. Extents are read from the tensors at run();
-// params hold attributes (and constant axes) only.
+// BatchNormalization (inference), InstanceNormalization, GroupNormalization, Softmax,
+// LogSoftmax, the ten Reduce* ops, ArgMax, ArgMin, MaxPool, AveragePool (1-D, 2-D),
+// GlobalAveragePool, GlobalMaxPool. Extents are read from the tensors at run(); params hold
+// attributes (and constant axes) only; BatchNorm folds its constant statistics into blobs.
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -117,7 +117,8 @@ void addGroupNorm(runtime::Kernels& k, const char* op, bool instance) {
     if (a.in(1).numel() != channels || a.in(2).numel() != channels)
       a.fail(std::string(op) + ": scale and bias must hold one value per channel");
     const int64_t groups = q.groups ? q.groups : channels;
-    if (groups < 1 || (channels && channels % groups != 0)) a.fail(std::string(op) + ": num_groups must divide the channels");
+    if (groups < 1 || (channels && channels % groups != 0))
+      a.fail(std::string(op) + ": num_groups must divide the channels");
     launchGroupNorm(runtimeOf(a), streamOf(a), x.as<float>(), a.in(1).as<float>(), a.in(2).as<float>(),
                     a.out(0).as<float>(), x.dims[0], channels, groups ? groups : 1, prodOf(x, 2, x.rank), q.epsilon);
   };

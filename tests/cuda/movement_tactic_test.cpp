@@ -11,8 +11,8 @@ namespace anvil::cuda::testing {
 namespace {
 
 using Dims = std::vector<int64_t>;
-const DataType kTypes[] = {DataType::kF32, DataType::kF16, DataType::kI64, DataType::kU8, DataType::kBool,
-                           DataType::kI32};
+const DataType kTypes[] = {DataType::kF32, DataType::kF16,  DataType::kI64,
+                           DataType::kU8,  DataType::kBool, DataType::kI32};
 
 ir::Tensor data(DataType t, const Dims& d, uint32_t seed) {
   return randomTensor(t, d, seed, 0, t == DataType::kBool ? 2 : 100);
@@ -24,14 +24,19 @@ TEST(CudaMovementTactic, TransposeEveryPermAndDtype) {
     Dims x;
     std::optional<Dims> perm;
   };
-  const std::vector<C> cases = {{{7, 17}, Dims{1, 0}},          {{2, 3, 4, 5}, Dims{0, 2, 1, 3}},
-                                {{2, 3, 4, 5}, Dims{3, 1, 0, 2}}, {{2, 3, 4}, std::nullopt},
-                                {{1, 7, 1, 17}, Dims{2, 3, 0, 1}}, {{2, 1, 3, 2, 1, 3}, Dims{5, 4, 3, 2, 1, 0}},
-                                {{0, 3}, Dims{1, 0}},          {{63}, Dims{0}},
+  const std::vector<C> cases = {{{7, 17}, Dims{1, 0}},
+                                {{2, 3, 4, 5}, Dims{0, 2, 1, 3}},
+                                {{2, 3, 4, 5}, Dims{3, 1, 0, 2}},
+                                {{2, 3, 4}, std::nullopt},
+                                {{1, 7, 1, 17}, Dims{2, 3, 0, 1}},
+                                {{2, 1, 3, 2, 1, 3}, Dims{5, 4, 3, 2, 1, 0}},
+                                {{0, 3}, Dims{1, 0}},
+                                {{63}, Dims{0}},
                                 {{4, 5}, Dims{-1, -2}}};
   // Copies that swap the innermost dim run as 32x32 shared-memory tiles: several tiles with
   // ragged edges, batches over the other dims.
-  const std::vector<C> tiled = {{{2, 65, 70}, Dims{0, 2, 1}}, {{3, 33, 5, 40}, Dims{0, 3, 2, 1}}, {{40, 2, 33}, Dims{2, 1, 0}}};
+  const std::vector<C> tiled = {
+      {{2, 65, 70}, Dims{0, 2, 1}}, {{3, 33, 5, 40}, Dims{0, 3, 2, 1}}, {{40, 2, 33}, Dims{2, 1, 0}}};
   uint32_t seed = 1;
   for (DataType t : {DataType::kF32, DataType::kU8, DataType::kI64, DataType::kF16})
     for (const C& c : tiled) {
@@ -55,16 +60,16 @@ TEST(CudaMovementTactic, TransposeEveryPermAndDtype) {
 TEST(CudaMovementTactic, ConcatAxesAndDtypes) {
   uint32_t seed = 100;
   for (DataType t : kTypes) {
-    const std::pair<int64_t, std::vector<Dims>> cases[] = {
-        {0, {{1, 17}, {7, 17}, {3, 17}}},
-        {1, {{2, 3, 5}, {2, 1, 5}, {2, 0, 5}, {2, 7, 5}}},
-        {-1, {{3, 4, 1}, {3, 4, 63}}},
-        {-2, {{7, 2}}}};
+    const std::pair<int64_t, std::vector<Dims>> cases[] = {{0, {{1, 17}, {7, 17}, {3, 17}}},
+                                                           {1, {{2, 3, 5}, {2, 1, 5}, {2, 0, 5}, {2, 7, 5}}},
+                                                           {-1, {{3, 4, 1}, {3, 4, 63}}},
+                                                           {-2, {{7, 2}}}};
     for (const auto& [axis, shapes] : cases) {
       ir::Attributes at;
       at.set("axis", axis);
       std::vector<Arg> args;
-      for (size_t i = 0; i < shapes.size(); ++i) args.push_back(input("x" + std::to_string(i), data(t, shapes[i], seed++)));
+      for (size_t i = 0; i < shapes.size(); ++i)
+        args.push_back(input("x" + std::to_string(i), data(t, shapes[i], seed++)));
       expectMatches(oneNode("Concat", args, at), "concat_strided_copy", 0, 0,
                     std::string("Concat ") + ir::dtypeName(t) + " axis " + std::to_string(axis));
     }
@@ -72,9 +77,10 @@ TEST(CudaMovementTactic, ConcatAxesAndDtypes) {
   // A constant input is fine (it is uploaded like any other).
   ir::Attributes at;
   at.set("axis", int64_t(0));
-  expectMatches(oneNode("Concat", {input("a", data(DataType::kI64, {2, 3}, 1)), constant("b", data(DataType::kI64, {1, 3}, 2))},
-                        at),
-                "concat_strided_copy", 0, 0, "Concat with a constant");
+  expectMatches(
+      oneNode("Concat", {input("a", data(DataType::kI64, {2, 3}, 1)), constant("b", data(DataType::kI64, {1, 3}, 2))},
+              at),
+      "concat_strided_copy", 0, 0, "Concat with a constant");
 }
 
 TEST(CudaMovementTactic, SplitSizesEqualChunksAndAxes) {
@@ -102,16 +108,15 @@ TEST(CudaMovementTactic, SliceStartsEndsAxesSteps) {
     Dims x, starts, ends;
     std::optional<Dims> axes, steps;
   };
-  const std::vector<C> cases = {
-      {{7, 17}, {1, 2}, {5, 15}, std::nullopt, std::nullopt},
-      {{7, 17}, {-3}, {kMax}, Dims{1}, std::nullopt},
-      {{7, 17}, {kMax, -1}, {kMin, 0}, Dims{0, -1}, Dims{-1, -3}},
-      {{2, 3, 63}, {0, 60}, {2, 3}, Dims{0, 2}, Dims{1, -7}},
-      {{2, 3, 63}, {1}, {kMax}, Dims{2}, Dims{5}},
-      {{5, 6}, {3}, {1}, Dims{0}, std::nullopt},   // empty
-      {{5, 6}, {-100}, {100}, Dims{1}, Dims{2}},
-      {{1}, {0}, {1}, std::nullopt, std::nullopt},
-      {{0, 4}, {0}, {2}, Dims{1}, std::nullopt}};
+  const std::vector<C> cases = {{{7, 17}, {1, 2}, {5, 15}, std::nullopt, std::nullopt},
+                                {{7, 17}, {-3}, {kMax}, Dims{1}, std::nullopt},
+                                {{7, 17}, {kMax, -1}, {kMin, 0}, Dims{0, -1}, Dims{-1, -3}},
+                                {{2, 3, 63}, {0, 60}, {2, 3}, Dims{0, 2}, Dims{1, -7}},
+                                {{2, 3, 63}, {1}, {kMax}, Dims{2}, Dims{5}},
+                                {{5, 6}, {3}, {1}, Dims{0}, std::nullopt},  // empty
+                                {{5, 6}, {-100}, {100}, Dims{1}, Dims{2}},
+                                {{1}, {0}, {1}, std::nullopt, std::nullopt},
+                                {{0, 4}, {0}, {2}, Dims{1}, std::nullopt}};
   uint32_t seed = 300;
   for (DataType t : {DataType::kF32, DataType::kI64, DataType::kU8, DataType::kF16}) {
     for (const C& c : cases) {
@@ -123,10 +128,10 @@ TEST(CudaMovementTactic, SliceStartsEndsAxesSteps) {
                     std::string("Slice ") + ir::dtypeName(t) + " " + str(c.x) + " starts " + str(c.starts));
     }
   }
-  EXPECT_FALSE(supportedBy(oneNode("Slice", {input("x", data(DataType::kF32, {4, 4}, 1)), input("s", ints({1})),
-                                             constant("e", ints({3}))})
-                               .node(),
-                           "slice_strided_copy"));
+  EXPECT_FALSE(supportedBy(
+      oneNode("Slice", {input("x", data(DataType::kF32, {4, 4}, 1)), input("s", ints({1})), constant("e", ints({3}))})
+          .node(),
+      "slice_strided_copy"));
 }
 
 TEST(CudaMovementTactic, GatherAxesIndexTypesAndNegatives) {
@@ -157,9 +162,11 @@ TEST(CudaMovementTactic, GatherAxesIndexTypesAndNegatives) {
     }
   }
   // BERT's embedding lookup: a constant table by runtime ids.
-  expectMatches(oneNode("Gather", {constant("table", data(DataType::kF32, {30, 16}, 9)),
-                                   input("ids", ir::Tensor::fromVector<int64_t>(DataType::kI64, {1, 7}, {1, 5, 29, 0, 3, 3, 7}))}),
-                "gather_gridstride", 0, 0, "Gather embedding");
+  expectMatches(
+      oneNode("Gather",
+              {constant("table", data(DataType::kF32, {30, 16}, 9)),
+               input("ids", ir::Tensor::fromVector<int64_t>(DataType::kI64, {1, 7}, {1, 5, 29, 0, 3, 3, 7}))}),
+      "gather_gridstride", 0, 0, "Gather embedding");
 }
 
 TEST(CudaMovementTactic, PadConstantValuesAxesAndCrops) {
@@ -167,12 +174,9 @@ TEST(CudaMovementTactic, PadConstantValuesAxesAndCrops) {
     Dims x, pads;
     std::optional<Dims> axes;
   };
-  const std::vector<C> cases = {{{3, 5}, {1, 2, 0, 3}, std::nullopt},
-                                {{2, 3, 7}, {0, 1, 2, 1, 0, 3}, std::nullopt},
-                                {{2, 3, 7}, {2, -3}, Dims{-1}},
-                                {{4, 6}, {-1, -2, -1, 1}, std::nullopt},
-                                {{1}, {0, 0}, std::nullopt},
-                                {{0, 3}, {1, 0, 1, 0}, std::nullopt}};
+  const std::vector<C> cases = {{{3, 5}, {1, 2, 0, 3}, std::nullopt}, {{2, 3, 7}, {0, 1, 2, 1, 0, 3}, std::nullopt},
+                                {{2, 3, 7}, {2, -3}, Dims{-1}},       {{4, 6}, {-1, -2, -1, 1}, std::nullopt},
+                                {{1}, {0, 0}, std::nullopt},          {{0, 3}, {1, 0, 1, 0}, std::nullopt}};
   uint32_t seed = 500;
   for (DataType t : {DataType::kF32, DataType::kI64, DataType::kU8, DataType::kF16}) {
     for (const C& c : cases) {
@@ -198,29 +202,32 @@ TEST(CudaMovementTactic, ExpandBroadcastsEveryDtype) {
   struct C {
     Dims x, shape;
   };
-  const C cases[] = {{{1, 17}, {7, 17}}, {{3, 1}, {2, 3, 63}}, {{1}, {1, 1, 5}}, {{2, 1, 4}, {2, 3, 1}},
-                     {{7, 1, 1}, {7, 2, 3}}, {{1, 3}, {0, 3}}, {{2, 2}, {2, 2}}};
+  const C cases[] = {{{1, 17}, {7, 17}},     {{3, 1}, {2, 3, 63}}, {{1}, {1, 1, 5}}, {{2, 1, 4}, {2, 3, 1}},
+                     {{7, 1, 1}, {7, 2, 3}}, {{1, 3}, {0, 3}},     {{2, 2}, {2, 2}}};
   uint32_t seed = 700;
   for (DataType t : kTypes)
     for (const C& c : cases)
       expectMatches(oneNode("Expand", {input("x", data(t, c.x, seed++)), constant("shape", ints(c.shape))}),
-                    "expand_strided_copy", 0, 0, std::string("Expand ") + ir::dtypeName(t) + " " + str(c.x) + " to " + str(c.shape));
+                    "expand_strided_copy", 0, 0,
+                    std::string("Expand ") + ir::dtypeName(t) + " " + str(c.x) + " to " + str(c.shape));
 }
 
 TEST(CudaMovementTactic, TileRepeats) {
   struct C {
     Dims x, rep;
   };
-  const C cases[] = {{{7, 17}, {2, 3}}, {{3}, {5}}, {{2, 1, 3}, {1, 4, 1}}, {{2, 3}, {0, 2}}, {{1, 2, 1, 2}, {2, 1, 3, 1}},
-                     {{5, 1}, {1, 1}}};
+  const C cases[] = {
+      {{7, 17}, {2, 3}}, {{3}, {5}}, {{2, 1, 3}, {1, 4, 1}}, {{2, 3}, {0, 2}}, {{1, 2, 1, 2}, {2, 1, 3, 1}},
+      {{5, 1}, {1, 1}}};
   uint32_t seed = 800;
   for (DataType t : kTypes)
     for (const C& c : cases)
-      expectMatches(oneNode("Tile", {input("x", data(t, c.x, seed++)), constant("r", ints(c.rep))}), "tile_strided_copy",
-                    0, 0, std::string("Tile ") + ir::dtypeName(t) + " " + str(c.x) + " by " + str(c.rep));
-  EXPECT_FALSE(supportedBy(oneNode("Tile", {input("x", data(DataType::kF32, {2, 2, 2, 2}, 1)), constant("r", ints({2, 2, 2, 2}))})
-                               .node(),
-                           "tile_strided_copy"));  // eight copy dims
+      expectMatches(oneNode("Tile", {input("x", data(t, c.x, seed++)), constant("r", ints(c.rep))}),
+                    "tile_strided_copy", 0, 0,
+                    std::string("Tile ") + ir::dtypeName(t) + " " + str(c.x) + " by " + str(c.rep));
+  EXPECT_FALSE(supportedBy(
+      oneNode("Tile", {input("x", data(DataType::kF32, {2, 2, 2, 2}, 1)), constant("r", ints({2, 2, 2, 2}))}).node(),
+      "tile_strided_copy"));  // eight copy dims
 }
 
 TEST(CudaMovementTactic, DepthToSpaceAndBack) {
@@ -248,8 +255,8 @@ ir::Tensor floats(const std::vector<float>& v) {
 }
 
 TEST(CudaMovementTactic, ResizeNearestModesAndLinear) {
-  const char* coords[] = {"half_pixel", "align_corners", "asymmetric", "pytorch_half_pixel", "half_pixel_symmetric",
-                          "tf_half_pixel_for_nn"};
+  const char* coords[] = {"half_pixel",         "align_corners",        "asymmetric",
+                          "pytorch_half_pixel", "half_pixel_symmetric", "tf_half_pixel_for_nn"};
   const char* nearests[] = {"round_prefer_floor", "round_prefer_ceil", "floor", "ceil"};
   struct C {
     Dims x;
@@ -265,8 +272,10 @@ TEST(CudaMovementTactic, ResizeNearestModesAndLinear) {
     for (const char* coord : coords) {
       auto args = [&](DataType t) {
         std::vector<Arg> v = {input("x", data(t, c.x, seed++)), omitted()};
-        if (c.scales) v.push_back(constant("scales", floats(*c.scales)));
-        else v.push_back(omitted()), v.push_back(constant("sizes", ints(*c.sizes)));
+        if (c.scales)
+          v.push_back(constant("scales", floats(*c.scales)));
+        else
+          v.push_back(omitted()), v.push_back(constant("sizes", ints(*c.sizes)));
         return v;
       };
       const std::string what = std::string(coord) + " " + str(c.x) + (c.scales ? " scales" : " sizes");
@@ -291,10 +300,11 @@ TEST(CudaMovementTactic, ResizeNearestModesAndLinear) {
   ir::Attributes at;
   at.set("axes", Dims{2, -1});
   at.set("mode", std::string("linear"));
-  expectMatches(oneNode("Resize", {input("x", data(DataType::kF32, {1, 3, 4, 6}, 1)), omitted(),
-                                   constant("scales", floats({2.5f, 0.5f}))},
-                        at),
-                "resize_nearest_linear_gridstride", 1e-6, 1e-6, "Resize linear axes");
+  expectMatches(
+      oneNode("Resize",
+              {input("x", data(DataType::kF32, {1, 3, 4, 6}, 1)), omitted(), constant("scales", floats({2.5f, 0.5f}))},
+              at),
+      "resize_nearest_linear_gridstride", 1e-6, 1e-6, "Resize linear axes");
 }
 
 TEST(CudaMovementTactic, ResizeRefusals) {

@@ -89,7 +89,8 @@ inline void expectMatches(const OneNode& o, const std::string& kernel, double at
   const std::vector<ir::Tensor> got = runOnDevice(*cudaKernel(n, kernel), n, o.inputs, *rt);
   const std::vector<ir::Tensor> want = runReference(n, o.inputs);
   ASSERT_EQ(got.size(), want.size()) << what;
-  for (size_t i = 0; i < got.size(); ++i) expectSame(got[i], want[i], atol, rtol, what + " output " + std::to_string(i));
+  for (size_t i = 0; i < got.size(); ++i)
+    expectSame(got[i], want[i], atol, rtol, what + " output " + std::to_string(i));
   if (deviceCount() > 0) {
     auto gpu = cudaRuntime(0);
     const std::vector<ir::Tensor> onGpu = runOnDevice(*cudaKernel(n, kernel), n, o.inputs, *gpu);

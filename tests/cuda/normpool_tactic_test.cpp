@@ -25,10 +25,11 @@ TEST(CudaNormPoolTactic, LayerNormRowsOddShapesBiasAndAxes) {
     Dims scale;
     bool bias;
   };
-  const C cases[] = {{{1, 1}, -1, {1}, true},     {{7, 17}, -1, {17}, true},     {{3, 5, 63}, -1, {63}, false},
-                     {{2, 300}, 1, {300}, true},  {{3, 5, 7}, 1, {5, 7}, true},   {{3, 5, 7}, -2, {1, 5, 7}, false},
-                     {{4, 1}, 0, {4, 1}, true},   {{2, 3, 600}, 2, {600}, true}, {{3, 1100}, -1, {1100}, true},
-                     {{20, 128}, -1, {128}, true}, {{2, 2, 1025}, 1, {2, 1025}, false}};
+  const C cases[] = {
+      {{1, 1}, -1, {1}, true},      {{7, 17}, -1, {17}, true},          {{3, 5, 63}, -1, {63}, false},
+      {{2, 300}, 1, {300}, true},   {{3, 5, 7}, 1, {5, 7}, true},       {{3, 5, 7}, -2, {1, 5, 7}, false},
+      {{4, 1}, 0, {4, 1}, true},    {{2, 3, 600}, 2, {600}, true},      {{3, 1100}, -1, {1100}, true},
+      {{20, 128}, -1, {128}, true}, {{2, 2, 1025}, 1, {2, 1025}, false}};
   uint32_t seed = 1;
   for (const C& c : cases) {
     ir::Attributes at;
@@ -52,18 +53,18 @@ TEST(CudaNormPoolTactic, LayerNormRefusals) {
   ir::Attributes at;
   at.set("axis", int64_t(1));
   // Scale broadcast over part of the normalized dims.
-  EXPECT_FALSE(supportedBy(
-      oneNode("LayerNormalization", {input("x", f32({3, 5, 7}, 1)), constant("s", f32({7}, 2))}, at).node(),
-      "f32_layernorm_rows"));
+  EXPECT_FALSE(
+      supportedBy(oneNode("LayerNormalization", {input("x", f32({3, 5, 7}, 1)), constant("s", f32({7}, 2))}, at).node(),
+                  "f32_layernorm_rows"));
   // f16 input.
   EXPECT_FALSE(supportedBy(oneNode("LayerNormalization", {input("x", randomTensor(DataType::kF16, {3, 7}, 1)),
                                                           constant("s", randomTensor(DataType::kF16, {7}, 2))})
                                .node(),
                            "f32_layernorm_rows"));
   // Mean and InvStdDev outputs.
-  EXPECT_FALSE(supportedBy(
-      oneNode("LayerNormalization", {input("x", f32({3, 7}, 1)), constant("s", f32({7}, 2))}, {}, 3).node(),
-      "f32_layernorm_rows"));
+  EXPECT_FALSE(
+      supportedBy(oneNode("LayerNormalization", {input("x", f32({3, 7}, 1)), constant("s", f32({7}, 2))}, {}, 3).node(),
+                  "f32_layernorm_rows"));
 }
 
 TEST(CudaNormPoolTactic, BatchNormInferenceFolded) {
@@ -72,10 +73,11 @@ TEST(CudaNormPoolTactic, BatchNormInferenceFolded) {
     const int64_t c = d[1];
     ir::Attributes at;
     at.set("epsilon", 1e-3f);
-    const OneNode o = oneNode("BatchNormalization", {input("x", f32(d, seed++, -3, 3)), constant("s", f32({c}, seed++)),
-                                                     constant("b", f32({c}, seed++)), constant("m", f32({c}, seed++)),
-                                                     constant("v", f32({c}, seed++, 0.1, 2))},
-                              at);
+    const OneNode o =
+        oneNode("BatchNormalization",
+                {input("x", f32(d, seed++, -3, 3)), constant("s", f32({c}, seed++)), constant("b", f32({c}, seed++)),
+                 constant("m", f32({c}, seed++)), constant("v", f32({c}, seed++, 0.1, 2))},
+                at);
     expectMatches(o, "f32_batchnorm_folded", 1e-5, 1e-5, "BatchNorm " + ir::Shape::fromExtents(d).str());
   }
   // Statistics that arrive at run time, and training mode, stay on the CPU.
@@ -93,29 +95,31 @@ TEST(CudaNormPoolTactic, InstanceAndGroupNorm) {
     const int64_t c = d[1];
     ir::Attributes eps;
     eps.set("epsilon", 1e-4f);
-    expectMatches(oneNode("InstanceNormalization", {input("x", f32(d, seed++, -1, 3)), constant("s", f32({c}, seed++)),
-                                                    constant("b", f32({c}, seed++))},
-                          eps),
-                  "f32_instancenorm_rows", 3e-5, 3e-5, "InstanceNorm " + ir::Shape::fromExtents(d).str());
+    expectMatches(
+        oneNode("InstanceNormalization",
+                {input("x", f32(d, seed++, -1, 3)), constant("s", f32({c}, seed++)), constant("b", f32({c}, seed++))},
+                eps),
+        "f32_instancenorm_rows", 3e-5, 3e-5, "InstanceNorm " + ir::Shape::fromExtents(d).str());
     for (int64_t g : {int64_t(1), int64_t(2), c}) {
       if (c % g) continue;
       ir::Attributes at = eps;
       at.set("num_groups", g);
-      expectMatches(oneNode("GroupNormalization", {input("x", f32(d, seed++, -1, 3)), input("s", f32({c}, seed++)),
-                                                   input("b", f32({c}, seed++))},
-                            at),
-                    "f32_groupnorm_rows", 3e-5, 3e-5,
-                    "GroupNorm " + ir::Shape::fromExtents(d).str() + " groups " + std::to_string(g));
+      expectMatches(
+          oneNode("GroupNormalization",
+                  {input("x", f32(d, seed++, -1, 3)), input("s", f32({c}, seed++)), input("b", f32({c}, seed++))}, at),
+          "f32_groupnorm_rows", 3e-5, 3e-5,
+          "GroupNorm " + ir::Shape::fromExtents(d).str() + " groups " + std::to_string(g));
     }
   }
   // f16 stays on the CPU.
   ir::Attributes two;
   two.set("num_groups", int64_t(2));
   const auto h = [](const Dims& d, uint32_t seed) { return randomTensor(DataType::kF16, d, seed); };
-  EXPECT_FALSE(supportedBy(
-      oneNode("GroupNormalization", {input("x", h({1, 6, 5}, 1)), constant("s", h({6}, 2)), constant("b", h({6}, 3))}, two)
-          .node(),
-      "f32_groupnorm_rows"));
+  EXPECT_FALSE(
+      supportedBy(oneNode("GroupNormalization",
+                          {input("x", h({1, 6, 5}, 1)), constant("s", h({6}, 2)), constant("b", h({6}, 3))}, two)
+                      .node(),
+                  "f32_groupnorm_rows"));
 }
 
 // ---- Softmax, LogSoftmax ----
@@ -125,7 +129,8 @@ TEST(CudaNormPoolTactic, SoftmaxAndLogSoftmaxEveryAxis) {
     Dims x;
     int64_t axis;
   };
-  const C cases[] = {{{7, 17}, -1}, {{3, 300}, 1}, {{1, 1}, 0}, {{5, 7}, 0}, {{2, 3, 4}, 1}, {{2, 3, 4}, -3}, {{0, 5}, 1}};
+  const C cases[] = {{{7, 17}, -1},  {{3, 300}, 1},   {{1, 1}, 0}, {{5, 7}, 0},
+                     {{2, 3, 4}, 1}, {{2, 3, 4}, -3}, {{0, 5}, 1}};
   uint32_t seed = 10;
   for (const char* op : {"Softmax", "LogSoftmax"}) {
     const std::string kernel = std::string(op) == "Softmax" ? "f32_softmax_any_axis" : "f32_log_softmax_any_axis";
@@ -149,21 +154,26 @@ TEST(CudaNormPoolTactic, ReductionsAxesKeepdimsAndNoop) {
     std::optional<Dims> axes;
     int64_t keep;
   };
-  const std::vector<C> cases = {
-      {{3, 7, 17}, Dims{-1}, 1}, {{3, 7, 17}, Dims{0}, 0},    {{3, 7, 17}, Dims{1}, 1},  {{3, 7, 17}, Dims{0, 2}, 0},
-      {{3, 7, 17}, std::nullopt, 1}, {{3, 7, 17}, Dims{}, 0}, {{2, 300}, Dims{1}, 0},    {{300, 2}, Dims{0}, 1},
-      {{1, 63}, Dims{-1, 0}, 1}, {{2, 3, 4, 5, 6}, Dims{1, 3}, 1}, {{7}, Dims{0}, 0},    {{40, 50}, Dims{1}, 1},
-      {{0, 5}, Dims{1}, 1},      {{4, 0}, Dims{1}, 0}};
-  const std::pair<const char*, const char*> ops[] = {{"ReduceSum", "f32_reduce_sum"},
-                                                     {"ReduceMean", "f32_reduce_mean"},
-                                                     {"ReduceMax", "f32_reduce_max"},
-                                                     {"ReduceMin", "f32_reduce_min"},
-                                                     {"ReduceProd", "f32_reduce_prod"},
-                                                     {"ReduceL1", "f32_reduce_l1"},
-                                                     {"ReduceL2", "f32_reduce_l2"},
-                                                     {"ReduceSumSquare", "f32_reduce_sum_square"},
-                                                     {"ReduceLogSum", "f32_reduce_log_sum"},
-                                                     {"ReduceLogSumExp", "f32_reduce_log_sum_exp"}};
+  const std::vector<C> cases = {{{3, 7, 17}, Dims{-1}, 1},
+                                {{3, 7, 17}, Dims{0}, 0},
+                                {{3, 7, 17}, Dims{1}, 1},
+                                {{3, 7, 17}, Dims{0, 2}, 0},
+                                {{3, 7, 17}, std::nullopt, 1},
+                                {{3, 7, 17}, Dims{}, 0},
+                                {{2, 300}, Dims{1}, 0},
+                                {{300, 2}, Dims{0}, 1},
+                                {{1, 63}, Dims{-1, 0}, 1},
+                                {{2, 3, 4, 5, 6}, Dims{1, 3}, 1},
+                                {{7}, Dims{0}, 0},
+                                {{40, 50}, Dims{1}, 1},
+                                {{0, 5}, Dims{1}, 1},
+                                {{4, 0}, Dims{1}, 0}};
+  const std::pair<const char*, const char*> ops[] = {
+      {"ReduceSum", "f32_reduce_sum"},        {"ReduceMean", "f32_reduce_mean"},
+      {"ReduceMax", "f32_reduce_max"},        {"ReduceMin", "f32_reduce_min"},
+      {"ReduceProd", "f32_reduce_prod"},      {"ReduceL1", "f32_reduce_l1"},
+      {"ReduceL2", "f32_reduce_l2"},          {"ReduceSumSquare", "f32_reduce_sum_square"},
+      {"ReduceLogSum", "f32_reduce_log_sum"}, {"ReduceLogSumExp", "f32_reduce_log_sum_exp"}};
   uint32_t seed = 100;
   for (const auto& [op, kernel] : ops) {
     for (const C& c : cases) {
@@ -176,8 +186,7 @@ TEST(CudaNormPoolTactic, ReductionsAxesKeepdimsAndNoop) {
       const OneNode o = oneNode(op, args, at);
       std::string axes = "none";
       if (c.axes) axes = ir::Shape::fromExtents(*c.axes).str();
-      expectMatches(o, kernel, 1e-4, 1e-4,
-                    std::string(op) + " " + ir::Shape::fromExtents(c.x).str() + " axes " + axes);
+      expectMatches(o, kernel, 1e-4, 1e-4, std::string(op) + " " + ir::Shape::fromExtents(c.x).str() + " axes " + axes);
     }
     // noop_with_empty_axes: the input unchanged.
     ir::Attributes at;
@@ -205,7 +214,8 @@ TEST(CudaNormPoolTactic, ReduceMaxMinPropagateNaN) {
   for (const char* op : {"ReduceMax", "ReduceMin"}) {
     const std::string kernel = std::string(op) == "ReduceMax" ? "f32_reduce_max" : "f32_reduce_min";
     expectMatches(oneNode(op, {input("x", x), constant("axes", ints({1}))}), kernel, 0, 0, std::string(op) + " NaN");
-    expectMatches(oneNode(op, {input("x", x), constant("axes", ints({0}))}), kernel, 0, 0, std::string(op) + " NaN cols");
+    expectMatches(oneNode(op, {input("x", x), constant("axes", ints({0}))}), kernel, 0, 0,
+                  std::string(op) + " NaN cols");
   }
 }
 
@@ -241,16 +251,15 @@ TEST(CudaNormPoolTactic, MaxAndAveragePoolAttributeForms) {
     int64_t ceil;
     std::string autoPad;
   };
-  const std::vector<C> cases = {
-      {{1, 3, 7, 17}, {3, 3}, {2, 2}, {1, 1, 1, 1}, {1, 1}, 0, "NOTSET"},
-      {{2, 2, 7, 17}, {3, 3}, {2, 2}, {1, 1, 1, 1}, {1, 1}, 1, "NOTSET"},
-      {{1, 1, 17, 63}, {2, 3}, {1, 2}, {0, 1, 1, 0}, {2, 1}, 0, "NOTSET"},
-      {{1, 2, 7, 7}, {3, 3}, {1, 1}, {0, 0, 0, 0}, {1, 1}, 0, "SAME_UPPER"},
-      {{1, 2, 8, 9}, {2, 4}, {3, 2}, {0, 0, 0, 0}, {1, 1}, 0, "SAME_LOWER"},
-      {{1, 1, 7, 17}, {7, 1}, {1, 1}, {0, 0, 0, 0}, {1, 1}, 0, "VALID"},
-      {{1, 1, 5, 5}, {2, 2}, {2, 2}, {0, 0, 0, 0}, {1, 1}, 1, "NOTSET"},
-      {{1, 1, 1, 1}, {1, 1}, {1, 1}, {0, 0, 0, 0}, {1, 1}, 0, "NOTSET"},
-      {{0, 3, 7, 7}, {3, 3}, {1, 1}, {0, 0, 0, 0}, {1, 1}, 0, "NOTSET"}};
+  const std::vector<C> cases = {{{1, 3, 7, 17}, {3, 3}, {2, 2}, {1, 1, 1, 1}, {1, 1}, 0, "NOTSET"},
+                                {{2, 2, 7, 17}, {3, 3}, {2, 2}, {1, 1, 1, 1}, {1, 1}, 1, "NOTSET"},
+                                {{1, 1, 17, 63}, {2, 3}, {1, 2}, {0, 1, 1, 0}, {2, 1}, 0, "NOTSET"},
+                                {{1, 2, 7, 7}, {3, 3}, {1, 1}, {0, 0, 0, 0}, {1, 1}, 0, "SAME_UPPER"},
+                                {{1, 2, 8, 9}, {2, 4}, {3, 2}, {0, 0, 0, 0}, {1, 1}, 0, "SAME_LOWER"},
+                                {{1, 1, 7, 17}, {7, 1}, {1, 1}, {0, 0, 0, 0}, {1, 1}, 0, "VALID"},
+                                {{1, 1, 5, 5}, {2, 2}, {2, 2}, {0, 0, 0, 0}, {1, 1}, 1, "NOTSET"},
+                                {{1, 1, 1, 1}, {1, 1}, {1, 1}, {0, 0, 0, 0}, {1, 1}, 0, "NOTSET"},
+                                {{0, 3, 7, 7}, {3, 3}, {1, 1}, {0, 0, 0, 0}, {1, 1}, 0, "NOTSET"}};
   uint32_t seed = 300;
   for (const C& c : cases) {
     for (int include = 0; include < 2; ++include) {
@@ -261,8 +270,8 @@ TEST(CudaNormPoolTactic, MaxAndAveragePoolAttributeForms) {
       at.set("dilations", c.dilations);
       at.set("ceil_mode", c.ceil);
       at.set("auto_pad", c.autoPad);
-      const std::string what = ir::Shape::fromExtents(c.x).str() + " k" + ir::Shape::fromExtents(c.kernel).str() +
-                               " " + c.autoPad + " ceil " + std::to_string(c.ceil);
+      const std::string what = ir::Shape::fromExtents(c.x).str() + " k" + ir::Shape::fromExtents(c.kernel).str() + " " +
+                               c.autoPad + " ceil " + std::to_string(c.ceil);
       if (include == 0)
         expectMatches(oneNode("MaxPool", {input("x", f32(c.x, seed++))}, at), "f32_maxpool2d_gridstride256", 0, 0,
                       "MaxPool " + what);
@@ -307,19 +316,20 @@ TEST(CudaNormPoolTactic, PoolRefusals) {
   ir::Attributes at;
   at.set("kernel_shape", Dims{2, 2});
   // Indices output, 3-D windows, storage_order.
-  EXPECT_FALSE(supportedBy(oneNode("MaxPool", {input("x", f32({1, 1, 4, 4}, 1))}, at, 2).node(),
-                           "f32_maxpool2d_gridstride256"));
+  EXPECT_FALSE(
+      supportedBy(oneNode("MaxPool", {input("x", f32({1, 1, 4, 4}, 1))}, at, 2).node(), "f32_maxpool2d_gridstride256"));
   ir::Attributes a3;
   a3.set("kernel_shape", Dims{2, 2, 2});
   EXPECT_FALSE(supportedBy(oneNode("AveragePool", {input("x", f32({1, 1, 4, 4, 4}, 1))}, a3).node(),
                            "f32_avgpool2d_gridstride256"));
   ir::Attributes so = at;
   so.set("storage_order", int64_t(1));
-  EXPECT_FALSE(supportedBy(oneNode("MaxPool", {input("x", f32({1, 1, 4, 4}, 1))}, so).node(),
-                           "f32_maxpool2d_gridstride256"));
+  EXPECT_FALSE(
+      supportedBy(oneNode("MaxPool", {input("x", f32({1, 1, 4, 4}, 1))}, so).node(), "f32_maxpool2d_gridstride256"));
   // u8 MaxPool (the reference serves it) stays on the CPU.
-  EXPECT_FALSE(supportedBy(oneNode("MaxPool", {input("x", randomTensor(DataType::kU8, {1, 1, 4, 4}, 1, 0, 9))}, at).node(),
-                           "f32_maxpool2d_gridstride256"));
+  EXPECT_FALSE(
+      supportedBy(oneNode("MaxPool", {input("x", randomTensor(DataType::kU8, {1, 1, 4, 4}, 1, 0, 9))}, at).node(),
+                  "f32_maxpool2d_gridstride256"));
 }
 
 TEST(CudaNormPoolTactic, GlobalPools) {
@@ -331,8 +341,8 @@ TEST(CudaNormPoolTactic, GlobalPools) {
     expectMatches(oneNode("GlobalMaxPool", {input("x", f32(d, seed++))}), "f32_global_max_pool", 0, 0,
                   "GlobalMaxPool " + ir::Shape::fromExtents(d).str());
   }
-  EXPECT_FALSE(supportedBy(oneNode("GlobalAveragePool", {input("x", f32({1, 3, 0, 4}, 1))}).node(),
-                           "f32_global_average_pool"));
+  EXPECT_FALSE(
+      supportedBy(oneNode("GlobalAveragePool", {input("x", f32({1, 3, 0, 4}, 1))}).node(), "f32_global_average_pool"));
 }
 
 TEST(CudaNormPoolTactic, LaunchersCheckArguments) {
