@@ -12,7 +12,7 @@
 namespace anvil::cuda::tactics {
 
 void addCopyKernels(runtime::Kernels& k);  // copy.cpp: anvil.Copy host <-> device
-void addNormPoolKernels(runtime::Kernels& k);  // normpool.cpp: LayerNorm, softmax, Reduce*, pools
-void addMovementKernels(runtime::Kernels& k);  // movement.cpp: Transpose, Concat, Split, Slice, Gather, Pad
+void addNormPoolKernels(runtime::Kernels& k);  // normpool.cpp: Layer/Batch/Instance/GroupNorm, softmax, Reduce*, ArgMax/Min, pools
+void addMovementKernels(runtime::Kernels& k);  // movement.cpp: Transpose, Concat, Split, Slice, Gather, Pad, Expand, Tile, ...
 
 }  // namespace anvil::cuda::tactics
