@@ -83,6 +83,15 @@ const std::string& batchNormKernelName() {
   static const std::string name = ::anvil::detail::concat("f32_batchnorm_gridstride_block", kernels::kGridStrideBlock);
   return name;
 }
+const std::string& lpNormKernelName(int p, bool rows) {
+  static const std::string names[4] = {
+      ::anvil::detail::concat("f32_lp1norm_axis_gridstride_block", kernels::kGridStrideBlock),
+      ::anvil::detail::concat("f32_lp1norm_row_block", kernels::kNormBlock),
+      ::anvil::detail::concat("f32_lp2norm_axis_gridstride_block", kernels::kGridStrideBlock),
+      ::anvil::detail::concat("f32_lp2norm_row_block", kernels::kNormBlock)};
+  if (p != 1 && p != 2) ANVIL_THROW(ErrorCode::kInvalidArgument, "launchLpNorm: p ", p, " is not 1 or 2");
+  return names[(p - 1) * 2 + (rows ? 1 : 0)];
+}
 const std::string& logSoftmaxRowsKernelName() {
   static const std::string name = ::anvil::detail::concat("f32_log_softmax_row_block", kernels::kNormBlock);
   return name;
@@ -163,6 +172,21 @@ void launchGroupNorm(DeviceRuntime& runtime, Stream stream, const float* x, cons
   const std::int64_t perGroup = channels / groups;
   launchRowNorm(runtime, stream, x, scale, bias, y, n * groups, perGroup * spatial, groups, perGroup, spatial, channels,
                 epsilon);
+}
+
+void launchLpNorm(DeviceRuntime& runtime, Stream stream, int p, const float* x, float* y, std::int64_t outer,
+                  std::int64_t n, std::int64_t inner) {
+  const bool rows = inner == 1;
+  const std::string& name = lpNormKernelName(p, rows);
+  requireShape(name, outer, n);
+  requireShape(name, outer * n, inner);
+  if (outer == 0 || n == 0 || inner == 0) return;
+  requirePointers(name, x, y);
+  const std::size_t bytes = static_cast<std::size_t>(outer * n * inner) * sizeof(float);
+  const DeviceRange ranges[2] = {{x, bytes, "input"}, {y, bytes, "output"}};
+  const kernels::LpNormArgs args{x, y, outer, n, inner};
+  launchPacked(runtime, stream, name, packArgs<kernels::LpNormArgs>(args),
+               rows ? rowGrid(outer) : elementGrid(outer * inner), ranges, 2);
 }
 
 void launchBatchNorm(DeviceRuntime& runtime, Stream stream, const float* x, const float* mean, const float* a,

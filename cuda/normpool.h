@@ -25,9 +25,11 @@ enum class ReduceKind : int {
 };
 
 // The kernels' names (built once: launches in run() must not allocate).
-const std::string& layerNormKernelName(bool warpPerRow);              // "f32_layernorm_row_warp_block256"
-const std::string& batchNormKernelName();                             // "f32_batchnorm_gridstride_block256"
-const std::string& logSoftmaxRowsKernelName();                        // "f32_log_softmax_row_block256"
+const std::string& layerNormKernelName(bool warpPerRow);  // "f32_layernorm_row_warp_block256"
+const std::string& batchNormKernelName();                 // "f32_batchnorm_gridstride_block256"
+const std::string& lpNormKernelName(int p,
+                                    bool rows);  // "f32_lp2norm_row_block256", "f32_lp1norm_axis_gridstride_block256"
+const std::string& logSoftmaxRowsKernelName();   // "f32_log_softmax_row_block256"
 const std::string& softmaxAxisKernelName(bool log);                   // "f32_softmax_axis_gridstride_block256"
 const std::string& reduceKernelName(ReduceKind kind, bool perBlock);  // "f32_reduce_mean_row_block256"
 const std::string& pool2dKernelName(bool max);                        // "f32_maxpool2d_gridstride_block256"
@@ -45,6 +47,11 @@ void launchLayerNorm(DeviceRuntime& runtime, Stream stream, const float* x, cons
 void launchGroupNorm(DeviceRuntime& runtime, Stream stream, const float* x, const float* scale, const float* bias,
                      float* y, std::int64_t n, std::int64_t channels, std::int64_t groups, std::int64_t spatial,
                      float epsilon);
+
+// LpNormalization (p 1 or 2) of x [outer, n, inner] along n: y = x / ||x||_p, zero vectors stay
+// zero. inner == 1 runs a block per row, any other a thread per column. x == y allowed.
+void launchLpNorm(DeviceRuntime& runtime, Stream stream, int p, const float* x, float* y, std::int64_t outer,
+                  std::int64_t n, std::int64_t inner);
 
 // Inference BatchNormalization over x [n, channels, spatial]: y = (x - mean[c]) * a[c] + b[c],
 // mean, a, b of `channels` floats (a = scale / sqrt(var + eps) and b = B, folded by the caller).

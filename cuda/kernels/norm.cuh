@@ -93,6 +93,40 @@ __global__ void __launch_bounds__(kGridStrideBlock) batchnorm_gridstride(Channel
   }
 }
 
+// LpNormalization over rows of the last axis (inner == 1), one block per row.
+template <int kBlock, int kP>
+__global__ void __launch_bounds__(kBlock) f32_lpnorm_row_block(LpNormArgs a) {
+  __shared__ float scratch[kBlock / 32 + 1];
+  for (std::int64_t row = blockIdx.x; row < a.outer; row += gridDim.x) {
+    const float* xr = a.x + row * a.n;
+    float* yr = a.y + row * a.n;
+    float s = 0.0f;
+    for (std::int64_t c = threadIdx.x; c < a.n; c += kBlock) s += kP == 1 ? fabsf(xr[c]) : xr[c] * xr[c];
+    s = blockAllReduce<kBlock>(s, scratch, SumOp{}, 0.0f);
+    const float norm = kP == 1 ? s : sqrtf(s);
+    for (std::int64_t c = threadIdx.x; c < a.n; c += kBlock) yr[c] = norm == 0.0f ? 0.0f : xr[c] / norm;
+  }
+}
+
+// LpNormalization along an inner axis, one thread per (outer, inner) column.
+template <int kP>
+__global__ void __launch_bounds__(kGridStrideBlock) f32_lpnorm_axis_gridstride(LpNormArgs a) {
+  const std::int64_t columns = a.outer * a.inner;
+  const std::int64_t step = static_cast<std::int64_t>(blockDim.x) * gridDim.x;
+  for (std::int64_t t = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; t < columns; t += step) {
+    const std::int64_t o = t / a.inner, i = t - o * a.inner;
+    const float* xc = a.x + o * a.n * a.inner + i;
+    float* yc = a.y + o * a.n * a.inner + i;
+    float s = 0.0f;
+    for (std::int64_t k = 0; k < a.n; ++k) {
+      const float v = xc[k * a.inner];
+      s += kP == 1 ? fabsf(v) : v * v;
+    }
+    const float norm = kP == 1 ? s : sqrtf(s);
+    for (std::int64_t k = 0; k < a.n; ++k) yc[k * a.inner] = norm == 0.0f ? 0.0f : xc[k * a.inner] / norm;
+  }
+}
+
 // LogSoftmax over rows of the last axis: x - max - log(sum(exp(x - max))), one block per row.
 template <int kBlock>
 __global__ void __launch_bounds__(kBlock) f32_log_softmax_row_block(SoftmaxAxisArgs a) {

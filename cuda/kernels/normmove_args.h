@@ -27,6 +27,14 @@ struct LayerNormArgs {
   float epsilon;
 };
 
+// LpNormalization of x viewed as [outer, n, inner] along n: y = x / ||x||_p (p 1 or 2), a zero
+// vector staying zero.
+struct LpNormArgs {
+  const float* x;
+  float* y;
+  std::int64_t outer, n, inner;
+};
+
 // Inference BatchNormalization: y = (x - mean[c]) * a[c] + b[c] over x [n, channels, spatial]
 // (a = scale / sqrt(var + eps), folded on the host).
 struct ChannelAffineArgs {

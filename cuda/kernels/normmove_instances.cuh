@@ -26,6 +26,10 @@ void listNormPoolKernels(Add& add) {
   add.template entry<&f32_layernorm_row_block<kNormBlock>>(layerNormKernelName(false));
   add.template entry<&f32_layernorm_row_warp<kNormBlock>>(layerNormKernelName(true));
   add.template entry<&batchnorm_gridstride<float>>(batchNormKernelName());
+  add.template entry<&f32_lpnorm_row_block<kNormBlock, 1>>(lpNormKernelName(1, true));
+  add.template entry<&f32_lpnorm_row_block<kNormBlock, 2>>(lpNormKernelName(2, true));
+  add.template entry<&f32_lpnorm_axis_gridstride<1>>(lpNormKernelName(1, false));
+  add.template entry<&f32_lpnorm_axis_gridstride<2>>(lpNormKernelName(2, false));
   add.template entry<&f32_log_softmax_row_block<kNormBlock>>(logSoftmaxRowsKernelName());
   add.template entry<&f32_softmax_axis_gridstride<false>>(softmaxAxisKernelName(false));
   add.template entry<&f32_softmax_axis_gridstride<true>>(softmaxAxisKernelName(true));

@@ -1,6 +1,6 @@
 // The CUDA tactics of the normalizations, softmax forms, reductions and pools, f32 (kernels in
 // cuda/kernels/norm.cuh and pool.cuh, launchers in cuda/normpool.h): LayerNormalization,
-// BatchNormalization (inference), InstanceNormalization, GroupNormalization, Softmax,
+// BatchNormalization (inference), InstanceNormalization, GroupNormalization, LpNormalization, Softmax,
 // LogSoftmax, the ten Reduce* ops, ArgMax, ArgMin, MaxPool, AveragePool (1-D, 2-D),
 // GlobalAveragePool, GlobalMaxPool. Extents are read from the tensors at run(); params hold
 // attributes (and constant axes) only; BatchNorm folds its constant statistics into blobs.
@@ -121,6 +121,34 @@ void addGroupNorm(runtime::Kernels& k, const char* op, bool instance) {
       a.fail(std::string(op) + ": num_groups must divide the channels");
     launchGroupNorm(runtimeOf(a), streamOf(a), x.as<float>(), a.in(1).as<float>(), a.in(2).as<float>(),
                     a.out(0).as<float>(), x.dims[0], channels, groups ? groups : 1, prodOf(x, 2, x.rank), q.epsilon);
+  };
+  k.add(std::move(c));
+}
+
+// ---- LpNormalization ---------------------------------------------------------------------
+
+struct LpParams {
+  int64_t axis;
+  int32_t p;
+};
+
+void addLpNorm(runtime::Kernels& k) {
+  runtime::Kernel c = cudaKernel("f32_lpnorm_any_axis", "LpNormalization");
+  c.supports = [](const ir::Node& n, const Types& t) {
+    if (t.empty() || !isF32(t[0]) || t[0].shape.rank() < 1) return false;
+    const int64_t p = n.attrs().getInt("p", 2);
+    return (p == 1 || p == 2) && axisInRange(n.attrs().getInt("axis", -1), int64_t(t[0].shape.rank()));
+  };
+  c.prepare = [](const runtime::PrepareInfo& info, runtime::Prepared* p) {
+    const ir::Attributes& at = info.node->attrs();
+    p->setParams(LpParams{at.getInt("axis", -1), int32_t(at.getInt("p", 2))});
+  };
+  c.run = [](const StepArgs& a) {
+    const LpParams& q = a.paramsAs<LpParams>();
+    const runtime::TensorView& x = a.in(0);
+    const int axis = normAxis(q.axis, x.rank);
+    launchLpNorm(runtimeOf(a), streamOf(a), q.p, x.as<float>(), a.out(0).as<float>(), prodOf(x, 0, axis), x.dims[axis],
+                 prodOf(x, axis + 1, x.rank));
   };
   k.add(std::move(c));
 }
@@ -407,6 +435,7 @@ void addPool(runtime::Kernels& k, const char* name, const char* op, bool max) {
 void addNormPoolKernels(runtime::Kernels& k) {
   addLayerNorm(k);
   addBatchNorm(k);
+  addLpNorm(k);
   addGroupNorm(k, "InstanceNormalization", true);
   addGroupNorm(k, "GroupNormalization", false);
   addSoftmax(k, "f32_softmax_any_axis", "Softmax", false);

@@ -67,6 +67,23 @@ TEST(CudaNormPoolTactic, LayerNormRefusals) {
                   "f32_layernorm_rows"));
 }
 
+TEST(CudaNormPoolTactic, LpNormBothPsEveryAxisAndZeroVectors) {
+  uint32_t seed = 30;
+  for (int64_t p : {1, 2})
+    for (const Dims& d : {Dims{7, 17}, Dims{3, 300}, Dims{2, 3, 5}, Dims{1}, Dims{0, 4}})
+      for (int64_t axis = -int64_t(d.size()); axis < int64_t(d.size()); ++axis) {
+        ir::Tensor x = f32(d, seed++);
+        if (d == Dims{7, 17})
+          for (int64_t i = 0; i < 17; ++i) x.setDouble(i, 0);  // row 0 all zero
+        ir::Attributes at;
+        at.set("p", p);
+        at.set("axis", axis);
+        expectMatches(
+            oneNode("LpNormalization", {input("x", x)}, at), "f32_lpnorm_any_axis", 1e-6, 1e-5,
+            "LpNorm p" + std::to_string(p) + " " + ir::Shape::fromExtents(d).str() + " axis " + std::to_string(axis));
+      }
+}
+
 TEST(CudaNormPoolTactic, BatchNormInferenceFolded) {
   uint32_t seed = 40;
   for (const Dims& d : {Dims{2, 3, 7, 17}, Dims{1, 17, 1, 1}, Dims{5, 7}, Dims{1, 2, 63}, Dims{0, 3, 2, 2}}) {
