@@ -135,6 +135,10 @@ const std::string& fillKernelName(int elementBytes) {
   static const Names names = namesBySize("fill");
   return names[size_t(elementIndex(elementBytes))];
 }
+const std::string& padIndexKernelName(int elementBytes) {
+  static const Names names = namesBySize("pad_index");
+  return names[size_t(elementIndex(elementBytes))];
+}
 const std::string& gatherKernelName(int elementBytes, bool index64) {
   static const Names i32 = namesBySize("gather_i32"), i64 = namesBySize("gather_i64");
   return (index64 ? i64 : i32)[size_t(elementIndex(elementBytes))];
@@ -302,6 +306,52 @@ void launchGather(DeviceRuntime& runtime, Stream stream, const GatherDesc& d) {
       return gatherBy<std::uint32_t>(runtime, stream, name, d, a, total, ranges);
     default:
       return gatherBy<std::uint64_t>(runtime, stream, name, d, a, total, ranges);
+  }
+}
+
+void launchPadIndex(DeviceRuntime& runtime, Stream stream, const PadIndexDesc& d) {
+  const std::string& name = padIndexKernelName(d.elementBytes);
+  if (d.rank < 0 || d.rank > kMaxCopyRank)
+    ANVIL_THROW(ErrorCode::kInvalidArgument, name, ": rank ", d.rank, " is outside [0, ", kMaxCopyRank, "]");
+  if (d.mode < kernels::kPadEdge || d.mode > kernels::kPadReflect)
+    ANVIL_THROW(ErrorCode::kInvalidArgument, name, ": unknown mode ", d.mode);
+  kernels::PadIndexArgs a{};
+  a.rank = d.rank;
+  a.mode = d.mode;
+  a.count = 1;
+  std::int64_t inCount = 1;
+  for (int k = d.rank - 1; k >= 0; --k) {
+    if (d.inDims[k] < 0 || d.outDims[k] < 0) ANVIL_THROW(ErrorCode::kInvalidArgument, name, ": a negative extent");
+    a.inDims[k] = d.inDims[k];
+    a.outDims[k] = d.outDims[k];
+    a.before[k] = d.before[k];
+    a.inStrides[k] = inCount;
+    inCount *= d.inDims[k];
+    a.count *= d.outDims[k];
+  }
+  if (a.count == 0) return;
+  if (inCount == 0) ANVIL_THROW(ErrorCode::kInvalidArgument, name, ": cannot pad an empty axis by its contents");
+  if (d.x == nullptr || d.y == nullptr) ANVIL_THROW(ErrorCode::kInvalidArgument, name, ": null pointer");
+  const DeviceRange ranges[2] = {{d.y, static_cast<std::size_t>(a.count * d.elementBytes), "output"},
+                                 {d.x, static_cast<std::size_t>(inCount * d.elementBytes), "input"}};
+  const unsigned grid = elementGrid(a.count);
+  switch (d.elementBytes) {
+    case 1:
+      return launchPacked(runtime, stream, name,
+                          packArgs<const std::uint8_t*, std::uint8_t*, kernels::PadIndexArgs>(d.x, d.y, a), grid,
+                          ranges, 2);
+    case 2:
+      return launchPacked(runtime, stream, name,
+                          packArgs<const std::uint16_t*, std::uint16_t*, kernels::PadIndexArgs>(d.x, d.y, a), grid,
+                          ranges, 2);
+    case 4:
+      return launchPacked(runtime, stream, name,
+                          packArgs<const std::uint32_t*, std::uint32_t*, kernels::PadIndexArgs>(d.x, d.y, a), grid,
+                          ranges, 2);
+    default:
+      return launchPacked(runtime, stream, name,
+                          packArgs<const std::uint64_t*, std::uint64_t*, kernels::PadIndexArgs>(d.x, d.y, a), grid,
+                          ranges, 2);
   }
 }
 

@@ -17,6 +17,7 @@ inline constexpr int kMaxCopyRank = 6;
 const std::string& stridedCopyKernelName(int elementBytes);           // "u32_strided_copy_gridstride_block256"
 const std::string& tiledTransposeKernelName(int elementBytes);        // "u32_transpose_tiled32x32_block32x8"
 const std::string& fillKernelName(int elementBytes);                  // "u32_fill_gridstride_block256"
+const std::string& padIndexKernelName(int elementBytes);              // "u32_pad_index_gridstride_block256"
 const std::string& gatherKernelName(int elementBytes, bool index64);  // "u32_gather_i64_gridstride_block256"
 // "u8_resize_nearest_gridstride_block256"; linear: "f32_resize_linear_gridstride_block256"
 const std::string& resizeKernelName(int elementBytes, bool linear);
@@ -40,6 +41,18 @@ void launchStridedCopy(DeviceRuntime& runtime, Stream stream, const StridedCopyD
 
 // dst[i] = the element whose bytes are the low elementBytes of `bits`, for i < n.
 void launchFill(DeviceRuntime& runtime, Stream stream, int elementBytes, void* dst, std::int64_t n, std::uint64_t bits);
+
+// Pad with mode edge / wrap / reflect (kernels::PadMode): y [outDims] reads x [inDims] at
+// o - before per dim mapped into range; rank <= kMaxCopyRank, no empty input dim.
+struct PadIndexDesc {
+  int elementBytes = 4;
+  int mode = 1;
+  const void* x = nullptr;
+  void* y = nullptr;
+  int rank = 0;
+  std::int64_t inDims[kMaxCopyRank] = {}, outDims[kMaxCopyRank] = {}, before[kMaxCopyRank] = {};
+};
+void launchPadIndex(DeviceRuntime& runtime, Stream stream, const PadIndexDesc& d);
 
 // out [outer, indices, inner] = data [outer, axisLen, inner] gathered along the middle axis by
 // `index` (int32 or int64, negative counts from the end, out of range gives zero bytes).

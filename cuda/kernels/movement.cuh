@@ -72,6 +72,35 @@ __global__ void __launch_bounds__(kGridStrideBlock) fill_gridstride(T* dst, std:
     dst[i] = value;
 }
 
+template <typename T>
+__global__ void __launch_bounds__(kGridStrideBlock) pad_index_gridstride(const T* x, T* y, PadIndexArgs a) {
+  const std::int64_t step = static_cast<std::int64_t>(blockDim.x) * gridDim.x;
+  for (std::int64_t i = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < a.count; i += step) {
+    std::int64_t idx = i, off = 0;
+    for (int d = a.rank - 1; d >= 0; --d) {
+      const std::int64_t q = idx / a.outDims[d];
+      const std::int64_t n0 = a.inDims[d];
+      std::int64_t j = idx - q * a.outDims[d] - a.before[d];
+      idx = q;
+      if (j < 0 || j >= n0) {
+        if (a.mode == kPadEdge) {
+          j = j < 0 ? 0 : n0 - 1;
+        } else if (a.mode == kPadWrap) {
+          j = ((j % n0) + n0) % n0;
+        } else if (n0 == 1) {
+          j = 0;
+        } else {  // reflect without repeating the edge, over any number of periods
+          const std::int64_t period = 2 * (n0 - 1);
+          j = ((j % period) + period) % period;
+          if (j >= n0) j = period - j;
+        }
+      }
+      off += j * a.inStrides[d];
+    }
+    y[i] = x[off];
+  }
+}
+
 // I: the index type (int32_t or int64_t).
 template <typename T, typename I>
 __global__ void __launch_bounds__(kGridStrideBlock)

@@ -107,6 +107,15 @@ struct TiledTransposeArgs {
   std::int64_t batches, tilesA, tilesB;
 };
 
+// Pad with mode edge (1), wrap (2) or reflect (3): output index o reads input index
+// o - before per dim, mapped back into [0, inDims) as the mode says (the reference's rules).
+enum PadMode : int { kPadEdge = 1, kPadWrap = 2, kPadReflect = 3 };
+struct PadIndexArgs {
+  std::int64_t count;
+  std::int32_t rank, mode;
+  std::int64_t outDims[kMaxMoveRank], inDims[kMaxMoveRank], before[kMaxMoveRank], inStrides[kMaxMoveRank];
+};
+
 // out[o, j, i] = data[o, idx[j], i] with data [outer, axisLen, inner] and idx of `indices`
 // entries (negative ones count from the end; out-of-range ones give zero elements).
 struct GatherArgs {

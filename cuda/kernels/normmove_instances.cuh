@@ -55,6 +55,7 @@ void listMovementKernelsOf(Add& add) {
   add.template entry<&strided_copy_gridstride<T>>(stridedCopyKernelName(bytes));
   add.template entry<&tiled_transpose<T>>(tiledTransposeKernelName(bytes));
   add.template entry<&fill_gridstride<T>>(fillKernelName(bytes));
+  add.template entry<&pad_index_gridstride<T>>(padIndexKernelName(bytes));
   add.template entry<&gather_gridstride<T, std::int32_t>>(gatherKernelName(bytes, false));
   add.template entry<&gather_gridstride<T, std::int64_t>>(gatherKernelName(bytes, true));
   add.template entry<&resize_nearest_gridstride<T>>(resizeKernelName(bytes, false));

@@ -310,20 +310,32 @@ void addGather(runtime::Kernels& k) {
   k.add(std::move(c));
 }
 
-// ---- Pad (constant) -------------------------------------------------------------------
+// ---- Pad --------------------------------------------------------------------------------
 
 struct PadParams {
   int32_t n;  // entries of axes (pads holds 2n)
   int64_t axes[kR];
   int64_t pads[2 * kR];  // begins then ends
   uint64_t valueBits;    // the constant's bytes
+  int32_t mode;          // 0 constant, else kernels::PadMode
 };
 
-void addPad(runtime::Kernels& k) {
-  runtime::Kernel c = movementKernel("pad_constant_fill_copy", "Pad");
-  c.supports = [](const ir::Node& n, const Types& t) {
+int padModeOf(const std::string& m) {
+  if (m == "constant") return 0;
+  if (m == "edge") return kernels::kPadEdge;
+  if (m == "wrap") return kernels::kPadWrap;
+  if (m == "reflect") return kernels::kPadReflect;
+  return -1;
+}
+
+// Constant mode: a fill of the output and a strided copy of the input into it. Edge, wrap
+// and reflect: every output element reads its mapped input element (pad_index kernel).
+void addPad(runtime::Kernels& k, const char* name, bool constantMode) {
+  runtime::Kernel c = movementKernel(name, "Pad");
+  c.supports = [constantMode](const ir::Node& n, const Types& t) {
     if (t.size() < 2 || !movable(t[0])) return false;
-    if (n.attrs().getString("mode", "constant") != "constant") return false;
+    const int mode = padModeOf(n.attrs().getString("mode", "constant"));
+    if (mode < 0 || (mode == 0) != constantMode) return false;
     const int64_t r = int64_t(t[0].shape.rank());
     std::vector<int64_t> pads, axes;
     if (n.input(1) == nullptr || !constInts(n, 1, &pads) || !constInts(n, 3, &axes)) return false;
@@ -359,6 +371,7 @@ void addPad(runtime::Kernels& k) {
       const ir::Tensor& v = *n.input(2)->initializer();
       std::memcpy(&q.valueBits, v.raw(), std::min<size_t>(v.nbytes(), sizeof q.valueBits));
     }
+    q.mode = padModeOf(n.attrs().getString("mode", "constant"));
     p->setParams(q);
   };
   c.run = [](const StepArgs& a) {
@@ -367,6 +380,22 @@ void addPad(runtime::Kernels& k) {
     runtime::TensorView& y = a.out(0);
     if (y.numel() == 0) return;
     const int bytes = elementBytes(x.dtype);
+    if (q.mode != 0) {
+      PadIndexDesc d;
+      d.elementBytes = bytes;
+      d.mode = q.mode;
+      d.x = x.data;
+      d.y = y.data;
+      d.rank = x.rank;
+      for (int i = 0; i < x.rank; ++i) {
+        d.inDims[i] = x.dims[i];
+        d.outDims[i] = y.dims[i];
+        if (x.dims[i] == 0) a.fail("Pad: edge, wrap and reflect cannot pad an empty axis");
+      }
+      for (int i = 0; i < q.n; ++i) d.before[q.axes[i]] = q.pads[i];
+      launchPadIndex(runtimeOf(a), streamOf(a), d);
+      return;
+    }
     launchFill(runtimeOf(a), streamOf(a), bytes, y.data, y.numel(), q.valueBits);
     int64_t begin[kR] = {};
     for (int i = 0; i < q.n; ++i) begin[q.axes[i]] = q.pads[i];
@@ -689,7 +718,8 @@ void addMovementKernels(runtime::Kernels& k) {
   addSplit(k);
   addSlice(k);
   addGather(k);
-  addPad(k);
+  addPad(k, "pad_constant_fill_copy", true);
+  addPad(k, "pad_edge_wrap_reflect_index", false);
   addExpand(k);
   addTile(k);
   addDepthSpace(k, "depth_to_space_strided_copy", "DepthToSpace", true);

@@ -188,6 +188,21 @@ TEST(CudaMovementTactic, PadConstantValuesAxesAndCrops) {
                     std::string("Pad ") + ir::dtypeName(t) + " " + str(c.x) + " pads " + str(c.pads));
     }
   }
+  // Edge, wrap and reflect, pads past the extent (several periods) and crops.
+  for (const char* mode : {"edge", "wrap", "reflect"})
+    for (DataType t : {DataType::kF32, DataType::kU8, DataType::kI64})
+      for (const C& c : std::vector<C>{{{3, 5}, {1, 2, 0, 3}, std::nullopt},
+                                       {{2, 3, 4}, {0, 7, 2, 1, 0, 9}, std::nullopt},
+                                       {{2, 3, 4}, {2, -1}, Dims{-1}},
+                                       {{1, 2}, {3, 0, 2, 5}, std::nullopt},
+                                       {{4}, {-1, 2}, std::nullopt}}) {
+        ir::Attributes at;
+        at.set("mode", std::string(mode));
+        std::vector<Arg> args = {input("x", data(t, c.x, seed++)), constant("pads", ints(c.pads))};
+        if (c.axes) args.push_back(omitted()), args.push_back(constant("axes", ints(*c.axes)));
+        expectMatches(oneNode("Pad", args, at), "pad_edge_wrap_reflect_index", 0, 0,
+                      std::string("Pad ") + mode + " " + ir::dtypeName(t) + " " + str(c.x) + " pads " + str(c.pads));
+      }
   // No value: zeros.
   expectMatches(oneNode("Pad", {input("x", data(DataType::kF32, {3, 3}, 1)), constant("pads", ints({1, 1, 1, 1}))}),
                 "pad_constant_fill_copy", 0, 0, "Pad zeros");
@@ -196,6 +211,10 @@ TEST(CudaMovementTactic, PadConstantValuesAxesAndCrops) {
   EXPECT_FALSE(supportedBy(
       oneNode("Pad", {input("x", data(DataType::kF32, {3, 3}, 1)), constant("pads", ints({1, 1, 1, 1}))}, refl).node(),
       "pad_constant_fill_copy"));
+  // Pads known only at run time stay on the CPU.
+  EXPECT_FALSE(supportedBy(
+      oneNode("Pad", {input("x", data(DataType::kF32, {3, 3}, 1)), input("pads", ints({1, 1, 1, 1}))}, refl).node(),
+      "pad_edge_wrap_reflect_index"));
 }
 
 TEST(CudaMovementTactic, ExpandBroadcastsEveryDtype) {
