@@ -1,9 +1,10 @@
 // The CUDA tactics of data movement, for any dtype of 1, 2, 4 or 8 bytes per element (kernels
 // in cuda/kernels/movement.cuh, launchers in cuda/movement.h): Transpose, Concat, Split,
-// Slice, Gather, Pad (constant mode), Expand, Tile, DepthToSpace, SpaceToDepth, Resize
-// (nearest; linear for f32). Most are one strided copy per input or output (Pad: a fill and a
-// copy), shaped at run() from the tensors' extents; params hold the attributes and the
-// constant inputs (Slice starts/ends/axes/steps, Pad pads and value, Resize scales or sizes).
+// Slice, Gather, Pad (constant, edge, wrap, reflect), Expand, Tile, DepthToSpace,
+// SpaceToDepth, Resize (nearest; linear for f32). Most are one strided copy per input or
+// output (constant Pad: a fill and a copy), shaped at run() from the tensors' extents; params
+// hold the attributes and the constant inputs (Slice starts/ends/axes/steps, Pad pads and
+// value, Tile repeats, Resize scales or sizes).
 #include <algorithm>
 #include <cstring>
 #include <limits>
@@ -268,7 +269,8 @@ void addSlice(runtime::Kernels& k) {
     int64_t origin = 0;
     for (int i = 0; i < y.rank; ++i) {
       d.dims[i] = y.dims[i];
-      d.srcStrides[i] = step[i] * xs[i];
+      // A single element along a dim never steps (and a huge step times the stride would overflow).
+      d.srcStrides[i] = y.dims[i] == 1 ? 0 : step[i] * xs[i];
       origin += start[i] * xs[i];
     }
     d.src = byteAt(static_cast<const void*>(x.data), origin, d.elementBytes);

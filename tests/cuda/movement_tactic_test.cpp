@@ -116,7 +116,9 @@ TEST(CudaMovementTactic, SliceStartsEndsAxesSteps) {
                                 {{5, 6}, {3}, {1}, Dims{0}, std::nullopt},  // empty
                                 {{5, 6}, {-100}, {100}, Dims{1}, Dims{2}},
                                 {{1}, {0}, {1}, std::nullopt, std::nullopt},
-                                {{0, 4}, {0}, {2}, Dims{1}, std::nullopt}};
+                                {{0, 4}, {0}, {2}, Dims{1}, std::nullopt},
+      {{3, 4}, {1, 2}, {kMax, kMax}, std::nullopt, Dims{kMax, kMax - 1}},  // one element per axis
+      {{3, 4}, {-1}, {kMin}, Dims{0}, Dims{kMin + 1}}};
   uint32_t seed = 300;
   for (DataType t : {DataType::kF32, DataType::kI64, DataType::kU8, DataType::kF16}) {
     for (const C& c : cases) {
