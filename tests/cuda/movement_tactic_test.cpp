@@ -4,6 +4,7 @@
 #include <limits>
 
 #include "anvil/error.h"
+#include "cuda/kernels/movement.cuh"
 #include "cuda/movement.h"
 #include "normmove_test_util.h"
 
@@ -108,15 +109,16 @@ TEST(CudaMovementTactic, SliceStartsEndsAxesSteps) {
     Dims x, starts, ends;
     std::optional<Dims> axes, steps;
   };
-  const std::vector<C> cases = {{{7, 17}, {1, 2}, {5, 15}, std::nullopt, std::nullopt},
-                                {{7, 17}, {-3}, {kMax}, Dims{1}, std::nullopt},
-                                {{7, 17}, {kMax, -1}, {kMin, 0}, Dims{0, -1}, Dims{-1, -3}},
-                                {{2, 3, 63}, {0, 60}, {2, 3}, Dims{0, 2}, Dims{1, -7}},
-                                {{2, 3, 63}, {1}, {kMax}, Dims{2}, Dims{5}},
-                                {{5, 6}, {3}, {1}, Dims{0}, std::nullopt},  // empty
-                                {{5, 6}, {-100}, {100}, Dims{1}, Dims{2}},
-                                {{1}, {0}, {1}, std::nullopt, std::nullopt},
-                                {{0, 4}, {0}, {2}, Dims{1}, std::nullopt},
+  const std::vector<C> cases = {
+      {{7, 17}, {1, 2}, {5, 15}, std::nullopt, std::nullopt},
+      {{7, 17}, {-3}, {kMax}, Dims{1}, std::nullopt},
+      {{7, 17}, {kMax, -1}, {kMin, 0}, Dims{0, -1}, Dims{-1, -3}},
+      {{2, 3, 63}, {0, 60}, {2, 3}, Dims{0, 2}, Dims{1, -7}},
+      {{2, 3, 63}, {1}, {kMax}, Dims{2}, Dims{5}},
+      {{5, 6}, {3}, {1}, Dims{0}, std::nullopt},  // empty
+      {{5, 6}, {-100}, {100}, Dims{1}, Dims{2}},
+      {{1}, {0}, {1}, std::nullopt, std::nullopt},
+      {{0, 4}, {0}, {2}, Dims{1}, std::nullopt},
       {{3, 4}, {1, 2}, {kMax, kMax}, std::nullopt, Dims{kMax, kMax - 1}},  // one element per axis
       {{3, 4}, {-1}, {kMin}, Dims{0}, Dims{kMin + 1}}};
   uint32_t seed = 300;
@@ -377,6 +379,63 @@ TEST(CudaMovementTactic, LaunchersCheckArguments) {
   EXPECT_THROW(launchGather(*rt, Stream{}, g), Error);
   rt->synchronizeDevice();
   rt->free(buf);
+}
+
+// The kernels' grid-stride loops: a grid far smaller than the work (each block or thread
+// takes several turns) writes the same bytes as the launchers' grids.
+TEST(CudaMovementTactic, GridStrideLoopsCoverTheWork) {
+  using namespace kernels;
+  // Strided copy: a transpose of [37, 29] with one block of 256 threads against 5.
+  {
+    std::vector<uint32_t> x(37 * 29), small(x.size()), big(x.size());
+    for (size_t i = 0; i < x.size(); ++i) x[i] = uint32_t(i * 2654435761u);
+    StridedCopyArgs a{};
+    a.count = 37 * 29;
+    a.rank = 2;
+    a.dims[0] = 29, a.dims[1] = 37;
+    a.srcStrides[0] = 1, a.srcStrides[1] = 29;
+    a.dstStrides[0] = 37, a.dstStrides[1] = 1;
+    sim::launch(dim3(1), dim3(256), 0, &strided_copy_gridstride<uint32_t>, x.data(), small.data(), a);
+    sim::launch(dim3(5), dim3(256), 0, &strided_copy_gridstride<uint32_t>, x.data(), big.data(), a);
+    EXPECT_EQ(small, big);
+    for (int64_t i = 0; i < 37; ++i)
+      for (int64_t j = 0; j < 29; ++j) ASSERT_EQ(small[size_t(j * 37 + i)], x[size_t(i * 29 + j)]);
+  }
+  // Tiled transpose: 3 batches of 3 x 2 tiles through 2 blocks.
+  {
+    std::vector<uint16_t> x(3 * 70 * 45), small(x.size()), big(x.size());
+    for (size_t i = 0; i < x.size(); ++i) x[i] = uint16_t(i * 40503u);
+    TiledTransposeArgs t{};
+    t.rank = 3, t.a = 2, t.b = 1;
+    t.dims[0] = 3, t.dims[1] = 45, t.dims[2] = 70;  // y [3, 45, 70] from x [3, 70, 45]
+    t.srcStrides[0] = 70 * 45, t.srcStrides[1] = 1, t.srcStrides[2] = 45;
+    t.dstStrides[0] = 45 * 70, t.dstStrides[1] = 70, t.dstStrides[2] = 1;
+    t.batches = 3, t.tilesA = 3, t.tilesB = 2;
+    sim::launch(dim3(2), dim3(kTransposeTile, kTransposeRows), 0, &tiled_transpose<uint16_t>, x.data(), small.data(),
+                t);
+    sim::launch(dim3(18), dim3(kTransposeTile, kTransposeRows), 0, &tiled_transpose<uint16_t>, x.data(), big.data(), t);
+    EXPECT_EQ(small, big);
+    for (int64_t b = 0; b < 3; ++b)
+      for (int64_t i = 0; i < 70; ++i)
+        for (int64_t j = 0; j < 45; ++j)
+          ASSERT_EQ(small[size_t((b * 45 + j) * 70 + i)], x[size_t((b * 70 + i) * 45 + j)]);
+  }
+  // Gather: 1000 outputs of [10, 4, 25] from [10, 10, 25] through one block.
+  {
+    std::vector<uint64_t> data(10 * 10 * 25), small(10 * 4 * 25), big(small.size());
+    for (size_t i = 0; i < data.size(); ++i) data[i] = i * 0x9e3779b97f4a7c15ull;
+    const std::vector<int32_t> idx = {3, -1, 0, 9};
+    const GatherArgs g{10, 10, 4, 25};
+    sim::launch(dim3(1), dim3(256), 0, &gather_gridstride<uint64_t, int32_t>, data.data(), idx.data(), small.data(), g);
+    sim::launch(dim3(4), dim3(256), 0, &gather_gridstride<uint64_t, int32_t>, data.data(), idx.data(), big.data(), g);
+    EXPECT_EQ(small, big);
+    for (int64_t o = 0; o < 10; ++o)
+      for (int64_t j = 0; j < 4; ++j)
+        for (int64_t i = 0; i < 25; ++i) {
+          const int64_t k = idx[size_t(j)] < 0 ? idx[size_t(j)] + 10 : idx[size_t(j)];
+          ASSERT_EQ(small[size_t((o * 4 + j) * 25 + i)], data[size_t((o * 10 + k) * 25 + i)]);
+        }
+  }
 }
 
 }  // namespace

@@ -2,9 +2,12 @@
 // runtime: LayerNormalization, Softmax, LogSoftmax, ReduceSum/Mean/Max/Min, MaxPool,
 // AveragePool and the global pools on odd shapes, every attribute form they claim, negative
 // axes, empty tensors, and what supports() refuses.
+#include <cstring>
 #include <limits>
 
 #include "anvil/error.h"
+#include "cuda/kernels/norm.cuh"
+#include "cuda/kernels/pool.cuh"
 #include "cuda/normpool.h"
 #include "normmove_test_util.h"
 
@@ -379,6 +382,68 @@ TEST(CudaNormPoolTactic, LaunchersCheckArguments) {
   EXPECT_THROW(launchPool2d(*rt, Stream{}, p), Error);
   rt->synchronizeDevice();
   rt->free(buf);
+}
+
+// The kernels' row and grid-stride loops: a grid far smaller than the work (each block, warp or
+// thread takes several turns) writes the same bits as one block or thread per item.
+TEST(CudaNormPoolTactic, GridStrideLoopsCoverTheWork) {
+  using namespace kernels;
+  const ir::Tensor xt = f32({40, 1100}, 77);
+  const float* x = static_cast<const float*>(xt.raw());
+  const ir::Tensor st = f32({1100}, 78);
+  const float* scale = static_cast<const float*>(st.raw());
+  auto same = [](const std::vector<float>& a, const std::vector<float>& b, const char* what) {
+    ASSERT_EQ(a.size(), b.size()) << what;
+    EXPECT_EQ(std::memcmp(a.data(), b.data(), a.size() * sizeof(float)), 0) << what;
+  };
+  {  // LayerNorm, a warp per row: 40 rows of 100 in 1 block (8 warps) against 5.
+    std::vector<float> small(4000), big(4000);
+    const LayerNormArgs a{x, scale, scale, small.data(), 40, 100, 1, 100, 1, 1e-5f};
+    LayerNormArgs b = a;
+    b.y = big.data();
+    sim::launch(dim3(1), dim3(256), 0, &f32_layernorm_row_warp<256>, a);
+    sim::launch(dim3(5), dim3(256), 0, &f32_layernorm_row_warp<256>, b);
+    same(small, big, "layernorm warp");
+  }
+  {  // LayerNorm, a block per row: 7 rows of 1100 in 2 blocks against 7.
+    std::vector<float> small(7700), big(7700);
+    const LayerNormArgs a{x, scale, nullptr, small.data(), 7, 1100, 1, 1100, 1, 1e-5f};
+    LayerNormArgs b = a;
+    b.y = big.data();
+    sim::launch(dim3(2), dim3(256), 0, &f32_layernorm_row_block<256>, a);
+    sim::launch(dim3(7), dim3(256), 0, &f32_layernorm_row_block<256>, b);
+    same(small, big, "layernorm block");
+  }
+  {  // Reductions: 9 sums of 1100 by block (2 blocks against 9); 1000 maxima of 44 by thread.
+    ReduceArgs r{};
+    r.x = x;
+    r.outputs = 9, r.count = 1100, r.keptRank = 1, r.redRank = 1;
+    r.keptDims[0] = 9, r.keptStrides[0] = 1100, r.redDims[0] = 1100, r.redStrides[0] = 1;
+    std::vector<float> small(9), big(9);
+    r.y = small.data();
+    sim::launch(dim3(2), dim3(256), 0, &f32_reduce_block<256, kReduceSum>, r);
+    r.y = big.data();
+    sim::launch(dim3(9), dim3(256), 0, &f32_reduce_block<256, kReduceSum>, r);
+    same(small, big, "reduce block");
+    ReduceArgs t{};
+    t.x = x;
+    t.outputs = 1000, t.count = 44, t.keptRank = 1, t.redRank = 1;
+    t.keptDims[0] = 1000, t.keptStrides[0] = 44, t.redDims[0] = 44, t.redStrides[0] = 1;
+    std::vector<float> tsmall(1000), tbig(1000);
+    t.y = tsmall.data();
+    sim::launch(dim3(1), dim3(256), 0, &f32_reduce_thread<kReduceMax>, t);
+    t.y = tbig.data();
+    sim::launch(dim3(4), dim3(256), 0, &f32_reduce_thread<kReduceMax>, t);
+    same(tsmall, tbig, "reduce thread");
+  }
+  {  // Pool: 1600 outputs (2 x 2 max over [4, 40, 40]) through one block.
+    std::vector<float> small(4 * 20 * 20), big(small.size());
+    Pool2dArgs p{x, small.data(), 4, 40, 40, 20, 20, 2, 2, 2, 2, 1, 1, 0, 0, 0};
+    sim::launch(dim3(1), dim3(256), 0, &f32_pool2d_gridstride<true>, p);
+    p.y = big.data();
+    sim::launch(dim3(7), dim3(256), 0, &f32_pool2d_gridstride<true>, p);
+    same(small, big, "maxpool");
+  }
 }
 
 }  // namespace
