@@ -143,6 +143,10 @@ const std::string& gatherKernelName(int elementBytes, bool index64) {
   static const Names i32 = namesBySize("gather_i32"), i64 = namesBySize("gather_i64");
   return (index64 ? i64 : i32)[size_t(elementIndex(elementBytes))];
 }
+const std::string& gatherElementsKernelName(int elementBytes, bool index64) {
+  static const Names i32 = namesBySize("gather_elements_i32"), i64 = namesBySize("gather_elements_i64");
+  return (index64 ? i64 : i32)[size_t(elementIndex(elementBytes))];
+}
 const std::string& resizeKernelName(int elementBytes, bool linear) {
   static const Names nearest = namesBySize("resize_nearest");
   static const std::string linearName =
@@ -306,6 +310,63 @@ void launchGather(DeviceRuntime& runtime, Stream stream, const GatherDesc& d) {
       return gatherBy<std::uint32_t>(runtime, stream, name, d, a, total, ranges);
     default:
       return gatherBy<std::uint64_t>(runtime, stream, name, d, a, total, ranges);
+  }
+}
+
+namespace {
+template <typename T, typename I>
+void gatherElementsAs(DeviceRuntime& runtime, Stream stream, const std::string& name, const GatherElementsDesc& d,
+                      const kernels::GatherElementsArgs& a, const DeviceRange (&ranges)[3], std::size_t rangeCount) {
+  launchPacked(runtime, stream, name,
+               packArgs<const T*, const I*, T*, kernels::GatherElementsArgs>(d.data, d.index, d.out, a),
+               elementGrid(a.count), ranges, rangeCount);
+}
+template <typename T>
+void gatherElementsBy(DeviceRuntime& runtime, Stream stream, const std::string& name, const GatherElementsDesc& d,
+                      const kernels::GatherElementsArgs& a, const DeviceRange (&ranges)[3], std::size_t rangeCount) {
+  if (d.index64)
+    gatherElementsAs<T, std::int64_t>(runtime, stream, name, d, a, ranges, rangeCount);
+  else
+    gatherElementsAs<T, std::int32_t>(runtime, stream, name, d, a, ranges, rangeCount);
+}
+}  // namespace
+
+void launchGatherElements(DeviceRuntime& runtime, Stream stream, const GatherElementsDesc& d) {
+  const std::string& name = gatherElementsKernelName(d.elementBytes, d.index64);
+  if (d.rank < 1 || d.rank > kMaxCopyRank || d.axis < 0 || d.axis >= d.rank)
+    ANVIL_THROW(ErrorCode::kInvalidArgument, name, ": rank ", d.rank, " or axis ", d.axis, " out of range");
+  kernels::GatherElementsArgs a{};
+  a.rank = d.rank;
+  a.axis = d.axis;
+  a.axisLen = d.dataDims[d.axis];
+  a.count = 1;
+  std::int64_t dataCount = 1;
+  for (int k = d.rank - 1; k >= 0; --k) {
+    if (d.dataDims[k] < 0 || d.indexDims[k] < 0) ANVIL_THROW(ErrorCode::kInvalidArgument, name, ": a negative extent");
+    if (k != d.axis && d.indexDims[k] > d.dataDims[k])
+      ANVIL_THROW(ErrorCode::kInvalidArgument, name, ": indices exceed the data outside the axis (dim ", k, ")");
+    a.dims[k] = d.indexDims[k];
+    a.dataStrides[k] = dataCount;
+    dataCount *= d.dataDims[k];
+    a.count *= d.indexDims[k];
+  }
+  if (a.count == 0) return;
+  if (d.index == nullptr || d.out == nullptr || (d.data == nullptr && dataCount > 0))
+    ANVIL_THROW(ErrorCode::kInvalidArgument, name, ": null pointer");
+  const std::int64_t e = d.elementBytes;
+  const DeviceRange ranges[3] = {{d.out, static_cast<std::size_t>(a.count * e), "output"},
+                                 {d.index, static_cast<std::size_t>(a.count * (d.index64 ? 8 : 4)), "indices"},
+                                 {d.data, static_cast<std::size_t>(dataCount * e), "data"}};
+  const std::size_t rangeCount = dataCount > 0 ? 3 : 2;
+  switch (d.elementBytes) {
+    case 1:
+      return gatherElementsBy<std::uint8_t>(runtime, stream, name, d, a, ranges, rangeCount);
+    case 2:
+      return gatherElementsBy<std::uint16_t>(runtime, stream, name, d, a, ranges, rangeCount);
+    case 4:
+      return gatherElementsBy<std::uint32_t>(runtime, stream, name, d, a, ranges, rangeCount);
+    default:
+      return gatherElementsBy<std::uint64_t>(runtime, stream, name, d, a, ranges, rangeCount);
   }
 }
 

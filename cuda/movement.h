@@ -14,11 +14,12 @@ namespace anvil::cuda {
 inline constexpr int kMaxCopyRank = 6;
 
 // The kernels' names (built once: launches in run() must not allocate).
-const std::string& stridedCopyKernelName(int elementBytes);           // "u32_strided_copy_gridstride_block256"
-const std::string& tiledTransposeKernelName(int elementBytes);        // "u32_transpose_tiled32x32_block32x8"
-const std::string& fillKernelName(int elementBytes);                  // "u32_fill_gridstride_block256"
-const std::string& padIndexKernelName(int elementBytes);              // "u32_pad_index_gridstride_block256"
-const std::string& gatherKernelName(int elementBytes, bool index64);  // "u32_gather_i64_gridstride_block256"
+const std::string& stridedCopyKernelName(int elementBytes);                   // "u32_strided_copy_gridstride_block256"
+const std::string& tiledTransposeKernelName(int elementBytes);                // "u32_transpose_tiled32x32_block32x8"
+const std::string& fillKernelName(int elementBytes);                          // "u32_fill_gridstride_block256"
+const std::string& padIndexKernelName(int elementBytes);                      // "u32_pad_index_gridstride_block256"
+const std::string& gatherKernelName(int elementBytes, bool index64);          // "u32_gather_i64_gridstride_block256"
+const std::string& gatherElementsKernelName(int elementBytes, bool index64);  // "u32_gather_elements_i64_..."
 // "u8_resize_nearest_gridstride_block256"; linear: "f32_resize_linear_gridstride_block256"
 const std::string& resizeKernelName(int elementBytes, bool linear);
 
@@ -65,6 +66,20 @@ struct GatherDesc {
   std::int64_t outer = 1, axisLen = 0, indices = 0, inner = 1;
 };
 void launchGather(DeviceRuntime& runtime, Stream stream, const GatherDesc& d);
+
+// GatherElements: out (the extents of `index`, rank <= kMaxCopyRank) from data (dataDims)
+// along `axis` by `index` (int32 or int64, negative counts from the end, out of range gives
+// zero bytes).
+struct GatherElementsDesc {
+  int elementBytes = 4;
+  bool index64 = true;
+  const void* data = nullptr;
+  const void* index = nullptr;
+  void* out = nullptr;
+  int rank = 0, axis = 0;
+  std::int64_t dataDims[kMaxCopyRank] = {}, indexDims[kMaxCopyRank] = {};
+};
+void launchGatherElements(DeviceRuntime& runtime, Stream stream, const GatherElementsDesc& d);
 
 // Resize of a dense tensor of rank <= kMaxCopyRank, by the reference's rules (the kernel
 // computes each axis's source coordinate and taps; see kernels::ResizeArgs in

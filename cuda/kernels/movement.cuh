@@ -101,6 +101,23 @@ __global__ void __launch_bounds__(kGridStrideBlock) pad_index_gridstride(const T
   }
 }
 
+template <typename T, typename I>
+__global__ void __launch_bounds__(kGridStrideBlock)
+    gather_elements_gridstride(const T* data, const I* index, T* out, GatherElementsArgs a) {
+  const std::int64_t step = static_cast<std::int64_t>(blockDim.x) * gridDim.x;
+  for (std::int64_t i = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < a.count; i += step) {
+    std::int64_t k = static_cast<std::int64_t>(index[i]);
+    if (k < 0) k += a.axisLen;
+    std::int64_t idx = i, off = 0;
+    for (int d = a.rank - 1; d >= 0; --d) {
+      const std::int64_t q = idx / a.dims[d];
+      off += (d == a.axis ? k : idx - q * a.dims[d]) * a.dataStrides[d];
+      idx = q;
+    }
+    out[i] = (k >= 0 && k < a.axisLen) ? data[off] : T{};
+  }
+}
+
 // I: the index type (int32_t or int64_t).
 template <typename T, typename I>
 __global__ void __launch_bounds__(kGridStrideBlock)

@@ -107,6 +107,16 @@ struct TiledTransposeArgs {
   std::int64_t batches, tilesA, tilesB;
 };
 
+// GatherElements: out[i] (row-major over `dims`, the indices' extents) = data at i's
+// coordinates with the one along `axis` replaced by index[i] (negative counts from axisLen; out
+// of range gives zero bytes).
+struct GatherElementsArgs {
+  std::int64_t count;
+  std::int32_t rank, axis;
+  std::int64_t axisLen;
+  std::int64_t dims[kMaxMoveRank], dataStrides[kMaxMoveRank];
+};
+
 // Pad with mode edge (1), wrap (2) or reflect (3): output index o reads input index
 // o - before per dim, mapped back into [0, inDims) as the mode says (the reference's rules).
 enum PadMode : int { kPadEdge = 1, kPadWrap = 2, kPadReflect = 3 };

@@ -1,6 +1,6 @@
 // The CUDA tactics of data movement, for any dtype of 1, 2, 4 or 8 bytes per element (kernels
 // in cuda/kernels/movement.cuh, launchers in cuda/movement.h): Transpose, Concat, Split,
-// Slice, Gather, Pad (constant, edge, wrap, reflect), Expand, Tile, DepthToSpace,
+// Slice, Gather, GatherElements, Pad (constant, edge, wrap, reflect), Expand, Tile, DepthToSpace,
 // SpaceToDepth, Resize (nearest; linear for f32). Most are one strided copy per input or
 // output (constant Pad: a fill and a copy), shaped at run() from the tensors' extents; params
 // hold the attributes and the constant inputs (Slice starts/ends/axes/steps, Pad pads and
@@ -308,6 +308,40 @@ void addGather(runtime::Kernels& k) {
     d.axisLen = x.dims[axis];
     d.indices = a.in(1).numel();
     launchGather(runtimeOf(a), streamOf(a), d);
+  };
+  k.add(std::move(c));
+}
+
+// ---- GatherElements -----------------------------------------------------------------------
+
+void addGatherElements(runtime::Kernels& k) {
+  runtime::Kernel c = movementKernel("gather_elements_gridstride", "GatherElements");
+  c.supports = [](const ir::Node& n, const Types& t) {
+    if (t.size() < 2 || !movable(t[0]) || t[0].shape.rank() < 1) return false;
+    if (t[1].dtype != DataType::kI64 && t[1].dtype != DataType::kI32) return false;
+    if (!t[1].shape.rankKnown() || t[1].shape.rank() != t[0].shape.rank()) return false;
+    return axisInRange(n.attrs().getInt("axis", 0), int64_t(t[0].shape.rank()));
+  };
+  c.prepare = [](const runtime::PrepareInfo& info, runtime::Prepared* p) {
+    p->setParams(AxisParams{info.node->attrs().getInt("axis", 0)});
+  };
+  c.run = [](const StepArgs& a) {
+    const runtime::TensorView& x = a.in(0);
+    const runtime::TensorView& ix = a.in(1);
+    GatherElementsDesc d;
+    d.elementBytes = elementBytes(x.dtype);
+    d.index64 = ix.dtype == DataType::kI64;
+    d.data = x.data;
+    d.index = ix.data;
+    d.out = a.out(0).data;
+    d.rank = x.rank;
+    d.axis = normAxis(a.paramsAs<AxisParams>().axis, x.rank);
+    for (int i = 0; i < x.rank; ++i) {
+      d.dataDims[i] = x.dims[i];
+      d.indexDims[i] = ix.dims[i];
+      if (i != d.axis && ix.dims[i] > x.dims[i]) a.fail("GatherElements: indices exceed the data outside the axis");
+    }
+    launchGatherElements(runtimeOf(a), streamOf(a), d);
   };
   k.add(std::move(c));
 }
@@ -720,6 +754,7 @@ void addMovementKernels(runtime::Kernels& k) {
   addSplit(k);
   addSlice(k);
   addGather(k);
+  addGatherElements(k);
   addPad(k, "pad_constant_fill_copy", true);
   addPad(k, "pad_edge_wrap_reflect_index", false);
   addExpand(k);

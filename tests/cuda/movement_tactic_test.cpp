@@ -173,6 +173,31 @@ TEST(CudaMovementTactic, GatherAxesIndexTypesAndNegatives) {
       "gather_gridstride", 0, 0, "Gather embedding");
 }
 
+TEST(CudaMovementTactic, GatherElementsAxesIndexTypes) {
+  uint32_t seed = 450;
+  struct C {
+    Dims x, idx;
+    int64_t axis;
+  };
+  const C cases[] = {
+      {{3, 5}, {4, 5}, 0}, {{3, 5}, {3, 2}, 1}, {{2, 7, 3}, {2, 9, 1}, -2}, {{17}, {5}, 0}, {{3, 4}, {0, 4}, 0}};
+  for (DataType t : {DataType::kF32, DataType::kU8, DataType::kI64, DataType::kF16})
+    for (DataType it : {DataType::kI64, DataType::kI32})
+      for (const C& c : cases) {
+        const int64_t r = int64_t(c.x.size());
+        const int64_t len = c.x[size_t(c.axis < 0 ? c.axis + r : c.axis)];
+        ir::Tensor idx(it, c.idx);
+        std::mt19937 rng(seed);
+        for (int64_t i = 0; i < idx.numel(); ++i) idx.setDouble(i, double(int64_t(rng() % uint32_t(2 * len)) - len));
+        ir::Attributes at;
+        at.set("axis", c.axis);
+        expectMatches(oneNode("GatherElements", {input("x", data(t, c.x, seed++)), input("i", idx)}, at),
+                      "gather_elements_gridstride", 0, 0,
+                      std::string("GatherElements ") + ir::dtypeName(t) + " by " + ir::dtypeName(it) + " " + str(c.x) +
+                          " axis " + std::to_string(c.axis));
+      }
+}
+
 TEST(CudaMovementTactic, PadConstantValuesAxesAndCrops) {
   struct C {
     Dims x, pads;
