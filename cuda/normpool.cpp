@@ -129,6 +129,14 @@ const std::string& argReduceKernelName(bool max) {
       ::anvil::detail::concat("f32_argmax_gridstride_block", kernels::kGridStrideBlock)};
   return names[max ? 1 : 0];
 }
+const std::string& cumSumKernelName(int elementBytes, bool isFloat) {
+  static const std::string names[3] = {
+      ::anvil::detail::concat("f32_cumsum_gridstride_block", kernels::kGridStrideBlock),
+      ::anvil::detail::concat("i32_cumsum_gridstride_block", kernels::kGridStrideBlock),
+      ::anvil::detail::concat("i64_cumsum_gridstride_block", kernels::kGridStrideBlock)};
+  if (isFloat) return names[0];
+  return names[elementBytes == 8 ? 2 : 1];
+}
 
 namespace {
 
@@ -304,6 +312,31 @@ void launchArgReduce(DeviceRuntime& runtime, Stream stream, bool max, const floa
   const kernels::ArgReduceArgs a{x, y, outer, n, inner, selectLast ? 1 : 0};
   launchPacked(runtime, stream, name, packArgs<kernels::ArgReduceArgs>(a), elementGrid(outer * inner), ranges,
                n ? 2 : 1);
+}
+
+void launchCumSum(DeviceRuntime& runtime, Stream stream, DataType dtype, const void* x, void* y, std::int64_t outer,
+                  std::int64_t n, std::int64_t inner, bool exclusive, bool reverse) {
+  if (dtype != DataType::kF32 && dtype != DataType::kI32 && dtype != DataType::kI64)
+    ANVIL_THROW(ErrorCode::kInvalidArgument, "launchCumSum: element type ", dtypeName(dtype),
+                " is not f32, i32 or i64");
+  const int bytes = dtype == DataType::kI64 ? 8 : 4;
+  const std::string& name = cumSumKernelName(bytes, dtype == DataType::kF32);
+  requireShape(name, outer, n);
+  requireShape(name, outer * n, inner);
+  if (outer == 0 || n == 0 || inner == 0) return;
+  requirePointers(name, x, y);
+  const std::size_t size = static_cast<std::size_t>(outer * n * inner * bytes);
+  const DeviceRange ranges[2] = {{x, size, "input"}, {y, size, "output"}};
+  const kernels::CumSumArgs a{outer, n, inner, exclusive ? 1 : 0, reverse ? 1 : 0};
+  const unsigned grid = elementGrid(outer * inner);
+  if (dtype == DataType::kF32)
+    return launchPacked(runtime, stream, name, packArgs<const float*, float*, kernels::CumSumArgs>(x, y, a), grid,
+                        ranges, 2);
+  if (dtype == DataType::kI32)
+    return launchPacked(runtime, stream, name,
+                        packArgs<const std::int32_t*, std::int32_t*, kernels::CumSumArgs>(x, y, a), grid, ranges, 2);
+  launchPacked(runtime, stream, name, packArgs<const std::int64_t*, std::int64_t*, kernels::CumSumArgs>(x, y, a), grid,
+               ranges, 2);
 }
 
 void launchPool2d(DeviceRuntime& runtime, Stream stream, const Pool2dDesc& d) {

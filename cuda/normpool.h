@@ -7,6 +7,7 @@
 #include <string>
 
 #include "cuda/runtime.h"
+#include "cuda/types.h"
 
 namespace anvil::cuda {
 
@@ -33,7 +34,9 @@ const std::string& logSoftmaxRowsKernelName();   // "f32_log_softmax_row_block25
 const std::string& softmaxAxisKernelName(bool log);                   // "f32_softmax_axis_gridstride_block256"
 const std::string& reduceKernelName(ReduceKind kind, bool perBlock);  // "f32_reduce_mean_row_block256"
 const std::string& pool2dKernelName(bool max);                        // "f32_maxpool2d_gridstride_block256"
-const std::string& argReduceKernelName(bool max);                     // "f32_argmax_gridstride_block256"
+const std::string& argReduceKernelName(bool max);
+// "f32_cumsum_gridstride_block256", "i32_...", "i64_..." (elementBytes 4 or 8, float only 4)
+const std::string& cumSumKernelName(int elementBytes, bool isFloat);  // "f32_argmax_gridstride_block256"
 
 // LayerNormalization over `rows` rows of `cols` contiguous floats: y = (x - mean) /
 // sqrt(var + epsilon) * scale + bias, scale and bias (optional, may be null) of `cols`
@@ -72,6 +75,11 @@ void launchReduce(DeviceRuntime& runtime, Stream stream, ReduceKind kind, const 
 // ranking above every number, ties to the first index (or the last with selectLast).
 void launchArgReduce(DeviceRuntime& runtime, Stream stream, bool max, const float* x, std::int64_t* y,
                      std::int64_t outer, std::int64_t n, std::int64_t inner, bool selectLast);
+
+// CumSum of x [outer, n, inner] along n, dtype f32, i32 or i64 (integers accumulate in 64 bits
+// and wrap on the store). x == y is allowed.
+void launchCumSum(DeviceRuntime& runtime, Stream stream, DataType dtype, const void* x, void* y, std::int64_t outer,
+                  std::int64_t n, std::int64_t inner, bool exclusive, bool reverse);
 
 struct Pool2dDesc {
   bool max = true;

@@ -315,4 +315,28 @@ __global__ void __launch_bounds__(kGridStrideBlock) f32_argreduce_gridstride(Arg
   }
 }
 
+// CumSum, one thread per (outer, inner) column scanning it serially; T float (f32
+// accumulation), int32_t or int64_t (64-bit accumulation, stored wrapped as the reference).
+template <typename T, typename A>
+__global__ void __launch_bounds__(kGridStrideBlock) cumsum_gridstride(const T* x, T* y, CumSumArgs a) {
+  const std::int64_t columns = a.outer * a.inner;
+  const std::int64_t step = static_cast<std::int64_t>(blockDim.x) * gridDim.x;
+  for (std::int64_t t = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; t < columns; t += step) {
+    const std::int64_t o = t / a.inner, i = t - o * a.inner;
+    const std::int64_t base = o * a.n * a.inner + i;
+    A acc = 0;
+    for (std::int64_t j = 0; j < a.n; ++j) {
+      const std::int64_t at = base + (a.reverse ? a.n - 1 - j : j) * a.inner;
+      const A v = static_cast<A>(x[at]);
+      if (a.exclusive) {
+        y[at] = static_cast<T>(acc);
+        acc += v;
+      } else {
+        acc += v;
+        y[at] = static_cast<T>(acc);
+      }
+    }
+  }
+}
+
 }  // namespace anvil::cuda::kernels

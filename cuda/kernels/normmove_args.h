@@ -74,6 +74,13 @@ struct ArgReduceArgs {
   std::int32_t selectLast;  // ties go to the last index instead of the first
 };
 
+// CumSum of x viewed as [outer, n, inner] along n (exclusive: each output leaves out its own
+// element; reverse: from the end).
+struct CumSumArgs {
+  std::int64_t outer, n, inner;
+  std::int32_t exclusive, reverse;
+};
+
 // 2-D pooling over NCHW planes; the output [planes, oh, ow] is dense.
 struct Pool2dArgs {
   const float* x;

@@ -43,6 +43,9 @@ void listNormPoolKernels(Add& add) {
   listReduceKernels<kReduceSumSquare>(add);
   listReduceKernels<kReduceLogSum>(add);
   listReduceKernels<kReduceLogSumExp>(add);
+  add.template entry<&cumsum_gridstride<float, float>>(cumSumKernelName(4, true));
+  add.template entry<&cumsum_gridstride<std::int32_t, std::int64_t>>(cumSumKernelName(4, false));
+  add.template entry<&cumsum_gridstride<std::int64_t, std::int64_t>>(cumSumKernelName(8, false));
   add.template entry<&f32_argreduce_gridstride<true>>(argReduceKernelName(true));
   add.template entry<&f32_argreduce_gridstride<false>>(argReduceKernelName(false));
   add.template entry<&f32_pool2d_gridstride<true>>(pool2dKernelName(true));

@@ -1,7 +1,7 @@
 // The CUDA tactics of the normalizations, softmax forms, reductions and pools, f32 (kernels in
 // cuda/kernels/norm.cuh and pool.cuh, launchers in cuda/normpool.h): LayerNormalization,
 // BatchNormalization (inference), InstanceNormalization, GroupNormalization, LpNormalization, Softmax,
-// LogSoftmax, the ten Reduce* ops, ArgMax, ArgMin, MaxPool, AveragePool (1-D, 2-D),
+// LogSoftmax, the ten Reduce* ops, ArgMax, ArgMin, CumSum (f32, i32, i64), MaxPool, AveragePool (1-D, 2-D),
 // GlobalAveragePool, GlobalMaxPool. Extents are read from the tensors at run(); params hold
 // attributes (and constant axes) only; BatchNorm folds its constant statistics into blobs.
 #include <algorithm>
@@ -306,6 +306,38 @@ void addArgReduce(runtime::Kernels& k, const char* name, const char* op, bool ma
   k.add(std::move(c));
 }
 
+// ---- CumSum ------------------------------------------------------------------------------
+
+struct CumSumParams {
+  int64_t axis;
+  int32_t exclusive, reverse;
+};
+
+void addCumSum(runtime::Kernels& k) {
+  runtime::Kernel c = cudaKernel("cumsum_column_scan", "CumSum");
+  c.precision = DataType::kUndefined;  // f32, i32 and i64, each in its own type
+  c.supports = [](const ir::Node& n, const Types& t) {
+    if (t.size() < 2 || !t[0].shape.rankKnown() || t[0].shape.rank() < 1) return false;
+    if (t[0].dtype != DataType::kF32 && t[0].dtype != DataType::kI32 && t[0].dtype != DataType::kI64) return false;
+    const ir::Value* ax = n.input(1);
+    if (ax == nullptr || !ax->isInitializer() || ax->initializer()->numel() != 1) return false;
+    return axisInRange(ax->initializer()->getInt(0), int64_t(t[0].shape.rank()));
+  };
+  c.prepare = [](const runtime::PrepareInfo& info, runtime::Prepared* p) {
+    const ir::Node& n = *info.node;
+    p->setParams(CumSumParams{n.input(1)->initializer()->getInt(0), n.attrs().getInt("exclusive", 0) != 0 ? 1 : 0,
+                              n.attrs().getInt("reverse", 0) != 0 ? 1 : 0});
+  };
+  c.run = [](const StepArgs& a) {
+    const CumSumParams& q = a.paramsAs<CumSumParams>();
+    const runtime::TensorView& x = a.in(0);
+    const int axis = normAxis(q.axis, x.rank);
+    launchCumSum(runtimeOf(a), streamOf(a), x.dtype, x.data, a.out(0).data, prodOf(x, 0, axis), x.dims[axis],
+                 prodOf(x, axis + 1, x.rank), q.exclusive != 0, q.reverse != 0);
+  };
+  k.add(std::move(c));
+}
+
 // ---- GlobalAveragePool, GlobalMaxPool -------------------------------------------------
 
 void addGlobalPool(runtime::Kernels& k, const char* name, const char* op, ReduceKind kind) {
@@ -450,6 +482,7 @@ void addNormPoolKernels(runtime::Kernels& k) {
   addReduce(k, "f32_reduce_sum_square", "ReduceSumSquare", ReduceKind::kSumSquare);
   addReduce(k, "f32_reduce_log_sum", "ReduceLogSum", ReduceKind::kLogSum);
   addReduce(k, "f32_reduce_log_sum_exp", "ReduceLogSumExp", ReduceKind::kLogSumExp);
+  addCumSum(k);
   addArgReduce(k, "f32_argmax_gridstride", "ArgMax", true);
   addArgReduce(k, "f32_argmin_gridstride", "ArgMin", false);
   addGlobalPool(k, "f32_global_average_pool", "GlobalAveragePool", ReduceKind::kMean);

@@ -262,6 +262,26 @@ TEST(CudaNormPoolTactic, ArgMaxArgMinAxesTiesAndNaN) {
   }
 }
 
+TEST(CudaNormPoolTactic, CumSumAxesModesAndTypes) {
+  uint32_t seed = 270;
+  for (DataType t : {DataType::kF32, DataType::kI32, DataType::kI64})
+    for (const Dims& d : {Dims{7, 17}, Dims{2, 3, 63}, Dims{1}, Dims{0, 3}})
+      for (int64_t axis = -int64_t(d.size()); axis < int64_t(d.size()); ++axis)
+        for (int64_t mode = 0; mode < 4; ++mode) {
+          ir::Attributes at;
+          at.set("exclusive", mode & 1);
+          at.set("reverse", mode >> 1);
+          const ir::Tensor x = randomTensor(t, d, seed++, -50, 50);
+          const ir::Tensor ax = ir::Tensor::fromVector<int64_t>(DataType::kI64, {}, {axis});
+          expectMatches(oneNode("CumSum", {input("x", x), constant("axis", ax)}, at), "cumsum_column_scan", 1e-4, 1e-5,
+                        std::string("CumSum ") + ir::dtypeName(t) + " " + ir::Shape::fromExtents(d).str() + " axis " +
+                            std::to_string(axis) + " mode " + std::to_string(mode));
+        }
+  // An axis known only at run time stays on the CPU.
+  EXPECT_FALSE(supportedBy(oneNode("CumSum", {input("x", f32({3, 4}, 1)), input("axis", ints({1}))}).node(),
+                           "cumsum_column_scan"));
+}
+
 // ---- Pools ----
 
 TEST(CudaNormPoolTactic, MaxAndAveragePoolAttributeForms) {
