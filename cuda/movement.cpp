@@ -147,6 +147,14 @@ const std::string& gatherElementsKernelName(int elementBytes, bool index64) {
   static const Names i32 = namesBySize("gather_elements_i32"), i64 = namesBySize("gather_elements_i64");
   return (index64 ? i64 : i32)[size_t(elementIndex(elementBytes))];
 }
+const std::string& gatherNDKernelName(int elementBytes) {
+  static const Names names = namesBySize("gather_nd");
+  return names[size_t(elementIndex(elementBytes))];
+}
+const std::string& scatterNDKernelName(int elementBytes) {
+  static const Names names = namesBySize("scatter_nd");
+  return names[size_t(elementIndex(elementBytes))];
+}
 const std::string& resizeKernelName(int elementBytes, bool linear) {
   static const Names nearest = namesBySize("resize_nearest");
   static const std::string linearName =
@@ -367,6 +375,118 @@ void launchGatherElements(DeviceRuntime& runtime, Stream stream, const GatherEle
       return gatherElementsBy<std::uint32_t>(runtime, stream, name, d, a, ranges, rangeCount);
     default:
       return gatherElementsBy<std::uint64_t>(runtime, stream, name, d, a, ranges, rangeCount);
+  }
+}
+
+namespace {
+// The shared shape checks of GatherND and ScatterND: the kernel arguments, and the element
+// count of data.
+kernels::IndexNDArgs indexNDArgs(const std::string& name, const IndexNDDesc& d, std::int64_t* dataCount) {
+  const int r = d.dataRank, q = d.indexRank, b = d.batchDims;
+  if (r < 1 || r > kMaxCopyRank || q < 1 || q > kMaxCopyRank || b < 0 || b >= std::min(r, q))
+    ANVIL_THROW(ErrorCode::kInvalidArgument, name, ": ranks ", r, " and ", q, " with batch_dims ", b, " out of range");
+  const std::int64_t k = d.indexDims[q - 1];
+  if (k < 1 || k > r - b) ANVIL_THROW(ErrorCode::kInvalidArgument, name, ": tuples of ", k, " indices for rank ", r);
+  kernels::IndexNDArgs a{};
+  a.k = static_cast<std::int32_t>(k);
+  a.batchDims = b;
+  std::int64_t stride = 1;
+  for (int i = r - 1; i >= 0; --i) {
+    if (d.dataDims[i] < 0) ANVIL_THROW(ErrorCode::kInvalidArgument, name, ": a negative extent");
+    a.dims[i] = d.dataDims[i];
+    a.strides[i] = stride;
+    stride *= d.dataDims[i];
+  }
+  *dataCount = stride;
+  a.sliceSize = 1;
+  for (int i = b + int(k); i < r; ++i) a.sliceSize *= d.dataDims[i];
+  a.batchStride = 1;
+  for (int i = b; i < r; ++i) a.batchStride *= d.dataDims[i];
+  a.tuplesPerBatch = 1;
+  for (int i = b; i < q - 1; ++i) a.tuplesPerBatch *= d.indexDims[i];
+  std::int64_t tuples = a.tuplesPerBatch;
+  for (int i = 0; i < b; ++i) {
+    if (d.indexDims[i] != d.dataDims[i]) ANVIL_THROW(ErrorCode::kInvalidArgument, name, ": batch dims differ");
+    tuples *= d.indexDims[i];
+  }
+  a.count = tuples * a.sliceSize;
+  return a;
+}
+}  // namespace
+
+void launchGatherND(DeviceRuntime& runtime, Stream stream, const IndexNDDesc& d) {
+  const std::string& name = gatherNDKernelName(d.elementBytes);
+  std::int64_t dataCount = 0;
+  const kernels::IndexNDArgs a = indexNDArgs(name, d, &dataCount);
+  if (a.count == 0) return;
+  if (d.index == nullptr || d.out == nullptr || d.data == nullptr)
+    ANVIL_THROW(ErrorCode::kInvalidArgument, name, ": null pointer");
+  const std::int64_t e = d.elementBytes;
+  const DeviceRange ranges[3] = {{d.out, static_cast<std::size_t>(a.count * e), "output"},
+                                 {d.index, static_cast<std::size_t>(a.count / a.sliceSize * a.k * 8), "indices"},
+                                 {d.data, static_cast<std::size_t>(dataCount * e), "data"}};
+  const unsigned grid = elementGrid(a.count);
+  switch (d.elementBytes) {
+    case 1:
+      return launchPacked(runtime, stream, name,
+                          packArgs<const std::uint8_t*, const std::int64_t*, std::uint8_t*, kernels::IndexNDArgs>(
+                              d.data, d.index, d.out, a),
+                          grid, ranges, 3);
+    case 2:
+      return launchPacked(runtime, stream, name,
+                          packArgs<const std::uint16_t*, const std::int64_t*, std::uint16_t*, kernels::IndexNDArgs>(
+                              d.data, d.index, d.out, a),
+                          grid, ranges, 3);
+    case 4:
+      return launchPacked(runtime, stream, name,
+                          packArgs<const std::uint32_t*, const std::int64_t*, std::uint32_t*, kernels::IndexNDArgs>(
+                              d.data, d.index, d.out, a),
+                          grid, ranges, 3);
+    default:
+      return launchPacked(runtime, stream, name,
+                          packArgs<const std::uint64_t*, const std::int64_t*, std::uint64_t*, kernels::IndexNDArgs>(
+                              d.data, d.index, d.out, a),
+                          grid, ranges, 3);
+  }
+}
+
+void launchScatterND(DeviceRuntime& runtime, Stream stream, const IndexNDDesc& d) {
+  const std::string& name = scatterNDKernelName(d.elementBytes);
+  if (d.batchDims != 0) ANVIL_THROW(ErrorCode::kInvalidArgument, name, ": ScatterND has no batch dims");
+  std::int64_t dataCount = 0;
+  const kernels::IndexNDArgs a = indexNDArgs(name, d, &dataCount);
+  const std::int64_t e = d.elementBytes;
+  if (dataCount == 0) return;
+  if (d.out == nullptr || d.data == nullptr) ANVIL_THROW(ErrorCode::kInvalidArgument, name, ": null pointer");
+  if (d.out != d.data)
+    runtime.copyAsync(d.out, d.data, static_cast<std::size_t>(dataCount * e), CopyKind::kDeviceToDevice, stream);
+  if (a.count == 0) return;
+  if (d.index == nullptr || d.updates == nullptr) ANVIL_THROW(ErrorCode::kInvalidArgument, name, ": null pointer");
+  const DeviceRange ranges[3] = {{d.out, static_cast<std::size_t>(dataCount * e), "output"},
+                                 {d.index, static_cast<std::size_t>(a.count / a.sliceSize * a.k * 8), "indices"},
+                                 {d.updates, static_cast<std::size_t>(a.count * e), "updates"}};
+  const unsigned grid = elementGrid(a.count);
+  switch (d.elementBytes) {
+    case 1:
+      return launchPacked(runtime, stream, name,
+                          packArgs<const std::int64_t*, const std::uint8_t*, std::uint8_t*, kernels::IndexNDArgs>(
+                              d.index, d.updates, d.out, a),
+                          grid, ranges, 3);
+    case 2:
+      return launchPacked(runtime, stream, name,
+                          packArgs<const std::int64_t*, const std::uint16_t*, std::uint16_t*, kernels::IndexNDArgs>(
+                              d.index, d.updates, d.out, a),
+                          grid, ranges, 3);
+    case 4:
+      return launchPacked(runtime, stream, name,
+                          packArgs<const std::int64_t*, const std::uint32_t*, std::uint32_t*, kernels::IndexNDArgs>(
+                              d.index, d.updates, d.out, a),
+                          grid, ranges, 3);
+    default:
+      return launchPacked(runtime, stream, name,
+                          packArgs<const std::int64_t*, const std::uint64_t*, std::uint64_t*, kernels::IndexNDArgs>(
+                              d.index, d.updates, d.out, a),
+                          grid, ranges, 3);
   }
 }
 

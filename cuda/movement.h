@@ -20,6 +20,8 @@ const std::string& fillKernelName(int elementBytes);                          //
 const std::string& padIndexKernelName(int elementBytes);                      // "u32_pad_index_gridstride_block256"
 const std::string& gatherKernelName(int elementBytes, bool index64);          // "u32_gather_i64_gridstride_block256"
 const std::string& gatherElementsKernelName(int elementBytes, bool index64);  // "u32_gather_elements_i64_..."
+const std::string& gatherNDKernelName(int elementBytes);                      // "u32_gather_nd_gridstride_block256"
+const std::string& scatterNDKernelName(int elementBytes);                     // "u32_scatter_nd_gridstride_block256"
 // "u8_resize_nearest_gridstride_block256"; linear: "f32_resize_linear_gridstride_block256"
 const std::string& resizeKernelName(int elementBytes, bool linear);
 
@@ -80,6 +82,22 @@ struct GatherElementsDesc {
   std::int64_t dataDims[kMaxCopyRank] = {}, indexDims[kMaxCopyRank] = {};
 };
 void launchGatherElements(DeviceRuntime& runtime, Stream stream, const GatherElementsDesc& d);
+
+// GatherND (batchDims) and ScatterND (reduction none; batchDims 0): data [dataDims] of rank
+// <= kMaxCopyRank, int64 index [indexDims] whose last dim k holds the tuples. GatherND writes
+// `out` (zero bytes for out-of-range tuples); ScatterND copies data into `out` and writes the
+// updates (the shape indexDims[:-1] + dataDims[k:]) over it, skipping out-of-range tuples.
+struct IndexNDDesc {
+  int elementBytes = 4;
+  const void* data = nullptr;
+  const std::int64_t* index = nullptr;
+  const void* updates = nullptr;  // ScatterND
+  void* out = nullptr;
+  int dataRank = 0, indexRank = 0, batchDims = 0;
+  std::int64_t dataDims[kMaxCopyRank] = {}, indexDims[kMaxCopyRank] = {};
+};
+void launchGatherND(DeviceRuntime& runtime, Stream stream, const IndexNDDesc& d);
+void launchScatterND(DeviceRuntime& runtime, Stream stream, const IndexNDDesc& d);
 
 // Resize of a dense tensor of rank <= kMaxCopyRank, by the reference's rules (the kernel
 // computes each axis's source coordinate and taps; see kernels::ResizeArgs in

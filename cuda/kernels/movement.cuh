@@ -118,6 +118,45 @@ __global__ void __launch_bounds__(kGridStrideBlock)
   }
 }
 
+// The data offset of tuple `t`'s slice, or -1 when an index is out of range.
+__device__ __forceinline__ std::int64_t indexNDOffset(const std::int64_t* index, std::int64_t t, const IndexNDArgs& a) {
+  std::int64_t off = (t / a.tuplesPerBatch) * a.batchStride;
+  for (int j = 0; j < a.k; ++j) {
+    const std::int64_t len = a.dims[a.batchDims + j];
+    std::int64_t v = index[t * a.k + j];
+    if (v < 0) v += len;
+    if (v < 0 || v >= len) return -1;
+    off += v * a.strides[a.batchDims + j];
+  }
+  return off;
+}
+
+// GatherND: out[e] = data[slice of tuple e / sliceSize], zero bytes for an out-of-range tuple.
+template <typename T>
+__global__ void __launch_bounds__(kGridStrideBlock)
+    gather_nd_gridstride(const T* data, const std::int64_t* index, T* out, IndexNDArgs a) {
+  const std::int64_t step = static_cast<std::int64_t>(blockDim.x) * gridDim.x;
+  for (std::int64_t e = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; e < a.count; e += step) {
+    const std::int64_t t = e / a.sliceSize;
+    const std::int64_t off = indexNDOffset(index, t, a);
+    out[e] = off < 0 ? T{} : data[off + (e - t * a.sliceSize)];
+  }
+}
+
+// ScatterND (reduction none) on a copy of the data already in `out`: out[slice of tuple] =
+// updates; out-of-range tuples are skipped. Duplicate tuples race (the spec leaves them
+// undefined; the reference keeps the last).
+template <typename T>
+__global__ void __launch_bounds__(kGridStrideBlock)
+    scatter_nd_gridstride(const std::int64_t* index, const T* updates, T* out, IndexNDArgs a) {
+  const std::int64_t step = static_cast<std::int64_t>(blockDim.x) * gridDim.x;
+  for (std::int64_t e = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; e < a.count; e += step) {
+    const std::int64_t t = e / a.sliceSize;
+    const std::int64_t off = indexNDOffset(index, t, a);
+    if (off >= 0) out[off + (e - t * a.sliceSize)] = updates[e];
+  }
+}
+
 // I: the index type (int32_t or int64_t).
 template <typename T, typename I>
 __global__ void __launch_bounds__(kGridStrideBlock)

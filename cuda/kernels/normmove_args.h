@@ -124,6 +124,17 @@ struct GatherElementsArgs {
   std::int64_t dims[kMaxMoveRank], dataStrides[kMaxMoveRank];
 };
 
+// GatherND / ScatterND: tuples of k int64 indices address slices of sliceSize contiguous
+// elements of data [dims] (row-major strides), after `batchDims` leading batch dims
+// (GatherND only; 0 for ScatterND). Element e of the gathered (or updates) tensor is slice
+// element e % sliceSize of tuple e / sliceSize, whose batch is tuple / tuplesPerBatch.
+struct IndexNDArgs {
+  std::int64_t count;  // gathered or update elements
+  std::int64_t sliceSize, tuplesPerBatch, batchStride;
+  std::int32_t k, batchDims;
+  std::int64_t dims[kMaxMoveRank], strides[kMaxMoveRank];
+};
+
 // Pad with mode edge (1), wrap (2) or reflect (3): output index o reads input index
 // o - before per dim, mapped back into [0, inDims) as the mode says (the reference's rules).
 enum PadMode : int { kPadEdge = 1, kPadWrap = 2, kPadReflect = 3 };

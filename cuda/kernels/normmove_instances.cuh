@@ -61,6 +61,8 @@ void listMovementKernelsOf(Add& add) {
   add.template entry<&pad_index_gridstride<T>>(padIndexKernelName(bytes));
   add.template entry<&gather_gridstride<T, std::int32_t>>(gatherKernelName(bytes, false));
   add.template entry<&gather_gridstride<T, std::int64_t>>(gatherKernelName(bytes, true));
+  add.template entry<&gather_nd_gridstride<T>>(gatherNDKernelName(bytes));
+  add.template entry<&scatter_nd_gridstride<T>>(scatterNDKernelName(bytes));
   add.template entry<&gather_elements_gridstride<T, std::int32_t>>(gatherElementsKernelName(bytes, false));
   add.template entry<&gather_elements_gridstride<T, std::int64_t>>(gatherElementsKernelName(bytes, true));
   add.template entry<&resize_nearest_gridstride<T>>(resizeKernelName(bytes, false));

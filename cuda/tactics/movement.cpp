@@ -1,6 +1,6 @@
 // The CUDA tactics of data movement, for any dtype of 1, 2, 4 or 8 bytes per element (kernels
 // in cuda/kernels/movement.cuh, launchers in cuda/movement.h): Transpose, Concat, Split,
-// Slice, Gather, GatherElements, Pad (constant, edge, wrap, reflect), Expand, Tile, DepthToSpace,
+// Slice, Gather, GatherElements, GatherND, ScatterND, Pad (constant, edge, wrap, reflect), Expand, Tile, DepthToSpace,
 // SpaceToDepth, Resize (nearest; linear for f32). Most are one strided copy per input or
 // output (constant Pad: a fill and a copy), shaped at run() from the tensors' extents; params
 // hold the attributes and the constant inputs (Slice starts/ends/axes/steps, Pad pads and
@@ -342,6 +342,57 @@ void addGatherElements(runtime::Kernels& k) {
       if (i != d.axis && ix.dims[i] > x.dims[i]) a.fail("GatherElements: indices exceed the data outside the axis");
     }
     launchGatherElements(runtimeOf(a), streamOf(a), d);
+  };
+  k.add(std::move(c));
+}
+
+// ---- GatherND, ScatterND --------------------------------------------------------------------
+
+struct IndexNDParams {
+  int64_t batchDims;
+};
+
+void addGatherScatterND(runtime::Kernels& k, bool scatter) {
+  runtime::Kernel c =
+      movementKernel(scatter ? "scatter_nd_copy_scatter" : "gather_nd_gridstride", scatter ? "ScatterND" : "GatherND");
+  c.supports = [scatter](const ir::Node& n, const Types& t) {
+    if (t.size() < (scatter ? 3u : 2u) || !movable(t[0]) || t[0].shape.rank() < 1) return false;
+    if (t[1].dtype != DataType::kI64 || !t[1].shape.rankKnown()) return false;
+    const size_t q = t[1].shape.rank();
+    if (q < 1 || q > size_t(kMaxCopyRank)) return false;
+    const int64_t b = scatter ? 0 : n.attrs().getInt("batch_dims", 0);
+    if (b < 0 || b >= int64_t(std::min(q, t[0].shape.rank()))) return false;
+    // The tuple length decides the shapes: it must be known at build.
+    const ir::Dim& k = t[1].shape[q - 1];
+    if (!k.isStatic() || k.value() < 1 || k.value() > int64_t(t[0].shape.rank()) - b) return false;
+    if (scatter) {
+      if (t[2].dtype != t[0].dtype) return false;
+      if (n.attrs().getString("reduction", "none") != "none") return false;
+    }
+    return true;
+  };
+  c.prepare = [scatter](const runtime::PrepareInfo& info, runtime::Prepared* p) {
+    p->setParams(IndexNDParams{scatter ? 0 : info.node->attrs().getInt("batch_dims", 0)});
+  };
+  c.run = [scatter](const StepArgs& a) {
+    const runtime::TensorView& x = a.in(0);
+    const runtime::TensorView& ix = a.in(1);
+    IndexNDDesc d;
+    d.elementBytes = elementBytes(x.dtype);
+    d.data = x.data;
+    d.index = ix.as<int64_t>();
+    d.out = a.out(0).data;
+    d.dataRank = x.rank;
+    d.indexRank = ix.rank;
+    d.batchDims = int(a.paramsAs<IndexNDParams>().batchDims);
+    for (int i = 0; i < x.rank; ++i) d.dataDims[i] = x.dims[i];
+    for (int i = 0; i < ix.rank; ++i) d.indexDims[i] = ix.dims[i];
+    if (scatter) {
+      d.updates = a.in(2).data;
+      launchScatterND(runtimeOf(a), streamOf(a), d);
+    } else {
+      launchGatherND(runtimeOf(a), streamOf(a), d);
+    }
   };
   k.add(std::move(c));
 }
@@ -755,6 +806,8 @@ void addMovementKernels(runtime::Kernels& k) {
   addSlice(k);
   addGather(k);
   addGatherElements(k);
+  addGatherScatterND(k, false);
+  addGatherScatterND(k, true);
   addPad(k, "pad_constant_fill_copy", true);
   addPad(k, "pad_edge_wrap_reflect_index", false);
   addExpand(k);

@@ -198,6 +198,57 @@ TEST(CudaMovementTactic, GatherElementsAxesIndexTypes) {
       }
 }
 
+ir::Tensor indices(const Dims& dims, const std::vector<int64_t>& v) {
+  return ir::Tensor::fromVector<int64_t>(DataType::kI64, dims, v);
+}
+
+TEST(CudaMovementTactic, GatherNDAndScatterND) {
+  uint32_t seed = 470;
+  for (DataType t : {DataType::kF32, DataType::kU8, DataType::kI64, DataType::kF16}) {
+    // GatherND: full tuples, partial tuples (slices), negative indices, batch dims.
+    struct G {
+      Dims x, idxDims;
+      std::vector<int64_t> idx;
+      int64_t batch;
+    };
+    const G gathers[] = {{{3, 4}, {2, 2}, {0, 1, -1, 3}, 0},
+                         {{3, 4, 5}, {2, 1}, {2, -3}, 0},
+                         {{2, 3, 4}, {2, 2, 1}, {1, 2, 0, 1}, 1},
+                         {{2, 3, 4}, {2, 2}, {1, 3, 2, 0}, 1},
+                         {{5, 7}, {0, 1}, {}, 0}};
+    for (const G& g : gathers) {
+      ir::Attributes at;
+      at.set("batch_dims", g.batch);
+      expectMatches(oneNode("GatherND", {input("x", data(t, g.x, seed++)), input("i", indices(g.idxDims, g.idx))}, at),
+                    "gather_nd_gridstride", 0, 0,
+                    std::string("GatherND ") + ir::dtypeName(t) + " " + str(g.x) + " by " + str(g.idxDims));
+    }
+    // ScatterND: elements, rows, negative indices (distinct tuples).
+    struct S {
+      Dims x, idxDims;
+      std::vector<int64_t> idx;
+      Dims upd;
+    };
+    const S scatters[] = {{{4, 5}, {3, 2}, {0, 1, 3, -1, 2, 2}, {3}},
+                          {{4, 5}, {2, 1}, {-1, 1}, {2, 5}},
+                          {{2, 3, 4}, {2, 2}, {1, 2, 0, 0}, {2, 4}},
+                          {{3}, {0, 1}, {}, {0}}};
+    for (const S& c : scatters)
+      expectMatches(oneNode("ScatterND", {input("x", data(t, c.x, seed++)), input("i", indices(c.idxDims, c.idx)),
+                                          input("u", data(t, c.upd, seed++))}),
+                    "scatter_nd_copy_scatter", 0, 0,
+                    std::string("ScatterND ") + ir::dtypeName(t) + " " + str(c.x) + " by " + str(c.idxDims));
+  }
+  ir::Attributes add;
+  add.set("reduction", std::string("add"));
+  EXPECT_FALSE(supportedBy(oneNode("ScatterND",
+                                   {input("x", data(DataType::kF32, {4}, 1)), input("i", indices({1, 1}, {2})),
+                                    input("u", data(DataType::kF32, {1}, 2))},
+                                   add)
+                               .node(),
+                           "scatter_nd_copy_scatter"));
+}
+
 TEST(CudaMovementTactic, PadConstantValuesAxesAndCrops) {
   struct C {
     Dims x, pads;
