@@ -55,6 +55,8 @@ const KernelEntry* findDeviceKernel(std::string_view name) {
     addAttentionDeviceKernels(t);
     addDepthwiseDeviceKernels(t);
     addElementwiseDeviceKernels(t);
+    addNormPoolDeviceKernels(t);
+    addMovementDeviceKernels(t);
     return t;
   }();
   for (const KernelEntry& e : table) {

@@ -28,9 +28,12 @@ void addGemmDeviceKernels(std::vector<KernelEntry>& out);        // gemm.cu (GEM
 void addAttentionDeviceKernels(std::vector<KernelEntry>& out);   // attention.cu
 void addDepthwiseDeviceKernels(std::vector<KernelEntry>& out);   // depthwise.cu
 void addElementwiseDeviceKernels(std::vector<KernelEntry>& out);  // elementwise.cu
+void addNormPoolDeviceKernels(std::vector<KernelEntry>& out);    // normpool.cu
+void addMovementDeviceKernels(std::vector<KernelEntry>& out);    // movement.cu
 
 // anvil_cuda_sim (kernels/sim_kernels.cpp); nullptr when absent.
 const KernelEntry* findSimKernel(std::string_view name);
 void addElementwiseSimKernels(std::vector<KernelEntry>& out);  // sim_elementwise.cpp
+void addNormMoveSimKernels(std::vector<KernelEntry>& out);  // sim_normmove.cpp
 
 }  // namespace anvil::cuda::kernels

@@ -9,6 +9,8 @@ void registerCudaKernels(Kernels& k) {
   cuda::tactics::addLinearKernels(k);
   cuda::tactics::addAttentionKernels(k);
   cuda::tactics::addElementwiseKernels(k);
+  cuda::tactics::addNormPoolKernels(k);
+  cuda::tactics::addMovementKernels(k);
 }
 
 }  // namespace anvil::runtime

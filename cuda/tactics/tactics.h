@@ -15,5 +15,7 @@ void addCopyKernels(runtime::Kernels& k);  // copy.cpp: anvil.Copy host <-> devi
 void addLinearKernels(runtime::Kernels& k);     // linear.cpp: Conv, Gemm, MatMul and their fused forms
 void addAttentionKernels(runtime::Kernels& k);  // attention.cpp: anvil.Attention
 void addElementwiseKernels(runtime::Kernels& k);  // elementwise.cpp: unary, binary, Where, Expand, Cast, FusedElementwise
+void addNormPoolKernels(runtime::Kernels& k);  // normpool.cpp: Layer/Batch/Instance/GroupNorm, softmax, Reduce*, ArgMax/Min, pools
+void addMovementKernels(runtime::Kernels& k);  // movement.cpp: Transpose, Concat, Split, Slice, Gather, Pad, Expand, Tile, ...
 
 }  // namespace anvil::cuda::tactics
