@@ -1167,6 +1167,7 @@ void buildImpl(const std::string& onnxPath, const BuilderConfig& config, std::st
     if (w.view) {
       st.kernel = "view";
       st.kernelVersion = 1;
+      st.device = n.device() == ir::Device::kCUDA ? Device::kCUDA : Device::kCPU;  // where its memory lives
       plan.tactics[w.index] = "view";
       plan.steps.push_back(std::move(st));
       continue;

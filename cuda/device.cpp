@@ -7,6 +7,7 @@
 #include <cuda_runtime_api.h>
 
 #include <cstdint>
+#include <vector>
 
 #include "anvil/error.h"
 #include "cuda/arg_pack.h"
@@ -46,7 +47,9 @@ bool partiallyOverlap(const void* x, const void* y, std::int64_t bytes) {
 }
 
 // Checks a launchActivation call; returns the kernel's name, or "" when there is nothing to do.
-std::string checkActivation(Activation act, DataType dtype, const void* x, const void* y,
+// The checks return the kernel's name from tables built once: a launch allocates nothing
+// (a CUDA step's run() calls these); "" when there is nothing to launch.
+const std::string& checkActivation(Activation act, DataType dtype, const void* x, const void* y,
                             std::int64_t n) {
   if (!validActivation(act)) {
     ANVIL_THROW(ErrorCode::kInvalidArgument, "launchActivation: unknown activation ",
@@ -57,9 +60,16 @@ std::string checkActivation(Activation act, DataType dtype, const void* x, const
                 "): unsupported element type ", dtypeName(dtype), " (", static_cast<int>(dtype),
                 "); expected f32 or f16");
   }
-  std::string name = activationKernelName(act, dtype);
+  static const std::vector<std::string> names = [] {
+    std::vector<std::string> v;
+    for (int a = 0; a < kActivationCount; ++a)
+      for (DataType t : {DataType::kF32, DataType::kF16}) v.push_back(activationKernelName(Activation(a), t));
+    return v;
+  }();
+  static const std::string none;
+  const std::string& name = names[size_t(static_cast<int>(act)) * 2 + (dtype == DataType::kF32 ? 0 : 1)];
   if (n < 0) ANVIL_THROW(ErrorCode::kInvalidArgument, name, ": element count ", n, " is negative");
-  if (n == 0) return "";
+  if (n == 0) return none;
   if (n > INT64_MAX / 4)
     ANVIL_THROW(ErrorCode::kInvalidArgument, name, ": element count ", n, " is too large");
   if (x == nullptr || y == nullptr) {
@@ -74,14 +84,14 @@ std::string checkActivation(Activation act, DataType dtype, const void* x, const
   return name;
 }
 
-std::string checkSoftmaxRows(const float* x, const float* y, std::int64_t rows,
-                             std::int64_t cols) {
-  std::string name = softmaxRowsKernelName(DataType::kF32);
+const std::string& checkSoftmaxRows(const float* x, const float* y, std::int64_t rows,
+                                    std::int64_t cols) {
+  static const std::string name = softmaxRowsKernelName(DataType::kF32), none;
   if (rows < 0 || cols < 0) {
     ANVIL_THROW(ErrorCode::kInvalidArgument, name, ": shape [", rows, ", ", cols,
                 "] has a negative dimension");
   }
-  if (rows == 0 || cols == 0) return "";
+  if (rows == 0 || cols == 0) return none;
   if (rows > INT64_MAX / 4 / cols) {
     ANVIL_THROW(ErrorCode::kInvalidArgument, name, ": shape [", rows, ", ", cols,
                 "] is too large to address");
@@ -162,7 +172,7 @@ std::string softmaxRowsKernelName(DataType dtype) {
 
 void launchActivation(Activation act, DataType dtype, const void* x, void* y, std::int64_t n,
                       cudaStream_t stream) {
-  const std::string name = checkActivation(act, dtype, x, y, n);
+  const std::string& name = checkActivation(act, dtype, x, y, n);
   if (name.empty()) return;
   (void)cudaGetLastError();  // report this launch's error, not an earlier one
   checkCuda(kernels::launchActivation(act, dtype, x, y, n, stream),
@@ -171,7 +181,7 @@ void launchActivation(Activation act, DataType dtype, const void* x, void* y, st
 
 void launchActivation(DeviceRuntime& runtime, Stream stream, Activation act, DataType dtype,
                       const void* x, void* y, std::int64_t n) {
-  const std::string name = checkActivation(act, dtype, x, y, n);
+  const std::string& name = checkActivation(act, dtype, x, y, n);
   if (name.empty()) return;
   const std::size_t bytes = static_cast<std::size_t>(n) * (dtype == DataType::kF32 ? 4 : 2);
   const DeviceRange ranges[2] = {{x, bytes, "input"}, {y, bytes, "output"}};
@@ -188,7 +198,7 @@ void launchActivation(DeviceRuntime& runtime, Stream stream, Activation act, Dat
 
 void launchSoftmaxRows(const float* x, float* y, std::int64_t rows, std::int64_t cols,
                        cudaStream_t stream) {
-  const std::string name = checkSoftmaxRows(x, y, rows, cols);
+  const std::string& name = checkSoftmaxRows(x, y, rows, cols);
   if (name.empty()) return;
   (void)cudaGetLastError();
   checkCuda(kernels::launchSoftmaxRowsF32(x, y, rows, cols, stream),
@@ -197,7 +207,7 @@ void launchSoftmaxRows(const float* x, float* y, std::int64_t rows, std::int64_t
 
 void launchSoftmaxRows(DeviceRuntime& runtime, Stream stream, const float* x, float* y,
                        std::int64_t rows, std::int64_t cols) {
-  const std::string name = checkSoftmaxRows(x, y, rows, cols);
+  const std::string& name = checkSoftmaxRows(x, y, rows, cols);
   if (name.empty()) return;
   const std::size_t bytes = static_cast<std::size_t>(rows * cols) * sizeof(float);
   const DeviceRange ranges[2] = {{x, bytes, "input"}, {y, bytes, "output"}};

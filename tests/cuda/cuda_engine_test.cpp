@@ -53,8 +53,9 @@ onnx::ValueInfoProto valueInfo(const std::string& name, const std::vector<int64_
   return v;
 }
 
-// x[b,5] -> Relu -> CumSum(axis 1) -> Relu -> y, and y2 = the first Relu's output too: a
-// GPU layer, a CPU layer (no CUDA CumSum), a GPU layer, two graph outputs made on the GPU.
+// x[b,5] -> Relu -> Hardmax (along axis 1) -> Relu -> y, and r = the first Relu's output
+// too: a GPU layer, a CPU layer (no CUDA Hardmax), a GPU layer, two graph outputs made on
+// the GPU.
 std::string writeModel(const std::string& name, int64_t batch) {
   onnx::ModelProto m;
   m.set_ir_version(8);
@@ -64,10 +65,6 @@ std::string writeModel(const std::string& name, int64_t batch) {
   *g->add_input() = valueInfo("x", {batch, 5});
   *g->add_output() = valueInfo("y", {batch, 5});
   *g->add_output() = valueInfo("r", {batch, 5});
-  auto* axis = g->add_initializer();
-  axis->set_name("axis");
-  axis->set_data_type(onnx::TensorProto::INT64);
-  axis->add_int64_data(1);
   auto node = [&](const char* op, const char* nm, std::vector<std::string> in, std::string out) {
     auto* n = g->add_node();
     n->set_op_type(op);
@@ -76,12 +73,24 @@ std::string writeModel(const std::string& name, int64_t batch) {
     n->add_output(out);
   };
   node("Relu", "relu1", {"x"}, "r");
-  node("CumSum", "cumsum", {"r", "axis"}, "c");
+  node("Hardmax", "hardmax", {"r"}, "c");
   node("Relu", "relu2", {"c"}, "y");
   const fs::path p = fs::temp_directory_path() / ("anvil_cuda_engine_" + name + ".onnx");
   std::ofstream f(p, std::ios::binary);
   m.SerializeToOstream(&f);
   return p.string();
+}
+
+// What writeModel's y is for x: one-hot of the first largest relu(x) per row of 5.
+std::vector<float> expectedY(const std::vector<float>& x) {
+  std::vector<float> y(x.size(), 0.0f);
+  for (size_t row = 0; row < x.size() / 5; ++row) {
+    size_t best = 0;
+    for (size_t j = 1; j < 5; ++j)
+      if (std::max(x[row * 5 + j], 0.0f) > std::max(x[row * 5 + best], 0.0f)) best = j;
+    y[row * 5 + best] = 1.0f;
+  }
+  return y;
 }
 
 std::shared_ptr<Engine> build(const std::string& onnx, BuilderConfig cfg, BuildReport* report = nullptr) {
@@ -134,8 +143,8 @@ TEST(CudaEngine, CrossBuildPlacesLayersAndCopies) {
   ASSERT_TRUE(e);
   EXPECT_EQ(report.cudaLayers, 2);
   EXPECT_EQ(report.cpuLayers, 1);
-  EXPECT_EQ(report.cpuOps, std::vector<std::string>{"CumSum"});
-  // x up; r down for CumSum (and as output r); c up; y down.
+  EXPECT_EQ(report.cpuOps, std::vector<std::string>{"Hardmax"});
+  // x up; r down (for Hardmax and as output r); c up; y down.
   EXPECT_EQ(report.deviceCopies, 4);
   EXPECT_NE(e->target().find("cuda sm_90"), std::string::npos) << e->target();
   int copies = 0;
@@ -148,7 +157,7 @@ TEST(CudaEngine, CrossBuildPlacesLayersAndCopies) {
       EXPECT_TRUE(l.untimed) << l.name;
       EXPECT_FALSE(l.timed) << l.name;
     } else {
-      EXPECT_EQ(l.type, "CumSum");
+      EXPECT_EQ(l.type, "Hardmax");
       EXPECT_EQ(l.device, "cpu");
       EXPECT_FALSE(l.untimed);
     }
@@ -197,14 +206,8 @@ TEST(CudaEngine, SimulatedRunMatchesTheCpuEngine) {
   EXPECT_EQ(r, rc);
   // And against the definition.
   const std::vector<float> x = input(15);
-  for (int i = 0; i < 3; ++i) {
-    float acc = 0;
-    for (int j = 0; j < 5; ++j) {
-      acc += std::max(x[size_t(i * 5 + j)], 0.0f);
-      EXPECT_EQ(y[size_t(i * 5 + j)], acc);
-      EXPECT_EQ(r[size_t(i * 5 + j)], std::max(x[size_t(i * 5 + j)], 0.0f));
-    }
-  }
+  EXPECT_EQ(y, expectedY(x));
+  for (size_t i = 0; i < x.size(); ++i) EXPECT_EQ(r[i], std::max(x[i], 0.0f));
 }
 
 TEST(CudaEngine, SimulatedRunServesTheWholeProfile) {
@@ -319,13 +322,11 @@ TEST(CudaEngine, EnqueueReadsInputsAtOnceAndSynchronizeDeliversTheOutputs) {
         std::fill(x.begin(), x.end(), 100.0f);  // the caller may reuse its input buffer at once
         s = ctx->synchronize();
         ASSERT_TRUE(s.isOk()) << s.message();
-        float acc = 0;
         for (size_t j = 0; j < 10; ++j) {
           if (onnx.find("gpu_only") != std::string::npos) {
             EXPECT_EQ(y[j], std::max(sent[j], 0.0f)) << j;
           } else {
-            acc = j % 5 ? acc + std::max(sent[j], 0.0f) : std::max(sent[j], 0.0f);
-            EXPECT_EQ(y[j], acc) << j;
+            EXPECT_EQ(y[j], expectedY(sent)[j]) << j;
           }
         }
         x = sent;
@@ -366,7 +367,7 @@ TEST(CudaEngine, NoDataTransfersSkipsTheBoundaryCopies) {
 
 // Per-context state: a CUDA kernel with open()/close() (Shrink with lambd = bias = 0 is the
 // identity: a device-to-device copy) counts its runs in its state; a gpuOnly kernel (for
-// CumSum) must never be offered to a cross-build or the simulator.
+// Hardmax) must never be offered to a cross-build or the simulator.
 std::atomic<int> gOpened{0}, gClosed{0};
 void registerStatefulKernels() {
   static const bool once = [] {
@@ -390,7 +391,7 @@ void registerStatefulKernels() {
                                             cuda::CopyKind::kDeviceToDevice, cuda::tactics::streamOf(a));
     };
     runtime::Kernels::instance().add(std::move(k));
-    runtime::Kernel g = cuda::tactics::cudaKernel("test_f32_cumsum_gpu_only", "CumSum");
+    runtime::Kernel g = cuda::tactics::cudaKernel("test_f32_hardmax_gpu_only", "Hardmax");
     g.gpuOnly = true;
     g.run = [](const runtime::StepArgs& a) { a.fail("a gpuOnly kernel ran without a GPU"); };
     runtime::Kernels::instance().add(std::move(g));
@@ -446,18 +447,18 @@ TEST(CudaEngine, StepsOpenPerContextStateAndGpuOnlyKernelsStayOut) {
     EXPECT_EQ(out, x);
   }
   EXPECT_EQ(gClosed, closed + 2);
-  // The cross-built CumSum model never takes the gpuOnly kernel: CumSum stays on the CPU.
+  // The cross-built model never takes the gpuOnly kernel: Hardmax stays on the CPU.
   BuildReport report;
   cfg.inputShapes["x"] = {3, 5};
   auto c = build(writeModel("gpu_only", 3), cfg, &report);
   ASSERT_TRUE(c);
   for (const LayerInfo& li : c->layers())
-    if (li.type == "CumSum") EXPECT_EQ(li.device, "cpu") << li.tactic;
+    if (li.type == "Hardmax") EXPECT_EQ(li.device, "cpu") << li.tactic;
   cfg.timeOnSimulator = true;  // nor when timing on the simulator
   c = build(writeModel("gpu_only", 3), cfg, &report);
   ASSERT_TRUE(c);
   for (const LayerInfo& li : c->layers())
-    if (li.type == "CumSum") EXPECT_EQ(li.device, "cpu") << li.tactic;
+    if (li.type == "Hardmax") EXPECT_EQ(li.device, "cpu") << li.tactic;
 }
 
 }  // namespace

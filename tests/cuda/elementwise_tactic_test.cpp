@@ -95,7 +95,10 @@ void check(const std::string& op, const std::vector<Arg>& args, const std::strin
   auto g = nodeGraph(op, args, attrs, domain);
   const ir::Node& node = *g->nodes()[0];
   const std::vector<const runtime::Kernel*> ks = supportingKernels(node);
-  ASSERT_EQ(ks.size(), 1u) << what << ": " << ks.size() << " CUDA kernels support it";
+  // Exactly one kernel of this family (Expand is also a movement-family strided copy).
+  size_t ours = 0;
+  for (const runtime::Kernel* k : ks) ours += k->name.find("_eltwise_") != std::string::npos || k->name.find("cast") != std::string::npos;
+  ASSERT_EQ(ours, 1u) << what << ": " << ours << " elementwise CUDA kernels support it";
   ASSERT_EQ(ks[0]->name, kernel) << what;
   std::vector<ir::Tensor> inputs;
   for (const Arg& a : args) inputs.push_back(a.t ? *a.t : ir::Tensor());
@@ -412,7 +415,7 @@ TEST(CudaElementwiseTactic, ExpandWithAComputedShape) {
   ir::Node& n = *g->nodes()[0];
   ASSERT_EQ(n.output(0)->type().shape.rank(), 4u);
   const std::vector<const runtime::Kernel*> ks = supportingKernels(n);
-  ASSERT_EQ(ks.size(), 1u);
+  ASSERT_GE(ks.size(), 1u);  // this family's first; the movement family's strided copy too
   EXPECT_EQ(ks[0]->name, name("any", "Expand"));
   n.output(0)->setType({DataType::kI64, ir::Shape::fromExtents({2, 1, 9, 9})});
   auto rt = simRuntime();
