@@ -5,6 +5,7 @@
 #include <set>
 
 #include "cpu/reference.h"
+#include "ir/op_schema.h"
 #include "ir/layout.h"
 #include "passes/graph_edit.h"
 
@@ -78,6 +79,8 @@ PlacementResult placeOnDevices(ir::Graph& g, const std::function<bool(const ir::
   }
   for (ir::Node* n : nodes) {
     if (isView(*n)) continue;
+    // Shape and Size read only the extents of their input, never its data: no copy.
+    if (n->schema() && n->schema()->has(ir::kTraitShapeOnly)) continue;
     for (size_t k = 0; k < n->numInputs(); ++k) {
       ir::Value* v = n->input(k);
       if (!v || v->isInitializer() || v->device() == n->device()) continue;

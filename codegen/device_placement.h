@@ -1,7 +1,8 @@
 // Placement of a CUDA build: each node runs on the GPU where a CUDA kernel serves it and on
 // the CPU otherwise; every value lives where its producer runs (graph inputs, outputs and
 // initializers on the host: the runtime uploads the constants CUDA steps read); anvil.Copy
-// nodes are inserted where a value crosses, once per value and direction.
+// nodes are inserted where a value crosses, once per value and direction (not for Shape and
+// Size, which read only the extents of a value wherever it lives).
 #pragma once
 
 #include <functional>

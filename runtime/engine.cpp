@@ -216,9 +216,11 @@ static Status makeEngine(runtime::EngineBytes bytes, std::shared_ptr<Engine>* en
           const std::string missing = runtime::firstMissing(sp.requirements);
           ANVIL_CHECK(missing.empty(), ErrorCode::kInvalidEngine, "invalid engine: ", n.label(), " uses kernel '",
                       sp.kernel, "', which needs '", missing, "'; this host is ", runtime::hostCpuIsa());
+          const bool shapeOnly = n.schema() && n.schema()->has(ir::kTraitShapeOnly);  // reads extents, not data
           for (int id : st.ins)
-            ANVIL_CHECK(id < 0 || !e.onDevice[size_t(id)], ErrorCode::kInvalidEngine, "invalid engine: CPU step ",
-                        n.label(), " reads '", e.values[size_t(id)]->name(), "', which lives on the GPU");
+            ANVIL_CHECK(id < 0 || shapeOnly || !e.onDevice[size_t(id)], ErrorCode::kInvalidEngine,
+                        "invalid engine: CPU step ", n.label(), " reads '", e.values[size_t(id)]->name(),
+                        "', which lives on the GPU");
         }
         for (int o : st.outs)
           if (o >= 0) {

@@ -26,6 +26,10 @@ void inferCopy(InferContext& c) {
   const std::string to = c.attrs().getString("to", "");
   c.check(to == "cuda" || to == "cpu", "attribute 'to' must be cuda or cpu, got '" + to + "'");
   inferSameAsInput(c);
+  // The same data on another device: known values and shape values pass through, so shapes
+  // computed from them (Expand, ConstantOfShape, Reshape downstream) stay static.
+  if (const Tensor* t = c.inputValue(0)) c.setOutputValue(0, *t);
+  if (const auto* sv = c.inputShapeValue(0)) c.setOutputShapeValue(0, *sv);
 }
 
 }  // namespace
