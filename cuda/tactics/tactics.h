@@ -18,4 +18,8 @@ void addElementwiseKernels(runtime::Kernels& k);  // elementwise.cpp: unary, bin
 void addNormPoolKernels(runtime::Kernels& k);  // normpool.cpp: Layer/Batch/Instance/GroupNorm, softmax, Reduce*, ArgMax/Min, pools
 void addMovementKernels(runtime::Kernels& k);  // movement.cpp: Transpose, Concat, Split, Slice, Gather, Pad, Expand, Tile, ...
 
+void addCublasLtKernels(runtime::Kernels& k);  // cublaslt.cpp: GEMMs through cuBLASLt (gpuOnly)
+// Whether the cuBLASLt tactics can run a node at these (static) input types.
+bool cublasLtServes(const ir::Node& n, const std::vector<ir::TensorType>& types);
+
 }  // namespace anvil::cuda::tactics

@@ -2,7 +2,8 @@
 // node through the contract of runtime/kernel.h on the simulated device runtime — prepare()
 // on the host, inputs and prepared blobs uploaded to sim device memory (inputs the kernel
 // packed are uploaded as NaN: run() must read its blobs), params as host bytes, a device
-// workspace, outputs read back after the stream drains — and compares with the reference
+// workspace, per-context state from open() (closed after the run), outputs read back after
+// the stream drains — and compares with the reference
 // interpreter's kernel for the same node.
 #pragma once
 
@@ -109,6 +110,17 @@ inline std::vector<ir::Tensor> runOnDevice(const runtime::Kernel& kernel, const 
   void* workspace = prepared.workspaceBytes ? rt.allocate(prepared.workspaceBytes) : nullptr;
   if (workspace) owned.push_back(workspace);
 
+  // Per-context state, as a context makes it (open() sees the host blobs).
+  std::vector<runtime::Blob> hostBlobs;
+  for (const std::string& b : prepared.blobs) hostBlobs.push_back({b.data(), b.size()});
+  runtime::OpenArgs oa;
+  oa.node = &node;
+  oa.params = {params.get(), prepared.params.size()};
+  oa.blobs = hostBlobs.data();
+  oa.numBlobs = int(hostBlobs.size());
+  oa.device = &rt;
+  void* state = kernel.open ? kernel.open(oa) : nullptr;
+
   std::unique_ptr<runtime::Executor> exec = runtime::makeCpuExecutor(1);
   const Stream stream = rt.createStream();
   runtime::StepArgs a;
@@ -125,9 +137,11 @@ inline std::vector<ir::Tensor> runOnDevice(const runtime::Kernel& kernel, const 
   a.executor = exec.get();
   a.device = &rt;
   a.stream = stream.id;
+  a.state = state;
   kernel.run(a);
   rt.synchronize(stream);
   rt.destroyStream(stream);
+  if (state && kernel.close) kernel.close(state, &rt);
   for (size_t k = 0; k < outs.size(); ++k)
     if (outs[k].bytes()) rt.copy(results[k].mutableRaw(), outs[k].data, outs[k].bytes(), CopyKind::kDeviceToHost);
   for (void* p : owned) rt.free(p);
