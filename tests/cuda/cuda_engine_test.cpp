@@ -12,6 +12,7 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <random>
 
 #include "anvil/anvil.hpp"
@@ -51,6 +52,28 @@ onnx::ValueInfoProto valueInfo(const std::string& name, const std::vector<int64_
     else t->mutable_shape()->add_dim()->set_dim_value(d);
   }
   return v;
+}
+
+// x[dims] -> op -> y as an ONNX file named `name` in the temp directory (dim -1: "batch").
+std::string writeOneNodeModel(const std::string& name, const std::string& op, const std::vector<int64_t>& dims,
+                              const std::function<void(onnx::NodeProto*)>& attrs = {}) {
+  onnx::ModelProto m;
+  m.set_ir_version(8);
+  m.add_opset_import()->set_version(17);
+  auto* g = m.mutable_graph();
+  g->set_name("g");
+  *g->add_input() = valueInfo("x", dims);
+  *g->add_output() = valueInfo("y", dims);
+  auto* n = g->add_node();
+  n->set_op_type(op);
+  n->set_name(name);
+  n->add_input("x");
+  n->add_output("y");
+  if (attrs) attrs(n);
+  const fs::path p = fs::temp_directory_path() / ("anvil_cuda_engine_" + name + ".onnx");
+  std::ofstream f(p, std::ios::binary);
+  m.SerializeToOstream(&f);
+  return p.string();
 }
 
 // x[b,5] -> Relu -> Hardmax (along axis 1) -> Relu -> y, and r = the first Relu's output
@@ -247,24 +270,7 @@ TEST(CudaEngine, TimedOnTheSimulatorWhenAskedTo) {
 }
 
 // x[b,5] -> Relu -> y: every layer on the GPU (a CUDA graph can hold the run).
-std::string writeGpuOnlyModel() {
-  onnx::ModelProto m;
-  m.set_ir_version(8);
-  m.add_opset_import()->set_version(17);
-  auto* g = m.mutable_graph();
-  g->set_name("g");
-  *g->add_input() = valueInfo("x", {-1, 5});
-  *g->add_output() = valueInfo("y", {-1, 5});
-  auto* n = g->add_node();
-  n->set_op_type("Relu");
-  n->set_name("relu");
-  n->add_input("x");
-  n->add_output("y");
-  const fs::path p = fs::temp_directory_path() / "anvil_cuda_engine_gpu_only.onnx";
-  std::ofstream f(p, std::ios::binary);
-  m.SerializeToOstream(&f);
-  return p.string();
-}
+std::string writeGpuOnlyModel() { return writeOneNodeModel("gpu_only", "Relu", {-1, 5}); }
 
 TEST(CudaEngine, CudaGraphReplaysWithNewDataAndRecapturesForNewShapes) {
   registerTestRelu();
@@ -403,32 +409,17 @@ void registerStatefulKernels() {
 TEST(CudaEngine, StepsOpenPerContextStateAndGpuOnlyKernelsStayOut) {
   registerTestRelu();
   registerStatefulKernels();
-  onnx::ModelProto m;
-  m.set_ir_version(8);
-  m.add_opset_import()->set_version(17);
-  auto* g = m.mutable_graph();
-  g->set_name("g");
-  *g->add_input() = valueInfo("x", {2, 5});
-  *g->add_output() = valueInfo("y", {2, 5});
-  auto* n = g->add_node();
-  n->set_op_type("Shrink");
-  n->set_name("shrink");
-  n->add_input("x");
-  n->add_output("y");
-  auto* l = n->add_attribute();
-  l->set_name("lambd");
-  l->set_type(onnx::AttributeProto::FLOAT);
-  l->set_f(0.0f);
-  const fs::path p = fs::temp_directory_path() / "anvil_cuda_engine_shrink.onnx";
-  {
-    std::ofstream f(p, std::ios::binary);
-    m.SerializeToOstream(&f);
-  }
+  const std::string model = writeOneNodeModel("shrink", "Shrink", {2, 5}, [](onnx::NodeProto* n) {
+    auto* l = n->add_attribute();
+    l->set_name("lambd");
+    l->set_type(onnx::AttributeProto::FLOAT);
+    l->set_f(0.0f);
+  });
   BuilderConfig cfg;
   cfg.device = Device::kCUDA;
   cfg.computeCapability = 90;
   cfg.inputShapes["x"] = {2, 5};
-  auto e = build(p.string(), cfg);
+  auto e = build(model, cfg);
   ASSERT_TRUE(e);
   bool served = false;
   for (const LayerInfo& li : e->layers()) served |= li.tactic == "test_f32_shrink_stateful";
@@ -450,12 +441,12 @@ TEST(CudaEngine, StepsOpenPerContextStateAndGpuOnlyKernelsStayOut) {
   // The cross-built model never takes the gpuOnly kernel: Hardmax stays on the CPU.
   BuildReport report;
   cfg.inputShapes["x"] = {3, 5};
-  auto c = build(writeModel("gpu_only", 3), cfg, &report);
+  auto c = build(writeModel("hardmax_cross", 3), cfg, &report);
   ASSERT_TRUE(c);
   for (const LayerInfo& li : c->layers())
     if (li.type == "Hardmax") EXPECT_EQ(li.device, "cpu") << li.tactic;
   cfg.timeOnSimulator = true;  // nor when timing on the simulator
-  c = build(writeModel("gpu_only", 3), cfg, &report);
+  c = build(writeModel("hardmax_cross", 3), cfg, &report);
   ASSERT_TRUE(c);
   for (const LayerInfo& li : c->layers())
     if (li.type == "Hardmax") EXPECT_EQ(li.device, "cpu") << li.tactic;
