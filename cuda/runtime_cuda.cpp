@@ -55,6 +55,7 @@ const KernelEntry* findDeviceKernel(std::string_view name) {
     addAttentionDeviceKernels(t);
     addDepthwiseDeviceKernels(t);
     addElementwiseDeviceKernels(t);
+    addGemmTensorCoreDeviceKernels(t);
     return t;
   }();
   for (const KernelEntry& e : table) {

@@ -28,9 +28,11 @@ void addGemmDeviceKernels(std::vector<KernelEntry>& out);        // gemm.cu (GEM
 void addAttentionDeviceKernels(std::vector<KernelEntry>& out);   // attention.cu
 void addDepthwiseDeviceKernels(std::vector<KernelEntry>& out);   // depthwise.cu
 void addElementwiseDeviceKernels(std::vector<KernelEntry>& out);  // elementwise.cu
+void addGemmTensorCoreDeviceKernels(std::vector<KernelEntry>& out);  // gemm_tc.cu (WMMA)
 
 // anvil_cuda_sim (kernels/sim_kernels.cpp); nullptr when absent.
 const KernelEntry* findSimKernel(std::string_view name);
 void addElementwiseSimKernels(std::vector<KernelEntry>& out);  // sim_elementwise.cpp
+void addGemmTensorCoreSimKernels(std::vector<KernelEntry>& out);  // sim_gemm_tc.cpp
 
 }  // namespace anvil::cuda::kernels

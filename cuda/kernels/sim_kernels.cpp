@@ -70,6 +70,7 @@ const KernelEntry* findSimKernel(std::string_view name) {
     constexpr auto kDepthwise = &f32_depthwise_conv2d_direct<kDepthwiseBlock>;
     t.push_back(KernelEntry{depthwiseConv2dKernelName(), nullptr, &simFace<kDepthwise>, sizeof(PackOf<kDepthwise>)});
     addElementwiseSimKernels(t);
+    addGemmTensorCoreSimKernels(t);
     return t;
   }();
   for (const KernelEntry& e : table) {

@@ -1,0 +1,39 @@
+// The kernel parameters and the registered tile of the tensor-core (WMMA) GEMM
+// (cuda/kernels/gemm_tc.cuh): a plain struct with no CUDA header, so the host launcher
+// (cuda/linear_tc.cpp) packs exactly the type the kernel takes.
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+
+namespace anvil::cuda::kernels {
+
+// The block tile: 64x64 outputs per block of 4 warps (2 x 2, each 32x32 = 2 x 2 fragments of
+// 16x16), stepping K by 32 (two fragment steps per shared-memory stage).
+inline constexpr int kGemmTcTileM = 64, kGemmTcTileN = 64, kGemmTcTileK = 32;
+inline constexpr int kGemmTcThreads = 128;
+// The registered kernels, one per operand type; transposes are runtime flags (the staging
+// order follows them), so each costs one nvcc instantiation per architecture.
+inline constexpr const char* kGemmTcF16Kernel = "f16_gemm_wmma_64x64x32";
+inline constexpr const char* kGemmTcBF16Kernel = "bf16_gemm_wmma_64x64x32";
+
+// C = clip(act(alpha * op(A) op(B) + bias[n] + beta * Z)) as GemmArgsOf (linear_args.h), but A,
+// bias, Z and C are f32 while B is stored in the operand type T (__half / __nv_bfloat16); A is
+// rounded to T as it is staged and the products accumulate in f32.
+template <typename T>
+struct GemmTcArgsOf {
+  const float* a;
+  const T* b;
+  const float* bias;
+  const float* z;
+  float* c;
+  std::int64_t batch, m, n, k;
+  std::int64_t lda, ldb, ldc, ldz;
+  std::int64_t strideA, strideB, strideC, strideZ;
+  float alpha, beta;
+  std::int32_t act;
+  std::int32_t transA, transB;  // 0 or 1
+  float clipLo = -INFINITY, clipHi = INFINITY;
+};
+
+}  // namespace anvil::cuda::kernels

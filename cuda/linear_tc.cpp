@@ -1,0 +1,181 @@
+// The checked launcher of cuda/linear_tc.h: the descriptor is validated as launchGemm's is
+// (with 2-byte B elements), then packed for the runtime seam with each operand's device range.
+#include "cuda/linear_tc.h"
+
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <tuple>
+#include <utility>
+
+#include "anvil/error.h"
+#include "cuda/arg_pack.h"
+#include "cuda/kernels/gemm_tc_args.h"
+
+namespace anvil::cuda {
+namespace {
+
+using kernels::GemmTcArgsOf;
+
+constexpr std::int64_t kMaxElements = std::int64_t{1} << 40;
+constexpr std::int64_t kMaxGridYZ = 65535;
+constexpr std::int64_t kMaxGridX = 0x7fffffff;
+
+// Elements spanned by `batch` matrices of rows x cols, row stride ld, batch stride `stride`.
+std::int64_t span(const char* name, const char* what, std::int64_t batch, std::int64_t rows,
+                  std::int64_t cols, std::int64_t ld, std::int64_t stride) {
+  if (batch == 0 || rows == 0 || cols == 0) return 0;
+  const __int128 e = static_cast<__int128>(batch - 1) * stride +
+                     static_cast<__int128>(rows - 1) * ld + cols;
+  if (e > kMaxElements) {
+    ANVIL_THROW(ErrorCode::kInvalidArgument, name, ": ", what, " spans ",
+                static_cast<long double>(e), " elements, more than can be addressed");
+  }
+  return static_cast<std::int64_t>(e);
+}
+
+// Whether [p, p + pBytes) and [q, q + qBytes) share memory.
+bool overlap(const void* p, std::int64_t pBytes, const void* q, std::int64_t qBytes) {
+  if (p == nullptr || q == nullptr || pBytes == 0 || qBytes == 0) return false;
+  const auto a = reinterpret_cast<std::uintptr_t>(p);
+  const auto b = reinterpret_cast<std::uintptr_t>(q);
+  return a < b + static_cast<std::uintptr_t>(qBytes) && b < a + static_cast<std::uintptr_t>(pBytes);
+}
+
+template <typename T>
+void launchTyped(DeviceRuntime& runtime, Stream stream, const char* name, const GemmDesc& d,
+                 std::int32_t act, const DeviceRange* ranges, std::size_t count) {
+  const GemmTcArgsOf<T> args{static_cast<const float*>(d.a),
+                             static_cast<const T*>(d.b),
+                             static_cast<const float*>(d.bias),
+                             static_cast<const float*>(d.z),
+                             static_cast<float*>(d.c),
+                             d.batch,
+                             d.m,
+                             d.n,
+                             d.k,
+                             d.lda,
+                             d.ldb,
+                             d.ldc,
+                             d.ldz,
+                             d.strideA,
+                             d.strideB,
+                             d.strideC,
+                             d.strideZ,
+                             d.alpha,
+                             d.beta,
+                             act,
+                             d.transA ? 1 : 0,
+                             d.transB ? 1 : 0,
+                             d.clipLo,
+                             d.clipHi};
+  const auto pack = packArgs<GemmTcArgsOf<T>>(args);
+  LaunchShape s;
+  const std::int64_t tilesN = (d.n + kernels::kGemmTcTileN - 1) / kernels::kGemmTcTileN;
+  const std::int64_t tilesM = (d.m + kernels::kGemmTcTileM - 1) / kernels::kGemmTcTileM;
+  s.grid = Dim3{static_cast<unsigned>(std::min(tilesN, kMaxGridX)),
+                static_cast<unsigned>(std::min(tilesM, kMaxGridYZ)),
+                static_cast<unsigned>(std::min(d.batch, kMaxGridYZ))};
+  s.block = Dim3{static_cast<unsigned>(kernels::kGemmTcThreads)};
+  KernelLaunch k;
+  k.name = name;
+  k.args = &pack;
+  k.argBytes = sizeof pack;
+  k.ranges = ranges;
+  k.rangeCount = count;
+  runtime.launch(k, s, stream);
+}
+
+}  // namespace
+
+const char* gemmTensorCoreKernelName(DataType operandType) {
+  switch (operandType) {
+    case DataType::kF16: return kernels::kGemmTcF16Kernel;
+    case DataType::kBF16: return kernels::kGemmTcBF16Kernel;
+    default:
+      ANVIL_THROW(ErrorCode::kInvalidArgument, "gemmTensorCoreKernelName: operand type ",
+                  dtypeName(operandType), "; expected f16 or bf16");
+  }
+}
+
+void launchGemmTensorCore(DeviceRuntime& runtime, Stream stream, const GemmDesc& d) {
+  const char* name = gemmTensorCoreKernelName(d.dtype);
+  for (const auto& [what, v] : {std::pair{"batch", d.batch}, {"m", d.m}, {"n", d.n}, {"k", d.k},
+                                {"lda", d.lda}, {"ldb", d.ldb}, {"ldc", d.ldc}, {"ldz", d.ldz},
+                                {"strideA", d.strideA}, {"strideB", d.strideB},
+                                {"strideC", d.strideC}, {"strideZ", d.strideZ}}) {
+    if (v < 0) ANVIL_THROW(ErrorCode::kInvalidArgument, name, ": ", what, " ", v, " is negative");
+  }
+  std::int32_t act = -1;  // kernels::kNoActivation
+  if (d.activation) {
+    if (static_cast<int>(*d.activation) >= kActivationCount) {
+      ANVIL_THROW(ErrorCode::kInvalidArgument, name, ": unknown activation ",
+                  static_cast<int>(*d.activation));
+    }
+    act = static_cast<std::int32_t>(*d.activation);
+  }
+  if (d.batch == 0 || d.m == 0 || d.n == 0) return;
+  if (d.c == nullptr) ANVIL_THROW(ErrorCode::kInvalidArgument, name, ": null output C");
+  const std::int64_t aRows = d.transA ? d.k : d.m, aCols = d.transA ? d.m : d.k;
+  const std::int64_t bRows = d.transB ? d.n : d.k, bCols = d.transB ? d.k : d.n;
+  std::int64_t aSpan = 0, bSpan = 0;
+  if (d.k > 0) {
+    if (d.a == nullptr || d.b == nullptr) {
+      ANVIL_THROW(ErrorCode::kInvalidArgument, name, ": null ", d.a == nullptr ? "A" : "B",
+                  " for k = ", d.k);
+    }
+    if (d.lda < aCols) {
+      ANVIL_THROW(ErrorCode::kInvalidArgument, name, ": lda ", d.lda, " is below A's ", aCols,
+                  " stored columns");
+    }
+    if (d.ldb < bCols) {
+      ANVIL_THROW(ErrorCode::kInvalidArgument, name, ": ldb ", d.ldb, " is below B's ", bCols,
+                  " stored columns");
+    }
+    aSpan = span(name, "A", d.batch, aRows, aCols, d.lda, d.strideA);
+    bSpan = span(name, "B", d.batch, bRows, bCols, d.ldb, d.strideB);
+  }
+  if (d.ldc < d.n) {
+    ANVIL_THROW(ErrorCode::kInvalidArgument, name, ": ldc ", d.ldc, " is below n = ", d.n);
+  }
+  if (d.batch > 1 && d.strideC < (d.m - 1) * d.ldc + d.n) {
+    ANVIL_THROW(ErrorCode::kInvalidArgument, name, ": strideC ", d.strideC,
+                " makes the batches of C overlap");
+  }
+  const std::int64_t cSpan = span(name, "C", d.batch, d.m, d.n, d.ldc, d.strideC);
+  std::int64_t zSpan = 0;
+  if (d.z != nullptr) {
+    if (d.ldz < d.n) {
+      ANVIL_THROW(ErrorCode::kInvalidArgument, name, ": ldz ", d.ldz, " is below n = ", d.n);
+    }
+    zSpan = span(name, "Z", d.batch, d.m, d.n, d.ldz, d.strideZ);
+    const bool inPlace = d.z == d.c && d.ldz == d.ldc && d.strideZ == d.strideC;
+    if (!inPlace && overlap(d.c, cSpan * 4, d.z, zSpan * 4)) {
+      ANVIL_THROW(ErrorCode::kInvalidArgument, name,
+                  ": C and Z overlap; they must be the same matrices (in place) or disjoint");
+    }
+  }
+  for (const auto& [what, p, bytes] : {std::tuple{"A", d.a, aSpan * 4}, {"B", d.b, bSpan * 2},
+                                       {"bias", d.bias, d.bias ? d.n * 4 : 0}}) {
+    if (overlap(d.c, cSpan * 4, p, bytes)) {
+      ANVIL_THROW(ErrorCode::kInvalidArgument, name, ": output C overlaps input ", what);
+    }
+  }
+
+  DeviceRange ranges[5];
+  std::size_t count = 0;
+  for (const auto& [p, bytes, what] : {std::tuple{d.a, aSpan * 4, "A"}, {d.b, bSpan * 2, "B"},
+                                       {d.bias, d.n * 4, "bias"}, {d.z, zSpan * 4, "Z"},
+                                       {static_cast<const void*>(d.c), cSpan * 4, "C"}}) {
+    if (p != nullptr && bytes > 0) ranges[count++] = DeviceRange{p, static_cast<std::size_t>(bytes), what};
+  }
+  if (d.dtype == DataType::kF16) {
+    launchTyped<__half>(runtime, stream, name, d, act, ranges, count);
+  } else {
+    launchTyped<__nv_bfloat16>(runtime, stream, name, d, act, ranges, count);
+  }
+}
+
+}  // namespace anvil::cuda
