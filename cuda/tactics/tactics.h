@@ -15,5 +15,8 @@ void addCopyKernels(runtime::Kernels& k);  // copy.cpp: anvil.Copy host <-> devi
 void addLinearKernels(runtime::Kernels& k);     // linear.cpp: Conv, Gemm, MatMul and their fused forms
 void addAttentionKernels(runtime::Kernels& k);  // attention.cpp: anvil.Attention
 void addElementwiseKernels(runtime::Kernels& k);  // elementwise.cpp: unary, binary, Where, Expand, Cast, FusedElementwise
+// linear_tc.cpp: f16 / bf16 MatMul, Gemm and their fused forms on tensor cores (WMMA). After
+// the f32 families, so that an f32 node keeps the SIMT kernels as its first choice.
+void addTensorCoreKernels(runtime::Kernels& k);
 
 }  // namespace anvil::cuda::tactics
