@@ -10,7 +10,7 @@
 
 namespace anvil::cuda {
 
-// "f16_gemm_wmma_64x64x32" / "bf16_gemm_wmma_64x64x32": the operand type, then the block tile.
+// "f16_gemm_wmma_64x64x16" / "bf16_gemm_wmma_64x64x16": the operand type, then the block tile.
 const char* gemmTensorCoreKernelName(DataType operandType);
 
 // launchGemm's descriptor and semantics (batch, transposes, ld*, stride*, bias, Z, alpha,

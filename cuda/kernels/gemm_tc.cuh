@@ -12,8 +12,8 @@
 
 namespace anvil::cuda::kernels {
 
-// One block of 4 warps owns a 64x64 tile of C. Per K stage of 32, every thread loads 16
-// elements of A (f32, rounded to T) and 16 of B (T) into registers while the warps multiply
+// One block of 4 warps owns a 64x64 tile of C. Per K stage of 16, every thread loads 8
+// elements of A (f32, rounded to T) and 8 of B (T) into registers while the warps multiply
 // the other shared buffer; a warp's 32x32 sub-tile is 2 x 2 accumulator fragments. Shared
 // rows are padded (+8 operands, +4 floats) to spread the fragment loads over the banks, which
 // keeps every fragment pointer 256-bit aligned and every ldm a multiple of 16 bytes as WMMA

@@ -9,13 +9,15 @@
 namespace anvil::cuda::kernels {
 
 // The block tile: 64x64 outputs per block of 4 warps (2 x 2, each 32x32 = 2 x 2 fragments of
-// 16x16), stepping K by 32 (two fragment steps per shared-memory stage).
-inline constexpr int kGemmTcTileM = 64, kGemmTcTileN = 64, kGemmTcTileK = 32;
+// 16x16), stepping K by 16 (one fragment step per shared-memory stage). K steps of 32 took
+// 226 registers at sm_80 (the 32 staged loads' hoisted addresses and bounds), which would hold
+// an SM to 2 blocks; 16 takes 128 with no spills.
+inline constexpr int kGemmTcTileM = 64, kGemmTcTileN = 64, kGemmTcTileK = 16;
 inline constexpr int kGemmTcThreads = 128;
 // The registered kernels, one per operand type; transposes are runtime flags (the staging
 // order follows them), so each costs one nvcc instantiation per architecture.
-inline constexpr const char* kGemmTcF16Kernel = "f16_gemm_wmma_64x64x32";
-inline constexpr const char* kGemmTcBF16Kernel = "bf16_gemm_wmma_64x64x32";
+inline constexpr const char* kGemmTcF16Kernel = "f16_gemm_wmma_64x64x16";
+inline constexpr const char* kGemmTcBF16Kernel = "bf16_gemm_wmma_64x64x16";
 
 // C = clip(act(alpha * op(A) op(B) + bias[n] + beta * Z)) as GemmArgsOf (linear_args.h), but A,
 // bias, Z and C are f32 while B is stored in the operand type T (__half / __nv_bfloat16); A is

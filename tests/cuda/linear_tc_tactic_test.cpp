@@ -26,7 +26,7 @@ Arg runtimeArg(const std::vector<int64_t>& dims, uint32_t seed) { return {random
 Arg constArg(const std::vector<int64_t>& dims, uint32_t seed) { return {randomTensor(DataType::kF32, dims, seed), true}; }
 const std::optional<Arg> kOmitted = std::nullopt;
 
-std::string tcName(DataType prec) { return prec == DataType::kF16 ? "f16_gemm_wmma_64x64x32" : "bf16_gemm_wmma_64x64x32"; }
+std::string tcName(DataType prec) { return prec == DataType::kF16 ? "f16_gemm_wmma_64x64x16" : "bf16_gemm_wmma_64x64x16"; }
 
 // x rounded to the precision and back, as the kernel stages it.
 ir::Tensor rounded(const ir::Tensor& x, DataType prec) {
