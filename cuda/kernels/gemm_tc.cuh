@@ -12,17 +12,26 @@
 
 namespace anvil::cuda::kernels {
 
-// One block of 4 warps owns a 64x64 tile of C. Per K stage of 16, every thread loads 8
-// elements of A (f32, rounded to T) and 8 of B (T) into registers while the warps multiply
-// the other shared buffer; a warp's 32x32 sub-tile is 2 x 2 accumulator fragments. Shared
-// rows are padded (+8 operands, +4 floats) to spread the fragment loads over the banks, which
-// keeps every fragment pointer 256-bit aligned and every ldm a multiple of 16 bytes as WMMA
-// requires. Out-of-range rows, columns and k are staged as zeros, so tails of any size run
+// The mainloop over every (batch, tile row, tile column) this block owns, grid-stride in all
+// three grid dimensions. One block of 4 warps owns a 64x64 tile of C. Per K stage of 16, every
+// thread loads 8 elements of A and 8 of B (rounded to T) into registers while the warps
+// multiply the other shared buffer; a warp's 32x32 sub-tile is 2 x 2 accumulator fragments.
+// Shared rows are padded (+8 operands, +4 floats) to spread the fragment loads over the banks,
+// which keeps every fragment pointer 256-bit aligned and every ldm a multiple of 16 bytes as
+// WMMA requires. Out-of-range rows, columns and k are staged as zeros, so tails of any size run
 // the same fragments. The epilogue goes through shared memory: the fragments' element-to-lane
-// mapping is opaque, so each warp stores its accumulators to a 64x64 f32 tile and every
-// thread then finishes 32 outputs with coalesced, bounds-checked stores.
-template <typename T>
-__global__ void __launch_bounds__(kGemmTcThreads) gemm_wmma(GemmTcArgsOf<T> g) {
+// mapping is opaque, so each warp stores its accumulators to a 64x64 f32 tile and every thread
+// then finishes 32 outputs with coalesced, bounds-checked stores. `P` is the problem, as
+// simtGemmMainloop's (gemm.cuh) but with T operands:
+//   aKContiguous() / bKContiguous(): whether consecutive k are adjacent in memory (uniform;
+//     the staging order follows the contiguous direction so that a warp's loads coalesce);
+//   batches(), m(), n(), k();
+//   loadA(batch, m, k) -> T: A(m, k) rounded to T, or 0 outside [m(), k()];
+//   column(batch, n) -> BColumn and loadB(column, k) -> T: B(k, n) or 0 outside (a column's
+//     addressing is worked out once per tile);
+//   store(batch, m, n, acc): the epilogue for an in-bounds output.
+template <typename T, class P>
+__device__ __forceinline__ void wmmaGemmMainloop(const P& p) {
   namespace wmma = nvcuda::wmma;
   constexpr int BM = kGemmTcTileM, BN = kGemmTcTileN, BK = kGemmTcTileK;
   constexpr int kAStride = BK + 8, kBStride = BN + 8, kCStride = BN + 4;
@@ -36,40 +45,34 @@ __global__ void __launch_bounds__(kGemmTcThreads) gemm_wmma(GemmTcArgsOf<T> g) {
   const int tid = static_cast<int>(threadIdx.x);
   const int warp = tid / 32;
   const int wm = (warp / 2) * 32, wn = (warp % 2) * 32;  // the warp's sub-tile in the block tile
-  const bool transA = g.transA != 0, transB = g.transB != 0;
-  const std::int64_t tilesM = (g.m + BM - 1) / BM;
-  const std::int64_t tilesN = (g.n + BN - 1) / BN;
-  const std::int64_t kTiles = (g.k + BK - 1) / BK;
-  const T zero = fromFloat<T>(0.0f);
+  const bool aK = p.aKContiguous(), bK = p.bKContiguous();
+  const std::int64_t tilesM = (p.m() + BM - 1) / BM;
+  const std::int64_t tilesN = (p.n() + BN - 1) / BN;
+  const std::int64_t kTiles = (p.k() + BK - 1) / BK;
 
   // Staged element r of this thread: tid + r * threads in the order of the operand's
   // contiguous direction, so that consecutive threads read consecutive addresses.
-  auto aRowOf = [&](int e) { return transA ? e % BM : e / BK; };
-  auto aKOf = [&](int e) { return transA ? e / BM : e % BK; };
-  auto bColOf = [&](int e) { return transB ? e / BK : e % BN; };
-  auto bKOf = [&](int e) { return transB ? e % BK : e / BN; };
+  auto aRowOf = [&](int e) { return aK ? e / BK : e % BM; };
+  auto aKOf = [&](int e) { return aK ? e % BK : e / BM; };
+  auto bColOf = [&](int e) { return bK ? e / BK : e % BN; };
+  auto bKOf = [&](int e) { return bK ? e % BK : e / BN; };
 
-  for (std::int64_t batch = blockIdx.z; batch < g.batch; batch += gridDim.z) {
-    const float* a = g.a + batch * g.strideA;
-    const T* b = g.b + batch * g.strideB;
+  for (std::int64_t batch = blockIdx.z; batch < p.batches(); batch += gridDim.z) {
     for (std::int64_t tm = blockIdx.y; tm < tilesM; tm += gridDim.y) {
       for (std::int64_t tn = blockIdx.x; tn < tilesN; tn += gridDim.x) {
         const std::int64_t m0 = tm * BM, n0 = tn * BN;
+        typename P::BColumn cols[kLoads];
+        ANVIL_UNROLL
+        for (int r = 0; r < kLoads; ++r) cols[r] = p.column(batch, n0 + bColOf(tid + r * kGemmTcThreads));
         T ra[kLoads], rb[kLoads];
         auto fetch = [&](std::int64_t k0) {
           ANVIL_UNROLL
           for (int r = 0; r < kLoads; ++r) {
             const int e = tid + r * kGemmTcThreads;
-            const std::int64_t m = m0 + aRowOf(e), k = k0 + aKOf(e);
-            ra[r] = m < g.m && k < g.k ? fromFloat<T>(transA ? a[k * g.lda + m] : a[m * g.lda + k])
-                                       : zero;
+            ra[r] = p.loadA(batch, m0 + aRowOf(e), k0 + aKOf(e));
           }
           ANVIL_UNROLL
-          for (int r = 0; r < kLoads; ++r) {
-            const int e = tid + r * kGemmTcThreads;
-            const std::int64_t n = n0 + bColOf(e), k = k0 + bKOf(e);
-            rb[r] = n < g.n && k < g.k ? (transB ? b[n * g.ldb + k] : b[k * g.ldb + n]) : zero;
-          }
+          for (int r = 0; r < kLoads; ++r) rb[r] = p.loadB(cols[r], k0 + bKOf(tid + r * kGemmTcThreads));
         };
         auto stage = [&](int buf) {
           ANVIL_UNROLL
@@ -128,18 +131,61 @@ __global__ void __launch_bounds__(kGemmTcThreads) gemm_wmma(GemmTcArgsOf<T> g) {
         __syncthreads();
         for (int e = tid; e < BM * BN; e += kGemmTcThreads) {
           const std::int64_t m = m0 + e / BN, n = n0 + e % BN;
-          if (m >= g.m || n >= g.n) continue;
-          float v = g.alpha * cs[e / BN][e % BN];
-          if (g.bias != nullptr) v += g.bias[n];
-          if (g.z != nullptr) v += g.beta * g.z[batch * g.strideZ + m * g.ldz + n];
-          g.c[batch * g.strideC + m * g.ldc + n] =
-              applyEpilogueClip(applyEpilogueActivation(g.act, v), g.clipLo, g.clipHi);
+          if (m < p.m() && n < p.n()) p.store(batch, m, n, cs[e / BN][e % BN]);
         }
         // cs is rewritten by the next tile's fragments (with no stage barrier when K is 0).
         __syncthreads();
       }
     }
   }
+}
+
+// ---- GEMM: C = clip(act(alpha * op(A) op(B) + bias[n] + beta * Z)), f32 A and C, T B ----
+
+template <typename T>
+struct GemmTcProblem {
+  GemmTcArgsOf<T> g;
+
+  __device__ __forceinline__ bool aKContiguous() const { return g.transA == 0; }
+  __device__ __forceinline__ bool bKContiguous() const { return g.transB != 0; }
+  __device__ __forceinline__ std::int64_t batches() const { return g.batch; }
+  __device__ __forceinline__ std::int64_t m() const { return g.m; }
+  __device__ __forceinline__ std::int64_t n() const { return g.n; }
+  __device__ __forceinline__ std::int64_t k() const { return g.k; }
+
+  __device__ __forceinline__ T loadA(std::int64_t batch, std::int64_t m, std::int64_t k) const {
+    if (m >= g.m || k >= g.k) return fromFloat<T>(0.0f);
+    const float* a = g.a + batch * g.strideA;
+    return fromFloat<T>(g.transA ? a[k * g.lda + m] : a[m * g.lda + k]);
+  }
+
+  struct BColumn {
+    const T* p;  // element (k = 0, n) of this batch's B; null past N
+  };
+  __device__ __forceinline__ BColumn column(std::int64_t batch, std::int64_t n) const {
+    if (n >= g.n) return BColumn{nullptr};
+    return BColumn{g.b + batch * g.strideB + (g.transB ? n * g.ldb : n)};
+  }
+  __device__ __forceinline__ T loadB(const BColumn& col, std::int64_t k) const {
+    if (col.p == nullptr || k >= g.k) return fromFloat<T>(0.0f);
+    return g.transB ? col.p[k] : col.p[k * g.ldb];
+  }
+
+  __device__ __forceinline__ void store(std::int64_t batch, std::int64_t m, std::int64_t n,
+                                        float acc) const {
+    float v = g.alpha * acc;
+    if (g.bias != nullptr) v += g.bias[n];
+    if (g.z != nullptr) v += g.beta * g.z[batch * g.strideZ + m * g.ldz + n];
+    g.c[batch * g.strideC + m * g.ldc + n] =
+        applyEpilogueClip(applyEpilogueActivation(g.act, v), g.clipLo, g.clipHi);
+  }
+};
+
+// Launch with kGemmTcThreads threads in x; grid (N tiles, M tiles, batch), any of them may be
+// smaller (the blocks stride).
+template <typename T>
+__global__ void __launch_bounds__(kGemmTcThreads) gemm_wmma(GemmTcArgsOf<T> args) {
+  wmmaGemmMainloop<T>(GemmTcProblem<T>{args});
 }
 
 }  // namespace anvil::cuda::kernels
