@@ -1,5 +1,6 @@
-// The checked launcher of cuda/linear_tc.h: the descriptor is validated as launchGemm's is
-// (with 2-byte B elements), then packed for the runtime seam with each operand's device range.
+// The checked launchers of cuda/linear_tc.h: descriptors are validated as launchGemm's and
+// launchConv2d's are (with 2-byte weights), then packed for the runtime seam with each
+// operand's device range.
 #include "cuda/linear_tc.h"
 
 #include <cuda_bf16.h>
@@ -175,6 +176,141 @@ void launchGemmTensorCore(DeviceRuntime& runtime, Stream stream, const GemmDesc&
     launchTyped<__half>(runtime, stream, name, d, act, ranges, count);
   } else {
     launchTyped<__nv_bfloat16>(runtime, stream, name, d, act, ranges, count);
+  }
+}
+
+const char* conv2dTensorCoreKernelName(DataType operandType) {
+  switch (operandType) {
+    case DataType::kF16: return kernels::kConv2dTcF16Kernel;
+    case DataType::kBF16: return kernels::kConv2dTcBF16Kernel;
+    default:
+      ANVIL_THROW(ErrorCode::kInvalidArgument, "conv2dTensorCoreKernelName: operand type ",
+                  dtypeName(operandType), "; expected f16 or bf16");
+  }
+}
+
+namespace {
+
+template <typename T>
+void launchConvTyped(DeviceRuntime& runtime, Stream stream, const char* name, const Conv2dDesc& d,
+                     const void* weight, std::int32_t act, std::int64_t oh, std::int64_t ow,
+                     const DeviceRange* ranges, std::size_t count) {
+  const kernels::Conv2dTcArgsOf<T> args{d.x,
+                                        static_cast<const T*>(weight),
+                                        d.bias,
+                                        d.z,
+                                        d.y,
+                                        d.n,
+                                        d.c,
+                                        d.h,
+                                        d.w,
+                                        d.k,
+                                        d.r,
+                                        d.s,
+                                        oh,
+                                        ow,
+                                        static_cast<std::int32_t>(d.strideH),
+                                        static_cast<std::int32_t>(d.strideW),
+                                        static_cast<std::int32_t>(d.padTop),
+                                        static_cast<std::int32_t>(d.padLeft),
+                                        static_cast<std::int32_t>(d.dilationH),
+                                        static_cast<std::int32_t>(d.dilationW),
+                                        d.groups,
+                                        act,
+                                        d.clipLo,
+                                        d.clipHi};
+  const auto pack = packArgs<kernels::Conv2dTcArgsOf<T>>(args);
+  // (pixel tiles, output-channel tiles per group, groups), capped; the blocks stride.
+  const std::int64_t pixels = d.n * oh * ow, kg = d.k / d.groups;
+  LaunchShape s;
+  s.grid = Dim3{static_cast<unsigned>(std::min((pixels + kernels::kGemmTcTileN - 1) / kernels::kGemmTcTileN, kMaxGridX)),
+                static_cast<unsigned>(std::min((kg + kernels::kGemmTcTileM - 1) / kernels::kGemmTcTileM, kMaxGridYZ)),
+                static_cast<unsigned>(std::min(d.groups, kMaxGridYZ))};
+  s.block = Dim3{static_cast<unsigned>(kernels::kGemmTcThreads)};
+  KernelLaunch k;
+  k.name = name;
+  k.args = &pack;
+  k.argBytes = sizeof pack;
+  k.ranges = ranges;
+  k.rangeCount = count;
+  runtime.launch(k, s, stream);
+}
+
+}  // namespace
+
+void launchConv2dTensorCore(DeviceRuntime& runtime, Stream stream, const Conv2dDesc& d,
+                            const void* weight, DataType operandType) {
+  const char* name = conv2dTensorCoreKernelName(operandType);
+  for (const auto& [what, v] : {std::pair{"batch n", d.n}, {"channels c", d.c}, {"height h", d.h},
+                                {"width w", d.w}, {"output channels k", d.k},
+                                {"padTop", d.padTop}, {"padLeft", d.padLeft},
+                                {"padBottom", d.padBottom}, {"padRight", d.padRight}}) {
+    if (v < 0) ANVIL_THROW(ErrorCode::kInvalidArgument, name, ": ", what, " ", v, " is negative");
+  }
+  for (const auto& [what, v] : {std::pair{"kernel height r", d.r}, {"kernel width s", d.s},
+                                {"strideH", d.strideH}, {"strideW", d.strideW},
+                                {"dilationH", d.dilationH}, {"dilationW", d.dilationW},
+                                {"groups", d.groups}}) {
+    if (v < 1) ANVIL_THROW(ErrorCode::kInvalidArgument, name, ": ", what, " ", v, " is not positive");
+  }
+  std::int32_t act = -1;  // kernels::kNoActivation
+  if (d.activation) {
+    if (static_cast<int>(*d.activation) >= kActivationCount) {
+      ANVIL_THROW(ErrorCode::kInvalidArgument, name, ": unknown activation ",
+                  static_cast<int>(*d.activation));
+    }
+    act = static_cast<std::int32_t>(*d.activation);
+  }
+  if (d.c % d.groups != 0 || d.k % d.groups != 0) {
+    ANVIL_THROW(ErrorCode::kInvalidArgument, name, ": groups ", d.groups,
+                " does not divide input channels ", d.c, " and output channels ", d.k);
+  }
+  // 32-bit index math in the kernel: window origins and offsets, and the reduction length.
+  constexpr std::int64_t kMax32 = 0x7fffffff;
+  if (d.h + d.padTop + d.padBottom > kMax32 || d.w + d.padLeft + d.padRight > kMax32 ||
+      d.strideH > kMax32 || d.strideW > kMax32 || d.dilationH * d.r > kMax32 ||
+      d.dilationW * d.s > kMax32 || (d.c / d.groups) * d.r > kMax32 / d.s) {
+    ANVIL_THROW(ErrorCode::kInvalidArgument, name,
+                ": sizes beyond 32-bit index math (padded extent, stride, dilated window, or "
+                "c / groups * r * s must stay below 2^31)");
+  }
+  if (d.n == 0 || d.k == 0) return;
+  const std::int64_t oh = d.outH(), ow = d.outW();
+  if (oh < 1 || ow < 1) {
+    ANVIL_THROW(ErrorCode::kInvalidArgument, name, ": output ", oh, " x ", ow,
+                " is empty: the dilated window does not fit the padded input");
+  }
+  if (d.x == nullptr || weight == nullptr || d.y == nullptr) {
+    ANVIL_THROW(ErrorCode::kInvalidArgument, name, ": null ",
+                d.x == nullptr ? "input x" : weight == nullptr ? "weight" : "output y");
+  }
+  const std::int64_t xSpan = span(name, "x", 1, d.n * d.c, d.h * d.w, d.h * d.w, 0);
+  const std::int64_t kdim = d.c / d.groups * d.r * d.s;
+  const std::int64_t wSpan = span(name, "weight", 1, d.k, kdim, kdim, 0);
+  const std::int64_t ySpan = span(name, "y", 1, d.n * d.k, oh * ow, oh * ow, 0);
+  if (d.z != nullptr && d.z != d.y && overlap(d.y, ySpan * 4, d.z, ySpan * 4)) {
+    ANVIL_THROW(ErrorCode::kInvalidArgument, name,
+                ": y and z overlap; they must be the same tensor (in place) or disjoint");
+  }
+  for (const auto& [what, p, bytes] : {std::tuple{"x", static_cast<const void*>(d.x), xSpan * 4},
+                                       {"weight", weight, wSpan * 2},
+                                       {"bias", static_cast<const void*>(d.bias), d.bias ? d.k * 4 : 0}}) {
+    if (overlap(d.y, ySpan * 4, p, bytes)) {
+      ANVIL_THROW(ErrorCode::kInvalidArgument, name, ": output y overlaps input ", what);
+    }
+  }
+  DeviceRange ranges[5];
+  std::size_t count = 0;
+  for (const auto& [p, bytes, what] :
+       {std::tuple{static_cast<const void*>(d.x), xSpan * 4, "x"}, {weight, wSpan * 2, "weight"},
+        {static_cast<const void*>(d.bias), d.k * 4, "bias"}, {static_cast<const void*>(d.z), ySpan * 4, "z"},
+        {static_cast<const void*>(d.y), ySpan * 4, "y"}}) {
+    if (p != nullptr && bytes > 0) ranges[count++] = DeviceRange{p, static_cast<std::size_t>(bytes), what};
+  }
+  if (operandType == DataType::kF16) {
+    launchConvTyped<__half>(runtime, stream, name, d, weight, act, oh, ow, ranges, count);
+  } else {
+    launchConvTyped<__nv_bfloat16>(runtime, stream, name, d, weight, act, oh, ow, ranges, count);
   }
 }
 

@@ -21,4 +21,14 @@ const char* gemmTensorCoreKernelName(DataType operandType);
 // anything is queued; nothing is launched when C is empty.
 void launchGemmTensorCore(DeviceRuntime& runtime, Stream stream, const GemmDesc& d);
 
+// "f16_conv2d_implicit_gemm_wmma_64x64x16" / "bf16_...".
+const char* conv2dTensorCoreKernelName(DataType operandType);
+
+// launchConv2d's descriptor and semantics (any window, groups, bias, Z, activation, clip), with
+// the weights [k, c / groups, r, s] in `weight`, of `operandType` (kF16 or kBF16) rather than in
+// d.weight (not read). x is rounded to operandType as the kernel stages it; products
+// accumulate in f32; x, bias, z and y are f32.
+void launchConv2dTensorCore(DeviceRuntime& runtime, Stream stream, const Conv2dDesc& d,
+                            const void* weight, DataType operandType);
+
 }  // namespace anvil::cuda

@@ -25,6 +25,7 @@ namespace anvil::cuda::kernels {
 // simtGemmMainloop's (gemm.cuh) but with T operands:
 //   aKContiguous() / bKContiguous(): whether consecutive k are adjacent in memory (uniform;
 //     the staging order follows the contiguous direction so that a warp's loads coalesce);
+//     kBAlongN: B is never k-contiguous (known at compile time);
 //   batches(), m(), n(), k();
 //   loadA(batch, m, k) -> T: A(m, k) rounded to T, or 0 outside [m(), k()];
 //   column(batch, n) -> BColumn and loadB(column, k) -> T: B(k, n) or 0 outside (a column's
@@ -45,7 +46,7 @@ __device__ __forceinline__ void wmmaGemmMainloop(const P& p) {
   const int tid = static_cast<int>(threadIdx.x);
   const int warp = tid / 32;
   const int wm = (warp / 2) * 32, wn = (warp % 2) * 32;  // the warp's sub-tile in the block tile
-  const bool aK = p.aKContiguous(), bK = p.bKContiguous();
+  const bool aK = p.aKContiguous(), bK = !P::kBAlongN && p.bKContiguous();
   const std::int64_t tilesM = (p.m() + BM - 1) / BM;
   const std::int64_t tilesN = (p.n() + BN - 1) / BN;
   const std::int64_t kTiles = (p.k() + BK - 1) / BK;
@@ -61,9 +62,13 @@ __device__ __forceinline__ void wmmaGemmMainloop(const P& p) {
     for (std::int64_t tm = blockIdx.y; tm < tilesM; tm += gridDim.y) {
       for (std::int64_t tn = blockIdx.x; tn < tilesN; tn += gridDim.x) {
         const std::int64_t m0 = tm * BM, n0 = tn * BN;
-        typename P::BColumn cols[kLoads];
+        // Staged in n order, a thread's elements share one column (tid % BN): a problem that
+        // always stages so (kBAlongN) keeps one, not kLoads copies of its addressing.
+        static_assert(kGemmTcThreads % BN == 0, "one column per thread when staging along n");
+        constexpr int kCols = P::kBAlongN ? 1 : kLoads;
+        typename P::BColumn cols[kCols];
         ANVIL_UNROLL
-        for (int r = 0; r < kLoads; ++r) cols[r] = p.column(batch, n0 + bColOf(tid + r * kGemmTcThreads));
+        for (int r = 0; r < kCols; ++r) cols[r] = p.column(batch, n0 + bColOf(tid + r * kGemmTcThreads));
         T ra[kLoads], rb[kLoads];
         auto fetch = [&](std::int64_t k0) {
           ANVIL_UNROLL
@@ -72,7 +77,7 @@ __device__ __forceinline__ void wmmaGemmMainloop(const P& p) {
             ra[r] = p.loadA(batch, m0 + aRowOf(e), k0 + aKOf(e));
           }
           ANVIL_UNROLL
-          for (int r = 0; r < kLoads; ++r) rb[r] = p.loadB(cols[r], k0 + bKOf(tid + r * kGemmTcThreads));
+          for (int r = 0; r < kLoads; ++r) rb[r] = p.loadB(cols[kCols == 1 ? 0 : r], k0 + bKOf(tid + r * kGemmTcThreads));
         };
         auto stage = [&](int buf) {
           ANVIL_UNROLL
@@ -144,6 +149,7 @@ __device__ __forceinline__ void wmmaGemmMainloop(const P& p) {
 
 template <typename T>
 struct GemmTcProblem {
+  static constexpr bool kBAlongN = false;  // transB decides at run time
   GemmTcArgsOf<T> g;
 
   __device__ __forceinline__ bool aKContiguous() const { return g.transA == 0; }
@@ -186,6 +192,88 @@ struct GemmTcProblem {
 template <typename T>
 __global__ void __launch_bounds__(kGemmTcThreads) gemm_wmma(GemmTcArgsOf<T> args) {
   wmmaGemmMainloop<T>(GemmTcProblem<T>{args});
+}
+
+// ---- implicit-GEMM convolution: per group g, Y_g = W_g . im2col(X_g), as Conv2dProblem
+// (conv.cuh) but with T weights and the im2col column rounded to T ----
+
+template <typename T>
+struct Conv2dTcProblem {
+  static constexpr bool kBAlongN = true;
+  Conv2dTcArgsOf<T> a;
+  std::int64_t cg, kg;  // channels per group in and out
+  std::int32_t rs, kdim;
+  std::int64_t pixels, planeOut;
+
+  __device__ __forceinline__ explicit Conv2dTcProblem(const Conv2dTcArgsOf<T>& args) : a(args) {
+    cg = a.c / a.groups;
+    kg = a.k / a.groups;
+    rs = static_cast<std::int32_t>(a.r * a.s);
+    kdim = static_cast<std::int32_t>(cg) * rs;
+    planeOut = a.oh * a.ow;
+    pixels = a.n * planeOut;
+  }
+
+  __device__ __forceinline__ bool aKContiguous() const { return true; }   // weight rows: (ci, ky, kx)
+  __device__ __forceinline__ bool bKContiguous() const { return false; }  // neighbouring pixels
+  __device__ __forceinline__ std::int64_t batches() const { return a.groups; }
+  __device__ __forceinline__ std::int64_t m() const { return kg; }
+  __device__ __forceinline__ std::int64_t n() const { return pixels; }
+  __device__ __forceinline__ std::int64_t k() const { return kdim; }
+
+  __device__ __forceinline__ T loadA(std::int64_t g, std::int64_t m, std::int64_t k) const {
+    if (m >= kg || k >= kdim) return fromFloat<T>(0.0f);
+    return a.weight[(g * kg + m) * kdim + k];
+  }
+
+  struct BColumn {
+    const float* plane;  // channel g * cg of the pixel's image; null past the last pixel
+    std::int32_t iy0, ix0;
+  };
+  __device__ __forceinline__ BColumn column(std::int64_t g, std::int64_t p) const {
+    if (p >= pixels) return BColumn{nullptr, 0, 0};
+    const std::int64_t img = p / planeOut;
+    const std::int64_t q = p - img * planeOut;
+    const std::int64_t oy = q / a.ow;
+    const std::int64_t ox = q - oy * a.ow;
+    return BColumn{a.x + (img * a.c + g * cg) * a.h * a.w,
+                   static_cast<std::int32_t>(oy * a.strideH - a.padTop),
+                   static_cast<std::int32_t>(ox * a.strideW - a.padLeft)};
+  }
+  __device__ __forceinline__ T loadB(const BColumn& col, std::int64_t k) const {
+    if (col.plane == nullptr || k >= kdim) return fromFloat<T>(0.0f);
+    const std::int32_t kk = static_cast<std::int32_t>(k);  // < 2^31: the launcher checks
+    const std::int32_t ci = kk / rs;
+    const std::int32_t t = kk - ci * rs;
+    const std::int32_t ky = t / static_cast<std::int32_t>(a.s);
+    const std::int32_t kx = t - ky * static_cast<std::int32_t>(a.s);
+    // 32-bit window math: the padded extents stay below 2^31 (the launcher checks).
+    const std::int32_t iy = col.iy0 + ky * a.dilationH;
+    const std::int32_t ix = col.ix0 + kx * a.dilationW;
+    if (iy < 0 || iy >= static_cast<std::int32_t>(a.h) || ix < 0 || ix >= static_cast<std::int32_t>(a.w)) {
+      return fromFloat<T>(0.0f);
+    }
+    return fromFloat<T>(col.plane[(ci * a.h + iy) * a.w + ix]);
+  }
+
+  __device__ __forceinline__ void store(std::int64_t g, std::int64_t m, std::int64_t p,
+                                        float acc) const {
+    const std::int64_t co = g * kg + m;
+    const std::int64_t img = p / planeOut;
+    const std::int64_t q = p - img * planeOut;
+    const std::int64_t at = (img * a.k + co) * planeOut + q;
+    float v = acc;
+    if (a.bias != nullptr) v += a.bias[co];
+    if (a.z != nullptr) v += a.z[at];
+    a.y[at] = applyEpilogueClip(applyEpilogueActivation(a.act, v), a.clipLo, a.clipHi);
+  }
+};
+
+// Launch with kGemmTcThreads threads in x; grid (pixel tiles, output-channel tiles per group,
+// groups), any of them may be smaller (the blocks stride).
+template <typename T>
+__global__ void __launch_bounds__(kGemmTcThreads) conv2d_implicit_gemm_wmma(Conv2dTcArgsOf<T> args) {
+  wmmaGemmMainloop<T>(Conv2dTcProblem<T>(args));
 }
 
 }  // namespace anvil::cuda::kernels

@@ -18,6 +18,8 @@ inline constexpr int kGemmTcThreads = 128;
 // order follows them), so each costs one nvcc instantiation per architecture.
 inline constexpr const char* kGemmTcF16Kernel = "f16_gemm_wmma_64x64x16";
 inline constexpr const char* kGemmTcBF16Kernel = "bf16_gemm_wmma_64x64x16";
+inline constexpr const char* kConv2dTcF16Kernel = "f16_conv2d_implicit_gemm_wmma_64x64x16";
+inline constexpr const char* kConv2dTcBF16Kernel = "bf16_conv2d_implicit_gemm_wmma_64x64x16";
 
 // C = clip(act(alpha * op(A) op(B) + bias[n] + beta * Z)) as GemmArgsOf (linear_args.h), but A,
 // bias, Z and C are f32 while B is stored in the operand type T (__half / __nv_bfloat16); A is
@@ -35,6 +37,24 @@ struct GemmTcArgsOf {
   float alpha, beta;
   std::int32_t act;
   std::int32_t transA, transB;  // 0 or 1
+  float clipLo = -INFINITY, clipHi = INFINITY;
+};
+
+// Conv2dArgs (linear_args.h) with the weights in the operand type T ([k, c / groups, r, s],
+// prepacked); x, bias, z and y f32, x rounded to T as it is staged.
+template <typename T>
+struct Conv2dTcArgsOf {
+  const float* x;
+  const T* weight;
+  const float* bias;
+  const float* z;
+  float* y;
+  std::int64_t n, c, h, w;
+  std::int64_t k, r, s;
+  std::int64_t oh, ow;
+  std::int32_t strideH, strideW, padTop, padLeft, dilationH, dilationW;
+  std::int64_t groups;
+  std::int32_t act;
   float clipLo = -INFINITY, clipHi = INFINITY;
 };
 

@@ -161,43 +161,6 @@ void matmulRun(const runtime::StepArgs& a) {
 
 // ---- Conv / anvil.FusedConv ----
 
-struct ConvParams {
-  EpilogueCode epilogue;
-  std::int32_t autoPad = 0;  // ir::nn::AutoPad
-  int64_t strides[2] = {1, 1}, dilations[2] = {1, 1}, pads[4] = {0, 0, 0, 0};
-  int64_t group = 1;
-  bool hasBias = false;
-};
-
-// The 2-D window attributes; false when they are invalid.
-bool readConvWindow(const ir::Node& n, const std::vector<ir::TensorType>& types, ir::nn::Window* w) {
-  std::vector<int64_t> kernel;
-  if (types.size() >= 2 && rankIs(types[1], 4)) {
-    const int64_t r = staticDim(types[1], 2), s = staticDim(types[1], 3);
-    if (r >= 0 && s >= 0) kernel = {r, s};
-  }
-  return ir::nn::readWindow(n.attrs(), 2, kernel, w).empty();
-}
-
-bool anyConvSupports(const ir::Node& n, const std::vector<ir::TensorType>& types) {
-  EpilogueCode e;
-  if (!commonSupports(n, types, &e) || types.size() < 2) return false;
-  if (!rankIs(types[0], 4) || !rankIs(types[1], 4)) return false;  // 2-D only
-  if (present(types, 2) && !rankIs(types[2], 1)) return false;
-  ir::nn::Window w;
-  if (!readConvWindow(n, types, &w)) return false;
-  return n.attrs().getInt("group", 1) >= 1;
-}
-
-// A depthwise layer of multiplier 1 (group = channels = output channels, static): the direct
-// kernel's, not the implicit GEMM's (which would use 1/64 of its tile), so that each conv has
-// exactly one CUDA kernel.
-bool isDepthwise(const ir::Node& n, const std::vector<ir::TensorType>& types) {
-  const int64_t c = staticDim(types[0], 1), k = staticDim(types[1], 0), cg = staticDim(types[1], 1);
-  const int64_t group = n.attrs().getInt("group", 1);
-  return c > 1 && group == c && k == c && cg == 1;
-}
-
 bool convSupports(const ir::Node& n, const std::vector<ir::TensorType>& types) {
   return anyConvSupports(n, types) && !isDepthwise(n, types);
 }
@@ -207,49 +170,14 @@ bool depthwiseSupports(const ir::Node& n, const std::vector<ir::TensorType>& typ
 }
 
 void convPrepare(const runtime::PrepareInfo& info, runtime::Prepared* prepared) {
-  const ir::Node& n = *info.node;
-  ConvParams p;
-  decodeEpilogue(n, &p.epilogue);
-  ir::nn::Window w;
-  ANVIL_CHECK(readConvWindow(n, info.maxTypes, &w), ErrorCode::kUnsupported, n.label(), ": bad Conv window");
-  p.autoPad = static_cast<std::int32_t>(w.autoPad);
-  for (int i = 0; i < 2; ++i) p.strides[i] = w.strides[size_t(i)], p.dilations[i] = w.dilations[size_t(i)];
-  for (int i = 0; i < 4; ++i) p.pads[i] = w.pads[size_t(i)];
-  p.group = n.attrs().getInt("group", 1);
-  p.hasBias = present(info.maxTypes, 2);
-  prepared->setParams(p);
+  prepared->setParams(prepareConvParams(info));
 }
 
 template <bool kDepthwise>
 void convRun(const runtime::StepArgs& a) {
-  const ConvParams& p = a.paramsAs<ConvParams>();
-  const runtime::TensorView &X = a.in(0), &W = a.in(1);
-  runtime::TensorView& Y = a.out(0);
-  Conv2dDesc d;
-  d.n = X.dims[0], d.c = X.dims[1], d.h = X.dims[2], d.w = X.dims[3];
-  d.k = W.dims[0], d.r = W.dims[2], d.s = W.dims[3];
-  d.groups = p.group;
-  if (W.dims[1] * p.group != d.c) a.fail("Conv: the weights' input channels times group differ from X's channels");
-  ir::nn::WindowDim wh, ww;
-  const auto ap = static_cast<ir::nn::AutoPad>(p.autoPad);
-  if (!ir::nn::forwardDim(d.h, d.r, p.strides[0], p.dilations[0], p.pads[0], p.pads[2], ap, false, &wh).empty() ||
-      !ir::nn::forwardDim(d.w, d.s, p.strides[1], p.dilations[1], p.pads[1], p.pads[3], ap, false, &ww).empty())
-    a.fail("Conv: the window is larger than the padded input");
-  d.strideH = p.strides[0], d.strideW = p.strides[1];
-  d.dilationH = p.dilations[0], d.dilationW = p.dilations[1];
-  d.padTop = wh.padBegin, d.padBottom = wh.padEnd, d.padLeft = ww.padBegin, d.padRight = ww.padEnd;
-  if (Y.rank != 4 || Y.dims[0] != d.n || Y.dims[1] != d.k || Y.dims[2] != wh.out || Y.dims[3] != ww.out)
-    a.fail("Conv: the output's extents differ from the window's");
-  checkResidual(a, p.epilogue);
-  d.x = X.as<const float>();
+  const runtime::TensorView& W = a.in(1);
+  Conv2dDesc d = conv2dDescOf(a, a.paramsAs<ConvParams>(), W.dims[0], W.dims[1], W.dims[2], W.dims[3]);
   d.weight = W.as<const float>();
-  if (p.hasBias) {
-    if (a.in(2).numel() != d.k) a.fail("Conv: the bias does not hold one value per output channel");
-    d.bias = a.in(2).as<const float>();
-  }
-  if (p.epilogue.residual) d.z = a.in(int(lin::kResidualInput)).as<const float>();
-  d.y = Y.as<float>();
-  setEpilogue(&d, p.epilogue);
   if constexpr (kDepthwise) launchDepthwiseConv2d(runtimeOf(a), streamOf(a), d);
   else launchConv2d(runtimeOf(a), streamOf(a), d);
 }

@@ -1,10 +1,11 @@
-// The tensor-core linear layers on the CUDA backend: MatMul / anvil.FusedMatMul and Gemm /
-// anvil.FusedGemm with constant weights, in the f16 and bf16 precisions (a node the precision
-// pass gave kF16 / kBF16), over the WMMA GEMM (cuda/linear_tc.h). Activations stay f32 in and
-// out; prepare() packs the weights once into a blob of the precision's type, K x N row-major
-// whatever transB says; the kernel rounds A as it stages it and accumulates in f32, and runs
-// the same fused epilogue as the f32 SIMT tactics (cuda/tactics/linear.cpp), whose decoding
-// this file shares (linear_common.h).
+// The tensor-core linear layers on the CUDA backend: MatMul / anvil.FusedMatMul, Gemm /
+// anvil.FusedGemm and Conv / anvil.FusedConv (2-D, not depthwise) with constant weights, in the
+// f16 and bf16 precisions (a node the precision pass gave kF16 / kBF16), over the WMMA GEMM and
+// implicit-GEMM convolution (cuda/linear_tc.h). Activations stay f32 in and out; prepare()
+// packs the weights once into a blob of the precision's type (a GEMM's op(B) K x N row-major
+// whatever transB says, a Conv's as stored); the kernels round the activations as they stage
+// them and accumulate in f32, and run the same fused epilogue as the f32 SIMT tactics
+// (cuda/tactics/linear.cpp), whose decoding this file shares (linear_common.h).
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
@@ -31,7 +32,7 @@ bool constantB(const ir::Node& n, const std::vector<ir::TensorType>& types) {
 }
 
 // op(B) (k x n, B stored k x n, or n x k when transposed) as k x n row-major elements of
-// `prec`: the blob the kernel reads with ldb = n.
+// `prec`: the blob the kernel reads with ldb = n. (A Conv's weights are k rows of n.)
 std::string packB(const ir::Tensor& b, int64_t k, int64_t n, bool transposed, DataType prec) {
   std::string blob(size_t(k * n) * 2, '\0');
   const float* in = b.data<float>();
@@ -173,9 +174,46 @@ void matmulRun(const runtime::StepArgs& a) {
   launchGemmTensorCore(runtimeOf(a), streamOf(a), d);
 }
 
-void add(runtime::Kernels& k, DataType prec, const char* op, const char* domain, runtime::SupportsFn supports,
-         runtime::PrepareFn prepare, runtime::RunFn run) {
-  runtime::Kernel c = cudaKernel(gemmTensorCoreKernelName(prec), op, domain);
+// ---- Conv / anvil.FusedConv: the implicit GEMM, weights packed [k, c / group, r, s] ----
+
+struct TcConvParams {
+  ConvParams conv;
+  int64_t k = 0, cg = 0, r = 0, s = 0;
+  std::int32_t blob = 0;
+  DataType prec = DataType::kF16;
+};
+
+// Depthwise layers keep the direct f32 kernel: a 64-row tile of one output channel per group
+// would waste 63/64 of every fragment.
+bool convSupports(DataType prec, const ir::Node& n, const std::vector<ir::TensorType>& types) {
+  return n.precision() == prec && anyConvSupports(n, types) && !isDepthwise(n, types) && constantB(n, types);
+}
+
+void convPrepare(DataType prec, const runtime::PrepareInfo& info, runtime::Prepared* prepared) {
+  TcConvParams p;
+  p.conv = prepareConvParams(info);
+  const ir::Tensor& w = *info.constants[1];
+  p.k = w.dims()[0], p.cg = w.dims()[1], p.r = w.dims()[2], p.s = w.dims()[3];
+  p.prec = prec;
+  p.blob = std::int32_t(prepared->blobs.size());
+  // [k, cg * r * s] as stored: one GEMM row per output channel.
+  prepared->blobs.push_back(packB(w, p.k, p.cg * p.r * p.s, false, prec));
+  prepared->packedInputs.push_back(1);
+  prepared->setParams(p);
+}
+
+void convRun(const runtime::StepArgs& a) {
+  const TcConvParams& p = a.paramsAs<TcConvParams>();
+  const Conv2dDesc d = conv2dDescOf(a, p.conv, p.k, p.cg, p.r, p.s);
+  const int64_t kdim = p.cg * p.r * p.s;
+  if (p.blob >= a.numBlobs || a.blobs[p.blob].bytes != size_t(p.k * kdim) * 2)
+    a.fail("Conv: the packed weights are not [K, C / group, R, S] of the layer's precision");
+  launchConv2dTensorCore(runtimeOf(a), streamOf(a), d, a.blobs[p.blob].data, p.prec);
+}
+
+void add(runtime::Kernels& k, const char* name, DataType prec, const char* op, const char* domain,
+         runtime::SupportsFn supports, runtime::PrepareFn prepare, runtime::RunFn run) {
+  runtime::Kernel c = cudaKernel(name, op, domain);
   c.precision = prec;
   c.supports = std::move(supports);
   c.prepare = std::move(prepare);
@@ -191,10 +229,16 @@ void addTensorCoreKernels(runtime::Kernels& k) {
     auto gp = [prec](const runtime::PrepareInfo& i, runtime::Prepared* out) { gemmPrepare(prec, i, out); };
     auto ms = [prec](const ir::Node& n, const std::vector<ir::TensorType>& t) { return matmulSupports(prec, n, t); };
     auto mp = [prec](const runtime::PrepareInfo& i, runtime::Prepared* out) { matmulPrepare(prec, i, out); };
-    add(k, prec, "Gemm", "", gs, gp, gemmRun);
-    add(k, prec, "FusedGemm", "anvil", gs, gp, gemmRun);
-    add(k, prec, "MatMul", "", ms, mp, matmulRun);
-    add(k, prec, "FusedMatMul", "anvil", ms, mp, matmulRun);
+    auto cs = [prec](const ir::Node& n, const std::vector<ir::TensorType>& t) { return convSupports(prec, n, t); };
+    auto cp = [prec](const runtime::PrepareInfo& i, runtime::Prepared* out) { convPrepare(prec, i, out); };
+    const char* gemm = gemmTensorCoreKernelName(prec);
+    const char* conv = conv2dTensorCoreKernelName(prec);
+    add(k, gemm, prec, "Gemm", "", gs, gp, gemmRun);
+    add(k, gemm, prec, "FusedGemm", "anvil", gs, gp, gemmRun);
+    add(k, gemm, prec, "MatMul", "", ms, mp, matmulRun);
+    add(k, gemm, prec, "FusedMatMul", "anvil", ms, mp, matmulRun);
+    add(k, conv, prec, "Conv", "", cs, cp, convRun);
+    add(k, conv, prec, "FusedConv", "anvil", cs, cp, convRun);
   }
 }
 

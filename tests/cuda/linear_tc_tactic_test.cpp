@@ -1,7 +1,7 @@
 // The tensor-core linear tactics (cuda/tactics/linear_tc.cpp) on the sim against the reference
-// interpreter: MatMul / Gemm and their fused forms with constant weights in f16 and bf16, odd
-// M, N, K (tails of every tile), transposes, batch broadcasting, every epilogue form, and the
-// nodes they refuse.
+// interpreter: MatMul / Gemm / Conv and their fused forms with constant weights in f16 and
+// bf16, odd M, N, K (tails of every tile), transposes, batch broadcasting, conv windows and
+// groups, every epilogue form, and the nodes they refuse.
 //
 // Two checks per case. (1) Tight: with A and B already rounded to the precision, the kernel's
 // only difference from the reference is the f32 summation order, so 1e-4 (abs and rel) holds.
@@ -79,6 +79,7 @@ std::vector<ir::Tensor> inputsOf(const std::vector<std::optional<Arg>>& args) {
 // K of the case: A's last dim, or its first when Gemm's transA.
 int64_t reductionOf(const std::string& op, const std::vector<std::optional<Arg>>& args, const ir::Attributes& at) {
   const std::vector<int64_t>& a = args[0]->t.dims();
+  if (op.find("Conv") != std::string::npos) return args[1]->t.numel() / args[1]->t.dims()[0];  // c/g * r * s
   if (op.find("Gemm") != std::string::npos && at.getInt("transA", 0) != 0) return a[0];
   return a.back();
 }
@@ -209,6 +210,58 @@ TEST(CudaTensorCoreTactic, EmptyAndOne) {
   }
 }
 
+std::string convName(DataType prec) {
+  return prec == DataType::kF16 ? "f16_conv2d_implicit_gemm_wmma_64x64x16" : "bf16_conv2d_implicit_gemm_wmma_64x64x16";
+}
+
+void expectConvMatches(std::vector<std::optional<Arg>> args, const ir::Attributes& at, DataType prec,
+                       const std::string& what, const std::string& op = "Conv") {
+  // expectMatches with the conv kernel: the same two checks.
+  SCOPED_TRACE(op + " " + ir::dtypeName(prec) + " " + what);
+  const std::string name = convName(prec);
+  auto rt = simRuntime();
+  std::vector<std::optional<Arg>> r = args;
+  r[0]->t = rounded(r[0]->t, prec);
+  r[1]->t = rounded(r[1]->t, prec);
+  const std::string domain = op == "Conv" ? "" : "anvil";
+  auto g1 = makeNode(op, domain, r, at, prec);
+  const ir::Node& n1 = *g1->nodes()[0];
+  ASSERT_TRUE(offered(n1, name)) << name << " does not support " << n1.label();
+  expectClose(runOnDevice(*cudaKernel(n1, name), n1, inputsOf(r), *rt)[0], runReference(n1, inputsOf(r))[0], 1e-4,
+              1e-4, what + " (rounded operands)");
+  auto g2 = makeNode(op, domain, args, at, prec);
+  const ir::Node& n2 = *g2->nodes()[0];
+  const double u = prec == DataType::kF16 ? 1.0 / 2048 : 1.0 / 256;
+  const double atol = 1.2 * 2.0001 * u * double(reductionOf(op, args, at)) + 1e-4;
+  expectClose(runOnDevice(*cudaKernel(n2, name), n2, inputsOf(args), *rt)[0], runReference(n2, inputsOf(args))[0],
+              atol, 1e-4, what + " (f32 operands)");
+}
+
+TEST(CudaTensorCoreTactic, ConvWindows) {
+  uint32_t seed = 300;
+  for (DataType prec : kPrecisions) {
+    expectConvMatches({runtimeArg({1, 3, 9, 7}, seed++), constArg({17, 3, 3, 3}, seed++)},
+                      attrs({{"pads", std::vector<int64_t>{1, 1, 1, 1}}}), prec, "3x3 pad 1, c=3 k=17");
+    expectConvMatches({runtimeArg({2, 7, 6, 5}, seed++), constArg({33, 7, 1, 1}, seed++), constArg({33}, seed++)},
+                      {}, prec, "1x1 with bias, 2 images");
+    expectConvMatches({runtimeArg({1, 5, 11, 10}, seed++), constArg({7, 5, 3, 2}, seed++)},
+                      attrs({{"strides", std::vector<int64_t>{2, 3}}, {"pads", std::vector<int64_t>{1, 0, 2, 1}}}), prec,
+                      "3x2 strided, asymmetric pads");
+    expectConvMatches({runtimeArg({1, 4, 9, 9}, seed++), constArg({6, 2, 3, 3}, seed++), constArg({6}, seed++)},
+                      attrs({{"group", int64_t(2)}, {"dilations", std::vector<int64_t>{2, 2}},
+                             {"auto_pad", std::string("SAME_UPPER")}}),
+                      prec, "groups 2, dilated, SAME_UPPER");
+    expectConvMatches({runtimeArg({1, 16, 9, 8}, seed++), constArg({65, 16, 1, 1}, seed++), constArg({65}, seed++),
+                       runtimeArg({1, 65, 9, 8}, seed++)},
+                      attrs({{"activation", std::string("Relu")}, {"has_residual", int64_t(1)}}), prec,
+                      "FusedConv bias + residual + Relu, k=65 (two tiles of channels, 72 pixels)", "FusedConv");
+    expectConvMatches({runtimeArg({1, 3, 5, 5}, seed++), constArg({4, 3, 3, 3}, seed++)},
+                      attrs({{"activation", std::string("Clip")}, {"activation_params", std::vector<float>{0.0f, 0.5f}},
+                             {"pads", std::vector<int64_t>{1, 1, 1, 1}}}),
+                      prec, "FusedConv Clip 0..0.5", "FusedConv");
+  }
+}
+
 TEST(CudaTensorCoreTactic, RefusesWhatItCannotRun) {
   const int64_t M = 5, N = 6, K = 7;
   for (DataType prec : kPrecisions) {
@@ -222,6 +275,15 @@ TEST(CudaTensorCoreTactic, RefusesWhatItCannotRun) {
                   attrs({{"activation", std::string("Relu")}, {"has_residual", int64_t(1)},
                          {"residual_order", std::string("activate_then_add")}}),
                   prec, "Relu then residual");
+  }
+  for (DataType prec : kPrecisions) {
+    auto dw = makeNode("Conv", "", {runtimeArg({1, 8, 5, 5}, 1), constArg({8, 1, 3, 3}, 2)},
+                       attrs({{"group", int64_t(8)}}), prec);
+    EXPECT_FALSE(offered(*dw->nodes()[0], convName(prec))) << "depthwise";
+    auto rw = makeNode("Conv", "", {runtimeArg({1, 3, 5, 5}, 1), runtimeArg({4, 3, 3, 3}, 2)}, {}, prec);
+    EXPECT_FALSE(offered(*rw->nodes()[0], convName(prec))) << "runtime weights";
+    auto c3 = makeNode("Conv", "", {runtimeArg({1, 3, 5, 5, 5}, 1), constArg({4, 3, 3, 3, 3}, 2)}, {}, prec);
+    EXPECT_FALSE(offered(*c3->nodes()[0], convName(prec))) << "3-D conv";
   }
   // An f32 node (no precision, or kF32) keeps the SIMT kernels: no tensor-core candidate.
   for (DataType prec : {DataType::kUndefined, DataType::kF32})
