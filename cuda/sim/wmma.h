@@ -15,6 +15,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <type_traits>
 
 #include "anvil/error.h"
@@ -85,6 +86,26 @@ std::uint64_t checkedKey(const char* what, const T* p, unsigned ldm, int layout)
   }
   return static_cast<std::uint64_t>(addr) ^ (static_cast<std::uint64_t>(ldm) << 40) ^
          (static_cast<std::uint64_t>(layout) << 63);
+}
+
+// The last product each warp's lanes computed, by content. Every lane holds the whole tile,
+// so the 32 lanes of a warp multiply the same fragments: the first computes, the others find
+// identical inputs here and copy the result (32x less arithmetic, the sim's main cost in these
+// kernels). A lane whose fragments differ computes its own; per OS thread, so per running block.
+template <typename T, int M, int N, int K>
+struct MmaMemo {
+  bool valid = false;
+  T a[M * K];
+  T b[K * N];
+  float c[M * N];
+  float d[M * N];
+};
+template <typename T, int M, int N, int K>
+MmaMemo<T, M, N, K>& memoOfWarp() {
+  constexpr unsigned kSlots = 8;
+  thread_local MmaMemo<T, M, N, K> slots[kSlots];
+  const unsigned linear = threadIdx.x + blockDim.x * (threadIdx.y + blockDim.y * threadIdx.z);
+  return slots[(linear / 32) % kSlots];
 }
 
 }  // namespace detail
@@ -165,6 +186,12 @@ void mma_sync(fragment<accumulator, M, N, K, float>& d,
               const fragment<matrix_b, M, N, K, T, LayoutB>& b,
               const fragment<accumulator, M, N, K, float>& c) {
   detail::rendezvous(detail::Call::kMma, "mma_sync");
+  detail::MmaMemo<T, M, N, K>& memo = detail::memoOfWarp<T, M, N, K>();
+  if (memo.valid && std::memcmp(memo.a, a.x, sizeof memo.a) == 0 &&
+      std::memcmp(memo.b, b.x, sizeof memo.b) == 0 && std::memcmp(memo.c, c.x, sizeof memo.c) == 0) {
+    std::memcpy(d.x, memo.d, sizeof memo.d);
+    return;
+  }
   float out[M * N];
   for (int i = 0; i < M; ++i) {
     for (int j = 0; j < N; ++j) {
@@ -175,7 +202,12 @@ void mma_sync(fragment<accumulator, M, N, K, float>& d,
       out[i * N + j] = s;
     }
   }
-  for (int e = 0; e < M * N; ++e) d.x[e] = out[e];
+  std::memcpy(memo.a, a.x, sizeof memo.a);
+  std::memcpy(memo.b, b.x, sizeof memo.b);
+  std::memcpy(memo.c, c.x, sizeof memo.c);  // before d: d may be c
+  std::memcpy(memo.d, out, sizeof memo.d);
+  memo.valid = true;
+  std::memcpy(d.x, out, sizeof out);
 }
 
 }  // namespace nvcuda::wmma

@@ -133,6 +133,34 @@ __global__ void loadWithLdm(const __half* a, unsigned ldm) {
   wmma::load_matrix_sync(fa, a, ldm);
 }
 
+// Fragments that differ between lanes (not a valid GPU kernel: the element-to-lane mapping
+// is opaque there) still multiply correctly lane by lane: the sim's shared product is only
+// reused for identical inputs.
+__global__ void perLaneAccumulator(const __half* a, const __half* b, float* out) {
+  wmma::fragment<wmma::matrix_a, 16, 16, 16, __half, wmma::row_major> fa;
+  wmma::fragment<wmma::matrix_b, 16, 16, 16, __half, wmma::row_major> fb;
+  wmma::fragment<wmma::accumulator, 16, 16, 16, float> acc;
+  wmma::load_matrix_sync(fa, a, 16);
+  wmma::load_matrix_sync(fb, b, 16);
+  for (int e = 0; e < acc.num_elements; ++e) acc.x[e] = static_cast<float>(threadIdx.x % 3);
+  wmma::mma_sync(acc, fa, fb, acc);
+  out[threadIdx.x] = acc.x[0];
+}
+
+TEST(WmmaSim, LanesWithDifferentFragmentsEachGetTheirOwnProduct) {
+  Aligned<__half> a(256), b(256);
+  float dot = 0;
+  for (int i = 0; i < 256; ++i) {
+    a.data()[i] = __float2half(0.25f * float(i % 5));
+    b.data()[i] = __float2half(0.5f * float(i % 3) - 0.5f);
+  }
+  for (int k = 0; k < 16; ++k) dot += __half2float(a.data()[k]) * __half2float(b.data()[k * 16]);
+  float out[64];
+  sim::launch(dim3(1), dim3(64), 0, &perLaneAccumulator, static_cast<const __half*>(a.data()),
+              static_cast<const __half*>(b.data()), out);
+  for (int t = 0; t < 64; ++t) EXPECT_EQ(out[t], float(t % 3) + dot) << "thread " << t;
+}
+
 TEST(WmmaSim, GpuRulesAreErrors) {
   Aligned<__half> a(16 * 64);
   for (auto& x : a.v) x = __float2half(1.0f);
