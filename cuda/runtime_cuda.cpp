@@ -57,6 +57,7 @@ const KernelEntry* findDeviceKernel(std::string_view name) {
     addElementwiseDeviceKernels(t);
     addNormPoolDeviceKernels(t);
     addMovementDeviceKernels(t);
+    addGemmTensorCoreDeviceKernels(t);
     return t;
   }();
   for (const KernelEntry& e : table) {

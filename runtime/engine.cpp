@@ -204,9 +204,11 @@ static Status makeEngine(runtime::EngineBytes bytes, std::shared_ptr<Engine>* en
           for (size_t k = 0; k < st.ins.size(); ++k) {
             const int id = st.ins[k];
             if (id < 0) continue;
+            // A packed input is read from the step's blobs, not the value: a constant only
+            // packed steps read is not even stored in the engine (no longer an initializer).
+            if (std::find(sp.packedInputs.begin(), sp.packedInputs.end(), int(k)) != sp.packedInputs.end()) continue;
             if (e.values[size_t(id)]->isInitializer()) {
-              if (std::find(sp.packedInputs.begin(), sp.packedInputs.end(), int(k)) == sp.packedInputs.end())
-                e.constOnDevice[size_t(id)] = 1;
+              e.constOnDevice[size_t(id)] = 1;
             } else {
               ANVIL_CHECK(copy || e.onDevice[size_t(id)], ErrorCode::kInvalidEngine, "invalid engine: CUDA step ",
                           n.label(), " reads '", e.values[size_t(id)]->name(), "', which lives on the host");

@@ -7,11 +7,13 @@
 #if defined(__CUDACC__)
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
+#include <mma.h>  // nvcuda::wmma (sm_70+)
 // Dynamic shared memory, sized by the launch: `ANVIL_EXTERN_SHARED(float, smem);`
 #define ANVIL_EXTERN_SHARED(type, name) extern __shared__ __align__(16) type name[]
 #define ANVIL_UNROLL _Pragma("unroll")
 #else
 #include "cuda/sim/sim.h"
+#include "cuda/sim/wmma.h"  // the wmma subset the tensor-core kernels use
 #define ANVIL_EXTERN_SHARED(type, name) \
   type* name = static_cast<type*>(::anvil::cuda::sim::dynamicSharedMemory())
 #define ANVIL_UNROLL

@@ -30,10 +30,12 @@ void addDepthwiseDeviceKernels(std::vector<KernelEntry>& out);   // depthwise.cu
 void addElementwiseDeviceKernels(std::vector<KernelEntry>& out);  // elementwise.cu
 void addNormPoolDeviceKernels(std::vector<KernelEntry>& out);    // normpool.cu
 void addMovementDeviceKernels(std::vector<KernelEntry>& out);    // movement.cu
+void addGemmTensorCoreDeviceKernels(std::vector<KernelEntry>& out);  // gemm_tc.cu (WMMA)
 
 // anvil_cuda_sim (kernels/sim_kernels.cpp); nullptr when absent.
 const KernelEntry* findSimKernel(std::string_view name);
 void addElementwiseSimKernels(std::vector<KernelEntry>& out);  // sim_elementwise.cpp
 void addNormMoveSimKernels(std::vector<KernelEntry>& out);  // sim_normmove.cpp
+void addGemmTensorCoreSimKernels(std::vector<KernelEntry>& out);  // sim_gemm_tc.cpp
 
 }  // namespace anvil::cuda::kernels

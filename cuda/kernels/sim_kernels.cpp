@@ -71,6 +71,7 @@ const KernelEntry* findSimKernel(std::string_view name) {
     t.push_back(KernelEntry{depthwiseConv2dKernelName(), nullptr, &simFace<kDepthwise>, sizeof(PackOf<kDepthwise>)});
     addElementwiseSimKernels(t);
     addNormMoveSimKernels(t);
+    addGemmTensorCoreSimKernels(t);
     return t;
   }();
   for (const KernelEntry& e : table) {

@@ -11,6 +11,7 @@ void registerCudaKernels(Kernels& k) {
   cuda::tactics::addElementwiseKernels(k);
   cuda::tactics::addNormPoolKernels(k);
   cuda::tactics::addMovementKernels(k);
+  cuda::tactics::addTensorCoreKernels(k);
   cuda::tactics::addCublasLtKernels(k);  // gpuOnly: timed against our kernels where a GPU is
 }
 

@@ -1,0 +1,61 @@
+// The kernel parameters and the registered tile of the tensor-core (WMMA) GEMM
+// (cuda/kernels/gemm_tc.cuh): a plain struct with no CUDA header, so the host launcher
+// (cuda/linear_tc.cpp) packs exactly the type the kernel takes.
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+
+namespace anvil::cuda::kernels {
+
+// The block tile: 64x64 outputs per block of 4 warps (2 x 2, each 32x32 = 2 x 2 fragments of
+// 16x16), stepping K by 16 (one fragment step per shared-memory stage). K steps of 32 took
+// 226 registers at sm_80 (the 32 staged loads' hoisted addresses and bounds), which would hold
+// an SM to 2 blocks; 16 takes 128 with no spills.
+inline constexpr int kGemmTcTileM = 64, kGemmTcTileN = 64, kGemmTcTileK = 16;
+inline constexpr int kGemmTcThreads = 128;
+// The registered kernels, one per operand type; transposes are runtime flags (the staging
+// order follows them), so each costs one nvcc instantiation per architecture.
+inline constexpr const char* kGemmTcF16Kernel = "f16_gemm_wmma_64x64x16";
+inline constexpr const char* kGemmTcBF16Kernel = "bf16_gemm_wmma_64x64x16";
+inline constexpr const char* kConv2dTcF16Kernel = "f16_conv2d_implicit_gemm_wmma_64x64x16";
+inline constexpr const char* kConv2dTcBF16Kernel = "bf16_conv2d_implicit_gemm_wmma_64x64x16";
+
+// C = clip(act(alpha * op(A) op(B) + bias[n] + beta * Z)) as GemmArgsOf (linear_args.h), but A,
+// bias, Z and C are f32 while B is stored in the operand type T (__half / __nv_bfloat16); A is
+// rounded to T as it is staged and the products accumulate in f32.
+template <typename T>
+struct GemmTcArgsOf {
+  const float* a;
+  const T* b;
+  const float* bias;
+  const float* z;
+  float* c;
+  std::int64_t batch, m, n, k;
+  std::int64_t lda, ldb, ldc, ldz;
+  std::int64_t strideA, strideB, strideC, strideZ;
+  float alpha, beta;
+  std::int32_t act;
+  std::int32_t transA, transB;  // 0 or 1
+  float clipLo = -INFINITY, clipHi = INFINITY;
+};
+
+// Conv2dArgs (linear_args.h) with the weights in the operand type T ([k, c / groups, r, s],
+// prepacked); x, bias, z and y f32, x rounded to T as it is staged.
+template <typename T>
+struct Conv2dTcArgsOf {
+  const float* x;
+  const T* weight;
+  const float* bias;
+  const float* z;
+  float* y;
+  std::int64_t n, c, h, w;
+  std::int64_t k, r, s;
+  std::int64_t oh, ow;
+  std::int32_t strideH, strideW, padTop, padLeft, dilationH, dilationW;
+  std::int64_t groups;
+  std::int32_t act;
+  float clipLo = -INFINITY, clipHi = INFINITY;
+};
+
+}  // namespace anvil::cuda::kernels

@@ -1,0 +1,317 @@
+// The checked launchers of cuda/linear_tc.h: descriptors are validated as launchGemm's and
+// launchConv2d's are (with 2-byte weights), then packed for the runtime seam with each
+// operand's device range.
+#include "cuda/linear_tc.h"
+
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <tuple>
+#include <utility>
+
+#include "anvil/error.h"
+#include "cuda/arg_pack.h"
+#include "cuda/kernels/gemm_tc_args.h"
+
+namespace anvil::cuda {
+namespace {
+
+using kernels::GemmTcArgsOf;
+
+constexpr std::int64_t kMaxElements = std::int64_t{1} << 40;
+constexpr std::int64_t kMaxGridYZ = 65535;
+constexpr std::int64_t kMaxGridX = 0x7fffffff;
+
+// Elements spanned by `batch` matrices of rows x cols, row stride ld, batch stride `stride`.
+std::int64_t span(const char* name, const char* what, std::int64_t batch, std::int64_t rows,
+                  std::int64_t cols, std::int64_t ld, std::int64_t stride) {
+  if (batch == 0 || rows == 0 || cols == 0) return 0;
+  const __int128 e = static_cast<__int128>(batch - 1) * stride +
+                     static_cast<__int128>(rows - 1) * ld + cols;
+  if (e > kMaxElements) {
+    ANVIL_THROW(ErrorCode::kInvalidArgument, name, ": ", what, " spans ",
+                static_cast<long double>(e), " elements, more than can be addressed");
+  }
+  return static_cast<std::int64_t>(e);
+}
+
+// Whether [p, p + pBytes) and [q, q + qBytes) share memory.
+bool overlap(const void* p, std::int64_t pBytes, const void* q, std::int64_t qBytes) {
+  if (p == nullptr || q == nullptr || pBytes == 0 || qBytes == 0) return false;
+  const auto a = reinterpret_cast<std::uintptr_t>(p);
+  const auto b = reinterpret_cast<std::uintptr_t>(q);
+  return a < b + static_cast<std::uintptr_t>(qBytes) && b < a + static_cast<std::uintptr_t>(pBytes);
+}
+
+template <typename T>
+void launchTyped(DeviceRuntime& runtime, Stream stream, const char* name, const GemmDesc& d,
+                 std::int32_t act, const DeviceRange* ranges, std::size_t count) {
+  const GemmTcArgsOf<T> args{static_cast<const float*>(d.a),
+                             static_cast<const T*>(d.b),
+                             static_cast<const float*>(d.bias),
+                             static_cast<const float*>(d.z),
+                             static_cast<float*>(d.c),
+                             d.batch,
+                             d.m,
+                             d.n,
+                             d.k,
+                             d.lda,
+                             d.ldb,
+                             d.ldc,
+                             d.ldz,
+                             d.strideA,
+                             d.strideB,
+                             d.strideC,
+                             d.strideZ,
+                             d.alpha,
+                             d.beta,
+                             act,
+                             d.transA ? 1 : 0,
+                             d.transB ? 1 : 0,
+                             d.clipLo,
+                             d.clipHi};
+  const auto pack = packArgs<GemmTcArgsOf<T>>(args);
+  LaunchShape s;
+  const std::int64_t tilesN = (d.n + kernels::kGemmTcTileN - 1) / kernels::kGemmTcTileN;
+  const std::int64_t tilesM = (d.m + kernels::kGemmTcTileM - 1) / kernels::kGemmTcTileM;
+  s.grid = Dim3{static_cast<unsigned>(std::min(tilesN, kMaxGridX)),
+                static_cast<unsigned>(std::min(tilesM, kMaxGridYZ)),
+                static_cast<unsigned>(std::min(d.batch, kMaxGridYZ))};
+  s.block = Dim3{static_cast<unsigned>(kernels::kGemmTcThreads)};
+  KernelLaunch k;
+  k.name = name;
+  k.args = &pack;
+  k.argBytes = sizeof pack;
+  k.ranges = ranges;
+  k.rangeCount = count;
+  runtime.launch(k, s, stream);
+}
+
+}  // namespace
+
+const char* gemmTensorCoreKernelName(DataType operandType) {
+  switch (operandType) {
+    case DataType::kF16: return kernels::kGemmTcF16Kernel;
+    case DataType::kBF16: return kernels::kGemmTcBF16Kernel;
+    default:
+      ANVIL_THROW(ErrorCode::kInvalidArgument, "gemmTensorCoreKernelName: operand type ",
+                  dtypeName(operandType), "; expected f16 or bf16");
+  }
+}
+
+void launchGemmTensorCore(DeviceRuntime& runtime, Stream stream, const GemmDesc& d) {
+  const char* name = gemmTensorCoreKernelName(d.dtype);
+  for (const auto& [what, v] : {std::pair{"batch", d.batch}, {"m", d.m}, {"n", d.n}, {"k", d.k},
+                                {"lda", d.lda}, {"ldb", d.ldb}, {"ldc", d.ldc}, {"ldz", d.ldz},
+                                {"strideA", d.strideA}, {"strideB", d.strideB},
+                                {"strideC", d.strideC}, {"strideZ", d.strideZ}}) {
+    if (v < 0) ANVIL_THROW(ErrorCode::kInvalidArgument, name, ": ", what, " ", v, " is negative");
+  }
+  std::int32_t act = -1;  // kernels::kNoActivation
+  if (d.activation) {
+    if (static_cast<int>(*d.activation) >= kActivationCount) {
+      ANVIL_THROW(ErrorCode::kInvalidArgument, name, ": unknown activation ",
+                  static_cast<int>(*d.activation));
+    }
+    act = static_cast<std::int32_t>(*d.activation);
+  }
+  if (d.batch == 0 || d.m == 0 || d.n == 0) return;
+  if (d.c == nullptr) ANVIL_THROW(ErrorCode::kInvalidArgument, name, ": null output C");
+  const std::int64_t aRows = d.transA ? d.k : d.m, aCols = d.transA ? d.m : d.k;
+  const std::int64_t bRows = d.transB ? d.n : d.k, bCols = d.transB ? d.k : d.n;
+  std::int64_t aSpan = 0, bSpan = 0;
+  if (d.k > 0) {
+    if (d.a == nullptr || d.b == nullptr) {
+      ANVIL_THROW(ErrorCode::kInvalidArgument, name, ": null ", d.a == nullptr ? "A" : "B",
+                  " for k = ", d.k);
+    }
+    if (d.lda < aCols) {
+      ANVIL_THROW(ErrorCode::kInvalidArgument, name, ": lda ", d.lda, " is below A's ", aCols,
+                  " stored columns");
+    }
+    if (d.ldb < bCols) {
+      ANVIL_THROW(ErrorCode::kInvalidArgument, name, ": ldb ", d.ldb, " is below B's ", bCols,
+                  " stored columns");
+    }
+    aSpan = span(name, "A", d.batch, aRows, aCols, d.lda, d.strideA);
+    bSpan = span(name, "B", d.batch, bRows, bCols, d.ldb, d.strideB);
+  }
+  if (d.ldc < d.n) {
+    ANVIL_THROW(ErrorCode::kInvalidArgument, name, ": ldc ", d.ldc, " is below n = ", d.n);
+  }
+  if (d.batch > 1 && d.strideC < (d.m - 1) * d.ldc + d.n) {
+    ANVIL_THROW(ErrorCode::kInvalidArgument, name, ": strideC ", d.strideC,
+                " makes the batches of C overlap");
+  }
+  const std::int64_t cSpan = span(name, "C", d.batch, d.m, d.n, d.ldc, d.strideC);
+  std::int64_t zSpan = 0;
+  if (d.z != nullptr) {
+    if (d.ldz < d.n) {
+      ANVIL_THROW(ErrorCode::kInvalidArgument, name, ": ldz ", d.ldz, " is below n = ", d.n);
+    }
+    zSpan = span(name, "Z", d.batch, d.m, d.n, d.ldz, d.strideZ);
+    const bool inPlace = d.z == d.c && d.ldz == d.ldc && d.strideZ == d.strideC;
+    if (!inPlace && overlap(d.c, cSpan * 4, d.z, zSpan * 4)) {
+      ANVIL_THROW(ErrorCode::kInvalidArgument, name,
+                  ": C and Z overlap; they must be the same matrices (in place) or disjoint");
+    }
+  }
+  for (const auto& [what, p, bytes] : {std::tuple{"A", d.a, aSpan * 4}, {"B", d.b, bSpan * 2},
+                                       {"bias", d.bias, d.bias ? d.n * 4 : 0}}) {
+    if (overlap(d.c, cSpan * 4, p, bytes)) {
+      ANVIL_THROW(ErrorCode::kInvalidArgument, name, ": output C overlaps input ", what);
+    }
+  }
+
+  DeviceRange ranges[5];
+  std::size_t count = 0;
+  for (const auto& [p, bytes, what] : {std::tuple{d.a, aSpan * 4, "A"}, {d.b, bSpan * 2, "B"},
+                                       {d.bias, d.n * 4, "bias"}, {d.z, zSpan * 4, "Z"},
+                                       {static_cast<const void*>(d.c), cSpan * 4, "C"}}) {
+    if (p != nullptr && bytes > 0) ranges[count++] = DeviceRange{p, static_cast<std::size_t>(bytes), what};
+  }
+  if (d.dtype == DataType::kF16) {
+    launchTyped<__half>(runtime, stream, name, d, act, ranges, count);
+  } else {
+    launchTyped<__nv_bfloat16>(runtime, stream, name, d, act, ranges, count);
+  }
+}
+
+const char* conv2dTensorCoreKernelName(DataType operandType) {
+  switch (operandType) {
+    case DataType::kF16: return kernels::kConv2dTcF16Kernel;
+    case DataType::kBF16: return kernels::kConv2dTcBF16Kernel;
+    default:
+      ANVIL_THROW(ErrorCode::kInvalidArgument, "conv2dTensorCoreKernelName: operand type ",
+                  dtypeName(operandType), "; expected f16 or bf16");
+  }
+}
+
+namespace {
+
+template <typename T>
+void launchConvTyped(DeviceRuntime& runtime, Stream stream, const char* name, const Conv2dDesc& d,
+                     const void* weight, std::int32_t act, std::int64_t oh, std::int64_t ow,
+                     const DeviceRange* ranges, std::size_t count) {
+  const kernels::Conv2dTcArgsOf<T> args{d.x,
+                                        static_cast<const T*>(weight),
+                                        d.bias,
+                                        d.z,
+                                        d.y,
+                                        d.n,
+                                        d.c,
+                                        d.h,
+                                        d.w,
+                                        d.k,
+                                        d.r,
+                                        d.s,
+                                        oh,
+                                        ow,
+                                        static_cast<std::int32_t>(d.strideH),
+                                        static_cast<std::int32_t>(d.strideW),
+                                        static_cast<std::int32_t>(d.padTop),
+                                        static_cast<std::int32_t>(d.padLeft),
+                                        static_cast<std::int32_t>(d.dilationH),
+                                        static_cast<std::int32_t>(d.dilationW),
+                                        d.groups,
+                                        act,
+                                        d.clipLo,
+                                        d.clipHi};
+  const auto pack = packArgs<kernels::Conv2dTcArgsOf<T>>(args);
+  // (pixel tiles, output-channel tiles per group, groups), capped; the blocks stride.
+  const std::int64_t pixels = d.n * oh * ow, kg = d.k / d.groups;
+  LaunchShape s;
+  s.grid = Dim3{static_cast<unsigned>(std::min((pixels + kernels::kGemmTcTileN - 1) / kernels::kGemmTcTileN, kMaxGridX)),
+                static_cast<unsigned>(std::min((kg + kernels::kGemmTcTileM - 1) / kernels::kGemmTcTileM, kMaxGridYZ)),
+                static_cast<unsigned>(std::min(d.groups, kMaxGridYZ))};
+  s.block = Dim3{static_cast<unsigned>(kernels::kGemmTcThreads)};
+  KernelLaunch k;
+  k.name = name;
+  k.args = &pack;
+  k.argBytes = sizeof pack;
+  k.ranges = ranges;
+  k.rangeCount = count;
+  runtime.launch(k, s, stream);
+}
+
+}  // namespace
+
+void launchConv2dTensorCore(DeviceRuntime& runtime, Stream stream, const Conv2dDesc& d,
+                            const void* weight, DataType operandType) {
+  const char* name = conv2dTensorCoreKernelName(operandType);
+  for (const auto& [what, v] : {std::pair{"batch n", d.n}, {"channels c", d.c}, {"height h", d.h},
+                                {"width w", d.w}, {"output channels k", d.k},
+                                {"padTop", d.padTop}, {"padLeft", d.padLeft},
+                                {"padBottom", d.padBottom}, {"padRight", d.padRight}}) {
+    if (v < 0) ANVIL_THROW(ErrorCode::kInvalidArgument, name, ": ", what, " ", v, " is negative");
+  }
+  for (const auto& [what, v] : {std::pair{"kernel height r", d.r}, {"kernel width s", d.s},
+                                {"strideH", d.strideH}, {"strideW", d.strideW},
+                                {"dilationH", d.dilationH}, {"dilationW", d.dilationW},
+                                {"groups", d.groups}}) {
+    if (v < 1) ANVIL_THROW(ErrorCode::kInvalidArgument, name, ": ", what, " ", v, " is not positive");
+  }
+  std::int32_t act = -1;  // kernels::kNoActivation
+  if (d.activation) {
+    if (static_cast<int>(*d.activation) >= kActivationCount) {
+      ANVIL_THROW(ErrorCode::kInvalidArgument, name, ": unknown activation ",
+                  static_cast<int>(*d.activation));
+    }
+    act = static_cast<std::int32_t>(*d.activation);
+  }
+  if (d.c % d.groups != 0 || d.k % d.groups != 0) {
+    ANVIL_THROW(ErrorCode::kInvalidArgument, name, ": groups ", d.groups,
+                " does not divide input channels ", d.c, " and output channels ", d.k);
+  }
+  // 32-bit index math in the kernel: window origins and offsets, and the reduction length.
+  constexpr std::int64_t kMax32 = 0x7fffffff;
+  if (d.h + d.padTop + d.padBottom > kMax32 || d.w + d.padLeft + d.padRight > kMax32 ||
+      d.strideH > kMax32 || d.strideW > kMax32 || d.dilationH * d.r > kMax32 ||
+      d.dilationW * d.s > kMax32 || (d.c / d.groups) * d.r > kMax32 / d.s) {
+    ANVIL_THROW(ErrorCode::kInvalidArgument, name,
+                ": sizes beyond 32-bit index math (padded extent, stride, dilated window, or "
+                "c / groups * r * s must stay below 2^31)");
+  }
+  if (d.n == 0 || d.k == 0) return;
+  const std::int64_t oh = d.outH(), ow = d.outW();
+  if (oh < 1 || ow < 1) {
+    ANVIL_THROW(ErrorCode::kInvalidArgument, name, ": output ", oh, " x ", ow,
+                " is empty: the dilated window does not fit the padded input");
+  }
+  if (d.x == nullptr || weight == nullptr || d.y == nullptr) {
+    ANVIL_THROW(ErrorCode::kInvalidArgument, name, ": null ",
+                d.x == nullptr ? "input x" : weight == nullptr ? "weight" : "output y");
+  }
+  const std::int64_t xSpan = span(name, "x", 1, d.n * d.c, d.h * d.w, d.h * d.w, 0);
+  const std::int64_t kdim = d.c / d.groups * d.r * d.s;
+  const std::int64_t wSpan = span(name, "weight", 1, d.k, kdim, kdim, 0);
+  const std::int64_t ySpan = span(name, "y", 1, d.n * d.k, oh * ow, oh * ow, 0);
+  if (d.z != nullptr && d.z != d.y && overlap(d.y, ySpan * 4, d.z, ySpan * 4)) {
+    ANVIL_THROW(ErrorCode::kInvalidArgument, name,
+                ": y and z overlap; they must be the same tensor (in place) or disjoint");
+  }
+  for (const auto& [what, p, bytes] : {std::tuple{"x", static_cast<const void*>(d.x), xSpan * 4},
+                                       {"weight", weight, wSpan * 2},
+                                       {"bias", static_cast<const void*>(d.bias), d.bias ? d.k * 4 : 0}}) {
+    if (overlap(d.y, ySpan * 4, p, bytes)) {
+      ANVIL_THROW(ErrorCode::kInvalidArgument, name, ": output y overlaps input ", what);
+    }
+  }
+  DeviceRange ranges[5];
+  std::size_t count = 0;
+  for (const auto& [p, bytes, what] :
+       {std::tuple{static_cast<const void*>(d.x), xSpan * 4, "x"}, {weight, wSpan * 2, "weight"},
+        {static_cast<const void*>(d.bias), d.k * 4, "bias"}, {static_cast<const void*>(d.z), ySpan * 4, "z"},
+        {static_cast<const void*>(d.y), ySpan * 4, "y"}}) {
+    if (p != nullptr && bytes > 0) ranges[count++] = DeviceRange{p, static_cast<std::size_t>(bytes), what};
+  }
+  if (operandType == DataType::kF16) {
+    launchConvTyped<__half>(runtime, stream, name, d, weight, act, oh, ow, ranges, count);
+  } else {
+    launchConvTyped<__nv_bfloat16>(runtime, stream, name, d, weight, act, oh, ow, ranges, count);
+  }
+}
+
+}  // namespace anvil::cuda

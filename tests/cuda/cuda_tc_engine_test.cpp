@@ -1,0 +1,235 @@
+// The tensor-core tactics end to end: a small MLP (MatMul + bias + Relu, then Gemm with a
+// transposed weight and a bias) and a small CNN (3x3 and 1x1 convs) cross-built for sm_90 with --fp16 / --bf16 places its linear
+// layers on CUDA in that precision (asked per layer: --layerPrecisions=*:f16) with the WMMA tactic, and the simulated run stays within
+// the precision's rounding of the f32 CPU engine.
+#include <gtest/gtest.h>
+#include <onnx/onnx_pb.h>
+
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <random>
+
+#include "anvil/anvil.hpp"
+
+namespace fs = std::filesystem;
+
+namespace anvil {
+namespace {
+
+constexpr int64_t kBatch = 5, kIn = 33, kHidden = 70, kOut = 17;
+
+onnx::ValueInfoProto valueInfo(const std::string& name, const std::vector<int64_t>& dims) {
+  onnx::ValueInfoProto v;
+  v.set_name(name);
+  auto* t = v.mutable_type()->mutable_tensor_type();
+  t->set_elem_type(onnx::TensorProto::FLOAT);
+  for (int64_t d : dims) t->mutable_shape()->add_dim()->set_dim_value(d);
+  return v;
+}
+
+void addWeight(onnx::GraphProto* g, const std::string& name, const std::vector<int64_t>& dims, uint32_t seed,
+               float scale) {
+  auto* t = g->add_initializer();
+  t->set_name(name);
+  t->set_data_type(onnx::TensorProto::FLOAT);
+  int64_t n = 1;
+  for (int64_t d : dims) t->add_dims(d), n *= d;
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<float> u(-scale, scale);
+  for (int64_t i = 0; i < n; ++i) t->add_float_data(u(rng));
+}
+
+// x[5,33] -> MatMul W1[33,70] -> Add b1 -> Relu -> Gemm(W2[17,70]^T, b2) -> y[5,17].
+std::string writeMlp() {
+  onnx::ModelProto m;
+  m.set_ir_version(8);
+  m.add_opset_import()->set_version(17);
+  auto* g = m.mutable_graph();
+  g->set_name("mlp");
+  *g->add_input() = valueInfo("x", {kBatch, kIn});
+  *g->add_output() = valueInfo("y", {kBatch, kOut});
+  addWeight(g, "w1", {kIn, kHidden}, 1, 0.3f);
+  addWeight(g, "b1", {kHidden}, 2, 0.1f);
+  addWeight(g, "w2", {kOut, kHidden}, 3, 0.3f);
+  addWeight(g, "b2", {kOut}, 4, 0.1f);
+  auto node = [&](const char* op, const char* nm, std::vector<std::string> in, std::string out) {
+    auto* n = g->add_node();
+    n->set_op_type(op);
+    n->set_name(nm);
+    for (auto& i : in) n->add_input(i);
+    n->add_output(out);
+    return n;
+  };
+  node("MatMul", "fc1", {"x", "w1"}, "h0");
+  node("Add", "bias1", {"h0", "b1"}, "h1");
+  node("Relu", "relu1", {"h1"}, "h");
+  auto* gemm = node("Gemm", "fc2", {"h", "w2", "b2"}, "y");
+  auto* tb = gemm->add_attribute();
+  tb->set_name("transB");
+  tb->set_type(onnx::AttributeProto::INT);
+  tb->set_i(1);
+  const fs::path p = fs::temp_directory_path() / "anvil_cuda_tc_mlp.onnx";
+  std::ofstream f(p, std::ios::binary);
+  m.SerializeToOstream(&f);
+  return p.string();
+}
+
+std::shared_ptr<Engine> build(const std::string& onnx, const BuilderConfig& cfg) {
+  std::string bytes;
+  BuildReport r;
+  Status s = Builder::buildFromOnnx(onnx, cfg, &bytes, &r);
+  EXPECT_TRUE(s.isOk()) << s.message();
+  std::shared_ptr<Engine> e;
+  if (s.isOk()) {
+    const Status l = Engine::fromBytes(std::move(bytes), &e);
+    EXPECT_TRUE(l.isOk()) << l.message();
+  }
+  return e;
+}
+
+std::vector<float> run(const Engine& e, bool simulate) {
+  std::unique_ptr<ExecutionContext> ctx;
+  ContextOptions o;
+  o.simulate = simulate;
+  Status s = e.createContext(&ctx, o);
+  EXPECT_TRUE(s.isOk()) << s.message();
+  if (!s.isOk()) return {};
+  std::vector<float> x(size_t(kBatch * kIn)), y(size_t(kBatch * kOut), -7);
+  std::mt19937 rng(9);
+  std::uniform_real_distribution<float> u(-1, 1);
+  for (float& v : x) v = u(rng);
+  EXPECT_TRUE(ctx->setTensorAddress("x", x.data()).isOk());
+  EXPECT_TRUE(ctx->setTensorAddress("y", y.data()).isOk());
+  s = ctx->run();
+  EXPECT_TRUE(s.isOk()) << s.message();
+  return y;
+}
+
+void checkPrecision(bool bf16) {
+  const std::string prec = bf16 ? "bf16" : "f16";
+  SCOPED_TRACE(prec);
+  const std::string onnx = writeMlp();
+  BuilderConfig cfg;
+  cfg.device = Device::kCUDA;
+  cfg.computeCapability = 90;
+  cfg.fp16 = !bf16;
+  cfg.bf16 = bf16;
+  // Every linear layer in the precision (--layerPrecisions=*:f16). With the flag alone a
+  // cross-build keeps f32: the builder offers f32 candidates first and, with no GPU to time
+  // them on, takes the first.
+  cfg.layerPrecisions["*"] = bf16 ? DataType::kBF16 : DataType::kF16;
+  auto gpu = build(onnx, cfg);
+  auto cpu = build(onnx, BuilderConfig{});
+  ASSERT_TRUE(gpu && cpu);
+  int linear = 0;
+  for (const LayerInfo& l : gpu->layers()) {
+    if (l.type.find("MatMul") == std::string::npos && l.type.find("Gemm") == std::string::npos) continue;
+    ++linear;
+    EXPECT_EQ(l.device, "cuda") << l.name;
+    EXPECT_EQ(l.precision, prec) << l.name;
+    EXPECT_EQ(l.tactic, prec + "_gemm_wmma_64x64x16") << l.name;
+  }
+  EXPECT_EQ(linear, 2);
+  const std::vector<float> y = run(*gpu, true), want = run(*cpu, false);
+  ASSERT_EQ(y.size(), want.size());
+  // Each layer's products are off by at most 2.0001u|a||b| (operands rounded to the
+  // precision, u its unit roundoff): |x| < 1, |w1| < 0.3 over K = 33 bounds layer 1's error by
+  // 2.0001u * 33 * 0.3; |h| < 33 * 0.3 + 0.1 = 10 and |w2| < 0.3 over K = 70 bound layer 2's by
+  // 2.0001u * 70 * 10 * 0.3 plus layer 1's error carried through w2 (70 * 0.3 times it).
+  const double u = bf16 ? 1.0 / 256 : 1.0 / 2048;
+  const double e1 = 2.0001 * u * 33 * 0.3;
+  const double tol = 2.0001 * u * 70 * 10 * 0.3 + 70 * 0.3 * e1 + 1e-4;
+  double worst = 0;
+  for (size_t i = 0; i < y.size(); ++i) {
+    EXPECT_NEAR(y[i], want[i], tol) << "y[" << i << "]";
+    worst = std::max(worst, std::fabs(double(y[i]) - want[i]));
+  }
+  std::printf("%s MLP: max |sim - f32 cpu| = %.3g (bound %.3g)\n", prec.c_str(), worst, tol);
+}
+
+TEST(CudaTensorCoreEngine, Fp16BuildRunsLinearLayersOnTensorCores) { checkPrecision(false); }
+TEST(CudaTensorCoreEngine, Bf16BuildRunsLinearLayersOnTensorCores) { checkPrecision(true); }
+
+// x[2,3,9,9] -> Conv W1[20,3,3,3] pad 1 + b1 -> Relu -> Conv W2[6,20,1,1] -> y[2,6,9,9].
+std::string writeCnn() {
+  onnx::ModelProto m;
+  m.set_ir_version(8);
+  m.add_opset_import()->set_version(17);
+  auto* g = m.mutable_graph();
+  g->set_name("cnn");
+  *g->add_input() = valueInfo("x", {2, 3, 9, 9});
+  *g->add_output() = valueInfo("y", {2, 6, 9, 9});
+  addWeight(g, "w1", {20, 3, 3, 3}, 5, 0.3f);
+  addWeight(g, "b1", {20}, 6, 0.1f);
+  addWeight(g, "w2", {6, 20, 1, 1}, 7, 0.3f);
+  auto node = [&](const char* op, const char* nm, std::vector<std::string> in, std::string out) {
+    auto* n = g->add_node();
+    n->set_op_type(op);
+    n->set_name(nm);
+    for (auto& i : in) n->add_input(i);
+    n->add_output(out);
+    return n;
+  };
+  auto* c1 = node("Conv", "conv1", {"x", "w1", "b1"}, "h0");
+  auto* pads = c1->add_attribute();
+  pads->set_name("pads");
+  pads->set_type(onnx::AttributeProto::INTS);
+  for (int i = 0; i < 4; ++i) pads->add_ints(1);
+  node("Relu", "relu1", {"h0"}, "h");
+  node("Conv", "conv2", {"h", "w2"}, "y");
+  const fs::path p = fs::temp_directory_path() / "anvil_cuda_tc_cnn.onnx";
+  std::ofstream f(p, std::ios::binary);
+  m.SerializeToOstream(&f);
+  return p.string();
+}
+
+TEST(CudaTensorCoreEngine, Fp16ConvsRunOnTensorCores) {
+  const std::string onnx = writeCnn();
+  BuilderConfig cfg;
+  cfg.device = Device::kCUDA;
+  cfg.computeCapability = 80;
+  cfg.fp16 = true;
+  cfg.layerPrecisions["*"] = DataType::kF16;
+  auto gpu = build(onnx, cfg);
+  auto cpu = build(onnx, BuilderConfig{});
+  ASSERT_TRUE(gpu && cpu);
+  int convs = 0;
+  for (const LayerInfo& l : gpu->layers()) {
+    if (l.type.find("Conv") == std::string::npos) continue;
+    ++convs;
+    EXPECT_EQ(l.device, "cuda") << l.name;
+    EXPECT_EQ(l.precision, "f16") << l.name;
+    EXPECT_EQ(l.tactic, "f16_conv2d_implicit_gemm_wmma_64x64x16") << l.name;
+  }
+  EXPECT_EQ(convs, 2);
+  auto runOn = [](const Engine& e, bool simulate) {
+    std::unique_ptr<ExecutionContext> ctx;
+    ContextOptions o;
+    o.simulate = simulate;
+    EXPECT_TRUE(e.createContext(&ctx, o).isOk());
+    std::vector<float> x(2 * 3 * 9 * 9), y(2 * 6 * 9 * 9, -7);
+    std::mt19937 rng(11);
+    std::uniform_real_distribution<float> u(-1, 1);
+    for (float& v : x) v = u(rng);
+    EXPECT_TRUE(ctx->setTensorAddress("x", x.data()).isOk());
+    EXPECT_TRUE(ctx->setTensorAddress("y", y.data()).isOk());
+    const Status s = ctx->run();
+    EXPECT_TRUE(s.isOk()) << s.message();
+    return y;
+  };
+  const std::vector<float> y = runOn(*gpu, true), want = runOn(*cpu, false);
+  // As checkPrecision's bound: conv1 sums K = 27 products of |x| < 1, |w1| < 0.3; |h| < 8.2;
+  // conv2 sums K = 20 of |h| < 8.2, |w2| < 0.3, and carries conv1's error times 20 * 0.3.
+  const double u = 1.0 / 2048, e1 = 2.0001 * u * 27 * 0.3;
+  const double tol = 2.0001 * u * 20 * 8.2 * 0.3 + 20 * 0.3 * e1 + 1e-4;
+  double worst = 0;
+  for (size_t i = 0; i < y.size(); ++i) {
+    EXPECT_NEAR(y[i], want[i], tol) << "y[" << i << "]";
+    worst = std::max(worst, std::fabs(double(y[i]) - want[i]));
+  }
+  std::printf("f16 CNN: max |sim - f32 cpu| = %.3g (bound %.3g)\n", worst, tol);
+}
+
+}  // namespace
+}  // namespace anvil
