@@ -611,9 +611,19 @@ void buildImpl(const std::string& onnxPath, const BuilderConfig& config, std::st
     if (ms) *ms = -1;
     if (cands.size() == 1 && !ms) return 0;
     const bool onGpu = n.device() == ir::Device::kCUDA;
-    // A cross-build has no GPU to time on: the first candidate, in the order the CUDA
-    // families register them (best first for a typical shape), is the heuristic choice.
-    if (onGpu && gpuTimingKey.empty()) return 0;
+    // A cross-build has no GPU to time on. The heuristic: the lowest precision the layer may
+    // run in (--fp16 / --bf16 / --best: tensor cores; f16 before bf16, it keeps more of the
+    // mantissa at the same speed), then the first candidate of it in the order the CUDA
+    // families register them (best first for a typical shape).
+    if (onGpu && gpuTimingKey.empty()) {
+      auto rank = [](ir::DataType p) {
+        return p == ir::DataType::kI8 ? 0 : p == ir::DataType::kF16 ? 1 : p == ir::DataType::kBF16 ? 2 : 3;
+      };
+      size_t pick = 0;
+      for (size_t k = 1; k < cands.size(); ++k)
+        if (rank(cands[k].precision) < rank(cands[pick].precision)) pick = k;
+      return pick;
+    }
     std::string key = (onGpu ? gpuTimingKey : device) + "|" + opSignature(n) + "|";
     for (const Candidate& c : cands) key += c.kernel->name + "@" + std::to_string(c.kernel->version) + ",";
     if (const codegen::TimingCache::Entry* hit = cache.find(key))

@@ -1,6 +1,6 @@
 // The tensor-core tactics end to end: a small MLP (MatMul + bias + Relu, then Gemm with a
 // transposed weight and a bias) and a small CNN (3x3 and 1x1 convs) cross-built for sm_90 with --fp16 / --bf16 places its linear
-// layers on CUDA in that precision (asked per layer: --layerPrecisions=*:f16) with the WMMA tactic, and the simulated run stays within
+// layers on CUDA in that precision (the flag alone, or per layer: --layerPrecisions=*:f16) with the WMMA tactic, and the simulated run stays within
 // the precision's rounding of the f32 CPU engine.
 #include <gtest/gtest.h>
 #include <onnx/onnx_pb.h>
@@ -115,10 +115,9 @@ void checkPrecision(bool bf16) {
   cfg.computeCapability = 90;
   cfg.fp16 = !bf16;
   cfg.bf16 = bf16;
-  // Every linear layer in the precision (--layerPrecisions=*:f16). With the flag alone a
-  // cross-build keeps f32: the builder offers f32 candidates first and, with no GPU to time
-  // them on, takes the first.
-  cfg.layerPrecisions["*"] = bf16 ? DataType::kBF16 : DataType::kF16;
+  // The flag alone (--fp16 / --bf16): with no GPU to time on, the cross-build's heuristic
+  // takes the lowest precision the layer may run in, i.e. the tensor-core tactic.
+  // (--layerPrecisions asks it per layer: Fp16ConvsRunOnTensorCores.)
   auto gpu = build(onnx, cfg);
   auto cpu = build(onnx, BuilderConfig{});
   ASSERT_TRUE(gpu && cpu);
