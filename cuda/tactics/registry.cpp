@@ -13,6 +13,7 @@ void registerCudaKernels(Kernels& k) {
   cuda::tactics::addMovementKernels(k);
   cuda::tactics::addTensorCoreKernels(k);
   cuda::tactics::addCublasLtKernels(k);  // gpuOnly: timed against our kernels where a GPU is
+  cuda::tactics::addCudnnKernels(k);     // gpuOnly too
 }
 
 }  // namespace anvil::runtime

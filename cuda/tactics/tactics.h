@@ -21,6 +21,8 @@ void addMovementKernels(runtime::Kernels& k);  // movement.cpp: Transpose, Conca
 void addCublasLtKernels(runtime::Kernels& k);  // cublaslt.cpp: GEMMs through cuBLASLt (gpuOnly)
 // Whether the cuBLASLt tactics can run a node at these (static) input types.
 bool cublasLtServes(const ir::Node& n, const std::vector<ir::TensorType>& types);
+void addCudnnKernels(runtime::Kernels& k);  // cudnn.cpp: Conv through cuDNN (gpuOnly)
+bool cudnnServes(const ir::Node& n, const std::vector<ir::TensorType>& types);
 // linear_tc.cpp: f16 / bf16 MatMul, Gemm and their fused forms on tensor cores (WMMA). After
 // the f32 families, so that an f32 node keeps the SIMT kernels as its first choice.
 void addTensorCoreKernels(runtime::Kernels& k);
