@@ -34,13 +34,14 @@ inline const runtime::Kernel* cudaKernel(const ir::Node& node, const std::string
   return k;
 }
 
-// The CUDA kernels of the registry whose supports() accept `node` at its inputs' types.
-inline std::vector<const runtime::Kernel*> supportingKernels(const ir::Node& node) {
+// The CUDA kernels of the registry whose supports() accept `node` at its inputs' types:
+// those a cross-build may choose (gpuOnly library tactics only with `gpuOnly`).
+inline std::vector<const runtime::Kernel*> supportingKernels(const ir::Node& node, bool gpuOnly = false) {
   std::vector<ir::TensorType> types;
   for (const ir::Value* v : node.inputs()) types.push_back(v ? v->type() : ir::TensorType{});
   std::vector<const runtime::Kernel*> out;
   for (const runtime::Kernel* k : runtime::Kernels::instance().forNode(Device::kCUDA, node))
-    if (!k->supports || k->supports(node, types)) out.push_back(k);
+    if ((gpuOnly || !k->gpuOnly) && (!k->supports || k->supports(node, types))) out.push_back(k);
   return out;
 }
 
