@@ -652,6 +652,13 @@ void buildImpl(const std::string& onnxPath, const BuilderConfig& config, std::st
     codegen::TimingCache::Entry entry;
     size_t best = 0;
     double bestMs = -1;
+#ifdef ANVIL_HAVE_CUDA_BACKEND
+    // GPU candidates are checked against the first of our own f32 kernels on the same inputs:
+    // one that disagrees (a library or JIT tactic computing something else) is dropped.
+    std::vector<ir::Tensor> reference;
+    bool haveReference = false;
+    std::string referenceName;
+#endif
     for (size_t k = 0; k < cands.size(); ++k) {
       Candidate& c = cands[k];
       try {
@@ -662,8 +669,19 @@ void buildImpl(const std::string& onnxPath, const BuilderConfig& config, std::st
           std::vector<ir::TensorType> outTypes;
           for (const ir::Value* v : n.outputs())
             outTypes.push_back(v->name().empty() ? ir::TensorType{} : atOpt.at(v));
+          std::vector<ir::Tensor> got;
           c.ms = codegen::timeCudaCandidate(*c.kernel, c.prepared, n, inputs, outTypes, *gpu, *exec,
-                                            config.timingIterations);
+                                            config.timingIterations, &got);
+          const bool f32 = c.kernel->precision == DataType::kF32 || c.kernel->precision == DataType::kUndefined;
+          if (f32 && !c.kernel->gpuOnly && !haveReference) {
+            reference = std::move(got);
+            haveReference = true;
+            referenceName = c.kernel->name;
+          } else if (f32 && haveReference && !codegen::outputsAgree(got, reference, 1e-3)) {
+            report->warnings.push_back(n.label() + ": CUDA tactic " + c.kernel->name + " disagrees with " +
+                                       referenceName + " on the timing inputs; dropped");
+            continue;
+          }
         } else
 #endif
           c.ms = timeCandidate(c, n, inputs, inDims, outputs, outDims, *exec, config.timingIterations);

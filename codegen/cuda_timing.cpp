@@ -2,6 +2,7 @@
 #include "codegen/cuda_timing.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstdlib>
 #include <cstring>
 #include <memory>
@@ -34,7 +35,8 @@ struct DeviceBuffers {
 
 double timeCudaCandidate(const runtime::Kernel& kernel, const runtime::Prepared& prepared, const ir::Node& node,
                          const std::vector<ir::Tensor>& inputs, const std::vector<ir::TensorType>& outputTypes,
-                         cuda::DeviceRuntime& rt, runtime::Executor& exec, int iterations) {
+                         cuda::DeviceRuntime& rt, runtime::Executor& exec, int iterations,
+                         std::vector<ir::Tensor>* outputs) {
   DeviceBuffers mem(rt);
   std::vector<runtime::TensorView> ins(inputs.size()), outs(outputTypes.size());
   for (size_t k = 0; k < inputs.size(); ++k) {
@@ -113,8 +115,44 @@ double timeCudaCandidate(const runtime::Kernel& kernel, const runtime::Prepared&
   rt.destroyStream(stream);
   rt.destroyEvent(start);
   rt.destroyEvent(end);
+  if (outputs) {
+    outputs->clear();
+    for (size_t k = 0; k < outputTypes.size(); ++k) {
+      if (outputTypes[k].dtype == DataType::kUndefined) {
+        outputs->emplace_back();
+        continue;
+      }
+      ir::Tensor t(outputTypes[k].dtype, outputTypes[k].shape.extents());
+      if (t.nbytes()) rt.copy(t.mutableRaw(), outs[k].data, t.nbytes(), cuda::CopyKind::kDeviceToHost);
+      outputs->push_back(std::move(t));
+    }
+  }
   std::sort(times.begin(), times.end());
   return times[times.size() / 2];
+}
+
+bool outputsAgree(const std::vector<ir::Tensor>& got, const std::vector<ir::Tensor>& want, double tolerance) {
+  if (got.size() != want.size()) return false;
+  for (size_t k = 0; k < got.size(); ++k) {
+    const ir::Tensor& g = got[k];
+    const ir::Tensor& w = want[k];
+    if (g.defined() != w.defined() || (g.defined() && (g.dtype() != w.dtype() || g.dims() != w.dims()))) return false;
+    if (!g.defined()) continue;
+    if (g.dtype() != DataType::kF32) {
+      if (std::memcmp(g.raw(), w.raw(), g.nbytes()) != 0) return false;
+      continue;
+    }
+    double scale = 0, diff = 0;
+    for (int64_t i = 0; i < w.numel(); ++i) {
+      const double a = g.data<float>()[i], b = w.data<float>()[i];
+      if (std::isnan(a) != std::isnan(b)) return false;
+      if (std::isnan(b)) continue;
+      scale = std::max(scale, std::fabs(b));
+      diff = std::max(diff, std::fabs(a - b));
+    }
+    if (diff > tolerance * std::max(scale, 1e-30)) return false;
+  }
+  return true;
 }
 
 }  // namespace anvil::codegen

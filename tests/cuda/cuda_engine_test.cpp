@@ -397,6 +397,16 @@ void registerStatefulKernels() {
                                             cuda::CopyKind::kDeviceToDevice, cuda::tactics::streamOf(a));
     };
     runtime::Kernels::instance().add(std::move(k));
+    // A second Shrink kernel that computes something else (zeros): timed on a GPU (here the
+    // simulator) it must be dropped, not chosen.
+    runtime::Kernel wrong = cuda::tactics::cudaKernel("test_f32_shrink_wrong", "Shrink");
+    wrong.supports = [](const ir::Node& n, const std::vector<ir::TensorType>& t) {
+      return t.size() == 1 && t[0].dtype == DataType::kF32 && n.attrs().getFloat("lambd", 0.5f) == 0.0f;
+    };
+    wrong.run = [](const runtime::StepArgs& a) {
+      cuda::tactics::runtimeOf(a).memsetAsync(a.out(0).data, 0, a.out(0).bytes(), cuda::tactics::streamOf(a));
+    };
+    runtime::Kernels::instance().add(std::move(wrong));
     runtime::Kernel g = cuda::tactics::cudaKernel("test_f32_hardmax_gpu_only", "Hardmax");
     g.gpuOnly = true;
     g.run = [](const runtime::StepArgs& a) { a.fail("a gpuOnly kernel ran without a GPU"); };
@@ -438,6 +448,19 @@ TEST(CudaEngine, StepsOpenPerContextStateAndGpuOnlyKernelsStayOut) {
     EXPECT_EQ(out, x);
   }
   EXPECT_EQ(gClosed, closed + 2);
+  // Timed (on the simulator), the wrong Shrink kernel disagrees with the first and is dropped.
+  {
+    BuilderConfig timed = cfg;
+    timed.timeOnSimulator = true;
+    BuildReport report;
+    auto t = build(model, timed, &report);
+    ASSERT_TRUE(t);
+    for (const LayerInfo& li : t->layers())
+      if (li.type == "Shrink") EXPECT_EQ(li.tactic, "test_f32_shrink_stateful");
+    bool warned = false;
+    for (const std::string& w : report.warnings) warned |= w.find("test_f32_shrink_wrong disagrees") != std::string::npos;
+    EXPECT_TRUE(warned);
+  }
   // The cross-built model never takes the gpuOnly kernel: Hardmax stays on the CPU.
   BuildReport report;
   cfg.inputShapes["x"] = {3, 5};
