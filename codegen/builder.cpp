@@ -954,8 +954,10 @@ void buildImpl(const std::string& onnxPath, const BuilderConfig& config, std::st
       }
       std::set<ir::DataType> offered;
       for (const Candidate& c : w.candidates) offered.insert(c.precision);
+      // A cross-built CUDA layer took the lowest allowed precision without measuring: "heuristic".
+      const bool guessed = m.device() == ir::Device::kCUDA && gpuTimingKey.empty();
       if (offered.size() > 1 && !m.tacticParams().find(passes::kPrecisionReasonAttr))
-        m.tacticParams().set(passes::kPrecisionReasonAttr, std::string("cost"));
+        m.tacticParams().set(passes::kPrecisionReasonAttr, std::string(guessed ? "heuristic" : "cost"));
       // --precision=auto gave a floor; a more precise kernel that was faster is a cost choice.
       if (m.tacticParams().find(passes::kPrecisionChoicesAttr)) {
         const auto choices = m.tacticParams().getInts(passes::kPrecisionChoicesAttr);

@@ -49,7 +49,8 @@ struct LayerInfo {
   std::vector<int> outputZeroPoints;
   // How the precision was decided: "user" (--layerPrecisions), "budget" (--precision=auto
   // kept it high for the accuracy tolerance), "cost" (the cheapest allowed; or the builder
-  // timed several precisions), "fallback" (asked for one no kernel serves), "" (f32 only).
+  // timed several precisions), "heuristic" (a cross-built CUDA layer took the lowest allowed
+  // precision without a GPU to time on), "fallback" (asked for one no kernel serves), "" (f32 only).
   std::string precisionReason;
   // Condition estimates kappa_v * kappa_phi over the output components and calibration
   // samples (-1: not measured), and the predicted relative error of the chosen precision.
