@@ -9,6 +9,7 @@ void registerCudaKernels(Kernels& k) {
   cuda::tactics::addLinearKernels(k);
   cuda::tactics::addAttentionKernels(k);
   cuda::tactics::addElementwiseKernels(k);
+  cuda::tactics::addJitKernels(k);
 }
 
 }  // namespace anvil::runtime

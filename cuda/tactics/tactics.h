@@ -15,5 +15,6 @@ void addCopyKernels(runtime::Kernels& k);  // copy.cpp: anvil.Copy host <-> devi
 void addLinearKernels(runtime::Kernels& k);     // linear.cpp: Conv, Gemm, MatMul and their fused forms
 void addAttentionKernels(runtime::Kernels& k);  // attention.cpp: anvil.Attention
 void addElementwiseKernels(runtime::Kernels& k);  // elementwise.cpp: unary, binary, Where, Expand, Cast, FusedElementwise
+void addJitKernels(runtime::Kernels& k);  // elementwise_jit.cpp: FusedElementwise compiled with NVRTC (gpuOnly)
 
 }  // namespace anvil::cuda::tactics
