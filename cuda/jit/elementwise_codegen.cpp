@@ -1,7 +1,8 @@
 // The generator of fused elementwise kernels (elementwise_codegen.h): each op becomes one
 // statement writing its register (infix for + - * / and negation, a __forceinline__ helper
 // carrying the interpreter's formula for the rest), only the helpers a program uses are
-// emitted, and attribute values are spelled as exact hexadecimal float literals.
+// emitted, and attribute values are spelled as exact hexadecimal float literals. Registers the
+// output does not depend on are left out (no loads of unread inputs, no dead statements).
 #include "cuda/jit/elementwise_codegen.h"
 
 #include <cmath>
@@ -9,6 +10,7 @@
 #include <cstdio>
 #include <cstring>
 #include <sstream>
+#include <vector>
 
 #include "anvil/error.h"
 
@@ -261,6 +263,22 @@ GeneratedKernel generateElementwiseKernel(const tactics::FusedProgram& p) {
     << "  int strided;\n"
     << "};\n";
 
+  // The registers the output depends on: inputs the program never reads are not loaded and
+  // instructions whose results are never read not emitted (pure math: the same output).
+  const int last = p.numInputs + p.numInstrs - 1;
+  bool live[kernels::kEwMaxRegisters] = {};
+  live[last] = true;
+  for (int c = p.numInstrs - 1; c >= 0; --c) {
+    const EwInstr& in = p.code[c];
+    if (!live[p.numInputs + c]) continue;
+    for (int r : {int(in.a), int(in.b), int(in.c)})
+      if (r >= 0) live[r] = true;
+  }
+  std::vector<int> inputs;
+  for (int j = 0; j < p.numInputs; ++j)
+    if (live[j]) inputs.push_back(j);
+  if (inputs.empty()) inputs.push_back(0);  // unreachable: instruction 0 reads an input
+
   // The helpers the program uses, each once, callees first.
   bool emitted[int(EwOp::kCount) + 1] = {};
   auto emit = [&](auto&& self, EwOp op) -> void {
@@ -270,7 +288,8 @@ GeneratedKernel generateElementwiseKernel(const tactics::FusedProgram& p) {
     emitted[int(op)] = true;
     s << h->definition;
   };
-  for (int c = 0; c < p.numInstrs; ++c) emit(emit, p.code[c].op);
+  for (int c = 0; c < p.numInstrs; ++c)
+    if (live[p.numInputs + c]) emit(emit, p.code[c].op);
 
   s << "extern \"C\" __global__ void __launch_bounds__(" << kJitEwBlock << ") " << k.entry
     << "(const AnvilEwArgs a) {\n"
@@ -278,19 +297,20 @@ GeneratedKernel generateElementwiseKernel(const tactics::FusedProgram& p) {
     << "  for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < a.n; i += stride) {\n";
   // Each input's element for output element i.
   s << "    long long";
-  for (int j = 0; j < p.numInputs; ++j) s << (j ? ", o" : " o") << j;
+  for (size_t j = 0; j < inputs.size(); ++j) s << (j ? ", o" : " o") << inputs[j];
   s << ";\n    if (a.strided) {\n";
-  for (int j = 0; j < p.numInputs; ++j) s << "      o" << j << " = 0;\n";
+  for (int j : inputs) s << "      o" << j << " = 0;\n";
   s << "      long long rest = i;\n"
     << "      for (int d = a.rank - 1; d >= 0; --d) {\n"
     << "        const long long pos = rest % a.dims[d];\n"
     << "        rest /= a.dims[d];\n";
-  for (int j = 0; j < p.numInputs; ++j) s << "        o" << j << " += pos * a.strides[" << j << "][d];\n";
+  for (int j : inputs) s << "        o" << j << " += pos * a.strides[" << j << "][d];\n";
   s << "      }\n    } else {\n";
-  for (int j = 0; j < p.numInputs; ++j) s << "      o" << j << " = i * a.contigStep[" << j << "];\n";
+  for (int j : inputs) s << "      o" << j << " = i * a.contigStep[" << j << "];\n";
   s << "    }\n";
-  for (int j = 0; j < p.numInputs; ++j) s << "    const float " << reg(j) << " = a.in[" << j << "][o" << j << "];\n";
+  for (int j : inputs) s << "    const float " << reg(j) << " = a.in[" << j << "][o" << j << "];\n";
   for (int c = 0; c < p.numInstrs; ++c) {
+    if (!live[p.numInputs + c]) continue;
     std::string e;
     if (!expression(p.code[c], &e))
       ANVIL_THROW(ErrorCode::kUnsupported, "fused elementwise codegen: instruction ", c, " (op ",

@@ -91,23 +91,24 @@ void check(const Nvrtc& n, nvrtcResult r, const char* call, const std::string& n
 
 // One compilation of `source` for `arch` ("sm_90" or "compute_90"); the CUBIN or the PTX.
 std::string compileOnce(const Nvrtc& n, const std::string& source, const std::string& name, const std::string& arch,
-                        bool cubin) {
+                        bool cubin, std::string* warnings) {
   Program prog{n};
   check(n, n.createProgram(&prog.p, source.c_str(), name.c_str(), 0, nullptr, nullptr), "nvrtcCreateProgram", name);
   const std::string archOpt = "--gpu-architecture=" + arch;
   const char* opts[] = {archOpt.c_str(), "-default-device", "--std=c++17"};
   const nvrtcResult compiled = n.compileProgram(prog.p, int(sizeof opts / sizeof opts[0]), opts);
+  size_t logBytes = 0;
+  std::string log;
+  if (n.getProgramLogSize(prog.p, &logBytes) == NVRTC_SUCCESS && logBytes > 1) {
+    log.resize(logBytes);
+    if (n.getProgramLog(prog.p, log.data()) != NVRTC_SUCCESS) log.clear();
+    while (!log.empty() && (log.back() == '\0' || log.back() == '\n')) log.pop_back();
+  }
   if (compiled != NVRTC_SUCCESS) {
-    size_t logBytes = 0;
-    std::string log;
-    if (n.getProgramLogSize(prog.p, &logBytes) == NVRTC_SUCCESS && logBytes > 1) {
-      log.resize(logBytes);
-      if (n.getProgramLog(prog.p, log.data()) != NVRTC_SUCCESS) log.clear();
-      while (!log.empty() && (log.back() == '\0' || log.back() == '\n')) log.pop_back();
-    }
     ANVIL_THROW(ErrorCode::kInvalidArgument, "nvrtc: ", name, " does not compile for ", arch, " (",
                 n.getErrorString(compiled), "):\n", log.empty() ? std::string("(no log)") : log);
   }
+  if (!log.empty()) *warnings += arch + ": " + log + "\n";
   size_t bytes = 0;
   std::string out;
   if (cubin) {
@@ -139,8 +140,8 @@ NvrtcOutput compileCuda(const std::string& source, const std::string& name, int 
   const Nvrtc& n = loaded();
   const std::string v = std::to_string(cc);
   NvrtcOutput out;
-  out.cubin = compileOnce(n, source, name, "sm_" + v, true);
-  out.ptx = compileOnce(n, source, name, "compute_" + v, false);
+  out.cubin = compileOnce(n, source, name, "sm_" + v, true, &out.log);
+  out.ptx = compileOnce(n, source, name, "compute_" + v, false, &out.log);
   return out;
 }
 

@@ -11,6 +11,7 @@ namespace anvil::cuda::jit {
 struct NvrtcOutput {
   std::string cubin;  // ELF for sm_<cc>
   std::string ptx;    // for compute_<cc>, with its terminating NUL (as module loaders take it)
+  std::string log;    // NVRTC's warnings, if any (empty for a clean compile)
 };
 
 // Whether libnvrtc loads here, and its version ("13.0"; "" where it does not load).

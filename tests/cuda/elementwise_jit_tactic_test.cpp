@@ -3,6 +3,7 @@
 // and PTX for sm_80 and sm_90 without a GPU, NVRTC's log in the error of a source that does
 // not compile, the tactic's prepared blobs, the simulator's clear refusal to load them, and
 // where a GPU is present the compiled kernel against the reference interpreter.
+#include <algorithm>
 #include <optional>
 
 #include "anvil/error.h"
@@ -110,6 +111,18 @@ TEST(CudaElementwiseJit, AttributesAndOptionalOperands) {
                     "const float r9 = anvil_selu(r8, (0x1.ac5afap+0f), (0x1.0cfabep+0f));"});
 }
 
+TEST(CudaElementwiseJit, LeavesOutWhatTheOutputDoesNotReadSoNvrtcDoesNotWarn) {
+  auto g = fusedGraph({f32({4}), f32({4}), f32({4})}, {"Add 0 1", "Exp 2", "Relu 4"});
+  const jit::GeneratedKernel k = jit::generateElementwiseKernel(decoded(onlyNode(*g)));
+  EXPECT_EQ(k.source.find("r0 + r1"), std::string::npos) << k.source;
+  EXPECT_EQ(k.source.find("a.in[0]"), std::string::npos) << k.source;
+  EXPECT_EQ(k.source.find("a.in[1]"), std::string::npos) << k.source;
+  expectInOrder(k.source, {"long long o2;", "const float r2 = a.in[2][o2];", "const float r4 = expf(r2);",
+                           "const float r5 = anvil_relu(r4);", "a.out[i] = r5;"});
+  ASSERT_TRUE(jit::nvrtcAvailable());
+  EXPECT_EQ(jit::compileCuda(k.source, k.entry + ".cu", 90).log, "") << "NVRTC warned";
+}
+
 TEST(CudaElementwiseJit, NvrtcCompilesForSm80AndSm90WithoutAGpu) {
   ASSERT_TRUE(jit::nvrtcAvailable()) << "libnvrtc does not load on this machine";
   EXPECT_FALSE(jit::nvrtcVersion().empty());
@@ -119,10 +132,14 @@ TEST(CudaElementwiseJit, NvrtcCompilesForSm80AndSm90WithoutAGpu) {
     SCOPED_TRACE("sm_" + std::to_string(cc));
     const jit::NvrtcOutput out = jit::compileCuda(k.source, k.entry + ".cu", cc);
     EXPECT_TRUE(isElf(out.cubin));
+    EXPECT_EQ(out.log, "") << "NVRTC warned";
     ASSERT_FALSE(out.ptx.empty());
     EXPECT_EQ(out.ptx.back(), '\0') << "PTX keeps its NUL for the module loader";
     EXPECT_NE(out.ptx.find(".entry " + k.entry), std::string::npos);
     EXPECT_NE(out.ptx.find(".target sm_" + std::to_string(cc)), std::string::npos);
+    // One by-value parameter exactly as large as the host's argument struct.
+    EXPECT_NE(out.ptx.find(k.entry + "_param_0[" + std::to_string(sizeof(jit::JitEwArgs)) + "]"), std::string::npos)
+        << out.ptx.substr(0, 2000);
   }
 }
 
@@ -147,6 +164,7 @@ TEST(CudaElementwiseJit, EveryOpOfTheProgramLanguageCompiles) {
     const jit::GeneratedKernel k = jit::generateElementwiseKernel(decoded(onlyNode(*g)));
     const jit::NvrtcOutput out = jit::compileCuda(k.source, k.entry + ".cu", 90);
     EXPECT_TRUE(isElf(out.cubin)) << prog.front();
+    EXPECT_EQ(out.log, "") << "NVRTC warned";
   }
 }
 
@@ -239,6 +257,227 @@ TEST(CudaElementwiseJit, SimulatorRefusesToLoadTheModuleClearly) {
   } catch (const Error& e) {
     EXPECT_EQ(e.code(), ErrorCode::kUnsupported);
     EXPECT_NE(std::string(e.what()).find("cuda sim"), std::string::npos) << e.what();
+  }
+}
+
+// ---- open, run and close against a recording runtime ----------------------------------
+
+// A DeviceRuntime that only loads modules and records launches (run() never touches device
+// memory, so host buffers stand in for it): the CUBIN may be refused as a GPU of another
+// architecture would, and the PTX too.
+class RecordingRuntime final : public DeviceRuntime {
+ public:
+  bool refuseCubin = false, refusePtx = false;
+  std::vector<std::string> loaded;  // "cubin" / "ptx" per accepted loadModule
+  std::string function;             // the name asked of moduleFunction
+  int unloads = 0;
+  std::vector<jit::JitEwArgs> launches;
+  LaunchShape shape;
+
+  std::string name() const override { return "recording"; }
+  bool simulated() const override { return false; }
+  void* loadModule(const void* image, std::size_t bytes) override {
+    const std::string b(static_cast<const char*>(image), bytes);
+    const bool cubin = isElf(b);
+    if (cubin ? refuseCubin : refusePtx)
+      ANVIL_THROW(ErrorCode::kRuntimeError, "recording: no kernel image is available for this device");
+    EXPECT_TRUE(cubin || (b.back() == '\0' && b.find(".version") != std::string::npos)) << "neither CUBIN nor PTX";
+    loaded.push_back(cubin ? "cubin" : "ptx");
+    return &module_;
+  }
+  void* moduleFunction(void* module, const char* name) override {
+    EXPECT_EQ(module, &module_);
+    function = name;
+    return &function_;
+  }
+  void unloadModule(void* module) override {
+    EXPECT_EQ(module, &module_);
+    ++unloads;
+  }
+  void launchFunction(void* f, void** args, const LaunchShape& s, Stream) override {
+    EXPECT_EQ(f, &function_);
+    launches.push_back(*static_cast<const jit::JitEwArgs*>(args[0]));
+    shape = s;
+  }
+
+  [[noreturn]] static void no() { ANVIL_THROW(ErrorCode::kUnsupported, "recording runtime: not here"); }
+  void* allocate(std::size_t) override { no(); }
+  void free(void*) override { no(); }
+  void* allocateHost(std::size_t) override { no(); }
+  void freeHost(void*) override { no(); }
+  void copyAsync(void*, const void*, std::size_t, CopyKind, Stream) override { no(); }
+  void copy(void*, const void*, std::size_t, CopyKind) override { no(); }
+  void memsetAsync(void*, int, std::size_t, Stream) override { no(); }
+  Stream createStream() override { no(); }
+  void destroyStream(Stream) override { no(); }
+  void synchronize(Stream) override { no(); }
+  bool query(Stream) override { no(); }
+  void synchronizeDevice() override { no(); }
+  void* nativeStream(Stream) override { no(); }
+  Stream adoptStream(void*) override { no(); }
+  Event createEvent() override { no(); }
+  void destroyEvent(Event) override { no(); }
+  void record(Event, Stream) override { no(); }
+  void wait(Stream, Event) override { no(); }
+  void synchronize(Event) override { no(); }
+  bool query(Event) override { no(); }
+  float elapsedMs(Event, Event) override { no(); }
+  void launch(const KernelLaunch&, const LaunchShape&, Stream) override { no(); }
+  void launchHost(Stream, HostFunction, void*) override { no(); }
+  void beginCapture(Stream) override { no(); }
+  Graph endCapture(Stream) override { no(); }
+  void launchGraph(Graph, Stream) override { no(); }
+  void destroyGraph(Graph) override { no(); }
+
+ private:
+  int module_ = 0, function_ = 0;
+};
+
+struct OpenedJit {
+  runtime::Prepared prepared;
+  std::vector<runtime::Blob> blobs;
+  runtime::OpenArgs args;
+};
+
+void openArgs(const runtime::Kernel& k, const ir::Node& n, DeviceRuntime* rt, OpenedJit* o) {
+  k.prepare(prepareInfo(n, 90), &o->prepared);
+  for (const std::string& b : o->prepared.blobs) o->blobs.push_back({b.data(), b.size()});
+  o->args.node = &n;
+  o->args.params = {o->prepared.params.data(), o->prepared.params.size()};
+  o->args.blobs = o->blobs.data();
+  o->args.numBlobs = int(o->blobs.size());
+  o->args.device = rt;
+}
+
+TEST(CudaElementwiseJit, OpensTheCubinElseThePtxAndClosesIt) {
+  auto g = fusedGraph({f32({7})}, {"Exp 0", "Mul 1 0"});
+  const ir::Node& n = onlyNode(*g);
+  const runtime::Kernel* k = cudaKernel(n, kJit);
+  ASSERT_NE(k, nullptr);
+  const std::string entry = jit::generateElementwiseKernel(decoded(n)).entry;
+  for (bool refuseCubin : {false, true}) {
+    RecordingRuntime rt;
+    rt.refuseCubin = refuseCubin;
+    OpenedJit o;
+    openArgs(*k, n, &rt, &o);
+    void* state = k->open(o.args);
+    ASSERT_NE(state, nullptr);
+    EXPECT_EQ(rt.loaded, std::vector<std::string>{refuseCubin ? "ptx" : "cubin"});
+    EXPECT_EQ(rt.function, entry);
+    k->close(state, &rt);
+    EXPECT_EQ(rt.unloads, 1);
+  }
+  RecordingRuntime rt;
+  rt.refuseCubin = rt.refusePtx = true;
+  OpenedJit o;
+  openArgs(*k, n, &rt, &o);
+  try {
+    k->open(o.args);
+    FAIL() << "opened with neither image loading";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kRuntimeError);
+    const std::string m = e.what();
+    EXPECT_NE(m.find("CUBIN"), std::string::npos) << m;
+    EXPECT_NE(m.find("PTX"), std::string::npos) << m;
+  }
+}
+
+// Element i's offset in input k as the generated kernel computes it from its arguments.
+int64_t kernelOffset(const jit::JitEwArgs& a, int k, int64_t i) {
+  if (!a.strided) return i * a.contigStep[k];
+  int64_t o = 0, rest = i;
+  for (int d = a.rank - 1; d >= 0; --d) {
+    const int64_t pos = rest % a.dims[d];
+    rest /= a.dims[d];
+    o += pos * a.strides[k][d];
+  }
+  return o;
+}
+
+// The same offset by numpy's rule, from the unmerged extents.
+int64_t broadcastOffset(const std::vector<int64_t>& x, const std::vector<int64_t>& y, int64_t i) {
+  std::vector<int64_t> idx(y.size());
+  for (size_t d = y.size(); d-- > 0;) {
+    idx[d] = i % y[d];
+    i /= y[d];
+  }
+  int64_t o = 0, step = 1;
+  for (size_t j = x.size(); j-- > 0;) {
+    const size_t od = y.size() - x.size() + j;
+    if (x[j] != 1) o += idx[od] * step;
+    step *= x[j];
+  }
+  return o;
+}
+
+TEST(CudaElementwiseJit, RunLaunchesWithTheBroadcastSteps) {
+  const std::vector<std::vector<std::vector<int64_t>>> cases = {
+      {{2, 3, 5, 7}, {2, 3, 1, 1}}, {{4, 33}, {33}, {1}}, {{1000}, {1000}}, {{2, 1, 4}, {3, 1}},
+      {{5, 1}, {1, 6}},             {{}, {}},              {{1, 7}, {7}},     {{2, 3, 4, 5, 6, 7}, {3, 1, 5, 1, 7}},
+      {{0, 5}, {5}}};
+  for (const auto& shapes : cases) {
+    std::vector<ir::TensorType> types;
+    std::vector<std::string> prog = {"Relu 0"};
+    for (size_t j = 0; j < shapes.size(); ++j) {
+      types.push_back(f32(shapes[j]));
+      if (j) prog.push_back("Add " + std::to_string(shapes.size() + j - 1) + " " + std::to_string(j));
+    }
+    auto g = fusedGraph(types, prog);
+    const ir::Node& n = onlyNode(*g);
+    SCOPED_TRACE(n.label());
+    const runtime::Kernel* k = cudaKernel(n, kJit);
+    ASSERT_NE(k, nullptr);
+    RecordingRuntime rt;
+    OpenedJit o;
+    openArgs(*k, n, &rt, &o);
+    void* state = k->open(o.args);
+
+    // Host buffers stand in for device memory: run() only passes the pointers on.
+    std::vector<std::vector<float>> buffers;
+    std::vector<runtime::TensorView> ins(shapes.size()), outs(1);
+    for (size_t j = 0; j < shapes.size(); ++j) {
+      ins[j].dtype = DataType::kF32;
+      ins[j].setExtents(shapes[j]);
+      buffers.emplace_back(size_t(std::max<int64_t>(ins[j].numel(), 1)));
+      ins[j].data = buffers.back().data();
+    }
+    const std::vector<int64_t> yDims = n.output(0)->shape().extents();
+    outs[0].dtype = DataType::kF32;
+    outs[0].setExtents(yDims);
+    buffers.emplace_back(size_t(std::max<int64_t>(outs[0].numel(), 1)));
+    outs[0].data = buffers.back().data();
+    runtime::StepArgs a;
+    a.node = &n;
+    a.inputs = ins.data();
+    a.numInputs = int(ins.size());
+    a.outputs = outs.data();
+    a.numOutputs = 1;
+    a.params = o.args.params;
+    a.device = &rt;
+    a.state = state;
+    k->run(a);
+    k->close(state, &rt);
+
+    const int64_t total = outs[0].numel();
+    if (total == 0) {
+      EXPECT_TRUE(rt.launches.empty()) << "nothing to launch for an empty output";
+      continue;
+    }
+    ASSERT_EQ(rt.launches.size(), 1u);
+    const jit::JitEwArgs& args = rt.launches[0];
+    EXPECT_EQ(args.n, total);
+    EXPECT_EQ(args.out, outs[0].data);
+    EXPECT_EQ(rt.shape.block.x, 256u);
+    EXPECT_GE(int64_t(rt.shape.grid.x) * 256, std::min<int64_t>(total, int64_t(1) << 24));
+    for (size_t j = 0; j < shapes.size(); ++j) {
+      EXPECT_EQ(args.in[j], ins[j].data);
+      for (int64_t i = 0; i < total; ++i)
+        if (kernelOffset(args, int(j), i) != broadcastOffset(shapes[j], yDims, i)) {
+          ADD_FAILURE() << "input " << j << " element " << i << ": offset " << kernelOffset(args, int(j), i)
+                        << ", want " << broadcastOffset(shapes[j], yDims, i) << (args.strided ? " (strided)" : "");
+          break;
+        }
+    }
   }
 }
 
