@@ -600,6 +600,7 @@ void buildImpl(const std::string& onnxPath, const BuilderConfig& config, std::st
     for (const ir::Value* v : n.outputs()) info.maxOutputTypes.push_back(atMax.at(v));
     for (const ir::Value* v : n.inputs()) info.constants.push_back(v && v->isInitializer() ? v->initializer() : nullptr);
     info.threads = threads;
+    info.cudaComputeCapability = targetCc;
     c.kernel->prepare(info, &c.prepared);
   };
 

@@ -116,6 +116,7 @@ struct PrepareInfo {
   std::vector<ir::TensorType> maxOutputTypes;                // per output at the max shapes
   std::vector<const ir::Tensor*> constants;                  // per input: initializer data or null
   int threads = 1;                                           // intra-op threads it will run with
+  int cudaComputeCapability = 0;  // CUDA builds: the target GPU (major * 10 + minor, 90 for 9.0); else 0
 };
 
 struct Prepared {

@@ -14,6 +14,7 @@ void registerCudaKernels(Kernels& k) {
   cuda::tactics::addTensorCoreKernels(k);
   cuda::tactics::addCublasLtKernels(k);  // gpuOnly: timed against our kernels where a GPU is
   cuda::tactics::addCudnnKernels(k);     // gpuOnly too
+  cuda::tactics::addJitKernels(k);
 }
 
 }  // namespace anvil::runtime

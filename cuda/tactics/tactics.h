@@ -26,5 +26,6 @@ bool cudnnServes(const ir::Node& n, const std::vector<ir::TensorType>& types);
 // linear_tc.cpp: f16 / bf16 MatMul, Gemm and their fused forms on tensor cores (WMMA). After
 // the f32 families, so that an f32 node keeps the SIMT kernels as its first choice.
 void addTensorCoreKernels(runtime::Kernels& k);
+void addJitKernels(runtime::Kernels& k);  // elementwise_jit.cpp: FusedElementwise compiled with NVRTC (gpuOnly)
 
 }  // namespace anvil::cuda::tactics
