@@ -191,7 +191,7 @@ TEST(CudaElementwiseJit, TacticPreparesCubinAndPtxBlobs) {
   EXPECT_TRUE(k->gpuOnly);
   EXPECT_EQ(k->precision, DataType::kF32);
   EXPECT_TRUE(k->open && k->close && k->run);
-  const std::vector<const runtime::Kernel*> s = supportingKernels(n);
+  const std::vector<const runtime::Kernel*> s = supportingKernels(n, /*gpuOnly=*/true);
   EXPECT_NE(std::find(s.begin(), s.end(), k), s.end());
 
   runtime::Prepared prepared;
