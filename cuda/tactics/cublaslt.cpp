@@ -13,13 +13,13 @@
 // libcublasLt is loaded with dlopen on first use: the runtime links nothing of it and starts
 // (and runs every other tactic) where it is absent.
 #include <cublasLt.h>
-#include <dlfcn.h>
 
 #include <mutex>
 #include <string>
 #include <type_traits>
 #include <vector>
 
+#include "cuda/tactics/dynamic_library.h"
 #include "cuda/tactics/tactic_util.h"
 #include "cuda/tactics/tactics.h"
 #include "ir/ops/anvil_linear.h"
@@ -51,28 +51,20 @@ const Lt& lt() {
   static std::string error;
   static std::once_flag once;
   std::call_once(once, [] {
-    void* lib = dlopen("libcublasLt.so.13", RTLD_NOW | RTLD_LOCAL);
-    if (!lib) lib = dlopen("libcublasLt.so", RTLD_NOW | RTLD_LOCAL);
-    if (!lib) {
-      error = std::string("cannot load libcublasLt (") + dlerror() + ")";
-      return;
-    }
-    auto get = [&](auto& fn, const char* name) {
-      fn = reinterpret_cast<std::remove_reference_t<decltype(fn)>>(dlsym(lib, name));
-      if (!fn && error.empty()) error = std::string("libcublasLt lacks ") + name;
-    };
-    get(l.create, "cublasLtCreate");
-    get(l.destroy, "cublasLtDestroy");
-    get(l.descCreate, "cublasLtMatmulDescCreate");
-    get(l.descDestroy, "cublasLtMatmulDescDestroy");
-    get(l.descSet, "cublasLtMatmulDescSetAttribute");
-    get(l.layoutCreate, "cublasLtMatrixLayoutCreate");
-    get(l.layoutDestroy, "cublasLtMatrixLayoutDestroy");
-    get(l.prefCreate, "cublasLtMatmulPreferenceCreate");
-    get(l.prefDestroy, "cublasLtMatmulPreferenceDestroy");
-    get(l.prefSet, "cublasLtMatmulPreferenceSetAttribute");
-    get(l.heuristic, "cublasLtMatmulAlgoGetHeuristic");
-    get(l.matmul, "cublasLtMatmul");
+    static DynamicLibrary lib({"libcublasLt.so.13", "libcublasLt.so"});
+    lib.get(l.create, "cublasLtCreate");
+    lib.get(l.destroy, "cublasLtDestroy");
+    lib.get(l.descCreate, "cublasLtMatmulDescCreate");
+    lib.get(l.descDestroy, "cublasLtMatmulDescDestroy");
+    lib.get(l.descSet, "cublasLtMatmulDescSetAttribute");
+    lib.get(l.layoutCreate, "cublasLtMatrixLayoutCreate");
+    lib.get(l.layoutDestroy, "cublasLtMatrixLayoutDestroy");
+    lib.get(l.prefCreate, "cublasLtMatmulPreferenceCreate");
+    lib.get(l.prefDestroy, "cublasLtMatmulPreferenceDestroy");
+    lib.get(l.prefSet, "cublasLtMatmulPreferenceSetAttribute");
+    lib.get(l.heuristic, "cublasLtMatmulAlgoGetHeuristic");
+    lib.get(l.matmul, "cublasLtMatmul");
+    error = lib.error();
   });
   ANVIL_CHECK(error.empty(), ErrorCode::kUnsupported, "cuBLASLt tactic: ", error);
   return l;

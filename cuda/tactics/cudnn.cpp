@@ -11,7 +11,6 @@
 // rank-0 tactic uses it and the others decline.
 //
 // libcudnn is loaded with dlopen on first use: the runtime links nothing of it.
-#include <dlfcn.h>
 
 #include <limits>
 #include <mutex>
@@ -26,6 +25,7 @@
 #include <cudnn.h>
 
 #include "cuda/tactics/linear_common.h"
+#include "cuda/tactics/dynamic_library.h"
 #include "cuda/tactics/tactic_util.h"
 #include "cuda/tactics/tactics.h"
 
@@ -63,36 +63,28 @@ const Dnn& dnn() {
   static std::string error;
   static std::once_flag once;
   std::call_once(once, [] {
-    void* lib = dlopen("libcudnn.so.9", RTLD_NOW | RTLD_LOCAL);
-    if (!lib) lib = dlopen("libcudnn.so", RTLD_NOW | RTLD_LOCAL);
-    if (!lib) {
-      error = std::string("cannot load libcudnn (") + dlerror() + ")";
-      return;
-    }
-    auto get = [&](auto& fn, const char* name) {
-      fn = reinterpret_cast<std::remove_reference_t<decltype(fn)>>(dlsym(lib, name));
-      if (!fn && error.empty()) error = std::string("libcudnn lacks ") + name;
-    };
-    get(d.create, "cudnnCreate");
-    get(d.destroy, "cudnnDestroy");
-    get(d.setStream, "cudnnSetStream");
-    get(d.tensorCreate, "cudnnCreateTensorDescriptor");
-    get(d.tensorSet, "cudnnSetTensor4dDescriptor");
-    get(d.tensorDestroy, "cudnnDestroyTensorDescriptor");
-    get(d.filterCreate, "cudnnCreateFilterDescriptor");
-    get(d.filterSet, "cudnnSetFilter4dDescriptor");
-    get(d.filterDestroy, "cudnnDestroyFilterDescriptor");
-    get(d.convCreate, "cudnnCreateConvolutionDescriptor");
-    get(d.convSet, "cudnnSetConvolution2dDescriptor");
-    get(d.convGroups, "cudnnSetConvolutionGroupCount");
-    get(d.convMath, "cudnnSetConvolutionMathType");
-    get(d.convDestroy, "cudnnDestroyConvolutionDescriptor");
-    get(d.actCreate, "cudnnCreateActivationDescriptor");
-    get(d.actSet, "cudnnSetActivationDescriptor");
-    get(d.actDestroy, "cudnnDestroyActivationDescriptor");
-    get(d.heuristic, "cudnnGetConvolutionForwardAlgorithm_v7");
-    get(d.workspace, "cudnnGetConvolutionForwardWorkspaceSize");
-    get(d.forward, "cudnnConvolutionBiasActivationForward");
+    static DynamicLibrary lib({"libcudnn.so.9", "libcudnn.so"});
+    lib.get(d.create, "cudnnCreate");
+    lib.get(d.destroy, "cudnnDestroy");
+    lib.get(d.setStream, "cudnnSetStream");
+    lib.get(d.tensorCreate, "cudnnCreateTensorDescriptor");
+    lib.get(d.tensorSet, "cudnnSetTensor4dDescriptor");
+    lib.get(d.tensorDestroy, "cudnnDestroyTensorDescriptor");
+    lib.get(d.filterCreate, "cudnnCreateFilterDescriptor");
+    lib.get(d.filterSet, "cudnnSetFilter4dDescriptor");
+    lib.get(d.filterDestroy, "cudnnDestroyFilterDescriptor");
+    lib.get(d.convCreate, "cudnnCreateConvolutionDescriptor");
+    lib.get(d.convSet, "cudnnSetConvolution2dDescriptor");
+    lib.get(d.convGroups, "cudnnSetConvolutionGroupCount");
+    lib.get(d.convMath, "cudnnSetConvolutionMathType");
+    lib.get(d.convDestroy, "cudnnDestroyConvolutionDescriptor");
+    lib.get(d.actCreate, "cudnnCreateActivationDescriptor");
+    lib.get(d.actSet, "cudnnSetActivationDescriptor");
+    lib.get(d.actDestroy, "cudnnDestroyActivationDescriptor");
+    lib.get(d.heuristic, "cudnnGetConvolutionForwardAlgorithm_v7");
+    lib.get(d.workspace, "cudnnGetConvolutionForwardWorkspaceSize");
+    lib.get(d.forward, "cudnnConvolutionBiasActivationForward");
+    error = lib.error();
   });
   ANVIL_CHECK(error.empty(), ErrorCode::kUnsupported, "cuDNN tactic: ", error);
   return d;
