@@ -469,6 +469,8 @@ struct ExecutionContext::Impl final : runtime::DynamicOutputs {
   std::vector<void*> staging;        // per value: pinned host memory of a staged input or output
   std::vector<size_t> stagingBytes;
   bool pending = false;  // work queued on the stream since the last synchronize
+  bool inFlight = false;  // an enqueued run may still be running on inFlightStream
+  cuda::Stream inFlightStream;
   ContextOptions options;
   cuda::Graph graph;     // the captured run (--useCudaGraph)
   bool graphValid = false;
@@ -576,7 +578,19 @@ struct ExecutionContext::Impl final : runtime::DynamicOutputs {
 
   const Engine::Impl& e() const { return *engine; }
 
+  // A run still queued (enqueue) reads the staging, arena and bindings that the next run or
+  // a change of shapes reuses: wait for it first.
+  void settle() {
+#ifdef ANVIL_HAVE_CUDA_BACKEND
+    if (inFlight) {
+      gpu->synchronize(inFlightStream);
+      inFlight = false;
+    }
+#endif
+  }
+
   void applyShapes() {
+    settle();
     const Engine::Impl& en = e();
     if (shapes == en.plan.optShapes) {
       types = en.optTypes;
@@ -710,6 +724,7 @@ struct ExecutionContext::Impl final : runtime::DynamicOutputs {
   // queued (enqueue): the run's end is not waited for; staged outputs reach the caller's
   // buffers through a host function in stream order.
   void run(bool queued = false) {
+    settle();
     if (shapesDirty) applyShapes();
     if (bindDirty) bind();
     const Engine::Impl& en = e();
@@ -767,6 +782,8 @@ struct ExecutionContext::Impl final : runtime::DynamicOutputs {
       if (outputCopyCount) gpu->launchHost(active, &Impl::copyOutputs, this);
       if (!others) {
         pending = false;  // the caller waits for the stream
+        inFlight = true;
+        inFlightStream = active;
         return;
       }
     }
@@ -1031,6 +1048,7 @@ Status ExecutionContext::synchronize() {
     if (!c.gpu) return;
     c.gpu->synchronize(c.stream);
     for (auto& [native, handle] : c.adopted) c.gpu->synchronize(handle);
+    c.inFlight = false;
 #endif
   });
 }

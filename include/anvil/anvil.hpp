@@ -285,7 +285,8 @@ class ExecutionContext {
   // nullptr: the context's own stream) and returns; the outputs are in the caller's buffers
   // once that stream reaches the end of the run (cudaStreamSynchronize, or synchronize()
   // for the context's own stream). Inputs are read before enqueue returns. A layer on the
-  // CPU in between makes enqueue wait for the GPU work before it. The simulator has only
+  // CPU in between makes enqueue wait for the GPU work before it; so does a context's next
+  // run or enqueue for the previous one (they share its buffers). The simulator has only
   // the context's own stream. CPU engines: the same as run().
   Status enqueue(void* cudaStream = nullptr);
   // Waits until every run queued by enqueue() has finished (a no-op for CPU engines).

@@ -339,6 +339,24 @@ TEST(CudaEngine, EnqueueReadsInputsAtOnceAndSynchronizeDeliversTheOutputs) {
       }
     }
   }
+  // Back-to-back enqueues: the second waits for the first before it reuses the context's
+  // staging, so the outputs are the second input's.
+  {
+    auto e2 = build(writeGpuOnlyModel(), cfg);
+    std::unique_ptr<ExecutionContext> ctx;
+    ContextOptions o;
+    o.simulate = true;
+    ASSERT_TRUE(e2->createContext(&ctx, o).isOk());
+    std::vector<float> x1 = input(10), x2 = input(10), y(10, -7);
+    for (float& v : x2) v = -v;
+    ASSERT_TRUE(ctx->setTensorAddress("y", y.data()).isOk());
+    ASSERT_TRUE(ctx->setTensorAddress("x", x1.data()).isOk());
+    ASSERT_TRUE(ctx->enqueue().isOk());
+    ASSERT_TRUE(ctx->setTensorAddress("x", x2.data()).isOk());
+    ASSERT_TRUE(ctx->enqueue().isOk());
+    ASSERT_TRUE(ctx->synchronize().isOk());
+    for (size_t j = 0; j < 10; ++j) EXPECT_EQ(y[j], std::max(x2[j], 0.0f)) << j;
+  }
   // A caller's CUDA stream needs a GPU: the simulator says so.
   auto e = build(writeGpuOnlyModel(), cfg);
   std::unique_ptr<ExecutionContext> ctx;
