@@ -40,7 +40,7 @@ void launchDepthwiseConv2d(DeviceRuntime& runtime, Stream stream, const Conv2dDe
   if (d.groups != d.c || d.k != d.c)
     ANVIL_THROW(ErrorCode::kInvalidArgument, name, ": a depthwise layer has groups = channels = output channels, got groups ",
                 d.groups, ", c ", d.c, ", k ", d.k);
-  if (d.activation && static_cast<int>(*d.activation) >= kActivationCount)
+  if (d.activation && static_cast<int>(*d.activation) >= kEpilogueActivationCount)
     ANVIL_THROW(ErrorCode::kInvalidArgument, name, ": unknown activation ", static_cast<int>(*d.activation));
   if (d.n == 0 || d.c == 0) return;
   const std::int64_t oh = d.outH(), ow = d.outW();
@@ -80,6 +80,7 @@ void launchDepthwiseConv2d(DeviceRuntime& runtime, Stream stream, const Conv2dDe
   a.dilationH = d.dilationH, a.dilationW = d.dilationW;
   a.act = d.activation ? static_cast<std::int32_t>(*d.activation) : -1;
   a.clipLo = d.clipLo, a.clipHi = d.clipHi;
+  a.actAlpha = d.actAlpha, a.actBeta = d.actBeta;
 
   const std::int64_t blocks = (ySpan + kernels::kDepthwiseBlock - 1) / kernels::kDepthwiseBlock;
   LaunchShape shape;

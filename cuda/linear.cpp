@@ -27,7 +27,7 @@ constexpr std::int64_t kMaxGridX = 0x7fffffff;
 
 std::int32_t activationCode(const std::optional<Activation>& act, const std::string& name) {
   if (!act) return -1;  // kernels::kNoActivation
-  if (static_cast<int>(*act) >= kActivationCount) {
+  if (static_cast<int>(*act) >= kEpilogueActivationCount) {
     ANVIL_THROW(ErrorCode::kInvalidArgument, name, ": unknown activation ",
                 static_cast<int>(*act));
   }
@@ -83,7 +83,9 @@ GemmArgsOf<T> gemmArgs(const GemmDesc& d, std::int32_t act) {
                        d.beta,
                        act,
                        d.clipLo,
-                       d.clipHi};
+                       d.clipHi,
+                       d.actAlpha,
+                       d.actBeta};
 }
 
 void requireNonNegative(const std::string& name, const char* what, std::int64_t v) {
@@ -364,7 +366,9 @@ void launchConv2d(DeviceRuntime& runtime, Stream stream, const Conv2dDesc& d) {
                               d.groups,
                               act,
                               d.clipLo,
-                              d.clipHi};
+                              d.clipHi,
+                              d.actAlpha,
+                              d.actBeta};
   launchPacked(runtime, stream, name, packArgs<Conv2dArgs>(args),
                tileGrid(d.n * oh * ow, d.k / d.groups, d.groups), ranges, count);
 }

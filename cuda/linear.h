@@ -40,6 +40,8 @@ struct GemmDesc {
   // infinite defaults clamp nothing (Relu6: 0 and 6 without an activation).
   float clipLo = -std::numeric_limits<float>::infinity();
   float clipHi = std::numeric_limits<float>::infinity();
+  // The activation's parameters: LeakyRelu's alpha; HardSigmoid's alpha and beta.
+  float actAlpha = 0.0f, actBeta = 0.0f;
 
   // Densely packed operands: every ld and stride set from the shape (Z packed like C).
   static GemmDesc packed(std::int64_t batch, std::int64_t m, std::int64_t n, std::int64_t k,
@@ -66,6 +68,7 @@ struct Conv2dDesc {
   std::optional<Activation> activation;
   float clipLo = -std::numeric_limits<float>::infinity();  // as GemmDesc's
   float clipHi = std::numeric_limits<float>::infinity();
+  float actAlpha = 0.0f, actBeta = 0.0f;  // as GemmDesc's
 
   std::int64_t outH() const;  // (h + pads - dilation * (r - 1) - 1) / stride + 1
   std::int64_t outW() const;

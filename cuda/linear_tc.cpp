@@ -71,7 +71,9 @@ void launchTyped(DeviceRuntime& runtime, Stream stream, const char* name, const 
                              d.transA ? 1 : 0,
                              d.transB ? 1 : 0,
                              d.clipLo,
-                             d.clipHi};
+                             d.clipHi,
+                             d.actAlpha,
+                             d.actBeta};
   const auto pack = packArgs<GemmTcArgsOf<T>>(args);
   LaunchShape s;
   const std::int64_t tilesN = (d.n + kernels::kGemmTcTileN - 1) / kernels::kGemmTcTileN;
@@ -111,7 +113,7 @@ void launchGemmTensorCore(DeviceRuntime& runtime, Stream stream, const GemmDesc&
   }
   std::int32_t act = -1;  // kernels::kNoActivation
   if (d.activation) {
-    if (static_cast<int>(*d.activation) >= kActivationCount) {
+    if (static_cast<int>(*d.activation) >= kEpilogueActivationCount) {
       ANVIL_THROW(ErrorCode::kInvalidArgument, name, ": unknown activation ",
                   static_cast<int>(*d.activation));
     }
@@ -218,7 +220,9 @@ void launchConvTyped(DeviceRuntime& runtime, Stream stream, const char* name, co
                                         d.groups,
                                         act,
                                         d.clipLo,
-                                        d.clipHi};
+                                        d.clipHi,
+                                        d.actAlpha,
+                                        d.actBeta};
   const auto pack = packArgs<kernels::Conv2dTcArgsOf<T>>(args);
   // (pixel tiles, output-channel tiles per group, groups), capped; the blocks stride.
   const std::int64_t pixels = d.n * oh * ow, kg = d.k / d.groups;
@@ -255,7 +259,7 @@ void launchConv2dTensorCore(DeviceRuntime& runtime, Stream stream, const Conv2dD
   }
   std::int32_t act = -1;  // kernels::kNoActivation
   if (d.activation) {
-    if (static_cast<int>(*d.activation) >= kActivationCount) {
+    if (static_cast<int>(*d.activation) >= kEpilogueActivationCount) {
       ANVIL_THROW(ErrorCode::kInvalidArgument, name, ": unknown activation ",
                   static_cast<int>(*d.activation));
     }

@@ -17,8 +17,18 @@ enum class Activation : std::uint8_t {
   kTanh,
   kGeluErf,  // x * Phi(x), the exact (erf) form of ONNX Gelu, approximate="none"
   kSilu,     // x * sigmoid(x), also called swish
+  // Fused-epilogue only (the linear kernels' applyEpilogueActivation, with the desc's actAlpha
+  // and actBeta): no standalone activation kernel serves these, so kActivationCount stops
+  // before them.
+  kLeakyRelu,    // x < 0 ? alpha * x : x
+  kHardSigmoid,  // max(0, min(1, alpha * x + beta))
+  kHardSwish,    // x * max(0, min(1, x / 6 + 1/2))
+  kGeluTanh,     // 0.5 x (1 + tanh(sqrt(2 / pi) (x + 0.044715 x^3))), ONNX Gelu approximate="tanh"
 };
+// The activations of the standalone kernels (cuda/kernels/activation.cu and the sim's).
 inline constexpr int kActivationCount = 5;
+// The activations of the linear kernels' fused epilogue: every one above.
+inline constexpr int kEpilogueActivationCount = 9;
 
 inline const char* activationName(Activation a) {
   switch (a) {
@@ -32,6 +42,14 @@ inline const char* activationName(Activation a) {
       return "gelu_erf";
     case Activation::kSilu:
       return "silu";
+    case Activation::kLeakyRelu:
+      return "leaky_relu";
+    case Activation::kHardSigmoid:
+      return "hard_sigmoid";
+    case Activation::kHardSwish:
+      return "hard_swish";
+    case Activation::kGeluTanh:
+      return "gelu_tanh";
   }
   return "unknown_activation";
 }

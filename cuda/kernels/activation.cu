@@ -47,6 +47,8 @@ cudaError_t dispatch(Activation act, const void* x, void* y, std::int64_t n, cud
       return launchTyped<T, Activation::kGeluErf>(x, y, n, stream);
     case Activation::kSilu:
       return launchTyped<T, Activation::kSilu>(x, y, n, stream);
+    default:  // the fused-epilogue-only activations have no standalone kernel
+      break;
   }
   return cudaErrorInvalidValue;
 }

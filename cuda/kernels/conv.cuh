@@ -77,7 +77,7 @@ struct Conv2dProblem {
     float v = acc;
     if (a.bias != nullptr) v += a.bias[co];
     if (a.z != nullptr) v += a.z[at];
-    a.y[at] = applyEpilogueClip(applyEpilogueActivation(a.act, v), a.clipLo, a.clipHi);
+    a.y[at] = applyEpilogueClip(applyEpilogueActivation(a.act, v, a.actAlpha, a.actBeta), a.clipLo, a.clipHi);
   }
 };
 

@@ -43,7 +43,7 @@ __global__ void __launch_bounds__(kBlock) f32_depthwise_conv2d_direct(DepthwiseC
     float v = acc;
     if (a.bias != nullptr) v += a.bias[ch];
     if (a.z != nullptr) v += a.z[i];
-    a.y[i] = applyEpilogueClip(applyEpilogueActivation(a.act, v), a.clipLo, a.clipHi);
+    a.y[i] = applyEpilogueClip(applyEpilogueActivation(a.act, v, a.actAlpha, a.actBeta), a.clipLo, a.clipHi);
   }
 }
 

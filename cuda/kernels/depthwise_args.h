@@ -25,6 +25,7 @@ struct DepthwiseConv2dArgs {
   std::int64_t strideH, strideW, padTop, padLeft, dilationH, dilationW;
   std::int32_t act;
   float clipLo, clipHi;
+  float actAlpha = 0.0f, actBeta = 0.0f;  // as GemmArgsOf's
 };
 
 }  // namespace anvil::cuda::kernels

@@ -19,7 +19,9 @@ namespace anvil::cuda::kernels {
 // kNoActivation, or static_cast<std::int32_t>(Activation).
 inline constexpr std::int32_t kNoActivation = -1;
 
-__device__ __forceinline__ float applyEpilogueActivation(std::int32_t act, float v) {
+// alpha, beta: the parameters of LeakyRelu (alpha) and HardSigmoid (alpha, beta), with the
+// reference's formulas and float operation order (ir/ops/anvil_linear.h activate()).
+__device__ __forceinline__ float applyEpilogueActivation(std::int32_t act, float v, float alpha, float beta) {
   switch (act) {
     case static_cast<std::int32_t>(Activation::kRelu):
       return ActivationOp<Activation::kRelu>::apply(v);
@@ -31,6 +33,16 @@ __device__ __forceinline__ float applyEpilogueActivation(std::int32_t act, float
       return ActivationOp<Activation::kGeluErf>::apply(v);
     case static_cast<std::int32_t>(Activation::kSilu):
       return ActivationOp<Activation::kSilu>::apply(v);
+    case static_cast<std::int32_t>(Activation::kLeakyRelu):
+      return v < 0.0f ? alpha * v : v;  // NaN stays NaN
+    case static_cast<std::int32_t>(Activation::kHardSigmoid):
+      return fmaxf(0.0f, fminf(1.0f, alpha * v + beta));
+    case static_cast<std::int32_t>(Activation::kHardSwish):
+      return v * fmaxf(0.0f, fminf(1.0f, v / 6.0f + 0.5f));
+    case static_cast<std::int32_t>(Activation::kGeluTanh): {
+      const float k = 0.79788456080286535588f;  // sqrt(2 / pi)
+      return 0.5f * v * (1.0f + tanhf(k * (v + 0.044715f * v * v * v)));
+    }
     default:
       return v;
   }
@@ -221,7 +233,7 @@ struct GemmProblem {
     float v = g.alpha * acc;
     if (g.bias != nullptr) v += toFloat(g.bias[n]);
     if (g.z != nullptr) v += g.beta * toFloat(g.z[batch * g.strideZ + m * g.ldz + n]);
-    g.c[batch * g.strideC + m * g.ldc + n] = fromFloat<T>(applyEpilogueClip(applyEpilogueActivation(g.act, v), g.clipLo, g.clipHi));
+    g.c[batch * g.strideC + m * g.ldc + n] = fromFloat<T>(applyEpilogueClip(applyEpilogueActivation(g.act, v, g.actAlpha, g.actBeta), g.clipLo, g.clipHi));
   }
 };
 

@@ -183,7 +183,7 @@ struct GemmTcProblem {
     if (g.bias != nullptr) v += g.bias[n];
     if (g.z != nullptr) v += g.beta * g.z[batch * g.strideZ + m * g.ldz + n];
     g.c[batch * g.strideC + m * g.ldc + n] =
-        applyEpilogueClip(applyEpilogueActivation(g.act, v), g.clipLo, g.clipHi);
+        applyEpilogueClip(applyEpilogueActivation(g.act, v, g.actAlpha, g.actBeta), g.clipLo, g.clipHi);
   }
 };
 
@@ -265,7 +265,7 @@ struct Conv2dTcProblem {
     float v = acc;
     if (a.bias != nullptr) v += a.bias[co];
     if (a.z != nullptr) v += a.z[at];
-    a.y[at] = applyEpilogueClip(applyEpilogueActivation(a.act, v), a.clipLo, a.clipHi);
+    a.y[at] = applyEpilogueClip(applyEpilogueActivation(a.act, v, a.actAlpha, a.actBeta), a.clipLo, a.clipHi);
   }
 };
 

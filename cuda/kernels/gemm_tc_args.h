@@ -38,6 +38,7 @@ struct GemmTcArgsOf {
   std::int32_t act;
   std::int32_t transA, transB;  // 0 or 1
   float clipLo = -INFINITY, clipHi = INFINITY;
+  float actAlpha = 0.0f, actBeta = 0.0f;  // as GemmArgsOf's
 };
 
 // Conv2dArgs (linear_args.h) with the weights in the operand type T ([k, c / groups, r, s],
@@ -56,6 +57,7 @@ struct Conv2dTcArgsOf {
   std::int64_t groups;
   std::int32_t act;
   float clipLo = -INFINITY, clipHi = INFINITY;
+  float actAlpha = 0.0f, actBeta = 0.0f;  // as GemmArgsOf's
 };
 
 }  // namespace anvil::cuda::kernels

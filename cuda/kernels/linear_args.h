@@ -29,6 +29,8 @@ struct GemmArgsOf {
   // Clip bounds after the activation (ONNX Clip's comparisons: NaN stays NaN); the defaults
   // clip nothing. Relu6 is clipLo = 0, clipHi = 6 with no activation.
   float clipLo = -INFINITY, clipHi = INFINITY;
+  // The parameters of the parameterised activations (LeakyRelu alpha; HardSigmoid alpha, beta).
+  float actAlpha = 0.0f, actBeta = 0.0f;
 };
 using GemmArgs = GemmArgsOf<float>;
 
@@ -49,6 +51,7 @@ struct Conv2dArgs {
   std::int64_t groups;
   std::int32_t act;
   float clipLo = -INFINITY, clipHi = INFINITY;  // as GemmArgsOf's
+  float actAlpha = 0.0f, actBeta = 0.0f;        // as GemmArgsOf's
 };
 
 }  // namespace anvil::cuda::kernels

@@ -27,6 +27,7 @@ struct EpilogueCode {
   bool residual = false;
   float clipLo = -std::numeric_limits<float>::infinity();
   float clipHi = std::numeric_limits<float>::infinity();
+  float actAlpha = 0.0f, actBeta = 0.0f;  // LeakyRelu's alpha; HardSigmoid's alpha and beta
 };
 
 template <typename Desc>
@@ -34,6 +35,8 @@ inline void setEpilogue(Desc* d, const EpilogueCode& e) {
   if (e.act >= 0) d->activation = static_cast<Activation>(e.act);
   d->clipLo = e.clipLo;
   d->clipHi = e.clipHi;
+  d->actAlpha = e.actAlpha;
+  d->actBeta = e.actBeta;
 }
 
 // The node's epilogue in the kernels' terms, or false when they cannot run it (an activation
@@ -55,7 +58,18 @@ inline bool decodeEpilogue(const ir::Node& n, EpilogueCode* out) {
       out->clipLo = e.p0;
       out->clipHi = e.p1;
       break;
-    default: return false;  // LeakyRelu, HardSigmoid, HardSwish, GeluTanh: not in the epilogue
+    case lin::Activation::kLeakyRelu:
+      out->act = static_cast<std::int32_t>(Activation::kLeakyRelu);
+      out->actAlpha = e.p0;
+      break;
+    case lin::Activation::kHardSigmoid:
+      out->act = static_cast<std::int32_t>(Activation::kHardSigmoid);
+      out->actAlpha = e.p0;
+      out->actBeta = e.p1;
+      break;
+    case lin::Activation::kHardSwish: out->act = static_cast<std::int32_t>(Activation::kHardSwish); break;
+    case lin::Activation::kGeluTanh: out->act = static_cast<std::int32_t>(Activation::kGeluTanh); break;
+    default: return false;
   }
   if (e.residual && !e.addFirst && e.act != lin::Activation::kNone) return false;
   out->residual = e.residual;

@@ -8,8 +8,8 @@
 // (2) Honest: on the unrounded operands, each product a*b is off by at most (2u + u^2)|a||b|
 // (u = 2^-11 for f16, 2^-8 for bf16; the rounded products are exact in f32), so the sum is off
 // by at most 2.0001u * sum_k |a_k||b_k| <= 2.0001u * K * max|a| * max|b|, times |alpha| and
-// the epilogue activation's Lipschitz bound (1.13 for Gelu, 1.1 for Silu, 1 otherwise; 1.2
-// taken), plus the tight check's 1e-4.
+// the epilogue activation's Lipschitz bound (1.13 for Gelu and GeluTanh, 1.1 for Silu, 1.5 for
+// HardSwish, 1 otherwise; lipschitzOf), plus the tight check's 1e-4.
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
@@ -84,6 +84,9 @@ int64_t reductionOf(const std::string& op, const std::vector<std::optional<Arg>>
   return a.back();
 }
 
+// The header comment's Lipschitz bound of the node's activation.
+double lipschitzOf(const ir::Attributes& at) { return at.getString("activation", "") == "HardSwish" ? 1.5 : 1.2; }
+
 void expectMatches(const std::string& op, const std::string& domain, std::vector<std::optional<Arg>> args,
                    const ir::Attributes& at, DataType prec, const std::string& what) {
   SCOPED_TRACE(op + " " + ir::dtypeName(prec) + " " + what);
@@ -104,7 +107,7 @@ void expectMatches(const std::string& op, const std::string& domain, std::vector
   const ir::Node& n = *g->nodes()[0];
   const double u = prec == DataType::kF16 ? 1.0 / 2048 : 1.0 / 256;
   const double alpha = std::fabs(at.getFloat("alpha", 1.0f));
-  const double atol = 1.2 * alpha * 2.0001 * u * double(reductionOf(op, args, at)) + 1e-4;
+  const double atol = lipschitzOf(at) * alpha * 2.0001 * u * double(reductionOf(op, args, at)) + 1e-4;
   const auto got = runOnDevice(*cudaKernel(n, name), n, inputsOf(args), *rt);
   expectClose(got[0], runReference(n, inputsOf(args))[0], atol, 1e-4, what + " (f32 operands)");
 }
@@ -200,6 +203,15 @@ TEST(CudaTensorCoreTactic, FusedEpilogues) {
                   attrs({{"has_residual", int64_t(1)}, {"residual_order", std::string("activate_then_add")}}), prec,
                   "residual, activate_then_add without activation");
   }
+  // The epilogue-only activations (mobilenet_v3's HardSwish / HardSigmoid, LeakyRelu, GeluTanh).
+  for (DataType prec : kPrecisions)
+    for (const auto& [act, params] : {std::pair<const char*, std::vector<float>>{"LeakyRelu", {0.15f}},
+                                      {"HardSigmoid", {0.2f, 0.45f}}, {"HardSwish", {}}, {"GeluTanh", {}}}) {
+      auto at = attrs({{"activation", std::string(act)}});
+      if (!params.empty()) at.set("activation_params", params);
+      expectMatches("FusedMatMul", "anvil", {runtimeArg({M, K}, seed++), constArg({K, N}, seed++), constArg({N}, seed++)},
+                    at, prec, std::string(act) + " + bias");
+    }
 }
 
 TEST(CudaTensorCoreTactic, EmptyAndOne) {
@@ -232,7 +244,7 @@ void expectConvMatches(std::vector<std::optional<Arg>> args, const ir::Attribute
   auto g2 = makeNode(op, domain, args, at, prec);
   const ir::Node& n2 = *g2->nodes()[0];
   const double u = prec == DataType::kF16 ? 1.0 / 2048 : 1.0 / 256;
-  const double atol = 1.2 * 2.0001 * u * double(reductionOf(op, args, at)) + 1e-4;
+  const double atol = lipschitzOf(at) * 2.0001 * u * double(reductionOf(op, args, at)) + 1e-4;
   expectClose(runOnDevice(*cudaKernel(n2, name), n2, inputsOf(args), *rt)[0], runReference(n2, inputsOf(args))[0],
               atol, 1e-4, what + " (f32 operands)");
 }
@@ -259,6 +271,13 @@ TEST(CudaTensorCoreTactic, ConvWindows) {
                       attrs({{"activation", std::string("Clip")}, {"activation_params", std::vector<float>{0.0f, 0.5f}},
                              {"pads", std::vector<int64_t>{1, 1, 1, 1}}}),
                       prec, "FusedConv Clip 0..0.5", "FusedConv");
+    expectConvMatches({runtimeArg({1, 3, 5, 5}, seed++), constArg({4, 3, 3, 3}, seed++), constArg({4}, seed++)},
+                      attrs({{"activation", std::string("HardSwish")}, {"pads", std::vector<int64_t>{1, 1, 1, 1}}}),
+                      prec, "FusedConv HardSwish", "FusedConv");
+    expectConvMatches({runtimeArg({1, 3, 5, 5}, seed++), constArg({4, 3, 3, 3}, seed++)},
+                      attrs({{"activation", std::string("HardSigmoid")},
+                             {"activation_params", std::vector<float>{0.1667f, 0.5f}}}),
+                      prec, "FusedConv HardSigmoid", "FusedConv");
   }
 }
 
@@ -268,9 +287,6 @@ TEST(CudaTensorCoreTactic, RefusesWhatItCannotRun) {
     expectRefused("MatMul", "", {runtimeArg({M, K}, 1), runtimeArg({K, N}, 2)}, {}, prec, "runtime B");
     expectRefused("MatMul", "", {runtimeArg({2, M, K}, 1), constArg({2, K, N}, 2)}, {}, prec, "a batch of weights");
     expectRefused("Gemm", "", {runtimeArg({M, K}, 1), runtimeArg({K, N}, 2)}, {}, prec, "runtime B");
-    expectRefused("FusedMatMul", "anvil", {runtimeArg({M, K}, 1), constArg({K, N}, 2)},
-                  attrs({{"activation", std::string("LeakyRelu")}, {"activation_params", std::vector<float>{0.1f}}}), prec,
-                  "LeakyRelu");
     expectRefused("FusedGemm", "anvil", {runtimeArg({M, K}, 1), constArg({K, N}, 2), kOmitted, runtimeArg({M, N}, 3)},
                   attrs({{"activation", std::string("Relu")}, {"has_residual", int64_t(1)},
                          {"residual_order", std::string("activate_then_add")}}),

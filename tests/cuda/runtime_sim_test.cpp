@@ -370,6 +370,8 @@ void (*activationKernel(Activation a))(const T*, T*, std::int64_t) {
       return &k::activation_gridstride<T, Activation::kGeluErf>;
     case Activation::kSilu:
       return &k::activation_gridstride<T, Activation::kSilu>;
+    default:  // the fused-epilogue-only activations have no standalone kernel
+      break;
   }
   return nullptr;
 }
