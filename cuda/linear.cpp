@@ -12,6 +12,7 @@
 
 #include "anvil/error.h"
 #include "cuda/arg_pack.h"
+#include "cuda/linear_args_of.h"
 #include "cuda/kernels/launch.h"
 #include "cuda/kernels/linear_args.h"
 
@@ -62,30 +63,14 @@ std::size_t elementBytes(DataType t) { return t == DataType::kF32 ? 4 : 2; }
 
 template <typename T>
 GemmArgsOf<T> gemmArgs(const GemmDesc& d, std::int32_t act) {
-  return GemmArgsOf<T>{static_cast<const T*>(d.a),
-                       static_cast<const T*>(d.b),
-                       static_cast<const T*>(d.bias),
-                       static_cast<const T*>(d.z),
-                       static_cast<T*>(d.c),
-                       d.batch,
-                       d.m,
-                       d.n,
-                       d.k,
-                       d.lda,
-                       d.ldb,
-                       d.ldc,
-                       d.ldz,
-                       d.strideA,
-                       d.strideB,
-                       d.strideC,
-                       d.strideZ,
-                       d.alpha,
-                       d.beta,
-                       act,
-                       d.clipLo,
-                       d.clipHi,
-                       d.actAlpha,
-                       d.actBeta};
+  GemmArgsOf<T> a{};
+  a.a = static_cast<const T*>(d.a);
+  a.b = static_cast<const T*>(d.b);
+  a.bias = static_cast<const T*>(d.bias);
+  a.z = static_cast<const T*>(d.z);
+  a.c = static_cast<T*>(d.c);
+  setGemmShapeAndEpilogue(&a, d, act);
+  return a;
 }
 
 void requireNonNegative(const std::string& name, const char* what, std::int64_t v) {
@@ -343,32 +328,7 @@ void launchConv2d(DeviceRuntime& runtime, Stream stream, const Conv2dDesc& d) {
   add(d.bias, d.k, "bias");
   add(d.z, ySpan, "z");
   add(d.y, ySpan, "y");
-  const Conv2dArgs args{d.x,
-                              d.weight,
-                              d.bias,
-                              d.z,
-                              d.y,
-                              d.n,
-                              d.c,
-                              d.h,
-                              d.w,
-                              d.k,
-                              d.r,
-                              d.s,
-                              oh,
-                              ow,
-                              static_cast<std::int32_t>(d.strideH),
-                              static_cast<std::int32_t>(d.strideW),
-                              static_cast<std::int32_t>(d.padTop),
-                              static_cast<std::int32_t>(d.padLeft),
-                              static_cast<std::int32_t>(d.dilationH),
-                              static_cast<std::int32_t>(d.dilationW),
-                              d.groups,
-                              act,
-                              d.clipLo,
-                              d.clipHi,
-                              d.actAlpha,
-                              d.actBeta};
+  const Conv2dArgs args = conv2dArgs(d, d.weight, act, oh, ow);
   launchPacked(runtime, stream, name, packArgs<Conv2dArgs>(args),
                tileGrid(d.n * oh * ow, d.k / d.groups, d.groups), ranges, count);
 }

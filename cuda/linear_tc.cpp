@@ -13,6 +13,7 @@
 
 #include "anvil/error.h"
 #include "cuda/arg_pack.h"
+#include "cuda/linear_args_of.h"
 #include "cuda/kernels/gemm_tc_args.h"
 
 namespace anvil::cuda {
@@ -48,32 +49,15 @@ bool overlap(const void* p, std::int64_t pBytes, const void* q, std::int64_t qBy
 template <typename T>
 void launchTyped(DeviceRuntime& runtime, Stream stream, const char* name, const GemmDesc& d,
                  std::int32_t act, const DeviceRange* ranges, std::size_t count) {
-  const GemmTcArgsOf<T> args{static_cast<const float*>(d.a),
-                             static_cast<const T*>(d.b),
-                             static_cast<const float*>(d.bias),
-                             static_cast<const float*>(d.z),
-                             static_cast<float*>(d.c),
-                             d.batch,
-                             d.m,
-                             d.n,
-                             d.k,
-                             d.lda,
-                             d.ldb,
-                             d.ldc,
-                             d.ldz,
-                             d.strideA,
-                             d.strideB,
-                             d.strideC,
-                             d.strideZ,
-                             d.alpha,
-                             d.beta,
-                             act,
-                             d.transA ? 1 : 0,
-                             d.transB ? 1 : 0,
-                             d.clipLo,
-                             d.clipHi,
-                             d.actAlpha,
-                             d.actBeta};
+  GemmTcArgsOf<T> args{};
+  args.a = static_cast<const float*>(d.a);
+  args.b = static_cast<const T*>(d.b);
+  args.bias = static_cast<const float*>(d.bias);
+  args.z = static_cast<const float*>(d.z);
+  args.c = static_cast<float*>(d.c);
+  setGemmShapeAndEpilogue(&args, d, act);
+  args.transA = d.transA ? 1 : 0;
+  args.transB = d.transB ? 1 : 0;
   const auto pack = packArgs<GemmTcArgsOf<T>>(args);
   LaunchShape s;
   const std::int64_t tilesN = (d.n + kernels::kGemmTcTileN - 1) / kernels::kGemmTcTileN;
@@ -197,32 +181,7 @@ template <typename T>
 void launchConvTyped(DeviceRuntime& runtime, Stream stream, const char* name, const Conv2dDesc& d,
                      const void* weight, std::int32_t act, std::int64_t oh, std::int64_t ow,
                      const DeviceRange* ranges, std::size_t count) {
-  const kernels::Conv2dTcArgsOf<T> args{d.x,
-                                        static_cast<const T*>(weight),
-                                        d.bias,
-                                        d.z,
-                                        d.y,
-                                        d.n,
-                                        d.c,
-                                        d.h,
-                                        d.w,
-                                        d.k,
-                                        d.r,
-                                        d.s,
-                                        oh,
-                                        ow,
-                                        static_cast<std::int32_t>(d.strideH),
-                                        static_cast<std::int32_t>(d.strideW),
-                                        static_cast<std::int32_t>(d.padTop),
-                                        static_cast<std::int32_t>(d.padLeft),
-                                        static_cast<std::int32_t>(d.dilationH),
-                                        static_cast<std::int32_t>(d.dilationW),
-                                        d.groups,
-                                        act,
-                                        d.clipLo,
-                                        d.clipHi,
-                                        d.actAlpha,
-                                        d.actBeta};
+  const kernels::Conv2dTcArgsOf<T> args = conv2dArgs(d, static_cast<const T*>(weight), act, oh, ow);
   const auto pack = packArgs<kernels::Conv2dTcArgsOf<T>>(args);
   // (pixel tiles, output-channel tiles per group, groups), capped; the blocks stride.
   const std::int64_t pixels = d.n * oh * ow, kg = d.k / d.groups;

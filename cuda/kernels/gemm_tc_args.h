@@ -6,6 +6,8 @@
 #include <cmath>
 #include <cstdint>
 
+#include "cuda/kernels/linear_args.h"
+
 namespace anvil::cuda::kernels {
 
 // The block tile: 64x64 outputs per block of 4 warps (2 x 2, each 32x32 = 2 x 2 fragments of
@@ -41,23 +43,9 @@ struct GemmTcArgsOf {
   float actAlpha = 0.0f, actBeta = 0.0f;  // as GemmArgsOf's
 };
 
-// Conv2dArgs (linear_args.h) with the weights in the operand type T ([k, c / groups, r, s],
+// Conv2dArgsOf (linear_args.h) with the weights in the operand type T ([k, c / groups, r, s],
 // prepacked); x, bias, z and y f32, x rounded to T as it is staged.
 template <typename T>
-struct Conv2dTcArgsOf {
-  const float* x;
-  const T* weight;
-  const float* bias;
-  const float* z;
-  float* y;
-  std::int64_t n, c, h, w;
-  std::int64_t k, r, s;
-  std::int64_t oh, ow;
-  std::int32_t strideH, strideW, padTop, padLeft, dilationH, dilationW;
-  std::int64_t groups;
-  std::int32_t act;
-  float clipLo = -INFINITY, clipHi = INFINITY;
-  float actAlpha = 0.0f, actBeta = 0.0f;  // as GemmArgsOf's
-};
+using Conv2dTcArgsOf = Conv2dArgsOf<T>;
 
 }  // namespace anvil::cuda::kernels

@@ -38,9 +38,12 @@ using GemmArgs = GemmArgsOf<float>;
 // is allowed: each element is read and written by the same thread); y: [n, k, oh, ow]. padTop
 // and padLeft place the window; oh and ow (from all four pads) bound it. Checked by the
 // launcher (cuda/linear.cpp), which also keeps c/groups * r * s below 2^31.
-struct Conv2dArgs {
+// The implicit-GEMM convolution's parameters; W is the weights' storage type (float for the
+// SIMT kernel, __half / __nv_bfloat16 prepacked for the tensor-core one, gemm_tc_args.h).
+template <typename W>
+struct Conv2dArgsOf {
   const float* x;
-  const float* weight;
+  const W* weight;
   const float* bias;
   const float* z;
   float* y;
@@ -53,5 +56,5 @@ struct Conv2dArgs {
   float clipLo = -INFINITY, clipHi = INFINITY;  // as GemmArgsOf's
   float actAlpha = 0.0f, actBeta = 0.0f;        // as GemmArgsOf's
 };
-
+using Conv2dArgs = Conv2dArgsOf<float>;
 }  // namespace anvil::cuda::kernels
