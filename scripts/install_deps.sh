@@ -12,6 +12,7 @@ PKGS=(
   libcli11-dev nlohmann-json3-dev libboost-context-dev libxxhash-dev
   python3-venv python3-numpy python3-torch python3-torchvision
   python3-sklearn python3-matplotlib
+  libsodium-dev libsqlite3-dev libhiredis-dev redis-server
 )
 
 missing=()

@@ -26,6 +26,7 @@
 #include "ir/tensor.h"
 #include "parser/onnx_parser.h"
 #include "runtime/power.h"
+#include "tools/modes.h"
 #include "tools/npy.h"
 
 namespace {
@@ -127,6 +128,8 @@ constexpr Flag kFlags[] = {
     {"checkSupport", 0, "list every unsupported node of --onnx and exit (builds nothing)"},
     {"dumpGraph", 1, "DIR: write the IR text before and after each optimization pass"},
     {"verbose", 0, "more logging: passes, tactic choices, per-avgRuns latencies"},
+    {"mode", 1, "standard (default); mpc (build a two-party engine), fixed (run one in plaintext "
+                "fixed point): docs/mpc.md; anon (build a bucketed engine): docs/anon.md"},
     {"help", 0, "print this help"},
 };
 
@@ -588,6 +591,19 @@ void checkInProfile(const std::string& name, const std::vector<int64_t>& dims, c
 }
 
 int run(int argc, char** argv) {
+  // The privacy modes parse their own flags (tools/modes.h).
+  if (argc >= 2) {
+    const std::string first = argv[1];
+    if (first.rfind("mpc-", 0) == 0) return anvil::tools::mpcMain(argc, argv);
+    if (first.rfind("anon-", 0) == 0) return anvil::tools::anonMain(argc, argv);
+    ANVIL_CHECK(first.rfind("--", 0) == 0, ErrorCode::kInvalidArgument, "unknown command '", first,
+                "' (commands: mpc-dealer, mpc-server, mpc-client, anon-worker, anon-submit, anon-fetch)");
+    for (int i = 1; i < argc; ++i) {
+      const std::string a = argv[i];
+      if (a == "--mode=mpc" || a == "--mode=fixed") return anvil::tools::mpcMain(argc, argv);
+      if (a == "--mode=anon") return anvil::tools::anonMain(argc, argv);
+    }
+  }
   auto flags = parseFlags(argc, argv);
   auto has = [&](const char* f) { return flags.count(f) != 0; };
   if (has("help") || argc == 1) {
@@ -597,6 +613,8 @@ int run(int argc, char** argv) {
                 << f.help << "\n";
     return 0;
   }
+  ANVIL_CHECK(!has("mode") || flags["mode"] == "standard", ErrorCode::kInvalidArgument,
+              "--mode is standard, mpc, fixed or anon, got '", flags["mode"], "'");
   const bool verbose = has("verbose");
   ANVIL_CHECK(has("onnx") != has("loadEngine"), ErrorCode::kInvalidArgument,
               "give exactly one of --onnx=model.onnx and --loadEngine=file.engine");
