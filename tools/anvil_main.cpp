@@ -221,13 +221,6 @@ std::string dimsStr(const std::vector<int64_t>& d) {
   return s.empty() ? "scalar" : s;
 }
 
-std::string sanitize(const std::string& name) {
-  std::string s = name;
-  for (char& c : s)
-    if (!(isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == '-')) c = '_';
-  return s;
-}
-
 std::string jsonEscape(const std::string& s) {
   std::string o;
   for (char c : s) {
@@ -1128,7 +1121,7 @@ int run(int argc, char** argv) {
   if (has("saveOutputs")) {
     std::filesystem::create_directories(flags["saveOutputs"]);
     for (const auto& [name, t] : outs) {
-      std::string file = (std::filesystem::path(flags["saveOutputs"]) / (sanitize(name) + ".npy")).string();
+      std::string file = (std::filesystem::path(flags["saveOutputs"]) / anvil::tools::npyFileName(name)).string();
       anvil::tools::writeNpy(file, t);
       std::cout << "[I] Wrote " << file << " (" << t.summary() << ")\n";
     }

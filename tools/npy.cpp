@@ -227,4 +227,11 @@ void writeNpy(const std::string& path, const ir::Tensor& t) {
   ANVIL_CHECK(f.good(), ErrorCode::kIoError, "failed writing '", path, "'");
 }
 
+std::string npyFileName(const std::string& valueName) {
+  std::string s = valueName;
+  for (char& c : s)
+    if (!(isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == '-')) c = '_';
+  return s + ".npy";
+}
+
 }  // namespace anvil::tools

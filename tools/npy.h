@@ -13,4 +13,8 @@ namespace anvil::tools {
 ir::Tensor readNpy(const std::string& path);
 void writeNpy(const std::string& path, const ir::Tensor& t);
 
+// The file --saveOutputs writes for a value and --loadInputs / --calibData look for:
+// its name with [^A-Za-z0-9._-] replaced by '_', plus ".npy".
+std::string npyFileName(const std::string& valueName);
+
 }  // namespace anvil::tools
