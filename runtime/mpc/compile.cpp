@@ -316,9 +316,23 @@ class Compiler {
     s.weightShape = L.weightShape;
     s.weightScale = pow2Ceil(wMax / std::exp2(o_.weightBits));
     s.conv = L.conv;
-    const double outScale = scaleOf(in) * s.weightScale;
     s.weights.resize(L.W.size());
     for (size_t i = 0; i < L.W.size(); ++i) s.weights[i] = toRing(L.W[i] / s.weightScale, n.label() + " weight");
+    // An input too wide for these weights (a product that could leave 2^60) goes through
+    // an identity table first.
+    double colSum = 0;
+    for (int64_t ch = 0; ch < nOut; ++ch) {
+      double sum = 0;
+      const int64_t per = int64_t(L.W.size()) / nOut;
+      for (int64_t k = 0; k < per; ++k)
+        sum += std::fabs(double(int64_t(s.weights[L.kind == LinearKind::kMatMul ? k * nOut + ch : ch * per + k])));
+      colSum = std::max(colSum, sum);
+    }
+    if (colSum * bound_[in] > std::exp2(60)) {
+      in = narrow(n, in);
+      s.inputs = {in};
+    }
+    const double outScale = scaleOf(in) * s.weightScale;
     bool anyBias = false;
     for (double b : L.bias) anyBias |= b != 0;
     if (anyBias) {
@@ -735,6 +749,8 @@ class Compiler {
     ANVIL_CHECK(shapeOf(a) == out, ErrorCode::kUnsupported, n.label(),
                 ": a constant operand that broadcasts the activation is not supported");
     ANVIL_CHECK(op != "Div" || actFirst, ErrorCode::kUnsupported, n.label(), ": constant / activation is not supported");
+    // A product with a (up to 2^15) constant: a wide operand goes through a table first.
+    if ((op == "Mul" || op == "Div") && bound_[a] > std::exp2(62 - o_.weightBits - 8)) a = narrow(n, a);
     // The constant over the output's trailing axes (its leading axes broadcast).
     const size_t r = out.size();
     Dims cd(r - std::min(r, c.rank()), 1);
@@ -973,6 +989,70 @@ std::vector<Tensor> splitBatches(const Tensor& all, const Dims& shape, const std
   return out;
 }
 
+// A model exported with a fixed batch may bake the batch into Reshape targets (attention's
+// [seq, batch*heads, dim]). When --shapes changes the batch from `oldB` to `newB`, a
+// constant target without -1 / 0 whose entries include exactly one multiple of oldB gets
+// that entry scaled by newB / oldB (a new constant per Reshape). Anything else is left for
+// shape inference, which names the Reshape if the target no longer fits.
+void rebatchReshapes(ir::Graph& g, int64_t oldB, int64_t newB) {
+  int serial = 0;
+  for (const auto& n : g.nodes()) {
+    if (n->op() != "Reshape" || n->numInputs() < 2) continue;
+    const ir::Value* sv = n->input(1);
+    const Tensor* t = sv->initializer();
+    if (!t && sv->producer() && sv->producer()->op() == "Constant") t = sv->producer()->attrs().getTensor("value");
+    if (!t || t->rank() != 1) continue;
+    std::vector<int64_t> target = t->toInt64Vector();
+    int which = -1, count = 0;
+    for (size_t i = 0; i < target.size(); ++i) {
+      if (target[i] <= 0) count = 99;  // -1 / 0 adapt by themselves
+      else if (target[i] % oldB == 0) which = int(i), ++count;
+    }
+    if (count != 1 || (target[which] / oldB) * newB <= 0) continue;
+    target[which] = target[which] / oldB * newB;
+    ir::Value* nv = g.addInitializer(n->name() + "/mpc_batch_" + std::to_string(serial++),
+                                     Tensor::fromVector<int64_t>(ir::DataType::kInt64, {int64_t(target.size())}, target));
+    n->setInput(1, nv);
+  }
+}
+
+// --verbose: the relative error of every named tensor against the float model's value of
+// the same name on one batch (where a lowering loses precision).
+void traceErrors(const std::string& onnxPath, const CompileOptions& options, const Program& p,
+                 const std::vector<Tensor>& batch, CompileReport& report) {
+  ir::Model m = prepareModel(onnxPath, options.shapes);
+  ir::Graph& g = *m.graph;
+  std::map<std::string, size_t> position;
+  for (const auto& n : g.nodes())
+    for (ir::Value* o : n->outputs())
+      if (o && !o->name().empty() && std::find(g.outputs().begin(), g.outputs().end(), o) == g.outputs().end()) {
+        position[o->name()] = g.outputs().size();
+        g.addOutput(o);
+      }
+  for (size_t i = 0; i < g.outputs().size(); ++i) position[g.outputs()[i]->name()] = i;
+  std::map<std::string, Tensor> feeds;
+  for (size_t i = 0; i < g.inputs().size(); ++i) feeds[g.inputs()[i]->name()] = batch[i];
+  std::vector<Tensor> ref = cpu::Interpreter::run(g, feeds);
+  struct Collect : StepObserver {
+    std::vector<RingVec> values;
+    void onStep(const Program&, size_t, const std::vector<RingVec>& v) override { values = v; }
+  } collect;
+  runFixed(p, batch, &collect);
+  for (size_t t = 0; t < p.tensors.size(); ++t) {
+    auto it = position.find(p.tensors[t].name);
+    if (it == position.end() || collect.values[t].empty()) continue;
+    const Tensor& r = ref[it->second];
+    if (r.numel() != int64_t(collect.values[t].size())) continue;
+    double err = 0, norm = 0;
+    for (int64_t i = 0; i < r.numel(); ++i) {
+      double f = dequantize(collect.values[t][i], p.tensors[t].scale), x = r.getDouble(i);
+      err += (f - x) * (f - x);
+      norm += x * x;
+    }
+    report.log.push_back(p.tensors[t].name + ": relative error " + std::to_string(std::sqrt(err / std::max(norm, 1e-30))));
+  }
+}
+
 }  // namespace
 
 const char* stepKindName(StepKind k) {
@@ -992,14 +1072,21 @@ const char* lutFunctionName(LutFunction f) {
 ir::Model prepareModel(const std::string& onnxPath, const std::map<std::string, std::vector<int64_t>>& shapes) {
   ir::Model m = parser::parseOnnxFile(onnxPath);
   ir::Graph& g = *m.graph;
+  int64_t oldBatch = -1, newBatch = -1;
   for (const auto& [name, dims] : shapes) {
     ir::Value* v = g.findValue(name);
     ANVIL_CHECK(v && std::find(g.inputs().begin(), g.inputs().end(), v) != g.inputs().end(),
                 ErrorCode::kInvalidArgument, "--shapes names '", name, "', which is not a graph input");
     ANVIL_CHECK(v->shape().rank() == dims.size() || !v->shape().rankKnown(), ErrorCode::kShapeMismatch, "--shapes gives '",
                 name, "' rank ", dims.size(), ", the model's input has ", v->shape().str());
+    if (!dims.empty() && v->shape().rank() == dims.size() && v->shape()[0].isStatic() &&
+        v->shape()[0].value() != dims[0]) {
+      oldBatch = v->shape()[0].value();
+      newBatch = dims[0];
+    }
     v->setType({v->dtype(), ir::Shape::fromExtents(dims)});
   }
+  if (oldBatch > 0) rebatchReshapes(g, oldBatch, newBatch);
   // A model exported with a fixed batch: the new extents flow through inference again
   // (fails naming the node where the graph bakes the old batch in, e.g. a Reshape target).
   ir::inferShapes(g);
@@ -1085,6 +1172,7 @@ Program compileProgram(const std::string& onnxPath, const CompileOptions& option
       }
     }
   }
+  if (options.verbose && !eval.empty()) traceErrors(onnxPath, options, p, eval[0], report);
   report.evaluatedRows = rows;
   report.top1Agreement = rows ? double(agree) / double(rows) : -1;
   report.relativeError = refSq > 0 ? std::sqrt(errSq / refSq) : std::sqrt(errSq);
