@@ -130,6 +130,31 @@ TEST(MpcCompile, DigitsCnnAgreesWithTheFloatModelAtBatch16And1) {
   }
 }
 
+TEST(MpcCompile, DigitsTransformerAgreesWithTheFloatModel) {
+  // Attention (kMatMul of activations, Softmax with its row maximum, exp and reciprocal
+  // tables), two LayerNormalizations per layer (rsqrt table), residual adds, a batch of 64
+  // baked into the Reshape targets (rewritten for batch 16).
+  CompileReport r;
+  Program p = compileDigits("digits_transformer", {16, 8, 8}, &r);
+  EXPECT_EQ(r.stepsByKind["matmul"], 4);
+  EXPECT_EQ(r.stepsByKind["maxpool"], 2);  // one row maximum per softmax
+  int exp = 0, reciprocal = 0, rsqrt = 0;
+  for (const LutReport& l : r.luts) {
+    exp += l.function == LutFunction::kExp;
+    reciprocal += l.function == LutFunction::kReciprocal;
+    rsqrt += l.function == LutFunction::kRsqrt;
+  }
+  EXPECT_EQ(exp, 2);
+  EXPECT_EQ(reciprocal, 2);
+  EXPECT_EQ(rsqrt, 4);
+  checkReport(r);
+  Agreement a = onTestSplit("digits_transformer", p, {16, 8, 8});
+  std::cout << "digits_transformer batch 16: top-1 agreement " << a.top1 << ", accuracy fixed " << a.accuracyFixed
+            << " float " << a.accuracyFloat << ", relative error (held-out calibration) " << r.relativeError << "\n";
+  EXPECT_GE(a.top1, 0.99);
+  EXPECT_LT(r.relativeError, 0.06);
+}
+
 // ---- a model of the other lowerings, written with onnx's protobuf
 
 onnx::ValueInfoProto valueInfo(const std::string& name, const std::vector<int64_t>& dims) {
