@@ -135,6 +135,13 @@ TEST(MpcProgramFile, HostileContentWithAValidChecksumIsRefused) {
   EXPECT_EQ(codeOf(edited([](Program& p) { p.steps[1].weights.pop_back(); })), ErrorCode::kInvalidEngine);
   EXPECT_EQ(codeOf(edited([](Program& p) { p.programId = "short"; })), ErrorCode::kInvalidEngine);
   EXPECT_EQ(codeOf(edited([](Program& p) { p.tensors[0].shape = {-1, 3}; })), ErrorCode::kInvalidEngine);
+  EXPECT_EQ(codeOf(edited([](Program& p) { p.tensors[0].shape = {int64_t(1) << 20, int64_t(1) << 20}; })),
+            ErrorCode::kInvalidEngine);
+  EXPECT_EQ(codeOf(edited([](Program& p) { p.steps[2].conv.stride[1] = 0; })), ErrorCode::kInvalidEngine);
+  EXPECT_EQ(codeOf(edited([](Program& p) { p.steps[1].conv.group = 0; })), ErrorCode::kInvalidEngine);
+  EXPECT_EQ(codeOf(edited([](Program& p) { p.steps[1].conv.pads[0] = -1; })), ErrorCode::kInvalidEngine);
+  EXPECT_EQ(codeOf(edited([](Program& p) { p.steps[2].function = LutFunction(42); })), ErrorCode::kInvalidEngine);
+  EXPECT_EQ(codeOf(edited([](Program& p) { p.outputs = {-1}; })), ErrorCode::kInvalidEngine);
   // A future format version.
   std::string v2 = bytes;
   v2[8] = 2;
