@@ -405,11 +405,21 @@ class Compiler {
 
   void lowerGemm(const Node& n) {
     const ir::Attributes& a = n.attrs();
-    ANVIL_CHECK(a.getInt("transA", 0) == 0, ErrorCode::kUnsupported, n.label(), ": transA=1 is not supported");
     const Tensor* B = constOf(n.input(1));
     ANVIL_CHECK(B && B->rank() == 2, ErrorCode::kUnsupported, n.label(),
                 ": the mpc mode lowers Gemm with a constant B (the server's weights)");
     int32_t in = act(n.input(0), n);
+    if (a.getInt("transA", 0) != 0) {  // a local transpose of the activation first
+      Step t;
+      t.kind = StepKind::kTranspose;
+      t.name = n.name() + "/transA";
+      t.inputs = {in};
+      t.perm = {1, 0};
+      t.output = addTensor("", {shapeOf(in)[1], shapeOf(in)[0]}, scaleOf(in));
+      const int32_t id = t.output;
+      emit(std::move(t), bound_[in]);
+      in = id;
+    }
     const bool transB = a.getInt("transB", 0) != 0;
     const double alpha = a.getFloat("alpha", 1.0f), beta = a.getFloat("beta", 1.0f);
     const int64_t K = transB ? B->dim(1) : B->dim(0), N = transB ? B->dim(0) : B->dim(1);

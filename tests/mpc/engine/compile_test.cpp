@@ -331,6 +331,49 @@ TEST(MpcCompile, EveryOtherLoweringAgreesWithTheFloatModel) {
   EXPECT_LT(std::sqrt(err / norm), 0.1);
 }
 
+TEST(MpcCompile, GemmTransposesGlobalPoolAndShapeOpsAgreeWithTheFloatModel) {
+  std::mt19937 rng(5);
+  ModelWriter w;
+  auto* g = w.graph();
+  *g->add_input() = valueInfo("x", {2, 3, 5, 5});
+  *g->add_output() = valueInfo("y", {2, 4});
+  w.init("w1", {3, 3, 1, 1}, rng, -1.0f, 1.0f);
+  w.node("Conv", {"x", "w1"}, "c");
+  w.node("Relu", {"c"}, "r");
+  w.node("GlobalAveragePool", {"r"}, "gap");  // [2,3,1,1]
+  w.node("Flatten", {"gap"}, "f");            // [2,3]
+  auto* t = w.node("Transpose", {"f"}, "ft");  // [3,2]
+  ModelWriter::attr(t, "perm", std::vector<int64_t>{1, 0});
+  w.init("B", {4, 3}, rng, -1.0f, 1.0f);
+  w.init("C", {1, 4}, rng, -1.0f, 1.0f);
+  auto* gemm = w.node("Gemm", {"ft", "B", "C"}, "gm");
+  ModelWriter::attr(gemm, "transA", int64_t(1));
+  ModelWriter::attr(gemm, "transB", int64_t(1));
+  auto* alpha = gemm->add_attribute();
+  alpha->set_name("alpha");
+  alpha->set_type(onnx::AttributeProto::FLOAT);
+  alpha->set_f(0.5f);
+  auto* beta = gemm->add_attribute();
+  beta->set_name("beta");
+  beta->set_type(onnx::AttributeProto::FLOAT);
+  beta->set_f(2.0f);
+  w.ints("ax", {1});
+  w.node("Unsqueeze", {"gm", "ax"}, "u");  // [2,1,4]
+  w.node("Squeeze", {"u", "ax"}, "y");
+  const std::string dir = ::testing::TempDir() + "/mpc_gemm";
+  std::filesystem::create_directories(dir);
+  const std::string path = w.save(dir + "/gemm.onnx");
+  CompileOptions o;
+  o.calibDir = writeCalibration(dir + "/calib", {256, 3, 5, 5}, 13);
+  CompileReport r;
+  Program p = compileProgram(path, o, &r);
+  EXPECT_EQ(r.stepsByKind["sumpool"], 1);
+  EXPECT_EQ(r.stepsByKind["transpose"], 2);  // the graph's and transA's
+  EXPECT_EQ(r.stepsByKind["linear"], 2);
+  std::cout << "gemm model: relative error " << r.relativeError << "\n";
+  EXPECT_LT(r.relativeError, 0.02);
+}
+
 TEST(MpcCompile, UnsupportedNodesAndMissingDataAreNamed) {
   ModelWriter w;
   auto* g = w.graph();
