@@ -61,9 +61,14 @@ class Compiler {
 
   Program run() {
     for (size_t i = 0; i < g_.inputs().size(); ++i) lowerInput(g_.inputs()[i], i);
+    // Readers not yet lowered per value: calibration values nobody will read are dropped
+    // as the lowering goes, so memory follows the live activations, not the whole model.
+    for (const auto& n : g_.nodes())
+      for (const Value* v : uniqueInputs(*n)) ++pending_[v];
     for (const auto& n : g_.nodes()) {
-      if (absorbed_.count(n.get())) continue;
-      lowerNode(*n);
+      if (!absorbed_.count(n.get())) lowerNode(*n);
+      for (const Value* v : uniqueInputs(*n)) --pending_[v];
+      releaseDeadValues();
     }
     for (const Value* out : g_.outputs()) {
       auto it = ids_.find(out);
@@ -85,9 +90,6 @@ class Compiler {
     return std::move(p_);
   }
 
-  // The values of every tensor on the calibration batches (for the agreement check).
-  std::vector<std::vector<RingVec>>& calibrationValues() { return cal_; }
-
  private:
   const ir::Graph& g_;
   const CompileOptions& o_;
@@ -99,6 +101,24 @@ class Compiler {
   std::map<const Value*, int32_t> ids_;
   std::set<const Node*> absorbed_;
   double maxSeen_ = 0;
+
+  std::map<const Value*, int> pending_;
+
+  static std::set<const Value*> uniqueInputs(const Node& n) {
+    std::set<const Value*> s;
+    for (const Value* v : n.inputs())
+      if (v) s.insert(v);
+    return s;
+  }
+
+  void releaseDeadValues() {
+    std::vector<bool> live(p_.tensors.size(), false);
+    for (const auto& [v, id] : ids_)
+      if (pending_[v] > 0 || isGraphOutput(v)) live[id] = true;
+    for (size_t t = 0; t < live.size(); ++t)
+      if (!live[t])
+        for (auto& values : cal_) RingVec().swap(values[t]);
+  }
 
   // ---- program building
 
