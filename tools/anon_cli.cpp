@@ -52,6 +52,7 @@ const std::map<std::string, std::vector<FlagDef>>& commandFlags() {
        {{"loadEngine", true, "the anon engine"},
         {"store", true, "sqlite:PATH or redis://HOST:PORT"},
         {"workerKey", true, "the worker's key seed file (default: <loadEngine>.worker-key, created when absent)"},
+        {"workerId", true, "owner name of this process's claims (default worker-<key prefix>; distinct per process sharing a key)"},
         {"jobs", true, "exit after this many jobs"},
         {"idleExit", true, "exit after this many seconds without a job"},
         {"noBuckets", false, "run requests at their own shape, without the ladder (leaks timing; for comparison)"},
@@ -179,6 +180,7 @@ int worker(int argc, char** argv) {
   auto store = anon::openStore(need(f, cmd, "store"));
   anon::WorkerOptions o;
   o.keyPath = f.count("workerKey") ? f["workerKey"] : enginePath + ".worker-key";
+  if (f.count("workerId")) o.workerId = f["workerId"];
   o.buckets = !f.count("noBuckets");
   o.leaseSeconds = number(f, "lease", 30, 0.1);
   o.threads = int(number(f, "threads", 0, 1));

@@ -219,7 +219,9 @@ Worker::Worker(const AnonEngine& engine, Store& store, const WorkerOptions& opti
   }
 }
 
-std::string Worker::id() const { return "worker-" + toHex(key_.publicKey).substr(0, 16); }
+std::string Worker::id() const {
+  return options_.workerId.empty() ? "worker-" + toHex(key_.publicKey).substr(0, 16) : options_.workerId;
+}
 
 void Worker::publish() {
   const json w = {{"version", 1}, {"workerKey", toHex(key_.publicKey)}, {"engine", headerToJson(engine_.header())}};

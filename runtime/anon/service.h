@@ -52,6 +52,9 @@ Tensors fetch(Store& store, const Capability& cap, double waitSeconds);
 
 struct WorkerOptions {
   std::string keyPath;         // the worker's X25519 seed (created when absent)
+  // Owner name of its claims (default worker-<key prefix>). Processes sharing a key need
+  // distinct ids; a restarted process with its old id takes its claims back at once.
+  std::string workerId;
   bool buckets = true;         // false: --noBuckets (own shapes, no hold): leaks timing, for comparison
   double leaseSeconds = 30;
   int threads = 0;             // 0: the engine's (the ladder was timed with them)
