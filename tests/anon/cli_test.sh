@@ -127,6 +127,20 @@ WPID=""
 grep -q "3 job(s) done" worker.log || fail "the worker did not report 3 jobs"
 cat worker.log
 
+# --noBuckets: the same request at its own shape, released without a hold (same outputs).
+"$ANVIL" anon-worker --loadEngine=anon.engine --store="$STORE" --jobs=1 --idleExit=60 --noBuckets >worker_nb.log 2>&1 &
+WPID=$!
+for _ in $(seq 300); do grep -q ready worker_nb.log && break; sleep 0.1; done
+grep -q "ready.*unbucketed" worker_nb.log || fail "the --noBuckets worker did not start: $(cat worker_nb.log)"
+"$ANVIL" anon-submit --store="$STORE" --loadInputs=input:x3.npy --capability=capnb.json || fail "submit (noBuckets)"
+"$ANVIL" anon-fetch --store="$STORE" --capability=capnb.json --saveOutputs=outnb --wait=30 || fail "fetch (noBuckets)"
+wait "$WPID" || fail "the --noBuckets worker failed"
+WPID=""
+cmp -s out3/logits.npy outnb/logits.npy || fail "--noBuckets gave other outputs than the padded run"
+grep -q "job 4 (attempt 1): result" worker_nb.log || fail "the --noBuckets worker did not serve job 4"
+grep "job 4" worker_nb.log | grep -q rung && fail "--noBuckets held a job to a rung: $(cat worker_nb.log)"
+cat worker_nb.log
+
 expect_fail "an unknown worker flag" "unknown flag" "$ANVIL" anon-worker --bogus=1
 expect_fail "a worker without an engine" "needs --loadEngine" "$ANVIL" anon-worker --store="$STORE"
 expect_fail "a bad store spec" "expected sqlite:PATH or redis://HOST:PORT" \
