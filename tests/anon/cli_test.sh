@@ -141,6 +141,27 @@ grep -q "job 4 (attempt 1): result" worker_nb.log || fail "the --noBuckets worke
 grep "job 4" worker_nb.log | grep -q rung && fail "--noBuckets held a job to a rung: $(cat worker_nb.log)"
 cat worker_nb.log
 
+# A replay: job 1's sealed blob queued again (as a store could). The worker refuses it
+# without computing or writing; the original result is still the one fetched.
+if [ "$KIND" = redis ]; then
+  redis-cli -p "$PORT" EVAL "local s = redis.call('HGET', 'anon:job:1', 'sealed'); local id = redis.call('INCR', 'anon:jobseq'); redis.call('HSET', 'anon:job:' .. id, 'sealed', s, 'state', 'pending', 'attempts', 0); redis.call('RPUSH', 'anon:pending', id); return id" 0 >/dev/null || fail "replaying job 1"
+  BOXES_BEFORE=$(redis-cli -p "$PORT" --scan --pattern 'anon:box:*' | wc -l)
+else
+  sqlite3 "$OUT/s.db" "INSERT INTO jobs(sealed) SELECT sealed FROM jobs WHERE id = 1" || fail "replaying job 1"
+  BOXES_BEFORE=$(sqlite3 "$OUT/s.db" "SELECT COUNT(*) FROM boxes")
+fi
+"$ANVIL" anon-worker --loadEngine=anon.engine --store="$STORE" --jobs=1 --idleExit=30 >worker_replay.log 2>&1 || fail "replay worker"
+grep -q "job 5 (attempt 1): refused.*replayed request" worker_replay.log || fail "the replay was not refused: $(cat worker_replay.log)"
+if [ "$KIND" = redis ]; then
+  BOXES_AFTER=$(redis-cli -p "$PORT" --scan --pattern 'anon:box:*' | wc -l)
+else
+  BOXES_AFTER=$(sqlite3 "$OUT/s.db" "SELECT COUNT(*) FROM boxes")
+fi
+[ "$BOXES_BEFORE" = "$BOXES_AFTER" ] || fail "the replay wrote a box ($BOXES_BEFORE -> $BOXES_AFTER)"
+"$ANVIL" anon-fetch --store="$STORE" --capability=cap3.json --saveOutputs=out3r || fail "fetch after the replay"
+cmp -s out3/logits.npy out3r/logits.npy || fail "the result changed after the replay"
+grep "job 5" worker_replay.log
+
 expect_fail "an unknown worker flag" "unknown flag" "$ANVIL" anon-worker --bogus=1
 expect_fail "a worker without an engine" "needs --loadEngine" "$ANVIL" anon-worker --store="$STORE"
 expect_fail "a bad store spec" "expected sqlite:PATH or redis://HOST:PORT" \
