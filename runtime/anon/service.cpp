@@ -97,9 +97,11 @@ std::pair<json, Tensors> decodePayload(const Bytes& b) {
       }
       ANVIL_CHECK(dtype != DataType::kString && dataTypeSize(dtype) > 0, ErrorCode::kInvalidArgument,
                   "payload tensor of unsupported type ", int(dtype));
+      // Checked before allocating: a hostile header cannot make the worker allocate more
+      // than the box holds.
+      ANVIL_CHECK(b.size() - pos >= n * dataTypeSize(dtype), ErrorCode::kInvalidArgument,
+                  "payload truncated in tensor '", t.at("name").get<std::string>(), "'");
       ir::Tensor x(dtype, dims);
-      ANVIL_CHECK(b.size() - pos >= x.nbytes(), ErrorCode::kInvalidArgument, "payload truncated in tensor '",
-                  t.at("name").get<std::string>(), "'");
       if (x.nbytes()) std::memcpy(x.mutableRaw(), b.data() + pos, x.nbytes());
       pos += x.nbytes();
       out.push_back({t.at("name").get<std::string>(), x});

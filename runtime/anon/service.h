@@ -4,7 +4,6 @@
 // result to the result box, and the client fetches it with its capability.
 #pragma once
 
-#include <atomic>
 #include <functional>
 #include <optional>
 #include <string>

@@ -58,6 +58,12 @@ TEST(AnonEngine, FindsTheSmallestBucketAndRefusesAboveTheTop) {
   EXPECT_THROW(findBucket(b, {{"x", {1, 4, 7}}}), Error);  // a fixed dim must match
   EXPECT_THROW(findBucket(b, {{"x", {1, 4}}}), Error);
   EXPECT_THROW(findBucket(b, {{"y", {1, 4, 8}}}), Error);
+  // Two inputs: a bucket must hold both.
+  const BucketSpec two = parseShapeBuckets("ids:1x8,4x32,mask:1x8,4x32");
+  EXPECT_EQ(findBucket(two, {{"ids", {1, 8}}, {"mask", {1, 8}}}), 0);
+  EXPECT_EQ(findBucket(two, {{"ids", {1, 8}}, {"mask", {2, 8}}}), 1);
+  EXPECT_EQ(findBucket(two, {{"ids", {4, 32}}, {"mask", {4, 33}}}), -1);
+  EXPECT_THROW(findBucket(two, {{"ids", {1, 8}}}), Error);
 }
 
 TEST(AnonEngine, PaddedOutputsEqualTheUnpaddedRunExactly) {

@@ -223,6 +223,14 @@ TEST(AnonPayload, EncodesPadsAndRefusesMalformedPayloads) {
   EXPECT_THROW(decodePayload(Bytes{1, 2}), Error);
   Bytes truncated(p.begin(), p.begin() + 200);
   EXPECT_THROW(decodePayload(truncated), Error);
+  // A header that claims a huge tensor is refused before anything is allocated.
+  nlohmann::json huge = {{"tensors", {{{"name", "x"}, {"dtype", 1}, {"dims", {1 << 30, 15}}}}}};
+  const std::string hs = huge.dump();
+  Bytes hostile(4 + hs.size(), 0);
+  hostile[0] = uint8_t(hs.size());
+  hostile[1] = uint8_t(hs.size() >> 8);
+  std::copy(hs.begin(), hs.end(), hostile.begin() + 4);
+  EXPECT_NE(message([&] { decodePayload(hostile); }).find("truncated"), std::string::npos);
   Bytes badLen = p;
   badLen[3] = 0x7f;
   EXPECT_THROW(decodePayload(badLen), Error);
