@@ -81,7 +81,7 @@ std::map<std::string, std::string> parse(const std::string& command, int argc, c
     if (arg == "--help") {
       std::cout << "anvil " << (command == "build" ? "--mode=anon" : command) << " flags:\n";
       for (const FlagDef& f : defs)
-        std::cout << "  --" << std::left << std::setw(16) << (std::string(f.name) + (f.value ? "=..." : "")) << f.help
+        std::cout << "  --" << std::left << std::setw(20) << (std::string(f.name) + (f.value ? "=..." : "")) << f.help
                   << "\n";
       std::exit(0);
     }
