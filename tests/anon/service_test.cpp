@@ -4,7 +4,9 @@
 // forged or wrong capabilities, a job sealed to another worker, a pinned worker key.
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <random>
+#include <thread>
 
 #include "anvil/error.h"
 #include "runtime/anon/service.h"
@@ -203,6 +205,35 @@ TEST_P(AnonService, JobsForAnotherWorkerAndUnpinnedKeysAreRefused) {
   EXPECT_NO_THROW(submit(*store_, request(1, 1), pin));
   pin.pinnedWorkerKey = std::string(64, 'a');
   EXPECT_NE(message([&] { submit(*store_, request(1, 1), pin); }).find("pinned"), std::string::npos);
+}
+
+// Two workers (one key, two ids, each its own store connection) drain one queue at the
+// same time: every job is served exactly once.
+TEST_P(AnonService, TwoConcurrentWorkersServeEveryJobOnce) {
+  auto secondStore = openStore(store_->spec());
+  WorkerOptions o;
+  o.keyPath = (dir_ / "worker.key").string();
+  o.workerId = "second";
+  Worker second(engine(), *secondStore, o);
+  std::vector<Capability> caps;
+  std::vector<Tensors> inputs;
+  for (int i = 0; i < 24; ++i) {
+    inputs.push_back(request(1 + i % 8, uint32_t(100 + i)));
+    caps.push_back(submit(*store_, inputs.back()));
+  }
+  std::atomic<int> served{0}, refused{0};
+  auto drain = [&](Worker& w) {
+    while (auto r = w.step()) (r->outcome == "result" ? served : refused)++;
+  };
+  std::thread t1([&] { drain(*worker_); }), t2([&] { drain(second); });
+  t1.join();
+  t2.join();
+  EXPECT_EQ(served.load(), 24);
+  EXPECT_EQ(refused.load(), 0);
+  EXPECT_EQ(store_->countBoxes(), 48);  // 24 requests, 24 results
+  AnonRunner direct(engine());
+  for (size_t i = 0; i < caps.size(); ++i)
+    EXPECT_TRUE(fetch(*store_, caps[i], 0)[0].second.sameAs(direct.run(inputs[i], -1)[0].second)) << i;
 }
 
 TEST(AnonServiceNoWorker, SubmitWithoutAWorkerRecordIsAnError) {
