@@ -203,6 +203,7 @@ int worker(int argc, char** argv) {
     };
   }
   anon::Worker w(engine, *store, o);
+  for (const std::string& warning : w.ladderWarnings()) std::cerr << "[W] " << warning << "\n";
   w.publish();
   signal(SIGINT, onSignal);
   signal(SIGTERM, onSignal);

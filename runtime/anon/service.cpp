@@ -2,7 +2,9 @@
 #include "runtime/anon/service.h"
 
 #include <chrono>
+#include <algorithm>
 #include <cstring>
+#include <sstream>
 #include <thread>
 
 namespace anvil::anon {
@@ -218,6 +220,22 @@ Worker::Worker(const AnonEngine& engine, Store& store, const WorkerOptions& opti
     for (size_t i = 0; i < h.buckets.inputs.size(); ++i)
       zeros.push_back({h.buckets.inputs[i], ir::Tensor(h.inputTypes[i], h.buckets.shapes[k][i])});
     for (int r = 0; r < 3; ++r) runner_.run(zeros, int(k));
+    // Then a short check of the build's ladder on this machine.
+    std::vector<double> ms;
+    for (int r = 0; r < 20; ++r) {
+      const auto t0 = Clock::now();
+      runner_.run(zeros, int(k));
+      ms.push_back(msSince(t0));
+    }
+    std::sort(ms.begin(), ms.end());
+    const double p95 = ms[18], rung = h.ladderMs[size_t(h.bucketRung[k])];
+    if (p95 > rung) {
+      std::ostringstream w;
+      w << "bucket " << k << ": runs here take up to " << p95 << " ms (p95 of 20), above its rung of " << rung
+        << " ms timed at build: jobs will overrun to later rungs; rebuild the engine on this machine or raise "
+           "--ladderFloor";
+      ladderWarnings_.push_back(w.str());
+    }
   }
 }
 

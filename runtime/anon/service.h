@@ -81,6 +81,9 @@ class Worker {
   // Claims and processes one job; nullopt when none is pending.
   std::optional<JobReport> step();
   const WorkerKey& key() const { return key_; }
+  // Buckets whose runs on this machine (timed at start-up) overrun the rung the build
+  // measured: the ladder then shows this machine's noise. One line per such bucket.
+  const std::vector<std::string>& ladderWarnings() const { return ladderWarnings_; }
   std::string id() const;
 
  private:
@@ -91,6 +94,7 @@ class Worker {
   WorkerOptions options_;
   WorkerKey key_;
   AnonRunner runner_;
+  std::vector<std::string> ladderWarnings_;
 };
 
 }  // namespace anvil::anon

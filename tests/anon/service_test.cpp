@@ -236,6 +236,36 @@ TEST_P(AnonService, TwoConcurrentWorkersServeEveryJobOnce) {
     EXPECT_TRUE(fetch(*store_, caps[i], 0)[0].second.sameAs(direct.run(inputs[i], -1)[0].second)) << i;
 }
 
+// A ladder timed on a much faster machine (rungs of 1 us): the worker says so at start-up,
+// and its jobs overrun to later rungs of the series (still quantized, never released early).
+TEST(AnonServiceLadder, AWorkerWarnsWhenThisMachineOverrunsTheLadder) {
+  const std::string bytes = engine().serialize();
+  const uint64_t hl = uint64_t(uint8_t(bytes[16])) | uint64_t(uint8_t(bytes[17])) << 8;
+  nlohmann::json h = nlohmann::json::parse(bytes.substr(24, hl));
+  h["ladderMs"] = {0.001, 0.002};
+  h["bucketRung"] = {0, 1};
+  const std::string hs = h.dump();
+  std::string edited = bytes.substr(0, 16);
+  for (int i = 0; i < 8; ++i) edited.push_back(char((hs.size() >> (8 * i)) & 0xff));
+  edited += hs + bytes.substr(24 + hl);
+  const AnonEngine fast = AnonEngine::fromBytes(edited);
+  const auto dir = testing::tempDir("ladder");
+  auto store = openStore("sqlite:" + (dir / "s.db").string());
+  WorkerOptions o;
+  o.keyPath = (dir / "w.key").string();
+  Worker w(fast, *store, o);
+  ASSERT_EQ(w.ladderWarnings().size(), 2u);
+  EXPECT_NE(w.ladderWarnings()[1].find("above its rung of 0.002 ms"), std::string::npos) << w.ladderWarnings()[1];
+  w.publish();
+  submit(*store, request(8, 1));
+  const auto r = w.step();
+  ASSERT_TRUE(r.has_value());
+  EXPECT_GT(r->rungMs, 0.002);
+  EXPECT_EQ(r->rungMs, fast.rungMs(r->computeMs));
+  EXPECT_GE(r->releaseMs, r->rungMs);
+  std::filesystem::remove_all(dir);
+}
+
 TEST(AnonServiceNoWorker, SubmitWithoutAWorkerRecordIsAnError) {
   const auto dir = testing::tempDir("nowork");
   auto s = openStore("sqlite:" + (dir / "s.db").string());
