@@ -191,7 +191,7 @@ int worker(int argc, char** argv) {
   const double idleExit = number(f, "idleExit", -1, 0);
   const bool quiet = f.count("quiet") != 0;
   // Crash tests: ANVIL_ANON_PAUSE=claimed|computed stops the worker at that point of its
-  // first job (after the claim, or with the result sealed but not written) for 60 s.
+  // jobs (after the claim, or with the result sealed but not written) for 60 s.
   if (const char* p = std::getenv("ANVIL_ANON_PAUSE")) {
     const std::string point = p;
     ANVIL_CHECK(point == "claimed" || point == "computed", ErrorCode::kInvalidArgument,
