@@ -111,7 +111,7 @@ BOX=$("$PY" -c "import json; print(json.load(open('cap8.json'))['resultBox'])")
 if [ "$KIND" = redis ]; then
   redis-cli -p "$PORT" SETRANGE "anon:box:$BOX" 100 XYZ >/dev/null || fail "corrupting the box"
 else
-  sqlite3 "$OUT/s.db" "UPDATE boxes SET content = zeroblob(length(content)) WHERE id = x'$BOX'" || fail "corrupting the box"
+  "$PY" -c "import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); c.execute(\"UPDATE boxes SET content = zeroblob(length(content)) WHERE id = x'\" + sys.argv[2] + \"'\"); c.commit()" "$OUT/s.db" "$BOX" || fail "corrupting the box"
 fi
 expect_fail "a corrupted result box" "corrupted or forged" \
   "$ANVIL" anon-fetch --store="$STORE" --capability=cap8.json --saveOutputs=o
@@ -141,21 +141,24 @@ grep -q "job 4 (attempt 1): result" worker_nb.log || fail "the --noBuckets worke
 grep "job 4" worker_nb.log | grep -q rung && fail "--noBuckets held a job to a rung: $(cat worker_nb.log)"
 cat worker_nb.log
 
+# SQL on the store file through Python's sqlite3 module (no sqlite3 CLI needed).
+sql() { "$PY" -c "import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); r = c.execute(sys.argv[2]).fetchall(); c.commit(); print(r[0][0] if r else '')" "$OUT/s.db" "$1"; }
+
 # A replay: job 1's sealed blob queued again (as a store could). The worker refuses it
 # without computing or writing; the original result is still the one fetched.
 if [ "$KIND" = redis ]; then
   redis-cli -p "$PORT" EVAL "local s = redis.call('HGET', 'anon:job:1', 'sealed'); local id = redis.call('INCR', 'anon:jobseq'); redis.call('HSET', 'anon:job:' .. id, 'sealed', s, 'state', 'pending', 'attempts', 0); redis.call('RPUSH', 'anon:pending', id); return id" 0 >/dev/null || fail "replaying job 1"
   BOXES_BEFORE=$(redis-cli -p "$PORT" --scan --pattern 'anon:box:*' | wc -l)
 else
-  sqlite3 "$OUT/s.db" "INSERT INTO jobs(sealed) SELECT sealed FROM jobs WHERE id = 1" || fail "replaying job 1"
-  BOXES_BEFORE=$(sqlite3 "$OUT/s.db" "SELECT COUNT(*) FROM boxes")
+  sql "INSERT INTO jobs(sealed) SELECT sealed FROM jobs WHERE id = 1" >/dev/null || fail "replaying job 1"
+  BOXES_BEFORE=$(sql "SELECT COUNT(*) FROM boxes")
 fi
 "$ANVIL" anon-worker --loadEngine=anon.engine --store="$STORE" --jobs=1 --idleExit=30 >worker_replay.log 2>&1 || fail "replay worker"
 grep -q "job 5 (attempt 1): refused.*replayed request" worker_replay.log || fail "the replay was not refused: $(cat worker_replay.log)"
 if [ "$KIND" = redis ]; then
   BOXES_AFTER=$(redis-cli -p "$PORT" --scan --pattern 'anon:box:*' | wc -l)
 else
-  BOXES_AFTER=$(sqlite3 "$OUT/s.db" "SELECT COUNT(*) FROM boxes")
+  BOXES_AFTER=$(sql "SELECT COUNT(*) FROM boxes")
 fi
 [ "$BOXES_BEFORE" = "$BOXES_AFTER" ] || fail "the replay wrote a box ($BOXES_BEFORE -> $BOXES_AFTER)"
 "$ANVIL" anon-fetch --store="$STORE" --capability=cap3.json --saveOutputs=out3r || fail "fetch after the replay"

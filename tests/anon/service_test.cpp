@@ -3,6 +3,7 @@
 // when the client does not check), a replayed job, corrupted request and result boxes,
 // forged or wrong capabilities, a job sealed to another worker, a pinned worker key.
 #include <gtest/gtest.h>
+#include <sqlite3.h>
 
 #include <atomic>
 #include <random>
@@ -60,6 +61,17 @@ class AnonService : public ::testing::TestWithParam<std::string> {
     worker_->publish();
   }
   void TearDown() override { std::filesystem::remove_all(dir_); }
+
+  // Writes to the SQLite store's file behind the store's back (a corruption at rest).
+  void sqlExec(const std::string& sql) {
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open((dir_ / "s.db").string().c_str(), &db), SQLITE_OK);
+    sqlite3_busy_timeout(db, 5000);
+    char* err = nullptr;
+    EXPECT_EQ(sqlite3_exec(db, sql.c_str(), nullptr, nullptr, &err), SQLITE_OK) << (err ? err : "");
+    sqlite3_free(err);
+    sqlite3_close(db);
+  }
 
   std::filesystem::path dir_;
   std::unique_ptr<testing::RedisServer> redis_;
@@ -158,10 +170,7 @@ TEST_P(AnonService, CorruptedBoxesAreRefused) {
                       toHex(cap.result.box) + " 100 XYZ >/dev/null";
     ASSERT_EQ(std::system(cmd.c_str()), 0);
   } else {
-    std::string cmd = "sqlite3 " + (dir_ / "s.db").string() +
-                      " \"UPDATE boxes SET content = zeroblob(length(content)) WHERE id = x'" + toHex(cap.result.box) +
-                      "'\"";
-    ASSERT_EQ(std::system(cmd.c_str()), 0);
+    sqlExec("UPDATE boxes SET content = zeroblob(length(content)) WHERE id = x'" + toHex(cap.result.box) + "'");
   }
   const std::string m = message([&] { fetch(*store_, cap, 0); });
   EXPECT_NE(m.find("corrupted or forged"), std::string::npos) << m;
@@ -177,10 +186,7 @@ TEST_P(AnonService, CorruptedBoxesAreRefused) {
                       toHex(cap.result.box) + " ] || redis-cli -p " + port + " SETRANGE $k 200 XYZ >/dev/null; done";
     ASSERT_EQ(std::system(cmd.c_str()), 0);
   } else {
-    std::string cmd = "sqlite3 " + (dir_ / "s.db").string() +
-                      " \"UPDATE boxes SET content = zeroblob(length(content)) WHERE id != x'" + toHex(cap.result.box) +
-                      "'\"";
-    ASSERT_EQ(std::system(cmd.c_str()), 0);
+    sqlExec("UPDATE boxes SET content = zeroblob(length(content)) WHERE id != x'" + toHex(cap.result.box) + "'");
   }
   const auto r = worker_->step();
   ASSERT_TRUE(r.has_value());
