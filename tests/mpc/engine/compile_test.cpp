@@ -39,6 +39,23 @@ int64_t argmax(const Tensor& t, int64_t row, int64_t C) {
 struct Agreement {
   double top1 = 0, accuracyFixed = 0, accuracyFloat = 0;
   std::vector<Tensor> fixedOutputs;
+  int64_t wrapped = 0, lookups = 0;  // table inputs outside the table's range on the test split
+  int64_t maxIndex = 0;
+};
+
+// Counts kLut inputs whose truncated value leaves the table's 256 values (they wrap).
+struct WrapCounter : StepObserver {
+  int64_t wrapped = 0, lookups = 0, maxIndex = 0;
+  void onStep(const Program& p, size_t i, const std::vector<RingVec>& values) override {
+    const Step& s = p.steps[i];
+    if (s.kind != StepKind::kLut) return;
+    for (Ring v : values[s.inputs[0]]) {
+      const int64_t t = s.shift ? (int64_t(v) + (int64_t(1) << (s.shift - 1))) >> s.shift : int64_t(v);
+      wrapped += t < s.tableLow || t > s.tableLow + 255;
+      maxIndex = std::max(maxIndex, t < 0 ? -t : t);
+      ++lookups;
+    }
+  }
 };
 
 // The whole test split through the fixed executor and the float reference.
@@ -51,7 +68,11 @@ Agreement onTestSplit(const std::string& model, const Program& p, const std::vec
   Agreement a;
   for (int64_t b = 0; b < batches; ++b) {
     Tensor in = batchOf(x, b, shape);
-    std::vector<Tensor> f = runFixed(p, {in});
+    WrapCounter wraps;
+    std::vector<Tensor> f = runFixed(p, {in}, &wraps);
+    a.wrapped += wraps.wrapped;
+    a.lookups += wraps.lookups;
+    a.maxIndex = std::max(a.maxIndex, wraps.maxIndex);
     std::vector<Tensor> r = cpu::Interpreter::run(*ref.graph, {{"input", in}});
     const int64_t C = r[0].dims().back();
     for (int64_t row = 0; row < B; ++row, ++rows) {
@@ -95,9 +116,11 @@ TEST(MpcCompile, DigitsMlpAgreesWithTheFloatModel) {
   EXPECT_EQ(p.serverSecretKey.size(), 32u);
   Agreement a = onTestSplit("digits_mlp", p, {16, 64});
   std::cout << "digits_mlp batch 16: top-1 agreement " << a.top1 << ", accuracy fixed " << a.accuracyFixed
-            << " float " << a.accuracyFloat << ", held-out calibration agreement " << r.top1Agreement
+            << " float " << a.accuracyFloat << ", wrapped lookups " << a.wrapped << " of " << a.lookups
+            << " (max |index| " << a.maxIndex << "), held-out calibration agreement " << r.top1Agreement
             << " relative error " << r.relativeError << "\n";
   EXPECT_GE(a.top1, 0.99);
+  EXPECT_EQ(a.wrapped, 0);
   EXPECT_GE(r.top1Agreement, 0.99);
   EXPECT_LT(r.relativeError, 0.05);
 }
@@ -112,8 +135,10 @@ TEST(MpcCompile, DigitsCnnAgreesWithTheFloatModelAtBatch16And1) {
   // Through the file and back: the same outputs.
   Program q = deserializeProgram(serializeProgram(p));
   Agreement a = onTestSplit("digits_cnn", q, {16, 1, 8, 8});
+  EXPECT_EQ(a.wrapped, 0);
   std::cout << "digits_cnn batch 16: top-1 agreement " << a.top1 << ", accuracy fixed " << a.accuracyFixed
-            << " float " << a.accuracyFloat << ", relative error (held-out calibration) " << r.relativeError << "\n";
+            << " float " << a.accuracyFloat << ", wrapped lookups " << a.wrapped << " of " << a.lookups
+            << " (max |index| " << a.maxIndex << "), relative error (held-out calibration) " << r.relativeError << "\n";
   EXPECT_GE(a.top1, 0.99);
   // Batch 1 (the graph's fixed batch 64 overridden): the same calibration samples give the
   // same tables, so every row equals the batch-16 engine's bit for bit.
@@ -147,11 +172,20 @@ TEST(MpcCompile, DigitsTransformerAgreesWithTheFloatModel) {
   EXPECT_EQ(exp, 2);
   EXPECT_EQ(reciprocal, 2);
   EXPECT_EQ(rsqrt, 4);
+  // One-sided tables: exp after the maximum reads t <= 16, sums and variances t >= 0.
+  for (const Step& s : p.steps) {
+    if (s.kind != StepKind::kLut) continue;
+    if (s.function == LutFunction::kExp) EXPECT_EQ(s.tableLow, -239) << s.name;
+    if (s.function == LutFunction::kReciprocal || s.function == LutFunction::kRsqrt) EXPECT_EQ(s.tableLow, 0) << s.name;
+    if (s.function == LutFunction::kRelu) EXPECT_EQ(s.tableLow, -128) << s.name;
+  }
   checkReport(r);
   Agreement a = onTestSplit("digits_transformer", p, {16, 8, 8});
   std::cout << "digits_transformer batch 16: top-1 agreement " << a.top1 << ", accuracy fixed " << a.accuracyFixed
-            << " float " << a.accuracyFloat << ", relative error (held-out calibration) " << r.relativeError << "\n";
+            << " float " << a.accuracyFloat << ", wrapped lookups " << a.wrapped << " of " << a.lookups
+            << " (max |index| " << a.maxIndex << "), relative error (held-out calibration) " << r.relativeError << "\n";
   EXPECT_GE(a.top1, 0.99);
+  EXPECT_LE(a.wrapped, a.lookups / 100000);  // at most 1e-5 of the lookups (measured: 0 of 3.5M)
   EXPECT_LT(r.relativeError, 0.06);
 }
 

@@ -50,6 +50,7 @@ Program sampleProgram() {
   lut.output = 2;
   lut.shift = 3;
   lut.function = LutFunction::kRelu;
+  lut.tableLow = -239;
   lut.table.resize(256);
   for (int i = 0; i < 256; ++i) lut.table[i] = Ring(int8_t(i) > 0 ? int8_t(i) : 0);
   Step out;
@@ -96,6 +97,7 @@ TEST(MpcProgramFile, RoundTripKeepsEveryField) {
   EXPECT_EQ(q.steps[1].factor, 9);
   EXPECT_EQ(q.steps[2].table, p.steps[2].table);
   EXPECT_EQ(q.steps[2].shift, 3);
+  EXPECT_EQ(q.steps[2].tableLow, -239);
   EXPECT_EQ(q.tensors[1].scale, 0.125);
   EXPECT_EQ(q.outputs, p.outputs);
 }
@@ -142,6 +144,7 @@ TEST(MpcProgramFile, HostileContentWithAValidChecksumIsRefused) {
   EXPECT_EQ(codeOf(edited([](Program& p) { p.steps[1].conv.pads[0] = -1; })), ErrorCode::kInvalidEngine);
   EXPECT_EQ(codeOf(edited([](Program& p) { p.steps[2].function = LutFunction(42); })), ErrorCode::kInvalidEngine);
   EXPECT_EQ(codeOf(edited([](Program& p) { p.outputs = {-1}; })), ErrorCode::kInvalidEngine);
+  EXPECT_EQ(codeOf(edited([](Program& p) { p.steps[2].tableLow = 1; })), ErrorCode::kInvalidEngine);
   // A future format version.
   std::string v2 = bytes;
   v2[8] = 2;
