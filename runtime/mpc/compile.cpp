@@ -525,10 +525,11 @@ class Compiler {
   // A kLut step computing f on `in`, its shift and table from the calibration values.
   // `atLeast`: a magnitude (ring units) the index range must cover besides calibration's.
   // `low`: the least truncated value t the 256 entries stand for (entry idx is the t in
-  // [low, low + 255] with t = idx mod 256): -128 for a signed input; 0 for an input that is
-  // never negative (sums of exps, variances), so values up to 255 index right instead of
-  // wrapping; -239 for exp after the maximum is subtracted (t <= ~16). The shift is chosen
-  // the same way, so a one-sided table has twice the range before anything wraps.
+  // [low, low + 255] with t = idx mod 256): -128 for a signed input; -1 for an input that
+  // is never negative (sums of exps, variances), so values up to 254 index right instead of
+  // wrapping (and -1, what the secure run's truncation may make of a 0, stays -1); -239 for
+  // exp after the maximum is subtracted (t <= ~16). The shift is chosen the same way, so a
+  // one-sided table has twice the range before anything wraps.
   int32_t emitLut(const std::string& name, int32_t in, LutFunction fn, const std::function<double(double)>& f,
                   const std::string& outName, const Dims& outShape, int64_t atLeast = 0, int low = -128) {
     auto valueOf = [low](uint8_t idx) { return int((int(idx) - low) & 255) + low; };
@@ -981,7 +982,7 @@ class Compiler {
                         0, -239);
     int32_t sum = reduceSum(n.name() + "/sum", e, {axis}, false);
     int32_t rec = emitLut(n.name() + "/reciprocal", sum, LutFunction::kReciprocal, reciprocalOf(sum), "",
-                          shapeOf(sum), 0, 0);
+                          shapeOf(sum), 0, -1);
     Step s;
     s.kind = StepKind::kMul;
     s.name = n.name() + "/normalize";
@@ -989,7 +990,7 @@ class Compiler {
     s.output = addTensor("", xs, scaleOf(e) * scaleOf(rec));
     const int32_t id = s.output;
     emit(std::move(s), bound_[e] * bound_[rec]);
-    int32_t q = emitLut(n.name() + "/requantize", id, LutFunction::kIdentity, [](double x) { return x; }, "", xs, 0, 0);
+    int32_t q = emitLut(n.name() + "/requantize", id, LutFunction::kIdentity, [](double x) { return x; }, "", xs, 0, -1);
     p_.tensors[q].name = n.output(0)->name();
     ids_[n.output(0)] = q;
   }
@@ -1050,7 +1051,7 @@ class Compiler {
     const double grid = scaleOf(var) * std::exp2(chooseShift(calibrationMaxAbs(var)));
     int32_t rs = emitLut(n.name() + "/rsqrt", var, LutFunction::kRsqrt,
                          [eps, grid](double v) { return 1.0 / std::sqrt(std::max(v, grid / 2) + eps); }, "", shapeOf(var),
-                         0, 0);
+                         0, -1);
     Step mul;
     mul.kind = StepKind::kMul;
     mul.name = n.name() + "/normalize";

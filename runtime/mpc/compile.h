@@ -15,7 +15,7 @@
 //  - every nonlinearity reads an 8-bit index: shift d is the least one for which the
 //    calibration maximum |v| rounds into [-127, 127] (t = floor((v + 2^(d-1)) / 2^d));
 //    one-sided inputs (sums of exps, variances, exp after the row maximum) read their 256
-//    entries as [0, 255] or [-239, 16] (Step::tableLow): twice the range before a wrap;
+//    entries as [-1, 254] or [-239, 16] (Step::tableLow): twice the range before a wrap;
 //  - table outputs at 2^ceil(log2(max|f| / 2^15)) over the indices calibration reached
 //    (~2^15 steps), entries beyond saturating at 2^16;
 //  - an operand too wide for what reads it (a product or a scale alignment that could pass

@@ -31,9 +31,10 @@ enum class StepKind : int32_t {
   // The secure lookup: t = floor((in + 2^(shift-1)) / 2^shift) (shift 0: t = in), then
   // idx = t mod 256 (uint8), out = table[idx] (int64 ring value at out.scale). The table
   // is public: table[idx] = round(f(int8(idx) * in.scale * 2^shift) / out.scale) for the
-  // step's function f, int8(idx) read per `tableLow` below (the compiler saturates entries beyond the calibrated index range at
-  // twice the calibrated output magnitude). Values whose t leaves [-128, 127] wrap (the
-  // compiler picks `shift` from calibration so they do not).
+  // step's function f, int8(idx) read per `tableLow` below (the compiler saturates
+  // entries beyond the calibrated index range at twice the calibrated output magnitude).
+  // Values whose t leaves the table's range ([-128, 127] by default) wrap (the compiler
+  // picks `shift` from calibration so they do not).
   kLut = 3,
   // Max over pooling windows through LUT comparisons: per window, the elements in
   // window order are reduced as a balanced pairwise tree, level by level; one pairwise
@@ -106,7 +107,7 @@ struct Step {
   std::vector<Ring> table;      // 256 entries (kLut, kMaxPool)
   // kLut: the least truncated value t the table stands for: entry idx holds f at
   // t = ((idx - tableLow) mod 256) + tableLow. -128 (int8, the default) for a signed input;
-  // 0 for one that is never negative (sums of exps, variances: t up to 255 indexes right);
+  // -1 for one that is never negative (sums of exps, variances: t up to 254 indexes right);
   // -239 for exp after the row maximum is subtracted. Only the table's content depends on
   // it: every executor looks up table[t mod 256] regardless.
   int32_t tableLow = -128;
