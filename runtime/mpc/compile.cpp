@@ -211,6 +211,27 @@ class Compiler {
     return out;
   }
 
+  // Makes the operands' scales integer multiples of the finest (what kMulConst aligns):
+  // operands at a scale off the power-of-two grid (a scale change by a constant, below) go
+  // through an identity table, whose output scale is a power of two.
+  void commensurate(const Node& n, std::vector<int32_t*> ids) {
+    auto ok = [&] {
+      double fine = scaleOf(*ids[0]);
+      for (int32_t* id : ids) fine = std::min(fine, scaleOf(*id));
+      int64_t f;
+      for (int32_t* id : ids)
+        if (!integerRatio(scaleOf(*id), fine, &f)) return false;
+      return true;
+    };
+    if (ok()) return;
+    for (int32_t* id : ids) {
+      int e;
+      if (std::frexp(scaleOf(*id), &e) != 0.5) *id = requantize(n.name() + "/rescale", *id, "");
+    }
+    if (ok()) return;
+    for (int32_t* id : ids) *id = requantize(n.name() + "/rescale", *id, "");
+  }
+
   // ---- lowering
 
   void lowerInput(const Value* v, size_t index) {
@@ -738,6 +759,11 @@ class Compiler {
       ins.push_back(act(v, n));
       fine = fine == 0 ? scaleOf(ins.back()) : std::min(fine, scaleOf(ins.back()));
     }
+    std::vector<int32_t*> refs;
+    for (int32_t& id : ins) refs.push_back(&id);
+    commensurate(n, refs);
+    fine = scaleOf(ins[0]);
+    for (int32_t id : ins) fine = std::min(fine, scaleOf(id));
     double bound = 0;
     for (int32_t& id : ins) {
       id = toScale(n, id, fine);
@@ -818,6 +844,7 @@ class Compiler {
         return;
       }
       ANVIL_CHECK(op != "Div", ErrorCode::kUnsupported, n.label(), ": division of two activations is not supported");
+      commensurate(n, {&a, &b});
       // Aligning scales multiplies the coarser operand; where that would leave less than
       // 2^14 of headroom, the wider operand goes through an identity table first.
       auto aligned = [&] {
@@ -850,6 +877,15 @@ class Compiler {
     ANVIL_CHECK(shapeOf(a) == out, ErrorCode::kUnsupported, n.label(),
                 ": a constant operand that broadcasts the activation is not supported");
     ANVIL_CHECK(op != "Div" || actFirst, ErrorCode::kUnsupported, n.label(), ": constant / activation is not supported");
+    // A product with one positive scalar changes only what the ring elements stand for: a
+    // new scale on the same elements (a kReshape), exact and free (attention's 1/sqrt(d)).
+    if ((op == "Mul" || op == "Div") && c.numel() == 1 && c.getDouble(0) > 0 && std::isfinite(c.getDouble(0))) {
+      const double k = op == "Mul" ? c.getDouble(0) : 1.0 / c.getDouble(0);
+      int32_t id = reshape(n.name(), a, out, n.output(0)->name());
+      p_.tensors[id].scale = scaleOf(a) * k;
+      ids_[n.output(0)] = id;
+      return;
+    }
     // A product with a (up to 2^15) constant: a wide operand goes through a table first.
     if ((op == "Mul" || op == "Div") && bound_[a] > std::exp2(62 - o_.weightBits - 8)) a = narrow(n, a);
     // The constant over the output's trailing axes (its leading axes broadcast).

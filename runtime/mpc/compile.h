@@ -4,9 +4,8 @@
 //
 // Fixed-point format (docs/mpc.md):
 //  - scales are powers of two (times 1/count after a sum pool or a mean), so scales of two
-//    activations differ by a power of two and kMulConst aligns them exactly; the one
-//    exception is a linear layer read only by a table (below), whose scale only that table
-//    reads;
+//    activations differ by a power of two and kMulConst aligns them exactly; the
+//    exceptions are a linear layer read only by a table and scalar products (below);
 //  - inputs at 2^ceil(log2(max|x| / 2^15)) over the calibration data (16-bit inputs);
 //  - weights per tensor at 2^ceil(log2(max|W| / 2^15)) (|Wq| in [2^14, 2^15]); biases at the
 //    layer's output scale (in.scale * weightScale). A layer read only by a table then gets
@@ -20,6 +19,9 @@
 //    (~2^15 steps), entries beyond saturating at 2^16;
 //  - an operand too wide for what reads it (a product or a scale alignment that could pass
 //    2^60 / 2^48) first goes through an identity table (requantization to 8 bits);
+//  - a Mul / Div by a positive scalar constant is only a new scale on the same elements (a
+//    kReshape); where such a scale meets a power-of-two one in an Add / Sub / Concat, an
+//    identity table brings it back onto the grid;
 //  - Softmax subtracts the row maximum (a kMaxPool over the row) before its exp table.
 // Weights at 2^15 rather than 2^12: the error is the 8-bit activations' either way (top-1
 // vs onnxruntime on the digits test splits, 2^15 / 2^12: mlp 100% / 100%, cnn 100% / 100%,

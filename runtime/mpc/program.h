@@ -52,7 +52,9 @@ enum class StepKind : int32_t {
                    // value on a finer grid (aligns scales before kAdd / kSub / kConcat)
   kSumPool = 8,    // AveragePool / GlobalAveragePool as window sums; out.scale = in.scale / count
   kReduceSum = 9,  // sum over `axes` (keepdims); ReduceMean: out.scale = in.scale / count
-  kReshape = 10,   // Reshape / Flatten / Squeeze / Unsqueeze: the same elements
+  kReshape = 10,   // Reshape / Flatten / Squeeze / Unsqueeze: the same elements (the compiler
+                   // also lowers a product with a positive scalar constant to one: the same
+                   // elements at a new out.scale)
   kTranspose = 11, // perm
   kConcat = 12,    // axis; equal scales
   kSlice = 13,     // starts/ends/steps per axis (normalized, static)

@@ -470,6 +470,43 @@ TEST(MpcCompile, GemmTransposesGlobalPoolAndShapeOpsAgreeWithTheFloatModel) {
   EXPECT_LT(r.relativeError, 0.02);
 }
 
+TEST(MpcCompile, ScalarProductsChangeOnlyTheScale) {
+  // x * 0.3 is the same ring elements at 0.3 times the scale (no table, no weights); adding
+  // or concatenating it with a power-of-two-scaled value then needs one rescaling table.
+  ModelWriter w;
+  auto* g = w.graph();
+  *g->add_input() = valueInfo("x", {4, 6});
+  *g->add_output() = valueInfo("y", {4, 12});
+  std::mt19937 rng(3);
+  w.node("Tanh", {"x"}, "t");
+  w.init("k", {}, rng, 0.3f, 0.3f);
+  w.node("Mul", {"t", "k"}, "u");
+  w.init("two", {}, rng, 2.0f, 2.0f);
+  w.node("Div", {"u", "two"}, "v");
+  w.node("Add", {"v", "t"}, "s");
+  auto* cat = w.node("Concat", {"s", "v"}, "y");
+  ModelWriter::attr(cat, "axis", int64_t(1));
+  const std::string dir = ::testing::TempDir() + "/mpc_scalar";
+  std::filesystem::create_directories(dir);
+  const std::string path = w.save(dir + "/scalar.onnx");
+  CompileOptions o;
+  o.calibDir = writeCalibration(dir + "/calib", {256, 6}, 21);
+  CompileReport r;
+  Program p = compileProgram(path, o, &r);
+  EXPECT_EQ(r.stepsByKind["scale"], 0);
+  int rescale = 0;
+  for (const LutReport& l : r.luts) rescale += l.name.find("/rescale") != std::string::npos;
+  EXPECT_EQ(rescale, 2);  // v for the Add, and v again for the Concat (s is on the grid)
+  double vScale = 0, tScale = 0;
+  for (const TensorDef& t : p.tensors) {
+    if (t.name == "v") vScale = t.scale;
+    if (t.name == "t") tScale = t.scale;
+  }
+  EXPECT_NEAR(vScale / tScale, 0.15, 1e-7);  // 0.3f / 2
+  std::cout << "scalar model: relative error " << r.relativeError << "\n";
+  EXPECT_LT(r.relativeError, 0.02);
+}
+
 TEST(MpcCompile, UnsupportedNodesAndMissingDataAreNamed) {
   ModelWriter w;
   auto* g = w.graph();
