@@ -104,6 +104,23 @@ class Compiler {
 
   std::map<const Value*, int> pending_;
 
+  // Per-channel index scaling (lowerLinear): a tensor whose channel c holds g_c times the
+  // value its scale says (int64 * scale = g_c * real), along `axis`; only on the path from
+  // a linear layer through its ReLU (and MaxPool / Flatten) to the next linear layer, which
+  // divides its weights for that input channel by g_c.
+  struct ChannelFactors {
+    int64_t axis = 1;
+    std::vector<double> g;
+  };
+  std::map<int32_t, ChannelFactors> channelFactors_;
+  // The ReLU a per-channel scaled linear output goes to: its shift and table range.
+  struct ReluPlan {
+    int32_t shift = 0;
+    int low = -128;
+  };
+  std::map<int32_t, ReluPlan> reluPlans_;
+  std::vector<bool> nonneg_;  // per tensor: never negative (a ReLU's index-valued output)
+
   static std::set<const Value*> uniqueInputs(const Node& n) {
     std::set<const Value*> s;
     for (const Value* v : n.inputs())
@@ -126,6 +143,7 @@ class Compiler {
     p_.tensors.push_back({name, std::move(shape), scale});
     for (auto& b : cal_) b.emplace_back();
     bound_.push_back(0);
+    nonneg_.push_back(false);
     return int32_t(p_.tensors.size() - 1);
   }
 
@@ -273,7 +291,24 @@ class Compiler {
     if (op == "AveragePool" || op == "GlobalAveragePool") return lowerAveragePool(n);
     if (op == "Flatten" || op == "Reshape" || op == "Squeeze" || op == "Unsqueeze") {
       int32_t in = act(n.input(0), n);
-      ids_[n.output(0)] = reshape(n.name(), in, staticShape(n.output(0), n), n.output(0)->name());
+      const Dims to = staticShape(n.output(0), n);
+      auto cf = channelFactors_.find(in);
+      const int32_t id = reshape(n.name(), in, to, cf == channelFactors_.end() ? n.output(0)->name() : "");
+      ids_[n.output(0)] = id;
+      if (cf != channelFactors_.end()) {  // [N, C, H, W] -> [N, C*H*W] (reluToLinear): factors per feature
+        ChannelFactors f = cf->second;
+        const Dims& from = shapeOf(in);
+        if (to != from) {
+          ANVIL_CHECK(f.axis == 1 && to.size() == 2 && from.size() >= 2, ErrorCode::kInternal, n.label(),
+                      ": channel factors through this reshape");
+          const int64_t inner = numelOf(from) / (from[0] * from[1]);
+          std::vector<double> g;
+          for (double x : f.g) g.insert(g.end(), size_t(inner), x);
+          f.g = std::move(g);
+        }
+        channelFactors_[id] = std::move(f);
+        nonneg_[id] = nonneg_[in];
+      }
       return;
     }
     if (op == "Transpose") return lowerTranspose(n);
@@ -317,6 +352,25 @@ class Compiler {
     const size_t caxis = L.kind == LinearKind::kMatMul ? outShape0.size() - 1 : 1;
     const int64_t nOut = L.outChannels();
     if (L.bias.empty()) L.bias.assign(nOut, 0.0);
+    // An input whose channels carry factors g_c (per-channel index scaling upstream): the
+    // weights reading channel c take 1/g_c, so the layer computes the model's function.
+    if (auto cf = channelFactors_.find(in); cf != channelFactors_.end()) {
+      const std::vector<double>& g = cf->second.g;
+      const int64_t rank = int64_t(shapeOf(in).size());
+      if (L.kind == LinearKind::kMatMul) {
+        ANVIL_CHECK(cf->second.axis == rank - 1 && int64_t(g.size()) == L.weightShape[0], ErrorCode::kInternal,
+                    n.label(), ": channel factors off the contracted axis");
+        for (int64_t k = 0; k < L.weightShape[0]; ++k)
+          for (int64_t j = 0; j < nOut; ++j) L.W[k * nOut + j] /= g[k];
+      } else {
+        const int64_t ic = L.weightShape[1], kk = L.weightShape[2] * L.weightShape[3];
+        ANVIL_CHECK(cf->second.axis == 1 && L.conv.group == 1 && int64_t(g.size()) == ic, ErrorCode::kInternal,
+                    n.label(), ": channel factors off the input channels");
+        for (int64_t oc = 0; oc < nOut; ++oc)
+          for (int64_t c = 0; c < ic; ++c)
+            for (int64_t k = 0; k < kk; ++k) L.W[(oc * ic + c) * kk + k] /= g[c];
+      }
+    }
     while (!isGraphOutput(out)) {
       std::vector<Node*> users = g_.users(out);
       if (users.size() != 1) break;
@@ -409,6 +463,11 @@ class Compiler {
     std::vector<Node*> users = g_.users(out);
     static const std::set<std::string> kTables = {"Relu", "LeakyRelu", "Sigmoid", "Tanh", "Gelu"};
     if (isGraphOutput(out) || users.size() != 1 || !kTables.count(users[0]->op())) return;
+    bool pooled = false;
+    if (o_.indexScaling != IndexScaling::kOff && reluToLinear(out, caxis, &pooled)) {
+      scaleChannels(n, s, L, caxis, pooled, quantize);
+      return;
+    }
     const int64_t m = calibrationMaxAbs(id);
     if (m == 0) return;
     const double c = 110.0 * std::exp2(chooseShift(m)) / double(m);
@@ -417,6 +476,134 @@ class Compiler {
     p_.steps.back() = s;
     p_.tensors[id].scale = scaleOf(in) * s.weightScale;
     rerunLast(refined);
+  }
+
+  // Whether the linear output `v` (channels along `axis`) goes through one ReLU, then
+  // MaxPool / Flatten steps, into a linear layer with constant weights, each the only
+  // reader of the one before: a path whose steps commute with positive per-channel
+  // factors, so its channels can be scaled apart (scaleChannels). `pooled`: a MaxPool is on it.
+  bool reluToLinear(const Value* v, int64_t axis, bool* pooled) const {
+    *pooled = false;
+    for (bool first = true;; first = false) {
+      if (isGraphOutput(v) || !v->shape().isStatic()) return false;
+      std::vector<Node*> users = g_.users(v);
+      if (users.size() != 1) return false;
+      const Node& u = *users[0];
+      if (u.numInputs() < 1 || u.input(0) != v) return false;
+      for (size_t i = 1; i < u.numInputs(); ++i)
+        if (u.input(i) == v) return false;
+      const std::string& op = u.op();
+      const int64_t rank = int64_t(v->shape().rank());
+      if (first) {
+        if (op != "Relu") return false;
+      } else if (op == "MaxPool") {
+        if (u.numOutputs() > 1 && u.output(1) && !u.output(1)->name().empty()) return false;
+        *pooled = true;
+      } else if (op == "Flatten" || op == "Reshape") {
+        if (!u.output(0)->shape().isStatic()) return false;
+        const Dims to = u.output(0)->shape().extents(), from = v->shape().extents();
+        if (to != from) {
+          if (axis != 1 || to.size() != 2 || to[0] != from[0]) return false;
+          axis = 1;
+        }
+      } else if (op == "Conv") {
+        return constOf(u.input(1)) && u.attrs().getInt("group", 1) == 1 && axis == 1 && rank == 4;
+      } else if (op == "Gemm") {
+        return constOf(u.input(1)) && u.attrs().getInt("transA", 0) == 0 && rank == 2 && axis == 1;
+      } else if (op == "MatMul") {
+        const Tensor* b = constOf(u.input(1));
+        return b && b->rank() == 2 && axis == rank - 1;
+      } else {
+        return false;
+      }
+      v = u.output(0);
+    }
+  }
+
+  // Per-channel index scaling of a linear layer read by a ReLU (reluToLinear): one shift
+  // serves every channel, so with one weight scale a channel of small range reaches few of
+  // the 8-bit index's levels. Each output channel c instead gets a factor g_c (its weight
+  // row and bias times g_c, before quantization) that puts its calibration maximum at the
+  // same index near the table's top, or its minimum near the bottom, whichever comes
+  // first; the ReLU then outputs the index itself (exact, and 8-bit, so a MaxPool after it
+  // compares with shift 0: no truncation), and the next linear layer takes 1/g_c on the
+  // weights reading channel c. The table's range is one-sided where the channels are:
+  // a ReLU's negative inputs need only stay inside it, so the split of the 256 indices
+  // between negative and positive values follows the calibration ranges (a MaxPool after
+  // the ReLU needs its outputs within 127: the differences it compares fit 8 bits).
+  template <class Quantize>
+  void scaleChannels(const Node& n, Step& s, FloatLinear& L, size_t caxis, bool pooled, Quantize& quantize) {
+    const int32_t id = s.output;
+    const Dims& shape = shapeOf(id);
+    const int64_t C = shape[caxis];
+    int64_t inner = 1;
+    for (size_t k = caxis + 1; k < shape.size(); ++k) inner *= shape[k];
+    // Calibration maximum and |minimum| per channel, in ring units at the current scale.
+    std::vector<double> hi(C, 0), lo(C, 0);
+    for (const auto& values : cal_)
+      for (size_t i = 0; i < values[id].size(); ++i) {
+        const int64_t c = int64_t(i / size_t(inner)) % C;
+        const double v = double(int64_t(values[id][i]));
+        hi[c] = std::max(hi[c], v);
+        lo[c] = std::max(lo[c], -v);
+      }
+    // A channel's range counts as at least a fraction of the widest channel's: a channel
+    // calibration barely reaches (a dead or rare unit) is not blown up past what unseen
+    // inputs may bring (they would wrap the index).
+    {
+      const double hMax = *std::max_element(hi.begin(), hi.end()), lMax = *std::max_element(lo.begin(), lo.end());
+      for (int64_t c = 0; c < C; ++c) {
+        hi[c] = std::max(hi[c], o_.channelFloor * hMax);
+        lo[c] = std::max(lo[c], o_.channelFloor * lMax);
+      }
+    }
+    // The split: N indices below zero, P = 255 - N above; N maximizes the levels the
+    // channels reach on the positive side (a product over channels: log-sum).
+    const double margin = o_.indexMargin;
+    int bestN = 128;
+    if (!pooled) {
+      double best = -1e300;
+      for (int N = 8; N <= 128; ++N) {
+        const double P = 255 - N;
+        double score = 0;
+        for (int64_t c = 0; c < C; ++c)
+          if (hi[c] > 0) score += std::log(lo[c] > 0 ? std::min(P, N * hi[c] / lo[c]) : P);
+        if (score > best) best = score, bestN = N;
+      }
+    }
+    if (o_.indexScaling == IndexScaling::kUniform) bestN = 128;
+    const double N = bestN, P = bestN == 128 ? 127 : 255 - bestN;
+    // r_c: the channel's extreme lands on index P or N (in ring units, shift 0).
+    std::vector<double> r(C);
+    double rMin = 1e300;
+    for (int64_t c = 0; c < C; ++c) {
+      const double e = std::max(hi[c] / P, lo[c] / N);
+      r[c] = e > 0 ? 1.0 / e : 0;
+      if (e > 0) rMin = std::min(rMin, r[c]);
+    }
+    if (rMin == 1e300) return;  // nothing reached: leave the layer as it is
+    for (double& x : r)
+      if (x == 0 || o_.indexScaling == IndexScaling::kUniform) x = rMin;
+    // g_c = margin * r_c * 2^d at the same weight scale: d puts the largest scaled weight
+    // in (2^14, 2^15] (the weight grid of every layer).
+    double z = 0;
+    const int64_t per = int64_t(L.W.size()) / C;
+    for (int64_t c = 0; c < C; ++c)
+      for (int64_t k = 0; k < per; ++k)
+        z = std::max(z, std::fabs(L.W[L.kind == LinearKind::kMatMul ? k * C + c : c * per + k]) * r[c]);
+    const int32_t d = int32_t(std::floor(std::log2(std::exp2(o_.weightBits) * s.weightScale / (margin * z))));
+    ANVIL_CHECK(d >= 1 && d <= 56, ErrorCode::kInternal, n.label(), ": per-channel scaling found shift ", d);
+    std::vector<double> g(C);
+    for (int64_t c = 0; c < C; ++c) {
+      g[c] = margin * r[c] * std::exp2(d);
+      for (int64_t k = 0; k < per; ++k) L.W[L.kind == LinearKind::kMatMul ? k * C + c : c * per + k] *= g[c];
+      L.bias[c] *= g[c];
+    }
+    const double bound = quantize(s, s.weightScale);
+    p_.steps.back() = s;
+    rerunLast(bound);
+    channelFactors_[id] = {int64_t(caxis), g};
+    reluPlans_[id] = {d, -int(N)};
   }
 
   // Runs the last step again on the calibration batches after its constants changed.
@@ -552,7 +739,9 @@ class Compiler {
   // exp after the maximum is subtracted (t <= ~16). The shift is chosen the same way, so a
   // one-sided table has twice the range before anything wraps.
   int32_t emitLut(const std::string& name, int32_t in, LutFunction fn, const std::function<double(double)>& f,
-                  const std::string& outName, const Dims& outShape, int64_t atLeast = 0, int low = -128) {
+                  const std::string& outName, const Dims& outShape, int64_t atLeast = 0, int low = -128,
+                  const ReluPlan* plan = nullptr) {
+    if (plan) low = plan->low;
     auto valueOf = [low](uint8_t idx) { return int((int(idx) - low) & 255) + low; };
     const int64_t m = std::max(calibrationMaxAbs(in), atLeast);
     Step s;
@@ -560,7 +749,7 @@ class Compiler {
     s.name = name;
     s.inputs = {in};
     s.function = fn;
-    s.shift = chooseShift(m);
+    s.shift = plan ? plan->shift : chooseShift(m);
     s.tableLow = low;
     const double step = scaleOf(in) * std::exp2(s.shift);
     // The output scale gives ~2^tableBits steps over f's range on the indices calibration
@@ -582,8 +771,9 @@ class Compiler {
       ANVIL_CHECK(std::isfinite(y[idx]), ErrorCode::kInternal, name, ": table value is not finite");
       if (t >= lo && t <= hi) yMax = std::max(yMax, std::fabs(y[idx]));
     }
-    const double outScale = pow2Ceil(yMax / std::exp2(o_.tableBits));
-    const double limit = std::exp2(o_.tableBits + 1);
+    // A planned ReLU (scaleChannels) outputs its index itself: exact, at the index's scale.
+    const double outScale = plan ? step : pow2Ceil(yMax / std::exp2(o_.tableBits));
+    const double limit = plan ? 255 : std::exp2(o_.tableBits + 1);
     s.table.resize(256);
     double bound = 0;
     for (int idx = 0; idx < 256; ++idx) {
@@ -591,9 +781,10 @@ class Compiler {
       bound = std::max(bound, std::fabs(double(int64_t(s.table[idx]))));
     }
     s.output = addTensor(outName, outShape, outScale);
+    if (plan) nonneg_[s.output] = true;
     const int32_t id = s.output;
     r_.luts.push_back({name, StepKind::kLut, fn, s.shift, scaleOf(in), outScale,
-                       int64_t((uint64_t(m) + (s.shift ? uint64_t(1) << (s.shift - 1) : 0)) >> s.shift)});
+                       int64_t((uint64_t(m) + (s.shift ? uint64_t(1) << (s.shift - 1) : 0)) >> s.shift), low});
     emit(std::move(s), bound);
     return id;
   }
@@ -639,6 +830,16 @@ class Compiler {
     } else {
       ANVIL_THROW(ErrorCode::kUnsupported, n.label(), ": ", op, " has no table in the mpc mode");
     }
+    auto plan = reluPlans_.find(in);
+    if (plan != reluPlans_.end() && fn == LutFunction::kRelu) {
+      // Per-channel scaled (scaleChannels): the planned shift and range, index-valued output,
+      // the channel factors carried on. The tensor's scale no longer reads as one real value
+      // per element, so it keeps no model name (traceErrors compares named tensors).
+      const int32_t id = emitLut(n.name(), in, fn, f, "", staticShape(out, n), 0, -128, &plan->second);
+      channelFactors_[id] = channelFactors_.at(in);
+      ids_[out] = id;
+      return;
+    }
     ids_[out] = emitLut(n.name(), in, fn, f, out->name(), staticShape(out, n));
   }
 
@@ -681,6 +882,9 @@ class Compiler {
     }
     int32_t d = chooseShift(range);
     while (d < 56 && ((uint64_t(range) + (uint64_t(1) << d) + (uint64_t(1) << d >> 1)) >> d) > 127) ++d;
+    // Inputs known to lie in [0, 127] (a ReLU's index-valued output): every difference
+    // fits 8 bits as it is, so shift 0 compares exactly (no truncation, no rounding).
+    if (nonneg_[in] && bound_[in] <= 127) d = 0;
     s.shift = d;
     s.function = LutFunction::kRelu;
     s.table.resize(256);
@@ -688,8 +892,10 @@ class Compiler {
       int64_t t = int8_t(uint8_t(idx));
       s.table[idx] = Ring(t > 0 ? t << d : 0);
     }
-    s.output = addTensor(outName, out, scaleOf(in));
+    s.output = addTensor(channelFactors_.count(in) ? "" : outName, out, scaleOf(in));
     const int32_t id = s.output;
+    if (auto cf = channelFactors_.find(in); cf != channelFactors_.end()) channelFactors_[id] = cf->second;
+    nonneg_[id] = nonneg_[in];
     r_.luts.push_back({s.name, StepKind::kMaxPool, LutFunction::kRelu, d, scaleOf(in), scaleOf(in),
                        int64_t((uint64_t(range) + (d ? uint64_t(1) << (d - 1) : 0)) >> d)});
     const double levels = std::ceil(std::log2(double(std::max<int64_t>(2, k[0] * k[1]))));

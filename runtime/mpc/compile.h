@@ -11,7 +11,17 @@
 //    layer's output scale (in.scale * weightScale). A layer read only by a table then gets
 //    a weight scale up to 2x finer that puts its calibration maximum near index 110 of 127
 //    (one more bit at the nonlinearity than a power of two allows, a ~15% margin kept);
-//  - every nonlinearity reads an 8-bit index: shift d is the least one for which the
+//  - a linear layer whose channels go through a ReLU (and MaxPool / Flatten) into another
+//    linear layer is scaled per output channel instead (IndexScaling): each channel's
+//    calibration extreme lands at 80% of the table's range, the 256 indices split between
+//    negative and positive inputs as the channels need (a ReLU only has to tell negatives
+//    apart from the rest), the ReLU outputs its index itself and the next layer's weights
+//    undo the factors. The index noise the secure run's truncation adds (one level, see
+//    docs/mpc.md) is then smaller relative to every channel, and a MaxPool on the 8-bit
+//    outputs compares with shift 0: exactly, the secure run equal to the fixed one there
+//    (digits test splits: the rms of the secure run's logit deviation 1.7x (mlp) and 2.3x
+//    (cnn) smaller, see tests/mpc/engine/compile_test.cpp);
+//  - every other nonlinearity reads an 8-bit index: shift d is the least one for which the
 //    calibration maximum |v| rounds into [-127, 127] (t = floor((v + 2^(d-1)) / 2^d));
 //    one-sided inputs (sums of exps, variances, exp after the row maximum) read their 256
 //    entries as [-1, 254] or [-239, 16] (Step::tableLow): twice the range before a wrap;
@@ -43,6 +53,13 @@
 
 namespace anvil::mpc {
 
+// How a linear layer read by a ReLU (then MaxPool / Flatten, then a linear layer) uses the
+// ReLU's 8-bit index (compile.cpp, scaleChannels): kPerChannel scales each channel to the
+// index's full range (one-sided where the channels are) and has the ReLU output the index
+// itself (so a MaxPool after it compares exactly, shift 0); kUniform only the latter, one
+// factor for all channels; kOff neither (a table output at ~2^15 steps, MaxPool truncating).
+enum class IndexScaling { kOff, kUniform, kPerChannel };
+
 struct CompileOptions {
   std::map<std::string, std::vector<int64_t>> shapes;  // --shapes: the static input shapes
   std::string calibDir;                                 // --calibData: DIR/<input>.npy, samples on axis 0
@@ -53,6 +70,12 @@ struct CompileOptions {
   // The first part of the calibration batches calibrates; the rest (the held-out part,
   // never seen by calibration) measures agreement with the float model.
   double calibrationFraction = 0.75;
+  IndexScaling indexScaling = IndexScaling::kPerChannel;
+  // The fraction of the table's range a scaled channel's calibration extreme reaches (the
+  // rest is headroom for inputs beyond calibration's and the secure run's rounding).
+  double indexMargin = 0.8;
+  // A channel's range is taken as at least this fraction of the widest channel's.
+  double channelFloor = 0.25;
 };
 
 struct LutReport {
@@ -61,7 +84,9 @@ struct LutReport {
   LutFunction function;
   int32_t shift;
   double inScale, outScale;
-  int64_t calibrationMaxIndex;  // max |t| over the calibration data (<= 127)
+  int64_t calibrationMaxIndex;  // max |t| over the calibration data (<= 127 for a signed
+                                // table; a one-sided one reads t in [tableLow, tableLow + 255])
+  int32_t tableLow = -128;
 };
 
 struct CompileReport {

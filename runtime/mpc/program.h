@@ -80,7 +80,11 @@ enum class LutFunction : int32_t {
 struct TensorDef {
   std::string name;  // the ONNX value it comes from ("" for a compiler temporary)
   std::vector<int64_t> shape;
-  double scale = 1;  // real value = int64 element * scale
+  double scale = 1;  // real value = int64 element * scale (but see below)
+  // Unnamed compiler temporaries between a linear layer scaled per output channel and the
+  // linear layer that reads it (through a ReLU, MaxPool, Flatten: compile.h) hold channel c
+  // at g_c times that value; the factors are folded into both layers' weights, so no
+  // executor sees them and every step still computes exactly what this file says.
 };
 
 struct ConvGeometry {
