@@ -111,6 +111,10 @@ class Compiler {
   struct ChannelFactors {
     int64_t axis = 1;
     std::vector<double> g;
+    // A channel merged into another (scaleChannels): alias[c] >= 0 is the channel k whose
+    // ReLU output this one's equals times ratio[c]; it is computed as 0 instead.
+    std::vector<int64_t> alias;
+    std::vector<double> ratio;
   };
   std::map<int32_t, ChannelFactors> channelFactors_;
   // The ReLU a per-channel scaled linear output goes to: its shift and table range.
@@ -302,9 +306,15 @@ class Compiler {
           ANVIL_CHECK(f.axis == 1 && to.size() == 2 && from.size() >= 2, ErrorCode::kInternal, n.label(),
                       ": channel factors through this reshape");
           const int64_t inner = numelOf(from) / (from[0] * from[1]);
-          std::vector<double> g;
-          for (double x : f.g) g.insert(g.end(), size_t(inner), x);
-          f.g = std::move(g);
+          ChannelFactors e;
+          e.axis = 1;
+          for (size_t c = 0; c < f.g.size(); ++c)
+            for (int64_t i = 0; i < inner; ++i) {
+              e.g.push_back(f.g[c]);
+              e.alias.push_back(f.alias[c] < 0 ? -1 : f.alias[c] * inner + i);
+              e.ratio.push_back(f.ratio[c]);
+            }
+          f = std::move(e);
         }
         channelFactors_[id] = std::move(f);
         nonneg_[id] = nonneg_[in];
@@ -354,18 +364,35 @@ class Compiler {
     if (L.bias.empty()) L.bias.assign(nOut, 0.0);
     // An input whose channels carry factors g_c (per-channel index scaling upstream): the
     // weights reading channel c take 1/g_c, so the layer computes the model's function.
+    // A merged input channel c (alias k): its weights move onto channel k's, times ratio.
     if (auto cf = channelFactors_.find(in); cf != channelFactors_.end()) {
-      const std::vector<double>& g = cf->second.g;
+      const ChannelFactors& f = cf->second;
+      const std::vector<double>& g = f.g;
       const int64_t rank = int64_t(shapeOf(in).size());
       if (L.kind == LinearKind::kMatMul) {
-        ANVIL_CHECK(cf->second.axis == rank - 1 && int64_t(g.size()) == L.weightShape[0], ErrorCode::kInternal,
-                    n.label(), ": channel factors off the contracted axis");
+        ANVIL_CHECK(f.axis == rank - 1 && int64_t(g.size()) == L.weightShape[0], ErrorCode::kInternal, n.label(),
+                    ": channel factors off the contracted axis");
+        for (int64_t k = 0; k < L.weightShape[0]; ++k)
+          if (f.alias[k] >= 0)
+            for (int64_t j = 0; j < nOut; ++j) {
+              L.W[f.alias[k] * nOut + j] += f.ratio[k] * L.W[k * nOut + j];
+              L.W[k * nOut + j] = 0;
+            }
         for (int64_t k = 0; k < L.weightShape[0]; ++k)
           for (int64_t j = 0; j < nOut; ++j) L.W[k * nOut + j] /= g[k];
       } else {
         const int64_t ic = L.weightShape[1], kk = L.weightShape[2] * L.weightShape[3];
-        ANVIL_CHECK(cf->second.axis == 1 && L.conv.group == 1 && int64_t(g.size()) == ic, ErrorCode::kInternal,
-                    n.label(), ": channel factors off the input channels");
+        ANVIL_CHECK(f.axis == 1 && L.conv.group == 1 && int64_t(g.size()) == ic, ErrorCode::kInternal, n.label(),
+                    ": channel factors off the input channels");
+        for (int64_t oc = 0; oc < nOut; ++oc)
+          for (int64_t c = 0; c < ic; ++c) {
+            for (int64_t k = 0; k < kk; ++k) {
+              if (f.alias[c] >= 0) {
+                L.W[(oc * ic + f.alias[c]) * kk + k] += f.ratio[c] * L.W[(oc * ic + c) * kk + k];
+                L.W[(oc * ic + c) * kk + k] = 0;
+              }
+            }
+          }
         for (int64_t oc = 0; oc < nOut; ++oc)
           for (int64_t c = 0; c < ic; ++c)
             for (int64_t k = 0; k < kk; ++k) L.W[(oc * ic + c) * kk + k] /= g[c];
@@ -536,6 +563,34 @@ class Compiler {
     const int32_t id = s.output;
     const Dims& shape = shapeOf(id);
     const int64_t C = shape[caxis];
+    const int64_t per = int64_t(L.W.size()) / C;
+    auto w = [&](int64_t c, int64_t k) -> double& {
+      return L.W[L.kind == LinearKind::kMatMul ? k * C + c : c * per + k];
+    };
+    // Channels that are a positive multiple of an earlier one (weights and bias): the
+    // ReLU of one is the other's times that ratio, so the next layer reads the earlier
+    // one for both and this one is computed as 0. A model may rely on such copies
+    // cancelling (large opposite weights downstream): exact in the fixed run, but the
+    // secure run rounds each copy's index independently, and the difference is amplified.
+    std::vector<int64_t> alias(C, -1);
+    std::vector<double> ratio(C, 0), norm(C, 0);
+    for (int64_t c = 0; c < C; ++c) {
+      for (int64_t k = 0; k < per; ++k) norm[c] += w(c, k) * w(c, k);
+      norm[c] = std::sqrt(norm[c] + L.bias[c] * L.bias[c]);
+    }
+    for (int64_t c = 1; c < C; ++c)
+      for (int64_t k0 = 0; k0 < c && norm[c] > 0; ++k0) {
+        if (alias[k0] >= 0 || norm[k0] == 0) continue;
+        const double a = norm[c] / norm[k0];
+        double diff = std::fabs(L.bias[c] - a * L.bias[k0]);
+        for (int64_t k = 0; k < per && diff <= 1e-5 * norm[c]; ++k) diff = std::max(diff, std::fabs(w(c, k) - a * w(k0, k)));
+        if (diff > 1e-5 * norm[c]) continue;
+        alias[c] = k0;
+        ratio[c] = a;
+        for (int64_t k = 0; k < per; ++k) w(c, k) = 0;
+        L.bias[c] = 0;
+        break;
+      }
     int64_t inner = 1;
     for (size_t k = caxis + 1; k < shape.size(); ++k) inner *= shape[k];
     // Calibration maximum and |minimum| per channel, in ring units at the current scale.
@@ -547,6 +602,8 @@ class Compiler {
         hi[c] = std::max(hi[c], v);
         lo[c] = std::max(lo[c], -v);
       }
+    for (int64_t c = 0; c < C; ++c)
+      if (alias[c] >= 0) hi[c] = lo[c] = 0;  // computed as 0 from now on
     // A channel's range counts as at least a fraction of the widest channel's: a channel
     // calibration barely reaches (a dead or rare unit) is not blown up past what unseen
     // inputs may bring (they would wrap the index).
@@ -571,7 +628,6 @@ class Compiler {
         if (score > best) best = score, bestN = N;
       }
     }
-    if (o_.indexScaling == IndexScaling::kUniform) bestN = 128;
     const double N = bestN, P = bestN == 128 ? 127 : 255 - bestN;
     // r_c: the channel's extreme lands on index P or N (in ring units, shift 0).
     std::vector<double> r(C);
@@ -583,11 +639,10 @@ class Compiler {
     }
     if (rMin == 1e300) return;  // nothing reached: leave the layer as it is
     for (double& x : r)
-      if (x == 0 || o_.indexScaling == IndexScaling::kUniform) x = rMin;
+      if (x == 0) x = rMin;
     // g_c = margin * r_c * 2^d at the same weight scale: d puts the largest scaled weight
     // in (2^14, 2^15] (the weight grid of every layer).
     double z = 0;
-    const int64_t per = int64_t(L.W.size()) / C;
     for (int64_t c = 0; c < C; ++c)
       for (int64_t k = 0; k < per; ++k)
         z = std::max(z, std::fabs(L.W[L.kind == LinearKind::kMatMul ? k * C + c : c * per + k]) * r[c]);
@@ -602,7 +657,7 @@ class Compiler {
     const double bound = quantize(s, s.weightScale);
     p_.steps.back() = s;
     rerunLast(bound);
-    channelFactors_[id] = {int64_t(caxis), g};
+    channelFactors_[id] = {int64_t(caxis), g, alias, ratio};
     reluPlans_[id] = {d, -int(N)};
   }
 

@@ -20,7 +20,10 @@
 //    docs/mpc.md) is then smaller relative to every channel, and a MaxPool on the 8-bit
 //    outputs compares with shift 0: exactly, the secure run equal to the fixed one there
 //    (digits test splits: the rms of the secure run's logit deviation 1.7x (mlp) and 2.3x
-//    (cnn) smaller, see tests/mpc/engine/compile_test.cpp);
+//    (cnn) smaller, see tests/mpc/engine/compile_test.cpp). Channels that are positive
+//    multiples of an earlier one are merged into it on that path (computed as 0, the next
+//    layer reading the original for both): copies meant to cancel downstream would not in
+//    the secure run, which rounds each copy's index independently (digits_mlp_illcond);
 //  - every other nonlinearity reads an 8-bit index: shift d is the least one for which the
 //    calibration maximum |v| rounds into [-127, 127] (t = floor((v + 2^(d-1)) / 2^d));
 //    one-sided inputs (sums of exps, variances, exp after the row maximum) read their 256
@@ -54,11 +57,12 @@
 namespace anvil::mpc {
 
 // How a linear layer read by a ReLU (then MaxPool / Flatten, then a linear layer) uses the
-// ReLU's 8-bit index (compile.cpp, scaleChannels): kPerChannel scales each channel to the
-// index's full range (one-sided where the channels are) and has the ReLU output the index
-// itself (so a MaxPool after it compares exactly, shift 0); kUniform only the latter, one
-// factor for all channels; kOff neither (a table output at ~2^15 steps, MaxPool truncating).
-enum class IndexScaling { kOff, kUniform, kPerChannel };
+// ReLU's 8-bit index (compile.cpp, scaleChannels): kPerChannel merges copied channels,
+// scales each channel to the index's full range (one-sided where the channels are) and has
+// the ReLU output the index itself (so a MaxPool after it compares exactly, shift 0);
+// kOff none of it (one factor for the layer, a table output at ~2^15 steps, MaxPool
+// truncating): what the tests compare against.
+enum class IndexScaling { kOff, kPerChannel };
 
 struct CompileOptions {
   std::map<std::string, std::vector<int64_t>> shapes;  // --shapes: the static input shapes
