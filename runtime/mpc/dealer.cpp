@@ -221,6 +221,16 @@ std::string newSetId() {
   return id;
 }
 
+PayloadSizes payloadSizes(const Program& p, size_t setIdBytes) {
+  PayloadSizes s;
+  s.client = s.server = sizeof kPayloadMagic + 4 + 4 + p.programId.size() + 4 + setIdBytes + 8 + 4 + sizeof(SubKey);
+  for (const Step& st : p.steps) {
+    if (isLinear(st.kind) || isProduct(st.kind)) s.server += uint64_t(tensorNumel(p, st.output)) * sizeof(Ring);
+    if (isLookup(st.kind)) s.server += uint64_t(lookupCount(p, st)) * 256 * sizeof(Ring);
+  }
+  return s;
+}
+
 RunHeader readRunHeader(const std::vector<uint8_t>& payload) {
   Reader r{payload};
   return readHeader(r);

@@ -79,6 +79,13 @@ RunPayloads generateRun(const Program& program, const std::string& setId, int64_
 
 std::string newSetId();  // 16 random bytes (randombytes_buf)
 
+// The payload sizes of one run of `program` (both are fixed by the public program), so a
+// party can report the offline bytes of both sides.
+struct PayloadSizes {
+  uint64_t client = 0, server = 0;
+};
+PayloadSizes payloadSizes(const Program& program, size_t setIdBytes = 16);
+
 // Reads the header of a payload (either party); throws anvil::Error on a malformed one.
 RunHeader readRunHeader(const std::vector<uint8_t>& payload);
 

@@ -554,6 +554,8 @@ TEST(MpcDealer, ClientPayloadIsASeedAndServerHoldsTheTables) {
   // c1 of both linear layers (16 + 6 ring values) and the tables (16 lookups x 256 entries)
   EXPECT_GE(m.server.size(), 8u * (16 + 6 + 16 * 256));
   EXPECT_LT(m.server.size(), 8u * (16 + 6 + 16 * 256) + 128);
+  EXPECT_EQ(payloadSizes(p).client, m.client.size());
+  EXPECT_EQ(payloadSizes(p).server, m.server.size());
   RunHeader h = readRunHeader(m.server);
   EXPECT_EQ(h.party, 1);
   EXPECT_EQ(h.programId, p.programId);
