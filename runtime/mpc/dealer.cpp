@@ -7,6 +7,7 @@
 #include <cstring>
 
 #include "anvil/error.h"
+#include "runtime/mpc/ring_ops.h"
 
 namespace anvil::mpc {
 namespace {
@@ -167,25 +168,12 @@ MaxPoolPlan maxPoolPlan(const Program& p, const Step& s) {
   const auto& out = p.tensors.at(size_t(s.output)).shape;
   ANVIL_CHECK(in.size() == 4 && out.size() == 4, ErrorCode::kInvalidEngine, "mpc MaxPool '", s.name,
               "': NCHW tensors expected");
-  const ConvGeometry& g = s.conv;
   MaxPoolPlan plan;
   plan.inputNumel = numelOfShape(in);
-  const int64_t N = out[0], C = out[1], OH = out[2], OW = out[3], H = in[2], W = in[3];
-  std::vector<std::vector<int64_t>> windows(size_t(N * C * OH * OW));
-  size_t o = 0;
-  for (int64_t n = 0; n < N; ++n)
-    for (int64_t c = 0; c < C; ++c)
-      for (int64_t oh = 0; oh < OH; ++oh)
-        for (int64_t ow = 0; ow < OW; ++ow, ++o) {
-          auto& w = windows[o];
-          for (int64_t kh = 0; kh < g.kernel[0]; ++kh)
-            for (int64_t kw = 0; kw < g.kernel[1]; ++kw) {
-              int64_t ih = oh * g.stride[0] - g.pads[0] + kh * g.dilation[0];
-              int64_t iw = ow * g.stride[1] - g.pads[1] + kw * g.dilation[1];
-              if (ih >= 0 && ih < H && iw >= 0 && iw < W) w.push_back(((n * C + c) * H + ih) * W + iw);
-            }
-          ANVIL_CHECK(!w.empty(), ErrorCode::kInvalidEngine, "mpc MaxPool '", s.name, "': a window holds only padding");
-        }
+  // The windows (window order, padding skipped) are the fixed executor's own.
+  std::vector<std::vector<int64_t>> windows = maxPoolWindows(s, in, out);
+  for (const auto& w : windows)
+    ANVIL_CHECK(!w.empty(), ErrorCode::kInvalidEngine, "mpc MaxPool '", s.name, "': a window holds only padding");
   int64_t next = plan.inputNumel;
   for (;;) {
     MaxPoolPlan::Level level;

@@ -38,7 +38,10 @@ enum class StepKind : int32_t {
   // window order are reduced as a balanced pairwise tree, level by level; one pairwise
   // max is  m = b + table[trunc8(a - b)]  with trunc8 as in kLut (same shift), and the
   // table a ReLU back to in.scale. out.scale = in.scale. Window elements outside the
-  // input (padding) are skipped.
+  // input (padding) are skipped. Tree order: the window's elements (kh-major, then kw)
+  // form level 0; each level pairs elements (0,1), (2,3), ... with a the even and b the
+  // odd one of a pair, and an odd last element moves up unchanged (ring_ops.h:
+  // maxPoolWindows / pairwiseMax).
   kMaxPool = 4,
   // Local (no communication, exact) steps:
   kAdd = 5,        // out = in0 + in1 (same scale, numpy broadcasting)
@@ -92,7 +95,9 @@ struct Step {
   std::vector<int64_t> weightShape;
   double weightScale = 1;
   std::vector<Ring> weights;    // server-private: empty in the public engine
-  std::vector<Ring> bias;       // server-private (out.scale), empty = no bias
+  std::vector<Ring> bias;       // server-private (out.scale), empty = no bias; kLinear
+                                // kMatMul: [N] along the last axis, kConv: [OC] along
+                                // axis 1, kScale: weightShape (the trailing axes)
   ConvGeometry conv;            // kConv, kMaxPool, kSumPool windows
   // kLut / kMaxPool
   int32_t shift = 0;

@@ -15,6 +15,7 @@
 #include <set>
 
 #include "anvil/error.h"
+#include "runtime/mpc/ring_ops.h"
 
 namespace anvil::mpc {
 namespace {
@@ -103,12 +104,15 @@ class PartyRun {
   // Runs the steps on this party's shares; returns the output tensors' shares.
   void run(const std::vector<ir::Tensor>* inputs, const ClientMaterial* cm, const ServerMaterial* sm) {
     shares_.assign(p_.tensors.size(), {});
-    size_t inputIndex = 0;
     for (size_t i = 0; i < p_.steps.size(); ++i) {
       const Step& s = p_.steps[i];
       switch (s.kind) {
         case StepKind::kInput: {
-          ANVIL_CHECK(inputIndex < p_.inputs.size(), ErrorCode::kInvalidEngine, "mpc program: more kInput steps than inputs");
+          // the inputs are given in Program::inputs order
+          size_t inputIndex = 0;
+          while (inputIndex < p_.inputs.size() && p_.inputs[inputIndex] != s.output) ++inputIndex;
+          ANVIL_CHECK(inputIndex < p_.inputs.size(), ErrorCode::kInvalidEngine, "mpc program: input step '", s.name,
+                      "' writes no program input");
           const TensorDef& def = p_.tensors.at(size_t(s.output));
           if (party_ == 0) {
             ANVIL_CHECK(inputs && inputIndex < inputs->size(), ErrorCode::kInvalidArgument, "mpc client: input ",
@@ -117,7 +121,6 @@ class PartyRun {
           } else {
             out(s).assign(size_t(tensorNumel(p_, s.output)), 0);  // the client's share is q itself
           }
-          ++inputIndex;
           break;
         }
         case StepKind::kLinear:
@@ -380,13 +383,12 @@ auto guarded(Transport& t, const char* side, F&& body) -> decltype(body()) {
 }  // namespace
 
 std::vector<Ring> quantizeInput(const ir::Tensor& x, const TensorDef& def) {
-  ANVIL_CHECK(x.dtype() == DataType::kF32, ErrorCode::kInvalidArgument, "mpc input '", def.name,
-              "': float32 expected, got ", x.summary());
+  ANVIL_CHECK(ir::isFloat(x.dtype()) || ir::isInteger(x.dtype()), ErrorCode::kInvalidArgument, "mpc input '",
+              def.name, "' is not numeric (", x.summary(), ")");
   ANVIL_CHECK(x.dims() == def.shape, ErrorCode::kShapeMismatch, "mpc input '", def.name, "': shape ", x.summary(),
-              " differs from the engine's");
+              " differs from the engine's ", ir::Shape::fromExtents(def.shape).str());
   std::vector<Ring> q(size_t(x.numel()));
-  const float* f = x.data<float>();
-  for (size_t k = 0; k < q.size(); ++k) q[k] = Ring(int64_t(std::llround(double(f[k]) / def.scale)));
+  for (size_t k = 0; k < q.size(); ++k) q[k] = quantize(x.getDouble(int64_t(k)), def.scale);
   return q;
 }
 
@@ -440,7 +442,7 @@ ClientResult runClient(const Program& pub, const std::vector<uint8_t>& material,
       for (size_t k = 0; k < mine.size(); ++k) {
         Ring server;
         std::memcpy(&server, theirs.data() + pos + k * sizeof(Ring), sizeof server);
-        f[k] = float(double(int64_t(mine[k] + server)) * def.scale);
+        f[k] = float(dequantize(mine[k] + server, def.scale));
       }
       pos += mine.size() * sizeof(Ring);
       result.names.push_back(name);

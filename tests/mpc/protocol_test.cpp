@@ -31,13 +31,16 @@ void expectOk(const TwoPartyRun& r) {
 }
 
 RunPayloads material(const Program& p, int64_t run = 0, const std::string& set = "") {
-  return generateRun(p, set.empty() ? newSetId() : set, run, testKernels());
+  return generateRun(p, set.empty() ? newSetId() : set, run);
 }
 
 // Runs the program securely and in plain; expects identical outputs.
 void expectExact(const Program& p, const std::vector<ir::Tensor>& inputs) {
   TwoPartyRun r = runBoth(p, material(p), inputs);
   expectOk(r);
+  const std::vector<ir::Tensor> fixed = runFixed(p, inputs);
+  ASSERT_EQ(fixed.size(), r.client.outputs.size());
+  for (size_t k = 0; k < fixed.size(); ++k) ASSERT_TRUE(fixed[k].sameAs(r.client.outputs[k])) << "output " << k;
   auto plain = plainRun(p, inputs);
   for (size_t k = 0; k < p.outputs.size(); ++k) {
     std::vector<Ring> got = outputRing(p, r, k);
@@ -496,9 +499,7 @@ class FailingTransport : public Transport {
 
 TEST(MpcProtocol, PeerFailingMidRunMakesTheOtherFail) {
   Program p = smallProgram();
-  Program pub = p;
-  pub.isPublic = true;
-  for (Step& s : pub.steps) s.weights.clear(), s.bias.clear();
+  const Program pub = publicCopy(p);
   std::vector<ir::Tensor> in = {randomInput({2, 8}, 15)};
   for (bool vanish : {false, true})
     for (int serverSends : {0, 1, 2, 3}) {  // hello, E, the LUT round, the outputs
@@ -508,18 +509,14 @@ TEST(MpcProtocol, PeerFailingMidRunMakesTheOtherFail) {
       std::exception_ptr serverError, clientError;
       std::thread t([&] {
         try {
-          ProtocolOptions o;
-          o.kernels = &testKernels();
-          runServer(p, m.server, failing, o);
+          runServer(p, m.server, failing);
         } catch (...) {
           serverError = std::current_exception();
         }
       });
       const auto t0 = std::chrono::steady_clock::now();
       try {
-        ProtocolOptions o;
-        o.kernels = &testKernels();
-        runClient(pub, m.client, *c, in, o);
+        runClient(pub, m.client, *c, in);
       } catch (...) {
         clientError = std::current_exception();
       }
@@ -537,12 +534,9 @@ TEST(MpcProtocol, SilentPeerTimesOut) {
   Program p = smallProgram();
   RunPayloads m = material(p);
   auto [c, s] = makeLocalPair(300);
-  Program pub = p;
-  pub.isPublic = true;
-  ProtocolOptions o;
-  o.kernels = &testKernels();
+  const Program pub = publicCopy(p);
   const auto t0 = std::chrono::steady_clock::now();
-  EXPECT_THROW(runClient(pub, m.client, *c, {randomInput({2, 8}, 16)}, o), Error);
+  EXPECT_THROW(runClient(pub, m.client, *c, {randomInput({2, 8}, 16)}), Error);
   EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(3));
 }
 
