@@ -230,6 +230,9 @@ RunPayloads generateRun(const Program& p, const std::string& setId, int64_t runI
   randombytes_buf(clientSeed.data(), clientSeed.size());
   randombytes_buf(serverSeed.data(), serverSeed.size());
   RunPayloads out;
+  const PayloadSizes sizes = payloadSizes(p, setId.size());
+  out.client.reserve(sizes.client);
+  out.server.reserve(sizes.server);  // tables of a CNN run: hundreds of MiB, written once
   Writer cw{out.client}, sw{out.server};
   RunHeader h{0, p.programId, setId, runIndex};
   writeHeader(cw, h, p.steps.size(), clientSeed);
