@@ -433,7 +433,7 @@ ClientResult runClient(const Program& pub, const std::vector<uint8_t>& material,
       const std::vector<Ring>& mine = run.shares_.at(size_t(id));
       for (size_t i = 0; i < pub.steps.size(); ++i)
         if (pub.steps[i].kind == StepKind::kOutput && pub.steps[i].inputs.at(0) == id) {
-          if (!pub.steps[i].name.empty()) name = pub.steps[i].name;
+          if (name.empty()) name = pub.steps[i].name;  // the files are named like --mode=fixed's
           run.layers_[i].bytesReceived += mine.size() * sizeof(Ring);
           if (options.observer) options.observer(i, "output", theirs.data() + pos, mine.size() * sizeof(Ring));
         }
