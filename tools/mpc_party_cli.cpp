@@ -202,8 +202,10 @@ int serverMain(const Flags& f) {
   Listener listener(required(f, cmd, "listen"), channelOptions(f));
   std::cout << "[I] mpc-server: listening on port " << listener.port() << ", serving " << runs << " run(s)" << std::endl;
   for (int64_t served = 0; served < runs; ++served) {
-    std::unique_ptr<Transport> t = listener.accept(p.serverPublicKey, p.serverSecretKey);
+    // The run's material is claimed (read, logged, deleted) before the client comes, so its
+    // file work is not in the client's online time; an unserved claimed run is only lost.
     ClaimedMaterial m = claimMaterial(dir, p.programId, 1);
+    std::unique_ptr<Transport> t = listener.accept(p.serverPublicKey, p.serverSecretKey);
     ServerResult r = runServer(p, m.payload, *t);
     std::cout << std::fixed << std::setprecision(3) << "[I] run " << m.header.runIndex << ": online " << r.stats.onlineMs
               << " ms, sent " << r.stats.bytesSent << " bytes, received " << r.stats.bytesReceived << " bytes, "

@@ -6,6 +6,7 @@
 // error, never a hang.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -18,6 +19,9 @@ namespace anvil::mpc {
 struct ChannelOptions {
   int timeoutMs = 30000;      // per read/write/connect/accept
   int connectRetryMs = 5000;  // the client retries a refused connection this long (the server may be starting)
+  // The largest payload of one message; a frame announcing more is refused before any
+  // allocation (the length prefix is read before the frame authenticates).
+  size_t maxMessageBytes = size_t(512) << 20;
 };
 
 class Listener {

@@ -189,7 +189,7 @@ class PartyRun {
     layers_[step].bytesSent += n;
     layers_[step].bytesReceived += n;
     ++layers_[step].rounds;
-    ++rounds_;
+    if (party_ == 0) ++rounds_;  // the server counts the client's messages (readInbox)
     if (observe_) observe_(step, part, theirs.data(), theirs.size());
     return theirs;
   }
@@ -199,6 +199,7 @@ class PartyRun {
     if (inboxPos_ == inbox_.size() && n > 0) {
       inbox_ = t_.receive(MessageType::kLayer);
       inboxPos_ = 0;
+      ++rounds_;  // each client message is answered: by the server's bytes or the outputs
     }
     ANVIL_CHECK(n <= inbox_.size() - inboxPos_, ErrorCode::kRuntimeError, "mpc protocol: step '", p_.steps[step].name,
                 "' needs ", n, " bytes of the client's message, ", inbox_.size() - inboxPos_, " left");

@@ -10,9 +10,10 @@
 
 Error cases (--errors): the dealer refuses the server engine; a client with the material
 of another build; a client whose material directory is used up, and one whose consumed
-run file was copied back; a server stopped and then killed mid-run (the client exits
-non-zero well within its timeout); a client of another build against the server (the
-channel's key check).
+run file was copied back; a client of another build against the server (the channel's key
+check); a server that dies in the middle of a run (through a relay that cuts the server's
+stream near its end and kills it: the client exits non-zero at once when the connection
+closes, at its timeout when it goes silent); a server stopped before the handshake.
 
     cli_mpc.py --anvil build/tools/anvil --model tests/models/precision/digits_mlp \
                --shape 16x64 --out build/tests/mpc/cli_mpc_mlp [--errors]
@@ -22,8 +23,10 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
 
 import numpy as np
@@ -64,6 +67,64 @@ class Server:
             self.p.kill()
             sys.exit("FAILED: mpc-server did not exit after serving its runs")
         return self.p.returncode, self.first + out
+
+
+class Relay:
+    """A TCP relay client <-> server that stops the server's stream after `cut_after` bytes:
+    then calls on_cut (kills the server) and closes the client's side or leaves it silent."""
+
+    def __init__(self, server_port, cut_after, on_cut, close_client):
+        self.listener = socket.socket()
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(1)
+        self.port = self.listener.getsockname()[1]
+        self.server_port, self.cut_after, self.on_cut, self.close_client = server_port, cut_after, on_cut, close_client
+        self.forwarded, self.cut, self.sockets = 0, False, []
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self):
+        c, _ = self.listener.accept()
+        s = socket.create_connection(("127.0.0.1", self.server_port))
+        self.sockets = [c, s]
+        threading.Thread(target=self._pump, args=(c, s), daemon=True).start()
+        while True:
+            try:
+                data = s.recv(65536)
+            except OSError:
+                return
+            if not data:
+                c.close()
+                return
+            room = self.cut_after - self.forwarded
+            if len(data) >= room:
+                c.sendall(data[:max(room, 0)])
+                self.forwarded += max(room, 0)
+                self.cut = True
+                self.on_cut()
+                if self.close_client:  # shutdown: a FIN now, although _pump still reads c
+                    c.shutdown(socket.SHUT_RDWR)
+                    c.close()
+                return
+            c.sendall(data)
+            self.forwarded += len(data)
+
+    @staticmethod
+    def _pump(src, dst):
+        while True:
+            try:
+                data = src.recv(65536)
+                if not data:
+                    return
+                dst.sendall(data)
+            except OSError:
+                return
+
+    def close(self):
+        for sock in self.sockets + [self.listener]:
+            try:
+                sock.close()
+            except OSError:
+                pass
 
 
 def top1_check(fixed, secure, name):
@@ -117,9 +178,10 @@ def main():
     dealer = run([anvil, "mpc-dealer", f"--loadEngine={public_engine}", "--runs=2", f"--out={off}"])
     print(dealer.strip())
     expect_words(dealer, "Offline bytes", "mpc-dealer's summary")
-    if a.errors:
-        shutil.copy(f"{off}/client/" + sorted(f for f in os.listdir(f"{off}/client") if f.endswith(".bin"))[0],
-                    f"{out}/client-run-copy.bin")
+    if a.errors:  # keep a copy of a client run file, to copy it back once it is consumed
+        first_run = sorted(f for f in os.listdir(f"{off}/client") if f.endswith(".bin"))[0]
+        os.makedirs(f"{out}/saved")
+        shutil.copy(f"{off}/client/{first_run}", f"{out}/saved/{first_run}")
 
     # Online: the server in the background, two clients.
     server = Server(anvil, server_engine, f"{off}/server")
@@ -189,7 +251,7 @@ def main():
     # Used-up material: no unused run left; a consumed run file copied back is refused.
     expect_words(run(client(public_engine, f"{off}/client", 1), expect_ok=False), "no offline material left",
                  "used-up client material")
-    shutil.copy(f"{out}/client-run-copy.bin", f"{off}/client/")
+    shutil.copy(f"{out}/saved/{first_run}", f"{off}/client/{first_run}")
     expect_words(run(client(public_engine, f"{off}/client", 1), expect_ok=False), "already used", "a run copied back")
 
     # Another build of the same model: its own program id and server key.
@@ -197,14 +259,20 @@ def main():
     os.makedirs(other)
     run([anvil, f"--onnx={a.model}/model.onnx", "--mode=mpc", f"--calibData={a.model}/calib",
          f"--shapes=input:{a.shape}", f"--saveEngine={other}/server.engine", f"--savePublic={other}/public.engine"])
-    off2, off_other = f"{out}/OFF2", f"{other}/OFF"
-    run([anvil, "mpc-dealer", f"--loadEngine={public_engine}", "--runs=3", f"--out={off2}"])
+    off_other = f"{other}/OFF"
     run([anvil, "mpc-dealer", f"--loadEngine={other}/public.engine", "--runs=1", f"--out={off_other}"])
+    fresh_sets = []
+
+    def fresh():  # one run of material of this build in a new directory (each scenario its own)
+        d = f"{out}/OFF_{len(fresh_sets)}"
+        run([anvil, "mpc-dealer", f"--loadEngine={public_engine}", "--runs=1", f"--out={d}"])
+        fresh_sets.append(d)
+        return d
     # Material of the other build with this engine: refused before connecting.
     expect_words(run(client(public_engine, f"{off_other}/client", 1), expect_ok=False), "another engine",
                  "client material of another build")
     # A client of the other build against this server: the channel's key check fails both.
-    server = Server(anvil, server_engine, f"{off2}/server", extra=("--timeout=5",))
+    server = Server(anvil, server_engine, f"{fresh()}/server", extra=("--timeout=5",))
     t0 = time.time()
     out_c = run(client(f"{other}/public.engine", f"{off_other}/client", server.port, 5), expect_ok=False, timeout=30)
     rc, out_s = server.wait(30)
@@ -212,25 +280,39 @@ def main():
         sys.exit(f"FAILED: the server served a client of another build:\n{out_s}")
     print(f"another build's client: client and server exit non-zero in {time.time() - t0:.2f} s")
 
-    # A server stopped mid-run, then killed: the client exits non-zero well within its timeout.
-    server = Server(anvil, server_engine, f"{off2}/server", extra=("--timeout=5",))
-    server.p.send_signal(signal.SIGSTOP)
-    t0 = time.time()
-    c = subprocess.Popen(client(public_engine, f"{off2}/client", server.port, 20), stdout=subprocess.PIPE,
-                         stderr=subprocess.STDOUT, text=True)
-    time.sleep(0.5)
-    server.p.kill()
-    server.p.wait()
-    try:
-        out_c, _ = c.communicate(timeout=15)
-    except subprocess.TimeoutExpired:
-        c.kill()
-        sys.exit("FAILED: the client hung after the server was killed")
-    if c.returncode == 0:
-        sys.exit(f"FAILED: the client succeeded without a server:\n{out_c}")
-    print(f"server killed: client exits {c.returncode} after {time.time() - t0:.2f} s: {out_c.strip().splitlines()[-1]}")
+    # The server dies in the middle of a run: a relay between client and server forwards the
+    # channel's handshake, the hello and the weight masks, then cuts the server's stream a
+    # little before its end (inside the last rounds), kills the server and either closes the
+    # client's connection or leaves it silent. The client exits non-zero, at once or at its
+    # timeout, never hanging.
+    total = stats[0]["bytesReceived"]
+    for mode, timeout in (("close", 20), ("silent", 2)):
+        off2 = fresh()
+        server = Server(anvil, server_engine, f"{off2}/server", extra=("--timeout=5",))
+        relay = Relay(server.port, cut_after=total - 1500, on_cut=server.p.kill, close_client=mode == "close")
+        t0 = time.time()
+        c = subprocess.Popen(client(public_engine, f"{off2}/client", relay.port, timeout), stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT, text=True)
+        try:
+            out_c, _ = c.communicate(timeout=timeout + 10)
+        except subprocess.TimeoutExpired:
+            c.kill()
+            sys.exit(f"FAILED: the client hung after the server died mid-run ({mode})")
+        took = time.time() - t0
+        server.p.kill()
+        server.p.wait()
+        relay.close()
+        if not relay.cut:
+            sys.exit(f"FAILED: the relay never cut the run ({relay.forwarded} bytes forwarded):\n{out_c}")
+        if c.returncode == 0:
+            sys.exit(f"FAILED: the client succeeded although the server died mid-run:\n{out_c}")
+        if took > timeout + 5:
+            sys.exit(f"FAILED: the client took {took:.1f} s with a {timeout} s timeout")
+        print(f"server dead mid-run ({mode} after {relay.forwarded} of {total} bytes): client exits {c.returncode} "
+              f"after {took:.2f} s: {out_c.strip().splitlines()[-1]}")
 
-    # A server that goes silent (stopped, never killed): the client's timeout ends it.
+    # A server that stops before the channel's handshake (SIGSTOP): the client's timeout ends it.
+    off2 = fresh()
     server = Server(anvil, server_engine, f"{off2}/server", extra=("--timeout=5",))
     server.p.send_signal(signal.SIGSTOP)
     t0 = time.time()
