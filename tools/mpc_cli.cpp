@@ -115,6 +115,7 @@ int buildMain(std::map<std::string, std::string>& flags) {
   if (flags.count("savePublic")) writeFile(flags["savePublic"], mpc::serializeProgram(mpc::publicCopy(p)));
 
   std::cout << "=== mpc engine ===\n";
+  for (const std::string& line : r.log) std::cout << "[V] " << line << "\n";
   std::cout << "Steps:";
   for (const auto& [kind, count] : r.stepsByKind) std::cout << " " << kind << "=" << count;
   std::cout << "\nInput scale: 2^" << std::log2(r.inputScale) << "\n";

@@ -147,11 +147,14 @@ class Reader {
   ANVIL_THROW(ErrorCode::kInvalidEngine, "mpc engine file is corrupt: ", why);
 }
 
+// No tensor of a real program comes near 2^31 elements; the cap keeps a hostile file from
+// asking for terabytes.
 int64_t checkedNumel(const std::vector<int64_t>& shape, const std::string& what) {
   if (shape.size() > kMaxRank) corrupt(what + " has rank " + std::to_string(shape.size()));
+  constexpr int64_t kMaxElements = int64_t(1) << 31;
   int64_t n = 1;
   for (int64_t d : shape) {
-    if (d < 0 || d > (int64_t(1) << 40) || (d > 0 && n > (int64_t(1) << 40) / d))
+    if (d < 0 || d > kMaxElements || (d > 0 && n > kMaxElements / d))
       corrupt(what + " has an impossible extent");
     n *= d;
   }
@@ -173,6 +176,17 @@ void validate(const Program& p) {
     if (int32_t(s.linear) < 0 || int32_t(s.linear) > int32_t(LinearKind::kConv)) corrupt(where + " has an unknown linear map");
     if (int32_t(s.function) < 0 || int32_t(s.function) > int32_t(LutFunction::kLeakyRelu))
       corrupt(where + " has an unknown function");
+    // Window geometry (every step carries one; the defaults are valid): kernels read
+    // divide by strides and index with dilations.
+    const ConvGeometry& g = s.conv;
+    constexpr int64_t kMaxExtent = int64_t(1) << 20;
+    for (int k = 0; k < 2; ++k)
+      if (g.kernel[k] < 1 || g.stride[k] < 1 || g.dilation[k] < 1 || g.kernel[k] > kMaxExtent ||
+          g.stride[k] > kMaxExtent || g.dilation[k] > kMaxExtent)
+        corrupt(where + " has a window with a kernel, stride or dilation outside [1, 2^20]");
+    for (int64_t pad : g.pads)
+      if (pad < 0 || pad > kMaxExtent) corrupt(where + " has a pad outside [0, 2^20]");
+    if (g.group < 1 || g.group > kMaxExtent) corrupt(where + " has a group outside [1, 2^20]");
     for (int32_t id : s.inputs) checkId(id, where);
     if (s.kind != StepKind::kOutput) checkId(s.output, where);
     if (s.kind == StepKind::kLut || s.kind == StepKind::kMaxPool) {

@@ -31,8 +31,9 @@ enum class StepKind : int32_t {
   // The secure lookup: t = floor((in + 2^(shift-1)) / 2^shift) (shift 0: t = in), then
   // idx = t mod 256 (uint8), out = table[idx] (int64 ring value at out.scale). The table
   // is public: table[idx] = round(f(int8(idx) * in.scale * 2^shift) / out.scale) for the
-  // step's function f. Values whose t leaves [-128, 127] wrap (the compiler picks `shift`
-  // from calibration so they do not).
+  // step's function f (the compiler saturates entries beyond the calibrated index range at
+  // twice the calibrated output magnitude). Values whose t leaves [-128, 127] wrap (the
+  // compiler picks `shift` from calibration so they do not).
   kLut = 3,
   // Max over pooling windows through LUT comparisons: per window, the elements in
   // window order are reduced as a balanced pairwise tree, level by level; one pairwise

@@ -87,6 +87,9 @@ double dequantize(Ring v, double scale) { return double(int64_t(v)) * scale; }
 
 Dims windowOutputShape(const ConvGeometry& g, const Dims& in, int64_t oc) {
   ANVIL_CHECK(in.size() == 4, ErrorCode::kInvalidEngine, "window op on a rank-", in.size(), " input (NCHW expected)");
+  for (int k = 0; k < 2; ++k)
+    ANVIL_CHECK(g.kernel[k] >= 1 && g.stride[k] >= 1 && g.dilation[k] >= 1, ErrorCode::kInvalidEngine,
+                "window with kernel ", g.kernel[k], ", stride ", g.stride[k], ", dilation ", g.dilation[k]);
   Dims out = {in[0], oc, 0, 0};
   for (int k = 0; k < 2; ++k) {
     int64_t span = g.dilation[k] * (g.kernel[k] - 1) + 1;
