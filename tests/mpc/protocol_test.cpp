@@ -530,6 +530,71 @@ TEST(MpcProtocol, PeerFailingMidRunMakesTheOtherFail) {
     }
 }
 
+// A Transport that alters the n-th message this side sends (its size or its tag): the
+// peer must refuse it, and both sides fail with a message naming what was expected.
+class TamperingTransport : public Transport {
+ public:
+  enum class How { kDropLastByte, kExtraByte, kWrongTag };
+  TamperingTransport(std::unique_ptr<Transport> inner, int which, How how)
+      : inner_(std::move(inner)), left_(which), how_(how) {}
+  void send(MessageType type, const void* data, size_t size) override {
+    if (left_-- != 0) return inner_->send(type, data, size);
+    std::vector<uint8_t> b(static_cast<const uint8_t*>(data), static_cast<const uint8_t*>(data) + size);
+    if (how_ == How::kDropLastByte && !b.empty()) b.pop_back();
+    if (how_ == How::kExtraByte) b.push_back(0);
+    if (how_ == How::kWrongTag) type = type == MessageType::kLayer ? MessageType::kOutputShare : MessageType::kLayer;
+    inner_->send(type, b.data(), b.size());
+  }
+  std::vector<uint8_t> receive(MessageType type, size_t n) override { return inner_->receive(type, n); }
+  void abort(const std::string& why) override { inner_->abort(why); }
+  TransportStats stats() const override { return inner_->stats(); }
+
+ private:
+  std::unique_ptr<Transport> inner_;
+  int left_;
+  How how_;
+};
+
+TEST(MpcProtocol, MalformedMessagesAbortBothSides) {
+  Program p = smallProgram();
+  const Program pub = publicCopy(p);
+  std::vector<ir::Tensor> in = {randomInput({2, 8}, 17)};
+  using How = TamperingTransport::How;
+  // The client's sends: hello, [F | LUT bytes], [F of the last layer], done. The server's:
+  // hello, E, LUT bytes, outputs.
+  for (bool tamperClient : {true, false})
+    for (int which : {0, 1, 2})
+      for (How how : {How::kDropLastByte, How::kExtraByte, How::kWrongTag}) {
+        RunPayloads m = material(p);
+        auto [c, s] = makeLocalPair(5000);
+        std::unique_ptr<Transport> client = std::move(c), server = std::move(s);
+        if (tamperClient) client = std::make_unique<TamperingTransport>(std::move(client), which, how);
+        else server = std::make_unique<TamperingTransport>(std::move(server), which, how);
+        std::exception_ptr serverError, clientError;
+        std::thread t([&] {
+          try {
+            runServer(p, m.server, *server);
+          } catch (...) {
+            serverError = std::current_exception();
+          }
+        });
+        try {
+          runClient(pub, m.client, *client, in);
+        } catch (...) {
+          clientError = std::current_exception();
+        }
+        t.join();
+        const std::string what = std::string(tamperClient ? "client" : "server") + " message " +
+                                 std::to_string(which) + " tampered (" + std::to_string(int(how)) + ")";
+        ASSERT_TRUE(clientError) << what;
+        ASSERT_TRUE(serverError) << what;
+        const std::string victim = errorText(tamperClient ? serverError : clientError);
+        EXPECT_TRUE(victim.find("expected") != std::string::npos || victim.find("needs") != std::string::npos ||
+                    victim.find("more than") != std::string::npos || victim.find("malformed") != std::string::npos)
+            << what << ": " << victim;
+      }
+}
+
 TEST(MpcProtocol, SilentPeerTimesOut) {
   Program p = smallProgram();
   RunPayloads m = material(p);
