@@ -252,6 +252,10 @@ std::vector<ir::Tensor> loadInputs(const Program& p, const std::string& spec) {
     }
     ANVIL_CHECK(t.dtype() == DataType::kF32, ErrorCode::kInvalidArgument, "--loadInputs: '", it->second, "' is ",
                 t.summary(), ", input '", def.name, "' takes float32");
+    // Checked before a run of material is claimed and the server's run started for nothing.
+    ANVIL_CHECK(t.dims() == def.shape, ErrorCode::kShapeMismatch, "--loadInputs: '", it->second, "' is ", t.summary(),
+                ", the engine's input '", def.name, "' is ", ir::Shape::fromExtents(def.shape).str(),
+                " (the shape is fixed at the build: --shapes)");
     inputs.push_back(t);
   }
   for (const auto& [name, file] : files)

@@ -248,6 +248,13 @@ def main():
     expect_words(run([anvil, "mpc-dealer", f"--loadEngine={server_engine}", "--runs=1", f"--out={out}/OFF_bad"],
                      expect_ok=False), "public engine", "dealer given the server engine")
 
+    # An input of another shape is refused before any material is claimed.
+    bad = f"{out}/bad.npy"
+    np.save(bad, np.zeros([d + 1 for d in dims], np.float32))
+    expect_words(run([anvil, "mpc-client", f"--loadEngine={public_engine}", f"--offline={off}/client",
+                      "--connect=127.0.0.1:1", f"--loadInputs=input:{bad}"], expect_ok=False), "shape",
+                 "an input of another shape")
+
     # Used-up material: no unused run left; a consumed run file copied back is refused.
     expect_words(run(client(public_engine, f"{off}/client", 1), expect_ok=False), "no offline material left",
                  "used-up client material")
