@@ -101,7 +101,7 @@ class PartyRun {
     }
   }
 
-  // Runs the steps on this party's shares; returns the output tensors' shares.
+  // Runs the steps on this party's shares (shares_ then holds every tensor's share).
   void run(const std::vector<ir::Tensor>* inputs, const ClientMaterial* cm, const ServerMaterial* sm) {
     shares_.assign(p_.tensors.size(), {});
     for (size_t i = 0; i < p_.steps.size(); ++i) {
@@ -155,7 +155,10 @@ class PartyRun {
 
   // --- messages ---------------------------------------------------------------------------
 
-  void sendHello(const RunHeader& h) { t_.send(MessageType::kHello, helloBytes(h).data(), helloBytes(h).size()); }
+  void sendHello(const RunHeader& h) {
+    const std::vector<uint8_t> b = helloBytes(h);
+    t_.send(MessageType::kHello, b.data(), b.size());
+  }
   void receiveHello(const RunHeader& mine) { checkHello(mine, parseHello(t_.receive(MessageType::kHello))); }
 
   // The client's bytes for the server that need no answer (F): the client queues them
@@ -240,8 +243,8 @@ class PartyRun {
     ANVIL_CHECK(first + int64_t(n) <= int64_t(sigma.size()), ErrorCode::kInternal, "mpc step '", s.name,
                 "': more lookups than material");
     // Truncation on shares: each party shifts its own share (logically), after the server
-    // adds 2^d - 1. Then t0 + t1 = floor(v / 2^d) + 1 - c (mod 256) with c in {0, 1} the carry
-    // of the shares' low d bits, so the index is floor(v / 2^d) or that plus one, the latter
+    // adds 2^d - 1. Then t0 + t1 = ceil(v / 2^d) - c (mod 256) with c in {0, 1} the carry of
+    // the shares' low d bits, so the index is floor(v / 2^d) or that plus one, the latter
     // with probability (v mod 2^d) / 2^d when the client's share is uniform: unbiased
     // stochastic rounding, exact when 2^d divides v, within one of the fixed mode's
     // round-half-up index (docs/mpc.md, "Truncation"). (Adding 2^(d-1) instead would give
