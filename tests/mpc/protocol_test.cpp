@@ -162,6 +162,55 @@ TEST(MpcProtocol, ScaleAndLocalStepsExact) {
   expectExact(b.p, {randomInput({2, 3, 4}, 3), randomInput({3, 4}, 4)});
 }
 
+// The other local steps: pooling sums, reductions, concatenation (of a linear output and a
+// LUT output: shares of different origins), slices; then a linear layer on the result.
+TEST(MpcProtocol, PoolReduceConcatSliceExact) {
+  ProgramBuilder b;
+  int32_t x = b.input({2, 3, 5, 5});
+  Step sp;
+  sp.kind = StepKind::kSumPool;
+  sp.conv.kernel[0] = sp.conv.kernel[1] = 3;
+  sp.conv.stride[0] = sp.conv.stride[1] = 2;
+  sp.conv.pads[0] = sp.conv.pads[1] = sp.conv.pads[2] = sp.conv.pads[3] = 1;
+  int32_t pooled = b.unary(sp, x, {2, 3, 3, 3});
+  Step rs;
+  rs.kind = StepKind::kReduceSum;
+  rs.axes = {2};
+  int32_t reduced = b.unary(rs, pooled, {2, 3, 1, 3});
+  Step flat;
+  flat.kind = StepKind::kReshape;
+  int32_t r2 = b.unary(flat, reduced, {2, 9});
+  int32_t h = b.matmul(r2, 4);
+  int32_t a = b.lut(h, 5, randomTable(7));
+  Step cat;
+  cat.kind = StepKind::kConcat;
+  cat.axis = 1;
+  int32_t joined = b.step(cat, {h, a}, {2, 8});
+  Step sl;
+  sl.kind = StepKind::kSlice;
+  sl.starts = {0, 1};
+  sl.ends = {2, 8};
+  sl.steps = {1, 2};
+  sl.axes = {0, 1};
+  int32_t sliced = b.unary(sl, joined, {2, 4});
+  int32_t o = b.matmul(sliced, 3);
+  b.output(o);
+  b.output(reduced);
+  // The LUT (and so what follows it) may round differently: its index is fixed within one;
+  // the outputs before it are exact, those after it are compared through its actual values.
+  std::vector<ir::Tensor> in = {randomInput({2, 3, 5, 5}, 18)};
+  TwoPartyRun r = runBoth(b.p, material(b.p), in);
+  expectOk(r);
+  auto plain = plainRun(b.p, in);
+  const std::vector<Ring> gotReduced = outputRing(b.p, r, 1);
+  for (size_t i = 0; i < gotReduced.size(); ++i) ASSERT_EQ(gotReduced[i], plain[size_t(reduced)][i]) << i;
+  // Shift 0 makes the LUT exact: then the whole chain is.
+  b.p.steps[size_t(std::find_if(b.p.steps.begin(), b.p.steps.end(), [](const Step& s) { return s.kind == StepKind::kLut; }) -
+                   b.p.steps.begin())]
+      .shift = 0;
+  expectExact(b.p, in);
+}
+
 // A kLut's secure index is floor(v / 2^d) or floor(v / 2^d) + 1 (the carry of the shares'
 // low bits), never anything else, so within one of the fixed index; exact for shift 0 and
 // for multiples of 2^d; and unbiased: the mean of (index - v / 2^d) is about 0 (adding
