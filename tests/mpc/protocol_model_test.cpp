@@ -87,8 +87,11 @@ void runModel(const ModelCase& c, int64_t batch, int64_t batches) {
     total += batch;
     const ProtocolStats& s = r.client.stats;
     EXPECT_DOUBLE_EQ(s.lutBytesPerActivation, 2.0);
-    for (const LayerStats& l : s.layers)
-      if (l.kind == StepKind::kLut) EXPECT_EQ(l.rounds, 1) << l.name;
+    for (const LayerStats& l : s.layers) {
+      if (l.kind == StepKind::kLut) {
+        EXPECT_EQ(l.rounds, 1) << l.name;
+      }
+    }
     if (b == 0) {
       const PayloadSizes sz = payloadSizes(server);
       std::printf("[ %s batch %lld ] online %.2f ms, rounds %lld (%lld LUT layers, %lld max pools), sent %llu B, "
