@@ -56,13 +56,16 @@ RunHeader parseHello(const std::vector<uint8_t>& b) {
     std::memcpy(out, b.data() + pos, n);
     pos += n;
   };
-  uint32_t n;
-  take(&n, 4);
-  h.programId.resize(n);
-  take(h.programId.data(), n);
-  take(&n, 4);
-  h.setId.resize(n);
-  take(h.setId.data(), n);
+  auto str = [&](std::string& out) {
+    uint32_t n;
+    take(&n, 4);
+    ANVIL_CHECK(n <= b.size() - pos, ErrorCode::kRuntimeError, "mpc handshake: malformed hello from the peer (",
+                b.size(), " bytes)");  // before the allocation a bad length would ask for
+    out.resize(n);
+    take(out.data(), n);
+  };
+  str(h.programId);
+  str(h.setId);
   take(&h.runIndex, 8);
   ANVIL_CHECK(pos == b.size(), ErrorCode::kRuntimeError, "mpc handshake: malformed hello from the peer (", b.size(),
               " bytes)");

@@ -644,6 +644,29 @@ TEST(MpcProtocol, MalformedMessagesAbortBothSides) {
       }
 }
 
+// A hello whose length fields lie (a huge program id length) is refused, not allocated.
+TEST(MpcProtocol, MalformedHelloIsRefused) {
+  Program p = smallProgram();
+  RunPayloads m = material(p);
+  auto [c, s] = makeLocalPair(5000);
+  std::vector<uint8_t> bogus = {0xf0, 0xff, 0xff, 0xff, 'x'};
+  s->send(MessageType::kHello, bogus.data(), bogus.size());
+  try {
+    runClient(publicCopy(p), m.client, *c, {randomInput({2, 8}, 19)});
+    FAIL() << "a malformed hello was accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("malformed hello"), std::string::npos) << e.what();
+  }
+  // and the peer is told
+  s->receive(MessageType::kHello);  // the client's own hello came first
+  try {
+    s->receive(MessageType::kLayer);
+    FAIL() << "the peer was not told";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("malformed hello"), std::string::npos) << e.what();
+  }
+}
+
 TEST(MpcProtocol, SilentPeerTimesOut) {
   Program p = smallProgram();
   RunPayloads m = material(p);
