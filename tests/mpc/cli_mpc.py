@@ -19,6 +19,7 @@ closes, at its timeout when it goes silent); a server stopped before the handsha
                --shape 16x64 --out build/tests/mpc/cli_mpc_mlp [--errors]
 """
 import argparse
+import atexit
 import json
 import os
 import shutil
@@ -46,6 +47,17 @@ def expect_words(out, words, what):
         sys.exit(f"FAILED: {what}: expected '{words}' in:\n{out}")
 
 
+STARTED = []  # background processes this script started: killed when it exits, failed or not
+
+
+@atexit.register
+def _stop_started():
+    for p in STARTED:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+
+
 class Server:
     """mpc-server in the background; its port parsed from its first line."""
 
@@ -53,6 +65,7 @@ class Server:
         self.p = subprocess.Popen([anvil, "mpc-server", f"--loadEngine={engine}", f"--offline={offline}",
                                    "--listen=127.0.0.1:0", *extra],
                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        STARTED.append(self.p)
         line = self.p.stdout.readline()
         if "listening on port" not in line:
             self.p.kill()
@@ -300,6 +313,7 @@ def main():
         t0 = time.time()
         c = subprocess.Popen(client(public_engine, f"{off2}/client", relay.port, timeout), stdout=subprocess.PIPE,
                              stderr=subprocess.STDOUT, text=True)
+        STARTED.append(c)
         try:
             out_c, _ = c.communicate(timeout=timeout + 10)
         except subprocess.TimeoutExpired:
