@@ -387,32 +387,6 @@ TEST(MpcProtocol, RoundsAndBytesOfAChain) {
   EXPECT_EQ(r.server.stats.payloadBytesReceived, cs.payloadBytesSent);
 }
 
-// Chi-square statistic of byte counts against the uniform distribution (255 dof).
-double chiSquareUniform(const std::vector<uint8_t>& bytes) {
-  std::vector<double> count(256, 0);
-  for (uint8_t v : bytes) ++count[v];
-  const double e = double(bytes.size()) / 256;
-  double x = 0;
-  for (double c : count) x += (c - e) * (c - e) / e;
-  return x;
-}
-// Two-sample (homogeneity) chi-square of two byte samples (255 dof).
-double chiSquareTwoSample(const std::vector<uint8_t>& a, const std::vector<uint8_t>& b) {
-  std::vector<double> ca(256, 0), cb(256, 0);
-  for (uint8_t v : a) ++ca[v];
-  for (uint8_t v : b) ++cb[v];
-  const double na = double(a.size()), nb = double(b.size());
-  double x = 0;
-  for (int j = 0; j < 256; ++j) {
-    const double tot = ca[size_t(j)] + cb[size_t(j)];
-    if (tot == 0) continue;
-    const double ea = tot * na / (na + nb), eb = tot * nb / (na + nb);
-    x += (ca[size_t(j)] - ea) * (ca[size_t(j)] - ea) / ea + (cb[size_t(j)] - eb) * (cb[size_t(j)] - eb) / eb;
-  }
-  return x;
-}
-constexpr double kChi255 = 363.0;  // the 1 - 1e-5 quantile of chi-square with 255 dof
-
 // What each party receives at the lookups is uniform whatever the input: two very different
 // inputs (constant ones included) give byte streams that pass chi-square, while the plain
 // LUT indices of the same inputs fail it by far (the test can fail).
