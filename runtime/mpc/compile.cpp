@@ -658,6 +658,7 @@ class Compiler {
     p_.steps.back() = s;
     rerunLast(bound);
     channelFactors_[id] = {int64_t(caxis), g, alias, ratio};
+    p_.tensors[id].name = "";  // per-channel factors: not the model's value (traceErrors skips it)
     reluPlans_[id] = {d, -int(N)};
   }
 
