@@ -31,14 +31,18 @@ enum class StepKind : int32_t {
   // The secure lookup: t = floor((in + 2^(shift-1)) / 2^shift) (shift 0: t = in), then
   // idx = t mod 256 (uint8), out = table[idx] (int64 ring value at out.scale). The table
   // is public: table[idx] = round(f(int8(idx) * in.scale * 2^shift) / out.scale) for the
-  // step's function f. Values whose t leaves [-128, 127] wrap (the compiler picks `shift`
-  // from calibration so they do not).
+  // step's function f (the compiler saturates entries beyond the calibrated index range at
+  // twice the calibrated output magnitude). Values whose t leaves [-128, 127] wrap (the
+  // compiler picks `shift` from calibration so they do not).
   kLut = 3,
   // Max over pooling windows through LUT comparisons: per window, the elements in
   // window order are reduced as a balanced pairwise tree, level by level; one pairwise
   // max is  m = b + table[trunc8(a - b)]  with trunc8 as in kLut (same shift), and the
   // table a ReLU back to in.scale. out.scale = in.scale. Window elements outside the
-  // input (padding) are skipped.
+  // input (padding) are skipped. Tree order: the window's elements (kh-major, then kw)
+  // form level 0; each level pairs elements (0,1), (2,3), ... with a the even and b the
+  // odd one of a pair, and an odd last element moves up unchanged (ring_ops.h:
+  // maxPoolWindows / pairwiseMax).
   kMaxPool = 4,
   // Local (no communication, exact) steps:
   kAdd = 5,        // out = in0 + in1 (same scale, numpy broadcasting)
@@ -92,7 +96,9 @@ struct Step {
   std::vector<int64_t> weightShape;
   double weightScale = 1;
   std::vector<Ring> weights;    // server-private: empty in the public engine
-  std::vector<Ring> bias;       // server-private (out.scale), empty = no bias
+  std::vector<Ring> bias;       // server-private (out.scale), empty = no bias; kLinear
+                                // kMatMul: [N] along the last axis, kConv: [OC] along
+                                // axis 1, kScale: weightShape (the trailing axes)
   ConvGeometry conv;            // kConv, kMaxPool, kSumPool windows
   // kLut / kMaxPool
   int32_t shift = 0;
