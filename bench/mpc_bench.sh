@@ -141,7 +141,7 @@ if n_anvil:
         b = sorted(glob.glob(os.path.join(w, "fixed%d" % i, "*.npy")))
         exact += int(len(a) == len(b) > 0 and all(np.array_equal(np.load(x), np.load(y)) for x, y in zip(a, b)))
     med = lambda k: statistics.median(s[k] for s in stats)
-    a = dict(system="anvil mpc", detail="dealer (offline files)", online_ms=med("onlineMs"),
+    a = dict(system="anvil mpc", detail="dealer files, %s B per run" % "{:,}".format(int(med("offlineBytes"))), online_ms=med("onlineMs"),
              c2s=med("bytesSent"), s2c=med("bytesReceived"), rounds=med("rounds"),
              offline_bytes=med("offlineBytes"), check="%d/%d = fixed" % (exact, n_anvil))
     rows.append(a)
@@ -166,7 +166,8 @@ def fmt(v, unit=""):
     return "{:,}".format(int(v)) if isinstance(v, (int, float)) else str(v)
 
 print()
-print("digits CNN (tests/models/precision/digits_cnn), batch 1, loopback, median of %d runs" % runs)
+print("digits CNN (tests/models/precision/digits_cnn), batch 1, loopback, median of %d runs; load average %.1f"
+      % (runs, os.getloadavg()[0]))
 hdr = ("system", "offline / provider", "online ms", "client->server B", "server->client B", "rounds", "check")
 print("| " + " | ".join(hdr) + " |")
 print("|" + "|".join("---" for _ in hdr) + "|")
