@@ -1,6 +1,9 @@
-// The parties of the mpc mode: `anvil mpc-dealer | mpc-server | mpc-client` (docs/mpc.md),
-// implemented in tools/mpc_party_cli.cpp. argv[1] is the command; returns the exit code,
-// errors are thrown as anvil::Error.
+// The mpc mode's party commands, apart from the build (`--mode=mpc|fixed`, mpc_cli.cpp):
+//   anvil mpc-dealer --loadEngine=public.engine --runs=N --out=OFF
+//   anvil mpc-server --loadEngine=server.engine --offline=OFF/server --listen=HOST:PORT
+//   anvil mpc-client --loadEngine=public.engine --offline=OFF/client --connect=HOST:PORT
+//                    --loadInputs=NAME:FILE.npy[,...] [--saveOutputs=DIR] [--exportStats=FILE.json]
+// (docs/mpc.md). argv[1] is the command; returns the exit code, throws anvil::Error.
 #pragma once
 
 namespace anvil::tools {

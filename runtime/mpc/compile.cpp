@@ -211,6 +211,27 @@ class Compiler {
     return out;
   }
 
+  // Makes the operands' scales integer multiples of the finest (what kMulConst aligns):
+  // operands at a scale off the power-of-two grid (a scale change by a constant, below) go
+  // through an identity table, whose output scale is a power of two.
+  void commensurate(const Node& n, std::vector<int32_t*> ids) {
+    auto ok = [&] {
+      double fine = scaleOf(*ids[0]);
+      for (int32_t* id : ids) fine = std::min(fine, scaleOf(*id));
+      int64_t f;
+      for (int32_t* id : ids)
+        if (!integerRatio(scaleOf(*id), fine, &f)) return false;
+      return true;
+    };
+    if (ok()) return;
+    for (int32_t* id : ids) {
+      int e;
+      if (std::frexp(scaleOf(*id), &e) != 0.5) *id = requantize(n.name() + "/rescale", *id, "");
+    }
+    if (ok()) return;
+    for (int32_t* id : ids) *id = requantize(n.name() + "/rescale", *id, "");
+  }
+
   // ---- lowering
 
   void lowerInput(const Value* v, size_t index) {
@@ -352,31 +373,61 @@ class Compiler {
       in = narrow(n, in);
       s.inputs = {in};
     }
-    const double outScale = scaleOf(in) * s.weightScale;
-    bool anyBias = false;
-    for (double b : L.bias) anyBias |= b != 0;
-    if (anyBias) {
-      s.bias.resize(nOut);
-      for (int64_t i = 0; i < nOut; ++i) s.bias[i] = toRing(L.bias[i] / outScale, n.label() + " bias");
-    }
-    // Static bound: per output channel, sum |Wq| * bound(in) + |bias|.
-    double bound = 0;
-    const double inBound = bound_[in];
-    for (int64_t ch = 0; ch < nOut; ++ch) {
-      double sum = 0;
-      if (L.kind == LinearKind::kMatMul) {
-        for (int64_t k = 0; k < L.weightShape[0]; ++k) sum += std::fabs(double(int64_t(s.weights[k * nOut + ch])));
-      } else {
-        const int64_t per = int64_t(L.W.size()) / nOut;
-        for (int64_t k = 0; k < per; ++k) sum += std::fabs(double(int64_t(s.weights[ch * per + k])));
+    // Biases and the static bound (per output channel, sum |Wq| * bound(in) + |bias|) for
+    // a weight scale.
+    auto quantize = [&](Step& st, double weightScale) {
+      st.weightScale = weightScale;
+      for (size_t i = 0; i < L.W.size(); ++i) st.weights[i] = toRing(L.W[i] / weightScale, n.label() + " weight");
+      const double outScale = scaleOf(in) * weightScale;
+      st.bias.clear();
+      bool anyBias = false;
+      for (double b : L.bias) anyBias |= b != 0;
+      if (anyBias) {
+        st.bias.resize(nOut);
+        for (int64_t i = 0; i < nOut; ++i) st.bias[i] = toRing(L.bias[i] / outScale, n.label() + " bias");
       }
-      double b = s.bias.empty() ? 0 : std::fabs(double(int64_t(s.bias[ch])));
-      bound = std::max(bound, sum * inBound + b);
-    }
-    s.output = addTensor(out->name(), staticShape(out, n), outScale);
+      double bound = 0;
+      const int64_t per = int64_t(L.W.size()) / nOut;
+      for (int64_t ch = 0; ch < nOut; ++ch) {
+        double sum = 0;
+        for (int64_t k = 0; k < per; ++k)
+          sum += std::fabs(double(int64_t(st.weights[L.kind == LinearKind::kMatMul ? k * nOut + ch : ch * per + k])));
+        double b = st.bias.empty() ? 0 : std::fabs(double(int64_t(st.bias[ch])));
+        bound = std::max(bound, sum * bound_[in] + b);
+      }
+      return bound;
+    };
+    const double bound = quantize(s, s.weightScale);
+    s.output = addTensor(out->name(), staticShape(out, n), scaleOf(in) * s.weightScale);
     const int32_t id = s.output;
-    emit(std::move(s), bound);
+    emit(s, bound);
     ids_[out] = id;
+    // A layer whose only reader is a table: the power-of-two scales put its calibration
+    // maximum anywhere in [64, 127] of the 8-bit index; a weight scale up to 2x finer
+    // (this output's scale is read by the table alone) brings it near 125, up to one more
+    // bit at the nonlinearity.
+    std::vector<Node*> users = g_.users(out);
+    static const std::set<std::string> kTables = {"Relu", "LeakyRelu", "Sigmoid", "Tanh", "Gelu"};
+    if (isGraphOutput(out) || users.size() != 1 || !kTables.count(users[0]->op())) return;
+    const int64_t m = calibrationMaxAbs(id);
+    if (m == 0) return;
+    const double c = 110.0 * std::exp2(chooseShift(m)) / double(m);
+    if (c < 1.05) return;
+    const double refined = quantize(s, s.weightScale / c);
+    p_.steps.back() = s;
+    p_.tensors[id].scale = scaleOf(in) * s.weightScale;
+    rerunLast(refined);
+  }
+
+  // Runs the last step again on the calibration batches after its constants changed.
+  void rerunLast(double bound) {
+    const Step& s = p_.steps.back();
+    bound_[s.output] = bound;
+    ANVIL_CHECK(bound < 9.2e18, ErrorCode::kUnsupported, "mpc step '", s.name, "' may overflow the ring");
+    for (auto& values : cal_) {
+      executeStep(p_, s, values);
+      for (Ring v : values[s.output]) maxSeen_ = std::max(maxSeen_, std::fabs(double(int64_t(v))));
+    }
   }
 
   void lowerConv(const Node& n) {
@@ -493,23 +544,32 @@ class Compiler {
   }
 
   // A kLut step computing f on `in`, its shift and table from the calibration values.
+  // `atLeast`: a magnitude (ring units) the index range must cover besides calibration's.
+  // `low`: the least truncated value t the 256 entries stand for (entry idx is the t in
+  // [low, low + 255] with t = idx mod 256): -128 for a signed input; -1 for an input that
+  // is never negative (sums of exps, variances), so values up to 254 index right instead of
+  // wrapping (and -1, what the secure run's truncation may make of a 0, stays -1); -239 for
+  // exp after the maximum is subtracted (t <= ~16). The shift is chosen the same way, so a
+  // one-sided table has twice the range before anything wraps.
   int32_t emitLut(const std::string& name, int32_t in, LutFunction fn, const std::function<double(double)>& f,
-                  const std::string& outName, const Dims& outShape) {
-    const int64_t m = calibrationMaxAbs(in);
+                  const std::string& outName, const Dims& outShape, int64_t atLeast = 0, int low = -128) {
+    auto valueOf = [low](uint8_t idx) { return int((int(idx) - low) & 255) + low; };
+    const int64_t m = std::max(calibrationMaxAbs(in), atLeast);
     Step s;
     s.kind = StepKind::kLut;
     s.name = name;
     s.inputs = {in};
     s.function = fn;
     s.shift = chooseShift(m);
+    s.tableLow = low;
     const double step = scaleOf(in) * std::exp2(s.shift);
     // The output scale gives ~2^tableBits steps over f's range on the indices calibration
     // reached; entries beyond them saturate at twice that (exp's far end would otherwise
     // swallow every value calibration sees).
-    int lo = 127, hi = -128;
+    int lo = 1 << 20, hi = -(1 << 20);
     for (const auto& values : cal_)
       for (Ring v : values[in]) {
-        int t = int8_t(lutIndex(v, s.shift));
+        int t = valueOf(lutIndex(v, s.shift));
         lo = std::min(lo, t);
         hi = std::max(hi, t);
       }
@@ -517,7 +577,7 @@ class Compiler {
     std::vector<double> y(256);
     double yMax = 0;
     for (int idx = 0; idx < 256; ++idx) {
-      const int t = int8_t(uint8_t(idx));
+      const int t = valueOf(uint8_t(idx));
       y[idx] = f(double(t) * step);
       ANVIL_CHECK(std::isfinite(y[idx]), ErrorCode::kInternal, name, ": table value is not finite");
       if (t >= lo && t <= hi) yMax = std::max(yMax, std::fabs(y[idx]));
@@ -699,6 +759,11 @@ class Compiler {
       ins.push_back(act(v, n));
       fine = fine == 0 ? scaleOf(ins.back()) : std::min(fine, scaleOf(ins.back()));
     }
+    std::vector<int32_t*> refs;
+    for (int32_t& id : ins) refs.push_back(&id);
+    commensurate(n, refs);
+    fine = scaleOf(ins[0]);
+    for (int32_t id : ins) fine = std::min(fine, scaleOf(id));
     double bound = 0;
     for (int32_t& id : ins) {
       id = toScale(n, id, fine);
@@ -779,6 +844,7 @@ class Compiler {
         return;
       }
       ANVIL_CHECK(op != "Div", ErrorCode::kUnsupported, n.label(), ": division of two activations is not supported");
+      commensurate(n, {&a, &b});
       // Aligning scales multiplies the coarser operand; where that would leave less than
       // 2^14 of headroom, the wider operand goes through an identity table first.
       auto aligned = [&] {
@@ -811,6 +877,15 @@ class Compiler {
     ANVIL_CHECK(shapeOf(a) == out, ErrorCode::kUnsupported, n.label(),
                 ": a constant operand that broadcasts the activation is not supported");
     ANVIL_CHECK(op != "Div" || actFirst, ErrorCode::kUnsupported, n.label(), ": constant / activation is not supported");
+    // A product with one positive scalar changes only what the ring elements stand for: a
+    // new scale on the same elements (a kReshape), exact and free (attention's 1/sqrt(d)).
+    if ((op == "Mul" || op == "Div") && c.numel() == 1 && c.getDouble(0) > 0 && std::isfinite(c.getDouble(0))) {
+      const double k = op == "Mul" ? c.getDouble(0) : 1.0 / c.getDouble(0);
+      int32_t id = reshape(n.name(), a, out, n.output(0)->name());
+      p_.tensors[id].scale = scaleOf(a) * k;
+      ids_[n.output(0)] = id;
+      return;
+    }
     // A product with a (up to 2^15) constant: a wide operand goes through a table first.
     if ((op == "Mul" || op == "Div") && bound_[a] > std::exp2(62 - o_.weightBits - 8)) a = narrow(n, a);
     // The constant over the output's trailing axes (its leading axes broadcast).
@@ -939,10 +1014,11 @@ class Compiler {
     sub.output = addTensor("", xs, scaleOf(in));
     const int32_t centered = sub.output;
     emit(std::move(sub), 2 * bound_[in] + std::exp2(p_.steps.back().shift + 4));
-    int32_t e = emitLut(n.name() + "/exp", centered, LutFunction::kExp, [](double x) { return std::exp(x); }, "", xs);
+    int32_t e = emitLut(n.name() + "/exp", centered, LutFunction::kExp, [](double x) { return std::exp(x); }, "", xs,
+                        0, -239);
     int32_t sum = reduceSum(n.name() + "/sum", e, {axis}, false);
     int32_t rec = emitLut(n.name() + "/reciprocal", sum, LutFunction::kReciprocal, reciprocalOf(sum), "",
-                          shapeOf(sum));
+                          shapeOf(sum), 0, -1);
     Step s;
     s.kind = StepKind::kMul;
     s.name = n.name() + "/normalize";
@@ -950,7 +1026,9 @@ class Compiler {
     s.output = addTensor("", xs, scaleOf(e) * scaleOf(rec));
     const int32_t id = s.output;
     emit(std::move(s), bound_[e] * bound_[rec]);
-    ids_[n.output(0)] = requantize(n.name() + "/requantize", id, n.output(0)->name());
+    int32_t q = emitLut(n.name() + "/requantize", id, LutFunction::kIdentity, [](double x) { return x; }, "", xs, 0, -1);
+    p_.tensors[q].name = n.output(0)->name();
+    ids_[n.output(0)] = q;
   }
 
   // 1/x for a positive input: table entries at or below zero take the first positive grid
@@ -1008,7 +1086,8 @@ class Compiler {
     int32_t var = reduceSum(n.name() + "/variance", d2, axes, true);
     const double grid = scaleOf(var) * std::exp2(chooseShift(calibrationMaxAbs(var)));
     int32_t rs = emitLut(n.name() + "/rsqrt", var, LutFunction::kRsqrt,
-                         [eps, grid](double v) { return 1.0 / std::sqrt(std::max(v, grid / 2) + eps); }, "", shapeOf(var));
+                         [eps, grid](double v) { return 1.0 / std::sqrt(std::max(v, grid / 2) + eps); }, "", shapeOf(var),
+                         0, -1);
     Step mul;
     mul.kind = StepKind::kMul;
     mul.name = n.name() + "/normalize";
@@ -1016,7 +1095,12 @@ class Compiler {
     mul.output = addTensor("", xs, scaleOf(dq) * scaleOf(rs));
     const int32_t y = mul.output;
     emit(std::move(mul), bound_[dq] * bound_[rs]);
-    int32_t yq = emitLut(n.name() + "/normalize_q", y, LutFunction::kIdentity, [](double x) { return x; }, "", xs);
+    // Normalized values are bounded by sqrt(count) (|x - mean| / std), and by ~1.25 times
+    // that with the 8-bit variance's rounding; rows of small variance reach that bound
+    // where calibration's typical maximum is far below it, so the index covers the bound.
+    const int64_t normBound = int64_t(std::ceil(1.25 * std::sqrt(double(count)) / scaleOf(y)));
+    int32_t yq = emitLut(n.name() + "/normalize_q", y, LutFunction::kIdentity, [](double x) { return x; }, "", xs,
+                         normBound);
     // gamma, beta: a kScale over the normalized axes.
     const Tensor* gamma = constOf(n.input(1));
     const Tensor* beta = constOf(n.input(2));

@@ -3,24 +3,34 @@
 // it exists, so every lookup table's shift is chosen on the quantized upstream values).
 //
 // Fixed-point format (docs/mpc.md):
-//  - every scale is a power of two (times 1/count after a sum pool or a mean), so scales of
-//    two activations differ by a power of two and kMulConst aligns them exactly;
+//  - scales are powers of two (times 1/count after a sum pool or a mean), so scales of two
+//    activations differ by a power of two and kMulConst aligns them exactly; the
+//    exceptions are a linear layer read only by a table and scalar products (below);
 //  - inputs at 2^ceil(log2(max|x| / 2^15)) over the calibration data (16-bit inputs);
 //  - weights per tensor at 2^ceil(log2(max|W| / 2^15)) (|Wq| in [2^14, 2^15]); biases at the
-//    layer's output scale (in.scale * weightScale);
+//    layer's output scale (in.scale * weightScale). A layer read only by a table then gets
+//    a weight scale up to 2x finer that puts its calibration maximum near index 110 of 127
+//    (one more bit at the nonlinearity than a power of two allows, a ~15% margin kept);
 //  - every nonlinearity reads an 8-bit index: shift d is the least one for which the
 //    calibration maximum |v| rounds into [-127, 127] (t = floor((v + 2^(d-1)) / 2^d));
+//    one-sided inputs (sums of exps, variances, exp after the row maximum) read their 256
+//    entries as [-1, 254] or [-239, 16] (Step::tableLow): twice the range before a wrap;
 //  - table outputs at 2^ceil(log2(max|f| / 2^15)) over the indices calibration reached
 //    (~2^15 steps), entries beyond saturating at 2^16;
 //  - an operand too wide for what reads it (a product or a scale alignment that could pass
 //    2^60 / 2^48) first goes through an identity table (requantization to 8 bits);
+//  - a Mul / Div by a positive scalar constant is only a new scale on the same elements (a
+//    kReshape); where such a scale meets a power-of-two one in an Add / Sub / Concat, an
+//    identity table brings it back onto the grid;
 //  - Softmax subtracts the row maximum (a kMaxPool over the row) before its exp table.
 // Weights at 2^15 rather than 2^12: the error is the 8-bit activations' either way (top-1
-// vs float on the digits test splits: mlp 99.8% / 99.6%, cnn 100% / 100%, transformer
-// 99.6% / 99.4%) and 2^15 still leaves >= 11 bits of ring headroom on all three.
+// vs onnxruntime on the digits test splits, 2^15 / 2^12: mlp 100% / 100%, cnn 100% / 100%,
+// transformer 99.8% / 99.6%) and 2^15 still leaves >= 10 bits of ring headroom on all three
+// (static worst case 2^35.0, 2^35.6, 2^52.3).
 // The ring never wraps on calibration data; the report gives the largest magnitude seen and
-// a static worst-case bound per run (see CompileReport). Inputs beyond the calibration
-// range can wrap a table index (t leaves [-128, 127]): calibrate on representative data.
+// a static worst-case bound per run (see CompileReport). Inputs far beyond the calibration
+// range can wrap a table index (t leaves the table's 256 values): calibrate on
+// representative data (none wraps on the digits test splits).
 #pragma once
 
 #include <cstdint>

@@ -192,6 +192,7 @@ void validate(const Program& p) {
     if (s.kind == StepKind::kLut || s.kind == StepKind::kMaxPool) {
       if (s.table.size() != 256) corrupt(where + " has a table of " + std::to_string(s.table.size()) + " entries, not 256");
       if (s.shift < 0 || s.shift > 56) corrupt(where + " has shift " + std::to_string(s.shift) + " outside [0, 56]");
+      if (s.tableLow < -255 || s.tableLow > 0) corrupt(where + " has a table low end outside [-255, 0]");
     }
     if (s.kind == StepKind::kLinear || s.kind == StepKind::kScale) {
       int64_t n = checkedNumel(s.weightShape, where + "'s weights");
@@ -242,6 +243,7 @@ std::string serializeProgram(const Program& p) {
     w.i32(s.shift);
     w.i32(int32_t(s.function));
     w.ring(s.table);
+    w.i32(s.tableLow);
     w.i64(s.factor);
     w.i64s(s.axes);
     w.i64s(s.perm);
@@ -314,6 +316,7 @@ Program deserializeProgram(const std::string& bytes) {
     s.shift = r.i32("a shift");
     s.function = LutFunction(r.i32("a function"));
     s.table = r.ring("a table");
+    s.tableLow = r.i32("a table's low end");
     s.factor = r.i64("a factor");
     s.axes = r.i64s("axes");
     s.perm = r.i64s("a perm");

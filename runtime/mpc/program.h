@@ -31,9 +31,10 @@ enum class StepKind : int32_t {
   // The secure lookup: t = floor((in + 2^(shift-1)) / 2^shift) (shift 0: t = in), then
   // idx = t mod 256 (uint8), out = table[idx] (int64 ring value at out.scale). The table
   // is public: table[idx] = round(f(int8(idx) * in.scale * 2^shift) / out.scale) for the
-  // step's function f (the compiler saturates entries beyond the calibrated index range at
-  // twice the calibrated output magnitude). Values whose t leaves [-128, 127] wrap (the
-  // compiler picks `shift` from calibration so they do not).
+  // step's function f, int8(idx) read per `tableLow` below (the compiler saturates
+  // entries beyond the calibrated index range at twice the calibrated output magnitude).
+  // Values whose t leaves the table's range ([-128, 127] by default) wrap (the compiler
+  // picks `shift` from calibration so they do not).
   kLut = 3,
   // Max over pooling windows through LUT comparisons: per window, the elements in
   // window order are reduced as a balanced pairwise tree, level by level; one pairwise
@@ -51,7 +52,9 @@ enum class StepKind : int32_t {
                    // value on a finer grid (aligns scales before kAdd / kSub / kConcat)
   kSumPool = 8,    // AveragePool / GlobalAveragePool as window sums; out.scale = in.scale / count
   kReduceSum = 9,  // sum over `axes` (keepdims); ReduceMean: out.scale = in.scale / count
-  kReshape = 10,   // Reshape / Flatten / Squeeze / Unsqueeze: the same elements
+  kReshape = 10,   // Reshape / Flatten / Squeeze / Unsqueeze: the same elements (the compiler
+                   // also lowers a product with a positive scalar constant to one: the same
+                   // elements at a new out.scale)
   kTranspose = 11, // perm
   kConcat = 12,    // axis; equal scales
   kSlice = 13,     // starts/ends/steps per axis (normalized, static)
@@ -104,6 +107,12 @@ struct Step {
   int32_t shift = 0;
   LutFunction function = LutFunction::kIdentity;
   std::vector<Ring> table;      // 256 entries (kLut, kMaxPool)
+  // kLut: the least truncated value t the table stands for: entry idx holds f at
+  // t = ((idx - tableLow) mod 256) + tableLow. -128 (int8, the default) for a signed input;
+  // -1 for one that is never negative (sums of exps, variances: t up to 254 indexes right);
+  // -239 for exp after the row maximum is subtracted. Only the table's content depends on
+  // it: every executor looks up table[t mod 256] regardless.
+  int32_t tableLow = -128;
   // kMulConst
   int64_t factor = 1;
   // kReduceSum / kTranspose / kConcat / kSlice

@@ -143,27 +143,43 @@ RingVec applyBilinear(const Step& step, const RingVec& W, const RingVec& x, cons
               dimsStr(xShape), " with group ", g.group);
   ANVIL_CHECK(outShape == windowOutputShape(g, xShape, OC), ErrorCode::kInvalidEngine, "mpc step '", step.name,
               "': conv output ", dimsStr(outShape), " does not follow from its geometry");
-  const int64_t OH = outShape[2], OW = outShape[3], ocPerGroup = OC / g.group;
-  RingVec out(N * OC * OH * OW, 0);
+  const int64_t OH = outShape[2], OW = outShape[3], ocPerGroup = OC / g.group, P = OH * OW, K = Cg * KH * KW;
+  RingVec out(N * OC * P, 0);
+  // Per image and group: the patch of every output position (K values, zeros where the
+  // window lies in the padding), then one dot product per (channel, position) with the
+  // sum kept in registers.
+  RingVec patches(P * K);
   for (int64_t n = 0; n < N; ++n)
-    for (int64_t oc = 0; oc < OC; ++oc) {
-      const int64_t grp = oc / ocPerGroup;
-      Ring* o = &out[((n * OC + oc) * OH) * OW];
-      for (int64_t c = 0; c < Cg; ++c) {
-        const Ring* xc = &x[((n * C + grp * Cg + c) * H) * Wd];
-        for (int64_t kh = 0; kh < KH; ++kh)
-          for (int64_t kw = 0; kw < KW; ++kw) {
-            const Ring w = W[((oc * Cg + c) * KH + kh) * KW + kw];
-            for (int64_t oh = 0; oh < OH; ++oh) {
+    for (int64_t grp = 0; grp < g.group; ++grp) {
+      for (int64_t oh = 0; oh < OH; ++oh)
+        for (int64_t ow = 0; ow < OW; ++ow) {
+          Ring* patch = &patches[(oh * OW + ow) * K];
+          for (int64_t c = 0; c < Cg; ++c) {
+            const Ring* xc = &x[((n * C + grp * Cg + c) * H) * Wd];
+            for (int64_t kh = 0; kh < KH; ++kh) {
               const int64_t ih = oh * g.stride[0] - g.pads[0] + kh * g.dilation[0];
-              if (ih < 0 || ih >= H) continue;
-              for (int64_t ow = 0; ow < OW; ++ow) {
+              for (int64_t kw = 0; kw < KW; ++kw) {
                 const int64_t iw = ow * g.stride[1] - g.pads[1] + kw * g.dilation[1];
-                if (iw < 0 || iw >= Wd) continue;
-                o[oh * OW + ow] += w * xc[ih * Wd + iw];
+                *patch++ = (ih >= 0 && ih < H && iw >= 0 && iw < Wd) ? xc[ih * Wd + iw] : 0;
               }
             }
           }
+        }
+      for (int64_t o = 0; o < ocPerGroup; ++o) {
+        const int64_t oc = grp * ocPerGroup + o;
+        Ring* dst = &out[(n * OC + oc) * P];
+        const Ring* w = &W[oc * K];
+        for (int64_t q = 0; q < P; ++q) {
+          const Ring* patch = &patches[q * K];
+          Ring s0 = 0, s1 = 0;
+          int64_t k = 0;
+          for (; k + 1 < K; k += 2) {
+            s0 += w[k] * patch[k];
+            s1 += w[k + 1] * patch[k + 1];
+          }
+          if (k < K) s0 += w[k] * patch[k];
+          dst[q] = s0 + s1;
+        }
       }
     }
   return out;
@@ -176,14 +192,19 @@ void addBias(const Step& step, RingVec& out, const Dims& outShape) {
   if (step.kind == StepKind::kLinear && step.linear == LinearKind::kConv) {
     ANVIL_CHECK(outShape.size() == 4 && outShape[1] == nb, ErrorCode::kInvalidEngine, "mpc step '", step.name,
                 "': conv bias of ", nb, " for output ", dimsStr(outShape));
-    const int64_t hw = outShape[2] * outShape[3];
-    for (size_t i = 0; i < out.size(); ++i) out[i] += step.bias[(int64_t(i) / hw) % nb];
+    const int64_t hw = outShape[2] * outShape[3], planes = int64_t(out.size()) / hw;
+    for (int64_t pl = 0; pl < planes; ++pl) {
+      const Ring b = step.bias[pl % nb];
+      Ring* o = &out[pl * hw];
+      for (int64_t i = 0; i < hw; ++i) o[i] += b;
+    }
     return;
   }
   // kMatMul: [N] along the last axis; kScale: weightShape's trailing axes. Both tile.
   ANVIL_CHECK(int64_t(out.size()) % nb == 0, ErrorCode::kInvalidEngine, "mpc step '", step.name, "': bias of ", nb,
               " does not tile the output ", dimsStr(outShape));
-  for (size_t i = 0; i < out.size(); ++i) out[i] += step.bias[int64_t(i) % nb];
+  for (size_t row = 0; row < out.size(); row += size_t(nb))
+    for (int64_t i = 0; i < nb; ++i) out[row + i] += step.bias[i];
 }
 
 uint8_t lutIndex(Ring v, int32_t shift) {

@@ -5,6 +5,8 @@
 
 #include <cstdio>
 #include <fstream>
+#include <functional>
+#include <random>
 
 #include "anvil/error.h"
 #include "runtime/mpc/fixed.h"
@@ -50,6 +52,7 @@ Program sampleProgram() {
   lut.output = 2;
   lut.shift = 3;
   lut.function = LutFunction::kRelu;
+  lut.tableLow = -239;
   lut.table.resize(256);
   for (int i = 0; i < 256; ++i) lut.table[i] = Ring(int8_t(i) > 0 ? int8_t(i) : 0);
   Step out;
@@ -96,6 +99,7 @@ TEST(MpcProgramFile, RoundTripKeepsEveryField) {
   EXPECT_EQ(q.steps[1].factor, 9);
   EXPECT_EQ(q.steps[2].table, p.steps[2].table);
   EXPECT_EQ(q.steps[2].shift, 3);
+  EXPECT_EQ(q.steps[2].tableLow, -239);
   EXPECT_EQ(q.tensors[1].scale, 0.125);
   EXPECT_EQ(q.outputs, p.outputs);
 }
@@ -142,10 +146,36 @@ TEST(MpcProgramFile, HostileContentWithAValidChecksumIsRefused) {
   EXPECT_EQ(codeOf(edited([](Program& p) { p.steps[1].conv.pads[0] = -1; })), ErrorCode::kInvalidEngine);
   EXPECT_EQ(codeOf(edited([](Program& p) { p.steps[2].function = LutFunction(42); })), ErrorCode::kInvalidEngine);
   EXPECT_EQ(codeOf(edited([](Program& p) { p.outputs = {-1}; })), ErrorCode::kInvalidEngine);
+  EXPECT_EQ(codeOf(edited([](Program& p) { p.steps[2].tableLow = 1; })), ErrorCode::kInvalidEngine);
   // A future format version.
   std::string v2 = bytes;
   v2[8] = 2;
   EXPECT_EQ(codeOf(resum(v2)), ErrorCode::kInvalidEngine);
+}
+
+TEST(MpcProgramFile, RandomEditsWithAValidChecksumAreRefusedOrRoundTrip) {
+  // Content checks, not the checksum: random bytes of the payload rewritten and the
+  // checksum recomputed. Each file either loads (and then serializes back to itself) or is
+  // refused with kInvalidEngine; nothing crashes or throws anything else.
+  const std::string bytes = serializeProgram(sampleProgram());
+  std::mt19937 rng(17);
+  int refused = 0, loaded = 0;
+  for (int trial = 0; trial < 3000; ++trial) {
+    std::string bad = bytes;
+    const int edits = 1 + int(rng() % 4);
+    for (int e = 0; e < edits; ++e) bad[20 + rng() % (bytes.size() - 52)] = char(rng());
+    bad = resum(bad);
+    try {
+      Program p = deserializeProgram(bad);
+      EXPECT_EQ(serializeProgram(p), bad);
+      ++loaded;
+    } catch (const Error& e) {
+      ASSERT_EQ(e.code(), ErrorCode::kInvalidEngine) << e.what();
+      ++refused;
+    }
+  }
+  EXPECT_GT(refused, 1000);
+  EXPECT_GT(loaded, 0);  // edits of names, scales and weights load: the checksum guards those
 }
 
 TEST(MpcProgramFile, ForeignFilesAreRefused) {
