@@ -106,7 +106,11 @@ void runModel(const ModelCase& c, int64_t batch, int64_t batches) {
               c.model, (long long)batch, (long long)same, (long long)total, maxDev, maxRel);
   // The secure truncation is probabilistic (an index may be one above or below the fixed
   // one): agreement on all but near-ties, deviations a few percent of the output range.
-  EXPECT_GE(double(same), 0.985 * double(total));  // seen: 0-3 flips of 512 MLP rows
+  // The material is fresh randomness every run, so the flips are a random count: measured
+  // over 10 seeded runs of the whole 512-row test split, about 0.8 per split (MLP), 0.25
+  // (CNN), 3.2 (transformer). The bound (3 rows, or 1.5% of many) fails by chance about
+  // once in a thousand runs, and at once if the rounding stops being within one step.
+  EXPECT_LE(total - same, std::max<int64_t>(3, total * 15 / 1000));
   EXPECT_LT(maxRel, c.maxRelativeDeviation);
 }
 
