@@ -900,7 +900,6 @@ class Compiler {
   }
 
   void lowerMaxPool(const Node& n) {
-    const ir::Attributes& a = n.attrs();
     ANVIL_CHECK(n.numOutputs() == 1 || !n.output(1) || n.output(1)->name().empty(), ErrorCode::kUnsupported,
                 n.label(), ": MaxPool's Indices output is not supported");
     int32_t in = act(n.input(0), n);
@@ -909,18 +908,26 @@ class Compiler {
     s.kind = StepKind::kMaxPool;
     s.name = n.name();
     s.inputs = {in};
-    std::vector<int64_t> k = a.getInts("kernel_shape"), st = a.getInts("strides", {1, 1}),
-                         dil = a.getInts("dilations", {1, 1});
-    ANVIL_CHECK(k.size() == 2, ErrorCode::kUnsupported, n.label(), ": 2-D pooling only");
-    for (int i = 0; i < 2; ++i) {
-      s.conv.kernel[i] = k[i];
-      s.conv.stride[i] = st.at(i);
-      s.conv.dilation[i] = dil.at(i);
-    }
-    setPads(n, a, shapeOf(in), out, &s.conv, a.getInts("pads", {0, 0, 0, 0}));
+    const std::vector<int64_t> k = readPoolWindow(n, shapeOf(in), out, &s.conv);
     ANVIL_CHECK(windowOutputShape(s.conv, shapeOf(in), shapeOf(in)[1]) == out, ErrorCode::kUnsupported, n.label(),
                 ": ceil_mode output extents are not supported");
     ids_[n.output(0)] = emitMaxPool(std::move(s), in, out, n.output(0)->name(), k);
+  }
+
+  // A 2-D pooling node's window (kernel, strides, dilations, pads) into `g`; returns the kernel.
+  std::vector<int64_t> readPoolWindow(const Node& n, const Dims& inShape, const Dims& out, ConvGeometry* g) {
+    const ir::Attributes& a = n.attrs();
+    std::vector<int64_t> k = a.getInts("kernel_shape"), st = a.getInts("strides", {1, 1}),
+                         dil = a.getInts("dilations", {1, 1});
+    ANVIL_CHECK(k.size() == 2 && st.size() == 2 && dil.size() == 2, ErrorCode::kUnsupported, n.label(),
+                ": 2-D pooling only");
+    for (int i = 0; i < 2; ++i) {
+      g->kernel[i] = k[i];
+      g->stride[i] = st[i];
+      g->dilation[i] = dil[i];
+    }
+    setPads(n, a, inShape, out, g, a.getInts("pads", {0, 0, 0, 0}));
+    return k;
   }
 
   // A kMaxPool step (geometry set) with its shift and ReLU table from the calibration values.
@@ -972,15 +979,7 @@ class Compiler {
       s.conv.kernel[1] = inShape[3];
     } else {
       const ir::Attributes& a = n.attrs();
-      std::vector<int64_t> k = a.getInts("kernel_shape"), st = a.getInts("strides", {1, 1}),
-                           dil = a.getInts("dilations", {1, 1});
-      ANVIL_CHECK(k.size() == 2, ErrorCode::kUnsupported, n.label(), ": 2-D pooling only");
-      for (int i = 0; i < 2; ++i) {
-        s.conv.kernel[i] = k[i];
-        s.conv.stride[i] = st.at(i);
-        s.conv.dilation[i] = dil.at(i);
-      }
-      setPads(n, a, inShape, out, &s.conv, a.getInts("pads", {0, 0, 0, 0}));
+      readPoolWindow(n, inShape, out, &s.conv);
       bool padded = false;
       for (int64_t p : s.conv.pads) padded |= p != 0;
       // A window sum skips the padding; dividing by the full window is then exact only
