@@ -764,6 +764,19 @@ int run(int argc, char** argv) {
     }
     check(anvil::Engine::fromBytes(std::move(bytes), &engine));
   } else {
+    // The privacy modes' engines are files of their own (docs/mpc.md, docs/anon.md): say
+    // how to run one instead of "bad magic".
+    {
+      char magic[8] = {};
+      std::ifstream probe(flags["loadEngine"], std::ios::binary);
+      probe.read(magic, sizeof magic);
+      const std::string m(magic, size_t(probe.gcount()));
+      ANVIL_CHECK(m != "ANVILMPC", ErrorCode::kInvalidArgument, "'", flags["loadEngine"],
+                  "' is an mpc engine (built with --mode=mpc): run it with --mode=fixed, or serve it with anvil "
+                  "mpc-server (docs/mpc.md)");
+      ANVIL_CHECK(m != "ANVLANON", ErrorCode::kInvalidArgument, "'", flags["loadEngine"],
+                  "' is an anon engine (built with --mode=anon): serve it with anvil anon-worker (docs/anon.md)");
+    }
     check(anvil::Engine::load(flags["loadEngine"], &engine));
     std::cout << "[I] Loaded engine " << flags["loadEngine"] << " (" << engine->target() << ")\n";
   }

@@ -79,6 +79,8 @@ cap = json.load(open("cap3.json"))
 assert set(cap) == {"version", "requestId", "resultBox", "resultKey"}, cap
 PYEOF
 
+expect_fail "an anon engine run as a standard one" "is an anon engine (built with --mode=anon)" \
+  "$ANVIL" --loadEngine=anon.engine
 expect_fail "a request above the top bucket" "exceeds the top bucket" \
   "$ANVIL" anon-submit --store="$STORE" --loadInputs=input:big.npy --capability=big.json
 [ -e big.json ] && fail "a refused submit wrote a capability"

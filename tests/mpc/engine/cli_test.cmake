@@ -54,6 +54,7 @@ if(EXISTS ${PYTHON})
   message(STATUS "${pout}")
 endif()
 
+run_fails("is an mpc engine \\(built with --mode=mpc\\): run it with --mode=fixed" --loadEngine=${OUT}/server.engine)
 run_fails("public mpc engine" --loadEngine=${OUT}/public.engine --mode=fixed --loadInputs=input:${CNN}/test/input.npy)
 execute_process(COMMAND head -c 300 ${OUT}/server.engine OUTPUT_FILE ${OUT}/truncated.engine)
 run_fails("truncated" --loadEngine=${OUT}/truncated.engine --mode=fixed --loadInputs=input:${CNN}/test/input.npy)
