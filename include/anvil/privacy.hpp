@@ -55,6 +55,10 @@ struct BuildOptions {
 Status buildEngines(const std::string& onnxPath, const BuildOptions& options, const std::string& serverEnginePath,
                     const std::string& publicEnginePath);
 
+// The inputs (isInput) then the outputs of an mpc engine (server or public), float32 at
+// the static shapes of its build: what runFixed and runClient take and return.
+Status engineIo(const std::string& enginePath, std::vector<TensorDesc>* io);
+
 // `anvil --mode=fixed`: one plaintext fixed-point run of the server engine: the reference
 // the secure run reproduces. `inputs` by name at the engine's shapes (float32).
 Status runFixed(const std::string& serverEnginePath, const std::vector<HostTensor>& inputs,

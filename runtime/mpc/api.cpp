@@ -73,6 +73,19 @@ Status buildEngines(const std::string& onnxPath, const BuildOptions& options, co
   });
 }
 
+Status engineIo(const std::string& enginePath, std::vector<TensorDesc>* io) {
+  return guarded([&] {
+    ANVIL_CHECK(io, ErrorCode::kInvalidArgument, "engineIo: io is null");
+    const Program p = loadProgramFile(enginePath);
+    std::vector<TensorDesc> out;
+    for (int32_t id : p.inputs)
+      out.push_back({p.tensors.at(size_t(id)).name, DataType::kFloat, p.tensors.at(size_t(id)).shape, true});
+    for (int32_t id : p.outputs)
+      out.push_back({p.tensors.at(size_t(id)).name, DataType::kFloat, p.tensors.at(size_t(id)).shape, false});
+    *io = std::move(out);
+  });
+}
+
 Status runFixed(const std::string& serverEnginePath, const std::vector<HostTensor>& inputs,
                 std::vector<HostTensor>* outputs) {
   return guarded([&] {

@@ -83,6 +83,20 @@ TEST(PrivacyApiMpc, BuildFixedDealServeAndTwoSecureClients) {
   bo.calibDir = kMlp + "/calib";
   ASSERT_TRUE(mpc::buildEngines(kMlp + "/model.onnx", bo, server, pub));
 
+  // Both engines describe the same inputs and outputs.
+  std::vector<TensorDesc> io, pubIo;
+  ASSERT_TRUE(mpc::engineIo(server, &io));
+  ASSERT_TRUE(mpc::engineIo(pub, &pubIo));
+  ASSERT_EQ(io.size(), 2u);
+  EXPECT_TRUE(io[0].isInput);
+  EXPECT_EQ(io[0].name, "input");
+  EXPECT_EQ(io[0].dims, (std::vector<int64_t>{16, 64}));
+  EXPECT_FALSE(io[1].isInput);
+  EXPECT_EQ(io[1].name, "logits");
+  EXPECT_EQ(io[1].dims, (std::vector<int64_t>{16, 10}));
+  ASSERT_EQ(pubIo.size(), 2u);
+  EXPECT_EQ(pubIo[1].dims, io[1].dims);
+
   // The plaintext fixed-point reference of two batches of real test rows.
   const HostTensor batchA = testRows(0, 16), batchB = testRows(16, 16);
   std::vector<HostTensor> fixedA, fixedB;
