@@ -147,6 +147,9 @@ struct WorkerReport {
   long jobs = 0;
   long results = 0;  // jobs answered with a result (the others: error or refused)
   bool idledOut = false;
+  // Buckets whose runs on this machine overrun the rung the build measured (the CLI's [W]
+  // lines): the latency ladder then shows this machine's noise.
+  std::vector<std::string> warnings;
 };
 // `anvil anon-worker`: publishes and serves jobs of storeSpec with the engine.
 Status runWorker(const std::string& enginePath, const std::string& storeSpec, const WorkerConfig& config,

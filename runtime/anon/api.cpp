@@ -72,6 +72,7 @@ Status runWorker(const std::string& enginePath, const std::string& storeSpec, co
     o.keyPath = config.keyPath.empty() ? enginePath + ".worker-key" : config.keyPath;
     o.workerId = config.workerId;
     Worker w(engine, *store, o);
+    r.warnings = w.ladderWarnings();
     w.publish();
     if (config.onReady) config.onReady(toHex(w.key().publicKey));
     WorkerLoopOptions loop;
