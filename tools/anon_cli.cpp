@@ -209,31 +209,22 @@ int worker(int argc, char** argv) {
   signal(SIGTERM, onSignal);
   std::cerr << "anon-worker: ready on " << store->spec() << " as " << w.id() << " (public key "
             << anon::toHex(w.key().publicKey) << ")" << (o.buckets ? "" : ", unbucketed") << std::endl;
-  long done = 0;
-  auto idleSince = std::chrono::steady_clock::now();
-  while (!gStop && (maxJobs < 0 || done < maxJobs)) {
-    std::optional<anon::JobReport> r = w.step();
-    if (!r) {
-      if (idleExit >= 0 &&
-          std::chrono::duration<double>(std::chrono::steady_clock::now() - idleSince).count() >= idleExit) {
-        std::cerr << "anon-worker: idle for " << idleExit << " s, exiting\n";
-        break;
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(10));
-      continue;
-    }
-    ++done;
-    idleSince = std::chrono::steady_clock::now();
-    if (!quiet) {
-      std::cout << std::fixed << std::setprecision(3) << "anon-worker: job " << r->job << " (attempt " << r->attempts
-                << "): " << r->outcome;
-      if (r->bucket >= 0) std::cout << ", bucket " << r->bucket;
-      std::cout << ", compute " << r->computeMs << " ms, released at " << r->releaseMs << " ms";
-      if (r->rungMs > 0) std::cout << " (rung " << r->rungMs << " ms)";
-      if (!r->message.empty()) std::cout << ": " << r->message;
-      std::cout << std::endl;
-    }
-  }
+  anon::WorkerLoopOptions loop;
+  loop.maxJobs = maxJobs;
+  loop.idleExitSeconds = idleExit;
+  loop.stop = &gStop;
+  const anon::WorkerLoopResult result = anon::runWorkerLoop(w, loop, [quiet](const anon::JobReport& r) {
+    if (quiet) return;
+    std::cout << std::fixed << std::setprecision(3) << "anon-worker: job " << r.job << " (attempt " << r.attempts
+              << "): " << r.outcome;
+    if (r.bucket >= 0) std::cout << ", bucket " << r.bucket;
+    std::cout << ", compute " << r.computeMs << " ms, released at " << r.releaseMs << " ms";
+    if (r.rungMs > 0) std::cout << " (rung " << r.rungMs << " ms)";
+    if (!r.message.empty()) std::cout << ": " << r.message;
+    std::cout << std::endl;
+  });
+  if (result.idledOut) std::cerr << "anon-worker: idle for " << idleExit << " s, exiting\n";
+  const long done = result.jobs;
   std::cerr << "anon-worker: " << done << " job(s) done\n";
   return 0;
 }

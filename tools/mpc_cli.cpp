@@ -6,7 +6,6 @@
 #include <chrono>
 #include <cmath>
 #include <filesystem>
-#include <fstream>
 #include <iomanip>
 #include <iostream>
 #include <map>
@@ -17,6 +16,7 @@
 #include "anvil/error.h"
 #include "runtime/mpc/compile.h"
 #include "runtime/mpc/fixed.h"
+#include "runtime/mpc/parties.h"
 #include "tools/modes.h"
 #include "tools/mpc_party.h"
 #include "tools/npy.h"
@@ -86,20 +86,6 @@ std::map<std::string, std::vector<int64_t>> parseShapes(const std::string& spec)
   return out;
 }
 
-void writeFile(const std::string& path, const std::string& bytes) {
-  std::ofstream f(path, std::ios::binary);
-  f.write(bytes.data(), std::streamsize(bytes.size()));
-  ANVIL_CHECK(f.good(), ErrorCode::kIoError, "cannot write ", path);
-}
-
-std::string readFile(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  ANVIL_CHECK(f.good(), ErrorCode::kIoError, "cannot read ", path);
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
-}
-
 int buildMain(std::map<std::string, std::string>& flags) {
   ANVIL_CHECK(flags.count("saveEngine"), ErrorCode::kInvalidArgument,
               "--mode=mpc needs --saveEngine=FILE (the server engine; --savePublic=FILE for the client and dealer)");
@@ -111,8 +97,8 @@ int buildMain(std::map<std::string, std::string>& flags) {
   auto t0 = std::chrono::steady_clock::now();
   Program p = mpc::compileProgram(flags["onnx"], o, &r);
   double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
-  writeFile(flags["saveEngine"], mpc::serializeProgram(p));
-  if (flags.count("savePublic")) writeFile(flags["savePublic"], mpc::serializeProgram(mpc::publicCopy(p)));
+  mpc::saveProgramFile(p, flags["saveEngine"]);
+  if (flags.count("savePublic")) mpc::saveProgramFile(mpc::publicCopy(p), flags["savePublic"]);
 
   std::cout << "=== mpc engine ===\n";
   for (const std::string& line : r.log) std::cout << "[V] " << line << "\n";
@@ -143,9 +129,7 @@ int fixedMain(std::map<std::string, std::string>& flags) {
   ANVIL_CHECK(flags.count("loadEngine"), ErrorCode::kInvalidArgument,
               "--mode=fixed needs --loadEngine=server.engine (an engine built with --mode=mpc)");
   const std::string path = flags["loadEngine"];
-  ANVIL_CHECK(mpc::isMpcEngineFile(path), ErrorCode::kInvalidEngine, path,
-              " is not an mpc engine (build one with --mode=mpc)");
-  Program p = mpc::deserializeProgram(readFile(path));
+  Program p = mpc::loadProgramFile(path);
   ANVIL_CHECK(!p.isPublic, ErrorCode::kInvalidArgument, path,
               " is a public mpc engine (no weights): --mode=fixed needs the server engine");
   std::map<std::string, std::string> files;

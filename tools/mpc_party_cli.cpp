@@ -13,11 +13,7 @@
 #include <sstream>
 
 #include "anvil/error.h"
-#include "runtime/mpc/channel.h"
-#include "runtime/mpc/dealer.h"
-#include "runtime/mpc/material.h"
-#include "runtime/mpc/program.h"
-#include "runtime/mpc/protocol.h"
+#include "runtime/mpc/parties.h"
 #include "tools/npy.h"
 
 namespace anvil::tools {
@@ -71,17 +67,6 @@ int64_t intFlag(const Flags& f, const char* name, int64_t fallback) {
   } catch (const std::exception&) {
   }
   ANVIL_THROW(ErrorCode::kInvalidArgument, "--", name, " expects an integer, got '", it->second, "'");
-}
-
-Program loadProgram(const std::string& path) {
-  ANVIL_CHECK(std::filesystem::exists(path), ErrorCode::kIoError, "engine file '", path, "' not found");
-  ANVIL_CHECK(isMpcEngineFile(path), ErrorCode::kInvalidEngine, "'", path,
-              "' is not an mpc engine (build one with --mode=mpc --saveEngine=... --savePublic=...)");
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  ANVIL_CHECK(in.good() || in.eof(), ErrorCode::kIoError, "cannot read '", path, "'");
-  return deserializeProgram(ss.str());
 }
 
 std::string hex(const std::string& bytes) {
@@ -139,10 +124,6 @@ ChannelOptions channelOptions(const Flags& f) {
   return o;
 }
 
-double msSince(std::chrono::steady_clock::time_point t0) {
-  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
-}
-
 // ---- mpc-dealer -----------------------------------------------------------------------------
 
 const std::vector<FlagHelp> kDealerFlags = {
@@ -153,31 +134,21 @@ const std::vector<FlagHelp> kDealerFlags = {
 
 int dealerMain(const Flags& f) {
   const std::string cmd = "mpc-dealer";
-  const Program p = loadProgram(required(f, cmd, "loadEngine"));
+  const Program p = loadProgramFile(required(f, cmd, "loadEngine"));
   ANVIL_CHECK(p.isPublic, ErrorCode::kInvalidArgument,
               "mpc-dealer: the engine holds the weights; give the dealer the public engine (--savePublic)");
   const int64_t runs = intFlag(f, "runs", 0);
   ANVIL_CHECK(runs >= 1, ErrorCode::kInvalidArgument, "mpc-dealer needs --runs=N with N >= 1");
   const std::string out = required(f, cmd, "out");
-  const std::string setId = newSetId();
-  uint64_t clientBytes = 0, serverBytes = 0;
-  const auto t0 = std::chrono::steady_clock::now();
-  for (int64_t r = 0; r < runs; ++r) {
-    RunPayloads m = generateRun(p, setId, r);
-    MaterialHeader h{p.programId, setId, 1, r, runs};
-    writeMaterial(out + "/server", h, m.server);
-    h.party = 0;
-    writeMaterial(out + "/client", h, m.client);
-    clientBytes += m.client.size();
-    serverBytes += m.server.size();
-  }
-  const double ms = msSince(t0);
-  std::cout << "[I] mpc-dealer: program " << hex(p.programId) << ", material set " << hex(setId) << ", " << runs
+  const DealtMaterial d = dealMaterial(p, runs, out);
+  const double ms = d.milliseconds;
+  std::cout << "[I] mpc-dealer: program " << hex(p.programId) << ", material set " << hex(d.setId) << ", " << runs
             << " run(s) in " << out << "/server and " << out << "/client\n"
             << std::fixed << std::setprecision(3) << "[I] Offline time: " << ms << " ms (" << ms / double(runs)
             << " ms per run)\n"
-            << "[I] Offline bytes: server " << serverBytes << " (" << mib(serverBytes) << ", " << serverBytes / uint64_t(runs)
-            << " per run), client " << clientBytes << " (" << clientBytes / uint64_t(runs) << " per run)\n";
+            << "[I] Offline bytes: server " << d.serverBytes << " (" << mib(d.serverBytes) << ", "
+            << d.serverBytes / uint64_t(runs) << " per run), client " << d.clientBytes << " ("
+            << d.clientBytes / uint64_t(runs) << " per run)\n";
   return 0;
 }
 
@@ -192,25 +163,18 @@ const std::vector<FlagHelp> kServerFlags = {
 
 int serverMain(const Flags& f) {
   const std::string cmd = "mpc-server";
-  const Program p = loadProgram(required(f, cmd, "loadEngine"));
-  ANVIL_CHECK(!p.isPublic && !p.serverSecretKey.empty(), ErrorCode::kInvalidArgument,
-              "mpc-server: the engine is the public one; load the server engine (--saveEngine of the build)");
+  const Program p = loadProgramFile(required(f, cmd, "loadEngine"));
   const std::string dir = required(f, cmd, "offline");
-  const int64_t runs = countMaterial(dir, p.programId, 1);
-  ANVIL_CHECK(runs > 0, ErrorCode::kInvalidArgument, "mpc-server: '", dir,
-              "' holds no unused server material for this engine (run anvil mpc-dealer on its public engine)");
-  Listener listener(required(f, cmd, "listen"), channelOptions(f));
-  std::cout << "[I] mpc-server: listening on port " << listener.port() << ", serving " << runs << " run(s)" << std::endl;
-  for (int64_t served = 0; served < runs; ++served) {
-    // The run's material is claimed (read, logged, deleted) before the client comes, so its
-    // file work is not in the client's online time; an unserved claimed run is only lost.
-    ClaimedMaterial m = claimMaterial(dir, p.programId, 1);
-    std::unique_ptr<Transport> t = listener.accept(p.serverPublicKey, p.serverSecretKey);
-    ServerResult r = runServer(p, m.payload, *t);
-    std::cout << std::fixed << std::setprecision(3) << "[I] run " << m.header.runIndex << ": online " << r.stats.onlineMs
-              << " ms, sent " << r.stats.bytesSent << " bytes, received " << r.stats.bytesReceived << " bytes, "
-              << r.stats.rounds << " rounds" << std::endl;
-  }
+  const int64_t runs = serveMaterial(
+      p, dir, required(f, cmd, "listen"), channelOptions(f),
+      [](int port, int64_t runs) {
+        std::cout << "[I] mpc-server: listening on port " << port << ", serving " << runs << " run(s)" << std::endl;
+      },
+      [](const ServedRun& r) {
+        std::cout << std::fixed << std::setprecision(3) << "[I] run " << r.runIndex << ": online " << r.stats.onlineMs
+                  << " ms, sent " << r.stats.bytesSent << " bytes, received " << r.stats.bytesReceived << " bytes, "
+                  << r.stats.rounds << " rounds" << std::endl;
+      });
   std::cout << "[I] mpc-server: served " << runs << " run(s)" << std::endl;
   return 0;
 }
@@ -295,23 +259,22 @@ void writeStats(const std::string& path, const ProtocolStats& s, const PayloadSi
 
 int clientMain(const Flags& f) {
   const std::string cmd = "mpc-client";
-  const Program p = loadProgram(required(f, cmd, "loadEngine"));
+  const Program p = loadProgramFile(required(f, cmd, "loadEngine"));
   ANVIL_CHECK(!p.serverPublicKey.empty(), ErrorCode::kInvalidEngine,
               "mpc-client: the engine holds no server public key");
   const std::vector<ir::Tensor> inputs = loadInputs(p, required(f, cmd, "loadInputs"));
   const std::string address = required(f, cmd, "connect");
-  ClaimedMaterial m = claimMaterial(required(f, cmd, "offline"), p.programId, 0);
-  std::unique_ptr<Transport> t = connectChannel(address, p.serverPublicKey, channelOptions(f));
-  ClientResult r = runClient(p, m.payload, *t, inputs);
-  t.reset();
+  const ClientRun run = runClientOnce(p, required(f, cmd, "offline"), address, inputs, channelOptions(f));
+  const ClientResult& r = run.result;
+  const MaterialHeader& material = run.material;
   if (f.count("saveOutputs")) {
     const std::string dir = f.at("saveOutputs");
     std::filesystem::create_directories(dir);
     for (size_t i = 0; i < r.outputs.size(); ++i) writeNpy(dir + "/" + npyFileName(r.names[i]), r.outputs[i]);
   }
-  const PayloadSizes offline = payloadSizes(p, m.header.setId.size());
+  const PayloadSizes& offline = run.offline;
   const ProtocolStats& s = r.stats;
-  std::cout << "[I] === MPC summary (client, run " << m.header.runIndex << ") ===\n"
+  std::cout << "[I] === MPC summary (client, run " << material.runIndex << ") ===\n"
             << std::fixed << std::setprecision(3) << "[I] Online time: " << s.onlineMs << " ms\n"
             << "[I] Rounds: " << s.rounds << " (" << s.nonlinearLayers << " nonlinear layers)\n"
             << "[I] Bytes sent: " << s.bytesSent << " (" << mib(s.bytesSent) << "), received: " << s.bytesReceived << " ("
@@ -321,7 +284,7 @@ int clientMain(const Flags& f) {
             << mib(offline.server) << ")\n";
   for (size_t i = 0; i < r.outputs.size(); ++i)
     std::cout << "[I] Output '" << r.names[i] << "': " << r.outputs[i].summary() << "\n";
-  if (f.count("exportStats")) writeStats(f.at("exportStats"), s, offline, m.header.runIndex);
+  if (f.count("exportStats")) writeStats(f.at("exportStats"), s, offline, material.runIndex);
   return 0;
 }
 

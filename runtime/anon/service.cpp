@@ -333,4 +333,26 @@ JobReport Worker::process(const ClaimedJob& cj, Clock::time_point start) {
   return r;
 }
 
+WorkerLoopResult runWorkerLoop(Worker& worker, const WorkerLoopOptions& o,
+                               const std::function<void(const JobReport&)>& onJob) {
+  WorkerLoopResult out;
+  auto idleSince = std::chrono::steady_clock::now();
+  while (!(o.stop && *o.stop) && (o.maxJobs < 0 || out.jobs < o.maxJobs)) {
+    std::optional<JobReport> r = worker.step();
+    if (!r) {
+      if (o.idleExitSeconds >= 0 &&
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - idleSince).count() >= o.idleExitSeconds) {
+        out.idledOut = true;
+        break;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+      continue;
+    }
+    ++out.jobs;
+    idleSince = std::chrono::steady_clock::now();
+    if (onJob) onJob(*r);
+  }
+  return out;
+}
+
 }  // namespace anvil::anon

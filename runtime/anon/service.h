@@ -4,6 +4,7 @@
 // result to the result box, and the client fetches it with its capability.
 #pragma once
 
+#include <atomic>
 #include <functional>
 #include <optional>
 #include <string>
@@ -96,5 +97,20 @@ class Worker {
   AnonRunner runner_;
   std::vector<std::string> ladderWarnings_;
 };
+
+// The worker's serving loop (anon-worker, anon::runWorker of the public API): step() until
+// maxJobs jobs are done (< 0: no limit), idleExitSeconds pass without a job (< 0: never),
+// or *stop turns true; onJob sees each job's report. Polls every 10 ms when idle.
+struct WorkerLoopOptions {
+  long maxJobs = -1;
+  double idleExitSeconds = -1;
+  const std::atomic<bool>* stop = nullptr;
+};
+struct WorkerLoopResult {
+  long jobs = 0;
+  bool idledOut = false;  // left because idleExitSeconds passed
+};
+WorkerLoopResult runWorkerLoop(Worker& worker, const WorkerLoopOptions& options,
+                               const std::function<void(const JobReport&)>& onJob);
 
 }  // namespace anvil::anon
