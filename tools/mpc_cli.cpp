@@ -29,16 +29,18 @@ using mpc::Program;
 
 constexpr const char* kHelp =
     "anvil --onnx=m.onnx --mode=mpc --calibData=DIR --shapes=name:16x1x8x8[,...] --saveEngine=server.engine\n"
-    "      [--savePublic=public.engine] [--verbose]\n"
+    "      [--savePublic=public.engine] [--exactTruncation] [--verbose]\n"
     "    compile a two-party fixed-point engine; calibration samples DIR/<input>.npy stacked on axis 0\n"
-    "    (the first three quarters calibrate, the last quarter measures agreement with the float model)\n"
+    "    (the first three quarters calibrate, the last quarter measures agreement with the float model);\n"
+    "    --exactTruncation: the secure run rounds lookup indices exactly as --mode=fixed (bit-identical\n"
+    "    outputs) at 1 + ceil(shift / 8) rounds per lookup layer instead of one\n"
     "anvil --loadEngine=server.engine --mode=fixed --loadInputs=name:x.npy[,...] [--saveOutputs=DIR]\n"
     "    run a server engine in plaintext fixed point (inputs may stack several batches on axis 0)\n"
     "anvil mpc-dealer | mpc-server | mpc-client ...   the parties (docs/mpc.md)\n";
 
 std::map<std::string, std::string> parseFlags(int argc, char** argv) {
   static const char* known[] = {"onnx", "mode", "calibData", "shapes", "saveEngine", "savePublic", "verbose",
-                                "loadEngine", "loadInputs", "saveOutputs", "help"};
+                                "exactTruncation", "loadEngine", "loadInputs", "saveOutputs", "help"};
   std::map<std::string, std::string> out;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
@@ -96,6 +98,11 @@ int buildMain(std::map<std::string, std::string>& flags) {
   mpc::CompileReport r;
   auto t0 = std::chrono::steady_clock::now();
   Program p = mpc::compileProgram(flags["onnx"], o, &r);
+  if (flags.count("exactTruncation")) {
+    ANVIL_CHECK(flags["exactTruncation"].empty() || flags["exactTruncation"] == "1" || flags["exactTruncation"] == "true",
+                ErrorCode::kInvalidArgument, "--exactTruncation takes no value (got '", flags["exactTruncation"], "')");
+    p.exactTruncation = true;
+  }
   double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
   mpc::saveProgramFile(p, flags["saveEngine"]);
   if (flags.count("savePublic")) mpc::saveProgramFile(mpc::publicCopy(p), flags["savePublic"]);
@@ -105,6 +112,7 @@ int buildMain(std::map<std::string, std::string>& flags) {
   std::cout << "Steps:";
   for (const auto& [kind, count] : r.stepsByKind) std::cout << " " << kind << "=" << count;
   std::cout << "\nInput scale: 2^" << std::log2(r.inputScale) << "\n";
+  if (p.exactTruncation) std::cout << "Truncation: exact (--exactTruncation: round half up, as --mode=fixed)\n";
   std::cout << "Lookup layers (" << r.luts.size() << ", 8-bit index each):\n";
   for (const mpc::LutReport& l : r.luts)
     std::cout << "  " << std::left << std::setw(40) << l.name << std::right << " "

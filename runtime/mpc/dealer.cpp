@@ -15,7 +15,7 @@ namespace {
 constexpr char kPayloadMagic[8] = {'A', 'N', 'V', 'M', 'P', 'C', 'R', '1'};
 constexpr char kKdfContext[crypto_kdf_CONTEXTBYTES + 1] = "anvilmpc";
 // Purposes of a step's subkeys (a subkey id is step * 8 + purpose).
-enum Purpose : uint64_t { kMaskA = 0, kMaskB = 1, kProductC = 2, kSigma = 3, kTable = 4 };
+enum Purpose : uint64_t { kMaskA = 0, kMaskB = 1, kProductC = 2, kSigma = 3, kTable = 4, kMaskR = 5, kBitTable = 6 };
 
 void ensureSodium() {
   static const int rc = sodium_init();
@@ -149,6 +149,8 @@ void checkLookupStep(const Step& s) {
 
 int64_t weightNumel(const Step& s) { return numelOfShape(s.weightShape); }
 
+constexpr size_t kBitTableBytes = 64;  // Q_k of one lookup: 256 digits x 2 borrow bits
+
 }  // namespace
 
 int64_t tensorNumel(const Program& p, int32_t id) {
@@ -196,6 +198,10 @@ MaxPoolPlan maxPoolPlan(const Program& p, const Step& s) {
   return plan;
 }
 
+bool exactLookup(const Program& p, const Step& s) {
+  return p.exactTruncation && isLookup(s.kind) && s.shift > 0;
+}
+
 int64_t lookupCount(const Program& p, const Step& s) {
   if (s.kind == StepKind::kLut) return tensorNumel(p, s.output);
   if (s.kind == StepKind::kMaxPool) return maxPoolPlan(p, s).comparisons();
@@ -214,7 +220,10 @@ PayloadSizes payloadSizes(const Program& p, size_t setIdBytes) {
   s.client = s.server = sizeof kPayloadMagic + 4 + 4 + p.programId.size() + 4 + setIdBytes + 8 + 4 + sizeof(SubKey);
   for (const Step& st : p.steps) {
     if (isLinear(st.kind) || isProduct(st.kind)) s.server += uint64_t(tensorNumel(p, st.output)) * sizeof(Ring);
-    if (isLookup(st.kind)) s.server += uint64_t(lookupCount(p, st)) * 256 * sizeof(Ring);
+    if (exactLookup(p, st))
+      s.server += uint64_t(lookupCount(p, st)) * (512 * sizeof(Ring) + uint64_t(exactDigits(st.shift)) * kBitTableBytes);
+    else if (isLookup(st.kind))
+      s.server += uint64_t(lookupCount(p, st)) * 256 * sizeof(Ring);
   }
   return s;
 }
@@ -223,6 +232,63 @@ RunHeader readRunHeader(const std::vector<uint8_t>& payload) {
   Reader r{payload};
   return readHeader(r);
 }
+
+namespace {
+
+// The material of one exactLookup step (dealer.h): r from both seeds, the borrow chain's
+// bit tables Q1 = Q xor Q0 and the selected tables F1 = F - F0 for the server's payload.
+template <typename ClientKey, typename ServerKey>
+void generateExact(const Program& p, const Step& s, ClientKey ck, ServerKey sk, Writer& sw) {
+  checkLookupStep(s);
+  const int64_t n = lookupCount(p, s);
+  const int d = s.shift, digits = exactDigits(d);
+  std::vector<Ring> r = ringStream(ck(kMaskR), n);
+  const std::vector<Ring> r1 = ringStream(sk(kMaskR), n);
+  for (size_t l = 0; l < r.size(); ++l) r[l] += r1[l];
+  // beta_1 .. beta_K per lookup: the dealer's own coins (beta_0 = 0)
+  std::vector<uint8_t> beta(size_t(n) * size_t(digits));
+  if (!beta.empty()) randombytes_buf(beta.data(), beta.size());
+  for (uint8_t& b : beta) b &= 1;
+  // Q: per lookup and digit k, bit (x * 2 + c) = [x < rho_k + (c xor beta_k)] xor beta_(k+1)
+  std::vector<uint8_t> q = byteStream(ck(kBitTable), n * digits * int64_t(kBitTableBytes));
+  for (int64_t l = 0; l < n; ++l) {
+    const Ring rlo = d >= 64 ? r[size_t(l)] : r[size_t(l)] & ((Ring(1) << d) - 1);
+    for (int k = 0; k < digits; ++k) {
+      const int rho = int((rlo >> (8 * k)) & 0xff);
+      const int betaIn = k == 0 ? 0 : beta[size_t(l * digits + k - 1)];
+      const int betaOut = beta[size_t(l * digits + k)];
+      uint8_t* block = q.data() + size_t(l * digits + k) * kBitTableBytes;
+      for (int x = 0; x < 256; ++x)
+        for (int c = 0; c < 2; ++c) {
+          const int bit = int(x < rho + (c ^ betaIn)) ^ betaOut;
+          block[(x * 2 + c) / 8] ^= uint8_t(bit << ((x * 2 + c) % 8));
+        }
+    }
+  }
+  // F[c][j] = table[(j - r_hi - (c xor beta_K)) mod 256], F1 = F - F0 (F0 the client's keystream)
+  const SubKey tk = ck(kTable);
+  constexpr int64_t kChunk = 2048;  // lookups per keystream chunk (8 MiB)
+  std::vector<Ring> t((size_t(std::min(n, kChunk)) * 512));
+  for (int64_t first = 0; first < n; first += kChunk) {
+    const int64_t m = std::min(kChunk, n - first);
+    keystream(tk, uint64_t(first) * 512 * sizeof(Ring) / 64, reinterpret_cast<uint8_t*>(t.data()),
+              size_t(m) * 512 * sizeof(Ring));
+    for (int64_t l = 0; l < m; ++l) {
+      const size_t lookup = size_t(first + l);
+      const uint8_t rhi = uint8_t(r[lookup] >> d);
+      const int betaK = beta[lookup * size_t(digits) + size_t(digits - 1)];
+      for (int c = 0; c < 2; ++c)
+        for (int j = 0; j < 256; ++j) {
+          Ring& e = t[size_t(l) * 512 + size_t(c) * 256 + size_t(j)];
+          e = s.table[uint8_t(j - rhi - (c ^ betaK))] - e;
+        }
+    }
+    sw.bytes(t.data(), size_t(m) * 512 * sizeof(Ring));
+  }
+  sw.bytes(q.data(), q.size());  // Q0 from the client's keystream: now Q1
+}
+
+}  // namespace
 
 RunPayloads generateRun(const Program& p, const std::string& setId, int64_t runIndex, const RingKernels& kernels) {
   ensureSodium();
@@ -267,6 +333,8 @@ RunPayloads generateRun(const Program& p, const std::string& setId, int64_t runI
                   " products for ", c0.size(), " outputs");
       for (size_t k = 0; k < c.size(); ++k) c[k] -= c0[k];
       sw.bytes(c.data(), c.size() * sizeof(Ring));
+    } else if (exactLookup(p, s)) {
+      generateExact(p, s, ck, sk, sw);
     } else if (isLookup(s.kind)) {
       // sigma = sigma0 + sigma1 (mod 256); T[j] = table[(j - sigma) mod 256] = T0[j] + T1[j].
       checkLookupStep(s);
@@ -326,6 +394,12 @@ ClientMaterial expandClientMaterial(const Program& p, const std::vector<uint8_t>
       cm.a = ringStream(subKey(seed, i, kMaskA), tensorNumel(p, s.inputs.at(0)));
       cm.b = ringStream(subKey(seed, i, kMaskB), tensorNumel(p, s.inputs.at(1)));
       cm.c = ringStream(subKey(seed, i, kProductC), tensorNumel(p, s.output));
+    } else if (exactLookup(p, s)) {
+      checkLookupStep(s);
+      const int64_t n = lookupCount(p, s);
+      cm.r = ringStream(subKey(seed, i, kMaskR), n);
+      cm.bits = byteStream(subKey(seed, i, kBitTable), n * exactDigits(s.shift) * int64_t(kBitTableBytes));
+      cm.tableKey = subKey(seed, i, kTable);
     } else if (isLookup(s.kind)) {
       checkLookupStep(s);
       cm.sigma = byteStream(subKey(seed, i, kSigma), lookupCount(p, s));
@@ -357,6 +431,12 @@ ServerMaterial expandServerMaterial(const Program& p, const std::vector<uint8_t>
       sm.a = ringStream(subKey(seed, i, kMaskA), tensorNumel(p, s.inputs.at(0)));
       sm.b = ringStream(subKey(seed, i, kMaskB), tensorNumel(p, s.inputs.at(1)));
       sm.c = ringsAt(tensorNumel(p, s.output), "a Beaver triple's c1");
+    } else if (exactLookup(p, s)) {
+      checkLookupStep(s);
+      const int64_t n = lookupCount(p, s);
+      sm.r = ringStream(subKey(seed, i, kMaskR), n);
+      sm.tables = r.take(size_t(n) * 512 * sizeof(Ring), "an exact lookup step's table shares");
+      sm.bits = r.take(size_t(n) * size_t(exactDigits(s.shift)) * kBitTableBytes, "an exact lookup step's bit tables");
     } else if (isLookup(s.kind)) {
       checkLookupStep(s);
       const int64_t n = lookupCount(p, s);

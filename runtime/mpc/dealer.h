@@ -58,6 +58,20 @@ struct MaxPoolPlan {
 };
 MaxPoolPlan maxPoolPlan(const Program& p, const Step& s);
 
+// Whether step s truncates exactly in the secure run (Program::exactTruncation, a kLut or
+// kMaxPool with shift > 0; shift 0 is exact either way and keeps the one-round lookup).
+// Such a lookup of n values: the dealer draws r (shared r0 + r1 from the two seeds); round 1
+// opens m = v + 2^(d-1) + r mod 2^(8 * openBytes) (openBytes = ceil((d + 8) / 8)); then the
+// borrow B of (m mod 2^d) - (r mod 2^d) goes digit by digit (bytes, least significant first,
+// `exactDigits` = ceil(d / 8) rounds): round k opens c_(k+1) = B_(k+1) xor beta_(k+1), one
+// bit per lookup, from XOR-shared 512-bit tables Q_k[x][c] = [x < rho_k + (c xor beta_k)]
+// xor beta_(k+1) (x, rho_k: digit k of m and r; beta_0 = 0, c_0 = 0; the betas are the
+// dealer's alone); the result is the additively shared 512-entry table
+// F[c][j] = table[(j - r_hi - (c xor beta_K)) mod 256] at (c_K, bits d .. d+7 of m).
+bool exactLookup(const Program& p, const Step& s);
+inline int exactOpenBytes(int shift) { return (shift + 8 + 7) / 8; }
+inline int exactDigits(int shift) { return (shift + 7) / 8; }
+
 // How many one-time lookups a kLut (one per element) or kMaxPool (one per comparison) step uses.
 int64_t lookupCount(const Program& p, const Step& s);
 
@@ -98,6 +112,10 @@ struct ClientStepMaterial {
   std::vector<Ring> c;        // kLinear/kScale: c0 (share of op(A, B)); kMul/kMatMul: c0
   std::vector<uint8_t> sigma; // kLut/kMaxPool: sigma0 per lookup
   SubKey tableKey{};          // kLut/kMaxPool: T0 is a keystream, read entry by entry (tableShare)
+  // exactLookup steps (no sigma): r0 per lookup; Q0 per lookup and digit (64 bytes, bit
+  // x * 2 + c); F0[c][j] of lookup l is tableShare(tableKey, 2 * l + c, j).
+  std::vector<Ring> r;
+  std::vector<uint8_t> bits;
 };
 struct ClientMaterial {
   RunHeader header;
@@ -114,6 +132,10 @@ struct ServerStepMaterial {
   std::vector<Ring> c;         // kLinear/kScale: c1 = op(A, B) - c0; kMul/kMatMul: c1
   std::vector<uint8_t> sigma;  // kLut/kMaxPool: sigma1 per lookup
   const uint8_t* tables = nullptr;  // kLut/kMaxPool: T1, lookups x 256 little-endian ring values
+                                    // (exactLookup: F1, lookups x 2 x 256, tableShare(step, 2l + c, j))
+  // exactLookup steps (no sigma): r1 per lookup; Q1 per lookup and digit (64 bytes each).
+  std::vector<Ring> r;
+  const uint8_t* bits = nullptr;
 };
 struct ServerMaterial {
   RunHeader header;

@@ -16,7 +16,7 @@ namespace anvil::mpc {
 namespace {
 
 constexpr char kMagic[8] = {'A', 'N', 'V', 'I', 'L', 'M', 'P', 'C'};
-constexpr uint32_t kVersion = 1;
+constexpr uint32_t kVersion = 2;  // 2 added exactTruncation (version 1 files read as false)
 constexpr size_t kChecksumBytes = 32;
 constexpr size_t kHeaderBytes = sizeof(kMagic) + 4 + 8;
 // Bounds that no real program reaches; they stop a hostile length from allocating wildly.
@@ -216,6 +216,7 @@ std::string serializeProgram(const Program& p) {
   w.u64(0);  // payload length, patched below
   w.str(p.programId);
   w.u8(p.isPublic ? 1 : 0);
+  w.u8(p.exactTruncation ? 1 : 0);
   w.bytes(p.serverPublicKey);
   w.bytes(p.serverSecretKey);
   w.u64(p.tensors.size());
@@ -271,8 +272,8 @@ Program deserializeProgram(const std::string& bytes) {
               "mpc engine file is truncated: ", bytes.size(), " bytes, less than its header and checksum");
   Reader header(bytes.data() + sizeof(kMagic), kHeaderBytes - sizeof(kMagic));
   uint32_t version = header.u32("the version");
-  ANVIL_CHECK(version == kVersion, ErrorCode::kInvalidEngine, "mpc engine file has format version ", version,
-              "; this anvil reads version ", kVersion);
+  ANVIL_CHECK(version == 1 || version == kVersion, ErrorCode::kInvalidEngine, "mpc engine file has format version ",
+              version, "; this anvil reads versions 1 to ", kVersion);
   uint64_t payload = header.u64("the payload length");
   ANVIL_CHECK(payload == bytes.size() - kHeaderBytes - kChecksumBytes, ErrorCode::kInvalidEngine,
               "mpc engine file is truncated or has trailing bytes: the header says ", payload,
@@ -287,6 +288,12 @@ Program deserializeProgram(const std::string& bytes) {
   Program p;
   p.programId = r.str("the program id");
   p.isPublic = r.u8("the public flag") != 0;
+  if (version >= 2) {
+    const uint8_t exact = r.u8("the exact truncation flag");
+    ANVIL_CHECK(exact <= 1, ErrorCode::kInvalidEngine, "mpc engine file is corrupt: exact truncation flag ", int(exact),
+                " (expected 0 or 1)");
+    p.exactTruncation = exact == 1;
+  }
   p.serverPublicKey = r.bytes("the server public key");
   p.serverSecretKey = r.bytes("the server secret key");
   uint64_t nt = r.count(8 + 8 + 8, "the tensor count");

@@ -241,6 +241,7 @@ class PartyRun {
   // One-time table lookups on shared values v (lookups first .. first + |v| - 1 of step i).
   std::vector<Ring> lookup(size_t i, const Step& s, const std::vector<Ring>& v, int64_t first, const ClientMaterial* cm,
                            const ServerMaterial* sm) {
+    if (exactLookup(p_, s)) return exactLookupShares(i, s, v, first, cm, sm);
     const size_t n = v.size();
     const std::vector<uint8_t>& sigma = party_ == 0 ? cm->steps[i].sigma : sm->steps[i].sigma;
     ANVIL_CHECK(first + int64_t(n) <= int64_t(sigma.size()), ErrorCode::kInternal, "mpc step '", s.name,
@@ -267,6 +268,59 @@ class PartyRun {
                          : sm->tableShare(i, first + int64_t(k), y);
     }
     return r;
+  }
+
+  // The exact truncation (dealer.h, exactLookup): open m = u + r (u = v + 2^(d-1)), then
+  // the borrow of (m mod 2^d) - (r mod 2^d) digit by digit as masked bits, then the table
+  // the last bit selects: index (m - r) >> d = floor(u / 2^d) mod 256, the fixed mode's.
+  std::vector<Ring> exactLookupShares(size_t i, const Step& s, const std::vector<Ring>& v, int64_t first,
+                                      const ClientMaterial* cm, const ServerMaterial* sm) {
+    const size_t n = v.size();
+    const int d = s.shift, width = exactOpenBytes(d), digits = exactDigits(d);
+    const std::vector<Ring>& r = party_ == 0 ? cm->steps[i].r : sm->steps[i].r;
+    const uint8_t* q = party_ == 0 ? cm->steps[i].bits.data() : sm->steps[i].bits;
+    ANVIL_CHECK(first + int64_t(n) <= int64_t(r.size()), ErrorCode::kInternal, "mpc step '", s.name,
+                "': more lookups than material");
+    // Round 1: the low `width` bytes of this party's share of m (uniform: r is).
+    const Ring half = party_ == 1 ? Ring(1) << (d - 1) : 0;
+    std::vector<uint8_t> mine(n * size_t(width));
+    for (size_t k = 0; k < n; ++k) {
+      const Ring y = v[k] + half + r[size_t(first) + k];
+      for (int b = 0; b < width; ++b) mine[k * size_t(width) + size_t(b)] = uint8_t(y >> (8 * b));
+    }
+    std::vector<uint8_t> theirs = open(i, mine.data(), mine.size(), "lut");
+    std::vector<Ring> m(n);
+    for (size_t k = 0; k < n; ++k) {
+      Ring a = 0, b = 0;
+      for (int j = 0; j < width; ++j) {
+        a |= Ring(mine[k * size_t(width) + size_t(j)]) << (8 * j);
+        b |= Ring(theirs[k * size_t(width) + size_t(j)]) << (8 * j);
+      }
+      m[k] = a + b;  // bits 0 .. 8 * width - 1 are m's; only 0 .. d + 7 are read
+    }
+    // Rounds 2 .. K + 1: c_(k+1) = Q_k[x_k][c_k], one bit per lookup, packed.
+    const Ring lowMask = (Ring(1) << d) - 1;
+    std::vector<uint8_t> c(n, 0);
+    const size_t packed = (n + 7) / 8;
+    for (int digit = 0; digit < digits; ++digit) {
+      std::vector<uint8_t> bits(packed, 0);
+      for (size_t k = 0; k < n; ++k) {
+        const int x = int(((m[k] & lowMask) >> (8 * digit)) & 0xff);
+        const uint8_t* block = q + ((size_t(first) + k) * size_t(digits) + size_t(digit)) * 64;
+        const int bit = (block[(x * 2 + c[k]) / 8] >> ((x * 2 + c[k]) % 8)) & 1;
+        bits[k / 8] |= uint8_t(bit << (k % 8));
+      }
+      std::vector<uint8_t> other = open(i, bits.data(), packed, "lut");
+      for (size_t k = 0; k < n; ++k) c[k] = uint8_t(((bits[k / 8] ^ other[k / 8]) >> (k % 8)) & 1);
+    }
+    std::vector<Ring> out(n);
+    layers_[i].lookups += int64_t(n);
+    for (size_t k = 0; k < n; ++k) {
+      const uint8_t j = uint8_t(m[k] >> d);
+      const int64_t table = 2 * (first + int64_t(k)) + c[k];
+      out[k] = party_ == 0 ? ClientMaterial::tableShare(cm->steps[i].tableKey, table, j) : sm->tableShare(i, table, j);
+    }
+    return out;
   }
 
   // Per level of the comparison tree, all windows at once: m = b + T[trunc8(a - b)].

@@ -6,6 +6,13 @@ anvil_test(mpc_protocol_tests
   LIBS anvil_mpc_protocol anvil_mpc anvil_tools_common)
 target_compile_definitions(mpc_protocol_tests PRIVATE ANVIL_SOURCE_DIR="${PROJECT_SOURCE_DIR}")
 
+# --exactTruncation (dealer.h exactLookup): secure == fixed bit for bit, single lookups over
+# every shift, MaxPool, the digits MLP and CNN.
+anvil_test(mpc_exact_tests
+  SOURCES ${CMAKE_CURRENT_LIST_DIR}/exact_test.cpp
+  LIBS anvil_mpc_protocol anvil_mpc anvil_tools_common)
+target_compile_definitions(mpc_exact_tests PRIVATE ANVIL_SOURCE_DIR="${PROJECT_SOURCE_DIR}")
+
 # The mpc commands with real processes on loopback (tests/mpc/cli_mpc.py): --mode=mpc,
 # mpc-dealer, mpc-server in the background, two mpc-clients, compared with --mode=fixed;
 # the MLP run also goes through the error cases (foreign or used-up material, a server

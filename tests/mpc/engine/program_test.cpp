@@ -148,9 +148,9 @@ TEST(MpcProgramFile, HostileContentWithAValidChecksumIsRefused) {
   EXPECT_EQ(codeOf(edited([](Program& p) { p.outputs = {-1}; })), ErrorCode::kInvalidEngine);
   EXPECT_EQ(codeOf(edited([](Program& p) { p.steps[2].tableLow = 1; })), ErrorCode::kInvalidEngine);
   // A future format version.
-  std::string v2 = bytes;
-  v2[8] = 2;
-  EXPECT_EQ(codeOf(resum(v2)), ErrorCode::kInvalidEngine);
+  std::string v3 = bytes;
+  v3[8] = 3;
+  EXPECT_EQ(codeOf(resum(v3)), ErrorCode::kInvalidEngine);
 }
 
 TEST(MpcProgramFile, RandomEditsWithAValidChecksumAreRefusedOrRoundTrip) {
