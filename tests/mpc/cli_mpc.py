@@ -15,8 +15,12 @@ check); a server that dies in the middle of a run (through a relay that cuts the
 stream near its end and kills it: the client exits non-zero at once when the connection
 closes, at its timeout when it goes silent); a server stopped before the handshake.
 
+With --exactTruncation the engines are built with that flag: then the secure outputs must
+equal --mode=fixed's byte for byte (the .npy files and their values), and the lookups cost
+more than 2 bytes and more than one round (the borrow rounds of the exact truncation).
+
     cli_mpc.py --anvil build/tools/anvil --model tests/models/precision/digits_mlp \
-               --shape 16x64 --out build/tests/mpc/cli_mpc_mlp [--errors]
+               --shape 16x64 --out build/tests/mpc/cli_mpc_mlp [--errors] [--exactTruncation]
 """
 import argparse
 import atexit
@@ -166,6 +170,7 @@ def main():
     ap.add_argument("--shape", required=True, help="the input shape, e.g. 16x64")
     ap.add_argument("--out", required=True)
     ap.add_argument("--errors", action="store_true", help="also the error cases")
+    ap.add_argument("--exactTruncation", action="store_true", help="build with --exactTruncation: bit-exact")
     a = ap.parse_args()
     anvil, out = a.anvil, a.out
     shutil.rmtree(out, ignore_errors=True)
@@ -176,8 +181,12 @@ def main():
 
     # The engines.
     server_engine, public_engine = f"{out}/server.engine", f"{out}/public.engine"
-    run([anvil, f"--onnx={a.model}/model.onnx", "--mode=mpc", f"--calibData={a.model}/calib",
-         f"--shapes=input:{a.shape}", f"--saveEngine={server_engine}", f"--savePublic={public_engine}"])
+    exact = ["--exactTruncation"] if a.exactTruncation else []
+    built = run([anvil, f"--onnx={a.model}/model.onnx", "--mode=mpc", f"--calibData={a.model}/calib",
+                 f"--shapes=input:{a.shape}", f"--saveEngine={server_engine}", f"--savePublic={public_engine}",
+                 *exact])
+    if a.exactTruncation:
+        expect_words(built, "Truncation: exact", "the build's summary with --exactTruncation")
     test = np.load(f"{a.model}/test/input.npy").astype(np.float32)
     inputs = []
     for k in range(2):
@@ -228,6 +237,12 @@ def main():
             secure = np.load(f"{out}/secure{k}/{fname}")
             if fixed.shape != secure.shape:
                 sys.exit(f"FAILED: {fname}: shapes {fixed.shape} vs {secure.shape}")
+            if a.exactTruncation:
+                with open(f"{out}/fixed{k}/{fname}", "rb") as ff, open(f"{out}/secure{k}/{fname}", "rb") as fs:
+                    if ff.read() != fs.read() or not np.array_equal(fixed, secure):
+                        sys.exit(f"FAILED: {fname} batch {k}: --exactTruncation's secure output differs from "
+                                 f"--mode=fixed's (max |diff| {np.abs(fixed.astype(np.float64) - secure).max()})")
+                print(f"{name} batch {k}: {fname} secure == fixed byte for byte")
             same, dev, rel = top1_check(fixed, secure, f"{name} batch {k}")
             print(f"{name} batch {k}: top-1 secure == fixed on {same}/{fixed.shape[0]} rows, "
                   f"max |secure - fixed| {dev:.4g} ({rel:.3g} of the output range)")
@@ -238,11 +253,17 @@ def main():
                       "layers", "offlineBytesServer", "offlineBytesClient", "nonlinearLayers", "lookups"):
             if field not in s:
                 sys.exit(f"FAILED: stats{k}.json lacks '{field}'")
-        if not 0 < s["lutBytesPerActivation"] <= 2:
-            sys.exit(f"FAILED: {s['lutBytesPerActivation']} LUT bytes per activation (at most 2)")
         luts = [l for l in s["layers"] if l["kind"] == "Lut"]
-        if not luts or any(l["rounds"] != 1 for l in luts):
-            sys.exit(f"FAILED: a LUT layer took other than one round: {luts}")
+        if a.exactTruncation:  # 1 + ceil(shift / 8) rounds, ceil((shift + 8) / 8) bytes + the borrow bits
+            if not s["lutBytesPerActivation"] > 2:
+                sys.exit(f"FAILED: {s['lutBytesPerActivation']} LUT bytes per activation with --exactTruncation")
+            if not luts or any(l["rounds"] < 1 for l in luts) or not any(l["rounds"] >= 2 for l in luts):
+                sys.exit(f"FAILED: no LUT layer took the exact truncation's rounds: {luts}")
+        else:
+            if not 0 < s["lutBytesPerActivation"] <= 2:
+                sys.exit(f"FAILED: {s['lutBytesPerActivation']} LUT bytes per activation (at most 2)")
+            if not luts or any(l["rounds"] != 1 for l in luts):
+                sys.exit(f"FAILED: a LUT layer took other than one round: {luts}")
         if s["bytesSent"] < s["payloadBytesSent"] or s["onlineMs"] <= 0 or s["offlineBytes"] <= 0:
             sys.exit(f"FAILED: implausible stats: {s}")
         if s["runIndex"] != k:

@@ -24,4 +24,14 @@ add_test(NAME mpc_cli_mlp
 add_test(NAME mpc_cli_cnn
   COMMAND ${PROJECT_SOURCE_DIR}/.venv/bin/python ${CMAKE_CURRENT_LIST_DIR}/cli_mpc.py --anvil $<TARGET_FILE:anvil_cli>
           --model ${ANVIL_MPC_MODELS}/digits_cnn --shape 16x1x8x8 --out ${CMAKE_CURRENT_BINARY_DIR}/cli_mpc_cnn)
-set_tests_properties(mpc_cli_mlp mpc_cli_cnn PROPERTIES TIMEOUT 300)
+# The same with --exactTruncation: secure outputs equal --mode=fixed's byte for byte (the CNN
+# at batch 2: its exact material is ~45 MB a run).
+add_test(NAME mpc_cli_mlp_exact
+  COMMAND ${PROJECT_SOURCE_DIR}/.venv/bin/python ${CMAKE_CURRENT_LIST_DIR}/cli_mpc.py --anvil $<TARGET_FILE:anvil_cli>
+          --model ${ANVIL_MPC_MODELS}/digits_mlp --shape 16x64 --out ${CMAKE_CURRENT_BINARY_DIR}/cli_mpc_mlp_exact
+          --exactTruncation)
+add_test(NAME mpc_cli_cnn_exact
+  COMMAND ${PROJECT_SOURCE_DIR}/.venv/bin/python ${CMAKE_CURRENT_LIST_DIR}/cli_mpc.py --anvil $<TARGET_FILE:anvil_cli>
+          --model ${ANVIL_MPC_MODELS}/digits_cnn --shape 2x1x8x8 --out ${CMAKE_CURRENT_BINARY_DIR}/cli_mpc_cnn_exact
+          --exactTruncation)
+set_tests_properties(mpc_cli_mlp mpc_cli_cnn mpc_cli_mlp_exact mpc_cli_cnn_exact PROPERTIES TIMEOUT 300)
