@@ -149,7 +149,6 @@ void checkLookupStep(const Step& s) {
 
 int64_t weightNumel(const Step& s) { return numelOfShape(s.weightShape); }
 
-constexpr size_t kBitTableBytes = 64;  // Q_k of one lookup: 256 digits x 2 borrow bits
 
 }  // namespace
 
@@ -221,7 +220,7 @@ PayloadSizes payloadSizes(const Program& p, size_t setIdBytes) {
   for (const Step& st : p.steps) {
     if (isLinear(st.kind) || isProduct(st.kind)) s.server += uint64_t(tensorNumel(p, st.output)) * sizeof(Ring);
     if (exactLookup(p, st))
-      s.server += uint64_t(lookupCount(p, st)) * (512 * sizeof(Ring) + uint64_t(exactDigits(st.shift)) * kBitTableBytes);
+      s.server += uint64_t(lookupCount(p, st)) * (512 * sizeof(Ring) + exactBitTableBytes(st.shift));
     else if (isLookup(st.kind))
       s.server += uint64_t(lookupCount(p, st)) * 256 * sizeof(Ring);
   }
@@ -235,8 +234,9 @@ RunHeader readRunHeader(const std::vector<uint8_t>& payload) {
 
 namespace {
 
-// The material of one exactLookup step (dealer.h): r from both seeds, the borrow chain's
-// bit tables Q1 = Q xor Q0 and the selected tables F1 = F - F0 for the server's payload.
+// The material of one exactLookup step (dealer.h): r from both seeds; for the server's
+// payload the selected tables F1 = F - F0 and the borrow's bit tables (the chain's Q_k or
+// the states' S_k and C) xor the client's keystream.
 template <typename ClientKey, typename ServerKey>
 void generateExact(const Program& p, const Step& s, ClientKey ck, ServerKey sk, Writer& sw) {
   checkLookupStep(s);
@@ -245,24 +245,51 @@ void generateExact(const Program& p, const Step& s, ClientKey ck, ServerKey sk, 
   std::vector<Ring> r = ringStream(ck(kMaskR), n);
   const std::vector<Ring> r1 = ringStream(sk(kMaskR), n);
   for (size_t l = 0; l < r.size(); ++l) r[l] += r1[l];
-  // beta_1 .. beta_K per lookup: the dealer's own coins (beta_0 = 0)
-  std::vector<uint8_t> beta(size_t(n) * size_t(digits));
-  if (!beta.empty()) randombytes_buf(beta.data(), beta.size());
+  // beta_1 .. beta_K per lookup: the dealer's own coins (beta_0 = 0); beta_K masks the
+  // borrow that selects F. mu: the states' masks (K >= 3), 2 bits each.
+  std::vector<uint8_t> beta(size_t(n) * size_t(digits)), mu(beta.size());
+  if (!beta.empty()) {
+    randombytes_buf(beta.data(), beta.size());
+    randombytes_buf(mu.data(), mu.size());
+  }
   for (uint8_t& b : beta) b &= 1;
-  // Q: per lookup and digit k, bit (x * 2 + c) = [x < rho_k + (c xor beta_k)] xor beta_(k+1)
-  std::vector<uint8_t> q = byteStream(ck(kBitTable), n * digits * int64_t(kBitTableBytes));
+  for (uint8_t& m : mu) m &= 3;
+  const bool states = exactUsesStates(d);
+  const size_t per = exactBitTableBytes(d);
+  std::vector<uint8_t> q = byteStream(ck(kBitTable), n * int64_t(per));  // the client's shares, made the server's below
+  auto flip = [](uint8_t* block, size_t bit, int value) { block[bit / 8] ^= uint8_t(value << (bit % 8)); };
   for (int64_t l = 0; l < n; ++l) {
-    const Ring rlo = d >= 64 ? r[size_t(l)] : r[size_t(l)] & ((Ring(1) << d) - 1);
+    const Ring rlo = r[size_t(l)] & ((Ring(1) << d) - 1);
+    uint8_t* tables = q.data() + size_t(l) * per;
+    const uint8_t* b = beta.data() + size_t(l) * size_t(digits);
+    const uint8_t* u = mu.data() + size_t(l) * size_t(digits);
     for (int k = 0; k < digits; ++k) {
       const int rho = int((rlo >> (8 * k)) & 0xff);
-      const int betaIn = k == 0 ? 0 : beta[size_t(l * digits + k - 1)];
-      const int betaOut = beta[size_t(l * digits + k)];
-      uint8_t* block = q.data() + size_t(l * digits + k) * kBitTableBytes;
-      for (int x = 0; x < 256; ++x)
-        for (int c = 0; c < 2; ++c) {
-          const int bit = int(x < rho + (c ^ betaIn)) ^ betaOut;
-          block[(x * 2 + c) / 8] ^= uint8_t(bit << ((x * 2 + c) % 8));
+      uint8_t* block = tables + size_t(k) * 64;
+      for (int x = 0; x < 256; ++x) {
+        if (states) {  // 2 bits at 2x: (s + mu_k) mod 4, s = 0, 1, 2 for x <, =, > rho_k
+          const int st = x < rho ? 0 : x == rho ? 1 : 2;
+          const int t = (st + u[k]) & 3;
+          flip(block, size_t(2 * x), t & 1);
+          flip(block, size_t(2 * x + 1), t >> 1);
+        } else {  // bit 2x + c: the borrow out of digit k, masked
+          const int betaIn = k == 0 ? 0 : b[k - 1];
+          for (int c = 0; c < 2; ++c) flip(block, size_t(x * 2 + c), int(x < rho + (c ^ betaIn)) ^ b[k]);
         }
+      }
+    }
+    if (states) {  // C[t_0 + 4 t_1 + ...]: the borrow of the unmasked states, xor beta_K
+      uint8_t* comb = tables + size_t(digits) * 64;
+      for (size_t idx = 0; idx < (size_t(1) << (2 * digits)); ++idx) {
+        int borrow = 0;
+        bool possible = true;
+        for (int k = 0; k < digits; ++k) {
+          const int st = (int(idx >> (2 * k)) - u[k]) & 3;
+          possible = possible && st != 3;
+          borrow = st == 0 ? 1 : st == 1 ? borrow : 0;
+        }
+        flip(comb, idx, (possible ? borrow : 0) ^ b[digits - 1]);
+      }
     }
   }
   // F[c][j] = table[(j - r_hi - (c xor beta_K)) mod 256], F1 = F - F0 (F0 the client's keystream)
@@ -285,7 +312,7 @@ void generateExact(const Program& p, const Step& s, ClientKey ck, ServerKey sk, 
     }
     sw.bytes(t.data(), size_t(m) * 512 * sizeof(Ring));
   }
-  sw.bytes(q.data(), q.size());  // Q0 from the client's keystream: now Q1
+  sw.bytes(q.data(), q.size());  // the client's keystream xor the tables: the server's shares
 }
 
 }  // namespace
@@ -398,7 +425,7 @@ ClientMaterial expandClientMaterial(const Program& p, const std::vector<uint8_t>
       checkLookupStep(s);
       const int64_t n = lookupCount(p, s);
       cm.r = ringStream(subKey(seed, i, kMaskR), n);
-      cm.bits = byteStream(subKey(seed, i, kBitTable), n * exactDigits(s.shift) * int64_t(kBitTableBytes));
+      cm.bits = byteStream(subKey(seed, i, kBitTable), n * int64_t(exactBitTableBytes(s.shift)));
       cm.tableKey = subKey(seed, i, kTable);
     } else if (isLookup(s.kind)) {
       checkLookupStep(s);
@@ -436,7 +463,7 @@ ServerMaterial expandServerMaterial(const Program& p, const std::vector<uint8_t>
       const int64_t n = lookupCount(p, s);
       sm.r = ringStream(subKey(seed, i, kMaskR), n);
       sm.tables = r.take(size_t(n) * 512 * sizeof(Ring), "an exact lookup step's table shares");
-      sm.bits = r.take(size_t(n) * size_t(exactDigits(s.shift)) * kBitTableBytes, "an exact lookup step's bit tables");
+      sm.bits = r.take(size_t(n) * exactBitTableBytes(s.shift), "an exact lookup step's bit tables");
     } else if (isLookup(s.kind)) {
       checkLookupStep(s);
       const int64_t n = lookupCount(p, s);

@@ -60,17 +60,29 @@ MaxPoolPlan maxPoolPlan(const Program& p, const Step& s);
 
 // Whether step s truncates exactly in the secure run (Program::exactTruncation, a kLut or
 // kMaxPool with shift > 0; shift 0 is exact either way and keeps the one-round lookup).
-// Such a lookup of n values: the dealer draws r (shared r0 + r1 from the two seeds); round 1
-// opens m = v + 2^(d-1) + r mod 2^(8 * openBytes) (openBytes = ceil((d + 8) / 8)); then the
-// borrow B of (m mod 2^d) - (r mod 2^d) goes digit by digit (bytes, least significant first,
-// `exactDigits` = ceil(d / 8) rounds): round k opens c_(k+1) = B_(k+1) xor beta_(k+1), one
-// bit per lookup, from XOR-shared 512-bit tables Q_k[x][c] = [x < rho_k + (c xor beta_k)]
-// xor beta_(k+1) (x, rho_k: digit k of m and r; beta_0 = 0, c_0 = 0; the betas are the
-// dealer's alone); the result is the additively shared 512-entry table
-// F[c][j] = table[(j - r_hi - (c xor beta_K)) mod 256] at (c_K, bits d .. d+7 of m).
+// Such a lookup of n values (d = shift, K = ceil(d / 8) digits): the dealer draws r (shared
+// r0 + r1 from the two seeds); round 1 opens m = v + 2^(d-1) + r mod 2^(8 * openBytes)
+// (openBytes = ceil((d + 8) / 8)); then (m - r) >> d = floor((v + 2^(d-1)) / 2^d), the fixed
+// index, is bits d .. d+7 of m minus r_hi minus the borrow B = [(m mod 2^d) < (r mod 2^d)]
+// (x_k, rho_k: byte k of m mod 2^d and of r mod 2^d). The parties learn B only masked,
+// c = B xor beta (beta the dealer's coin), and read the additively shared 512-entry table
+// F[c][j] = table[(j - r_hi - (c xor beta)) mod 256] at (c, bits d .. d+7 of m).
+// The masked borrow, all tables XOR-shared (the client's share a keystream, the server's in
+// its payload), one bit per lookup and round unless said:
+//  - K <= 2, the chain: round k + 2 opens c_(k+1) = Q_k[x_k][c_k], Q_k[x][c] =
+//    [x < rho_k + (c xor beta_k)] xor beta_(k+1) (beta_0 = 0, c_0 = 0): 1 + K rounds.
+//  - K >= 3, the states: round 2 opens t_k = (s_k + mu_k) mod 4 for every digit at once
+//    (2 bits each), s_k = 0, 1, 2 as x_k <, =, > rho_k and mu_k the dealer's; round 3 opens
+//    c = C[t_0 .. t_(K-1)] from a 4^K-bit table of the borrow those states give: 3 rounds.
 bool exactLookup(const Program& p, const Step& s);
 inline int exactOpenBytes(int shift) { return (shift + 8 + 7) / 8; }
 inline int exactDigits(int shift) { return (shift + 7) / 8; }
+inline bool exactUsesStates(int shift) { return exactDigits(shift) >= 3; }
+inline int exactRounds(int shift) { return 1 + (exactUsesStates(shift) ? 2 : exactDigits(shift)); }
+// Bytes of one lookup's XOR-shared bit tables: 64 per digit (256 x 2 bits), plus C (4^K bits).
+inline size_t exactBitTableBytes(int shift) {
+  return size_t(exactDigits(shift)) * 64 + (exactUsesStates(shift) ? (size_t(1) << (2 * exactDigits(shift))) / 8 : 0);
+}
 
 // How many one-time lookups a kLut (one per element) or kMaxPool (one per comparison) step uses.
 int64_t lookupCount(const Program& p, const Step& s);
@@ -112,8 +124,8 @@ struct ClientStepMaterial {
   std::vector<Ring> c;        // kLinear/kScale: c0 (share of op(A, B)); kMul/kMatMul: c0
   std::vector<uint8_t> sigma; // kLut/kMaxPool: sigma0 per lookup
   SubKey tableKey{};          // kLut/kMaxPool: T0 is a keystream, read entry by entry (tableShare)
-  // exactLookup steps (no sigma): r0 per lookup; Q0 per lookup and digit (64 bytes, bit
-  // x * 2 + c); F0[c][j] of lookup l is tableShare(tableKey, 2 * l + c, j).
+  // exactLookup steps (no sigma): r0 per lookup; the bit tables' shares per lookup
+  // (exactBitTableBytes); F0[c][j] of lookup l is tableShare(tableKey, 2 * l + c, j).
   std::vector<Ring> r;
   std::vector<uint8_t> bits;
 };
@@ -133,7 +145,7 @@ struct ServerStepMaterial {
   std::vector<uint8_t> sigma;  // kLut/kMaxPool: sigma1 per lookup
   const uint8_t* tables = nullptr;  // kLut/kMaxPool: T1, lookups x 256 little-endian ring values
                                     // (exactLookup: F1, lookups x 2 x 256, tableShare(step, 2l + c, j))
-  // exactLookup steps (no sigma): r1 per lookup; Q1 per lookup and digit (64 bytes each).
+  // exactLookup steps (no sigma): r1 per lookup; the bit tables' shares (exactBitTableBytes each).
   std::vector<Ring> r;
   const uint8_t* bits = nullptr;
 };

@@ -271,8 +271,9 @@ class PartyRun {
   }
 
   // The exact truncation (dealer.h, exactLookup): open m = u + r (u = v + 2^(d-1)), then
-  // the borrow of (m mod 2^d) - (r mod 2^d) digit by digit as masked bits, then the table
-  // the last bit selects: index (m - r) >> d = floor(u / 2^d) mod 256, the fixed mode's.
+  // the borrow of (m mod 2^d) - (r mod 2^d) as a masked bit (the chain of digits or their
+  // states), then the table that bit selects: index (m - r) >> d = floor(u / 2^d) mod 256,
+  // the fixed mode's.
   std::vector<Ring> exactLookupShares(size_t i, const Step& s, const std::vector<Ring>& v, int64_t first,
                                       const ClientMaterial* cm, const ServerMaterial* sm) {
     const size_t n = v.size();
@@ -298,20 +299,51 @@ class PartyRun {
       }
       m[k] = a + b;  // bits 0 .. 8 * width - 1 are m's; only 0 .. d + 7 are read
     }
-    // Rounds 2 .. K + 1: c_(k+1) = Q_k[x_k][c_k], one bit per lookup, packed.
+    // The masked borrow c = B xor beta (dealer.h): bits packed 8 to a byte.
     const Ring lowMask = (Ring(1) << d) - 1;
+    const size_t per = exactBitTableBytes(d);
+    auto digitOf = [&](size_t k, int digit) { return int(((m[k] & lowMask) >> (8 * digit)) & 0xff); };
+    auto bitAt = [](const uint8_t* block, size_t bit) { return (block[bit / 8] >> (bit % 8)) & 1; };
+    auto openBits = [&](const std::vector<uint8_t>& bits) {
+      std::vector<uint8_t> all = open(i, bits.data(), bits.size(), "lut");
+      for (size_t b = 0; b < all.size(); ++b) all[b] ^= bits[b];
+      return all;
+    };
     std::vector<uint8_t> c(n, 0);
-    const size_t packed = (n + 7) / 8;
-    for (int digit = 0; digit < digits; ++digit) {
-      std::vector<uint8_t> bits(packed, 0);
-      for (size_t k = 0; k < n; ++k) {
-        const int x = int(((m[k] & lowMask) >> (8 * digit)) & 0xff);
-        const uint8_t* block = q + ((size_t(first) + k) * size_t(digits) + size_t(digit)) * 64;
-        const int bit = (block[(x * 2 + c[k]) / 8] >> ((x * 2 + c[k]) % 8)) & 1;
-        bits[k / 8] |= uint8_t(bit << (k % 8));
+    if (!exactUsesStates(d)) {
+      // the chain, least significant digit first: c_(k+1) = Q_k[x_k][c_k]
+      for (int digit = 0; digit < digits; ++digit) {
+        std::vector<uint8_t> bits((n + 7) / 8, 0);
+        for (size_t k = 0; k < n; ++k) {
+          const uint8_t* block = q + (size_t(first) + k) * per + size_t(digit) * 64;
+          bits[k / 8] |= uint8_t(bitAt(block, size_t(digitOf(k, digit) * 2 + c[k])) << (k % 8));
+        }
+        const std::vector<uint8_t> opened = openBits(bits);
+        for (size_t k = 0; k < n; ++k) c[k] = uint8_t((opened[k / 8] >> (k % 8)) & 1);
       }
-      std::vector<uint8_t> other = open(i, bits.data(), packed, "lut");
-      for (size_t k = 0; k < n; ++k) c[k] = uint8_t(((bits[k / 8] ^ other[k / 8]) >> (k % 8)) & 1);
+    } else {
+      // the states: every digit's masked state at once, then the borrow they give
+      std::vector<uint8_t> bits((n * size_t(digits) * 2 + 7) / 8, 0);
+      for (size_t k = 0; k < n; ++k)
+        for (int digit = 0; digit < digits; ++digit) {
+          const uint8_t* block = q + (size_t(first) + k) * per + size_t(digit) * 64;
+          const size_t x = size_t(digitOf(k, digit)), at = (k * size_t(digits) + size_t(digit)) * 2;
+          bits[at / 8] |= uint8_t(bitAt(block, 2 * x) << (at % 8));
+          bits[(at + 1) / 8] |= uint8_t(bitAt(block, 2 * x + 1) << ((at + 1) % 8));
+        }
+      const std::vector<uint8_t> t = openBits(bits);
+      std::vector<uint8_t> cbits((n + 7) / 8, 0);
+      for (size_t k = 0; k < n; ++k) {
+        size_t idx = 0;
+        for (int digit = 0; digit < digits; ++digit) {
+          const size_t at = (k * size_t(digits) + size_t(digit)) * 2;
+          idx |= size_t(bitAt(t.data(), at) | (bitAt(t.data(), at + 1) << 1)) << (2 * digit);
+        }
+        const uint8_t* comb = q + (size_t(first) + k) * per + size_t(digits) * 64;
+        cbits[k / 8] |= uint8_t(bitAt(comb, idx) << (k % 8));
+      }
+      const std::vector<uint8_t> opened = openBits(cbits);
+      for (size_t k = 0; k < n; ++k) c[k] = uint8_t((opened[k / 8] >> (k % 8)) & 1);
     }
     std::vector<Ring> out(n);
     layers_[i].lookups += int64_t(n);

@@ -108,18 +108,22 @@ TEST(MpcExactTruncation, LutEqualsFixedForEveryShift) {
                       << ", table[round half up] " << int64_t(want);
       }
     }
-    // Cost: 1 + ceil(d / 8) rounds; ceil((d + 8) / 8) bytes and a bit per digit each way.
+    // Cost: 1 + K rounds (K = ceil(d / 8) <= 2) or 3; ceil((d + 8) / 8) bytes each way and a
+    // bit per digit (the chain) or 2 bits per digit and one (the states).
     const ProtocolStats& s = r.client.stats;
     const LayerStats* lut = nullptr;
     for (const LayerStats& ls : s.layers)
       if (ls.kind == StepKind::kLut) lut = &ls;
     ASSERT_NE(lut, nullptr);
-    EXPECT_EQ(lut->rounds, 1 + exactDigits(d)) << "shift " << d;
+    const int rounds = d <= 16 ? 1 + (d + 7) / 8 : 3;
+    EXPECT_EQ(exactRounds(d), rounds);
+    EXPECT_EQ(lut->rounds, rounds) << "shift " << d;
     EXPECT_EQ(lut->lookups, n);
-    const uint64_t oneWay = uint64_t(n) * uint64_t(exactOpenBytes(d)) + uint64_t(exactDigits(d)) * uint64_t(n / 8);
+    const uint64_t bitsPerLookup = d <= 16 ? uint64_t(exactDigits(d)) : 2 * uint64_t(exactDigits(d)) + 1;
+    const uint64_t oneWay = uint64_t(n) * uint64_t(exactOpenBytes(d)) + bitsPerLookup * uint64_t(n) / 8;
     EXPECT_EQ(lut->bytesSent, oneWay) << "shift " << d;
     EXPECT_EQ(lut->bytesReceived, oneWay) << "shift " << d;
-    EXPECT_EQ(s.rounds, 1 + exactDigits(d)) << "shift " << d;  // the linear layer's F rides along
+    EXPECT_EQ(s.rounds, rounds) << "shift " << d;  // the linear layer's F rides along
     EXPECT_EQ(r.server.stats.rounds, s.rounds);
   }
   EXPECT_EQ(wrong, 0);
@@ -170,47 +174,52 @@ TEST(MpcExactTruncation, MaxPoolWithShiftEqualsFixed) {
     int64_t inexact = 0;  // comparisons whose difference is not a multiple of 2^d: rounding matters
     for (const Ring v : plain[size_t(h)]) inexact += (v & mask) != 0;
     EXPECT_GT(inexact, 0);
-    // 3x2 windows: 3 levels of 1 + ceil(d / 8) rounds
+    // 3x2 windows: 3 levels of exactRounds(d) rounds
     const LayerStats& pool = r.client.stats.layers.back().kind == StepKind::kMaxPool ? r.client.stats.layers.back()
                                                                                      : r.client.stats.layers.at(1);
     ASSERT_EQ(pool.kind, StepKind::kMaxPool);
-    EXPECT_EQ(pool.rounds, 3 * (1 + exactDigits(shift)));
+    EXPECT_EQ(pool.rounds, 3 * exactRounds(shift));
   }
 }
 
 // What each party receives at the lookups (the opened bytes of m, then the masked borrow
-// bits) is uniform whatever the input: zero inputs and random ones alike.
+// bits or states) is uniform whatever the input: zero inputs and random ones alike, for the
+// chain (shift 10) and the states (shift 20).
 TEST(MpcExactTruncation, ReceivedLookupBytesAreUniform) {
-  const int d = 10;
-  for (bool zero : {true, false}) {
-    LutProgram l = lutProgram(2048, d, identityTable());
-    std::vector<Ring> values = valuesAround(d, 2048, 5);
-    if (zero) std::fill(values.begin(), values.end(), 0);
-    const SplitInputs in = splitRing(values);
-    std::vector<uint8_t> openings[2], bits[2];
-    auto observer = [&](int party) {
-      return [&, party](size_t, const std::string& part, const uint8_t* data, size_t size) {
-        if (part != "lut") return;
-        // the openings of m are exactOpenBytes(d) bytes a lookup, the bit rounds n / 8
-        (size == 2048 / 8 ? bits : openings)[party].insert((size == 2048 / 8 ? bits : openings)[party].end(), data,
-                                                           data + size);
+  const int64_t n = 2048;
+  for (int d : {10, 20})
+    for (bool zero : {true, false}) {
+      LutProgram l = lutProgram(n, d, identityTable());
+      std::vector<Ring> values = valuesAround(d, n, 5);
+      if (zero) std::fill(values.begin(), values.end(), 0);
+      const SplitInputs in = splitRing(values);
+      std::vector<std::vector<uint8_t>> parts[2];  // each "lut" part in order: m, then the bit rounds
+      auto observer = [&](int party) {
+        return [&, party](size_t, const std::string& part, const uint8_t* data, size_t size) {
+          if (part == "lut") parts[party].emplace_back(data, data + size);
+        };
       };
-    };
-    ProtocolOptions co, so;
-    co.observer = observer(0);
-    so.observer = observer(1);
-    TwoPartyRun r = runBoth(l.b.p, material(l.b.p), {in.hi, in.lo}, co, so);
-    expectOk(r);
-    for (int party : {0, 1}) {
-      ASSERT_EQ(openings[party].size(), size_t(2048 * exactOpenBytes(d)));
-      ASSERT_EQ(bits[party].size(), size_t(exactDigits(d) * 2048 / 8));
-      EXPECT_LT(chiSquareUniform(openings[party]), kChi255) << "party " << party << (zero ? " zero input" : "");
-      int64_t ones = 0;
-      for (uint8_t byte : bits[party]) ones += __builtin_popcount(byte);
-      const double total = double(bits[party].size() * 8);
-      EXPECT_LT(std::fabs(double(ones) - total / 2), 5 * std::sqrt(total / 4)) << "party " << party;
+      ProtocolOptions co, so;
+      co.observer = observer(0);
+      so.observer = observer(1);
+      TwoPartyRun r = runBoth(l.b.p, material(l.b.p), {in.hi, in.lo}, co, so);
+      expectOk(r);
+      for (int party : {0, 1}) {
+        ASSERT_EQ(int(parts[party].size()), exactRounds(d));
+        ASSERT_EQ(parts[party][0].size(), size_t(n * exactOpenBytes(d)));
+        EXPECT_LT(chiSquareUniform(parts[party][0]), kChi255) << "party " << party << " shift " << d
+                                                               << (zero ? " zero input" : "");
+        int64_t ones = 0, total = 0;
+        for (size_t k = 1; k < parts[party].size(); ++k)
+          for (uint8_t byte : parts[party][k]) {
+            ones += __builtin_popcount(byte);
+            total += 8;
+          }
+        EXPECT_GT(total, 0);
+        EXPECT_LT(std::fabs(double(ones) - double(total) / 2), 5 * std::sqrt(double(total) / 4))
+            << "party " << party << " shift " << d << (zero ? " zero input" : "");
+      }
     }
-  }
 }
 
 TEST(MpcExactTruncation, EngineFileKeepsTheFlagAndReadsVersion1) {
