@@ -325,6 +325,8 @@ TEST(MpcExactTruncation, DigitsMlpEqualsFixed) { runModelExact("digits_mlp", {64
 TEST(MpcExactTruncation, DigitsCnnEqualsFixed) { runModelExact("digits_cnn", {1, 8, 8}, 16, 3); }
 TEST(MpcExactTruncation, DigitsCnnBatch1EqualsFixed) { runModelExact("digits_cnn", {1, 8, 8}, 1, 4); }
 TEST(MpcExactTruncation, DigitsMlpBatch1EqualsFixed) { runModelExact("digits_mlp", {64}, 1, 4); }
+// Softmax, LayerNorm and Beaver products between the lookups: exact as well.
+TEST(MpcExactTruncation, DigitsTransformerEqualsFixed) { runModelExact("digits_transformer", {8, 8}, 4, 2); }
 
 }  // namespace
 }  // namespace anvil::mpc::testing
