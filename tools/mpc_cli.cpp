@@ -33,7 +33,7 @@ constexpr const char* kHelp =
     "    compile a two-party fixed-point engine; calibration samples DIR/<input>.npy stacked on axis 0\n"
     "    (the first three quarters calibrate, the last quarter measures agreement with the float model);\n"
     "    --exactTruncation: the secure run rounds lookup indices exactly as --mode=fixed (bit-identical\n"
-    "    outputs) at 1 + ceil(shift / 8) rounds per lookup layer instead of one\n"
+    "    outputs) at 2-3 rounds per lookup layer instead of one\n"
     "anvil --loadEngine=server.engine --mode=fixed --loadInputs=name:x.npy[,...] [--saveOutputs=DIR]\n"
     "    run a server engine in plaintext fixed point (inputs may stack several batches on axis 0)\n"
     "anvil mpc-dealer | mpc-server | mpc-client ...   the parties (docs/mpc.md)\n";

@@ -135,9 +135,9 @@ struct Program {
   bool isPublic = false;         // weights and biases stripped
   // --exactTruncation: the secure run truncates every lookup index (kLut, kMaxPool with
   // shift > 0) exactly as this file says (round half up), so its outputs equal --mode=fixed
-  // bit for bit, at the price of 1 + ceil(shift / 8) rounds per lookup layer instead of one
-  // (docs/mpc.md, "Truncation"). Without it the two parties truncate their own shares
-  // (one round, index off by one at most). The fixed executor ignores it.
+  // bit for bit, at the price of 2-3 rounds per lookup layer instead of one and more bytes
+  // (dealer.h exactLookup, docs/mpc.md "Truncation"). Without it the two parties truncate
+  // their own shares (one round, index off by one at most). The fixed executor ignores it.
   bool exactTruncation = false;
   // The channel's server key (libsodium crypto_kx): the public engine holds the public
   // key (the client authenticates the server with it), the server engine both.

@@ -187,6 +187,11 @@ def main():
                  *exact])
     if a.exactTruncation:
         expect_words(built, "Truncation: exact", "the build's summary with --exactTruncation")
+        expect_words(run([anvil, f"--onnx={a.model}/model.onnx", "--mode=mpc", f"--calibData={a.model}/calib",
+                          f"--shapes=input:{a.shape}", f"--saveEngine={out}/bad.engine", "--exactTruncation=maybe"],
+                         expect_ok=False), "takes no value", "--exactTruncation with a value")
+    elif "Truncation: exact" in built:
+        sys.exit(f"FAILED: a build without --exactTruncation says it is exact:\n{built}")
     test = np.load(f"{a.model}/test/input.npy").astype(np.float32)
     inputs = []
     for k in range(2):
@@ -254,7 +259,7 @@ def main():
             if field not in s:
                 sys.exit(f"FAILED: stats{k}.json lacks '{field}'")
         luts = [l for l in s["layers"] if l["kind"] == "Lut"]
-        if a.exactTruncation:  # 1 + ceil(shift / 8) rounds, ceil((shift + 8) / 8) bytes + the borrow bits
+        if a.exactTruncation:  # 2-3 rounds a lookup layer, ceil((shift + 8) / 8) bytes + the borrow bits
             if not s["lutBytesPerActivation"] > 2:
                 sys.exit(f"FAILED: {s['lutBytesPerActivation']} LUT bytes per activation with --exactTruncation")
             if not luts or any(l["rounds"] < 1 for l in luts) or not any(l["rounds"] >= 2 for l in luts):
