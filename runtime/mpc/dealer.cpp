@@ -149,7 +149,6 @@ void checkLookupStep(const Step& s) {
 
 int64_t weightNumel(const Step& s) { return numelOfShape(s.weightShape); }
 
-
 }  // namespace
 
 int64_t tensorNumel(const Program& p, int32_t id) {
