@@ -48,6 +48,10 @@ struct BuildOptions {
   std::map<std::string, std::vector<int64_t>> shapes;
   // Calibration samples (--calibData): DIR/<input>.npy stacked on axis 0.
   std::string calibDir;
+  // --exactTruncation: the secure run rounds every lookup index as runFixed does, so its
+  // outputs are bit-identical to runFixed's, at more rounds and bytes per lookup layer
+  // (docs/mpc.md, "Truncation"); the default rounds stochastically (within one step).
+  bool exactTruncation = false;
 };
 
 // `anvil --mode=mpc`: compiles the model into the server engine (weights, the channel's

@@ -67,7 +67,8 @@ Status buildEngines(const std::string& onnxPath, const BuildOptions& options, co
     CompileOptions o;
     o.shapes = options.shapes;
     o.calibDir = options.calibDir;
-    const Program p = compileProgram(onnxPath, o);
+    Program p = compileProgram(onnxPath, o);
+    p.exactTruncation = options.exactTruncation;
     saveProgramFile(p, serverEnginePath);
     saveProgramFile(publicCopy(p), publicEnginePath);
   });

@@ -237,6 +237,46 @@ TEST(PrivacyApiMpc, ClientRefusesAnotherBuildsServer) {
   EXPECT_TRUE(outs.empty());
 }
 
+// BuildOptions::exactTruncation: the secure outputs equal runFixed's bit for bit.
+TEST(PrivacyApiMpc, ExactTruncationIsBitIdenticalToFixed) {
+  TempDir dir("mpc_exact");
+  const std::string server = dir / "server.engine", pub = dir / "public.engine", off = dir / "off";
+  mpc::BuildOptions bo;
+  bo.shapes["input"] = {16, 64};
+  bo.calibDir = kMlp + "/calib";
+  bo.exactTruncation = true;
+  ASSERT_TRUE(mpc::buildEngines(kMlp + "/model.onnx", bo, server, pub));
+  ASSERT_TRUE(mpc::deal(pub, 1, off));
+  std::promise<int> port;
+  Status serveStatus;
+  mpc::ServeOptions so;
+  so.timeoutSeconds = 10;
+  bool bound = false;
+  so.onListening = [&](int p) {
+    bound = true;
+    port.set_value(p);
+  };
+  std::thread serverThread([&] {
+    serveStatus = mpc::serve(server, off + "/server", "127.0.0.1:0", so);
+    if (!bound) port.set_value(-1);
+  });
+  const int p = port.get_future().get();
+  ASSERT_GT(p, 0) << serveStatus.message();
+  const HostTensor rows = testRows(32, 16);
+  std::vector<HostTensor> fixed, secure;
+  ASSERT_TRUE(mpc::runFixed(server, {rows}, &fixed));
+  mpc::ClientStats stats;
+  const Status c = mpc::runClient(pub, off + "/client", "127.0.0.1:" + std::to_string(p), {rows}, &secure, &stats);
+  serverThread.join();
+  ASSERT_TRUE(c) << c.message();
+  ASSERT_TRUE(serveStatus) << serveStatus.message();
+  ASSERT_EQ(fixed.size(), 1u);
+  ASSERT_EQ(secure.size(), 1u);
+  EXPECT_EQ(secure[0].dims, fixed[0].dims);
+  EXPECT_EQ(secure[0].data, fixed[0].data);  // bit for bit
+  EXPECT_GT(stats.lutBytesPerActivation, 2.0);  // the exact lookups cost more than one byte each way
+}
+
 // ---- anon ---------------------------------------------------------------------------------
 
 const std::string kAnonModels = kSource + "/tests/anon/models";

@@ -7,6 +7,8 @@
 set -euo pipefail
 anvil=$1 client=$2 python=$3 model=$4 out=$5
 rm -rf "$out" && mkdir -p "$out"
+# On a failure, show what the steps wrote (their output goes to files).
+trap 'rc=$?; if [ $rc -ne 0 ]; then for f in "$out"/*.log; do echo "== $f"; cat "$f"; done; fi' ERR
 "$anvil" --onnx="$model/model.onnx" --mode=mpc --calibData="$model/calib" --shapes=input:16x64 \
   --saveEngine="$out/server.engine" --savePublic="$out/public.engine" > "$out/build.log"
 "$anvil" mpc-dealer --loadEngine="$out/public.engine" --runs=1 --out="$out/off" > "$out/dealer.log"
