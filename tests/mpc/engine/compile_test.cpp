@@ -217,7 +217,9 @@ TEST(MpcCompile, DigitsMlpAgreesWithTheFloatModel) {
   // the positive side (measured: [-82, 173] and [-80, 175]).
   EXPECT_EQ(indexValuedRelus(p), 2);
   for (const Step& s : p.steps)
-    if (s.kind == StepKind::kLut) EXPECT_GT(s.tableLow, -128) << s.name;
+    if (s.kind == StepKind::kLut) {
+      EXPECT_GT(s.tableLow, -128) << s.name;
+    }
   // The secure run's rounding (runStochastic) against the fixed run, 10 runs of the split.
   // Not 0: rows whose fixed top-1 margin is below the 8-bit index's noise flip (measured:
   // 6 of 5120 rows, from the rows with fixed margins of 0.008 and 0.009 logits; the logit
@@ -283,13 +285,17 @@ TEST(MpcCompile, DigitsCnnAgreesWithTheFloatModelAtBatch16And1) {
   // and both MaxPools compare 8-bit indices with shift 0, exactly (no secure-run noise).
   EXPECT_EQ(indexValuedRelus(q), 3);
   for (const Step& s : q.steps)
-    if (s.kind == StepKind::kMaxPool) EXPECT_EQ(s.shift, 0) << s.name;
+    if (s.kind == StepKind::kMaxPool) {
+      EXPECT_EQ(s.shift, 0) << s.name;
+    }
   // The secure run's rounding against the fixed run, 10 runs of the split (measured: 2 of
   // 5120 rows flip, the logit deviation's rms 0.075; without per-channel scaling 7 and 0.176).
   EXPECT_LE(a.stochasticFlips, 4);
   Program off = compileDigits("digits_cnn", {16, 1, 8, 8}, nullptr, IndexScaling::kOff);
   for (const Step& s : off.steps)
-    if (s.kind == StepKind::kMaxPool) EXPECT_GT(s.shift, 0) << s.name;
+    if (s.kind == StepKind::kMaxPool) {
+      EXPECT_GT(s.shift, 0) << s.name;
+    }
   Agreement b = onTestSplit("digits_cnn", off, {16, 1, 8, 8});
   EXPECT_LT(a.stochasticRms, 0.6 * b.stochasticRms);
   // Batch 1 (the graph's fixed batch 64 overridden): the same calibration samples give the
@@ -478,7 +484,9 @@ TEST(MpcCompile, CopiedConvChannelsMergeThroughMaxPoolAndFlatten) {
   }
   EXPECT_EQ(indexValuedRelus(p), 1);
   for (const Step& s : p.steps)
-    if (s.kind == StepKind::kMaxPool) EXPECT_EQ(s.shift, 0);
+    if (s.kind == StepKind::kMaxPool) {
+      EXPECT_EQ(s.shift, 0);
+    }
   std::cout << "copies model: relative error " << r.relativeError << "\n";
   EXPECT_LT(r.relativeError, 0.02);
   // One fresh batch against the float reference.
