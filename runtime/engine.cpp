@@ -11,6 +11,7 @@
 
 #include "anvil/anvil.hpp"
 #include "ir/op_schema.h"
+#include "runtime/status_guard.h"
 #include "runtime/engine_format.h"
 #include "runtime/executor.h"
 #include "runtime/kernel.h"
@@ -34,17 +35,7 @@ const char* dataTypeName(DataType t) { return ir::dtypeName(ir::DataType(int32_t
 size_t dataTypeSize(DataType t) { return ir::storageBytes(ir::DataType(int32_t(t)), 1); }
 
 namespace {
-template <typename F>
-Status guarded(F&& f) {
-  try {
-    f();
-    return Status::ok();
-  } catch (const Error& e) {
-    return Status(e.code(), e.what());
-  } catch (const std::exception& e) {
-    return Status(ErrorCode::kInternal, e.what());
-  }
-}
+using detail::guarded;
 
 std::vector<int64_t> descDims(const ir::Shape& s) {
   std::vector<int64_t> d;

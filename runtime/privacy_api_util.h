@@ -11,21 +11,11 @@
 #include "anvil/error.h"
 #include "anvil/privacy.hpp"
 #include "ir/tensor.h"
+#include "runtime/status_guard.h"
 
 namespace anvil::privacy_detail {
 
-// Runs f; an anvil::Error becomes its Status, any other exception kInternal.
-template <typename F>
-Status guarded(F&& f) {
-  try {
-    f();
-    return Status::ok();
-  } catch (const Error& e) {
-    return Status(e.code(), e.what());
-  } catch (const std::exception& e) {
-    return Status(ErrorCode::kInternal, e.what());
-  }
-}
+using ::anvil::detail::guarded;
 
 inline ir::Tensor toIr(const HostTensor& h) {
   ANVIL_CHECK(h.dtype != DataType::kString, ErrorCode::kInvalidArgument, "input '", h.name,
