@@ -272,15 +272,6 @@ TEST(MpcExactTruncation, EngineFileKeepsTheFlagAndReadsVersion1) {
 
 // ---- the digits models ------------------------------------------------------------------
 
-ir::Tensor rows(const ir::Tensor& all, int64_t first, int64_t batch) {
-  std::vector<int64_t> dims = all.dims();
-  const int64_t per = all.numel() / dims[0];
-  dims[0] = batch;
-  ir::Tensor t(DataType::kF32, dims);
-  for (int64_t i = 0; i < batch * per; ++i) t.data<float>()[i] = all.data<float>()[first * per + i];
-  return t;
-}
-
 // Compiles the model with exactTruncation, runs `batches` test batches securely: every
 // output bit-identical to the fixed executor's. Prints the cost next to the default mode's.
 void runModelExact(const char* model, std::vector<int64_t> rowShape, int64_t batch, int64_t batches) {

@@ -15,16 +15,6 @@ namespace {
 
 const std::string kModels = std::string(ANVIL_SOURCE_DIR) + "/tests/models/precision/";
 
-// Rows [first, first + batch) of a stacked .npy as one batch.
-ir::Tensor rows(const ir::Tensor& all, int64_t first, int64_t batch) {
-  std::vector<int64_t> dims = all.dims();
-  const int64_t per = all.numel() / dims[0];
-  dims[0] = batch;
-  ir::Tensor t(DataType::kF32, dims);
-  for (int64_t i = 0; i < batch * per; ++i) t.data<float>()[i] = all.data<float>()[first * per + i];
-  return t;
-}
-
 int64_t argmaxRow(const ir::Tensor& t, int64_t row) {
   const int64_t n = t.dims().back();
   const float* p = t.data<float>() + row * n;

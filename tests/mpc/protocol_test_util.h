@@ -244,4 +244,14 @@ inline TwoPartyRun runBoth(const Program& server, const RunPayloads& m, const st
   return r;
 }
 
+// Rows [first, first + batch) of a stacked .npy (f32, samples on axis 0) as one batch.
+inline ir::Tensor rows(const ir::Tensor& all, int64_t first, int64_t batch) {
+  std::vector<int64_t> dims = all.dims();
+  const int64_t per = all.numel() / dims[0];
+  dims[0] = batch;
+  ir::Tensor t(DataType::kF32, dims);
+  for (int64_t i = 0; i < batch * per; ++i) t.data<float>()[i] = all.data<float>()[first * per + i];
+  return t;
+}
+
 }  // namespace anvil::mpc::testing
