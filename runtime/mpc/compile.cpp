@@ -1096,12 +1096,7 @@ class Compiler {
       if (op == "Mul") {
         a = narrow(n, a);
         b = narrow(n, b);
-        s.kind = StepKind::kMul;
-        s.inputs = {a, b};
-        s.output = addTensor(n.output(0)->name(), out, scaleOf(a) * scaleOf(b));
-        const int32_t id = s.output;
-        emit(std::move(s), bound_[a] * bound_[b]);
-        ids_[n.output(0)] = id;
+        ids_[n.output(0)] = emitMul(n.name(), a, b, out, n.output(0)->name());
         return;
       }
       ANVIL_CHECK(op != "Div", ErrorCode::kUnsupported, n.label(), ": division of two activations is not supported");
@@ -1209,6 +1204,18 @@ class Compiler {
   }
 
   // Sum over axes (keepdims), then a reshape when keepdims=0; ReduceMean divides the scale.
+  // A kMul (Beaver product of two activations) a * b with shape `out`; returns its tensor.
+  int32_t emitMul(const std::string& name, int32_t a, int32_t b, const Dims& out, const std::string& outName = "") {
+    Step s;
+    s.kind = StepKind::kMul;
+    s.name = name;
+    s.inputs = {a, b};
+    s.output = addTensor(outName, out, scaleOf(a) * scaleOf(b));
+    const int32_t id = s.output;
+    emit(std::move(s), bound_[a] * bound_[b]);
+    return id;
+  }
+
   int32_t reduceSum(const std::string& name, int32_t in, std::vector<int64_t> axes, bool mean) {
     const Dims xs = shapeOf(in);
     Dims kept = xs;
@@ -1280,13 +1287,7 @@ class Compiler {
     int32_t sum = reduceSum(n.name() + "/sum", e, {axis}, false);
     int32_t rec = emitLut(n.name() + "/reciprocal", sum, LutFunction::kReciprocal, reciprocalOf(sum), "",
                           shapeOf(sum), 0, -1);
-    Step s;
-    s.kind = StepKind::kMul;
-    s.name = n.name() + "/normalize";
-    s.inputs = {e, rec};
-    s.output = addTensor("", xs, scaleOf(e) * scaleOf(rec));
-    const int32_t id = s.output;
-    emit(std::move(s), bound_[e] * bound_[rec]);
+    const int32_t id = emitMul(n.name() + "/normalize", e, rec, xs);
     int32_t q = emitLut(n.name() + "/requantize", id, LutFunction::kIdentity, [](double x) { return x; }, "", xs, 0, -1);
     p_.tensors[q].name = n.output(0)->name();
     ids_[n.output(0)] = q;
@@ -1337,25 +1338,13 @@ class Compiler {
     emit(std::move(sub), bound_[xc] + bound_[mean]);
     // Centered values to 8 bits through an identity table keeps the square in range.
     int32_t dq = emitLut(n.name() + "/center_q", d, LutFunction::kIdentity, [](double x) { return x; }, "", xs);
-    Step sq;
-    sq.kind = StepKind::kMul;
-    sq.name = n.name() + "/square";
-    sq.inputs = {dq, dq};
-    sq.output = addTensor("", xs, scaleOf(dq) * scaleOf(dq));
-    const int32_t d2 = sq.output;
-    emit(std::move(sq), bound_[dq] * bound_[dq]);
+    const int32_t d2 = emitMul(n.name() + "/square", dq, dq, xs);
     int32_t var = reduceSum(n.name() + "/variance", d2, axes, true);
     const double grid = scaleOf(var) * std::exp2(chooseShift(calibrationMaxAbs(var)));
     int32_t rs = emitLut(n.name() + "/rsqrt", var, LutFunction::kRsqrt,
                          [eps, grid](double v) { return 1.0 / std::sqrt(std::max(v, grid / 2) + eps); }, "", shapeOf(var),
                          0, -1);
-    Step mul;
-    mul.kind = StepKind::kMul;
-    mul.name = n.name() + "/normalize";
-    mul.inputs = {dq, rs};
-    mul.output = addTensor("", xs, scaleOf(dq) * scaleOf(rs));
-    const int32_t y = mul.output;
-    emit(std::move(mul), bound_[dq] * bound_[rs]);
+    const int32_t y = emitMul(n.name() + "/normalize", dq, rs, xs);
     // Normalized values are bounded by sqrt(count) (|x - mean| / std), and by ~1.25 times
     // that with the 8-bit variance's rounding; rows of small variance reach that bound
     // where calibration's typical maximum is far below it, so the index covers the bound.
