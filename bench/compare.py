@@ -239,13 +239,38 @@ class OpenVinoAvx2:
         return json.loads(out.strip().splitlines()[-1])
 
 
-def ov_worker(argv):
-    """--ov-worker MODEL THREADS DURATION WARMUP_MS NAME=NPY...: times OpenVINO as the
-    OpenVino class does and prints the summary as one JSON line."""
+class OrtAvx2:
+    """onnxruntime on an AVX2-only view of the CPU: a child process (this script in
+    --ort-worker mode) under the bench/cpuid_avx2.c shim (LD_PRELOAD), which hides AVX-512,
+    AVX-VNNI and AMX from CPUID, so MLAS dispatches to the kernels it runs on an AVX2-only
+    machine. The worker refuses to time when the shim did not take effect. The like-for-like
+    peer of anvil_avx2 on an AVX-512 host."""
+
+    def __init__(self, args, model, threads, tmp):
+        if not os.path.isfile(args.cpuid_shim):
+            raise RuntimeError(f"no {args.cpuid_shim} (build the anvil_cpuid_avx2 target)")
+        self.model, self.threads = model, threads
+        self.env = dict(os.environ, LD_PRELOAD=os.path.abspath(args.cpuid_shim),
+                        GLIBC_TUNABLES="glibc.cpu.hwcaps=-AVX512F,-AVX512VL,-AVX512BW,-AVX512DQ,-AVX512CD")
+        self.time(0.0, 0.0)  # creates the session once: a model it cannot take fails here
+
+    def time(self, duration, warmup_ms):
+        cmd = [sys.executable, os.path.abspath(__file__), "--ort-worker", self.model.onnx, str(self.threads),
+               str(duration), str(warmup_ms)] + [f"{n}={p}" for n, p in self.model.inputs]
+        out = run(cmd, timeout=600 + 10 * duration, env=self.env)
+        return json.loads(out.strip().splitlines()[-1])
+
+
+def worker(kind, argv):
+    """--ov-worker / --ort-worker MODEL THREADS DURATION WARMUP_MS NAME=NPY...: times OpenVINO
+    or onnxruntime as the OpenVino / Ort classes do and prints the summary as one JSON line."""
+    if kind == "ort" and os.environ.get("ANVIL_CPUID_MASK") != "avx2":
+        sys.exit("compare.py --ort-worker: the CPUID mask is not active (LD_PRELOAD of bench/cpuid_avx2.c "
+                 "failed: see its message above; it needs Linux >= 4.12 and cpuid_fault in /proc/cpuinfo)")
     onnx_path, threads, duration, warmup_ms = argv[0], int(argv[1]), float(argv[2]), float(argv[3])
     feeds = {kv.split("=", 1)[0]: np.load(kv.split("=", 1)[1]) for kv in argv[4:]}
-    model = Model(os.path.basename(onnx_path)[:-5], onnx_path, feeds, tempfile.mkdtemp(prefix="anvil-ov-"))
-    p = OpenVino(None, model, threads, None)
+    model = Model(os.path.basename(onnx_path)[:-5], onnx_path, feeds, tempfile.mkdtemp(prefix=f"anvil-{kind}-"))
+    p = (Ort if kind == "ort" else OpenVino)(None, model, threads, None)
     print(json.dumps(time_calls(p.call, duration, warmup_ms)))
     return 0
 
@@ -473,12 +498,24 @@ def main(argv=None):
     ap.add_argument("--ov-avx2", action="store_true",
                     help="also time OpenVINO with ONEDNN_MAX_CPU_ISA=AVX2 (a child process per timing), as "
                          "the runtime 'ov_avx2': with --anvil-avx2, an AVX2-against-AVX2 comparison")
+    ap.add_argument("--ort-avx2", action="store_true",
+                    help="also time onnxruntime on an AVX2-only view of the CPU (the bench/cpuid_avx2.c "
+                         "shim hides AVX-512, AVX-VNNI and AMX from CPUID; a child process per timing), as "
+                         "the runtime 'ort_avx2': with --anvil-avx2, an AVX2-against-AVX2 comparison")
+    ap.add_argument("--cpuid-shim", default=os.path.join(ROOT, "build", "bench", "libanvil_cpuid_avx2.so"),
+                    help="the shim --ort-avx2 preloads (target anvil_cpuid_avx2)")
+    ap.add_argument("--avx2", action="store_true",
+                    help="shorthand for --anvil-avx2 --ort-avx2 --ov-avx2")
     ap.add_argument("--anvil-avx2", action="store_true",
                     help="also time anvil with ANVIL_MAX_ISA=avx2 (on an AVX-512 host: the kernels an "
                          "AVX2-only CPU gets), as the runtime 'anvil_avx2'")
     args = ap.parse_args(argv)
-    runtimes = RUNTIMES + (("anvil_avx2",) if args.anvil_avx2 else ()) + (("ov_avx2",) if args.ov_avx2 else ())
-    classes = {"anvil": Anvil, "ort": Ort, "ov": OpenVino, "anvil_avx2": AnvilAvx2, "ov_avx2": OpenVinoAvx2}
+    if args.avx2:
+        args.anvil_avx2 = args.ort_avx2 = args.ov_avx2 = True
+    runtimes = RUNTIMES + tuple(w for w, on in (("anvil_avx2", args.anvil_avx2), ("ort_avx2", args.ort_avx2),
+                                                ("ov_avx2", args.ov_avx2)) if on)
+    classes = {"anvil": Anvil, "ort": Ort, "ov": OpenVino, "anvil_avx2": AnvilAvx2, "ort_avx2": OrtAvx2,
+               "ov_avx2": OpenVinoAvx2}
     for path, what in ((args.anvil, "anvil_cli"), (args.bench_bin, "anvil_bench_runtime")):
         if not os.path.isfile(path):
             ap.error(f"no {path} (build the {what} target)")
@@ -581,6 +618,6 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    if len(sys.argv) > 1 and sys.argv[1] == "--ov-worker":
-        sys.exit(ov_worker(sys.argv[2:]))
+    if len(sys.argv) > 1 and sys.argv[1] in ("--ov-worker", "--ort-worker"):
+        sys.exit(worker(sys.argv[1][2:-7], sys.argv[2:]))
     sys.exit(main())

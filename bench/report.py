@@ -18,6 +18,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 
 
+KEEP_MARKER = "<!-- bench/report.py keeps everything below this line on a rerun -->"
+
 PERF_PER_WATT = '## Perf per watt\n\n`anvil --power=auto|rapl|nvml|none` (runtime/power.h) measures energy over exactly the timed loop of the CLI (warm-up excluded) and ends the performance summary with `[I] Power: <W> W average over <s> s (<source>, <scope>), <n> inferences/s/W` — inferences/s/W is inferences per joule — or `[I] Power: no source (<why>)`; `--exportProfile` repeats it as `powerW`, `energyJ`, `powerSource`, `inferencesPerSecondPerWatt`. Sources: for CPU engines the RAPL package counters of `/sys/class/powercap` (the top-level `intel-rapl:N` zones named `package-N`, summed over sockets; their core/uncore/dram subzones, `psys` and the `intel-rapl-mmio` copies are not added; AMD CPUs appear under the same names since Linux 5.11, the older out-of-tree `amd_energy` hwmon driver is not read), polled every 250 ms so that a counter wrapping at `max_energy_range_uj` (2^32 µJ on AMD: about 21 s at 200 W) is unwrapped at each step; `energy_uj` is root-only since Linux 5.10, which the line reports as "not readable: permission denied". For CUDA engines NVML, opened with `dlopen("libnvidia-ml.so.1")` (nothing links it; without a driver the line says "NVML: not available"): GPU 0\'s total-energy counter (mJ, Volta and newer) where it exists, else `nvmlDeviceGetPowerUsage` sampled every 15 ms on a background thread and integrated by the trapezoid rule. Both cover the whole package or board, idle parts and other processes included: compare runs on an otherwise quiet machine and over several seconds (`--duration`). The machines this page was measured on have neither (`/sys/class/powercap` is absent in the KVM guests, no GPU), so no perf-per-watt figures are listed yet.'
 
 
@@ -40,48 +42,29 @@ def fmt_ratio(x):
     return "n/a" if x is None else f"{x:.2f}x"
 
 
-def model_table(rows, threads):
-    # With an anvil_avx2 run (compare.py --anvil-avx2): anvil restricted to the AVX2 kernels
-    # and its ratio to onnxruntime; with an ov_avx2 run too (--ov-avx2): OpenVINO restricted
-    # to AVX2 and the AVX2-against-AVX2 ratio.
-    avx2 = any(r.get("anvil_avx2_median_ms") is not None for r in rows)
-    ov2 = avx2 and any(r.get("ov_avx2_median_ms") is not None for r in rows)
-    head = "| model | anvil ms | onnxruntime ms | OpenVINO ms | anvil/onnxruntime | anvil/OpenVINO "
-    align = "|---|---:|---:|---:|---:|---:|"
-    if avx2:
-        head += "| anvil AVX2-only ms | AVX2-only/onnxruntime "
-        align += "---:|---:|"
-    if ov2:
-        head += "| OpenVINO AVX2-only ms | AVX2-only anvil/OpenVINO "
-        align += "---:|---:|"
-    lines = [head + "| p99 anvil / ort / OV ms |", align + "---:|"]
-    r_ort, r_ov, r_avx2, r_ov2 = [], [], [], []
+def model_table(rows, threads, tag=""):
+    """The table of one thread count for the runtimes anvil{tag}, ort{tag}, ov{tag} (tag ""
+    is the whole CPU; "_avx2" the AVX2-only view of compare.py --avx2), and the geometric
+    means of anvil's ratios to the other two (None where a column is empty)."""
+    a_k, o_k, v_k = (f"{w}{tag}_median_ms" for w in ("anvil", "ort", "ov"))
+    lines = ["| model | anvil ms | onnxruntime ms | OpenVINO ms | anvil/onnxruntime | anvil/OpenVINO "
+             "| p99 anvil / onnxruntime / OpenVINO ms |", "|---|---:|---:|---:|---:|---:|---:|"]
+    r_ort, r_ov = [], []
     for r in rows:
         if r["threads"] != threads:
             continue
-        a, o, v = r.get("anvil_median_ms"), r.get("ort_median_ms"), r.get("ov_median_ms")
+        a, o, v = r.get(a_k), r.get(o_k), r.get(v_k)
         ro, rv = ratio(a, o), ratio(a, v)
         r_ort.append(ro)
         r_ov.append(rv)
-        extra = ""
-        if avx2:
-            a2 = r.get("anvil_avx2_median_ms")
-            r2 = ratio(a2, o)
-            r_avx2.append(r2)
-            extra = f"{fmt_ms(a2)} | {fmt_ratio(r2)} | "
-            if ov2:
-                v2 = r.get("ov_avx2_median_ms")
-                rv2 = ratio(a2, v2)
-                r_ov2.append(rv2)
-                extra += f"{fmt_ms(v2)} | {fmt_ratio(rv2)} | "
-        p99 = " / ".join(fmt_ms(r.get(f"{w}_p99_ms")) for w in ("anvil", "ort", "ov"))
+        p99 = " / ".join(fmt_ms(r.get(f"{w}{tag}_p99_ms")) for w in ("anvil", "ort", "ov"))
         lines.append(f"| {r['model']} | {fmt_ms(a)} | {fmt_ms(o)} | {fmt_ms(v)} | {fmt_ratio(ro)} | "
-                     f"{fmt_ratio(rv)} | {extra}{p99} |")
+                     f"{fmt_ratio(rv)} | {p99} |")
     g_ort, g_ov = geomean(r_ort), geomean(r_ov)
-    extra = f" | **{geomean(r_avx2):.2f}x** |" if avx2 else ""
-    extra += f" | **{geomean(r_ov2):.2f}x** |" if ov2 else ""
-    lines.append(f"| **geometric mean** | | | | **{g_ort:.2f}x** | **{g_ov:.2f}x** |{extra} |")
-    return "\n".join(lines), g_ort, g_ov
+    g = lambda x: "n/a" if x is None or not math.isfinite(x) else f"**{x:.2f}x**"
+    worst = max((x for x in r_ort if x is not None), default=None)
+    lines.append(f"| **geometric mean** | | | | {g(g_ort)} | {g(g_ov)} | |")
+    return "\n".join(lines), g_ort, g_ov, worst
 
 
 def bar_chart(data, path):
@@ -95,11 +78,16 @@ def bar_chart(data, path):
         rows = [r for r in data["rows"] if r["threads"] == t and r.get("ort_median_ms")]
         names = [r["model"] for r in rows]
         xs = range(len(rows))
-        w = 0.38
-        for k, (who, label) in enumerate((("anvil", "anvil"), ("ov", "OpenVINO"))):
-            vals = [(r.get(f"{who}_median_ms") or float("nan")) / r["ort_median_ms"] for r in rows]
+        series = [("anvil", "ort", "anvil"), ("ov", "ort", "OpenVINO")]
+        if any(r.get("anvil_avx2_median_ms") and r.get("ort_avx2_median_ms") for r in rows):
+            series.append(("anvil_avx2", "ort_avx2", "anvil vs onnxruntime, both AVX2-only"))
+        w = 0.8 / len(series)
+        for k, (num, den, label) in enumerate(series):
+            vals = [(r.get(f"{num}_median_ms") or float("nan")) / (r.get(f"{den}_median_ms") or float("nan"))
+                    for r in rows]
             # Bars grow up or down from onnxruntime's 1.0, so faster and slower read at a glance.
-            ax.bar([x + (k - 0.5) * w for x in xs], [v - 1 for v in vals], w, bottom=1, label=label)
+            ax.bar([x + (k - (len(series) - 1) / 2) * w for x in xs], [v - 1 for v in vals], w, bottom=1,
+                   label=label)
         ax.axhline(1.0, color="black", linewidth=0.8, label="onnxruntime = 1")
         ax.set_xticks(list(xs))
         ax.set_xticklabels(names, rotation=30, ha="right", fontsize=8)
@@ -200,13 +188,29 @@ def main(argv=None):
     if args.note:
         out += ["", args.note]
     geo = {}
+    has = lambda key: any(r.get(key) is not None for r in d["rows"])
+    avx2 = has("anvil_avx2_median_ms") and (has("ort_avx2_median_ms") or has("ov_avx2_median_ms"))
     for t in d["threads"]:
-        table, g_ort, g_ov = model_table(d["rows"], t)
-        geo[t] = (g_ort, g_ov)
+        table, g_ort, g_ov, worst = model_table(d["rows"], t)
+        geo[t, ""] = (g_ort, g_ov, worst)
         out += ["", f"## {t} thread{'s' if t > 1 else ''}", "", table]
+        if avx2:
+            table, g_ort, g_ov, worst = model_table(d["rows"], t, "_avx2")
+            geo[t, "_avx2"] = (g_ort, g_ov, worst)
+            out += ["", f"### {t} thread{'s' if t > 1 else ''}, AVX2-only view of the CPU", "",
+                    "All three runtimes on the kernels of an AVX2-only CPU (the reference machine of the CPU "
+                    "issue), measured on this one: anvil with `ANVIL_MAX_ISA=avx2`, onnxruntime under the "
+                    "`bench/cpuid_avx2.c` shim (CPUID reports no AVX-512, AVX-VNNI or AMX, so its kernel "
+                    "dispatch picks AVX2), OpenVINO with `ONEDNN_MAX_CPU_ISA=AVX2`. Caches, clock and memory "
+                    "are this machine's, not an AVX2 machine's.", "", table]
+    fmt_g = lambda x: "n/a" if x is None or not math.isfinite(x) else f"{x:.2f}x"
+    summary = []
+    for (t, tag), (g_ort, g_ov, worst) in geo.items():
+        view = "AVX2-only" if tag else "whole CPU"
+        summary.append(f"{t} thread{'s' if t > 1 else ''}, {view}: {fmt_g(g_ort)} onnxruntime (slowest model "
+                       f"{fmt_g(worst)}), {fmt_g(g_ov)} OpenVINO")
     out += ["", "Geometric mean of anvil's median latency over the other runtime's (below 1: anvil is faster): " +
-            "; ".join(f"{t} thread{'s' if t > 1 else ''}: {g[0]:.2f}x onnxruntime, {g[1]:.2f}x OpenVINO"
-                      for t, g in geo.items()) + ".",
+            "; ".join(summary) + ".",
             "", f"![anvil and OpenVINO latency relative to onnxruntime]({os.path.basename(args.png)})"]
     if d.get("errors"):
         out += ["", "Cells left empty (the runtime could not prepare the model):", ""]
@@ -264,6 +268,13 @@ def main(argv=None):
             json.dump(d, f, indent=1)
             f.write("\n")
     os.makedirs(os.path.dirname(os.path.abspath(args.doc)), exist_ok=True)
+    # Sections measured by other benchmarks (CUDA, the privacy modes) are written by hand
+    # below KEEP_MARKER in the page; a rerun keeps them.
+    if os.path.isfile(args.doc):
+        with open(args.doc) as f:
+            old = f.read()
+        if KEEP_MARKER in old:
+            out += ["", old[old.index(KEEP_MARKER):].rstrip("\n")]
     with open(args.doc, "w") as f:
         f.write("\n".join(out) + "\n")
     print(f"wrote {args.doc}, {args.png}" + (f", {args.roofline}" if roof else ""))

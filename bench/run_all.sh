@@ -18,7 +18,7 @@ BPY="$(scripts/setup_bench.sh)"      # newest onnxruntime, OpenVINO, matplotlib
 
 [ -f "$BUILD/build.ninja" ] || [ -f "$BUILD/Makefile" ] ||
     cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
-cmake --build "$BUILD" --target anvil_cli anvil_bench_runtime
+cmake --build "$BUILD" --target anvil_cli anvil_bench_runtime anvil_cpuid_avx2
 
 "$PY" tests/models/export_models.py "$BUILD/models" >/dev/null
 "$PY" tests/models/export_models.py "$BUILD/models-bench" --bench >/dev/null
