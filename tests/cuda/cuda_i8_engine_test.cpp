@@ -242,5 +242,35 @@ TEST(CudaInt8Engine, ConvNetRunsOnInt8TensorCores) {
   checkInt8(writeCnn(), "anvil_cuda_i8_cnn_calib", {2, 3, 9, 9}, 2 * 6 * 9 * 9, 2, 20 * 0.3 * 8.2 / 255);
 }
 
+// --precision=auto on a cross-build: the builder verifies its choice by running the engine on
+// held-out calibration batches, which for a CUDA engine with no GPU of its target here runs on
+// the simulator. A loose tolerance keeps the layers at INT8 (the cheapest rung).
+TEST(CudaInt8Engine, AutomaticPrecisionVerifiesOnTheSimulator) {
+  BuilderConfig cfg;
+  cfg.device = Device::kCUDA;
+  cfg.computeCapability = 90;
+  cfg.int8 = true;
+  cfg.autoPrecision = true;
+  cfg.accuracyTolerance = 0.5;
+  cfg.calibrationData = writeCalibration("anvil_cuda_i8_cnn_auto", {2, 3, 9, 9}, 8);
+  std::string bytes;
+  BuildReport r;
+  const Status s = Builder::buildFromOnnx(writeCnn(), cfg, &bytes, &r);
+  ASSERT_TRUE(s.isOk()) << s.message();
+  EXPECT_GE(r.verificationRounds, 1);
+  EXPECT_GE(r.measuredError, 0.0);
+  EXPECT_LE(r.measuredError, cfg.accuracyTolerance);
+  std::printf("auto: verified error %.3g in %d round(s)\n", r.measuredError, r.verificationRounds);
+  std::shared_ptr<Engine> e;
+  ASSERT_TRUE(Engine::fromBytes(std::move(bytes), &e).isOk());
+  int i8 = 0;
+  for (const LayerInfo& l : e->layers())
+    if (l.type.find("Conv") != std::string::npos) {
+      EXPECT_EQ(l.device, "cuda") << l.name;
+      i8 += l.precision == "i8" && l.tactic == "i8_conv2d_implicit_gemm_wmma_64x64x16";
+    }
+  EXPECT_EQ(i8, 2);
+}
+
 }  // namespace
 }  // namespace anvil
