@@ -272,5 +272,121 @@ TEST(CudaInt8Engine, AutomaticPrecisionVerifiesOnTheSimulator) {
   EXPECT_EQ(i8, 2);
 }
 
+// A Q/DQ model (explicit quantization, as onnxruntime's quantizer writes it): x -> Q/DQ (u8,
+// zero point 120) -> Conv with a DequantizeLinear'd s8 weight (per output channel scales) and
+// s32 bias -> Q/DQ (u8, zero point 0: the Relu) -> Conv 1x1 (per-channel s8 weight) -> y. Its layers compute in INT8 by
+// the model's word; the CUDA engine runs them on the INT8 tensor cores with the model's grids
+// and weight scales.
+std::string writeQdqCnn() {
+  onnx::ModelProto m;
+  m.set_ir_version(8);
+  m.add_opset_import()->set_version(17);
+  auto* g = m.mutable_graph();
+  g->set_name("cnn_qdq");
+  *g->add_input() = valueInfo("x", {2, 3, 9, 9});
+  *g->add_output() = valueInfo("y", {2, 6, 9, 9});
+  auto scalar = [&](const std::string& name, int type, double v) {
+    auto* t = g->add_initializer();
+    t->set_name(name);
+    t->set_data_type(type);
+    if (type == onnx::TensorProto::FLOAT) t->add_float_data(float(v));
+    else t->add_int32_data(int(v));
+  };
+  // An s8 weight [k, c, r, s] with per-channel scales 2^-(5 + o % 3) and its DequantizeLinear.
+  auto qweight = [&](const std::string& name, std::vector<int64_t> dims, uint32_t seed) {
+    auto* t = g->add_initializer();
+    t->set_name(name + "_q");
+    t->set_data_type(onnx::TensorProto::INT8);
+    int64_t n = 1;
+    for (int64_t d : dims) t->add_dims(d), n *= d;
+    std::mt19937 rng(seed);
+    std::uniform_int_distribution<int> q(-127, 127);
+    for (int64_t i = 0; i < n; ++i) t->add_int32_data(q(rng));
+    auto* sc = g->add_initializer();
+    sc->set_name(name + "_scale");
+    sc->set_data_type(onnx::TensorProto::FLOAT);
+    sc->add_dims(dims[0]);
+    for (int64_t o = 0; o < dims[0]; ++o) sc->add_float_data(std::ldexp(1.0f, -int(5 + o % 3)));
+    auto* zp = g->add_initializer();  // s8 zeros: an absent zero point would make the weights u8
+    zp->set_name(name + "_zero");
+    zp->set_data_type(onnx::TensorProto::INT8);
+    zp->add_dims(dims[0]);
+    for (int64_t o = 0; o < dims[0]; ++o) zp->add_int32_data(0);
+    auto* dq = addNode(g, "DequantizeLinear", (name + "_dq").c_str(), {name + "_q", name + "_scale", name + "_zero"}, name);
+    auto* axis = dq->add_attribute();
+    axis->set_name("axis");
+    axis->set_type(onnx::AttributeProto::INT);
+    axis->set_i(0);
+  };
+  scalar("sx", onnx::TensorProto::FLOAT, 1.0 / 128);
+  scalar("zx", onnx::TensorProto::UINT8, 120);
+  scalar("sh", onnx::TensorProto::FLOAT, 1.0 / 32);
+  scalar("zh", onnx::TensorProto::UINT8, 0);
+  qweight("w1", {20, 3, 3, 3}, 21);
+  qweight("w2", {6, 20, 1, 1}, 22);
+  {  // the bias as the quantizer writes it: s32 on the grid s_x * s_w[o]
+    auto* b = g->add_initializer();
+    b->set_name("b1_q");
+    b->set_data_type(onnx::TensorProto::INT32);
+    b->add_dims(20);
+    auto* bs = g->add_initializer();
+    bs->set_name("b1_scale");
+    bs->set_data_type(onnx::TensorProto::FLOAT);
+    bs->add_dims(20);
+    std::mt19937 rng(23);
+    for (int o = 0; o < 20; ++o) {
+      b->add_int32_data(std::uniform_int_distribution<int>(-400, 400)(rng));
+      bs->add_float_data(std::ldexp(1.0f, -int(5 + o % 3)) / 128);
+    }
+    auto* axis = addNode(g, "DequantizeLinear", "b1_dq", {"b1_q", "b1_scale"}, "b1")->add_attribute();
+    axis->set_name("axis");
+    axis->set_type(onnx::AttributeProto::INT);
+    axis->set_i(0);
+  }
+  addNode(g, "QuantizeLinear", "qx", {"x", "sx", "zx"}, "xq");
+  addNode(g, "DequantizeLinear", "dqx", {"xq", "sx", "zx"}, "xd");
+  auto* pads = addNode(g, "Conv", "conv1", {"xd", "w1", "b1"}, "h0")->add_attribute();
+  pads->set_name("pads");
+  pads->set_type(onnx::AttributeProto::INTS);
+  for (int i = 0; i < 4; ++i) pads->add_ints(1);
+  // No Relu: the u8 grid of zero point 0 clamps negatives to 0, as onnxruntime's quantizer
+  // folds a Relu into the following QuantizeLinear.
+  addNode(g, "QuantizeLinear", "qh", {"h0", "sh", "zh"}, "hq");
+  addNode(g, "DequantizeLinear", "dqh", {"hq", "sh", "zh"}, "hd");
+  addNode(g, "Conv", "conv2", {"hd", "w2"}, "y");
+  return save(m, "anvil_cuda_i8_cnn_qdq.onnx");
+}
+
+TEST(CudaInt8Engine, QdqModelRunsOnInt8TensorCores) {
+  const std::string onnx = writeQdqCnn();
+  BuilderConfig cfg;
+  cfg.device = Device::kCUDA;
+  cfg.computeCapability = 90;
+  auto gpu = build(onnx, cfg);
+  auto cpu = build(onnx, BuilderConfig{});
+  ASSERT_TRUE(gpu && cpu);
+  int convs = 0;
+  for (const LayerInfo& l : gpu->layers()) {
+    if (l.type.find("Conv") == std::string::npos) continue;
+    ++convs;
+    EXPECT_EQ(l.device, "cuda") << l.name;
+    EXPECT_EQ(l.precision, "i8") << l.name;
+    EXPECT_EQ(l.precisionReason, "model") << l.name;
+    EXPECT_EQ(l.tactic, "i8_conv2d_implicit_gemm_wmma_64x64x16") << l.name;
+  }
+  EXPECT_EQ(convs, 2);
+  for (uint32_t seed : {5u, 6u}) {
+    const std::vector<float> x = samples(2 * 3 * 9 * 9, seed);
+    const std::vector<float> y = run(*gpu, true, x, 2 * 6 * 9 * 9), want = run(*cpu, false, x, 2 * 6 * 9 * 9);
+    // The model fixes every grid, and both devices compute its integers with the same f32
+    // steps: at most a rounding of h onto its grid could differ, one step of sh = 1/32 on the
+    // 20 inputs of conv2 times its largest weight (127 * 2^-5).
+    const double bound = 20 * (1.0 / 32) * 127 * std::ldexp(1.0, -5);
+    const double d = maxDiff(y, want);
+    EXPECT_LE(d, bound);
+    std::printf("Q/DQ CNN seed %u: max |cuda i8 - cpu i8| = %.3g (bound %.3g)\n", seed, d, bound);
+  }
+}
+
 }  // namespace
 }  // namespace anvil
