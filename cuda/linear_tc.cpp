@@ -1,6 +1,6 @@
 // The checked launchers of cuda/linear_tc.h: descriptors are validated as launchGemm's and
-// launchConv2d's are (with 2-byte weights), then packed for the runtime seam with each
-// operand's device range.
+// launchConv2d's are (with 2-byte f16 / bf16 or 1-byte s8 weights, and an INT8 launch's
+// quantization), then packed for the runtime seam with each operand's device range.
 #include "cuda/linear_tc.h"
 
 #include <cuda_bf16.h>
@@ -47,7 +47,17 @@ bool overlap(const void* p, std::int64_t pBytes, const void* q, std::int64_t qBy
   return a < b + static_cast<std::uintptr_t>(qBytes) && b < a + static_cast<std::uintptr_t>(pBytes);
 }
 
-LaunchShape gemmShape(const GemmDesc& d);
+// (N tiles, M tiles, batches), capped; the blocks stride.
+LaunchShape gemmShape(const GemmDesc& d) {
+  LaunchShape s;
+  const std::int64_t tilesN = (d.n + kernels::kGemmTcTileN - 1) / kernels::kGemmTcTileN;
+  const std::int64_t tilesM = (d.m + kernels::kGemmTcTileM - 1) / kernels::kGemmTcTileM;
+  s.grid = Dim3{static_cast<unsigned>(std::min(tilesN, kMaxGridX)),
+                static_cast<unsigned>(std::min(tilesM, kMaxGridYZ)),
+                static_cast<unsigned>(std::min(d.batch, kMaxGridYZ))};
+  s.block = Dim3{static_cast<unsigned>(kernels::kGemmTcThreads)};
+  return s;
+}
 
 template <typename T>
 void launchTyped(DeviceRuntime& runtime, Stream stream, const char* name, const GemmDesc& d,
@@ -164,17 +174,6 @@ bool checkGemmTc(const char* name, const GemmDesc& d, std::int64_t bBytes, Check
     if (p != nullptr && bytes > 0) out->ranges[out->count++] = DeviceRange{p, static_cast<std::size_t>(bytes), what};
   }
   return true;
-}
-
-LaunchShape gemmShape(const GemmDesc& d) {
-  LaunchShape s;
-  const std::int64_t tilesN = (d.n + kernels::kGemmTcTileN - 1) / kernels::kGemmTcTileN;
-  const std::int64_t tilesM = (d.m + kernels::kGemmTcTileM - 1) / kernels::kGemmTcTileM;
-  s.grid = Dim3{static_cast<unsigned>(std::min(tilesN, kMaxGridX)),
-                static_cast<unsigned>(std::min(tilesM, kMaxGridYZ)),
-                static_cast<unsigned>(std::min(d.batch, kMaxGridYZ))};
-  s.block = Dim3{static_cast<unsigned>(kernels::kGemmTcThreads)};
-  return s;
 }
 
 }  // namespace
@@ -331,6 +330,13 @@ void checkInt8Quant(const char* name, const Int8Quant& q, std::int64_t features,
   if (k > kInt8TensorCoreMaxK) {
     ANVIL_THROW(ErrorCode::kInvalidArgument, name, ": k ", k, " is above ", kInt8TensorCoreMaxK,
                 ", beyond exact s32 sums");
+  }
+  // The output's range is the last one the shape checks recorded.
+  const DeviceRange& out = ranges[*count - 1];
+  for (const auto& [what, p] : {std::pair<const char*, const void*>{"scale", q.scale}, {"offset", q.offset}}) {
+    if (overlap(out.ptr, static_cast<std::int64_t>(out.bytes), p, features * 4)) {
+      ANVIL_THROW(ErrorCode::kInvalidArgument, name, ": the output overlaps the ", what, " array");
+    }
   }
   ranges[(*count)++] = DeviceRange{q.scale, static_cast<std::size_t>(features) * 4, "scale"};
   ranges[(*count)++] = DeviceRange{q.offset, static_cast<std::size_t>(features) * 4, "offset"};

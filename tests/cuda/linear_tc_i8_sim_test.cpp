@@ -304,6 +304,9 @@ TEST_F(CudaSimI8Tc, GemmBadDescriptorsAreRejected) {
   Int8Quant badInv = q;
   badInv.xInv = 0.0f;
   expectBad(d, badInv, "zero 1 / scale");
+  Int8Quant scaleOverC = q;
+  scaleOverC.scale = reinterpret_cast<const float*>(base + 2048 + 8);
+  expectBad(d, scaleOverC, "C over the scales");
   GemmDesc ldb = d;
   ldb.ldb = 3;
   expectBad(ldb, q, "ldb below k");
@@ -493,6 +496,9 @@ TEST_F(CudaSimI8Tc, ConvBadDescriptorsAreRejected) {
   noOffset.offset = nullptr;
   expectBad(d, w, noOffset, "null offset");
   expectBad(d, nullptr, q, "null weight");
+  Int8Quant offsetOverY = q;
+  offsetOverY.offset = reinterpret_cast<const std::int32_t*>(base + 1024 + 4);
+  expectBad(d, w, offsetOverY, "y over the offsets");
   Conv2dDesc groups = d;
   groups.groups = 3;
   expectBad(groups, w, q, "groups not dividing channels");
