@@ -21,6 +21,7 @@
 
 #include "anvil/error.h"
 #include "cuda/linear_tc.h"
+#include "cuda/sim/sim.h"
 #include "tests/cuda/linear_test_common.h"
 #include "tests/cuda/runtime_test_common.h"
 
@@ -507,6 +508,23 @@ TEST_F(CudaSimI8Tc, ConvBadDescriptorsAreRejected) {
   expectBad(overlap, w, q, "y over the weights");
   EXPECT_THROW(launchConv2dTensorCore(*rt_, stream_, d, w, DataType::kI8), Error);
   rt_->free(buf);
+}
+
+// Blocks run in parallel on two sim workers (each with its own shared memory and fragment
+// memo): still the exact integers.
+TEST_F(CudaSimI8Tc, ParallelBlocksGiveTheExactSums) {
+  const sim::Options saved = sim::options();
+  sim::Options two = saved;
+  two.workers = 2;
+  sim::setOptions(two);
+  I8GemmCase g;
+  g.m = 130, g.n = 130, g.k = 70, g.zp = 31;
+  checkGemm(*rt_, stream_, g);
+  I8ConvCase c;
+  c.n = 2, c.c = 6, c.h = 11, c.w = 12, c.k = 70, c.groups = 2, c.zp = 201;
+  c.padTop = c.padLeft = c.padBottom = c.padRight = 1;
+  checkConv(*rt_, stream_, c);
+  sim::setOptions(saved);
 }
 
 }  // namespace
