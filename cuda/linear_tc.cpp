@@ -1,12 +1,13 @@
 // The checked launchers of cuda/linear_tc.h: descriptors are validated as launchGemm's and
-// launchConv2d's are (with 2-byte weights), then packed for the runtime seam with each
-// operand's device range.
+// launchConv2d's are (with 2-byte f16 / bf16 or 1-byte s8 weights, and an INT8 launch's
+// quantization), then packed for the runtime seam with each operand's device range.
 #include "cuda/linear_tc.h"
 
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <tuple>
 #include <utility>
@@ -46,6 +47,18 @@ bool overlap(const void* p, std::int64_t pBytes, const void* q, std::int64_t qBy
   return a < b + static_cast<std::uintptr_t>(qBytes) && b < a + static_cast<std::uintptr_t>(pBytes);
 }
 
+// (N tiles, M tiles, batches), capped; the blocks stride.
+LaunchShape gemmShape(const GemmDesc& d) {
+  LaunchShape s;
+  const std::int64_t tilesN = (d.n + kernels::kGemmTcTileN - 1) / kernels::kGemmTcTileN;
+  const std::int64_t tilesM = (d.m + kernels::kGemmTcTileM - 1) / kernels::kGemmTcTileM;
+  s.grid = Dim3{static_cast<unsigned>(std::min(tilesN, kMaxGridX)),
+                static_cast<unsigned>(std::min(tilesM, kMaxGridYZ)),
+                static_cast<unsigned>(std::min(d.batch, kMaxGridYZ))};
+  s.block = Dim3{static_cast<unsigned>(kernels::kGemmTcThreads)};
+  return s;
+}
+
 template <typename T>
 void launchTyped(DeviceRuntime& runtime, Stream stream, const char* name, const GemmDesc& d,
                  std::int32_t act, const DeviceRange* ranges, std::size_t count) {
@@ -59,13 +72,7 @@ void launchTyped(DeviceRuntime& runtime, Stream stream, const char* name, const 
   args.transA = d.transA ? 1 : 0;
   args.transB = d.transB ? 1 : 0;
   const auto pack = packArgs<GemmTcArgsOf<T>>(args);
-  LaunchShape s;
-  const std::int64_t tilesN = (d.n + kernels::kGemmTcTileN - 1) / kernels::kGemmTcTileN;
-  const std::int64_t tilesM = (d.m + kernels::kGemmTcTileM - 1) / kernels::kGemmTcTileM;
-  s.grid = Dim3{static_cast<unsigned>(std::min(tilesN, kMaxGridX)),
-                static_cast<unsigned>(std::min(tilesM, kMaxGridYZ)),
-                static_cast<unsigned>(std::min(d.batch, kMaxGridYZ))};
-  s.block = Dim3{static_cast<unsigned>(kernels::kGemmTcThreads)};
+  const LaunchShape s = gemmShape(d);
   KernelLaunch k;
   k.name = name;
   k.args = &pack;
@@ -81,29 +88,40 @@ const char* gemmTensorCoreKernelName(DataType operandType) {
   switch (operandType) {
     case DataType::kF16: return kernels::kGemmTcF16Kernel;
     case DataType::kBF16: return kernels::kGemmTcBF16Kernel;
+    case DataType::kI8: return kernels::kGemmTcI8Kernel;
     default:
       ANVIL_THROW(ErrorCode::kInvalidArgument, "gemmTensorCoreKernelName: operand type ",
-                  dtypeName(operandType), "; expected f16 or bf16");
+                  dtypeName(operandType), "; expected f16, bf16 or i8");
   }
 }
 
-void launchGemmTensorCore(DeviceRuntime& runtime, Stream stream, const GemmDesc& d) {
-  const char* name = gemmTensorCoreKernelName(d.dtype);
+namespace {
+
+// What a checked GEMM launch passes on: the epilogue's activation code and each operand's
+// device range (A, B, bias, Z, C, and the INT8 scale and offset).
+struct CheckedGemm {
+  std::int32_t act = -1;  // kernels::kNoActivation
+  DeviceRange ranges[7];
+  std::size_t count = 0;
+};
+
+// launchGemm's checks for a tensor-core GEMM whose B elements take bBytes each (kInvalidArgument
+// naming the kernel and the field); false when C is empty and nothing is to be launched.
+bool checkGemmTc(const char* name, const GemmDesc& d, std::int64_t bBytes, CheckedGemm* out) {
   for (const auto& [what, v] : {std::pair{"batch", d.batch}, {"m", d.m}, {"n", d.n}, {"k", d.k},
                                 {"lda", d.lda}, {"ldb", d.ldb}, {"ldc", d.ldc}, {"ldz", d.ldz},
                                 {"strideA", d.strideA}, {"strideB", d.strideB},
                                 {"strideC", d.strideC}, {"strideZ", d.strideZ}}) {
     if (v < 0) ANVIL_THROW(ErrorCode::kInvalidArgument, name, ": ", what, " ", v, " is negative");
   }
-  std::int32_t act = -1;  // kernels::kNoActivation
   if (d.activation) {
     if (static_cast<int>(*d.activation) >= kEpilogueActivationCount) {
       ANVIL_THROW(ErrorCode::kInvalidArgument, name, ": unknown activation ",
                   static_cast<int>(*d.activation));
     }
-    act = static_cast<std::int32_t>(*d.activation);
+    out->act = static_cast<std::int32_t>(*d.activation);
   }
-  if (d.batch == 0 || d.m == 0 || d.n == 0) return;
+  if (d.batch == 0 || d.m == 0 || d.n == 0) return false;
   if (d.c == nullptr) ANVIL_THROW(ErrorCode::kInvalidArgument, name, ": null output C");
   const std::int64_t aRows = d.transA ? d.k : d.m, aCols = d.transA ? d.m : d.k;
   const std::int64_t bRows = d.transB ? d.n : d.k, bCols = d.transB ? d.k : d.n;
@@ -144,24 +162,32 @@ void launchGemmTensorCore(DeviceRuntime& runtime, Stream stream, const GemmDesc&
                   ": C and Z overlap; they must be the same matrices (in place) or disjoint");
     }
   }
-  for (const auto& [what, p, bytes] : {std::tuple{"A", d.a, aSpan * 4}, {"B", d.b, bSpan * 2},
+  for (const auto& [what, p, bytes] : {std::tuple{"A", d.a, aSpan * 4}, {"B", d.b, bSpan * bBytes},
                                        {"bias", d.bias, d.bias ? d.n * 4 : 0}}) {
     if (overlap(d.c, cSpan * 4, p, bytes)) {
       ANVIL_THROW(ErrorCode::kInvalidArgument, name, ": output C overlaps input ", what);
     }
   }
-
-  DeviceRange ranges[5];
-  std::size_t count = 0;
-  for (const auto& [p, bytes, what] : {std::tuple{d.a, aSpan * 4, "A"}, {d.b, bSpan * 2, "B"},
+  for (const auto& [p, bytes, what] : {std::tuple{d.a, aSpan * 4, "A"}, {d.b, bSpan * bBytes, "B"},
                                        {d.bias, d.n * 4, "bias"}, {d.z, zSpan * 4, "Z"},
                                        {static_cast<const void*>(d.c), cSpan * 4, "C"}}) {
-    if (p != nullptr && bytes > 0) ranges[count++] = DeviceRange{p, static_cast<std::size_t>(bytes), what};
+    if (p != nullptr && bytes > 0) out->ranges[out->count++] = DeviceRange{p, static_cast<std::size_t>(bytes), what};
   }
+  return true;
+}
+
+}  // namespace
+
+void launchGemmTensorCore(DeviceRuntime& runtime, Stream stream, const GemmDesc& d) {
+  const char* name = gemmTensorCoreKernelName(d.dtype);
+  ANVIL_CHECK(d.dtype != DataType::kI8, ErrorCode::kInvalidArgument, name,
+              ": an INT8 GEMM needs its quantization (launchGemmInt8TensorCore)");
+  CheckedGemm c;
+  if (!checkGemmTc(name, d, 2, &c)) return;
   if (d.dtype == DataType::kF16) {
-    launchTyped<__half>(runtime, stream, name, d, act, ranges, count);
+    launchTyped<__half>(runtime, stream, name, d, c.act, c.ranges, c.count);
   } else {
-    launchTyped<__nv_bfloat16>(runtime, stream, name, d, act, ranges, count);
+    launchTyped<__nv_bfloat16>(runtime, stream, name, d, c.act, c.ranges, c.count);
   }
 }
 
@@ -169,13 +195,25 @@ const char* conv2dTensorCoreKernelName(DataType operandType) {
   switch (operandType) {
     case DataType::kF16: return kernels::kConv2dTcF16Kernel;
     case DataType::kBF16: return kernels::kConv2dTcBF16Kernel;
+    case DataType::kI8: return kernels::kConv2dTcI8Kernel;
     default:
       ANVIL_THROW(ErrorCode::kInvalidArgument, "conv2dTensorCoreKernelName: operand type ",
-                  dtypeName(operandType), "; expected f16 or bf16");
+                  dtypeName(operandType), "; expected f16, bf16 or i8");
   }
 }
 
 namespace {
+
+// (pixel tiles, output-channel tiles per group, groups), capped; the blocks stride.
+LaunchShape convShape(const Conv2dDesc& d, std::int64_t oh, std::int64_t ow) {
+  const std::int64_t pixels = d.n * oh * ow, kg = d.k / d.groups;
+  LaunchShape s;
+  s.grid = Dim3{static_cast<unsigned>(std::min((pixels + kernels::kGemmTcTileN - 1) / kernels::kGemmTcTileN, kMaxGridX)),
+                static_cast<unsigned>(std::min((kg + kernels::kGemmTcTileM - 1) / kernels::kGemmTcTileM, kMaxGridYZ)),
+                static_cast<unsigned>(std::min(d.groups, kMaxGridYZ))};
+  s.block = Dim3{static_cast<unsigned>(kernels::kGemmTcThreads)};
+  return s;
+}
 
 template <typename T>
 void launchConvTyped(DeviceRuntime& runtime, Stream stream, const char* name, const Conv2dDesc& d,
@@ -183,13 +221,7 @@ void launchConvTyped(DeviceRuntime& runtime, Stream stream, const char* name, co
                      const DeviceRange* ranges, std::size_t count) {
   const kernels::Conv2dTcArgsOf<T> args = conv2dArgs(d, static_cast<const T*>(weight), act, oh, ow);
   const auto pack = packArgs<kernels::Conv2dTcArgsOf<T>>(args);
-  // (pixel tiles, output-channel tiles per group, groups), capped; the blocks stride.
-  const std::int64_t pixels = d.n * oh * ow, kg = d.k / d.groups;
-  LaunchShape s;
-  s.grid = Dim3{static_cast<unsigned>(std::min((pixels + kernels::kGemmTcTileN - 1) / kernels::kGemmTcTileN, kMaxGridX)),
-                static_cast<unsigned>(std::min((kg + kernels::kGemmTcTileM - 1) / kernels::kGemmTcTileM, kMaxGridYZ)),
-                static_cast<unsigned>(std::min(d.groups, kMaxGridYZ))};
-  s.block = Dim3{static_cast<unsigned>(kernels::kGemmTcThreads)};
+  const LaunchShape s = convShape(d, oh, ow);
   KernelLaunch k;
   k.name = name;
   k.args = &pack;
@@ -201,9 +233,19 @@ void launchConvTyped(DeviceRuntime& runtime, Stream stream, const char* name, co
 
 }  // namespace
 
-void launchConv2dTensorCore(DeviceRuntime& runtime, Stream stream, const Conv2dDesc& d,
-                            const void* weight, DataType operandType) {
-  const char* name = conv2dTensorCoreKernelName(operandType);
+namespace {
+
+// What a checked conv launch passes on: the activation code, the output extents and each
+// operand's device range (x, weight, bias, z, y, and the INT8 scale and offset).
+struct CheckedConv {
+  std::int32_t act = -1;  // kernels::kNoActivation
+  std::int64_t oh = 0, ow = 0;
+  DeviceRange ranges[7];
+  std::size_t count = 0;
+};
+
+// launchConv2d's checks with weights of wBytes per element; false when the output is empty.
+bool checkConvTc(const char* name, const Conv2dDesc& d, const void* weight, std::int64_t wBytes, CheckedConv* out) {
   for (const auto& [what, v] : {std::pair{"batch n", d.n}, {"channels c", d.c}, {"height h", d.h},
                                 {"width w", d.w}, {"output channels k", d.k},
                                 {"padTop", d.padTop}, {"padLeft", d.padLeft},
@@ -216,13 +258,12 @@ void launchConv2dTensorCore(DeviceRuntime& runtime, Stream stream, const Conv2dD
                                 {"groups", d.groups}}) {
     if (v < 1) ANVIL_THROW(ErrorCode::kInvalidArgument, name, ": ", what, " ", v, " is not positive");
   }
-  std::int32_t act = -1;  // kernels::kNoActivation
   if (d.activation) {
     if (static_cast<int>(*d.activation) >= kEpilogueActivationCount) {
       ANVIL_THROW(ErrorCode::kInvalidArgument, name, ": unknown activation ",
                   static_cast<int>(*d.activation));
     }
-    act = static_cast<std::int32_t>(*d.activation);
+    out->act = static_cast<std::int32_t>(*d.activation);
   }
   if (d.c % d.groups != 0 || d.k % d.groups != 0) {
     ANVIL_THROW(ErrorCode::kInvalidArgument, name, ": groups ", d.groups,
@@ -237,7 +278,7 @@ void launchConv2dTensorCore(DeviceRuntime& runtime, Stream stream, const Conv2dD
                 ": sizes beyond 32-bit index math (padded extent, stride, dilated window, or "
                 "c / groups * r * s must stay below 2^31)");
   }
-  if (d.n == 0 || d.k == 0) return;
+  if (d.n == 0 || d.k == 0) return false;
   const std::int64_t oh = d.outH(), ow = d.outW();
   if (oh < 1 || ow < 1) {
     ANVIL_THROW(ErrorCode::kInvalidArgument, name, ": output ", oh, " x ", ow,
@@ -256,25 +297,115 @@ void launchConv2dTensorCore(DeviceRuntime& runtime, Stream stream, const Conv2dD
                 ": y and z overlap; they must be the same tensor (in place) or disjoint");
   }
   for (const auto& [what, p, bytes] : {std::tuple{"x", static_cast<const void*>(d.x), xSpan * 4},
-                                       {"weight", weight, wSpan * 2},
+                                       {"weight", weight, wSpan * wBytes},
                                        {"bias", static_cast<const void*>(d.bias), d.bias ? d.k * 4 : 0}}) {
     if (overlap(d.y, ySpan * 4, p, bytes)) {
       ANVIL_THROW(ErrorCode::kInvalidArgument, name, ": output y overlaps input ", what);
     }
   }
-  DeviceRange ranges[5];
-  std::size_t count = 0;
   for (const auto& [p, bytes, what] :
-       {std::tuple{static_cast<const void*>(d.x), xSpan * 4, "x"}, {weight, wSpan * 2, "weight"},
+       {std::tuple{static_cast<const void*>(d.x), xSpan * 4, "x"}, {weight, wSpan * wBytes, "weight"},
         {static_cast<const void*>(d.bias), d.k * 4, "bias"}, {static_cast<const void*>(d.z), ySpan * 4, "z"},
         {static_cast<const void*>(d.y), ySpan * 4, "y"}}) {
-    if (p != nullptr && bytes > 0) ranges[count++] = DeviceRange{p, static_cast<std::size_t>(bytes), what};
+    if (p != nullptr && bytes > 0) out->ranges[out->count++] = DeviceRange{p, static_cast<std::size_t>(bytes), what};
   }
+  out->oh = oh;
+  out->ow = ow;
+  return true;
+}
+
+// The INT8 quantization's own checks, and its scale and offset ranges (`features` each).
+void checkInt8Quant(const char* name, const Int8Quant& q, std::int64_t features, std::int64_t k,
+                    DeviceRange* ranges, std::size_t* count) {
+  if (q.scale == nullptr || q.offset == nullptr) {
+    ANVIL_THROW(ErrorCode::kInvalidArgument, name, ": null ", q.scale == nullptr ? "scale" : "offset");
+  }
+  if (!(q.xInv > 0.0f) || !std::isfinite(q.xInv)) {
+    ANVIL_THROW(ErrorCode::kInvalidArgument, name, ": xInv ", q.xInv, " is not a positive finite 1 / scale");
+  }
+  if (q.xZero < 0 || q.xZero > 255) {
+    ANVIL_THROW(ErrorCode::kInvalidArgument, name, ": zero point ", q.xZero, " is off the u8 grid");
+  }
+  // |sum (q - 128) w| and |offset| stay below 2^31 (the CPU kernels' bound, kI8MaxK).
+  if (k > kInt8TensorCoreMaxK) {
+    ANVIL_THROW(ErrorCode::kInvalidArgument, name, ": k ", k, " is above ", kInt8TensorCoreMaxK,
+                ", beyond exact s32 sums");
+  }
+  // The output's range is the last one the shape checks recorded.
+  const DeviceRange& out = ranges[*count - 1];
+  for (const auto& [what, p] : {std::pair<const char*, const void*>{"scale", q.scale}, {"offset", q.offset}}) {
+    if (overlap(out.ptr, static_cast<std::int64_t>(out.bytes), p, features * 4)) {
+      ANVIL_THROW(ErrorCode::kInvalidArgument, name, ": the output overlaps the ", what, " array");
+    }
+  }
+  ranges[(*count)++] = DeviceRange{q.scale, static_cast<std::size_t>(features) * 4, "scale"};
+  ranges[(*count)++] = DeviceRange{q.offset, static_cast<std::size_t>(features) * 4, "offset"};
+}
+
+kernels::I8QuantArgs quantArgs(const Int8Quant& q) {
+  return kernels::I8QuantArgs{q.scale, q.offset, q.xInv, q.xZero};
+}
+
+void launchPacked(DeviceRuntime& runtime, Stream stream, const char* name, const void* pack, std::size_t bytes,
+                  const LaunchShape& s, const DeviceRange* ranges, std::size_t count) {
+  KernelLaunch k;
+  k.name = name;
+  k.args = pack;
+  k.argBytes = bytes;
+  k.ranges = ranges;
+  k.rangeCount = count;
+  runtime.launch(k, s, stream);
+}
+
+}  // namespace
+
+void launchConv2dTensorCore(DeviceRuntime& runtime, Stream stream, const Conv2dDesc& d,
+                            const void* weight, DataType operandType) {
+  const char* name = conv2dTensorCoreKernelName(operandType);
+  ANVIL_CHECK(operandType != DataType::kI8, ErrorCode::kInvalidArgument, name,
+              ": an INT8 conv needs its quantization (launchConv2dInt8TensorCore)");
+  CheckedConv c;
+  if (!checkConvTc(name, d, weight, 2, &c)) return;
   if (operandType == DataType::kF16) {
-    launchConvTyped<__half>(runtime, stream, name, d, weight, act, oh, ow, ranges, count);
+    launchConvTyped<__half>(runtime, stream, name, d, weight, c.act, c.oh, c.ow, c.ranges, c.count);
   } else {
-    launchConvTyped<__nv_bfloat16>(runtime, stream, name, d, weight, act, oh, ow, ranges, count);
+    launchConvTyped<__nv_bfloat16>(runtime, stream, name, d, weight, c.act, c.oh, c.ow, c.ranges, c.count);
   }
+}
+
+void launchGemmInt8TensorCore(DeviceRuntime& runtime, Stream stream, const GemmDesc& d, const Int8Quant& q) {
+  const char* name = kernels::kGemmTcI8Kernel;
+  ANVIL_CHECK(d.dtype == DataType::kI8 && d.transB, ErrorCode::kInvalidArgument, name,
+              ": B must be s8 (dtype i8) with its features as rows (transB)");
+  ANVIL_CHECK(d.alpha == 1.0f, ErrorCode::kInvalidArgument, name, ": alpha ", d.alpha,
+              " must be 1 (fold it into the scale)");
+  CheckedGemm c;
+  if (!checkGemmTc(name, d, 1, &c)) return;
+  checkInt8Quant(name, q, d.n, d.k, c.ranges, &c.count);
+  kernels::GemmI8Args args{};
+  args.a = static_cast<const float*>(d.a);
+  args.b = static_cast<const signed char*>(d.b);
+  args.bias = static_cast<const float*>(d.bias);
+  args.z = static_cast<const float*>(d.z);
+  args.c = static_cast<float*>(d.c);
+  setGemmShapeAndEpilogue(&args, d, c.act);
+  args.transA = d.transA ? 1 : 0;
+  args.q = quantArgs(q);
+  const auto pack = packArgs<kernels::GemmI8Args>(args);
+  launchPacked(runtime, stream, name, &pack, sizeof pack, gemmShape(d), c.ranges, c.count);
+}
+
+void launchConv2dInt8TensorCore(DeviceRuntime& runtime, Stream stream, const Conv2dDesc& d, const void* weight,
+                                const Int8Quant& q) {
+  const char* name = kernels::kConv2dTcI8Kernel;
+  CheckedConv c;
+  if (!checkConvTc(name, d, weight, 1, &c)) return;
+  checkInt8Quant(name, q, d.k, d.c / d.groups * d.r * d.s, c.ranges, &c.count);
+  kernels::Conv2dI8Args args{};
+  args.conv = conv2dArgs(d, static_cast<const signed char*>(weight), c.act, c.oh, c.ow);
+  args.q = quantArgs(q);
+  const auto pack = packArgs<kernels::Conv2dI8Args>(args);
+  launchPacked(runtime, stream, name, &pack, sizeof pack, convShape(d, c.oh, c.ow), c.ranges, c.count);
 }
 
 }  // namespace anvil::cuda

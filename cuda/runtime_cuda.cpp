@@ -58,6 +58,7 @@ const KernelEntry* findDeviceKernel(std::string_view name) {
     addNormPoolDeviceKernels(t);
     addMovementDeviceKernels(t);
     addGemmTensorCoreDeviceKernels(t);
+    addGemmI8TensorCoreDeviceKernels(t);
     return t;
   }();
   for (const KernelEntry& e : table) {

@@ -49,3 +49,54 @@ template <typename T>
 using Conv2dTcArgsOf = Conv2dArgsOf<T>;
 
 }  // namespace anvil::cuda::kernels
+
+namespace anvil::cuda::kernels {
+
+// ---- INT8 (gemm_tc_i8.cuh): s8 x s8 WMMA 16x16x16 with s32 accumulators, sm_72+ ----
+
+inline constexpr const char* kGemmTcI8Kernel = "i8_gemm_wmma_64x64x16";
+inline constexpr const char* kConv2dTcI8Kernel = "i8_conv2d_implicit_gemm_wmma_64x64x16";
+
+// How an INT8 tensor-core kernel quantizes and dequantizes, with the CPU INT8 kernels' grid
+// (cpu/tactics/int8_gemm.h): an f32 activation x becomes q = clamp(rint(x * xInv) + xZero, 0,
+// 255) (NaN -> xZero), staged as the s8 q - 128 (WMMA multiplies s8 by s8; u8 x s8 has no
+// WMMA shape). Weights are s8 per output feature f. The exact s32 sum of (q - 128) * w over k
+// minus offset[f] = (xZero - 128) * sum_k w[f][k] is sum (q - xZero) * w, the CPU kernels'
+// integer; it becomes float(that) * scale[f], scale = (s_x * s_w[f]) * alpha.
+struct I8QuantArgs {
+  const float* scale;          // [features]
+  const std::int32_t* offset;  // [features]
+  float xInv;
+  std::int32_t xZero;
+};
+
+// C = clip(act(dequantized op(A) op(B) + bias[n] + beta * Z)): A f32 (M x K, or K x M with
+// transA), quantized per tensor as it is staged; B s8, N rows of K (row stride ldb >= K,
+// batch stride strideB): op(B) = B^T, the weight's features as rows; bias, Z and C f32.
+// alpha lives in q.scale.
+struct GemmI8Args {
+  const float* a;
+  const signed char* b;
+  const float* bias;
+  const float* z;
+  float* c;
+  std::int64_t batch, m, n, k;
+  std::int64_t lda, ldb, ldc, ldz;
+  std::int64_t strideA, strideB, strideC, strideZ;
+  float alpha, beta;  // alpha is 1 (the launcher checks): folded into q.scale
+  std::int32_t act;
+  std::int32_t transA;  // 0 or 1
+  float clipLo = -INFINITY, clipHi = INFINITY;
+  float actAlpha = 0.0f, actBeta = 0.0f;
+  I8QuantArgs q;
+};
+
+// Conv2dArgsOf with s8 weights [k, c / groups, r, s] and the quantization (features = the k
+// output channels); x quantized per tensor as the im2col column is staged (a padding tap
+// stages xZero - 128, the quantized 0.0).
+struct Conv2dI8Args {
+  Conv2dArgsOf<signed char> conv;
+  I8QuantArgs q;
+};
+
+}  // namespace anvil::cuda::kernels

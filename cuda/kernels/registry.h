@@ -31,6 +31,7 @@ void addElementwiseDeviceKernels(std::vector<KernelEntry>& out);  // elementwise
 void addNormPoolDeviceKernels(std::vector<KernelEntry>& out);    // normpool.cu
 void addMovementDeviceKernels(std::vector<KernelEntry>& out);    // movement.cu
 void addGemmTensorCoreDeviceKernels(std::vector<KernelEntry>& out);  // gemm_tc.cu (WMMA)
+void addGemmI8TensorCoreDeviceKernels(std::vector<KernelEntry>& out);  // gemm_tc_i8.cu (s8 WMMA)
 
 // anvil_cuda_sim (kernels/sim_kernels.cpp); nullptr when absent.
 const KernelEntry* findSimKernel(std::string_view name);

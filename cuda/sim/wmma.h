@@ -1,5 +1,6 @@
 // The host emulation of the nvcuda::wmma subset our tensor-core kernels use (16x16x16
-// fragments of __half / __nv_bfloat16 operands, f32 accumulators), so they run in cuda/sim.
+// fragments of __half / __nv_bfloat16 operands with f32 accumulators, and of signed char
+// operands with int accumulators, sm_72's integer shape), so they run in cuda/sim.
 // Every lane holds the whole 16x16 tile (num_elements is 256 here, 8 on a GPU): kernels may
 // only apply the same operation to every element of a fragment, never rely on which element
 // a lane holds. Each call is warp-collective as on a GPU: all 32 lanes must make the same
@@ -52,6 +53,10 @@ inline float widen(float x) { return x; }
 inline float widen(__half x) { return __half2float(x); }
 inline float widen(__nv_bfloat16 x) { return __bfloat162float(x); }
 
+// The accumulator an operand type multiplies into: f32 for the float types, s32 for s8.
+template <typename T>
+using AccOf = std::conditional_t<std::is_same_v<T, signed char>, int, float>;
+
 // One wmma call as a warp rendezvous. The sim tells collectives apart by (op, width, bytes):
 // __syncwarp with a byte count no plain __syncwarp (4) uses, one per call kind, so a lane in
 // load_matrix_sync while another is in mma_sync is reported as divergent. Then lane 0's
@@ -97,8 +102,8 @@ struct MmaMemo {
   bool valid = false;
   T a[M * K];
   T b[K * N];
-  float c[M * N];
-  float d[M * N];
+  AccOf<T> c[M * N];
+  AccOf<T> d[M * N];
 };
 template <typename T, int M, int N, int K>
 MmaMemo<T, M, N, K>& memoOfWarp() {
@@ -114,10 +119,12 @@ MmaMemo<T, M, N, K>& memoOfWarp() {
 template <typename Use, int M, int N, int K, typename T, typename Layout = void>
 class fragment {
   static_assert(M == 16 && N == 16 && K == 16, "the sim emulates the 16x16x16 shape only");
-  static_assert(std::is_same_v<Use, accumulator> ? std::is_same_v<T, float>
+  static_assert(std::is_same_v<Use, accumulator> ? std::is_same_v<T, float> || std::is_same_v<T, int>
                                                  : std::is_same_v<T, __half> ||
-                                                       std::is_same_v<T, __nv_bfloat16>,
-                "the sim emulates __half / __nv_bfloat16 operands with f32 accumulators");
+                                                       std::is_same_v<T, __nv_bfloat16> ||
+                                                       std::is_same_v<T, signed char>,
+                "the sim emulates __half / __nv_bfloat16 operands with f32 accumulators and "
+                "signed char operands with int accumulators");
   static_assert(std::is_same_v<Use, accumulator> ? std::is_void_v<Layout>
                                                  : std::is_same_v<Layout, row_major> ||
                                                        std::is_same_v<Layout, col_major>,
@@ -153,8 +160,8 @@ void load_matrix_sync(fragment<Use, M, N, K, T, Layout>& f, const T* p, unsigned
   }
 }
 
-template <int M, int N, int K>
-void load_matrix_sync(fragment<accumulator, M, N, K, float>& f, const float* p, unsigned ldm,
+template <int M, int N, int K, typename Acc>
+void load_matrix_sync(fragment<accumulator, M, N, K, Acc>& f, const Acc* p, unsigned ldm,
                       layout_t layout) {
   detail::rendezvous(detail::Call::kLoad, "load_matrix_sync",
                      detail::checkedKey("load_matrix_sync", p, ldm, layout));
@@ -165,8 +172,8 @@ void load_matrix_sync(fragment<accumulator, M, N, K, float>& f, const float* p, 
   }
 }
 
-template <int M, int N, int K>
-void store_matrix_sync(float* p, const fragment<accumulator, M, N, K, float>& f, unsigned ldm,
+template <int M, int N, int K, typename Acc>
+void store_matrix_sync(Acc* p, const fragment<accumulator, M, N, K, Acc>& f, unsigned ldm,
                        layout_t layout) {
   detail::rendezvous(detail::Call::kStore, "store_matrix_sync",
                      detail::checkedKey("store_matrix_sync", p, ldm, layout));
@@ -185,6 +192,7 @@ void mma_sync(fragment<accumulator, M, N, K, float>& d,
               const fragment<matrix_a, M, N, K, T, LayoutA>& a,
               const fragment<matrix_b, M, N, K, T, LayoutB>& b,
               const fragment<accumulator, M, N, K, float>& c) {
+  static_assert(!std::is_same_v<T, signed char>, "s8 operands accumulate into int fragments");
   detail::rendezvous(detail::Call::kMma, "mma_sync");
   detail::MmaMemo<T, M, N, K>& memo = detail::memoOfWarp<T, M, N, K>();
   if (memo.valid && std::memcmp(memo.a, a.x, sizeof memo.a) == 0 &&
@@ -200,6 +208,37 @@ void mma_sync(fragment<accumulator, M, N, K, float>& d,
         s = std::fma(detail::widen(a.x[i * K + k]), detail::widen(b.x[k * N + j]), s);
       }
       out[i * N + j] = s;
+    }
+  }
+  std::memcpy(memo.a, a.x, sizeof memo.a);
+  std::memcpy(memo.b, b.x, sizeof memo.b);
+  std::memcpy(memo.c, c.x, sizeof memo.c);  // before d: d may be c
+  std::memcpy(memo.d, out, sizeof memo.d);
+  memo.valid = true;
+  std::memcpy(d.x, out, sizeof out);
+}
+
+// d = a . b + c for s8 operands: s32 accumulation, exact (the sim sums in int64 and wraps to
+// int32 as the hardware's adders do; the kernels keep K small enough that no sum wraps, so
+// the result is the exact integer dot product whatever the order). d may be c.
+template <int M, int N, int K, typename LayoutA, typename LayoutB>
+void mma_sync(fragment<accumulator, M, N, K, int>& d,
+              const fragment<matrix_a, M, N, K, signed char, LayoutA>& a,
+              const fragment<matrix_b, M, N, K, signed char, LayoutB>& b,
+              const fragment<accumulator, M, N, K, int>& c) {
+  detail::rendezvous(detail::Call::kMma, "mma_sync");
+  detail::MmaMemo<signed char, M, N, K>& memo = detail::memoOfWarp<signed char, M, N, K>();
+  if (memo.valid && std::memcmp(memo.a, a.x, sizeof memo.a) == 0 &&
+      std::memcmp(memo.b, b.x, sizeof memo.b) == 0 && std::memcmp(memo.c, c.x, sizeof memo.c) == 0) {
+    std::memcpy(d.x, memo.d, sizeof memo.d);
+    return;
+  }
+  int out[M * N];
+  for (int i = 0; i < M; ++i) {
+    for (int j = 0; j < N; ++j) {
+      std::int64_t s = c.x[i * N + j];
+      for (int k = 0; k < K; ++k) s += std::int64_t{a.x[i * K + k]} * b.x[k * N + j];
+      out[i * N + j] = static_cast<int>(static_cast<std::uint32_t>(s));
     }
   }
   std::memcpy(memo.a, a.x, sizeof memo.a);

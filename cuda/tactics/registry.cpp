@@ -12,6 +12,7 @@ void registerCudaKernels(Kernels& k) {
   cuda::tactics::addNormPoolKernels(k);
   cuda::tactics::addMovementKernels(k);
   cuda::tactics::addTensorCoreKernels(k);
+  cuda::tactics::addInt8TensorCoreKernels(k);
   cuda::tactics::addCublasLtKernels(k);  // gpuOnly: timed against our kernels where a GPU is
   cuda::tactics::addCudnnKernels(k);     // gpuOnly too
   cuda::tactics::addJitKernels(k);

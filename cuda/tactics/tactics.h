@@ -26,6 +26,9 @@ bool cudnnServes(const ir::Node& n, const std::vector<ir::TensorType>& types);
 // linear_tc.cpp: f16 / bf16 MatMul, Gemm and their fused forms on tensor cores (WMMA). After
 // the f32 families, so that an f32 node keeps the SIMT kernels as its first choice.
 void addTensorCoreKernels(runtime::Kernels& k);
+// linear_tc_i8.cpp: INT8 MatMul, Gemm, Conv and their fused forms on s8 tensor cores (WMMA),
+// quantized as the CPU INT8 kernels quantize.
+void addInt8TensorCoreKernels(runtime::Kernels& k);
 void addJitKernels(runtime::Kernels& k);  // elementwise_jit.cpp: FusedElementwise compiled with NVRTC (gpuOnly)
 
 }  // namespace anvil::cuda::tactics

@@ -1,6 +1,6 @@
-// The SIMT GEMM and implicit-GEMM convolution on a GPU through the real runtime: the same
-// cases and reference loops as the sim tests (linear_test_common.h), skipped with
-// "no CUDA device" where there is none. The device's expf/erfcf/tanhf are within a few ulp of
+// The SIMT GEMM and implicit-GEMM convolution, and the INT8 tensor-core ones, on a GPU through
+// the real runtime: the same cases and reference loops as the sim tests (linear_test_common.h,
+// linear_i8_test_common.h), skipped with "no CUDA device" where there is none. The device's expf/erfcf/tanhf are within a few ulp of
 // the host's, well inside the 1e-5 relative part of the bound.
 #include <gtest/gtest.h>
 
@@ -9,8 +9,10 @@
 #include "cuda/device.h"
 #include "cuda/arg_pack.h"
 #include "cuda/kernels/linear_args.h"
+#include "cuda/kernels/gemm_tc_args.h"
 #include "cuda/kernels/registry.h"
 #include "cuda/linear.h"
+#include "tests/cuda/linear_i8_test_common.h"
 #include "tests/cuda/linear_test_common.h"
 
 namespace anvil::cuda {
@@ -51,6 +53,45 @@ TEST(CudaDeviceLinear, EveryKernelIsRegistered) {
   const kernels::KernelEntry* conv = kernels::findDeviceKernel(conv2dKernelName());
   ASSERT_NE(conv, nullptr);
   EXPECT_EQ(conv->argBytes, sizeof(ArgPack<kernels::Conv2dArgs>));
+}
+
+// The INT8 tensor-core kernels are registered under the launchers' names with their pack sizes.
+TEST(CudaDeviceLinear, Int8TensorCoreKernelsAreRegistered) {
+  const kernels::KernelEntry* gemm = kernels::findDeviceKernel(gemmTensorCoreKernelName(DataType::kI8));
+  ASSERT_NE(gemm, nullptr);
+  EXPECT_EQ(gemm->argBytes, sizeof(ArgPack<kernels::GemmI8Args>));
+  const kernels::KernelEntry* conv = kernels::findDeviceKernel(conv2dTensorCoreKernelName(DataType::kI8));
+  ASSERT_NE(conv, nullptr);
+  EXPECT_EQ(conv->argBytes, sizeof(ArgPack<kernels::Conv2dI8Args>));
+}
+
+// The INT8 tensor cores on a GPU: exact integer sums (odd shapes, saturation), the epilogues,
+// and convolutions with padding taps, against the same integer references as the sim.
+TEST(CudaDeviceLinear, Int8TensorCores) {
+  GPU_RUNTIME_OR_SKIP(rt);
+  const Stream s = rt->createStream();
+  for (std::int64_t m : {1, 17, 130})
+    for (std::int64_t k : {7, 33, 1031}) {
+      I8GemmCase g;
+      g.m = m, g.n = 150 - m, g.k = k, g.zp = int(k % 200);
+      checkGemm(*rt, s, g, true);
+      g.inputs = 1, g.weights = 1;
+      checkGemm(*rt, s, g, true);
+    }
+  int i = 0;
+  for (Activation a : kAllActivations) {
+    I8GemmCase g;
+    g.batch = 2, g.m = 65, g.n = 70, g.k = 100, g.exact = false, g.zp = 10 + 20 * i++;
+    g.epi.bias = true, g.epi.z = i % 2 == 0, g.epi.act = a;
+    checkGemm(*rt, s, g, true);
+  }
+  I8ConvCase c;
+  c.n = 2, c.c = 17, c.h = 14, c.w = 13, c.k = 65, c.r = 3, c.s = 3, c.zp = 9;
+  c.padTop = c.padLeft = c.padBottom = c.padRight = 1;
+  checkConv(*rt, s, c, true);
+  c.groups = 5, c.c = 15, c.strideH = c.strideW = 2, c.exact = false, c.epi.bias = true, c.epi.act = Activation::kRelu;
+  checkConv(*rt, s, c, true);
+  rt->destroyStream(s);
 }
 
 TEST(CudaDeviceLinear, GemmShapesAndTransposes) {

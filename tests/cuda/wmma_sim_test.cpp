@@ -1,6 +1,7 @@
 // The sim's emulation of nvcuda::wmma (cuda/sim/wmma.h): one 16x16x16 multiply-accumulate per
 // warp in every operand layout and with padded rows (ldm > 16), against a double reference on
-// the same rounded operands; and the GPU's rules it enforces (all 32 lanes, the same call,
+// the same rounded operands, and s8 x s8 into s32 exactly against an integer reference (the
+// range's ends included); and the GPU's rules it enforces (all 32 lanes, the same call,
 // uniform and aligned pointers).
 #include <gtest/gtest.h>
 
@@ -109,6 +110,88 @@ TEST(WmmaSim, MmaEveryLayoutBF16) {
     checkTile<__nv_bfloat16, wmma::col_major, wmma::row_major>(ld, false, false);
     checkTile<__nv_bfloat16, wmma::col_major, wmma::col_major>(ld, true, true);
   }
+}
+
+// D = A . B + C in s8 x s8 -> s32, then + 1 per element (a uniform op on int fragments).
+template <typename LA, typename LB>
+__global__ void mmaTileI8(const signed char* a, const signed char* b, unsigned ld, const int* c, int* d,
+                          unsigned ldc) {
+  wmma::fragment<wmma::matrix_a, 16, 16, 16, signed char, LA> fa;
+  wmma::fragment<wmma::matrix_b, 16, 16, 16, signed char, LB> fb;
+  wmma::fragment<wmma::accumulator, 16, 16, 16, int> acc;
+  wmma::load_matrix_sync(fa, a, ld);
+  wmma::load_matrix_sync(fb, b, ld);
+  if (c != nullptr) {
+    wmma::load_matrix_sync(acc, c, ldc, wmma::mem_row_major);
+  } else {
+    wmma::fill_fragment(acc, 0);
+  }
+  wmma::mma_sync(acc, fa, fb, acc);
+  for (int e = 0; e < acc.num_elements; ++e) acc.x[e] += 1;
+  wmma::store_matrix_sync(d, acc, ldc, wmma::mem_row_major);
+}
+
+// `fill`: 0 random s8, 1 every operand -128 (the largest product, 16384, 16 times), 2 A = 127
+// and B = -128 (the most negative sums); C near the s32 ends so that only an exact sum lands.
+template <typename LA, typename LB>
+void checkTileI8(unsigned ld, int fill, bool withC) {
+  constexpr bool kRowA = std::is_same_v<LA, wmma::row_major>;
+  constexpr bool kRowB = std::is_same_v<LB, wmma::row_major>;
+  SCOPED_TRACE(std::string(kRowA ? "A row" : "A col") + (kRowB ? " B row" : " B col") + " ld=" +
+               std::to_string(ld) + " fill=" + std::to_string(fill) + (withC ? " +C" : ""));
+  std::mt19937 rng(ld * 5 + fill);
+  std::uniform_int_distribution<int> u(-128, 127);
+  Aligned<signed char> a(16 * ld), b(16 * ld);
+  Aligned<int> c(16 * 24), d(16 * 24);
+  for (unsigned i = 0; i < 16 * ld; ++i) {
+    a.data()[i] = static_cast<signed char>(fill == 0 ? u(rng) : fill == 1 ? -128 : 127);
+    b.data()[i] = static_cast<signed char>(fill == 0 ? u(rng) : -128);
+  }
+  for (int i = 0; i < 16 * 24; ++i) {
+    c.data()[i] = fill == 1 ? 0x7fffffff - 16 * 16384 - 1 - i : fill == 2 ? -0x7fffffff + 16 * 16256 + i : u(rng) * 1000;
+    d.data()[i] = -7;
+  }
+  auto A = [&](int i, int k) { return std::int64_t{kRowA ? a.data()[i * ld + k] : a.data()[k * ld + i]}; };
+  auto B = [&](int k, int j) { return std::int64_t{kRowB ? b.data()[k * ld + j] : b.data()[j * ld + k]}; };
+  sim::launch(dim3(1), dim3(32), 0, &mmaTileI8<LA, LB>, static_cast<const signed char*>(a.data()),
+              static_cast<const signed char*>(b.data()), ld, withC ? static_cast<const int*>(c.data()) : nullptr,
+              d.data(), 24u);
+  for (int i = 0; i < 16; ++i) {
+    for (int j = 0; j < 16; ++j) {
+      std::int64_t want = withC ? c.data()[i * 24 + j] : 0;
+      for (int k = 0; k < 16; ++k) want += A(i, k) * B(k, j);
+      ASSERT_EQ(d.data()[i * 24 + j], want + 1) << "(" << i << ", " << j << ")";
+    }
+    for (int j = 16; j < 24; ++j) ASSERT_EQ(d.data()[i * 24 + j], -7) << "padding (" << i << ", " << j << ") written";
+  }
+}
+
+TEST(WmmaSim, MmaS8IntoS32IsExact) {
+  for (unsigned ld : {16u, 32u, 48u}) {
+    checkTileI8<wmma::row_major, wmma::col_major>(ld, 0, ld == 32);
+    checkTileI8<wmma::row_major, wmma::row_major>(ld, 0, ld != 32);
+    checkTileI8<wmma::col_major, wmma::col_major>(ld, 0, true);
+    checkTileI8<wmma::col_major, wmma::row_major>(ld, 0, false);
+  }
+  for (int fill : {1, 2}) {
+    checkTileI8<wmma::row_major, wmma::col_major>(16, fill, true);
+    checkTileI8<wmma::row_major, wmma::col_major>(16, fill, false);
+  }
+}
+
+// An s8 load with ldm 8 (8 bytes: WMMA wants a multiple of 16 bytes) is refused.
+__global__ void loadI8WithLdm(const signed char* a, unsigned ldm) {
+  wmma::fragment<wmma::matrix_a, 16, 16, 16, signed char, wmma::row_major> fa;
+  wmma::load_matrix_sync(fa, a, ldm);
+}
+
+TEST(WmmaSim, S8LoadNeedsSixteenByteRows) {
+  Aligned<signed char> a(16 * 32);
+  EXPECT_NO_THROW(sim::launch(dim3(1), dim3(32), 0, &loadI8WithLdm, static_cast<const signed char*>(a.data()), 16u));
+  EXPECT_THROW(sim::launch(dim3(1), dim3(32), 0, &loadI8WithLdm, static_cast<const signed char*>(a.data()), 8u),
+               Error);
+  EXPECT_THROW(sim::launch(dim3(1), dim3(32), 0, &loadI8WithLdm, static_cast<const signed char*>(a.data()) + 16, 16u),
+               Error);  // 16 bytes in: not 256-bit aligned
 }
 
 // Lanes 0-15 load while 16-31 fill: a divergent warp collective.
