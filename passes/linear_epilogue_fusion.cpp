@@ -257,7 +257,7 @@ bool fuse(ir::Graph& g, ir::Node& lin) {
     inputs.push_back(f.z);
   }
   while (!inputs.empty() && !inputs.back()) inputs.pop_back();
-  linear::replaceChain(g, f.last, f.dead, fusedOp, domain, lin.name(), inputs, f.attrs);
+  linear::replaceChain(g, f.last, f.dead, fusedOp, domain, lin.name(), inputs, f.attrs, &lin);
   return true;
 }
 

@@ -47,18 +47,23 @@ inline ir::Value* addConstant(ir::Graph& g, const std::string& base, ir::Tensor 
 // `op`(`inputs`) whose single output takes over `last`: its users, its graph-output slots
 // and its name, so a graph output is never renamed. The new node is appended (the
 // pattern driver re-sorts); its output type is `last`'s type until inference runs, its
-// output metadata `last`'s, its precision and device those of `last`'s producer.
+// output metadata `last`'s, its precision, device and tactic parameters those of
+// `principal` — the node the chain is built around (the Conv or MatMul whose epilogue
+// absorbs a Relu: a Q/DQ model's INT8 precision and input grid live on it) — or, without
+// one, of `last`'s producer.
 inline ir::Node* replaceChain(ir::Graph& g, ir::Value* last, const std::vector<ir::Node*>& dead,
                               std::string op, std::string domain, std::string nodeName,
-                              std::vector<ir::Value*> inputs, ir::Attributes attrs) {
+                              std::vector<ir::Value*> inputs, ir::Attributes attrs,
+                              const ir::Node* principal = nullptr) {
   // Everything is taken by value: the arguments often refer to the nodes removed here.
   const std::string name = last->name();
   const ir::TensorType type = last->type();
   ir::Value meta;  // `last`'s layout, quantization and device, which the new output keeps
   meta.copyMetaFrom(*last);
-  const ir::Node* producer = last->producer();
+  const ir::Node* producer = principal ? principal : last->producer();
   const ir::DataType precision = producer ? producer->precision() : ir::DataType::kUndefined;
   const ir::Device device = producer ? producer->device() : ir::Device::kCPU;
+  ir::Attributes tacticParams = producer ? producer->tacticParams() : ir::Attributes{};
   // Park the uses on a placeholder and keep the new inputs alive with an output-less
   // keeper node, so that dropping the old value (and freeing its name) loses nothing.
   ir::Value* hold = g.addValue(freshName(g, name + "__hold"), type);
@@ -72,6 +77,7 @@ inline ir::Node* replaceChain(ir::Graph& g, ir::Value* last, const std::vector<i
   n->attrs() = std::move(attrs);
   n->setPrecision(precision);
   n->setDevice(device);
+  n->tacticParams() = std::move(tacticParams);
   n->output(0)->setType(type);
   n->output(0)->copyMetaFrom(meta);
   g.replaceAllUses(hold, n->output(0));

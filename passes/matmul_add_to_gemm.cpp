@@ -44,7 +44,7 @@ bool toGemm(ir::Graph& g, ir::Node& add) {
       ok = cm == 1 || (M.isStatic() && M.value() == cm);
     }
     if (!ok) continue;
-    linear::replaceChain(g, add.output(0), {&add, mm}, "Gemm", "", mm->name(), {a, b, cv}, {});
+    linear::replaceChain(g, add.output(0), {&add, mm}, "Gemm", "", mm->name(), {a, b, cv}, {}, mm);
     return true;
   }
   return false;

@@ -482,6 +482,41 @@ TEST(LinearEpilogueFusion, BatchedMatMulBiasAndRelu) {
             w);
 }
 
+// The fused node is the linear layer with its epilogue: it keeps the layer's precision,
+// device and tactic parameters (a Q/DQ model's INT8 and its input grid live on the Conv),
+// not those of the Relu it absorbed. Likewise MatMul + Add -> Gemm keeps the MatMul's.
+TEST(LinearEpilogueFusion, FusedNodeKeepsTheLinearLayersPrecisionAndTacticParams) {
+  ir::WeightMap w{{"w", randomTensor(DataType::kF32, {4, 3, 1, 1}, 41)},
+                  {"mw", randomTensor(DataType::kF32, {4, 6}, 42)},
+                  {"mb", randomTensor(DataType::kF32, {6}, 43)}};
+  ir::Model m = ir::parseIrText("graph @main(%x: f32[1,3,5,5], %a: f32[3,4]) -> (%y: f32[1,4,5,5], %z: f32[3,6]) {\n"
+                                "  %w = const f32[4,3,1,1] @w\n"
+                                "  %0 = Conv(%x, %w)\n"
+                                "  %y = Relu(%0)\n"
+                                "  %mw = const f32[4,6] @mw\n"
+                                "  %mb = const f32[6] @mb\n"
+                                "  %1 = MatMul(%a, %mw)\n"
+                                "  %z = Add(%1, %mb)\n"
+                                "}\n",
+                                w);
+  ir::inferShapes(*m.graph);
+  for (ir::Node* n : m.graph->nodes()) {
+    if (n->op() != "Conv" && n->op() != "MatMul") continue;
+    n->setPrecision(DataType::kI8);
+    n->tacticParams().set("input_scale", 0.125f);
+  }
+  EXPECT_EQ(passes::fuseLinearEpilogues(*m.graph, {}).changed, 1);
+  EXPECT_EQ(passes::fuseMatMulAdd(*m.graph, {}).changed, 1);
+  int seen = 0;
+  for (const ir::Node* n : m.graph->nodes()) {
+    if (n->op() != "FusedConv" && n->op() != "Gemm") continue;
+    ++seen;
+    EXPECT_EQ(n->precision(), DataType::kI8) << n->op();
+    EXPECT_EQ(n->tacticParams().getFloat("input_scale", 0.0f), 0.125f) << n->op();
+  }
+  EXPECT_EQ(seen, 2) << print(*m.graph);
+}
+
 TEST(LinearEpilogueFusion, ConvBiasAddAloneBecomesConvBias) {
   ir::WeightMap w{{"w", randomTensor(DataType::kF32, {4, 3, 1, 1}, 36)}, {"bb", randomTensor(DataType::kF32, {4, 1, 1}, 37)}};
   checkPass(passes::fuseLinearEpilogues,
