@@ -63,9 +63,12 @@ struct QdqNet {
 TEST(QdqFusion, LinearLayersComputeInInt8OnTheirInputsGrid) {
   QdqNet net(DataType::kI8, -3, true);
   const passes::PassResult r = passes::fuseQdq(net.g, {});
-  EXPECT_EQ(r.stats, "2 weight DequantizeLinear folded, 2 linear layers in INT8 from their Q/DQ");
-  // The Conv reads x; x carries the u8 form of the s8 grid (zero point -3 + 128).
-  EXPECT_EQ(net.conv->input(0)->name(), "x");
+  EXPECT_EQ(r.stats,
+            "2 weight DequantizeLinear folded, 2 linear layers in INT8 from their Q/DQ, 1 requantized as "
+            "onnxruntime does");
+  // The Conv reads x's DequantizeLinear (values on the grid), which carries the u8 form of
+  // the s8 grid (zero point -3 + 128).
+  EXPECT_EQ(net.conv->input(0)->name(), "x_dqv");
   EXPECT_EQ(net.conv->precision(), DataType::kI8);
   EXPECT_EQ(net.conv->tacticParams().getString(passes::kPrecisionReasonAttr, ""), "model");
   const auto& xq = net.conv->input(0)->quantization();
@@ -85,21 +88,88 @@ TEST(QdqFusion, LinearLayersComputeInInt8OnTheirInputsGrid) {
   // The Add keeps its Q/DQ (it rounds to the model's grid); the Gemm reads the Flatten
   // output, its per-tensor weight scale repeated along its output axis (1: no transB).
   EXPECT_EQ(net.add->input(0)->producer()->op(), "DequantizeLinear");
-  EXPECT_EQ(net.gemm->input(0)->name(), "f");
+  EXPECT_EQ(net.gemm->input(0)->name(), "f_dqv");
   EXPECT_EQ(net.gemm->precision(), DataType::kI8);
   const auto& fw = net.gemm->input(1)->quantization();
   ASSERT_TRUE(fw && fw->axis);
   EXPECT_EQ(*fw->axis, 1);
   EXPECT_EQ(fw->scale.numel(), 4);
   EXPECT_EQ(fw->scale.data<float>()[3], 0.03f);
-  // The Q/DQ pairs the layers absorbed are gone; the Add's stays.
+  // The Conv's output only a QuantizeLinear reads: onnxruntime's requantization (no bias:
+  // zeros), the QuantizeLinear rounding steps (scale 1). The Gemm feeds the graph output.
+  EXPECT_EQ(net.conv->tacticParams().getFloat("qdq_out_scale", 0.0f), 0.2f);
+  EXPECT_EQ(net.conv->tacticParams().getInts("qdq_bias"), (std::vector<int64_t>{0, 0}));
+  const ir::Node* cq = net.g.users(net.conv->output(0)).at(0);
+  EXPECT_EQ(cq->op(), "QuantizeLinear");
+  ASSERT_TRUE(cq->input(1)->isInitializer());
+  EXPECT_EQ(cq->input(1)->initializer()->data<float>()[0], 1.0f);
+  EXPECT_FALSE(net.gemm->tacticParams().has("qdq_out_scale"));
+  // Every Q/DQ pair stays: the layers read the DequantizeLinear outputs.
   int q = 0, dq = 0;
   for (const auto& n : net.g.nodes()) {
     q += n->op() == "QuantizeLinear";
     dq += n->op() == "DequantizeLinear";
   }
-  EXPECT_EQ(q, 1);
-  EXPECT_EQ(dq, 1);
+  EXPECT_EQ(q, 3);
+  EXPECT_EQ(dq, 3);
+}
+
+// x -Q/DQ-> Conv(DQ(w), DQ(int32 bias, scale bs)) -> Q -> DQ -> y: the bias joins the
+// integer sum where its scale is s_x * s_w (onnxruntime's QLinearConv); on another grid the
+// f32 bias stays (the spec's path).
+struct BiasNet {
+  ir::Graph g;
+  ir::Node *conv = nullptr, *q = nullptr;
+  BiasNet(float biasScaleFactor) {
+    ir::Value* x = g.addValue("x", {DataType::kF32, Shape::fromExtents({1, 2, 3, 3})});
+    g.addInput(x);
+    auto f = [&](const std::string& n, float v) { return g.addInitializer(n, Tensor::scalar<float>(DataType::kF32, v)); };
+    auto z8 = [&](const std::string& n, int v) { return g.addInitializer(n, Tensor::scalar<int8_t>(DataType::kI8, int8_t(v))); };
+    ir::Node* xq = g.addNode("QuantizeLinear", "", "xq", {x, f("xs", 0.1f), z8("xz", 5)}, {"xqv"});
+    ir::Node* xdq = g.addNode("DequantizeLinear", "", "xdq", {xq->output(0), f("xs2", 0.1f), z8("xz2", 5)}, {"xd"});
+    Tensor wq(DataType::kI8, {2, 2, 1, 1});
+    for (int i = 0; i < 4; ++i) wq.data<int8_t>()[i] = int8_t(7 * i - 9);
+    ir::Node* wdq = g.addNode("DequantizeLinear", "", "wdq",
+                              {g.addInitializer("wq", wq),
+                               g.addInitializer("ws", Tensor::fromVector<float>(DataType::kF32, {2}, {0.01f, 0.03f})),
+                               g.addInitializer("wz", Tensor(DataType::kI8, {2}))},
+                              {"w"});
+    wdq->attrs().set("axis", int64_t(0));
+    const std::vector<float> bs = {0.1f * 0.01f * biasScaleFactor, 0.1f * 0.03f};
+    ir::Node* bdq = g.addNode("DequantizeLinear", "", "bdq",
+                              {g.addInitializer("bq", Tensor::fromVector<int32_t>(DataType::kI32, {2}, {-70001, 123457})),
+                               g.addInitializer("bs", Tensor::fromVector<float>(DataType::kF32, {2}, bs)),
+                               g.addInitializer("bz", Tensor(DataType::kI32, {2}))},
+                              {"b"});
+    bdq->attrs().set("axis", int64_t(0));
+    conv = g.addNode("Conv", "", "conv", {xdq->output(0), wdq->output(0), bdq->output(0)}, {"c"});
+    q = g.addNode("QuantizeLinear", "", "cq", {conv->output(0), f("cs", 0.25f), z8("cz", -4)}, {"cqv"});
+    ir::Node* dq = g.addNode("DequantizeLinear", "", "cdq", {q->output(0), f("cs2", 0.25f), z8("cz2", -4)}, {"y"});
+    g.addOutput(dq->output(0));
+    ir::inferShapes(g);
+  }
+};
+
+TEST(QdqFusion, Int32BiasJoinsTheIntegerSum) {
+  BiasNet net(1.0f);
+  passes::fuseQdq(net.g, {});
+  EXPECT_EQ(net.conv->precision(), DataType::kI8);
+  EXPECT_EQ(net.conv->input(2), nullptr);  // the f32 bias is gone
+  EXPECT_EQ(net.conv->tacticParams().getInts("qdq_bias"), (std::vector<int64_t>{-70001, 123457}));
+  EXPECT_EQ(net.conv->tacticParams().getFloat("qdq_out_scale", 0.0f), 0.25f);
+  EXPECT_EQ(net.q->input(1)->initializer()->data<float>()[0], 1.0f);
+  // The DequantizeLinear after it keeps the model's scale: y = 0.25 * (q + 4).
+  EXPECT_EQ(net.g.users(net.q->output(0)).at(0)->input(1)->initializer()->data<float>()[0], 0.25f);
+}
+
+TEST(QdqFusion, BiasOnAnotherGridKeepsTheSpecsPath) {
+  BiasNet net(1.5f);
+  passes::fuseQdq(net.g, {});
+  EXPECT_EQ(net.conv->precision(), DataType::kI8);
+  ASSERT_NE(net.conv->input(2), nullptr);
+  EXPECT_FLOAT_EQ(net.conv->input(2)->initializer()->data<float>()[1], 123457 * (0.1f * 0.03f));
+  EXPECT_FALSE(net.conv->tacticParams().has("qdq_out_scale"));
+  EXPECT_EQ(net.q->input(1)->initializer()->data<float>()[0], 0.25f);
 }
 
 TEST(QdqFusion, UnsignedGridsKeepTheirZeroPoint) {

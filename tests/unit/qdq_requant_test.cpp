@@ -1,0 +1,193 @@
+// A Q/DQ import's requantization in every INT8 kernel family (int8_support.h,
+// int8ModelRequant): a Conv / MatMul / Gemm with tactic params qdq_bias and qdq_out_scale
+// outputs float(acc + bias[f]) * ((s_x * s_w[f]) / s_y), onnxruntime's QLinearConv /
+// QLinearMatMul / QGemm value before its round half to even, bit for bit. The cases are
+// chosen (searched here, from fixed candidates) so that the spec's float path -- the f32
+// bias added to the dequantized sum, then a division by s_y -- rounds a step away for some
+// values: a kernel keeping that path fails.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "native_kernel_test_util.h"
+#include "runtime/executor.h"
+#include "runtime/kernel.h"
+
+namespace anvil::runtime {
+void registerNativeInt8Kernels(Kernels& k);
+void registerNativeInt8PixelsKernels(Kernels& k);
+void registerNativeInt8AmxKernels(Kernels& k);
+}  // namespace anvil::runtime
+
+namespace anvil {
+namespace {
+
+using ir::DataType;
+using ir::Tensor;
+using testing::nk::Built;
+using testing::nk::Dims;
+
+runtime::Kernels& registry() {
+  static runtime::Kernels* k = [] {
+    auto* r = new runtime::Kernels();
+    runtime::registerNativeInt8Kernels(*r);
+    runtime::registerNativeInt8PixelsKernels(*r);
+    runtime::registerNativeInt8AmxKernels(*r);
+    return r;
+  }();
+  return *k;
+}
+
+constexpr float kSx = 0.0123f, kSy = 0.0457f;
+constexpr int kZx = 131, kZy = 128;  // u8 zero points (an s8 grid's z + 128)
+constexpr int kPixels = 256;       // input q = 0 .. 255: every value of the grid
+
+// onnxruntime's requantized value (MlasRequantizeOutput: int32 acc + bias, to f32, times the
+// output scale X_scale * W_scale / Y_scale computed left to right in f32).
+float ortValue(int32_t acc, int32_t bias, float sw) { return float(acc + bias) * ((kSx * sw) / kSy); }
+// The spec's float path as the kernels computed it before: the dequantized sum, plus the
+// f32 bias (DequantizeLinear of the int32 bias with scale s_x * s_w), divided by s_y.
+float specValue(int32_t acc, int32_t bias, float sw) {
+  const float s = kSx * sw;
+  return (float(acc) * s + float(bias) * s) / kSy;
+}
+int32_t roundSat(float v, int zp) { return std::min(255, std::max(0, int32_t(std::nearbyint(v)) + zp)); }
+
+// One output feature: its weight (K = 1), scale and int32 bias.
+struct Feature {
+  int8_t q;
+  float sw;
+  int32_t bias;
+};
+
+// Features for which, over the input grid, the two paths round some value to different
+// integers (at least `want` of them), from a fixed sequence of candidates.
+std::vector<Feature> decidingFeatures(int want, int* decidingValues) {
+  std::vector<Feature> out;
+  *decidingValues = 0;
+  for (int c = 0; c < 200000 && int(out.size()) < want; ++c) {
+    // Scales that put float(acc + bias) * m across the whole output grid (ulps of ~1e-5).
+    const Feature f{int8_t(c % 2 ? 127 : -113), 0.02f + 1.3e-7f * float(c), (c * 7919) % 4001 - 2000};
+    int deciding = 0;
+    for (int q = 0; q < kPixels; ++q) {
+      const int32_t acc = (q - kZx) * f.q;
+      deciding += roundSat(ortValue(acc, f.bias, f.sw), kZy) != roundSat(specValue(acc, f.bias, f.sw), kZy);
+    }
+    if (deciding) {
+      out.push_back(f);
+      *decidingValues += deciding;
+    }
+  }
+  return out;
+}
+
+// The node: op on x (every grid value, on the grid: s_x * (q - z_x)) with K = 1 and the
+// features' weights s_w * q, each carrying its quantization, set to INT8 with the params.
+Built makeNode(const std::string& op, const std::vector<Feature>& fs) {
+  const int64_t N = int64_t(fs.size());
+  Built b;
+  auto g = std::make_unique<ir::Graph>();
+  Dims xd = op == "Conv" ? Dims{1, 1, 16, 16} : Dims{kPixels, 1};
+  Dims wd = op == "Conv" ? Dims{N, 1, 1, 1} : op == "Gemm" ? Dims{N, 1} : Dims{1, N};
+  Tensor x(DataType::kF32, xd), w(DataType::kF32, wd);
+  for (int q = 0; q < kPixels; ++q) x.data<float>()[q] = kSx * float(q - kZx);
+  std::vector<float> scales;
+  for (int64_t f = 0; f < N; ++f) {
+    w.data<float>()[f] = fs[size_t(f)].sw * float(fs[size_t(f)].q);
+    scales.push_back(fs[size_t(f)].sw);
+  }
+  ir::Value* xv = g->addValue("x", x.type());
+  g->addInput(xv);
+  xv->setQuantization(ir::Quantization{Tensor::scalar<float>(DataType::kF32, kSx),
+                                       Tensor::scalar<uint8_t>(DataType::kU8, uint8_t(kZx)), std::nullopt});
+  ir::Value* wv = g->addInitializer("w", w.clone());
+  wv->setQuantization(ir::Quantization{Tensor::fromVector<float>(DataType::kF32, {N}, scales),
+                                       Tensor(DataType::kI8, {N}), op == "MatMul" ? 1 : 0});
+  ir::Node* n = g->addNode(op, "", "n0", {xv, wv}, {"y"});
+  if (op == "Gemm") n->attrs().set("transB", int64_t(1));
+  if (op == "Conv") n->attrs().set("kernel_shape", std::vector<int64_t>{1, 1});
+  g->addOutput(n->output(0));
+  ir::inferShapes(*g);
+  n->setPrecision(DataType::kI8);
+  std::vector<int64_t> bias;
+  for (const Feature& f : fs) bias.push_back(f.bias);
+  n->tacticParams().set("qdq_bias", bias);
+  n->tacticParams().set("qdq_out_scale", kSy);
+  b.graph = std::move(g);
+  b.node = n;
+  b.tensors = {std::move(x), std::move(w)};
+  return b;
+}
+
+TEST(QdqRequant, EveryFamilyComputesOnnxruntimesValue) {
+  int deciding = 0;
+  const std::vector<Feature> fs = decidingFeatures(17, &deciding);  // 17: a partial vector of features
+  ASSERT_EQ(fs.size(), 17u);
+  ASSERT_GT(deciding, 0);
+  for (const std::string op : {"Conv", "MatMul", "Gemm"}) {
+    const Built b = makeNode(op, fs);
+    const int64_t N = int64_t(fs.size());
+    const Dims outDims = op == "Conv" ? Dims{1, N, 16, 16} : Dims{kPixels, N};
+    int ran = 0;
+    std::string names;
+    for (const runtime::Kernel* k : registry().all()) {
+      if (k->op != op || !k->domain.empty() || !k->supports(*b.node, b.types())) continue;
+      if (!runtime::hostHasAll(k->requirements)) continue;
+      ++ran;
+      names += " " + k->name;
+      const testing::nk::PreparedKernel pk = testing::nk::prepare(*k, b, 2);
+      auto ex = runtime::makeCpuExecutor(2);
+      const testing::nk::RunResult r = testing::nk::runKernel(*k, pk, b, outDims, *ex);
+      EXPECT_TRUE(r.guardsIntact && r.workspaceIntact) << k->name;
+      int mismatches = 0, specAgrees = 0;
+      for (int q = 0; q < kPixels; ++q)
+        for (int64_t f = 0; f < N; ++f) {
+          const Feature& ft = fs[size_t(f)];
+          const int32_t acc = (q - kZx) * ft.q;
+          const float want = ortValue(acc, ft.bias, ft.sw);
+          const float got = op == "Conv" ? r.out[size_t(f * kPixels + q)] : r.out[size_t(q * N + f)];
+          uint32_t a, c;
+          std::memcpy(&a, &got, 4);
+          std::memcpy(&c, &want, 4);
+          mismatches += a != c;
+          specAgrees += roundSat(got, kZy) == roundSat(specValue(acc, ft.bias, ft.sw), kZy);
+        }
+      EXPECT_EQ(mismatches, 0) << k->name;
+      EXPECT_EQ(specAgrees, kPixels * N - deciding) << k->name << ": the spec's path would round these alike";
+    }
+    EXPECT_GT(ran, 0) << op;
+    std::printf("%s: %d deciding values, checked on%s\n", op.c_str(), deciding, names.c_str());
+  }
+}
+
+TEST(QdqRequant, DeclinesWhatItCannotRequantize) {
+  int deciding = 0;
+  const std::vector<Feature> fs = decidingFeatures(3, &deciding);
+  for (const std::string op : {"Conv", "MatMul", "Gemm"}) {
+    for (int variant = 0; variant < 3; ++variant) {
+      Built b = makeNode(op, fs);
+      ir::Node* n = const_cast<ir::Node*>(b.node);
+      if (variant == 0) n->tacticParams().set("qdq_bias", std::vector<int64_t>{1, 2});  // not one per feature
+      if (variant == 1) n->tacticParams().set("qdq_out_scale", 0.0f);
+      if (variant == 2) n->tacticParams().set("fp32_channels", std::vector<int64_t>{0});  // f32 components
+      for (const runtime::Kernel* k : registry().all()) {
+        if (k->op == op && k->domain.empty()) {
+          EXPECT_FALSE(k->supports(*n, b.types())) << k->name << " " << variant;
+        }
+      }
+    }
+    // Well formed: the families take it.
+    const Built ok = makeNode(op, fs);
+    int took = 0;
+    for (const runtime::Kernel* k : registry().all())
+      took += k->op == op && k->domain.empty() && k->supports(*ok.node, ok.types());
+    EXPECT_GT(took, 0) << op;
+  }
+}
+
+}  // namespace
+}  // namespace anvil
