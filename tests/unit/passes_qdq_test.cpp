@@ -65,7 +65,7 @@ TEST(QdqFusion, LinearLayersComputeInInt8OnTheirInputsGrid) {
   const passes::PassResult r = passes::fuseQdq(net.g, {});
   EXPECT_EQ(r.stats,
             "2 weight DequantizeLinear folded, 2 linear layers in INT8 from their Q/DQ, 1 requantized as "
-            "onnxruntime does");
+            "onnxruntime does, 0 QLinearAdd");
   // The Conv reads x's DequantizeLinear (values on the grid), which carries the u8 form of
   // the s8 grid (zero point -3 + 128).
   EXPECT_EQ(net.conv->input(0)->name(), "x_dqv");
@@ -188,6 +188,66 @@ TEST(QdqFusion, MismatchedPairsStay) {
   EXPECT_EQ(net.conv->precision(), DataType::kI8);
   EXPECT_EQ(net.gemm->precision(), DataType::kUndefined);
   EXPECT_EQ(net.gemm->input(0)->producer()->op(), "DequantizeLinear");
+}
+
+// a, b -Q/DQ-> Add -> Q -> DQ -> y on u8 grids: one anvil.QLinearAdd of the two quantized
+// tensors with the three grids; on s8 grids the f32 Add between its Q/DQ pairs stays.
+struct AddNet {
+  ir::Graph g;
+  ir::Node* add = nullptr;
+  explicit AddNet(DataType t) {
+    auto f = [&](const std::string& n, float v) { return g.addInitializer(n, Tensor::scalar<float>(DataType::kF32, v)); };
+    auto z = [&](const std::string& n, int v) {
+      return t == DataType::kU8 ? g.addInitializer(n, Tensor::scalar<uint8_t>(DataType::kU8, uint8_t(v)))
+                                : g.addInitializer(n, Tensor::scalar<int8_t>(DataType::kI8, int8_t(v)));
+    };
+    auto qdq = [&](const std::string& n, float s, int zp) {
+      ir::Value* x = g.addValue(n, {DataType::kF32, Shape::fromExtents({1, 4, 3})});
+      g.addInput(x);
+      ir::Node* q = g.addNode("QuantizeLinear", "", n + "_q", {x, f(n + "_s", s), z(n + "_z", zp)}, {n + "_qv"});
+      return g.addNode("DequantizeLinear", "", n + "_dq", {q->output(0), f(n + "_s2", s), z(n + "_z2", zp)},
+                       {n + "_d"})->output(0);
+    };
+    add = g.addNode("Add", "", "add", {qdq("a", 0.02f, 100), qdq("b", 0.03f, 90)}, {"s"});
+    ir::Node* q = g.addNode("QuantizeLinear", "", "sq", {add->output(0), f("ss", 0.05f), z("sz", 7)}, {"sqv"});
+    ir::Node* dq = g.addNode("DequantizeLinear", "", "sdq", {q->output(0), f("ss2", 0.05f), z("sz2", 7)}, {"y"});
+    g.addOutput(dq->output(0));
+    ir::inferShapes(g);
+  }
+};
+
+TEST(QdqFusion, U8AddsBecomeQLinearAdd) {
+  AddNet net(DataType::kU8);
+  const passes::PassResult r = passes::fuseQdq(net.g, {});
+  EXPECT_NE(r.stats.find("1 QLinearAdd"), std::string::npos) << r.stats;
+  const ir::Node* qa = nullptr;
+  int adds = 0;
+  for (const auto& n : net.g.nodes()) {
+    if (n->domain() == "anvil" && n->op() == "QLinearAdd") qa = n.get();
+    adds += n->op() == "Add";
+  }
+  EXPECT_EQ(adds, 0);
+  ASSERT_NE(qa, nullptr);
+  EXPECT_EQ(qa->input(0)->name(), "a_qv");
+  EXPECT_EQ(qa->input(1)->name(), "b_qv");
+  EXPECT_EQ(qa->output(0)->name(), "sqv");  // the QuantizeLinear's output, read by the last DQ
+  EXPECT_EQ(qa->attrs().getFloat("a_scale", 0), 0.02f);
+  EXPECT_EQ(qa->attrs().getInt("b_zero_point", 0), 90);
+  EXPECT_EQ(qa->attrs().getFloat("y_scale", 0), 0.05f);
+  EXPECT_EQ(qa->attrs().getInt("y_zero_point", 0), 7);
+  EXPECT_EQ(net.g.users(qa->output(0)).at(0)->op(), "DequantizeLinear");
+}
+
+TEST(QdqFusion, S8AddsKeepTheFloatPath) {
+  AddNet net(DataType::kI8);
+  passes::fuseQdq(net.g, {});
+  int adds = 0, qadds = 0;
+  for (const auto& n : net.g.nodes()) {
+    adds += n->op() == "Add";
+    qadds += n->op() == "QLinearAdd";
+  }
+  EXPECT_EQ(adds, 1);
+  EXPECT_EQ(qadds, 0);
 }
 
 }  // namespace

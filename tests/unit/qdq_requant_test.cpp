@@ -1,4 +1,5 @@
-// A Q/DQ import's requantization in every INT8 kernel family (int8_support.h,
+// A Q/DQ import's arithmetic as onnxruntime's optimized session computes it. The
+// requantization in every INT8 kernel family (int8_support.h,
 // int8ModelRequant): a Conv / MatMul / Gemm with tactic params qdq_bias and qdq_out_scale
 // outputs float(acc + bias[f]) * ((s_x * s_w[f]) / s_y), onnxruntime's QLinearConv /
 // QLinearMatMul / QGemm value before its round half to even, bit for bit. The cases are
@@ -7,12 +8,14 @@
 // values: a kernel keeping that path fails.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <string>
 #include <vector>
 
+#include "cpu/reference.h"
 #include "native_kernel_test_util.h"
 #include "runtime/executor.h"
 #include "runtime/kernel.h"
@@ -186,6 +189,105 @@ TEST(QdqRequant, DeclinesWhatItCannotRequantize) {
     for (const runtime::Kernel* k : registry().all())
       took += k->op == op && k->domain.empty() && k->supports(*ok.node, ok.types());
     EXPECT_GT(took, 0) << op;
+  }
+}
+
+
+// ---------------------------------------------------------------------------------------
+// anvil.QLinearAdd (cpu/kernels/anvil_quant.cpp): onnxruntime's QLinearAdd on its AVX2 /
+// AVX-512 hosts, y = round_half_even(fma(q_a, r_a, fma(q_b, r_b, k))), saturated.
+
+namespace qadd {
+
+struct Grids {
+  float sa, sb, sy;
+  int za, zb, zy;
+};
+
+// The fma by its definition: the exact q * r + c, rounded once to f32. q * r needs at most
+// 8 + 24 bits and c's bits lie within 2^-40 .. 2^17 for these grids, so the double sum is
+// exact and the cast rounds once.
+float fmaExact(int q, float r, float c) { return float(double(q) * double(r) + double(c)); }
+
+int32_t onnxruntime(const Grids& g, int qa, int qb, bool u8) {
+  const float ra = g.sa / g.sy, rb = g.sb / g.sy;
+  const float pa = ra * float(g.za), pb = rb * float(g.zb);
+  const float k = float(g.zy) - (pa + pb);
+  const float t = fmaExact(qa, ra, fmaExact(qb, rb, k));
+  return std::clamp(int32_t(std::nearbyint(t)), u8 ? 0 : -128, u8 ? 255 : 127);
+}
+
+// The spec's path: dequantize both, add in f32, QuantizeLinear (divide by s_y).
+int32_t spec(const Grids& g, int qa, int qb, bool u8) {
+  const float a = g.sa * float(qa - g.za), b = g.sb * float(qb - g.zb);
+  const float v = (a + b) / g.sy;
+  return std::clamp(int32_t(std::nearbyint(v)) + g.zy, u8 ? 0 : -128, u8 ? 255 : 127);
+}
+
+// One node over every (q_a, q_b) pair of the type.
+std::vector<int32_t> runKernel(const Grids& g, bool u8) {
+  const DataType t = u8 ? DataType::kU8 : DataType::kI8;
+  Tensor a(t, {256, 256}), b(t, {256, 256});
+  for (int i = 0; i < 65536; ++i) {
+    const int qa = (u8 ? 0 : -128) + i / 256, qb = (u8 ? 0 : -128) + i % 256;
+    if (u8) {
+      a.data<uint8_t>()[i] = uint8_t(qa);
+      b.data<uint8_t>()[i] = uint8_t(qb);
+    } else {
+      a.data<int8_t>()[i] = int8_t(qa);
+      b.data<int8_t>()[i] = int8_t(qb);
+    }
+  }
+  ir::Graph graph;
+  ir::Value* av = graph.addValue("a", a.type());
+  ir::Value* bv = graph.addValue("b", b.type());
+  graph.addInput(av);
+  graph.addInput(bv);
+  ir::Node* n = graph.addNode("QLinearAdd", "anvil", "add", {av, bv}, {"y"});
+  n->attrs().set("a_scale", g.sa);
+  n->attrs().set("b_scale", g.sb);
+  n->attrs().set("y_scale", g.sy);
+  n->attrs().set("a_zero_point", int64_t(g.za));
+  n->attrs().set("b_zero_point", int64_t(g.zb));
+  n->attrs().set("y_zero_point", int64_t(g.zy));
+  graph.addOutput(n->output(0));
+  ir::inferShapes(graph);
+  EXPECT_EQ(n->output(0)->dtype(), t);
+  const Tensor y = cpu::Interpreter::runNode(*n, {&a, &b})[0];
+  std::vector<int32_t> out(65536);
+  for (int i = 0; i < 65536; ++i) out[size_t(i)] = int32_t(y.getInt(i));
+  return out;
+}
+
+}  // namespace qadd
+
+TEST(QdqQLinearAdd, OnnxruntimesFormulaOnEveryPair) {
+  for (bool u8 : {true, false}) {
+    // Grids from a fixed sequence until the two paths round some pair apart.
+    int tried = 0, deciding = 0;
+    qadd::Grids g{};
+    for (; tried < 2000 && deciding == 0; ++tried) {
+      g = {0.031f + 1.7e-6f * float(tried), 0.027f - 1.1e-6f * float(tried), 0.043f + 0.9e-6f * float(tried),
+           u8 ? 120 + tried % 9 : -5 + tried % 7, u8 ? 131 - tried % 5 : 3 - tried % 4, u8 ? 128 : 0};
+      for (int qa = u8 ? 0 : -128; qa < (u8 ? 256 : 128); ++qa)
+        for (int qb = u8 ? 0 : -128; qb < (u8 ? 256 : 128); ++qb)
+          deciding += qadd::onnxruntime(g, qa, qb, u8) != qadd::spec(g, qa, qb, u8);
+    }
+    ASSERT_GT(deciding, 0) << "no grid of the sequence decides a step";
+    const std::vector<int32_t> got = qadd::runKernel(g, u8);
+    int mismatches = 0, specDiffers = 0;
+    for (int i = 0; i < 65536; ++i) {
+      const int qa = (u8 ? 0 : -128) + i / 256, qb = (u8 ? 0 : -128) + i % 256;
+      mismatches += got[size_t(i)] != qadd::onnxruntime(g, qa, qb, u8);
+      specDiffers += got[size_t(i)] != qadd::spec(g, qa, qb, u8);
+    }
+    EXPECT_EQ(mismatches, 0) << (u8 ? "u8" : "s8");
+    EXPECT_EQ(specDiffers, deciding) << (u8 ? "u8" : "s8");
+    std::printf("QLinearAdd %s: %d of 65536 pairs round apart on the spec's path (grid %d)\n", u8 ? "u8" : "s8",
+                deciding, tried - 1);
+    // Saturation: both ends of the range are reached.
+    EXPECT_EQ(*std::min_element(got.begin(), got.end()), u8 ? 0 : -128);
+    EXPECT_EQ(*std::max_element(got.begin(), got.end()), u8 ? 255 : 127);
   }
 }
 
