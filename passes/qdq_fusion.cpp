@@ -10,6 +10,7 @@
 //      the model's integers exactly.
 // Q/DQ pairs that feed other ops stay: they round to the grid exactly as the model says.
 // Runs before constant folding, which would fold the weights' DequantizeLinear away.
+#include <algorithm>
 #include <cmath>
 #include <set>
 #include <unordered_map>
@@ -304,6 +305,52 @@ int fuseQLinearAdd(ir::Graph& g) {
   return fused;
 }
 
+// Step 5: INT8 chains. A requantized node (step 3) A -> QuantizeLinear(1, z) -> q ->
+// DequantizeLinear(s_y, z) -> d where q feeds only that DequantizeLinear and d only INT8
+// layers of step 2 (as input 0): those layers read A's output, the value in steps, with
+// the grid (1, z) (so they quantize it to exactly q, and the builder may keep it u8 between
+// the two: A then writes round(value) + z, onnxruntime's integer) and take s_y as tactic
+// param qdq_x_scale, the scale their dequantization multiplies by. The pair goes.
+int fuseChains(ir::Graph& g) {
+  int linked = 0;
+  std::vector<ir::Node*> producers;
+  for (const auto& n : g.nodes())
+    if (n->tacticParams().has("qdq_out_scale")) producers.push_back(n.get());
+  for (ir::Node* a : producers) {
+    ir::Value* y = a->output(0);
+    const std::vector<ir::Node*> qs = g.users(y);
+    if (qs.size() != 1 || !isOnnx(*qs[0], "QuantizeLinear") || isObservedOutput(g, qs[0]->output(0))) continue;
+    ir::Node* q = qs[0];
+    const std::vector<ir::Node*> dqs = g.users(q->output(0));
+    if (dqs.size() != 1 || !isOnnx(*dqs[0], "DequantizeLinear") || isObservedOutput(g, dqs[0]->output(0))) continue;
+    ir::Node* dq = dqs[0];
+    float s1, sy;
+    int z1, zy;
+    ir::DataType t1, ty;
+    if (!perTensorParams(g, *q, &s1, &z1, &t1) || !perTensorParams(g, *dq, &sy, &zy, &ty)) continue;
+    if (s1 != 1.0f || z1 != zy || t1 != ty || !dq->output(0)->quantization()) continue;
+    const std::vector<ir::Node*> readers = g.users(dq->output(0));
+    bool ok = !readers.empty();
+    for (ir::Node* r : readers)
+      ok = ok && r->input(0) == dq->output(0) && r->precision() == ir::DataType::kI8 &&
+           r->tacticParams().getString(kPrecisionReasonAttr, "") == "model" && !r->tacticParams().has("qdq_x_scale") &&
+           std::count(r->inputs().begin(), r->inputs().end(), dq->output(0)) == 1;
+    if (!ok) continue;
+    ir::Quantization steps = *dq->output(0)->quantization();  // the u8 form of (s_y, z)
+    steps.scale = ir::Tensor::scalar(ir::DataType::kF32, 1.0f);
+    y->setQuantization(steps);
+    for (ir::Node* r : readers) {
+      r->setInput(0, y);
+      r->tacticParams().set("qdq_x_scale", sy);
+    }
+    g.removeNode(dq);
+    g.removeNode(q);
+    ++linked;
+  }
+  g.removeUnusedValues();
+  return linked;
+}
+
 }  // namespace
 
 PassResult fuseQdq(ir::Graph& g, const PassContext& ctx) {
@@ -314,10 +361,12 @@ PassResult fuseQdq(ir::Graph& g, const PassContext& ctx) {
   const int fused = fuseQuantizedInputs(g);
   const int requantized = fuseRequantization(g, ints);
   const int adds = fuseQLinearAdd(g);
-  r.changed = folded + fused + requantized + adds;
+  const int links = fuseChains(g);
+  r.changed = folded + fused + requantized + adds + links;
   r.stats = std::to_string(folded) + " weight DequantizeLinear folded, " + std::to_string(fused) +
             " linear layers in INT8 from their Q/DQ, " + std::to_string(requantized) +
-            " requantized as onnxruntime does, " + std::to_string(adds) + " QLinearAdd";
+            " requantized as onnxruntime does, " + std::to_string(adds) + " QLinearAdd, " + std::to_string(links) +
+            " Q/DQ pairs between INT8 layers absorbed";
   return r;
 }
 

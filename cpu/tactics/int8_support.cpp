@@ -94,6 +94,9 @@ void int8FeatureOperands(const ir::Node& n, int32_t zx, const std::vector<int32_
   ANVIL_CHECK(int8ModelRequant(n, N, &r), ErrorCode::kInvalidModel, n.label(),
               ": qdq_bias must hold one int32 per output feature and qdq_out_scale a finite scale > 0");
   ANVIL_CHECK(!r.on || alpha == 1.0f, ErrorCode::kInternal, n.label(), ": a requantized node has alpha 1");
+  // A Q/DQ chain link (passes/qdq_fusion.cpp): the input holds the producer's value in
+  // steps of its grid (scale 1), the real scale is qdq_x_scale.
+  sx = n.tacticParams().getFloat("qdq_x_scale", sx);
   zc->assign(size_t(padded) * 4, '\0');
   sc->assign(size_t(padded) * 4, '\0');
   for (int64_t f = 0; f < N; ++f) {
@@ -118,9 +121,17 @@ bool lowerable(const ir::Node& n, const ir::Value* v) { return perTensorQuant(v,
 bool requantFits(const ir::Node& n, int64_t N) {
   Int8ModelRequant r;
   if (!int8ModelRequant(n, N, &r)) return false;
+  if (n.tacticParams().has("qdq_x_scale")) {
+    const float xs = n.tacticParams().getFloat("qdq_x_scale", 0.0f);
+    if (!(xs > 0.0f) || !std::isfinite(xs) || int8MixedParams(n)) return false;
+  }
   if (!r.on) return true;
   if (!n.domain().empty() || int8MixedParams(n) || n.attrs().getFloat("alpha", 1.0f) != 1.0f) return false;
-  if (n.input(2) || !n.output(0) || n.output(0)->dtype() != DataType::kF32) return false;
+  if (n.input(2) || !n.output(0)) return false;
+  // A lowered output holds round(value) + z: its grid is the steps (scale 1).
+  float s = 0.0f;
+  if (n.output(0)->dtype() != DataType::kF32 && !(n.output(0)->dtype() == DataType::kU8 && perTensorQuant(n.output(0), &s, nullptr) && s == 1.0f))
+    return false;
   return n.op() == "Conv" || n.op() == "Gemm" || n.op() == "MatMul";
 }
 }  // namespace

@@ -40,7 +40,8 @@ bool int8MixedParams(const ir::Node& n);
 // model's int32 bias per output feature, qdq_out_scale: the output grid's s_y): the node
 // outputs float(acc + bias[f]) * ((s_x * s_w[f]) / s_y), onnxruntime's QLinearConv /
 // QLinearMatMul / QGemm value before its rounding, in f32 with the same operations in the
-// same order. Such a node has no f32 bias, activation, residual, alpha or f32 components.
+// same order. Such a node has no f32 bias, activation, residual, alpha or f32 components;
+// its output is f32 or lowered u8 on the grid of the steps (scale 1: round(value) + z).
 // False where the params are malformed (N biases, s_y > 0 finite); on = false without them.
 struct Int8ModelRequant {
   bool on = false;
@@ -52,7 +53,9 @@ bool int8ModelRequant(const ir::Node& n, int64_t N, Int8ModelRequant* r);
 // The tiles' per-feature operands of y = float(acc - zc[f]) * sc[f], as blobs of `padded`
 // entries (zeros past N): zc = z_x * colsum[f] and sc = (s_x * s_w[f]) * alpha; with the
 // node's requantization (int8ModelRequant) zc = z_x * colsum[f] - bias[f] (the bias joins
-// the exact integer sum) and sc = (s_x * s_w[f]) / s_y. Every INT8 family calls this.
+// the exact integer sum) and sc = (s_x * s_w[f]) / s_y. s_x is the tactic param
+// qdq_x_scale where the node has one (a Q/DQ chain link: input 0 holds its producer's
+// requantized value in steps, grid scale 1). Every INT8 family calls this.
 void int8FeatureOperands(const ir::Node& n, int32_t zx, const std::vector<int32_t>& colsum,
                          const std::vector<float>& wScale, float sx, float alpha, int64_t padded, std::string* zc,
                          std::string* sc);

@@ -65,7 +65,7 @@ TEST(QdqFusion, LinearLayersComputeInInt8OnTheirInputsGrid) {
   const passes::PassResult r = passes::fuseQdq(net.g, {});
   EXPECT_EQ(r.stats,
             "2 weight DequantizeLinear folded, 2 linear layers in INT8 from their Q/DQ, 1 requantized as "
-            "onnxruntime does, 0 QLinearAdd");
+            "onnxruntime does, 0 QLinearAdd, 0 Q/DQ pairs between INT8 layers absorbed");
   // The Conv reads x's DequantizeLinear (values on the grid), which carries the u8 form of
   // the s8 grid (zero point -3 + 128).
   EXPECT_EQ(net.conv->input(0)->name(), "x_dqv");
@@ -248,6 +248,45 @@ TEST(QdqFusion, S8AddsKeepTheFloatPath) {
   }
   EXPECT_EQ(adds, 1);
   EXPECT_EQ(qadds, 0);
+}
+
+// x -Q/DQ-> conv1 -> Q -> DQ -> conv2 -> Q -> DQ -> y (s8 grids): conv2 reads conv1's
+// output (the value in steps, grid (1, z + 128)) with qdq_x_scale = conv1's output scale;
+// the pair between them goes, the last one stays (the graph output reads it).
+TEST(QdqFusion, PairsBetweenInt8LayersBecomeChainLinks) {
+  ir::Graph g;
+  ir::Value* x = g.addValue("x", {DataType::kF32, Shape::fromExtents({1, 2, 3, 3})});
+  g.addInput(x);
+  auto f = [&](const std::string& n, float v) { return g.addInitializer(n, Tensor::scalar<float>(DataType::kF32, v)); };
+  auto z8 = [&](const std::string& n, int v) { return g.addInitializer(n, Tensor::scalar<int8_t>(DataType::kI8, int8_t(v))); };
+  auto qdq = [&](ir::Value* v, const std::string& n, float s, int z) {
+    ir::Node* q = g.addNode("QuantizeLinear", "", n + "_q", {v, f(n + "_s", s), z8(n + "_z", z)}, {n + "_qv"});
+    return g.addNode("DequantizeLinear", "", n + "_dq", {q->output(0), f(n + "_s2", s), z8(n + "_z2", z)}, {n + "_d"})
+        ->output(0);
+  };
+  auto conv = [&](ir::Value* in, const std::string& n) {
+    Tensor wq(DataType::kI8, {2, 2, 1, 1});
+    for (int i = 0; i < 4; ++i) wq.data<int8_t>()[i] = int8_t(5 * i - 7);
+    ir::Node* wdq = g.addNode("DequantizeLinear", "", n + "_wdq",
+                              {g.addInitializer(n + "_wq", wq), f(n + "_ws", 0.01f), z8(n + "_wz", 0)}, {n + "_w"});
+    return g.addNode("Conv", "", n, {in, wdq->output(0)}, {n + "_y"});
+  };
+  ir::Node* c1 = conv(qdq(x, "x", 0.1f, 3), "conv1");
+  ir::Node* c2 = conv(qdq(c1->output(0), "c1", 0.07f, -9), "conv2");
+  g.addOutput(qdq(c2->output(0), "c2", 0.05f, 2));
+  ir::inferShapes(g);
+  const passes::PassResult r = passes::fuseQdq(g, {});
+  EXPECT_NE(r.stats.find("1 Q/DQ pairs between INT8 layers absorbed"), std::string::npos) << r.stats;
+  EXPECT_EQ(c2->input(0), c1->output(0));
+  EXPECT_EQ(c2->tacticParams().getFloat("qdq_x_scale", 0.0f), 0.07f);
+  const auto& q1 = c1->output(0)->quantization();
+  ASSERT_TRUE(q1);
+  EXPECT_EQ(q1->scale.data<float>()[0], 1.0f);
+  EXPECT_EQ(q1->zeroPoint.data<uint8_t>()[0], 128 - 9);
+  EXPECT_FALSE(c1->tacticParams().has("qdq_x_scale"));
+  int q = 0;
+  for (const auto& n : g.nodes()) q += n->op() == "QuantizeLinear";
+  EXPECT_EQ(q, 2);  // x's and the output's
 }
 
 }  // namespace

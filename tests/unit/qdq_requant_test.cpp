@@ -90,7 +90,10 @@ std::vector<Feature> decidingFeatures(int want, int* decidingValues) {
 
 // The node: op on x (every grid value, on the grid: s_x * (q - z_x)) with K = 1 and the
 // features' weights s_w * q, each carrying its quantization, set to INT8 with the params.
-Built makeNode(const std::string& op, const std::vector<Feature>& fs) {
+// chain: a Q/DQ chain link (passes/qdq_fusion.cpp step 5): input 0 is u8 on the grid of
+// the steps (scale 1, the bytes q), s_x comes as qdq_x_scale, and the output is u8 on the
+// steps grid (1, z_y): round(value) + z_y, what onnxruntime stores.
+Built makeNode(const std::string& op, const std::vector<Feature>& fs, bool chain = false) {
   const int64_t N = int64_t(fs.size());
   Built b;
   auto g = std::make_unique<ir::Graph>();
@@ -103,9 +106,14 @@ Built makeNode(const std::string& op, const std::vector<Feature>& fs) {
     w.data<float>()[f] = fs[size_t(f)].sw * float(fs[size_t(f)].q);
     scales.push_back(fs[size_t(f)].sw);
   }
+  if (chain) {
+    Tensor xq(DataType::kU8, xd);
+    for (int q = 0; q < kPixels; ++q) xq.data<uint8_t>()[q] = uint8_t(q);
+    x = std::move(xq);
+  }
   ir::Value* xv = g->addValue("x", x.type());
   g->addInput(xv);
-  xv->setQuantization(ir::Quantization{Tensor::scalar<float>(DataType::kF32, kSx),
+  xv->setQuantization(ir::Quantization{Tensor::scalar<float>(DataType::kF32, chain ? 1.0f : kSx),
                                        Tensor::scalar<uint8_t>(DataType::kU8, uint8_t(kZx)), std::nullopt});
   ir::Value* wv = g->addInitializer("w", w.clone());
   wv->setQuantization(ir::Quantization{Tensor::fromVector<float>(DataType::kF32, {N}, scales),
@@ -120,6 +128,12 @@ Built makeNode(const std::string& op, const std::vector<Feature>& fs) {
   for (const Feature& f : fs) bias.push_back(f.bias);
   n->tacticParams().set("qdq_bias", bias);
   n->tacticParams().set("qdq_out_scale", kSy);
+  if (chain) {
+    n->tacticParams().set("qdq_x_scale", kSx);
+    n->output(0)->type().dtype = DataType::kU8;
+    n->output(0)->setQuantization(ir::Quantization{Tensor::scalar<float>(DataType::kF32, 1.0f),
+                                                   Tensor::scalar<uint8_t>(DataType::kU8, uint8_t(kZy)), std::nullopt});
+  }
   b.graph = std::move(g);
   b.node = n;
   b.tensors = {std::move(x), std::move(w)};
@@ -165,6 +179,47 @@ TEST(QdqRequant, EveryFamilyComputesOnnxruntimesValue) {
     EXPECT_GT(ran, 0) << op;
     std::printf("%s: %d deciding values, checked on%s\n", op.c_str(), deciding, names.c_str());
   }
+}
+
+TEST(QdqRequant, ChainLinksReadAndWriteOnnxruntimesIntegers) {
+  int deciding = 0;
+  const std::vector<Feature> fs = decidingFeatures(17, &deciding);
+  ASSERT_EQ(fs.size(), 17u);
+  for (const std::string op : {"Conv", "MatMul", "Gemm"}) {
+    const Built b = makeNode(op, fs, true);
+    const int64_t N = int64_t(fs.size());
+    const Dims outDims = op == "Conv" ? Dims{1, N, 16, 16} : Dims{kPixels, N};
+    int ran = 0;
+    for (const runtime::Kernel* k : registry().all()) {
+      if (k->op != op || !k->domain.empty() || !runtime::hostHasAll(k->requirements)) continue;
+      ASSERT_TRUE(k->supports(*b.node, b.types())) << k->name << " declined a chain link";
+      ++ran;
+      const testing::nk::PreparedKernel pk = testing::nk::prepare(*k, b, 2);
+      auto ex = runtime::makeCpuExecutor(2);
+      testing::nk::Step step(*k, pk, b, outDims, false, DataType::kU8);
+      step.run(*ex);
+      const testing::nk::RunResult r = step.result();
+      EXPECT_TRUE(r.guardsIntact && r.workspaceIntact) << k->name;
+      int mismatches = 0;
+      for (int q = 0; q < kPixels; ++q)
+        for (int64_t f = 0; f < N; ++f) {
+          const Feature& ft = fs[size_t(f)];
+          const int32_t want = roundSat(ortValue((q - kZx) * ft.q, ft.bias, ft.sw), kZy);
+          const uint8_t got = op == "Conv" ? r.bytes[size_t(f * kPixels + q)] : r.bytes[size_t(q * N + f)];
+          mismatches += int32_t(got) != want;
+        }
+      EXPECT_EQ(mismatches, 0) << k->name;
+    }
+    EXPECT_GT(ran, 0) << op;
+  }
+  // An output lowered on another grid than the steps' is declined (it would round twice).
+  Built b = makeNode("Conv", fs, true);
+  const_cast<ir::Node*>(b.node)->output(0)->setQuantization(ir::Quantization{
+      Tensor::scalar<float>(DataType::kF32, kSy), Tensor::scalar<uint8_t>(DataType::kU8, uint8_t(kZy)), std::nullopt});
+  for (const runtime::Kernel* k : registry().all())
+    if (k->op == "Conv" && k->domain.empty()) {
+      EXPECT_FALSE(k->supports(*b.node, b.types())) << k->name;
+    }
 }
 
 TEST(QdqRequant, DeclinesWhatItCannotRequantize) {
