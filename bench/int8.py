@@ -203,7 +203,7 @@ medians; a shared 2-core box at load 6, so the spread is wide):
 | resnet18_qdq_pc_u8 | 84.8 (83.0-107.3) | 14.1 (13.6-18.1) | 21.1 (17.4-21.4) |
 
 Before, the Q/DQ steps ran on the reference kernels (~90 of the ~100 ms); now the INT8
-convolutions take ~3.6 ms of the profile, the QuantizeLinear steps ~1.2 ms.
+convolutions take ~3.4-3.8 ms of the profile (`--dumpProfile`), the QuantizeLinear steps 0.6-1.2 ms.
 """
 
 

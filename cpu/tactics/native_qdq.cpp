@@ -65,6 +65,14 @@ bool perTensorGrid(const ir::Node& n, float* s, int32_t* z, DataType* t) {
 
 int64_t tasksFor(int64_t n, int threads) { return std::max<int64_t>(1, std::min<int64_t>(threads, n / 65536)); }
 
+// Eight int32 already within T's range stored as T (the packs saturate nothing).
+template <typename T>
+__attribute__((target("avx2"))) inline void store8(T* y, __m256i q) {
+  const __m128i w = _mm_packs_epi32(_mm256_castsi256_si128(q), _mm256_extracti128_si256(q, 1));
+  const __m128i b = std::is_same<T, uint8_t>::value ? _mm_packus_epi16(w, w) : _mm_packs_epi16(w, w);
+  _mm_storel_epi64(reinterpret_cast<__m128i*>(y), b);
+}
+
 // ---------------------------------------------------------------------------------------
 // QuantizeLinear
 
@@ -104,9 +112,7 @@ __attribute__((target("avx2"))) void quantizeAvx2(const float* x, T* y, int64_t 
     const __m256 c = _mm256_min_ps(_mm256_max_ps(v, lo), hi);
     __m256i q = _mm256_add_epi32(_mm256_cvtps_epi32(_mm256_round_ps(c, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)), z);
     q = _mm256_andnot_si256(_mm256_castps_si256(nan), q);
-    alignas(32) int32_t b[8];
-    _mm256_store_si256(reinterpret_cast<__m256i*>(b), q);
-    for (int j = 0; j < 8; ++j) y[i + j] = T(b[j]);
+    store8<T>(y + i, q);
   }
   for (; i < n; ++i) y[i] = quantizeOne<T>(x[i], p);
 }
@@ -240,9 +246,7 @@ __attribute__((target("avx2,fma"))) void qaddAvx2(const T* a, const T* b, T* y, 
   for (; i + 8 <= n; i += 8) {
     const __m256 t = _mm256_fmadd_ps(widen(a + i), ra, _mm256_fmadd_ps(widen(b + i), rb, k));
     const __m256i q = _mm256_min_epi32(_mm256_max_epi32(_mm256_cvtps_epi32(t), lo), hi);  // MXCSR: half to even
-    alignas(32) int32_t o[8];
-    _mm256_store_si256(reinterpret_cast<__m256i*>(o), q);
-    for (int j = 0; j < 8; ++j) y[i + j] = T(o[j]);
+    store8<T>(y + i, q);
   }
   for (; i < n; ++i) {
     const float t = __builtin_fmaf(float(a[i]), p.ra, __builtin_fmaf(float(b[i]), p.rb, p.k));
