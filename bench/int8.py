@@ -153,60 +153,9 @@ class Reader(CalibrationDataReader):
         return next(self.it, None)
 
 
-# docs/int8.md's Q/DQ section, measured by tests/models/export_qdq.py and its ctests (kept
-# here so that writing the doc keeps it).
-QDQ_SECTION = """
-## Q/DQ models (onnxruntime's quantizer)
-
-anvil imports a model quantized by `onnxruntime.quantization.quantize_static` (QDQ format)
-and computes what onnxruntime's *optimized* session computes, integer for integer, where
-that session runs integer kernels (passes/qdq_fusion.cpp):
-
-- Conv / Gemm / MatMul between Q/DQ pairs run on the INT8 kernels with the model's own
-  scales and zero points; where a QuantizeLinear reads the layer (onnxruntime's
-  QLinearConv / QLinearMatMul / QGemm), the int32 bias joins the exact integer sum and the
-  requantization is `round_half_even(float(acc + bias) * ((s_x * s_w) / s_y)) + z_y`,
-  saturated, in f32 in that order (MLAS's requantization).
-- A u8 `Q(Add(DQ(a), DQ(b)))` is onnxruntime's QLinearAdd on its AVX2 / AVX-512 hosts:
-  `round_half_even(fma(q_a, s_a/s_y, fma(q_b, s_b/s_y, z_y - (s_a/s_y * z_a + s_b/s_y * z_b))))`
-  on the stored integers (`anvil.QLinearAdd`). int8 Adds stay on the float path, as
-  onnxruntime's x86 builds run them.
-- A Q→DQ pair read only by INT8 layers is absorbed: the producer writes its integers as a
-  u8 activation (the INT8 chains) and its readers dequantize with the model's scale.
-- The other Q/DQ steps (per tensor) run on native kernels with the reference's bits.
-
-Check: `tests/models/export_qdq.py` quantizes a small CNN (per tensor / per channel, int8 /
-uint8 activations), resnet18 (int8 and uint8 activations) and an MLP, and records
-onnxruntime 1.32's optimized outputs; ctest `models_qdq_native`, `models_qdq_avx2`,
-`models_qdq_baseline` compare anvil with them. Measured (this machine, every ISA cap):
-every model equals onnxruntime bit for bit, resnet18 with uint8 activations included
-(every one of its 20 QLinearConv, 8 QLinearAdd, the pooling and QGemm outputs; and the logits
-of 8 further inputs, 4 drawn N(0, 1) and 4 the exported input plus noise) -- except
-`resnet18_qdq_pc_s8`, 2 output steps apart (275 of 1000 logits differ; on the 8 further
-inputs 172-382 differ, by 1 or 2 steps). That one is
-onnxruntime's own: on x86 its Q/DQ selectors take int8 activations only through its
-s8->u8 rewrite, which skips a QuantizeLinear read by two DequantizeLinear, so its optimized
-graph keeps 11 of the 20 convolutions (each block's first one and the downsamples) as f32
-Conv on dequantized values. anvil matches its 9 QLinearConv bit for bit on their inputs;
-the first value apart is in layer1.0's first convolution, 1 of 200704, whose exact value
-lies 2.5e-8 below a half (onnxruntime's f32 sum rounds it down, any f32 requantization up),
-and the 19 layers after it spread that to 2 output steps -- as far as onnxruntime's own
-optimized and unoptimized sessions are apart. The manifest records it (`tol_reason`,
-`ort_float_layers`, `ort_spread_steps`); every other model's bar is exactly one step.
-onnxruntime's SSE2-only hosts run QLinearAdd in fixed point: against those, a u8 Add may
-differ by a step where a value lies within an ulp of a half.
-
-Latency, resnet18 Q/DQ (224x224, 1 thread, engines built once, 5 interleaved rounds of 2 s,
-medians; a shared 2-core box at load 6, so the spread is wide):
-
-| model | anvil before (4c93412) ms | anvil ms | onnxruntime 1.32 ms |
-|---|---|---|---|
-| resnet18_qdq_pc_s8 | 104.8 (85.6-107.3) | 15.4 (13.0-17.1) | 50.3 (47.9-64.4) |
-| resnet18_qdq_pc_u8 | 84.8 (83.0-107.3) | 14.1 (13.6-18.1) | 21.1 (17.4-21.4) |
-
-Before, the Q/DQ steps ran on the reference kernels (~90 of the ~100 ms); now the INT8
-convolutions take ~3.4-3.8 ms of the profile (`--dumpProfile`), the QuantizeLinear steps 0.6-1.2 ms.
-"""
+# Hand-written sections of docs/int8.md (the Q/DQ models one) sit below this line; writing
+# the doc keeps them (as bench/report.py keeps docs/performance.md's).
+KEEP_MARKER = "<!-- bench/int8.py keeps everything below this line on a rerun -->"
 
 
 def write_doc(json_files, doc):
@@ -276,8 +225,14 @@ def write_doc(json_files, doc):
     out += ["", "How: activations between INT8 layers stay u8 (the INT8 chains of docs/design.md), the INT8 Conv and",
             "MatMul kernels are timed per layer among the families the CPU has (AMX-INT8 tiles, AVX-512 VNNI, AVX-VNNI,",
             "AVX2, portable), and the layer info (`--dumpLayerInfo`) names the tactic of each layer."]
+    kept = ""
+    if os.path.exists(doc):
+        with open(doc) as f:
+            page = f.read()
+        if KEEP_MARKER in page:
+            kept = page[page.index(KEEP_MARKER) + len(KEEP_MARKER):]
     with open(doc, "w") as f:
-        f.write("\n".join(out) + "\n" + QDQ_SECTION)
+        f.write("\n".join(out) + "\n\n" + KEEP_MARKER + kept)
 
 
 def main():
