@@ -305,6 +305,45 @@ int fuseQLinearAdd(ir::Graph& g) {
   return fused;
 }
 
+// Step 4b: Q(GlobalAveragePool(DQ(q))), per tensor, one integer type -> anvil.
+// QLinearGlobalAveragePool(q): onnxruntime's optimized session runs it as one
+// QLinearGlobalAveragePool (an int32 sum, times s_x / (s_y * HW); int8 grids too, through
+// its s8->u8 rewrite, the same integers), where the spec's path averages in f32.
+int fuseQLinearGap(ir::Graph& g) {
+  int fused = 0;
+  std::vector<ir::Node*> pools;
+  for (const auto& n : g.nodes())
+    if (isOnnx(*n, "GlobalAveragePool") && n->numInputs() == 1 && n->numOutputs() == 1) pools.push_back(n.get());
+  for (ir::Node* gap : pools) {
+    ir::Value* y = gap->output(0);
+    if (isObservedOutput(g, y)) continue;
+    const std::vector<ir::Node*> users = g.users(y);
+    if (users.size() != 1 || !isOnnx(*users[0], "QuantizeLinear") || users[0]->input(0) != y) continue;
+    ir::Node* q = users[0];
+    ir::Node* dq = gap->input(0) ? gap->input(0)->producer() : nullptr;
+    float sx, sy;
+    int zx, zy;
+    ir::DataType tx, ty;
+    if (!dq || !isOnnx(*dq, "DequantizeLinear") || !perTensorParams(g, *dq, &sx, &zx, &tx) ||
+        !perTensorParams(g, *q, &sy, &zy, &ty) || tx != ty || dq->input(0)->dtype() != tx ||
+        q->output(0)->dtype() != ty)
+      continue;
+    const ir::Shape& xs = dq->input(0)->shape();
+    if (!xs.rankKnown() || xs.rank() < 3) continue;
+    ir::Attributes at;
+    at.set("x_scale", sx);
+    at.set("x_zero_point", int64_t(zx));
+    at.set("y_scale", sy);
+    at.set("y_zero_point", int64_t(zy));
+    replaceNode(g, q, "QLinearGlobalAveragePool", "anvil", {dq->input(0)}, at);
+    g.removeNode(gap);
+    removeIfUnused(g, dq);
+    ++fused;
+  }
+  g.removeUnusedValues();
+  return fused;
+}
+
 // Step 5: INT8 chains. A requantized node (step 3) A -> QuantizeLinear(1, z) -> q ->
 // DequantizeLinear(s_y, z) -> d where q feeds only that DequantizeLinear and d only INT8
 // layers of step 2 (as input 0): those layers read A's output, the value in steps, with
@@ -361,11 +400,13 @@ PassResult fuseQdq(ir::Graph& g, const PassContext& ctx) {
   const int fused = fuseQuantizedInputs(g);
   const int requantized = fuseRequantization(g, ints);
   const int adds = fuseQLinearAdd(g);
+  const int pools = fuseQLinearGap(g);
   const int links = fuseChains(g);
-  r.changed = folded + fused + requantized + adds + links;
+  r.changed = folded + fused + requantized + adds + pools + links;
   r.stats = std::to_string(folded) + " weight DequantizeLinear folded, " + std::to_string(fused) +
             " linear layers in INT8 from their Q/DQ, " + std::to_string(requantized) +
-            " requantized as onnxruntime does, " + std::to_string(adds) + " QLinearAdd, " + std::to_string(links) +
+            " requantized as onnxruntime does, " + std::to_string(adds) + " QLinearAdd, " + std::to_string(pools) +
+            " QLinearGlobalAveragePool, " + std::to_string(links) +
             " Q/DQ pairs between INT8 layers absorbed";
   return r;
 }

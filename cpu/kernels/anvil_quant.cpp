@@ -1,4 +1,5 @@
-// Reference kernel of anvil.QLinearAdd (ir/ops/anvil_quant.cpp): onnxruntime's QLinearAdd
+// Reference kernels of the Q/DQ import's quantized ops (ir/ops/anvil_quant.cpp).
+// anvil.QLinearAdd: onnxruntime's QLinearAdd
 // as its x86 AVX2 and AVX-512 hosts run it (MLAS's default "float multiply" method), so
 // that a Q/DQ model's quantized Adds give its integers:
 //   r_a = s_a / s_y, r_b = s_b / s_y, k = float(z_y) - (r_a * z_a + r_b * z_b)    (f32)
@@ -8,8 +9,13 @@
 // onnxruntime 1.32 computes them, where the spec's float path (dequantize, add, divide by
 // s_y) differs in one. onnxruntime's SSE2-only hosts use another formula (a fixed-point
 // one): there its results may differ by a step where a value lies within an ulp of a half.
+// anvil.QLinearGlobalAveragePool: onnxruntime's (MLAS) integer form, per (n, c):
+//   acc = sum(q) - z_x * HW (int32), y = saturate(round_half_even(float(acc) * m) + z_y),
+//   m = s_x / (s_y * float(HW)) in f32,
+// where the spec's path averages the dequantized values in f32 and divides by s_y.
 #include <algorithm>
 #include <cmath>
+#include <vector>
 
 #include "cpu/kernels/families.h"
 #include "cpu/reference.h"
@@ -73,8 +79,43 @@ void qlinearAddKernel(KernelContext& ctx) {
     run<int8_t>(a, b, y, p);
 }
 
+template <typename T>
+void gap(const T* x, T* y, int64_t planes, int64_t hw, int32_t zx, float m, int32_t zy, int32_t lo, int32_t hi) {
+  for (int64_t p = 0; p < planes; ++p) {
+    int64_t acc = -int64_t(zx) * hw;
+    for (int64_t i = 0; i < hw; ++i) acc += x[p * hw + i];
+    const float t = float(int32_t(acc)) * m;
+    y[p] = T(std::clamp(int32_t(std::nearbyint(t)) + zy, lo, hi));
+  }
+}
+
+void qlinearGapKernel(KernelContext& ctx) {
+  const Tensor& x = ctx.input(0);
+  ctx.check((x.dtype() == DataType::kU8 || x.dtype() == DataType::kI8) && x.rank() >= 3,
+            "QLinearGlobalAveragePool takes a uint8 or int8 [N, C, spatial...] tensor");
+  const ir::Attributes& at = ctx.attrs();
+  const float sx = at.getFloat("x_scale", 0.0f), sy = at.getFloat("y_scale", 0.0f);
+  ctx.check(sx > 0.0f && sy > 0.0f, "QLinearGlobalAveragePool's scales must be > 0");
+  int64_t hw = 1;
+  for (size_t d = 2; d < x.rank(); ++d) hw *= x.dim(d);
+  ctx.check(hw > 0 && hw < (int64_t(1) << 24), "QLinearGlobalAveragePool: the image must hold 1 .. 2^24 - 1 values");
+  const float m = sx / (sy * float(hw));
+  std::vector<int64_t> od(x.rank(), 1);
+  od[0] = x.dim(0);
+  od[1] = x.dim(1);
+  Tensor& y = ctx.allocOutput(0, x.dtype(), od);
+  const int32_t zx = int32_t(at.getInt("x_zero_point", 0)), zy = int32_t(at.getInt("y_zero_point", 0));
+  if (x.dtype() == DataType::kU8)
+    gap(x.data<uint8_t>(), y.data<uint8_t>(), x.dim(0) * x.dim(1), hw, zx, m, zy, 0, 255);
+  else
+    gap(x.data<int8_t>(), y.data<int8_t>(), x.dim(0) * x.dim(1), hw, zx, m, zy, -128, 127);
+}
+
 }  // namespace
 
-void registerAnvilQuantKernels(KernelRegistry& r) { r.add("QLinearAdd", "anvil", qlinearAddKernel); }
+void registerAnvilQuantKernels(KernelRegistry& r) {
+  r.add("QLinearAdd", "anvil", qlinearAddKernel);
+  r.add("QLinearGlobalAveragePool", "anvil", qlinearGapKernel);
+}
 
 }  // namespace anvil::cpu::kernels

@@ -65,7 +65,8 @@ TEST(QdqFusion, LinearLayersComputeInInt8OnTheirInputsGrid) {
   const passes::PassResult r = passes::fuseQdq(net.g, {});
   EXPECT_EQ(r.stats,
             "2 weight DequantizeLinear folded, 2 linear layers in INT8 from their Q/DQ, 1 requantized as "
-            "onnxruntime does, 0 QLinearAdd, 0 Q/DQ pairs between INT8 layers absorbed");
+            "onnxruntime does, 0 QLinearAdd, 0 QLinearGlobalAveragePool, 0 Q/DQ pairs between INT8 layers "
+            "absorbed");
   // The Conv reads x's DequantizeLinear (values on the grid), which carries the u8 form of
   // the s8 grid (zero point -3 + 128).
   EXPECT_EQ(net.conv->input(0)->name(), "x_dqv");
@@ -287,6 +288,41 @@ TEST(QdqFusion, PairsBetweenInt8LayersBecomeChainLinks) {
   int q = 0;
   for (const auto& n : g.nodes()) q += n->op() == "QuantizeLinear";
   EXPECT_EQ(q, 2);  // x's and the output's
+}
+
+// x -Q/DQ-> GlobalAveragePool -> Q -> DQ -> y: one anvil.QLinearGlobalAveragePool of the
+// quantized tensor, on s8 grids as on u8 ones (onnxruntime's s8->u8 rewrite gives the same
+// integers).
+TEST(QdqFusion, GlobalAveragePoolBecomesQLinear) {
+  for (DataType t : {DataType::kU8, DataType::kI8}) {
+    ir::Graph g;
+    ir::Value* x = g.addValue("x", {DataType::kF32, Shape::fromExtents({1, 3, 4, 5})});
+    g.addInput(x);
+    auto f = [&](const std::string& n, float v) { return g.addInitializer(n, Tensor::scalar<float>(DataType::kF32, v)); };
+    auto z = [&](const std::string& n, int v) {
+      return t == DataType::kU8 ? g.addInitializer(n, Tensor::scalar<uint8_t>(DataType::kU8, uint8_t(v)))
+                                : g.addInitializer(n, Tensor::scalar<int8_t>(DataType::kI8, int8_t(v)));
+    };
+    ir::Node* q = g.addNode("QuantizeLinear", "", "xq", {x, f("xs", 0.1f), z("xz", 5)}, {"xqv"});
+    ir::Node* dq = g.addNode("DequantizeLinear", "", "xdq", {q->output(0), f("xs2", 0.1f), z("xz2", 5)}, {"xd"});
+    ir::Node* gap = g.addNode("GlobalAveragePool", "", "gap", {dq->output(0)}, {"p"});
+    ir::Node* pq = g.addNode("QuantizeLinear", "", "pq", {gap->output(0), f("ps", 0.03f), z("pz", 9)}, {"pqv"});
+    ir::Node* pdq = g.addNode("DequantizeLinear", "", "pdq", {pq->output(0), f("ps2", 0.03f), z("pz2", 9)}, {"y"});
+    g.addOutput(pdq->output(0));
+    ir::inferShapes(g);
+    const passes::PassResult r = passes::fuseQdq(g, {});
+    EXPECT_NE(r.stats.find("1 QLinearGlobalAveragePool"), std::string::npos) << r.stats;
+    const ir::Node* qg = pdq->input(0)->producer();
+    ASSERT_NE(qg, nullptr);
+    EXPECT_EQ(qg->op(), "QLinearGlobalAveragePool");
+    EXPECT_EQ(qg->input(0)->name(), "xqv");
+    EXPECT_EQ(qg->attrs().getFloat("x_scale", 0), 0.1f);
+    EXPECT_EQ(qg->attrs().getInt("x_zero_point", 0), 5);
+    EXPECT_EQ(qg->attrs().getFloat("y_scale", 0), 0.03f);
+    EXPECT_EQ(qg->attrs().getInt("y_zero_point", 0), 9);
+    EXPECT_EQ(qg->output(0)->dtype(), t);
+    for (const auto& n : g.nodes()) EXPECT_NE(n->op(), "GlobalAveragePool");
+  }
 }
 
 }  // namespace

@@ -346,5 +346,70 @@ TEST(QdqQLinearAdd, OnnxruntimesFormulaOnEveryPair) {
   }
 }
 
+// ---------------------------------------------------------------------------------------
+// anvil.QLinearGlobalAveragePool: onnxruntime's integer form, acc = sum(q) - z_x * HW,
+// y = round_half_even(float(acc) * (s_x / (s_y * HW))) + z_y, saturated.
+
+TEST(QdqQLinearGlobalAveragePool, OnnxruntimesFormula) {
+  for (bool u8 : {true, false}) {
+    const DataType t = u8 ? DataType::kU8 : DataType::kI8;
+    const int64_t C = 97, H = 7, W = 9, HW = H * W;  // odd planes
+    const int lo = u8 ? 0 : -128, hi = u8 ? 255 : 127;
+    // Data: plane c holds values whose sum walks through many residues (a deciding plane is
+    // likely among 97); grids from a fixed sequence until the spec's path rounds some plane apart.
+    Tensor x(t, {1, C, H, W});
+    for (int64_t c = 0; c < C; ++c)
+      for (int64_t i = 0; i < HW; ++i) {
+        const int v = lo + int((c * 131 + i * i * 7 + i * c) % 256);
+        if (u8)
+          x.data<uint8_t>()[c * HW + i] = uint8_t(v);
+        else
+          x.data<int8_t>()[c * HW + i] = int8_t(v);
+      }
+    float sx = 0, sy = 0;
+    int zx = 0, zy = 0, deciding = 0, tried = 0;
+    std::vector<int32_t> want(static_cast<size_t>(C)), specWant(static_cast<size_t>(C));
+    for (; tried < 5000 && deciding == 0; ++tried) {
+      sx = 0.0213f + 3.1e-7f * float(tried);
+      sy = 0.0117f + 1.7e-7f * float(tried);
+      zx = u8 ? 100 + tried % 13 : -20 + tried % 11;
+      zy = u8 ? 7 : -90;
+      deciding = 0;
+      for (int64_t c = 0; c < C; ++c) {
+        int64_t sum = 0;
+        float specSum = 0.0f;
+        for (int64_t i = 0; i < HW; ++i) {
+          const int q = u8 ? int(x.data<uint8_t>()[c * HW + i]) : int(x.data<int8_t>()[c * HW + i]);
+          sum += q;
+          specSum += sx * float(q - zx);  // the spec: dequantize, average in f32, quantize
+        }
+        const float t1 = float(int32_t(sum - int64_t(zx) * HW)) * (sx / (sy * float(HW)));
+        want[size_t(c)] = std::clamp(int32_t(std::nearbyint(t1)) + zy, lo, hi);
+        specWant[size_t(c)] = std::clamp(int32_t(std::nearbyint((specSum / float(HW)) / sy)) + zy, lo, hi);
+        deciding += want[size_t(c)] != specWant[size_t(c)];
+      }
+    }
+    ASSERT_GT(deciding, 0);
+    ir::Graph g;
+    ir::Value* xv = g.addValue("x", x.type());
+    g.addInput(xv);
+    ir::Node* n = g.addNode("QLinearGlobalAveragePool", "anvil", "gap", {xv}, {"y"});
+    n->attrs().set("x_scale", sx);
+    n->attrs().set("y_scale", sy);
+    n->attrs().set("x_zero_point", int64_t(zx));
+    n->attrs().set("y_zero_point", int64_t(zy));
+    g.addOutput(n->output(0));
+    ir::inferShapes(g);
+    EXPECT_EQ(n->output(0)->shape(), ir::Shape::fromExtents({1, C, 1, 1}));
+    const Tensor y = cpu::Interpreter::runNode(*n, {&x})[0];
+    ASSERT_EQ(y.dims(), (std::vector<int64_t>{1, C, 1, 1}));
+    int mismatches = 0;
+    for (int64_t c = 0; c < C; ++c) mismatches += int32_t(y.getInt(c)) != want[size_t(c)];
+    EXPECT_EQ(mismatches, 0) << (u8 ? "u8" : "s8");
+    std::printf("QLinearGlobalAveragePool %s: %d of %lld planes round apart on the spec's path\n", u8 ? "u8" : "s8",
+                deciding, static_cast<long long>(C));
+  }
+}
+
 }  // namespace
 }  // namespace anvil
