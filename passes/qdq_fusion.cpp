@@ -1,14 +1,21 @@
-// Explicit quantization (Q/DQ models, as onnxruntime's quantizer and PyTorch export them):
+// Explicit quantization (Q/DQ models, as onnxruntime's quantizer and PyTorch export them),
+// computed as onnxruntime's optimized session computes it where that session runs integer
+// kernels (docs/int8.md, "Q/DQ models"):
 //   1. DequantizeLinear of a constant integer tensor becomes an f32 constant that keeps the
 //      quantization it came from (scale, zero point, axis) as value metadata;
 //   2. a Conv, Gemm or MatMul reading DequantizeLinear(QuantizeLinear(x)) (one per-tensor
 //      scale and zero point) and such a constant as its weights (int8, zero points 0) reads
-//      x itself, computes in INT8 (node precision i8, reason "model") with x quantized by
-//      the same parameters (an s8 zero point z becomes the u8 zero point z + 128: the same
-//      grid and the same saturation), and the weights' scales per output channel (a
-//      per-tensor scale is repeated along that axis), so that the INT8 kernels reproduce
-//      the model's integers exactly.
-// Q/DQ pairs that feed other ops stay: they round to the grid exactly as the model says.
+//      the DequantizeLinear's output, computes in INT8 (node precision i8, reason "model")
+//      with it quantized by the same parameters (an s8 zero point z becomes the u8 zero point
+//      z + 128: the same grid and the same saturation), and the weights' scales per output
+//      channel (a per-tensor scale is repeated along that axis), so that the INT8 kernels
+//      reproduce the model's integers exactly;
+//   3. such a layer read only by a QuantizeLinear takes onnxruntime's requantization (the
+//      int32 bias in the integer sum, (s_x * s_w) / s_y, the QuantizeLinear rounding steps);
+//   4. u8 Q(Add(DQ, DQ)) and Q(GlobalAveragePool(DQ)) become anvil.QLinearAdd and
+//      anvil.QLinearGlobalAveragePool (onnxruntime's arithmetic for them);
+//   5. a Q -> DQ pair between a layer of step 3 and INT8 readers only goes (an INT8 chain).
+// Other Q/DQ pairs stay: they round to the grid exactly as the model says.
 // Runs before constant folding, which would fold the weights' DequantizeLinear away.
 #include <algorithm>
 #include <cmath>
