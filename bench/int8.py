@@ -153,6 +153,11 @@ class Reader(CalibrationDataReader):
         return next(self.it, None)
 
 
+# Hand-written sections of docs/int8.md (the Q/DQ models one) sit below this line; writing
+# the doc keeps them (as bench/report.py keeps docs/performance.md's).
+KEEP_MARKER = "<!-- bench/int8.py keeps everything below this line on a rerun -->"
+
+
 def write_doc(json_files, doc):
     """docs/int8.md from one or more --json files of earlier runs (no measuring)."""
     import platform
@@ -220,8 +225,14 @@ def write_doc(json_files, doc):
     out += ["", "How: activations between INT8 layers stay u8 (the INT8 chains of docs/design.md), the INT8 Conv and",
             "MatMul kernels are timed per layer among the families the CPU has (AMX-INT8 tiles, AVX-512 VNNI, AVX-VNNI,",
             "AVX2, portable), and the layer info (`--dumpLayerInfo`) names the tactic of each layer."]
+    kept = ""
+    if os.path.exists(doc):
+        with open(doc) as f:
+            page = f.read()
+        if KEEP_MARKER in page:
+            kept = page[page.index(KEEP_MARKER) + len(KEEP_MARKER):]
     with open(doc, "w") as f:
-        f.write("\n".join(out) + "\n")
+        f.write("\n".join(out) + "\n\n" + KEEP_MARKER + kept)
 
 
 def main():

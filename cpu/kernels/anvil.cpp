@@ -8,12 +8,14 @@ void registerAnvilLinearKernels(KernelRegistry& r);       // cpu/kernels/anvil_l
 void registerAnvilTransformerKernels(KernelRegistry& r);  // cpu/kernels/anvil_transformer.cpp
 void registerAnvilElementwiseKernels(KernelRegistry& r);  // cpu/kernels/anvil_elementwise.cpp
 void registerAnvilLayoutKernels(KernelRegistry& r);       // cpu/kernels/anvil_layout.cpp
+void registerAnvilQuantKernels(KernelRegistry& r);        // cpu/kernels/anvil_quant.cpp
 
 void registerAnvilKernels(KernelRegistry& r) {
   registerAnvilLinearKernels(r);
   registerAnvilTransformerKernels(r);
   registerAnvilElementwiseKernels(r);
   registerAnvilLayoutKernels(r);
+  registerAnvilQuantKernels(r);
 }
 
 }  // namespace anvil::cpu::kernels

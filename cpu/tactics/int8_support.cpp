@@ -1,7 +1,9 @@
 // The shared conditions of the INT8 kernel families (see int8_support.h).
 #include "cpu/tactics/int8_support.h"
 
+#include <climits>
 #include <cmath>
+#include <cstring>
 #include <vector>
 
 #include "cpu/tactics/int8_gemm.h"
@@ -69,15 +71,76 @@ bool int8MixedParams(const ir::Node& n) {
   return tp.has("fp32_channels") || tp.has("adaptive_tau") || tp.has("adaptive_test");
 }
 
+bool int8ModelRequant(const ir::Node& n, int64_t N, Int8ModelRequant* r) {
+  *r = Int8ModelRequant();
+  const ir::Attributes& tp = n.tacticParams();
+  if (!tp.has("qdq_out_scale") && !tp.has("qdq_bias")) return true;
+  const float s = tp.getFloat("qdq_out_scale", 0.0f);
+  const std::vector<int64_t> b = tp.getInts("qdq_bias");
+  if (!(s > 0.0f) || !std::isfinite(s) || int64_t(b.size()) != N) return false;
+  for (int64_t v : b)
+    if (v < INT32_MIN || v > INT32_MAX) return false;
+  r->on = true;
+  r->outScale = s;
+  r->bias.assign(b.begin(), b.end());
+  return true;
+}
+
+void int8FeatureOperands(const ir::Node& n, int32_t zx, const std::vector<int32_t>& colsum,
+                         const std::vector<float>& wScale, float sx, float alpha, int64_t padded, std::string* zc,
+                         std::string* sc) {
+  const int64_t N = int64_t(colsum.size());
+  Int8ModelRequant r;
+  ANVIL_CHECK(int8ModelRequant(n, N, &r), ErrorCode::kInvalidModel, n.label(),
+              ": qdq_bias must hold one int32 per output feature and qdq_out_scale a finite scale > 0");
+  ANVIL_CHECK(!r.on || alpha == 1.0f, ErrorCode::kInternal, n.label(), ": a requantized node has alpha 1");
+  // A Q/DQ chain link (passes/qdq_fusion.cpp): the input holds the producer's value in
+  // steps of its grid (scale 1), the real scale is qdq_x_scale.
+  sx = n.tacticParams().getFloat("qdq_x_scale", sx);
+  zc->assign(size_t(padded) * 4, '\0');
+  sc->assign(size_t(padded) * 4, '\0');
+  for (int64_t f = 0; f < N; ++f) {
+    const int64_t z64 = int64_t(zx) * colsum[size_t(f)] - (r.on ? r.bias[size_t(f)] : 0);
+    ANVIL_CHECK(z64 >= INT32_MIN && z64 <= INT32_MAX, ErrorCode::kUnsupported, n.label(),
+                ": the zero-point correction less the int32 bias of feature ", f, " leaves int32");
+    const int32_t z = int32_t(z64);
+    // onnxruntime's output scale: X_scale * W_scale[f] / Y_scale, left to right in f32.
+    const float s = r.on ? (sx * wScale[size_t(f)]) / r.outScale : (sx * wScale[size_t(f)]) * alpha;
+    std::memcpy(zc->data() + f * 4, &z, 4);
+    std::memcpy(sc->data() + f * 4, &s, 4);
+  }
+}
+
 namespace {
 // A u8 value this node can read or write: per-tensor quantized, and the node not mixed.
 bool lowerable(const ir::Node& n, const ir::Value* v) { return perTensorQuant(v, nullptr, nullptr) && !int8MixedParams(n); }
+
+// The node's requantization, if any, is well formed and on a plain Conv / Gemm / MatMul
+// (no fused epilogue, Gemm alpha 1, no f32 components) with an f32 output and no bias
+// input (the bias is in qdq_bias).
+bool requantFits(const ir::Node& n, int64_t N) {
+  Int8ModelRequant r;
+  if (!int8ModelRequant(n, N, &r)) return false;
+  if (n.tacticParams().has("qdq_x_scale")) {
+    const float xs = n.tacticParams().getFloat("qdq_x_scale", 0.0f);
+    if (!(xs > 0.0f) || !std::isfinite(xs) || int8MixedParams(n)) return false;
+  }
+  if (!r.on) return true;
+  if (!n.domain().empty() || int8MixedParams(n) || n.attrs().getFloat("alpha", 1.0f) != 1.0f) return false;
+  if (n.input(2) || !n.output(0)) return false;
+  // A lowered output holds round(value) + z: its grid is the steps (scale 1).
+  float s = 0.0f;
+  if (n.output(0)->dtype() != DataType::kF32 && !(n.output(0)->dtype() == DataType::kU8 && perTensorQuant(n.output(0), &s, nullptr) && s == 1.0f))
+    return false;
+  return n.op() == "Conv" || n.op() == "Gemm" || n.op() == "MatMul";
+}
 }  // namespace
 
 bool int8LinearSupports(const ir::Node& n, const std::vector<ir::TensorType>& in, int64_t K, int64_t N,
                         int64_t featureAxis) {
   if (n.precision() != DataType::kI8 || !perTensorQuant(n.input(0), nullptr, nullptr)) return false;
   if (!n.input(1) || !n.input(1)->isInitializer() || K < 1 || K > kI8MaxK || N < 1) return false;
+  if (!requantFits(n, N)) return false;
   const float* s;
   const bool xOk = in[0].dtype == DataType::kF32 || (in[0].dtype == DataType::kU8 && lowerable(n, n.input(0)));
   const ir::Value* y = n.output(0);
@@ -125,7 +188,7 @@ bool supportsPlainInt8Conv2d(const ir::Node& n, const std::vector<ir::TensorType
   if (!conv2dGeometry(a, xd.data(), wd[0], &g) || g.C != wd[1]) return false;
   if (g.OH * g.OW > maxPixels) return false;
   const float* s;
-  if (!weightQuant(n, 0, wd[0], &s)) return false;
+  if (!weightQuant(n, 0, wd[0], &s) || !requantFits(n, wd[0])) return false;
   if (!fused) return true;
   ir::linear::Epilogue e;
   if (!ir::linear::readEpilogue(n.attrs(), &e).empty()) return false;

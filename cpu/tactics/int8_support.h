@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include "cpu/tactics/native_linear_conv.h"
@@ -34,6 +35,30 @@ bool convAttrsOf(const ir::Node& n, const ir::Shape& w, ConvAttrs* a);
 // Components in f32 (tactic params fp32_channels, adaptive_tau, adaptive_test): such a
 // node needs its input and output in f32 (the f32 recomputation reads and writes them).
 bool int8MixedParams(const ir::Node& n);
+
+// A Q/DQ import's requantization (passes/qdq_fusion.cpp, tactic params qdq_bias: the
+// model's int32 bias per output feature, qdq_out_scale: the output grid's s_y): the node
+// outputs float(acc + bias[f]) * ((s_x * s_w[f]) / s_y), onnxruntime's QLinearConv /
+// QLinearMatMul / QGemm value before its rounding, in f32 with the same operations in the
+// same order. Such a node has no f32 bias, activation, residual, alpha or f32 components;
+// its output is f32 or lowered u8 on the grid of the steps (scale 1: round(value) + z).
+// False where the params are malformed (N biases, s_y > 0 finite); on = false without them.
+struct Int8ModelRequant {
+  bool on = false;
+  float outScale = 1.0f;
+  std::vector<int32_t> bias;  // [N]
+};
+bool int8ModelRequant(const ir::Node& n, int64_t N, Int8ModelRequant* r);
+
+// The tiles' per-feature operands of y = float(acc - zc[f]) * sc[f], as blobs of `padded`
+// entries (zeros past N): zc = z_x * colsum[f] and sc = (s_x * s_w[f]) * alpha; with the
+// node's requantization (int8ModelRequant) zc = z_x * colsum[f] - bias[f] (the bias joins
+// the exact integer sum) and sc = (s_x * s_w[f]) / s_y. s_x is the tactic param
+// qdq_x_scale where the node has one (a Q/DQ chain link: input 0 holds its producer's
+// requantized value in steps, grid scale 1). Every INT8 family calls this.
+void int8FeatureOperands(const ir::Node& n, int32_t zx, const std::vector<int32_t>& colsum,
+                         const std::vector<float>& wScale, float sx, float alpha, int64_t padded, std::string* zc,
+                         std::string* sc);
 
 // The common part of an INT8 linear kernel's supports(): the node computes in INT8, input 0
 // has its per-tensor quantization and is f32 or (for a node without f32 components) a

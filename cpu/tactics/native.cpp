@@ -17,6 +17,7 @@ void registerNativeInt8PoolKernels(Kernels& k);   // cpu/tactics/native_int8_poo
 void registerNativeInt8PixelsKernels(Kernels& k);  // cpu/tactics/native_int8_conv_pixels.cpp: INT8 Conv, pixels as tile rows
 void registerNativeInt8AmxKernels(Kernels& k);    // cpu/tactics/native_int8_amx.cpp: INT8 Conv, MatMul, Gemm on AMX tiles
 void registerNativeHalfKernels(Kernels& k);       // cpu/tactics/native_half.cpp: FP16 / BF16 MatMul, Gemm, Conv
+void registerNativeQdqKernels(Kernels& k);        // cpu/tactics/native_qdq.cpp: per-tensor Q/DQ steps, QLinearAdd
 
 void registerNativeCpuKernels(Kernels& k) {
   registerNativeLinearKernels(k);
@@ -32,6 +33,7 @@ void registerNativeCpuKernels(Kernels& k) {
   registerNativeInt8PixelsKernels(k);
   registerNativeInt8AmxKernels(k);
   registerNativeHalfKernels(k);
+  registerNativeQdqKernels(k);
 }
 
 }  // namespace anvil::runtime

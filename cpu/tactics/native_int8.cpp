@@ -654,13 +654,8 @@ void prepareWeights(const PrepareInfo& info, const I8Params& p, int64_t fs, int6
   };
   std::string packed = pack(qm);
   const int64_t padded = roundUp(p.N, 64);
-  std::string zc(size_t(padded) * 4, '\0'), sc(size_t(padded) * 4, '\0');
-  for (int64_t f = 0; f < p.N; ++f) {
-    const int32_t z = p.zeroPoint * q.sums[size_t(f)];
-    const float s = (sx * q.scale[size_t(f)]) * alpha;
-    std::memcpy(zc.data() + f * 4, &z, 4);
-    std::memcpy(sc.data() + f * 4, &s, 4);
-  }
+  std::string zc, sc;
+  int8FeatureOperands(*info.node, p.zeroPoint, q.sums, q.scale, sx, alpha, padded, &zc, &sc);
   out->blobs = {std::move(packed), std::move(zc), std::move(sc)};
   out->packedInputs.push_back(1);
   if (!p.mixed) return;

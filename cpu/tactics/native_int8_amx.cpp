@@ -192,13 +192,8 @@ void prepareConv(bool fused, const PrepareInfo& info, Prepared* out) {
         pk[((f / kTile * p.KT + kt) * kTile + f % kTile) * 64 + j * 4 + ch % 4] = q.q[size_t(f * K + ch * taps + t)];
       }
   const int64_t padded = coBlocks * kTile;
-  std::string zc(size_t(padded) * 4, '\0'), sc(size_t(padded) * 4, '\0');
-  for (int64_t f = 0; f < p.N; ++f) {
-    const int32_t z = p.zeroPoint * q.sums[size_t(f)];
-    const float s = sx * q.scale[size_t(f)];  // the i8 kernels' (s_x * s_w) * alpha, alpha = 1
-    std::memcpy(zc.data() + f * 4, &z, 4);
-    std::memcpy(sc.data() + f * 4, &s, 4);
-  }
+  std::string zc, sc;  // the i8 kernels' operands, alpha = 1
+  int8FeatureOperands(*info.node, p.zeroPoint, q.sums, q.scale, sx, 1.0f, padded, &zc, &sc);
   out->blobs = {std::move(packed), std::move(zc), std::move(sc)};
   out->packedInputs.push_back(1);
   out->workspaceBytes = uint64_t(layoutOf(p, g).total(p.tasks));
@@ -664,13 +659,8 @@ void prepareMatMul(MmOp op, bool fused, const PrepareInfo& info, Prepared* out) 
       pk[((f / kTile * p.KT + k / 64) * kTile + (k % 64) / 4) * 64 + (f % kTile) * 4 + k % 4] =
           q.q[size_t(f * p.K + k)];
   const int64_t padded = nBlocks * kTile;
-  std::string zc(size_t(padded) * 4, '\0'), sc(size_t(padded) * 4, '\0');
-  for (int64_t f = 0; f < p.N; ++f) {
-    const int32_t z = p.zeroPoint * q.sums[size_t(f)];
-    const float s = (sx * q.scale[size_t(f)]) * p.alpha;
-    std::memcpy(zc.data() + f * 4, &z, 4);
-    std::memcpy(sc.data() + f * 4, &s, 4);
-  }
+  std::string zc, sc;
+  int8FeatureOperands(n, p.zeroPoint, q.sums, q.scale, sx, p.alpha, padded, &zc, &sc);
   out->blobs = {std::move(packed), std::move(zc), std::move(sc)};
   out->packedInputs.push_back(1);
   out->workspaceBytes = uint64_t(mmLayout(p, M).total(p.tasks));

@@ -189,13 +189,8 @@ void prepareConv(I8Isa isa, bool fused, const PrepareInfo& info, Prepared* out) 
              reinterpret_cast<uint32_t*>(packed.data()));
   // Per channel, padded to 64 (the tiles read whole vectors).
   const int64_t padded = roundUp(p.N, 64);
-  std::string zc(size_t(padded) * 4, '\0'), sc(size_t(padded) * 4, '\0');
-  for (int64_t f = 0; f < p.N; ++f) {
-    const int32_t z = p.zeroPoint * q.sums[size_t(f)];
-    const float s = sx * q.scale[size_t(f)];  // the i8 kernels' (s_x * s_w) * alpha, alpha = 1
-    std::memcpy(zc.data() + f * 4, &z, 4);
-    std::memcpy(sc.data() + f * 4, &s, 4);
-  }
+  std::string zc, sc;  // the i8 kernels' operands, alpha = 1
+  int8FeatureOperands(*info.node, p.zeroPoint, q.sums, q.scale, sx, 1.0f, padded, &zc, &sc);
   out->blobs = {std::move(packed), std::move(zc), std::move(sc)};
   out->packedInputs.push_back(1);
   out->workspaceBytes = uint64_t(layoutOf(c, p, g).total(p.tasks));

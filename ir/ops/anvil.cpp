@@ -9,12 +9,14 @@ void registerAnvilLinearOps(OpRegistry& r);       // ir/ops/anvil_linear.cpp: fu
 void registerAnvilTransformerOps(OpRegistry& r);  // ir/ops/anvil_transformer.cpp: LayerNorm/GELU/Attention forms
 void registerAnvilElementwiseOps(OpRegistry& r);  // ir/ops/anvil_elementwise.cpp: fused elementwise chains
 void registerAnvilLayoutOps(OpRegistry& r);       // ir/ops/anvil_layout.cpp: Reorder between storage layouts
+void registerAnvilQuantOps(OpRegistry& r);        // ir/ops/anvil_quant.cpp: QLinearAdd of Q/DQ imports
 
 void registerAnvilOps(OpRegistry& r) {
   registerAnvilLinearOps(r);
   registerAnvilTransformerOps(r);
   registerAnvilElementwiseOps(r);
   registerAnvilLayoutOps(r);
+  registerAnvilQuantOps(r);
 }
 
 }  // namespace anvil::ir::ops

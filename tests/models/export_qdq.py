@@ -9,16 +9,24 @@ reads it), for:
   cnn_qdq_{pt,pc}_{s8,u8}   a small CNN (Conv+ReLU x3, residual Add, GlobalAveragePool,
                             Gemm) quantized per tensor (pt) or per channel (pc), with int8
                             (s8) or uint8 (u8) activations;
-  resnet18_qdq_pc_s8        the exported resnet18 of export_models.py (OUTDIR/../models),
-                            when it is there;
+  resnet18_qdq_pc_{s8,u8}   the exported resnet18 of export_models.py (OUTDIR/../models),
+                            when it is there, with int8 and with uint8 activations;
   mlp_qdq_pc_s8             the exported MLP (MatMul / Gemm weights).
 onnxruntime.quantization.quantize_static (QDQ format, weights int8 symmetric, calibration
-MinMax on 16 seeded random batches) makes each model; onnxruntime runs it for the expected
-outputs. Each entry carries "tol": one quantization step of the output (the scale of the
-last DequantizeLinear before it) relative to the output's range, the issue's bar for a Q/DQ
-import ("matches onnxruntime within one quantization step") -- or, where larger, the spread
-between onnxruntime's own optimized and unoptimized runs of the model (resnet18: 2 steps,
-a third of the logits differing), recorded as "ort_spread_steps".
+MinMax on 16 seeded random batches) makes each model; onnxruntime's optimized session runs
+it for the expected outputs. Each entry's "tol" is one quantization step of the output (the
+scale of the last DequantizeLinear before it) relative to the output's range: the issue's
+bar for a Q/DQ import ("matches onnxruntime within one quantization step").
+
+One exception, recorded in the entry: where onnxruntime's optimized graph itself runs
+quantized layers on the float path ("ort_float_layers": on x86 its Q/DQ selectors take int8
+activations only through its s8->u8 rewrite, which skips a QuantizeLinear read by two
+DequantizeLinear -- resnet18_qdq_pc_s8 keeps 11 of its 20 convolutions as f32 Conv), those
+layers' f32 rounding lands a value within ~1e-7 of a half on the other side now and then (1
+of resnet18's 200704 values after its first block's first convolution), and the deep net
+spreads it to about 2 output steps; onnxruntime's own optimized and unoptimized sessions
+differ by as much. There the bar is that spread ("tol_reason" says so), measured here as
+"ort_spread_steps"; everywhere else it is exactly one step.
 """
 
 import argparse
@@ -26,6 +34,7 @@ import json
 import os
 import shutil
 import sys
+import tempfile
 
 import numpy as np
 import onnx
@@ -111,6 +120,26 @@ def output_step(model):
     return steps
 
 
+def ort_float_layers(path):
+    """The Conv / Gemm / MatMul nodes onnxruntime's optimized graph runs in f32 on dequantized inputs."""
+    with tempfile.TemporaryDirectory() as tmp:
+        so = ort.SessionOptions()
+        so.optimized_model_filepath = os.path.join(tmp, "optimized.onnx")
+        so.log_severity_level = 3  # the NCHWc-specific serialization warning
+        ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
+        opt = onnx.load(so.optimized_model_filepath)
+    producer = {o: n for n in opt.graph.node for o in n.output}
+    out = []
+    for n in opt.graph.node:
+        if n.op_type in ("Conv", "Gemm", "MatMul", "FusedConv", "FusedGemm", "FusedMatMul"):
+            src = producer.get(n.input[0])
+            while src is not None and src.op_type in ("ReorderInput", "Transpose"):
+                src = producer.get(src.input[0])
+            if src is not None and src.op_type == "DequantizeLinear":
+                out.append(n.name or n.output[0])
+    return out
+
+
 def quantize(src, dst, per_channel, act, feeds):
     quantize_static(src, dst, Reader(feeds), quant_format=QuantFormat.QDQ, per_channel=per_channel,
                     activation_type=act, weight_type=QuantType.QInt8)
@@ -126,8 +155,9 @@ def export(name, src, outdir, per_channel, act, rng, like=None):
     outs = sess.run(None, test)
     # onnxruntime without graph optimizations runs the Q/DQ ops as the ONNX spec defines
     # them (float convolution, then QuantizeLinear); optimized, it runs QLinearConv with an
-    # integer accumulator and its own requantization. On a deep net the two disagree by a
-    # step here and there, which compounds: the bar is one step or that spread, the larger.
+    # integer accumulator and its own requantization. Their spread is recorded; it is the
+    # bar only where the optimized graph keeps quantized layers on the float path.
+    float_layers = ort_float_layers(dst)
     so = ort.SessionOptions()
     so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
     spec_outs = ort.InferenceSession(dst, so, providers=["CPUExecutionProvider"]).run(None, test)
@@ -147,9 +177,14 @@ def export(name, src, outdir, per_channel, act, rng, like=None):
         if step is None:
             raise RuntimeError(f"{name}: output {o.name} is not produced by a DequantizeLinear")
         spread = float(np.max(np.abs(arr.astype(np.float64) - spec)))
-        tol = max(tol, 1.0001 * max(step, spread) / rng_)
+        bar = max(step, spread) if float_layers else step
+        tol = max(tol, 1.0001 * bar / rng_)
         entry.setdefault("ort_spread_steps", {})[o.name] = spread / step
     entry["tol"] = tol
+    entry["ort_float_layers"] = float_layers
+    if float_layers and tol > 1.0001 * max(steps.values()) / rng_:
+        entry["tol_reason"] = (f"onnxruntime's optimized graph keeps {len(float_layers)} quantized layers on the "
+                               "float path; the bar is its optimized-vs-unoptimized spread")
     entry["quantization"] = {"per_channel": per_channel, "activations": "s8" if act == QuantType.QInt8 else "u8"}
     return entry
 
@@ -169,7 +204,9 @@ def main():
         for act in (QuantType.QInt8, QuantType.QUInt8):
             name = f"cnn_qdq_{'pc' if pc else 'pt'}_{'s8' if act == QuantType.QInt8 else 'u8'}"
             models[name] = export(name, tmp, args.outdir, pc, act, rng)
-    for src, name in (("resnet18", "resnet18_qdq_pc_s8"), ("mlp", "mlp_qdq_pc_s8")):
+    for src, name, act in (("resnet18", "resnet18_qdq_pc_s8", QuantType.QInt8),
+                           ("resnet18", "resnet18_qdq_pc_u8", QuantType.QUInt8),
+                           ("mlp", "mlp_qdq_pc_s8", QuantType.QInt8)):
         path = os.path.join(source, f"{src}.onnx")
         if not os.path.exists(path):
             print(f"export_qdq: {path} missing, {name} skipped", file=sys.stderr)
@@ -178,12 +215,13 @@ def main():
         man = json.load(open(os.path.join(source, "manifest.json")))
         for i in man["models"][src]["inputs"]:
             like[i["name"]] = np.load(os.path.join(source, i["file"]))
-        models[name] = export(name, path, args.outdir, True, QuantType.QInt8, rng, like)
+        models[name] = export(name, path, args.outdir, True, act, rng, like)
     with open(os.path.join(args.outdir, "manifest.json"), "w") as f:
         json.dump({"models": models, "generator": "tests/models/export_qdq.py",
                    "versions": {"onnxruntime": ort.__version__, "onnx": onnx.__version__}}, f, indent=1)
     for name, e in models.items():
-        print(f"{name}: tol {e['tol']:.3g} (onnxruntime's own spread: {e['ort_spread_steps']} steps)")
+        print(f"{name}: tol {e['tol']:.3g} (onnxruntime's own spread: {e['ort_spread_steps']} steps; "
+              f"{len(e['ort_float_layers'])} layers on its float path)")
 
 
 if __name__ == "__main__":
