@@ -500,15 +500,15 @@ TEST(LinearEpilogueFusion, FusedNodeKeepsTheLinearLayersPrecisionAndTacticParams
                                 "}\n",
                                 w);
   ir::inferShapes(*m.graph);
-  for (ir::Node* n : m.graph->nodes()) {
+  for (const auto& n : m.graph->nodes()) {
     if (n->op() != "Conv" && n->op() != "MatMul") continue;
     n->setPrecision(DataType::kI8);
     n->tacticParams().set("input_scale", 0.125f);
   }
-  EXPECT_EQ(passes::fuseLinearEpilogues(*m.graph, {}).changed, 1);
-  EXPECT_EQ(passes::fuseMatMulAdd(*m.graph, {}).changed, 1);
+  EXPECT_EQ(passes::fuseMatMulAdd(*m.graph, {}).changed, 1);        // MatMul + Add -> Gemm
+  EXPECT_EQ(passes::fuseLinearEpilogues(*m.graph, {}).changed, 1);  // Conv + Relu -> FusedConv
   int seen = 0;
-  for (const ir::Node* n : m.graph->nodes()) {
+  for (const auto& n : m.graph->nodes()) {
     if (n->op() != "FusedConv" && n->op() != "Gemm") continue;
     ++seen;
     EXPECT_EQ(n->precision(), DataType::kI8) << n->op();
