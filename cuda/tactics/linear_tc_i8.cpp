@@ -70,18 +70,19 @@ I8Weights prepareWeights(const runtime::PrepareInfo& info, int64_t features, int
   ANVIL_CHECK(cpu::tactics::weightQuant(n, featureAxis, features, &given), ErrorCode::kInvalidModel, n.label(),
               ": the weight's quantization is not per output feature with zero offsets");
   const cpu::tactics::I8Weights q = cpu::tactics::quantizeWeights(w->data<float>(), features, k, fs, ks, given);
-  std::vector<float> scale(static_cast<size_t>(features));
-  std::vector<std::int32_t> offset(static_cast<size_t>(features));
-  for (int64_t f = 0; f < features; ++f) {
-    scale[size_t(f)] = (sx * q.scale[size_t(f)]) * alpha;  // the CPU kernels' product, in its order
-    offset[size_t(f)] = (p.xZero - 128) * q.sums[size_t(f)];
-  }
+  // The per-feature operands of float(acc - offset[f]) * scale[f], from the CPU kernels' own
+  // helper: the kernel's sums are over q_x - 128, so its zero-point correction is
+  // (z_x - 128) * colsum[f]; a Q/DQ import's int32 bias joins it and its requantization
+  // ((s_x * s_w[f]) / s_y, s_x a chain link's qdq_x_scale) replaces the plain scale, exactly
+  // as on the CPU.
+  std::string scale, offset;
+  cpu::tactics::int8FeatureOperands(n, p.xZero - 128, q.sums, q.scale, sx, alpha, features, &offset, &scale);
   p.n = features;
   p.k = k;
   p.blob = std::int32_t(prepared->blobs.size());
   prepared->blobs.push_back(bytesOf(q.q));
-  prepared->blobs.push_back(bytesOf(scale));
-  prepared->blobs.push_back(bytesOf(offset));
+  prepared->blobs.push_back(std::move(scale));
+  prepared->blobs.push_back(std::move(offset));
   prepared->packedInputs.push_back(1);
   return p;
 }
