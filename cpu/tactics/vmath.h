@@ -11,6 +11,21 @@
 
 namespace anvil::cpu::vmath {
 
+// Gelu(x) = x Phi(x) with Phi(-a) = q(a) = 2^-U(a), a = |x|: U(a) = 1 + a (c1 + a (c2 + ...
+// + a c6)) fits -log2 Phi(-a) on [0, kGeluCut] (a weighted minimax fit: the error of x Phi
+// may be 3e-7 of max(1, |y|), so U's error may grow as a q(a) shrinks), and 2^-U as 2^-n
+// times 2^r, n = round(U), r = n - U in [-1/2, 1/2], by a degree-5 minimax polynomial
+// (relative error 7e-8). Past the cut, q = 0: x Phi(-5.75) is 2.6e-8. Phi is then q for
+// x < 0 and 1 - q otherwise. No division, no branch, no erf: 22 operations against the
+// erf form's 45 and a vdivps (gelu16 over 3136 x 384 floats: 1.15 ms with erf on the dev
+// box). Simulated with the float32 roundings, the worst error is 0.5 of the bound (at
+// x = 1.38, where y rounds at 1.2e-7 an ulp); relative error under 4e-7 for |x| < 0.01.
+// The scalar form (cpu/tactics/native_ops_approx.cpp) uses the same constants.
+inline constexpr float kGeluU[6] = {1.15114272f, 0.458935916f, 0.0532028489f, -0.00794921722f, 0.000729592110f,
+                                    -2.85472161e-05f};
+inline constexpr float kExp2P[5] = {0.693146586f, 0.240221664f, 0.0555104725f, 0.00967495237f, 0.00132029818f};
+inline constexpr float kGeluCut = 5.75f;
+
 #define ANVIL_VMATH_AVX2 __attribute__((target("avx2,fma"))) inline
 
 ANVIL_VMATH_AVX2 __m256 splat(float v) { return _mm256_set1_ps(v); }
@@ -90,10 +105,29 @@ ANVIL_VMATH_AVX2 __m256 erf8(__m256 x) {
   return _mm256_blendv_ps(big, small, _mm256_cmp_ps(ax, splat(0.5f), _CMP_LT_OQ));
 }
 
-// 0.5 x (1 + erf(x / sqrt 2)).
+// x Phi(x), kGeluU above. Past the cut (and for NaN) the polynomials' values are garbage that
+// the mask clears.
 ANVIL_VMATH_AVX2 __m256 gelu8(__m256 x) {
-  return _mm256_mul_ps(_mm256_mul_ps(splat(0.5f), x),
-                       _mm256_add_ps(splat(1.f), erf8(_mm256_mul_ps(x, splat(0.70710678118654752440f)))));
+  const __m256 a = absOf(x), one = splat(1.f), magic = splat(12582912.f);  // 1.5 * 2^23
+  __m256 u = splat(kGeluU[5]);
+  u = _mm256_fmadd_ps(u, a, splat(kGeluU[4]));
+  u = _mm256_fmadd_ps(u, a, splat(kGeluU[3]));
+  u = _mm256_fmadd_ps(u, a, splat(kGeluU[2]));
+  u = _mm256_fmadd_ps(u, a, splat(kGeluU[1]));
+  u = _mm256_fmadd_ps(u, a, splat(kGeluU[0]));
+  u = _mm256_fmadd_ps(u, a, one);
+  const __m256 t = _mm256_add_ps(u, magic);  // its low bits hold n = round(u)
+  const __m256 r = _mm256_sub_ps(_mm256_sub_ps(t, magic), u);
+  __m256 p = splat(kExp2P[4]);
+  p = _mm256_fmadd_ps(p, r, splat(kExp2P[3]));
+  p = _mm256_fmadd_ps(p, r, splat(kExp2P[2]));
+  p = _mm256_fmadd_ps(p, r, splat(kExp2P[1]));
+  p = _mm256_fmadd_ps(p, r, splat(kExp2P[0]));
+  p = _mm256_fmadd_ps(p, r, one);
+  // p 2^-n: n (1..27 below the cut) off p's exponent; t << 23 is n << 23.
+  const __m256i scaled = _mm256_sub_epi32(_mm256_castps_si256(p), _mm256_slli_epi32(_mm256_castps_si256(t), 23));
+  const __m256 q = _mm256_and_ps(_mm256_castsi256_ps(scaled), _mm256_cmp_ps(a, splat(kGeluCut), _CMP_LT_OQ));
+  return _mm256_mul_ps(x, _mm256_blendv_ps(_mm256_sub_ps(one, q), q, x));  // by x's sign bit
 }
 
 // 0.5 x (1 + tanh(sqrt(2 / pi) (x + 0.044715 x^3))).
@@ -196,8 +230,28 @@ ANVIL_VMATH_AVX512 __m512 erf16(__m512 x) {
 }
 
 ANVIL_VMATH_AVX512 __m512 gelu16(__m512 x) {
-  return _mm512_mul_ps(_mm512_mul_ps(splat16(0.5f), x),
-                       _mm512_add_ps(splat16(1.f), erf16(_mm512_mul_ps(x, splat16(0.70710678118654752440f)))));
+  const __mmask16 all = 0xffff;
+  const __m512 a = absOf16(x), one = splat16(1.f), magic = splat16(12582912.f);
+  __m512 u = splat16(kGeluU[5]);
+  u = _mm512_fmadd_ps(u, a, splat16(kGeluU[4]));
+  u = _mm512_fmadd_ps(u, a, splat16(kGeluU[3]));
+  u = _mm512_fmadd_ps(u, a, splat16(kGeluU[2]));
+  u = _mm512_fmadd_ps(u, a, splat16(kGeluU[1]));
+  u = _mm512_fmadd_ps(u, a, splat16(kGeluU[0]));
+  u = _mm512_fmadd_ps(u, a, one);
+  const __m512 t = _mm512_add_ps(u, magic);
+  const __m512 r = _mm512_sub_ps(_mm512_sub_ps(t, magic), u);
+  __m512 p = splat16(kExp2P[4]);
+  p = _mm512_fmadd_ps(p, r, splat16(kExp2P[3]));
+  p = _mm512_fmadd_ps(p, r, splat16(kExp2P[2]));
+  p = _mm512_fmadd_ps(p, r, splat16(kExp2P[1]));
+  p = _mm512_fmadd_ps(p, r, splat16(kExp2P[0]));
+  p = _mm512_fmadd_ps(p, r, one);
+  const __m512i ti = _mm512_castps_si512(t);
+  const __m512i scaled = _mm512_sub_epi32(_mm512_castps_si512(p), _mm512_mask_slli_epi32(ti, all, ti, 23));
+  const __m512 q = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(a, splat16(kGeluCut), _CMP_LT_OQ), _mm512_castsi512_ps(scaled));
+  const __mmask16 neg = _mm512_cmplt_epi32_mask(_mm512_castps_si512(x), _mm512_setzero_si512());  // the sign bit
+  return _mm512_mul_ps(x, _mm512_mask_mov_ps(_mm512_sub_ps(one, q), neg, q));
 }
 
 ANVIL_VMATH_AVX512 __m512 geluTanh16(__m512 x) {
