@@ -58,7 +58,7 @@ __attribute__((target("avx2,fma"), always_inline)) inline __m256 act8(__m256 v, 
   } else if constexpr (A == kTanh) {
     return vmath::keepNaN(vmath::tanh8(v), v);
   } else if constexpr (A == kGelu) {
-    return vmath::keepNaN(vmath::gelu8(v), v);
+    return vmath::gelu8(v);  // NaN stays NaN by itself
   } else if constexpr (A == kGeluTanh) {
     return vmath::keepNaN(vmath::geluTanh8(v), v);
   } else {
@@ -93,7 +93,7 @@ __attribute__((target("avx512f"), always_inline)) inline __m512 act16(__m512 v, 
   } else if constexpr (A == kTanh) {
     return vmath::keepNaN16(vmath::tanh16(v), v);
   } else if constexpr (A == kGelu) {
-    return vmath::keepNaN16(vmath::gelu16(v), v);
+    return vmath::gelu16(v);
   } else if constexpr (A == kGeluTanh) {
     return vmath::keepNaN16(vmath::geluTanh16(v), v);
   } else {

@@ -156,7 +156,7 @@ ANVIL_AVX2 __m256 apply8(Fn fn, __m256 x) {
     case Fn::kSigmoid: y = sigmoid8(x); break;
     case Fn::kTanh: y = tanh8(x); break;
     case Fn::kErf: y = erf8(x); break;
-    case Fn::kGelu: y = gelu8(x); break;
+    case Fn::kGelu: return gelu8(x);  // NaN stays NaN by itself (no keepNaN: see vmath.h)
     case Fn::kGeluTanh: y = geluTanh8(x); break;
     default: y = x;
   }

@@ -106,7 +106,8 @@ ANVIL_VMATH_AVX2 __m256 erf8(__m256 x) {
 }
 
 // x Phi(x), kGeluU above. Past the cut (and for NaN) the polynomials' values are garbage that
-// the mask clears.
+// the mask clears. NaN in, NaN out without keepNaN (x times 0 or 1; a signaling NaN comes
+// out quiet), which callers skip: 2 of 24 operations.
 ANVIL_VMATH_AVX2 __m256 gelu8(__m256 x) {
   const __m256 a = absOf(x), one = splat(1.f), magic = splat(12582912.f);  // 1.5 * 2^23
   __m256 u = splat(kGeluU[5]);

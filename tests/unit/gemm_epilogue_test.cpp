@@ -7,10 +7,16 @@
 // block adds C in the tile kernel), per vector family; the output between sentinels and
 // padding columns that must stay untouched; and the values against a double-precision
 // evaluation of the same epilogue.
+// GemmTileEpilogue.DISABLED_Timing (run with --gtest_also_run_disabled_tests) times the
+// product alone, with the pass and with the tile epilogue, one thread, interleaved, median
+// thread CPU time (ANVIL_BENCH_MNK=m,n,k; default convnext_tiny's MLP, 3136 x 384 x 96).
 #include <gtest/gtest.h>
+#include <time.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
 #include <random>
 #include <string>
@@ -149,6 +155,59 @@ TEST(GemmTileEpilogue, SameBitsAsThePassForEveryActivation) {
   std::printf("[ note ] %d tile-epilogue products compared with the pass and the double evaluation\n", checked);
   if (skipped == 3) GTEST_SKIP() << "skipped: no AVX2/FMA or AVX-512";
   EXPECT_GT(checked, 100);
+}
+
+double threadCpuMs() {
+  timespec t;
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
+  return t.tv_sec * 1e3 + t.tv_nsec * 1e-6;
+}
+
+TEST(GemmTileEpilogue, DISABLED_Timing) {
+  int64_t M = 3136, N = 384, K = 96;
+  if (const char* v = std::getenv("ANVIL_BENCH_MNK")) std::sscanf(v, "%ld,%ld,%ld", &M, &N, &K);
+  for (GemmIsa isa : {GemmIsa::kAvx2_6x16, GemmIsa::kAvx512_14x32}) {
+    if (!anvil::runtime::hostHasAll(isa == GemmIsa::kAvx2_6x16 ? std::vector<std::string>{"avx2", "fma"}
+                                                               : std::vector<std::string>{"avx512f"}))
+      continue;
+    const GemmConfig& c = gemmConfig(isa);
+    std::mt19937 rng(3);
+    std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
+    std::vector<float> a(size_t(M * K)), b(size_t(K * N)), bias(static_cast<size_t>(N)), y(size_t(M * N));
+    for (float& v : a) v = dist(rng);
+    for (float& v : b) v = dist(rng);
+    for (float& v : bias) v = dist(rng);
+    std::vector<float> bp(size_t(packedBFloats(c, K, N)) + 16);
+    packBPanels(c, K, N, {b.data(), N, 1}, 0, ceilDiv(N, c.nr), aligned(bp));
+    std::vector<float> slot(size_t(gemmPackedBSlotFloats(c, K)) + 16);
+    const TaskSlots slots{aligned(slot), gemmPackedBSlotFloats(c, K), 1};
+    for (int act : {int(TileEpilogue::kNone), int(TileEpilogue::kRelu), int(TileEpilogue::kGelu),
+                    int(TileEpilogue::kGeluTanh), int(TileEpilogue::kSilu), int(TileEpilogue::kTanh)}) {
+      const Epilogue e = epilogueOf(act, 0);
+      const EpilogueRow row = epilogueRow(e);
+      auto pass = [&](int64_t, int64_t rows, int64_t j0, int64_t cols, float* cp, int64_t ld) {
+        for (int64_t r = 0; r < rows; ++r) row(e, cp + r * ld, nullptr, bias.data() + j0, 0.0f, cols);
+      };
+      const BlockEpilogue ep(pass);
+      TileEpilogue te;
+      te.act = act;
+      te.colBias = bias.data();
+      std::vector<double> t[3];
+      for (int rep = 0; rep < 15; ++rep)
+        for (int v = 0; v < 3; ++v) {
+          const double t0 = threadCpuMs();
+          if (v == 0) gemmPackedB(c, M, N, K, 1.0f, {a.data(), K, 1}, aligned(bp), y.data(), N, nullptr, slots, nullptr);
+          if (v == 1) gemmPackedB(c, M, N, K, 1.0f, {a.data(), K, 1}, aligned(bp), y.data(), N, nullptr, slots, &ep);
+          if (v == 2)
+            gemmPackedBFused(c, M, N, K, 1.0f, {a.data(), K, 1}, aligned(bp), y.data(), N, nullptr, slots, &ep, te);
+          t[v].push_back(threadCpuMs() - t0);
+        }
+      for (auto& v : t) std::sort(v.begin(), v.end());
+      std::printf("  %s %ldx%ldx%ld %-9s product %.3f  + pass %.3f  tile %.3f ms (median thread CPU)\n",
+                  isa == GemmIsa::kAvx2_6x16 ? "avx2  " : "avx512", long(M), long(N), long(K),
+                  act ? anvil::ir::linear::activationName(Activation(act)) : "bias", t[0][7], t[1][7], t[2][7]);
+    }
+  }
 }
 
 }  // namespace
