@@ -16,11 +16,14 @@ namespace anvil::cpu::vmath {
 // may be 3e-7 of max(1, |y|), so U's error may grow as a q(a) shrinks), and 2^-U as 2^-n
 // times 2^r, n = round(U), r = n - U in [-1/2, 1/2], by a degree-5 minimax polynomial
 // (relative error 7e-8). Past the cut, q = 0: x Phi(-5.75) is 2.6e-8. Phi is then q for
-// x < 0 and 1 - q otherwise. No division, no branch, no erf: 22 operations against the
-// erf form's 45 and a vdivps (gelu16 over 3136 x 384 floats: 1.15 ms with erf on the dev
-// box). Simulated with the float32 roundings, the worst error is 0.5 of the bound (at
-// x = 1.38, where y rounds at 1.2e-7 an ulp); relative error under 4e-7 for |x| < 0.01.
-// The scalar form (cpu/tactics/native_ops_approx.cpp) uses the same constants.
+// x < 0 and 1 - q otherwise. No division, no branch, no erf: 22 operations (AVX2; 23 with
+// AVX-512's mask moves) against the erf form's 45 and a vdivps. Over 3136 x 384 floats on
+// the dev box (one thread, in and out of memory): gelu16 0.38 ms against 1.05 with erf,
+// gelu8 0.56 against 1.45. Over every 257th float the worst error is 0.48 of the bound (at
+// x = 1.34, where y rounds at 1.2e-7 an ulp; the erf form: 0.47); simulated, the relative
+// error stays under 4e-7 for |x| < 0.01.
+// The scalar form (cpu/tactics/native_ops_approx.cpp) uses the same constants;
+// scripts/fit_gelu.py derives them and simulates the float32 evaluation.
 inline constexpr float kGeluU[6] = {1.15114272f, 0.458935916f, 0.0532028489f, -0.00794921722f, 0.000729592110f,
                                     -2.85472161e-05f};
 inline constexpr float kExp2P[5] = {0.693146586f, 0.240221664f, 0.0555104725f, 0.00967495237f, 0.00132029818f};
@@ -77,7 +80,8 @@ ANVIL_VMATH_AVX2 __m256 tanh8(__m256 x) {
 }
 
 // erfc(|x|) = t exp(-x^2 + P(t)), t = 1 / (1 + |x| / 2) (fractional error under 1.2e-7);
-// below 0.5, where 1 - erfc cancels, the odd Taylor series to x^13.
+// below 0.5, where 1 - erfc cancels, the odd Taylor series to x^13. The Erf op's only
+// (Gelu has its own form above; the graph fuses the erf-GELU pattern into Gelu).
 ANVIL_VMATH_AVX2 __m256 erf8(__m256 x) {
   const __m256 ax = absOf(x);
   const __m256 t = _mm256_div_ps(splat(1.f), _mm256_fmadd_ps(splat(0.5f), ax, splat(1.f)));
