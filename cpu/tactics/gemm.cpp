@@ -334,8 +334,29 @@ __attribute__((target("avx512f"))) void ukAvx512_x32(int64_t kc, const float* __
 // of several K blocks): C rows c + r * ldc, residual rows z + r * ldc, rowBias[r] (or
 // e.rowBias), colBias[j]. Lane for lane the operations of epilogueRow (epilogue_act.h):
 // (acc + rowBias) [+ colBias] [+ z] act [+ z].
+// prefetchNext: also fetch the next B panel (kc * NR floats on) into L2 along the k loop, as
+// the plain kernels' first row tile of a panel does for a prepacked weight streamed from
+// memory (one fetch per weight byte, spread over this panel's FMAs; prefetches never fault).
 using EpiKernel = void (*)(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, int ncols, bool acc,
-                           const TileEpilogue& e, const float* rowBias, const float* colBias, const float* z);
+                           const TileEpilogue& e, const float* rowBias, const float* colBias, const float* z,
+                           bool prefetchNext);
+
+// The k loop of the AVX-512 tile, with or without the next panel's prefetch (two lines a k).
+template <int MR, int R, bool PF>
+__attribute__((target("avx512f"), always_inline)) inline void accumulateAvx512(__m512 (&c0)[R], __m512 (&c1)[R],
+                                                                              int64_t kc, const float* a,
+                                                                              const float* b) {
+  for (int64_t k = 0; k < kc; ++k) {
+    if constexpr (PF) {
+      const char* p = reinterpret_cast<const char*>(b + kc * 32);
+      _mm_prefetch(p, _MM_HINT_T1);
+      _mm_prefetch(p + 64, _MM_HINT_T1);
+    }
+    stepAvx512_x32<MR, R>(c0, c1, a, b);
+    a += MR;
+    b += 32;
+  }
+}
 
 // One 16-lane vector of a finished tile row: v = acc (+ C), then the epilogue.
 template <int A>
@@ -352,7 +373,7 @@ template <int MR, int R, int A>
 __attribute__((target("avx512f"))) void ukAvx512Epi_x32(int64_t kc, const float* __restrict a,
                                                         const float* __restrict b, float* c, int64_t ldc, int ncols,
                                                         bool acc, const TileEpilogue& e, const float* rowBias,
-                                                        const float* colBias, const float* z) {
+                                                        const float* colBias, const float* z, bool prefetchNext) {
   // The residual rows (and C's, for the last of several K blocks) are needed only after
   // the loop: start fetching them now.
   if (acc) {
@@ -372,11 +393,10 @@ __attribute__((target("avx512f"))) void ukAvx512Epi_x32(int64_t kc, const float*
   __m512 c0[R], c1[R];
 #pragma GCC unroll 16
   for (int r = 0; r < R; ++r) c0[r] = c1[r] = _mm512_setzero_ps();
-  for (int64_t k = 0; k < kc; ++k) {
-    stepAvx512_x32<MR, R>(c0, c1, a, b);
-    a += MR;
-    b += 32;
-  }
+  if (prefetchNext)
+    accumulateAvx512<MR, R, true>(c0, c1, kc, a, b);
+  else
+    accumulateAvx512<MR, R, false>(c0, c1, kc, a, b);
   const __mmask16 m0 = ncols >= 16 ? __mmask16(0xffff) : __mmask16((1u << ncols) - 1);
   const __mmask16 m1 = ncols >= 32 ? __mmask16(0xffff) : ncols <= 16 ? __mmask16(0) : __mmask16((1u << (ncols - 16)) - 1);
   const __m512 p0 = _mm512_set1_ps(e.p0), p1 = _mm512_set1_ps(e.p1);
@@ -429,6 +449,25 @@ __attribute__((target("avx2,fma"), always_inline)) inline __m256 epi8(__m256 v, 
   return epi::finish8<A>(v, z ? &zv : nullptr, e.addFirst, p0, p1);
 }
 
+// The k loop of the AVX2 tile, with or without the next panel's prefetch (one line a k).
+template <int MR, int R, bool PF>
+__attribute__((target("avx2,fma"), always_inline)) inline void accumulateAvx2(__m256 (&c0)[R], __m256 (&c1)[R],
+                                                                             int64_t kc, const float* a,
+                                                                             const float* b) {
+  for (int64_t k = 0; k < kc; ++k) {
+    if constexpr (PF) _mm_prefetch(reinterpret_cast<const char*>(b + kc * 16), _MM_HINT_T1);
+    const __m256 b0 = _mm256_load_ps(b), b1 = _mm256_load_ps(b + 8);
+#pragma GCC unroll 16
+    for (int r = 0; r < R; ++r) {
+      const __m256 av = _mm256_broadcast_ss(a + r);
+      c0[r] = _mm256_fmadd_ps(av, b0, c0[r]);
+      c1[r] = _mm256_fmadd_ps(av, b1, c1[r]);
+    }
+    a += MR;
+    b += 16;
+  }
+}
+
 // A tile row's 16 columns, the first `ncols` of them when not full (masks mk0, mk1).
 __attribute__((target("avx2"), always_inline)) inline void storeRow16(float* cr, bool full, __m256i mk0, __m256i mk1,
                                                                       __m256 v0, __m256 v1) {
@@ -445,7 +484,7 @@ template <int MR, int R, int A>
 __attribute__((target("avx2,fma"))) void ukAvx2Epi_x16(int64_t kc, const float* __restrict a,
                                                        const float* __restrict b, float* c, int64_t ldc, int ncols,
                                                        bool acc, const TileEpilogue& e, const float* rowBias,
-                                                       const float* colBias, const float* z) {
+                                                       const float* colBias, const float* z, bool prefetchNext) {
   if (acc) {
 #pragma GCC unroll 16
     for (int r = 0; r < R; ++r) _mm_prefetch(reinterpret_cast<const char*>(c + r * ldc), _MM_HINT_T0);
@@ -457,17 +496,10 @@ __attribute__((target("avx2,fma"))) void ukAvx2Epi_x16(int64_t kc, const float* 
   __m256 c0[R], c1[R];
 #pragma GCC unroll 16
   for (int r = 0; r < R; ++r) c0[r] = c1[r] = _mm256_setzero_ps();
-  for (int64_t k = 0; k < kc; ++k) {
-    const __m256 b0 = _mm256_load_ps(b), b1 = _mm256_load_ps(b + 8);
-#pragma GCC unroll 16
-    for (int r = 0; r < R; ++r) {
-      const __m256 av = _mm256_broadcast_ss(a + r);
-      c0[r] = _mm256_fmadd_ps(av, b0, c0[r]);
-      c1[r] = _mm256_fmadd_ps(av, b1, c1[r]);
-    }
-    a += MR;
-    b += 16;
-  }
+  if (prefetchNext)
+    accumulateAvx2<MR, R, true>(c0, c1, kc, a, b);
+  else
+    accumulateAvx2<MR, R, false>(c0, c1, kc, a, b);
   const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
   const __m256i mk0 = _mm256_cmpgt_epi32(_mm256_set1_epi32(ncols), lane);
   const __m256i mk1 = _mm256_cmpgt_epi32(_mm256_set1_epi32(ncols - 8), lane);
@@ -853,8 +885,9 @@ void gemmPackedBImpl(const GemmConfig& c, int64_t M, int64_t N, int64_t K, float
               for (int64_t ip = 0; ip < mc; ip += mr) {
                 const int rows = int(std::min<int64_t>(mr, mc - ip));
                 const int64_t off = (ic + ip) * ldc + q * nr;
+                // The first row tile of a panel fetches the next panel of the weight.
                 epiK[rows - 1](kc, ap + ip * kc, bq, cq + ip * ldc, ldc, ncols, pc > 0, *te,
-                               te->bias ? te->bias + ic + ip : nullptr, cb, te->z ? te->z + off : nullptr);
+                               te->bias ? te->bias + ic + ip : nullptr, cb, te->z ? te->z + off : nullptr, ip == 0);
               }
               continue;
             }
@@ -951,7 +984,7 @@ void gemmPackedAFused(const GemmConfig& c, int64_t M, int64_t K, const float* Ap
             const int ncols = int(std::min<int64_t>(nr, nc - q * nr));
             const int64_t off = ip * ldc + jc + q * nr;
             epiK[rows - 1](kc, a, bp + q * kc * nr, C + off, ldc, ncols, pc > 0, e, bias,
-                           e.colBias ? e.colBias + jc + q * nr : nullptr, e.z ? e.z + off : nullptr);
+                           e.colBias ? e.colBias + jc + q * nr : nullptr, e.z ? e.z + off : nullptr, false);
           }
         }
       }
