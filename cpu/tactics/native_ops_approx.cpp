@@ -197,7 +197,7 @@ void registerApprox(Kernels& k) {
     for (const auto& [op, f] : ops) {
       Kernel kn;
       kn.name = avx2 ? "f32_unary_poly__avx2" : "f32_unary_poly";
-      kn.version = 3;  // 2: exp clamps at ln(FLT_MIN), erf takes its odd series below 0.5; 3: Gelu as 2^-U
+      kn.version = 3;  // 2: exp clamps at ln(FLT_MIN), erf takes its odd series below 0.5; 3: Gelu as 2^-U, sigmoid (below -88) and tanh through expNarrow
       kn.op = op;
       kn.precision = DataType::kF32;
       if (avx2) kn.requirements = {"avx2", "fma"};
