@@ -9,8 +9,8 @@
 #include <algorithm>
 #include <cmath>
 
+#include "cpu/tactics/epilogue_act.h"
 #include "cpu/tactics/native_linear_epilogue.h"
-#include "cpu/tactics/vmath.h"
 #include "runtime/kernel.h"
 
 namespace anvil::cpu::tactics {
@@ -19,6 +19,14 @@ namespace {
 
 using ir::linear::Activation;
 using ir::linear::Epilogue;
+
+static_assert(int(Activation::kNone) == epi::kNone && int(Activation::kRelu) == epi::kRelu &&
+                  int(Activation::kClip) == epi::kClip && int(Activation::kSigmoid) == epi::kSigmoid &&
+                  int(Activation::kTanh) == epi::kTanh && int(Activation::kLeakyRelu) == epi::kLeakyRelu &&
+                  int(Activation::kHardSigmoid) == epi::kHardSigmoid &&
+                  int(Activation::kHardSwish) == epi::kHardSwish && int(Activation::kSilu) == epi::kSilu &&
+                  int(Activation::kGelu) == epi::kGelu && int(Activation::kGeluTanh) == epi::kGeluTanh,
+              "epi::Act numbers the activations as ir::linear::Activation");
 
 // ---------------------------------------------------------------------------------------
 // The epilogue over a row: y[j] = epilogue(y[j] + rowBias + bias[j]) with residual z[j]
@@ -43,45 +51,6 @@ bool vectorized(Activation a) {
          a == Activation::kSilu || a == Activation::kTanh || a == Activation::kGelu || a == Activation::kGeluTanh;
 }
 
-template <Activation A>
-__attribute__((target("avx2,fma"))) inline __m256 act8(__m256 v, __m256 p0, __m256 p1) {
-  const __m256 zero = _mm256_setzero_ps(), one = _mm256_set1_ps(1.0f);
-  if constexpr (A == Activation::kRelu) {
-    // x < 0 ? 0 : x, NaN kept (max_ps returns its second operand when one is NaN).
-    return _mm256_blendv_ps(v, zero, _mm256_cmp_ps(v, zero, _CMP_LT_OQ));
-  } else if constexpr (A == Activation::kClip) {
-    v = _mm256_blendv_ps(v, p0, _mm256_cmp_ps(v, p0, _CMP_LT_OQ));
-    return _mm256_blendv_ps(v, p1, _mm256_cmp_ps(v, p1, _CMP_GT_OQ));
-  } else if constexpr (A == Activation::kLeakyRelu) {
-    return _mm256_blendv_ps(v, _mm256_mul_ps(v, p0), _mm256_cmp_ps(v, zero, _CMP_LT_OQ));
-  } else if constexpr (A == Activation::kHardSigmoid) {
-    return _mm256_max_ps(_mm256_min_ps(_mm256_fmadd_ps(p0, v, p1), one), zero);  // fmin/fmax NaN rules
-  } else if constexpr (A == Activation::kHardSwish) {
-    const __m256 h = _mm256_fmadd_ps(v, _mm256_set1_ps(1.0f / 6.0f), _mm256_set1_ps(0.5f));
-    return _mm256_mul_ps(v, _mm256_max_ps(_mm256_min_ps(h, one), zero));
-  } else if constexpr (A == Activation::kSigmoid || A == Activation::kSilu) {
-    const __m256 s = vmath::sigmoid8(v);
-    return vmath::keepNaN(A == Activation::kSilu ? _mm256_mul_ps(v, s) : s, v);
-  } else if constexpr (A == Activation::kTanh) {
-    return vmath::keepNaN(vmath::tanh8(v), v);
-  } else if constexpr (A == Activation::kGelu) {
-    return vmath::keepNaN(vmath::gelu8(v), v);
-  } else if constexpr (A == Activation::kGeluTanh) {
-    return vmath::keepNaN(vmath::geluTanh8(v), v);
-  } else {
-    return v;
-  }
-}
-
-template <Activation A>
-__attribute__((target("avx2,fma"))) inline __m256 finish8(const Epilogue& e, __m256 v, __m256 z, __m256 p0, __m256 p1,
-                                                          bool hasZ) {
-  if (hasZ && e.addFirst) v = _mm256_add_ps(v, z);
-  v = act8<A>(v, p0, p1);
-  if (hasZ && !e.addFirst) v = _mm256_add_ps(v, z);
-  return v;
-}
-
 // The tail (n % 8 elements) goes through the same lanes under a mask, so an element's bits
 // never depend on where a block of the output ends (block widths follow the task count).
 template <Activation A>
@@ -93,14 +62,16 @@ __attribute__((target("avx2,fma"))) void rowAvx2(const Epilogue& e, float* y, co
   for (; j + 8 <= n; j += 8) {
     __m256 v = _mm256_add_ps(_mm256_loadu_ps(y + j), rb);
     if (bias) v = _mm256_add_ps(v, _mm256_loadu_ps(bias + j));
-    _mm256_storeu_ps(y + j, finish8<A>(e, v, z ? _mm256_loadu_ps(z + j) : zero, p0, p1, z != nullptr));
+    const __m256 zv = z ? _mm256_loadu_ps(z + j) : zero;
+    _mm256_storeu_ps(y + j, epi::finish8<int(A)>(v, z ? &zv : nullptr, e.addFirst, p0, p1));
   }
   if (j < n) {
     const __m256i mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(int32_t(n - j)),
                                             _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
     __m256 v = _mm256_add_ps(_mm256_maskload_ps(y + j, mask), rb);
     if (bias) v = _mm256_add_ps(v, _mm256_maskload_ps(bias + j, mask));
-    _mm256_maskstore_ps(y + j, mask, finish8<A>(e, v, z ? _mm256_maskload_ps(z + j, mask) : zero, p0, p1, z != nullptr));
+    const __m256 zv = z ? _mm256_maskload_ps(z + j, mask) : zero;
+    _mm256_maskstore_ps(y + j, mask, epi::finish8<int(A)>(v, z ? &zv : nullptr, e.addFirst, p0, p1));
   }
 }
 
@@ -109,43 +80,23 @@ __attribute__((target("avx2,fma"))) void rowAvx2(const Epilogue& e, float* y, co
 // (GELU on a 3136 x 384 block: 1.8 ms with eight lanes). The same formulas lane for lane
 // as the eight-lane row (cpu/tactics/vmath.h), so the same bits.
 template <Activation A>
-__attribute__((target("avx512f"))) inline __m512 act16(__m512 v) {
-  if constexpr (A == Activation::kSigmoid || A == Activation::kSilu) {
-    const __m512 s = vmath::sigmoid16(v);
-    return vmath::keepNaN16(A == Activation::kSilu ? _mm512_mul_ps(v, s) : s, v);
-  } else if constexpr (A == Activation::kTanh) {
-    return vmath::keepNaN16(vmath::tanh16(v), v);
-  } else if constexpr (A == Activation::kGelu) {
-    return vmath::keepNaN16(vmath::gelu16(v), v);
-  } else {
-    static_assert(A == Activation::kGeluTanh);
-    return vmath::keepNaN16(vmath::geluTanh16(v), v);
-  }
-}
-
-template <Activation A>
-__attribute__((target("avx512f"))) inline __m512 finish16(const Epilogue& e, __m512 v, __m512 z, bool hasZ) {
-  if (hasZ && e.addFirst) v = _mm512_add_ps(v, z);
-  v = act16<A>(v);
-  if (hasZ && !e.addFirst) v = _mm512_add_ps(v, z);
-  return v;
-}
-
-template <Activation A>
 __attribute__((target("avx512f"))) void rowAvx512(const Epilogue& e, float* y, const float* z, const float* bias,
                                                   float rowBias, int64_t n) {
   const __m512 rb = _mm512_set1_ps(rowBias), zero = _mm512_setzero_ps();
+  const __m512 p0 = _mm512_set1_ps(e.p0), p1 = _mm512_set1_ps(e.p1);
   int64_t j = 0;
   for (; j + 16 <= n; j += 16) {
     __m512 v = _mm512_add_ps(_mm512_loadu_ps(y + j), rb);
     if (bias) v = _mm512_add_ps(v, _mm512_loadu_ps(bias + j));
-    _mm512_storeu_ps(y + j, finish16<A>(e, v, z ? _mm512_loadu_ps(z + j) : zero, z != nullptr));
+    const __m512 zv = z ? _mm512_loadu_ps(z + j) : zero;
+    _mm512_storeu_ps(y + j, epi::finish16<int(A)>(v, z ? &zv : nullptr, e.addFirst, p0, p1));
   }
   if (j < n) {
     const __mmask16 m = __mmask16((1u << (n - j)) - 1);
     __m512 v = _mm512_add_ps(_mm512_maskz_loadu_ps(m, y + j), rb);
     if (bias) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(m, bias + j));
-    _mm512_mask_storeu_ps(y + j, m, finish16<A>(e, v, z ? _mm512_maskz_loadu_ps(m, z + j) : zero, z != nullptr));
+    const __m512 zv = z ? _mm512_maskz_loadu_ps(m, z + j) : zero;
+    _mm512_mask_storeu_ps(y + j, m, epi::finish16<int(A)>(v, z ? &zv : nullptr, e.addFirst, p0, p1));
   }
 }
 

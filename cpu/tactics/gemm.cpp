@@ -12,8 +12,9 @@
 #include <type_traits>
 #include <utility>
 
+#include "cpu/tactics/epilogue_act.h"
+#include "anvil/error.h"
 #include "cpu/tactics/gemm_kernels.h"
-#include "cpu/tactics/vmath.h"
 #include "runtime/executor.h"
 
 namespace anvil::cpu::tactics {
@@ -330,35 +331,49 @@ __attribute__((target("avx512f"))) void ukAvx512_x32(int64_t kc, const float* __
 }
 
 // The micro-kernel with TileEpilogue applied in registers (acc: C added first, for the last
-// of several K blocks): C rows c + r * ldc, residual rows z + r * ldc, bias[r]. Lane for
-// lane the operations of epilogueRow: (acc + bias) [+ z] act [+ z].
+// of several K blocks): C rows c + r * ldc, residual rows z + r * ldc, rowBias[r] (or
+// e.rowBias), colBias[j]. Lane for lane the operations of epilogueRow (epilogue_act.h):
+// (acc + rowBias) [+ colBias] [+ z] act [+ z].
+// prefetchNext: also fetch the next B panel (kc * NR floats on) into L2 along the k loop, as
+// the plain kernels' first row tile of a panel does for a prepacked weight streamed from
+// memory (one fetch per weight byte, spread over this panel's FMAs; prefetches never fault).
 using EpiKernel = void (*)(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, int ncols, bool acc,
-                           const TileEpilogue& e, const float* bias, const float* z);
+                           const TileEpilogue& e, const float* rowBias, const float* colBias, const float* z,
+                           bool prefetchNext);
 
-template <int A>
-__attribute__((target("avx512f"), always_inline)) inline __m512 epi16(__m512 v, __m512 bias, const float* z,
-                                                                      __mmask16 m, const TileEpilogue& e) {
-  v = _mm512_add_ps(v, bias);
-  const __m512 zv = z ? _mm512_maskz_loadu_ps(m, z) : _mm512_setzero_ps();
-  if (z && e.addFirst) v = _mm512_add_ps(v, zv);
-  if constexpr (A == TileEpilogue::kRelu) {
-    v = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(v, _mm512_setzero_ps(), _CMP_LT_OQ), v, _mm512_setzero_ps());
-  } else if constexpr (A == TileEpilogue::kClip) {
-    const __m512 lo = _mm512_set1_ps(e.p0), hi = _mm512_set1_ps(e.p1);
-    v = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(v, lo, _CMP_LT_OQ), v, lo);
-    v = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(v, hi, _CMP_GT_OQ), v, hi);
-  } else if constexpr (A == TileEpilogue::kSilu) {
-    v = vmath::keepNaN16(_mm512_mul_ps(v, vmath::sigmoid16(v)), v);
+// The k loop of the AVX-512 tile, with or without the next panel's prefetch (two lines a k).
+template <int MR, int R, bool PF>
+__attribute__((target("avx512f"), always_inline)) inline void accumulateAvx512(__m512 (&c0)[R], __m512 (&c1)[R],
+                                                                              int64_t kc, const float* a,
+                                                                              const float* b) {
+  for (int64_t k = 0; k < kc; ++k) {
+    if constexpr (PF) {
+      const char* p = reinterpret_cast<const char*>(b + kc * 32);
+      _mm_prefetch(p, _MM_HINT_T1);
+      _mm_prefetch(p + 64, _MM_HINT_T1);
+    }
+    stepAvx512_x32<MR, R>(c0, c1, a, b);
+    a += MR;
+    b += 32;
   }
-  if (z && !e.addFirst) v = _mm512_add_ps(v, zv);
-  return v;
+}
+
+// One 16-lane vector of a finished tile row: v = acc (+ C), then the epilogue.
+template <int A>
+__attribute__((target("avx512f"), always_inline)) inline __m512 epi16(__m512 v, __m512 rb, const float* cb,
+                                                                      const float* z, __mmask16 m, const TileEpilogue& e,
+                                                                      __m512 p0, __m512 p1) {
+  v = _mm512_add_ps(v, rb);
+  if (cb) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(m, cb));
+  const __m512 zv = z ? _mm512_maskz_loadu_ps(m, z) : _mm512_setzero_ps();
+  return epi::finish16<A>(v, z ? &zv : nullptr, e.addFirst, p0, p1);
 }
 
 template <int MR, int R, int A>
 __attribute__((target("avx512f"))) void ukAvx512Epi_x32(int64_t kc, const float* __restrict a,
                                                         const float* __restrict b, float* c, int64_t ldc, int ncols,
-                                                        bool acc, const TileEpilogue& e, const float* bias,
-                                                        const float* z) {
+                                                        bool acc, const TileEpilogue& e, const float* rowBias,
+                                                        const float* colBias, const float* z, bool prefetchNext) {
   // The residual rows (and C's, for the last of several K blocks) are needed only after
   // the loop: start fetching them now.
   if (acc) {
@@ -378,51 +393,98 @@ __attribute__((target("avx512f"))) void ukAvx512Epi_x32(int64_t kc, const float*
   __m512 c0[R], c1[R];
 #pragma GCC unroll 16
   for (int r = 0; r < R; ++r) c0[r] = c1[r] = _mm512_setzero_ps();
-  for (int64_t k = 0; k < kc; ++k) {
-    stepAvx512_x32<MR, R>(c0, c1, a, b);
-    a += MR;
-    b += 32;
-  }
+  if (prefetchNext)
+    accumulateAvx512<MR, R, true>(c0, c1, kc, a, b);
+  else
+    accumulateAvx512<MR, R, false>(c0, c1, kc, a, b);
   const __mmask16 m0 = ncols >= 16 ? __mmask16(0xffff) : __mmask16((1u << ncols) - 1);
   const __mmask16 m1 = ncols >= 32 ? __mmask16(0xffff) : ncols <= 16 ? __mmask16(0) : __mmask16((1u << (ncols - 16)) - 1);
+  const __m512 p0 = _mm512_set1_ps(e.p0), p1 = _mm512_set1_ps(e.p1);
+  const float* cb1 = colBias ? colBias + 16 : nullptr;
+  if constexpr (epi::transcendental(A)) {
+    // Spilled, then one row at a time: one copy of the polynomial instead of 2R.
+    alignas(64) float tile[R][32];
+#pragma GCC unroll 16
+    for (int r = 0; r < R; ++r) {
+      float* cr = c + r * ldc;
+      if (acc) {
+        c0[r] = _mm512_add_ps(_mm512_maskz_loadu_ps(m0, cr), c0[r]);
+        c1[r] = _mm512_add_ps(_mm512_maskz_loadu_ps(m1, cr + 16), c1[r]);
+      }
+      _mm512_store_ps(tile[r], c0[r]);
+      _mm512_store_ps(tile[r] + 16, c1[r]);
+    }
+#pragma GCC unroll 1
+    for (int r = 0; r < R; ++r) {
+      float* cr = c + r * ldc;
+      const __m512 rb = _mm512_set1_ps(rowBias ? rowBias[r] : e.rowBias);
+      const float* zr = z ? z + r * ldc : nullptr;
+      _mm512_mask_storeu_ps(cr, m0, epi16<A>(_mm512_load_ps(tile[r]), rb, colBias, zr, m0, e, p0, p1));
+      _mm512_mask_storeu_ps(cr + 16, m1,
+                            epi16<A>(_mm512_load_ps(tile[r] + 16), rb, cb1, zr ? zr + 16 : nullptr, m1, e, p0, p1));
+    }
+    return;
+  }
 #pragma GCC unroll 16
   for (int r = 0; r < R; ++r) {
     float* cr = c + r * ldc;
-    const __m512 bv = _mm512_set1_ps(bias ? bias[r] : 0.0f);
+    const __m512 rb = _mm512_set1_ps(rowBias ? rowBias[r] : e.rowBias);
     const float* zr = z ? z + r * ldc : nullptr;
     if (acc) {
       c0[r] = _mm512_add_ps(_mm512_maskz_loadu_ps(m0, cr), c0[r]);
       c1[r] = _mm512_add_ps(_mm512_maskz_loadu_ps(m1, cr + 16), c1[r]);
     }
-    _mm512_mask_storeu_ps(cr, m0, epi16<A>(c0[r], bv, zr, m0, e));
-    _mm512_mask_storeu_ps(cr + 16, m1, epi16<A>(c1[r], bv, zr ? zr + 16 : nullptr, m1, e));
+    _mm512_mask_storeu_ps(cr, m0, epi16<A>(c0[r], rb, colBias, zr, m0, e, p0, p1));
+    _mm512_mask_storeu_ps(cr + 16, m1, epi16<A>(c1[r], rb, cb1, zr ? zr + 16 : nullptr, m1, e, p0, p1));
   }
 }
 
 template <int A>
-__attribute__((target("avx2,fma"), always_inline)) inline __m256 epi8(__m256 v, __m256 bias, const float* z,
-                                                                      __m256i m, bool full, const TileEpilogue& e) {
-  v = _mm256_add_ps(v, bias);
+__attribute__((target("avx2,fma"), always_inline)) inline __m256 epi8(__m256 v, __m256 rb, const float* cb,
+                                                                      const float* z, __m256i m, bool full,
+                                                                      const TileEpilogue& e, __m256 p0, __m256 p1) {
+  v = _mm256_add_ps(v, rb);
+  if (cb) v = _mm256_add_ps(v, full ? _mm256_loadu_ps(cb) : _mm256_maskload_ps(cb, m));
   const __m256 zv = !z ? _mm256_setzero_ps() : full ? _mm256_loadu_ps(z) : _mm256_maskload_ps(z, m);
-  if (z && e.addFirst) v = _mm256_add_ps(v, zv);
-  if constexpr (A == TileEpilogue::kRelu) {
-    v = _mm256_blendv_ps(v, _mm256_setzero_ps(), _mm256_cmp_ps(v, _mm256_setzero_ps(), _CMP_LT_OQ));
-  } else if constexpr (A == TileEpilogue::kClip) {
-    const __m256 lo = _mm256_set1_ps(e.p0), hi = _mm256_set1_ps(e.p1);
-    v = _mm256_blendv_ps(v, lo, _mm256_cmp_ps(v, lo, _CMP_LT_OQ));
-    v = _mm256_blendv_ps(v, hi, _mm256_cmp_ps(v, hi, _CMP_GT_OQ));
-  } else if constexpr (A == TileEpilogue::kSilu) {
-    v = vmath::keepNaN(_mm256_mul_ps(v, vmath::sigmoid8(v)), v);
+  return epi::finish8<A>(v, z ? &zv : nullptr, e.addFirst, p0, p1);
+}
+
+// The k loop of the AVX2 tile, with or without the next panel's prefetch (one line a k).
+template <int MR, int R, bool PF>
+__attribute__((target("avx2,fma"), always_inline)) inline void accumulateAvx2(__m256 (&c0)[R], __m256 (&c1)[R],
+                                                                             int64_t kc, const float* a,
+                                                                             const float* b) {
+  for (int64_t k = 0; k < kc; ++k) {
+    if constexpr (PF) _mm_prefetch(reinterpret_cast<const char*>(b + kc * 16), _MM_HINT_T1);
+    const __m256 b0 = _mm256_load_ps(b), b1 = _mm256_load_ps(b + 8);
+#pragma GCC unroll 16
+    for (int r = 0; r < R; ++r) {
+      const __m256 av = _mm256_broadcast_ss(a + r);
+      c0[r] = _mm256_fmadd_ps(av, b0, c0[r]);
+      c1[r] = _mm256_fmadd_ps(av, b1, c1[r]);
+    }
+    a += MR;
+    b += 16;
   }
-  if (z && !e.addFirst) v = _mm256_add_ps(v, zv);
-  return v;
+}
+
+// A tile row's 16 columns, the first `ncols` of them when not full (masks mk0, mk1).
+__attribute__((target("avx2"), always_inline)) inline void storeRow16(float* cr, bool full, __m256i mk0, __m256i mk1,
+                                                                      __m256 v0, __m256 v1) {
+  if (full) {
+    _mm256_storeu_ps(cr, v0);
+    _mm256_storeu_ps(cr + 8, v1);
+  } else {
+    _mm256_maskstore_ps(cr, mk0, v0);
+    _mm256_maskstore_ps(cr + 8, mk1, v1);
+  }
 }
 
 template <int MR, int R, int A>
 __attribute__((target("avx2,fma"))) void ukAvx2Epi_x16(int64_t kc, const float* __restrict a,
                                                        const float* __restrict b, float* c, int64_t ldc, int ncols,
-                                                       bool acc, const TileEpilogue& e, const float* bias,
-                                                       const float* z) {
+                                                       bool acc, const TileEpilogue& e, const float* rowBias,
+                                                       const float* colBias, const float* z, bool prefetchNext) {
   if (acc) {
 #pragma GCC unroll 16
     for (int r = 0; r < R; ++r) _mm_prefetch(reinterpret_cast<const char*>(c + r * ldc), _MM_HINT_T0);
@@ -434,38 +496,48 @@ __attribute__((target("avx2,fma"))) void ukAvx2Epi_x16(int64_t kc, const float* 
   __m256 c0[R], c1[R];
 #pragma GCC unroll 16
   for (int r = 0; r < R; ++r) c0[r] = c1[r] = _mm256_setzero_ps();
-  for (int64_t k = 0; k < kc; ++k) {
-    const __m256 b0 = _mm256_load_ps(b), b1 = _mm256_load_ps(b + 8);
-#pragma GCC unroll 16
-    for (int r = 0; r < R; ++r) {
-      const __m256 av = _mm256_broadcast_ss(a + r);
-      c0[r] = _mm256_fmadd_ps(av, b0, c0[r]);
-      c1[r] = _mm256_fmadd_ps(av, b1, c1[r]);
-    }
-    a += MR;
-    b += 16;
-  }
+  if (prefetchNext)
+    accumulateAvx2<MR, R, true>(c0, c1, kc, a, b);
+  else
+    accumulateAvx2<MR, R, false>(c0, c1, kc, a, b);
   const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
   const __m256i mk0 = _mm256_cmpgt_epi32(_mm256_set1_epi32(ncols), lane);
   const __m256i mk1 = _mm256_cmpgt_epi32(_mm256_set1_epi32(ncols - 8), lane);
   const bool full = ncols == 16;
+  const __m256 p0 = _mm256_set1_ps(e.p0), p1 = _mm256_set1_ps(e.p1);
+  const float* cb1 = colBias ? colBias + 8 : nullptr;
+  if constexpr (epi::transcendental(A)) {
+    alignas(32) float tile[R][16];
+#pragma GCC unroll 16
+    for (int r = 0; r < R; ++r) {
+      float* cr = c + r * ldc;
+      if (acc) {
+        c0[r] = _mm256_add_ps(full ? _mm256_loadu_ps(cr) : _mm256_maskload_ps(cr, mk0), c0[r]);
+        c1[r] = _mm256_add_ps(full ? _mm256_loadu_ps(cr + 8) : _mm256_maskload_ps(cr + 8, mk1), c1[r]);
+      }
+      _mm256_store_ps(tile[r], c0[r]);
+      _mm256_store_ps(tile[r] + 8, c1[r]);
+    }
+#pragma GCC unroll 1
+    for (int r = 0; r < R; ++r) {
+      const __m256 rb = _mm256_set1_ps(rowBias ? rowBias[r] : e.rowBias);
+      const float* zr = z ? z + r * ldc : nullptr;
+      storeRow16(c + r * ldc, full, mk0, mk1, epi8<A>(_mm256_load_ps(tile[r]), rb, colBias, zr, mk0, full, e, p0, p1),
+            epi8<A>(_mm256_load_ps(tile[r] + 8), rb, cb1, zr ? zr + 8 : nullptr, mk1, full, e, p0, p1));
+    }
+    return;
+  }
 #pragma GCC unroll 16
   for (int r = 0; r < R; ++r) {
     float* cr = c + r * ldc;
-    const __m256 bv = _mm256_set1_ps(bias ? bias[r] : 0.0f);
+    const __m256 rb = _mm256_set1_ps(rowBias ? rowBias[r] : e.rowBias);
     const float* zr = z ? z + r * ldc : nullptr;
     if (acc) {
       c0[r] = _mm256_add_ps(full ? _mm256_loadu_ps(cr) : _mm256_maskload_ps(cr, mk0), c0[r]);
       c1[r] = _mm256_add_ps(full ? _mm256_loadu_ps(cr + 8) : _mm256_maskload_ps(cr + 8, mk1), c1[r]);
     }
-    const __m256 v0 = epi8<A>(c0[r], bv, zr, mk0, full, e), v1 = epi8<A>(c1[r], bv, zr ? zr + 8 : nullptr, mk1, full, e);
-    if (full) {
-      _mm256_storeu_ps(cr, v0);
-      _mm256_storeu_ps(cr + 8, v1);
-    } else {
-      _mm256_maskstore_ps(cr, mk0, v0);
-      _mm256_maskstore_ps(cr + 8, mk1, v1);
-    }
+    storeRow16(cr, full, mk0, mk1, epi8<A>(c0[r], rb, colBias, zr, mk0, full, e, p0, p1),
+          epi8<A>(c1[r], rb, cb1, zr ? zr + 8 : nullptr, mk1, full, e, p0, p1));
   }
 }
 
@@ -478,18 +550,18 @@ template <int MR, int A, int... Rs>
 constexpr std::array<EpiKernel, MR> avx2EpiRow(std::integer_sequence<int, Rs...>) {
   return {&ukAvx2Epi_x16<MR, Rs + 1, A>...};
 }
-template <int MR, bool Avx512>
-std::array<EpiKernel, TileEpilogue::kActs * MR> epiTable() {
+template <int MR, bool Avx512, int... As>
+std::array<EpiKernel, TileEpilogue::kActs * MR> epiTable(std::integer_sequence<int, As...>) {
+  static_assert(sizeof...(As) == TileEpilogue::kActs && int(TileEpilogue::kActs) == epi::kActs &&
+                    int(TileEpilogue::kGelu) == epi::kGelu && int(TileEpilogue::kSilu) == epi::kSilu,
+                "TileEpilogue::Act numbers the activations as epi::Act");
   std::array<EpiKernel, TileEpilogue::kActs * MR> t{};
   const auto seq = std::make_integer_sequence<int, MR>{};
   std::array<EpiKernel, MR> rows[TileEpilogue::kActs];
-  if constexpr (Avx512) {
-    rows[0] = avx512EpiRow<MR, 0>(seq), rows[1] = avx512EpiRow<MR, 1>(seq), rows[2] = avx512EpiRow<MR, 2>(seq);
-    rows[3] = avx512EpiRow<MR, 3>(seq);
-  } else {
-    rows[0] = avx2EpiRow<MR, 0>(seq), rows[1] = avx2EpiRow<MR, 1>(seq), rows[2] = avx2EpiRow<MR, 2>(seq);
-    rows[3] = avx2EpiRow<MR, 3>(seq);
-  }
+  if constexpr (Avx512)
+    ((rows[As] = avx512EpiRow<MR, As>(seq)), ...);
+  else
+    ((rows[As] = avx2EpiRow<MR, As>(seq)), ...);
   for (int a = 0; a < TileEpilogue::kActs; ++a)
     for (int r = 0; r < MR; ++r) t[size_t(a * MR + r)] = rows[a][size_t(r)];
   return t;
@@ -497,9 +569,10 @@ std::array<EpiKernel, TileEpilogue::kActs * MR> epiTable() {
 
 // The EpiKernel table of a family, or null (the portable family has none).
 const EpiKernel* epiKernels(const GemmConfig& c) {
-  static const auto k14 = epiTable<14, true>();
-  static const auto k8 = epiTable<8, true>();
-  static const auto k6 = epiTable<6, false>();
+  constexpr auto acts = std::make_integer_sequence<int, TileEpilogue::kActs>{};
+  static const auto k14 = epiTable<14, true>(acts);
+  static const auto k8 = epiTable<8, true>(acts);
+  static const auto k6 = epiTable<6, false>(acts);
   if (c.nr == 32 && c.mr == 14) return k14.data();
   if (c.nr == 32 && c.mr == 8) return k8.data();
   if (c.nr == 16 && c.mr == 6) return k6.data();
@@ -728,7 +801,8 @@ auto gemvKernels(const GemmConfig& c) {
 
 template <typename TB>
 void gemmPackedBImpl(const GemmConfig& c, int64_t M, int64_t N, int64_t K, float alpha, StridedMatrix A, const TB* Bp,
-                     float* C, int64_t ldc, runtime::Executor* ex, const TaskSlots& slots, const BlockEpilogue* ep) {
+                     float* C, int64_t ldc, runtime::Executor* ex, const TaskSlots& slots, const BlockEpilogue* ep,
+                     const TileEpilogue* te = nullptr) {
   if (M <= 0 || N <= 0) return;
   if (K <= 0) {
     zeroRows(M, N, C, ldc);
@@ -753,6 +827,8 @@ void gemmPackedBImpl(const GemmConfig& c, int64_t M, int64_t N, int64_t K, float
   const int64_t items = mBlocks * nSplit, tasks = std::min(T, items);
   const auto kernels = microKernels<TB>(c);
   const auto gemv = gemvKernels<TB>(c);
+  // With a tile epilogue (f32 B only), the last K block's tiles apply it before their store.
+  const EpiKernel* epiK = te ? epiKernels(c) + te->act * c.mr : nullptr;
   // Per item the A block (mc x kc) stays in L2 and B's panels stream past it from the
   // prepacked weight. Against the BLIS order (a kc x nc block of B kept in L2 across the M
   // blocks) this measured 96 vs 88 GFLOP/s (AVX2) and 143 vs 134 (AVX-512) on MatMul
@@ -803,13 +879,26 @@ void gemmPackedBImpl(const GemmConfig& c, int64_t M, int64_t N, int64_t K, float
               continue;
             }
           }
+          if constexpr (std::is_same_v<TB, float>) {
+            if (epiK && pc + kc >= K) {
+              const float* cb = te->colBias ? te->colBias + q * nr : nullptr;
+              for (int64_t ip = 0; ip < mc; ip += mr) {
+                const int rows = int(std::min<int64_t>(mr, mc - ip));
+                const int64_t off = (ic + ip) * ldc + q * nr;
+                // The first row tile of a panel fetches the next panel of the weight.
+                epiK[rows - 1](kc, ap + ip * kc, bq, cq + ip * ldc, ldc, ncols, pc > 0, *te,
+                               te->bias ? te->bias + ic + ip : nullptr, cb, te->z ? te->z + off : nullptr, ip == 0);
+              }
+              continue;
+            }
+          }
           for (int64_t ip = 0; ip < mc; ip += mr) {
             const int rows = int(std::min<int64_t>(mr, mc - ip));
             kernels[rows - 1](kc, ap + ip * kc, bq, cq + ip * ldc, ldc, ncols, pc > 0);
           }
         }
       }
-      if (ep) (*ep)(ic, mc, q0 * nr, std::min(N, q1 * nr) - q0 * nr, C + ic * ldc + q0 * nr, ldc);
+      if (ep && !epiK) (*ep)(ic, mc, q0 * nr, std::min(N, q1 * nr) - q0 * nr, C + ic * ldc + q0 * nr, ldc);
     }
   };
   if (ex && tasks > 1)
@@ -823,6 +912,14 @@ void gemmPackedBImpl(const GemmConfig& c, int64_t M, int64_t N, int64_t K, float
 void gemmPackedB(const GemmConfig& c, int64_t M, int64_t N, int64_t K, float alpha, StridedMatrix A, const float* Bp,
                  float* C, int64_t ldc, runtime::Executor* ex, const TaskSlots& slots, const BlockEpilogue* ep) {
   gemmPackedBImpl<float>(c, M, N, K, alpha, A, Bp, C, ldc, ex, slots, ep);
+}
+
+void gemmPackedBFused(const GemmConfig& c, int64_t M, int64_t N, int64_t K, float alpha, StridedMatrix A,
+                      const float* Bp, float* C, int64_t ldc, runtime::Executor* ex, const TaskSlots& slots,
+                      const BlockEpilogue* ep, const TileEpilogue& e) {
+  ANVIL_CHECK(epiKernels(c) != nullptr && e.act >= 0 && e.act < TileEpilogue::kActs, ErrorCode::kInternal,
+              "gemmPackedBFused: a vector family and an activation of TileEpilogue::Act, got act ", e.act);
+  gemmPackedBImpl<float>(c, M, N, K, alpha, A, Bp, C, ldc, ex, slots, ep, &e);
 }
 
 int64_t gemmPackedBHalfSlotFloats(const GemmConfig& c, int64_t K) {
@@ -886,7 +983,8 @@ void gemmPackedAFused(const GemmConfig& c, int64_t M, int64_t K, const float* Ap
           for (int64_t q = g0; q < g1; ++q) {
             const int ncols = int(std::min<int64_t>(nr, nc - q * nr));
             const int64_t off = ip * ldc + jc + q * nr;
-            epiK[rows - 1](kc, a, bp + q * kc * nr, C + off, ldc, ncols, pc > 0, e, bias, e.z ? e.z + off : nullptr);
+            epiK[rows - 1](kc, a, bp + q * kc * nr, C + off, ldc, ncols, pc > 0, e, bias,
+                           e.colBias ? e.colBias + jc + q * nr : nullptr, e.z ? e.z + off : nullptr, false);
           }
         }
       }

@@ -166,18 +166,24 @@ int64_t gemmPackedASlotFloats(const GemmConfig& c, int64_t scratchFloats);
 void gemmPackedA(const GemmConfig& c, int64_t M, int64_t K, const float* Ap, const BPacker& B, int64_t j0, int64_t j1,
                  float* C, int64_t ldc, float* slot, const BlockEpilogue* ep, int64_t kBlock = 0);
 
-// The elementwise epilogue of a Conv output (rows = output channels) applied in registers
-// by gemmPackedAFused: y = (acc + bias[row]) then, with z, the
-// residual added before (addFirst) or after the activation. The same operations, in the
-// same order and lanes' arithmetic, as epilogueRow (native_linear_epilogue.h) with the
-// row's bias as rowBias (Silu through the same cpu/tactics/vmath.h polynomials), so the
-// same bits.
+// The elementwise epilogue of a linear op's output applied in registers by gemmPackedAFused
+// (Conv: rows = output channels, a bias per row) and gemmPackedBFused (MatMul / Gemm: a bias
+// per column): y = (acc + rowBias) [+ colBias[column]] then, with z, the residual added before
+// (addFirst) or after the activation. The same operations, in the same order and lanes'
+// arithmetic, as epilogueRow (native_linear_epilogue.h; both apply
+// cpu/tactics/epilogue_act.h), so the same bits.
 struct TileEpilogue {
-  enum Act : int32_t { kNone = 0, kRelu = 1, kClip = 2, kSilu = 3, kActs = 4 };
-  const float* bias = nullptr;  // one per row of C, null: 0
-  const float* z = nullptr;     // residual, laid out like C (row stride ldc), or null
+  // Numbered as ir::linear::Activation (and epi::Act).
+  enum Act : int32_t {
+    kNone = 0, kRelu = 1, kClip = 2, kSigmoid = 3, kTanh = 4, kLeakyRelu = 5, kHardSigmoid = 6, kHardSwish = 7,
+    kSilu = 8, kGelu = 9, kGeluTanh = 10, kActs = 11
+  };
+  const float* bias = nullptr;     // one per row of C, null: rowBias for every row
+  const float* colBias = nullptr;  // one per column of C (gemmPackedBFused only), or null
+  const float* z = nullptr;        // residual, laid out like C (row stride ldc), or null
   int32_t act = kNone;
-  float p0 = 0.0f, p1 = 0.0f;   // Clip bounds
+  float p0 = 0.0f, p1 = 0.0f;      // Clip's bounds, LeakyRelu's alpha, HardSigmoid's alpha and beta
+  float rowBias = 0.0f;
   bool addFirst = true;
 };
 
@@ -189,6 +195,15 @@ bool gemmPackedAFusedSupports(const GemmConfig& c);
 // finished block. The same K blocks and sums as gemmPackedA, so the same bits.
 void gemmPackedAFused(const GemmConfig& c, int64_t M, int64_t K, const float* Ap, const BPacker& B, int64_t j0,
                       int64_t j1, float* C, int64_t ldc, float* slot, const TileEpilogue& e, int64_t kBlock = 0);
+
+// gemmPackedB with the epilogue `e` applied to each register tile of the last K block before
+// it is stored (e.bias, e.colBias and e.z index C's rows and columns from C itself): the
+// same K blocks and sums as gemmPackedB, so the same bits as gemmPackedB with `ep`
+// doing the same epilogue in a pass. `ep` still runs on the blocks of the small-M kernels
+// (M <= c.gemvRows: a pass over at most four rows in cache). Needs gemmPackedAFusedSupports(c).
+void gemmPackedBFused(const GemmConfig& c, int64_t M, int64_t N, int64_t K, float alpha, StridedMatrix A,
+                      const float* Bp, float* C, int64_t ldc, runtime::Executor* ex, const TaskSlots& slots,
+                      const BlockEpilogue* ep, const TileEpilogue& e);
 
 // Splits [0, n) into `tasks` contiguous ranges: range t is [n*t/tasks, n*(t+1)/tasks).
 inline int64_t rangeBegin(int64_t n, int64_t t, int64_t tasks) { return n * t / tasks; }

@@ -395,15 +395,10 @@ bool pointwise(const Conv2dGeom& g) {
   return g.kH == 1 && g.kW == 1 && g.sH == 1 && g.sW == 1 && g.pt == 0 && g.pl == 0 && g.pb == 0 && g.pr == 0;
 }
 
-// The register-tile epilogue for this activation, or false (then a pass over each block).
+// The register-tile epilogue for this activation (the tile kernels take every one, numbered
+// as ir::linear::Activation), or false (then a pass over each block).
 bool tileEpilogueOf(const Epilogue& epi, bool act, TileEpilogue* t) {
-  const Activation ea = act ? epi.act : Activation::kNone;
-  if (ea != Activation::kNone && ea != Activation::kRelu && ea != Activation::kClip && ea != Activation::kSilu)
-    return false;
-  t->act = ea == Activation::kRelu   ? TileEpilogue::kRelu
-           : ea == Activation::kClip ? TileEpilogue::kClip
-           : ea == Activation::kSilu ? TileEpilogue::kSilu
-                                     : TileEpilogue::kNone;
+  t->act = act ? int32_t(epi.act) : TileEpilogue::kNone;
   t->p0 = epi.p0;
   t->p1 = epi.p1;
   t->addFirst = epi.addFirst;

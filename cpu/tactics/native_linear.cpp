@@ -233,6 +233,26 @@ void runMatMul(const StepArgs& a) {
   const EpilogueRow row = epilogueRow(epi);
   const bool hasEpilogue = p.fused && (bias || rowBias != 0.0f || zp || epi.act != Activation::kNone);
   const int64_t N = d.N, M = d.M, K = d.K;
+  // The epilogue in the register tiles of the last K block (gemmPackedBFused) rather than a
+  // second pass over each finished block; the pass remains for the small-M kernels and the
+  // portable family. The same bits either way.
+  const bool tiled = hasEpilogue && K > 0 && gemmPackedAFusedSupports(c);
+  TileEpilogue tile;
+  if (tiled) {
+    tile.act = int32_t(epi.act);
+    tile.p0 = epi.p0;
+    tile.p1 = epi.p1;
+    tile.addFirst = epi.addFirst;
+    tile.rowBias = rowBias;
+    tile.colBias = bias;
+  }
+  auto product = [&](int64_t m, const float* a0, const float* b0, float* y0, const float* z0, runtime::Executor* ex,
+                     const TaskSlots& s, const BlockEpilogue* ep) {
+    if (!tiled) return gemmPackedB(c, m, N, K, 1.0f, {a0, K, 1}, b0, y0, N, ex, s, ep);
+    TileEpilogue te = tile;
+    te.z = z0;
+    gemmPackedBFused(c, m, N, K, 1.0f, {a0, K, 1}, b0, y0, N, ex, s, ep, te);
+  };
   // The epilogue of a product whose Z (same layout as its C) starts at zBase.
   auto epilogueFor = [&](const float* zBase) {
     return [&epi, row, zBase, bias, rowBias, N](int64_t i0, int64_t rows, int64_t j0, int64_t cols, float* cp,
@@ -251,7 +271,7 @@ void runMatMul(const StepArgs& a) {
     }
     auto ep = epilogueFor(zp);
     const BlockEpilogue epRef(ep);
-    gemmPackedB(c, d.nbA * M, N, K, 1.0f, {ap, K, 1}, bp, yp, N, a.executor, slots, hasEpilogue ? &epRef : nullptr);
+    product(d.nbA * M, ap, bp, yp, zp, a.executor, slots, hasEpilogue ? &epRef : nullptr);
     return;
   }
   // Broadcast strides (in matrices) of A's and B's batch dims against the output batch.
@@ -280,7 +300,7 @@ void runMatMul(const StepArgs& a) {
     float* yb = yp + bi * M * N;
     auto ep = epilogueFor(zp ? zp + bi * M * N : nullptr);
     const BlockEpilogue epRef(ep);
-    gemmPackedB(c, M, N, K, 1.0f, {ap + oa * M * K, K, 1}, bBuf, yb, N, ex, s, hasEpilogue ? &epRef : nullptr);
+    product(M, ap + oa * M * K, bBuf, yb, zp ? zp + bi * M * N : nullptr, ex, s, hasEpilogue ? &epRef : nullptr);
   };
   if (d.nb >= 2 * T) {  // many small products: a range of batches per task, each serial
     const int64_t n = std::min<int64_t>(T, d.nb);
@@ -385,6 +405,23 @@ void runGemm(const StepArgs& a) {
   };
   const BlockEpilogue epRef(ep);
   const StridedMatrix Am = p.transA ? StridedMatrix{A.as<float>(), 1, M} : StridedMatrix{A.as<float>(), K, 1};
+  // In the register tiles (as runMatMul) when C is absent or one row added as it is (beta 1:
+  // y + 1 * c is y + c, and (y + c) + 0 is (y + 0) + c, the tile's order, for every y and c);
+  // other Cs keep the pass, which adds beta * C first.
+  if ((cp || act) && K > 0 && gemmPackedAFusedSupports(c) && (!cp || (rsC == 0 && csC == 1 && beta == 1.0f))) {
+    TileEpilogue te;
+    te.act = act ? int32_t(epi.act) : TileEpilogue::kNone;
+    te.p0 = epi.p0;
+    te.p1 = epi.p1;
+    te.addFirst = epi.addFirst;
+    te.colBias = cp;
+    te.z = act ? zp : nullptr;
+    // The pass adds 0 (epilogueRow's row bias) only with an activation; -0 adds nothing, so
+    // that -0 + -0 stays -0 as in y + c.
+    te.rowBias = act ? 0.0f : -0.0f;
+    gemmPackedBFused(c, M, N, K, p.alpha, Am, bp, yp, N, a.executor, slots, &epRef, te);
+    return;
+  }
   gemmPackedB(c, M, N, K, p.alpha, Am, bp, yp, N, a.executor, slots, cp || act ? &epRef : nullptr);
 }
 
@@ -572,12 +609,7 @@ void runConv(const StepArgs& a) {
   TileEpilogue tile;
   bool tiled = hasEpilogue && K > 0 && P >= 256 && gemmPackedAFusedSupports(c);
   if (tiled) {
-    const Activation ea = act ? epi.act : Activation::kNone;
-    tiled = ea == Activation::kNone || ea == Activation::kRelu || ea == Activation::kClip || ea == Activation::kSilu;
-    tile.act = ea == Activation::kRelu   ? TileEpilogue::kRelu
-               : ea == Activation::kClip ? TileEpilogue::kClip
-               : ea == Activation::kSilu ? TileEpilogue::kSilu
-                                         : TileEpilogue::kNone;
+    tile.act = act ? int32_t(epi.act) : TileEpilogue::kNone;  // every activation (GELU, Tanh, ... too)
     tile.p0 = epi.p0;
     tile.p1 = epi.p1;
     tile.addFirst = epi.addFirst;
@@ -675,6 +707,8 @@ void registerNativeLinearKernels(Kernels& k) {
   // polynomials of cpu/tactics/vmath.h, and Sigmoid/Silu to that file's exp. The Conv
   // kernels add one more: from 256 pixels they apply the epilogue in the register tiles
   // (same bits, much faster on large images), so timings cached for the old ones are stale.
+  // The fused ones one more again: GELU as 2^-polynomial (cpu/tactics/vmath.h) and every
+  // activation in the register tiles, MatMul/Gemm included.
   const Variant variants[] = {{GemmIsa::kPortable4x8, "4x8", "", {}, 2},
                               {GemmIsa::kAvx2_6x16, "6x16", "__avx2", {"avx2", "fma"}, 2},
                               {GemmIsa::kAvx512_14x32, "14x32", "__avx512", {"avx512f"}, 2},
@@ -685,15 +719,15 @@ void registerNativeLinearKernels(Kernels& k) {
       k.add(makeKernel(kernelName("f32_gemm_prepacked", v, fused), fused ? "FusedMatMul" : "MatMul",
                        fused ? "anvil" : "", v.requirements, fused ? supportsFusedMatMul : supportsMatMul,
                        [isa, fused](const PrepareInfo& i, Prepared* o) { prepareMatMul(isa, fused, i, o); }, runMatMul,
-                       v.version + (fused ? 1 : 0)));
+                       v.version + (fused ? 2 : 0)));
       k.add(makeKernel(kernelName("f32_gemm_prepacked", v, fused), fused ? "FusedGemm" : "Gemm", fused ? "anvil" : "",
                        v.requirements, fused ? supportsFusedGemm : supportsGemm,
                        [isa, fused](const PrepareInfo& i, Prepared* o) { prepareGemm(isa, fused, i, o); }, runGemm,
-                       v.version + (fused ? 1 : 0)));
+                       v.version + (fused ? 2 : 0)));
       k.add(makeKernel(kernelName("f32_conv2d_prepacked", v, fused), fused ? "FusedConv" : "Conv", fused ? "anvil" : "",
                        v.requirements, fused ? supportsFusedConv : supportsConv,
                        [isa, fused](const PrepareInfo& i, Prepared* o) { prepareConv(isa, false, fused, i, o); },
-                       runConv, v.version + (fused ? 1 : 0) + 1));
+                       runConv, v.version + (fused ? 2 : 0) + 1));
     }
   }
   for (bool fused : {false, true})

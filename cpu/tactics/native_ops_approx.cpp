@@ -6,7 +6,8 @@
 // Accuracy against a double-precision evaluation, checked over every 257th float bit
 // pattern (tests/unit/vmath_range_test.cpp): exp within 3 ulp where the result is normal
 // and within 2^-126 where it is not (Cephes polynomial after a two-part ln2 reduction);
-// sigmoid, tanh and erf within 3e-7 absolute; Gelu within 3e-7 of max(1, |y|).
+// sigmoid, tanh and erf within 3e-7 absolute; Gelu within 3e-7 of max(1, |y|) (x Phi(x) with
+// Phi's tail as 2^-polynomial, no erf: see cpu/tactics/vmath.h).
 #include <immintrin.h>
 
 #include <bit>
@@ -94,7 +95,18 @@ ANVIL_AI float erfApprox(float x) {
   return ax < 0.5f ? small : std::copysign(1.f - erfc, x);
 }
 
-ANVIL_AI float geluApprox(float x) { return 0.5f * x * (1.f + erfApprox(x * 0.70710678118654752440f)); }
+// x Phi(x) with Phi(-|x|) = 2^-U(|x|) (cpu/tactics/vmath.h states the fit and its error).
+ANVIL_AI float geluApprox(float x) {
+  using cpu::vmath::kExp2P;
+  using cpu::vmath::kGeluU;
+  const float a = std::fabs(x);
+  const float u = (((((kGeluU[5] * a + kGeluU[4]) * a + kGeluU[3]) * a + kGeluU[2]) * a + kGeluU[1]) * a + kGeluU[0]) * a + 1.f;
+  const float t = u + 12582912.f;  // 1.5 * 2^23: its low bits hold n = round(u)
+  const float r = (t - 12582912.f) - u;
+  const float p = ((((kExp2P[4] * r + kExp2P[3]) * r + kExp2P[2]) * r + kExp2P[1]) * r + kExp2P[0]) * r + 1.f;
+  const float q = a < cpu::vmath::kGeluCut ? std::bit_cast<float>(std::bit_cast<uint32_t>(p) - (std::bit_cast<uint32_t>(t) << 23)) : 0.f;
+  return x * (std::signbit(x) ? q : 1.f - q);
+}
 
 ANVIL_AI float geluTanhApprox(float x) {
   return 0.5f * x * (1.f + tanhApprox(0.79788456080286535588f * (x + 0.044715f * x * x * x)));
@@ -144,7 +156,7 @@ ANVIL_AVX2 __m256 apply8(Fn fn, __m256 x) {
     case Fn::kSigmoid: y = sigmoid8(x); break;
     case Fn::kTanh: y = tanh8(x); break;
     case Fn::kErf: y = erf8(x); break;
-    case Fn::kGelu: y = gelu8(x); break;
+    case Fn::kGelu: return gelu8(x);  // NaN stays NaN by itself (no keepNaN: see vmath.h)
     case Fn::kGeluTanh: y = geluTanh8(x); break;
     default: y = x;
   }
@@ -185,7 +197,7 @@ void registerApprox(Kernels& k) {
     for (const auto& [op, f] : ops) {
       Kernel kn;
       kn.name = avx2 ? "f32_unary_poly__avx2" : "f32_unary_poly";
-      kn.version = 2;  // 2: exp clamps at ln(FLT_MIN), erf takes its odd series below 0.5
+      kn.version = 3;  // 2: exp clamps at ln(FLT_MIN), erf takes its odd series below 0.5; 3: Gelu as 2^-U, sigmoid (below -88) and tanh through expNarrow
       kn.op = op;
       kn.precision = DataType::kF32;
       if (avx2) kn.requirements = {"avx2", "fma"};

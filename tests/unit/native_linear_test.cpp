@@ -279,6 +279,22 @@ std::vector<Case> fusedCases() {
         {33, 20}, e);
     const ConvSpec dw{{1, 6, 13, 21}, {6, 1, 3, 3}, true, 6, {2, 2}, {}, {1, 1, 1, 1}};
     add("dw_3x3_s2", "FusedConv", {dw.x, dw.w, Dims{6}}, {false, true, true}, convAttrs(dw), {1, 6, 7, 11}, e);
+    // The register-tile epilogue of MatMul/Gemm (gemmPackedBFused) and, from 256 pixels, of
+    // Conv (gemmPackedAFused) for every activation: M through many 14/8/6-row tiles with a
+    // one-row tail (3137), N off the 16/32-column panels, K past one block (the last block
+    // adds C in the tile kernel), a column bias, one value or none, Gemm's C as a row
+    // (beta 1: in the tiles) and a 3x3 Conv through im2col.
+    add("3137x9x45_biasN", "FusedMatMul", {Dims{3137, 9}, Dims{9, 45}, Dims{45}}, {false, true, true}, {}, {3137, 45},
+        e);
+    add("63x300x33_bias1", "FusedMatMul", {Dims{63, 300}, Dims{300, 33}, Dims{1}}, {false, true, true}, {}, {63, 33},
+        e);
+    add("17x257x100_nobias", "FusedMatMul", {Dims{17, 257}, Dims{257, 100}}, {false, true}, {}, {17, 100}, e);
+    add("63x300x47_CN_beta1", "FusedGemm", {Dims{63, 300}, Dims{300, 47}, Dims{47}}, {false, true, true}, {}, {63, 47},
+        e);
+    const ConvSpec big{{1, 5, 17, 19}, {7, 5, 3, 3}, true, 1, {}, {}, {1, 1, 1, 1}};
+    add("3x3_P323", "FusedConv", {big.x, big.w, Dims{7}}, {false, true, true}, convAttrs(big), {1, 7, 17, 19}, e);
+    const ConvSpec pw{{1, 24, 17, 17}, {29, 24, 1, 1}, true};
+    add("1x1_P289", "FusedConv", {pw.x, pw.w, Dims{29}}, {false, true, true}, convAttrs(pw), {1, 29, 17, 17}, e);
   }
   // 1x1 Convs, small images and (from 256 pixels) through gemmPackedAFused, the epilogue in
   // the register tiles: odd pixel counts (tails of the 32/16-column panels, of the panel
@@ -407,7 +423,9 @@ TEST(NativeLinearRegistration, SmallTileVariantsAreDistinct) {
     const bool fused = std::string(name).find("epilogue") != std::string::npos;
     const runtime::Kernel* k = registry().find(Device::kCPU, fused ? "FusedConv" : "Conv", fused ? "anvil" : "", name);
     ASSERT_NE(k, nullptr) << name;
-    EXPECT_EQ(k->version, fused ? 3 : 2) << name;  // fused: +1 since the epilogue's vmath.h activations
+    // fused: +1 since the epilogue's vmath.h activations, +1 since GELU as 2^-U and every
+    // activation in the register tiles
+    EXPECT_EQ(k->version, fused ? 4 : 2) << name;
     EXPECT_EQ(k->requirements, std::vector<std::string>{"avx512f"}) << name;
   }
   const runtime::Kernel* big = registry().find(Device::kCPU, "Conv", "", "f32_conv2d_prepacked_14x32__avx512");
