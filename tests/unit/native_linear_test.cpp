@@ -11,7 +11,9 @@
 // The benchmarks run with --gtest_also_run_disabled_tests: NativeLinearBench.DISABLED_Timing
 // against the reference kernel, DISABLED_GemmVsPeak (the single-core FMA peak per ISA and
 // each MatMul kernel's GFLOP/s against it; ANVIL_BENCH_THREADS=2 adds 2 threads) and
-// DISABLED_GemmDriver (gemmPackedB alone, ANVIL_BENCH_MNK=m,n,k).
+// DISABLED_GemmDriver (gemmPackedB alone as % of the FMA peak; ANVIL_BENCH_MNK=m,n,k;...,
+// ANVIL_BENCH_COLD=MB streams the weights from memory, ANVIL_BENCH_THREADS, ANVIL_BENCH_ISA)
+// and DISABLED_MicroKernel (one register tile on L1-resident operands).
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -819,36 +821,103 @@ TEST(NativeLinearBench, DISABLED_GemmVsPeak) {
     }
 }
 
-// The driver alone (gemmPackedB on 64-byte aligned buffers, one task, no epilogue): what the
-// kernels above cost without the step around them. ANVIL_BENCH_MNK=m,n,k picks the shape.
-TEST(NativeLinearBench, DISABLED_GemmDriver) {
+// One micro-kernel on operands resident in L1 (kc = ANVIL_BENCH_KC, default 64): the
+// register tile's own ceiling, apart from the cache blocking around it.
+TEST(NativeLinearBench, DISABLED_MicroKernel) {
   using namespace cpu::tactics;
-  int64_t M = 512, N = 512, K = 512;
-  if (const char* e = std::getenv("ANVIL_BENCH_MNK")) std::sscanf(e, "%ld,%ld,%ld", &M, &N, &K);
+  const int64_t kc = std::getenv("ANVIL_BENCH_KC") ? std::atol(std::getenv("ANVIL_BENCH_KC")) : 64;
   for (GemmIsa isa : {GemmIsa::kAvx2_6x16, GemmIsa::kAvx512_14x32, GemmIsa::kAvx512_8x32}) {
     if (isa != GemmIsa::kAvx2_6x16 && !runtime::hostHas("avx512f")) continue;
     const GemmConfig& c = gemmConfig(isa);
-    std::vector<float> a(size_t(M * K) + 16, 0.5f), b(size_t(K * N), 0.25f);
-    std::vector<float> bp(size_t(packedBFloats(c, K, N)) + 16), cm(size_t(M * N) + 16);
-    std::vector<float> slot(size_t(gemmPackedBSlotFloats(c, K)) + 16);
+    std::vector<float> a(size_t(kc * c.mr) + 16, 0.5f), b(size_t(kc * c.nr) + 16, 0.25f), cm(size_t(c.mr * c.nr) + 16);
     auto align = [](float* p) { return reinterpret_cast<float*>((reinterpret_cast<uintptr_t>(p) + 63) & ~uintptr_t(63)); };
-    float* bpa = align(bp.data());
-    packBPanels(c, K, N, {b.data(), N, 1}, 0, ceilDiv(N, c.nr), bpa);
-    const TaskSlots slots{align(slot.data()), 0, 1};
-    const double flops = 2.0 * double(M) * double(N) * double(K);
-    const int inner = int(std::max(1.0, 2e8 / flops));
+    const int inner = int(2e7 / double(kc * c.mr * c.nr));
     const double g = bestGflops([&] {
-      for (int i = 0; i < inner; ++i)
-        gemmPackedB(c, M, N, K, 1.0f, {align(a.data()), K, 1}, bpa, align(cm.data()), N, nullptr, slots, nullptr);
-    }, flops * inner, 10);
-    std::vector<float> pa(size_t(packedAFloats(c, M, K)));
-    const double packRate = bestGflops([&] {
-      for (int i = 0; i < inner; ++i) packAPanels(c, M, K, {align(a.data()), K, 1}, 1.0f, 0, ceilDiv(M, c.mr), pa.data());
-    }, double(M * K) * inner, 10);
-    std::printf("gemmPackedB %s %ldx%ldx%ld: %.1f GFLOP/s (packing A: %.2f ns per element)\n",
-                isa == GemmIsa::kAvx2_6x16 ? "avx2" : isa == GemmIsa::kAvx512_14x32 ? "avx512 14x32" : "avx512 8x32", M,
-                K, N, g, 1.0 / packRate);
+      for (int i = 0; i < inner; ++i) c.kernels[c.mr - 1](kc, align(a.data()), align(b.data()), align(cm.data()), c.nr, c.nr, true);
+    }, 2.0 * double(kc * c.mr * c.nr) * inner, 10);
+    const int64_t iters = 2000000;
+    const double peak = isa == GemmIsa::kAvx2_6x16
+                            ? bestGflops([&] { volatile float r = fmaLoopAvx2(iters); (void)r; }, 2.0 * 8 * 12 * double(iters), 5)
+                            : bestGflops([&] { volatile float r = fmaLoopAvx512(iters / 2); (void)r; },
+                                         2.0 * 16 * 24 * double(iters / 2), 5);
+    std::printf("micro-kernel %dx%d kc=%ld: %6.1f GFLOP/s  %5.1f%% of peak %.1f\n", c.mr, c.nr, kc, g, 100.0 * g / peak, peak);
   }
+}
+
+// The driver alone (gemmPackedB on 64-byte aligned buffers, no epilogue): what the kernels
+// above cost without the step around them, as a percentage of the FMA peak measured right
+// before each shape (the shared machine's clock drifts). ANVIL_BENCH_MNK=m,n,k[;m,n,k...]
+// picks the shapes (default: the squares of the target and the zoo's hot shapes),
+// ANVIL_BENCH_THREADS=t runs t tasks on an executor (wall time then), and ANVIL_BENCH_COLD=MB
+// cycles through as many copies of the packed B as fill that many MB, so that each call
+// streams its weights from memory as the layers of a large model do (convnext_tiny's 112 MB
+// against a 2 MB L2) instead of finding them in cache.
+TEST(NativeLinearBench, DISABLED_GemmDriver) {
+  using namespace cpu::tactics;
+  struct Shape { int64_t m, n, k; };
+  std::vector<Shape> shapes;
+  if (const char* e = std::getenv("ANVIL_BENCH_MNK")) {
+    for (const char* p = e; *p;) {
+      Shape s{};
+      int used = 0;
+      if (std::sscanf(p, "%ld,%ld,%ld%n", &s.m, &s.n, &s.k, &used) != 3) break;
+      shapes.push_back(s);
+      p += used;
+      if (*p == ';') ++p;
+    }
+  } else {
+    shapes = {{512, 512, 512}, {1024, 1024, 1024}, {49, 3072, 768}, {49, 768, 3072}, {196, 1536, 384},
+              {196, 384, 1536}, {3136, 24, 144}, {12544, 96, 16}, {1, 768, 768}, {8, 768, 768}};
+  }
+  const double coldMb = std::getenv("ANVIL_BENCH_COLD") ? std::atof(std::getenv("ANVIL_BENCH_COLD")) : 0.0;
+  const int threads = std::getenv("ANVIL_BENCH_THREADS") ? std::max(1, std::atoi(std::getenv("ANVIL_BENCH_THREADS"))) : 1;
+  const char* only = std::getenv("ANVIL_BENCH_ISA");  // "avx2", "avx512" or "8x32": one family
+  auto ex = runtime::makeCpuExecutor(threads);
+  const int64_t iters = 2000000;
+  auto align = [](float* p) { return reinterpret_cast<float*>((reinterpret_cast<uintptr_t>(p) + 63) & ~uintptr_t(63)); };
+  for (const Shape s : shapes)
+    for (GemmIsa isa : {GemmIsa::kAvx2_6x16, GemmIsa::kAvx512_14x32, GemmIsa::kAvx512_8x32}) {
+      if (isa != GemmIsa::kAvx2_6x16 && !runtime::hostHas("avx512f")) continue;
+      const char* name = isa == GemmIsa::kAvx2_6x16 ? "avx2" : isa == GemmIsa::kAvx512_14x32 ? "avx512" : "8x32";
+      if (only && std::strcmp(only, name) != 0) continue;
+      const GemmConfig& c = gemmConfig(isa);
+      const int64_t M = s.m, N = s.n, K = s.k;
+      const int64_t bFloats = roundUp(packedBFloats(c, K, N), 16);
+      const int copies = coldMb > 0 ? int(std::max<double>(1.0, std::ceil(coldMb * 1e6 / (4.0 * double(bFloats))))) : 1;
+      std::vector<float> a(size_t(M * K) + 16, 0.5f), b(size_t(K * N), 0.25f);
+      std::vector<float> bp(size_t(bFloats * copies) + 16), cm(size_t(M * N) + 16);
+      std::vector<float> slot(size_t(threads * gemmPackedBSlotFloats(c, K)) + 16);
+      float* bpa = align(bp.data());
+      for (int i = 0; i < copies; ++i) packBPanels(c, K, N, {b.data(), N, 1}, 0, ceilDiv(N, c.nr), bpa + i * bFloats);
+      const TaskSlots slots{align(slot.data()), gemmPackedBSlotFloats(c, K), threads};
+      const double flops = 2.0 * double(M) * double(N) * double(K);
+      const int inner = std::max(copies, int(std::max(1.0, 2e8 / flops)));
+      int next = 0;
+      auto body = [&] {
+        for (int i = 0; i < inner; ++i) {
+          gemmPackedB(c, M, N, K, 1.0f, {align(a.data()), K, 1}, bpa + int64_t(next) * bFloats, align(cm.data()), N,
+                      ex.get(), slots, nullptr);
+          next = (next + 1) % copies;
+        }
+      };
+      double g = 0;
+      if (threads == 1) {
+        g = bestGflops(body, flops * inner, 10);
+      } else {
+        for (int r = 0; r < 10; ++r) {
+          const auto t0 = std::chrono::steady_clock::now();
+          body();
+          g = std::max(g, flops * inner / std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() * 1e-9);
+        }
+      }
+      const double peak = isa == GemmIsa::kAvx2_6x16
+                              ? bestGflops([&] { volatile float r = fmaLoopAvx2(iters); (void)r; }, 2.0 * 8 * 12 * double(iters), 5)
+                              : bestGflops([&] { volatile float r = fmaLoopAvx512(iters / 2); (void)r; },
+                                           2.0 * 16 * 24 * double(iters / 2), 5);
+      std::printf("gemmPackedB %-6s M=%-5ld N=%-5ld K=%-5ld t=%d%s: %6.1f GFLOP/s  %5.1f%% of %d x peak %.1f\n", name, M, N,
+                  K, threads, coldMb > 0 ? " cold" : "", g, 100.0 * g / (peak * threads), threads, peak);
+      std::fflush(stdout);
+    }
 }
 
 }  // namespace
