@@ -71,6 +71,9 @@ struct GemmConfig {
   // The f16-B kernels (null for the portable family): the AVX2 ones also need f16c.
   const MicroKernelF16* kernelsF16 = nullptr;
   const GemvKernelF16* gemvF16 = nullptr;
+  // kernels that also fetch the next B panel into L2 (null: none), for the first row tile
+  // of each panel of a prepacked weight, whose panels are contiguous.
+  const MicroKernel* kernelsNext = nullptr;
 };
 inline constexpr int kGemvMaxPanels = 6;
 const GemmConfig& gemmConfig(GemmIsa isa);

@@ -30,7 +30,9 @@
 #include <random>
 
 #include <immintrin.h>
+#include <sys/mman.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "cpu/reference.h"
 #include "cpu/tactics/gemm_kernels.h"
@@ -629,6 +631,123 @@ TEST(NativeLinearGemm, RowsAreBitwiseTheSameOnEveryPath) {
       }
   }
   EXPECT_GT(checked, 100);
+}
+
+// The vector families, each test once per family; the AVX-512 ones skip where absent.
+class NativeLinearGemmFamily : public ::testing::TestWithParam<cpu::tactics::GemmIsa> {
+ protected:
+  void SetUp() override {
+    using cpu::tactics::GemmIsa;
+    if (GetParam() == GemmIsa::kAvx2_6x16 && !runtime::hostHasAll({"avx2", "fma"})) GTEST_SKIP() << "skipped: no AVX2";
+    if (GetParam() != GemmIsa::kAvx2_6x16 && !runtime::hostHas("avx512f")) GTEST_SKIP() << "skipped: no AVX-512";
+  }
+};
+INSTANTIATE_TEST_SUITE_P(Families, NativeLinearGemmFamily,
+                         ::testing::Values(cpu::tactics::GemmIsa::kAvx2_6x16, cpu::tactics::GemmIsa::kAvx512_14x32,
+                                           cpu::tactics::GemmIsa::kAvx512_8x32),
+                         [](const auto& info) { return std::to_string(int(info.param)); });
+
+// C[r][j] of one tile as the kernels compute it: one fmaf chain over k from zero, then added
+// to C when accumulating. Bit-exact, so every comparison below is for equality.
+static float tileRef(const float* a, int mr, const float* b, int nr, int64_t kc, int r, int j, float c, bool acc) {
+  float s = 0.0f;
+  for (int64_t k = 0; k < kc; ++k) s = std::fma(a[k * mr + r], b[k * nr + j], s);
+  return acc ? c + s : s;
+}
+
+// The kernels that also prefetch the next B panel (gemmPackedB's first row tile of every
+// panel): the plain kernels' bits for every row count, K (1 to past the K block), column
+// edge and accumulate flag, with the panel ending right at an inaccessible page so that the
+// prefetches past the last panel of a weight land there (a prefetch never faults).
+TEST_P(NativeLinearGemmFamily, PrefetchingKernelsMatchThePlainOnesAndStayInBounds) {
+  using namespace cpu::tactics;
+  const GemmConfig& c = gemmConfig(GetParam());
+  ASSERT_NE(c.kernelsNext, nullptr);
+  const long page = sysconf(_SC_PAGESIZE);
+  std::mt19937 rng(11);
+  std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
+  int checked = 0;
+  for (int64_t kc : {int64_t(1), int64_t(7), int64_t(63), c.kc - 1, c.kc}) {
+    const size_t bBytes = size_t(kc * c.nr) * 4, mapped = (bBytes + size_t(page) - 1) / size_t(page) * size_t(page);
+    char* map = static_cast<char*>(mmap(nullptr, mapped + 2 * size_t(page), PROT_READ | PROT_WRITE,
+                                        MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+    ASSERT_NE(map, MAP_FAILED);
+    ASSERT_EQ(mprotect(map + mapped, 2 * size_t(page), PROT_NONE), 0);
+    float* b = reinterpret_cast<float*>(map + mapped - bBytes);  // 64-byte aligned: bBytes is a multiple of 64
+    for (int64_t i = 0; i < kc * c.nr; ++i) b[i] = dist(rng);
+    std::vector<float> a(size_t(kc * c.mr));
+    for (float& v : a) v = dist(rng);
+    const int64_t ldc = c.nr + 5;
+    for (int rows = 1; rows <= c.mr; ++rows)
+      for (int ncols : {1, c.nr / 2 + 1, c.nr})
+        for (bool acc : {false, true}) {
+          std::vector<float> c0(size_t(c.mr * ldc)), c1;
+          for (float& v : c0) v = dist(rng);
+          c1 = c0;
+          const std::vector<float> before = c0;
+          c.kernels[rows - 1](kc, a.data(), b, c0.data(), ldc, ncols, acc);
+          c.kernelsNext[rows - 1](kc, a.data(), b, c1.data(), ldc, ncols, acc);
+          ASSERT_EQ(c0, c1) << "rows " << rows << " kc " << kc << " ncols " << ncols << " acc " << acc;
+          for (int r = 0; r < c.mr; ++r)
+            for (int j = 0; j < ldc; ++j) {
+              const size_t at = size_t(r * ldc + j);
+              const float want = r < rows && j < ncols
+                                     ? tileRef(a.data(), c.mr, b, c.nr, kc, r, j, before[at], acc)
+                                     : before[at];  // outside the tile: untouched
+              ASSERT_EQ(c1[at], want) << "rows " << rows << " kc " << kc << " (" << r << ", " << j << ")";
+            }
+          ++checked;
+        }
+    munmap(map, mapped + 2 * size_t(page));
+  }
+  EXPECT_EQ(checked, 5 * c.mr * 3 * 2);
+}
+
+// gemmPackedB at the blocking edges (M around the tile and the mc block, N around the
+// panels, K around the K block, so that the prefetching first tile meets every panel,
+// M block and K block boundary), 1 and 2 tasks, against the exact per-K-block fmaf sums,
+// with C's row gaps and the rows around it guarded.
+TEST_P(NativeLinearGemmFamily, PackedBAtBlockEdgesIsExact) {
+  using namespace cpu::tactics;
+  const GemmConfig& c = gemmConfig(GetParam());
+  std::mt19937 rng(5);
+  std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
+  auto ex = runtime::makeCpuExecutor(2);
+  const float alpha = 0.75f, guard = -12345.0f;
+  int checked = 0;
+  for (int64_t K : {int64_t(17), c.kc - 1, c.kc + 1, 2 * c.kc + 3})
+    for (int64_t N : {int64_t(c.nr - 1), int64_t(3 * c.nr + 5)})
+      for (int64_t M : {int64_t(1), int64_t(c.mr + 1), c.mc - 1, c.mc + 1, 2 * c.mc + 3}) {
+        std::vector<float> a(size_t(M * K)), b(size_t(K * N));
+        for (float& v : a) v = dist(rng);
+        for (float& v : b) v = dist(rng);
+        std::vector<float> bp(size_t(packedBFloats(c, K, N)) + 16);
+        float* bpa = reinterpret_cast<float*>((reinterpret_cast<uintptr_t>(bp.data()) + 63) & ~uintptr_t(63));
+        packBPanels(c, K, N, {b.data(), N, 1}, 0, ceilDiv(N, c.nr), bpa);
+        // The reference: K blocks of kBlockOf, each an fmaf chain from zero, added in order.
+        const int64_t kb = kBlockOf(c, K), ldc = N + 3;
+        std::vector<float> want(size_t((M + 2) * ldc), guard);
+        for (int64_t i = 0; i < M; ++i)
+          for (int64_t j = 0; j < N; ++j) {
+            float acc = 0.0f;
+            for (int64_t k0 = 0; k0 < K; k0 += kb) {
+              float s = 0.0f;
+              for (int64_t k = k0; k < std::min(K, k0 + kb); ++k) s = std::fma(alpha * a[size_t(i * K + k)], b[size_t(k * N + j)], s);
+              acc = k0 == 0 ? s : acc + s;
+            }
+            want[size_t((i + 1) * ldc + j)] = acc;
+          }
+        for (int tasks : {1, 2}) {
+          std::vector<float> slot(size_t(tasks * gemmPackedBSlotFloats(c, K)) + 16);
+          float* sa = reinterpret_cast<float*>((reinterpret_cast<uintptr_t>(slot.data()) + 63) & ~uintptr_t(63));
+          const TaskSlots slots{sa, gemmPackedBSlotFloats(c, K), tasks};
+          std::vector<float> got(want.size(), guard);
+          gemmPackedB(c, M, N, K, alpha, {a.data(), K, 1}, bpa, got.data() + ldc, ldc, ex.get(), slots, nullptr);
+          ASSERT_EQ(got, want) << "M " << M << " N " << N << " K " << K << " tasks " << tasks;
+          ++checked;
+        }
+      }
+  EXPECT_EQ(checked, 4 * 2 * 5 * 2);
 }
 
 // ---------------------------------------------------------------------------------------
