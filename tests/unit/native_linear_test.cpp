@@ -1002,14 +1002,18 @@ TEST(NativeLinearBench, DISABLED_GemmDriver) {
       const GemmConfig& c = gemmConfig(isa);
       const int64_t M = s.m, N = s.n, K = s.k;
       const int64_t bFloats = roundUp(packedBFloats(c, K, N), 16);
-      const int copies = coldMb > 0 ? int(std::max<double>(1.0, std::ceil(coldMb * 1e6 / (4.0 * double(bFloats))))) : 1;
+      // Small weights would need thousands of copies (and as many calls per timing): at most
+      // 1e10 flops per timing, so a tall-skinny product's weights may stay in L2/L3.
+      const double flops = 2.0 * double(M) * double(N) * double(K);
+      const int copies = coldMb > 0 ? int(std::min(std::max(1.0, 1e10 / flops),
+                                                   std::max<double>(1.0, std::ceil(coldMb * 1e6 / (4.0 * double(bFloats))))))
+                                    : 1;
       std::vector<float> a(size_t(M * K) + 16, 0.5f), b(size_t(K * N), 0.25f);
       std::vector<float> bp(size_t(bFloats * copies) + 16), cm(size_t(M * N) + 16);
       std::vector<float> slot(size_t(threads * gemmPackedBSlotFloats(c, K)) + 16);
       float* bpa = align(bp.data());
       for (int i = 0; i < copies; ++i) packBPanels(c, K, N, {b.data(), N, 1}, 0, ceilDiv(N, c.nr), bpa + i * bFloats);
       const TaskSlots slots{align(slot.data()), gemmPackedBSlotFloats(c, K), threads};
-      const double flops = 2.0 * double(M) * double(N) * double(K);
       const int inner = std::max(copies, int(std::max(1.0, 2e8 / flops)));
       int next = 0;
       auto body = [&] {
@@ -1033,8 +1037,9 @@ TEST(NativeLinearBench, DISABLED_GemmDriver) {
                               ? bestGflops([&] { volatile float r = fmaLoopAvx2(iters); (void)r; }, 2.0 * 8 * 12 * double(iters), 5)
                               : bestGflops([&] { volatile float r = fmaLoopAvx512(iters / 2); (void)r; },
                                            2.0 * 16 * 24 * double(iters / 2), 5);
-      std::printf("gemmPackedB %-6s M=%-5ld N=%-5ld K=%-5ld t=%d%s: %6.1f GFLOP/s  %5.1f%% of %d x peak %.1f\n", name, M, N,
-                  K, threads, coldMb > 0 ? " cold" : "", g, 100.0 * g / (peak * threads), threads, peak);
+      std::printf("gemmPackedB %-6s M=%-5ld N=%-5ld K=%-5ld t=%d", name, M, N, K, threads);
+      if (coldMb > 0) std::printf(" cold (%.0f MB)", 4e-6 * double(bFloats) * copies);
+      std::printf(": %6.1f GFLOP/s  %5.1f%% of %d x peak %.1f\n", g, 100.0 * g / (peak * threads), threads, peak);
       std::fflush(stdout);
     }
 }
