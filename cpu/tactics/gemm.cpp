@@ -243,10 +243,14 @@ void ukPortable_x8(int64_t kc, const float* __restrict a, const float* __restric
 // are contiguous) into L2, two lines per k step of the 32-column tile, one of the 16-column.
 // The weights of a large model come from memory (convnext_tiny: 112 MB against 2 MB of L2)
 // and the hardware prefetchers stop at every 4 KiB page of a 32 KiB panel; fetched while the
-// current panel's tiles run, the stream overlaps the FMAs. GemmDriver with
-// ANVIL_BENCH_COLD=200, one thread, AVX-512 / AVX2, GFLOP/s without -> with:
-// 49x768x3072 94-103 -> 117-126 / 75 -> 81-84, 196x384x1536 146-154 -> 158-165 /
-// 90-94 -> 100-108, 8x768x768 30-33 -> 41-43 / 29 -> 36-40, 1024^3 155 -> 172 / 101 -> 108.
+// current panel's tiles run, the stream overlaps the FMAs. NativeLinearBench.DISABLED_GemmDriver
+// on the AVX-512 dev box, one thread, AVX-512 / AVX2 GFLOP/s without -> with, two rounds:
+// weights cycled through 200 MB (ANVIL_BENCH_COLD=200) MxKxN 49x768x3072 102-106 -> 119-125
+// / 75 -> 90-91, 196x1536x384 148 -> 164 / 90-93 -> 101-107, 8x768x768 30-31 -> 41-47 /
+// 29-30 -> 41-42; warm (L3) 49x3072x768 151-160 -> 175-176 / 96-98 -> 106-112, 1024^3
+// 161-172 -> 171-176 / 97-104 -> 104-107. The convnext_tiny stage-4 MatMuls (49x768x3072
+// and back) took 2.28-2.64 ms each in the model before, 1.73-2.10 after. The other tiles of
+// a panel do not prefetch: theirs is in L1, and the next panel is already on its way.
 template <int NR, typename TB>
 __attribute__((always_inline)) inline void prefetchNextPanel(const TB* b, int64_t kc) {
   const char* p = reinterpret_cast<const char*>(b + kc * NR);
