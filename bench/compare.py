@@ -35,7 +35,10 @@ GEMM roofline (unless --skip-gemm): the weight GEMMs of every model (MatMul and 
 constant B, 1x1 convolutions with group 1 as M = output pixels, K = Cin, N = Cout), taken
 from one onnxruntime run with those tensors exposed as outputs; each distinct (M, K, N) is
 written as a one-node MatMul model, built by the CLI at one thread and timed like the
-models, next to onnxruntime; plus `anvil_bench_runtime --fma-peak` for the roofs.
+models, next to onnxruntime; plus `anvil_bench_runtime --fma-peak` for the roofs. The
+issue's target shapes M = N = K (--gemm-squares, default 512,1024) join them, listed as
+"square" (report.py: anvil's % of the FMA peak). The GEMM alone, cold weights included:
+`build/tests/unit_tests --gtest_also_run_disabled_tests --gtest_filter=*GemmDriver`.
 """
 
 import argparse
@@ -402,6 +405,8 @@ def roofline(args, models, tmp):
                 shapes.setdefault(key, []).extend(where)
         except Exception as e:  # a model onnxruntime cannot expose stays out of the plot
             print(f"[W] {model.name}: GEMM shapes not read: {e}", file=sys.stderr)
+    for sq in (int(v) for v in args.gemm_squares.split(",") if v):
+        shapes.setdefault((sq, sq, sq), []).append("square:MatMul")
     rows = []
     for (m, k, n), where in sorted(shapes.items()):
         path = os.path.join(tmp, f"gemm_{m}x{k}x{n}.onnx")
@@ -494,6 +499,7 @@ def main(argv=None):
     ap.add_argument("--small-duration", type=float, default=2.0, help="seconds per small-net per-call timing")
     ap.add_argument("--gemm-duration", type=float, default=0.3)
     ap.add_argument("--skip-gemm", action="store_true")
+    ap.add_argument("--gemm-squares", default="512,1024", help="M = N = K GEMMs added to the roofline")
     ap.add_argument("--json", default=os.path.join(ROOT, "build", "bench", "compare.json"))
     ap.add_argument("--ov-avx2", action="store_true",
                     help="also time OpenVINO with ONEDNN_MAX_CPU_ISA=AVX2 (a child process per timing), as "

@@ -240,13 +240,34 @@ void ukPortable_x8(int64_t kc, const float* __restrict a, const float* __restric
   }
 }
 
-template <int MR, int R, typename TB = float>
+// The next B panel (the same k row, kc * NR elements on: the panels of a prepacked weight
+// are contiguous) into L2, two lines per k step of the 32-column tile, one of the 16-column.
+// The weights of a large model come from memory (convnext_tiny: 112 MB against 2 MB of L2)
+// and the hardware prefetchers stop at every 4 KiB page of a 32 KiB panel; fetched while the
+// current panel's tiles run, the stream overlaps the FMAs. NativeLinearBench.DISABLED_GemmDriver
+// on the AVX-512 dev box, one thread, AVX-512 / AVX2 GFLOP/s without -> with, two rounds:
+// weights cycled through 200 MB (ANVIL_BENCH_COLD=200) MxKxN 49x768x3072 102-106 -> 119-125
+// / 75 -> 90-91, 196x1536x384 148 -> 164 / 90-93 -> 101-107, 8x768x768 30-31 -> 41-47 /
+// 29-30 -> 41-42; warm (L3) 49x3072x768 151-160 -> 175-176 / 96-98 -> 106-112, 1024^3
+// 161-172 -> 171-176 / 97-104 -> 104-107. The convnext_tiny stage-4 MatMuls (49x768x3072
+// and back) took 2.28-2.64 ms each in the model before, 1.73-2.10 after. The other tiles of
+// a panel do not prefetch: theirs is in L1, and the next panel is already on its way.
+template <int NR, typename TB>
+__attribute__((always_inline)) inline void prefetchNextPanel(const TB* b, int64_t kc) {
+  const char* p = reinterpret_cast<const char*>(b + kc * NR);
+  _mm_prefetch(p, _MM_HINT_T1);
+  if constexpr (NR * sizeof(TB) > 64) _mm_prefetch(p + 64, _MM_HINT_T1);
+}
+
+// PF: the variant that also runs prefetchNextPanel.
+template <int MR, int R, typename TB = float, bool PF = false>
 __attribute__((target("avx2,fma,f16c"))) void ukAvx2_x16(int64_t kc, const float* __restrict a, const TB* __restrict b,
                                                          float* c, int64_t ldc, int ncols, bool acc) {
   __m256 c0[R], c1[R];
 #pragma GCC unroll 16
   for (int r = 0; r < R; ++r) c0[r] = c1[r] = _mm256_setzero_ps();
   for (int64_t k = 0; k < kc; ++k) {
+    if constexpr (PF) prefetchNextPanel<16>(b, kc);
     const __m256 b0 = loadB8(b), b1 = loadB8(b + 8);
 #pragma GCC unroll 16
     for (int r = 0; r < R; ++r) {
@@ -295,7 +316,7 @@ __attribute__((target("avx512f"), always_inline)) inline void stepAvx512_x32(__m
   }
 }
 
-template <int MR, int R, typename TB = float>
+template <int MR, int R, typename TB = float, bool PF = false>
 __attribute__((target("avx512f"))) void ukAvx512_x32(int64_t kc, const float* __restrict a,
                                                      const TB* __restrict b, float* c, int64_t ldc, int ncols,
                                                      bool acc) {
@@ -312,6 +333,7 @@ __attribute__((target("avx512f"))) void ukAvx512_x32(int64_t kc, const float* __
   // One k per trip: two per trip measured no faster and, at R = 14, left GCC one register
   // short (28 accumulators + 2 x 2 B vectors), adding moves to the FMA ports.
   for (int64_t k = 0; k < kc; ++k) {
+    if constexpr (PF) prefetchNextPanel<32>(b, kc);
     stepAvx512_x32<MR, R, TB>(c0, c1, a, b);
     a += MR;
     b += 32;
@@ -713,13 +735,13 @@ template <int MR, int... Rs>
 constexpr std::array<MicroKernel, MR> portableTable(std::integer_sequence<int, Rs...>) {
   return {&ukPortable_x8<MR, Rs + 1>...};
 }
-template <int MR, typename TB = float, typename K = MicroKernel, int... Rs>
+template <int MR, typename TB = float, typename K = MicroKernel, bool PF = false, int... Rs>
 constexpr std::array<K, MR> avx2Table(std::integer_sequence<int, Rs...>) {
-  return {&ukAvx2_x16<MR, Rs + 1, TB>...};
+  return {&ukAvx2_x16<MR, Rs + 1, TB, PF>...};
 }
-template <int MR, typename TB = float, typename K = MicroKernel, int... Rs>
+template <int MR, typename TB = float, typename K = MicroKernel, bool PF = false, int... Rs>
 constexpr std::array<K, MR> avx512Table(std::integer_sequence<int, Rs...>) {
-  return {&ukAvx512_x32<MR, Rs + 1, TB>...};
+  return {&ukAvx512_x32<MR, Rs + 1, TB, PF>...};
 }
 
 }  // namespace
@@ -741,6 +763,10 @@ const GemmConfig& gemmConfig(GemmIsa isa) {
   static const auto kAvx2 = avx2Table<6>(std::make_integer_sequence<int, 6>{});
   static const auto kAvx512 = avx512Table<14>(std::make_integer_sequence<int, 14>{});
   static const auto kAvx512x8 = avx512Table<8>(std::make_integer_sequence<int, 8>{});
+  // The same with the next panel's prefetch (GemmConfig::kernelsNext).
+  static const auto kAvx2Pf = avx2Table<6, float, MicroKernel, true>(std::make_integer_sequence<int, 6>{});
+  static const auto kAvx512Pf = avx512Table<14, float, MicroKernel, true>(std::make_integer_sequence<int, 14>{});
+  static const auto kAvx512x8Pf = avx512Table<8, float, MicroKernel, true>(std::make_integer_sequence<int, 8>{});
   static const auto kGemvAvx2 = gemvTable(false);
   static const auto kGemvAvx512 = gemvTable(true);
   // The same kernels over f16 B panels (gemmPackedBHalf).
@@ -757,13 +783,13 @@ const GemmConfig& gemmConfig(GemmIsa isa) {
   // 19 / 15 through packed A; 1x256x256 37 / 70 against 25 / 30; 1x768x768 is bound by
   // streaming its 2.4 MB of weights from L3 (27 against 22 GFLOP/s).
   static const GemmConfig kCfgAvx2{6,  16, 72, 256, 512, kAvx2.data(), 4, {6, 3, 2, 1}, kGemvAvx2.data(),
-                                   kAvx2H.data(), kGemvAvx2H.data()};
+                                   kAvx2H.data(), kGemvAvx2H.data(), kAvx2Pf.data()};
   static const GemmConfig kCfgAvx512{14, 32, 224, 256, 512, kAvx512.data(), 4, {6, 3, 2, 2}, kGemvAvx512.data(),
-                                     kAvx512H.data(), kGemvAvx512H.data()};
+                                     kAvx512H.data(), kGemvAvx512H.data(), kAvx512Pf.data()};
   // 8x32: 16 accumulators still cover the FMA latency (4 cycles x 2 ports); same kc as
   // 14x32 so that K blocks, and with them the sums' order, match the 14x32 family.
   static const GemmConfig kCfgAvx512x8{8, 32, 224, 256, 512, kAvx512x8.data(), 4, {6, 3, 2, 2}, kGemvAvx512.data(),
-                                       kAvx512x8H.data(), kGemvAvx512H.data()};
+                                       kAvx512x8H.data(), kGemvAvx512H.data(), kAvx512x8Pf.data()};
   switch (isa) {
     case GemmIsa::kAvx2_6x16: return kCfgAvx2;
     case GemmIsa::kAvx512_8x32: return kCfgAvx512x8;
@@ -894,6 +920,15 @@ void gemmPackedBImpl(const GemmConfig& c, int64_t M, int64_t N, int64_t K, float
           }
           for (int64_t ip = 0; ip < mc; ip += mr) {
             const int rows = int(std::min<int64_t>(mr, mc - ip));
+            // The first row tile of a panel also fetches the next panel into L2 (the rest
+            // of the panel's tiles find theirs in L1): one fetch per weight byte, spread
+            // over the current panel's FMAs (prefetchNextPanel).
+            if constexpr (std::is_same_v<TB, float>) {
+              if (ip == 0 && c.kernelsNext) {
+                c.kernelsNext[rows - 1](kc, ap + ip * kc, bq, cq + ip * ldc, ldc, ncols, pc > 0);
+                continue;
+              }
+            }
             kernels[rows - 1](kc, ap + ip * kc, bq, cq + ip * ldc, ldc, ncols, pc > 0);
           }
         }

@@ -11,6 +11,11 @@
 // whose FMA loop peaks at 115-130 GFLOP/s with AVX2 and 215-240 with AVX-512 as its clock
 // drifts): M=N=K 512 at 94-96% (AVX2) and 81-86% (AVX-512) of the peak measured next to it
 // (gemmPackedB alone, DISABLED_GemmDriver: AVX-512 up to 93%), 1024 at 84-96% and 74-83%.
+// gemmPackedB alone (DISABLED_GemmDriver, same box, loaded: load average 4-5), % of the
+// peak measured next to it: 512^3 93-94% (AVX2) and 80-83% (AVX-512), 1024^3 88-90% and
+// 75-82%; the register tile alone on L1-resident operands (DISABLED_MicroKernel) 98-100%
+// and 84-88% (the same 14x32 loop in a standalone program: 86-94%, depending on the load),
+// so most of the AVX-512 shortfall is already in the 14x32 / 8x32 micro-kernels.
 #pragma once
 
 #include <cstdint>
@@ -71,6 +76,9 @@ struct GemmConfig {
   // The f16-B kernels (null for the portable family): the AVX2 ones also need f16c.
   const MicroKernelF16* kernelsF16 = nullptr;
   const GemvKernelF16* gemvF16 = nullptr;
+  // kernels that also fetch the next B panel into L2 (null: none), for the first row tile
+  // of each panel of a prepacked weight, whose panels are contiguous.
+  const MicroKernel* kernelsNext = nullptr;
 };
 inline constexpr int kGemvMaxPanels = 6;
 const GemmConfig& gemmConfig(GemmIsa isa);

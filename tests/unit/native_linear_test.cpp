@@ -11,7 +11,9 @@
 // The benchmarks run with --gtest_also_run_disabled_tests: NativeLinearBench.DISABLED_Timing
 // against the reference kernel, DISABLED_GemmVsPeak (the single-core FMA peak per ISA and
 // each MatMul kernel's GFLOP/s against it; ANVIL_BENCH_THREADS=2 adds 2 threads) and
-// DISABLED_GemmDriver (gemmPackedB alone, ANVIL_BENCH_MNK=m,n,k).
+// DISABLED_GemmDriver (gemmPackedB alone as % of the FMA peak; ANVIL_BENCH_MNK=m,n,k;...,
+// ANVIL_BENCH_COLD=MB streams the weights from memory, ANVIL_BENCH_THREADS, ANVIL_BENCH_ISA)
+// and DISABLED_MicroKernel (one register tile on L1-resident operands).
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -28,7 +30,9 @@
 #include <random>
 
 #include <immintrin.h>
+#include <sys/mman.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "cpu/reference.h"
 #include "cpu/tactics/gemm_kernels.h"
@@ -647,6 +651,123 @@ TEST(NativeLinearGemm, RowsAreBitwiseTheSameOnEveryPath) {
   EXPECT_GT(checked, 100);
 }
 
+// The vector families, each test once per family; the AVX-512 ones skip where absent.
+class NativeLinearGemmFamily : public ::testing::TestWithParam<cpu::tactics::GemmIsa> {
+ protected:
+  void SetUp() override {
+    using cpu::tactics::GemmIsa;
+    if (GetParam() == GemmIsa::kAvx2_6x16 && !runtime::hostHasAll({"avx2", "fma"})) GTEST_SKIP() << "skipped: no AVX2";
+    if (GetParam() != GemmIsa::kAvx2_6x16 && !runtime::hostHas("avx512f")) GTEST_SKIP() << "skipped: no AVX-512";
+  }
+};
+INSTANTIATE_TEST_SUITE_P(Families, NativeLinearGemmFamily,
+                         ::testing::Values(cpu::tactics::GemmIsa::kAvx2_6x16, cpu::tactics::GemmIsa::kAvx512_14x32,
+                                           cpu::tactics::GemmIsa::kAvx512_8x32),
+                         [](const auto& info) { return std::to_string(int(info.param)); });
+
+// C[r][j] of one tile as the kernels compute it: one fmaf chain over k from zero, then added
+// to C when accumulating. Bit-exact, so every comparison below is for equality.
+static float tileRef(const float* a, int mr, const float* b, int nr, int64_t kc, int r, int j, float c, bool acc) {
+  float s = 0.0f;
+  for (int64_t k = 0; k < kc; ++k) s = std::fma(a[k * mr + r], b[k * nr + j], s);
+  return acc ? c + s : s;
+}
+
+// The kernels that also prefetch the next B panel (gemmPackedB's first row tile of every
+// panel): the plain kernels' bits for every row count, K (1 to past the K block), column
+// edge and accumulate flag, with the panel ending right at an inaccessible page so that the
+// prefetches past the last panel of a weight land there (a prefetch never faults).
+TEST_P(NativeLinearGemmFamily, PrefetchingKernelsMatchThePlainOnesAndStayInBounds) {
+  using namespace cpu::tactics;
+  const GemmConfig& c = gemmConfig(GetParam());
+  ASSERT_NE(c.kernelsNext, nullptr);
+  const long page = sysconf(_SC_PAGESIZE);
+  std::mt19937 rng(11);
+  std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
+  int checked = 0;
+  for (int64_t kc : {int64_t(1), int64_t(7), int64_t(63), c.kc - 1, c.kc}) {
+    const size_t bBytes = size_t(kc * c.nr) * 4, mapped = (bBytes + size_t(page) - 1) / size_t(page) * size_t(page);
+    char* map = static_cast<char*>(mmap(nullptr, mapped + 2 * size_t(page), PROT_READ | PROT_WRITE,
+                                        MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+    ASSERT_NE(map, MAP_FAILED);
+    ASSERT_EQ(mprotect(map + mapped, 2 * size_t(page), PROT_NONE), 0);
+    float* b = reinterpret_cast<float*>(map + mapped - bBytes);  // 64-byte aligned: bBytes is a multiple of 64
+    for (int64_t i = 0; i < kc * c.nr; ++i) b[i] = dist(rng);
+    std::vector<float> a(size_t(kc * c.mr));
+    for (float& v : a) v = dist(rng);
+    const int64_t ldc = c.nr + 5;
+    for (int rows = 1; rows <= c.mr; ++rows)
+      for (int ncols : {1, c.nr / 2 + 1, c.nr})
+        for (bool acc : {false, true}) {
+          std::vector<float> c0(size_t(c.mr * ldc)), c1;
+          for (float& v : c0) v = dist(rng);
+          c1 = c0;
+          const std::vector<float> before = c0;
+          c.kernels[rows - 1](kc, a.data(), b, c0.data(), ldc, ncols, acc);
+          c.kernelsNext[rows - 1](kc, a.data(), b, c1.data(), ldc, ncols, acc);
+          ASSERT_EQ(c0, c1) << "rows " << rows << " kc " << kc << " ncols " << ncols << " acc " << acc;
+          for (int r = 0; r < c.mr; ++r)
+            for (int j = 0; j < ldc; ++j) {
+              const size_t at = size_t(r * ldc + j);
+              const float want = r < rows && j < ncols
+                                     ? tileRef(a.data(), c.mr, b, c.nr, kc, r, j, before[at], acc)
+                                     : before[at];  // outside the tile: untouched
+              ASSERT_EQ(c1[at], want) << "rows " << rows << " kc " << kc << " (" << r << ", " << j << ")";
+            }
+          ++checked;
+        }
+    munmap(map, mapped + 2 * size_t(page));
+  }
+  EXPECT_EQ(checked, 5 * c.mr * 3 * 2);
+}
+
+// gemmPackedB at the blocking edges (M around the tile and the mc block, N around the
+// panels, K around the K block, so that the prefetching first tile meets every panel,
+// M block and K block boundary), 1 and 2 tasks, against the exact per-K-block fmaf sums,
+// with C's row gaps and the rows around it guarded.
+TEST_P(NativeLinearGemmFamily, PackedBAtBlockEdgesIsExact) {
+  using namespace cpu::tactics;
+  const GemmConfig& c = gemmConfig(GetParam());
+  std::mt19937 rng(5);
+  std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
+  auto ex = runtime::makeCpuExecutor(2);
+  const float alpha = 0.75f, guard = -12345.0f;
+  int checked = 0;
+  for (int64_t K : {int64_t(17), c.kc - 1, c.kc + 1, 2 * c.kc + 3})
+    for (int64_t N : {int64_t(c.nr - 1), int64_t(3 * c.nr + 5)})
+      for (int64_t M : {int64_t(1), int64_t(c.mr + 1), c.mc - 1, c.mc + 1, 2 * c.mc + 3}) {
+        std::vector<float> a(size_t(M * K)), b(size_t(K * N));
+        for (float& v : a) v = dist(rng);
+        for (float& v : b) v = dist(rng);
+        std::vector<float> bp(size_t(packedBFloats(c, K, N)) + 16);
+        float* bpa = reinterpret_cast<float*>((reinterpret_cast<uintptr_t>(bp.data()) + 63) & ~uintptr_t(63));
+        packBPanels(c, K, N, {b.data(), N, 1}, 0, ceilDiv(N, c.nr), bpa);
+        // The reference: K blocks of kBlockOf, each an fmaf chain from zero, added in order.
+        const int64_t kb = kBlockOf(c, K), ldc = N + 3;
+        std::vector<float> want(size_t((M + 2) * ldc), guard);
+        for (int64_t i = 0; i < M; ++i)
+          for (int64_t j = 0; j < N; ++j) {
+            float acc = 0.0f;
+            for (int64_t k0 = 0; k0 < K; k0 += kb) {
+              float s = 0.0f;
+              for (int64_t k = k0; k < std::min(K, k0 + kb); ++k) s = std::fma(alpha * a[size_t(i * K + k)], b[size_t(k * N + j)], s);
+              acc = k0 == 0 ? s : acc + s;
+            }
+            want[size_t((i + 1) * ldc + j)] = acc;
+          }
+        for (int tasks : {1, 2}) {
+          std::vector<float> slot(size_t(tasks * gemmPackedBSlotFloats(c, K)) + 16);
+          float* sa = reinterpret_cast<float*>((reinterpret_cast<uintptr_t>(slot.data()) + 63) & ~uintptr_t(63));
+          const TaskSlots slots{sa, gemmPackedBSlotFloats(c, K), tasks};
+          std::vector<float> got(want.size(), guard);
+          gemmPackedB(c, M, N, K, alpha, {a.data(), K, 1}, bpa, got.data() + ldc, ldc, ex.get(), slots, nullptr);
+          ASSERT_EQ(got, want) << "M " << M << " N " << N << " K " << K << " tasks " << tasks;
+          ++checked;
+        }
+      }
+  EXPECT_EQ(checked, 4 * 2 * 5 * 2);
+}
+
 // ---------------------------------------------------------------------------------------
 // Timing (run with --gtest_also_run_disabled_tests): median of 20 runs per kernel, against
 // the reference kernel, with 1 and 2 executor threads.
@@ -837,36 +958,108 @@ TEST(NativeLinearBench, DISABLED_GemmVsPeak) {
     }
 }
 
-// The driver alone (gemmPackedB on 64-byte aligned buffers, one task, no epilogue): what the
-// kernels above cost without the step around them. ANVIL_BENCH_MNK=m,n,k picks the shape.
-TEST(NativeLinearBench, DISABLED_GemmDriver) {
+// One micro-kernel on operands resident in L1 (kc = ANVIL_BENCH_KC, default 64): the
+// register tile's own ceiling, apart from the cache blocking around it.
+TEST(NativeLinearBench, DISABLED_MicroKernel) {
   using namespace cpu::tactics;
-  int64_t M = 512, N = 512, K = 512;
-  if (const char* e = std::getenv("ANVIL_BENCH_MNK")) std::sscanf(e, "%ld,%ld,%ld", &M, &N, &K);
+  const int64_t kc = std::getenv("ANVIL_BENCH_KC") ? std::atol(std::getenv("ANVIL_BENCH_KC")) : 64;
   for (GemmIsa isa : {GemmIsa::kAvx2_6x16, GemmIsa::kAvx512_14x32, GemmIsa::kAvx512_8x32}) {
     if (isa != GemmIsa::kAvx2_6x16 && !runtime::hostHas("avx512f")) continue;
     const GemmConfig& c = gemmConfig(isa);
-    std::vector<float> a(size_t(M * K) + 16, 0.5f), b(size_t(K * N), 0.25f);
-    std::vector<float> bp(size_t(packedBFloats(c, K, N)) + 16), cm(size_t(M * N) + 16);
-    std::vector<float> slot(size_t(gemmPackedBSlotFloats(c, K)) + 16);
+    std::vector<float> a(size_t(kc * c.mr) + 16, 0.5f), b(size_t(kc * c.nr) + 16, 0.25f), cm(size_t(c.mr * c.nr) + 16);
     auto align = [](float* p) { return reinterpret_cast<float*>((reinterpret_cast<uintptr_t>(p) + 63) & ~uintptr_t(63)); };
-    float* bpa = align(bp.data());
-    packBPanels(c, K, N, {b.data(), N, 1}, 0, ceilDiv(N, c.nr), bpa);
-    const TaskSlots slots{align(slot.data()), 0, 1};
-    const double flops = 2.0 * double(M) * double(N) * double(K);
-    const int inner = int(std::max(1.0, 2e8 / flops));
+    const int inner = int(2e7 / double(kc * c.mr * c.nr));
     const double g = bestGflops([&] {
-      for (int i = 0; i < inner; ++i)
-        gemmPackedB(c, M, N, K, 1.0f, {align(a.data()), K, 1}, bpa, align(cm.data()), N, nullptr, slots, nullptr);
-    }, flops * inner, 10);
-    std::vector<float> pa(size_t(packedAFloats(c, M, K)));
-    const double packRate = bestGflops([&] {
-      for (int i = 0; i < inner; ++i) packAPanels(c, M, K, {align(a.data()), K, 1}, 1.0f, 0, ceilDiv(M, c.mr), pa.data());
-    }, double(M * K) * inner, 10);
-    std::printf("gemmPackedB %s %ldx%ldx%ld: %.1f GFLOP/s (packing A: %.2f ns per element)\n",
-                isa == GemmIsa::kAvx2_6x16 ? "avx2" : isa == GemmIsa::kAvx512_14x32 ? "avx512 14x32" : "avx512 8x32", M,
-                K, N, g, 1.0 / packRate);
+      for (int i = 0; i < inner; ++i) c.kernels[c.mr - 1](kc, align(a.data()), align(b.data()), align(cm.data()), c.nr, c.nr, true);
+    }, 2.0 * double(kc * c.mr * c.nr) * inner, 10);
+    const int64_t iters = 2000000;
+    const double peak = isa == GemmIsa::kAvx2_6x16
+                            ? bestGflops([&] { volatile float r = fmaLoopAvx2(iters); (void)r; }, 2.0 * 8 * 12 * double(iters), 5)
+                            : bestGflops([&] { volatile float r = fmaLoopAvx512(iters / 2); (void)r; },
+                                         2.0 * 16 * 24 * double(iters / 2), 5);
+    std::printf("micro-kernel %dx%d kc=%ld: %6.1f GFLOP/s  %5.1f%% of peak %.1f\n", c.mr, c.nr, kc, g, 100.0 * g / peak, peak);
   }
+}
+
+// The driver alone (gemmPackedB on 64-byte aligned buffers, no epilogue): what the kernels
+// above cost without the step around them, as a percentage of the FMA peak measured right
+// before each shape (the shared machine's clock drifts). ANVIL_BENCH_MNK=m,n,k[;m,n,k...]
+// picks the shapes (default: the squares of the target and the zoo's hot shapes),
+// ANVIL_BENCH_THREADS=t runs t tasks on an executor (wall time then), and ANVIL_BENCH_COLD=MB
+// cycles through as many copies of the packed B as fill that many MB, so that each call
+// streams its weights from memory as the layers of a large model do (convnext_tiny's 112 MB
+// against a 2 MB L2) instead of finding them in cache.
+TEST(NativeLinearBench, DISABLED_GemmDriver) {
+  using namespace cpu::tactics;
+  struct Shape { int64_t m, n, k; };
+  std::vector<Shape> shapes;
+  if (const char* e = std::getenv("ANVIL_BENCH_MNK")) {
+    for (const char* p = e; *p;) {
+      Shape s{};
+      int used = 0;
+      if (std::sscanf(p, "%ld,%ld,%ld%n", &s.m, &s.n, &s.k, &used) != 3) break;
+      shapes.push_back(s);
+      p += used;
+      if (*p == ';') ++p;
+    }
+  } else {
+    shapes = {{512, 512, 512}, {1024, 1024, 1024}, {49, 3072, 768}, {49, 768, 3072}, {196, 1536, 384},
+              {196, 384, 1536}, {3136, 24, 144}, {12544, 96, 16}, {1, 768, 768}, {8, 768, 768}};
+  }
+  const double coldMb = std::getenv("ANVIL_BENCH_COLD") ? std::atof(std::getenv("ANVIL_BENCH_COLD")) : 0.0;
+  const int threads = std::getenv("ANVIL_BENCH_THREADS") ? std::max(1, std::atoi(std::getenv("ANVIL_BENCH_THREADS"))) : 1;
+  const char* only = std::getenv("ANVIL_BENCH_ISA");  // "avx2", "avx512" or "8x32": one family
+  auto ex = runtime::makeCpuExecutor(threads);
+  const int64_t iters = 2000000;
+  auto align = [](float* p) { return reinterpret_cast<float*>((reinterpret_cast<uintptr_t>(p) + 63) & ~uintptr_t(63)); };
+  for (const Shape s : shapes)
+    for (GemmIsa isa : {GemmIsa::kAvx2_6x16, GemmIsa::kAvx512_14x32, GemmIsa::kAvx512_8x32}) {
+      if (isa != GemmIsa::kAvx2_6x16 && !runtime::hostHas("avx512f")) continue;
+      const char* name = isa == GemmIsa::kAvx2_6x16 ? "avx2" : isa == GemmIsa::kAvx512_14x32 ? "avx512" : "8x32";
+      if (only && std::strcmp(only, name) != 0) continue;
+      const GemmConfig& c = gemmConfig(isa);
+      const int64_t M = s.m, N = s.n, K = s.k;
+      const int64_t bFloats = roundUp(packedBFloats(c, K, N), 16);
+      // Small weights would need thousands of copies (and as many calls per timing): at most
+      // 1e10 flops per timing, so a tall-skinny product's weights may stay in L2/L3.
+      const double flops = 2.0 * double(M) * double(N) * double(K);
+      const int copies = coldMb > 0 ? int(std::min(std::max(1.0, 1e10 / flops),
+                                                   std::max<double>(1.0, std::ceil(coldMb * 1e6 / (4.0 * double(bFloats))))))
+                                    : 1;
+      std::vector<float> a(size_t(M * K) + 16, 0.5f), b(size_t(K * N), 0.25f);
+      std::vector<float> bp(size_t(bFloats * copies) + 16), cm(size_t(M * N) + 16);
+      std::vector<float> slot(size_t(threads * gemmPackedBSlotFloats(c, K)) + 16);
+      float* bpa = align(bp.data());
+      for (int i = 0; i < copies; ++i) packBPanels(c, K, N, {b.data(), N, 1}, 0, ceilDiv(N, c.nr), bpa + i * bFloats);
+      const TaskSlots slots{align(slot.data()), gemmPackedBSlotFloats(c, K), threads};
+      const int inner = std::max(copies, int(std::max(1.0, 2e8 / flops)));
+      int next = 0;
+      auto body = [&] {
+        for (int i = 0; i < inner; ++i) {
+          gemmPackedB(c, M, N, K, 1.0f, {align(a.data()), K, 1}, bpa + int64_t(next) * bFloats, align(cm.data()), N,
+                      ex.get(), slots, nullptr);
+          next = (next + 1) % copies;
+        }
+      };
+      double g = 0;
+      if (threads == 1) {
+        g = bestGflops(body, flops * inner, 10);
+      } else {
+        for (int r = 0; r < 10; ++r) {
+          const auto t0 = std::chrono::steady_clock::now();
+          body();
+          g = std::max(g, flops * inner / std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() * 1e-9);
+        }
+      }
+      const double peak = isa == GemmIsa::kAvx2_6x16
+                              ? bestGflops([&] { volatile float r = fmaLoopAvx2(iters); (void)r; }, 2.0 * 8 * 12 * double(iters), 5)
+                              : bestGflops([&] { volatile float r = fmaLoopAvx512(iters / 2); (void)r; },
+                                           2.0 * 16 * 24 * double(iters / 2), 5);
+      std::printf("gemmPackedB %-6s M=%-5ld N=%-5ld K=%-5ld t=%d", name, M, N, K, threads);
+      if (coldMb > 0) std::printf(" cold (%.0f MB)", 4e-6 * double(bFloats) * copies);
+      std::printf(": %6.1f GFLOP/s  %5.1f%% of %d x peak %.1f\n", g, 100.0 * g / (peak * threads), threads, peak);
+      std::fflush(stdout);
+    }
 }
 
 }  // namespace
