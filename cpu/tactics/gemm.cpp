@@ -369,11 +369,7 @@ __attribute__((target("avx512f"), always_inline)) inline void accumulateAvx512(_
                                                                               int64_t kc, const float* a,
                                                                               const float* b) {
   for (int64_t k = 0; k < kc; ++k) {
-    if constexpr (PF) {
-      const char* p = reinterpret_cast<const char*>(b + kc * 32);
-      _mm_prefetch(p, _MM_HINT_T1);
-      _mm_prefetch(p + 64, _MM_HINT_T1);
-    }
+    if constexpr (PF) prefetchNextPanel<32>(b, kc);
     stepAvx512_x32<MR, R>(c0, c1, a, b);
     a += MR;
     b += 32;
@@ -477,7 +473,7 @@ __attribute__((target("avx2,fma"), always_inline)) inline void accumulateAvx2(__
                                                                              int64_t kc, const float* a,
                                                                              const float* b) {
   for (int64_t k = 0; k < kc; ++k) {
-    if constexpr (PF) _mm_prefetch(reinterpret_cast<const char*>(b + kc * 16), _MM_HINT_T1);
+    if constexpr (PF) prefetchNextPanel<16>(b, kc);
     const __m256 b0 = _mm256_load_ps(b), b1 = _mm256_load_ps(b + 8);
 #pragma GCC unroll 16
     for (int r = 0; r < R; ++r) {
