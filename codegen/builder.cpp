@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <fstream>
 #include <unordered_map>
+#include <unordered_set>
 #include <chrono>
 #include <random>
 #include <set>
@@ -1231,8 +1232,18 @@ void buildImpl(const std::string& onnxPath, const BuilderConfig& config, std::st
   // Arena offsets at the profile's max shapes; smaller shapes of the profile fit in them.
   // CUDA engines: one arena per device, the device one 256-byte aligned (cudaMalloc's).
   inferAt(g, declared, profiles.max);
+  // Concats whose producers write their inputs in place: the chosen kernel skips such an
+  // input, and the profile is one point (the offsets are planned at its max shapes).
+  std::unordered_set<const ir::Node*> inPlaceConcats;
+  if (!cudaBuild && profiles.min == profiles.max)
+    for (size_t i = 0; i < g.nodes().size() && i < plan.tactics.size(); ++i) {
+      const std::string& t = plan.tactics[i];
+      if (g.nodes()[i]->op() == "Concat" && (t == "x_concat_rows" || t.rfind("x32_concat_nchw", 0) == 0))
+        inPlaceConcats.insert(g.nodes()[i].get());
+    }
   const runtime::GraphMemory memory =
-      cudaBuild ? runtime::planGraphMemory(g, ir::Device::kCPU, 64) : runtime::planGraphMemory(g);
+      cudaBuild ? runtime::planGraphMemory(g, ir::Device::kCPU, 64) : runtime::planGraphMemory(g, &inPlaceConcats);
+  report->concatInputsInPlace = memory.concatInputsInPlace;
   const runtime::GraphMemory deviceMemory =
       cudaBuild ? runtime::planGraphMemory(g, ir::Device::kCUDA, 256) : runtime::GraphMemory{};
   for (size_t i = 0; i < g.nodes().size(); ++i) {
