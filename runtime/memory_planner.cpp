@@ -121,8 +121,9 @@ GraphMemory planGraph(const ir::Graph& graph, const ir::Device* only, size_t ali
   };
   // Concat inputs inside their Concat's output: value -> (the output, byte offset in it).
   // Only a top-level node's sole output of a value read by no view, once by the Concat,
-  // not a graph output and not itself a Concat's (no nesting): its producer then writes
-  // the slice directly and nothing else can see the difference. Saves squeezenet's fire
+  // not a graph output, not made by a view (it lies in its input's buffer) and not itself
+  // a Concat's (no nesting): its producer then writes the slice directly and nothing else
+  // can see the difference. Saves squeezenet's fire
   // modules their copy of both expand outputs (8 Concats, ~8% of its time).
   struct Inside {
     const ir::Value* whole;
@@ -146,8 +147,9 @@ GraphMemory planGraph(const ir::Graph& graph, const ir::Device* only, size_t ali
         const ir::Value* x = c.input(k);
         const auto p = producer.find(x);
         // At an aligned offset only: kernels may count on the arena's alignment.
-        bool ok = offset % alignment == 0 && p != producer.end() && !excluded.count(x) && !inside.count(x) && p->second->op() != "Concat" &&
-                  p->second->numOutputs() == 1 && (!only || x->device() == *only) && !x->name().empty();
+        bool ok = offset % alignment == 0 && p != producer.end() && !excluded.count(x) && !inside.count(x) &&
+                  p->second->op() != "Concat" && !isViewOp(*p->second) && p->second->numOutputs() == 1 &&
+                  (!only || x->device() == *only) && !x->name().empty();
         for (size_t j = 0; j < c.inputs().size() && ok; ++j) ok = j == k || c.input(j) != x;
         if (ok) inside[x] = {c.output(0), offset};
         offset += bytesOf(x);

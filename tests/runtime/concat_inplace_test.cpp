@@ -187,6 +187,19 @@ TEST(ConcatInPlace, SharedGraphOutputAndViewInputsStayOut) {
     EXPECT_FALSE(slotOf(net.g, m, net.a).inConcat);
     expectNoOverlap(net.g, m);
   }
+  {
+    CatNet net(1, 16, 16, 2, 2);
+    // bv reaches the Concat through an Identity: a view, whose value lies in bv's buffer.
+    Node* id = net.g.addNode("Identity", "", "id", {net.b->output(0)}, {"iv"});
+    net.cat->setInput(1, id->output(0));
+    net.g.topoSort();
+    anvil::ir::inferShapes(net.g);
+    const GraphMemory m = net.plan();
+    EXPECT_EQ(m.concatInputsInPlace, 1);
+    EXPECT_FALSE(slotOf(net.g, m, id).inConcat);
+    EXPECT_FALSE(slotOf(net.g, m, net.b).inConcat);
+    expectNoOverlap(net.g, m);
+  }
 }
 
 // ---- engines -------------------------------------------------------------------------
