@@ -682,9 +682,10 @@ void buildImpl(const std::string& onnxPath, const BuilderConfig& config, std::st
 #endif
     // CPU candidates are timed in alternating rounds (A B C A B C ...), each keeping the
     // median of its runs: load from other processes then falls on all of them alike. Timed
-    // one after the other, a burst of load during one candidate's runs made it lose: with
-    // a shared 2-core machine at load 3-8, mobilenet_v2's classifier Gemm (AVX2) went to
-    // the portable 4x8 kernel (0.51 ms) over the AVX2 6x16 (0.22 ms) in one build of two.
+    // one after the other, a burst of load during one candidate's runs can make it lose: on
+    // a shared 2-core machine at load 3-8, one of eight AVX2 builds of mobilenet_v2 gave
+    // its classifier Gemm the portable 4x8 kernel (0.51 ms in the profile) over the AVX2
+    // 6x16 the other seven chose (~0.22 ms). Same number of runs as before.
     if (!onGpu) {
       std::vector<std::unique_ptr<CandidateTimer>> timers(cands.size());
       auto failed = [&](size_t k, const Error& e) {
