@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <fstream>
 #include <unordered_map>
+#include <unordered_set>
 #include <chrono>
 #include <random>
 #include <set>
@@ -252,47 +253,66 @@ ir::Tensor timingBuffer(const ir::Value* v, const ir::TensorType& t, std::mt1993
   return rng ? randomTensor(storage, *rng) : ir::Tensor(storage.dtype, storage.shape.extents());
 }
 
-// Times a prepared candidate on buffers whose views take the logical extents `inDims` /
-// `outDims` (a blocked buffer holds more than its logical extents).
+// A prepared candidate ready to run on buffers whose views take the logical extents
+// `inDims` / `outDims` (a blocked buffer holds more than its logical extents): its params,
+// workspace and blobs copied once, each once() one timed run.
+class CandidateTimer {
+ public:
+  CandidateTimer(const Candidate& c, const ir::Node& node, const std::vector<ir::Tensor>& inputs,
+                 const std::vector<std::vector<int64_t>>& inDims, std::vector<ir::Tensor>& outputs,
+                 const std::vector<std::vector<int64_t>>& outDims, runtime::Executor& exec)
+      : kernel_(c.kernel), params_(c.prepared.params), workspace_(c.prepared.workspaceBytes) {
+    for (size_t k = 0; k < inputs.size(); ++k) {
+      ins_.push_back(inputs[k].defined() ? viewOf(inputs[k]) : runtime::TensorView{});
+      if (inputs[k].defined()) ins_.back().setExtents(inDims[k]);
+    }
+    for (size_t k = 0; k < outputs.size(); ++k) {
+      outs_.push_back(outputs[k].defined() ? viewOf(outputs[k]) : runtime::TensorView{});
+      if (outputs[k].defined()) outs_.back().setExtents(outDims[k]);
+    }
+    for (const std::string& b : c.prepared.blobs) blobs_.emplace_back(b);
+    for (const AlignedBuffer& b : blobs_) blobViews_.push_back({b.p.get(), b.n});
+    a_.node = &node;
+    a_.inputs = ins_.data();
+    a_.numInputs = int(ins_.size());
+    a_.outputs = outs_.data();
+    a_.numOutputs = int(outs_.size());
+    a_.params = {params_.p.get(), params_.n};
+    a_.blobs = blobViews_.data();
+    a_.numBlobs = int(blobViews_.size());
+    a_.workspace = workspace_.p.get();
+    a_.workspaceBytes = workspace_.n;
+    a_.executor = &exec;
+  }
+  double once() {
+    auto t0 = Clock::now();
+    kernel_->run(a_);
+    return std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+  }
+
+ private:
+  const runtime::Kernel* kernel_;
+  std::vector<runtime::TensorView> ins_, outs_;
+  AlignedBuffer params_, workspace_;
+  std::vector<AlignedBuffer> blobs_;
+  std::vector<runtime::Blob> blobViews_;
+  runtime::StepArgs a_;
+};
+
+double medianOf(std::vector<double> t) {
+  std::sort(t.begin(), t.end());
+  return t[t.size() / 2];
+}
+
+// Times one prepared candidate alone: a warm-up run, then the median of `iterations`.
 double timeCandidate(const Candidate& c, const ir::Node& node, const std::vector<ir::Tensor>& inputs,
                      const std::vector<std::vector<int64_t>>& inDims, std::vector<ir::Tensor>& outputs,
                      const std::vector<std::vector<int64_t>>& outDims, runtime::Executor& exec, int iterations) {
-  std::vector<runtime::TensorView> ins, outs;
-  for (size_t k = 0; k < inputs.size(); ++k) {
-    ins.push_back(inputs[k].defined() ? viewOf(inputs[k]) : runtime::TensorView{});
-    if (inputs[k].defined()) ins.back().setExtents(inDims[k]);
-  }
-  for (size_t k = 0; k < outputs.size(); ++k) {
-    outs.push_back(outputs[k].defined() ? viewOf(outputs[k]) : runtime::TensorView{});
-    if (outputs[k].defined()) outs.back().setExtents(outDims[k]);
-  }
-  AlignedBuffer params(c.prepared.params), workspace(c.prepared.workspaceBytes);
-  std::vector<AlignedBuffer> blobs;
-  std::vector<runtime::Blob> blobViews;
-  for (const std::string& b : c.prepared.blobs) blobs.emplace_back(b);
-  for (const AlignedBuffer& b : blobs) blobViews.push_back({b.p.get(), b.n});
-  runtime::StepArgs a;
-  a.node = &node;
-  a.inputs = ins.data();
-  a.numInputs = int(ins.size());
-  a.outputs = outs.data();
-  a.numOutputs = int(outs.size());
-  a.params = {params.p.get(), params.n};
-  a.blobs = blobViews.data();
-  a.numBlobs = int(blobViews.size());
-  a.workspace = workspace.p.get();
-  a.workspaceBytes = workspace.n;
-  a.executor = &exec;
-  auto once = [&] {
-    auto t0 = Clock::now();
-    c.kernel->run(a);
-    return std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
-  };
-  once();  // warm-up (caches, lazily started workers)
+  CandidateTimer timer(c, node, inputs, inDims, outputs, outDims, exec);
+  timer.once();  // warm-up (caches, lazily started workers)
   std::vector<double> times;
-  for (int i = 0; i < std::max(iterations, 1); ++i) times.push_back(once());
-  std::sort(times.begin(), times.end());
-  return times[times.size() / 2];
+  for (int i = 0; i < std::max(iterations, 1); ++i) times.push_back(timer.once());
+  return medianOf(std::move(times));
 }
 
 passes::PrecisionConfig precisionConfigOf(const BuilderConfig& config) {
@@ -660,7 +680,56 @@ void buildImpl(const std::string& onnxPath, const BuilderConfig& config, std::st
     bool haveReference = false;
     std::string referenceName;
 #endif
-    for (size_t k = 0; k < cands.size(); ++k) {
+    // CPU candidates are timed in alternating rounds (A B C A B C ...), each keeping the
+    // median of its runs: load from other processes then falls on all of them alike. Timed
+    // one after the other, a burst of load during one candidate's runs can make it lose: on
+    // a shared 2-core machine at load 3-8, one of eight AVX2 builds of mobilenet_v2 gave
+    // its classifier Gemm the portable 4x8 kernel (0.51 ms in the profile) over the AVX2
+    // 6x16 the other seven chose (~0.22 ms). Same number of runs as before.
+    if (!onGpu) {
+      std::vector<std::unique_ptr<CandidateTimer>> timers(cands.size());
+      auto failed = [&](size_t k, const Error& e) {
+        // Timing feeds random data; a kernel that reads shapes or indices from a computed
+        // input may refuse it. It stays a candidate only if every candidate refuses.
+        if (config.verbose)
+          std::fprintf(stderr, "[build] %s: %s failed while timing: %s\n", n.label().c_str(),
+                       cands[k].kernel->name.c_str(), e.what());
+        timers[k].reset();
+      };
+      for (size_t k = 0; k < cands.size(); ++k) {
+        try {
+          prepare(n, cands[k]);
+          PrecisionScope scope(n, cands[k].precision);
+          timers[k] = std::make_unique<CandidateTimer>(cands[k], n, inputs, inDims, outputs, outDims, *exec);
+          timers[k]->once();  // warm-up (caches, lazily started workers)
+        } catch (const Error& e) {
+          failed(k, e);
+        }
+      }
+      std::vector<std::vector<double>> times(cands.size());
+      for (int it = 0; it < std::max(config.timingIterations, 1); ++it)
+        for (size_t k = 0; k < cands.size(); ++k) {
+          if (!timers[k]) continue;
+          try {
+            PrecisionScope scope(n, cands[k].precision);
+            times[k].push_back(timers[k]->once());
+          } catch (const Error& e) {
+            failed(k, e);
+          }
+        }
+      for (size_t k = 0; k < cands.size(); ++k) {
+        if (!timers[k]) continue;
+        Candidate& c = cands[k];
+        c.ms = medianOf(times[k]);
+        ++report->tacticsTimed;
+        entry.milliseconds[c.kernel->name] = c.ms;
+        if (bestMs < 0 || c.ms < bestMs) {
+          best = k;
+          bestMs = c.ms;
+        }
+      }
+    }
+    for (size_t k = 0; k < cands.size() && onGpu; ++k) {
       Candidate& c = cands[k];
       try {
         prepare(n, c);
@@ -1231,8 +1300,18 @@ void buildImpl(const std::string& onnxPath, const BuilderConfig& config, std::st
   // Arena offsets at the profile's max shapes; smaller shapes of the profile fit in them.
   // CUDA engines: one arena per device, the device one 256-byte aligned (cudaMalloc's).
   inferAt(g, declared, profiles.max);
+  // Concats whose producers write their inputs in place: the chosen kernel skips such an
+  // input, and the profile is one point (the offsets are planned at its max shapes).
+  std::unordered_set<const ir::Node*> inPlaceConcats;
+  if (!cudaBuild && profiles.min == profiles.max)
+    for (size_t i = 0; i < g.nodes().size() && i < plan.tactics.size(); ++i) {
+      const std::string& t = plan.tactics[i];
+      if (g.nodes()[i]->op() == "Concat" && (t == "x_concat_rows" || t.rfind("x32_concat_nchw", 0) == 0))
+        inPlaceConcats.insert(g.nodes()[i].get());
+    }
   const runtime::GraphMemory memory =
-      cudaBuild ? runtime::planGraphMemory(g, ir::Device::kCPU, 64) : runtime::planGraphMemory(g);
+      cudaBuild ? runtime::planGraphMemory(g, ir::Device::kCPU, 64) : runtime::planGraphMemory(g, &inPlaceConcats);
+  report->concatInputsInPlace = memory.concatInputsInPlace;
   const runtime::GraphMemory deviceMemory =
       cudaBuild ? runtime::planGraphMemory(g, ir::Device::kCUDA, 256) : runtime::GraphMemory{};
   for (size_t i = 0; i < g.nodes().size(); ++i) {

@@ -5,6 +5,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <unordered_set>
 #include <vector>
 
 #include "ir/graph.h"
@@ -32,12 +33,22 @@ struct GraphMemory {
     int64_t offset = -1;  // -1: no slot
     size_t bytes = 0;
     bool alias = false;   // shares its input's buffer; the kernel must not write it
+    bool inConcat = false;  // lies inside an in-place Concat's output (offset included)
   };
   std::vector<std::vector<Slot>> nodeOutputs;  // [node][output]
   size_t peakBytes = 0;
+  int concatInputsInPlace = 0;  // Concat inputs planned inside their Concat's output
 };
-GraphMemory planGraphMemory(const ir::Graph& graph);
-// The same for only the values on `device` (Value::device()), aligned to `alignment`: the
+// `inPlaceConcats`: Concat nodes whose inputs may be planned inside their output (each
+// input's producer writes its slice of the output directly, and the Concat kernel skips
+// the copy where an input already lies at its place). The caller vouches for each one:
+// shapes fixed over the profile and a kernel that skips such inputs; the planner checks
+// the rest (axis, leading extents of 1, layouts, whole channel blocks, single producers).
+GraphMemory planGraphMemory(const ir::Graph& graph, const std::unordered_set<const ir::Node*>* inPlaceConcats = nullptr);
+// Whether Concat `n` at its current (static) types can hold its inputs in place: each
+// input a contiguous byte range of the output. planGraphMemory checks it too.
+bool concatInPlaceShape(const ir::Node& n);
+// The same as planGraphMemory(graph) for only the values on only the values on `device` (Value::device()), aligned to `alignment`: the
 // separate host and device arenas of a CUDA engine.
 GraphMemory planGraphMemory(const ir::Graph& graph, ir::Device device, size_t alignment);
 

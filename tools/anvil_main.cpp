@@ -738,6 +738,8 @@ int run(int argc, char** argv) {
     } else {
       std::cout << "[I] Layouts: " << report.blockedRegions << " blocked regions (" << report.blockedNodes
                 << " layers), " << report.reorders << " reorders at their boundaries\n";
+      if (report.concatInputsInPlace)
+        std::cout << "[I] Concat: " << report.concatInputsInPlace << " inputs written in place by their producers\n";
     }
     if (!report.layersByPrecision.empty()) {
       std::cout << "[I] Precision: linear layers";

@@ -220,7 +220,9 @@ void concatKernel(const StepArgs& a) {
       const TensorView& t = a.in(i);
       const int64_t row = t.dims[axis] * inner * e;
       const char* src = t.as<const char>();
-      for (int64_t o = b; o < en && row > 0; ++o) std::memcpy(out + o * outRow + offset, src + o * row, size_t(row));
+      for (int64_t o = b; o < en && row > 0; ++o)
+        if (out + o * outRow + offset != src + o * row)  // else in place (runtime/memory_planner.cpp)
+          std::memcpy(out + o * outRow + offset, src + o * row, size_t(row));
       offset += row;
     }
   });

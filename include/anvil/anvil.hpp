@@ -171,6 +171,7 @@ struct BuildReport {
   int blockedRegions = 0;     // regions kept in the blocked layout (NCHW8c / NCHW16c)
   int blockedNodes = 0;       // their nodes
   int reorders = 0;           // anvil.Reorder layers at their boundaries
+  int concatInputsInPlace = 0;  // Concat inputs their producers write into the Concat's output
   std::map<std::string, int> layersByPrecision;  // compute layers per precision ("f32", "i8", ...)
   std::vector<std::string> warnings;             // e.g. INT8 ranges from random inputs
   // --precision=auto: the output error measured on the held-out batches (the metric of

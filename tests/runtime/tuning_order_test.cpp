@@ -1,0 +1,121 @@
+// The builder's timing of CPU candidates (codegen/builder.cpp): alternating rounds, one run
+// of each candidate in turn after one warm-up each, so that load from other processes
+// falls on all of them alike; the winner still computes the right thing.
+#include <gtest/gtest.h>
+#include <onnx/onnx_pb.h>
+
+#include <cmath>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <mutex>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "anvil/anvil.hpp"
+#include "runtime/kernel.h"
+
+namespace fs = std::filesystem;
+
+namespace {
+
+std::mutex gLogMu;
+std::vector<char> gLog;  // which test kernel ran, in order
+
+void softsign(const anvil::runtime::StepArgs& a, char who) {
+  {
+    std::lock_guard<std::mutex> lk(gLogMu);
+    gLog.push_back(who);
+  }
+  const float* x = a.in(0).as<float>();
+  float* y = a.out(0).as<float>();
+  for (int64_t i = 0; i < a.in(0).numel(); ++i) y[i] = x[i] / (1.0f + std::fabs(x[i]));
+}
+
+void registerOnce() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    for (char who : {'a', 'b', 'c'}) {
+      anvil::runtime::Kernel k;
+      k.name = std::string("test_softsign_interleave_") + who;
+      k.op = "Softsign";
+      k.precision = anvil::ir::DataType::kF32;
+      k.supports = [](const anvil::ir::Node&, const std::vector<anvil::ir::TensorType>& in) {
+        return in.size() == 1 && in[0].dtype == anvil::ir::DataType::kF32;
+      };
+      k.run = [who](const anvil::runtime::StepArgs& a) { softsign(a, who); };
+      anvil::runtime::Kernels::instance().add(std::move(k));
+    }
+  });
+}
+
+// x [1, 37] -> Softsign -> y.
+std::string writeModel() {
+  onnx::ModelProto m;
+  m.set_ir_version(8);
+  m.add_opset_import()->set_version(17);
+  auto* g = m.mutable_graph();
+  g->set_name("g");
+  for (const char* nm : {"x", "y"}) {
+    auto* v = std::string(nm) == "x" ? g->add_input() : g->add_output();
+    v->set_name(nm);
+    auto* t = v->mutable_type()->mutable_tensor_type();
+    t->set_elem_type(onnx::TensorProto::FLOAT);
+    t->mutable_shape()->add_dim()->set_dim_value(1);
+    t->mutable_shape()->add_dim()->set_dim_value(37);
+  }
+  auto* n = g->add_node();
+  n->set_op_type("Softsign");
+  n->set_name("softsign");
+  n->add_input("x");
+  n->add_output("y");
+  const fs::path p = fs::temp_directory_path() / "anvil_tuning_order_softsign.onnx";
+  std::ofstream f(p, std::ios::binary);
+  m.SerializeToOstream(&f);
+  return p.string();
+}
+
+TEST(TuningOrder, CpuCandidatesAlternate) {
+  registerOnce();
+  const std::string model = writeModel();
+  anvil::BuilderConfig cfg;
+  cfg.optimizationLevel = 0;
+  cfg.timingIterations = 5;
+  {
+    std::lock_guard<std::mutex> lk(gLogMu);
+    gLog.clear();
+  }
+  std::string bytes;
+  anvil::BuildReport report;
+  anvil::Status s = anvil::Builder::buildFromOnnx(model, cfg, &bytes, &report);
+  ASSERT_TRUE(s.isOk()) << s.message();
+  std::vector<char> log;
+  {
+    std::lock_guard<std::mutex> lk(gLogMu);
+    log = gLog;
+  }
+  // One warm-up each, then 5 rounds of a, b, c in turn (other Softsign kernels of the
+  // runtime interleave with them but do not log): a b c a b c ...
+  std::string got(log.begin(), log.end()), want;
+  for (int r = 0; r < 6; ++r) want += "abc";
+  EXPECT_EQ(got, want);
+  EXPECT_GE(report.tacticsTimed, 3);
+
+  // Whichever won, the engine computes Softsign.
+  std::shared_ptr<anvil::Engine> e;
+  ASSERT_TRUE(anvil::Engine::fromBytes(std::move(bytes), &e).isOk());
+  std::unique_ptr<anvil::ExecutionContext> ctx;
+  ASSERT_TRUE(e->createContext(&ctx).isOk());
+  std::vector<float> x(37), y(37, -7.f);
+  std::mt19937 rng(3);
+  std::uniform_real_distribution<float> d(-4.f, 4.f);
+  for (float& v : x) v = d(rng);
+  ASSERT_TRUE(ctx->setTensorAddress("x", x.data()).isOk());
+  ASSERT_TRUE(ctx->setTensorAddress("y", y.data()).isOk());
+  ASSERT_TRUE(ctx->run().isOk());
+  for (size_t i = 0; i < x.size(); ++i) EXPECT_NEAR(y[i], x[i] / (1.f + std::fabs(x[i])), 1e-6f) << i;
+  fs::remove(model);
+}
+
+}  // namespace
