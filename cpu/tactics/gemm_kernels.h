@@ -24,6 +24,11 @@
 // C kept in L2 across K blocks (N in chunks of 4 or 8 panels); C prefetched into L2 first and
 // L1 late, as NTA, or not at all; mc 448 or all of M; kc 128, 192, 512. The standalone loops
 // at 1024^3 with every B panel and C tile pinned in L1 still reached only 83% (512^3: 87%).
+// Packing A per K block costs 3-4 points (the driver with packA skipped: 512^3 83 -> 87%,
+// 1024^3 81 -> 84%, 196x1536x384 83 -> 85%), but neither an AVX-512 packer for the 14 rows
+// (one 16x16 transpose per 16 k: 64 shuffles for 224 floats against 48 for 112) nor
+// prefetching A's source rows 32-128 floats ahead (T0 or NTA) measured faster: the cost is
+// A's traffic through the caches, not the packer's instructions.
 #pragma once
 
 #include <cstdint>
