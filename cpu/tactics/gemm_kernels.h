@@ -27,8 +27,8 @@
 // Packing A per K block costs 3-4 points (the driver with packA skipped: 512^3 83 -> 87%,
 // 1024^3 81 -> 84%, 196x1536x384 83 -> 85%), but neither an AVX-512 packer for the 14 rows
 // (one 16x16 transpose per 16 k: 64 shuffles for 224 floats against 48 for 112) nor
-// prefetching A's source rows 32-128 floats ahead (T0 or NTA) measured faster: the cost is
-// A's traffic through the caches, not the packer's instructions.
+// prefetching A's source rows 32-128 floats ahead (T0 or NTA), nor fetching the next A
+// block into L2 a few lines per micro-kernel call during the current one, measured faster.
 #pragma once
 
 #include <cstdint>
