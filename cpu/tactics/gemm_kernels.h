@@ -16,6 +16,19 @@
 // 75-82%; the register tile alone on L1-resident operands (DISABLED_MicroKernel) 98-100%
 // and 84-88% (the same 14x32 loop in a standalone program: 86-94%, depending on the load),
 // so most of the AVX-512 shortfall is already in the 14x32 / 8x32 micro-kernels.
+// Tried against that gap and measured no faster (A/B interleaved in one process or in a
+// standalone copy of the driver's loops, medians of 5-7 rounds, load average 2-7): the rows of
+// a block balanced across its tiles (49 as 13+12+12+12, 197 as 2 x 14 + 13 x 13; the same
+// bits): 49x3072x768 81 -> 75% of peak, the 197-row ViT shapes within noise; B of step k+1
+// loaded before step k's FMAs; 12x32, 8x48 and 6x64 tiles (alone on L1 data 85-91%, as 14x32);
+// C kept in L2 across K blocks (N in chunks of 4 or 8 panels); C prefetched into L2 first and
+// L1 late, as NTA, or not at all; mc 448 or all of M; kc 128, 192, 512. The standalone loops
+// at 1024^3 with every B panel and C tile pinned in L1 still reached only 83% (512^3: 87%).
+// Packing A per K block costs 3-4 points (the driver with packA skipped: 512^3 83 -> 87%,
+// 1024^3 81 -> 84%, 196x1536x384 83 -> 85%), but neither an AVX-512 packer for the 14 rows
+// (one 16x16 transpose per 16 k: 64 shuffles for 224 floats against 48 for 112) nor
+// prefetching A's source rows 32-128 floats ahead (T0 or NTA), nor fetching the next A
+// block into L2 a few lines per micro-kernel call during the current one, measured faster.
 #pragma once
 
 #include <cstdint>
