@@ -36,21 +36,29 @@ inline constexpr float kGeluCut = 5.75f;
 
 ANVIL_VMATH_AVX2 __m256 splat(float v) { return _mm256_set1_ps(v); }
 
-// e^x for x clamped to [ln(FLT_MIN), 88.72]; 2^n applied as two factors so that n = 128
-// stays finite. NaN handling is the caller's.
-ANVIL_VMATH_AVX2 __m256 expCore8(__m256 x) {
-  x = _mm256_min_ps(_mm256_max_ps(x, splat(-87.33654475f)), splat(88.72283935546875f));
+// e^r's polynomial after the range reduction of x, clamped to [ln(FLT_MIN), hi], to
+// x = n ln2 + r: returns the polynomial, n in *n (as a float). Shared by expCore8 and
+// expNarrow8, which differ in the top of the range and in how they apply 2^n.
+ANVIL_VMATH_AVX2 __m256 expReduced8(__m256 x, float hi, __m256* n) {
+  x = _mm256_min_ps(_mm256_max_ps(x, splat(-87.33654475f)), splat(hi));
   const __m256 magic = splat(12582912.f);  // 1.5 * 2^23: adding it rounds to an integer
-  const __m256 n = _mm256_sub_ps(_mm256_fmadd_ps(x, splat(1.44269504088896341f), magic), magic);
-  __m256 r = _mm256_fnmadd_ps(n, splat(0.693359375f), x);  // ln2 in two parts: n * hi is exact
-  r = _mm256_fnmadd_ps(n, splat(-2.12194440e-4f), r);
+  *n = _mm256_sub_ps(_mm256_fmadd_ps(x, splat(1.44269504088896341f), magic), magic);
+  __m256 r = _mm256_fnmadd_ps(*n, splat(0.693359375f), x);  // ln2 in two parts: n * hi is exact
+  r = _mm256_fnmadd_ps(*n, splat(-2.12194440e-4f), r);
   __m256 p = splat(1.9875691500e-4f);
   p = _mm256_fmadd_ps(p, r, splat(1.3981999507e-3f));
   p = _mm256_fmadd_ps(p, r, splat(8.3334519073e-3f));
   p = _mm256_fmadd_ps(p, r, splat(4.1665795894e-2f));
   p = _mm256_fmadd_ps(p, r, splat(1.6666665459e-1f));
   p = _mm256_fmadd_ps(p, r, splat(5.0000001201e-1f));
-  p = _mm256_fmadd_ps(_mm256_mul_ps(p, r), r, _mm256_add_ps(r, splat(1.f)));
+  return _mm256_fmadd_ps(_mm256_mul_ps(p, r), r, _mm256_add_ps(r, splat(1.f)));
+}
+
+// e^x for x clamped to [ln(FLT_MIN), 88.72]; 2^n applied as two factors so that n = 128
+// stays finite. NaN handling is the caller's.
+ANVIL_VMATH_AVX2 __m256 expCore8(__m256 x) {
+  __m256 n;
+  const __m256 p = expReduced8(x, 88.72283935546875f, &n);
   const __m256i ni = _mm256_cvtps_epi32(n), n1 = _mm256_srai_epi32(ni, 1), n2 = _mm256_sub_epi32(ni, n1);
   const __m256i bias = _mm256_set1_epi32(127);
   const __m256 s1 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(n1, bias), 23));
@@ -65,18 +73,8 @@ ANVIL_VMATH_AVX2 __m256 expCore8(__m256 x) {
 // multiply); sigmoid(x) for x < -88 comes out near 6e-39 rather than under it, tanh not at
 // all (tanh rounds to 1 from |x| = 9.01).
 ANVIL_VMATH_AVX2 __m256 expNarrow8(__m256 x) {
-  x = _mm256_min_ps(_mm256_max_ps(x, splat(-87.33654475f)), splat(88.f));
-  const __m256 magic = splat(12582912.f);
-  const __m256 n = _mm256_sub_ps(_mm256_fmadd_ps(x, splat(1.44269504088896341f), magic), magic);
-  __m256 r = _mm256_fnmadd_ps(n, splat(0.693359375f), x);
-  r = _mm256_fnmadd_ps(n, splat(-2.12194440e-4f), r);
-  __m256 p = splat(1.9875691500e-4f);
-  p = _mm256_fmadd_ps(p, r, splat(1.3981999507e-3f));
-  p = _mm256_fmadd_ps(p, r, splat(8.3334519073e-3f));
-  p = _mm256_fmadd_ps(p, r, splat(4.1665795894e-2f));
-  p = _mm256_fmadd_ps(p, r, splat(1.6666665459e-1f));
-  p = _mm256_fmadd_ps(p, r, splat(5.0000001201e-1f));
-  p = _mm256_fmadd_ps(_mm256_mul_ps(p, r), r, _mm256_add_ps(r, splat(1.f)));
+  __m256 n;
+  const __m256 p = expReduced8(x, 88.f, &n);
   const __m256i e = _mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127));
   return _mm256_mul_ps(p, _mm256_castsi256_ps(_mm256_slli_epi32(e, 23)));
 }
@@ -181,21 +179,28 @@ ANVIL_VMATH_AVX2 __m256 keepNaN(__m256 y, __m256 x) { return _mm256_blendv_ps(y,
 
 ANVIL_VMATH_AVX512 __m512 splat16(float v) { return _mm512_set1_ps(v); }
 
-ANVIL_VMATH_AVX512 __m512 expCore16(__m512 x) {
+// expReduced8 on sixteen lanes.
+ANVIL_VMATH_AVX512 __m512 expReduced16(__m512 x, float hi, __m512* n) {
   const __mmask16 all = 0xffff;
   x = _mm512_mask_max_ps(x, all, x, splat16(-87.33654475f));
-  x = _mm512_mask_min_ps(x, all, x, splat16(88.72283935546875f));
+  x = _mm512_mask_min_ps(x, all, x, splat16(hi));
   const __m512 magic = splat16(12582912.f);
-  const __m512 n = _mm512_sub_ps(_mm512_fmadd_ps(x, splat16(1.44269504088896341f), magic), magic);
-  __m512 r = _mm512_fnmadd_ps(n, splat16(0.693359375f), x);
-  r = _mm512_fnmadd_ps(n, splat16(-2.12194440e-4f), r);
+  *n = _mm512_sub_ps(_mm512_fmadd_ps(x, splat16(1.44269504088896341f), magic), magic);
+  __m512 r = _mm512_fnmadd_ps(*n, splat16(0.693359375f), x);
+  r = _mm512_fnmadd_ps(*n, splat16(-2.12194440e-4f), r);
   __m512 p = splat16(1.9875691500e-4f);
   p = _mm512_fmadd_ps(p, r, splat16(1.3981999507e-3f));
   p = _mm512_fmadd_ps(p, r, splat16(8.3334519073e-3f));
   p = _mm512_fmadd_ps(p, r, splat16(4.1665795894e-2f));
   p = _mm512_fmadd_ps(p, r, splat16(1.6666665459e-1f));
   p = _mm512_fmadd_ps(p, r, splat16(5.0000001201e-1f));
-  p = _mm512_fmadd_ps(_mm512_mul_ps(p, r), r, _mm512_add_ps(r, splat16(1.f)));
+  return _mm512_fmadd_ps(_mm512_mul_ps(p, r), r, _mm512_add_ps(r, splat16(1.f)));
+}
+
+ANVIL_VMATH_AVX512 __m512 expCore16(__m512 x) {
+  const __mmask16 all = 0xffff;
+  __m512 n;
+  const __m512 p = expReduced16(x, 88.72283935546875f, &n);
   const __m512i ni = _mm512_mask_cvtps_epi32(_mm512_setzero_si512(), all, n);
   const __m512i n1 = _mm512_mask_srai_epi32(ni, all, ni, 1), n2 = _mm512_sub_epi32(ni, n1);
   const __m512i bias = _mm512_set1_epi32(127);
@@ -207,19 +212,8 @@ ANVIL_VMATH_AVX512 __m512 expCore16(__m512 x) {
 
 ANVIL_VMATH_AVX512 __m512 expNarrow16(__m512 x) {
   const __mmask16 all = 0xffff;
-  x = _mm512_mask_max_ps(x, all, x, splat16(-87.33654475f));
-  x = _mm512_mask_min_ps(x, all, x, splat16(88.f));
-  const __m512 magic = splat16(12582912.f);
-  const __m512 n = _mm512_sub_ps(_mm512_fmadd_ps(x, splat16(1.44269504088896341f), magic), magic);
-  __m512 r = _mm512_fnmadd_ps(n, splat16(0.693359375f), x);
-  r = _mm512_fnmadd_ps(n, splat16(-2.12194440e-4f), r);
-  __m512 p = splat16(1.9875691500e-4f);
-  p = _mm512_fmadd_ps(p, r, splat16(1.3981999507e-3f));
-  p = _mm512_fmadd_ps(p, r, splat16(8.3334519073e-3f));
-  p = _mm512_fmadd_ps(p, r, splat16(4.1665795894e-2f));
-  p = _mm512_fmadd_ps(p, r, splat16(1.6666665459e-1f));
-  p = _mm512_fmadd_ps(p, r, splat16(5.0000001201e-1f));
-  p = _mm512_fmadd_ps(_mm512_mul_ps(p, r), r, _mm512_add_ps(r, splat16(1.f)));
+  __m512 n;
+  const __m512 p = expReduced16(x, 88.f, &n);
   const __m512i ni = _mm512_mask_cvtps_epi32(_mm512_setzero_si512(), all, n);
   const __m512i e = _mm512_add_epi32(ni, _mm512_set1_epi32(127));
   return _mm512_mul_ps(p, _mm512_castsi512_ps(_mm512_mask_slli_epi32(e, all, e, 23)));
