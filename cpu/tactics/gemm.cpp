@@ -259,13 +259,12 @@ __attribute__((always_inline)) inline void prefetchNextPanel(const TB* b, int64_
   if constexpr (NR * sizeof(TB) > 64) _mm_prefetch(p + 64, _MM_HINT_T1);
 }
 
-// PF: the variant that also runs prefetchNextPanel.
-template <int MR, int R, typename TB = float, bool PF = false>
-__attribute__((target("avx2,fma,f16c"))) void ukAvx2_x16(int64_t kc, const float* __restrict a, const TB* __restrict b,
-                                                         float* c, int64_t ldc, int ncols, bool acc) {
-  __m256 c0[R], c1[R];
-#pragma GCC unroll 16
-  for (int r = 0; r < R; ++r) c0[r] = c1[r] = _mm256_setzero_ps();
+// The k loop of the AVX2 tile (f32 or f16 weights), with or without the next panel's
+// prefetch (one line a k): the plain and the epilogue kernels share it.
+template <int MR, int R, bool PF, typename TB = float>
+__attribute__((target("avx2,fma,f16c"), always_inline)) inline void accumulateAvx2(__m256 (&c0)[R], __m256 (&c1)[R],
+                                                                                  int64_t kc, const float* a,
+                                                                                  const TB* b) {
   for (int64_t k = 0; k < kc; ++k) {
     if constexpr (PF) prefetchNextPanel<16>(b, kc);
     const __m256 b0 = loadB8(b), b1 = loadB8(b + 8);
@@ -278,6 +277,16 @@ __attribute__((target("avx2,fma,f16c"))) void ukAvx2_x16(int64_t kc, const float
     a += MR;
     b += 16;
   }
+}
+
+// PF: the variant that also runs prefetchNextPanel.
+template <int MR, int R, typename TB = float, bool PF = false>
+__attribute__((target("avx2,fma,f16c"))) void ukAvx2_x16(int64_t kc, const float* __restrict a, const TB* __restrict b,
+                                                         float* c, int64_t ldc, int ncols, bool acc) {
+  __m256 c0[R], c1[R];
+#pragma GCC unroll 16
+  for (int r = 0; r < R; ++r) c0[r] = c1[r] = _mm256_setzero_ps();
+  accumulateAvx2<MR, R, PF, TB>(c0, c1, kc, a, b);
   if (ncols == 16) {
 #pragma GCC unroll 16
     for (int r = 0; r < R; ++r) {
@@ -316,6 +325,22 @@ __attribute__((target("avx512f"), always_inline)) inline void stepAvx512_x32(__m
   }
 }
 
+// The k loop of the AVX-512 tile (f32 or f16 weights), with or without the next panel's
+// prefetch (two lines a k): the plain and the epilogue kernels share it. One k per trip:
+// two per trip measured no faster and, at R = 14, left GCC one register short (28
+// accumulators + 2 x 2 B vectors), adding moves to the FMA ports.
+template <int MR, int R, bool PF, typename TB = float>
+__attribute__((target("avx512f"), always_inline)) inline void accumulateAvx512(__m512 (&c0)[R], __m512 (&c1)[R],
+                                                                              int64_t kc, const float* a,
+                                                                              const TB* b) {
+  for (int64_t k = 0; k < kc; ++k) {
+    if constexpr (PF) prefetchNextPanel<32>(b, kc);
+    stepAvx512_x32<MR, R, TB>(c0, c1, a, b);
+    a += MR;
+    b += 32;
+  }
+}
+
 template <int MR, int R, typename TB = float, bool PF = false>
 __attribute__((target("avx512f"))) void ukAvx512_x32(int64_t kc, const float* __restrict a,
                                                      const TB* __restrict b, float* c, int64_t ldc, int ncols,
@@ -330,14 +355,7 @@ __attribute__((target("avx512f"))) void ukAvx512_x32(int64_t kc, const float* __
   __m512 c0[R], c1[R];
 #pragma GCC unroll 16
   for (int r = 0; r < R; ++r) c0[r] = c1[r] = _mm512_setzero_ps();
-  // One k per trip: two per trip measured no faster and, at R = 14, left GCC one register
-  // short (28 accumulators + 2 x 2 B vectors), adding moves to the FMA ports.
-  for (int64_t k = 0; k < kc; ++k) {
-    if constexpr (PF) prefetchNextPanel<32>(b, kc);
-    stepAvx512_x32<MR, R, TB>(c0, c1, a, b);
-    a += MR;
-    b += 32;
-  }
+  accumulateAvx512<MR, R, PF, TB>(c0, c1, kc, a, b);
   const __mmask16 m0 = ncols >= 16 ? __mmask16(0xffff) : __mmask16((1u << ncols) - 1);
   const __mmask16 m1 = ncols >= 32 ? __mmask16(0xffff) : ncols <= 16 ? __mmask16(0) : __mmask16((1u << (ncols - 16)) - 1);
 #pragma GCC unroll 16
@@ -362,19 +380,6 @@ __attribute__((target("avx512f"))) void ukAvx512_x32(int64_t kc, const float* __
 using EpiKernel = void (*)(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, int ncols, bool acc,
                            const TileEpilogue& e, const float* rowBias, const float* colBias, const float* z,
                            bool prefetchNext);
-
-// The k loop of the AVX-512 tile, with or without the next panel's prefetch (two lines a k).
-template <int MR, int R, bool PF>
-__attribute__((target("avx512f"), always_inline)) inline void accumulateAvx512(__m512 (&c0)[R], __m512 (&c1)[R],
-                                                                              int64_t kc, const float* a,
-                                                                              const float* b) {
-  for (int64_t k = 0; k < kc; ++k) {
-    if constexpr (PF) prefetchNextPanel<32>(b, kc);
-    stepAvx512_x32<MR, R>(c0, c1, a, b);
-    a += MR;
-    b += 32;
-  }
-}
 
 // One 16-lane vector of a finished tile row: v = acc (+ C), then the epilogue.
 template <int A>
@@ -467,25 +472,6 @@ __attribute__((target("avx2,fma"), always_inline)) inline __m256 epi8(__m256 v, 
   return epi::finish8<A>(v, z ? &zv : nullptr, e.addFirst, p0, p1);
 }
 
-// The k loop of the AVX2 tile, with or without the next panel's prefetch (one line a k).
-template <int MR, int R, bool PF>
-__attribute__((target("avx2,fma"), always_inline)) inline void accumulateAvx2(__m256 (&c0)[R], __m256 (&c1)[R],
-                                                                             int64_t kc, const float* a,
-                                                                             const float* b) {
-  for (int64_t k = 0; k < kc; ++k) {
-    if constexpr (PF) prefetchNextPanel<16>(b, kc);
-    const __m256 b0 = _mm256_load_ps(b), b1 = _mm256_load_ps(b + 8);
-#pragma GCC unroll 16
-    for (int r = 0; r < R; ++r) {
-      const __m256 av = _mm256_broadcast_ss(a + r);
-      c0[r] = _mm256_fmadd_ps(av, b0, c0[r]);
-      c1[r] = _mm256_fmadd_ps(av, b1, c1[r]);
-    }
-    a += MR;
-    b += 16;
-  }
-}
-
 // A tile row's 16 columns, the first `ncols` of them when not full (masks mk0, mk1).
 __attribute__((target("avx2"), always_inline)) inline void storeRow16(float* cr, bool full, __m256i mk0, __m256i mk1,
                                                                       __m256 v0, __m256 v1) {
@@ -499,7 +485,7 @@ __attribute__((target("avx2"), always_inline)) inline void storeRow16(float* cr,
 }
 
 template <int MR, int R, int A>
-__attribute__((target("avx2,fma"))) void ukAvx2Epi_x16(int64_t kc, const float* __restrict a,
+__attribute__((target("avx2,fma,f16c"))) void ukAvx2Epi_x16(int64_t kc, const float* __restrict a,
                                                        const float* __restrict b, float* c, int64_t ldc, int ncols,
                                                        bool acc, const TileEpilogue& e, const float* rowBias,
                                                        const float* colBias, const float* z, bool prefetchNext) {
