@@ -89,6 +89,14 @@ class DeviceRuntime {
   // for all queued work first (as cudaFree does); free(nullptr) does nothing.
   virtual void* allocate(std::size_t bytes) = 0;
   virtual void free(void* ptr) = 0;
+  // Whether [ptr, ptr + bytes) is device memory this runtime's work may use (a caller's
+  // buffer bound with MemoryLocation::kDevice is checked so): the sim knows its live
+  // allocations; cudart asks cudaPointerGetAttributes. A runtime that cannot tell says true.
+  virtual bool isDeviceMemory(const void* ptr, std::size_t bytes) {
+    (void)ptr;
+    (void)bytes;
+    return true;
+  }
   // Page-locked host memory (cudaMallocHost): what async copies stage through.
   virtual void* allocateHost(std::size_t bytes) = 0;
   virtual void freeHost(void* ptr) = 0;

@@ -140,6 +140,18 @@ class CudaRuntime final : public DeviceRuntime {
     checkCuda(cudaFree(ptr), concat(name_, ": cudaFree(", ptr, ")"));
   }
 
+  bool isDeviceMemory(const void* ptr, std::size_t bytes) override {
+    (void)bytes;  // cudart tells the kind of memory, not the extent of its allocation
+    if (ptr == nullptr) return false;
+    current();
+    cudaPointerAttributes attr{};
+    if (cudaPointerGetAttributes(&attr, ptr) != cudaSuccess) {
+      (void)cudaGetLastError();
+      return false;
+    }
+    return attr.type == cudaMemoryTypeDevice || attr.type == cudaMemoryTypeManaged;
+  }
+
   void* allocateHost(std::size_t bytes) override {
     if (bytes == 0) return nullptr;
     current();

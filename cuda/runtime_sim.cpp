@@ -186,6 +186,13 @@ class SimRuntime final : public DeviceRuntime {
     }
   }
 
+  bool isDeviceMemory(const void* ptr, std::size_t bytes) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    const auto p = reinterpret_cast<std::uintptr_t>(ptr);
+    auto it = containing(p);
+    return it != device_.end() && !it->second.freed && p + bytes <= it->first + it->second.bytes;
+  }
+
   void* allocateHost(std::size_t bytes) override {
     if (bytes == 0) return nullptr;
     if (bytes > (std::size_t{1} << 48)) {

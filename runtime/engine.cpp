@@ -80,6 +80,13 @@ struct Engine::Impl {
   // it through pinned host memory (the copies run asynchronously and can be captured).
   std::vector<char> staged;
   std::vector<char> boundaryCopy;  // per step: such a copy
+  // Device bindings (MemoryLocation::kDevice), per input / output in io() order: the boundary
+  // copy step of the value (-1: none) and the device value on its other side; whether a step
+  // other than that copy reads the host value (then the context fills or drains it itself);
+  // for outputs, whether the device value may simply live in the caller's buffer (a kernel
+  // writes it into an arena slot of its own; else a device-to-device copy replaces the step).
+  std::vector<int> inCopyStep, inCopyDev, outCopyStep, outCopyDev;
+  std::vector<char> inHostRead, outHostRead, outRedirect;
   uint64_t deviceWorkspaceBytes = 0;
 
   int id(const ir::Value* v) const {
@@ -242,6 +249,7 @@ static Status makeEngine(runtime::EngineBytes bytes, std::shared_ptr<Engine>* en
       std::vector<char> isIo(nv, 0);
       for (int id : e.inputIds) isIo[size_t(id)] = 1;
       for (int id : e.outputIds) isIo[size_t(id)] = 1;
+      std::vector<int> copyOf(nv, -1), copyInto(nv, -1);  // per value: the boundary copy reading / writing it
       for (size_t s = 0; s < e.steps.size(); ++s) {
         const ExecStep& st = e.steps[s];
         if (!st.view && !st.gpu) e.allGpu = false;
@@ -251,7 +259,31 @@ static Status makeEngine(runtime::EngineBytes bytes, std::shared_ptr<Engine>* en
           if (id >= 0 && isIo[size_t(id)] && !e.onDevice[size_t(id)]) {
             e.staged[size_t(id)] = 1;
             e.boundaryCopy[s] = 1;
+            (id == st.ins[0] ? copyOf : copyInto)[size_t(id)] = int(s);
           }
+      }
+      // Readers of each value other than its boundary copy.
+      std::vector<char> otherReader(nv, 0);
+      for (size_t s = 0; s < e.steps.size(); ++s)
+        for (int id : e.steps[s].ins)
+          if (id >= 0 && copyOf[size_t(id)] != int(s)) otherReader[size_t(id)] = 1;
+      for (int id : e.outputIds) otherReader[size_t(id)] |= e.mode[size_t(id)] == ValueMode::kInput;
+      for (int id : e.inputIds) {
+        const int s = copyOf[size_t(id)];
+        e.inCopyStep.push_back(s);
+        e.inCopyDev.push_back(s >= 0 ? e.steps[size_t(s)].outs[0] : -1);
+        e.inHostRead.push_back(otherReader[size_t(id)]);
+      }
+      std::vector<int> graphOutputs(nv, 0);
+      for (int id : e.outputIds) ++graphOutputs[size_t(id)];
+      for (int id : e.outputIds) {
+        const int s = copyInto[size_t(id)];
+        const int dev = s >= 0 ? e.steps[size_t(s)].ins[0] : -1;
+        e.outCopyStep.push_back(s);
+        e.outCopyDev.push_back(dev);
+        e.outHostRead.push_back(otherReader[size_t(id)] || graphOutputs[size_t(id)] > 1);
+        e.outRedirect.push_back(dev >= 0 && e.mode[size_t(dev)] == ValueMode::kSlot && e.producedByKernel[size_t(dev)] &&
+                                !isIo[size_t(dev)]);
       }
     }
     try {
@@ -391,6 +423,7 @@ struct ExecutionContext::Impl final : runtime::DynamicOutputs {
   std::vector<char> runtimeExtents;        // per value: extents known only when produced
   std::map<std::string, std::vector<int64_t>> shapes;
   std::vector<void*> inputAddr, outputAddr;
+  std::vector<char> inputOnDevice, outputOnDevice;  // bound with MemoryLocation::kDevice
   std::vector<OutputAllocator*> allocators;
   std::vector<int> outputIndexOf;          // per value: index in outputIds or -1
   bool shapesDirty = false, bindDirty = true;
@@ -467,6 +500,15 @@ struct ExecutionContext::Impl final : runtime::DynamicOutputs {
   bool graphValid = false;
   cuda::Stream active;   // the stream this run is queued on: `stream`, or an adopted caller's
   std::vector<std::pair<void*, cuda::Stream>> adopted;  // caller streams (enqueue) and their handles
+  // Device bindings, decided by bind(): boundary copies no longer needed (skipped), those
+  // replaced by a device-to-device copy into the caller's buffer (per step: its destination),
+  // device-bound inputs a CPU layer reads (copied into host memory when a run starts) and
+  // device-bound outputs left in host memory (copied to the caller's buffer when it ends).
+  std::vector<char> skipStep;
+  std::vector<void*> deviceCopyTo;
+  std::vector<int> inputsToHost, outputsToDevice;  // io indices
+  bool deviceBindingsChanged = false;  // a captured graph holds the old pointers
+  std::vector<void*> userDevice;       // allocateDevice
   cuda::Event stepStart, stepEnd;  // per-layer timing of CUDA steps
   // Staged outputs to copy into the caller's buffers at the end of a queued run: done by a
   // host function in stream order (enqueue), so the call need not wait.
@@ -508,6 +550,7 @@ struct ExecutionContext::Impl final : runtime::DynamicOutputs {
     gpu->destroyEvent(stepEnd);
     if (graphValid) gpu->destroyGraph(graph);
     for (void* p : devOwned) gpu->free(p);
+    for (void* p : userDevice) gpu->free(p);
     for (void* p : devOverflow) gpu->free(p);
     for (void* p : staging) gpu->freeHost(p);
   }
@@ -545,6 +588,8 @@ struct ExecutionContext::Impl final : runtime::DynamicOutputs {
     stepStart = gpu->createEvent();
     stepEnd = gpu->createEvent();
     outputCopies.resize(en.outputIds.size());
+    skipStep.assign(en.steps.size(), 0);
+    deviceCopyTo.assign(en.steps.size(), nullptr);
     devArena = static_cast<uint8_t*>(deviceAllocate(en.plan.peakDeviceArenaBytes));
     devWorkspace = deviceAllocate(en.deviceWorkspaceBytes);
     devConst.assign(en.values.size(), nullptr);
@@ -673,15 +718,78 @@ struct ExecutionContext::Impl final : runtime::DynamicOutputs {
     for (size_t k = 0; k < en.inputIds.size(); ++k) views[size_t(en.inputIds[k])].data = inputAddr[k];
     for (size_t k = 0; k < en.outputIds.size(); ++k) {
       const int id = en.outputIds[k];
-      if (outputAddr[k] && en.mode[size_t(id)] == ValueMode::kSlot && en.producedByKernel[size_t(id)])
+      if (outputAddr[k] && !outputOnDevice[k] && en.mode[size_t(id)] == ValueMode::kSlot &&
+          en.producedByKernel[size_t(id)])
         views[size_t(id)].data = outputAddr[k];
     }
 #ifdef ANVIL_HAVE_CUDA_BACKEND
     for (size_t i = 0; gpu && i < en.values.size(); ++i)
       if (en.staged[i]) views[i].data = staging[i];  // run() copies between them and the caller's buffers
+    if (gpu) bindDevice();
 #endif
     bindDirty = false;
   }
+
+#ifdef ANVIL_HAVE_CUDA_BACKEND
+  // Pinned host memory of at least `bytes` for value i (its staging, grown if need be).
+  void* hostMemory(size_t i, size_t bytes) {
+    bytes = std::max<size_t>(bytes, 64);
+    if (bytes > stagingBytes[i]) {
+      if (staging[i]) gpu->freeHost(staging[i]);
+      staging[i] = nullptr;
+      staging[i] = gpu->allocateHost(bytes);
+      stagingBytes[i] = bytes;
+    }
+    return staging[i];
+  }
+
+  // Points the device side of each device-bound input and output at the caller's buffer and
+  // decides which boundary copies go (see skipStep).
+  void bindDevice() {
+    const Engine::Impl& en = e();
+    std::fill(skipStep.begin(), skipStep.end(), 0);
+    std::fill(deviceCopyTo.begin(), deviceCopyTo.end(), nullptr);
+    inputsToHost.clear();
+    outputsToDevice.clear();
+    for (size_t k = 0; k < en.inputIds.size(); ++k) {
+      if (!inputOnDevice[k]) continue;
+      const size_t id = size_t(en.inputIds[k]);
+      const int s = en.inCopyStep[k];
+      if (s >= 0) {
+        skipStep[size_t(s)] = 1;
+        views[size_t(en.inCopyDev[k])].data = inputAddr[k];
+      }
+      if (s < 0 || en.inHostRead[k]) {  // a CPU layer reads it: the run starts with a copy to the host
+        views[id].data = hostMemory(id, views[id].bytes());
+        inputsToHost.push_back(int(k));
+      }
+    }
+    for (size_t k = 0; k < en.outputIds.size(); ++k) {
+      if (!outputOnDevice[k]) continue;
+      const size_t id = size_t(en.outputIds[k]);
+      ANVIL_CHECK(!runtimeExtents[id], ErrorCode::kUnsupported, "output '", en.values[id]->name(),
+                  "' has a size known only at run time and cannot be bound on the device: bind it on the host "
+                  "with an OutputAllocator");
+      const int s = en.outCopyStep[k];
+      if (s >= 0 && !en.outHostRead[k]) {
+        skipStep[size_t(s)] = 1;
+        if (en.outRedirect[k]) views[size_t(en.outCopyDev[k])].data = outputAddr[k];
+        else deviceCopyTo[size_t(s)] = outputAddr[k];
+      } else {  // made on the CPU (or read there too): copied to the caller's buffer at the end
+        outputsToDevice.push_back(int(k));
+      }
+    }
+  }
+
+  // A device-bound buffer must be memory of this context's device runtime.
+  void checkDeviceBuffer(const char* kind, size_t id, const void* p, size_t bytes) {
+    if (!bytes) return;
+    ANVIL_CHECK(gpu->isDeviceMemory(p, bytes), ErrorCode::kInvalidArgument, kind, " '", e().values[id]->name(),
+                "' is bound as device memory (MemoryLocation::kDevice), but ", p, " (", bytes,
+                " bytes) is not memory of this context's device runtime (", gpu->name(),
+                "): bind cudaMalloc memory of the engine's GPU, or, under simulate, memory from allocateDevice");
+  }
+#endif
 
   void* allocate(int output, DataType dtype, const int64_t* dims, int rank) override {
     const int id = current->outs[size_t(output)];
@@ -732,8 +840,31 @@ struct ExecutionContext::Impl final : runtime::DynamicOutputs {
     if (gpu && !options.noDataTransfers)
       for (size_t k = 0; k < en.inputIds.size(); ++k) {
         const size_t id = size_t(en.inputIds[k]);
-        if (en.staged[id] && views[id].bytes()) std::memcpy(staging[id], inputAddr[k], views[id].bytes());
+        if (en.staged[id] && !inputOnDevice[k] && views[id].bytes())
+          std::memcpy(staging[id], inputAddr[k], views[id].bytes());
       }
+    if (gpu) {
+      for (size_t k = 0; k < en.inputIds.size(); ++k)
+        if (inputOnDevice[k]) {
+          const size_t id = size_t(en.inputIds[k]);
+          checkDeviceBuffer("input", id, inputAddr[k], views[id].bytes());
+        }
+      for (size_t k = 0; k < en.outputIds.size(); ++k)
+        if (outputOnDevice[k]) {
+          const size_t id = size_t(en.outputIds[k]);
+          checkDeviceBuffer("output", id, outputAddr[k], views[id].bytes());
+        }
+      for (int k : inputsToHost) {  // device-bound inputs a CPU layer reads
+        const size_t id = size_t(en.inputIds[size_t(k)]);
+        gpu->copyAsync(views[id].data, inputAddr[size_t(k)], views[id].bytes(), cuda::CopyKind::kDeviceToHost, active);
+        pending = true;
+      }
+      if (deviceBindingsChanged && graphValid) {  // the captured launches hold the old pointers
+        gpu->destroyGraph(graph);
+        graphValid = false;
+      }
+      deviceBindingsChanged = false;
+    }
     if (gpu && options.useCudaGraph && en.allGpu && !profiler && !anyRuntimeExtents) {
       if (!graphValid) {
         gpu->beginCapture(active);
@@ -755,6 +886,11 @@ struct ExecutionContext::Impl final : runtime::DynamicOutputs {
     } else {
       enqueueSteps();
     }
+    for (int k : outputsToDevice) {  // device-bound outputs left in host memory (made on the CPU)
+      const size_t id = size_t(en.outputIds[size_t(k)]);
+      gpu->copyAsync(outputAddr[size_t(k)], views[id].data, views[id].bytes(), cuda::CopyKind::kHostToDevice, active);
+      pending = true;
+    }
     if (gpu && queued) {
       // Staged outputs by a host function after the run's copies; any other output
       // (made on the CPU) is copied here, after the GPU work it may follow.
@@ -762,7 +898,7 @@ struct ExecutionContext::Impl final : runtime::DynamicOutputs {
       bool others = false;
       for (size_t k = 0; k < en.outputIds.size(); ++k) {
         const size_t id = size_t(en.outputIds[k]);
-        if (!outputAddr[k] || outputAddr[k] == views[id].data) continue;
+        if (!outputAddr[k] || outputAddr[k] == views[id].data || outputOnDevice[k]) continue;
         if (en.staged[id] && !runtimeExtents[id]) {
           if (!options.noDataTransfers && views[id].bytes())
             outputCopies[outputCopyCount++] = {outputAddr[k], views[id].data, views[id].bytes()};
@@ -804,6 +940,14 @@ struct ExecutionContext::Impl final : runtime::DynamicOutputs {
       // A host step reads what the device wrote (and may reuse host memory a queued copy
       // still reads): the stream drains first.
       if (!st.gpu && pending) drain();
+      if (st.gpu && skipStep[s]) {  // a boundary copy a device binding made unneeded
+        if (deviceCopyTo[s]) {
+          const runtime::TensorView& src = views[size_t(st.ins[0])];
+          gpu->copyAsync(deviceCopyTo[s], src.data, src.bytes(), cuda::CopyKind::kDeviceToDevice, active);
+          pending = true;
+        }
+        continue;
+      }
       if (st.gpu && options.noDataTransfers && en.boundaryCopy[s]) continue;
 #endif
       for (size_t k = 0; k < st.ins.size(); ++k) stepIns[k] = st.ins[k] >= 0 ? views[size_t(st.ins[k])] : runtime::TensorView{};
@@ -876,7 +1020,7 @@ struct ExecutionContext::Impl final : runtime::DynamicOutputs {
       const int id = en.outputIds[k];
       const runtime::TensorView& v = views[size_t(id)];
       void* dst = outputAddr[k];
-      if (!dst || dst == v.data) continue;
+      if (!dst || dst == v.data || outputOnDevice[k]) continue;
 #ifdef ANVIL_HAVE_CUDA_BACKEND
       if (en.staged[size_t(id)] && options.noDataTransfers) continue;
 #endif
@@ -920,6 +1064,8 @@ Status Engine::createContext(std::unique_ptr<ExecutionContext>* context, const C
       if (impl->outputIndexOf[size_t(en.outputIds[k])] < 0) impl->outputIndexOf[size_t(en.outputIds[k])] = int(k);
     impl->inputAddr.assign(en.inputIds.size(), nullptr);
     impl->outputAddr.assign(en.outputIds.size(), nullptr);
+    impl->inputOnDevice.assign(en.inputIds.size(), 0);
+    impl->outputOnDevice.assign(en.outputIds.size(), 0);
     impl->allocators.assign(en.outputIds.size(), nullptr);
     impl->shapes = en.plan.optShapes;
     impl->arena.reserve(std::max<uint64_t>(en.plan.peakArenaBytes, 64));
@@ -967,14 +1113,95 @@ Status ExecutionContext::setInputShape(const std::string& name, const std::vecto
 }
 
 Status ExecutionContext::setTensorAddress(const std::string& name, void* data) {
+  return setTensorAddress(name, data, MemoryLocation::kHost);
+}
+
+Status ExecutionContext::setTensorAddress(const std::string& name, void* data, MemoryLocation where) {
   return guarded([&] {
+    Impl& c = *impl_;
     bool isInput = false;
-    const int k = impl_->e().ioIndex(name, &isInput);
-    auto& slot = isInput ? impl_->inputAddr[size_t(k)] : impl_->outputAddr[size_t(k)];
-    if (slot != data) {
-      slot = data;
-      impl_->bindDirty = true;
-    }
+    const int k = c.e().ioIndex(name, &isInput);
+    const bool device = where == MemoryLocation::kDevice;
+    ANVIL_CHECK(!device || c.e().gpu, ErrorCode::kUnsupported, "setTensorAddress('", name,
+                "', MemoryLocation::kDevice): this is a CPU engine, which reads and writes host memory only; "
+                "device buffers need an engine built with --device=cuda");
+    auto& slot = isInput ? c.inputAddr[size_t(k)] : c.outputAddr[size_t(k)];
+    auto& onDevice = isInput ? c.inputOnDevice[size_t(k)] : c.outputOnDevice[size_t(k)];
+    if (slot == data && bool(onDevice) == device) return;
+#ifdef ANVIL_HAVE_CUDA_BACKEND
+    if (device || onDevice) c.deviceBindingsChanged = true;
+#endif
+    slot = data;
+    onDevice = device;
+    c.bindDirty = true;
+  });
+}
+
+#ifdef ANVIL_HAVE_CUDA_BACKEND
+namespace {
+cuda::DeviceRuntime& contextDevice(cuda::DeviceRuntime* gpu, const char* what) {
+  ANVIL_CHECK(gpu != nullptr, ErrorCode::kUnsupported, what, ": this is a CPU engine, which has no device memory; "
+              "device memory needs an engine built with --device=cuda");
+  return *gpu;
+}
+}  // namespace
+#endif
+
+Status ExecutionContext::allocateDevice(size_t bytes, void** ptr) {
+  return guarded([&] {
+#ifdef ANVIL_HAVE_CUDA_BACKEND
+    cuda::DeviceRuntime& d = contextDevice(impl_->gpu.get(), "allocateDevice");
+    *ptr = d.allocate(std::max<size_t>(bytes, 1));
+    impl_->userDevice.push_back(*ptr);
+#else
+    (void)bytes;
+    (void)ptr;
+    ANVIL_THROW(ErrorCode::kUnsupported, "allocateDevice: this runtime has no CUDA backend");
+#endif
+  });
+}
+
+Status ExecutionContext::freeDevice(void* ptr) {
+  return guarded([&] {
+    if (!ptr) return;
+#ifdef ANVIL_HAVE_CUDA_BACKEND
+    cuda::DeviceRuntime& d = contextDevice(impl_->gpu.get(), "freeDevice");
+    auto& owned = impl_->userDevice;
+    auto it = std::find(owned.begin(), owned.end(), ptr);
+    ANVIL_CHECK(it != owned.end(), ErrorCode::kInvalidArgument, "freeDevice(", ptr,
+                "): not memory this context's allocateDevice returned (or freed already)");
+    impl_->settle();
+    owned.erase(it);
+    d.free(ptr);
+#else
+    ANVIL_THROW(ErrorCode::kUnsupported, "freeDevice: this runtime has no CUDA backend");
+#endif
+  });
+}
+
+Status ExecutionContext::copyToDevice(void* deviceDst, const void* hostSrc, size_t bytes) {
+  return guarded([&] {
+#ifdef ANVIL_HAVE_CUDA_BACKEND
+    cuda::DeviceRuntime& d = contextDevice(impl_->gpu.get(), "copyToDevice");
+    d.copyAsync(deviceDst, hostSrc, bytes, cuda::CopyKind::kHostToDevice, impl_->stream);
+    d.synchronize(impl_->stream);
+#else
+    (void)deviceDst, (void)hostSrc, (void)bytes;
+    ANVIL_THROW(ErrorCode::kUnsupported, "copyToDevice: this runtime has no CUDA backend");
+#endif
+  });
+}
+
+Status ExecutionContext::copyFromDevice(void* hostDst, const void* deviceSrc, size_t bytes) {
+  return guarded([&] {
+#ifdef ANVIL_HAVE_CUDA_BACKEND
+    cuda::DeviceRuntime& d = contextDevice(impl_->gpu.get(), "copyFromDevice");
+    d.copyAsync(hostDst, deviceSrc, bytes, cuda::CopyKind::kDeviceToHost, impl_->stream);
+    d.synchronize(impl_->stream);
+#else
+    (void)hostDst, (void)deviceSrc, (void)bytes;
+    ANVIL_THROW(ErrorCode::kUnsupported, "copyFromDevice: this runtime has no CUDA backend");
+#endif
   });
 }
 

@@ -17,6 +17,9 @@ namespace anvil {
 
 enum class Device { kCPU, kCUDA };
 
+// Where a buffer bound to an engine input or output lives (ExecutionContext::setTensorAddress).
+enum class MemoryLocation { kHost, kDevice };
+
 // Element types: one enum for the public API, the IR (ir::DataType is this type) and the
 // backends; values match ONNX TensorProto.DataType (include/anvil/dtype.h).
 const char* dataTypeName(DataType t);
@@ -275,6 +278,27 @@ class ExecutionContext {
   // Caller-owned buffers for inputs and outputs; steps write outputs straight into them.
   // A tensor of zero elements may be bound to nullptr. String tensors bind std::string[].
   Status setTensorAddress(const std::string& name, void* data);
+  // CUDA engines: `where` = kDevice binds memory on the engine's device (cudaMalloc memory of
+  // that GPU; under ContextOptions::simulate, memory from allocateDevice of this context).
+  // No pinned staging and no boundary copy happen for it: an input the GPU steps read is read
+  // in place, an output a GPU step makes is written straight into the buffer (or copied there
+  // device to device when the step's output is a view); where the first reader or the
+  // producer is a CPU layer, the context copies between the device and its host memory
+  // itself. Unaffected by --noDataTransfers (there is no boundary copy to skip). The buffer
+  // must hold the tensor at the current shapes (the caller's check, as for host buffers); a
+  // pointer the runtime can tell is not device memory is refused at run(). Outputs whose size
+  // is known only at run time cannot be bound on the device. With useCudaGraph, changing a
+  // device binding (pointer or location) re-captures the graph at the next run. CPU engines
+  // refuse kDevice.
+  Status setTensorAddress(const std::string& name, void* data, MemoryLocation where);
+  // CUDA engines: memory of this context's device runtime (the GPU's, or the simulator's),
+  // 256-byte aligned, freed with the context at the latest; freeDevice takes only what
+  // allocateDevice returned. copyToDevice / copyFromDevice copy between host memory and such
+  // memory, in order after the runs queued on the context's own stream, and return when done.
+  Status allocateDevice(size_t bytes, void** ptr);
+  Status freeDevice(void* ptr);
+  Status copyToDevice(void* deviceDst, const void* hostSrc, size_t bytes);
+  Status copyFromDevice(void* hostDst, const void* deviceSrc, size_t bytes);
   // For outputs whose size is only known after their step ran (see Engine::io(): dims
   // -1 that no input shape decides). Without one, such outputs are kept by the context
   // and read through outputData()/getTensorShape().

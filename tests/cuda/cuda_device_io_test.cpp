@@ -1,0 +1,384 @@
+// Device-pointer I/O bindings of CUDA engines (setTensorAddress with MemoryLocation::kDevice),
+// run through the simulator: an MLP and a small CNN cross-built for sm_90 give bit for bit the
+// outputs of the host-bound run with inputs and outputs on the device, mixed, enqueued and
+// replayed from a CUDA graph, while the boundary copies (anvil.Copy) they make unneeded do not
+// run; inputs a CPU layer reads first and outputs a CPU layer makes; re-binding between runs;
+// dynamic shapes; the refusals (CPU engines, pointers that are not device memory).
+#include <gtest/gtest.h>
+#include <onnx/onnx_pb.h>
+
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <random>
+
+#include "anvil/anvil.hpp"
+
+namespace fs = std::filesystem;
+
+namespace anvil {
+namespace {
+
+onnx::ValueInfoProto valueInfo(const std::string& name, const std::vector<int64_t>& dims) {
+  onnx::ValueInfoProto v;
+  v.set_name(name);
+  auto* t = v.mutable_type()->mutable_tensor_type();
+  t->set_elem_type(onnx::TensorProto::FLOAT);
+  for (int64_t d : dims) {
+    if (d < 0) t->mutable_shape()->add_dim()->set_dim_param("batch");
+    else t->mutable_shape()->add_dim()->set_dim_value(d);
+  }
+  return v;
+}
+
+struct ModelWriter {
+  onnx::ModelProto m;
+  onnx::GraphProto* g;
+  ModelWriter() {
+    m.set_ir_version(8);
+    m.add_opset_import()->set_version(17);
+    g = m.mutable_graph();
+    g->set_name("g");
+  }
+  void weight(const std::string& name, const std::vector<int64_t>& dims, uint32_t seed, float scale) {
+    auto* t = g->add_initializer();
+    t->set_name(name);
+    t->set_data_type(onnx::TensorProto::FLOAT);
+    int64_t n = 1;
+    for (int64_t d : dims) t->add_dims(d), n *= d;
+    std::mt19937 rng(seed);
+    std::uniform_real_distribution<float> u(-scale, scale);
+    for (int64_t i = 0; i < n; ++i) t->add_float_data(u(rng));
+  }
+  onnx::NodeProto* node(const char* op, const char* name, std::vector<std::string> in, std::string out) {
+    auto* n = g->add_node();
+    n->set_op_type(op);
+    n->set_name(name);
+    for (auto& i : in) n->add_input(i);
+    n->add_output(out);
+    return n;
+  }
+  std::string save(const std::string& name) {
+    const fs::path p = fs::temp_directory_path() / ("anvil_cuda_device_io_" + name + ".onnx");
+    std::ofstream f(p, std::ios::binary);
+    m.SerializeToOstream(&f);
+    return p.string();
+  }
+};
+
+void intAttr(onnx::NodeProto* n, const char* name, int64_t v) {
+  auto* a = n->add_attribute();
+  a->set_name(name);
+  a->set_type(onnx::AttributeProto::INT);
+  a->set_i(v);
+}
+
+// x[b,33] -> MatMul W1[33,70] -> Add b1 -> Relu -> Gemm(W2[17,70]^T, b2) -> y[b,17].
+std::string writeMlp(int64_t batch) {
+  ModelWriter w;
+  *w.g->add_input() = valueInfo("x", {batch, 33});
+  *w.g->add_output() = valueInfo("y", {batch, 17});
+  w.weight("w1", {33, 70}, 1, 0.3f);
+  w.weight("b1", {70}, 2, 0.1f);
+  w.weight("w2", {17, 70}, 3, 0.3f);
+  w.weight("b2", {17}, 4, 0.1f);
+  w.node("MatMul", "fc1", {"x", "w1"}, "h0");
+  w.node("Add", "bias1", {"h0", "b1"}, "h1");
+  w.node("Relu", "relu1", {"h1"}, "h");
+  intAttr(w.node("Gemm", "fc2", {"h", "w2", "b2"}, "y"), "transB", 1);
+  return w.save(batch < 0 ? "mlp_dyn" : "mlp");
+}
+
+// x[1,3,9,9] -> Conv 3x3 (4 channels, pad 1) + bias -> Relu -> Conv 1x1 (5 channels) -> y[1,5,9,9].
+std::string writeCnn() {
+  ModelWriter w;
+  *w.g->add_input() = valueInfo("x", {1, 3, 9, 9});
+  *w.g->add_output() = valueInfo("y", {1, 5, 9, 9});
+  w.weight("k1", {4, 3, 3, 3}, 5, 0.3f);
+  w.weight("c1", {4}, 6, 0.1f);
+  w.weight("k2", {5, 4, 1, 1}, 7, 0.3f);
+  auto* c = w.node("Conv", "conv1", {"x", "k1", "c1"}, "a");
+  auto* pads = c->add_attribute();
+  pads->set_name("pads");
+  pads->set_type(onnx::AttributeProto::INTS);
+  for (int i = 0; i < 4; ++i) pads->add_ints(1);
+  w.node("Relu", "relu", {"a"}, "r");
+  w.node("Conv", "conv2", {"r", "k2"}, "y");
+  return w.save("cnn");
+}
+
+// x[2,5] -> Hardmax (no CUDA kernel: a CPU layer) -> Relu -> Sigmoid -> y: the input's first
+// reader is on the CPU. cpuLast: x -> Relu -> Hardmax -> y, the output is made on the CPU.
+std::string writeCpuEdge(bool cpuLast) {
+  ModelWriter w;
+  *w.g->add_input() = valueInfo("x", {2, 5});
+  *w.g->add_output() = valueInfo("y", {2, 5});
+  if (cpuLast) {
+    w.node("Relu", "relu", {"x"}, "r");
+    w.node("Hardmax", "hardmax", {"r"}, "y");
+  } else {
+    w.node("Hardmax", "hardmax", {"x"}, "h");
+    w.node("Relu", "relu", {"h"}, "r");
+    w.node("Sigmoid", "sigmoid", {"r"}, "y");
+  }
+  return w.save(cpuLast ? "cpu_last" : "cpu_first");
+}
+
+std::shared_ptr<Engine> build(const std::string& onnx, BuilderConfig cfg) {
+  std::string bytes;
+  BuildReport r;
+  Status s = Builder::buildFromOnnx(onnx, cfg, &bytes, &r);
+  EXPECT_TRUE(s.isOk()) << s.message();
+  std::shared_ptr<Engine> e;
+  if (s.isOk()) {
+    s = Engine::fromBytes(std::move(bytes), &e);
+    EXPECT_TRUE(s.isOk()) << s.message();
+  }
+  return e;
+}
+
+BuilderConfig cudaConfig() {
+  BuilderConfig cfg;
+  cfg.device = Device::kCUDA;
+  cfg.computeCapability = 90;
+  return cfg;
+}
+
+std::vector<float> input(size_t n, uint32_t seed) {
+  std::vector<float> x(n);
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<float> d(-1, 1);
+  for (float& v : x) v = d(rng);
+  return x;
+}
+
+size_t numel(const std::vector<int64_t>& dims) {
+  size_t n = 1;
+  for (int64_t d : dims) n *= size_t(d);
+  return n;
+}
+
+bool bitEqual(const std::vector<float>& a, const std::vector<float>& b) {
+  return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0;
+}
+
+// One run of `e` on x (shape xDims) with x and y bound on the device or the host; returns y
+// and counts the anvil.Copy steps that ran (through the profiler, when `copies` is given).
+struct Binding {
+  bool xDevice = false, yDevice = false;
+  bool enqueue = false, cudaGraph = false;
+};
+std::vector<float> runBound(const Engine& e, const std::vector<int64_t>& xDims, const std::vector<float>& x,
+                            Binding b, int* copies = nullptr) {
+  std::unique_ptr<ExecutionContext> ctx;
+  ContextOptions o;
+  o.simulate = true;
+  o.useCudaGraph = b.cudaGraph;
+  Status s = e.createContext(&ctx, o);
+  EXPECT_TRUE(s.isOk()) << s.message();
+  if (!s.isOk()) return {};
+  EXPECT_TRUE(ctx->setInputShape("x", xDims).isOk());
+  std::vector<int64_t> yDims;
+  EXPECT_TRUE(ctx->getTensorShape("y", &yDims).isOk());
+  std::vector<float> y(numel(yDims), -7.0f), xHost = x;
+  void *xDev = nullptr, *yDev = nullptr;
+  if (b.xDevice) {
+    EXPECT_TRUE(ctx->allocateDevice(x.size() * 4, &xDev).isOk());
+    EXPECT_TRUE(ctx->copyToDevice(xDev, x.data(), x.size() * 4).isOk());
+    EXPECT_TRUE(ctx->setTensorAddress("x", xDev, MemoryLocation::kDevice).isOk());
+  } else {
+    EXPECT_TRUE(ctx->setTensorAddress("x", xHost.data()).isOk());
+  }
+  if (b.yDevice) {
+    EXPECT_TRUE(ctx->allocateDevice(y.size() * 4, &yDev).isOk());
+    EXPECT_TRUE(ctx->copyToDevice(yDev, y.data(), y.size() * 4).isOk());
+    EXPECT_TRUE(ctx->setTensorAddress("y", yDev, MemoryLocation::kDevice).isOk());
+  } else {
+    EXPECT_TRUE(ctx->setTensorAddress("y", y.data(), MemoryLocation::kHost).isOk());
+  }
+  if (copies) {
+    *copies = 0;
+    ctx->setProfiler([copies](const LayerTiming& t) { *copies += t.type == "Copy"; });
+  }
+  for (int i = 0; i < 2; ++i) {  // twice: the second run reuses every binding (and replays a graph)
+    s = b.enqueue ? ctx->enqueue() : ctx->run();
+    EXPECT_TRUE(s.isOk()) << s.message();
+    if (b.enqueue) EXPECT_TRUE(ctx->synchronize().isOk());
+  }
+  if (copies) *copies /= 2;
+  if (b.yDevice) EXPECT_TRUE(ctx->copyFromDevice(y.data(), yDev, y.size() * 4).isOk());
+  EXPECT_TRUE(ctx->freeDevice(xDev).isOk());
+  EXPECT_TRUE(ctx->freeDevice(yDev).isOk());
+  return y;
+}
+
+// Host-bound vs device-bound, every mix, on an engine whose input is read and output made
+// on the GPU: bit for bit the same, and each device binding removes its boundary copy.
+void checkEveryBinding(const Engine& e, const std::vector<int64_t>& xDims) {
+  for (const LayerInfo& l : e.layers())
+    if (l.type != "anvil.Copy") EXPECT_EQ(l.device, "cuda") << l.name << " " << l.type;
+  const std::vector<float> x = input(numel(xDims), 11);
+  int hostCopies = -1;
+  const std::vector<float> want = runBound(e, xDims, x, {}, &hostCopies);
+  EXPECT_EQ(hostCopies, 2);  // x up, y down
+  for (bool xDev : {false, true})
+    for (bool yDev : {false, true}) {
+      SCOPED_TRACE(std::string("x on ") + (xDev ? "device" : "host") + ", y on " + (yDev ? "device" : "host"));
+      int copies = -1;
+      EXPECT_TRUE(bitEqual(runBound(e, xDims, x, {xDev, yDev}, &copies), want));
+      EXPECT_EQ(copies, 2 - int(xDev) - int(yDev));
+      EXPECT_TRUE(bitEqual(runBound(e, xDims, x, {xDev, yDev, true, false}), want)) << "enqueue";
+      EXPECT_TRUE(bitEqual(runBound(e, xDims, x, {xDev, yDev, false, true}), want)) << "CUDA graph";
+      EXPECT_TRUE(bitEqual(runBound(e, xDims, x, {xDev, yDev, true, true}), want)) << "enqueue + CUDA graph";
+    }
+}
+
+TEST(CudaDeviceIo, MlpDeviceBindingsMatchHostBindingsBitForBit) {
+  auto e = build(writeMlp(5), cudaConfig());
+  ASSERT_TRUE(e);
+  checkEveryBinding(*e, {5, 33});
+}
+
+TEST(CudaDeviceIo, CnnDeviceBindingsMatchHostBindingsBitForBit) {
+  auto e = build(writeCnn(), cudaConfig());
+  ASSERT_TRUE(e);
+  checkEveryBinding(*e, {1, 3, 9, 9});
+}
+
+// A CPU layer reads the device-bound input first / makes the device-bound output: the
+// context copies between the device and the host itself, and the result is the host run's.
+TEST(CudaDeviceIo, CpuLayersAtTheEdgesCopyThroughTheHost) {
+  for (bool cpuLast : {false, true}) {
+    SCOPED_TRACE(cpuLast ? "output made on the CPU" : "input read on the CPU");
+    auto e = build(writeCpuEdge(cpuLast), cudaConfig());
+    ASSERT_TRUE(e);
+    bool hardmaxOnCpu = false;
+    for (const LayerInfo& l : e->layers()) hardmaxOnCpu |= l.type == "Hardmax" && l.device == "cpu";
+    ASSERT_TRUE(hardmaxOnCpu);
+    const std::vector<float> x = input(10, 5);
+    int hostCopies = -1;
+    const std::vector<float> want = runBound(*e, {2, 5}, x, {}, &hostCopies);
+    EXPECT_EQ(hostCopies, 2);  // one boundary copy, one between the CPU and the GPU layers
+    for (bool enqueue : {false, true}) {
+      int copies = -1;
+      EXPECT_TRUE(bitEqual(runBound(*e, {2, 5}, x, {true, true, enqueue, false}, &copies), want));
+      EXPECT_EQ(copies, 1);  // the boundary copy went; the one between the layers stays
+    }
+  }
+}
+
+// Re-binding between runs: the outputs go to the new buffer (and none to the old one), also
+// when the run replays a CUDA graph, which is captured again for the new pointers.
+TEST(CudaDeviceIo, RebindingBetweenRunsUsesTheNewBuffers) {
+  auto e = build(writeMlp(5), cudaConfig());
+  ASSERT_TRUE(e);
+  const std::vector<float> x1 = input(5 * 33, 1), x2 = input(5 * 33, 2);
+  const std::vector<float> want1 = runBound(*e, {5, 33}, x1, {}), want2 = runBound(*e, {5, 33}, x2, {});
+  ASSERT_FALSE(bitEqual(want1, want2));
+  for (bool graph : {false, true}) {
+    SCOPED_TRACE(graph ? "CUDA graph" : "plain");
+    std::unique_ptr<ExecutionContext> ctx;
+    ContextOptions o;
+    o.simulate = true;
+    o.useCudaGraph = graph;
+    ASSERT_TRUE(e->createContext(&ctx, o).isOk());
+    void *xa, *xb, *ya, *yb;
+    ASSERT_TRUE(ctx->allocateDevice(x1.size() * 4, &xa).isOk());
+    ASSERT_TRUE(ctx->allocateDevice(x2.size() * 4, &xb).isOk());
+    ASSERT_TRUE(ctx->allocateDevice(want1.size() * 4, &ya).isOk());
+    ASSERT_TRUE(ctx->allocateDevice(want1.size() * 4, &yb).isOk());
+    ASSERT_TRUE(ctx->copyToDevice(xa, x1.data(), x1.size() * 4).isOk());
+    ASSERT_TRUE(ctx->copyToDevice(xb, x2.data(), x2.size() * 4).isOk());
+    ASSERT_TRUE(ctx->setTensorAddress("x", xa, MemoryLocation::kDevice).isOk());
+    ASSERT_TRUE(ctx->setTensorAddress("y", ya, MemoryLocation::kDevice).isOk());
+    ASSERT_TRUE(ctx->run().isOk());
+    ASSERT_TRUE(ctx->setTensorAddress("x", xb, MemoryLocation::kDevice).isOk());
+    ASSERT_TRUE(ctx->setTensorAddress("y", yb, MemoryLocation::kDevice).isOk());
+    Status s = ctx->run();
+    ASSERT_TRUE(s.isOk()) << s.message();
+    std::vector<float> ga(want1.size()), gb(want1.size());
+    ASSERT_TRUE(ctx->copyFromDevice(ga.data(), ya, ga.size() * 4).isOk());
+    ASSERT_TRUE(ctx->copyFromDevice(gb.data(), yb, gb.size() * 4).isOk());
+    EXPECT_TRUE(bitEqual(ga, want1));
+    EXPECT_TRUE(bitEqual(gb, want2));
+    // Back to the host for the output: it arrives there again.
+    std::vector<float> yh(want1.size(), -7.0f);
+    ASSERT_TRUE(ctx->setTensorAddress("x", xa, MemoryLocation::kDevice).isOk());
+    ASSERT_TRUE(ctx->setTensorAddress("y", yh.data()).isOk());
+    ASSERT_TRUE(ctx->run().isOk());
+    EXPECT_TRUE(bitEqual(yh, want1));
+  }
+}
+
+// Dynamic shapes: the bound buffer holds the tensor at the current shapes (the caller's check).
+TEST(CudaDeviceIo, DynamicShapesWithDeviceBindings) {
+  BuilderConfig cfg = cudaConfig();
+  cfg.profiles["x"] = {{1, 33}, {3, 33}, {7, 33}};
+  auto e = build(writeMlp(-1), cfg);
+  ASSERT_TRUE(e);
+  for (int64_t b : {3, 7, 1}) {
+    SCOPED_TRACE(b);
+    const std::vector<float> x = input(size_t(b) * 33, uint32_t(b));
+    const std::vector<float> want = runBound(*e, {b, 33}, x, {});
+    EXPECT_TRUE(bitEqual(runBound(*e, {b, 33}, x, {true, true}), want));
+  }
+}
+
+TEST(CudaDeviceIo, RefusedWhereTheyCannotWork) {
+  // A CPU engine has no device memory.
+  auto cpu = build(writeMlp(5), BuilderConfig{});
+  ASSERT_TRUE(cpu);
+  std::unique_ptr<ExecutionContext> c;
+  ASSERT_TRUE(cpu->createContext(&c).isOk());
+  float dummy[4];
+  Status s = c->setTensorAddress("x", dummy, MemoryLocation::kDevice);
+  EXPECT_EQ(s.code(), ErrorCode::kUnsupported) << s.message();
+  EXPECT_NE(s.message().find("CPU engine"), std::string::npos) << s.message();
+  void* p = nullptr;
+  s = c->allocateDevice(64, &p);
+  EXPECT_EQ(s.code(), ErrorCode::kUnsupported) << s.message();
+
+  // Host memory bound as device memory, a freed buffer, another context's buffer: the
+  // simulator knows its allocations and run() says so.
+  auto e = build(writeMlp(5), cudaConfig());
+  ASSERT_TRUE(e);
+  ContextOptions o;
+  o.simulate = true;
+  std::unique_ptr<ExecutionContext> ctx, other;
+  ASSERT_TRUE(e->createContext(&ctx, o).isOk());
+  ASSERT_TRUE(e->createContext(&other, o).isOk());
+  std::vector<float> x = input(5 * 33, 3), y(5 * 17);
+  ASSERT_TRUE(ctx->setTensorAddress("y", y.data()).isOk());
+  ASSERT_TRUE(ctx->setTensorAddress("x", x.data(), MemoryLocation::kDevice).isOk());
+  s = ctx->run();
+  EXPECT_EQ(s.code(), ErrorCode::kInvalidArgument) << s.message();
+  EXPECT_NE(s.message().find("input 'x' is bound as device memory"), std::string::npos) << s.message();
+  void* foreign = nullptr;
+  ASSERT_TRUE(other->allocateDevice(x.size() * 4, &foreign).isOk());
+  ASSERT_TRUE(ctx->setTensorAddress("x", foreign, MemoryLocation::kDevice).isOk());
+  s = ctx->run();
+  EXPECT_EQ(s.code(), ErrorCode::kInvalidArgument) << s.message();
+  void *small = nullptr, *freed = nullptr;
+  ASSERT_TRUE(ctx->allocateDevice(x.size() * 4 - 4, &small).isOk());  // one element short
+  ASSERT_TRUE(ctx->setTensorAddress("x", small, MemoryLocation::kDevice).isOk());
+  s = ctx->run();
+  EXPECT_EQ(s.code(), ErrorCode::kInvalidArgument) << s.message();
+  ASSERT_TRUE(ctx->allocateDevice(x.size() * 4, &freed).isOk());
+  ASSERT_TRUE(ctx->freeDevice(freed).isOk());
+  ASSERT_TRUE(ctx->setTensorAddress("x", freed, MemoryLocation::kDevice).isOk());
+  s = ctx->run();
+  EXPECT_EQ(s.code(), ErrorCode::kInvalidArgument) << s.message();
+  s = ctx->freeDevice(foreign);  // not this context's
+  EXPECT_EQ(s.code(), ErrorCode::kInvalidArgument) << s.message();
+  // A device-bound output of host memory is refused the same way.
+  void* xd = nullptr;
+  ASSERT_TRUE(ctx->allocateDevice(x.size() * 4, &xd).isOk());
+  ASSERT_TRUE(ctx->setTensorAddress("x", xd, MemoryLocation::kDevice).isOk());
+  ASSERT_TRUE(ctx->setTensorAddress("y", y.data(), MemoryLocation::kDevice).isOk());
+  s = ctx->run();
+  EXPECT_EQ(s.code(), ErrorCode::kInvalidArgument) << s.message();
+  EXPECT_NE(s.message().find("output 'y'"), std::string::npos) << s.message();
+}
+
+}  // namespace
+}  // namespace anvil
