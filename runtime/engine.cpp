@@ -754,6 +754,7 @@ struct ExecutionContext::Impl final : runtime::DynamicOutputs {
     for (size_t k = 0; k < en.inputIds.size(); ++k) {
       if (!inputOnDevice[k]) continue;
       const size_t id = size_t(en.inputIds[k]);
+      checkDeviceBuffer("input", id, inputAddr[k], views[id].bytes());
       const int s = en.inCopyStep[k];
       if (s >= 0) {
         skipStep[size_t(s)] = 1;
@@ -770,6 +771,7 @@ struct ExecutionContext::Impl final : runtime::DynamicOutputs {
       ANVIL_CHECK(!runtimeExtents[id], ErrorCode::kUnsupported, "output '", en.values[id]->name(),
                   "' has a size known only at run time and cannot be bound on the device: bind it on the host "
                   "with an OutputAllocator");
+      checkDeviceBuffer("output", id, outputAddr[k], views[id].bytes());
       const int s = en.outCopyStep[k];
       if (s >= 0 && !en.outHostRead[k]) {
         skipStep[size_t(s)] = 1;
@@ -781,7 +783,9 @@ struct ExecutionContext::Impl final : runtime::DynamicOutputs {
     }
   }
 
-  // A device-bound buffer must be memory of this context's device runtime.
+  // A device-bound buffer must be memory of this context's device runtime: checked when the
+  // bindings or shapes change, not on every run (a pointer freed later is the sim's launch
+  // range check's to catch, as a sticky error of the run).
   void checkDeviceBuffer(const char* kind, size_t id, const void* p, size_t bytes) {
     if (!bytes) return;
     ANVIL_CHECK(gpu->isDeviceMemory(p, bytes), ErrorCode::kInvalidArgument, kind, " '", e().values[id]->name(),
@@ -844,16 +848,6 @@ struct ExecutionContext::Impl final : runtime::DynamicOutputs {
           std::memcpy(staging[id], inputAddr[k], views[id].bytes());
       }
     if (gpu) {
-      for (size_t k = 0; k < en.inputIds.size(); ++k)
-        if (inputOnDevice[k]) {
-          const size_t id = size_t(en.inputIds[k]);
-          checkDeviceBuffer("input", id, inputAddr[k], views[id].bytes());
-        }
-      for (size_t k = 0; k < en.outputIds.size(); ++k)
-        if (outputOnDevice[k]) {
-          const size_t id = size_t(en.outputIds[k]);
-          checkDeviceBuffer("output", id, outputAddr[k], views[id].bytes());
-        }
       for (int k : inputsToHost) {  // device-bound inputs a CPU layer reads
         const size_t id = size_t(en.inputIds[size_t(k)]);
         gpu->copyAsync(views[id].data, inputAddr[size_t(k)], views[id].bytes(), cuda::CopyKind::kDeviceToHost, active);

@@ -202,6 +202,21 @@ TEST(CudaSimRuntime, UnknownPointers) {
       "launch of f32_relu_gridstride_block256 grid (1,1,1) block (256,1,1) shared 0: input [");
 }
 
+// isDeviceMemory (how a context checks a buffer bound with MemoryLocation::kDevice): live
+// allocations of this runtime, whole ranges inside one, nothing else.
+TEST(CudaSimRuntime, IsDeviceMemoryKnowsItsAllocations) {
+  auto rt = simRuntime(), other = simRuntime();
+  std::vector<float> host(64);
+  void* d = rt->allocate(64 * sizeof(float));
+  EXPECT_TRUE(rt->isDeviceMemory(d, 64 * sizeof(float)));
+  EXPECT_TRUE(rt->isDeviceMemory(static_cast<float*>(d) + 63, sizeof(float)));
+  EXPECT_FALSE(rt->isDeviceMemory(d, 64 * sizeof(float) + 1));  // one byte past its end
+  EXPECT_FALSE(rt->isDeviceMemory(host.data(), 4));
+  EXPECT_FALSE(other->isDeviceMemory(d, 4));  // another runtime's
+  rt->free(d);
+  EXPECT_FALSE(rt->isDeviceMemory(d, 4));  // freed
+}
+
 TEST(CudaSimRuntime, OutOfBounds) {
   auto rt = simRuntime();
   DeviceBuffer<float> d(*rt, 100);  // 400 bytes, 512 reserved: the check uses 400
