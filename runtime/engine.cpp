@@ -11,6 +11,7 @@
 
 #include "anvil/anvil.hpp"
 #include "ir/op_schema.h"
+#include "runtime/engine_stats.h"
 #include "runtime/status_guard.h"
 #include "runtime/engine_format.h"
 #include "runtime/executor.h"
@@ -56,6 +57,42 @@ struct ExecStep {
 
 enum class ValueMode : uint8_t { kNone, kInput, kConst, kSlot, kDynamic, kView };
 
+#ifdef ANVIL_HAVE_CUDA_BACKEND
+// The constants and prepared blobs of an engine's CUDA steps on one device runtime, uploaded
+// once and shared by every context of the engine on it (each context keeps its own arena,
+// workspace, stream and staging). Freed with the last such context.
+struct DeviceWeights {
+  std::shared_ptr<cuda::DeviceRuntime> gpu;
+  std::vector<void*> constants;                    // per value
+  std::vector<std::vector<runtime::Blob>> blobs;   // per step
+  std::vector<void*> owned;
+  DeviceWeights() = default;
+  DeviceWeights(const DeviceWeights&) = delete;
+  DeviceWeights& operator=(const DeviceWeights&) = delete;
+  ~DeviceWeights() {
+    for (void* p : owned) {
+      try {
+        gpu->free(p);
+      } catch (...) {  // a sticky error of the device: already reported by a run
+      }
+    }
+  }
+};
+std::atomic<uint64_t> gDeviceWeightBytes{0};  // uploaded, process-wide (tests)
+#endif
+
+namespace detail {
+// Bytes of constants and prepared blobs uploaded to devices by contexts of CUDA engines since
+// the process started (runtime/engine_stats.h; tests check that contexts share them).
+uint64_t deviceWeightBytesUploaded() {
+#ifdef ANVIL_HAVE_CUDA_BACKEND
+  return gDeviceWeightBytes.load();
+#else
+  return 0;
+#endif
+}
+}  // namespace detail
+
 struct Engine::Impl {
   runtime::EngineBytes bytes;
   runtime::Plan plan;  // graph (types inferred at the opt shapes), steps
@@ -88,6 +125,12 @@ struct Engine::Impl {
   std::vector<int> inCopyStep, inCopyDev, outCopyStep, outCopyDev;
   std::vector<char> inHostRead, outHostRead, outRedirect;
   uint64_t deviceWorkspaceBytes = 0;
+#ifdef ANVIL_HAVE_CUDA_BACKEND
+  // The device runtime and uploaded weights its open contexts share: [0] the GPU, [1] the
+  // simulator (ContextOptions::simulate).
+  mutable std::mutex deviceMu;
+  mutable std::weak_ptr<DeviceWeights> deviceWeights[2];
+#endif
 
   int id(const ir::Value* v) const {
     auto it = index.find(v);
@@ -482,12 +525,13 @@ struct ExecutionContext::Impl final : runtime::DynamicOutputs {
 #ifdef ANVIL_HAVE_CUDA_BACKEND
   // CUDA engines: the device runtime (a GPU, or the simulator), one stream, the device
   // arena and workspace, the uploaded constants and prepared blobs of the CUDA steps.
-  std::unique_ptr<cuda::DeviceRuntime> gpu;
+  std::shared_ptr<cuda::DeviceRuntime> gpu;  // shared with the engine's other contexts on it
+  std::shared_ptr<const DeviceWeights> weights;
   cuda::Stream stream;
   uint8_t* devArena = nullptr;
   void* devWorkspace = nullptr;
-  std::vector<void*> devConst;                     // per value
-  std::vector<std::vector<runtime::Blob>> devBlobs;  // per step
+  const std::vector<void*>* devConst = nullptr;                     // weights->constants
+  const std::vector<std::vector<runtime::Blob>>* devBlobs = nullptr;  // weights->blobs
   std::vector<void*> devOverflow;                  // per value, when a shape outgrew its slot
   std::vector<void*> devOwned;
   std::vector<void*> staging;        // per value: pinned host memory of a staged input or output
@@ -570,7 +614,11 @@ struct ExecutionContext::Impl final : runtime::DynamicOutputs {
     stagingBytes.assign(en.values.size(), 0);
     const int cc = en.plan.computeCapability;
     auto ccStr = [](int c) { return std::to_string(c / 10) + "." + std::to_string(c % 10); };
-    if (simulate) {
+    std::lock_guard<std::mutex> lock(en.deviceMu);
+    std::shared_ptr<DeviceWeights> shared = en.deviceWeights[simulate].lock();
+    if (shared) {
+      gpu = shared->gpu;
+    } else if (simulate) {
       gpu = cuda::simRuntime();
     } else {
       const int gpus = cuda::deviceCount();
@@ -592,23 +640,33 @@ struct ExecutionContext::Impl final : runtime::DynamicOutputs {
     deviceCopyTo.assign(en.steps.size(), nullptr);
     devArena = static_cast<uint8_t*>(deviceAllocate(en.plan.peakDeviceArenaBytes));
     devWorkspace = deviceAllocate(en.deviceWorkspaceBytes);
-    devConst.assign(en.values.size(), nullptr);
     devOverflow.assign(en.values.size(), nullptr);
-    for (size_t i = 0; i < en.values.size(); ++i) {
-      if (!en.constOnDevice[i]) continue;
-      const ir::Tensor* t = en.values[i]->initializer();
-      devConst[i] = deviceAllocate(t->nbytes());
-      if (t->nbytes()) gpu->copy(devConst[i], t->raw(), t->nbytes(), cuda::CopyKind::kHostToDevice);
-    }
-    devBlobs.resize(en.steps.size());
-    for (size_t s = 0; s < en.steps.size(); ++s) {
-      if (!en.steps[s].gpu) continue;
-      for (const runtime::Blob& b : en.steps[s].plan->blobViews) {
-        void* p = deviceAllocate(b.bytes);
-        if (b.bytes) gpu->copy(p, b.data, b.bytes, cuda::CopyKind::kHostToDevice);
-        devBlobs[s].push_back({p, b.bytes});
+    if (!shared) {
+      shared = std::make_shared<DeviceWeights>();
+      shared->gpu = gpu;
+      auto upload = [&](const void* data, size_t bytes) {
+        void* p = gpu->allocate(std::max<size_t>(bytes, 256));
+        shared->owned.push_back(p);
+        if (bytes) gpu->copy(p, data, bytes, cuda::CopyKind::kHostToDevice);
+        gDeviceWeightBytes += bytes;
+        return p;
+      };
+      shared->constants.assign(en.values.size(), nullptr);
+      for (size_t i = 0; i < en.values.size(); ++i) {
+        if (!en.constOnDevice[i]) continue;
+        const ir::Tensor* t = en.values[i]->initializer();
+        shared->constants[i] = upload(t->raw(), t->nbytes());
       }
+      shared->blobs.resize(en.steps.size());
+      for (size_t s = 0; s < en.steps.size(); ++s) {
+        if (!en.steps[s].gpu) continue;
+        for (const runtime::Blob& b : en.steps[s].plan->blobViews) shared->blobs[s].push_back({upload(b.data, b.bytes), b.bytes});
+      }
+      en.deviceWeights[simulate] = shared;
     }
+    weights = shared;
+    devConst = &shared->constants;
+    devBlobs = &shared->blobs;
   }
 #endif
 
@@ -964,8 +1022,8 @@ struct ExecutionContext::Impl final : runtime::DynamicOutputs {
 #ifdef ANVIL_HAVE_CUDA_BACKEND
       if (st.gpu) {
         for (size_t k = 0; k < st.ins.size(); ++k)
-          if (st.ins[k] >= 0 && devConst[size_t(st.ins[k])]) stepIns[k].data = devConst[size_t(st.ins[k])];
-        a.blobs = devBlobs[s].data();
+          if (st.ins[k] >= 0 && (*devConst)[size_t(st.ins[k])]) stepIns[k].data = (*devConst)[size_t(st.ins[k])];
+        a.blobs = (*devBlobs)[s].data();
         a.workspace = devWorkspace;
         a.workspaceBytes = en.deviceWorkspaceBytes;
         a.device = gpu.get();

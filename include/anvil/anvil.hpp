@@ -279,7 +279,8 @@ class ExecutionContext {
   // A tensor of zero elements may be bound to nullptr. String tensors bind std::string[].
   Status setTensorAddress(const std::string& name, void* data);
   // CUDA engines: `where` = kDevice binds memory on the engine's device (cudaMalloc memory of
-  // that GPU; under ContextOptions::simulate, memory from allocateDevice of this context).
+  // that GPU; under ContextOptions::simulate, memory from allocateDevice of a context of this
+  // engine, which all share one simulated device).
   // No pinned staging and no boundary copy happen for it: an input the GPU steps read is read
   // in place, an output a GPU step makes is written straight into the buffer (or copied there
   // device to device when the step's output is a view); where the first reader or the

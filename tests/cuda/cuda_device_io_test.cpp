@@ -11,8 +11,10 @@
 #include <filesystem>
 #include <fstream>
 #include <random>
+#include <thread>
 
 #include "anvil/anvil.hpp"
+#include "runtime/engine_stats.h"
 
 namespace fs = std::filesystem;
 
@@ -338,15 +340,16 @@ TEST(CudaDeviceIo, RefusedWhereTheyCannotWork) {
   s = c->allocateDevice(64, &p);
   EXPECT_EQ(s.code(), ErrorCode::kUnsupported) << s.message();
 
-  // Host memory bound as device memory, a freed buffer, another context's buffer: the
-  // simulator knows its allocations and run() says so.
-  auto e = build(writeMlp(5), cudaConfig());
-  ASSERT_TRUE(e);
+  // Host memory bound as device memory, a freed buffer, a buffer of another engine's
+  // simulated device (contexts of one engine share one): the simulator knows its
+  // allocations and run() says so.
+  auto e = build(writeMlp(5), cudaConfig()), e2 = build(writeMlp(5), cudaConfig());
+  ASSERT_TRUE(e && e2);
   ContextOptions o;
   o.simulate = true;
   std::unique_ptr<ExecutionContext> ctx, other;
   ASSERT_TRUE(e->createContext(&ctx, o).isOk());
-  ASSERT_TRUE(e->createContext(&other, o).isOk());
+  ASSERT_TRUE(e2->createContext(&other, o).isOk());
   std::vector<float> x = input(5 * 33, 3), y(5 * 17);
   ASSERT_TRUE(ctx->setTensorAddress("y", y.data()).isOk());
   ASSERT_TRUE(ctx->setTensorAddress("x", x.data(), MemoryLocation::kDevice).isOk());
@@ -378,6 +381,55 @@ TEST(CudaDeviceIo, RefusedWhereTheyCannotWork) {
   s = ctx->run();
   EXPECT_EQ(s.code(), ErrorCode::kInvalidArgument) << s.message();
   EXPECT_NE(s.message().find("output 'y'"), std::string::npos) << s.message();
+}
+
+// Per-engine device weights: the contexts of one engine on one device upload its constants
+// and blobs once and share them, run concurrently correctly, and the last one frees them.
+TEST(CudaDeviceIo, ContextsOfAnEngineShareItsDeviceWeights) {
+  for (const std::string& onnx : {writeMlp(5), writeCnn()}) {
+    SCOPED_TRACE(onnx);
+    auto e = build(onnx, cudaConfig());
+    ASSERT_TRUE(e);
+    const std::vector<int64_t> xDims = onnx.find("cnn") != std::string::npos ? std::vector<int64_t>{1, 3, 9, 9}
+                                                                             : std::vector<int64_t>{5, 33};
+    ContextOptions o;
+    o.simulate = true;
+    const uint64_t before = detail::deviceWeightBytesUploaded();
+    std::unique_ptr<ExecutionContext> a, b;
+    ASSERT_TRUE(e->createContext(&a, o).isOk());
+    const uint64_t one = detail::deviceWeightBytesUploaded() - before;
+    EXPECT_GT(one, 0u);
+    ASSERT_TRUE(e->createContext(&b, o).isOk());
+    EXPECT_EQ(detail::deviceWeightBytesUploaded() - before, one);  // the second context uploaded nothing
+    // Both at once, each on its own thread with its own data, many runs.
+    std::vector<float> xs[2] = {input(numel(xDims), 21), input(numel(xDims), 22)};
+    std::vector<float> want[2] = {runBound(*e, xDims, xs[0], {}), runBound(*e, xDims, xs[1], {})};
+    ASSERT_FALSE(bitEqual(want[0], want[1]));
+    bool ok[2] = {true, true};
+    auto worker = [&](int i, ExecutionContext* c) {
+      std::vector<float> y(want[i].size());
+      ok[i] = c->setInputShape("x", xDims).isOk() && c->setTensorAddress("x", xs[i].data()).isOk() &&
+              c->setTensorAddress("y", y.data()).isOk();
+      for (int r = 0; r < 20 && ok[i]; ++r) {
+        std::fill(y.begin(), y.end(), -7.0f);
+        ok[i] = c->run().isOk() && bitEqual(y, want[i]);
+      }
+    };
+    std::thread ta(worker, 0, a.get()), tb(worker, 1, b.get());
+    ta.join();
+    tb.join();
+    EXPECT_TRUE(ok[0]);
+    EXPECT_TRUE(ok[1]);
+    // While one context lives the weights stay; after the last, a new context uploads again.
+    a.reset();
+    std::unique_ptr<ExecutionContext> c;
+    ASSERT_TRUE(e->createContext(&c, o).isOk());
+    EXPECT_EQ(detail::deviceWeightBytesUploaded() - before, one);
+    b.reset();
+    c.reset();
+    ASSERT_TRUE(e->createContext(&c, o).isOk());
+    EXPECT_EQ(detail::deviceWeightBytesUploaded() - before, 2 * one);
+  }
 }
 
 }  // namespace

@@ -46,6 +46,21 @@ TEST(CudaRuntime, AllocationsAreAligned) {
   checkAllocationAlignment(*rt);
 }
 
+// What a context checks a buffer bound with MemoryLocation::kDevice by: cudaMalloc memory
+// is device memory, pageable and pinned host memory are not.
+TEST(CudaRuntime, IsDeviceMemoryTellsCudaMallocFromHostMemory) {
+  GPU_RUNTIME_OR_SKIP(rt);
+  void* d = rt->allocate(1024);
+  void* pinned = rt->allocateHost(1024);
+  std::vector<float> host(256);
+  EXPECT_TRUE(rt->isDeviceMemory(d, 1024));
+  EXPECT_FALSE(rt->isDeviceMemory(host.data(), 1024));
+  EXPECT_FALSE(rt->isDeviceMemory(pinned, 1024));
+  EXPECT_FALSE(rt->isDeviceMemory(nullptr, 4));
+  rt->free(d);
+  rt->freeHost(pinned);
+}
+
 TEST(CudaRuntime, OrderingOnOneStream) {
   GPU_RUNTIME_OR_SKIP(rt);
   checkOrderingOnOneStream(*rt, Stream{});
