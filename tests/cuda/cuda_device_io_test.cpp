@@ -1,5 +1,5 @@
 // Device-pointer I/O bindings of CUDA engines (setTensorAddress with MemoryLocation::kDevice),
-// run through the simulator: an MLP and a small CNN cross-built for sm_90 give bit for bit the
+// run through the simulator: an MLP, a small CNN and a view output cross-built for sm_90 give bit for bit the
 // outputs of the host-bound run with inputs and outputs on the device, mixed, enqueued and
 // replayed from a CUDA graph, while the boundary copies (anvil.Copy) they make unneeded do not
 // run; inputs a CPU layer reads first and outputs a CPU layer makes; re-binding between runs;
@@ -126,6 +126,23 @@ std::string writeCpuEdge(bool cpuLast) {
   return w.save(cpuLast ? "cpu_last" : "cpu_first");
 }
 
+// x[2,6] -> Relu -> Reshape [3,4] -> y: the output made on the GPU is a view of the Relu's
+// (no arena slot of its own), so a device-bound y takes a device-to-device copy.
+std::string writeViewOutput() {
+  ModelWriter w;
+  *w.g->add_input() = valueInfo("x", {2, 6});
+  *w.g->add_output() = valueInfo("y", {3, 4});
+  auto* t = w.g->add_initializer();
+  t->set_name("shape");
+  t->set_data_type(onnx::TensorProto::INT64);
+  t->add_dims(2);
+  t->add_int64_data(3);
+  t->add_int64_data(4);
+  w.node("Relu", "relu", {"x"}, "r");
+  w.node("Reshape", "reshape", {"r", "shape"}, "y");
+  return w.save("view_output");
+}
+
 std::shared_ptr<Engine> build(const std::string& onnx, BuilderConfig cfg) {
   std::string bytes;
   BuildReport r;
@@ -239,6 +256,15 @@ TEST(CudaDeviceIo, MlpDeviceBindingsMatchHostBindingsBitForBit) {
   auto e = build(writeMlp(5), cudaConfig());
   ASSERT_TRUE(e);
   checkEveryBinding(*e, {5, 33});
+}
+
+TEST(CudaDeviceIo, AViewOutputIsCopiedDeviceToDevice) {
+  auto e = build(writeViewOutput(), cudaConfig());
+  ASSERT_TRUE(e);
+  bool view = false;
+  for (const LayerInfo& l : e->layers()) view |= l.type == "Reshape" && l.tactic == "view";
+  ASSERT_TRUE(view);
+  checkEveryBinding(*e, {2, 6});
 }
 
 TEST(CudaDeviceIo, CnnDeviceBindingsMatchHostBindingsBitForBit) {
