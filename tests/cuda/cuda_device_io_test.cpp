@@ -1,9 +1,10 @@
 // Device-pointer I/O bindings of CUDA engines (setTensorAddress with MemoryLocation::kDevice),
-// run through the simulator: an MLP, a small CNN and a view output cross-built for sm_90 give bit for bit the
-// outputs of the host-bound run with inputs and outputs on the device, mixed, enqueued and
-// replayed from a CUDA graph, while the boundary copies (anvil.Copy) they make unneeded do not
-// run; inputs a CPU layer reads first and outputs a CPU layer makes; re-binding between runs;
-// dynamic shapes; the refusals (CPU engines, pointers that are not device memory).
+// run through the simulator: an MLP, a small CNN and a view output cross-built for sm_90 give
+// bit for bit the outputs of the host-bound run with inputs and outputs on the device, mixed,
+// enqueued and replayed from a CUDA graph, while the boundary copies (anvil.Copy) they make
+// unneeded do not run; inputs a CPU layer reads first and outputs a CPU layer makes;
+// re-binding between runs; dynamic shapes; the refusals (CPU engines, pointers that are not
+// device memory). Also the per-engine device weights that the contexts of an engine share.
 #include <gtest/gtest.h>
 #include <onnx/onnx_pb.h>
 
