@@ -244,7 +244,9 @@ struct LayerTiming {
 };
 using Profiler = std::function<void(const LayerTiming&)>;
 
-// An immutable, shareable engine; create one ExecutionContext per thread.
+// An immutable, shareable engine; create one ExecutionContext per thread. CUDA engines: the
+// contexts on one device share the engine's weights there (uploaded by the first, freed with
+// the last); each has its own activations, workspace and stream.
 class Engine {
  public:
   static Status load(const std::string& path, std::shared_ptr<Engine>* engine);  // memory-maps
@@ -283,7 +285,8 @@ class ExecutionContext {
   // engine, which all share one simulated device).
   // No pinned staging and no boundary copy happen for it: an input the GPU steps read is read
   // in place, an output a GPU step makes is written straight into the buffer (or copied there
-  // device to device when the step's output is a view); where the first reader or the
+  // device to device when the step's output is a view; with enqueue, a device-bound input is
+  // read in stream order, not before enqueue returns); where the first reader or the
   // producer is a CPU layer, the context copies between the device and its host memory
   // itself. Unaffected by --noDataTransfers (there is no boundary copy to skip). The buffer
   // must hold the tensor at the current shapes (the caller's check, as for host buffers); a
