@@ -8,7 +8,8 @@
 // checked to be exactly zero. Shapes: C and M in {1, 3, 8,
 // 13, 16, 24, 40, 64} (not multiples of the block included), batch 1 and 2, 1x1 / 7x7 /
 // odd and even images, filters 1x1 / 3x3 / 5x5 / 7x7, strides 1 and 2, dilation 2, pads,
-// several K blocks and pixel blocks, and FusedConv with each activation and residual order.
+// several K blocks and pixel blocks, images smaller than the filter's reach (taps wholly in
+// padding, whole K blocks of them), and FusedConv with each activation and residual order.
 // NativeConvNchwcBench.DISABLED_Timing times them against the plain Conv kernels on the
 // zoo's layers (NCHWC_ONLY=<layer substring>, NCHWC_THREADS=1|2 narrow it; NCHWC_ACT=Relu
 // times FusedConv with that activation instead, NCHWC_COLD=1 eight copies of each layer in
@@ -152,6 +153,28 @@ std::vector<Case> convCases() {
   // Tile blocks whose passes are split across the tasks (U past 1 MiB).
   c.push_back(convCase("tile_blocks_bigU", {{1, 96, 20, 37}, 96, 3, 1, 1, {1, 1, 1, 1}}));
   c.push_back(convCase("M600_P225", {{1, 2, 15, 15}, 600, 3, 1, 1, {1, 1, 1, 1}}));
+  // Images smaller than the filter's reach, where whole taps (kh, kw) read only padding
+  // for every pixel and the direct kernels skip their groups: 1x1, 2x2, 3x1 and 1x5
+  // images, 3x3 / 5x5 / 7x7 filters, pads 1-3 (and asymmetric), strides 1 and 2,
+  // dilation 2, channels off the blocks. With 49 taps over 8 channels the K blocks (25 + 24
+  // groups at 8 lanes, 4 x 13 at 16) hold the one tap of a 1x1 image in one block: the
+  // others are skipped whole, the LAST included (its epilogue still applies), and with
+  // the tap at the end (pads 6, 6, 0, 0) the first blocks are skipped before any store.
+  c.push_back(convCase("small_1x1_3x3_p1", {{1, 13, 1, 1}, 19, 3, 1, 1, {1, 1, 1, 1}}));
+  c.push_back(convCase("small_2x2_3x3_p1", {{2, 21, 2, 2}, 8, 3, 1, 1, {1, 1, 1, 1}}));
+  c.push_back(convCase("small_2x2_3x3_s2_p1", {{1, 24, 2, 2}, 13, 3, 2, 1, {1, 1, 1, 1}}));
+  c.push_back(convCase("small_2x2_3x3_p3", {{1, 5, 2, 2}, 11, 3, 1, 1, {3, 3, 3, 3}}));
+  c.push_back(convCase("small_2x2_7x7_p3", {{1, 11, 2, 2}, 9, 7, 1, 1, {3, 3, 3, 3}}));
+  c.push_back(convCase("small_3x1_5x5_p2", {{1, 5, 3, 1}, 11, 5, 1, 1, {2, 2, 2, 2}}));
+  c.push_back(convCase("small_3x1_3x3_s2_d2_p3", {{2, 12, 3, 1}, 7, 3, 2, 2, {3, 3, 3, 3}}));
+  c.push_back(convCase("small_1x5_5x5_s2_p2", {{1, 17, 1, 5}, 16, 5, 2, 1, {2, 2, 2, 2}}));
+  c.push_back(convCase("small_1x5_3x3_d2_p2", {{1, 9, 1, 5}, 10, 3, 1, 2, {2, 2, 2, 2}}));
+  c.push_back(convCase("small_1x5_7x7_p3_0213", {{1, 3, 1, 5}, 24, 7, 1, 1, {3, 2, 3, 1}}));
+  c.push_back(convCase("small_1x1_7x7_p3_skip_last_block", {{1, 8, 1, 1}, 24, 7, 1, 1, {3, 3, 3, 3}}));
+  c.push_back(convCase("small_1x1_7x7_p6600_skip_first_blocks", {{2, 8, 1, 1}, 16, 7, 1, 1, {6, 6, 0, 0}}));
+  c.push_back(convCase("small_1x1_7x7_p3_nobias", {{1, 16, 1, 1}, 8, 7, 1, 1, {3, 3, 3, 3}, "", false}));
+  c.push_back(convCase("small_1x1_3x3_p1_K_blocks", {{1, 300, 1, 1}, 40, 3, 1, 1, {1, 1, 1, 1}}));
+  c.push_back(convCase("small_2x2_3x3_s2_p1_K_blocks", {{1, 260, 2, 2}, 36, 3, 2, 1, {1, 1, 1, 1}}));
   return c;
 }
 
@@ -186,7 +209,11 @@ std::vector<Case> fusedCases() {
                      {"1x40x1x1_M3_se", {{1, 40, 1, 1}, 3, 1}},
                      {"1x3x1x1_M64_se", {{1, 3, 1, 1}, 64, 1}},
                      {"1x40x7x7_M24_3x3", {{1, 40, 7, 7}, 24, 3, 1, 1, {1, 1, 1, 1}}},
-                     {"2x16x5x6_M8_3x3_valid", {{2, 16, 5, 6}, 8, 3}}};
+                     {"2x16x5x6_M8_3x3_valid", {{2, 16, 5, 6}, 8, 3}},
+                     // Taps wholly in padding skipped (the small_ cases above)
+                     {"1x13x1x1_M19_7x7_p3", {{1, 13, 1, 1}, 19, 7, 1, 1, {3, 3, 3, 3}}},
+                     {"2x20x2x2_M24_3x3_s2_p1", {{2, 20, 2, 2}, 24, 3, 2, 1, {1, 1, 1, 1}}},
+                     {"1x9x1x5_M11_3x3_p1", {{1, 9, 1, 5}, 11, 3, 1, 1, {1, 1, 1, 1}, "", false}}};
   for (const Epi& e : epilogues())
     for (const S& sp : specs) {
       const Spec& s = sp.s;
@@ -305,6 +332,80 @@ TEST_P(NativeConvNchwc, MatchesReferenceBitwiseAcrossThreads) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Native, NativeConvNchwc, ::testing::ValuesIn(allParams()),
+                         [](const ::testing::TestParamInfo<Param>& p) {
+                           return p.param.kernel + "__" + allCases()[p.param.caseIndex].name;
+                         });
+
+// ---------------------------------------------------------------------------------------
+// Taps wholly in padding are skipped: their filter rows are never read
+
+// The taps kh * kW + kw of the case that read padding for every output pixel of its image
+// (none where auto_pad decides the pads).
+std::vector<int64_t> deadTaps(const Case& c) {
+  if (c.attrs.getString("auto_pad", "NOTSET") != "NOTSET") return {};
+  const Dims x = *c.inputs[0], k = c.attrs.getInts("kernel_shape", {});
+  const Dims st = c.attrs.getInts("strides", {1, 1}), dl = c.attrs.getInts("dilations", {1, 1});
+  const Dims pd = c.attrs.getInts("pads", {0, 0, 0, 0});
+  const int64_t OH = (x[2] + pd[0] + pd[2] - ((k[0] - 1) * dl[0] + 1)) / st[0] + 1;
+  const int64_t OW = (x[3] + pd[1] + pd[3] - ((k[1] - 1) * dl[1] + 1)) / st[1] + 1;
+  std::vector<int64_t> dead;
+  for (int64_t kh = 0; kh < k[0]; ++kh)
+    for (int64_t kw = 0; kw < k[1]; ++kw) {
+      bool reads = false;
+      for (int64_t oh = 0; oh < OH; ++oh)
+        for (int64_t ow = 0; ow < OW; ++ow) {
+          const int64_t ih = oh * st[0] - pd[0] + kh * dl[0], iw = ow * st[1] - pd[1] + kw * dl[1];
+          reads = reads || (ih >= 0 && ih < x[2] && iw >= 0 && iw < x[3]);
+        }
+      if (!reads) dead.push_back(kh * k[1] + kw);
+    }
+  return dead;
+}
+
+// The direct kernels on the cases with such taps (Winograd transforms the whole filter).
+std::vector<Param> skipParams() {
+  std::vector<Param> out;
+  for (const Param& p : allParams())
+    if (p.kernel.find("winograd") == std::string::npos && !deadTaps(allCases()[p.caseIndex]).empty()) out.push_back(p);
+  return out;
+}
+
+class NativeConvNchwcSkip : public ::testing::TestWithParam<Param> {};
+
+// The filter's weights at the dead taps NaN for the kernel and 0 for the reference: a
+// kernel that multiplies them (by the padding's zeros) writes NaN.
+TEST_P(NativeConvNchwcSkip, NeverReadsTheFilterRowsOfTapsInPadding) {
+  const Case& c = allCases()[GetParam().caseIndex];
+  const runtime::Kernel* k = registry().find(Device::kCPU, c.op, c.domain, GetParam().kernel);
+  ASSERT_NE(k, nullptr);
+  if (!runtime::hostHasAll(k->requirements))
+    GTEST_SKIP() << (runtime::firstMissing(k->requirements).rfind("avx512", 0) == 0 ? "skipped: no AVX-512"
+                                                                                     : "skipped: no AVX2");
+  Built b = build(c, uint32_t(GetParam().caseIndex) * 104729u + 3);
+  const std::vector<int64_t> dead = deadTaps(c);
+  const int64_t taps = b.tensors[1].dims()[2] * b.tensors[1].dims()[3];
+  auto* w = const_cast<Tensor*>(b.node->input(1)->initializer());
+  ASSERT_NE(w, nullptr);
+  b.tensors[1] = b.tensors[1].clone();  // the reference's own copy (they share storage)
+  for (int64_t i = 0; i < w->numel(); i += taps)
+    for (int64_t t : dead) {
+      w->data<float>()[i + t] = std::numeric_limits<float>::quiet_NaN();
+      b.tensors[1].data<float>()[i + t] = 0.0f;
+    }
+  const Tensor want = reference(b);
+  setBlocked(b, k->nchwcBlock);
+  const PreparedKernel pk = prepare(*k, b, 2);
+  for (int threads : {1, 2}) {
+    auto ex = runtime::makeCpuExecutor(threads);
+    BlockedStep step(*k, pk, b, kConvHandover, want.dims(), k->nchwcBlock);
+    step.run(*ex);
+    const BlockedResult r = step.result();
+    EXPECT_TRUE(r.guardsIntact && r.workspaceIntact && r.paddingZero) << "threads=" << threads;
+    EXPECT_EQ(compareWithin(r.out, want, tolerance(*k)), "") << k->name << " on " << c.name << " threads=" << threads;
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Native, NativeConvNchwcSkip, ::testing::ValuesIn(skipParams()),
                          [](const ::testing::TestParamInfo<Param>& p) {
                            return p.param.kernel + "__" + allCases()[p.param.caseIndex].name;
                          });
