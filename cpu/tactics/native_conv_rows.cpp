@@ -42,7 +42,7 @@ struct RowsParams {
   GemmIsa isa = GemmIsa::kAvx2_6x16;
   int32_t tasks = 1;  // workspace slots: the most tasks a run may use
   int32_t fused = 0;  // 1: anvil.FusedConv (epilogue below)
-  int32_t reserved0 = 0;
+  int32_t liveTaps = 0;  // blocked rows: the filter holds only these taps (their list: blob 1); 0: all
   int64_t wM = 0, wK = 0;  // the packed filter: per group Mg channels x K
   int64_t mcPix = 0;       // pixels per block (a multiple of mr): the workspace's A and C blocks
   int64_t ncChan = 0;      // channels per block (a multiple of nr)

@@ -127,11 +127,14 @@ struct PreparedKernel {
   std::vector<runtime::Blob> views;
 };
 
-inline PreparedKernel prepare(const runtime::Kernel& k, const Built& b, int threads) {
+// minTypes: the profile's min shapes where they differ from the case's (a dynamic profile).
+inline PreparedKernel prepare(const runtime::Kernel& k, const Built& b, int threads,
+                              const std::vector<ir::TensorType>& minTypes = {}) {
   PreparedKernel pk;
   runtime::PrepareInfo info;
   info.node = b.node;
   info.minTypes = info.optTypes = info.maxTypes = b.types();
+  if (!minTypes.empty()) info.minTypes = minTypes;
   info.maxOutputTypes = {b.node->output(0)->type()};
   for (size_t i = 0; i < b.tensors.size(); ++i) {
     const ir::Value* v = b.node->input(i);
