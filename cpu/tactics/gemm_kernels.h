@@ -134,6 +134,14 @@ struct TaskSlots {
   float* slot(int64_t t) const { return base + t * stride; }
 };
 
+// How gemmPackedB splits C into work items for `tasks` tasks: mBlocks blocks of rows (each
+// at most about c.mc rows, whole tiles) x nSplit ranges of B's panels, item i = (i / nSplit,
+// i % nSplit), task t taking items [rangeBegin(items, t, tasks), rangeBegin(items, t + 1, tasks)).
+struct GemmSplit {
+  int64_t mBlocks = 1, nSplit = 1;
+};
+GemmSplit gemmPackedBSplit(const GemmConfig& c, int64_t M, int64_t N, int64_t tasks);
+
 // Floats one task of gemmPackedB needs (its A block).
 int64_t gemmPackedBSlotFloats(const GemmConfig& c, int64_t K);
 
