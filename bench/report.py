@@ -235,7 +235,7 @@ def main(argv=None):
     if roof:
         p = roof["peaks"]
         out += ["", "## GEMM roofline", "",
-                "Measured single-core roofs (`anvil_bench_runtime --fma-peak`, best of 150 runs of ~3 ms): "
+                "Measured single-core roofs (`anvil_bench_runtime --fma-peak`, best of 150 runs of ~3 ms in thread CPU time): "
                 f"AVX2 FMA {p.get('avx2_fma_gflops') or 0:.1f} GFLOP/s, AVX-512 FMA "
                 + (f"{p['avx512_fma_gflops']:.1f} GFLOP/s" if p.get("avx512_fma_gflops") else "not present")
                 + f", triad bandwidth {p.get('triad_gbs', 0):.1f} GB/s.", "",

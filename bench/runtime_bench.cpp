@@ -21,6 +21,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <ctime>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -309,6 +310,8 @@ int latencyMode(const std::string& enginePath, int threads, const std::vector<st
   for (int i = 0; i < 3 || msSince(w0) < warmupMs; ++i)  // at least 3 calls for the slow models
     if (anvil_context_run(c) != 0) die(enginePath + ": " + anvil_last_error());
   std::vector<double> ms;
+  timespec cpu0, cpu1;
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &cpu0);
   const auto t0 = Clock::now();
   while (int(ms.size()) < minCalls || msSince(t0) < seconds * 1000.0) {
     const auto a = Clock::now();
@@ -316,9 +319,14 @@ int latencyMode(const std::string& enginePath, int threads, const std::vector<st
     ms.push_back(msSince(a));
     if (rc != 0) die(enginePath + ": " + anvil_last_error());
   }
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &cpu1);
+  // CPU time per call, all threads of the process: at one thread the latency without the
+  // time slices lost to other work on a loaded machine (wall time there counts them).
+  const double cpuMs =
+      (double(cpu1.tv_sec - cpu0.tv_sec) * 1e3 + double(cpu1.tv_nsec - cpu0.tv_nsec) * 1e-6) / double(ms.size());
   const Summary s = summarize(ms);
   std::printf("%s\n", json({{"median_ms", s.median}, {"p99_ms", s.p99}, {"mean_ms", s.mean}, {"min_ms", s.min},
-                             {"n", s.n}, {"threads", threads}}).dump().c_str());
+                             {"cpu_ms", cpuMs}, {"n", s.n}, {"threads", threads}}).dump().c_str());
   anvil_context_destroy(c);
   anvil_engine_destroy(e);
   return 0;
@@ -328,17 +336,26 @@ int latencyMode(const std::string& enginePath, int threads, const std::vector<st
 
 // kAcc independent FMA chains hide the FMA latency (4-5 cycles at 2 per cycle needs >= 10);
 // the result is stored so the loop is not removed. GFLOP/s = 2 flops per lane per FMA.
+// Timed in the thread's CPU time: on a shared machine a wall-clock run loses time slices to
+// other work (2-core EPYC at load average 6-10: best of 150 wall-clock runs 13.6-21.7 GFLOP/s,
+// thread CPU time 43-47, the roof the GEMM reaches there).
+double threadMsSince(const timespec& t0) {
+  timespec t1;
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t1);
+  return double(t1.tv_sec - t0.tv_sec) * 1e3 + double(t1.tv_nsec - t0.tv_nsec) * 1e-6;
+}
 constexpr int kAcc = 12;
 __attribute__((target("avx2,fma"))) double fmaAvx2(long iters) {
   __m256 acc[kAcc];
   for (int i = 0; i < kAcc; ++i) acc[i] = _mm256_set1_ps(float(i) * 1e-3f);
   const __m256 a = _mm256_set1_ps(0.999999f), b = _mm256_set1_ps(1e-7f);
-  const auto t0 = Clock::now();
+  timespec t0;
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t0);
   for (long k = 0; k < iters; ++k) {
 #pragma GCC unroll 12  // the accumulators must live in registers, not in the array
     for (int i = 0; i < kAcc; ++i) acc[i] = _mm256_fmadd_ps(acc[i], a, b);
   }
-  const double s = msSince(t0) / 1000.0;
+  const double s = threadMsSince(t0) / 1000.0;
   __m256 sum = acc[0];
 #pragma GCC unroll 12
   for (int i = 1; i < kAcc; ++i) sum = _mm256_add_ps(sum, acc[i]);
@@ -352,12 +369,13 @@ __attribute__((target("avx512f"))) double fmaAvx512(long iters) {
   __m512 acc[kAcc];
   for (int i = 0; i < kAcc; ++i) acc[i] = _mm512_set1_ps(float(i) * 1e-3f);
   const __m512 a = _mm512_set1_ps(0.999999f), b = _mm512_set1_ps(1e-7f);
-  const auto t0 = Clock::now();
+  timespec t0;
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t0);
   for (long k = 0; k < iters; ++k) {
 #pragma GCC unroll 12
     for (int i = 0; i < kAcc; ++i) acc[i] = _mm512_fmadd_ps(acc[i], a, b);
   }
-  const double s = msSince(t0) / 1000.0;
+  const double s = threadMsSince(t0) / 1000.0;
   __m512 sum = acc[0];
 #pragma GCC unroll 12
   for (int i = 1; i < kAcc; ++i) sum = _mm512_add_ps(sum, acc[i]);

@@ -7,7 +7,8 @@
 // K at and around the K blocks 256), batches, Gemm transposes/alpha/beta/C broadcast,
 // Conv pads/strides/dilations/groups/depthwise/1x1, each activation and residual order.
 // NativeLinearGemm drives the GEMM engine directly: rows bitwise equal whatever the path
-// (small-M, packed tile position, task count, transposed A) and the two A packers agree.
+// (small-M, packed tile position, task count, transposed A) and the two A packers agree;
+// the work split gives every task the same number of items.
 // The benchmarks run with --gtest_also_run_disabled_tests: NativeLinearBench.DISABLED_Timing
 // against the reference kernel, DISABLED_GemmVsPeak (the single-core FMA peak per ISA and
 // each MatMul kernel's GFLOP/s against it; ANVIL_BENCH_THREADS=2 adds 2 threads) and
@@ -647,6 +648,89 @@ TEST(NativeLinearGemm, RowsAreBitwiseTheSameOnEveryPath) {
         packAPanels(c, M, K, {at.data(), 1, M}, 0.75f, 0, ceilDiv(M, c.mr), p2.data());
         ASSERT_EQ(p1, p2) << "vector and scalar A packers differ";
       }
+  }
+  EXPECT_GT(checked, 100);
+}
+
+// gemmPackedB's work split and its results across task counts, for each family this CPU runs:
+// the items (M blocks x N ranges) come in a count the tasks divide evenly wherever N has the
+// panels for it (M = 197 on 2 tasks was 3 x 3 items, 5 against 4), with at least the four
+// items per task they had before; and on odd shapes (M, N, K of 1, 7, 17, 63, 130, 197, 513,
+// K past the K block) C is the same bits for 1, 2 and 3 tasks, within rounding of a double
+// reference, with nothing written outside its rows (C has guard floats around and 5 spare
+// columns per row).
+TEST(NativeLinearGemm, WorkSplitIsEvenAndTaskCountsAgree) {
+  using namespace cpu::tactics;
+  std::mt19937 rng(9);
+  std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
+  int checked = 0;
+  for (GemmIsa isa : {GemmIsa::kPortable4x8, GemmIsa::kAvx2_6x16, GemmIsa::kAvx512_14x32, GemmIsa::kAvx512_8x32}) {
+    if (isa == GemmIsa::kAvx2_6x16 && !runtime::hostHasAll({"avx2", "fma"})) continue;
+    if ((isa == GemmIsa::kAvx512_14x32 || isa == GemmIsa::kAvx512_8x32) && !runtime::hostHas("avx512f")) continue;
+    const GemmConfig& c = gemmConfig(isa);
+    for (int64_t T : {2, 3, 4})
+      for (int64_t M : {1, 7, 17, 63, 197, 513, 784})
+        for (int64_t N : {1, 7, 17, 63, 384, 513, 1152}) {
+          const GemmSplit s = gemmPackedBSplit(c, M, N, T);
+          const int64_t panels = ceilDiv(N, c.nr), items = s.mBlocks * s.nSplit;
+          ASSERT_GE(s.mBlocks, 1);
+          ASSERT_LE(s.mBlocks, ceilDiv(M, c.mr));
+          ASSERT_GE(s.nSplit, 1);
+          ASSERT_LE(s.nSplit, panels);
+          if (M <= c.gemvRows) continue;
+          const int64_t least = std::min(panels, ceilDiv(4 * T, s.mBlocks));
+          EXPECT_GE(s.nSplit, least) << M << "x" << N << " on " << T;
+          if (panels >= least + T - 1)
+            EXPECT_EQ(items % T, 0) << "isa " << int(isa) << " " << M << "x" << N << ": " << s.mBlocks << " x "
+                                    << s.nSplit << " items on " << T << " tasks";
+        }
+    constexpr float kSentinel = -12345.0f;
+    constexpr int64_t kG = 37;
+    for (int64_t M : {1, 7, 17, 63, 197, 513})
+      for (int64_t N : {7, 17, 63, 130})
+        for (int64_t K : {int64_t(1), int64_t(17), c.kc + 44}) {
+          std::vector<float> a(size_t(M * K)), b(size_t(K * N));
+          for (float& v : a) v = dist(rng);
+          for (float& v : b) v = dist(rng);
+          std::vector<float> bp(size_t(packedBFloats(c, K, N)) + 16);
+          float* bpa = reinterpret_cast<float*>((reinterpret_cast<uintptr_t>(bp.data()) + 63) & ~uintptr_t(63));
+          packBPanels(c, K, N, {b.data(), N, 1}, 0, ceilDiv(N, c.nr), bpa);
+          const int64_t ldc = N + 5;
+          std::vector<float> first;
+          for (int T : {1, 2, 3}) {
+            std::vector<float> slot(size_t(T * gemmPackedBSlotFloats(c, K)) + 16);
+            float* sa = reinterpret_cast<float*>((reinterpret_cast<uintptr_t>(slot.data()) + 63) & ~uintptr_t(63));
+            const TaskSlots slots{sa, gemmPackedBSlotFloats(c, K), T};
+            auto ex = runtime::makeCpuExecutor(T);
+            std::vector<float> cbuf(size_t(M * ldc + 2 * kG), kSentinel);
+            float* cm = cbuf.data() + kG;
+            gemmPackedB(c, M, N, K, 1.0f, {a.data(), K, 1}, bpa, cm, ldc, T == 1 ? nullptr : ex.get(), slots, nullptr);
+            const std::string where = "isa " + std::to_string(int(isa)) + " " + std::to_string(M) + "x" +
+                                      std::to_string(K) + "x" + std::to_string(N) + " on " + std::to_string(T);
+            for (int64_t i = 0; i < kG; ++i)
+              ASSERT_TRUE(cbuf[size_t(i)] == kSentinel && cbuf[cbuf.size() - 1 - size_t(i)] == kSentinel) << where;
+            std::vector<float> got(size_t(M * N));
+            for (int64_t i = 0; i < M; ++i) {
+              for (int64_t j = N; j < ldc; ++j) ASSERT_EQ(cm[i * ldc + j], kSentinel) << where << " row " << i;
+              std::copy(cm + i * ldc, cm + i * ldc + N, got.begin() + i * N);
+            }
+            if (T == 1) {
+              for (int64_t i = 0; i < M; ++i)
+                for (int64_t j = 0; j < N; ++j) {
+                  double ref = 0, mag = 0;
+                  for (int64_t k = 0; k < K; ++k) {
+                    ref += double(a[size_t(i * K + k)]) * double(b[size_t(k * N + j)]);
+                    mag += std::fabs(double(a[size_t(i * K + k)]) * double(b[size_t(k * N + j)]));
+                  }
+                  ASSERT_NEAR(got[size_t(i * N + j)], ref, 1e-5 * (1.0 + mag)) << where << " at " << i << "," << j;
+                }
+              first = got;
+            } else {
+              ASSERT_EQ(std::memcmp(got.data(), first.data(), got.size() * 4), 0) << where << ": not the 1-task bits";
+            }
+            ++checked;
+          }
+        }
   }
   EXPECT_GT(checked, 100);
 }
