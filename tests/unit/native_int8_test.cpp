@@ -964,10 +964,14 @@ __attribute__((noinline)) void macLoop(int64_t n) {
     "vpmaddubsw %%ymm14, %%ymm15, %%ymm11\n vpmaddwd %%ymm13, %%ymm11, %%ymm11\n vpaddd %%ymm11, %%ymm7, %%ymm7\n");
   else
     ANVIL_MAC_LOOP(
-    "vpmaddubsw %%ymm14, %%ymm15, %%ymm8\n vpxor %%ymm12, %%ymm8, %%ymm10\n vpsrad $16, %%ymm8, %%ymm8\n vpaddd %%ymm10, %%ymm0, %%ymm0\n vpaddd %%ymm8, %%ymm4, %%ymm4\n"
-    "vpmaddubsw %%ymm14, %%ymm15, %%ymm9\n vpxor %%ymm12, %%ymm9, %%ymm11\n vpsrad $16, %%ymm9, %%ymm9\n vpaddd %%ymm11, %%ymm1, %%ymm1\n vpaddd %%ymm9, %%ymm5, %%ymm5\n"
-    "vpmaddubsw %%ymm14, %%ymm15, %%ymm8\n vpxor %%ymm12, %%ymm8, %%ymm10\n vpsrad $16, %%ymm8, %%ymm8\n vpaddd %%ymm10, %%ymm2, %%ymm2\n vpaddd %%ymm8, %%ymm6, %%ymm6\n"
-    "vpmaddubsw %%ymm14, %%ymm15, %%ymm9\n vpxor %%ymm12, %%ymm9, %%ymm11\n vpsrad $16, %%ymm9, %%ymm9\n vpaddd %%ymm11, %%ymm3, %%ymm3\n vpaddd %%ymm9, %%ymm7, %%ymm7\n");
+    "vpmaddubsw %%ymm14, %%ymm15, %%ymm8\n vpxor %%ymm12, %%ymm8, %%ymm10\n vpsrad $16, %%ymm8, %%ymm8\n"
+    "vpaddd %%ymm10, %%ymm0, %%ymm0\n vpaddd %%ymm8, %%ymm4, %%ymm4\n"
+    "vpmaddubsw %%ymm14, %%ymm15, %%ymm9\n vpxor %%ymm12, %%ymm9, %%ymm11\n vpsrad $16, %%ymm9, %%ymm9\n"
+    "vpaddd %%ymm11, %%ymm1, %%ymm1\n vpaddd %%ymm9, %%ymm5, %%ymm5\n"
+    "vpmaddubsw %%ymm14, %%ymm15, %%ymm8\n vpxor %%ymm12, %%ymm8, %%ymm10\n vpsrad $16, %%ymm8, %%ymm8\n"
+    "vpaddd %%ymm10, %%ymm2, %%ymm2\n vpaddd %%ymm8, %%ymm6, %%ymm6\n"
+    "vpmaddubsw %%ymm14, %%ymm15, %%ymm9\n vpxor %%ymm12, %%ymm9, %%ymm11\n vpsrad $16, %%ymm9, %%ymm9\n"
+    "vpaddd %%ymm11, %%ymm3, %%ymm3\n vpaddd %%ymm9, %%ymm7, %%ymm7\n");
 }
 #undef ANVIL_MAC_LOOP
 
