@@ -13,7 +13,14 @@
 // 28x28 410 (2.4x). AVX-VNNI 4x24: 1.2-2.3x. AVX2: vpmaddwd issues on two ports and each
 // needs a vpaddd, so the exact s16 form tops out near 1.5x the FMA rate on this core
 // (tile 166 GOP/s): MatMul 1.4-1.5x the f32 AVX2 kernels, 1x1 Conv 1.15-1.25x, 3x3 1.6x
-// f32 direct but 0.6x f32 Winograd.
+// f32 direct but 0.6x f32 Winograd. AMD Zen1 (EPYC family 23 model 1, an AVX2-only CPU)
+// issues vector integer multiplies on one pipe and FMAs on two, so vpmaddwd + vpaddd gives
+// just the FMA's multiply-adds per cycle (NativeInt8Bench.DISABLED_Avx2MacRates: 1.0x;
+// vpmaddubsw widened by a vpmaddwd 0.95x, MLAS's U8S8 form; vpmaddubsw widened by shifts
+// 1.3x, but exact only where no product pair passes 32767). There the 4x16 tile runs at
+// 0.95-1.0x the FMA's rate measured next to it (DISABLED_TilePeak 39-46 GOP/s of thread CPU
+// time), MatMul 128x768x768 1.0x and 128x768x3072 1.1x the f32 AVX2 kernel (DISABLED_VsF32),
+// so INT8 engines run near their FP32 latency (the builder keeps f32 where INT8 is slower).
 #include "cpu/tactics/int8_gemm.h"
 
 #include <immintrin.h>

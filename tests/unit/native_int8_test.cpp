@@ -25,6 +25,9 @@
 #include <map>
 #include <random>
 
+#include <immintrin.h>
+#include <time.h>
+
 #include "cpu/tactics/int8_gemm.h"
 #include "cpu/tactics/native_linear_epilogue.h"
 #include "ir/ops/anvil_linear.h"
@@ -908,7 +911,94 @@ TEST(NativeInt8Bench, DISABLED_VsF32) {
 
 namespace {
 
-// The micro-kernels alone on operands in L1 (K = 512): GOP/s per register tile.
+// The arithmetic of the AVX2 forms alone, register to register, in multiply-adds per ns
+// against the f32 FMA in the same process: what a u8 x s8 AVX2 kernel can reach on the
+// host. Each loop is one asm block (8 independent accumulators, operands in registers):
+// written as intrinsics, GCC's register copies around the per-chain barriers cost the
+// integer forms up to 20% on Zen1. AMD EPYC family 23 model 1 (Zen1, the AVX2-only
+// reference machine; thread CPU time, best of 7 interleaved, three runs, 2026-12): FMA
+// 22.4-23.7, vpmaddwd + vpaddd 1.00-1.02x that, vpmaddubsw + vpmaddwd by ones + vpaddd
+// 0.95-0.99x, vpmaddubsw + vpxor + vpsrad + 2 vpaddd 1.24-1.35x (exact only where no pair
+// of products passes 32767). Zen1 issues vector integer multiplies on one pipe and FMAs on
+// two, so no exact u8 x s8 form beats f32 by more than that 1.3x there.
+#define ANVIL_MAC_LOOP(body)                                                                       \
+  __asm__ volatile("vzeroall\n1:\n" body "dec %0\njnz 1b\nvzeroupper\n"                            \
+                   : "+r"(n)::"cc", "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", \
+                     "xmm8", "xmm9", "xmm10", "xmm11", "xmm12", "xmm13", "xmm14", "xmm15")
+
+// kForm 0: f32 vfmadd231ps; 1: vpmaddwd + vpaddd (the AVX2 tiles' s16 pairs); 2:
+// vpmaddubsw, vpmaddwd by ones, vpaddd (u8 quads widened by a multiply); 3: vpmaddubsw,
+// then vpxor 0x8000 + vpaddd and vpsrad 16 + vpaddd (the low and high s16 halves summed
+// apart, no second multiply). Operands are zeros (vzeroall): no denormals, same timing.
+template <int kForm>
+__attribute__((noinline)) void macLoop(int64_t n) {
+  if (kForm == 0)
+    ANVIL_MAC_LOOP(
+    "vfmadd231ps %%ymm14, %%ymm15, %%ymm0\n"
+    "vfmadd231ps %%ymm14, %%ymm15, %%ymm1\n"
+    "vfmadd231ps %%ymm14, %%ymm15, %%ymm2\n"
+    "vfmadd231ps %%ymm14, %%ymm15, %%ymm3\n"
+    "vfmadd231ps %%ymm14, %%ymm15, %%ymm4\n"
+    "vfmadd231ps %%ymm14, %%ymm15, %%ymm5\n"
+    "vfmadd231ps %%ymm14, %%ymm15, %%ymm6\n"
+    "vfmadd231ps %%ymm14, %%ymm15, %%ymm7\n");
+  else if (kForm == 1)
+    ANVIL_MAC_LOOP(
+    "vpmaddwd %%ymm14, %%ymm15, %%ymm8\n vpaddd %%ymm8, %%ymm0, %%ymm0\n"
+    "vpmaddwd %%ymm14, %%ymm15, %%ymm9\n vpaddd %%ymm9, %%ymm1, %%ymm1\n"
+    "vpmaddwd %%ymm14, %%ymm15, %%ymm10\n vpaddd %%ymm10, %%ymm2, %%ymm2\n"
+    "vpmaddwd %%ymm14, %%ymm15, %%ymm11\n vpaddd %%ymm11, %%ymm3, %%ymm3\n"
+    "vpmaddwd %%ymm14, %%ymm15, %%ymm8\n vpaddd %%ymm8, %%ymm4, %%ymm4\n"
+    "vpmaddwd %%ymm14, %%ymm15, %%ymm9\n vpaddd %%ymm9, %%ymm5, %%ymm5\n"
+    "vpmaddwd %%ymm14, %%ymm15, %%ymm10\n vpaddd %%ymm10, %%ymm6, %%ymm6\n"
+    "vpmaddwd %%ymm14, %%ymm15, %%ymm11\n vpaddd %%ymm11, %%ymm7, %%ymm7\n");
+  else if (kForm == 2)
+    ANVIL_MAC_LOOP(
+    "vpmaddubsw %%ymm14, %%ymm15, %%ymm8\n vpmaddwd %%ymm13, %%ymm8, %%ymm8\n vpaddd %%ymm8, %%ymm0, %%ymm0\n"
+    "vpmaddubsw %%ymm14, %%ymm15, %%ymm9\n vpmaddwd %%ymm13, %%ymm9, %%ymm9\n vpaddd %%ymm9, %%ymm1, %%ymm1\n"
+    "vpmaddubsw %%ymm14, %%ymm15, %%ymm10\n vpmaddwd %%ymm13, %%ymm10, %%ymm10\n vpaddd %%ymm10, %%ymm2, %%ymm2\n"
+    "vpmaddubsw %%ymm14, %%ymm15, %%ymm11\n vpmaddwd %%ymm13, %%ymm11, %%ymm11\n vpaddd %%ymm11, %%ymm3, %%ymm3\n"
+    "vpmaddubsw %%ymm14, %%ymm15, %%ymm8\n vpmaddwd %%ymm13, %%ymm8, %%ymm8\n vpaddd %%ymm8, %%ymm4, %%ymm4\n"
+    "vpmaddubsw %%ymm14, %%ymm15, %%ymm9\n vpmaddwd %%ymm13, %%ymm9, %%ymm9\n vpaddd %%ymm9, %%ymm5, %%ymm5\n"
+    "vpmaddubsw %%ymm14, %%ymm15, %%ymm10\n vpmaddwd %%ymm13, %%ymm10, %%ymm10\n vpaddd %%ymm10, %%ymm6, %%ymm6\n"
+    "vpmaddubsw %%ymm14, %%ymm15, %%ymm11\n vpmaddwd %%ymm13, %%ymm11, %%ymm11\n vpaddd %%ymm11, %%ymm7, %%ymm7\n");
+  else
+    ANVIL_MAC_LOOP(
+    "vpmaddubsw %%ymm14, %%ymm15, %%ymm8\n vpxor %%ymm12, %%ymm8, %%ymm10\n vpsrad $16, %%ymm8, %%ymm8\n"
+    "vpaddd %%ymm10, %%ymm0, %%ymm0\n vpaddd %%ymm8, %%ymm4, %%ymm4\n"
+    "vpmaddubsw %%ymm14, %%ymm15, %%ymm9\n vpxor %%ymm12, %%ymm9, %%ymm11\n vpsrad $16, %%ymm9, %%ymm9\n"
+    "vpaddd %%ymm11, %%ymm1, %%ymm1\n vpaddd %%ymm9, %%ymm5, %%ymm5\n"
+    "vpmaddubsw %%ymm14, %%ymm15, %%ymm8\n vpxor %%ymm12, %%ymm8, %%ymm10\n vpsrad $16, %%ymm8, %%ymm8\n"
+    "vpaddd %%ymm10, %%ymm2, %%ymm2\n vpaddd %%ymm8, %%ymm6, %%ymm6\n"
+    "vpmaddubsw %%ymm14, %%ymm15, %%ymm9\n vpxor %%ymm12, %%ymm9, %%ymm11\n vpsrad $16, %%ymm9, %%ymm9\n"
+    "vpaddd %%ymm11, %%ymm3, %%ymm3\n vpaddd %%ymm9, %%ymm7, %%ymm7\n");
+}
+#undef ANVIL_MAC_LOOP
+
+TEST(NativeInt8Bench, DISABLED_Avx2MacRates) {
+  if (!runtime::hostHas("avx2") || !runtime::hostHas("fma")) GTEST_SKIP() << "needs AVX2 and FMA";
+  const int64_t iters = 2000000;
+  // Multiply-adds per loop iteration: 8 FMAs of 8, 8 vpmaddwd of 16, 8 / 4 vpmaddubsw of 32.
+  const double macs[4] = {8.0 * 8, 8.0 * 16, 8.0 * 32, 4.0 * 32};
+  const char* names[4] = {"f32 vfmadd231ps", "vpmaddwd + vpaddd", "vpmaddubsw + vpmaddwd(1) + vpaddd",
+                          "vpmaddubsw + vpxor/vpsrad + 2 vpaddd"};
+  void (*loops[4])(int64_t) = {macLoop<0>, macLoop<1>, macLoop<2>, macLoop<3>};
+  double best[4] = {0, 0, 0, 0};
+  for (int round = 0; round < 7; ++round)  // the forms interleaved, best of 7 each
+    for (int f = 0; f < 4; ++f) {
+      timespec t0, t1;
+      clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t0);
+      loops[f](iters);
+      clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t1);
+      const double s = double(t1.tv_sec - t0.tv_sec) + 1e-9 * double(t1.tv_nsec - t0.tv_nsec);
+      best[f] = std::max(best[f], macs[f] * double(iters) / s * 1e-9);
+    }
+  for (int f = 0; f < 4; ++f)
+    std::printf("  %-40s %6.1f multiply-adds/ns  %.2fx the FMA\n", names[f], best[f], best[f] / best[0]);
+}
+
+// The micro-kernels alone on operands in L1 (K = 512): GOP/s per register tile (thread
+// CPU time, so other processes on a shared box do not count).
 TEST(NativeInt8Bench, DISABLED_TilePeak) {
   using namespace cpu::tactics;
   const int64_t KG = 128;
@@ -926,10 +1016,12 @@ TEST(NativeInt8Bench, DISABLED_TilePeak) {
         const int reps = 20000;
         double best = 1e30;
         for (int round = 0; round < 5; ++round) {
-          const auto t0 = std::chrono::steady_clock::now();
+          timespec t0, t1;
+          clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t0);
           for (int i = 0; i < reps; ++i)
             t(KG, bc.data(), vec.data(), gStride, nullptr, zc.data(), sc.data(), nullptr, out.data(), 48, int(gStride));
-          best = std::min(best, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() / reps);
+          clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t1);
+          best = std::min(best, (double(t1.tv_sec - t0.tv_sec) + 1e-9 * double(t1.tv_nsec - t0.tv_nsec)) / reps);
         }
         const double ops = 2.0 * double(r) * double(gStride) * double(KG * c.kg);
         std::printf("  %-12s %dx%-3d %7.1f GOP/s\n", req, r, int(gStride), ops / best * 1e-9);
