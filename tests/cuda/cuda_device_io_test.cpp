@@ -9,78 +9,26 @@
 #include <onnx/onnx_pb.h>
 
 #include <cstring>
-#include <filesystem>
-#include <fstream>
 #include <random>
 #include <thread>
 
 #include "anvil/anvil.hpp"
 #include "runtime/engine_stats.h"
-
-namespace fs = std::filesystem;
+#include "tests/onnx_writer.h"
 
 namespace anvil {
 namespace {
 
-onnx::ValueInfoProto valueInfo(const std::string& name, const std::vector<int64_t>& dims) {
-  onnx::ValueInfoProto v;
-  v.set_name(name);
-  auto* t = v.mutable_type()->mutable_tensor_type();
-  t->set_elem_type(onnx::TensorProto::FLOAT);
-  for (int64_t d : dims) {
-    if (d < 0) t->mutable_shape()->add_dim()->set_dim_param("batch");
-    else t->mutable_shape()->add_dim()->set_dim_value(d);
-  }
-  return v;
-}
-
-struct ModelWriter {
-  onnx::ModelProto m;
-  onnx::GraphProto* g;
-  ModelWriter() {
-    m.set_ir_version(8);
-    m.add_opset_import()->set_version(17);
-    g = m.mutable_graph();
-    g->set_name("g");
-  }
-  void weight(const std::string& name, const std::vector<int64_t>& dims, uint32_t seed, float scale) {
-    auto* t = g->add_initializer();
-    t->set_name(name);
-    t->set_data_type(onnx::TensorProto::FLOAT);
-    int64_t n = 1;
-    for (int64_t d : dims) t->add_dims(d), n *= d;
-    std::mt19937 rng(seed);
-    std::uniform_real_distribution<float> u(-scale, scale);
-    for (int64_t i = 0; i < n; ++i) t->add_float_data(u(rng));
-  }
-  onnx::NodeProto* node(const char* op, const char* name, std::vector<std::string> in, std::string out) {
-    auto* n = g->add_node();
-    n->set_op_type(op);
-    n->set_name(name);
-    for (auto& i : in) n->add_input(i);
-    n->add_output(out);
-    return n;
-  }
-  std::string save(const std::string& name) {
-    const fs::path p = fs::temp_directory_path() / ("anvil_cuda_device_io_" + name + ".onnx");
-    std::ofstream f(p, std::ios::binary);
-    m.SerializeToOstream(&f);
-    return p.string();
-  }
-};
-
-void intAttr(onnx::NodeProto* n, const char* name, int64_t v) {
-  auto* a = n->add_attribute();
-  a->set_name(name);
-  a->set_type(onnx::AttributeProto::INT);
-  a->set_i(v);
+// The models' files: anvil_cuda_device_io_<name>.onnx in the temp directory.
+std::string save(const test::OnnxWriter& w, const std::string& name) {
+  return w.save("anvil_cuda_device_io_" + name + ".onnx");
 }
 
 // x[b,33] -> MatMul W1[33,70] -> Add b1 -> Relu -> Gemm(W2[17,70]^T, b2) -> y[b,17].
 std::string writeMlp(int64_t batch) {
-  ModelWriter w;
-  *w.g->add_input() = valueInfo("x", {batch, 33});
-  *w.g->add_output() = valueInfo("y", {batch, 17});
+  test::OnnxWriter w;
+  w.input("x", {batch, 33});
+  w.output("y", {batch, 17});
   w.weight("w1", {33, 70}, 1, 0.3f);
   w.weight("b1", {70}, 2, 0.1f);
   w.weight("w2", {17, 70}, 3, 0.3f);
@@ -88,34 +36,30 @@ std::string writeMlp(int64_t batch) {
   w.node("MatMul", "fc1", {"x", "w1"}, "h0");
   w.node("Add", "bias1", {"h0", "b1"}, "h1");
   w.node("Relu", "relu1", {"h1"}, "h");
-  intAttr(w.node("Gemm", "fc2", {"h", "w2", "b2"}, "y"), "transB", 1);
-  return w.save(batch < 0 ? "mlp_dyn" : "mlp");
+  test::OnnxWriter::attr(w.node("Gemm", "fc2", {"h", "w2", "b2"}, "y"), "transB", 1);
+  return save(w, batch < 0 ? "mlp_dyn" : "mlp");
 }
 
 // x[1,3,9,9] -> Conv 3x3 (4 channels, pad 1) + bias -> Relu -> Conv 1x1 (5 channels) -> y[1,5,9,9].
 std::string writeCnn() {
-  ModelWriter w;
-  *w.g->add_input() = valueInfo("x", {1, 3, 9, 9});
-  *w.g->add_output() = valueInfo("y", {1, 5, 9, 9});
+  test::OnnxWriter w;
+  w.input("x", {1, 3, 9, 9});
+  w.output("y", {1, 5, 9, 9});
   w.weight("k1", {4, 3, 3, 3}, 5, 0.3f);
   w.weight("c1", {4}, 6, 0.1f);
   w.weight("k2", {5, 4, 1, 1}, 7, 0.3f);
-  auto* c = w.node("Conv", "conv1", {"x", "k1", "c1"}, "a");
-  auto* pads = c->add_attribute();
-  pads->set_name("pads");
-  pads->set_type(onnx::AttributeProto::INTS);
-  for (int i = 0; i < 4; ++i) pads->add_ints(1);
+  test::OnnxWriter::attr(w.node("Conv", "conv1", {"x", "k1", "c1"}, "a"), "pads", std::vector<int64_t>{1, 1, 1, 1});
   w.node("Relu", "relu", {"a"}, "r");
   w.node("Conv", "conv2", {"r", "k2"}, "y");
-  return w.save("cnn");
+  return save(w, "cnn");
 }
 
 // x[2,5] -> Hardmax (no CUDA kernel: a CPU layer) -> Relu -> Sigmoid -> y: the input's first
 // reader is on the CPU. cpuLast: x -> Relu -> Hardmax -> y, the output is made on the CPU.
 std::string writeCpuEdge(bool cpuLast) {
-  ModelWriter w;
-  *w.g->add_input() = valueInfo("x", {2, 5});
-  *w.g->add_output() = valueInfo("y", {2, 5});
+  test::OnnxWriter w;
+  w.input("x", {2, 5});
+  w.output("y", {2, 5});
   if (cpuLast) {
     w.node("Relu", "relu", {"x"}, "r");
     w.node("Hardmax", "hardmax", {"r"}, "y");
@@ -124,37 +68,19 @@ std::string writeCpuEdge(bool cpuLast) {
     w.node("Relu", "relu", {"h"}, "r");
     w.node("Sigmoid", "sigmoid", {"r"}, "y");
   }
-  return w.save(cpuLast ? "cpu_last" : "cpu_first");
+  return save(w, cpuLast ? "cpu_last" : "cpu_first");
 }
 
 // x[2,6] -> Relu -> Reshape [3,4] -> y: the output made on the GPU is a view of the Relu's
 // (no arena slot of its own), so a device-bound y takes a device-to-device copy.
 std::string writeViewOutput() {
-  ModelWriter w;
-  *w.g->add_input() = valueInfo("x", {2, 6});
-  *w.g->add_output() = valueInfo("y", {3, 4});
-  auto* t = w.g->add_initializer();
-  t->set_name("shape");
-  t->set_data_type(onnx::TensorProto::INT64);
-  t->add_dims(2);
-  t->add_int64_data(3);
-  t->add_int64_data(4);
+  test::OnnxWriter w;
+  w.input("x", {2, 6});
+  w.output("y", {3, 4});
+  w.ints("shape", {3, 4});
   w.node("Relu", "relu", {"x"}, "r");
   w.node("Reshape", "reshape", {"r", "shape"}, "y");
-  return w.save("view_output");
-}
-
-std::shared_ptr<Engine> build(const std::string& onnx, BuilderConfig cfg) {
-  std::string bytes;
-  BuildReport r;
-  Status s = Builder::buildFromOnnx(onnx, cfg, &bytes, &r);
-  EXPECT_TRUE(s.isOk()) << s.message();
-  std::shared_ptr<Engine> e;
-  if (s.isOk()) {
-    s = Engine::fromBytes(std::move(bytes), &e);
-    EXPECT_TRUE(s.isOk()) << s.message();
-  }
-  return e;
+  return save(w, "view_output");
 }
 
 BuilderConfig cudaConfig() {
@@ -254,13 +180,13 @@ void checkEveryBinding(const Engine& e, const std::vector<int64_t>& xDims) {
 }
 
 TEST(CudaDeviceIo, MlpDeviceBindingsMatchHostBindingsBitForBit) {
-  auto e = build(writeMlp(5), cudaConfig());
+  auto e = test::buildEngine(writeMlp(5), cudaConfig());
   ASSERT_TRUE(e);
   checkEveryBinding(*e, {5, 33});
 }
 
 TEST(CudaDeviceIo, AViewOutputIsCopiedDeviceToDevice) {
-  auto e = build(writeViewOutput(), cudaConfig());
+  auto e = test::buildEngine(writeViewOutput(), cudaConfig());
   ASSERT_TRUE(e);
   bool view = false;
   for (const LayerInfo& l : e->layers()) view |= l.type == "Reshape" && l.tactic == "view";
@@ -269,7 +195,7 @@ TEST(CudaDeviceIo, AViewOutputIsCopiedDeviceToDevice) {
 }
 
 TEST(CudaDeviceIo, CnnDeviceBindingsMatchHostBindingsBitForBit) {
-  auto e = build(writeCnn(), cudaConfig());
+  auto e = test::buildEngine(writeCnn(), cudaConfig());
   ASSERT_TRUE(e);
   checkEveryBinding(*e, {1, 3, 9, 9});
 }
@@ -279,7 +205,7 @@ TEST(CudaDeviceIo, CnnDeviceBindingsMatchHostBindingsBitForBit) {
 TEST(CudaDeviceIo, CpuLayersAtTheEdgesCopyThroughTheHost) {
   for (bool cpuLast : {false, true}) {
     SCOPED_TRACE(cpuLast ? "output made on the CPU" : "input read on the CPU");
-    auto e = build(writeCpuEdge(cpuLast), cudaConfig());
+    auto e = test::buildEngine(writeCpuEdge(cpuLast), cudaConfig());
     ASSERT_TRUE(e);
     bool hardmaxOnCpu = false;
     for (const LayerInfo& l : e->layers()) hardmaxOnCpu |= l.type == "Hardmax" && l.device == "cpu";
@@ -299,7 +225,7 @@ TEST(CudaDeviceIo, CpuLayersAtTheEdgesCopyThroughTheHost) {
 // Re-binding between runs: the outputs go to the new buffer (and none to the old one), also
 // when the run replays a CUDA graph, which is captured again for the new pointers.
 TEST(CudaDeviceIo, RebindingBetweenRunsUsesTheNewBuffers) {
-  auto e = build(writeMlp(5), cudaConfig());
+  auto e = test::buildEngine(writeMlp(5), cudaConfig());
   ASSERT_TRUE(e);
   const std::vector<float> x1 = input(5 * 33, 1), x2 = input(5 * 33, 2);
   const std::vector<float> want1 = runBound(*e, {5, 33}, x1, {}), want2 = runBound(*e, {5, 33}, x2, {});
@@ -343,7 +269,7 @@ TEST(CudaDeviceIo, RebindingBetweenRunsUsesTheNewBuffers) {
 TEST(CudaDeviceIo, DynamicShapesWithDeviceBindings) {
   BuilderConfig cfg = cudaConfig();
   cfg.profiles["x"] = {{1, 33}, {3, 33}, {7, 33}};
-  auto e = build(writeMlp(-1), cfg);
+  auto e = test::buildEngine(writeMlp(-1), cfg);
   ASSERT_TRUE(e);
   for (int64_t b : {3, 7, 1}) {
     SCOPED_TRACE(b);
@@ -355,7 +281,7 @@ TEST(CudaDeviceIo, DynamicShapesWithDeviceBindings) {
 
 TEST(CudaDeviceIo, RefusedWhereTheyCannotWork) {
   // A CPU engine has no device memory.
-  auto cpu = build(writeMlp(5), BuilderConfig{});
+  auto cpu = test::buildEngine(writeMlp(5), BuilderConfig{});
   ASSERT_TRUE(cpu);
   std::unique_ptr<ExecutionContext> c;
   ASSERT_TRUE(cpu->createContext(&c).isOk());
@@ -370,7 +296,7 @@ TEST(CudaDeviceIo, RefusedWhereTheyCannotWork) {
   // Host memory bound as device memory, a freed buffer, a buffer of another engine's
   // simulated device (contexts of one engine share one): the simulator knows its
   // allocations and run() says so.
-  auto e = build(writeMlp(5), cudaConfig()), e2 = build(writeMlp(5), cudaConfig());
+  auto e = test::buildEngine(writeMlp(5), cudaConfig()), e2 = test::buildEngine(writeMlp(5), cudaConfig());
   ASSERT_TRUE(e && e2);
   ContextOptions o;
   o.simulate = true;
@@ -415,7 +341,7 @@ TEST(CudaDeviceIo, RefusedWhereTheyCannotWork) {
 TEST(CudaDeviceIo, ContextsOfAnEngineShareItsDeviceWeights) {
   for (const std::string& onnx : {writeMlp(5), writeCnn()}) {
     SCOPED_TRACE(onnx);
-    auto e = build(onnx, cudaConfig());
+    auto e = test::buildEngine(onnx, cudaConfig());
     ASSERT_TRUE(e);
     const std::vector<int64_t> xDims = onnx.find("cnn") != std::string::npos ? std::vector<int64_t>{1, 3, 9, 9}
                                                                              : std::vector<int64_t>{5, 33};

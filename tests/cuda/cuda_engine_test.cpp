@@ -10,8 +10,6 @@
 #include <algorithm>
 #include <atomic>
 #include <cmath>
-#include <filesystem>
-#include <fstream>
 #include <functional>
 #include <random>
 
@@ -19,8 +17,7 @@
 #include "cuda/device.h"
 #include "cuda/tactics/tactic_util.h"
 #include "runtime/kernel.h"
-
-namespace fs = std::filesystem;
+#include "tests/onnx_writer.h"
 
 namespace anvil {
 namespace {
@@ -42,66 +39,29 @@ void registerTestRelu() {
   (void)once;
 }
 
-onnx::ValueInfoProto valueInfo(const std::string& name, const std::vector<int64_t>& dims) {
-  onnx::ValueInfoProto v;
-  v.set_name(name);
-  auto* t = v.mutable_type()->mutable_tensor_type();
-  t->set_elem_type(onnx::TensorProto::FLOAT);
-  for (int64_t d : dims) {
-    if (d < 0) t->mutable_shape()->add_dim()->set_dim_param("batch");
-    else t->mutable_shape()->add_dim()->set_dim_value(d);
-  }
-  return v;
-}
-
 // x[dims] -> op -> y as an ONNX file named `name` in the temp directory (dim -1: "batch").
 std::string writeOneNodeModel(const std::string& name, const std::string& op, const std::vector<int64_t>& dims,
                               const std::function<void(onnx::NodeProto*)>& attrs = {}) {
-  onnx::ModelProto m;
-  m.set_ir_version(8);
-  m.add_opset_import()->set_version(17);
-  auto* g = m.mutable_graph();
-  g->set_name("g");
-  *g->add_input() = valueInfo("x", dims);
-  *g->add_output() = valueInfo("y", dims);
-  auto* n = g->add_node();
-  n->set_op_type(op);
-  n->set_name(name);
-  n->add_input("x");
-  n->add_output("y");
+  test::OnnxWriter w;
+  w.input("x", dims);
+  w.output("y", dims);
+  onnx::NodeProto* n = w.node(op, name, {"x"}, "y");
   if (attrs) attrs(n);
-  const fs::path p = fs::temp_directory_path() / ("anvil_cuda_engine_" + name + ".onnx");
-  std::ofstream f(p, std::ios::binary);
-  m.SerializeToOstream(&f);
-  return p.string();
+  return w.save("anvil_cuda_engine_" + name + ".onnx");
 }
 
 // x[b,5] -> Relu -> Hardmax (along axis 1) -> Relu -> y, and r = the first Relu's output
 // too: a GPU layer, a CPU layer (no CUDA Hardmax), a GPU layer, two graph outputs made on
 // the GPU.
 std::string writeModel(const std::string& name, int64_t batch) {
-  onnx::ModelProto m;
-  m.set_ir_version(8);
-  m.add_opset_import()->set_version(17);
-  auto* g = m.mutable_graph();
-  g->set_name("g");
-  *g->add_input() = valueInfo("x", {batch, 5});
-  *g->add_output() = valueInfo("y", {batch, 5});
-  *g->add_output() = valueInfo("r", {batch, 5});
-  auto node = [&](const char* op, const char* nm, std::vector<std::string> in, std::string out) {
-    auto* n = g->add_node();
-    n->set_op_type(op);
-    n->set_name(nm);
-    for (auto& i : in) n->add_input(i);
-    n->add_output(out);
-  };
-  node("Relu", "relu1", {"x"}, "r");
-  node("Hardmax", "hardmax", {"r"}, "c");
-  node("Relu", "relu2", {"c"}, "y");
-  const fs::path p = fs::temp_directory_path() / ("anvil_cuda_engine_" + name + ".onnx");
-  std::ofstream f(p, std::ios::binary);
-  m.SerializeToOstream(&f);
-  return p.string();
+  test::OnnxWriter w;
+  w.input("x", {batch, 5});
+  w.output("y", {batch, 5});
+  w.output("r", {batch, 5});
+  w.node("Relu", "relu1", {"x"}, "r");
+  w.node("Hardmax", "hardmax", {"r"}, "c");
+  w.node("Relu", "relu2", {"c"}, "y");
+  return w.save("anvil_cuda_engine_" + name + ".onnx");
 }
 
 // What writeModel's y is for x: one-hot of the first largest relu(x) per row of 5.
@@ -114,17 +74,6 @@ std::vector<float> expectedY(const std::vector<float>& x) {
     y[row * 5 + best] = 1.0f;
   }
   return y;
-}
-
-std::shared_ptr<Engine> build(const std::string& onnx, BuilderConfig cfg, BuildReport* report = nullptr) {
-  std::string bytes;
-  BuildReport r;
-  Status s = Builder::buildFromOnnx(onnx, cfg, &bytes, report ? report : &r);
-  EXPECT_TRUE(s.isOk()) << s.message();
-  std::shared_ptr<Engine> e;
-  s = Engine::fromBytes(std::move(bytes), &e);
-  EXPECT_TRUE(s.isOk()) << s.message();
-  return e;
 }
 
 std::vector<float> input(int64_t n) {
@@ -162,7 +111,7 @@ TEST(CudaEngine, CrossBuildPlacesLayersAndCopies) {
   cfg.computeCapability = 90;
   cfg.inputShapes["x"] = {3, 5};
   BuildReport report;
-  auto e = build(writeModel("place", 3), cfg, &report);
+  auto e = test::buildEngine(writeModel("place", 3), cfg, &report);
   ASSERT_TRUE(e);
   EXPECT_EQ(report.cudaLayers, 2);
   EXPECT_EQ(report.cpuLayers, 1);
@@ -195,7 +144,7 @@ TEST(CudaEngine, WithoutAGpuIsRefusedClearly) {
   cfg.device = Device::kCUDA;
   cfg.computeCapability = 90;
   cfg.inputShapes["x"] = {3, 5};
-  auto e = build(writeModel("refuse", 3), cfg);
+  auto e = test::buildEngine(writeModel("refuse", 3), cfg);
   ASSERT_TRUE(e);
   std::unique_ptr<ExecutionContext> ctx;
   Status s = e->createContext(&ctx);
@@ -218,10 +167,10 @@ TEST(CudaEngine, SimulatedRunMatchesTheCpuEngine) {
   cfg.computeCapability = 80;
   cfg.inputShapes["x"] = {3, 5};
   const std::string onnx = writeModel("sim", 3);
-  auto gpu = build(onnx, cfg);
+  auto gpu = test::buildEngine(onnx, cfg);
   BuilderConfig cpuCfg;
   cpuCfg.inputShapes["x"] = {3, 5};
-  auto cpu = build(onnx, cpuCfg);
+  auto cpu = test::buildEngine(onnx, cpuCfg);
   ASSERT_TRUE(gpu && cpu);
   auto [y, r] = run(*gpu, 3, true);
   auto [yc, rc] = run(*cpu, 3, false);
@@ -240,10 +189,10 @@ TEST(CudaEngine, SimulatedRunServesTheWholeProfile) {
   cfg.computeCapability = 90;
   cfg.profiles["x"] = {{1, 5}, {2, 5}, {6, 5}};
   const std::string onnx = writeModel("profile", -1);
-  auto gpu = build(onnx, cfg);
+  auto gpu = test::buildEngine(onnx, cfg);
   BuilderConfig cpuCfg;
   cpuCfg.profiles = cfg.profiles;
-  auto cpu = build(onnx, cpuCfg);
+  auto cpu = test::buildEngine(onnx, cpuCfg);
   ASSERT_TRUE(gpu && cpu);
   for (int64_t b : {1, 2, 6}) {
     auto [y, r] = run(*gpu, b, true);
@@ -261,7 +210,7 @@ TEST(CudaEngine, TimedOnTheSimulatorWhenAskedTo) {
   cfg.timeOnSimulator = true;
   cfg.inputShapes["x"] = {3, 5};
   BuildReport report;
-  auto e = build(writeModel("timed", 3), cfg, &report);
+  auto e = test::buildEngine(writeModel("timed", 3), cfg, &report);
   ASSERT_TRUE(e);
   EXPECT_EQ(report.untimedLayers, 0);
   for (const LayerInfo& l : e->layers()) EXPECT_FALSE(l.untimed) << l.name;
@@ -278,7 +227,7 @@ TEST(CudaEngine, CudaGraphReplaysWithNewDataAndRecapturesForNewShapes) {
   cfg.device = Device::kCUDA;
   cfg.computeCapability = 90;
   cfg.profiles["x"] = {{1, 5}, {2, 5}, {4, 5}};
-  auto e = build(writeGpuOnlyModel(), cfg);
+  auto e = test::buildEngine(writeGpuOnlyModel(), cfg);
   ASSERT_TRUE(e);
   for (const LayerInfo& l : e->layers()) EXPECT_EQ(l.device, "cuda") << l.name;
   std::unique_ptr<ExecutionContext> ctx;
@@ -308,7 +257,7 @@ TEST(CudaEngine, EnqueueReadsInputsAtOnceAndSynchronizeDeliversTheOutputs) {
   cfg.computeCapability = 90;
   cfg.inputShapes["x"] = {2, 5};
   for (const std::string& onnx : {writeGpuOnlyModel(), writeModel("enqueue", 2)}) {  // all on the GPU; a CPU layer between
-    auto e = build(onnx, cfg);
+    auto e = test::buildEngine(onnx, cfg);
     ASSERT_TRUE(e);
     for (bool graph : {false, true}) {
       std::unique_ptr<ExecutionContext> ctx;
@@ -342,7 +291,7 @@ TEST(CudaEngine, EnqueueReadsInputsAtOnceAndSynchronizeDeliversTheOutputs) {
   // Back-to-back enqueues: the second waits for the first before it reuses the context's
   // staging, so the outputs are the second input's.
   {
-    auto e2 = build(writeGpuOnlyModel(), cfg);
+    auto e2 = test::buildEngine(writeGpuOnlyModel(), cfg);
     std::unique_ptr<ExecutionContext> ctx;
     ContextOptions o;
     o.simulate = true;
@@ -358,7 +307,7 @@ TEST(CudaEngine, EnqueueReadsInputsAtOnceAndSynchronizeDeliversTheOutputs) {
     for (size_t j = 0; j < 10; ++j) EXPECT_EQ(y[j], std::max(x2[j], 0.0f)) << j;
   }
   // A caller's CUDA stream needs a GPU: the simulator says so.
-  auto e = build(writeGpuOnlyModel(), cfg);
+  auto e = test::buildEngine(writeGpuOnlyModel(), cfg);
   std::unique_ptr<ExecutionContext> ctx;
   ContextOptions o;
   o.simulate = true;
@@ -374,7 +323,7 @@ TEST(CudaEngine, NoDataTransfersSkipsTheBoundaryCopies) {
   cfg.device = Device::kCUDA;
   cfg.computeCapability = 90;
   cfg.inputShapes["x"] = {2, 5};
-  auto e = build(writeGpuOnlyModel(), cfg);
+  auto e = test::buildEngine(writeGpuOnlyModel(), cfg);
   ASSERT_TRUE(e);
   std::unique_ptr<ExecutionContext> ctx;
   ContextOptions o;
@@ -447,7 +396,7 @@ TEST(CudaEngine, StepsOpenPerContextStateAndGpuOnlyKernelsStayOut) {
   cfg.device = Device::kCUDA;
   cfg.computeCapability = 90;
   cfg.inputShapes["x"] = {2, 5};
-  auto e = build(model, cfg);
+  auto e = test::buildEngine(model, cfg);
   ASSERT_TRUE(e);
   bool served = false;
   for (const LayerInfo& li : e->layers()) served |= li.tactic == "test_f32_shrink_stateful";
@@ -471,10 +420,13 @@ TEST(CudaEngine, StepsOpenPerContextStateAndGpuOnlyKernelsStayOut) {
     BuilderConfig timed = cfg;
     timed.timeOnSimulator = true;
     BuildReport report;
-    auto t = build(model, timed, &report);
+    auto t = test::buildEngine(model, timed, &report);
     ASSERT_TRUE(t);
-    for (const LayerInfo& li : t->layers())
-      if (li.type == "Shrink") EXPECT_EQ(li.tactic, "test_f32_shrink_stateful");
+    for (const LayerInfo& li : t->layers()) {
+      if (li.type == "Shrink") {
+        EXPECT_EQ(li.tactic, "test_f32_shrink_stateful");
+      }
+    }
     bool warned = false;
     for (const std::string& w : report.warnings) warned |= w.find("test_f32_shrink_wrong disagrees") != std::string::npos;
     EXPECT_TRUE(warned);
@@ -482,15 +434,21 @@ TEST(CudaEngine, StepsOpenPerContextStateAndGpuOnlyKernelsStayOut) {
   // The cross-built model never takes the gpuOnly kernel: Hardmax stays on the CPU.
   BuildReport report;
   cfg.inputShapes["x"] = {3, 5};
-  auto c = build(writeModel("hardmax_cross", 3), cfg, &report);
+  auto c = test::buildEngine(writeModel("hardmax_cross", 3), cfg, &report);
   ASSERT_TRUE(c);
-  for (const LayerInfo& li : c->layers())
-    if (li.type == "Hardmax") EXPECT_EQ(li.device, "cpu") << li.tactic;
+  for (const LayerInfo& li : c->layers()) {
+    if (li.type == "Hardmax") {
+      EXPECT_EQ(li.device, "cpu") << li.tactic;
+    }
+  }
   cfg.timeOnSimulator = true;  // nor when timing on the simulator
-  c = build(writeModel("hardmax_cross", 3), cfg, &report);
+  c = test::buildEngine(writeModel("hardmax_cross", 3), cfg, &report);
   ASSERT_TRUE(c);
-  for (const LayerInfo& li : c->layers())
-    if (li.type == "Hardmax") EXPECT_EQ(li.device, "cpu") << li.tactic;
+  for (const LayerInfo& li : c->layers()) {
+    if (li.type == "Hardmax") {
+      EXPECT_EQ(li.device, "cpu") << li.tactic;
+    }
+  }
 }
 
 }  // namespace

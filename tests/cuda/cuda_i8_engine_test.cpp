@@ -15,92 +15,41 @@
 #include <random>
 
 #include "anvil/anvil.hpp"
+#include "tests/onnx_writer.h"
 
 namespace fs = std::filesystem;
 
 namespace anvil {
 namespace {
 
-onnx::ValueInfoProto valueInfo(const std::string& name, const std::vector<int64_t>& dims) {
-  onnx::ValueInfoProto v;
-  v.set_name(name);
-  auto* t = v.mutable_type()->mutable_tensor_type();
-  t->set_elem_type(onnx::TensorProto::FLOAT);
-  for (int64_t d : dims) t->mutable_shape()->add_dim()->set_dim_value(d);
-  return v;
-}
-
-void addWeight(onnx::GraphProto* g, const std::string& name, const std::vector<int64_t>& dims, uint32_t seed,
-               float scale) {
-  auto* t = g->add_initializer();
-  t->set_name(name);
-  t->set_data_type(onnx::TensorProto::FLOAT);
-  int64_t n = 1;
-  for (int64_t d : dims) t->add_dims(d), n *= d;
-  std::mt19937 rng(seed);
-  std::uniform_real_distribution<float> u(-scale, scale);
-  for (int64_t i = 0; i < n; ++i) t->add_float_data(u(rng));
-}
-
-onnx::NodeProto* addNode(onnx::GraphProto* g, const char* op, const char* name, std::vector<std::string> in,
-                         std::string out) {
-  auto* n = g->add_node();
-  n->set_op_type(op);
-  n->set_name(name);
-  for (auto& i : in) n->add_input(i);
-  n->add_output(out);
-  return n;
-}
-
-std::string save(const onnx::ModelProto& m, const char* file) {
-  const fs::path p = fs::temp_directory_path() / file;
-  std::ofstream f(p, std::ios::binary);
-  m.SerializeToOstream(&f);
-  return p.string();
-}
-
 // x[4,33] -> MatMul W1[33,70] -> Add b1 -> Relu -> Gemm(W2[17,70]^T, b2) -> y[4,17].
 std::string writeMlp() {
-  onnx::ModelProto m;
-  m.set_ir_version(8);
-  m.add_opset_import()->set_version(17);
-  auto* g = m.mutable_graph();
-  g->set_name("mlp_i8");
-  *g->add_input() = valueInfo("x", {4, 33});
-  *g->add_output() = valueInfo("y", {4, 17});
-  addWeight(g, "w1", {33, 70}, 1, 0.3f);
-  addWeight(g, "b1", {70}, 2, 0.1f);
-  addWeight(g, "w2", {17, 70}, 3, 0.3f);
-  addWeight(g, "b2", {17}, 4, 0.1f);
-  addNode(g, "MatMul", "fc1", {"x", "w1"}, "h0");
-  addNode(g, "Add", "bias1", {"h0", "b1"}, "h1");
-  addNode(g, "Relu", "relu1", {"h1"}, "h");
-  auto* tb = addNode(g, "Gemm", "fc2", {"h", "w2", "b2"}, "y")->add_attribute();
-  tb->set_name("transB");
-  tb->set_type(onnx::AttributeProto::INT);
-  tb->set_i(1);
-  return save(m, "anvil_cuda_i8_mlp.onnx");
+  test::OnnxWriter w("mlp_i8");
+  w.input("x", {4, 33});
+  w.output("y", {4, 17});
+  w.weight("w1", {33, 70}, 1, 0.3f);
+  w.weight("b1", {70}, 2, 0.1f);
+  w.weight("w2", {17, 70}, 3, 0.3f);
+  w.weight("b2", {17}, 4, 0.1f);
+  w.node("MatMul", "fc1", {"x", "w1"}, "h0");
+  w.node("Add", "bias1", {"h0", "b1"}, "h1");
+  w.node("Relu", "relu1", {"h1"}, "h");
+  test::OnnxWriter::attr(w.node("Gemm", "fc2", {"h", "w2", "b2"}, "y"), "transB", 1);
+  return w.save("anvil_cuda_i8_mlp.onnx");
 }
 
 // x[2,3,9,9] -> Conv W1[20,3,3,3] pad 1 + b1 -> Relu -> Conv W2[6,20,1,1] -> y[2,6,9,9].
 std::string writeCnn() {
-  onnx::ModelProto m;
-  m.set_ir_version(8);
-  m.add_opset_import()->set_version(17);
-  auto* g = m.mutable_graph();
-  g->set_name("cnn_i8");
-  *g->add_input() = valueInfo("x", {2, 3, 9, 9});
-  *g->add_output() = valueInfo("y", {2, 6, 9, 9});
-  addWeight(g, "w1", {20, 3, 3, 3}, 5, 0.3f);
-  addWeight(g, "b1", {20}, 6, 0.1f);
-  addWeight(g, "w2", {6, 20, 1, 1}, 7, 0.3f);
-  auto* pads = addNode(g, "Conv", "conv1", {"x", "w1", "b1"}, "h0")->add_attribute();
-  pads->set_name("pads");
-  pads->set_type(onnx::AttributeProto::INTS);
-  for (int i = 0; i < 4; ++i) pads->add_ints(1);
-  addNode(g, "Relu", "relu1", {"h0"}, "h");
-  addNode(g, "Conv", "conv2", {"h", "w2"}, "y");
-  return save(m, "anvil_cuda_i8_cnn.onnx");
+  test::OnnxWriter w("cnn_i8");
+  w.input("x", {2, 3, 9, 9});
+  w.output("y", {2, 6, 9, 9});
+  w.weight("w1", {20, 3, 3, 3}, 5, 0.3f);
+  w.weight("b1", {20}, 6, 0.1f);
+  w.weight("w2", {6, 20, 1, 1}, 7, 0.3f);
+  test::OnnxWriter::attr(w.node("Conv", "conv1", {"x", "w1", "b1"}, "h0"), "pads", std::vector<int64_t>{1, 1, 1, 1});
+  w.node("Relu", "relu1", {"h0"}, "h");
+  w.node("Conv", "conv2", {"h", "w2"}, "y");
+  return w.save("anvil_cuda_i8_cnn.onnx");
 }
 
 std::vector<float> samples(int64_t n, uint32_t seed) {
@@ -132,19 +81,6 @@ std::string writeCalibration(const char* name, std::vector<int64_t> dims, int co
   const std::vector<float> v = samples(per * count, 77);
   f.write(reinterpret_cast<const char*>(v.data()), std::streamsize(v.size() * 4));
   return dir.string();
-}
-
-std::shared_ptr<Engine> build(const std::string& onnx, const BuilderConfig& cfg) {
-  std::string bytes;
-  BuildReport r;
-  Status s = Builder::buildFromOnnx(onnx, cfg, &bytes, &r);
-  EXPECT_TRUE(s.isOk()) << s.message();
-  std::shared_ptr<Engine> e;
-  if (s.isOk()) {
-    const Status l = Engine::fromBytes(std::move(bytes), &e);
-    EXPECT_TRUE(l.isOk()) << l.message();
-  }
-  return e;
 }
 
 std::vector<float> run(const Engine& e, bool simulate, const std::vector<float>& x, size_t outSize) {
@@ -186,9 +122,9 @@ void checkInt8(const std::string& onnx, const char* calibName, const std::vector
   cpuCfg.int8 = true;
   cpuCfg.calibrationData = calib;
   cpuCfg.layerPrecisions["*"] = DataType::kI8;
-  auto gpu = build(onnx, gpuCfg);
-  auto cpuI8 = build(onnx, cpuCfg);
-  auto cpuF32 = build(onnx, BuilderConfig{});
+  auto gpu = test::buildEngine(onnx, gpuCfg);
+  auto cpuI8 = test::buildEngine(onnx, cpuCfg);
+  auto cpuF32 = test::buildEngine(onnx, BuilderConfig{});
   ASSERT_TRUE(gpu && cpuI8 && cpuF32);
   int linear = 0;
   for (const LayerInfo& l : gpu->layers()) {
@@ -278,13 +214,10 @@ TEST(CudaInt8Engine, AutomaticPrecisionVerifiesOnTheSimulator) {
 // the model's word; the CUDA engine runs them on the INT8 tensor cores with the model's grids
 // and weight scales.
 std::string writeQdqCnn() {
-  onnx::ModelProto m;
-  m.set_ir_version(8);
-  m.add_opset_import()->set_version(17);
-  auto* g = m.mutable_graph();
-  g->set_name("cnn_qdq");
-  *g->add_input() = valueInfo("x", {2, 3, 9, 9});
-  *g->add_output() = valueInfo("y", {2, 6, 9, 9});
+  test::OnnxWriter w("cnn_qdq");
+  onnx::GraphProto* g = w.graph();
+  w.input("x", {2, 3, 9, 9});
+  w.output("y", {2, 6, 9, 9});
   auto scalar = [&](const std::string& name, int type, double v) {
     auto* t = g->add_initializer();
     t->set_name(name);
@@ -312,11 +245,8 @@ std::string writeQdqCnn() {
     zp->set_data_type(onnx::TensorProto::INT8);
     zp->add_dims(dims[0]);
     for (int64_t o = 0; o < dims[0]; ++o) zp->add_int32_data(0);
-    auto* dq = addNode(g, "DequantizeLinear", (name + "_dq").c_str(), {name + "_q", name + "_scale", name + "_zero"}, name);
-    auto* axis = dq->add_attribute();
-    axis->set_name("axis");
-    axis->set_type(onnx::AttributeProto::INT);
-    axis->set_i(0);
+    test::OnnxWriter::attr(w.node("DequantizeLinear", name + "_dq", {name + "_q", name + "_scale", name + "_zero"}, name),
+                           "axis", 0);
   };
   scalar("sx", onnx::TensorProto::FLOAT, 1.0 / 128);
   scalar("zx", onnx::TensorProto::UINT8, 120);
@@ -338,23 +268,17 @@ std::string writeQdqCnn() {
       b->add_int32_data(std::uniform_int_distribution<int>(-400, 400)(rng));
       bs->add_float_data(std::ldexp(1.0f, -int(5 + o % 3)) / 128);
     }
-    auto* axis = addNode(g, "DequantizeLinear", "b1_dq", {"b1_q", "b1_scale"}, "b1")->add_attribute();
-    axis->set_name("axis");
-    axis->set_type(onnx::AttributeProto::INT);
-    axis->set_i(0);
+    test::OnnxWriter::attr(w.node("DequantizeLinear", "b1_dq", {"b1_q", "b1_scale"}, "b1"), "axis", 0);
   }
-  addNode(g, "QuantizeLinear", "qx", {"x", "sx", "zx"}, "xq");
-  addNode(g, "DequantizeLinear", "dqx", {"xq", "sx", "zx"}, "xd");
-  auto* pads = addNode(g, "Conv", "conv1", {"xd", "w1", "b1"}, "h0")->add_attribute();
-  pads->set_name("pads");
-  pads->set_type(onnx::AttributeProto::INTS);
-  for (int i = 0; i < 4; ++i) pads->add_ints(1);
+  w.node("QuantizeLinear", "qx", {"x", "sx", "zx"}, "xq");
+  w.node("DequantizeLinear", "dqx", {"xq", "sx", "zx"}, "xd");
+  test::OnnxWriter::attr(w.node("Conv", "conv1", {"xd", "w1", "b1"}, "h0"), "pads", std::vector<int64_t>{1, 1, 1, 1});
   // No Relu: the u8 grid of zero point 0 clamps negatives to 0, as onnxruntime's quantizer
   // folds a Relu into the following QuantizeLinear.
-  addNode(g, "QuantizeLinear", "qh", {"h0", "sh", "zh"}, "hq");
-  addNode(g, "DequantizeLinear", "dqh", {"hq", "sh", "zh"}, "hd");
-  addNode(g, "Conv", "conv2", {"hd", "w2"}, "y");
-  return save(m, "anvil_cuda_i8_cnn_qdq.onnx");
+  w.node("QuantizeLinear", "qh", {"h0", "sh", "zh"}, "hq");
+  w.node("DequantizeLinear", "dqh", {"hq", "sh", "zh"}, "hd");
+  w.node("Conv", "conv2", {"hd", "w2"}, "y");
+  return w.save("anvil_cuda_i8_cnn_qdq.onnx");
 }
 
 TEST(CudaInt8Engine, QdqModelRunsOnInt8TensorCores) {
@@ -362,8 +286,8 @@ TEST(CudaInt8Engine, QdqModelRunsOnInt8TensorCores) {
   BuilderConfig cfg;
   cfg.device = Device::kCUDA;
   cfg.computeCapability = 90;
-  auto gpu = build(onnx, cfg);
-  auto cpu = build(onnx, BuilderConfig{});
+  auto gpu = test::buildEngine(onnx, cfg);
+  auto cpu = test::buildEngine(onnx, BuilderConfig{});
   ASSERT_TRUE(gpu && cpu);
   int convs = 0;
   for (const LayerInfo& l : gpu->layers()) {

@@ -3,89 +3,32 @@
 // layers on CUDA in that precision (the flag alone, or per layer: --layerPrecisions=*:f16) with the WMMA tactic, and the simulated run stays within
 // the precision's rounding of the f32 CPU engine.
 #include <gtest/gtest.h>
-#include <onnx/onnx_pb.h>
 
 #include <cmath>
-#include <filesystem>
-#include <fstream>
 #include <random>
 
 #include "anvil/anvil.hpp"
-
-namespace fs = std::filesystem;
+#include "tests/onnx_writer.h"
 
 namespace anvil {
 namespace {
 
 constexpr int64_t kBatch = 5, kIn = 33, kHidden = 70, kOut = 17;
 
-onnx::ValueInfoProto valueInfo(const std::string& name, const std::vector<int64_t>& dims) {
-  onnx::ValueInfoProto v;
-  v.set_name(name);
-  auto* t = v.mutable_type()->mutable_tensor_type();
-  t->set_elem_type(onnx::TensorProto::FLOAT);
-  for (int64_t d : dims) t->mutable_shape()->add_dim()->set_dim_value(d);
-  return v;
-}
-
-void addWeight(onnx::GraphProto* g, const std::string& name, const std::vector<int64_t>& dims, uint32_t seed,
-               float scale) {
-  auto* t = g->add_initializer();
-  t->set_name(name);
-  t->set_data_type(onnx::TensorProto::FLOAT);
-  int64_t n = 1;
-  for (int64_t d : dims) t->add_dims(d), n *= d;
-  std::mt19937 rng(seed);
-  std::uniform_real_distribution<float> u(-scale, scale);
-  for (int64_t i = 0; i < n; ++i) t->add_float_data(u(rng));
-}
-
 // x[5,33] -> MatMul W1[33,70] -> Add b1 -> Relu -> Gemm(W2[17,70]^T, b2) -> y[5,17].
 std::string writeMlp() {
-  onnx::ModelProto m;
-  m.set_ir_version(8);
-  m.add_opset_import()->set_version(17);
-  auto* g = m.mutable_graph();
-  g->set_name("mlp");
-  *g->add_input() = valueInfo("x", {kBatch, kIn});
-  *g->add_output() = valueInfo("y", {kBatch, kOut});
-  addWeight(g, "w1", {kIn, kHidden}, 1, 0.3f);
-  addWeight(g, "b1", {kHidden}, 2, 0.1f);
-  addWeight(g, "w2", {kOut, kHidden}, 3, 0.3f);
-  addWeight(g, "b2", {kOut}, 4, 0.1f);
-  auto node = [&](const char* op, const char* nm, std::vector<std::string> in, std::string out) {
-    auto* n = g->add_node();
-    n->set_op_type(op);
-    n->set_name(nm);
-    for (auto& i : in) n->add_input(i);
-    n->add_output(out);
-    return n;
-  };
-  node("MatMul", "fc1", {"x", "w1"}, "h0");
-  node("Add", "bias1", {"h0", "b1"}, "h1");
-  node("Relu", "relu1", {"h1"}, "h");
-  auto* gemm = node("Gemm", "fc2", {"h", "w2", "b2"}, "y");
-  auto* tb = gemm->add_attribute();
-  tb->set_name("transB");
-  tb->set_type(onnx::AttributeProto::INT);
-  tb->set_i(1);
-  const fs::path p = fs::temp_directory_path() / "anvil_cuda_tc_mlp.onnx";
-  std::ofstream f(p, std::ios::binary);
-  m.SerializeToOstream(&f);
-  return p.string();
-}
-
-std::shared_ptr<Engine> build(const std::string& onnx, const BuilderConfig& cfg) {
-  std::string bytes;
-  BuildReport r;
-  Status s = Builder::buildFromOnnx(onnx, cfg, &bytes, &r);
-  EXPECT_TRUE(s.isOk()) << s.message();
-  std::shared_ptr<Engine> e;
-  if (s.isOk()) {
-    const Status l = Engine::fromBytes(std::move(bytes), &e);
-    EXPECT_TRUE(l.isOk()) << l.message();
-  }
-  return e;
+  test::OnnxWriter w("mlp");
+  w.input("x", {kBatch, kIn});
+  w.output("y", {kBatch, kOut});
+  w.weight("w1", {kIn, kHidden}, 1, 0.3f);
+  w.weight("b1", {kHidden}, 2, 0.1f);
+  w.weight("w2", {kOut, kHidden}, 3, 0.3f);
+  w.weight("b2", {kOut}, 4, 0.1f);
+  w.node("MatMul", "fc1", {"x", "w1"}, "h0");
+  w.node("Add", "bias1", {"h0", "b1"}, "h1");
+  w.node("Relu", "relu1", {"h1"}, "h");
+  test::OnnxWriter::attr(w.node("Gemm", "fc2", {"h", "w2", "b2"}, "y"), "transB", 1);
+  return w.save("anvil_cuda_tc_mlp.onnx");
 }
 
 std::vector<float> run(const Engine& e, bool simulate) {
@@ -118,8 +61,8 @@ void checkPrecision(bool bf16) {
   // The flag alone (--fp16 / --bf16): with no GPU to time on, the cross-build's heuristic
   // takes the lowest precision the layer may run in, i.e. the tensor-core tactic.
   // (--layerPrecisions asks it per layer: Fp16ConvsRunOnTensorCores.)
-  auto gpu = build(onnx, cfg);
-  auto cpu = build(onnx, BuilderConfig{});
+  auto gpu = test::buildEngine(onnx, cfg);
+  auto cpu = test::buildEngine(onnx, BuilderConfig{});
   ASSERT_TRUE(gpu && cpu);
   int linear = 0;
   for (const LayerInfo& l : gpu->layers()) {
@@ -152,35 +95,16 @@ TEST(CudaTensorCoreEngine, Bf16BuildRunsLinearLayersOnTensorCores) { checkPrecis
 
 // x[2,3,9,9] -> Conv W1[20,3,3,3] pad 1 + b1 -> Relu -> Conv W2[6,20,1,1] -> y[2,6,9,9].
 std::string writeCnn() {
-  onnx::ModelProto m;
-  m.set_ir_version(8);
-  m.add_opset_import()->set_version(17);
-  auto* g = m.mutable_graph();
-  g->set_name("cnn");
-  *g->add_input() = valueInfo("x", {2, 3, 9, 9});
-  *g->add_output() = valueInfo("y", {2, 6, 9, 9});
-  addWeight(g, "w1", {20, 3, 3, 3}, 5, 0.3f);
-  addWeight(g, "b1", {20}, 6, 0.1f);
-  addWeight(g, "w2", {6, 20, 1, 1}, 7, 0.3f);
-  auto node = [&](const char* op, const char* nm, std::vector<std::string> in, std::string out) {
-    auto* n = g->add_node();
-    n->set_op_type(op);
-    n->set_name(nm);
-    for (auto& i : in) n->add_input(i);
-    n->add_output(out);
-    return n;
-  };
-  auto* c1 = node("Conv", "conv1", {"x", "w1", "b1"}, "h0");
-  auto* pads = c1->add_attribute();
-  pads->set_name("pads");
-  pads->set_type(onnx::AttributeProto::INTS);
-  for (int i = 0; i < 4; ++i) pads->add_ints(1);
-  node("Relu", "relu1", {"h0"}, "h");
-  node("Conv", "conv2", {"h", "w2"}, "y");
-  const fs::path p = fs::temp_directory_path() / "anvil_cuda_tc_cnn.onnx";
-  std::ofstream f(p, std::ios::binary);
-  m.SerializeToOstream(&f);
-  return p.string();
+  test::OnnxWriter w("cnn");
+  w.input("x", {2, 3, 9, 9});
+  w.output("y", {2, 6, 9, 9});
+  w.weight("w1", {20, 3, 3, 3}, 5, 0.3f);
+  w.weight("b1", {20}, 6, 0.1f);
+  w.weight("w2", {6, 20, 1, 1}, 7, 0.3f);
+  test::OnnxWriter::attr(w.node("Conv", "conv1", {"x", "w1", "b1"}, "h0"), "pads", std::vector<int64_t>{1, 1, 1, 1});
+  w.node("Relu", "relu1", {"h0"}, "h");
+  w.node("Conv", "conv2", {"h", "w2"}, "y");
+  return w.save("anvil_cuda_tc_cnn.onnx");
 }
 
 TEST(CudaTensorCoreEngine, Fp16ConvsRunOnTensorCores) {
@@ -190,8 +114,8 @@ TEST(CudaTensorCoreEngine, Fp16ConvsRunOnTensorCores) {
   cfg.computeCapability = 80;
   cfg.fp16 = true;
   cfg.layerPrecisions["*"] = DataType::kF16;
-  auto gpu = build(onnx, cfg);
-  auto cpu = build(onnx, BuilderConfig{});
+  auto gpu = test::buildEngine(onnx, cfg);
+  auto cpu = test::buildEngine(onnx, BuilderConfig{});
   ASSERT_TRUE(gpu && cpu);
   int convs = 0;
   for (const LayerInfo& l : gpu->layers()) {

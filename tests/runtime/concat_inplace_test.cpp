@@ -20,6 +20,7 @@
 #include "parser/onnx_parser.h"
 #include "runtime/kernel.h"
 #include "runtime/memory_planner.h"
+#include "tests/onnx_writer.h"
 
 namespace fs = std::filesystem;
 
@@ -204,20 +205,6 @@ TEST(ConcatInPlace, SharedGraphOutputAndViewInputsStayOut) {
 
 // ---- engines -------------------------------------------------------------------------
 
-onnx::ValueInfoProto valueInfo(const std::string& name, const std::vector<int64_t>& dims) {
-  onnx::ValueInfoProto v;
-  v.set_name(name);
-  auto* t = v.mutable_type()->mutable_tensor_type();
-  t->set_elem_type(onnx::TensorProto::FLOAT);
-  for (int64_t d : dims) {
-    if (d < 0)
-      t->mutable_shape()->add_dim()->set_dim_param("batch");
-    else
-      t->mutable_shape()->add_dim()->set_dim_value(d);
-  }
-  return v;
-}
-
 // A fire module: x [n, cin, h, w] -> squeeze 1x1 (Relu) s -> expand 1x1 (e1 channels,
 // Relu) and expand 3x3 pad 1 (e3 channels, Relu) -> Concat -> (unless catOut) 1x1 to 5
 // channels -> y. catOut: the Concat is the graph output y.
@@ -228,7 +215,7 @@ std::string writeFire(const std::string& name, int64_t cin, int64_t e1, int64_t 
   m.add_opset_import()->set_version(17);
   auto* g = m.mutable_graph();
   g->set_name("fire");
-  *g->add_input() = valueInfo("x", {-1, cin, h, w});
+  *g->add_input() = anvil::test::valueInfo("x", {-1, cin, h, w});
   std::mt19937 rng(7);
   std::uniform_real_distribution<float> d(-0.5f, 0.5f);
   auto weight = [&](const std::string& nm, std::vector<int64_t> dims) {
@@ -282,7 +269,7 @@ std::string writeFire(const std::string& name, int64_t cin, int64_t e1, int64_t 
   ax->set_type(onnx::AttributeProto::INT);
   ax->set_i(1);
   if (!catOut) conv("head", "cat", e1 + e3, 5, 1, false, "y");
-  *g->add_output() = valueInfo("y", {-1, catOut ? e1 + e3 : 5, h, w});
+  *g->add_output() = anvil::test::valueInfo("y", {-1, catOut ? e1 + e3 : 5, h, w});
   const fs::path p = fs::temp_directory_path() / ("anvil_concat_inplace_" + name + ".onnx");
   std::ofstream f(p, std::ios::binary);
   m.SerializeToOstream(&f);

@@ -10,21 +10,13 @@
 
 #include "cpu/reference.h"
 #include "parser/onnx_parser.h"
+#include "tests/onnx_writer.h"
 
 namespace fs = std::filesystem;
 using anvil::Error;
 using anvil::ErrorCode;
 
 namespace {
-
-onnx::ValueInfoProto valueInfo(const std::string& name, std::vector<int64_t> dims) {
-  onnx::ValueInfoProto v;
-  v.set_name(name);
-  auto* t = v.mutable_type()->mutable_tensor_type();
-  t->set_elem_type(onnx::TensorProto::FLOAT);
-  for (int64_t d : dims) t->mutable_shape()->add_dim()->set_dim_value(d);
-  return v;
-}
 
 // x[2,3] + w[2,3] -> Relu -> y, with w an initializer.
 onnx::ModelProto goodModel(int opset = 17) {
@@ -35,8 +27,8 @@ onnx::ModelProto goodModel(int opset = 17) {
   op->set_version(opset);
   auto* g = m.mutable_graph();
   g->set_name("g");
-  *g->add_input() = valueInfo("x", {2, 3});
-  *g->add_output() = valueInfo("y", {2, 3});
+  *g->add_input() = anvil::test::valueInfo("x", {2, 3});
+  *g->add_output() = anvil::test::valueInfo("y", {2, 3});
   auto* w = g->add_initializer();
   w->set_name("w");
   w->set_data_type(onnx::TensorProto::FLOAT);

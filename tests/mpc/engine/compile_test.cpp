@@ -13,6 +13,7 @@
 #include "cpu/reference.h"
 #include "runtime/mpc/compile.h"
 #include "runtime/mpc/fixed.h"
+#include "tests/onnx_writer.h"
 #include "tools/npy.h"
 
 namespace anvil::mpc {
@@ -358,72 +359,6 @@ TEST(MpcCompile, DigitsTransformerAgreesWithTheFloatModel) {
 
 // ---- a model of the other lowerings, written with onnx's protobuf
 
-onnx::ValueInfoProto valueInfo(const std::string& name, const std::vector<int64_t>& dims) {
-  onnx::ValueInfoProto v;
-  v.set_name(name);
-  auto* t = v.mutable_type()->mutable_tensor_type();
-  t->set_elem_type(onnx::TensorProto::FLOAT);
-  for (int64_t d : dims) t->mutable_shape()->add_dim()->set_dim_value(d);
-  return v;
-}
-
-class ModelWriter {
- public:
-  ModelWriter() {
-    m_.set_ir_version(8);
-    auto* op = m_.add_opset_import();
-    op->set_domain("");
-    op->set_version(17);
-    g_ = m_.mutable_graph();
-    g_->set_name("g");
-  }
-  onnx::GraphProto* graph() { return g_; }
-  void init(const std::string& name, const std::vector<int64_t>& dims, std::mt19937& rng, float lo, float hi) {
-    auto* w = g_->add_initializer();
-    w->set_name(name);
-    w->set_data_type(onnx::TensorProto::FLOAT);
-    int64_t n = 1;
-    for (int64_t d : dims) w->add_dims(d), n *= d;
-    std::uniform_real_distribution<float> u(lo, hi);
-    for (int64_t i = 0; i < n; ++i) w->add_float_data(u(rng));
-  }
-  void ints(const std::string& name, const std::vector<int64_t>& v) {
-    auto* w = g_->add_initializer();
-    w->set_name(name);
-    w->set_data_type(onnx::TensorProto::INT64);
-    w->add_dims(int64_t(v.size()));
-    for (int64_t x : v) w->add_int64_data(x);
-  }
-  onnx::NodeProto* node(const std::string& op, const std::vector<std::string>& in, const std::string& out) {
-    auto* n = g_->add_node();
-    n->set_op_type(op);
-    n->set_name(out + "_node");
-    for (const auto& i : in) n->add_input(i);
-    n->add_output(out);
-    return n;
-  }
-  static void attr(onnx::NodeProto* n, const std::string& name, const std::vector<int64_t>& v) {
-    auto* a = n->add_attribute();
-    a->set_name(name);
-    a->set_type(onnx::AttributeProto::INTS);
-    for (int64_t x : v) a->add_ints(x);
-  }
-  static void attr(onnx::NodeProto* n, const std::string& name, int64_t v) {
-    auto* a = n->add_attribute();
-    a->set_name(name);
-    a->set_type(onnx::AttributeProto::INT);
-    a->set_i(v);
-  }
-  std::string save(const std::string& path) {
-    std::ofstream(path, std::ios::binary) << m_.SerializeAsString();
-    return path;
-  }
-
- private:
-  onnx::ModelProto m_;
-  onnx::GraphProto* g_;
-};
-
 std::string writeCalibration(const std::string& dir, const std::vector<int64_t>& shape, uint32_t seed) {
   std::filesystem::create_directories(dir);
   Tensor t(ir::DataType::kFloat, shape);
@@ -439,10 +374,10 @@ std::string writeCalibration(const std::string& dir, const std::vector<int64_t>&
 // Gemm reading the originals), the result still the float model's.
 TEST(MpcCompile, CopiedConvChannelsMergeThroughMaxPoolAndFlatten) {
   std::mt19937 rng(17);
-  ModelWriter w;
+  test::OnnxWriter w;
   auto* g = w.graph();
-  *g->add_input() = valueInfo("x", {4, 2, 6, 6});
-  *g->add_output() = valueInfo("y", {4, 5});
+  *g->add_input() = test::valueInfo("x", {4, 2, 6, 6});
+  *g->add_output() = test::valueInfo("y", {4, 5});
   std::uniform_real_distribution<float> u(-0.5f, 0.5f);
   std::vector<float> wc(4 * 18), bc(4);
   for (int k = 0; k < 18; ++k) wc[k] = u(rng), wc[18 + k] = u(rng);
@@ -458,16 +393,16 @@ TEST(MpcCompile, CopiedConvChannelsMergeThroughMaxPoolAndFlatten) {
   };
   tensor("wc", {4, 2, 3, 3}, wc);
   tensor("bc", {4}, bc);
-  auto* conv = w.node("Conv", {"x", "wc", "bc"}, "c");
-  ModelWriter::attr(conv, "pads", std::vector<int64_t>{1, 1, 1, 1});
-  w.node("Relu", {"c"}, "r");
-  auto* mp = w.node("MaxPool", {"r"}, "m");
-  ModelWriter::attr(mp, "kernel_shape", std::vector<int64_t>{2, 2});
-  ModelWriter::attr(mp, "strides", std::vector<int64_t>{2, 2});
-  w.node("Flatten", {"m"}, "f");  // [4, 36]
-  w.init("wg", {5, 36}, rng, -1.0f, 1.0f);
-  auto* gemm = w.node("Gemm", {"f", "wg"}, "y");
-  ModelWriter::attr(gemm, "transB", int64_t(1));
+  auto* conv = w.node("Conv", "c_node", {"x", "wc", "bc"}, "c");
+  test::OnnxWriter::attr(conv, "pads", std::vector<int64_t>{1, 1, 1, 1});
+  w.node("Relu", "r_node", {"c"}, "r");
+  auto* mp = w.node("MaxPool", "m_node", {"r"}, "m");
+  test::OnnxWriter::attr(mp, "kernel_shape", std::vector<int64_t>{2, 2});
+  test::OnnxWriter::attr(mp, "strides", std::vector<int64_t>{2, 2});
+  w.node("Flatten", "f_node", {"m"}, "f");  // [4, 36]
+  w.weight("wg", {5, 36}, rng, -1.0f, 1.0f);
+  auto* gemm = w.node("Gemm", "y_node", {"f", "wg"}, "y");
+  test::OnnxWriter::attr(gemm, "transB", int64_t(1));
   const std::string dir = ::testing::TempDir() + "/mpc_copies";
   std::filesystem::create_directories(dir);
   const std::string path = w.save(dir + "/copies.onnx");
@@ -503,66 +438,66 @@ TEST(MpcCompile, CopiedConvChannelsMergeThroughMaxPoolAndFlatten) {
 
 TEST(MpcCompile, EveryOtherLoweringAgreesWithTheFloatModel) {
   std::mt19937 rng(7);
-  ModelWriter w;
+  test::OnnxWriter w;
   auto* g = w.graph();
-  *g->add_input() = valueInfo("x", {4, 3, 6, 6});
-  *g->add_output() = valueInfo("y", {4, 5});
-  w.init("w1", {4, 3, 3, 3}, rng, -0.5f, 0.5f);
-  w.init("b1", {4}, rng, -0.2f, 0.2f);
-  auto* conv = w.node("Conv", {"x", "w1", "b1"}, "c1");
-  ModelWriter::attr(conv, "pads", std::vector<int64_t>{1, 1, 1, 1});
-  w.init("chscale", {4, 1, 1}, rng, 0.5f, 2.0f);
-  w.node("Mul", {"c1", "chscale"}, "c1s");  // folded into the conv's weights
-  w.node("Sigmoid", {"c1s"}, "s1");
-  auto* ap = w.node("AveragePool", {"s1"}, "p1");
-  ModelWriter::attr(ap, "kernel_shape", std::vector<int64_t>{2, 2});
-  ModelWriter::attr(ap, "strides", std::vector<int64_t>{2, 2});
-  w.node("Tanh", {"p1"}, "t1");
-  auto* lr = w.node("LeakyRelu", {"c1s"}, "l1");
+  *g->add_input() = test::valueInfo("x", {4, 3, 6, 6});
+  *g->add_output() = test::valueInfo("y", {4, 5});
+  w.weight("w1", {4, 3, 3, 3}, rng, -0.5f, 0.5f);
+  w.weight("b1", {4}, rng, -0.2f, 0.2f);
+  auto* conv = w.node("Conv", "c1_node", {"x", "w1", "b1"}, "c1");
+  test::OnnxWriter::attr(conv, "pads", std::vector<int64_t>{1, 1, 1, 1});
+  w.weight("chscale", {4, 1, 1}, rng, 0.5f, 2.0f);
+  w.node("Mul", "c1s_node", {"c1", "chscale"}, "c1s");  // folded into the conv's weights
+  w.node("Sigmoid", "s1_node", {"c1s"}, "s1");
+  auto* ap = w.node("AveragePool", "p1_node", {"s1"}, "p1");
+  test::OnnxWriter::attr(ap, "kernel_shape", std::vector<int64_t>{2, 2});
+  test::OnnxWriter::attr(ap, "strides", std::vector<int64_t>{2, 2});
+  w.node("Tanh", "t1_node", {"p1"}, "t1");
+  auto* lr = w.node("LeakyRelu", "l1_node", {"c1s"}, "l1");
   (void)lr;
-  auto* mp = w.node("MaxPool", {"l1"}, "m1");
-  ModelWriter::attr(mp, "kernel_shape", std::vector<int64_t>{3, 3});
-  ModelWriter::attr(mp, "strides", std::vector<int64_t>{2, 2});
-  ModelWriter::attr(mp, "pads", std::vector<int64_t>{1, 1, 0, 0});
-  w.node("Add", {"t1", "m1"}, "a1");  // two activations at different scales
-  w.node("Mul", {"a1", "t1"}, "q1");  // shared x shared
-  w.node("Sub", {"q1", "m1"}, "d1");
-  auto* tr = w.node("Transpose", {"d1"}, "tr");
-  ModelWriter::attr(tr, "perm", std::vector<int64_t>{0, 2, 3, 1});  // [4,3,3,4]
+  auto* mp = w.node("MaxPool", "m1_node", {"l1"}, "m1");
+  test::OnnxWriter::attr(mp, "kernel_shape", std::vector<int64_t>{3, 3});
+  test::OnnxWriter::attr(mp, "strides", std::vector<int64_t>{2, 2});
+  test::OnnxWriter::attr(mp, "pads", std::vector<int64_t>{1, 1, 0, 0});
+  w.node("Add", "a1_node", {"t1", "m1"}, "a1");  // two activations at different scales
+  w.node("Mul", "q1_node", {"a1", "t1"}, "q1");  // shared x shared
+  w.node("Sub", "d1_node", {"q1", "m1"}, "d1");
+  auto* tr = w.node("Transpose", "tr_node", {"d1"}, "tr");
+  test::OnnxWriter::attr(tr, "perm", std::vector<int64_t>{0, 2, 3, 1});  // [4,3,3,4]
   w.ints("s0", {0});
   w.ints("s2", {2});
   w.ints("s4", {4});
   w.ints("ax3", {3});
-  w.node("Slice", {"tr", "s0", "s2", "ax3"}, "lo");
-  w.node("Slice", {"tr", "s2", "s4", "ax3"}, "hi");
-  w.node("Relu", {"hi"}, "hir");
-  auto* cat = w.node("Concat", {"hir", "lo"}, "cat");
-  ModelWriter::attr(cat, "axis", int64_t(-1));
-  w.init("gamma", {4}, rng, -2.0f, 2.0f);
-  w.node("Mul", {"cat", "gamma"}, "sc");  // kScale
-  w.init("beta", {3, 1}, rng, -1.0f, 1.0f);
-  w.node("Add", {"sc", "beta"}, "scb");  // kScale with a bias over axes [3, 4]
-  auto* rm = w.node("ReduceMean", {"scb"}, "mean");
-  ModelWriter::attr(rm, "axes", std::vector<int64_t>{1, 2});
-  ModelWriter::attr(rm, "keepdims", int64_t(0));  // [4, 4]
-  w.init("h1", {4, 6}, rng, -1.0f, 1.0f);
-  w.node("MatMul", {"mean", "h1"}, "mm");
-  w.node("Gelu", {"mm"}, "ge");  // opset 17 has no Gelu op: the exporter's erf form follows instead
+  w.node("Slice", "lo_node", {"tr", "s0", "s2", "ax3"}, "lo");
+  w.node("Slice", "hi_node", {"tr", "s2", "s4", "ax3"}, "hi");
+  w.node("Relu", "hir_node", {"hi"}, "hir");
+  auto* cat = w.node("Concat", "cat_node", {"hir", "lo"}, "cat");
+  test::OnnxWriter::attr(cat, "axis", int64_t(-1));
+  w.weight("gamma", {4}, rng, -2.0f, 2.0f);
+  w.node("Mul", "sc_node", {"cat", "gamma"}, "sc");  // kScale
+  w.weight("beta", {3, 1}, rng, -1.0f, 1.0f);
+  w.node("Add", "scb_node", {"sc", "beta"}, "scb");  // kScale with a bias over axes [3, 4]
+  auto* rm = w.node("ReduceMean", "mean_node", {"scb"}, "mean");
+  test::OnnxWriter::attr(rm, "axes", std::vector<int64_t>{1, 2});
+  test::OnnxWriter::attr(rm, "keepdims", int64_t(0));  // [4, 4]
+  w.weight("h1", {4, 6}, rng, -1.0f, 1.0f);
+  w.node("MatMul", "mm_node", {"mean", "h1"}, "mm");
+  w.node("Gelu", "ge_node", {"mm"}, "ge");  // opset 17 has no Gelu op: the exporter's erf form follows instead
   g->mutable_node()->RemoveLast();
-  w.init("sqrt2", {}, rng, 1.4142135f, 1.4142135f);
-  w.init("one", {}, rng, 1.0f, 1.0f);
-  w.init("half", {}, rng, 0.5f, 0.5f);
-  w.node("Div", {"mm", "sqrt2"}, "g0");
-  w.node("Erf", {"g0"}, "g1");
-  w.node("Add", {"g1", "one"}, "g2");
-  w.node("Mul", {"mm", "g2"}, "g3");
-  w.node("Mul", {"g3", "half"}, "ge");
-  w.node("Sigmoid", {"ge"}, "sg");
-  w.node("Mul", {"ge", "sg"}, "silu");  // one Silu table
-  w.init("wg", {5, 6}, rng, -1.0f, 1.0f);
-  w.init("bg", {5}, rng, -0.5f, 0.5f);
-  auto* gemm = w.node("Gemm", {"silu", "wg", "bg"}, "y");
-  ModelWriter::attr(gemm, "transB", int64_t(1));
+  w.weight("sqrt2", {}, rng, 1.4142135f, 1.4142135f);
+  w.weight("one", {}, rng, 1.0f, 1.0f);
+  w.weight("half", {}, rng, 0.5f, 0.5f);
+  w.node("Div", "g0_node", {"mm", "sqrt2"}, "g0");
+  w.node("Erf", "g1_node", {"g0"}, "g1");
+  w.node("Add", "g2_node", {"g1", "one"}, "g2");
+  w.node("Mul", "g3_node", {"mm", "g2"}, "g3");
+  w.node("Mul", "ge_node", {"g3", "half"}, "ge");
+  w.node("Sigmoid", "sg_node", {"ge"}, "sg");
+  w.node("Mul", "silu_node", {"ge", "sg"}, "silu");  // one Silu table
+  w.weight("wg", {5, 6}, rng, -1.0f, 1.0f);
+  w.weight("bg", {5}, rng, -0.5f, 0.5f);
+  auto* gemm = w.node("Gemm", "y_node", {"silu", "wg", "bg"}, "y");
+  test::OnnxWriter::attr(gemm, "transB", int64_t(1));
   const std::string dir = ::testing::TempDir() + "/mpc_ops";
   std::filesystem::create_directories(dir);
   const std::string path = w.save(dir + "/ops.onnx");
@@ -601,22 +536,22 @@ TEST(MpcCompile, EveryOtherLoweringAgreesWithTheFloatModel) {
 
 TEST(MpcCompile, GemmTransposesGlobalPoolAndShapeOpsAgreeWithTheFloatModel) {
   std::mt19937 rng(5);
-  ModelWriter w;
+  test::OnnxWriter w;
   auto* g = w.graph();
-  *g->add_input() = valueInfo("x", {2, 3, 5, 5});
-  *g->add_output() = valueInfo("y", {2, 4});
-  w.init("w1", {3, 3, 1, 1}, rng, -1.0f, 1.0f);
-  w.node("Conv", {"x", "w1"}, "c");
-  w.node("Relu", {"c"}, "r");
-  w.node("GlobalAveragePool", {"r"}, "gap");  // [2,3,1,1]
-  w.node("Flatten", {"gap"}, "f");            // [2,3]
-  auto* t = w.node("Transpose", {"f"}, "ft");  // [3,2]
-  ModelWriter::attr(t, "perm", std::vector<int64_t>{1, 0});
-  w.init("B", {4, 3}, rng, -1.0f, 1.0f);
-  w.init("C", {1, 4}, rng, -1.0f, 1.0f);
-  auto* gemm = w.node("Gemm", {"ft", "B", "C"}, "gm");
-  ModelWriter::attr(gemm, "transA", int64_t(1));
-  ModelWriter::attr(gemm, "transB", int64_t(1));
+  *g->add_input() = test::valueInfo("x", {2, 3, 5, 5});
+  *g->add_output() = test::valueInfo("y", {2, 4});
+  w.weight("w1", {3, 3, 1, 1}, rng, -1.0f, 1.0f);
+  w.node("Conv", "c_node", {"x", "w1"}, "c");
+  w.node("Relu", "r_node", {"c"}, "r");
+  w.node("GlobalAveragePool", "gap_node", {"r"}, "gap");  // [2,3,1,1]
+  w.node("Flatten", "f_node", {"gap"}, "f");            // [2,3]
+  auto* t = w.node("Transpose", "ft_node", {"f"}, "ft");  // [3,2]
+  test::OnnxWriter::attr(t, "perm", std::vector<int64_t>{1, 0});
+  w.weight("B", {4, 3}, rng, -1.0f, 1.0f);
+  w.weight("C", {1, 4}, rng, -1.0f, 1.0f);
+  auto* gemm = w.node("Gemm", "gm_node", {"ft", "B", "C"}, "gm");
+  test::OnnxWriter::attr(gemm, "transA", int64_t(1));
+  test::OnnxWriter::attr(gemm, "transB", int64_t(1));
   auto* alpha = gemm->add_attribute();
   alpha->set_name("alpha");
   alpha->set_type(onnx::AttributeProto::FLOAT);
@@ -626,8 +561,8 @@ TEST(MpcCompile, GemmTransposesGlobalPoolAndShapeOpsAgreeWithTheFloatModel) {
   beta->set_type(onnx::AttributeProto::FLOAT);
   beta->set_f(2.0f);
   w.ints("ax", {1});
-  w.node("Unsqueeze", {"gm", "ax"}, "u");  // [2,1,4]
-  w.node("Squeeze", {"u", "ax"}, "y");
+  w.node("Unsqueeze", "u_node", {"gm", "ax"}, "u");  // [2,1,4]
+  w.node("Squeeze", "y_node", {"u", "ax"}, "y");
   const std::string dir = ::testing::TempDir() + "/mpc_gemm";
   std::filesystem::create_directories(dir);
   const std::string path = w.save(dir + "/gemm.onnx");
@@ -645,19 +580,19 @@ TEST(MpcCompile, GemmTransposesGlobalPoolAndShapeOpsAgreeWithTheFloatModel) {
 TEST(MpcCompile, ScalarProductsChangeOnlyTheScale) {
   // x * 0.3 is the same ring elements at 0.3 times the scale (no table, no weights); adding
   // or concatenating it with a power-of-two-scaled value then needs one rescaling table.
-  ModelWriter w;
+  test::OnnxWriter w;
   auto* g = w.graph();
-  *g->add_input() = valueInfo("x", {4, 6});
-  *g->add_output() = valueInfo("y", {4, 12});
+  *g->add_input() = test::valueInfo("x", {4, 6});
+  *g->add_output() = test::valueInfo("y", {4, 12});
   std::mt19937 rng(3);
-  w.node("Tanh", {"x"}, "t");
-  w.init("k", {}, rng, 0.3f, 0.3f);
-  w.node("Mul", {"t", "k"}, "u");
-  w.init("two", {}, rng, 2.0f, 2.0f);
-  w.node("Div", {"u", "two"}, "v");
-  w.node("Add", {"v", "t"}, "s");
-  auto* cat = w.node("Concat", {"s", "v"}, "y");
-  ModelWriter::attr(cat, "axis", int64_t(1));
+  w.node("Tanh", "t_node", {"x"}, "t");
+  w.weight("k", {}, rng, 0.3f, 0.3f);
+  w.node("Mul", "u_node", {"t", "k"}, "u");
+  w.weight("two", {}, rng, 2.0f, 2.0f);
+  w.node("Div", "v_node", {"u", "two"}, "v");
+  w.node("Add", "s_node", {"v", "t"}, "s");
+  auto* cat = w.node("Concat", "y_node", {"s", "v"}, "y");
+  test::OnnxWriter::attr(cat, "axis", int64_t(1));
   const std::string dir = ::testing::TempDir() + "/mpc_scalar";
   std::filesystem::create_directories(dir);
   const std::string path = w.save(dir + "/scalar.onnx");
@@ -680,12 +615,12 @@ TEST(MpcCompile, ScalarProductsChangeOnlyTheScale) {
 }
 
 TEST(MpcCompile, UnsupportedNodesAndMissingDataAreNamed) {
-  ModelWriter w;
+  test::OnnxWriter w;
   auto* g = w.graph();
-  *g->add_input() = valueInfo("x", {2, 5});
-  *g->add_output() = valueInfo("y", {2, 5});
-  w.node("Relu", {"x"}, "r");
-  w.node("Hardmax", {"r"}, "y");
+  *g->add_input() = test::valueInfo("x", {2, 5});
+  *g->add_output() = test::valueInfo("y", {2, 5});
+  w.node("Relu", "r_node", {"x"}, "r");
+  w.node("Hardmax", "y_node", {"r"}, "y");
   const std::string dir = ::testing::TempDir() + "/mpc_unsupported";
   std::filesystem::create_directories(dir);
   const std::string path = w.save(dir + "/hardmax.onnx");
