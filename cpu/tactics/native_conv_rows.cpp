@@ -17,6 +17,7 @@
 #include <string>
 #include <utility>
 
+#include "cpu/tactics/epilogue_act.h"
 #include "cpu/tactics/gemm_kernels.h"
 #include "cpu/tactics/native_linear_conv.h"
 #include "cpu/tactics/native_linear_epilogue.h"

@@ -7,6 +7,9 @@
 // block adds C in the tile kernel), per vector family; the output between sentinels and
 // padding columns that must stay untouched; and the values against a double-precision
 // evaluation of the same epilogue.
+// TileActivation: the in-register Relu and Clip (epi::act8 / act16, also the blocked Conv
+// tiles' epilogue) bit for bit against the reference formula on NaN, signed zeros, the
+// bounds and infinities.
 // GemmTileEpilogue.DISABLED_Timing (run with --gtest_also_run_disabled_tests) times the
 // product alone, with the pass and with the tile epilogue, one thread, interleaved, median
 // thread CPU time (ANVIL_BENCH_MNK=m,n,k; default convnext_tiny's MLP, 3136 x 384 x 96).
@@ -22,6 +25,7 @@
 #include <string>
 #include <vector>
 
+#include "cpu/tactics/epilogue_act.h"
 #include "cpu/tactics/gemm_kernels.h"
 #include "cpu/tactics/native_linear_epilogue.h"
 #include "ir/ops/anvil_linear.h"
@@ -56,6 +60,64 @@ Epilogue epilogueOf(int act, int residual) {
   e.residual = residual != 0;
   e.addFirst = residual != 2;
   return e;
+}
+
+// The values where a max/min form could differ from "x < lo ? lo : x": NaN (either sign),
+// zeros of both signs against zero bounds, values at the bounds, infinities. Clip with
+// bounds (-0.5, 0.75), (0, 6) (ReLU6) and (-0.0, +0.0).
+const float kSpecials[] = {NAN, -NAN, 0.0f, -0.0f, -0.5f, 0.75f, 6.0f, -1e-30f, 1e-30f, 1.5f, -2.0f,
+                           INFINITY, -INFINITY, 5.9999995f, 6.0000005f, 0.25f};
+constexpr int kNumSpecials = int(sizeof(kSpecials) / sizeof(float));
+
+uint32_t bitsOf(float v) {
+  uint32_t u;
+  std::memcpy(&u, &v, 4);
+  return u;
+}
+
+template <int A>
+__attribute__((target("avx2,fma"))) void act8Of(const float* x, float p0, float p1, float* y, int n) {
+  for (int i = 0; i < n; i += 8)
+    _mm256_storeu_ps(y + i, epi::act8<A>(_mm256_loadu_ps(x + i), _mm256_set1_ps(p0), _mm256_set1_ps(p1)));
+}
+template <int A>
+__attribute__((target("avx512f"))) void act16Of(const float* x, float p0, float p1, float* y, int n) {
+  for (int i = 0; i < n; i += 16)
+    _mm512_storeu_ps(y + i, epi::act16<A>(_mm512_loadu_ps(x + i), _mm512_set1_ps(p0), _mm512_set1_ps(p1)));
+}
+
+TEST(TileActivation, ReluAndClipKeepNaNAndSignedZerosAsTheReference) {
+  static_assert(kNumSpecials % 16 == 0);
+  const bool avx2 = anvil::runtime::hostHasAll({"avx2", "fma"}), avx512 = anvil::runtime::hostHas("avx512f");
+  if (!avx2) GTEST_SKIP() << "skipped: no AVX2/FMA";
+  const std::pair<float, float> bounds[] = {{-0.5f, 0.75f}, {0.0f, 6.0f}, {-0.0f, 0.0f}};
+  int checked = 0;
+  for (const auto& [lo, hi] : bounds)
+    for (Activation a : {Activation::kRelu, Activation::kClip}) {
+      Epilogue e;
+      e.act = a;
+      e.p0 = lo, e.p1 = hi;
+      float got8[kNumSpecials], got16[kNumSpecials];
+      if (a == Activation::kRelu) {
+        act8Of<epi::kRelu>(kSpecials, lo, hi, got8, kNumSpecials);
+        if (avx512) act16Of<epi::kRelu>(kSpecials, lo, hi, got16, kNumSpecials);
+      } else {
+        act8Of<epi::kClip>(kSpecials, lo, hi, got8, kNumSpecials);
+        if (avx512) act16Of<epi::kClip>(kSpecials, lo, hi, got16, kNumSpecials);
+      }
+      for (int i = 0; i < kNumSpecials; ++i) {
+        const float want = anvil::ir::linear::activate<float>(e, kSpecials[i]);
+        const std::string what = std::string(anvil::ir::linear::activationName(a)) + "(" +
+                                 std::to_string(kSpecials[i]) + ") bounds " + std::to_string(lo) + ", " +
+                                 std::to_string(hi);
+        EXPECT_EQ(bitsOf(got8[i]), bitsOf(want)) << what << ": 8 lanes gave " << got8[i] << ", want " << want;
+        if (avx512) {
+          EXPECT_EQ(bitsOf(got16[i]), bitsOf(want)) << what << ": 16 lanes gave " << got16[i];
+        }
+        ++checked;
+      }
+    }
+  EXPECT_EQ(checked, 6 * kNumSpecials);
 }
 
 TEST(GemmTileEpilogue, SameBitsAsThePassForEveryActivation) {

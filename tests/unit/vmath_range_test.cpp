@@ -2,8 +2,11 @@
 // AVX2 build) over the whole float range: every 257th bit pattern (16.7 million values,
 // every exponent and both signs, NaNs and infinities included) against a double-precision
 // evaluation, with the maximum error each function states in that file's header.
-// Also the fused linear epilogue rows that apply the same formulas (cpu/tactics/vmath.h).
+// Also the fused linear epilogue rows that apply the same formulas (cpu/tactics/vmath.h),
+// and vmath's folded forms (e^-x reduced from x, 2^n from the rounding sum's bits) bit for
+// bit against the plain ones they replace.
 #include <gtest/gtest.h>
+#include <immintrin.h>
 
 #include <bit>
 #include <cmath>
@@ -13,6 +16,7 @@
 #include <vector>
 
 #include "cpu/tactics/native_linear_epilogue.h"
+#include "cpu/tactics/vmath.h"
 #include "ir/graph.h"
 #include "runtime/kernel.h"
 
@@ -182,5 +186,68 @@ INSTANTIATE_TEST_SUITE_P(AllFloats, PolyRange, ::testing::Combine(::testing::Val
                            return std::string(c.op) + (*c.approximate ? std::string("_") + c.approximate : "") +
                                   (std::get<1>(info.param) ? "_avx2" : "_portable");
                          });
+
+}  // namespace
+
+namespace {
+
+namespace vm = anvil::cpu::vmath;
+
+// The plain forms: e^x with 2^n from a cvtps of n, sigmoid from e^(0 - x).
+__attribute__((target("avx2,fma"))) __m256 expNarrowPlain8(__m256 x) {
+  __m256 n;
+  const __m256 p = vm::expReduced8(x, 88.f, &n);
+  const __m256i e = _mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127));
+  return _mm256_mul_ps(p, _mm256_castsi256_ps(_mm256_slli_epi32(e, 23)));
+}
+
+__attribute__((target("avx2,fma"))) void foldedAndPlain8(const float* x, int64_t n, float* out) {
+  for (int64_t i = 0; i < n; i += 8) {
+    const __m256 v = _mm256_loadu_ps(x + i), neg = _mm256_sub_ps(_mm256_setzero_ps(), v);
+    _mm256_storeu_ps(out + 0 * n + i, vm::expNarrow8(v));
+    _mm256_storeu_ps(out + 1 * n + i, expNarrowPlain8(v));
+    _mm256_storeu_ps(out + 2 * n + i, vm::expNarrow8<true>(v));
+    _mm256_storeu_ps(out + 3 * n + i, expNarrowPlain8(neg));
+    _mm256_storeu_ps(out + 4 * n + i, vm::sigmoid8(v));
+    _mm256_storeu_ps(out + 5 * n + i,
+                     _mm256_div_ps(_mm256_set1_ps(1.f), _mm256_add_ps(_mm256_set1_ps(1.f), expNarrowPlain8(neg))));
+  }
+}
+
+__attribute__((target("avx512f"))) void folded16(const float* x, int64_t n, float* out) {
+  for (int64_t i = 0; i < n; i += 16) {
+    const __m512 v = _mm512_loadu_ps(x + i);
+    _mm512_storeu_ps(out + 0 * n + i, vm::expNarrow16(v));
+    _mm512_storeu_ps(out + 1 * n + i, vm::expNarrow16<true>(v));
+    _mm512_storeu_ps(out + 2 * n + i, vm::sigmoid16(v));
+  }
+}
+
+TEST(VmathFolded, SameBitsAsThePlainFormsOverAllFloats) {
+  if (!hostHasAll({"avx2", "fma"})) GTEST_SKIP() << "skipped: no AVX2/FMA";
+  std::vector<float> in = everyFloat();
+  in.resize(in.size() / 16 * 16);
+  const int64_t n = int64_t(in.size());
+  std::vector<float> out(size_t(6 * n)), out16(size_t(3 * n));
+  foldedAndPlain8(in.data(), n, out.data());
+  const bool avx512 = hostHas("avx512f");
+  if (avx512) folded16(in.data(), n, out16.data());
+  const char* what[3] = {"expNarrow8", "expNarrow8<Neg>", "sigmoid8"};
+  for (int k = 0; k < 3; ++k) {
+    int64_t bad = 0, first = -1;
+    for (int64_t i = 0; i < n; ++i) {
+      const uint32_t got = std::bit_cast<uint32_t>(out[size_t(2 * k * n + i)]);
+      const uint32_t want = std::bit_cast<uint32_t>(out[size_t((2 * k + 1) * n + i)]);
+      const bool eq16 = !avx512 || std::bit_cast<uint32_t>(out16[size_t(k * n + i)]) == got;
+      if (got != want || !eq16) {
+        if (first < 0) first = i;
+        ++bad;
+      }
+    }
+    EXPECT_EQ(bad, 0) << what[k] << ": first at x = " << (first >= 0 ? in[size_t(first)] : 0.0f) << " (got "
+                      << (first >= 0 ? out[size_t(2 * k * n + first)] : 0.0f) << ", plain "
+                      << (first >= 0 ? out[size_t((2 * k + 1) * n + first)] : 0.0f) << ")";
+  }
+}
 
 }  // namespace
