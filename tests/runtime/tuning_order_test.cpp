@@ -11,11 +11,15 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <mutex>
 #include <random>
 #include <string>
 #include <thread>
 #include <vector>
+
+#include <nlohmann/json.hpp>
+#include <time.h>
 
 #include "anvil/anvil.hpp"
 #include "runtime/kernel.h"
@@ -32,8 +36,13 @@ void softsign(const anvil::runtime::StepArgs& a, char who) {
     std::lock_guard<std::mutex> lk(gLogMu);
     gLog.push_back(who);
   }
-  // c is a slow candidate: its warm-up takes over 0.25 ms, so it gets no re-warm run.
-  if (who == 'c') std::this_thread::sleep_for(std::chrono::microseconds(300));
+  // c is a slow candidate: its warm-up takes over 0.25 ms, so it gets no re-warm run. It
+  // spins rather than sleeps: one-thread candidates are timed in the thread's CPU time.
+  if (who == 'c') {
+    const auto until = std::chrono::steady_clock::now() + std::chrono::microseconds(300);
+    while (std::chrono::steady_clock::now() < until) {
+    }
+  }
   const float* x = a.in(0).as<float>();
   float* y = a.out(0).as<float>();
   for (int64_t i = 0; i < a.in(0).numel(); ++i) y[i] = x[i] / (1.0f + std::fabs(x[i]));
@@ -51,6 +60,43 @@ void registerOnce() {
         return in.size() == 1 && in[0].dtype == anvil::ir::DataType::kF32;
       };
       k.run = [who](const anvil::runtime::StepArgs& a) { softsign(a, who); };
+      anvil::runtime::Kernels::instance().add(std::move(k));
+    }
+  });
+}
+
+double threadCpuMs() {
+  timespec t{};
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
+  return double(t.tv_sec) * 1e3 + double(t.tv_nsec) * 1e-6;
+}
+
+// Two more Softsign candidates that differ only in how they spend their time: "sleeper"
+// waits 20 ms off the CPU (what time slices lost to other processes look like from the
+// kernel's thread), "spinner" computes for 1 ms of its thread's CPU time.
+void registerClockKernels() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    for (bool sleeps : {true, false}) {
+      anvil::runtime::Kernel k;
+      k.name = sleeps ? "test_softsign_clock_sleeper" : "test_softsign_clock_spinner";
+      k.op = "Softsign";
+      k.precision = anvil::ir::DataType::kF32;
+      k.supports = [](const anvil::ir::Node&, const std::vector<anvil::ir::TensorType>& in) {
+        return in.size() == 1 && in[0].dtype == anvil::ir::DataType::kF32;
+      };
+      k.run = [sleeps](const anvil::runtime::StepArgs& a) {
+        if (sleeps) {
+          std::this_thread::sleep_for(std::chrono::milliseconds(20));
+        } else {
+          const double until = threadCpuMs() + 1.0;
+          while (threadCpuMs() < until) {
+          }
+        }
+        const float* x = a.in(0).as<float>();
+        float* y = a.out(0).as<float>();
+        for (int64_t i = 0; i < a.in(0).numel(); ++i) y[i] = x[i] / (1.0f + std::fabs(x[i]));
+      };
       anvil::runtime::Kernels::instance().add(std::move(k));
     }
   });
@@ -122,6 +168,43 @@ TEST(TuningOrder, CpuCandidatesAlternate) {
   ASSERT_TRUE(ctx->setTensorAddress("y", y.data()).isOk());
   ASSERT_TRUE(ctx->run().isOk());
   for (size_t i = 0; i < x.size(); ++i) EXPECT_NEAR(y[i], x[i] / (1.f + std::fabs(x[i])), 1e-6f) << i;
+  fs::remove(model);
+}
+
+// A one-thread build times its candidates in the thread's CPU time, so the sleeper (20 ms of
+// wall clock, next to no CPU) times faster than the spinner (1 ms of CPU); a build with a
+// worker thread times on the wall clock, and the spinner is the faster. Read back from the
+// timing cache, which records every candidate's milliseconds.
+TEST(TuningOrder, OneThreadBuildsTimeInThreadCpuTime) {
+  registerClockKernels();
+  const std::string model = writeModel();
+  auto timings = [&](int threads) {
+    const fs::path cache = fs::temp_directory_path() / ("anvil_tuning_clock_" + std::to_string(threads) + ".json");
+    fs::remove(cache);
+    anvil::BuilderConfig cfg;
+    cfg.optimizationLevel = 0;
+    cfg.timingIterations = 3;
+    cfg.threads = threads;
+    cfg.timingCachePath = cache.string();
+    std::string bytes;
+    anvil::BuildReport report;
+    const anvil::Status s = anvil::Builder::buildFromOnnx(model, cfg, &bytes, &report);
+    EXPECT_TRUE(s.isOk()) << s.message();
+    std::map<std::string, double> ms;
+    std::ifstream f(cache);
+    const nlohmann::json j = nlohmann::json::parse(f);
+    for (const auto& [key, e] : j.at("entries").items())
+      for (const auto& [name, t] : e.at("ms").items()) ms[name] = t.get<double>();
+    fs::remove(cache);
+    return ms;
+  };
+  std::map<std::string, double> one = timings(1), two = timings(2);
+  ASSERT_TRUE(one.count("test_softsign_clock_sleeper") && one.count("test_softsign_clock_spinner"));
+  ASSERT_TRUE(two.count("test_softsign_clock_sleeper") && two.count("test_softsign_clock_spinner"));
+  EXPECT_LT(one["test_softsign_clock_sleeper"], 0.5);
+  EXPECT_GE(one["test_softsign_clock_spinner"], 0.99);
+  EXPECT_GE(two["test_softsign_clock_sleeper"], 19.9);
+  EXPECT_LT(two["test_softsign_clock_spinner"], two["test_softsign_clock_sleeper"]);
   fs::remove(model);
 }
 
