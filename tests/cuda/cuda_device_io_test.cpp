@@ -14,6 +14,7 @@
 
 #include "anvil/anvil.hpp"
 #include "runtime/engine_stats.h"
+#include "tests/cuda/small_models.h"
 #include "tests/onnx_writer.h"
 
 namespace anvil {
@@ -24,35 +25,13 @@ std::string save(const test::OnnxWriter& w, const std::string& name) {
   return w.save("anvil_cuda_device_io_" + name + ".onnx");
 }
 
-// x[b,33] -> MatMul W1[33,70] -> Add b1 -> Relu -> Gemm(W2[17,70]^T, b2) -> y[b,17].
+// x[b,33] -> MatMul -> Add -> Relu -> Gemm -> y[b,17] (tests/cuda/small_models.h).
 std::string writeMlp(int64_t batch) {
-  test::OnnxWriter w;
-  w.input("x", {batch, 33});
-  w.output("y", {batch, 17});
-  w.weight("w1", {33, 70}, 1, 0.3f);
-  w.weight("b1", {70}, 2, 0.1f);
-  w.weight("w2", {17, 70}, 3, 0.3f);
-  w.weight("b2", {17}, 4, 0.1f);
-  w.node("MatMul", "fc1", {"x", "w1"}, "h0");
-  w.node("Add", "bias1", {"h0", "b1"}, "h1");
-  w.node("Relu", "relu1", {"h1"}, "h");
-  test::OnnxWriter::attr(w.node("Gemm", "fc2", {"h", "w2", "b2"}, "y"), "transB", 1);
-  return save(w, batch < 0 ? "mlp_dyn" : "mlp");
+  return test::writeSmallMlp(batch, "g", std::string("anvil_cuda_device_io_") + (batch < 0 ? "mlp_dyn" : "mlp") + ".onnx");
 }
 
 // x[1,3,9,9] -> Conv 3x3 (4 channels, pad 1) + bias -> Relu -> Conv 1x1 (5 channels) -> y[1,5,9,9].
-std::string writeCnn() {
-  test::OnnxWriter w;
-  w.input("x", {1, 3, 9, 9});
-  w.output("y", {1, 5, 9, 9});
-  w.weight("k1", {4, 3, 3, 3}, 5, 0.3f);
-  w.weight("c1", {4}, 6, 0.1f);
-  w.weight("k2", {5, 4, 1, 1}, 7, 0.3f);
-  test::OnnxWriter::attr(w.node("Conv", "conv1", {"x", "k1", "c1"}, "a"), "pads", std::vector<int64_t>{1, 1, 1, 1});
-  w.node("Relu", "relu", {"a"}, "r");
-  w.node("Conv", "conv2", {"r", "k2"}, "y");
-  return save(w, "cnn");
-}
+std::string writeCnn() { return test::writeSmallCnn(1, 4, 5, "g", "anvil_cuda_device_io_cnn.onnx"); }
 
 // x[2,5] -> Hardmax (no CUDA kernel: a CPU layer) -> Relu -> Sigmoid -> y: the input's first
 // reader is on the CPU. cpuLast: x -> Relu -> Hardmax -> y, the output is made on the CPU.
@@ -149,10 +128,14 @@ std::vector<float> runBound(const Engine& e, const std::vector<int64_t>& xDims, 
   for (int i = 0; i < 2; ++i) {  // twice: the second run reuses every binding (and replays a graph)
     s = b.enqueue ? ctx->enqueue() : ctx->run();
     EXPECT_TRUE(s.isOk()) << s.message();
-    if (b.enqueue) EXPECT_TRUE(ctx->synchronize().isOk());
+    if (b.enqueue) {
+      EXPECT_TRUE(ctx->synchronize().isOk());
+    }
   }
   if (copies) *copies /= 2;
-  if (b.yDevice) EXPECT_TRUE(ctx->copyFromDevice(y.data(), yDev, y.size() * 4).isOk());
+  if (b.yDevice) {
+    EXPECT_TRUE(ctx->copyFromDevice(y.data(), yDev, y.size() * 4).isOk());
+  }
   EXPECT_TRUE(ctx->freeDevice(xDev).isOk());
   EXPECT_TRUE(ctx->freeDevice(yDev).isOk());
   return y;
@@ -161,8 +144,11 @@ std::vector<float> runBound(const Engine& e, const std::vector<int64_t>& xDims, 
 // Host-bound vs device-bound, every mix, on an engine whose input is read and output made
 // on the GPU: bit for bit the same, and each device binding removes its boundary copy.
 void checkEveryBinding(const Engine& e, const std::vector<int64_t>& xDims) {
-  for (const LayerInfo& l : e.layers())
-    if (l.type != "anvil.Copy") EXPECT_EQ(l.device, "cuda") << l.name << " " << l.type;
+  for (const LayerInfo& l : e.layers()) {
+    if (l.type != "anvil.Copy") {
+      EXPECT_EQ(l.device, "cuda") << l.name << " " << l.type;
+    }
+  }
   const std::vector<float> x = input(numel(xDims), 11);
   int hostCopies = -1;
   const std::vector<float> want = runBound(e, xDims, x, {}, &hostCopies);

@@ -15,6 +15,7 @@
 #include <random>
 
 #include "anvil/anvil.hpp"
+#include "tests/cuda/small_models.h"
 #include "tests/onnx_writer.h"
 
 namespace fs = std::filesystem;
@@ -22,35 +23,11 @@ namespace fs = std::filesystem;
 namespace anvil {
 namespace {
 
-// x[4,33] -> MatMul W1[33,70] -> Add b1 -> Relu -> Gemm(W2[17,70]^T, b2) -> y[4,17].
-std::string writeMlp() {
-  test::OnnxWriter w("mlp_i8");
-  w.input("x", {4, 33});
-  w.output("y", {4, 17});
-  w.weight("w1", {33, 70}, 1, 0.3f);
-  w.weight("b1", {70}, 2, 0.1f);
-  w.weight("w2", {17, 70}, 3, 0.3f);
-  w.weight("b2", {17}, 4, 0.1f);
-  w.node("MatMul", "fc1", {"x", "w1"}, "h0");
-  w.node("Add", "bias1", {"h0", "b1"}, "h1");
-  w.node("Relu", "relu1", {"h1"}, "h");
-  test::OnnxWriter::attr(w.node("Gemm", "fc2", {"h", "w2", "b2"}, "y"), "transB", 1);
-  return w.save("anvil_cuda_i8_mlp.onnx");
-}
+// x[4,33] -> MatMul -> Add -> Relu -> Gemm -> y[4,17] (tests/cuda/small_models.h).
+std::string writeMlp() { return test::writeSmallMlp(4, "mlp_i8", "anvil_cuda_i8_mlp.onnx"); }
 
-// x[2,3,9,9] -> Conv W1[20,3,3,3] pad 1 + b1 -> Relu -> Conv W2[6,20,1,1] -> y[2,6,9,9].
-std::string writeCnn() {
-  test::OnnxWriter w("cnn_i8");
-  w.input("x", {2, 3, 9, 9});
-  w.output("y", {2, 6, 9, 9});
-  w.weight("w1", {20, 3, 3, 3}, 5, 0.3f);
-  w.weight("b1", {20}, 6, 0.1f);
-  w.weight("w2", {6, 20, 1, 1}, 7, 0.3f);
-  test::OnnxWriter::attr(w.node("Conv", "conv1", {"x", "w1", "b1"}, "h0"), "pads", std::vector<int64_t>{1, 1, 1, 1});
-  w.node("Relu", "relu1", {"h0"}, "h");
-  w.node("Conv", "conv2", {"h", "w2"}, "y");
-  return w.save("anvil_cuda_i8_cnn.onnx");
-}
+// x[2,3,9,9] -> Conv 3x3 (20 channels, pad 1) + bias -> Relu -> Conv 1x1 (6 channels) -> y[2,6,9,9].
+std::string writeCnn() { return test::writeSmallCnn(2, 20, 6, "cnn_i8", "anvil_cuda_i8_cnn.onnx"); }
 
 std::vector<float> samples(int64_t n, uint32_t seed) {
   std::vector<float> v(static_cast<size_t>(n));

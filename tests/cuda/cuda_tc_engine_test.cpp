@@ -8,28 +8,14 @@
 #include <random>
 
 #include "anvil/anvil.hpp"
-#include "tests/onnx_writer.h"
+#include "tests/cuda/small_models.h"
 
 namespace anvil {
 namespace {
 
 constexpr int64_t kBatch = 5, kIn = 33, kHidden = 70, kOut = 17;
 
-// x[5,33] -> MatMul W1[33,70] -> Add b1 -> Relu -> Gemm(W2[17,70]^T, b2) -> y[5,17].
-std::string writeMlp() {
-  test::OnnxWriter w("mlp");
-  w.input("x", {kBatch, kIn});
-  w.output("y", {kBatch, kOut});
-  w.weight("w1", {kIn, kHidden}, 1, 0.3f);
-  w.weight("b1", {kHidden}, 2, 0.1f);
-  w.weight("w2", {kOut, kHidden}, 3, 0.3f);
-  w.weight("b2", {kOut}, 4, 0.1f);
-  w.node("MatMul", "fc1", {"x", "w1"}, "h0");
-  w.node("Add", "bias1", {"h0", "b1"}, "h1");
-  w.node("Relu", "relu1", {"h1"}, "h");
-  test::OnnxWriter::attr(w.node("Gemm", "fc2", {"h", "w2", "b2"}, "y"), "transB", 1);
-  return w.save("anvil_cuda_tc_mlp.onnx");
-}
+std::string writeMlp() { return test::writeSmallMlp(kBatch, "mlp", "anvil_cuda_tc_mlp.onnx"); }
 
 std::vector<float> run(const Engine& e, bool simulate) {
   std::unique_ptr<ExecutionContext> ctx;
@@ -93,19 +79,8 @@ void checkPrecision(bool bf16) {
 TEST(CudaTensorCoreEngine, Fp16BuildRunsLinearLayersOnTensorCores) { checkPrecision(false); }
 TEST(CudaTensorCoreEngine, Bf16BuildRunsLinearLayersOnTensorCores) { checkPrecision(true); }
 
-// x[2,3,9,9] -> Conv W1[20,3,3,3] pad 1 + b1 -> Relu -> Conv W2[6,20,1,1] -> y[2,6,9,9].
-std::string writeCnn() {
-  test::OnnxWriter w("cnn");
-  w.input("x", {2, 3, 9, 9});
-  w.output("y", {2, 6, 9, 9});
-  w.weight("w1", {20, 3, 3, 3}, 5, 0.3f);
-  w.weight("b1", {20}, 6, 0.1f);
-  w.weight("w2", {6, 20, 1, 1}, 7, 0.3f);
-  test::OnnxWriter::attr(w.node("Conv", "conv1", {"x", "w1", "b1"}, "h0"), "pads", std::vector<int64_t>{1, 1, 1, 1});
-  w.node("Relu", "relu1", {"h0"}, "h");
-  w.node("Conv", "conv2", {"h", "w2"}, "y");
-  return w.save("anvil_cuda_tc_cnn.onnx");
-}
+// x[2,3,9,9] -> Conv 3x3 (20 channels, pad 1) + bias -> Relu -> Conv 1x1 (6 channels) -> y[2,6,9,9].
+std::string writeCnn() { return test::writeSmallCnn(2, 20, 6, "cnn", "anvil_cuda_tc_cnn.onnx"); }
 
 TEST(CudaTensorCoreEngine, Fp16ConvsRunOnTensorCores) {
   const std::string onnx = writeCnn();
