@@ -35,6 +35,7 @@
 
 #include "anvil/anvil.h"
 #include "anvil/anvil.hpp"
+#include "runtime/clock.h"
 
 namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
@@ -339,23 +340,17 @@ int latencyMode(const std::string& enginePath, int threads, const std::vector<st
 // Timed in the thread's CPU time: on a shared machine a wall-clock run loses time slices to
 // other work (2-core EPYC at load average 6-10: best of 150 wall-clock runs 13.6-21.7 GFLOP/s,
 // thread CPU time 43-47, the roof the GEMM reaches there).
-double threadMsSince(const timespec& t0) {
-  timespec t1;
-  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t1);
-  return double(t1.tv_sec - t0.tv_sec) * 1e3 + double(t1.tv_nsec - t0.tv_nsec) * 1e-6;
-}
 constexpr int kAcc = 12;
 __attribute__((target("avx2,fma"))) double fmaAvx2(long iters) {
   __m256 acc[kAcc];
   for (int i = 0; i < kAcc; ++i) acc[i] = _mm256_set1_ps(float(i) * 1e-3f);
   const __m256 a = _mm256_set1_ps(0.999999f), b = _mm256_set1_ps(1e-7f);
-  timespec t0;
-  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t0);
+  const double t0 = anvil::runtime::threadCpuMs();
   for (long k = 0; k < iters; ++k) {
 #pragma GCC unroll 12  // the accumulators must live in registers, not in the array
     for (int i = 0; i < kAcc; ++i) acc[i] = _mm256_fmadd_ps(acc[i], a, b);
   }
-  const double s = threadMsSince(t0) / 1000.0;
+  const double s = (anvil::runtime::threadCpuMs() - t0) / 1000.0;
   __m256 sum = acc[0];
 #pragma GCC unroll 12
   for (int i = 1; i < kAcc; ++i) sum = _mm256_add_ps(sum, acc[i]);
@@ -369,13 +364,12 @@ __attribute__((target("avx512f"))) double fmaAvx512(long iters) {
   __m512 acc[kAcc];
   for (int i = 0; i < kAcc; ++i) acc[i] = _mm512_set1_ps(float(i) * 1e-3f);
   const __m512 a = _mm512_set1_ps(0.999999f), b = _mm512_set1_ps(1e-7f);
-  timespec t0;
-  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t0);
+  const double t0 = anvil::runtime::threadCpuMs();
   for (long k = 0; k < iters; ++k) {
 #pragma GCC unroll 12
     for (int i = 0; i < kAcc; ++i) acc[i] = _mm512_fmadd_ps(acc[i], a, b);
   }
-  const double s = threadMsSince(t0) / 1000.0;
+  const double s = (anvil::runtime::threadCpuMs() - t0) / 1000.0;
   __m512 sum = acc[0];
 #pragma GCC unroll 12
   for (int i = 1; i < kAcc; ++i) sum = _mm512_add_ps(sum, acc[i]);

@@ -34,6 +34,7 @@
 #include "passes/passes.h"
 #include "passes/pattern.h"
 #include "passes/precision.h"
+#include "runtime/clock.h"
 #include "runtime/engine_format.h"
 #include "runtime/executor.h"
 #include "runtime/kernel.h"
@@ -293,9 +294,9 @@ class CandidateTimer {
   // slower) in 1 of 4 builds. With workers, the wall clock (their time is the caller's wait).
   double once() {
     if (threadClock_) {
-      const double t0 = threadCpuMs();
+      const double t0 = runtime::threadCpuMs();
       kernel_->run(a_);
-      return threadCpuMs() - t0;
+      return runtime::threadCpuMs() - t0;
     }
     auto t0 = Clock::now();
     kernel_->run(a_);
@@ -310,12 +311,6 @@ class CandidateTimer {
   std::vector<runtime::Blob> blobViews_;
   runtime::StepArgs a_;
   bool threadClock_ = false;
-
-  static double threadCpuMs() {
-    timespec t{};
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
-    return double(t.tv_sec) * 1e3 + double(t.tv_nsec) * 1e-6;
-  }
 };
 
 double medianOf(std::vector<double> t) {

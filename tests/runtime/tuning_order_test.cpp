@@ -22,6 +22,7 @@
 #include <time.h>
 
 #include "anvil/anvil.hpp"
+#include "runtime/clock.h"
 #include "runtime/kernel.h"
 
 namespace fs = std::filesystem;
@@ -65,12 +66,6 @@ void registerOnce() {
   });
 }
 
-double threadCpuMs() {
-  timespec t{};
-  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
-  return double(t.tv_sec) * 1e3 + double(t.tv_nsec) * 1e-6;
-}
-
 // Two more Softsign candidates that differ only in how they spend their time: "sleeper"
 // waits 20 ms off the CPU (what time slices lost to other processes look like from the
 // kernel's thread), "spinner" computes for 1 ms of its thread's CPU time.
@@ -89,8 +84,8 @@ void registerClockKernels() {
         if (sleeps) {
           std::this_thread::sleep_for(std::chrono::milliseconds(20));
         } else {
-          const double until = threadCpuMs() + 1.0;
-          while (threadCpuMs() < until) {
+          const double until = anvil::runtime::threadCpuMs() + 1.0;
+          while (anvil::runtime::threadCpuMs() < until) {
           }
         }
         const float* x = a.in(0).as<float>();

@@ -29,6 +29,7 @@
 #include "cpu/tactics/gemm_kernels.h"
 #include "cpu/tactics/native_linear_epilogue.h"
 #include "ir/ops/anvil_linear.h"
+#include "runtime/clock.h"
 #include "runtime/executor.h"
 #include "runtime/kernel.h"
 
@@ -219,12 +220,6 @@ TEST(GemmTileEpilogue, SameBitsAsThePassForEveryActivation) {
   EXPECT_GT(checked, 100);
 }
 
-double threadCpuMs() {
-  timespec t;
-  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
-  return t.tv_sec * 1e3 + t.tv_nsec * 1e-6;
-}
-
 TEST(GemmTileEpilogue, DISABLED_Timing) {
   int64_t M = 3136, N = 384, K = 96;
   if (const char* v = std::getenv("ANVIL_BENCH_MNK")) std::sscanf(v, "%ld,%ld,%ld", &M, &N, &K);
@@ -257,12 +252,12 @@ TEST(GemmTileEpilogue, DISABLED_Timing) {
       std::vector<double> t[3];
       for (int rep = 0; rep < 15; ++rep)
         for (int v = 0; v < 3; ++v) {
-          const double t0 = threadCpuMs();
+          const double t0 = anvil::runtime::threadCpuMs();
           if (v == 0) gemmPackedB(c, M, N, K, 1.0f, {a.data(), K, 1}, aligned(bp), y.data(), N, nullptr, slots, nullptr);
           if (v == 1) gemmPackedB(c, M, N, K, 1.0f, {a.data(), K, 1}, aligned(bp), y.data(), N, nullptr, slots, &ep);
           if (v == 2)
             gemmPackedBFused(c, M, N, K, 1.0f, {a.data(), K, 1}, aligned(bp), y.data(), N, nullptr, slots, &ep, te);
-          t[v].push_back(threadCpuMs() - t0);
+          t[v].push_back(anvil::runtime::threadCpuMs() - t0);
         }
       for (auto& v : t) std::sort(v.begin(), v.end());
       std::printf("  %s %ldx%ldx%ld %-9s product %.3f  + pass %.3f  tile %.3f ms (median thread CPU)\n",

@@ -22,6 +22,7 @@
 #include <string>
 
 #include "native_kernel_test_util.h"
+#include "runtime/clock.h"
 #include "runtime/kernel.h"
 
 namespace anvil::runtime {
@@ -210,18 +211,13 @@ struct Timing {
   double wallMs, cpuMs;
 };
 Timing minMs(const std::function<void()>& f, int reps = 30) {
-  auto cpuNow = [] {
-    timespec t;
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
-    return t.tv_sec * 1e3 + t.tv_nsec * 1e-6;
-  };
   f();
   Timing best{1e30, 1e30};
   for (int i = 0; i < reps; ++i) {
     const auto t0 = std::chrono::steady_clock::now();
-    const double c0 = cpuNow();
+    const double c0 = runtime::threadCpuMs();
     f();
-    best.cpuMs = std::min(best.cpuMs, cpuNow() - c0);
+    best.cpuMs = std::min(best.cpuMs, runtime::threadCpuMs() - c0);
     best.wallMs = std::min(best.wallMs, std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
   }
   return best;

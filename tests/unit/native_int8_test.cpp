@@ -33,6 +33,7 @@
 #include "ir/ops/anvil_linear.h"
 #include "native_kernel_test_util.h"
 #include "op_test_util.h"
+#include "runtime/clock.h"
 #include "runtime/kernel.h"
 
 namespace anvil::runtime {
@@ -986,11 +987,9 @@ TEST(NativeInt8Bench, DISABLED_Avx2MacRates) {
   double best[4] = {0, 0, 0, 0};
   for (int round = 0; round < 7; ++round)  // the forms interleaved, best of 7 each
     for (int f = 0; f < 4; ++f) {
-      timespec t0, t1;
-      clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t0);
+      const double t0 = runtime::threadCpuMs();
       loops[f](iters);
-      clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t1);
-      const double s = double(t1.tv_sec - t0.tv_sec) + 1e-9 * double(t1.tv_nsec - t0.tv_nsec);
+      const double s = (runtime::threadCpuMs() - t0) * 1e-3;
       best[f] = std::max(best[f], macs[f] * double(iters) / s * 1e-9);
     }
   for (int f = 0; f < 4; ++f)
@@ -1016,12 +1015,10 @@ TEST(NativeInt8Bench, DISABLED_TilePeak) {
         const int reps = 20000;
         double best = 1e30;
         for (int round = 0; round < 5; ++round) {
-          timespec t0, t1;
-          clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t0);
+          const double t0 = runtime::threadCpuMs();
           for (int i = 0; i < reps; ++i)
             t(KG, bc.data(), vec.data(), gStride, nullptr, zc.data(), sc.data(), nullptr, out.data(), 48, int(gStride));
-          clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t1);
-          best = std::min(best, (double(t1.tv_sec - t0.tv_sec) + 1e-9 * double(t1.tv_nsec - t0.tv_nsec)) / reps);
+          best = std::min(best, (runtime::threadCpuMs() - t0) * 1e-3 / reps);
         }
         const double ops = 2.0 * double(r) * double(gStride) * double(KG * c.kg);
         std::printf("  %-12s %dx%-3d %7.1f GOP/s\n", req, r, int(gStride), ops / best * 1e-9);

@@ -40,6 +40,7 @@
 #include "ir/ops/anvil_linear.h"
 #include "native_kernel_test_util.h"
 #include "op_test_util.h"
+#include "runtime/clock.h"
 #include "runtime/kernel.h"
 
 namespace anvil::runtime {
@@ -680,9 +681,10 @@ TEST(NativeLinearGemm, WorkSplitIsEvenAndTaskCountsAgree) {
           if (M <= c.gemvRows) continue;
           const int64_t least = std::min(panels, ceilDiv(4 * T, s.mBlocks));
           EXPECT_GE(s.nSplit, least) << M << "x" << N << " on " << T;
-          if (panels >= least + T - 1)
+          if (panels >= least + T - 1) {
             EXPECT_EQ(items % T, 0) << "isa " << int(isa) << " " << M << "x" << N << ": " << s.mBlocks << " x "
                                     << s.nSplit << " items on " << T << " tasks";
+          }
         }
     constexpr float kSentinel = -12345.0f;
     constexpr int64_t kG = 37;
@@ -863,18 +865,13 @@ struct Timing {
 };
 
 Timing medianMs(const std::function<void()>& f, int reps = 20) {
-  auto cpuNow = [] {
-    timespec t;
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
-    return t.tv_sec * 1e3 + t.tv_nsec * 1e-6;
-  };
   f();
   std::vector<double> wall, cpu;
   for (int i = 0; i < reps; ++i) {
     const auto t0 = std::chrono::steady_clock::now();
-    const double c0 = cpuNow();
+    const double c0 = runtime::threadCpuMs();
     f();
-    cpu.push_back(cpuNow() - c0);
+    cpu.push_back(runtime::threadCpuMs() - c0);
     wall.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
   }
   std::sort(wall.begin(), wall.end());
@@ -938,11 +935,9 @@ template <typename F>
 double bestGflops(F body, double flops, int reps) {
   double best = 0;
   for (int i = 0; i < reps; ++i) {
-    timespec t0, t1;
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t0);
+    const double t0 = runtime::threadCpuMs();
     body();
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t1);
-    const double s = double(t1.tv_sec - t0.tv_sec) + 1e-9 * double(t1.tv_nsec - t0.tv_nsec);
+    const double s = (runtime::threadCpuMs() - t0) * 1e-3;
     best = std::max(best, flops / s * 1e-9);
   }
   return best;
@@ -994,13 +989,11 @@ double kernelGflops(const runtime::Kernel& k, const Case& c, double flops, int t
   step.run(*ex);
   double best = 0;
   for (int i = 0; i < reps; ++i) {
-    timespec c0, c1;
     const auto t0 = std::chrono::steady_clock::now();
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &c0);
+    const double c0 = runtime::threadCpuMs();
     step.run(*ex);
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &c1);
+    const double cpu = (runtime::threadCpuMs() - c0) * 1e-3;
     const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    const double cpu = double(c1.tv_sec - c0.tv_sec) + 1e-9 * double(c1.tv_nsec - c0.tv_nsec);
     best = std::max(best, flops / (threads == 1 ? std::max(cpu, 1e-9) : wall) * 1e-9);
   }
   return best;

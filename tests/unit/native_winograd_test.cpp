@@ -30,6 +30,7 @@
 #include "cpu/reference.h"
 #include "native_kernel_test_util.h"
 #include "op_test_util.h"
+#include "runtime/clock.h"
 #include "runtime/kernel.h"
 
 namespace anvil::runtime {
@@ -513,18 +514,13 @@ struct Timing {
 };
 
 Timing medianMs(const std::function<void()>& f, int reps = 20) {
-  auto cpuNow = [] {
-    timespec t;
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
-    return t.tv_sec * 1e3 + t.tv_nsec * 1e-6;
-  };
   f();
   std::vector<double> wall, cpu;
   for (int i = 0; i < reps; ++i) {
     const auto t0 = std::chrono::steady_clock::now();
-    const double c0 = cpuNow();
+    const double c0 = runtime::threadCpuMs();
     f();
-    cpu.push_back(cpuNow() - c0);
+    cpu.push_back(runtime::threadCpuMs() - c0);
     wall.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
   }
   std::sort(wall.begin(), wall.end());
