@@ -308,9 +308,7 @@ TEST_P(NativeConvNchwc, MatchesReferenceBitwiseAcrossThreads) {
   const Case& c = allCases()[GetParam().caseIndex];
   const runtime::Kernel* k = registry().find(Device::kCPU, c.op, c.domain, GetParam().kernel);
   ASSERT_NE(k, nullptr);
-  if (!runtime::hostHasAll(k->requirements))
-    GTEST_SKIP() << (runtime::firstMissing(k->requirements).rfind("avx512", 0) == 0 ? "skipped: no AVX-512"
-                                                                                     : "skipped: no AVX2");
+  if (const std::string why = skipReason(*k); !why.empty()) GTEST_SKIP() << why;
   const Built b = build(c, uint32_t(GetParam().caseIndex) * 7919u + 5);
   const Tensor want = reference(b);
   setBlocked(b, k->nchwcBlock);
@@ -381,9 +379,7 @@ TEST_P(NativeConvNchwcSkip, NeverReadsTheFilterRowsOfTapsInPadding) {
   const Case& c = allCases()[GetParam().caseIndex];
   const runtime::Kernel* k = registry().find(Device::kCPU, c.op, c.domain, GetParam().kernel);
   ASSERT_NE(k, nullptr);
-  if (!runtime::hostHasAll(k->requirements))
-    GTEST_SKIP() << (runtime::firstMissing(k->requirements).rfind("avx512", 0) == 0 ? "skipped: no AVX-512"
-                                                                                     : "skipped: no AVX2");
+  if (const std::string why = skipReason(*k); !why.empty()) GTEST_SKIP() << why;
   Built b = build(c, uint32_t(GetParam().caseIndex) * 104729u + 3);
   const std::vector<int64_t> dead = deadTaps(c);
   const int64_t taps = b.tensors[1].dims()[2] * b.tensors[1].dims()[3];

@@ -204,9 +204,7 @@ TEST_P(NativeConvStemNchwc, MatchesReferenceBitwiseAcrossThreads) {
   const Case& c = allCases()[GetParam().caseIndex];
   const runtime::Kernel* k = registry().find(Device::kCPU, c.op, c.domain, GetParam().kernel);
   ASSERT_NE(k, nullptr);
-  if (!runtime::hostHasAll(k->requirements))
-    GTEST_SKIP() << (runtime::firstMissing(k->requirements).rfind("avx512", 0) == 0 ? "skipped: no AVX-512"
-                                                                                     : "skipped: no AVX2");
+  if (const std::string why = skipReason(*k); !why.empty()) GTEST_SKIP() << why;
   const Built b = build(c, uint32_t(GetParam().caseIndex) * 7919u + 11);
   const Tensor want = reference(b);
   setBlocked(b, k->nchwcBlock);

@@ -175,8 +175,7 @@ TEST_P(NativeConvStem, MatchesReferenceBitwiseAcrossThreads) {
   const Case& c = allCases()[GetParam().caseIndex];
   const runtime::Kernel* k = registry().find(Device::kCPU, c.op, c.domain, GetParam().kernel);
   ASSERT_NE(k, nullptr);
-  if (!runtime::hostHasAll(k->requirements))
-    GTEST_SKIP() << "skipped: this CPU lacks " << runtime::firstMissing(k->requirements);
+  if (const std::string why = skipReason(*k); !why.empty()) GTEST_SKIP() << why;
   const Built b = build(c, uint32_t(GetParam().caseIndex) * 7919u + 3);
   const Tensor want = reference(b);
   const PreparedKernel pk = prepare(*k, b, 2);

@@ -138,10 +138,7 @@ TEST_P(NativeInt8Pixels, MatchesExistingKernelBitwiseAndReferenceWithinBound) {
   const PCase& pc = cases()[GetParam().index];
   const runtime::Kernel* k = pixelsKernel(fusedCase(pc) ? "FusedConv" : "Conv", GetParam().family);
   ASSERT_NE(k, nullptr) << "no pixels kernel for " << GetParam().family;
-  if (!runtime::hostHasAll(k->requirements)) {
-    if (GetParam().family == "__avx512vnni") GTEST_SKIP() << "skipped: no AVX-512";
-    GTEST_SKIP() << "skipped: this CPU lacks " << runtime::firstMissing(k->requirements);
-  }
+  if (const std::string why = skipReason(*k); !why.empty()) GTEST_SKIP() << why;
   const Built b = buildCase(pc, uint32_t(GetParam().index) * 7919u + 3);
   const std::vector<float> got = asFloats(runBoth(*k, b));
   const Expected& e = expected(GetParam().index);
@@ -193,10 +190,7 @@ TEST_P(NativeInt8PixelsLowered, MatchesTheF32RunThroughTheIdentities) {
     if (k->name.rfind("i8_conv2d_pixels_u8s8", 0) != 0) continue;
     const std::string& f = GetParam();
     if (k->name.compare(k->name.size() - f.size(), f.size(), f) != 0) continue;
-    if (!runtime::hostHasAll(k->requirements)) {
-      if (f == "__avx512vnni") GTEST_SKIP() << "skipped: no AVX-512";
-      GTEST_SKIP() << "skipped: this CPU lacks " << runtime::firstMissing(k->requirements);
-    }
+    if (const std::string why = skipReason(*k); !why.empty()) GTEST_SKIP() << why;
     for (const PCase& pc : lcases) {
       if ((k->op == "FusedConv") != fusedCase(pc)) continue;
       for (int combo = 1; combo < 8; ++combo) {

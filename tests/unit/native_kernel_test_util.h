@@ -52,6 +52,17 @@ struct Built {
   }
 };
 
+// Why this CPU cannot run a kernel, as the op tests report it: "skipped: no AVX-512" where
+// an AVX-512 feature is missing, "skipped: no AVX2" for AVX2, FMA or F16C, else "skipped:
+// this CPU lacks <feature>"; empty where the host runs it.
+inline std::string skipReason(const runtime::Kernel& k) {
+  if (runtime::hostHasAll(k.requirements)) return "";
+  const std::string missing = runtime::firstMissing(k.requirements);
+  if (missing.rfind("avx512", 0) == 0) return "skipped: no AVX-512";
+  if (missing == "avx2" || missing == "fma" || missing == "f16c") return "skipped: no AVX2";
+  return "skipped: this CPU lacks " + missing;
+}
+
 inline Built build(const Case& c, uint32_t seed) {
   Built b;
   std::mt19937 rng(seed);

@@ -218,9 +218,7 @@ std::vector<std::string> checkAll(const Node& n) {
       // Said once per kernel: an AVX2-only CI machine must show what it did not run.
       static std::set<std::string> said;
       if (said.insert(k->name).second)
-        std::printf("[ skipped ] %s: %s\n", k->name.c_str(),
-                    runtime::firstMissing(k->requirements).rfind("avx512", 0) == 0 ? "skipped: no AVX-512"
-                                                                                    : "skipped: no AVX2");
+        std::printf("[ skipped ] %s: %s\n", k->name.c_str(), anvil::testing::nk::skipReason(*k).c_str());
       continue;
     }
     SCOPED_TRACE(k->name);

@@ -176,8 +176,7 @@ TEST_P(NativeMaxPool, MatchesReferenceExactlyAndAcrossThreads) {
   const PoolCase& pc = allPoolCases()[GetParam().caseIndex];
   const runtime::Kernel* k = registry().find(Device::kCPU, "MaxPool", "", GetParam().kernel);
   ASSERT_NE(k, nullptr);
-  if (!runtime::hostHasAll(k->requirements))
-    GTEST_SKIP() << "skipped: this CPU lacks " << runtime::firstMissing(k->requirements);
+  if (const std::string why = skipReason(*k); !why.empty()) GTEST_SKIP() << why;
   const Built b = buildPool(pc, uint32_t(GetParam().caseIndex) * 31u + 5);
   const Tensor want = reference(b);
   const PreparedKernel pk = prepare(*k, b, 2);
@@ -349,8 +348,7 @@ TEST_P(NativeDwSmallPlanes, MatchesReferenceBitwiseAcrossThreads) {
   const Case& c = allSmallDwCases()[GetParam().caseIndex];
   const runtime::Kernel* k = registry().find(Device::kCPU, c.op, c.domain, GetParam().kernel);
   ASSERT_NE(k, nullptr);
-  if (!runtime::hostHasAll(k->requirements))
-    GTEST_SKIP() << "skipped: this CPU lacks " << runtime::firstMissing(k->requirements);
+  if (const std::string why = skipReason(*k); !why.empty()) GTEST_SKIP() << why;
   const Built b = build(c, uint32_t(GetParam().caseIndex) * 131u + 7);
   const Tensor want = reference(b);
   const PreparedKernel pk = prepare(*k, b, 2);
