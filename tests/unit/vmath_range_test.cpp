@@ -54,7 +54,7 @@ double allowed(const std::string& op, double ref) {
 }
 
 // Sigmoid's relative bound where its value is normal (cpu/tactics/vmath.h's expNarrow8).
-constexpr double kSigmoidUlp = 4.5;
+constexpr double kSigmoidUlp = 4.0;
 
 class PolyRange : public ::testing::TestWithParam<std::tuple<Case, bool>> {};
 
