@@ -709,6 +709,7 @@ void registerNativeLinearKernels(Kernels& k) {
   // (same bits, much faster on large images), so timings cached for the old ones are stale.
   // The fused ones one more again: GELU as 2^-polynomial (cpu/tactics/vmath.h) and every
   // activation in the register tiles, MatMul/Gemm included.
+  // And one more: Sigmoid/Silu/Tanh through expNarrow's degree-5 polynomial (vmath.h).
   const Variant variants[] = {{GemmIsa::kPortable4x8, "4x8", "", {}, 2},
                               {GemmIsa::kAvx2_6x16, "6x16", "__avx2", {"avx2", "fma"}, 2},
                               {GemmIsa::kAvx512_14x32, "14x32", "__avx512", {"avx512f"}, 2},
@@ -719,15 +720,15 @@ void registerNativeLinearKernels(Kernels& k) {
       k.add(makeKernel(kernelName("f32_gemm_prepacked", v, fused), fused ? "FusedMatMul" : "MatMul",
                        fused ? "anvil" : "", v.requirements, fused ? supportsFusedMatMul : supportsMatMul,
                        [isa, fused](const PrepareInfo& i, Prepared* o) { prepareMatMul(isa, fused, i, o); }, runMatMul,
-                       v.version + (fused ? 2 : 0)));
+                       v.version + (fused ? 3 : 0)));
       k.add(makeKernel(kernelName("f32_gemm_prepacked", v, fused), fused ? "FusedGemm" : "Gemm", fused ? "anvil" : "",
                        v.requirements, fused ? supportsFusedGemm : supportsGemm,
                        [isa, fused](const PrepareInfo& i, Prepared* o) { prepareGemm(isa, fused, i, o); }, runGemm,
-                       v.version + (fused ? 2 : 0)));
+                       v.version + (fused ? 3 : 0)));
       k.add(makeKernel(kernelName("f32_conv2d_prepacked", v, fused), fused ? "FusedConv" : "Conv", fused ? "anvil" : "",
                        v.requirements, fused ? supportsFusedConv : supportsConv,
                        [isa, fused](const PrepareInfo& i, Prepared* o) { prepareConv(isa, false, fused, i, o); },
-                       runConv, v.version + (fused ? 2 : 0) + 1));
+                       runConv, v.version + (fused ? 3 : 0) + 1));
     }
   }
   for (bool fused : {false, true})

@@ -6,7 +6,8 @@
 // Accuracy against a double-precision evaluation, checked over every 257th float bit
 // pattern (tests/unit/vmath_range_test.cpp): exp within 3 ulp where the result is normal
 // and within 2^-126 where it is not (Cephes polynomial after a two-part ln2 reduction);
-// sigmoid, tanh and erf within 3e-7 absolute; Gelu within 3e-7 of max(1, |y|) (x Phi(x) with
+// sigmoid, tanh and erf within 3e-7 absolute (sigmoid also within 4 ulp where it is normal:
+// cpu/tactics/vmath.h's expNarrow8); Gelu within 3e-7 of max(1, |y|) (x Phi(x) with
 // Phi's tail as 2^-polynomial, no erf: see cpu/tactics/vmath.h).
 #include <immintrin.h>
 
@@ -197,7 +198,7 @@ void registerApprox(Kernels& k) {
     for (const auto& [op, f] : ops) {
       Kernel kn;
       kn.name = avx2 ? "f32_unary_poly__avx2" : "f32_unary_poly";
-      kn.version = 3;  // 2: exp clamps at ln(FLT_MIN), erf takes its odd series below 0.5; 3: Gelu as 2^-U, sigmoid (below -88) and tanh through expNarrow
+      kn.version = 4;  // 2: exp clamps at ln(FLT_MIN), erf takes its odd series below 0.5; 3: Gelu as 2^-U, sigmoid (below -88) and tanh through expNarrow; 4: expNarrow's degree-5 polynomial (sigmoid, tanh)
       kn.op = op;
       kn.precision = DataType::kF32;
       if (avx2) kn.requirements = {"avx2", "fma"};
