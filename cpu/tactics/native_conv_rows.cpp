@@ -723,7 +723,7 @@ void runRows(const StepArgs& a) {
 Kernel makeKernel(std::string name, bool fused, GemmIsa isa, std::vector<std::string> req) {
   Kernel k;
   k.name = std::move(name);
-  k.version = 1;
+  k.version = fused ? 2 : 1;  // 2: SiLU, Sigmoid and Tanh epilogues with vmath.h's new e^-x
   k.op = fused ? "FusedConv" : "Conv";
   k.domain = fused ? "anvil" : "";
   k.precision = DataType::kF32;

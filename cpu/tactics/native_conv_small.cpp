@@ -217,7 +217,8 @@ void runGemv(const StepArgs& a) {
 Kernel makeKernel(bool fused) {
   Kernel k;
   k.name = fused ? "f32_conv1x1_gemv_epilogue__avx2" : "f32_conv1x1_gemv__avx2";
-  k.version = 2;  // 2: the epilogue's Tanh/GELU/Sigmoid through cpu/tactics/vmath.h
+  // 2: the epilogue's Tanh/GELU/Sigmoid through cpu/tactics/vmath.h; 3: SiLU, Sigmoid and Tanh with its new e^-x
+  k.version = fused ? 3 : 2;
   k.op = fused ? "FusedConv" : "Conv";
   k.domain = fused ? "anvil" : "";
   k.precision = DataType::kF32;

@@ -648,7 +648,7 @@ void runStemNchwc(const StepArgs& a) {
 Kernel makeKernel(const char* name, bool fused, StemIsa isa) {
   Kernel k;
   k.name = name;
-  k.version = 1;
+  k.version = fused ? 2 : 1;  // 2: SiLU, Sigmoid and Tanh epilogues with vmath.h's new e^-x
   k.op = fused ? "FusedConv" : "Conv";
   k.domain = fused ? "anvil" : "";
   k.precision = DataType::kF32;

@@ -465,7 +465,9 @@ Kernel makeKernel(int64_t K, bool fused, DwIsa isa) {
   Kernel k;
   const std::string side = std::to_string(K) + "x" + std::to_string(K);
   k.name = "f32_dwconv2d_" + side + (fused ? "_rows_epilogue" : "_rows") + (isa == DwIsa::kAvx512 ? "__avx512" : "__avx2");
-  k.version = 2;  // 2: stride 2 reads split rows, 4 rows a pass (the sums' order is unchanged)
+  // 2: stride 2 reads split rows, 4 rows a pass (the sums' order is unchanged); 3: SiLU, Sigmoid and Tanh
+  // epilogues with vmath.h's new e^-x
+  k.version = fused ? 3 : 2;
   k.op = fused ? "FusedConv" : "Conv";
   k.domain = fused ? "anvil" : "";
   k.precision = DataType::kF32;

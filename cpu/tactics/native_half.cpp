@@ -563,7 +563,7 @@ void registerNativeHalfKernels(Kernels& k) {
         const int32_t isa = f.isa;
         Kernel kn;
         kn.name = std::string(bf16 ? "bf16_" : "f16_") + o.base + "_" + f.tile + (fused ? "_epilogue" : "") + f.suffix;
-        kn.version = 1;
+        kn.version = fused ? 2 : 1;  // 2: SiLU, Sigmoid and Tanh epilogues with vmath.h's new e^-x
         kn.op = fused ? o.fusedOp : o.onnx;
         kn.domain = fused ? "anvil" : "";
         kn.precision = prec;

@@ -1569,7 +1569,9 @@ Kernel makeKernel(std::string name, const char* op, const char* domain, const Va
                   runtime::SupportsFn supports, runtime::PrepareFn prepare, runtime::RunFn run) {
   Kernel k;
   k.name = std::move(name);
-  k.version = 3;  // 2: the mixed-precision params and blobs (fp32_channels, adaptive_tau); 3: lowered (u8) I/O
+  // 2: the mixed-precision params and blobs (fp32_channels, adaptive_tau); 3: lowered (u8) I/O; 4: SiLU,
+  // Sigmoid and Tanh epilogues with vmath.h's new e^-x
+  k.version = 4;
   k.op = op;
   k.domain = domain;
   k.precision = DataType::kI8;

@@ -900,7 +900,7 @@ void registerNativeInt8AmxKernels(Kernels& k) {
   for (const Mm& m : mms) {
     Kernel kn;
     kn.name = std::string("i8_gemm_amx_32x32") + (m.fused ? "_epilogue" : "") + "__amxint8";
-    kn.version = 1;
+    kn.version = m.fused ? 2 : 1;  // 2: SiLU, Sigmoid and Tanh epilogues with vmath.h's new e^-x
     kn.op = m.op;
     kn.domain = m.fused ? "anvil" : "";
     kn.precision = DataType::kI8;
@@ -915,7 +915,7 @@ void registerNativeInt8AmxKernels(Kernels& k) {
   for (bool fused : {false, true}) {
     Kernel kn;
     kn.name = std::string("i8_conv2d_amx_32x32") + (fused ? "_epilogue" : "") + "__amxint8";
-    kn.version = 1;
+    kn.version = fused ? 2 : 1;  // 2: SiLU, Sigmoid and Tanh epilogues with vmath.h's new e^-x
     kn.op = fused ? "FusedConv" : "Conv";
     kn.domain = fused ? "anvil" : "";
     kn.precision = DataType::kI8;

@@ -552,7 +552,7 @@ void registerNativeInt8PixelsKernels(Kernels& k) {
       Kernel kn;
       kn.name = std::string("i8_conv2d_pixels_u8s8") + (*v.tile ? std::string("_") + v.tile : std::string()) +
                 (fused ? "_epilogue" : "") + v.suffix;
-      kn.version = 1;
+      kn.version = fused ? 2 : 1;  // 2: SiLU, Sigmoid and Tanh epilogues with vmath.h's new e^-x
       kn.op = fused ? "FusedConv" : "Conv";
       kn.domain = fused ? "anvil" : "";
       kn.precision = DataType::kI8;

@@ -568,6 +568,7 @@ void registerNativeNchwcOpKernels(Kernels& k) {
     }
     for (const auto& [name, op] : kUnaryOps) {
       Kernel e = base(block, "f32_unary", name);
+      e.version = 2;  // 2: Sigmoid and Tanh with vmath.h's new e^-x
       const EltOp which = op;
       e.supports = [block, which](const ir::Node& n, const std::vector<ir::TensorType>& t) {
         return eltSupports(block, which, n, t);

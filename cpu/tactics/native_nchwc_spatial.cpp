@@ -308,7 +308,7 @@ Kernel makeDw(int block, bool fused) {
   Kernel k;
   k.name = std::string("f32_dwconv2d_nchw") + std::to_string(block) + "c" + (fused ? "_epilogue" : "") +
            (block == 16 ? "__avx512" : "__avx2");
-  k.version = 1;
+  k.version = fused ? 2 : 1;  // 2: SiLU, Sigmoid and Tanh epilogues with vmath.h's new e^-x
   k.op = fused ? "FusedConv" : "Conv";
   k.domain = fused ? "anvil" : "";
   k.precision = DataType::kF32;

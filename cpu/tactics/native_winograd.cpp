@@ -582,7 +582,7 @@ void runWinograd(const StepArgs& a) {
 Kernel makeKernel(const char* name, bool fused, WinoIsa isa) {
   Kernel k;
   k.name = name;
-  k.version = 2;
+  k.version = fused ? 3 : 2;  // 3: SiLU, Sigmoid and Tanh epilogues with vmath.h's new e^-x
   k.op = fused ? "FusedConv" : "Conv";
   k.domain = fused ? "anvil" : "";
   k.precision = DataType::kF32;
