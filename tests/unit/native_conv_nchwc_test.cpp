@@ -688,37 +688,6 @@ TEST(NativeConvNchwcBench, DISABLED_PointwiseVsPeak) {
     const double peak =
         bestGflops([&] { volatile float r = fmaLoopAvx2(2000000); (void)r; }, 2.0 * 8 * 12 * 2000000.0, 5);
     size_t next = 0;
-    if (const char* vs = std::getenv("NCHWC_VARIANTS")) {  // "A=1,B=2;C=3;..." alternated per run
-      std::vector<std::string> var;
-      for (std::string v = vs; ;) {
-        const size_t e = v.find(';');
-        var.push_back(v.substr(0, e));
-        if (e == std::string::npos) break;
-        v = v.substr(e + 1);
-      }
-      auto apply = [](const std::string& v) {
-        for (const char* n : {"ANVIL_PW_CPF", "ANVIL_PW_APF", "ANVIL_PW_PACK", "ANVIL_PW_X"}) unsetenv(n);
-        size_t i = 0;
-        while (i < v.size()) {
-          size_t e = v.find(',', i);
-          if (e == std::string::npos) e = v.size();
-          const std::string kv = v.substr(i, e - i);
-          const size_t q = kv.find('=');
-          if (q != std::string::npos) setenv(kv.substr(0, q).c_str(), kv.substr(q + 1).c_str(), 1);
-          i = e + 1;
-        }
-      };
-      std::vector<double> best(var.size(), 0.0);
-      for (int r = 0; r < reps; ++r)
-        for (size_t i = 0; i < var.size(); ++i) {
-          apply(var[i]);
-          best[i] = std::max(best[i], bestGflops([&] { steps[next++ % steps.size()]->run(*ex); }, flops, 1));
-        }
-      std::printf("%-26s", l.name);
-      for (size_t i = 0; i < var.size(); ++i) std::printf(" | %s %5.1f%%", var[i].c_str(), 100.0 * best[i] / peak);
-      std::printf("\n");
-      continue;
-    }
     const double g = bestGflops([&] { steps[next++ % steps.size()]->run(*ex); }, flops, reps);
     sumMs += flops / g * 1e-6;
     std::printf("%-26s %7.3f ms %6.1f GFLOP/s %5.1f%% of peak %.1f\n", l.name, flops / g * 1e-6, g, 100.0 * g / peak,
