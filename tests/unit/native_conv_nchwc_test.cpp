@@ -13,7 +13,9 @@
 // NativeConvNchwcBench.DISABLED_Timing times them against the plain Conv kernels on the
 // zoo's layers (NCHWC_ONLY=<layer substring>, NCHWC_THREADS=1|2 narrow it; NCHWC_ACT=Relu
 // times FusedConv with that activation instead, NCHWC_COLD=1 eight copies of each layer in
-// turn, each filter from memory).
+// turn, each filter from memory). NativeConvNchwcBench.DISABLED_PointwiseVsPeak times the
+// AVX2 nchw8c kernel alone on resnet50's and mobilenet_v2's 1x1 shapes as a percentage of
+// the FMA peak.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -206,6 +208,9 @@ std::vector<Case> fusedCases() {
   const S specs[] = {{"2x13x9x14_M19_3x3", {{2, 13, 9, 14}, 19, 3, 1, 1, {1, 1, 1, 1}}},
                      {"1x8x7x7_M40_s2_nobias", {{1, 8, 7, 7}, 40, 3, 2, 1, {0, 1, 2, 0}, "", false}},
                      {"2x24x7x7_M13_pw", {{2, 24, 7, 7}, 13, 1}},
+                     // Two pixel blocks of 143 pixels, each in tiles of unequal rows (the
+                     // residual's offsets follow them).
+                     {"1x16x11x13_M24_pw", {{1, 16, 11, 13}, 24, 1}},
                      {"1x40x1x1_M3_se", {{1, 40, 1, 1}, 3, 1}},
                      {"1x3x1x1_M64_se", {{1, 3, 1, 1}, 64, 1}},
                      {"1x40x7x7_M24_3x3", {{1, 40, 7, 7}, 24, 3, 1, 1, {1, 1, 1, 1}}},
@@ -628,6 +633,70 @@ TEST(NativeConvNchwcBench, DISABLED_Timing) {
       std::fflush(stdout);
     }
   }
+}
+
+// The blocked 1x1 Conv (f32_conv2d_rows_nchw8c_6x16__avx2, or NCHWC_KERNEL) on resnet50's
+// and mobilenet_v2's pointwise shapes as a percentage of the single-core FMA peak,
+// measured again before each shape (the shared machine's clock drifts). One thread, best
+// of NCHWC_REPS (default 30) runs; NCHWC_COLD=1 cycles eight copies so that each filter
+// and image come from memory as in a model; NCHWC_ONLY picks shapes by name.
+TEST(NativeConvNchwcBench, DISABLED_PointwiseVsPeak) {
+  struct L {
+    const char* name;
+    Spec s;
+  };
+  const L layers[] = {
+      {"r50_1x1_56_64to256", {{1, 64, 56, 56}, 256, 1}},
+      {"r50_1x1_56_256to64", {{1, 256, 56, 56}, 64, 1}},
+      {"r50_1x1_56_256to128", {{1, 256, 56, 56}, 128, 1}},
+      {"r50_1x1_28_128to512", {{1, 128, 28, 28}, 512, 1}},
+      {"r50_1x1_28_512to256", {{1, 512, 28, 28}, 256, 1}},
+      {"r50_1x1_14_1024to512", {{1, 1024, 14, 14}, 512, 1}},
+      {"r50_1x1_14_256to1024", {{1, 256, 14, 14}, 1024, 1}},
+      {"r50_1x1s2_14_1024to2048", {{1, 1024, 14, 14}, 2048, 1, 2}},
+      {"r50_1x1_7_2048to512", {{1, 2048, 7, 7}, 512, 1}},
+      {"mv2_1x1_112_16to96", {{1, 16, 112, 112}, 96, 1}},
+      {"mv2_1x1_56_24to144", {{1, 24, 56, 56}, 144, 1}},
+      {"mv2_1x1_56_144to24", {{1, 144, 56, 56}, 24, 1}},
+      {"mv2_1x1_28_32to192", {{1, 32, 28, 28}, 192, 1}},
+      {"mv2_1x1_14_96to576", {{1, 96, 14, 14}, 576, 1}},
+  };
+  const char* only = std::getenv("NCHWC_ONLY");
+  const char* kname = std::getenv("NCHWC_KERNEL") ? std::getenv("NCHWC_KERNEL") : "f32_conv2d_rows_nchw8c_6x16__avx2";
+  const runtime::Kernel* k = allConvRegistry().find(Device::kCPU, "Conv", "", kname);
+  ASSERT_NE(k, nullptr) << kname;
+  if (const std::string why = skipReason(*k); !why.empty()) GTEST_SKIP() << why;
+  const char* cold = std::getenv("NCHWC_COLD");
+  const int copies = cold && *cold && *cold != '0' ? 8 : 1;
+  const int reps = std::getenv("NCHWC_REPS") ? std::max(1, std::atoi(std::getenv("NCHWC_REPS"))) : 30;
+  auto ex = runtime::makeCpuExecutor(1);
+  double sumMs = 0;
+  for (const L& l : layers) {
+    if (only && !std::strstr(l.name, only)) continue;
+    const Case c = convCase(l.name, l.s);
+    const Dims od = outDims(l.s);
+    const double flops = 2.0 * double(od[1] * od[2] * od[3]) * double(l.s.x[1]);
+    std::vector<std::unique_ptr<Built>> bs;
+    std::vector<std::unique_ptr<PreparedKernel>> pks;
+    std::vector<std::unique_ptr<BlockedStep>> steps;
+    for (int i = 0; i < copies; ++i) {
+      bs.push_back(std::make_unique<Built>(build(c, uint32_t(1 + i))));
+      setBlocked(*bs.back(), k->nchwcBlock);
+      ASSERT_TRUE(k->supports(*bs.back()->node, bs.back()->types())) << l.name;
+      pks.push_back(std::make_unique<PreparedKernel>(prepare(*k, *bs.back(), 1)));
+      steps.push_back(std::make_unique<BlockedStep>(*k, *pks.back(), *bs.back(), kConvHandover, od, k->nchwcBlock,
+                                                    Handover::kBlocked, true));
+    }
+    const double peak =
+        bestGflops([&] { volatile float r = fmaLoopAvx2(2000000); (void)r; }, 2.0 * 8 * 12 * 2000000.0, 5);
+    size_t next = 0;
+    const double g = bestGflops([&] { steps[next++ % steps.size()]->run(*ex); }, flops, reps);
+    sumMs += flops / g * 1e-6;
+    std::printf("%-26s %7.3f ms %6.1f GFLOP/s %5.1f%% of peak %.1f\n", l.name, flops / g * 1e-6, g, 100.0 * g / peak,
+                peak);
+    std::fflush(stdout);
+  }
+  std::printf("total %.3f ms\n", sumMs);
 }
 
 }  // namespace

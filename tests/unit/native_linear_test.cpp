@@ -928,55 +928,6 @@ TEST(NativeLinearBench, DISABLED_Timing) {
 }
 
 
-// The single-core FMA peak: independent accumulator chains (more than latency x ports, so
-// the loop is throughput-bound), 2 x lanes flops per FMA. Best of `reps` measured on the
-// thread's CPU time (preemption on the shared machine does not count against it).
-template <typename F>
-double bestGflops(F body, double flops, int reps) {
-  double best = 0;
-  for (int i = 0; i < reps; ++i) {
-    const double t0 = runtime::threadCpuMs();
-    body();
-    const double s = (runtime::threadCpuMs() - t0) * 1e-3;
-    best = std::max(best, flops / s * 1e-9);
-  }
-  return best;
-}
-
-__attribute__((target("avx2,fma"), noinline)) float fmaLoopAvx2(int64_t iters) {
-  __m256 c[12];
-#pragma GCC unroll 12
-  for (int i = 0; i < 12; ++i) c[i] = _mm256_set1_ps(float(i));
-  const __m256 a = _mm256_set1_ps(0.999f), b = _mm256_set1_ps(1e-4f);
-  for (int64_t it = 0; it < iters; ++it)
-#pragma GCC unroll 12
-    for (int i = 0; i < 12; ++i) {
-      c[i] = _mm256_fmadd_ps(a, c[i], b);
-      __asm__ volatile("" : "+x"(c[i]));  // keeps every chain alive and in a register
-    }
-  __m256 s = c[0];
-#pragma GCC unroll 12
-  for (int i = 1; i < 12; ++i) s = _mm256_add_ps(s, c[i]);
-  return _mm256_cvtss_f32(s);
-}
-
-__attribute__((target("avx512f"), noinline)) float fmaLoopAvx512(int64_t iters) {
-  __m512 c[24];
-#pragma GCC unroll 24
-  for (int i = 0; i < 24; ++i) c[i] = _mm512_set1_ps(float(i));
-  const __m512 a = _mm512_set1_ps(0.999f), b = _mm512_set1_ps(1e-4f);
-  for (int64_t it = 0; it < iters; ++it)
-#pragma GCC unroll 24
-    for (int i = 0; i < 24; ++i) {
-      c[i] = _mm512_fmadd_ps(a, c[i], b);
-      __asm__ volatile("" : "+v"(c[i]));
-    }
-  __m512 s = c[0];
-#pragma GCC unroll 24
-  for (int i = 1; i < 24; ++i) s = _mm512_add_ps(s, c[i]);
-  return _mm512_reduce_add_ps(s);
-}
-
 // GFLOP/s of a MatMul kernel with a constant B, best of `reps` (thread CPU time at 1
 // thread, wall time otherwise).
 double kernelGflops(const runtime::Kernel& k, const Case& c, double flops, int threads, int reps) {
