@@ -402,8 +402,9 @@ TEST_P(NativeConvNchwcSkip, NeverReadsTheFilterRowsOfTapsInPadding) {
   dynamic[0].shape = ir::Shape(std::vector<ir::Dim>{c.inputs[0]->at(0), c.inputs[0]->at(1), ir::Dim::unknown(),
                                                      ir::Dim::unknown()});
   const PreparedKernel fixed = prepare(*k, b, 2), full = prepare(*k, b, 2, dynamic);
-  if (int64_t(dead.size()) < taps)  // (no tap reading the image at all: the output is the bias, the filter kept)
+  if (int64_t(dead.size()) < taps) {  // (no tap reading the image at all: the output is the bias, the filter kept)
     EXPECT_LT(fixed.prepared.blobs[0].size(), full.prepared.blobs[0].size()) << "the dead taps were packed";
+  }
   for (const PreparedKernel* pk : {&fixed, &full})
     for (int threads : {1, 2}) {
       auto ex = runtime::makeCpuExecutor(threads);

@@ -227,9 +227,7 @@ TEST_P(NativeConvRows, MatchesReferenceBitwiseAcrossThreads) {
   const Case& c = allCases()[GetParam().caseIndex];
   const runtime::Kernel* k = registry().find(Device::kCPU, c.op, c.domain, GetParam().kernel);
   ASSERT_NE(k, nullptr);
-  if (!runtime::hostHasAll(k->requirements))
-    GTEST_SKIP() << (runtime::firstMissing(k->requirements).rfind("avx512", 0) == 0 ? "skipped: no AVX-512"
-                                                                                     : "skipped: no AVX2");
+  if (const std::string why = skipReason(*k); !why.empty()) GTEST_SKIP() << why;
   const Built b = build(c, uint32_t(GetParam().caseIndex) * 7919u + 3);
   const Tensor want = reference(b);
   const PreparedKernel pk = prepare(*k, b, 2);
@@ -318,21 +316,15 @@ struct Timing {
   double wallMs, minMs, cpuMinMs;  // median and best wall time, best thread CPU time
 };
 
-double cpuNowMs() {
-  timespec t;
-  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
-  return double(t.tv_sec) * 1e3 + double(t.tv_nsec) * 1e-6;
-}
-
 Timing medianMs(const std::function<void()>& f, int reps = 30) {
   f();
   std::vector<double> wall;
   double cpuMin = 1e30;
   for (int i = 0; i < reps; ++i) {
     const auto t0 = std::chrono::steady_clock::now();
-    const double c0 = cpuNowMs();
+    const double c0 = anvil::runtime::threadCpuMs();
     f();
-    cpuMin = std::min(cpuMin, cpuNowMs() - c0);
+    cpuMin = std::min(cpuMin, anvil::runtime::threadCpuMs() - c0);
     wall.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
   }
   std::sort(wall.begin(), wall.end());
