@@ -688,8 +688,7 @@ TEST(NativeConvNchwcBench, DISABLED_PointwiseVsPeak) {
       steps.push_back(std::make_unique<BlockedStep>(*k, *pks.back(), *bs.back(), kConvHandover, od, k->nchwcBlock,
                                                     Handover::kBlocked, true));
     }
-    const double peak =
-        bestGflops([&] { volatile float r = fmaLoopAvx2(2000000); (void)r; }, 2.0 * 8 * 12 * 2000000.0, 5);
+    const double peak = fmaPeakGflops(false, 2000000);
     size_t next = 0;
     const double g = bestGflops([&] { steps[next++ % steps.size()]->run(*ex); }, flops, reps);
     sumMs += flops / g * 1e-6;

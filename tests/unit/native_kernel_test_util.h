@@ -291,9 +291,8 @@ inline std::string compare(const std::vector<float>& got, const Tensor& want) {
 }
 
 
-// The single-core FMA peak: independent accumulator chains (more than latency x ports, so
-// the loop is throughput-bound), 2 x lanes flops per FMA. Best of `reps` measured on the
-// thread's CPU time (preemption on the shared machine does not count against it).
+// GFLOP/s of body() doing `flops`: the best of `reps` runs, each measured on the thread's CPU
+// time (preemption on the shared machine does not count against it).
 template <typename F>
 inline double bestGflops(F body, double flops, int reps) {
   double best = 0;
@@ -306,6 +305,8 @@ inline double bestGflops(F body, double flops, int reps) {
   return best;
 }
 
+// The single-core FMA peak loops: independent accumulator chains (more than latency x
+// ports, so the loop is throughput-bound), 2 x lanes flops per FMA.
 __attribute__((target("avx2,fma"), noinline)) inline float fmaLoopAvx2(int64_t iters) {
   __m256 c[12];
 #pragma GCC unroll 12
@@ -338,6 +339,14 @@ __attribute__((target("avx512f"), noinline)) inline float fmaLoopAvx512(int64_t 
 #pragma GCC unroll 24
   for (int i = 1; i < 24; ++i) s = _mm512_add_ps(s, c[i]);
   return _mm512_reduce_add_ps(s);
+}
+
+// The single-core FMA peak in GFLOP/s, best of 5: fmaLoopAvx2 for `iters` iterations (12
+// chains of 8 lanes) or, avx512, fmaLoopAvx512 for iters / 2 (24 chains of 16 lanes).
+inline double fmaPeakGflops(bool avx512, int64_t iters) {
+  if (avx512)
+    return bestGflops([&] { volatile float r = fmaLoopAvx512(iters / 2); (void)r; }, 2.0 * 16 * 24 * double(iters / 2), 5);
+  return bestGflops([&] { volatile float r = fmaLoopAvx2(iters); (void)r; }, 2.0 * 8 * 12 * double(iters), 5);
 }
 
 

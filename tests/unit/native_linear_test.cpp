@@ -955,12 +955,8 @@ double kernelGflops(const runtime::Kernel& k, const Case& c, double flops, int t
 // right before each kernel and the percentage is against that.
 TEST(NativeLinearBench, DISABLED_GemmVsPeak) {
   const int64_t iters = 4000000;
-  auto peak2 = [&] {
-    return bestGflops([&] { volatile float r = fmaLoopAvx2(iters); (void)r; }, 2.0 * 8 * 12 * double(iters), 5);
-  };
-  auto peak512 = [&] {
-    return bestGflops([&] { volatile float r = fmaLoopAvx512(iters / 2); (void)r; }, 2.0 * 16 * 24 * double(iters / 2), 5);
-  };
+  auto peak2 = [&] { return fmaPeakGflops(false, iters); };
+  auto peak512 = [&] { return fmaPeakGflops(true, iters); };
   const bool has2 = runtime::hostHasAll({"avx2", "fma"}), has512 = runtime::hostHas("avx512f");
   std::printf("FMA peak, one core: AVX2 %.1f GFLOP/s, AVX-512 %.1f GFLOP/s\n", has2 ? peak2() : 0.0,
               has512 ? peak512() : 0.0);
@@ -1001,10 +997,7 @@ TEST(NativeLinearBench, DISABLED_MicroKernel) {
       for (int i = 0; i < inner; ++i) c.kernels[c.mr - 1](kc, align(a.data()), align(b.data()), align(cm.data()), c.nr, c.nr, true);
     }, 2.0 * double(kc * c.mr * c.nr) * inner, 10);
     const int64_t iters = 2000000;
-    const double peak = isa == GemmIsa::kAvx2_6x16
-                            ? bestGflops([&] { volatile float r = fmaLoopAvx2(iters); (void)r; }, 2.0 * 8 * 12 * double(iters), 5)
-                            : bestGflops([&] { volatile float r = fmaLoopAvx512(iters / 2); (void)r; },
-                                         2.0 * 16 * 24 * double(iters / 2), 5);
+    const double peak = fmaPeakGflops(isa != GemmIsa::kAvx2_6x16, iters);
     std::printf("micro-kernel %dx%d kc=%ld: %6.1f GFLOP/s  %5.1f%% of peak %.1f\n", c.mr, c.nr, kc, g, 100.0 * g / peak, peak);
   }
 }
@@ -1079,10 +1072,7 @@ TEST(NativeLinearBench, DISABLED_GemmDriver) {
           g = std::max(g, flops * inner / std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() * 1e-9);
         }
       }
-      const double peak = isa == GemmIsa::kAvx2_6x16
-                              ? bestGflops([&] { volatile float r = fmaLoopAvx2(iters); (void)r; }, 2.0 * 8 * 12 * double(iters), 5)
-                              : bestGflops([&] { volatile float r = fmaLoopAvx512(iters / 2); (void)r; },
-                                           2.0 * 16 * 24 * double(iters / 2), 5);
+      const double peak = fmaPeakGflops(isa != GemmIsa::kAvx2_6x16, iters);
       std::printf("gemmPackedB %-6s M=%-5ld N=%-5ld K=%-5ld t=%d", name, M, N, K, threads);
       if (coldMb > 0) std::printf(" cold (%.0f MB)", 4e-6 * double(bFloats) * copies);
       std::printf(": %6.1f GFLOP/s  %5.1f%% of %d x peak %.1f\n", g, 100.0 * g / (peak * threads), threads, peak);
