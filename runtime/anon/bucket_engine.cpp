@@ -254,10 +254,15 @@ void deriveLadder(AnonHeader* h) {
   }
 }
 
-double AnonEngine::rungMs(double elapsedMs) const {
-  for (double r : header_.ladderMs)
-    if (r >= elapsedMs) return r;
-  double r = header_.ladderMs.back();
+double AnonEngine::rungMs(double elapsedMs, int bucket) const {
+  const auto& ladder = header_.ladderMs;
+  // Never earlier than the bucket's own rung: whether a job's work stays under a lower rung
+  // depends on the request (its true size changes decoding, padding and caches), so a
+  // release there would tell sizes apart inside the bucket.
+  const size_t first = bucket >= 0 && size_t(bucket) < header_.bucketRung.size() ? size_t(header_.bucketRung[size_t(bucket)]) : 0;
+  for (size_t k = first; k < ladder.size(); ++k)
+    if (ladder[k] >= elapsedMs) return ladder[k];
+  double r = ladder.back();
   while (r < elapsedMs) r *= header_.ladder.ratio;
   return r;
 }
@@ -419,6 +424,35 @@ AnonRunner::AnonRunner(const AnonEngine& engine, int threads) : anon_(engine) {
   ContextOptions one;
   one.threads = 1;
   check(engine.engine()->createContext(&shapeCtx_, one), "creating the shape context");
+  const AnonHeader& h = engine.header();
+  for (const auto& shapes : h.buckets.shapes) {
+    uint64_t bytes = 0;
+    size_t o = 0;
+    for (const TensorDesc& d : engine.engine()->io()) {
+      if (d.isInput) continue;
+      uint64_t n = 1;
+      for (int64_t x : outputShapes(shapes)[o++]) n *= uint64_t(std::max<int64_t>(x, 0));
+      bytes += n * dataTypeSize(d.dtype);
+    }
+    bucketBytes_.push_back(bytes);
+  }
+}
+
+const std::vector<Dims>& AnonRunner::outputShapes(const std::vector<Dims>& inputShapes) {
+  auto it = outputShapes_.find(inputShapes);
+  if (it != outputShapes_.end()) return it->second;
+  // Bounded: a worker serving many distinct shapes (buckets over two dims) starts over.
+  if (outputShapes_.size() >= 4096) outputShapes_.clear();
+  const AnonHeader& h = anon_.header();
+  for (size_t i = 0; i < h.buckets.inputs.size(); ++i)
+    check(shapeCtx_->setInputShape(h.buckets.inputs[i], inputShapes[i]), "setting the request shape");
+  std::vector<Dims> out;
+  for (const TensorDesc& d : anon_.engine()->io()) {
+    if (d.isInput) continue;
+    out.emplace_back();
+    check(shapeCtx_->getTensorShape(d.name, &out.back()), "resolving an output shape");
+  }
+  return outputShapes_.emplace(inputShapes, std::move(out)).first->second;
 }
 
 Tensors AnonRunner::run(const Tensors& inputs, int bucket) {
@@ -426,6 +460,8 @@ Tensors AnonRunner::run(const Tensors& inputs, int bucket) {
   ANVIL_CHECK(inputs.size() == h.buckets.inputs.size(), ErrorCode::kInvalidArgument, "the request has ",
               inputs.size(), " inputs, the engine ", h.buckets.inputs.size());
   std::vector<ir::Tensor> bound;
+  std::vector<Dims> requestShapes(inputs.size());
+  std::vector<bool> given(inputs.size(), false);
   for (size_t i = 0; i < inputs.size(); ++i) {
     const auto& [name, t] = inputs[i];
     auto pos = std::find(h.buckets.inputs.begin(), h.buckets.inputs.end(), name);
@@ -433,8 +469,10 @@ Tensors AnonRunner::run(const Tensors& inputs, int bucket) {
     const size_t k = size_t(pos - h.buckets.inputs.begin());
     ANVIL_CHECK(t.dtype() == h.inputTypes[k], ErrorCode::kShapeMismatch, "input '", name, "' is ",
                 dataTypeName(t.dtype()), ", the engine takes ", dataTypeName(h.inputTypes[k]));
-    // The request's own shape decides its output shapes (the slice), on the shape context.
-    check(shapeCtx_->setInputShape(name, t.dims()), "setting the request shape");
+    // The request's own shape decides its output shapes (the slice).
+    ANVIL_CHECK(!given[k], ErrorCode::kInvalidArgument, "input '", name, "' is given twice");
+    given[k] = true;
+    requestShapes[k] = t.dims();
     if (bucket < 0) {
       bound.push_back(t);
     } else {
@@ -448,12 +486,14 @@ Tensors AnonRunner::run(const Tensors& inputs, int bucket) {
     check(ctx_->setTensorAddress(name, bound.back().mutableRaw()), "binding an input");
   }
   check(ctx_->run(), "running the request");
+  const std::vector<Dims>& owns = outputShapes(requestShapes);
   Tensors out;
+  size_t o = 0;
   for (const TensorDesc& d : anon_.engine()->io()) {
     if (d.isInput) continue;
-    Dims ran, own;
+    Dims ran;
+    const Dims& own = owns[o++];
     check(ctx_->getTensorShape(d.name, &ran), "reading an output shape");
-    check(shapeCtx_->getTensorShape(d.name, &own), "resolving an output shape");
     for (int64_t x : own)
       ANVIL_CHECK(x >= 0, ErrorCode::kUnsupported, "output '", d.name,
                   "': its shape depends on the data, so the padding cannot be sliced out of it");
@@ -468,22 +508,6 @@ Tensors AnonRunner::run(const Tensors& inputs, int bucket) {
     out.push_back({d.name, t});
   }
   return out;
-}
-
-uint64_t AnonRunner::bucketOutputBytes(int bucket) {
-  const AnonHeader& h = anon_.header();
-  for (size_t i = 0; i < h.buckets.inputs.size(); ++i)
-    check(shapeCtx_->setInputShape(h.buckets.inputs[i], h.buckets.shapes[size_t(bucket)][i]), "bucket shape");
-  uint64_t bytes = 0;
-  for (const TensorDesc& d : anon_.engine()->io()) {
-    if (d.isInput) continue;
-    Dims dims;
-    check(shapeCtx_->getTensorShape(d.name, &dims), "resolving an output shape");
-    uint64_t n = 1;
-    for (int64_t x : dims) n *= uint64_t(std::max<int64_t>(x, 0));
-    bytes += n * dataTypeSize(d.dtype);
-  }
-  return bytes;
 }
 
 }  // namespace anvil::anon

@@ -85,9 +85,10 @@ class AnonEngine {
   const AnonHeader& header() const { return header_; }
   const std::shared_ptr<Engine>& engine() const { return engine_; }
   const std::string& engineBytes() const { return engineBytes_; }
-  // The release time of a job whose work took `elapsedMs`: the smallest rung >= it (past
-  // the top, the ladder continues geometrically).
-  double rungMs(double elapsedMs) const;
+  // The release time of a job of `bucket` whose work took `elapsedMs`: its bucket's rung,
+  // or where the work overran it, the smallest rung >= the work (past the top, the ladder
+  // continues geometrically). bucket < 0 (errors, no bucket): the smallest rung >= the work.
+  double rungMs(double elapsedMs, int bucket = -1) const;
 
  private:
   AnonHeader header_;
@@ -104,11 +105,20 @@ class AnonRunner {
   explicit AnonRunner(const AnonEngine& engine, int threads = 0);  // 0: the header's threads
   Tensors run(const Tensors& inputs, int bucket);
   // Bytes of the outputs at a bucket's shapes (result payloads are padded to it).
-  uint64_t bucketOutputBytes(int bucket);
+  uint64_t bucketOutputBytes(int bucket) const { return bucketBytes_.at(size_t(bucket)); }
 
  private:
+  // The output shapes (in the engine's I/O order) at the request's input shapes (in the
+  // header's input order). Resolved on the shape context once per distinct shape, then
+  // looked up: a resolution costs 50-150 us, and resolving per request made a request
+  // smaller than its bucket slower than one at the bucket's shape (a size-dependent delay,
+  // enough to move a job whose work ends near a rung onto the next one).
+  const std::vector<Dims>& outputShapes(const std::vector<Dims>& inputShapes);
+
   const AnonEngine& anon_;
   std::unique_ptr<ExecutionContext> ctx_, shapeCtx_;
+  std::map<std::vector<Dims>, std::vector<Dims>> outputShapes_;
+  std::vector<uint64_t> bucketBytes_;
 };
 
 // Copies the leading corner shared by two shapes of one rank (pad: src smaller; slice: dst

@@ -319,9 +319,9 @@ JobReport Worker::process(const ClaimedJob& cj, Clock::time_point start) {
   r.computeMs = msSince(start);
   if (options_.pause) options_.pause("computed", cj.id);
   if (options_.buckets) {
-    // Errors are released on the first rung, every request of a bucket on the rung its
-    // work reaches (normally the bucket's own).
-    r.rungMs = engine_.rungMs(r.computeMs);
+    // Errors are released on the first rung their work reaches, every request of a bucket
+    // on the bucket's own rung (a later one only where the work overran it).
+    r.rungMs = engine_.rungMs(r.computeMs, r.outcome.empty() ? r.bucket : -1);
     holdUntil(start + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double, std::milli>(r.rungMs)));
   }
   r.releaseMs = msSince(start);
