@@ -149,6 +149,11 @@ std::vector<Case> convCases() {
   c.push_back(convCase("P900_3x3", {{1, 3, 30, 30}, 40, 3, 1, 1, {1, 1, 1, 1}}));
   c.push_back(convCase("P900_1x1", {{2, 24, 30, 30}, 40, 1}));
   c.push_back(convCase("M530", {{1, 16, 7, 7}, 530, 1}));
+  // The direct 1x1 path past one pixel block (169 pixels, at most 144 per block on AVX2:
+  // 84 + 85, the second in tiles of 6 and 5), two K blocks with the input's last channel
+  // block partial (300 = 37 x 8 + 4) and a last panel of one block (M = 37): the first
+  // panel's calls prefetch the next tile's X.
+  c.push_back(convCase("P169_K_blocks_1x1", {{2, 300, 13, 13}, 37, 1}));
   // Winograd in tile blocks (V and M past 1 MiB: 2-3 blocks of 100 tiles), batch 2: each
   // task takes whole blocks.
   c.push_back(convCase("tile_blocks_3x3", {{2, 24, 40, 37}, 40, 3, 1, 1, {1, 1, 1, 1}}));
@@ -208,9 +213,12 @@ std::vector<Case> fusedCases() {
   const S specs[] = {{"2x13x9x14_M19_3x3", {{2, 13, 9, 14}, 19, 3, 1, 1, {1, 1, 1, 1}}},
                      {"1x8x7x7_M40_s2_nobias", {{1, 8, 7, 7}, 40, 3, 2, 1, {0, 1, 2, 0}, "", false}},
                      {"2x24x7x7_M13_pw", {{2, 24, 7, 7}, 13, 1}},
-                     // Two pixel blocks of 143 pixels, each in tiles of unequal rows (the
-                     // residual's offsets follow them).
+                     // 143 pixels in tiles of unequal rows (the residual's offsets follow
+                     // them).
                      {"1x16x11x13_M24_pw", {{1, 16, 11, 13}, 24, 1}},
+                     // Two pixel blocks (AVX2), two K blocks and a partial last channel
+                     // block on the direct path, the residual's offsets across them.
+                     {"1x300x13x13_M37_pw", {{1, 300, 13, 13}, 37, 1}},
                      {"1x40x1x1_M3_se", {{1, 40, 1, 1}, 3, 1}},
                      {"1x3x1x1_M64_se", {{1, 3, 1, 1}, 64, 1}},
                      {"1x40x7x7_M24_3x3", {{1, 40, 7, 7}, 24, 3, 1, 1, {1, 1, 1, 1}}},
