@@ -1,7 +1,8 @@
 // How the native f32 linear kernels (native_linear.cpp, native_conv_rows.cpp and its
 // blocked .inc, native_conv_small.cpp) split one step's work into tasks for the executor's
 // threads: by a flops threshold, or into the number of tasks the builder timed as the
-// fastest (PrepareInfo::tasks, kept in the kernel's params).
+// fastest (PrepareInfo::tasks, kept in the kernel's params). The f16/bf16 kernels
+// (native_half.cpp) use the threshold alone.
 #pragma once
 
 #include <algorithm>
