@@ -240,9 +240,15 @@ std::vector<ir::TensorType> inputTypes(const ir::Node& n, const TypeMap& types) 
 struct Candidate {
   const runtime::Kernel* kernel = nullptr;
   ir::DataType precision = ir::DataType::kUndefined;  // the node's precision while this kernel serves it
+  int tasks = 0;  // > 0: one of the kernel's timed splits of the work (PrepareInfo::tasks)
   runtime::Prepared prepared;
   double ms = 0;
 };
+
+// A candidate's name in the timing cache and the build log: its kernel's, and the split.
+std::string candidateName(const Candidate& c) {
+  return c.tasks > 0 ? c.kernel->name + "/tasks=" + std::to_string(c.tasks) : c.kernel->name;
+}
 
 // A timing buffer for a value: its logical extents, or for a blocked value (NCHW<b>c) the
 // storage of cpu/tactics/nchwc.h (channels rounded up to the block).
@@ -531,11 +537,25 @@ void buildImpl(const std::string& onnxPath, const BuilderConfig& config, std::st
     for (const ir::Value* v : n.outputs()) s &= isStaticValue(v);
     return s;
   };
-  // The kernels that serve a node over the whole profile, in its values' layouts.
+  // What a kernel's prepare() (and taskSplits()) sees of a node.
+  auto prepareInfoOf = [&](const ir::Node& n) {
+    runtime::PrepareInfo info;
+    info.node = &n;
+    info.minTypes = inputTypes(n, atMin);
+    info.optTypes = inputTypes(n, atOpt);
+    info.maxTypes = inputTypes(n, atMax);
+    for (const ir::Value* v : n.outputs()) info.maxOutputTypes.push_back(atMax.at(v));
+    for (const ir::Value* v : n.inputs()) info.constants.push_back(v && v->isInitializer() ? v->initializer() : nullptr);
+    info.threads = threads;
+    info.cudaComputeCapability = targetCc;
+    return info;
+  };
   // The kernels that serve a node over the whole profile, in its values' layouts, at the
   // node's precision: the one it was given (by the user or --precision=auto), else each
   // precision the configuration allows for it (f32, and for a linear layer the reduced
   // ones), so that the fastest kernel of any allowed precision wins.
+  // A kernel with taskSplits is offered once per split where it names some (the split of
+  // a step's work into tasks is then timed, not guessed: cpu/tactics/task_split.h).
   // `probe`: placement asks whether any kernel of the node's device serves it; an empty
   // list is then the answer, not an error.
   auto candidatesFor = [&](const ir::Node& n, bool probe = false) {
@@ -579,7 +599,13 @@ void buildImpl(const std::string& onnxPath, const BuilderConfig& config, std::st
         Candidate c;
         c.kernel = k;
         c.precision = p;
-        out.push_back(std::move(c));
+        std::vector<int> splits;
+        if (k->taskSplits && !probe) splits = k->taskSplits(prepareInfoOf(n));
+        if (splits.empty()) splits.push_back(0);
+        for (int s : splits) {
+          c.tasks = s;
+          out.push_back(c);
+        }
       }
     };
     for (ir::DataType p : precisions) gather(p);
@@ -626,15 +652,8 @@ void buildImpl(const std::string& onnxPath, const BuilderConfig& config, std::st
   auto prepare = [&](const ir::Node& n, Candidate& c) {
     if (!c.kernel->prepare) return;
     PrecisionScope scope(n, c.precision);
-    runtime::PrepareInfo info;
-    info.node = &n;
-    info.minTypes = inputTypes(n, atMin);
-    info.optTypes = inputTypes(n, atOpt);
-    info.maxTypes = inputTypes(n, atMax);
-    for (const ir::Value* v : n.outputs()) info.maxOutputTypes.push_back(atMax.at(v));
-    for (const ir::Value* v : n.inputs()) info.constants.push_back(v && v->isInitializer() ? v->initializer() : nullptr);
-    info.threads = threads;
-    info.cudaComputeCapability = targetCc;
+    runtime::PrepareInfo info = prepareInfoOf(n);
+    info.tasks = c.tasks;
     c.kernel->prepare(info, &c.prepared);
   };
 
@@ -660,10 +679,10 @@ void buildImpl(const std::string& onnxPath, const BuilderConfig& config, std::st
       return pick;
     }
     std::string key = (onGpu ? gpuTimingKey : device) + "|" + opSignature(n) + "|";
-    for (const Candidate& c : cands) key += c.kernel->name + "@" + std::to_string(c.kernel->version) + ",";
+    for (const Candidate& c : cands) key += candidateName(c) + "@" + std::to_string(c.kernel->version) + ",";
     if (const codegen::TimingCache::Entry* hit = cache.find(key))
       for (size_t k = 0; k < cands.size(); ++k)
-        if (cands[k].kernel->name == hit->best) {
+        if (candidateName(cands[k]) == hit->best) {
           auto t = hit->milliseconds.find(hit->best);
           if (ms && t != hit->milliseconds.end()) *ms = t->second;
           if (!ms || *ms >= 0) {
@@ -715,7 +734,7 @@ void buildImpl(const std::string& onnxPath, const BuilderConfig& config, std::st
         // input may refuse it. It stays a candidate only if every candidate refuses.
         if (config.verbose)
           std::fprintf(stderr, "[build] %s: %s failed while timing: %s\n", n.label().c_str(),
-                       cands[k].kernel->name.c_str(), e.what());
+                       candidateName(cands[k]).c_str(), e.what());
         timers[k].reset();
       };
       for (size_t k = 0; k < cands.size(); ++k) {
@@ -745,7 +764,7 @@ void buildImpl(const std::string& onnxPath, const BuilderConfig& config, std::st
         Candidate& c = cands[k];
         c.ms = medianOf(times[k]);
         ++report->tacticsTimed;
-        entry.milliseconds[c.kernel->name] = c.ms;
+        entry.milliseconds[candidateName(c)] = c.ms;
         if (bestMs < 0 || c.ms < bestMs) {
           best = k;
           bestMs = c.ms;
@@ -787,13 +806,13 @@ void buildImpl(const std::string& onnxPath, const BuilderConfig& config, std::st
         continue;
       }
       ++report->tacticsTimed;
-      entry.milliseconds[c.kernel->name] = c.ms;
+      entry.milliseconds[candidateName(c)] = c.ms;
       if (bestMs < 0 || c.ms < bestMs) {
         best = k;
         bestMs = c.ms;
       }
     }
-    entry.best = cands[best].kernel->name;
+    entry.best = candidateName(cands[best]);
     if (bestMs >= 0) cache.put(key, std::move(entry));
     if (ms) *ms = bestMs;
     return best;
@@ -1308,13 +1327,14 @@ void buildImpl(const std::string& onnxPath, const BuilderConfig& config, std::st
     st.untimed = st.device == Device::kCUDA && gpuTimingKey.empty();
     st.timed = w.candidates.size() > 1 && !st.untimed;
     st.candidates = int(w.candidates.size());
+    st.tasks = chosen.tasks;
     report->untimedLayers += st.untimed;
     if (st.device == Device::kCPU)  // a CUDA kernel's requirements concern the GPU (plan.computeCapability)
       for (const std::string& r : st.requirements) requirements.insert(r);
     plan.tactics[w.index] = st.kernel;
     if (config.verbose)
-      std::fprintf(stderr, "[build] %s -> %s (%d candidate%s)\n", n.label().c_str(), st.kernel.c_str(), st.candidates,
-                   st.candidates == 1 ? "" : "s");
+      std::fprintf(stderr, "[build] %s -> %s (%d candidate%s)\n", n.label().c_str(), candidateName(chosen).c_str(),
+                   st.candidates, st.candidates == 1 ? "" : "s");
     plan.steps.push_back(std::move(st));
   }
   plan.requirements.assign(requirements.begin(), requirements.end());

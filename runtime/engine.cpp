@@ -395,6 +395,7 @@ std::vector<LayerInfo> Engine::layers() const {
     li.timed = sp.timed;
     li.untimed = sp.untimed;
     li.candidates = sp.candidates;
+    li.tasks = sp.tasks;
     li.workspaceBytes = sp.workspaceBytes;
     for (const runtime::Blob& b : sp.blobViews) li.preparedBytes += b.bytes;
     const ir::Attributes& tp = n.tacticParams();

@@ -146,7 +146,7 @@ class Writer {
                              fbb_.CreateVector(ins), fbb_.CreateVector(outs), &params,
                              fbb_.CreateVectorOfStructs(blobs), st.workspaceBytes,
                              fbb_.CreateVectorOfStrings(st.requirements), st.timed, st.candidates,
-                             fbb_.CreateVector(st.packedInputs), seal, st.untimed);
+                             fbb_.CreateVector(st.packedInputs), seal, st.untimed, st.tasks);
   }
 
   int valueId(const ir::Value* v) const {
@@ -411,6 +411,7 @@ class Reader {
     st.timed = sd.timed();
     st.untimed = sd.untimed();
     st.candidates = sd.candidates();
+    st.tasks = sd.tasks();
     if (sd.packed_inputs())
       for (int k : *sd.packed_inputs()) {
         if (k < 0 || size_t(k) >= st.inputs.size()) bad(n.label() + ": packed input index out of range");

@@ -54,6 +54,7 @@ struct StepPlan {
   bool timed = false;
   bool untimed = false;  // a CUDA tactic chosen by heuristics (no GPU to time it on)
   int candidates = 1;
+  int tasks = 0;  // > 0: the timed split of its work into tasks (the kernel keeps it in params)
   std::vector<int> packedInputs;
 };
 

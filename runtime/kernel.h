@@ -116,6 +116,9 @@ struct PrepareInfo {
   std::vector<ir::TensorType> maxOutputTypes;                // per output at the max shapes
   std::vector<const ir::Tensor*> constants;                  // per input: initializer data or null
   int threads = 1;                                           // intra-op threads it will run with
+  // > 0: split every run's work into this many tasks (at most `threads`), the builder having
+  // timed it as the fastest of the kernel's taskSplits; 0: the kernel's own rule.
+  int tasks = 0;
   int cudaComputeCapability = 0;  // CUDA builds: the target GPU (major * 10 + minor, 90 for 9.0); else 0
 };
 
@@ -150,6 +153,8 @@ using OpenFn = std::function<void*(const OpenArgs&)>;
 using CloseFn = std::function<void(void* state, cuda::DeviceRuntime* device)>;
 using PrepareFn = std::function<void(const PrepareInfo&, Prepared*)>;
 using RunFn = std::function<void(const StepArgs&)>;
+// The task counts worth timing for a step (at info.optTypes, info.threads); empty: none.
+using TaskSplitsFn = std::function<std::vector<int>(const PrepareInfo&)>;
 
 struct Kernel {
   std::string name;   // spells the variant: "f32_gemm_packed_6x16__avx2"; "ref" = reference
@@ -181,6 +186,10 @@ struct Kernel {
   OpenFn open;                 // null: no per-context state
   CloseFn close;
   RunFn run;
+  // Null, or the splits of a step's work into tasks that the builder times as separate
+  // candidates (each prepared with PrepareInfo::tasks), where no fixed threshold is known
+  // to choose well (cpu/tactics/task_split.h).
+  TaskSplitsFn taskSplits;
 };
 
 class Kernels {

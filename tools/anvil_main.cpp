@@ -813,7 +813,7 @@ int run(int argc, char** argv) {
       std::cout << "[I] " << l.name << " [" << l.type << "] tactic=" << l.tactic << " precision=" << l.precision
                 << " device=" << l.device << " tacticVersion=" << l.tacticVersion << " chosen="
                 << (l.untimed ? "untimed" : l.timed ? "timed" : "only-candidate") << " candidates=" << l.candidates
-                << " workspace=" << l.workspaceBytes << " prepared=" << l.preparedBytes
+                << (l.tasks > 0 ? " tasks=" + std::to_string(l.tasks) : std::string()) << " workspace=" << l.workspaceBytes << " prepared=" << l.preparedBytes
                 << " layouts=" << (layouts.empty() ? "-" : layouts) << " outputTypes=" << outputTypesText(l)
                 << precisionDetails(l) << "\n";
     }
@@ -845,7 +845,7 @@ int run(int argc, char** argv) {
         << jsonEscape(l.tactic) << "\", \"Precision\": \"" << jsonEscape(l.precision) << "\", \"Device\": \""
         << jsonEscape(l.device) << "\", \"TacticVersion\": " << l.tacticVersion
         << ", \"Timed\": " << (l.timed ? "true" : "false") << ", \"Untimed\": " << (l.untimed ? "true" : "false")
-        << ", \"Candidates\": " << l.candidates
+        << ", \"Candidates\": " << l.candidates << ", \"Tasks\": " << l.tasks
         << ", \"WorkspaceBytes\": " << l.workspaceBytes << ", \"PreparedBytes\": " << l.preparedBytes
         << ", \"OutputLayouts\": " << strList(l.outputLayouts) << ", \"OutputTypes\": " << strList(l.outputTypes)
         << ", \"OutputScales\": " << numList(l.outputScales) << ", \"OutputZeroPoints\": " << numList(l.outputZeroPoints)

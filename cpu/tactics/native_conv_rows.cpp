@@ -22,6 +22,7 @@
 #include "cpu/tactics/native_linear_conv.h"
 #include "cpu/tactics/native_linear_epilogue.h"
 #include "cpu/tactics/nchwc.h"
+#include "cpu/tactics/task_split.h"
 #include "ir/ops/anvil_linear.h"
 #include "runtime/kernel.h"
 
@@ -49,7 +50,7 @@ struct RowsParams {
   int64_t ncChan = 0;      // channels per block (a multiple of nr)
   ConvAttrs conv;
   EpilogueParams epi;
-  int32_t reserved1 = 0;
+  int32_t fixedTasks = 0;  // > 0: every run splits into this many tasks (the builder timed it)
 };
 static_assert(sizeof(EpilogueParams) == 20 && sizeof(RowsParams) == 16 + 32 + sizeof(ConvAttrs) + 20 + 4,
               "RowsParams must have no padding bytes");
@@ -544,7 +545,8 @@ int64_t slotFloats(const GemmConfig& c, const Blocking& b, const Conv2dGeom& g) 
 void prepareRows(GemmIsa isa, bool fused, const PrepareInfo& info, Prepared* out) {
   RowsParams p;
   p.isa = isa;
-  p.tasks = std::max(1, info.threads);
+  p.tasks = preparedSlots(info);
+  p.fixedTasks = info.tasks;
   if (fused) {
     p.fused = 1;
     p.epi = EpilogueParams::of(readFusedEpilogue(*info.node));
@@ -579,10 +581,6 @@ void prepareRows(GemmIsa isa, bool fused, const PrepareInfo& info, Prepared* out
   out->setParams(p);
 }
 
-// At least this many flops per task: below it, waking a worker costs more than it saves
-// (the value and its measurement: native_linear.cpp).
-constexpr double kMinFlopsPerTask = 5e5;
-
 void runRows(const StepArgs& a) {
   const RowsParams& p = a.paramsAs<RowsParams>();
   const GemmConfig& c = gemmConfig(p.isa);
@@ -614,8 +612,7 @@ void runRows(const StepArgs& a) {
 
   const Blocking blk{p.mcPix, p.ncChan};
   const int64_t slot = slotFloats(c, blk, g);
-  const int flopsTasks = int(std::max(1.0, std::min(1e6, 2.0 * double(Y.numel()) * double(K) / kMinFlopsPerTask)));
-  const int T = std::max(1, std::min({int(p.tasks), a.executor ? a.executor->threads() : 1, flopsTasks}));
+  const int T = stepTasks(p.tasks, p.fixedTasks, a.executor, 2.0 * double(Y.numel()) * double(K));
   if (uint64_t(T * slot) * sizeof(float) > a.workspaceBytes)
     a.fail("the shapes need a larger workspace than prepared (outside the profile?)");
   float* ws = static_cast<float*>(a.workspace);
@@ -720,6 +717,14 @@ void runRows(const StepArgs& a) {
   });
 }
 
+// The splits the builder times (task_split.h): Conv attributes as this family reads them.
+std::vector<int> rowsTaskSplits(const PrepareInfo& info) {
+  ConvAttrs a;
+  if (info.maxTypes.size() < 2 || !rowsConvAttrs(*info.node, info.maxTypes[1].shape, &a)) return {};
+  // Items: (image, group, pixel tile, channel panel) at the smallest tiles (6x16).
+  return convSplitsToTime(a, info, [](const Conv2dGeom& g) { return g.N * g.G * ceilDiv(g.OH * g.OW, 6) * ceilDiv(g.Mg, 16); });
+}
+
 Kernel makeKernel(std::string name, bool fused, GemmIsa isa, std::vector<std::string> req) {
   Kernel k;
   k.name = std::move(name);
@@ -731,6 +736,7 @@ Kernel makeKernel(std::string name, bool fused, GemmIsa isa, std::vector<std::st
   k.supports = fused ? supportsFusedRows : supportsRows;
   k.prepare = [isa, fused](const PrepareInfo& i, Prepared* o) { prepareRows(isa, fused, i, o); };
   k.run = runRows;
+  k.taskSplits = rowsTaskSplits;
   return k;
 }
 

@@ -5,11 +5,11 @@
 // streams the weights once.
 //  - prepare(): W packed as panels of 16 output channels, [ceil(M/16)][K][16], zero-padded,
 //    so the K loop reads 16 outputs' weights with two contiguous loads and broadcasts x.
-//  - run(): (image, panel) jobs split over tasks in fixed ranges (a task only per 1M
-//    multiply-adds); each output is summed by one task in k order (for one pixel, even and
-//    odd k in two partial sums added at the end: the FMA latency chain is halved), so any
-//    thread count gives the same bits. The bias and the epilogue (activation, residual) run
-//    on each finished panel. No allocation.
+//  - run(): (image, panel) jobs split over tasks in fixed ranges (a task per 1M multiply-adds,
+//    or the split the builder timed fastest: task_split.h); each output is summed by one task
+//    in k order (for one pixel, even and odd k in two partial sums added at the end: the FMA
+//    latency chain is halved), so any thread count gives the same bits. The bias and the
+//    epilogue (activation, residual) run on each finished panel. No allocation.
 #include "cpu/tactics/native_conv_small.h"
 
 #include <immintrin.h>
@@ -20,6 +20,7 @@
 
 #include "cpu/tactics/gemm_kernels.h"
 #include "cpu/tactics/native_linear_epilogue.h"
+#include "cpu/tactics/task_split.h"
 #include "ir/ops/anvil_linear.h"
 
 namespace anvil::cpu::tactics {
@@ -42,7 +43,8 @@ constexpr int64_t kMinMacsPerTask = int64_t(1) << 20;
 
 struct GemvParams {
   int64_t M = 0, K = 0;  // output and input channels
-  int32_t tasks = 1, fused = 0, act = 0, residual = 0, addFirst = 1, reserved = 0;
+  int32_t tasks = 1, fused = 0, act = 0, residual = 0, addFirst = 1;
+  int32_t fixedTasks = 0;  // > 0: every run splits into this many tasks (the builder timed it)
   float p0 = 0.0f, p1 = 0.0f;
   Epilogue epilogue() const {
     Epilogue e;
@@ -108,7 +110,8 @@ void prepareGemv(bool fused, const PrepareInfo& info, Prepared* out) {
               ": the 1x1 GEMV kernel needs W as an f32 [M, K, 1, 1] initializer");
   p.M = w->dims()[0];
   p.K = w->dims()[1];
-  p.tasks = std::max(1, info.threads);
+  p.tasks = preparedSlots(info);
+  p.fixedTasks = info.tasks;
   if (fused) {
     const Epilogue e = readFusedEpilogue(n);
     p.fused = 1;
@@ -193,8 +196,8 @@ void runGemv(const StepArgs& a) {
   const float* xp = X.as<float>();
   float* yp = Y.as<float>();
   const int64_t panels = ceilDiv(M, kPanel), jobs = N * panels;
-  const int T = std::max(1, std::min(p.tasks, a.executor->threads()));
-  const int64_t n = std::max<int64_t>(1, std::min<int64_t>({T, jobs, N * M * K * P / kMinMacsPerTask}));
+  const int T = stepTasks(p.tasks, p.fixedTasks, a.executor, 2.0 * double(N * M * K * P), 2.0 * double(kMinMacsPerTask));
+  const int64_t n = std::min<int64_t>(T, jobs);
   a.executor->parallelFor(n, [&](int64_t t) {
     alignas(32) float sums[kMaxPixels * kPanel];
     for (int64_t j = rangeBegin(jobs, t, n); j < rangeBegin(jobs, t + 1, n); ++j) {
@@ -226,6 +229,10 @@ Kernel makeKernel(bool fused) {
   k.supports = fused ? supportsFusedGemv : supportsGemv;
   k.prepare = [fused](const PrepareInfo& i, Prepared* o) { prepareGemv(fused, i, o); };
   k.run = runGemv;
+  k.taskSplits = [](const PrepareInfo& info) {
+    ConvAttrs a;  // 1x1, stride 1, no padding (supports() checked it): the defaults
+    return convSplitsToTime(a, info, [](const Conv2dGeom& g) { return g.N * ceilDiv(g.M, kPanel); });
+  };
   return k;
 }
 

@@ -29,6 +29,7 @@
 #include "cpu/tactics/gemm_kernels.h"
 #include "cpu/tactics/native_linear_conv.h"
 #include "cpu/tactics/native_linear_epilogue.h"
+#include "cpu/tactics/task_split.h"
 #include "ir/ops/anvil_linear.h"
 #include "runtime/kernel.h"
 
@@ -89,11 +90,8 @@ std::vector<int64_t> staticExtents(const PrepareInfo& info, size_t i, const char
   return info.maxTypes[i].shape.extents();
 }
 
-// Tasks: as the f32 linear kernels, at least 0.5 MFLOP each (waking a worker costs more).
-int tasksOf(const StepArgs& a, const HalfParams& p, double flops) {
-  const int byWork = int(std::max(1.0, std::min(1e6, flops / 5e5)));
-  return std::max(1, std::min({p.tasks, a.executor ? a.executor->threads() : 1, byWork}));
-}
+// Tasks: by the f32 linear kernels' flops threshold (task_split.h; no timed split here).
+int tasksOf(const StepArgs& a, const HalfParams& p, double flops) { return stepTasks(p.tasks, 0, a.executor, flops); }
 
 float* workspace(const StepArgs& a, const Layout& l, int tasks) {
   if (uint64_t(l.total(tasks)) * sizeof(float) > a.workspaceBytes)

@@ -15,6 +15,7 @@
 #include "cpu/tactics/gemm_kernels.h"
 #include "cpu/tactics/native_linear_conv.h"
 #include "cpu/tactics/native_linear_epilogue.h"
+#include "cpu/tactics/task_split.h"
 #include "ir/ops/anvil_linear.h"
 #include "runtime/kernel.h"
 
@@ -43,7 +44,7 @@ struct LinearParams {
   int32_t fused = 0;   // 1: an anvil.Fused* op (epilogue below, FusedMatMul bias = input 2)
   int32_t transA = 0, transB = 0;
   float alpha = 1.0f, beta = 1.0f;
-  int32_t reserved0 = 0;
+  int32_t fixedTasks = 0;  // > 0: every run splits into this many tasks (the builder timed it)
   int64_t wK = 0, wN = 0, wM = 0;  // extents of the prepared weight: B [wK x wN]; Conv filter wM x wK per group
   ConvAttrs conv;
   EpilogueParams epi;
@@ -79,15 +80,8 @@ std::vector<int64_t> staticExtents(const PrepareInfo& info, size_t i, const char
   return info.maxTypes[i].shape.extents();
 }
 
-// At least this many flops per task: below it, waking a worker (a few microseconds when it
-// spins, tens when it sleeps, more on a loaded machine) costs more than the work it takes.
-// 0.5 MFLOP (a few microseconds of work): against 2 MFLOP, mobilenet_v3_small at 2 threads
-// 1.70-1.74 -> 1.57-1.63 ms, squeezenet1_1 2% faster (the workers spin between steps).
-constexpr double kMinFlopsPerTask = 5e5;
-
 int tasksOf(const StepArgs& a, const LinearParams& p, double flops) {
-  const int byWork = int(std::max(1.0, std::min(1e6, flops / kMinFlopsPerTask)));
-  return std::max(1, std::min({p.tasks, a.executor ? a.executor->threads() : 1, byWork}));
+  return stepTasks(p.tasks, p.fixedTasks, a.executor, flops);
 }
 
 float* workspace(const StepArgs& a, const Layout& l, int tasks) {
@@ -172,7 +166,8 @@ void prepareMatMul(GemmIsa isa, bool fused, const PrepareInfo& info, Prepared* o
   LinearParams p;
   p.op = LinOp::kMatMul;
   p.isa = isa;
-  p.tasks = std::max(1, info.threads);
+  p.tasks = preparedSlots(info);
+  p.fixedTasks = info.tasks;
   if (fused) readFused(info, &p);
   const GemmConfig& c = gemmConfig(isa);
   const std::vector<int64_t> ad = staticExtents(info, 0, "A"), bd = staticExtents(info, 1, "B");
@@ -338,7 +333,8 @@ void prepareGemm(GemmIsa isa, bool fused, const PrepareInfo& info, Prepared* out
   LinearParams p;
   p.op = LinOp::kGemm;
   p.isa = isa;
-  p.tasks = std::max(1, info.threads);
+  p.tasks = preparedSlots(info);
+  p.fixedTasks = info.tasks;
   if (fused) readFused(info, &p);
   const ir::Attributes& at = info.node->attrs();
   p.transA = at.getInt("transA", 0) != 0;
@@ -426,6 +422,30 @@ void runGemm(const StepArgs& a) {
 }
 
 // ---------------------------------------------------------------------------------------
+// The splits the builder times (task_split.h), from the profile's opt shapes
+
+bool optStatic(const PrepareInfo& info) {
+  return info.optTypes.size() >= 2 && info.optTypes[0].shape.isStatic() && info.optTypes[1].shape.isStatic();
+}
+
+std::vector<int> matmulTaskSplits(const PrepareInfo& info) {
+  if (!optStatic(info)) return {};
+  const std::vector<int64_t> ad = info.optTypes[0].shape.extents(), bd = info.optTypes[1].shape.extents();
+  MatMulDims d;
+  if (!matmulDims(ad.data(), int(ad.size()), bd.data(), int(bd.size()), &d)) return {};
+  return splitsToTime(2.0 * double(d.nb) * double(d.M) * double(d.N) * double(d.K), info.threads);
+}
+
+std::vector<int> gemmTaskSplits(const PrepareInfo& info) {
+  if (!optStatic(info)) return {};
+  const std::vector<int64_t> ad = info.optTypes[0].shape.extents(), bd = info.optTypes[1].shape.extents();
+  if (ad.size() != 2 || bd.size() != 2) return {};
+  const bool transA = info.node->attrs().getInt("transA", 0) != 0, transB = info.node->attrs().getInt("transB", 0) != 0;
+  const double M = double(transA ? ad[1] : ad[0]), K = double(transA ? ad[0] : ad[1]), N = double(transB ? bd[0] : bd[1]);
+  return splitsToTime(2.0 * M * N * K, info.threads);
+}
+
+// ---------------------------------------------------------------------------------------
 // Conv / FusedConv (2-D)
 
 // Decodes the Conv attributes against the filter extents w; false when not a valid 2-D Conv.
@@ -449,6 +469,14 @@ bool supportsConv(const ir::Node& n, const std::vector<ir::TensorType>& in) {
   if (!absent(in, 2) && (!isF32(in[2]) || !rankIs(in[2], 1, 1))) return false;
   ConvAttrs a;
   return convAttrs(n, in[1].shape, &a);
+}
+
+// Items as runConv spreads them: (image, group, column panel of pixels).
+std::vector<int> convTaskSplits(GemmIsa isa, const PrepareInfo& info) {
+  ConvAttrs a;
+  if (info.maxTypes.size() < 2 || !convAttrs(*info.node, info.maxTypes[1].shape, &a)) return {};
+  const int64_t nr = gemmConfig(isa).nr;
+  return convSplitsToTime(a, info, [nr](const Conv2dGeom& g) { return g.N * g.G * ceilDiv(g.OH * g.OW, nr); });
 }
 
 // One input channel per group (W[:,1] == 1) and group == C (a static channel count).
@@ -487,7 +515,8 @@ void prepareConv(GemmIsa isa, bool depthwise, bool fused, const PrepareInfo& inf
   LinearParams p;
   p.op = depthwise ? LinOp::kDepthwise : LinOp::kConv;
   p.isa = isa;
-  p.tasks = std::max(1, info.threads);
+  p.tasks = preparedSlots(info);
+  p.fixedTasks = info.tasks;
   if (fused) readFused(info, &p);
   ANVIL_CHECK(convAttrs(*info.node, info.maxTypes[1].shape, &p.conv), ErrorCode::kInvalidModel, info.node->label(),
               ": not a 2-D Conv this kernel handles");
@@ -678,7 +707,8 @@ std::string kernelName(const char* base, const Variant& v, bool fused) {
 }
 
 Kernel makeKernel(std::string name, const char* op, const char* domain, std::vector<std::string> req,
-                  runtime::SupportsFn supports, runtime::PrepareFn prepare, runtime::RunFn run, int version = 2) {
+                  runtime::SupportsFn supports, runtime::PrepareFn prepare, runtime::RunFn run, int version = 2,
+                  runtime::TaskSplitsFn splits = nullptr) {
   Kernel k;
   k.name = std::move(name);
   k.version = version;
@@ -689,6 +719,7 @@ Kernel makeKernel(std::string name, const char* op, const char* domain, std::vec
   k.supports = std::move(supports);
   k.prepare = std::move(prepare);
   k.run = std::move(run);
+  k.taskSplits = std::move(splits);
   return k;
 }
 
@@ -720,15 +751,16 @@ void registerNativeLinearKernels(Kernels& k) {
       k.add(makeKernel(kernelName("f32_gemm_prepacked", v, fused), fused ? "FusedMatMul" : "MatMul",
                        fused ? "anvil" : "", v.requirements, fused ? supportsFusedMatMul : supportsMatMul,
                        [isa, fused](const PrepareInfo& i, Prepared* o) { prepareMatMul(isa, fused, i, o); }, runMatMul,
-                       v.version + (fused ? 3 : 0)));
+                       v.version + (fused ? 3 : 0), matmulTaskSplits));
       k.add(makeKernel(kernelName("f32_gemm_prepacked", v, fused), fused ? "FusedGemm" : "Gemm", fused ? "anvil" : "",
                        v.requirements, fused ? supportsFusedGemm : supportsGemm,
                        [isa, fused](const PrepareInfo& i, Prepared* o) { prepareGemm(isa, fused, i, o); }, runGemm,
-                       v.version + (fused ? 3 : 0)));
+                       v.version + (fused ? 3 : 0), gemmTaskSplits));
       k.add(makeKernel(kernelName("f32_conv2d_prepacked", v, fused), fused ? "FusedConv" : "Conv", fused ? "anvil" : "",
                        v.requirements, fused ? supportsFusedConv : supportsConv,
                        [isa, fused](const PrepareInfo& i, Prepared* o) { prepareConv(isa, false, fused, i, o); },
-                       runConv, v.version + (fused ? 3 : 0) + 1));
+                       runConv, v.version + (fused ? 3 : 0) + 1,
+                       [isa](const PrepareInfo& i) { return convTaskSplits(isa, i); }));
     }
   }
   for (bool fused : {false, true})

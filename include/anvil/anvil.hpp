@@ -41,7 +41,8 @@ struct LayerInfo {
   int tacticVersion = 0;
   bool timed = false;            // chosen by measurement among several candidates
   bool untimed = false;          // a CUDA tactic chosen by heuristics: no GPU to time it on (cross-build)
-  int candidates = 1;            // tactics that served the whole profile
+  int candidates = 1;            // tactics that served the whole profile (each timed split of one counts)
+  int tasks = 0;                 // > 0: the split of its work into tasks, timed against the others
   uint64_t workspaceBytes = 0;
   uint64_t preparedBytes = 0;    // prepared weights (packed panels, ...) in the engine
   std::vector<std::string> outputLayouts;  // per output: "NCHW", "NCHW8c", ...

@@ -2,7 +2,8 @@
 // of each candidate in turn after one warm-up each, so that load from other processes
 // falls on all of them alike; a fast candidate (warm-up under 0.25 ms) runs once more,
 // untimed, before each timed run, to find its data in cache again as in the engine; the
-// winner still computes the right thing.
+// winner still computes the right thing. A kernel that names splits of its work into tasks
+// (Kernel::taskSplits) is timed once per split, and the engine keeps the split it chose.
 #include <gtest/gtest.h>
 #include <onnx/onnx_pb.h>
 
@@ -200,6 +201,174 @@ TEST(TuningOrder, OneThreadBuildsTimeInThreadCpuTime) {
   EXPECT_GE(one["test_softsign_clock_spinner"], 0.99);
   EXPECT_GE(two["test_softsign_clock_sleeper"], 19.9);
   EXPECT_LT(two["test_softsign_clock_spinner"], two["test_softsign_clock_sleeper"]);
+  fs::remove(model);
+}
+
+// A kernel that names splits of its work (Kernel::taskSplits) is offered once per split, each
+// prepared with PrepareInfo::tasks and timed under its own name (kernel/tasks=N); the engine
+// keeps the winner's split and reports it (LayerInfo::tasks, after the bytes were loaded).
+// A one-task run of "test_softsign_split" spins 2 ms, so its one-task split never wins.
+TEST(TuningOrder, TaskSplitsAreTimedAndTheChosenOneKept) {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    anvil::runtime::Kernel k;
+    k.name = "test_softsign_split";
+    k.op = "Softsign";
+    k.precision = anvil::ir::DataType::kF32;
+    k.supports = [](const anvil::ir::Node&, const std::vector<anvil::ir::TensorType>& in) {
+      return in.size() == 1 && in[0].dtype == anvil::ir::DataType::kF32;
+    };
+    k.taskSplits = [](const anvil::runtime::PrepareInfo& info) {
+      return info.threads >= 2 ? std::vector<int>{1, info.threads} : std::vector<int>{};
+    };
+    k.prepare = [](const anvil::runtime::PrepareInfo& info, anvil::runtime::Prepared* out) {
+      out->setParams(int32_t(info.tasks));
+    };
+    k.run = [](const anvil::runtime::StepArgs& a) {
+      if (a.paramsAs<int32_t>() == 1) {
+        const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(2);
+        while (std::chrono::steady_clock::now() < until) {
+        }
+      }
+      const float* x = a.in(0).as<float>();
+      float* y = a.out(0).as<float>();
+      for (int64_t i = 0; i < a.in(0).numel(); ++i) y[i] = x[i] / (1.0f + std::fabs(x[i]));
+    };
+    anvil::runtime::Kernels::instance().add(std::move(k));
+  });
+  const std::string model = writeModel();
+  for (int threads : {1, 2}) {
+    const fs::path cache = fs::temp_directory_path() / ("anvil_tuning_split_" + std::to_string(threads) + ".json");
+    fs::remove(cache);
+    anvil::BuilderConfig cfg;
+    cfg.optimizationLevel = 0;
+    cfg.timingIterations = 3;
+    cfg.threads = threads;
+    cfg.timingCachePath = cache.string();
+    std::string bytes;
+    anvil::BuildReport report;
+    ASSERT_TRUE(anvil::Builder::buildFromOnnx(model, cfg, &bytes, &report).isOk());
+    std::map<std::string, double> ms;
+    {
+      std::ifstream f(cache);
+      const nlohmann::json j = nlohmann::json::parse(f);
+      for (const auto& [key, e] : j.at("entries").items())
+        for (const auto& [name, t] : e.at("ms").items()) ms[name] = t.get<double>();
+    }
+    fs::remove(cache);
+    std::shared_ptr<anvil::Engine> e;
+    ASSERT_TRUE(anvil::Engine::fromBytes(std::move(bytes), &e).isOk());
+    const auto layers = e->layers();
+    ASSERT_EQ(layers.size(), 1u);
+    const anvil::LayerInfo& l = layers[0];
+    if (threads == 1) {  // nothing to split: one candidate under the kernel's own name
+      EXPECT_TRUE(ms.count("test_softsign_split"));
+      EXPECT_FALSE(ms.count("test_softsign_split/tasks=1"));
+      EXPECT_EQ(l.tasks, 0);
+      continue;
+    }
+    ASSERT_TRUE(ms.count("test_softsign_split/tasks=1") && ms.count("test_softsign_split/tasks=2"));
+    EXPECT_FALSE(ms.count("test_softsign_split"));
+    EXPECT_GE(ms["test_softsign_split/tasks=1"], 1.9);
+    EXPECT_LT(ms["test_softsign_split/tasks=2"], ms["test_softsign_split/tasks=1"]);
+    EXPECT_TRUE(l.timed);
+    if (l.tactic == "test_softsign_split") {
+      EXPECT_EQ(l.tasks, 2);
+    }
+    EXPECT_FALSE(l.tactic == "test_softsign_split" && l.tasks == 1);
+    // The chosen split is in the step's params: the engine runs it and computes Softsign.
+    std::unique_ptr<anvil::ExecutionContext> ctx;
+    ASSERT_TRUE(e->createContext(&ctx).isOk());
+    std::vector<float> x(37), y(37, -7.f);
+    for (size_t i = 0; i < x.size(); ++i) x[i] = float(i) * 0.25f - 4.f;
+    ASSERT_TRUE(ctx->setTensorAddress("x", x.data()).isOk());
+    ASSERT_TRUE(ctx->setTensorAddress("y", y.data()).isOk());
+    ASSERT_TRUE(ctx->run().isOk());
+    for (size_t i = 0; i < x.size(); ++i) EXPECT_NEAR(y[i], x[i] / (1.f + std::fabs(x[i])), 1e-6f) << i;
+  }
+  fs::remove(model);
+}
+
+// x [1, 64, 8, 8] -> 1x1 Conv (96 outputs) -> y: 786432 flops, in the window where the
+// native Conv kernels name splits at 2 threads (cpu/tactics/task_split.h).
+std::string writeConvModel() {
+  onnx::ModelProto m;
+  m.set_ir_version(8);
+  m.add_opset_import()->set_version(17);
+  auto* g = m.mutable_graph();
+  g->set_name("g");
+  auto io = [](onnx::ValueInfoProto* v, const char* nm, int64_t c) {
+    v->set_name(nm);
+    auto* t = v->mutable_type()->mutable_tensor_type();
+    t->set_elem_type(onnx::TensorProto::FLOAT);
+    for (int64_t d : {int64_t(1), c, int64_t(8), int64_t(8)}) t->mutable_shape()->add_dim()->set_dim_value(d);
+  };
+  io(g->add_input(), "x", 64);
+  io(g->add_output(), "y", 96);
+  auto* w = g->add_initializer();
+  w->set_name("w");
+  w->set_data_type(onnx::TensorProto::FLOAT);
+  for (int64_t d : {96, 64, 1, 1}) w->add_dims(d);
+  for (int i = 0; i < 96 * 64; ++i) w->add_float_data(float((i * 37) % 101) / 101.f - 0.5f);
+  auto* n = g->add_node();
+  n->set_op_type("Conv");
+  n->set_name("conv");
+  n->add_input("x");
+  n->add_input("w");
+  n->add_output("y");
+  const fs::path p = fs::temp_directory_path() / "anvil_tuning_split_conv.onnx";
+  std::ofstream f(p, std::ios::binary);
+  m.SerializeToOstream(&f);
+  return p.string();
+}
+
+// The native Conv kernels at 2 threads: each offered as one task and as two, the engine's
+// Conv step chosen among them by time, its split reported; at 1 thread no split is named.
+TEST(TuningOrder, NativeConvSplitsAreTimedInTheWindow) {
+  const std::string model = writeConvModel();
+  for (int threads : {1, 2}) {
+    const fs::path cache = fs::temp_directory_path() / ("anvil_tuning_split_conv_" + std::to_string(threads) + ".json");
+    fs::remove(cache);
+    anvil::BuilderConfig cfg;
+    cfg.timingIterations = 3;
+    cfg.threads = threads;
+    cfg.blockedLayouts = anvil::BuilderConfig::BlockedLayouts::kNever;
+    cfg.timingCachePath = cache.string();
+    std::string bytes;
+    anvil::BuildReport report;
+    ASSERT_TRUE(anvil::Builder::buildFromOnnx(model, cfg, &bytes, &report).isOk());
+    int one = 0, two = 0, plain = 0;
+    {
+      std::ifstream f(cache);
+      const nlohmann::json j = nlohmann::json::parse(f);
+      for (const auto& [key, e] : j.at("entries").items())
+        for (const auto& [name, t] : e.at("ms").items()) {
+          const bool native = name.rfind("f32_conv2d_rows_6x16__avx2", 0) == 0;
+          one += native && name.find("/tasks=1") != std::string::npos;
+          two += native && name.find("/tasks=2") != std::string::npos;
+          plain += name == "f32_conv2d_rows_6x16__avx2";
+        }
+    }
+    fs::remove(cache);
+    std::shared_ptr<anvil::Engine> e;
+    ASSERT_TRUE(anvil::Engine::fromBytes(std::move(bytes), &e).isOk());
+    const anvil::LayerInfo* conv = nullptr;
+    for (const auto& l : e->layers())
+      if (l.type == "Conv") conv = &l;
+    ASSERT_NE(conv, nullptr);
+    if (threads == 1) {
+      EXPECT_EQ(one + two, 0);
+      EXPECT_EQ(plain, 1);
+      EXPECT_EQ(conv->tasks, 0);
+    } else {
+      EXPECT_EQ(one, 1);
+      EXPECT_EQ(two, 1);
+      EXPECT_EQ(plain, 0);
+      EXPECT_TRUE(conv->timed);
+      // Every f32 kernel of a 1x1 Conv over 64 pixels names its splits: the step keeps one.
+      EXPECT_TRUE(conv->tasks == 1 || conv->tasks == 2) << conv->tactic << " tasks=" << conv->tasks;
+    }
+  }
   fs::remove(model);
 }
 

@@ -141,8 +141,9 @@ struct PreparedKernel {
 };
 
 // minTypes: the profile's min shapes where they differ from the case's (a dynamic profile).
+// tasks: PrepareInfo::tasks (a split the builder timed; 0: the kernel's own rule).
 inline PreparedKernel prepare(const runtime::Kernel& k, const Built& b, int threads,
-                              const std::vector<ir::TensorType>& minTypes = {}) {
+                              const std::vector<ir::TensorType>& minTypes = {}, int tasks = 0) {
   PreparedKernel pk;
   runtime::PrepareInfo info;
   info.node = b.node;
@@ -154,6 +155,7 @@ inline PreparedKernel prepare(const runtime::Kernel& k, const Built& b, int thre
     info.constants.push_back(v ? v->initializer() : nullptr);
   }
   info.threads = threads;
+  info.tasks = tasks;
   if (k.prepare) k.prepare(info, &pk.prepared);
   // The engine stores params and blobs 64-byte aligned: so do we.
   pk.params = std::make_unique<Aligned>(std::max<size_t>(1, pk.prepared.params.size()));

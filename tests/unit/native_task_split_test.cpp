@@ -1,0 +1,190 @@
+// The timed split of a step's work into tasks (cpu/tactics/task_split.h): the native f32
+// linear kernels that offer it (pixels-as-rows Conv, row-major and NCHW8c/16c; the im2col
+// Conv, Gemm and MatMul of native_linear.cpp; the 1x1 GEMV Conv) name the splits {1, 2} to
+// time for a 2-thread step in the window and none outside it or with one thread; prepared
+// with PrepareInfo::tasks = 1 or 2 they run exactly that many tasks on a 2-thread executor
+// (where their flops threshold alone would run one), and every split computes what the
+// reference kernel does, bitwise equal to the others (output guards and workspace tail
+// checked as in the op tests).
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cstring>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "cpu/tactics/task_split.h"
+#include "native_kernel_test_util.h"
+#include "nchwc_test_util.h"
+#include "runtime/kernel.h"
+
+namespace anvil::runtime {
+void registerNativeConvRowsKernels(Kernels& k);  // cpu/tactics/native_conv_rows.cpp
+void registerNativeLinearKernels(Kernels& k);    // cpu/tactics/native_linear.cpp
+void registerNativeWinogradKernels(Kernels& k);  // cpu/tactics/native_winograd.cpp (registers the GEMV)
+}  // namespace anvil::runtime
+
+using namespace anvil;
+using anvil::ir::DataType;
+using anvil::ir::Tensor;
+
+namespace {
+
+using namespace anvil::testing::nk;
+
+runtime::Kernels& registry() {
+  static runtime::Kernels* k = [] {
+    auto* r = new runtime::Kernels();
+    runtime::registerNativeConvRowsKernels(*r);
+    runtime::registerNativeLinearKernels(*r);
+    runtime::registerNativeWinogradKernels(*r);
+    return r;
+  }();
+  return *k;
+}
+
+// Counts the tasks of the kernel's parallel regions, running them on a real executor.
+class CountingExecutor final : public runtime::Executor {
+ public:
+  explicit CountingExecutor(runtime::Executor& inner) : inner_(inner) {}
+  int threads() const override { return inner_.threads(); }
+  void parallelFor(int64_t n, runtime::FunctionRef<void(int64_t)> fn) override {
+    maxTasks = std::max(maxTasks, n);
+    inner_.parallelFor(n, fn);
+  }
+  int64_t maxTasks = 0;
+
+ private:
+  runtime::Executor& inner_;
+};
+
+ir::Attributes pointwise() {
+  ir::Attributes at;
+  at.set("kernel_shape", Dims{1, 1});
+  return at;
+}
+
+// A step in the window at 2 threads (1e5 <= flops < 4e6) that the flops threshold (5e5 per
+// task) runs as one task, per kernel; `blocked`: its activations NCHW<b>c.
+struct SplitCase {
+  std::string kernel;
+  Case c;
+  int block = 0;
+};
+
+const std::vector<SplitCase>& splitCases() {
+  // 2 * 96 * 4*4 * 64 = 196608 flops; over a 2x2 image (the GEMV) 2 * 112 * 4 * 96 = 86016
+  // is below the window, so its case has 240 outputs and 192 inputs: 368640.
+  const Case conv{"pw_64x4x4_M96", "Conv", "", {Dims{1, 64, 4, 4}, Dims{96, 64, 1, 1}, Dims{96}}, {false, true, true},
+                  pointwise()};
+  // The im2col Conv spreads column panels of 16 pixels: 64 pixels, 2 * 48 * 64 * 32 flops.
+  const Case pixels{"pw_32x8x8_M48", "Conv", "", {Dims{1, 32, 8, 8}, Dims{48, 32, 1, 1}, Dims{48}}, {false, true, true},
+                    pointwise()};
+  const Case small{"pw_192x2x2_M240", "Conv", "", {Dims{1, 192, 2, 2}, Dims{240, 192, 1, 1}, Dims{240}},
+                   {false, true, true}, pointwise()};
+  ir::Attributes transB;
+  transB.set("transB", int64_t(1));
+  const Case gemm{"gemm_3x256_N300", "Gemm", "", {Dims{3, 256}, Dims{300, 256}, Dims{300}}, {false, true, true}, transB};
+  const Case matmul{"matmul_5x100_N250", "MatMul", "", {Dims{5, 100}, Dims{100, 250}}, {false, true}, {}};
+  static const std::vector<SplitCase> cases = {
+      {"f32_conv2d_rows_6x16__avx2", conv},      {"f32_conv2d_rows_nchw8c_6x16__avx2", conv, 8},
+      {"f32_conv2d_rows_14x32__avx512", conv},   {"f32_conv2d_rows_nchw16c_14x32__avx512", conv, 16},
+      {"f32_conv2d_prepacked_6x16__avx2", pixels}, {"f32_conv1x1_gemv__avx2", small},
+      {"f32_gemm_prepacked_6x16__avx2", gemm},   {"f32_gemm_prepacked_6x16__avx2", matmul}};
+  return cases;
+}
+
+runtime::PrepareInfo infoOf(const Built& b, int threads) {
+  runtime::PrepareInfo info;
+  info.node = b.node;
+  info.minTypes = info.optTypes = info.maxTypes = b.types();
+  info.threads = threads;
+  return info;
+}
+
+class NativeTaskSplit : public ::testing::TestWithParam<size_t> {};
+
+TEST_P(NativeTaskSplit, EachSplitRunsItsTasksAndMatchesTheReference) {
+  const SplitCase& sc = splitCases()[GetParam()];
+  const runtime::Kernel* k = registry().find(Device::kCPU, sc.c.op, sc.c.domain, sc.kernel);
+  ASSERT_NE(k, nullptr) << sc.kernel;
+  if (const std::string why = skipReason(*k); !why.empty()) GTEST_SKIP() << why;
+  const Built b = build(sc.c, 17u + uint32_t(GetParam()));
+  if (sc.block) {
+    b.node->input(0)->setLayout(ir::Layout::nchwc(sc.block));
+    b.node->output(0)->setLayout(ir::Layout::nchwc(sc.block));
+  }
+  ASSERT_TRUE(k->supports(*b.node, b.types())) << sc.kernel << " on " << sc.c.name;
+  ASSERT_TRUE(k->taskSplits) << sc.kernel;
+  EXPECT_EQ(k->taskSplits(infoOf(b, 2)), (std::vector<int>{1, 2}));
+  EXPECT_EQ(k->taskSplits(infoOf(b, 1)), std::vector<int>{}) << "one thread: nothing to split";
+  EXPECT_EQ(k->taskSplits(infoOf(b, 4)), (std::vector<int>{1, 2, 4}));
+
+  const Tensor want = reference(b);
+  auto pool = runtime::makeCpuExecutor(2);
+  std::vector<std::vector<float>> outs;
+  for (int tasks : {0, 1, 2}) {
+    const PreparedKernel pk = prepare(*k, b, 2, {}, tasks);
+    CountingExecutor ex(*pool);
+    std::vector<float> out;
+    bool guards = true, workspace = true;
+    if (sc.block) {
+      const std::vector<Handover> how = {Handover::kBlocked, Handover::kNaN, Handover::kRowMajor};
+      BlockedStep step(*k, pk, b, how, want.dims(), sc.block);
+      step.run(ex);
+      const BlockedResult r = step.result();
+      out = r.out, guards = r.guardsIntact && r.paddingZero, workspace = r.workspaceIntact;
+    } else {
+      const RunResult r = runKernel(*k, pk, b, want.dims(), ex);
+      out = r.out, guards = r.guardsIntact, workspace = r.workspaceIntact;
+    }
+    // 0: the threshold's one task (the step is under 2 x 5e5 flops); else the split asked for.
+    // (A one-task run may skip the executor.)
+    EXPECT_EQ(std::max<int64_t>(1, ex.maxTasks), tasks == 0 ? 1 : tasks) << sc.kernel << " prepared with tasks=" << tasks;
+    EXPECT_TRUE(guards) << "wrote outside the output (tasks=" << tasks << ")";
+    EXPECT_TRUE(workspace) << "wrote past the workspace (tasks=" << tasks << ")";
+    EXPECT_EQ(compare(out, want), "") << sc.kernel << " tasks=" << tasks;
+    outs.push_back(out);
+  }
+  for (size_t i = 1; i < outs.size(); ++i)
+    EXPECT_EQ(std::memcmp(outs[0].data(), outs[i].data(), outs[0].size() * sizeof(float)), 0)
+        << "the splits differ bitwise";
+}
+
+INSTANTIATE_TEST_SUITE_P(Native, NativeTaskSplit, ::testing::Range<size_t>(0, splitCases().size()),
+                         [](const ::testing::TestParamInfo<size_t>& p) {
+                           const SplitCase& sc = splitCases()[p.param];
+                           return sc.kernel + "__" + sc.c.name;
+                         });
+
+// The window: below 1e5 flops one task, from threads x 2e6 every thread, both untimed.
+TEST(NativeTaskSplitWindow, OnlyBetweenClearlyTinyAndClearlyLarge) {
+  using cpu::tactics::splitsToTime;
+  EXPECT_EQ(splitsToTime(0.99e5, 2), std::vector<int>{});
+  EXPECT_EQ(splitsToTime(1e5, 2), (std::vector<int>{1, 2}));
+  EXPECT_EQ(splitsToTime(3.99e6, 2), (std::vector<int>{1, 2}));
+  EXPECT_EQ(splitsToTime(4e6, 2), std::vector<int>{});
+  EXPECT_EQ(splitsToTime(1e7, 8), (std::vector<int>{1, 2, 4, 8}));
+  EXPECT_EQ(splitsToTime(1e7, 6), (std::vector<int>{1, 2, 4, 6}));
+  EXPECT_EQ(splitsToTime(1e6, 1), std::vector<int>{});
+  EXPECT_EQ(splitsToTime(1e6, 2, 1), std::vector<int>{}) << "one work item: nothing to split";
+  EXPECT_EQ(splitsToTime(1e6, 8, 3), (std::vector<int>{1, 2}));
+  // A large Conv (resnet's 3x3 at 56x56: 231 MFLOP) and a tiny one name no splits.
+  const Case big{"big", "Conv", "", {Dims{1, 64, 56, 56}, Dims{64, 64, 3, 3}}, {false, true}, [] {
+                   ir::Attributes at;
+                   at.set("kernel_shape", Dims{3, 3});
+                   at.set("pads", Dims{1, 1, 1, 1});
+                   return at;
+                 }()};
+  const Case tiny{"tiny", "Conv", "", {Dims{1, 8, 3, 3}, Dims{8, 8, 1, 1}}, {false, true}, pointwise()};
+  const runtime::Kernel* k = registry().find(Device::kCPU, "Conv", "", "f32_conv2d_rows_6x16__avx2");
+  ASSERT_NE(k, nullptr);
+  for (const Case& c : {big, tiny}) {
+    const Built b = build(c, 5);
+    EXPECT_EQ(k->taskSplits(infoOf(b, 2)), std::vector<int>{}) << c.name;
+  }
+}
+
+}  // namespace
