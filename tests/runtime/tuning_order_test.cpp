@@ -25,6 +25,7 @@
 #include "anvil/anvil.hpp"
 #include "runtime/clock.h"
 #include "runtime/kernel.h"
+#include "tests/onnx_writer.h"
 
 namespace fs = std::filesystem;
 
@@ -100,28 +101,11 @@ void registerClockKernels() {
 
 // x [1, 37] -> Softsign -> y.
 std::string writeModel() {
-  onnx::ModelProto m;
-  m.set_ir_version(8);
-  m.add_opset_import()->set_version(17);
-  auto* g = m.mutable_graph();
-  g->set_name("g");
-  for (const char* nm : {"x", "y"}) {
-    auto* v = std::string(nm) == "x" ? g->add_input() : g->add_output();
-    v->set_name(nm);
-    auto* t = v->mutable_type()->mutable_tensor_type();
-    t->set_elem_type(onnx::TensorProto::FLOAT);
-    t->mutable_shape()->add_dim()->set_dim_value(1);
-    t->mutable_shape()->add_dim()->set_dim_value(37);
-  }
-  auto* n = g->add_node();
-  n->set_op_type("Softsign");
-  n->set_name("softsign");
-  n->add_input("x");
-  n->add_output("y");
-  const fs::path p = fs::temp_directory_path() / "anvil_tuning_order_softsign.onnx";
-  std::ofstream f(p, std::ios::binary);
-  m.SerializeToOstream(&f);
-  return p.string();
+  anvil::test::OnnxWriter w;
+  w.input("x", {1, 37});
+  w.output("y", {1, 37});
+  w.node("Softsign", "softsign", {"x"}, "y");
+  return w.save("anvil_tuning_order_softsign.onnx");
 }
 
 TEST(TuningOrder, CpuCandidatesAlternate) {
@@ -292,34 +276,12 @@ TEST(TuningOrder, TaskSplitsAreTimedAndTheChosenOneKept) {
 // x [1, 64, 8, 8] -> 1x1 Conv (96 outputs) -> y: 786432 flops, in the window where the
 // native Conv kernels name splits at 2 threads (cpu/tactics/task_split.h).
 std::string writeConvModel() {
-  onnx::ModelProto m;
-  m.set_ir_version(8);
-  m.add_opset_import()->set_version(17);
-  auto* g = m.mutable_graph();
-  g->set_name("g");
-  auto io = [](onnx::ValueInfoProto* v, const char* nm, int64_t c) {
-    v->set_name(nm);
-    auto* t = v->mutable_type()->mutable_tensor_type();
-    t->set_elem_type(onnx::TensorProto::FLOAT);
-    for (int64_t d : {int64_t(1), c, int64_t(8), int64_t(8)}) t->mutable_shape()->add_dim()->set_dim_value(d);
-  };
-  io(g->add_input(), "x", 64);
-  io(g->add_output(), "y", 96);
-  auto* w = g->add_initializer();
-  w->set_name("w");
-  w->set_data_type(onnx::TensorProto::FLOAT);
-  for (int64_t d : {96, 64, 1, 1}) w->add_dims(d);
-  for (int i = 0; i < 96 * 64; ++i) w->add_float_data(float((i * 37) % 101) / 101.f - 0.5f);
-  auto* n = g->add_node();
-  n->set_op_type("Conv");
-  n->set_name("conv");
-  n->add_input("x");
-  n->add_input("w");
-  n->add_output("y");
-  const fs::path p = fs::temp_directory_path() / "anvil_tuning_split_conv.onnx";
-  std::ofstream f(p, std::ios::binary);
-  m.SerializeToOstream(&f);
-  return p.string();
+  anvil::test::OnnxWriter w;
+  w.input("x", {1, 64, 8, 8});
+  w.output("y", {1, 96, 8, 8});
+  w.weight("w", {96, 64, 1, 1}, 37u, 0.5f);
+  w.node("Conv", "conv", {"x", "w"}, "y");
+  return w.save("anvil_tuning_split_conv.onnx");
 }
 
 // The native Conv kernels at 2 threads: each offered as one task and as two, the engine's
