@@ -260,14 +260,7 @@ const std::vector<Case>& allCases() {
 // ---------------------------------------------------------------------------------------
 // The parametrised test: every (blocked kernel, case) pair
 
-runtime::Kernels& registry() {
-  static runtime::Kernels* k = [] {
-    auto* r = new runtime::Kernels();
-    runtime::registerNativeConvRowsKernels(*r);
-    return r;
-  }();
-  return *k;
-}
+runtime::Kernels& registry() { return anvil::testing::nk::registryOf<&runtime::registerNativeConvRowsKernels>(); }
 
 std::vector<const runtime::Kernel*> blockedKernels() {
   std::vector<const runtime::Kernel*> out;

@@ -202,14 +202,7 @@ const std::vector<Case>& allCases() {
 // ---------------------------------------------------------------------------------------
 // The parametrised test: every (kernel, case) pair the kernel supports
 
-runtime::Kernels& registry() {
-  static runtime::Kernels* k = [] {
-    auto* r = new runtime::Kernels();
-    runtime::registerNativeConvRowsKernels(*r);
-    return r;
-  }();
-  return *k;
-}
+runtime::Kernels& registry() { return anvil::testing::nk::registryOf<&runtime::registerNativeConvRowsKernels>(); }
 
 std::vector<const runtime::Kernel*> rowsKernels() {
   std::vector<const runtime::Kernel*> out;

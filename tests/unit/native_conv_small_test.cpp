@@ -22,6 +22,7 @@
 #include <random>
 
 #include "cpu/reference.h"
+#include "native_kernel_test_util.h"
 #include "op_test_util.h"
 #include "runtime/kernel.h"
 
@@ -295,14 +296,7 @@ double relError(const std::vector<float>& got, const Tensor& want) {
   return maxErr / std::max(maxRef, 1e-6);
 }
 
-runtime::Kernels& registry() {
-  static runtime::Kernels* k = [] {
-    auto* r = new runtime::Kernels();
-    runtime::registerNativeWinogradKernels(*r);
-    return r;
-  }();
-  return *k;
-}
+runtime::Kernels& registry() { return anvil::testing::nk::registryOf<&runtime::registerNativeWinogradKernels>(); }
 
 std::vector<const runtime::Kernel*> gemvKernels() {
   std::vector<const runtime::Kernel*> out;

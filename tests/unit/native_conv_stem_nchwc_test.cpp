@@ -148,14 +148,7 @@ const std::vector<Case>& allCases() {
 // ---------------------------------------------------------------------------------------
 // The parametrised test: every (blocked kernel, case) pair
 
-runtime::Kernels& registry() {
-  static runtime::Kernels* k = [] {
-    auto* r = new runtime::Kernels();
-    runtime::registerNativeConvStemKernels(*r);
-    return r;
-  }();
-  return *k;
-}
+runtime::Kernels& registry() { return anvil::testing::nk::registryOf<&runtime::registerNativeConvStemKernels>(); }
 
 std::vector<const runtime::Kernel*> blockedKernels() {
   std::vector<const runtime::Kernel*> out;

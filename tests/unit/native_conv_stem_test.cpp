@@ -154,14 +154,7 @@ std::string compareWithin(const std::vector<float>& got, const Tensor& want) {
   return msg;
 }
 
-runtime::Kernels& registry() {
-  static runtime::Kernels* k = [] {
-    auto* r = new runtime::Kernels();
-    runtime::registerNativeConvStemKernels(*r);
-    return r;
-  }();
-  return *k;
-}
+runtime::Kernels& registry() { return anvil::testing::nk::registryOf<&runtime::registerNativeConvStemKernels>(); }
 
 std::vector<Param> allParams() {
   std::vector<const runtime::Kernel*> ks;

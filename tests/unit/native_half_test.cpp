@@ -43,13 +43,7 @@ namespace {
 using namespace anvil::testing::nk;
 
 runtime::Kernels& registry() {
-  static runtime::Kernels* k = [] {
-    auto* r = new runtime::Kernels();
-    runtime::registerNativeLinearKernels(*r);
-    runtime::registerNativeHalfKernels(*r);
-    return r;
-  }();
-  return *k;
+  return anvil::testing::nk::registryOf<&runtime::registerNativeLinearKernels, &runtime::registerNativeHalfKernels>();
 }
 
 std::vector<const runtime::Kernel*> halfKernels() {

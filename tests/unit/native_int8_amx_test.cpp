@@ -44,13 +44,7 @@ using namespace anvil::testing::nk;
 using namespace anvil::testing::i8conv;
 
 runtime::Kernels& registry() {
-  static runtime::Kernels* k = [] {
-    auto* r = new runtime::Kernels();
-    runtime::registerNativeInt8Kernels(*r);
-    runtime::registerNativeInt8AmxKernels(*r);
-    return r;
-  }();
-  return *k;
+  return anvil::testing::nk::registryOf<&runtime::registerNativeInt8Kernels, &runtime::registerNativeInt8AmxKernels>();
 }
 
 // The AMX kernel for an op.

@@ -37,13 +37,8 @@ using namespace anvil::testing::nk;
 using namespace anvil::testing::i8conv;
 
 runtime::Kernels& registry() {
-  static runtime::Kernels* k = [] {
-    auto* r = new runtime::Kernels();
-    runtime::registerNativeInt8Kernels(*r);
-    runtime::registerNativeInt8PixelsKernels(*r);
-    return r;
-  }();
-  return *k;
+  return anvil::testing::nk::registryOf<&runtime::registerNativeInt8Kernels,
+                                        &runtime::registerNativeInt8PixelsKernels>();
 }
 
 // The pixels kernel of a family ("__avx512vnni", ...) for an op.

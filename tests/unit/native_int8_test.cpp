@@ -49,14 +49,7 @@ namespace {
 
 using namespace anvil::testing::nk;
 
-runtime::Kernels& registry() {
-  static runtime::Kernels* k = [] {
-    auto* r = new runtime::Kernels();
-    runtime::registerNativeInt8Kernels(*r);
-    return r;
-  }();
-  return *k;
-}
+runtime::Kernels& registry() { return anvil::testing::nk::registryOf<&runtime::registerNativeInt8Kernels>(); }
 
 std::vector<const runtime::Kernel*> kernelsFor(const std::string& op, const std::string& domain) {
   std::vector<const runtime::Kernel*> out;

@@ -374,4 +374,17 @@ inline std::vector<Param> supportedPairs(const std::vector<const runtime::Kernel
   return out;
 }
 
+// The kernels of the given families' register functions in a registry of their own, built
+// once per list (unit_tests does not link the runtime, whose Kernels::instance() gathers
+// every backend): registryOf<&runtime::registerNativeLinearKernels>().
+template <void (*... Register)(runtime::Kernels&)>
+runtime::Kernels& registryOf() {
+  static runtime::Kernels* k = [] {
+    auto* r = new runtime::Kernels();
+    (Register(*r), ...);
+    return r;
+  }();
+  return *k;
+}
+
 }  // namespace anvil::testing::nk

@@ -342,14 +342,7 @@ const std::vector<Case>& allCases() {
 
 // The family's kernels in a registry of their own (unit_tests does not link the runtime,
 // whose Kernels::instance() gathers every backend).
-runtime::Kernels& registry() {
-  static runtime::Kernels* k = [] {
-    auto* r = new runtime::Kernels();
-    runtime::registerNativeLinearKernels(*r);
-    return r;
-  }();
-  return *k;
-}
+runtime::Kernels& registry() { return anvil::testing::nk::registryOf<&runtime::registerNativeLinearKernels>(); }
 
 bool isLinearKernel(const runtime::Kernel& k) {
   return k.name.rfind("f32_gemm_prepacked", 0) == 0 || k.name.rfind("f32_conv2d_prepacked", 0) == 0 ||

@@ -43,13 +43,7 @@ using Dims = std::vector<int64_t>;
 using anvil::testing::nk::Aligned;
 
 const runtime::Kernels& registry() {
-  static runtime::Kernels* k = [] {
-    auto* r = new runtime::Kernels;
-    runtime::registerNativeOpKernels(*r);
-    runtime::registerNativeSequenceKernels(*r);
-    return r;
-  }();
-  return *k;
+  return anvil::testing::nk::registryOf<&runtime::registerNativeOpKernels, &runtime::registerNativeSequenceKernels>();
 }
 
 std::vector<const runtime::Kernel*> kernelsOf(const std::string& op) {

@@ -42,14 +42,8 @@ namespace {
 using namespace anvil::testing::nk;
 
 runtime::Kernels& registry() {
-  static runtime::Kernels* k = [] {
-    auto* r = new runtime::Kernels();
-    runtime::registerNativeNchwcOpKernels(*r);
-    runtime::nops::registerPool(*r);
-    runtime::nops::registerElementwise(*r);
-    return r;
-  }();
-  return *k;
+  return anvil::testing::nk::registryOf<&runtime::registerNativeNchwcOpKernels, &runtime::nops::registerPool,
+                                        &runtime::nops::registerElementwise>();
 }
 
 const runtime::Kernel* kernelNamed(const std::string& op, const std::string& domain, int block,

@@ -28,6 +28,7 @@
 #include "ir/graph.h"
 #include "parser/onnx_parser.h"
 #include "passes/pipeline.h"
+#include "native_kernel_test_util.h"
 #include "op_test_util.h"
 #include "cpu/tactics/native_ops_util.h"
 #include "runtime/executor.h"
@@ -478,14 +479,7 @@ double relError(const Tensor& ref, const std::vector<unsigned char>& got) {
 
 // This family's kernels alone, in a registry of the test's own (the engine's registry,
 // runtime::Kernels::instance(), lives in the runtime library that unit_tests does not link).
-runtime::Kernels& registry() {
-  static runtime::Kernels* k = [] {
-    auto* r = new runtime::Kernels();
-    runtime::registerNativeOpKernels(*r);
-    return r;
-  }();
-  return *k;
-}
+runtime::Kernels& registry() { return anvil::testing::nk::registryOf<&runtime::registerNativeOpKernels>(); }
 
 std::set<std::string> nativeNames() {
   return {"x_binary_broadcast", "x_where_broadcast", "f32_unary", "b8_not", "x_cast", "f32_maxpool2d_nchw",

@@ -38,14 +38,8 @@ namespace {
 using namespace anvil::testing::nk;
 
 runtime::Kernels& registry() {
-  static runtime::Kernels* k = [] {
-    auto* r = new runtime::Kernels();
-    runtime::registerNativeWinogradKernels(*r);
-    runtime::registerNativeLinearKernels(*r);
-    runtime::registerNativeOpKernels(*r);
-    return r;
-  }();
-  return *k;
+  return anvil::testing::nk::registryOf<&runtime::registerNativeWinogradKernels, &runtime::registerNativeLinearKernels,
+                                        &runtime::registerNativeOpKernels>();
 }
 
 // Median and minimum of reps runs (the machine is shared: the minimum is the steadier figure).

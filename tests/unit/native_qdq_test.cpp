@@ -27,14 +27,7 @@ using ir::DataType;
 using ir::Tensor;
 using testing::nk::Built;
 
-runtime::Kernels& registry() {
-  static runtime::Kernels* k = [] {
-    auto* r = new runtime::Kernels();
-    runtime::registerNativeQdqKernels(*r);
-    return r;
-  }();
-  return *k;
-}
+runtime::Kernels& registry() { return anvil::testing::nk::registryOf<&runtime::registerNativeQdqKernels>(); }
 
 const runtime::Kernel* kernel(const std::string& op) {
   for (const runtime::Kernel* k : registry().all())

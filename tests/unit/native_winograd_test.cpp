@@ -278,14 +278,7 @@ std::string compareWithin(const std::vector<float>& got, const Tensor& want, dou
 // The parametrised test: every (3x3 kernel, case) pair the kernel supports
 
 // The family's kernels in a registry of their own (unit_tests does not link the runtime).
-runtime::Kernels& registry() {
-  static runtime::Kernels* k = [] {
-    auto* r = new runtime::Kernels();
-    runtime::registerNativeWinogradKernels(*r);
-    return r;
-  }();
-  return *k;
-}
+runtime::Kernels& registry() { return anvil::testing::nk::registryOf<&runtime::registerNativeWinogradKernels>(); }
 
 std::vector<const runtime::Kernel*> winogradKernels() {
   std::vector<const runtime::Kernel*> out;

@@ -35,14 +35,8 @@ using testing::nk::Built;
 using testing::nk::Dims;
 
 runtime::Kernels& registry() {
-  static runtime::Kernels* k = [] {
-    auto* r = new runtime::Kernels();
-    runtime::registerNativeInt8Kernels(*r);
-    runtime::registerNativeInt8PixelsKernels(*r);
-    runtime::registerNativeInt8AmxKernels(*r);
-    return r;
-  }();
-  return *k;
+  return anvil::testing::nk::registryOf<&runtime::registerNativeInt8Kernels, &runtime::registerNativeInt8PixelsKernels,
+                                        &runtime::registerNativeInt8AmxKernels>();
 }
 
 constexpr float kSx = 0.0123f, kSy = 0.0457f;
