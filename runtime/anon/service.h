@@ -82,8 +82,9 @@ class Worker {
   // Claims and processes one job; nullopt when none is pending.
   std::optional<JobReport> step();
   const WorkerKey& key() const { return key_; }
-  // Buckets whose runs on this machine (timed at start-up) overrun the rung the build
-  // measured: the ladder then shows this machine's noise. One line per such bucket.
+  // Buckets whose jobs on this machine (timed at start-up: the run with the store's reads
+  // and the crypto around it) overrun the rung the build measured: the ladder then shows
+  // this machine's noise. One line per such bucket.
   const std::vector<std::string>& ladderWarnings() const { return ladderWarnings_; }
   std::string id() const;
 

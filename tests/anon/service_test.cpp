@@ -279,6 +279,59 @@ TEST(AnonServiceLadder, AWorkerWarnsWhenThisMachineOverrunsTheLadder) {
   std::filesystem::remove_all(dir);
 }
 
+// A store whose box reads take 20 ms (a remote store on a slow link); the rest forwarded.
+class SlowReads final : public Store {
+ public:
+  explicit SlowReads(Store& inner) : inner_(inner) {}
+  std::string spec() const override { return inner_.spec(); }
+  void putBox(const BoxId& b, const Bytes& c, const Signature& s) override { inner_.putBox(b, c, s); }
+  std::optional<Box> getBox(const BoxId& b) override {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    return inner_.getBox(b);
+  }
+  int64_t enqueue(const Bytes& j) override { return inner_.enqueue(j); }
+  std::optional<ClaimedJob> claim(const std::string& w, double l) override { return inner_.claim(w, l); }
+  Completion complete(int64_t j, const BoxId& b, const Bytes& c, const Signature& s, const RequestId& r) override {
+    return inner_.complete(j, b, c, s, r);
+  }
+  void refuse(int64_t j, const std::string& why) override { inner_.refuse(j, why); }
+  bool served(const RequestId& r) override { return inner_.served(r); }
+  JobInfo job(int64_t id) override { return inner_.job(id); }
+  int64_t countBoxes() override { return inner_.countBoxes(); }
+  void setMeta(const std::string& k, const std::string& v) override { inner_.setMeta(k, v); }
+  std::optional<std::string> getMeta(const std::string& k) override { return inner_.getMeta(k); }
+
+ private:
+  Store& inner_;
+};
+
+// The start-up check times a job's whole path, not the run alone: with rungs of 15 and 30 ms
+// the runs fit (no warning on the plain store), but a job's two box reads of 20 ms each do
+// not, and the worker says so for both buckets. Its check writes nothing to the store.
+TEST(AnonServiceLadder, TheStartUpCheckTimesTheStoresReadsAndTheCrypto) {
+  const AnonEngine e = withLadder({15.0, 30.0}, {0, 1});
+  const auto dir = testing::tempDir("slowreads");
+  auto store = openStore("sqlite:" + (dir / "s.db").string());
+  WorkerOptions o;
+  o.keyPath = (dir / "w.key").string();
+  {
+    Worker plain(e, *store, o);
+    EXPECT_TRUE(plain.ladderWarnings().empty()) << plain.ladderWarnings()[0];
+  }
+  SlowReads slow(*store);
+  Worker w(e, slow, o);
+  ASSERT_EQ(w.ladderWarnings().size(), 2u);
+  for (size_t k = 0; k < 2; ++k) {
+    const std::string& warning = w.ladderWarnings()[k];
+    EXPECT_NE(warning.find("bucket " + std::to_string(k) + ": jobs here take up to"), std::string::npos) << warning;
+    EXPECT_NE(warning.find("the run alone"), std::string::npos) << warning;
+    EXPECT_NE(warning.find(k == 0 ? "above its rung of 15 ms" : "above its rung of 30 ms"), std::string::npos)
+        << warning;
+  }
+  EXPECT_EQ(store->countBoxes(), 0);
+  std::filesystem::remove_all(dir);
+}
+
 // A job whose work ends under a lower rung is still held to its bucket's own rung: whether
 // the work stays under a rung depends on the request's true size, so releasing it there
 // would tell sizes apart inside the bucket (a CI run showed it: a bucket whose work took
