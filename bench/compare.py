@@ -170,7 +170,14 @@ class Anvil:
         cmd = [self.bin, "--latency", f"--engine={self.engine}", f"--threads={self.threads}",
                f"--seconds={duration}", f"--warmup-ms={warmup_ms}"]
         cmd += [f"--input={n}:{p}" for n, p in self.model.inputs]
-        out = run(cmd, timeout=600 + 10 * duration, env=self.env)
+        try:
+            out = run(cmd, timeout=600 + 10 * duration, env=self.env)
+        except RuntimeError as e:
+            if "this runtime has version" in str(e):  # the bench target is not in `all`: easily stale
+                raise RuntimeError(f"{e}\n{self.bin} is older than the CLI that built the engine: "
+                                   "cmake --build build --target anvil_cli anvil_bench_runtime "
+                                   "(bench/run_all.sh builds both)") from None
+            raise
         return json.loads(out.strip().splitlines()[-1])
 
 
