@@ -26,6 +26,7 @@
 #include "cpu/tactics/native_dwconv.h"
 #include "cpu/tactics/native_linear_conv.h"
 #include "cpu/tactics/native_linear_epilogue.h"
+#include "cpu/tactics/task_split.h"
 #include "ir/ops/anvil_linear.h"
 #include "runtime/kernel.h"
 
@@ -453,7 +454,7 @@ bool supportsFusedWinograd(const ir::Node& n, const std::vector<ir::TensorType>&
 void prepareWinograd(WinoIsa isa, bool fused, const PrepareInfo& info, Prepared* out) {
   WinoParams p;
   p.isa = isa;
-  p.tasks = std::max(1, info.threads);
+  p.tasks = preparedSlots(info);
   const ir::Node& n = *info.node;
   ANVIL_CHECK(info.maxTypes.size() > 1 && winogradAttrs(n, info.maxTypes[1].shape, &p.conv), ErrorCode::kInvalidModel,
               n.label(), ": not a 3x3 stride-1 Conv the Winograd kernel handles");
@@ -579,6 +580,19 @@ void runWinograd(const StepArgs& a) {
   });
 }
 
+// The splits the builder times (task_split.h), over run()'s work items (image, tile block,
+// output channel block).
+std::vector<int> winogradTaskSplits(WinoIsa isa, const PrepareInfo& info) {
+  ConvAttrs a;
+  if (info.optTypes.size() < 2 || !winogradAttrs(*info.node, info.optTypes[1].shape, &a)) return {};
+  const int64_t P = panelOf(isa);
+  auto items = [P](const Conv2dGeom& g) {
+    const int64_t tiles = ceilDiv(g.OH, 4) * ceilDiv(g.OW, 4);
+    return g.N * ceilDiv(tiles, tileBlock(g.C, tiles)) * ceilDiv(paddedK(g.M, P), kBlock(g.M, P));
+  };
+  return convSplitsToTime(a, info, items, SplitWindow{}, winogradFlops);
+}
+
 Kernel makeKernel(const char* name, bool fused, WinoIsa isa) {
   Kernel k;
   k.name = name;
@@ -591,6 +605,7 @@ Kernel makeKernel(const char* name, bool fused, WinoIsa isa) {
   k.supports = fused ? supportsFusedWinograd : supportsWinograd;
   k.prepare = [isa, fused](const PrepareInfo& i, Prepared* o) { prepareWinograd(isa, fused, i, o); };
   k.run = runWinograd;
+  k.taskSplits = [isa](const PrepareInfo& i) { return winogradTaskSplits(isa, i); };
   return k;
 }
 
