@@ -462,15 +462,6 @@ void runDw(const StepArgs& a) {
   });
 }
 
-// The work items run() spreads: planes, or (AVX-512, 8 or fewer output columns) channel blocks of 16.
-std::vector<int> dwTaskSplits(int64_t K, DwIsa isa, const PrepareInfo& info) {
-  ConvAttrs a;
-  if (!dwAttrs(*info.node, K, &a)) return {};
-  return convSplitsToTime(
-      a, info, [isa](const Conv2dGeom& g) { return useBlocks(isa, g) ? g.N * ceilDiv(g.C, 16) : g.N * g.C; },
-      kDepthwiseSplitWindow);
-}
-
 Kernel makeKernel(int64_t K, bool fused, DwIsa isa) {
   Kernel k;
   const std::string side = std::to_string(K) + "x" + std::to_string(K);
@@ -489,7 +480,6 @@ Kernel makeKernel(int64_t K, bool fused, DwIsa isa) {
     k.supports = [K](const ir::Node& n, const std::vector<ir::TensorType>& in) { return supportsDw(K, n, in); };
   k.prepare = [K, fused, isa](const PrepareInfo& i, Prepared* o) { prepareDw(K, fused, isa, i, o); };
   k.run = runDw;
-  k.taskSplits = [K, isa](const PrepareInfo& i) { return dwTaskSplits(K, isa, i); };
   return k;
 }
 

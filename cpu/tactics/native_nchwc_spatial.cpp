@@ -321,14 +321,6 @@ Kernel makeDw(int block, bool fused) {
   };
   k.prepare = [block, fused](const PrepareInfo& i, Prepared* o) { prepareDw(block, fused, i, o); };
   k.run = runDw;
-  k.taskSplits = [block](const PrepareInfo& info) {
-    ConvAttrs a;
-    if (info.maxTypes.size() < 2 || !dwAttrs(*info.node, info.maxTypes[1].shape, &a)) return std::vector<int>{};
-    // Items: the output rows of each channel block.
-    return convSplitsToTime(
-        a, info, [block](const Conv2dGeom& g) { return g.N * nchwc::channelBlocks(g.C, block) * g.OH; },
-        kDepthwiseSplitWindow);
-  };
   return k;
 }
 

@@ -580,19 +580,6 @@ void runWinograd(const StepArgs& a) {
   });
 }
 
-// The splits the builder times (task_split.h), over run()'s work items (image, tile block,
-// output channel block).
-std::vector<int> winogradTaskSplits(WinoIsa isa, const PrepareInfo& info) {
-  ConvAttrs a;
-  if (info.optTypes.size() < 2 || !winogradAttrs(*info.node, info.optTypes[1].shape, &a)) return {};
-  const int64_t P = panelOf(isa);
-  auto items = [P](const Conv2dGeom& g) {
-    const int64_t tiles = ceilDiv(g.OH, 4) * ceilDiv(g.OW, 4);
-    return g.N * ceilDiv(tiles, tileBlock(g.C, tiles)) * ceilDiv(paddedK(g.M, P), kBlock(g.M, P));
-  };
-  return convSplitsToTime(a, info, items, SplitWindow{}, winogradFlops);
-}
-
 Kernel makeKernel(const char* name, bool fused, WinoIsa isa) {
   Kernel k;
   k.name = name;
@@ -605,7 +592,6 @@ Kernel makeKernel(const char* name, bool fused, WinoIsa isa) {
   k.supports = fused ? supportsFusedWinograd : supportsWinograd;
   k.prepare = [isa, fused](const PrepareInfo& i, Prepared* o) { prepareWinograd(isa, fused, i, o); };
   k.run = runWinograd;
-  k.taskSplits = [isa](const PrepareInfo& i) { return winogradTaskSplits(isa, i); };
   return k;
 }
 

@@ -1,12 +1,21 @@
-// How the native f32 kernels of Conv/Gemm/MatMul split one step's work into tasks for the
-// executor's threads: into the number of tasks the builder timed as the fastest
-// (PrepareInfo::tasks, kept in the kernel's params) where it timed them, else by a rule.
-// Timed splits are offered by the linear kernels (native_linear.cpp, native_conv_rows.cpp
-// and its blocked .inc, native_conv_small.cpp) whose rule is a flops threshold, by Winograd
-// (native_winograd.cpp, the blocked one in native_conv_rows_nchwc.inc) and by the depthwise
-// convs (native_dwconv.cpp, native_nchwc_spatial.cpp), whose rule is a task per thread (the
-// blocked Winograd: the threshold). The f16/bf16 kernels (native_half.cpp) use the threshold
-// alone.
+// How the native f32 linear kernels (native_linear.cpp, native_conv_rows.cpp and its
+// blocked .inc, native_conv_small.cpp) split one step's work into tasks for the executor's
+// threads: by a flops threshold, or into the number of tasks the builder timed as the
+// fastest (PrepareInfo::tasks, kept in the kernel's params). The f16/bf16 kernels
+// (native_half.cpp) use the threshold alone. Winograd (native_winograd.cpp, the blocked one
+// in native_conv_rows_nchwc.inc) and the depthwise convs (native_dwconv.cpp,
+// native_nchwc_spatial.cpp) honour a PrepareInfo::tasks but name no splits to time, and run
+// a task per thread (the blocked Winograd: the threshold). Offered {1, 2} at 2 threads
+// (depthwise: every step under 0.5 MFLOP; Winograd: 0.1-4 MFLOP counting its tiles' GEMMs),
+// builds on this shared 2-core machine under the other sessions' load kept one task for most
+// of them (17 of 17 depthwise steps of mobilenet_v2_s32, 14 of 16 of efficientnet_b0_s32, 5
+// of 7 Winograd steps of resnet18_s32), and in the engines those steps then took longer than
+// with a task per thread (their summed per-layer medians, 12 interleaved rounds, 2 threads,
+// AVX2: 1.43x, 1.61x and 1.25x; mobilenet_v3_small's, whose choices did not change, 1.01x);
+// a build at a quieter moment kept two tasks for 11 of efficientnet_b0_s32's first 12, as
+// before. The timed choice follows the load of the build, not the engine's run, on steps
+// of 10-60 us (presumably also the input, split over both cores' caches by the step before
+// in the engine, and in one core's in the builder's runs of a kernel alone).
 #pragma once
 
 #include <algorithm>
@@ -35,21 +44,6 @@ constexpr double kMinFlopsPerTask = 5e5;
 constexpr double kTimedSplitMinFlops = 1e5;
 constexpr double kTimedSplitMaxFlopsPerThread = 2e6;
 
-// The window of a kernel family whose flops take another time than a GEMM's.
-struct SplitWindow {
-  double minFlops = kTimedSplitMinFlops;
-  double maxFlopsPerThread = kTimedSplitMaxFlopsPerThread;
-};
-// The depthwise convs (native_dwconv.cpp, native_nchwc_spatial.cpp): a few loads and stores
-// per 9 or 25 FMAs, so a flop takes longer than in a GEMM and their steps are tiny (under
-// 0.2 MFLOP in the 32x32 models), timed in microseconds: every step under threads x 0.25
-// MFLOP is timed, larger ones (2 threads: 0.7 MFLOP and up) run a task per thread, as all of
-// them did before. Timed with the window open at both ends (AVX2, NCHW8c, 2 threads), the
-// steps of 10-60 kFLOP kept one task in 21 of 22 (mobilenet_v2_s32, efficientnet_b0_s32),
-// those of 96-192 kFLOP one task in 9 of 11, and every step of mobilenet_v3_small (224x224,
-// 0.7-2.4 MFLOP) two tasks.
-constexpr SplitWindow kDepthwiseSplitWindow{0.0, 2.5e5};
-
 // Tasks of a run: `fixed` > 0 (the builder's timed choice), else one per minFlopsPerTask of
 // `flops`; at most the prepared workspace slots and the executor's threads.
 inline int stepTasks(int slots, int fixed, const runtime::Executor* ex, double flops,
@@ -61,10 +55,10 @@ inline int stepTasks(int slots, int fixed, const runtime::Executor* ex, double f
 // The splits the builder times for a step of `flops` run with `threads` threads: one task,
 // then 2, 4, ... tasks and all threads, at most `items` (the work items the kernel can
 // spread); none (the threshold decides) outside the window or where no second task fits.
-inline std::vector<int> splitsToTime(double flops, int threads, int64_t items = INT64_MAX,
-                                     SplitWindow window = {}) {
+inline std::vector<int> splitsToTime(double flops, int threads, int64_t items = INT64_MAX) {
   std::vector<int> s;
-  if (threads < 2 || items < 2 || flops < window.minFlops || flops >= threads * window.maxFlopsPerThread) return s;
+  if (threads < 2 || items < 2 || flops < kTimedSplitMinFlops || flops >= threads * kTimedSplitMaxFlopsPerThread)
+    return s;
   for (int t = 1; t < threads && t < items; t *= 2) s.push_back(t);
   if (threads <= items) s.push_back(threads);
   return s;
@@ -76,24 +70,15 @@ inline int preparedSlots(const runtime::PrepareInfo& info) {
   return info.tasks > 0 ? std::min(info.tasks, threads) : threads;
 }
 
-// The flops of a Winograd F(4x4, 3x3) step: its 36 GEMMs over the 4x4 output tiles (a 1x1
-// image costs a whole tile's, not the 9 products per output a direct Conv counts).
-inline double winogradFlops(const Conv2dGeom& g) {
-  return 2.0 * 36.0 * double(g.N * ceilDiv(g.OH, 4) * ceilDiv(g.OW, 4)) * double(g.M * g.C);
-}
-
 // The splits to time for a 2-D Conv with attributes `a` at the profile's opt shapes (none
 // where they are not static); `items(g)`: the work items the kernel can spread.
-// `flops(g)`, where given: the step's work as the kernel counts it (else the direct Conv's).
 template <typename Items>
-std::vector<int> convSplitsToTime(const ConvAttrs& a, const runtime::PrepareInfo& info, Items items,
-                                  SplitWindow window = {}, double (*flops)(const Conv2dGeom&) = nullptr) {
+std::vector<int> convSplitsToTime(const ConvAttrs& a, const runtime::PrepareInfo& info, Items items) {
   if (info.optTypes.size() < 2 || !info.optTypes[0].shape.isStatic() || !info.optTypes[1].shape.isStatic()) return {};
   const std::vector<int64_t> x = info.optTypes[0].shape.extents(), w = info.optTypes[1].shape.extents();
   Conv2dGeom g;
   if (x.size() != 4 || w.size() != 4 || !conv2dGeometry(a, x.data(), w[0], &g)) return {};
-  const double f = flops ? flops(g) : 2.0 * double(g.N * g.M * g.OH * g.OW) * double(g.Cg * g.kH * g.kW);
-  return splitsToTime(f, info.threads, items(g), window);
+  return splitsToTime(2.0 * double(g.N * g.M * g.OH * g.OW) * double(g.Cg * g.kH * g.kW), info.threads, items(g));
 }
 
 }  // namespace anvil::cpu::tactics

@@ -1,12 +1,13 @@
 // The timed split of a step's work into tasks (cpu/tactics/task_split.h): the native f32
-// kernels that offer it (pixels-as-rows Conv, row-major and NCHW8c/16c; the im2col Conv,
-// Gemm and MatMul of native_linear.cpp; the 1x1 GEMV Conv; Winograd, plain and NCHW8c; the
-// depthwise convs, plain and NCHW8c) name the splits {1, 2} to time for a 2-thread step in
-// their window and none outside it or with one thread; prepared with PrepareInfo::tasks = 1
-// or 2 they run exactly that many tasks on a 2-thread executor (where their own rule, the
-// flops threshold or a task per thread, runs one or two), and every split computes what the
-// reference kernel does, bitwise equal to the others (output guards and workspace tail
-// checked as in the op tests).
+// linear kernels that offer it (pixels-as-rows Conv, row-major and NCHW8c/16c; the im2col
+// Conv, Gemm and MatMul of native_linear.cpp; the 1x1 GEMV Conv) name the splits {1, 2} to
+// time for a 2-thread step in the window and none outside it or with one thread. They, and
+// the kernels that name none but honour a split (Winograd, plain and NCHW8c/16c; the
+// depthwise convs, plain and NCHW8c/16c), prepared with PrepareInfo::tasks = 1 or 2 run
+// exactly that many tasks on a 2-thread executor (where their own rule, the flops threshold
+// or a task per thread, runs one or two), and every split computes what the reference kernel
+// does, bitwise equal to the others (output guards and workspace tail checked as in the op
+// tests).
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -78,7 +79,8 @@ ir::Attributes spatial(int64_t k, int64_t stride, int64_t pad, int64_t group) {
   return at;
 }
 
-// A step in the window at 2 threads (1e5 <= flops < 4e6; depthwise: under 5e5), per kernel;
+// A step per kernel, in the window at 2 threads (1e5 <= flops < 4e6) where the kernel
+// `offers` splits (Winograd and the depthwise convs name none: task_split.h says why);
 // `block`: its activations NCHW<b>c; `untimed`: the tasks its own rule runs at 2 threads (the
 // flops threshold, 5e5 per task: one; Winograd and the depthwise convs: one per thread);
 // `tolerance` against the reference (Winograd's transformed sums: native_winograd_test.cpp).
@@ -86,6 +88,7 @@ struct SplitCase {
   std::string kernel;
   Case c;
   int block = 0;
+  bool offers = true;
   int untimed = 1;
   double tolerance = 3e-5;
 };
@@ -104,14 +107,12 @@ const std::vector<SplitCase>& splitCases() {
   transB.set("transB", int64_t(1));
   const Case gemm{"gemm_3x256_N300", "Gemm", "", {Dims{3, 256}, Dims{300, 256}, Dims{300}}, {false, true, true}, transB};
   const Case matmul{"matmul_5x100_N250", "MatMul", "", {Dims{5, 100}, Dims{100, 250}}, {false, true}, {}};
-  // Depthwise: 2 * 24 * 13*11 * 9 = 61776 flops (24 planes, 39 blocked rows); 5x5 stride 2:
-  // 2 * 20 * 8*9 * 25 = 72000 (20 planes, 24 blocked rows).
+  // Depthwise: 24 planes (39 blocked rows); 5x5 stride 2: 20 planes (24 blocked rows).
   const Case dw3{"dw3_24x13x11", "Conv", "", {Dims{1, 24, 13, 11}, Dims{24, 1, 3, 3}, Dims{24}}, {false, true, true},
                  spatial(3, 1, 1, 24)};
   const Case dw5{"dw5s2_20x15x17", "Conv", "", {Dims{1, 20, 15, 17}, Dims{20, 1, 5, 5}, Dims{20}}, {false, true, true},
                  spatial(5, 2, 2, 20)};
-  // Winograd: 6 tiles of 4x4, 2 * 36 * 6 * 200 * 16 = 1382400 flops; 4 blocks of 64 output
-  // channels (the plain kernel's work items).
+  // Winograd: 6 tiles of 4x4, 4 blocks of 64 output channels (the plain kernel's work items).
   const Case wino{"wino_16x9x7_M200", "Conv", "", {Dims{1, 16, 9, 7}, Dims{200, 16, 3, 3}, Dims{200}},
                   {false, true, true}, spatial(3, 1, 1, 1)};
   static const std::vector<SplitCase> cases = {
@@ -119,13 +120,17 @@ const std::vector<SplitCase>& splitCases() {
       {"f32_conv2d_rows_14x32__avx512", conv},   {"f32_conv2d_rows_nchw16c_14x32__avx512", conv, 16},
       {"f32_conv2d_prepacked_6x16__avx2", pixels}, {"f32_conv1x1_gemv__avx2", small},
       {"f32_gemm_prepacked_6x16__avx2", gemm},   {"f32_gemm_prepacked_6x16__avx2", matmul},
-      {"f32_dwconv2d_3x3_rows__avx2", dw3, 0, 2}, {"f32_dwconv2d_5x5_rows__avx2", dw5, 0, 2},
-      {"f32_dwconv2d_3x3_rows__avx512", dw3, 0, 2}, {"f32_dwconv2d_nchw8c__avx2", dw3, 8, 2},
-      {"f32_dwconv2d_nchw8c__avx2", dw5, 8, 2},  {"f32_dwconv2d_nchw16c__avx512", dw3, 16, 2},
-      {"f32_conv2d_winograd_f4x3", wino, 0, 2, 2e-4}, {"f32_conv2d_winograd_f4x3__avx2", wino, 0, 2, 2e-4},
-      {"f32_conv2d_winograd_f4x3__avx512", wino, 0, 2, 2e-4},
-      {"f32_conv2d_winograd_nchw8c_f4x3__avx2", wino, 8, 2, 2e-4},
-      {"f32_conv2d_winograd_nchw16c_f4x3__avx512", wino, 16, 2, 2e-4}};
+      {"f32_dwconv2d_3x3_rows__avx2", dw3, 0, false, 2},
+      {"f32_dwconv2d_5x5_rows__avx2", dw5, 0, false, 2},
+      {"f32_dwconv2d_3x3_rows__avx512", dw3, 0, false, 2},
+      {"f32_dwconv2d_nchw8c__avx2", dw3, 8, false, 2},
+      {"f32_dwconv2d_nchw8c__avx2", dw5, 8, false, 2},
+      {"f32_dwconv2d_nchw16c__avx512", dw3, 16, false, 2},
+      {"f32_conv2d_winograd_f4x3", wino, 0, false, 2, 2e-4},
+      {"f32_conv2d_winograd_f4x3__avx2", wino, 0, false, 2, 2e-4},
+      {"f32_conv2d_winograd_f4x3__avx512", wino, 0, false, 2, 2e-4},
+      {"f32_conv2d_winograd_nchw8c_f4x3__avx2", wino, 8, false, 2, 2e-4},
+      {"f32_conv2d_winograd_nchw16c_f4x3__avx512", wino, 16, false, 2, 2e-4}};
   return cases;
 }
 
@@ -150,10 +155,14 @@ TEST_P(NativeTaskSplit, EachSplitRunsItsTasksAndMatchesTheReference) {
     b.node->output(0)->setLayout(ir::Layout::nchwc(sc.block));
   }
   ASSERT_TRUE(k->supports(*b.node, b.types())) << sc.kernel << " on " << sc.c.name;
-  ASSERT_TRUE(k->taskSplits) << sc.kernel;
-  EXPECT_EQ(k->taskSplits(infoOf(b, 2)), (std::vector<int>{1, 2}));
-  EXPECT_EQ(k->taskSplits(infoOf(b, 1)), std::vector<int>{}) << "one thread: nothing to split";
-  EXPECT_EQ(k->taskSplits(infoOf(b, 4)), (std::vector<int>{1, 2, 4}));
+  if (sc.offers) {
+    ASSERT_TRUE(k->taskSplits) << sc.kernel;
+    EXPECT_EQ(k->taskSplits(infoOf(b, 2)), (std::vector<int>{1, 2}));
+    EXPECT_EQ(k->taskSplits(infoOf(b, 1)), std::vector<int>{}) << "one thread: nothing to split";
+    EXPECT_EQ(k->taskSplits(infoOf(b, 4)), (std::vector<int>{1, 2, 4}));
+  } else {
+    EXPECT_FALSE(k->taskSplits) << sc.kernel << " names splits: task_split.h says why it did not";
+  }
 
   const Tensor want = reference(b);
   auto pool = runtime::makeCpuExecutor(2);
@@ -219,50 +228,6 @@ TEST(NativeTaskSplitWindow, OnlyBetweenClearlyTinyAndClearlyLarge) {
     const Built b = build(c, 5);
     EXPECT_EQ(k->taskSplits(infoOf(b, 2)), std::vector<int>{}) << c.name;
   }
-}
-
-// The depthwise window: every step with a second work item up to threads x 2.5e5 flops.
-TEST(NativeTaskSplitWindow, DepthwiseFromTheSmallestStepToAQuarterMflopPerThread) {
-  using cpu::tactics::kDepthwiseSplitWindow;
-  using cpu::tactics::splitsToTime;
-  EXPECT_EQ(splitsToTime(1, 2, 2, kDepthwiseSplitWindow), (std::vector<int>{1, 2}));
-  EXPECT_EQ(splitsToTime(4.99e5, 2, INT64_MAX, kDepthwiseSplitWindow), (std::vector<int>{1, 2}));
-  EXPECT_EQ(splitsToTime(5e5, 2, INT64_MAX, kDepthwiseSplitWindow), std::vector<int>{});
-  EXPECT_EQ(splitsToTime(1e4, 2, 1, kDepthwiseSplitWindow), std::vector<int>{}) << "one work item";
-  // mobilenet_v3_small's smallest depthwise step at 224x224 (576 channels at 7x7, 5x5:
-  // 705600 flops) keeps a task per thread, untimed; a 1x1 image of 8 channels (one row of
-  // one channel block, 144 flops) has nothing to split on the blocked kernel, 8 planes on
-  // the plain one.
-  const Case big{"dw5_576x7x7", "Conv", "", {Dims{1, 576, 7, 7}, Dims{576, 1, 5, 5}}, {false, true},
-                 spatial(5, 1, 2, 576)};
-  const Case one{"dw3_8x1x1", "Conv", "", {Dims{1, 8, 1, 1}, Dims{8, 1, 3, 3}}, {false, true}, spatial(3, 1, 1, 8)};
-  const runtime::Kernel* plain = registry().find(Device::kCPU, "Conv", "", "f32_dwconv2d_3x3_rows__avx2");
-  const runtime::Kernel* plain5 = registry().find(Device::kCPU, "Conv", "", "f32_dwconv2d_5x5_rows__avx2");
-  const runtime::Kernel* blocked = registry().find(Device::kCPU, "Conv", "", "f32_dwconv2d_nchw8c__avx2");
-  ASSERT_TRUE(plain && plain5 && blocked);
-  const Built b = build(big, 7), o = build(one, 7);
-  EXPECT_EQ(plain5->taskSplits(infoOf(b, 2)), std::vector<int>{});
-  EXPECT_EQ(blocked->taskSplits(infoOf(b, 2)), std::vector<int>{});
-  EXPECT_EQ(blocked->taskSplits(infoOf(o, 2)), std::vector<int>{});
-  EXPECT_EQ(plain->taskSplits(infoOf(o, 2)), (std::vector<int>{1, 2}));
-}
-
-// Winograd counts its own flops: the 36 GEMMs over whole 4x4 tiles, so resnet18's 3x3 Convs
-// at 32x32 (direct: 4.7 MFLOP each, past the window) are in it (1.2 MFLOP).
-TEST(NativeTaskSplitWindow, WinogradCountsItsTiles) {
-  const Case layer2{"wino_128x4x4", "Conv", "", {Dims{1, 128, 4, 4}, Dims{128, 128, 3, 3}}, {false, true},
-                    spatial(3, 1, 1, 1)};
-  const Built b = build(layer2, 9);
-  for (const char* name : {"f32_conv2d_winograd_f4x3__avx2", "f32_conv2d_winograd_nchw8c_f4x3__avx2"}) {
-    const runtime::Kernel* k = registry().find(Device::kCPU, "Conv", "", name);
-    ASSERT_NE(k, nullptr) << name;
-    EXPECT_EQ(k->taskSplits(infoOf(b, 2)), (std::vector<int>{1, 2})) << name;
-  }
-  cpu::tactics::Conv2dGeom g{};
-  g.N = 1, g.C = 128, g.M = 128, g.OH = 4, g.OW = 4;
-  EXPECT_EQ(cpu::tactics::winogradFlops(g), 2.0 * 36 * 128 * 128);
-  g.OH = g.OW = 5;  // 4 tiles, 9 of 16 outputs of three of them past the image
-  EXPECT_EQ(cpu::tactics::winogradFlops(g), 4 * 2.0 * 36 * 128 * 128);
 }
 
 }  // namespace
