@@ -25,6 +25,7 @@
 
 #include "cpu/tactics/native_linear_conv.h"
 #include "cpu/tactics/native_linear_epilogue.h"
+#include "cpu/tactics/task_split.h"
 #include "ir/ops/anvil_linear.h"
 
 namespace anvil::cpu::tactics {
@@ -343,7 +344,7 @@ void prepareDw(int64_t K, bool fused, DwIsa isa, const PrepareInfo& info, Prepar
   const ir::Node& n = *info.node;
   ANVIL_CHECK(dwAttrs(n, K, &p.conv), ErrorCode::kInvalidModel, n.label(), ": not a ", K, "x", K,
               " depthwise Conv this kernel handles");
-  p.tasks = std::max(1, info.threads);
+  p.tasks = preparedSlots(info);
   if (fused) {
     const Epilogue e = readFusedEpilogue(n);
     p.fused = 1;

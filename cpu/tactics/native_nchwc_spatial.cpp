@@ -16,6 +16,7 @@
 #include "cpu/tactics/native_linear_conv.h"
 #include "cpu/tactics/native_linear_epilogue.h"
 #include "cpu/tactics/nchwc.h"
+#include "cpu/tactics/task_split.h"
 #include "ir/ops/anvil_linear.h"
 #include "ir/ops/nn_util.h"
 #include "runtime/kernel.h"
@@ -211,7 +212,7 @@ void prepareDw(int block, bool fused, const PrepareInfo& info, Prepared* out) {
   DwParams p;
   p.block = block;
   p.fused = fused ? 1 : 0;
-  p.tasks = std::max(1, info.threads);
+  p.tasks = preparedSlots(info);
   ANVIL_CHECK(info.maxTypes.size() > 1 && info.maxTypes[0].shape.isStatic() && info.maxTypes[1].shape.isStatic(),
               ErrorCode::kInternal, n.label(), ": X and W need static extents at the profile's max shapes");
   ANVIL_CHECK(dwAttrs(n, info.maxTypes[1].shape, &p.conv), ErrorCode::kInvalidModel, n.label(),

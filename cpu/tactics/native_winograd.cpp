@@ -26,6 +26,7 @@
 #include "cpu/tactics/native_dwconv.h"
 #include "cpu/tactics/native_linear_conv.h"
 #include "cpu/tactics/native_linear_epilogue.h"
+#include "cpu/tactics/task_split.h"
 #include "ir/ops/anvil_linear.h"
 #include "runtime/kernel.h"
 
@@ -453,7 +454,7 @@ bool supportsFusedWinograd(const ir::Node& n, const std::vector<ir::TensorType>&
 void prepareWinograd(WinoIsa isa, bool fused, const PrepareInfo& info, Prepared* out) {
   WinoParams p;
   p.isa = isa;
-  p.tasks = std::max(1, info.threads);
+  p.tasks = preparedSlots(info);
   const ir::Node& n = *info.node;
   ANVIL_CHECK(info.maxTypes.size() > 1 && winogradAttrs(n, info.maxTypes[1].shape, &p.conv), ErrorCode::kInvalidModel,
               n.label(), ": not a 3x3 stride-1 Conv the Winograd kernel handles");

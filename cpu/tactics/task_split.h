@@ -2,7 +2,20 @@
 // blocked .inc, native_conv_small.cpp) split one step's work into tasks for the executor's
 // threads: by a flops threshold, or into the number of tasks the builder timed as the
 // fastest (PrepareInfo::tasks, kept in the kernel's params). The f16/bf16 kernels
-// (native_half.cpp) use the threshold alone.
+// (native_half.cpp) use the threshold alone. Winograd (native_winograd.cpp, the blocked one
+// in native_conv_rows_nchwc.inc) and the depthwise convs (native_dwconv.cpp,
+// native_nchwc_spatial.cpp) honour a PrepareInfo::tasks but name no splits to time, and run
+// a task per thread (the blocked Winograd: the threshold). Offered {1, 2} at 2 threads
+// (depthwise: every step under 0.5 MFLOP; Winograd: 0.1-4 MFLOP counting its tiles' GEMMs),
+// builds on this shared 2-core machine under the other sessions' load kept one task for most
+// of them (17 of 17 depthwise steps of mobilenet_v2_s32, 14 of 16 of efficientnet_b0_s32, 5
+// of 7 Winograd steps of resnet18_s32), and in the engines those steps then took longer than
+// with a task per thread (their summed per-layer medians, 12 interleaved rounds, 2 threads,
+// AVX2: 1.43x, 1.61x and 1.25x; mobilenet_v3_small's, whose choices did not change, 1.01x);
+// a build at a quieter moment kept two tasks for 11 of efficientnet_b0_s32's first 12, as
+// before. The timed choice follows the load of the build, not the engine's run, on steps
+// of 10-60 us (presumably also the input, split over both cores' caches by the step before
+// in the engine, and in one core's in the builder's runs of a kernel alone).
 #pragma once
 
 #include <algorithm>

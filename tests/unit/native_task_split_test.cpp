@@ -1,11 +1,13 @@
 // The timed split of a step's work into tasks (cpu/tactics/task_split.h): the native f32
 // linear kernels that offer it (pixels-as-rows Conv, row-major and NCHW8c/16c; the im2col
 // Conv, Gemm and MatMul of native_linear.cpp; the 1x1 GEMV Conv) name the splits {1, 2} to
-// time for a 2-thread step in the window and none outside it or with one thread; prepared
-// with PrepareInfo::tasks = 1 or 2 they run exactly that many tasks on a 2-thread executor
-// (where their flops threshold alone would run one), and every split computes what the
-// reference kernel does, bitwise equal to the others (output guards and workspace tail
-// checked as in the op tests).
+// time for a 2-thread step in the window and none outside it or with one thread. They, and
+// the kernels that name none but honour a split (Winograd, plain and NCHW8c/16c; the
+// depthwise convs, plain and NCHW8c/16c), prepared with PrepareInfo::tasks = 1 or 2 run
+// exactly that many tasks on a 2-thread executor (where their own rule, the flops threshold
+// or a task per thread, runs one or two), and every split computes what the reference kernel
+// does, bitwise equal to the others (output guards and workspace tail checked as in the op
+// tests).
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -23,7 +25,8 @@
 namespace anvil::runtime {
 void registerNativeConvRowsKernels(Kernels& k);  // cpu/tactics/native_conv_rows.cpp
 void registerNativeLinearKernels(Kernels& k);    // cpu/tactics/native_linear.cpp
-void registerNativeWinogradKernels(Kernels& k);  // cpu/tactics/native_winograd.cpp (registers the GEMV)
+void registerNativeWinogradKernels(Kernels& k);  // cpu/tactics/native_winograd.cpp (registers the GEMV, depthwise)
+void registerNativeNchwcSpatialKernels(Kernels& k);  // cpu/tactics/native_nchwc_spatial.cpp (blocked depthwise)
 }  // namespace anvil::runtime
 
 using namespace anvil;
@@ -40,6 +43,7 @@ runtime::Kernels& registry() {
     runtime::registerNativeConvRowsKernels(*r);
     runtime::registerNativeLinearKernels(*r);
     runtime::registerNativeWinogradKernels(*r);
+    runtime::registerNativeNchwcSpatialKernels(*r);
     return r;
   }();
   return *k;
@@ -66,12 +70,27 @@ ir::Attributes pointwise() {
   return at;
 }
 
-// A step in the window at 2 threads (1e5 <= flops < 4e6) that the flops threshold (5e5 per
-// task) runs as one task, per kernel; `blocked`: its activations NCHW<b>c.
+ir::Attributes spatial(int64_t k, int64_t stride, int64_t pad, int64_t group) {
+  ir::Attributes at;
+  at.set("kernel_shape", Dims{k, k});
+  at.set("strides", Dims{stride, stride});
+  at.set("pads", Dims{pad, pad, pad, pad});
+  at.set("group", group);
+  return at;
+}
+
+// A step per kernel, in the window at 2 threads (1e5 <= flops < 4e6) where the kernel
+// `offers` splits (Winograd and the depthwise convs name none: task_split.h says why);
+// `block`: its activations NCHW<b>c; `untimed`: the tasks its own rule runs at 2 threads (the
+// flops threshold, 5e5 per task: one; Winograd and the depthwise convs: one per thread);
+// `tolerance` against the reference (Winograd's transformed sums: native_winograd_test.cpp).
 struct SplitCase {
   std::string kernel;
   Case c;
   int block = 0;
+  bool offers = true;
+  int untimed = 1;
+  double tolerance = 3e-5;
 };
 
 const std::vector<SplitCase>& splitCases() {
@@ -88,11 +107,30 @@ const std::vector<SplitCase>& splitCases() {
   transB.set("transB", int64_t(1));
   const Case gemm{"gemm_3x256_N300", "Gemm", "", {Dims{3, 256}, Dims{300, 256}, Dims{300}}, {false, true, true}, transB};
   const Case matmul{"matmul_5x100_N250", "MatMul", "", {Dims{5, 100}, Dims{100, 250}}, {false, true}, {}};
+  // Depthwise: 24 planes (39 blocked rows); 5x5 stride 2: 20 planes (24 blocked rows).
+  const Case dw3{"dw3_24x13x11", "Conv", "", {Dims{1, 24, 13, 11}, Dims{24, 1, 3, 3}, Dims{24}}, {false, true, true},
+                 spatial(3, 1, 1, 24)};
+  const Case dw5{"dw5s2_20x15x17", "Conv", "", {Dims{1, 20, 15, 17}, Dims{20, 1, 5, 5}, Dims{20}}, {false, true, true},
+                 spatial(5, 2, 2, 20)};
+  // Winograd: 6 tiles of 4x4, 4 blocks of 64 output channels (the plain kernel's work items).
+  const Case wino{"wino_16x9x7_M200", "Conv", "", {Dims{1, 16, 9, 7}, Dims{200, 16, 3, 3}, Dims{200}},
+                  {false, true, true}, spatial(3, 1, 1, 1)};
   static const std::vector<SplitCase> cases = {
       {"f32_conv2d_rows_6x16__avx2", conv},      {"f32_conv2d_rows_nchw8c_6x16__avx2", conv, 8},
       {"f32_conv2d_rows_14x32__avx512", conv},   {"f32_conv2d_rows_nchw16c_14x32__avx512", conv, 16},
       {"f32_conv2d_prepacked_6x16__avx2", pixels}, {"f32_conv1x1_gemv__avx2", small},
-      {"f32_gemm_prepacked_6x16__avx2", gemm},   {"f32_gemm_prepacked_6x16__avx2", matmul}};
+      {"f32_gemm_prepacked_6x16__avx2", gemm},   {"f32_gemm_prepacked_6x16__avx2", matmul},
+      {"f32_dwconv2d_3x3_rows__avx2", dw3, 0, false, 2},
+      {"f32_dwconv2d_5x5_rows__avx2", dw5, 0, false, 2},
+      {"f32_dwconv2d_3x3_rows__avx512", dw3, 0, false, 2},
+      {"f32_dwconv2d_nchw8c__avx2", dw3, 8, false, 2},
+      {"f32_dwconv2d_nchw8c__avx2", dw5, 8, false, 2},
+      {"f32_dwconv2d_nchw16c__avx512", dw3, 16, false, 2},
+      {"f32_conv2d_winograd_f4x3", wino, 0, false, 2, 2e-4},
+      {"f32_conv2d_winograd_f4x3__avx2", wino, 0, false, 2, 2e-4},
+      {"f32_conv2d_winograd_f4x3__avx512", wino, 0, false, 2, 2e-4},
+      {"f32_conv2d_winograd_nchw8c_f4x3__avx2", wino, 8, false, 2, 2e-4},
+      {"f32_conv2d_winograd_nchw16c_f4x3__avx512", wino, 16, false, 2, 2e-4}};
   return cases;
 }
 
@@ -117,10 +155,14 @@ TEST_P(NativeTaskSplit, EachSplitRunsItsTasksAndMatchesTheReference) {
     b.node->output(0)->setLayout(ir::Layout::nchwc(sc.block));
   }
   ASSERT_TRUE(k->supports(*b.node, b.types())) << sc.kernel << " on " << sc.c.name;
-  ASSERT_TRUE(k->taskSplits) << sc.kernel;
-  EXPECT_EQ(k->taskSplits(infoOf(b, 2)), (std::vector<int>{1, 2}));
-  EXPECT_EQ(k->taskSplits(infoOf(b, 1)), std::vector<int>{}) << "one thread: nothing to split";
-  EXPECT_EQ(k->taskSplits(infoOf(b, 4)), (std::vector<int>{1, 2, 4}));
+  if (sc.offers) {
+    ASSERT_TRUE(k->taskSplits) << sc.kernel;
+    EXPECT_EQ(k->taskSplits(infoOf(b, 2)), (std::vector<int>{1, 2}));
+    EXPECT_EQ(k->taskSplits(infoOf(b, 1)), std::vector<int>{}) << "one thread: nothing to split";
+    EXPECT_EQ(k->taskSplits(infoOf(b, 4)), (std::vector<int>{1, 2, 4}));
+  } else {
+    EXPECT_FALSE(k->taskSplits) << sc.kernel << " names splits: task_split.h says why it did not";
+  }
 
   const Tensor want = reference(b);
   auto pool = runtime::makeCpuExecutor(2);
@@ -140,12 +182,13 @@ TEST_P(NativeTaskSplit, EachSplitRunsItsTasksAndMatchesTheReference) {
       const RunResult r = runKernel(*k, pk, b, want.dims(), ex);
       out = r.out, guards = r.guardsIntact, workspace = r.workspaceIntact;
     }
-    // 0: the threshold's one task (the step is under 2 x 5e5 flops); else the split asked for.
-    // (A one-task run may skip the executor.)
-    EXPECT_EQ(std::max<int64_t>(1, ex.maxTasks), tasks == 0 ? 1 : tasks) << sc.kernel << " prepared with tasks=" << tasks;
+    // 0: the kernel's own rule (`untimed`); else the split asked for. (A one-task run may
+    // skip the executor.)
+    EXPECT_EQ(std::max<int64_t>(1, ex.maxTasks), tasks == 0 ? sc.untimed : tasks)
+        << sc.kernel << " prepared with tasks=" << tasks;
     EXPECT_TRUE(guards) << "wrote outside the output (tasks=" << tasks << ")";
     EXPECT_TRUE(workspace) << "wrote past the workspace (tasks=" << tasks << ")";
-    EXPECT_EQ(compare(out, want), "") << sc.kernel << " tasks=" << tasks;
+    EXPECT_EQ(compare(out, want, sc.tolerance), "") << sc.kernel << " tasks=" << tasks;
     outs.push_back(out);
   }
   for (size_t i = 1; i < outs.size(); ++i)
