@@ -38,15 +38,9 @@ namespace {
 using namespace anvil::testing::nk;
 
 runtime::Kernels& registry() {
-  static runtime::Kernels* k = [] {
-    auto* r = new runtime::Kernels();
-    runtime::registerNativeConvRowsKernels(*r);
-    runtime::registerNativeLinearKernels(*r);
-    runtime::registerNativeWinogradKernels(*r);
-    runtime::registerNativeNchwcSpatialKernels(*r);
-    return r;
-  }();
-  return *k;
+  return anvil::testing::nk::registryOf<&runtime::registerNativeConvRowsKernels, &runtime::registerNativeLinearKernels,
+                                        &runtime::registerNativeWinogradKernels,
+                                        &runtime::registerNativeNchwcSpatialKernels>();
 }
 
 // Counts the tasks of the kernel's parallel regions, running them on a real executor.
