@@ -222,36 +222,31 @@ Worker::Worker(const AnonEngine& engine, Store& store, const WorkerOptions& opti
     for (int r = 0; r < 3; ++r) runner_.run(zeros, int(k));
     // Then a short check of the build's ladder on this machine, over what a job does between
     // its claim and its release (what the rung quantizes), not the run alone: the sealed job
-    // opened, the store's reads, the request box verified, opened and decoded, the run, the
-    // result encoded, sealed and signed. The store, the crypto and the payload copies cost
-    // 0.45-0.8 ms a job on the 2-core dev box, enough to push a bucket whose run fits its rung
-    // past it. A throwaway request of the bucket's shape, its boxes never written: the store
-    // sees reads of boxes and a request id that do not exist.
+    // opened, the store's reads, then compute() as process() calls it. The store, the crypto
+    // and the payload copies cost 0.45-0.8 ms a job on the 2-core dev box, enough to push a
+    // bucket whose run fits its rung past it. A throwaway request of the bucket's shape, its
+    // boxes never written: the store sees reads of boxes and a request id that do not exist,
+    // and compute() gets the request box from here.
     const RequestKeys keys = deriveRequestKeys(freshRoot());
     const std::string js = json{{"version", 1}, {"requestId", toHex(keys.requestId)}}.dump();
     const Bytes sealedJob = sealToWorker(key_.publicKey, Bytes(js.begin(), js.end()));
-    const Bytes requestContent = sealPayload(
-        keys.request.read(), encodePayload({{"kind", "request"}}, zeros,
-                                           paddedPayloadSize(bytesOf(h.buckets.shapes[k], h.inputTypes))));
-    const Signature requestSig = signWrite(keys.request, requestContent);
-    const size_t padTo = paddedPayloadSize(runner_.bucketOutputBytes(int(k)));
+    const size_t requestBytes = paddedPayloadSize(bytesOf(h.buckets.shapes[k], h.inputTypes));
+    std::optional<Box> requestBox(Box{sealPayload(keys.request.read(),
+                                                  encodePayload({{"kind", "request"}}, zeros, requestBytes))});
+    requestBox->sig = signWrite(keys.request, requestBox->content);
     std::vector<double> ms, runMs;
     for (int r = 0; r < 20; ++r) {
       const auto t0 = Clock::now();
       (void)openAsWorker(key_, sealedJob);
       (void)store_.served(keys.requestId);
       (void)store_.getBox(keys.result.box);
-      (void)store_.getBox(keys.request.box);  // absent: the request's content is at hand
-      ANVIL_CHECK(verifyWrite(keys.request.box, requestContent, requestSig), ErrorCode::kRuntimeError,
-                  "start-up check: a request box signed here does not verify");
-      auto [rh, inputs] = decodePayload(openPayload(keys.request.read(), requestContent));
-      const auto r0 = Clock::now();
-      const Tensors outputs = runner_.run(inputs, int(k));
-      runMs.push_back(msSince(r0));
-      const Bytes content =
-          sealPayload(keys.result.read(), encodePayload({{"requestId", toHex(keys.requestId)}}, outputs, padTo));
-      (void)signWrite(keys.result, content);
+      (void)store_.getBox(keys.request.box);  // absent: the request box is at hand
+      JobReport report;
+      (void)compute(keys.request.read(), requestBox, keys.result, keys.requestId, report);
+      ANVIL_CHECK(report.outcome.empty(), ErrorCode::kRuntimeError, "start-up check of bucket ", k, ": ",
+                  report.message);
       ms.push_back(msSince(t0));
+      runMs.push_back(report.runMs);
     }
     std::sort(ms.begin(), ms.end());
     std::sort(runMs.begin(), runMs.end());
@@ -284,6 +279,41 @@ std::optional<JobReport> Worker::step() {
   const auto start = Clock::now();
   if (options_.pause) options_.pause("claimed", job->id);
   return process(*job, start);
+}
+
+// The job's work between its replay check and its release, shared by process() and the
+// start-up check: the request box verified, opened and run (on its bucket when bucketed),
+// the result (or the error) encoded, sealed for `result` and signed. Sets r.bucket and
+// r.runMs, and r.outcome and r.message on an error.
+std::pair<Bytes, Signature> Worker::compute(const ReadCap& request, const std::optional<Box>& box,
+                                            const WriteCap& result, const RequestId& requestId, JobReport& r) {
+  json header = {{"requestId", toHex(requestId)}};
+  Tensors outputs;
+  size_t padTo = paddedPayloadSize(0);
+  try {
+    ANVIL_CHECK(box.has_value(), ErrorCode::kInvalidArgument, "the request box is missing");
+    ANVIL_CHECK(verifyWrite(request.box, box->content, box->sig), ErrorCode::kInvalidArgument,
+                "the request box's signature does not verify (corrupted or forged box)");
+    auto [rh, inputs] = decodePayload(openPayload(request, box->content));
+    if (options_.buckets) {
+      r.bucket = findBucket(engine_.header().buckets, shapesOf(inputs));
+      ANVIL_CHECK(r.bucket >= 0, ErrorCode::kInvalidArgument, "the request exceeds the top bucket of the engine");
+      padTo = paddedPayloadSize(runner_.bucketOutputBytes(r.bucket));
+    }
+    const auto r0 = Clock::now();
+    outputs = runner_.run(inputs, options_.buckets ? r.bucket : -1);
+    r.runMs = msSince(r0);
+    header["kind"] = "result";
+  } catch (const std::exception& e) {
+    header["kind"] = "error";
+    header["error"] = e.what();
+    outputs.clear();
+    r.outcome = "error";
+    r.message = e.what();
+  }
+  Bytes content = sealPayload(result.read(), encodePayload(header, outputs, padTo));
+  const Signature sig = signWrite(result, content);
+  return {std::move(content), sig};
 }
 
 JobReport Worker::process(const ClaimedJob& cj, Clock::time_point start) {
@@ -319,31 +349,7 @@ JobReport Worker::process(const ClaimedJob& cj, Clock::time_point start) {
   if (store_.served(requestId) || store_.getBox(result.box))
     return refuse("replayed request " + toHex(requestId) + ": already served (its result box is written once)");
 
-  json header = {{"requestId", toHex(requestId)}};
-  Tensors outputs;
-  size_t padTo = paddedPayloadSize(0);
-  try {
-    const std::optional<Box> box = store_.getBox(request.box);
-    ANVIL_CHECK(box.has_value(), ErrorCode::kInvalidArgument, "the request box is missing");
-    ANVIL_CHECK(verifyWrite(request.box, box->content, box->sig), ErrorCode::kInvalidArgument,
-                "the request box's signature does not verify (corrupted or forged box)");
-    auto [rh, inputs] = decodePayload(openPayload(request, box->content));
-    if (options_.buckets) {
-      r.bucket = findBucket(engine_.header().buckets, shapesOf(inputs));
-      ANVIL_CHECK(r.bucket >= 0, ErrorCode::kInvalidArgument, "the request exceeds the top bucket of the engine");
-      padTo = paddedPayloadSize(runner_.bucketOutputBytes(r.bucket));
-    }
-    outputs = runner_.run(inputs, options_.buckets ? r.bucket : -1);
-    header["kind"] = "result";
-  } catch (const std::exception& e) {
-    header["kind"] = "error";
-    header["error"] = e.what();
-    outputs.clear();
-    r.outcome = "error";
-    r.message = e.what();
-  }
-  const Bytes content = sealPayload(result.read(), encodePayload(header, outputs, padTo));
-  const Signature sig = signWrite(result, content);
+  const auto [content, sig] = compute(request, store_.getBox(request.box), result, requestId, r);
   r.computeMs = msSince(start);
   if (options_.pause) options_.pause("computed", cj.id);
   if (options_.buckets) {

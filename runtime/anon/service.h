@@ -69,6 +69,7 @@ struct JobReport {
   std::string outcome;  // result | error | refused
   std::string message;  // why, for error and refused
   int bucket = -1;
+  double runMs = 0;      // the model's run alone (0: it did not run)
   double computeMs = 0;  // claim to the sealed result ready
   double releaseMs = 0;  // claim to the moment the result is released to the store
   double rungMs = 0;     // the rung held to (0: unbucketed)
@@ -90,6 +91,8 @@ class Worker {
 
  private:
   JobReport process(const ClaimedJob& job, std::chrono::steady_clock::time_point start);
+  std::pair<Bytes, Signature> compute(const ReadCap& request, const std::optional<Box>& box, const WriteCap& result,
+                                      const RequestId& requestId, JobReport& r);
 
   const AnonEngine& engine_;
   Store& store_;

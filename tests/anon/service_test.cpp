@@ -357,6 +357,8 @@ TEST(AnonServiceLadder, JobsAreNeverReleasedBeforeTheirBucketsRung) {
     EXPECT_EQ(r->outcome, "result") << r->message;
     ASSERT_EQ(r->bucket, batch == 1 ? 0 : 1);
     EXPECT_LT(r->computeMs, 40.0);
+    EXPECT_GT(r->runMs, 0.0);
+    EXPECT_LE(r->runMs, r->computeMs);
     EXPECT_EQ(r->rungMs, batch == 1 ? slow.rungMs(r->computeMs) : 40.0) << "compute " << r->computeMs << " ms";
     EXPECT_GE(r->releaseMs, r->rungMs);
   }
