@@ -17,4 +17,17 @@ cmake --build "$BUILD" -j "$JOBS"
 # Q/DQ models quantized by onnxruntime's quantize_static (from the set above), with its outputs.
 .venv/bin/python tests/models/export_qdq.py "$BUILD/models-qdq" 2>/dev/null >/dev/null
 cd "$BUILD"
-ctest --output-on-failure -j "$JOBS" "$@"
+status=0
+ctest --output-on-failure -j "$JOBS" "$@" || status=$?
+if [ "$status" -ne 0 ]; then
+  # ctest prints a failed test's output when it ends, often long before the summary, and CI
+  # shows only the last lines: repeat the failing cases (gtest's and the scripts') last.
+  echo
+  echo "=== where the failing tests failed (Testing/Temporary/LastTest.log) ==="
+  grep -hE -A4 ': Failure$|^(FAIL|AssertionError|Traceback)' Testing/Temporary/LastTest*.log | cut -c1-300 | head -60 || true
+  echo "=== failing cases ==="
+  grep -hE '^\[  FAILED  \] [^ ]+[.]' Testing/Temporary/LastTest*.log | sed 's/ ([0-9]* ms)$//' | sort -u | head -40 || true
+  grep -hE 'tests passed, [0-9]+ tests failed' Testing/Temporary/LastTest*.log | tail -1 || true
+  echo "ctest exit $status"
+fi
+exit "$status"
