@@ -31,42 +31,76 @@
 namespace anvil_emu {
 inline bool on(unsigned k, int i) { return (k >> i) & 1u; }
 template <class V> V zero() { V v; std::memset(&v, 0, sizeof v); return v; }
+// Lane i of n lanes of `bytes` each, copied from `from` to `to` where k selects it.
+inline void lanes(void* to, const void* from, unsigned k, int n, int bytes = 4) {
+  for (int i = 0; i < n; ++i)
+    if (on(k, i)) std::memcpy(static_cast<char*>(to) + bytes * i, static_cast<const char*>(from) + bytes * i, size_t(bytes));
+}
+// Lane i of `v` from (gather) or to (scatter) base + idx[i] * scale, where k selects it.
+inline void gather(void* v, const void* base, const void* idx, unsigned k, int scale) {
+  int32_t ix[16];
+  std::memcpy(ix, idx, 64);
+  for (int i = 0; i < 16; ++i)
+    if (on(k, i)) std::memcpy(static_cast<char*>(v) + 4 * i, static_cast<const char*>(base) + int64_t(ix[i]) * scale, 4);
+}
+// Lane i of N converted from From to To where k selects it, else zero (the maskz forms).
+template <class To, class From, int N, class R, class A>
+R convert(unsigned k, const A& a) {
+  From x[N];
+  To y[N];
+  std::memcpy(x, &a, sizeof x);
+  for (int i = 0; i < N; ++i) y[i] = on(k, i) ? To(x[i]) : To(0);
+  R r = zero<R>();
+  std::memcpy(&r, y, sizeof y);
+  return r;
+}
+// Lane i (16 of 4 bytes) of `to` set to f(lane i of `from`, read as T) where k selects it.
+template <class T, class F>
+void map(void* to, const void* from, unsigned k, F f) {
+  for (int i = 0; i < 16; ++i)
+    if (on(k, i)) {
+      T x;
+      std::memcpy(&x, static_cast<const char*>(from) + 4 * i, 4);
+      const auto y = f(x);
+      static_assert(sizeof y == 4);
+      std::memcpy(static_cast<char*>(to) + 4 * i, &y, 4);
+    }
+}
+inline void scatter(void* base, const void* v, const void* idx, unsigned k, int scale) {
+  int32_t ix[16];
+  std::memcpy(ix, idx, 64);
+  for (int i = 0; i < 16; ++i)
+    if (on(k, i)) std::memcpy(static_cast<char*>(base) + int64_t(ix[i]) * scale, static_cast<const char*>(v) + 4 * i, 4);
+}
 }  // namespace anvil_emu
 
 ANVIL_EMU __m512 anvil_emu_mm512_mask_loadu_ps(__m512 src, __mmask16 k, const void* p) {
-  for (int i = 0; i < 16; ++i)
-    if (anvil_emu::on(k, i)) std::memcpy(reinterpret_cast<char*>(&src) + 4 * i, static_cast<const char*>(p) + 4 * i, 4);
+  anvil_emu::lanes(&src, p, k, 16);
   return src;
 }
 ANVIL_EMU __m512 anvil_emu_mm512_maskz_loadu_ps(__mmask16 k, const void* p) {
   return anvil_emu_mm512_mask_loadu_ps(anvil_emu::zero<__m512>(), k, p);
 }
 ANVIL_EMU __m512i anvil_emu_mm512_mask_loadu_epi32(__m512i src, __mmask16 k, const void* p) {
-  for (int i = 0; i < 16; ++i)
-    if (anvil_emu::on(k, i)) std::memcpy(reinterpret_cast<char*>(&src) + 4 * i, static_cast<const char*>(p) + 4 * i, 4);
+  anvil_emu::lanes(&src, p, k, 16);
   return src;
 }
 ANVIL_EMU void anvil_emu_mm512_mask_storeu_ps(void* p, __mmask16 k, __m512 v) {
-  for (int i = 0; i < 16; ++i)
-    if (anvil_emu::on(k, i)) std::memcpy(static_cast<char*>(p) + 4 * i, reinterpret_cast<const char*>(&v) + 4 * i, 4);
+  anvil_emu::lanes(p, &v, k, 16);
 }
 ANVIL_EMU void anvil_emu_mm512_mask_storeu_epi32(void* p, __mmask16 k, __m512i v) {
-  for (int i = 0; i < 16; ++i)
-    if (anvil_emu::on(k, i)) std::memcpy(static_cast<char*>(p) + 4 * i, reinterpret_cast<const char*>(&v) + 4 * i, 4);
+  anvil_emu::lanes(p, &v, k, 16);
 }
 ANVIL_EMU __m256 anvil_emu_mm256_maskz_loadu_ps(__mmask8 k, const void* p) {
   __m256 r = _mm256_setzero_ps();
-  for (int i = 0; i < 8; ++i)
-    if (anvil_emu::on(k, i)) std::memcpy(reinterpret_cast<char*>(&r) + 4 * i, static_cast<const char*>(p) + 4 * i, 4);
+  anvil_emu::lanes(&r, p, k, 8);
   return r;
 }
 ANVIL_EMU void anvil_emu_mm256_mask_storeu_ps(void* p, __mmask8 k, __m256 v) {
-  for (int i = 0; i < 8; ++i)
-    if (anvil_emu::on(k, i)) std::memcpy(static_cast<char*>(p) + 4 * i, reinterpret_cast<const char*>(&v) + 4 * i, 4);
+  anvil_emu::lanes(p, &v, k, 8);
 }
 ANVIL_EMU __m128i anvil_emu_mm_mask_loadu_epi8(__m128i src, __mmask16 k, const void* p) {
-  for (int i = 0; i < 16; ++i)
-    if (anvil_emu::on(k, i)) reinterpret_cast<char*>(&src)[i] = static_cast<const char*>(p)[i];
+  anvil_emu::lanes(&src, p, k, 16, 1);
   return src;
 }
 ANVIL_EMU __m128i anvil_emu_mm_maskz_loadu_epi8(__mmask16 k, const void* p) {
@@ -87,20 +121,10 @@ ANVIL_EMU __mmask16 anvil_emu_mm512_cmplt_epi32_mask(__m512i a, __m512i b) {
   return __mmask16(m);
 }
 ANVIL_EMU __m256 anvil_emu_mm512_cvtpd_ps(__m512d a) {
-  double x[8];
-  float y[8];
-  std::memcpy(x, &a, 64);
-  for (int i = 0; i < 8; ++i) y[i] = float(x[i]);
-  return _mm256_loadu_ps(y);
+  return anvil_emu::convert<float, double, 8, __m256>(0xff, a);
 }
 ANVIL_EMU __m512d anvil_emu_mm512_maskz_cvtps_pd(__mmask8 k, __m256 a) {
-  float x[8];
-  double y[8];
-  _mm256_storeu_ps(x, a);
-  for (int i = 0; i < 8; ++i) y[i] = anvil_emu::on(k, i) ? double(x[i]) : 0.0;
-  __m512d r;
-  std::memcpy(&r, y, 64);
-  return r;
+  return anvil_emu::convert<double, float, 8, __m512d>(k, a);
 }
 ANVIL_EMU __m512d anvil_emu_mm512_cvtps_pd(__m256 a) { return anvil_emu_mm512_maskz_cvtps_pd(0xff, a); }
 ANVIL_EMU __m512 anvil_emu_mm512_maskz_cvtph_ps(__mmask16 k, __m256i h) {
@@ -115,83 +139,39 @@ ANVIL_EMU __m512 anvil_emu_mm512_maskz_cvtph_ps(__mmask16 k, __m256i h) {
 ANVIL_EMU __m512 anvil_emu_mm512_cvtph_ps(__m256i h) { return anvil_emu_mm512_maskz_cvtph_ps(0xffff, h); }
 ANVIL_EMU __m512i anvil_emu_mm512_mask_cvtps_epi32(__m512i src, __mmask16 k, __m512 a) {
   // The current rounding mode (round to nearest even), as the instruction; out of range: INT_MIN.
-  float x[16];
-  std::memcpy(x, &a, 64);
-  for (int i = 0; i < 16; ++i)
-    if (anvil_emu::on(k, i)) {
-      const __m128i v = _mm_cvtps_epi32(_mm_set_ss(x[i]));
-      const int32_t y = _mm_cvtsi128_si32(v);
-      std::memcpy(reinterpret_cast<char*>(&src) + 4 * i, &y, 4);
-    }
+  anvil_emu::map<float>(&src, &a, k, [](float x) { return int32_t(_mm_cvtsi128_si32(_mm_cvtps_epi32(_mm_set_ss(x)))); });
   return src;
 }
 ANVIL_EMU __m512i anvil_emu_mm512_maskz_cvtps_epi32(__mmask16 k, __m512 a) {
   return anvil_emu_mm512_mask_cvtps_epi32(anvil_emu::zero<__m512i>(), k, a);
 }
 ANVIL_EMU __m512 anvil_emu_mm512_maskz_cvtepi32_ps(__mmask16 k, __m512i a) {
-  int32_t x[16];
-  float y[16];
-  std::memcpy(x, &a, 64);
-  for (int i = 0; i < 16; ++i) y[i] = anvil_emu::on(k, i) ? float(x[i]) : 0.0f;
-  __m512 r;
-  std::memcpy(&r, y, 64);
-  return r;
+  return anvil_emu::convert<float, int32_t, 16, __m512>(k, a);
 }
 ANVIL_EMU __m512i anvil_emu_mm512_maskz_cvtepu8_epi32(__mmask16 k, __m128i a) {
-  uint8_t x[16];
-  int32_t y[16];
-  std::memcpy(x, &a, 16);
-  for (int i = 0; i < 16; ++i) y[i] = anvil_emu::on(k, i) ? int32_t(x[i]) : 0;
-  __m512i r;
-  std::memcpy(&r, y, 64);
-  return r;
+  return anvil_emu::convert<int32_t, uint8_t, 16, __m512i>(k, a);
 }
 ANVIL_EMU __m512i anvil_emu_mm512_mask_i32gather_epi32(__m512i src, __mmask16 k, __m512i idx, const void* base, int scale) {
-  int32_t ix[16];
-  std::memcpy(ix, &idx, 64);
-  for (int i = 0; i < 16; ++i)
-    if (anvil_emu::on(k, i))
-      std::memcpy(reinterpret_cast<char*>(&src) + 4 * i, static_cast<const char*>(base) + int64_t(ix[i]) * scale, 4);
+  anvil_emu::gather(&src, base, &idx, k, scale);
   return src;
 }
 ANVIL_EMU __m512 anvil_emu_mm512_mask_i32gather_ps(__m512 src, __mmask16 k, __m512i idx, const void* base, int scale) {
-  int32_t ix[16];
-  std::memcpy(ix, &idx, 64);
-  for (int i = 0; i < 16; ++i)
-    if (anvil_emu::on(k, i))
-      std::memcpy(reinterpret_cast<char*>(&src) + 4 * i, static_cast<const char*>(base) + int64_t(ix[i]) * scale, 4);
+  anvil_emu::gather(&src, base, &idx, k, scale);
   return src;
 }
 ANVIL_EMU void anvil_emu_mm512_mask_i32scatter_ps(void* base, __mmask16 k, __m512i idx, __m512 v, int scale) {
-  int32_t ix[16];
-  std::memcpy(ix, &idx, 64);
-  for (int i = 0; i < 16; ++i)
-    if (anvil_emu::on(k, i))
-      std::memcpy(static_cast<char*>(base) + int64_t(ix[i]) * scale, reinterpret_cast<const char*>(&v) + 4 * i, 4);
+  anvil_emu::scatter(base, &v, &idx, k, scale);
 }
 ANVIL_EMU __m512 anvil_emu_mm512_mask_rcp14_ps(__m512 src, __mmask16 k, __m512 a) {
-  for (int i = 0; i < 16; ++i)
-    if (anvil_emu::on(k, i)) reinterpret_cast<float*>(&src)[i] = 1.0f / reinterpret_cast<const float*>(&a)[i];
+  anvil_emu::map<float>(&src, &a, k, [](float x) { return 1.0f / x; });
   return src;
 }
 ANVIL_EMU __m512i anvil_emu_mm512_mask_slli_epi32(__m512i src, __mmask16 k, __m512i a, unsigned n) {
-  for (int i = 0; i < 16; ++i)
-    if (anvil_emu::on(k, i)) {
-      uint32_t x;
-      std::memcpy(&x, reinterpret_cast<const char*>(&a) + 4 * i, 4);
-      x = n > 31 ? 0u : x << n;
-      std::memcpy(reinterpret_cast<char*>(&src) + 4 * i, &x, 4);
-    }
+  anvil_emu::map<uint32_t>(&src, &a, k, [n](uint32_t x) { return n > 31 ? 0u : x << n; });
   return src;
 }
 ANVIL_EMU __m512i anvil_emu_mm512_mask_srai_epi32(__m512i src, __mmask16 k, __m512i a, unsigned n) {
-  for (int i = 0; i < 16; ++i)
-    if (anvil_emu::on(k, i)) {
-      int32_t x;
-      std::memcpy(&x, reinterpret_cast<const char*>(&a) + 4 * i, 4);
-      x = x >> (n > 31 ? 31 : n);
-      std::memcpy(reinterpret_cast<char*>(&src) + 4 * i, &x, 4);
-    }
+  anvil_emu::map<int32_t>(&src, &a, k, [n](int32_t x) { return x >> (n > 31 ? 31u : n); });
   return src;
 }
 ANVIL_EMU float anvil_emu_mm512_reduce_add_ps(__m512 a) {
