@@ -27,7 +27,6 @@ if [ "$status" -ne 0 ]; then
   grep -hE -A4 ': Failure$|^(FAIL|AssertionError|Traceback)' Testing/Temporary/LastTest*.log | cut -c1-300 | head -60 || true
   echo "=== failing cases ==="
   grep -hE '^\[  FAILED  \] [^ ]+[.]' Testing/Temporary/LastTest*.log | sed 's/ ([0-9]* ms)$//' | sort -u | head -40 || true
-  grep -hE 'tests passed, [0-9]+ tests failed' Testing/Temporary/LastTest*.log | tail -1 || true
   echo "ctest exit $status"
 fi
 exit "$status"

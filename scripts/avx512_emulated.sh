@@ -7,12 +7,12 @@
 # How: a copy of the sources (git ls-files) in which every target("...avx512...") becomes
 # target("avx2,fma,f16c"), __builtin_cpu_supports("avx512f/bw/vl/dq/cd/vnni/bf16") is 1 and
 # the register barriers asm("" : "+v"(x)) hold x in memory instead (a 512-bit value fits no
-# AVX2 register),
-# built with -mavx2 -mfma -mf16c and tests/emu/ in front of <immintrin.h>: the AVX-512
-# intrinsics are SIMDe's (Debian's libsimde-dev) plus tests/emu/immintrin.h's own for what
-# SIMDe lacks. Not bit-exact where a kernel depends on rcp14's approximate bits; slow (each
-# 512-bit operation is two or more AVX2 ones, masked loads element by element). The build
-# lives in ${ANVIL_EMU_DIR:-build-avx512-emu} (about 15 minutes on 2 cores the first time).
+# AVX2 register), built with -mavx2 -mfma -mf16c and tests/emu/ in front of <immintrin.h>:
+# the AVX-512 intrinsics are SIMDe's (Debian's libsimde-dev) plus tests/emu/immintrin.h's own
+# for what SIMDe lacks. Not bit-exact where a kernel depends on rcp14's approximate bits;
+# slow (each 512-bit operation is two or more AVX2 ones, masked loads element by element).
+# The build lives in ${ANVIL_EMU_DIR:-build-avx512-emu} (22 minutes on 2 cores the first
+# time, 17 after a change to tests/emu/immintrin.h; the run about a minute).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 DIR="$(realpath -m "${ANVIL_EMU_DIR:-$ROOT/build-avx512-emu}")"
