@@ -184,19 +184,18 @@ ANVIL_EMU float anvil_emu_mm512_reduce_add_ps(__m512 a) {
 // vdpbf16ps as the SDM writes it (SIMDe adds the even pair's product first): per lane the
 // odd pair's exact product added, then the even pair's, each sum rounded to nearest even;
 // bf16 denormal inputs read as zero and denormal sums flushed to zero.
-inline float anvil_emu_bf16(uint16_t h) {
-  uint32_t u = uint32_t(h) << 16;
-  if ((u & 0x7f800000u) == 0) u &= 0x80000000u;
-  float f;
-  std::memcpy(&f, &u, 4);
-  return f;
-}
 inline float anvil_emu_ftz(float f) {
   uint32_t u;
   std::memcpy(&u, &f, 4);
   if ((u & 0x7f800000u) == 0) u &= 0x80000000u;
   std::memcpy(&f, &u, 4);
   return f;
+}
+inline float anvil_emu_bf16(uint16_t h) {
+  const uint32_t u = uint32_t(h) << 16;
+  float f;
+  std::memcpy(&f, &u, 4);
+  return anvil_emu_ftz(f);
 }
 ANVIL_EMU __m512 anvil_emu_mm512_dpbf16_ps(__m512 src, __m512bh a, __m512bh b) {
   float acc[16];
