@@ -42,12 +42,14 @@ issue's target shapes M = N = K (--gemm-squares, default 512,1024) join them, li
 """
 
 import argparse
+import atexit
 import datetime
 import json
 import math
 import os
 import platform
 import re
+import shutil
 import statistics
 import subprocess
 import sys
@@ -279,7 +281,9 @@ def worker(kind, argv):
                  "failed: see its message above; it needs Linux >= 4.12 and cpuid_fault in /proc/cpuinfo)")
     onnx_path, threads, duration, warmup_ms = argv[0], int(argv[1]), float(argv[2]), float(argv[3])
     feeds = {kv.split("=", 1)[0]: np.load(kv.split("=", 1)[1]) for kv in argv[4:]}
-    model = Model(os.path.basename(onnx_path)[:-5], onnx_path, feeds, tempfile.mkdtemp(prefix=f"anvil-{kind}-"))
+    tmp = tempfile.mkdtemp(prefix=f"anvil-{kind}-")
+    atexit.register(shutil.rmtree, tmp, True)
+    model = Model(os.path.basename(onnx_path)[:-5], onnx_path, feeds, tmp)
     p = (Ort if kind == "ort" else OpenVino)(None, model, threads, None)
     print(json.dumps(time_calls(p.call, duration, warmup_ms)))
     return 0
@@ -507,6 +511,9 @@ def main(argv=None):
     ap.add_argument("--gemm-duration", type=float, default=0.3)
     ap.add_argument("--skip-gemm", action="store_true")
     ap.add_argument("--gemm-squares", default="512,1024", help="M = N = K GEMMs added to the roofline")
+    ap.add_argument("--keep-work", action="store_true",
+                    help="keep the temporary directory with the engines and inputs (printed) instead of "
+                         "removing it at exit")
     ap.add_argument("--json", default=os.path.join(ROOT, "build", "bench", "compare.json"))
     ap.add_argument("--ov-avx2", action="store_true",
                     help="also time OpenVINO with ONEDNN_MAX_CPU_ISA=AVX2 (a child process per timing), as "
@@ -534,6 +541,10 @@ def main(argv=None):
             ap.error(f"no {path} (build the {what} target)")
 
     tmp = tempfile.mkdtemp(prefix="anvil-compare-")
+    if args.keep_work:
+        print(f"engines and inputs stay in {tmp}", file=sys.stderr)
+    else:  # an engine per model and thread count: ~2 GB for the whole zoo
+        atexit.register(shutil.rmtree, tmp, True)
     threads = [int(t) for t in args.threads.split(",")]
     out = {"started": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
            "command": " ".join([os.path.relpath(sys.executable, ROOT)] + sys.argv),

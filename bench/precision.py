@@ -21,11 +21,13 @@ relative 0.01, with "agreement" read as relative error vs FP32 <= 0.01).
 """
 
 import argparse
+import atexit
 import json
 import os
 import platform
 import re
 import shlex
+import shutil
 import statistics
 import subprocess
 import sys
@@ -173,6 +175,7 @@ def measure(args):
     names = args.models.split(",") if args.models else sorted(
         d for d in os.listdir(args.models_dir) if os.path.exists(os.path.join(args.models_dir, d, "meta.json")))
     work = tempfile.mkdtemp(prefix="anvil-precision-")
+    atexit.register(shutil.rmtree, work, True)  # the engines of every mode and model
     result = {"machine": machine(), "command": shlex.join([os.path.relpath(sys.argv[0], ROOT)] + sys.argv[1:]),
               "anvil": args.anvil, "threads": args.threads, "duration": args.duration, "rounds": args.rounds,
               "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "models": {}}
