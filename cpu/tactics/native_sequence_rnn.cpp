@@ -16,12 +16,15 @@
 // engine (cpu/tactics/gemm_kernels.h: X[S*B, I] x Wt, the bias added per finished block)
 // into the workspace; then each (direction, batch row) runs its recurrence: per step gates
 // = XW[t] + h x Rt, then the gate math. An LSTM run of one or two rows takes the fused row
-// step (lstmRow*: the gates stay in registers, 8 accumulator chains per chunk of units),
-// larger runs the small GEMM (gemmAcc*) and the cell over the gates in memory; both give
-// the same bits. Alternate steps accumulate over k backwards, so that the part of Rt read
-// last (still in L1) is read first. The recurrences are independent and spread over the
-// executor's threads; each output element is computed by one task in a fixed order, so the
-// bits do not depend on the thread count.
+// step (lstmRow*: the gates stay in registers, 8 accumulator chains per chunk of units,
+// reading its own copy of Rt regrouped by chunk, Rc; on AVX2 the gate math of a chunk in
+// lockstep, gatesLockstep8), larger runs the small GEMM (gemmAcc*) and the cell over the
+// gates in memory; both give the same bits. Alternate steps accumulate over k backwards,
+// so that the part of Rt read last (still in L1) is read first. The recurrences are
+// independent and spread over the executor's threads; a single one (batch 1, one
+// direction) with a second thread overlaps the projection instead (in blocks of steps on
+// the other task, see runCell). Each output element is computed by one task in a fixed
+// order, so the bits do not depend on the thread count.
 //
 // Measured (NativeRnnBench.DISABLED_Layers, 5th percentile of single calls, one thread,
 // shared 2-core Xeon VM with AVX-512), one layer of models-bench/lstm_h64_s50 (S 50, B 1,
@@ -30,9 +33,15 @@
 // cell (latency of exp -> reciprocal -> c -> tanh), ~9 us the projection (~90% of the FMA
 // peak). The zoo's lstm model (2 layers, S 10, B 2, I 16, H 32): 9 us vs 13 (v1); GRU S 50,
 // B 1, H 64: 26 us vs 34.
+// On Zen 1 (AVX2 on 128-bit halves, 32 KB L1d: Rt of H 64 streams from L2 every step), the
+// whole lstm_h64_s50 model through anvil_bench_runtime, old and new engines alternating:
+// 1 thread 285 -> 253 us, 2 threads 285 -> 182 us (Rc, the lockstep gates, the pipelined
+// projection). Per layer at 1 thread: ~50 us projection (~80% of the FMA peak), ~52 us the
+// h x Rc GEMVs alone, ~25 us what the cell adds on top of them.
 #include <immintrin.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cctype>
 #include <cmath>
 #include <cstring>
@@ -66,6 +75,7 @@ struct RnnParams {
   int64_t Rp = 0;        // columns of Rt: Gp, or 2 * Hp for GRU (z and r only)
   cpu::tactics::GemmIsa gemmIsa = cpu::tactics::GemmIsa::kPortable4x8;  // the input projection's
   int32_t tasks = 1;     // the executor threads prepared for (projection scratch slots)
+  int32_t rowChunk = 0;  // LSTM: units per chunk of the fused row step's Rc (0: no fused row)
   int64_t wtFloats = 0;  // one direction's packed Wt
   int64_t slotFloats = 0;
 };
@@ -152,6 +162,62 @@ __attribute__((target("avx2,fma"))) inline __m256 gateTanh8(__m256 x) {
   return _mm256_or_ps(t, _mm256_and_ps(sign, x));
 }
 
+// The gates of N vectors at once: sigmoid of v[0..NS), tanh of v[NS..N), each vector with
+// exactly gateSigmoid8's / gateTanh8's operations (exp8, recip8: the same bits), but every
+// step done for all N before the next. A gate function is a chain of ~25 dependent
+// operations; one at a time, the cell of 16 units (i, o, f, c~ of two vectors, then
+// tanh c) is several such chains in a row, each longer than the reorder window lets the
+// core overlap, so it ran at its latency: 64 units took ~750 ns on Zen 1 against ~540 in
+// lockstep (50 steps of H 64, fused row: ~90 -> ~77 us).
+template <int N, int NS>
+__attribute__((target("avx2,fma"), always_inline)) inline void gatesLockstep8(__m256* v) {
+  const __m256 sign = _mm256_set1_ps(-0.0f), one = _mm256_set1_ps(1.0f), lo = _mm256_set1_ps(-87.3f);
+  __m256 in[N], x[N], n[N], r[N], p[N];
+  // exp8's argument: -v (sigmoid) or -2|v| (tanh).
+#pragma GCC unroll 16
+  for (int i = 0; i < N; ++i)
+    in[i] = i < NS ? _mm256_sub_ps(_mm256_setzero_ps(), v[i])
+                   : _mm256_mul_ps(_mm256_andnot_ps(sign, v[i]), _mm256_set1_ps(-2.0f));
+  // exp8, step by step.
+#pragma GCC unroll 16
+  for (int i = 0; i < N; ++i) x[i] = _mm256_min_ps(_mm256_max_ps(in[i], lo), _mm256_set1_ps(88.3f));
+#pragma GCC unroll 16
+  for (int i = 0; i < N; ++i)
+    n[i] = _mm256_round_ps(_mm256_mul_ps(x[i], _mm256_set1_ps(1.44269504088896341f)),
+                           _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+#pragma GCC unroll 16
+  for (int i = 0; i < N; ++i) r[i] = _mm256_fnmadd_ps(n[i], _mm256_set1_ps(0.693359375f), x[i]);
+#pragma GCC unroll 16
+  for (int i = 0; i < N; ++i) r[i] = _mm256_fnmadd_ps(n[i], _mm256_set1_ps(-2.12194440e-4f), r[i]);
+#pragma GCC unroll 16
+  for (int i = 0; i < N; ++i)
+    p[i] = _mm256_fmadd_ps(_mm256_set1_ps(1.9875691500e-4f), r[i], _mm256_set1_ps(1.3981999507e-3f));
+#pragma GCC unroll 16
+  for (int i = 0; i < N; ++i) p[i] = _mm256_fmadd_ps(p[i], r[i], _mm256_set1_ps(8.3334519073e-3f));
+#pragma GCC unroll 16
+  for (int i = 0; i < N; ++i) p[i] = _mm256_fmadd_ps(p[i], r[i], _mm256_set1_ps(4.1665795894e-2f));
+#pragma GCC unroll 16
+  for (int i = 0; i < N; ++i) p[i] = _mm256_fmadd_ps(p[i], r[i], _mm256_set1_ps(1.6666665459e-1f));
+#pragma GCC unroll 16
+  for (int i = 0; i < N; ++i) p[i] = _mm256_fmadd_ps(p[i], r[i], _mm256_set1_ps(5.0000001201e-1f));
+#pragma GCC unroll 16
+  for (int i = 0; i < N; ++i) p[i] = _mm256_fmadd_ps(p[i], _mm256_mul_ps(r[i], r[i]), _mm256_add_ps(r[i], one));
+#pragma GCC unroll 16
+  for (int i = 0; i < N; ++i) {
+    const __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n[i]), _mm256_set1_epi32(127)), 23);
+    const __m256 y = _mm256_mul_ps(p[i], _mm256_castsi256_ps(e));
+    const __m256 under = _mm256_cmp_ps(in[i], lo, _CMP_LT_OQ);
+    const __m256 nan = _mm256_cmp_ps(in[i], in[i], _CMP_UNORD_Q);
+    p[i] = _mm256_blendv_ps(_mm256_andnot_ps(under, y), in[i], nan);  // e
+  }
+  // 1 / (1 + e), or sign(v) (1 - e) / (1 + e).
+#pragma GCC unroll 16
+  for (int i = 0; i < N; ++i) {
+    const __m256 q = recip8(_mm256_add_ps(one, p[i]));
+    v[i] = i < NS ? q : _mm256_or_ps(_mm256_mul_ps(_mm256_sub_ps(one, p[i]), q), _mm256_and_ps(sign, v[i]));
+  }
+}
+
 ANVIL_AVX512 inline __m512 recip16(__m512 d) {
   const __m512 r = _mm512_mask_rcp14_ps(d, __mmask16(0xffff), d);
   return _mm512_fmadd_ps(r, _mm512_fnmadd_ps(d, r, _mm512_set1_ps(1.0f)), r);
@@ -230,14 +296,36 @@ void gruOutPortable(const float* g, int64_t Hp, const float* term, bool lbr, flo
   }
 }
 
-__attribute__((target("avx2,fma"))) void lstmCellAvx2(const float* g, int64_t Hp, float* c, float* h) {
-  for (int64_t j = 0; j < Hp; j += 8) {
-    const __m256 i = gateSigmoid8(_mm256_loadu_ps(g + j)), o = gateSigmoid8(_mm256_loadu_ps(g + Hp + j));
-    const __m256 f = gateSigmoid8(_mm256_loadu_ps(g + 2 * Hp + j)), cand = gateTanh8(_mm256_loadu_ps(g + 3 * Hp + j));
-    const __m256 cn = _mm256_fmadd_ps(f, _mm256_loadu_ps(c + j), _mm256_mul_ps(i, cand));
-    _mm256_storeu_ps(c + j, cn);
-    _mm256_storeu_ps(h + j, _mm256_mul_ps(o, gateTanh8(cn)));
+// The cell of V vectors of units from gates acc [i | o | f | c~] x V (in registers): c and h.
+template <int V>
+__attribute__((target("avx2,fma"), always_inline)) inline void lstmCellVectorsAvx2(__m256* acc, float* c, float* h) {
+  gatesLockstep8<4 * V, 3 * V>(acc);
+  __m256 cn[V];
+#pragma GCC unroll 16
+  for (int v = 0; v < V; ++v) {
+    cn[v] = _mm256_fmadd_ps(acc[2 * V + v], _mm256_loadu_ps(c + 8 * v), _mm256_mul_ps(acc[v], acc[3 * V + v]));
+    _mm256_storeu_ps(c + 8 * v, cn[v]);
   }
+  gatesLockstep8<V, 0>(cn);
+#pragma GCC unroll 16
+  for (int v = 0; v < V; ++v) _mm256_storeu_ps(h + 8 * v, _mm256_mul_ps(acc[V + v], cn[v]));
+}
+
+template <int V>
+__attribute__((target("avx2,fma"), always_inline)) inline void lstmCellChunkAvx2(const float* g, int64_t Hp, float* c,
+                                                                                float* h) {
+  __m256 acc[4 * V];
+#pragma GCC unroll 16
+  for (int q = 0; q < 4; ++q)
+#pragma GCC unroll 16
+    for (int v = 0; v < V; ++v) acc[q * V + v] = _mm256_loadu_ps(g + q * Hp + 8 * v);
+  lstmCellVectorsAvx2<V>(acc, c, h);
+}
+
+__attribute__((target("avx2,fma"))) void lstmCellAvx2(const float* g, int64_t Hp, float* c, float* h) {
+  int64_t j = 0;
+  for (; j + 16 <= Hp; j += 16) lstmCellChunkAvx2<2>(g + j, Hp, c + j, h + j);
+  if (j < Hp) lstmCellChunkAvx2<1>(g + j, Hp, c + j, h + j);
 }
 
 __attribute__((target("avx2,fma"))) void rnnCellAvx2(const float* g, int64_t Hp, float*, float* h) {
@@ -271,44 +359,36 @@ __attribute__((target("avx2,fma"))) void gruOutAvx2(const float* g, int64_t Hp, 
 // is read first (Rt of H 64 is 64 KB, more than L1 holds; 25% faster per step measured).
 
 template <int V>
-__attribute__((target("avx2,fma"))) inline void lstmChunkAvx2(int64_t K, const float* h, const float* rt, int64_t Gp,
-                                                              int64_t Hp, const float* xw, bool rev, float* c,
-                                                              float* hOut) {
-  __m256 acc[4][V];
+__attribute__((target("avx2,fma"))) inline void lstmChunkAvx2(int64_t K, const float* h, const float* rc, int64_t Hp,
+                                                              const float* xw, bool rev, float* c, float* hOut) {
+  constexpr int64_t W = 8 * V;  // the chunk's units; its rows of Rc are [4][W]
+  __m256 acc[4 * V];            // [gate][vector]
   #pragma GCC unroll 16
   for (int g = 0; g < 4; ++g)
     #pragma GCC unroll 16
-    for (int v = 0; v < V; ++v) acc[g][v] = _mm256_loadu_ps(xw + g * Hp + 8 * v);
-  const int64_t step = rev ? -Gp : Gp;
-  const float* rg[4];
-  for (int g = 0; g < 4; ++g) rg[g] = rt + (rev ? K - 1 : 0) * Gp + g * Hp;
+    for (int v = 0; v < V; ++v) acc[g * V + v] = _mm256_loadu_ps(xw + g * Hp + 8 * v);
+  const int64_t step = rev ? -4 * W : 4 * W;
+  const float* r = rc + (rev ? K - 1 : 0) * 4 * W;
   const float* hk = h + (rev ? K - 1 : 0);
   const int64_t hstep = rev ? -1 : 1;
-  for (int64_t i = 0; i < K; ++i, hk += hstep) {
+  for (int64_t i = 0; i < K; ++i, hk += hstep, r += step) {
     const __m256 a = _mm256_broadcast_ss(hk);
 #pragma GCC unroll 16
-    for (int g = 0; g < 4; ++g) {
-#pragma GCC unroll 16
-      for (int v = 0; v < V; ++v) acc[g][v] = _mm256_fmadd_ps(a, _mm256_loadu_ps(rg[g] + 8 * v), acc[g][v]);
-      rg[g] += step;
-    }
+    for (int g = 0; g < 4 * V; ++g) acc[g] = _mm256_fmadd_ps(a, _mm256_loadu_ps(r + 8 * g), acc[g]);
   }
-#pragma GCC unroll 16
-  for (int v = 0; v < V; ++v) {
-    const __m256 i = gateSigmoid8(acc[0][v]), o = gateSigmoid8(acc[1][v]), f = gateSigmoid8(acc[2][v]), cand = gateTanh8(acc[3][v]);
-    const __m256 cn = _mm256_fmadd_ps(f, _mm256_loadu_ps(c + 8 * v), _mm256_mul_ps(i, cand));
-    _mm256_storeu_ps(c + 8 * v, cn);
-    _mm256_storeu_ps(hOut + 8 * v, _mm256_mul_ps(o, gateTanh8(cn)));
-  }
+  lstmCellVectorsAvx2<V>(acc, c, hOut);
 }
 
-__attribute__((target("avx2,fma"))) void lstmRowAvx2(int64_t K, const float* h, const float* rt, int64_t Hp,
+// rc: one direction's Rc for chunks of 16 units (see packRowChunks).
+__attribute__((target("avx2,fma"))) void lstmRowAvx2(int64_t K, const float* h, const float* rc, int64_t Hp,
                                                      const float* xw, bool rev, float* c, float* hOut) {
-  const int64_t Gp = 4 * Hp, chunks = (Hp + 15) / 16;
+  constexpr int64_t CW = 16;
+  const int64_t chunks = (Hp + CW - 1) / CW;
   for (int64_t q = 0; q < chunks; ++q) {
-    const int64_t j = (rev ? chunks - 1 - q : q) * 16;
-    if (Hp - j >= 16) lstmChunkAvx2<2>(K, h, rt + j, Gp, Hp, xw + j, rev, c + j, hOut + j);
-    else lstmChunkAvx2<1>(K, h, rt + j, Gp, Hp, xw + j, rev, c + j, hOut + j);
+    const int64_t j = (rev ? chunks - 1 - q : q) * CW;
+    const float* r = rc + j * 4 * K;
+    if (Hp - j >= 16) lstmChunkAvx2<2>(K, h, r, Hp, xw + j, rev, c + j, hOut + j);
+    else lstmChunkAvx2<1>(K, h, r, Hp, xw + j, rev, c + j, hOut + j);
   }
 }
 
@@ -399,31 +479,29 @@ ANVIL_AVX512 void gruOutAvx512(const float* g, int64_t Hp, const float* term, bo
 
 // V vectors of 16 units per gate; with Tail the last one holds 8 (Hp is a multiple of 8).
 template <int V, bool Tail>
-ANVIL_AVX512 inline void lstmChunkAvx512(int64_t K, const float* h, const float* rt, int64_t Gp, int64_t Hp,
-                                         const float* xw, bool rev, float* c, float* hOut) {
+ANVIL_AVX512 inline void lstmChunkAvx512(int64_t K, const float* h, const float* rc, int64_t Hp, const float* xw,
+                                         bool rev, float* c, float* hOut) {
+  constexpr int64_t W = 16 * V - (Tail ? 8 : 0);  // the chunk's units; its rows of Rc are [4][W]
   auto mask = [](int v) { return Tail && v == V - 1 ? __mmask16(0xff) : __mmask16(0xffff); };
   __m512 acc[4][V];
   #pragma GCC unroll 16
   for (int g = 0; g < 4; ++g)
     #pragma GCC unroll 16
     for (int v = 0; v < V; ++v) acc[g][v] = _mm512_maskz_loadu_ps(mask(v), xw + g * Hp + 16 * v);
-  // One pointer per gate, stepped by +-Gp: the addresses stay base + constant offset.
-  const int64_t step = rev ? -Gp : Gp;
-  const float* rg[4];
-  for (int g = 0; g < 4; ++g) rg[g] = rt + (rev ? K - 1 : 0) * Gp + g * Hp;
+  const int64_t step = rev ? -4 * W : 4 * W;
+  const float* r = rc + (rev ? K - 1 : 0) * 4 * W;
   const float* hk = h + (rev ? K - 1 : 0);
   const int64_t hstep = rev ? -1 : 1;
-  for (int64_t i = 0; i < K; ++i, hk += hstep) {
+  for (int64_t i = 0; i < K; ++i, hk += hstep, r += step) {
     const __m512 a = _mm512_set1_ps(*hk);
 #pragma GCC unroll 16
-    for (int g = 0; g < 4; ++g) {
+    for (int g = 0; g < 4; ++g)
 #pragma GCC unroll 16
       for (int v = 0; v < V; ++v) {
-        const __m512 b = Tail && v == V - 1 ? _mm512_maskz_loadu_ps(mask(v), rg[g] + 16 * v) : _mm512_loadu_ps(rg[g] + 16 * v);
+        const float* rv = r + g * W + 16 * v;
+        const __m512 b = Tail && v == V - 1 ? _mm512_maskz_loadu_ps(mask(v), rv) : _mm512_loadu_ps(rv);
         acc[g][v] = _mm512_fmadd_ps(a, b, acc[g][v]);
       }
-      rg[g] += step;
-    }
   }
   for (int v = 0; v < V; ++v) {
     const __mmask16 m = mask(v);
@@ -436,18 +514,19 @@ ANVIL_AVX512 inline void lstmChunkAvx512(int64_t K, const float* h, const float*
 }
 
 // Chunks of 32 units (8 chains): the cell of one chunk overlaps the next chunk's GEMV
-// (5% faster per step than one chunk of 64 at H 64).
-ANVIL_AVX512 void lstmRowAvx512(int64_t K, const float* h, const float* rt, int64_t Hp, const float* xw, bool rev,
+// (5% faster per step than one chunk of 64 at H 64). rc: one direction's Rc for chunks of
+// 32 units.
+ANVIL_AVX512 void lstmRowAvx512(int64_t K, const float* h, const float* rc, int64_t Hp, const float* xw, bool rev,
                                 float* c, float* hOut) {
   constexpr int64_t CW = 32;
-  const int64_t Gp = 4 * Hp, chunks = (Hp + CW - 1) / CW;
-  using Chunk = void (*)(int64_t, const float*, const float*, int64_t, int64_t, const float*, bool, float*, float*);
+  const int64_t chunks = (Hp + CW - 1) / CW;
+  using Chunk = void (*)(int64_t, const float*, const float*, int64_t, const float*, bool, float*, float*);
   // [vectors - 1][tail]
   static constexpr Chunk kChunks[2][2] = {{lstmChunkAvx512<1, false>, lstmChunkAvx512<1, true>},
                                           {lstmChunkAvx512<2, false>, lstmChunkAvx512<2, true>}};
   for (int64_t q = 0; q < chunks; ++q) {
     const int64_t j = (rev ? chunks - 1 - q : q) * CW, n = std::min<int64_t>(CW, Hp - j);
-    kChunks[(n + 15) / 16 - 1][n % 16 != 0](K, h, rt + j, Gp, Hp, xw + j, rev, c + j, hOut + j);
+    kChunks[(n + 15) / 16 - 1][n % 16 != 0](K, h, rc + j * 4 * K, Hp, xw + j, rev, c + j, hOut + j);
   }
 }
 
@@ -485,17 +564,19 @@ struct Isa {
   void (*rnnCell)(const float*, int64_t, float*, float*);
   void (*gruGates)(float*, int64_t, const float*, float*);
   void (*gruOut)(const float*, int64_t, const float*, bool, float*);
-  // One fused LSTM step of one row (null: the GEMM and lstmCell serve every row).
+  // One fused LSTM step of one row (null: the GEMM and lstmCell serve every row), and the
+  // units per chunk of the Rc it reads.
   void (*lstmRow)(int64_t, const float*, const float*, int64_t, const float*, bool, float*, float*);
+  int64_t rowChunk;
   void (*addBias)(const float*, int64_t, int64_t, float*, int64_t);
 };
 
 constexpr Isa kPortable = {{nullptr, gemmAccPortable<1>, gemmAccPortable<2>, gemmAccPortable<3>, gemmAccPortable<4>},
-                           lstmCellPortable, rnnCellPortable, gruGatesPortable, gruOutPortable, nullptr, addBiasPortable};
+                           lstmCellPortable, rnnCellPortable, gruGatesPortable, gruOutPortable, nullptr, 0, addBiasPortable};
 constexpr Isa kAvx2 = {{nullptr, gemmAccAvx2<1>, gemmAccAvx2<2>, gemmAccAvx2<3>, gemmAccAvx2<4>},
-                       lstmCellAvx2, rnnCellAvx2, gruGatesAvx2, gruOutAvx2, lstmRowAvx2, addBiasAvx2};
+                       lstmCellAvx2, rnnCellAvx2, gruGatesAvx2, gruOutAvx2, lstmRowAvx2, 16, addBiasAvx2};
 constexpr Isa kAvx512 = {{nullptr, gemmAccAvx512<1>, gemmAccAvx512<2>, gemmAccAvx512<3>, gemmAccAvx512<4>},
-                         lstmCellAvx512, rnnCellAvx512, gruGatesAvx512, gruOutAvx512, lstmRowAvx512, addBiasAvx512};
+                         lstmCellAvx512, rnnCellAvx512, gruGatesAvx512, gruOutAvx512, lstmRowAvx512, 32, addBiasAvx512};
 
 // C rows [0, M) += A x Bp (Bp: [K][N]), in blocks of kMR rows; k descending where rev.
 void gemmAcc(const Isa& isa, int64_t M, int64_t K, const float* A, int64_t lda, const float* Bp, int64_t N, float* C,
@@ -565,11 +646,18 @@ bool supportsCell(Cell cell, const ir::Node& n, const std::vector<ir::TensorType
 
 std::string floatsBlob(int64_t n) { return std::string(size_t(n) * sizeof(float), '\0'); }
 
+// The pipelined projection (one recurrence, two or more threads: see runCell) hands out
+// blocks of this many time steps.
+constexpr int64_t kPipeSteps = 8;
+
 // Workspace pieces, in order, for S steps and B batch rows; state row u = d * B + b.
 struct Work {
   float *xw, *h, *h2, *c, *gates, *rh, *term;  // h2: the fused LSTM row's second h buffer
   float* slots;  // the projection GEMM's per-task scratch, p.tasks x p.slotFloats
   int64_t* lens;
+  // The pipelined projection: the next block to claim, and per block 1 once its rows of xw
+  // are written (read and written through std::atomic_ref).
+  int32_t *pipeNext, *pipeDone;
 };
 
 Work carve(Carver& cv, const RnnParams& p, int64_t S, int64_t B) {
@@ -584,13 +672,32 @@ Work carve(Carver& cv, const RnnParams& p, int64_t S, int64_t B) {
   w.term = cv.take<float>(p.cell == Cell::kGru ? rows * p.Hp : 0);
   w.slots = cv.take<float>(p.tasks * p.slotFloats);
   w.lens = cv.take<int64_t>(B);
+  w.pipeNext = cv.take<int32_t>(1);
+  w.pipeDone = cv.take<int32_t>((S + kPipeSteps - 1) / kPipeSteps);
   return w;
 }
 
+// Rt of one direction ([H][Gp], LSTM) regrouped for the fused row step: per chunk of cw
+// units (the last one narrower where Hp is not a multiple), [H][4][w] with the chunk's w
+// units of each gate side by side, so that a chunk streams one contiguous run of 64 * w
+// bytes per k instead of four runs a row of Rt apart (the hardware prefetcher follows the
+// one; on Zen 1, where Rt of H 64 comes from L2 every step, 50 steps of H 64 went from
+// ~128 to ~90 us). The chunk of units j.. starts at j * 4 * H.
+void packRowChunks(const float* rt, int64_t H, int64_t Hp, int64_t cw, float* rc) {
+  const int64_t Gp = 4 * Hp;
+  for (int64_t j = 0; j < Hp; j += cw) {
+    const int64_t w = std::min(cw, Hp - j);
+    float* chunk = rc + j * 4 * H;
+    for (int64_t k = 0; k < H; ++k)
+      for (int64_t g = 0; g < 4; ++g)
+        std::memcpy(chunk + (k * 4 + g) * w, rt + k * Gp + g * Hp + j, size_t(w) * sizeof(float));
+  }
+}
+
 // Blobs: 0 Wt [D][I][Gp] as the GEMM engine's packed B (p.wtFloats per direction), 1 Rt
-// [D][H][Rp], 2 bias [D][Gp] (Wb + Rb; GRU's hidden gate: Wb only), and for GRU 3 Rh^t
-// [D][H][Hp], 4 Rbh [D][Hp].
-void prepareCell(Cell cell, cpu::tactics::GemmIsa gemmIsa, const PrepareInfo& info, Prepared* out) {
+// [D][H][Rp], 2 bias [D][Gp] (Wb + Rb; GRU's hidden gate: Wb only); for LSTM with a fused
+// row step 3 Rc [D][H * Gp] (packRowChunks); for GRU 3 Rh^t [D][H][Hp], 4 Rbh [D][Hp].
+void prepareCell(Cell cell, cpu::tactics::GemmIsa gemmIsa, int64_t rowChunk, const PrepareInfo& info, Prepared* out) {
   namespace ct = cpu::tactics;
   const ir::Node& n = *info.node;
   const ir::Attributes& a = n.attrs();
@@ -615,6 +722,7 @@ void prepareCell(Cell cell, cpu::tactics::GemmIsa gemmIsa, const PrepareInfo& in
   const ct::GemmConfig& gc = ct::gemmConfig(gemmIsa);
   p.gemmIsa = gemmIsa;
   p.tasks = std::max(1, info.threads);
+  p.rowChunk = cell == Cell::kLstm ? int32_t(rowChunk) : 0;
   p.wtFloats = ct::packedBFloats(gc, p.I, p.Gp);
   p.slotFloats = roundUp(ct::gemmPackedBSlotFloats(gc, p.I), 16);
   out->setParams(p);
@@ -649,7 +757,11 @@ void prepareCell(Cell cell, cpu::tactics::GemmIsa gemmIsa, const PrepareInfo& in
   for (int64_t d = 0; d < D; ++d)
     ct::packBPanels(gc, I, Gp, {wp + d * I * Gp, Gp, 1}, 0, ct::ceilDiv(Gp, gc.nr),
                     reinterpret_cast<float*>(wtPacked.data()) + d * p.wtFloats);
+  std::string rc = floatsBlob(p.rowChunk > 0 ? D * H * Gp : 0);
+  for (int64_t d = 0; d < D && p.rowChunk > 0; ++d)
+    packRowChunks(rp + d * H * Gp, H, Hp, p.rowChunk, reinterpret_cast<float*>(rc.data()) + d * H * Gp);
   out->blobs = {std::move(wtPacked), std::move(rt), std::move(bias)};
+  if (p.rowChunk > 0) out->blobs.push_back(std::move(rc));
   if (cell == Cell::kGru) {
     out->blobs.push_back(std::move(rht));
     out->blobs.push_back(std::move(rbh));
@@ -681,6 +793,7 @@ void runCell(const StepArgs& a) {
   const float* bias = a.blobs[2].as<float>();
   const float* rht = p.cell == Cell::kGru ? a.blobs[3].as<float>() : nullptr;
   const float* rbh = p.cell == Cell::kGru ? a.blobs[4].as<float>() : nullptr;
+  const float* rcAll = p.rowChunk > 0 ? a.blobs[3].as<float>() : nullptr;
   const float* x = X.as<float>();
   for (int64_t b = 0; b < B; ++b) {
     w.lens[b] = a.hasInput(4) ? a.in(4).as<int32_t>()[b] : S;
@@ -711,33 +824,83 @@ void runCell(const StepArgs& a) {
       }
     }
   Executor& ex = *a.executor;
-  // Input projection: XW[d] = X x Wt[d] + bias[d], all steps at once, one GEMM per direction
-  // on the engine (bits independent of its task count), the bias added per finished block.
+  namespace ct = cpu::tactics;
+  const ct::GemmConfig& gc = ct::gemmConfig(p.gemmIsa);
+  // Input projection: XW[d] = X x Wt[d] + bias[d] for rows [r0, r1) of X, on the GEMM engine
+  // (each element's bits independent of the rows and tasks of the call), the bias added per
+  // finished block.
   const int64_t M = S * B;
-  if (M > 0) {
-    namespace ct = cpu::tactics;
-    const ct::GemmConfig& gc = ct::gemmConfig(p.gemmIsa);
-    // Split only from 4x the usual work per task: the projection of S 50, I 64, H 64 (0.8M
-    // FMAs, ~9 us) took longer on 2 tasks than on one (the second thread's wake-up and
-    // A packing per task outweigh half the FMAs).
-    const int T = int(taskCount(std::min<int64_t>(p.tasks, ex.threads()), double(D * M) * double(I + 1) * double(Gp) / 4));
-    const ct::TaskSlots slots{w.slots, p.slotFloats, T};
-    for (int64_t d = 0; d < D; ++d) {
-      const float* bd = bias + d * Gp;
-      auto addBias = [bd](int64_t, int64_t rows, int64_t j0, int64_t cols, float* c, int64_t ldc) {
-        isa.addBias(bd + j0, rows, cols, c, ldc);
-      };
-      const ct::BlockEpilogue ep(addBias);
-      ct::gemmPackedB(gc, M, Gp, I, 1.0f, {x, I, 1}, wt + d * p.wtFloats, w.xw + d * M * Gp, Gp, T > 1 ? &ex : nullptr,
-                      slots, &ep);
-    }
-  }
-  // The recurrences: units u = d * B + b, split into contiguous runs, one per task.
+  auto project = [&](int64_t d, int64_t r0, int64_t r1, Executor* on, const ct::TaskSlots& slots) {
+    const float* bd = bias + d * Gp;
+    auto addBias = [bd](int64_t, int64_t rows, int64_t j0, int64_t cols, float* c, int64_t ldc) {
+      isa.addBias(bd + j0, rows, cols, c, ldc);
+    };
+    const ct::BlockEpilogue ep(addBias);
+    ct::gemmPackedB(gc, r1 - r0, Gp, I, 1.0f, {x + r0 * I, I, 1}, wt + d * p.wtFloats, w.xw + (d * M + r0) * Gp, Gp,
+                    on, slots, &ep);
+  };
   const int64_t units = D * B;
-  const int64_t tasks = taskCount(std::min<int64_t>(units, ex.threads()), double(units) * double(S) * double(H) * double(p.Rp + p.Hp));
+  // One recurrence (batch 1, one direction) and a second thread: the projection runs in
+  // blocks of kPipeSteps time steps, in the order the recurrence consumes them, on the other
+  // task while the recurrence runs, instead of before it (the recurrence cannot use a second
+  // thread: each step needs the last). A block is claimed by whichever task gets to it
+  // first: the recurrence computes it itself when the other task has not started (or runs
+  // after it, as in a nested region), so nothing waits on a task that does not run. S 50,
+  // I 64, H 64, AVX2 (Zen 1), 2 threads: 127 -> ~100 us per layer (the projection ~35 us
+  // when split over both threads ahead of the recurrence, ~50 on one).
+  const int64_t len0 = B == 1 ? w.lens[0] : 0;
+  const bool pipelined = units == 1 && len0 > kPipeSteps && std::min<int64_t>(p.tasks, ex.threads()) >= 2 &&
+                         double(len0) * double(I) * double(Gp) >= double(kMinTaskWork);
+  const bool reverse0 = p.reverse != 0;
+  const int64_t pipeBlocks = pipelined ? (len0 + kPipeSteps - 1) / kPipeSteps : 0;
+  // Block i: recurrence steps [i * kPipeSteps, ...) = time steps [t0, t1) (B is 1: row = t).
+  auto projectBlock = [&](int64_t i, int64_t slot) {
+    const int64_t s0 = i * kPipeSteps, s1 = std::min(len0, s0 + kPipeSteps);
+    const int64_t t0 = reverse0 ? len0 - s1 : s0, t1 = reverse0 ? len0 - s0 : s1;
+    project(0, t0, t1, nullptr, {w.slots + slot * p.slotFloats, p.slotFloats, 1});
+    std::atomic_ref<int32_t>(w.pipeDone[i]).store(1, std::memory_order_release);
+  };
+  auto claim = [&] { return int64_t(std::atomic_ref<int32_t>(*w.pipeNext).fetch_add(1, std::memory_order_relaxed)); };
+  // Before recurrence step s: its block written, by the other task or here.
+  auto awaitStep = [&](int64_t s) {
+    if (!pipelined) return;
+    const int64_t i = s / kPipeSteps;
+    while (std::atomic_ref<int32_t>(w.pipeDone[i]).load(std::memory_order_acquire) == 0) {
+      if (std::atomic_ref<int32_t>(*w.pipeNext).load(std::memory_order_relaxed) <= i) {
+        const int64_t c = claim();
+        if (c < pipeBlocks) projectBlock(c, 0);
+      } else {
+        _mm_pause();
+      }
+    }
+  };
+  if (pipelined) {
+    *w.pipeNext = 0;
+    std::fill_n(w.pipeDone, pipeBlocks, 0);
+  } else if (M > 0) {
+    // Split only from 4x the usual work per task on AVX-512: there the projection of S 50,
+    // I 64, H 64 (0.8M FMAs, ~9 us) took longer on 2 tasks than on one (the second thread's
+    // wake-up and A packing per task outweigh half the FMAs); on AVX2 (Zen 1, ~50 us) two
+    // tasks took ~35.
+    const double perTask = p.gemmIsa == ct::GemmIsa::kAvx512_14x32 ? 4 : 1;
+    const int T = int(
+        taskCount(std::min<int64_t>(p.tasks, ex.threads()), double(D * M) * double(I + 1) * double(Gp) / perTask));
+    const ct::TaskSlots slots{w.slots, p.slotFloats, T};
+    for (int64_t d = 0; d < D; ++d) project(d, 0, M, T > 1 ? &ex : nullptr, slots);
+  }
+  // The recurrences: units u = d * B + b, split into contiguous runs, one per task; pipelined,
+  // task 0 runs the recurrence and task 1 the projection.
+  const int64_t tasks =
+      pipelined ? 2
+                : taskCount(std::min<int64_t>(units, ex.threads()), double(units) * double(S) * double(H) * double(p.Rp + p.Hp));
   if (units > 0)
     ex.parallelFor(tasks, [&](int64_t task) {
-      const int64_t u0 = units * task / tasks, u1 = units * (task + 1) / tasks;
+      if (pipelined && task == 1) {
+        for (int64_t c = claim(); c < pipeBlocks; c = claim()) projectBlock(c, 1);
+        return;
+      }
+      const int64_t recTasks = pipelined ? 1 : tasks;
+      const int64_t u0 = units * task / recTasks, u1 = units * (task + 1) / recTasks;
       for (int64_t g0 = u0; g0 < u1;) {
         // A run of units of one direction: state rows g0..g1.
         const int64_t d = g0 / B, g1 = std::min(u1, (d + 1) * B), rows = g1 - g0;
@@ -749,13 +912,15 @@ void runCell(const StepArgs& a) {
         int64_t steps = 0;
         for (int64_t u = g0; u < g1; ++u) steps = std::max(steps, w.lens[u - d * B]);
         // Alternate steps run k backwards (see lstmRowAvx2): rev = s & 1, on every path.
-        if (p.cell == Cell::kLstm && isa.lstmRow && rows <= kFusedRows) {
+        if (p.cell == Cell::kLstm && isa.lstmRow && rcAll && rows <= kFusedRows) {
+          const float* rc = rcAll + d * H * Gp;
           for (int64_t u = g0; u < g1; ++u) {
             const int64_t b = u - d * B;
             float *h = w.h + u * Hp, *hNext = w.h2 + u * Hp;
             for (int64_t s = 0; s < w.lens[b]; ++s) {
+              awaitStep(s);
               const int64_t t = timeOf(u, s);
-              isa.lstmRow(H, h, r, Hp, xw + xRow(t, b) * Gp, (s & 1) != 0, w.c + u * Hp, hNext);
+              isa.lstmRow(H, h, rc, Hp, xw + xRow(t, b) * Gp, (s & 1) != 0, w.c + u * Hp, hNext);
               if (Y) std::memcpy(Y + yIdx(t, d, b), hNext, size_t(H) * sizeof(float));
               std::swap(h, hNext);
             }
@@ -765,6 +930,7 @@ void runCell(const StepArgs& a) {
         }
         for (int64_t s = 0; s < steps; ++s) {
           const bool rev = (s & 1) != 0;
+          awaitStep(s);
           for (int64_t u = g0; u < g1; ++u)
             if (active(u, s))
               std::memcpy(w.gates + u * Gp, xw + xRow(timeOf(u, s), u - d * B) * Gp, size_t(Gp) * sizeof(float));
@@ -805,9 +971,9 @@ template <Cell C>
 bool supportsFn(const ir::Node& n, const std::vector<ir::TensorType>& in) {
   return supportsCell(C, n, in);
 }
-template <Cell C, cpu::tactics::GemmIsa G>
+template <Cell C, cpu::tactics::GemmIsa G, const Isa& isa>
 void prepareFn(const PrepareInfo& info, Prepared* out) {
-  prepareCell(C, G, info, out);
+  prepareCell(C, G, isa.rowChunk, info, out);
 }
 
 }  // namespace
@@ -824,18 +990,18 @@ void registerRecurrentKernels(Kernels& k) {
       {"_packed_4x32__avx512",
        {"avx512f"},
        runCell<kAvx512>,
-       {prepareFn<Cell::kLstm, GemmIsa::kAvx512_14x32>, prepareFn<Cell::kGru, GemmIsa::kAvx512_14x32>,
-        prepareFn<Cell::kRnn, GemmIsa::kAvx512_14x32>}},
+       {prepareFn<Cell::kLstm, GemmIsa::kAvx512_14x32, kAvx512>, prepareFn<Cell::kGru, GemmIsa::kAvx512_14x32, kAvx512>,
+        prepareFn<Cell::kRnn, GemmIsa::kAvx512_14x32, kAvx512>}},
       {"_packed_4x16__avx2",
        {"avx2", "fma"},
        runCell<kAvx2>,
-       {prepareFn<Cell::kLstm, GemmIsa::kAvx2_6x16>, prepareFn<Cell::kGru, GemmIsa::kAvx2_6x16>,
-        prepareFn<Cell::kRnn, GemmIsa::kAvx2_6x16>}},
+       {prepareFn<Cell::kLstm, GemmIsa::kAvx2_6x16, kAvx2>, prepareFn<Cell::kGru, GemmIsa::kAvx2_6x16, kAvx2>,
+        prepareFn<Cell::kRnn, GemmIsa::kAvx2_6x16, kAvx2>}},
       {"_packed_4x16",
        {},
        runCell<kPortable>,
-       {prepareFn<Cell::kLstm, GemmIsa::kPortable4x8>, prepareFn<Cell::kGru, GemmIsa::kPortable4x8>,
-        prepareFn<Cell::kRnn, GemmIsa::kPortable4x8>}}};
+       {prepareFn<Cell::kLstm, GemmIsa::kPortable4x8, kPortable>, prepareFn<Cell::kGru, GemmIsa::kPortable4x8, kPortable>,
+        prepareFn<Cell::kRnn, GemmIsa::kPortable4x8, kPortable>}}};
   struct Op {
     const char *op, *name;
     SupportsFn supports;
@@ -848,8 +1014,8 @@ void registerRecurrentKernels(Kernels& k) {
       Kernel kn;
       kn.name = std::string("f32_") + ops[o].name + v.suffix;
       // 2: the input projection on the GEMM engine (bias added last), alternate steps
-      // with k backwards, the fused LSTM row step.
-      kn.version = 2;
+      // with k backwards, the fused LSTM row step. 3: LSTM's Rc blob for the fused row.
+      kn.version = 3;
       kn.op = ops[o].op;
       kn.domain = "";
       kn.precision = DataType::kF32;

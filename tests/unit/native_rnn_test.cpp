@@ -57,10 +57,12 @@ struct Spec {
   std::string direction = "forward";
   bool initial = false, lens = false, linearBeforeReset = false;
   int64_t layout = 0;
+  int64_t len0 = -1;  // with lens: batch row 0's length (default S)
   std::string name() const {
     return op + "_S" + std::to_string(S) + "_B" + std::to_string(B) + "_I" + std::to_string(I) + "_H" +
            std::to_string(H) + "_" + direction + (initial ? "_init" : "") + (lens ? "_lens" : "") +
-           (linearBeforeReset ? "_lbr" : "") + (layout ? "_layout1" : "");
+           (linearBeforeReset ? "_lbr" : "") + (layout ? "_layout1" : "") +
+           (lens && len0 >= 0 ? "_len0_" + std::to_string(len0) : "");
   }
 };
 
@@ -97,7 +99,7 @@ Built build(const Spec& s, uint32_t seed, const Tensor* x = nullptr, const Tenso
   Tensor lens;
   if (s.lens) {
     lens = Tensor(DataType::kI32, {s.B});
-    for (int64_t i = 0; i < s.B; ++i) lens.data<int32_t>()[i] = int32_t(i == 0 ? s.S : (s.S * i) / (s.B + 1));
+    for (int64_t i = 0; i < s.B; ++i) lens.data<int32_t>()[i] = int32_t(i == 0 ? (s.len0 >= 0 ? s.len0 : s.S) : (s.S * i) / (s.B + 1));
   }
   b.data.push_back(lens);
   b.data.push_back(h0 ? *h0 : s.initial ? uniform(state, rng, 1.0) : Tensor());
@@ -292,6 +294,24 @@ std::vector<Spec> allSpecs() {
           ++k;
           out.push_back(s);
         }
+  // One recurrence with a projection worth a second task (sequence x input x gates >= 2^17
+  // multiply-adds, more than 8 steps): at 2 threads the projection runs in blocks of 8 steps
+  // on the second task while the recurrence consumes them (runCell's pipelined path); a
+  // length that ends inside a block, reverse directions (blocks from the end), layout 1,
+  // lengths of 9 (two blocks) and 8 (one block: not pipelined), and each cell.
+  for (const char* op : {"LSTM", "GRU", "RNN"})
+    for (const char* dir : {"forward", "reverse"}) {
+      Spec s;
+      s.op = op, s.S = 50, s.B = 1, s.I = 64, s.H = std::string(op) == "LSTM" ? 64 : 65, s.direction = dir;
+      out.push_back(s);
+      s.lens = true, s.len0 = 43, s.initial = true, s.layout = std::string(dir) == "reverse" ? 1 : 0;
+      out.push_back(s);
+    }
+  for (int64_t len0 : {8, 9}) {
+    Spec s;
+    s.S = 12, s.B = 1, s.I = 96, s.H = 40, s.lens = true, s.len0 = len0, s.direction = "reverse";
+    out.push_back(s);
+  }
   return out;
 }
 
