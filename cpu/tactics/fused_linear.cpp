@@ -59,6 +59,29 @@ __attribute__((target("avx2,fma"))) void rowAvx2(const Epilogue& e, float* y, co
   const __m256 p0 = _mm256_set1_ps(e.p0), p1 = _mm256_set1_ps(e.p1), rb = _mm256_set1_ps(rowBias);
   const __m256 zero = _mm256_setzero_ps();
   int64_t j = 0;
+  if constexpr (A == Activation::kSilu || A == Activation::kSigmoid) {
+    // Four vectors in lockstep (vmath::sigmoidLockstep8): act8's operations, the same bits.
+    // efficientnet_b0's SiLU epilogues were a quarter of its time.
+    constexpr int N = 4;
+    for (; j + 8 * N <= n; j += 8 * N) {
+      __m256 v[N], s[N], zv[N];
+#pragma GCC unroll 4
+      for (int k = 0; k < N; ++k) {
+        v[k] = _mm256_add_ps(_mm256_loadu_ps(y + j + 8 * k), rb);
+        if (bias) v[k] = _mm256_add_ps(v[k], _mm256_loadu_ps(bias + j + 8 * k));
+        zv[k] = z ? _mm256_loadu_ps(z + j + 8 * k) : zero;
+        if (z && e.addFirst) v[k] = _mm256_add_ps(v[k], zv[k]);
+        s[k] = v[k];
+      }
+      vmath::sigmoidLockstep8<N>(s);
+#pragma GCC unroll 4
+      for (int k = 0; k < N; ++k) {
+        __m256 r = A == Activation::kSilu ? _mm256_mul_ps(v[k], s[k]) : vmath::keepNaN(s[k], v[k]);
+        if (z && !e.addFirst) r = _mm256_add_ps(r, zv[k]);
+        _mm256_storeu_ps(y + j + 8 * k, r);
+      }
+    }
+  }
   for (; j + 8 <= n; j += 8) {
     __m256 v = _mm256_add_ps(_mm256_loadu_ps(y + j), rb);
     if (bias) v = _mm256_add_ps(v, _mm256_loadu_ps(bias + j));

@@ -122,6 +122,45 @@ ANVIL_VMATH_AVX2 __m256 sigmoid8(__m256 x) {
   return _mm256_div_ps(splat(1.f), _mm256_add_ps(splat(1.f), expNarrow8<true>(x)));
 }
 
+// sigmoid8 on N vectors at once, in place: the same operations (the same bits), each step
+// done for all N before the next. One sigmoid is a chain of ~20 dependent operations; one
+// vector after another, a loop runs near the chain's latency on Zen 1 (its FP scheduler
+// fills with one chain's waiting operations), four interleaved chains near the pipes'
+// throughput: SiLU over 4096 floats in L1, 1.27 -> 1.03 ns a float (N 2: 1.17, N 8: 1.11).
+template <int N>
+ANVIL_VMATH_AVX2 __attribute__((always_inline)) void sigmoidLockstep8(__m256* v) {
+  const __m256 magic = splat(12582912.f);
+  __m256 x[N], sum[N], n[N], r[N], p[N];
+  // expReduce8<true>(v, 88): the reduction of -v.
+#pragma GCC unroll 16
+  for (int i = 0; i < N; ++i) x[i] = _mm256_max_ps(_mm256_min_ps(v[i], splat(87.33654475f)), splat(-88.f));
+#pragma GCC unroll 16
+  for (int i = 0; i < N; ++i) sum[i] = _mm256_fmadd_ps(x[i], splat(-1.44269504088896341f), magic);
+#pragma GCC unroll 16
+  for (int i = 0; i < N; ++i) n[i] = _mm256_sub_ps(sum[i], magic);
+#pragma GCC unroll 16
+  for (int i = 0; i < N; ++i) r[i] = _mm256_fnmsub_ps(n[i], splat(0.693359375f), x[i]);
+#pragma GCC unroll 16
+  for (int i = 0; i < N; ++i) r[i] = _mm256_fnmadd_ps(n[i], splat(-2.12194440e-4f), r[i]);
+  // expNarrow8's polynomial and exponent.
+#pragma GCC unroll 16
+  for (int i = 0; i < N; ++i) p[i] = _mm256_fmadd_ps(splat(kExpNarrowP[4]), r[i], splat(kExpNarrowP[3]));
+#pragma GCC unroll 16
+  for (int i = 0; i < N; ++i) p[i] = _mm256_fmadd_ps(p[i], r[i], splat(kExpNarrowP[2]));
+#pragma GCC unroll 16
+  for (int i = 0; i < N; ++i) p[i] = _mm256_fmadd_ps(p[i], r[i], splat(kExpNarrowP[1]));
+#pragma GCC unroll 16
+  for (int i = 0; i < N; ++i) p[i] = _mm256_fmadd_ps(p[i], r[i], splat(kExpNarrowP[0]));
+#pragma GCC unroll 16
+  for (int i = 0; i < N; ++i) p[i] = _mm256_fmadd_ps(p[i], r[i], splat(1.f));
+#pragma GCC unroll 16
+  for (int i = 0; i < N; ++i)
+    p[i] = _mm256_castsi256_ps(
+        _mm256_add_epi32(_mm256_castps_si256(p[i]), _mm256_slli_epi32(_mm256_castps_si256(sum[i]), 23)));
+#pragma GCC unroll 16
+  for (int i = 0; i < N; ++i) v[i] = _mm256_div_ps(splat(1.f), _mm256_add_ps(splat(1.f), p[i]));
+}
+
 // Near 0 an odd polynomial keeps the relative accuracy (|x| < 0.625); beyond,
 // sign(x) (1 - 2 / (e^2|x| + 1)).
 ANVIL_VMATH_AVX2 __m256 tanh8(__m256 x) {
