@@ -1,4 +1,7 @@
 # Writes the batch-1 LSTM model (make_lstm_b1.py) and builds its engine for two threads.
+if(NOT PYTHON OR NOT EXISTS "${PYTHON}")
+  message(FATAL_ERROR "no Python for ${SCRIPT} ('${PYTHON}'): test.sh creates .venv with onnx and numpy")
+endif()
 execute_process(COMMAND ${PYTHON} ${SCRIPT} ${MODEL} RESULT_VARIABLE rc)
 if(NOT rc EQUAL 0)
   message(FATAL_ERROR "${SCRIPT} failed (${rc})")
