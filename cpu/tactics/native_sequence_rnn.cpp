@@ -75,7 +75,6 @@ struct RnnParams {
   int64_t Rp = 0;        // columns of Rt: Gp, or 2 * Hp for GRU (z and r only)
   cpu::tactics::GemmIsa gemmIsa = cpu::tactics::GemmIsa::kPortable4x8;  // the input projection's
   int32_t tasks = 1;     // the executor threads prepared for (projection scratch slots)
-  int32_t rowChunk = 0;  // LSTM: units per chunk of the fused row step's Rc (0: no fused row)
   int64_t wtFloats = 0;  // one direction's packed Wt
   int64_t slotFloats = 0;
 };
@@ -722,7 +721,6 @@ void prepareCell(Cell cell, cpu::tactics::GemmIsa gemmIsa, int64_t rowChunk, con
   const ct::GemmConfig& gc = ct::gemmConfig(gemmIsa);
   p.gemmIsa = gemmIsa;
   p.tasks = std::max(1, info.threads);
-  p.rowChunk = cell == Cell::kLstm ? int32_t(rowChunk) : 0;
   p.wtFloats = ct::packedBFloats(gc, p.I, p.Gp);
   p.slotFloats = roundUp(ct::gemmPackedBSlotFloats(gc, p.I), 16);
   out->setParams(p);
@@ -757,11 +755,13 @@ void prepareCell(Cell cell, cpu::tactics::GemmIsa gemmIsa, int64_t rowChunk, con
   for (int64_t d = 0; d < D; ++d)
     ct::packBPanels(gc, I, Gp, {wp + d * I * Gp, Gp, 1}, 0, ct::ceilDiv(Gp, gc.nr),
                     reinterpret_cast<float*>(wtPacked.data()) + d * p.wtFloats);
-  std::string rc = floatsBlob(p.rowChunk > 0 ? D * H * Gp : 0);
-  for (int64_t d = 0; d < D && p.rowChunk > 0; ++d)
-    packRowChunks(rp + d * H * Gp, H, Hp, p.rowChunk, reinterpret_cast<float*>(rc.data()) + d * H * Gp);
+  // The fused LSTM row step's Rc, where the ISA has one (its rowChunk; runCell knows it too).
+  const bool withRc = cell == Cell::kLstm && rowChunk > 0;
+  std::string rc = floatsBlob(withRc ? D * H * Gp : 0);
+  for (int64_t d = 0; d < D && withRc; ++d)
+    packRowChunks(rp + d * H * Gp, H, Hp, rowChunk, reinterpret_cast<float*>(rc.data()) + d * H * Gp);
   out->blobs = {std::move(wtPacked), std::move(rt), std::move(bias)};
-  if (p.rowChunk > 0) out->blobs.push_back(std::move(rc));
+  if (withRc) out->blobs.push_back(std::move(rc));
   if (cell == Cell::kGru) {
     out->blobs.push_back(std::move(rht));
     out->blobs.push_back(std::move(rbh));
@@ -793,7 +793,7 @@ void runCell(const StepArgs& a) {
   const float* bias = a.blobs[2].as<float>();
   const float* rht = p.cell == Cell::kGru ? a.blobs[3].as<float>() : nullptr;
   const float* rbh = p.cell == Cell::kGru ? a.blobs[4].as<float>() : nullptr;
-  const float* rcAll = p.rowChunk > 0 ? a.blobs[3].as<float>() : nullptr;
+  const float* rcAll = p.cell == Cell::kLstm && isa.rowChunk > 0 ? a.blobs[3].as<float>() : nullptr;
   const float* x = X.as<float>();
   for (int64_t b = 0; b < B; ++b) {
     w.lens[b] = a.hasInput(4) ? a.in(4).as<int32_t>()[b] : S;
@@ -912,7 +912,7 @@ void runCell(const StepArgs& a) {
         int64_t steps = 0;
         for (int64_t u = g0; u < g1; ++u) steps = std::max(steps, w.lens[u - d * B]);
         // Alternate steps run k backwards (see lstmRowAvx2): rev = s & 1, on every path.
-        if (p.cell == Cell::kLstm && isa.lstmRow && rcAll && rows <= kFusedRows) {
+        if (rcAll && rows <= kFusedRows) {  // an LSTM on an ISA with the fused row step
           const float* rc = rcAll + d * H * Gp;
           for (int64_t u = g0; u < g1; ++u) {
             const int64_t b = u - d * B;
@@ -1015,7 +1015,8 @@ void registerRecurrentKernels(Kernels& k) {
       kn.name = std::string("f32_") + ops[o].name + v.suffix;
       // 2: the input projection on the GEMM engine (bias added last), alternate steps
       // with k backwards, the fused LSTM row step. 3: LSTM's Rc blob for the fused row.
-      kn.version = 3;
+      // 4: RnnParams without the chunk width 3 stored (it comes with the ISA).
+      kn.version = 4;
       kn.op = ops[o].op;
       kn.domain = "";
       kn.precision = DataType::kF32;
