@@ -12,6 +12,7 @@ import argparse
 import json
 import math
 import os
+import statistics
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -42,11 +43,21 @@ def fmt_ratio(x):
     return "n/a" if x is None else f"{x:.2f}x"
 
 
-def model_table(rows, threads, tag=""):
+def disturbed(row, who, limit):
+    """Rounds of row's runtime `who` whose kept timing still had others above `limit` CPUs."""
+    if limit is None:
+        return 0
+    return sum(1 for x in row.get(f"{who}_round_foreign_cpus") or [] if x is not None and x > limit)
+
+
+def model_table(rows, threads, tag="", limit=None):
     """The table of one thread count for the runtimes anvil{tag}, ort{tag}, ov{tag} (tag ""
     is the whole CPU; "_avx2" the AVX2-only view of compare.py --avx2), and the geometric
-    means of anvil's ratios to the other two (None where a column is empty)."""
+    means of anvil's ratios to the other two (None where a column is empty). A cell with a
+    round that stayed disturbed after compare.py's retries (others above `limit` CPUs) gets a
+    dagger."""
     a_k, o_k, v_k = (f"{w}{tag}_median_ms" for w in ("anvil", "ort", "ov"))
+    mark = lambda r, w, text: text + (" †" if disturbed(r, f"{w}{tag}", limit) else "")
     lines = ["| model | anvil ms | onnxruntime ms | OpenVINO ms | anvil/onnxruntime | anvil/OpenVINO "
              "| p99 anvil / onnxruntime / OpenVINO ms |", "|---|---:|---:|---:|---:|---:|---:|"]
     r_ort, r_ov = [], []
@@ -58,8 +69,8 @@ def model_table(rows, threads, tag=""):
         r_ort.append(ro)
         r_ov.append(rv)
         p99 = " / ".join(fmt_ms(r.get(f"{w}{tag}_p99_ms")) for w in ("anvil", "ort", "ov"))
-        lines.append(f"| {r['model']} | {fmt_ms(a)} | {fmt_ms(o)} | {fmt_ms(v)} | {fmt_ratio(ro)} | "
-                     f"{fmt_ratio(rv)} | {p99} |")
+        lines.append(f"| {r['model']} | {mark(r, 'anvil', fmt_ms(a))} | {mark(r, 'ort', fmt_ms(o))} | "
+                     f"{mark(r, 'ov', fmt_ms(v))} | {fmt_ratio(ro)} | {fmt_ratio(rv)} | {p99} |")
     g_ort, g_ov = geomean(r_ort), geomean(r_ov)
     g = lambda x: "n/a" if x is None or not math.isfinite(x) else f"**{x:.2f}x**"
     worst = max((x for x in r_ort if x is not None), default=None)
@@ -174,6 +185,18 @@ def main(argv=None):
            f"- command: `{d['command']}`",
            f"- {d['rounds']} interleaved round{'s' if d['rounds'] != 1 else ''} x {d['duration_s']:g} s per model, runtime and thread count; "
            "each cell is the median over rounds of that round's median (p99 likewise); batch 1"]
+    limit = d.get("max_foreign_cpus")
+    if limit is not None:
+        keys = [k for r in d["rows"] for k in r if k.endswith("_round_attempts")]
+        attempts = [a for r in d["rows"] for k in r if k.endswith("_round_attempts") for a in r[k]]
+        foreign = [x for r in d["rows"] for k in r if k.endswith("_round_foreign_cpus") for x in r[k] if x is not None]
+        still = sum(1 for x in foreign if x > limit)
+        out.append(f"- disturbance guard: a timing during which other processes and the hypervisor took more than "
+                   f"{limit:g} CPUs on average was repeated (up to {d.get('retries')} times, the least disturbed "
+                   f"attempt kept): {sum(1 for a in attempts if a > 1)} of {len(attempts)} model timings were "
+                   f"repeated, {still} kept one still above the limit (its cells marked †); median of others' "
+                   f"share over the kept timings {statistics.median(foreign) if foreign else 0:.3f} CPUs"
+                   if keys else "- disturbance guard: no per-timing record in this run")
     out += ["", "How each runtime is timed (bench/README.md has the details): anvil builds an engine per thread "
             "count with the CLI and a fresh `anvil_bench_runtime --latency` process times each "
             "`anvil_context_run` through the C API; onnxruntime (CPU EP, `intra_op_num_threads=N`, sequential, "
@@ -183,19 +206,20 @@ def main(argv=None):
             "",
             "The machine is shared: other engineers build and test on the same 2 cores while this runs, hence "
             "the load average above. Ratios within a round are more trustworthy than absolute times, and the "
-            "2-thread rows least of all (a second thread competes with whatever else runs); rerun on a quiet "
-            "machine before reading a difference under ~15% as real."]
+            "2-thread rows least of all (a second thread competes with whatever else runs): compare.py repeats "
+            "a timing that others disturbed (the guard above), and a cell marked † still holds a disturbed "
+            "round; rerun on a quiet machine before reading a difference under ~15% as real."]
     if args.note:
         out += ["", args.note]
     geo = {}
     has = lambda key: any(r.get(key) is not None for r in d["rows"])
     avx2 = has("anvil_avx2_median_ms") and (has("ort_avx2_median_ms") or has("ov_avx2_median_ms"))
     for t in d["threads"]:
-        table, g_ort, g_ov, worst = model_table(d["rows"], t)
+        table, g_ort, g_ov, worst = model_table(d["rows"], t, limit=limit)
         geo[t, ""] = (g_ort, g_ov, worst)
         out += ["", f"## {t} thread{'s' if t > 1 else ''}", "", table]
         if avx2:
-            table, g_ort, g_ov, worst = model_table(d["rows"], t, "_avx2")
+            table, g_ort, g_ov, worst = model_table(d["rows"], t, "_avx2", limit=limit)
             geo[t, "_avx2"] = (g_ort, g_ov, worst)
             out += ["", f"### {t} thread{'s' if t > 1 else ''}, AVX2-only view of the CPU", "",
                     "All three runtimes on the kernels of an AVX2-only CPU (the reference machine of the CPU "
