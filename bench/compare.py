@@ -32,6 +32,10 @@ is repeated after a pause, up to --retries times, and the least disturbed attemp
 each sample records its foreign and steal fractions and the number of attempts. (A 2-thread
 timing on 2 cores with a compiler running beside it measured 1.3-1.9x slower in the 07:48
 run of 2026-12-06: resnet50's five 2-thread rounds 136.8, 197.0, 107.9, 107.3, 96.6 ms.)
+What the guard cannot see is where the host runs the two virtual CPUs: before every
+multi-thread timing, `anvil_bench_runtime --core-rtt` measures one cache line's round trip
+between two threads, recorded as the sample's core_rtt_ns (near ~70-100 ns, far ~500 on
+the 2-vCPU EPYC guests, where two-thread runs are then up to ~20% slower).
 
 Small nets (the zoo's mlp and lstm, the issue's MLP and LSTM) are also timed per call, one
 thread: anvil through the C API (as above, microseconds), onnxruntime and OpenVINO through
@@ -315,18 +319,33 @@ def own_cpu_s():
     return t.user + t.system + t.children_user + t.children_system
 
 
-def guarded(measure, max_foreign, retries, pause_s=2.0):
+def core_rtt_ns(bench_bin):
+    """`anvil_bench_runtime --core-rtt`: one cache line's round trip between two threads (ns),
+    None where it cannot be had. Near CPUs ~70-100 ns on the EPYC guests, far ones ~500."""
+    try:
+        out = subprocess.run([bench_bin, "--core-rtt"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                             text=True, timeout=60).stdout
+        return round(json.loads(out.strip().splitlines()[-1])["core_rtt_ns"], 1)
+    except Exception:
+        return None
+
+
+def guarded(measure, max_foreign, retries, pause_s=2.0, rtt=None):
     """measure() (a timing's summary dict) repeated while others took more than max_foreign
     CPUs during it (up to `retries` more attempts); the least disturbed attempt, with
-    foreign_cpus, steal_cpus and attempts added."""
+    foreign_cpus, steal_cpus and attempts added, and core_rtt_ns (rtt(), taken just before
+    the attempt) where rtt is given: the two-thread timings."""
     hz = os.sysconf("SC_CLK_TCK")
     best = None
     for attempt in range(1 + max(0, retries)):
         if attempt:
             time.sleep(pause_s)  # disturbances (a build step, a test) last seconds
+        near = rtt() if rtt else None
         c0, o0, w0 = cpu_ticks(), own_cpu_s(), time.perf_counter()
         res = measure()
         c1, o1, w1 = cpu_ticks(), own_cpu_s(), time.perf_counter()
+        if rtt:
+            res = dict(res, core_rtt_ns=near)
         if c0 is None or c1 is None:
             return dict(res, attempts=1)
         wall = max(w1 - w0, 1e-9)
@@ -637,7 +656,8 @@ def main(argv=None):
                         measure = lambda p=p: p.time(args.duration, args.warmup_ms)
                     else:
                         measure = lambda p=p: time_calls(p.call, args.duration, args.warmup_ms)
-                    res = guarded(measure, args.max_foreign, args.retries)
+                    res = guarded(measure, args.max_foreign, args.retries,
+                                  rtt=(lambda: core_rtt_ns(args.bench_bin)) if t > 1 else None)
                     if res["attempts"] > 1:
                         print(f"[I] {m.name} threads={t} {who}: {res['attempts']} attempts (others took "
                               f"{res['foreign_cpus']:.2f} CPUs during the one kept)", file=sys.stderr, flush=True)
@@ -659,6 +679,8 @@ def main(argv=None):
                     row[f"{who}_round_medians_ms"] = [x["median_ms"] for x in s]
                     row[f"{who}_round_foreign_cpus"] = [x.get("foreign_cpus") for x in s]
                     row[f"{who}_round_attempts"] = [x.get("attempts", 1) for x in s]
+                    if t > 1:
+                        row[f"{who}_round_core_rtt_ns"] = [x.get("core_rtt_ns") for x in s]
             if (m.name, t, "anvil") in prepared:
                 row["anvil_build_s"] = prepared[m.name, t, "anvil"].build_s
             rows.append(row)

@@ -43,6 +43,11 @@ def fmt_ratio(x):
     return "n/a" if x is None else f"{x:.2f}x"
 
 
+# A round trip above this: the host runs the two virtual CPUs far apart (another die or
+# socket); near ones measure ~70-100 ns on the EPYC guests, far ones 460-850.
+FAR_RTT_NS = 300
+
+
 def disturbed(row, who, limit):
     """Rounds of row's runtime `who` whose kept timing still had others above `limit` CPUs."""
     if limit is None:
@@ -197,6 +202,13 @@ def main(argv=None):
                    f"repeated, {still} kept one still above the limit (its cells marked †); median of others' "
                    f"share over the kept timings {statistics.median(foreign) if foreign else 0:.3f} CPUs"
                    if keys else "- disturbance guard: no per-timing record in this run")
+        rtts = [x for r in d["rows"] for k in r if k.endswith("_round_core_rtt_ns") for x in r[k] if x is not None]
+        if rtts:
+            far = sum(1 for x in rtts if x > FAR_RTT_NS)
+            out.append(f"- the two CPUs of the multi-thread timings (`anvil_bench_runtime --core-rtt` before each: one "
+                       f"cache line's round trip between two threads): median {statistics.median(rtts):.0f} ns, "
+                       f"range {min(rtts):.0f}-{max(rtts):.0f} ns; {far} of {len(rtts)} timings ran with the CPUs far "
+                       f"apart (over {FAR_RTT_NS} ns), where two-thread runs on this host are up to ~20% slower")
     out += ["", "How each runtime is timed (bench/README.md has the details): anvil builds an engine per thread "
             "count with the CLI and a fresh `anvil_bench_runtime --latency` process times each "
             "`anvil_context_run` through the C API; onnxruntime (CPU EP, `intra_op_num_threads=N`, sequential, "
