@@ -325,7 +325,8 @@ def core_rtt_ns(bench_bin):
     try:
         out = subprocess.run([bench_bin, "--core-rtt"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                              text=True, timeout=60).stdout
-        return round(json.loads(out.strip().splitlines()[-1])["core_rtt_ns"], 1)
+        ns = json.loads(out.strip().splitlines()[-1])["core_rtt_ns"]
+        return None if ns is None else round(ns, 1)
     except Exception:
         return None
 

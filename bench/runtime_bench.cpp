@@ -419,13 +419,23 @@ int fmaPeakMode() {
 
 // Two threads hand one cache line back and forth (each waits for the other's store, then
 // stores); the median over 7 batches of 20000 round trips. On the 2-vCPU EPYC guests the
-// host sometimes places the two virtual CPUs far apart: ~100 ns per round trip near,
-// 460-850 ns far, and a two-thread model then runs up to ~20% slower while one-thread
-// processes on either CPU do not change (docs/performance.md, the 10:18 reading).
+// host sometimes places the two virtual CPUs far apart: ~70-100 ns per round trip near,
+// 450-900 ns far, and a two-thread model then runs up to ~20% slower while one-thread
+// processes on either CPU do not change (docs/performance.md, the reading of the 10:52
+// run). With one CPU, or where the batches take over 2 s (the two threads time-sliced on
+// one CPU), it prints null.
 int coreRttMode() {
+  json out;
+  out["core_rtt_ns"] = nullptr;
+  if (std::thread::hardware_concurrency() < 2) {
+    std::printf("%s\n", out.dump().c_str());
+    return 0;
+  }
   alignas(64) static std::atomic<int64_t> line{0};
   constexpr int64_t kTrips = 20000;
   constexpr int kBatches = 7;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(2);
+  bool late = false;
   std::vector<double> ns;
   std::atomic<bool> stop{false};
   std::thread other([&] {
@@ -441,20 +451,24 @@ int coreRttMode() {
     }
   });
   int64_t v = 0;
-  for (int b = 0; b < kBatches; ++b) {
+  for (int b = 0; b < kBatches && !late; ++b) {
     const auto t0 = std::chrono::steady_clock::now();
     for (int64_t i = 0; i < kTrips; ++i) {
       line.store(++v, std::memory_order_release);  // odd: the other thread's turn
       while (line.load(std::memory_order_acquire) != v + 1) _mm_pause();
       ++v;
+      if ((i & 1023) == 1023 && std::chrono::steady_clock::now() > deadline) {
+        late = true;
+        break;
+      }
     }
-    ns.push_back(std::chrono::duration<double, std::nano>(std::chrono::steady_clock::now() - t0).count() / kTrips);
+    if (!late)
+      ns.push_back(std::chrono::duration<double, std::nano>(std::chrono::steady_clock::now() - t0).count() / kTrips);
   }
   stop.store(true);
   other.join();
   std::sort(ns.begin(), ns.end());
-  json out;
-  out["core_rtt_ns"] = ns[ns.size() / 2];
+  if (!late && !ns.empty()) out["core_rtt_ns"] = ns[ns.size() / 2];
   std::printf("%s\n", out.dump().c_str());
   return 0;
 }
