@@ -44,8 +44,13 @@ def fmt_ratio(x):
 
 
 # A round trip above this: the host runs the two virtual CPUs far apart (another die or
-# socket); near ones measure ~70-100 ns on the EPYC guests, far ones 460-850.
+# socket); near ones measure ~50-100 ns on the EPYC guests, far ones ~450-900.
 FAR_RTT_NS = 300
+
+
+def round_values(rows, suffix):
+    """Every round's value of every runtime's `<runtime><suffix>` list over rows, Nones dropped."""
+    return [x for r in rows for k in r if k.endswith(suffix) for x in r[k] if x is not None]
 
 
 def disturbed(row, who, limit):
@@ -192,17 +197,16 @@ def main(argv=None):
            "each cell is the median over rounds of that round's median (p99 likewise); batch 1"]
     limit = d.get("max_foreign_cpus")
     if limit is not None:
-        keys = [k for r in d["rows"] for k in r if k.endswith("_round_attempts")]
-        attempts = [a for r in d["rows"] for k in r if k.endswith("_round_attempts") for a in r[k]]
-        foreign = [x for r in d["rows"] for k in r if k.endswith("_round_foreign_cpus") for x in r[k] if x is not None]
+        attempts = round_values(d["rows"], "_round_attempts")
+        foreign = round_values(d["rows"], "_round_foreign_cpus")
         still = sum(1 for x in foreign if x > limit)
         out.append(f"- disturbance guard: a timing during which other processes and the hypervisor took more than "
                    f"{limit:g} CPUs on average was repeated (up to {d.get('retries')} times, the least disturbed "
                    f"attempt kept): {sum(1 for a in attempts if a > 1)} of {len(attempts)} model timings were "
                    f"repeated, {still} kept one still above the limit (its cells marked †); median of others' "
                    f"share over the kept timings {statistics.median(foreign) if foreign else 0:.3f} CPUs"
-                   if keys else "- disturbance guard: no per-timing record in this run")
-        rtts = [x for r in d["rows"] for k in r if k.endswith("_round_core_rtt_ns") for x in r[k] if x is not None]
+                   if attempts else "- disturbance guard: no per-timing record in this run")
+        rtts = round_values(d["rows"], "_round_core_rtt_ns")
         if rtts:
             far = sum(1 for x in rtts if x > FAR_RTT_NS)
             out.append(f"- the two CPUs of the multi-thread timings (`anvil_bench_runtime --core-rtt` before each: one "
