@@ -44,13 +44,26 @@ def fmt_ratio(x):
 
 
 # A round trip above this: the host runs the two virtual CPUs far apart (another die or
-# socket); near ones measure ~50-100 ns on the EPYC guests, far ones ~450-900.
+# socket); near ones measure ~30-100 ns on the EPYC guests, far ones ~300-900. Runs that
+# record compare.py's --far-ns use theirs.
 FAR_RTT_NS = 300
 
 
 def round_values(rows, suffix):
     """Every round's value of every runtime's `<runtime><suffix>` list over rows, Nones dropped."""
     return [x for r in rows for k in r if k.endswith(suffix) for x in r[k] if x is not None]
+
+
+def timing_placements(rows):
+    """Per multi-thread timing, the larger of its round trips before and after (the after
+    one is missing from runs before 2026-12-06 13:30)."""
+    out = []
+    for r in rows:
+        for k in r:
+            if k.endswith("_round_core_rtt_ns"):
+                after = r.get(k[:-len("_round_core_rtt_ns")] + "_round_core_rtt_after_ns") or [None] * len(r[k])
+                out += [max(x for x in (b, a) if x is not None) for b, a in zip(r[k], after) if b is not None]
+    return out
 
 
 def disturbed(row, who, limit):
@@ -60,14 +73,23 @@ def disturbed(row, who, limit):
     return sum(1 for x in row.get(f"{who}_round_foreign_cpus") or [] if x is not None and x > limit)
 
 
-def model_table(rows, threads, tag="", limit=None):
+def model_table(rows, threads, tag="", limit=None, far_ns=None):
     """The table of one thread count for the runtimes anvil{tag}, ort{tag}, ov{tag} (tag ""
     is the whole CPU; "_avx2" the AVX2-only view of compare.py --avx2), and the geometric
     means of anvil's ratios to the other two (None where a column is empty). A cell with a
     round that stayed disturbed after compare.py's retries (others above `limit` CPUs) gets a
-    dagger."""
+    dagger; one whose rounds ran with the CPUs far apart (over `far_ns`) in at least half of
+    them, so that its median is a far timing, a double dagger."""
     a_k, o_k, v_k = (f"{w}{tag}_median_ms" for w in ("anvil", "ort", "ov"))
-    mark = lambda r, w, text: text + (" †" if disturbed(r, f"{w}{tag}", limit) else "")
+
+    def mark(r, w, text):
+        if disturbed(r, f"{w}{tag}", limit):
+            text += " †"
+        if far_ns:
+            placed = timing_placements([{k: v for k, v in r.items() if k.startswith(f"{w}{tag}_round_core_rtt")}])
+            if placed and 2 * sum(1 for x in placed if x > far_ns) >= len(placed):
+                text += " ‡"
+        return text
     lines = ["| model | anvil ms | onnxruntime ms | OpenVINO ms | anvil/onnxruntime | anvil/OpenVINO "
              "| p99 anvil / onnxruntime / OpenVINO ms |", "|---|---:|---:|---:|---:|---:|---:|"]
     r_ort, r_ov = [], []
@@ -196,6 +218,7 @@ def main(argv=None):
            f"- {d['rounds']} interleaved round{'s' if d['rounds'] != 1 else ''} x {d['duration_s']:g} s per model, runtime and thread count; "
            "each cell is the median over rounds of that round's median (p99 likewise); batch 1"]
     limit = d.get("max_foreign_cpus")
+    far_ns = d.get("far_ns") or FAR_RTT_NS
     if limit is not None:
         attempts = round_values(d["rows"], "_round_attempts")
         foreign = round_values(d["rows"], "_round_foreign_cpus")
@@ -208,11 +231,19 @@ def main(argv=None):
                    if attempts else "- disturbance guard: no per-timing record in this run")
         rtts = round_values(d["rows"], "_round_core_rtt_ns")
         if rtts:
-            far = sum(1 for x in rtts if x > FAR_RTT_NS)
-            out.append(f"- the two CPUs of the multi-thread timings (`anvil_bench_runtime --core-rtt` before each: one "
-                       f"cache line's round trip between two threads): median {statistics.median(rtts):.0f} ns, "
-                       f"range {min(rtts):.0f}-{max(rtts):.0f} ns; {far} of {len(rtts)} timings ran with the CPUs far "
-                       f"apart (over {FAR_RTT_NS} ns), where two-thread runs on this host are up to ~20% slower")
+            placed = timing_placements(d["rows"])
+            far = sum(1 for x in placed if x > far_ns)
+            line = (f"- the two CPUs of the multi-thread timings (`anvil_bench_runtime --core-rtt` before each"
+                    f"{' and after' if any(k.endswith('_round_core_rtt_after_ns') for r in d['rows'] for k in r) else ''}: "
+                    f"one cache line's round trip between two threads): median {statistics.median(rtts):.0f} ns, "
+                    f"range {min(rtts):.0f}-{max(rtts):.0f} ns before the timings; ")
+            if d.get("far_ns"):
+                line += (f"a timing with the CPUs far apart (over {far_ns:g} ns) was repeated like a disturbed one "
+                         f"and a near attempt kept where there was one: {far} of {len(placed)} kept timings still ran "
+                         "far")
+            else:
+                line += f"{far} of {len(placed)} timings ran with the CPUs far apart (over {far_ns:g} ns)"
+            out.append(line + ", where two-thread runs on these hosts are ~20% (Zen 1) to ~75% (Zen 4) slower")
     out += ["", "How each runtime is timed (bench/README.md has the details): anvil builds an engine per thread "
             "count with the CLI and a fresh `anvil_bench_runtime --latency` process times each "
             "`anvil_context_run` through the C API; onnxruntime (CPU EP, `intra_op_num_threads=N`, sequential, "
@@ -223,19 +254,19 @@ def main(argv=None):
             "The machine is shared: other engineers build and test on the same 2 cores while this runs, hence "
             "the load average above. Ratios within a round are more trustworthy than absolute times, and the "
             "2-thread rows least of all (a second thread competes with whatever else runs): compare.py repeats "
-            "a timing that others disturbed (the guard above), and a cell marked † still holds a disturbed "
-            "round; rerun on a quiet machine before reading a difference under ~15% as real."]
+            "a timing that others disturbed or that ran with the CPUs far apart (the guards above); a cell "
+            "marked † still holds a disturbed round, one marked ‡ ran far in at least half of its rounds; rerun on a quiet machine before reading a difference under ~15% as real."]
     if args.note:
         out += ["", args.note]
     geo = {}
     has = lambda key: any(r.get(key) is not None for r in d["rows"])
     avx2 = has("anvil_avx2_median_ms") and (has("ort_avx2_median_ms") or has("ov_avx2_median_ms"))
     for t in d["threads"]:
-        table, g_ort, g_ov, worst = model_table(d["rows"], t, limit=limit)
+        table, g_ort, g_ov, worst = model_table(d["rows"], t, limit=limit, far_ns=far_ns)
         geo[t, ""] = (g_ort, g_ov, worst)
         out += ["", f"## {t} thread{'s' if t > 1 else ''}", "", table]
         if avx2:
-            table, g_ort, g_ov, worst = model_table(d["rows"], t, "_avx2", limit=limit)
+            table, g_ort, g_ov, worst = model_table(d["rows"], t, "_avx2", limit=limit, far_ns=far_ns)
             geo[t, "_avx2"] = (g_ort, g_ov, worst)
             out += ["", f"### {t} thread{'s' if t > 1 else ''}, AVX2-only view of the CPU", "",
                     "All three runtimes on the kernels of an AVX2-only CPU (the reference machine of the CPU "
