@@ -143,8 +143,21 @@ PassResult assignPrecisions(ir::Graph& g, const PassContext& ctx) {
       free.push_back(&n);
       continue;
     }
-    n.setPrecision(t);
     const bool raised = pc.promoted.count(n.name()) > 0;
+    if (raised && t != ir::DataType::kF32 && t != ir::DataType::kI8 && isPrecisionCandidate(n)) {
+      // Raised by --precision=auto's verification: t is a floor, like the pass's own
+      // choices below, not a demand: a more precise kernel that runs faster may take the
+      // layer (on a small GEMM the FP16 kernel's conversions can cost more than FP32).
+      std::vector<int64_t> ok;
+      bool past = false;
+      for (ir::DataType u : kByCost) {
+        past |= u == t;
+        if (past && (u == t || u == ir::DataType::kF32 || pc.allows(u))) ok.push_back(int64_t(u));
+      }
+      n.tacticParams().set(kPrecisionChoicesAttr, ok);
+    } else {
+      n.setPrecision(t);
+    }
     setReason(n, raised ? "budget" : "user");
     if (raised) n.tacticParams().set(kPredictedErrorAttr, float(predicted(n, t)));
     ++forced;

@@ -273,6 +273,40 @@ TEST(PrecisionPass, AutomaticClimbsTheLadderThroughHalfPrecision) {
   EXPECT_EQ(floorOf(m3.fc2), DataType::kI8);
 }
 
+// A layer --precision=auto's verification raised (PrecisionConfig::promoted) gets the new
+// rung as a floor, as the pass's own choices do: the builder may keep a more precise kernel
+// where it is faster (on digits_mlp_illcond, fc2 raised to FP16 ran 44 us against 42 us for
+// the whole model in FP32 when FP16 was forced).
+TEST(PrecisionPass, RaisedLayersTakeTheirRungAsAFloor) {
+  Mlp m;
+  const passes::CalibrationData cal = calibrationFor(m);
+  passes::PassContext ctx;
+  ctx.precision.allowed = {DataType::kF32, DataType::kI8, DataType::kF16};
+  ctx.precision.automatic = true;
+  ctx.precision.top1 = true;
+  ctx.precision.tolerance = 0.005;
+  ctx.precision.promoted["fc2"] = DataType::kF16;
+  ctx.calibration = &cal;
+  passes::assignPrecisions(m.g, ctx);
+  EXPECT_EQ(m.fc2->precision(), DataType::kUndefined);
+  EXPECT_EQ(m.fc2->tacticParams().getInts(passes::kPrecisionChoicesAttr),
+            (std::vector<int64_t>{int64_t(DataType::kF16), int64_t(DataType::kF32)}));
+  EXPECT_EQ(m.fc2->tacticParams().getString(passes::kPrecisionReasonAttr, ""), "budget");
+  EXPECT_FLOAT_EQ(m.fc2->tacticParams().getFloat(passes::kPredictedErrorAttr, -1), float(5000.0 / 2048.0));
+  EXPECT_EQ(floorOf(m.fc1), DataType::kI8);
+
+  // From BF16 the ladder runs through the allowed FP16 to FP32; a raise to FP32 is FP32.
+  Mlp m2;
+  ctx.precision.allowed = {DataType::kF32, DataType::kI8, DataType::kBF16, DataType::kF16};
+  ctx.precision.promoted = {{"fc2", DataType::kBF16}, {"fc3", DataType::kF32}};
+  passes::assignPrecisions(m2.g, ctx);
+  EXPECT_EQ(m2.fc2->tacticParams().getInts(passes::kPrecisionChoicesAttr),
+            (std::vector<int64_t>{int64_t(DataType::kBF16), int64_t(DataType::kF16), int64_t(DataType::kF32)}));
+  EXPECT_EQ(m2.fc3->precision(), DataType::kF32);
+  EXPECT_FALSE(m2.fc3->tacticParams().find(passes::kPrecisionChoicesAttr));
+  EXPECT_EQ(m2.fc3->tacticParams().getString(passes::kPrecisionReasonAttr, ""), "budget");
+}
+
 TEST(PrecisionPass, UserOverridesWinAndNamesAreChecked) {
   Mlp m;
   const passes::CalibrationData cal = calibrationFor(m);
