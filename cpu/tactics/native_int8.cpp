@@ -873,7 +873,13 @@ void runMatMul(const StepArgs& a) {
   const GemmC gc = p.op == I8Op::kGemm ? gemmCOf(a, M, N) : GemmC{};
   const float* cp = gc.data;
   const int64_t rsC = gc.rowStride, csC = gc.colStride;
-  const bool matmulEpi = p.op == I8Op::kMatMul && p.fused && (bias || rowBias != 0.0f || act);
+  // The usual Gemm C, one value per column (beta 1), is a column bias: added in the
+  // epilogue's vector pass (or the one-pass finish) instead of a strided scalar loop over
+  // every output, with the same bits (y + 0 + c = y + c + 0). The loop took half of a
+  // 64x64x256 FusedGemm with Relu (15 us against 7 for the bare MatMul, AVX-512 VNNI).
+  const bool gemmBias = cp && rsC == 0 && csC == 1 && p.beta == 1.0f;
+  if (gemmBias) bias = cp, cp = nullptr;
+  const bool matmulEpi = (p.op == I8Op::kMatMul && p.fused && (bias || rowBias != 0.0f || act)) || gemmBias;
   const LoweredFinish lf = loweredFinish(p, matmulEpi || act);
   const float beta = p.beta;
   const int64_t nBlocks = ceilDiv(N, blockW);
@@ -923,7 +929,7 @@ void runMatMul(const StepArgs& a) {
               } else if (mx.adaptive) {
                 float actIn = yr[j];
                 if (cp) actIn += beta * cp[m * rsC + f * csC];
-                if (p.op == I8Op::kMatMul && p.fused) actIn += bias ? bias[f] : rowBias;
+                if ((p.op == I8Op::kMatMul && p.fused) || gemmBias) actIn += bias ? bias[f] : rowBias;
                 if (zp3 && epi.residual && epi.addFirst) actIn += zp3[m * N + f];
                 flagged = mx.flag(nbuf[r * blockW + j], yr[j], sc[f], actIn);
               }

@@ -869,6 +869,11 @@ TEST(NativeInt8Bench, DISABLED_VsF32) {
       {{"matmul_128x768x768", "MatMul", "", {Dims{128, 768}, Dims{768, 768}}, {false, true}, {}}},
       {{"matmul_1x768x768", "MatMul", "", {Dims{1, 768}, Dims{768, 768}}, {false, true}, {}}},
       {{"matmul_128x768x3072", "MatMul", "", {Dims{128, 768}, Dims{768, 3072}}, {false, true}, {}}},
+      // digits_mlp_illcond's fc1 and fc2 at batch 64 (short K, then short N).
+      {{"matmul_64x64x256", "MatMul", "", {Dims{64, 64}, Dims{64, 256}}, {false, true}, {}}},
+      {{"matmul_64x256x64", "MatMul", "", {Dims{64, 256}, Dims{256, 64}}, {false, true}, {}}},
+      {{"fusedgemm_relu_64x64x256", "FusedGemm", "anvil", {Dims{64, 64}, Dims{256, 64}, Dims{256}},
+        {false, true, true}, [] { ir::Attributes a = gemmAttrs(0, 1, 1.0f, 1.0f); a.set("activation", std::string("Relu")); return a; }()}},
   };
   const char* only = std::getenv("ANVIL_BENCH_ONLY");  // a substring of the shape names
   const bool f32 = std::getenv("ANVIL_BENCH_NO_F32") == nullptr;
@@ -891,7 +896,7 @@ TEST(NativeInt8Bench, DISABLED_VsF32) {
         if (s < bestF32) bestF32 = s, bestName = k->name;
       }
       const char* only = std::getenv("ANVIL_BENCH_KERNEL");  // a substring of the i8 kernels' names
-      for (const runtime::Kernel* k : kernelsFor(ic.c.op, "")) {
+      for (const runtime::Kernel* k : kernelsFor(ic.c.op, ic.c.domain)) {
         if (!runtime::hostHasAll(k->requirements) || (only && k->name.find(only) == std::string::npos)) continue;
         const double s = timeKernel(*k, b, out, t, ops > 1e9 ? 5 : 20);
         std::printf("  %-44s %8.3f ms %7.1f GOP/s  %.2fx the best f32 (%s)\n", k->name.c_str(), s * 1e3,
