@@ -372,15 +372,23 @@ void runGemm(const StepArgs& a) {
   const EpilogueRow row = epilogueRow(epi);
   const bool act = p.fused && (zp || epi.act != Activation::kNone);
   const float beta = p.beta;
-  // Y += beta * C, then the activation: the f32 Gemm kernels' order.
+  // Y += beta * C, then the activation: the f32 Gemm kernels' order. The usual C, one value
+  // per column (beta 1), goes in as the epilogue row's column bias: one vector pass instead
+  // of a strided scalar loop per output, with the same bits (y + 0 + c = y + c + 0).
+  const bool colBias = cp && rsC == 0 && csC == 1 && beta == 1.0f;
   auto ep = [&](int64_t i0, int64_t rows, int64_t j0, int64_t cols, float* y, int64_t ldc) {
     for (int64_t r = 0; r < rows; ++r) {
       float* yr = y + r * ldc;
+      const float* z = zp ? zp + (i0 + r) * N + j0 : nullptr;
+      if (colBias) {
+        row(epi, yr, z, cp + j0, 0.0f, cols);
+        continue;
+      }
       if (cp) {
         const float* cr = cp + (i0 + r) * rsC + j0 * csC;
         for (int64_t j = 0; j < cols; ++j) yr[j] += beta * cr[j * csC];
       }
-      if (act) row(epi, yr, zp ? zp + (i0 + r) * N + j0 : nullptr, nullptr, 0.0f, cols);
+      if (act) row(epi, yr, z, nullptr, 0.0f, cols);
     }
   };
   const BlockEpilogue epRef(ep);
