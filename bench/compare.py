@@ -568,9 +568,10 @@ def versions():
         sha = run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"]).strip()
         dirty = run(["git", "-C", ROOT, "status", "--porcelain", "--untracked-files=no"]).strip()
         v["anvil"] = sha + ("-dirty" if dirty else "")
-        # The last commit that changed anvil itself (not its benchmarks or docs).
+        # The last commit that changed anvil itself (not its benchmarks, tests or docs: *.md
+        # anywhere, the README included).
         v["anvil_code"] = run(["git", "-C", ROOT, "log", "-1", "--format=%h", "--", ".", ":!bench", ":!docs",
-                               ":!scripts", ":!tests"]).strip()
+                               ":!scripts", ":!tests", ":!*.md"]).strip()
     except Exception:
         v["anvil"] = "unknown"
     return v
@@ -647,17 +648,24 @@ def main(argv=None):
     if not models:
         sys.exit("compare.py: no models (tests/models/export_models.py writes them)")
 
-    # Prepare every (model, threads, runtime) once; a failure leaves that cell empty.
+    # Prepare every (model, threads, runtime) once; a failure leaves that cell empty. anvil's
+    # engines first, all of them: its builder times kernels, layouts and task splits, and
+    # with the peers' sessions alive in this process their thread pools can still be busy
+    # from the compile or first run before it (a resnet18_s32 engine built in the 14:06 run of
+    # 2026-12-06 had its blocked region cut into parts with Reorders between them, where six
+    # builds alone kept it whole, and ran 1.36x onnxruntime at two threads).
     prepared, errors = {}, {}
-    for m in models:
-        for t in threads:
-            for who in runtimes:
-                try:
-                    prepared[m.name, t, who] = classes[who](args, m, t, tmp)
-                except Exception as e:
-                    errors[f"{m.name}/{t}/{who}"] = str(e)[-500:]
-                    print(f"[W] {m.name} threads={t} {who}: {str(e)[-300:]}", file=sys.stderr)
-        print(f"prepared {m.name}", file=sys.stderr, flush=True)
+    builders = [w for w in runtimes if w.startswith("anvil")]
+    for phase in (builders, [w for w in runtimes if w not in builders]):
+        for m in models:
+            for t in threads:
+                for who in phase:
+                    try:
+                        prepared[m.name, t, who] = classes[who](args, m, t, tmp)
+                    except Exception as e:
+                        errors[f"{m.name}/{t}/{who}"] = str(e)[-500:]
+                        print(f"[W] {m.name} threads={t} {who}: {str(e)[-300:]}", file=sys.stderr)
+            print(f"prepared {m.name} ({', '.join(phase)})", file=sys.stderr, flush=True)
 
     samples = {}
     for r in range(args.rounds):
