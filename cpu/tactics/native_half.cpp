@@ -372,10 +372,9 @@ void runGemm(const StepArgs& a) {
   const EpilogueRow row = epilogueRow(epi);
   const bool act = p.fused && (zp || epi.act != Activation::kNone);
   const float beta = p.beta;
-  // Y += beta * C, then the activation: the f32 Gemm kernels' order. The usual C, one value
-  // per column (beta 1), goes in as the epilogue row's column bias: one vector pass instead
-  // of a strided scalar loop per output, with the same bits (y + 0 + c = y + c + 0).
-  const bool colBias = cp && rsC == 0 && csC == 1 && beta == 1.0f;
+  // Y += beta * C, then the activation: the f32 Gemm kernels' order. A column-bias C goes in
+  // as the epilogue row's bias: one vector pass instead of a strided scalar loop per output.
+  const bool colBias = gemmCIsColumnBias(gc, beta);
   auto ep = [&](int64_t i0, int64_t rows, int64_t j0, int64_t cols, float* y, int64_t ldc) {
     for (int64_t r = 0; r < rows; ++r) {
       float* yr = y + r * ldc;

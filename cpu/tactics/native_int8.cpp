@@ -873,11 +873,10 @@ void runMatMul(const StepArgs& a) {
   const GemmC gc = p.op == I8Op::kGemm ? gemmCOf(a, M, N) : GemmC{};
   const float* cp = gc.data;
   const int64_t rsC = gc.rowStride, csC = gc.colStride;
-  // The usual Gemm C, one value per column (beta 1), is a column bias: added in the
-  // epilogue's vector pass (or the one-pass finish) instead of a strided scalar loop over
-  // every output, with the same bits (y + 0 + c = y + c + 0). The loop took half of a
-  // 64x64x256 FusedGemm with Relu (15 us against 7 for the bare MatMul, AVX-512 VNNI).
-  const bool gemmBias = cp && rsC == 0 && csC == 1 && p.beta == 1.0f;
+  // A column-bias C is added in the epilogue's vector pass (or the one-pass finish) instead
+  // of a strided scalar loop over every output: the loop took half of a 64x64x256 FusedGemm
+  // with Relu (15 us against 7 for the bare MatMul, AVX-512 VNNI).
+  const bool gemmBias = gemmCIsColumnBias(gc, p.beta);
   if (gemmBias) bias = cp, cp = nullptr;
   const bool matmulEpi = (p.op == I8Op::kMatMul && p.fused && (bias || rowBias != 0.0f || act)) || gemmBias;
   const LoweredFinish lf = loweredFinish(p, matmulEpi || act);

@@ -404,7 +404,7 @@ void runGemm(const StepArgs& a) {
   // In the register tiles (as runMatMul) when C is absent or one row added as it is (beta 1:
   // y + 1 * c is y + c, and (y + c) + 0 is (y + 0) + c, the tile's order, for every y and c);
   // other Cs keep the pass, which adds beta * C first.
-  if ((cp || act) && K > 0 && gemmPackedAFusedSupports(c) && (!cp || (rsC == 0 && csC == 1 && beta == 1.0f))) {
+  if ((cp || act) && K > 0 && gemmPackedAFusedSupports(c) && (!cp || gemmCIsColumnBias(gc, beta))) {
     TileEpilogue te;
     te.act = act ? int32_t(epi.act) : TileEpilogue::kNone;
     te.p0 = epi.p0;

@@ -35,6 +35,12 @@ struct GemmC {
   int64_t rowStride = 0, colStride = 0;
 };
 GemmC gemmCOf(const runtime::StepArgs& a, int64_t M, int64_t N);
+// Whether beta * C is the usual Gemm bias, one value per column added as it is (beta 1): a
+// kernel may then add it as its epilogue's column bias, with the same bits as adding C
+// first ((y + c) + 0 and (y + 0) + c agree for every y and c).
+inline bool gemmCIsColumnBias(const GemmC& c, float beta) {
+  return c.data && c.rowStride == 0 && c.colStride == 1 && beta == 1.0f;
+}
 
 // The epilogue as prepared params: ir::linear::Epilogue without its padding bytes (the
 // params blob must hold the same bytes for the same build).
