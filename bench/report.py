@@ -54,16 +54,18 @@ def round_values(rows, suffix):
     return [x for r in rows for k in r if k.endswith(suffix) for x in r[k] if x is not None]
 
 
+def placements(row, who):
+    """Per multi-thread timing of runtime `who` in row, the larger of its round trips before
+    and after (the after one is missing from runs before 2026-12-06 13:30)."""
+    before = row.get(f"{who}_round_core_rtt_ns") or []
+    after = row.get(f"{who}_round_core_rtt_after_ns") or [None] * len(before)
+    return [max(x for x in (b, a) if x is not None) for b, a in zip(before, after) if b is not None]
+
+
 def timing_placements(rows):
-    """Per multi-thread timing, the larger of its round trips before and after (the after
-    one is missing from runs before 2026-12-06 13:30)."""
-    out = []
-    for r in rows:
-        for k in r:
-            if k.endswith("_round_core_rtt_ns"):
-                after = r.get(k[:-len("_round_core_rtt_ns")] + "_round_core_rtt_after_ns") or [None] * len(r[k])
-                out += [max(x for x in (b, a) if x is not None) for b, a in zip(r[k], after) if b is not None]
-    return out
+    """placements() of every runtime of every row."""
+    suffix = "_round_core_rtt_ns"
+    return [x for r in rows for k in r if k.endswith(suffix) for x in placements(r, k[:-len(suffix)])]
 
 
 def disturbed(row, who, limit):
@@ -86,7 +88,7 @@ def model_table(rows, threads, tag="", limit=None, far_ns=None):
         if disturbed(r, f"{w}{tag}", limit):
             text += " †"
         if far_ns:
-            placed = timing_placements([{k: v for k, v in r.items() if k.startswith(f"{w}{tag}_round_core_rtt")}])
+            placed = placements(r, f"{w}{tag}")
             if placed and 2 * sum(1 for x in placed if x > far_ns) >= len(placed):
                 text += " ‡"
         return text

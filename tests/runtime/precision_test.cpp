@@ -223,14 +223,22 @@ passes::CalibrationData calibrationFor(const Mlp& m) {
   return d;
 }
 
+// --precision=auto over `allowed` at a relative `tolerance`, with the calibration `cal`.
+passes::PassContext automaticContext(const passes::CalibrationData& cal, std::vector<DataType> allowed,
+                                     double tolerance) {
+  passes::PassContext ctx;
+  ctx.precision.allowed = std::move(allowed);
+  ctx.precision.automatic = true;
+  ctx.precision.tolerance = tolerance;
+  ctx.calibration = &cal;
+  return ctx;
+}
+
 TEST(PrecisionPass, AutomaticKeepsTheBadlyConditionedLayerHigh) {
   Mlp m;
   const passes::CalibrationData cal = calibrationFor(m);
-  passes::PassContext ctx;
-  ctx.precision.allowed = {DataType::kF32, DataType::kI8};
-  ctx.precision.automatic = true;
-  ctx.precision.tolerance = 0.02;  // int8 on fc1 and fc3: sqrt(1 + 4) / 255 = 0.0088
-  ctx.calibration = &cal;
+  // int8 on fc1 and fc3: sqrt(1 + 4) / 255 = 0.0088
+  passes::PassContext ctx = automaticContext(cal, {DataType::kF32, DataType::kI8}, 0.02);
   passes::assignPrecisions(m.g, ctx);
   EXPECT_EQ(floorOf(m.fc1), DataType::kI8);
   EXPECT_EQ(floorOf(m.fc2), DataType::kF32);
@@ -252,11 +260,8 @@ TEST(PrecisionPass, AutomaticKeepsTheBadlyConditionedLayerHigh) {
 TEST(PrecisionPass, AutomaticClimbsTheLadderThroughHalfPrecision) {
   Mlp m;
   const passes::CalibrationData cal = calibrationFor(m);
-  passes::PassContext ctx;
-  ctx.precision.allowed = {DataType::kF32, DataType::kI8, DataType::kF16};
-  ctx.precision.automatic = true;
-  ctx.precision.tolerance = 0.02;  // fc2 in f16: 5000 * 2^-11 = 2.4: still too much -> f32
-  ctx.calibration = &cal;
+  // fc2 in f16: 5000 * 2^-11 = 2.4: still too much -> f32
+  passes::PassContext ctx = automaticContext(cal, {DataType::kF32, DataType::kI8, DataType::kF16}, 0.02);
   passes::assignPrecisions(m.g, ctx);
   EXPECT_EQ(floorOf(m.fc2), DataType::kF32);
   ctx.precision.tolerance = 3.0;  // now f16 suffices for fc2 (and int8 for the rest)
@@ -280,13 +285,9 @@ TEST(PrecisionPass, AutomaticClimbsTheLadderThroughHalfPrecision) {
 TEST(PrecisionPass, RaisedLayersTakeTheirRungAsAFloor) {
   Mlp m;
   const passes::CalibrationData cal = calibrationFor(m);
-  passes::PassContext ctx;
-  ctx.precision.allowed = {DataType::kF32, DataType::kI8, DataType::kF16};
-  ctx.precision.automatic = true;
+  passes::PassContext ctx = automaticContext(cal, {DataType::kF32, DataType::kI8, DataType::kF16}, 0.005);
   ctx.precision.top1 = true;
-  ctx.precision.tolerance = 0.005;
   ctx.precision.promoted["fc2"] = DataType::kF16;
-  ctx.calibration = &cal;
   passes::assignPrecisions(m.g, ctx);
   EXPECT_EQ(m.fc2->precision(), DataType::kUndefined);
   EXPECT_EQ(m.fc2->tacticParams().getInts(passes::kPrecisionChoicesAttr),
@@ -310,13 +311,9 @@ TEST(PrecisionPass, RaisedLayersTakeTheirRungAsAFloor) {
 TEST(PrecisionPass, UserOverridesWinAndNamesAreChecked) {
   Mlp m;
   const passes::CalibrationData cal = calibrationFor(m);
-  passes::PassContext ctx;
-  ctx.precision.allowed = {DataType::kF32, DataType::kI8};
-  ctx.precision.automatic = true;
-  ctx.precision.tolerance = 0.02;
+  passes::PassContext ctx = automaticContext(cal, {DataType::kF32, DataType::kI8}, 0.02);
   ctx.precision.overrides["fc2"] = DataType::kI8;  // the user insists
   ctx.precision.overrides["fc3"] = DataType::kF32;
-  ctx.calibration = &cal;
   passes::assignPrecisions(m.g, ctx);
   EXPECT_EQ(m.fc2->precision(), DataType::kI8);
   EXPECT_EQ(m.fc2->tacticParams().getString(passes::kPrecisionReasonAttr, ""), "user");
