@@ -197,6 +197,13 @@ std::vector<DwSpec> dwSpecs() {
   out.push_back({{1, 16, 9, 61}, 3, 3, 1, 1, {1, 1, 1, 1}, ""});
   out.push_back({{1, 24, 9, 61}, 5, 5, 2, 2, {2, 2, 2, 2}, ""});
   out.push_back({{1, 8, 9, 61}, 7, 7, 1, 1, {3, 3, 3, 3}, ""});
+  // Every remainder of the 5x5 and 7x7 rows' interior after AVX-512's steps of 8 pixels
+  // (1..7), in padded row copies (narrow rows) and in place (wide rows, 5x5 stride 1).
+  for (int64_t k : {5, 7})
+    for (int64_t s : {1, 2})
+      for (int64_t ow = 9; ow <= 15; ++ow)
+        out.push_back({{1, 24, 3, (ow - 1) * s + 1}, k, k, s, s, {k / 2, k / 2, k / 2, k / 2}, ""});
+  for (int64_t ow = 41; ow <= 47; ++ow) out.push_back({{1, 16, 2, ow}, 5, 5, 1, 1, {2, 2, 2, 2}, ""});
   return out;
 }
 
@@ -449,7 +456,8 @@ TEST(NativeNchwcSpatialBench, DISABLED_Depthwise) {
       {"mbv2", 576, 14, 1, 3, "Clip"},   {"mbv2", 960, 7, 1, 3, "Clip"},   {"effb0", 240, 28, 1, 5, "Silu"},
       {"effb0", 480, 14, 1, 5, "Silu"},  {"effb0", 672, 14, 1, 5, "Silu"}, {"effb0", 672, 14, 2, 5, "Silu"},
       {"effb0", 1152, 7, 1, 5, "Silu"},  {"convnext", 96, 56, 1, 7, ""},   {"convnext", 192, 28, 1, 7, ""},
-      {"convnext", 384, 14, 1, 7, ""},   {"convnext", 768, 7, 1, 7, ""},
+      {"convnext", 384, 14, 1, 7, ""},   {"convnext", 768, 7, 1, 7, ""},   {"mbv3", 96, 28, 2, 5, "HardSwish"},
+      {"mbv3", 240, 14, 1, 5, "HardSwish"}, {"mbv3", 576, 7, 1, 5, "HardSwish"},
   };
   const char* only = std::getenv("DW_ONLY");
   for (const L& l : layers) {
