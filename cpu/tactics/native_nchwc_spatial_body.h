@@ -177,7 +177,8 @@ void dwRowPair(const DwRow& r, float* y1, typename V::T bias, typename V::T lo, 
 }
 
 // AVX-512's 5x5 and 7x7 rows out of line: inlined into dwRows with their tails they made
-// the 3x3 rows' code there slower (960x7 0.018 -> 0.021 ms; AVX2's 0.031 -> 0.044).
+// the 3x3 rows' code there slower (960x7 0.018 -> 0.021 ms, 576x14 0.038 -> 0.042; with
+// AVX2's tails too, AVX2's 960x7 0.031 -> 0.044).
 template <int K, int S, int U>
 __attribute__((noinline)) void dwRowFastOutOfLine(const DwRow& r, typename V::T bias, typename V::T lo,
                                                   typename V::T hi) {
