@@ -419,6 +419,17 @@ struct Mixed {
       out[i] = uint8_t((v0[i] == 0.0f) | (nsum[i] * std::fabs(scale[i]) > t * std::fabs(v0[i])));
   }
   bool flag(float nsum, float v0, float scale, float actIn) const {
+    if (epi.act != Activation::kNone && v0 != 0.0f) {
+      // The same tests with kappa_phi's cheap upper bound first: where they fail, the exact
+      // ones fail too, and the exact kappa_phi (a transcendental in double) is left out.
+      // flow_mlp's Tanh FusedGemms (256 x 64 x 64, tau 0.1): 0.46-0.51 -> 0.14-0.18 ms each,
+      // the same components flagged.
+      const double b = ir::linear::activationConditionBound(epi, actIn);
+      const bool maybe = (test != 1 && double(nsum) * std::fabs(double(scale)) * b >
+                                           255.0 * double(tau) * std::fabs(double(v0))) ||
+                         (test != 0 && b > double(tau) * std::fabs(double(actIn)));
+      if (!maybe) return false;
+    }
     const double kphi = epi.act == Activation::kNone ? 1.0 : ir::linear::activationCondition(epi, actIn);
     if (test != 1) {
       const double lhs = double(nsum) * std::fabs(double(scale)) * kphi, rhs = 255.0 * double(tau) * std::fabs(double(v0));

@@ -4,9 +4,11 @@
 // keeping a badly conditioned layer high while the others go low.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <random>
+#include <vector>
 
 #include "anvil/anvil.hpp"
 #include "codegen/calibration.h"
@@ -146,6 +148,38 @@ TEST(Calibration, ActivationConditions) {
   EXPECT_EQ(anvil::ir::linear::activationCondition(e, 3.0), 1.0);
   EXPECT_EQ(anvil::ir::linear::activationSlope(e, 3.0), 1.0);
   EXPECT_EQ(anvil::ir::linear::activationValue(e, 7.0), 6.0);
+}
+
+// The INT8 kernels' adaptive test computes kappa_phi exactly only where its cheap bound
+// would flag a component: the bound must hold everywhere (else a component is missed), and
+// stay close (else the shortcut saves nothing). Every activation over a fine grid of
+// [-60, 60], the points near 0, the kinks, and where the GELU cdf underflows.
+TEST(Calibration, ActivationConditionBounds) {
+  using anvil::ir::linear::Activation;
+  namespace L = anvil::ir::linear;
+  std::vector<double> vs = {0.0, 1e-300, -1e-300, 1e-13, -1e-13, 1e-9, -1e-9, -3.0, 3.0, -2.9999, 2.9999,
+                            -36.9, -37.0, -37.5, -38.5, -40.0, -1e6, 1e6};
+  for (double v = -60.0; v <= 60.0; v += 1.0 / 64) vs.push_back(v);
+  for (int a = int(Activation::kNone); a <= int(Activation::kGeluTanh); ++a) {
+    L::Epilogue e;
+    e.act = Activation(a);
+    e.p0 = a == int(Activation::kClip) ? -1.0f : 0.2f;
+    e.p1 = a == int(Activation::kClip) ? 6.0f : 0.5f;
+    for (double v : vs) {
+      const double exact = L::activationCondition(e, v), bound = L::activationConditionBound(e, v);
+      EXPECT_GE(bound, exact) << "activation " << a << " at " << v;
+      const bool bounded = e.act == Activation::kTanh || e.act == Activation::kSigmoid || e.act == Activation::kSilu ||
+                           e.act == Activation::kGelu || e.act == Activation::kGeluTanh;
+      if (!bounded) {
+        EXPECT_EQ(bound, exact) << "activation " << a << " at " << v;  // exact where cheap
+      } else if (v >= -30 && v <= 30) {
+        EXPECT_LE(bound, 1.5 * (1.0 + std::fabs(v) + v * v)) << "activation " << a << " at " << v;
+      }
+    }
+  }
+  L::Epilogue t;
+  t.act = Activation::kTanh;
+  EXPECT_LE(L::activationConditionBound(t, 5.0), 1.01);  // a constant: no tanh evaluated
 }
 
 // x[1,2] -> Gemm(W, b) -> y: the condition estimate by hand.
