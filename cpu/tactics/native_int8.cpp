@@ -409,6 +409,37 @@ struct Mixed {
   // tau |v|. At v0 = 0 (kappa_v = +inf) the product test flags whenever kappa_phi > 0.
   // The product test without an activation, in f32 (kappa_phi = 1): one row of a tile.
   bool productOnly() const { return test == 0 && epi.act == Activation::kNone; }
+  // flag()'s tests with kappa_phi's cheap upper bound (ir::linear::activationConditionBound)
+  // over n components of a row, in a loop that vectorizes: out[i] = 0 where flag() is false
+  // for certain, 1 where it must decide (the exact kappa_phi is a transcendental in double:
+  // ~29 ns a component, 0.46 of flow_mlp's 0.47 ms Tanh FusedGemms of 256 x 64 x 64 with
+  // tau 0.1; with the bound first 0.14-0.18 ms scalar). scales: one per component, or null
+  // for `scale`. Activations without a bound (exact and cheap) leave every component to flag().
+  void maybeRow(const float* nsum, const float* v0, const float* scales, float scale, const float* actIn, int64_t n,
+                uint8_t* out) const {
+    using A = Activation;
+    switch (epi.act) {
+      case A::kTanh: return maybeRowOf<A::kTanh>(nsum, v0, scales, scale, actIn, n, out);
+      case A::kSigmoid: return maybeRowOf<A::kSigmoid>(nsum, v0, scales, scale, actIn, n, out);
+      case A::kSilu: return maybeRowOf<A::kSilu>(nsum, v0, scales, scale, actIn, n, out);
+      case A::kGelu:
+      case A::kGeluTanh: return maybeRowOf<A::kGelu>(nsum, v0, scales, scale, actIn, n, out);
+      default: std::memset(out, 1, size_t(n));
+    }
+  }
+  template <Activation Act>
+  void maybeRowOf(const float* nsum, const float* v0, const float* scales, float scale, const float* actIn, int64_t n,
+                  uint8_t* out) const {
+    const double t255 = 255.0 * double(tau), t = double(tau);
+    const bool product = test != 1, ratio = test != 0;
+    for (int64_t i = 0; i < n; ++i) {
+      const double b = ir::linear::conditionBoundOf<Act>(double(actIn[i]));
+      const double s = std::fabs(double(scales ? scales[i] : scale));
+      const bool p = product && double(nsum[i]) * s * b > t255 * std::fabs(double(v0[i]));
+      const bool r = ratio && b > t * std::fabs(double(actIn[i]));
+      out[i] = uint8_t((v0[i] == 0.0f) | p | r);
+    }
+  }
   void flagRow(const float* nsum, const float* v0, float scale, int64_t n, uint8_t* out) const {
     const float s = std::fabs(scale), t = 255.0f * tau;
     for (int64_t i = 0; i < n; ++i) out[i] = uint8_t((v0[i] == 0.0f) | (nsum[i] * s > t * std::fabs(v0[i])));
@@ -418,18 +449,8 @@ struct Mixed {
     for (int64_t i = 0; i < n; ++i)
       out[i] = uint8_t((v0[i] == 0.0f) | (nsum[i] * std::fabs(scale[i]) > t * std::fabs(v0[i])));
   }
+  // The exact test of one component (callers filter with maybeRow first).
   bool flag(float nsum, float v0, float scale, float actIn) const {
-    if (epi.act != Activation::kNone && v0 != 0.0f) {
-      // The same tests with kappa_phi's cheap upper bound first: where they fail, the exact
-      // ones fail too, and the exact kappa_phi (a transcendental in double) is left out.
-      // flow_mlp's Tanh FusedGemms (256 x 64 x 64, tau 0.1): 0.46-0.51 -> 0.14-0.18 ms each,
-      // the same components flagged.
-      const double b = ir::linear::activationConditionBound(epi, actIn);
-      const bool maybe = (test != 1 && double(nsum) * std::fabs(double(scale)) * b >
-                                           255.0 * double(tau) * std::fabs(double(v0))) ||
-                         (test != 0 && b > double(tau) * std::fabs(double(actIn)));
-      if (!maybe) return false;
-    }
     const double kphi = epi.act == Activation::kNone ? 1.0 : ir::linear::activationCondition(epi, actIn);
     if (test != 1) {
       const double lhs = double(nsum) * std::fabs(double(scale)) * kphi, rhs = 255.0 * double(tau) * std::fabs(double(v0));
@@ -924,8 +945,21 @@ void runMatMul(const StepArgs& a) {
             float* yr = y + r * N;
             const float* xr = nullptr;  // the f32 row of A, gathered on first use
             uint8_t flags[64];
+            float actIn[64];  // the activation's argument (the slow test)
             const bool fast = mx.adaptive && mx.productOnly();
-            if (fast) mx.flagCols(nbuf + r * blockW, yr, sc + n0, cols, flags);
+            if (fast) {
+              mx.flagCols(nbuf + r * blockW, yr, sc + n0, cols, flags);
+            } else if (mx.adaptive) {
+              for (int64_t j = 0; j < cols; ++j) {
+                const int64_t f = n0 + j;
+                float v = yr[j];
+                if (cp) v += beta * cp[m * rsC + f * csC];
+                if ((p.op == I8Op::kMatMul && p.fused) || gemmBias) v += bias ? bias[f] : rowBias;
+                if (zp3 && epi.residual && epi.addFirst) v += zp3[m * N + f];
+                actIn[j] = v;
+              }
+              mx.maybeRow(nbuf + r * blockW, yr, sc + n0, 0.0f, actIn, cols, flags);
+            }
             for (int64_t j = 0; j < cols; ++j) {
               const int64_t f = n0 + j;
               if (mx.isStatic[f]) {  // computed in 1b
@@ -937,11 +971,7 @@ void runMatMul(const StepArgs& a) {
               if (fast) {
                 flagged = flags[j] != 0;
               } else if (mx.adaptive) {
-                float actIn = yr[j];
-                if (cp) actIn += beta * cp[m * rsC + f * csC];
-                if ((p.op == I8Op::kMatMul && p.fused) || gemmBias) actIn += bias ? bias[f] : rowBias;
-                if (zp3 && epi.residual && epi.addFirst) actIn += zp3[m * N + f];
-                flagged = mx.flag(nbuf[r * blockW + j], yr[j], sc[f], actIn);
+                flagged = flags[j] && mx.flag(nbuf[r * blockW + j], yr[j], sc[f], actIn[j]);
               }
               if (!flagged) continue;
               if (!xr) {
@@ -1299,12 +1329,25 @@ uint64_t convFix(const Mixed& mx, const Conv2dGeom& g, const ConvEpilogue& ep, c
   // loop over each row that vectorizes: flags[r][jj].
   const bool fast = mx.productOnly();
   uint8_t flags[8][64];
-  if (fast)
+  float actIn[8][64];  // the activation's argument (the slow test: flags from maybeRow)
+  if (fast) {
     for (int64_t r = 0; r < R; ++r) mx.flagRow(nbuf + r * ldn, buf + r * ldb, sc[co0 + r], cols, flags[r]);
+  } else {
+    for (int64_t r = 0; r < R; ++r) {
+      const int64_t co = co0 + r;
+      for (int64_t jj = 0; jj < cols; ++jj) {
+        const int64_t oh = (j0 + jj) / Ws, ow = (j0 + jj) % Ws;
+        float v = buf[r * ldb + jj];
+        if (ep.bias) v += ep.bias[co];
+        if (addZ && ow < g.OW) v += ep.zres[(img * g.M + co) * P + oh * g.OW + ow];
+        actIn[r][jj] = v;
+      }
+      mx.maybeRow(nbuf + r * ldn, buf + r * ldb, nullptr, sc[co], actIn[r], cols, flags[r]);
+    }
+  }
   for (int64_t jj = 0; jj < cols; ++jj) {
     const int64_t oh = (j0 + jj) / Ws, ow = (j0 + jj) % Ws;
     if (ow >= g.OW) continue;
-    const int64_t px = oh * g.OW + ow;
     int64_t rows[8];  // the flagged rows of this pixel (R <= mr <= 8)
     int nf = 0;
     for (int64_t r = 0; r < R; ++r) {
@@ -1315,10 +1358,7 @@ uint64_t convFix(const Mixed& mx, const Conv2dGeom& g, const ConvEpilogue& ep, c
         if (flags[r][jj]) rows[nf++] = r;
         continue;
       }
-      float actIn = y;
-      if (ep.bias) actIn += ep.bias[co];
-      if (addZ) actIn += ep.zres[(img * g.M + co) * P + px];
-      if (!mx.flag(nbuf[r * ldn + jj], y, sc[co], actIn)) continue;
+      if (!flags[r][jj] || !mx.flag(nbuf[r * ldn + jj], y, sc[co], actIn[r][jj])) continue;
       rows[nf++] = r;
     }
     // The flagged channels of this pixel (convDotImpl).

@@ -190,22 +190,37 @@ inline double activationCondition(const Epilogue& e, double v) {
 // An upper bound of activationCondition(e, v) without a transcendental function, for the
 // INT8 kernels' adaptive test: a component whose bound does not flag it is not flagged, and
 // only the others pay for the exact condition (a Tanh layer's test took ~29 ns a component,
-// 0.46 of a 256 x 64 x 64 FusedGemm's 0.47 ms, with exact conditions for all). Bounds: tanh 2v / sinh 2v
-// <= 1; sigmoid |v| (1 - s) <= |v|; SiLU |1 + v (1 - s)| <= 1 + |v|; GELU |1 + v pdf / cdf|
+// 0.46 of a 256 x 64 x 64 FusedGemm's 0.47 ms, with exact conditions for all). Bounds, from
+// sinh x >= x + x^3 / 6 and e^v >= 1 + v + v^2 / 2 (v >= 0): tanh 2v / sinh 2v <= 1 / (1 +
+// 2v^2 / 3); sigmoid |v| (1 - s) <= v / (1 + v + v^2 / 2) above 0, |v| below; SiLU |1 + v (1 -
+// s)| <= 1 + that above 0, max(1, |v| - 1) below (1 - s in (1/2, 1)); GELU |1 + v pdf / cdf|
 // <= 1.5 for v >= 0 (v pdf(v) <= 0.242, cdf >= 1/2) and <= max(1, v^2) below (Gordon's
 // inequality: cdf(v) > pdf(v) |v| / (1 + v^2)), the cap where cdf underflows; each with a
 // margin for the double rounding of the exact form. The rest are exact and cheap.
+// conditionBoundOf<A>: one activation's bound, for loops over many components.
+template <Activation A>
+inline double conditionBoundOf(double v) {
+  const double av = std::fabs(v);
+  if constexpr (A == Activation::kTanh) {
+    return 1.001 / (1.0 + (2.0 / 3.0) * v * v);
+  } else if constexpr (A == Activation::kSigmoid) {
+    return 1.001 * (v > 0 ? v / (1.0 + v + 0.5 * v * v) : av);
+  } else if constexpr (A == Activation::kSilu) {
+    return 1.001 * (v > 0 ? 1.0 + v / (1.0 + v + 0.5 * v * v) : std::max(1.0, av - 1.0));
+  } else {
+    static_assert(A == Activation::kGelu, "the bounded activations: Tanh, Sigmoid, Silu, Gelu (GeluTanh as Gelu)");
+    return v >= 0 ? 1.5 : v < -37.0 ? kConditionCap : 1.001 * std::max(1.0, v * v);
+  }
+}
+
 inline double activationConditionBound(const Epilogue& e, double v) {
   using A = Activation;
-  const double av = std::fabs(v);
   switch (e.act) {
-    case A::kTanh: return 1.001;
-    case A::kSigmoid: return 1.001 * av;
-    case A::kSilu: return 1.001 * (1.0 + av);
+    case A::kTanh: return conditionBoundOf<A::kTanh>(v);
+    case A::kSigmoid: return conditionBoundOf<A::kSigmoid>(v);
+    case A::kSilu: return conditionBoundOf<A::kSilu>(v);
     case A::kGelu:
-    case A::kGeluTanh:
-      if (v >= 0) return 1.5;
-      return v < -37.0 ? kConditionCap : 1.001 * std::max(1.0, v * v);
+    case A::kGeluTanh: return conditionBoundOf<A::kGelu>(v);
     default: return activationCondition(e, v);
   }
 }
