@@ -8,7 +8,10 @@ Per model of tests/models/precision/ (tests/models/train_precision_models.py mad
 it builds engines with the anvil CLI at one thread: uniform FP32, --fp16, --bf16, --int8
 (calibrated on the model's calib/ samples) and --precision=auto over --int8 --fp16 at
 three budgets (classifiers: --accuracyMetric=top1 0.005, 0.01, 0.02; the regression model:
-relative 0.01, 0.03, 0.1), plus auto with --bf16 added at the middle budget. Each engine
+relative 0.01, 0.03, 0.1), plus auto with --bf16 added at the middle budget, and the
+adaptive mode (every linear layer INT8, --adaptivePrecision=tau at tau 0.3 and 0.1: the
+kernels recompute in FP32 the output components their own estimate of kappa flags; the
+fraction recomputed is summed from `--exportProfile` over the test split). Each engine
 runs the test split batch by batch (--loadInputs / --saveOutputs) and is timed in
 `--rounds` interleaved rounds of `--duration` s at the batch shape (the median latency of
 each run; the table shows the median over rounds and the range). The document holds only
@@ -17,7 +20,9 @@ what this run measured, so a rerun replaces it whole.
 The goal of the issue: --precision=auto keeps >= 99.5% top-1 agreement with FP32 at
 <= 1.15x the latency of uniform INT8 and is never less accurate than uniform INT8. It is
 checked on the auto engine at the tightest budget (top-1 0.005; for the regression model
-relative 0.01, with "agreement" read as relative error vs FP32 <= 0.01).
+relative 0.01, with "agreement" read as relative error vs FP32 <= 0.01). The adaptive
+mode's goal: it recomputes <= 10% of the components at the accuracy of FP32, checked at
+tau 0.1 (>= 99.5% top-1 agreement and FP32's accuracy; relative error vs FP32 <= 0.01).
 """
 
 import argparse
@@ -42,6 +47,7 @@ MODELS_DIR = os.path.join(ROOT, "tests", "models", "precision")
 LINEAR_TYPES = {"Conv", "Gemm", "MatMul", "anvil.FusedConv", "anvil.FusedGemm", "anvil.FusedMatMul"}
 BUDGETS = {"top1": [0.005, 0.01, 0.02], "relative": [0.01, 0.03, 0.1]}
 GOAL_AGREEMENT, GOAL_LATENCY = 0.995, 1.15
+ADAPTIVE_TAUS, ADAPTIVE_GOAL_TAU, GOAL_RECOMPUTED = [0.3, 0.1], 0.1, 0.10
 UNIFORM_INT8 = "int8 all"
 NEVER = " (--blockedLayouts=never)"
 
@@ -70,7 +76,13 @@ def modes_of(meta, calib):
     t = budgets[1]
     modes.append((f"auto+bf16 {metric} {t:g}", ["--int8", "--fp16", "--bf16"] + cal + [
         "--precision=auto", f"--accuracyMetric={metric}", f"--accuracyTolerance={t:g}"]))
+    for tau in ADAPTIVE_TAUS:
+        modes.append((adaptive_mode(tau), ["--int8", "--layerPrecisions=*:int8", f"--adaptivePrecision={tau:g}"] + cal))
     return modes
+
+
+def adaptive_mode(tau):
+    return f"adaptive {tau:g}"
 
 
 def layer_precisions(info_file):
@@ -93,18 +105,30 @@ def build(anvil, model, flags, engine, info, threads):
     return notes, warns
 
 
-def infer(anvil, engine, in_name, out_name, x, batch, work, threads):
+def infer(anvil, engine, in_name, out_name, x, batch, work, threads, counts=None):
+    """The engine's outputs over x, batch by batch. counts: a dict that receives, per layer,
+    [components recomputed, components] summed over the batches (adaptive engines; from
+    `--exportProfile`)."""
     outs = []
     for b in range(len(x) // batch):
         f = os.path.join(work, "in.npy")
         np.save(f, np.ascontiguousarray(x[b * batch:(b + 1) * batch]))
         d = os.path.join(work, "out")
         os.makedirs(d, exist_ok=True)
+        prof = os.path.join(work, "profile.json")
         run([anvil, f"--loadEngine={engine}", f"--threads={threads}", f"--loadInputs={in_name}:{f}",
-             f"--saveOutputs={d}", "--iterations=1", "--warmUp=0", "--duration=0"])
+             f"--saveOutputs={d}", "--iterations=1", "--warmUp=0", "--duration=0"]
+            + ([f"--exportProfile={prof}"] if counts is not None else []))
         o = os.path.join(d, out_name + ".npy")
         outs.append(np.load(o))
         os.remove(o)
+        if counts is not None:
+            with open(prof) as pf:
+                for layer in json.load(pf)[1:]:
+                    if "components" in layer:
+                        c = counts.setdefault(layer["name"], [0, 0])
+                        c[0] += layer["recomputed"]
+                        c[1] += layer["components"]
     return np.concatenate(outs)
 
 
@@ -204,11 +228,16 @@ def measure(args):
             t0 = time.time()
             notes, warns = build(args.anvil, os.path.join(d, "model.onnx"), flags, engine, info, args.threads)
             build_s = time.time() - t0
-            y = infer(args.anvil, engine, in_name, meta["output"], x, batch, work, args.threads)
+            counts = {} if label.startswith("adaptive") else None
+            y = infer(args.anvil, engine, in_name, meta["output"], x, batch, work, args.threads, counts)
             if y32 is None:
                 y32 = y
             row = {"mode": label, "flags": flags, "build_s": build_s, "notes": notes, "warnings": warns,
                    "layers": layer_precisions(info), "engine": engine, "latency_ms": []}
+            if counts is not None:
+                row["recomputed_layers"] = {n: c[0] / c[1] for n, c in counts.items() if c[1]}
+                total = sum(c[1] for c in counts.values())
+                row["recomputed"] = sum(c[0] for c in counts.values()) / total if total else 0.0
             row.update(scores(meta, y, y32, labels))
             rows.append(row)
             # Layers the reduced-precision kernels did not serve (precisionReason=fallback, e.g.
@@ -218,7 +247,7 @@ def measure(args):
                 modes[0:0] = [(label + NEVER, flags + ["--blockedLayouts=never"]),
                               (top[0] + NEVER, top[1] + ["--blockedLayouts=never"])]
             print(f"[precision] {name} {label}: " + ", ".join(f"{k}={row[k]:.4g}" for k in
-                  ("agreement", "accuracy", "rel_vs_fp32", "rmse") if k in row), file=sys.stderr)
+                  ("agreement", "accuracy", "rel_vs_fp32", "rmse", "recomputed") if k in row), file=sys.stderr)
         # The peer: onnxruntime (all graph optimizations, FP32) on the same batches and thread count.
         sess = None
         if not args.no_ort:
@@ -316,6 +345,28 @@ def goal_check(name, m):
     return ok, f"{agree}; latency {ratio:.2f}x uniform INT8, {med(auto) / med(by['fp32']):.2f}x FP32; {acc}", why
 
 
+def adaptive_check(name, m):
+    """The adaptive mode's goal at ADAPTIVE_GOAL_TAU: at most GOAL_RECOMPUTED of the components
+    recomputed, at FP32's accuracy."""
+    meta, by = m["meta"], {r["mode"]: r for r in m["rows"]}
+    r = by.get(adaptive_mode(ADAPTIVE_GOAL_TAU))
+    if r is None:
+        return None
+    f32, int8 = by["fp32"], by[UNIFORM_INT8]
+    frac_ok = r["recomputed"] <= GOAL_RECOMPUTED
+    if meta["task"] == "classification":
+        acc_ok = r["agreement"] >= GOAL_AGREEMENT and r["accuracy"] >= f32["accuracy"]
+        acc = (f"top-1 agreement {r['agreement']:.4f} (uniform INT8 {int8['agreement']:.4f}), accuracy "
+               f"{r['accuracy']:.4f} (FP32 {f32['accuracy']:.4f})")
+    else:
+        acc_ok = r["rel_vs_fp32"] <= BUDGETS[meta["metric"]][0]
+        acc = (f"relative error vs FP32 {r['rel_vs_fp32']:.2e} (uniform INT8 {int8['rel_vs_fp32']:.2e}), RMSE "
+               f"{r['rmse']:.4g} (FP32 {f32['rmse']:.4g})")
+    nums = (f"recomputed {100 * r['recomputed']:.1f}% (goal <= {100 * GOAL_RECOMPUTED:g}%); {acc}; latency "
+            f"{med(r) / med(int8):.2f}x uniform INT8, {med(r) / med(f32):.2f}x FP32")
+    return frac_ok and acc_ok, nums
+
+
 def observations(result):
     """What the tables say, computed from them (so a rerun keeps the text true)."""
     out = []
@@ -388,6 +439,14 @@ def observations(result):
     if tight:
         out.append("Predicted and measured errors (prediction: per layer normwise kappa x u, u = 1/255 for INT8, "
                    "the layers added in quadrature): " + "; ".join(tight) + ".")
+    fr = []
+    for n, m in models.items():
+        for r in m["rows"]:
+            if r.get("recomputed_layers"):
+                fr.append(f"{n} `{r['mode']}` " + ", ".join(f"`{k}` {100 * v:.1f}%"
+                                                              for k, v in r["recomputed_layers"].items()))
+    if fr:
+        out.append("The adaptive mode's recomputed components per layer (test split): " + "; ".join(fr) + ".")
     for n, m in models.items():
         bad = m["meta"].get("ill_conditioned_layer")
         if not bad:
@@ -430,7 +489,7 @@ def write_plot(result, png):
             x = med(r) / t32
             y = (1 - r["agreement"]) if cls else r["rel_vs_fp32"]
             marker = ("^" if NEVER in r["mode"] else "o" if r["mode"].startswith("auto") else
-                      "D" if r["mode"] == ORT else "s")
+                      "v" if r["mode"].startswith("adaptive") else "D" if r["mode"] == ORT else "s")
             ax.scatter([x], [max(y, floor)], marker=marker, s=46, color=cmap(i % 20), label=r["mode"],
                        edgecolors="black", linewidths=0.4, zorder=3)
         ax.axhline(floor * 1.6, color="gray", linestyle="--", linewidth=0.6)
@@ -444,7 +503,8 @@ def write_plot(result, png):
     for k in range(len(names), rowsn * cols):
         axes[k // cols][k % cols].axis("off")
     fig.suptitle("anvil reduced precision: error vs cost (squares: uniform / trtexec flags, circles: "
-                 "--precision=auto, triangles: plain layouts, diamond: onnxruntime)", fontsize=10)
+                 "--precision=auto, down triangles: --adaptivePrecision, up triangles: plain layouts, diamond: "
+                 "onnxruntime)", fontsize=10)
     fig.tight_layout()
     fig.savefig(png, dpi=100)
     plt.close(fig)
@@ -477,7 +537,10 @@ def write_doc(result, doc, png):
              "`--layerPrecisions=*:P`: every linear layer in P (uniform precision; `int8 all` is the goal's "
              "\"uniform INT8\"). `auto M T`: `--int8 --fp16 --calibData=calib/ --precision=auto --accuracyMetric=M "
              "--accuracyTolerance=T` (the builder holds the last quarter of calib/ out and verifies on it); "
-             "`auto+bf16` adds `--bf16`."
+             "`auto+bf16` adds `--bf16`. `adaptive T`: `--int8 --layerPrecisions=*:int8 --adaptivePrecision=T` "
+             "(every linear layer INT8; each recomputes in FP32 the output components whose run-time estimate "
+             "kappa_v kappa_phi u exceeds T; the percentage recomputed, summed over the test split from "
+             "`--exportProfile`, follows the mode's name in the tables)."
              + (" Rows marked `(--blockedLayouts=never)` appear where `int8 all` left layers in FP32 "
                 "(`fallback`): the same build with plain NCHW activations."
                 if any(NEVER in r["mode"] for m in result["models"].values() for r in m["rows"]) else ""))
@@ -502,6 +565,17 @@ def write_doc(result, doc, png):
         L.append("\nWhere it is not met:\n")
         L += whys
     L.append("")
+    checks = [(name, adaptive_check(name, m)) for name, m in result["models"].items()]
+    if any(c for _, c in checks):
+        L.append(f"The adaptive mode's goal: it recomputes <= {100 * GOAL_RECOMPUTED:g}% of the components at the "
+                 f"accuracy of FP32 (`adaptive {ADAPTIVE_GOAL_TAU:g}`: >= {GOAL_AGREEMENT * 100:g}% top-1 agreement "
+                 "and FP32's accuracy; for flow_mlp relative error vs FP32 <= 0.01).\n")
+        L.append("| model | met | numbers |")
+        L.append("|---|---|---|")
+        for name, c in checks:
+            if c:
+                L.append(f"| {name} | {'yes' if c[0] else '**no**'} | {c[1]} |")
+        L.append("")
 
     L.append("## Observations\n")
     L += [f"- {o}" for o in observations(result)]
@@ -530,11 +604,12 @@ def write_doc(result, doc, png):
         for r in rows:
             lat = f"{med(r):.4f} [{min(r['latency_ms']):.4f}-{max(r['latency_ms']):.4f}]"
             seq = prec_sequence(r["layers"]) or "-"
+            mode = r["mode"] + (f" ({100 * r['recomputed']:.1f}% recomputed)" if "recomputed" in r else "")
             if cls:
-                L.append(f"| {r['mode']} | {seq} | {r['agreement']:.4f} | {r['accuracy']:.4f} | {lat} | "
+                L.append(f"| {mode} | {seq} | {r['agreement']:.4f} | {r['accuracy']:.4f} | {lat} | "
                          f"{med(r) / med(int8):.2f} |")
             else:
-                L.append(f"| {r['mode']} | {seq} | {r['rel_vs_fp32']:.2e} | {r['rmse']:.4g} | {r['rel_vs_truth']:.4f} | "
+                L.append(f"| {mode} | {seq} | {r['rel_vs_fp32']:.2e} | {r['rmse']:.4g} | {r['rel_vs_truth']:.4f} | "
                          f"{lat} | {med(r) / med(int8):.2f} |")
         L.append("")
         # Per-layer detail of the auto engines: what the pass predicted and why.

@@ -1103,8 +1103,9 @@ int run(int argc, char** argv) {
         f << ",\n{\"name\": \"" << jsonEscape(name) << "\", \"timeMs\": " << jsonNumber(t) << ", \"averageMs\": "
           << jsonNumber(s.mean) << ", \"medianMs\": " << jsonNumber(s.median) << ", \"percentage\": "
           << jsonNumber(sum > 0 ? 100.0 * t / sum : 0);
-        if (auto it = recomputed.find(name); it != recomputed.end())
-          f << ", \"recomputedFraction\": " << jsonNumber(double(it->second.first) / double(it->second.second));
+        if (auto it = recomputed.find(name); it != recomputed.end())  // counts: summed over the runs
+          f << ", \"recomputedFraction\": " << jsonNumber(double(it->second.first) / double(it->second.second))
+            << ", \"recomputed\": " << it->second.first << ", \"components\": " << it->second.second;
         f << "}";
       }
       f << "\n]\n";
