@@ -414,11 +414,13 @@ struct Mixed {
   // for certain, 1 where it must decide (the exact kappa_phi is a transcendental in double:
   // ~29 ns a component, 0.46 of flow_mlp's 0.47 ms Tanh FusedGemms of 256 x 64 x 64 with
   // tau 0.1; with the bound first 0.14-0.18 ms scalar). scales: one per component, or null
-  // for `scale`. Activations without a bound (exact and cheap) leave every component to flag().
+  // for `scale`. Relu's bound is its exact condition; the other activations without a bound
+  // (exact and cheap) leave every component to flag().
   void maybeRow(const float* nsum, const float* v0, const float* scales, float scale, const float* actIn, int64_t n,
                 uint8_t* out) const {
     using A = Activation;
     switch (epi.act) {
+      case A::kRelu: return maybeRowOf<A::kRelu>(nsum, v0, scales, scale, actIn, n, out);
       case A::kTanh: return maybeRowOf<A::kTanh>(nsum, v0, scales, scale, actIn, n, out);
       case A::kSigmoid: return maybeRowOf<A::kSigmoid>(nsum, v0, scales, scale, actIn, n, out);
       case A::kSilu: return maybeRowOf<A::kSilu>(nsum, v0, scales, scale, actIn, n, out);
@@ -1333,17 +1335,15 @@ uint64_t convFix(const Mixed& mx, const Conv2dGeom& g, const ConvEpilogue& ep, c
   if (fast) {
     for (int64_t r = 0; r < R; ++r) mx.flagRow(nbuf + r * ldn, buf + r * ldb, sc[co0 + r], cols, flags[r]);
   } else {
-    for (int64_t r = 0; r < R; ++r) {
-      const int64_t co = co0 + r;
+    for (int64_t r = 0; r < R; ++r)
+      for (int64_t jj = 0; jj < cols; ++jj) actIn[r][jj] = ep.bias ? buf[r * ldb + jj] + ep.bias[co0 + r] : buf[r * ldb + jj];
+    if (addZ)
       for (int64_t jj = 0; jj < cols; ++jj) {
         const int64_t oh = (j0 + jj) / Ws, ow = (j0 + jj) % Ws;
-        float v = buf[r * ldb + jj];
-        if (ep.bias) v += ep.bias[co];
-        if (addZ && ow < g.OW) v += ep.zres[(img * g.M + co) * P + oh * g.OW + ow];
-        actIn[r][jj] = v;
+        if (ow >= g.OW) continue;
+        for (int64_t r = 0; r < R; ++r) actIn[r][jj] += ep.zres[(img * g.M + co0 + r) * P + oh * g.OW + ow];
       }
-      mx.maybeRow(nbuf + r * ldn, buf + r * ldb, nullptr, sc[co], actIn[r], cols, flags[r]);
-    }
+    for (int64_t r = 0; r < R; ++r) mx.maybeRow(nbuf + r * ldn, buf + r * ldb, nullptr, sc[co0 + r], actIn[r], cols, flags[r]);
   }
   for (int64_t jj = 0; jj < cols; ++jj) {
     const int64_t oh = (j0 + jj) / Ws, ow = (j0 + jj) % Ws;

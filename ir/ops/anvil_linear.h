@@ -201,14 +201,16 @@ inline double activationCondition(const Epilogue& e, double v) {
 template <Activation A>
 inline double conditionBoundOf(double v) {
   const double av = std::fabs(v);
-  if constexpr (A == Activation::kTanh) {
+  if constexpr (A == Activation::kRelu) {
+    return v > 0 ? 1.0 : 0.0;  // exact
+  } else if constexpr (A == Activation::kTanh) {
     return 1.001 / (1.0 + (2.0 / 3.0) * v * v);
   } else if constexpr (A == Activation::kSigmoid) {
     return 1.001 * (v > 0 ? v / (1.0 + v + 0.5 * v * v) : av);
   } else if constexpr (A == Activation::kSilu) {
     return 1.001 * (v > 0 ? 1.0 + v / (1.0 + v + 0.5 * v * v) : std::max(1.0, av - 1.0));
   } else {
-    static_assert(A == Activation::kGelu, "the bounded activations: Tanh, Sigmoid, Silu, Gelu (GeluTanh as Gelu)");
+    static_assert(A == Activation::kGelu, "the bounded activations: Relu, Tanh, Sigmoid, Silu, Gelu (GeluTanh as Gelu)");
     return v >= 0 ? 1.5 : v < -37.0 ? kConditionCap : 1.001 * std::max(1.0, v * v);
   }
 }
@@ -216,6 +218,7 @@ inline double conditionBoundOf(double v) {
 inline double activationConditionBound(const Epilogue& e, double v) {
   using A = Activation;
   switch (e.act) {
+    case A::kRelu: return conditionBoundOf<A::kRelu>(v);
     case A::kTanh: return conditionBoundOf<A::kTanh>(v);
     case A::kSigmoid: return conditionBoundOf<A::kSigmoid>(v);
     case A::kSilu: return conditionBoundOf<A::kSilu>(v);
