@@ -409,25 +409,20 @@ struct Mixed {
   // tau |v|. At v0 = 0 (kappa_v = +inf) the product test flags whenever kappa_phi > 0.
   // The product test without an activation, in f32 (kappa_phi = 1): one row of a tile.
   bool productOnly() const { return test == 0 && epi.act == Activation::kNone; }
-  // flag()'s tests with kappa_phi's cheap upper bound (ir::linear::activationConditionBound)
-  // over n components of a row, in a loop that vectorizes: out[i] = 0 where flag() is false
-  // for certain, 1 where it must decide (the exact kappa_phi is a transcendental in double:
-  // ~29 ns a component, 0.46 of flow_mlp's 0.47 ms Tanh FusedGemms of 256 x 64 x 64 with
-  // tau 0.1; with the bound first 0.14-0.18 ms scalar). scales: one per component, or null
-  // for `scale`. Relu's bound is its exact condition; the other activations without a bound
-  // (exact and cheap) leave every component to flag().
+  // flag()'s tests with kappa_phi's cheap upper bound (ir::linear::conditionBoundOf) over n
+  // components of a row, one activation per loop: out[i] = 0 where flag() is false for
+  // certain, 1 where it must decide (the exact kappa_phi is a transcendental in double: ~29
+  // ns a component, 0.46 of flow_mlp's 0.47 ms Tanh FusedGemms of 256 x 64 x 64 with tau
+  // 0.1). The loop stays scalar (double, the baseline ISA: GCC -O2 leaves it), ~30% of an
+  // adaptive layer's time. scales: one per component, or null for `scale`. Relu's bound is
+  // its exact condition; the activations without one (exact and cheap) leave every component
+  // to flag().
   void maybeRow(const float* nsum, const float* v0, const float* scales, float scale, const float* actIn, int64_t n,
                 uint8_t* out) const {
-    using A = Activation;
-    switch (epi.act) {
-      case A::kRelu: return maybeRowOf<A::kRelu>(nsum, v0, scales, scale, actIn, n, out);
-      case A::kTanh: return maybeRowOf<A::kTanh>(nsum, v0, scales, scale, actIn, n, out);
-      case A::kSigmoid: return maybeRowOf<A::kSigmoid>(nsum, v0, scales, scale, actIn, n, out);
-      case A::kSilu: return maybeRowOf<A::kSilu>(nsum, v0, scales, scale, actIn, n, out);
-      case A::kGelu:
-      case A::kGeluTanh: return maybeRowOf<A::kGelu>(nsum, v0, scales, scale, actIn, n, out);
-      default: std::memset(out, 1, size_t(n));
-    }
+    if (!ir::linear::withConditionBound(epi.act, [&](auto act) {
+          maybeRowOf<decltype(act)::value>(nsum, v0, scales, scale, actIn, n, out);
+        }))
+      std::fill_n(out, n, uint8_t(1));
   }
   template <Activation Act>
   void maybeRowOf(const float* nsum, const float* v0, const float* scales, float scale, const float* actIn, int64_t n,

@@ -18,6 +18,7 @@
 #include <algorithm>
 #include <cmath>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "ir/graph.h"
@@ -215,17 +216,26 @@ inline double conditionBoundOf(double v) {
   }
 }
 
-inline double activationConditionBound(const Epilogue& e, double v) {
+// Calls f(std::integral_constant<Activation, A>{}) with the conditionBoundOf form of `a` and
+// returns true, or returns false where `a` has none (its exact condition is cheap).
+template <class F>
+inline bool withConditionBound(Activation a, F&& f) {
   using A = Activation;
-  switch (e.act) {
-    case A::kRelu: return conditionBoundOf<A::kRelu>(v);
-    case A::kTanh: return conditionBoundOf<A::kTanh>(v);
-    case A::kSigmoid: return conditionBoundOf<A::kSigmoid>(v);
-    case A::kSilu: return conditionBoundOf<A::kSilu>(v);
+  switch (a) {
+    case A::kRelu: f(std::integral_constant<A, A::kRelu>{}); return true;
+    case A::kTanh: f(std::integral_constant<A, A::kTanh>{}); return true;
+    case A::kSigmoid: f(std::integral_constant<A, A::kSigmoid>{}); return true;
+    case A::kSilu: f(std::integral_constant<A, A::kSilu>{}); return true;
     case A::kGelu:
-    case A::kGeluTanh: return conditionBoundOf<A::kGelu>(v);
-    default: return activationCondition(e, v);
+    case A::kGeluTanh: f(std::integral_constant<A, A::kGelu>{}); return true;
+    default: return false;
   }
+}
+
+inline double activationConditionBound(const Epilogue& e, double v) {
+  double b = 0.0;
+  if (withConditionBound(e.act, [&](auto act) { b = conditionBoundOf<decltype(act)::value>(v); })) return b;
+  return activationCondition(e, v);
 }
 
 inline double activationValue(const Epilogue& e, double v) {
