@@ -21,6 +21,7 @@ PassResult fuseMatMulAdd(ir::Graph& g, const PassContext& ctx);  // matmul_add_t
 PassResult fuseLayerNorm(ir::Graph& g, const PassContext& ctx);  // layernorm_fusion.cpp
 PassResult fuseGelu(ir::Graph& g, const PassContext& ctx);  // gelu_fusion.cpp
 PassResult fuseSoftmax(ir::Graph& g, const PassContext& ctx);  // softmax_fusion.cpp
+PassResult fuseLstmStacks(ir::Graph& g, const PassContext& ctx);  // lstm_stack_fusion.cpp
 PassResult fuseAttention(ir::Graph& g, const PassContext& ctx);  // attention_fusion.cpp
 PassResult fuseLinearEpilogues(ir::Graph& g, const PassContext& ctx);  // linear_epilogue_fusion.cpp
 PassResult fuseElementwiseChains(ir::Graph& g, const PassContext& ctx);  // elementwise_fusion.cpp

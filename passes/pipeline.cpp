@@ -28,6 +28,7 @@ const std::vector<Pass>& pipeline() {
       {"gelu-fusion", "fuse the erf and tanh forms of GELU", 3, fuseGelu},
       {"softmax-fusion", "fuse exp / reduce-sum / div into Softmax", 3, fuseSoftmax},
       {"attention-fusion", "fuse Q.K^T, scale, mask, softmax, .V into one Attention node", 3, fuseAttention},
+      {"lstm-stack-fusion", "fuse LSTM -> Squeeze -> LSTM chains into one LSTMStack node whose layers overlap", 3, fuseLstmStacks},
       {"linear-epilogue-fusion", "fuse Conv/Gemm/MatMul + bias + activation + residual Add", 3, fuseLinearEpilogues},
       {"elementwise-fusion", "fuse chains of elementwise ops into one FusedElementwise node", 3, fuseElementwiseChains},
       {"dead-code-final", "remove what the fusions left unread", 1, eliminateDeadCode},

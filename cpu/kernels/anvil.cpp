@@ -9,6 +9,7 @@ void registerAnvilTransformerKernels(KernelRegistry& r);  // cpu/kernels/anvil_t
 void registerAnvilElementwiseKernels(KernelRegistry& r);  // cpu/kernels/anvil_elementwise.cpp
 void registerAnvilLayoutKernels(KernelRegistry& r);       // cpu/kernels/anvil_layout.cpp
 void registerAnvilQuantKernels(KernelRegistry& r);        // cpu/kernels/anvil_quant.cpp
+void registerAnvilSequenceKernels(KernelRegistry& r);     // cpu/kernels/anvil_sequence.cpp
 
 void registerAnvilKernels(KernelRegistry& r) {
   registerAnvilLinearKernels(r);
@@ -16,6 +17,7 @@ void registerAnvilKernels(KernelRegistry& r) {
   registerAnvilElementwiseKernels(r);
   registerAnvilLayoutKernels(r);
   registerAnvilQuantKernels(r);
+  registerAnvilSequenceKernels(r);
 }
 
 }  // namespace anvil::cpu::kernels

@@ -967,6 +967,281 @@ void runCell(const StepArgs& a) {
     });
 }
 
+// ---- anvil.LSTMStack ----------------------------------------------------------------------
+// A stack of L forward LSTM layers (ir/ops/anvil_sequence.cpp). Prepare packs every layer
+// as prepareCell packs an LSTM (the blobs one layer after the other). Run: with batch 1, a
+// fused row step on the ISA, two or more threads and more than one block of steps, the
+// layers overlap (runStackStreamed); otherwise each layer runs as its own LSTM would
+// (runCell on a view of the stack's arguments), the intermediate sequences in the
+// workspace. Either way each layer computes its elements in the same order as runCell, so
+// the stack gives the bits of the separate LSTM nodes it replaced.
+
+constexpr int kMaxStackLayers = 8;
+
+struct StackParams {
+  int32_t layers = 0;
+  int32_t blobBase[kMaxStackLayers] = {};   // layer l's first blob
+  int32_t blobCount[kMaxStackLayers] = {};
+  uint64_t workOffset[kMaxStackLayers] = {};  // layer l's runCell workspace
+  uint64_t workBytes[kMaxStackLayers] = {};
+  uint64_t seqOffset[kMaxStackLayers] = {};   // layer l's hidden sequence [S][B][H_l], l < L - 1
+  uint64_t syncOffset = 0;                    // the streamed run's counters
+  RnnParams layer[kMaxStackLayers];
+};
+
+// Counters of the streamed run, each on its own cache line: the next layer to claim, and
+// per layer the steps whose h is written (read by the next layer's projection) and the
+// next projection block to claim.
+struct alignas(64) StackCounter {
+  int32_t value;
+};
+constexpr int64_t kStackSyncCounters = 1 + 2 * kMaxStackLayers;
+
+bool supportsStack(const ir::Node& n, const std::vector<ir::TensorType>& in) {
+  const int64_t L = n.attrs().getInt("layers", 0);
+  const std::vector<int64_t> hs = n.attrs().getInts("hidden_sizes");
+  if (L < 2 || L > kMaxStackLayers || int64_t(hs.size()) != L || int64_t(in.size()) > 1 + 5 * L) return false;
+  if (!present(in, 0) || !allStatic(in)) return false;
+  for (size_t i = 0; i < in.size(); ++i)
+    if (present(in, i) && in[i].dtype != DataType::kF32) return false;
+  const ir::Shape& x = in[0].shape;
+  if (x.rank() != 3) return false;
+  int64_t I = x[2].value();
+  for (int64_t l = 0; l < L; ++l) {
+    const size_t base = size_t(1 + 5 * l);
+    if (!isConstant(n, base) || !isConstant(n, base + 1) || (present(in, base + 2) && !isConstant(n, base + 2)))
+      return false;
+    const ir::Shape &w = in[base].shape, &r = in[base + 1].shape;
+    const int64_t H = hs[size_t(l)];
+    if (w.rank() != 3 || r.rank() != 3 || w[0].value() != 1 || w[1].value() != 4 * H || w[2].value() != I) return false;
+    if (r[0].value() != 1 || r[1].value() != 4 * H || r[2].value() != H) return false;
+    I = H;
+  }
+  return true;
+}
+
+void prepareStack(cpu::tactics::GemmIsa gemmIsa, int64_t rowChunk, const PrepareInfo& info, Prepared* out) {
+  const ir::Node& n = *info.node;
+  const int64_t L = n.attrs().getInt("layers", 0);
+  ANVIL_CHECK(L >= 2 && L <= kMaxStackLayers, ErrorCode::kInternal, n.label(), ": unsupported layer count");
+  StackParams sp;
+  sp.layers = int32_t(L);
+  const ir::Shape& x = info.maxTypes[0].shape;
+  const int64_t S = x[0].value(), B = x[1].value();
+  int64_t I = x[2].value();
+  uint64_t used = 0;
+  auto take = [&](uint64_t bytes) {
+    const uint64_t at = used;
+    used += (bytes + 63) / 64 * 64;
+    return at;
+  };
+  for (int64_t l = 0; l < L; ++l) {
+    const size_t base = size_t(1 + 5 * l);
+    PrepareInfo li;
+    li.node = info.node;  // no direction / layout attributes: forward, layout 0
+    li.threads = info.threads;
+    li.tasks = info.tasks;
+    li.constants = {nullptr, info.constants[base], info.constants[base + 1],
+                    base + 2 < info.constants.size() ? info.constants[base + 2] : nullptr};
+    li.maxTypes = {ir::TensorType{DataType::kF32, ir::Shape({ir::Dim(S), ir::Dim(B), ir::Dim(I)})}};
+    Prepared pl;
+    prepareCell(Cell::kLstm, gemmIsa, rowChunk, li, &pl);
+    std::memcpy(&sp.layer[l], pl.params.data(), sizeof(RnnParams));
+    sp.blobBase[l] = int32_t(out->blobs.size());
+    sp.blobCount[l] = int32_t(pl.blobs.size());
+    for (std::string& b : pl.blobs) out->blobs.push_back(std::move(b));
+    sp.workBytes[l] = pl.workspaceBytes;
+    sp.workOffset[l] = take(pl.workspaceBytes);
+    I = sp.layer[l].H;
+  }
+  for (int64_t l = 0; l + 1 < L; ++l) sp.seqOffset[l] = take(uint64_t(S * B * sp.layer[l].H) * sizeof(float));
+  sp.syncOffset = take(kStackSyncCounters * sizeof(StackCounter));
+  out->setParams(sp);
+  for (int64_t l = 0; l < L; ++l) {
+    const int base = int(1 + 5 * l);
+    out->packedInputs.push_back(base);
+    out->packedInputs.push_back(base + 1);
+    if (base + 2 < int(info.constants.size()) && info.constants[size_t(base + 2)]) out->packedInputs.push_back(base + 2);
+  }
+  out->workspaceBytes = used;
+}
+
+// The streamed run (batch 1, forward, an ISA with the fused row step, two or more tasks):
+// tasks claim layers in order; layer l's task projects its input in blocks of kPipeSteps
+// steps as layer l - 1 finishes them and runs its recurrence; a task waiting (for its
+// layer's next block, or with no layer left) projects any block whose input is ready, so
+// layer 0's projection runs ahead on the second task while layer 0's recurrence starts.
+// Nothing waits on a task that has not started: a layer is claimed only by a running task,
+// a block's projection is claimed only once its input exists, and every wait is on a lower
+// layer or on a claimed block; one task alone runs the layers one after the other.
+template <const Isa& isa>
+void runStackStreamed(const StepArgs& a, const StackParams& sp, int64_t S, int64_t tasks) {
+  namespace ct = cpu::tactics;
+  const int64_t L = sp.layers;
+  char* ws = static_cast<char*>(a.workspace);
+  StackCounter* sync = reinterpret_cast<StackCounter*>(ws + sp.syncOffset);
+  auto counter = [&](int64_t i) { return std::atomic_ref<int32_t>(sync[i].value); };
+  auto layerNext = [&] { return counter(0); };
+  auto done = [&](int64_t l) { return counter(1 + l); };
+  auto blockNext = [&](int64_t l) { return counter(1 + kMaxStackLayers + l); };
+  const int64_t blocks = (S + kPipeSteps - 1) / kPipeSteps;
+  Work work[kMaxStackLayers];
+  for (int64_t l = 0; l < L; ++l) {
+    Carver cv(ws + sp.workOffset[l]);
+    work[l] = carve(cv, sp.layer[l], S, 1);
+    std::fill_n(work[l].pipeDone, blocks, 0);
+    done(l).store(0, std::memory_order_relaxed);
+    blockNext(l).store(0, std::memory_order_relaxed);
+  }
+  layerNext().store(0, std::memory_order_relaxed);
+  const float* x0 = a.in(0).as<float>();
+  auto input = [&](int64_t l) {
+    return l == 0 ? x0 : reinterpret_cast<const float*>(ws + sp.seqOffset[l - 1]);
+  };
+  auto output = [&](int i) { return a.numOutputs > i && a.out(i).present() ? a.out(i).as<float>() : nullptr; };
+  auto blockEnd = [&](int64_t i) { return std::min(S, (i + 1) * kPipeSteps); };
+  auto inputReady = [&](int64_t l, int64_t i) {
+    return l == 0 || done(l - 1).load(std::memory_order_acquire) >= blockEnd(i);
+  };
+  // Projects block i of layer l on task `slot`'s scratch: XW rows [i * kPipeSteps, end).
+  auto project = [&](int64_t l, int64_t i, int64_t slot) {
+    const RnnParams& p = sp.layer[l];
+    const ct::GemmConfig& gc = ct::gemmConfig(p.gemmIsa);
+    const float* bd = a.blobs[sp.blobBase[l] + 2].as<float>();
+    auto addBias = [bd](int64_t, int64_t rows, int64_t j0, int64_t cols, float* c, int64_t ldc) {
+      isa.addBias(bd + j0, rows, cols, c, ldc);
+    };
+    const ct::BlockEpilogue ep(addBias);
+    const int64_t r0 = i * kPipeSteps, r1 = blockEnd(i);
+    ct::gemmPackedB(gc, r1 - r0, p.Gp, p.I, 1.0f, {input(l) + r0 * p.I, p.I, 1}, a.blobs[sp.blobBase[l]].as<float>(),
+                    work[l].xw + r0 * p.Gp, p.Gp, nullptr, {work[l].slots + slot * p.slotFloats, p.slotFloats, 1}, &ep);
+    std::atomic_ref<int32_t>(work[l].pipeDone[i]).store(1, std::memory_order_release);
+  };
+  // Claims and projects one ready block of any layer but `except`; whether it did.
+  auto help = [&](int64_t except, int64_t slot) {
+    for (int64_t l = 0; l < L; ++l) {
+      if (l == except) continue;
+      int32_t i = blockNext(l).load(std::memory_order_relaxed);
+      if (i >= blocks || !inputReady(l, i)) continue;
+      if (blockNext(l).compare_exchange_strong(i, i + 1, std::memory_order_relaxed)) {
+        project(l, i, slot);
+        return true;
+      }
+    }
+    return false;
+  };
+  auto allClaimed = [&] {
+    for (int64_t l = 0; l < L; ++l)
+      if (blockNext(l).load(std::memory_order_relaxed) < blocks) return false;
+    return true;
+  };
+  auto runLayer = [&](int64_t l, int64_t slot) {
+    const RnnParams& p = sp.layer[l];
+    const Work& w = work[l];
+    const int64_t H = p.H, Hp = p.Hp, Gp = p.Gp;
+    const float* rc = a.blobs[sp.blobBase[l] + 3].as<float>();
+    const int hIn = int(4 + 5 * l), cIn = int(5 + 5 * l);  // initial_h_l, initial_c_l
+    float* h = w.h;
+    float* hNext = w.h2;
+    std::fill(h, h + Hp, 0.0f);
+    std::fill(w.c, w.c + Hp, 0.0f);
+    if (a.hasInput(hIn)) std::memcpy(h, a.in(hIn).as<float>(), size_t(H) * sizeof(float));
+    if (a.hasInput(cIn)) std::memcpy(w.c, a.in(cIn).as<float>(), size_t(H) * sizeof(float));
+    float* Y = l + 1 == L ? output(0) : reinterpret_cast<float*>(ws + sp.seqOffset[l]);
+    for (int64_t s = 0; s < S; ++s) {
+      const int64_t i = s / kPipeSteps;
+      while (std::atomic_ref<int32_t>(w.pipeDone[i]).load(std::memory_order_acquire) == 0) {
+        int32_t next = blockNext(l).load(std::memory_order_relaxed);
+        if (next == i && inputReady(l, i) && blockNext(l).compare_exchange_strong(next, next + 1, std::memory_order_relaxed))
+          project(l, i, slot);
+        else if (!help(l, slot))
+          _mm_pause();
+      }
+      isa.lstmRow(H, h, rc, Hp, w.xw + s * Gp, (s & 1) != 0, w.c, hNext);
+      if (Y) std::memcpy(Y + s * H, hNext, size_t(H) * sizeof(float));
+      std::swap(h, hNext);
+      done(l).store(int32_t(s + 1), std::memory_order_release);
+    }
+    if (float* Yh = output(int(1 + 2 * l))) std::memcpy(Yh, h, size_t(H) * sizeof(float));
+    if (float* Yc = output(int(2 + 2 * l))) std::memcpy(Yc, w.c, size_t(H) * sizeof(float));
+  };
+  a.executor->parallelFor(tasks, [&](int64_t task) {
+    for (int64_t l = layerNext().fetch_add(1, std::memory_order_relaxed); l < L;
+         l = layerNext().fetch_add(1, std::memory_order_relaxed))
+      runLayer(l, task);
+    while (!allClaimed())
+      if (!help(-1, task)) _mm_pause();
+  });
+}
+
+template <const Isa& isa>
+void runStack(const StepArgs& a) {
+  const StackParams& sp = a.paramsAs<StackParams>();
+  const int64_t L = sp.layers;
+  const TensorView& X = a.in(0);
+  if (X.rank != 3 || X.dims[2] != sp.layer[0].I) a.fail("X does not match the packed W of layer 0");
+  const int64_t S = X.dims[0], B = X.dims[1];
+  char* ws = static_cast<char*>(a.workspace);
+  {
+    uint64_t need = sp.syncOffset + kStackSyncCounters * sizeof(StackCounter);
+    for (int64_t l = 0; l < L; ++l) {
+      Carver cv;
+      carve(cv, sp.layer[l], S, B);
+      if (cv.used() > sp.workBytes[l]) a.fail("X is larger than the profile the step was built for");
+    }
+    if (need > a.workspaceBytes) a.fail("the workspace is smaller than the step was built for");
+  }
+  Executor& ex = *a.executor;
+  const int64_t tasks = std::min<int64_t>({L, sp.layer[0].tasks, ex.threads()});
+  if (B == 1 && isa.lstmRow && tasks >= 2 && S > kPipeSteps) {
+    runStackStreamed<isa>(a, sp, S, tasks);
+    return;
+  }
+  // Layer by layer, each as its LSTM node would run.
+  for (int64_t l = 0; l < L; ++l) {
+    const RnnParams& p = sp.layer[l];
+    TensorView ins[7];
+    ins[0] = X;
+    if (l > 0) {
+      ins[0].data = ws + sp.seqOffset[l - 1];
+      ins[0].dims[2] = sp.layer[l - 1].H;
+    }
+    const int hIn = int(4 + 5 * l), cIn = int(5 + 5 * l);
+    if (a.hasInput(hIn)) ins[5] = a.in(hIn);
+    if (a.hasInput(cIn)) ins[6] = a.in(cIn);
+    TensorView outs[3];
+    if (l + 1 == L) {
+      outs[0] = a.out(0);
+    } else {
+      outs[0].data = ws + sp.seqOffset[l];
+      outs[0].dtype = DataType::kF32;
+      outs[0].rank = 4;
+      outs[0].dims[0] = S;
+      outs[0].dims[1] = 1;
+      outs[0].dims[2] = B;
+      outs[0].dims[3] = p.H;
+    }
+    for (int k = 0; k < 2; ++k)
+      if (a.numOutputs > 1 + 2 * l + k) outs[1 + k] = a.out(int(1 + 2 * l + k));
+    StepArgs la = a;
+    la.inputs = ins;
+    la.numInputs = 7;
+    la.outputs = outs;
+    la.numOutputs = 3;
+    la.params = Blob{&p, sizeof(RnnParams)};
+    la.blobs = a.blobs + sp.blobBase[l];
+    la.numBlobs = sp.blobCount[l];
+    la.workspace = ws + sp.workOffset[l];
+    la.workspaceBytes = sp.workBytes[l];
+    runCell<isa>(la);
+  }
+}
+
+template <cpu::tactics::GemmIsa G, const Isa& isa>
+void prepareStackFn(const PrepareInfo& info, Prepared* out) {
+  prepareStack(G, isa.rowChunk, info, out);
+}
+
 template <Cell C>
 bool supportsFn(const ir::Node& n, const std::vector<ir::TensorType>& in) {
   return supportsCell(C, n, in);
@@ -1026,6 +1301,24 @@ void registerRecurrentKernels(Kernels& k) {
       kn.run = v.run;
       k.add(std::move(kn));
     }
+  // anvil.LSTMStack: f32_lstm_stack_packed_4x32__avx512, ..._4x16__avx2, ..._4x16.
+  const PrepareFn stackPrepare[3] = {prepareStackFn<GemmIsa::kAvx512_14x32, kAvx512>,
+                                     prepareStackFn<GemmIsa::kAvx2_6x16, kAvx2>,
+                                     prepareStackFn<GemmIsa::kPortable4x8, kPortable>};
+  const RunFn stackRun[3] = {runStack<kAvx512>, runStack<kAvx2>, runStack<kPortable>};
+  for (int v = 0; v < 3; ++v) {
+    Kernel kn;
+    kn.name = std::string("f32_lstm_stack") + variants[v].suffix;
+    kn.version = 1;
+    kn.op = "LSTMStack";
+    kn.domain = "anvil";
+    kn.precision = DataType::kF32;
+    kn.requirements = variants[v].requirements;
+    kn.supports = supportsStack;
+    kn.prepare = stackPrepare[v];
+    kn.run = stackRun[v];
+    k.add(std::move(kn));
+  }
 }
 
 }  // namespace anvil::runtime::seq

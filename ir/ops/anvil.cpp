@@ -10,6 +10,7 @@ void registerAnvilTransformerOps(OpRegistry& r);  // ir/ops/anvil_transformer.cp
 void registerAnvilElementwiseOps(OpRegistry& r);  // ir/ops/anvil_elementwise.cpp: fused elementwise chains
 void registerAnvilLayoutOps(OpRegistry& r);       // ir/ops/anvil_layout.cpp: Reorder between storage layouts
 void registerAnvilQuantOps(OpRegistry& r);        // ir/ops/anvil_quant.cpp: QLinearAdd of Q/DQ imports
+void registerAnvilSequenceOps(OpRegistry& r);     // ir/ops/anvil_sequence.cpp: LSTMStack
 
 void registerAnvilOps(OpRegistry& r) {
   registerAnvilLinearOps(r);
@@ -17,6 +18,7 @@ void registerAnvilOps(OpRegistry& r) {
   registerAnvilElementwiseOps(r);
   registerAnvilLayoutOps(r);
   registerAnvilQuantOps(r);
+  registerAnvilSequenceOps(r);
 }
 
 }  // namespace anvil::ir::ops

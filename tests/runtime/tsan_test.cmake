@@ -1,7 +1,8 @@
 # Configures and builds the lean runtime with ThreadSanitizer in its own tree and runs
 # runtime_threads (8 threads x 200 runs) on an engine built by the normal tree, then on
 # ENGINE2 (the batch-1 LSTM, 4 threads x 20 runs, each context with two intra-op threads:
-# the LSTM kernel's pipelined projection hands out its blocks through atomics).
+# the LSTM stack's streamed run and the LSTM kernel's pipelined projection hand out layers,
+# steps and blocks through atomics).
 # -O0 with -g1 (the line tables TSan's reports need, file:line per frame): this tree was the
 # suite's longest build. ThreadSanitizer advises -O1 or more for the speed of the program,
 # and this program is 8 x 200 runs of a tiny engine (under 5 s at -O0); compiling is what

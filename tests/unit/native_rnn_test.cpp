@@ -412,6 +412,180 @@ TEST(NativeRnn, FusedRowMatchesTheBatchedPathBitwise) {
   }
 }
 
+// ---- anvil.LSTMStack --------------------------------------------------------------------
+// The stack kernels (f32_lstm_stack_*) against the reference (cpu/kernels/anvil_sequence.cpp:
+// the reference LSTM per layer), 1, 2 and 3 executor threads bitwise equal, and bitwise
+// equal to the LSTM kernel of the same ISA run layer by layer (what the fusion promises).
+// Batch 1 with more than one block of 8 steps at 2 threads takes the streamed path (the
+// layers overlapping on two tasks); batch 3, a single block or 1 thread the layer-by-layer
+// path.
+
+struct StackSpec {
+  int64_t S = 1, B = 1, I = 1;
+  std::vector<int64_t> H;
+  bool initial = false, bias = true;
+  std::string name() const {
+    std::string n = "S" + std::to_string(S) + "_B" + std::to_string(B) + "_I" + std::to_string(I) + "_H";
+    for (int64_t h : H) n += std::to_string(h) + "x";
+    n.pop_back();
+    return n + (initial ? "_init" : "") + (bias ? "" : "_nobias");
+  }
+};
+
+// The stack node over random weights; layers[l] the LSTM node of layer l alone (its X a
+// graph input to be fed the previous layer's Y), with the same tensors.
+struct BuiltStack {
+  Built stack;
+  std::vector<Built> layers;
+};
+
+BuiltStack buildStack(const StackSpec& s, uint32_t seed) {
+  std::mt19937 rng(seed);
+  BuiltStack out;
+  Built& b = out.stack;
+  const int64_t L = int64_t(s.H.size());
+  b.data.push_back(uniform({s.S, s.B, s.I}, rng, 1.0));
+  int64_t I = s.I;
+  for (int64_t l = 0; l < L; ++l) {
+    const int64_t H = s.H[size_t(l)];
+    const double wr = 1.0 / std::sqrt(double(std::max<int64_t>(H, 4)));
+    b.data.push_back(uniform({1, 4 * H, I}, rng, wr));
+    b.data.push_back(uniform({1, 4 * H, H}, rng, wr));
+    b.data.push_back(s.bias ? uniform({1, 8 * H}, rng, 0.5) : Tensor());
+    b.data.push_back(s.initial ? uniform({1, s.B, H}, rng, 1.0) : Tensor());
+    b.data.push_back(s.initial ? uniform({1, s.B, H}, rng, 1.0) : Tensor());
+    I = H;
+  }
+  auto addInputs = [](Built& t, const std::vector<Tensor>& data, const std::vector<bool>& constant) {
+    std::vector<ir::Value*> vals;
+    for (size_t i = 0; i < data.size(); ++i) {
+      if (!data[i].defined()) {
+        vals.push_back(nullptr);
+        t.types.push_back({});
+        continue;
+      }
+      const std::string name = "in" + std::to_string(i);
+      ir::Value* v = constant[i] ? t.graph->addInitializer(name, data[i]) : t.graph->addValue(name, data[i].type());
+      if (!constant[i]) t.graph->addInput(v);
+      vals.push_back(v);
+      t.types.push_back(data[i].type());
+    }
+    return vals;
+  };
+  std::vector<bool> constant(b.data.size(), false);
+  for (size_t i = 1; i < b.data.size(); ++i) constant[i] = (i - 1) % 5 < 3;
+  const std::vector<ir::Value*> vals = addInputs(b, b.data, constant);
+  std::vector<std::string> outs = {"y"};
+  std::vector<int64_t> hidden;
+  for (int64_t l = 0; l < L; ++l) {
+    outs.push_back("yh" + std::to_string(l));
+    outs.push_back("yc" + std::to_string(l));
+  }
+  b.node = b.graph->addNode("LSTMStack", "anvil", "stack", vals, outs);
+  b.node->attrs().set("layers", L);
+  b.node->attrs().set("hidden_sizes", s.H);
+  for (ir::Value* o : b.node->outputs()) b.graph->addOutput(o);
+  ir::inferShapes(*b.graph);
+  for (size_t i = 0; i < vals.size(); ++i) b.inputs.push_back(vals[i] ? &b.data[i] : nullptr);
+  // Layer l alone: X (set per run), W, R, B, no sequence_lens, initial_h, initial_c.
+  I = s.I;
+  for (int64_t l = 0; l < L; ++l) {
+    Built t;
+    const size_t base = size_t(1 + 5 * l);
+    t.data = {Tensor(DataType::kF32, {s.S, s.B, I}), b.data[base], b.data[base + 1], b.data[base + 2], Tensor(),
+              b.data[base + 3], b.data[base + 4]};
+    const std::vector<ir::Value*> lv = addInputs(t, t.data, {false, true, true, true, false, false, false});
+    t.node = t.graph->addNode("LSTM", "", "layer" + std::to_string(l), lv, {"y", "yh", "yc"});
+    t.node->attrs().set("hidden_size", s.H[size_t(l)]);
+    for (ir::Value* o : t.node->outputs()) t.graph->addOutput(o);
+    ir::inferShapes(*t.graph);
+    out.layers.push_back(std::move(t));
+    I = s.H[size_t(l)];
+  }
+  for (Built& t : out.layers)
+    for (size_t i = 0; i < t.data.size(); ++i) t.inputs.push_back(t.node->input(i) ? &t.data[i] : nullptr);
+  return out;
+}
+
+std::vector<StackSpec> stackSpecs() {
+  std::vector<StackSpec> out;
+  auto add = [&](int64_t S, int64_t B, int64_t I, std::vector<int64_t> H, bool initial, bool bias = true) {
+    StackSpec s;
+    s.S = S, s.B = B, s.I = I, s.H = std::move(H), s.initial = initial, s.bias = bias;
+    out.push_back(s);
+  };
+  add(50, 1, 64, {64, 64}, false);            // models-bench/lstm_h64_s50: streamed
+  add(17, 1, 5, {7, 33, 16}, true);           // three layers, odd sizes, a tail block of 1
+  add(9, 1, 1, {1, 65}, true, false);         // two blocks, the second of one step, no bias
+  add(50, 1, 3, {17, 8, 40, 9}, false);       // four layers on two tasks
+  add(8, 1, 6, {16, 16}, true);               // one block: layer by layer
+  add(1, 1, 4, {5, 3}, false);                // one step
+  add(7, 3, 9, {17, 8}, true);                // batch 3: layer by layer
+  add(12, 2, 64, {64, 24}, false);            // batch 2 (the fused row step, per row)
+  return out;
+}
+
+void PrintTo(const StackSpec& s, std::ostream* os) { *os << s.name(); }
+
+class NativeLstmStack : public ::testing::TestWithParam<StackSpec> {};
+
+TEST_P(NativeLstmStack, MatchesReferenceAndTheLayersBitwise) {
+  const StackSpec& s = GetParam();
+  BuiltStack bs = buildStack(s, uint32_t(std::hash<std::string>{}(s.name())));
+  const Built& b = bs.stack;
+  const std::vector<Tensor> want = cpu::Interpreter::runNode(*b.node, b.inputs);
+  int ran = 0;
+  for (const runtime::Kernel* k : kernelsFor("LSTMStack")) {
+    std::string why;
+    if (skipUnlessHostRuns(*k, &why)) {
+      std::printf("%s: %s\n", k->name.c_str(), why.c_str());
+      continue;
+    }
+    ASSERT_TRUE(k->supports(*b.node, b.types)) << k->name;
+    const Prepared p = prepare(*k, b, 2);
+    std::vector<std::vector<Tensor>> got;
+    for (int threads : {1, 2, 3}) {
+      auto ex = runtime::makeCpuExecutor(threads);
+      Step step(*k, p, b, want, *ex);
+      for (int rep = 0; rep < 3; ++rep) step.run();  // the counters reset every run
+      EXPECT_TRUE(step.guardsIntact()) << k->name << ": wrote outside an output, " << threads << " thread(s)";
+      got.push_back(step.outputs());
+    }
+    for (size_t o = 0; o < want.size(); ++o) {
+      EXPECT_EQ(compare(got[0][o], want[o], kTol), "") << k->name << " output " << o;
+      EXPECT_TRUE(got[1][o].sameAs(got[0][o])) << k->name << " output " << o << ": 2 threads differ from 1";
+      EXPECT_TRUE(got[2][o].sameAs(got[0][o])) << k->name << " output " << o << ": 3 threads differ from 1";
+    }
+    // The LSTM kernel of the same ISA, layer by layer (1 thread), each layer fed the last one's Y.
+    const std::string suffix = k->name.substr(std::string("f32_lstm_stack").size());
+    const runtime::Kernel* lk = family().find(Device::kCPU, "LSTM", "", "f32_lstm" + suffix);
+    ASSERT_NE(lk, nullptr) << "f32_lstm" << suffix;
+    auto one = runtime::makeCpuExecutor(1);
+    Tensor x = b.data[0];
+    for (size_t l = 0; l < bs.layers.size(); ++l) {
+      Built& layer = bs.layers[l];
+      layer.data[0] = x;
+      layer.inputs[0] = &layer.data[0];
+      const std::vector<Tensor> lw = cpu::Interpreter::runNode(*layer.node, layer.inputs);
+      const Prepared lp = prepare(*lk, layer, 1);
+      Step step(*lk, lp, layer, lw, *one);
+      step.run();
+      const std::vector<Tensor> lg = step.outputs();
+      for (size_t o = 1; o < 3; ++o)
+        EXPECT_TRUE(got[1][1 + 2 * l + (o - 1)].sameAs(lg[o])) << k->name << " layer " << l << " state " << o;
+      if (l + 1 == bs.layers.size()) {
+        EXPECT_TRUE(got[1][0].sameAs(lg[0])) << k->name << " Y";
+      }
+      x = lg[0].reshaped({s.S, s.B, s.H[l]});
+    }
+    ++ran;
+  }
+  EXPECT_GE(ran, 1);
+}
+
+INSTANTIATE_TEST_SUITE_P(Native, NativeLstmStack, ::testing::ValuesIn(stackSpecs()),
+                         [](const ::testing::TestParamInfo<StackSpec>& p) { return p.param.name(); });
+
 // ---- timing -----------------------------------------------------------------------------
 
 // The 5th percentile of single calls: what a call costs when it has the core (the dev box

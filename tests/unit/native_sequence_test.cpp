@@ -614,6 +614,9 @@ class CountingExecutor : public runtime::Executor {
 TEST(NativeSequenceRegistration, EveryKernelSplitsItsLargestCase) {
   for (const runtime::Kernel* k : family().all()) {
     if (!runtime::hostHasAll(k->requirements)) continue;
+    // The stack's cases are in native_rnn_test.cpp (NativeLstmStack: its streamed run on two
+    // tasks against the LSTM kernels layer by layer).
+    if (k->op == "LSTMStack") continue;
     const Case* largest = nullptr;
     int64_t most = -1;
     for (const Case& c : allCases()) {
