@@ -970,11 +970,18 @@ void runCell(const StepArgs& a) {
 // ---- anvil.LSTMStack ----------------------------------------------------------------------
 // A stack of L forward LSTM layers (ir/ops/anvil_sequence.cpp). Prepare packs every layer
 // as prepareCell packs an LSTM (the blobs one layer after the other). Run: with batch 1, a
-// fused row step on the ISA, two or more threads and more than one block of steps, the
+// fused row step on the ISA, two or more threads and more than 8 steps, the
 // layers overlap (runStackStreamed); otherwise each layer runs as its own LSTM would
 // (runCell on a view of the stack's arguments), the intermediate sequences in the
 // workspace. Either way each layer computes its elements in the same order as runCell, so
 // the stack gives the bits of the separate LSTM nodes it replaced.
+// Measured (anvil_bench_runtime --latency, models-bench/lstm_h64_s50: 2 layers, S 50, I 64,
+// H 64; 2-vCPU Zen 4 guest, the two vCPUs near): 2 threads 66 us as two LSTM nodes (each
+// with its projection pipelined on the second task), 54-55 us streamed in pieces of 8 steps
+// with the next layer's task projecting them, 52-53 us in pieces of 4 with the hand-off
+// below. Per task (steady_clock inside the run): layer 0 alone runs its 50 steps in ~30 us,
+// beside layer 1 in ~46: the two recurrences stream 64 KB of Rc each per step, and the two
+// vCPUs share what they stream it through.
 
 constexpr int kMaxStackLayers = 8;
 
@@ -989,13 +996,19 @@ struct StackParams {
   RnnParams layer[kMaxStackLayers];
 };
 
-// Counters of the streamed run, each on its own cache line: the next layer to claim, and
-// per layer the steps whose h is written (read by the next layer's projection) and the
-// next projection block to claim.
+// The streamed run's shared state (the workspace at syncOffset): counters, each on its own
+// cache line (the next layer to claim; per layer the steps whose h is written, read by the
+// next layer's projection, the next projection piece to claim, and whether the layer's
+// task is waiting), then per layer one done flag per piece of kStreamPiece steps.
 struct alignas(64) StackCounter {
   int32_t value;
 };
-constexpr int64_t kStackSyncCounters = 1 + 2 * kMaxStackLayers;
+constexpr int64_t kStackSyncCounters = 1 + 3 * kMaxStackLayers;
+constexpr int64_t kStreamPiece = 4;
+uint64_t stackSyncBytes(int64_t S) {
+  return kStackSyncCounters * sizeof(StackCounter) +
+         uint64_t(kMaxStackLayers) * uint64_t((S + kStreamPiece - 1) / kStreamPiece) * sizeof(int32_t);
+}
 
 bool supportsStack(const ir::Node& n, const std::vector<ir::TensorType>& in) {
   const int64_t L = n.attrs().getInt("layers", 0);
@@ -1055,7 +1068,7 @@ void prepareStack(cpu::tactics::GemmIsa gemmIsa, int64_t rowChunk, const Prepare
     I = sp.layer[l].H;
   }
   for (int64_t l = 0; l + 1 < L; ++l) sp.seqOffset[l] = take(uint64_t(S * B * sp.layer[l].H) * sizeof(float));
-  sp.syncOffset = take(kStackSyncCounters * sizeof(StackCounter));
+  sp.syncOffset = take(stackSyncBytes(S));
   out->setParams(sp);
   for (int64_t l = 0; l < L; ++l) {
     const int base = int(1 + 5 * l);
@@ -1067,31 +1080,40 @@ void prepareStack(cpu::tactics::GemmIsa gemmIsa, int64_t rowChunk, const Prepare
 }
 
 // The streamed run (batch 1, forward, an ISA with the fused row step, two or more tasks):
-// tasks claim layers in order; layer l's task projects its input in blocks of kPipeSteps
-// steps as layer l - 1 finishes them and runs its recurrence; a task waiting (for its
-// layer's next block, or with no layer left) projects any block whose input is ready, so
+// tasks claim layers in order and run their recurrences; layer l's input projection runs in
+// pieces of kStreamPiece steps, each once layer l - 1 has finished those steps. A piece is
+// projected by whoever gets to it first: layer l's task when it needs it; the task of layer
+// l - 1 right after finishing those steps, but only while layer l's task is busy (so the
+// projections fall to whichever of the two would otherwise wait: with one task per layer
+// and layer l + 1 doing its own, its task runs 8 steps of projection plus recurrence for
+// layer l's 8 steps of recurrence, falling behind; with layer l doing them all, the
+// reverse); and any task waiting (for its layer's next piece, or with no layer left), so
 // layer 0's projection runs ahead on the second task while layer 0's recurrence starts.
 // Nothing waits on a task that has not started: a layer is claimed only by a running task,
-// a block's projection is claimed only once its input exists, and every wait is on a lower
-// layer or on a claimed block; one task alone runs the layers one after the other.
+// a piece only once its input exists, and every wait is on a lower layer or a claimed
+// piece; one task alone runs the layers one after the other.
 template <const Isa& isa>
 void runStackStreamed(const StepArgs& a, const StackParams& sp, int64_t S, int64_t tasks) {
   namespace ct = cpu::tactics;
   const int64_t L = sp.layers;
   char* ws = static_cast<char*>(a.workspace);
   StackCounter* sync = reinterpret_cast<StackCounter*>(ws + sp.syncOffset);
+  const int64_t pieces = (S + kStreamPiece - 1) / kStreamPiece;
+  int32_t* pieceFlags = reinterpret_cast<int32_t*>(sync + kStackSyncCounters);
   auto counter = [&](int64_t i) { return std::atomic_ref<int32_t>(sync[i].value); };
   auto layerNext = [&] { return counter(0); };
   auto done = [&](int64_t l) { return counter(1 + l); };
-  auto blockNext = [&](int64_t l) { return counter(1 + kMaxStackLayers + l); };
-  const int64_t blocks = (S + kPipeSteps - 1) / kPipeSteps;
+  auto pieceNext = [&](int64_t l) { return counter(1 + kMaxStackLayers + l); };
+  auto waiting = [&](int64_t l) { return counter(1 + 2 * kMaxStackLayers + l); };
+  auto pieceDone = [&](int64_t l, int64_t i) { return std::atomic_ref<int32_t>(pieceFlags[l * pieces + i]); };
   Work work[kMaxStackLayers];
   for (int64_t l = 0; l < L; ++l) {
     Carver cv(ws + sp.workOffset[l]);
     work[l] = carve(cv, sp.layer[l], S, 1);
-    std::fill_n(work[l].pipeDone, blocks, 0);
+    std::fill_n(pieceFlags + l * pieces, pieces, 0);
     done(l).store(0, std::memory_order_relaxed);
-    blockNext(l).store(0, std::memory_order_relaxed);
+    pieceNext(l).store(0, std::memory_order_relaxed);
+    waiting(l).store(0, std::memory_order_relaxed);
   }
   layerNext().store(0, std::memory_order_relaxed);
   const float* x0 = a.in(0).as<float>();
@@ -1099,11 +1121,11 @@ void runStackStreamed(const StepArgs& a, const StackParams& sp, int64_t S, int64
     return l == 0 ? x0 : reinterpret_cast<const float*>(ws + sp.seqOffset[l - 1]);
   };
   auto output = [&](int i) { return a.numOutputs > i && a.out(i).present() ? a.out(i).as<float>() : nullptr; };
-  auto blockEnd = [&](int64_t i) { return std::min(S, (i + 1) * kPipeSteps); };
+  auto pieceEnd = [&](int64_t i) { return std::min(S, (i + 1) * kStreamPiece); };
   auto inputReady = [&](int64_t l, int64_t i) {
-    return l == 0 || done(l - 1).load(std::memory_order_acquire) >= blockEnd(i);
+    return l == 0 || done(l - 1).load(std::memory_order_acquire) >= pieceEnd(i);
   };
-  // Projects block i of layer l on task `slot`'s scratch: XW rows [i * kPipeSteps, end).
+  // Projects piece i of layer l on task `slot`'s scratch: XW rows [i * kStreamPiece, end).
   auto project = [&](int64_t l, int64_t i, int64_t slot) {
     const RnnParams& p = sp.layer[l];
     const ct::GemmConfig& gc = ct::gemmConfig(p.gemmIsa);
@@ -1112,27 +1134,28 @@ void runStackStreamed(const StepArgs& a, const StackParams& sp, int64_t S, int64
       isa.addBias(bd + j0, rows, cols, c, ldc);
     };
     const ct::BlockEpilogue ep(addBias);
-    const int64_t r0 = i * kPipeSteps, r1 = blockEnd(i);
+    const int64_t r0 = i * kStreamPiece, r1 = pieceEnd(i);
     ct::gemmPackedB(gc, r1 - r0, p.Gp, p.I, 1.0f, {input(l) + r0 * p.I, p.I, 1}, a.blobs[sp.blobBase[l]].as<float>(),
                     work[l].xw + r0 * p.Gp, p.Gp, nullptr, {work[l].slots + slot * p.slotFloats, p.slotFloats, 1}, &ep);
-    std::atomic_ref<int32_t>(work[l].pipeDone[i]).store(1, std::memory_order_release);
+    pieceDone(l, i).store(1, std::memory_order_release);
   };
-  // Claims and projects one ready block of any layer but `except`; whether it did.
+  // Claims and projects the next piece of layer l if its input is ready; whether it did.
+  auto tryProject = [&](int64_t l, int64_t slot) {
+    int32_t i = pieceNext(l).load(std::memory_order_relaxed);
+    if (i >= pieces || !inputReady(l, i)) return false;
+    if (!pieceNext(l).compare_exchange_strong(i, i + 1, std::memory_order_relaxed)) return false;
+    project(l, i, slot);
+    return true;
+  };
+  // One ready piece of any layer but `except`; whether it projected one.
   auto help = [&](int64_t except, int64_t slot) {
-    for (int64_t l = 0; l < L; ++l) {
-      if (l == except) continue;
-      int32_t i = blockNext(l).load(std::memory_order_relaxed);
-      if (i >= blocks || !inputReady(l, i)) continue;
-      if (blockNext(l).compare_exchange_strong(i, i + 1, std::memory_order_relaxed)) {
-        project(l, i, slot);
-        return true;
-      }
-    }
+    for (int64_t l = 0; l < L; ++l)
+      if (l != except && tryProject(l, slot)) return true;
     return false;
   };
   auto allClaimed = [&] {
     for (int64_t l = 0; l < L; ++l)
-      if (blockNext(l).load(std::memory_order_relaxed) < blocks) return false;
+      if (pieceNext(l).load(std::memory_order_relaxed) < pieces) return false;
     return true;
   };
   auto runLayer = [&](int64_t l, int64_t slot) {
@@ -1149,18 +1172,21 @@ void runStackStreamed(const StepArgs& a, const StackParams& sp, int64_t S, int64
     if (a.hasInput(cIn)) std::memcpy(w.c, a.in(cIn).as<float>(), size_t(H) * sizeof(float));
     float* Y = l + 1 == L ? output(0) : reinterpret_cast<float*>(ws + sp.seqOffset[l]);
     for (int64_t s = 0; s < S; ++s) {
-      const int64_t i = s / kPipeSteps;
-      while (std::atomic_ref<int32_t>(w.pipeDone[i]).load(std::memory_order_acquire) == 0) {
-        int32_t next = blockNext(l).load(std::memory_order_relaxed);
-        if (next == i && inputReady(l, i) && blockNext(l).compare_exchange_strong(next, next + 1, std::memory_order_relaxed))
-          project(l, i, slot);
-        else if (!help(l, slot))
-          _mm_pause();
+      const int64_t i = s / kStreamPiece;
+      if (pieceDone(l, i).load(std::memory_order_acquire) == 0) {
+        waiting(l).store(1, std::memory_order_relaxed);
+        while (pieceDone(l, i).load(std::memory_order_acquire) == 0)
+          if (!tryProject(l, slot) && !help(l, slot)) _mm_pause();
+        waiting(l).store(0, std::memory_order_relaxed);
       }
       isa.lstmRow(H, h, rc, Hp, w.xw + s * Gp, (s & 1) != 0, w.c, hNext);
       if (Y) std::memcpy(Y + s * H, hNext, size_t(H) * sizeof(float));
       std::swap(h, hNext);
       done(l).store(int32_t(s + 1), std::memory_order_release);
+      // A piece of the next layer's input complete: project it here while that layer's task is busy.
+      if (l + 1 < L && ((s + 1) % kStreamPiece == 0 || s + 1 == S) &&
+          waiting(l + 1).load(std::memory_order_relaxed) == 0)
+        tryProject(l + 1, slot);
     }
     if (float* Yh = output(int(1 + 2 * l))) std::memcpy(Yh, h, size_t(H) * sizeof(float));
     if (float* Yc = output(int(2 + 2 * l))) std::memcpy(Yc, w.c, size_t(H) * sizeof(float));
@@ -1183,7 +1209,7 @@ void runStack(const StepArgs& a) {
   const int64_t S = X.dims[0], B = X.dims[1];
   char* ws = static_cast<char*>(a.workspace);
   {
-    uint64_t need = sp.syncOffset + kStackSyncCounters * sizeof(StackCounter);
+    const uint64_t need = sp.syncOffset + stackSyncBytes(S);
     for (int64_t l = 0; l < L; ++l) {
       Carver cv;
       carve(cv, sp.layer[l], S, B);
@@ -1193,7 +1219,7 @@ void runStack(const StepArgs& a) {
   }
   Executor& ex = *a.executor;
   const int64_t tasks = std::min<int64_t>({L, sp.layer[0].tasks, ex.threads()});
-  if (B == 1 && isa.lstmRow && tasks >= 2 && S > kPipeSteps) {
+  if (B == 1 && isa.lstmRow && tasks >= 2 && S > 2 * kStreamPiece) {
     runStackStreamed<isa>(a, sp, S, tasks);
     return;
   }
