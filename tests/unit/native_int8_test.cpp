@@ -39,6 +39,11 @@
 namespace anvil::runtime {
 void registerNativeInt8Kernels(Kernels& k);  // cpu/tactics/native_int8.cpp
 }  // namespace anvil::runtime
+namespace anvil::cpu::tactics {
+void adaptiveRowFilterForTest(ir::linear::Activation act, int test, float tau, const float* nsum, const float* v0,
+                              const float* scales, float scale, const float* actIn, int64_t n, bool scalar,
+                              uint8_t* maybe, uint8_t* exact);  // cpu/tactics/native_int8.cpp
+}  // namespace anvil::cpu::tactics
 
 using namespace anvil;
 using anvil::ir::DataType;
@@ -2003,6 +2008,72 @@ TEST(NativeInt8Finish, EveryPathMatchesEpilogueRowAndQuantizer) {
               }
             }
   EXPECT_GT(checked, 0);
+}
+
+// The adaptive test filters each row of components with a cheap bound of kappa_phi before
+// the exact test (Mixed::maybeRow: eight at a time in float on AVX2 hosts, else double):
+// it may keep components the exact test leaves out, never drop one it flags. Every bounded
+// activation, each test (product, ratio, both), on rows of random values spanning many
+// magnitudes with edge values mixed in (0, signed zero, subnormals, huge, infinities, NaN,
+// the GELU cap's edge, components right at the threshold), both paths; and the filter must
+// still filter (else it saves nothing).
+TEST(NativeInt8Adaptive, RowFilterKeepsEveryComponentTheExactTestFlags) {
+  using A = ir::linear::Activation;
+  std::mt19937 rng(17);
+  std::uniform_real_distribution<double> u(-1.0, 1.0), e(-12.0, 12.0);
+  const float edges[] = {0.0f, -0.0f, 1e-40f, -1e-40f, 1e-30f, 3e38f, -3e38f, INFINITY, -INFINITY, NAN,
+                         -37.0f, -36.99f, -37.01f, 1e-7f, 60.0f, -60.0f, 1e19f, -1e19f};
+  int64_t flagged = 0, kept = 0, total = 0;
+  for (A act : {A::kRelu, A::kTanh, A::kSigmoid, A::kSilu, A::kGelu, A::kGeluTanh})
+    for (int test : {0, 1, 2})
+      for (float tau : {0.3f, 0.1f, 0.01f})
+        for (int row = 0; row < 40; ++row) {
+          const int64_t n = 1 + int64_t(rng() % 64);
+          const size_t len = static_cast<size_t>(n);
+          std::vector<float> nsum(len), v0(len), scales(len), actIn(len);
+          for (int64_t i = 0; i < n; ++i) {
+            const size_t I = size_t(i);
+            actIn[I] = float(u(rng) * 8.0 * std::pow(10.0, e(rng) / 6.0));
+            v0[I] = float(u(rng) * std::pow(10.0, e(rng) / 3.0));
+            scales[I] = float(std::pow(10.0, -2.0 - 4.0 * (u(rng) + 1.0)));
+            // nsum >= |v0| / scale in the kernels (a sum of absolute values); up to 1e4 times more.
+            nsum[I] = float(std::fabs(double(v0[I])) / scales[I] * std::pow(10.0, 2.0 * (u(rng) + 1.0)));
+            if (rng() % 6 == 0) {
+              const float x = edges[rng() % (sizeof edges / sizeof edges[0])];
+              switch (rng() % 3) {
+                case 0: actIn[I] = x; break;
+                case 1: v0[I] = x; break;
+                default: nsum[I] = std::fabs(x); break;
+              }
+            }
+            if (rng() % 8 == 0) {  // right at the product test's threshold for kappa_phi = 1
+              nsum[I] = float(255.0 * double(tau) * std::fabs(double(v0[I])) / scales[I]);
+              actIn[I] = 0.0f;
+            }
+          }
+          const bool perComponent = (row & 1) != 0;
+          for (bool scalar : {false, true}) {
+            std::vector<uint8_t> maybe(len), exact(len);
+            cpu::tactics::adaptiveRowFilterForTest(act, test, tau, nsum.data(), v0.data(),
+                                                   perComponent ? scales.data() : nullptr, scales[0], actIn.data(), n,
+                                                   scalar, maybe.data(), exact.data());
+            for (int64_t i = 0; i < n; ++i) {
+              const size_t I = size_t(i);
+              if (exact[I]) {
+                ASSERT_TRUE(maybe[I]) << "activation " << int(act) << " test " << test << " tau " << tau
+                                      << (scalar ? " scalar" : " vector") << ": component " << i << " actIn "
+                                      << actIn[I] << " v0 " << v0[I] << " nsum " << nsum[I] << " scale "
+                                      << (perComponent ? scales[I] : scales[0]);
+              }
+              flagged += exact[I];
+              kept += maybe[I];
+              ++total;
+            }
+          }
+        }
+  std::printf("[ note ] %lld of %lld components flagged, %lld kept by the filter\n", (long long)flagged,
+              (long long)total, (long long)kept);
+  EXPECT_LT(kept, total * 9 / 10);  // it filters
 }
 
 }  // namespace
