@@ -496,12 +496,24 @@ struct Mixed {
                   uint8_t* out) const {
     const double t255 = 255.0 * double(tau), t = double(tau);
     const bool product = test != 1, ratio = test != 0;
-    int64_t i = 0;
     if (hostAvx2() && !forceScalarRow) {
-      i = n / 8 * 8;
-      maybeRowAvx2<Act>(nsum, v0, scales, scale, actIn, i, product, ratio, tau, out);
+      const int64_t full = n / 8 * 8;
+      maybeRowAvx2<Act>(nsum, v0, scales, scale, actIn, full, product, ratio, tau, out);
+      if (full == n) return;
+      // The tail as one more step over copies padded with components that pass (the
+      // tiles' rows are often short: a conv tile's row of a 8x8 image is 8-10 positions).
+      const int64_t m = n - full;
+      alignas(32) float ns[8] = {}, v[8] = {1, 1, 1, 1, 1, 1, 1, 1}, sc[8] = {1, 1, 1, 1, 1, 1, 1, 1}, a[8] = {};
+      uint8_t o[8];
+      std::memcpy(ns, nsum + full, size_t(m) * sizeof(float));
+      std::memcpy(v, v0 + full, size_t(m) * sizeof(float));
+      std::memcpy(a, actIn + full, size_t(m) * sizeof(float));
+      if (scales) std::memcpy(sc, scales + full, size_t(m) * sizeof(float));
+      maybeRowAvx2<Act>(ns, v, scales ? sc : nullptr, scale, a, 8, product, ratio, tau, o);
+      std::memcpy(out + full, o, size_t(m));
+      return;
     }
-    for (; i < n; ++i) {
+    for (int64_t i = 0; i < n; ++i) {
       const double b = ir::linear::conditionBoundOf<Act>(double(actIn[i]));
       const double s = std::fabs(double(scales ? scales[i] : scale));
       const bool p = product && double(nsum[i]) * s * b > t255 * std::fabs(double(v0[i]));
