@@ -109,7 +109,14 @@ const std::vector<SplitCase>& splitCases() {
   // Winograd: 6 tiles of 4x4, 4 blocks of 64 output channels (the plain kernel's work items).
   const Case wino{"wino_16x9x7_M200", "Conv", "", {Dims{1, 16, 9, 7}, Dims{200, 16, 3, 3}, Dims{200}},
                   {false, true, true}, spatial(3, 1, 1, 1)};
+  // A 3x3 pad-1 Conv of a 1x1 image (resnet18_s32's layer4): 1 live tap of 9, so 2 * 512 *
+  // 512 = 0.5 MFLOP run by the blocked kernels (their filter keeps the live tap), 4.7 MFLOP
+  // nominal: their splits count the live taps, as run() does (else none are timed and run()
+  // keeps one task).
+  const Case live1{"c3x3_512x1x1_M512", "Conv", "", {Dims{1, 512, 1, 1}, Dims{512, 512, 3, 3}, Dims{512}},
+                   {false, true, true}, spatial(3, 1, 1, 1)};
   static const std::vector<SplitCase> cases = {
+      {"f32_conv2d_rows_nchw8c_6x16__avx2", live1, 8}, {"f32_conv2d_rows_nchw16c_14x32__avx512", live1, 16},
       {"f32_conv2d_rows_6x16__avx2", conv},      {"f32_conv2d_rows_nchw8c_6x16__avx2", conv, 8},
       {"f32_conv2d_rows_14x32__avx512", conv},   {"f32_conv2d_rows_nchw16c_14x32__avx512", conv, 16},
       {"f32_conv2d_prepacked_6x16__avx2", pixels}, {"f32_conv1x1_gemv__avx2", small},
