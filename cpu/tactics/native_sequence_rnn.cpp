@@ -4,7 +4,9 @@
 // sigmoid/tanh, RNN tanh), no clip, no peepholes, no input_forget: anything else is
 // declined and the reference kernel (cpu/kernels/control_rnn.cpp, in double) serves it.
 // Every direction, both layouts, sequence_lens, initial states, GRU's
-// linear_before_reset, and any subset of the outputs.
+// linear_before_reset, and any subset of the outputs. Also anvil.LSTMStack
+// (f32_lstm_stack_packed_*: stacked forward LSTM layers, overlapped at batch 1; see the
+// section at the end).
 //
 // Prepare packs W and R transposed, gate-major with each gate's H columns padded to Hp (a
 // multiple of 8, 16 for GRU and RNN so that every GEMM is whole 16-column panels):
