@@ -115,13 +115,7 @@ bool supportsFusedGemv(const ir::Node& n, const std::vector<ir::TensorType>& in)
 // padding lanes, and Y (and Z) [N][Mpad] likewise; X, Y and Z in NCHW<B>c, W and B plain.
 bool blockedOnePixel(int B, const ir::Node& n, const std::vector<ir::TensorType>& in) {
   const ir::Shape& x = in[0].shape;
-  if (x[2].value() != 1 || x[3].value() != 1) return false;
-  if (nchwc::blockOf(n.input(0)) != B || nchwc::blockOf(n.output(0)) != B) return false;
-  if (nchwc::blockOf(n.input(1)) != 0 || (n.input(2) && nchwc::blockOf(n.input(2)) != 0)) return false;
-  if (n.inputs().size() > ir::linear::kResidualInput && n.input(ir::linear::kResidualInput) &&
-      nchwc::blockOf(n.input(ir::linear::kResidualInput)) != B)
-    return false;
-  return true;
+  return x[2].value() == 1 && x[3].value() == 1 && nchwc::convActivationsBlocked(B, n);
 }
 
 void prepareGemv(bool fused, int block, const PrepareInfo& info, Prepared* out) {

@@ -21,6 +21,7 @@
 #include <cstdint>
 
 #include "ir/graph.h"
+#include "ir/ops/anvil_linear.h"
 
 namespace anvil::cpu::nchwc {
 
@@ -31,6 +32,15 @@ inline int blockOf(const ir::Value* v) {
 }
 
 inline int64_t channelBlocks(int64_t channels, int block) { return (channels + block - 1) / block; }
+
+// Whether a Conv / anvil.FusedConv node's activations are all NCHW<block>c (X, Y, and the
+// residual Z where given) and its constants W and B plain.
+inline bool convActivationsBlocked(int block, const ir::Node& n) {
+  if (blockOf(n.input(0)) != block || blockOf(n.output(0)) != block) return false;
+  if (blockOf(n.input(1)) != 0 || (n.input(2) && blockOf(n.input(2)) != 0)) return false;
+  const ir::Value* z = n.input(ir::linear::kResidualInput);  // null where absent
+  return !z || blockOf(z) == block;
+}
 
 // Floats a blocked [N, C, H, W] value occupies.
 inline int64_t storageFloats(int64_t n, int64_t c, int64_t h, int64_t w, int block) {
