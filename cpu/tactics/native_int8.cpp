@@ -31,6 +31,8 @@
 //    at 56x56 0.25 / 0.84-0.88 / 1.65-2.0 (f32 0.61-0.64); MatMul 128x768x768 0.19 / 0.42 /
 //    0.89-1.0 (f32 0.70-0.74). The f32 sums of fp32_channels and adaptive components use
 //    AVX2 + FMA where the host has it (as epilogueRow does): bits per host, not per family.
+#include <immintrin.h>
+
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -203,14 +205,22 @@ float dotF32(const float* a, const float* b, int64_t K) { return hostAvx2() ? do
 // ci = i (mod 32) while 32 remain, then 8 at a time into lanes 0-7), the last C % 8 of each
 // tap into one scalar sum, then the lanes' fixed tree plus that sum. One tree per component
 // (a dotF32 per tap spent as long on its tree as on a 64-channel tap's products).
-template <typename V, int L>
-__attribute__((always_inline)) inline float convDotImpl(const Conv2dGeom& g, const float* xt, int64_t oh, int64_t ow,
-                                                        const float* wr) {
+// NC components of one pixel at once (channels wr[0..NC)): the image's loads are shared
+// and the NC sums are independent chains (a 16-channel image's component is one chain of
+// 2 kH kW dependent FMAs); each component's operations and their order are those of a
+// component alone (NC = 1), so its bits do not depend on its group.
+template <typename V, int L, int NC>
+__attribute__((always_inline)) inline void convDotImpl(const Conv2dGeom& g, const float* xt, int64_t oh, int64_t ow,
+                                                       const float* const* wr, float* out) {
   constexpr int Q = 32 / L;  // vectors per 32 lanes
-  V acc[Q];
+  V acc[NC][Q];
+  float tail[NC];
+#pragma GCC unroll 4
+  for (int c = 0; c < NC; ++c) {
+    tail[c] = 0.0f;
 #pragma GCC unroll 8
-  for (int q = 0; q < Q; ++q) acc[q] = V{};
-  float tail = 0.0f;
+    for (int q = 0; q < Q; ++q) acc[c][q] = V{};
+  }
   const int64_t C = g.C;
   for (int64_t kh = 0; kh < g.kH; ++kh) {
     const int64_t ih = oh * g.sH - g.pt + kh * g.dH;
@@ -219,40 +229,67 @@ __attribute__((always_inline)) inline float convDotImpl(const Conv2dGeom& g, con
       const int64_t iw = ow * g.sW - g.pl + kw * g.dW;
       if (iw < 0 || iw >= g.W) continue;
       const float* a = xt + (ih * g.W + iw) * C;
-      const float* b = wr + (kh * g.kW + kw) * C;
+      const int64_t tap = (kh * g.kW + kw) * C;
       int64_t k = 0;
       for (; k + 32 <= C; k += 32)
 #pragma GCC unroll 8
         for (int q = 0; q < Q; ++q) {
-          V x, y;
+          V x;
           std::memcpy(&x, a + k + L * q, sizeof(V));
-          std::memcpy(&y, b + k + L * q, sizeof(V));
-          acc[q] += x * y;
+#pragma GCC unroll 4
+          for (int c = 0; c < NC; ++c) {
+            V y;
+            std::memcpy(&y, wr[c] + tap + k + L * q, sizeof(V));
+            acc[c][q] += x * y;
+          }
         }
       for (; k + 8 <= C; k += 8)
 #pragma GCC unroll 2
         for (int q = 0; q < 8 / L; ++q) {
-          V x, y;
+          V x;
           std::memcpy(&x, a + k + L * q, sizeof(V));
-          std::memcpy(&y, b + k + L * q, sizeof(V));
-          acc[q] += x * y;
+#pragma GCC unroll 4
+          for (int c = 0; c < NC; ++c) {
+            V y;
+            std::memcpy(&y, wr[c] + tap + k + L * q, sizeof(V));
+            acc[c][q] += x * y;
+          }
         }
-      for (; k < C; ++k) tail += a[k] * b[k];
+      for (; k < C; ++k)
+#pragma GCC unroll 4
+        for (int c = 0; c < NC; ++c) tail[c] += a[k] * wr[c][tap + k];
     }
   }
-  float s[32];
-  std::memcpy(s, acc, sizeof(s));
-  float t[8];
-  for (int i = 0; i < 8; ++i) t[i] = (s[i] + s[8 + i]) + (s[16 + i] + s[24 + i]);
-  return (((t[0] + t[4]) + (t[1] + t[5])) + ((t[2] + t[6]) + (t[3] + t[7]))) + tail;
+#pragma GCC unroll 4
+  for (int c = 0; c < NC; ++c) {
+    float s[32];
+    std::memcpy(s, acc[c], sizeof(s));
+    float t[8];
+    for (int i = 0; i < 8; ++i) t[i] = (s[i] + s[8 + i]) + (s[16 + i] + s[24 + i]);
+    out[c] = (((t[0] + t[4]) + (t[1] + t[5])) + ((t[2] + t[6]) + (t[3] + t[7]))) + tail[c];
+  }
 }
 
-float convDotBase(const Conv2dGeom& g, const float* xt, int64_t oh, int64_t ow, const float* wr) {
-  return convDotImpl<float __attribute__((vector_size(16))), 4>(g, xt, oh, ow, wr);
+// n components of pixel (oh, ow): out[i] from weights wr[i]; groups of four below 32
+// channels (latency-bound chains), of two from 32 (the four vectors per component already
+// hide the latency; the image's loads are shared).
+template <typename V, int L>
+__attribute__((always_inline)) inline void convDotsImpl(const Conv2dGeom& g, const float* xt, int64_t oh, int64_t ow,
+                                                        const float* const* wr, int n, float* out) {
+  int i = 0;
+  if (g.C < 32)
+    for (; i + 4 <= n; i += 4) convDotImpl<V, L, 4>(g, xt, oh, ow, wr + i, out + i);
+  for (; i + 2 <= n; i += 2) convDotImpl<V, L, 2>(g, xt, oh, ow, wr + i, out + i);
+  for (; i < n; ++i) convDotImpl<V, L, 1>(g, xt, oh, ow, wr + i, out + i);
 }
-__attribute__((target("avx2,fma"))) float convDotAvx2(const Conv2dGeom& g, const float* xt, int64_t oh, int64_t ow,
-                                                      const float* wr) {
-  return convDotImpl<float __attribute__((vector_size(32))), 8>(g, xt, oh, ow, wr);
+
+void convDotsBase(const Conv2dGeom& g, const float* xt, int64_t oh, int64_t ow, const float* const* wr, int n,
+                  float* out) {
+  convDotsImpl<float __attribute__((vector_size(16))), 4>(g, xt, oh, ow, wr, n, out);
+}
+__attribute__((target("avx2,fma"))) void convDotsAvx2(const Conv2dGeom& g, const float* xt, int64_t oh, int64_t ow,
+                                                      const float* const* wr, int n, float* out) {
+  convDotsImpl<float __attribute__((vector_size(32))), 8>(g, xt, oh, ow, wr, n, out);
 }
 
 // fp32_channels of a MatMul/Gemm: out[r * ldo + c] = row a[r] . column w[c] (K values) for
@@ -399,8 +436,21 @@ ANVIL_F8 F8 conditionBoundF8(F8 v) {
   }
 }
 
+// Eight flag bytes (0 or 1) from the eight bits of a vector compare's movemask.
+struct MaskBytes {
+  uint64_t v[256];
+  constexpr MaskBytes() : v() {
+    for (int m = 0; m < 256; ++m)
+      for (int j = 0; j < 8; ++j)
+        if (m >> j & 1) v[m] |= uint64_t(1) << (8 * j);
+  }
+  constexpr uint64_t operator[](int m) const { return v[m]; }
+};
+constexpr MaskBytes kMaskBytes;
+
 // out[i] = 0 where the exact test leaves component i out for certain, for i < n8 (a
-// multiple of 8); the rest of the contract is Mixed::maybeRow's.
+// multiple of 8), 2 (Relu) where it flags it for certain; the rest of the contract is
+// Mixed::maybeRow's.
 template <Activation A>
 __attribute__((target("avx2,fma"))) void maybeRowAvx2(const float* nsum, const float* v0, const float* scales,
                                                       float scale, const float* actIn, int64_t n8, bool product,
@@ -424,7 +474,24 @@ __attribute__((target("avx2,fma"))) void maybeRowAvx2(const float* nsum, const f
       const F8 rr = t * absF8(a);
       cand |= ~(b * safe <= rr) | (rr < tiny) | (rr > big);
     }
-    for (int j = 0; j < 8; ++j) out[i + j] = uint8_t(cand[j] != 0);
+    uint64_t bytes = kMaskBytes[_mm256_movemask_ps(reinterpret_cast<__m256>(cand))];
+    if constexpr (A == Activation::kRelu) {
+      // Relu's bound is its exact kappa_phi (0 or 1): past the same margin on the other side
+      // the exact test flags the component for certain (2: no exact test). rhs, rr and b as
+      // above; a NaN argument still goes to the exact test.
+      I8x sure = I8x{};
+      if (product) {
+        const F8 lhs = ns * absF8(sc) * b, rhs = t255 * absF8(v);
+        sure |= ((v == zero) & (b > zero)) | ((lhs > rhs * safe) & (rhs >= tiny) & (rhs <= big));
+      }
+      if (ratio) {
+        const F8 rr = t * absF8(a);
+        sure |= (b > rr * safe) & (rr >= tiny) & (rr <= big);
+      }
+      sure &= (a == a);
+      bytes += kMaskBytes[_mm256_movemask_ps(reinterpret_cast<__m256>(sure))];
+    }
+    std::memcpy(out + i, &bytes, 8);
   }
 }
 
@@ -478,7 +545,8 @@ struct Mixed {
   bool productOnly() const { return test == 0 && epi.act == Activation::kNone; }
   // flag()'s tests with kappa_phi's cheap upper bound (ir::linear::conditionBoundOf) over n
   // components of a row, one activation per loop: out[i] = 0 where flag() is false for
-  // certain, 1 where it must decide (the exact kappa_phi is a transcendental in double: ~29
+  // certain, 2 where it is true for certain (Relu on the AVX2 path: its bound is exact), 1
+  // where it must decide (the exact kappa_phi is a transcendental in double: ~29
   // ns a component, 0.46 of flow_mlp's 0.47 ms Tanh FusedGemms of 256 x 64 x 64 with tau
   // 0.1). Eight components a step in float where the host has AVX2 (maybeRowAvx2), the
   // rest in double. scales: one per component, or null for `scale`. Relu's bound is its
@@ -1021,50 +1089,55 @@ void runMatMul(const StepArgs& a) {
           if (mx.adaptive)
             i8Tile(p.isa, false, int(R), nvec)(KG, absPanels + i * panelWords, mx.absW + nb * KG * blockW, gStride,
                                                nullptr, mx.zeros + n0, mx.ones + n0, nullptr, nbuf, blockW, int(cols));
+          const bool fast = mx.adaptive && mx.productOnly();
+          const bool addBias = (p.op == I8Op::kMatMul && p.fused) || gemmBias;
           for (int64_t r = 0; r < R; ++r) {
             const int64_t m = m0 + r;
             float* yr = y + r * N;
             const float* xr = nullptr;  // the f32 row of A, gathered on first use
-            uint8_t flags[64];
+            alignas(8) uint8_t flags[64] = {};
             float actIn[64];  // the activation's argument (the slow test)
-            const bool fast = mx.adaptive && mx.productOnly();
             if (fast) {
               mx.flagCols(nbuf + r * blockW, yr, sc + n0, cols, flags);
             } else if (mx.adaptive) {
-              for (int64_t j = 0; j < cols; ++j) {
-                const int64_t f = n0 + j;
-                float v = yr[j];
-                if (cp) v += beta * cp[m * rsC + f * csC];
-                if ((p.op == I8Op::kMatMul && p.fused) || gemmBias) v += bias ? bias[f] : rowBias;
-                if (zp3 && epi.residual && epi.addFirst) v += zp3[m * N + f];
-                actIn[j] = v;
-              }
+              // The argument in the epilogue's order (C, bias, Z), one branch-free loop each.
+              std::memcpy(actIn, yr, size_t(cols) * sizeof(float));
+              if (cp)
+                for (int64_t j = 0; j < cols; ++j) actIn[j] += beta * cp[m * rsC + (n0 + j) * csC];
+              if (addBias && bias)
+                for (int64_t j = 0; j < cols; ++j) actIn[j] += bias[n0 + j];
+              else if (addBias)
+                for (int64_t j = 0; j < cols; ++j) actIn[j] += rowBias;
+              if (zp3 && epi.residual && epi.addFirst)
+                for (int64_t j = 0; j < cols; ++j) actIn[j] += zp3[m * N + n0 + j];
               mx.maybeRow(nbuf + r * blockW, yr, sc + n0, 0.0f, actIn, cols, flags);
             }
-            for (int64_t j = 0; j < cols; ++j) {
-              const int64_t f = n0 + j;
-              if (mx.isStatic[f]) {  // computed in 1b
-                yr[j] = p.alpha * xsM[m * mx.nStatic + mx.isStatic[f] - 1];
-                ++recomputed;
-                continue;
-              }
-              bool flagged = false;
-              if (fast) {
-                flagged = flags[j] != 0;
-              } else if (mx.adaptive) {
-                flagged = flags[j] && mx.flag(nbuf[r * blockW + j], yr[j], sc[f], actIn[j]);
-              }
-              if (!flagged) continue;
-              if (!xr) {
-                if (csA == 1) {
-                  xr = ap + m * rsA;
-                } else {
-                  for (int64_t k = 0; k < K; ++k) arow[k] = ap[m * rsA + k * csA];
-                  xr = arow;
+            if (mx.nStatic)  // computed in 1b; never tested
+              for (int64_t j = 0; j < cols; ++j)
+                if (mx.isStatic[n0 + j]) {
+                  yr[j] = p.alpha * xsM[m * mx.nStatic + mx.isStatic[n0 + j] - 1];
+                  flags[j] = 0;
+                  ++recomputed;
                 }
+            // The candidates, eight flags at a time (most words are zero).
+            for (int64_t j8 = 0; j8 < cols; j8 += 8) {
+              uint64_t word;
+              std::memcpy(&word, flags + j8, 8);
+              if (!word) continue;
+              for (int64_t j = j8; j < std::min(cols, j8 + 8); ++j) {
+                const int64_t f = n0 + j;
+                if (!flags[j] || (!fast && flags[j] == 1 && !mx.flag(nbuf[r * blockW + j], yr[j], sc[f], actIn[j]))) continue;
+                if (!xr) {
+                  if (csA == 1) {
+                    xr = ap + m * rsA;
+                  } else {
+                    for (int64_t k = 0; k < K; ++k) arow[k] = ap[m * rsA + k * csA];
+                    xr = arow;
+                  }
+                }
+                yr[j] = p.alpha * dotF32(xr, mx.weights(f), K);
+                ++recomputed;
               }
-              yr[j] = p.alpha * dotF32(xr, mx.weights(f), K);
-              ++recomputed;
             }
           }
         }
@@ -1387,6 +1460,29 @@ void convStaticAll(const StepArgs& a, const Mixed& mx, const Conv2dGeom& g, int 
   a.executor->parallelFor(n, [&](int64_t t) { convStatic(mx, g, xp, rangeBegin(rows, t, n), rangeBegin(rows, t + 1, n), xs); });
 }
 
+// x[i] += b for i < n, four at a time (the loop as written stays scalar at -O2).
+inline void addScalar(float* x, int64_t n, float b) {
+  using F4 = float __attribute__((vector_size(16)));
+  int64_t i = 0;
+  for (; i + 4 <= n; i += 4) {
+    F4 v;
+    std::memcpy(&v, x + i, 16);
+    v += b;
+    std::memcpy(x + i, &v, 16);
+  }
+  for (; i < n; ++i) x[i] += b;
+}
+
+// Calls fn(pixel, count, position) for each run of valid pixels among positions [j0, j1)
+// (positions: rows of Ws, the first OW of each a pixel).
+template <class F>
+void segmentsOf(int64_t Ws, int64_t OW, int64_t j0, int64_t j1, F&& fn) {
+  for (int64_t oh = j0 / Ws; oh * Ws < j1; ++oh) {
+    const int64_t b = std::max(j0, oh * Ws), e = std::min(j1, oh * Ws + OW);
+    if (b < e) fn(oh * OW + (b - oh * Ws), e - b, b);
+  }
+}
+
 uint64_t convFix(const Mixed& mx, const Conv2dGeom& g, const ConvEpilogue& ep, const float* xs, const float* xt,
                  const float* sc, int64_t Ws, float* buf, int64_t ldb, const float* nbuf, int64_t ldn, int64_t img,
                  int64_t co0, int64_t R, int64_t j0, int64_t cols) {
@@ -1407,46 +1503,50 @@ uint64_t convFix(const Mixed& mx, const Conv2dGeom& g, const ConvEpilogue& ep, c
   }
   if (!mx.adaptive) return n;
   // The product test without an activation (the common case) for the whole tile first, in a
-  // loop over each row that vectorizes: flags[r][jj].
+  // loop over each row that vectorizes: flags[r][jj]; otherwise the row filter's candidates,
+  // tested exactly below.
   const bool fast = mx.productOnly();
-  uint8_t flags[8][64];
-  float actIn[8][64];  // the activation's argument (the slow test: flags from maybeRow)
-  if (fast) {
-    for (int64_t r = 0; r < R; ++r) mx.flagRow(nbuf + r * ldn, buf + r * ldb, sc[co0 + r], cols, flags[r]);
-  } else {
-    for (int64_t r = 0; r < R; ++r)
-      for (int64_t jj = 0; jj < cols; ++jj) actIn[r][jj] = ep.bias ? buf[r * ldb + jj] + ep.bias[co0 + r] : buf[r * ldb + jj];
-    if (addZ)
-      for (int64_t jj = 0; jj < cols; ++jj) {
-        const int64_t oh = (j0 + jj) / Ws, ow = (j0 + jj) % Ws;
-        if (ow >= g.OW) continue;
-        for (int64_t r = 0; r < R; ++r) actIn[r][jj] += ep.zres[(img * g.M + co0 + r) * P + oh * g.OW + ow];
+  alignas(8) uint8_t flags[8][64];
+  float actIn[8][64];  // the activation's argument (the slow test)
+  for (int64_t r = 0; r < R; ++r) {
+    const int64_t co = co0 + r;
+    if (fast) {
+      mx.flagRow(nbuf + r * ldn, buf + r * ldb, sc[co], cols, flags[r]);
+    } else {
+      // The argument in the epilogue's order (bias, then Z), branch-free loops.
+      float* ar = actIn[r];
+      const float* br = buf + r * ldb;
+      std::memcpy(ar, br, size_t(cols) * sizeof(float));
+      if (ep.bias) addScalar(ar, cols, ep.bias[co]);
+      if (addZ) {
+        const float* zr = ep.zres + (img * g.M + co) * P;
+        segmentsOf(Ws, g.OW, j0, j0 + cols, [&](int64_t px, int64_t cnt, int64_t jb) {
+          for (int64_t i = 0; i < cnt; ++i) ar[jb - j0 + i] += zr[px + i];
+        });
       }
-    for (int64_t r = 0; r < R; ++r) mx.maybeRow(nbuf + r * ldn, buf + r * ldb, nullptr, sc[co0 + r], actIn[r], cols, flags[r]);
+      mx.maybeRow(nbuf + r * ldn, br, nullptr, sc[co], ar, cols, flags[r]);
+    }
+    if (mx.nStatic && mx.isStatic[co]) std::fill_n(flags[r], cols, uint8_t(0));  // done above
   }
-  for (int64_t jj = 0; jj < cols; ++jj) {
-    const int64_t oh = (j0 + jj) / Ws, ow = (j0 + jj) % Ws;
+  const float* xi = xt + img * g.H * g.W * g.C;
+  const auto dots = hostAvx2() ? convDotsAvx2 : convDotsBase;
+  for (int64_t jj = 0, oh = j0 / Ws, ow = j0 % Ws; jj < cols; ++jj, ow = ow + 1 == Ws ? 0 : ow + 1, oh += ow == 0) {
     if (ow >= g.OW) continue;
-    int64_t rows[8];  // the flagged rows of this pixel (R <= mr <= 8)
+    int rows[8];  // the flagged rows of this pixel (R <= mr <= 8)
+    const float* wr[8];
     int nf = 0;
     for (int64_t r = 0; r < R; ++r) {
-      const int64_t co = co0 + r;
-      float& y = buf[r * ldb + jj];
-      if (mx.isStatic[co]) continue;  // done above
-      if (fast) {
-        if (flags[r][jj]) rows[nf++] = r;
-        continue;
-      }
-      if (!flags[r][jj] || !mx.flag(nbuf[r * ldn + jj], y, sc[co], actIn[r][jj])) continue;
-      rows[nf++] = r;
+      if (!flags[r][jj]) continue;
+      if (!fast && flags[r][jj] == 1 && !mx.flag(nbuf[r * ldn + jj], buf[r * ldb + jj], sc[co0 + r], actIn[r][jj])) continue;
+      rows[nf] = int(r);
+      wr[nf++] = mx.weights(co0 + r);
     }
-    // The flagged channels of this pixel (convDotImpl).
-    const float* xi = xt + img * g.H * g.W * g.C;
-    for (int i = 0; i < nf; ++i) {
-      const float* wr = mx.weights(co0 + rows[i]);
-      buf[rows[i] * ldb + jj] = hostAvx2() ? convDotAvx2(g, xi, oh, ow, wr) : convDotBase(g, xi, oh, ow, wr);
-      ++n;
-    }
+    if (!nf) continue;
+    // The flagged channels of this pixel, together (convDotImpl).
+    float v[8];
+    dots(g, xi, oh, ow, wr, nf, v);
+    for (int i = 0; i < nf; ++i) buf[rows[i] * ldb + jj] = v[i];
+    n += uint64_t(nf);
   }
   return n;
 }
@@ -1504,12 +1604,7 @@ void runConvDirect(const StepArgs& a, const I8Params& p, const Conv2dGeom& g) {
   const int64_t groupW = int64_t(c.nv) * c.lanes;
   const float* tb = ep.act ? nullptr : ep.bias;
   // Calls fn(p, count, j) for each run of valid pixels among positions [j0, j1).
-  auto segments = [&](int64_t j0, int64_t j1, auto&& fn) {
-    for (int64_t oh = j0 / d.Ws; oh * d.Ws < j1; ++oh) {
-      const int64_t b = std::max(j0, oh * d.Ws), e = std::min(j1, oh * d.Ws + g.OW);
-      if (b < e) fn(oh * g.OW + (b - oh * d.Ws), e - b, b);
-    }
-  };
+  auto segments = [&](int64_t j0, int64_t j1, auto&& fn) { segmentsOf(d.Ws, g.OW, j0, j1, fn); };
   auto* xt = reinterpret_cast<float*>(ws + l.xtShared);
   if (mx.adaptive) {  // the input channels-last for the adaptive components, a range of rows per task
     const int64_t rows = g.N * g.H, nr = std::min<int64_t>(T, rows);
