@@ -495,6 +495,28 @@ __attribute__((target("avx2,fma"))) void maybeRowAvx2(const float* nsum, const f
   }
 }
 
+// The product test without an activation (Mixed::flagRow / flagCols) on the first n / 8 * 8
+// components; returns how many it did.
+__attribute__((target("avx2,fma"))) int64_t flagProductAvx2(const float* nsum, const float* v0, const float* scales,
+                                                            float scale, float t255, int64_t n, uint8_t* out) {
+  const F8 t = splatF8(t255), zero = splatF8(0.0f);
+  const F8 s1 = absF8(splatF8(scale));
+  const int64_t n8 = n / 8 * 8;
+  for (int64_t i = 0; i < n8; i += 8) {
+    F8 v, ns, sc = s1;
+    std::memcpy(&v, v0 + i, 32);
+    std::memcpy(&ns, nsum + i, 32);
+    if (scales) {
+      std::memcpy(&sc, scales + i, 32);
+      sc = absF8(sc);
+    }
+    const I8x flag = (v == zero) | (ns * sc > t * absF8(v));
+    const uint64_t bytes = kMaskBytes[_mm256_movemask_ps(reinterpret_cast<__m256>(flag))];
+    std::memcpy(out + i, &bytes, 8);
+  }
+  return n8;
+}
+
 // The run-time view of the mixed blobs, and the adaptive test of one component: nsum =
 // float(sum |q_x - z_x| |q_w|), v0 = the dequantized product (float(corrected) * scale),
 // actIn = the activation's argument. kappa_v = nsum / |corrected| = nsum |scale| / |v0|
@@ -589,14 +611,16 @@ struct Mixed {
       out[i] = uint8_t((v0[i] == 0.0f) | p | r | std::isnan(actIn[i]));  // NaN: the exact test decides
     }
   }
+  // (eight at a time where the host has AVX2: the same float operations per component)
   void flagRow(const float* nsum, const float* v0, float scale, int64_t n, uint8_t* out) const {
     const float s = std::fabs(scale), t = 255.0f * tau;
-    for (int64_t i = 0; i < n; ++i) out[i] = uint8_t((v0[i] == 0.0f) | (nsum[i] * s > t * std::fabs(v0[i])));
+    int64_t i = hostAvx2() && !forceScalarRow ? flagProductAvx2(nsum, v0, nullptr, scale, t, n, out) : 0;
+    for (; i < n; ++i) out[i] = uint8_t((v0[i] == 0.0f) | (nsum[i] * s > t * std::fabs(v0[i])));
   }
   void flagCols(const float* nsum, const float* v0, const float* scale, int64_t n, uint8_t* out) const {
     const float t = 255.0f * tau;
-    for (int64_t i = 0; i < n; ++i)
-      out[i] = uint8_t((v0[i] == 0.0f) | (nsum[i] * std::fabs(scale[i]) > t * std::fabs(v0[i])));
+    int64_t i = hostAvx2() && !forceScalarRow ? flagProductAvx2(nsum, v0, scale, 0.0f, t, n, out) : 0;
+    for (; i < n; ++i) out[i] = uint8_t((v0[i] == 0.0f) | (nsum[i] * std::fabs(scale[i]) > t * std::fabs(v0[i])));
   }
   // The exact test of one component (callers filter with maybeRow first).
   bool flag(float nsum, float v0, float scale, float actIn) const {
@@ -1863,6 +1887,22 @@ void adaptiveRowFilterForTest(ir::linear::Activation act, int test, float tau, c
   m.forceScalarRow = scalar;
   m.maybeRow(nsum, v0, scales, scale, actIn, n, maybe);
   for (int64_t i = 0; i < n; ++i) exact[i] = uint8_t(m.flag(nsum[i], v0[i], scales ? scales[i] : scale, actIn[i]));
+}
+
+
+// Test hook: the product test without an activation (Mixed::flagRow with one scale, or
+// flagCols with one per component) into out[], on the vector path where the host has AVX2
+// unless `scalar`.
+void adaptiveProductFlagsForTest(float tau, const float* nsum, const float* v0, const float* scales, float scale,
+                                 int64_t n, bool scalar, uint8_t* out) {
+  Mixed m;
+  m.adaptive = true;
+  m.tau = tau;
+  m.forceScalarRow = scalar;
+  if (scales)
+    m.flagCols(nsum, v0, scales, n, out);
+  else
+    m.flagRow(nsum, v0, scale, n, out);
 }
 
 }  // namespace anvil::cpu::tactics

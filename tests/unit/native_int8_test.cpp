@@ -43,6 +43,8 @@ namespace anvil::cpu::tactics {
 void adaptiveRowFilterForTest(ir::linear::Activation act, int test, float tau, const float* nsum, const float* v0,
                               const float* scales, float scale, const float* actIn, int64_t n, bool scalar,
                               uint8_t* maybe, uint8_t* exact);  // cpu/tactics/native_int8.cpp
+void adaptiveProductFlagsForTest(float tau, const float* nsum, const float* v0, const float* scales, float scale,
+                                 int64_t n, bool scalar, uint8_t* out);  // cpu/tactics/native_int8.cpp
 }  // namespace anvil::cpu::tactics
 
 using namespace anvil;
@@ -2087,6 +2089,49 @@ TEST(NativeInt8Adaptive, RowFilterKeepsEveryComponentTheExactTestFlags) {
   if (runtime::hostHasAll({"avx2", "fma"})) {
     EXPECT_GT(sure, reluFlagged * 3 / 4);  // and decides most of Relu's flags
   }
+}
+
+}  // namespace
+
+namespace {
+
+// The product test without an activation (every component's exact test when a layer has no
+// activation: nsum |scale| > 255 tau |v0|, or v0 = 0) in float, eight at a time on AVX2
+// hosts: the same decision as the scalar loop for every component, edge values included.
+TEST(NativeInt8Adaptive, ProductFlagsVectorEqualsScalar) {
+  std::mt19937 rng(23);
+  std::uniform_real_distribution<double> u(-1.0, 1.0);
+  const float edges[] = {0.0f, -0.0f, 1e-40f, -1e-40f, 1e-38f, 3e38f, -3e38f, INFINITY, -INFINITY, NAN};
+  int64_t flagged = 0, total = 0;
+  for (float tau : {0.3f, 0.1f, 0.01f})
+    for (int row = 0; row < 200; ++row) {
+      const int64_t n = 1 + int64_t(rng() % 64);
+      const size_t len = size_t(n);
+      std::vector<float> nsum(len), v0(len), scales(len);
+      for (size_t i = 0; i < len; ++i) {
+        v0[i] = float(u(rng) * std::pow(10.0, 4.0 * u(rng)));
+        scales[i] = float(std::pow(10.0, -2.0 - 4.0 * (u(rng) + 1.0)));
+        nsum[i] = float(std::fabs(double(v0[i])) / scales[i] * std::pow(10.0, 2.0 * (u(rng) + 1.0)));
+        if (rng() % 6 == 0) {
+          const float x = edges[rng() % (sizeof edges / sizeof edges[0])];
+          if (rng() % 2) v0[i] = x;
+          else nsum[i] = std::fabs(x);
+        }
+        if (rng() % 8 == 0) nsum[i] = float(255.0 * double(tau) * std::fabs(double(v0[i])) / scales[i]);  // at the edge
+      }
+      const bool perComponent = (row & 1) != 0;
+      std::vector<uint8_t> vec(len), ref(len);
+      const float* sc = perComponent ? scales.data() : nullptr;
+      cpu::tactics::adaptiveProductFlagsForTest(tau, nsum.data(), v0.data(), sc, scales[0], n, false, vec.data());
+      cpu::tactics::adaptiveProductFlagsForTest(tau, nsum.data(), v0.data(), sc, scales[0], n, true, ref.data());
+      for (size_t i = 0; i < len; ++i) {
+        ASSERT_EQ(vec[i], ref[i]) << "tau " << tau << " component " << i << " nsum " << nsum[i] << " v0 " << v0[i];
+        flagged += ref[i];
+        ++total;
+      }
+    }
+  EXPECT_GT(flagged, total / 20);
+  EXPECT_LT(flagged, total * 19 / 20);
 }
 
 }  // namespace
