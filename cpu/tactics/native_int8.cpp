@@ -436,6 +436,45 @@ ANVIL_F8 F8 conditionBoundF8(F8 v) {
   }
 }
 
+// A lower bound of kappa_phi (ir::linear::activationCondition) for the row filter's certain
+// flags, 0 where it has none; each times kConditionLowerMargin, far below float's rounding
+// of it and of the exact form. Relu: exact. Tanh, x = 2|v|: x / sinh x >= 1 / (1 + x^2 / 6
+// + 2.5 x^4 / 120) for x <= 6 (sinh's series past x^3 / 6 is at most 2.5 x^5 / 120 there),
+// for |v| <= 3. Sigmoid: |v| (1 - s) >= |v| / 2 below 0 (1 - s > 1/2), v / (2 + v + 0.8
+// v^2) on (0, 1] (e^v <= 1 + v + 0.8 v^2). SiLU: >= 1 from 0 up (v (1 - s) >= 0), 1 + v on
+// (-1, 0) (1 - s < 1). GELU: >= 1 from 0 up, 1 - 1.293 |v| on [-1/2, 0) (pdf / cdf <=
+// pdf(0) / cdf(-1/2) there). NativeInt8Adaptive.ConditionLowerBounds
+// checks each against the exact form on a dense grid.
+constexpr float kConditionLowerMargin = 0.999f;
+template <Activation A>
+ANVIL_F8 F8 conditionLowerF8(F8 v) {
+  const F8 one = splatF8(1.0f), zero = splatF8(0.0f), av = absF8(v), m = splatF8(kConditionLowerMargin);
+  if constexpr (A == Activation::kRelu) {
+    return v > zero ? one : zero;
+  } else if constexpr (A == Activation::kTanh) {
+    const F8 v2 = v * v, lo = m / (one + splatF8(2.0f / 3.0f) * v2 + splatF8(1.0f / 3.0f) * v2 * v2);
+    return av <= splatF8(3.0f) ? lo : zero;
+  } else if constexpr (A == Activation::kSigmoid) {
+    const F8 pos = m * v / (splatF8(2.0f) + v + splatF8(0.8f) * v * v);
+    return v <= zero ? m * splatF8(0.5f) * av : v <= one ? pos : zero;
+  } else if constexpr (A == Activation::kSilu) {
+    return v >= zero ? m : v > -one ? m * (one + v) : zero;
+  } else {
+    static_assert(A == Activation::kGelu, "the bounded activations");
+    return v >= zero ? m : v >= splatF8(-0.5f) ? m * (one - splatF8(1.293f) * av) : zero;
+  }
+}
+
+template <Activation A>
+__attribute__((target("avx2,fma"))) void conditionLowerRow(const float* v, int64_t n, float* lo) {
+  for (int64_t i = 0; i + 8 <= n; i += 8) {
+    F8 x;
+    std::memcpy(&x, v + i, 32);
+    const F8 r = conditionLowerF8<A>(x);
+    std::memcpy(lo + i, &r, 32);
+  }
+}
+
 // Eight flag bytes (0 or 1) from the eight bits of a vector compare's movemask.
 struct MaskBytes {
   uint64_t v[256];
@@ -449,7 +488,7 @@ struct MaskBytes {
 constexpr MaskBytes kMaskBytes;
 
 // out[i] = 0 where the exact test leaves component i out for certain, for i < n8 (a
-// multiple of 8), 2 (Relu) where it flags it for certain; the rest of the contract is
+// multiple of 8), 2 where it flags it for certain; the rest of the contract is
 // Mixed::maybeRow's.
 template <Activation A>
 __attribute__((target("avx2,fma"))) void maybeRowAvx2(const float* nsum, const float* v0, const float* scales,
@@ -475,22 +514,22 @@ __attribute__((target("avx2,fma"))) void maybeRowAvx2(const float* nsum, const f
       cand |= ~(b * safe <= rr) | (rr < tiny) | (rr > big);
     }
     uint64_t bytes = kMaskBytes[_mm256_movemask_ps(reinterpret_cast<__m256>(cand))];
-    if constexpr (A == Activation::kRelu) {
-      // Relu's bound is its exact kappa_phi (0 or 1): past the same margin on the other side
-      // the exact test flags the component for certain (2: no exact test). rhs, rr and b as
-      // above; a NaN argument still goes to the exact test.
-      I8x sure = I8x{};
-      if (product) {
-        const F8 lhs = ns * absF8(sc) * b, rhs = t255 * absF8(v);
-        sure |= ((v == zero) & (b > zero)) | ((lhs > rhs * safe) & (rhs >= tiny) & (rhs <= big));
-      }
-      if (ratio) {
-        const F8 rr = t * absF8(a);
-        sure |= (b > rr * safe) & (rr >= tiny) & (rr <= big);
-      }
-      sure &= (a == a);
-      bytes += kMaskBytes[_mm256_movemask_ps(reinterpret_cast<__m256>(sure))];
+    // With kappa_phi's lower bound past the same margin on the other side the exact test
+    // flags the component for certain (2: no exact test; most candidates are flagged). rhs
+    // and rr as above; a NaN or infinite argument still goes to the exact test (kappa_phi
+    // is NaN there for some).
+    const F8 lo = conditionLowerF8<A>(a);
+    I8x sure = I8x{};
+    if (product) {
+      const F8 lhs = ns * absF8(sc) * lo, rhs = t255 * absF8(v);
+      sure |= ((v == zero) & (lo > zero)) | ((lhs > rhs * safe) & (rhs >= tiny) & (rhs <= big));
     }
+    if (ratio) {
+      const F8 rr = t * absF8(a);
+      sure |= (lo > rr * safe) & (rr >= tiny) & (rr <= big);
+    }
+    sure &= (absF8(a) <= big);
+    bytes += kMaskBytes[_mm256_movemask_ps(reinterpret_cast<__m256>(sure))];
     std::memcpy(out + i, &bytes, 8);
   }
 }
@@ -567,7 +606,7 @@ struct Mixed {
   bool productOnly() const { return test == 0 && epi.act == Activation::kNone; }
   // flag()'s tests with kappa_phi's cheap upper bound (ir::linear::conditionBoundOf) over n
   // components of a row, one activation per loop: out[i] = 0 where flag() is false for
-  // certain, 2 where it is true for certain (Relu on the AVX2 path: its bound is exact), 1
+  // certain, 2 where it is true for certain (the AVX2 path, from a lower bound of kappa_phi), 1
   // where it must decide (the exact kappa_phi is a transcendental in double: ~29
   // ns a component, 0.46 of flow_mlp's 0.47 ms Tanh FusedGemms of 256 x 64 x 64 with tau
   // 0.1). Eight components a step in float where the host has AVX2 (maybeRowAvx2), the
@@ -1889,6 +1928,13 @@ void adaptiveRowFilterForTest(ir::linear::Activation act, int test, float tau, c
   for (int64_t i = 0; i < n; ++i) exact[i] = uint8_t(m.flag(nsum[i], v0[i], scales ? scales[i] : scale, actIn[i]));
 }
 
+
+// Test hook: the row filter's lower bound of kappa_phi (conditionLowerF8) for n arguments
+// (n a multiple of 8); false where the activation has none or the host lacks AVX2.
+bool adaptiveConditionLowerForTest(ir::linear::Activation act, const float* v, int64_t n, float* lo) {
+  if (!hostAvx2()) return false;
+  return ir::linear::withConditionBound(act, [&](auto a) { conditionLowerRow<decltype(a)::value>(v, n, lo); });
+}
 
 // Test hook: the product test without an activation (Mixed::flagRow with one scale, or
 // flagCols with one per component) into out[], on the vector path where the host has AVX2
