@@ -556,6 +556,23 @@ __attribute__((target("avx2,fma"))) int64_t flagProductAvx2(const float* nsum, c
   return n8;
 }
 
+// The flag bytes of a row (0, 1 = candidate, 2 = flagged for certain; n <= 64) as bits:
+// returns the candidates (nonzero), *sure the certain ones. Eight bytes at a time, each
+// byte's low bit gathered into the top byte by one multiplication.
+inline uint64_t gatherBits(uint64_t w) { return ((w & 0x0101010101010101ULL) * 0x0102040810204080ULL) >> 56; }
+inline uint64_t flagBits(const uint8_t* flags, int64_t n, uint64_t* sure) {
+  uint64_t c = 0, s = 0;
+  for (int64_t j8 = 0; j8 < n; j8 += 8) {
+    uint64_t w = 0;
+    std::memcpy(&w, flags + j8, size_t(std::min<int64_t>(8, n - j8)));
+    c |= gatherBits(w | w >> 1) << j8;
+    s |= gatherBits(w >> 1) << j8;
+  }
+  *sure = s;
+  return c;
+}
+inline int64_t ctz64(uint64_t x) { return int64_t(__builtin_ctzll(x)); }
+
 // The run-time view of the mixed blobs, and the adaptive test of one component: nsum =
 // float(sum |q_x - z_x| |q_w|), v0 = the dequantized product (float(corrected) * scale),
 // actIn = the activation's argument. kappa_v = nsum / |corrected| = nsum |scale| / |v0|
@@ -1182,25 +1199,23 @@ void runMatMul(const StepArgs& a) {
                   flags[j] = 0;
                   ++recomputed;
                 }
-            // The candidates, eight flags at a time (most words are zero).
-            for (int64_t j8 = 0; j8 < cols; j8 += 8) {
-              uint64_t word;
-              std::memcpy(&word, flags + j8, 8);
-              if (!word) continue;
-              for (int64_t j = j8; j < std::min(cols, j8 + 8); ++j) {
-                const int64_t f = n0 + j;
-                if (!flags[j] || (!fast && flags[j] == 1 && !mx.flag(nbuf[r * blockW + j], yr[j], sc[f], actIn[j]))) continue;
-                if (!xr) {
-                  if (csA == 1) {
-                    xr = ap + m * rsA;
-                  } else {
-                    for (int64_t k = 0; k < K; ++k) arow[k] = ap[m * rsA + k * csA];
-                    xr = arow;
-                  }
+            // The candidates as bits (few, at random places: a byte loop mispredicted its
+            // branches), then each one's exact test where it is not certain.
+            uint64_t sure;
+            uint64_t cand = flagBits(flags, cols, &sure);
+            for (; cand; cand &= cand - 1) {
+              const int64_t j = ctz64(cand), f = n0 + j;
+              if (!fast && !(sure >> j & 1) && !mx.flag(nbuf[r * blockW + j], yr[j], sc[f], actIn[j])) continue;
+              if (!xr) {
+                if (csA == 1) {
+                  xr = ap + m * rsA;
+                } else {
+                  for (int64_t k = 0; k < K; ++k) arow[k] = ap[m * rsA + k * csA];
+                  xr = arow;
                 }
-                yr[j] = p.alpha * dotF32(xr, mx.weights(f), K);
-                ++recomputed;
               }
+              yr[j] = p.alpha * dotF32(xr, mx.weights(f), K);
+              ++recomputed;
             }
           }
         }
@@ -1593,14 +1608,24 @@ uint64_t convFix(const Mixed& mx, const Conv2dGeom& g, const ConvEpilogue& ep, c
   }
   const float* xi = xt + img * g.H * g.W * g.C;
   const auto dots = hostAvx2() ? convDotsAvx2 : convDotsBase;
-  for (int64_t jj = 0, oh = j0 / Ws, ow = j0 % Ws; jj < cols; ++jj, ow = ow + 1 == Ws ? 0 : ow + 1, oh += ow == 0) {
-    if (ow >= g.OW) continue;
+  // Per row the candidates as bits, then the pixels with any (positions past OW hold none
+  // that count: their flags are dropped here).
+  uint64_t cand[8], sure[8], any = 0, valid = 0;
+  for (int64_t jj = 0, ow = j0 % Ws; jj < cols; ++jj, ow = ow + 1 == Ws ? 0 : ow + 1)
+    if (ow < g.OW) valid |= uint64_t(1) << jj;
+  for (int64_t r = 0; r < R; ++r) {
+    cand[r] = flagBits(flags[r], cols, &sure[r]) & valid;
+    any |= cand[r];
+  }
+  for (; any; any &= any - 1) {
+    const int64_t jj = ctz64(any), oh = (j0 + jj) / Ws, ow = (j0 + jj) % Ws;
     int rows[8];  // the flagged rows of this pixel (R <= mr <= 8)
     const float* wr[8];
     int nf = 0;
     for (int64_t r = 0; r < R; ++r) {
-      if (!flags[r][jj]) continue;
-      if (!fast && flags[r][jj] == 1 && !mx.flag(nbuf[r * ldn + jj], buf[r * ldb + jj], sc[co0 + r], actIn[r][jj])) continue;
+      if (!(cand[r] >> jj & 1)) continue;
+      if (!fast && !(sure[r] >> jj & 1) && !mx.flag(nbuf[r * ldn + jj], buf[r * ldb + jj], sc[co0 + r], actIn[r][jj]))
+        continue;
       rows[nf] = int(r);
       wr[nf++] = mx.weights(co0 + r);
     }
