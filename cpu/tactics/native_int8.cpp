@@ -1538,17 +1538,17 @@ void convStaticAll(const StepArgs& a, const Mixed& mx, const Conv2dGeom& g, int 
   a.executor->parallelFor(n, [&](int64_t t) { convStatic(mx, g, xp, rangeBegin(rows, t, n), rangeBegin(rows, t + 1, n), xs); });
 }
 
-// x[i] += b for i < n, four at a time (the loop as written stays scalar at -O2).
-inline void addScalar(float* x, int64_t n, float b) {
+// y[i] = x[i] + b for i < n, four at a time (the loop as written stays scalar at -O2).
+inline void addScalar(const float* x, int64_t n, float b, float* y) {
   using F4 = float __attribute__((vector_size(16)));
   int64_t i = 0;
   for (; i + 4 <= n; i += 4) {
     F4 v;
     std::memcpy(&v, x + i, 16);
     v += b;
-    std::memcpy(x + i, &v, 16);
+    std::memcpy(y + i, &v, 16);
   }
-  for (; i < n; ++i) x[i] += b;
+  for (; i < n; ++i) y[i] = x[i] + b;
 }
 
 // Calls fn(pixel, count, position) for each run of valid pixels among positions [j0, j1)
@@ -1594,8 +1594,10 @@ uint64_t convFix(const Mixed& mx, const Conv2dGeom& g, const ConvEpilogue& ep, c
       // The argument in the epilogue's order (bias, then Z), branch-free loops.
       float* ar = actIn[r];
       const float* br = buf + r * ldb;
-      std::memcpy(ar, br, size_t(cols) * sizeof(float));
-      if (ep.bias) addScalar(ar, cols, ep.bias[co]);
+      if (ep.bias)
+        addScalar(br, cols, ep.bias[co], ar);
+      else
+        std::memcpy(ar, br, size_t(cols) * sizeof(float));
       if (addZ) {
         const float* zr = ep.zres + (img * g.M + co) * P;
         segmentsOf(Ws, g.OW, j0, j0 + cols, [&](int64_t px, int64_t cnt, int64_t jb) {
