@@ -1389,8 +1389,13 @@ namespace {
 // with tau at the 95th percentile of kappa (~5% recomputed), each INT8 family the host has
 // (ANVIL_BENCH_KERNEL: a substring of their names), one thread, best of several runs.
 TEST(NativeInt8Bench, DISABLED_MixedCost) {
-  const Dims w3{64, 64, 3, 3}, w1{64, 256, 1, 1};
+  const Dims w3{64, 64, 3, 3}, w1{64, 256, 1, 1}, wd2{32, 16, 3, 3}, wd3{64, 32, 3, 3};
   const std::vector<I8Case> shapes = {
+      // digits_cnn's (docs/precision.md) second and third convolutions: batch 64 of tiny images
+      {{"conv3x3_16to32_8x8_b64", "Conv", "", {Dims{64, 16, 8, 8}, wd2, Dims{32}}, {false, true, true},
+        convAttrs(wd2, {}, {}, {1, 1, 1, 1})}},
+      {{"conv3x3_32to64_4x4_b64", "Conv", "", {Dims{64, 32, 4, 4}, wd3, Dims{64}}, {false, true, true},
+        convAttrs(wd3, {}, {}, {1, 1, 1, 1})}},
       {{"conv3x3_64to64_56x56", "Conv", "", {Dims{1, 64, 56, 56}, w3, Dims{64}}, {false, true, true},
         convAttrs(w3, {}, {}, {1, 1, 1, 1})}},
       {{"conv1x1_256to64_56x56", "Conv", "", {Dims{1, 256, 56, 56}, w1, Dims{64}}, {false, true, true},
