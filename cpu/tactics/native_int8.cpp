@@ -29,8 +29,12 @@
 //    NativeInt8Bench.DISABLED_MixedCost; noisy shared box): 3x3 64 -> 64 at 56x56 INT8 0.33-0.37
 //    ms, fp32_channels 0.82-0.88 ms, adaptive 1.76-2.0 ms (f32 Winograd 0.70); 1x1 256 -> 64
 //    at 56x56 0.25 / 0.84-0.88 / 1.65-2.0 (f32 0.61-0.64); MatMul 128x768x768 0.19 / 0.42 /
-//    0.89-1.0 (f32 0.70-0.74). The f32 sums of fp32_channels and adaptive components use
-//    AVX2 + FMA where the host has it (as epilogueRow does): bits per host, not per family.
+//    0.89-1.0 (f32 0.70-0.74). Again on a Zen 4 (8x48 VNNI, plain kernels, after the row
+//    filter's certain flags and bit masks): 3x3 0.58 / 1.07 / 1.94 (f32 Winograd 0.97), 1x1
+//    0.33 / 0.75 / 1.43 (f32 1.0), MatMul 0.35 / 0.57 / 1.0 (f32 1.32); digits_cnn's 3x3 16 ->
+//    32 at 8x8, batch 64: 0.18 / 0.45 / 0.76 (f32 0.43). The f32 sums of fp32_channels and
+//    adaptive components use AVX2 + FMA where the host has it (as epilogueRow does): bits
+//    per host, not per family.
 #include <immintrin.h>
 
 #include <algorithm>
