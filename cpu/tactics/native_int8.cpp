@@ -192,9 +192,20 @@ __attribute__((target("avx2,fma"))) float dotAvx2(const float* a, const float* b
     std::memcpy(&y, b + k, 32);
     acc[0] += x * y;
   }
-  float s[4][8];
-  std::memcpy(s, acc, sizeof(s));
-  return finishDot(s, a, b, k, K);
+  // finishDot's operations in vectors (the tail into lanes 0.., t = (s0 + s1) + (s2 + s3)
+  // lane by lane, then ((t0 + t4) + (t1 + t5)) + ((t2 + t6) + (t3 + t7))): the same bits,
+  // without the stack round trip and the scalar tree (half of a 64-long dot's time).
+  if (k < K) {
+    float s0[8];
+    std::memcpy(s0, &acc[0], 32);
+    for (int i = 0; k + i < K; ++i) s0[i] += a[k + i] * b[k + i];
+    std::memcpy(&acc[0], s0, 32);
+  }
+  const F8 t = (acc[0] + acc[1]) + (acc[2] + acc[3]);
+  const __m256 tv = reinterpret_cast<__m256>(t);
+  const __m128 u = _mm_add_ps(_mm256_castps256_ps128(tv), _mm256_extractf128_ps(tv, 1));  // t_i + t_(i+4)
+  const __m128 v = _mm_add_ps(u, _mm_shuffle_ps(u, u, 0xb1));                            // u0 + u1, u2 + u3
+  return _mm_cvtss_f32(_mm_add_ss(v, _mm_movehl_ps(v, v)));
 }
 
 bool hostAvx2() {
