@@ -38,6 +38,7 @@
 #include <immintrin.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstring>
 #include <string>
@@ -505,12 +506,51 @@ constexpr MaskBytes kMaskBytes;
 // out[i] = 0 where the exact test leaves component i out for certain, for i < n8 (a
 // multiple of 8), 2 where it flags it for certain; the rest of the contract is
 // Mixed::maybeRow's.
+// The row filter on eight components: the candidates' and the certain flags' movemasks.
+struct FilterConsts {
+  F8 t255, t, safe, tiny, big, zero;
+  bool product, ratio;
+};
+template <Activation A>
+ANVIL_F8 void filterVec(const FilterConsts& k, F8 a, F8 v, F8 ns, F8 sc, int* candBits, int* sureBits) {
+  const F8 b = conditionBoundF8<A>(a);
+  I8x cand = (v == k.zero) | (a != a);  // a NaN argument: the exact test decides
+  if (k.product) {
+    const F8 lhs = ns * absF8(sc) * b * k.safe, rhs = k.t255 * absF8(v);
+    cand |= ~(lhs <= rhs) | (rhs < k.tiny) | (rhs > k.big);
+  }
+  if (k.ratio) {
+    const F8 rr = k.t * absF8(a);
+    cand |= ~(b * k.safe <= rr) | (rr < k.tiny) | (rr > k.big);
+  }
+  // With kappa_phi's lower bound past the same margin on the other side the exact test
+  // flags the component for certain (no exact test; most candidates are flagged). rhs and
+  // rr as above; a NaN or infinite argument still goes to the exact test (kappa_phi is NaN
+  // there for some).
+  const F8 lo = conditionLowerF8<A>(a);
+  I8x sure = I8x{};
+  if (k.product) {
+    const F8 lhs = ns * absF8(sc) * lo, rhs = k.t255 * absF8(v);
+    sure |= ((v == k.zero) & (lo > k.zero)) | ((lhs > rhs * k.safe) & (rhs >= k.tiny) & (rhs <= k.big));
+  }
+  if (k.ratio) {
+    const F8 rr = k.t * absF8(a);
+    sure |= (lo > rr * k.safe) & (rr >= k.tiny) & (rr <= k.big);
+  }
+  sure &= (absF8(a) <= k.big);
+  *candBits = _mm256_movemask_ps(reinterpret_cast<__m256>(cand));
+  *sureBits = _mm256_movemask_ps(reinterpret_cast<__m256>(sure));
+}
+ANVIL_F8 FilterConsts filterConsts(float tau, bool product, bool ratio) {
+  return {splatF8(255.0f * tau), splatF8(tau), splatF8(kAdaptiveSafe), splatF8(kAdaptiveTiny), splatF8(3.4e38f),
+          splatF8(0.0f), product, ratio};
+}
+
 template <Activation A>
 __attribute__((target("avx2,fma"))) void maybeRowAvx2(const float* nsum, const float* v0, const float* scales,
                                                       float scale, const float* actIn, int64_t n8, bool product,
                                                       bool ratio, float tau, uint8_t* out) {
-  const F8 t255 = splatF8(255.0f * tau), t = splatF8(tau), safe = splatF8(kAdaptiveSafe);
-  const F8 tiny = splatF8(kAdaptiveTiny), big = splatF8(3.4e38f), zero = splatF8(0.0f);
+  const FilterConsts k = filterConsts(tau, product, ratio);
   for (int64_t i = 0; i < n8; i += 8) {
     F8 a, v, ns, sc;
     std::memcpy(&a, actIn + i, 32);
@@ -518,35 +558,49 @@ __attribute__((target("avx2,fma"))) void maybeRowAvx2(const float* nsum, const f
     std::memcpy(&ns, nsum + i, 32);
     if (scales) std::memcpy(&sc, scales + i, 32);
     else sc = splatF8(scale);
-    const F8 b = conditionBoundF8<A>(a);
-    I8x cand = (v == zero) | (a != a);  // a NaN argument: the exact test decides
-    if (product) {
-      const F8 lhs = ns * absF8(sc) * b * safe, rhs = t255 * absF8(v);
-      cand |= ~(lhs <= rhs) | (rhs < tiny) | (rhs > big);
-    }
-    if (ratio) {
-      const F8 rr = t * absF8(a);
-      cand |= ~(b * safe <= rr) | (rr < tiny) | (rr > big);
-    }
-    uint64_t bytes = kMaskBytes[_mm256_movemask_ps(reinterpret_cast<__m256>(cand))];
-    // With kappa_phi's lower bound past the same margin on the other side the exact test
-    // flags the component for certain (2: no exact test; most candidates are flagged). rhs
-    // and rr as above; a NaN or infinite argument still goes to the exact test (kappa_phi
-    // is NaN there for some).
-    const F8 lo = conditionLowerF8<A>(a);
-    I8x sure = I8x{};
-    if (product) {
-      const F8 lhs = ns * absF8(sc) * lo, rhs = t255 * absF8(v);
-      sure |= ((v == zero) & (lo > zero)) | ((lhs > rhs * safe) & (rhs >= tiny) & (rhs <= big));
-    }
-    if (ratio) {
-      const F8 rr = t * absF8(a);
-      sure |= (lo > rr * safe) & (rr >= tiny) & (rr <= big);
-    }
-    sure &= (absF8(a) <= big);
-    bytes += kMaskBytes[_mm256_movemask_ps(reinterpret_cast<__m256>(sure))];
+    int cb, sb;
+    filterVec<A>(k, a, v, ns, sc, &cb, &sb);
+    const uint64_t bytes = kMaskBytes[cb] + kMaskBytes[sb];  // 2: flagged for certain
     std::memcpy(out + i, &bytes, 8);
   }
+}
+
+// The same filter over one row of a Conv tile (n <= 64 components of one output channel,
+// one scale) straight to bits, its argument v0 + bias formed in registers (the float add the
+// byte path makes): *cand the candidates, *sure the certain ones. The row's tail as one more
+// step over padded copies, its bits dropped.
+template <Activation A>
+__attribute__((target("avx2,fma"))) void filterBitsAvx2(const float* nsum, const float* v0, float scale, float bias,
+                                                        bool hasBias, int64_t n, bool product, bool ratio, float tau,
+                                                        uint64_t* cand, uint64_t* sure) {
+  const FilterConsts k = filterConsts(tau, product, ratio);
+  const F8 sc = splatF8(scale), bv = splatF8(bias);
+  uint64_t c = 0, s = 0;
+  const int64_t n8 = n / 8 * 8;
+  for (int64_t i = 0; i < n8; i += 8) {
+    F8 v, ns;
+    std::memcpy(&v, v0 + i, 32);
+    std::memcpy(&ns, nsum + i, 32);
+    int cb, sb;
+    filterVec<A>(k, hasBias ? v + bv : v, v, ns, sc, &cb, &sb);
+    c |= uint64_t(cb) << i;
+    s |= uint64_t(sb) << i;
+  }
+  if (n8 < n) {
+    alignas(32) float vt[8] = {1, 1, 1, 1, 1, 1, 1, 1}, nt[8] = {};
+    std::memcpy(vt, v0 + n8, size_t(n - n8) * sizeof(float));
+    std::memcpy(nt, nsum + n8, size_t(n - n8) * sizeof(float));
+    F8 v, ns;
+    std::memcpy(&v, vt, 32);
+    std::memcpy(&ns, nt, 32);
+    int cb, sb;
+    filterVec<A>(k, hasBias ? v + bv : v, v, ns, sc, &cb, &sb);
+    const uint64_t keep = (uint64_t(1) << (n - n8)) - 1;
+    c |= (uint64_t(cb) & keep) << n8;
+    s |= (uint64_t(sb) & keep) << n8;
+  }
+  *cand = c;
+  *sure = s;
 }
 
 // The product test without an activation (Mixed::flagRow / flagCols) on the first n / 8 * 8
@@ -587,6 +641,9 @@ inline uint64_t flagBits(const uint8_t* flags, int64_t n, uint64_t* sure) {
   return c;
 }
 inline int64_t ctz64(uint64_t x) { return int64_t(__builtin_ctzll(x)); }
+
+// Tests only (adaptiveBytePathForTest): the Conv filter through flag bytes, as without AVX2.
+std::atomic<bool> gAdaptiveBytePath{false};
 
 // The run-time view of the mixed blobs, and the adaptive test of one component: nsum =
 // float(sum |q_x - z_x| |q_w|), v0 = the dequantized product (float(corrected) * scale),
@@ -681,6 +738,16 @@ struct Mixed {
       const bool r = ratio && b > t * std::fabs(double(actIn[i]));
       out[i] = uint8_t((v0[i] == 0.0f) | p | r | std::isnan(actIn[i]));  // NaN: the exact test decides
     }
+  }
+  // maybeRow's decisions for one Conv tile row straight to bits (filterBitsAvx2), the
+  // argument v0 + bias; false (nothing done) where the host lacks AVX2 or the activation
+  // has no bound.
+  bool filterBits(const float* nsum, const float* v0, float scale, float bias, bool hasBias, int64_t n,
+                  uint64_t* cand, uint64_t* sure) const {
+    if (!hostAvx2() || forceScalarRow || gAdaptiveBytePath.load(std::memory_order_relaxed)) return false;
+    return ir::linear::withConditionBound(epi.act, [&](auto act) {
+      filterBitsAvx2<decltype(act)::value>(nsum, v0, scale, bias, hasBias, n, test != 1, test != 0, tau, cand, sure);
+    });
   }
   // (eight at a time where the host has AVX2: the same float operations per component)
   void flagRow(const float* nsum, const float* v0, float scale, int64_t n, uint8_t* out) const {
@@ -1601,7 +1668,24 @@ uint64_t convFix(const Mixed& mx, const Conv2dGeom& g, const ConvEpilogue& ep, c
   const bool fast = mx.productOnly();
   alignas(8) uint8_t flags[8][64];
   float actIn[8][64];  // the activation's argument (the slow test)
-  for (int64_t r = 0; r < R; ++r) {
+  uint64_t cand[8], sure[8], any = 0, valid = 0;
+  for (int64_t jj = 0, ow = j0 % Ws; jj < cols; ++jj, ow = ow + 1 == Ws ? 0 : ow + 1)
+    if (ow < g.OW) valid |= uint64_t(1) << jj;
+  // Without a residual, where the host has AVX2: the filter's bits in one pass per row, the
+  // argument formed in registers (and again, the same float add, for the few exact tests).
+  const bool bits = !fast && !addZ && R > 0 &&
+                    mx.filterBits(nbuf, buf, sc[co0], ep.bias ? ep.bias[co0] : 0.0f, ep.bias != nullptr, cols,
+                                  &cand[0], &sure[0]);
+  for (int64_t r = 0; r < R && bits; ++r) {
+    const int64_t co = co0 + r;
+    if (r > 0)
+      mx.filterBits(nbuf + r * ldn, buf + r * ldb, sc[co], ep.bias ? ep.bias[co] : 0.0f, ep.bias != nullptr, cols,
+                    &cand[r], &sure[r]);
+    if (mx.nStatic && mx.isStatic[co]) cand[r] = 0;  // done above
+    cand[r] &= valid;
+    any |= cand[r];
+  }
+  for (int64_t r = 0; r < R && !bits; ++r) {
     const int64_t co = co0 + r;
     if (fast) {
       mx.flagRow(nbuf + r * ldn, buf + r * ldb, sc[co], cols, flags[r]);
@@ -1627,10 +1711,7 @@ uint64_t convFix(const Mixed& mx, const Conv2dGeom& g, const ConvEpilogue& ep, c
   const auto dots = hostAvx2() ? convDotsAvx2 : convDotsBase;
   // Per row the candidates as bits, then the pixels with any (positions past OW hold none
   // that count: their flags are dropped here).
-  uint64_t cand[8], sure[8], any = 0, valid = 0;
-  for (int64_t jj = 0, ow = j0 % Ws; jj < cols; ++jj, ow = ow + 1 == Ws ? 0 : ow + 1)
-    if (ow < g.OW) valid |= uint64_t(1) << jj;
-  for (int64_t r = 0; r < R; ++r) {
+  for (int64_t r = 0; r < R && !bits; ++r) {
     cand[r] = flagBits(flags[r], cols, &sure[r]) & valid;
     any |= cand[r];
   }
@@ -1641,8 +1722,11 @@ uint64_t convFix(const Mixed& mx, const Conv2dGeom& g, const ConvEpilogue& ep, c
     int nf = 0;
     for (int64_t r = 0; r < R; ++r) {
       if (!(cand[r] >> jj & 1)) continue;
-      if (!fast && !(sure[r] >> jj & 1) && !mx.flag(nbuf[r * ldn + jj], buf[r * ldb + jj], sc[co0 + r], actIn[r][jj]))
-        continue;
+      if (!fast && !(sure[r] >> jj & 1)) {
+        const float v0 = buf[r * ldb + jj];
+        const float arg = !bits ? actIn[r][jj] : ep.bias ? v0 + ep.bias[co0 + r] : v0;
+        if (!mx.flag(nbuf[r * ldn + jj], v0, sc[co0 + r], arg)) continue;
+      }
       rows[nf] = int(r);
       wr[nf++] = mx.weights(co0 + r);
     }
@@ -1977,6 +2061,10 @@ bool adaptiveConditionLowerForTest(ir::linear::Activation act, const float* v, i
   if (!hostAvx2()) return false;
   return ir::linear::withConditionBound(act, [&](auto a) { conditionLowerRow<decltype(a)::value>(v, n, lo); });
 }
+
+// Test hook: true sends the adaptive Conv's row filter through flag bytes (maybeRow, the
+// path of hosts without AVX2 and of tiles with a residual) instead of straight to bits.
+void adaptiveBytePathForTest(bool on) { gAdaptiveBytePath.store(on); }
 
 // Test hook: the product test without an activation (Mixed::flagRow with one scale, or
 // flagCols with one per component) into out[], on the vector path where the host has AVX2

@@ -47,6 +47,7 @@ void adaptiveProductFlagsForTest(float tau, const float* nsum, const float* v0, 
                                  int64_t n, bool scalar, uint8_t* out);  // cpu/tactics/native_int8.cpp
 bool adaptiveConditionLowerForTest(ir::linear::Activation act, const float* v, int64_t n,
                                    float* lo);  // cpu/tactics/native_int8.cpp
+void adaptiveBytePathForTest(bool on);  // cpu/tactics/native_int8.cpp
 }  // namespace anvil::cpu::tactics
 
 using namespace anvil;
@@ -2177,6 +2178,53 @@ TEST(NativeInt8Adaptive, ConditionLowerBounds) {
     }
     EXPECT_GT(positive, int64_t(v.size() / 10)) << int(act);  // a bound that is not always 0
   }
+}
+
+}  // namespace
+
+namespace {
+
+// The adaptive Conv's row filter goes straight to bits where the host has AVX2 and the tile
+// has no residual; through flag bytes otherwise. Both must make the same decisions: the same
+// outputs bit for bit and the same count recomputed, for every activation with a bound, with
+// and without bias, on rows whose width is not a multiple of 8.
+TEST(NativeInt8Adaptive, ConvFilterBitsEqualBytes) {
+  int compared = 0;
+  for (const char* name : {"FusedConv_3x3_pad1_b2_gelu", "FusedConv_1x1_nobias_sigmoid", "Conv_3x3_p1_ci13_co17",
+                           "Conv_5x5_p2_s2_b2_ci3_co5"}) {
+    const I8Case& base = caseNamed(name);
+    for (const char* act : {"", "Relu", "Tanh", "Silu", "Gelu", "Sigmoid"}) {
+      I8Case ic = base;
+      if (*act) {
+        ic.c.op = "FusedConv";
+        ic.c.domain = "anvil";
+        ic.c.attrs.set("activation", std::string(act));
+      }
+      Calibration cal;
+      Built b = buildI8(ic, 29, &cal);
+      const Dims out = reference(b).dims();
+      ir::Node* node = const_cast<ir::Node*>(b.node);
+      for (const char* test : {"product", "both"})
+        for (float tau : {0.3f, 0.03f}) {
+          node->tacticParams().set("adaptive_tau", tau);
+          node->tacticParams().set("adaptive_test", std::string(test));
+          for (const runtime::Kernel* k : kernelsFor(ic.c.op, ic.c.domain)) {
+            if (!runtime::hostHasAll(k->requirements) || !k->supports(*b.node, b.types())) continue;
+            const PreparedKernel pk = prepare(*k, b, 1);
+            cpu::tactics::adaptiveBytePathForTest(true);
+            const Counted bytes = runCounted(*k, pk, b, out, 1);
+            cpu::tactics::adaptiveBytePathForTest(false);
+            const Counted bits = runCounted(*k, pk, b, out, 1);
+            const std::string at = k->name + " on " + name + " " + act + " (" + test + ", tau " + std::to_string(tau) + ")";
+            EXPECT_EQ(bytes.recomputed, bits.recomputed) << at;
+            ASSERT_EQ(std::memcmp(bytes.out.data(), bits.out.data(), bits.out.size() * 4), 0) << at;
+            ++compared;
+          }
+        }
+      node->tacticParams() = {};
+    }
+  }
+  EXPECT_GT(compared, 0);
 }
 
 }  // namespace
