@@ -565,14 +565,25 @@ __attribute__((target("avx2,fma"))) void maybeRowAvx2(const float* nsum, const f
   }
 }
 
+// The activation's argument as the byte path forms it: v0, + bias, + Z.
+ANVIL_F8 F8 filterArg(F8 v, bool hasBias, F8 bv, const float* z) {
+  F8 a = hasBias ? v + bv : v;
+  if (z) {
+    F8 zv;
+    std::memcpy(&zv, z, 32);
+    a += zv;
+  }
+  return a;
+}
+
 // The same filter over one row of a Conv tile (n <= 64 components of one output channel,
 // one scale) straight to bits, its argument v0 + bias formed in registers (the float add the
 // byte path makes): *cand the candidates, *sure the certain ones. The row's tail as one more
 // step over padded copies, its bits dropped.
 template <Activation A>
 __attribute__((target("avx2,fma"))) void filterBitsAvx2(const float* nsum, const float* v0, float scale, float bias,
-                                                        bool hasBias, int64_t n, bool product, bool ratio, float tau,
-                                                        uint64_t* cand, uint64_t* sure) {
+                                                        bool hasBias, const float* z, int64_t n, bool product,
+                                                        bool ratio, float tau, uint64_t* cand, uint64_t* sure) {
   const FilterConsts k = filterConsts(tau, product, ratio);
   const F8 sc = splatF8(scale), bv = splatF8(bias);
   uint64_t c = 0, s = 0;
@@ -582,19 +593,20 @@ __attribute__((target("avx2,fma"))) void filterBitsAvx2(const float* nsum, const
     std::memcpy(&v, v0 + i, 32);
     std::memcpy(&ns, nsum + i, 32);
     int cb, sb;
-    filterVec<A>(k, hasBias ? v + bv : v, v, ns, sc, &cb, &sb);
+    filterVec<A>(k, filterArg(v, hasBias, bv, z ? z + i : nullptr), v, ns, sc, &cb, &sb);
     c |= uint64_t(cb) << i;
     s |= uint64_t(sb) << i;
   }
   if (n8 < n) {
-    alignas(32) float vt[8] = {1, 1, 1, 1, 1, 1, 1, 1}, nt[8] = {};
+    alignas(32) float vt[8] = {1, 1, 1, 1, 1, 1, 1, 1}, nt[8] = {}, zt[8] = {};
     std::memcpy(vt, v0 + n8, size_t(n - n8) * sizeof(float));
     std::memcpy(nt, nsum + n8, size_t(n - n8) * sizeof(float));
+    if (z) std::memcpy(zt, z + n8, size_t(n - n8) * sizeof(float));
     F8 v, ns;
     std::memcpy(&v, vt, 32);
     std::memcpy(&ns, nt, 32);
     int cb, sb;
-    filterVec<A>(k, hasBias ? v + bv : v, v, ns, sc, &cb, &sb);
+    filterVec<A>(k, filterArg(v, hasBias, bv, z ? zt : nullptr), v, ns, sc, &cb, &sb);
     const uint64_t keep = (uint64_t(1) << (n - n8)) - 1;
     c |= (uint64_t(cb) & keep) << n8;
     s |= (uint64_t(sb) & keep) << n8;
@@ -742,11 +754,11 @@ struct Mixed {
   // maybeRow's decisions for one Conv tile row straight to bits (filterBitsAvx2), the
   // argument v0 + bias; false (nothing done) where the host lacks AVX2 or the activation
   // has no bound.
-  bool filterBits(const float* nsum, const float* v0, float scale, float bias, bool hasBias, int64_t n,
+  bool filterBits(const float* nsum, const float* v0, float scale, float bias, bool hasBias, const float* z, int64_t n,
                   uint64_t* cand, uint64_t* sure) const {
     if (!hostAvx2() || forceScalarRow || gAdaptiveBytePath.load(std::memory_order_relaxed)) return false;
     return ir::linear::withConditionBound(epi.act, [&](auto act) {
-      filterBitsAvx2<decltype(act)::value>(nsum, v0, scale, bias, hasBias, n, test != 1, test != 0, tau, cand, sure);
+      filterBitsAvx2<decltype(act)::value>(nsum, v0, scale, bias, hasBias, z, n, test != 1, test != 0, tau, cand, sure);
     });
   }
   // (eight at a time where the host has AVX2: the same float operations per component)
@@ -1671,16 +1683,27 @@ uint64_t convFix(const Mixed& mx, const Conv2dGeom& g, const ConvEpilogue& ep, c
   uint64_t cand[8], sure[8], any = 0, valid = 0;
   for (int64_t jj = 0, ow = j0 % Ws; jj < cols; ++jj, ow = ow + 1 == Ws ? 0 : ow + 1)
     if (ow < g.OW) valid |= uint64_t(1) << jj;
-  // Without a residual, where the host has AVX2: the filter's bits in one pass per row, the
-  // argument formed in registers (and again, the same float add, for the few exact tests).
-  const bool bits = !fast && !addZ && R > 0 &&
-                    mx.filterBits(nbuf, buf, sc[co0], ep.bias ? ep.bias[co0] : 0.0f, ep.bias != nullptr, cols,
-                                  &cand[0], &sure[0]);
+  // Where the host has AVX2: the filter's bits in one pass per row, the argument formed in
+  // registers (and again, the same float adds, for the few exact tests); a residual added
+  // first is gathered per row into the tile's positions (zeros past OW).
+  float zrow[8][64];
+  auto gatherZ = [&](int64_t r) -> const float* {
+    if (!addZ) return nullptr;
+    const float* zr = ep.zres + (img * g.M + co0 + r) * P;
+    std::fill_n(zrow[r], cols, 0.0f);
+    segmentsOf(Ws, g.OW, j0, j0 + cols, [&](int64_t px, int64_t cnt, int64_t jb) {
+      std::memcpy(zrow[r] + (jb - j0), zr + px, size_t(cnt) * sizeof(float));
+    });
+    return zrow[r];
+  };
+  const bool bits = !fast && R > 0 &&
+                    mx.filterBits(nbuf, buf, sc[co0], ep.bias ? ep.bias[co0] : 0.0f, ep.bias != nullptr, gatherZ(0),
+                                  cols, &cand[0], &sure[0]);
   for (int64_t r = 0; r < R && bits; ++r) {
     const int64_t co = co0 + r;
     if (r > 0)
-      mx.filterBits(nbuf + r * ldn, buf + r * ldb, sc[co], ep.bias ? ep.bias[co] : 0.0f, ep.bias != nullptr, cols,
-                    &cand[r], &sure[r]);
+      mx.filterBits(nbuf + r * ldn, buf + r * ldb, sc[co], ep.bias ? ep.bias[co] : 0.0f, ep.bias != nullptr,
+                    gatherZ(r), cols, &cand[r], &sure[r]);
     if (mx.nStatic && mx.isStatic[co]) cand[r] = 0;  // done above
     cand[r] &= valid;
     any |= cand[r];
@@ -1724,7 +1747,11 @@ uint64_t convFix(const Mixed& mx, const Conv2dGeom& g, const ConvEpilogue& ep, c
       if (!(cand[r] >> jj & 1)) continue;
       if (!fast && !(sure[r] >> jj & 1)) {
         const float v0 = buf[r * ldb + jj];
-        const float arg = !bits ? actIn[r][jj] : ep.bias ? v0 + ep.bias[co0 + r] : v0;
+        float arg = actIn[r][jj];
+        if (bits) {
+          arg = ep.bias ? v0 + ep.bias[co0 + r] : v0;
+          if (addZ) arg += zrow[r][jj];
+        }
         if (!mx.flag(nbuf[r * ldn + jj], v0, sc[co0 + r], arg)) continue;
       }
       rows[nf] = int(r);

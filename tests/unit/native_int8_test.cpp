@@ -2187,15 +2187,19 @@ namespace {
 // The adaptive Conv's row filter goes straight to bits where the host has AVX2 and the tile
 // has no residual; through flag bytes otherwise. Both must make the same decisions: the same
 // outputs bit for bit and the same count recomputed, for every activation with a bound, with
-// and without bias, on rows whose width is not a multiple of 8.
+// and without bias, with a residual added before or after the activation, on rows whose width
+// is not a multiple of 8.
 TEST(NativeInt8Adaptive, ConvFilterBitsEqualBytes) {
   int compared = 0;
   for (const char* name : {"FusedConv_3x3_pad1_b2_gelu", "FusedConv_1x1_nobias_sigmoid", "Conv_3x3_p1_ci13_co17",
-                           "Conv_5x5_p2_s2_b2_ci3_co5"}) {
+                           "Conv_5x5_p2_s2_b2_ci3_co5", "FusedConv_3x3_pad1_b2_res_add_relu",
+                           "FusedConv_3x3_pad1_b2_res_relu_add"}) {
     const I8Case& base = caseNamed(name);
     for (const char* act : {"", "Relu", "Tanh", "Silu", "Gelu", "Sigmoid"}) {
       I8Case ic = base;
-      if (*act) {
+      if (*act && ic.c.attrs.has("has_residual")) {
+        ic.c.attrs.set("activation", std::string(act));
+      } else if (*act) {
         ic.c.op = "FusedConv";
         ic.c.domain = "anvil";
         ic.c.attrs.set("activation", std::string(act));
