@@ -576,37 +576,68 @@ ANVIL_F8 F8 filterArg(F8 v, bool hasBias, F8 bv, const float* z) {
   return a;
 }
 
-// The same filter over one row of a Conv tile (n <= 64 components of one output channel,
-// one scale) straight to bits, its argument v0 + bias formed in registers (the float add the
-// byte path makes): *cand the candidates, *sure the certain ones. The row's tail as one more
-// step over padded copies, its bits dropped.
+// One row of components for filterBitsAvx2: n <= 64 of them, their INT8 values v0 and sums
+// nsum, a scale each (scales) or one (scale), the bias (one per component, biasVec, or one
+// for the row, bias; hasBias false: none) and the residual z (null: none) added in that order
+// to form the activation's argument, as the byte paths form it.
+struct FilterRow {
+  const float* nsum = nullptr;
+  const float* v0 = nullptr;
+  const float* scales = nullptr;
+  float scale = 1.0f;
+  const float* biasVec = nullptr;
+  float bias = 0.0f;
+  bool hasBias = false;
+  const float* z = nullptr;
+  int64_t n = 0;
+  // The argument of component j (the few exact tests): the same float adds.
+  float arg(int64_t j) const {
+    float a = v0[j];
+    if (hasBias) a += biasVec ? biasVec[j] : bias;
+    if (z) a += z[j];
+    return a;
+  }
+};
+
+// Eight components of a FilterRow from the given pointers (the row's or padded copies).
 template <Activation A>
-__attribute__((target("avx2,fma"))) void filterBitsAvx2(const float* nsum, const float* v0, float scale, float bias,
-                                                        bool hasBias, const float* z, int64_t n, bool product,
-                                                        bool ratio, float tau, uint64_t* cand, uint64_t* sure) {
+ANVIL_F8 void filterStep(const FilterConsts& k, const FilterRow& row, const float* v0, const float* ns0,
+                         const float* sc0, const float* b0, const float* z0, int* cb, int* sb) {
+  F8 v, ns, sc = splatF8(row.scale), bv = splatF8(row.bias);
+  std::memcpy(&v, v0, 32);
+  std::memcpy(&ns, ns0, 32);
+  if (sc0) std::memcpy(&sc, sc0, 32);
+  if (b0) std::memcpy(&bv, b0, 32);
+  filterVec<A>(k, filterArg(v, row.hasBias, bv, z0), v, ns, sc, cb, sb);
+}
+
+// The row filter over one row straight to bits, the argument formed in registers: *cand the
+// candidates, *sure the certain ones. The row's tail as one more step over padded copies,
+// its bits dropped.
+template <Activation A>
+__attribute__((target("avx2,fma"))) void filterBitsAvx2(const FilterRow& row, bool product, bool ratio, float tau,
+                                                        uint64_t* cand, uint64_t* sure) {
   const FilterConsts k = filterConsts(tau, product, ratio);
-  const F8 sc = splatF8(scale), bv = splatF8(bias);
+  const int64_t n = row.n, n8 = n / 8 * 8;
   uint64_t c = 0, s = 0;
-  const int64_t n8 = n / 8 * 8;
   for (int64_t i = 0; i < n8; i += 8) {
-    F8 v, ns;
-    std::memcpy(&v, v0 + i, 32);
-    std::memcpy(&ns, nsum + i, 32);
     int cb, sb;
-    filterVec<A>(k, filterArg(v, hasBias, bv, z ? z + i : nullptr), v, ns, sc, &cb, &sb);
+    filterStep<A>(k, row, row.v0 + i, row.nsum + i, row.scales ? row.scales + i : nullptr,
+                  row.biasVec ? row.biasVec + i : nullptr, row.z ? row.z + i : nullptr, &cb, &sb);
     c |= uint64_t(cb) << i;
     s |= uint64_t(sb) << i;
   }
   if (n8 < n) {
-    alignas(32) float vt[8] = {1, 1, 1, 1, 1, 1, 1, 1}, nt[8] = {}, zt[8] = {};
-    std::memcpy(vt, v0 + n8, size_t(n - n8) * sizeof(float));
-    std::memcpy(nt, nsum + n8, size_t(n - n8) * sizeof(float));
-    if (z) std::memcpy(zt, z + n8, size_t(n - n8) * sizeof(float));
-    F8 v, ns;
-    std::memcpy(&v, vt, 32);
-    std::memcpy(&ns, nt, 32);
+    const size_t m = size_t(n - n8) * sizeof(float);
+    alignas(32) float vt[8] = {1, 1, 1, 1, 1, 1, 1, 1}, nt[8] = {}, st[8] = {1, 1, 1, 1, 1, 1, 1, 1}, bt[8] = {},
+                      zt[8] = {};
+    std::memcpy(vt, row.v0 + n8, m);
+    std::memcpy(nt, row.nsum + n8, m);
+    if (row.scales) std::memcpy(st, row.scales + n8, m);
+    if (row.biasVec) std::memcpy(bt, row.biasVec + n8, m);
+    if (row.z) std::memcpy(zt, row.z + n8, m);
     int cb, sb;
-    filterVec<A>(k, filterArg(v, hasBias, bv, z ? zt : nullptr), v, ns, sc, &cb, &sb);
+    filterStep<A>(k, row, vt, nt, row.scales ? st : nullptr, row.biasVec ? bt : nullptr, row.z ? zt : nullptr, &cb, &sb);
     const uint64_t keep = (uint64_t(1) << (n - n8)) - 1;
     c |= (uint64_t(cb) & keep) << n8;
     s |= (uint64_t(sb) & keep) << n8;
@@ -654,7 +685,7 @@ inline uint64_t flagBits(const uint8_t* flags, int64_t n, uint64_t* sure) {
 }
 inline int64_t ctz64(uint64_t x) { return int64_t(__builtin_ctzll(x)); }
 
-// Tests only (adaptiveBytePathForTest): the Conv filter through flag bytes, as without AVX2.
+// Tests only (adaptiveBytePathForTest): the row filter through flag bytes, as without AVX2.
 std::atomic<bool> gAdaptiveBytePath{false};
 
 // The run-time view of the mixed blobs, and the adaptive test of one component: nsum =
@@ -751,14 +782,12 @@ struct Mixed {
       out[i] = uint8_t((v0[i] == 0.0f) | p | r | std::isnan(actIn[i]));  // NaN: the exact test decides
     }
   }
-  // maybeRow's decisions for one Conv tile row straight to bits (filterBitsAvx2), the
-  // argument v0 + bias; false (nothing done) where the host lacks AVX2 or the activation
-  // has no bound.
-  bool filterBits(const float* nsum, const float* v0, float scale, float bias, bool hasBias, const float* z, int64_t n,
-                  uint64_t* cand, uint64_t* sure) const {
+  // maybeRow's decisions for one row straight to bits (filterBitsAvx2); false (nothing
+  // done) where the host lacks AVX2 or the activation has no bound.
+  bool filterBits(const FilterRow& row, uint64_t* cand, uint64_t* sure) const {
     if (!hostAvx2() || forceScalarRow || gAdaptiveBytePath.load(std::memory_order_relaxed)) return false;
     return ir::linear::withConditionBound(epi.act, [&](auto act) {
-      filterBitsAvx2<decltype(act)::value>(nsum, v0, scale, bias, hasBias, z, n, test != 1, test != 0, tau, cand, sure);
+      filterBitsAvx2<decltype(act)::value>(row, test != 1, test != 0, tau, cand, sure);
     });
   }
   // (eight at a time where the host has AVX2: the same float operations per component)
@@ -1271,9 +1300,22 @@ void runMatMul(const StepArgs& a) {
             const float* xr = nullptr;  // the f32 row of A, gathered on first use
             alignas(8) uint8_t flags[64] = {};
             float actIn[64];  // the activation's argument (the slow test)
+            // Without C, where the host has AVX2: the filter straight to bits, the argument
+            // formed in registers (FilterRow).
+            FilterRow fr;
+            fr.nsum = nbuf + r * blockW;
+            fr.v0 = yr;
+            fr.scales = sc + n0;
+            fr.hasBias = addBias;
+            fr.biasVec = bias ? bias + n0 : nullptr;
+            fr.bias = rowBias;
+            fr.z = zp3 && epi.residual && epi.addFirst ? zp3 + m * N + n0 : nullptr;
+            fr.n = cols;
+            uint64_t cand = 0, sure = 0;
+            const bool bits = mx.adaptive && !fast && !cp && mx.filterBits(fr, &cand, &sure);
             if (fast) {
               mx.flagCols(nbuf + r * blockW, yr, sc + n0, cols, flags);
-            } else if (mx.adaptive) {
+            } else if (mx.adaptive && !bits) {
               // The argument in the epilogue's order (C, bias, Z), one branch-free loop each.
               std::memcpy(actIn, yr, size_t(cols) * sizeof(float));
               if (cp)
@@ -1286,20 +1328,20 @@ void runMatMul(const StepArgs& a) {
                 for (int64_t j = 0; j < cols; ++j) actIn[j] += zp3[m * N + n0 + j];
               mx.maybeRow(nbuf + r * blockW, yr, sc + n0, 0.0f, actIn, cols, flags);
             }
+            if (!bits) cand = flagBits(flags, cols, &sure);
             if (mx.nStatic)  // computed in 1b; never tested
               for (int64_t j = 0; j < cols; ++j)
                 if (mx.isStatic[n0 + j]) {
                   yr[j] = p.alpha * xsM[m * mx.nStatic + mx.isStatic[n0 + j] - 1];
-                  flags[j] = 0;
+                  cand &= ~(uint64_t(1) << j);
                   ++recomputed;
                 }
             // The candidates as bits (few, at random places: a byte loop mispredicted its
             // branches), then each one's exact test where it is not certain.
-            uint64_t sure;
-            uint64_t cand = flagBits(flags, cols, &sure);
             for (; cand; cand &= cand - 1) {
               const int64_t j = ctz64(cand), f = n0 + j;
-              if (!fast && !(sure >> j & 1) && !mx.flag(nbuf[r * blockW + j], yr[j], sc[f], actIn[j])) continue;
+              if (!fast && !(sure >> j & 1) && !mx.flag(nbuf[r * blockW + j], yr[j], sc[f], bits ? fr.arg(j) : actIn[j]))
+                continue;
               if (!xr) {
                 if (csA == 1) {
                   xr = ap + m * rsA;
@@ -1696,14 +1738,21 @@ uint64_t convFix(const Mixed& mx, const Conv2dGeom& g, const ConvEpilogue& ep, c
     });
     return zrow[r];
   };
-  const bool bits = !fast && R > 0 &&
-                    mx.filterBits(nbuf, buf, sc[co0], ep.bias ? ep.bias[co0] : 0.0f, ep.bias != nullptr, gatherZ(0),
-                                  cols, &cand[0], &sure[0]);
+  auto rowOf = [&](int64_t r) {
+    FilterRow f;
+    f.nsum = nbuf + r * ldn;
+    f.v0 = buf + r * ldb;
+    f.scale = sc[co0 + r];
+    f.hasBias = ep.bias != nullptr;
+    f.bias = ep.bias ? ep.bias[co0 + r] : 0.0f;
+    f.z = gatherZ(r);
+    f.n = cols;
+    return f;
+  };
+  const bool bits = !fast && R > 0 && mx.filterBits(rowOf(0), &cand[0], &sure[0]);
   for (int64_t r = 0; r < R && bits; ++r) {
     const int64_t co = co0 + r;
-    if (r > 0)
-      mx.filterBits(nbuf + r * ldn, buf + r * ldb, sc[co], ep.bias ? ep.bias[co] : 0.0f, ep.bias != nullptr,
-                    gatherZ(r), cols, &cand[r], &sure[r]);
+    if (r > 0) mx.filterBits(rowOf(r), &cand[r], &sure[r]);
     if (mx.nStatic && mx.isStatic[co]) cand[r] = 0;  // done above
     cand[r] &= valid;
     any |= cand[r];
@@ -2089,8 +2138,8 @@ bool adaptiveConditionLowerForTest(ir::linear::Activation act, const float* v, i
   return ir::linear::withConditionBound(act, [&](auto a) { conditionLowerRow<decltype(a)::value>(v, n, lo); });
 }
 
-// Test hook: true sends the adaptive Conv's row filter through flag bytes (maybeRow, the
-// path of hosts without AVX2 and of tiles with a residual) instead of straight to bits.
+// Test hook: true sends the adaptive row filter through flag bytes (maybeRow, the path of
+// hosts without AVX2 and of a Gemm with C) instead of straight to bits.
 void adaptiveBytePathForTest(bool on) { gAdaptiveBytePath.store(on); }
 
 // Test hook: the product test without an activation (Mixed::flagRow with one scale, or

@@ -2184,49 +2184,45 @@ TEST(NativeInt8Adaptive, ConditionLowerBounds) {
 
 namespace {
 
-// The adaptive Conv's row filter goes straight to bits where the host has AVX2 and the tile
-// has no residual; through flag bytes otherwise. Both must make the same decisions: the same
-// outputs bit for bit and the same count recomputed, for every activation with a bound, with
-// and without bias, with a residual added before or after the activation, on rows whose width
-// is not a multiple of 8.
-TEST(NativeInt8Adaptive, ConvFilterBitsEqualBytes) {
+// The adaptive row filter goes straight to bits where the host has AVX2 (a Gemm's C aside);
+// through flag bytes otherwise. Both must make the same decisions: the same outputs bit for
+// bit and the same count recomputed. MatMul (bias per column or one), Gemm, Conv (with and
+// without bias) with every fused epilogue (none, Relu, Clip, Sigmoid, GELU, SiLU, a residual
+// before or after the activation, a residual alone) and Tanh, on rows whose width is not a
+// multiple of 8.
+TEST(NativeInt8Adaptive, FilterBitsEqualBytes) {
+  std::vector<I8Case> all;
+  for (const char* base : {"FusedMatMul_7x17x130_biasN", "FusedMatMul_batch_2x63x7x17_bias1", "FusedGemm_17x63x33_tB_CN",
+                           "FusedConv_3x3_pad1_b2", "FusedConv_1x1_nobias"}) {
+    for (const Epi& e : epilogues()) all.push_back(caseNamed(std::string(base) + "_" + e.name));
+    I8Case t = caseNamed(std::string(base) + "_none");
+    t.c.attrs.set("activation", std::string("Tanh"));
+    all.push_back(t);
+  }
   int compared = 0;
-  for (const char* name : {"FusedConv_3x3_pad1_b2_gelu", "FusedConv_1x1_nobias_sigmoid", "Conv_3x3_p1_ci13_co17",
-                           "Conv_5x5_p2_s2_b2_ci3_co5", "FusedConv_3x3_pad1_b2_res_add_relu",
-                           "FusedConv_3x3_pad1_b2_res_relu_add"}) {
-    const I8Case& base = caseNamed(name);
-    for (const char* act : {"", "Relu", "Tanh", "Silu", "Gelu", "Sigmoid"}) {
-      I8Case ic = base;
-      if (*act && ic.c.attrs.has("has_residual")) {
-        ic.c.attrs.set("activation", std::string(act));
-      } else if (*act) {
-        ic.c.op = "FusedConv";
-        ic.c.domain = "anvil";
-        ic.c.attrs.set("activation", std::string(act));
-      }
-      Calibration cal;
-      Built b = buildI8(ic, 29, &cal);
-      const Dims out = reference(b).dims();
-      ir::Node* node = const_cast<ir::Node*>(b.node);
-      for (const char* test : {"product", "both"})
-        for (float tau : {0.3f, 0.03f}) {
-          node->tacticParams().set("adaptive_tau", tau);
-          node->tacticParams().set("adaptive_test", std::string(test));
-          for (const runtime::Kernel* k : kernelsFor(ic.c.op, ic.c.domain)) {
-            if (!runtime::hostHasAll(k->requirements) || !k->supports(*b.node, b.types())) continue;
-            const PreparedKernel pk = prepare(*k, b, 1);
-            cpu::tactics::adaptiveBytePathForTest(true);
-            const Counted bytes = runCounted(*k, pk, b, out, 1);
-            cpu::tactics::adaptiveBytePathForTest(false);
-            const Counted bits = runCounted(*k, pk, b, out, 1);
-            const std::string at = k->name + " on " + name + " " + act + " (" + test + ", tau " + std::to_string(tau) + ")";
-            EXPECT_EQ(bytes.recomputed, bits.recomputed) << at;
-            ASSERT_EQ(std::memcmp(bytes.out.data(), bits.out.data(), bits.out.size() * 4), 0) << at;
-            ++compared;
-          }
+  for (const I8Case& ic : all) {
+    Calibration cal;
+    Built b = buildI8(ic, 29, &cal);
+    const Dims out = reference(b).dims();
+    ir::Node* node = const_cast<ir::Node*>(b.node);
+    for (const char* test : {"product", "both"})
+      for (float tau : {0.3f, 0.03f}) {
+        node->tacticParams().set("adaptive_tau", tau);
+        node->tacticParams().set("adaptive_test", std::string(test));
+        for (const runtime::Kernel* k : kernelsFor(ic.c.op, ic.c.domain)) {
+          if (!runtime::hostHasAll(k->requirements) || !k->supports(*b.node, b.types())) continue;
+          const PreparedKernel pk = prepare(*k, b, 1);
+          cpu::tactics::adaptiveBytePathForTest(true);
+          const Counted bytes = runCounted(*k, pk, b, out, 1);
+          cpu::tactics::adaptiveBytePathForTest(false);
+          const Counted bits = runCounted(*k, pk, b, out, 1);
+          const std::string at = k->name + " on " + ic.c.name + " " + ic.c.attrs.getString("activation", "") + " (" +
+                                 test + ", tau " + std::to_string(tau) + ")";
+          EXPECT_EQ(bytes.recomputed, bits.recomputed) << at;
+          ASSERT_EQ(std::memcmp(bytes.out.data(), bits.out.data(), bits.out.size() * 4), 0) << at;
+          ++compared;
         }
-      node->tacticParams() = {};
-    }
+      }
   }
   EXPECT_GT(compared, 0);
 }
