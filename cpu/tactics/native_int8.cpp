@@ -668,6 +668,34 @@ __attribute__((target("avx2,fma"))) int64_t flagProductAvx2(const float* nsum, c
   return n8;
 }
 
+// The product test without an activation on a row of n <= 64 components straight to bits
+// (flagProductAvx2's operations; the tail in scalars, the same operations as flagRow's and
+// flagCols' loops).
+__attribute__((target("avx2,fma"))) uint64_t productBitsAvx2(const float* nsum, const float* v0, const float* scales,
+                                                             float scale, float t255, int64_t n) {
+  const F8 t = splatF8(t255), zero = splatF8(0.0f);
+  const F8 s1 = absF8(splatF8(scale));
+  const int64_t n8 = n / 8 * 8;
+  uint64_t bits = 0;
+  for (int64_t i = 0; i < n8; i += 8) {
+    F8 v, ns, sc = s1;
+    std::memcpy(&v, v0 + i, 32);
+    std::memcpy(&ns, nsum + i, 32);
+    if (scales) {
+      std::memcpy(&sc, scales + i, 32);
+      sc = absF8(sc);
+    }
+    const I8x flag = (v == zero) | (ns * sc > t * absF8(v));
+    bits |= uint64_t(_mm256_movemask_ps(reinterpret_cast<__m256>(flag))) << i;
+  }
+  const float s = std::fabs(scale);
+  for (int64_t i = n8; i < n; ++i) {
+    const bool f = (v0[i] == 0.0f) | (nsum[i] * (scales ? std::fabs(scales[i]) : s) > t255 * std::fabs(v0[i]));
+    bits |= uint64_t(f) << i;
+  }
+  return bits;
+}
+
 // The flag bytes of a row (0, 1 = candidate, 2 = flagged for certain; n <= 64) as bits:
 // returns the candidates (nonzero), *sure the certain ones. Eight bytes at a time, each
 // byte's low bit gathered into the top byte by one multiplication.
@@ -789,6 +817,14 @@ struct Mixed {
     return ir::linear::withConditionBound(epi.act, [&](auto act) {
       filterBitsAvx2<decltype(act)::value>(row, test != 1, test != 0, tau, cand, sure);
     });
+  }
+  // flagRow (scales null) or flagCols over n <= 64 components as bits, where the host has
+  // AVX2; false (nothing done) otherwise.
+  bool productBits(const float* nsum, const float* v0, const float* scales, float scale, int64_t n,
+                   uint64_t* bits) const {
+    if (!hostAvx2() || forceScalarRow || gAdaptiveBytePath.load(std::memory_order_relaxed)) return false;
+    *bits = productBitsAvx2(nsum, v0, scales, scale, 255.0f * tau, n);
+    return true;
   }
   // (eight at a time where the host has AVX2: the same float operations per component)
   void flagRow(const float* nsum, const float* v0, float scale, int64_t n, uint8_t* out) const {
@@ -1300,8 +1336,8 @@ void runMatMul(const StepArgs& a) {
             const float* xr = nullptr;  // the f32 row of A, gathered on first use
             alignas(8) uint8_t flags[64] = {};
             float actIn[64];  // the activation's argument (the slow test)
-            // Without C, where the host has AVX2: the filter straight to bits, the argument
-            // formed in registers (FilterRow).
+            // Where the host has AVX2 (and without C): the filter straight to bits, the
+            // argument formed in registers (FilterRow).
             FilterRow fr;
             fr.nsum = nbuf + r * blockW;
             fr.v0 = yr;
@@ -1312,10 +1348,11 @@ void runMatMul(const StepArgs& a) {
             fr.z = zp3 && epi.residual && epi.addFirst ? zp3 + m * N + n0 : nullptr;
             fr.n = cols;
             uint64_t cand = 0, sure = 0;
-            const bool bits = mx.adaptive && !fast && !cp && mx.filterBits(fr, &cand, &sure);
-            if (fast) {
+            const bool bits = mx.adaptive && (fast ? mx.productBits(fr.nsum, yr, sc + n0, 0.0f, cols, &cand)
+                                                   : !cp && mx.filterBits(fr, &cand, &sure));
+            if (!bits && fast) {
               mx.flagCols(nbuf + r * blockW, yr, sc + n0, cols, flags);
-            } else if (mx.adaptive && !bits) {
+            } else if (!bits && mx.adaptive) {
               // The argument in the epilogue's order (C, bias, Z), one branch-free loop each.
               std::memcpy(actIn, yr, size_t(cols) * sizeof(float));
               if (cp)
@@ -1749,10 +1786,14 @@ uint64_t convFix(const Mixed& mx, const Conv2dGeom& g, const ConvEpilogue& ep, c
     f.n = cols;
     return f;
   };
-  const bool bits = !fast && R > 0 && mx.filterBits(rowOf(0), &cand[0], &sure[0]);
+  auto rowBits = [&](int64_t r) {
+    return fast ? mx.productBits(nbuf + r * ldn, buf + r * ldb, nullptr, sc[co0 + r], cols, &cand[r])
+                : mx.filterBits(rowOf(r), &cand[r], &sure[r]);
+  };
+  const bool bits = R > 0 && rowBits(0);
   for (int64_t r = 0; r < R && bits; ++r) {
     const int64_t co = co0 + r;
-    if (r > 0) mx.filterBits(rowOf(r), &cand[r], &sure[r]);
+    if (r > 0) rowBits(r);
     if (mx.nStatic && mx.isStatic[co]) cand[r] = 0;  // done above
     cand[r] &= valid;
     any |= cand[r];
