@@ -648,21 +648,24 @@ __attribute__((target("avx2,fma"))) void filterBitsAvx2(const FilterRow& row, bo
 
 // The product test without an activation (Mixed::flagRow / flagCols) on the first n / 8 * 8
 // components; returns how many it did.
+// Components i..i+7 of that test as a movemask (s1: |scale| where scales is null).
+ANVIL_F8 int productMask8(const float* nsum, const float* v0, const float* scales, F8 s1, F8 t, int64_t i) {
+  F8 v, ns, sc = s1;
+  std::memcpy(&v, v0 + i, 32);
+  std::memcpy(&ns, nsum + i, 32);
+  if (scales) {
+    std::memcpy(&sc, scales + i, 32);
+    sc = absF8(sc);
+  }
+  const I8x flag = (v == splatF8(0.0f)) | (ns * sc > t * absF8(v));
+  return _mm256_movemask_ps(reinterpret_cast<__m256>(flag));
+}
 __attribute__((target("avx2,fma"))) int64_t flagProductAvx2(const float* nsum, const float* v0, const float* scales,
                                                             float scale, float t255, int64_t n, uint8_t* out) {
-  const F8 t = splatF8(t255), zero = splatF8(0.0f);
-  const F8 s1 = absF8(splatF8(scale));
+  const F8 t = splatF8(t255), s1 = absF8(splatF8(scale));
   const int64_t n8 = n / 8 * 8;
   for (int64_t i = 0; i < n8; i += 8) {
-    F8 v, ns, sc = s1;
-    std::memcpy(&v, v0 + i, 32);
-    std::memcpy(&ns, nsum + i, 32);
-    if (scales) {
-      std::memcpy(&sc, scales + i, 32);
-      sc = absF8(sc);
-    }
-    const I8x flag = (v == zero) | (ns * sc > t * absF8(v));
-    const uint64_t bytes = kMaskBytes[_mm256_movemask_ps(reinterpret_cast<__m256>(flag))];
+    const uint64_t bytes = kMaskBytes[productMask8(nsum, v0, scales, s1, t, i)];
     std::memcpy(out + i, &bytes, 8);
   }
   return n8;
@@ -673,21 +676,10 @@ __attribute__((target("avx2,fma"))) int64_t flagProductAvx2(const float* nsum, c
 // flagCols' loops).
 __attribute__((target("avx2,fma"))) uint64_t productBitsAvx2(const float* nsum, const float* v0, const float* scales,
                                                              float scale, float t255, int64_t n) {
-  const F8 t = splatF8(t255), zero = splatF8(0.0f);
-  const F8 s1 = absF8(splatF8(scale));
+  const F8 t = splatF8(t255), s1 = absF8(splatF8(scale));
   const int64_t n8 = n / 8 * 8;
   uint64_t bits = 0;
-  for (int64_t i = 0; i < n8; i += 8) {
-    F8 v, ns, sc = s1;
-    std::memcpy(&v, v0 + i, 32);
-    std::memcpy(&ns, nsum + i, 32);
-    if (scales) {
-      std::memcpy(&sc, scales + i, 32);
-      sc = absF8(sc);
-    }
-    const I8x flag = (v == zero) | (ns * sc > t * absF8(v));
-    bits |= uint64_t(_mm256_movemask_ps(reinterpret_cast<__m256>(flag))) << i;
-  }
+  for (int64_t i = 0; i < n8; i += 8) bits |= uint64_t(productMask8(nsum, v0, scales, s1, t, i)) << i;
   const float s = std::fabs(scale);
   for (int64_t i = n8; i < n; ++i) {
     const bool f = (v0[i] == 0.0f) | (nsum[i] * (scales ? std::fabs(scales[i]) : s) > t255 * std::fabs(v0[i]));
