@@ -503,9 +503,6 @@ struct MaskBytes {
 };
 constexpr MaskBytes kMaskBytes;
 
-// out[i] = 0 where the exact test leaves component i out for certain, for i < n8 (a
-// multiple of 8), 2 where it flags it for certain; the rest of the contract is
-// Mixed::maybeRow's.
 // The row filter on eight components: the candidates' and the certain flags' movemasks.
 struct FilterConsts {
   F8 t255, t, safe, tiny, big, zero;
@@ -546,6 +543,9 @@ ANVIL_F8 FilterConsts filterConsts(float tau, bool product, bool ratio) {
           splatF8(0.0f), product, ratio};
 }
 
+// out[i] = 0 where the exact test leaves component i out for certain, for i < n8 (a
+// multiple of 8), 2 where it flags it for certain; the rest of the contract is
+// Mixed::maybeRow's.
 template <Activation A>
 __attribute__((target("avx2,fma"))) void maybeRowAvx2(const float* nsum, const float* v0, const float* scales,
                                                       float scale, const float* actIn, int64_t n8, bool product,
@@ -646,9 +646,8 @@ __attribute__((target("avx2,fma"))) void filterBitsAvx2(const FilterRow& row, bo
   *sure = s;
 }
 
-// The product test without an activation (Mixed::flagRow / flagCols) on the first n / 8 * 8
-// components; returns how many it did.
-// Components i..i+7 of that test as a movemask (s1: |scale| where scales is null).
+// Components i..i+7 of the product test without an activation as a movemask (s1: |scale|
+// where scales is null).
 ANVIL_F8 int productMask8(const float* nsum, const float* v0, const float* scales, F8 s1, F8 t, int64_t i) {
   F8 v, ns, sc = s1;
   std::memcpy(&v, v0 + i, 32);
@@ -660,6 +659,8 @@ ANVIL_F8 int productMask8(const float* nsum, const float* v0, const float* scale
   const I8x flag = (v == splatF8(0.0f)) | (ns * sc > t * absF8(v));
   return _mm256_movemask_ps(reinterpret_cast<__m256>(flag));
 }
+// That test (Mixed::flagRow / flagCols) on the first n / 8 * 8 components as flag bytes;
+// returns how many it did.
 __attribute__((target("avx2,fma"))) int64_t flagProductAvx2(const float* nsum, const float* v0, const float* scales,
                                                             float scale, float t255, int64_t n, uint8_t* out) {
   const F8 t = splatF8(t255), s1 = absF8(splatF8(scale));
@@ -1778,9 +1779,11 @@ uint64_t convFix(const Mixed& mx, const Conv2dGeom& g, const ConvEpilogue& ep, c
     f.n = cols;
     return f;
   };
+  FilterRow frow[8];
   auto rowBits = [&](int64_t r) {
-    return fast ? mx.productBits(nbuf + r * ldn, buf + r * ldb, nullptr, sc[co0 + r], cols, &cand[r])
-                : mx.filterBits(rowOf(r), &cand[r], &sure[r]);
+    if (fast) return mx.productBits(nbuf + r * ldn, buf + r * ldb, nullptr, sc[co0 + r], cols, &cand[r]);
+    frow[r] = rowOf(r);
+    return mx.filterBits(frow[r], &cand[r], &sure[r]);
   };
   const bool bits = R > 0 && rowBits(0);
   for (int64_t r = 0; r < R && bits; ++r) {
@@ -1828,13 +1831,8 @@ uint64_t convFix(const Mixed& mx, const Conv2dGeom& g, const ConvEpilogue& ep, c
     for (int64_t r = 0; r < R; ++r) {
       if (!(cand[r] >> jj & 1)) continue;
       if (!fast && !(sure[r] >> jj & 1)) {
-        const float v0 = buf[r * ldb + jj];
-        float arg = actIn[r][jj];
-        if (bits) {
-          arg = ep.bias ? v0 + ep.bias[co0 + r] : v0;
-          if (addZ) arg += zrow[r][jj];
-        }
-        if (!mx.flag(nbuf[r * ldn + jj], v0, sc[co0 + r], arg)) continue;
+        const float arg = bits ? frow[r].arg(jj) : actIn[r][jj];
+        if (!mx.flag(nbuf[r * ldn + jj], buf[r * ldb + jj], sc[co0 + r], arg)) continue;
       }
       rows[nf] = int(r);
       wr[nf++] = mx.weights(co0 + r);
