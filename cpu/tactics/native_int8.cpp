@@ -491,18 +491,6 @@ __attribute__((target("avx2,fma"))) void conditionLowerRow(const float* v, int64
   }
 }
 
-// Eight flag bytes (0 or 1) from the eight bits of a vector compare's movemask.
-struct MaskBytes {
-  uint64_t v[256];
-  constexpr MaskBytes() : v() {
-    for (int m = 0; m < 256; ++m)
-      for (int j = 0; j < 8; ++j)
-        if (m >> j & 1) v[m] |= uint64_t(1) << (8 * j);
-  }
-  constexpr uint64_t operator[](int m) const { return v[m]; }
-};
-constexpr MaskBytes kMaskBytes;
-
 // The row filter on eight components: the candidates' and the certain flags' movemasks.
 struct FilterConsts {
   F8 t255, t, safe, tiny, big, zero;
@@ -543,31 +531,15 @@ ANVIL_F8 FilterConsts filterConsts(float tau, bool product, bool ratio) {
           splatF8(0.0f), product, ratio};
 }
 
-// out[i] = 0 where the exact test leaves component i out for certain, for i < n8 (a
-// multiple of 8), 2 where it flags it for certain; the rest of the contract is
-// Mixed::maybeRow's.
-template <Activation A>
-__attribute__((target("avx2,fma"))) void maybeRowAvx2(const float* nsum, const float* v0, const float* scales,
-                                                      float scale, const float* actIn, int64_t n8, bool product,
-                                                      bool ratio, float tau, uint8_t* out) {
-  const FilterConsts k = filterConsts(tau, product, ratio);
-  for (int64_t i = 0; i < n8; i += 8) {
-    F8 a, v, ns, sc;
-    std::memcpy(&a, actIn + i, 32);
-    std::memcpy(&v, v0 + i, 32);
-    std::memcpy(&ns, nsum + i, 32);
-    if (scales) std::memcpy(&sc, scales + i, 32);
-    else sc = splatF8(scale);
-    int cb, sb;
-    filterVec<A>(k, a, v, ns, sc, &cb, &sb);
-    const uint64_t bytes = kMaskBytes[cb] + kMaskBytes[sb];  // 2: flagged for certain
-    std::memcpy(out + i, &bytes, 8);
+// The activation's argument as the byte path forms it: v0, + beta C, + bias, + Z.
+ANVIL_F8 F8 filterArg(F8 v, const float* c, bool hasBias, F8 bv, const float* z) {
+  F8 a = v;
+  if (c) {
+    F8 cv;
+    std::memcpy(&cv, c, 32);
+    a += cv;
   }
-}
-
-// The activation's argument as the byte path forms it: v0, + bias, + Z.
-ANVIL_F8 F8 filterArg(F8 v, bool hasBias, F8 bv, const float* z) {
-  F8 a = hasBias ? v + bv : v;
+  if (hasBias) a += bv;
   if (z) {
     F8 zv;
     std::memcpy(&zv, z, 32);
@@ -577,14 +549,16 @@ ANVIL_F8 F8 filterArg(F8 v, bool hasBias, F8 bv, const float* z) {
 }
 
 // One row of components for filterBitsAvx2: n <= 64 of them, their INT8 values v0 and sums
-// nsum, a scale each (scales) or one (scale), the bias (one per component, biasVec, or one
-// for the row, bias; hasBias false: none) and the residual z (null: none) added in that order
-// to form the activation's argument, as the byte paths form it.
+// nsum, a scale each (scales) or one (scale); a Gemm's beta C gathered for the row (c; null:
+// none), the bias (one per component, biasVec, or one for the row, bias; hasBias false: none)
+// and the residual z (null: none) added in that order to form the activation's argument, as
+// the byte path forms it.
 struct FilterRow {
   const float* nsum = nullptr;
   const float* v0 = nullptr;
   const float* scales = nullptr;
   float scale = 1.0f;
+  const float* c = nullptr;
   const float* biasVec = nullptr;
   float bias = 0.0f;
   bool hasBias = false;
@@ -593,6 +567,7 @@ struct FilterRow {
   // The argument of component j (the few exact tests): the same float adds.
   float arg(int64_t j) const {
     float a = v0[j];
+    if (c) a += c[j];
     if (hasBias) a += biasVec ? biasVec[j] : bias;
     if (z) a += z[j];
     return a;
@@ -602,13 +577,13 @@ struct FilterRow {
 // Eight components of a FilterRow from the given pointers (the row's or padded copies).
 template <Activation A>
 ANVIL_F8 void filterStep(const FilterConsts& k, const FilterRow& row, const float* v0, const float* ns0,
-                         const float* sc0, const float* b0, const float* z0, int* cb, int* sb) {
+                         const float* sc0, const float* c0, const float* b0, const float* z0, int* cb, int* sb) {
   F8 v, ns, sc = splatF8(row.scale), bv = splatF8(row.bias);
   std::memcpy(&v, v0, 32);
   std::memcpy(&ns, ns0, 32);
   if (sc0) std::memcpy(&sc, sc0, 32);
   if (b0) std::memcpy(&bv, b0, 32);
-  filterVec<A>(k, filterArg(v, row.hasBias, bv, z0), v, ns, sc, cb, sb);
+  filterVec<A>(k, filterArg(v, c0, row.hasBias, bv, z0), v, ns, sc, cb, sb);
 }
 
 // The row filter over one row straight to bits, the argument formed in registers: *cand the
@@ -622,22 +597,24 @@ __attribute__((target("avx2,fma"))) void filterBitsAvx2(const FilterRow& row, bo
   uint64_t c = 0, s = 0;
   for (int64_t i = 0; i < n8; i += 8) {
     int cb, sb;
-    filterStep<A>(k, row, row.v0 + i, row.nsum + i, row.scales ? row.scales + i : nullptr,
+    filterStep<A>(k, row, row.v0 + i, row.nsum + i, row.scales ? row.scales + i : nullptr, row.c ? row.c + i : nullptr,
                   row.biasVec ? row.biasVec + i : nullptr, row.z ? row.z + i : nullptr, &cb, &sb);
     c |= uint64_t(cb) << i;
     s |= uint64_t(sb) << i;
   }
   if (n8 < n) {
     const size_t m = size_t(n - n8) * sizeof(float);
-    alignas(32) float vt[8] = {1, 1, 1, 1, 1, 1, 1, 1}, nt[8] = {}, st[8] = {1, 1, 1, 1, 1, 1, 1, 1}, bt[8] = {},
-                      zt[8] = {};
+    alignas(32) float vt[8] = {1, 1, 1, 1, 1, 1, 1, 1}, nt[8] = {}, st[8] = {1, 1, 1, 1, 1, 1, 1, 1}, ct[8] = {},
+                      bt[8] = {}, zt[8] = {};
     std::memcpy(vt, row.v0 + n8, m);
     std::memcpy(nt, row.nsum + n8, m);
     if (row.scales) std::memcpy(st, row.scales + n8, m);
+    if (row.c) std::memcpy(ct, row.c + n8, m);
     if (row.biasVec) std::memcpy(bt, row.biasVec + n8, m);
     if (row.z) std::memcpy(zt, row.z + n8, m);
     int cb, sb;
-    filterStep<A>(k, row, vt, nt, row.scales ? st : nullptr, row.biasVec ? bt : nullptr, row.z ? zt : nullptr, &cb, &sb);
+    filterStep<A>(k, row, vt, nt, row.scales ? st : nullptr, row.c ? ct : nullptr, row.biasVec ? bt : nullptr,
+                  row.z ? zt : nullptr, &cb, &sb);
     const uint64_t keep = (uint64_t(1) << (n - n8)) - 1;
     c |= (uint64_t(cb) & keep) << n8;
     s |= (uint64_t(sb) & keep) << n8;
@@ -659,21 +636,8 @@ ANVIL_F8 int productMask8(const float* nsum, const float* v0, const float* scale
   const I8x flag = (v == splatF8(0.0f)) | (ns * sc > t * absF8(v));
   return _mm256_movemask_ps(reinterpret_cast<__m256>(flag));
 }
-// That test (Mixed::flagRow / flagCols) on the first n / 8 * 8 components as flag bytes;
-// returns how many it did.
-__attribute__((target("avx2,fma"))) int64_t flagProductAvx2(const float* nsum, const float* v0, const float* scales,
-                                                            float scale, float t255, int64_t n, uint8_t* out) {
-  const F8 t = splatF8(t255), s1 = absF8(splatF8(scale));
-  const int64_t n8 = n / 8 * 8;
-  for (int64_t i = 0; i < n8; i += 8) {
-    const uint64_t bytes = kMaskBytes[productMask8(nsum, v0, scales, s1, t, i)];
-    std::memcpy(out + i, &bytes, 8);
-  }
-  return n8;
-}
-
 // The product test without an activation on a row of n <= 64 components straight to bits
-// (flagProductAvx2's operations; the tail in scalars, the same operations as flagRow's and
+// (the tail in scalars; every component with the same float operations as flagRow's and
 // flagCols' loops).
 __attribute__((target("avx2,fma"))) uint64_t productBitsAvx2(const float* nsum, const float* v0, const float* scales,
                                                              float scale, float t255, int64_t n) {
@@ -727,7 +691,6 @@ struct Mixed {
   const int32_t* zeros = nullptr;
   const float* ones = nullptr;
   int64_t K = 0;
-  bool forceScalarRow = false;
 
   static Mixed of(const StepArgs& a, const I8Params& p) {
     Mixed m;
@@ -758,14 +721,12 @@ struct Mixed {
   // The product test without an activation, in f32 (kappa_phi = 1): one row of a tile.
   bool productOnly() const { return test == 0 && epi.act == Activation::kNone; }
   // flag()'s tests with kappa_phi's cheap upper bound (ir::linear::conditionBoundOf) over n
-  // components of a row, one activation per loop: out[i] = 0 where flag() is false for
-  // certain, 2 where it is true for certain (the AVX2 path, from a lower bound of kappa_phi), 1
-  // where it must decide (the exact kappa_phi is a transcendental in double: ~29
-  // ns a component, 0.46 of flow_mlp's 0.47 ms Tanh FusedGemms of 256 x 64 x 64 with tau
-  // 0.1). Eight components a step in float where the host has AVX2 (maybeRowAvx2), the
-  // rest in double. scales: one per component, or null for `scale`. Relu's bound is its
-  // exact condition; the activations without one (exact and cheap) leave every component to
-  // flag(). forceScalarRow: the double loop alone (tests compare the two).
+  // components of a row in double, one activation per loop: out[i] = 0 where flag() is false
+  // for certain, 1 where it must decide (the exact kappa_phi is a transcendental in double:
+  // ~29 ns a component, 0.46 of flow_mlp's 0.47 ms Tanh FusedGemms of 256 x 64 x 64 with tau
+  // 0.1). The path of hosts without AVX2 (filterBits on the others). scales: one per
+  // component, or null for `scale`. Relu's bound is its exact condition; the activations
+  // without one (exact and cheap) leave every component to flag().
   void maybeRow(const float* nsum, const float* v0, const float* scales, float scale, const float* actIn, int64_t n,
                 uint8_t* out) const {
     if (!ir::linear::withConditionBound(epi.act, [&](auto act) {
@@ -778,23 +739,6 @@ struct Mixed {
                   uint8_t* out) const {
     const double t255 = 255.0 * double(tau), t = double(tau);
     const bool product = test != 1, ratio = test != 0;
-    if (hostAvx2() && !forceScalarRow) {
-      const int64_t full = n / 8 * 8;
-      maybeRowAvx2<Act>(nsum, v0, scales, scale, actIn, full, product, ratio, tau, out);
-      if (full == n) return;
-      // The tail as one more step over copies padded with components that pass (the
-      // tiles' rows are often short: a conv tile's row of a 8x8 image is 8-10 positions).
-      const int64_t m = n - full;
-      alignas(32) float ns[8] = {}, v[8] = {1, 1, 1, 1, 1, 1, 1, 1}, sc[8] = {1, 1, 1, 1, 1, 1, 1, 1}, a[8] = {};
-      uint8_t o[8];
-      std::memcpy(ns, nsum + full, size_t(m) * sizeof(float));
-      std::memcpy(v, v0 + full, size_t(m) * sizeof(float));
-      std::memcpy(a, actIn + full, size_t(m) * sizeof(float));
-      if (scales) std::memcpy(sc, scales + full, size_t(m) * sizeof(float));
-      maybeRowAvx2<Act>(ns, v, scales ? sc : nullptr, scale, a, 8, product, ratio, tau, o);
-      std::memcpy(out + full, o, size_t(m));
-      return;
-    }
     for (int64_t i = 0; i < n; ++i) {
       const double b = ir::linear::conditionBoundOf<Act>(double(actIn[i]));
       const double s = std::fabs(double(scales ? scales[i] : scale));
@@ -803,32 +747,33 @@ struct Mixed {
       out[i] = uint8_t((v0[i] == 0.0f) | p | r | std::isnan(actIn[i]));  // NaN: the exact test decides
     }
   }
-  // maybeRow's decisions for one row straight to bits (filterBitsAvx2); false (nothing
-  // done) where the host lacks AVX2 or the activation has no bound.
+  // Where the host has AVX2: maybeRow's decisions for one row straight to bits, eight
+  // components a step in float (filterBitsAvx2), also flagging for certain from a lower bound
+  // of kappa_phi (*sure). false (nothing done) without AVX2, where the activation has no
+  // bound, or under adaptiveBytePathForTest.
   bool filterBits(const FilterRow& row, uint64_t* cand, uint64_t* sure) const {
-    if (!hostAvx2() || forceScalarRow || gAdaptiveBytePath.load(std::memory_order_relaxed)) return false;
+    if (!hostAvx2() || gAdaptiveBytePath.load(std::memory_order_relaxed)) return false;
     return ir::linear::withConditionBound(epi.act, [&](auto act) {
       filterBitsAvx2<decltype(act)::value>(row, test != 1, test != 0, tau, cand, sure);
     });
   }
-  // flagRow (scales null) or flagCols over n <= 64 components as bits, where the host has
-  // AVX2; false (nothing done) otherwise.
+  // flagRow (scales null) or flagCols over n <= 64 components as bits where the host has
+  // AVX2 (productBitsAvx2: the same float operations per component); false otherwise.
   bool productBits(const float* nsum, const float* v0, const float* scales, float scale, int64_t n,
                    uint64_t* bits) const {
-    if (!hostAvx2() || forceScalarRow || gAdaptiveBytePath.load(std::memory_order_relaxed)) return false;
+    if (!hostAvx2() || gAdaptiveBytePath.load(std::memory_order_relaxed)) return false;
     *bits = productBitsAvx2(nsum, v0, scales, scale, 255.0f * tau, n);
     return true;
   }
-  // (eight at a time where the host has AVX2: the same float operations per component)
+  // The product test without an activation as flag bytes (hosts without AVX2).
   void flagRow(const float* nsum, const float* v0, float scale, int64_t n, uint8_t* out) const {
     const float s = std::fabs(scale), t = 255.0f * tau;
-    int64_t i = hostAvx2() && !forceScalarRow ? flagProductAvx2(nsum, v0, nullptr, scale, t, n, out) : 0;
-    for (; i < n; ++i) out[i] = uint8_t((v0[i] == 0.0f) | (nsum[i] * s > t * std::fabs(v0[i])));
+    for (int64_t i = 0; i < n; ++i) out[i] = uint8_t((v0[i] == 0.0f) | (nsum[i] * s > t * std::fabs(v0[i])));
   }
   void flagCols(const float* nsum, const float* v0, const float* scale, int64_t n, uint8_t* out) const {
     const float t = 255.0f * tau;
-    int64_t i = hostAvx2() && !forceScalarRow ? flagProductAvx2(nsum, v0, scale, 0.0f, t, n, out) : 0;
-    for (; i < n; ++i) out[i] = uint8_t((v0[i] == 0.0f) | (nsum[i] * std::fabs(scale[i]) > t * std::fabs(v0[i])));
+    for (int64_t i = 0; i < n; ++i)
+      out[i] = uint8_t((v0[i] == 0.0f) | (nsum[i] * std::fabs(scale[i]) > t * std::fabs(v0[i])));
   }
   // The exact test of one component (callers filter with maybeRow first).
   bool flag(float nsum, float v0, float scale, float actIn) const {
@@ -1328,9 +1273,10 @@ void runMatMul(const StepArgs& a) {
             float* yr = y + r * N;
             const float* xr = nullptr;  // the f32 row of A, gathered on first use
             alignas(8) uint8_t flags[64] = {};
-            float actIn[64];  // the activation's argument (the slow test)
-            // Where the host has AVX2 (and without C): the filter straight to bits, the
-            // argument formed in registers (FilterRow).
+            float actIn[64];  // the activation's argument (the byte path)
+            float crow[64];   // beta C of this row's columns
+            // Where the host has AVX2: the filter straight to bits, the argument formed in
+            // registers (FilterRow).
             FilterRow fr;
             fr.nsum = nbuf + r * blockW;
             fr.v0 = yr;
@@ -1340,16 +1286,20 @@ void runMatMul(const StepArgs& a) {
             fr.bias = rowBias;
             fr.z = zp3 && epi.residual && epi.addFirst ? zp3 + m * N + n0 : nullptr;
             fr.n = cols;
+            if (cp && mx.adaptive && !fast) {
+              for (int64_t j = 0; j < cols; ++j) crow[j] = beta * cp[m * rsC + (n0 + j) * csC];
+              fr.c = crow;
+            }
             uint64_t cand = 0, sure = 0;
             const bool bits = mx.adaptive && (fast ? mx.productBits(fr.nsum, yr, sc + n0, 0.0f, cols, &cand)
-                                                   : !cp && mx.filterBits(fr, &cand, &sure));
+                                                   : mx.filterBits(fr, &cand, &sure));
             if (!bits && fast) {
               mx.flagCols(nbuf + r * blockW, yr, sc + n0, cols, flags);
             } else if (!bits && mx.adaptive) {
               // The argument in the epilogue's order (C, bias, Z), one branch-free loop each.
               std::memcpy(actIn, yr, size_t(cols) * sizeof(float));
               if (cp)
-                for (int64_t j = 0; j < cols; ++j) actIn[j] += beta * cp[m * rsC + (n0 + j) * csC];
+                for (int64_t j = 0; j < cols; ++j) actIn[j] += crow[j];
               if (addBias && bias)
                 for (int64_t j = 0; j < cols; ++j) actIn[j] += bias[n0 + j];
               else if (addBias)
@@ -2145,22 +2095,36 @@ void registerNativeInt8Kernels(Kernels& k) {
 
 namespace anvil::cpu::tactics {
 
-// Test hook (tests/unit/native_int8_test.cpp): the adaptive test's row filter (the vector
-// path where the host has AVX2 unless `scalar`) into maybe[], and the exact test of each
-// component into exact[]; maybe must be 1 wherever exact is.
+// Test hook (tests/unit/native_int8_test.cpp): the adaptive test's row filter on n <= 64
+// components whose activation argument is v0 + bias (FilterRow's adds; into arg[]): the bit
+// path where the host has AVX2 unless `scalar`, else the byte path, into maybe[] (0 left out,
+// 1 to be tested, 2 flagged for certain), and the exact test of each component into exact[];
+// maybe must be nonzero wherever exact is.
 void adaptiveRowFilterForTest(ir::linear::Activation act, int test, float tau, const float* nsum, const float* v0,
-                              const float* scales, float scale, const float* actIn, int64_t n, bool scalar,
+                              const float* scales, float scale, const float* bias, int64_t n, bool scalar, float* arg,
                               uint8_t* maybe, uint8_t* exact) {
   Mixed m;
   m.adaptive = true;
   m.test = test;
   m.tau = tau;
   m.epi.act = act;
-  m.forceScalarRow = scalar;
-  m.maybeRow(nsum, v0, scales, scale, actIn, n, maybe);
-  for (int64_t i = 0; i < n; ++i) exact[i] = uint8_t(m.flag(nsum[i], v0[i], scales ? scales[i] : scale, actIn[i]));
+  FilterRow fr;
+  fr.nsum = nsum;
+  fr.v0 = v0;
+  fr.scales = scales;
+  fr.scale = scale;
+  fr.biasVec = bias;
+  fr.hasBias = true;
+  fr.n = n;
+  for (int64_t i = 0; i < n; ++i) arg[i] = fr.arg(i);
+  uint64_t cand = 0, sure = 0;
+  if (!scalar && m.filterBits(fr, &cand, &sure)) {
+    for (int64_t i = 0; i < n; ++i) maybe[i] = uint8_t((cand >> i & 1) ? 1 + (sure >> i & 1) : 0);
+  } else {
+    m.maybeRow(nsum, v0, scales, scale, arg, n, maybe);
+  }
+  for (int64_t i = 0; i < n; ++i) exact[i] = uint8_t(m.flag(nsum[i], v0[i], scales ? scales[i] : scale, arg[i]));
 }
-
 
 // Test hook: the row filter's lower bound of kappa_phi (conditionLowerF8) for n arguments
 // (n a multiple of 8); false where the activation has none or the host lacks AVX2.
@@ -2169,23 +2133,26 @@ bool adaptiveConditionLowerForTest(ir::linear::Activation act, const float* v, i
   return ir::linear::withConditionBound(act, [&](auto a) { conditionLowerRow<decltype(a)::value>(v, n, lo); });
 }
 
-// Test hook: true sends the adaptive row filter through flag bytes (maybeRow, the path of
-// hosts without AVX2 and of a Gemm with C) instead of straight to bits.
+// Test hook: true sends the adaptive row filter through flag bytes (maybeRow, flagRow,
+// flagCols: the path of hosts without AVX2) instead of straight to bits.
 void adaptiveBytePathForTest(bool on) { gAdaptiveBytePath.store(on); }
 
-// Test hook: the product test without an activation (Mixed::flagRow with one scale, or
-// flagCols with one per component) into out[], on the vector path where the host has AVX2
-// unless `scalar`.
+// Test hook: the product test without an activation (one scale, or one per component) on
+// n <= 64 components into out[]: as bits (productBitsAvx2) where the host has AVX2 unless
+// `scalar`, else as flag bytes (flagRow, flagCols).
 void adaptiveProductFlagsForTest(float tau, const float* nsum, const float* v0, const float* scales, float scale,
                                  int64_t n, bool scalar, uint8_t* out) {
   Mixed m;
   m.adaptive = true;
   m.tau = tau;
-  m.forceScalarRow = scalar;
-  if (scales)
+  uint64_t bits = 0;
+  if (!scalar && m.productBits(nsum, v0, scales, scale, n, &bits)) {
+    for (int64_t i = 0; i < n; ++i) out[i] = uint8_t(bits >> i & 1);
+  } else if (scales) {
     m.flagCols(nsum, v0, scales, n, out);
-  else
+  } else {
     m.flagRow(nsum, v0, scale, n, out);
+  }
 }
 
 }  // namespace anvil::cpu::tactics

@@ -41,7 +41,7 @@ void registerNativeInt8Kernels(Kernels& k);  // cpu/tactics/native_int8.cpp
 }  // namespace anvil::runtime
 namespace anvil::cpu::tactics {
 void adaptiveRowFilterForTest(ir::linear::Activation act, int test, float tau, const float* nsum, const float* v0,
-                              const float* scales, float scale, const float* actIn, int64_t n, bool scalar,
+                              const float* scales, float scale, const float* bias, int64_t n, bool scalar, float* arg,
                               uint8_t* maybe, uint8_t* exact);  // cpu/tactics/native_int8.cpp
 void adaptiveProductFlagsForTest(float tau, const float* nsum, const float* v0, const float* scales, float scale,
                                  int64_t n, bool scalar, uint8_t* out);  // cpu/tactics/native_int8.cpp
@@ -254,6 +254,8 @@ std::vector<I8Case> allCases() {
           {2, 63, 17});
     fused("17x63x33_tB_CN", "FusedGemm", {Dims{17, 63}, Dims{33, 63}, Dims{33}}, {false, true, true},
           gemmAttrs(0, 1, 0.5f, 1.0f), {17, 33});
+    fused("17x63x70_CMN", "FusedGemm", {Dims{17, 63}, Dims{63, 70}, Dims{17, 70}}, {false, true, true},
+          gemmAttrs(0, 0, 0.5f, 2.0f), {17, 70});
     const Dims w3{7, 5, 3, 3}, w1{40, 16, 1, 1};
     fused("3x3_pad1_b2", "FusedConv", {Dims{2, 5, 9, 11}, w3, Dims{7}}, {false, true, true},
           convAttrs(w3, {}, {}, {1, 1, 1, 1}), {2, 7, 9, 11});
@@ -2021,8 +2023,10 @@ TEST(NativeInt8Finish, EveryPathMatchesEpilogueRowAndQuantizer) {
 }
 
 // The adaptive test filters each row of components with a cheap bound of kappa_phi before
-// the exact test (Mixed::maybeRow: eight at a time in float on AVX2 hosts, else double):
-// it may keep components the exact test leaves out, never drop one it flags. Every bounded
+// the exact test (straight to bits, eight at a time in float on AVX2 hosts, with a lower
+// bound that flags for certain; Mixed::maybeRow in double otherwise): it may keep components
+// the exact test leaves out, never drop one it flags, and never flag for certain one it
+// leaves out. Every bounded
 // activation, each test (product, ratio, both), on rows of random values spanning many
 // magnitudes with edge values mixed in (0, signed zero, subnormals, huge, infinities, NaN,
 // the GELU cap's edge, components right at the threshold), both paths; and the filter must
@@ -2062,11 +2066,16 @@ TEST(NativeInt8Adaptive, RowFilterKeepsEveryComponentTheExactTestFlags) {
             }
           }
           const bool perComponent = (row & 1) != 0;
+          // The argument reaches the filter as v0 + bias (a FilterRow's adds): bias = actIn - v0
+          // gives actIn, or near it, and the edge values (infinities, NaN) through the sum.
+          std::vector<float> bias(len), arg(len);
+          for (size_t I = 0; I < len; ++I) bias[I] = actIn[I] - v0[I];
           for (bool scalar : {false, true}) {
             std::vector<uint8_t> maybe(len), exact(len);
             cpu::tactics::adaptiveRowFilterForTest(act, test, tau, nsum.data(), v0.data(),
-                                                   perComponent ? scales.data() : nullptr, scales[0], actIn.data(), n,
-                                                   scalar, maybe.data(), exact.data());
+                                                   perComponent ? scales.data() : nullptr, scales[0], bias.data(), n,
+                                                   scalar, arg.data(), maybe.data(), exact.data());
+            actIn = arg;
             for (int64_t i = 0; i < n; ++i) {
               const size_t I = size_t(i);
               if (maybe[I] == 2) {  // flagged for certain: no exact test follows
@@ -2184,16 +2193,16 @@ TEST(NativeInt8Adaptive, ConditionLowerBounds) {
 
 namespace {
 
-// The adaptive row filter goes straight to bits where the host has AVX2 (a Gemm's C aside);
-// through flag bytes otherwise. Both must make the same decisions: the same outputs bit for
-// bit and the same count recomputed. MatMul (bias per column or one), Gemm, Conv (with and
-// without bias) with every fused epilogue (none, Relu, Clip, Sigmoid, GELU, SiLU, a residual
+// The adaptive row filter goes straight to bits where the host has AVX2; through flag bytes
+// (in double) otherwise. Both must make the same decisions: the same outputs bit for bit and
+// the same count recomputed. MatMul (bias per column or one), Gemm (C per column, C [M, N]
+// gathered per row), Conv (with and without bias) with every fused epilogue (none, Relu, Clip, Sigmoid, GELU, SiLU, a residual
 // before or after the activation, a residual alone) and Tanh, on rows whose width is not a
 // multiple of 8.
 TEST(NativeInt8Adaptive, FilterBitsEqualBytes) {
   std::vector<I8Case> all;
   for (const char* base : {"FusedMatMul_7x17x130_biasN", "FusedMatMul_batch_2x63x7x17_bias1", "FusedGemm_17x63x33_tB_CN",
-                           "FusedConv_3x3_pad1_b2", "FusedConv_1x1_nobias"}) {
+                           "FusedGemm_17x63x70_CMN", "FusedConv_3x3_pad1_b2", "FusedConv_1x1_nobias"}) {
     for (const Epi& e : epilogues()) all.push_back(caseNamed(std::string(base) + "_" + e.name));
     I8Case t = caseNamed(std::string(base) + "_none");
     t.c.attrs.set("activation", std::string("Tanh"));
