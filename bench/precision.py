@@ -173,8 +173,15 @@ def ort_latency(sess, in_name, x, duration):
 
 def scores(meta, y, y32, labels):
     if meta["task"] == "classification":
+        # The samples whose top-1 differs from FP32's, with FP32's top-2 logit margin relative to
+        # the top logit: a sample whose margin is below the mode's relative error is a coin flip.
+        top2 = np.sort(y32, axis=1)[:, -2:]
+        margin = (top2[:, 1] - top2[:, 0]) / np.maximum(np.abs(top2[:, 1]), 1e-30)
+        flips = np.nonzero(y.argmax(1) != y32.argmax(1))[0]
         return {"agreement": float((y.argmax(1) == y32.argmax(1)).mean()),
-                "accuracy": float((y.argmax(1) == labels).mean())}
+                "accuracy": float((y.argmax(1) == labels).mean()),
+                "flips": [{"sample": int(i), "fp32_margin": float(margin[i]),
+                           "max_logit_change": float(np.abs(y[i] - y32[i]).max())} for i in flips]}
     return {"rel_vs_fp32": float(np.linalg.norm(y - y32) / np.linalg.norm(y32)),
             "rmse": float(np.sqrt(np.mean((y - labels) ** 2))),
             "rel_vs_truth": float(np.linalg.norm(y - labels) / np.linalg.norm(labels))}
@@ -377,7 +384,22 @@ def adaptive_check(name, m):
     fallback = dict(checks).get(ADAPTIVE_GOAL_TAU)
     if fallback is None:
         return None
-    return False, fallback[1] + " (not met at any tau run: " + ", ".join(f"{t:g}" for t, _ in checks) + ")"
+    text = fallback[1] + " (not met at any tau run: " + ", ".join(f"{t:g}" for t, _ in checks) + ")"
+    if meta["task"] == "classification":
+        # Which samples miss, at each tau, and how close FP32 itself was to another class there.
+        parts = []
+        for tau in sorted(ADAPTIVE_TAUS, reverse=True):
+            r = by.get(adaptive_mode(tau))
+            if r is None or not r.get("flips"):
+                continue
+            flips = sorted(r["flips"], key=lambda f: f["fp32_margin"])
+            more = f", {len(flips) - 3} more" if len(flips) > 3 else ""
+            parts.append(f"tau {tau:g}: " + ", ".join(
+                f"sample {f['sample']} (FP32 top-2 margin {100 * f['fp32_margin']:.3g}% of its top logit, "
+                f"largest logit change {f['max_logit_change']:.3g})" for f in flips[:3]) + more)
+        if parts:
+            text += "; the test samples whose top-1 differs from FP32's: " + "; ".join(parts)
+    return False, text
 
 
 def observations(result):

@@ -1074,12 +1074,12 @@ void buildImpl(const std::string& onnxPath, const BuilderConfig& config, std::st
       const bool guessed = m.device() == ir::Device::kCUDA && gpuTimingKey.empty();
       if (offered.size() > 1 && !m.tacticParams().find(passes::kPrecisionReasonAttr))
         m.tacticParams().set(passes::kPrecisionReasonAttr, std::string(guessed ? "heuristic" : "cost"));
-      // --precision=auto gave a floor; a more precise kernel that was faster is a cost choice.
+      // --precision=auto gave a floor. Its reason stays: "budget" where the budget raised it
+      // above the layer's cheapest precision (whichever kernel at or above the floor won:
+      // the budget is why the layer is not lower), "cost" where the floor is the cheapest and
+      // the fastest kernel decided.
       if (m.tacticParams().find(passes::kPrecisionChoicesAttr)) {
-        const auto choices = m.tacticParams().getInts(passes::kPrecisionChoicesAttr);
-        const ir::DataType floor = choices.empty() ? ir::DataType::kF32 : ir::DataType(choices.front());
         const ir::DataType got = kp == ir::DataType::kUndefined ? ir::DataType::kF32 : kp;
-        if (got != floor) m.tacticParams().set(passes::kPrecisionReasonAttr, std::string("cost"));
         if (got == ir::DataType::kF32) m.setPrecision(ir::DataType::kF32);
       }
       if (passes::isPrecisionCandidate(m))
