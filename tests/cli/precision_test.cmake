@@ -51,9 +51,13 @@ anvil_run(fp32 TRUE)
 
 # Forced INT8 on every linear layer.
 anvil_run(int8 TRUE --int8 --calibData=${OUT}/calib --calib=${OUT}/calib.cache --layerPrecisions=*:int8
-          --precisionConstraints=obey)
+          --precisionConstraints=obey --dumpProfile)
 if(NOT int8_out MATCHES "Precision: linear layers i8=3")
   message(FATAL_ERROR "not every linear layer is INT8:\n${int8_out}")
+endif()
+# Its profile has no recomputed components to report (only the adaptive layers count them).
+if(int8_out MATCHES "Adaptive precision:")
+  message(FATAL_ERROR "the profile of an engine without --adaptivePrecision reports recomputed components:\n${int8_out}")
 endif()
 if(NOT int8_out MATCHES "precision=i8 [^\n]*precisionReason=user kappa\\(median/p99/max\\)=[^\n]* measuredError=[0-9.e-]+ inputScale=")
   message(FATAL_ERROR "--dumpLayerInfo lacks the precision details:\n${int8_out}")
