@@ -32,12 +32,22 @@ inline void axpy(A* __restrict c, const A* __restrict b, A a, int64_t n) {
   for (; i < n; ++i) c[i] += a * b[i];
 }
 
+// gemmAccumulate for float in AVX2 vectors with the same bits (nn_gemm.cpp); false (nothing
+// done) where the CPU lacks AVX2.
+bool gemmAccumulateF32Avx2(int64_t M, int64_t N, int64_t K, const float* a, int64_t ars, int64_t acs,
+                           const float* b, int64_t ldb, float* c, int64_t ldc);
+
 // c[m][n] += sum_k a(m,k) * b[k][n] with a(m,k) = a[m*ars + k*acs], b and c row-major with
-// leading dims ldb/ldc. Blocked over n and k so that a block of b stays in cache while
-// every row of a passes over it (about 2x over the unblocked loop for resnet18 shapes).
+// leading dims ldb/ldc; each element summed k ascending, the product and the sum rounded at
+// every step. Blocked over n and k so that a block of b stays in cache while every row of a
+// passes over it (about 2x over the unblocked loop for resnet18 shapes); float on AVX2 CPUs
+// in register tiles (the same bits).
 template <typename A>
 void gemmAccumulate(int64_t M, int64_t N, int64_t K, const A* a, int64_t ars, int64_t acs, const A* b, int64_t ldb,
                     A* c, int64_t ldc) {
+  if constexpr (std::is_same_v<A, float>) {
+    if (gemmAccumulateF32Avx2(M, N, K, a, ars, acs, b, ldb, c, ldc)) return;
+  }
   constexpr int64_t kNBlock = 512, kKBlock = 256;
   for (int64_t n0 = 0; n0 < N; n0 += kNBlock) {
     const int64_t nn = std::min(kNBlock, N - n0);

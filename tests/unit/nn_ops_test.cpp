@@ -8,6 +8,7 @@
 #include <onnx/onnx_pb.h>
 
 #include <cmath>
+#include <cstring>
 #include <functional>
 #include <random>
 
@@ -739,3 +740,50 @@ TEST(NnImport, RoiAlignOpset10UsesOutputHalfPixel) {
   EXPECT_EQ(model.graph->nodes()[0]->attrs().getString("coordinate_transformation_mode", ""), "output_half_pixel");
   EXPECT_EQ(model.graph->outputs()[0]->type().str(), "f32[1,1,1,1]");
 }
+
+#include "cpu/kernels/nn_util.h"
+
+namespace {
+
+// The reference GEMM's float path (AVX2 register tiles where the CPU has them) sums every
+// element as the portable loop does: k ascending, product and sum rounded at each step. The
+// same bits as that loop written out here, on shapes with row and column tails, several k
+// blocks (256), strided and transposed A, padded leading dimensions, a nonzero C, and
+// signed zeros.
+TEST(NnReferenceGemm, FloatPathKeepsThePortableBits) {
+  std::mt19937 rng(5);
+  std::uniform_real_distribution<float> u(-1.0f, 1.0f);
+  int checked = 0;
+  for (int64_t M : {1, 3, 4, 5, 9})
+    for (int64_t N : {1, 15, 16, 17, 40, 300})
+      for (int64_t K : {1, 7, 256, 300, 613})
+        for (bool transA : {false, true}) {
+          const int64_t ldb = N + 3, ldc = N + 5;
+          const int64_t ars = transA ? 1 : K, acs = transA ? M : 1;
+          std::vector<float> a(size_t(M * K)), b(size_t(K * ldb)), c(size_t(M * ldc));
+          for (float& x : a) x = u(rng);
+          for (float& x : b) x = u(rng) * 3.0f;
+          for (float& x : c) x = u(rng);
+          if (K == 7) {  // signed zeros: -0 + (-0) * b stays -0 only if a's -0 is kept as is
+            for (float& x : a) x = (rng() & 1) ? -0.0f : 0.0f;
+            for (float& x : c) x = -0.0f;
+          }
+          std::vector<float> want = c;
+          for (int64_t m = 0; m < M; ++m)
+            for (int64_t n = 0; n < N; ++n) {
+              float s = want[size_t(m * ldc + n)];
+              for (int64_t k = 0; k < K; ++k) {
+                const float p = a[size_t(m * ars + k * acs)] * b[size_t(k * ldb + n)];
+                s = s + p;
+              }
+              want[size_t(m * ldc + n)] = s;
+            }
+          anvil::cpu::kernels::nn::gemmAccumulate<float>(M, N, K, a.data(), ars, acs, b.data(), ldb, c.data(), ldc);
+          ASSERT_EQ(std::memcmp(c.data(), want.data(), c.size() * sizeof(float)), 0)
+              << M << "x" << N << "x" << K << (transA ? " transposed A" : "");
+          ++checked;
+        }
+  EXPECT_EQ(checked, 5 * 6 * 5 * 2);
+}
+
+}  // namespace
