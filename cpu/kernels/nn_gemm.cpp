@@ -53,7 +53,7 @@ __attribute__((target("avx2"))) void gemmAvx2(int64_t M, int64_t N, int64_t K, c
   // stays in L2 while every row tile passes over it (read in place, b's rows lie ldb apart:
   // a Conv's im2col rows 12.5 KB at 56x56, one TLB page per k).
   constexpr int64_t kNBlock = 256, kKBlock = 256;
-  std::vector<float> packed(size_t(kNBlock * kKBlock));
+  std::vector<float> packed(size_t(std::min(kNBlock, N / 16 * 16) * std::min(kKBlock, K)));
   for (int64_t n0 = 0; n0 < N; n0 += kNBlock) {
     const int64_t n1 = std::min(N, n0 + kNBlock), panels = (n1 - n0) / 16, n16 = n0 + panels * 16;
     for (int64_t k0 = 0; k0 < K; k0 += kKBlock) {
