@@ -302,9 +302,36 @@ ir::Tensor absOf(const ir::Tensor& t) {
   return a;
 }
 
-// kappa_v * kappa_phi per output component, gathered per output channel over the batches.
+// A bounded systematic sample of one channel's kappa values: every stride-th value seen;
+// when it holds 2 cap values every other one is dropped and the stride doubles, so its
+// size stays within [cap, 2 cap) however many calibration samples run (all of them kept
+// up to 2 cap: the precision models' layers; resnet50 at 500 images would otherwise hold
+// its ~11M components x 500 as floats, 22 GB).
+struct ChannelSample {
+  std::vector<float> values;
+  int64_t stride = 1, seen = 0;
+  void add(float k, size_t cap) {
+    if (seen++ % stride) return;
+    values.push_back(k);
+    if (values.size() < 2 * cap) return;
+    for (size_t i = 0; 2 * i < values.size(); ++i) values[i] = values[2 * i];
+    values.resize(values.size() / 2);
+    stride *= 2;
+  }
+};
+
+// The sample budget of one layer: ~1M values (4 MiB) over its channels, at least 256 each.
+constexpr size_t kLayerSampleBudget = size_t(1) << 20, kMinChannelSample = 256;
+
+// kappa_v * kappa_phi per output component, gathered per output channel over the batches
+// (each channel's values sampled as above: its quantiles are those of the sample; every
+// channel of a layer sees as many values, so they share strides and their union is a
+// sample of the layer), and the exact maximum and count.
 struct ConditionSamples {
-  std::vector<std::vector<float>> perChannel;
+  std::vector<ChannelSample> perChannel;
+  size_t cap = 0;
+  double max = 0;
+  int64_t count = 0;
   double err2 = 0, out2 = 0;  // sums of (phi'(v) |W||x|+|b|)^2 and phi(v)^2
 };
 
@@ -400,6 +427,7 @@ passes::CalibrationData runCalibration(const ir::Graph& g, const std::vector<std
       const int64_t inner = conv ? std::max<int64_t>(1, v.numel() / std::max<int64_t>(1, d[0] * channels)) : 1;
       ConditionSamples& cs = cond[&n];
       cs.perChannel.resize(size_t(channels));
+      cs.cap = std::max(kMinChannelSample, kLayerSampleBudget / size_t(std::max<int64_t>(1, channels)));
       const float* pv = v.data<float>();
       const float* pn = num.data<float>();
       for (int64_t i = 0; i < v.numel(); ++i) {
@@ -407,7 +435,9 @@ passes::CalibrationData runCalibration(const ir::Graph& g, const std::vector<std
         const double av = std::fabs(double(pv[i]));
         const double kv = av > 0 ? double(pn[i]) / av : (pn[i] > 0 ? passes::kConditionCap : 0.0);
         const double k = std::min(passes::kConditionCap, kv * ir::linear::activationCondition(l.epilogue, pv[i]));
-        cs.perChannel[size_t(c)].push_back(float(k));
+        cs.perChannel[size_t(c)].add(float(k), cs.cap);
+        cs.max = std::max(cs.max, double(float(k)));
+        ++cs.count;
         const double err = ir::linear::activationSlope(l.epilogue, pv[i]) * double(pn[i]), y = ir::linear::activationValue(l.epilogue, pv[i]);
         cs.err2 += err * err;
         cs.out2 += y * y;
@@ -430,12 +460,13 @@ passes::CalibrationData runCalibration(const ir::Graph& g, const std::vector<std
     passes::ConditionStats st;
     std::vector<float> all;
     for (auto& ch : cs.perChannel) {
-      st.channelP99.push_back(float(quantile(ch, 0.99)));
-      all.insert(all.end(), ch.begin(), ch.end());
+      st.channelP99.push_back(float(quantile(ch.values, 0.99)));
+      all.insert(all.end(), ch.values.begin(), ch.values.end());
     }
-    st.components = int64_t(all.size());
+    st.components = cs.count;
+    st.sampled = int64_t(all.size());
     if (all.empty()) continue;
-    st.max = *std::max_element(all.begin(), all.end());
+    st.max = cs.max;
     st.p99 = quantile(all, 0.99);
     st.median = quantile(all, 0.5);
     st.normwise = cs.out2 > 0 ? std::min(passes::kConditionCap, std::sqrt(cs.err2 / cs.out2))

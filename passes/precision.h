@@ -32,6 +32,7 @@ struct ValueRange {
 struct ConditionStats {
   double median = 0, p99 = 0, max = 0;  // capped at kConditionCap (|v_i| = 0 gives the cap)
   int64_t components = 0;               // components x samples measured
+  int64_t sampled = 0;                  // of them, the values the quantiles come from (a bounded sample)
   // The normwise figure the automatic choice predicts with: ||phi'(v) (|W||x| + |b|)|| /
   // ||phi(v)|| over all components and samples (2-norms): the layer's output perturbation
   // per unit roundoff relative to its output, where the few components with v near 0 that

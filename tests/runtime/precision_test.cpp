@@ -186,6 +186,43 @@ TEST(Calibration, ActivationConditionBounds) {
   EXPECT_LE(L::activationConditionBound(t, -4.0), 3.01);
 }
 
+// The condition samples are bounded: a layer keeps ~1M values over its channels however
+// many components the calibration data has (here 3M rows of one channel: kept every other
+// one once 2M were held), its maximum and count exact, its quantiles those of the sample.
+// x[M,2] -> Gemm(W = [1, -1]^T) -> y: row i has x = [1, t_i], v = 1 - t_i, |W||x| = 1 + t_i,
+// kappa = (1 + t) / (1 - t), t chosen for kappa_i = 1 + 99 i / (M - 1), uniform on [1, 100].
+TEST(Calibration, ConditionSamplesStayBounded) {
+  constexpr int64_t M = 3 << 20;
+  Graph g;
+  Value* x = g.addValue("x", {DataType::kF32, Shape::fromExtents({M, 2})});
+  g.addInput(x);
+  Value* w = g.addInitializer("w", Tensor::fromVector<float>(DataType::kF32, {2, 1}, {1, -1}));
+  Node* n = g.addNode("Gemm", "", "fc", {x, w}, {"y"});
+  g.addOutput(n->output(0));
+  anvil::ir::inferShapes(g);
+  Tensor xs(DataType::kF32, {M, 2});
+  for (int64_t i = 0; i < M; ++i) {
+    const double k = 1.0 + 99.0 * double(i) / double(M - 1);
+    xs.data<float>()[2 * i] = 1.0f;
+    xs.data<float>()[2 * i + 1] = float((k - 1.0) / (k + 1.0));
+  }
+  std::map<std::string, Tensor> batch;
+  batch.emplace("x", std::move(xs));
+  codegen::CalibrationOptions o;
+  o.calibrator = Calibrator::kMinMax;
+  const passes::CalibrationData d = codegen::runCalibration(g, {batch}, o);
+  ASSERT_TRUE(d.condition.count("fc"));
+  const passes::ConditionStats& c = d.condition.at("fc");
+  EXPECT_EQ(c.components, M);
+  EXPECT_GE(c.sampled, int64_t(1) << 20);
+  EXPECT_LT(c.sampled, int64_t(2) << 20);
+  EXPECT_NEAR(c.max, 100.0, 1e-3);
+  EXPECT_NEAR(c.median, 50.5, 0.05);
+  EXPECT_NEAR(c.p99, 99.01, 0.05);
+  ASSERT_EQ(c.channelP99.size(), 1u);
+  EXPECT_NEAR(c.channelP99[0], 99.01, 0.05);
+}
+
 // x[1,2] -> Gemm(W, b) -> y: the condition estimate by hand.
 //   W^T rows: [1, -1] and [2, 1]; b = [0, 1]; x = [1, 1]
 //   v = [0, 4]; |W||x| + |b| = [2, 4]: kappa = [cap (v = 0, numerator > 0), 1]
