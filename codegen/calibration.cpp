@@ -394,31 +394,44 @@ passes::CalibrationData runCalibration(const ir::Graph& g, const std::vector<std
       const ir::Node& n = *np;
       std::vector<const ir::Tensor*> ins;
       for (const ir::Value* v : n.inputs()) ins.push_back(valueOf(v));
-      std::vector<std::pair<const ir::Value*, ir::Tensor>> outer;
-      for (const ir::Value* v : cpu::outerScopeValues(n)) outer.emplace_back(v, *valueOf(v));
-      std::vector<ir::Tensor> res = cpu::Interpreter::runNodeScoped(n, ins, outer);
+      auto lin = linear.find(&n);
+      const LinearOnly* l = lin == linear.end() ? nullptr : lin->second.get();
+      // A linear layer: v = Wx + b by the reference kernel of its linear part alone, and the
+      // layer's output from v (its epilogue applied as the fused reference kernel applies
+      // it: the same bits), instead of a second full pass.
+      std::vector<ir::Tensor> res;
+      ir::Tensor v;
+      if (l) {
+        std::vector<const ir::Tensor*> li(ins.begin(), ins.begin() + l->inputs);
+        v = cpu::Interpreter::runNode(*l->node, li)[0];
+        const bool fused = n.domain() == "anvil";
+        const ir::Tensor* z =
+            fused && l->epilogue.residual && ins.size() > size_t(ir::linear::kResidualInput) ? ins[ir::linear::kResidualInput] : nullptr;
+        res.push_back(fused ? cpu::fusedLinearEpilogue(n, v, z) : v.clone());
+      } else {
+        std::vector<std::pair<const ir::Value*, ir::Tensor>> outer;
+        for (const ir::Value* ov : cpu::outerScopeValues(n)) outer.emplace_back(ov, *valueOf(ov));
+        res = cpu::Interpreter::runNodeScoped(n, ins, outer);
+      }
       for (size_t i = 0; i < res.size() && i < n.numOutputs(); ++i) {
         const ir::Value* v = n.output(i);
         if (!v || v->name().empty() || !res[i].defined()) continue;
         if (res[i].dtype() == ir::DataType::kF32) hist[v].add(res[i].data<float>(), res[i].numel());
         env[v] = std::move(res[i]);
       }
-      auto lin = linear.find(&n);
-      if (lin == linear.end()) continue;
+      if (!l) continue;
       if (&batch == &batches.front() && n.numOutputs() && env.count(n.output(0))) {
         passes::LayerSample& smp = out.samples[n.name()];
         for (const ir::Tensor* t : ins) smp.inputs.push_back(t ? t->clone() : ir::Tensor());
         smp.output = env.at(n.output(0)).clone();
       }
-      // v = Wx + b and |W||x| + |b| by the reference kernel of the linear part alone.
-      const LinearOnly& l = *lin->second;
-      std::vector<const ir::Tensor*> li(ins.begin(), ins.begin() + l.inputs);
-      const ir::Tensor v = cpu::Interpreter::runNode(*l.node, li)[0];
+      // |W||x| + |b| by the reference kernel of the linear part alone.
+      std::vector<const ir::Tensor*> li(ins.begin(), ins.begin() + l->inputs);
       std::vector<ir::Tensor> absIns;
       for (const ir::Tensor* t : li) absIns.push_back(t ? absOf(*t) : ir::Tensor());
       std::vector<const ir::Tensor*> ai;
       for (const ir::Tensor& t : absIns) ai.push_back(t.defined() ? &t : nullptr);
-      const ir::Tensor num = cpu::Interpreter::runNode(*l.node, ai)[0];
+      const ir::Tensor num = cpu::Interpreter::runNode(*l->node, ai)[0];
       // Output channels: axis 1 of a Conv's NCHW output, the last axis of MatMul / Gemm.
       const bool conv = n.op() == "Conv" || n.op() == "FusedConv";
       const auto& d = v.dims();
@@ -434,11 +447,11 @@ passes::CalibrationData runCalibration(const ir::Graph& g, const std::vector<std
         const int64_t c = conv ? (i / inner) % channels : i % channels;
         const double av = std::fabs(double(pv[i]));
         const double kv = av > 0 ? double(pn[i]) / av : (pn[i] > 0 ? passes::kConditionCap : 0.0);
-        const double k = std::min(passes::kConditionCap, kv * ir::linear::activationCondition(l.epilogue, pv[i]));
+        const double k = std::min(passes::kConditionCap, kv * ir::linear::activationCondition(l->epilogue, pv[i]));
         cs.perChannel[size_t(c)].add(float(k), cs.cap);
         cs.max = std::max(cs.max, double(float(k)));
         ++cs.count;
-        const double err = ir::linear::activationSlope(l.epilogue, pv[i]) * double(pn[i]), y = ir::linear::activationValue(l.epilogue, pv[i]);
+        const double err = ir::linear::activationSlope(l->epilogue, pv[i]) * double(pn[i]), y = ir::linear::activationValue(l->epilogue, pv[i]);
         cs.err2 += err * err;
         cs.out2 += y * y;
       }

@@ -112,6 +112,13 @@ class Interpreter {
 // outer values by name), in a deterministic order; empty for nodes without subgraphs.
 std::vector<const ir::Value*> outerScopeValues(const ir::Node& node);
 
+// The epilogue of an anvil-domain linear node (anvil.FusedConv / FusedGemm / FusedMatMul)
+// applied to v, its linear part's output (FusedMatMul: with the bias added): the node's
+// output 0 bit for bit as its reference kernel computes it (the same per-element steps,
+// each rounded to the element type). z: the residual input (null where the node has none).
+// The calibration run computes v for its condition estimates and takes the output from it.
+Tensor fusedLinearEpilogue(const ir::Node& node, const Tensor& v, const Tensor* z);
+
 
 
 }  // namespace anvil::cpu

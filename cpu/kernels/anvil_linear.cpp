@@ -27,11 +27,11 @@ Tensor runBase(KernelContext& ctx, const std::string& op, size_t n) {
 }
 
 template <typename T>
-void epilogue(KernelContext& ctx, const Epilogue& e, const Tensor& y, const Tensor* bias, Tensor& out) {
+void epilogue(const Epilogue& e, const Tensor& y, const Tensor* bias, const Tensor* z, Tensor& out) {
   using C = ComputeT<T>;
   const T* yp = y.data<T>();
   T* op = out.data<T>();
-  const T* zp = e.residual ? ctx.input(ir::linear::kResidualInput).data<T>() : nullptr;
+  const T* zp = e.residual ? z->data<T>() : nullptr;
   const T* bp = bias ? bias->data<T>() : nullptr;
   const int64_t nb = bias ? bias->numel() : 0, last = y.rank() ? y.dim(y.rank() - 1) : 1;
   auto round = [](C v) { return C(T(v)); };
@@ -74,7 +74,7 @@ void fusedKernel(KernelContext& ctx, const std::string& baseOp, size_t nBase, bo
   Tensor& out = ctx.allocOutput(0, y.dtype(), y.dims());
   dispatchFloat(y.dtype(), [&](auto tag) {
     using T = typename decltype(tag)::type;
-    epilogue<T>(ctx, e, y, bias, out);
+    epilogue<T>(e, y, bias, e.residual ? &ctx.input(ir::linear::kResidualInput) : nullptr, out);
   });
 }
 
@@ -87,3 +87,21 @@ void registerAnvilLinearKernels(KernelRegistry& r) {
 }
 
 }  // namespace anvil::cpu::kernels
+
+namespace anvil::cpu {
+
+Tensor fusedLinearEpilogue(const ir::Node& node, const Tensor& v, const Tensor* z) {
+  ir::linear::Epilogue e;
+  const std::string err = ir::linear::readEpilogue(node.attrs(), &e);
+  ANVIL_CHECK(err.empty(), ErrorCode::kInvalidModel, node.label(), ": ", err);
+  ANVIL_CHECK(!e.residual || (z && z->dtype() == v.dtype() && z->dims() == v.dims()), ErrorCode::kInvalidModel,
+              node.label(), ": Z must have the output's type and shape ", v.summary());
+  Tensor out(v.dtype(), v.dims());
+  dispatchFloat(v.dtype(), [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    kernels::epilogue<T>(e, v, nullptr, z, out);
+  });
+  return out;
+}
+
+}  // namespace anvil::cpu

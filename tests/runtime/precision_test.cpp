@@ -12,6 +12,8 @@
 
 #include "anvil/anvil.hpp"
 #include "codegen/calibration.h"
+#include "cpu/reference.h"
+#include "ir/ops/anvil_linear.h"
 #include "ir/op_schema.h"
 #include "passes/passes.h"
 #include "passes/precision.h"
@@ -184,6 +186,57 @@ TEST(Calibration, ActivationConditionBounds) {
   EXPECT_LE(L::activationConditionBound(t, 4.0), 0.31);
   t.act = Activation::kSilu;
   EXPECT_LE(L::activationConditionBound(t, -4.0), 3.01);
+}
+
+// The calibration run takes a linear layer's output from v, its linear part's output, with
+// cpu::fusedLinearEpilogue instead of a second full pass: the bits of the fused node's own
+// reference kernel for every activation, the residual before or after it, FusedMatMul's bias
+// (in v) and FusedConv's (in the Conv).
+TEST(Calibration, OutputFromTheLinearPartKeepsTheBits) {
+  using anvil::ir::linear::Activation;
+  std::mt19937 rng(3);
+  std::uniform_real_distribution<float> u(-2.0f, 2.0f);
+  auto random = [&](std::vector<int64_t> dims) {
+    Tensor t(DataType::kF32, dims);
+    for (int64_t i = 0; i < t.numel(); ++i) t.data<float>()[i] = u(rng);
+    return t;
+  };
+  int checked = 0;
+  for (const char* op : {"FusedMatMul", "FusedConv"}) {
+    const bool conv = std::string(op) == "FusedConv";
+    const std::vector<int64_t> xd = conv ? std::vector<int64_t>{2, 3, 5, 6} : std::vector<int64_t>{5, 7};
+    const std::vector<int64_t> wd = conv ? std::vector<int64_t>{4, 3, 3, 3} : std::vector<int64_t>{7, 9};
+    const std::vector<int64_t> yd = conv ? std::vector<int64_t>{2, 4, 3, 4} : std::vector<int64_t>{5, 9};
+    const Tensor x = random(xd), w = random(wd), b = random({conv ? 4 : 9}), z = random(yd);
+    for (Activation act : {Activation::kNone, Activation::kRelu, Activation::kClip, Activation::kSigmoid,
+                           Activation::kTanh, Activation::kSilu, Activation::kGelu, Activation::kHardSwish})
+      for (int residual : {0, 1, 2}) {  // none, added before the activation, after it
+        anvil::ir::linear::Epilogue e;
+        e.act = act;
+        if (act == Activation::kClip) e.p0 = -0.5f, e.p1 = 1.0f;
+        e.residual = residual != 0;
+        e.addFirst = residual != 2;
+        Graph g;
+        std::vector<Value*> ins = {g.addValue("x", {DataType::kF32, Shape::fromExtents(xd)}),
+                                   g.addValue("w", {DataType::kF32, Shape::fromExtents(wd)}),
+                                   g.addValue("b", {DataType::kF32, Shape::fromExtents({conv ? 4 : 9})})};
+        if (e.residual) ins.push_back(g.addValue("z", {DataType::kF32, Shape::fromExtents(yd)}));
+        Node* n = g.addNode(op, "anvil", "fused", ins, {"y"});
+        anvil::ir::linear::writeEpilogue(e, &n->attrs());
+        Node* lin = g.addNode(op, "anvil", "linear", {ins[0], ins[1], ins[2]}, {"v"});
+        anvil::ir::linear::writeEpilogue(anvil::ir::linear::Epilogue{}, &lin->attrs());
+        std::vector<const Tensor*> in = {&x, &w, &b};
+        if (e.residual) in.push_back(&z);
+        const Tensor want = anvil::cpu::Interpreter::runNode(*n, in)[0];
+        const Tensor v = anvil::cpu::Interpreter::runNode(*lin, {&x, &w, &b})[0];
+        const Tensor got = anvil::cpu::fusedLinearEpilogue(*n, v, e.residual ? &z : nullptr);
+        ASSERT_EQ(got.dims(), want.dims());
+        ASSERT_EQ(std::memcmp(got.data<float>(), want.data<float>(), size_t(want.numel()) * sizeof(float)), 0)
+            << op << " activation " << int(act) << " residual " << residual;
+        ++checked;
+      }
+  }
+  EXPECT_EQ(checked, 2 * 8 * 3);
 }
 
 // The condition samples are bounded: a layer keeps ~1M values over its channels however
