@@ -405,8 +405,8 @@ passes::CalibrationData runCalibration(const ir::Graph& g, const std::vector<std
         std::vector<const ir::Tensor*> li(ins.begin(), ins.begin() + l->inputs);
         v = cpu::Interpreter::runNode(*l->node, li)[0];
         const bool fused = n.domain() == "anvil";
-        const ir::Tensor* z =
-            fused && l->epilogue.residual && ins.size() > size_t(ir::linear::kResidualInput) ? ins[ir::linear::kResidualInput] : nullptr;
+        const size_t zi = ir::linear::kResidualInput;
+        const ir::Tensor* z = fused && l->epilogue.residual && ins.size() > zi ? ins[zi] : nullptr;
         res.push_back(fused ? cpu::fusedLinearEpilogue(n, v, z) : v.clone());
       } else {
         std::vector<std::pair<const ir::Value*, ir::Tensor>> outer;
@@ -414,10 +414,10 @@ passes::CalibrationData runCalibration(const ir::Graph& g, const std::vector<std
         res = cpu::Interpreter::runNodeScoped(n, ins, outer);
       }
       for (size_t i = 0; i < res.size() && i < n.numOutputs(); ++i) {
-        const ir::Value* v = n.output(i);
-        if (!v || v->name().empty() || !res[i].defined()) continue;
-        if (res[i].dtype() == ir::DataType::kF32) hist[v].add(res[i].data<float>(), res[i].numel());
-        env[v] = std::move(res[i]);
+        const ir::Value* o = n.output(i);
+        if (!o || o->name().empty() || !res[i].defined()) continue;
+        if (res[i].dtype() == ir::DataType::kF32) hist[o].add(res[i].data<float>(), res[i].numel());
+        env[o] = std::move(res[i]);
       }
       if (!l) continue;
       if (&batch == &batches.front() && n.numOutputs() && env.count(n.output(0))) {
