@@ -87,8 +87,8 @@ struct StepArgs {
   Executor* executor = nullptr;  // never null while running
   DynamicOutputs* dynamic = nullptr;
   // While profiling (null otherwise): [0] output components a kernel recomputed in a higher
-  // precision, [1] components it computed (kernels in adaptive precision only: a layer
-  // without counts reports none); add with relaxed order.
+  // precision, [1] components it computed (kernels with components in a higher precision
+  // only, fp32_channels or adaptive: a plain INT8 layer reports none); add with relaxed order.
   std::atomic<uint64_t>* counters = nullptr;
   // CUDA steps (Kernel::device == kCUDA): the context's device runtime and the id of the
   // cuda::Stream to enqueue on. Their tensor data, blobs and workspace are device memory

@@ -1134,7 +1134,7 @@ void runMatMul(const StepArgs& a) {
   const int T = tasksOf(a, p, double(M) * double(N) * double(K));
   const Layout l = matmulLayout(c, p, M, K);
   const Mixed mx = Mixed::of(a, p);
-  if (a.counters && mx.adaptive) a.counters[1].fetch_add(uint64_t(M * N), std::memory_order_relaxed);
+  if (a.counters && mx.on) a.counters[1].fetch_add(uint64_t(M * N), std::memory_order_relaxed);
   char* ws = workspace(a, l, T);
   auto* panels = reinterpret_cast<uint32_t*>(ws);
   auto* absPanels = reinterpret_cast<uint32_t*>(ws + l.absShared);
@@ -1805,7 +1805,7 @@ void runConvDirect(const StepArgs& a, const I8Params& p, const Conv2dGeom& g) {
   const Layout l = directLayout(c, p, g, d);
   char* ws = workspace(a, l, T);
   const Mixed mx = Mixed::of(a, p);
-  if (a.counters && mx.adaptive) a.counters[1].fetch_add(uint64_t(a.out(0).numel()), std::memory_order_relaxed);
+  if (a.counters && mx.on) a.counters[1].fetch_add(uint64_t(a.out(0).numel()), std::memory_order_relaxed);
   if (d.imageWords >= (int64_t(1) << 31)) a.fail("the input is too large for the INT8 Conv's 32-bit offsets");
   auto* goff = reinterpret_cast<int32_t*>(ws);
   for (int64_t cg = 0, i = 0; cg < d.CG; ++cg)
@@ -1950,7 +1950,7 @@ void runConv(const StepArgs& a) {
   const Layout l = pointwiseLayout(c, p, g, p.K, PT);
   char* ws = workspace(a, l, T);
   const Mixed mx = Mixed::of(a, p);
-  if (a.counters && mx.adaptive) a.counters[1].fetch_add(uint64_t(Y.numel()), std::memory_order_relaxed);
+  if (a.counters && mx.on) a.counters[1].fetch_add(uint64_t(Y.numel()), std::memory_order_relaxed);
   const int64_t tileWords = groupsOf(c, p.K) * PT;
   auto* xt = reinterpret_cast<float*>(ws + l.xtShared);
   if (mx.adaptive) {  // the input channels-last for the adaptive components, a range of rows per task
