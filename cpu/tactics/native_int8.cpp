@@ -493,7 +493,7 @@ __attribute__((target("avx2,fma"))) void conditionLowerRow(const float* v, int64
 
 // The row filter on eight components: the candidates' and the certain flags' movemasks.
 struct FilterConsts {
-  F8 t255, t, safe, tiny, big, zero;
+  F8 t255, t, safe, tiny, big, zero, u255;
   bool product, ratio;
 };
 template <Activation A>
@@ -508,6 +508,9 @@ ANVIL_F8 void filterVec(const FilterConsts& k, F8 a, F8 v, F8 ns, F8 sc, int* ca
     const F8 rr = k.t * absF8(a);
     cand |= ~(b * k.safe <= rr) | (rr < k.tiny) | (rr > k.big);
   }
+  // The argument's sign within the product's error (Mixed::flag), either test.
+  const F8 sl = ns * absF8(sc), sr = k.u255 * absF8(a);
+  cand |= ~(sl * k.safe <= sr) | (sr < k.tiny) | (sr > k.big);
   // With kappa_phi's lower bound past the same margin on the other side the exact test
   // flags the component for certain (no exact test; most candidates are flagged). rhs and
   // rr as above; a NaN or infinite argument still goes to the exact test (kappa_phi is NaN
@@ -522,13 +525,14 @@ ANVIL_F8 void filterVec(const FilterConsts& k, F8 a, F8 v, F8 ns, F8 sc, int* ca
     const F8 rr = k.t * absF8(a);
     sure |= (lo > rr * k.safe) & (rr >= k.tiny) & (rr <= k.big);
   }
+  sure |= (sl > sr * k.safe) & (sr >= k.tiny) & (sr <= k.big);
   sure &= (absF8(a) <= k.big);
   *candBits = _mm256_movemask_ps(reinterpret_cast<__m256>(cand));
   *sureBits = _mm256_movemask_ps(reinterpret_cast<__m256>(sure));
 }
 ANVIL_F8 FilterConsts filterConsts(float tau, bool product, bool ratio) {
   return {splatF8(255.0f * tau), splatF8(tau), splatF8(kAdaptiveSafe), splatF8(kAdaptiveTiny), splatF8(3.4e38f),
-          splatF8(0.0f), product, ratio};
+          splatF8(0.0f), splatF8(255.0f), product, ratio};
 }
 
 // The activation's argument as the byte path forms it: v0, + beta C, + bias, + Z.
@@ -744,7 +748,8 @@ struct Mixed {
       const double s = std::fabs(double(scales ? scales[i] : scale));
       const bool p = product && double(nsum[i]) * s * b > t255 * std::fabs(double(v0[i]));
       const bool r = ratio && b > t * std::fabs(double(actIn[i]));
-      out[i] = uint8_t((v0[i] == 0.0f) | p | r | std::isnan(actIn[i]));  // NaN: the exact test decides
+      const bool sign = double(nsum[i]) * s > 255.0 * std::fabs(double(actIn[i]));  // flag()'s first test
+      out[i] = uint8_t((v0[i] == 0.0f) | p | r | sign | std::isnan(actIn[i]));  // NaN: the exact test decides
     }
   }
   // Where the host has AVX2: maybeRow's decisions for one row straight to bits, eight
@@ -777,6 +782,13 @@ struct Mixed {
   }
   // The exact test of one component (callers filter with maybeRow first).
   bool flag(float nsum, float v0, float scale, float actIn) const {
+    // With an activation, first: is the argument's sign within the INT8 product's error
+    // bound (sum |q_x - z| |q_w| steps of |scale|, u = 1/255 of it)? Then kappa_phi at the
+    // computed argument is no estimate of kappa_phi at the true one (a Relu layer's negative
+    // components have kappa_phi 0 and would never be flagged, at any tau).
+    if (epi.act != Activation::kNone &&
+        double(nsum) * std::fabs(double(scale)) > 255.0 * std::fabs(double(actIn)))
+      return true;
     const double kphi = epi.act == Activation::kNone ? 1.0 : ir::linear::activationCondition(epi, actIn);
     if (test != 1) {
       const double lhs = double(nsum) * std::fabs(double(scale)) * kphi, rhs = 255.0 * double(tau) * std::fabs(double(v0));

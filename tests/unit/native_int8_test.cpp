@@ -417,6 +417,7 @@ struct Emulated {
   // when the residual is added first).
   std::vector<int64_t> corr, nsum;
   std::vector<float> pre;
+  std::vector<double> absScale;  // |the product's scale|: nsum * absScale is sum |w| |x| in real units
 };
 
 Emulated emulate(const Built& b, const I8Case& ic, const Calibration& cal, const std::vector<float>& given) {
@@ -458,6 +459,7 @@ Emulated emulate(const Built& b, const I8Case& ic, const Calibration& cal, const
     out.bound.resize(out.y.size());
     out.corr.resize(out.y.size());
     out.nsum.resize(out.y.size());
+    out.absScale.resize(out.y.size());
     out.pre.resize(out.y.size());
     for (int64_t n = 0; n < Nn; ++n)
       for (int64_t m = 0; m < M; ++m)
@@ -486,6 +488,7 @@ Emulated emulate(const Built& b, const I8Case& ic, const Calibration& cal, const
             const bool act = fused && (e.residual || e.act != ir::linear::Activation::kNone);
             out.corr[oi] = corr;
             out.nsum[oi] = nsum;
+            out.absScale[oi] = std::fabs(double(float(sx) * q.s[size_t(m)]));
             out.pre[oi] = v + (B2 ? B2[m] : 0.0f) + (Z && e.residual && e.addFirst ? Z[oi] : 0.0f);
             if (act) v = finish(e, true, v + (B2 ? B2[m] : 0.0f), Z ? Z + oi : nullptr);
             else if (B2) v = v + B2[m];
@@ -507,6 +510,7 @@ Emulated emulate(const Built& b, const I8Case& ic, const Calibration& cal, const
   out.bound.resize(out.y.size());
   out.corr.resize(out.y.size());
   out.nsum.resize(out.y.size());
+  out.absScale.resize(out.y.size());
   out.pre.resize(out.y.size());
   const Tensor* Ct = gemm && b.tensors.size() > 2 && b.tensors[2].defined() ? &b.tensors[2] : nullptr;
   for (int64_t m = 0; m < M; ++m)
@@ -526,6 +530,7 @@ Emulated emulate(const Built& b, const I8Case& ic, const Calibration& cal, const
       const size_t oi = size_t(m * N + n);
       out.corr[oi] = corr;
       out.nsum[oi] = nsum;
+      out.absScale[oi] = std::fabs(double((float(sx) * q.s[size_t(n)]) * alpha));
       const bool addZ = fused && Z && e.residual && e.addFirst;
       if (gemm) {
         if (Ct) {
@@ -1236,8 +1241,12 @@ Expect expectFlags(const Emulated& e, bool relu, int test, double tau) {
     if (test == 1) hi = lo = ratio;
     if (test == 2) hi = std::max(prod, ratio), lo = hi;
     if (std::isnan(hi)) hi = lo = 0;  // 0 / 0 (Relu at 0): not flagged
-    if (hi > 2 * tau) x.surelyFlagged[i] = 1, ++x.flagged;
-    if (lo < 0.5 * tau) x.surelyKept[i] = 1, ++x.kept;
+    // With an activation, the argument's sign within the product's error (sum |w| |x| / 255)
+    // flags it whatever the test (Mixed::flag).
+    const double sign = relu ? double(e.nsum[i]) * e.absScale[i] / 255.0 / std::fabs(double(e.pre[i])) : 0.0;
+    const bool signSure = relu && sign > 2.0, signMaybe = relu && !(sign < 0.5);
+    if (hi > 2 * tau || signSure) x.surelyFlagged[i] = 1, ++x.flagged;
+    if (lo < 0.5 * tau && !signMaybe) x.surelyKept[i] = 1, ++x.kept;
   }
   return x;
 }
@@ -1294,14 +1303,17 @@ void checkAdaptive(const I8Case& ic, Built& b, const Calibration& cal, const std
       EXPECT_GT(ran, 0);
     }
   // tau huge: nothing recomputed but the components whose corrected sum is exactly 0
-  // (kappa_v = +inf, unless a Relu's kappa_phi is 0 there), the INT8 bits elsewhere.
+  // (kappa_v = +inf, unless a Relu's kappa_phi is 0 there) and, with the Relu, those whose
+  // argument's sign is within the product's error; the INT8 bits elsewhere.
   ir::Node* node = const_cast<ir::Node*>(b.node);
   node->tacticParams().set("adaptive_tau", 1e30f);
   node->tacticParams().set("adaptive_test", std::string("product"));
   std::vector<char> zero(want.y.size(), 0);
   uint64_t zeros = 0;
   for (size_t i = 0; i < want.y.size(); ++i)
-    if (want.corr[i] == 0 && (!relu || want.pre[i] > 0)) zero[i] = 1, ++zeros;
+    if ((want.corr[i] == 0 && (!relu || want.pre[i] > 0)) ||
+        (relu && double(want.nsum[i]) * want.absScale[i] > 255.0 * std::fabs(double(want.pre[i]))))
+      zero[i] = 1, ++zeros;
   runFamilies(ic, b, out, [&](const std::string& k, const std::vector<float>& got, uint64_t rec) {
     EXPECT_EQ(rec, zeros) << k << " on " << what;
     for (size_t i = 0; i < got.size(); ++i) {
