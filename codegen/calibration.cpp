@@ -401,8 +401,9 @@ passes::CalibrationData runCalibration(const ir::Graph& g, const std::vector<std
       // it: the same bits), instead of a second full pass.
       std::vector<ir::Tensor> res;
       ir::Tensor v;
+      std::vector<const ir::Tensor*> li;  // the linear part's inputs
       if (l) {
-        std::vector<const ir::Tensor*> li(ins.begin(), ins.begin() + l->inputs);
+        li.assign(ins.begin(), ins.begin() + l->inputs);
         v = cpu::Interpreter::runNode(*l->node, li)[0];
         const bool fused = n.domain() == "anvil";
         const size_t zi = ir::linear::kResidualInput;
@@ -426,7 +427,6 @@ passes::CalibrationData runCalibration(const ir::Graph& g, const std::vector<std
         smp.output = env.at(n.output(0)).clone();
       }
       // |W||x| + |b| by the reference kernel of the linear part alone.
-      std::vector<const ir::Tensor*> li(ins.begin(), ins.begin() + l->inputs);
       std::vector<ir::Tensor> absIns;
       for (const ir::Tensor* t : li) absIns.push_back(t ? absOf(*t) : ir::Tensor());
       std::vector<const ir::Tensor*> ai;

@@ -627,6 +627,12 @@ __attribute__((target("avx2,fma"))) void filterBitsAvx2(const FilterRow& row, bo
   *sure = s;
 }
 
+// The product test without an activation on one component, in float (kappa_phi = 1):
+// v0 = 0 or nsum |scale| > 255 tau |v0|. productMask8 is its eight-lane form.
+inline bool productFlag(float nsum, float v0, float absScale, float t255) {
+  return (v0 == 0.0f) | (nsum * absScale > t255 * std::fabs(v0));
+}
+
 // Components i..i+7 of the product test without an activation as a movemask (s1: |scale|
 // where scales is null).
 ANVIL_F8 int productMask8(const float* nsum, const float* v0, const float* scales, F8 s1, F8 t, int64_t i) {
@@ -641,8 +647,7 @@ ANVIL_F8 int productMask8(const float* nsum, const float* v0, const float* scale
   return _mm256_movemask_ps(reinterpret_cast<__m256>(flag));
 }
 // The product test without an activation on a row of n <= 64 components straight to bits
-// (the tail in scalars; every component with the same float operations as flagRow's and
-// flagCols' loops).
+// (the tail in scalars: productFlag).
 __attribute__((target("avx2,fma"))) uint64_t productBitsAvx2(const float* nsum, const float* v0, const float* scales,
                                                              float scale, float t255, int64_t n) {
   const F8 t = splatF8(t255), s1 = absF8(splatF8(scale));
@@ -650,10 +655,8 @@ __attribute__((target("avx2,fma"))) uint64_t productBitsAvx2(const float* nsum, 
   uint64_t bits = 0;
   for (int64_t i = 0; i < n8; i += 8) bits |= uint64_t(productMask8(nsum, v0, scales, s1, t, i)) << i;
   const float s = std::fabs(scale);
-  for (int64_t i = n8; i < n; ++i) {
-    const bool f = (v0[i] == 0.0f) | (nsum[i] * (scales ? std::fabs(scales[i]) : s) > t255 * std::fabs(v0[i]));
-    bits |= uint64_t(f) << i;
-  }
+  for (int64_t i = n8; i < n; ++i)
+    bits |= uint64_t(productFlag(nsum[i], v0[i], scales ? std::fabs(scales[i]) : s, t255)) << i;
   return bits;
 }
 
@@ -748,7 +751,7 @@ struct Mixed {
       const double s = std::fabs(double(scales ? scales[i] : scale));
       const bool p = product && double(nsum[i]) * s * b > t255 * std::fabs(double(v0[i]));
       const bool r = ratio && b > t * std::fabs(double(actIn[i]));
-      const bool sign = double(nsum[i]) * s > 255.0 * std::fabs(double(actIn[i]));  // flag()'s first test
+      const bool sign = signWithinError(nsum[i], s, actIn[i]);  // flag()'s first test
       out[i] = uint8_t((v0[i] == 0.0f) | p | r | sign | std::isnan(actIn[i]));  // NaN: the exact test decides
     }
   }
@@ -756,8 +759,9 @@ struct Mixed {
   // components a step in float (filterBitsAvx2), also flagging for certain from a lower bound
   // of kappa_phi (*sure). false (nothing done) without AVX2, where the activation has no
   // bound, or under adaptiveBytePathForTest.
+  static bool bitPath() { return hostAvx2() && !gAdaptiveBytePath.load(std::memory_order_relaxed); }
   bool filterBits(const FilterRow& row, uint64_t* cand, uint64_t* sure) const {
-    if (!hostAvx2() || gAdaptiveBytePath.load(std::memory_order_relaxed)) return false;
+    if (!bitPath()) return false;
     return ir::linear::withConditionBound(epi.act, [&](auto act) {
       filterBitsAvx2<decltype(act)::value>(row, test != 1, test != 0, tau, cand, sure);
     });
@@ -766,29 +770,30 @@ struct Mixed {
   // AVX2 (productBitsAvx2: the same float operations per component); false otherwise.
   bool productBits(const float* nsum, const float* v0, const float* scales, float scale, int64_t n,
                    uint64_t* bits) const {
-    if (!hostAvx2() || gAdaptiveBytePath.load(std::memory_order_relaxed)) return false;
+    if (!bitPath()) return false;
     *bits = productBitsAvx2(nsum, v0, scales, scale, 255.0f * tau, n);
     return true;
   }
   // The product test without an activation as flag bytes (hosts without AVX2).
   void flagRow(const float* nsum, const float* v0, float scale, int64_t n, uint8_t* out) const {
     const float s = std::fabs(scale), t = 255.0f * tau;
-    for (int64_t i = 0; i < n; ++i) out[i] = uint8_t((v0[i] == 0.0f) | (nsum[i] * s > t * std::fabs(v0[i])));
+    for (int64_t i = 0; i < n; ++i) out[i] = uint8_t(productFlag(nsum[i], v0[i], s, t));
   }
   void flagCols(const float* nsum, const float* v0, const float* scale, int64_t n, uint8_t* out) const {
     const float t = 255.0f * tau;
-    for (int64_t i = 0; i < n; ++i)
-      out[i] = uint8_t((v0[i] == 0.0f) | (nsum[i] * std::fabs(scale[i]) > t * std::fabs(v0[i])));
+    for (int64_t i = 0; i < n; ++i) out[i] = uint8_t(productFlag(nsum[i], v0[i], std::fabs(scale[i]), t));
+  }
+  // Is the activation's argument's sign within the INT8 product's error bound (sum |q_x - z|
+  // |q_w| steps of |scale|, u = 1/255 of it)? Then kappa_phi at the computed argument is no
+  // estimate of kappa_phi at the true one (a Relu layer's negative components have kappa_phi
+  // 0 and would never be flagged, at any tau). absScale: |scale| in double.
+  static bool signWithinError(float nsum, double absScale, float actIn) {
+    return double(nsum) * absScale > 255.0 * std::fabs(double(actIn));
   }
   // The exact test of one component (callers filter with maybeRow first).
   bool flag(float nsum, float v0, float scale, float actIn) const {
-    // With an activation, first: is the argument's sign within the INT8 product's error
-    // bound (sum |q_x - z| |q_w| steps of |scale|, u = 1/255 of it)? Then kappa_phi at the
-    // computed argument is no estimate of kappa_phi at the true one (a Relu layer's negative
-    // components have kappa_phi 0 and would never be flagged, at any tau).
-    if (epi.act != Activation::kNone &&
-        double(nsum) * std::fabs(double(scale)) > 255.0 * std::fabs(double(actIn)))
-      return true;
+    // With an activation, first: the sign guard.
+    if (epi.act != Activation::kNone && signWithinError(nsum, std::fabs(double(scale)), actIn)) return true;
     const double kphi = epi.act == Activation::kNone ? 1.0 : ir::linear::activationCondition(epi, actIn);
     if (test != 1) {
       const double lhs = double(nsum) * std::fabs(double(scale)) * kphi, rhs = 255.0 * double(tau) * std::fabs(double(v0));
