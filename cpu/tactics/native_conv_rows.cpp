@@ -762,10 +762,13 @@ void registerNativeConvRowsKernels(Kernels& k) {
                             {"avx512f", "avx2", "fma"}));
     k.add(makeBlockedKernel("f32_conv2d_rows_nchw8c_6x16" + epi + "__avx2", fused, GemmIsa::kAvx2_6x16,
                             {"avx2", "fma"}));
-    k.add(makeWinoKernel("f32_conv2d_winograd_nchw16c_f4x3" + epi + "__avx512", fused, GemmIsa::kAvx512_14x32,
-                         {"avx512f", "avx2", "fma"}));
-    k.add(makeWinoKernel("f32_conv2d_winograd_nchw8c_f4x3" + epi + "__avx2", fused, GemmIsa::kAvx2_6x16,
-                         {"avx2", "fma"}));
+    for (int m : {4, 2}) {
+      const std::string f = "_f" + std::to_string(m) + "x3";
+      k.add(makeWinoKernel("f32_conv2d_winograd_nchw16c" + f + epi + "__avx512", m, fused, GemmIsa::kAvx512_14x32,
+                           {"avx512f", "avx2", "fma"}));
+      k.add(makeWinoKernel("f32_conv2d_winograd_nchw8c" + f + epi + "__avx2", m, fused, GemmIsa::kAvx2_6x16,
+                           {"avx2", "fma"}));
+    }
   }
 }
 

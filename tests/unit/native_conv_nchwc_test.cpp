@@ -160,6 +160,9 @@ std::vector<Case> convCases() {
   // Tile blocks whose passes are split across the tasks (U past 1 MiB).
   c.push_back(convCase("tile_blocks_bigU", {{1, 96, 20, 37}, 96, 3, 1, 1, {1, 1, 1, 1}}));
   c.push_back(convCase("M600_P225", {{1, 2, 15, 15}, 600, 3, 1, 1, {1, 1, 1, 1}}));
+  // Winograd's tiles in balanced panels: 16 tiles of F(4x4) (two panels of 8 rows at mr
+  // 14, 6 + 6 + 4 at mr 6), 49 of F(2x2) (13 + 12 + 12 + 12 / nine of at most 6).
+  c.push_back(convCase("tiles16_3x3", {{1, 40, 14, 14}, 24, 3, 1, 1, {1, 1, 1, 1}}));
   // Images smaller than the filter's reach, where whole taps (kh, kw) read only padding
   // for every pixel and the direct kernels skip their groups: 1x1, 2x2, 3x1 and 1x5
   // images, 3x3 / 5x5 / 7x7 filters, pads 1-3 (and asymmetric), strides 1 and 2,
@@ -434,12 +437,14 @@ TEST(NativeConvNchwcRegistration, BothBlocksForConvAndFusedConv) {
     const bool avx512 = std::find(k->requirements.begin(), k->requirements.end(), "avx512f") != k->requirements.end();
     EXPECT_EQ(k->nchwcBlock, avx512 ? 16 : 8) << k->name;
     EXPECT_NE(k->name.find(avx512 ? "nchw16c" : "nchw8c"), std::string::npos) << k->name;
-    seen[k->op + "/" + std::to_string(k->nchwcBlock) + (isWinograd(*k) ? "/winograd" : "/rows")]++;
+    const bool f2 = k->name.find("_f2x3") != std::string::npos, f4 = k->name.find("_f4x3") != std::string::npos;
+    EXPECT_EQ(isWinograd(*k), f2 || f4) << k->name;
+    seen[k->op + "/" + std::to_string(k->nchwcBlock) + (f4 ? "/f4x3" : f2 ? "/f2x3" : "/rows")]++;
   }
   std::map<std::string, int> want;
   for (const char* op : {"Conv", "FusedConv"})
     for (const char* b : {"16", "8"})
-      for (const char* f : {"/winograd", "/rows"}) want[std::string(op) + "/" + b + f] = 1;
+      for (const char* f : {"/f4x3", "/f2x3", "/rows"}) want[std::string(op) + "/" + b + f] = 1;
   EXPECT_EQ(seen, want);
 }
 
@@ -498,7 +503,7 @@ TEST(NativeConvNchwcSupports, FusedDeclinesPlainResidual) {
     EXPECT_FALSE(k->supports(*b.node, b.types())) << k->name << " took a plain residual";
     ++checked;
   }
-  EXPECT_EQ(checked, 4);
+  EXPECT_EQ(checked, 6);
 }
 
 // ---------------------------------------------------------------------------------------
