@@ -191,13 +191,14 @@ struct Rows {
 
 // Relu: x < 0 ? 0 : x (NaN kept); Clip: x < p0 ? p0 : x, then > p1 ? p1 : x: the blends of
 // fused_linear.cpp's act8. A partial vector under masks (no byte copies).
-template <int kAct, bool kEpi, int kZ, bool kU8>  // kZ: 0 none, 1 f32, 2 u8
+// The u8 store is quantizeU8One's with two steps fewer, the same bits: its clamp to -512
+// is left out (below it, or at -inf, the conversion gives INT_MIN, which + zp < 0 clamps to
+// 0 as -512 does), and with kNaN false (the caller's RowFinish::noNaN) so is the NaN test.
+template <int kAct, bool kEpi, int kZ, bool kU8, bool kNaN>  // kZ: 0 none, 1 f32, 2 u8
 __attribute__((target("avx512f,avx512bw,avx512vl"))) void finishRows16(const RowFinish& f, const Rows& w) {
   const __m512 zero = _mm512_setzero_ps(), p0 = _mm512_set1_ps(f.p0), p1 = _mm512_set1_ps(f.p1),
-               zs = _mm512_set1_ps(f.zScale), inv = _mm512_set1_ps(f.yInv), lo = _mm512_set1_ps(-512.0f),
-               hi = _mm512_set1_ps(512.0f);
-  const __m512i zz = _mm512_set1_epi32(f.zZero), yz = _mm512_set1_epi32(f.yZero), q0 = _mm512_setzero_si512(),
-                q255 = _mm512_set1_epi32(255);
+               zs = _mm512_set1_ps(f.zScale), inv = _mm512_set1_ps(f.yInv), hi = _mm512_set1_ps(512.0f);
+  const __m512i zz = _mm512_set1_epi32(f.zZero), yz = _mm512_set1_epi32(f.yZero), q0 = _mm512_setzero_si512();
   const __mmask16 all = 0xffff;  // zero-masked forms, every lane kept (GCC 12's "may be used uninitialized")
   for (int r = 0; r < w.rows; ++r) {
     const float* y = w.y + r * w.ldy;
@@ -230,20 +231,18 @@ __attribute__((target("avx512f,avx512bw,avx512vl"))) void finishRows16(const Row
         continue;
       }
       __m512 s = _mm512_mul_ps(v, inv);
-      s = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(s, s, _CMP_ORD_Q), s);  // NaN -> 0
-      s = _mm512_maskz_min_ps(all, _mm512_maskz_max_ps(all, s, lo), hi);
-      __m512i q = _mm512_add_epi32(_mm512_maskz_cvtps_epi32(all, s), yz);
-      q = _mm512_maskz_min_epi32(all, _mm512_maskz_max_epi32(all, q, q0), q255);
-      _mm512_mask_cvtepi32_storeu_epi8(w.yq + r * w.ldo + j, k, q);
+      if (kNaN) s = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(s, s, _CMP_ORD_Q), s);  // NaN -> 0
+      s = _mm512_maskz_min_ps(all, s, hi);
+      const __m512i q = _mm512_maskz_max_epi32(all, _mm512_add_epi32(_mm512_maskz_cvtps_epi32(all, s), yz), q0);
+      _mm512_mask_cvtusepi32_storeu_epi8(w.yq + r * w.ldo + j, k, q);  // [0, 2^31) saturated to 255
     }
   }
 }
 
-template <int kAct, bool kEpi, int kZ, bool kU8>
+template <int kAct, bool kEpi, int kZ, bool kU8, bool kNaN>
 __attribute__((target("avx2,fma"))) void finishRows8(const RowFinish& f, const Rows& w) {
   const __m256 zero = _mm256_setzero_ps(), p0 = _mm256_set1_ps(f.p0), p1 = _mm256_set1_ps(f.p1),
-               zs = _mm256_set1_ps(f.zScale), inv = _mm256_set1_ps(f.yInv), lo = _mm256_set1_ps(-512.0f),
-               hi = _mm256_set1_ps(512.0f);
+               zs = _mm256_set1_ps(f.zScale), inv = _mm256_set1_ps(f.yInv), hi = _mm256_set1_ps(512.0f);
   const __m256i zz = _mm256_set1_epi32(f.zZero), yz = _mm256_set1_epi32(f.yZero),
                 iota = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
   for (int r = 0; r < w.rows; ++r) {
@@ -284,8 +283,8 @@ __attribute__((target("avx2,fma"))) void finishRows8(const RowFinish& f, const R
         continue;
       }
       __m256 s = _mm256_mul_ps(v, inv);
-      s = _mm256_and_ps(s, _mm256_cmp_ps(s, s, _CMP_ORD_Q));  // NaN -> 0
-      s = _mm256_min_ps(_mm256_max_ps(s, lo), hi);
+      if (kNaN) s = _mm256_and_ps(s, _mm256_cmp_ps(s, s, _CMP_ORD_Q));  // NaN -> 0
+      s = _mm256_min_ps(s, hi);  // (no clamp to -512: see finishRows16)
       const __m256i q = _mm256_add_epi32(_mm256_cvtps_epi32(s), yz);
       const __m128i h = _mm_packs_epi32(_mm256_castsi256_si128(q), _mm256_extracti128_si256(q, 1));
       const uint64_t b = uint64_t(_mm_cvtsi128_si64(_mm_packus_epi16(h, h)));  // saturates to [0, 255]
@@ -321,10 +320,11 @@ void finishRowsScalar(const RowFinish& f, const Rows& w) {
 
 using FinishFn = void (*)(const RowFinish&, const Rows&);
 
-// Every (activation, epilogue, Z, u8) instance of a family, indexed act * 12 + epi * 6 + z * 2 + u8.
-template <template <int, bool, int, bool> class F>
+// Every (activation, epilogue, Z, u8, NaN) instance of a family, indexed
+// (act * 12 + epi * 6 + z * 2 + u8) * 2 + nan.
+template <template <int, bool, int, bool, bool> class F>
 struct FinishTable {
-  FinishFn t[36];
+  FinishFn t[72];
   FinishTable() {
     fill<0>();
     fill<1>();
@@ -337,21 +337,26 @@ struct FinishTable {
   }
   template <int A, bool E>
   void fillE() {
-    t[A * 12 + E * 6 + 0] = F<A, E, 0, false>::fn;
-    t[A * 12 + E * 6 + 1] = F<A, E, 0, true>::fn;
-    t[A * 12 + E * 6 + 2] = F<A, E, 1, false>::fn;
-    t[A * 12 + E * 6 + 3] = F<A, E, 1, true>::fn;
-    t[A * 12 + E * 6 + 4] = F<A, E, 2, false>::fn;
-    t[A * 12 + E * 6 + 5] = F<A, E, 2, true>::fn;
+    fillZ<A, E, 0>();
+    fillZ<A, E, 1>();
+    fillZ<A, E, 2>();
+  }
+  template <int A, bool E, int Z>
+  void fillZ() {
+    const int i = (A * 12 + E * 6 + Z * 2) * 2;
+    t[i + 0] = F<A, E, Z, false, false>::fn;
+    t[i + 1] = F<A, E, Z, false, true>::fn;
+    t[i + 2] = F<A, E, Z, true, false>::fn;
+    t[i + 3] = F<A, E, Z, true, true>::fn;
   }
 };
-template <int A, bool E, int Z, bool U>
+template <int A, bool E, int Z, bool U, bool N>
 struct F16 {
-  static constexpr FinishFn fn = finishRows16<A, E, Z, U>;
+  static constexpr FinishFn fn = finishRows16<A, E, Z, U, N>;
 };
-template <int A, bool E, int Z, bool U>
+template <int A, bool E, int Z, bool U, bool N>
 struct F8 {
-  static constexpr FinishFn fn = finishRows8<A, E, Z, U>;
+  static constexpr FinishFn fn = finishRows8<A, E, Z, U, N>;
 };
 
 // level: 0 scalar, 1 AVX2, 2 AVX-512 (the best the host has by default).
@@ -360,7 +365,11 @@ void finishRows(const RowFinish& f, const Rows& w, int level) {
   static const FinishTable<F8> k8;
   if (level <= 0) return finishRowsScalar(f, w);
   const int z = !f.epilogue ? 0 : w.zq ? 2 : w.zf ? 1 : 0;
-  const int i = (f.epilogue ? f.act : 0) * 12 + int(f.epilogue) * 6 + z * 2 + int(w.yq != nullptr);
+  // A Relu before a u8 store with zero point 0 (and no Z after it) changes no bits: every v
+  // below 0 (-0 and NaN alike) gives 0 either way.
+  const bool reluFolds = f.act == 1 && w.yq && f.yZero == 0 && (z == 0 || f.addFirst);
+  const int act = f.epilogue && !reluFolds ? f.act : 0;
+  const int i = (act * 12 + int(f.epilogue) * 6 + z * 2 + int(w.yq != nullptr)) * 2 + int(!f.noNaN || z == 1);
   (level >= 2 ? k16.t : k8.t)[i](f, w);
 }
 

@@ -117,6 +117,9 @@ struct RowFinish {
   int32_t zZero = 0;
   float yInv = 1.0f;
   int32_t yZero = 0;
+  // The caller's promise that no input value is NaN (the rows, the biases, zScale; an f32
+  // Z is tested anyway): the vector paths then skip the quantizer's NaN test.
+  bool noNaN = false;
 };
 // Whether finishTile computes this activation (ir::linear::Activation as int).
 bool finishRowHandles(int activation);

@@ -887,6 +887,24 @@ LoweredFinish loweredFinish(const I8Params& p, bool epilogue) {
   return l;
 }
 
+// Whether n values are all finite (null: none).
+bool allFinite(const float* v, int64_t n) {
+  if (!v) return true;
+  for (int64_t i = 0; i < n; ++i)
+    if (!std::isfinite(v[i])) return false;
+  return true;
+}
+
+// RowFinish::noNaN for a node without components in f32: with finite scales sc (n
+// features) its tiles' values float(acc - zc) * sc are no NaN (acc - zc an exact integer;
+// an overflow gives an infinity), so with finite biases (nb values), a finite u8 Z scale
+// and output 1 / scale, no value the finish computes is NaN (one infinity at most, never
+// two of opposite signs, never times 0).
+bool finishHasNoNaN(const I8Params& p, const float* sc, int64_t n, const float* bias, int64_t nb) {
+  return !p.mixed && std::isfinite(p.zScale) && std::isfinite(p.yInvScale) && allFinite(sc, n) &&
+         allFinite(bias, nb);
+}
+
 // A u8 Z's values as the f32 residual: float(q - z) * s, one multiply.
 void dequantizeU8(const uint8_t* q, int64_t n, float s, int32_t zp, float* out) {
   for (int64_t i = 0; i < n; ++i) out[i] = float(int32_t(q[i]) - zp) * s;
@@ -1254,7 +1272,8 @@ void runMatMul(const StepArgs& a) {
   const bool gemmBias = gemmCIsColumnBias(gc, p.beta);
   if (gemmBias) bias = cp, cp = nullptr;
   const bool matmulEpi = (p.op == I8Op::kMatMul && p.fused && (bias || rowBias != 0.0f || act)) || gemmBias;
-  const LoweredFinish lf = loweredFinish(p, matmulEpi || act);
+  LoweredFinish lf = loweredFinish(p, matmulEpi || act);
+  lf.f.noNaN = !cp && std::isfinite(rowBias) && finishHasNoNaN(p, sc, N, bias, bias ? N : 0);
   const float beta = p.beta;
   const int64_t nBlocks = ceilDiv(N, blockW);
   int64_t mChunks = 1;
@@ -1559,6 +1578,7 @@ ConvEpilogue convEpilogue(const StepArgs& a, const I8Params& p, int64_t M) {
   // adds the bias: the same f32 add as the tiles' store.
   e.act = (p.fused && (e.zres || e.zq || e.epi.act != Activation::kNone)) || p.mixed;
   e.low = loweredFinish(p, e.act);
+  e.low.f.noNaN = finishHasNoNaN(p, a.blobs[2].as<float>(), M, e.bias, e.bias ? M : 0);
   return e;
 }
 

@@ -1953,13 +1953,14 @@ namespace {
 // f32 kernels' EpilogueRow followed by quantizeU8One, bit for bit: values with NaN, +-inf,
 // +-0.0, exact half steps of the output grid and saturating ones; None / Relu / Clip, Z f32
 // or u8 before or after the activation, a per-row and a per-column bias, u8 or f32 output,
-// widths 1..40 (every tail).
+// widths 1..40 (every tail); output zero points 100 and 0 (where a Relu before the u8 store
+// is left out), and RowFinish::noNaN on the same values with the NaN replaced.
 TEST(NativeInt8Finish, EveryPathMatchesEpilogueRowAndQuantizer) {
   using cpu::tactics::RowFinish;
   std::mt19937 rng(5);
   std::uniform_real_distribution<float> dist(-3.0f, 3.0f);
   const float ys = 0.02f, zs = 0.03f;
-  const int32_t yz = 100, zz = 77;
+  const int32_t zz = 77;
   const int rows = 3;
   const int64_t ld = 48;
   std::vector<float> y(size_t(rows * ld)), colBias(static_cast<size_t>(ld)), rowBias = {0.25f, -0.0f, -1.5f};
@@ -1974,7 +1975,12 @@ TEST(NativeInt8Finish, EveryPathMatchesEpilogueRowAndQuantizer) {
   for (size_t i = 0; i < 9; ++i) y[i * 5] = specials[i];
   std::vector<float> zf(zq.size());
   for (size_t i = 0; i < zq.size(); ++i) zf[i] = float(int32_t(zq[i]) - zz) * zs;
+  const std::vector<float> yAny = y;
+  std::vector<float> yNoNaN = y;
+  yNoNaN[0] = ys * -0.5f;  // the NaN's place: a half step below 0
   int checked = 0;
+  for (int yz : {100, 0})
+  for (bool noNaN : {false, true})
   for (int act : {0, 1, 2})
     for (bool epilogue : {false, true})
       for (int zKind : {0, 1, 2})
@@ -1988,7 +1994,9 @@ TEST(NativeInt8Finish, EveryPathMatchesEpilogueRowAndQuantizer) {
               e.p1 = 0.75f;
               e.residual = zKind != 0;
               e.addFirst = addFirst;
+              const std::vector<float>& y = noNaN ? yNoNaN : yAny;
               RowFinish f;
+              f.noNaN = noNaN;
               f.epilogue = epilogue;
               f.act = act;
               f.p0 = e.p0;
@@ -2023,7 +2031,8 @@ TEST(NativeInt8Finish, EveryPathMatchesEpilogueRowAndQuantizer) {
                         continue;
                       }
                       if (u8) {
-                        ASSERT_EQ(int(gotQ[i]), int(wantQ[i])) << "level " << level << " act " << act << " z " << zKind
+                        ASSERT_EQ(int(gotQ[i]), int(wantQ[i])) << "level " << level << " yz " << yz << " noNaN " << noNaN
+                                                               << " act " << act << " z " << zKind
                                                                << " addFirst " << addFirst << " n " << n << " at " << i;
                       } else {
                         ASSERT_EQ(std::memcmp(&gotF[i], &want[i], 4), 0)
