@@ -933,4 +933,96 @@ I8Tile i8Tile(I8Isa isa, bool conv, int rows, int nvec, bool table) {
   return t[size_t(var * kMaxR * kMaxNv + (rows - 1) * kMaxNv + (nvec - 1))];
 }
 
+
+// ---------------------------------------------------------------------------------------
+// The Conv tile with the finish fused
+
+namespace {
+
+// Vnni512::run<8, NV, conv> and finishRows16<A, true, Z ? 2 : 0, true, false> in one: each
+// accumulator vector goes from the registers through the tile's dequantization and the
+// finish's steps (the same operations in the same order: the same bits) to its u8 store,
+// so the next tile's products overlap this one's epilogue and no f32 row is stored and
+// read back. A: the activation after the Relu fold (0 None, 1 Relu, 2 Clip).
+template <int NV, int A, bool Z>
+__attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni"))) void vnniFinish(
+    int64_t KG, const uint32_t* bc, const uint32_t* vec, int64_t gStride, const int32_t* zc, const float* sc,
+    const RowFinish& f, const float* rowBias, const uint8_t* zq, int64_t ldz, uint8_t* yq, int64_t ldo, int cols) {
+  constexpr int R = 8;
+  __m512i acc[R][NV];
+#pragma GCC unroll 24
+  for (int r = 0; r < R; ++r)
+#pragma GCC unroll 24
+    for (int v = 0; v < NV; ++v) acc[r][v] = _mm512_setzero_si512();
+  for (int64_t g = 0; g < KG; ++g) {
+    __m512i x[NV];
+#pragma GCC unroll 24
+    for (int v = 0; v < NV; ++v) x[v] = _mm512_loadu_si512(vec + v * 16);
+#pragma GCC unroll 24
+    for (int r = 0; r < R; ++r) {
+      const __m512i b = _mm512_set1_epi32(int32_t(bc[r]));
+#pragma GCC unroll 24
+      for (int v = 0; v < NV; ++v) acc[r][v] = _mm512_dpbusd_epi32(acc[r][v], x[v], b);
+    }
+    bc += R;
+    vec += gStride;
+  }
+  const __mmask16 all = 0xffff;
+  const __m512 p0 = _mm512_set1_ps(f.p0), p1 = _mm512_set1_ps(f.p1), zs = _mm512_set1_ps(f.zScale),
+               inv = _mm512_set1_ps(f.yInv), hi = _mm512_set1_ps(512.0f), zero = _mm512_setzero_ps();
+  const __m512i zz = _mm512_set1_epi32(f.zZero), yz = _mm512_set1_epi32(f.yZero), q0 = _mm512_setzero_si512();
+#pragma GCC unroll 24
+  for (int r = 0; r < R; ++r) {
+    const __m512i zr = _mm512_set1_epi32(zc[r]);
+    const __m512 sr = _mm512_set1_ps(sc[r]), rb = _mm512_set1_ps(rowBias ? rowBias[r] : 0.0f);
+#pragma GCC unroll 24
+    for (int v = 0; v < NV; ++v) {
+      const int rem = cols - v * 16;
+      if (rem <= 0) break;
+      const __mmask16 k = rem >= 16 ? all : __mmask16((1u << rem) - 1);
+      __m512 y = _mm512_mul_ps(_mm512_maskz_cvtepi32_ps(all, _mm512_sub_epi32(acc[r][v], zr)), sr);
+      asm("" : "+v"(y));  // rounded on its own, as the stored tile value: never contracted into an FMA
+      y = _mm512_add_ps(y, rb);
+      __m512 zv = zero;
+      if (Z) {
+        const __m128i b = _mm_maskz_loadu_epi8(k, zq + r * ldz + v * 16);
+        zv = _mm512_mul_ps(_mm512_maskz_cvtepi32_ps(all, _mm512_sub_epi32(_mm512_maskz_cvtepu8_epi32(all, b), zz)), zs);
+        asm("" : "+v"(zv));
+        if (f.addFirst) y = _mm512_add_ps(y, zv);
+      }
+      if (A == 1) y = _mm512_mask_mov_ps(y, _mm512_cmp_ps_mask(y, zero, _CMP_LT_OQ), zero);
+      if (A == 2) {
+        y = _mm512_mask_mov_ps(y, _mm512_cmp_ps_mask(y, p0, _CMP_LT_OQ), p0);
+        y = _mm512_mask_mov_ps(y, _mm512_cmp_ps_mask(y, p1, _CMP_GT_OQ), p1);
+      }
+      if (Z && !f.addFirst) y = _mm512_add_ps(y, zv);
+      const __m512 q = _mm512_maskz_min_ps(all, _mm512_mul_ps(y, inv), hi);
+      const __m512i qi = _mm512_maskz_max_epi32(all, _mm512_add_epi32(_mm512_maskz_cvtps_epi32(all, q), yz), q0);
+      _mm512_mask_cvtusepi32_storeu_epi8(yq + r * ldo + v * 16, k, qi);
+    }
+  }
+}
+
+template <int A, bool Z>
+constexpr std::array<I8FinishTile, 3> vnniFinishRow() {
+  return {&vnniFinish<1, A, Z>, &vnniFinish<2, A, Z>, &vnniFinish<3, A, Z>};
+}
+
+}  // namespace
+
+I8FinishTile i8FinishTile(I8Isa isa, const RowFinish& f, bool zU8, bool zF32, int rows, int nvec) {
+  static const bool kHost = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+                            __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni");
+  if (isa != I8Isa::kAvx512Vnni || !kHost || rows != 8 || nvec < 1 || nvec > 3 || !f.noNaN || zF32) return nullptr;
+  if (f.epilogue && !finishRowHandles(f.act)) return nullptr;
+  // finishRows' Relu fold (a u8 store with zero point 0, no Z after the Relu).
+  const bool reluFolds = f.act == 1 && f.yZero == 0 && (!zU8 || f.addFirst);
+  const int act = f.epilogue && !reluFolds ? f.act : 0;
+  const bool z = f.epilogue && zU8;
+  static const std::array<std::array<I8FinishTile, 3>, 6> kTable = {
+      vnniFinishRow<0, false>(), vnniFinishRow<1, false>(), vnniFinishRow<2, false>(),
+      vnniFinishRow<0, true>(),  vnniFinishRow<1, true>(),  vnniFinishRow<2, true>()};
+  return kTable[size_t(int(z) * 3 + act)][size_t(nvec - 1)];
+}
+
 }  // namespace anvil::cpu::tactics

@@ -131,6 +131,17 @@ void finishTile(const RowFinish& f, const float* y, int64_t ldy, int rows, int64
                 int64_t rowBiasStride, const float* colBias, const float* zf, const uint8_t* zq, int64_t ldz,
                 uint8_t* yq, float* yf, int64_t ldo, int level = -1);
 
+// A Conv tile (the rows of i8Tile(isa, true, rows, nvec)) whose accumulators go straight
+// through finishTile's steps to u8 outputs, the same bits as the tile into an f32 scratch
+// followed by finishTile(f, ..., rowBias (stride 1), no column bias, zq (ldz) or none, yq
+// (ldo)): null where no such tile exists (AVX-512 VNNI hosts, 8 rows, f.noNaN, an
+// activation finishTile computes, no f32 Z). Without f.epilogue rowBias is added as the
+// tile's bias (one f32 add: the same u8 bits).
+using I8FinishTile = void (*)(int64_t KG, const uint32_t* bc, const uint32_t* vec, int64_t gStride,
+                              const int32_t* zc, const float* sc, const RowFinish& f, const float* rowBias,
+                              const uint8_t* zq, int64_t ldz, uint8_t* yq, int64_t ldo, int cols);
+I8FinishTile i8FinishTile(I8Isa isa, const RowFinish& f, bool zU8, bool zF32, int rows, int nvec);
+
 // ---------------------------------------------------------------------------------------
 // Convolution inputs
 

@@ -2006,6 +2006,7 @@ void runConv(const StepArgs& a) {
   const float* tileBias = ep.act ? nullptr : ep.bias;  // a bias alone is added in the tiles
   const bool low = loweredOut(p) || foldedFinish(p);
   const uint8_t* xq = p.lowered & kLowX ? X.as<uint8_t>() : nullptr;
+  uint8_t* yq8 = p.lowered & kLowY ? Y.as<uint8_t>() : nullptr;
   const int64_t tiles = ceilDiv(P, PT), coPanels = ceilDiv(Co, c.mr), units = g.N * tiles;
   const int64_t coChunks = units >= 2 * T ? 1 : std::min(coPanels, ceilDiv(2 * T, units));
   const int64_t items = units * coChunks, n = std::min<int64_t>(T, items);
@@ -2034,6 +2035,18 @@ void runConv(const StepArgs& a) {
         // 4x24, 64 -> 256 at 56x56 with f32 Z and u8 output 1.29 -> 0.67 ms, f32 I/O 0.66).
         for (int64_t q = q0; q < q1; ++q) {
           const int64_t co0 = q * c.mr, R = std::min<int64_t>(c.mr, Co - co0);
+          // A u8 output straight from the accumulators where the family has the fused tile
+          // (i8FinishTile: resnet50's 1x1 layers at 56x56 and 28x28 on AVX-512 VNNI).
+          if (yq8 && ep.low.fast && i8FinishTile(p.isa, ep.low.f, ep.zq != nullptr, ep.zres != nullptr, int(R), c.nv)) {
+            const int64_t off = (img * Co + co0) * P + p0;
+            for (int64_t j = 0; j < np; j += groupW) {
+              const int64_t cols = std::min(groupW, np - j);
+              i8FinishTile(p.isa, ep.low.f, ep.zq != nullptr, ep.zres != nullptr, int(R), int(ceilDiv(cols, c.lanes)))(
+                  KG, wp + q * KG * c.mr, tile + j, width, zc + co0, sc + co0, ep.low.f, ep.bias ? ep.bias + co0 : nullptr,
+                  ep.zq ? ep.zq + off + j : nullptr, P, yq8 + off + j, P, int(cols));
+            }
+            continue;
+          }
           for (int64_t j = 0; j < np; j += groupW) {
             const int64_t cols = std::min(groupW, np - j);
             i8Tile(p.isa, true, int(R), int(ceilDiv(cols, c.lanes)))(KG, wp + q * KG * c.mr, tile + j, width, nullptr,
