@@ -436,7 +436,10 @@ void runConv(const StepArgs& a) {
   const int64_t chunks = ceilDiv(l.blocks, l.chunkBlocks);
   const bool pointwise = g.kH == 1 && g.kW == 1 && g.sH == 1 && g.sW == 1 && g.pt == 0 && g.pl == 0 && g.pb == 0 &&
                          g.pr == 0;
-  const int64_t coChunks = chunks >= 2 * T ? 1 : std::min(CV, ceilDiv(2 * T, chunks));
+  // Fewer pixel chunks than twice the tasks: one channel range per task over every chunk
+  // (channel ranges outermost in the items; the last chunk may be short), as few split
+  // weight blocks as that takes (their 1- and 2-vector tiles run below the 3-vector one).
+  const int64_t coChunks = chunks >= 2 * T ? 1 : std::min<int64_t>(CV, T);
   const int64_t items = chunks * coChunks;
 
   for (int64_t im = 0; im < g.N; ++im) {
@@ -504,7 +507,7 @@ void runConv(const StepArgs& a) {
       auto* rows = reinterpret_cast<float*>(slot + roundUp(px * width * 4, 64));
       auto* zrow = rows + roundUp(px * width, 16);
       for (int64_t it = rangeBegin(items, t, n); it < rangeBegin(items, t + 1, n); ++it) {
-        const int64_t ch = it / coChunks, cc = it % coChunks;
+        const int64_t cc = it / chunks, ch = it % chunks;
         const int64_t b0 = ch * l.chunkBlocks, b1 = std::min(l.blocks, b0 + l.chunkBlocks);
         const int64_t p0 = b0 * mr, np = std::min(P, b1 * mr) - p0;
         // The chunk's vectors [v0, v1) in pieces within the weights' blocks: vectors [va, ve)
