@@ -1907,7 +1907,9 @@ void runConvDirect(const StepArgs& a, const I8Params& p, const Conv2dGeom& g) {
     float* zbuf = ctile + int64_t(c.mr) * kDirectChunk;
     uint64_t recomputed = 0;
     for (int64_t it = rangeBegin(items, t, n); it < rangeBegin(items, t + 1, n); ++it) {
-      const int64_t u = it / coChunks, ch = it % coChunks, img = u / chunks;
+      // Channel chunks outer, as the 1x1 form's (a 14x14 image's 224 positions are chunks of
+      // 192 and 32: position chunks outer gave one task 192 positions of every channel).
+      const int64_t ch = it / units, u = it % units, img = u / chunks;
       const int64_t j0 = (u % chunks) * kDirectChunk, j1 = std::min(d.J, j0 + kDirectChunk);
       const int64_t q0 = rangeBegin(coPanels, ch, coChunks), q1 = rangeBegin(coPanels, ch + 1, coChunks);
       if (q0 >= q1) continue;

@@ -38,6 +38,7 @@
 
 namespace anvil::runtime {
 void registerNativeInt8Kernels(Kernels& k);  // cpu/tactics/native_int8.cpp
+void registerNativeInt8PixelsKernels(Kernels& k);  // cpu/tactics/native_int8_conv_pixels.cpp (the bench only)
 }  // namespace anvil::runtime
 namespace anvil::cpu::tactics {
 void adaptiveRowFilterForTest(ir::linear::Activation act, int test, float tau, const float* nsum, const float* v0,
@@ -1838,6 +1839,9 @@ TEST(NativeInt8Bench, DISABLED_LoweredIo) {
       {"3x3_s2_128to128_56to28_relu", {1, 128, 56, 56}, {128, 128, 3, 3}, {2, 2}, {1, 1, 1, 1}, "relu"},
       {"1x1_s2_256to512_56to28", {1, 256, 56, 56}, {512, 256, 1, 1}, {2, 2}, {}, "none"},
       {"3x3_512to512_7x7_relu", {1, 512, 7, 7}, {512, 512, 3, 3}, {}, {1, 1, 1, 1}, "relu"},
+      {"1x1_1024to256_14x14_relu", {1, 1024, 14, 14}, {256, 1024, 1, 1}, {}, {}, "relu"},
+      {"1x1_256to1024_14x14_relu_Z", {1, 256, 14, 14}, {1024, 256, 1, 1}, {}, {}, "res_add_relu"},
+      {"3x3_256to256_14x14_relu", {1, 256, 14, 14}, {256, 256, 3, 3}, {}, {1, 1, 1, 1}, "relu"},
       {"7x7_s2_3to64_224_stem_relu", {1, 3, 224, 224}, {64, 3, 7, 7}, {2, 2}, {3, 3, 3, 3}, "relu"},
   };
   const char* only = std::getenv("ANVIL_BENCH_ONLY");
@@ -1905,8 +1909,13 @@ TEST(NativeInt8Bench, DISABLED_LoweredIo) {
     const LowData d = lowData(ic, 7);
     const double ops = 2.0 * double(ir::numelOf(out)) * double(s.w[1] * s.w[2] * s.w[3]);
     std::printf("%s, %d thread(s), %.3f GOP\n", s.name.c_str(), threads, ops * 1e-9);
-    for (const runtime::Kernel* k : kernelsFor("FusedConv", "anvil")) {
+    // Both INT8 Conv families (the pixels kernel takes outputs of at most 784 pixels).
+    auto& both = anvil::testing::nk::registryOf<&runtime::registerNativeInt8Kernels,
+                                                &runtime::registerNativeInt8PixelsKernels>();
+    for (const runtime::Kernel* k : both.all()) {
+      if (k->op != "FusedConv" || k->domain != "anvil") continue;
       if (!runtime::hostHasAll(k->requirements) || k->name.find(kfilter) == std::string::npos) continue;
+      if (!k->supports(*lowered(ic, 7, d, 0, 0.05f, 3).node, lowered(ic, 7, d, 0, 0.05f, 3).types())) continue;
       // The variants timed in turn, round after round, each keeping its best (the shared box's
       // load changes over seconds).
       struct Variant {
