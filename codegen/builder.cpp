@@ -79,8 +79,10 @@ std::string opSignature(const ir::Node& n) {
        << ",";
   }
   os << ")";
-  for (const ir::Value* v : n.outputs())
+  for (const ir::Value* v : n.outputs()) {
     if (!v->layout().isPlain()) os << "->" << ir::layoutName(v->layout());
+    if (v->dtype() == ir::DataType::kU8) os << "->u8";  // a lowered output (INT8 chains)
+  }
   // Kernel parameters the precision pass leaves that change the work (not the report's).
   const ir::Attributes& tp = n.tacticParams();
   if (tp.find("fp32_channels")) os << "|fp32_channels=" << tp.getInts("fp32_channels").size();
@@ -1292,6 +1294,33 @@ void buildImpl(const std::string& onnxPath, const BuilderConfig& config, std::st
       ANVIL_CHECK(precisionConfig.constraints != passes::PrecisionConfig::Constraints::kObey, ErrorCode::kUnsupported,
                   msg, " (--precisionConstraints=obey)");
       report->warnings.push_back(msg);
+    }
+    // Chosen again where the types changed: an INT8 kernel reading or writing u8 does other
+    // work than it was timed for with f32 I/O (no quantizing on entry; a requantizing store,
+    // which the channel kernel's 1x1 tiles fuse: resnet50's 14x14 1x1 convs went to the
+    // pixels kernel, 0.36 ms against 0.27 in the channel kernel with u8 I/O). Among the
+    // step's INT8 candidates that serve the new types; the chain stays whole.
+    for (Work* w : touched) {
+      if (!isI8(*w) || w->candidates.size() < 2) continue;
+      const ir::Node& n = *g.nodes()[w->index];
+      std::vector<Candidate> serving;
+      for (const Candidate& c : w->candidates) {
+        if (c.kernel->precision != ir::DataType::kI8 || !c.kernel->supports) continue;
+        PrecisionScope scope(n, c.precision);
+        try {
+          if (c.kernel->supports(n, inputTypes(n, atMin)) && c.kernel->supports(n, inputTypes(n, atOpt)) &&
+              c.kernel->supports(n, inputTypes(n, atMax))) {
+            Candidate k = c;
+            k.prepared = runtime::Prepared{};
+            serving.push_back(std::move(k));
+          }
+        } catch (const Error&) {
+        }
+      }
+      if (serving.size() < 2) continue;
+      const size_t best = choose(n, serving, nullptr);
+      w->candidates = std::move(serving);
+      w->best = best;
     }
     for (Work* w : touched) {  // prepared again for the types they now read and write
       Candidate& c = w->candidates[w->best];
