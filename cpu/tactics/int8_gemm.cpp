@@ -359,16 +359,21 @@ struct F8 {
   static constexpr FinishFn fn = finishRows8<A, E, Z, U, N>;
 };
 
+// The activation a finish applies (0: none): a Relu before a u8 store with zero point 0 and
+// no Z after it changes no bits (every v below 0, -0 and NaN alike, gives 0 either way), so
+// it is left out.
+int finishAct(const RowFinish& f, bool hasZ, bool u8) {
+  const bool reluFolds = f.act == 1 && u8 && f.yZero == 0 && (!hasZ || f.addFirst);
+  return f.epilogue && !reluFolds ? f.act : 0;
+}
+
 // level: 0 scalar, 1 AVX2, 2 AVX-512 (the best the host has by default).
 void finishRows(const RowFinish& f, const Rows& w, int level) {
   static const FinishTable<F16> k16;
   static const FinishTable<F8> k8;
   if (level <= 0) return finishRowsScalar(f, w);
   const int z = !f.epilogue ? 0 : w.zq ? 2 : w.zf ? 1 : 0;
-  // A Relu before a u8 store with zero point 0 (and no Z after it) changes no bits: every v
-  // below 0 (-0 and NaN alike) gives 0 either way.
-  const bool reluFolds = f.act == 1 && w.yq && f.yZero == 0 && (z == 0 || f.addFirst);
-  const int act = f.epilogue && !reluFolds ? f.act : 0;
+  const int act = finishAct(f, z != 0, w.yq != nullptr);
   const int i = (act * 12 + int(f.epilogue) * 6 + z * 2 + int(w.yq != nullptr)) * 2 + int(!f.noNaN || z == 1);
   (level >= 2 ? k16.t : k8.t)[i](f, w);
 }
@@ -383,6 +388,15 @@ int hostFinishLevel() {
 }  // namespace
 
 bool finishRowHandles(int activation) { return activation >= 0 && activation <= 2; }
+
+bool tileFinishNoNaN(const float* sc, int64_t n, const float* bias, int64_t nb, float zScale, float yInv) {
+  auto finite = [](const float* v, int64_t k) {
+    for (int64_t i = 0; v && i < k; ++i)
+      if (!std::isfinite(v[i])) return false;
+    return true;
+  };
+  return std::isfinite(zScale) && std::isfinite(yInv) && finite(sc, n) && finite(bias, nb);
+}
 
 void finishTile(const RowFinish& f, const float* y, int64_t ldy, int rows, int64_t n, const float* rowBias,
                 int64_t rowBiasStride, const float* colBias, const float* zf, const uint8_t* zq, int64_t ldz,
@@ -933,7 +947,6 @@ I8Tile i8Tile(I8Isa isa, bool conv, int rows, int nvec, bool table) {
   return t[size_t(var * kMaxR * kMaxNv + (rows - 1) * kMaxNv + (nvec - 1))];
 }
 
-
 // ---------------------------------------------------------------------------------------
 // The Conv tile with the finish fused
 
@@ -1015,9 +1028,7 @@ I8FinishTile i8FinishTile(I8Isa isa, const RowFinish& f, bool zU8, bool zF32, in
                             __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni");
   if (isa != I8Isa::kAvx512Vnni || !kHost || rows != 8 || nvec < 1 || nvec > 3 || !f.noNaN || zF32) return nullptr;
   if (f.epilogue && !finishRowHandles(f.act)) return nullptr;
-  // finishRows' Relu fold (a u8 store with zero point 0, no Z after the Relu).
-  const bool reluFolds = f.act == 1 && f.yZero == 0 && (!zU8 || f.addFirst);
-  const int act = f.epilogue && !reluFolds ? f.act : 0;
+  const int act = finishAct(f, zU8, true);  // finishRows' activation, the Relu folded alike
   const bool z = f.epilogue && zU8;
   static const std::array<std::array<I8FinishTile, 3>, 6> kTable = {
       vnniFinishRow<0, false>(), vnniFinishRow<1, false>(), vnniFinishRow<2, false>(),

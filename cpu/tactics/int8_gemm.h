@@ -123,6 +123,11 @@ struct RowFinish {
 };
 // Whether finishTile computes this activation (ir::linear::Activation as int).
 bool finishRowHandles(int activation);
+// RowFinish::noNaN for the rows of INT8 tiles: their values float(acc - zc) * sc are no NaN
+// with finite scales sc (n of them; acc - zc an exact integer, an overflow gives an
+// infinity), so with finite biases (nb), Z scale and output 1 / scale no value the finish
+// computes is NaN (one infinity at most, never two of opposite signs, never times 0).
+bool tileFinishNoNaN(const float* sc, int64_t n, const float* bias, int64_t nb, float zScale, float yInv);
 // Rows of n values, each: zf / zq the residual (null: none), exactly one of yq, yf. rows such rows: row r at y + r * ldy, its rowBias rowBias[r * rowBiasStride] (stride 0:
 // one value; null: 0.0f), residual zf / zq + r * ldz, output yq / yf + r * ldo; one call
 // for a register tile's rows. level: the code path, -1 the best the host has (AVX-512 BW/VL,

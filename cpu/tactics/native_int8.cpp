@@ -887,22 +887,9 @@ LoweredFinish loweredFinish(const I8Params& p, bool epilogue) {
   return l;
 }
 
-// Whether n values are all finite (null: none).
-bool allFinite(const float* v, int64_t n) {
-  if (!v) return true;
-  for (int64_t i = 0; i < n; ++i)
-    if (!std::isfinite(v[i])) return false;
-  return true;
-}
-
-// RowFinish::noNaN for a node without components in f32: with finite scales sc (n
-// features) its tiles' values float(acc - zc) * sc are no NaN (acc - zc an exact integer;
-// an overflow gives an infinity), so with finite biases (nb values), a finite u8 Z scale
-// and output 1 / scale, no value the finish computes is NaN (one infinity at most, never
-// two of opposite signs, never times 0).
+// RowFinish::noNaN (tileFinishNoNaN) for a node without components in f32.
 bool finishHasNoNaN(const I8Params& p, const float* sc, int64_t n, const float* bias, int64_t nb) {
-  return !p.mixed && std::isfinite(p.zScale) && std::isfinite(p.yInvScale) && allFinite(sc, n) &&
-         allFinite(bias, nb);
+  return !p.mixed && tileFinishNoNaN(sc, n, bias, nb, p.zScale, p.yInvScale);
 }
 
 // A u8 Z's values as the f32 residual: float(q - z) * s, one multiply.

@@ -419,14 +419,7 @@ void runConv(const StepArgs& a) {
     fin.addFirst = epi.addFirst;
     fin.zScale = p.zScale, fin.zZero = p.zZero;
     fin.yInv = p.outInv, fin.yZero = p.outZero;
-    // The tiles' values float(acc - zc) * sc are no NaN with finite scales; see
-    // native_int8.cpp's finishHasNoNaN for the rest of the argument.
-    auto finite = [](const float* v, int64_t k) {
-      for (int64_t i = 0; v && i < k; ++i)
-        if (!std::isfinite(v[i])) return false;
-      return true;
-    };
-    fin.noNaN = std::isfinite(p.zScale) && std::isfinite(p.outInv) && finite(sc, Co) && finite(bias, Co);
+    fin.noNaN = tileFinishNoNaN(sc, Co, bias, bias ? Co : 0, p.zScale, p.outInv);
   }
   // The output channels go to the items as vectors of lanes channels (CV of them), so that
   // tasks get equal counts: in 48-channel blocks 256 channels split 144 + 112 between two
