@@ -728,14 +728,13 @@ void packPhasesU8(const I8Config& c, const uint8_t* x, int64_t C, int64_t H, int
 namespace {
 
 struct Vnni512 {
+  // The register tile's exact sums: acc[r][v] over the KG groups (the panel's R of 8 rows
+  // broadcast, NV vectors read per group).
   template <int R, int NV, bool kConv, bool kTable>
-  __attribute__((target("avx512f,avx512bw,avx512vnni"))) static void run(int64_t KG, const uint32_t* bc,
-                                                                          const uint32_t* vec, int64_t gStride,
-                                                                          const int32_t* goff, const int32_t* zc,
-                                                                          const float* sc, const float* bias, float* C,
-                                                                          int64_t ldc, int cols) {
+  __attribute__((target("avx512f,avx512bw,avx512vnni"), always_inline)) static inline void products(
+      int64_t KG, const uint32_t* bc, const uint32_t* vec, int64_t gStride, const int32_t* goff,
+      __m512i (&acc)[R][NV]) {
     constexpr int MR = 8;
-    __m512i acc[R][NV];
     #pragma GCC unroll 24
     for (int r = 0; r < R; ++r)
 #pragma GCC unroll 24
@@ -755,6 +754,16 @@ struct Vnni512 {
       bc += MR;
       if (!kTable) vec += gStride;
     }
+  }
+
+  template <int R, int NV, bool kConv, bool kTable>
+  __attribute__((target("avx512f,avx512bw,avx512vnni"))) static void run(int64_t KG, const uint32_t* bc,
+                                                                          const uint32_t* vec, int64_t gStride,
+                                                                          const int32_t* goff, const int32_t* zc,
+                                                                          const float* sc, const float* bias, float* C,
+                                                                          int64_t ldc, int cols) {
+    __m512i acc[R][NV];
+    products<R, NV, kConv, kTable>(KG, bc, vec, gStride, goff, acc);
     #pragma GCC unroll 24
     for (int r = 0; r < R; ++r)
 #pragma GCC unroll 24
@@ -963,23 +972,7 @@ __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni"))) void vnniFinish(
     const RowFinish& f, const float* rowBias, const uint8_t* zq, int64_t ldz, uint8_t* yq, int64_t ldo, int cols) {
   constexpr int R = 8;
   __m512i acc[R][NV];
-#pragma GCC unroll 24
-  for (int r = 0; r < R; ++r)
-#pragma GCC unroll 24
-    for (int v = 0; v < NV; ++v) acc[r][v] = _mm512_setzero_si512();
-  for (int64_t g = 0; g < KG; ++g) {
-    __m512i x[NV];
-#pragma GCC unroll 24
-    for (int v = 0; v < NV; ++v) x[v] = _mm512_loadu_si512(vec + v * 16);
-#pragma GCC unroll 24
-    for (int r = 0; r < R; ++r) {
-      const __m512i b = _mm512_set1_epi32(int32_t(bc[r]));
-#pragma GCC unroll 24
-      for (int v = 0; v < NV; ++v) acc[r][v] = _mm512_dpbusd_epi32(acc[r][v], x[v], b);
-    }
-    bc += R;
-    vec += gStride;
-  }
+  Vnni512::products<R, NV, true, false>(KG, bc, vec, gStride, nullptr, acc);
   const __mmask16 all = 0xffff;
   const __m512 p0 = _mm512_set1_ps(f.p0), p1 = _mm512_set1_ps(f.p1), zs = _mm512_set1_ps(f.zScale),
                inv = _mm512_set1_ps(f.yInv), hi = _mm512_set1_ps(512.0f), zero = _mm512_setzero_ps();
