@@ -657,6 +657,14 @@ RowBytes rowBytesFor(const I8Config& c) {
   return c.lanes == 16 ? (kVl ? rowBytes16vl : rowBytes16) : rowBytes8;
 }
 
+}  // namespace
+
+void rowWordsU8(const I8Config& c, const uint8_t* src, int64_t rowStride, int rows, int64_t n, uint32_t* out) {
+  rowBytesFor(c)(src, rowStride, rows, n, n, 0, 32 / c.kg, out);
+}
+
+namespace {
+
 // The padded, blocked, phase-split image of quantizePhases / packPhasesU8; row(cg, rows, h,
 // dst) writes the W words of image row h of channel group cg (rows channels).
 template <typename Row>

@@ -157,6 +157,10 @@ void packPointwiseTile(const I8Config& c, const float* x, int64_t C, int64_t HW,
                        int64_t np, int64_t width, uint32_t* dst);
 // The same words from a lowered (already u8) image: its bytes as they are, positions past
 // np holding zp. Bit for bit packPointwiseTile of the dequantized image.
+// One row of n positions of the family's 32-bit groups from `rows` (<= kg) channel rows
+// of u8 (row i at src + i * rowStride): out[j] holds byte j of row i in element i (u8
+// quads, or zero-extended s16 pairs), 0 in the elements past rows.
+void rowWordsU8(const I8Config& c, const uint8_t* src, int64_t rowStride, int rows, int64_t n, uint32_t* out);
 void packPointwiseTileU8(const I8Config& c, const uint8_t* x, int64_t C, int64_t HW, int32_t zp, int64_t p0,
                          int64_t np, int64_t width, uint32_t* dst);
 

@@ -76,7 +76,7 @@ struct I8Params {
   float invScale = 1.0f;  // 1 / s_x
   int32_t zeroPoint = 0;  // z_x
   int64_t K = 0, N = 0;   // the weight: K x N features (Conv: K = C * kH * kW, N = output channels)
-  int64_t pixelTile = 0;  // 1x1 Conv: output pixels per tile (a multiple of 16)
+  int64_t pixelTile = 0;  // 1x1 Conv: output pixels per tile (a multiple of 48 for one task, else of 16)
   ConvAttrs conv;
   EpilogueParams epi;
   int32_t direct = 0;  // Conv: 1 = the direct form (all but unpadded 1x1 stride-1 Convs)
@@ -1452,14 +1452,16 @@ Layout directLayout(const I8Config& c, const I8Params& p, const Conv2dGeom& g, c
   return l;
 }
 
-// Output pixels per 1x1 tile: its tile stays near 128 KB (L2), at most 480, and the image's
-// tiles come in a multiple of the tasks, of equal width up to a vector (16 pixels): with
-// 48-pixel multiples resnet50's 784-pixel layers split into 480 + 304 (K = 128) or 3 x
-// 240 + 64 (K = 512) pixels and two tasks ran them 1.55-1.6x faster than one.
+// Output pixels per 1x1 tile: its tile stays near 128 KB (L2), at most 480, a multiple of
+// 48 (whole register tiles of every family). With several tasks the image's tiles come in
+// a multiple of them, of equal width up to a vector (16 pixels): in 48-pixel multiples
+// resnet50's 784-pixel layers split into 480 + 304 (K = 128) or 3 x 240 + 64 (K = 512)
+// pixels and two tasks ran them 1.55-1.6x faster than one.
 int64_t pixelTileOf(const I8Config& c, int64_t K, int64_t P, int tasks) {
   const int64_t bytesPerPixel = groupsOf(c, K) * 4;
   const int64_t most = std::clamp<int64_t>((128 * 1024 / bytesPerPixel) / 48 * 48, 48, 480);
-  const int64_t tiles = roundUp(ceilDiv(P, most), std::max(1, tasks));
+  if (tasks <= 1) return std::min(most, roundUp(P, 48));
+  const int64_t tiles = roundUp(ceilDiv(P, most), tasks);
   return std::min(most, roundUp(ceilDiv(P, tiles), 16));
 }
 

@@ -228,22 +228,9 @@ void imagePlanes(const I8Config& c, const PixParams& p, const Conv2dGeom& g, con
       uint32_t* r = out + (g.pt + h) * l.Wp;
       std::fill(r, r + g.pl, border);
       std::fill(r + g.pl + g.W, r + l.Wp, border);
-      r += g.pl;
-      const uint8_t* s0 = src + h * g.W;
-      if (rows == 4) {
-        const uint8_t *s1 = s0 + HW, *s2 = s1 + HW, *s3 = s2 + HW;
-        for (int64_t w = 0; w < g.W; ++w)
-          r[w] = uint32_t(s0[w]) | uint32_t(s1[w]) << 8 | uint32_t(s2[w]) << 16 | uint32_t(s3[w]) << 24;
-      } else if (rows == 2 && c.kg == 2) {
-        const uint8_t* s1 = s0 + HW;
-        for (int64_t w = 0; w < g.W; ++w) r[w] = uint32_t(s0[w]) | uint32_t(s1[w]) << 16;
-      } else {
-        for (int64_t w = 0; w < g.W; ++w) {
-          uint32_t word = 0;
-          for (int e = 0; e < rows; ++e) word |= uint32_t(s0[e * HW + w]) << (bits * e);
-          r[w] = word;
-        }
-      }
+      // The row's words in vectors (the family's packer; a scalar loop over 14-pixel rows
+      // took 3.4% of resnet50's INT8 run).
+      rowWordsU8(c, src + h * g.W, HW, rows, g.W, r + g.pl);
     }
   }
 }
