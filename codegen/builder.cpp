@@ -1148,10 +1148,8 @@ void buildImpl(const std::string& onnxPath, const BuilderConfig& config, std::st
     auto isI8 = [&](const Work& w) {
       return !w.view && w.candidates[w.best].kernel->precision == ir::DataType::kI8;
     };
-    // Whether the step's chosen kernel serves its node as the values' types are now.
-    auto stillServes = [&](const Work& w) {
-      const ir::Node& n = *g.nodes()[w.index];
-      const Candidate& c = w.candidates[w.best];
+    // Whether a candidate's kernel serves the node as the values' types are now.
+    auto serves = [&](const ir::Node& n, const Candidate& c) {
       if (!c.kernel->supports) return false;
       PrecisionScope scope(n, c.precision);
       try {
@@ -1161,6 +1159,8 @@ void buildImpl(const std::string& onnxPath, const BuilderConfig& config, std::st
         return false;
       }
     };
+    // Whether the step's chosen kernel does.
+    auto stillServes = [&](const Work& w) { return serves(*g.nodes()[w.index], w.candidates[w.best]); };
     auto retype = [&](ir::Value* v, ir::DataType t) {
       v->type().dtype = t;
       atMin[v].dtype = atOpt[v].dtype = atMax[v].dtype = t;
@@ -1305,17 +1305,10 @@ void buildImpl(const std::string& onnxPath, const BuilderConfig& config, std::st
       const ir::Node& n = *g.nodes()[w->index];
       std::vector<Candidate> serving;
       for (const Candidate& c : w->candidates) {
-        if (c.kernel->precision != ir::DataType::kI8 || !c.kernel->supports) continue;
-        PrecisionScope scope(n, c.precision);
-        try {
-          if (c.kernel->supports(n, inputTypes(n, atMin)) && c.kernel->supports(n, inputTypes(n, atOpt)) &&
-              c.kernel->supports(n, inputTypes(n, atMax))) {
-            Candidate k = c;
-            k.prepared = runtime::Prepared{};
-            serving.push_back(std::move(k));
-          }
-        } catch (const Error&) {
-        }
+        if (c.kernel->precision != ir::DataType::kI8 || !serves(n, c)) continue;
+        Candidate k = c;
+        k.prepared = runtime::Prepared{};
+        serving.push_back(std::move(k));
       }
       if (serving.size() < 2) continue;
       const size_t best = choose(n, serving, nullptr);
