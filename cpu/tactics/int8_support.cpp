@@ -240,4 +240,19 @@ Int8ConvSetup readInt8ConvSetup(const runtime::PrepareInfo& info, bool fused) {
   return p;
 }
 
+RowFinish rowFinishOf(const ir::linear::Epilogue& e, bool epilogue, float zScale, int32_t zZero, float yInv,
+                      int32_t yZero) {
+  RowFinish f;
+  f.epilogue = epilogue;
+  f.act = int(e.act);
+  f.p0 = e.p0;
+  f.p1 = e.p1;
+  f.addFirst = e.addFirst;
+  f.zScale = zScale;
+  f.zZero = zZero;
+  f.yInv = yInv;
+  f.yZero = yZero;
+  return f;
+}
+
 }  // namespace anvil::cpu::tactics

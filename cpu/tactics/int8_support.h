@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "cpu/tactics/int8_gemm.h"
 #include "cpu/tactics/native_linear_conv.h"
 #include "cpu/tactics/native_linear_epilogue.h"
 #include "ir/graph.h"
@@ -106,5 +107,10 @@ struct Int8ConvSetup {
   const float* givenScales = nullptr;  // the weight's own per-channel scales, if any
 };
 Int8ConvSetup readInt8ConvSetup(const runtime::PrepareInfo& info, bool fused);
+
+// finishTile's parameters (int8_gemm.h) for a node's epilogue e, applied where `epilogue`,
+// with its u8 Z's grid (zScale, zZero) and its u8 output's (yInv = 1 / s_y, yZero).
+RowFinish rowFinishOf(const ir::linear::Epilogue& e, bool epilogue, float zScale, int32_t zZero, float yInv,
+                      int32_t yZero);
 
 }  // namespace anvil::cpu::tactics

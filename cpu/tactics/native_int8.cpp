@@ -874,15 +874,7 @@ struct LoweredFinish {
 LoweredFinish loweredFinish(const I8Params& p, bool epilogue) {
   LoweredFinish l;
   const Epilogue e = p.epi.get();
-  l.f.epilogue = epilogue;
-  l.f.act = int(e.act);
-  l.f.p0 = e.p0;
-  l.f.p1 = e.p1;
-  l.f.addFirst = e.addFirst;
-  l.f.zScale = p.zScale;
-  l.f.zZero = p.zZero;
-  l.f.yInv = p.yInvScale;
-  l.f.yZero = p.yZero;
+  l.f = rowFinishOf(e, epilogue, p.zScale, p.zZero, p.yInvScale, p.yZero);
   l.fast = !epilogue || finishRowHandles(int(e.act));
   return l;
 }

@@ -454,15 +454,7 @@ void runConv(const StepArgs& a) {
   // resnet50: the row, the Z dequantization and the quantizer one after the other cost
   // more than the products).
   s.fast = s.act && finishRowHandles(int(s.epi.act));
-  s.finish.epilogue = true;
-  s.finish.act = int(s.epi.act);
-  s.finish.p0 = s.epi.p0;
-  s.finish.p1 = s.epi.p1;
-  s.finish.addFirst = s.epi.addFirst;
-  s.finish.zScale = p.zScale;
-  s.finish.zZero = p.zZero;
-  s.finish.yInv = p.outInv;
-  s.finish.yZero = p.outZero;
+  s.finish = rowFinishOf(s.epi, true, p.zScale, p.zZero, p.outInv, p.outZero);
   s.Y = &Y;
   if (l.pointwise) {
     s.b = img, s.bBlock = kTile, s.bTile = kTile * l.pw, s.bStride = l.pw * 4;
@@ -860,15 +852,7 @@ void runMatMul(const StepArgs& a) {
   s.matmulEpi = p.op == MmOp::kMatMul && p.fused && (s.bias || s.rowBias != 0.0f || s.act);
   const bool epilogue = s.matmulEpi || s.act;
   s.fast = !epilogue || finishRowHandles(int(s.epi.act));
-  s.finish.epilogue = epilogue;
-  s.finish.act = int(s.epi.act);
-  s.finish.p0 = s.epi.p0;
-  s.finish.p1 = s.epi.p1;
-  s.finish.addFirst = s.epi.addFirst;
-  s.finish.zScale = p.zScale;
-  s.finish.zZero = p.zZero;
-  s.finish.yInv = p.outInv;
-  s.finish.yZero = p.outZero;
+  s.finish = rowFinishOf(s.epi, epilogue, p.zScale, p.zZero, p.outInv, p.outZero);
   // 2. Items (range of row pairs, pair of column blocks).
   s.pairs = ceilDiv(N, 32);
   s.mPairs = Mp / 32;

@@ -400,12 +400,8 @@ void runConv(const StepArgs& a) {
   RowFinish fin;
   const bool oneFinish = p.outU8 && (!act || finishRowHandles(int(epi.act)));
   if (oneFinish) {
-    fin.epilogue = act || bias;
-    fin.act = act ? int(epi.act) : 0;
-    fin.p0 = epi.p0, fin.p1 = epi.p1;
-    fin.addFirst = epi.addFirst;
-    fin.zScale = p.zScale, fin.zZero = p.zZero;
-    fin.yInv = p.outInv, fin.yZero = p.outZero;
+    // (Without act the epilogue's activation is None: the bias alone, which the tiles leave out.)
+    fin = rowFinishOf(epi, act || bias, p.zScale, p.zZero, p.outInv, p.outZero);
     fin.noNaN = tileFinishNoNaN(sc, Co, bias, bias ? Co : 0, p.zScale, p.outInv);
   }
   // The output channels go to the items as vectors of lanes channels (CV of them), so that
