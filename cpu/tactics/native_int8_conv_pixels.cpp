@@ -121,10 +121,15 @@ int64_t chunkBlocksOf(const I8Config& c, int64_t KG, int64_t blocks) {
   return std::clamp<int64_t>(std::min(byPixels, byBytes), 1, std::max<int64_t>(1, blocks));
 }
 
-// One image's working set: the padded planes [CG][Hp][Wp] words, then its pixel panels
-// [blocks][KG][mr]; per task a slot with a channel group's quantized bytes (stage 0) or the
-// tile scratch [chunk pixels][width] f32, its transpose [width][chunk pixels] (u8 output)
-// and one dequantized row of Z (u8 Z) (stage 2).
+// An unpadded 1x1 stride-1 Conv: its pixel p is input position p, no planes.
+bool pointwiseGeom(const Conv2dGeom& g) {
+  return g.kH == 1 && g.kW == 1 && g.sH == 1 && g.sW == 1 && g.pt == 0 && g.pl == 0 && g.pb == 0 && g.pr == 0;
+}
+
+// One image's working set: the padded planes [CG][Hp][Wp] words (none in the 1x1 form),
+// then its pixel panels [blocks][KG][mr]; per task a slot with a channel group's quantized
+// bytes (stage 0) or words (the 1x1 form) or the tile scratch [chunk pixels][width] f32, its
+// transpose [width][chunk pixels] (u8 output) and one dequantized row of Z (u8 Z) (stage 2).
 struct Layout {
   int64_t Hp = 0, Wp = 0, P = 0, blocks = 0, chunkBlocks = 0;
   int64_t imageBytes = 0, panelsBytes = 0, slot = 0;
@@ -138,9 +143,9 @@ Layout layoutOf(const I8Config& c, const PixParams& p, const Conv2dGeom& g) {
   l.P = g.OH * g.OW;
   l.blocks = ceilDiv(l.P, c.mr);
   l.chunkBlocks = chunkBlocksOf(c, p.KG, l.blocks);
-  // The 1x1 form's planes are [CG][P rounded up to 16]; 64 bytes of slack after the last
-  // plane for the panel gather's vector loads (no read reaches the panels being written).
-  l.imageBytes = roundUp(p.CG * std::max(l.Hp * l.Wp, roundUp(l.P, 16)) * 4, 64) + 64;
+  // 64 bytes of slack after the last plane for the panel gather's vector loads (no read
+  // reaches the panels being written).
+  l.imageBytes = pointwiseGeom(g) ? 0 : roundUp(p.CG * l.Hp * l.Wp * 4, 64) + 64;
   l.panelsBytes = roundUp(l.blocks * p.KG * c.mr * 4, 64);
   const int64_t width = int64_t(c.nv) * c.lanes, px = l.chunkBlocks * c.mr;
   l.slot = std::max(roundUp(int64_t(c.kg) * g.H * g.W, 64), 2 * roundUp(px * width * 4, 64) + roundUp(px * 4, 64));
@@ -235,21 +240,24 @@ void imagePlanes(const I8Config& c, const PixParams& p, const Conv2dGeom& g, con
   }
 }
 
-// Stage 1: the panel [KG][mr] of pixels [p0, p0 + R): group (tap, cg) of row r is the word
-// of that tap's input pixel in plane cg (every tap is in bounds of the padded planes). Rows
-// from R on repeat row 0 (the R-row tiles never read them). A full panel whose pixels are
-// at most two runs of consecutive plane positions (stride-1 rows: 8 pixels of a 7- or
-// 14-wide output) takes two vector loads and a blend per group instead of mr scalar moves
-// (3x3 256@14x14: the gather was 8% of the layer). The loads may read up to mr words past
-// a plane (the last one into the image region's slack); the blend drops them.
+// Stage 1: channel groups [cg0, cg1) of the panel [KG][mr] of pixels [p0, p0 + R): group
+// (tap, cg) of row r is the word of that tap's input pixel in plane cg (every tap is in
+// bounds of the padded planes). Rows from R on repeat row 0 (the R-row tiles never read
+// them). A full panel whose pixels are at most two runs of consecutive plane positions
+// (stride-1 rows: 8 pixels of a 7- or 14-wide output) takes two vector loads and a blend per
+// group instead of mr scalar moves (3x3 256@14x14: the gather was 8% of the layer). The
+// loads may read up to mr words past a plane (the last one into the image region's slack;
+// at cg1 into the head of a plane another task may be writing); the blend drops them.
 __attribute__((target("avx2"))) void twoRuns8(const PixParams& p, const Conv2dGeom& g, const Layout& l,
-                                              const uint32_t* img, int64_t a, int64_t b, int split, uint32_t* dst) {
+                                              const uint32_t* img, int64_t a, int64_t b, int split, int64_t cg0,
+                                              int64_t cg1, uint32_t* panel) {
   const int64_t plane = l.Hp * l.Wp;
   const __m256i second = _mm256_cmpgt_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), _mm256_set1_epi32(split - 1));
   for (int64_t kh = 0; kh < g.kH; ++kh)
     for (int64_t kw = 0; kw < g.kW; ++kw) {
-      const uint32_t* s = img + kh * g.dH * l.Wp + kw * g.dW;
-      for (int64_t cg = 0; cg < p.CG; ++cg, s += plane, dst += 8) {
+      const uint32_t* s = img + kh * g.dH * l.Wp + kw * g.dW + cg0 * plane;
+      uint32_t* dst = panel + ((kh * g.kW + kw) * p.CG + cg0) * 8;
+      for (int64_t cg = cg0; cg < cg1; ++cg, s += plane, dst += 8) {
         const __m256i v1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(s + a));
         const __m256i v2 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(s + b));
         _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst), _mm256_blendv_epi8(v1, v2, second));
@@ -258,13 +266,14 @@ __attribute__((target("avx2"))) void twoRuns8(const PixParams& p, const Conv2dGe
 }
 
 void twoRuns4(const PixParams& p, const Conv2dGeom& g, const Layout& l, const uint32_t* img, int64_t a, int64_t b,
-              int split, uint32_t* dst) {
+              int split, int64_t cg0, int64_t cg1, uint32_t* panel) {
   const int64_t plane = l.Hp * l.Wp;
   const __m128i second = _mm_cmpgt_epi32(_mm_setr_epi32(0, 1, 2, 3), _mm_set1_epi32(split - 1));
   for (int64_t kh = 0; kh < g.kH; ++kh)
     for (int64_t kw = 0; kw < g.kW; ++kw) {
-      const uint32_t* s = img + kh * g.dH * l.Wp + kw * g.dW;
-      for (int64_t cg = 0; cg < p.CG; ++cg, s += plane, dst += 4) {
+      const uint32_t* s = img + kh * g.dH * l.Wp + kw * g.dW + cg0 * plane;
+      uint32_t* dst = panel + ((kh * g.kW + kw) * p.CG + cg0) * 4;
+      for (int64_t cg = cg0; cg < cg1; ++cg, s += plane, dst += 4) {
         const __m128i v1 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(s + a));
         const __m128i v2 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(s + b));
         _mm_storeu_si128(reinterpret_cast<__m128i*>(dst),
@@ -275,7 +284,7 @@ void twoRuns4(const PixParams& p, const Conv2dGeom& g, const Layout& l, const ui
 
 template <int MR>
 void packPanel(const PixParams& p, const Conv2dGeom& g, const Layout& l, const uint32_t* img, int64_t p0, int64_t R,
-               uint32_t* dst) {
+               int64_t cg0, int64_t cg1, uint32_t* panel) {
   static const bool kAvx2 = runtime::hostHas("avx2");
   const int64_t plane = l.Hp * l.Wp;
   int64_t base[MR];
@@ -291,16 +300,17 @@ void packPanel(const PixParams& p, const Conv2dGeom& g, const Layout& l, const u
     if (runs) {
       const int64_t b = split == MR ? base[0] : base[split] - split;
       if constexpr (MR == 8)
-        twoRuns8(p, g, l, img, base[0], b, split, dst);
+        twoRuns8(p, g, l, img, base[0], b, split, cg0, cg1, panel);
       else
-        twoRuns4(p, g, l, img, base[0], b, split, dst);
+        twoRuns4(p, g, l, img, base[0], b, split, cg0, cg1, panel);
       return;
     }
   }
   for (int64_t kh = 0; kh < g.kH; ++kh)
     for (int64_t kw = 0; kw < g.kW; ++kw) {
-      const uint32_t* s = img + kh * g.dH * l.Wp + kw * g.dW;
-      for (int64_t cg = 0; cg < p.CG; ++cg, s += plane, dst += MR)
+      const uint32_t* s = img + kh * g.dH * l.Wp + kw * g.dW + cg0 * plane;
+      uint32_t* dst = panel + ((kh * g.kW + kw) * p.CG + cg0) * MR;
+      for (int64_t cg = cg0; cg < cg1; ++cg, s += plane, dst += MR)
         for (int r = 0; r < MR; ++r) dst[r] = s[base[r]];
     }
 }
@@ -410,8 +420,7 @@ void runConv(const StepArgs& a) {
   // two threads than on one.
   const int64_t width = int64_t(c.nv) * c.lanes, CV = ceilDiv(Co, int64_t(c.lanes));
   const int64_t chunks = ceilDiv(l.blocks, l.chunkBlocks);
-  const bool pointwise = g.kH == 1 && g.kW == 1 && g.sH == 1 && g.sW == 1 && g.pt == 0 && g.pl == 0 && g.pb == 0 &&
-                         g.pr == 0;
+  const bool pointwise = pointwiseGeom(g);
   // Fewer pixel chunks than twice the tasks: one channel range per task over every chunk
   // (channel ranges outermost in the items; the last chunk may be short), as few split
   // weight blocks as that takes (their 1- and 2-vector tiles run below the 3-vector one).
@@ -421,55 +430,52 @@ void runConv(const StepArgs& a) {
   for (int64_t im = 0; im < g.N; ++im) {
     const void* x = p.inU8 ? static_cast<const void*>(X.as<uint8_t>() + im * g.C * g.H * g.W)
                            : static_cast<const void*>(X.as<float>() + im * g.C * g.H * g.W);
+    // 0 and 1 in one region, each task for a range of channel groups: a panel's groups of
+    // plane cg depend on that plane alone. (Two regions, the panels by ranges of panels,
+    // read half the planes from the other core's cache: the panels took longer on two
+    // threads than on one, 1x1 1024 -> 256 at 14x14 39 -> 53 us.)
+    const int64_t n01 = std::min<int64_t>(T, p.CG);
     if (pointwise) {
-      // An unpadded 1x1 stride-1 Conv: pixel p is input position p. 0. Its planes [CG][pw]
-      // words (f32: quantized and combined in registers, whole rows), 1. a panel's group cg
-      // = 8 consecutive words of plane cg. (Per panel straight from X, each group read 32 B
-      // of four channel rows: 1x1 1024 -> 256 at 14x14 spent 70% of the products' time.)
-      const int64_t pw = p.inU8 ? P : roundUp(P, 16);
-      {
-        const int64_t n = std::min<int64_t>(T, p.CG);
-        a.executor->parallelFor(n, [&](int64_t t) {
-          const int64_t cg0 = rangeBegin(p.CG, t, n), cg1 = rangeBegin(p.CG, t + 1, n);
-          if (p.inU8) {
-            imagePlanes(c, p, g, l, x, cg0, cg1, nullptr, img);
-          } else {
-            const int64_t c0 = cg0 * c.kg, c1 = std::min(g.C, cg1 * c.kg);
-            packPointwiseTile(c, static_cast<const float*>(x) + c0 * P, c1 - c0, P, p.invScale, p.zeroPoint, 0, P, pw,
-                              img + cg0 * pw);
-          }
-        });
-      }
-      const int64_t n = std::min<int64_t>(T, l.blocks);
-      a.executor->parallelFor(n, [&](int64_t t) {
-        for (int64_t b = rangeBegin(l.blocks, t, n); b < rangeBegin(l.blocks, t + 1, n); ++b) {
-          const int64_t R = std::min(mr, P - b * mr);
-          uint32_t* d = panels + b * KG * mr;
-          const uint32_t* s = img + b * mr;
-          for (int64_t cg = 0; cg < p.CG; ++cg, d += mr, s += pw) {
-            std::memcpy(d, s, size_t(R) * 4);
-            std::memset(d + R, 0, size_t(mr - R) * 4);
+      // An unpadded 1x1 stride-1 Conv: pixel p is input position p. A group's words for a
+      // piece of the pixels (f32: quantized and combined in registers, whole rows; u8: the
+      // family's row packer) into the task's slot, then mr words at a time into the panels.
+      // (Per panel straight from X, each group read 32 B of four channel rows: 1x1 1024 ->
+      // 256 at 14x14 spent 70% of the products' time; planes [CG][P] copied into panels
+      // afterwards, 25% of it.)
+      const int64_t piece = std::min(l.blocks * mr, l.slot / 4 / mr * mr);
+      a.executor->parallelFor(n01, [&](int64_t t) {
+        auto* words = reinterpret_cast<uint32_t*>(slots + t * l.slot);
+        for (int64_t cg = rangeBegin(p.CG, t, n01); cg < rangeBegin(p.CG, t + 1, n01); ++cg) {
+          const int rows = int(std::min<int64_t>(c.kg, g.C - cg * c.kg));
+          for (int64_t p0 = 0; p0 < P; p0 += piece) {
+            const int64_t np = std::min(piece, P - p0), nw = roundUp(np, mr);
+            if (p.inU8)
+              rowWordsU8(c, static_cast<const uint8_t*>(x) + cg * c.kg * P + p0, P, rows, np, words);
+            else
+              packPointwiseTile(c, static_cast<const float*>(x) + cg * c.kg * P, rows, P, p.invScale, p.zeroPoint,
+                                p0, np, np, words);
+            std::fill(words + np, words + nw, 0u);
+            uint32_t* d = panels + (p0 / mr * KG + cg) * mr;
+            for (int64_t j = 0; j < nw; j += mr, d += KG * mr) {
+              if (mr == 8)
+                std::memcpy(d, words + j, 32);
+              else
+                std::memcpy(d, words + j, size_t(mr) * 4);
+            }
           }
         }
       });
     } else {
-      // 0. The padded planes: ranges of channel groups.
-      {
-        const int64_t n = std::min<int64_t>(T, p.CG);
-        a.executor->parallelFor(n, [&](int64_t t) {
-          imagePlanes(c, p, g, l, x, rangeBegin(p.CG, t, n), rangeBegin(p.CG, t + 1, n),
-                      reinterpret_cast<uint8_t*>(slots + t * l.slot), img);
-        });
-      }
-      // 1. The pixel panels: ranges of panels.
-      const int64_t n = std::min<int64_t>(T, l.blocks);
-      a.executor->parallelFor(n, [&](int64_t t) {
-        for (int64_t b = rangeBegin(l.blocks, t, n); b < rangeBegin(l.blocks, t + 1, n); ++b) {
+      // 0. The padded planes of the task's channel groups, 1. those groups of every panel.
+      a.executor->parallelFor(n01, [&](int64_t t) {
+        const int64_t cg0 = rangeBegin(p.CG, t, n01), cg1 = rangeBegin(p.CG, t + 1, n01);
+        imagePlanes(c, p, g, l, x, cg0, cg1, reinterpret_cast<uint8_t*>(slots + t * l.slot), img);
+        for (int64_t b = 0; b < l.blocks; ++b) {
           const int64_t R = std::min(mr, P - b * mr);
           if (mr == 8)
-            packPanel<8>(p, g, l, img, b * mr, R, panels + b * KG * mr);
+            packPanel<8>(p, g, l, img, b * mr, R, cg0, cg1, panels + b * KG * mr);
           else
-            packPanel<4>(p, g, l, img, b * mr, R, panels + b * KG * mr);
+            packPanel<4>(p, g, l, img, b * mr, R, cg0, cg1, panels + b * KG * mr);
         }
       });
     }
