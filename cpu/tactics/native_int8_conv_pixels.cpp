@@ -121,9 +121,9 @@ int64_t chunkBlocksOf(const I8Config& c, int64_t KG, int64_t blocks) {
   return std::clamp<int64_t>(std::min(byPixels, byBytes), 1, std::max<int64_t>(1, blocks));
 }
 
-// An unpadded 1x1 stride-1 Conv: its pixel p is input position p, no planes.
+// An unpadded 1x1 Conv: its pixel (oh, ow) is input position (oh sH, ow sW), no planes.
 bool pointwiseGeom(const Conv2dGeom& g) {
-  return g.kH == 1 && g.kW == 1 && g.sH == 1 && g.sW == 1 && g.pt == 0 && g.pl == 0 && g.pb == 0 && g.pr == 0;
+  return g.kH == 1 && g.kW == 1 && g.pt == 0 && g.pl == 0 && g.pb == 0 && g.pr == 0;
 }
 
 // One image's working set: the padded planes [CG][Hp][Wp] words (none in the 1x1 form),
@@ -149,6 +149,9 @@ Layout layoutOf(const I8Config& c, const PixParams& p, const Conv2dGeom& g) {
   l.panelsBytes = roundUp(l.blocks * p.KG * c.mr * 4, 64);
   const int64_t width = int64_t(c.nv) * c.lanes, px = l.chunkBlocks * c.mr;
   l.slot = std::max(roundUp(int64_t(c.kg) * g.H * g.W, 64), 2 * roundUp(px * width * 4, 64) + roundUp(px * 4, 64));
+  // The 1x1 form: a group's words for every panel row, strided also its kg channels' pixels
+  // gathered (f32 at most).
+  if (pointwiseGeom(g)) l.slot = std::max(l.slot, roundUp(l.blocks * c.mr * 4 + int64_t(c.kg) * l.P * 4, 64));
   return l;
 }
 
@@ -236,6 +239,40 @@ void imagePlanes(const I8Config& c, const PixParams& p, const Conv2dGeom& g, con
       // The row's words in vectors (the family's packer; a scalar loop over 14-pixel rows
       // took 3.4% of resnet50's INT8 run).
       rowWordsU8(c, src + h * g.W, HW, rows, g.W, r + g.pl);
+    }
+  }
+}
+
+// A strided 1x1 Conv's input pixels of channels [c0, c0 + rows): dst[r][p] = x[c0 + r][(p /
+// OW) sH][(p % OW) sW] for the P output pixels, elements of elem bytes (u8 or f32). At sW = 2
+// (the ResNets' downsamples) 16 bytes or 4 floats at a time, SSE2 (the scalar loop took half
+// the products' time of 256 -> 512 at 56 -> 28), while the loads stay inside the row.
+void subsample(const Conv2dGeom& g, const void* x, int64_t elem, int64_t c0, int rows, char* dst) {
+  const auto* src = static_cast<const char*>(x);
+  const __m128i low = _mm_set1_epi16(0xff);
+  for (int r = 0; r < rows; ++r) {
+    const char* plane = src + (c0 + r) * g.H * g.W * elem;
+    char* d = dst + r * g.OH * g.OW * elem;
+    for (int64_t oh = 0; oh < g.OH; ++oh, d += g.OW * elem) {
+      const char* s = plane + oh * g.sH * g.W * elem;
+      int64_t i = 0;
+      if (elem == 1) {
+        if (g.sW == 2)
+          for (; 2 * (i + 16) <= g.W; i += 16) {
+            const __m128i a = _mm_and_si128(_mm_loadu_si128(reinterpret_cast<const __m128i*>(s + 2 * i)), low);
+            const __m128i b = _mm_and_si128(_mm_loadu_si128(reinterpret_cast<const __m128i*>(s + 2 * i + 16)), low);
+            _mm_storeu_si128(reinterpret_cast<__m128i*>(d + i), _mm_packus_epi16(a, b));
+          }
+        for (; i < g.OW; ++i) d[i] = s[i * g.sW];
+      } else {
+        const auto* sf = reinterpret_cast<const float*>(s);
+        auto* df = reinterpret_cast<float*>(d);
+        if (g.sW == 2)
+          for (; 2 * (i + 4) <= g.W; i += 4)
+            _mm_storeu_ps(df + i, _mm_shuffle_ps(_mm_loadu_ps(sf + 2 * i), _mm_loadu_ps(sf + 2 * i + 4),
+                                                 _MM_SHUFFLE(2, 0, 2, 0)));
+        for (; i < g.OW; ++i) df[i] = sf[i * g.sW];
+      }
     }
   }
 }
@@ -436,32 +473,37 @@ void runConv(const StepArgs& a) {
     // threads than on one, 1x1 1024 -> 256 at 14x14 39 -> 53 us.)
     const int64_t n01 = std::min<int64_t>(T, p.CG);
     if (pointwise) {
-      // An unpadded 1x1 stride-1 Conv: pixel p is input position p. A group's words for a
-      // piece of the pixels (f32: quantized and combined in registers, whole rows; u8: the
-      // family's row packer) into the task's slot, then mr words at a time into the panels.
-      // (Per panel straight from X, each group read 32 B of four channel rows: 1x1 1024 ->
-      // 256 at 14x14 spent 70% of the products' time; planes [CG][P] copied into panels
-      // afterwards, 25% of it.)
-      const int64_t piece = std::min(l.blocks * mr, l.slot / 4 / mr * mr);
+      // An unpadded 1x1 Conv: pixel p is input position p at stride 1. A group's words for
+      // all pixels (f32: quantized and combined in registers, whole rows; u8: the family's
+      // row packer) into the task's slot, then mr words at a time into the panels; strided,
+      // the group's input pixels gathered into the slot first (planes of the whole input
+      // had packed 4x the pixels the stride-2 downsamples read). (Per panel straight
+      // from X, each group read 32 B of four channel rows: 1x1 1024 -> 256 at 14x14 spent
+      // 70% of the products' time; planes [CG][P] copied into panels afterwards, 25% of it.)
+      const bool strided = g.sH != 1 || g.sW != 1;
+      const int64_t HW = g.H * g.W, elem = p.inU8 ? 1 : 4, nw = l.blocks * mr;
       a.executor->parallelFor(n01, [&](int64_t t) {
-        auto* words = reinterpret_cast<uint32_t*>(slots + t * l.slot);
+        auto* words = reinterpret_cast<uint32_t*>(slots + t * l.slot);  // layoutOf: room for both
+        char* gathered = slots + t * l.slot + nw * 4;
         for (int64_t cg = rangeBegin(p.CG, t, n01); cg < rangeBegin(p.CG, t + 1, n01); ++cg) {
           const int rows = int(std::min<int64_t>(c.kg, g.C - cg * c.kg));
-          for (int64_t p0 = 0; p0 < P; p0 += piece) {
-            const int64_t np = std::min(piece, P - p0), nw = roundUp(np, mr);
-            if (p.inU8)
-              rowWordsU8(c, static_cast<const uint8_t*>(x) + cg * c.kg * P + p0, P, rows, np, words);
+          if (strided) subsample(g, x, elem, cg * c.kg, rows, gathered);
+          if (p.inU8)
+            rowWordsU8(c,
+                       strided ? reinterpret_cast<const uint8_t*>(gathered)
+                               : static_cast<const uint8_t*>(x) + cg * c.kg * HW,
+                       strided ? P : HW, rows, P, words);
+          else
+            packPointwiseTile(c, strided ? reinterpret_cast<const float*>(gathered)
+                                         : static_cast<const float*>(x) + cg * c.kg * HW,
+                              rows, strided ? P : HW, p.invScale, p.zeroPoint, 0, P, P, words);
+          std::fill(words + P, words + nw, 0u);
+          uint32_t* d = panels + cg * mr;
+          for (int64_t j = 0; j < nw; j += mr, d += KG * mr) {
+            if (mr == 8)
+              std::memcpy(d, words + j, 32);
             else
-              packPointwiseTile(c, static_cast<const float*>(x) + cg * c.kg * P, rows, P, p.invScale, p.zeroPoint,
-                                p0, np, np, words);
-            std::fill(words + np, words + nw, 0u);
-            uint32_t* d = panels + (p0 / mr * KG + cg) * mr;
-            for (int64_t j = 0; j < nw; j += mr, d += KG * mr) {
-              if (mr == 8)
-                std::memcpy(d, words + j, 32);
-              else
-                std::memcpy(d, words + j, size_t(mr) * 4);
-            }
+              std::memcpy(d, words + j, size_t(mr) * 4);
           }
         }
       });

@@ -79,6 +79,9 @@ std::vector<PCase> allCases() {
   c.push_back({"1x1_7x7_256to130_nobias", {1, 256, 7, 7}, {130, 256, 1, 1}, false, {}, {}, {}});
   c.push_back({"1x1_7x7_13to17", {1, 13, 7, 7}, {17, 13, 1, 1}, true, {}, {}, {}});
   c.push_back({"1x1_s2_14to7", {1, 64, 14, 14}, {96, 64, 1, 1}, true, {2, 2}, {}, {}});
+  // Strides 2 and 3 over odd extents, a partial last channel group, two images.
+  c.push_back({"1x1_s2x3_b2_c13", {2, 13, 15, 16}, {17, 13, 1, 1}, true, {2, 3}, {}, {}});
+  c.push_back({"1x1_s2_wide", {1, 9, 5, 67}, {11, 9, 1, 1}, true, {2, 2}, {}, {}});
   c.push_back({"1x1_pad", {1, 5, 4, 3}, {7, 5, 1, 1}, false, {}, {}, {1, 0, 0, 2}});
   c.push_back({"3x3_s2_14to7", {1, 64, 14, 14}, {50, 64, 3, 3}, true, {2, 2}, {}, {1, 1, 1, 1}});
   c.push_back({"3x3_s2_15to8_c17", {1, 17, 15, 15}, {63, 17, 3, 3}, true, {2, 2}, {}, {1, 1, 1, 1}});
@@ -179,6 +182,9 @@ TEST_P(NativeInt8PixelsLowered, MatchesTheF32RunThroughTheIdentities) {
       {"fused_1x1_z_only_b2", {2, 64, 7, 7}, {63, 64, 1, 1}, false, {}, {}, {}, "", true},
       {"conv_3x3_s2", {1, 13, 14, 14}, {17, 13, 3, 3}, true, {2, 2}, {}, {1, 1, 1, 1}},
       {"fused_1x1_sigmoid", {1, 20, 7, 7}, {30, 20, 1, 1}, true, {}, {}, {}, "Sigmoid", false},
+      {"conv_1x1_s2x3", {2, 13, 15, 16}, {17, 13, 1, 1}, true, {2, 3}, {}, {}},
+      // Stride 2 over 67-wide rows: the 16-byte gathers and their tails.
+      {"conv_1x1_s2_wide", {1, 9, 5, 67}, {11, 9, 1, 1}, true, {2, 2}, {}, {}},
   };
   int ran = 0;
   for (const runtime::Kernel* k : registry().all()) {
