@@ -665,39 +665,47 @@ void rowWordsU8(const I8Config& c, const uint8_t* src, int64_t rowStride, int ro
 
 namespace {
 
-// The padded, blocked, phase-split image of quantizePhases / packPhasesU8; row(cg, rows, h,
-// dst) writes the W words of image row h of channel group cg (rows channels).
+// The padded, blocked, phase-split image of quantizePhases / packPhasesU8, padded rows [r0,
+// r1) of each group; row(cg, rows, h, dst) writes the W words of image row h of channel
+// group cg (rows channels). Padded row hp is sW segments of Ws words, one per column phase,
+// at phase row (hp % sH, hp / sH): each written whole (the border, then the row's words dealt
+// out by column phase), so rows own their words.
 template <typename Row>
 void phases(const I8Config& c, int64_t C, int64_t H, int64_t W, int64_t pt, int64_t pb, int64_t pl, int64_t pr,
-            int64_t sH, int64_t sW, int32_t zp, uint32_t* dst, uint32_t* scratch, Row&& rowWords) {
+            int64_t sH, int64_t sW, int32_t zp, uint32_t* dst, uint32_t* scratch, int64_t r0, int64_t r1,
+            Row&& rowWords) {
   const int64_t CG = ceilDiv(C, c.kg), Hp = pt + H + pb, Wp = pl + W + pr;
   const int64_t Hs = ceilDiv(Hp, sH), Ws = ceilDiv(Wp, sW), plane = Hs * Ws, block = sH * sW * plane;
+  if (r1 < 0 || r1 > Hs * sH) r1 = Hs * sH;
   uint32_t border = 0;
   for (int i = 0; i < c.kg; ++i) border |= uint32_t(zp) << (c.kg == 4 ? 8 * i : 16 * i);
   const bool unit = sH == 1 && sW == 1;
   for (int64_t cg = 0; cg < CG; ++cg) {
     const int rows = int(std::min<int64_t>(c.kg, C - cg * c.kg));
     uint32_t* out = dst + cg * block;
-    if (unit) {  // one phase: only the border needs filling
-      std::fill(out, out + pt * Ws, border);
-      std::fill(out + (pt + H) * Ws, out + plane, border);
-    } else {
-      std::fill(out, out + block, border);
-    }
-    for (int64_t h = 0; h < H; ++h) {
-      const int64_t hp = pt + h;
-      // The row's words: in place for one phase, else into scratch and then dealt out.
-      uint32_t* row = unit ? out + hp * Ws + pl : scratch;
-      if (unit) {
-        std::fill(out + hp * Ws, row, border);
-        std::fill(row + W, out + (hp + 1) * Ws, border);
+    for (int64_t hp = r0; hp < r1; ++hp) {
+      uint32_t* seg = out + (hp % sH) * sW * plane + (hp / sH) * Ws;  // column phase 0's segment
+      const int64_t h = hp - pt;
+      if (h < 0 || h >= H) {
+        for (int64_t ph = 0; ph < sW; ++ph) std::fill(seg + ph * plane, seg + ph * plane + Ws, border);
+        continue;
       }
-      rowWords(cg, rows, h, row);
-      if (unit) continue;
-      uint32_t* phaseRow = out + (hp % sH) * sW * plane + (hp / sH) * Ws;
-      for (int64_t w = 0; w < W; ++w) {
-        const int64_t wp = pl + w;
-        phaseRow[(wp % sW) * plane + wp / sW] = row[w];
+      if (unit) {  // the row's words in place between its borders
+        std::fill(seg, seg + pl, border);
+        std::fill(seg + pl + W, seg + Ws, border);
+        rowWords(cg, rows, h, seg + pl);
+        continue;
+      }
+      rowWords(cg, rows, h, scratch);
+      for (int64_t ph = 0; ph < sW; ++ph) {
+        // Column phase ph holds padded columns wp = j sW + ph; image column w = wp - pl.
+        uint32_t* sp = seg + ph * plane;
+        const int64_t j0 = std::min(Ws, pl > ph ? ceilDiv(pl - ph, sW) : int64_t(0));
+        const int64_t j1 = std::clamp<int64_t>(pl + W - ph > 0 ? ceilDiv(pl + W - ph, sW) : 0, j0, Ws);
+        std::fill(sp, sp + j0, border);
+        const uint32_t* from = scratch + (j0 * sW + ph - pl);
+        for (int64_t j = j0; j < j1; ++j, from += sW) sp[j] = *from;
+        std::fill(sp + j1, sp + Ws, border);
       }
     }
   }
@@ -715,17 +723,18 @@ void packPointwiseTileU8(const I8Config& c, const uint8_t* x, int64_t C, int64_t
 
 void quantizePhases(const I8Config& c, const float* x, int64_t C, int64_t H, int64_t W, int64_t pt, int64_t pb,
                     int64_t pl, int64_t pr, int64_t sH, int64_t sW, float inv, int32_t zp, uint32_t* dst,
-                    uint32_t* scratch) {
+                    uint32_t* scratch, int64_t r0, int64_t r1) {
   const RowWords rw = rowWordsFor(c);
-  phases(c, C, H, W, pt, pb, pl, pr, sH, sW, zp, dst, scratch, [&](int64_t cg, int rows, int64_t h, uint32_t* row) {
+  phases(c, C, H, W, pt, pb, pl, pr, sH, sW, zp, dst, scratch, r0, r1, [&](int64_t cg, int rows, int64_t h, uint32_t* row) {
     rw(x + (cg * c.kg * H + h) * W, H * W, rows, W, W, inv, zp, 32 / c.kg, row);
   });
 }
 
 void packPhasesU8(const I8Config& c, const uint8_t* x, int64_t C, int64_t H, int64_t W, int64_t pt, int64_t pb,
-                  int64_t pl, int64_t pr, int64_t sH, int64_t sW, int32_t zp, uint32_t* dst, uint32_t* scratch) {
+                  int64_t pl, int64_t pr, int64_t sH, int64_t sW, int32_t zp, uint32_t* dst, uint32_t* scratch,
+                  int64_t r0, int64_t r1) {
   const RowBytes rb = rowBytesFor(c);
-  phases(c, C, H, W, pt, pb, pl, pr, sH, sW, zp, dst, scratch, [&](int64_t cg, int rows, int64_t h, uint32_t* row) {
+  phases(c, C, H, W, pt, pb, pl, pr, sH, sW, zp, dst, scratch, r0, r1, [&](int64_t cg, int rows, int64_t h, uint32_t* row) {
     rb(x + (cg * c.kg * H + h) * W, H * W, rows, W, W, zp, 32 / c.kg, row);
   });
 }

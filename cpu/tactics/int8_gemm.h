@@ -175,12 +175,18 @@ void packPointwiseTileU8(const I8Config& c, const uint8_t* x, int64_t C, int64_t
 // Conv with these strides, at position j = oh * Ws + ow, reads tap (kh, kw) of group cg at
 // word j + ((cg * sH * sW + (kh * dH) % sH * sW + (kw * dW) % sW) * Hs + (kh * dH) / sH) * Ws
 // + (kw * dW) / sW: 16 consecutive j are one vector, for every tap and any stride.
-// scratch: W + 8 words (used when a stride exceeds 1).
+// scratch: W + 8 words (used when a stride exceeds 1). [r0, r1) (r1 < 0: to the end): the
+// padded rows hp of every group written, of the phaseRows(H, pt, pb, sH) there are; disjoint
+// ranges write disjoint words, so tasks may split one image's rows.
 void quantizePhases(const I8Config& c, const float* x, int64_t C, int64_t H, int64_t W, int64_t pt, int64_t pb,
                     int64_t pl, int64_t pr, int64_t sH, int64_t sW, float inv, int32_t zp, uint32_t* dst,
-                    uint32_t* scratch);
+                    uint32_t* scratch, int64_t r0 = 0, int64_t r1 = -1);
 // The same words from a lowered (already u8) image: its bytes as they are, the border zp.
 void packPhasesU8(const I8Config& c, const uint8_t* x, int64_t C, int64_t H, int64_t W, int64_t pt, int64_t pb,
-                  int64_t pl, int64_t pr, int64_t sH, int64_t sW, int32_t zp, uint32_t* dst, uint32_t* scratch);
+                  int64_t pl, int64_t pr, int64_t sH, int64_t sW, int32_t zp, uint32_t* dst, uint32_t* scratch,
+                  int64_t r0 = 0, int64_t r1 = -1);
+// Padded rows the phase split holds: ceil((pt + H + pb) / sH) sH (the last phase rows may
+// lie past the padded image; they hold zp).
+inline int64_t phaseRows(int64_t H, int64_t pt, int64_t pb, int64_t sH) { return (pt + H + pb + sH - 1) / sH * sH; }
 
 }  // namespace anvil::cpu::tactics

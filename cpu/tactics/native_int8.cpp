@@ -1837,22 +1837,28 @@ void runConvDirect(const StepArgs& a, const I8Params& p, const Conv2dGeom& g) {
       }
   auto* xb = reinterpret_cast<uint32_t*>(ws + offsetTableBytes(d, g));
   auto* xa = reinterpret_cast<uint32_t*>(ws + l.absShared);  // adaptive: |q_x - z_x| images
-  // 1. The blocked padded images: items (image, channel group).
+  // 1. The blocked padded images: items (image, channel group, range of padded rows); the
+  // rows split only where there are fewer (image, group) units than tasks (a stem's 3
+  // channels are one group: one task quantized all of resnet50's 224x224 input).
   {
     const float* xp = a.in(0).as<float>();
     const uint8_t* xq = p.lowered & kLowX ? a.in(0).as<uint8_t>() : nullptr;
-    const int64_t units = g.N * d.CG, n = std::min<int64_t>(T, units);
+    const int64_t units = g.N * d.CG, rowsAll = phaseRows(g.H, g.pt, g.pb, g.sH);
+    const int64_t parts = units >= T || mx.adaptive ? 1 : std::min<int64_t>(ceilDiv(T, units), rowsAll);
+    const int64_t items = units * parts, n = std::min<int64_t>(T, items);
     a.executor->parallelFor(n, [&](int64_t t) {
       auto* scratch = reinterpret_cast<uint32_t*>(ws + l.shared + t * l.slot);
-      for (int64_t u = rangeBegin(units, t, n); u < rangeBegin(units, t + 1, n); ++u) {
-        const int64_t img = u / d.CG, cg = u % d.CG, c0 = cg * c.kg;
+      for (int64_t it = rangeBegin(items, t, n); it < rangeBegin(items, t + 1, n); ++it) {
+        const int64_t u = it / parts, part = it % parts, img = u / d.CG, cg = u % d.CG, c0 = cg * c.kg;
         const int64_t off = img * d.imageWords + cg * g.sH * g.sW * d.Hs * d.Ws;
+        const int64_t r0 = rangeBegin(rowsAll, part, parts), r1 = rangeBegin(rowsAll, part + 1, parts);
         if (xq)
           packPhasesU8(c, xq + (img * g.C + c0) * g.H * g.W, std::min<int64_t>(c.kg, g.C - c0), g.H, g.W, g.pt, g.pb,
-                       g.pl, g.pr, g.sH, g.sW, p.zeroPoint, xb + off, scratch);
+                       g.pl, g.pr, g.sH, g.sW, p.zeroPoint, xb + off, scratch, r0, r1);
         else
           quantizePhases(c, xp + (img * g.C + c0) * g.H * g.W, std::min<int64_t>(c.kg, g.C - c0), g.H, g.W, g.pt,
-                         g.pb, g.pl, g.pr, g.sH, g.sW, p.invScale, p.zeroPoint, xb + off, scratch);
+                         g.pb, g.pl, g.pr, g.sH, g.sW, p.invScale, p.zeroPoint, xb + off, scratch, r0, r1);
+        // (The adaptive form's |q - z| words are of the whole block: its images are not split.)
         if (mx.adaptive) absDeviationWords(c, xb + off, g.sH * g.sW * d.Hs * d.Ws, p.zeroPoint, xa + off);
       }
     });

@@ -222,6 +222,10 @@ std::vector<I8Case> allCases() {
     add("Conv_3x3_s3_d2_p2", "Conv", "", {Dims{1, 6, 17, 16}, w33, Dims{5}}, {false, true, true},
         convAttrs(w33, {3, 3}, {2, 2}, {2, 1, 2, 2}));
     add("Conv_3x3_s2x1", "Conv", "", {Dims{1, 6, 11, 10}, w33}, {false, true}, convAttrs(w33, {2, 1}, {}, {1, 1, 1, 1}));
+    // A stem large enough for two tasks with one channel group: the tasks split its rows.
+    const Dims w7{16, 3, 7, 7};
+    add("Conv_7x7_s2_p3_stem_rows", "Conv", "", {Dims{1, 3, 45, 43}, w7, Dims{16}}, {false, true, true},
+        convAttrs(w7, {2, 2}, {}, {3, 3, 3, 3}));
     const Dims w1{7, 5, 1, 1};
     add("Conv_1x1_s2", "Conv", "", {Dims{1, 5, 9, 7}, w1}, {false, true}, convAttrs(w1, {2, 2}, {}, {}));
     add("Conv_1x1_pad", "Conv", "", {Dims{1, 5, 4, 3}, w1}, {false, true}, convAttrs(w1, {}, {}, {1, 0, 0, 2}));
@@ -1591,6 +1595,8 @@ std::vector<I8Case> allLowCases() {
   add("Conv_3x3_s2_p1_63to17", "Conv", "", {Dims{1, 63, 13, 12}, w3b}, {false, true},
       convAttrs(w3b, {2, 2}, {}, {1, 1, 1, 1}));
   add("Conv_7x7_s2_p3_stem", "Conv", "", {Dims{1, 3, 23, 21}, w7, Dims{16}}, {false, true, true},
+      convAttrs(w7, {2, 2}, {}, {3, 3, 3, 3}));
+  add("Conv_7x7_s2_p3_stem_rows", "Conv", "", {Dims{1, 3, 45, 43}, w7, Dims{16}}, {false, true, true},
       convAttrs(w7, {2, 2}, {}, {3, 3, 3, 3}));
   add("Conv_1x1_s2_17to9", "Conv", "", {Dims{1, 17, 9, 7}, w1s}, {false, true}, convAttrs(w1s, {2, 2}, {}, {}));
   add("Conv_3x1_p1_inplace", "Conv", "", {Dims{1, 6, 11, 13}, w31, Dims{9}}, {false, true, true},
