@@ -1871,7 +1871,15 @@ void runConvDirect(const StepArgs& a, const I8Params& p, const Conv2dGeom& g) {
   const ConvEpilogue ep = convEpilogue(a, p, g.M);
   const bool low = loweredOut(p) || foldedFinish(p);
   const bool inPlace = d.Ws == g.OW && !low;  // positions are pixels: tiles store straight into Y
-  const int64_t chunks = ceilDiv(d.J, kDirectChunk), coPanels = ceilDiv(Co, c.mr), units = g.N * chunks;
+  // Chunks of kDirectChunk positions; with several tasks, a multiple of them, of equal width
+  // up to a vector (bounds on vector boundaries): 28x28's 838 positions went 4 x 192 + 70, 3
+  // chunks to one task and 2 to the other (576 positions against 262).
+  const int64_t chunks = T == 1 ? ceilDiv(d.J, kDirectChunk) : roundUp(ceilDiv(d.J, kDirectChunk - c.lanes), T);
+  auto bound = [&](int64_t k) {
+    return T == 1 ? std::min(d.J, k * kDirectChunk)
+                  : k >= chunks ? d.J : std::min(d.J, roundUp(rangeBegin(d.J, k, chunks), int64_t(c.lanes)));
+  };
+  const int64_t coPanels = ceilDiv(Co, c.mr), units = g.N * chunks;
   const int64_t coChunks = units >= 2 * T ? 1 : std::min(coPanels, ceilDiv(2 * T, units));
   const int64_t items = units * coChunks, n = std::min<int64_t>(T, items);
   const int64_t groupW = int64_t(c.nv) * c.lanes;
@@ -1897,9 +1905,9 @@ void runConvDirect(const StepArgs& a, const I8Params& p, const Conv2dGeom& g) {
       // Channel chunks outer, as the 1x1 form's (a 14x14 image's 224 positions are chunks of
       // 192 and 32: position chunks outer gave one task 192 positions of every channel).
       const int64_t ch = it / units, u = it % units, img = u / chunks;
-      const int64_t j0 = (u % chunks) * kDirectChunk, j1 = std::min(d.J, j0 + kDirectChunk);
+      const int64_t j0 = bound(u % chunks), j1 = bound(u % chunks + 1);
       const int64_t q0 = rangeBegin(coPanels, ch, coChunks), q1 = rangeBegin(coPanels, ch + 1, coChunks);
-      if (q0 >= q1) continue;
+      if (q0 >= q1 || j0 >= j1) continue;
       const uint32_t* xi = xb + img * d.imageWords;
       if (low) {
         // Panel by panel: its tiles over the whole chunk of positions, then its rows finished
