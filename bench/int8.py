@@ -18,7 +18,13 @@ resnet50 in build/models-resnet50):
     ORT_ENABLE_ALL with the same threads, timed call by call;
   * accuracy on the 8 held-out samples against each runtime's own FP32: the relative
     output error ||y - y32|| / ||y32|| (mean) and the top-1 agreement of output 0.
-Rounds alternate anvil and onnxruntime. Prints a table and writes --json.
+Rounds alternate anvil and onnxruntime. Each round's pair of timings per runtime (FP32 then
+INT8) goes through compare.py's guards: repeated (up to --retries more times, the least
+disturbed attempt kept) while other processes took more than --max-foreign CPUs during it
+or, at several threads, while the host ran the two CPUs far apart (`anvil_bench_runtime
+--core-rtt` over --far-ns before or after it; two-thread runs on these hosts are ~20-75%
+slower far, INT8 more than FP32). Prints a table and writes --json (with the pairs repeated
+and those kept far).
 """
 
 import argparse
@@ -36,6 +42,9 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from compare import core_rtt_ns, guarded  # noqa: E402  (the same guards as the zoo comparison)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LAT_RE = re.compile(r"Latency: min = ([0-9.]+) ms, max = ([0-9.]+) ms, mean = ([0-9.]+) ms, median = ([0-9.]+) ms")
@@ -245,6 +254,11 @@ def main():
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--duration", type=float, default=2.0)
     ap.add_argument("--json", default=os.path.join(ROOT, "build", "bench", "int8.json"))
+    ap.add_argument("--bench-bin", default=os.path.join(ROOT, "build", "bench", "anvil_bench_runtime"),
+                    help="anvil_bench_runtime, for --core-rtt before and after each multi-thread pair")
+    ap.add_argument("--far-ns", type=float, default=300.0, help="core round trip above which a pair ran far")
+    ap.add_argument("--max-foreign", type=float, default=0.05, help="CPUs others may take during a pair")
+    ap.add_argument("--retries", type=int, default=3)
     args = ap.parse_args()
     if args.doc:
         write_doc([f for f in args.from_.split(",") if f] or [args.json], args.doc)
@@ -275,15 +289,24 @@ def main():
                             activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
             s32, s8 = ort_session(path, args.threads), ort_session(qpath, args.threads)
             t = {"anvil_f32": [], "anvil_i8": [], "ort_f32": [], "ort_i8": []}
+            rtt = (lambda: core_rtt_ns(args.bench_bin)) if args.threads > 1 and os.path.exists(args.bench_bin) else None
+            repeated = far_kept = 0
             for r in range(args.rounds):
                 order = [0, 1] if r % 2 == 0 else [1, 0]
                 for o in order:
                     if o == 0:
-                        t["anvil_f32"].append(anvil_time(args.anvil, e32, args.threads, args.duration, fdir, base))
-                        t["anvil_i8"].append(anvil_time(args.anvil, e8, args.threads, args.duration, fdir, base))
+                        who, pair = "anvil", lambda: {
+                            "f32": anvil_time(args.anvil, e32, args.threads, args.duration, fdir, base),
+                            "i8": anvil_time(args.anvil, e8, args.threads, args.duration, fdir, base)}
                     else:
-                        t["ort_f32"].append(ort_time(s32, base, args.duration))
-                        t["ort_i8"].append(ort_time(s8, base, args.duration))
+                        who, pair = "ort", lambda: {"f32": ort_time(s32, base, args.duration),
+                                                    "i8": ort_time(s8, base, args.duration)}
+                    res = guarded(pair, args.max_foreign, args.retries, rtt=rtt, far_ns=args.far_ns)
+                    repeated += res["attempts"] > 1
+                    far_kept += any(res.get(k) is not None and res[k] > args.far_ns
+                                    for k in ("core_rtt_ns", "core_rtt_after_ns"))
+                    t[f"{who}_f32"].append(res["f32"])
+                    t[f"{who}_i8"].append(res["i8"])
             med = {k: statistics.median(v) for k, v in t.items()}
             a32 = [anvil_outputs(args.anvil, e32, s, work) for s in test]
             a8 = [anvil_outputs(args.anvil, e8, s, work) for s in test]
@@ -296,12 +319,14 @@ def main():
             row = {"model": name, "threads": args.threads, "anvil_rev": rev,
                    "isa": os.environ.get("ANVIL_MAX_ISA", "native"), **{k + "_ms": v for k, v in med.items()},
                    "anvil_layers": p8, "anvil_i8_rel_err": arel, "anvil_i8_top1": atop,
-                   "ort_i8_rel_err": orel, "ort_i8_top1": otop}
+                   "ort_i8_rel_err": orel, "ort_i8_top1": otop, "round_ms": t, "pairs_repeated": repeated,
+                   "pairs_kept_far": far_kept}
             rows.append(row)
             print(f"{name:10s} t{args.threads}  anvil f32 {med['anvil_f32']:8.3f} ms  i8 {med['anvil_i8']:8.3f} ms "
                   f"({med['anvil_i8'] / med['anvil_f32']:.2f}x; {p8})  |  ort f32 {med['ort_f32']:8.3f}  i8 "
                   f"{med['ort_i8']:8.3f} ms  |  anvil i8 / ort i8 {med['anvil_i8'] / med['ort_i8']:.2f}  |  "
-                  f"rel err anvil {arel:.4f} ort {orel:.4f}  top1 anvil {atop:.3f} ort {otop:.3f}", flush=True)
+                  f"rel err anvil {arel:.4f} ort {orel:.4f}  top1 anvil {atop:.3f} ort {otop:.3f}  "
+                  f"(pairs repeated {repeated}, kept far {far_kept})", flush=True)
         finally:
             shutil.rmtree(work, ignore_errors=True)
     os.makedirs(os.path.dirname(args.json), exist_ok=True)
