@@ -287,58 +287,38 @@ void subsample(const Conv2dGeom& g, const void* x, int64_t elem, int64_t c0, int
 // group instead of mr scalar moves (3x3 256@14x14: the gather was 8% of the layer). The
 // loads may read up to mr words past a plane (the last one into the image region's slack;
 // at cg1 into the head of a plane another task may be writing); the blend drops them.
-__attribute__((target("avx2"))) void twoRuns8(const PixParams& p, const Conv2dGeom& g, const Layout& l,
-                                              const uint32_t* img, int64_t a, int64_t b, int split, int64_t cg0,
-                                              int64_t cg1, uint32_t* panel) {
-  const int64_t plane = l.Hp * l.Wp;
+// One tap's groups of a panel from n consecutive planes (s: the first plane's word at the
+// tap's offset, dst: that group's mr words): two runs per group, the second from lane split.
+__attribute__((target("avx2"))) void twoRuns8(const uint32_t* s, int64_t plane, int64_t n, int64_t a, int64_t b,
+                                              int split, uint32_t* dst) {
   const __m256i second = _mm256_cmpgt_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), _mm256_set1_epi32(split - 1));
-  for (int64_t kh = 0; kh < g.kH; ++kh)
-    for (int64_t kw = 0; kw < g.kW; ++kw) {
-      const uint32_t* s = img + kh * g.dH * l.Wp + kw * g.dW + cg0 * plane;
-      uint32_t* dst = panel + ((kh * g.kW + kw) * p.CG + cg0) * 8;
-      for (int64_t cg = cg0; cg < cg1; ++cg, s += plane, dst += 8) {
-        const __m256i v1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(s + a));
-        const __m256i v2 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(s + b));
-        _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst), _mm256_blendv_epi8(v1, v2, second));
-      }
-    }
+  for (int64_t i = 0; i < n; ++i, s += plane, dst += 8) {
+    const __m256i v1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(s + a));
+    const __m256i v2 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(s + b));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst), _mm256_blendv_epi8(v1, v2, second));
+  }
 }
 
 // The same for stride-2 runs (pixel r of a run at a + 2 r: 3x3 stride-2 layers, whose
 // gather went word by word at 22% of the layer's time): 16 words loaded per run and their
 // even words kept (vpmovqd). Reads at most one word past the last one used.
-__attribute__((target("avx512f,avx2"))) void twoRuns8s2(const PixParams& p, const Conv2dGeom& g, const Layout& l,
-                                                        const uint32_t* img, int64_t a, int64_t b, int split,
-                                                        int64_t cg0, int64_t cg1, uint32_t* panel) {
-  const int64_t plane = l.Hp * l.Wp;
+__attribute__((target("avx512f,avx2"))) void twoRuns8s2(const uint32_t* s, int64_t plane, int64_t n, int64_t a,
+                                                        int64_t b, int split, uint32_t* dst) {
   const __m256i second = _mm256_cmpgt_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), _mm256_set1_epi32(split - 1));
-  for (int64_t kh = 0; kh < g.kH; ++kh)
-    for (int64_t kw = 0; kw < g.kW; ++kw) {
-      const uint32_t* s = img + kh * g.dH * l.Wp + kw * g.dW + cg0 * plane;
-      uint32_t* dst = panel + ((kh * g.kW + kw) * p.CG + cg0) * 8;
-      for (int64_t cg = cg0; cg < cg1; ++cg, s += plane, dst += 8) {
-        const __m256i v1 = _mm512_maskz_cvtepi64_epi32(__mmask8(0xff), _mm512_loadu_si512(s + a));
-        const __m256i v2 = _mm512_maskz_cvtepi64_epi32(__mmask8(0xff), _mm512_loadu_si512(s + b));
-        _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst), _mm256_blendv_epi8(v1, v2, second));
-      }
-    }
+  for (int64_t i = 0; i < n; ++i, s += plane, dst += 8) {
+    const __m256i v1 = _mm512_maskz_cvtepi64_epi32(__mmask8(0xff), _mm512_loadu_si512(s + a));
+    const __m256i v2 = _mm512_maskz_cvtepi64_epi32(__mmask8(0xff), _mm512_loadu_si512(s + b));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst), _mm256_blendv_epi8(v1, v2, second));
+  }
 }
 
-void twoRuns4(const PixParams& p, const Conv2dGeom& g, const Layout& l, const uint32_t* img, int64_t a, int64_t b,
-              int split, int64_t cg0, int64_t cg1, uint32_t* panel) {
-  const int64_t plane = l.Hp * l.Wp;
+void twoRuns4(const uint32_t* s, int64_t plane, int64_t n, int64_t a, int64_t b, int split, uint32_t* dst) {
   const __m128i second = _mm_cmpgt_epi32(_mm_setr_epi32(0, 1, 2, 3), _mm_set1_epi32(split - 1));
-  for (int64_t kh = 0; kh < g.kH; ++kh)
-    for (int64_t kw = 0; kw < g.kW; ++kw) {
-      const uint32_t* s = img + kh * g.dH * l.Wp + kw * g.dW + cg0 * plane;
-      uint32_t* dst = panel + ((kh * g.kW + kw) * p.CG + cg0) * 4;
-      for (int64_t cg = cg0; cg < cg1; ++cg, s += plane, dst += 4) {
-        const __m128i v1 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(s + a));
-        const __m128i v2 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(s + b));
-        _mm_storeu_si128(reinterpret_cast<__m128i*>(dst),
-                         _mm_or_si128(_mm_and_si128(second, v2), _mm_andnot_si128(second, v1)));
-      }
-    }
+  for (int64_t i = 0; i < n; ++i, s += plane, dst += 4) {
+    const __m128i v1 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(s + a));
+    const __m128i v2 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(s + b));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(dst), _mm_or_si128(_mm_and_si128(second, v2), _mm_andnot_si128(second, v1)));
+  }
 }
 
 template <int MR>
@@ -360,14 +340,11 @@ void packPanel(const PixParams& p, const Conv2dGeom& g, const Layout& l, const u
     for (int r = split + 1; r < MR; ++r) runs = runs && base[r] == base[split] + q * (r - split);
     if (runs) {
       const int64_t b = split == MR ? base[0] : base[split] - q * split;
-      if constexpr (MR == 8) {
-        if (q == 2)
-          twoRuns8s2(p, g, l, img, base[0], b, split, cg0, cg1, panel);
-        else
-          twoRuns8(p, g, l, img, base[0], b, split, cg0, cg1, panel);
-      } else {
-        twoRuns4(p, g, l, img, base[0], b, split, cg0, cg1, panel);
-      }
+      const auto fn = MR == 4 ? twoRuns4 : q == 2 ? twoRuns8s2 : twoRuns8;
+      for (int64_t kh = 0; kh < g.kH; ++kh)
+        for (int64_t kw = 0; kw < g.kW; ++kw)
+          fn(img + kh * g.dH * l.Wp + kw * g.dW + cg0 * plane, plane, cg1 - cg0, base[0], b, split,
+             panel + ((kh * g.kW + kw) * p.CG + cg0) * MR);
       return;
     }
   }
