@@ -733,9 +733,8 @@ void quantizePhases(const I8Config& c, const float* x, int64_t C, int64_t H, int
 void packPhasesU8(const I8Config& c, const uint8_t* x, int64_t C, int64_t H, int64_t W, int64_t pt, int64_t pb,
                   int64_t pl, int64_t pr, int64_t sH, int64_t sW, int32_t zp, uint32_t* dst, uint32_t* scratch,
                   int64_t r0, int64_t r1) {
-  const RowBytes rb = rowBytesFor(c);
   phases(c, C, H, W, pt, pb, pl, pr, sH, sW, zp, dst, scratch, r0, r1, [&](int64_t cg, int rows, int64_t h, uint32_t* row) {
-    rb(x + (cg * c.kg * H + h) * W, H * W, rows, W, W, zp, 32 / c.kg, row);
+    rowWordsU8(c, x + (cg * c.kg * H + h) * W, H * W, rows, W, row);
   });
 }
 
