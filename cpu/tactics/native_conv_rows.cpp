@@ -625,21 +625,12 @@ void runRows(const StepArgs& a) {
 
   // Work items: (image, group, pixel block, channel block). Pixel blocks split the mr-pixel
   // tiles evenly, channel blocks the nr-channel panels; with several tasks the blocks are
-  // split further until every task gets the same number of items (or at least four).
+  // split further until the tasks get about the same work (convGrid, task_split.h).
   const int mr = c.mr, nr = c.nr;
   const int64_t tilesP = ceilDiv(P, mr), panelsM = ceilDiv(g.Mg, nr);
-  int64_t pBlocks = std::min(tilesP, ceilDiv(P, blk.mcPix)), cBlocks = std::min(panelsM, ceilDiv(g.Mg, blk.ncChan));
   const int64_t units = g.N * g.G;
-  while (T > 1) {
-    const int64_t items = units * pBlocks * cBlocks;
-    if (items >= T && (items % T == 0 || items >= 4 * T)) break;
-    if (cBlocks < panelsM && (cBlocks <= pBlocks || pBlocks == tilesP))
-      ++cBlocks;
-    else if (pBlocks < tilesP)
-      ++pBlocks;
-    else
-      break;
-  }
+  const ConvGrid grid = convGrid(T, units, P, mr, panelsM, ceilDiv(P, blk.mcPix), ceilDiv(g.Mg, blk.ncChan), false);
+  const int64_t pBlocks = grid.pBlocks, cBlocks = grid.cBlocks;
   const int64_t items = units * pBlocks * cBlocks, n = std::min<int64_t>(T, items);
   const int64_t perGroup = packedBFloats(c, K, g.Mg), nPad = roundUp(g.Mg, nr), kb = kBlockOf(c, K);
   const float* wp = a.blobs[0].as<float>();

@@ -70,6 +70,76 @@ inline int preparedSlots(const runtime::PrepareInfo& info) {
   return info.tasks > 0 ? std::min(info.tasks, threads) : threads;
 }
 
+// The blocks of a conv step's work grid for T tasks. Items are (unit, pixel block, channel
+// block) -- with cMajor (unit, channel block, pixel block) -- units being images x groups;
+// pixel block b of pBlocks holds the mr-pixel tiles rangeBegin(tilesP, b, pBlocks) ..
+// (P pixels in all, the last tile short), channel block b the nr-channel panels
+// rangeBegin(panelsM, b, cBlocks) .., and task t the items rangeBegin(items, t, tasks) ..
+// (tasks = min(T, items)). `minP` / `minC`: the blocks cache blocking asks for at least.
+struct ConvGrid {
+  int64_t pBlocks = 1, cBlocks = 1;
+};
+
+// The largest task's work (pixels x panels) under `g`.
+inline int64_t convGridMaxTask(int T, int64_t units, int64_t P, int mr, int64_t panelsM, bool cMajor, ConvGrid g) {
+  const int64_t tilesP = (P + mr - 1) / mr, items = units * g.pBlocks * g.cBlocks, n = std::min<int64_t>(T, items);
+  auto pixAt = [&](int64_t b) { return std::min(P, tilesP * b / g.pBlocks * mr); };
+  auto panAt = [&](int64_t b) { return panelsM * b / g.cBlocks; };
+  // The work of items [0, it).
+  auto before = [&](int64_t it) {
+    if (!cMajor) {
+      const int64_t r = it / g.cBlocks, rem = it % g.cBlocks, u = r / g.pBlocks, pb = r % g.pBlocks;
+      return u * P * panelsM + pixAt(pb) * panelsM + (pixAt(pb + 1) - pixAt(pb)) * panAt(rem);
+    }
+    const int64_t r = it / g.pBlocks, rem = it % g.pBlocks, u = r / g.cBlocks, cb = r % g.cBlocks;
+    return u * P * panelsM + panAt(cb) * P + (panAt(cb + 1) - panAt(cb)) * pixAt(rem);
+  };
+  int64_t most = 0;
+  for (int64_t t = 0; t < n; ++t) most = std::max(most, before(items * (t + 1) / n) - before(items * t / n));
+  return most;
+}
+
+// The grid for T tasks: first the rule the kernels grew with (channel blocks and pixel blocks
+// raised in turn from the minimums until the tasks divide the items or each has four; with
+// cMajor at least T channel blocks), kept unless another grid of at most max(8 T, its items)
+// items gives the largest task 2% less work. That rule balanced items, not work: mobilenet_v2's
+// 14x14 576 -> 96 projections (3 panels of 32, 14 tiles of 14 pixels) went to two channel
+// blocks of 1 and 2 panels, one task doing twice the other's work; 2 pixel blocks of 7 tiles
+// split it evenly.
+inline ConvGrid convGrid(int T, int64_t units, int64_t P, int mr, int64_t panelsM, int64_t minP, int64_t minC,
+                         bool cMajor) {
+  const int64_t tilesP = (P + mr - 1) / mr;
+  ConvGrid g{std::max<int64_t>(1, std::min(tilesP, minP)), std::max<int64_t>(1, std::min(panelsM, minC))};
+  if (T <= 1) return g;
+  while (true) {
+    const int64_t items = units * g.pBlocks * g.cBlocks;
+    if (items >= T && (items % T == 0 || items >= 4 * T)) break;
+    if (g.cBlocks < panelsM && (g.cBlocks <= g.pBlocks || g.pBlocks == tilesP))
+      ++g.cBlocks;
+    else if (g.pBlocks < tilesP)
+      ++g.pBlocks;
+    else
+      break;
+  }
+  if (cMajor) g.cBlocks = std::min<int64_t>(panelsM, std::max<int64_t>(g.cBlocks, T));
+  const int64_t old = convGridMaxTask(T, units, P, mr, panelsM, cMajor, g);
+  const int64_t cap = std::max<int64_t>(8 * int64_t(T), units * g.pBlocks * g.cBlocks);
+  ConvGrid best = g;
+  int64_t bestCost = old, bestItems = INT64_MAX;
+  const int64_t c0 = cMajor ? std::min<int64_t>(panelsM, std::max<int64_t>(minC, T)) : std::max<int64_t>(1, minC);
+  for (int64_t cb = std::min(panelsM, c0); cb <= panelsM && units * cb <= cap; ++cb)
+    for (int64_t pb = std::max<int64_t>(1, std::min(tilesP, minP)); pb <= tilesP && units * pb * cb <= cap; ++pb) {
+      const int64_t cost = convGridMaxTask(T, units, P, mr, panelsM, cMajor, ConvGrid{pb, cb});
+      const int64_t items = units * pb * cb;
+      if (cost * 50 < old * 49 && (cost < bestCost || (cost == bestCost && items < bestItems))) {
+        best = ConvGrid{pb, cb};
+        bestCost = cost;
+        bestItems = items;
+      }
+    }
+  return best;
+}
+
 // The splits to time for a 2-D Conv with attributes `a` at the profile's opt shapes (none
 // where they are not static); `items(g)`: the work items the kernel can spread.
 template <typename Items>

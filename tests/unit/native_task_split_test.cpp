@@ -115,7 +115,13 @@ const std::vector<SplitCase>& splitCases() {
   // keeps one task).
   const Case live1{"c3x3_512x1x1_M512", "Conv", "", {Dims{1, 512, 1, 1}, Dims{512, 512, 3, 3}, Dims{512}},
                    {false, true, true}, spatial(3, 1, 1, 1)};
+  // mobilenet_v2's 14x14 projections in small: 3 panels of 32 output channels over 14 tiles
+  // of 14 pixels, which convGrid splits by pixels (two channel blocks would be 1 and 2 panels);
+  // 3.6 MFLOP: two tasks by the threshold.
+  const Case proj{"pw_96x14x14_M96", "Conv", "", {Dims{1, 96, 14, 14}, Dims{96, 96, 1, 1}, Dims{96}},
+                  {false, true, true}, pointwise()};
   static const std::vector<SplitCase> cases = {
+      {"f32_conv2d_rows_14x32__avx512", proj, 0, true, 2}, {"f32_conv2d_rows_nchw16c_14x32__avx512", proj, 16, true, 2},
       {"f32_conv2d_rows_nchw8c_6x16__avx2", live1, 8}, {"f32_conv2d_rows_nchw16c_14x32__avx512", live1, 16},
       {"f32_conv2d_rows_6x16__avx2", conv},      {"f32_conv2d_rows_nchw8c_6x16__avx2", conv, 8},
       {"f32_conv2d_rows_14x32__avx512", conv},   {"f32_conv2d_rows_nchw16c_14x32__avx512", conv, 16},
@@ -229,6 +235,99 @@ TEST(NativeTaskSplitWindow, OnlyBetweenClearlyTinyAndClearlyLarge) {
     const Built b = build(c, 5);
     EXPECT_EQ(k->taskSplits(infoOf(b, 2)), std::vector<int>{}) << c.name;
   }
+}
+
+// convGrid (task_split.h): the largest task's work as the items enumerate it, the grid's
+// blocks within their limits, never more work for the largest task than the rule of equal
+// item counts, and an even split where one exists.
+int64_t enumeratedMaxTask(int T, int64_t units, int64_t P, int mr, int64_t panelsM, bool cMajor,
+                          cpu::tactics::ConvGrid g) {
+  using cpu::tactics::rangeBegin;
+  const int64_t tilesP = (P + mr - 1) / mr, items = units * g.pBlocks * g.cBlocks, n = std::min<int64_t>(T, items);
+  int64_t most = 0;
+  for (int64_t t = 0; t < n; ++t) {
+    int64_t work = 0;
+    for (int64_t it = rangeBegin(items, t, n); it < rangeBegin(items, t + 1, n); ++it) {
+      const int64_t cb = cMajor ? (it / g.pBlocks) % g.cBlocks : it % g.cBlocks;
+      const int64_t pb = cMajor ? it % g.pBlocks : (it / g.cBlocks) % g.pBlocks;
+      const int64_t pix = std::min(P, rangeBegin(tilesP, pb + 1, g.pBlocks) * mr) -
+                          std::min(P, rangeBegin(tilesP, pb, g.pBlocks) * mr);
+      work += pix * (rangeBegin(panelsM, cb + 1, g.cBlocks) - rangeBegin(panelsM, cb, g.cBlocks));
+    }
+    most = std::max(most, work);
+  }
+  return most;
+}
+
+TEST(NativeConvGrid, MaxTaskIsTheEnumeratedOne) {
+  for (int T : {2, 3, 4})
+    for (int64_t units : {1, 2, 3})
+      for (int64_t P : {1, 13, 49, 196})
+        for (int64_t panels : {1, 3, 5})
+          for (bool cMajor : {false, true})
+            for (int64_t pb = 1; pb <= 5; ++pb)
+              for (int64_t cb = 1; cb <= panels; ++cb) {
+                const int64_t tilesP = (P + 13) / 14;
+                if (pb > tilesP) continue;
+                const cpu::tactics::ConvGrid g{pb, cb};
+                EXPECT_EQ(cpu::tactics::convGridMaxTask(T, units, P, 14, panels, cMajor, g),
+                          enumeratedMaxTask(T, units, P, 14, panels, cMajor, g))
+                    << "T " << T << " units " << units << " P " << P << " panels " << panels << " grid " << pb << "x"
+                    << cb << " cMajor " << cMajor;
+              }
+}
+
+TEST(NativeConvGrid, BalancesWorkNotItems) {
+  using cpu::tactics::convGrid;
+  using cpu::tactics::convGridMaxTask;
+  // mobilenet_v2's 14x14 576 -> 96 on two tasks: 196 x 3 pixel-panels, 294 each.
+  const cpu::tactics::ConvGrid g = convGrid(2, 1, 196, 14, 3, 1, 1, false);
+  EXPECT_EQ(convGridMaxTask(2, 1, 196, 14, 3, false, g), 294) << g.pBlocks << "x" << g.cBlocks;
+  EXPECT_EQ(g.pBlocks * g.cBlocks, 2) << "the fewest items that split it evenly";
+  // One task: the cache blocking's minimums as they are.
+  const cpu::tactics::ConvGrid one = convGrid(1, 1, 784, 6, 8, 11, 2, false);
+  EXPECT_EQ(one.pBlocks, 11);
+  EXPECT_EQ(one.cBlocks, 2);
+  for (int T : {2, 3, 4, 8})
+    for (int64_t units : {1, 2})
+      for (int mr : {6, 14})
+        for (int64_t P : {7, 49, 196, 784})
+          for (int64_t panels : {1, 2, 3, 5, 12})
+            for (int64_t minP : {1, 3, 11})
+              for (int64_t minC : {1, 2})
+                for (bool cMajor : {false, true}) {
+                  if (cMajor && panels < T) continue;  // the kernels go channel-major only with >= T panels
+                  const int64_t tilesP = (P + mr - 1) / mr;
+                  const cpu::tactics::ConvGrid got = convGrid(T, units, P, mr, panels, minP, minC, cMajor);
+                  // The rule of equal item counts, as the kernels had it.
+                  cpu::tactics::ConvGrid old{std::min(tilesP, minP), std::min(panels, minC)};
+                  while (true) {
+                    const int64_t items = units * old.pBlocks * old.cBlocks;
+                    if (items >= T && (items % T == 0 || items >= 4 * T)) break;
+                    if (old.cBlocks < panels && (old.cBlocks <= old.pBlocks || old.pBlocks == tilesP))
+                      ++old.cBlocks;
+                    else if (old.pBlocks < tilesP)
+                      ++old.pBlocks;
+                    else
+                      break;
+                  }
+                  if (cMajor) old.cBlocks = std::max<int64_t>(old.cBlocks, T);
+                  const std::string at = "T " + std::to_string(T) + " units " + std::to_string(units) + " mr " +
+                                         std::to_string(mr) + " P " + std::to_string(P) + " panels " +
+                                         std::to_string(panels) + " min " + std::to_string(minP) + "x" +
+                                         std::to_string(minC) + (cMajor ? " cMajor" : "");
+                  EXPECT_GE(got.pBlocks, std::min(tilesP, minP)) << at;
+                  EXPECT_LE(got.pBlocks, tilesP) << at;
+                  EXPECT_GE(got.cBlocks, std::min(panels, cMajor ? std::max<int64_t>(minC, T) : minC)) << at;
+                  EXPECT_LE(got.cBlocks, panels) << at;
+                  const int64_t work = convGridMaxTask(T, units, P, mr, panels, cMajor, got);
+                  EXPECT_LE(work, convGridMaxTask(T, units, P, mr, panels, cMajor, old)) << at;
+                  // Where whole pixel tiles split evenly over the tasks (no minimum in the way),
+                  // the largest task does its share and no more.
+                  if (!cMajor && units == 1 && minP == 1 && minC == 1 && P % mr == 0 && tilesP % T == 0) {
+                    EXPECT_EQ(work * T, P * panels) << at;
+                  }
+                }
 }
 
 }  // namespace
