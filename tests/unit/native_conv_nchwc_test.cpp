@@ -203,6 +203,10 @@ const std::vector<Epi>& epilogues() {
       {"gelu", "Gelu", {}, 0},      {"res_add_relu", "Relu", {}, 1},
       {"res_relu_add", "Relu", {}, 2}, {"res_only", "", {}, 1},
       {"res_sigmoid", "Sigmoid", {}, 1},
+      // The tiles' own HardSwish / HardSigmoid (alpha, beta in the two parameters), around
+      // a residual either way.
+      {"hardsigmoid", "HardSigmoid", {0.3f, 0.4f}, 0}, {"res_hardswish_add", "HardSwish", {}, 2},
+      {"res_add_hardsigmoid", "HardSigmoid", {0.25f, 0.5f}, 1},
   };
   return e;
 }
