@@ -22,8 +22,8 @@
 //  - Blocked output (f32_conv2d_fewc_nchw16c_* / nchw8c_*, Kernel::nchwcPlainInput): the
 //    image stays row-major, the output is NCHW<b>c; the register tile [pixels][B] is B/b
 //    whole blocks [pixels][b], stored straight into the block rows (no transpose), the bias
-//    and Relu / Clip applied in registers, other activations by the epilogue row over each
-//    block row (OW b contiguous floats), the padding lanes zeroed last. B = 64, 32 or 16 per
+//    and Relu / Clip / HardSwish applied in registers, other activations by the epilogue row
+//    over each block row (OW b contiguous floats), the padding lanes zeroed last. B = 64, 32 or 16 per
 //    call (6x64, 8x32, 14x16 on AVX-512; 3x32, 6x16 on AVX2): a narrow chunk wastes no work
 //    on the 16- and 32-channel stems. Measured (NativeConvStemNchwcBench.DISABLED_Timing,
 //    1 thread, min of 40, three runs), the best blocked form against the best row-major
@@ -47,6 +47,7 @@
 #include <cstring>
 #include <string>
 
+#include "cpu/tactics/epilogue_act.h"
 #include "cpu/tactics/gemm_kernels.h"
 #include "cpu/tactics/native_linear_conv.h"
 #include "cpu/tactics/native_linear_epilogue.h"
@@ -205,7 +206,7 @@ RowFn rowFn(StemIsa isa) {
 // ---------------------------------------------------------------------------------------
 // Blocked output (NCHW<b>c): the [pixels][B] register tile is B/b whole blocks of
 // [pixels][b], stored straight into the output's block rows (no transpose), with the bias
-// and a Relu / Clip applied in registers.
+// and a Relu / Clip / HardSwish applied in registers.
 
 struct BlockedRow {
   const float* rows;        // the C kH padded input rows, Wp apart
@@ -213,7 +214,8 @@ struct BlockedRow {
   const float* w;           // [taps][kW][B] filter of this channel chunk
   int64_t OW;               // valid output pixels of the row
   const float* bias;        // B floats (zeros past the output channels)
-  float lo, hi;             // clamp bounds after the bias (clamp: 0 none, 1 lo, 2 lo and hi)
+  float lo, hi;             // clamp bounds after the bias (clamp: 0 none, 1 lo, 2 lo and hi,
+                            // 3 HardSwish, epi::act16 / act8's operations)
   int clamp;
   float* y;                 // block row (ob, oy, 0) of the chunk's first block
   int64_t blockStride;      // floats between the chunk's consecutive blocks (OH OW b)
@@ -252,8 +254,9 @@ __attribute__((target("avx512f"))) void rowAvx512Blocked(const BlockedRow& a) {
 #pragma GCC unroll 4
       for (int v = 0; v < NV; ++v) {
         __m512 s = _mm512_add_ps(acc[r][v], bias[v]);
-        if (a.clamp >= 1) s = _mm512_max_ps(lo, s);  // NaN kept (the second operand)
-        if (a.clamp >= 2) s = _mm512_min_ps(hi, s);
+        if (a.clamp == 1 || a.clamp == 2) s = _mm512_max_ps(lo, s);  // NaN kept (the second operand)
+        if (a.clamp == 2) s = _mm512_min_ps(hi, s);
+        if (a.clamp == 3) s = epi::act16<epi::kHardSwish>(s, lo, hi);
         acc[r][v] = s;
       }
     const int64_t n = std::min<int64_t>(R, a.OW - ox);
@@ -309,8 +312,9 @@ __attribute__((target("avx2,fma"))) void rowAvx2Blocked(const BlockedRow& a) {
 #pragma GCC unroll 4
       for (int v = 0; v < NV; ++v) {
         __m256 s = _mm256_add_ps(acc[r][v], bias[v]);
-        if (a.clamp >= 1) s = _mm256_max_ps(lo, s);  // NaN kept (the second operand)
-        if (a.clamp >= 2) s = _mm256_min_ps(hi, s);
+        if (a.clamp == 1 || a.clamp == 2) s = _mm256_max_ps(lo, s);  // NaN kept (the second operand)
+        if (a.clamp == 2) s = _mm256_min_ps(hi, s);
+        if (a.clamp == 3) s = epi::act8<epi::kHardSwish>(s, lo, hi);
         acc[r][v] = s;
       }
     const int64_t n = std::min<int64_t>(R, a.OW - ox);
@@ -586,6 +590,10 @@ void runStemNchwc(const StepArgs& a) {
     clamp = 2;
     lo = epi.p0;
     hi = epi.p1;
+  } else if (epi.act == Activation::kHardSwish) {
+    // mobilenet_v3's stem: in the tile, not a second pass over each stored block row
+    // (NativeConvStemNchwcBench, 14x16: the pass cost ~15% of the Conv).
+    clamp = 3;
   }
   const bool rowEpi = epi.act != Activation::kNone && clamp == 0;
   const EpilogueRow row = epilogueRow(epi);
