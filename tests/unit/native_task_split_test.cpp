@@ -330,4 +330,29 @@ TEST(NativeConvGrid, BalancesWorkNotItems) {
                 }
 }
 
+// The per-thread table in front of the search: every key, asked twice in a row and again
+// after ~1000 others (collisions in its 256 slots included), gives the search's grid.
+TEST(NativeConvGrid, RememberedGridsAreTheSearchedOnes) {
+  using cpu::tactics::ConvGrid;
+  std::vector<std::vector<int64_t>> keys;
+  for (int T : {2, 3, 4})
+    for (int64_t units : {1, 2})
+      for (int64_t P : {7, 49, 196, 784})
+        for (int64_t panels : {1, 3, 5, 12})
+          for (int64_t minP : {1, 3})
+            for (int64_t minC : {1, 2})
+              for (int cMajor : {0, 1})
+                if (!cMajor || panels >= T) keys.push_back({T, units, P, panels, minP, minC, cMajor});
+  ASSERT_GT(keys.size(), 512u);
+  for (int round = 0; round < 2; ++round)
+    for (const auto& k : keys) {
+      const ConvGrid want = cpu::tactics::convGridSearch(int(k[0]), k[1], k[2], 14, k[3], k[4], k[5], k[6] != 0);
+      for (int again = 0; again < 2; ++again) {
+        const ConvGrid got = cpu::tactics::convGrid(int(k[0]), k[1], k[2], 14, k[3], k[4], k[5], k[6] != 0);
+        EXPECT_EQ(got.pBlocks, want.pBlocks);
+        EXPECT_EQ(got.cBlocks, want.cBlocks);
+      }
+    }
+}
+
 }  // namespace
