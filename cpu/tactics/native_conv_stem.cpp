@@ -23,9 +23,9 @@
 //    image stays row-major, the output is NCHW<b>c; the register tile [pixels][B] is B/b
 //    whole blocks [pixels][b], stored straight into the block rows (no transpose), the bias
 //    and Relu / Clip / HardSwish applied in registers, other activations by the epilogue row
-//    over each block row (OW b contiguous floats), the padding lanes zeroed last. B = 64, 32 or 16 per
-//    call (6x64, 8x32, 14x16 on AVX-512; 3x32, 6x16 on AVX2): a narrow chunk wastes no work
-//    on the 16- and 32-channel stems. Measured (NativeConvStemNchwcBench.DISABLED_Timing,
+//    over each block row (OW b contiguous floats), the padding lanes zeroed last. B = 64, 32
+//    or 16 per call (6x64, 8x32, 14x16 on AVX-512; 3x32, 6x16 on AVX2): a narrow chunk wastes
+//    no work on the 16- and 32-channel stems. Measured (NativeConvStemNchwcBench.DISABLED_Timing,
 //    1 thread, min of 40, three runs), the best blocked form against the best row-major
 //    kernel plus the x32 Reorder of its output to NCHW16c (in cache, optimistic):
 //      resnet 7x7 s2 3->64 @224:     6x64 1.25-1.39 ms    vs 1.50-1.70 + 0.25-0.27 ms

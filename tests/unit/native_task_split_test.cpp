@@ -121,7 +121,8 @@ const std::vector<SplitCase>& splitCases() {
   const Case proj{"pw_96x14x14_M96", "Conv", "", {Dims{1, 96, 14, 14}, Dims{96, 96, 1, 1}, Dims{96}},
                   {false, true, true}, pointwise()};
   static const std::vector<SplitCase> cases = {
-      {"f32_conv2d_rows_14x32__avx512", proj, 0, true, 2}, {"f32_conv2d_rows_nchw16c_14x32__avx512", proj, 16, true, 2},
+      {"f32_conv2d_rows_14x32__avx512", proj, 0, true, 2},
+      {"f32_conv2d_rows_nchw16c_14x32__avx512", proj, 16, true, 2},
       {"f32_conv2d_rows_nchw8c_6x16__avx2", live1, 8}, {"f32_conv2d_rows_nchw16c_14x32__avx512", live1, 16},
       {"f32_conv2d_rows_6x16__avx2", conv},      {"f32_conv2d_rows_nchw8c_6x16__avx2", conv, 8},
       {"f32_conv2d_rows_14x32__avx512", conv},   {"f32_conv2d_rows_nchw16c_14x32__avx512", conv, 16},
