@@ -390,8 +390,7 @@ __attribute__((target("amx-tile,amx-int8,avx512f,avx512bw"))) void runItems(cons
           }
           s.row(s.epi, y, z, nullptr, s.bias ? s.bias[co] : 0.0f, np);
         } else if (s.bias) {
-          const float bv = s.bias[co];
-          for (int64_t i = 0; i < np; ++i) y[i] = y[i] + bv;
+          s.row(s.epi, y, nullptr, nullptr, s.bias[co], np);  // one add, in vectors (no activation)
         }
         if (p.outU8) quantizeU8For(quadConfig(), y, np, p.outInv, p.outZero, s.Y->as<uint8_t>() + yo);
       }
