@@ -1,6 +1,7 @@
 // The builder: ONNX → IR → (passes) → tactic choice by timing on the real shapes, with a
 // timing cache → memory plan → engine bytes.
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
@@ -23,6 +24,7 @@
 #include "cuda/runtime.h"
 #endif
 #include "codegen/layout_selection.h"
+#include "codegen/precision_guard.h"
 #include "codegen/timing_cache.h"
 #include "cpu/reference.h"
 #include "cpu/tactics/nchwc.h"
@@ -1413,6 +1415,28 @@ struct OutputData {
 };
 using Outputs = std::map<std::string, OutputData>;
 
+// Binds `batch` (by input name) to `ctx` and owned output tensors of the shapes the inputs
+// give (data-dependent outputs stay the engine's: read after a run through outputData()).
+std::map<std::string, ir::Tensor> bindBatch(const Engine& e, ExecutionContext& ctx,
+                                            const std::map<std::string, ir::Tensor>& batch) {
+  for (const auto& [name, t] : batch)
+    ANVIL_CHECK(ctx.setInputShape(name, t.dims()).isOk() && ctx.setTensorAddress(name, const_cast<void*>(t.raw())).isOk(),
+                ErrorCode::kInternal, "cannot bind input '", name, "'");
+  std::map<std::string, ir::Tensor> outs;
+  for (const TensorDesc& d : e.io()) {
+    if (d.isInput) continue;
+    std::vector<int64_t> dims;
+    ANVIL_CHECK(ctx.getTensorShape(d.name, &dims).isOk(), ErrorCode::kInternal, "shape of output '", d.name, "'");
+    bool known = true;
+    for (int64_t x : dims) known &= x >= 0;
+    if (!known) continue;
+    ir::Tensor t(ir::DataType(int(d.dtype)), dims);
+    ctx.setTensorAddress(d.name, t.nbytes() ? t.mutableRaw() : nullptr);
+    outs.emplace(d.name, std::move(t));
+  }
+  return outs;
+}
+
 std::vector<Outputs> runBatches(const std::string& bytes, const std::vector<std::map<std::string, ir::Tensor>>& batches) {
   std::shared_ptr<Engine> e;
   Status st = Engine::fromBytes(bytes, &e);
@@ -1428,23 +1452,7 @@ std::vector<Outputs> runBatches(const std::string& bytes, const std::vector<std:
   ANVIL_CHECK(st.isOk(), ErrorCode::kInternal, "verification: ", st.message());
   std::vector<Outputs> out;
   for (const auto& batch : batches) {
-    std::map<std::string, ir::Tensor> outs;
-    for (const auto& [name, t] : batch) {
-      ANVIL_CHECK(ctx->setInputShape(name, t.dims()).isOk() &&
-                      ctx->setTensorAddress(name, const_cast<void*>(t.raw())).isOk(),
-                  ErrorCode::kInternal, "verification: cannot bind input '", name, "'");
-    }
-    for (const TensorDesc& d : e->io()) {
-      if (d.isInput) continue;
-      std::vector<int64_t> dims;
-      ANVIL_CHECK(ctx->getTensorShape(d.name, &dims).isOk(), ErrorCode::kInternal, "verification: shape of '", d.name, "'");
-      bool known = true;
-      for (int64_t x : dims) known &= x >= 0;
-      if (!known) continue;  // data-dependent: read after the run through outputData()
-      ir::Tensor t(ir::DataType(int(d.dtype)), dims);
-      ctx->setTensorAddress(d.name, t.nbytes() ? t.mutableRaw() : nullptr);
-      outs.emplace(d.name, std::move(t));
-    }
+    const std::map<std::string, ir::Tensor> outs = bindBatch(*e, *ctx, batch);
     st = ctx->run();
     ANVIL_CHECK(st.isOk(), ErrorCode::kInternal, "verification run: ", st.message());
     Outputs o;
@@ -1612,6 +1620,128 @@ void buildVerified(const std::string& onnxPath, const BuilderConfig& config, std
 
 }  // namespace
 
+namespace codegen {
+
+bool precisionGuardApplies(const BuilderConfig& config) {
+  return config.precisionGuard && config.device == Device::kCPU && !config.autoPrecision &&
+         (config.int8 || config.fp16 || config.bf16);
+}
+
+std::pair<double, double> timeEnginesAlternating(const std::string& a, const std::string& b, int threads,
+                                                 const std::map<std::string, ir::Tensor>& inputs, int minRuns,
+                                                 double budgetMs) {
+  struct Side {
+    std::shared_ptr<Engine> engine;
+    std::unique_ptr<ExecutionContext> ctx;
+    std::map<std::string, ir::Tensor> outs;
+    std::vector<double> ms;
+  };
+  Side sides[2];
+  ContextOptions options;
+  options.threads = threads;
+  for (int k = 0; k < 2; ++k) {
+    Side& s = sides[k];
+    Status st = Engine::fromBytes(k == 0 ? a : b, &s.engine);
+    if (st.isOk()) st = s.engine->createContext(&s.ctx, options);
+    ANVIL_CHECK(st.isOk(), ErrorCode::kInternal, "precision guard: ", st.message());
+    s.outs = bindBatch(*s.engine, *s.ctx, inputs);
+  }
+  auto once = [](Side& s) {
+    const auto t0 = Clock::now();
+    const Status st = s.ctx->run();
+    ANVIL_CHECK(st.isOk(), ErrorCode::kInternal, "precision guard run: ", st.message());
+    return std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+  };
+  // Warm-up (first-run allocations, lazily started workers, weights into cache), then
+  // rounds of a few runs each (~10 ms of work a side, so a round is not one burst of load).
+  double slowest = 0;
+  for (Side& s : sides) {
+    once(s);
+    slowest = std::max(slowest, once(s));
+  }
+  const int perRound = std::clamp(int(std::ceil(10.0 / std::max(slowest, 1e-3))), 1, 20);
+  const auto start = Clock::now();
+  auto elapsedMs = [&] { return std::chrono::duration<double, std::milli>(Clock::now() - start).count(); };
+  while ((int(sides[0].ms.size()) < minRuns || elapsedMs() < budgetMs) && elapsedMs() < 2 * budgetMs)
+    for (Side& s : sides)
+      for (int r = 0; r < perRound; ++r) s.ms.push_back(once(s));
+  return {medianOf(sides[0].ms), medianOf(sides[1].ms)};
+}
+
+void guardPrecision(const std::string& onnxPath, const BuilderConfig& config, std::string* engine,
+                    BuildReport* report, const EngineTimer& timer) {
+  std::shared_ptr<Engine> reduced;
+  ANVIL_CHECK(Engine::fromBytes(*engine, &reduced).isOk(), ErrorCode::kInternal, "precision guard: engine");
+  int byCost = 0;
+  for (const LayerInfo& l : reduced->layers())
+    byCost += l.precision != "f32" && !l.precision.empty() && l.precisionReason == "cost";
+  if (!byCost) {
+    report->passLog.push_back("precision guard: no layer took a reduced precision by cost; nothing to compare");
+    return;
+  }
+  const auto start = Clock::now();
+  BuilderConfig c32 = config;
+  c32.fp16 = c32.bf16 = c32.int8 = false;
+  c32.progress = nullptr;
+  std::string bytes32;
+  BuildReport r32;
+  buildImpl(onnxPath, c32, &bytes32, &r32);
+  std::pair<double, double> ms;
+  if (timer) {
+    ms = timer(*engine, bytes32);
+  } else {
+    // The inputs: the first calibration batch (what the user will run), else random values
+    // at the opt shapes (integers zero: valid indices for any gather-like op).
+    std::vector<std::pair<std::string, ir::DataType>> ins;
+    std::map<std::string, std::vector<int64_t>> opt;
+    for (const TensorDesc& d : reduced->io())
+      if (d.isInput) {
+        ins.emplace_back(d.name, ir::DataType(int(d.dtype)));
+        opt[d.name] = reduced->optShape(d.name);
+      }
+    std::map<std::string, ir::Tensor> batch;
+    if (!config.calibrationData.empty()) {
+      auto batches = loadCalibrationBatches(config.calibrationData, ins, opt);
+      if (!batches.empty()) batch = std::move(batches.front());
+    }
+    if (batch.empty()) {
+      std::mt19937 rng(777);
+      for (const auto& [name, t] : ins)
+        batch.emplace(name, randomTensor(ir::TensorType{t, ir::Shape::fromExtents(opt.at(name))}, rng));
+    }
+    ms = timeEnginesAlternating(*engine, bytes32, config.threads, batch);
+  }
+  const bool keepF32 = ms.second <= ms.first;  // a tie: FP32, the same speed without the error
+  char line[256];
+  std::snprintf(line, sizeof line,
+                "precision guard: %d layers reduced by cost, engine %.3f ms; FP32 engine %.3f ms (medians, alternated "
+                "whole runs) -> kept the %s engine",
+                byCost, ms.first, ms.second, keepF32 ? "FP32" : "reduced-precision");
+  const double guardMs = std::chrono::duration<double, std::milli>(Clock::now() - start).count();
+  if (keepF32) {
+    std::vector<std::string> log = std::move(report->passLog);
+    const double before = report->buildMilliseconds;
+    *engine = std::move(bytes32);
+    *report = std::move(r32);
+    report->passLog.insert(report->passLog.begin(), log.begin(), log.end());
+    report->buildMilliseconds = before + guardMs;
+    char w[320];
+    std::snprintf(w, sizeof w,
+                  "the FP32 engine ran faster whole (%.3f ms) than the one with %d layers in reduced precision "
+                  "(%.3f ms): it is the engine built (--noPrecisionGuard keeps the reduced one)",
+                  ms.second, byCost, ms.first);
+    report->warnings.push_back(w);
+  } else {
+    report->buildMilliseconds += guardMs;
+  }
+  report->passLog.push_back(line);
+  report->guardReducedMs = ms.first;
+  report->guardF32Ms = ms.second;
+  report->guardKeptF32 = keepF32;
+}
+
+}  // namespace codegen
+
 Status Builder::buildFromOnnx(const std::string& onnxPath, const BuilderConfig& config, std::string* engine,
                               BuildReport* report) {
   BuildReport local;
@@ -1620,6 +1750,7 @@ Status Builder::buildFromOnnx(const std::string& onnxPath, const BuilderConfig& 
       buildVerified(onnxPath, config, engine, report ? report : &local);
     else
       buildImpl(onnxPath, config, engine, report ? report : &local);
+    if (codegen::precisionGuardApplies(config)) codegen::guardPrecision(onnxPath, config, engine, report ? report : &local);
     return Status::ok();
   } catch (const Error& e) {
     return Status(e.code(), e.what());

@@ -107,6 +107,7 @@ constexpr Flag kFlags[] = {
      "tau: INT8 layers estimate kappa from their INT8 result at run time and recompute in FP32 the components the "
      "test flags (--dumpProfile reports the fraction recomputed per layer)"},
     {"adaptiveTest", 1, "product (default: kappa_v*kappa_phi*u > tau) | ratio (kappa_phi/|v| > tau) | both"},
+    {"noPrecisionGuard", 0, "keep the engine whose layers took reduced precisions by their own times even where the FP32 engine runs faster whole (by default the builder times both engines and keeps the faster)"},
     {"precisionReport", 1, "write each layer's precision, reason and condition estimates as JSON to FILE and as a table to FILE.txt"},
     {"loadInputs", 1,
      "name:file[,name:file...] input data: .npy (dtype and shape from the file; with --onnx also the build shape "
@@ -311,6 +312,7 @@ void readPrecisionFlags(std::map<std::string, std::string>& flags, anvil::Builde
   if (has("componentPrecision")) cfg->componentPrecision = positive("componentPrecision");
   if (has("adaptivePrecision")) cfg->adaptivePrecision = positive("adaptivePrecision");
   if (has("adaptiveTest")) cfg->adaptiveTest = flags["adaptiveTest"];
+  cfg->precisionGuard = !has("noPrecisionGuard");
   if (has("accuracyMetric")) {
     cfg->accuracyMetric = flags["accuracyMetric"];
     ANVIL_CHECK(cfg->accuracyMetric == "relative" || cfg->accuracyMetric == "top1", ErrorCode::kInvalidArgument,
@@ -749,6 +751,11 @@ int run(int argc, char** argv) {
     if (report.loweredValues || report.loweredRefused)
       std::cout << "[I] INT8 chains: " << report.loweredValues << " activations stored u8 between INT8 layers, "
                 << report.loweredRefused << " left f32 (a kernel does not take them quantized)\n";
+    if (report.guardReducedMs >= 0)
+      std::cout << std::fixed << std::setprecision(3) << "[I] Precision guard: reduced-precision engine "
+                << report.guardReducedMs << " ms, FP32 engine " << report.guardF32Ms << " ms (medians, timed whole): kept the "
+                << (report.guardKeptF32 ? "FP32" : "reduced-precision") << " engine\n"
+                << std::defaultfloat << std::setprecision(6);
     if (report.verificationRounds > 0)
       std::cout << "[I] Precision verified: " << cfg.accuracyMetric << " error " << report.measuredError
                 << " on held-out calibration batches (tolerance " << cfg.accuracyTolerance << "), "

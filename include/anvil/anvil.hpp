@@ -162,6 +162,14 @@ struct BuilderConfig {
   // The profiler reports the fraction recomputed per layer (0: off).
   double adaptivePrecision = 0;
   std::string adaptiveTest = "product";
+  // The precision guard (--noPrecisionGuard turns it off). Layers take a reduced precision
+  // by their own times; what a mixed assignment adds between layers (quantize steps, the
+  // Reorders where a blocked f32 region is cut) is in no layer's time. Where some layer took
+  // a reduced precision by cost, the builder also builds the FP32 engine (the same
+  // configuration without --fp16/--bf16/--int8; --layerPrecisions stay) and times both
+  // whole, alternately, on the same inputs; the reduced engine is kept only where it is the
+  // faster. CPU builds without --precision=auto (whose budget, not speed, set the floor).
+  bool precisionGuard = true;
   // Called as tactics are timed: (done, total, current layer name).
   std::function<void(int, int, const std::string&)> progress;
 };
@@ -187,6 +195,11 @@ struct BuildReport {
   // read the bytes), and those left f32 because a kernel could not take them quantized.
   int loweredValues = 0;
   int loweredRefused = 0;
+  // The precision guard (BuilderConfig::precisionGuard): the median latency of the engine with
+  // reduced-precision layers and of the FP32 engine, timed whole (ms; -1 where the guard did
+  // not run), and whether the FP32 engine was kept (then the reduced one was slower).
+  double guardReducedMs = -1, guardF32Ms = -1;
+  bool guardKeptF32 = false;
   // CUDA builds: layers placed on each device, the copies placement inserted between them,
   // the op types left on the CPU (no CUDA kernel serves them), and the CUDA layers whose
   // tactic was chosen without timing.
