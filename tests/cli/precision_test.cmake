@@ -6,7 +6,8 @@
 #  - --layerPrecisions with an unknown layer and a bad precision are errors;
 #  - --precision=auto verifies on held-out batches and reports it;
 #  - --fp16 / --bf16 (forced) build and run close to FP32; --precisionReport writes JSON
-#    and a table; --adaptivePrecision / --componentPrecision are accepted.
+#    and a table; --adaptivePrecision / --componentPrecision are accepted;
+#  - --int8 by cost gets the precision guard's verdict; --noPrecisionGuard skips it.
 file(REMOVE_RECURSE ${OUT})
 file(MAKE_DIRECTORY ${OUT}/calib)
 # 12 samples: the example input and noisy copies, stacked along the batch axis.
@@ -48,6 +49,18 @@ for f in sorted(glob.glob(os.path.join(sys.argv[1], '*.npy'))):
 endfunction()
 
 anvil_run(fp32 TRUE)
+
+# --int8 by cost: the precision guard compares the engine with the FP32 one whole where some
+# layer took INT8 by cost and says so; --noPrecisionGuard skips it.
+anvil_run(guard TRUE --int8 --calibData=${OUT}/calib --verbose)
+if(NOT guard_out MATCHES "precision guard: no layer took a reduced precision by cost" AND
+   NOT guard_out MATCHES "\\[I\\] Precision guard: reduced-precision engine [0-9.]+ ms, FP32 engine [0-9.]+ ms")
+  message(FATAL_ERROR "--int8 without the precision guard's verdict:\n${guard_out}")
+endif()
+anvil_run(noguard TRUE --int8 --calibData=${OUT}/calib --verbose --noPrecisionGuard)
+if(noguard_out MATCHES "[Pp]recision guard")
+  message(FATAL_ERROR "--noPrecisionGuard still ran the guard:\n${noguard_out}")
+endif()
 
 # Forced INT8 on every linear layer.
 anvil_run(int8 TRUE --int8 --calibData=${OUT}/calib --calib=${OUT}/calib.cache --layerPrecisions=*:int8
