@@ -749,12 +749,14 @@ struct Vnni512 {
   template <int R, int NV, bool kConv, bool kTable>
   __attribute__((target("avx512f,avx512bw,avx512vnni"), always_inline)) static inline void products(
       int64_t KG, const uint32_t* bc, const uint32_t* vec, int64_t gStride, const int32_t* goff,
-      __m512i (&acc)[R][NV]) {
+      __m512i (&acc)[R][NV], const int32_t* rowStart = nullptr) {
     constexpr int MR = 8;
+    // rowStart: row r's sums start at -rowStart[r] (the zero-point term z_x * colsum, so the
+    // finish needs no subtraction: the same integer, exact either way).
     #pragma GCC unroll 24
     for (int r = 0; r < R; ++r)
 #pragma GCC unroll 24
-      for (int v = 0; v < NV; ++v) acc[r][v] = _mm512_setzero_si512();
+      for (int v = 0; v < NV; ++v) acc[r][v] = rowStart ? _mm512_set1_epi32(-rowStart[r]) : _mm512_setzero_si512();
     for (int64_t g = 0; g < KG; ++g) {
       const uint32_t* vg = kTable ? vec + goff[g] : vec;
       __m512i x[NV];
@@ -988,21 +990,20 @@ __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni"))) void vnniFinish(
     const RowFinish& f, const float* rowBias, const uint8_t* zq, int64_t ldz, uint8_t* yq, int64_t ldo, int cols) {
   constexpr int R = 8;
   __m512i acc[R][NV];
-  Vnni512::products<R, NV, true, false>(KG, bc, vec, gStride, nullptr, acc);
+  Vnni512::products<R, NV, true, false>(KG, bc, vec, gStride, nullptr, acc, zc);
   const __mmask16 all = 0xffff;
   const __m512 p0 = _mm512_set1_ps(f.p0), p1 = _mm512_set1_ps(f.p1), zs = _mm512_set1_ps(f.zScale),
                inv = _mm512_set1_ps(f.yInv), hi = _mm512_set1_ps(512.0f), zero = _mm512_setzero_ps();
   const __m512i zz = _mm512_set1_epi32(f.zZero), yz = _mm512_set1_epi32(f.yZero), q0 = _mm512_setzero_si512();
 #pragma GCC unroll 24
   for (int r = 0; r < R; ++r) {
-    const __m512i zr = _mm512_set1_epi32(zc[r]);
     const __m512 sr = _mm512_set1_ps(sc[r]), rb = _mm512_set1_ps(rowBias ? rowBias[r] : 0.0f);
 #pragma GCC unroll 24
     for (int v = 0; v < NV; ++v) {
       const int rem = cols - v * 16;
       if (rem <= 0) break;
       const __mmask16 k = rem >= 16 ? all : __mmask16((1u << rem) - 1);
-      __m512 y = _mm512_mul_ps(_mm512_maskz_cvtepi32_ps(all, _mm512_sub_epi32(acc[r][v], zr)), sr);
+      __m512 y = _mm512_mul_ps(_mm512_maskz_cvtepi32_ps(all, acc[r][v]), sr);  // acc started at -zc[r]
       asm("" : "+v"(y));  // rounded on its own, as the stored tile value: never contracted into an FMA
       y = _mm512_add_ps(y, rb);
       __m512 zv = zero;
@@ -1012,11 +1013,11 @@ __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni"))) void vnniFinish(
         asm("" : "+v"(zv));
         if (f.addFirst) y = _mm512_add_ps(y, zv);
       }
-      if (A == 1) y = _mm512_mask_mov_ps(y, _mm512_cmp_ps_mask(y, zero, _CMP_LT_OQ), zero);
-      if (A == 2) {
-        y = _mm512_mask_mov_ps(y, _mm512_cmp_ps_mask(y, p0, _CMP_LT_OQ), p0);
-        y = _mm512_mask_mov_ps(y, _mm512_cmp_ps_mask(y, p1, _CMP_GT_OQ), p1);
-      }
+      // max / min where finishRows compares and selects: they differ only in the sign of a
+      // zero result (max(-0, 0) is +0), which neither the residual add (zv is never -0: a
+      // positive scale times an integer's conversion) nor the quantizer can tell; no NaN here.
+      if (A == 1) y = _mm512_max_ps(y, zero);
+      if (A == 2) y = _mm512_min_ps(_mm512_max_ps(y, p0), p1);
       if (Z && !f.addFirst) y = _mm512_add_ps(y, zv);
       const __m512 q = _mm512_maskz_min_ps(all, _mm512_mul_ps(y, inv), hi);
       const __m512i qi = _mm512_maskz_max_epi32(all, _mm512_add_epi32(_mm512_maskz_cvtps_epi32(all, q), yz), q0);
