@@ -62,7 +62,8 @@ def run(cmd, check=True):
 
 def modes_of(meta, calib):
     """(label, flags). "fp16" etc. are the trtexec-style flags: the precision is allowed
-    besides FP32 and the builder keeps the fastest kernel per layer. "... all" forces every
+    besides FP32 and the builder keeps the fastest kernel per layer (then the whole engine only
+    where it runs faster than the FP32 one: the precision guard). "... all" forces every
     linear layer (--layerPrecisions=*:P): uniform precision, what the goal compares with."""
     metric = meta["metric"]
     cal = [f"--calibData={calib}"]
@@ -436,7 +437,8 @@ def observations(result):
     for n in models:
         r = by(n)["int8"]
         tr.append(f"{n} {sum(l['precision'] == 'i8' for l in r['layers'])}/{len(r['layers'])}")
-    out.append("The trtexec-style `--int8` (INT8 allowed, the builder keeps the fastest kernel) puts this many linear "
+    out.append("The trtexec-style `--int8` (INT8 allowed, the builder keeps the fastest kernel, and the FP32 engine "
+               "where that runs faster whole) puts this many linear "
                "layers in INT8: " + ", ".join(tr) + "; forced (`int8 all`) layers run the INT8 kernel even where it "
                "is slower.")
     for n in sorted(fallback):
@@ -568,7 +570,8 @@ def write_doc(result, doc, png):
              "over the modes: the median over rounds [min-max]")
     L.append("- Modes: `fp16`, `bf16`, `int8` are the trtexec-style flags `--fp16`, `--bf16`, "
              "`--int8 --calibData=calib/` (the CLI's default calibrator): the precision is allowed besides FP32 and the "
-             "builder keeps each layer's fastest kernel. `fp16 all`, `bf16 all`, `int8 all` add "
+             "builder keeps each layer's fastest kernel, then the engine only where it runs faster whole than the "
+             "FP32 one (the precision guard, docs/design.md). `fp16 all`, `bf16 all`, `int8 all` add "
              "`--layerPrecisions=*:P`: every linear layer in P (uniform precision; `int8 all` is the goal's "
              "\"uniform INT8\"). `auto M T`: `--int8 --fp16 --calibData=calib/ --precision=auto --accuracyMetric=M "
              "--accuracyTolerance=T` (the builder holds the last quarter of calib/ out and verifies on it); "
