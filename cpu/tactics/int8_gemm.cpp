@@ -1016,8 +1016,10 @@ __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni"))) void vnniFinish(
       // max / min where finishRows compares and selects: they differ only in the sign of a
       // zero result (max(-0, 0) is +0), which neither the residual add (zv is never -0: a
       // positive scale times an integer's conversion) nor the quantizer can tell; no NaN here.
-      if (A == 1) y = _mm512_max_ps(y, zero);
-      if (A == 2) y = _mm512_min_ps(_mm512_max_ps(y, p0), p1);
+      // (The zero-masked forms, all lanes kept: GCC 12 warns of the plain ones' undefined
+      // pass-through.)
+      if (A == 1) y = _mm512_maskz_max_ps(all, y, zero);
+      if (A == 2) y = _mm512_maskz_min_ps(all, _mm512_maskz_max_ps(all, y, p0), p1);
       if (Z && !f.addFirst) y = _mm512_add_ps(y, zv);
       const __m512 q = _mm512_maskz_min_ps(all, _mm512_mul_ps(y, inv), hi);
       const __m512i qi = _mm512_maskz_max_epi32(all, _mm512_add_epi32(_mm512_maskz_cvtps_epi32(all, q), yz), q0);
