@@ -1714,7 +1714,7 @@ void guardPrecision(const std::string& onnxPath, const BuilderConfig& config, st
   const bool keepF32 = ms.second <= ms.first;  // a tie: FP32, the same speed without the error
   char line[256];
   std::snprintf(line, sizeof line,
-                "precision guard: %d layers reduced by cost, engine %.3f ms; FP32 engine %.3f ms (medians, alternated "
+                "precision guard: %d layers reduced by cost, engine %.4g ms; FP32 engine %.4g ms (medians, alternated "
                 "whole runs) -> kept the %s engine",
                 byCost, ms.first, ms.second, keepF32 ? "FP32" : "reduced-precision");
   const double guardMs = std::chrono::duration<double, std::milli>(Clock::now() - start).count();
@@ -1727,8 +1727,8 @@ void guardPrecision(const std::string& onnxPath, const BuilderConfig& config, st
     report->buildMilliseconds = before + guardMs;
     char w[320];
     std::snprintf(w, sizeof w,
-                  "the FP32 engine ran faster whole (%.3f ms) than the one with %d layers in reduced precision "
-                  "(%.3f ms): it is the engine built (--noPrecisionGuard keeps the reduced one)",
+                  "the FP32 engine ran faster whole (%.4g ms) than the one with %d layers in reduced precision "
+                  "(%.4g ms): it is the engine built (--noPrecisionGuard keeps the reduced one)",
                   ms.second, byCost, ms.first);
     report->warnings.push_back(w);
   } else {

@@ -752,10 +752,10 @@ int run(int argc, char** argv) {
       std::cout << "[I] INT8 chains: " << report.loweredValues << " activations stored u8 between INT8 layers, "
                 << report.loweredRefused << " left f32 (a kernel does not take them quantized)\n";
     if (report.guardReducedMs >= 0)
-      std::cout << std::fixed << std::setprecision(3) << "[I] Precision guard: reduced-precision engine "
-                << report.guardReducedMs << " ms, FP32 engine " << report.guardF32Ms << " ms (medians, timed whole): kept the "
+      std::cout << std::setprecision(4) << "[I] Precision guard: reduced-precision engine " << report.guardReducedMs
+                << " ms, FP32 engine " << report.guardF32Ms << " ms (medians, timed whole): kept the "
                 << (report.guardKeptF32 ? "FP32" : "reduced-precision") << " engine\n"
-                << std::defaultfloat << std::setprecision(6);
+                << std::setprecision(6);
     if (report.verificationRounds > 0)
       std::cout << "[I] Precision verified: " << cfg.accuracyMetric << " error " << report.measuredError
                 << " on held-out calibration batches (tolerance " << cfg.accuracyTolerance << "), "

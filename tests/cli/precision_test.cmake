@@ -54,7 +54,7 @@ anvil_run(fp32 TRUE)
 # layer took INT8 by cost and says so; --noPrecisionGuard skips it.
 anvil_run(guard TRUE --int8 --calibData=${OUT}/calib --verbose)
 if(NOT guard_out MATCHES "precision guard: no layer took a reduced precision by cost" AND
-   NOT guard_out MATCHES "\\[I\\] Precision guard: reduced-precision engine [0-9.]+ ms, FP32 engine [0-9.]+ ms")
+   NOT guard_out MATCHES "\\[I\\] Precision guard: reduced-precision engine [0-9.e+-]+ ms, FP32 engine [0-9.e+-]+ ms")
   message(FATAL_ERROR "--int8 without the precision guard's verdict:\n${guard_out}")
 endif()
 anvil_run(noguard TRUE --int8 --calibData=${OUT}/calib --verbose --noPrecisionGuard)
