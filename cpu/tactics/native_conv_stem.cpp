@@ -488,10 +488,16 @@ void fillRows(const Conv2dGeom& g, const float* xp, int64_t C, int64_t img, int6
     for (int64_t kh = 0; kh < g.kH; ++kh) {
       float* dst = rows + (c * g.kH + kh) * Wp;
       const int64_t iy = oy * g.sH - g.pt + kh;
-      std::fill_n(dst, Wp, 0.0f);
-      if (iy < 0 || iy >= g.H) continue;
-      const int64_t j0 = std::min(g.pl, Wp), j1 = std::min(g.pl + g.W, Wp);
+      if (iy < 0 || iy >= g.H) {
+        std::fill_n(dst, Wp, 0.0f);
+        continue;
+      }
+      // The row between its padding: zeros written only where no input lands (zeroing the
+      // whole row first wrote each row twice: ~2.5% of mobilenet_v3_small in `perf`).
+      const int64_t j0 = std::min(g.pl, Wp), j1 = std::max(j0, std::min(g.pl + g.W, Wp));
+      std::fill_n(dst, j0, 0.0f);
       if (j1 > j0) std::memcpy(dst + j0, xp + ((img * C + c) * g.H + iy) * g.W, size_t(j1 - j0) * sizeof(float));
+      std::fill_n(dst + j1, Wp - j1, 0.0f);
     }
 }
 
