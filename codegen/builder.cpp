@@ -1627,11 +1627,10 @@ bool precisionGuardApplies(const BuilderConfig& config) {
          (config.int8 || config.fp16 || config.bf16);
 }
 
-std::pair<double, double> timeEnginesAlternating(const std::string& a, const std::string& b, int threads,
+std::pair<double, double> timeEnginesAlternating(const Engine& a, const Engine& b, int threads,
                                                  const std::map<std::string, ir::Tensor>& inputs, int minRuns,
                                                  double budgetMs) {
   struct Side {
-    std::shared_ptr<Engine> engine;
     std::unique_ptr<ExecutionContext> ctx;
     std::map<std::string, ir::Tensor> outs;
     std::vector<double> ms;
@@ -1641,10 +1640,10 @@ std::pair<double, double> timeEnginesAlternating(const std::string& a, const std
   options.threads = threads;
   for (int k = 0; k < 2; ++k) {
     Side& s = sides[k];
-    Status st = Engine::fromBytes(k == 0 ? a : b, &s.engine);
-    if (st.isOk()) st = s.engine->createContext(&s.ctx, options);
+    const Engine& e = k == 0 ? a : b;
+    const Status st = e.createContext(&s.ctx, options);
     ANVIL_CHECK(st.isOk(), ErrorCode::kInternal, "precision guard: ", st.message());
-    s.outs = bindBatch(*s.engine, *s.ctx, inputs);
+    s.outs = bindBatch(e, *s.ctx, inputs);
   }
   auto once = [](Side& s) {
     const auto t0 = Clock::now();
@@ -1709,7 +1708,9 @@ void guardPrecision(const std::string& onnxPath, const BuilderConfig& config, st
       for (const auto& [name, t] : ins)
         batch.emplace(name, randomTensor(ir::TensorType{t, ir::Shape::fromExtents(opt.at(name))}, rng));
     }
-    ms = timeEnginesAlternating(*engine, bytes32, config.threads, batch);
+    std::shared_ptr<Engine> e32;
+    ANVIL_CHECK(Engine::fromBytes(bytes32, &e32).isOk(), ErrorCode::kInternal, "precision guard: FP32 engine");
+    ms = timeEnginesAlternating(*reduced, *e32, config.threads, batch);
   }
   const bool keepF32 = ms.second <= ms.first;  // a tie: FP32, the same speed without the error
   char line[256];

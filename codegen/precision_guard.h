@@ -24,11 +24,11 @@ namespace anvil::codegen {
 // --fp16 / --bf16 / --int8, no --precision=auto, the guard not turned off.
 bool precisionGuardApplies(const BuilderConfig& config);
 
-// Median milliseconds of a run of engine `a` and of engine `b` (serialized bytes), run in
+// Median milliseconds of a run of engine `a` and of engine `b`, each in a context of its own, run in
 // alternating rounds at `threads` intra-op threads on the same `inputs` (by input name, at
 // each input's shape). Rounds go on until both have `minRuns` runs and about `budgetMs` has
 // passed (at most ~2x that), so load from other processes falls on both alike.
-std::pair<double, double> timeEnginesAlternating(const std::string& a, const std::string& b, int threads,
+std::pair<double, double> timeEnginesAlternating(const Engine& a, const Engine& b, int threads,
                                                  const std::map<std::string, ir::Tensor>& inputs, int minRuns = 15,
                                                  double budgetMs = 1500);
 

@@ -202,9 +202,11 @@ TEST(PrecisionGuard, AlternatingTimerMediansFollowTheWork) {
   std::map<std::string, anvil::ir::Tensor> in32, in128;
   in32.emplace("x", anvil::ir::Tensor(anvil::ir::DataType::kF32, {1, 32, 16, 16}));
   in128.emplace("x", anvil::ir::Tensor(anvil::ir::DataType::kF32, {1, 128, 16, 16}));
-  // Each engine on its own inputs: time the pair through two calls, the big one first and second.
-  const auto a = anvil::codegen::timeEnginesAlternating(small, small, 1, in32, 15, 100);
-  const auto b = anvil::codegen::timeEnginesAlternating(big, big, 1, in128, 15, 100);
+  std::shared_ptr<anvil::Engine> es, el;
+  ASSERT_TRUE(anvil::Engine::fromBytes(small, &es).isOk() && anvil::Engine::fromBytes(big, &el).isOk());
+  // Each engine on its own inputs: two contexts of one engine per call.
+  const auto a = anvil::codegen::timeEnginesAlternating(*es, *es, 1, in32, 15, 100);
+  const auto b = anvil::codegen::timeEnginesAlternating(*el, *el, 1, in128, 15, 100);
   EXPECT_GT(a.first, 0);
   EXPECT_GT(a.second, 0);
   EXPECT_GT(b.first, 2 * a.first);
