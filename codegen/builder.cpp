@@ -588,6 +588,7 @@ void buildImpl(const std::string& onnxPath, const BuilderConfig& config, std::st
         if (!isStatic && !k->dynamicShapes) continue;
         if (device == Device::kCUDA && !runtime::cudaTargetMeets(k->requirements, targetCc)) continue;
         if (k->gpuOnly && !timesOnGpu) continue;  // cross-builds and the simulator run our own kernels only
+        if (k->strassen && !config.strassen) continue;
         if (k->nchwcBlock != block) continue;  // a blocked node takes only blocked kernels, and back
         const bool f32Kernel = k->precision == ir::DataType::kF32 || k->precision == ir::DataType::kUndefined;
         if (isF32(p) ? !f32Kernel : k->precision != p) continue;

@@ -182,6 +182,9 @@ struct Kernel {
   // libraries): offered only where the builder times on one, never in a cross-build or on
   // the simulator.
   bool gpuOnly = false;
+  // One level of Strassen's algorithm (cpu/tactics/gemm_strassen.h): fewer multiply-adds
+  // and a normwise error bound. Offered only where BuilderConfig::strassen (--noStrassen).
+  bool strassen = false;
   SupportsFn supports;         // null: every node of the op
   PrepareFn prepare;           // null: no prepared state
   OpenFn open;                 // null: no per-context state

@@ -13,6 +13,7 @@
 #include <string>
 
 #include "cpu/tactics/gemm_kernels.h"
+#include "cpu/tactics/gemm_strassen.h"
 #include "cpu/tactics/native_linear_conv.h"
 #include "cpu/tactics/native_linear_epilogue.h"
 #include "cpu/tactics/task_split.h"
@@ -48,7 +49,7 @@ struct LinearParams {
   int64_t wK = 0, wN = 0, wM = 0;  // extents of the prepared weight: B [wK x wN]; Conv filter wM x wK per group
   ConvAttrs conv;
   EpilogueParams epi;
-  int32_t reserved1 = 0;
+  int32_t strassen = 0;  // 1: blobs[0] holds the 7 Strassen operands of B (gemm_strassen.h)
 };
 static_assert(sizeof(EpilogueParams) == 20 && sizeof(ConvAttrs) == 96 &&
                   sizeof(LinearParams) == 10 * 4 + 3 * 8 + sizeof(ConvAttrs) + sizeof(EpilogueParams) + 4,
@@ -141,8 +142,13 @@ bool matmulDims(const int64_t* ad, int ar, const int64_t* bd, int br, MatMulDims
 
 StridedMatrix matrixB(const float* b, const MatMulDims& d) { return {b, d.N, 1}; }
 
-Layout matmulLayout(const GemmConfig& c, const MatMulDims& d, bool packed) {
+Layout matmulLayout(const GemmConfig& c, const MatMulDims& d, bool packed, bool strassen = false) {
   Layout l;
+  if (strassen) {
+    l.shared = roundUp(strassenSharedFloats(d.nbA * d.M, d.K, d.N), 16);
+    l.slot = roundUp(strassenSlotFloats(c, d.K), 16);
+    return l;
+  }
   l.slot = gemmPackedBSlotFloats(c, d.K);
   if (!packed) {
     const int64_t bFloats = roundUp(packedBFloats(c, d.K, d.N), 16);
@@ -162,7 +168,16 @@ bool supportsFusedMatMul(const ir::Node& n, const std::vector<ir::TensorType>& i
   return absent(in, 2) || (isF32(in[2]) && rankIs(in[2], 1, 1));
 }
 
-void prepareMatMul(GemmIsa isa, bool fused, const PrepareInfo& info, Prepared* out) {
+// The Strassen kernels (gemm_strassen.h) serve products with a constant weight of depth and
+// width where one level pays (bench: K = 192 none, K >= 384 0.85-0.93x at one and two
+// threads) and enough rows at the opt shapes for the halves to fill register tiles.
+constexpr int64_t kStrassenMinK = 256, kStrassenMinN = 128, kStrassenMinRows = 32;
+
+bool strassenShapes(int64_t rows, int64_t K, int64_t N) {
+  return rows >= kStrassenMinRows && K >= kStrassenMinK && N >= kStrassenMinN;
+}
+
+void prepareMatMul(GemmIsa isa, bool fused, const PrepareInfo& info, Prepared* out, bool strassen = false) {
   LinearParams p;
   p.op = LinOp::kMatMul;
   p.isa = isa;
@@ -175,7 +190,23 @@ void prepareMatMul(GemmIsa isa, bool fused, const PrepareInfo& info, Prepared* o
   ANVIL_CHECK(matmulDims(ad.data(), int(ad.size()), bd.data(), int(bd.size()), &d), ErrorCode::kInvalidModel,
               info.node->label(), ": MatMul operands do not match");
   const ir::Tensor* w = info.constants.size() > 1 ? info.constants[1] : nullptr;
-  if (w && d.nbB == 1) {  // one constant B for every batch: pack it once
+  if (strassen) {
+    MatMulDims o;
+    const std::vector<int64_t> oa = info.optTypes[0].shape.isStatic() ? info.optTypes[0].shape.extents() : ad;
+    ANVIL_CHECK(w && d.nbB == 1 && matmulDims(oa.data(), int(oa.size()), bd.data(), int(bd.size()), &o) &&
+                    strassenShapes(o.nbA * o.M, d.K, d.N),
+                ErrorCode::kUnsupported, info.node->label(),
+                ": Strassen needs one constant B, K >= ", kStrassenMinK, ", N >= ", kStrassenMinN, " and ",
+                kStrassenMinRows, " rows");
+    p.strassen = 1;
+    p.packed = 1;
+    p.wK = d.K;
+    p.wN = d.N;
+    std::string blob(size_t(strassenPackedBFloats(c, d.K, d.N)) * sizeof(float), '\0');
+    strassenPackB(c, d.K, d.N, matrixB(w->data<float>(), d), reinterpret_cast<float*>(blob.data()));
+    out->blobs.push_back(std::move(blob));
+    out->packedInputs.push_back(1);
+  } else if (w && d.nbB == 1) {  // one constant B for every batch: pack it once
     p.packed = 1;
     p.wK = d.K;
     p.wN = d.N;
@@ -184,7 +215,7 @@ void prepareMatMul(GemmIsa isa, bool fused, const PrepareInfo& info, Prepared* o
     out->blobs.push_back(std::move(blob));
     out->packedInputs.push_back(1);
   }
-  out->workspaceBytes = uint64_t(matmulLayout(c, d, p.packed).total(p.tasks)) * sizeof(float);
+  out->workspaceBytes = uint64_t(matmulLayout(c, d, p.packed, p.strassen).total(p.tasks)) * sizeof(float);
   out->setParams(p);
 }
 
@@ -209,7 +240,7 @@ void runMatMul(const StepArgs& a) {
   if (p.packed && (d.K != p.wK || d.N != p.wN || d.nbB != 1)) a.fail("B differs from the prepared weight");
   if (Y.numel() == 0) return;
   const int T = tasksOf(a, p, 2.0 * double(Y.numel()) * double(d.K));
-  const Layout l = matmulLayout(c, d, p.packed);
+  const Layout l = matmulLayout(c, d, p.packed, p.strassen);
   float* ws = workspace(a, l, T);
   const TaskSlots slots{ws + l.shared, l.slot, T};
   const float* ap = A.as<float>();
@@ -256,6 +287,13 @@ void runMatMul(const StepArgs& a) {
         row(epi, cp + r * ldc, zBase ? zBase + (i0 + r) * N + j0 : nullptr, bias ? bias + j0 : nullptr, rowBias, cols);
     };
   };
+  if (p.strassen) {  // every batch of A folded into the rows, the epilogue after the last contribution
+    auto ep = epilogueFor(zp);
+    const BlockEpilogue epRef(ep);
+    gemmStrassen(c, d.nbA * M, N, K, 1.0f, {ap, K, 1}, a.blobs[0].as<float>(), yp, N, ws, a.executor, slots,
+                 hasEpilogue ? &epRef : nullptr);
+    return;
+  }
   if (d.nbB == 1) {  // one B: fold every batch of A into the rows
     const float* bp;
     if (p.packed) {
@@ -322,14 +360,19 @@ bool supportsFusedGemm(const ir::Node& n, const std::vector<ir::TensorType>& in)
   return supportsGemm(n, in) && fusedEpilogueSupported(n, in);
 }
 
-Layout gemmLayout(const GemmConfig& c, int64_t K, int64_t N, bool packed) {
+Layout gemmLayout(const GemmConfig& c, int64_t K, int64_t N, bool packed, bool strassen = false, int64_t M = 0) {
   Layout l;
+  if (strassen) {
+    l.shared = roundUp(strassenSharedFloats(M, K, N), 16);
+    l.slot = roundUp(strassenSlotFloats(c, K), 16);
+    return l;
+  }
   l.slot = gemmPackedBSlotFloats(c, K);
   if (!packed) l.shared = roundUp(packedBFloats(c, K, N), 16);
   return l;
 }
 
-void prepareGemm(GemmIsa isa, bool fused, const PrepareInfo& info, Prepared* out) {
+void prepareGemm(GemmIsa isa, bool fused, const PrepareInfo& info, Prepared* out, bool strassen = false) {
   LinearParams p;
   p.op = LinOp::kGemm;
   p.isa = isa;
@@ -344,17 +387,32 @@ void prepareGemm(GemmIsa isa, bool fused, const PrepareInfo& info, Prepared* out
   const GemmConfig& c = gemmConfig(isa);
   const std::vector<int64_t> bd = staticExtents(info, 1, "B");
   const int64_t K = p.transB ? bd[1] : bd[0], N = p.transB ? bd[0] : bd[1];
-  if (const ir::Tensor* w = info.constants.size() > 1 ? info.constants[1] : nullptr) {
+  const ir::Tensor* w = info.constants.size() > 1 ? info.constants[1] : nullptr;
+  int64_t maxM = 0;
+  if (strassen) {
+    const std::vector<int64_t> ad = staticExtents(info, 0, "A");
+    const bool optKnown = info.optTypes[0].shape.isStatic();
+    const int64_t optM = optKnown ? info.optTypes[0].shape.extents()[p.transA ? 1 : 0] : 0;
+    maxM = ad[p.transA ? 1 : 0];
+    ANVIL_CHECK(w && !p.transA && strassenShapes(optM, K, N), ErrorCode::kUnsupported, info.node->label(),
+                ": Strassen needs a constant B, transA = 0, K >= ", kStrassenMinK, ", N >= ", kStrassenMinN, " and ",
+                kStrassenMinRows, " rows");
+    p.strassen = 1;
+  }
+  if (w) {
     p.packed = 1;
     p.wK = K;
     p.wN = N;
     const StridedMatrix B = p.transB ? StridedMatrix{w->data<float>(), 1, K} : StridedMatrix{w->data<float>(), N, 1};
-    std::string blob(size_t(packedBFloats(c, K, N)) * sizeof(float), '\0');
-    packBPanels(c, K, N, B, 0, ceilDiv(N, c.nr), reinterpret_cast<float*>(blob.data()));
+    std::string blob(size_t(p.strassen ? strassenPackedBFloats(c, K, N) : packedBFloats(c, K, N)) * sizeof(float), '\0');
+    if (p.strassen)
+      strassenPackB(c, K, N, B, reinterpret_cast<float*>(blob.data()));
+    else
+      packBPanels(c, K, N, B, 0, ceilDiv(N, c.nr), reinterpret_cast<float*>(blob.data()));
     out->blobs.push_back(std::move(blob));
     out->packedInputs.push_back(1);
   }
-  out->workspaceBytes = uint64_t(gemmLayout(c, K, N, p.packed).total(p.tasks)) * sizeof(float);
+  out->workspaceBytes = uint64_t(gemmLayout(c, K, N, p.packed, p.strassen, maxM).total(p.tasks)) * sizeof(float);
   out->setParams(p);
 }
 
@@ -370,7 +428,7 @@ void runGemm(const StepArgs& a) {
   float* yp = a.out(0).as<float>();
   if (M == 0 || N == 0) return;
   const int T = tasksOf(a, p, 2.0 * double(M) * double(N) * double(K));
-  const Layout l = gemmLayout(c, K, N, p.packed);
+  const Layout l = gemmLayout(c, K, N, p.packed, p.strassen, M);
   float* ws = workspace(a, l, T);
   const TaskSlots slots{ws + l.shared, l.slot, T};
   const float* bp;
@@ -401,6 +459,10 @@ void runGemm(const StepArgs& a) {
   };
   const BlockEpilogue epRef(ep);
   const StridedMatrix Am = p.transA ? StridedMatrix{A.as<float>(), 1, M} : StridedMatrix{A.as<float>(), K, 1};
+  if (p.strassen) {  // beta * C and the epilogue after each block's last contribution
+    gemmStrassen(c, M, N, K, p.alpha, Am, bp, yp, N, ws, a.executor, slots, cp || act ? &epRef : nullptr);
+    return;
+  }
   // In the register tiles (as runMatMul) when C is absent or one row added as it is (beta 1:
   // y + 1 * c is y + c, and (y + c) + 0 is (y + 0) + c, the tile's order, for every y and c);
   // other Cs keep the pass, which adds beta * C first.
@@ -761,6 +823,42 @@ void registerNativeLinearKernels(Kernels& k) {
                        [isa, fused](const PrepareInfo& i, Prepared* o) { prepareConv(isa, false, fused, i, o); },
                        runConv, v.version + (fused ? 3 : 0) + 1,
                        [isa](const PrepareInfo& i) { return convTaskSplits(isa, i); }));
+    }
+  }
+  // One level of Strassen (gemm_strassen.h) for MatMul / Gemm with a constant weight, on the
+  // vector families: 7/8 of the multiply-adds, a normwise error bound; Kernel::strassen
+  // lets BuilderConfig::strassen (--noStrassen) leave them out.
+  for (const Variant& v : variants) {
+    if (v.isa == GemmIsa::kPortable4x8) continue;
+    const GemmIsa isa = v.isa;
+    for (bool fused : {false, true}) {
+      const std::string name = kernelName("f32_gemm_strassen", v, fused);
+      auto mm = [](bool f) {
+        return [f](const ir::Node& n, const std::vector<ir::TensorType>& in) {
+          if (!(f ? supportsFusedMatMul(n, in) : supportsMatMul(n, in)) || !in[1].shape.isStatic()) return false;
+          const std::vector<int64_t> b = in[1].shape.extents();
+          return b.size() >= 2 && b[b.size() - 2] >= kStrassenMinK && b.back() >= kStrassenMinN;
+        };
+      };
+      auto gm = [](bool f) {
+        return [f](const ir::Node& n, const std::vector<ir::TensorType>& in) {
+          if (!(f ? supportsFusedGemm(n, in) : supportsGemm(n, in)) || !in[1].shape.isStatic()) return false;
+          if (n.attrs().getInt("transA", 0) != 0) return false;
+          const std::vector<int64_t> b = in[1].shape.extents();
+          const bool tb = n.attrs().getInt("transB", 0) != 0;
+          return (tb ? b[1] : b[0]) >= kStrassenMinK && (tb ? b[0] : b[1]) >= kStrassenMinN;
+        };
+      };
+      Kernel km = makeKernel(name, fused ? "FusedMatMul" : "MatMul", fused ? "anvil" : "", v.requirements, mm(fused),
+                             [isa, fused](const PrepareInfo& i, Prepared* o) { prepareMatMul(isa, fused, i, o, true); },
+                             runMatMul, 1, matmulTaskSplits);
+      km.strassen = true;
+      k.add(std::move(km));
+      Kernel kg = makeKernel(name, fused ? "FusedGemm" : "Gemm", fused ? "anvil" : "", v.requirements, gm(fused),
+                             [isa, fused](const PrepareInfo& i, Prepared* o) { prepareGemm(isa, fused, i, o, true); },
+                             runGemm, 1, gemmTaskSplits);
+      kg.strassen = true;
+      k.add(std::move(kg));
     }
   }
   for (bool fused : {false, true})

@@ -170,6 +170,13 @@ struct BuilderConfig {
   // whole, alternately, on the same inputs; the reduced engine is kept only where it is the
   // faster. CPU builds without --precision=auto (whose budget, not speed, set the floor).
   bool precisionGuard = true;
+  // One level of Strassen's algorithm as a candidate for f32 MatMul / Gemm with a constant
+  // weight of depth >= 256 and width >= 128 (--noStrassen leaves it out): 7/8 of the
+  // multiply-adds, timed against the plain kernels like any tactic; its rounding error is
+  // bounded normwise (a few times the plain product's on typical data), as Winograd
+  // convolution's is. Turn it off where every output element must carry the plain
+  // product's componentwise error bound.
+  bool strassen = true;
   // Called as tactics are timed: (done, total, current layer name).
   std::function<void(int, int, const std::string&)> progress;
 };

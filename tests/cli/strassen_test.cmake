@@ -1,0 +1,79 @@
+# One-level Strassen as a tactic (cpu/tactics/gemm_strassen.h), through the CLI on a two-layer
+# MLP (tests/cli/strassen_model.py) whose MatMuls it serves (K >= 256, N >= 128, 64 rows):
+#  - by default the f32_gemm_strassen kernels are among each layer's timed candidates (which
+#    one wins is the host's timing: the test counts candidates rather than asking for a win);
+#  - --noStrassen takes exactly them away (the layer info's candidates= drops by one per
+#    vector family the host runs) and no layer then runs one;
+#  - the two engines' outputs agree within f32 rounding.
+file(REMOVE_RECURSE ${OUT})
+file(MAKE_DIRECTORY ${OUT})
+execute_process(COMMAND ${PY} ${MODELGEN} ${OUT}/m.onnx ${OUT} RESULT_VARIABLE rc ERROR_VARIABLE err)
+if(NOT rc EQUAL 0)
+  message(FATAL_ERROR "making the model failed: ${err}")
+endif()
+
+function(anvil_build name)
+  execute_process(COMMAND ${ANVIL} --onnx=${OUT}/m.onnx ${ARGN} --loadInputs=x:${OUT}/x.npy
+                          --saveOutputs=${OUT}/${name} --dumpLayerInfo --iterations=1 --warmUp=0 --duration=0
+                  OUTPUT_VARIABLE out ERROR_VARIABLE err RESULT_VARIABLE rc)
+  if(NOT rc EQUAL 0)
+    message(FATAL_ERROR "${name}: anvil failed:\n${out}${err}")
+  endif()
+  set(${name}_out "${out}" PARENT_SCOPE)
+endfunction()
+
+anvil_build(with)
+anvil_build(without --noStrassen)
+
+# The two layers' candidate counts (fc1 and fc2: MatMul + bias (+ Relu) fused as anvil.FusedGemm).
+function(candidates text var)
+  string(REGEX MATCHALL "fc[12] [[][^\n]*candidates=[0-9]+" lines "${text}")
+  set(counts "")
+  foreach(l ${lines})
+    string(REGEX MATCH "candidates=([0-9]+)" _ "${l}")
+    list(APPEND counts ${CMAKE_MATCH_1})
+  endforeach()
+  set(${var} "${counts}" PARENT_SCOPE)
+endfunction()
+candidates("${with_out}" c_with)
+candidates("${without_out}" c_without)
+list(LENGTH c_with n_with)
+if(NOT n_with EQUAL 2)
+  message(FATAL_ERROR "expected the two MatMul layers in the layer info, got counts '${c_with}':\n${with_out}")
+endif()
+# How many Strassen kernels this host has: one per vector family it runs (AVX2 6x16; AVX-512
+# 14x32 and 8x32).
+execute_process(COMMAND grep -c -w avx512f /proc/cpuinfo OUTPUT_VARIABLE has512 ERROR_QUIET)
+execute_process(COMMAND grep -c -w avx2 /proc/cpuinfo OUTPUT_VARIABLE has256 ERROR_QUIET)
+set(expect 0)
+if(has256 GREATER 0)
+  math(EXPR expect "${expect} + 1")
+endif()
+if(has512 GREATER 0 AND NOT "$ENV{ANVIL_MAX_ISA}" STREQUAL "avx2")
+  math(EXPR expect "${expect} + 2")
+endif()
+foreach(i 0 1)
+  list(GET c_with ${i} a)
+  list(GET c_without ${i} b)
+  math(EXPR diff "${a} - ${b}")
+  if(NOT diff EQUAL expect)
+    message(FATAL_ERROR "--noStrassen should take ${expect} candidates away from each MatMul, "
+                        "got ${a} -> ${b}:\n${with_out}\n--noStrassen:\n${without_out}")
+  endif()
+endforeach()
+if(without_out MATCHES "tactic=f32_gemm_strassen")
+  message(FATAL_ERROR "--noStrassen still ran a Strassen kernel:\n${without_out}")
+endif()
+message(STATUS "candidates per MatMul: ${c_with} -> ${c_without} with --noStrassen")
+
+execute_process(COMMAND ${PY} -c "
+import numpy as np, sys
+a = np.load('${OUT}/with/y.npy'); b = np.load('${OUT}/without/y.npy')
+err = float(np.max(np.abs(a - b)) / max(np.max(np.abs(b)), 1e-6))
+print('max rel difference', err)
+sys.exit(0 if err < 1e-5 else 1)"
+                RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
+if(NOT rc EQUAL 0)
+  message(FATAL_ERROR "outputs with and without Strassen differ: ${out}${err}")
+endif()
+message(STATUS "${out}")
