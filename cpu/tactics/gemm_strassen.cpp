@@ -227,16 +227,23 @@ void gemmStrassen(const GemmConfig& c, int64_t M, int64_t N, int64_t K, float al
     // Product p into T's rows, each finished block then added into the quadrants `dests`.
     auto viaT = [&](int p, std::initializer_list<Dest> dests) {
       const StridedMatrix op = operand(p);
+      // In chunks of rows (~16 KiB of the block): each chunk goes to every quadrant it
+      // feeds, then through the caller's epilogue where that was the last contribution,
+      // while the chunk is in L1 (a quadrant at a time, the block came from L2 each time).
       auto ep = [&](int64_t i0, int64_t rr0, int64_t j0, int64_t cols, float* t, int64_t ld) {
         i0 += r0;
-        for (const Dest& ds : dests) {
-          const int64_t rOff = ds.qr ? d.Mh : 0, rLim = ds.qr ? d.Mb : d.Mh;
-          const int64_t cOff = ds.qc ? d.Nh : 0, cLim = ds.qc ? d.Nb : d.Nh;
-          const int64_t rr = std::min(rr0, rLim - i0), cc = std::min(cols, cLim - j0);
-          if (rr <= 0 || cc <= 0) continue;
-          float* cp = C + (rOff + i0) * ldc + cOff + j0;
-          for (int64_t r = 0; r < rr; ++r) updateRow(w, cp + r * ldc, t + r * ld, cc, ds.mode);
-          if (ds.last && finish) (*finish)(rOff + i0, rr, cOff + j0, cc, cp, ldc);
+        const int64_t chunk = std::max<int64_t>(1, 4096 / std::max<int64_t>(1, cols));
+        for (int64_t c0 = 0; c0 < rr0; c0 += chunk) {
+          const int64_t cn = std::min(chunk, rr0 - c0);
+          for (const Dest& ds : dests) {
+            const int64_t rOff = ds.qr ? d.Mh : 0, rLim = ds.qr ? d.Mb : d.Mh;
+            const int64_t cOff = ds.qc ? d.Nh : 0, cLim = ds.qc ? d.Nb : d.Nh;
+            const int64_t rr = std::min(cn, rLim - (i0 + c0)), cc = std::min(cols, cLim - j0);
+            if (rr <= 0 || cc <= 0) continue;
+            float* cp = C + (rOff + i0 + c0) * ldc + cOff + j0;
+            for (int64_t r = 0; r < rr; ++r) updateRow(w, cp + r * ldc, t + (c0 + r) * ld, cc, ds.mode);
+            if (ds.last && finish) (*finish)(rOff + i0 + c0, rr, cOff + j0, cc, cp, ldc);
+          }
         }
       };
       const BlockEpilogue epRef(ep);

@@ -169,9 +169,11 @@ bool supportsFusedMatMul(const ir::Node& n, const std::vector<ir::TensorType>& i
 }
 
 // The Strassen kernels (gemm_strassen.h) serve products with a constant weight of depth and
-// width where one level pays (bench: K = 192 none, K >= 384 0.85-0.93x at one and two
-// threads) and enough rows at the opt shapes for the halves to fill register tiles.
-constexpr int64_t kStrassenMinK = 256, kStrassenMinN = 128, kStrassenMinRows = 32;
+// width where one level pays and enough rows at the opt shapes for the halves to fill
+// register tiles (GemmStrassenBench, one thread, AVX-512 14x32, M x N x K: 128 x 3072 x 768
+// 0.88x the plain kernel, 128 x 768 x 256 0.95x, 49 x 3072 x 768 0.91x; no gain at K = 192
+// (197 x 768 x 192 0.99x) nor at N = 192 (784 x 192 x 768 1.00x), a loss at K or N = 96).
+constexpr int64_t kStrassenMinK = 256, kStrassenMinN = 256, kStrassenMinRows = 32;
 
 bool strassenShapes(int64_t rows, int64_t K, int64_t N) {
   return rows >= kStrassenMinRows && K >= kStrassenMinK && N >= kStrassenMinN;

@@ -171,7 +171,7 @@ struct BuilderConfig {
   // faster. CPU builds without --precision=auto (whose budget, not speed, set the floor).
   bool precisionGuard = true;
   // One level of Strassen's algorithm as a candidate for f32 MatMul / Gemm with a constant
-  // weight of depth >= 256 and width >= 128 (--noStrassen leaves it out): 7/8 of the
+  // weight of depth >= 256 and width >= 256 (--noStrassen leaves it out): 7/8 of the
   // multiply-adds, timed against the plain kernels like any tactic; its rounding error is
   // bounded normwise (a few times the plain product's on typical data), as Winograd
   // convolution's is. Turn it off where every output element must carry the plain

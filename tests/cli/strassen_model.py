@@ -1,6 +1,6 @@
 """A two-layer MLP whose MatMuls the Strassen tactics serve (tests/cli/strassen_test.cmake).
 
-x [64, 256] -> MatMul W1 [256, 384] + b1 -> Relu -> MatMul W2 [384, 128] + b2 -> y [64, 128]
+x [64, 256] -> MatMul W1 [256, 384] + b1 -> Relu -> MatMul W2 [384, 256] + b2 -> y [64, 256]
 Writes MODEL.onnx and DIR/x.npy (one input).
 """
 import sys
@@ -14,8 +14,8 @@ def main(model_path, out_dir):
     rng = np.random.default_rng(5)
     w1 = (rng.standard_normal((256, 384)) / 16).astype(np.float32)
     b1 = (0.1 * rng.standard_normal(384)).astype(np.float32)
-    w2 = (rng.standard_normal((384, 128)) / 20).astype(np.float32)
-    b2 = (0.1 * rng.standard_normal(128)).astype(np.float32)
+    w2 = (rng.standard_normal((384, 256)) / 20).astype(np.float32)
+    b2 = (0.1 * rng.standard_normal(256)).astype(np.float32)
     nodes = [
         helper.make_node("MatMul", ["x", "w1"], ["h0"], name="fc1"),
         helper.make_node("Add", ["h0", "b1"], ["h1"], name="fc1_bias"),
@@ -25,7 +25,7 @@ def main(model_path, out_dir):
     ]
     inits = [numpy_helper.from_array(a, n) for a, n in ((w1, "w1"), (b1, "b1"), (w2, "w2"), (b2, "b2"))]
     g = helper.make_graph(nodes, "strassen_mlp", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [64, 256])],
-                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [64, 128])], inits)
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [64, 256])], inits)
     m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
     m.ir_version = 8
     onnx.checker.check_model(m)

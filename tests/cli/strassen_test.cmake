@@ -1,5 +1,5 @@
 # One-level Strassen as a tactic (cpu/tactics/gemm_strassen.h), through the CLI on a two-layer
-# MLP (tests/cli/strassen_model.py) whose MatMuls it serves (K >= 256, N >= 128, 64 rows):
+# MLP (tests/cli/strassen_model.py) whose MatMuls it serves (K >= 256, N >= 256, 64 rows):
 #  - by default the f32_gemm_strassen kernels are among each layer's timed candidates (which
 #    one wins is the host's timing: the test counts candidates rather than asking for a win);
 #  - --noStrassen takes exactly them away (the layer info's candidates= drops by one per

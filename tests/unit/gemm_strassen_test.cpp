@@ -201,9 +201,9 @@ void setAct(ir::Attributes& at, const char* act, std::vector<float> params, int 
 
 std::vector<Case> strassenCases() {
   std::vector<Case> c;
-  c.push_back({"MatMul_64x256x128", "MatMul", "", {Dims{64, 256}, Dims{256, 128}}, {false, true}, {}});
-  c.push_back({"MatMul_65x301x131", "MatMul", "", {Dims{65, 301}, Dims{301, 131}}, {false, true}, {}});
-  c.push_back({"MatMul_batch_2x17x300x160", "MatMul", "", {Dims{2, 17, 300}, Dims{300, 160}}, {false, true}, {}});
+  c.push_back({"MatMul_64x256x256", "MatMul", "", {Dims{64, 256}, Dims{256, 256}}, {false, true}, {}});
+  c.push_back({"MatMul_65x301x257", "MatMul", "", {Dims{65, 301}, Dims{301, 257}}, {false, true}, {}});
+  c.push_back({"MatMul_batch_2x17x300x260", "MatMul", "", {Dims{2, 17, 300}, Dims{300, 260}}, {false, true}, {}});
   struct A {
     const char* name;
     const char* act;
@@ -216,29 +216,29 @@ std::vector<Case> strassenCases() {
   for (const A& a : acts) {
     ir::Attributes at;
     setAct(at, a.act, a.params, a.residual);
-    std::vector<std::optional<Dims>> in = {Dims{63, 300}, Dims{300, 129}, Dims{129}};
+    std::vector<std::optional<Dims>> in = {Dims{63, 300}, Dims{300, 257}, Dims{257}};
     std::vector<bool> k = {false, true, true};
-    if (a.residual) in.push_back(Dims{63, 129}), k.push_back(false);
-    c.push_back({std::string("FusedMatMul_63x300x129_biasN_") + a.name, "FusedMatMul", "anvil", in, k, at});
+    if (a.residual) in.push_back(Dims{63, 257}), k.push_back(false);
+    c.push_back({std::string("FusedMatMul_63x300x257_biasN_") + a.name, "FusedMatMul", "anvil", in, k, at});
     ir::Attributes g = at;
     g.set("transB", int64_t(1));
     g.set("alpha", 0.5f);
-    std::vector<std::optional<Dims>> gin = {Dims{40, 257}, Dims{160, 257}, Dims{160}};
-    if (a.residual) gin.push_back(Dims{40, 160});
-    c.push_back({std::string("FusedGemm_40x257x160_tB_CN_") + a.name, "FusedGemm", "anvil", gin, k, g});
+    std::vector<std::optional<Dims>> gin = {Dims{40, 257}, Dims{260, 257}, Dims{260}};
+    if (a.residual) gin.push_back(Dims{40, 260});
+    c.push_back({std::string("FusedGemm_40x257x260_tB_CN_") + a.name, "FusedGemm", "anvil", gin, k, g});
   }
   for (int tB = 0; tB < 2; ++tB) {
     const std::string t = tB ? "_tB" : "";
     ir::Attributes g;
     if (tB) g.set("transB", int64_t(1));
-    const Dims b = tB ? Dims{130, 256} : Dims{256, 130};
-    c.push_back({"Gemm_33x256x130" + t + "_noC", "Gemm", "", {Dims{33, 256}, b}, {false, true}, g});
+    const Dims b = tB ? Dims{258, 256} : Dims{256, 258};
+    c.push_back({"Gemm_33x256x258" + t + "_noC", "Gemm", "", {Dims{33, 256}, b}, {false, true}, g});
     ir::Attributes g2 = g;
     g2.set("alpha", -1.5f);
     g2.set("beta", 2.0f);
-    c.push_back({"Gemm_33x256x130" + t + "_C_MN", "Gemm", "", {Dims{33, 256}, b, Dims{33, 130}}, {false, true, true},
+    c.push_back({"Gemm_33x256x258" + t + "_C_MN", "Gemm", "", {Dims{33, 256}, b, Dims{33, 258}}, {false, true, true},
                  g2});
-    c.push_back({"Gemm_33x256x130" + t + "_C_N", "Gemm", "", {Dims{33, 256}, b, Dims{130}}, {false, true, true}, g});
+    c.push_back({"Gemm_33x256x258" + t + "_C_N", "Gemm", "", {Dims{33, 256}, b, Dims{258}}, {false, true, true}, g});
   }
   return c;
 }
@@ -294,22 +294,22 @@ TEST(GemmStrassenKernels, DeclinesWhatItCannotServe) {
     if (k->name == "f32_gemm_strassen_6x16__avx2") (k->op == "MatMul" ? mm : gm) = k;
   ASSERT_NE(mm, nullptr);
   ASSERT_NE(gm, nullptr);
-  // Shapes under the limits: K < 256 or N < 128.
-  for (const Case& c : {Case{"k255", "MatMul", "", {Dims{64, 255}, Dims{255, 128}}, {false, true}, {}},
-                        Case{"n127", "MatMul", "", {Dims{64, 256}, Dims{256, 127}}, {false, true}, {}}}) {
+  // Shapes under the limits: K < 256 or N < 256.
+  for (const Case& c : {Case{"k255", "MatMul", "", {Dims{64, 255}, Dims{255, 256}}, {false, true}, {}},
+                        Case{"n255", "MatMul", "", {Dims{64, 256}, Dims{256, 255}}, {false, true}, {}}}) {
     const Built b = build(c, 5);
     EXPECT_FALSE(mm->supports(*b.node, b.types())) << c.name;
   }
   ir::Attributes ta;
   ta.set("transA", int64_t(1));
-  const Built t = build(Case{"tA", "Gemm", "", {Dims{256, 64}, Dims{256, 128}}, {false, true}, ta}, 5);
+  const Built t = build(Case{"tA", "Gemm", "", {Dims{256, 64}, Dims{256, 256}}, {false, true}, ta}, 5);
   EXPECT_FALSE(gm->supports(*t.node, t.types()));
   // A computed B, or too few rows: prepare refuses (the builder then drops the candidate).
   if (!runtime::hostHas("avx2")) GTEST_SKIP() << "skipped: this CPU lacks avx2";
-  const Built v = build(Case{"varB", "MatMul", "", {Dims{64, 256}, Dims{256, 128}}, {false, false}, {}}, 5);
+  const Built v = build(Case{"varB", "MatMul", "", {Dims{64, 256}, Dims{256, 256}}, {false, false}, {}}, 5);
   ASSERT_TRUE(mm->supports(*v.node, v.types()));
   EXPECT_THROW(prepare(*mm, v, 1), Error);
-  const Built few = build(Case{"rows31", "MatMul", "", {Dims{31, 256}, Dims{256, 128}}, {false, true}, {}}, 5);
+  const Built few = build(Case{"rows31", "MatMul", "", {Dims{31, 256}, Dims{256, 256}}, {false, true}, {}}, 5);
   EXPECT_THROW(prepare(*mm, few, 1), Error);
 }
 
