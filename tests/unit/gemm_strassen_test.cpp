@@ -6,7 +6,8 @@
 // gemmPackedB's on the same data. The AVX-512 families run where the CPU has them.
 // The f32_gemm_strassen_* kernels (MatMul, Gemm and their fused forms) through the kernel
 // contract against the reference kernel, with every epilogue, Gemm's C, alpha and beta,
-// batched A, odd extents; their declines (a computed B, transA, shapes under the limits).
+// batched A, odd extents, fewer rows at run time than prepared for; their declines (a
+// computed B, transA, shapes under the limits).
 // GemmStrassenBench.DISABLED_VsPlain times it against gemmPackedB on the zoo's transformer
 // shapes (ANVIL_BENCH_MNK=m,n,k;... ANVIL_BENCH_THREADS, ANVIL_BENCH_ISA=avx2|avx512|8x32).
 #include <gtest/gtest.h>
@@ -284,6 +285,38 @@ TEST(GemmStrassenKernels, MatchReferenceAcrossThreads) {
     if (runtime::hostHas("avx2")) EXPECT_GT(served, 0) << c.name;
   }
   if (!runtime::hostHas("avx2")) GTEST_SKIP() << "skipped: this CPU lacks avx2";
+  EXPECT_GT(ran, 0);
+}
+
+// Prepared at 64 rows (the profile's opt and max), run at fewer: the half-size rows and the
+// quadrants follow the run's M (1 row: no second half; odd counts: a padded one).
+TEST(GemmStrassenKernels, RunsRowCountsUnderTheProfiles) {
+  if (!runtime::hostHas("avx2")) GTEST_SKIP() << "skipped: this CPU lacks avx2";
+  ir::Attributes at;
+  setAct(at, "Relu", {}, 0);
+  auto mk = [&](int64_t m) {
+    return Case{"rows" + std::to_string(m), "FusedMatMul", "anvil", {Dims{m, 300}, Dims{300, 257}, Dims{257}},
+                {false, true, true}, at};
+  };
+  const Built prepared = build(mk(64), 17);
+  int ran = 0;
+  for (const runtime::Kernel* k : strassenKernels()) {
+    if (k->op != "FusedMatMul" || !runtime::hostHasAll(k->requirements)) continue;
+    const PreparedKernel pk = prepare(*k, prepared, 2);
+    for (int64_t m : {1, 2, 5, 33, 64}) {
+      Built b = build(mk(m), 23);
+      b.tensors[1] = prepared.tensors[1];  // the prepared weight and bias
+      b.tensors[2] = prepared.tensors[2];
+      const ir::Tensor want = reference(b);
+      for (int threads : {1, 2}) {
+        auto ex = runtime::makeCpuExecutor(threads);
+        const RunResult r = runKernel(*k, pk, b, want.dims(), *ex);
+        EXPECT_TRUE(r.guardsIntact && r.workspaceIntact) << k->name << " M=" << m;
+        EXPECT_EQ(compare(r.out, want), "") << k->name << " M=" << m << " threads=" << threads;
+      }
+      ++ran;
+    }
+  }
   EXPECT_GT(ran, 0);
 }
 
