@@ -347,27 +347,13 @@ TEST(GemmStrassenKernels, DeclinesWhatItCannotServe) {
 }
 
 TEST(GemmStrassenBench, DISABLED_VsPlain) {
-  struct Shape {
-    int64_t m, n, k;
-  };
-  std::vector<Shape> shapes;
-  if (const char* e = std::getenv("ANVIL_BENCH_MNK")) {
-    for (const char* p = e; *p;) {
-      Shape s{};
-      int used = 0;
-      if (std::sscanf(p, "%ld,%ld,%ld%n", &s.m, &s.n, &s.k, &used) != 3) break;
-      shapes.push_back(s);
-      p += used;
-      if (*p == ';') ++p;
-    }
-  } else {
-    shapes = {{128, 3072, 768}, {128, 768, 3072}, {128, 2304, 768}, {128, 768, 768}, {197, 768, 192},
-              {197, 192, 768}, {197, 576, 192}, {196, 1536, 384}, {196, 384, 1536}, {512, 512, 512}};
-  }
+  const std::vector<BenchShape> shapes =
+      benchShapes({{128, 3072, 768}, {128, 768, 3072}, {128, 2304, 768}, {128, 768, 768}, {197, 768, 192},
+                   {197, 192, 768}, {197, 576, 192}, {196, 1536, 384}, {196, 384, 1536}, {512, 512, 512}});
   const int threads = std::getenv("ANVIL_BENCH_THREADS") ? std::max(1, std::atoi(std::getenv("ANVIL_BENCH_THREADS"))) : 1;
   const char* only = std::getenv("ANVIL_BENCH_ISA");
   auto ex = runtime::makeCpuExecutor(threads);
-  for (const Shape s : shapes)
+  for (const BenchShape s : shapes)
     for (const Family& f : kFamilies) {
       if (!runtime::hostHas(f.need) || (only && std::strcmp(only, f.name) != 0)) continue;
       const GemmConfig& c = gemmConfig(f.isa);

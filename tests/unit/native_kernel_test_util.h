@@ -388,4 +388,24 @@ runtime::Kernels& registryOf() {
   return *k;
 }
 
+// GEMM shapes (M, N, K) for the benchmarks: ANVIL_BENCH_MNK="m,n,k;m,n,k;..." where set,
+// else `fallback`.
+struct BenchShape {
+  int64_t m, n, k;
+};
+inline std::vector<BenchShape> benchShapes(std::vector<BenchShape> fallback) {
+  const char* e = std::getenv("ANVIL_BENCH_MNK");
+  if (!e) return fallback;
+  std::vector<BenchShape> shapes;
+  for (const char* p = e; *p;) {
+    BenchShape s{};
+    int used = 0;
+    if (std::sscanf(p, "%ld,%ld,%ld%n", &s.m, &s.n, &s.k, &used) != 3) break;
+    shapes.push_back(s);
+    p += used;
+    if (*p == ';') ++p;
+  }
+  return shapes;
+}
+
 }  // namespace anvil::testing::nk

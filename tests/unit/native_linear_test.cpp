@@ -1005,28 +1005,16 @@ TEST(NativeLinearBench, DISABLED_MicroKernel) {
 // against a 2 MB L2) instead of finding them in cache.
 TEST(NativeLinearBench, DISABLED_GemmDriver) {
   using namespace cpu::tactics;
-  struct Shape { int64_t m, n, k; };
-  std::vector<Shape> shapes;
-  if (const char* e = std::getenv("ANVIL_BENCH_MNK")) {
-    for (const char* p = e; *p;) {
-      Shape s{};
-      int used = 0;
-      if (std::sscanf(p, "%ld,%ld,%ld%n", &s.m, &s.n, &s.k, &used) != 3) break;
-      shapes.push_back(s);
-      p += used;
-      if (*p == ';') ++p;
-    }
-  } else {
-    shapes = {{512, 512, 512}, {1024, 1024, 1024}, {49, 3072, 768}, {49, 768, 3072}, {196, 1536, 384},
-              {196, 384, 1536}, {3136, 24, 144}, {12544, 96, 16}, {1, 768, 768}, {8, 768, 768}};
-  }
+  const std::vector<BenchShape> shapes = benchShapes(
+      {{512, 512, 512}, {1024, 1024, 1024}, {49, 3072, 768}, {49, 768, 3072}, {196, 1536, 384},
+       {196, 384, 1536}, {3136, 24, 144}, {12544, 96, 16}, {1, 768, 768}, {8, 768, 768}});
   const double coldMb = std::getenv("ANVIL_BENCH_COLD") ? std::atof(std::getenv("ANVIL_BENCH_COLD")) : 0.0;
   const int threads = std::getenv("ANVIL_BENCH_THREADS") ? std::max(1, std::atoi(std::getenv("ANVIL_BENCH_THREADS"))) : 1;
   const char* only = std::getenv("ANVIL_BENCH_ISA");  // "avx2", "avx512" or "8x32": one family
   auto ex = runtime::makeCpuExecutor(threads);
   const int64_t iters = 2000000;
   auto align = [](float* p) { return reinterpret_cast<float*>((reinterpret_cast<uintptr_t>(p) + 63) & ~uintptr_t(63)); };
-  for (const Shape s : shapes)
+  for (const BenchShape s : shapes)
     for (GemmIsa isa : {GemmIsa::kAvx2_6x16, GemmIsa::kAvx512_14x32, GemmIsa::kAvx512_8x32}) {
       if (isa != GemmIsa::kAvx2_6x16 && !runtime::hostHas("avx512f")) continue;
       const char* name = isa == GemmIsa::kAvx2_6x16 ? "avx2" : isa == GemmIsa::kAvx512_14x32 ? "avx512" : "8x32";
