@@ -252,8 +252,11 @@ TEST(GemmStrassenKernels, RegisteredForEveryVectorFamily) {
     ++n;
   }
   EXPECT_EQ(n, 3 * 2 * 2);  // (6x16, 14x32, 8x32) x (plain, fused) x (MatMul, Gemm)
-  for (const runtime::Kernel* k : registry().all())
-    if (k->name.rfind("f32_gemm_strassen", 0) != 0) EXPECT_FALSE(k->strassen) << k->name;
+  for (const runtime::Kernel* k : registry().all()) {
+    if (k->name.rfind("f32_gemm_strassen", 0) != 0) {
+      EXPECT_FALSE(k->strassen) << k->name;
+    }
+  }
 }
 
 TEST(GemmStrassenKernels, MatchReferenceAcrossThreads) {
@@ -282,7 +285,9 @@ TEST(GemmStrassenKernels, MatchReferenceAcrossThreads) {
           << k->name << " on " << c.name << ": 1 and 2 threads differ bitwise";
       ++served, ++ran;
     }
-    if (runtime::hostHas("avx2")) EXPECT_GT(served, 0) << c.name;
+    if (runtime::hostHas("avx2")) {
+      EXPECT_GT(served, 0) << c.name;
+    }
   }
   if (!runtime::hostHas("avx2")) GTEST_SKIP() << "skipped: this CPU lacks avx2";
   EXPECT_GT(ran, 0);
