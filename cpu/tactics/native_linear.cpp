@@ -201,19 +201,18 @@ void prepareMatMul(GemmIsa isa, bool fused, const PrepareInfo& info, Prepared* o
                 ": Strassen needs one constant B, K >= ", kStrassenMinK, ", N >= ", kStrassenMinN, " and ",
                 kStrassenMinRows, " rows");
     p.strassen = 1;
+  }
+  if (w && d.nbB == 1) {  // one constant B for every batch: pack it once (Strassen: its 7 operands)
     p.packed = 1;
     p.wK = d.K;
     p.wN = d.N;
-    std::string blob(size_t(strassenPackedBFloats(c, d.K, d.N)) * sizeof(float), '\0');
-    strassenPackB(c, d.K, d.N, matrixB(w->data<float>(), d), reinterpret_cast<float*>(blob.data()));
-    out->blobs.push_back(std::move(blob));
-    out->packedInputs.push_back(1);
-  } else if (w && d.nbB == 1) {  // one constant B for every batch: pack it once
-    p.packed = 1;
-    p.wK = d.K;
-    p.wN = d.N;
-    std::string blob(size_t(packedBFloats(c, d.K, d.N)) * sizeof(float), '\0');
-    packBPanels(c, d.K, d.N, matrixB(w->data<float>(), d), 0, ceilDiv(d.N, c.nr), reinterpret_cast<float*>(blob.data()));
+    const StridedMatrix B = matrixB(w->data<float>(), d);
+    std::string blob(size_t(p.strassen ? strassenPackedBFloats(c, d.K, d.N) : packedBFloats(c, d.K, d.N)) * sizeof(float),
+                     '\0');
+    if (p.strassen)
+      strassenPackB(c, d.K, d.N, B, reinterpret_cast<float*>(blob.data()));
+    else
+      packBPanels(c, d.K, d.N, B, 0, ceilDiv(d.N, c.nr), reinterpret_cast<float*>(blob.data()));
     out->blobs.push_back(std::move(blob));
     out->packedInputs.push_back(1);
   }
