@@ -1022,6 +1022,13 @@ void buildImpl(const std::string& onnxPath, const BuilderConfig& config, std::st
                                 std::to_string(block) + "c from " + std::to_string(regions.size()) + " candidates (" +
                                 std::to_string(report->blockedNodes) + " nodes, " + std::to_string(report->reorders) +
                                 " reorders)");
+      if (config.convDwFusion) {
+        const int fused = codegen::fuseBlockedConvDw(g, block, [&](const ir::Node& n) { return servesBlocked(n, false); });
+        if (fused > 0) {
+          reinfer();
+          report->passLog.push_back("1x1 + depthwise fusion: " + std::to_string(fused) + " pairs as anvil.FusedConvDw");
+        }
+      }
     }
   }
   plan.tactics.assign(g.nodes().size(), "ref");

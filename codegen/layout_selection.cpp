@@ -8,6 +8,7 @@
 #include <unordered_set>
 
 #include "ir/layout.h"
+#include "ir/ops/anvil_linear.h"
 #include "passes/graph_edit.h"
 #include "runtime/kernel.h"
 
@@ -171,6 +172,110 @@ AppliedRegion applyBlockedRegion(ir::Graph& g, const std::vector<ir::Node*>& reg
     }
   }
   return r;
+}
+
+namespace {
+
+bool f32OnCpu(const ir::Node& n) {
+  return (n.precision() == ir::DataType::kUndefined || n.precision() == ir::DataType::kF32) &&
+         n.device() == ir::Device::kCPU;
+}
+
+// A Conv or anvil.FusedConv without a residual (its epilogue in *e): the linear part of the
+// pair.
+bool convWithEpilogue(const ir::Node& n, ir::linear::Epilogue* e) {
+  const bool conv = n.op() == "Conv" && n.domain().empty();
+  const bool fused = n.op() == "FusedConv" && n.domain() == "anvil";
+  if (!conv && !fused) return false;
+  *e = ir::linear::Epilogue{};
+  if (fused && !ir::linear::readEpilogue(n.attrs(), e).empty()) return false;
+  if (e->residual || n.numOutputs() != 1 || n.numInputs() < 2) return false;
+  const ir::Attributes& a = n.attrs();
+  const std::string ap = a.getString("auto_pad", "NOTSET");
+  return (ap.empty() || ap == "NOTSET") && a.getInts("dilations", {1, 1}) == std::vector<int64_t>{1, 1};
+}
+
+bool staticInitializer(const ir::Value* v, size_t rank) {
+  return v && v->isInitializer() && v->dtype() == ir::DataType::kF32 && v->shape().isStatic() &&
+         v->shape().rank() == rank && v->layout().isPlain();
+}
+
+}  // namespace
+
+int fuseBlockedConvDw(ir::Graph& g, int block, const std::function<bool(const ir::Node&)>& servable) {
+  const ir::Layout blocked = ir::Layout::nchwc(block);
+  const auto observed = passes::observedOutputs(g);
+  std::vector<ir::Node*> depthwise;
+  for (const auto& n : g.nodes()) depthwise.push_back(n.get());
+  std::unordered_set<const ir::Node*> gone;  // removed by an earlier fusion
+  int fused = 0;
+  for (ir::Node* dw : depthwise) {
+    if (gone.count(dw)) continue;
+    ir::linear::Epilogue de, pe;
+    if (!convWithEpilogue(*dw, &de) || !f32OnCpu(*dw)) continue;
+    ir::Value* mid = dw->input(0);
+    ir::Value* wd = dw->input(1);
+    ir::Node* pw = mid ? mid->producer() : nullptr;
+    if (!pw || !convWithEpilogue(*pw, &pe) || !f32OnCpu(*pw) || pw->owner() != &g || dw->owner() != &g) continue;
+    if (!(mid->layout() == blocked) || !(dw->output(0)->layout() == blocked) || !pw->input(0) ||
+        !(pw->input(0)->layout() == blocked))
+      continue;
+    if (observed.count(mid) || g.users(mid).size() != 1 || !mid->shape().isStatic() || mid->shape().rank() != 4)
+      continue;
+    ir::Value* w = pw->input(1);
+    if (!staticInitializer(w, 4) || !staticInitializer(wd, 4)) continue;
+    const std::vector<int64_t> md = mid->shape().extents(), wk = w->shape().extents(), dk = wd->shape().extents();
+    const int64_t E = md[1];
+    // The 1x1: group 1, stride 1, no padding.
+    const ir::Attributes& pa = pw->attrs();
+    if (wk[0] != E || wk[2] != 1 || wk[3] != 1 || pa.getInt("group", 1) != 1 ||
+        pa.getInts("strides", {1, 1}) != std::vector<int64_t>{1, 1} ||
+        pa.getInts("pads", {0, 0, 0, 0}) != std::vector<int64_t>{0, 0, 0, 0})
+      continue;
+    // The depthwise: one filter per channel.
+    const ir::Attributes& da = dw->attrs();
+    if (da.getInt("group", 1) != E || dk[0] != E || dk[1] != 1 ||
+        da.getInts("kernel_shape", {dk[2], dk[3]}) != std::vector<int64_t>{dk[2], dk[3]})
+      continue;
+    const ir::Value* b = pw->numInputs() > 2 ? pw->input(2) : nullptr;
+    const ir::Value* bd = dw->numInputs() > 2 ? dw->input(2) : nullptr;
+    if ((b && !staticInitializer(b, 1)) || (bd && !staticInitializer(bd, 1))) continue;
+    // Only where the 1x1's output outgrows the caches: smaller ones stay in L2 between the
+    // two nodes anyway, and the fused step makes its rows one image row at a time.
+    const int64_t bytes = md[0] * (E + block - 1) / block * block * md[2] * md[3] * int64_t(sizeof(float));
+    if (bytes < kConvDwFuseBytes) continue;
+
+    ir::Attributes attrs;
+    ir::linear::writeEpilogue(pe, &attrs);
+    ir::linear::writeEpilogue(de, &attrs, "dw_");
+    attrs.set("dw_kernel_shape", std::vector<int64_t>{dk[2], dk[3]});
+    attrs.set("dw_strides", da.getInts("strides", {1, 1}));
+    attrs.set("dw_pads", da.getInts("pads", {0, 0, 0, 0}));
+    std::vector<ir::Value*> inputs = {pw->input(0), w, const_cast<ir::Value*>(b), wd, const_cast<ir::Value*>(bd)};
+    while (!inputs.empty() && !inputs.back()) inputs.pop_back();
+    // Asked first on a probe node (its output typed and laid out as the depthwise's).
+    ir::Node* probe = g.addNode("FusedConvDw", "anvil", "", inputs, {passes::uniqueName(g, dw->output(0)->name() + "_probe")});
+    probe->attrs() = attrs;
+    probe->output(0)->setType(dw->output(0)->type());
+    probe->output(0)->copyMetaFrom(*dw->output(0));
+    bool ok = false;
+    try {
+      ok = servable(*probe);
+    } catch (...) {
+      ok = false;
+    }
+    g.removeNode(probe);
+    g.removeUnusedValues();
+    if (!ok) continue;
+    const std::string name = pw->name().empty() ? dw->name() : dw->name().empty() ? pw->name() : pw->name() + "+" + dw->name();
+    gone.insert(dw);
+    gone.insert(pw);
+    ir::Node* n = passes::replaceNode(g, dw, "FusedConvDw", "anvil", inputs, attrs);
+    n->setName(name);
+    passes::removeIfUnused(g, pw);
+    ++fused;
+  }
+  return fused;
 }
 
 void revertBlockedRegion(ir::Graph& g, const AppliedRegion& r) {

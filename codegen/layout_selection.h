@@ -65,4 +65,13 @@ AppliedRegion applyBlockedRegion(ir::Graph& g, const std::vector<ir::Node*>& reg
 // Graph::removeUnusedValues).
 void revertBlockedRegion(ir::Graph& g, const AppliedRegion& r);
 
+// Each blocked 1x1 Conv (Conv or anvil.FusedConv: group 1, stride 1, no padding, no
+// residual) whose output only a blocked depthwise Conv (group = channels, dilation 1, no
+// residual) reads, in f32 on the CPU, with that output at least kConvDwFuseBytes, becomes one
+// anvil.FusedConvDw node named "<1x1>+<depthwise>" (ir/ops/anvil_linear.h) writing the
+// depthwise output, where `servable(fused)` says a blocked kernel serves it. Returns the
+// number of pairs fused; the caller re-infers the types.
+inline constexpr int64_t kConvDwFuseBytes = int64_t(1) << 20;
+int fuseBlockedConvDw(ir::Graph& g, int block, const std::function<bool(const ir::Node&)>& servable);
+
 }  // namespace anvil::codegen

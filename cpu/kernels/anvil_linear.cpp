@@ -78,12 +78,70 @@ void fusedKernel(KernelContext& ctx, const std::string& baseOp, size_t nBase, bo
   });
 }
 
+// anvil.FusedConvDw: the 1x1 Conv's reference kernel and epilogue (inputs 0-2, the node's
+// own activation attributes), then the depthwise Conv of that with its bias and activation,
+// each output the bias plus its taps in row-major order, rounded as the unfused nodes round.
+template <typename T>
+void depthwise(const Tensor& v, const Tensor& wd, const Tensor* bd, const ir::linear::DwWindow& w,
+               const Epilogue& e, Tensor& out) {
+  using C = ComputeT<T>;
+  const int64_t N = v.dim(0), E = v.dim(1), H = v.dim(2), W = v.dim(3), OH = out.dim(2), OW = out.dim(3);
+  const T* vp = v.data<T>();
+  const T* fp = wd.data<T>();
+  const T* bp = bd ? bd->data<T>() : nullptr;
+  T* op = out.data<T>();
+  for (int64_t n = 0; n < N; ++n)
+    for (int64_t c = 0; c < E; ++c) {
+      const T* plane = vp + (n * E + c) * H * W;
+      const T* f = fp + c * w.kH * w.kW;
+      for (int64_t oh = 0; oh < OH; ++oh)
+        for (int64_t ow = 0; ow < OW; ++ow) {
+          C acc = bp ? C(bp[c]) : C(0);
+          for (int64_t i = 0; i < w.kH; ++i) {
+            const int64_t ih = oh * w.sH - w.pads[0] + i;
+            if (ih < 0 || ih >= H) continue;
+            for (int64_t j = 0; j < w.kW; ++j) {
+              const int64_t iw = ow * w.sW - w.pads[1] + j;
+              if (iw >= 0 && iw < W) acc += C(plane[ih * W + iw]) * C(f[i * w.kW + j]);
+            }
+          }
+          op[((n * E + c) * OH + oh) * OW + ow] = T(ir::linear::activate(e, C(T(acc))));
+        }
+    }
+}
+
+void fusedConvDwKernel(KernelContext& ctx) {
+  Epilogue de;
+  ir::linear::DwWindow w;
+  std::string err = ir::linear::readEpilogue(ctx.node().attrs(), &de, "dw_");
+  if (err.empty()) err = ir::linear::readDwWindow(ctx.node().attrs(), &w);
+  ctx.check(err.empty(), err);
+  ctx.check(ctx.hasInput(ir::linear::kDwFilterInput), "the depthwise filter Wd (input 3) is required");
+  const Tensor v = cpu::fusedLinearEpilogue(ctx.node(), runBase(ctx, "Conv", 3), nullptr);
+  const Tensor& wd = ctx.input(ir::linear::kDwFilterInput);
+  const Tensor* bd = ctx.hasInput(ir::linear::kDwBiasInput) ? &ctx.input(ir::linear::kDwBiasInput) : nullptr;
+  ctx.check(v.rank() == 4, "X must be [N, C, H, W]");
+  const int64_t E = v.dim(1);
+  ctx.check(wd.dtype() == v.dtype() && wd.dims() == std::vector<int64_t>{E, 1, w.kH, w.kW},
+            "Wd must be [E, 1, kh, kw] of X's type, got " + wd.summary());
+  ctx.check(!bd || (bd->dtype() == v.dtype() && bd->dims() == std::vector<int64_t>{E}),
+            "Bd must be [E] of X's type");
+  const int64_t spanH = v.dim(2) + w.pads[0] + w.pads[2] - w.kH, spanW = v.dim(3) + w.pads[1] + w.pads[3] - w.kW;
+  ctx.check(spanH >= 0 && spanW >= 0, "the depthwise window is larger than the padded image");
+  Tensor& out = ctx.allocOutput(0, v.dtype(), {v.dim(0), E, spanH / w.sH + 1, spanW / w.sW + 1});
+  dispatchFloat(v.dtype(), [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    depthwise<T>(v, wd, bd, w, de, out);
+  });
+}
+
 }  // namespace
 
 void registerAnvilLinearKernels(KernelRegistry& r) {
   r.add("FusedConv", "anvil", [](KernelContext& ctx) { fusedKernel(ctx, "Conv", 3, false); });
   r.add("FusedGemm", "anvil", [](KernelContext& ctx) { fusedKernel(ctx, "Gemm", 3, false); });
   r.add("FusedMatMul", "anvil", [](KernelContext& ctx) { fusedKernel(ctx, "MatMul", 2, true); });
+  r.add("FusedConvDw", "anvil", fusedConvDwKernel);
 }
 
 }  // namespace anvil::cpu::kernels

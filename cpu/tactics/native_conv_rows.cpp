@@ -13,6 +13,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cmath>
 #include <cstring>
 #include <string>
 #include <utility>
@@ -22,6 +23,7 @@
 #include "cpu/tactics/native_linear_conv.h"
 #include "cpu/tactics/native_linear_epilogue.h"
 #include "cpu/tactics/nchwc.h"
+#include "cpu/tactics/nchwc_depthwise.h"
 #include "cpu/tactics/task_split.h"
 #include "ir/ops/anvil_linear.h"
 #include "runtime/kernel.h"
@@ -732,6 +734,7 @@ Kernel makeKernel(std::string name, bool fused, GemmIsa isa, std::vector<std::st
 }
 
 #include "cpu/tactics/native_conv_rows_nchwc.inc"
+#include "cpu/tactics/native_conv_dw_fused.inc"
 
 }  // namespace
 
@@ -761,6 +764,8 @@ void registerNativeConvRowsKernels(Kernels& k) {
                            {"avx2", "fma"}));
     }
   }
+  k.add(makeConvDwKernel("f32_conv_dw_nchw16c_14x32__avx512", GemmIsa::kAvx512_14x32, {"avx512f", "avx2", "fma"}));
+  k.add(makeConvDwKernel("f32_conv_dw_nchw8c_6x16__avx2", GemmIsa::kAvx2_6x16, {"avx2", "fma"}));
 }
 
 }  // namespace anvil::runtime

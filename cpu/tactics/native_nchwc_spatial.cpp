@@ -16,6 +16,7 @@
 #include "cpu/tactics/native_linear_conv.h"
 #include "cpu/tactics/native_linear_epilogue.h"
 #include "cpu/tactics/nchwc.h"
+#include "cpu/tactics/nchwc_depthwise.h"
 #include "cpu/tactics/task_split.h"
 #include "ir/ops/anvil_linear.h"
 #include "ir/ops/nn_util.h"
@@ -304,6 +305,26 @@ void runDw(const StepArgs& a) {
   const DwRowsFn rows = p.block == 16 ? avx512::dwRows : avx2::dwRows;
   a.executor->parallelFor(T, [&](int64_t t) { rows(j, rangeBegin(units, t, T), rangeBegin(units, t + 1, T), t); });
 }
+
+}  // namespace
+
+void blockedDwRow(int block, const Conv2dGeom& g, const float* const* rows, const float* w, const float* bias,
+                  float* y, float lo, float hi) {
+  if (block == 16) avx512::dwRowInPlace(g, rows, w, bias, y, lo, hi);
+  else avx2::dwRowInPlace(g, rows, w, bias, y, lo, hi);
+}
+
+bool blockedDwRowPairs(int block, const Conv2dGeom& g) {
+  return block == 16 && g.kH == 3 && g.kW == 3 && g.sH == 1 && g.sW == 1 && g.dH == 1 && g.dW == 1;
+}
+
+void blockedDwRowPair(int block, const Conv2dGeom& g, const float* const* rows, const float* w, const float* bias,
+                      float* y0, float* y1, float lo, float hi) {
+  if (block == 16) avx512::dwRowPairInPlace(g, rows, w, bias, y0, y1, lo, hi);
+  else avx2::dwRowPairInPlace(g, rows, w, bias, y0, y1, lo, hi);
+}
+
+namespace {
 
 Kernel makeDw(int block, bool fused) {
   Kernel k;

@@ -197,6 +197,45 @@ inline void dwRowGeneric(const DwRow& r, int64_t kh, int64_t kw, int64_t sw, typ
   for (int64_t ow = 0; ow < r.OW; ++ow) V::store(r.y + ow * N, V::clamp(dwEdgePixel(r, kh, kw, sw, ow, bias), lo, hi));
 }
 
+// The filter and stride's unrolled row function (fastDw: kh * 10 + stride, 0 for none).
+inline int fastDw(const Conv2dGeom& g) {
+  return g.kH != g.kW || g.sH != g.sW || g.dH != 1 || g.dW != 1 ? 0
+         : (g.kH == 3 || g.kH == 5 || g.kH == 7) && (g.sH == 1 || g.sH == 2) ? int(g.kH * 10 + g.sH)
+                                                                            : 0;
+}
+
+// One output row of one channel block, in place or from the ring.
+inline void dwRowAny(const DwRow& row, int fast, const Conv2dGeom& g, typename V::T bias, typename V::T lo,
+                     typename V::T hi) {
+  constexpr int U = V::N == 8 ? 4 : 8;
+  switch (fast) {
+    case 31: dwRowFast<3, 1, U>(row, bias, lo, hi); break;
+    case 32: dwRowFast<3, 2, U>(row, bias, lo, hi); break;
+    case 51: dwRowWide<5, 1, U>(row, bias, lo, hi); break;
+    case 52: dwRowWide<5, 2, U>(row, bias, lo, hi); break;
+    case 71: dwRowWide<7, 1, U>(row, bias, lo, hi); break;
+    case 72: dwRowWide<7, 2, U>(row, bias, lo, hi); break;
+    default: dwRowGeneric(row, g.kH, g.kW, g.sW, bias, lo, hi);
+  }
+}
+
+// dwRowAny in place from scalar arguments (nchwc_depthwise.h's blockedDwRow): callable from
+// code compiled for any ISA (vector arguments would cross the target boundary).
+inline void dwRowInPlace(const Conv2dGeom& g, const float* const* rows, const float* w, const float* bias, float* y,
+                         float lo, float hi) {
+  const DwRow row{rows, w, y, g.W, g.OW, g.pl};
+  dwRowAny(row, fastDw(g), g, V::load(bias), V::set1(lo), V::set1(hi));
+}
+
+// Two output rows y0, y1 (the next) of a 3x3 stride-1 depthwise from rows[0..3], as dwRows
+// pairs them (AVX-512): the same bits as two dwRowInPlace calls.
+inline void dwRowPairInPlace(const Conv2dGeom& g, const float* const* rows, const float* w, const float* bias,
+                             float* y0, float* y1, float lo, float hi) {
+  constexpr int U = V::N == 8 ? 4 : 8;
+  const DwRow row{rows, w, y0, g.W, g.OW, g.pl};
+  dwRowPair<3, U>(row, y1, V::load(bias), V::set1(lo), V::set1(hi));
+}
+
 // The padded input row ih of a plane in task's ring (slot ih % kRingSlots, tagged), or the
 // zero row above and below the plane: column c of the row at (c + pl) * N, the padding zero
 // (the slots were cleared when the task started).
@@ -223,8 +262,7 @@ void dwRows(const DwJob& j, int64_t r0, int64_t r1, int64_t t) {
   const Conv2dGeom& g = j.g;
   const int64_t Cb = nchwc::channelBlocks(g.C, N), KK = g.kH * g.kW;
   const T lo = V::set1(j.lo), hi = V::set1(j.hi);
-  const int fast = g.kH != g.kW || g.sH != g.sW || g.dH != 1 || g.dW != 1 ? 0
-                   : (g.kH == 3 || g.kH == 5 || g.kH == 7) && (g.sH == 1 || g.sH == 2) ? int(g.kH * 10 + g.sH) : 0;
+  const int fast = fastDw(g);
   DwRing ring;
   if (j.ring) {
     ring.slots = j.ring + t * j.ringFloats;
@@ -258,16 +296,7 @@ void dwRows(const DwJob& j, int64_t r0, int64_t r1, int64_t t) {
     // In the ring every window lies inside its padded row: no edge pixels.
     const DwRow row = j.ring ? DwRow{rows, j.w + cb * KK * N, y, j.slotWidth, g.OW, 0}
                              : DwRow{rows, j.w + cb * KK * N, y, g.W, g.OW, g.pl};
-    const T bias = V::load(j.bias + cb * N);
-    switch (fast) {
-      case 31: dwRowFast<3, 1, U>(row, bias, lo, hi); break;
-      case 32: dwRowFast<3, 2, U>(row, bias, lo, hi); break;
-      case 51: dwRowWide<5, 1, U>(row, bias, lo, hi); break;
-      case 52: dwRowWide<5, 2, U>(row, bias, lo, hi); break;
-      case 71: dwRowWide<7, 1, U>(row, bias, lo, hi); break;
-      case 72: dwRowWide<7, 2, U>(row, bias, lo, hi); break;
-      default: dwRowGeneric(row, g.kH, g.kW, g.sW, bias, lo, hi);
-    }
+    dwRowAny(row, fast, g, V::load(j.bias + cb * N), lo, hi);
     if (j.epilogue) j.row(j.epi, y, j.z ? j.z + r * g.OW * N : nullptr, nullptr, 0.0f, g.OW * N);
     if (cb == Cb - 1) zeroPadLanes(y, g.OW, N, g.C % N);
   }

@@ -84,6 +84,59 @@ void inferFusedMatMul(InferContext& c) {
   c.setOutput(0, out);
 }
 
+// anvil.FusedConvDw (ir/ops/anvil_linear.h): [N, E, OH, OW].
+void inferFusedConvDw(InferContext& c) {
+  const TensorType& x = c.inputType(0);
+  c.check(isComputeFloat(x.dtype), std::string("FusedConvDw takes float types, got ") + dtypeName(x.dtype));
+  for (size_t i = 1; i <= linear::kDwBiasInput; ++i)
+    if (c.hasInput(i)) c.check(c.inputDtype(i) == x.dtype, "every input must have X's type");
+  c.check(c.hasInput(linear::kDwFilterInput), "the depthwise filter Wd (input 3) is required");
+  linear::Epilogue pe, de;
+  std::string err = linear::readEpilogue(c.attrs(), &pe);
+  if (err.empty()) err = linear::readEpilogue(c.attrs(), &de, "dw_");
+  if (!err.empty()) c.fail(err);
+  c.check(!pe.residual && !de.residual, "FusedConvDw has no residual input");
+  linear::DwWindow w;
+  err = linear::readDwWindow(c.attrs(), &w);
+  if (!err.empty()) c.fail(err);
+  const Shape &xs = x.shape, &ws = c.inputShape(1), &ds = c.inputShape(linear::kDwFilterInput);
+  c.check(!xs.rankKnown() || xs.rank() == 4, "X must be [N, C, H, W], got " + xs.str());
+  c.check(!ws.rankKnown() || ws.rank() == 4, "W must be [E, C, 1, 1], got " + ws.str());
+  c.check(!ds.rankKnown() || ds.rank() == 4, "Wd must be [E, 1, kh, kw], got " + ds.str());
+  Dim e;
+  if (ws.rankKnown()) {
+    e = ws[0];
+    c.check((!ws[2].isStatic() || ws[2].value() == 1) && (!ws[3].isStatic() || ws[3].value() == 1),
+            "W must be a 1x1 filter, got " + ws.str());
+    if (xs.rankKnown() && xs[1].isStatic() && ws[1].isStatic())
+      c.check(xs[1].value() == ws[1].value(), "X's channels " + xs[1].str() + " differ from W's " + ws[1].str());
+  }
+  if (ds.rankKnown()) {
+    if (e.isStatic() && ds[0].isStatic()) c.check(ds[0].value() == e.value(), "Wd must have E = " + e.str() + " filters");
+    c.check(!ds[1].isStatic() || ds[1].value() == 1, "Wd must be [E, 1, kh, kw], got " + ds.str());
+    c.check((!ds[2].isStatic() || ds[2].value() == w.kH) && (!ds[3].isStatic() || ds[3].value() == w.kW),
+            "Wd " + ds.str() + " differs from dw_kernel_shape");
+  }
+  for (size_t b : {size_t(2), linear::kDwBiasInput})
+    if (c.hasInput(b) && c.inputShape(b).rankKnown()) {
+      const Shape& bs = c.inputShape(b);
+      c.check(bs.rank() == 1 && (!bs[0].isStatic() || !e.isStatic() || bs[0].value() == e.value()),
+              "the biases must be [E], got " + bs.str());
+    }
+  if (!xs.rankKnown()) {
+    c.setOutput(0, x.dtype, Shape({Dim(), e, Dim(), Dim()}));
+    return;
+  }
+  auto out = [&](const Dim& in, int64_t k, int64_t s, int64_t p0, int64_t p1) {
+    if (!in.isStatic()) return Dim();
+    const int64_t span = in.value() + p0 + p1 - k;
+    c.check(span >= 0, "the depthwise window is larger than the padded image");
+    return Dim(span / s + 1);
+  };
+  c.setOutput(0, x.dtype,
+              Shape({xs[0], e, out(xs[2], w.kH, w.sH, w.pads[0], w.pads[2]), out(xs[3], w.kW, w.sW, w.pads[1], w.pads[3])}));
+}
+
 }  // namespace
 
 void registerAnvilLinearOps(OpRegistry& r) {
@@ -97,6 +150,11 @@ void registerAnvilLinearOps(OpRegistry& r) {
   r.add({.name = "FusedMatMul", .domain = "anvil", .minInputs = 2, .maxInputs = 4, .traits = fused,
          .infer = inferFusedMatMul,
          .summary = "MatMul(A, B) + bias[N] (input 2) then the epilogue: activation and residual Add of Z"});
+  r.add({.name = "FusedConvDw", .domain = "anvil", .minInputs = 4, .maxInputs = 5, .traits = fused,
+         .infer = inferFusedConvDw,
+         .summary = "1x1 Conv(X, W, B) and its activation, then the depthwise Conv of that (Wd, Bd: inputs 3, "
+                    "4; dw_kernel_shape, dw_strides, dw_pads) and its activation (dw_activation): one node, the "
+                    "1x1 result never stored whole"});
 }
 
 }  // namespace anvil::ir::ops

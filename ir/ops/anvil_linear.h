@@ -72,20 +72,21 @@ inline bool parseActivation(const std::string& s, Activation* out) {
   return false;
 }
 
-// Reads the epilogue attributes; returns "" or what is wrong with them.
-inline std::string readEpilogue(const Attributes& attrs, Epilogue* e) {
-  const std::string act = attrs.getString("activation", "");
-  if (!parseActivation(act, &e->act)) return "unknown activation '" + act + "'";
-  const std::vector<float> p = attrs.getFloats("activation_params");
+// Reads the epilogue attributes; returns "" or what is wrong with them. prefix: the
+// attributes' names begin with it (anvil.FusedConvDw's depthwise epilogue: "dw_").
+inline std::string readEpilogue(const Attributes& attrs, Epilogue* e, const std::string& prefix = "") {
+  const std::string act = attrs.getString(prefix + "activation", "");
+  if (!parseActivation(act, &e->act)) return "unknown " + prefix + "activation '" + act + "'";
+  const std::vector<float> p = attrs.getFloats(prefix + "activation_params");
   if (p.size() != activationParamCount(e->act))
     return "activation '" + act + "' takes " + std::to_string(activationParamCount(e->act)) +
            " activation_params, got " + std::to_string(p.size());
   if (p.size() > 0) e->p0 = p[0];
   if (p.size() > 1) e->p1 = p[1];
-  const int64_t hr = attrs.getInt("has_residual", 0);
+  const int64_t hr = attrs.getInt(prefix + "has_residual", 0);
   if (hr != 0 && hr != 1) return "has_residual must be 0 or 1";
   e->residual = hr == 1;
-  const std::string order = attrs.getString("residual_order", "add_then_activate");
+  const std::string order = attrs.getString(prefix + "residual_order", "add_then_activate");
   if (order != "add_then_activate" && order != "activate_then_add")
     return "residual_order must be add_then_activate or activate_then_add, got '" + order + "'";
   e->addFirst = order == "add_then_activate";
@@ -93,22 +94,47 @@ inline std::string readEpilogue(const Attributes& attrs, Epilogue* e) {
 }
 
 // Writes e into attrs (the inverse of readEpilogue; defaults are left out).
-inline void writeEpilogue(const Epilogue& e, Attributes* attrs) {
-  attrs->erase("activation");
-  attrs->erase("activation_params");
-  attrs->erase("has_residual");
-  attrs->erase("residual_order");
+inline void writeEpilogue(const Epilogue& e, Attributes* attrs, const std::string& prefix = "") {
+  attrs->erase(prefix + "activation");
+  attrs->erase(prefix + "activation_params");
+  attrs->erase(prefix + "has_residual");
+  attrs->erase(prefix + "residual_order");
   if (e.act != Activation::kNone) {
-    attrs->set("activation", std::string(activationName(e.act)));
+    attrs->set(prefix + "activation", std::string(activationName(e.act)));
     std::vector<float> p;
     if (activationParamCount(e.act) > 0) p.push_back(e.p0);
     if (activationParamCount(e.act) > 1) p.push_back(e.p1);
-    if (!p.empty()) attrs->set("activation_params", p);
+    if (!p.empty()) attrs->set(prefix + "activation_params", p);
   }
   if (e.residual) {
-    attrs->set("has_residual", int64_t(1));
-    attrs->set("residual_order", std::string(e.addFirst ? "add_then_activate" : "activate_then_add"));
+    attrs->set(prefix + "has_residual", int64_t(1));
+    attrs->set(prefix + "residual_order", std::string(e.addFirst ? "add_then_activate" : "activate_then_add"));
   }
+}
+
+// anvil.FusedConvDw (a 1x1 Conv and the depthwise Conv that reads its result, one node):
+// inputs X [N, C, H, W], W [E, C, 1, 1], B [E] (optional), Wd [E, 1, kh, kw], Bd [E]
+// (optional); the 1x1 Conv's epilogue in the usual attributes (activation only, no
+// residual), the depthwise Conv's in dw_activation / dw_activation_params, its window in
+// dw_kernel_shape, dw_strides and dw_pads (top, left, bottom, right; dilation 1).
+inline constexpr size_t kDwFilterInput = 3, kDwBiasInput = 4;
+struct DwWindow {
+  int64_t kH = 0, kW = 0, sH = 1, sW = 1;
+  int64_t pads[4] = {0, 0, 0, 0};
+};
+// Reads dw_kernel_shape / dw_strides / dw_pads; returns "" or what is wrong with them.
+inline std::string readDwWindow(const Attributes& attrs, DwWindow* w) {
+  const std::vector<int64_t> k = attrs.getInts("dw_kernel_shape"), s = attrs.getInts("dw_strides", {1, 1}),
+                             p = attrs.getInts("dw_pads", {0, 0, 0, 0});
+  if (k.size() != 2 || k[0] < 1 || k[1] < 1) return "dw_kernel_shape must be two positive extents";
+  if (s.size() != 2 || s[0] < 1 || s[1] < 1) return "dw_strides must be two positive strides";
+  if (p.size() != 4) return "dw_pads must hold four pads";
+  for (int i = 0; i < 4; ++i) {
+    if (p[size_t(i)] < 0) return "dw_pads must not be negative";
+    w->pads[i] = p[size_t(i)];
+  }
+  w->kH = k[0], w->kW = k[1], w->sH = s[0], w->sW = s[1];
+  return "";
 }
 
 // The activation in compute type C, with the formulas of the reference elementwise kernels.

@@ -113,6 +113,10 @@ class BlockedStep {
     a_.workspaceBytes = pk.prepared.workspaceBytes;
   }
 
+  // Hands input i over as the buffer at p (e.g. another step's output, outputData()).
+  void handOverView(size_t i, float* p) { in_[i].data = p; }
+  float* outputData() { return reinterpret_cast<float*>(out_.data); }
+
   // Hands input i over as `storage` instead (e.g. another kernel's blocked output).
   void handOver(size_t i, const std::vector<float>& storage) {
     store_[i] = storage;
