@@ -1023,10 +1023,15 @@ void buildImpl(const std::string& onnxPath, const BuilderConfig& config, std::st
                                 std::to_string(report->blockedNodes) + " nodes, " + std::to_string(report->reorders) +
                                 " reorders)");
       if (config.convDwFusion) {
-        const int fused = codegen::fuseBlockedConvDw(g, block, [&](const ir::Node& n) { return servesBlocked(n, false); });
-        if (fused > 0) {
+        const std::vector<ir::Node*> fused =
+            codegen::fuseBlockedConvDw(g, block, [&](const ir::Node& n) { return servesBlocked(n, false); });
+        if (!fused.empty()) {
+          // The fused nodes' outputs are new values (a freed value's address may have been
+          // reused for them): their declared types are their own.
+          for (const ir::Node* n : fused) declaredOf[n->output(0)] = n->output(0)->type();
           reinfer();
-          report->passLog.push_back("1x1 + depthwise fusion: " + std::to_string(fused) + " pairs as anvil.FusedConvDw");
+          report->passLog.push_back("1x1 + depthwise fusion: " + std::to_string(fused.size()) +
+                                    " pairs as anvil.FusedConvDw");
         }
       }
     }

@@ -202,13 +202,14 @@ bool staticInitializer(const ir::Value* v, size_t rank) {
 
 }  // namespace
 
-int fuseBlockedConvDw(ir::Graph& g, int block, const std::function<bool(const ir::Node&)>& servable) {
+std::vector<ir::Node*> fuseBlockedConvDw(ir::Graph& g, int block,
+                                         const std::function<bool(const ir::Node&)>& servable) {
   const ir::Layout blocked = ir::Layout::nchwc(block);
   const auto observed = passes::observedOutputs(g);
   std::vector<ir::Node*> depthwise;
   for (const auto& n : g.nodes()) depthwise.push_back(n.get());
   std::unordered_set<const ir::Node*> gone;  // removed by an earlier fusion
-  int fused = 0;
+  std::vector<ir::Node*> fused;
   for (ir::Node* dw : depthwise) {
     if (gone.count(dw)) continue;
     ir::linear::Epilogue de, pe;
@@ -273,7 +274,7 @@ int fuseBlockedConvDw(ir::Graph& g, int block, const std::function<bool(const ir
     ir::Node* n = passes::replaceNode(g, dw, "FusedConvDw", "anvil", inputs, attrs);
     n->setName(name);
     passes::removeIfUnused(g, pw);
-    ++fused;
+    fused.push_back(n);
   }
   return fused;
 }

@@ -70,8 +70,9 @@ void revertBlockedRegion(ir::Graph& g, const AppliedRegion& r);
 // residual) reads, in f32 on the CPU, with that output at least kConvDwFuseBytes, becomes one
 // anvil.FusedConvDw node named "<1x1>+<depthwise>" (ir/ops/anvil_linear.h) writing the
 // depthwise output, where `servable(fused)` says a blocked kernel serves it. Returns the
-// number of pairs fused; the caller re-infers the types.
+// fused nodes (their outputs are new values of the depthwise outputs' names and types); the
+// caller re-infers the types.
 inline constexpr int64_t kConvDwFuseBytes = int64_t(1) << 20;
-int fuseBlockedConvDw(ir::Graph& g, int block, const std::function<bool(const ir::Node&)>& servable);
+std::vector<ir::Node*> fuseBlockedConvDw(ir::Graph& g, int block, const std::function<bool(const ir::Node&)>& servable);
 
 }  // namespace anvil::codegen
