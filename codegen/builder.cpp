@@ -1024,7 +1024,7 @@ void buildImpl(const std::string& onnxPath, const BuilderConfig& config, std::st
                                 " reorders)");
       if (config.convDwFusion) {
         const std::vector<ir::Node*> fused =
-            codegen::fuseBlockedConvDw(g, block, [&](const ir::Node& n) { return servesBlocked(n, false); });
+            codegen::fuseBlockedConvDw(g, block, threads, [&](const ir::Node& n) { return servesBlocked(n, false); });
         if (!fused.empty()) {
           // The fused nodes' outputs are new values (a freed value's address may have been
           // reused for them): their declared types are their own.

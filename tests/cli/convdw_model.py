@@ -1,12 +1,12 @@
 """Two inverted-residual blocks whose expansion and depthwise convolutions the builder fuses
 into anvil.FusedConvDw (tests/cli/convdw_test.cmake), and one too small to fuse.
 
-x [1, 16, 64, 64] -> 1x1 16->96 + Clip(0, 6) -> depthwise 3x3 stride 2 + Clip(0, 6)
-  (96 x 64 x 64 floats between them: 1.5 MiB, fused)
+x [1, 16, 96, 96] -> 1x1 16->96 + Clip(0, 6) -> depthwise 3x3 stride 2 + Clip(0, 6)
+  (96 x 96 x 96 floats between them: 3.4 MiB, fused at one and at two threads)
   -> 1x1 96->32 -> 1x1 32->144 + SiLU -> depthwise 5x5 stride 1 + SiLU
-  (144 x 32 x 32 floats: 576 KiB, kept apart) -> 1x1 144->24 -> y [1, 24, 32, 32]
-and a second image path at 48 x 48 (x2 [1, 32, 48, 48] -> 1x1 32->144 + SiLU -> depthwise
-5x5 stride 1 + SiLU: 1.27 MiB, fused -> 1x1 144->8 -> y2).
+  (144 x 48 x 48 floats: 1.27 MiB, fused at one thread only) -> 1x1 144->24 -> y [1, 24, 48, 48]
+and a second image path at 32 x 32 (x2 [1, 32, 32, 32] -> 1x1 32->144 + SiLU -> depthwise
+5x5 stride 1 + SiLU: 576 KiB, never fused -> 1x1 144->8 -> y2).
 Writes MODEL.onnx and DIR/x.npy, DIR/x2.npy.
 """
 import sys
@@ -51,16 +51,16 @@ def main(model_path, out_dir):
     h2 = silu(conv("dw3", h2, 144, 144, k=5, group=144, pads=2))
     nodes.append(helper.make_node("Identity", [conv("project3", h2, 144, 8)], ["y2"], name="out2"))
     g = helper.make_graph(nodes, "convdw",
-                          [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 16, 64, 64]),
-                           helper.make_tensor_value_info("x2", TensorProto.FLOAT, [1, 32, 48, 48])],
-                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 24, 32, 32]),
-                           helper.make_tensor_value_info("y2", TensorProto.FLOAT, [1, 8, 48, 48])], inits)
+                          [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 16, 96, 96]),
+                           helper.make_tensor_value_info("x2", TensorProto.FLOAT, [1, 32, 32, 32])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 24, 48, 48]),
+                           helper.make_tensor_value_info("y2", TensorProto.FLOAT, [1, 8, 32, 32])], inits)
     m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
     m.ir_version = 8
     onnx.checker.check_model(m)
     onnx.save(m, model_path)
-    np.save(out_dir + "/x.npy", rng.standard_normal((1, 16, 64, 64)).astype(np.float32))
-    np.save(out_dir + "/x2.npy", rng.standard_normal((1, 32, 48, 48)).astype(np.float32))
+    np.save(out_dir + "/x.npy", rng.standard_normal((1, 16, 96, 96)).astype(np.float32))
+    np.save(out_dir + "/x2.npy", rng.standard_normal((1, 32, 32, 32)).astype(np.float32))
 
 
 if __name__ == "__main__":

@@ -310,8 +310,8 @@ TEST(NativeConvDwFused, Refuses) {
   EXPECT_TRUE(k->supports(*ok.node, ok.types()));
 }
 
-// The fused step against the two blocked nodes it replaces on the zoo's pairs (one thread;
-// CONVDW_COLD=1 streams 64 MB through the caches before each run, as the layers between
+// The fused step against the two blocked nodes it replaces on the zoo's pairs (one thread, or
+// CONVDW_THREADS; CONVDW_COLD=1 streams 64 MB through the caches before each run, as the layers between
 // them do in a model; CONVDW_ONLY=<name substring>): best and median of 30 runs.
 TEST(NativeConvDwFusedBench, DISABLED_VsUnfused) {
   const int block = runtime::hostHas("avx512f") ? 16 : 8;
@@ -334,8 +334,9 @@ TEST(NativeConvDwFusedBench, DISABLED_VsUnfused) {
   };
   const char* only = std::getenv("CONVDW_ONLY");
   const bool cold = std::getenv("CONVDW_COLD") && *std::getenv("CONVDW_COLD") != '0';
+  const int threads = std::getenv("CONVDW_THREADS") ? std::max(1, std::atoi(std::getenv("CONVDW_THREADS"))) : 1;
   std::vector<float> flush(cold ? size_t(16) << 20 : 0, 1.0f);
-  auto ex = runtime::makeCpuExecutor(1);
+  auto ex = runtime::makeCpuExecutor(threads);
   auto timeMs = [&](const std::function<void()>& f) {
     std::vector<double> t;
     for (int i = 0; i < 31; ++i) {
@@ -357,7 +358,7 @@ TEST(NativeConvDwFusedBench, DISABLED_VsUnfused) {
       if (cand->op == "FusedConvDw" && cand->nchwcBlock == block) k = cand;
     ASSERT_TRUE(k && k->supports(*b.node, b.types()));
     const Dims od = b.node->output(0)->type().shape.extents();
-    const PreparedKernel pk = prepare(*k, b, 1);
+    const PreparedKernel pk = prepare(*k, b, threads);
     BlockedStep fused(*k, pk, b, handover(pk, b.tensors.size()), od, block, Handover::kBlocked, true);
     Built pw = build(pointwiseCase(l.s, l.p), 1), dw = build(depthwiseCase(l.s, l.p), 1);
     setBlocked(pw, block);
@@ -365,7 +366,7 @@ TEST(NativeConvDwFusedBench, DISABLED_VsUnfused) {
     const runtime::Kernel* kp = blockedKernel("FusedConv", block, *pw.node, pw.types());
     const runtime::Kernel* kd = blockedKernel("FusedConv", block, *dw.node, dw.types());
     ASSERT_TRUE(kp && kd);
-    const PreparedKernel pp = prepare(*kp, pw, 1), pd = prepare(*kd, dw, 1);
+    const PreparedKernel pp = prepare(*kp, pw, threads), pd = prepare(*kd, dw, threads);
     BlockedStep ps(*kp, pp, pw, handover(pp, pw.tensors.size()), {l.s.x[0], l.s.E, l.s.x[2], l.s.x[3]}, block,
                    Handover::kBlocked, true);
     BlockedStep ds(*kd, pd, dw, handover(pd, dw.tensors.size()), od, block, Handover::kBlocked, true);
