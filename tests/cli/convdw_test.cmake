@@ -8,27 +8,12 @@
 #  - --noConvDwFusion keeps every pair apart;
 #  - the engines' outputs agree (the fused step makes the same bits as the two nodes; the
 #    rest of the engines may time other tactics, so within f32 rounding).
-file(REMOVE_RECURSE ${OUT})
-file(MAKE_DIRECTORY ${OUT})
-execute_process(COMMAND ${PY} ${MODELGEN} ${OUT}/m.onnx ${OUT} RESULT_VARIABLE rc ERROR_VARIABLE err)
-if(NOT rc EQUAL 0)
-  message(FATAL_ERROR "making the model failed: ${err}")
-endif()
-
-function(anvil_build name)
-  execute_process(COMMAND ${ANVIL} --onnx=${OUT}/m.onnx --blockedLayouts=always ${ARGN}
-                          --loadInputs=x:${OUT}/x.npy,x2:${OUT}/x2.npy --saveOutputs=${OUT}/${name} --dumpLayerInfo
-                          --iterations=1 --warmUp=0 --duration=0
-                  OUTPUT_VARIABLE out ERROR_VARIABLE err RESULT_VARIABLE rc)
-  if(NOT rc EQUAL 0)
-    message(FATAL_ERROR "${name}: anvil failed:\n${out}${err}")
-  endif()
-  set(${name}_out "${out}" PARENT_SCOPE)
-endfunction()
-
-anvil_build(with --threads=1)
-anvil_build(two --threads=2)
-anvil_build(without --threads=1 --noConvDwFusion)
+include(${CMAKE_CURRENT_LIST_DIR}/generated_model.cmake)
+cli_make_model()
+set(inputs x:${OUT}/x.npy,x2:${OUT}/x2.npy)
+cli_run_model(with ${inputs} --blockedLayouts=always --threads=1)
+cli_run_model(two ${inputs} --blockedLayouts=always --threads=2)
+cli_run_model(without ${inputs} --blockedLayouts=always --threads=1 --noConvDwFusion)
 
 # The layers fused in `text`: exactly the pairs in `want`, each one blocked step.
 function(expect_fused text want)
@@ -53,17 +38,4 @@ if(without_out MATCHES "FusedConvDw")
   message(FATAL_ERROR "--noConvDwFusion still fused a pair:\n${without_out}")
 endif()
 
-execute_process(COMMAND ${PY} -c "
-import numpy as np, sys
-worst = 0.0
-for run in ('with', 'two'):
-    for y in ('y', 'y2'):
-        a = np.load('${OUT}/' + run + '/' + y + '.npy'); b = np.load('${OUT}/without/' + y + '.npy')
-        worst = max(worst, float(np.max(np.abs(a - b)) / max(np.max(np.abs(b)), 1e-6)))
-print('max rel difference', worst)
-sys.exit(0 if worst < 1e-5 else 1)"
-                RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
-if(NOT rc EQUAL 0)
-  message(FATAL_ERROR "outputs with and without the fusion differ: ${out}${err}")
-endif()
-message(STATUS "${out}")
+cli_outputs_agree(without "with;two" "y;y2")

@@ -5,25 +5,10 @@
 #  - --noStrassen takes exactly them away (the layer info's candidates= drops by one per
 #    vector family the host runs) and no layer then runs one;
 #  - the two engines' outputs agree within f32 rounding.
-file(REMOVE_RECURSE ${OUT})
-file(MAKE_DIRECTORY ${OUT})
-execute_process(COMMAND ${PY} ${MODELGEN} ${OUT}/m.onnx ${OUT} RESULT_VARIABLE rc ERROR_VARIABLE err)
-if(NOT rc EQUAL 0)
-  message(FATAL_ERROR "making the model failed: ${err}")
-endif()
-
-function(anvil_build name)
-  execute_process(COMMAND ${ANVIL} --onnx=${OUT}/m.onnx ${ARGN} --loadInputs=x:${OUT}/x.npy
-                          --saveOutputs=${OUT}/${name} --dumpLayerInfo --iterations=1 --warmUp=0 --duration=0
-                  OUTPUT_VARIABLE out ERROR_VARIABLE err RESULT_VARIABLE rc)
-  if(NOT rc EQUAL 0)
-    message(FATAL_ERROR "${name}: anvil failed:\n${out}${err}")
-  endif()
-  set(${name}_out "${out}" PARENT_SCOPE)
-endfunction()
-
-anvil_build(with)
-anvil_build(without --noStrassen)
+include(${CMAKE_CURRENT_LIST_DIR}/generated_model.cmake)
+cli_make_model()
+cli_run_model(with x:${OUT}/x.npy)
+cli_run_model(without x:${OUT}/x.npy --noStrassen)
 
 # The two layers' candidate counts (fc1 and fc2: MatMul + bias (+ Relu) fused as anvil.FusedGemm).
 function(candidates text var)
@@ -66,14 +51,4 @@ if(without_out MATCHES "tactic=f32_gemm_strassen")
 endif()
 message(STATUS "candidates per MatMul: ${c_with} -> ${c_without} with --noStrassen")
 
-execute_process(COMMAND ${PY} -c "
-import numpy as np, sys
-a = np.load('${OUT}/with/y.npy'); b = np.load('${OUT}/without/y.npy')
-err = float(np.max(np.abs(a - b)) / max(np.max(np.abs(b)), 1e-6))
-print('max rel difference', err)
-sys.exit(0 if err < 1e-5 else 1)"
-                RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
-if(NOT rc EQUAL 0)
-  message(FATAL_ERROR "outputs with and without Strassen differ: ${out}${err}")
-endif()
-message(STATUS "${out}")
+cli_outputs_agree(without with y)
