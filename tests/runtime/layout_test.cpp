@@ -1,8 +1,13 @@
 // The builder's blocked-layout regions (codegen/layout_selection.h): which nodes group,
-// where the Reorders go, and that undoing a region gives the graph back exactly.
+// where the Reorders go, and that undoing a region gives the graph back exactly; and which
+// blocked 1x1 + depthwise pairs become one anvil.FusedConvDw node.
 #include <gtest/gtest.h>
 
+#include <functional>
 #include <set>
+#include <string>
+#include <utility>
+#include <vector>
 
 #include "codegen/layout_selection.h"
 #include "ir/layout.h"
@@ -107,6 +112,96 @@ TEST(LayoutSelection, KeptPlainEntryHasNoReorder) {
 TEST(LayoutSelection, NothingServableNoRegions) {
   Net net;
   EXPECT_TRUE(anvil::codegen::findBlockedRegions(net.g, 16, [](const Node&) { return false; }).empty());
+}
+
+// ---------------------------------------------------------------------------------------
+// 1x1 + depthwise pairs as anvil.FusedConvDw (codegen::fuseBlockedConvDw): what is fused and
+// what is left apart.
+
+// x [1, 16, 112, 112] -> 1x1 16->c1 (FusedConv Clip) -> depthwise 3x3 stride s (FusedConv
+// Relu) -> y, every activation in NCHW8c; `edit` changes the pair before the call.
+struct Pair {
+  Graph g;
+  Node *pw, *dw;
+  explicit Pair(int64_t side = 112, int64_t e = 96) {
+    using anvil::ir::Tensor;
+    Value* x = g.addValue("x", {DataType::kF32, Shape::fromExtents({1, 16, side, side})});
+    g.addInput(x);
+    auto init = [&](const std::string& n, std::vector<int64_t> d) {
+      return g.addInitializer(n, Tensor(DataType::kF32, std::move(d)));
+    };
+    pw = g.addNode("FusedConv", "anvil", "pw", {x, init("w", {e, 16, 1, 1}), init("b", {e})}, {"mid"});
+    pw->attrs().set("activation", std::string("Clip"));
+    pw->attrs().set("activation_params", std::vector<float>{0.0f, 6.0f});
+    dw = g.addNode("FusedConv", "anvil", "dw", {pw->output(0), init("wd", {e, 1, 3, 3}), init("bd", {e})}, {"y"});
+    dw->attrs().set("group", e);
+    dw->attrs().set("kernel_shape", std::vector<int64_t>{3, 3});
+    dw->attrs().set("strides", std::vector<int64_t>{2, 2});
+    dw->attrs().set("pads", std::vector<int64_t>{0, 0, 1, 1});
+    dw->attrs().set("activation", std::string("Relu"));
+    g.addOutput(dw->output(0));
+    anvil::ir::inferShapes(g);
+    for (Value* v : {x, pw->output(0), dw->output(0)}) v->setLayout(anvil::ir::Layout::nchwc(8));
+  }
+  // The fused nodes at `threads`, every FusedConvDw servable.
+  std::vector<Node*> fuse(int threads = 1) {
+    return anvil::codegen::fuseBlockedConvDw(g, 8, threads, [](const Node& n) {
+      EXPECT_EQ(n.op(), "FusedConvDw");
+      return true;
+    });
+  }
+};
+
+TEST(ConvDwFusion, FusesThePairWithBothEpilogues) {
+  Pair p;
+  const std::vector<Node*> fused = p.fuse();
+  ASSERT_EQ(fused.size(), 1u);
+  const Node& n = *fused[0];
+  EXPECT_EQ(n.op(), "FusedConvDw");
+  EXPECT_EQ(n.name(), "pw+dw");
+  EXPECT_EQ(n.output(0)->name(), "y");
+  EXPECT_EQ(n.output(0)->layout(), anvil::ir::Layout::nchwc(8));
+  EXPECT_EQ(p.g.outputs()[0], n.output(0));
+  EXPECT_EQ(n.numInputs(), 5u);
+  EXPECT_EQ(n.input(3)->name(), "wd");
+  EXPECT_EQ(n.attrs().getString("activation", ""), "Clip");
+  EXPECT_EQ(n.attrs().getString("dw_activation", ""), "Relu");
+  EXPECT_EQ(n.attrs().getInts("dw_strides"), (std::vector<int64_t>{2, 2}));
+  EXPECT_EQ(n.attrs().getInts("dw_pads"), (std::vector<int64_t>{0, 0, 1, 1}));
+  EXPECT_EQ(n.attrs().getInts("dw_kernel_shape"), (std::vector<int64_t>{3, 3}));
+  EXPECT_EQ(p.g.nodes().size(), 1u);
+  anvil::ir::inferShapes(p.g);
+  EXPECT_EQ(n.output(0)->shape().extents(), (std::vector<int64_t>{1, 96, 56, 56}));
+}
+
+TEST(ConvDwFusion, LeavesApartWhatItCannotFuse) {
+  // Each case changes one thing of the pair; none may fuse.
+  std::vector<std::pair<std::string, std::function<void(Pair&)>>> cases = {
+      {"intermediate read twice", [](Pair& p) { p.g.addOutput(p.pw->output(0)); }},
+      {"1x1 stride 2", [](Pair& p) { p.pw->attrs().set("strides", std::vector<int64_t>{2, 2}); }},
+      {"1x1 padded", [](Pair& p) { p.pw->attrs().set("pads", std::vector<int64_t>{1, 1, 1, 1}); }},
+      {"not depthwise", [](Pair& p) { p.dw->attrs().set("group", int64_t(48)); }},
+      {"dilated", [](Pair& p) { p.dw->attrs().set("dilations", std::vector<int64_t>{2, 2}); }},
+      {"row-major intermediate", [](Pair& p) { p.pw->output(0)->setLayout(anvil::ir::Layout::plain()); }},
+      {"a reduced precision", [](Pair& p) { p.dw->setPrecision(DataType::kF16); }},
+      {"auto_pad", [](Pair& p) { p.dw->attrs().set("auto_pad", std::string("SAME_UPPER")); }},
+      {"a residual", [](Pair& p) { p.pw->attrs().set("has_residual", int64_t(1)); }},
+  };
+  for (auto& [name, edit] : cases) {
+    Pair p;
+    edit(p);
+    EXPECT_TRUE(p.fuse().empty()) << name;
+    EXPECT_EQ(p.g.nodes().size(), 2u) << name;
+  }
+  // Under 1 MiB per thread: 96 x 56 x 56 floats (1.15 MiB) at one thread, not at two.
+  Pair small(56);
+  EXPECT_TRUE(small.fuse(2).empty());
+  EXPECT_EQ(small.fuse(1).size(), 1u);
+  // Not servable: left as it was.
+  Pair refused;
+  EXPECT_TRUE(anvil::codegen::fuseBlockedConvDw(refused.g, 8, 1, [](const Node&) { return false; }).empty());
+  EXPECT_EQ(refused.g.nodes().size(), 2u);
+  EXPECT_EQ(refused.g.outputs()[0], refused.dw->output(0));
 }
 
 }  // namespace
