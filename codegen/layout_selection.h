@@ -67,13 +67,13 @@ void revertBlockedRegion(ir::Graph& g, const AppliedRegion& r);
 
 // Each blocked 1x1 Conv (Conv or anvil.FusedConv: group 1, stride 1, no padding, no
 // residual) whose output only a blocked depthwise Conv (group = channels, dilation 1, no
-// residual) reads, in f32 on the CPU, with that output at least kConvDwFuseBytes per thread
+// residual) reads, in f32 on the CPU, with that output at least kConvDwFuseBytes (768 KiB) per thread
 // of the build (each thread's share of it is what outgrows its core's L2), becomes one
 // anvil.FusedConvDw node named "<1x1>+<depthwise>" (ir/ops/anvil_linear.h) writing the
 // depthwise output, where `servable(fused)` says a blocked kernel serves it. Returns the
 // fused nodes (their outputs are new values of the depthwise outputs' names and types); the
 // caller re-infers the types.
-inline constexpr int64_t kConvDwFuseBytes = int64_t(1) << 20;
+inline constexpr int64_t kConvDwFuseBytes = int64_t(768) << 10;
 std::vector<ir::Node*> fuseBlockedConvDw(ir::Graph& g, int block, int threads,
                                          const std::function<bool(const ir::Node&)>& servable);
 

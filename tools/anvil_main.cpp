@@ -107,7 +107,7 @@ constexpr Flag kFlags[] = {
      "tau: INT8 layers estimate kappa from their INT8 result at run time and recompute in FP32 the components the "
      "test flags (--dumpProfile reports the fraction recomputed per layer)"},
     {"adaptiveTest", 1, "product (default: kappa_v*kappa_phi*u > tau) | ratio (kappa_phi/|v| > tau) | both"},
-    {"noConvDwFusion", 0, "keep each blocked 1x1 convolution apart from the depthwise convolution that reads its output (by default the pairs whose intermediate is 1 MiB or more per thread run as one anvil.FusedConvDw step; same results)"},
+    {"noConvDwFusion", 0, "keep each blocked 1x1 convolution apart from the depthwise convolution that reads its output (by default the pairs whose intermediate is 768 KiB or more per thread run as one anvil.FusedConvDw step; same results)"},
     {"noStrassen", 0, "leave one-level Strassen out of the f32 MatMul/Gemm tactics (by default it is timed as a candidate for constant weights of depth >= 256 and width >= 256: 7/8 of the multiply-adds, a normwise rather than componentwise rounding-error bound)"},
     {"noPrecisionGuard", 0, "keep the engine whose layers took reduced precisions by their own times even where the FP32 engine runs faster whole (by default the builder times both engines and keeps the faster)"},
     {"precisionReport", 1, "write each layer's precision, reason and condition estimates as JSON to FILE and as a table to FILE.txt"},

@@ -178,7 +178,7 @@ struct BuilderConfig {
   // product's componentwise error bound.
   bool strassen = true;
   // A blocked 1x1 convolution and the depthwise convolution that alone reads its output
-  // (mobilenet's and efficientnet's expansions), where that output is 1 MiB or more per
+  // (mobilenet's and efficientnet's expansions), where that output is 768 KiB or more per
   // thread, run as
   // one step that makes the 1x1's rows as the depthwise rows need them (anvil.FusedConvDw),
   // so the large intermediate never goes to memory (--noConvDwFusion keeps them apart).

@@ -2,9 +2,9 @@
 # one anvil.FusedConvDw step (codegen/layout_selection.h), through the CLI on
 # tests/cli/convdw_model.py (blocked layouts forced, so that the regions do not depend on the
 # host's timings):
-#  - at one thread the two pairs whose intermediate is 1 MiB or more are fused (named
+#  - at one thread the two pairs whose intermediate is 768 KiB or more are fused (named
 #    "<1x1>+<depthwise>", the blocked kernel f32_conv_dw_nchw<b>c), the smaller pair is not;
-#  - at two threads only the pair of 2 MiB or more (1 MiB a thread) is;
+#  - at two threads only the pair of 1.5 MiB or more (768 KiB a thread) is;
 #  - --noConvDwFusion keeps every pair apart;
 #  - the engines' outputs agree (the fused step makes the same bits as the two nodes; the
 #    rest of the engines may time other tactics, so within f32 rounding).
@@ -32,7 +32,7 @@ endfunction()
 expect_fused("${with_out}" "expand1\\+dw1;expand2\\+dw2")
 expect_fused("${two_out}" "expand1\\+dw1")
 if(NOT with_out MATCHES "\n\\[I\\] expand3 \\[" OR NOT with_out MATCHES "\n\\[I\\] dw3 \\[")
-  message(FATAL_ERROR "the pair under 1 MiB (expand3, dw3) should stay two layers:\n${with_out}")
+  message(FATAL_ERROR "the pair under 768 KiB (expand3, dw3) should stay two layers:\n${with_out}")
 endif()
 if(without_out MATCHES "FusedConvDw")
   message(FATAL_ERROR "--noConvDwFusion still fused a pair:\n${without_out}")

@@ -193,7 +193,7 @@ TEST(ConvDwFusion, LeavesApartWhatItCannotFuse) {
     EXPECT_TRUE(p.fuse().empty()) << name;
     EXPECT_EQ(p.g.nodes().size(), 2u) << name;
   }
-  // Under 1 MiB per thread: 96 x 56 x 56 floats (1.15 MiB) at one thread, not at two.
+  // Under 768 KiB per thread: 96 x 56 x 56 floats (1.15 MiB) at one thread, not at two.
   Pair small(56);
   EXPECT_TRUE(small.fuse(2).empty());
   EXPECT_EQ(small.fuse(1).size(), 1u);
