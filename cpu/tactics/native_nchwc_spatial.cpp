@@ -35,13 +35,6 @@ using runtime::TensorView;
 
 constexpr int64_t kMaxDwRows = 64;  // the tallest depthwise filter served (a row pointer each)
 
-// Zeros into lanes [c, n) of the OW pixels of a row of the last channel block (c = C % n;
-// 0: no padding lanes).
-inline void zeroPadLanes(float* y, int64_t OW, int n, int64_t c) {
-  if (c == 0) return;
-  for (int64_t ow = 0; ow < OW; ++ow) std::memset(y + ow * n + c, 0, size_t(n - c) * sizeof(float));
-}
-
 // What the rows of one depthwise run share.
 struct DwJob {
   Conv2dGeom g;
@@ -280,8 +273,6 @@ void runDw(const StepArgs& a) {
     j.slotWidth = slot;
     j.ringFloats = kRingSlots * slot * p.block;
   }
-  j.lo = -INFINITY;
-  j.hi = INFINITY;
   j.epi = p.epi.get();
   if (p.fused && j.epi.residual) {
     const size_t zi = ir::linear::kResidualInput;
@@ -292,15 +283,10 @@ void runDw(const StepArgs& a) {
   }
   // Relu and Clip without a residual are clamps on the way out of the registers; any other
   // epilogue runs over each finished row (blocked Y and Z rows line up float for float).
-  j.epilogue = p.fused && (j.z || j.epi.act != Activation::kNone);
-  if (j.epilogue && !j.z && j.epi.act == Activation::kRelu) {
-    j.lo = 0.0f;
-    j.epilogue = false;
-  } else if (j.epilogue && !j.z && j.epi.act == Activation::kClip) {
-    j.lo = j.epi.p0;
-    j.hi = j.epi.p1;
-    j.epilogue = false;
-  }
+  j.lo = -INFINITY;
+  j.hi = INFINITY;
+  if (p.fused && !j.z) j.epilogue = dwEpiloguePass(j.epi, &j.lo, &j.hi);
+  else j.epilogue = p.fused;
   j.row = epilogueRow(j.epi);
   const DwRowsFn rows = p.block == 16 ? avx512::dwRows : avx2::dwRows;
   a.executor->parallelFor(T, [&](int64_t t) { rows(j, rangeBegin(units, t, T), rangeBegin(units, t + 1, T), t); });
@@ -314,9 +300,7 @@ void blockedDwRow(int block, const Conv2dGeom& g, const float* const* rows, cons
   else avx2::dwRowInPlace(g, rows, w, bias, y, lo, hi);
 }
 
-bool blockedDwRowPairs(int block, const Conv2dGeom& g) {
-  return block == 16 && g.kH == 3 && g.kW == 3 && g.sH == 1 && g.sW == 1 && g.dH == 1 && g.dW == 1;
-}
+bool blockedDwRowPairs(int block, const Conv2dGeom& g) { return block == 16 && avx512::fastDw(g) == 31; }
 
 void blockedDwRowPair(int block, const Conv2dGeom& g, const float* const* rows, const float* w, const float* bias,
                       float* y0, float* y1, float lo, float hi) {

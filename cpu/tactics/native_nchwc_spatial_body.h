@@ -288,7 +288,7 @@ void dwRows(const DwJob& j, int64_t r0, int64_t r1, int64_t t) {
       dwRowPair<3, U>(row, y + g.OW * N, V::load(j.bias + cb * N), lo, hi);
       for (int k = 0; k < 2; ++k, ++r, y += g.OW * N) {
         if (j.epilogue) j.row(j.epi, y, j.z ? j.z + r * g.OW * N : nullptr, nullptr, 0.0f, g.OW * N);
-        if (cb == Cb - 1) zeroPadLanes(y, g.OW, N, g.C % N);
+        if (cb == Cb - 1) nchwc::zeroPadLanes(y, g.OW, N, g.C % N);
       }
       --r;
       continue;
@@ -298,7 +298,7 @@ void dwRows(const DwJob& j, int64_t r0, int64_t r1, int64_t t) {
                              : DwRow{rows, j.w + cb * KK * N, y, g.W, g.OW, g.pl};
     dwRowAny(row, fast, g, V::load(j.bias + cb * N), lo, hi);
     if (j.epilogue) j.row(j.epi, y, j.z ? j.z + r * g.OW * N : nullptr, nullptr, 0.0f, g.OW * N);
-    if (cb == Cb - 1) zeroPadLanes(y, g.OW, N, g.C % N);
+    if (cb == Cb - 1) nchwc::zeroPadLanes(y, g.OW, N, g.C % N);
   }
 }
 
@@ -370,7 +370,7 @@ void poolRowsOf(const PoolJob& j, int64_t r0, int64_t r1) {
     const int64_t oh = r % g.OH, plane = r / g.OH;
     float* y = j.y + r * g.OW * N;
     poolRow<Max, KW>(j, j.x + plane * g.H * g.W * N, y, oh);
-    if (plane % Cb == Cb - 1) zeroPadLanes(y, g.OW, N, j.C % N);
+    if (plane % Cb == Cb - 1) nchwc::zeroPadLanes(y, g.OW, N, j.C % N);
   }
 }
 

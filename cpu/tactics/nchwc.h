@@ -19,6 +19,7 @@
 #pragma once
 
 #include <cstdint>
+#include <cstring>
 
 #include "ir/graph.h"
 #include "ir/ops/anvil_linear.h"
@@ -40,6 +41,14 @@ inline bool convActivationsBlocked(int block, const ir::Node& n) {
   if (blockOf(n.input(1)) != 0 || (n.input(2) && blockOf(n.input(2)) != 0)) return false;
   const ir::Value* z = n.input(ir::linear::kResidualInput);  // null where absent
   return !z || blockOf(z) == block;
+}
+
+// Zeros into lanes [c, block) of `pixels` consecutive pixels of a channel block (c: the
+// channels the last block holds, C % block; 0: no padding lanes, nothing to do). Every
+// blocked kernel ends its last output block with it (the layout's padding lanes are zero).
+inline void zeroPadLanes(float* y, int64_t pixels, int block, int64_t c) {
+  if (c == 0) return;
+  for (int64_t p = 0; p < pixels; ++p) std::memset(y + p * block + c, 0, size_t(block - c) * sizeof(float));
 }
 
 // Floats a blocked [N, C, H, W] value occupies.

@@ -3,7 +3,10 @@
 // native_conv_dw_fused.inc): its input rows as pointers, each a block plane's row [W][b].
 #pragma once
 
+#include <cmath>
+
 #include "cpu/tactics/native_linear_conv.h"
+#include "ir/ops/anvil_linear.h"
 
 namespace anvil::cpu::tactics {
 
@@ -14,6 +17,16 @@ namespace anvil::cpu::tactics {
 // AVX-512, 8 AVX2 and FMA.
 void blockedDwRow(int block, const Conv2dGeom& g, const float* const* rows, const float* w, const float* bias,
                   float* y, float lo, float hi);
+
+// How the blocked depthwise kernels apply a depthwise Conv's epilogue e without a residual:
+// Relu and Clip as the row's clamp [*lo, *hi] (returns false), any other activation as an
+// epilogueRow pass over each finished row (returns true; the clamp stays open).
+inline bool dwEpiloguePass(const ir::linear::Epilogue& e, float* lo, float* hi) {
+  *lo = -INFINITY, *hi = INFINITY;
+  if (e.act == ir::linear::Activation::kRelu) return *lo = 0.0f, false;
+  if (e.act == ir::linear::Activation::kClip) return *lo = e.p0, *hi = e.p1, false;
+  return e.act != ir::linear::Activation::kNone;
+}
 
 // Whether blockedDwRowPair serves the window at this block: two output rows a pass where
 // that is faster (3x3 stride 1 on AVX-512; f32_dwconv2d_nchw16c pairs them too).
