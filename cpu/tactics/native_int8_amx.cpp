@@ -848,7 +848,11 @@ void runMatMul(const StepArgs& a) {
   }
   const GemmC gc = p.op == MmOp::kGemm ? gemmCOf(a, M, N) : GemmC{};
   s.cp = gc.data, s.rsC = gc.rowStride, s.csC = gc.colStride;
-  s.matmulEpi = p.op == MmOp::kMatMul && p.fused && (s.bias || s.rowBias != 0.0f || s.act);
+  // A column-bias C goes in as the epilogue's column bias (the vector pass or the one-pass
+  // finish) instead of the strided scalar loop over every output; the same bits.
+  const bool gemmBias = gemmCIsColumnBias(gc, p.beta);
+  if (gemmBias) s.bias = s.cp, s.cp = nullptr;
+  s.matmulEpi = (p.op == MmOp::kMatMul && p.fused && (s.bias || s.rowBias != 0.0f || s.act)) || gemmBias;
   const bool epilogue = s.matmulEpi || s.act;
   s.fast = !epilogue || finishRowHandles(int(s.epi.act));
   s.finish = rowFinishOf(s.epi, epilogue, p.zScale, p.zZero, p.outInv, p.outZero);

@@ -315,6 +315,7 @@ std::vector<MCase> matmulCases() {
         add("Gemm_" + s + "_noC", "Gemm", "", {a, b}, {false, true}, gemmAttrs(tA, tB, 1.0f, 1.0f));
         add("Gemm_" + s + "_C_MN", "Gemm", "", {a, b, Dims{M, N}}, {false, true, true}, gemmAttrs(tA, tB, 0.5f, 2.0f));
         add("Gemm_" + s + "_C_N", "Gemm", "", {a, b, Dims{N}}, {false, true, false}, gemmAttrs(tA, tB, 1.5f, -1.0f));
+        add("Gemm_" + s + "_C_N_bias", "Gemm", "", {a, b, Dims{N}}, {false, true, true}, gemmAttrs(tA, tB, 1.5f, 1.0f));
         add("Gemm_" + s + "_C_M1", "Gemm", "", {a, b, Dims{M, 1}}, {false, true, true}, gemmAttrs(tA, tB, 1.0f, 0.5f));
       }
   struct E {
