@@ -872,11 +872,12 @@ void gemmPackedBImpl(const GemmConfig& c, int64_t M, int64_t N, int64_t K, float
   // 784x1024x1024 and within 5% on 256x512x512, one thread, on the dev box (Xeon, AVX-512).
   auto task = [&](int64_t t) {
     float* ap = slots.slot(t);
-    for (int64_t item = rangeBegin(items, t, tasks), end = rangeBegin(items, t + 1, tasks); item < end; ++item) {
-      const int64_t mb = item / nSplit, js = item % nSplit;
+    for (int64_t item = rangeBegin(items, t, tasks), end = rangeBegin(items, t + 1, tasks); item < end;) {
+      const GemmItemRun run = gemmItemRun(item, end, nSplit, panels);  // A packed once a run
+      item = run.next;
+      const int64_t mb = run.mb, q0 = run.q0, q1 = run.q1;
       const int64_t ic = rangeBegin(tilesM, mb, mBlocks) * mr;
       const int64_t mc = std::min(M, rangeBegin(tilesM, mb + 1, mBlocks) * mr) - ic;
-      const int64_t q0 = panels * js / nSplit, q1 = panels * (js + 1) / nSplit;
       if (q0 >= q1) continue;
       if (mc <= c.gemvRows) {  // small M: A in place, B streamed once, P panels at a time
         const int R = int(mc), P = c.gemvPanels[R - 1];

@@ -375,11 +375,12 @@ void gemmBf16PackedB(const Bf16Config& c, int64_t M, int64_t N, int64_t K, float
     float* ap = slots.slot(t);
     float* rows = ap + panelFloats;
     float* wide = rows + roundUp(c.mc * aRowUnits(c, std::max<int64_t>(2, kb)), 16);
-    for (int64_t item = rangeBegin(items, t, tasks), end = rangeBegin(items, t + 1, tasks); item < end; ++item) {
-      const int64_t mb = item / nSplit, js = item % nSplit;
+    for (int64_t item = rangeBegin(items, t, tasks), end = rangeBegin(items, t + 1, tasks); item < end;) {
+      const GemmItemRun run = gemmItemRun(item, end, nSplit, panels);  // A rounded and packed once a run
+      item = run.next;
+      const int64_t mb = run.mb, q0 = run.q0, q1 = run.q1;
       const int64_t ic = rangeBegin(tilesM, mb, mBlocks) * mr;
       const int64_t mc = std::min(M, rangeBegin(tilesM, mb + 1, mBlocks) * mr) - ic;
-      const int64_t q0 = panels * js / nSplit, q1 = panels * (js + 1) / nSplit;
       if (q0 >= q1) continue;
       for (int64_t pc = 0; pc < K; pc += kb) {
         const int64_t kc = std::min(kb, K - pc), kp = ceilDiv(kc, 2), u = aRowUnits(c, kc);

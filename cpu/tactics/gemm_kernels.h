@@ -38,6 +38,7 @@
 // MatMul there runs within +-3% of it on the BERT/ViT/ResNet shapes at one thread.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <functional>
 
@@ -148,6 +149,24 @@ struct GemmSplit {
   int64_t mBlocks = 1, nSplit = 1;
 };
 GemmSplit gemmPackedBSplit(const GemmConfig& c, int64_t M, int64_t N, int64_t tasks);
+
+// A task's consecutive items [item, next) of one M block (next <= end, the task's last item
+// + 1) as one range of panels [q0, q1): the task packs that block of A once for all of them,
+// not once an item, and computes every element of C as the items would (the same bits). At
+// two threads bert_base4's 128x3072x768 (four items a task) packed its 1.5 MB A four times
+// a task: 2.50 -> 2.09 ms.
+struct GemmItemRun {
+  int64_t mb, q0, q1, next;
+};
+inline GemmItemRun gemmItemRun(int64_t item, int64_t end, int64_t nSplit, int64_t panels) {
+  GemmItemRun r;
+  r.mb = item / nSplit;
+  r.next = std::min(end, (r.mb + 1) * nSplit);
+  const int64_t js = item % nSplit;
+  r.q0 = panels * js / nSplit;
+  r.q1 = panels * (js + r.next - item) / nSplit;
+  return r;
+}
 
 // Floats one task of gemmPackedB needs (its A block).
 int64_t gemmPackedBSlotFloats(const GemmConfig& c, int64_t K);

@@ -671,6 +671,25 @@ TEST(NativeLinearGemm, WorkSplitIsEvenAndTaskCountsAgree) {
           ASSERT_LE(s.mBlocks, ceilDiv(M, c.mr));
           ASSERT_GE(s.nSplit, 1);
           ASSERT_LE(s.nSplit, panels);
+          // A task's items as the driver runs them (gemmItemRun): each run in one M block, its
+          // panels the union of its items' ranges, one run (one packing of that block of A)
+          // per M block the task touches (four items of one block were four packings).
+          const int64_t tasks = std::min(T, items);
+          for (int64_t t = 0; t < tasks; ++t) {
+            const int64_t end = rangeBegin(items, t + 1, tasks);
+            std::vector<int64_t> blocks;
+            for (int64_t it = rangeBegin(items, t, tasks); it < end;) {
+              const GemmItemRun r = gemmItemRun(it, end, s.nSplit, panels);
+              ASSERT_GT(r.next, it);
+              ASSERT_LE(r.next, end);
+              for (int64_t j = it; j < r.next; ++j) ASSERT_EQ(j / s.nSplit, r.mb);
+              ASSERT_EQ(r.q0, panels * (it % s.nSplit) / s.nSplit);
+              ASSERT_EQ(r.q1, panels * ((r.next - 1) % s.nSplit + 1) / s.nSplit);
+              ASSERT_TRUE(blocks.empty() || blocks.back() < r.mb) << "two runs of one M block on task " << t;
+              blocks.push_back(r.mb);
+              it = r.next;
+            }
+          }
           if (M <= c.gemvRows) continue;
           const int64_t least = std::min(panels, ceilDiv(4 * T, s.mBlocks));
           EXPECT_GE(s.nSplit, least) << M << "x" << N << " on " << T;
