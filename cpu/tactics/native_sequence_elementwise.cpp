@@ -257,7 +257,7 @@ void runWith(const StepArgs& a, const LoopFn* loops) {
   if (slots < 1) a.fail("anvil.FusedElementwise: workspace too small");
   float* yp = y.as<float>();
   const int64_t chunks = (total + kChunk - 1) / kChunk;
-  const int64_t tasks = taskCount(std::min(chunks, slots), double(total) * double(p.numInstr));
+  const int64_t tasks = elementwiseTasks(std::min(chunks, slots), total, p.numInstr);
   char* ws = static_cast<char*>(a.workspace);
   a.executor->parallelFor(tasks, [&](int64_t t) {
     float* buf = reinterpret_cast<float*>(ws + size_t(t) * slot);

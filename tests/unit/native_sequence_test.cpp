@@ -22,6 +22,7 @@
 #include <string>
 
 #include "cpu/reference.h"
+#include "cpu/tactics/native_sequence_util.h"
 #include "ir/graph.h"
 #include "ir/op_schema.h"
 #include "runtime/executor.h"
@@ -655,6 +656,23 @@ TEST(NativeSequenceRegistration, NoDuplicateNamesInTheCpuRegistry) {
 
 // Prepared for the profile's largest shapes, run on smaller ones (extents come from the
 // views at run time; the workspace was sized for the max).
+// anvil.FusedElementwise's tasks: a short program splits by its elements (the plain
+// elementwise ops' grain), a long one by its element-instructions; never more than `most`,
+// never none. convnext_tiny's 14x14x384 residual step (3 instructions) ran in one task at two
+// threads.
+TEST(NativeSequenceTasks, ElementwiseSplitsShortProgramsByElements) {
+  namespace seq = anvil::runtime::seq;
+  EXPECT_EQ(seq::elementwiseTasks(2, 14 * 14 * 384, 3), 2);
+  EXPECT_EQ(seq::elementwiseTasks(2, 7 * 7 * 768, 3), 2);
+  EXPECT_EQ(seq::elementwiseTasks(2, 7 * 7 * 768, 1), 2);
+  EXPECT_EQ(seq::elementwiseTasks(2, seq::kElementwiseGrain - 1, 3), 1);
+  EXPECT_EQ(seq::elementwiseTasks(8, 4 * seq::kElementwiseGrain, 2), 4);
+  // A long program: by its work (kMinTaskWork element-instructions a task).
+  EXPECT_EQ(seq::elementwiseTasks(16, seq::kElementwiseGrain, 40), 16384 * 40 / seq::kMinTaskWork);
+  EXPECT_EQ(seq::elementwiseTasks(4, 0, 3), 1);
+  EXPECT_EQ(seq::elementwiseTasks(1, 1 << 20, 3), 1);
+}
+
 TEST(NativeSequence, RunsSmallerShapesThanPreparedFor) {
   std::mt19937 rng(21);
   struct Pair {
