@@ -654,8 +654,6 @@ TEST(NativeSequenceRegistration, NoDuplicateNamesInTheCpuRegistry) {
   }
 }
 
-// Prepared for the profile's largest shapes, run on smaller ones (extents come from the
-// views at run time; the workspace was sized for the max).
 // anvil.FusedElementwise's tasks: a short program splits by its elements (the plain
 // elementwise ops' grain), a long one by its element-instructions; never more than `most`,
 // never none. convnext_tiny's 14x14x384 residual step (3 instructions) ran in one task at two
@@ -673,6 +671,8 @@ TEST(NativeSequenceTasks, ElementwiseSplitsShortProgramsByElements) {
   EXPECT_EQ(seq::elementwiseTasks(1, 1 << 20, 3), 1);
 }
 
+// Prepared for the profile's largest shapes, run on smaller ones (extents come from the
+// views at run time; the workspace was sized for the max).
 TEST(NativeSequence, RunsSmallerShapesThanPreparedFor) {
   std::mt19937 rng(21);
   struct Pair {
