@@ -309,7 +309,11 @@ inline double bestGflops(F body, double flops, int reps) {
 }
 
 // The single-core FMA peak loops: independent accumulator chains (more than latency x
-// ports, so the loop is throughput-bound), 2 x lanes flops per FMA.
+// ports, so the loop is throughput-bound), 2 x lanes flops per FMA. The unrolled loop keeps
+// the chains in registers and the sum at the end keeps them alive; an empty asm with a
+// "+x" / "+v" operand on each chain (an earlier form) made GCC 12 keep the array on the
+// stack, a load and a store per FMA: 50 / 57 GFLOP/s reported on a core whose peak is
+// 117 / 217 (bench/runtime_bench --fma-peak), and the GEMM tests' percentages 3x too high.
 __attribute__((target("avx2,fma"), noinline)) inline float fmaLoopAvx2(int64_t iters) {
   __m256 c[12];
 #pragma GCC unroll 12
@@ -317,10 +321,7 @@ __attribute__((target("avx2,fma"), noinline)) inline float fmaLoopAvx2(int64_t i
   const __m256 a = _mm256_set1_ps(0.999f), b = _mm256_set1_ps(1e-4f);
   for (int64_t it = 0; it < iters; ++it)
 #pragma GCC unroll 12
-    for (int i = 0; i < 12; ++i) {
-      c[i] = _mm256_fmadd_ps(a, c[i], b);
-      __asm__ volatile("" : "+x"(c[i]));  // keeps every chain alive and in a register
-    }
+    for (int i = 0; i < 12; ++i) c[i] = _mm256_fmadd_ps(a, c[i], b);
   __m256 s = c[0];
 #pragma GCC unroll 12
   for (int i = 1; i < 12; ++i) s = _mm256_add_ps(s, c[i]);
@@ -334,10 +335,7 @@ __attribute__((target("avx512f"), noinline)) inline float fmaLoopAvx512(int64_t 
   const __m512 a = _mm512_set1_ps(0.999f), b = _mm512_set1_ps(1e-4f);
   for (int64_t it = 0; it < iters; ++it)
 #pragma GCC unroll 24
-    for (int i = 0; i < 24; ++i) {
-      c[i] = _mm512_fmadd_ps(a, c[i], b);
-      __asm__ volatile("" : "+v"(c[i]));
-    }
+    for (int i = 0; i < 24; ++i) c[i] = _mm512_fmadd_ps(a, c[i], b);
   __m512 s = c[0];
 #pragma GCC unroll 24
   for (int i = 1; i < 24; ++i) s = _mm512_add_ps(s, c[i]);
