@@ -40,6 +40,14 @@
 // 1 thread 285 -> 253 us, 2 threads 285 -> 182 us (Rc, the lockstep gates, the pipelined
 // projection). Per layer at 1 thread: ~50 us projection (~80% of the FMA peak), ~52 us the
 // h x Rc GEMVs alone, ~25 us what the cell adds on top of them.
+// On the Xeon guest with AMX (48 KB L1d, 2 MB L2; standalone copies of lstmChunkAvx512, 50
+// steps of H 64, one thread): the GEMV is bound by its 512-bit loads, which that core serves
+// at ~4.3 a ns from L1 and ~2.4 from L2 (FMAs alone: 7.3 a ns), not by the FMAs: 348 ns a
+// step alone, 283 with a 32 KB stand-in for Rc that stays in L1 (64 KB of Rc against 48 KB
+// of L1: the alternate-direction order leaves ~16 KB a step to L2); the cell adds 75-90 ns.
+// Not kept: each step's k order against its chunk order (a step starting on the h its
+// previous step finished first: no change); each chunk's cell spread over the next chunk's
+// k loop (software-pipelined: 440 -> 423 ns a step); chunks of 16 or 64 units (no better).
 #include <immintrin.h>
 
 #include <algorithm>
