@@ -744,7 +744,8 @@ namespace anvil::runtime {
 
 // Conv with the pixels as the GEMM rows: the AVX-512 14x32 and AVX2 6x16 micro-kernels
 // (the transposing store is AVX2 in both), and their blocked variants for NCHW16c (14x32)
-// and NCHW8c (6x16) activations.
+// and NCHW8c (6x16) activations; for NCHW16c outputs ending in a block of 1-8 channels also
+// the half-tail variants (that block in 256-bit halves), timed against the full ones.
 void registerNativeConvRowsKernels(Kernels& k) {
   using namespace anvil::cpu::tactics;
   for (bool fused : {false, true}) {
@@ -754,6 +755,8 @@ void registerNativeConvRowsKernels(Kernels& k) {
     k.add(makeKernel("f32_conv2d_rows_6x16" + epi + "__avx2", fused, GemmIsa::kAvx2_6x16, {"avx2", "fma"}));
     k.add(makeBlockedKernel("f32_conv2d_rows_nchw16c_14x32" + epi + "__avx512", fused, GemmIsa::kAvx512_14x32,
                             {"avx512f", "avx2", "fma"}));
+    k.add(makeBlockedKernel("f32_conv2d_rows_nchw16c_14x32_halftail" + epi + "__avx512", fused,
+                            GemmIsa::kAvx512_14x32, {"avx512f", "avx2", "fma"}, true));
     k.add(makeBlockedKernel("f32_conv2d_rows_nchw8c_6x16" + epi + "__avx2", fused, GemmIsa::kAvx2_6x16,
                             {"avx2", "fma"}));
     for (int m : {4, 2}) {
@@ -765,6 +768,8 @@ void registerNativeConvRowsKernels(Kernels& k) {
     }
   }
   k.add(makeConvDwKernel("f32_conv_dw_nchw16c_14x32__avx512", GemmIsa::kAvx512_14x32, {"avx512f", "avx2", "fma"}));
+  k.add(makeConvDwKernel("f32_conv_dw_nchw16c_14x32_halftail__avx512", GemmIsa::kAvx512_14x32,
+                         {"avx512f", "avx2", "fma"}, true));
   k.add(makeConvDwKernel("f32_conv_dw_nchw8c_6x16__avx2", GemmIsa::kAvx2_6x16, {"avx2", "fma"}));
 }
 

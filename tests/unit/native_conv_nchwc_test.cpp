@@ -444,30 +444,79 @@ TEST(NativeConvNchwcRegistration, BothBlocksForConvAndFusedConv) {
     EXPECT_EQ(k->nchwcBlock, avx512 ? 16 : 8) << k->name;
     EXPECT_NE(k->name.find(avx512 ? "nchw16c" : "nchw8c"), std::string::npos) << k->name;
     const bool f2 = k->name.find("_f2x3") != std::string::npos, f4 = k->name.find("_f4x3") != std::string::npos;
+    const bool half = k->name.find("_halftail") != std::string::npos;
     EXPECT_EQ(isWinograd(*k), f2 || f4) << k->name;
-    seen[k->op + "/" + std::to_string(k->nchwcBlock) + (f4 ? "/f4x3" : f2 ? "/f2x3" : "/rows")]++;
+    seen[k->op + "/" + std::to_string(k->nchwcBlock) + (f4 ? "/f4x3" : f2 ? "/f2x3" : half ? "/rows-halftail" : "/rows")]++;
   }
   std::map<std::string, int> want;
-  for (const char* op : {"Conv", "FusedConv"})
+  for (const char* op : {"Conv", "FusedConv"}) {
     for (const char* b : {"16", "8"})
       for (const char* f : {"/f4x3", "/f2x3", "/rows"}) want[std::string(op) + "/" + b + f] = 1;
+    want[std::string(op) + "/16/rows-halftail"] = 1;  // AVX-512 only: 256-bit halves of an 8-lane tail
+  }
   EXPECT_EQ(seen, want);
+}
+
+// The half-tail kernels (the last output block, of 1 to 8 channels, in 256-bit halves) serve
+// exactly the layers with such a block, with the full kernel's bits: the builder times the
+// two against each other (faster on Zen 4, slower on the Intel Xeon guest).
+TEST(NativeConvNchwcHalfTail, OfferedForShortLastBlocksWithTheFullKernelsBits) {
+  int compared = 0;
+  for (const runtime::Kernel* k : blockedKernels()) {
+    if (k->name.find("_halftail") == std::string::npos) continue;
+    if (const std::string why = skipReason(*k); !why.empty()) GTEST_SKIP() << why;
+    std::string fullName = k->name;
+    fullName.erase(fullName.find("_halftail"), std::string("_halftail").size());
+    const runtime::Kernel* full = registry().find(Device::kCPU, k->op, k->domain, fullName);
+    ASSERT_NE(full, nullptr) << fullName;
+    const std::vector<Case>& cases = allCases();
+    for (size_t i = 0; i < cases.size(); ++i) {
+      const Case& c = cases[i];
+      if (c.op != k->op || c.domain != k->domain) continue;
+      const Built b = build(c, uint32_t(i) * 31u + 1);
+      setBlocked(b, 16);
+      if (!full->supports(*b.node, b.types())) continue;
+      const int64_t tail = (*c.inputs[1])[0] % 16;
+      ASSERT_EQ(k->supports(*b.node, b.types()), tail >= 1 && tail <= 8) << k->name << " on " << c.name;
+      if (!k->supports(*b.node, b.types())) continue;
+      const Tensor want = reference(b);
+      std::vector<float> out[2];
+      for (int which = 0; which < 2; ++which) {
+        const runtime::Kernel* kk = which ? k : full;
+        const PreparedKernel pk = prepare(*kk, b, 1);
+        auto ex = runtime::makeCpuExecutor(1);
+        BlockedStep step(*kk, pk, b, kConvHandover, want.dims(), 16);
+        step.run(*ex);
+        out[which] = step.result().out;
+      }
+      ASSERT_EQ(out[0].size(), out[1].size());
+      EXPECT_EQ(std::memcmp(out[0].data(), out[1].data(), out[0].size() * sizeof(float)), 0)
+          << k->name << " and " << fullName << " differ on " << c.name;
+      ++compared;
+    }
+  }
+  EXPECT_GE(compared, 20);
 }
 
 TEST(NativeConvNchwcRegistration, EveryKernelHasCases) {
   std::map<std::string, int> covered;
   for (const Param& p : allParams()) covered[p.kernel]++;
-  for (const runtime::Kernel* k : blockedKernels()) EXPECT_GE(covered[k->name], k->op == "Conv" ? 60 : 20) << k->name;
+  for (const runtime::Kernel* k : blockedKernels()) {
+    const bool half = k->name.find("_halftail") != std::string::npos;  // outputs of 16n + 1..8 channels only
+    EXPECT_GE(covered[k->name], half ? 10 : k->op == "Conv" ? 60 : 20) << k->name;
+  }
 }
 
 TEST(NativeConvNchwcSupports, DeclinesWrongLayoutsAndGroups) {
   for (const runtime::Kernel* k : blockedKernels()) {
     if (k->op != "Conv") continue;
     const int B = k->nchwcBlock, other = B == 16 ? 8 : 16;
+    // The half-tail kernels serve only outputs ending in a block of 1 to 8 channels.
+    const int64_t M = k->name.find("_halftail") != std::string::npos ? 24 : 16;
     auto make = [&](int64_t group) {
-      Spec s{{1, 16, 7, 7}, 16, 3, 1, 1, {1, 1, 1, 1}};
+      Spec s{{1, 16, 7, 7}, M, 3, 1, 1, {1, 1, 1, 1}};
       Case c = convCase("d", s);
-      c.inputs[1] = Dims{16, 16 / group, 3, 3};
+      c.inputs[1] = Dims{M, 16 / group, 3, 3};
       if (group != 1) c.attrs.set("group", group);
       return build(c, 1);
     };
@@ -509,7 +558,7 @@ TEST(NativeConvNchwcSupports, FusedDeclinesPlainResidual) {
     EXPECT_FALSE(k->supports(*b.node, b.types())) << k->name << " took a plain residual";
     ++checked;
   }
-  EXPECT_EQ(checked, 6);
+  EXPECT_EQ(checked, 7);  // 3 families x 2 blocks, and the AVX-512 half-tail rows kernel
 }
 
 // ---------------------------------------------------------------------------------------
