@@ -263,8 +263,14 @@ void runDw(const StepArgs& a) {
   // Measured (1 thread, AVX-512 / AVX2, min of 50, ms, in place / ring): 3x3 192x28 0.029 /
   // 0.032, 144x56 0.117 / 0.130, 32x112 0.096 / 0.118; 5x5 672x14 0.119 / 0.106, 1152x7 0.067
   // / 0.055; 7x7 96x56 0.24 / 0.20 (AVX2 0.47 / 0.40), 384x14 0.107 / 0.072.
+  // AVX-512's 3x3 rows stay in place however narrow (stride 1: two output rows a pass, which
+  // the ring does not do): on the Intel Xeon guest (NativeNchwcSpatialBench.DISABLED_Depthwise,
+  // medians, us, ring / in place) 384x14 20.0 / 15.6, 576x14 30.5 / 23.3, 960x7 15.3 / 13.9,
+  // and in mobilenet_v2 its stride-2 28 -> 14 and 14 -> 7 layers 16.6 / 11.5 and 13.9 / 11.8
+  // (Zen 4 not measured at these widths; AVX2 there within noise, kept on the ring).
   const int64_t slot = (g.OW - 1) * g.sW + g.kW;
-  const bool ring = fastFilter(g) && (g.kW >= 7 || g.OW < 8 * g.kW) && slot * p.block <= p.zeroFloats &&
+  const bool narrowRing = (g.kW >= 7 || g.OW < 8 * g.kW) && !(p.block == 16 && g.kW == 3);
+  const bool ring = fastFilter(g) && narrowRing && slot * p.block <= p.zeroFloats &&
                     kRingSlots * slot * p.block <= p.ringFloats;
   std::memset(zero, 0, size_t((ring ? slot : g.W) * p.block) * sizeof(float));
   j.zero = zero;
@@ -314,7 +320,10 @@ Kernel makeDw(int block, bool fused) {
   Kernel k;
   k.name = std::string("f32_dwconv2d_nchw") + std::to_string(block) + "c" + (fused ? "_epilogue" : "") +
            (block == 16 ? "__avx512" : "__avx2");
-  k.version = fused ? 2 : 1;  // 2: SiLU, Sigmoid and Tanh epilogues with vmath.h's new e^-x
+  // 2: SiLU, Sigmoid and Tanh epilogues with vmath.h's new e^-x; 3 (2 unfused): AVX-512's narrow
+  // 3x3 rows in place, not through the ring (an edge pixel skips its padding taps instead of
+  // adding zero products: a -0.0 sum may come out -0.0 instead of +0.0).
+  k.version = fused ? 3 : 2;
   k.op = fused ? "FusedConv" : "Conv";
   k.domain = fused ? "anvil" : "";
   k.precision = DataType::kF32;
