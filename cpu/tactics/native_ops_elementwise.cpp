@@ -9,6 +9,7 @@
 #include <type_traits>
 
 #include "cpu/tactics/native_ops_util.h"
+#include "cpu/tactics/native_sequence_util.h"
 
 // GCC 12's -O2 vectorizes a loop only when no scalar remainder is left (its "very cheap"
 // cost model); the loops here run over arbitrary extents, so this file asks for the
@@ -19,7 +20,9 @@ namespace anvil::runtime::nops {
 
 namespace {
 
-constexpr int64_t kGrain = 16384;  // elements per task: below this a thread costs more than it saves
+// Elements per task: below this a thread costs more than it saves (anvil.FusedElementwise
+// splits short programs by the same grain).
+constexpr int64_t kGrain = seq::kElementwiseGrain;
 
 // ---- binary --------------------------------------------------------------------------
 

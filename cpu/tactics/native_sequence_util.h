@@ -50,7 +50,7 @@ inline int64_t taskCount(int64_t most, double work) {
 
 // Tasks for an elementwise program of `instructions` over `elements`: one per kMinTaskWork
 // element-instructions, or one per kElementwiseGrain elements where that gives more (the
-// plain elementwise ops' grain, native_ops_elementwise.cpp): a short program is bound by
+// grain of the plain elementwise ops, native_ops_elementwise.cpp, too): a short program is bound by
 // moving its operands, not by its instructions. convnext_tiny's residual steps (14x14x384
 // and 7x7x768, 3 instructions) ran in one task at two threads and took 44-50 us against 26
 // at one thread (half their input in the other core's cache, written there by the GEMM
