@@ -240,33 +240,42 @@ void ukPortable_x8(int64_t kc, const float* __restrict a, const float* __restric
   }
 }
 
-// The next B panel (the same k row, kc * NR elements on: the panels of a prepacked weight
-// are contiguous) into L2, two lines per k step of the 32-column tile, one of the 16-column.
-// The weights of a large model come from memory (convnext_tiny: 112 MB against 2 MB of L2)
-// and the hardware prefetchers stop at every 4 KiB page of a 32 KiB panel; fetched while the
-// current panel's tiles run, the stream overlaps the FMAs. NativeLinearBench.DISABLED_GemmDriver
-// on the AVX-512 dev box, one thread, AVX-512 / AVX2 GFLOP/s without -> with, two rounds:
-// weights cycled through 200 MB (ANVIL_BENCH_COLD=200) MxKxN 49x768x3072 102-106 -> 119-125
-// / 75 -> 90-91, 196x1536x384 148 -> 164 / 90-93 -> 101-107, 8x768x768 30-31 -> 41-47 /
-// 29-30 -> 41-42; warm (L3) 49x3072x768 151-160 -> 175-176 / 96-98 -> 106-112, 1024^3
-// 161-172 -> 171-176 / 97-104 -> 104-107. The convnext_tiny stage-4 MatMuls (49x768x3072
-// and back) took 2.28-2.64 ms each in the model before, 1.73-2.10 after. The other tiles of
-// a panel do not prefetch: theirs is in L1, and the next panel is already on its way.
+// The next B panel (the same k rows, kc * NR elements on: the panels of a prepacked weight
+// are contiguous) into L2 while the current panel's tiles run. The weights of a large model
+// come from memory (convnext_tiny: 112 MB, bert_base4 113 MB against 2 MB of L2) and the
+// hardware prefetchers stop at every 4 KiB page of a 32 KiB panel; fetched while the current
+// panel's tiles run, the stream overlaps the FMAs. NativeLinearBench.DISABLED_GemmDriver on the
+// AVX-512 dev box, one thread, AVX-512 / AVX2 GFLOP/s without -> with, two rounds: weights
+// cycled through 200 MB (ANVIL_BENCH_COLD=200) MxKxN 49x768x3072 102-106 -> 119-125 / 75 ->
+// 90-91, 196x1536x384 148 -> 164 / 90-93 -> 101-107, 8x768x768 30-31 -> 41-47 / 29-30 ->
+// 41-42; warm (L3) 49x3072x768 151-160 -> 175-176 / 96-98 -> 106-112, 1024^3 161-172 ->
+// 171-176 / 97-104 -> 104-107.
+// Every row tile of the panel fetches its own share of the next panel (PanelPrefetch: rows
+// [i * kc / tiles, (i + 1) * kc / tiles) for tile i), spread evenly over its k loop. Fetched
+// all by the first tile (two lines a k step), the next panel's 512 lines came from memory
+// at the rate its k loop asked for them (~30 GB/s) rather than at the ~14 GB/s one core
+// reads here: on the AMX Xeon that tile took 2.2x a plain tile's cycles with the weights
+// cold (1.55x warm). Shared by the tiles (same host, DISABLED_GemmDriver, AVX-512, cold):
+// MxKxN 128x768x3072 152 -> 183 GFLOP/s, 128x3072x768 155 -> 189, 128x768x2304 148 -> 183
+// (warm within noise); bert_base4 at one thread 51 -> 43 ms (AVX2 kernels 73 -> 67.5), two
+// threads 26 -> 23; convnext_tiny 66 -> 61 ms.
 template <int NR, typename TB>
-__attribute__((always_inline)) inline void prefetchNextPanel(const TB* b, int64_t kc) {
-  const char* p = reinterpret_cast<const char*>(b + kc * NR);
+__attribute__((always_inline)) inline void prefetchRow(const TB* row) {
+  const char* p = reinterpret_cast<const char*>(row);
   _mm_prefetch(p, _MM_HINT_T1);
   if constexpr (NR * sizeof(TB) > 64) _mm_prefetch(p + 64, _MM_HINT_T1);
 }
 
-// The k loop of the AVX2 tile (f32 or f16 weights), with or without the next panel's
-// prefetch (one line a k): the plain and the epilogue kernels share it.
+// The k loop of the AVX2 tile (f32 or f16 weights), with or without its share of the next
+// panel's prefetch (PanelPrefetch): the plain and the epilogue kernels share it.
 template <int MR, int R, bool PF, typename TB = float>
 __attribute__((target("avx2,fma,f16c"), always_inline)) inline void accumulateAvx2(__m256 (&c0)[R], __m256 (&c1)[R],
                                                                                   int64_t kc, const float* a,
-                                                                                  const TB* b) {
-  for (int64_t k = 0; k < kc; ++k) {
-    if constexpr (PF) prefetchNextPanel<16>(b, kc);
+                                                                                  const TB* b, PanelPrefetch pf = {}) {
+  const TB* pfRow = static_cast<const TB*>(pf.p);
+  const int64_t step = PF ? prefetchStep(pf.rows, kc) : 0;  // k step k fetches row (k * step) >> 20
+  for (int64_t k = 0, pos = 0; k < kc; ++k, pos += step) {
+    if constexpr (PF) prefetchRow<16>(pfRow + (pos >> 20) * 16);
     const __m256 b0 = loadB8(b), b1 = loadB8(b + 8);
 #pragma GCC unroll 16
     for (int r = 0; r < R; ++r) {
@@ -279,10 +288,12 @@ __attribute__((target("avx2,fma,f16c"), always_inline)) inline void accumulateAv
   }
 }
 
-// PF: the variant that also runs prefetchNextPanel.
-template <int MR, int R, typename TB = float, bool PF = false>
-__attribute__((target("avx2,fma,f16c"))) void ukAvx2_x16(int64_t kc, const float* __restrict a, const TB* __restrict b,
-                                                         float* c, int64_t ldc, int ncols, bool acc) {
+// PF: the variant that also fetches its share of the next panel (ukAvx2Next_x16).
+template <int MR, int R, typename TB, bool PF>
+__attribute__((target("avx2,fma,f16c"), always_inline)) inline void tileAvx2_x16(int64_t kc, const float* __restrict a,
+                                                                                const TB* __restrict b, float* c,
+                                                                                int64_t ldc, int ncols, bool acc,
+                                                                                PanelPrefetch pf) {
   // C's rows are read (acc) or written only after the k loop: fetch them now, as the AVX-512
   // kernel does. Once C outgrows L2 (on a 512 KiB-L2 EPYC, the 66 rows x 3072 of a BERT
   // FFN block) each tile otherwise waits on L3 at its end. NativeLinearBench.DISABLED_GemmDriver-
@@ -294,7 +305,7 @@ __attribute__((target("avx2,fma,f16c"))) void ukAvx2_x16(int64_t kc, const float
   __m256 c0[R], c1[R];
 #pragma GCC unroll 16
   for (int r = 0; r < R; ++r) c0[r] = c1[r] = _mm256_setzero_ps();
-  accumulateAvx2<MR, R, PF, TB>(c0, c1, kc, a, b);
+  accumulateAvx2<MR, R, PF, TB>(c0, c1, kc, a, b, pf);
   if (ncols == 16) {
 #pragma GCC unroll 16
     for (int r = 0; r < R; ++r) {
@@ -333,26 +344,29 @@ __attribute__((target("avx512f"), always_inline)) inline void stepAvx512_x32(__m
   }
 }
 
-// The k loop of the AVX-512 tile (f32 or f16 weights), with or without the next panel's
-// prefetch (two lines a k): the plain and the epilogue kernels share it. One k per trip:
+// The k loop of the AVX-512 tile (f32 or f16 weights), with or without its share of the next
+// panel's prefetch (PanelPrefetch): the plain and the epilogue kernels share it. One k per trip:
 // two per trip measured no faster and, at R = 14, left GCC one register short (28
 // accumulators + 2 x 2 B vectors), adding moves to the FMA ports.
 template <int MR, int R, bool PF, typename TB = float>
 __attribute__((target("avx512f"), always_inline)) inline void accumulateAvx512(__m512 (&c0)[R], __m512 (&c1)[R],
                                                                               int64_t kc, const float* a,
-                                                                              const TB* b) {
-  for (int64_t k = 0; k < kc; ++k) {
-    if constexpr (PF) prefetchNextPanel<32>(b, kc);
+                                                                              const TB* b, PanelPrefetch pf = {}) {
+  const TB* pfRow = static_cast<const TB*>(pf.p);
+  const int64_t step = PF ? prefetchStep(pf.rows, kc) : 0;  // k step k fetches row (k * step) >> 20
+  for (int64_t k = 0, pos = 0; k < kc; ++k, pos += step) {
+    if constexpr (PF) prefetchRow<32>(pfRow + (pos >> 20) * 32);
     stepAvx512_x32<MR, R, TB>(c0, c1, a, b);
     a += MR;
     b += 32;
   }
 }
 
-template <int MR, int R, typename TB = float, bool PF = false>
-__attribute__((target("avx512f"))) void ukAvx512_x32(int64_t kc, const float* __restrict a,
-                                                     const TB* __restrict b, float* c, int64_t ldc, int ncols,
-                                                     bool acc) {
+template <int MR, int R, typename TB, bool PF>
+__attribute__((target("avx512f"), always_inline)) inline void tileAvx512_x32(int64_t kc, const float* __restrict a,
+                                                                            const TB* __restrict b, float* c,
+                                                                            int64_t ldc, int ncols, bool acc,
+                                                                            PanelPrefetch pf) {
   // The C rows are needed only after the loop: start fetching them now (one line per 16
   // columns) so that the read-modify-write at the end does not wait on L2.
 #pragma GCC unroll 16
@@ -363,7 +377,7 @@ __attribute__((target("avx512f"))) void ukAvx512_x32(int64_t kc, const float* __
   __m512 c0[R], c1[R];
 #pragma GCC unroll 16
   for (int r = 0; r < R; ++r) c0[r] = c1[r] = _mm512_setzero_ps();
-  accumulateAvx512<MR, R, PF, TB>(c0, c1, kc, a, b);
+  accumulateAvx512<MR, R, PF, TB>(c0, c1, kc, a, b, pf);
   const __mmask16 m0 = ncols >= 16 ? __mmask16(0xffff) : __mmask16((1u << ncols) - 1);
   const __mmask16 m1 = ncols >= 32 ? __mmask16(0xffff) : ncols <= 16 ? __mmask16(0) : __mmask16((1u << (ncols - 16)) - 1);
 #pragma GCC unroll 16
@@ -378,16 +392,42 @@ __attribute__((target("avx512f"))) void ukAvx512_x32(int64_t kc, const float* __
   }
 }
 
+// The micro-kernels (MicroKernel / MicroKernelF16) and, f32 only, the ones that also fetch
+// their share of the next panel (MicroKernelNext).
+template <int MR, int R, typename TB = float>
+__attribute__((target("avx2,fma,f16c"))) void ukAvx2_x16(int64_t kc, const float* __restrict a, const TB* __restrict b,
+                                                         float* c, int64_t ldc, int ncols, bool acc) {
+  tileAvx2_x16<MR, R, TB, false>(kc, a, b, c, ldc, ncols, acc, {});
+}
+template <int MR, int R>
+__attribute__((target("avx2,fma,f16c"))) void ukAvx2Next_x16(int64_t kc, const float* __restrict a,
+                                                             const float* __restrict b, float* c, int64_t ldc,
+                                                             int ncols, bool acc, PanelPrefetch pf) {
+  tileAvx2_x16<MR, R, float, true>(kc, a, b, c, ldc, ncols, acc, pf);
+}
+template <int MR, int R, typename TB = float>
+__attribute__((target("avx512f"))) void ukAvx512_x32(int64_t kc, const float* __restrict a,
+                                                     const TB* __restrict b, float* c, int64_t ldc, int ncols,
+                                                     bool acc) {
+  tileAvx512_x32<MR, R, TB, false>(kc, a, b, c, ldc, ncols, acc, {});
+}
+template <int MR, int R>
+__attribute__((target("avx512f"))) void ukAvx512Next_x32(int64_t kc, const float* __restrict a,
+                                                         const float* __restrict b, float* c, int64_t ldc, int ncols,
+                                                         bool acc, PanelPrefetch pf) {
+  tileAvx512_x32<MR, R, float, true>(kc, a, b, c, ldc, ncols, acc, pf);
+}
+
 // The micro-kernel with TileEpilogue applied in registers (acc: C added first, for the last
 // of several K blocks): C rows c + r * ldc, residual rows z + r * ldc, rowBias[r] (or
 // e.rowBias), colBias[j]. Lane for lane the operations of epilogueRow (epilogue_act.h):
 // (acc + rowBias) [+ colBias] [+ z] act [+ z].
-// prefetchNext: also fetch the next B panel (kc * NR floats on) into L2 along the k loop, as
-// the plain kernels' first row tile of a panel does for a prepacked weight streamed from
-// memory (one fetch per weight byte, spread over this panel's FMAs; prefetches never fault).
+// pf: also fetch this tile's share of the next B panel into L2 along the k loop, as the
+// MicroKernelNext kernels do for a prepacked weight streamed from memory (pf.rows 0: none;
+// prefetches never fault).
 using EpiKernel = void (*)(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, int ncols, bool acc,
                            const TileEpilogue& e, const float* rowBias, const float* colBias, const float* z,
-                           bool prefetchNext);
+                           PanelPrefetch pf);
 
 // One 16-lane vector of a finished tile row: v = acc (+ C), then the epilogue.
 template <int A>
@@ -404,7 +444,7 @@ template <int MR, int R, int A>
 __attribute__((target("avx512f"))) void ukAvx512Epi_x32(int64_t kc, const float* __restrict a,
                                                         const float* __restrict b, float* c, int64_t ldc, int ncols,
                                                         bool acc, const TileEpilogue& e, const float* rowBias,
-                                                        const float* colBias, const float* z, bool prefetchNext) {
+                                                        const float* colBias, const float* z, PanelPrefetch pf) {
   // The residual rows (and C's, for the last of several K blocks) are needed only after
   // the loop: start fetching them now.
   if (acc) {
@@ -424,8 +464,8 @@ __attribute__((target("avx512f"))) void ukAvx512Epi_x32(int64_t kc, const float*
   __m512 c0[R], c1[R];
 #pragma GCC unroll 16
   for (int r = 0; r < R; ++r) c0[r] = c1[r] = _mm512_setzero_ps();
-  if (prefetchNext)
-    accumulateAvx512<MR, R, true>(c0, c1, kc, a, b);
+  if (pf.rows > 0)
+    accumulateAvx512<MR, R, true>(c0, c1, kc, a, b, pf);
   else
     accumulateAvx512<MR, R, false>(c0, c1, kc, a, b);
   const __mmask16 m0 = ncols >= 16 ? __mmask16(0xffff) : __mmask16((1u << ncols) - 1);
@@ -496,7 +536,7 @@ template <int MR, int R, int A>
 __attribute__((target("avx2,fma,f16c"))) void ukAvx2Epi_x16(int64_t kc, const float* __restrict a,
                                                        const float* __restrict b, float* c, int64_t ldc, int ncols,
                                                        bool acc, const TileEpilogue& e, const float* rowBias,
-                                                       const float* colBias, const float* z, bool prefetchNext) {
+                                                       const float* colBias, const float* z, PanelPrefetch pf) {
   if (acc) {
 #pragma GCC unroll 16
     for (int r = 0; r < R; ++r) _mm_prefetch(reinterpret_cast<const char*>(c + r * ldc), _MM_HINT_T0);
@@ -508,8 +548,8 @@ __attribute__((target("avx2,fma,f16c"))) void ukAvx2Epi_x16(int64_t kc, const fl
   __m256 c0[R], c1[R];
 #pragma GCC unroll 16
   for (int r = 0; r < R; ++r) c0[r] = c1[r] = _mm256_setzero_ps();
-  if (prefetchNext)
-    accumulateAvx2<MR, R, true>(c0, c1, kc, a, b);
+  if (pf.rows > 0)
+    accumulateAvx2<MR, R, true>(c0, c1, kc, a, b, pf);
   else
     accumulateAvx2<MR, R, false>(c0, c1, kc, a, b);
   const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
@@ -725,13 +765,21 @@ template <int MR, int... Rs>
 constexpr std::array<MicroKernel, MR> portableTable(std::integer_sequence<int, Rs...>) {
   return {&ukPortable_x8<MR, Rs + 1>...};
 }
-template <int MR, typename TB = float, typename K = MicroKernel, bool PF = false, int... Rs>
+template <int MR, typename TB = float, typename K = MicroKernel, int... Rs>
 constexpr std::array<K, MR> avx2Table(std::integer_sequence<int, Rs...>) {
-  return {&ukAvx2_x16<MR, Rs + 1, TB, PF>...};
+  return {&ukAvx2_x16<MR, Rs + 1, TB>...};
 }
-template <int MR, typename TB = float, typename K = MicroKernel, bool PF = false, int... Rs>
+template <int MR, typename TB = float, typename K = MicroKernel, int... Rs>
 constexpr std::array<K, MR> avx512Table(std::integer_sequence<int, Rs...>) {
-  return {&ukAvx512_x32<MR, Rs + 1, TB, PF>...};
+  return {&ukAvx512_x32<MR, Rs + 1, TB>...};
+}
+template <int MR, int... Rs>
+constexpr std::array<MicroKernelNext, MR> avx2NextTable(std::integer_sequence<int, Rs...>) {
+  return {&ukAvx2Next_x16<MR, Rs + 1>...};
+}
+template <int MR, int... Rs>
+constexpr std::array<MicroKernelNext, MR> avx512NextTable(std::integer_sequence<int, Rs...>) {
+  return {&ukAvx512Next_x32<MR, Rs + 1>...};
 }
 
 }  // namespace
@@ -754,9 +802,9 @@ const GemmConfig& gemmConfig(GemmIsa isa) {
   static const auto kAvx512 = avx512Table<14>(std::make_integer_sequence<int, 14>{});
   static const auto kAvx512x8 = avx512Table<8>(std::make_integer_sequence<int, 8>{});
   // The same with the next panel's prefetch (GemmConfig::kernelsNext).
-  static const auto kAvx2Pf = avx2Table<6, float, MicroKernel, true>(std::make_integer_sequence<int, 6>{});
-  static const auto kAvx512Pf = avx512Table<14, float, MicroKernel, true>(std::make_integer_sequence<int, 14>{});
-  static const auto kAvx512x8Pf = avx512Table<8, float, MicroKernel, true>(std::make_integer_sequence<int, 8>{});
+  static const auto kAvx2Pf = avx2NextTable<6>(std::make_integer_sequence<int, 6>{});
+  static const auto kAvx512Pf = avx512NextTable<14>(std::make_integer_sequence<int, 14>{});
+  static const auto kAvx512x8Pf = avx512NextTable<8>(std::make_integer_sequence<int, 8>{});
   static const auto kGemvAvx2 = gemvTable(false);
   static const auto kGemvAvx512 = gemvTable(true);
   // The same kernels over f16 B panels (gemmPackedBHalf).
@@ -917,30 +965,31 @@ void gemmPackedBImpl(const GemmConfig& c, int64_t M, int64_t N, int64_t K, float
               continue;
             }
           }
+          // Each row tile of the panel also fetches its share of the next panel into L2
+          // (PanelPrefetch): one fetch per weight byte, spread over the panel's FMAs.
+          const int64_t nT = ceilDiv(mc, int64_t(mr));
+          auto share = [&](int64_t i) { return panelShare(bq + kc * nr, nr, kc, i, nT); };
           if constexpr (std::is_same_v<TB, float>) {
             if (epiK && pc + kc >= K) {
               const float* cb = te->colBias ? te->colBias + q * nr : nullptr;
-              for (int64_t ip = 0; ip < mc; ip += mr) {
+              for (int64_t ip = 0, i = 0; ip < mc; ip += mr, ++i) {
                 const int rows = int(std::min<int64_t>(mr, mc - ip));
                 const int64_t off = (ic + ip) * ldc + q * nr;
-                // The first row tile of a panel fetches the next panel of the weight.
                 epiK[rows - 1](kc, ap + ip * kc, bq, cq + ip * ldc, ldc, ncols, pc > 0, *te,
-                               te->bias ? te->bias + ic + ip : nullptr, cb, te->z ? te->z + off : nullptr, ip == 0);
+                               te->bias ? te->bias + ic + ip : nullptr, cb, te->z ? te->z + off : nullptr, share(i));
+              }
+              continue;
+            }
+            if (c.kernelsNext) {
+              for (int64_t ip = 0, i = 0; ip < mc; ip += mr, ++i) {
+                const int rows = int(std::min<int64_t>(mr, mc - ip));
+                c.kernelsNext[rows - 1](kc, ap + ip * kc, bq, cq + ip * ldc, ldc, ncols, pc > 0, share(i));
               }
               continue;
             }
           }
           for (int64_t ip = 0; ip < mc; ip += mr) {
             const int rows = int(std::min<int64_t>(mr, mc - ip));
-            // The first row tile of a panel also fetches the next panel into L2 (the rest
-            // of the panel's tiles find theirs in L1): one fetch per weight byte, spread
-            // over the current panel's FMAs (prefetchNextPanel).
-            if constexpr (std::is_same_v<TB, float>) {
-              if (ip == 0 && c.kernelsNext) {
-                c.kernelsNext[rows - 1](kc, ap + ip * kc, bq, cq + ip * ldc, ldc, ncols, pc > 0);
-                continue;
-              }
-            }
             kernels[rows - 1](kc, ap + ip * kc, bq, cq + ip * ldc, ldc, ncols, pc > 0);
           }
         }
@@ -1031,7 +1080,7 @@ void gemmPackedAFused(const GemmConfig& c, int64_t M, int64_t K, const float* Ap
             const int ncols = int(std::min<int64_t>(nr, nc - q * nr));
             const int64_t off = ip * ldc + jc + q * nr;
             epiK[rows - 1](kc, a, bp + q * kc * nr, C + off, ldc, ncols, pc > 0, e, bias,
-                           e.colBias ? e.colBias + jc + q * nr : nullptr, e.z ? e.z + off : nullptr, false);
+                           e.colBias ? e.colBias + jc + q * nr : nullptr, e.z ? e.z + off : nullptr, {});
           }
         }
       }

@@ -67,6 +67,26 @@ enum class GemmIsa : int32_t {
 
 // C[R x ncols] (+)= Apanel[kc x MR] (first R rows) * Bpanel[kc x NR], row stride ldc.
 using MicroKernel = void (*)(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, int ncols, bool acc);
+// The share of the next B panel a row tile fetches into L2 along its k loop: `rows` k rows
+// (NR elements each) from p, spread evenly over its kc steps (rows <= kc; 0: none).
+struct PanelPrefetch {
+  const void* p = nullptr;
+  int64_t rows = 0;
+};
+// Tile `tile` of `tiles` row tiles over a panel fetches k rows [tile * kc / tiles,
+// (tile + 1) * kc / tiles) of the next panel (which starts at nextPanel, nr elements a row):
+// together the tiles fetch each of its kc rows once.
+template <typename TB>
+inline PanelPrefetch panelShare(const TB* nextPanel, int nr, int64_t kc, int64_t tile, int64_t tiles) {
+  const int64_t r0 = tile * kc / tiles, r1 = (tile + 1) * kc / tiles;
+  return {nextPanel + r0 * nr, r1 - r0};
+}
+// The kernels' step through their share: k step k (0 <= k < kc) fetches row (k * step) >> 20
+// of it, which visits every row 0..rows-1 and no other (rows <= kc <= 1024).
+inline int64_t prefetchStep(int64_t rows, int64_t kc) { return kc > 0 ? (rows << 20) / kc : 0; }
+// MicroKernel that also runs PanelPrefetch (same bits).
+using MicroKernelNext = void (*)(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, int ncols, bool acc,
+                                 PanelPrefetch pf);
 
 // The small-M kernel: C[R x cols] (+)= alpha * A[R x kc] * P consecutive panels of packed B
 // (panel p at b + p * panelStride, row-major kc x NR), A read in place (element (r, k) at
@@ -97,9 +117,9 @@ struct GemmConfig {
   // The f16-B kernels (null for the portable family): the AVX2 ones also need f16c.
   const MicroKernelF16* kernelsF16 = nullptr;
   const GemvKernelF16* gemvF16 = nullptr;
-  // kernels that also fetch the next B panel into L2 (null: none), for the first row tile
-  // of each panel of a prepacked weight, whose panels are contiguous.
-  const MicroKernel* kernelsNext = nullptr;
+  // kernels that also fetch a share of the next B panel into L2 (null: none), for the row
+  // tiles of each panel of a prepacked weight, whose panels are contiguous.
+  const MicroKernelNext* kernelsNext = nullptr;
 };
 inline constexpr int kGemvMaxPanels = 6;
 const GemmConfig& gemmConfig(GemmIsa isa);

@@ -802,7 +802,11 @@ TEST_P(NativeLinearGemmFamily, PrefetchingKernelsMatchThePlainOnesAndStayInBound
           c1 = c0;
           const std::vector<float> before = c0;
           c.kernels[rows - 1](kc, a.data(), b, c0.data(), ldc, ncols, acc);
-          c.kernelsNext[rows - 1](kc, a.data(), b, c1.data(), ldc, ncols, acc);
+          // The tile's share of the next panel: all of it, a third, or a row (past the last
+          // panel: the inaccessible page).
+          const int64_t share = std::array<int64_t, 3>{kc, std::max<int64_t>(1, kc / 3), 1}[size_t(rows % 3)];
+          c.kernelsNext[rows - 1](kc, a.data(), b, c1.data(), ldc, ncols, acc,
+                                  PanelPrefetch{b + (kc - share) * c.nr, share});
           ASSERT_EQ(c0, c1) << "rows " << rows << " kc " << kc << " ncols " << ncols << " acc " << acc;
           for (int r = 0; r < c.mr; ++r)
             for (int j = 0; j < ldc; ++j) {
@@ -817,6 +821,46 @@ TEST_P(NativeLinearGemmFamily, PrefetchingKernelsMatchThePlainOnesAndStayInBound
     munmap(map, mapped + 2 * size_t(page));
   }
   EXPECT_EQ(checked, 5 * c.mr * 3 * 2);
+}
+
+// The row tiles of a panel split the next panel's kc rows between them (panelShare): in
+// order, each row once, for any tile count (more tiles than rows too).
+TEST(NativeLinearGemm, PanelSharesCoverTheNextPanelOnce) {
+  using namespace cpu::tactics;
+  const float* next = reinterpret_cast<const float*>(uintptr_t(1) << 20);
+  for (int nr : {16, 32})
+    for (int64_t kc : {1, 2, 7, 63, 192, 255, 256})
+      for (int64_t tiles = 1; tiles <= 20; ++tiles) {
+        int64_t row = 0;
+        for (int64_t t = 0; t < tiles; ++t) {
+          const PanelPrefetch s = panelShare(next, nr, kc, t, tiles);
+          ASSERT_EQ(static_cast<const float*>(s.p), next + row * nr) << "kc " << kc << " tiles " << tiles << " tile " << t;
+          ASSERT_GE(s.rows, 0);
+          ASSERT_LE(s.rows, kc / tiles + 1);  // nearly even shares
+          row += s.rows;
+        }
+        ASSERT_EQ(row, kc) << "kc " << kc << " tiles " << tiles;
+      }
+}
+
+// A kernel's walk through its share, row (k * prefetchStep(rows, kc)) >> 20 at k step k:
+// every row of the share and none past it, for every kc up to 1024 and share length.
+TEST(NativeLinearGemm, PrefetchStepVisitsEveryRowOfTheShare) {
+  using namespace cpu::tactics;
+  int64_t cases = 0;
+  for (int64_t kc = 1; kc <= 1024; kc += kc < 300 ? 1 : 61)
+    for (int64_t rows = 1; rows <= kc; ++rows) {
+      const int64_t step = prefetchStep(rows, kc);
+      int64_t last = -1;
+      for (int64_t k = 0; k < kc; ++k) {
+        const int64_t r = (k * step) >> 20;
+        ASSERT_TRUE(r == last || r == last + 1) << "kc " << kc << " rows " << rows << " k " << k;  // no row skipped
+        last = r;
+      }
+      ASSERT_EQ(last, rows - 1) << "kc " << kc << " rows " << rows;
+      ++cases;
+    }
+  EXPECT_GT(cases, 40000);
 }
 
 // gemmPackedB at the blocking edges (M around the tile and the mc block, N around the
