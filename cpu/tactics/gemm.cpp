@@ -273,9 +273,9 @@ __attribute__((target("avx2,fma,f16c"), always_inline)) inline void accumulateAv
                                                                                   int64_t kc, const float* a,
                                                                                   const TB* b, PanelPrefetch pf = {}) {
   const TB* pfRow = static_cast<const TB*>(pf.p);
-  const int64_t step = PF ? prefetchStep(pf.rows, kc) : 0;  // k step k fetches row (k * step) >> 20
+  const int64_t step = PF ? prefetchStep(pf.rows, kc) : 0;  // k step k fetches row (k * step) >> 32
   for (int64_t k = 0, pos = 0; k < kc; ++k, pos += step) {
-    if constexpr (PF) prefetchRow<16>(pfRow + (pos >> 20) * 16);
+    if constexpr (PF) prefetchRow<16>(pfRow + (pos >> 32) * 16);
     const __m256 b0 = loadB8(b), b1 = loadB8(b + 8);
 #pragma GCC unroll 16
     for (int r = 0; r < R; ++r) {
@@ -353,9 +353,9 @@ __attribute__((target("avx512f"), always_inline)) inline void accumulateAvx512(_
                                                                               int64_t kc, const float* a,
                                                                               const TB* b, PanelPrefetch pf = {}) {
   const TB* pfRow = static_cast<const TB*>(pf.p);
-  const int64_t step = PF ? prefetchStep(pf.rows, kc) : 0;  // k step k fetches row (k * step) >> 20
+  const int64_t step = PF ? prefetchStep(pf.rows, kc) : 0;  // k step k fetches row (k * step) >> 32
   for (int64_t k = 0, pos = 0; k < kc; ++k, pos += step) {
-    if constexpr (PF) prefetchRow<32>(pfRow + (pos >> 20) * 32);
+    if constexpr (PF) prefetchRow<32>(pfRow + (pos >> 32) * 32);
     stepAvx512_x32<MR, R, TB>(c0, c1, a, b);
     a += MR;
     b += 32;

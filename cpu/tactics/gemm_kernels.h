@@ -81,9 +81,9 @@ inline PanelPrefetch panelShare(const TB* nextPanel, int nr, int64_t kc, int64_t
   const int64_t r0 = tile * kc / tiles, r1 = (tile + 1) * kc / tiles;
   return {nextPanel + r0 * nr, r1 - r0};
 }
-// The kernels' step through their share: k step k (0 <= k < kc) fetches row (k * step) >> 20
-// of it, which visits every row 0..rows-1 and no other (rows <= kc <= 1024).
-inline int64_t prefetchStep(int64_t rows, int64_t kc) { return kc > 0 ? (rows << 20) / kc : 0; }
+// The kernels' step through their share: k step k (0 <= k < kc) fetches row (k * step) >> 32
+// of it, which visits every row 0..rows-1 and no other (rows <= kc <= 65536).
+inline int64_t prefetchStep(int64_t rows, int64_t kc) { return kc > 0 ? (rows << 32) / kc : 0; }
 // MicroKernel that also runs PanelPrefetch (same bits).
 using MicroKernelNext = void (*)(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, int ncols, bool acc,
                                  PanelPrefetch pf);

@@ -743,14 +743,41 @@ void packPhasesU8(const I8Config& c, const uint8_t* x, int64_t C, int64_t H, int
 
 namespace {
 
+// The share of the next column block's weights a MatMul tile fetches into L2 (PanelPrefetch:
+// rows of kRowBytes, one a group step at most, spread evenly over the KG steps), as the f32
+// GEMM's tiles do (gemm.cpp): every row tile of a weight block fetches its part of the next
+// block while the block's tiles run, so the weights stream from memory under the products.
+template <int kRowBytes, bool PF>
+struct NextBlockRows {
+  const char* p = nullptr;
+  int64_t step = 0, pos = 0;
+  NextBlockRows(PanelPrefetch pf, int64_t KG) {
+    if constexpr (PF) {
+      p = static_cast<const char*>(pf.p);
+      step = prefetchStep(pf.rows, KG);
+    }
+  }
+  __attribute__((always_inline)) void fetch() {
+    if constexpr (PF) {
+      const char* row = p + (pos >> 32) * kRowBytes;
+#pragma GCC unroll 4
+      for (int b = 0; b < kRowBytes; b += 64) _mm_prefetch(row + b, _MM_HINT_T1);
+      pos += step;
+    }
+  }
+};
+
 struct Vnni512 {
   // The register tile's exact sums: acc[r][v] over the KG groups (the panel's R of 8 rows
   // broadcast, NV vectors read per group).
-  template <int R, int NV, bool kConv, bool kTable>
+  // PF: also fetch pf's rows of the next column block (NV vectors of 16 words a row) into
+  // L2, spread over the groups (NextBlockRows).
+  template <int R, int NV, bool kConv, bool kTable, bool PF = false>
   __attribute__((target("avx512f,avx512bw,avx512vnni"), always_inline)) static inline void products(
       int64_t KG, const uint32_t* bc, const uint32_t* vec, int64_t gStride, const int32_t* goff,
-      __m512i (&acc)[R][NV], const int32_t* rowStart = nullptr) {
+      __m512i (&acc)[R][NV], const int32_t* rowStart = nullptr, PanelPrefetch pf = {}) {
     constexpr int MR = 8;
+    NextBlockRows<NV * 64, PF> next(pf, KG);
     // rowStart: row r's sums start at -rowStart[r] (the zero-point term z_x * colsum, so the
     // finish needs no subtraction: the same integer, exact either way).
     #pragma GCC unroll 24
@@ -758,6 +785,7 @@ struct Vnni512 {
 #pragma GCC unroll 24
       for (int v = 0; v < NV; ++v) acc[r][v] = rowStart ? _mm512_set1_epi32(-rowStart[r]) : _mm512_setzero_si512();
     for (int64_t g = 0; g < KG; ++g) {
+      next.fetch();
       const uint32_t* vg = kTable ? vec + goff[g] : vec;
       __m512i x[NV];
 #pragma GCC unroll 24
@@ -774,14 +802,12 @@ struct Vnni512 {
     }
   }
 
-  template <int R, int NV, bool kConv, bool kTable>
-  __attribute__((target("avx512f,avx512bw,avx512vnni"))) static void run(int64_t KG, const uint32_t* bc,
-                                                                          const uint32_t* vec, int64_t gStride,
-                                                                          const int32_t* goff, const int32_t* zc,
-                                                                          const float* sc, const float* bias, float* C,
-                                                                          int64_t ldc, int cols) {
+  template <int R, int NV, bool kConv, bool kTable, bool PF>
+  __attribute__((target("avx512f,avx512bw,avx512vnni"), always_inline)) static inline void tile(
+      int64_t KG, const uint32_t* bc, const uint32_t* vec, int64_t gStride, const int32_t* goff, const int32_t* zc,
+      const float* sc, const float* bias, float* C, int64_t ldc, int cols, PanelPrefetch pf) {
     __m512i acc[R][NV];
-    products<R, NV, kConv, kTable>(KG, bc, vec, gStride, goff, acc);
+    products<R, NV, kConv, kTable, PF>(KG, bc, vec, gStride, goff, acc, nullptr, pf);
     #pragma GCC unroll 24
     for (int r = 0; r < R; ++r)
 #pragma GCC unroll 24
@@ -800,6 +826,18 @@ struct Vnni512 {
         else
           _mm512_mask_storeu_ps(out, __mmask16((1u << rem) - 1), y);
       }
+  }
+  template <int R, int NV, bool kConv, bool kTable>
+  __attribute__((target("avx512f,avx512bw,avx512vnni"))) static void run(
+      int64_t KG, const uint32_t* bc, const uint32_t* vec, int64_t gStride, const int32_t* goff, const int32_t* zc,
+      const float* sc, const float* bias, float* C, int64_t ldc, int cols) {
+    tile<R, NV, kConv, kTable, false>(KG, bc, vec, gStride, goff, zc, sc, bias, C, ldc, cols, {});
+  }
+  template <int R, int NV>
+  __attribute__((target("avx512f,avx512bw,avx512vnni"))) static void runNext(
+      int64_t KG, const uint32_t* bc, const uint32_t* vec, int64_t gStride, const int32_t* goff, const int32_t* zc,
+      const float* sc, const float* bias, float* C, int64_t ldc, int cols, PanelPrefetch pf) {
+    tile<R, NV, false, false, true>(KG, bc, vec, gStride, goff, zc, sc, bias, C, ldc, cols, pf);
   }
 };
 
@@ -831,18 +869,19 @@ __attribute__((target("avx2"), always_inline)) inline void store8(const __m256i 
 }
 
 struct Avx2Pairs {
-  template <int R, int NV, bool kConv, bool kTable>
-  __attribute__((target("avx2,fma"))) static void run(int64_t KG, const uint32_t* bc, const uint32_t* vec,
-                                                      int64_t gStride, const int32_t* goff, const int32_t* zc,
-                                                      const float* sc, const float* bias, float* C, int64_t ldc,
-                                                      int cols) {
+  template <int R, int NV, bool kConv, bool kTable, bool PF>
+  __attribute__((target("avx2,fma"), always_inline)) static inline void tile(
+      int64_t KG, const uint32_t* bc, const uint32_t* vec, int64_t gStride, const int32_t* goff, const int32_t* zc,
+      const float* sc, const float* bias, float* C, int64_t ldc, int cols, PanelPrefetch pf) {
     constexpr int MR = 4;
+    NextBlockRows<NV * 32, PF> next(pf, KG);
     __m256i acc[R][NV];
     #pragma GCC unroll 24
     for (int r = 0; r < R; ++r)
 #pragma GCC unroll 24
       for (int v = 0; v < NV; ++v) acc[r][v] = _mm256_setzero_si256();
     for (int64_t g = 0; g < KG; ++g) {
+      next.fetch();
       const uint32_t* vg = kTable ? vec + goff[g] : vec;
       __m256i x[NV];
 #pragma GCC unroll 24
@@ -858,21 +897,34 @@ struct Avx2Pairs {
     }
     store8<R, NV, kConv>(acc, zc, sc, bias, C, ldc, cols);
   }
+  template <int R, int NV, bool kConv, bool kTable>
+  __attribute__((target("avx2,fma"))) static void run(
+      int64_t KG, const uint32_t* bc, const uint32_t* vec, int64_t gStride, const int32_t* goff, const int32_t* zc,
+      const float* sc, const float* bias, float* C, int64_t ldc, int cols) {
+    tile<R, NV, kConv, kTable, false>(KG, bc, vec, gStride, goff, zc, sc, bias, C, ldc, cols, {});
+  }
+  template <int R, int NV>
+  __attribute__((target("avx2,fma"))) static void runNext(
+      int64_t KG, const uint32_t* bc, const uint32_t* vec, int64_t gStride, const int32_t* goff, const int32_t* zc,
+      const float* sc, const float* bias, float* C, int64_t ldc, int cols, PanelPrefetch pf) {
+    tile<R, NV, false, false, true>(KG, bc, vec, gStride, goff, zc, sc, bias, C, ldc, cols, pf);
+  }
 };
 
 struct AvxVnni {
-  template <int R, int NV, bool kConv, bool kTable>
-  __attribute__((target("avx2,fma,avxvnni"))) static void run(int64_t KG, const uint32_t* bc, const uint32_t* vec,
-                                                              int64_t gStride, const int32_t* goff, const int32_t* zc,
-                                                              const float* sc, const float* bias, float* C,
-                                                              int64_t ldc, int cols) {
+  template <int R, int NV, bool kConv, bool kTable, bool PF>
+  __attribute__((target("avx2,fma,avxvnni"), always_inline)) static inline void tile(
+      int64_t KG, const uint32_t* bc, const uint32_t* vec, int64_t gStride, const int32_t* goff, const int32_t* zc,
+      const float* sc, const float* bias, float* C, int64_t ldc, int cols, PanelPrefetch pf) {
     constexpr int MR = 4;
+    NextBlockRows<NV * 32, PF> next(pf, KG);
     __m256i acc[R][NV];
     #pragma GCC unroll 24
     for (int r = 0; r < R; ++r)
 #pragma GCC unroll 24
       for (int v = 0; v < NV; ++v) acc[r][v] = _mm256_setzero_si256();
     for (int64_t g = 0; g < KG; ++g) {
+      next.fetch();
       const uint32_t* vg = kTable ? vec + goff[g] : vec;
       __m256i x[NV];
 #pragma GCC unroll 24
@@ -888,6 +940,18 @@ struct AvxVnni {
       if (!kTable) vec += gStride;
     }
     store8<R, NV, kConv>(acc, zc, sc, bias, C, ldc, cols);
+  }
+  template <int R, int NV, bool kConv, bool kTable>
+  __attribute__((target("avx2,fma,avxvnni"))) static void run(
+      int64_t KG, const uint32_t* bc, const uint32_t* vec, int64_t gStride, const int32_t* goff, const int32_t* zc,
+      const float* sc, const float* bias, float* C, int64_t ldc, int cols) {
+    tile<R, NV, kConv, kTable, false>(KG, bc, vec, gStride, goff, zc, sc, bias, C, ldc, cols, {});
+  }
+  template <int R, int NV>
+  __attribute__((target("avx2,fma,avxvnni"))) static void runNext(
+      int64_t KG, const uint32_t* bc, const uint32_t* vec, int64_t gStride, const int32_t* goff, const int32_t* zc,
+      const float* sc, const float* bias, float* C, int64_t ldc, int cols, PanelPrefetch pf) {
+    tile<R, NV, false, false, true>(KG, bc, vec, gStride, goff, zc, sc, bias, C, ldc, cols, pf);
   }
 };
 
@@ -959,7 +1023,30 @@ TileTable makeTable() {
   return t;
 }
 
+// The MatMul tiles with the next block's prefetch (i8TileNext): [(R - 1) * kMaxNv + NV - 1].
+template <typename F, int R, int... Vs>
+void fillNextRow(std::array<I8TileNext, kMaxR * kMaxNv>& t, std::integer_sequence<int, Vs...>) {
+  ((t[size_t((R - 1) * kMaxNv + Vs)] = &F::template runNext<R, Vs + 1>), ...);
+}
+template <typename F, int NV, int... Rs>
+std::array<I8TileNext, kMaxR * kMaxNv> makeNextTable(std::integer_sequence<int, Rs...>) {
+  std::array<I8TileNext, kMaxR * kMaxNv> t{};
+  (fillNextRow<F, Rs + 1>(t, std::make_integer_sequence<int, NV>{}), ...);
+  return t;
+}
+
 }  // namespace
+
+I8TileNext i8TileNext(I8Isa isa, int rows, int nvec) {
+  static const auto kAvx2 = makeNextTable<Avx2Pairs, 2>(std::make_integer_sequence<int, 4>{});
+  static const auto kVnni = makeNextTable<Vnni512, 3>(std::make_integer_sequence<int, 8>{});
+  static const auto kAvxVnniT = makeNextTable<AvxVnni, 3>(std::make_integer_sequence<int, 4>{});
+  const auto* t = isa == I8Isa::kAvx2         ? &kAvx2
+                  : isa == I8Isa::kAvx512Vnni ? &kVnni
+                  : isa == I8Isa::kAvxVnni    ? &kAvxVnniT
+                                              : nullptr;
+  return t ? (*t)[size_t((rows - 1) * kMaxNv + (nvec - 1))] : nullptr;
+}
 
 I8Tile i8Tile(I8Isa isa, bool conv, int rows, int nvec, bool table) {
   static const TileTable kAvx2 = makeTable<Avx2Pairs, 4, 2>();

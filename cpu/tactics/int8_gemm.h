@@ -98,6 +98,13 @@ int64_t packedGroupWords(const I8Config& c, int64_t rows, int64_t K, int64_t blo
 using I8Tile = void (*)(int64_t KG, const uint32_t* bc, const uint32_t* vec, int64_t gStride, const int32_t* goff,
                         const int32_t* zc, const float* sc, const float* bias, float* C, int64_t ldc, int cols);
 I8Tile i8Tile(I8Isa isa, bool conv, int rows, int nvec, bool table = false);
+// The MatMul tile (conv false, no table) that also fetches pf's rows of the next column block
+// of weights (rows of the family's nv vectors) into L2 along its groups, as the f32 GEMM's
+// tiles do (gemm.cpp, PanelPrefetch); the same bits. Null for the portable family.
+using I8TileNext = void (*)(int64_t KG, const uint32_t* bc, const uint32_t* vec, int64_t gStride, const int32_t* goff,
+                            const int32_t* zc, const float* sc, const float* bias, float* C, int64_t ldc, int cols,
+                            PanelPrefetch pf);
+I8TileNext i8TileNext(I8Isa isa, int rows, int nvec);
 
 // ---------------------------------------------------------------------------------------
 // Finishing an f32 tile row in one pass (lowered I/O)

@@ -1270,13 +1270,21 @@ void runMatMul(const StepArgs& a) {
       const int nvec = int(ceilDiv(cols, c.lanes));
       const int64_t gStride = roundUp(cols, c.lanes);
       const uint32_t* wb = wp + nb * KG * blockW;
-      for (int64_t i = rangeBegin(mPanels, mc, mChunks); i < rangeBegin(mPanels, mc + 1, mChunks); ++i) {
+      // The weight block the task's next item reads (blocks are contiguous; after the last
+      // one, the first, for the next range of row panels): each row tile fetches its share.
+      const uint32_t* wNext = nb + 1 < nBlocks ? wb + KG * blockW : wp;
+      const int64_t i0 = rangeBegin(mPanels, mc, mChunks), i1 = rangeBegin(mPanels, mc + 1, mChunks);
+      for (int64_t i = i0; i < i1; ++i) {
         const int64_t m0 = i * c.mr, R = std::min<int64_t>(c.mr, M - m0);
         // A u8 Z or output: the tile into the task's scratch (L1), finished and stored row by row.
         float* y = low ? tmp : yp + m0 * N + n0;
         const int64_t ldy = low ? blockW : N;
-        i8Tile(p.isa, false, int(R), nvec)(KG, panels + i * panelWords, wb, gStride, nullptr, zc + n0, sc + n0, nullptr, y,
-                                           ldy, int(cols));
+        if (const I8TileNext tn = i8TileNext(p.isa, int(R), nvec))
+          tn(KG, panels + i * panelWords, wb, gStride, nullptr, zc + n0, sc + n0, nullptr, y, ldy, int(cols),
+             panelShare(wNext, int(blockW), KG, i - i0, i1 - i0));
+        else
+          i8Tile(p.isa, false, int(R), nvec)(KG, panels + i * panelWords, wb, gStride, nullptr, zc + n0, sc + n0, nullptr,
+                                             y, ldy, int(cols));
         if (mx.on) {  // components in f32: replace their products before C, bias and epilogue
           if (mx.adaptive)
             i8Tile(p.isa, false, int(R), nvec)(KG, absPanels + i * panelWords, mx.absW + nb * KG * blockW, gStride,

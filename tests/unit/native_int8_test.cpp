@@ -26,7 +26,9 @@
 #include <random>
 
 #include <immintrin.h>
+#include <sys/mman.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "cpu/tactics/int8_gemm.h"
 #include "cpu/tactics/native_linear_epilogue.h"
@@ -1014,6 +1016,59 @@ TEST(NativeInt8Bench, DISABLED_Avx2MacRates) {
     }
   for (int f = 0; f < 4; ++f)
     std::printf("  %-40s %6.1f multiply-adds/ns  %.2fx the FMA\n", names[f], best[f], best[f] / best[0]);
+}
+
+// The MatMul tiles that also fetch a share of the next weight block (i8TileNext): the plain
+// tiles' bits for every row count, vector count, group count and share (all of the next
+// block, a third, one row), the share ending at an inaccessible page (prefetches past the
+// last block never fault); none for the portable family.
+TEST(NativeInt8Tiles, PrefetchingTilesMatchThePlainOnesAndStayInBounds) {
+  using namespace cpu::tactics;
+  EXPECT_EQ(i8TileNext(I8Isa::kPortable, 1, 1), nullptr);
+  const long page = sysconf(_SC_PAGESIZE);
+  std::mt19937 rng(3);
+  int checked = 0;
+  for (I8Isa isa : {I8Isa::kAvx512Vnni, I8Isa::kAvxVnni, I8Isa::kAvx2}) {
+    const char* req = isa == I8Isa::kAvx512Vnni ? "avx512vnni" : isa == I8Isa::kAvxVnni ? "avxvnni" : "avx2";
+    if (!runtime::hostHas(req)) {
+      std::printf("  skipped %s: not on this CPU\n", req);
+      continue;
+    }
+    const I8Config& c = i8Config(isa);
+    const int64_t width = int64_t(c.nv) * c.lanes;
+    for (int64_t KG : {int64_t(1), int64_t(5), int64_t(64), int64_t(193)}) {
+      // The next block: KG rows of width words, ending right at a PROT_NONE page.
+      const size_t bytes = size_t(KG * width) * 4, mapped = (bytes + size_t(page) - 1) / size_t(page) * size_t(page);
+      char* map = static_cast<char*>(
+          mmap(nullptr, mapped + size_t(page), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+      ASSERT_NE(map, MAP_FAILED);
+      ASSERT_EQ(mprotect(map + mapped, size_t(page), PROT_NONE), 0);
+      const auto* next = reinterpret_cast<const uint32_t*>(map + mapped - bytes);
+      std::vector<uint32_t> bc(size_t(KG * c.mr)), vec(size_t(KG * width));
+      for (uint32_t& v : bc) v = uint32_t(rng());
+      for (uint32_t& v : vec) v = uint32_t(rng());
+      std::vector<int32_t> zc(static_cast<size_t>(width));
+      std::vector<float> sc(static_cast<size_t>(width));
+      for (int64_t j = 0; j < width; ++j) zc[size_t(j)] = int32_t(rng() % 2001) - 1000, sc[size_t(j)] = 1e-3f * float(j + 1);
+      for (int r = 1; r <= c.mr; ++r)
+        for (int nv = 1; nv <= c.nv; ++nv) {
+          const I8TileNext tn = i8TileNext(isa, r, nv);
+          ASSERT_NE(tn, nullptr);
+          const int cols = nv * c.lanes - (nv > 1 ? 3 : 0);
+          const int64_t share = std::array<int64_t, 3>{KG, std::max<int64_t>(1, KG / 3), 1}[size_t(r % 3)];
+          std::vector<float> want(size_t(c.mr * width), -7.0f), got = want;
+          i8Tile(isa, false, r, nv)(KG, bc.data(), vec.data(), width, nullptr, zc.data(), sc.data(), nullptr,
+                                    want.data(), width, cols);
+          tn(KG, bc.data(), vec.data(), width, nullptr, zc.data(), sc.data(), nullptr, got.data(), width, cols,
+             PanelPrefetch{next + (KG - share) * width, share});
+          ASSERT_EQ(std::memcmp(want.data(), got.data(), want.size() * sizeof(float)), 0)
+              << req << " rows " << r << " nv " << nv << " KG " << KG;
+          ++checked;
+        }
+      munmap(map, mapped + size_t(page));
+    }
+  }
+  if (checked == 0) GTEST_SKIP() << "no vector INT8 family on this CPU";
 }
 
 // The micro-kernels alone on operands in L1 (K = 512): GOP/s per register tile (thread

@@ -843,24 +843,25 @@ TEST(NativeLinearGemm, PanelSharesCoverTheNextPanelOnce) {
       }
 }
 
-// A kernel's walk through its share, row (k * prefetchStep(rows, kc)) >> 20 at k step k:
-// every row of the share and none past it, for every kc up to 1024 and share length.
+// A kernel's walk through its share, row (k * prefetchStep(rows, kc)) >> 32 at k step k:
+// every row of the share and none past it, for every kc up to 300 and every share length,
+// and longer loops (the INT8 kernels' K / 4 groups) up to 65536.
 TEST(NativeLinearGemm, PrefetchStepVisitsEveryRowOfTheShare) {
   using namespace cpu::tactics;
   int64_t cases = 0;
-  for (int64_t kc = 1; kc <= 1024; kc += kc < 300 ? 1 : 61)
-    for (int64_t rows = 1; rows <= kc; ++rows) {
+  for (int64_t kc = 1; kc <= 65536; kc += kc < 300 ? 1 : kc < 2000 ? 61 : 9973)
+    for (int64_t rows = 1; rows <= kc; rows += kc < 2000 ? 1 : 997) {
       const int64_t step = prefetchStep(rows, kc);
       int64_t last = -1;
       for (int64_t k = 0; k < kc; ++k) {
-        const int64_t r = (k * step) >> 20;
+        const int64_t r = (k * step) >> 32;
         ASSERT_TRUE(r == last || r == last + 1) << "kc " << kc << " rows " << rows << " k " << k;  // no row skipped
         last = r;
       }
       ASSERT_EQ(last, rows - 1) << "kc " << kc << " rows " << rows;
       ++cases;
     }
-  EXPECT_GT(cases, 40000);
+  EXPECT_GT(cases, 45000);
 }
 
 // gemmPackedB at the blocking edges (M around the tile and the mc block, N around the
