@@ -966,9 +966,13 @@ void gemmPackedBImpl(const GemmConfig& c, int64_t M, int64_t N, int64_t K, float
             }
           }
           // Each row tile of the panel also fetches its share of the next panel into L2
-          // (PanelPrefetch): one fetch per weight byte, spread over the panel's FMAs.
+          // (PanelPrefetch): one fetch per weight byte, spread over the panel's FMAs. After
+          // the item's last panel, the next K block's first one (the panel after it in
+          // memory belongs to another task's range when N is split).
           const int64_t nT = ceilDiv(mc, int64_t(mr));
-          auto share = [&](int64_t i) { return panelShare(bq + kc * nr, nr, kc, i, nT); };
+          const int64_t kcNext = q + 1 < q1 ? kc : std::min(kb, K - pc - kc);
+          const TB* next = q + 1 < q1 ? bq + kc * nr : Bp + (pc + kc) * nPad + q0 * kcNext * nr;
+          auto share = [&](int64_t i) { return panelShare(next, nr, std::max<int64_t>(kcNext, 1), i, nT); };
           if constexpr (std::is_same_v<TB, float>) {
             if (epiK && pc + kc >= K) {
               const float* cb = te->colBias ? te->colBias + q * nr : nullptr;
