@@ -29,6 +29,7 @@
 #include <array>
 #include <cmath>
 #include <cstring>
+#include <type_traits>
 #include <utility>
 
 namespace anvil::cpu::tactics {
@@ -803,7 +804,7 @@ struct Vnni512 {
   }
 
   template <int R, int NV, bool kConv, bool kTable, bool PF>
-  __attribute__((target("avx512f,avx512bw,avx512vnni"), always_inline)) static inline void tile(
+  __attribute__((target("avx512f,avx512bw,avx512vnni"))) static void tile(
       int64_t KG, const uint32_t* bc, const uint32_t* vec, int64_t gStride, const int32_t* goff, const int32_t* zc,
       const float* sc, const float* bias, float* C, int64_t ldc, int cols, PanelPrefetch pf) {
     __m512i acc[R][NV];
@@ -826,18 +827,6 @@ struct Vnni512 {
         else
           _mm512_mask_storeu_ps(out, __mmask16((1u << rem) - 1), y);
       }
-  }
-  template <int R, int NV, bool kConv, bool kTable>
-  __attribute__((target("avx512f,avx512bw,avx512vnni"))) static void run(
-      int64_t KG, const uint32_t* bc, const uint32_t* vec, int64_t gStride, const int32_t* goff, const int32_t* zc,
-      const float* sc, const float* bias, float* C, int64_t ldc, int cols) {
-    tile<R, NV, kConv, kTable, false>(KG, bc, vec, gStride, goff, zc, sc, bias, C, ldc, cols, {});
-  }
-  template <int R, int NV>
-  __attribute__((target("avx512f,avx512bw,avx512vnni"))) static void runNext(
-      int64_t KG, const uint32_t* bc, const uint32_t* vec, int64_t gStride, const int32_t* goff, const int32_t* zc,
-      const float* sc, const float* bias, float* C, int64_t ldc, int cols, PanelPrefetch pf) {
-    tile<R, NV, false, false, true>(KG, bc, vec, gStride, goff, zc, sc, bias, C, ldc, cols, pf);
   }
 };
 
@@ -870,7 +859,7 @@ __attribute__((target("avx2"), always_inline)) inline void store8(const __m256i 
 
 struct Avx2Pairs {
   template <int R, int NV, bool kConv, bool kTable, bool PF>
-  __attribute__((target("avx2,fma"), always_inline)) static inline void tile(
+  __attribute__((target("avx2,fma"))) static void tile(
       int64_t KG, const uint32_t* bc, const uint32_t* vec, int64_t gStride, const int32_t* goff, const int32_t* zc,
       const float* sc, const float* bias, float* C, int64_t ldc, int cols, PanelPrefetch pf) {
     constexpr int MR = 4;
@@ -897,23 +886,11 @@ struct Avx2Pairs {
     }
     store8<R, NV, kConv>(acc, zc, sc, bias, C, ldc, cols);
   }
-  template <int R, int NV, bool kConv, bool kTable>
-  __attribute__((target("avx2,fma"))) static void run(
-      int64_t KG, const uint32_t* bc, const uint32_t* vec, int64_t gStride, const int32_t* goff, const int32_t* zc,
-      const float* sc, const float* bias, float* C, int64_t ldc, int cols) {
-    tile<R, NV, kConv, kTable, false>(KG, bc, vec, gStride, goff, zc, sc, bias, C, ldc, cols, {});
-  }
-  template <int R, int NV>
-  __attribute__((target("avx2,fma"))) static void runNext(
-      int64_t KG, const uint32_t* bc, const uint32_t* vec, int64_t gStride, const int32_t* goff, const int32_t* zc,
-      const float* sc, const float* bias, float* C, int64_t ldc, int cols, PanelPrefetch pf) {
-    tile<R, NV, false, false, true>(KG, bc, vec, gStride, goff, zc, sc, bias, C, ldc, cols, pf);
-  }
 };
 
 struct AvxVnni {
   template <int R, int NV, bool kConv, bool kTable, bool PF>
-  __attribute__((target("avx2,fma,avxvnni"), always_inline)) static inline void tile(
+  __attribute__((target("avx2,fma,avxvnni"))) static void tile(
       int64_t KG, const uint32_t* bc, const uint32_t* vec, int64_t gStride, const int32_t* goff, const int32_t* zc,
       const float* sc, const float* bias, float* C, int64_t ldc, int cols, PanelPrefetch pf) {
     constexpr int MR = 4;
@@ -940,18 +917,6 @@ struct AvxVnni {
       if (!kTable) vec += gStride;
     }
     store8<R, NV, kConv>(acc, zc, sc, bias, C, ldc, cols);
-  }
-  template <int R, int NV, bool kConv, bool kTable>
-  __attribute__((target("avx2,fma,avxvnni"))) static void run(
-      int64_t KG, const uint32_t* bc, const uint32_t* vec, int64_t gStride, const int32_t* goff, const int32_t* zc,
-      const float* sc, const float* bias, float* C, int64_t ldc, int cols) {
-    tile<R, NV, kConv, kTable, false>(KG, bc, vec, gStride, goff, zc, sc, bias, C, ldc, cols, {});
-  }
-  template <int R, int NV>
-  __attribute__((target("avx2,fma,avxvnni"))) static void runNext(
-      int64_t KG, const uint32_t* bc, const uint32_t* vec, int64_t gStride, const int32_t* goff, const int32_t* zc,
-      const float* sc, const float* bias, float* C, int64_t ldc, int cols, PanelPrefetch pf) {
-    tile<R, NV, false, false, true>(KG, bc, vec, gStride, goff, zc, sc, bias, C, ldc, cols, pf);
   }
 };
 
@@ -1002,13 +967,34 @@ struct Portable {
   }
 };
 
+// A vector family's table entries: its tile without the next block's prefetch (I8Tile), and
+// the MatMul tile with it (I8TileNext).
+template <typename F, int R, int NV, bool kConv, bool kTable>
+void runTile(int64_t KG, const uint32_t* bc, const uint32_t* vec, int64_t gStride, const int32_t* goff,
+             const int32_t* zc, const float* sc, const float* bias, float* C, int64_t ldc, int cols) {
+  F::template tile<R, NV, kConv, kTable, false>(KG, bc, vec, gStride, goff, zc, sc, bias, C, ldc, cols, {});
+}
+template <typename F, int R, int NV>
+void runTileNext(int64_t KG, const uint32_t* bc, const uint32_t* vec, int64_t gStride, const int32_t* goff,
+                 const int32_t* zc, const float* sc, const float* bias, float* C, int64_t ldc, int cols,
+                 PanelPrefetch pf) {
+  F::template tile<R, NV, false, false, true>(KG, bc, vec, gStride, goff, zc, sc, bias, C, ldc, cols, pf);
+}
+template <typename F, int R, int NV, bool kConv, bool kTable>
+constexpr I8Tile tileEntry() {
+  if constexpr (std::is_same_v<F, Portable>)
+    return &F::template run<R, NV, kConv, kTable>;
+  else
+    return &runTile<F, R, NV, kConv, kTable>;
+}
+
 constexpr int kMaxR = 8, kMaxNv = 3;
 // Index: (variant, R - 1, NV - 1), variant 0 MatMul, 1 Conv, 2 Conv with a group table.
 using TileTable = std::array<I8Tile, 3 * kMaxR * kMaxNv>;
 
 template <typename F, int Var, int R, int... Vs>
 void fillRow(TileTable& t, std::integer_sequence<int, Vs...>) {
-  ((t[size_t(Var * kMaxR * kMaxNv + (R - 1) * kMaxNv + Vs)] = &F::template run<R, Vs + 1, Var != 0, Var == 2>), ...);
+  ((t[size_t(Var * kMaxR * kMaxNv + (R - 1) * kMaxNv + Vs)] = tileEntry<F, R, Vs + 1, Var != 0, Var == 2>()), ...);
 }
 template <typename F, int NV, int Var, int... Rs>
 void fillRows(TileTable& t, std::integer_sequence<int, Rs...>) {
@@ -1026,7 +1012,7 @@ TileTable makeTable() {
 // The MatMul tiles with the next block's prefetch (i8TileNext): [(R - 1) * kMaxNv + NV - 1].
 template <typename F, int R, int... Vs>
 void fillNextRow(std::array<I8TileNext, kMaxR * kMaxNv>& t, std::integer_sequence<int, Vs...>) {
-  ((t[size_t((R - 1) * kMaxNv + Vs)] = &F::template runNext<R, Vs + 1>), ...);
+  ((t[size_t((R - 1) * kMaxNv + Vs)] = &runTileNext<F, R, Vs + 1>), ...);
 }
 template <typename F, int NV, int... Rs>
 std::array<I8TileNext, kMaxR * kMaxNv> makeNextTable(std::integer_sequence<int, Rs...>) {
@@ -1066,7 +1052,7 @@ I8Tile i8Tile(I8Isa isa, bool conv, int rows, int nvec, bool table) {
 
 namespace {
 
-// Vnni512::run<8, NV, conv> and finishRows16<A, true, Z ? 2 : 0, true, false> in one: each
+// Vnni512::tile<8, NV, conv> and finishRows16<A, true, Z ? 2 : 0, true, false> in one: each
 // accumulator vector goes from the registers through the tile's dequantization and the
 // finish's steps (the same operations in the same order: the same bits) to its u8 store,
 // so the next tile's products overlap this one's epilogue and no f32 row is stored and
