@@ -171,6 +171,11 @@ __device__ __forceinline__ float ewEvalFloat(const EwInstr& in, float x, float y
       const float k = 0.79788456080286535588f;  // sqrt(2 / pi)
       return 0.5f * x * (1.0f + tanhf(k * (x + 0.044715f * x * x * x)));
     }
+    // Integer-only: ewEvalInt's (the program builder never gives them float operands).
+    case EwOp::kBitAnd:
+    case EwOp::kBitOr:
+    case EwOp::kBitXor:
+    case EwOp::kBitNot:
     case EwOp::kCount: break;
   }
   return x;

@@ -106,10 +106,11 @@ void expectNoOverlap(const Graph& g, const GraphMemory& m) {
       const Live &p = live[i], &q = live[j];
       const bool timeOverlap = !(p.last < q.first || q.last < p.first);
       const bool memOverlap = p.off < q.end && q.off < p.end;
-      if (timeOverlap && memOverlap)
+      if (timeOverlap && memOverlap) {
         EXPECT_TRUE(inside(p.v, q.v) || inside(q.v, p.v))
             << p.v->name() << " [" << p.off << ", " << p.end << ") and " << q.v->name() << " [" << q.off << ", " << q.end
             << ") are alive together and overlap";
+      }
     }
 }
 

@@ -603,7 +603,9 @@ TEST_F(BertModel, SymbolicBatchFoldsEveryShapeChain) {
   // Every Reshape target is a constant, with 0 (copy N) or -1 (2*N) where N is involved.
   EXPECT_EQ(shapeNodes(*m.graph), 0u) << printGraph(*m.graph);
   for (const auto& n : m.graph->nodes()) {
-    if (n->op() == "Reshape" || n->op() == "Expand") EXPECT_TRUE(n->input(1)->isInitializer()) << n->label();
+    if (n->op() == "Reshape" || n->op() == "Expand") {
+      EXPECT_TRUE(n->input(1)->isInitializer()) << n->label();
+    }
   }
   for (int64_t batch : {1, 3}) {
     std::mt19937 rng(5);
