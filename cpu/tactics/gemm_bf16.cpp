@@ -105,9 +105,11 @@ __attribute__((target("avx2"))) void roundPanelSwapped(const float* f, int64_t k
 // The vdpbf16ps family's panels (nr 32), sixteen floats at a time (the 3x3 Conv 64 -> 64
 // at 56x56 rounds every im2col element once per 64 output channels: with eight floats at a
 // time that cost about a fifth of the layer).
+// The shifts below are the zero-masked forms with every lane kept (the same instruction):
+// GCC 12's plain _mm512_s{l,r}li_epi32 pass an undefined vector through and warn.
 __attribute__((target("avx512f"), always_inline)) inline __m512i roundBits16(__m512 x) {
   const __m512i u = _mm512_castps_si512(x);
-  const __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(1));
+  const __m512i lsb = _mm512_and_si512(_mm512_maskz_srli_epi32(0xffff, u, 16), _mm512_set1_epi32(1));
   const __m512i r = _mm512_add_epi32(u, _mm512_add_epi32(lsb, _mm512_set1_epi32(0x7fff)));
   // NaN: quieted instead (the rounding add could carry it into inf or the sign).
   return _mm512_mask_or_epi32(r, _mm512_cmp_ps_mask(x, x, _CMP_UNORD_Q), u, _mm512_set1_epi32(0x00400000));
@@ -135,7 +137,7 @@ __attribute__((target("avx512f"))) void pairPanel32(const float* f, int64_t kc, 
     const bool odd = k + 1 < kc;
 #pragma GCC unroll 2
     for (int j = 0; j < 32; j += 16) {
-      const __m512i re = _mm512_srli_epi32(roundBits16(_mm512_loadu_ps(e + j)), 16);
+      const __m512i re = _mm512_maskz_srli_epi32(0xffff, roundBits16(_mm512_loadu_ps(e + j)), 16);
       const __m512i ro = odd ? roundBits16(_mm512_loadu_ps(e + 32 + j)) : _mm512_setzero_si512();
       // (ro & hiMask) | re
       _mm512_storeu_si512(d + j, _mm512_ternarylogic_epi32(ro, hiMask, re, 0xEA));
@@ -240,8 +242,8 @@ __attribute__((target("avx512f"))) void ukBf16FewAvx512_x32(int64_t kp, const vo
     const __m512i w0 = _mm512_loadu_si512(b), w1 = _mm512_loadu_si512(b + 16);
     const __m512 o0 = _mm512_castsi512_ps(_mm512_and_si512(w0, hiMask));
     const __m512 o1 = _mm512_castsi512_ps(_mm512_and_si512(w1, hiMask));
-    const __m512 e0 = _mm512_castsi512_ps(_mm512_slli_epi32(w0, 16));
-    const __m512 e1 = _mm512_castsi512_ps(_mm512_slli_epi32(w1, 16));
+    const __m512 e0 = _mm512_castsi512_ps(_mm512_maskz_slli_epi32(0xffff, w0, 16));
+    const __m512 e1 = _mm512_castsi512_ps(_mm512_maskz_slli_epi32(0xffff, w1, 16));
 #pragma GCC unroll 4
     for (int r = 0; r < R; ++r) {
       const __m512 xo = _mm512_set1_ps(a[r]), xe = _mm512_set1_ps(a[MR + r]);

@@ -254,8 +254,10 @@ __attribute__((target("avx512f"))) void rowAvx512Blocked(const BlockedRow& a) {
 #pragma GCC unroll 4
       for (int v = 0; v < NV; ++v) {
         __m512 s = _mm512_add_ps(acc[r][v], bias[v]);
-        if (a.clamp == 1 || a.clamp == 2) s = _mm512_max_ps(lo, s);  // NaN kept (the second operand)
-        if (a.clamp == 2) s = _mm512_min_ps(hi, s);
+        // The zero-masked forms, every lane kept (GCC 12 warns on the plain ones' undefined
+        // pass-through): NaN kept (the second operand).
+        if (a.clamp == 1 || a.clamp == 2) s = _mm512_maskz_max_ps(0xffff, lo, s);
+        if (a.clamp == 2) s = _mm512_maskz_min_ps(0xffff, hi, s);
         if (a.clamp == 3) s = epi::act16<epi::kHardSwish>(s, lo, hi);
         acc[r][v] = s;
       }

@@ -339,7 +339,13 @@ __attribute__((target("avx512f"), noinline)) inline float fmaLoopAvx512(int64_t 
   __m512 s = c[0];
 #pragma GCC unroll 24
   for (int i = 1; i < 24; ++i) s = _mm512_add_ps(s, c[i]);
-  return _mm512_reduce_add_ps(s);
+  // Summed from memory: GCC 12's _mm512_reduce_add_ps (and the 256-bit extracts) go through
+  // an undefined vector and warn. The value only keeps the loop alive.
+  alignas(64) float lanes[16];
+  _mm512_store_ps(lanes, s);
+  float sum = 0.0f;
+  for (float v : lanes) sum += v;
+  return sum;
 }
 
 // The single-core FMA peak in GFLOP/s, best of 5: fmaLoopAvx2 for `iters` iterations (12
