@@ -965,15 +965,16 @@ void gemmPackedBImpl(const GemmConfig& c, int64_t M, int64_t N, int64_t K, float
               continue;
             }
           }
-          // Each row tile of the panel also fetches its share of the next panel into L2
-          // (PanelPrefetch): one fetch per weight byte, spread over the panel's FMAs. After
-          // the item's last panel, the next K block's first one (the panel after it in
-          // memory belongs to another task's range when N is split).
-          const int64_t nT = ceilDiv(mc, int64_t(mr));
-          const int64_t kcNext = q + 1 < q1 ? kc : std::min(kb, K - pc - kc);
-          const TB* next = q + 1 < q1 ? bq + kc * nr : Bp + (pc + kc) * nPad + q0 * kcNext * nr;
-          auto share = [&](int64_t i) { return panelShare(next, nr, std::max<int64_t>(kcNext, 1), i, nT); };
           if constexpr (std::is_same_v<TB, float>) {
+            // Each row tile of the panel also fetches its share of the next panel into L2
+            // (PanelPrefetch): one fetch per weight byte, spread over the panel's FMAs. After
+            // the item's last panel, the next K block's first one (the panel after it in
+            // memory belongs to another task's range when N is split); after the last K
+            // block's, none.
+            const int64_t nT = ceilDiv(mc, int64_t(mr));
+            const int64_t kcNext = q + 1 < q1 ? kc : std::min(kb, K - pc - kc);
+            const float* next = q + 1 < q1 ? bq + kc * nr : Bp + (pc + kc) * nPad + q0 * kcNext * nr;
+            auto share = [&](int64_t i) { return kcNext > 0 ? panelShare(next, nr, kcNext, i, nT) : PanelPrefetch{}; };
             if (epiK && pc + kc >= K) {
               const float* cb = te->colBias ? te->colBias + q * nr : nullptr;
               for (int64_t ip = 0, i = 0; ip < mc; ip += mr, ++i) {
@@ -984,7 +985,7 @@ void gemmPackedBImpl(const GemmConfig& c, int64_t M, int64_t N, int64_t K, float
               }
               continue;
             }
-            if (c.kernelsNext) {
+            if (c.kernelsNext && kcNext > 0) {
               for (int64_t ip = 0, i = 0; ip < mc; ip += mr, ++i) {
                 const int rows = int(std::min<int64_t>(mr, mc - ip));
                 c.kernelsNext[rows - 1](kc, ap + ip * kc, bq, cq + ip * ldc, ldc, ncols, pc > 0, share(i));

@@ -549,11 +549,13 @@ void runConv(const StepArgs& a) {
           const int nvec = int(ve - va);
           const int64_t gStride = roundUp(std::min(width, Co - q * width), int64_t(c.lanes));
           const uint32_t* wb = wp + q * KG * width + va * c.lanes;
-          // A whole block: its panels' tiles also fetch the next block's weights (each tile
-          // a share of its rows), which stream from memory under these products.
+          // A whole block with one after it: its panels' tiles also fetch the next block's
+          // weights (each tile a share of its rows), which stream from memory under these
+          // products.
+          const bool fetchNext = nvec == c.nv && (q + 1) * width < Co;
           for (int64_t b = b0; b < b1; ++b) {
             const int64_t R = std::min(mr, P - b * mr);
-            if (const I8TileNext tn = nvec == c.nv && (q + 1) * width < Co ? i8TileNext(p.isa, int(R), nvec) : nullptr)
+            if (const I8TileNext tn = fetchNext ? i8TileNext(p.isa, int(R), nvec) : nullptr)
               tn(KG, panels + b * KG * mr, wb, gStride, nullptr, zc + n0, sc + n0, nullptr, tmp + (b - b0) * mr * width,
                  width, int(cols), panelShare(wp + (q + 1) * KG * width, int(width), KG, b - b0, b1 - b0));
             else
