@@ -109,6 +109,15 @@ const std::vector<SplitCase>& splitCases() {
   // Winograd: 6 tiles of 4x4, 4 blocks of 64 output channels (the plain kernel's work items).
   const Case wino{"wino_16x9x7_M200", "Conv", "", {Dims{1, 16, 9, 7}, Dims{200, 16, 3, 3}, Dims{200}},
                   {false, true, true}, spatial(3, 1, 1, 1)};
+  // The blocked Winograd kernels split one tile block by output channels when every task
+  // has a panel (wino above: 7 panels of 32, or 13 of 16), else by points (16 output
+  // channels: one panel); two images whose U exceeds 1 MiB (36 x 16 x 512 floats) go
+  // through the channel split block by block. (winoNarrow: 0.2 MFLOP, one task by the
+  // threshold unless asked for two.)
+  const Case winoNarrow{"wino_16x9x7_M16", "Conv", "", {Dims{1, 16, 9, 7}, Dims{16, 16, 3, 3}, Dims{16}},
+                        {false, true, true}, spatial(3, 1, 1, 1)};
+  const Case winoWide{"wino_2x16x9x7_M512", "Conv", "", {Dims{2, 16, 9, 7}, Dims{512, 16, 3, 3}, Dims{512}},
+                      {false, true, true}, spatial(3, 1, 1, 1)};
   // A 3x3 pad-1 Conv of a 1x1 image (resnet18_s32's layer4): 1 live tap of 9, so 2 * 512 *
   // 512 = 0.5 MFLOP run by the blocked kernels (their filter keeps the live tap), 4.7 MFLOP
   // nominal: their splits count the live taps, as run() does (else none are timed and run()
@@ -138,7 +147,13 @@ const std::vector<SplitCase>& splitCases() {
       {"f32_conv2d_winograd_f4x3__avx2", wino, 0, false, 2, 2e-4},
       {"f32_conv2d_winograd_f4x3__avx512", wino, 0, false, 2, 2e-4},
       {"f32_conv2d_winograd_nchw8c_f4x3__avx2", wino, 8, false, 2, 2e-4},
-      {"f32_conv2d_winograd_nchw16c_f4x3__avx512", wino, 16, false, 2, 2e-4}};
+      {"f32_conv2d_winograd_nchw16c_f4x3__avx512", wino, 16, false, 2, 2e-4},
+      {"f32_conv2d_winograd_nchw8c_f4x3__avx2", winoNarrow, 8, false, 1, 2e-4},
+      {"f32_conv2d_winograd_nchw16c_f4x3__avx512", winoNarrow, 16, false, 1, 2e-4},
+      {"f32_conv2d_winograd_nchw16c_f2x3__avx512", winoNarrow, 16, false, 1, 2e-4},
+      {"f32_conv2d_winograd_nchw8c_f4x3__avx2", winoWide, 8, false, 2, 2e-4},
+      {"f32_conv2d_winograd_nchw16c_f4x3__avx512", winoWide, 16, false, 2, 2e-4},
+      {"f32_conv2d_winograd_nchw16c_f2x3__avx512", wino, 16, false, 2, 2e-4}};
   return cases;
 }
 
