@@ -23,6 +23,7 @@
 #include <time.h>
 
 #include "anvil/anvil.hpp"
+#include "cpu/tactics.h"
 #include "runtime/clock.h"
 #include "runtime/kernel.h"
 #include "tests/onnx_writer.h"
@@ -332,6 +333,97 @@ TEST(TuningOrder, NativeConvSplitsAreTimedInTheWindow) {
     }
   }
   fs::remove(model);
+}
+
+// Where the model's weights exceed one core's L2, each timed run of a candidate follows an
+// eviction of the caches near the cores (so that its weights come from L3 or memory, as in
+// the engine, not from the L2 its previous run left them in): the build log says so and the
+// timing cache keeps such timings apart ("weights=cold" in the key). A model without
+// weights is timed warm. x [1, n] -> PRelu(slope [n], an initializer of L2 + 4 KiB) -> y.
+TEST(TuningOrder, WeightsBeyondL2AreTimedOutOfCache) {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    for (const char* name : {"test_prelu_cold_a", "test_prelu_cold_b"}) {  // two: something to time
+      anvil::runtime::Kernel k;
+      k.name = name;
+      k.op = "PRelu";
+      k.precision = anvil::ir::DataType::kF32;
+      k.supports = [](const anvil::ir::Node&, const std::vector<anvil::ir::TensorType>& in) {
+        return in.size() == 2 && in[0].dtype == anvil::ir::DataType::kF32 && in[0].shape == in[1].shape;
+      };
+      k.run = [](const anvil::runtime::StepArgs& a) {
+        const float* x = a.in(0).as<float>();
+        const float* s = a.in(1).as<float>();
+        float* y = a.out(0).as<float>();
+        for (int64_t i = 0; i < a.in(0).numel(); ++i) y[i] = x[i] >= 0.f ? x[i] : s[i] * x[i];
+      };
+      anvil::runtime::Kernels::instance().add(std::move(k));
+    }
+  });
+  const int64_t l2 = anvil::cpu::l2CacheBytes();
+  ASSERT_GE(l2, int64_t(64) << 10);
+  const int64_t n = (l2 + 4096) / int64_t(sizeof(float));
+  anvil::test::OnnxWriter w;
+  w.input("x", {1, n});
+  w.output("y", {1, n});
+  w.weight("slope", {1, n}, 7u, 1.0f);
+  w.node("PRelu", "prelu", {"x", "slope"}, "y");
+  const std::string big = w.save("anvil_tuning_order_prelu_cold.onnx");
+  const std::string small = writeModel();
+  registerOnce();  // Softsign's three test kernels: something to time
+
+  auto buildWith = [](const std::string& model, bool* logged) {
+    const fs::path cache = fs::temp_directory_path() / "anvil_tuning_cold.json";
+    fs::remove(cache);
+    anvil::BuilderConfig cfg;
+    cfg.optimizationLevel = 0;
+    cfg.timingIterations = 2;
+    cfg.threads = 2;
+    cfg.timingCachePath = cache.string();
+    std::string bytes;
+    anvil::BuildReport report;
+    const anvil::Status s = anvil::Builder::buildFromOnnx(model, cfg, &bytes, &report);
+    EXPECT_TRUE(s.isOk()) << s.message();
+    *logged = false;
+    for (const std::string& line : report.passLog) *logged |= line.rfind("tactic timing: weights ", 0) == 0;
+    std::vector<std::string> keys;
+    std::ifstream f(cache);
+    const nlohmann::json j = nlohmann::json::parse(f);
+    for (const auto& [key, e] : j.at("entries").items()) keys.push_back(key);
+    fs::remove(cache);
+    return std::make_pair(keys, bytes);
+  };
+  bool logged = false;
+  auto [coldKeys, bytes] = buildWith(big, &logged);
+  EXPECT_TRUE(logged);
+  ASSERT_FALSE(coldKeys.empty()) << "nothing was timed";
+  for (const std::string& k : coldKeys) EXPECT_NE(k.find("|weights=cold|"), std::string::npos) << k;
+  auto [warmKeys, unused] = buildWith(small, &logged);
+  EXPECT_FALSE(logged);
+  ASSERT_FALSE(warmKeys.empty());
+  for (const std::string& k : warmKeys) EXPECT_EQ(k.find("weights=cold"), std::string::npos) << k;
+
+  // The engine built with cold timing computes PRelu.
+  std::shared_ptr<anvil::Engine> e;
+  ASSERT_TRUE(anvil::Engine::fromBytes(std::move(bytes), &e).isOk());
+  std::unique_ptr<anvil::ExecutionContext> ctx;
+  ASSERT_TRUE(e->createContext(&ctx).isOk());
+  const size_t count = static_cast<size_t>(n);
+  std::vector<float> x(count), y(count, -7.f), slope(count);
+  {
+    std::mt19937 rng(7u);  // OnnxWriter::weight's draw
+    std::uniform_real_distribution<float> u(-1.0f, 1.0f);
+    for (float& v : slope) v = u(rng);
+  }
+  std::mt19937 rng(3);
+  std::uniform_real_distribution<float> d(-4.f, 4.f);
+  for (float& v : x) v = d(rng);
+  ASSERT_TRUE(ctx->setTensorAddress("x", x.data()).isOk());
+  ASSERT_TRUE(ctx->setTensorAddress("y", y.data()).isOk());
+  ASSERT_TRUE(ctx->run().isOk());
+  for (size_t i = 0; i < x.size(); i += 997) EXPECT_EQ(y[i], x[i] >= 0.f ? x[i] : slope[i] * x[i]) << i;
+  fs::remove(big);
+  fs::remove(small);
 }
 
 }  // namespace
