@@ -11,6 +11,7 @@ void registerNativeOpKernels(Kernels& k) {
   nops::registerNorm(k);
   nops::registerMovement(k);
   nops::registerApprox(k);
+  nops::registerResize(k);
 }
 
 }  // namespace anvil::runtime

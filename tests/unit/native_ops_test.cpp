@@ -77,6 +77,7 @@ InSpec b8(Dims d) { return {DataType::kBool, std::move(d), std::nullopt}; }
 InSpec constI64(std::vector<double> v) { return {DataType::kI64, {int64_t(v.size())}, std::move(v)}; }
 InSpec constI32(std::vector<double> v) { return {DataType::kI32, {int64_t(v.size())}, std::move(v)}; }
 InSpec constScalar(DataType t, double v) { return {t, {}, std::vector<double>{v}}; }
+InSpec constF32(std::vector<double> v) { return {DataType::kF32, {int64_t(v.size())}, std::move(v)}; }
 InSpec omitted() { return {}; }
 
 std::vector<Case> cases() {
@@ -295,6 +296,51 @@ std::vector<Case> cases() {
        "x_constant_copy"});
   add({"Constant_float", "Constant", {}, [](ir::Attributes& a) { a.set("value_float", 2.5f); }, 0, 1,
        "x_constant_copy"});
+
+  // ---- Resize over the last two axes: nearest bitwise, linear within 1e-6 (f32 sums
+  // against the reference's doubles) ----
+  auto resize = [](std::string mode, std::string ctm, std::string nearest = "round_prefer_floor", int64_t exclude = 0,
+                   std::string policy = "", Dims axes = {}) {
+    return [=](ir::Attributes& a) {
+      a.set("mode", mode);
+      a.set("coordinate_transformation_mode", ctm);
+      a.set("nearest_mode", nearest);
+      if (exclude) a.set("exclude_outside", exclude);
+      if (!policy.empty()) a.set("keep_aspect_ratio_policy", policy);
+      if (!axes.empty()) a.set("axes", axes);
+    };
+  };
+  const std::string rz = "f32_resize_2d";
+  add({"Resize_nearest_x2_asymmetric_floor", "Resize", {f32({1, 3, 7, 5}), omitted(), constF32({1, 1, 2, 2})},
+       resize("nearest", "asymmetric", "floor"), 0, 1, rz});
+  add({"Resize_nearest_up_down_half_pixel", "Resize", {f32({2, 3, 9, 10}), omitted(), constF32({1, 1, 1.5, 0.6})},
+       resize("nearest", "half_pixel"), 0, 1, rz});
+  add({"Resize_nearest_sizes_align_corners_ceil", "Resize",
+       {f32({1, 2, 5, 7}), omitted(), omitted(), constI64({1, 2, 13, 4})},
+       resize("nearest", "align_corners", "round_prefer_ceil"), 0, 1, rz});
+  add({"Resize_nearest_tf_half_pixel_ceil", "Resize", {f32({1, 1, 6, 7}), omitted(), constF32({1, 1, 2.5, 1.3})},
+       resize("nearest", "tf_half_pixel_for_nn", "ceil"), 0, 1, rz});
+  add({"Resize_nearest_big_threads", "Resize", {f32({1, 32, 40, 40}), omitted(), constF32({1, 1, 2, 2})},
+       resize("nearest", "asymmetric", "floor"), 0, 1, rz});
+  add({"Resize_linear_pytorch_half_pixel_x2", "Resize", {f32({1, 4, 7, 9}), omitted(), constF32({1, 1, 2, 2})},
+       resize("linear", "pytorch_half_pixel"), 1e-6, 1, rz});
+  add({"Resize_linear_align_corners_sizes", "Resize",
+       {f32({1, 3, 5, 6}), omitted(), omitted(), constI64({1, 3, 17, 63})}, resize("linear", "align_corners"), 1e-6,
+       1, rz});
+  add({"Resize_linear_asymmetric_down", "Resize", {f32({2, 2, 16, 17}), omitted(), constF32({1, 1, 0.5, 0.7})},
+       resize("linear", "asymmetric"), 1e-6, 1, rz});
+  add({"Resize_linear_exclude_outside", "Resize", {f32({1, 2, 7, 5}), omitted(), constF32({1, 1, 1.7, 2.3})},
+       resize("linear", "half_pixel", "round_prefer_floor", 1), 1e-6, 1, rz});
+  add({"Resize_linear_axes_not_larger", "Resize", {f32({1, 2, 6, 8}), omitted(), omitted(), constI64({13, 11})},
+       resize("linear", "half_pixel", "round_prefer_floor", 0, "not_larger", {2, 3}), 1e-6, 1, rz});
+  add({"Resize_linear_rank3_symmetric", "Resize", {f32({5, 7, 9}), omitted(), constF32({1, 2, 3})},
+       resize("linear", "half_pixel_symmetric"), 1e-6, 1, rz});
+  add({"Resize_linear_rank2", "Resize", {f32({7, 9}), omitted(), constF32({3, 0.5})}, resize("linear", "half_pixel"),
+       1e-6, 1, rz});
+  add({"Resize_linear_big_threads", "Resize", {f32({1, 16, 33, 47}), omitted(), constF32({1, 1, 2, 2})},
+       resize("linear", "half_pixel"), 1e-6, 1, rz});
+  add({"Resize_linear_to_one", "Resize", {f32({1, 2, 5, 6}), omitted(), omitted(), constI64({1, 2, 1, 1})},
+       resize("linear", "align_corners"), 1e-6, 1, rz});
   return c;
 }
 
@@ -486,7 +532,8 @@ std::set<std::string> nativeNames() {
           "f32_avgpool2d_nchw", "f32_global_avgpool", "f32_global_maxpool", "f32_softmax_rows",
           "f32_logsoftmax_rows", "f32_layernorm_rows", "f32_batchnorm_inference", "f32_reduce_mean", "f32_reduce_sum", "x_transpose_strided", "x_slice_strided", "x_expand_strided",
           "x_concat_rows", "x_split_rows", "x_gather_rows", "i64_shape", "x_constant_of_shape_fill",
-          "x_constant_copy", "f32_unary_poly", "f32_unary_poly__avx2", "f32_layernorm_rows_f32acc"};
+          "x_constant_copy", "f32_unary_poly", "f32_unary_poly__avx2", "f32_layernorm_rows_f32acc",
+          "f32_resize_2d", "f32_resize_2d__avx2"};
 }
 
 // The polynomial activations differ from libm by a few ulp (native_ops_approx.cpp states
@@ -617,6 +664,34 @@ TEST(NativeOpsDecline, UnsupportedForms) {
   EXPECT_FALSE(supported("Relu", {{"x", {DataType::kF16, ir::Shape{3}}, {}}}, {}, 1, "f32_unary"));
   EXPECT_FALSE(supported("Add", {{"a", {DataType::kF64, ir::Shape{3}}, {}}, {"b", {DataType::kF64, ir::Shape{3}}, {}}},
                          {}, 1, "x_binary_broadcast"));
+}
+
+// Resize forms the native kernels leave to the reference: cubic, antialias, cropping,
+// computed scales, and a resized channel axis.
+TEST(NativeOpsDecline, ResizeForms) {
+  const ir::TensorType x{DataType::kF32, ir::Shape{1, 2, 5, 6}};
+  const Tensor x2 = Tensor::fromVector<float>(DataType::kF32, {4}, {1, 1, 2, 2});
+  const Tensor channels = Tensor::fromVector<float>(DataType::kF32, {4}, {1, 2, 2, 2});
+  auto ok = [&](const std::string& mode, const std::string& ctm, int64_t antialias, const Tensor* scales) {
+    ir::Attributes at;
+    at.set("mode", mode);
+    at.set("coordinate_transformation_mode", ctm);
+    if (antialias) at.set("antialias", antialias);
+    const ir::TensorType st{DataType::kF32, ir::Shape{4}};
+    auto g = oneNode("Resize", {{"x", x, {}}, {"", {}, {}}, {"s", st, scales ? std::optional<Tensor>(*scales) : std::nullopt}},
+                     at, 1);
+    const ir::Node& n = *g->nodes().front();
+    const runtime::Kernel* k = registry().find(Device::kCPU, "Resize", "", "f32_resize_2d");
+    EXPECT_NE(k, nullptr);
+    return k && k->supports(n, {x, ir::TensorType{DataType::kUndefined, {}}, st});
+  };
+  EXPECT_TRUE(ok("linear", "half_pixel", 0, &x2));
+  EXPECT_TRUE(ok("nearest", "asymmetric", 1, &x2)) << "antialias means nothing to nearest";
+  EXPECT_FALSE(ok("cubic", "half_pixel", 0, &x2));
+  EXPECT_FALSE(ok("linear", "half_pixel", 1, &x2));
+  EXPECT_FALSE(ok("linear", "tf_crop_and_resize", 0, &x2));
+  EXPECT_FALSE(ok("linear", "half_pixel", 0, nullptr)) << "computed scales";
+  EXPECT_FALSE(ok("nearest", "asymmetric", 0, &channels));
 }
 
 // The kernels must fail a step, not read out of bounds, on indices beyond the data.
