@@ -8,7 +8,10 @@
 // group, and a producer joins when it is fusable and every reader of its output is already
 // in the group (so the group stays convex and its intermediates vanish). Leaves (graph
 // inputs, constants, other nodes' outputs) become the fused node's inputs, each once.
-// Groups of one node are left alone.
+// Groups of one node are left alone, except ops the native op kernels do not serve alone
+// (cpu/tactics/native_ops_elementwise.cpp serves the arithmetic, comparisons and the common
+// activations): a lone PRelu, Max, Min, Elu, Mish, ... becomes a one-instruction program,
+// whose kernel is vectorized, instead of running the reference kernel.
 //
 // Fusable: ai.onnx ops the program knows, f32 inputs and output, known ranks, and shapes
 // whose broadcast is the node's output (PRelu's slope and Clip's bounds may not enlarge x).
@@ -104,6 +107,19 @@ void collectSubgraphReads(const ir::Graph& g, std::unordered_set<const ir::Value
     }
 }
 
+// The program's ops that no native kernel of their own serves (see the header).
+bool aloneNeedsProgram(const ir::Node& n, const ew::Instr& in) {
+  if (n.op() == "Sum") return true;  // two inputs (instrFor)
+  switch (in.op) {
+    case ew::Op::kMax: case ew::Op::kMin: case ew::Op::kPRelu: case ew::Op::kRound: case ew::Op::kSin:
+    case ew::Op::kCos: case ew::Op::kSoftsign: case ew::Op::kSign: case ew::Op::kMish: case ew::Op::kElu:
+    case ew::Op::kSelu: case ew::Op::kCelu: case ew::Op::kThresholdedRelu:
+      return true;
+    default:
+      return false;
+  }
+}
+
 }  // namespace
 
 PassResult fuseElementwiseChains(ir::Graph& g, const PassContext& /*ctx*/) {
@@ -150,7 +166,7 @@ PassResult fuseElementwiseChains(ir::Graph& g, const PassContext& /*ctx*/) {
         }
       }
     }
-    if (group.size() >= 2) groups.push_back(std::move(group));
+    if (group.size() >= 2 || aloneNeedsProgram(*root, instr.at(root))) groups.push_back(std::move(group));
   }
 
   PassResult r;

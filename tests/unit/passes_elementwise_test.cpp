@@ -191,6 +191,36 @@ TEST(ElementwiseFusion, Declines) {
                   passes::fuseElementwiseChains);
 }
 
+// A lone op that no native kernel serves by itself (PRelu, Max, Elu, ...) becomes a
+// one-instruction program: its kernel is vectorized, the reference kernel is not. A lone
+// op with its own native kernel (Relu in Declines above) stays.
+TEST(ElementwiseFusion, LoneOpsWithoutANativeKernelBecomePrograms) {
+  auto prelu = runPass(R"(graph @main(%x: f32[2,3,5]) -> (%y: f32[2,3,5]) {
+  %s = const f32[3,1] [0.25, -0.5, 2]
+  %y = PRelu(%x, %s)
+}
+)",
+                       passes::fuseElementwiseChains);
+  EXPECT_EQ(prelu.changed, 1);
+  EXPECT_NE(prelu.printed.find("anvil.FusedElementwise(%x, %s) {program=[\"PRelu 0 1\"]}"), std::string::npos)
+      << prelu.printed;
+  EXPECT_EQ(prelu.error, 0.0);
+  for (const char* op : {"Elu", "Selu", "Celu", "Mish", "Softsign", "Sign", "Round", "Sin", "Cos", "ThresholdedRelu"}) {
+    auto r = runPass(std::string("graph @main(%x: f32[7,3]) -> (%y: f32[7,3]) {\n  %y = ") + op + "(%x)\n}\n",
+                     passes::fuseElementwiseChains);
+    EXPECT_EQ(r.changed, 1) << op;
+    EXPECT_NE(r.printed.find(std::string("program=[\"") + op + " 0"), std::string::npos) << r.printed;
+    EXPECT_EQ(r.error, 0.0) << op;
+  }
+  for (const char* op : {"Max", "Min", "Sum"}) {
+    auto r = runPass(std::string("graph @main(%x: f32[4,5], %z: f32[5]) -> (%y: f32[4,5]) {\n  %y = ") + op +
+                         "(%x, %z)\n}\n",
+                     passes::fuseElementwiseChains);
+    EXPECT_EQ(r.changed, 1) << op;
+    EXPECT_EQ(r.error, 0.0) << op;
+  }
+}
+
 // A value read by an If branch stays computed.
 TEST(ElementwiseFusion, SubgraphCaptureStays) {
   auto r = runPass(R"(graph @main(%c: bool[], %x: f32[5]) -> (%y: f32[5], %z: f32[5]) {
