@@ -18,6 +18,7 @@ void registerNativeInt8PixelsKernels(Kernels& k);  // cpu/tactics/native_int8_co
 void registerNativeInt8AmxKernels(Kernels& k);    // cpu/tactics/native_int8_amx.cpp: INT8 Conv, MatMul, Gemm on AMX tiles
 void registerNativeHalfKernels(Kernels& k);       // cpu/tactics/native_half.cpp: FP16 / BF16 MatMul, Gemm, Conv
 void registerNativeQdqKernels(Kernels& k);        // cpu/tactics/native_qdq.cpp: per-tensor Q/DQ steps, QLinearAdd
+void registerNativeConvTransposeKernels(Kernels& k);  // cpu/tactics/native_conv_transpose.cpp: 2-D ConvTranspose
 
 void registerNativeCpuKernels(Kernels& k) {
   registerNativeLinearKernels(k);
@@ -34,6 +35,7 @@ void registerNativeCpuKernels(Kernels& k) {
   registerNativeInt8AmxKernels(k);
   registerNativeHalfKernels(k);
   registerNativeQdqKernels(k);
+  registerNativeConvTransposeKernels(k);
 }
 
 }  // namespace anvil::runtime
