@@ -12,6 +12,7 @@ void registerNativeOpKernels(Kernels& k) {
   nops::registerMovement(k);
   nops::registerApprox(k);
   nops::registerResize(k);
+  nops::registerRearrange(k);
 }
 
 }  // namespace anvil::runtime

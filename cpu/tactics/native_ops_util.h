@@ -21,6 +21,7 @@ void registerNorm(Kernels& k);         // native_ops_norm.cpp
 void registerMovement(Kernels& k);     // native_ops_movement.cpp
 void registerApprox(Kernels& k);       // native_ops_approx.cpp
 void registerResize(Kernels& k);       // native_ops_resize.cpp
+void registerRearrange(Kernels& k);    // native_ops_rearrange.cpp
 
 // Runs fn(begin, end) over [0, n) in contiguous chunks of at least `grain` items, at most
 // one chunk per thread. Each item lands in exactly one chunk; kernels compute every item

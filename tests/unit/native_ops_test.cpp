@@ -341,6 +341,38 @@ std::vector<Case> cases() {
        resize("linear", "half_pixel"), 1e-6, 1, rz});
   add({"Resize_linear_to_one", "Resize", {f32({1, 2, 5, 6}), omitted(), omitted(), constI64({1, 2, 1, 1})},
        resize("linear", "align_corners"), 1e-6, 1, rz});
+
+  // ---- rearranging: bitwise ----
+  auto block = [](int64_t b, std::string mode = "") {
+    return [=](ir::Attributes& a) {
+      a.set("blocksize", b);
+      if (!mode.empty()) a.set("mode", mode);
+    };
+  };
+  add({"DepthToSpace_DCR", "DepthToSpace", {f32({2, 12, 3, 5})}, block(2), 0, 1, "x_depth_to_space_strided"});
+  add({"DepthToSpace_CRD", "DepthToSpace", {f32({1, 18, 4, 3})}, block(3, "CRD"), 0, 1, "x_depth_to_space_strided"});
+  add({"DepthToSpace_i64", "DepthToSpace", {i64({1, 8, 2, 2})}, block(2), 0, 1, "x_depth_to_space_strided"});
+  add({"SpaceToDepth_b2", "SpaceToDepth", {f32({2, 3, 6, 10})}, block(2), 0, 1, "x_space_to_depth_strided"});
+  add({"SpaceToDepth_b3", "SpaceToDepth", {b8({1, 2, 9, 3})}, block(3), 0, 1, "x_space_to_depth_strided"});
+  add({"Tile_2d", "Tile", {f32({3, 5}), constI64({2, 3})}, {}, 0, 1, "x_tile_strided"});
+  add({"Tile_4d_ones", "Tile", {i64({2, 1, 3, 1}), constI64({1, 4, 1, 7})}, {}, 0, 1, "x_tile_strided"});
+  add({"Tile_zero", "Tile", {f32({3, 2}), constI64({0, 2})}, {}, 0, 1, "x_tile_strided"});
+  auto padMode = [](std::string m) { return [=](ir::Attributes& a) { a.set("mode", m); }; };
+  const std::string pd = "x_pad_rows";
+  add({"Pad_constant_value", "Pad", {f32({2, 3, 5}), constI64({0, 1, 2, 1, 0, 3}), constScalar(DataType::kF32, 1.5)},
+       padMode("constant"), 0, 1, pd});
+  add({"Pad_constant_default", "Pad", {f32({7, 17}), constI64({1, 2, 3, 4})}, {}, 0, 1, pd});
+  add({"Pad_reflect_nchw", "Pad", {f32({1, 2, 5, 6}), constI64({0, 0, 2, 3, 0, 0, 4, 1})}, padMode("reflect"), 0, 1,
+       pd});
+  add({"Pad_reflect_periods", "Pad", {f32({3, 3}), constI64({0, 7, 0, 9})}, padMode("reflect"), 0, 1, pd});
+  add({"Pad_edge", "Pad", {f32({2, 4, 3}), constI64({1, 2, 0, 2, 1, 5})}, padMode("edge"), 0, 1, pd});
+  add({"Pad_wrap", "Pad", {f32({3, 4}), constI64({2, 5, 4, 6})}, padMode("wrap"), 0, 1, pd});
+  add({"Pad_negative_crop", "Pad", {f32({5, 9}), constI64({-1, 2, -2, -3})}, {}, 0, 1, pd});
+  add({"Pad_axes", "Pad", {f32({2, 3, 4}), constI64({1, 2, 0, 3}), omitted(), constI64({-1, 0})}, padMode("edge"), 0,
+       1, pd});
+  add({"Pad_i64_big", "Pad", {i64({64, 300}), constI64({3, 0, 1, 7})}, {}, 0, 1, pd});
+  add({"Pad_reflect_big", "Pad", {f32({1, 32, 57, 63}), constI64({0, 0, 3, 3, 0, 0, 3, 3})}, padMode("reflect"), 0, 1,
+       pd});
   return c;
 }
 
@@ -533,7 +565,8 @@ std::set<std::string> nativeNames() {
           "f32_logsoftmax_rows", "f32_layernorm_rows", "f32_batchnorm_inference", "f32_reduce_mean", "f32_reduce_sum", "x_transpose_strided", "x_slice_strided", "x_expand_strided",
           "x_concat_rows", "x_split_rows", "x_gather_rows", "i64_shape", "x_constant_of_shape_fill",
           "x_constant_copy", "f32_unary_poly", "f32_unary_poly__avx2", "f32_layernorm_rows_f32acc",
-          "f32_resize_2d", "f32_resize_2d__avx2"};
+          "f32_resize_2d", "f32_resize_2d__avx2", "x_depth_to_space_strided", "x_space_to_depth_strided",
+          "x_tile_strided", "x_pad_rows"};
 }
 
 // The polynomial activations differ from libm by a few ulp (native_ops_approx.cpp states
