@@ -342,6 +342,23 @@ std::vector<Case> cases() {
   add({"Resize_linear_to_one", "Resize", {f32({1, 2, 5, 6}), omitted(), omitted(), constI64({1, 2, 1, 1})},
        resize("linear", "align_corners"), 1e-6, 1, rz});
 
+  // ---- InstanceNormalization / GroupNormalization: bitwise (the reference's double sums) ----
+  add({"InstanceNorm_nchw", "InstanceNormalization", {f32({2, 3, 7, 5}), f32({3}), f32({3})}, {}, 0, 1,
+       "f32_instancenorm_planes"});
+  add({"InstanceNorm_1d_eps", "InstanceNormalization", {f32({1, 17, 63}), f32({17}), f32({17})},
+       [](ir::Attributes& a) { a.set("epsilon", 1e-3f); }, 0, 1, "f32_instancenorm_planes"});
+  add({"InstanceNorm_big", "InstanceNormalization", {f32({1, 64, 40, 41}), f32({64}), f32({64})}, {}, 0, 1,
+       "f32_instancenorm_planes"});
+  add({"GroupNorm_g4", "GroupNormalization", {f32({2, 8, 5, 3}), f32({8}), f32({8})},
+       [](ir::Attributes& a) { a.set("num_groups", int64_t(4)); }, 0, 1, "f32_groupnorm_planes"});
+  add({"GroupNorm_g1_rank2", "GroupNormalization", {f32({3, 12}), f32({12}), f32({12})},
+       [](ir::Attributes& a) { a.set("num_groups", int64_t(1)); }, 0, 1, "f32_groupnorm_planes"});
+  add({"GroupNorm_big", "GroupNormalization", {f32({1, 64, 24, 24}), f32({64}), f32({64})},
+       [](ir::Attributes& a) {
+         a.set("num_groups", int64_t(32));
+         a.set("epsilon", 1e-6f);
+       }, 0, 1, "f32_groupnorm_planes"});
+
   // ---- rearranging: bitwise ----
   auto block = [](int64_t b, std::string mode = "") {
     return [=](ir::Attributes& a) {
@@ -566,7 +583,8 @@ std::set<std::string> nativeNames() {
           "x_concat_rows", "x_split_rows", "x_gather_rows", "i64_shape", "x_constant_of_shape_fill",
           "x_constant_copy", "f32_unary_poly", "f32_unary_poly__avx2", "f32_layernorm_rows_f32acc",
           "f32_resize_2d", "f32_resize_2d__avx2", "x_depth_to_space_strided", "x_space_to_depth_strided",
-          "x_tile_strided", "x_pad_rows"};
+          "x_tile_strided", "x_pad_rows", "f32_instancenorm_planes", "f32_groupnorm_planes",
+          "f32_instancenorm_planes_dpart__avx2", "f32_groupnorm_planes_dpart__avx2"};
 }
 
 // The polynomial activations differ from libm by a few ulp (native_ops_approx.cpp states
@@ -574,8 +592,12 @@ std::set<std::string> nativeNames() {
 // The float-accumulating LayerNorm: mean and variance in float with eight partial sums,
 // against the reference's doubles: measured at most 1.8e-7 of the output range on these
 // cases (rows up to 4099 wide); the bound leaves 10x.
+// The instance / group norms with 8 double partial sums and the output as x f + c in float
+// (two roundings of terms of the output's magnitude where the reference rounds once):
+// held to 1e-6 of the output range.
 double kernelTolerance(const std::string& kernel, double caseTol) {
   if (kernel == "f32_layernorm_rows_f32acc") return std::max(caseTol, 2e-6);
+  if (kernel.find("_dpart") != std::string::npos) return std::max(caseTol, 1e-6);
   return kernel.rfind("f32_unary_poly", 0) == 0 ? std::max(caseTol, 1e-6) : caseTol;
 }
 
