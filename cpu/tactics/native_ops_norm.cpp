@@ -1,13 +1,15 @@
 // Native normalization and reduction kernels on f32: Softmax / LogSoftmax over any axis,
 // LayerNormalization (Y only) over the trailing dims from its axis, InstanceNormalization
 // and GroupNormalization (per-channel scale and bias), BatchNormalization in inference
-// mode, ReduceMean / ReduceSum over any axes. All accumulate in double with the
-// reference's order and formulas (cpu/kernels/reduce.cpp, reduce_norm.cpp), so their
-// outputs equal the reference's bit for bit; a row (or a column, for an inner softmax
+// mode, the ten Reduce* ops over any axes. All accumulate in double with the reference's
+// order and formulas (cpu/kernels/reduce.cpp, reduce_norm.cpp), so their outputs equal the
+// reference's bit for bit (the timed `_f32acc` / `_dpart__avx2` variants excepted); a row (or a column, for an inner softmax
 // axis; an output element, for the reductions) is one task's, so threads never change a
 // result.
 #include <cmath>
+#include <cctype>
 #include <cstring>
+#include <limits>
 
 #include "cpu/tactics/native_ops_util.h"
 
@@ -152,6 +154,7 @@ struct GroupNormParams {
 // reference's sums and formulas (InstanceNormalization: (x - m) * (scale / sd) + bias;
 // GroupNormalization: (x - m) / sd * scale + bias), bitwise; the `_dpart__avx2` variants
 // (timed against them) sum in 8 double partial sums and write x f + c in float.
+
 // The two sums of a group: in the reference's order (Parts = 1: one sequential chain of
 // double adds, bitwise the reference) or in 8 double partial sums (vectorized; the
 // kernels' `_dpart` variants, which also write y = x f + c in float).
@@ -310,12 +313,88 @@ void batchNormKernel(const StepArgs& a) {
   });
 }
 
-// ---- ReduceMean, ReduceSum ---------------------------------------------------------------
+// ---- Reduce* ----------------------------------------------------------------------------
+
+// The reference's reductions (cpu/kernels/reduce.cpp), each in double over the reduced
+// elements in increasing input order; Max / Min let NaN through as it does.
+enum class Red : int32_t { kSum, kMean, kMax, kMin, kProd, kL1, kL2, kLogSum, kLogSumExp, kSumSquare };
 
 struct ReduceParams {
-  int32_t mean = 0;
+  Red kind = Red::kSum;
   int32_t noopWithEmptyAxes = 0;
 };
+
+// Calls f(off) for the reduced elements of output o, in increasing input order.
+struct ReducePlan {
+  int64_t keptDims[kMaxRank], keptStride[kMaxRank], redDims[kMaxRank], redStride[kMaxRank];
+  int nk = 0, nr = 0;
+  int64_t count = 1;
+  template <typename F>
+  void forEach(int64_t o, F&& f) const {
+    int64_t base = 0, rem = o;
+    for (int k = 0; k < nk; ++k) {
+      base += (rem % keptDims[k]) * keptStride[k];
+      rem /= keptDims[k];
+    }
+    int64_t idx[kMaxRank] = {};
+    const int64_t inner = nr ? redDims[0] : 1, innerStride = nr ? redStride[0] : 1;
+    for (int64_t done = 0; done < count; done += inner) {
+      int64_t off = base;
+      for (int k = 1; k < nr; ++k) off += idx[k] * redStride[k];
+      for (int64_t i = 0; i < inner; ++i) f(off + i * innerStride);
+      for (int k = 1; k < nr; ++k) {
+        if (++idx[k] < redDims[k]) break;
+        idx[k] = 0;
+      }
+    }
+  }
+};
+
+template <Red K>
+float reduceOne(const ReducePlan& pl, const float* xp, int64_t o) {
+  const double inf = std::numeric_limits<double>::infinity();
+  double acc = K == Red::kProd ? 1.0 : K == Red::kMax || K == Red::kLogSumExp ? -inf : K == Red::kMin ? inf : 0.0;
+  pl.forEach(o, [&](int64_t off) {
+    const double v = double(xp[off]);
+    if constexpr (K == Red::kSum || K == Red::kMean || K == Red::kLogSum) acc += v;
+    else if constexpr (K == Red::kProd) acc *= v;
+    else if constexpr (K == Red::kL1) acc += std::fabs(v);
+    else if constexpr (K == Red::kL2 || K == Red::kSumSquare) acc += v * v;
+    else if constexpr (K == Red::kMax || K == Red::kLogSumExp) {
+      if (v > acc || std::isnan(v)) acc = v;
+    } else if constexpr (K == Red::kMin) {
+      if (v < acc || std::isnan(v)) acc = v;
+    }
+  });
+  if constexpr (K == Red::kLogSumExp) {
+    const double m = acc;
+    if (!std::isfinite(m)) return float(m);
+    double sum = 0;
+    pl.forEach(o, [&](int64_t off) { sum += std::exp(double(xp[off]) - m); });
+    acc = m + std::log(sum);
+  }
+  if constexpr (K == Red::kMean) acc = acc / double(pl.count);
+  if constexpr (K == Red::kL2) acc = std::sqrt(acc);
+  if constexpr (K == Red::kLogSum) acc = std::log(acc);
+  return float(acc);
+}
+
+using ReduceOneFn = float (*)(const ReducePlan&, const float*, int64_t);
+ReduceOneFn reduceFn(Red k) {
+  switch (k) {
+    case Red::kSum: return reduceOne<Red::kSum>;
+    case Red::kMean: return reduceOne<Red::kMean>;
+    case Red::kMax: return reduceOne<Red::kMax>;
+    case Red::kMin: return reduceOne<Red::kMin>;
+    case Red::kProd: return reduceOne<Red::kProd>;
+    case Red::kL1: return reduceOne<Red::kL1>;
+    case Red::kL2: return reduceOne<Red::kL2>;
+    case Red::kLogSum: return reduceOne<Red::kLogSum>;
+    case Red::kLogSumExp: return reduceOne<Red::kLogSumExp>;
+    case Red::kSumSquare: return reduceOne<Red::kSumSquare>;
+  }
+  return nullptr;
+}
 
 void reduceKernel(const StepArgs& a) {
   const ReduceParams& p = a.paramsAs<ReduceParams>();
@@ -334,49 +413,27 @@ void reduceKernel(const StepArgs& a) {
   }
   if (nAxes == 0)
     for (int d = 0; d < r; ++d) reduced[d] = true;
-  // Kept dims (the output's order) and reduced dims, each with its input stride.
-  int64_t keptDims[kMaxRank], keptStride[kMaxRank], redDims[kMaxRank], redStride[kMaxRank];
-  int nk = 0, nr = 0;
-  int64_t stride = 1, count = 1;
+  // Kept dims (the output's order) and reduced dims, each with its input stride, both
+  // innermost first.
+  ReducePlan pl;
+  int64_t stride = 1;
   for (int d = r - 1; d >= 0; --d) {
     if (reduced[d]) {
-      redDims[nr] = x.dims[d];
-      redStride[nr++] = stride;
-      count *= x.dims[d];
+      pl.redDims[pl.nr] = x.dims[d];
+      pl.redStride[pl.nr++] = stride;
+      pl.count *= x.dims[d];
     } else {
-      keptDims[nk] = x.dims[d];
-      keptStride[nk++] = stride;
+      pl.keptDims[pl.nk] = x.dims[d];
+      pl.keptStride[pl.nk++] = stride;
     }
     stride *= x.dims[d];
   }
-  // Both lists run innermost first.
   const int64_t outN = a.out(0).numel();
   const float* xp = x.as<const float>();
   float* yp = a.out(0).as<float>();
-  const bool mean = p.mean != 0;
-  parallelRange(a.executor, outN, std::max<int64_t>(1, 8192 / std::max<int64_t>(count, 1)), [&](int64_t b, int64_t e) {
-    for (int64_t o = b; o < e; ++o) {
-      int64_t base = 0, rem = o;
-      for (int k = 0; k < nk; ++k) {
-        base += (rem % keptDims[k]) * keptStride[k];
-        rem /= keptDims[k];
-      }
-      // Reduced positions in increasing input order (the reference's order).
-      double acc = 0;
-      int64_t idx[kMaxRank] = {};
-      const int64_t inner = nr ? redDims[0] : 1, innerStride = nr ? redStride[0] : 1;
-      for (int64_t done = 0; done < count; done += inner) {
-        int64_t off = base;
-        for (int k = 1; k < nr; ++k) off += idx[k] * redStride[k];
-        for (int64_t i = 0; i < inner; ++i) acc += double(xp[off + i * innerStride]);
-        for (int k = 1; k < nr; ++k) {
-          if (++idx[k] < redDims[k]) break;
-          idx[k] = 0;
-        }
-      }
-      if (mean) acc = acc / double(count);
-      yp[o] = float(acc);
-    }
+  const ReduceOneFn one = reduceFn(p.kind);
+  parallelRange(a.executor, outN, std::max<int64_t>(1, 8192 / std::max<int64_t>(pl.count, 1)), [&](int64_t b, int64_t e) {
+    for (int64_t o = b; o < e; ++o) yp[o] = one(pl, xp, o);
   });
 }
 
@@ -477,14 +534,23 @@ void registerNorm(Kernels& k) {
   bn.run = batchNormKernel;
   k.add(std::move(bn));
 
-  for (bool mean : {true, false}) {
-    Kernel rd = base(mean ? "f32_reduce_mean" : "f32_reduce_sum", mean ? "ReduceMean" : "ReduceSum");
+  const std::pair<const char*, Red> reductions[] = {
+      {"ReduceMean", Red::kMean}, {"ReduceSum", Red::kSum},     {"ReduceMax", Red::kMax},
+      {"ReduceMin", Red::kMin},   {"ReduceProd", Red::kProd},   {"ReduceL1", Red::kL1},
+      {"ReduceL2", Red::kL2},     {"ReduceLogSum", Red::kLogSum}, {"ReduceLogSumExp", Red::kLogSumExp},
+      {"ReduceSumSquare", Red::kSumSquare}};
+  for (const auto& [op, kind] : reductions) {
+    std::string name = op;  // f32_reduce_mean, f32_reduce_sum, f32_reduce_logsumexp, ...
+    name = "f32_reduce_" + name.substr(6);
+    for (char& ch : name) ch = char(std::tolower(static_cast<unsigned char>(ch)));
+    Kernel rd = base(name, op);
     rd.supports = [](const ir::Node& n, const std::vector<ir::TensorType>& t) {
       if (t.empty() || t[0].dtype != DataType::kF32 || rankOf(t, 0) < 0 || n.attrs().has("axes")) return false;
       return !hasType(t, 1) || t[1].dtype == DataType::kI64;
     };
-    rd.prepare = [mean](const PrepareInfo& info, Prepared* p) {
-      p->setParams(ReduceParams{mean ? 1 : 0, info.node->attrs().getInt("noop_with_empty_axes", 0) != 0 ? 1 : 0});
+    const Red which = kind;
+    rd.prepare = [which](const PrepareInfo& info, Prepared* p) {
+      p->setParams(ReduceParams{which, info.node->attrs().getInt("noop_with_empty_axes", 0) != 0 ? 1 : 0});
     };
     rd.run = reduceKernel;
     k.add(std::move(rd));

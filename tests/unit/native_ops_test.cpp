@@ -235,6 +235,19 @@ std::vector<Case> cases() {
   add({"ReduceSum_mid", "ReduceSum", {f32({3, 5, 7}), constI64({-2})}, keep(0), 0, 1, "f32_reduce_sum"});
   add({"ReduceSum_noop", "ReduceSum", {f32({3, 5}), {DataType::kI64, {0}, std::vector<double>{}}},
        [](ir::Attributes& a) { a.set("noop_with_empty_axes", int64_t(1)); }, 0, 1, "f32_reduce_sum"});
+  // The other reductions, each the reference's double sums (bitwise).
+  add({"ReduceMax_channels", "ReduceMax", {f32({2, 5, 7, 3}), constI64({1})}, {}, 0, 1, "f32_reduce_max"});
+  add({"ReduceMax_all_nokeep", "ReduceMax", {f32({7, 9})}, keep(0), 0, 1, "f32_reduce_max"});
+  add({"ReduceMin_hw", "ReduceMin", {f32({2, 3, 7, 5}), constI64({2, 3})}, {}, 0, 1, "f32_reduce_min"});
+  add({"ReduceProd_last", "ReduceProd", {f32({5, 6}), constI64({-1})}, {}, 0, 1, "f32_reduce_prod"});
+  add({"ReduceL1_mid", "ReduceL1", {f32({3, 5, 7}), constI64({1})}, {}, 0, 1, "f32_reduce_l1"});
+  add({"ReduceL2_outer_inner", "ReduceL2", {f32({3, 5, 7, 2}), constI64({0, 2})}, keep(0), 0, 1, "f32_reduce_l2"});
+  add({"ReduceLogSum_last", "ReduceLogSum", {f32({4, 17}), constI64({1})}, {}, 0, 1, "f32_reduce_logsum"});
+  add({"ReduceLogSumExp_rows", "ReduceLogSumExp", {f32({600, 63}), constI64({1})}, {}, 0, 1,
+       "f32_reduce_logsumexp"});
+  add({"ReduceSumSquare_all", "ReduceSumSquare", {f32({7, 9, 3})}, {}, 0, 1, "f32_reduce_sumsquare"});
+  add({"ReduceMax_noop", "ReduceMax", {f32({3, 5}), {DataType::kI64, {0}, std::vector<double>{}}},
+      [](ir::Attributes& a) { a.set("noop_with_empty_axes", int64_t(1)); }, 0, 1, "f32_reduce_max"});
 
   // ---- movement ----
   auto perm = [](Dims p) { return [p](ir::Attributes& a) { a.set("perm", p); }; };
@@ -418,7 +431,7 @@ Tensor randomTensor(const InSpec& s, std::mt19937& rng, const std::string& op) {
         float v = u(rng);
         // Positive inputs where the op's domain needs them; some exact ties for max, Equal
         // and Cast; fractional values that Cast must truncate.
-        if (op == "Sqrt" || op == "Log" || op == "Pow") v = std::fabs(v) + 0.01f;
+        if (op == "Sqrt" || op == "Log" || op == "Pow" || op == "ReduceLogSum") v = std::fabs(v) + 0.01f;
         if ((op == "MaxPool" || op == "Equal" || op == "GlobalMaxPool") && i % 5 == 0) v = 1.0f;
         // The activations' tails (saturation, exp near its overflow) as well as their middle.
         if ((op == "Exp" || op == "Sigmoid" || op == "Tanh" || op == "Erf" || op == "Gelu") && i % 7 == 3) v *= 25.f;
@@ -584,7 +597,9 @@ std::set<std::string> nativeNames() {
           "x_constant_copy", "f32_unary_poly", "f32_unary_poly__avx2", "f32_layernorm_rows_f32acc",
           "f32_resize_2d", "f32_resize_2d__avx2", "x_depth_to_space_strided", "x_space_to_depth_strided",
           "x_tile_strided", "x_pad_rows", "f32_instancenorm_planes", "f32_groupnorm_planes",
-          "f32_instancenorm_planes_dpart__avx2", "f32_groupnorm_planes_dpart__avx2"};
+          "f32_instancenorm_planes_dpart__avx2", "f32_groupnorm_planes_dpart__avx2", "f32_reduce_max",
+          "f32_reduce_min", "f32_reduce_prod", "f32_reduce_l1", "f32_reduce_l2", "f32_reduce_logsum",
+          "f32_reduce_logsumexp", "f32_reduce_sumsquare"};
 }
 
 // The polynomial activations differ from libm by a few ulp (native_ops_approx.cpp states
