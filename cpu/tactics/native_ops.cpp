@@ -13,6 +13,7 @@ void registerNativeOpKernels(Kernels& k) {
   nops::registerApprox(k);
   nops::registerResize(k);
   nops::registerRearrange(k);
+  nops::registerSelect(k);
 }
 
 }  // namespace anvil::runtime

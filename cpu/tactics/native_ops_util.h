@@ -22,6 +22,7 @@ void registerMovement(Kernels& k);     // native_ops_movement.cpp
 void registerApprox(Kernels& k);       // native_ops_approx.cpp
 void registerResize(Kernels& k);       // native_ops_resize.cpp
 void registerRearrange(Kernels& k);    // native_ops_rearrange.cpp
+void registerSelect(Kernels& k);       // native_ops_select.cpp
 
 // Runs fn(begin, end) over [0, n) in contiguous chunks of at least `grain` items, at most
 // one chunk per thread. Each item lands in exactly one chunk; kernels compute every item

@@ -372,6 +372,35 @@ std::vector<Case> cases() {
          a.set("epsilon", 1e-6f);
        }, 0, 1, "f32_groupnorm_planes"});
 
+  // ---- ArgMax / ArgMin, TopK, CumSum: exact ----
+  auto axisAttr = [](int64_t ax, std::string flag = "", int64_t v = 0) {
+    return [=](ir::Attributes& a) {
+      a.set("axis", ax);
+      if (!flag.empty()) a.set(flag, v);
+    };
+  };
+  add({"ArgMax_classes", "ArgMax", {f32({4, 1000})}, axisAttr(1), 0, 1, "x_argmax_rows"});
+  add({"ArgMax_channels_nokeep", "ArgMax", {f32({2, 21, 7, 9})}, axisAttr(1, "keepdims", 0), 0, 1, "x_argmax_rows"});
+  add({"ArgMax_ties_last", "ArgMax", {i64({5, 7})}, axisAttr(0, "select_last_index", 1), 0, 1, "x_argmax_rows"});
+  add({"ArgMin_axis0", "ArgMin", {f32({17, 3})}, axisAttr(0), 0, 1, "x_argmin_rows"});
+  add({"ArgMax_f32_last_lanes", "ArgMax", {f32({3, 10, 19})}, axisAttr(1, "select_last_index", 1), 0, 1,
+       "x_argmax_rows"});
+  add({"ArgMin_f32_lanes", "ArgMin", {f32({2, 9, 4100})}, axisAttr(1), 0, 1, "x_argmin_rows"});
+  add({"ArgMin_i32_ties", "ArgMin", {i32({3, 11})}, axisAttr(-1), 0, 1, "x_argmin_rows"});
+  add({"TopK_last", "TopK", {f32({3, 17}), constI64({5})}, {}, 0, 2, "x_topk_partial_sort"});
+  add({"TopK_smallest_axis0", "TopK", {f32({9, 4}), constI64({3})}, [](ir::Attributes& a) {
+         a.set("axis", int64_t(0));
+         a.set("largest", int64_t(0));
+       }, 0, 2, "x_topk_partial_sort"});
+  add({"TopK_i64_ties", "TopK", {i64({4, 13}), constI64({13})}, {}, 0, 2, "x_topk_partial_sort"});
+  add({"TopK_mid_k0", "TopK", {f32({2, 6, 3}), constI64({0})}, axisAttr(1), 0, 2, "x_topk_partial_sort"});
+  add({"CumSum_rows", "CumSum", {f32({5, 17}), constScalar(DataType::kI64, 1)}, {}, 0, 1, "x_cumsum_rows"});
+  add({"CumSum_reverse_exclusive", "CumSum", {f32({7, 3, 4}), constI32({0})}, [](ir::Attributes& a) {
+         a.set("reverse", int64_t(1));
+         a.set("exclusive", int64_t(1));
+       }, 0, 1, "x_cumsum_rows"});
+  add({"CumSum_i64_mask", "CumSum", {i64({2, 63}), constScalar(DataType::kI64, -1)}, {}, 0, 1, "x_cumsum_rows"});
+
   // ---- rearranging: bitwise ----
   auto block = [](int64_t b, std::string mode = "") {
     return [=](ir::Attributes& a) {
@@ -433,6 +462,11 @@ Tensor randomTensor(const InSpec& s, std::mt19937& rng, const std::string& op) {
         // and Cast; fractional values that Cast must truncate.
         if (op == "Sqrt" || op == "Log" || op == "Pow" || op == "ReduceLogSum") v = std::fabs(v) + 0.01f;
         if ((op == "MaxPool" || op == "Equal" || op == "GlobalMaxPool") && i % 5 == 0) v = 1.0f;
+        // ArgMax / ArgMin: ties at the extreme and NaNs (above every number) in the rows the
+        // vector path takes.
+        if (op == "ArgMax" && i % 5 == 0) v = 3.5f;
+        if (op == "ArgMin" && i % 5 == 0) v = -3.5f;
+        if ((op == "ArgMax" || op == "ArgMin") && i % 37 == 3) v = std::numeric_limits<float>::quiet_NaN();
         // The activations' tails (saturation, exp near its overflow) as well as their middle.
         if ((op == "Exp" || op == "Sigmoid" || op == "Tanh" || op == "Erf" || op == "Gelu") && i % 7 == 3) v *= 25.f;
         t.data<float>()[i] = v;
@@ -599,7 +633,8 @@ std::set<std::string> nativeNames() {
           "x_tile_strided", "x_pad_rows", "f32_instancenorm_planes", "f32_groupnorm_planes",
           "f32_instancenorm_planes_dpart__avx2", "f32_groupnorm_planes_dpart__avx2", "f32_reduce_max",
           "f32_reduce_min", "f32_reduce_prod", "f32_reduce_l1", "f32_reduce_l2", "f32_reduce_logsum",
-          "f32_reduce_logsumexp", "f32_reduce_sumsquare"};
+          "f32_reduce_logsumexp", "f32_reduce_sumsquare", "x_argmax_rows", "x_argmin_rows",
+          "x_topk_partial_sort", "x_cumsum_rows"};
 }
 
 // The polynomial activations differ from libm by a few ulp (native_ops_approx.cpp states
