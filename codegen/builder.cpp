@@ -573,8 +573,9 @@ void buildImpl(const std::string& onnxPath, const BuilderConfig& config, std::st
 
   codegen::TimingCache cache(config.timingCachePath);
   // Where the model's weights do not fit in one core's L2, a step's weights have left the
-  // caches near the core by the time the run comes back to it: its candidates are timed
-  // with their weights flushed before each timed run, as they run in the engine. Timed
+  // caches near the core by the time the run comes back to it: the candidates of a step
+  // whose weights outweigh its activations are timed with the caches evicted before each
+  // timed run, as they run in the engine. Timed
   // warm, the builder gave resnet18_s32's 8x8 3x3 convs Winograd F(4x4), whose filter is
   // four times the direct one's bytes (fewest flops, 22 us a run in the model), over
   // F(2x2), and one task to 1x1 convs that two tasks run in half the time from memory.
@@ -771,6 +772,15 @@ void buildImpl(const std::string& onnxPath, const BuilderConfig& config, std::st
       inputs.push_back(!v ? ir::Tensor() : v->isInitializer() ? *v->initializer() : timingBuffer(v, atOpt.at(v), &rng));
       inDims.push_back(v ? atOpt.at(v).shape.extents() : std::vector<int64_t>{});
     }
+    // Evicted only where the step's weights outweigh its activations (a 1x1 conv of a small
+    // image, a GEMV, Winograd's transformed filter): a depthwise conv or a Reorder reads
+    // activations that the step before has just written, and evicting those as well made
+    // convnext_tiny's blocked depthwise regions time slower than they run (two threads:
+    // its 7x7 depthwise convs went to the plain kernel, 2x slower in the engine).
+    int64_t stepWeightBytes = 0, stepActivationBytes = 0;
+    for (size_t i = 0; i < inputs.size(); ++i)
+      if (inputs[i].defined()) (constant[i] ? stepWeightBytes : stepActivationBytes) += int64_t(inputs[i].nbytes());
+    const bool evictStep = evictor && stepWeightBytes > stepActivationBytes;
     for (const ir::Value* v : n.outputs()) {
       const bool named = !v->name().empty();
       outputs.push_back(named ? timingBuffer(v, atOpt.at(v), nullptr) : ir::Tensor());
@@ -827,7 +837,7 @@ void buildImpl(const std::string& onnxPath, const BuilderConfig& config, std::st
           try {
             PrecisionScope scope(n, cands[k].precision);
             if (rewarm[k]) timers[k]->once();
-            if (evictor) {
+            if (evictStep) {
               evictor->run(*exec);
               timers[k]->touchActivations();
             }
