@@ -6,6 +6,7 @@
 // reference's bit for bit (the timed `_f32acc` / `_dpart__avx2` variants excepted); a row (or a column, for an inner softmax
 // axis; an output element, for the reductions) is one task's, so threads never change a
 // result.
+#include <algorithm>
 #include <cmath>
 #include <cctype>
 #include <cstring>
@@ -379,6 +380,67 @@ float reduceOne(const ReducePlan& pl, const float* xp, int64_t o) {
   return float(acc);
 }
 
+// The same reductions where the reduced axes are one run with kept axes after it
+// (channels of an NCHW tensor): X as [outer, red, inner], an output row of `len` inner
+// positions accumulated side by side, the reduced elements of each still in increasing
+// input order (contiguous loads instead of a stride of inner per element).
+template <Red K>
+void reduceRows(const float* x, int64_t red, int64_t inner, int64_t len, float* y) {
+  constexpr int64_t kChunk = 1024;
+  double acc[kChunk], sum[kChunk];
+  const double inf = std::numeric_limits<double>::infinity();
+  const double init = K == Red::kProd ? 1.0 : K == Red::kMax || K == Red::kLogSumExp ? -inf : K == Red::kMin ? inf : 0.0;
+  for (int64_t c0 = 0; c0 < len; c0 += kChunk) {
+    const int64_t n = std::min(kChunk, len - c0);
+    std::fill_n(acc, n, init);
+    for (int64_t k = 0; k < red; ++k) {
+      const float* row = x + k * inner + c0;
+      for (int64_t c = 0; c < n; ++c) {
+        const double v = double(row[c]);
+        if constexpr (K == Red::kSum || K == Red::kMean || K == Red::kLogSum) acc[c] += v;
+        else if constexpr (K == Red::kProd) acc[c] *= v;
+        else if constexpr (K == Red::kL1) acc[c] += std::fabs(v);
+        else if constexpr (K == Red::kL2 || K == Red::kSumSquare) acc[c] += v * v;
+        else if constexpr (K == Red::kMax || K == Red::kLogSumExp) acc[c] = (v > acc[c] || v != v) ? v : acc[c];
+        else if constexpr (K == Red::kMin) acc[c] = (v < acc[c] || v != v) ? v : acc[c];
+      }
+    }
+    if constexpr (K == Red::kLogSumExp) {
+      std::fill_n(sum, n, 0.0);
+      for (int64_t k = 0; k < red; ++k) {
+        const float* row = x + k * inner + c0;
+        for (int64_t c = 0; c < n; ++c)
+          if (std::isfinite(acc[c])) sum[c] += std::exp(double(row[c]) - acc[c]);
+      }
+    }
+    for (int64_t c = 0; c < n; ++c) {
+      double a = acc[c];
+      if constexpr (K == Red::kLogSumExp) a = std::isfinite(a) ? a + std::log(sum[c]) : a;
+      if constexpr (K == Red::kMean) a = a / double(red);
+      if constexpr (K == Red::kL2) a = std::sqrt(a);
+      if constexpr (K == Red::kLogSum) a = std::log(a);
+      y[c0 + c] = float(a);
+    }
+  }
+}
+
+using ReduceRowsFn = void (*)(const float*, int64_t, int64_t, int64_t, float*);
+ReduceRowsFn reduceRowsFn(Red k) {
+  switch (k) {
+    case Red::kSum: return reduceRows<Red::kSum>;
+    case Red::kMean: return reduceRows<Red::kMean>;
+    case Red::kMax: return reduceRows<Red::kMax>;
+    case Red::kMin: return reduceRows<Red::kMin>;
+    case Red::kProd: return reduceRows<Red::kProd>;
+    case Red::kL1: return reduceRows<Red::kL1>;
+    case Red::kL2: return reduceRows<Red::kL2>;
+    case Red::kLogSum: return reduceRows<Red::kLogSum>;
+    case Red::kLogSumExp: return reduceRows<Red::kLogSumExp>;
+    case Red::kSumSquare: return reduceRows<Red::kSumSquare>;
+  }
+  return nullptr;
+}
+
 using ReduceOneFn = float (*)(const ReducePlan&, const float*, int64_t);
 ReduceOneFn reduceFn(Red k) {
   switch (k) {
@@ -431,6 +493,31 @@ void reduceKernel(const StepArgs& a) {
   const int64_t outN = a.out(0).numel();
   const float* xp = x.as<const float>();
   float* yp = a.out(0).as<float>();
+  // One run of reduced axes with kept axes after it: [outer, red, inner] rows.
+  int first = -1, last = -1;
+  for (int d = 0; d < r; ++d)
+    if (reduced[d]) {
+      if (first < 0) first = d;
+      last = d;
+    }
+  bool run = first >= 0;
+  int64_t outer = 1, inner = 1;
+  for (int d = 0; d < r && run; ++d) {
+    if (d >= first && d <= last) run = reduced[d];
+    else (d < first ? outer : inner) *= x.dims[d];
+  }
+  if (run && inner > 1 && pl.count > 0) {
+    const ReduceRowsFn rows = reduceRowsFn(p.kind);
+    const int64_t chunks = (inner + 1023) / 1024;
+    parallelRange(a.executor, outer * chunks, std::max<int64_t>(1, 8192 / std::max<int64_t>(pl.count * 1024, 1)),
+                  [&](int64_t b, int64_t e) {
+                    for (int64_t it = b; it < e; ++it) {
+                      const int64_t o = it / chunks, c0 = it % chunks * 1024, len = std::min<int64_t>(1024, inner - c0);
+                      rows(xp + o * pl.count * inner + c0, pl.count, inner, len, yp + o * inner + c0);
+                    }
+                  });
+    return;
+  }
   const ReduceOneFn one = reduceFn(p.kind);
   parallelRange(a.executor, outN, std::max<int64_t>(1, 8192 / std::max<int64_t>(pl.count, 1)), [&](int64_t b, int64_t e) {
     for (int64_t o = b; o < e; ++o) yp[o] = one(pl, xp, o);

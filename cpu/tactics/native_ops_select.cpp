@@ -2,7 +2,8 @@
 // and segmentation nets, detection post-processing, positions from masks). The
 // reference's orders and rules (cpu/kernels/reduce.cpp): NaN above every number, ties to
 // the lower index unless select_last_index, TopK's ties keep the lower index first and its
-// output is always sorted, CumSum accumulates floats in double and integers in 64 bits
+// output is always sorted (a heap of the K best (value, index) pairs over the row, then
+// sorted), CumSum accumulates floats in double and integers in 64 bits
 // along the axis: results equal the reference's exactly. Work is split over the positions
 // outside the axis, each computed whole by one task.
 #include <immintrin.h>
@@ -169,7 +170,7 @@ void topKKernel(const StepArgs& a) {
   if (a.out(0).numel() != s.outer * K * s.inner || a.out(1).numel() != s.outer * K * s.inner)
     a.fail("the outputs' extents differ from TopK's");
   const int64_t rows = s.outer * s.inner;
-  const int64_t slots = int64_t(a.workspaceBytes / (uint64_t(std::max<int64_t>(p.maxN, 1)) * sizeof(int64_t)));
+  const int64_t slots = int64_t(a.workspaceBytes / (uint64_t(std::max<int64_t>(p.maxN, 1)) * 16));
   const int64_t tasks = std::min<int64_t>({slots, a.executor ? a.executor->threads() : 1, rows});
   if (tasks < 1 && rows > 0) a.fail("the workspace is smaller than prepared");
   int64_t* oi = a.out(1).as<int64_t>();
@@ -178,24 +179,41 @@ void topKKernel(const StepArgs& a) {
     using T = decltype(tag);
     const T* in = x.as<const T>();
     T* ov = a.out(0).as<T>();
+    struct Entry {
+      T v;
+      int64_t i;
+    };
+    static_assert(sizeof(Entry) <= 16, "a TopK entry takes 16 bytes of workspace");
     auto body = [&](int64_t t) {
-      int64_t* order = static_cast<int64_t*>(a.workspace) + t * std::max<int64_t>(p.maxN, 1);
+      Entry* e = reinterpret_cast<Entry*>(static_cast<char*>(a.workspace) + t * std::max<int64_t>(p.maxN, 1) * 16);
+      // The stable order's first K: value order, ties to the lower index (a strict total order).
+      auto before = [&](const Entry& x, const Entry& y) {
+        const bool ahead = largest ? lessNaNLast(y.v, x.v) : lessNaNLast(x.v, y.v);
+        const bool behind = largest ? lessNaNLast(x.v, y.v) : lessNaNLast(y.v, x.v);
+        return ahead || (!behind && x.i < y.i);
+      };
       for (int64_t r = rows * t / tasks; r < rows * (t + 1) / tasks; ++r) {
         const int64_t o = r / s.inner, c = r % s.inner;
         const T* row = in + o * s.n * s.inner + c;
-        for (int64_t i = 0; i < s.n; ++i) order[i] = i;
-        // The stable order's first K: value order, ties to the lower index.
-        auto before = [&](int64_t i, int64_t j) {
-          const T u = row[i * s.inner], w = row[j * s.inner];
-          const bool ahead = largest ? lessNaNLast(w, u) : lessNaNLast(u, w);
-          const bool behind = largest ? lessNaNLast(u, w) : lessNaNLast(w, u);
-          return ahead || (!behind && i < j);
-        };
-        std::partial_sort(order, order + K, order + s.n, before);
+        // A heap of the K best so far, its root the one that comes last: most elements of a
+        // long row lose to the root in one comparison.
+        int64_t h = 0;
+        for (int64_t i = 0; i < s.n && K > 0; ++i) {
+          const Entry x{row[i * s.inner], i};
+          if (h < K) {
+            e[h++] = x;
+            std::push_heap(e, e + h, before);
+          } else if (before(x, e[0])) {
+            std::pop_heap(e, e + h, before);
+            e[h - 1] = x;
+            std::push_heap(e, e + h, before);
+          }
+        }
+        std::sort_heap(e, e + h, before);
         for (int64_t k = 0; k < K; ++k) {
           const int64_t at = (o * K + k) * s.inner + c;
-          ov[at] = row[order[k] * s.inner];
-          oi[at] = order[k];
+          ov[at] = e[k].v;
+          oi[at] = e[k].i;
         }
       }
     };
@@ -288,7 +306,7 @@ void registerSelect(Kernels& k) {
     p.axis = axisOf(*info.node, info.maxTypes, -1);
     p.largest = info.node->attrs().getInt("largest", 1) != 0;
     p.maxN = info.maxTypes[0].shape[size_t(p.axis)].value();
-    out->workspaceBytes = uint64_t(std::max(1, info.threads)) * uint64_t(std::max<int64_t>(p.maxN, 1)) * sizeof(int64_t);
+    out->workspaceBytes = uint64_t(std::max(1, info.threads)) * uint64_t(std::max<int64_t>(p.maxN, 1)) * 16;
     out->setParams(p);
   };
   tk.run = topKKernel;

@@ -246,6 +246,14 @@ std::vector<Case> cases() {
   add({"ReduceLogSumExp_rows", "ReduceLogSumExp", {f32({600, 63}), constI64({1})}, {}, 0, 1,
        "f32_reduce_logsumexp"});
   add({"ReduceSumSquare_all", "ReduceSumSquare", {f32({7, 9, 3})}, {}, 0, 1, "f32_reduce_sumsquare"});
+  // Reduced axes in one run with kept axes after it: the rows path (chunks of 1024).
+  add({"ReduceMin_channels_rows", "ReduceMin", {f32({1, 8, 40, 41}), constI64({1})}, {}, 0, 1, "f32_reduce_min"});
+  add({"ReduceLogSumExp_channels", "ReduceLogSumExp", {f32({2, 6, 5, 4}), constI64({1})}, {}, 0, 1,
+       "f32_reduce_logsumexp"});
+  add({"ReduceProd_mid_rows", "ReduceProd", {f32({3, 4, 9}), constI64({1})}, {}, 0, 1, "f32_reduce_prod"});
+  add({"ReduceSumSquare_lead", "ReduceSumSquare", {f32({4, 3, 5}), constI64({0})}, {}, 0, 1, "f32_reduce_sumsquare"});
+  add({"ReduceLogSum_two_axes_rows", "ReduceLogSum", {f32({2, 3, 5, 7}), constI64({1, 2})}, {}, 0, 1,
+       "f32_reduce_logsum"});
   add({"ReduceMax_noop", "ReduceMax", {f32({3, 5}), {DataType::kI64, {0}, std::vector<double>{}}},
       [](ir::Attributes& a) { a.set("noop_with_empty_axes", int64_t(1)); }, 0, 1, "f32_reduce_max"});
 
