@@ -94,17 +94,6 @@ const TensorView& outputWith(const StepArgs& a, int i, DataType dtype, const int
   return a.out(i);
 }
 
-Kernel base(const std::string& name, const std::string& op) {
-  Kernel k;
-  k.name = name;
-  k.version = 1;
-  k.op = op;
-  k.precision = DataType::kUndefined;  // moves bytes of any element type
-  return k;
-}
-
-bool movable(const std::vector<ir::TensorType>& t) { return !t.empty() && plainBytes(t[0].dtype) && rankOf(t, 0) >= 0; }
-
 // ---- Transpose ---------------------------------------------------------------------
 
 struct TransposeParams {
@@ -365,7 +354,7 @@ bool constantBytes(const ir::Node& n, std::string* out) {
 }  // namespace
 
 void registerMovement(Kernels& k) {
-  Kernel tr = base("x_transpose_strided", "Transpose");
+  Kernel tr = byteKernel("x_transpose_strided", "Transpose");
   tr.supports = [](const ir::Node&, const std::vector<ir::TensorType>& t) { return movable(t); };
   tr.prepare = [](const PrepareInfo& info, Prepared* out) {
     const int r = rankOf(info.maxTypes, 0);
@@ -380,7 +369,7 @@ void registerMovement(Kernels& k) {
   k.add(std::move(tr));
   registerTiledTranspose(k);
 
-  Kernel sl = base("x_slice_strided", "Slice");
+  Kernel sl = byteKernel("x_slice_strided", "Slice");
   sl.supports = [](const ir::Node& n, const std::vector<ir::TensorType>& t) {
     if (!movable(t) || t.size() < 3) return false;
     for (size_t i = 1; i < t.size() && i < 5; ++i) {
@@ -393,7 +382,7 @@ void registerMovement(Kernels& k) {
   sl.dynamicShapes = true;  // extents from the starts/ends values: allocated through StepArgs::dynamic
   k.add(std::move(sl));
 
-  Kernel ex = base("x_expand_strided", "Expand");
+  Kernel ex = byteKernel("x_expand_strided", "Expand");
   ex.supports = [](const ir::Node& n, const std::vector<ir::TensorType>& t) {
     return movable(t) && (kServeComputedShapeInputs || !computedInput(n, 1));
   };
@@ -411,7 +400,7 @@ void registerMovement(Kernels& k) {
     return movable(t) && r >= 1 && axis >= 0 && axis < r;
   };
 
-  Kernel cc = base("x_concat_rows", "Concat");
+  Kernel cc = byteKernel("x_concat_rows", "Concat");
   cc.supports = [axisOk](const ir::Node& n, const std::vector<ir::TensorType>& t) {
     if (!axisOk(n, t)) return false;
     for (const ir::TensorType& i : t)
@@ -422,7 +411,7 @@ void registerMovement(Kernels& k) {
   cc.run = concatKernel;
   k.add(std::move(cc));
 
-  Kernel sp = base("x_split_rows", "Split");
+  Kernel sp = byteKernel("x_split_rows", "Split");
   sp.supports = [axisOk](const ir::Node& n, const std::vector<ir::TensorType>& t) {
     return axisOk(n, t) && (!hasType(t, 1) || t[1].dtype == DataType::kI64) && !n.attrs().has("split");
   };
@@ -430,7 +419,7 @@ void registerMovement(Kernels& k) {
   sp.run = splitKernel;
   k.add(std::move(sp));
 
-  Kernel ga = base("x_gather_rows", "Gather");
+  Kernel ga = byteKernel("x_gather_rows", "Gather");
   ga.supports = [axisOk](const ir::Node& n, const std::vector<ir::TensorType>& t) {
     return t.size() == 2 && axisOk(n, t) && isIndexType(t[1].dtype) && rankOf(t, 1) >= 0;
   };
@@ -438,7 +427,7 @@ void registerMovement(Kernels& k) {
   ga.run = gatherKernel;
   k.add(std::move(ga));
 
-  Kernel sh = base("i64_shape", "Shape");
+  Kernel sh = byteKernel("i64_shape", "Shape");
   sh.supports = [](const ir::Node&, const std::vector<ir::TensorType>& t) { return !t.empty() && rankOf(t, 0) >= 0; };
   sh.prepare = [](const PrepareInfo& info, Prepared* out) {
     const int64_t r = rankOf(info.maxTypes, 0);
@@ -451,7 +440,7 @@ void registerMovement(Kernels& k) {
   sh.run = shapeKernel;
   k.add(std::move(sh));
 
-  Kernel cs = base("x_constant_of_shape_fill", "ConstantOfShape");
+  Kernel cs = byteKernel("x_constant_of_shape_fill", "ConstantOfShape");
   cs.supports = [](const ir::Node& n, const std::vector<ir::TensorType>& t) {
     if (t.empty() || t[0].dtype != DataType::kI64) return false;
     if (!kServeComputedShapeInputs && computedInput(n, 0)) return false;
@@ -471,7 +460,7 @@ void registerMovement(Kernels& k) {
   cs.dynamicShapes = true;
   k.add(std::move(cs));
 
-  Kernel co = base("x_constant_copy", "Constant");
+  Kernel co = byteKernel("x_constant_copy", "Constant");
   co.supports = [](const ir::Node& n, const std::vector<ir::TensorType>&) { return constantBytes(n, nullptr); };
   co.prepare = [](const PrepareInfo& info, Prepared* out) {
     std::string bytes;

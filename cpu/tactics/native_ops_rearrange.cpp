@@ -12,17 +12,6 @@ namespace anvil::runtime::nops {
 
 namespace {
 
-Kernel base(const std::string& name, const std::string& op) {
-  Kernel k;
-  k.name = name;
-  k.version = 1;
-  k.op = op;
-  k.precision = DataType::kUndefined;  // moves bytes of any element type
-  return k;
-}
-
-bool movable(const std::vector<ir::TensorType>& t) { return !t.empty() && plainBytes(t[0].dtype) && rankOf(t, 0) >= 0; }
-
 // ---- DepthToSpace / SpaceToDepth ---------------------------------------------------
 
 struct BlockParams {
@@ -259,19 +248,19 @@ void padPrepare(const PrepareInfo& info, Prepared* out) {
 }  // namespace
 
 void registerRearrange(Kernels& k) {
-  Kernel d2s = base("x_depth_to_space_strided", "DepthToSpace");
+  Kernel d2s = byteKernel("x_depth_to_space_strided", "DepthToSpace");
   d2s.supports = blockSupports;
   d2s.prepare = blockPrepare;
   d2s.run = depthToSpaceKernel;
   k.add(std::move(d2s));
 
-  Kernel s2d = base("x_space_to_depth_strided", "SpaceToDepth");
+  Kernel s2d = byteKernel("x_space_to_depth_strided", "SpaceToDepth");
   s2d.supports = blockSupports;
   s2d.prepare = blockPrepare;
   s2d.run = spaceToDepthKernel;
   k.add(std::move(s2d));
 
-  Kernel tile = base("x_tile_strided", "Tile");
+  Kernel tile = byteKernel("x_tile_strided", "Tile");
   tile.supports = [](const ir::Node&, const std::vector<ir::TensorType>& t) {
     return movable(t) && rankOf(t, 0) >= 1 && 2 * rankOf(t, 0) <= kMaxRank && t.size() == 2 &&
            t[1].dtype == DataType::kI64;
@@ -279,7 +268,7 @@ void registerRearrange(Kernels& k) {
   tile.run = tileKernel;
   k.add(std::move(tile));
 
-  Kernel pad = base("x_pad_rows", "Pad");
+  Kernel pad = byteKernel("x_pad_rows", "Pad");
   pad.supports = padSupports;
   pad.prepare = padPrepare;
   pad.run = padKernel;

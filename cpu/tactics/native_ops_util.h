@@ -138,6 +138,23 @@ inline bool plainBytes(DataType t) {
 inline size_t elemBytes(DataType t) { return size_t(ir::bitWidth(t) / 8); }
 
 // Static rank of input i at build (-1 when unknown).
+inline int rankOf(const std::vector<ir::TensorType>& types, size_t i);
+
+// A kernel that moves bytes of any element type (the movement and rearranging families).
+inline Kernel byteKernel(const std::string& name, const std::string& op) {
+  Kernel k;
+  k.name = name;
+  k.version = 1;
+  k.op = op;
+  k.precision = DataType::kUndefined;
+  return k;
+}
+// Input 0 of whole bytes and known rank: what those kernels move.
+inline bool movable(const std::vector<ir::TensorType>& t) {
+  return !t.empty() && plainBytes(t[0].dtype) && rankOf(t, 0) >= 0;
+}
+
+// Static rank of input i at build (-1 when unknown).
 inline int rankOf(const std::vector<ir::TensorType>& types, size_t i) {
   if (i >= types.size() || !types[i].shape.rankKnown()) return -1;
   return int(types[i].shape.rank());
