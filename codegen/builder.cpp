@@ -303,10 +303,6 @@ class CandidateTimer {
     a_.executor = &exec;
     threadClock_ = exec.threads() == 1;
   }
-  // With one thread the kernel runs on this thread alone and is timed in the thread's CPU
-  // time, which a time slice lost to another process does not inflate: on a 2-core machine
-  // at load 6-16, wall-clock timing gave a 197x192x768 MatMul the portable 4x8 kernel (2x
-  // slower) in 1 of 4 builds. With workers, the wall clock (their time is the caller's wait).
   // Reads the inputs that are not weights on this thread: in the engine the step before
   // wrote them moments ago (CacheEvictor has just pushed them out with the weights).
   void touchActivations() {
@@ -315,6 +311,10 @@ class CandidateTimer {
       for (size_t off = 0; off < n; off += 64) acc += uint8_t(p[off]);
     sink_.fetch_add(acc, std::memory_order_relaxed);
   }
+  // With one thread the kernel runs on this thread alone and is timed in the thread's CPU
+  // time, which a time slice lost to another process does not inflate: on a 2-core machine
+  // at load 6-16, wall-clock timing gave a 197x192x768 MatMul the portable 4x8 kernel (2x
+  // slower) in 1 of 4 builds. With workers, the wall clock (their time is the caller's wait).
   double once() {
     if (threadClock_) {
       const double t0 = runtime::threadCpuMs();
@@ -340,8 +340,9 @@ class CandidateTimer {
 
 // Pushes what the caches near the cores hold out to the shared cache (or memory): each
 // task reads its own buffer of twice one core's L2, one task per executor thread. Before
-// each timed run of a model whose weights exceed L2, so that a candidate's weights come
-// from where they come from in the engine, not from the L2 its previous run left them in.
+// each timed run of a weight-heavy step of a model whose weights exceed L2, so that a
+// candidate's weights come from where they come from in the engine, not from the L2 its
+// previous run left them in.
 class CacheEvictor {
  public:
   CacheEvictor(int threads, int64_t l2Bytes) : bytes_(size_t(2 * l2Bytes)) {
@@ -575,11 +576,11 @@ void buildImpl(const std::string& onnxPath, const BuilderConfig& config, std::st
   // Where the model's weights do not fit in one core's L2, a step's weights have left the
   // caches near the core by the time the run comes back to it: the candidates of a step
   // whose weights outweigh its activations are timed with the caches evicted before each
-  // timed run, as they run in the engine. Timed
-  // warm, the builder gave resnet18_s32's 8x8 3x3 convs Winograd F(4x4), whose filter is
-  // four times the direct one's bytes (fewest flops, 22 us a run in the model), over
-  // F(2x2), and one task to 1x1 convs that two tasks run in half the time from memory.
-  // Embedding tables (Gather's data) do not count: a run touches a few rows.
+  // timed run, as they run in the engine. Timed warm, the builder gave resnet18_s32's 8x8
+  // 3x3 convs Winograd F(4x4), whose filter is four times the direct one's bytes (fewest
+  // flops, 22 us a run in the model), over F(2x2), and one task to 1x1 convs that two tasks
+  // run in half the time from memory. Embedding tables (Gather's data) do not count: a run
+  // touches a few rows.
   int64_t weightBytes = 0;
   {
     std::set<const ir::Value*> seen;
