@@ -335,11 +335,12 @@ TEST(TuningOrder, NativeConvSplitsAreTimedInTheWindow) {
   fs::remove(model);
 }
 
-// Where the model's weights exceed one core's L2, each timed run of a candidate follows an
-// eviction of the caches near the cores (so that its weights come from L3 or memory, as in
-// the engine, not from the L2 its previous run left them in): the build log says so and the
-// timing cache keeps such timings apart ("weights=cold" in the key). A model without
-// weights is timed warm. x [1, n] -> PRelu(slope [n], an initializer of L2 + 4 KiB) -> y.
+// Where the model's weights exceed one core's L2, the timed runs of a step whose weights
+// outweigh its activations follow an eviction of the caches near the cores (so that its
+// weights come from L3 or memory, as in the engine, not from the L2 its previous run left
+// them in): the build log says so and the timing cache keeps such builds' timings apart
+// ("weights=cold" in every key). A model without weights is timed warm throughout.
+// x [1, n] -> PRelu(slope [n], an initializer of L2 + 4 KiB) -> y.
 TEST(TuningOrder, WeightsBeyondL2AreTimedOutOfCache) {
   static std::once_flag once;
   std::call_once(once, [] {
