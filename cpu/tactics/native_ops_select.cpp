@@ -199,7 +199,11 @@ void topKKernel(const StepArgs& a) {
         // long row lose to the root in one comparison.
         int64_t h = 0;
         for (int64_t i = 0; i < s.n && K > 0; ++i) {
-          const Entry x{row[i * s.inner], i};
+          const T v = row[i * s.inner];
+          // Once the heap is full, most elements lose to its root on one comparison: a value
+          // strictly worse than the root's (NaN never is) cannot enter.
+          if (h == K && (largest ? v < e[0].v : e[0].v < v)) continue;
+          const Entry x{v, i};
           if (h < K) {
             e[h++] = x;
             std::push_heap(e, e + h, before);
