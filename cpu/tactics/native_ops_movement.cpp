@@ -79,10 +79,6 @@ void stridesOf(const TensorView& v, int64_t* s) {
   }
 }
 
-// Element i of an integer view (i32 or i64; supports() admits nothing else).
-int64_t intAt(const TensorView& v, int64_t i) {
-  return v.dtype == DataType::kI32 ? int64_t(v.as<const int32_t>()[i]) : v.as<const int64_t>()[i];
-}
 bool isIndexType(DataType t) { return t == DataType::kI32 || t == DataType::kI64; }
 
 // Output i when its extents are known only now (rank -1 in the plan: the op's values

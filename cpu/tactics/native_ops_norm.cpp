@@ -235,7 +235,7 @@ __attribute__((target("avx2,fma"))) void normGroupPartsAvx2(const float* v, floa
 
 // X [N, C, spatial...]: each (image, group of C / groups channels) normalized over its
 // channels' planes, then scale[c] and bias[c]; one group per task at a time.
-template <bool Parts>
+template <bool Dpart>
 void groupNormKernel(const StepArgs& a) {
   const GroupNormParams& p = a.paramsAs<GroupNormParams>();
   const TensorView& x = a.in(0);
@@ -252,7 +252,7 @@ void groupNormKernel(const StepArgs& a) {
   const float* bias = a.in(2).as<const float>();
   float* yp = a.out(0).as<float>();
   const bool instance = p.groups == 0;
-  const auto group = Parts ? normGroupPartsAvx2 : normGroupRef;
+  const auto group = Dpart ? normGroupPartsAvx2 : normGroupRef;
   parallelRange(a.executor, N * G, std::max<int64_t>(1, 4096 / std::max<int64_t>(len, 1)), [&](int64_t b, int64_t e) {
     for (int64_t r = b; r < e; ++r) {
       const int64_t c0 = (r % G) * cpg;

@@ -147,10 +147,6 @@ inline int64_t sourceIndex(PadMode m, int64_t o, int64_t before, int64_t n) {
   return -1;
 }
 
-int64_t intAt(const TensorView& v, int64_t i) {
-  return v.dtype == DataType::kI32 ? int64_t(v.as<const int32_t>()[i]) : v.as<const int64_t>()[i];
-}
-
 void padKernel(const StepArgs& a) {
   const PadParams& p = a.paramsAs<PadParams>();
   const TensorView& x = a.in(0);

@@ -53,9 +53,9 @@ void byType(const StepArgs& a, DataType t, F&& f) {
 
 struct AxisParams {
   int32_t axis = 0;
-  int32_t flag = 0;  // ArgMax / ArgMin: select_last_index; TopK: largest; CumSum: unused
-  int32_t isMax = 0, reverse = 0;
-  int32_t exclusive = 0, reserved = 0;
+  int32_t flag = 0;  // ArgMax / ArgMin: select_last_index
+  int32_t isMax = 0, reverse = 0;  // ArgMax (else ArgMin); CumSum: reverse
+  int32_t exclusive = 0, reserved = 0;  // CumSum: exclusive
 };
 
 // ---- ArgMax / ArgMin --------------------------------------------------------------------
@@ -232,9 +232,7 @@ void cumSumKernel(const StepArgs& a) {
   const AxisParams& p = a.paramsAs<AxisParams>();
   const TensorView& x = a.in(0);
   if (a.in(1).numel() != 1) a.fail("axis must be a scalar");
-  const int64_t ax = normAxis(a.in(1).dtype == DataType::kI32 ? int64_t(a.in(1).as<const int32_t>()[0])
-                                                              : a.in(1).as<const int64_t>()[0],
-                              x.rank);
+  const int64_t ax = normAxis(intAt(a.in(1), 0), x.rank);
   if (ax < 0 || ax >= x.rank) a.fail("axis out of range");
   const Around s = around(x, int(ax));
   const bool reverse = p.reverse != 0, exclusive = p.exclusive != 0;

@@ -178,4 +178,9 @@ inline bool computedInput(const ir::Node& n, size_t i) {
 
 inline int64_t normAxis(int64_t axis, int64_t rank) { return axis < 0 ? axis + rank : axis; }
 
+// Element i of an integer view (i32 or i64; the kernels' supports() admit nothing else).
+inline int64_t intAt(const TensorView& v, int64_t i) {
+  return v.dtype == DataType::kI32 ? int64_t(v.as<const int32_t>()[i]) : v.as<const int64_t>()[i];
+}
+
 }  // namespace anvil::runtime::nops

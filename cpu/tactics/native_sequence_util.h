@@ -4,6 +4,7 @@
 #pragma once
 
 #include <algorithm>
+#include <bit>
 #include <cstddef>
 #include <cstdint>
 #include <vector>
@@ -67,6 +68,15 @@ inline bool allStatic(const std::vector<ir::TensorType>& types) {
   for (const ir::TensorType& t : types)
     if (t.dtype != DataType::kUndefined && !t.shape.isStatic()) return false;
   return true;
+}
+
+// x < 0 ? m : x with m computed for every element and chosen by a mask: GCC vectorizes
+// this, where it keeps a multiply under a branch scalar (FP exceptions) and random signs
+// mispredict (PRelu, LeakyRelu: 3.4-4.0 ms over 802816 elements that way, 0.22-0.25 so).
+// The same values as the branch: the same bits.
+inline float negativeSelect(float x, float m) {
+  const uint32_t neg = 0u - uint32_t(x < 0.0f);
+  return std::bit_cast<float>((std::bit_cast<uint32_t>(m) & neg) | (std::bit_cast<uint32_t>(x) & ~neg));
 }
 
 }  // namespace anvil::runtime::seq
