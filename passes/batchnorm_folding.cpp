@@ -8,6 +8,10 @@
 // op's output is read only by the BN; the element type is f32 or f64 (folded in double,
 // rounded once). A lone BatchNormalization is kept: its reference kernel is already one
 // pass, and Mul + Add would add a node.
+//
+// scale-into-matmul: the same for a constant Mul by a per-output-column scale c (its dims 1
+// but the last) after MatMul(X, W) [+ bias]: W's columns and the bias are multiplied by c
+// (ConvNeXt's layer scale, once transpose-cancellation has moved it next to its MatMul).
 #include <cmath>
 
 #include "passes/linear_rewrite.h"
@@ -140,11 +144,70 @@ bool foldBn(ir::Graph& g, ir::Node& bn) {
   return false;
 }
 
+// Mul(MatMul(X, W) [+ b], c) -> MatMul(X, W * c) [+ b * c], c and b per output column.
+bool foldScaleIntoMatMul(ir::Graph& g, ir::Node& mul) {
+  if (mul.numInputs() != 2 || !mul.input(0) || !mul.input(1)) return false;
+  const Tensor* c = nullptr;
+  ir::Value* v = nullptr;
+  for (size_t i = 0; i < 2 && !c; ++i)
+    if ((c = linear::fixedConstant(g, mul.input(i)))) v = mul.input(1 - i);
+  if (!c || !v || !foldableType(c->dtype()) || !hasSingleUse(g, v)) return false;
+  ir::Node* add = producerIs(v, "Add");
+  ir::Node* mm = add ? nullptr : producerIs(v, "MatMul");
+  const Tensor* bias = nullptr;
+  ir::Value* bv = nullptr;
+  if (add) {
+    for (size_t i = 0; i < 2 && !mm; ++i) {
+      ir::Node* m = producerIs(add->input(i), "MatMul");
+      if (m && hasSingleUse(g, add->input(i))) mm = m, bv = add->input(1 - i);
+    }
+    bias = bv ? linear::fixedConstant(g, bv) : nullptr;
+    if (!mm || !bias || bias->dtype() != c->dtype()) return false;
+  }
+  if (!mm) return false;
+  const Tensor* w = linear::fixedConstant(g, mm->input(1));
+  const ir::Shape& ys = v->shape();
+  if (!w || w->dtype() != c->dtype() || w->rank() != 2 || !ys.rankKnown() || ys.rank() < 1) return false;
+  const int64_t K = w->dim(0), N = w->dim(1);
+  // c and the bias: every dim 1 but the last (N or 1), no rank beyond the output's.
+  auto perColumn = [&](const Tensor* t) {
+    if (t->rank() > ys.rank()) return false;
+    for (size_t i = 0; i + 1 < t->rank(); ++i)
+      if (t->dim(i) != 1) return false;
+    return t->numel() == 1 || (t->rank() >= 1 && t->dim(t->rank() - 1) == N);
+  };
+  if (!perColumn(c) || (bias && !perColumn(bias))) return false;
+  const ir::Dim& last = ys[ys.rank() - 1];
+  if (!last.isStatic() || last.value() != N) return false;
+  auto at = [](const Tensor* t, int64_t n) { return t->getDouble(t->numel() == 1 ? 0 : n); };
+  Tensor nw(w->dtype(), w->dims());
+  for (int64_t k = 0; k < K; ++k)
+    for (int64_t n = 0; n < N; ++n) nw.setDouble(k * N + n, w->getDouble(k * N + n) * at(c, n));
+  const std::string base = mm->input(1)->name();
+  ir::Value* wv = linear::addConstant(g, base + "_scaled", std::move(nw));
+  if (!add) {
+    linear::replaceChain(g, mul.output(0), {&mul, mm}, "MatMul", "", mm->name(), {mm->input(0), wv}, mm->attrs());
+    return true;
+  }
+  Tensor nb(bias->dtype(), {N});
+  for (int64_t n = 0; n < N; ++n) nb.setDouble(n, at(bias, n) * at(c, n));
+  ir::Value* nbv = linear::addConstant(g, bv->name() + "_scaled", std::move(nb));
+  ir::Node* m2 = g.addNode("MatMul", "", mm->name(), {mm->input(0), wv},
+                           {linear::freshName(g, mm->output(0)->name() + "_scaled")});
+  m2->copyMetaFrom(*mm);
+  m2->output(0)->setType(mm->output(0)->type());
+  linear::replaceChain(g, mul.output(0), {&mul, add, mm}, "Add", "", add->name(), {m2->output(0), nbv}, add->attrs());
+  return true;
+}
+
 }  // namespace
 
 PassResult foldBatchNorm(ir::Graph& g, const PassContext& /*ctx*/) {
   std::string stats;
-  const int n = applyPatterns(g, {{"bn-into-linear", "BatchNormalization", "", foldBn}}, &stats);
+  const int n = applyPatterns(g,
+                              {{"bn-into-linear", "BatchNormalization", "", foldBn},
+                               {"scale-into-matmul", "Mul", "", foldScaleIntoMatMul}},
+                              &stats);
   return {n, stats};
 }
 

@@ -5,6 +5,18 @@
 // the same; a 0 in the outer target must copy a dim the inner input has too, else a
 // static outer output shape becomes the target).
 // The inner node is removed when nothing else reads it.
+//
+// Channels-last regions (ConvNeXt-style blocks, NHWC exports): a depthwise Conv read only by a
+// Transpose to channels-last (perm 0,2,3,1) becomes anvil.ConvNhwc of the input transposed
+// instead (the transpose moves in front, where it cancels against a channels-last producer),
+// and a Transpose is sunk below the chain of same-shape elementwise ops that reads it (each
+// other operand a constant, permuted; a Transpose of the same perm, read through; or a value
+// whose inverse Transpose exists already, read through that) when the move pays: it merges
+// with a second Transpose on the way or lands in front of an inverse Transpose of its
+// result. One ConvNeXt block then keeps no Transpose: its residual stream, depthwise
+// convolution, LayerNorm and MLP all run channels-last.
+#include <cstring>
+
 #include "ir/op_schema.h"
 #include "passes/graph_edit.h"
 #include "passes/pattern.h"
@@ -116,13 +128,219 @@ bool reshapeChain(ir::Graph& g, ir::Node& outer) {
   return true;
 }
 
+std::vector<int64_t> inversePerm(const std::vector<int64_t>& p) {
+  std::vector<int64_t> q(p.size());
+  for (size_t j = 0; j < p.size(); ++j) q[size_t(p[j])] = int64_t(j);
+  return q;
+}
+
+bool validPerm(const std::vector<int64_t>& p) {
+  std::vector<char> seen(p.size(), 0);
+  for (int64_t k : p) {
+    if (k < 0 || k >= int64_t(p.size()) || seen[size_t(k)]) return false;
+    seen[size_t(k)] = 1;
+  }
+  return true;
+}
+
+// t (rank r <= perm.size(), right-aligned to that rank as broadcasting reads it) with its
+// dims in the order perm: out dim i = in dim perm[i]. Fixed-size element types only.
+std::optional<ir::Tensor> permuteConstant(const ir::Tensor& t, const std::vector<int64_t>& perm) {
+  const size_t R = perm.size();
+  if (t.rank() > R || t.dtype() == ir::DataType::kString) return std::nullopt;
+  std::vector<int64_t> dims(R - t.rank(), 1);
+  dims.insert(dims.end(), t.dims().begin(), t.dims().end());
+  std::vector<int64_t> od(R), stride(R, 1);
+  for (size_t i = 0; i < R; ++i) od[i] = dims[size_t(perm[i])];
+  for (size_t i = R; i-- > 1;) stride[i - 1] = stride[i] * dims[i];
+  ir::Tensor out(t.dtype(), od);
+  const int64_t n = t.numel();
+  if (n == 0) return out;
+  if (t.nbytes() % size_t(n) != 0) return std::nullopt;  // sub-byte elements
+  const size_t es = t.nbytes() / size_t(n);
+  const char* src = static_cast<const char*>(t.raw());
+  char* dst = static_cast<char*>(out.mutableRaw());
+  std::vector<int64_t> idx(R, 0);
+  for (int64_t o = 0; o < n; ++o) {
+    int64_t i = 0;
+    for (size_t k = 0; k < R; ++k) i += idx[k] * stride[size_t(perm[k])];
+    std::memcpy(dst + size_t(o) * es, src + size_t(i) * es, es);
+    for (size_t k = R; k-- > 0;) {
+      if (++idx[k] < od[k]) break;
+      idx[k] = 0;
+    }
+  }
+  return out;
+}
+
+bool sameShape(const ir::Shape& a, const ir::Shape& b) {
+  if (!a.rankKnown() || !b.rankKnown() || a.rank() != b.rank()) return false;
+  for (size_t i = 0; i < a.rank(); ++i)
+    if (a[i].isUnknown() || a[i] != b[i]) return false;
+  return true;
+}
+
+ir::Shape permutedShape(const ir::Shape& s, const std::vector<int64_t>& perm) {
+  std::vector<ir::Dim> d;
+  for (int64_t k : perm) d.push_back(s[size_t(k)]);
+  return ir::Shape(d);
+}
+
+bool hasPerm(const ir::Node* n, const std::vector<int64_t>& p) {
+  if (!n || n->op() != "Transpose" || !n->domain().empty()) return false;
+  auto q = permOf(*n);
+  return q && *q == p;
+}
+
+// A depthwise 2-D Conv whose only reader is a Transpose to channels-last becomes
+// anvil.ConvNhwc(Transpose(X)): the transposes move to the input side.
+bool depthwiseToChannelsLast(ir::Graph& g, ir::Node& t) {
+  if (!hasPerm(&t, {0, 2, 3, 1})) return false;
+  ir::Value* y = t.input(0);
+  ir::Node* conv = producerIs(y, "Conv");
+  if (!conv || !hasSingleUse(g, y) || conv->numInputs() < 2) return false;
+  ir::Value *x = conv->input(0), *w = conv->input(1);
+  if (!x || !w || x->dtype() != ir::DataType::kF32 || !x->shape().rankKnown() || x->shape().rank() != 4) return false;
+  const ir::Tensor* wt = trueConstantOf(g, w);
+  const ir::Dim& c = x->shape()[1];
+  if (!wt || !c.isStatic() || wt->rank() != 4 || wt->dim(0) != c.value() || wt->dim(1) != 1) return false;
+  if (conv->attrs().getInt("group", 1) != c.value() || conv->attrs().getString("auto_pad", "NOTSET") != "NOTSET")
+    return false;
+  for (int64_t d : conv->attrs().getInts("dilations", {1, 1}))
+    if (d != 1) return false;
+  const ir::Value* b = conv->numInputs() > 2 ? conv->input(2) : nullptr;
+  if (b && !trueConstantOf(g, b)) return false;
+  ir::Node* in = g.addNode("Transpose", "", uniqueName(g, conv->name() + "_to_nhwc"), {x},
+                           {uniqueName(g, x->name().empty() ? "nhwc" : x->name() + "_nhwc")});
+  in->attrs().set("perm", std::vector<int64_t>{0, 2, 3, 1});
+  in->output(0)->setType({x->dtype(), permutedShape(x->shape(), {0, 2, 3, 1})});
+  std::vector<ir::Value*> inputs{in->output(0), w};
+  if (conv->numInputs() > 2 && conv->input(2)) inputs.push_back(conv->input(2));
+  const ir::Attributes attrs = conv->attrs();
+  const std::string name = conv->name();
+  ir::Node* n = replaceNode(g, &t, "ConvNhwc", "anvil", inputs, attrs);
+  g.removeNode(conv);
+  n->setName(name);
+  return true;
+}
+
+// One elementwise node of a sinking chain: its inputs with the chain's value replaced.
+struct SinkStep {
+  ir::Node* node;
+  std::vector<ir::Value*> inputs;  // null at the chain's input
+  bool merged;                     // an operand was a Transpose of the same perm
+};
+
+// Sinks the Transpose t below the elementwise chain that reads it, where that pays (see the
+// file comment).
+bool sinkTranspose(ir::Graph& g, ir::Node& t) {
+  auto p = permOf(t);
+  ir::Value *a = t.input(0), *cur = t.output(0);
+  if (!p || !a || !validPerm(*p) || isIdentity(*p) || !a->shape().rankKnown() || a->shape().rank() != p->size())
+    return false;
+  const std::vector<int64_t> inv = inversePerm(*p);
+  std::vector<SinkStep> steps;
+  std::vector<std::pair<size_t, ir::Tensor>> consts;  // (step * 8 + input, permuted data)
+  size_t best = 0;  // steps [0, best) pay
+  bool merged = false;
+  while (!isGraphOutput(g, cur)) {
+    auto users = g.users(cur);
+    if (users.size() != 1 || users[0]->owner() != &g) break;
+    ir::Node* e = users[0];
+    if (!e->schema() || !e->schema()->has(ir::kTraitElementwise) || e->numOutputs() != 1 || hasSubgraphs(*e) ||
+        e->numInputs() > 8 || e->schema()->has(ir::kTraitRandom))
+      break;
+    if (!sameShape(e->output(0)->shape(), cur->shape())) break;  // broadcasting would grow what moves
+    SinkStep s{e, {}, false};
+    bool ok = true;
+    int chainUses = 0;
+    for (size_t i = 0; i < e->numInputs() && ok; ++i) {
+      ir::Value* v = e->input(i);
+      if (v == cur) {
+        ++chainUses;
+        s.inputs.push_back(nullptr);
+      } else if (!v) {
+        s.inputs.push_back(nullptr);
+      } else if (const ir::Tensor* c = trueConstantOf(g, v)) {
+        auto pc = permuteConstant(*c, inv);
+        ok = pc.has_value();
+        if (ok) consts.emplace_back(steps.size() * 8 + i, std::move(*pc));
+        s.inputs.push_back(nullptr);
+      } else if (ir::Node* q = v->producer(); hasPerm(q, *p) && q->input(0)) {
+        s.inputs.push_back(q->input(0));
+        s.merged = true;
+      } else {
+        ir::Value* found = nullptr;
+        if (v->shape().rankKnown() && v->shape().rank() == p->size())
+          for (ir::Node* u : g.users(v))
+            if (u->owner() == &g && hasPerm(u, inv)) found = u->output(0);
+        ok = found != nullptr;
+        s.inputs.push_back(found);
+      }
+    }
+    if (!ok || chainUses != 1) break;
+    merged = merged || s.merged;
+    steps.push_back(std::move(s));
+    cur = e->output(0);
+    bool lands = false;
+    for (ir::Node* u : g.users(cur)) lands = lands || (u->owner() == &g && hasPerm(u, inv));
+    if (merged || lands) best = steps.size();
+  }
+  if (best == 0) return false;
+  // Rebuild the chain on a, then a Transpose computes the last step's old output.
+  ir::Value* prev = a;
+  std::vector<ir::Node*> dead;
+  for (size_t k = 0; k < best; ++k) {
+    SinkStep& s = steps[k];
+    std::vector<ir::Value*> ins;
+    for (size_t i = 0; i < s.node->numInputs(); ++i) {
+      ir::Value* v = s.node->input(i);
+      if (v && v == (k == 0 ? t.output(0) : steps[k - 1].node->output(0))) v = prev;
+      else if (s.inputs[i]) v = s.inputs[i];
+      else if (v && trueConstantOf(g, v)) {
+        for (auto& [key, data] : consts)
+          if (key == k * 8 + i) v = addConstant(g, v->name() + "_perm", data);
+      }
+      ins.push_back(v);
+    }
+    ir::Value* old = s.node->output(0);
+    ir::Node* n = g.addNode(s.node->op(), s.node->domain(), uniqueName(g, s.node->name()), ins,
+                            {uniqueName(g, old->name().empty() ? "sunk" : old->name() + "_sunk")});
+    n->attrs() = s.node->attrs();
+    n->copyMetaFrom(*s.node);
+    n->output(0)->setType({old->dtype(), a->shape()});
+    prev = n->output(0);
+    if (k + 1 < best) dead.push_back(s.node);
+  }
+  ir::Node* last = steps[best - 1].node;
+  ir::Attributes attrs;
+  attrs.set("perm", *p);
+  // Readers of the replaced nodes' operands: the read-through Transposes may fall unread.
+  std::vector<ir::Node*> maybe;
+  for (size_t k = 0; k < best; ++k)
+    for (ir::Value* v : steps[k].node->inputs())
+      if (v && v->producer()) maybe.push_back(v->producer());
+  replaceNode(g, last, "Transpose", "", {prev}, attrs);
+  for (auto it = dead.rbegin(); it != dead.rend(); ++it) g.removeNode(*it);
+  removeIfUnused(g, &t);
+  for (ir::Node* m : maybe)
+    for (const auto& n : g.nodes())
+      if (n.get() == m && m->op() == "Transpose") {
+        removeIfUnused(g, m);
+        break;
+      }
+  return true;
+}
+
 }  // namespace
 
 PassResult cancelTransposes(ir::Graph& g, const PassContext& /*ctx*/) {
   std::string stats;
   int n = applyPatterns(g,
                         {
+                            {"depthwise-channels-last", "Transpose", "", depthwiseToChannelsLast},
                             {"transpose-pair", "Transpose", "", transposePair},
+                            {"transpose-sinking", "Transpose", "", sinkTranspose},
                             {"transpose-to-reshape", "Transpose", "", transposeToReshape},
                             {"reshape-chain", "Reshape", "", reshapeChain},
                         },

@@ -2,6 +2,9 @@
 // FusedMatMul): the reference kernel of the ONNX op on the first inputs, then the epilogue
 // (ir/ops/anvil_linear.h) element by element, rounding to the element type after every
 // step exactly as the unfused chain of nodes would.
+#include <algorithm>
+#include <cstring>
+
 #include "cpu/dispatch.h"
 #include "cpu/reference.h"
 #include "ir/ops/anvil_linear.h"
@@ -135,6 +138,52 @@ void fusedConvDwKernel(KernelContext& ctx) {
   });
 }
 
+// The 4-D tensor t with its dims in the order perm (out dim i = t's dim perm[i]), any
+// fixed-size element type.
+Tensor permute4(const Tensor& t, const int (&perm)[4]) {
+  const size_t es = t.nbytes() / size_t(std::max<int64_t>(1, t.numel()));
+  std::vector<int64_t> od(4), stride(4);
+  for (int i = 0; i < 4; ++i) od[size_t(i)] = t.dim(size_t(perm[i]));
+  stride[3] = 1;
+  for (int i = 2; i >= 0; --i) stride[size_t(i)] = stride[size_t(i) + 1] * t.dim(size_t(i) + 1);
+  Tensor out(t.dtype(), od);
+  if (t.numel() == 0) return out;
+  const char* src = static_cast<const char*>(t.raw());
+  char* dst = static_cast<char*>(out.mutableRaw());
+  int64_t o = 0;
+  for (int64_t a = 0; a < od[0]; ++a)
+    for (int64_t b = 0; b < od[1]; ++b)
+      for (int64_t c = 0; c < od[2]; ++c)
+        for (int64_t d = 0; d < od[3]; ++d, ++o) {
+          const int64_t i = a * stride[size_t(perm[0])] + b * stride[size_t(perm[1])] +
+                            c * stride[size_t(perm[2])] + d * stride[size_t(perm[3])];
+          std::memcpy(dst + size_t(o) * es, src + size_t(i) * es, es);
+        }
+  return out;
+}
+
+// anvil.ConvNhwc: the Conv reference kernel on X read as [N, C, H, W], its result stored
+// channels-last: the same values as Transpose -> Conv -> Transpose.
+void convNhwcKernel(KernelContext& ctx) {
+  const Tensor& x = ctx.input(0);
+  ctx.check(x.rank() == 4, "X must be [N, H, W, C], got " + x.summary());
+  ctx.check(x.dtype() != DataType::kString, "X must be numeric");
+  const Tensor xt = permute4(x, {0, 3, 1, 2});
+  const RefKernel* k = KernelRegistry::instance().find("Conv");
+  ctx.check(k != nullptr, "Conv has no reference kernel");
+  std::vector<const Tensor*> in{&xt};
+  for (size_t i = 1; i < 3; ++i) in.push_back(ctx.hasInput(i) ? &ctx.input(i) : nullptr);
+  KernelContext inner(ctx.node(), in, [&ctx](const ir::Graph&, const std::vector<Tensor>&) -> std::vector<Tensor> {
+    ctx.fail("Conv has no subgraph");
+  });
+  (*k)(inner);
+  const Tensor& y = inner.outputs()[0];
+  ctx.check(y.rank() == 4, "ConvNhwc is 2-D only");
+  Tensor& out = ctx.allocOutput(0, y.dtype(), {y.dim(0), y.dim(2), y.dim(3), y.dim(1)});
+  const Tensor yt = permute4(y, {0, 2, 3, 1});
+  if (yt.numel() > 0) std::memcpy(out.mutableRaw(), yt.raw(), yt.nbytes());
+}
+
 }  // namespace
 
 void registerAnvilLinearKernels(KernelRegistry& r) {
@@ -142,6 +191,7 @@ void registerAnvilLinearKernels(KernelRegistry& r) {
   r.add("FusedGemm", "anvil", [](KernelContext& ctx) { fusedKernel(ctx, "Gemm", 3, false); });
   r.add("FusedMatMul", "anvil", [](KernelContext& ctx) { fusedKernel(ctx, "MatMul", 2, true); });
   r.add("FusedConvDw", "anvil", fusedConvDwKernel);
+  r.add("ConvNhwc", "anvil", convNhwcKernel);
 }
 
 }  // namespace anvil::cpu::kernels

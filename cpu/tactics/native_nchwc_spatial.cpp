@@ -1,5 +1,6 @@
 // Kernels of the blocked layout NCHW<b>c (cpu/tactics/nchwc.h) over spatial windows:
-// depthwise convolution (Conv, anvil.FusedConv) and 2-D MaxPool / AveragePool, b = 8 (AVX2)
+// depthwise convolution (Conv, anvil.FusedConv; channels-last anvil.ConvNhwc with the
+// same rows, and a portable kernel for it) and 2-D MaxPool / AveragePool, b = 8 (AVX2)
 // and b = 16 (AVX-512), one body (native_nchwc_spatial_body.h) per ISA. A pixel's b channels
 // are one vector, so every tap is one FMA (or max, add) on full vectors whatever the width of
 // the row, and no lanes idle at 7x7 or 14x14. Work is split over the N * Cb * OH output rows
@@ -48,6 +49,7 @@ struct DwJob {
   // slot; null: rows read in place, edge pixels apart.
   float* ring;
   int64_t ringFloats, slotWidth;
+  int64_t bandRows;  // anvil.ConvNhwc: output rows per band (dwRowsNhwc)
 };
 
 constexpr int kRingSlots = 8;  // >= the filter rows of the fast paths (7)
@@ -338,6 +340,178 @@ Kernel makeDw(int block, bool fused) {
   return k;
 }
 
+// ---- Channels-last depthwise convolution (anvil.ConvNhwc) ---------------------------------
+
+constexpr int64_t kNhwcBandBytes = int64_t(512) << 10;
+
+// X [N, H, W, C] as the Conv geometry's [N, C, H, W] extents.
+bool nhwcGeometry(const ConvAttrs& a, const int64_t* xd, Conv2dGeom* g) {
+  const int64_t d[4] = {xd[0], xd[3], xd[1], xd[2]};
+  return conv2dGeometry(a, d, xd[3], g);
+}
+
+// The depthwise ConvNhwc this family serves: f32, C a multiple of the block (0: any C, the
+// portable kernel), multiplier 1, a constant filter and bias; the blocked families only the
+// unrolled filters (3x3, 5x5, 7x7 at stride 1 or 2), read through the ring.
+bool supportsNhwcDw(int block, const ir::Node& n, const std::vector<ir::TensorType>& in) {
+  if (in.size() < 2 || !isF32(in[0]) || !isF32(in[1]) || !in[0].shape.rankKnown() || in[0].shape.rank() != 4 ||
+      !in[0].shape[3].isStatic())
+    return false;
+  if (nchwc::blockOf(n.input(0)) != 0 || n.numOutputs() < 1 || nchwc::blockOf(n.output(0)) != 0) return false;
+  const ir::Shape& w = in[1].shape;
+  if (!plainConstant(n, 1) || !w.rankKnown() || w.rank() != 4 || !w.isStatic()) return false;
+  ConvAttrs a;
+  if (!dwAttrs(n, w, &a) || a.autoPad != 0) return false;
+  const int64_t C = in[0].shape[3].value();
+  if (a.group != C || w[0].value() != C || w[1].value() != 1) return false;
+  if (present(in, 2) && (!isF32(in[2]) || !plainConstant(n, 2) || in[2].shape.numel() != C)) return false;
+  if (block == 0) return true;
+  const Conv2dGeom probe{1, C, 64, 64, C, C, 1, 1, a.kH, a.kW, a.sH, a.sW, 1, 1, 0, 0, 0, 0, 1, 1};
+  return C % block == 0 && fastFilter(probe);
+}
+
+void prepareNhwcDw(int block, const PrepareInfo& info, Prepared* out) {
+  const ir::Node& n = *info.node;
+  DwParams p;
+  p.block = block;
+  p.tasks = preparedSlots(info);
+  ANVIL_CHECK(info.maxTypes.size() > 1 && info.maxTypes[0].shape.isStatic() && info.maxTypes[1].shape.isStatic(),
+              ErrorCode::kInternal, n.label(), ": X and W need static extents at the profile's max shapes");
+  ANVIL_CHECK(dwAttrs(n, info.maxTypes[1].shape, &p.conv), ErrorCode::kInvalidModel, n.label(),
+              ": not a depthwise Conv this kernel handles");
+  const std::vector<int64_t> xd = info.maxTypes[0].shape.extents();
+  p.C = xd[3];
+  Conv2dGeom g;
+  ANVIL_CHECK(nhwcGeometry(p.conv, xd.data(), &g), ErrorCode::kInvalidModel, n.label(), ": X ",
+              info.maxTypes[0].str(), " does not fit the Conv attributes");
+  const int64_t lanes = block == 0 ? p.C : block;  // the portable kernel: one accumulator row of C
+  const int64_t slot = (g.OW - 1) * g.sW + g.kW;
+  p.zeroFloats = block == 0 ? 0 : std::max(g.W, slot) * block;
+  p.ringFloats = block == 0 ? lanes : kRingSlots * slot * block;
+  const ir::Tensor* w = info.constants.size() > 1 ? info.constants[1] : nullptr;
+  ANVIL_CHECK(w, ErrorCode::kInvalidModel, n.label(), ": the channels-last depthwise kernel needs a constant filter");
+  const ir::Tensor* b = info.constants.size() > 2 ? info.constants[2] : nullptr;
+  // Blocked: the filter [C][1][kh][kw] as [C/b][kh][kw][b]. Portable: [kh][kw][C].
+  const int64_t C = p.C, KK = p.conv.kH * p.conv.kW, bl = block == 0 ? C : block;
+  std::vector<float> wp(size_t(C * KK), 0.0f), bp(size_t(C), 0.0f);
+  for (int64_t c = 0; c < C; ++c) {
+    for (int64_t t = 0; t < KK; ++t) wp[size_t(((c / bl) * KK + t) * bl + c % bl)] = w->data<float>()[c * KK + t];
+    if (b) bp[size_t(c)] = b->data<float>()[c];
+  }
+  out->blobs.emplace_back(reinterpret_cast<const char*>(wp.data()), wp.size() * sizeof(float));
+  out->blobs.emplace_back(reinterpret_cast<const char*>(bp.data()), bp.size() * sizeof(float));
+  out->packedInputs.push_back(1);
+  if (b) out->packedInputs.push_back(2);
+  out->workspaceBytes = uint64_t(p.zeroFloats + p.tasks * p.ringFloats) * sizeof(float);
+  out->setParams(p);
+}
+
+// The portable rows [r0, r1) of the N * OH output rows: every output pixel the bias plus its
+// taps in row-major order (padding taps skipped), over all C channels at once, acc a row of
+// C floats.
+void nhwcDwRowsPortable(const DwJob& j, int64_t r0, int64_t r1, float* acc) {
+  const Conv2dGeom& g = j.g;
+  const int64_t C = g.C;
+  for (int64_t r = r0; r < r1; ++r) {
+    const int64_t oh = r % g.OH, n = r / g.OH;
+    const float* x = j.x + n * g.H * g.W * C;
+    float* y = j.y + r * g.OW * C;
+    for (int64_t ow = 0; ow < g.OW; ++ow) {
+      for (int64_t c = 0; c < C; ++c) acc[c] = j.bias[c];
+      for (int64_t i = 0; i < g.kH; ++i) {
+        const int64_t ih = oh * g.sH - g.pt + i * g.dH;
+        if (ih < 0 || ih >= g.H) continue;
+        for (int64_t k = 0; k < g.kW; ++k) {
+          const int64_t iw = ow * g.sW - g.pl + k * g.dW;
+          if (iw < 0 || iw >= g.W) continue;
+          const float* xp = x + (ih * g.W + iw) * C;
+          const float* wp = j.w + (i * g.kW + k) * C;
+          for (int64_t c = 0; c < C; ++c) acc[c] += xp[c] * wp[c];
+        }
+      }
+      std::memcpy(y + ow * C, acc, size_t(C) * sizeof(float));
+    }
+  }
+}
+
+void runNhwcDw(const StepArgs& a) {
+  const DwParams& p = a.paramsAs<DwParams>();
+  const TensorView& X = a.in(0);
+  TensorView& Y = a.out(0);
+  DwJob j{};
+  if (X.rank != 4 || X.dims[3] != p.C) a.fail("X must be [N, H, W, C] with the prepared channels");
+  if (!nhwcGeometry(p.conv, X.dims, &j.g)) a.fail("X does not fit the Conv attributes");
+  const Conv2dGeom& g = j.g;
+  if (Y.rank != 4 || Y.dims[0] != g.N || Y.dims[1] != g.OH || Y.dims[2] != g.OW || Y.dims[3] != g.C)
+    a.fail("the output extents differ from the Conv's");
+  if (Y.numel() == 0) return;
+  j.x = X.as<float>();
+  j.y = Y.as<float>();
+  j.w = a.blobs[0].as<float>();
+  j.bias = a.blobs[1].as<float>();
+  j.lo = -INFINITY;
+  j.hi = INFINITY;
+  float* ws = static_cast<float*>(a.workspace);
+  if (uint64_t(p.zeroFloats + p.tasks * p.ringFloats) * sizeof(float) > a.workspaceBytes)
+    a.fail("the workspace is smaller than prepared");
+  if (p.block == 0) {
+    const int64_t units = g.N * g.OH;
+    const int64_t T = std::min<int64_t>({units, std::max(1, a.executor->threads()), p.tasks});
+    a.executor->parallelFor(T, [&](int64_t t) {
+      nhwcDwRowsPortable(j, rangeBegin(units, t, T), rangeBegin(units, t + 1, T), ws + t * p.ringFloats);
+    });
+    return;
+  }
+  const int64_t slot = (g.OW - 1) * g.sW + g.kW;
+  if (g.W * p.block > p.zeroFloats || kRingSlots * slot * p.block > p.ringFloats)
+    a.fail("the input is wider than prepared (outside the profile?)");
+  std::memset(ws, 0, size_t(slot * p.block) * sizeof(float));
+  j.zero = ws;
+  j.ring = ws + p.zeroFloats;
+  j.slotWidth = slot;
+  j.ringFloats = kRingSlots * slot * p.block;
+  // Bands whose input rows take at most kNhwcBandBytes.
+  const int64_t rowBytes = g.W * g.C * int64_t(sizeof(float));
+  const int64_t inRows = std::max<int64_t>(g.kH, kNhwcBandBytes / std::max<int64_t>(1, rowBytes));
+  j.bandRows = std::clamp<int64_t>((inRows - g.kH) / g.sH + 1, 1, g.OH);
+  // Tasks take whole rows where each gets at least two filters' height of them: the next
+  // layer's rows (the LayerNorm's pixels, the MatMul's rows) are then written by the core
+  // that reads them (convnext_tiny at two threads, 56x56 and 28x28: split by channel blocks
+  // its LayerNorms and MatMuls ran 3-6% slower). On smaller images a task's band would
+  // gather kh - 1 more input rows per channel block than it computes (a 14x14 image: 13 for
+  // 7 at two tasks), so they split the channel blocks, each task every row of its blocks.
+  using NhwcRowsFn = void (*)(const DwJob&, int64_t, int64_t, int64_t, int64_t, int64_t);
+  const NhwcRowsFn rows = p.block == 16 ? avx512::dwRowsNhwc : avx2::dwRowsNhwc;
+  const int64_t Cb = g.C / p.block, threads = std::min<int64_t>(std::max(1, a.executor->threads()), p.tasks);
+  const bool byRows = g.N * g.OH >= threads * 2 * g.kH || Cb < threads;
+  const int64_t units = byRows ? g.N * g.OH : Cb;
+  const int64_t T = std::min<int64_t>(units, threads);
+  a.executor->parallelFor(T, [&](int64_t t) {
+    const int64_t u0 = rangeBegin(units, t, T), u1 = rangeBegin(units, t + 1, T);
+    if (byRows) rows(j, u0, u1, 0, Cb, t);
+    else rows(j, 0, g.N * g.OH, u0, u1, t);
+  });
+}
+
+Kernel makeNhwcDw(int block) {
+  Kernel k;
+  k.name = block == 0    ? std::string("f32_dwconv2d_nhwc")
+           : block == 16 ? std::string("f32_dwconv2d_nhwc16__avx512")
+                         : std::string("f32_dwconv2d_nhwc8__avx2");
+  k.version = 1;
+  k.op = "ConvNhwc";
+  k.domain = "anvil";
+  k.precision = DataType::kF32;
+  if (block == 16) k.requirements = {"avx512f", "avx2", "fma"};
+  if (block == 8) k.requirements = {"avx2", "fma"};
+  k.supports = [block](const ir::Node& n, const std::vector<ir::TensorType>& in) {
+    return supportsNhwcDw(block, n, in);
+  };
+  k.prepare = [block](const PrepareInfo& i, Prepared* o) { prepareNhwcDw(block, i, o); };
+  k.run = runNhwcDw;
+  return k;
+}
+
 // ---- Pooling -------------------------------------------------------------------------------
 
 struct PoolParams {
@@ -443,7 +617,9 @@ namespace anvil::runtime {
 
 void registerNativeNchwcSpatialKernels(Kernels& k) {
   using namespace anvil::cpu::tactics;
+  k.add(makeNhwcDw(0));
   for (int block : {8, 16}) {
+    k.add(makeNhwcDw(block));
     for (bool fused : {false, true}) k.add(makeDw(block, fused));
     for (bool isMax : {true, false}) k.add(makePool(block, isMax));
   }

@@ -11,11 +11,16 @@
 // block's plane ([W][N]) or a row of zeros above and below the plane; w the block's filter
 // [kh][kw][N], bias its lanes. Every output is the bias plus its taps in row-major order, one
 // FMA each (taps that fall in the left or right padding skipped), clamped to [lo, hi].
+// Output pixel ow is stored at y + ow * N in the blocked layout; where the row functions'
+// SO (strided output) is set, at y + ow * PO: channels-last output, PO = C (anvil.ConvNhwc;
+// the ring path only, unpaired). A compile-time choice: a run-time stride on the blocked
+// rows cost their 14x14 and 7x7 layers ~10%.
 struct DwRow {
   const float* const* rows;
   const float* w;
   float* y;
   int64_t W, OW, pl;
+  int64_t PO = V::N;
 };
 
 // A pixel near the left or right edge (any filter, any stride): taps outside [0, W) skipped.
@@ -38,7 +43,7 @@ inline typename V::T dwEdgePixel(const DwRow& r, int64_t kh, int64_t kw, int64_t
 // filter row is loaded once and feeds every accumulator whose window holds it (a filter row
 // costs (U - 1) * S + K loads for U * K FMAs, not U * K loads), the filter row's taps in
 // registers (the whole filter when Held). Output u still takes its taps in row-major order.
-template <int K, int S, int U, bool Held>
+template <int K, int S, int U, bool Held, bool SO = false>
 inline void dwStep(const DwRow& r, const typename V::T* wr, typename V::T bias, int64_t ow, typename V::T lo,
                    typename V::T hi) {
   using T = typename V::T;
@@ -65,7 +70,7 @@ inline void dwStep(const DwRow& r, const typename V::T* wr, typename V::T bias, 
     }
   }
 #pragma GCC unroll 16
-  for (int u = 0; u < U; ++u) V::store(r.y + (ow + u) * N, V::clamp(acc[u], lo, hi));
+  for (int u = 0; u < U; ++u) V::store(r.y + (ow + u) * (SO ? r.PO : N), V::clamp(acc[u], lo, hi));
 }
 
 // The last n < U interior pixels from ow as one step of n accumulators: one pixel at a time
@@ -77,19 +82,19 @@ inline void dwStep(const DwRow& r, const typename V::T* wr, typename V::T bias, 
 // 0.139. Not taken: 3x3 (the single pixels' short chains overlap; 576x14 0.037 / 0.046) and
 // AVX2's steps of 4 (1152x7 0.085 / 0.076 and 768x7 0.093 / 0.069, but 672x14 0.142 /
 // 0.149 and 240x28 0.179 / 0.190).
-template <int K, int S, int U, bool Held>
+template <int K, int S, int U, bool Held, bool SO = false>
 inline void dwTail(const DwRow& r, typename V::T bias, int64_t ow, int64_t n, typename V::T lo, typename V::T hi) {
   typename V::T wr[Held ? K * K : 1];
   if constexpr (Held)
     for (int t = 0; t < K * K; ++t) wr[t] = V::load(r.w + t * V::N);
   if constexpr (U > 1)
-    if (n != U) return dwTail<K, S, U - 1, Held>(r, bias, ow, n, lo, hi);
-  dwStep<K, S, U, Held>(r, wr, bias, ow, lo, hi);
+    if (n != U) return dwTail<K, S, U - 1, Held, SO>(r, bias, ow, n, lo, hi);
+  dwStep<K, S, U, Held, SO>(r, wr, bias, ow, lo, hi);
 }
 
 // A K x K, stride S row: the edge pixels one at a time, the interior U at a time and its
 // remainder as one narrower step.
-template <int K, int S, int U>
+template <int K, int S, int U, bool SO = false>
 void dwRowFast(const DwRow& r, typename V::T bias, typename V::T lo, typename V::T hi) {
   using T = typename V::T;
   constexpr int N = V::N;
@@ -97,7 +102,7 @@ void dwRowFast(const DwRow& r, typename V::T bias, typename V::T lo, typename V:
   const int64_t first = std::min<int64_t>(r.OW, (r.pl + S - 1) / S);
   const int64_t num = r.W - K + r.pl;
   const int64_t last = num < 0 ? first : std::max(first, std::min<int64_t>(r.OW, num / S + 1));
-  for (int64_t ow = 0; ow < first; ++ow) V::store(r.y + ow * N, V::clamp(dwEdgePixel(r, K, K, S, ow, bias), lo, hi));
+  for (int64_t ow = 0; ow < first; ++ow) V::store(r.y + ow * (SO ? r.PO : N), V::clamp(dwEdgePixel(r, K, K, S, ow, bias), lo, hi));
   // Taps in registers where they fit beside the accumulators (AVX2 16 registers: 3x3;
   // AVX-512 32: 3x3 and 5x5); else each tap a load shared by the U FMAs.
   constexpr bool held = (N == 8 ? K * K + U <= 13 : K * K + U <= 28);
@@ -105,13 +110,13 @@ void dwRowFast(const DwRow& r, typename V::T bias, typename V::T lo, typename V:
   if constexpr (held)
     for (int t = 0; t < K * K; ++t) wr[t] = V::load(r.w + t * N);
   int64_t ow = first;
-  for (; ow + U <= last; ow += U) dwStep<K, S, U, held>(r, wr, bias, ow, lo, hi);
+  for (; ow + U <= last; ow += U) dwStep<K, S, U, held, SO>(r, wr, bias, ow, lo, hi);
   if constexpr (K >= 5 && N == 16) {
-    if (ow < last) dwTail<K, S, U - 1, held>(r, bias, ow, last - ow, lo, hi);
+    if (ow < last) dwTail<K, S, U - 1, held, SO>(r, bias, ow, last - ow, lo, hi);
   } else {
-    for (; ow < last; ++ow) dwStep<K, S, 1, held>(r, wr, bias, ow, lo, hi);
+    for (; ow < last; ++ow) dwStep<K, S, 1, held, SO>(r, wr, bias, ow, lo, hi);
   }
-  for (ow = last; ow < r.OW; ++ow) V::store(r.y + ow * N, V::clamp(dwEdgePixel(r, K, K, S, ow, bias), lo, hi));
+  for (ow = last; ow < r.OW; ++ow) V::store(r.y + ow * (SO ? r.PO : N), V::clamp(dwEdgePixel(r, K, K, S, ow, bias), lo, hi));
 }
 
 // Two output rows at stride 1 from K + 1 input rows (rows[0..K]): each input vector loaded
@@ -179,22 +184,24 @@ void dwRowPair(const DwRow& r, float* y1, typename V::T bias, typename V::T lo, 
 // AVX-512's 5x5 and 7x7 rows out of line: inlined into dwRows with their tails they made
 // the 3x3 rows' code there slower (960x7 0.018 -> 0.021 ms, 576x14 0.038 -> 0.042; with
 // AVX2's tails too, AVX2's 960x7 0.031 -> 0.044).
-template <int K, int S, int U>
+template <int K, int S, int U, bool SO = false>
 __attribute__((noinline)) void dwRowFastOutOfLine(const DwRow& r, typename V::T bias, typename V::T lo,
                                                   typename V::T hi) {
-  dwRowFast<K, S, U>(r, bias, lo, hi);
+  dwRowFast<K, S, U, SO>(r, bias, lo, hi);
 }
-template <int K, int S, int U>
+template <int K, int S, int U, bool SO = false>
 inline void dwRowWide(const DwRow& r, typename V::T bias, typename V::T lo, typename V::T hi) {
-  if constexpr (V::N == 16) dwRowFastOutOfLine<K, S, U>(r, bias, lo, hi);
-  else dwRowFast<K, S, U>(r, bias, lo, hi);
+  if constexpr (V::N == 16) dwRowFastOutOfLine<K, S, U, SO>(r, bias, lo, hi);
+  else dwRowFast<K, S, U, SO>(r, bias, lo, hi);
 }
 
 // Any filter and strides: every pixel through the edge path.
+template <bool SO = false>
 inline void dwRowGeneric(const DwRow& r, int64_t kh, int64_t kw, int64_t sw, typename V::T bias, typename V::T lo,
                          typename V::T hi) {
   constexpr int N = V::N;
-  for (int64_t ow = 0; ow < r.OW; ++ow) V::store(r.y + ow * N, V::clamp(dwEdgePixel(r, kh, kw, sw, ow, bias), lo, hi));
+  for (int64_t ow = 0; ow < r.OW; ++ow)
+    V::store(r.y + ow * (SO ? r.PO : N), V::clamp(dwEdgePixel(r, kh, kw, sw, ow, bias), lo, hi));
 }
 
 // The filter and stride's unrolled row function (fastDw: kh * 10 + stride, 0 for none).
@@ -205,17 +212,18 @@ inline int fastDw(const Conv2dGeom& g) {
 }
 
 // One output row of one channel block, in place or from the ring.
+template <bool SO = false>
 inline void dwRowAny(const DwRow& row, int fast, const Conv2dGeom& g, typename V::T bias, typename V::T lo,
                      typename V::T hi) {
   constexpr int U = V::N == 8 ? 4 : 8;
   switch (fast) {
-    case 31: dwRowFast<3, 1, U>(row, bias, lo, hi); break;
-    case 32: dwRowFast<3, 2, U>(row, bias, lo, hi); break;
-    case 51: dwRowWide<5, 1, U>(row, bias, lo, hi); break;
-    case 52: dwRowWide<5, 2, U>(row, bias, lo, hi); break;
-    case 71: dwRowWide<7, 1, U>(row, bias, lo, hi); break;
-    case 72: dwRowWide<7, 2, U>(row, bias, lo, hi); break;
-    default: dwRowGeneric(row, g.kH, g.kW, g.sW, bias, lo, hi);
+    case 31: dwRowFast<3, 1, U, SO>(row, bias, lo, hi); break;
+    case 32: dwRowFast<3, 2, U, SO>(row, bias, lo, hi); break;
+    case 51: dwRowWide<5, 1, U, SO>(row, bias, lo, hi); break;
+    case 52: dwRowWide<5, 2, U, SO>(row, bias, lo, hi); break;
+    case 71: dwRowWide<7, 1, U, SO>(row, bias, lo, hi); break;
+    case 72: dwRowWide<7, 2, U, SO>(row, bias, lo, hi); break;
+    default: dwRowGeneric<SO>(row, g.kH, g.kW, g.sW, bias, lo, hi);
   }
 }
 
@@ -239,7 +247,8 @@ inline void dwRowPairInPlace(const Conv2dGeom& g, const float* const* rows, cons
 // The padded input row ih of a plane in task's ring (slot ih % kRingSlots, tagged), or the
 // zero row above and below the plane: column c of the row at (c + pl) * N, the padding zero
 // (the slots were cleared when the task started).
-inline const float* ringRow(const DwJob& j, DwRing& ring, const float* x, int64_t key, int64_t ih) {
+// ps: the source's pixel stride (N blocked, C channels-last).
+inline const float* ringRow(const DwJob& j, DwRing& ring, const float* x, int64_t key, int64_t ih, int64_t ps = V::N) {
   constexpr int N = V::N;
   const Conv2dGeom& g = j.g;
   if (ih < 0 || ih >= g.H) return j.zero;
@@ -247,10 +256,10 @@ inline const float* ringRow(const DwJob& j, DwRing& ring, const float* x, int64_
   float* slot = ring.slots + s * j.slotWidth * N;
   if (ring.tags[s] == key + ih) return slot;
   ring.tags[s] = key + ih;
-  const float* src = x + ih * g.W * N;
+  const float* src = x + ih * g.W * ps;
   float* dst = slot + g.pl * N;
   const int64_t n = std::min(g.W, j.slotWidth - g.pl);
-  for (int64_t c = 0; c < n; ++c) V::store(dst + c * N, V::load(src + c * N));
+  for (int64_t c = 0; c < n; ++c) V::store(dst + c * N, V::load(src + c * ps));
   return slot;
 }
 
@@ -299,6 +308,48 @@ void dwRows(const DwJob& j, int64_t r0, int64_t r1, int64_t t) {
     dwRowAny(row, fast, g, V::load(j.bias + cb * N), lo, hi);
     if (j.epilogue) j.row(j.epi, y, j.z ? j.z + r * g.OW * N : nullptr, nullptr, 0.0f, g.OW * N);
     if (cb == Cb - 1) nchwc::zeroPadLanes(y, g.OW, N, g.C % N);
+  }
+}
+
+// Output rows [r0, r1) of the N * OH rows of a channels-last depthwise convolution (anvil.ConvNhwc:
+// X [N, H, W, C], Y [N, OH, OW, C], C a multiple of N), channel blocks [cb0, cb1), task t: a
+// row of one channel block reads its input rows through the ring (gathered from pixels C
+// floats apart) and stores its pixels C floats apart. A task's rows go in bands of
+// j.bandRows, each band's channel blocks in turn, so that the band's input rows (all
+// channels) stay in L2 while each block reads its lines of them.
+void dwRowsNhwc(const DwJob& j, int64_t r0, int64_t r1, int64_t cb0, int64_t cb1, int64_t t) {
+  constexpr int N = V::N;
+  const Conv2dGeom& g = j.g;
+  const int64_t C = g.C, Cb = C / N, KK = g.kH * g.kW;
+  const typename V::T lo = V::set1(j.lo), hi = V::set1(j.hi);
+  const int fast = fastDw(g);
+  DwRing ring;
+  ring.slots = j.ring + t * j.ringFloats;
+  std::memset(ring.slots, 0, size_t(j.ringFloats) * sizeof(float));
+  for (int64_t& tag : ring.tags) tag = -1;
+  const float* rows[kMaxDwRows];
+  for (int64_t b0 = r0; b0 < r1;) {
+    const int64_t n = b0 / g.OH, b1 = std::min({r1, b0 + j.bandRows, (n + 1) * g.OH});
+    const float* x = j.x + n * g.H * g.W * C;
+    // The input lines the next row will gather, asked for while this row computes: a
+    // gather's loads each touch another line (C floats apart), too scattered for the
+    // hardware prefetchers, and often in the other core's cache.
+    auto prefetchRows = [&](int64_t cb, int64_t ih0, int64_t ih1) {
+      for (int64_t ih = std::max<int64_t>(ih0, 0); ih < std::min(ih1, g.H); ++ih)
+        for (int64_t c = 0; c < g.W; ++c) __builtin_prefetch(x + (ih * g.W + c) * C + cb * N);
+    };
+    for (int64_t cb = cb0; cb < cb1; ++cb)
+      for (int64_t r = b0; r < b1; ++r) {
+        const int64_t oh = r - n * g.OH, top = oh * g.sH - g.pt;
+        if (r + 1 < b1) prefetchRows(cb, top + g.kH, top + g.sH + g.kH);
+        else if (cb + 1 < cb1) prefetchRows(cb + 1, (b0 - n * g.OH) * g.sH - g.pt, (b0 - n * g.OH) * g.sH - g.pt + g.kH);
+        for (int64_t i = 0; i < g.kH; ++i)
+          rows[i] = ringRow(j, ring, x + cb * N, (n * Cb + cb) * g.H, top + i, C);
+        DwRow row{rows, j.w + cb * KK * N, j.y + r * g.OW * C + cb * N, j.slotWidth, g.OW, 0};
+        row.PO = C;
+        dwRowAny<true>(row, fast, g, V::load(j.bias + cb * N), lo, hi);
+      }
+    b0 = b1;
   }
 }
 

@@ -137,6 +137,35 @@ void inferFusedConvDw(InferContext& c) {
               Shape({xs[0], e, out(xs[2], w.kH, w.sH, w.pads[0], w.pads[2]), out(xs[3], w.kW, w.sW, w.pads[1], w.pads[3])}));
 }
 
+// anvil.ConvNhwc: Conv on channels-last activations. X [N, H, W, C] -> Y [N, OH, OW, M]; W,
+// B and every attribute as the ONNX Conv's (2-D only). Conv's own inference runs on X's
+// extents read as [N, C, H, W].
+void inferConvNhwc(InferContext& c) {
+  const TensorType& x = c.inputType(0);
+  c.check(!x.shape.rankKnown() || x.shape.rank() == 4, "X must be [N, H, W, C], got " + x.shape.str());
+  if (!x.shape.rankKnown()) {
+    c.setOutput(0, x.dtype, Shape({Dim(), Dim(), Dim(), Dim()}));
+    return;
+  }
+  const Shape& s = x.shape;
+  TensorType nchw{x.dtype, Shape({s[0], s[3], s[1], s[2]})};
+  const OpSchema* conv = OpRegistry::instance().find("Conv");
+  c.check(conv != nullptr, "Conv is not in the op table");
+  std::vector<const TensorType*> types{&nchw};
+  std::vector<const Tensor*> values{nullptr};
+  std::vector<const std::vector<Dim>*> shapeValues{nullptr};
+  for (size_t i = 1; i < 3; ++i) {
+    types.push_back(c.hasInput(i) ? &c.inputType(i) : nullptr);
+    values.push_back(c.inputValue(i));
+    shapeValues.push_back(c.inputShapeValue(i));
+  }
+  InferContext inner(c.node(), types, values, shapeValues);
+  conv->infer(inner);
+  const TensorType& y = inner.outputs()[0];
+  c.check(y.shape.rankKnown() && y.shape.rank() == 4, "ConvNhwc is 2-D only");
+  c.setOutput(0, y.dtype, Shape({y.shape[0], y.shape[2], y.shape[3], y.shape[1]}));
+}
+
 }  // namespace
 
 void registerAnvilLinearOps(OpRegistry& r) {
@@ -155,6 +184,11 @@ void registerAnvilLinearOps(OpRegistry& r) {
          .summary = "1x1 Conv(X, W, B) and its activation, then the depthwise Conv of that (Wd, Bd: inputs 3, "
                     "4; dw_kernel_shape, dw_strides, dw_pads) and its activation (dw_activation): one node, the "
                     "1x1 result never stored whole"});
+  r.add({.name = "ConvNhwc", .domain = "anvil", .minInputs = 2, .maxInputs = 3, .traits = kTraitNone,
+         .infer = inferConvNhwc,
+         .summary = "Conv(X, W, B) on channels-last activations: X [N, H, W, C], Y [N, OH, OW, M]; W, B and the "
+                    "attributes as Conv's (2-D). Made by transpose-cancellation from Transpose -> depthwise Conv "
+                    "-> Transpose"});
 }
 
 }  // namespace anvil::ir::ops

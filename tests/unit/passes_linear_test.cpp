@@ -218,6 +218,143 @@ TEST(BatchNormFolding, Declines) {
                 w);
 }
 
+size_t countOps(const ir::Graph& g, const std::string& op) {
+  size_t n = 0;
+  for (const auto& node : g.nodes()) n += node->op() == op;
+  return n;
+}
+
+TEST(BatchNormFolding, PerColumnScaleIntoMatMul) {
+  ir::WeightMap w;
+  w["w"] = randomTensor(DataType::kF32, {6, 5}, 60);
+  w["b"] = randomTensor(DataType::kF32, {5}, 61);
+  w["c"] = randomTensor(DataType::kF32, {1, 1, 5}, 62, 0.1, 2.0);
+  // MatMul + bias (on the left) + per-column scale (on the left): one MatMul + Add left.
+  auto r = checkPass(passes::foldBatchNorm,
+                     "graph @main(%x: f32[N,3,6]) -> (%y: f32[N,3,5]) {\n"
+                     "  %w = const f32[6,5] @w\n  %b = const f32[5] @b\n  %c = const f32[1,1,5] @c\n"
+                     "  %0 = MatMul(%x, %w)\n  %1 = Add(%b, %0)\n  %y = Mul(%c, %1)\n}\n",
+                     "", w);
+  EXPECT_EQ(r.stats, "scale-into-matmul=1");
+  // Without a bias, the scale on the right.
+  r = checkPass(passes::foldBatchNorm,
+                "graph @main(%x: f32[N,3,6]) -> (%y: f32[N,3,5]) {\n"
+                "  %w = const f32[6,5] @w\n  %c = const f32[1,1,5] @c\n"
+                "  %0 = MatMul(%x, %w)\n  %y = Mul(%0, %c)\n}\n",
+                "graph @main(%x: f32[N,3,6]) -> (%y: f32[N,3,5]) {\n"
+                "  %w_scaled = const f32[6,5] @w_scaled\n"
+                "  %y = MatMul(%x, %w_scaled) : f32[N,3,5]\n"
+                "}\n",
+                w);
+  EXPECT_EQ(r.changed, 1);
+}
+
+TEST(BatchNormFolding, ScaleDeclines) {
+  ir::WeightMap w;
+  w["w"] = randomTensor(DataType::kF32, {6, 5}, 63);
+  w["c3"] = randomTensor(DataType::kF32, {3, 1}, 64);
+  w["c5"] = randomTensor(DataType::kF32, {5}, 65);
+  auto graph = [](const std::string& body, const std::string& extraIn = "") {
+    return "graph @main(%x: f32[2,3,6]" + extraIn + ") -> (%y: f32[2,3,5]) {\n  %w = const f32[6,5] @w\n" +
+           "  %c3 = const f32[3,1] @c3\n  %c5 = const f32[5] @c5\n" + body + "}\n";
+  };
+  // A scale per row, not per column.
+  checkDeclines(passes::foldBatchNorm, graph("  %0 = MatMul(%x, %w)\n  %y = Mul(%0, %c3)\n"), w);
+  // The MatMul result is read twice.
+  checkDeclines(passes::foldBatchNorm, graph("  %0 = MatMul(%x, %w)\n  %1 = Mul(%0, %c5)\n  %y = Add(%0, %1)\n"), w);
+  // Computed weights or scale.
+  checkDeclines(passes::foldBatchNorm, graph("  %0 = MatMul(%x, %ww)\n  %y = Mul(%0, %c5)\n", ", %ww: f32[6,5]"), w);
+  checkDeclines(passes::foldBatchNorm, graph("  %0 = MatMul(%x, %w)\n  %y = Mul(%0, %s)\n", ", %s: f32[5]"), w);
+}
+
+// ---------------------------------------------------------------------------------------
+// transpose-cancellation: channels-last regions (sinking, anvil.ConvNhwc)
+
+// Two ConvNeXt-style blocks on a channels-last input: depthwise Conv between Transposes,
+// channels-last work (here a Mul and a Sigmoid), a Transpose back, the layer scale and the
+// residual Add. Everything runs channels-last: one Transpose is left, producing the output.
+TEST(TransposeSinking, ConvNextBlocksKeepOneTranspose) {
+  ir::WeightMap w;
+  for (int i = 1; i <= 2; ++i) {
+    w["w" + std::to_string(i)] = randomTensor(DataType::kF32, {4, 1, 3, 3}, 70 + i);
+    w["b" + std::to_string(i)] = randomTensor(DataType::kF32, {4}, 80 + i);
+    w["g" + std::to_string(i)] = randomTensor(DataType::kF32, {4, 1, 1}, 90 + i);
+  }
+  w["s"] = randomTensor(DataType::kF32, {4}, 99);
+  const std::string text =
+      "graph @main(%x: f32[N,6,5,4]) -> (%y: f32[N,4,6,5]) {\n"
+      "  %w1 = const f32[4,1,3,3] @w1\n  %b1 = const f32[4] @b1\n  %g1 = const f32[4,1,1] @g1\n"
+      "  %w2 = const f32[4,1,3,3] @w2\n  %b2 = const f32[4] @b2\n  %g2 = const f32[4,1,1] @g2\n"
+      "  %s = const f32[4] @s\n"
+      "  %0 = Transpose(%x) {perm=[0, 3, 1, 2]}\n"
+      "  %1 = Conv(%0, %w1, %b1) {group=4, kernel_shape=[3, 3], pads=[1, 1, 1, 1]}\n"
+      "  %2 = Transpose(%1) {perm=[0, 2, 3, 1]}\n"
+      "  %3 = Mul(%2, %s)\n"
+      "  %4 = Transpose(%3) {perm=[0, 3, 1, 2]}\n"
+      "  %5 = Mul(%g1, %4)\n"
+      "  %6 = Add(%5, %0)\n"
+      "  %7 = Conv(%6, %w2, %b2) {group=4, kernel_shape=[3, 3], pads=[1, 1, 1, 1]}\n"
+      "  %8 = Transpose(%7) {perm=[0, 2, 3, 1]}\n"
+      "  %9 = Sigmoid(%8)\n"
+      "  %10 = Transpose(%9) {perm=[0, 3, 1, 2]}\n"
+      "  %11 = Mul(%g2, %10)\n"
+      "  %y = Add(%11, %6)\n"
+      "}\n";
+  ir::Model m = ir::parseIrText(text, w);
+  ir::inferShapes(*m.graph);
+  const auto r = checkPass(passes::cancelTransposes, text, "", w, 0.0);
+  EXPECT_EQ(r.stats, "depthwise-channels-last=2, transpose-pair=2, transpose-sinking=2") << r.stats;
+  passes::cancelTransposes(*m.graph, {});
+  ir::inferShapes(*m.graph);
+  EXPECT_EQ(countOps(*m.graph, "Transpose"), 1u) << print(*m.graph);
+  EXPECT_EQ(countOps(*m.graph, "ConvNhwc"), 2u);
+  EXPECT_EQ(countOps(*m.graph, "Conv"), 0u);
+  EXPECT_EQ(m.graph->outputs()[0]->producer()->op(), "Transpose");
+}
+
+// A depthwise Conv on a channels-first input read only by a channels-last Transpose: the
+// Transpose moves in front of an anvil.ConvNhwc (one Transpose either way).
+TEST(TransposeSinking, DepthwiseConvBeforeAChannelsLastTranspose) {
+  ir::WeightMap w;
+  w["w"] = randomTensor(DataType::kF32, {3, 1, 5, 5}, 101);
+  const std::string text =
+      "graph @main(%x: f32[2,3,7,6]) -> (%y: f32[2,4,3,3]) {\n"
+      "  %w = const f32[3,1,5,5] @w\n"
+      "  %0 = Conv(%x, %w) {group=3, kernel_shape=[5, 5], strides=[2, 2], pads=[2, 1, 2, 1]}\n"
+      "  %y = Transpose(%0) {perm=[0, 2, 3, 1]}\n"
+      "}\n";
+  const auto r = checkPass(passes::cancelTransposes, text, "", w, 0.0);
+  EXPECT_EQ(r.stats, "depthwise-channels-last=1");
+}
+
+TEST(TransposeSinking, Declines) {
+  ir::WeightMap w;
+  w["c"] = randomTensor(DataType::kF32, {4}, 102);
+  w["wg"] = randomTensor(DataType::kF32, {4, 2, 3, 3}, 103);
+  // Nothing to cancel against: the Transpose stays above the Add and the Relu.
+  checkDeclines(passes::cancelTransposes,
+                "graph @main(%x: f32[1,4,5,6]) -> (%y: f32[1,5,6,4]) {\n  %c = const f32[4] @c\n"
+                "  %0 = Transpose(%x) {perm=[0, 2, 3, 1]}\n  %1 = Add(%0, %c)\n  %y = Relu(%1)\n}\n",
+                w);
+  // The other operand is computed and has no inverse Transpose.
+  checkDeclines(passes::cancelTransposes,
+                "graph @main(%x: f32[1,4,5,6], %z: f32[1,5,6,4]) -> (%y: f32[1,4,5,6]) {\n"
+                "  %0 = Transpose(%z) {perm=[0, 3, 1, 2]}\n  %y = Add(%0, %x)\n}\n",
+                w);
+  // Broadcasting would grow the tensor that moves (the Transpose of the small operand
+  // would become one of the Add's larger result).
+  checkDeclines(passes::cancelTransposes,
+                "graph @main(%x: f32[1,1,5,6], %z: f32[1,4,6,5]) -> (%y: f32[1,4,5,6]) {\n"
+                "  %0 = Transpose(%x) {perm=[0, 1, 3, 2]}\n  %1 = Add(%0, %z)\n"
+                "  %y = Transpose(%1) {perm=[0, 1, 3, 2]}\n}\n",
+                w);
+  // A grouped (not depthwise) Conv stays channels-first.
+  checkDeclines(passes::cancelTransposes,
+                "graph @main(%x: f32[1,4,5,6]) -> (%y: f32[1,5,6,4]) {\n  %wg = const f32[4,2,3,3] @wg\n"
+                "  %0 = Conv(%x, %wg) {group=2, pads=[1, 1, 1, 1]}\n  %y = Transpose(%0) {perm=[0, 2, 3, 1]}\n}\n",
+                w);
+}
+
 // ---------------------------------------------------------------------------------------
 // pad-folding
 
