@@ -304,7 +304,7 @@ bool sinkTranspose(ir::Graph& g, ir::Node& t) {
       ins.push_back(v);
     }
     ir::Value* old = s.node->output(0);
-    ir::Node* n = g.addNode(s.node->op(), s.node->domain(), uniqueName(g, s.node->name()), ins,
+    ir::Node* n = g.addNode(s.node->op(), s.node->domain(), s.node->name(), ins,
                             {uniqueName(g, old->name().empty() ? "sunk" : old->name() + "_sunk")});
     n->attrs() = s.node->attrs();
     n->copyMetaFrom(*s.node);
@@ -320,7 +320,11 @@ bool sinkTranspose(ir::Graph& g, ir::Node& t) {
   for (size_t k = 0; k < best; ++k)
     for (ir::Value* v : steps[k].node->inputs())
       if (v && v->producer()) maybe.push_back(v->producer());
-  replaceNode(g, last, "Transpose", "", {prev}, attrs);
+  // The chain's nodes keep their names (the layer names users know); the Transpose after them
+  // takes a new one.
+  const std::string lastName = last->name();
+  ir::Node* moved = replaceNode(g, last, "Transpose", "", {prev}, attrs);
+  moved->setName(lastName + "_transpose");
   for (auto it = dead.rbegin(); it != dead.rend(); ++it) g.removeNode(*it);
   removeIfUnused(g, &t);
   for (ir::Node* m : maybe)
