@@ -203,6 +203,28 @@ bool supportsDw(int block, bool fused, const ir::Node& n, const std::vector<ir::
   return !present(in, z) || nchwc::blockOf(n.input(z)) == block;
 }
 
+// The constant filter [C][1][kh][kw] as [ceil(C/lanes)][kh][kw][lanes] and the bias as
+// [ceil(C/lanes)][lanes], zero in padding lanes, into out with p and the workspace of its
+// zero row and task rings. kind names the kernel in the error.
+void packDepthwise(const PrepareInfo& info, const DwParams& p, int64_t lanes, const char* kind, Prepared* out) {
+  const ir::Tensor* w = info.constants.size() > 1 ? info.constants[1] : nullptr;
+  ANVIL_CHECK(w, ErrorCode::kInvalidModel, info.node->label(), ": the ", kind,
+              " depthwise kernel needs a constant filter");
+  const ir::Tensor* b = info.constants.size() > 2 ? info.constants[2] : nullptr;
+  const int64_t C = p.C, padded = nchwc::channelBlocks(C, int(lanes)) * lanes, KK = p.conv.kH * p.conv.kW;
+  std::vector<float> wp(size_t(padded * KK), 0.0f), bp(size_t(padded), 0.0f);
+  for (int64_t c = 0; c < C; ++c) {
+    for (int64_t t = 0; t < KK; ++t) wp[size_t(((c / lanes) * KK + t) * lanes + c % lanes)] = w->data<float>()[c * KK + t];
+    if (b) bp[size_t(c)] = b->data<float>()[c];
+  }
+  out->blobs.emplace_back(reinterpret_cast<const char*>(wp.data()), wp.size() * sizeof(float));
+  out->blobs.emplace_back(reinterpret_cast<const char*>(bp.data()), bp.size() * sizeof(float));
+  out->packedInputs.push_back(1);
+  if (b) out->packedInputs.push_back(2);
+  out->workspaceBytes = uint64_t(p.zeroFloats + p.tasks * p.ringFloats) * sizeof(float);
+  out->setParams(p);
+}
+
 void prepareDw(int block, bool fused, const PrepareInfo& info, Prepared* out) {
   const ir::Node& n = *info.node;
   DwParams p;
@@ -222,22 +244,7 @@ void prepareDw(int block, bool fused, const PrepareInfo& info, Prepared* out) {
   const int64_t slot = (g.OW - 1) * g.sW + g.kW;
   p.zeroFloats = std::max(g.W, slot) * block;
   if (fastFilter(g)) p.ringFloats = kRingSlots * slot * block;
-  const ir::Tensor* w = info.constants.size() > 1 ? info.constants[1] : nullptr;
-  ANVIL_CHECK(w, ErrorCode::kInvalidModel, n.label(), ": the blocked depthwise kernel needs a constant filter");
-  const ir::Tensor* b = info.constants.size() > 2 ? info.constants[2] : nullptr;
-  // The filter [C][1][kh][kw] as [Cb][kh][kw][b], the bias as [Cb][b], zero in padding lanes.
-  const int64_t C = p.C, Cb = nchwc::channelBlocks(C, block), KK = p.conv.kH * p.conv.kW;
-  std::vector<float> wp(size_t(Cb * KK * block), 0.0f), bp(size_t(Cb * block), 0.0f);
-  for (int64_t c = 0; c < C; ++c) {
-    for (int64_t t = 0; t < KK; ++t) wp[size_t(((c / block) * KK + t) * block + c % block)] = w->data<float>()[c * KK + t];
-    if (b) bp[size_t(c)] = b->data<float>()[c];
-  }
-  out->blobs.emplace_back(reinterpret_cast<const char*>(wp.data()), wp.size() * sizeof(float));
-  out->blobs.emplace_back(reinterpret_cast<const char*>(bp.data()), bp.size() * sizeof(float));
-  out->packedInputs.push_back(1);
-  if (b) out->packedInputs.push_back(2);
-  out->workspaceBytes = uint64_t(p.zeroFloats + p.tasks * p.ringFloats) * sizeof(float);
-  out->setParams(p);
+  packDepthwise(info, p, block, "blocked", out);
 }
 
 void runDw(const StepArgs& a) {
@@ -388,22 +395,8 @@ void prepareNhwcDw(int block, const PrepareInfo& info, Prepared* out) {
   const int64_t slot = (g.OW - 1) * g.sW + g.kW;
   p.zeroFloats = block == 0 ? 0 : std::max(g.W, slot) * block;
   p.ringFloats = block == 0 ? lanes : kRingSlots * slot * block;
-  const ir::Tensor* w = info.constants.size() > 1 ? info.constants[1] : nullptr;
-  ANVIL_CHECK(w, ErrorCode::kInvalidModel, n.label(), ": the channels-last depthwise kernel needs a constant filter");
-  const ir::Tensor* b = info.constants.size() > 2 ? info.constants[2] : nullptr;
-  // Blocked: the filter [C][1][kh][kw] as [C/b][kh][kw][b]. Portable: [kh][kw][C].
-  const int64_t C = p.C, KK = p.conv.kH * p.conv.kW, bl = block == 0 ? C : block;
-  std::vector<float> wp(size_t(C * KK), 0.0f), bp(size_t(C), 0.0f);
-  for (int64_t c = 0; c < C; ++c) {
-    for (int64_t t = 0; t < KK; ++t) wp[size_t(((c / bl) * KK + t) * bl + c % bl)] = w->data<float>()[c * KK + t];
-    if (b) bp[size_t(c)] = b->data<float>()[c];
-  }
-  out->blobs.emplace_back(reinterpret_cast<const char*>(wp.data()), wp.size() * sizeof(float));
-  out->blobs.emplace_back(reinterpret_cast<const char*>(bp.data()), bp.size() * sizeof(float));
-  out->packedInputs.push_back(1);
-  if (b) out->packedInputs.push_back(2);
-  out->workspaceBytes = uint64_t(p.zeroFloats + p.tasks * p.ringFloats) * sizeof(float);
-  out->setParams(p);
+  // Blocked: the filter as [C/b][kh][kw][b]. Portable: [kh][kw][C], one group of C lanes.
+  packDepthwise(info, p, block == 0 ? p.C : block, "channels-last", out);
 }
 
 // The portable rows [r0, r1) of the N * OH output rows: every output pixel the bias plus its

@@ -91,19 +91,7 @@ TEST_P(NativeConvNhwc, MatchesTheReferenceAtEveryThreadCount) {
     // The blocked kernels take C a multiple of their block; the portable one any C.
     ASSERT_EQ(k->supports(*b.node, b.types()), C % block == 0) << name << " on " << c.name;
     if (C % block != 0) continue;
-    std::vector<std::vector<float>> outs;
-    for (int threads : {1, 2, 3}) {
-      const PreparedKernel pk = prepare(*k, b, threads);
-      auto ex = runtime::makeCpuExecutor(threads);
-      const RunResult r = runKernel(*k, pk, b, want.dims(), *ex);
-      EXPECT_TRUE(r.guardsIntact) << name << " wrote outside the output (" << threads << " threads)";
-      EXPECT_TRUE(r.workspaceIntact) << name << " wrote past the workspace (" << threads << " threads)";
-      EXPECT_EQ(compare(r.out, want), "") << name << ", " << threads << " threads";
-      outs.push_back(r.out);
-    }
-    for (size_t i = 1; i < outs.size(); ++i)
-      EXPECT_EQ(std::memcmp(outs[0].data(), outs[i].data(), outs[0].size() * sizeof(float)), 0)
-          << name << ": the thread counts differ bitwise";
+    expectEveryThreadCount(*k, b, want, name);
     ++ran;
   }
   EXPECT_GE(ran, 1);

@@ -92,19 +92,7 @@ TEST_P(NativeConvTranspose, MatchesTheReferenceAtEveryThreadCount) {
     ASSERT_NE(k, nullptr) << name;
     if (!skipReason(*k).empty()) continue;
     ASSERT_TRUE(k->supports(*b.node, b.types())) << name << " on " << c.name;
-    std::vector<std::vector<float>> outs;
-    for (int threads : {1, 2, 3}) {
-      const PreparedKernel pk = prepare(*k, b, threads);
-      auto ex = runtime::makeCpuExecutor(threads);
-      const RunResult r = runKernel(*k, pk, b, want.dims(), *ex);
-      EXPECT_TRUE(r.guardsIntact) << name << " wrote outside the output (" << threads << " threads)";
-      EXPECT_TRUE(r.workspaceIntact) << name << " wrote past the workspace (" << threads << " threads)";
-      EXPECT_EQ(compare(r.out, want), "") << name << ", " << threads << " threads";
-      outs.push_back(r.out);
-    }
-    for (size_t i = 1; i < outs.size(); ++i)
-      EXPECT_EQ(std::memcmp(outs[0].data(), outs[i].data(), outs[0].size() * sizeof(float)), 0)
-          << name << ": the thread counts differ bitwise";
+    expectEveryThreadCount(*k, b, want, name);
     ++ran;
   }
   EXPECT_GE(ran, 1);

@@ -25,6 +25,7 @@
 #include "cpu/reference.h"
 #include "op_test_util.h"
 #include "runtime/clock.h"
+#include "runtime/executor.h"
 #include "runtime/kernel.h"
 
 namespace anvil::testing::nk {
@@ -293,6 +294,25 @@ inline std::string compare(const std::vector<float>& got, const Tensor& want, do
   return msg;
 }
 
+// Kernel k on b prepared for and run with 1, 2 and 3 threads: no write outside the output or
+// the workspace, the result within compare()'s tolerance of want, and the same bits at
+// every thread count. name labels the failures.
+inline void expectEveryThreadCount(const runtime::Kernel& k, const Built& b, const Tensor& want,
+                                   const std::string& name) {
+  std::vector<std::vector<float>> outs;
+  for (int threads : {1, 2, 3}) {
+    const PreparedKernel pk = prepare(k, b, threads);
+    auto ex = runtime::makeCpuExecutor(threads);
+    const RunResult r = runKernel(k, pk, b, want.dims(), *ex);
+    EXPECT_TRUE(r.guardsIntact) << name << " wrote outside the output (" << threads << " threads)";
+    EXPECT_TRUE(r.workspaceIntact) << name << " wrote past the workspace (" << threads << " threads)";
+    EXPECT_EQ(compare(r.out, want), "") << name << ", " << threads << " threads";
+    outs.push_back(r.out);
+  }
+  for (size_t i = 1; i < outs.size(); ++i)
+    EXPECT_EQ(std::memcmp(outs[0].data(), outs[i].data(), outs[0].size() * sizeof(float)), 0)
+        << name << ": the thread counts differ bitwise";
+}
 
 // GFLOP/s of body() doing `flops`: the best of `reps` runs, each measured on the thread's CPU
 // time (preemption on the shared machine does not count against it).
