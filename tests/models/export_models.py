@@ -300,6 +300,23 @@ def _vision_perturbed(arch):
     return build
 
 
+def build_convnext_s64(name, gen, rng):
+    """A two-stage ConvNeXt (torchvision's blocks: 32 and 64 channels, two blocks each) on a
+    64x64 image: the channels-last block (Permute -> LayerNorm -> MLP -> Permute, layer scale,
+    residual) of convnext_tiny, small enough for the test set."""
+    from torchvision.models.convnext import CNBlockConfig, ConvNeXt
+    model = ConvNeXt([CNBlockConfig(32, 64, 2), CNBlockConfig(64, None, 2)], num_classes=10)
+    with torch.no_grad():
+        for mod in model.modules():  # layer scale 1e-6 would make every block ~identity
+            if hasattr(mod, "layer_scale") and isinstance(mod.layer_scale, nn.Parameter):
+                mod.layer_scale.fill_(0.1)
+    perturb_all_params(model, gen)
+    model.eval()
+    x = rng.uniform(-1.0, 1.0, size=(1, 3, 64, 64)).astype(np.float32)
+    return dict(model=model, input_names=["input"], output_names=["output"], inputs=[x],
+                dynamic_axes={"input": {0: "N"}, "output": {0: "N"}})
+
+
 MODELS = collections.OrderedDict([
     ("resnet18", _vision("resnet18")),
     ("mobilenet_v2", _vision("mobilenet_v2")),
@@ -312,6 +329,8 @@ MODELS = collections.OrderedDict([
     ("resnet18_s32", _vision("resnet18", image=32)),
     ("mobilenet_v2_s32", _vision("mobilenet_v2", image=32)),
     ("efficientnet_b0_s32", _vision("efficientnet_b0", image=32)),
+    # Channels-last blocks (transpose-cancellation's anvil.ConvNhwc and Transpose sinking).
+    ("convnext_s64", build_convnext_s64),
 ])
 
 # Benchmark-only models (bench/, docs/performance.md): exported with --bench into their own
