@@ -338,11 +338,14 @@ bool sinkTranspose(ir::Graph& g, ir::Node& t) {
 
 }  // namespace
 
-PassResult cancelTransposes(ir::Graph& g, const PassContext& /*ctx*/) {
+PassResult cancelTransposes(ir::Graph& g, const PassContext& ctx) {
   std::string stats;
+  // anvil.ConvNhwc has CPU kernels only: a CUDA build keeps the Conv between its Transposes.
+  const bool cpu = ctx.device == ir::Device::kCPU;
+  auto channelsLast = [cpu](ir::Graph& gr, ir::Node& t) { return cpu && depthwiseToChannelsLast(gr, t); };
   int n = applyPatterns(g,
                         {
-                            {"depthwise-channels-last", "Transpose", "", depthwiseToChannelsLast},
+                            {"depthwise-channels-last", "Transpose", "", channelsLast},
                             {"transpose-pair", "Transpose", "", transposePair},
                             {"transpose-sinking", "Transpose", "", sinkTranspose},
                             {"transpose-to-reshape", "Transpose", "", transposeToReshape},

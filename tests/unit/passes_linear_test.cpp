@@ -327,6 +327,23 @@ TEST(TransposeSinking, DepthwiseConvBeforeAChannelsLastTranspose) {
   EXPECT_EQ(r.stats, "depthwise-channels-last=1");
 }
 
+// For a CUDA build the depthwise Conv stays a Conv (ConvNhwc has CPU kernels only).
+TEST(TransposeSinking, CudaBuildsKeepTheConv) {
+  ir::WeightMap w;
+  w["w"] = randomTensor(DataType::kF32, {3, 1, 3, 3}, 104);
+  ir::Model m = ir::parseIrText(
+      "graph @main(%x: f32[1,3,6,6]) -> (%y: f32[1,6,6,3]) {\n  %w = const f32[3,1,3,3] @w\n"
+      "  %0 = Conv(%x, %w) {group=3, pads=[1, 1, 1, 1]}\n  %y = Transpose(%0) {perm=[0, 2, 3, 1]}\n}\n",
+      w);
+  ir::inferShapes(*m.graph);
+  passes::PassContext cuda;
+  cuda.device = ir::Device::kCUDA;
+  EXPECT_EQ(passes::cancelTransposes(*m.graph, cuda).changed, 0);
+  EXPECT_EQ(countOps(*m.graph, "Conv"), 1u);
+  EXPECT_EQ(passes::cancelTransposes(*m.graph, {}).changed, 1);
+  EXPECT_EQ(countOps(*m.graph, "ConvNhwc"), 1u);
+}
+
 TEST(TransposeSinking, Declines) {
   ir::WeightMap w;
   w["c"] = randomTensor(DataType::kF32, {4}, 102);
