@@ -282,21 +282,26 @@ def build_small_vit(name, gen, rng):
                 dynamic_axes={"input": {0: "N"}, "output": {0: "N"}})
 
 
+def _perturbed_image_model(model, gen, rng, image):
+    """A model without BatchNorm, its layer scales set to 0.1 (1e-6 would make every ConvNeXt
+    block ~identity) and every parameter perturbed, with an image input of image x image."""
+    with torch.no_grad():
+        for mod in model.modules():
+            if hasattr(mod, "layer_scale") and isinstance(mod.layer_scale, nn.Parameter):
+                mod.layer_scale.fill_(0.1)
+    perturb_all_params(model, gen)
+    model.eval()
+    x = rng.uniform(-1.0, 1.0, size=(1, 3, image, image)).astype(np.float32)
+    return dict(model=model, input_names=["input"], output_names=["output"], inputs=[x],
+                dynamic_axes={"input": {0: "N"}, "output": {0: "N"}})
+
+
 def _vision_perturbed(arch):
     """torchvision models without BatchNorm (ConvNeXt: LayerNorm, layer scale initialized
     to a constant 1e-6): perturb every parameter instead of calibrating BatchNorm."""
     def build(name, gen, rng):
         import torchvision
-        model = getattr(torchvision.models, arch)(weights=None)
-        with torch.no_grad():
-            for mod in model.modules():  # layer scale 1e-6 would make every block ~identity
-                if hasattr(mod, "layer_scale") and isinstance(mod.layer_scale, nn.Parameter):
-                    mod.layer_scale.fill_(0.1)
-        perturb_all_params(model, gen)
-        model.eval()
-        x = rng.uniform(-1.0, 1.0, size=(1, 3, 224, 224)).astype(np.float32)
-        return dict(model=model, input_names=["input"], output_names=["output"], inputs=[x],
-                    dynamic_axes={"input": {0: "N"}, "output": {0: "N"}})
+        return _perturbed_image_model(getattr(torchvision.models, arch)(weights=None), gen, rng, 224)
     return build
 
 
@@ -306,15 +311,7 @@ def build_convnext_s64(name, gen, rng):
     residual) of convnext_tiny, small enough for the test set."""
     from torchvision.models.convnext import CNBlockConfig, ConvNeXt
     model = ConvNeXt([CNBlockConfig(32, 64, 2), CNBlockConfig(64, None, 2)], num_classes=10)
-    with torch.no_grad():
-        for mod in model.modules():  # layer scale 1e-6 would make every block ~identity
-            if hasattr(mod, "layer_scale") and isinstance(mod.layer_scale, nn.Parameter):
-                mod.layer_scale.fill_(0.1)
-    perturb_all_params(model, gen)
-    model.eval()
-    x = rng.uniform(-1.0, 1.0, size=(1, 3, 64, 64)).astype(np.float32)
-    return dict(model=model, input_names=["input"], output_names=["output"], inputs=[x],
-                dynamic_axes={"input": {0: "N"}, "output": {0: "N"}})
+    return _perturbed_image_model(model, gen, rng, 64)
 
 
 MODELS = collections.OrderedDict([
