@@ -396,7 +396,7 @@ void prepareNhwcDw(int block, const PrepareInfo& info, Prepared* out) {
   p.zeroFloats = block == 0 ? 0 : std::max(g.W, slot) * block;
   p.ringFloats = block == 0 ? lanes : kRingSlots * slot * block;
   // Blocked: the filter as [C/b][kh][kw][b]. Portable: [kh][kw][C], one group of C lanes.
-  packDepthwise(info, p, block == 0 ? p.C : block, "channels-last", out);
+  packDepthwise(info, p, lanes, "channels-last", out);
 }
 
 // The portable rows [r0, r1) of the N * OH output rows: every output pixel the bias plus its

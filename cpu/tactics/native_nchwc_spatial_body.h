@@ -331,18 +331,9 @@ void dwRowsNhwc(const DwJob& j, int64_t r0, int64_t r1, int64_t cb0, int64_t cb1
   for (int64_t b0 = r0; b0 < r1;) {
     const int64_t n = b0 / g.OH, b1 = std::min({r1, b0 + j.bandRows, (n + 1) * g.OH});
     const float* x = j.x + n * g.H * g.W * C;
-    // The input lines the next row will gather, asked for while this row computes: a
-    // gather's loads each touch another line (C floats apart), too scattered for the
-    // hardware prefetchers, and often in the other core's cache.
-    auto prefetchRows = [&](int64_t cb, int64_t ih0, int64_t ih1) {
-      for (int64_t ih = std::max<int64_t>(ih0, 0); ih < std::min(ih1, g.H); ++ih)
-        for (int64_t c = 0; c < g.W; ++c) __builtin_prefetch(x + (ih * g.W + c) * C + cb * N);
-    };
     for (int64_t cb = cb0; cb < cb1; ++cb)
       for (int64_t r = b0; r < b1; ++r) {
         const int64_t oh = r - n * g.OH, top = oh * g.sH - g.pt;
-        if (r + 1 < b1) prefetchRows(cb, top + g.kH, top + g.sH + g.kH);
-        else if (cb + 1 < cb1) prefetchRows(cb + 1, (b0 - n * g.OH) * g.sH - g.pt, (b0 - n * g.OH) * g.sH - g.pt + g.kH);
         for (int64_t i = 0; i < g.kH; ++i)
           rows[i] = ringRow(j, ring, x + cb * N, (n * Cb + cb) * g.H, top + i, C);
         DwRow row{rows, j.w + cb * KK * N, j.y + r * g.OW * C + cb * N, j.slotWidth, g.OW, 0};
