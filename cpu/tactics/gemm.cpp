@@ -266,23 +266,56 @@ __attribute__((always_inline)) inline void prefetchRow(const TB* row) {
   if constexpr (NR * sizeof(TB) > 64) _mm_prefetch(p + 64, _MM_HINT_T1);
 }
 
+// One k step of the AVX2 tile.
+template <int R, typename TB>
+__attribute__((target("avx2,fma,f16c"), always_inline)) inline void stepAvx2_x16(__m256 (&c0)[R], __m256 (&c1)[R],
+                                                                                const float* a, const TB* b) {
+  const __m256 b0 = loadB8(b), b1 = loadB8(b + 8);
+#pragma GCC unroll 16
+  for (int r = 0; r < R; ++r) {
+    const __m256 av = _mm256_broadcast_ss(a + r);
+    c0[r] = _mm256_fmadd_ps(av, b0, c0[r]);
+    c1[r] = _mm256_fmadd_ps(av, b1, c1[r]);
+  }
+}
+
 // The k loop of the AVX2 tile (f32 or f16 weights), with or without its share of the next
-// panel's prefetch (PanelPrefetch): the plain and the epilogue kernels share it.
+// panel's prefetch (PanelPrefetch): the plain and the epilogue kernels share it. Four k steps
+// a trip, one row of the share fetched a trip (trip t: row (t * step) >> 32) where the share
+// has at most a row per trip (four row tiles or more a panel), else one a k step. A 6x16 k
+// step is 20 vector uops; the loop's own scalar uops (one k a trip: ~4, ~9 with a prefetch
+// every step) held the tile at 90-94% of the FMA peak in the driver (AVX2 view of the
+// AVX-512 Xeon) against 95-98% this way.
 template <int MR, int R, bool PF, typename TB = float>
 __attribute__((target("avx2,fma,f16c"), always_inline)) inline void accumulateAvx2(__m256 (&c0)[R], __m256 (&c1)[R],
                                                                                   int64_t kc, const float* a,
                                                                                   const TB* b, PanelPrefetch pf = {}) {
-  const TB* pfRow = static_cast<const TB*>(pf.p);
-  const int64_t step = PF ? prefetchStep(pf.rows, kc) : 0;  // k step k fetches row (k * step) >> 32
-  for (int64_t k = 0, pos = 0; k < kc; ++k, pos += step) {
-    if constexpr (PF) prefetchRow<16>(pfRow + (pos >> 32) * 16);
-    const __m256 b0 = loadB8(b), b1 = loadB8(b + 8);
-#pragma GCC unroll 16
-    for (int r = 0; r < R; ++r) {
-      const __m256 av = _mm256_broadcast_ss(a + r);
-      c0[r] = _mm256_fmadd_ps(av, b0, c0[r]);
-      c1[r] = _mm256_fmadd_ps(av, b1, c1[r]);
+  const int64_t trips = kc / 4;
+  if (PF && pf.rows > trips) {  // few row tiles: a row every k step
+    const TB* pfRow = static_cast<const TB*>(pf.p);
+    const int64_t step = prefetchStep(pf.rows, kc);
+    for (int64_t k = 0, pos = 0; k < kc; ++k, pos += step) {
+      prefetchRow<16>(pfRow + (pos >> 32) * 16);
+      stepAvx2_x16<R, TB>(c0, c1, a, b);
+      a += MR;
+      b += 16;
     }
+    return;
+  }
+  const TB* pfRow = static_cast<const TB*>(pf.p);
+  const int64_t step = PF ? prefetchStep(pf.rows, trips) : 0;
+  for (int64_t t = 0, pos = 0; t < trips; ++t) {
+    if constexpr (PF) {
+      prefetchRow<16>(pfRow + (pos >> 32) * 16);
+      pos += step;
+    }
+#pragma GCC unroll 4
+    for (int u = 0; u < 4; ++u) stepAvx2_x16<R, TB>(c0, c1, a + u * MR, b + u * 16);
+    a += 4 * MR;
+    b += 4 * 16;
+  }
+  for (int64_t k = trips * 4; k < kc; ++k) {
+    stepAvx2_x16<R, TB>(c0, c1, a, b);
     a += MR;
     b += 16;
   }

@@ -29,6 +29,14 @@
 // (one 16x16 transpose per 16 k: 64 shuffles for 224 floats against 48 for 112) nor
 // prefetching A's source rows 32-128 floats ahead (T0 or NTA), nor fetching the next A
 // block into L2 a few lines per micro-kernel call during the current one, measured faster.
+// The AVX2 tile's k loop four steps a trip, its next-panel prefetch once a trip (it was one
+// k a trip with the prefetch address computed every step, ~9 scalar uops to 20 vector ones:
+// the prefetching kernel ran 5-8% behind the plain one): gemmPackedB (DISABLED_GemmDriver,
+// AVX2 on the AMX Xeon, % of the AVX2 peak measured next to it) 512^3 86-89 -> 93-95%,
+// 197x192x768 (MxKxN) 86-90 -> 96-98%, 128x768x3072 84-89 -> 91-95%; weights cold
+// (ANVIL_BENCH_COLD=200) 49x3072x768 103-107 -> 114 GFLOP/s; same engines, old and new
+// library alternated (ANVIL_MAX_ISA=avx2, one thread, medians of 3): vit_small 9.2 -> 8.9 ms,
+// bert_base4 65.2 -> 61.7; the same bits.
 // On a Zen 1 EPYC (AVX2 on 128-bit halves, 32 KiB L1d, 512 KiB L2, 8 MiB L3 shared by its 2
 // cores), one thread, in thread CPU time against the FMA loop's 43-47 GFLOP/s (load average
 // 6-16 from other work, which wall-clock timing counts): the 6x16 tile alone on L1

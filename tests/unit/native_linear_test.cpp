@@ -1066,7 +1066,9 @@ TEST(NativeLinearBench, DISABLED_MicroKernel) {
 // ANVIL_BENCH_THREADS=t runs t tasks on an executor (wall time then), and ANVIL_BENCH_COLD=MB
 // cycles through as many copies of the packed B as fill that many MB, so that each call
 // streams its weights from memory as the layers of a large model do (convnext_tiny's 112 MB
-// against a 2 MB L2) instead of finding them in cache.
+// against a 2 MB L2) instead of finding them in cache. ANVIL_BENCH_MC / ANVIL_BENCH_KCB
+// replace the family's mc / kc (cache blocks) and ANVIL_BENCH_NOPF=1 runs the plain kernels
+// instead of the ones fetching the next B panel, to weigh each against the measured default.
 TEST(NativeLinearBench, DISABLED_GemmDriver) {
   using namespace cpu::tactics;
   const std::vector<BenchShape> shapes = benchShapes(
@@ -1083,7 +1085,10 @@ TEST(NativeLinearBench, DISABLED_GemmDriver) {
       if (isa != GemmIsa::kAvx2_6x16 && !runtime::hostHas("avx512f")) continue;
       const char* name = isa == GemmIsa::kAvx2_6x16 ? "avx2" : isa == GemmIsa::kAvx512_14x32 ? "avx512" : "8x32";
       if (only && std::strcmp(only, name) != 0) continue;
-      const GemmConfig& c = gemmConfig(isa);
+      GemmConfig c = gemmConfig(isa);
+      if (const char* v = std::getenv("ANVIL_BENCH_MC")) c.mc = std::atol(v);
+      if (const char* v = std::getenv("ANVIL_BENCH_KCB")) c.kc = std::atol(v);
+      if (std::getenv("ANVIL_BENCH_NOPF")) c.kernelsNext = nullptr;
       const int64_t M = s.m, N = s.n, K = s.k;
       const int64_t bFloats = roundUp(packedBFloats(c, K, N), 16);
       // Small weights would need thousands of copies (and as many calls per timing): at most
