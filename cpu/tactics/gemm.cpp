@@ -15,6 +15,7 @@
 #include "cpu/tactics/epilogue_act.h"
 #include "anvil/error.h"
 #include "cpu/tactics/gemm_kernels.h"
+#include "cpu/tactics/gemm_tile_steps.h"
 #include "runtime/executor.h"
 
 namespace anvil::cpu::tactics {
@@ -199,20 +200,6 @@ namespace {
 
 typedef float V4 __attribute__((vector_size(16)));
 
-// A B panel's row segment widened to f32: f32 panels load as they are; f16 panels (the FP16
-// weights of cpu/tactics/native_half.cpp, same layout at 2 bytes an element) through
-// vcvtph2ps, which is exact, so a kernel on f16 panels does the f32 kernel's FMAs on the
-// same values in the same order.
-__attribute__((target("avx2"), always_inline)) inline __m256 loadB8(const float* p) { return _mm256_load_ps(p); }
-__attribute__((target("avx2,f16c"), always_inline)) inline __m256 loadB8(const uint16_t* p) {
-  return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
-}
-__attribute__((target("avx512f"), always_inline)) inline __m512 loadB16(const float* p) { return _mm512_load_ps(p); }
-__attribute__((target("avx512f"), always_inline)) inline __m512 loadB16(const uint16_t* p) {
-  // The masked form: GCC 12's _mm512_cvtph_ps passes an undefined vector that -Wall flags.
-  return _mm512_maskz_cvtph_ps(__mmask16(0xffff), _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
-}
-
 template <int MR, int R>
 void ukPortable_x8(int64_t kc, const float* __restrict a, const float* __restrict b, float* c, int64_t ldc,
                    int ncols, bool acc) {
@@ -264,19 +251,6 @@ __attribute__((always_inline)) inline void prefetchRow(const TB* row) {
   const char* p = reinterpret_cast<const char*>(row);
   _mm_prefetch(p, _MM_HINT_T1);
   if constexpr (NR * sizeof(TB) > 64) _mm_prefetch(p + 64, _MM_HINT_T1);
-}
-
-// One k step of the AVX2 tile.
-template <int R, typename TB>
-__attribute__((target("avx2,fma,f16c"), always_inline)) inline void stepAvx2_x16(__m256 (&c0)[R], __m256 (&c1)[R],
-                                                                                const float* a, const TB* b) {
-  const __m256 b0 = loadB8(b), b1 = loadB8(b + 8);
-#pragma GCC unroll 16
-  for (int r = 0; r < R; ++r) {
-    const __m256 av = _mm256_broadcast_ss(a + r);
-    c0[r] = _mm256_fmadd_ps(av, b0, c0[r]);
-    c1[r] = _mm256_fmadd_ps(av, b1, c1[r]);
-  }
 }
 
 // The k loop of the AVX2 tile (f32 or f16 weights), with or without its share of the next
@@ -364,19 +338,6 @@ __attribute__((target("avx2,fma,f16c"), always_inline)) inline void tileAvx2_x16
   }
 }
 
-// One k step of the AVX-512 tile.
-template <int MR, int R, typename TB = float>
-__attribute__((target("avx512f"), always_inline)) inline void stepAvx512_x32(__m512 (&c0)[R], __m512 (&c1)[R],
-                                                                            const float* a, const TB* b) {
-  const __m512 b0 = loadB16(b), b1 = loadB16(b + 16);
-#pragma GCC unroll 16
-  for (int r = 0; r < R; ++r) {
-    const __m512 av = _mm512_set1_ps(a[r]);
-    c0[r] = _mm512_fmadd_ps(av, b0, c0[r]);
-    c1[r] = _mm512_fmadd_ps(av, b1, c1[r]);
-  }
-}
-
 // The k loop of the AVX-512 tile (f32 or f16 weights), with or without its share of the next
 // panel's prefetch (PanelPrefetch): the plain and the epilogue kernels share it. One k per trip:
 // two per trip measured no faster and, at R = 14, left GCC one register short (28
@@ -389,7 +350,7 @@ __attribute__((target("avx512f"), always_inline)) inline void accumulateAvx512(_
   const int64_t step = PF ? prefetchStep(pf.rows, kc) : 0;  // k step k fetches row (k * step) >> 32
   for (int64_t k = 0, pos = 0; k < kc; ++k, pos += step) {
     if constexpr (PF) prefetchRow<32>(pfRow + (pos >> 32) * 32);
-    stepAvx512_x32<MR, R, TB>(c0, c1, a, b);
+    stepAvx512_x32<R, TB>(c0, c1, a, b);
     a += MR;
     b += 32;
   }

@@ -20,6 +20,7 @@
 
 #include "cpu/tactics/epilogue_act.h"
 #include "cpu/tactics/gemm_kernels.h"
+#include "cpu/tactics/gemm_tile_steps.h"
 #include "cpu/tactics/native_linear_conv.h"
 #include "cpu/tactics/native_linear_epilogue.h"
 #include "cpu/tactics/nchwc.h"
@@ -311,30 +312,6 @@ void packPixels(int mr, const float* x, const Conv2dGeom& g, const SegTables& t,
 // steps a trip (as the GEMM tile, gemm.cpp: one a trip spent ~4 scalar uops on 20 vector
 // ones): vit_small's 16x16 stride-16 patch Conv on the AVX2 kernels 0.59-0.64 -> 0.57-0.59 ms.
 
-template <int R>
-__attribute__((target("avx512f"), always_inline)) inline void stepAvx512(__m512 (&c0)[R], __m512 (&c1)[R],
-                                                                        const float* a, const float* b) {
-  const __m512 b0 = _mm512_load_ps(b), b1 = _mm512_load_ps(b + 16);
-#pragma GCC unroll 16
-  for (int r = 0; r < R; ++r) {
-    const __m512 av = _mm512_set1_ps(a[r]);
-    c0[r] = _mm512_fmadd_ps(av, b0, c0[r]);
-    c1[r] = _mm512_fmadd_ps(av, b1, c1[r]);
-  }
-}
-
-template <int R>
-__attribute__((target("avx2,fma"), always_inline)) inline void stepAvx2(__m256 (&c0)[R], __m256 (&c1)[R],
-                                                                       const float* a, const float* b) {
-  const __m256 b0 = _mm256_load_ps(b), b1 = _mm256_load_ps(b + 8);
-#pragma GCC unroll 16
-  for (int r = 0; r < R; ++r) {
-    const __m256 av = _mm256_broadcast_ss(a + r);
-    c0[r] = _mm256_fmadd_ps(av, b0, c0[r]);
-    c1[r] = _mm256_fmadd_ps(av, b1, c1[r]);
-  }
-}
-
 template <int MR, int R>
 __attribute__((target("avx512f"))) void rowsUkAvx512(int64_t kc, const float* __restrict a, const float* __restrict b,
                                                      float* c, int64_t ldc, int ncols, bool acc, const char* pf,
@@ -347,15 +324,15 @@ __attribute__((target("avx512f"))) void rowsUkAvx512(int64_t kc, const float* __
     for (; k < pfK; ++k, pf += 128) {
       _mm_prefetch(pf, _MM_HINT_T1);
       _mm_prefetch(pf + 64, _MM_HINT_T1);
-      stepAvx512<R>(c0, c1, a + k * MR, b + k * 32);
+      stepAvx512_x32<R>(c0, c1, a + k * MR, b + k * 32);
     }
   } else {
     for (; k < pfK; ++k, pf += 64) {
       _mm_prefetch(pf, _MM_HINT_T1);
-      stepAvx512<R>(c0, c1, a + k * MR, b + k * 32);
+      stepAvx512_x32<R>(c0, c1, a + k * MR, b + k * 32);
     }
   }
-  for (; k < kc; ++k) stepAvx512<R>(c0, c1, a + k * MR, b + k * 32);
+  for (; k < kc; ++k) stepAvx512_x32<R>(c0, c1, a + k * MR, b + k * 32);
   const __mmask16 m0 = ncols >= 16 ? __mmask16(0xffff) : __mmask16((1u << ncols) - 1);
   const __mmask16 m1 = ncols >= 32 ? __mmask16(0xffff) : ncols <= 16 ? __mmask16(0) : __mmask16((1u << (ncols - 16)) - 1);
 #pragma GCC unroll 16
@@ -371,7 +348,7 @@ __attribute__((target("avx512f"))) void rowsUkAvx512(int64_t kc, const float* __
 }
 
 template <int MR, int R>
-__attribute__((target("avx2,fma"))) void rowsUkAvx2(int64_t kc, const float* __restrict a, const float* __restrict b,
+__attribute__((target("avx2,fma,f16c"))) void rowsUkAvx2(int64_t kc, const float* __restrict a, const float* __restrict b,
                                                     float* c, int64_t ldc, int ncols, bool acc, const char* pf,
                                                     int64_t pfK, int pfPerK) {
   __m256 c0[R], c1[R];
@@ -382,26 +359,26 @@ __attribute__((target("avx2,fma"))) void rowsUkAvx2(int64_t kc, const float* __r
     for (; k < pfK; ++k, pf += 128) {
       _mm_prefetch(pf, _MM_HINT_T1);
       _mm_prefetch(pf + 64, _MM_HINT_T1);
-      stepAvx2<R>(c0, c1, a + k * MR, b + k * 16);
+      stepAvx2_x16<R>(c0, c1, a + k * MR, b + k * 16);
     }
   } else {
     for (; k + 4 <= pfK; k += 4, pf += 256) {
 #pragma GCC unroll 4
       for (int u = 0; u < 4; ++u) {
         _mm_prefetch(pf + 64 * u, _MM_HINT_T1);
-        stepAvx2<R>(c0, c1, a + (k + u) * MR, b + (k + u) * 16);
+        stepAvx2_x16<R>(c0, c1, a + (k + u) * MR, b + (k + u) * 16);
       }
     }
     for (; k < pfK; ++k, pf += 64) {
       _mm_prefetch(pf, _MM_HINT_T1);
-      stepAvx2<R>(c0, c1, a + k * MR, b + k * 16);
+      stepAvx2_x16<R>(c0, c1, a + k * MR, b + k * 16);
     }
   }
   for (; k + 4 <= kc; k += 4) {
 #pragma GCC unroll 4
-    for (int u = 0; u < 4; ++u) stepAvx2<R>(c0, c1, a + (k + u) * MR, b + (k + u) * 16);
+    for (int u = 0; u < 4; ++u) stepAvx2_x16<R>(c0, c1, a + (k + u) * MR, b + (k + u) * 16);
   }
-  for (; k < kc; ++k) stepAvx2<R>(c0, c1, a + k * MR, b + k * 16);
+  for (; k < kc; ++k) stepAvx2_x16<R>(c0, c1, a + k * MR, b + k * 16);
   const __m256i lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
   const __m256i m0 = _mm256_cmpgt_epi32(_mm256_set1_epi32(ncols), lanes);
   const __m256i m1 = _mm256_cmpgt_epi32(_mm256_set1_epi32(ncols - 8), lanes);
